@@ -1,0 +1,61 @@
+//! Per-interface configuration, shared with user space as `#[repr(C)]`.
+
+/// What to do with a frame the parser finds malformed.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MalformedPolicy {
+    /// Hand it to the kernel stack, which makes its own checks (the default).
+    #[default]
+    Pass = 0,
+    /// Drop it at XDP.
+    Drop = 1,
+}
+
+impl MalformedPolicy {
+    /// Decodes the byte stored in the config map; unknown values mean `Pass`
+    /// so a corrupt entry can never start dropping traffic.
+    #[inline(always)]
+    pub const fn from_u8(value: u8) -> Self {
+        match value {
+            1 => Self::Drop,
+            _ => Self::Pass,
+        }
+    }
+}
+
+/// The configuration of one attached interface (one entry, index 0, of the
+/// program's config array).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InterfaceConfig {
+    /// A [`MalformedPolicy`] as a byte.
+    pub malformed: u8,
+    /// Reserved, zero.
+    pub reserved: [u8; 7],
+}
+
+impl InterfaceConfig {
+    /// A config with the given malformed-frame policy.
+    pub const fn new(malformed: MalformedPolicy) -> Self {
+        Self { malformed: malformed as u8, reserved: [0; 7] }
+    }
+
+    /// The malformed-frame policy.
+    #[inline(always)]
+    pub const fn malformed_policy(&self) -> MalformedPolicy {
+        MalformedPolicy::from_u8(self.malformed)
+    }
+}
+
+/// How a program was attached, kept beside it (one entry of the `META` map)
+/// so that `xdpath status` can tell from the pins alone.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AttachMeta {
+    /// Wall-clock time of the attach, nanoseconds since the Unix epoch.
+    pub attached_at_ns: u64,
+    /// The interface index at attach time.
+    pub ifindex: u32,
+    /// The XDP mode: 1 native, 2 generic, 3 offload.
+    pub mode: u32,
+}

@@ -1,0 +1,240 @@
+//! Verdicts, reasons and the counter layout shared with user space.
+
+/// An XDP verdict. The discriminants are the kernel's `XDP_*` action codes.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    /// `XDP_ABORTED`: a program error. xdpath never returns it on purpose.
+    Aborted = 0,
+    /// `XDP_DROP`.
+    Drop = 1,
+    /// `XDP_PASS`: on to the kernel stack.
+    Pass = 2,
+    /// `XDP_TX`: back out of the receiving interface.
+    Tx = 3,
+    /// `XDP_REDIRECT`.
+    Redirect = 4,
+}
+
+impl Action {
+    /// Every action, in code order.
+    pub const ALL: [Action; 5] = [Self::Aborted, Self::Drop, Self::Pass, Self::Tx, Self::Redirect];
+
+    /// Decodes a kernel action code.
+    pub const fn from_u32(code: u32) -> Option<Self> {
+        match code {
+            0 => Some(Self::Aborted),
+            1 => Some(Self::Drop),
+            2 => Some(Self::Pass),
+            3 => Some(Self::Tx),
+            4 => Some(Self::Redirect),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name, as the CLI prints it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Aborted => "aborted",
+            Self::Drop => "drop",
+            Self::Pass => "pass",
+            Self::Tx => "tx",
+            Self::Redirect => "redirect",
+        }
+    }
+}
+
+/// Why a frame got its verdict: its parsed class, or the precise way it is
+/// malformed. Codes are stable: they index the counters user space reads.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    /// Not IPv4 or IPv6 (ARP, LLDP, ...).
+    NonIp = 0,
+    /// IPv4 carrying TCP.
+    Ipv4Tcp = 1,
+    /// IPv4 carrying UDP.
+    Ipv4Udp = 2,
+    /// IPv4 carrying ICMP.
+    Ipv4Icmp = 3,
+    /// IPv4 carrying anything else.
+    Ipv4Other = 4,
+    /// IPv6 carrying TCP.
+    Ipv6Tcp = 5,
+    /// IPv6 carrying UDP.
+    Ipv6Udp = 6,
+    /// IPv6 carrying ICMPv6.
+    Ipv6Icmp = 7,
+    /// IPv6 carrying anything else.
+    Ipv6Other = 8,
+
+    /// Shorter than an Ethernet header.
+    TruncatedEthernet = 16,
+    /// A VLAN tag cut short.
+    TruncatedVlan = 17,
+    /// More than two VLAN tags.
+    TooManyVlanTags = 18,
+    /// Shorter than an IPv4 header.
+    TruncatedIpv4 = 19,
+    /// EtherType IPv4 but the version field is not 4.
+    BadIpv4Version = 20,
+    /// IPv4 header length below 20 bytes or beyond the frame.
+    BadIpv4HeaderLength = 21,
+    /// IPv4 total length beyond the end of the frame.
+    Ipv4LengthBeyondFrame = 22,
+    /// IPv4 total length shorter than its own header.
+    Ipv4LengthBelowHeader = 23,
+    /// Shorter than an IPv6 header.
+    TruncatedIpv6 = 24,
+    /// EtherType IPv6 but the version field is not 6.
+    BadIpv6Version = 25,
+    /// IPv6 payload length beyond the end of the frame.
+    Ipv6LengthBeyondFrame = 26,
+    /// An IPv6 extension header cut short.
+    TruncatedIpv6Extension = 27,
+    /// More IPv6 extension headers than the walk allows.
+    TooManyIpv6Extensions = 28,
+    /// Shorter than a TCP header.
+    TruncatedTcp = 29,
+    /// TCP data offset below 5 words or beyond the IP payload.
+    BadTcpDataOffset = 30,
+    /// Shorter than a UDP header.
+    TruncatedUdp = 31,
+    /// UDP length below 8 or beyond the IP payload.
+    BadUdpLength = 32,
+    /// Shorter than an ICMP header.
+    TruncatedIcmp = 33,
+    /// Shorter than an ICMPv6 header.
+    TruncatedIcmpv6 = 34,
+    /// Headers reach beyond the deepest offset the pipeline reads.
+    HeadersTooLong = 35,
+}
+
+/// Counter slots per action; reason codes are below this.
+pub const REASON_SLOTS: u32 = 64;
+
+/// Length of the counter array: one slot per (action, reason).
+pub const COUNTER_SLOTS: u32 = Action::ALL.len() as u32 * REASON_SLOTS;
+
+impl Reason {
+    /// Every reason, in code order.
+    pub const ALL: [Reason; 29] = [
+        Self::NonIp,
+        Self::Ipv4Tcp,
+        Self::Ipv4Udp,
+        Self::Ipv4Icmp,
+        Self::Ipv4Other,
+        Self::Ipv6Tcp,
+        Self::Ipv6Udp,
+        Self::Ipv6Icmp,
+        Self::Ipv6Other,
+        Self::TruncatedEthernet,
+        Self::TruncatedVlan,
+        Self::TooManyVlanTags,
+        Self::TruncatedIpv4,
+        Self::BadIpv4Version,
+        Self::BadIpv4HeaderLength,
+        Self::Ipv4LengthBeyondFrame,
+        Self::Ipv4LengthBelowHeader,
+        Self::TruncatedIpv6,
+        Self::BadIpv6Version,
+        Self::Ipv6LengthBeyondFrame,
+        Self::TruncatedIpv6Extension,
+        Self::TooManyIpv6Extensions,
+        Self::TruncatedTcp,
+        Self::BadTcpDataOffset,
+        Self::TruncatedUdp,
+        Self::BadUdpLength,
+        Self::TruncatedIcmp,
+        Self::TruncatedIcmpv6,
+        Self::HeadersTooLong,
+    ];
+
+    /// Decodes a reason code.
+    pub fn from_u8(code: u8) -> Option<Self> {
+        Self::ALL.iter().copied().find(|reason| *reason as u8 == code)
+    }
+
+    /// True for the reasons that mark a frame malformed.
+    #[inline(always)]
+    pub const fn is_malformed(self) -> bool {
+        self as u8 >= Self::TruncatedEthernet as u8
+    }
+
+    /// Kebab-case name, as the CLI prints it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::NonIp => "non-ip",
+            Self::Ipv4Tcp => "ipv4-tcp",
+            Self::Ipv4Udp => "ipv4-udp",
+            Self::Ipv4Icmp => "ipv4-icmp",
+            Self::Ipv4Other => "ipv4-other",
+            Self::Ipv6Tcp => "ipv6-tcp",
+            Self::Ipv6Udp => "ipv6-udp",
+            Self::Ipv6Icmp => "ipv6-icmp",
+            Self::Ipv6Other => "ipv6-other",
+            Self::TruncatedEthernet => "truncated-ethernet",
+            Self::TruncatedVlan => "truncated-vlan",
+            Self::TooManyVlanTags => "too-many-vlan-tags",
+            Self::TruncatedIpv4 => "truncated-ipv4",
+            Self::BadIpv4Version => "bad-ipv4-version",
+            Self::BadIpv4HeaderLength => "bad-ipv4-header-length",
+            Self::Ipv4LengthBeyondFrame => "ipv4-length-beyond-frame",
+            Self::Ipv4LengthBelowHeader => "ipv4-length-below-header",
+            Self::TruncatedIpv6 => "truncated-ipv6",
+            Self::BadIpv6Version => "bad-ipv6-version",
+            Self::Ipv6LengthBeyondFrame => "ipv6-length-beyond-frame",
+            Self::TruncatedIpv6Extension => "truncated-ipv6-extension",
+            Self::TooManyIpv6Extensions => "too-many-ipv6-extensions",
+            Self::TruncatedTcp => "truncated-tcp",
+            Self::BadTcpDataOffset => "bad-tcp-data-offset",
+            Self::TruncatedUdp => "truncated-udp",
+            Self::BadUdpLength => "bad-udp-length",
+            Self::TruncatedIcmp => "truncated-icmp",
+            Self::TruncatedIcmpv6 => "truncated-icmpv6",
+            Self::HeadersTooLong => "headers-too-long",
+        }
+    }
+}
+
+/// Packets and bytes, one slot of the per-CPU counter array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counter {
+    /// Frames counted.
+    pub packets: u64,
+    /// Their bytes, from the start of the Ethernet header.
+    pub bytes: u64,
+}
+
+/// The counter slot of an (action, reason) pair.
+#[inline(always)]
+pub const fn counter_index(action: Action, reason: Reason) -> u32 {
+    action as u32 * REASON_SLOTS + reason as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_codes_round_trip_and_fit_the_slots() {
+        for reason in Reason::ALL {
+            assert_eq!(Reason::from_u8(reason as u8), Some(reason));
+            assert!((reason as u32) < REASON_SLOTS);
+        }
+        assert_eq!(Reason::from_u8(9), None);
+    }
+
+    #[test]
+    fn counter_indices_are_distinct_and_in_range() {
+        let mut seen = std::collections::BTreeSet::new();
+        for action in Action::ALL {
+            for reason in Reason::ALL {
+                let index = counter_index(action, reason);
+                assert!(index < COUNTER_SLOTS);
+                assert!(seen.insert(index));
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Wire formats: header layouts with named fields, read in one bounds-checked
+//! copy through [`crate::Packet::load`], then read through infallible
+//! accessors. Every multi-byte field is stored as it is on the wire
+//! (network byte order, big-endian); accessors return host order.
+//!
+//! Each header has golden byte vectors in its tests.
+
+pub mod ethernet;
+pub mod icmp;
+pub mod ipv4;
+pub mod ipv6;
+pub mod tcp;
+pub mod udp;
+
+pub use ethernet::{EthernetHeader, VlanTag};
+pub use icmp::IcmpHeader;
+pub use ipv4::Ipv4Header;
+pub use ipv6::{Ipv6ExtensionHeader, Ipv6FragmentHeader, Ipv6Header};
+pub use tcp::TcpHeader;
+pub use udp::UdpHeader;
+
+/// IP protocol numbers (one byte, no byte order).
+pub mod protocol {
+    /// IPv6 hop-by-hop options.
+    pub const HOP_BY_HOP: u8 = 0;
+    /// ICMP for IPv4.
+    pub const ICMP: u8 = 1;
+    /// IPv4 in IP (IPIP).
+    pub const IPIP: u8 = 4;
+    /// TCP.
+    pub const TCP: u8 = 6;
+    /// UDP.
+    pub const UDP: u8 = 17;
+    /// IPv6 in IP.
+    pub const IPV6: u8 = 41;
+    /// IPv6 routing header.
+    pub const ROUTING: u8 = 43;
+    /// IPv6 fragment header.
+    pub const FRAGMENT: u8 = 44;
+    /// GRE.
+    pub const GRE: u8 = 47;
+    /// Encapsulating security payload.
+    pub const ESP: u8 = 50;
+    /// Authentication header.
+    pub const AH: u8 = 51;
+    /// ICMP for IPv6.
+    pub const ICMPV6: u8 = 58;
+    /// IPv6 "no next header".
+    pub const NO_NEXT_HEADER: u8 = 59;
+    /// IPv6 destination options.
+    pub const DESTINATION_OPTIONS: u8 = 60;
+}
+
+/// Reads a big-endian `u16` from two wire bytes.
+#[inline(always)]
+pub(crate) const fn be16(bytes: [u8; 2]) -> u16 {
+    u16::from_be_bytes(bytes)
+}

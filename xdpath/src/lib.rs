@@ -1,0 +1,10 @@
+//! xdpath in user space: loading and attaching the XDP program, pinned
+//! state, the native runtimes (in memory and pcap replay), benchmarks, the
+//! demo and the network-namespace test environment.
+//!
+//! The CLI (`xdpath`) is a thin layer over this library.
+
+pub mod dataplane;
+pub mod netns;
+pub mod objects;
+pub mod stats;

@@ -1,0 +1,12 @@
+//! The eBPF objects, built by `build.rs` and embedded in the binary.
+
+/// The xdpath XDP program (`xdpath-ebpf/src/main.rs`).
+pub static XDPATH: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpath.bpf.o"));
+
+/// The empty XDP program, `return XDP_PASS` (`xdpath-ebpf/src/empty.rs`).
+pub static EMPTY: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpath-empty.bpf.o"));
+
+/// Name of the entry point in [`XDPATH`].
+pub const XDPATH_PROGRAM: &str = "xdpath";
+/// Name of the entry point in [`EMPTY`].
+pub const EMPTY_PROGRAM: &str = "xdpath_empty";
