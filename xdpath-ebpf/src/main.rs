@@ -34,15 +34,23 @@ static COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(COUNTER_SL
 /// A frame seen through the XDP context: every read is checked against
 /// `data_end` after its offset is bounded by a constant, which is what the
 /// verifier needs to accept variable offsets.
+///
+/// `length` is kept apart and read back with a volatile load: were it
+/// `end - start` in plain sight, LLVM would prove a `load` bounds check
+/// redundant after the parser's own length checks (`ip_end <= len`) and drop
+/// it, and the verifier, which tracks only the checks it sees against
+/// `data_end`, would then reject the access.
 struct XdpPacket {
     start: usize,
     end: usize,
+    length: usize,
 }
 
 impl Packet for XdpPacket {
     #[inline(always)]
     fn len(&self) -> usize {
-        self.end - self.start
+        // SAFETY: a read of our own initialised field.
+        unsafe { core::ptr::read_volatile(&self.length) }
     }
 
     #[inline(always)]
@@ -86,7 +94,8 @@ impl Tables for MapTables {
 
 #[xdp]
 pub fn xdpath(ctx: XdpContext) -> u32 {
-    let packet = XdpPacket { start: ctx.data(), end: ctx.data_end() };
+    let (start, end) = (ctx.data(), ctx.data_end());
+    let packet = XdpPacket { start, end, length: end - start };
     pipeline::process(&packet, &mut MapTables).action as u32
 }
 

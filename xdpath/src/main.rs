@@ -1,1 +1,213 @@
-fn main() {}
+//! `xdpath`: attach the data path, read its counters, replay captures,
+//! benchmark, and run the demo. Every command that prints takes `--json`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use xdpath::dataplane::{self, ModeChoice};
+use xdpath::{bench, demo, replay, stats};
+use xdpath_core::{InterfaceConfig, MalformedPolicy};
+
+#[derive(Parser)]
+#[command(name = "xdpath", version, about = "A programmable XDP data path", long_about = None)]
+struct Cli {
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Malformed {
+    /// Pass malformed frames to the kernel stack (default).
+    Pass,
+    /// Drop malformed frames at XDP.
+    Drop,
+}
+
+impl From<Malformed> for MalformedPolicy {
+    fn from(value: Malformed) -> Self {
+        match value {
+            Malformed::Pass => MalformedPolicy::Pass,
+            Malformed::Drop => MalformedPolicy::Drop,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Attach xdpath to an interface (state is pinned under /sys/fs/bpf/xdpath).
+    Attach {
+        /// The interface.
+        interface: String,
+        /// XDP mode: auto tries native, then generic.
+        #[arg(long, value_enum, default_value = "auto")]
+        mode: ModeChoice,
+        /// What to do with malformed frames.
+        #[arg(long, value_enum, default_value = "pass")]
+        malformed: Malformed,
+    },
+    /// Detach xdpath from an interface and remove its pins.
+    Detach {
+        /// The interface.
+        interface: String,
+    },
+    /// Show the interfaces xdpath is attached to in this network namespace.
+    Status,
+    /// Show counters per verdict and reason.
+    Stats {
+        /// Only this interface (default: every attached interface).
+        interface: Option<String>,
+    },
+    /// Run the pipeline natively over a pcap capture.
+    Replay {
+        /// The capture (pcap, either byte order, micro- or nanosecond).
+        file: PathBuf,
+        /// Write the frames the pipeline passes to this pcap file.
+        #[arg(long, value_name = "OUT.pcap")]
+        write_pass: Option<PathBuf>,
+        /// What to do with malformed frames.
+        #[arg(long, value_enum, default_value = "pass")]
+        malformed: Malformed,
+    },
+    /// Measure ns/packet in the kernel (BPF_PROG_TEST_RUN) beside an empty
+    /// program and xdp-filter, and packets/s of the native build.
+    Bench(bench::BenchOptions),
+    /// Build a two-namespace test bed, attach, send mixed traffic, print the
+    /// counters, and remove everything.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            if cli.json {
+                println!("{}", serde_json::json!({ "error": error.to_string() }));
+            }
+            eprintln!("xdpath: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    match &cli.command {
+        Command::Attach { interface, mode, malformed } => {
+            let attached = dataplane::attach(interface, *mode, InterfaceConfig::new((*malformed).into()))?;
+            if cli.json {
+                print_json(&serde_json::json!({ "interface": interface, "mode": attached }))?;
+            } else {
+                println!("attached to {interface} in {} mode", attached.name());
+            }
+        }
+        Command::Detach { interface } => {
+            dataplane::detach(interface)?;
+            if cli.json {
+                print_json(&serde_json::json!({ "interface": interface, "detached": true }))?;
+            } else {
+                println!("detached from {interface}");
+            }
+        }
+        Command::Status => {
+            let statuses = dataplane::attached_interfaces()?
+                .iter()
+                .map(|name| dataplane::status(name))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            if cli.json {
+                print_json(&statuses)?;
+            } else if statuses.is_empty() {
+                println!("xdpath is not attached to any interface in this network namespace");
+            } else {
+                println!("{:<16} {:<8} {:>8} {:<18} {:<10} {:<20} {}", "INTERFACE", "MODE", "PROG_ID", "TAG", "MALFORMED", "ATTACHED", "STATE");
+                for status in &statuses {
+                    println!(
+                        "{:<16} {:<8} {:>8} {:<18} {:<10} {:<20} {}",
+                        status.interface,
+                        status.mode.map_or("?", |mode| mode.name()),
+                        status.program_id.map_or("?".into(), |id| id.to_string()),
+                        status.program_tag.as_deref().unwrap_or("?"),
+                        status.malformed,
+                        status.attached_since.map_or("?".into(), format_time),
+                        if status.healthy { "attached" } else { "interface gone (run detach to clean up)" },
+                    );
+                }
+            }
+        }
+        Command::Stats { interface } => {
+            let names = match interface {
+                Some(name) => vec![name.clone()],
+                None => dataplane::attached_interfaces()?,
+            };
+            let mut report = Vec::new();
+            for name in names {
+                let counters = dataplane::interface_counters(&name)?;
+                report.push((name, stats::rows(&counters)));
+            }
+            if cli.json {
+                let value: Vec<_> = report
+                    .iter()
+                    .map(|(name, rows)| serde_json::json!({ "interface": name, "counters": rows }))
+                    .collect();
+                print_json(&value)?;
+            } else if report.is_empty() {
+                println!("xdpath is not attached to any interface in this network namespace");
+            } else {
+                for (name, rows) in &report {
+                    println!("{name}:");
+                    stats::print_table(rows);
+                }
+            }
+        }
+        Command::Replay { file, write_pass, malformed } => {
+            let report = replay::run(file, write_pass.as_deref(), InterfaceConfig::new((*malformed).into()))?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                report.print();
+            }
+        }
+        Command::Bench(options) => {
+            let report = bench::run(options)?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                report.print();
+            }
+        }
+        Command::Demo => demo::run(cli.json)?,
+    }
+    Ok(())
+}
+
+fn format_time(seconds: u64) -> String {
+    // UTC, without a date crate: days since the epoch → civil date.
+    let days = (seconds / 86_400) as i64;
+    let rest = seconds % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rest / 3600, rest / 60 % 60, rest % 60)
+}
+
+/// Howard Hinnant's days-to-civil algorithm (public domain description).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
