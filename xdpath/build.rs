@@ -59,7 +59,17 @@ fn main() {
         .env("RUSTC_BOOTSTRAP", "1")
         .env(
             "CARGO_ENCODED_RUSTFLAGS",
-            ["-C", "debuginfo=2", "-C", "link-arg=--btf", "--cfg=bpf_target_arch=\"x86_64\""]
+            [
+                "-C",
+                "debuginfo=2",
+                "-C",
+                "link-arg=--btf",
+                "-C",
+                "target-cpu=v3",
+                "-C",
+                "target-feature=+allows-misaligned-mem-access",
+                "--cfg=bpf_target_arch=\"x86_64\"",
+            ]
                 .join("\x1f"),
         );
     let status = command.status().expect("run the nested cargo build of xdpath-ebpf");

@@ -1,17 +1,353 @@
-//! Placeholder: replaced by the replay implementation.
-use std::path::Path;
-use xdpath_core::InterfaceConfig;
+//! `xdpath replay`: the native pipeline over every frame of a pcap capture.
+//!
+//! Each record's captured bytes are one frame for
+//! [`xdpath_core::pipeline::process`] with [`NativeTables`]; the report
+//! holds the counters the kernel would have. With `--write-pass`, the frames
+//! the pipeline passes are written to a new capture with their original
+//! timestamps, in the input's timestamp precision.
+//!
+//! A capture the reader rejects, at its header or at any record, fails the
+//! whole replay: the error names the record, and no output file is left
+//! behind (it is written under a temporary name in the same directory and
+//! renamed into place only once the input has been read to its end).
 
-/// What a replay found.
-#[derive(Debug, serde::Serialize)]
-pub struct ReplayReport {}
+use std::fs::{self, File};
+use std::io::{self, BufWriter, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-impl ReplayReport {
-    /// Prints the report.
-    pub fn print(&self) {}
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use xdpath_core::{pipeline, Action, InterfaceConfig, MalformedPolicy, NativeTables, SlicePacket};
+
+use crate::pcap::{PcapError, PcapReader, PcapWriter, Precision};
+use crate::stats::{self, CounterRow};
+
+/// Captures larger than this get a progress bar (when stderr is a terminal).
+pub const PROGRESS_THRESHOLD: u64 = 8 << 20;
+
+/// Why a replay failed.
+///
+/// # Examples
+///
+/// ```
+/// use std::path::Path;
+/// use xdpath::replay::{self, ReplayError};
+/// use xdpath_core::InterfaceConfig;
+/// let error = replay::run(Path::new("/nonexistent.pcap"), None, InterfaceConfig::default()).unwrap_err();
+/// assert!(matches!(error, ReplayError::Open { .. }));
+/// assert!(error.to_string().starts_with("cannot open /nonexistent.pcap: "));
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The capture could not be opened.
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        /// The capture.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The capture is not one the reader takes, or is corrupt at a record.
+    #[error("{}: {source}", path.display())]
+    Capture {
+        /// The capture.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: PcapError,
+    },
+    /// The output could not be created or written.
+    #[error("cannot write {}: {source}", path.display())]
+    Output {
+        /// The output file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
 }
 
-/// Replays a capture.
-pub fn run(_path: &Path, _write_pass: Option<&Path>, _config: InterfaceConfig) -> Result<ReplayReport, std::io::Error> {
-    Err(std::io::Error::other("replay: not built yet"))
+/// The `--write-pass` output.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Written {
+    /// The file written.
+    pub path: PathBuf,
+    /// Frames in it.
+    pub packets: u64,
+    /// Its timestamp precision (that of the input).
+    pub precision: Precision,
+}
+
+/// What a replay found.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::path::Path;
+/// use xdpath_core::InterfaceConfig;
+/// let report = xdpath::replay::run(Path::new("capture.pcap"), None, InterfaceConfig::default())?;
+/// println!("{} packets, {} passed", report.packets, report.passed);
+/// # Ok::<(), xdpath::replay::ReplayError>(())
+/// ```
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReplayReport {
+    /// The capture.
+    pub file: PathBuf,
+    /// `pass` or `drop`: what happened to malformed frames.
+    pub malformed: &'static str,
+    /// The capture's timestamp precision.
+    pub precision: Precision,
+    /// Frames processed (every record of the file).
+    pub packets: u64,
+    /// Their captured bytes: what the pipeline saw.
+    pub bytes: u64,
+    /// Records with fewer bytes captured than were on the wire (the
+    /// pipeline sees the captured bytes only).
+    pub truncated_records: u64,
+    /// Records that claimed more bytes than the capture's snapshot length
+    /// and were cut to it (as libpcap does); they count as truncated too.
+    pub clipped_records: u64,
+    /// Wall time of the replay, reading included.
+    pub elapsed_seconds: f64,
+    /// `packets / elapsed_seconds`.
+    pub packets_per_second: f64,
+    /// The non-zero (verdict, reason) counters.
+    pub counters: Vec<CounterRow>,
+    /// Frames passed.
+    pub passed: u64,
+    /// Frames dropped.
+    pub dropped: u64,
+    /// The `--write-pass` output, if asked for.
+    pub written: Option<Written>,
+}
+
+impl ReplayReport {
+    /// Prints the report for people.
+    pub fn print(&self) {
+        println!("replayed {}", self.file.display());
+        println!(
+            "  {} packets, {} bytes ({} pcap, malformed frames: {})",
+            self.packets,
+            self.bytes,
+            self.precision.name(),
+            self.malformed
+        );
+        if self.truncated_records > 0 {
+            let clipped = if self.clipped_records > 0 {
+                format!(
+                    ", {} of them cut to the snapshot length",
+                    self.clipped_records
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "  {} records captured short of their length on the wire{clipped}",
+                self.truncated_records
+            );
+        }
+        println!(
+            "  {:.3} s, {:.0} packets/s; passed {}, dropped {}",
+            self.elapsed_seconds, self.packets_per_second, self.passed, self.dropped
+        );
+        if let Some(written) = &self.written {
+            println!(
+                "  wrote {} passed frames to {}",
+                written.packets,
+                written.path.display()
+            );
+        }
+        println!();
+        stats::print_table(&self.counters);
+    }
+}
+
+/// Replays the capture at `path` through the native pipeline with `config`;
+/// with `write_pass`, writes the passed frames there.
+pub fn run(
+    path: &Path,
+    write_pass: Option<&Path>,
+    config: InterfaceConfig,
+) -> Result<ReplayReport, ReplayError> {
+    let started = Instant::now();
+    let file = File::open(path).map_err(|source| ReplayError::Open {
+        path: path.into(),
+        source,
+    })?;
+    let file_size = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+    let capture_error = |source: PcapError| ReplayError::Capture {
+        path: path.into(),
+        source,
+    };
+    let mut reader =
+        PcapReader::new(io::BufReader::with_capacity(1 << 16, file)).map_err(capture_error)?;
+    let precision = reader.header().precision;
+
+    let mut output = match write_pass {
+        Some(destination) => Some(PendingOutput::create(destination, precision)?),
+        None => None,
+    };
+    let progress = progress_bar(file_size);
+    let mut tables = NativeTables::new(config);
+    let (mut packets, mut bytes) = (0u64, 0u64);
+    let result = (|| {
+        while let Some(record) = reader.next() {
+            let record = record.map_err(capture_error)?;
+            let outcome = pipeline::process(&SlicePacket::new(&record.data), &mut tables);
+            packets += 1;
+            bytes += record.data.len() as u64;
+            if outcome.action == Action::Pass {
+                if let Some(output) = output.as_mut() {
+                    output.write(&record)?;
+                }
+            }
+            if let Some(progress) = &progress {
+                if packets % 4096 == 0 {
+                    progress.set_position(reader.position());
+                }
+            }
+        }
+        Ok(())
+    })();
+    if let Some(progress) = &progress {
+        progress.finish_and_clear();
+    }
+    let written = match (result, output) {
+        (Ok(()), Some(output)) => Some(output.commit()?),
+        (Ok(()), None) => None,
+        (Err(error), Some(output)) => {
+            output.abandon();
+            return Err(error);
+        }
+        (Err(error), None) => return Err(error),
+    };
+
+    let elapsed = started.elapsed();
+    let counters = tables.counters();
+    Ok(ReplayReport {
+        file: path.into(),
+        malformed: match config.malformed_policy() {
+            MalformedPolicy::Pass => "pass",
+            MalformedPolicy::Drop => "drop",
+        },
+        precision,
+        packets,
+        bytes,
+        truncated_records: reader.truncated_records(),
+        clipped_records: reader.clipped_records(),
+        elapsed_seconds: elapsed.as_secs_f64(),
+        packets_per_second: rate(packets, elapsed),
+        counters: stats::rows(counters),
+        passed: stats::total(counters, Action::Pass),
+        dropped: stats::total(counters, Action::Drop),
+        written,
+    })
+}
+
+fn rate(packets: u64, elapsed: Duration) -> f64 {
+    let seconds = elapsed.as_secs_f64();
+    if seconds > 0.0 {
+        packets as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+/// A progress bar on stderr, for big captures when stderr is a terminal.
+fn progress_bar(file_size: u64) -> Option<ProgressBar> {
+    if file_size <= PROGRESS_THRESHOLD || !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(Some(file_size), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "replay {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// The `--write-pass` file while it is being written: a temporary file in
+/// the destination's directory, renamed into place by [`Self::commit`].
+struct PendingOutput {
+    destination: PathBuf,
+    temporary: PathBuf,
+    writer: PcapWriter<BufWriter<File>>,
+}
+
+impl PendingOutput {
+    fn create(destination: &Path, precision: Precision) -> Result<Self, ReplayError> {
+        let output_error = |source| ReplayError::Output {
+            path: destination.into(),
+            source,
+        };
+        let name = destination.file_name().ok_or_else(|| {
+            output_error(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a file name",
+            ))
+        })?;
+        let mut temporary_name = std::ffi::OsString::from(".");
+        temporary_name.push(name);
+        temporary_name.push(format!(".{}.tmp", std::process::id()));
+        let temporary = destination.with_file_name(temporary_name);
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temporary)
+            .map_err(output_error)?;
+        match PcapWriter::new(BufWriter::new(file), precision) {
+            Ok(writer) => Ok(Self {
+                destination: destination.into(),
+                temporary,
+                writer,
+            }),
+            Err(source) => {
+                let _ = fs::remove_file(&temporary);
+                Err(output_error(source))
+            }
+        }
+    }
+
+    fn write(&mut self, record: &crate::pcap::Record) -> Result<(), ReplayError> {
+        self.writer
+            .write_record(record)
+            .map_err(|source| ReplayError::Output {
+                path: self.destination.clone(),
+                source,
+            })
+    }
+
+    fn commit(self) -> Result<Written, ReplayError> {
+        let Self {
+            destination,
+            temporary,
+            writer,
+        } = self;
+        let packets = writer.records();
+        let precision = writer.precision();
+        let finished = (|| {
+            let file = writer
+                .finish()?
+                .into_inner()
+                .map_err(io::IntoInnerError::into_error)?;
+            file.sync_all()?;
+            fs::rename(&temporary, &destination)
+        })();
+        if let Err(source) = finished {
+            let _ = fs::remove_file(&temporary);
+            return Err(ReplayError::Output {
+                path: destination,
+                source,
+            });
+        }
+        Ok(Written {
+            path: destination,
+            packets,
+            precision,
+        })
+    }
+
+    fn abandon(self) {
+        drop(self.writer);
+        let _ = fs::remove_file(&self.temporary);
+    }
 }

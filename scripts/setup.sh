@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Idempotent set-up for building and testing xdpath on a Debian 12 machine,
+# as root. Costs a second or two when everything is in place.
+#
+# - Debian's rustc 1.96 with a prebuilt `core` for bpfel-unknown-none (there
+#   is no rust-src for the rustup toolchains, so -Z build-std is out), LLVM 22
+#   for bpf-linker, and the tools the tests and benchmarks drive;
+# - bpf-linker 0.13.0 built against LLVM 22;
+# - bpffs mounted at /sys/fs/bpf.
+set -euo pipefail
+
+packages=(
+  rustc-web libstd-rust-web-dev-bpf llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev
+  xdp-tools bpftool iproute2 iputils-ping tcpdump tshark hping3 python3-scapy
+  nginx curl iperf3 ethtool
+)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+fi
+
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! bpf-linker --version 2>/dev/null | grep -q "0.13.0"; then
+  echo "setup: building bpf-linker 0.13.0 against LLVM 22" >&2
+  LLVM_PREFIX=/usr/lib/llvm-22 PATH="/usr/lib/llvm-22/bin:$PATH" \
+    cargo install --locked bpf-linker --version 0.13.0 --no-default-features --features llvm-22 >&2
+fi
+
+if ! mountpoint -q /sys/fs/bpf; then
+  mount -t bpf bpf /sys/fs/bpf
+fi

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The tests: set up, then every test of the workspace (unit, property,
+# fixture tables through BPF_PROG_TEST_RUN, the tcpdump corpus through both
+# builds, end-to-end in network namespaces, CLI errors). Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+cargo build --release --quiet
+cargo test --release --workspace --exclude xdpath-ebpf 2>&1
