@@ -78,11 +78,12 @@ pub enum Reason {
     TruncatedIpv4 = 19,
     /// EtherType IPv4 but the version field is not 4.
     BadIpv4Version = 20,
-    /// IPv4 header length below 20 bytes or beyond the frame.
+    /// IPv4 header length (IHL) below 20 bytes.
     BadIpv4HeaderLength = 21,
     /// IPv4 total length beyond the end of the frame.
     Ipv4LengthBeyondFrame = 22,
-    /// IPv4 total length shorter than its own header.
+    /// IPv4 total length shorter than its own header (IHL), which also
+    /// covers an IHL reaching past the packet.
     Ipv4LengthBelowHeader = 23,
     /// Shorter than an IPv6 header.
     TruncatedIpv6 = 24,

@@ -38,11 +38,21 @@ pub struct BenchOptions {
     /// The xdp-filter object to run as the peer.
     #[arg(long, default_value = XDP_FILTER_OBJECT)]
     pub peer: PathBuf,
+    /// Measure this build of the xdpath object instead of the embedded one
+    /// (to compare two builds of the program in one run).
+    #[arg(long, value_name = "OBJECT")]
+    pub object: Option<PathBuf>,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        Self { repeat: 1_000_000, trials: 5, native_packets: 50_000_000, peer: XDP_FILTER_OBJECT.into() }
+        Self {
+            repeat: 1_000_000,
+            trials: 5,
+            native_packets: 50_000_000,
+            peer: XDP_FILTER_OBJECT.into(),
+            object: None,
+        }
     }
 }
 
@@ -55,7 +65,7 @@ pub enum BenchError {
         /// Which program.
         program: String,
         /// Why.
-        source: DataplaneError,
+        source: Box<DataplaneError>,
     },
     /// Bad options.
     #[error("{0}")]
@@ -119,7 +129,12 @@ impl BenchReport {
         println!();
         println!(
             "{:<28} {:>10} {:>9} {:>14} {:>16} {:>9}",
-            "KERNEL (BPF_PROG_TEST_RUN)", "ns/packet", "vs empty", "vs xdp-filter", "kernel-reported", "vs empty"
+            "KERNEL (BPF_PROG_TEST_RUN)",
+            "ns/packet",
+            "vs empty",
+            "vs xdp-filter",
+            "kernel-reported",
+            "vs empty"
         );
         for result in &self.kernel {
             println!(
@@ -127,17 +142,21 @@ impl BenchReport {
                 result.program,
                 result.ns_per_packet,
                 result.ratio_to_empty,
-                result.ratio_to_xdp_filter.map_or("-".into(), |ratio| format!("{ratio:.2}x")),
+                result
+                    .ratio_to_xdp_filter
+                    .map_or("-".into(), |ratio| format!("{ratio:.2}x")),
                 result.kernel_reported_ns,
                 result.kernel_reported_ratio_to_empty,
             );
         }
-        println!("packets/s (wall-clock): {}", self
-            .kernel
-            .iter()
-            .map(|result| format!("{} {:.1} Mpps", result.program, 1e3 / result.ns_per_packet))
-            .collect::<Vec<_>>()
-            .join("; "));
+        println!(
+            "packets/s (wall-clock): {}",
+            self.kernel
+                .iter()
+                .map(|result| format!("{} {:.1} Mpps", result.program, 1e3 / result.ns_per_packet))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
         if let Some(reason) = &self.peer_skipped {
             println!("xdp-filter peer skipped: {reason}");
         }
@@ -153,20 +172,59 @@ impl BenchReport {
 pub fn packet_mix() -> Vec<(String, Vec<u8>)> {
     let v4 = Network::V4([192, 0, 2, 1], [198, 51, 100, 2]);
     let v6 = Network::V6(doc_v6(1), doc_v6(2));
-    let syn = Transport::Tcp { source_port: 40000, destination_port: 80, flags: FLAG_SYN };
-    let ack = Transport::Tcp { source_port: 40000, destination_port: 443, flags: FLAG_ACK };
-    let udp = Transport::Udp { source_port: 5353, destination_port: 53 };
+    let syn = Transport::Tcp {
+        source_port: 40000,
+        destination_port: 80,
+        flags: FLAG_SYN,
+    };
+    let ack = Transport::Tcp {
+        source_port: 40000,
+        destination_port: 443,
+        flags: FLAG_ACK,
+    };
+    let udp = Transport::Udp {
+        source_port: 5353,
+        destination_port: 53,
+    };
     let mut truncated = FrameSpec::new(v4, udp.clone()).build();
     truncated.truncate(14 + 12);
     vec![
-        ("ipv4-tcp-syn".into(), FrameSpec::new(v4, syn.clone()).build()),
-        ("ipv4-tcp-ack-1400B".into(), FrameSpec::new(v4, ack.clone()).with_payload(&[0xab; 1400]).build()),
-        ("ipv4-udp".into(), FrameSpec::new(v4, udp.clone()).with_payload(&[0; 64]).build()),
-        ("ipv4-icmp-echo".into(), FrameSpec::new(v4, Transport::EchoRequest).build()),
-        ("ipv6-tcp-syn".into(), FrameSpec::new(v6, syn.clone()).build()),
-        ("ipv6-udp".into(), FrameSpec::new(v6, udp).with_payload(&[0; 64]).build()),
-        ("vlan-ipv4-tcp".into(), FrameSpec::new(v4, ack).with_vlans(&[100]).build()),
-        ("qinq-ipv6-tcp".into(), FrameSpec::new(v6, syn).with_vlans(&[10, 20]).build()),
+        (
+            "ipv4-tcp-syn".into(),
+            FrameSpec::new(v4, syn.clone()).build(),
+        ),
+        (
+            "ipv4-tcp-ack-1400B".into(),
+            FrameSpec::new(v4, ack.clone())
+                .with_payload(&[0xab; 1400])
+                .build(),
+        ),
+        (
+            "ipv4-udp".into(),
+            FrameSpec::new(v4, udp.clone())
+                .with_payload(&[0; 64])
+                .build(),
+        ),
+        (
+            "ipv4-icmp-echo".into(),
+            FrameSpec::new(v4, Transport::EchoRequest).build(),
+        ),
+        (
+            "ipv6-tcp-syn".into(),
+            FrameSpec::new(v6, syn.clone()).build(),
+        ),
+        (
+            "ipv6-udp".into(),
+            FrameSpec::new(v6, udp).with_payload(&[0; 64]).build(),
+        ),
+        (
+            "vlan-ipv4-tcp".into(),
+            FrameSpec::new(v4, ack).with_vlans(&[100]).build(),
+        ),
+        (
+            "qinq-ipv6-tcp".into(),
+            FrameSpec::new(v6, syn).with_vlans(&[10, 20]).build(),
+        ),
         ("truncated-ipv4".into(), truncated),
     ]
 }
@@ -211,15 +269,24 @@ fn mean(values: &[f64]) -> f64 {
 /// Runs the benchmark.
 pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     if options.repeat == 0 || options.trials == 0 {
-        return Err(BenchError::Options("--repeat and --trials must be at least 1".into()));
+        return Err(BenchError::Options(
+            "--repeat and --trials must be at least 1".into(),
+        ));
     }
     let mix = packet_mix();
     let wrap = |program: &str| {
         let program = program.to_string();
-        move |source| BenchError::Program { program, source }
+        move |source| BenchError::Program {
+            program,
+            source: Box::new(source),
+        }
     };
 
-    let mut xdpath = LoadedProgram::load(InterfaceConfig::default()).map_err(wrap("xdpath"))?;
+    let mut xdpath = match &options.object {
+        Some(path) => LoadedProgram::load_file(path, crate::objects::XDPATH_PROGRAM),
+        None => LoadedProgram::load(InterfaceConfig::default()),
+    }
+    .map_err(wrap("xdpath"))?;
     let mut empty = LoadedProgram::load_empty().map_err(wrap("empty"))?;
     let peer = LoadedProgram::load_file(&options.peer, "xdpfilt_alw_all");
     let (mut peer, peer_skipped) = match peer {
@@ -241,8 +308,11 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     let per_frame = |trials: &Vec<Vec<(f64, f64)>>, pick: fn(&(f64, f64)) -> f64| -> Vec<f64> {
         (0..mix.len())
             .map(|frame| {
-                let mut values: Vec<f64> =
-                    trials.iter().filter_map(|trial| trial.get(frame)).map(pick).collect();
+                let mut values: Vec<f64> = trials
+                    .iter()
+                    .filter_map(|trial| trial.get(frame))
+                    .map(pick)
+                    .collect();
                 median(&mut values)
             })
             .collect()
@@ -267,7 +337,10 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
             kernel_reported_ratio_to_empty: kernel_reported / empty_reported,
         }
     };
-    let mut kernel = vec![result("xdpath (parse+count)", &samples[0]), result("empty (XDP_PASS)", &samples[1])];
+    let mut kernel = vec![
+        result("xdpath (parse+count)", &samples[0]),
+        result("empty (XDP_PASS)", &samples[1]),
+    ];
     if peer_ran {
         kernel.push(result("xdp-filter xdpfilt_alw_all", &samples[2]));
     }
@@ -319,6 +392,8 @@ fn machine_description() -> String {
                 .map(|model| model.trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     format!("Linux {}, {cpu}, {cores} cores", kernel.trim())
 }

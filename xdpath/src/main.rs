@@ -103,8 +103,13 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 
 fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
-        Command::Attach { interface, mode, malformed } => {
-            let attached = dataplane::attach(interface, *mode, InterfaceConfig::new((*malformed).into()))?;
+        Command::Attach {
+            interface,
+            mode,
+            malformed,
+        } => {
+            let attached =
+                dataplane::attach(interface, *mode, InterfaceConfig::new((*malformed).into()))?;
             if cli.json {
                 print_json(&serde_json::json!({ "interface": interface, "mode": attached }))?;
             } else {
@@ -129,7 +134,10 @@ fn run(cli: &Cli) -> Result<()> {
             } else if statuses.is_empty() {
                 println!("xdpath is not attached to any interface in this network namespace");
             } else {
-                println!("{:<16} {:<8} {:>8} {:<18} {:<10} {:<20} {}", "INTERFACE", "MODE", "PROG_ID", "TAG", "MALFORMED", "ATTACHED", "STATE");
+                println!(
+                    "{:<16} {:<8} {:>8} {:<18} {:<10} {:<20} STATE",
+                    "INTERFACE", "MODE", "PROG_ID", "TAG", "MALFORMED", "ATTACHED"
+                );
                 for status in &statuses {
                     println!(
                         "{:<16} {:<8} {:>8} {:<18} {:<10} {:<20} {}",
@@ -139,7 +147,11 @@ fn run(cli: &Cli) -> Result<()> {
                         status.program_tag.as_deref().unwrap_or("?"),
                         status.malformed,
                         status.attached_since.map_or("?".into(), format_time),
-                        if status.healthy { "attached" } else { "interface gone (run detach to clean up)" },
+                        if status.healthy {
+                            "attached"
+                        } else {
+                            "interface gone (run detach to clean up)"
+                        },
                     );
                 }
             }
@@ -169,8 +181,16 @@ fn run(cli: &Cli) -> Result<()> {
                 }
             }
         }
-        Command::Replay { file, write_pass, malformed } => {
-            let report = replay::run(file, write_pass.as_deref(), InterfaceConfig::new((*malformed).into()))?;
+        Command::Replay {
+            file,
+            write_pass,
+            malformed,
+        } => {
+            let report = replay::run(
+                file,
+                write_pass.as_deref(),
+                InterfaceConfig::new((*malformed).into()),
+            )?;
             if cli.json {
                 print_json(&report)?;
             } else {
@@ -195,7 +215,12 @@ fn format_time(seconds: u64) -> String {
     let days = (seconds / 86_400) as i64;
     let rest = seconds % 86_400;
     let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rest / 3600, rest / 60 % 60, rest % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
 }
 
 /// Howard Hinnant's days-to-civil algorithm (public domain description).

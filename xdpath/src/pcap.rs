@@ -76,7 +76,7 @@ pub enum PcapError {
         length: usize,
     },
     /// A pcap version other than 2.x.
-    #[error("unsupported pcap version {major}.{minor}: only version 2.4 is supported")]
+    #[error("unsupported pcap version {major}.{minor}: only pcap version 2.x is supported")]
     UnsupportedVersion {
         /// Major version.
         major: u16,
@@ -93,11 +93,7 @@ pub enum PcapError {
         link_type: u32,
     },
     /// The file ends inside a record header or a record's data.
-    #[error(
-        "record {record} at byte offset {offset} is cut off: the file ends {} short ({} before it read)",
-        count(*missing, "byte"),
-        count(record - 1, "record")
-    )]
+    #[error("{}", truncated_record_message(*record, *offset, *missing))]
     TruncatedRecord {
         /// The record's number, counting from 1.
         record: u64,
@@ -136,6 +132,18 @@ fn count(number: u64, noun: &str) -> String {
     } else {
         format!("{number} {noun}s")
     }
+}
+
+fn truncated_record_message(record: u64, offset: u64, missing: u64) -> String {
+    let intact = match record {
+        0 | 1 => String::new(),
+        2 => "; record 1 before it is intact".to_string(),
+        _ => format!("; the {} records before it are intact", record - 1),
+    };
+    format!(
+        "record {record} at byte offset {offset} is cut off: the file ends {} early{intact}",
+        count(missing, "byte")
+    )
 }
 
 fn truncated_header_message(length: usize) -> String {
@@ -364,6 +372,7 @@ impl Record {
 /// assert_eq!((records[0].data.len(), records[0].original_len), (60, 64));
 /// assert!(records[0].is_truncated());
 /// ```
+#[derive(Debug)]
 pub struct PcapReader<R> {
     input: R,
     header: FileHeader,
@@ -587,6 +596,7 @@ fn read_full(input: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
 /// assert_eq!(&bytes[..4], &[0x4d, 0x3c, 0xb2, 0xa1]);
 /// assert_eq!(bytes.len(), 24 + 16 + 3);
 /// ```
+#[derive(Debug)]
 pub struct PcapWriter<W: Write> {
     output: W,
     precision: Precision,
@@ -820,7 +830,7 @@ mod tests {
         );
         assert_eq!(
             error.to_string(),
-            "record 2 at byte offset 43 is cut off: the file ends 1 byte short (1 record before it read)"
+            "record 2 at byte offset 43 is cut off: the file ends 1 byte early; record 1 before it is intact"
         );
     }
 
@@ -843,25 +853,23 @@ mod tests {
     fn bad_magic_is_not_pcap() {
         let mut bytes = TINY_LE;
         bytes[0..4].copy_from_slice(&[0x0a, 0x0d, 0x0d, 0x0a]);
-        let error = PcapReader::new(&bytes[..]).err().expect("rejected");
+        let error = PcapReader::new(&bytes[..]).expect_err("rejected");
         assert!(matches!(error, PcapError::NotPcap { magic: 0x0a0d_0d0a }));
         assert!(error
             .to_string()
             .starts_with("not a pcap file (magic 0x0a0d0d0a)"));
-        let error = PcapReader::new(&b"hello, world\n"[..])
-            .err()
-            .expect("rejected");
+        let error = PcapReader::new(&b"hello, world\n"[..]).expect_err("rejected");
         assert!(matches!(error, PcapError::NotPcap { magic: 0x6865_6c6c }));
     }
 
     #[test]
     fn short_files_are_rejected() {
-        let error = PcapReader::new(&[][..]).err().expect("rejected");
+        let error = PcapReader::new(&[][..]).expect_err("rejected");
         assert!(matches!(error, PcapError::TruncatedHeader { length: 0 }));
         assert_eq!(error.to_string(), "empty file: not a pcap capture");
-        let error = PcapReader::new(&TINY_LE[..10]).err().expect("rejected");
+        let error = PcapReader::new(&TINY_LE[..10]).expect_err("rejected");
         assert!(matches!(error, PcapError::TruncatedHeader { length: 10 }));
-        let error = PcapReader::new(&[1, 2][..]).err().expect("rejected");
+        let error = PcapReader::new(&[1, 2][..]).expect_err("rejected");
         assert!(matches!(error, PcapError::TruncatedHeader { length: 2 }));
     }
 
@@ -875,7 +883,7 @@ mod tests {
     fn wrong_link_type_is_named() {
         let mut bytes = TINY_LE;
         bytes[20..24].copy_from_slice(&113u32.to_le_bytes());
-        let error = PcapReader::new(&bytes[..]).err().expect("rejected");
+        let error = PcapReader::new(&bytes[..]).expect_err("rejected");
         assert!(matches!(
             error,
             PcapError::UnsupportedLinkType { link_type: 113 }
