@@ -205,8 +205,10 @@ fn fill_l4_checksum(l4: &mut [u8], number: u8, pseudo: &[u8]) {
         protocol::UDP => 6,
         protocol::ICMPV6 => 2,
         protocol::ICMP => {
-            let checksum = internet_checksum(&[l4]);
-            l4[2..4].copy_from_slice(&checksum.to_be_bytes());
+            if l4.len() >= 4 {
+                let checksum = internet_checksum(&[l4]);
+                l4[2..4].copy_from_slice(&checksum.to_be_bytes());
+            }
             return;
         }
         _ => return,

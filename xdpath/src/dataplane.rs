@@ -61,7 +61,11 @@ pub enum DataplaneError {
         name: String,
     },
     /// The requested mode is not available on the device.
-    #[error("{name} cannot run XDP in {mode} mode: {source}")]
+    #[error(
+        "{name} cannot run XDP in {mode} mode: {}{}",
+        error_chain(source),
+        mode_hint(mode)
+    )]
     ModeUnsupported {
         /// The interface.
         name: String,
@@ -103,6 +107,32 @@ pub enum DataplaneError {
     /// A test run failed.
     #[error("BPF_PROG_TEST_RUN failed: {0}")]
     TestRun(#[source] aya::programs::ProgramError),
+}
+
+/// An error and its causes, `: `-separated. aya's own text can be as bare
+/// as `netlink error: []`, with the kernel's answer only in the source.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(error);
+    while let Some(error) = current {
+        let text = error.to_string();
+        if !text.is_empty() && text != "netlink error: []" && !parts.contains(&text) {
+            parts.push(text);
+        }
+        current = error.source();
+    }
+    parts.join(": ")
+}
+
+/// What to try instead when a mode is refused.
+fn mode_hint(mode: &str) -> &'static str {
+    match mode {
+        "offload" => {
+            " (XDP offload needs a NIC whose driver supports it; use --mode native or generic)"
+        }
+        "native" => " (the driver may lack native XDP; --mode generic works on any device)",
+        _ => "",
+    }
 }
 
 /// How to attach.
@@ -199,15 +229,22 @@ impl LoadedProgram {
         Self::load_object(objects::XDPATH, objects::XDPATH_PROGRAM, config)
     }
 
-    fn load_object(object: &[u8], program: &str, config: InterfaceConfig) -> Result<Self, DataplaneError> {
+    fn load_object(
+        object: &[u8],
+        program: &str,
+        config: InterfaceConfig,
+    ) -> Result<Self, DataplaneError> {
         raise_memlock_limit();
         let mut ebpf = Ebpf::load(object).map_err(|error| DataplaneError::Load(Box::new(error)))?;
         let xdp: &mut Xdp = ebpf
             .program_mut(program)
-            .ok_or_else(|| DataplaneError::Load(format!("no program {program} in the object").into()))?
+            .ok_or_else(|| {
+                DataplaneError::Load(format!("no program {program} in the object").into())
+            })?
             .try_into()
             .map_err(|error: aya::programs::ProgramError| DataplaneError::Load(Box::new(error)))?;
-        xdp.load().map_err(|error| DataplaneError::Load(Box::new(error)))?;
+        xdp.load()
+            .map_err(|error| DataplaneError::Load(Box::new(error)))?;
         let mut loaded = Self { ebpf };
         if loaded.ebpf.map("CONFIG").is_some() {
             loaded.set_config(config)?;
@@ -217,17 +254,29 @@ impl LoadedProgram {
 
     /// Loads the empty program (`return XDP_PASS`), for benchmarks.
     pub fn load_empty() -> Result<Self, DataplaneError> {
-        Self::load_object(objects::EMPTY, objects::EMPTY_PROGRAM, InterfaceConfig::default())
+        Self::load_object(
+            objects::EMPTY,
+            objects::EMPTY_PROGRAM,
+            InterfaceConfig::default(),
+        )
     }
 
     /// Loads an XDP program from an object file (a peer's, for benchmarks).
     pub fn load_file(path: &Path, program: &str) -> Result<Self, DataplaneError> {
-        let bytes = std::fs::read(path).map_err(|source| DataplaneError::Io { path: path.into(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| DataplaneError::Io {
+            path: path.into(),
+            source,
+        })?;
         Self::load_object(&bytes, program, InterfaceConfig::default())
     }
 
     fn program(&mut self) -> &mut Xdp {
-        let name = self.ebpf.programs().next().map(|(name, _)| name.to_string()).unwrap_or_default();
+        let name = self
+            .ebpf
+            .programs()
+            .next()
+            .map(|(name, _)| name.to_string())
+            .unwrap_or_default();
         self.ebpf
             .program_mut(&name)
             .and_then(|program| <&mut Xdp>::try_from(program).ok())
@@ -238,18 +287,31 @@ impl LoadedProgram {
     pub fn set_config(&mut self, config: InterfaceConfig) -> Result<(), DataplaneError> {
         let map = self.ebpf.map_mut("CONFIG").ok_or(DataplaneError::Map {
             name: "CONFIG",
-            source: aya::maps::MapError::InvalidName { name: "CONFIG".into() },
+            source: aya::maps::MapError::InvalidName {
+                name: "CONFIG".into(),
+            },
         })?;
         let mut array: Array<&mut MapData, PodConfig> =
-            Array::try_from(map).map_err(|source| DataplaneError::Map { name: "CONFIG", source })?;
-        array.set(0, PodConfig(config), 0).map_err(|source| DataplaneError::Map { name: "CONFIG", source })
+            Array::try_from(map).map_err(|source| DataplaneError::Map {
+                name: "CONFIG",
+                source,
+            })?;
+        array
+            .set(0, PodConfig(config), 0)
+            .map_err(|source| DataplaneError::Map {
+                name: "CONFIG",
+                source,
+            })
     }
 
     /// Runs the program once on `frame` through `BPF_PROG_TEST_RUN`.
     pub fn test_run(&mut self, frame: &[u8]) -> Result<u32, DataplaneError> {
         let mut options = TestRunOptions::new();
         options.data_in = Some(frame);
-        let result = self.program().test_run(options).map_err(DataplaneError::TestRun)?;
+        let result = self
+            .program()
+            .test_run(options)
+            .map_err(DataplaneError::TestRun)?;
         Ok(result.return_value)
     }
 
@@ -259,7 +321,10 @@ impl LoadedProgram {
         let mut options = TestRunOptions::new();
         options.data_in = Some(frame);
         options.repeat = repeat;
-        let result = self.program().test_run(options).map_err(DataplaneError::TestRun)?;
+        let result = self
+            .program()
+            .test_run(options)
+            .map_err(DataplaneError::TestRun)?;
         Ok(result.duration)
     }
 
@@ -267,10 +332,15 @@ impl LoadedProgram {
     pub fn counters(&self) -> Result<Vec<Counter>, DataplaneError> {
         let map = self.ebpf.map("COUNTERS").ok_or(DataplaneError::Map {
             name: "COUNTERS",
-            source: aya::maps::MapError::InvalidName { name: "COUNTERS".into() },
+            source: aya::maps::MapError::InvalidName {
+                name: "COUNTERS".into(),
+            },
         })?;
         let array: PerCpuArray<&MapData, PodCounter> =
-            PerCpuArray::try_from(map).map_err(|source| DataplaneError::Map { name: "COUNTERS", source })?;
+            PerCpuArray::try_from(map).map_err(|source| DataplaneError::Map {
+                name: "COUNTERS",
+                source,
+            })?;
         sum_counters(&array)
     }
 }
@@ -282,7 +352,10 @@ fn sum_counters<T: std::borrow::Borrow<MapData>>(
     for (index, sum) in sums.iter_mut().enumerate() {
         let values = array
             .get(&(index as u32), 0)
-            .map_err(|source| DataplaneError::Map { name: "COUNTERS", source })?;
+            .map_err(|source| DataplaneError::Map {
+                name: "COUNTERS",
+                source,
+            })?;
         for value in values.iter() {
             sum.packets += value.0.packets;
             sum.bytes += value.0.bytes;
@@ -323,10 +396,19 @@ pub struct InterfacePins {
 impl InterfacePins {
     /// The pin directory of `interface` in this thread's network namespace.
     pub fn new(interface: &str) -> Result<Self, DataplaneError> {
-        if interface.is_empty() || interface.contains('/') || interface.len() > 15 || interface.contains('\0') {
-            return Err(DataplaneError::UnknownInterface { name: interface.to_string() });
+        if interface.is_empty()
+            || interface.contains('/')
+            || interface.len() > 15
+            || interface.contains('\0')
+        {
+            return Err(DataplaneError::UnknownInterface {
+                name: interface.to_string(),
+            });
         }
-        Ok(Self { interface: interface.to_string(), dir: namespace_dir()?.join(interface) })
+        Ok(Self {
+            interface: interface.to_string(),
+            dir: namespace_dir()?.join(interface),
+        })
     }
 
     /// The directory.
@@ -345,8 +427,10 @@ impl InterfacePins {
 
 /// This namespace's pin directory: `/sys/fs/bpf/xdpath/<netns id>`.
 pub fn namespace_dir() -> Result<PathBuf, DataplaneError> {
-    let id = crate::netns::current_id()
-        .map_err(|source| DataplaneError::Io { path: "/proc/thread-self/ns/net".into(), source })?;
+    let id = crate::netns::current_id().map_err(|source| DataplaneError::Io {
+        path: "/proc/thread-self/ns/net".into(),
+        source,
+    })?;
     Ok(Path::new(PIN_ROOT).join(id.to_string()))
 }
 
@@ -355,12 +439,21 @@ pub fn ensure_bpffs() -> Result<(), DataplaneError> {
     let path = CString::new(BPFFS).expect("no NUL");
     // SAFETY: statfs writes into the zeroed struct we pass.
     let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(path.as_ptr(), &mut stat) } == 0 && stat.f_type as i64 == BPF_FS_MAGIC {
+    if unsafe { libc::statfs(path.as_ptr(), &mut stat) } == 0 && stat.f_type as i64 == BPF_FS_MAGIC
+    {
         return Ok(());
     }
     let source = CString::new("bpf").expect("no NUL");
     // SAFETY: plain mount(2) call with valid C strings.
-    let rc = unsafe { libc::mount(source.as_ptr(), path.as_ptr(), source.as_ptr(), 0, std::ptr::null()) };
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            path.as_ptr(),
+            source.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
     if rc != 0 {
         return Err(DataplaneError::Mount(io::Error::last_os_error()));
     }
@@ -375,7 +468,10 @@ fn if_index(name: &str) -> Option<u32> {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> DataplaneError + '_ {
-    move |source| DataplaneError::Io { path: path.to_path_buf(), source }
+    move |source| DataplaneError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Attaches a fresh xdpath instance to `interface` and pins it.
@@ -387,11 +483,15 @@ pub fn attach(
     config: InterfaceConfig,
 ) -> Result<AttachedMode, DataplaneError> {
     let pins = InterfacePins::new(interface)?;
-    let ifindex = if_index(interface).ok_or_else(|| DataplaneError::UnknownInterface { name: interface.into() })?;
+    let ifindex = if_index(interface).ok_or_else(|| DataplaneError::UnknownInterface {
+        name: interface.into(),
+    })?;
     ensure_bpffs()?;
     if pins.attached() {
         if link_alive(&pins) {
-            return Err(DataplaneError::AlreadyAttached { name: interface.into() });
+            return Err(DataplaneError::AlreadyAttached {
+                name: interface.into(),
+            });
         }
         // Stale pins of an interface that was deleted and made again.
         remove_pins(&pins)?;
@@ -406,7 +506,10 @@ pub fn attach(
     let mut last_error = None;
     let mut attached = None;
     for &mode in candidates {
-        match loaded.program().attach_to_if_index(ifindex, mode.xdp_mode()) {
+        match loaded
+            .program()
+            .attach_to_if_index(ifindex, mode.xdp_mode())
+        {
             Ok(link_id) => {
                 attached = Some((mode, link_id));
                 break;
@@ -419,9 +522,15 @@ pub fn attach(
         None => {
             let (mode, source) = last_error.expect("at least one mode was tried");
             if is_busy(&source) {
-                return Err(DataplaneError::ForeignProgram { name: interface.into() });
+                return Err(DataplaneError::ForeignProgram {
+                    name: interface.into(),
+                });
             }
-            return Err(DataplaneError::ModeUnsupported { name: interface.into(), mode: mode.name(), source });
+            return Err(DataplaneError::ModeUnsupported {
+                name: interface.into(),
+                mode: mode.name(),
+                source,
+            });
         }
     };
     let result = pin_all(&mut loaded, &pins, mode, ifindex, link_id);
@@ -433,7 +542,11 @@ pub fn attach(
 
 fn is_busy(error: &aya::programs::ProgramError) -> bool {
     let text = format!("{error:?}");
-    text.contains("EBUSY") || text.contains("Device or resource busy") || text.contains("File exists") || text.contains("os error 16") || text.contains("os error 17")
+    text.contains("EBUSY")
+        || text.contains("Device or resource busy")
+        || text.contains("File exists")
+        || text.contains("os error 16")
+        || text.contains("os error 17")
 }
 
 fn pin_all(
@@ -444,16 +557,35 @@ fn pin_all(
     link_id: aya::programs::xdp::XdpLinkId,
 ) -> Result<(), DataplaneError> {
     std::fs::create_dir_all(&pins.dir).map_err(io_error(&pins.dir))?;
-    let attached_at_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let attached_at_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     {
         let map = loaded.ebpf.map_mut("META").ok_or(DataplaneError::Map {
             name: "META",
-            source: aya::maps::MapError::InvalidName { name: "META".into() },
+            source: aya::maps::MapError::InvalidName {
+                name: "META".into(),
+            },
         })?;
         let mut meta: Array<&mut MapData, PodMeta> =
-            Array::try_from(map).map_err(|source| DataplaneError::Map { name: "META", source })?;
-        meta.set(0, PodMeta(AttachMeta { attached_at_ns, ifindex, mode: mode.code() }), 0)
-            .map_err(|source| DataplaneError::Map { name: "META", source })?;
+            Array::try_from(map).map_err(|source| DataplaneError::Map {
+                name: "META",
+                source,
+            })?;
+        meta.set(
+            0,
+            PodMeta(AttachMeta {
+                attached_at_ns,
+                ifindex,
+                mode: mode.code(),
+            }),
+            0,
+        )
+        .map_err(|source| DataplaneError::Map {
+            name: "META",
+            source,
+        })?;
     }
     for name in ["CONFIG", "COUNTERS", "META"] {
         let path = pins.path(name);
@@ -461,14 +593,29 @@ fn pin_all(
             name: "pin",
             source: aya::maps::MapError::InvalidName { name: name.into() },
         })?;
-        map.pin(&path).map_err(|source| DataplaneError::Pin { path, source })?;
+        map.pin(&path)
+            .map_err(|source| DataplaneError::Pin { path, source })?;
     }
     let program_path = pins.path("program");
-    loaded.program().pin(&program_path).map_err(|source| DataplaneError::Pin { path: program_path, source })?;
-    let link = loaded.program().take_link(link_id).map_err(|error| DataplaneError::Load(Box::new(error)))?;
+    loaded
+        .program()
+        .pin(&program_path)
+        .map_err(|source| DataplaneError::Pin {
+            path: program_path,
+            source,
+        })?;
+    let link = loaded
+        .program()
+        .take_link(link_id)
+        .map_err(|error| DataplaneError::Load(Box::new(error)))?;
     let fd_link = FdLink::try_from(link).map_err(|error| DataplaneError::Load(Box::new(error)))?;
     let link_path = pins.path("link");
-    fd_link.pin(&link_path).map_err(|source| DataplaneError::Pin { path: link_path, source })?;
+    fd_link
+        .pin(&link_path)
+        .map_err(|source| DataplaneError::Pin {
+            path: link_path,
+            source,
+        })?;
     Ok(())
 }
 
@@ -497,7 +644,9 @@ fn remove_pins(pins: &InterfacePins) -> Result<(), DataplaneError> {
 pub fn detach(interface: &str) -> Result<(), DataplaneError> {
     let pins = InterfacePins::new(interface)?;
     if !pins.dir.exists() {
-        return Err(DataplaneError::NotAttached { name: interface.into() });
+        return Err(DataplaneError::NotAttached {
+            name: interface.into(),
+        });
     }
     if let Ok(pinned) = PinnedLink::from_pin(pins.path("link")) {
         let link = pinned.unpin().map_err(io_error(&pins.path("link")))?;
@@ -510,7 +659,9 @@ pub fn detach(interface: &str) -> Result<(), DataplaneError> {
 /// Every interface with xdpath pins in this network namespace.
 pub fn attached_interfaces() -> Result<Vec<String>, DataplaneError> {
     let dir = namespace_dir()?;
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
     let mut names: Vec<String> = entries
         .filter_map(Result::ok)
         .filter(|entry| entry.path().is_dir())
@@ -524,7 +675,9 @@ pub fn attached_interfaces() -> Result<Vec<String>, DataplaneError> {
 pub fn status(interface: &str) -> Result<InterfaceStatus, DataplaneError> {
     let pins = InterfacePins::new(interface)?;
     if !pins.dir.exists() {
-        return Err(DataplaneError::NotAttached { name: interface.into() });
+        return Err(DataplaneError::NotAttached {
+            name: interface.into(),
+        });
     }
     let meta = read_meta(&pins);
     let config = MapData::from_pin(pins.path("CONFIG"))
@@ -553,12 +706,22 @@ pub fn status(interface: &str) -> Result<InterfaceStatus, DataplaneError> {
 pub fn interface_counters(interface: &str) -> Result<Vec<Counter>, DataplaneError> {
     let pins = InterfacePins::new(interface)?;
     if !pins.dir.exists() {
-        return Err(DataplaneError::NotAttached { name: interface.into() });
+        return Err(DataplaneError::NotAttached {
+            name: interface.into(),
+        });
     }
     let path = pins.path("COUNTERS");
-    let data = MapData::from_pin(&path).map_err(|source| DataplaneError::Map { name: "COUNTERS", source })?;
-    let array = PerCpuArray::<MapData, PodCounter>::try_from(Map::PerCpuArray(data))
-        .map_err(|source| DataplaneError::Map { name: "COUNTERS", source })?;
+    let data = MapData::from_pin(&path).map_err(|source| DataplaneError::Map {
+        name: "COUNTERS",
+        source,
+    })?;
+    let array =
+        PerCpuArray::<MapData, PodCounter>::try_from(Map::PerCpuArray(data)).map_err(|source| {
+            DataplaneError::Map {
+                name: "COUNTERS",
+                source,
+            }
+        })?;
     sum_counters(&array)
 }
 
@@ -570,7 +733,10 @@ pub fn action_of(code: u32) -> Option<Action> {
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; raise it so
 /// loading works there too. Newer kernels ignore it.
 fn raise_memlock_limit() {
-    let limit = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let limit = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     // SAFETY: setrlimit with a valid struct; failure is harmless here.
     unsafe {
         libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit);

@@ -1,5 +1,294 @@
-//! Placeholder: replaced by the demo implementation.
-/// Runs the demo.
-pub fn run(_json: bool) -> Result<(), std::io::Error> {
-    Err(std::io::Error::other("demo: not built yet"))
+//! `xdpath demo`: builds a two-namespace test bed, attaches xdpath in
+//! native mode on one end, sends a mixed traffic set and real pings from the
+//! other, prints the counters, checks them against what was sent, and
+//! removes everything again.
+//!
+//! The demo is a self-check too: it fails when a counter differs from what
+//! the traffic should have produced. Whatever happens (an error, Ctrl-C),
+//! the test bed is removed: dropping it unpins xdpath and deletes both
+//! namespaces.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use xdpath_core::{Counter, InterfaceConfig, MalformedPolicy};
+
+use crate::dataplane::{self, DataplaneError, ModeChoice};
+use crate::stats;
+use crate::testenv::{Side, TestBed, TestBedError};
+use crate::traffic::{Expected, Mix};
+
+/// Pings of each IP version the demo sends.
+const PINGS: u64 = 3;
+/// Data bytes per ping.
+const PING_SIZE: u64 = 56;
+/// How long to wait for the frames to be counted.
+const COUNT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why the demo failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The test bed could not be built or used.
+    #[error("test bed: {0}")]
+    TestBed(#[from] TestBedError),
+    /// Attaching, reading counters or detaching failed.
+    #[error("{0}")]
+    Dataplane(#[from] DataplaneError),
+    /// Sending traffic or entering a namespace failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A ping got no answer.
+    #[error("`{command}` in namespace {namespace} failed: {detail}")]
+    Ping {
+        /// The ping command.
+        command: String,
+        /// Where it ran.
+        namespace: String,
+        /// Its output.
+        detail: String,
+    },
+    /// The counters are not what the traffic should have produced.
+    #[error("the counters do not match the traffic sent: {}", .0.join("; "))]
+    Mismatch(Vec<String>),
+    /// Ctrl-C or SIGTERM.
+    #[error("interrupted (the test bed has been removed)")]
+    Interrupted,
+    /// Writing the JSON report failed.
+    #[error("writing JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Catches SIGINT and SIGTERM while alive so the demo can stop between
+/// steps and clean up; restores the previous handlers on drop.
+struct SignalGuard {
+    previous: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+impl SignalGuard {
+    fn install() -> Self {
+        INTERRUPTED.store(false, Ordering::SeqCst);
+        let mut previous = Vec::new();
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: sigaction with zeroed (valid) structs; the handler only
+            // stores to an atomic, which is async-signal-safe.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+                action.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut action.sa_mask);
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(signal, &action, &mut old) == 0 {
+                    previous.push((signal, old));
+                }
+            }
+        }
+        Self { previous }
+    }
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        for (signal, old) in &self.previous {
+            // SAFETY: restores a sigaction the kernel gave us.
+            unsafe {
+                libc::sigaction(*signal, old, std::ptr::null_mut());
+            }
+        }
+    }
+}
+
+fn check_interrupted() -> Result<(), DemoError> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(DemoError::Interrupted);
+    }
+    Ok(())
+}
+
+/// Runs the demo. With `json`, stdout gets one JSON report and the
+/// narrative goes to stderr.
+pub fn run(json: bool) -> Result<(), DemoError> {
+    let _signals = SignalGuard::install();
+    // Ctrl-C reaches the children too (`ip`, `ping`): their failure is the
+    // interruption, not an error of its own.
+    run_steps(json).map_err(|error| {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            DemoError::Interrupted
+        } else {
+            error
+        }
+    })
+}
+
+fn run_steps(json: bool) -> Result<(), DemoError> {
+    let say = |line: String| {
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+
+    let stale = TestBed::sweep_stale()?;
+    if !stale.is_empty() {
+        say(format!(
+            "removed namespaces left by earlier runs: {}",
+            stale.join(", ")
+        ));
+    }
+    check_interrupted()?;
+    let bed = TestBed::new()?;
+    let (a, b) = (bed.a().clone(), bed.b().clone());
+    say(format!(
+        "test bed: namespace {} ({}, {} / {}) <-veth-> namespace {} ({}, {} / {})",
+        a.namespace, a.interface, a.ipv4, a.ipv6, b.namespace, b.interface, b.ipv4, b.ipv6
+    ));
+    check_interrupted()?;
+
+    say(format!(
+        "attaching xdpath to {} in native mode, dropping malformed frames",
+        a.interface
+    ));
+    let interface = a.interface.clone();
+    let mode = bed
+        .run_in_a(move || {
+            dataplane::attach(
+                &interface,
+                ModeChoice::Native,
+                InterfaceConfig::new(MalformedPolicy::Drop),
+            )
+        })
+        .map_err(|source| DemoError::Io {
+            what: format!("entering {}", a.namespace),
+            source,
+        })??;
+    check_interrupted()?;
+
+    let mix = Mix::for_bed(&bed);
+    say(format!(
+        "sending {} frames from {} ({} malformed; IPv4/IPv6, TCP/UDP/ICMP, 802.1Q and QinQ)",
+        mix.len(),
+        b.interface,
+        mix.malformed()
+    ));
+    let sender = mix.clone();
+    let out = b.interface.clone();
+    bed.run_in_b(move || sender.send(&out))
+        .and_then(|result| result)
+        .map_err(|source| DemoError::Io {
+            what: format!("sending from {}", b.interface),
+            source,
+        })?;
+    check_interrupted()?;
+
+    let mut expected = mix.expected(MalformedPolicy::Drop);
+    for (v6, address) in [(false, a.ipv4.to_string()), (true, a.ipv6.to_string())] {
+        say(format!("ping -c {PINGS} {address} from {}", b.namespace));
+        ping(&bed, v6, &address)?;
+        expected.add_pings(v6, PINGS, PING_SIZE);
+        check_interrupted()?;
+    }
+
+    let counters = wait_for_counters(&bed, &expected)?;
+    let differences = expected.differences(&counters);
+    let rows = stats::rows(&counters);
+    if json {
+        if differences.is_empty() {
+            let report = serde_json::json!({
+                "testbed": {
+                    "a": { "namespace": a.namespace, "interface": a.interface, "ipv4": a.ipv4, "ipv6": a.ipv6, "mac": a.mac_string() },
+                    "b": { "namespace": b.namespace, "interface": b.interface, "ipv4": b.ipv4, "ipv6": b.ipv6, "mac": b.mac_string() },
+                },
+                "mode": mode,
+                "malformed": "drop",
+                "sent": {
+                    "frames": mix.len(),
+                    "malformed": mix.malformed(),
+                    "pings_ipv4": PINGS,
+                    "pings_ipv6": PINGS,
+                },
+                "counters": rows,
+                "match": true,
+            });
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+    } else {
+        println!();
+        println!("{} ({} mode):", a.interface, mode.name());
+        stats::print_table(&rows);
+        println!();
+    }
+    if !differences.is_empty() {
+        return Err(DemoError::Mismatch(differences));
+    }
+    say(format!(
+        "counters match the traffic exactly: {} passed, {} dropped",
+        stats::total(&counters, xdpath_core::Action::Pass),
+        stats::total(&counters, xdpath_core::Action::Drop)
+    ));
+
+    let interface = a.interface.clone();
+    bed.run_in_a(move || dataplane::detach(&interface))
+        .map_err(|source| DemoError::Io {
+            what: format!("entering {}", a.namespace),
+            source,
+        })??;
+    say(format!(
+        "detached from {}; removing the test bed",
+        a.interface
+    ));
+    drop(bed);
+    say("done".to_string());
+    Ok(())
+}
+
+fn ping(bed: &TestBed, v6: bool, address: &str) -> Result<(), DemoError> {
+    let count = PINGS.to_string();
+    let size = PING_SIZE.to_string();
+    let family = if v6 { "-6" } else { "-4" };
+    let args = [
+        family, "-q", "-n", "-c", &count, "-i", "0.2", "-W", "2", "-s", &size, address,
+    ];
+    let output = bed.exec(Side::B, "ping", args)?;
+    if !output.status.success() {
+        check_interrupted()?;
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        return Err(DemoError::Ping {
+            command: format!("ping {}", args.join(" ")),
+            namespace: bed.b().namespace.clone(),
+            detail: text.trim().replace('\n', " / "),
+        });
+    }
+    Ok(())
+}
+
+/// Reads the counters in namespace A until they match `expected` (frames
+/// are counted asynchronously) or the timeout passes; returns the last read.
+fn wait_for_counters(bed: &TestBed, expected: &Expected) -> Result<Vec<Counter>, DemoError> {
+    let start = Instant::now();
+    loop {
+        let interface = bed.a().interface.clone();
+        let counters = bed
+            .run_in_a(move || dataplane::interface_counters(&interface))
+            .map_err(|source| DemoError::Io {
+                what: format!("entering {}", bed.a().namespace),
+                source,
+            })??;
+        if expected.differences(&counters).is_empty() || start.elapsed() > COUNT_TIMEOUT {
+            return Ok(counters);
+        }
+        check_interrupted()?;
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -4,13 +4,13 @@
 //!
 //! The CLI (`xdpath`) is a thin layer over this library.
 
+pub mod bench;
 pub mod dataplane;
+pub mod demo;
 pub mod netns;
 pub mod objects;
-pub mod stats;
-pub mod bench;
-pub mod demo;
 pub mod pcap;
 pub mod replay;
+pub mod stats;
 pub mod testenv;
 pub mod traffic;

@@ -4,7 +4,8 @@
 pub static XDPATH: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpath.bpf.o"));
 
 /// The empty XDP program, `return XDP_PASS` (`xdpath-ebpf/src/empty.rs`).
-pub static EMPTY: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpath-empty.bpf.o"));
+pub static EMPTY: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpath-empty.bpf.o"));
 
 /// Name of the entry point in [`XDPATH`].
 pub const XDPATH_PROGRAM: &str = "xdpath";

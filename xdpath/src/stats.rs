@@ -22,7 +22,9 @@ pub fn rows(counters: &[Counter]) -> Vec<CounterRow> {
     let mut rows = Vec::new();
     for action in Action::ALL {
         for reason in Reason::ALL {
-            let Some(counter) = counters.get(counter_index(action, reason) as usize) else { continue };
+            let Some(counter) = counters.get(counter_index(action, reason) as usize) else {
+                continue;
+            };
             if counter.packets == 0 {
                 continue;
             }
@@ -49,9 +51,15 @@ pub fn total(counters: &[Counter], action: Action) -> u64 {
 
 /// Prints rows as an aligned table.
 pub fn print_table(rows: &[CounterRow]) {
-    println!("{:<9} {:<26} {:>12} {:>14}", "VERDICT", "REASON", "PACKETS", "BYTES");
+    println!(
+        "{:<9} {:<26} {:>12} {:>14}",
+        "VERDICT", "REASON", "PACKETS", "BYTES"
+    );
     for row in rows {
-        println!("{:<9} {:<26} {:>12} {:>14}", row.action, row.reason, row.packets, row.bytes);
+        println!(
+            "{:<9} {:<26} {:>12} {:>14}",
+            row.action, row.reason, row.packets, row.bytes
+        );
     }
     let packets: u64 = rows.iter().map(|row| row.packets).sum();
     let bytes: u64 = rows.iter().map(|row| row.bytes).sum();
