@@ -17,10 +17,21 @@ const PROGRAMS: [&str; 2] = ["xdpath", "xdpath-empty"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let workspace = manifest_dir.parent().expect("the crate lives in the workspace").to_path_buf();
+    let workspace = manifest_dir
+        .parent()
+        .expect("the crate lives in the workspace")
+        .to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets it"));
-    for watched in ["xdpath-core/src", "xdpath-core/Cargo.toml", "xdpath-ebpf/src", "xdpath-ebpf/Cargo.toml"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+    for watched in [
+        "xdpath-core/src",
+        "xdpath-core/Cargo.toml",
+        "xdpath-ebpf/src",
+        "xdpath-ebpf/Cargo.toml",
+    ] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
     println!("cargo:rerun-if-env-changed=XDPATH_BPF_RUSTC");
 
@@ -44,7 +55,13 @@ fn main() {
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace.join("xdpath-ebpf"))
-        .args(["build", "--release", "--target", "bpfel-unknown-none", "--bins"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "--bins",
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         .env_remove("RUSTC_WRAPPER")
@@ -67,19 +84,26 @@ fn main() {
                 "-C",
                 "target-cpu=v3",
                 "-C",
+                // Unaligned packet reads in one load instead of byte by byte
+                // (x86's verifier allows them on packet and map memory, not
+                // on the stack: the programs keep packed keys in per-CPU
+                // scratch maps and align their stack structs to 8).
                 "target-feature=+allows-misaligned-mem-access",
                 "--cfg=bpf_target_arch=\"x86_64\"",
             ]
-                .join("\x1f"),
+            .join("\x1f"),
         );
-    let status = command.status().expect("run the nested cargo build of xdpath-ebpf");
+    let status = command
+        .status()
+        .expect("run the nested cargo build of xdpath-ebpf");
     if !status.success() {
         panic!("building the eBPF programs failed ({status}); see the output above");
     }
     for program in PROGRAMS {
         let built = target_dir.join("bpfel-unknown-none/release").join(program);
         let copy = out_dir.join(format!("{program}.bpf.o"));
-        std::fs::copy(&built, &copy)
-            .unwrap_or_else(|error| panic!("copy {} → {}: {error}", built.display(), copy.display()));
+        std::fs::copy(&built, &copy).unwrap_or_else(|error| {
+            panic!("copy {} → {}: {error}", built.display(), copy.display())
+        });
     }
 }

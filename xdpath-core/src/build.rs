@@ -149,7 +149,11 @@ impl FrameSpec {
 
     fn transport_bytes(&self, v6: bool) -> (u8, Vec<u8>) {
         match self.transport {
-            Transport::Tcp { source_port, destination_port, flags } => {
+            Transport::Tcp {
+                source_port,
+                destination_port,
+                flags,
+            } => {
                 let mut tcp = std::vec![0u8; 20];
                 tcp[0..2].copy_from_slice(&source_port.to_be_bytes());
                 tcp[2..4].copy_from_slice(&destination_port.to_be_bytes());
@@ -159,7 +163,10 @@ impl FrameSpec {
                 tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
                 (protocol::TCP, tcp)
             }
-            Transport::Udp { source_port, destination_port } => {
+            Transport::Udp {
+                source_port,
+                destination_port,
+            } => {
                 let mut udp = std::vec![0u8; 8];
                 udp[0..2].copy_from_slice(&source_port.to_be_bytes());
                 udp[2..4].copy_from_slice(&destination_port.to_be_bytes());
@@ -185,12 +192,7 @@ fn pseudo_header_v4(source: [u8; 4], destination: [u8; 4], number: u8, length: u
     pseudo
 }
 
-fn pseudo_header_v6(
-    source: [u8; 16],
-    destination: [u8; 16],
-    number: u8,
-    length: usize,
-) -> Vec<u8> {
+fn pseudo_header_v6(source: [u8; 16], destination: [u8; 16], number: u8, length: usize) -> Vec<u8> {
     let mut pseudo = Vec::with_capacity(40);
     pseudo.extend_from_slice(&source);
     pseudo.extend_from_slice(&destination);

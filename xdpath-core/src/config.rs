@@ -30,14 +30,27 @@ impl MalformedPolicy {
 pub struct InterfaceConfig {
     /// A [`MalformedPolicy`] as a byte.
     pub malformed: u8,
+    /// Non-zero: monitor mode. Every drop this interface would make is
+    /// counted (as a pass with the drop's reason) and the frame passed.
+    pub monitor: u8,
     /// Reserved, zero.
-    pub reserved: [u8; 7],
+    pub reserved: [u8; 6],
 }
 
 impl InterfaceConfig {
     /// A config with the given malformed-frame policy.
     pub const fn new(malformed: MalformedPolicy) -> Self {
-        Self { malformed: malformed as u8, reserved: [0; 7] }
+        Self {
+            malformed: malformed as u8,
+            monitor: 0,
+            reserved: [0; 6],
+        }
+    }
+
+    /// The same config in monitor mode (or not).
+    pub const fn with_monitor(mut self, monitor: bool) -> Self {
+        self.monitor = monitor as u8;
+        self
     }
 
     /// The malformed-frame policy.

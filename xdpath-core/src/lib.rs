@@ -33,6 +33,7 @@
 extern crate std;
 
 pub mod config;
+pub mod filter;
 pub mod packet;
 pub mod parse;
 pub mod pipeline;
@@ -41,9 +42,13 @@ pub mod wire;
 
 #[cfg(any(feature = "std", test))]
 pub mod build;
+#[cfg(any(feature = "std", test))]
+pub mod native;
 
 pub use config::{AttachMeta, InterfaceConfig, MalformedPolicy};
+#[cfg(any(feature = "std", test))]
+pub use native::NativeTables;
 pub use packet::{Packet, SlicePacket};
 pub use parse::{parse, FlowKey, Fragment, Parsed};
-pub use pipeline::{NativeTables, Outcome, Tables};
+pub use pipeline::{Outcome, Tables};
 pub use stats::{Action, Counter, Reason, COUNTER_SLOTS, REASON_SLOTS};

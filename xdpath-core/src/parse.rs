@@ -35,8 +35,9 @@ pub enum Fragment {
 }
 
 /// The fields that identify a flow, plus what later stages need to know
-/// about its encapsulation. Shared with user space (`#[repr(C)]`, 48 bytes).
-#[repr(C)]
+/// about its encapsulation. Shared with user space (`#[repr(C)]`, 48 bytes,
+/// aligned to 8 so the eBPF build clears and copies it in 64-bit words).
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     /// Source address; IPv4 as IPv4-mapped IPv6 (`::ffff:a.b.c.d`).
@@ -64,8 +65,57 @@ pub struct FlowKey {
     pub tcp_flags: u8,
     /// VLAN tags seen, 0 to 2.
     pub vlan_count: u8,
-    /// Reserved, zero.
-    pub reserved: u8,
+    /// The frame's class (a non-malformed [`Reason`] code), set by the
+    /// pipeline after parsing.
+    pub class: u8,
+}
+
+impl FlowKey {
+    /// Zeroes every field with six 64-bit stores. Volatile, so LLVM cannot
+    /// fold them into a `memset` call, which the eBPF build would run as a
+    /// byte loop.
+    #[inline(always)]
+    pub fn clear(&mut self) {
+        let words = (self as *mut Self).cast::<u64>();
+        let mut index = 0;
+        while index < core::mem::size_of::<Self>() / 8 {
+            // SAFETY: FlowKey is 48 bytes, aligned to 8: six aligned words.
+            unsafe { core::ptr::write_volatile(words.add(index), 0) };
+            index += 1;
+        }
+    }
+
+    /// Sets an address from its two 64-bit words as they lie in memory.
+    #[inline(always)]
+    fn set_address(slot: &mut [u8; 16], words: [u64; 2]) {
+        let at = slot.as_mut_ptr().cast::<u64>();
+        // SAFETY: both address fields sit at offsets 0 and 16 of an
+        // 8-aligned struct: two aligned words each. Volatile for the same
+        // reason as `clear`.
+        unsafe {
+            core::ptr::write_volatile(at, words[0]);
+            core::ptr::write_volatile(at.add(1), words[1]);
+        }
+    }
+
+    /// Sets the source address from memory words.
+    #[inline(always)]
+    pub fn set_source_words(&mut self, words: [u64; 2]) {
+        Self::set_address(&mut self.source, words);
+    }
+
+    /// Sets the destination address from memory words.
+    #[inline(always)]
+    pub fn set_destination_words(&mut self, words: [u64; 2]) {
+        Self::set_address(&mut self.destination, words);
+    }
+}
+
+/// The memory words of `::ffff:a.b.c.d`.
+#[inline(always)]
+pub fn ipv4_mapped_words(address: [u8; 4]) -> [u64; 2] {
+    let [a, b, c, d] = address;
+    [0, u64::from_ne_bytes([0, 0, 0xff, 0xff, a, b, c, d])]
 }
 
 /// A well-formed frame's flow key and layer offsets.
@@ -73,6 +123,21 @@ pub struct FlowKey {
 pub struct Parsed {
     /// The flow key.
     pub key: FlowKey,
+    /// The frame's class: one of the non-malformed [`Reason`]s.
+    pub class: Reason,
+    /// Offset of the network header (after the VLAN tags).
+    pub l3_offset: u16,
+    /// Offset of the transport header; zero when there is none.
+    pub l4_offset: u16,
+    /// Offset of the transport payload; zero when there is none.
+    pub payload_offset: u16,
+    /// End of the IP packet; for non-IP frames, the frame length.
+    pub ip_end: u16,
+}
+
+/// Where a well-formed frame's layers start, and its class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layers {
     /// The frame's class: one of the non-malformed [`Reason`]s.
     pub class: Reason,
     /// Offset of the network header (after the VLAN tags).
@@ -94,10 +159,28 @@ pub struct Parsed {
 /// use xdpath_core::{parse, Reason, SlicePacket};
 /// assert_eq!(parse(&SlicePacket::new(&[0; 13])).unwrap_err(), Reason::TruncatedEthernet);
 /// ```
-#[inline(always)]
 pub fn parse<P: Packet>(packet: &P) -> Result<Parsed, Reason> {
-    let ethernet: EthernetHeader = packet.load(0).ok_or(Reason::TruncatedEthernet)?;
     let mut key = FlowKey::default();
+    let layers = parse_into(packet, &mut key)?;
+    Ok(Parsed {
+        key,
+        class: layers.class,
+        l3_offset: layers.l3_offset,
+        l4_offset: layers.l4_offset,
+        payload_offset: layers.payload_offset,
+        ip_end: layers.ip_end,
+    })
+}
+
+/// Parses one frame, writing the flow key into `key` (wholly overwritten).
+///
+/// The eBPF build passes a per-CPU scratch slot for `key`: kept in map
+/// memory rather than on the 512-byte stack, and written field by field, it
+/// spares the program most of its register spills.
+#[inline(always)]
+pub fn parse_into<P: Packet>(packet: &P, key: &mut FlowKey) -> Result<Layers, Reason> {
+    key.clear();
+    let ethernet: EthernetHeader = packet.load(0).ok_or(Reason::TruncatedEthernet)?;
     let mut offset = EthernetHeader::LEN;
     let mut ethertype = ethernet.ethertype();
     if is_vlan_ethertype(ethertype) {
@@ -121,8 +204,7 @@ pub fn parse<P: Packet>(packet: &P) -> Result<Parsed, Reason> {
     match ethertype {
         ETHERTYPE_IPV4 => parse_ipv4(packet, offset, key),
         ETHERTYPE_IPV6 => parse_ipv6(packet, offset, key),
-        _ => Ok(Parsed {
-            key,
+        _ => Ok(Layers {
             class: Reason::NonIp,
             l3_offset: offset as u16,
             l4_offset: 0,
@@ -133,7 +215,7 @@ pub fn parse<P: Packet>(packet: &P) -> Result<Parsed, Reason> {
 }
 
 #[inline(always)]
-fn parse_ipv4<P: Packet>(packet: &P, offset: usize, mut key: FlowKey) -> Result<Parsed, Reason> {
+fn parse_ipv4<P: Packet>(packet: &P, offset: usize, key: &mut FlowKey) -> Result<Layers, Reason> {
     let ip: Ipv4Header = packet.load(offset).ok_or(Reason::TruncatedIpv4)?;
     if ip.version() != 4 {
         return Err(Reason::BadIpv4Version);
@@ -152,8 +234,8 @@ fn parse_ipv4<P: Packet>(packet: &P, offset: usize, mut key: FlowKey) -> Result<
     }
     key.ip_version = 4;
     key.protocol = ip.protocol;
-    key.source = ipv4_mapped(ip.source);
-    key.destination = ipv4_mapped(ip.destination);
+    key.set_source_words(ipv4_mapped_words(ip.source));
+    key.set_destination_words(ipv4_mapped_words(ip.destination));
     let fragment = if ip.fragment_offset() != 0 {
         Fragment::Later
     } else if ip.more_fragments() {
@@ -166,7 +248,7 @@ fn parse_ipv4<P: Packet>(packet: &P, offset: usize, mut key: FlowKey) -> Result<
 }
 
 #[inline(always)]
-fn parse_ipv6<P: Packet>(packet: &P, offset: usize, mut key: FlowKey) -> Result<Parsed, Reason> {
+fn parse_ipv6<P: Packet>(packet: &P, offset: usize, key: &mut FlowKey) -> Result<Layers, Reason> {
     let ip: Ipv6Header = packet.load(offset).ok_or(Reason::TruncatedIpv6)?;
     if ip.version() != 6 {
         return Err(Reason::BadIpv6Version);
@@ -176,8 +258,12 @@ fn parse_ipv6<P: Packet>(packet: &P, offset: usize, mut key: FlowKey) -> Result<
         return Err(Reason::Ipv6LengthBeyondFrame);
     }
     key.ip_version = 6;
-    key.source = ip.source;
-    key.destination = ip.destination;
+    // The addresses straight from the packet as words: copying the
+    // 16-byte arrays would be a `memmove` call in the eBPF build.
+    let source: [u64; 2] = packet.load(offset + 8).ok_or(Reason::TruncatedIpv6)?;
+    let destination: [u64; 2] = packet.load(offset + 24).ok_or(Reason::TruncatedIpv6)?;
+    key.set_source_words(source);
+    key.set_destination_words(destination);
 
     let mut next = ip.next_header;
     let mut cursor = offset + Ipv6Header::LEN;
@@ -258,12 +344,11 @@ fn parse_l4<P: Packet>(
     l3_offset: usize,
     l4_offset: usize,
     ip_end: usize,
-    mut key: FlowKey,
-) -> Result<Parsed, Reason> {
+    key: &mut FlowKey,
+) -> Result<Layers, Reason> {
     let v6 = key.ip_version == 6;
     let class = class_of(v6, key.protocol);
-    let mut parsed = Parsed {
-        key,
+    let mut layers = Layers {
         class,
         l3_offset: l3_offset as u16,
         l4_offset: 0,
@@ -271,7 +356,7 @@ fn parse_l4<P: Packet>(
         ip_end: ip_end as u16,
     };
     if key.fragment == Fragment::Later as u8 {
-        return Ok(parsed);
+        return Ok(layers);
     }
     if l4_offset > MAX_HEADER_OFFSET {
         return Err(Reason::HeadersTooLong);
@@ -317,12 +402,11 @@ fn parse_l4<P: Packet>(
             key.destination_port = (icmp.kind as u16) << 8 | icmp.code as u16;
             l4_offset + minimum
         }
-        _ => return Ok(parsed),
+        _ => return Ok(layers),
     };
-    parsed.key = key;
-    parsed.l4_offset = l4_offset as u16;
-    parsed.payload_offset = payload_offset as u16;
-    Ok(parsed)
+    layers.l4_offset = l4_offset as u16;
+    layers.payload_offset = payload_offset as u16;
+    Ok(layers)
 }
 
 #[inline(always)]

@@ -2,9 +2,12 @@
 //! the single exit.
 
 use crate::config::{InterfaceConfig, MalformedPolicy};
+use crate::filter::{
+    filter, BlockEntry, BucketKey, BucketTable, FilterConfig, PrefixKey, RateLimit, Rule, RuleChain,
+};
 use crate::packet::Packet;
-use crate::parse::parse;
-use crate::stats::{counter_index, Action, Counter, Reason, COUNTER_SLOTS};
+use crate::parse::{parse_into, FlowKey};
+use crate::stats::{Action, Reason};
 
 /// The state the pipeline reads and the counters it writes.
 ///
@@ -16,6 +19,62 @@ pub trait Tables {
 
     /// Adds one frame of `bytes` to the (action, reason) counter.
     fn count(&mut self, action: Action, reason: Reason, bytes: u64);
+
+    /// The index of the interface the frame arrived on (0 when unknown).
+    fn ifindex(&self) -> u32;
+
+    /// Now, CLOCK_MONOTONIC ns in the kernel; replay uses capture time.
+    fn now_ns(&self) -> u64;
+
+    /// The global filter configuration.
+    fn filter_config(&self) -> FilterConfig;
+
+    /// The chain of the longest source prefix in rule buffer `buffer`.
+    fn source_chain(&self, buffer: u32, address: &[u8; 16]) -> Option<&RuleChain>;
+
+    /// The chain of the longest destination prefix in rule buffer `buffer`.
+    fn destination_chain(&self, buffer: u32, address: &[u8; 16]) -> Option<&RuleChain>;
+
+    /// Rule `index` of buffer `buffer`.
+    fn rule(&self, buffer: u32, index: u32) -> Option<&Rule>;
+
+    /// Counts a hit of rule `id`.
+    fn count_rule_hit(&mut self, id: u32);
+
+    /// The blocklist entry of the longest prefix holding `address`.
+    fn blocklist_entry(&self, address: &[u8; 16]) -> Option<BlockEntry>;
+
+    /// Removes an expired blocklist entry.
+    fn remove_blocklist_entry(&mut self, key: PrefixKey);
+
+    /// Rate limit `index`.
+    fn rate_limit(&self, index: u32) -> Option<&RateLimit>;
+
+    /// Takes one frame of `bytes` from the bucket at `key` (creating a full
+    /// bucket if there is none); false when it is over the limit.
+    fn take_tokens(
+        &mut self,
+        table: BucketTable,
+        key: &BucketKey,
+        limit: &RateLimit,
+        bytes: u64,
+        now_ns: u64,
+    ) -> bool;
+
+    /// Counts a drop by rate limit `index`.
+    fn count_limit_drop(&mut self, index: u32);
+
+    /// Whether `port` is a reflection (amplification) source port.
+    fn is_reflection_port(&self, port: u16) -> bool;
+
+    /// Whether `destination` expects traffic from reflection ports.
+    fn expects_reflection(&self, destination: &[u8; 16]) -> bool;
+
+    /// Whether `source` is in a management prefix.
+    fn is_management_source(&self, source: &[u8; 16]) -> bool;
+
+    /// Whether `port` is a management port.
+    fn is_management_port(&self, port: u16) -> bool;
 }
 
 /// A frame's final verdict and why.
@@ -25,6 +84,15 @@ pub struct Outcome {
     pub action: Action,
     /// The frame's class, or why it was malformed.
     pub reason: Reason,
+}
+
+/// What a stage decided: a final outcome, or go on to the next stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The frame's fate is settled.
+    Done(Outcome),
+    /// On to the next stage.
+    Continue,
 }
 
 /// Runs the whole pipeline on one frame and counts the outcome.
@@ -40,69 +108,91 @@ pub struct Outcome {
 /// ```
 #[inline(always)]
 pub fn process<P: Packet, T: Tables>(packet: &P, tables: &mut T) -> Outcome {
-    let outcome = decide(packet, tables);
-    tables.count(outcome.action, outcome.reason, packet.len() as u64);
+    let mut key = FlowKey::default();
+    process_with_key(packet, &mut key, tables)
+}
+
+/// [`process`] with the flow key written into `key`.
+///
+/// The eBPF build does not call this: it runs [`parse_stage`] in one
+/// program and [`filter_stage`] in another, joined by a tail call, so the
+/// verifier checks each alone. This function is the same sequence.
+#[inline(always)]
+pub fn process_with_key<P: Packet, T: Tables>(
+    packet: &P,
+    key: &mut FlowKey,
+    tables: &mut T,
+) -> Outcome {
+    let frame_len = packet.len() as u64;
+    let outcome = match parse_stage(packet, key, tables) {
+        Step::Done(outcome) => outcome,
+        Step::Continue if filter_enabled(&tables.filter_config()) => {
+            filter_stage(key, frame_len, tables)
+        }
+        Step::Continue => class_outcome(key),
+    };
+    tables.count(outcome.action, outcome.reason, frame_len);
     outcome
 }
 
+/// Parses into `key`. A malformed frame is done (pass or drop by the
+/// interface's policy); a well-formed one continues, with its class in
+/// `key.class`.
 #[inline(always)]
-fn decide<P: Packet, T: Tables>(packet: &P, tables: &T) -> Outcome {
-    match parse(packet) {
-        Ok(parsed) => Outcome { action: Action::Pass, reason: parsed.class },
-        // The config is read only on this rare path: well-formed traffic
-        // pays for no lookup.
+pub fn parse_stage<P: Packet, T: Tables>(packet: &P, key: &mut FlowKey, tables: &T) -> Step {
+    match parse_into(packet, key) {
+        Ok(layers) => {
+            key.class = layers.class as u8;
+            Step::Continue
+        }
+        // The interface config is read only on the drop paths: well-formed
+        // traffic that no filter drops pays for no lookup.
         Err(reason) => {
-            let action = match tables.interface_config().malformed_policy() {
-                MalformedPolicy::Drop => Action::Drop,
-                MalformedPolicy::Pass => Action::Pass,
+            let config: InterfaceConfig = tables.interface_config();
+            let action = match config.malformed_policy() {
+                MalformedPolicy::Drop if config.monitor == 0 => Action::Drop,
+                _ => Action::Pass,
             };
-            Outcome { action, reason }
+            Step::Done(Outcome { action, reason })
         }
     }
 }
 
-/// The native build's tables: one interface's config and counters.
-#[derive(Clone, Debug)]
-pub struct NativeTables {
-    /// The interface configuration.
-    pub config: InterfaceConfig,
-    counters: [Counter; COUNTER_SLOTS as usize],
+/// Whether the filter stage has anything to do.
+#[inline(always)]
+pub fn filter_enabled(config: &FilterConfig) -> bool {
+    config.flags != 0
+        || config.rate_limits != 0
+        || config.fragments_v4 != 0
+        || config.fragments_v6 != 0
 }
 
-impl Default for NativeTables {
-    fn default() -> Self {
-        Self::new(InterfaceConfig::default())
-    }
-}
-
-impl NativeTables {
-    /// Tables with the given config and zeroed counters.
-    pub const fn new(config: InterfaceConfig) -> Self {
-        Self { config, counters: [Counter { packets: 0, bytes: 0 }; COUNTER_SLOTS as usize] }
-    }
-
-    /// One (action, reason) counter.
-    pub fn counter(&self, action: Action, reason: Reason) -> Counter {
-        self.counters.get(counter_index(action, reason) as usize).copied().unwrap_or_default()
-    }
-
-    /// All counter slots, indexed by [`crate::stats::counter_index`].
-    pub fn counters(&self) -> &[Counter] {
-        &self.counters
+/// A pass with the class the parser left in `key`.
+#[inline(always)]
+pub fn class_outcome(key: &FlowKey) -> Outcome {
+    Outcome {
+        action: Action::Pass,
+        reason: Reason::class_from_u8(key.class),
     }
 }
 
-impl Tables for NativeTables {
-    #[inline(always)]
-    fn interface_config(&self) -> InterfaceConfig {
-        self.config
-    }
+/// Runs the filter on a parsed flow: a pass with its class, or a drop
+/// (a pass when monitored) with the filter's reason.
+#[inline(always)]
+pub fn filter_stage<T: Tables>(key: &FlowKey, frame_len: u64, tables: &mut T) -> Outcome {
+    decide_filtered(key, frame_len, tables)
+}
 
-    #[inline(always)]
-    fn count(&mut self, action: Action, reason: Reason, bytes: u64) {
-        if let Some(counter) = self.counters.get_mut(counter_index(action, reason) as usize) {
-            counter.packets += 1;
-            counter.bytes += bytes;
+#[inline(always)]
+fn decide_filtered<T: Tables>(key: &FlowKey, frame_len: u64, tables: &mut T) -> Outcome {
+    match filter(key, frame_len, tables) {
+        None => class_outcome(key),
+        Some(drop) => {
+            let monitor = drop.monitor || tables.interface_config().monitor != 0;
+            Outcome {
+                action: if monitor { Action::Pass } else { Action::Drop },
+                reason: drop.reason,
+            }
         }
     }
 }

@@ -18,7 +18,13 @@ pub enum Action {
 
 impl Action {
     /// Every action, in code order.
-    pub const ALL: [Action; 5] = [Self::Aborted, Self::Drop, Self::Pass, Self::Tx, Self::Redirect];
+    pub const ALL: [Action; 5] = [
+        Self::Aborted,
+        Self::Drop,
+        Self::Pass,
+        Self::Tx,
+        Self::Redirect,
+    ];
 
     /// Decodes a kernel action code.
     pub const fn from_u32(code: u32) -> Option<Self> {
@@ -109,6 +115,33 @@ pub enum Reason {
     TruncatedIcmpv6 = 34,
     /// Headers reach beyond the deepest offset the pipeline reads.
     HeadersTooLong = 35,
+
+    /// A deny rule matched.
+    RuleDeny = 40,
+    /// No rule matched and the default action is drop.
+    DefaultDeny = 41,
+    /// The source is on the blocklist.
+    Blocklisted = 42,
+    /// Over a rate limit.
+    RateLimited = 43,
+    /// Over a SYN rate limit.
+    SynRateLimited = 44,
+    /// An IP fragment the fragment policy drops.
+    Fragment = 45,
+    /// TCP with SYN and FIN together.
+    TcpSynFin = 46,
+    /// TCP with SYN and RST together.
+    TcpSynRst = 47,
+    /// TCP with no flags at all.
+    TcpNullFlags = 48,
+    /// TCP FIN, PSH or URG without ACK.
+    TcpNoAck = 49,
+    /// UDP from a reflection source port to a destination not expecting it.
+    Amplification = 50,
+    /// A SYN answered at XDP with a SYN-ACK carrying a cookie.
+    SynCookieSent = 51,
+    /// An ACK whose cookie does not check, to a cookie-protected port.
+    SynCookieInvalid = 52,
 }
 
 /// Counter slots per action; reason codes are below this.
@@ -119,7 +152,7 @@ pub const COUNTER_SLOTS: u32 = Action::ALL.len() as u32 * REASON_SLOTS;
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 29] = [
+    pub const ALL: [Reason; 42] = [
         Self::NonIp,
         Self::Ipv4Tcp,
         Self::Ipv4Udp,
@@ -149,17 +182,56 @@ impl Reason {
         Self::TruncatedIcmp,
         Self::TruncatedIcmpv6,
         Self::HeadersTooLong,
+        Self::RuleDeny,
+        Self::DefaultDeny,
+        Self::Blocklisted,
+        Self::RateLimited,
+        Self::SynRateLimited,
+        Self::Fragment,
+        Self::TcpSynFin,
+        Self::TcpSynRst,
+        Self::TcpNullFlags,
+        Self::TcpNoAck,
+        Self::Amplification,
+        Self::SynCookieSent,
+        Self::SynCookieInvalid,
     ];
 
     /// Decodes a reason code.
     pub fn from_u8(code: u8) -> Option<Self> {
-        Self::ALL.iter().copied().find(|reason| *reason as u8 == code)
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|reason| *reason as u8 == code)
+    }
+
+    /// Decodes a class code (0 to 8); anything else reads as `NonIp`.
+    #[inline(always)]
+    pub const fn class_from_u8(code: u8) -> Self {
+        match code {
+            1 => Self::Ipv4Tcp,
+            2 => Self::Ipv4Udp,
+            3 => Self::Ipv4Icmp,
+            4 => Self::Ipv4Other,
+            5 => Self::Ipv6Tcp,
+            6 => Self::Ipv6Udp,
+            7 => Self::Ipv6Icmp,
+            8 => Self::Ipv6Other,
+            _ => Self::NonIp,
+        }
     }
 
     /// True for the reasons that mark a frame malformed.
     #[inline(always)]
     pub const fn is_malformed(self) -> bool {
-        self as u8 >= Self::TruncatedEthernet as u8
+        let code = self as u8;
+        code >= Self::TruncatedEthernet as u8 && code <= Self::HeadersTooLong as u8
+    }
+
+    /// True for the reasons the filter stage gives.
+    #[inline(always)]
+    pub const fn is_filter(self) -> bool {
+        self as u8 >= Self::RuleDeny as u8
     }
 
     /// Kebab-case name, as the CLI prints it.
@@ -194,6 +266,19 @@ impl Reason {
             Self::TruncatedIcmp => "truncated-icmp",
             Self::TruncatedIcmpv6 => "truncated-icmpv6",
             Self::HeadersTooLong => "headers-too-long",
+            Self::RuleDeny => "rule-deny",
+            Self::DefaultDeny => "default-deny",
+            Self::Blocklisted => "blocklisted",
+            Self::RateLimited => "rate-limited",
+            Self::SynRateLimited => "syn-rate-limited",
+            Self::Fragment => "fragment",
+            Self::TcpSynFin => "tcp-syn-fin",
+            Self::TcpSynRst => "tcp-syn-rst",
+            Self::TcpNullFlags => "tcp-null-flags",
+            Self::TcpNoAck => "tcp-no-ack",
+            Self::Amplification => "amplification",
+            Self::SynCookieSent => "syn-cookie-sent",
+            Self::SynCookieInvalid => "syn-cookie-invalid",
         }
     }
 }

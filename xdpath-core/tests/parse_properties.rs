@@ -6,7 +6,9 @@ use proptest::prelude::*;
 use xdpath_core::build::{FrameSpec, Network, Transport};
 use xdpath_core::parse::ipv4_mapped;
 use xdpath_core::wire::protocol;
-use xdpath_core::{parse, pipeline, Action, InterfaceConfig, MalformedPolicy, NativeTables, Reason, SlicePacket};
+use xdpath_core::{
+    parse, pipeline, Action, InterfaceConfig, MalformedPolicy, NativeTables, Reason, SlicePacket,
+};
 
 fn network() -> impl Strategy<Value = Network> {
     prop_oneof![
@@ -22,8 +24,10 @@ fn transport() -> impl Strategy<Value = Transport> {
             destination_port: d,
             flags: f
         }),
-        (any::<u16>(), any::<u16>())
-            .prop_map(|(s, d)| Transport::Udp { source_port: s, destination_port: d }),
+        (any::<u16>(), any::<u16>()).prop_map(|(s, d)| Transport::Udp {
+            source_port: s,
+            destination_port: d
+        }),
         Just(Transport::EchoRequest),
         // Protocols with no header of their own; never an extension header.
         prop_oneof![Just(47u8), Just(50u8), Just(89u8), Just(132u8)].prop_map(Transport::Other),
@@ -31,9 +35,16 @@ fn transport() -> impl Strategy<Value = Transport> {
 }
 
 fn spec() -> impl Strategy<Value = FrameSpec> {
-    (network(), transport(), prop::collection::vec(0u16..4096, 0..=2), prop::collection::vec(any::<u8>(), 0..64))
+    (
+        network(),
+        transport(),
+        prop::collection::vec(0u16..4096, 0..=2),
+        prop::collection::vec(any::<u8>(), 0..64),
+    )
         .prop_map(|(network, transport, vlans, payload)| {
-            FrameSpec::new(network, transport).with_vlans(&vlans).with_payload(&payload)
+            FrameSpec::new(network, transport)
+                .with_vlans(&vlans)
+                .with_payload(&payload)
         })
 }
 

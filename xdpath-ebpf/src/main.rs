@@ -1,35 +1,18 @@
 //! The xdpath XDP program: the core pipeline bound to maps.
 //!
-//! One instance of this object is loaded per interface, so its maps are that
-//! interface's own: user space pins them under
-//! `/sys/fs/bpf/xdpath/<netns>/<interface>/`.
+//! One instance of this object is loaded per interface. Its own maps
+//! (`CONFIG`, `COUNTERS`, `META`) are that interface's; the filter maps
+//! are shared by every interface of a network namespace: user space loads
+//! each instance with the same pin paths for them
+//! (`/sys/fs/bpf/xdpath/<netns>/shared/<MAP>`), so one rule set serves all.
 #![no_std]
 #![no_main]
 
-use aya_ebpf::{
-    macros::{map, xdp},
-    maps::{Array, PerCpuArray},
-    programs::XdpContext,
-};
-use xdpath_core::{
-    packet::MAX_HEADER_OFFSET, pipeline, stats::counter_index, Action, AttachMeta, Counter, InterfaceConfig,
-    Packet, Reason, Tables, COUNTER_SLOTS,
-};
+mod maps;
+mod tables;
 
-/// This interface's configuration: one entry, written by user space at
-/// attach time and read only on the malformed-frame path.
-#[map(name = "CONFIG")]
-static CONFIG: Array<InterfaceConfig> = Array::with_max_entries(1, 0);
-
-/// How and when user space attached this instance. The program never reads
-/// it: it lives here so that it is pinned, and removed, with the program.
-#[map(name = "META")]
-static META: Array<AttachMeta> = Array::with_max_entries(1, 0);
-
-/// Packets and bytes per (action, reason), per CPU so that the data path
-/// never contends on a cache line; user space sums the CPUs.
-#[map(name = "COUNTERS")]
-static COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use xdpath_core::{packet::MAX_HEADER_OFFSET, pipeline, pipeline::Step, Packet, Tables};
 
 /// A frame seen through the XDP context: every read is checked against
 /// `data_end` after its offset is bounded by a constant, which is what the
@@ -68,35 +51,56 @@ impl Packet for XdpPacket {
     }
 }
 
-struct MapTables;
-
-impl Tables for MapTables {
-    #[inline(always)]
-    fn interface_config(&self) -> InterfaceConfig {
-        match CONFIG.get(0) {
-            Some(config) => *config,
-            None => InterfaceConfig::default(),
-        }
-    }
-
-    #[inline(always)]
-    fn count(&mut self, action: Action, reason: Reason, bytes: u64) {
-        if let Some(counter) = COUNTERS.get_ptr_mut(counter_index(action, reason)) {
-            // SAFETY: a per-CPU slot is only touched by this CPU, and XDP
-            // programs do not preempt one another on a CPU.
-            unsafe {
-                (*counter).packets += 1;
-                (*counter).bytes += bytes;
-            }
-        }
-    }
-}
-
+/// The entry point: parse, then the filter stage through a tail call when
+/// the filter has anything to do. Each program is verified on its own, so
+/// the verifier's work adds up across stages instead of multiplying.
 #[xdp]
 pub fn xdpath(ctx: XdpContext) -> u32 {
     let (start, end) = (ctx.data(), ctx.data_end());
-    let packet = XdpPacket { start, end, length: end - start };
-    pipeline::process(&packet, &mut MapTables).action as u32
+    let packet = XdpPacket {
+        start,
+        end,
+        length: end - start,
+    };
+    let Some(key) = maps::SCRATCH.get_ptr_mut(0) else {
+        // Unreachable (a one-slot array always has slot 0); pass rather than
+        // drop if it ever were.
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: this CPU's slot; XDP runs do not nest on a CPU.
+    let key = unsafe { &mut *key };
+    let mut tables = tables::MapTables { ctx: ctx.ctx };
+    let outcome = match pipeline::parse_stage(&packet, key, &tables) {
+        Step::Done(outcome) => outcome,
+        Step::Continue => {
+            if pipeline::filter_enabled(&tables.filter_config()) {
+                // SAFETY: a tail call with this program's own context. On
+                // success it does not return.
+                unsafe { maps::STAGES.tail_call(&ctx, maps::STAGE_FILTER) };
+            }
+            // No filter, or the filter program is missing: pass, counted.
+            pipeline::class_outcome(key)
+        }
+    };
+    tables.count(outcome.action, outcome.reason, packet.len() as u64);
+    outcome.action as u32
+}
+
+/// The filter stage, reached from [`xdpath`] by tail call with the flow key
+/// in this CPU's scratch slot.
+#[xdp]
+pub fn xdpath_filter(ctx: XdpContext) -> u32 {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    let frame_len = (end - start) as u64;
+    let Some(key) = maps::SCRATCH.get_ptr(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: this CPU's slot, written by the parse stage of this same run.
+    let key = unsafe { &*key };
+    let mut tables = tables::MapTables { ctx: ctx.ctx };
+    let outcome = pipeline::filter_stage(key, frame_len, &mut tables);
+    tables.count(outcome.action, outcome.reason, frame_len);
+    outcome.action as u32
 }
 
 #[cfg(not(test))]

@@ -19,10 +19,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aya::maps::{Array, Map, MapData, PerCpuArray};
+use aya::maps::{Array, Map, MapData, PerCpuArray, ProgramArray};
 use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::{ProgramInfo, TestRun, TestRunOptions, Xdp, XdpMode};
-use aya::{Ebpf, Pod};
+use aya::{Ebpf, EbpfLoader, Pod};
 use xdpath_core::{Action, AttachMeta, Counter, InterfaceConfig, COUNTER_SLOTS};
 
 use crate::objects;
@@ -218,6 +218,7 @@ unsafe impl Pod for PodMeta {}
 /// An instance of the xdpath program loaded into the kernel, with its maps.
 pub struct LoadedProgram {
     ebpf: Ebpf,
+    main: String,
 }
 
 impl LoadedProgram {
@@ -234,22 +235,116 @@ impl LoadedProgram {
         program: &str,
         config: InterfaceConfig,
     ) -> Result<Self, DataplaneError> {
+        Self::load_object_with(object, program, config, None)
+    }
+
+    /// Loads the object; with `shared`, the filter maps are opened from (or
+    /// created and pinned at) `shared/<MAP>`, so every instance of a
+    /// namespace sees one rule set.
+    fn load_object_with(
+        object: &[u8],
+        program: &str,
+        config: InterfaceConfig,
+        shared: Option<&Path>,
+    ) -> Result<Self, DataplaneError> {
         raise_memlock_limit();
-        let mut ebpf = Ebpf::load(object).map_err(|error| DataplaneError::Load(Box::new(error)))?;
-        let xdp: &mut Xdp = ebpf
-            .program_mut(program)
-            .ok_or_else(|| {
-                DataplaneError::Load(format!("no program {program} in the object").into())
-            })?
-            .try_into()
-            .map_err(|error: aya::programs::ProgramError| DataplaneError::Load(Box::new(error)))?;
-        xdp.load()
+        let mut loader = EbpfLoader::new();
+        let paths: Vec<(&str, PathBuf)> = match shared {
+            Some(dir) => SHARED_MAPS
+                .iter()
+                .map(|name| (*name, dir.join(name)))
+                .collect(),
+            None => Vec::new(),
+        };
+        for (name, path) in &paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader
+            .load(object)
             .map_err(|error| DataplaneError::Load(Box::new(error)))?;
-        let mut loaded = Self { ebpf };
+        let names: Vec<String> = ebpf.programs().map(|(name, _)| name.to_string()).collect();
+        if !names.iter().any(|name| name == program) {
+            return Err(DataplaneError::Load(
+                format!("no program {program} in the object").into(),
+            ));
+        }
+        for name in &names {
+            let xdp: &mut Xdp = ebpf
+                .program_mut(name)
+                .ok_or_else(|| {
+                    DataplaneError::Load(format!("no program {name} in the object").into())
+                })?
+                .try_into()
+                .map_err(|error: aya::programs::ProgramError| {
+                    DataplaneError::Load(Box::new(error))
+                })?;
+            xdp.load()
+                .map_err(|error| DataplaneError::Load(Box::new(error)))?;
+        }
+        let mut loaded = Self {
+            ebpf,
+            main: program.to_string(),
+        };
         if loaded.ebpf.map("CONFIG").is_some() {
             loaded.set_config(config)?;
         }
+        if loaded.ebpf.map("STAGES").is_some() {
+            loaded.link_stages()?;
+        }
         Ok(loaded)
+    }
+
+    /// Puts the later stages into the main program's tail-call table.
+    fn link_stages(&mut self) -> Result<(), DataplaneError> {
+        let filter_fd = {
+            let program: &Xdp = self
+                .ebpf
+                .program(objects::FILTER_PROGRAM)
+                .ok_or_else(|| DataplaneError::Load("no filter stage in the object".into()))?
+                .try_into()
+                .map_err(|error: aya::programs::ProgramError| {
+                    DataplaneError::Load(Box::new(error))
+                })?;
+            program
+                .fd()
+                .map_err(|error| DataplaneError::Load(Box::new(error)))?
+                .try_clone()
+                .map_err(|source| DataplaneError::Io {
+                    path: "program fd".into(),
+                    source,
+                })?
+        };
+        let map = self.ebpf.map_mut("STAGES").ok_or(DataplaneError::Map {
+            name: "STAGES",
+            source: aya::maps::MapError::InvalidName {
+                name: "STAGES".into(),
+            },
+        })?;
+        let mut stages: ProgramArray<&mut MapData> =
+            ProgramArray::try_from(map).map_err(|source| DataplaneError::Map {
+                name: "STAGES",
+                source,
+            })?;
+        stages
+            .set(STAGE_FILTER, &filter_fd, 0)
+            .map_err(|source| DataplaneError::Map {
+                name: "STAGES",
+                source,
+            })
+    }
+
+    /// Loads the xdpath program with the filter maps of this namespace
+    /// (created and pinned if they are not there yet).
+    pub fn load_shared(config: InterfaceConfig) -> Result<Self, DataplaneError> {
+        ensure_bpffs()?;
+        let dir = shared_dir()?;
+        std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        Self::load_object_with(objects::XDPATH, objects::XDPATH_PROGRAM, config, Some(&dir))
+    }
+
+    /// The loaded object, for typed access to its maps.
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
     }
 
     /// Loads the empty program (`return XDP_PASS`), for benchmarks.
@@ -271,14 +366,8 @@ impl LoadedProgram {
     }
 
     fn program(&mut self) -> &mut Xdp {
-        let name = self
-            .ebpf
-            .programs()
-            .next()
-            .map(|(name, _)| name.to_string())
-            .unwrap_or_default();
         self.ebpf
-            .program_mut(&name)
+            .program_mut(&self.main)
             .and_then(|program| <&mut Xdp>::try_from(program).ok())
             .expect("load_object checked the program is XDP")
     }
@@ -425,6 +514,42 @@ impl InterfacePins {
     }
 }
 
+/// The maps every interface of a namespace shares (the filter's).
+pub const SHARED_MAPS: [&str; 19] = [
+    "FILTER_CONFIG",
+    "RULES_0",
+    "RULES_1",
+    "CHAINS_0",
+    "CHAINS_1",
+    "SRC_PREFIXES_0",
+    "SRC_PREFIXES_1",
+    "DST_PREFIXES_0",
+    "DST_PREFIXES_1",
+    "RULE_HITS",
+    "BLOCKLIST",
+    "RATE_LIMITS",
+    "SRC_BUCKETS",
+    "DST_BUCKETS",
+    "LIMIT_DROPS",
+    "REFLECTION_PORTS",
+    "REFLECTION_OK",
+    "MGMT_SOURCES",
+    "MGMT_PORTS",
+];
+
+/// Slot of the filter stage in the `STAGES` tail-call table.
+pub const STAGE_FILTER: u32 = 0;
+
+/// Where this namespace's shared maps are pinned: `<namespace dir>/:shared`.
+/// Interface pins live in dirs named after interfaces beside it; no
+/// interface name can hold a `:` (and bpffs refuses names with a `.`).
+pub fn shared_dir() -> Result<PathBuf, DataplaneError> {
+    Ok(namespace_dir()?.join(SHARED_DIR_NAME))
+}
+
+/// The name of the shared-maps dir inside a namespace dir.
+pub const SHARED_DIR_NAME: &str = ":shared";
+
 /// This namespace's pin directory: `/sys/fs/bpf/xdpath/<netns id>`.
 pub fn namespace_dir() -> Result<PathBuf, DataplaneError> {
     let id = crate::netns::current_id().map_err(|source| DataplaneError::Io {
@@ -496,7 +621,25 @@ pub fn attach(
         // Stale pins of an interface that was deleted and made again.
         remove_pins(&pins)?;
     }
-    let mut loaded = LoadedProgram::load(config)?;
+    // A failed attach must change nothing: if this call is the one that
+    // creates the namespace's shared maps, it removes them again.
+    let shared = shared_dir()?;
+    let shared_existed = shared.exists();
+    let result = attach_loaded(interface, ifindex, choice, config, &pins);
+    if result.is_err() && !shared_existed {
+        let _ = std::fs::remove_dir_all(&shared);
+    }
+    result
+}
+
+fn attach_loaded(
+    interface: &str,
+    ifindex: u32,
+    choice: ModeChoice,
+    config: InterfaceConfig,
+    pins: &InterfacePins,
+) -> Result<AttachedMode, DataplaneError> {
+    let mut loaded = LoadedProgram::load_shared(config)?;
     let candidates: &[AttachedMode] = match choice {
         ModeChoice::Auto => &[AttachedMode::Native, AttachedMode::Generic],
         ModeChoice::Native => &[AttachedMode::Native],
@@ -533,9 +676,9 @@ pub fn attach(
             });
         }
     };
-    let result = pin_all(&mut loaded, &pins, mode, ifindex, link_id);
+    let result = pin_all(&mut loaded, pins, mode, ifindex, link_id);
     if result.is_err() {
-        let _ = remove_pins(&pins);
+        let _ = remove_pins(pins);
     }
     result.map(|()| mode)
 }
@@ -587,7 +730,7 @@ fn pin_all(
             source,
         })?;
     }
-    for name in ["CONFIG", "COUNTERS", "META"] {
+    for name in ["CONFIG", "COUNTERS", "META", "STAGES"] {
         let path = pins.path(name);
         let map = loaded.ebpf.map(name).ok_or(DataplaneError::Map {
             name: "pin",
@@ -664,7 +807,7 @@ pub fn attached_interfaces() -> Result<Vec<String>, DataplaneError> {
     };
     let mut names: Vec<String> = entries
         .filter_map(Result::ok)
-        .filter(|entry| entry.path().is_dir())
+        .filter(|entry| entry.path().is_dir() && entry.file_name() != SHARED_DIR_NAME)
         .filter_map(|entry| entry.file_name().into_string().ok())
         .collect();
     names.sort();

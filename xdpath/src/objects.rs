@@ -9,5 +9,7 @@ pub static EMPTY: &[u8] =
 
 /// Name of the entry point in [`XDPATH`].
 pub const XDPATH_PROGRAM: &str = "xdpath";
+/// Name of the filter stage in [`XDPATH`] (reached by tail call).
+pub const FILTER_PROGRAM: &str = "xdpath_filter";
 /// Name of the entry point in [`EMPTY`].
 pub const EMPTY_PROGRAM: &str = "xdpath_empty";

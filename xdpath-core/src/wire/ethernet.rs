@@ -18,7 +18,10 @@ pub const ETHERTYPE_QINQ_LEGACY: u16 = 0x9100;
 /// True for the EtherTypes that introduce a VLAN tag.
 #[inline(always)]
 pub const fn is_vlan_ethertype(ethertype: u16) -> bool {
-    matches!(ethertype, ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_LEGACY)
+    matches!(
+        ethertype,
+        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_LEGACY
+    )
 }
 
 /// An Ethernet II header.
@@ -90,7 +93,9 @@ mod tests {
         assert_eq!(header.source, [2, 0, 0, 0, 0, 1]);
         assert_eq!(header.ethertype(), ETHERTYPE_ARP);
         assert_eq!(core::mem::size_of::<EthernetHeader>(), EthernetHeader::LEN);
-        assert!(SlicePacket::new(&GOLDEN_ETHERNET[..13]).load::<EthernetHeader>(0).is_none());
+        assert!(SlicePacket::new(&GOLDEN_ETHERNET[..13])
+            .load::<EthernetHeader>(0)
+            .is_none());
     }
 
     #[test]
@@ -98,6 +103,8 @@ mod tests {
         let tag: VlanTag = SlicePacket::new(&GOLDEN_VLAN).load(0).expect("fits");
         assert_eq!(tag.vlan_id(), 100);
         assert_eq!(tag.ethertype(), ETHERTYPE_IPV4);
-        assert!(is_vlan_ethertype(0x8100) && is_vlan_ethertype(0x88a8) && !is_vlan_ethertype(0x0800));
+        assert!(
+            is_vlan_ethertype(0x8100) && is_vlan_ethertype(0x88a8) && !is_vlan_ethertype(0x0800)
+        );
     }
 }

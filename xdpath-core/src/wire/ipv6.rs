@@ -132,10 +132,16 @@ mod tests {
 
     #[test]
     fn extension_lengths() {
-        let options = Ipv6ExtensionHeader { next_header: 6, length: 1 };
+        let options = Ipv6ExtensionHeader {
+            next_header: 6,
+            length: 1,
+        };
         assert_eq!(options.options_length(), 16);
         // AH with a 96-bit ICV: payload length 4 → 24 bytes.
-        let ah = Ipv6ExtensionHeader { next_header: 6, length: 4 };
+        let ah = Ipv6ExtensionHeader {
+            next_header: 6,
+            length: 4,
+        };
         assert_eq!(ah.ah_length(), 24);
     }
 }

@@ -1,0 +1,331 @@
+//! The native build's tables: plain Rust collections behind [`Tables`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::vec::Vec;
+
+use crate::config::InterfaceConfig;
+use crate::filter::{
+    mask, BlockEntry, Bucket, BucketKey, BucketTable, FilterConfig, PrefixKey, RateLimit, Rule,
+    RuleChain, MAX_RATE_LIMITS,
+};
+use crate::pipeline::Tables;
+use crate::stats::{counter_index, Action, Counter, Reason, COUNTER_SLOTS};
+
+/// Longest-prefix match over 128-bit keys: one hash map per prefix length,
+/// probed from the longest length present.
+#[derive(Clone, Debug)]
+pub struct PrefixMap<V> {
+    by_length: HashMap<u32, HashMap<[u8; 16], V>>,
+    lengths: BTreeSet<u32>,
+}
+
+impl<V> Default for PrefixMap<V> {
+    fn default() -> Self {
+        Self {
+            by_length: HashMap::new(),
+            lengths: BTreeSet::new(),
+        }
+    }
+}
+
+impl<V: Copy> PrefixMap<V> {
+    /// Inserts or replaces `key`.
+    pub fn insert(&mut self, key: PrefixKey, value: V) {
+        let length = key.prefix_len.min(128);
+        self.lengths.insert(length);
+        self.by_length
+            .entry(length)
+            .or_default()
+            .insert(mask(&key.address, length as u8), value);
+    }
+
+    /// Removes `key`; true if it was there.
+    pub fn remove(&mut self, key: PrefixKey) -> bool {
+        let length = key.prefix_len.min(128);
+        let Some(map) = self.by_length.get_mut(&length) else {
+            return false;
+        };
+        let removed = map.remove(&mask(&key.address, length as u8)).is_some();
+        if map.is_empty() {
+            self.by_length.remove(&length);
+            self.lengths.remove(&length);
+        }
+        removed
+    }
+
+    /// The value of the longest prefix holding `address`.
+    pub fn longest_match(&self, address: &[u8; 16]) -> Option<V> {
+        self.lengths.iter().rev().find_map(|length| {
+            self.by_length
+                .get(length)
+                .and_then(|map| map.get(&mask(address, *length as u8)).copied())
+        })
+    }
+
+    /// Entries.
+    pub fn len(&self) -> usize {
+        self.by_length.values().map(HashMap::len).sum()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.by_length.is_empty()
+    }
+
+    /// Removes everything.
+    pub fn clear(&mut self) {
+        self.by_length.clear();
+        self.lengths.clear();
+    }
+}
+
+/// One rule buffer: rules, chains and the two prefix maps.
+#[derive(Clone, Debug, Default)]
+pub struct RuleBuffer {
+    /// Rules by index.
+    pub rules: Vec<Rule>,
+    /// Chains by index.
+    pub chains: Vec<RuleChain>,
+    /// Source prefix → chain index.
+    pub source_prefixes: PrefixMap<u32>,
+    /// Destination prefix → chain index.
+    pub destination_prefixes: PrefixMap<u32>,
+}
+
+/// The native build's tables: one interface's config and counters and the
+/// filter state, in ordinary collections.
+#[derive(Clone, Debug)]
+pub struct NativeTables {
+    /// The interface configuration.
+    pub config: InterfaceConfig,
+    /// The interface index rules see.
+    pub ifindex: u32,
+    /// Now, as the filter sees it: CLOCK_MONOTONIC ns, set by the runtime
+    /// (a live runtime per batch, replay from capture time, tests frozen).
+    pub now_ns: u64,
+    /// The filter configuration.
+    pub filter: FilterConfig,
+    /// The two rule buffers; `filter.active` picks one.
+    pub buffers: [RuleBuffer; 2],
+    /// Hits per rule id.
+    pub rule_hits: HashMap<u32, u64>,
+    /// The blocklist.
+    pub blocklist: PrefixMap<BlockEntry>,
+    /// Rate limits (`filter.rate_limits` of them are live).
+    pub rate_limits: Vec<RateLimit>,
+    /// Drops per rate limit.
+    pub limit_drops: Vec<u64>,
+    source_buckets: HashMap<BucketKey, Bucket>,
+    destination_buckets: HashMap<BucketKey, Bucket>,
+    /// Reflection source ports.
+    pub reflection_ports: BTreeSet<u16>,
+    /// Destinations that expect reflection-port traffic.
+    pub reflection_expected: PrefixMap<u8>,
+    /// Management prefixes.
+    pub management_sources: PrefixMap<u8>,
+    /// Management ports.
+    pub management_ports: BTreeSet<u16>,
+    counters: Vec<Counter>,
+}
+
+impl Default for NativeTables {
+    fn default() -> Self {
+        Self::new(InterfaceConfig::default())
+    }
+}
+
+impl NativeTables {
+    /// Tables with the given config, no filter state and zeroed counters.
+    pub fn new(config: InterfaceConfig) -> Self {
+        Self {
+            config,
+            ifindex: 0,
+            now_ns: 0,
+            filter: FilterConfig::default(),
+            buffers: [RuleBuffer::default(), RuleBuffer::default()],
+            rule_hits: HashMap::new(),
+            blocklist: PrefixMap::default(),
+            rate_limits: Vec::new(),
+            limit_drops: std::vec![0; MAX_RATE_LIMITS as usize],
+            source_buckets: HashMap::new(),
+            destination_buckets: HashMap::new(),
+            reflection_ports: BTreeSet::new(),
+            reflection_expected: PrefixMap::default(),
+            management_sources: PrefixMap::default(),
+            management_ports: BTreeSet::new(),
+            counters: std::vec![Counter::default(); COUNTER_SLOTS as usize],
+        }
+    }
+
+    /// Sets the time the filter sees.
+    pub fn set_now_ns(&mut self, now_ns: u64) {
+        self.now_ns = now_ns;
+    }
+
+    /// One (action, reason) counter.
+    pub fn counter(&self, action: Action, reason: Reason) -> Counter {
+        self.counters
+            .get(counter_index(action, reason) as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// All counter slots, indexed by [`crate::stats::counter_index`].
+    pub fn counters(&self) -> &[Counter] {
+        &self.counters
+    }
+
+    /// The live rule buffer.
+    pub fn active_buffer_mut(&mut self) -> &mut RuleBuffer {
+        let index = (self.filter.active & 1) as usize;
+        &mut self.buffers[index]
+    }
+
+    /// Forgets every token bucket.
+    pub fn clear_buckets(&mut self) {
+        self.source_buckets.clear();
+        self.destination_buckets.clear();
+    }
+}
+
+impl Tables for NativeTables {
+    fn interface_config(&self) -> InterfaceConfig {
+        self.config
+    }
+
+    fn count(&mut self, action: Action, reason: Reason, bytes: u64) {
+        if let Some(counter) = self
+            .counters
+            .get_mut(counter_index(action, reason) as usize)
+        {
+            counter.packets += 1;
+            counter.bytes += bytes;
+        }
+    }
+
+    fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    fn filter_config(&self) -> FilterConfig {
+        self.filter
+    }
+
+    fn source_chain(&self, buffer: u32, address: &[u8; 16]) -> Option<&RuleChain> {
+        let buffer = self.buffers.get(buffer as usize)?;
+        let chain = buffer.source_prefixes.longest_match(address)?;
+        buffer.chains.get(chain as usize)
+    }
+
+    fn destination_chain(&self, buffer: u32, address: &[u8; 16]) -> Option<&RuleChain> {
+        let buffer = self.buffers.get(buffer as usize)?;
+        let chain = buffer.destination_prefixes.longest_match(address)?;
+        buffer.chains.get(chain as usize)
+    }
+
+    fn rule(&self, buffer: u32, index: u32) -> Option<&Rule> {
+        self.buffers.get(buffer as usize)?.rules.get(index as usize)
+    }
+
+    fn count_rule_hit(&mut self, id: u32) {
+        *self.rule_hits.entry(id).or_default() += 1;
+    }
+
+    fn blocklist_entry(&self, address: &[u8; 16]) -> Option<BlockEntry> {
+        self.blocklist.longest_match(address)
+    }
+
+    fn remove_blocklist_entry(&mut self, key: PrefixKey) {
+        self.blocklist.remove(key);
+    }
+
+    fn rate_limit(&self, index: u32) -> Option<&RateLimit> {
+        self.rate_limits.get(index as usize)
+    }
+
+    fn take_tokens(
+        &mut self,
+        table: BucketTable,
+        key: &BucketKey,
+        limit: &RateLimit,
+        bytes: u64,
+        now_ns: u64,
+    ) -> bool {
+        let buckets = match table {
+            BucketTable::Source => &mut self.source_buckets,
+            BucketTable::Destination => &mut self.destination_buckets,
+        };
+        buckets
+            .entry(*key)
+            .or_insert_with(|| Bucket::full(limit, now_ns))
+            .take(limit, bytes, now_ns)
+    }
+
+    fn count_limit_drop(&mut self, index: u32) {
+        if let Some(drops) = self.limit_drops.get_mut(index as usize) {
+            *drops += 1;
+        }
+    }
+
+    fn is_reflection_port(&self, port: u16) -> bool {
+        self.reflection_ports.contains(&port)
+    }
+
+    fn expects_reflection(&self, destination: &[u8; 16]) -> bool {
+        self.reflection_expected
+            .longest_match(destination)
+            .is_some()
+    }
+
+    fn is_management_source(&self, source: &[u8; 16]) -> bool {
+        self.management_sources.longest_match(source).is_some()
+    }
+
+    fn is_management_port(&self, port: u16) -> bool {
+        self.management_ports.contains(&port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_map_longest_match() {
+        let mut map = PrefixMap::default();
+        let address = crate::parse::ipv4_mapped([10, 1, 2, 3]);
+        map.insert(
+            PrefixKey {
+                prefix_len: 96 + 8,
+                address,
+            },
+            8u32,
+        );
+        map.insert(
+            PrefixKey {
+                prefix_len: 96 + 24,
+                address,
+            },
+            24u32,
+        );
+        assert_eq!(map.longest_match(&address), Some(24));
+        assert_eq!(
+            map.longest_match(&crate::parse::ipv4_mapped([10, 9, 9, 9])),
+            Some(8)
+        );
+        assert_eq!(
+            map.longest_match(&crate::parse::ipv4_mapped([11, 0, 0, 0])),
+            None
+        );
+        assert!(map.remove(PrefixKey {
+            prefix_len: 120,
+            address
+        }));
+        assert_eq!(map.longest_match(&address), Some(8));
+        assert_eq!(map.len(), 1);
+    }
+}

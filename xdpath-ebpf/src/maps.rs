@@ -1,0 +1,130 @@
+//! The maps. Names are the ones user space pins and opens; sizes come from
+//! `xdpath_core` so both sides agree.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{lpm_trie::Key, Array, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
+};
+use xdpath_core::filter::{
+    BlockEntry, Bucket, BucketKey, FilterConfig, RateLimit, Rule, RuleChain, MAX_BLOCKLIST,
+    MAX_CHAINS, MAX_MANAGEMENT_PREFIXES, MAX_PREFIXES, MAX_RATE_LIMITS, MAX_RULES,
+};
+use xdpath_core::{AttachMeta, Counter, FlowKey, InterfaceConfig, COUNTER_SLOTS};
+
+// ---- this interface's own maps
+
+/// This interface's configuration: one entry, written by user space at
+/// attach time and read only on the drop paths.
+#[map(name = "CONFIG")]
+pub static CONFIG: Array<InterfaceConfig> = Array::with_max_entries(1, 0);
+
+/// How and when user space attached this instance. The program never reads
+/// it: it lives here so that it is pinned, and removed, with the program.
+#[map(name = "META")]
+pub static META: Array<AttachMeta> = Array::with_max_entries(1, 0);
+
+/// Packets and bytes per (action, reason), per CPU so that the data path
+/// never contends on a cache line; user space sums the CPUs.
+#[map(name = "COUNTERS")]
+pub static COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+/// Scratch space for the flow key, one slot per CPU: the key lives in map
+/// memory instead of the 512-byte stack (see `xdpath_core::parse::parse_into`).
+#[map(name = "SCRATCH")]
+pub static SCRATCH: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);
+
+/// Scratch space for trie lookup keys, one slot per CPU. `Key` is packed
+/// (its address starts at byte 4); built on the stack, LLVM would store it
+/// with unaligned 64-bit writes the verifier refuses there.
+#[map(name = "LPM_SCRATCH")]
+pub static LPM_SCRATCH: PerCpuArray<Key<[u8; 16]>> = PerCpuArray::with_max_entries(1, 0);
+
+/// The later stages, reached by tail call: each is verified as its own
+/// program.
+#[map(name = "STAGES")]
+pub static STAGES: ProgramArray = ProgramArray::with_max_entries(4, 0);
+/// Slot of the filter stage in `STAGES`.
+pub const STAGE_FILTER: u32 = 0;
+
+// ---- filter maps, shared by every interface of a namespace
+
+/// The global filter configuration (one entry). All zero: no filtering.
+#[map(name = "FILTER_CONFIG")]
+pub static FILTER_CONFIG: Array<FilterConfig> = Array::with_max_entries(1, 0);
+
+/// Rule buffer 0: rules by index. The rule set is double-buffered so a whole
+/// new set is written aside and goes live with one write of
+/// `FilterConfig::active`.
+#[map(name = "RULES_0")]
+pub static RULES_0: Array<Rule> = Array::with_max_entries(MAX_RULES, 0);
+/// Rule buffer 1: rules by index.
+#[map(name = "RULES_1")]
+pub static RULES_1: Array<Rule> = Array::with_max_entries(MAX_RULES, 0);
+
+/// Buffer 0: chains (a prefix's rules, then those of covering prefixes).
+#[map(name = "CHAINS_0")]
+pub static CHAINS_0: Array<RuleChain> = Array::with_max_entries(MAX_CHAINS, 0);
+/// Buffer 1: chains.
+#[map(name = "CHAINS_1")]
+pub static CHAINS_1: Array<RuleChain> = Array::with_max_entries(MAX_CHAINS, 0);
+
+/// Buffer 0: source prefix → chain index.
+#[map(name = "SRC_PREFIXES_0")]
+pub static SRC_PREFIXES_0: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
+/// Buffer 1: source prefix → chain index.
+#[map(name = "SRC_PREFIXES_1")]
+pub static SRC_PREFIXES_1: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
+/// Buffer 0: destination prefix → chain index.
+#[map(name = "DST_PREFIXES_0")]
+pub static DST_PREFIXES_0: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
+/// Buffer 1: destination prefix → chain index.
+#[map(name = "DST_PREFIXES_1")]
+pub static DST_PREFIXES_1: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
+
+/// Hits per rule id, per CPU (512 KiB a CPU): the BPF target's `core` has
+/// no atomic read-modify-write, and per-CPU slots need none.
+#[map(name = "RULE_HITS")]
+pub static RULE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_RULES, 0);
+
+/// Blocked prefixes with their expiry; the data path deletes expired ones
+/// it meets.
+#[map(name = "BLOCKLIST")]
+pub static BLOCKLIST: LpmTrie<[u8; 16], BlockEntry> = LpmTrie::with_max_entries(MAX_BLOCKLIST, 0);
+
+/// The rate limits; `FilterConfig::rate_limits` of them are live.
+#[map(name = "RATE_LIMITS")]
+pub static RATE_LIMITS: Array<RateLimit> = Array::with_max_entries(MAX_RATE_LIMITS, 0);
+
+/// Token buckets of per-source limits. LRU, so a flood of spoofed sources
+/// recycles its own entries instead of failing inserts.
+#[map(name = "SRC_BUCKETS")]
+pub static SRC_BUCKETS: LruHashMap<BucketKey, Bucket> = LruHashMap::with_max_entries(262_144, 0);
+
+/// Token buckets of per-destination limits, apart from the source buckets
+/// so a spoofed-source flood cannot evict them.
+#[map(name = "DST_BUCKETS")]
+pub static DST_BUCKETS: LruHashMap<BucketKey, Bucket> = LruHashMap::with_max_entries(16_384, 0);
+
+/// Drops per rate limit, per CPU.
+#[map(name = "LIMIT_DROPS")]
+pub static LIMIT_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_RATE_LIMITS, 0);
+
+/// Reflection source ports: a 65,536-bit set, word `port / 64`.
+#[map(name = "REFLECTION_PORTS")]
+pub static REFLECTION_PORTS: Array<u64> = Array::with_max_entries(1024, 0);
+
+/// Destinations that expect traffic from reflection ports (resolvers, NTP
+/// clients): the amplification guard spares them.
+#[map(name = "REFLECTION_OK")]
+pub static REFLECTION_OK: LpmTrie<[u8; 16], u8> =
+    LpmTrie::with_max_entries(MAX_MANAGEMENT_PREFIXES, 0);
+
+/// Management source prefixes: never dropped by the filter.
+#[map(name = "MGMT_SOURCES")]
+pub static MGMT_SOURCES: LpmTrie<[u8; 16], u8> =
+    LpmTrie::with_max_entries(MAX_MANAGEMENT_PREFIXES, 0);
+
+/// Management destination ports (TCP and UDP): never dropped by the
+/// filter. A 65,536-bit set.
+#[map(name = "MGMT_PORTS")]
+pub static MGMT_PORTS: Array<u64> = Array::with_max_entries(1024, 0);

@@ -1,0 +1,190 @@
+//! [`Tables`] over the maps.
+
+use aya_ebpf::{helpers::bpf_ktime_get_ns, maps::lpm_trie::Key};
+use xdpath_core::filter::{
+    BlockEntry, Bucket, BucketKey, BucketTable, FilterConfig, PrefixKey, RateLimit, Rule, RuleChain,
+};
+use xdpath_core::{stats::counter_index, Action, InterfaceConfig, Reason, Tables};
+
+use crate::maps::*;
+
+pub struct MapTables {
+    /// The run's context; the ingress interface is read from it only when a
+    /// rule asks (it costs three dependent loads).
+    pub ctx: *mut aya_ebpf::bindings::xdp_md,
+}
+
+#[inline(always)]
+fn bit_set(map: &aya_ebpf::maps::Array<u64>, bit: u16) -> bool {
+    match map.get(u32::from(bit >> 6)) {
+        Some(word) => *word & (1u64 << (bit & 63)) != 0,
+        None => false,
+    }
+}
+
+/// This CPU's trie key slot, set to `address/prefix_len`.
+#[inline(always)]
+fn trie_key(address: &[u8; 16], prefix_len: u32) -> Option<&'static Key<[u8; 16]>> {
+    let slot = LPM_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: this CPU's slot; XDP runs do not nest on a CPU, and the
+    // reference is dropped before the next call overwrites the slot.
+    unsafe {
+        (*slot).prefix_len = prefix_len;
+        (*slot).data = *address;
+        Some(&*slot)
+    }
+}
+
+#[inline(always)]
+fn full_key(address: &[u8; 16]) -> Option<&'static Key<[u8; 16]>> {
+    trie_key(address, 128)
+}
+
+impl Tables for MapTables {
+    #[inline(always)]
+    fn interface_config(&self) -> InterfaceConfig {
+        match CONFIG.get(0) {
+            Some(config) => *config,
+            None => InterfaceConfig::default(),
+        }
+    }
+
+    #[inline(always)]
+    fn count(&mut self, action: Action, reason: Reason, bytes: u64) {
+        if let Some(counter) = COUNTERS.get_ptr_mut(counter_index(action, reason)) {
+            // SAFETY: a per-CPU slot is only touched by this CPU, and XDP
+            // programs do not preempt one another on a CPU.
+            unsafe {
+                (*counter).packets += 1;
+                (*counter).bytes += bytes;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn ifindex(&self) -> u32 {
+        // SAFETY: ctx is the kernel's xdp_md for this run.
+        unsafe { (*self.ctx).ingress_ifindex }
+    }
+
+    #[inline(always)]
+    fn now_ns(&self) -> u64 {
+        // SAFETY: a helper with no arguments.
+        unsafe { bpf_ktime_get_ns() }
+    }
+
+    #[inline(always)]
+    fn filter_config(&self) -> FilterConfig {
+        match FILTER_CONFIG.get(0) {
+            Some(config) => *config,
+            None => FilterConfig::default(),
+        }
+    }
+
+    #[inline(always)]
+    fn source_chain(&self, buffer: u32, address: &[u8; 16]) -> Option<&RuleChain> {
+        let trie = if buffer == 0 {
+            &SRC_PREFIXES_0
+        } else {
+            &SRC_PREFIXES_1
+        };
+        let chain = *trie.get(full_key(address)?)?;
+        let chains = if buffer == 0 { &CHAINS_0 } else { &CHAINS_1 };
+        chains.get(chain)
+    }
+
+    #[inline(always)]
+    fn destination_chain(&self, buffer: u32, address: &[u8; 16]) -> Option<&RuleChain> {
+        let trie = if buffer == 0 {
+            &DST_PREFIXES_0
+        } else {
+            &DST_PREFIXES_1
+        };
+        let chain = *trie.get(full_key(address)?)?;
+        let chains = if buffer == 0 { &CHAINS_0 } else { &CHAINS_1 };
+        chains.get(chain)
+    }
+
+    #[inline(always)]
+    fn rule(&self, buffer: u32, index: u32) -> Option<&Rule> {
+        let rules = if buffer == 0 { &RULES_0 } else { &RULES_1 };
+        rules.get(index)
+    }
+
+    #[inline(always)]
+    fn count_rule_hit(&mut self, id: u32) {
+        if let Some(hits) = RULE_HITS.get_ptr_mut(id) {
+            // SAFETY: a per-CPU slot, touched only by this CPU.
+            unsafe { *hits += 1 };
+        }
+    }
+
+    #[inline(always)]
+    fn blocklist_entry(&self, address: &[u8; 16]) -> Option<BlockEntry> {
+        BLOCKLIST.get(full_key(address)?).copied()
+    }
+
+    #[inline(always)]
+    fn remove_blocklist_entry(&mut self, key: PrefixKey) {
+        if let Some(key) = trie_key(&key.address, key.prefix_len) {
+            let _ = BLOCKLIST.remove(key);
+        }
+    }
+
+    #[inline(always)]
+    fn rate_limit(&self, index: u32) -> Option<&RateLimit> {
+        RATE_LIMITS.get(index)
+    }
+
+    #[inline(always)]
+    fn take_tokens(
+        &mut self,
+        table: BucketTable,
+        key: &BucketKey,
+        limit: &RateLimit,
+        bytes: u64,
+        now_ns: u64,
+    ) -> bool {
+        let map = match table {
+            BucketTable::Source => &SRC_BUCKETS,
+            BucketTable::Destination => &DST_BUCKETS,
+        };
+        if let Some(bucket) = map.get_ptr_mut(key) {
+            // SAFETY: a live map value. Concurrent CPUs may race on one
+            // bucket; the limit is then approximate, never unsafe.
+            return unsafe { (*bucket).take(limit, bytes, now_ns) };
+        }
+        let mut fresh = Bucket::full(limit, now_ns);
+        let allowed = fresh.take(limit, bytes, now_ns);
+        let _ = map.insert(key, &fresh, 0);
+        allowed
+    }
+
+    #[inline(always)]
+    fn count_limit_drop(&mut self, index: u32) {
+        if let Some(drops) = LIMIT_DROPS.get_ptr_mut(index) {
+            // SAFETY: a per-CPU slot, touched only by this CPU.
+            unsafe { *drops += 1 };
+        }
+    }
+
+    #[inline(always)]
+    fn is_reflection_port(&self, port: u16) -> bool {
+        bit_set(&REFLECTION_PORTS, port)
+    }
+
+    #[inline(always)]
+    fn expects_reflection(&self, destination: &[u8; 16]) -> bool {
+        full_key(destination).is_some_and(|key| REFLECTION_OK.get(key).is_some())
+    }
+
+    #[inline(always)]
+    fn is_management_source(&self, source: &[u8; 16]) -> bool {
+        full_key(source).is_some_and(|key| MGMT_SOURCES.get(key).is_some())
+    }
+
+    #[inline(always)]
+    fn is_management_port(&self, port: u16) -> bool {
+        bit_set(&MGMT_PORTS, port)
+    }
+}
