@@ -128,3 +128,7 @@ pub static MGMT_SOURCES: LpmTrie<[u8; 16], u8> =
 /// filter. A 65,536-bit set.
 #[map(name = "MGMT_PORTS")]
 pub static MGMT_PORTS: Array<u64> = Array::with_max_entries(1024, 0);
+
+/// Destination ports that SYN-cookie mode protects (TCP): a 65,536-bit set.
+#[map(name = "SYNCOOKIE_PORTS")]
+pub static SYNCOOKIE_PORTS: Array<u64> = Array::with_max_entries(1024, 0);

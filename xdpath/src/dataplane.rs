@@ -515,7 +515,7 @@ impl InterfacePins {
 }
 
 /// The maps every interface of a namespace shares (the filter's).
-pub const SHARED_MAPS: [&str; 19] = [
+pub const SHARED_MAPS: [&str; 20] = [
     "FILTER_CONFIG",
     "RULES_0",
     "RULES_1",
@@ -535,6 +535,7 @@ pub const SHARED_MAPS: [&str; 19] = [
     "REFLECTION_OK",
     "MGMT_SOURCES",
     "MGMT_PORTS",
+    "SYNCOOKIE_PORTS",
 ];
 
 /// Slot of the filter stage in the `STAGES` tail-call table.
