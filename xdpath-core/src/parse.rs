@@ -71,16 +71,34 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
-    /// Zeroes every field with six 64-bit stores. Volatile, so LLVM cannot
-    /// fold them into a `memset` call, which the eBPF build would run as a
-    /// byte loop.
+    /// Zeroes every field with six 64-bit stores. The eBPF build parses
+    /// into a key on the stack, where LLVM drops the stores no one reads;
+    /// into map memory they could become a `memset` call (a byte loop in
+    /// BPF), which is why the tail-called stages get the key by
+    /// [`FlowKey::copy_to`].
     #[inline(always)]
     pub fn clear(&mut self) {
         let words = (self as *mut Self).cast::<u64>();
         let mut index = 0;
         while index < core::mem::size_of::<Self>() / 8 {
             // SAFETY: FlowKey is 48 bytes, aligned to 8: six aligned words.
-            unsafe { core::ptr::write_volatile(words.add(index), 0) };
+            unsafe { core::ptr::write(words.add(index), 0) };
+            index += 1;
+        }
+    }
+
+    /// Copies the key word by word into `target` (volatile, for the same
+    /// reason as `clear`: no `memcpy` call in the eBPF build).
+    #[inline(always)]
+    pub fn copy_to(&self, target: &mut Self) {
+        let from = (self as *const Self).cast::<u64>();
+        let to = (target as *mut Self).cast::<u64>();
+        let mut index = 0;
+        while index < core::mem::size_of::<Self>() / 8 {
+            // SAFETY: both are 48-byte, 8-aligned FlowKeys: six aligned words.
+            unsafe {
+                core::ptr::write_volatile(to.add(index), core::ptr::read_volatile(from.add(index)))
+            };
             index += 1;
         }
     }
@@ -90,11 +108,10 @@ impl FlowKey {
     fn set_address(slot: &mut [u8; 16], words: [u64; 2]) {
         let at = slot.as_mut_ptr().cast::<u64>();
         // SAFETY: both address fields sit at offsets 0 and 16 of an
-        // 8-aligned struct: two aligned words each. Volatile for the same
-        // reason as `clear`.
+        // 8-aligned struct: two aligned words each.
         unsafe {
-            core::ptr::write_volatile(at, words[0]);
-            core::ptr::write_volatile(at.add(1), words[1]);
+            core::ptr::write(at, words[0]);
+            core::ptr::write(at.add(1), words[1]);
         }
     }
 

@@ -9,10 +9,11 @@
 #![no_main]
 
 mod maps;
+mod syncookie;
 mod tables;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use xdpath_core::{packet::MAX_HEADER_OFFSET, pipeline, pipeline::Step, Packet, Tables};
+use xdpath_core::{packet::MAX_HEADER_OFFSET, pipeline, pipeline::Step, FlowKey, Packet, Tables};
 
 /// A frame seen through the XDP context: every read is checked against
 /// `data_end` after its offset is bounded by a constant, which is what the
@@ -62,24 +63,30 @@ pub fn xdpath(ctx: XdpContext) -> u32 {
         end,
         length: end - start,
     };
-    let Some(key) = maps::SCRATCH.get_ptr_mut(0) else {
-        // Unreachable (a one-slot array always has slot 0); pass rather than
-        // drop if it ever were.
-        return xdp_action::XDP_PASS;
-    };
-    // SAFETY: this CPU's slot; XDP runs do not nest on a CPU.
-    let key = unsafe { &mut *key };
+    // The key lives on the stack. Two calls of the parse stage: without a
+    // filter, LLVM drops every key store but the class; with one, the key
+    // is copied to this CPU's scratch slot for the tail-called stage.
     let mut tables = tables::MapTables { ctx: ctx.ctx };
-    let outcome = match pipeline::parse_stage(&packet, key, &tables) {
-        Step::Done(outcome) => outcome,
-        Step::Continue => {
-            if pipeline::filter_enabled(&tables.filter_config()) {
-                // SAFETY: a tail call with this program's own context. On
-                // success it does not return.
-                unsafe { maps::STAGES.tail_call(&ctx, maps::STAGE_FILTER) };
+    let mut key = FlowKey::default();
+    let outcome = if pipeline::filter_enabled(&tables.filter_config()) {
+        match pipeline::parse_stage(&packet, &mut key, &tables) {
+            Step::Done(outcome) => outcome,
+            Step::Continue => {
+                if let Some(scratch) = maps::SCRATCH.get_ptr_mut(0) {
+                    // SAFETY: this CPU's slot; XDP runs do not nest on a CPU.
+                    key.copy_to(unsafe { &mut *scratch });
+                    // SAFETY: a tail call with this program's own context.
+                    // On success it does not return.
+                    unsafe { maps::STAGES.tail_call(&ctx, maps::STAGE_FILTER) };
+                }
+                // The filter program is missing: pass, counted.
+                pipeline::class_outcome(&key)
             }
-            // No filter, or the filter program is missing: pass, counted.
-            pipeline::class_outcome(key)
+        }
+    } else {
+        match pipeline::parse_stage(&packet, &mut key, &tables) {
+            Step::Done(outcome) => outcome,
+            Step::Continue => pipeline::class_outcome(&key),
         }
     };
     tables.count(outcome.action, outcome.reason, packet.len() as u64);
@@ -99,6 +106,11 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
     let key = unsafe { &*key };
     let mut tables = tables::MapTables { ctx: ctx.ctx };
     let outcome = pipeline::filter_stage(key, frame_len, &mut tables);
+    if outcome.action == xdpath_core::Action::Pass && !outcome.reason.is_filter() {
+        // SYN-cookie mode: a SYN or ACK to a protected port goes on to the
+        // cookie stage (which does not return here); anything else is done.
+        syncookie::divert(&ctx, key);
+    }
     tables.count(outcome.action, outcome.reason, frame_len);
     outcome.action as u32
 }

@@ -45,6 +45,8 @@ pub static LPM_SCRATCH: PerCpuArray<Key<[u8; 16]>> = PerCpuArray::with_max_entri
 pub static STAGES: ProgramArray = ProgramArray::with_max_entries(4, 0);
 /// Slot of the filter stage in `STAGES`.
 pub const STAGE_FILTER: u32 = 0;
+/// Slot of the SYN-cookie stage in `STAGES` (reached from the filter stage).
+pub const STAGE_SYNCOOKIE: u32 = 1;
 
 // ---- filter maps, shared by every interface of a namespace
 

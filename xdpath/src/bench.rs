@@ -38,6 +38,10 @@ pub struct BenchOptions {
     /// The xdp-filter object to run as the peer.
     #[arg(long, default_value = XDP_FILTER_OBJECT)]
     pub peer: PathBuf,
+    /// Also run the veth flood benchmark for this many seconds per defender
+    /// (xdpath, xdp-filter, none); see `bench_flood`.
+    #[arg(long, value_name = "SECONDS")]
+    pub flood: Option<u32>,
     /// Measure this build of the xdpath object instead of the embedded one
     /// (to compare two builds of the program in one run).
     #[arg(long, value_name = "OBJECT")]
@@ -52,6 +56,7 @@ impl Default for BenchOptions {
             native_packets: 50_000_000,
             peer: XDP_FILTER_OBJECT.into(),
             object: None,
+            flood: None,
         }
     }
 }
@@ -70,6 +75,9 @@ pub enum BenchError {
     /// Bad options.
     #[error("{0}")]
     Options(String),
+    /// The flood benchmark failed.
+    #[error("flood benchmark: {0}")]
+    Flood(#[from] crate::bench_flood::FloodError),
 }
 
 /// One program's figures.
@@ -118,6 +126,8 @@ pub struct BenchReport {
     pub native: NativeResult,
     /// `uname -r`, CPU model, cores.
     pub machine: String,
+    /// The veth flood benchmark, when asked for.
+    pub flood: Option<Vec<crate::bench_flood::FloodResult>>,
 }
 
 impl BenchReport {
@@ -165,6 +175,24 @@ impl BenchReport {
             "native pipeline (1 core): {:.2} ns/packet, {:.1} Mpps over {} packets",
             self.native.ns_per_packet, self.native.mpps, self.native.packets
         );
+        if let Some(flood) = &self.flood {
+            println!();
+            println!(
+                "{:<12} {:>12} {:>12} {:>14} {:>10}",
+                "FLOOD (veth)", "sent", "dropped", "dropped/s", "client"
+            );
+            for result in flood {
+                println!(
+                    "{:<12} {:>12} {:>12} {:>14.0} {:>7}/{}",
+                    result.defender,
+                    result.sent,
+                    result.dropped,
+                    result.dropped_per_second,
+                    result.fetched,
+                    result.tried
+                );
+            }
+        }
     }
 }
 
@@ -357,6 +385,10 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         peer_skipped,
         native,
         machine: machine_description(),
+        flood: match options.flood {
+            Some(seconds) => Some(crate::bench_flood::run(seconds)?),
+            None => None,
+        },
     })
 }
 

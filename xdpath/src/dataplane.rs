@@ -294,26 +294,14 @@ impl LoadedProgram {
         Ok(loaded)
     }
 
-    /// Puts the later stages into the main program's tail-call table.
+    /// Puts the later stages into the main program's tail-call table: the
+    /// filter stage, and the SYN-cookie stage (kernel only) when the object
+    /// has one.
     fn link_stages(&mut self) -> Result<(), DataplaneError> {
-        let filter_fd = {
-            let program: &Xdp = self
-                .ebpf
-                .program(objects::FILTER_PROGRAM)
-                .ok_or_else(|| DataplaneError::Load("no filter stage in the object".into()))?
-                .try_into()
-                .map_err(|error: aya::programs::ProgramError| {
-                    DataplaneError::Load(Box::new(error))
-                })?;
-            program
-                .fd()
-                .map_err(|error| DataplaneError::Load(Box::new(error)))?
-                .try_clone()
-                .map_err(|source| DataplaneError::Io {
-                    path: "program fd".into(),
-                    source,
-                })?
-        };
+        let filter_fd = self
+            .stage_fd(objects::FILTER_PROGRAM)?
+            .ok_or_else(|| DataplaneError::Load("no filter stage in the object".into()))?;
+        let syncookie_fd = self.stage_fd(objects::SYNCOOKIE_PROGRAM)?;
         let map = self.ebpf.map_mut("STAGES").ok_or(DataplaneError::Map {
             name: "STAGES",
             source: aya::maps::MapError::InvalidName {
@@ -325,12 +313,35 @@ impl LoadedProgram {
                 name: "STAGES",
                 source,
             })?;
-        stages
-            .set(STAGE_FILTER, &filter_fd, 0)
-            .map_err(|source| DataplaneError::Map {
-                name: "STAGES",
+        let map_error = |source| DataplaneError::Map {
+            name: "STAGES",
+            source,
+        };
+        stages.set(STAGE_FILTER, &filter_fd, 0).map_err(map_error)?;
+        if let Some(fd) = syncookie_fd {
+            stages.set(STAGE_SYNCOOKIE, &fd, 0).map_err(map_error)?;
+        }
+        Ok(())
+    }
+
+    /// A loaded stage program's fd, or `None` when the object has no such
+    /// program.
+    fn stage_fd(&self, name: &str) -> Result<Option<aya::programs::ProgramFd>, DataplaneError> {
+        let Some(program) = self.ebpf.program(name) else {
+            return Ok(None);
+        };
+        let program: &Xdp = program
+            .try_into()
+            .map_err(|error: aya::programs::ProgramError| DataplaneError::Load(Box::new(error)))?;
+        let fd = program
+            .fd()
+            .map_err(|error| DataplaneError::Load(Box::new(error)))?
+            .try_clone()
+            .map_err(|source| DataplaneError::Io {
+                path: "program fd".into(),
                 source,
-            })
+            })?;
+        Ok(Some(fd))
     }
 
     /// Loads the xdpath program with the filter maps of this namespace
@@ -345,6 +356,30 @@ impl LoadedProgram {
     /// The loaded object, for typed access to its maps.
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
+    }
+
+    /// A new file descriptor of one of the program's maps (the filter's
+    /// control plane writes the maps of a program loaded for tests).
+    pub fn map_fd(&self, name: &'static str) -> Result<std::os::fd::OwnedFd, DataplaneError> {
+        let missing = || DataplaneError::Map {
+            name,
+            source: aya::maps::MapError::InvalidName { name: name.into() },
+        };
+        let data = match self.ebpf.map(name).ok_or_else(missing)? {
+            Map::Array(data)
+            | Map::PerCpuArray(data)
+            | Map::LpmTrie(data)
+            | Map::LruHashMap(data)
+            | Map::HashMap(data)
+            | Map::ProgramArray(data) => data,
+            _ => return Err(missing()),
+        };
+        std::os::fd::AsFd::as_fd(data.fd())
+            .try_clone_to_owned()
+            .map_err(|source| DataplaneError::Io {
+                path: format!("map {name}").into(),
+                source,
+            })
     }
 
     /// Loads the empty program (`return XDP_PASS`), for benchmarks.
@@ -402,6 +437,24 @@ impl LoadedProgram {
             .test_run(options)
             .map_err(DataplaneError::TestRun)?;
         Ok(result.return_value)
+    }
+
+    /// Runs the program once on `frame` through `BPF_PROG_TEST_RUN` and
+    /// returns the action code and the frame as the program left it (for
+    /// `XDP_TX` answers such as SYN-cookie SYN-ACKs).
+    pub fn test_run_output(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>), DataplaneError> {
+        // Room for a frame the program grows with bpf_xdp_adjust_tail.
+        let mut out = vec![0u8; frame.len() + 256];
+        let mut options = TestRunOptions::new();
+        options.data_in = Some(frame);
+        options.data_out = Some(&mut out);
+        let result = self
+            .program()
+            .test_run(options)
+            .map_err(DataplaneError::TestRun)?;
+        let len = (result.data_size_out as usize).min(out.len());
+        out.truncate(len);
+        Ok((result.return_value, out))
     }
 
     /// Runs the program `repeat` times on `frame` in the kernel and returns
@@ -470,6 +523,8 @@ pub struct InterfaceStatus {
     pub attached_since: Option<u64>,
     /// The malformed-frame policy.
     pub malformed: String,
+    /// Monitor mode: drops are counted as passes, nothing is dropped.
+    pub monitor: bool,
     /// False when the pins are left but the attachment is gone (the
     /// interface was deleted); `detach` cleans up.
     pub healthy: bool,
@@ -540,6 +595,9 @@ pub const SHARED_MAPS: [&str; 20] = [
 
 /// Slot of the filter stage in the `STAGES` tail-call table.
 pub const STAGE_FILTER: u32 = 0;
+/// Slot of the SYN-cookie stage (kernel only; reached from the filter
+/// stage) in the `STAGES` tail-call table.
+pub const STAGE_SYNCOOKIE: u32 = 1;
 
 /// Where this namespace's shared maps are pinned: `<namespace dir>/:shared`.
 /// Interface pins live in dirs named after interfaces beside it; no
@@ -842,6 +900,7 @@ pub fn status(interface: &str) -> Result<InterfaceStatus, DataplaneError> {
             xdpath_core::MalformedPolicy::Drop => "drop".into(),
             xdpath_core::MalformedPolicy::Pass => "pass".into(),
         },
+        monitor: config.monitor != 0,
         healthy: link_alive(&pins),
     })
 }

@@ -5,12 +5,15 @@
 //! The CLI (`xdpath`) is a thin layer over this library.
 
 pub mod bench;
+pub mod bench_flood;
+pub mod control;
 pub mod dataplane;
 pub mod demo;
 pub mod netns;
 pub mod objects;
 pub mod pcap;
 pub mod replay;
+pub mod servers;
 pub mod stats;
 pub mod testenv;
 pub mod traffic;

@@ -5,8 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use xdpath::control::cli::{
+    BlockCommand, FilterCommand, GuardCommand, MgmtCommand, RateLimitCommand,
+};
 use xdpath::dataplane::{self, ModeChoice};
-use xdpath::{bench, demo, replay, stats};
+use xdpath::{bench, control, demo, replay, stats};
 use xdpath_core::{InterfaceConfig, MalformedPolicy};
 
 #[derive(Parser)]
@@ -48,6 +51,9 @@ enum Command {
         /// What to do with malformed frames.
         #[arg(long, value_enum, default_value = "pass")]
         malformed: Malformed,
+        /// Monitor mode: count what would be dropped, drop nothing.
+        #[arg(long)]
+        monitor: bool,
     },
     /// Detach xdpath from an interface and remove its pins.
     Detach {
@@ -71,6 +77,35 @@ enum Command {
         /// What to do with malformed frames.
         #[arg(long, value_enum, default_value = "pass")]
         malformed: Malformed,
+        /// Apply this rule file (the `filter load` format) and report what
+        /// it would have dropped; time comes from the capture.
+        #[arg(long, value_name = "FILE")]
+        rules: Option<PathBuf>,
+    },
+    /// Filter rules: add, del, list, flush, default, load.
+    Filter {
+        #[command(subcommand)]
+        command: FilterCommand,
+    },
+    /// The blocklist: add (with --ttl), del, list.
+    Block {
+        #[command(subcommand)]
+        command: BlockCommand,
+    },
+    /// Rate limits: add, del, list.
+    Ratelimit {
+        #[command(subcommand)]
+        command: RateLimitCommand,
+    },
+    /// Guards: tcp-flags, amplification, fragments, syn-cookies, show.
+    Guard {
+        #[command(subcommand)]
+        command: GuardCommand,
+    },
+    /// Management prefixes and ports, never dropped by the filter.
+    Mgmt {
+        #[command(subcommand)]
+        command: MgmtCommand,
     },
     /// Measure ns/packet in the kernel (BPF_PROG_TEST_RUN) beside an empty
     /// program and xdp-filter, and packets/s of the native build.
@@ -107,9 +142,10 @@ fn run(cli: &Cli) -> Result<()> {
             interface,
             mode,
             malformed,
+            monitor,
         } => {
-            let attached =
-                dataplane::attach(interface, *mode, InterfaceConfig::new((*malformed).into()))?;
+            let config = InterfaceConfig::new((*malformed).into()).with_monitor(*monitor);
+            let attached = dataplane::attach(interface, *mode, config)?;
             if cli.json {
                 print_json(&serde_json::json!({ "interface": interface, "mode": attached }))?;
             } else {
@@ -135,17 +171,18 @@ fn run(cli: &Cli) -> Result<()> {
                 println!("xdpath is not attached to any interface in this network namespace");
             } else {
                 println!(
-                    "{:<16} {:<8} {:>8} {:<18} {:<10} {:<20} STATE",
-                    "INTERFACE", "MODE", "PROG_ID", "TAG", "MALFORMED", "ATTACHED"
+                    "{:<16} {:<8} {:>8} {:<18} {:<10} {:<8} {:<20} STATE",
+                    "INTERFACE", "MODE", "PROG_ID", "TAG", "MALFORMED", "MONITOR", "ATTACHED"
                 );
                 for status in &statuses {
                     println!(
-                        "{:<16} {:<8} {:>8} {:<18} {:<10} {:<20} {}",
+                        "{:<16} {:<8} {:>8} {:<18} {:<10} {:<8} {:<20} {}",
                         status.interface,
                         status.mode.map_or("?", |mode| mode.name()),
                         status.program_id.map_or("?".into(), |id| id.to_string()),
                         status.program_tag.as_deref().unwrap_or("?"),
                         status.malformed,
+                        if status.monitor { "on" } else { "off" },
                         status.attached_since.map_or("?".into(), format_time),
                         if status.healthy {
                             "attached"
@@ -166,10 +203,23 @@ fn run(cli: &Cli) -> Result<()> {
                 let counters = dataplane::interface_counters(&name)?;
                 report.push((name, stats::rows(&counters)));
             }
+            // Rules and limits are shared by the namespace's interfaces.
+            let filter = if report.is_empty() {
+                None
+            } else {
+                control::cli::filter_counters()?
+            };
             if cli.json {
                 let value: Vec<_> = report
                     .iter()
-                    .map(|(name, rows)| serde_json::json!({ "interface": name, "counters": rows }))
+                    .map(|(name, rows)| {
+                        let mut entry = serde_json::json!({ "interface": name, "counters": rows });
+                        if let (Some(filter), Some(object)) = (&filter, entry.as_object_mut()) {
+                            object.insert("rules".into(), filter["rules"].clone());
+                            object.insert("rate_limits".into(), filter["rate_limits"].clone());
+                        }
+                        entry
+                    })
                     .collect();
                 print_json(&value)?;
             } else if report.is_empty() {
@@ -179,17 +229,26 @@ fn run(cli: &Cli) -> Result<()> {
                     println!("{name}:");
                     stats::print_table(rows);
                 }
+                if let Some(filter) = &filter {
+                    print_filter_counters(filter);
+                }
             }
         }
         Command::Replay {
             file,
             write_pass,
             malformed,
+            rules,
         } => {
-            let report = replay::run(
+            let filter = rules
+                .as_deref()
+                .map(control::rulefile::filter_state_from_file)
+                .transpose()?;
+            let report = replay::run_filtered(
                 file,
                 write_pass.as_deref(),
                 InterfaceConfig::new((*malformed).into()),
+                filter.as_ref(),
             )?;
             if cli.json {
                 print_json(&report)?;
@@ -205,9 +264,35 @@ fn run(cli: &Cli) -> Result<()> {
                 report.print();
             }
         }
+        Command::Filter { command } => control::cli::filter(command, cli.json)?,
+        Command::Block { command } => control::cli::block(command, cli.json)?,
+        Command::Ratelimit { command } => control::cli::ratelimit(command, cli.json)?,
+        Command::Guard { command } => control::cli::guard(command, cli.json)?,
+        Command::Mgmt { command } => control::cli::mgmt(command, cli.json)?,
         Command::Demo => demo::run(cli.json)?,
     }
     Ok(())
+}
+
+/// The per-rule hits and per-limit drops of `stats`.
+fn print_filter_counters(filter: &serde_json::Value) {
+    let rows = |key: &str| filter[key].as_array().cloned().unwrap_or_default();
+    let rules = rows("rules");
+    if !rules.is_empty() {
+        println!("rules:");
+        println!("{:>6} {:>14}", "ID", "HITS");
+        for rule in &rules {
+            println!("{:>6} {:>14}", rule["id"], rule["hits"]);
+        }
+    }
+    let limits = rows("rate_limits");
+    if !limits.is_empty() {
+        println!("rate limits:");
+        println!("{:>6} {:>14}", "ID", "DROPS");
+        for limit in &limits {
+            println!("{:>6} {:>14}", limit["id"], limit["drops"]);
+        }
+    }
 }
 
 fn format_time(seconds: u64) -> String {

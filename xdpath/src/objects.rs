@@ -11,5 +11,8 @@ pub static EMPTY: &[u8] =
 pub const XDPATH_PROGRAM: &str = "xdpath";
 /// Name of the filter stage in [`XDPATH`] (reached by tail call).
 pub const FILTER_PROGRAM: &str = "xdpath_filter";
+/// Name of the SYN-cookie stage in [`XDPATH`] (reached by tail call from the
+/// filter stage).
+pub const SYNCOOKIE_PROGRAM: &str = "xdpath_syncookie";
 /// Name of the entry point in [`EMPTY`].
 pub const EMPTY_PROGRAM: &str = "xdpath_empty";

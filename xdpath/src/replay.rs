@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use xdpath_core::{pipeline, Action, InterfaceConfig, MalformedPolicy, NativeTables, SlicePacket};
 
+use crate::control::apply::{install_fresh, InstallError};
+use crate::control::state::FilterState;
 use crate::pcap::{PcapError, PcapReader, PcapWriter, Precision};
 use crate::stats::{self, CounterRow};
 
@@ -54,6 +56,12 @@ pub enum ReplayError {
         path: PathBuf,
         /// What is wrong with it.
         source: PcapError,
+    },
+    /// The `--rules` rule set cannot be installed.
+    #[error("the rule set cannot be installed: {source}")]
+    Rules {
+        /// Why.
+        source: InstallError,
     },
     /// The output could not be created or written.
     #[error("cannot write {}: {source}", path.display())]
@@ -117,6 +125,18 @@ pub struct ReplayReport {
     pub dropped: u64,
     /// The `--write-pass` output, if asked for.
     pub written: Option<Written>,
+    /// Hits per rule, with `--rules`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rule_hits: Vec<RuleHits>,
+}
+
+/// How often a rule matched during a replay.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RuleHits {
+    /// The rule id (rule-file rules are numbered from 1).
+    pub id: u32,
+    /// Frames it matched.
+    pub hits: u64,
 }
 
 impl ReplayReport {
@@ -155,6 +175,9 @@ impl ReplayReport {
                 written.path.display()
             );
         }
+        for rule in &self.rule_hits {
+            println!("  rule {}: {} hits", rule.id, rule.hits);
+        }
         println!();
         stats::print_table(&self.counters);
     }
@@ -166,6 +189,18 @@ pub fn run(
     path: &Path,
     write_pass: Option<&Path>,
     config: InterfaceConfig,
+) -> Result<ReplayReport, ReplayError> {
+    run_filtered(path, write_pass, config, None)
+}
+
+/// [`run`] with a filter state installed in the native tables ("what would
+/// these rules have dropped?"). The filter's clock is the capture's: each
+/// frame runs at its own timestamp.
+pub fn run_filtered(
+    path: &Path,
+    write_pass: Option<&Path>,
+    config: InterfaceConfig,
+    filter: Option<&FilterState>,
 ) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
     let file = File::open(path).map_err(|source| ReplayError::Open {
@@ -187,10 +222,16 @@ pub fn run(
     };
     let progress = progress_bar(file_size);
     let mut tables = NativeTables::new(config);
+    if let Some(filter) = filter {
+        let resolve = |_: &str| None;
+        install_fresh(&mut tables, filter, &resolve, crate::control::wall_now())
+            .map_err(|source| ReplayError::Rules { source })?;
+    }
     let (mut packets, mut bytes) = (0u64, 0u64);
     let result = (|| {
         while let Some(record) = reader.next() {
             let record = record.map_err(capture_error)?;
+            tables.set_now_ns(timestamp_ns(&record.timestamp));
             let outcome = pipeline::process(&SlicePacket::new(&record.data), &mut tables);
             packets += 1;
             bytes += record.data.len() as u64;
@@ -239,7 +280,29 @@ pub fn run(
         passed: stats::total(counters, Action::Pass),
         dropped: stats::total(counters, Action::Drop),
         written,
+        rule_hits: filter.map_or_else(Vec::new, |filter| {
+            filter
+                .rules
+                .iter()
+                .map(|rule| RuleHits {
+                    id: rule.id,
+                    hits: tables.rule_hits.get(&rule.id).copied().unwrap_or(0),
+                })
+                .collect()
+        }),
     })
+}
+
+/// A capture timestamp in nanoseconds.
+fn timestamp_ns(timestamp: &crate::pcap::Timestamp) -> u64 {
+    let fraction = u64::from(timestamp.fraction);
+    let fraction_ns = match timestamp.precision {
+        Precision::Microsecond => fraction.saturating_mul(1_000),
+        Precision::Nanosecond => fraction,
+    };
+    u64::from(timestamp.seconds)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(fraction_ns)
 }
 
 fn rate(packets: u64, elapsed: Duration) -> f64 {

@@ -425,16 +425,26 @@ fn remove_namespace(name: &str, path: &Path) -> Result<(), TestBedError> {
     Ok(())
 }
 
+/// Removes a namespace's pins and its filter state
+/// (`/run/xdpath/<netns id>`, see [`crate::control::state`]).
 fn remove_pins(netns_id: u64) -> Result<(), TestBedError> {
-    let dir = Path::new(PIN_ROOT).join(netns_id.to_string());
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => Ok(()),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(TestBedError::Io {
-            what: format!("removing {}", dir.display()),
-            source,
-        }),
+    let dirs = [
+        Path::new(PIN_ROOT).join(netns_id.to_string()),
+        crate::control::state::state_dir_of(netns_id),
+    ];
+    for dir in dirs {
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(TestBedError::Io {
+                    what: format!("removing {}", dir.display()),
+                    source,
+                })
+            }
+        }
     }
+    Ok(())
 }
 
 impl Drop for TestBed {

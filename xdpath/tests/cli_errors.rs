@@ -6,39 +6,14 @@
 //! Every case runs inside namespace A of its own test bed, under
 //! `nsenter --net=/run/netns/A`.
 
-use std::process::Output;
+mod common;
 
+use common::{bed, xdpath, xdpath_ok};
 use serde_json::Value;
 use xdpath::testenv::{Side, TestBed};
 
-const XDPATH: &str = env!("CARGO_BIN_EXE_xdpath");
 /// An XDP program of xdp-tools (package xdp-tools): a foreign program.
 const FOREIGN_OBJECT: &str = "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_alw_all.o";
-
-fn bed() -> TestBed {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "these tests need root (scripts/test.sh)"
-    );
-    TestBed::new().expect("build the test bed")
-}
-
-fn xdpath(bed: &TestBed, args: &[&str]) -> Output {
-    bed.exec(Side::A, XDPATH, args)
-        .expect("run xdpath under nsenter")
-}
-
-fn xdpath_ok(bed: &TestBed, args: &[&str]) -> String {
-    let output = xdpath(bed, args);
-    assert!(
-        output.status.success(),
-        "xdpath {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
-}
 
 /// Everything a failed command must leave alone.
 #[derive(Debug, PartialEq)]

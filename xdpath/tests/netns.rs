@@ -10,55 +10,19 @@
 //! they run in parallel.
 
 use std::path::Path;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{bed, json, xdpath, xdpath_ok};
 use serde_json::Value;
 use xdpath::testenv::{Side, TestBed};
 use xdpath::traffic::{Expected, Mix};
 use xdpath_core::stats::counter_index;
 use xdpath_core::{Action, Counter, MalformedPolicy, Reason, COUNTER_SLOTS};
 
-const XDPATH: &str = env!("CARGO_BIN_EXE_xdpath");
 const PINGS: u64 = 3;
 const PING_SIZE: u64 = 56;
-
-fn bed() -> TestBed {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "these tests need root (scripts/test.sh)"
-    );
-    TestBed::new().expect("build the test bed")
-}
-
-/// Runs `xdpath ARGS` inside namespace A.
-fn xdpath(bed: &TestBed, args: &[&str]) -> Output {
-    bed.exec(Side::A, XDPATH, args)
-        .expect("run xdpath under nsenter")
-}
-
-/// Runs `xdpath ARGS` inside namespace A and returns stdout; it must succeed.
-fn xdpath_ok(bed: &TestBed, args: &[&str]) -> String {
-    let output = xdpath(bed, args);
-    assert!(
-        output.status.success(),
-        "xdpath {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.stderr.is_empty(),
-        "xdpath {args:?} wrote to stderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"))
-}
 
 fn attach(bed: &TestBed, extra: &[&str]) -> Value {
     let interface = bed.a().interface.as_str();

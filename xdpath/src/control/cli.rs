@@ -1,0 +1,604 @@
+//! The `filter`, `block`, `ratelimit`, `guard` and `mgmt` commands. Values
+//! arrive as text and are parsed here, so every mistake is one line
+//! (`xdpath: error: ...`) and exit status 1; nothing is written unless the
+//! whole new state compiles.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use super::cli_output as output;
+use super::parse::{parse_cidr, parse_duration, parse_port, parse_port_list, parse_protocol};
+use super::rulefile::{management_conflict, read_rule_file, RuleArgs};
+use super::session::Session;
+use super::state::{
+    BlockSpec, FilterState, FragmentChoice, LimitKey, LimitSpec, RuleAction, RuleSpec,
+};
+use super::{interface_index, wall_now, ControlError};
+use xdpath_core::filter::{MAX_RATE_LIMITS, MAX_RULES};
+
+/// `xdpath filter ...`
+#[derive(Subcommand)]
+pub enum FilterCommand {
+    /// Add a rule; prints its id.
+    Add(RuleArgs),
+    /// Delete a rule by id.
+    Del {
+        /// The rule id.
+        id: String,
+    },
+    /// List the rules with their hits.
+    List,
+    /// Delete every rule.
+    Flush,
+    /// Set the action for traffic no rule matches.
+    Default {
+        /// drop or pass.
+        action: String,
+        /// Only count what the default drop would drop.
+        #[arg(long)]
+        monitor: bool,
+    },
+    /// Replace every rule with those of a file, atomically.
+    Load {
+        /// One rule a line (`filter add` arguments) or a bare prefix.
+        file: PathBuf,
+        /// Install deny rules even if they cover management traffic.
+        #[arg(long = "override")]
+        override_management: bool,
+    },
+}
+
+/// `xdpath block ...`
+#[derive(Subcommand)]
+pub enum BlockCommand {
+    /// Block a source prefix, for a while or for good.
+    Add {
+        /// The prefix.
+        cidr: String,
+        /// How long, e.g. 30s, 10m, 1h, 2d (default: no expiry).
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+    /// Unblock a prefix.
+    Del {
+        /// The prefix.
+        cidr: String,
+    },
+    /// List blocked prefixes with the time left.
+    List,
+}
+
+/// The arguments of `ratelimit add`.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct LimitArgs {
+    /// Packets per second.
+    #[arg(long)]
+    pub pps: Option<String>,
+    /// Bucket size in packets (default: one second's worth).
+    #[arg(long)]
+    pub burst: Option<String>,
+    /// Bytes per second.
+    #[arg(long)]
+    pub bps: Option<String>,
+    /// Bucket size in bytes (default: one second's worth).
+    #[arg(long)]
+    pub burst_bytes: Option<String>,
+    /// src or dst: whose address a bucket belongs to.
+    #[arg(long, default_value = "src")]
+    pub per: String,
+    /// Aggregate IPv4 addresses to this prefix length (default 32).
+    #[arg(long)]
+    pub aggregate_v4: Option<String>,
+    /// Aggregate IPv6 addresses to this prefix length (default 128).
+    #[arg(long)]
+    pub aggregate_v6: Option<String>,
+    /// Only addresses inside this prefix.
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Only this protocol.
+    #[arg(long)]
+    pub proto: Option<String>,
+    /// Only TCP SYNs (without ACK).
+    #[arg(long)]
+    pub syn: bool,
+    /// Count without dropping.
+    #[arg(long)]
+    pub monitor: bool,
+}
+
+/// `xdpath ratelimit ...`
+#[derive(Subcommand)]
+pub enum RateLimitCommand {
+    /// Add a token-bucket limit; prints its id.
+    Add(LimitArgs),
+    /// Delete a limit by id.
+    Del {
+        /// The limit id.
+        id: String,
+    },
+    /// List the limits with their drops.
+    List,
+}
+
+/// `xdpath guard ...`
+#[derive(Subcommand)]
+pub enum GuardCommand {
+    /// The TCP flag-anomaly guard.
+    TcpFlags {
+        /// on or off.
+        state: String,
+    },
+    /// The amplification guard (UDP from reflection ports).
+    Amplification {
+        /// on or off.
+        state: String,
+        /// Reflection source ports, e.g. 19,53,123 (replaces the list).
+        #[arg(long)]
+        ports: Option<String>,
+        /// Destinations that expect such traffic (replaces the list).
+        #[arg(long)]
+        expect: Vec<String>,
+    },
+    /// The IP fragment policies.
+    Fragments {
+        /// pass, drop-later or drop-all.
+        #[arg(long)]
+        v4: Option<String>,
+        /// pass, drop-later or drop-all.
+        #[arg(long)]
+        v6: Option<String>,
+    },
+    /// SYN-cookie mode (kernel only).
+    SynCookies {
+        /// on or off.
+        state: String,
+        /// Protected TCP ports (replaces the list).
+        #[arg(long)]
+        ports: Option<String>,
+    },
+    /// Show the guards.
+    Show,
+}
+
+/// `xdpath mgmt ...`
+#[derive(Subcommand)]
+pub enum MgmtCommand {
+    /// Add a management prefix or port.
+    Add {
+        /// The prefix.
+        cidr: Option<String>,
+        /// A TCP/UDP destination port instead.
+        #[arg(long)]
+        port: Option<String>,
+    },
+    /// Remove a management prefix or port.
+    Del {
+        /// The prefix.
+        cidr: Option<String>,
+        /// A port instead.
+        #[arg(long)]
+        port: Option<String>,
+    },
+    /// List management prefixes and ports.
+    List,
+}
+
+fn parse_id(text: &str) -> Result<u32, ControlError> {
+    text.trim()
+        .parse()
+        .map_err(|_| ControlError::Usage(format!("invalid id \"{text}\"")))
+}
+
+fn parse_on_off(text: &str) -> Result<bool, ControlError> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(ControlError::Usage(format!(
+            "expected on or off, not \"{other}\""
+        ))),
+    }
+}
+
+fn parse_fragments(text: &str) -> Result<FragmentChoice, ControlError> {
+    match text {
+        "pass" => Ok(FragmentChoice::Pass),
+        "drop-later" => Ok(FragmentChoice::DropLater),
+        "drop-all" => Ok(FragmentChoice::DropAll),
+        other => Err(ControlError::Usage(format!(
+            "invalid fragment policy \"{other}\" (expected pass, drop-later or drop-all)"
+        ))),
+    }
+}
+
+fn parse_number(name: &str, text: &str) -> Result<u64, ControlError> {
+    text.trim()
+        .parse()
+        .map_err(|_| ControlError::Usage(format!("{name} \"{text}\" is not a number")))
+}
+
+/// Hands out `count` unused ids from `next` on, wrapping below `limit`.
+fn allocate_ids(
+    next: &mut u32,
+    used: &std::collections::HashSet<u32>,
+    count: usize,
+    limit: u32,
+    what: &'static str,
+) -> Result<Vec<u32>, ControlError> {
+    let mut ids = Vec::with_capacity(count);
+    let mut candidate = (*next).max(1);
+    let mut tried = 0u32;
+    while ids.len() < count {
+        if tried >= limit {
+            return Err(ControlError::IdsExhausted { what });
+        }
+        if candidate >= limit {
+            candidate = 1;
+        }
+        if !used.contains(&candidate) {
+            ids.push(candidate);
+        }
+        candidate += 1;
+        tried += 1;
+    }
+    *next = candidate;
+    Ok(ids)
+}
+
+fn check_interface(rule: &RuleSpec) -> Result<(), ControlError> {
+    match &rule.interface {
+        Some(name) if interface_index(name).is_none() => {
+            Err(ControlError::UnknownInterface { name: name.clone() })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Runs `xdpath filter ...`.
+pub fn filter(command: &FilterCommand, json: bool) -> Result<(), ControlError> {
+    let mut session = Session::open()?;
+    match command {
+        FilterCommand::Add(args) => {
+            let mut rule = args.to_spec()?;
+            check_interface(&rule)?;
+            if !args.override_management {
+                if let Some(what) = management_conflict(&rule, &session.state.management) {
+                    return Err(ControlError::ManagementOverlap { what });
+                }
+            }
+            let state = &mut session.state;
+            let used = state.rules.iter().map(|rule| rule.id).collect();
+            rule.id = allocate_ids(&mut state.next_rule_id, &used, 1, MAX_RULES, "rule")?[0];
+            let id = rule.id;
+            state.rules.push(rule);
+            session.commit()?;
+            output::print_id(id, json);
+        }
+        FilterCommand::Del { id } => {
+            let id = parse_id(id)?;
+            let before = session.state.rules.len();
+            session.state.rules.retain(|rule| rule.id != id);
+            if session.state.rules.len() == before {
+                return Err(ControlError::NoSuchRule { id });
+            }
+            session.commit()?;
+            output::print_done(&format!("deleted rule {id}"), json);
+        }
+        FilterCommand::List => {
+            let hits = session
+                .state
+                .rules
+                .iter()
+                .map(|rule| session.rule_hits(rule.id))
+                .collect::<Result<Vec<_>, _>>()?;
+            let state = session.state.clone();
+            session.commit()?;
+            output::print_rules(&state, &hits, json);
+        }
+        FilterCommand::Flush => {
+            session.state.rules.clear();
+            session.commit()?;
+            output::print_done("deleted every rule", json);
+        }
+        FilterCommand::Default { action, monitor } => {
+            session.state.default_action = match action.as_str() {
+                "drop" => RuleAction::Drop,
+                "pass" => RuleAction::Pass,
+                other => {
+                    return Err(ControlError::Usage(format!(
+                        "invalid action \"{other}\" (expected drop or pass)"
+                    )))
+                }
+            };
+            session.state.default_monitor = *monitor;
+            session.commit()?;
+            output::print_done(&format!("default action {action}"), json);
+        }
+        FilterCommand::Load {
+            file,
+            override_management,
+        } => {
+            let started = std::time::Instant::now();
+            let mut rules = read_rule_file(file)?;
+            if rules.len() >= MAX_RULES as usize {
+                return Err(
+                    super::compile::CompileError::TooManyRules { count: rules.len() }.into(),
+                );
+            }
+            for rule in &rules {
+                check_interface(rule)?;
+                if !override_management {
+                    if let Some(what) = management_conflict(rule, &session.state.management) {
+                        return Err(ControlError::ManagementOverlap { what });
+                    }
+                }
+            }
+            let state = &mut session.state;
+            let ids = allocate_ids(
+                &mut state.next_rule_id,
+                &Default::default(),
+                rules.len(),
+                MAX_RULES,
+                "rule",
+            )?;
+            for (rule, id) in rules.iter_mut().zip(ids) {
+                rule.id = id;
+            }
+            let prefixes: usize = rules.iter().map(|rule| rule.sources.len().max(1)).sum();
+            let count = rules.len();
+            state.rules = rules;
+            session.commit()?;
+            output::print_loaded(count, prefixes, started.elapsed(), json);
+        }
+    }
+    Ok(())
+}
+
+/// Runs `xdpath block ...`.
+pub fn block(command: &BlockCommand, json: bool) -> Result<(), ControlError> {
+    let mut session = Session::open()?;
+    let now = wall_now();
+    match command {
+        BlockCommand::Add { cidr, ttl } => {
+            let prefix = parse_cidr(cidr)?;
+            let expires_at = ttl
+                .as_deref()
+                .map(parse_duration)
+                .transpose()?
+                .map(|seconds| now.saturating_add(seconds));
+            let list = &mut session.state.blocklist;
+            list.retain(|entry| entry.prefix != prefix);
+            list.push(BlockSpec { prefix, expires_at });
+            session.commit()?;
+            output::print_done(&format!("blocked {prefix}"), json);
+        }
+        BlockCommand::Del { cidr } => {
+            let prefix = parse_cidr(cidr)?;
+            let list = &mut session.state.blocklist;
+            let before = list.len();
+            list.retain(|entry| entry.prefix != prefix);
+            if list.len() == before {
+                return Err(ControlError::NoSuchBlock { prefix });
+            }
+            session.commit()?;
+            output::print_done(&format!("unblocked {prefix}"), json);
+        }
+        BlockCommand::List => {
+            let list = session.state.blocklist.clone();
+            session.commit()?;
+            output::print_blocklist(&list, now, json);
+        }
+    }
+    Ok(())
+}
+
+fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, ControlError> {
+    let number = |name: &str, text: &Option<String>| -> Result<Option<u64>, ControlError> {
+        text.as_deref()
+            .map(|text| parse_number(name, text))
+            .transpose()
+    };
+    let pps = number("--pps", &args.pps)?;
+    let bps = number("--bps", &args.bps)?;
+    if pps.is_none() && bps.is_none() {
+        return Err(ControlError::Usage("give --pps or --bps (or both)".into()));
+    }
+    let aggregate = |name: &str, text: &Option<String>, default: u8| -> Result<u8, ControlError> {
+        match text {
+            None => Ok(default),
+            Some(text) => match text.trim().parse::<u8>() {
+                Ok(length) if length <= default => Ok(length),
+                _ => Err(ControlError::Usage(format!(
+                    "{name} \"{text}\" is out of range (0-{default})"
+                ))),
+            },
+        }
+    };
+    Ok(LimitSpec {
+        id,
+        packets_per_second: pps,
+        burst_packets: number("--burst", &args.burst)?.or(pps).unwrap_or(0),
+        bytes_per_second: bps,
+        burst_bytes: number("--burst-bytes", &args.burst_bytes)?
+            .or(bps)
+            .unwrap_or(0),
+        per: match args.per.as_str() {
+            "src" => LimitKey::Src,
+            "dst" => LimitKey::Dst,
+            other => {
+                return Err(ControlError::Usage(format!(
+                    "invalid --per \"{other}\" (expected src or dst)"
+                )))
+            }
+        },
+        aggregate_v4: aggregate("--aggregate-v4", &args.aggregate_v4, 32)?,
+        aggregate_v6: aggregate("--aggregate-v6", &args.aggregate_v6, 128)?,
+        scope: args.scope.as_deref().map(parse_cidr).transpose()?,
+        protocol: args.proto.as_deref().map(parse_protocol).transpose()?,
+        syn_only: args.syn,
+        monitor: args.monitor,
+    })
+}
+
+/// Runs `xdpath ratelimit ...`.
+pub fn ratelimit(command: &RateLimitCommand, json: bool) -> Result<(), ControlError> {
+    let mut session = Session::open()?;
+    match command {
+        RateLimitCommand::Add(args) => {
+            let state = &mut session.state;
+            let used = state.rate_limits.iter().map(|limit| limit.id).collect();
+            let id = allocate_ids(&mut state.next_limit_id, &used, 1, u32::MAX, "rate limit")?[0];
+            let spec = limit_spec(args, id)?;
+            super::compile::compile_limit(&spec)?;
+            if state.rate_limits.len() >= MAX_RATE_LIMITS as usize {
+                return Err(super::compile::CompileError::TooManyLimits {
+                    count: state.rate_limits.len() + 1,
+                }
+                .into());
+            }
+            state.rate_limits.push(spec);
+            session.commit()?;
+            output::print_id(id, json);
+        }
+        RateLimitCommand::Del { id } => {
+            let id = parse_id(id)?;
+            let limits = &mut session.state.rate_limits;
+            let before = limits.len();
+            limits.retain(|limit| limit.id != id);
+            if limits.len() == before {
+                return Err(ControlError::NoSuchLimit { id });
+            }
+            session.commit()?;
+            output::print_done(&format!("deleted rate limit {id}"), json);
+        }
+        RateLimitCommand::List => {
+            let drops = (0..session.state.rate_limits.len() as u32)
+                .map(|index| session.limit_drops(index))
+                .collect::<Result<Vec<_>, _>>()?;
+            let limits = session.state.rate_limits.clone();
+            session.commit()?;
+            output::print_limits(&limits, &drops, json);
+        }
+    }
+    Ok(())
+}
+
+/// Runs `xdpath guard ...`.
+pub fn guard(command: &GuardCommand, json: bool) -> Result<(), ControlError> {
+    let mut session = Session::open()?;
+    let guards = &mut session.state.guards;
+    match command {
+        GuardCommand::TcpFlags { state } => guards.tcp_flags = parse_on_off(state)?,
+        GuardCommand::Amplification {
+            state,
+            ports,
+            expect,
+        } => {
+            let enabled = parse_on_off(state)?;
+            if let Some(ports) = ports {
+                guards.amplification.ports = parse_port_list(ports)?;
+            }
+            if !expect.is_empty() {
+                guards.amplification.expect = expect
+                    .iter()
+                    .map(|text| parse_cidr(text))
+                    .collect::<Result<_, _>>()?;
+            }
+            guards.amplification.enabled = enabled;
+        }
+        GuardCommand::Fragments { v4, v6 } => {
+            if v4.is_none() && v6.is_none() {
+                return Err(ControlError::Usage("give --v4 and/or --v6".into()));
+            }
+            if let Some(v4) = v4 {
+                guards.fragments_v4 = parse_fragments(v4)?;
+            }
+            if let Some(v6) = v6 {
+                guards.fragments_v6 = parse_fragments(v6)?;
+            }
+        }
+        GuardCommand::SynCookies { state, ports } => {
+            let enabled = parse_on_off(state)?;
+            if let Some(ports) = ports {
+                guards.syn_cookies.ports = parse_port_list(ports)?;
+            }
+            guards.syn_cookies.enabled = enabled;
+        }
+        GuardCommand::Show => {}
+    }
+    let shown = session.state.guards.clone();
+    session.commit()?;
+    output::print_guards(&shown, json);
+    Ok(())
+}
+
+/// Runs `xdpath mgmt ...`.
+pub fn mgmt(command: &MgmtCommand, json: bool) -> Result<(), ControlError> {
+    let mut session = Session::open()?;
+    let management = &mut session.state.management;
+    let target = |cidr: &Option<String>, port: &Option<String>| match (cidr, port) {
+        (Some(cidr), None) => Ok((Some(parse_cidr(cidr)?), None)),
+        (None, Some(port)) => Ok((None, Some(parse_port(port)?))),
+        _ => Err(ControlError::Usage("give a prefix or --port N".into())),
+    };
+    match command {
+        MgmtCommand::Add { cidr, port } => match target(cidr, port)? {
+            (Some(prefix), _) if !management.prefixes.contains(&prefix) => {
+                management.prefixes.push(prefix)
+            }
+            (_, Some(port)) if !management.ports.contains(&port) => management.ports.push(port),
+            _ => {}
+        },
+        MgmtCommand::Del { cidr, port } => match target(cidr, port)? {
+            (Some(prefix), _) => {
+                if !management.prefixes.contains(&prefix) {
+                    return Err(ControlError::NoSuchManagement {
+                        what: prefix.to_string(),
+                        kind: "prefix",
+                    });
+                }
+                management.prefixes.retain(|known| *known != prefix);
+            }
+            (_, Some(port)) => {
+                if !management.ports.contains(&port) {
+                    return Err(ControlError::NoSuchManagement {
+                        what: port.to_string(),
+                        kind: "port",
+                    });
+                }
+                management.ports.retain(|known| *known != port);
+            }
+            _ => {}
+        },
+        MgmtCommand::List => {}
+    }
+    let shown = session.state.management.clone();
+    session.commit()?;
+    output::print_management(&shown, json);
+    Ok(())
+}
+
+/// Per-rule hits and per-limit drops for `xdpath stats`, when the filter
+/// maps exist in this namespace.
+pub fn filter_counters() -> Result<Option<serde_json::Value>, ControlError> {
+    let dir = crate::dataplane::shared_dir()?;
+    if !dir.join("FILTER_CONFIG").exists() {
+        return Ok(None);
+    }
+    let session = Session::open()?;
+    let state: &FilterState = &session.state;
+    let mut rules = Vec::new();
+    for rule in &state.rules {
+        rules.push(serde_json::json!({ "id": rule.id, "hits": session.rule_hits(rule.id)? }));
+    }
+    let mut limits = Vec::new();
+    for (index, limit) in state.rate_limits.iter().enumerate() {
+        limits.push(
+            serde_json::json!({ "id": limit.id, "drops": session.limit_drops(index as u32)? }),
+        );
+    }
+    session.commit()?;
+    Ok(Some(
+        serde_json::json!({ "rules": rules, "rate_limits": limits }),
+    ))
+}

@@ -1,0 +1,264 @@
+//! Tables and JSON of the control commands.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::parse::protocol_name;
+use super::state::{BlockSpec, FilterState, Guards, LimitKey, LimitSpec, Management, RuleSpec};
+
+/// Pretty JSON on stdout; a closed pipe (`| head`) is not an error.
+fn print_json(value: &Value) {
+    use std::io::Write;
+    let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// A new id: the bare number, or `{"id": N}`.
+pub fn print_id(id: u32, json: bool) {
+    if json {
+        print_json(&json!({ "id": id }));
+    } else {
+        println!("{id}");
+    }
+}
+
+/// A one-line confirmation.
+pub fn print_done(message: &str, json: bool) {
+    if json {
+        print_json(&json!({ "ok": true, "message": message }));
+    } else {
+        println!("{message}");
+    }
+}
+
+fn sources_text(rule: &RuleSpec) -> String {
+    match rule.sources.as_slice() {
+        [] => "any".into(),
+        [one] => one.to_string(),
+        [first, rest @ ..] => format!("{first} (+{} more)", rest.len()),
+    }
+}
+
+fn rule_json(rule: &RuleSpec, hits: u64) -> Value {
+    json!({
+        "id": rule.id,
+        "sources": rule.sources,
+        "destination": rule.destination,
+        "protocol": rule.protocol.map(protocol_name),
+        "dport": rule.ports.map(|ports| ports.to_string()),
+        "tcp_flags": rule.tcp_flags.map(|flags| flags.to_string()),
+        "action": rule.action.name(),
+        "interface": rule.interface,
+        "monitor": rule.monitor,
+        "hits": hits,
+    })
+}
+
+/// `filter list`.
+pub fn print_rules(state: &FilterState, hits: &[u64], json: bool) {
+    if json {
+        let rules: Vec<Value> = state
+            .rules
+            .iter()
+            .zip(hits)
+            .map(|(rule, hits)| rule_json(rule, *hits))
+            .collect();
+        print_json(&json!({
+            "default": { "action": state.default_action.name(), "monitor": state.default_monitor },
+            "rules": rules,
+        }));
+        return;
+    }
+    println!(
+        "default: {}{}",
+        state.default_action.name(),
+        if state.default_monitor {
+            " (monitor)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "{:>5} {:<6} {:<34} {:<20} {:<6} {:<11} {:<9} {:<8} {:>12}",
+        "ID", "ACTION", "SOURCE", "DESTINATION", "PROTO", "DPORT", "FLAGS", "IFACE", "HITS"
+    );
+    for (rule, hits) in state.rules.iter().zip(hits) {
+        let or_any = |text: Option<String>| text.unwrap_or_else(|| "any".into());
+        println!(
+            "{:>5} {:<6} {:<34} {:<20} {:<6} {:<11} {:<9} {:<8} {:>12}",
+            rule.id,
+            format!(
+                "{}{}",
+                rule.action.name(),
+                if rule.monitor { "*" } else { "" }
+            ),
+            sources_text(rule),
+            or_any(rule.destination.map(|cidr| cidr.to_string())),
+            or_any(rule.protocol.map(protocol_name)),
+            or_any(rule.ports.map(|ports| ports.to_string())),
+            rule.tcp_flags.map_or("-".into(), |flags| flags.to_string()),
+            rule.interface.as_deref().unwrap_or("*"),
+            hits
+        );
+    }
+    if state.rules.iter().any(|rule| rule.monitor) {
+        println!("(* monitor: counted, not dropped)");
+    }
+}
+
+/// `filter load`.
+pub fn print_loaded(rules: usize, prefixes: usize, elapsed: Duration, json: bool) {
+    if json {
+        print_json(&json!({
+            "rules": rules, "prefixes": prefixes, "seconds": elapsed.as_secs_f64(),
+        }));
+    } else {
+        println!(
+            "loaded {rules} rules ({prefixes} prefixes) in {:.3} s",
+            elapsed.as_secs_f64()
+        );
+    }
+}
+
+/// `block list`.
+pub fn print_blocklist(list: &[BlockSpec], now: u64, json: bool) {
+    let remaining = |entry: &BlockSpec| entry.expires_at.map(|at| at.saturating_sub(now));
+    if json {
+        let entries: Vec<Value> = list
+            .iter()
+            .map(|entry| {
+                json!({
+                    "prefix": entry.prefix,
+                    "expires_at": entry.expires_at,
+                    "remaining_seconds": remaining(entry),
+                })
+            })
+            .collect();
+        print_json(&Value::Array(entries));
+        return;
+    }
+    println!("{:<44} {:>12}", "PREFIX", "TTL");
+    for entry in list {
+        let ttl = remaining(entry).map_or("never".into(), |seconds| format!("{seconds}s"));
+        println!("{:<44} {:>12}", entry.prefix.to_string(), ttl);
+    }
+}
+
+fn limit_json(limit: &LimitSpec, drops: u64) -> Value {
+    let mut value = serde_json::to_value(limit).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("drops".into(), json!(drops));
+    }
+    value
+}
+
+/// `ratelimit list`.
+pub fn print_limits(limits: &[LimitSpec], drops: &[u64], json: bool) {
+    if json {
+        let values: Vec<Value> = limits
+            .iter()
+            .zip(drops)
+            .map(|(limit, drops)| limit_json(limit, *drops))
+            .collect();
+        print_json(&Value::Array(values));
+        return;
+    }
+    println!(
+        "{:>4} {:<24} {:<28} {:<4} {:<9} {:<20} {:>12}",
+        "ID", "PACKETS/S (BURST)", "BYTES/S (BURST)", "PER", "AGG", "MATCH", "DROPS"
+    );
+    for (limit, drops) in limits.iter().zip(drops) {
+        let rate = |rate: Option<u64>, burst: u64| {
+            rate.map_or("-".into(), |rate| format!("{rate} ({burst})"))
+        };
+        let mut matching = Vec::new();
+        if let Some(scope) = limit.scope {
+            matching.push(scope.to_string());
+        }
+        if let Some(protocol) = limit.protocol {
+            matching.push(protocol_name(protocol));
+        }
+        if limit.syn_only {
+            matching.push("syn".into());
+        }
+        if limit.monitor {
+            matching.push("monitor".into());
+        }
+        println!(
+            "{:>4} {:<24} {:<28} {:<4} {:<9} {:<20} {:>12}",
+            limit.id,
+            rate(limit.packets_per_second, limit.burst_packets),
+            rate(limit.bytes_per_second, limit.burst_bytes),
+            match limit.per {
+                LimitKey::Src => "src",
+                LimitKey::Dst => "dst",
+            },
+            format!("/{} /{}", limit.aggregate_v4, limit.aggregate_v6),
+            if matching.is_empty() {
+                "all".into()
+            } else {
+                matching.join(",")
+            },
+            drops
+        );
+    }
+}
+
+/// `guard ...`.
+pub fn print_guards(guards: &Guards, json: bool) {
+    if json {
+        print_json(&serde_json::to_value(guards).unwrap_or(Value::Null));
+        return;
+    }
+    let on = |enabled: bool| if enabled { "on" } else { "off" };
+    let ports = |ranges: &[super::parse::PortRange]| {
+        ranges
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    println!("tcp-flags:     {}", on(guards.tcp_flags));
+    let amplification = &guards.amplification;
+    println!(
+        "amplification: {} (ports {}; expect {})",
+        on(amplification.enabled),
+        ports(&amplification.ports),
+        if amplification.expect.is_empty() {
+            "none".into()
+        } else {
+            amplification
+                .expect
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+    );
+    println!(
+        "fragments:     v4 {}, v6 {}",
+        guards.fragments_v4.name(),
+        guards.fragments_v6.name()
+    );
+    println!(
+        "syn-cookies:   {} (ports {})",
+        on(guards.syn_cookies.enabled),
+        ports(&guards.syn_cookies.ports)
+    );
+}
+
+/// `mgmt ...`.
+pub fn print_management(management: &Management, json: bool) {
+    if json {
+        print_json(&serde_json::to_value(management).unwrap_or(Value::Null));
+        return;
+    }
+    println!("{:<8} VALUE", "KIND");
+    for prefix in &management.prefixes {
+        println!("{:<8} {prefix}", "prefix");
+    }
+    for port in &management.ports {
+        println!("{:<8} {port}", "port");
+    }
+}

@@ -1,0 +1,562 @@
+//! From the desired state to the kernel's representation: rule arrays,
+//! deduplicated rule chains and the two prefix tries, the global
+//! [`FilterConfig`], rate limits and port bitmaps.
+//!
+//! A rule with source prefixes goes into the source trie (narrowed by its
+//! destination with `RULE_DESTINATION`); a rule with only a destination
+//! goes into the destination trie. The chain of a prefix is its own rules,
+//! in rule order, then the chain of the nearest covering prefix that has
+//! rules: the longest prefix is tried first, and a narrower rule that does
+//! not match falls back to the prefixes around it.
+
+use std::collections::HashMap;
+
+use xdpath_core::filter::{
+    FilterConfig, FragmentPolicy, PrefixKey, RateLimit, Rule, RuleChain, FILTER_AMPLIFICATION,
+    FILTER_BLOCKLIST, FILTER_DEFAULT_DROP, FILTER_DEFAULT_MONITOR, FILTER_DESTINATION_RULES,
+    FILTER_MANAGEMENT_PORTS, FILTER_MANAGEMENT_SOURCES, FILTER_SOURCE_RULES, FILTER_SYN_COOKIES,
+    FILTER_TCP_FLAGS, LIMIT_DESTINATION, LIMIT_MONITOR, LIMIT_SYN_ONLY, MAX_BLOCKLIST, MAX_BURST,
+    MAX_CHAIN, MAX_CHAINS, MAX_MANAGEMENT_PREFIXES, MAX_PREFIXES, MAX_RATE_LIMITS, MAX_RULES,
+    NO_RULE, RULE_ALLOW, RULE_DENY, RULE_DESTINATION, RULE_MONITOR, RULE_PORTS, RULE_TCP_FLAGS,
+};
+
+use super::parse::{Cidr, PortRange};
+use super::state::{FilterState, FragmentChoice, LimitKey, LimitSpec, RuleAction, RuleSpec};
+
+/// The largest rate a limit takes, per second (the data path caps there).
+pub const MAX_RATE: u64 = 4_000_000_000;
+/// Words of a 65,536-bit port set.
+pub const PORT_WORDS: usize = 1024;
+
+/// Why a state cannot be installed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    /// More rules than one buffer holds.
+    #[error("too many rules: {count} (at most {MAX_RULES})")]
+    TooManyRules {
+        /// Rules asked for.
+        count: usize,
+    },
+    /// A rule id outside 1..MAX_RULES (hits are counted by id).
+    #[error("rule id {id} is out of range (1-{})", MAX_RULES - 1)]
+    RuleIdOutOfRange {
+        /// The id.
+        id: u32,
+    },
+    /// More prefixes than a trie holds.
+    #[error("too many {trie} prefixes: {count} (at most {MAX_PREFIXES})")]
+    TooManyPrefixes {
+        /// `source` or `destination`.
+        trie: &'static str,
+        /// Prefixes asked for.
+        count: usize,
+    },
+    /// More distinct chains than a buffer holds.
+    #[error("too many distinct rule chains: {count} (at most {MAX_CHAINS})")]
+    TooManyChains {
+        /// Chains needed.
+        count: usize,
+    },
+    /// A prefix would lead to more rules than a chain holds.
+    #[error("prefix {prefix} leads to more than {MAX_CHAIN} rules (its own and those of covering prefixes)")]
+    ChainTooLong {
+        /// The prefix.
+        prefix: Cidr,
+    },
+    /// A rule without a source or destination prefix.
+    #[error("rule {id} needs --src or --dst")]
+    NoPrefix {
+        /// The rule.
+        id: u32,
+    },
+    /// IPv4 and IPv6 prefixes mixed in one rule.
+    #[error("rule {id}: --src {source_prefix} and --dst {destination} are of different address families")]
+    FamilyMismatch {
+        /// The rule.
+        id: u32,
+        /// A source prefix.
+        source_prefix: Cidr,
+        /// The destination.
+        destination: Cidr,
+    },
+    /// A rate limit with nothing to limit or values out of range.
+    #[error("rate limit {id}: {why}")]
+    BadLimit {
+        /// The limit.
+        id: u32,
+        /// What is wrong.
+        why: String,
+    },
+    /// More rate limits than the data path holds.
+    #[error("too many rate limits: {count} (at most {MAX_RATE_LIMITS})")]
+    TooManyLimits {
+        /// Limits asked for.
+        count: usize,
+    },
+    /// A prefix list over its map's size.
+    #[error("too many {what}: {count} (at most {max})")]
+    TooMany {
+        /// Which list.
+        what: &'static str,
+        /// Entries asked for.
+        count: usize,
+        /// The most it holds.
+        max: u32,
+    },
+}
+
+/// One rule buffer's contents.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompiledRules {
+    /// Rules by index.
+    pub rules: Vec<Rule>,
+    /// Chains by index.
+    pub chains: Vec<RuleChain>,
+    /// Source prefix → chain index.
+    pub sources: Vec<(PrefixKey, u32)>,
+    /// Destination prefix → chain index.
+    pub destinations: Vec<(PrefixKey, u32)>,
+}
+
+/// A 65,536-bit port set, word `port / 64`, bit `port % 64`.
+pub type PortBitmap = Vec<u64>;
+
+/// Everything but the rules and the blocklist (which needs a clock).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompiledSettings {
+    /// The global config; `active` is left 0 (apply sets it).
+    pub config: FilterConfig,
+    /// The rate limits.
+    pub rate_limits: Vec<RateLimit>,
+    /// Reflection source ports.
+    pub reflection_ports: PortBitmap,
+    /// Destinations that expect reflection traffic.
+    pub reflection_expected: Vec<PrefixKey>,
+    /// Management prefixes.
+    pub management_prefixes: Vec<PrefixKey>,
+    /// Management ports.
+    pub management_ports: PortBitmap,
+    /// SYN-cookie ports.
+    pub syncookie_ports: PortBitmap,
+}
+
+/// Looks up an interface index by name (none: no such interface).
+pub type InterfaceResolver<'a> = &'a dyn Fn(&str) -> Option<u32>;
+
+/// The index a rule gets for an interface that does not exist: matches no
+/// frame.
+pub const MISSING_INTERFACE: u32 = u32::MAX;
+
+/// Compiles the rules of `state`.
+pub fn compile_rules(
+    rules: &[RuleSpec],
+    resolve: InterfaceResolver<'_>,
+) -> Result<CompiledRules, CompileError> {
+    if rules.len() > MAX_RULES as usize {
+        return Err(CompileError::TooManyRules { count: rules.len() });
+    }
+    let mut compiled = CompiledRules::default();
+    let mut source_entries: Vec<Entry> = Vec::new();
+    let mut destination_entries: Vec<Entry> = Vec::new();
+    for (index, spec) in rules.iter().enumerate() {
+        let index = index as u32;
+        if spec.id == 0 || spec.id >= MAX_RULES {
+            return Err(CompileError::RuleIdOutOfRange { id: spec.id });
+        }
+        let sources = effective_sources(spec)?;
+        let mut rule = kernel_rule(spec, resolve);
+        if sources.is_empty() {
+            let Some(destination) = spec.destination else {
+                return Err(CompileError::NoPrefix { id: spec.id });
+            };
+            destination_entries.push(Entry::new(&destination, index));
+        } else {
+            if let Some(destination) = spec.destination {
+                rule.flags |= RULE_DESTINATION;
+                rule.destination = destination.address;
+                rule.destination_len = destination.mapped_length();
+            }
+            source_entries.reserve(sources.len());
+            source_entries.extend(sources.iter().map(|source| Entry::new(source, index)));
+        }
+        compiled.rules.push(rule);
+    }
+    for (trie, entries) in [
+        ("source", &source_entries),
+        ("destination", &destination_entries),
+    ] {
+        if entries.len() > MAX_PREFIXES as usize {
+            return Err(CompileError::TooManyPrefixes {
+                trie,
+                count: entries.len(),
+            });
+        }
+    }
+    let mut chain_index: HashMap<RuleChain, u32> = HashMap::new();
+    compiled.sources = build_trie(source_entries, &mut compiled.chains, &mut chain_index)?;
+    compiled.destinations =
+        build_trie(destination_entries, &mut compiled.chains, &mut chain_index)?;
+    for (trie, entries) in [
+        ("source", &compiled.sources),
+        ("destination", &compiled.destinations),
+    ] {
+        if entries.len() > MAX_PREFIXES as usize {
+            return Err(CompileError::TooManyPrefixes {
+                trie,
+                count: entries.len(),
+            });
+        }
+    }
+    Ok(compiled)
+}
+
+/// The source prefixes that put a rule in the source trie: an explicit
+/// `0.0.0.0/0` or `::/0` beside a destination means "any source".
+fn effective_sources(spec: &RuleSpec) -> Result<&[Cidr], CompileError> {
+    if let (Some(destination), Some(source)) = (spec.destination, spec.sources.first()) {
+        if let Some(source) = spec.sources.iter().find(|s| s.ipv4 != destination.ipv4) {
+            return Err(CompileError::FamilyMismatch {
+                id: spec.id,
+                source_prefix: *source,
+                destination,
+            });
+        }
+        if spec.sources.len() == 1 && source.is_any() {
+            return Ok(&[]);
+        }
+    }
+    Ok(&spec.sources)
+}
+
+fn kernel_rule(spec: &RuleSpec, resolve: InterfaceResolver<'_>) -> Rule {
+    let mut rule = Rule {
+        id: spec.id,
+        protocol: spec.protocol.unwrap_or(0),
+        action: match spec.action {
+            RuleAction::Pass => RULE_ALLOW,
+            RuleAction::Drop => RULE_DENY,
+        },
+        ..Rule::default()
+    };
+    if let Some(name) = &spec.interface {
+        rule.ifindex = resolve(name).unwrap_or(MISSING_INTERFACE);
+    }
+    if spec.monitor {
+        rule.flags |= RULE_MONITOR;
+    }
+    if let Some(ports) = spec.ports {
+        rule.flags |= RULE_PORTS;
+        rule.port_low = ports.low;
+        rule.port_high = ports.high;
+    }
+    if let Some(flags) = spec.tcp_flags {
+        rule.flags |= RULE_TCP_FLAGS;
+        rule.tcp_flags_mask = flags.mask;
+        rule.tcp_flags_value = flags.value;
+    }
+    rule
+}
+
+/// A (prefix, rule index) pair, sorted by address then length: the
+/// pre-order of the prefix tree, so every prefix follows those covering it.
+#[derive(Clone, Copy)]
+struct Entry {
+    address: [u8; 16],
+    length: u8,
+    rule: u32,
+}
+
+impl Entry {
+    fn new(cidr: &Cidr, rule: u32) -> Self {
+        Self {
+            address: cidr.address,
+            length: cidr.mapped_length(),
+            rule,
+        }
+    }
+
+    fn contains(&self, other: &Entry) -> bool {
+        self.length <= other.length
+            && xdpath_core::filter::mask(&other.address, self.length) == self.address
+    }
+}
+
+/// Groups entries by prefix and gives each prefix its chain (deduplicated
+/// into `chains`). One sort and one pass with a stack of open prefixes.
+fn build_trie(
+    mut entries: Vec<Entry>,
+    chains: &mut Vec<RuleChain>,
+    chain_index: &mut HashMap<RuleChain, u32>,
+) -> Result<Vec<(PrefixKey, u32)>, CompileError> {
+    entries
+        .sort_unstable_by(|a, b| (a.address, a.length, a.rule).cmp(&(b.address, b.length, b.rule)));
+    let mut out: Vec<(PrefixKey, u32)> = Vec::with_capacity(entries.len());
+    // (the prefix, its chain) of the prefixes covering the current one.
+    let mut open: Vec<(Entry, RuleChain)> = Vec::new();
+    let mut start = 0;
+    while start < entries.len() {
+        let head = entries[start];
+        let mut end = start + 1;
+        while end < entries.len()
+            && entries[end].length == head.length
+            && entries[end].address == head.address
+        {
+            end += 1;
+        }
+        while open
+            .last()
+            .is_some_and(|(prefix, _)| !prefix.contains(&head))
+        {
+            open.pop();
+        }
+        let mut chain = RuleChain::default();
+        let mut used = 0;
+        let own = entries[start..end].iter().map(|entry| entry.rule);
+        let inherited = open
+            .last()
+            .map(|(_, parent)| parent.rules)
+            .unwrap_or([NO_RULE; MAX_CHAIN]);
+        for rule in own.chain(inherited.into_iter().take_while(|&rule| rule != NO_RULE)) {
+            if chain.rules[..used].contains(&rule) {
+                continue;
+            }
+            if used == MAX_CHAIN {
+                return Err(CompileError::ChainTooLong {
+                    prefix: Cidr::from_key(&PrefixKey {
+                        prefix_len: u32::from(head.length),
+                        address: head.address,
+                    }),
+                });
+            }
+            chain.rules[used] = rule;
+            used += 1;
+        }
+        let index = match chain_index.get(&chain) {
+            Some(&index) => index,
+            None => {
+                let index = chains.len() as u32;
+                if index >= MAX_CHAINS {
+                    return Err(CompileError::TooManyChains {
+                        count: chains.len() + 1,
+                    });
+                }
+                chains.push(chain);
+                chain_index.insert(chain, index);
+                index
+            }
+        };
+        out.push((
+            PrefixKey {
+                prefix_len: u32::from(head.length),
+                address: head.address,
+            },
+            index,
+        ));
+        open.push((head, chain));
+        start = end;
+    }
+    Ok(out)
+}
+
+/// Compiles everything but the rules and the blocklist. `has_rules`
+/// says which tries the rules use: (source, destination).
+pub fn compile_settings(
+    state: &FilterState,
+    rules: &CompiledRules,
+) -> Result<CompiledSettings, CompileError> {
+    let mut flags = 0;
+    if !rules.sources.is_empty() {
+        flags |= FILTER_SOURCE_RULES;
+    }
+    if !rules.destinations.is_empty() {
+        flags |= FILTER_DESTINATION_RULES;
+    }
+    if state.default_action == RuleAction::Drop {
+        flags |= FILTER_DEFAULT_DROP;
+        if state.default_monitor {
+            flags |= FILTER_DEFAULT_MONITOR;
+        }
+    }
+    if state.blocklist.len() > MAX_BLOCKLIST as usize {
+        return Err(CompileError::TooMany {
+            what: "blocklist entries",
+            count: state.blocklist.len(),
+            max: MAX_BLOCKLIST,
+        });
+    }
+    if !state.blocklist.is_empty() {
+        flags |= FILTER_BLOCKLIST;
+    }
+    let guards = &state.guards;
+    if guards.tcp_flags {
+        flags |= FILTER_TCP_FLAGS;
+    }
+    let amplification = &guards.amplification;
+    if amplification.enabled && !amplification.ports.is_empty() {
+        flags |= FILTER_AMPLIFICATION;
+    }
+    if guards.syn_cookies.enabled {
+        flags |= FILTER_SYN_COOKIES;
+    }
+    let management = &state.management;
+    if !management.prefixes.is_empty() {
+        flags |= FILTER_MANAGEMENT_SOURCES;
+    }
+    if !management.ports.is_empty() {
+        flags |= FILTER_MANAGEMENT_PORTS;
+    }
+    for (what, count) in [
+        ("management prefixes", management.prefixes.len()),
+        (
+            "expected reflection destinations",
+            amplification.expect.len(),
+        ),
+    ] {
+        if count > MAX_MANAGEMENT_PREFIXES as usize {
+            return Err(CompileError::TooMany {
+                what,
+                count,
+                max: MAX_MANAGEMENT_PREFIXES,
+            });
+        }
+    }
+    if state.rate_limits.len() > MAX_RATE_LIMITS as usize {
+        return Err(CompileError::TooManyLimits {
+            count: state.rate_limits.len(),
+        });
+    }
+    let rate_limits = state
+        .rate_limits
+        .iter()
+        .map(compile_limit)
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = FilterConfig {
+        flags,
+        active: 0,
+        rate_limits: rate_limits.len() as u32,
+        fragments_v4: fragment_policy(guards.fragments_v4) as u8,
+        fragments_v6: fragment_policy(guards.fragments_v6) as u8,
+        reserved: [0; 2],
+    };
+    let mut management_ports = vec![0u64; PORT_WORDS];
+    for &port in &management.ports {
+        set_port(&mut management_ports, port);
+    }
+    Ok(CompiledSettings {
+        config,
+        rate_limits,
+        reflection_ports: port_bitmap(if amplification.enabled {
+            &amplification.ports
+        } else {
+            &[]
+        }),
+        reflection_expected: amplification.expect.iter().map(Cidr::key).collect(),
+        management_prefixes: management.prefixes.iter().map(Cidr::key).collect(),
+        management_ports,
+        syncookie_ports: port_bitmap(if guards.syn_cookies.enabled {
+            &guards.syn_cookies.ports
+        } else {
+            &[]
+        }),
+    })
+}
+
+fn fragment_policy(choice: FragmentChoice) -> FragmentPolicy {
+    match choice {
+        FragmentChoice::Pass => FragmentPolicy::Pass,
+        FragmentChoice::DropLater => FragmentPolicy::DropLater,
+        FragmentChoice::DropAll => FragmentPolicy::DropAll,
+    }
+}
+
+fn set_port(bitmap: &mut [u64], port: u16) {
+    if let Some(word) = bitmap.get_mut(usize::from(port >> 6)) {
+        *word |= 1u64 << (port & 63);
+    }
+}
+
+/// The bitmap of a list of port ranges.
+pub fn port_bitmap(ranges: &[PortRange]) -> PortBitmap {
+    let mut bitmap = vec![0u64; PORT_WORDS];
+    for range in ranges {
+        for port in range.low..=range.high {
+            set_port(&mut bitmap, port);
+        }
+    }
+    bitmap
+}
+
+/// Checks a limit and turns it into the data path's form.
+pub fn compile_limit(spec: &LimitSpec) -> Result<RateLimit, CompileError> {
+    let bad = |why: String| CompileError::BadLimit { id: spec.id, why };
+    if spec.packets_per_second.is_none() && spec.bytes_per_second.is_none() {
+        return Err(bad("give --pps or --bps".into()));
+    }
+    for (name, rate) in [
+        ("--pps", spec.packets_per_second),
+        ("--bps", spec.bytes_per_second),
+    ] {
+        if let Some(rate) = rate {
+            if rate == 0 || rate > MAX_RATE {
+                return Err(bad(format!("{name} {rate} is out of range (1-{MAX_RATE})")));
+            }
+        }
+    }
+    for (name, burst, rate) in [
+        ("--burst", spec.burst_packets, spec.packets_per_second),
+        ("--burst-bytes", spec.burst_bytes, spec.bytes_per_second),
+    ] {
+        if rate.is_some() && (burst == 0 || burst > MAX_BURST) {
+            return Err(bad(format!(
+                "{name} {burst} is out of range (1-{MAX_BURST})"
+            )));
+        }
+    }
+    if spec.aggregate_v4 > 32 {
+        return Err(bad(format!(
+            "--aggregate-v4 {} is above 32",
+            spec.aggregate_v4
+        )));
+    }
+    if spec.aggregate_v6 > 128 {
+        return Err(bad(format!(
+            "--aggregate-v6 {} is above 128",
+            spec.aggregate_v6
+        )));
+    }
+    let mut flags = 0;
+    if spec.per == LimitKey::Dst {
+        flags |= LIMIT_DESTINATION;
+    }
+    if spec.syn_only {
+        flags |= LIMIT_SYN_ONLY;
+    }
+    if spec.monitor {
+        flags |= LIMIT_MONITOR;
+    }
+    Ok(RateLimit {
+        packets_per_second: spec.packets_per_second.unwrap_or(0),
+        burst_packets: if spec.packets_per_second.is_some() {
+            spec.burst_packets
+        } else {
+            0
+        },
+        bytes_per_second: spec.bytes_per_second.unwrap_or(0),
+        burst_bytes: if spec.bytes_per_second.is_some() {
+            spec.burst_bytes
+        } else {
+            0
+        },
+        scope: spec.scope.map_or([0; 16], |scope| scope.address),
+        scope_len: spec.scope.map_or(0, |scope| scope.mapped_length()),
+        aggregate_v4: spec.aggregate_v4,
+        aggregate_v6: spec.aggregate_v6,
+        protocol: spec.protocol.unwrap_or(0),
+        flags,
+        reserved: [0; 3],
+    })
+}
+
+#[cfg(test)]
+#[path = "compile_tests.rs"]
+mod tests;

@@ -1,0 +1,144 @@
+//! Unit tests of rule compilation: chain inheritance and limits.
+
+use super::*;
+use crate::control::parse::{parse_cidr, PortRange};
+
+fn no_interfaces(_: &str) -> Option<u32> {
+    None
+}
+
+fn rule(id: u32, sources: &[&str], action: RuleAction) -> RuleSpec {
+    RuleSpec {
+        id,
+        sources: sources
+            .iter()
+            .map(|text| parse_cidr(text).expect("valid"))
+            .collect(),
+        destination: None,
+        protocol: None,
+        ports: None,
+        tcp_flags: None,
+        action,
+        interface: None,
+        monitor: false,
+    }
+}
+
+fn chain_of(compiled: &CompiledRules, prefix: &str) -> Vec<u32> {
+    let key = parse_cidr(prefix).expect("valid").key();
+    let (_, index) = compiled
+        .sources
+        .iter()
+        .chain(&compiled.destinations)
+        .find(|(entry, _)| *entry == key)
+        .expect("prefix installed");
+    compiled.chains[*index as usize]
+        .rules
+        .iter()
+        .copied()
+        .take_while(|&rule| rule != NO_RULE)
+        .map(|index| compiled.rules[index as usize].id)
+        .collect()
+}
+
+#[test]
+fn a_prefix_inherits_the_rules_of_the_nearest_covering_prefix() {
+    let mut ssh = rule(2, &["10.1.0.0/16"], RuleAction::Pass);
+    ssh.ports = Some(PortRange { low: 22, high: 22 });
+    let rules = vec![
+        rule(1, &["10.0.0.0/8"], RuleAction::Drop),
+        ssh,
+        rule(3, &["10.1.2.0/24"], RuleAction::Drop),
+        rule(4, &["192.0.2.0/24"], RuleAction::Drop),
+    ];
+    let compiled = compile_rules(&rules, &no_interfaces).expect("compiles");
+    assert_eq!(chain_of(&compiled, "10.0.0.0/8"), [1]);
+    assert_eq!(chain_of(&compiled, "10.1.0.0/16"), [2, 1]);
+    assert_eq!(chain_of(&compiled, "10.1.2.0/24"), [3, 2, 1]);
+    assert_eq!(chain_of(&compiled, "192.0.2.0/24"), [4]);
+    assert!(compiled.destinations.is_empty());
+    // 10/8 and 192.0.2/24 are both [drop-rule]: distinct rules, distinct chains.
+    assert_eq!(compiled.chains.len(), 4);
+}
+
+#[test]
+fn siblings_do_not_inherit_from_each_other_and_chains_are_shared() {
+    let rules = vec![
+        rule(1, &["10.0.0.0/8"], RuleAction::Drop),
+        rule(
+            2,
+            &["10.1.0.0/16", "10.2.0.0/16", "10.2.3.0/24"],
+            RuleAction::Pass,
+        ),
+        rule(3, &["10.2.3.0/24"], RuleAction::Drop),
+    ];
+    let compiled = compile_rules(&rules, &no_interfaces).expect("compiles");
+    assert_eq!(chain_of(&compiled, "10.1.0.0/16"), [2, 1]);
+    assert_eq!(chain_of(&compiled, "10.2.0.0/16"), [2, 1]);
+    // Own rules in rule order, then the parent's chain without repeats.
+    assert_eq!(chain_of(&compiled, "10.2.3.0/24"), [2, 3, 1]);
+    assert_eq!(compiled.chains.len(), 3);
+}
+
+#[test]
+fn destination_only_and_any_source_rules_go_to_the_destination_trie() {
+    let mut by_destination = rule(1, &[], RuleAction::Drop);
+    by_destination.destination = Some(parse_cidr("198.51.100.0/24").expect("valid"));
+    let mut any_source = rule(2, &["0.0.0.0/0"], RuleAction::Pass);
+    any_source.destination = Some(parse_cidr("198.51.100.7/32").expect("valid"));
+    let mut narrowed = rule(3, &["10.0.0.0/8"], RuleAction::Drop);
+    narrowed.destination = Some(parse_cidr("198.51.100.0/24").expect("valid"));
+    let compiled =
+        compile_rules(&[by_destination, any_source, narrowed], &no_interfaces).expect("compiles");
+    assert_eq!(chain_of(&compiled, "198.51.100.7/32"), [2, 1]);
+    assert_eq!(compiled.sources.len(), 1);
+    let narrowed = compiled.rules[2];
+    assert_ne!(narrowed.flags & RULE_DESTINATION, 0);
+    assert_eq!(narrowed.destination_len, 96 + 24);
+}
+
+#[test]
+fn errors() {
+    let nine: Vec<RuleSpec> = (1..=9)
+        .map(|id| rule(id, &[&format!("10.0.0.0/{}", 8 + id)], RuleAction::Drop))
+        .collect();
+    assert_eq!(
+        compile_rules(&nine, &no_interfaces),
+        Err(CompileError::ChainTooLong {
+            prefix: parse_cidr("10.0.0.0/17").expect("valid")
+        })
+    );
+    assert!(compile_rules(&nine[..8], &no_interfaces).is_ok());
+    let mut mixed = rule(1, &["10.0.0.0/8"], RuleAction::Drop);
+    mixed.destination = Some(parse_cidr("2001:db8::/32").expect("valid"));
+    assert!(matches!(
+        compile_rules(&[mixed], &no_interfaces),
+        Err(CompileError::FamilyMismatch { .. })
+    ));
+    assert_eq!(
+        compile_rules(&[rule(1, &[], RuleAction::Drop)], &no_interfaces),
+        Err(CompileError::NoPrefix { id: 1 })
+    );
+    assert_eq!(
+        compile_rules(
+            &[rule(MAX_RULES, &["10.0.0.0/8"], RuleAction::Drop)],
+            &no_interfaces
+        ),
+        Err(CompileError::RuleIdOutOfRange { id: MAX_RULES })
+    );
+}
+
+#[test]
+fn a_million_prefixes_compile_to_one_chain() {
+    let sources: Vec<Cidr> = (0..1_000_000u32)
+        .map(|n| {
+            let [_, a, b, c] = n.to_be_bytes();
+            parse_cidr(&format!("{}.{a}.{b}.{c}/32", 1 + (n % 200))).expect("valid")
+        })
+        .collect();
+    let mut big = rule(1, &[], RuleAction::Drop);
+    big.sources = sources;
+    let compiled = compile_rules(&[big], &no_interfaces).expect("compiles");
+    assert_eq!(compiled.chains.len(), 1);
+    assert!(compiled.sources.len() > 900_000);
+}

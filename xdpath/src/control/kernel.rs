@@ -1,0 +1,379 @@
+//! [`FilterTarget`] over the kernel's filter maps: the pinned maps of this
+//! namespace (`/sys/fs/bpf/xdpath/<netns>/:shared/<MAP>`), or the maps of a
+//! [`LoadedProgram`] (tests).
+//!
+//! Element operations are plain `bpf(2)` calls on the map descriptors: the
+//! rule tries take up to a million updates per `filter load`, and a bare
+//! syscall per prefix, with the key built on the stack, is the cheapest
+//! path the kernel offers for an LPM trie (it has no batch operations).
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use xdpath_core::filter::{BlockEntry, FilterConfig, PrefixKey, RateLimit, Rule, RuleChain};
+use xdpath_core::InterfaceConfig;
+
+use super::apply::{ApplyError, FilterTarget, PortSet, PrefixSet};
+use super::compile::{CompiledRules, PORT_WORDS};
+use crate::dataplane::{self, LoadedProgram, SHARED_MAPS};
+
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
+
+/// The `bpf_attr` of the element commands.
+#[repr(C)]
+struct ElementAttr {
+    map_fd: u32,
+    pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// Bytes of a plain `#[repr(C)]` value without padding.
+trait PlainBytes: Copy {
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: implementors are #[repr(C)] structs of integers and byte
+        // arrays with no padding (checked by their sizes below), so every
+        // byte is initialised.
+        unsafe {
+            std::slice::from_raw_parts(
+                (self as *const Self).cast::<u8>(),
+                std::mem::size_of::<Self>(),
+            )
+        }
+    }
+}
+impl PlainBytes for Rule {}
+impl PlainBytes for RuleChain {}
+impl PlainBytes for FilterConfig {}
+impl PlainBytes for BlockEntry {}
+impl PlainBytes for RateLimit {}
+impl PlainBytes for u64 {}
+impl PlainBytes for u32 {}
+const _: () = assert!(std::mem::size_of::<Rule>() == 36);
+const _: () = assert!(std::mem::size_of::<RuleChain>() == 32);
+const _: () = assert!(std::mem::size_of::<FilterConfig>() == 16);
+const _: () = assert!(std::mem::size_of::<BlockEntry>() == 16);
+const _: () = assert!(std::mem::size_of::<RateLimit>() == 56);
+
+/// The kernel's `bpf_lpm_trie_key` with a 16-byte address.
+fn trie_key(key: &PrefixKey) -> [u8; 20] {
+    let mut bytes = [0u8; 20];
+    bytes[..4].copy_from_slice(&key.prefix_len.to_ne_bytes());
+    bytes[4..].copy_from_slice(&key.address);
+    bytes
+}
+
+fn bpf(command: libc::c_long, attr: &ElementAttr) -> io::Result<()> {
+    // SAFETY: `attr` is a valid bpf_attr prefix for the element commands
+    // and every pointer in it refers to a live buffer of the map's sizes.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            command,
+            attr as *const ElementAttr,
+            std::mem::size_of::<ElementAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The filter maps of one namespace or one loaded program.
+pub struct KernelMaps {
+    fds: Vec<OwnedFd>,
+    cpus: usize,
+}
+
+impl KernelMaps {
+    /// Opens this namespace's pinned filter maps, creating them first if
+    /// they are not there. The flag says whether they were just created.
+    pub fn open_shared() -> Result<(Self, bool), ApplyError> {
+        let dir = dataplane::shared_dir()?;
+        let created = !SHARED_MAPS.iter().all(|name| dir.join(name).exists());
+        if created {
+            drop(LoadedProgram::load_shared(InterfaceConfig::default())?);
+        }
+        let mut fds = Vec::with_capacity(SHARED_MAPS.len());
+        for name in SHARED_MAPS {
+            let data =
+                aya::maps::MapData::from_pin(dir.join(name)).map_err(|error| ApplyError::Map {
+                    map: name,
+                    source: io::Error::other(error),
+                })?;
+            let fd = std::os::fd::AsFd::as_fd(data.fd())
+                .try_clone_to_owned()
+                .map_err(|source| ApplyError::Map { map: name, source })?;
+            fds.push(fd);
+        }
+        Ok((Self::with_fds(fds)?, created))
+    }
+
+    /// The filter maps of a loaded program.
+    pub fn of_program(program: &LoadedProgram) -> Result<Self, ApplyError> {
+        let fds = SHARED_MAPS
+            .iter()
+            .map(|name| program.map_fd(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::with_fds(fds)
+    }
+
+    fn with_fds(fds: Vec<OwnedFd>) -> Result<Self, ApplyError> {
+        let cpus = aya::util::nr_cpus().map_err(|(what, source)| ApplyError::Map {
+            map: "RULE_HITS",
+            source: io::Error::new(source.kind(), format!("{what}: {source}")),
+        })?;
+        Ok(Self { fds, cpus })
+    }
+
+    fn fd(&self, name: &'static str) -> u32 {
+        SHARED_MAPS
+            .iter()
+            .position(|known| *known == name)
+            .and_then(|index| self.fds.get(index))
+            .map_or(u32::MAX, |fd| fd.as_raw_fd() as u32)
+    }
+
+    fn update(&self, map: &'static str, key: &[u8], value: &[u8]) -> Result<(), ApplyError> {
+        let attr = ElementAttr {
+            map_fd: self.fd(map),
+            pad: 0,
+            key: key.as_ptr() as u64,
+            value: value.as_ptr() as u64,
+            flags: 0,
+        };
+        bpf(BPF_MAP_UPDATE_ELEM, &attr).map_err(|source| ApplyError::Map { map, source })
+    }
+
+    fn delete(&self, map: &'static str, key: &[u8]) -> Result<(), ApplyError> {
+        let attr = ElementAttr {
+            map_fd: self.fd(map),
+            pad: 0,
+            key: key.as_ptr() as u64,
+            value: 0,
+            flags: 0,
+        };
+        match bpf(BPF_MAP_DELETE_ELEM, &attr) {
+            Err(error) if error.raw_os_error() != Some(libc::ENOENT) => {
+                Err(ApplyError::Map { map, source: error })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn lookup(&self, map: &'static str, key: &[u8], value: &mut [u8]) -> Result<bool, ApplyError> {
+        let attr = ElementAttr {
+            map_fd: self.fd(map),
+            pad: 0,
+            key: key.as_ptr() as u64,
+            value: value.as_mut_ptr() as u64,
+            flags: 0,
+        };
+        match bpf(BPF_MAP_LOOKUP_ELEM, &attr) {
+            Ok(()) => Ok(true),
+            Err(error) if error.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            Err(source) => Err(ApplyError::Map { map, source }),
+        }
+    }
+
+    /// The first key of a trie, if any.
+    fn first_key(&self, map: &'static str) -> Result<Option<[u8; 20]>, ApplyError> {
+        let mut next = [0u8; 20];
+        let attr = ElementAttr {
+            map_fd: self.fd(map),
+            pad: 0,
+            key: 0,
+            value: next.as_mut_ptr() as u64,
+            flags: 0,
+        };
+        match bpf(BPF_MAP_GET_NEXT_KEY, &attr) {
+            Ok(()) => Ok(Some(next)),
+            Err(error) if error.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(source) => Err(ApplyError::Map { map, source }),
+        }
+    }
+
+    fn clear_trie(&self, map: &'static str) -> Result<(), ApplyError> {
+        while let Some(key) = self.first_key(map)? {
+            self.delete(map, &key)?;
+        }
+        Ok(())
+    }
+
+    /// Zeroes array entries from index 0 up to the first all-zero one.
+    fn clear_array_prefix(&self, map: &'static str, value_size: usize) -> Result<(), ApplyError> {
+        let zero = vec![0u8; value_size];
+        let mut value = vec![0u8; value_size];
+        for index in 0u32.. {
+            if !self.lookup(map, &index.to_ne_bytes(), &mut value)? || value == zero {
+                break;
+            }
+            self.update(map, &index.to_ne_bytes(), &zero)?;
+        }
+        Ok(())
+    }
+
+    fn per_cpu_sum(&self, map: &'static str, index: u32) -> Result<u64, ApplyError> {
+        let mut values = vec![0u8; 8 * self.cpus];
+        if !self.lookup(map, &index.to_ne_bytes(), &mut values)? {
+            return Ok(0);
+        }
+        Ok(values
+            .chunks_exact(8)
+            .map(|chunk| {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                u64::from_ne_bytes(word)
+            })
+            .fold(0u64, u64::wrapping_add))
+    }
+
+    fn per_cpu_zero(&self, map: &'static str, index: u32) -> Result<(), ApplyError> {
+        self.update(map, &index.to_ne_bytes(), &vec![0u8; 8 * self.cpus])
+    }
+}
+
+fn buffer_maps(buffer: u32) -> [&'static str; 4] {
+    if buffer == 0 {
+        ["RULES_0", "CHAINS_0", "SRC_PREFIXES_0", "DST_PREFIXES_0"]
+    } else {
+        ["RULES_1", "CHAINS_1", "SRC_PREFIXES_1", "DST_PREFIXES_1"]
+    }
+}
+
+impl FilterTarget for KernelMaps {
+    fn read_config(&self) -> Result<FilterConfig, ApplyError> {
+        let mut config = FilterConfig::default();
+        let mut bytes = [0u8; std::mem::size_of::<FilterConfig>()];
+        if self.lookup("FILTER_CONFIG", &0u32.to_ne_bytes(), &mut bytes)? {
+            let word = |at: usize| {
+                u32::from_ne_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+            };
+            config.flags = word(0);
+            config.active = word(4);
+            config.rate_limits = word(8);
+            config.fragments_v4 = bytes[12];
+            config.fragments_v6 = bytes[13];
+        }
+        Ok(config)
+    }
+
+    fn write_config(&mut self, config: FilterConfig) -> Result<(), ApplyError> {
+        self.update("FILTER_CONFIG", &0u32.to_ne_bytes(), config.bytes())
+    }
+
+    fn clear_buffer(&mut self, buffer: u32) -> Result<(), ApplyError> {
+        let [rules, chains, sources, destinations] = buffer_maps(buffer);
+        self.clear_trie(sources)?;
+        self.clear_trie(destinations)?;
+        self.clear_array_prefix(chains, std::mem::size_of::<RuleChain>())?;
+        self.clear_array_prefix(rules, std::mem::size_of::<Rule>())
+    }
+
+    fn write_buffer(&mut self, buffer: u32, compiled: &CompiledRules) -> Result<(), ApplyError> {
+        let [rules, chains, sources, destinations] = buffer_maps(buffer);
+        for (index, rule) in compiled.rules.iter().enumerate() {
+            self.update(rules, &(index as u32).to_ne_bytes(), rule.bytes())?;
+        }
+        for (index, chain) in compiled.chains.iter().enumerate() {
+            self.update(chains, &(index as u32).to_ne_bytes(), chain.bytes())?;
+        }
+        for (map, entries) in [
+            (sources, &compiled.sources),
+            (destinations, &compiled.destinations),
+        ] {
+            for (key, chain) in entries {
+                self.update(map, &trie_key(key), &chain.to_ne_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn zero_rule_hits(&mut self, id: u32) -> Result<(), ApplyError> {
+        self.per_cpu_zero("RULE_HITS", id)
+    }
+
+    fn rule_hits(&self, id: u32) -> Result<u64, ApplyError> {
+        self.per_cpu_sum("RULE_HITS", id)
+    }
+
+    fn insert_block(&mut self, key: PrefixKey, entry: BlockEntry) -> Result<(), ApplyError> {
+        self.update("BLOCKLIST", &trie_key(&key), entry.bytes())
+    }
+
+    fn remove_block(&mut self, key: PrefixKey) -> Result<(), ApplyError> {
+        self.delete("BLOCKLIST", &trie_key(&key))
+    }
+
+    fn write_rate_limits(&mut self, limits: &[RateLimit]) -> Result<(), ApplyError> {
+        let empty = RateLimit::default();
+        for index in 0..xdpath_core::filter::MAX_RATE_LIMITS {
+            let limit = limits.get(index as usize).unwrap_or(&empty);
+            self.update("RATE_LIMITS", &index.to_ne_bytes(), limit.bytes())?;
+        }
+        Ok(())
+    }
+
+    fn zero_limit_drops(&mut self, index: u32) -> Result<(), ApplyError> {
+        self.per_cpu_zero("LIMIT_DROPS", index)
+    }
+
+    fn limit_drops(&self, index: u32) -> Result<u64, ApplyError> {
+        self.per_cpu_sum("LIMIT_DROPS", index)
+    }
+
+    fn write_ports(&mut self, set: PortSet, bitmap: &[u64]) -> Result<(), ApplyError> {
+        let map = match set {
+            PortSet::Reflection => "REFLECTION_PORTS",
+            PortSet::Management => "MGMT_PORTS",
+            PortSet::SynCookie => "SYNCOOKIE_PORTS",
+        };
+        let mut current = [0u8; 8];
+        for index in 0..PORT_WORDS as u32 {
+            let word = bitmap.get(index as usize).copied().unwrap_or(0);
+            // Reads are cheaper than writes only in that they change
+            // nothing: skip the words already right.
+            if self.lookup(map, &index.to_ne_bytes(), &mut current)?
+                && u64::from_ne_bytes(current) == word
+            {
+                continue;
+            }
+            self.update(map, &index.to_ne_bytes(), word.bytes())?;
+        }
+        Ok(())
+    }
+
+    fn insert_prefix(&mut self, set: PrefixSet, key: PrefixKey) -> Result<(), ApplyError> {
+        self.update(prefix_map(set), &trie_key(&key), &[1u8])
+    }
+
+    fn remove_prefix(&mut self, set: PrefixSet, key: PrefixKey) -> Result<(), ApplyError> {
+        self.delete(prefix_map(set), &trie_key(&key))
+    }
+
+    fn monotonic_now_ns(&self) -> u64 {
+        monotonic_now_ns()
+    }
+}
+
+fn prefix_map(set: PrefixSet) -> &'static str {
+    match set {
+        PrefixSet::ReflectionExpected => "REFLECTION_OK",
+        PrefixSet::Management => "MGMT_SOURCES",
+    }
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.
+pub fn monotonic_now_ns() -> u64 {
+    // SAFETY: clock_gettime writes into the zeroed timespec we pass.
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    (now.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.tv_nsec as u64)
+}

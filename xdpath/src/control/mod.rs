@@ -1,0 +1,132 @@
+//! The filter's control plane: the desired state of a namespace
+//! ([`state`]), parsing what operators type ([`parse`], [`rulefile`]),
+//! compiling it to the data path's representation ([`compile`]) and
+//! installing it in the kernel's maps or the native tables ([`apply`],
+//! [`kernel`]). [`session`] ties them together for one CLI call, and
+//! [`cli`] holds the `filter`, `block`, `ratelimit`, `guard` and `mgmt`
+//! commands.
+//!
+//! Every command validates everything before the first map write: a
+//! refused command changes nothing.
+
+pub mod apply;
+pub mod cli;
+mod cli_output;
+pub mod compile;
+pub mod kernel;
+pub mod parse;
+pub mod rulefile;
+pub mod session;
+pub mod state;
+
+use parse::Cidr;
+
+/// Why a control command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// A value did not parse.
+    #[error(transparent)]
+    Parse(#[from] parse::ParseError),
+    /// The resulting state cannot be installed.
+    #[error(transparent)]
+    Compile(#[from] compile::CompileError),
+    /// Writing the maps failed.
+    #[error(transparent)]
+    Apply(#[from] apply::ApplyError),
+    /// The namespace's pin directory could not be found.
+    #[error(transparent)]
+    Dataplane(#[from] crate::dataplane::DataplaneError),
+    /// The state file could not be read or written.
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    /// A rule file line is wrong.
+    #[error("{}: line {line}: {message}", path.display())]
+    Line {
+        /// The file.
+        path: std::path::PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A rule file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    ReadRules {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No rule with that id.
+    #[error("no rule with id {id}")]
+    NoSuchRule {
+        /// The id asked for.
+        id: u32,
+    },
+    /// No rate limit with that id.
+    #[error("no rate limit with id {id}")]
+    NoSuchLimit {
+        /// The id asked for.
+        id: u32,
+    },
+    /// The prefix is not on the blocklist.
+    #[error("{prefix} is not on the blocklist")]
+    NoSuchBlock {
+        /// The prefix.
+        prefix: Cidr,
+    },
+    /// Not a configured management prefix or port.
+    #[error("{what} is not a management {kind}")]
+    NoSuchManagement {
+        /// The prefix or port.
+        what: String,
+        /// `prefix` or `port`.
+        kind: &'static str,
+    },
+    /// A deny rule would cover management traffic.
+    #[error(
+        "the rule would drop management traffic ({what}); add --override to install it anyway"
+    )]
+    ManagementOverlap {
+        /// The management prefix or port it covers.
+        what: String,
+    },
+    /// No interface of that name here.
+    #[error("interface {name} does not exist in this network namespace")]
+    UnknownInterface {
+        /// The name.
+        name: String,
+    },
+    /// Bad command-line usage that clap cannot express.
+    #[error("{0}")]
+    Usage(String),
+    /// The state lock could not be taken.
+    #[error("locking {}: {source}", path.display())]
+    Lock {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No more ids.
+    #[error("no free {what} id left")]
+    IdsExhausted {
+        /// `rule` or `rate limit`.
+        what: &'static str,
+    },
+}
+
+/// The index of an interface in this namespace.
+pub fn interface_index(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: if_nametoindex reads a valid C string.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+/// Wall-clock now, seconds since the Unix epoch.
+pub fn wall_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}

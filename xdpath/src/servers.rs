@@ -1,0 +1,129 @@
+//! Real servers and tools run inside a test bed's namespaces: nginx on
+//! side A, curl and hping3 on side B. Used by the end-to-end tests and by
+//! `xdpath bench --flood`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::testenv::{Side, TestBed};
+
+/// Errors of starting a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The server could not be started.
+    #[error("starting {what}: {source}")]
+    Start {
+        /// Which server.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It started but never answered.
+    #[error("{what} did not answer within {seconds} s")]
+    NoAnswer {
+        /// Which server.
+        what: &'static str,
+        /// How long we waited.
+        seconds: u64,
+    },
+}
+
+/// nginx answering `ok` on port 80 of side A's IPv4 address; stopped and
+/// its files removed on drop.
+pub struct Nginx {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Nginx {
+    /// Starts nginx in namespace A with a listen backlog of `backlog` and
+    /// waits until it answers a fetch from side B.
+    pub fn start(bed: &TestBed, backlog: u32) -> Result<Self, ServerError> {
+        let dir = std::env::temp_dir().join(format!(
+            "xdpath-nginx-{}-{}",
+            std::process::id(),
+            bed.number()
+        ));
+        let io = |source| ServerError::Start {
+            what: "nginx",
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let address = bed.a().ipv4;
+        let config = format!(
+            "user root;\nworker_processes 1;\ndaemon off;\npid {dir}/nginx.pid;\nerror_log stderr crit;\n\
+             events {{ worker_connections 512; }}\n\
+             http {{ access_log off; client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy;\n\
+             fastcgi_temp_path {dir}/fastcgi; uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;\n\
+             server {{ listen {address}:80 backlog={backlog}; location / {{ return 200 \"ok\\n\"; }} }} }}\n",
+            dir = dir.display()
+        );
+        let config_path = dir.join("nginx.conf");
+        std::fs::write(&config_path, config).map_err(io)?;
+        let child = bed
+            .command(Side::A, "nginx")
+            .arg("-c")
+            .arg(&config_path)
+            .arg("-p")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(io)?;
+        let nginx = Self { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if fetch(bed, Duration::from_secs(1)) {
+                return Ok(nginx);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(ServerError::NoAnswer {
+            what: "nginx",
+            seconds: 10,
+        })
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One HTTP fetch from side B to nginx on side A; true on a 200 in time.
+pub fn fetch(bed: &TestBed, timeout: Duration) -> bool {
+    let url = format!("http://{}/", bed.a().ipv4);
+    let output = bed
+        .command(Side::B, "curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time"])
+        .arg(format!("{:.1}", timeout.as_secs_f64()))
+        .arg(url)
+        .output();
+    matches!(output, Ok(output) if output.stdout == b"200")
+}
+
+/// Fetches `count` times, one after another, and counts the successes.
+pub fn fetch_many(bed: &TestBed, count: usize, timeout: Duration) -> usize {
+    (0..count).filter(|_| fetch(bed, timeout)).count()
+}
+
+/// Starts `hping3 ARGS` in namespace B, stopped after `seconds` by
+/// `timeout` (so a crashed caller leaves no flood running).
+pub fn hping3(bed: &TestBed, seconds: u32, args: &[&str]) -> Result<Child, ServerError> {
+    let mut command: Command = bed.command(Side::B, "timeout");
+    command
+        .arg("--signal=INT")
+        .arg(seconds.to_string())
+        .arg("hping3")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command.spawn().map_err(|source| ServerError::Start {
+        what: "hping3",
+        source,
+    })
+}

@@ -1,0 +1,93 @@
+//! Helpers shared by the end-to-end tests: the test bed, the CLI run inside
+//! a namespace, and real servers (nginx) started in one.
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own subset of these helpers"
+)]
+
+use std::process::{Child, Output};
+
+use serde_json::Value;
+pub use xdpath::servers::{self, fetch, fetch_many, Nginx};
+use xdpath::testenv::{Side, TestBed};
+
+/// The CLI under test.
+pub const XDPATH: &str = env!("CARGO_BIN_EXE_xdpath");
+
+/// A fresh test bed; the tests need root.
+pub fn bed() -> TestBed {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "these tests need root (scripts/test.sh)"
+    );
+    TestBed::new().expect("build the test bed")
+}
+
+/// Runs `xdpath ARGS` inside a side's namespace.
+pub fn xdpath_in(bed: &TestBed, side: Side, args: &[&str]) -> Output {
+    bed.exec(side, XDPATH, args)
+        .expect("run xdpath under nsenter")
+}
+
+/// Runs `xdpath ARGS` inside namespace A.
+pub fn xdpath(bed: &TestBed, args: &[&str]) -> Output {
+    xdpath_in(bed, Side::A, args)
+}
+
+/// Runs `xdpath ARGS` inside namespace A; it must succeed and write nothing
+/// to stderr. Returns stdout.
+pub fn xdpath_ok(bed: &TestBed, args: &[&str]) -> String {
+    let output = xdpath(bed, args);
+    assert!(
+        output.status.success(),
+        "xdpath {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "xdpath {args:?} wrote to stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+/// Parses JSON or fails the test with the text.
+pub fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"))
+}
+
+/// Sets a sysctl inside a side's namespace.
+pub fn sysctl(bed: &TestBed, side: Side, setting: &str) {
+    bed.exec_ok(side, "sysctl", ["-q", "-w", setting])
+        .expect("sysctl");
+}
+
+/// nginx on side A (see `xdpath::servers`); the test fails if it cannot start.
+pub fn nginx(bed: &TestBed, backlog: u32) -> Nginx {
+    Nginx::start(bed, backlog).expect("start nginx in namespace A")
+}
+
+/// hping3 in namespace B for `seconds`.
+pub fn hping3(bed: &TestBed, seconds: u32, args: &[&str]) -> Child {
+    servers::hping3(bed, seconds, args).expect("start hping3")
+}
+
+/// The `(verdict, reason)` packet count from `xdpath stats --json` in A.
+pub fn counted(stats: &Value, action: &str, reason: &str) -> u64 {
+    stats
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|interface| {
+            interface["counters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|row| row["action"] == action && row["reason"] == reason)
+        .filter_map(|row| row["packets"].as_u64())
+        .sum()
+}
