@@ -2,12 +2,14 @@
 //! `xdpath_core` so both sides agree.
 
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{lpm_trie::Key, Array, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
+    maps::{lpm_trie::Key, Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
 };
 use xdpath_core::filter::{
-    BlockEntry, Bucket, BucketKey, FilterConfig, RateLimit, Rule, RuleChain, MAX_BLOCKLIST,
-    MAX_CHAINS, MAX_MANAGEMENT_PREFIXES, MAX_PREFIXES, MAX_RATE_LIMITS, MAX_RULES,
+    BlockEntry, Bucket, BucketKey, FilterConfig, PrefixHashKey, PrefixLengths, RateLimit, Rule,
+    RuleChain, MAX_BLOCKLIST, MAX_CHAINS, MAX_MANAGEMENT_PREFIXES, MAX_PREFIXES, MAX_RATE_LIMITS,
+    MAX_RULES,
 };
 use xdpath_core::{AttachMeta, Counter, FlowKey, InterfaceConfig, COUNTER_SLOTS};
 
@@ -70,18 +72,25 @@ pub static CHAINS_0: Array<RuleChain> = Array::with_max_entries(MAX_CHAINS, 0);
 #[map(name = "CHAINS_1")]
 pub static CHAINS_1: Array<RuleChain> = Array::with_max_entries(MAX_CHAINS, 0);
 
-/// Buffer 0: source prefix → chain index.
-#[map(name = "SRC_PREFIXES_0")]
-pub static SRC_PREFIXES_0: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
-/// Buffer 1: source prefix → chain index.
-#[map(name = "SRC_PREFIXES_1")]
-pub static SRC_PREFIXES_1: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
-/// Buffer 0: destination prefix → chain index.
-#[map(name = "DST_PREFIXES_0")]
-pub static DST_PREFIXES_0: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
-/// Buffer 1: destination prefix → chain index.
-#[map(name = "DST_PREFIXES_1")]
-pub static DST_PREFIXES_1: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
+/// Buffer 0: (masked prefix, length, direction) → chain index. A hash
+/// table probed once per prefix length present (see `PREFIX_LENGTHS_0`):
+/// far cheaper than an LPM trie of the same prefixes. Entries are
+/// allocated on insert.
+#[map(name = "PREFIXES_0")]
+pub static PREFIXES_0: HashMap<PrefixHashKey, u32> =
+    HashMap::with_max_entries(2 * MAX_PREFIXES, BPF_F_NO_PREALLOC);
+/// Buffer 1: prefix → chain index.
+#[map(name = "PREFIXES_1")]
+pub static PREFIXES_1: HashMap<PrefixHashKey, u32> =
+    HashMap::with_max_entries(2 * MAX_PREFIXES, BPF_F_NO_PREALLOC);
+
+/// Buffer 0: the prefix lengths present, per direction (0 source,
+/// 1 destination), longest first.
+#[map(name = "PREFIX_LENGTHS_0")]
+pub static PREFIX_LENGTHS_0: Array<PrefixLengths> = Array::with_max_entries(2, 0);
+/// Buffer 1: the prefix lengths present, per direction.
+#[map(name = "PREFIX_LENGTHS_1")]
+pub static PREFIX_LENGTHS_1: Array<PrefixLengths> = Array::with_max_entries(2, 0);
 
 /// Hits per rule id, per CPU (512 KiB a CPU): the BPF target's `core` has
 /// no atomic read-modify-write, and per-CPU slots need none.

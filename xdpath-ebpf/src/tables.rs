@@ -1,8 +1,10 @@
 //! [`Tables`] over the maps.
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, maps::lpm_trie::Key};
+use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, maps::lpm_trie::Key};
 use xdpath_core::filter::{
-    BlockEntry, Bucket, BucketKey, BucketTable, FilterConfig, PrefixKey, RateLimit, Rule, RuleChain,
+    address_words, BlockEntry, Bucket, BucketKey, BucketTable, FilterConfig, PrefixHashKey,
+    PrefixKey, RateLimit, Rule, RuleChain, DIRECTION_DESTINATION, DIRECTION_SOURCE,
+    MAX_PREFIX_LENGTHS, NO_RULE,
 };
 use xdpath_core::{stats::counter_index, Action, InterfaceConfig, Reason, Tables};
 
@@ -40,6 +42,69 @@ fn full_key(address: &[u8; 16]) -> Option<&'static Key<[u8; 16]>> {
     trie_key(address, 128)
 }
 
+/// The chain of the longest rule prefix holding `address` in `direction`.
+#[inline(always)]
+fn prefix_chain(buffer: u32, direction: u8, address: &[u8; 16]) -> Option<&'static RuleChain> {
+    let chain = longest_prefix(buffer, direction, address);
+    if chain == NO_RULE {
+        return None;
+    }
+    let chains = if buffer == 0 { &CHAINS_0 } else { &CHAINS_1 };
+    chains.get(chain)
+}
+
+/// The chain index of the longest rule prefix holding `address`, or
+/// `NO_RULE`: one hash probe per prefix length present, longest first.
+///
+/// Not inlined, and returning a plain index: every way out of the probe
+/// loop then reaches the caller in the same verifier state, so what comes
+/// after (the other direction's loop, the chain walk) is verified once
+/// rather than once per loop exit.
+#[inline(never)]
+fn longest_prefix(buffer: u32, direction: u8, address: &[u8; 16]) -> u32 {
+    let lengths = if buffer == 0 {
+        &PREFIX_LENGTHS_0
+    } else {
+        &PREFIX_LENGTHS_1
+    };
+    let Some(lengths) = lengths.get(u32::from(direction)) else {
+        return NO_RULE;
+    };
+    let words = address_words(address);
+    for index in 0..MAX_PREFIX_LENGTHS {
+        if index as u32 >= lengths.count {
+            break;
+        }
+        let (Some(&length), Some(&masks)) = (lengths.lengths.get(index), lengths.masks.get(index))
+        else {
+            break;
+        };
+        let chain = probe(
+            buffer,
+            &PrefixHashKey::from_words(words, masks, length, direction),
+        );
+        if chain != NO_RULE {
+            return chain;
+        }
+    }
+    NO_RULE
+}
+
+/// One hash probe: the chain index of `key`, or `NO_RULE`.
+#[inline(always)]
+fn probe(buffer: u32, key: &PrefixHashKey) -> u32 {
+    let prefixes = if buffer == 0 {
+        &PREFIXES_0
+    } else {
+        &PREFIXES_1
+    };
+    // SAFETY: a lookup by a key on our stack; the value is a plain u32.
+    match unsafe { prefixes.get(key) } {
+        Some(chain) => *chain,
+        None => NO_RULE,
+    }
+}
+
 impl Tables for MapTables {
     #[inline(always)]
     fn interface_config(&self) -> InterfaceConfig {
@@ -69,8 +134,11 @@ impl Tables for MapTables {
 
     #[inline(always)]
     fn now_ns(&self) -> u64 {
-        // SAFETY: a helper with no arguments.
-        unsafe { bpf_ktime_get_ns() }
+        // CLOCK_MONOTONIC_COARSE: the same time base user space writes
+        // expiries in, at tick resolution, for a fraction of the cost of
+        // bpf_ktime_get_ns (a clock-source read, dear in a VM).
+        // SAFETY: a helper with no arguments. Kernel 5.11 or later.
+        unsafe { bpf_ktime_get_coarse_ns() }
     }
 
     #[inline(always)]
@@ -83,26 +151,12 @@ impl Tables for MapTables {
 
     #[inline(always)]
     fn source_chain(&self, buffer: u32, address: &[u8; 16]) -> Option<&RuleChain> {
-        let trie = if buffer == 0 {
-            &SRC_PREFIXES_0
-        } else {
-            &SRC_PREFIXES_1
-        };
-        let chain = *trie.get(full_key(address)?)?;
-        let chains = if buffer == 0 { &CHAINS_0 } else { &CHAINS_1 };
-        chains.get(chain)
+        prefix_chain(buffer, DIRECTION_SOURCE, address)
     }
 
     #[inline(always)]
     fn destination_chain(&self, buffer: u32, address: &[u8; 16]) -> Option<&RuleChain> {
-        let trie = if buffer == 0 {
-            &DST_PREFIXES_0
-        } else {
-            &DST_PREFIXES_1
-        };
-        let chain = *trie.get(full_key(address)?)?;
-        let chains = if buffer == 0 { &CHAINS_0 } else { &CHAINS_1 };
-        chains.get(chain)
+        prefix_chain(buffer, DIRECTION_DESTINATION, address)
     }
 
     #[inline(always)]

@@ -98,6 +98,8 @@ pub struct ProgramResult {
     pub kernel_reported_ns: f64,
     /// `kernel_reported_ns` / the empty program's.
     pub kernel_reported_ratio_to_empty: f64,
+    /// The kernel's figure per frame, in mix order.
+    pub per_frame_kernel_ns: Vec<f64>,
 }
 
 /// The native build's figures.
@@ -251,10 +253,93 @@ pub fn packet_mix() -> Vec<(String, Vec<u8>)> {
         ),
         (
             "qinq-ipv6-tcp".into(),
-            FrameSpec::new(v6, syn).with_vlans(&[10, 20]).build(),
+            FrameSpec::new(v6, syn.clone())
+                .with_vlans(&[10, 20])
+                .build(),
         ),
         ("truncated-ipv4".into(), truncated),
+        // Sources inside the benchmark rule set's 100,000 denied prefixes.
+        (
+            "ipv4-tcp-denied-source".into(),
+            FrameSpec::new(Network::V4([10, 1, 2, 3], [198, 51, 100, 2]), syn).build(),
+        ),
+        (
+            "ipv4-udp-denied-source".into(),
+            FrameSpec::new(
+                Network::V4([11, 7, 8, 9], [198, 51, 100, 2]),
+                Transport::Udp {
+                    source_port: 5353,
+                    destination_port: 53,
+                },
+            )
+            .build(),
+        ),
     ]
+}
+
+/// Denied /24 prefixes in the filter benchmark's rule set.
+pub const BENCH_PREFIXES: u32 = 100_000;
+
+/// The filter benchmark's rule set: 100,000 denied source /24s (10.0.0.0
+/// onwards), port rules (an allowed SSH port, a denied UDP range, an
+/// allowed HTTPS destination) and a per-source packet limit high enough
+/// that it drops nothing but is looked up and charged for every frame.
+pub fn bench_filter_state() -> Result<crate::control::state::FilterState, String> {
+    use std::fmt::Write;
+    let mut text = String::from(
+        "--src 0.0.0.0/0 --proto tcp --dport 22 --action pass\n\
+         --src 0.0.0.0/0 --proto udp --dport 1000-2000 --action drop\n\
+         --dst 198.51.100.0/24 --proto tcp --dport 443 --action pass\n",
+    );
+    for index in 0..BENCH_PREFIXES {
+        let network = 10 * 65_536 + index;
+        let _ = writeln!(
+            text,
+            "{}.{}.{}.0/24",
+            network >> 16,
+            (network >> 8) & 0xff,
+            network & 0xff
+        );
+    }
+    let mut rules = crate::control::rulefile::parse_rules(&text)
+        .map_err(|(line, message)| format!("line {line}: {message}"))?;
+    for (index, rule) in rules.iter_mut().enumerate() {
+        rule.id = index as u32 + 1;
+    }
+    let limit = crate::control::state::LimitSpec {
+        id: 1,
+        packets_per_second: Some(1_000_000_000),
+        burst_packets: 1_000_000_000,
+        bytes_per_second: None,
+        burst_bytes: 0,
+        per: crate::control::state::LimitKey::Src,
+        aggregate_v4: 32,
+        aggregate_v6: 128,
+        scope: None,
+        protocol: None,
+        syn_only: false,
+        monitor: false,
+    };
+    Ok(crate::control::state::FilterState {
+        rules,
+        rate_limits: vec![limit],
+        ..Default::default()
+    })
+}
+
+/// Loads an xdpath instance with [`bench_filter_state`] installed.
+fn load_filtered() -> Result<LoadedProgram, BenchError> {
+    let program =
+        LoadedProgram::load(InterfaceConfig::default()).map_err(|source| BenchError::Program {
+            program: "xdpath+filter".into(),
+            source: Box::new(source),
+        })?;
+    let state = bench_filter_state().map_err(BenchError::Options)?;
+    let mut maps = crate::control::kernel::KernelMaps::of_program(&program)
+        .map_err(|error| BenchError::Options(format!("filter maps: {error}")))?;
+    crate::control::apply::install_fresh(&mut maps, &state, &|_| None, crate::control::wall_now())
+        .map_err(|error| BenchError::Options(format!("install the benchmark rules: {error}")))?;
+    Ok(program)
 }
 
 /// One trial over the mix: per frame, (wall-clock ns per run, the kernel's
@@ -315,6 +400,7 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         None => LoadedProgram::load(InterfaceConfig::default()),
     }
     .map_err(wrap("xdpath"))?;
+    let mut filtered = load_filtered()?;
     let mut empty = LoadedProgram::load_empty().map_err(wrap("empty"))?;
     let peer = LoadedProgram::load_file(&options.peer, "xdpfilt_alw_all");
     let (mut peer, peer_skipped) = match peer {
@@ -324,9 +410,12 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
 
     // Interleave the programs trial by trial so drift (frequency, other load)
     // hits all of them alike.
-    let mut samples: Vec<Vec<Vec<(f64, f64)>>> = vec![Vec::new(); 3];
+    let mut samples: Vec<Vec<Vec<(f64, f64)>>> = vec![Vec::new(); 4];
     for _ in 0..options.trials {
         samples[0].push(time_program(&mut xdpath, &mix, options.repeat).map_err(wrap("xdpath"))?);
+        samples[3].push(
+            time_program(&mut filtered, &mix, options.repeat).map_err(wrap("xdpath+filter"))?,
+        );
         samples[1].push(time_program(&mut empty, &mix, options.repeat).map_err(wrap("empty"))?);
         if let Some(peer) = peer.as_mut() {
             samples[2].push(time_program(peer, &mix, options.repeat).map_err(wrap("xdp-filter"))?);
@@ -354,7 +443,8 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     let result = |name: &str, trials: &Vec<Vec<(f64, f64)>>| {
         let frames = per_frame(trials, wall);
         let ns = mean(&frames);
-        let kernel_reported = mean(&per_frame(trials, reported));
+        let frames_reported = per_frame(trials, reported);
+        let kernel_reported = mean(&frames_reported);
         ProgramResult {
             program: name.into(),
             ns_per_packet: ns,
@@ -363,10 +453,12 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
             ratio_to_xdp_filter: peer_ns.map(|peer| ns / peer),
             kernel_reported_ns: kernel_reported,
             kernel_reported_ratio_to_empty: kernel_reported / empty_reported,
+            per_frame_kernel_ns: frames_reported,
         }
     };
     let mut kernel = vec![
         result("xdpath (parse+count)", &samples[0]),
+        result("xdpath + filter (100k pfx)", &samples[3]),
         result("empty (XDP_PASS)", &samples[1]),
     ];
     if peer_ran {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{bed, json, xdpath, xdpath_ok};
+use common::{bed, json, xdpath_ok};
 use serde_json::Value;
 use xdpath::testenv::{Side, TestBed};
 use xdpath::traffic::{Expected, Mix};

@@ -12,12 +12,13 @@
 use std::collections::HashMap;
 
 use xdpath_core::filter::{
-    FilterConfig, FragmentPolicy, PrefixKey, RateLimit, Rule, RuleChain, FILTER_AMPLIFICATION,
-    FILTER_BLOCKLIST, FILTER_DEFAULT_DROP, FILTER_DEFAULT_MONITOR, FILTER_DESTINATION_RULES,
-    FILTER_MANAGEMENT_PORTS, FILTER_MANAGEMENT_SOURCES, FILTER_SOURCE_RULES, FILTER_SYN_COOKIES,
-    FILTER_TCP_FLAGS, LIMIT_DESTINATION, LIMIT_MONITOR, LIMIT_SYN_ONLY, MAX_BLOCKLIST, MAX_BURST,
-    MAX_CHAIN, MAX_CHAINS, MAX_MANAGEMENT_PREFIXES, MAX_PREFIXES, MAX_RATE_LIMITS, MAX_RULES,
-    NO_RULE, RULE_ALLOW, RULE_DENY, RULE_DESTINATION, RULE_MONITOR, RULE_PORTS, RULE_TCP_FLAGS,
+    FilterConfig, FragmentPolicy, PrefixKey, PrefixLengths, RateLimit, Rule, RuleChain,
+    FILTER_AMPLIFICATION, FILTER_BLOCKLIST, FILTER_DEFAULT_DROP, FILTER_DEFAULT_MONITOR,
+    FILTER_DESTINATION_RULES, FILTER_MANAGEMENT_PORTS, FILTER_MANAGEMENT_SOURCES,
+    FILTER_SOURCE_RULES, FILTER_SYN_COOKIES, FILTER_TCP_FLAGS, LIMIT_DESTINATION, LIMIT_MONITOR,
+    LIMIT_SYN_ONLY, MAX_BLOCKLIST, MAX_BURST, MAX_CHAIN, MAX_CHAINS, MAX_MANAGEMENT_PREFIXES,
+    MAX_PREFIXES, MAX_PREFIX_LENGTHS, MAX_RATE_LIMITS, MAX_RULES, NO_RULE, RULE_ALLOW, RULE_DENY,
+    RULE_DESTINATION, RULE_MONITOR, RULE_PORTS, RULE_TCP_FLAGS,
 };
 
 use super::parse::{Cidr, PortRange};
@@ -44,6 +45,16 @@ pub enum CompileError {
         id: u32,
     },
     /// More prefixes than a trie holds.
+    #[error(
+        "{trie} prefixes use {count} different prefix lengths; at most {MAX_PREFIX_LENGTHS} are supported (split the feed or aggregate prefixes)"
+    )]
+    TooManyPrefixLengths {
+        /// "source" or "destination".
+        trie: &'static str,
+        /// Distinct lengths found.
+        count: usize,
+    },
+    /// More prefixes than a rule buffer holds.
     #[error("too many {trie} prefixes: {count} (at most {MAX_PREFIXES})")]
     TooManyPrefixes {
         /// `source` or `destination`.
@@ -116,6 +127,22 @@ pub struct CompiledRules {
     pub sources: Vec<(PrefixKey, u32)>,
     /// Destination prefix → chain index.
     pub destinations: Vec<(PrefixKey, u32)>,
+    /// The prefix lengths among `sources`, longest first.
+    pub source_lengths: PrefixLengths,
+    /// The prefix lengths among `destinations`, longest first.
+    pub destination_lengths: PrefixLengths,
+}
+
+/// The distinct prefix lengths of `entries`, longest first, or `None` when
+/// there are more than the data path probes.
+pub fn prefix_lengths(entries: &[(PrefixKey, u32)]) -> Option<PrefixLengths> {
+    let distinct: std::collections::BTreeSet<u32> =
+        entries.iter().map(|(key, _)| key.prefix_len).collect();
+    if distinct.len() > MAX_PREFIX_LENGTHS {
+        return None;
+    }
+    let descending: Vec<u8> = distinct.iter().rev().map(|length| *length as u8).collect();
+    Some(PrefixLengths::from_descending(&descending))
 }
 
 /// A 65,536-bit port set, word `port / 64`, bit `port % 64`.
@@ -207,6 +234,23 @@ pub fn compile_rules(
             });
         }
     }
+    for (trie, entries, lengths) in [
+        ("source", &compiled.sources, &mut compiled.source_lengths),
+        (
+            "destination",
+            &compiled.destinations,
+            &mut compiled.destination_lengths,
+        ),
+    ] {
+        *lengths = prefix_lengths(entries).ok_or_else(|| CompileError::TooManyPrefixLengths {
+            trie,
+            count: entries
+                .iter()
+                .map(|(key, _)| key.prefix_len)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+        })?;
+    }
     Ok(compiled)
 }
 
@@ -288,8 +332,7 @@ fn build_trie(
     chains: &mut Vec<RuleChain>,
     chain_index: &mut HashMap<RuleChain, u32>,
 ) -> Result<Vec<(PrefixKey, u32)>, CompileError> {
-    entries
-        .sort_unstable_by(|a, b| (a.address, a.length, a.rule).cmp(&(b.address, b.length, b.rule)));
+    entries.sort_unstable_by_key(|entry| (entry.address, entry.length, entry.rule));
     let mut out: Vec<(PrefixKey, u32)> = Vec::with_capacity(entries.len());
     // (the prefix, its chain) of the prefixes covering the current one.
     let mut open: Vec<(Entry, RuleChain)> = Vec::new();

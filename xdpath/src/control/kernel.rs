@@ -10,7 +10,10 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use xdpath_core::filter::{BlockEntry, FilterConfig, PrefixKey, RateLimit, Rule, RuleChain};
+use xdpath_core::filter::{
+    BlockEntry, FilterConfig, PrefixHashKey, PrefixKey, PrefixLengths, RateLimit, Rule, RuleChain,
+    DIRECTION_DESTINATION, DIRECTION_SOURCE,
+};
 use xdpath_core::InterfaceConfig;
 
 use super::apply::{ApplyError, FilterTarget, PortSet, PrefixSet};
@@ -240,10 +243,35 @@ impl KernelMaps {
 
 fn buffer_maps(buffer: u32) -> [&'static str; 4] {
     if buffer == 0 {
-        ["RULES_0", "CHAINS_0", "SRC_PREFIXES_0", "DST_PREFIXES_0"]
+        ["RULES_0", "CHAINS_0", "PREFIXES_0", "PREFIX_LENGTHS_0"]
     } else {
-        ["RULES_1", "CHAINS_1", "SRC_PREFIXES_1", "DST_PREFIXES_1"]
+        ["RULES_1", "CHAINS_1", "PREFIXES_1", "PREFIX_LENGTHS_1"]
     }
+}
+
+/// The bytes of a rule-prefix hash key.
+fn hash_key(key: &PrefixKey, direction: u8) -> [u8; 24] {
+    let hashed = PrefixHashKey::new(&key.address, key.prefix_len as u8, direction);
+    let mut bytes = [0u8; 24];
+    bytes[..16].copy_from_slice(&hashed.address);
+    bytes[16] = hashed.prefix_len;
+    bytes[17] = hashed.direction;
+    bytes
+}
+
+const LENGTHS_SIZE: usize = std::mem::size_of::<PrefixLengths>();
+const _: () = assert!(LENGTHS_SIZE == 4 + 32 + 4 + 32 * 16);
+
+fn lengths_bytes(lengths: &PrefixLengths) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(LENGTHS_SIZE);
+    bytes.extend_from_slice(&lengths.count.to_ne_bytes());
+    bytes.extend_from_slice(&lengths.lengths);
+    bytes.extend_from_slice(&lengths.reserved.to_ne_bytes());
+    for mask in &lengths.masks {
+        bytes.extend_from_slice(&mask[0].to_ne_bytes());
+        bytes.extend_from_slice(&mask[1].to_ne_bytes());
+    }
+    bytes
 }
 
 impl FilterTarget for KernelMaps {
@@ -268,28 +296,49 @@ impl FilterTarget for KernelMaps {
     }
 
     fn clear_buffer(&mut self, buffer: u32) -> Result<(), ApplyError> {
-        let [rules, chains, sources, destinations] = buffer_maps(buffer);
-        self.clear_trie(sources)?;
-        self.clear_trie(destinations)?;
+        let [rules, chains, prefixes, lengths] = buffer_maps(buffer);
+        // Lengths first: the (inactive) buffer stops probing before its
+        // entries go.
+        for direction in [DIRECTION_SOURCE, DIRECTION_DESTINATION] {
+            self.update(
+                lengths,
+                &u32::from(direction).to_ne_bytes(),
+                &[0u8; LENGTHS_SIZE],
+            )?;
+        }
+        self.clear_trie(prefixes)?;
         self.clear_array_prefix(chains, std::mem::size_of::<RuleChain>())?;
         self.clear_array_prefix(rules, std::mem::size_of::<Rule>())
     }
 
     fn write_buffer(&mut self, buffer: u32, compiled: &CompiledRules) -> Result<(), ApplyError> {
-        let [rules, chains, sources, destinations] = buffer_maps(buffer);
+        let [rules, chains, prefixes, lengths] = buffer_maps(buffer);
         for (index, rule) in compiled.rules.iter().enumerate() {
             self.update(rules, &(index as u32).to_ne_bytes(), rule.bytes())?;
         }
         for (index, chain) in compiled.chains.iter().enumerate() {
             self.update(chains, &(index as u32).to_ne_bytes(), chain.bytes())?;
         }
-        for (map, entries) in [
-            (sources, &compiled.sources),
-            (destinations, &compiled.destinations),
+        for (direction, entries, present) in [
+            (
+                DIRECTION_SOURCE,
+                &compiled.sources,
+                &compiled.source_lengths,
+            ),
+            (
+                DIRECTION_DESTINATION,
+                &compiled.destinations,
+                &compiled.destination_lengths,
+            ),
         ] {
             for (key, chain) in entries {
-                self.update(map, &trie_key(key), &chain.to_ne_bytes())?;
+                self.update(prefixes, &hash_key(key, direction), &chain.to_ne_bytes())?;
             }
+            self.update(
+                lengths,
+                &u32::from(direction).to_ne_bytes(),
+                &lengths_bytes(present),
+            )?;
         }
         Ok(())
     }

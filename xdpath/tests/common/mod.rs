@@ -8,6 +8,7 @@
 use std::process::{Child, Output};
 
 use serde_json::Value;
+#[allow(unused_imports, reason = "not every test binary fetches")]
 pub use xdpath::servers::{self, fetch, fetch_many, Nginx};
 use xdpath::testenv::{Side, TestBed};
 
