@@ -3,8 +3,8 @@
 //! same flood, and with no defence at all, in one run.
 //!
 //! Method: a test bed (two namespaces joined by a veth pair). Side A runs
-//! nginx with `tcp_syncookies=0` and a SYN backlog of 16, so an unchecked
-//! SYN flood fills its SYN queue. Side B runs `hping3 -S --flood` from a
+//! nginx set up by `servers::fragile_nginx`, so that an unchecked SYN flood
+//! fills its SYN queue. Side B runs `hping3 -S --flood` from a
 //! spoofed source for `seconds`, while a client on B fetches a page every
 //! so often (1 s timeout). For each defender we record the frames hping3
 //! sent, the frames the defender dropped at XDP, and the client's fetches.
@@ -13,7 +13,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::servers::{fetch, Nginx, ServerError};
+use crate::servers::{fetch, fragile_nginx, ServerError};
 use crate::testenv::{Side, TestBed, TestBedError};
 
 const SPOOFED: &str = "198.18.0.7";
@@ -59,14 +59,7 @@ pub fn run(seconds: u32) -> Result<Vec<FloodResult>, FloodError> {
     let mut results = Vec::new();
     for defender in ["xdpath", "xdp-filter", "none"] {
         let bed = TestBed::new()?;
-        for setting in [
-            "net.ipv4.tcp_syncookies=0",
-            "net.ipv4.tcp_max_syn_backlog=16",
-            "net.core.somaxconn=16",
-        ] {
-            bed.exec_ok(Side::A, "sysctl", ["-q", "-w", setting])?;
-        }
-        let _nginx = Nginx::start(&bed, 16)?;
+        let _nginx = fragile_nginx(&bed, &format!("{SPOOFED}/32"))?;
         defend(&bed, defender)?;
         let (sent, fetched, tried) = flood(&bed, seconds);
         let dropped = dropped(&bed, defender)?;

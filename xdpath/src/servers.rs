@@ -94,6 +94,46 @@ impl Drop for Nginx {
     }
 }
 
+/// nginx on side A made fragile against SYN floods, so that a flood that is
+/// not stopped visibly hurts: `tcp_syncookies=0`, a SYN backlog of 16, no
+/// TCP metrics (a client the kernel remembers counts as "proven" and gets
+/// past a nearly full SYN queue), and a route back to `spoofed` via side B
+/// (without one the kernel drops a SYN before queueing it, as it could not
+/// send the SYN-ACK; B drops the SYN-ACKs).
+pub fn fragile_nginx(bed: &TestBed, spoofed: &str) -> Result<Nginx, ServerError> {
+    let via = bed.b().ipv4.to_string();
+    let setup = |program: &str, args: &[&str]| -> Result<(), ServerError> {
+        let output = bed
+            .exec(Side::A, program, args)
+            .map_err(|error| ServerError::Start {
+                what: "nginx",
+                source: std::io::Error::other(error.to_string()),
+            })?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(ServerError::Start {
+                what: "nginx",
+                source: std::io::Error::other(format!(
+                    "{program} {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                )),
+            })
+        }
+    };
+    setup("ip", &["route", "add", spoofed, "via", &via])?;
+    for setting in [
+        "net.ipv4.tcp_syncookies=0",
+        "net.ipv4.tcp_max_syn_backlog=16",
+        "net.core.somaxconn=16",
+        "net.ipv4.tcp_no_metrics_save=1",
+    ] {
+        setup("sysctl", &["-q", "-w", setting])?;
+    }
+    Nginx::start(bed, 16)
+}
+
 /// One HTTP fetch from side B to nginx on side A; true on a 200 in time.
 pub fn fetch(bed: &TestBed, timeout: Duration) -> bool {
     let url = format!("http://{}/", bed.a().ipv4);

@@ -4,16 +4,17 @@
 //! unharmed and the counters show the flood dropped at XDP; with xdpath
 //! detached, the same flood makes the client's fetches fail.
 //!
-//! The protected host runs with `tcp_syncookies=0` and a small SYN backlog,
-//! so that a SYN flood from a spoofed source (whose SYN-ACKs go nowhere)
-//! visibly fills the SYN queue when nothing stops it.
+//! The protected host runs nginx set up by `servers::fragile_nginx`
+//! (`tcp_syncookies=0`, a small SYN backlog), so that a SYN flood from a
+//! spoofed source (whose SYN-ACKs go nowhere) visibly fills the SYN queue
+//! when nothing stops it.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{bed, counted, fetch, fetch_many, hping3, json, nginx, sysctl, xdpath_ok, Nginx};
-use xdpath::testenv::{Side, TestBed};
+use common::{bed, counted, fetch, fetch_many, hping3, json, nginx, servers, xdpath_ok, Nginx};
+use xdpath::testenv::TestBed;
 
 /// The spoofed source of the SYN flood, and its prefix.
 const SPOOFED: &str = "198.18.0.7";
@@ -22,19 +23,7 @@ const FLOOD_SECONDS: u32 = 6;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn fragile_listener(bed: &TestBed) -> Nginx {
-    // A route back to the spoofed source: without one the kernel drops a
-    // SYN before queueing it (it cannot route the SYN-ACK), and the flood
-    // would hurt nothing. The SYN-ACKs go to B, which drops them.
-    let via = bed.b().ipv4.to_string();
-    bed.exec_ok(Side::A, "ip", ["route", "add", SPOOFED_PREFIX, "via", &via])
-        .expect("route to the spoofed prefix");
-    sysctl(bed, Side::A, "net.ipv4.tcp_syncookies=0");
-    // A client the kernel remembers (TCP metrics) counts as "proven" and
-    // gets past a nearly full SYN queue; remember no one.
-    sysctl(bed, Side::A, "net.ipv4.tcp_no_metrics_save=1");
-    sysctl(bed, Side::A, "net.ipv4.tcp_max_syn_backlog=16");
-    sysctl(bed, Side::A, "net.core.somaxconn=16");
-    nginx(bed, 16)
+    servers::fragile_nginx(bed, SPOOFED_PREFIX).expect("nginx in namespace A")
 }
 
 /// Fetches while a SYN flood and a UDP reflection flood run, only inside
@@ -116,8 +105,6 @@ fn flood_is_dropped_at_xdp_and_the_client_is_unharmed_then_hurts_without_xdpath(
     // The same flood with xdpath detached: the SYN queue fills and the
     // client's connections time out.
     xdpath_ok(&bed, &["detach", &interface]);
-    bed.exec_ok(Side::A, "ip", ["tcp_metrics", "flush", "all"])
-        .expect("flush TCP metrics");
     let (unprotected, tried) = fetch_under_flood(&bed);
     assert!(
         unprotected * 2 < tried,
