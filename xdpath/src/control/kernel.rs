@@ -185,12 +185,19 @@ impl KernelMaps {
     }
 
     /// The first key of a trie, if any.
-    fn first_key(&self, map: &'static str) -> Result<Option<[u8; 20]>, ApplyError> {
-        let mut next = [0u8; 20];
+    /// The key after `previous` (the first key when `None`), read into a
+    /// buffer of the map's key size.
+    fn next_key(
+        &self,
+        map: &'static str,
+        previous: Option<&[u8]>,
+        key_size: usize,
+    ) -> Result<Option<Vec<u8>>, ApplyError> {
+        let mut next = vec![0u8; key_size];
         let attr = ElementAttr {
             map_fd: self.fd(map),
             pad: 0,
-            key: 0,
+            key: previous.map_or(0, |key| key.as_ptr() as u64),
             value: next.as_mut_ptr() as u64,
             flags: 0,
         };
@@ -201,9 +208,19 @@ impl KernelMaps {
         }
     }
 
-    fn clear_trie(&self, map: &'static str) -> Result<(), ApplyError> {
-        while let Some(key) = self.first_key(map)? {
-            self.delete(map, &key)?;
+    /// Deletes every entry of a hash map or trie. The keys are listed first,
+    /// then deleted: restarting the walk from the first key after each
+    /// delete would rescan a hash table's empty buckets every time (quadratic
+    /// for a million prefixes).
+    fn clear_map(&self, map: &'static str, key_size: usize) -> Result<(), ApplyError> {
+        let mut keys = Vec::new();
+        let mut previous: Option<Vec<u8>> = None;
+        while let Some(key) = self.next_key(map, previous.as_deref(), key_size)? {
+            keys.push(key.clone());
+            previous = Some(key);
+        }
+        for key in &keys {
+            self.delete(map, key)?;
         }
         Ok(())
     }
@@ -306,7 +323,7 @@ impl FilterTarget for KernelMaps {
                 &[0u8; LENGTHS_SIZE],
             )?;
         }
-        self.clear_trie(prefixes)?;
+        self.clear_map(prefixes, std::mem::size_of::<PrefixHashKey>())?;
         self.clear_array_prefix(chains, std::mem::size_of::<RuleChain>())?;
         self.clear_array_prefix(rules, std::mem::size_of::<Rule>())
     }
