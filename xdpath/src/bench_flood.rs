@@ -193,19 +193,7 @@ fn dropped(bed: &TestBed, defender: &str) -> Result<u64, FloodError> {
         "xdpath" => {
             let text = xdpath_in_a(bed, &["--json", "stats"])?;
             let stats: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            Ok(stats
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|interface| {
-                    interface["counters"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default()
-                })
-                .filter(|row| row["action"] == "drop")
-                .filter_map(|row| row["packets"].as_u64())
-                .sum())
+            Ok(crate::stats::packets_in_json(&stats, "drop", None))
         }
         "xdp-filter" => {
             let output = bed.exec(Side::A, "xdp-filter", ["status"])?;

@@ -65,3 +65,65 @@ pub fn print_table(rows: &[CounterRow]) {
     let bytes: u64 = rows.iter().map(|row| row.bytes).sum();
     println!("{:<9} {:<26} {:>12} {:>14}", "total", "", packets, bytes);
 }
+
+/// `after - before`, slot by slot (counters only grow).
+pub fn difference(before: &[Counter], after: &[Counter]) -> Vec<Counter> {
+    before
+        .iter()
+        .zip(after)
+        .map(|(before, after)| Counter {
+            packets: after.packets.saturating_sub(before.packets),
+            bytes: after.bytes.saturating_sub(before.bytes),
+        })
+        .collect()
+}
+
+/// Packets in the output of `xdpath --json stats` whose verdict is
+/// `action` and, when given, whose reason is `reason`, over all interfaces.
+pub fn packets_in_json(stats: &serde_json::Value, action: &str, reason: Option<&str>) -> u64 {
+    stats
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|interface| interface["counters"].as_array())
+        .flatten()
+        .filter(|row| {
+            row["action"] == action && reason.is_none_or(|reason| row["reason"] == reason)
+        })
+        .filter_map(|row| row["packets"].as_u64())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_counts_and_differences() {
+        let stats = serde_json::json!([
+            {"interface": "a", "counters": [
+                {"action": "drop", "reason": "blocklisted", "packets": 5},
+                {"action": "drop", "reason": "amplification", "packets": 2},
+                {"action": "pass", "reason": "ipv4-tcp", "packets": 7}]},
+            {"interface": "b", "counters": [{"action": "drop", "reason": "blocklisted", "packets": 1}]}
+        ]);
+        assert_eq!(packets_in_json(&stats, "drop", None), 8);
+        assert_eq!(packets_in_json(&stats, "drop", Some("blocklisted")), 6);
+        assert_eq!(packets_in_json(&stats, "pass", Some("ipv4-udp")), 0);
+        let before = [Counter {
+            packets: 1,
+            bytes: 10,
+        }];
+        let after = [Counter {
+            packets: 3,
+            bytes: 50,
+        }];
+        assert_eq!(
+            difference(&before, &after),
+            vec![Counter {
+                packets: 2,
+                bytes: 40
+            }]
+        );
+    }
+}

@@ -24,7 +24,7 @@ use xdpath::dataplane::LoadedProgram;
 use xdpath::pcap::{PcapError, PcapReader, Record};
 use xdpath_core::stats::counter_index;
 use xdpath_core::{
-    pipeline, Action, Counter, InterfaceConfig, MalformedPolicy, NativeTables, Reason, SlicePacket,
+    pipeline, Action, InterfaceConfig, MalformedPolicy, NativeTables, Reason, SlicePacket,
     REASON_SLOTS,
 };
 
@@ -177,14 +177,7 @@ fn run_policy(policy: MalformedPolicy, captures: &[Capture]) -> Tally {
             }
         }
         let after = program.counters().expect("counters");
-        let kernel: Vec<Counter> = before
-            .iter()
-            .zip(&after)
-            .map(|(before, after)| Counter {
-                packets: after.packets - before.packets,
-                bytes: after.bytes - before.bytes,
-            })
-            .collect();
+        let kernel = xdpath::stats::difference(&before, &after);
         if kernel != native.counters() {
             let differences: Vec<String> = kernel
                 .iter()

@@ -18,7 +18,7 @@ use xdpath::control::state::{BlockSpec, FilterState, FragmentChoice, LimitKey, L
 use xdpath::control::wall_now;
 use xdpath::dataplane::LoadedProgram;
 use xdpath::pcap::PcapReader;
-use xdpath_core::{pipeline, Action, Counter, InterfaceConfig, NativeTables, SlicePacket};
+use xdpath_core::{pipeline, Action, InterfaceConfig, NativeTables, SlicePacket};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/tcpdump");
 const ETH_HLEN: usize = 14;
@@ -151,14 +151,7 @@ fn corpus_kernel_and_native_agree_under_a_rule_set() {
         }
     }
     let after = program.counters().expect("counters");
-    let kernel: Vec<Counter> = before
-        .iter()
-        .zip(&after)
-        .map(|(before, after)| Counter {
-            packets: after.packets - before.packets,
-            bytes: after.bytes - before.bytes,
-        })
-        .collect();
+    let kernel = xdpath::stats::difference(&before, &after);
     if kernel != native.counters() {
         failures.push("the counters differ".into());
     }

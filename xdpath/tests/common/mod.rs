@@ -78,17 +78,5 @@ pub fn hping3(bed: &TestBed, seconds: u32, args: &[&str]) -> Child {
 
 /// The `(verdict, reason)` packet count from `xdpath stats --json` in A.
 pub fn counted(stats: &Value, action: &str, reason: &str) -> u64 {
-    stats
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|interface| {
-            interface["counters"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter(|row| row["action"] == action && row["reason"] == reason)
-        .filter_map(|row| row["packets"].as_u64())
-        .sum()
+    xdpath::stats::packets_in_json(stats, action, Some(reason))
 }
