@@ -1,0 +1,332 @@
+//! The filter stage: management guard → rules (the longest matching source
+//! prefix's chain, then the longest destination prefix's) → default action
+//! → blocklist → stateless guards (fragments, TCP flags, amplification) →
+//! rate limits. It returns a drop (with a reason, and whether it is only
+//! monitored) or "continue". An allow rule ends the stage: what an operator
+//! allows explicitly is not then blocklisted or limited.
+//!
+//! The stateless guards run before the rate limits (DESIGN.md lists them
+//! after): a frame a guard drops anyway should not spend a legitimate
+//! source's tokens.
+//!
+//! Everything it reads comes through [`crate::Tables`]; the shared types
+//! (`types`, `limits`) are `#[repr(C)]` map keys and values.
+//!
+//! `rules`, `check_rule`, `blocked`, `rate_limits` and `check_limit` are
+//! `#[inline(never)]`: in the eBPF build each becomes a BPF subprogram
+//! whose scratch values die at its return, so the verifier can prune the
+//! states after it. Fully inlined, the loops over chains and limits made
+//! the verifier walk past its million-instruction limit.
+
+mod address;
+mod limits;
+mod types;
+
+pub use address::{address_words, mask, prefix_contains};
+pub use limits::*;
+pub use types::*;
+
+use crate::parse::FlowKey;
+use crate::stats::Reason;
+use crate::wire::protocol;
+use crate::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_PSH, FLAG_RST, FLAG_SYN, FLAG_URG};
+use crate::Tables;
+
+/// A drop the filter decided: the reason, and whether it is only
+/// monitored (counted as a pass).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FilterDrop {
+    /// Why.
+    pub reason: Reason,
+    /// True when a monitor flag turns the drop into a counted pass.
+    pub monitor: bool,
+}
+
+/// Runs the filter stage on a parsed flow. `None` means continue.
+#[inline(always)]
+pub fn filter<T: Tables>(key: &FlowKey, frame_len: u64, tables: &mut T) -> Option<FilterDrop> {
+    let config = tables.filter_config();
+    if !crate::pipeline::filter_enabled(&config) {
+        return None;
+    }
+    if config.flags & FILTER_MANAGEMENT_SOURCES != 0 && tables.is_management_source(&key.source) {
+        return None;
+    }
+    if config.flags & FILTER_MANAGEMENT_PORTS != 0
+        && (key.protocol == protocol::TCP || key.protocol == protocol::UDP)
+        && tables.is_management_port(key.destination_port)
+    {
+        return None;
+    }
+    match rules(&config, key, tables) {
+        RulesVerdict::Allow => return None,
+        RulesVerdict::Deny(drop) => return Some(drop),
+        RulesVerdict::NoMatch => {}
+    }
+    if config.flags & FILTER_DEFAULT_DROP != 0 {
+        return Some(FilterDrop {
+            reason: Reason::DefaultDeny,
+            monitor: config.flags & FILTER_DEFAULT_MONITOR != 0,
+        });
+    }
+    if config.flags & FILTER_BLOCKLIST != 0 && blocked(key, tables) {
+        return Some(FilterDrop {
+            reason: Reason::Blocklisted,
+            monitor: false,
+        });
+    }
+    if let Some(reason) = guards(&config, key, tables) {
+        return Some(FilterDrop {
+            reason,
+            monitor: false,
+        });
+    }
+    if config.rate_limits != 0 {
+        return rate_limits(&config, key, frame_len, tables);
+    }
+    None
+}
+
+enum RulesVerdict {
+    Allow,
+    Deny(FilterDrop),
+    NoMatch,
+}
+
+#[inline(never)]
+fn rules<T: Tables>(config: &FilterConfig, key: &FlowKey, tables: &mut T) -> RulesVerdict {
+    let buffer = config.active & 1;
+    if config.flags & FILTER_SOURCE_RULES != 0 {
+        if let Some(chain) = tables.source_chain(buffer, &key.source).copied() {
+            if let Some(verdict) = walk_chain(buffer, &chain, key, tables) {
+                return verdict;
+            }
+        }
+    }
+    if config.flags & FILTER_DESTINATION_RULES != 0 {
+        if let Some(chain) = tables.destination_chain(buffer, &key.destination).copied() {
+            if let Some(verdict) = walk_chain(buffer, &chain, key, tables) {
+                return verdict;
+            }
+        }
+    }
+    RulesVerdict::NoMatch
+}
+
+#[inline(always)]
+fn walk_chain<T: Tables>(
+    buffer: u32,
+    chain: &RuleChain,
+    key: &FlowKey,
+    tables: &mut T,
+) -> Option<RulesVerdict> {
+    let ifindex = tables.ifindex();
+    for index in chain.rules {
+        if index == NO_RULE {
+            break;
+        }
+        let code = check_rule(buffer, index, key, ifindex, tables);
+        if code == RULE_NO_MATCH {
+            continue;
+        }
+        if code == RULE_MISSING {
+            break;
+        }
+        let (id, action, flags) = (code as u32, (code >> 32) as u8, (code >> 40) as u8);
+        tables.count_rule_hit(id);
+        return Some(if action == RULE_DENY {
+            RulesVerdict::Deny(FilterDrop {
+                reason: Reason::RuleDeny,
+                monitor: flags & RULE_MONITOR != 0,
+            })
+        } else {
+            RulesVerdict::Allow
+        });
+    }
+    None
+}
+
+const RULE_NO_MATCH: u64 = u64::MAX;
+const RULE_MISSING: u64 = u64::MAX - 1;
+
+/// One rule of a chain against the flow: `RULE_NO_MATCH`, `RULE_MISSING`,
+/// or the rule's id, action and flags packed as `id | action << 32 |
+/// flags << 40`. Not inlined, and returning a plain code: however the
+/// rule's narrowing branched, the chain walk goes on from one verifier
+/// state, so eight rules cost the verifier eight checks, not eight powers.
+#[inline(never)]
+fn check_rule<T: Tables>(buffer: u32, index: u32, key: &FlowKey, ifindex: u32, tables: &T) -> u64 {
+    match tables.rule(buffer, index) {
+        Some(rule) if rule.matches(key, ifindex) => {
+            u64::from(rule.id) | u64::from(rule.action) << 32 | u64::from(rule.flags) << 40
+        }
+        Some(_) => RULE_NO_MATCH,
+        None => RULE_MISSING,
+    }
+}
+
+#[inline(never)]
+fn blocked<T: Tables>(key: &FlowKey, tables: &mut T) -> bool {
+    let Some(entry) = tables.blocklist_entry(&key.source) else {
+        return false;
+    };
+    if entry.expires_at_ns == 0 || tables.now_ns() < entry.expires_at_ns {
+        return true;
+    }
+    // Expired: it stops matching now, and goes so the trie stays small.
+    tables.remove_blocklist_entry(PrefixKey {
+        prefix_len: entry.prefix_len,
+        address: mask(&key.source, entry.prefix_len as u8),
+    });
+    false
+}
+
+/// The stateless guards: fragments, TCP flag anomalies, amplification.
+#[inline(always)]
+fn guards<T: Tables>(config: &FilterConfig, key: &FlowKey, tables: &T) -> Option<Reason> {
+    let policy = if key.ip_version == 4 {
+        config.fragments_v4
+    } else {
+        config.fragments_v6
+    };
+    if policy != FragmentPolicy::Pass as u8 {
+        let later = key.fragment == crate::Fragment::Later as u8;
+        let first = key.fragment == crate::Fragment::First as u8;
+        if later || (first && policy == FragmentPolicy::DropAll as u8) {
+            return Some(Reason::Fragment);
+        }
+    }
+    if config.flags & FILTER_TCP_FLAGS != 0
+        && key.protocol == protocol::TCP
+        && key.fragment != crate::Fragment::Later as u8
+    {
+        if let Some(reason) = tcp_flag_anomaly(key.tcp_flags) {
+            return Some(reason);
+        }
+    }
+    if config.flags & FILTER_AMPLIFICATION != 0
+        && key.protocol == protocol::UDP
+        && key.fragment != crate::Fragment::Later as u8
+        && tables.is_reflection_port(key.source_port)
+        && !tables.expects_reflection(&key.destination)
+    {
+        return Some(Reason::Amplification);
+    }
+    None
+}
+
+/// The TCP flag combinations no legitimate stack sends.
+#[inline(always)]
+pub const fn tcp_flag_anomaly(flags: u8) -> Option<Reason> {
+    if flags & (FLAG_SYN | FLAG_FIN) == FLAG_SYN | FLAG_FIN {
+        Some(Reason::TcpSynFin)
+    } else if flags & (FLAG_SYN | FLAG_RST) == FLAG_SYN | FLAG_RST {
+        Some(Reason::TcpSynRst)
+    } else if flags & (FLAG_SYN | FLAG_FIN | FLAG_RST | FLAG_PSH | FLAG_ACK | FLAG_URG) == 0 {
+        Some(Reason::TcpNullFlags)
+    } else if flags & (FLAG_FIN | FLAG_PSH | FLAG_URG) != 0 && flags & FLAG_ACK == 0 {
+        Some(Reason::TcpNoAck)
+    } else {
+        None
+    }
+}
+
+#[inline(never)]
+fn rate_limits<T: Tables>(
+    config: &FilterConfig,
+    key: &FlowKey,
+    frame_len: u64,
+    tables: &mut T,
+) -> Option<FilterDrop> {
+    let now = tables.now_ns();
+    for index in 0..MAX_RATE_LIMITS {
+        if index >= config.rate_limits {
+            break;
+        }
+        let verdict = check_limit(index, key, frame_len, now, tables);
+        if verdict == LIMIT_PASS {
+            continue;
+        }
+        if verdict == LIMIT_END {
+            break;
+        }
+        let reason = if verdict & LIMIT_VERDICT_SYN != 0 {
+            Reason::SynRateLimited
+        } else {
+            Reason::RateLimited
+        };
+        return Some(FilterDrop {
+            reason,
+            monitor: verdict & LIMIT_VERDICT_MONITOR != 0,
+        });
+    }
+    None
+}
+
+const LIMIT_PASS: u32 = 0;
+const LIMIT_END: u32 = 1;
+const LIMIT_VERDICT_DROP: u32 = 2;
+const LIMIT_VERDICT_SYN: u32 = 4;
+const LIMIT_VERDICT_MONITOR: u32 = 8;
+
+/// One limit against one frame, as a code: pass, end of the limits, or a
+/// drop with its flags. Not inlined: in the eBPF build the verifier then
+/// sees a few return values per limit instead of every path through the
+/// bucket arithmetic.
+#[inline(never)]
+fn check_limit<T: Tables>(
+    index: u32,
+    key: &FlowKey,
+    frame_len: u64,
+    now: u64,
+    tables: &mut T,
+) -> u32 {
+    let limit = match tables.rate_limit(index) {
+        Some(limit) if limit.applies(key) => *limit,
+        Some(_) => return LIMIT_PASS,
+        None => return LIMIT_END,
+    };
+    let table = if limit.flags & LIMIT_DESTINATION != 0 {
+        BucketTable::Destination
+    } else {
+        BucketTable::Source
+    };
+    let bucket_key = limit.bucket_key(index, key);
+    if tables.take_tokens(table, &bucket_key, &limit, frame_len, now) {
+        return LIMIT_PASS;
+    }
+    tables.count_limit_drop(index);
+    let mut verdict = LIMIT_VERDICT_DROP;
+    if limit.flags & LIMIT_SYN_ONLY != 0 {
+        verdict |= LIMIT_VERDICT_SYN;
+    }
+    if limit.flags & LIMIT_MONITOR != 0 {
+        verdict |= LIMIT_VERDICT_MONITOR;
+    }
+    verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_anomalies() {
+        assert_eq!(
+            tcp_flag_anomaly(FLAG_SYN | FLAG_FIN),
+            Some(Reason::TcpSynFin)
+        );
+        assert_eq!(
+            tcp_flag_anomaly(FLAG_SYN | FLAG_RST),
+            Some(Reason::TcpSynRst)
+        );
+        assert_eq!(tcp_flag_anomaly(0), Some(Reason::TcpNullFlags));
+        assert_eq!(tcp_flag_anomaly(FLAG_FIN), Some(Reason::TcpNoAck));
+        assert_eq!(tcp_flag_anomaly(FLAG_PSH), Some(Reason::TcpNoAck));
+        assert_eq!(tcp_flag_anomaly(FLAG_SYN), None);
+        assert_eq!(tcp_flag_anomaly(FLAG_SYN | FLAG_ACK), None);
+        assert_eq!(tcp_flag_anomaly(FLAG_FIN | FLAG_ACK), None);
+        assert_eq!(tcp_flag_anomaly(FLAG_RST), None);
+        assert_eq!(tcp_flag_anomaly(FLAG_PSH | FLAG_ACK), None);
+    }
+}

@@ -1,0 +1,293 @@
+//! The filter's tables as the kernel holds them: configuration, rules,
+//! chains, prefix keys and the blocklist entry (`#[repr(C)]`, shared with
+//! user space).
+
+use super::address::{address_words, mask, prefix_contains};
+use crate::parse::FlowKey;
+use crate::wire::protocol;
+
+/// Rules per buffer (the rule set is double-buffered for atomic swaps).
+pub const MAX_RULES: u32 = 65_536;
+/// Distinct rule chains per buffer.
+pub const MAX_CHAINS: u32 = 65_536;
+/// Prefixes per buffer of each rule trie (source and destination).
+pub const MAX_PREFIXES: u32 = 1_048_576;
+/// Rules one prefix can lead to: its own, then those of the prefixes that
+/// cover it, most specific first.
+pub const MAX_CHAIN: usize = 8;
+/// End of a chain.
+pub const NO_RULE: u32 = u32::MAX;
+/// Blocklist entries.
+pub const MAX_BLOCKLIST: u32 = 1_048_576;
+/// Configured rate limits.
+pub const MAX_RATE_LIMITS: u32 = 16;
+/// Management prefixes.
+pub const MAX_MANAGEMENT_PREFIXES: u32 = 1024;
+
+/// `FilterConfig::flags`: source-prefix rules are installed.
+pub const FILTER_SOURCE_RULES: u32 = 1 << 0;
+/// Destination-prefix rules are installed.
+pub const FILTER_DESTINATION_RULES: u32 = 1 << 1;
+/// The default action is drop.
+pub const FILTER_DEFAULT_DROP: u32 = 1 << 2;
+/// The blocklist has entries.
+pub const FILTER_BLOCKLIST: u32 = 1 << 3;
+/// Management prefixes are configured.
+pub const FILTER_MANAGEMENT_SOURCES: u32 = 1 << 4;
+/// Management ports are configured.
+pub const FILTER_MANAGEMENT_PORTS: u32 = 1 << 5;
+/// The TCP flag-anomaly guard is on.
+pub const FILTER_TCP_FLAGS: u32 = 1 << 6;
+/// The amplification guard is on.
+pub const FILTER_AMPLIFICATION: u32 = 1 << 7;
+/// SYN-cookie mode is on (kernel only).
+pub const FILTER_SYN_COOKIES: u32 = 1 << 8;
+/// The default action (drop) is only monitored.
+pub const FILTER_DEFAULT_MONITOR: u32 = 1 << 9;
+
+/// The global filter configuration: one entry of the `FILTER_CONFIG` array.
+/// All zero means no filtering: the stage then costs one array read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FilterConfig {
+    /// `FILTER_*` bits.
+    pub flags: u32,
+    /// Which rule buffer is live, 0 or 1.
+    pub active: u32,
+    /// Configured rate limits, the first `rate_limits` of `RATE_LIMITS`.
+    pub rate_limits: u32,
+    /// A [`FragmentPolicy`] for IPv4.
+    pub fragments_v4: u8,
+    /// A [`FragmentPolicy`] for IPv6.
+    pub fragments_v6: u8,
+    /// Reserved, zero.
+    pub reserved: [u8; 2],
+}
+
+/// What to do with IP fragments.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FragmentPolicy {
+    /// Pass them all (default).
+    #[default]
+    Pass = 0,
+    /// Drop the fragments that carry no transport header.
+    DropLater = 1,
+    /// Drop every fragment.
+    DropAll = 2,
+}
+
+/// A prefix key of the rule, blocklist and management tries: the layout of
+/// the kernel's `struct bpf_lpm_trie_key` with a 16-byte address. IPv4 is
+/// IPv4-mapped (`::ffff:a.b.c.d/96+len`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PrefixKey {
+    /// Prefix length in bits, 0 to 128.
+    pub prefix_len: u32,
+    /// The address, network byte order.
+    pub address: [u8; 16],
+}
+
+/// The most distinct prefix lengths the rule prefixes of one direction may
+/// use. A lookup probes one hash table entry per length present, longest
+/// first (so a typical feed of /24s and /32s costs two probes, where the
+/// kernel's LPM trie walks some twenty nodes for 100,000 prefixes).
+pub const MAX_PREFIX_LENGTHS: usize = 32;
+
+/// [`PrefixHashKey::direction`] of source prefixes.
+pub const DIRECTION_SOURCE: u8 = 0;
+/// [`PrefixHashKey::direction`] of destination prefixes.
+pub const DIRECTION_DESTINATION: u8 = 1;
+
+/// The key of the rule-prefix hash tables: a masked address, its length and
+/// its direction. Aligned to 8 (24 bytes): the eBPF build keeps it on the
+/// stack.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PrefixHashKey {
+    /// The address masked to `prefix_len` (IPv4-mapped for IPv4).
+    pub address: [u8; 16],
+    /// Prefix length in bits, 0 to 128.
+    pub prefix_len: u8,
+    /// `DIRECTION_SOURCE` or `DIRECTION_DESTINATION`.
+    pub direction: u8,
+    /// Reserved, zero.
+    pub reserved: [u8; 6],
+}
+
+impl PrefixHashKey {
+    /// The key of `address/prefix_len` (masked here) in `direction`.
+    #[inline(always)]
+    pub fn new(address: &[u8; 16], prefix_len: u8, direction: u8) -> Self {
+        Self {
+            address: mask(address, prefix_len),
+            prefix_len,
+            direction,
+            reserved: [0; 6],
+        }
+    }
+
+    /// The same key from the address as memory words and the length's
+    /// precomputed mask words (see [`PrefixLengths::masks`]): no branches,
+    /// which keeps the eBPF verifier's walk over the probe loop short.
+    #[inline(always)]
+    pub fn from_words(address: [u64; 2], masks: [u64; 2], prefix_len: u8, direction: u8) -> Self {
+        let tail = u64::from_ne_bytes([prefix_len, direction, 0, 0, 0, 0, 0, 0]);
+        let words = [address[0] & masks[0], address[1] & masks[1], tail];
+        // SAFETY: PrefixHashKey is 24 bytes of plain data, aligned to 8: the
+        // same layout as three words (address, then length, direction and
+        // six zero bytes).
+        unsafe { core::mem::transmute::<[u64; 3], Self>(words) }
+    }
+}
+
+/// The prefix lengths present in one direction, longest first, with their
+/// address masks as memory words.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrefixLengths {
+    /// How many of `lengths` are used.
+    pub count: u32,
+    /// Lengths in bits, descending.
+    pub lengths: [u8; MAX_PREFIX_LENGTHS],
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// For each length, its mask as the two memory words of an address.
+    pub masks: [[u64; 2]; MAX_PREFIX_LENGTHS],
+}
+
+impl Default for PrefixLengths {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            lengths: [0; MAX_PREFIX_LENGTHS],
+            reserved: 0,
+            masks: [[0; 2]; MAX_PREFIX_LENGTHS],
+        }
+    }
+}
+
+impl PrefixLengths {
+    /// The lengths given (longest first), with their masks.
+    pub fn from_descending(lengths: &[u8]) -> Self {
+        let mut out = Self::default();
+        for (index, length) in lengths.iter().take(MAX_PREFIX_LENGTHS).enumerate() {
+            if let (Some(slot), Some(mask_slot)) =
+                (out.lengths.get_mut(index), out.masks.get_mut(index))
+            {
+                *slot = *length;
+                *mask_slot = address_words(&mask(&[0xff; 16], *length));
+            }
+            out.count += 1;
+        }
+        out
+    }
+}
+
+/// A rule's action.
+pub const RULE_ALLOW: u8 = 0;
+/// A rule's action.
+pub const RULE_DENY: u8 = 1;
+
+/// `Rule::flags`: the rule only counts what it would drop.
+pub const RULE_MONITOR: u8 = 1 << 0;
+/// The rule narrows by destination port range.
+pub const RULE_PORTS: u8 = 1 << 1;
+/// The rule narrows by TCP flags.
+pub const RULE_TCP_FLAGS: u8 = 1 << 2;
+/// The rule narrows by a destination prefix (source rules only).
+pub const RULE_DESTINATION: u8 = 1 << 3;
+
+/// One rule: what it matches beyond its prefix, and its action.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rule {
+    /// The rule's id, as the CLI shows it; hits are counted under it.
+    pub id: u32,
+    /// Only on this interface index; 0: every interface.
+    pub ifindex: u32,
+    /// Lowest destination port (with `RULE_PORTS`).
+    pub port_low: u16,
+    /// Highest destination port (with `RULE_PORTS`).
+    pub port_high: u16,
+    /// Destination prefix (with `RULE_DESTINATION`), masked.
+    pub destination: [u8; 16],
+    /// Its length in bits.
+    pub destination_len: u8,
+    /// IP protocol; 0: any.
+    pub protocol: u8,
+    /// `RULE_ALLOW` or `RULE_DENY`.
+    pub action: u8,
+    /// `RULE_*` bits.
+    pub flags: u8,
+    /// TCP flags that must be set or clear (with `RULE_TCP_FLAGS`).
+    pub tcp_flags_mask: u8,
+    /// Their required values.
+    pub tcp_flags_value: u8,
+    /// Reserved, zero.
+    pub reserved: [u8; 2],
+}
+
+impl Rule {
+    /// Whether the rule's narrowing matches the flow.
+    #[inline(always)]
+    pub fn matches(&self, key: &FlowKey, ifindex: u32) -> bool {
+        if self.ifindex != 0 && self.ifindex != ifindex {
+            return false;
+        }
+        if self.protocol != 0 && self.protocol != key.protocol {
+            return false;
+        }
+        if self.flags & RULE_PORTS != 0 {
+            let ported = key.protocol == protocol::TCP || key.protocol == protocol::UDP;
+            if !ported
+                || key.destination_port < self.port_low
+                || key.destination_port > self.port_high
+            {
+                return false;
+            }
+        }
+        if self.flags & RULE_TCP_FLAGS != 0
+            && (key.protocol != protocol::TCP
+                || key.tcp_flags & self.tcp_flags_mask != self.tcp_flags_value)
+        {
+            return false;
+        }
+        if self.flags & RULE_DESTINATION != 0
+            && !prefix_contains(&self.destination, self.destination_len, &key.destination)
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// The rules one prefix leads to, in order; `NO_RULE` ends it early.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RuleChain {
+    /// Indices into the rule array.
+    pub rules: [u32; MAX_CHAIN],
+}
+
+impl Default for RuleChain {
+    fn default() -> Self {
+        Self {
+            rules: [NO_RULE; MAX_CHAIN],
+        }
+    }
+}
+
+/// A blocklist entry (value of the `BLOCKLIST` trie).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockEntry {
+    /// When it stops matching, CLOCK_MONOTONIC ns (`bpf_ktime_get_ns`); 0: never.
+    pub expires_at_ns: u64,
+    /// The entry's own prefix length, so the data path can delete it once
+    /// expired (a trie lookup does not say which prefix matched).
+    pub prefix_len: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}

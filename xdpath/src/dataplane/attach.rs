@@ -1,0 +1,281 @@
+//! Attaching, detaching and reading the pinned state of an interface.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aya::maps::{Array, Map, MapData, PerCpuArray};
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::ProgramInfo;
+use xdpath_core::{AttachMeta, Counter, InterfaceConfig};
+
+use super::program::sum_counters;
+use super::*;
+
+/// Attaches a fresh xdpath instance to `interface` and pins it.
+///
+/// On any error nothing is left behind: no attachment, no pins.
+pub fn attach(
+    interface: &str,
+    choice: ModeChoice,
+    config: InterfaceConfig,
+) -> Result<AttachedMode, DataplaneError> {
+    let pins = InterfacePins::new(interface)?;
+    let ifindex = if_index(interface).ok_or_else(|| DataplaneError::UnknownInterface {
+        name: interface.into(),
+    })?;
+    ensure_bpffs()?;
+    if pins.attached() {
+        if link_alive(&pins) {
+            return Err(DataplaneError::AlreadyAttached {
+                name: interface.into(),
+            });
+        }
+        // Stale pins of an interface that was deleted and made again.
+        remove_pins(&pins)?;
+    }
+    // A failed attach must change nothing: if this call is the one that
+    // creates the namespace's shared maps, it removes them again.
+    let shared = shared_dir()?;
+    let shared_existed = shared.exists();
+    let result = attach_loaded(interface, ifindex, choice, config, &pins);
+    if result.is_err() && !shared_existed {
+        let _ = std::fs::remove_dir_all(&shared);
+    }
+    result
+}
+
+fn attach_loaded(
+    interface: &str,
+    ifindex: u32,
+    choice: ModeChoice,
+    config: InterfaceConfig,
+    pins: &InterfacePins,
+) -> Result<AttachedMode, DataplaneError> {
+    let mut loaded = LoadedProgram::load_shared(config)?;
+    let candidates: &[AttachedMode] = match choice {
+        ModeChoice::Auto => &[AttachedMode::Native, AttachedMode::Generic],
+        ModeChoice::Native => &[AttachedMode::Native],
+        ModeChoice::Generic => &[AttachedMode::Generic],
+        ModeChoice::Offload => &[AttachedMode::Offload],
+    };
+    let mut last_error = None;
+    let mut attached = None;
+    for &mode in candidates {
+        match loaded
+            .program()
+            .attach_to_if_index(ifindex, mode.xdp_mode())
+        {
+            Ok(link_id) => {
+                attached = Some((mode, link_id));
+                break;
+            }
+            Err(error) => last_error = Some((mode, error)),
+        }
+    }
+    let (mode, link_id) = match attached {
+        Some(found) => found,
+        None => {
+            let (mode, source) = last_error.expect("at least one mode was tried");
+            if is_busy(&source) {
+                return Err(DataplaneError::ForeignProgram {
+                    name: interface.into(),
+                });
+            }
+            return Err(DataplaneError::ModeUnsupported {
+                name: interface.into(),
+                mode: mode.name(),
+                source,
+            });
+        }
+    };
+    let result = pin_all(&mut loaded, pins, mode, ifindex, link_id);
+    if result.is_err() {
+        let _ = remove_pins(pins);
+    }
+    result.map(|()| mode)
+}
+
+fn is_busy(error: &aya::programs::ProgramError) -> bool {
+    let text = format!("{error:?}");
+    text.contains("EBUSY")
+        || text.contains("Device or resource busy")
+        || text.contains("File exists")
+        || text.contains("os error 16")
+        || text.contains("os error 17")
+}
+
+fn pin_all(
+    loaded: &mut LoadedProgram,
+    pins: &InterfacePins,
+    mode: AttachedMode,
+    ifindex: u32,
+    link_id: aya::programs::xdp::XdpLinkId,
+) -> Result<(), DataplaneError> {
+    std::fs::create_dir_all(&pins.dir).map_err(io_error(&pins.dir))?;
+    let attached_at_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    {
+        let map = loaded.ebpf.map_mut("META").ok_or(DataplaneError::Map {
+            name: "META",
+            source: aya::maps::MapError::InvalidName {
+                name: "META".into(),
+            },
+        })?;
+        let mut meta: Array<&mut MapData, PodMeta> =
+            Array::try_from(map).map_err(|source| DataplaneError::Map {
+                name: "META",
+                source,
+            })?;
+        meta.set(
+            0,
+            PodMeta(AttachMeta {
+                attached_at_ns,
+                ifindex,
+                mode: mode.code(),
+            }),
+            0,
+        )
+        .map_err(|source| DataplaneError::Map {
+            name: "META",
+            source,
+        })?;
+    }
+    for name in ["CONFIG", "COUNTERS", "META", "STAGES"] {
+        let path = pins.path(name);
+        let map = loaded.ebpf.map(name).ok_or(DataplaneError::Map {
+            name: "pin",
+            source: aya::maps::MapError::InvalidName { name: name.into() },
+        })?;
+        map.pin(&path)
+            .map_err(|source| DataplaneError::Pin { path, source })?;
+    }
+    let program_path = pins.path("program");
+    loaded
+        .program()
+        .pin(&program_path)
+        .map_err(|source| DataplaneError::Pin {
+            path: program_path,
+            source,
+        })?;
+    let link = loaded
+        .program()
+        .take_link(link_id)
+        .map_err(|error| DataplaneError::Load(Box::new(error)))?;
+    let fd_link = FdLink::try_from(link).map_err(|error| DataplaneError::Load(Box::new(error)))?;
+    let link_path = pins.path("link");
+    fd_link
+        .pin(&link_path)
+        .map_err(|source| DataplaneError::Pin {
+            path: link_path,
+            source,
+        })?;
+    Ok(())
+}
+
+fn read_meta(pins: &InterfacePins) -> Option<AttachMeta> {
+    let data = MapData::from_pin(pins.path("META")).ok()?;
+    let array = Array::<MapData, PodMeta>::try_from(Map::Array(data)).ok()?;
+    array.get(&0, 0).ok().map(|meta| meta.0)
+}
+
+/// True while the interface the program was attached to still exists. The
+/// kernel detaches an XDP link when its device goes away; a device made
+/// again under the same name gets a new index.
+fn link_alive(pins: &InterfacePins) -> bool {
+    pins.attached()
+        && read_meta(pins).is_some_and(|meta| if_index(&pins.interface) == Some(meta.ifindex))
+}
+
+fn remove_pins(pins: &InterfacePins) -> Result<(), DataplaneError> {
+    if pins.dir.exists() {
+        std::fs::remove_dir_all(&pins.dir).map_err(io_error(&pins.dir))?;
+    }
+    Ok(())
+}
+
+/// Detaches xdpath from `interface` and removes its pins.
+pub fn detach(interface: &str) -> Result<(), DataplaneError> {
+    let pins = InterfacePins::new(interface)?;
+    if !pins.dir.exists() {
+        return Err(DataplaneError::NotAttached {
+            name: interface.into(),
+        });
+    }
+    if let Ok(pinned) = PinnedLink::from_pin(pins.path("link")) {
+        let link = pinned.unpin().map_err(io_error(&pins.path("link")))?;
+        // Dropping the last reference to the link detaches the program.
+        drop(link);
+    }
+    remove_pins(&pins)
+}
+
+/// Every interface with xdpath pins in this network namespace.
+pub fn attached_interfaces() -> Result<Vec<String>, DataplaneError> {
+    let dir = namespace_dir()?;
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().is_dir() && entry.file_name() != SHARED_DIR_NAME)
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The status of one attached interface.
+pub fn status(interface: &str) -> Result<InterfaceStatus, DataplaneError> {
+    let pins = InterfacePins::new(interface)?;
+    if !pins.dir.exists() {
+        return Err(DataplaneError::NotAttached {
+            name: interface.into(),
+        });
+    }
+    let meta = read_meta(&pins);
+    let config = MapData::from_pin(pins.path("CONFIG"))
+        .ok()
+        .and_then(|data| Array::<MapData, PodConfig>::try_from(Map::Array(data)).ok())
+        .and_then(|array| array.get(&0, 0).ok())
+        .map(|config| config.0)
+        .unwrap_or_default();
+    let info = ProgramInfo::from_pin(pins.path("program")).ok();
+    Ok(InterfaceStatus {
+        interface: interface.to_string(),
+        ifindex: if_index(interface),
+        mode: meta.and_then(|meta| AttachedMode::from_code(meta.mode)),
+        program_id: info.as_ref().map(ProgramInfo::id),
+        program_tag: info.as_ref().map(|info| format!("{:016x}", info.tag())),
+        attached_since: meta.map(|meta| meta.attached_at_ns / 1_000_000_000),
+        malformed: match config.malformed_policy() {
+            xdpath_core::MalformedPolicy::Drop => "drop".into(),
+            xdpath_core::MalformedPolicy::Pass => "pass".into(),
+        },
+        monitor: config.monitor != 0,
+        healthy: link_alive(&pins),
+    })
+}
+
+/// The counters of an attached interface, summed over CPUs.
+pub fn interface_counters(interface: &str) -> Result<Vec<Counter>, DataplaneError> {
+    let pins = InterfacePins::new(interface)?;
+    if !pins.dir.exists() {
+        return Err(DataplaneError::NotAttached {
+            name: interface.into(),
+        });
+    }
+    let path = pins.path("COUNTERS");
+    let data = MapData::from_pin(&path).map_err(|source| DataplaneError::Map {
+        name: "COUNTERS",
+        source,
+    })?;
+    let array =
+        PerCpuArray::<MapData, PodCounter>::try_from(Map::PerCpuArray(data)).map_err(|source| {
+            DataplaneError::Map {
+                name: "COUNTERS",
+                source,
+            }
+        })?;
+    sum_counters(&array)
+}

@@ -1,0 +1,387 @@
+//! Loading, attaching and pinning the XDP program; typed access to its maps.
+//!
+//! Each attached interface gets its own instance of the program and maps,
+//! pinned under `/sys/fs/bpf/xdpath/<netns id>/<interface>/`:
+//!
+//! | pin        | what |
+//! |------------|------|
+//! | `link`     | the bpf_link holding the attachment (kernel ≥ 5.9) |
+//! | `program`  | the program, for `status` (id, tag) |
+//! | `CONFIG`   | the interface config |
+//! | `COUNTERS` | the per-CPU counters |
+//! | `META`     | mode and time of the attach |
+//!
+//! The pinned link keeps the program attached after the CLI exits; detach
+//! unpins everything.
+
+use std::ffi::CString;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use aya::programs::XdpMode;
+use aya::Pod;
+use xdpath_core::{Action, AttachMeta, Counter, InterfaceConfig};
+
+mod attach;
+mod program;
+
+pub use attach::{attach, attached_interfaces, detach, interface_counters, status};
+pub use program::LoadedProgram;
+
+/// Where bpffs is mounted.
+pub const BPFFS: &str = "/sys/fs/bpf";
+/// The root of xdpath's pins.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/xdpath";
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// Errors of loading, attaching, detaching and reading pinned state.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    /// No interface of that name in this network namespace.
+    #[error("interface {name} does not exist in this network namespace")]
+    UnknownInterface {
+        /// The name asked for.
+        name: String,
+    },
+    /// xdpath is attached there already.
+    #[error("xdpath is already attached to {name}; run `xdpath detach {name}` first")]
+    AlreadyAttached {
+        /// The interface.
+        name: String,
+    },
+    /// Nothing of xdpath's is attached there.
+    #[error("xdpath is not attached to {name}")]
+    NotAttached {
+        /// The interface.
+        name: String,
+    },
+    /// The interface has an XDP program that is not xdpath's.
+    #[error("{name} already has an XDP program that xdpath did not attach; remove it first (e.g. `ip link set dev {name} xdp off`)")]
+    ForeignProgram {
+        /// The interface.
+        name: String,
+    },
+    /// The requested mode is not available on the device.
+    #[error(
+        "{name} cannot run XDP in {mode} mode: {}{}",
+        error_chain(source),
+        mode_hint(mode)
+    )]
+    ModeUnsupported {
+        /// The interface.
+        name: String,
+        /// The mode asked for.
+        mode: &'static str,
+        /// What the kernel said.
+        source: aya::programs::ProgramError,
+    },
+    /// The kernel refused to load the program.
+    #[error("loading the XDP program failed: {0}")]
+    Load(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A map is missing from the object or has the wrong type.
+    #[error("map {name}: {source}")]
+    Map {
+        /// The map.
+        name: &'static str,
+        /// Why.
+        source: aya::maps::MapError,
+    },
+    /// bpffs could not be mounted.
+    #[error("mounting bpffs at {BPFFS} failed: {0} (xdpath needs root)")]
+    Mount(#[source] io::Error),
+    /// A pin or file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Pinning failed.
+    #[error("pinning {path}: {source}")]
+    Pin {
+        /// The pin path.
+        path: PathBuf,
+        /// Why.
+        source: aya::pin::PinError,
+    },
+    /// A test run failed.
+    #[error("BPF_PROG_TEST_RUN failed: {0}")]
+    TestRun(#[source] aya::programs::ProgramError),
+}
+
+/// An error and its causes, `: `-separated. aya's own text can be as bare
+/// as `netlink error: []`, with the kernel's answer only in the source.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(error);
+    while let Some(error) = current {
+        let text = error.to_string();
+        if !text.is_empty() && text != "netlink error: []" && !parts.contains(&text) {
+            parts.push(text);
+        }
+        current = error.source();
+    }
+    parts.join(": ")
+}
+
+/// What to try instead when a mode is refused.
+fn mode_hint(mode: &str) -> &'static str {
+    match mode {
+        "offload" => {
+            " (XDP offload needs a NIC whose driver supports it; use --mode native or generic)"
+        }
+        "native" => " (the driver may lack native XDP; --mode generic works on any device)",
+        _ => "",
+    }
+}
+
+/// How to attach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeChoice {
+    /// Native, falling back to generic.
+    Auto,
+    /// In the driver.
+    Native,
+    /// In the kernel's generic (skb) path: works everywhere, slower.
+    Generic,
+    /// On the NIC.
+    Offload,
+}
+
+/// The mode a program ended up attached in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachedMode {
+    /// In the driver.
+    Native,
+    /// In the generic (skb) path.
+    Generic,
+    /// On the NIC.
+    Offload,
+}
+
+impl AttachedMode {
+    fn code(self) -> u32 {
+        match self {
+            Self::Native => 1,
+            Self::Generic => 2,
+            Self::Offload => 3,
+        }
+    }
+
+    fn from_code(code: u32) -> Option<Self> {
+        match code {
+            1 => Some(Self::Native),
+            2 => Some(Self::Generic),
+            3 => Some(Self::Offload),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Generic => "generic",
+            Self::Offload => "offload",
+        }
+    }
+
+    fn xdp_mode(self) -> XdpMode {
+        match self {
+            Self::Native => XdpMode::Driver,
+            Self::Generic => XdpMode::Skb,
+            Self::Offload => XdpMode::Hardware,
+        }
+    }
+}
+
+/// `Pod` wrappers: aya's trait is foreign to the core's types.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct PodCounter(Counter);
+// SAFETY: Counter is #[repr(C)] with two u64 fields and no padding.
+unsafe impl Pod for PodCounter {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct PodConfig(InterfaceConfig);
+// SAFETY: InterfaceConfig is #[repr(C)], 8 bytes of u8 with no padding.
+unsafe impl Pod for PodConfig {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct PodMeta(AttachMeta);
+// SAFETY: AttachMeta is #[repr(C)] u64, u32, u32: no padding.
+unsafe impl Pod for PodMeta {}
+
+/// An attached interface as `status` reports it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct InterfaceStatus {
+    /// Interface name.
+    pub interface: String,
+    /// Its index now, or none if it is gone.
+    pub ifindex: Option<u32>,
+    /// The attach mode.
+    pub mode: Option<AttachedMode>,
+    /// Kernel program id.
+    pub program_id: Option<u32>,
+    /// Kernel program tag, hex.
+    pub program_tag: Option<String>,
+    /// Attach time, seconds since the Unix epoch.
+    pub attached_since: Option<u64>,
+    /// The malformed-frame policy.
+    pub malformed: String,
+    /// Monitor mode: drops are counted as passes, nothing is dropped.
+    pub monitor: bool,
+    /// False when the pins are left but the attachment is gone (the
+    /// interface was deleted); `detach` cleans up.
+    pub healthy: bool,
+}
+
+/// The pins of one interface in the current network namespace.
+#[derive(Clone, Debug)]
+pub struct InterfacePins {
+    interface: String,
+    dir: PathBuf,
+}
+
+impl InterfacePins {
+    /// The pin directory of `interface` in this thread's network namespace.
+    pub fn new(interface: &str) -> Result<Self, DataplaneError> {
+        if interface.is_empty()
+            || interface.contains('/')
+            || interface.len() > 15
+            || interface.contains('\0')
+        {
+            return Err(DataplaneError::UnknownInterface {
+                name: interface.to_string(),
+            });
+        }
+        Ok(Self {
+            interface: interface.to_string(),
+            dir: namespace_dir()?.join(interface),
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn attached(&self) -> bool {
+        self.path("link").exists()
+    }
+}
+
+/// The maps every interface of a namespace shares (the filter's).
+pub const SHARED_MAPS: [&str; 20] = [
+    "FILTER_CONFIG",
+    "RULES_0",
+    "RULES_1",
+    "CHAINS_0",
+    "CHAINS_1",
+    "PREFIXES_0",
+    "PREFIXES_1",
+    "PREFIX_LENGTHS_0",
+    "PREFIX_LENGTHS_1",
+    "RULE_HITS",
+    "BLOCKLIST",
+    "RATE_LIMITS",
+    "SRC_BUCKETS",
+    "DST_BUCKETS",
+    "LIMIT_DROPS",
+    "REFLECTION_PORTS",
+    "REFLECTION_OK",
+    "MGMT_SOURCES",
+    "MGMT_PORTS",
+    "SYNCOOKIE_PORTS",
+];
+
+/// Slot of the filter stage in the `STAGES` tail-call table.
+pub const STAGE_FILTER: u32 = 0;
+/// Slot of the SYN-cookie stage (kernel only; reached from the filter
+/// stage) in the `STAGES` tail-call table.
+pub const STAGE_SYNCOOKIE: u32 = 1;
+
+/// Where this namespace's shared maps are pinned: `<namespace dir>/:shared`.
+/// Interface pins live in dirs named after interfaces beside it; no
+/// interface name can hold a `:` (and bpffs refuses names with a `.`).
+pub fn shared_dir() -> Result<PathBuf, DataplaneError> {
+    Ok(namespace_dir()?.join(SHARED_DIR_NAME))
+}
+
+/// The name of the shared-maps dir inside a namespace dir.
+pub const SHARED_DIR_NAME: &str = ":shared";
+
+/// This namespace's pin directory: `/sys/fs/bpf/xdpath/<netns id>`.
+pub fn namespace_dir() -> Result<PathBuf, DataplaneError> {
+    let id = crate::netns::current_id().map_err(|source| DataplaneError::Io {
+        path: "/proc/thread-self/ns/net".into(),
+        source,
+    })?;
+    Ok(Path::new(PIN_ROOT).join(id.to_string()))
+}
+
+/// Mounts bpffs at /sys/fs/bpf unless it is there already.
+pub fn ensure_bpffs() -> Result<(), DataplaneError> {
+    let path = CString::new(BPFFS).expect("no NUL");
+    // SAFETY: statfs writes into the zeroed struct we pass.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(path.as_ptr(), &mut stat) } == 0 && stat.f_type as i64 == BPF_FS_MAGIC
+    {
+        return Ok(());
+    }
+    let source = CString::new("bpf").expect("no NUL");
+    // SAFETY: plain mount(2) call with valid C strings.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            path.as_ptr(),
+            source.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(DataplaneError::Mount(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn if_index(name: &str) -> Option<u32> {
+    let c_name = CString::new(name).ok()?;
+    // SAFETY: if_nametoindex reads a valid C string.
+    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> DataplaneError + '_ {
+    move |source| DataplaneError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Decodes a test-run return value.
+pub fn action_of(code: u32) -> Option<Action> {
+    Action::from_u32(code)
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; raise it so
+/// loading works there too. Newer kernels ignore it.
+fn raise_memlock_limit() {
+    let limit = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a valid struct; failure is harmless here.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit);
+    }
+}

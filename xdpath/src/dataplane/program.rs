@@ -1,0 +1,306 @@
+//! [`LoadedProgram`]: an instance of the xdpath object in the kernel, its
+//! stages linked, its maps typed; run through `BPF_PROG_TEST_RUN` by the
+//! tests and benchmarks, attached by [`super::attach`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aya::maps::{Array, Map, MapData, PerCpuArray, ProgramArray};
+use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya::{Ebpf, EbpfLoader};
+use xdpath_core::{Counter, InterfaceConfig, COUNTER_SLOTS};
+
+use crate::objects;
+
+use super::*;
+
+/// An instance of the xdpath program loaded into the kernel, with its maps.
+pub struct LoadedProgram {
+    pub(super) ebpf: Ebpf,
+    pub(super) main: String,
+}
+
+impl LoadedProgram {
+    /// Loads a fresh instance of the xdpath program with `config`.
+    ///
+    /// # Minimum kernel
+    /// 5.9 for bpf_link attachment; `BPF_PROG_TEST_RUN` for XDP: 4.15.
+    pub fn load(config: InterfaceConfig) -> Result<Self, DataplaneError> {
+        Self::load_object(objects::XDPATH, objects::XDPATH_PROGRAM, config)
+    }
+
+    fn load_object(
+        object: &[u8],
+        program: &str,
+        config: InterfaceConfig,
+    ) -> Result<Self, DataplaneError> {
+        Self::load_object_with(object, program, config, None)
+    }
+
+    /// Loads the object; with `shared`, the filter maps are opened from (or
+    /// created and pinned at) `shared/<MAP>`, so every instance of a
+    /// namespace sees one rule set.
+    fn load_object_with(
+        object: &[u8],
+        program: &str,
+        config: InterfaceConfig,
+        shared: Option<&Path>,
+    ) -> Result<Self, DataplaneError> {
+        raise_memlock_limit();
+        let mut loader = EbpfLoader::new();
+        let paths: Vec<(&str, PathBuf)> = match shared {
+            Some(dir) => SHARED_MAPS
+                .iter()
+                .map(|name| (*name, dir.join(name)))
+                .collect(),
+            None => Vec::new(),
+        };
+        for (name, path) in &paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader
+            .load(object)
+            .map_err(|error| DataplaneError::Load(Box::new(error)))?;
+        let names: Vec<String> = ebpf.programs().map(|(name, _)| name.to_string()).collect();
+        if !names.iter().any(|name| name == program) {
+            return Err(DataplaneError::Load(
+                format!("no program {program} in the object").into(),
+            ));
+        }
+        for name in &names {
+            let xdp: &mut Xdp = ebpf
+                .program_mut(name)
+                .ok_or_else(|| {
+                    DataplaneError::Load(format!("no program {name} in the object").into())
+                })?
+                .try_into()
+                .map_err(|error: aya::programs::ProgramError| {
+                    DataplaneError::Load(Box::new(error))
+                })?;
+            xdp.load()
+                .map_err(|error| DataplaneError::Load(Box::new(error)))?;
+        }
+        let mut loaded = Self {
+            ebpf,
+            main: program.to_string(),
+        };
+        if loaded.ebpf.map("CONFIG").is_some() {
+            loaded.set_config(config)?;
+        }
+        if loaded.ebpf.map("STAGES").is_some() {
+            loaded.link_stages()?;
+        }
+        Ok(loaded)
+    }
+
+    /// Puts the later stages into the main program's tail-call table: the
+    /// filter stage, and the SYN-cookie stage (kernel only) when the object
+    /// has one.
+    fn link_stages(&mut self) -> Result<(), DataplaneError> {
+        let filter_fd = self
+            .stage_fd(objects::FILTER_PROGRAM)?
+            .ok_or_else(|| DataplaneError::Load("no filter stage in the object".into()))?;
+        let syncookie_fd = self.stage_fd(objects::SYNCOOKIE_PROGRAM)?;
+        let map = self.ebpf.map_mut("STAGES").ok_or(DataplaneError::Map {
+            name: "STAGES",
+            source: aya::maps::MapError::InvalidName {
+                name: "STAGES".into(),
+            },
+        })?;
+        let mut stages: ProgramArray<&mut MapData> =
+            ProgramArray::try_from(map).map_err(|source| DataplaneError::Map {
+                name: "STAGES",
+                source,
+            })?;
+        let map_error = |source| DataplaneError::Map {
+            name: "STAGES",
+            source,
+        };
+        stages.set(STAGE_FILTER, &filter_fd, 0).map_err(map_error)?;
+        if let Some(fd) = syncookie_fd {
+            stages.set(STAGE_SYNCOOKIE, &fd, 0).map_err(map_error)?;
+        }
+        Ok(())
+    }
+
+    /// A loaded stage program's fd, or `None` when the object has no such
+    /// program.
+    fn stage_fd(&self, name: &str) -> Result<Option<aya::programs::ProgramFd>, DataplaneError> {
+        let Some(program) = self.ebpf.program(name) else {
+            return Ok(None);
+        };
+        let program: &Xdp = program
+            .try_into()
+            .map_err(|error: aya::programs::ProgramError| DataplaneError::Load(Box::new(error)))?;
+        let fd = program
+            .fd()
+            .map_err(|error| DataplaneError::Load(Box::new(error)))?
+            .try_clone()
+            .map_err(|source| DataplaneError::Io {
+                path: "program fd".into(),
+                source,
+            })?;
+        Ok(Some(fd))
+    }
+
+    /// Loads the xdpath program with the filter maps of this namespace
+    /// (created and pinned if they are not there yet).
+    pub fn load_shared(config: InterfaceConfig) -> Result<Self, DataplaneError> {
+        ensure_bpffs()?;
+        let dir = shared_dir()?;
+        std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        Self::load_object_with(objects::XDPATH, objects::XDPATH_PROGRAM, config, Some(&dir))
+    }
+
+    /// The loaded object, for typed access to its maps.
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
+    /// A new file descriptor of one of the program's maps (the filter's
+    /// control plane writes the maps of a program loaded for tests).
+    pub fn map_fd(&self, name: &'static str) -> Result<std::os::fd::OwnedFd, DataplaneError> {
+        let missing = || DataplaneError::Map {
+            name,
+            source: aya::maps::MapError::InvalidName { name: name.into() },
+        };
+        let data = match self.ebpf.map(name).ok_or_else(missing)? {
+            Map::Array(data)
+            | Map::PerCpuArray(data)
+            | Map::LpmTrie(data)
+            | Map::LruHashMap(data)
+            | Map::HashMap(data)
+            | Map::ProgramArray(data) => data,
+            _ => return Err(missing()),
+        };
+        std::os::fd::AsFd::as_fd(data.fd())
+            .try_clone_to_owned()
+            .map_err(|source| DataplaneError::Io {
+                path: format!("map {name}").into(),
+                source,
+            })
+    }
+
+    /// Loads the empty program (`return XDP_PASS`), for benchmarks.
+    pub fn load_empty() -> Result<Self, DataplaneError> {
+        Self::load_object(
+            objects::EMPTY,
+            objects::EMPTY_PROGRAM,
+            InterfaceConfig::default(),
+        )
+    }
+
+    /// Loads an XDP program from an object file (a peer's, for benchmarks).
+    pub fn load_file(path: &Path, program: &str) -> Result<Self, DataplaneError> {
+        let bytes = std::fs::read(path).map_err(|source| DataplaneError::Io {
+            path: path.into(),
+            source,
+        })?;
+        Self::load_object(&bytes, program, InterfaceConfig::default())
+    }
+
+    pub(super) fn program(&mut self) -> &mut Xdp {
+        self.ebpf
+            .program_mut(&self.main)
+            .and_then(|program| <&mut Xdp>::try_from(program).ok())
+            .expect("load_object checked the program is XDP")
+    }
+
+    /// Writes the interface config.
+    pub fn set_config(&mut self, config: InterfaceConfig) -> Result<(), DataplaneError> {
+        let map = self.ebpf.map_mut("CONFIG").ok_or(DataplaneError::Map {
+            name: "CONFIG",
+            source: aya::maps::MapError::InvalidName {
+                name: "CONFIG".into(),
+            },
+        })?;
+        let mut array: Array<&mut MapData, PodConfig> =
+            Array::try_from(map).map_err(|source| DataplaneError::Map {
+                name: "CONFIG",
+                source,
+            })?;
+        array
+            .set(0, PodConfig(config), 0)
+            .map_err(|source| DataplaneError::Map {
+                name: "CONFIG",
+                source,
+            })
+    }
+
+    /// Runs the program once on `frame` through `BPF_PROG_TEST_RUN`.
+    pub fn test_run(&mut self, frame: &[u8]) -> Result<u32, DataplaneError> {
+        let mut options = TestRunOptions::new();
+        options.data_in = Some(frame);
+        let result = self
+            .program()
+            .test_run(options)
+            .map_err(DataplaneError::TestRun)?;
+        Ok(result.return_value)
+    }
+
+    /// Runs the program once on `frame` through `BPF_PROG_TEST_RUN` and
+    /// returns the action code and the frame as the program left it (for
+    /// `XDP_TX` answers such as SYN-cookie SYN-ACKs).
+    pub fn test_run_output(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>), DataplaneError> {
+        // Room for a frame the program grows with bpf_xdp_adjust_tail.
+        let mut out = vec![0u8; frame.len() + 256];
+        let mut options = TestRunOptions::new();
+        options.data_in = Some(frame);
+        options.data_out = Some(&mut out);
+        let result = self
+            .program()
+            .test_run(options)
+            .map_err(DataplaneError::TestRun)?;
+        let len = (result.data_size_out as usize).min(out.len());
+        out.truncate(len);
+        Ok((result.return_value, out))
+    }
+
+    /// Runs the program `repeat` times on `frame` in the kernel and returns
+    /// the kernel's average time per run.
+    pub fn time_run(&mut self, frame: &[u8], repeat: u32) -> Result<Duration, DataplaneError> {
+        let mut options = TestRunOptions::new();
+        options.data_in = Some(frame);
+        options.repeat = repeat;
+        let result = self
+            .program()
+            .test_run(options)
+            .map_err(DataplaneError::TestRun)?;
+        Ok(result.duration)
+    }
+
+    /// The counters, summed over CPUs, indexed by `counter_index`.
+    pub fn counters(&self) -> Result<Vec<Counter>, DataplaneError> {
+        let map = self.ebpf.map("COUNTERS").ok_or(DataplaneError::Map {
+            name: "COUNTERS",
+            source: aya::maps::MapError::InvalidName {
+                name: "COUNTERS".into(),
+            },
+        })?;
+        let array: PerCpuArray<&MapData, PodCounter> =
+            PerCpuArray::try_from(map).map_err(|source| DataplaneError::Map {
+                name: "COUNTERS",
+                source,
+            })?;
+        sum_counters(&array)
+    }
+}
+
+pub(super) fn sum_counters<T: std::borrow::Borrow<MapData>>(
+    array: &PerCpuArray<T, PodCounter>,
+) -> Result<Vec<Counter>, DataplaneError> {
+    let mut sums = vec![Counter::default(); COUNTER_SLOTS as usize];
+    for (index, sum) in sums.iter_mut().enumerate() {
+        let values = array
+            .get(&(index as u32), 0)
+            .map_err(|source| DataplaneError::Map {
+                name: "COUNTERS",
+                source,
+            })?;
+        for value in values.iter() {
+            sum.packets += value.0.packets;
+            sum.bytes += value.0.bytes;
+        }
+    }
+    Ok(sums)
+}
