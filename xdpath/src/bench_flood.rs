@@ -77,18 +77,7 @@ pub fn run(seconds: u32) -> Result<Vec<FloodResult>, FloodError> {
 }
 
 fn xdpath_in_a(bed: &TestBed, args: &[&str]) -> Result<String, FloodError> {
-    let exe = std::env::current_exe().map_err(|error| FloodError::Defender {
-        defender: "xdpath",
-        message: error.to_string(),
-    })?;
-    let output = bed.exec(Side::A, exe, args)?;
-    if !output.status.success() {
-        return Err(FloodError::Defender {
-            defender: "xdpath",
-            message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    Ok(crate::servers::xdpath_in(bed, Side::A, args)?)
 }
 
 fn defend(bed: &TestBed, defender: &'static str) -> Result<(), FloodError> {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use xdpath_core::{Counter, InterfaceConfig, MalformedPolicy};
 
 use crate::dataplane::{self, DataplaneError, ModeChoice};
+use crate::servers::xdpath_in;
 use crate::stats;
 use crate::testenv::{Side, TestBed, TestBedError};
 use crate::traffic::{Expected, Mix};
@@ -58,6 +59,9 @@ pub enum DemoError {
     /// Ctrl-C or SIGTERM.
     #[error("interrupted (the test bed has been removed)")]
     Interrupted,
+    /// An `xdpath` command of the filter act failed.
+    #[error(transparent)]
+    Command(#[from] crate::servers::ServerError),
     /// Writing the JSON report failed.
     #[error("writing JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -237,6 +241,8 @@ fn run_steps(json: bool) -> Result<(), DemoError> {
         stats::total(&counters, xdpath_core::Action::Drop)
     ));
 
+    filter_act(&bed, &say)?;
+
     let interface = a.interface.clone();
     bed.run_in_a(move || dataplane::detach(&interface))
         .map_err(|source| DemoError::Io {
@@ -249,6 +255,46 @@ fn run_steps(json: bool) -> Result<(), DemoError> {
     ));
     drop(bed);
     say("done".to_string());
+    Ok(())
+}
+
+/// The filter at work: block side B's address, see its pings dropped at
+/// XDP (counted as `blocklisted`), unblock it, see them answered again.
+fn filter_act(bed: &TestBed, say: &dyn Fn(String)) -> Result<(), DemoError> {
+    let (a, b) = (bed.a(), bed.b());
+    let blocked = format!("{}/32", b.ipv4);
+    say(format!(
+        "xdpath block add {blocked} --ttl 1m   (in {})",
+        a.namespace
+    ));
+    xdpath_in(bed, Side::A, &["block", "add", &blocked, "--ttl", "1m"])?;
+    say(format!(
+        "ping -c {PINGS} {} from {}: no replies expected",
+        a.ipv4, b.namespace
+    ));
+    if ping(bed, false, &a.ipv4.to_string()).is_ok() {
+        return Err(DemoError::Mismatch(vec![format!(
+            "{} still got replies while blocked",
+            b.ipv4
+        )]));
+    }
+    check_interrupted()?;
+    let stats: serde_json::Value =
+        serde_json::from_str(&xdpath_in(bed, Side::A, &["--json", "stats"])?)?;
+    let dropped = stats::packets_in_json(&stats, "drop", Some("blocklisted"));
+    if dropped < PINGS {
+        return Err(DemoError::Mismatch(vec![format!(
+            "{dropped} frames counted as blocklisted, {PINGS} pings sent"
+        )]));
+    }
+    say(format!("dropped at XDP as blocklisted: {dropped} frames"));
+    xdpath_in(bed, Side::A, &["block", "del", &blocked])?;
+    say(format!(
+        "xdpath block del {blocked}; ping -c {PINGS} {} again",
+        a.ipv4
+    ));
+    ping(bed, false, &a.ipv4.to_string())?;
+    say("answered again".to_string());
     Ok(())
 }
 

@@ -19,6 +19,14 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// A command failed.
+    #[error("`{command}` failed: {detail}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// What it printed.
+        detail: String,
+    },
     /// It started but never answered.
     #[error("{what} did not answer within {seconds} s")]
     NoAnswer {
@@ -166,4 +174,27 @@ pub fn hping3(bed: &TestBed, seconds: u32, args: &[&str]) -> Result<Child, Serve
         what: "hping3",
         source,
     })
+}
+
+/// Runs this very `xdpath` binary with `args` inside a side's namespace
+/// (under `nsenter --net`, as an operator would) and returns its stdout.
+pub fn xdpath_in(bed: &TestBed, side: Side, args: &[&str]) -> Result<String, ServerError> {
+    let command = format!("xdpath {}", args.join(" "));
+    let exe = std::env::current_exe().map_err(|source| ServerError::Start {
+        what: "xdpath",
+        source,
+    })?;
+    let output = bed
+        .exec(side, exe, args)
+        .map_err(|error| ServerError::Command {
+            command: command.clone(),
+            detail: error.to_string(),
+        })?;
+    if !output.status.success() {
+        return Err(ServerError::Command {
+            command,
+            detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
