@@ -33,6 +33,25 @@ pub enum Transport {
     Other(u8),
 }
 
+impl Transport {
+    /// TCP with the given ports and flags.
+    pub const fn tcp(source_port: u16, destination_port: u16, flags: u8) -> Self {
+        Self::Tcp {
+            source_port,
+            destination_port,
+            flags,
+        }
+    }
+
+    /// UDP with the given ports.
+    pub const fn udp(source_port: u16, destination_port: u16) -> Self {
+        Self::Udp {
+            source_port,
+            destination_port,
+        }
+    }
+}
+
 /// The network part of a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Network {

@@ -57,18 +57,11 @@ fn v6() -> Network {
 }
 
 fn tcp(source_port: u16, destination_port: u16, flags: u8) -> Transport {
-    Transport::Tcp {
-        source_port,
-        destination_port,
-        flags,
-    }
+    Transport::tcp(source_port, destination_port, flags)
 }
 
 fn udp(source_port: u16, destination_port: u16) -> Transport {
-    Transport::Udp {
-        source_port,
-        destination_port,
-    }
+    Transport::udp(source_port, destination_port)
 }
 
 fn build(network: Network, transport: Transport) -> Vec<u8> {
