@@ -38,6 +38,12 @@ pub struct RateLimit {
     pub flags: u8,
     /// Reserved, zero.
     pub reserved: [u8; 3],
+    /// The limit's stable id. Buckets are keyed by it, not by the limit's
+    /// slot, so a limit that takes over a freed slot starts with fresh
+    /// buckets.
+    pub id: u32,
+    /// Reserved, zero.
+    pub reserved_tail: u32,
 }
 
 /// The key of a token bucket: the aggregated address and which limit.
@@ -48,7 +54,7 @@ pub struct RateLimit {
 pub struct BucketKey {
     /// The address masked to the limit's aggregation.
     pub address: [u8; 16],
-    /// Index of the limit.
+    /// The limit's id.
     pub limit: u32,
     /// Reserved, zero.
     pub reserved: u32,
@@ -169,7 +175,7 @@ impl RateLimit {
 
     /// The bucket key of the flow under this limit.
     #[inline(always)]
-    pub fn bucket_key(&self, index: u32, key: &FlowKey) -> BucketKey {
+    pub fn bucket_key(&self, key: &FlowKey) -> BucketKey {
         let address = if self.flags & LIMIT_DESTINATION != 0 {
             key.destination
         } else {
@@ -182,7 +188,7 @@ impl RateLimit {
         };
         BucketKey {
             address: mask(&address, length),
-            limit: index,
+            limit: self.id,
             reserved: 0,
         }
     }
@@ -227,5 +233,30 @@ mod tests {
         assert!(!bucket.take(&limit, 1000, 0));
         assert!(bucket.take(&limit, 500, 0));
         assert!(bucket.take(&limit, 1000, NANOS));
+    }
+
+    #[test]
+    fn buckets_are_keyed_by_limit_id_and_aggregated_address() {
+        let mut key = FlowKey {
+            ip_version: 4,
+            ..Default::default()
+        };
+        key.source = crate::parse::ipv4_mapped([10, 1, 2, 3]);
+        let first = RateLimit {
+            id: 1,
+            aggregate_v4: 24,
+            ..Default::default()
+        };
+        let successor = RateLimit { id: 2, ..first };
+        assert_ne!(first.bucket_key(&key), successor.bucket_key(&key));
+        let neighbour = FlowKey {
+            source: crate::parse::ipv4_mapped([10, 1, 2, 99]),
+            ..key
+        };
+        assert_eq!(
+            first.bucket_key(&key),
+            first.bucket_key(&neighbour),
+            "one bucket per /24"
+        );
     }
 }

@@ -291,7 +291,7 @@ fn check_limit<T: Tables>(
     } else {
         BucketTable::Source
     };
-    let bucket_key = limit.bucket_key(index, key);
+    let bucket_key = limit.bucket_key(key);
     if tables.take_tokens(table, &bucket_key, &limit, frame_len, now) {
         return LIMIT_PASS;
     }

@@ -597,6 +597,8 @@ pub fn compile_limit(spec: &LimitSpec) -> Result<RateLimit, CompileError> {
         protocol: spec.protocol.unwrap_or(0),
         flags,
         reserved: [0; 3],
+        id: spec.id,
+        reserved_tail: 0,
     })
 }
 

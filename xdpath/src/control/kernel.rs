@@ -60,7 +60,7 @@ const _: () = assert!(std::mem::size_of::<Rule>() == 36);
 const _: () = assert!(std::mem::size_of::<RuleChain>() == 32);
 const _: () = assert!(std::mem::size_of::<FilterConfig>() == 16);
 const _: () = assert!(std::mem::size_of::<BlockEntry>() == 16);
-const _: () = assert!(std::mem::size_of::<RateLimit>() == 56);
+const _: () = assert!(std::mem::size_of::<RateLimit>() == 64);
 
 /// The kernel's `bpf_lpm_trie_key` with a 16-byte address.
 fn trie_key(key: &PrefixKey) -> [u8; 20] {
