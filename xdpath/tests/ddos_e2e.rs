@@ -194,3 +194,60 @@ fn per_source_syn_limit_and_udp_limit_drop_floods_from_one_source() {
         "per-limit drops add up to the per-reason drops"
     );
 }
+
+/// Monitor mode on an interface: what the filter would drop is counted
+/// (as a pass, with the drop's reason) and delivered: the blocked client's
+/// pings are answered.
+#[test]
+fn interface_monitor_mode_counts_without_dropping() {
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    let client = format!("{}/32", bed.b().ipv4);
+    xdpath_ok(
+        &bed,
+        &["attach", &interface, "--mode", "native", "--monitor"],
+    );
+    xdpath_ok(&bed, &["block", "add", &client, "--ttl", "10m"]);
+    let status = json(&xdpath_ok(&bed, &["--json", "status"]));
+    assert_eq!(
+        status[0]["monitor"], true,
+        "status shows monitor mode: {status}"
+    );
+
+    let target = bed.a().ipv4.to_string();
+    let ping = bed
+        .exec(
+            xdpath::testenv::Side::B,
+            "ping",
+            ["-c", "3", "-i", "0.2", "-W", "2", &target],
+        )
+        .expect("ping");
+    assert!(ping.status.success(), "pings are answered in monitor mode");
+    let stats = json(&xdpath_ok(&bed, &["--json", "stats"]));
+    assert!(
+        counted(&stats, "pass", "blocklisted") >= 3,
+        "would-be drops are counted: {stats}"
+    );
+    assert_eq!(
+        counted(&stats, "drop", "blocklisted"),
+        0,
+        "nothing is dropped"
+    );
+
+    // Out of monitor mode the same entry drops.
+    xdpath_ok(&bed, &["detach", &interface]);
+    xdpath_ok(&bed, &["attach", &interface, "--mode", "native"]);
+    let ping = bed
+        .exec(
+            xdpath::testenv::Side::B,
+            "ping",
+            ["-c", "2", "-i", "0.2", "-W", "1", &target],
+        )
+        .expect("ping");
+    assert!(!ping.status.success(), "the blocked client gets no replies");
+    let stats = json(&xdpath_ok(&bed, &["--json", "stats"]));
+    assert!(
+        counted(&stats, "drop", "blocklisted") >= 2,
+        "now dropped: {stats}"
+    );
+}
