@@ -9,6 +9,11 @@
 # - bpffs mounted at /sys/fs/bpf.
 set -euo pipefail
 
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: run as root (xdpath loads BPF programs and creates network namespaces)" >&2
+  exit 1
+fi
+
 packages=(
   rustc-web libstd-rust-web-dev-bpf llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev
   xdp-tools bpftool iproute2 iputils-ping tcpdump tshark hping3 python3-scapy
