@@ -12,11 +12,13 @@
 pub mod apply;
 pub mod cli;
 mod cli_output;
+pub mod commands;
 pub mod compile;
 pub mod kernel;
 pub mod parse;
 pub mod rulefile;
 pub mod session;
+pub mod settings;
 pub mod state;
 
 use parse::Cidr;

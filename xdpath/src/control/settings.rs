@@ -1,0 +1,216 @@
+//! Compiling everything but the rules: the global [`FilterConfig`], rate
+//! limits, guards and port bitmaps.
+
+use xdpath_core::filter::{
+    FilterConfig, FragmentPolicy, RateLimit, FILTER_AMPLIFICATION, FILTER_BLOCKLIST,
+    FILTER_DEFAULT_DROP, FILTER_DEFAULT_MONITOR, FILTER_DESTINATION_RULES, FILTER_MANAGEMENT_PORTS,
+    FILTER_MANAGEMENT_SOURCES, FILTER_SOURCE_RULES, FILTER_SYN_COOKIES, FILTER_TCP_FLAGS,
+    LIMIT_DESTINATION, LIMIT_MONITOR, LIMIT_SYN_ONLY, MAX_BLOCKLIST, MAX_BURST,
+    MAX_MANAGEMENT_PREFIXES, MAX_RATE_LIMITS,
+};
+
+use super::parse::{Cidr, PortRange};
+use super::state::{FilterState, FragmentChoice, LimitKey, LimitSpec, RuleAction};
+
+use super::compile::*;
+
+/// Compiles everything but the rules and the blocklist. `has_rules`
+/// says which tries the rules use: (source, destination).
+pub fn compile_settings(
+    state: &FilterState,
+    rules: &CompiledRules,
+) -> Result<CompiledSettings, CompileError> {
+    let mut flags = 0;
+    if !rules.sources.is_empty() {
+        flags |= FILTER_SOURCE_RULES;
+    }
+    if !rules.destinations.is_empty() {
+        flags |= FILTER_DESTINATION_RULES;
+    }
+    if state.default_action == RuleAction::Drop {
+        flags |= FILTER_DEFAULT_DROP;
+        if state.default_monitor {
+            flags |= FILTER_DEFAULT_MONITOR;
+        }
+    }
+    if state.blocklist.len() > MAX_BLOCKLIST as usize {
+        return Err(CompileError::TooMany {
+            what: "blocklist entries",
+            count: state.blocklist.len(),
+            max: MAX_BLOCKLIST,
+        });
+    }
+    if !state.blocklist.is_empty() {
+        flags |= FILTER_BLOCKLIST;
+    }
+    let guards = &state.guards;
+    if guards.tcp_flags {
+        flags |= FILTER_TCP_FLAGS;
+    }
+    let amplification = &guards.amplification;
+    if amplification.enabled && !amplification.ports.is_empty() {
+        flags |= FILTER_AMPLIFICATION;
+    }
+    if guards.syn_cookies.enabled {
+        flags |= FILTER_SYN_COOKIES;
+    }
+    let management = &state.management;
+    if !management.prefixes.is_empty() {
+        flags |= FILTER_MANAGEMENT_SOURCES;
+    }
+    if !management.ports.is_empty() {
+        flags |= FILTER_MANAGEMENT_PORTS;
+    }
+    for (what, count) in [
+        ("management prefixes", management.prefixes.len()),
+        (
+            "expected reflection destinations",
+            amplification.expect.len(),
+        ),
+    ] {
+        if count > MAX_MANAGEMENT_PREFIXES as usize {
+            return Err(CompileError::TooMany {
+                what,
+                count,
+                max: MAX_MANAGEMENT_PREFIXES,
+            });
+        }
+    }
+    if state.rate_limits.len() > MAX_RATE_LIMITS as usize {
+        return Err(CompileError::TooManyLimits {
+            count: state.rate_limits.len(),
+        });
+    }
+    let rate_limits = state
+        .rate_limits
+        .iter()
+        .map(compile_limit)
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = FilterConfig {
+        flags,
+        active: 0,
+        rate_limits: rate_limits.len() as u32,
+        fragments_v4: fragment_policy(guards.fragments_v4) as u8,
+        fragments_v6: fragment_policy(guards.fragments_v6) as u8,
+        reserved: [0; 2],
+    };
+    let mut management_ports = vec![0u64; PORT_WORDS];
+    for &port in &management.ports {
+        set_port(&mut management_ports, port);
+    }
+    Ok(CompiledSettings {
+        config,
+        rate_limits,
+        reflection_ports: port_bitmap(if amplification.enabled {
+            &amplification.ports
+        } else {
+            &[]
+        }),
+        reflection_expected: amplification.expect.iter().map(Cidr::key).collect(),
+        management_prefixes: management.prefixes.iter().map(Cidr::key).collect(),
+        management_ports,
+        syncookie_ports: port_bitmap(if guards.syn_cookies.enabled {
+            &guards.syn_cookies.ports
+        } else {
+            &[]
+        }),
+    })
+}
+
+fn fragment_policy(choice: FragmentChoice) -> FragmentPolicy {
+    match choice {
+        FragmentChoice::Pass => FragmentPolicy::Pass,
+        FragmentChoice::DropLater => FragmentPolicy::DropLater,
+        FragmentChoice::DropAll => FragmentPolicy::DropAll,
+    }
+}
+
+fn set_port(bitmap: &mut [u64], port: u16) {
+    if let Some(word) = bitmap.get_mut(usize::from(port >> 6)) {
+        *word |= 1u64 << (port & 63);
+    }
+}
+
+/// The bitmap of a list of port ranges.
+pub fn port_bitmap(ranges: &[PortRange]) -> PortBitmap {
+    let mut bitmap = vec![0u64; PORT_WORDS];
+    for range in ranges {
+        for port in range.low..=range.high {
+            set_port(&mut bitmap, port);
+        }
+    }
+    bitmap
+}
+
+/// Checks a limit and turns it into the data path's form.
+pub fn compile_limit(spec: &LimitSpec) -> Result<RateLimit, CompileError> {
+    let bad = |why: String| CompileError::BadLimit { id: spec.id, why };
+    if spec.packets_per_second.is_none() && spec.bytes_per_second.is_none() {
+        return Err(bad("give --pps or --bps".into()));
+    }
+    for (name, rate) in [
+        ("--pps", spec.packets_per_second),
+        ("--bps", spec.bytes_per_second),
+    ] {
+        if let Some(rate) = rate {
+            if rate == 0 || rate > MAX_RATE {
+                return Err(bad(format!("{name} {rate} is out of range (1-{MAX_RATE})")));
+            }
+        }
+    }
+    for (name, burst, rate) in [
+        ("--burst", spec.burst_packets, spec.packets_per_second),
+        ("--burst-bytes", spec.burst_bytes, spec.bytes_per_second),
+    ] {
+        if rate.is_some() && (burst == 0 || burst > MAX_BURST) {
+            return Err(bad(format!(
+                "{name} {burst} is out of range (1-{MAX_BURST})"
+            )));
+        }
+    }
+    if spec.aggregate_v4 > 32 {
+        return Err(bad(format!(
+            "--aggregate-v4 {} is above 32",
+            spec.aggregate_v4
+        )));
+    }
+    if spec.aggregate_v6 > 128 {
+        return Err(bad(format!(
+            "--aggregate-v6 {} is above 128",
+            spec.aggregate_v6
+        )));
+    }
+    let mut flags = 0;
+    if spec.per == LimitKey::Dst {
+        flags |= LIMIT_DESTINATION;
+    }
+    if spec.syn_only {
+        flags |= LIMIT_SYN_ONLY;
+    }
+    if spec.monitor {
+        flags |= LIMIT_MONITOR;
+    }
+    Ok(RateLimit {
+        packets_per_second: spec.packets_per_second.unwrap_or(0),
+        burst_packets: if spec.packets_per_second.is_some() {
+            spec.burst_packets
+        } else {
+            0
+        },
+        bytes_per_second: spec.bytes_per_second.unwrap_or(0),
+        burst_bytes: if spec.bytes_per_second.is_some() {
+            spec.burst_bytes
+        } else {
+            0
+        },
+        scope: spec.scope.map_or([0; 16], |scope| scope.address),
+        scope_len: spec.scope.map_or(0, |scope| scope.mapped_length()),
+        aggregate_v4: spec.aggregate_v4,
+        aggregate_v6: spec.aggregate_v6,
+        protocol: spec.protocol.unwrap_or(0),
+        flags,
+        reserved: [0; 3],
+        id: spec.id,
+        reserved_tail: 0,
+    })
+}
