@@ -1,0 +1,363 @@
+//! A small reader and writer for classic pcap capture files (not pcapng).
+//!
+//! The reader accepts both timestamp precisions (magic `a1b2c3d4`,
+//! microseconds, and `a1b23c4d`, nanoseconds) in either byte order, and only
+//! Ethernet captures (`LINKTYPE_ETHERNET` / `DLT_EN10MB`, 1). It is an
+//! iterator of `Result<Record, PcapError>`: when a file is cut off or
+//! corrupt, every record before the damage is still delivered, then one
+//! error says which record failed and at which byte offset, then nothing.
+//!
+//! The writer writes little-endian files of either precision.
+//!
+//! # Limits
+//!
+//! A record's captured length is trusted only up to [`MAX_RECORD_LEN`]
+//! (256 KiB): a corrupt length field must not make us allocate gigabytes.
+//! Like libpcap, a record that claims more bytes than the file's snapshot
+//! length (but no more than that limit) is delivered cut to the snapshot
+//! length, and the rest of its bytes are skipped; such records are counted
+//! ([`PcapReader::clipped_records`]). Some of tcpdump's own test captures
+//! rely on this.
+
+use std::fmt;
+use std::io;
+
+mod reader;
+mod writer;
+
+pub use reader::PcapReader;
+pub use writer::PcapWriter;
+
+/// `LINKTYPE_ETHERNET` (`DLT_EN10MB`): the only link type the reader takes.
+pub const LINKTYPE_ETHERNET: u32 = 1;
+
+/// The largest captured length a record may claim (256 KiB, libpcap's own
+/// ceiling for Ethernet).
+pub const MAX_RECORD_LEN: u32 = 256 * 1024;
+
+/// Length of the file header.
+pub const FILE_HEADER_LEN: usize = 24;
+
+/// Length of a record header.
+pub const RECORD_HEADER_LEN: usize = 16;
+
+const MAGIC_MICROSECOND: u32 = 0xa1b2_c3d4;
+const MAGIC_NANOSECOND: u32 = 0xa1b2_3c4d;
+
+/// The link-layer type proper: the low 26 bits of the header's link-type
+/// field. The top bits may carry FCS information (see
+/// [`FileHeader::fcs_len`]); libpcap masks them the same way.
+const LINKTYPE_MASK: u32 = 0x03ff_ffff;
+const FCS_PRESENT: u32 = 0x0400_0000;
+
+/// Why a capture could not be read.
+///
+/// Every message is one line a user can act on.
+///
+/// # Examples
+///
+/// ```
+/// use xdpath::pcap::{PcapError, PcapReader};
+/// let error = PcapReader::new(&b"\x0a\x0d\x0d\x0a not a pcap at all"[..]).unwrap_err();
+/// assert!(matches!(error, PcapError::NotPcap { magic: 0x0a0d0d0a }));
+/// assert_eq!(
+///     error.to_string(),
+///     "not a pcap file (magic 0x0a0d0d0a): pcapng and other formats are not supported",
+/// );
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum PcapError {
+    /// The file does not start with a pcap magic number.
+    #[error("not a pcap file (magic 0x{magic:08x}): pcapng and other formats are not supported")]
+    NotPcap {
+        /// The first four bytes, read big-endian.
+        magic: u32,
+    },
+    /// The file ends inside its 24-byte header.
+    #[error("{}", truncated_header_message(*length))]
+    TruncatedHeader {
+        /// The bytes the file has.
+        length: usize,
+    },
+    /// A pcap version other than 2.x.
+    #[error("unsupported pcap version {major}.{minor}: only pcap version 2.x is supported")]
+    UnsupportedVersion {
+        /// Major version.
+        major: u16,
+        /// Minor version.
+        minor: u16,
+    },
+    /// Not an Ethernet capture.
+    #[error(
+        "unsupported link type {link_type} ({}): only Ethernet captures (DLT_EN10MB, 1) are supported",
+        link_type_name(*link_type)
+    )]
+    UnsupportedLinkType {
+        /// The link type (the header field without its FCS bits).
+        link_type: u32,
+    },
+    /// The file ends inside a record header or a record's data.
+    #[error("{}", truncated_record_message(*record, *offset, *missing))]
+    TruncatedRecord {
+        /// The record's number, counting from 1.
+        record: u64,
+        /// Byte offset of the record's header in the file.
+        offset: u64,
+        /// How many more bytes the record needs.
+        missing: u64,
+    },
+    /// A record claims more captured bytes than any Ethernet capture holds.
+    #[error(
+        "record {record} at byte offset {offset} claims {caplen} captured bytes, more than the limit of {limit}: the file is corrupt"
+    )]
+    RecordTooLarge {
+        /// The record's number, counting from 1.
+        record: u64,
+        /// Byte offset of the record's header in the file.
+        offset: u64,
+        /// The captured length the record header claims.
+        caplen: u32,
+        /// The limit, [`MAX_RECORD_LEN`].
+        limit: u32,
+    },
+    /// Reading or writing failed.
+    #[error("{source}")]
+    Io {
+        /// The I/O error.
+        #[from]
+        source: io::Error,
+    },
+}
+
+/// `1 byte`, `2 bytes`.
+fn count(number: u64, noun: &str) -> String {
+    if number == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{number} {noun}s")
+    }
+}
+
+fn truncated_record_message(record: u64, offset: u64, missing: u64) -> String {
+    let intact = match record {
+        0 | 1 => String::new(),
+        2 => "; record 1 before it is intact".to_string(),
+        _ => format!("; the {} records before it are intact", record - 1),
+    };
+    format!(
+        "record {record} at byte offset {offset} is cut off: the file ends {} early{intact}",
+        count(missing, "byte")
+    )
+}
+
+fn truncated_header_message(length: usize) -> String {
+    if length == 0 {
+        "empty file: not a pcap capture".to_string()
+    } else {
+        format!(
+            "not a pcap file: {length} bytes, shorter than the {FILE_HEADER_LEN}-byte pcap header"
+        )
+    }
+}
+
+fn link_type_name(link_type: u32) -> &'static str {
+    match link_type {
+        0 => "BSD loopback",
+        1 => "Ethernet",
+        6 => "Token Ring",
+        8 => "SLIP",
+        9 => "PPP",
+        101 => "raw IP",
+        104 => "Cisco HDLC",
+        105 => "IEEE 802.11",
+        108 => "OpenBSD loopback",
+        113 => "Linux cooked",
+        127 => "802.11 radiotap",
+        228 => "raw IPv4",
+        229 => "raw IPv6",
+        276 => "Linux cooked v2",
+        _ => "not Ethernet",
+    }
+}
+
+/// The unit of a file's sub-second timestamps.
+///
+/// # Examples
+///
+/// ```
+/// use xdpath::pcap::Precision;
+/// assert_eq!(Precision::Nanosecond.units_per_second(), 1_000_000_000);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Magic `a1b2c3d4`.
+    #[default]
+    Microsecond,
+    /// Magic `a1b23c4d`.
+    Nanosecond,
+}
+
+impl Precision {
+    /// Sub-second units per second.
+    pub const fn units_per_second(self) -> u32 {
+        match self {
+            Self::Microsecond => 1_000_000,
+            Self::Nanosecond => 1_000_000_000,
+        }
+    }
+
+    const fn magic(self) -> u32 {
+        match self {
+            Self::Microsecond => MAGIC_MICROSECOND,
+            Self::Nanosecond => MAGIC_NANOSECOND,
+        }
+    }
+
+    /// Lower-case name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Microsecond => "microsecond",
+            Self::Nanosecond => "nanosecond",
+        }
+    }
+}
+
+/// The byte order a file was written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ByteOrder {
+    /// Magic bytes `d4 c3 b2 a1` (or `4d 3c b2 a1`).
+    LittleEndian,
+    /// Magic bytes `a1 b2 c3 d4` (or `a1 b2 3c 4d`).
+    BigEndian,
+}
+
+impl ByteOrder {
+    fn u16(self, bytes: [u8; 2]) -> u16 {
+        match self {
+            Self::LittleEndian => u16::from_le_bytes(bytes),
+            Self::BigEndian => u16::from_be_bytes(bytes),
+        }
+    }
+
+    fn u32(self, bytes: [u8; 4]) -> u32 {
+        match self {
+            Self::LittleEndian => u32::from_le_bytes(bytes),
+            Self::BigEndian => u32::from_be_bytes(bytes),
+        }
+    }
+}
+
+/// What a file's header says.
+///
+/// # Examples
+///
+/// ```
+/// use xdpath::pcap::{ByteOrder, PcapReader, Precision};
+/// let mut file = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+/// file.extend_from_slice(&[0; 8]); // time zone, accuracy
+/// file.extend_from_slice(&65535u32.to_le_bytes()); // snapshot length
+/// file.extend_from_slice(&1u32.to_le_bytes()); // Ethernet
+/// let reader = PcapReader::new(&file[..]).unwrap();
+/// let header = reader.header();
+/// assert_eq!((header.byte_order, header.precision), (ByteOrder::LittleEndian, Precision::Microsecond));
+/// assert_eq!(header.snaplen, 65535);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileHeader {
+    /// Byte order of the file.
+    pub byte_order: ByteOrder,
+    /// Timestamp precision.
+    pub precision: Precision,
+    /// Version, major.
+    pub version_major: u16,
+    /// Version, minor.
+    pub version_minor: u16,
+    /// The snapshot length: the most bytes captured per packet.
+    pub snaplen: u32,
+    /// The link type without its FCS bits: always [`LINKTYPE_ETHERNET`] for
+    /// a file the reader accepted.
+    pub link_type: u32,
+    /// Bytes of frame check sequence at the end of each frame, when the
+    /// header says so (the frames are delivered as captured, FCS included).
+    pub fcs_len: Option<u8>,
+}
+
+/// A record's capture time: seconds since the Unix epoch plus a fraction in
+/// the file's [`Precision`].
+///
+/// # Examples
+///
+/// ```
+/// use xdpath::pcap::{Precision, Timestamp};
+/// let time = Timestamp { seconds: 10, fraction: 250_000, precision: Precision::Microsecond };
+/// assert_eq!(time.in_precision(Precision::Nanosecond).fraction, 250_000_000);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Timestamp {
+    /// Seconds since the Unix epoch.
+    pub seconds: u32,
+    /// Micro- or nanoseconds, per `precision`.
+    pub fraction: u32,
+    /// The unit of `fraction`.
+    pub precision: Precision,
+}
+
+impl Timestamp {
+    /// The same instant in another precision (nanoseconds to microseconds
+    /// round down).
+    pub fn in_precision(self, precision: Precision) -> Self {
+        let fraction = match (self.precision, precision) {
+            (Precision::Microsecond, Precision::Nanosecond) => self.fraction.saturating_mul(1000),
+            (Precision::Nanosecond, Precision::Microsecond) => self.fraction / 1000,
+            _ => self.fraction,
+        };
+        Self {
+            seconds: self.seconds,
+            fraction,
+            precision,
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.precision {
+            Precision::Microsecond => write!(formatter, "{}.{:06}", self.seconds, self.fraction),
+            Precision::Nanosecond => write!(formatter, "{}.{:09}", self.seconds, self.fraction),
+        }
+    }
+}
+
+/// One captured frame.
+///
+/// # Examples
+///
+/// ```
+/// use xdpath::pcap::{Record, Timestamp};
+/// let record = Record { number: 1, timestamp: Timestamp::default(), original_len: 60, data: vec![0; 42] };
+/// assert!(record.is_truncated());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The record's number in the file, counting from 1.
+    pub number: u64,
+    /// When it was captured.
+    pub timestamp: Timestamp,
+    /// The frame's length on the wire.
+    pub original_len: u32,
+    /// The captured bytes: the frame, or its first bytes when the capture
+    /// was cut short.
+    pub data: Vec<u8>,
+}
+
+impl Record {
+    /// True when fewer bytes were captured than were on the wire.
+    pub fn is_truncated(&self) -> bool {
+        (self.data.len() as u64) < u64::from(self.original_len)
+    }
+}
+
+#[cfg(test)]
+mod tests;
