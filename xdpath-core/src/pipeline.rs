@@ -97,6 +97,10 @@ pub enum Step {
 
 /// Runs the whole pipeline on one frame and counts the outcome.
 ///
+/// The eBPF build runs the same sequence split in two: [`parse_stage`] in
+/// one program and [`filter_stage`] in another, joined by a tail call, so
+/// the verifier checks each alone.
+///
 /// # Examples
 ///
 /// ```
@@ -109,27 +113,13 @@ pub enum Step {
 #[inline(always)]
 pub fn process<P: Packet, T: Tables>(packet: &P, tables: &mut T) -> Outcome {
     let mut key = FlowKey::default();
-    process_with_key(packet, &mut key, tables)
-}
-
-/// [`process`] with the flow key written into `key`.
-///
-/// The eBPF build does not call this: it runs [`parse_stage`] in one
-/// program and [`filter_stage`] in another, joined by a tail call, so the
-/// verifier checks each alone. This function is the same sequence.
-#[inline(always)]
-pub fn process_with_key<P: Packet, T: Tables>(
-    packet: &P,
-    key: &mut FlowKey,
-    tables: &mut T,
-) -> Outcome {
     let frame_len = packet.len() as u64;
-    let outcome = match parse_stage(packet, key, tables) {
+    let outcome = match parse_stage(packet, &mut key, tables) {
         Step::Done(outcome) => outcome,
         Step::Continue if filter_enabled(&tables.filter_config()) => {
-            filter_stage(key, frame_len, tables)
+            filter_stage(&key, frame_len, tables)
         }
-        Step::Continue => class_outcome(key),
+        Step::Continue => class_outcome(&key),
     };
     tables.count(outcome.action, outcome.reason, frame_len);
     outcome

@@ -214,7 +214,8 @@ pub fn apply(
     target.write_ports(PortSet::Management, &settings.management_ports)?;
     target.write_ports(PortSet::SynCookie, &settings.syncookie_ports)?;
     let previous_settings = previous_prefix_sets(previous);
-    for (set, old, new) in [
+    // New prefixes go in before the config switches, old ones out after.
+    let prefix_sets = [
         (
             PrefixSet::ReflectionExpected,
             &previous_settings.0,
@@ -225,7 +226,8 @@ pub fn apply(
             &previous_settings.1,
             &settings.management_prefixes,
         ),
-    ] {
+    ];
+    for (set, old, new) in prefix_sets {
         for key in new.iter().filter(|key| !old.contains(key)) {
             target.insert_prefix(set, *key)?;
         }
@@ -237,18 +239,7 @@ pub fn apply(
     {
         target.remove_block(*key)?;
     }
-    for (set, old, new) in [
-        (
-            PrefixSet::ReflectionExpected,
-            &previous_settings.0,
-            &settings.reflection_expected,
-        ),
-        (
-            PrefixSet::Management,
-            &previous_settings.1,
-            &settings.management_prefixes,
-        ),
-    ] {
+    for (set, old, new) in prefix_sets {
         for key in old.iter().filter(|key| !new.contains(key)) {
             target.remove_prefix(set, *key)?;
         }

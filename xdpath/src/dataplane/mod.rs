@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use aya::programs::XdpMode;
 use aya::Pod;
-use xdpath_core::{Action, AttachMeta, Counter, InterfaceConfig};
+use xdpath_core::{AttachMeta, Counter, InterfaceConfig};
 
 mod attach;
 mod program;
@@ -366,11 +366,6 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> DataplaneError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Decodes a test-run return value.
-pub fn action_of(code: u32) -> Option<Action> {
-    Action::from_u32(code)
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; raise it so
