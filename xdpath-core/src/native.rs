@@ -5,7 +5,7 @@ use std::vec::Vec;
 
 use crate::config::InterfaceConfig;
 use crate::filter::{
-    mask, BlockEntry, Bucket, BucketKey, BucketTable, FilterConfig, PrefixKey, RateLimit, Rule,
+    address_family, mask, BlockEntry, Bucket, BucketKey, BucketTable, FilterConfig, PrefixKey, RateLimit, Rule,
     RuleChain, MAX_RATE_LIMITS,
 };
 use crate::pipeline::Tables;
@@ -86,10 +86,11 @@ pub struct RuleBuffer {
     pub rules: Vec<Rule>,
     /// Chains by index.
     pub chains: Vec<RuleChain>,
-    /// Source prefix → chain index.
-    pub source_prefixes: PrefixMap<u32>,
-    /// Destination prefix → chain index.
-    pub destination_prefixes: PrefixMap<u32>,
+    /// Source prefix → chain index, per address family (`FAMILY_V4`,
+    /// `FAMILY_V6`): a prefix matches only addresses of its own family.
+    pub source_prefixes: [PrefixMap<u32>; 2],
+    /// Destination prefix → chain index, per address family.
+    pub destination_prefixes: [PrefixMap<u32>; 2],
 }
 
 /// The native build's tables: one interface's config and counters and the
@@ -217,13 +218,15 @@ impl Tables for NativeTables {
 
     fn source_chain(&self, buffer: u32, address: &[u8; 16]) -> Option<&RuleChain> {
         let buffer = self.buffers.get(buffer as usize)?;
-        let chain = buffer.source_prefixes.longest_match(address)?;
+        let family = usize::from(address_family(address));
+        let chain = buffer.source_prefixes.get(family)?.longest_match(address)?;
         buffer.chains.get(chain as usize)
     }
 
     fn destination_chain(&self, buffer: u32, address: &[u8; 16]) -> Option<&RuleChain> {
         let buffer = self.buffers.get(buffer as usize)?;
-        let chain = buffer.destination_prefixes.longest_match(address)?;
+        let family = usize::from(address_family(address));
+        let chain = buffer.destination_prefixes.get(family)?.longest_match(address)?;
         buffer.chains.get(chain as usize)
     }
 

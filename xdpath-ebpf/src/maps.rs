@@ -9,7 +9,7 @@ use aya_ebpf::{
 use xdpath_core::filter::{
     BlockEntry, Bucket, BucketKey, FilterConfig, PrefixHashKey, PrefixLengths, RateLimit, Rule,
     RuleChain, MAX_BLOCKLIST, MAX_CHAINS, MAX_MANAGEMENT_PREFIXES, MAX_PREFIXES, MAX_RATE_LIMITS,
-    MAX_RULES,
+    MAX_RULES, LENGTHS_SLOTS,
 };
 use xdpath_core::{AttachMeta, Counter, FlowKey, InterfaceConfig, COUNTER_SLOTS};
 
@@ -84,13 +84,13 @@ pub static PREFIXES_0: HashMap<PrefixHashKey, u32> =
 pub static PREFIXES_1: HashMap<PrefixHashKey, u32> =
     HashMap::with_max_entries(2 * MAX_PREFIXES, BPF_F_NO_PREALLOC);
 
-/// Buffer 0: the prefix lengths present, per direction (0 source,
-/// 1 destination), longest first.
+/// Buffer 0: the prefix lengths present, per direction and address family
+/// (slot `lengths_slot(direction, family)`), longest first.
 #[map(name = "PREFIX_LENGTHS_0")]
-pub static PREFIX_LENGTHS_0: Array<PrefixLengths> = Array::with_max_entries(2, 0);
-/// Buffer 1: the prefix lengths present, per direction.
+pub static PREFIX_LENGTHS_0: Array<PrefixLengths> = Array::with_max_entries(LENGTHS_SLOTS, 0);
+/// Buffer 1: the prefix lengths present, per direction and family.
 #[map(name = "PREFIX_LENGTHS_1")]
-pub static PREFIX_LENGTHS_1: Array<PrefixLengths> = Array::with_max_entries(2, 0);
+pub static PREFIX_LENGTHS_1: Array<PrefixLengths> = Array::with_max_entries(LENGTHS_SLOTS, 0);
 
 /// Hits per rule id, per CPU (512 KiB a CPU): the BPF target's `core` has
 /// no atomic read-modify-write, and per-CPU slots need none.

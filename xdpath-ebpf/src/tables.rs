@@ -2,7 +2,7 @@
 
 use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, maps::lpm_trie::Key};
 use xdpath_core::filter::{
-    address_words, BlockEntry, Bucket, BucketKey, BucketTable, FilterConfig, PrefixHashKey,
+    address_words, lengths_slot, words_family, BlockEntry, Bucket, BucketKey, BucketTable, FilterConfig, PrefixHashKey,
     PrefixKey, RateLimit, Rule, RuleChain, DIRECTION_DESTINATION, DIRECTION_SOURCE,
     MAX_PREFIX_LENGTHS, NO_RULE,
 };
@@ -42,35 +42,56 @@ fn full_key(address: &[u8; 16]) -> Option<&'static Key<[u8; 16]>> {
     trie_key(address, 128)
 }
 
+// Double-buffered maps are picked by a const parameter, never at run time:
+// each instantiation below names one map, so the verifier inlines an array
+// lookup and calls a hash map's lookup directly. A map chosen at run time
+// goes through `bpf_map_lookup_elem`'s indirect call instead, a retpoline
+// on kernels with Spectre v2 mitigations: about 15 ns a lookup here, which
+// was most of the filter's cost.
+
 /// The chain of the longest rule prefix holding `address` in `direction`.
 #[inline(always)]
 fn prefix_chain(buffer: u32, direction: u8, address: &[u8; 16]) -> Option<&'static RuleChain> {
-    let chain = longest_prefix(buffer, direction, address);
+    if buffer == 0 {
+        prefix_chain_in::<0>(direction, address)
+    } else {
+        prefix_chain_in::<1>(direction, address)
+    }
+}
+
+/// [`prefix_chain`] in buffer `BUFFER`.
+///
+/// Not inlined, and the probe loop's result a plain index: every way out of
+/// the loop then reaches the chain fetch in one verifier state, so what
+/// comes after (the other direction, the chain walk) is verified once
+/// rather than once per loop exit.
+#[inline(never)]
+fn prefix_chain_in<const BUFFER: u32>(
+    direction: u8,
+    address: &[u8; 16],
+) -> Option<&'static RuleChain> {
+    let chain = longest_prefix::<BUFFER>(direction, address);
     if chain == NO_RULE {
         return None;
     }
-    let chains = if buffer == 0 { &CHAINS_0 } else { &CHAINS_1 };
+    let chains = if BUFFER == 0 { &CHAINS_0 } else { &CHAINS_1 };
     chains.get(chain)
 }
 
 /// The chain index of the longest rule prefix holding `address`, or
-/// `NO_RULE`: one hash probe per prefix length present, longest first.
-///
-/// Not inlined, and returning a plain index: every way out of the probe
-/// loop then reaches the caller in the same verifier state, so what comes
-/// after (the other direction's loop, the chain walk) is verified once
-/// rather than once per loop exit.
-#[inline(never)]
-fn longest_prefix(buffer: u32, direction: u8, address: &[u8; 16]) -> u32 {
-    let lengths = if buffer == 0 {
-        &PREFIX_LENGTHS_0
+/// `NO_RULE`: one hash probe per prefix length present in the address's
+/// family, longest first, then the family's whole-space chain.
+#[inline(always)]
+fn longest_prefix<const BUFFER: u32>(direction: u8, address: &[u8; 16]) -> u32 {
+    let (lengths, prefixes) = if BUFFER == 0 {
+        (&PREFIX_LENGTHS_0, &PREFIXES_0)
     } else {
-        &PREFIX_LENGTHS_1
-    };
-    let Some(lengths) = lengths.get(u32::from(direction)) else {
-        return NO_RULE;
+        (&PREFIX_LENGTHS_1, &PREFIXES_1)
     };
     let words = address_words(address);
+    let Some(lengths) = lengths.get(lengths_slot(direction, words_family(words))) else {
+        return NO_RULE;
+    };
     for index in 0..MAX_PREFIX_LENGTHS {
         if index as u32 >= lengths.count {
             break;
@@ -79,30 +100,45 @@ fn longest_prefix(buffer: u32, direction: u8, address: &[u8; 16]) -> u32 {
         else {
             break;
         };
-        let chain = probe(
-            buffer,
-            &PrefixHashKey::from_words(words, masks, length, direction),
-        );
-        if chain != NO_RULE {
-            return chain;
+        let key = PrefixHashKey::from_words(words, masks, length, direction);
+        // SAFETY: a lookup by a key on our stack; the value is a plain u32.
+        if let Some(chain) = unsafe { prefixes.get(&key) } {
+            return *chain;
         }
     }
-    NO_RULE
+    lengths.any_chain()
 }
 
-/// One hash probe: the chain index of `key`, or `NO_RULE`.
-#[inline(always)]
-fn probe(buffer: u32, key: &PrefixHashKey) -> u32 {
-    let prefixes = if buffer == 0 {
-        &PREFIXES_0
+/// Rule `index` of buffer `BUFFER`.
+#[inline(never)]
+fn rule_in<const BUFFER: u32>(index: u32) -> Option<&'static Rule> {
+    let rules = if BUFFER == 0 { &RULES_0 } else { &RULES_1 };
+    rules.get(index)
+}
+
+/// Charges a frame to the bucket of `key` in one bucket table (a const
+/// parameter, for the reason above), creating the bucket full.
+#[inline(never)]
+fn take_tokens_in<const DESTINATION: bool>(
+    key: &BucketKey,
+    limit: &RateLimit,
+    bytes: u64,
+    now_ns: u64,
+) -> bool {
+    let map = if DESTINATION {
+        &DST_BUCKETS
     } else {
-        &PREFIXES_1
+        &SRC_BUCKETS
     };
-    // SAFETY: a lookup by a key on our stack; the value is a plain u32.
-    match unsafe { prefixes.get(key) } {
-        Some(chain) => *chain,
-        None => NO_RULE,
+    if let Some(bucket) = map.get_ptr_mut(key) {
+        // SAFETY: a live map value. Concurrent CPUs may race on one
+        // bucket; the limit is then approximate, never unsafe.
+        return unsafe { (*bucket).take(limit, bytes, now_ns) };
     }
+    let mut fresh = Bucket::full(limit, now_ns);
+    let allowed = fresh.take(limit, bytes, now_ns);
+    let _ = map.insert(key, &fresh, 0);
+    allowed
 }
 
 impl Tables for MapTables {
@@ -161,8 +197,11 @@ impl Tables for MapTables {
 
     #[inline(always)]
     fn rule(&self, buffer: u32, index: u32) -> Option<&Rule> {
-        let rules = if buffer == 0 { &RULES_0 } else { &RULES_1 };
-        rules.get(index)
+        if buffer == 0 {
+            rule_in::<0>(index)
+        } else {
+            rule_in::<1>(index)
+        }
     }
 
     #[inline(always)]
@@ -199,19 +238,10 @@ impl Tables for MapTables {
         bytes: u64,
         now_ns: u64,
     ) -> bool {
-        let map = match table {
-            BucketTable::Source => &SRC_BUCKETS,
-            BucketTable::Destination => &DST_BUCKETS,
-        };
-        if let Some(bucket) = map.get_ptr_mut(key) {
-            // SAFETY: a live map value. Concurrent CPUs may race on one
-            // bucket; the limit is then approximate, never unsafe.
-            return unsafe { (*bucket).take(limit, bytes, now_ns) };
+        match table {
+            BucketTable::Source => take_tokens_in::<false>(key, limit, bytes, now_ns),
+            BucketTable::Destination => take_tokens_in::<true>(key, limit, bytes, now_ns),
         }
-        let mut fresh = Bucket::full(limit, now_ns);
-        let allowed = fresh.take(limit, bytes, now_ns);
-        let _ = map.insert(key, &fresh, 0);
-        allowed
     }
 
     #[inline(always)]

@@ -43,7 +43,7 @@ pub struct BenchOptions {
     #[arg(long, value_name = "SECONDS")]
     pub flood: Option<u32>,
     /// Measure this build of the xdpath object instead of the embedded one
-    /// (to compare two builds of the program in one run).
+    /// in both xdpath rows (to compare two builds of the program).
     #[arg(long, value_name = "OBJECT")]
     pub object: Option<PathBuf>,
 }
@@ -327,13 +327,17 @@ pub fn bench_filter_state() -> Result<crate::control::state::FilterState, String
     })
 }
 
-/// Loads an xdpath instance with [`bench_filter_state`] installed.
-fn load_filtered() -> Result<LoadedProgram, BenchError> {
-    let program =
-        LoadedProgram::load(InterfaceConfig::default()).map_err(|source| BenchError::Program {
-            program: "xdpath+filter".into(),
-            source: Box::new(source),
-        })?;
+/// Loads an xdpath instance (the embedded object, or `object`) with
+/// [`bench_filter_state`] installed.
+fn load_filtered(object: Option<&std::path::Path>) -> Result<LoadedProgram, BenchError> {
+    let program = match object {
+        Some(path) => LoadedProgram::load_file(path, crate::objects::XDPATH_PROGRAM),
+        None => LoadedProgram::load(InterfaceConfig::default()),
+    }
+    .map_err(|source| BenchError::Program {
+        program: "xdpath+filter".into(),
+        source: Box::new(source),
+    })?;
     let state = bench_filter_state().map_err(BenchError::Options)?;
     let mut maps = crate::control::kernel::KernelMaps::of_program(&program)
         .map_err(|error| BenchError::Options(format!("filter maps: {error}")))?;
@@ -400,7 +404,7 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         None => LoadedProgram::load(InterfaceConfig::default()),
     }
     .map_err(wrap("xdpath"))?;
-    let mut filtered = load_filtered()?;
+    let mut filtered = load_filtered(options.object.as_deref())?;
     let mut empty = LoadedProgram::load_empty().map_err(wrap("empty"))?;
     let peer = LoadedProgram::load_file(&options.peer, "xdpfilt_alw_all");
     let (mut peer, peer_skipped) = match peer {

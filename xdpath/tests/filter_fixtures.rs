@@ -283,6 +283,43 @@ fn table() -> Vec<Row> {
             ],
         ),
         row(
+            "ipv6 any-source rule does not match ipv4",
+            rules("::/0"),
+            vec![
+                drop(tcp6(80, SYN), Reason::RuleDeny),
+                pass(tcp(80, SYN), V4TCP),
+            ],
+        ),
+        row(
+            "whole-space rules under longer prefixes, per family",
+            rules(
+                "--src 0.0.0.0/0 --proto tcp --dport 22 --action pass\n\
+                 --src 0.0.0.0/0 --proto tcp --dport 80 --action drop\n\
+                 --src ::/0 --proto tcp --dport 443 --action drop\n\
+                 --src 192.0.2.0/24 --proto tcp --dport 22 --action drop\n\
+                 203.0.113.0/24",
+            ),
+            vec![
+                // 192.0.2.0/24's own rule first, then the 0.0.0.0/0 chain.
+                drop(tcp(22, SYN), Reason::RuleDeny),
+                drop(tcp(80, SYN), Reason::RuleDeny),
+                pass(tcp(443, SYN), V4TCP),
+                drop(tcp_frame(OTHER4, B4, 22, SYN), Reason::RuleDeny),
+                pass(tcp_frame(B4, A4, 22, SYN), V4TCP),
+                drop(tcp_frame(B4, A4, 80, SYN), Reason::RuleDeny),
+                drop(tcp6(443, SYN), Reason::RuleDeny),
+                pass(tcp6(80, SYN), Reason::Ipv6Tcp),
+            ],
+        ),
+        row(
+            "whole-space destination rule",
+            rules("--dst 0.0.0.0/0 --proto udp --action drop"),
+            vec![
+                drop(udp(5000, B4), Reason::RuleDeny),
+                pass(tcp(80, SYN), V4TCP),
+            ],
+        ),
+        row(
             "rule on an interface (test runs arrive on lo)",
             rules("--src 192.0.2.0/24 --iface lo --action drop"),
             vec![drop(tcp(80, SYN), Reason::RuleDeny)],

@@ -61,6 +61,57 @@ pub fn address_words(address: &[u8; 16]) -> [u64; 2] {
     ]
 }
 
+/// [`address_family`] of IPv4 (IPv4-mapped) addresses and prefixes.
+pub const FAMILY_V4: u8 = 0;
+/// [`address_family`] of IPv6 addresses and prefixes.
+pub const FAMILY_V6: u8 = 1;
+
+/// The second memory word of an IPv4-mapped address (`::ffff:a.b.c.d`),
+/// masked by [`MAPPED_WORD_MASK`]: bytes 8..12 are `00 00 ff ff`.
+const MAPPED_WORD: u64 = u64::from_ne_bytes([0, 0, 0xff, 0xff, 0, 0, 0, 0]);
+/// The bytes of the second memory word that the mapping fixes.
+const MAPPED_WORD_MASK: u64 = u64::from_ne_bytes([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+
+/// `FAMILY_V4` for an IPv4-mapped address (`::ffff:0:0/96`), else
+/// `FAMILY_V6`, from its memory words. Rule prefixes of one family never
+/// match addresses of the other: `::/0` is "any IPv6 source", not
+/// "anything".
+#[inline(always)]
+pub const fn words_family(words: [u64; 2]) -> u8 {
+    if words[0] == 0 && words[1] & MAPPED_WORD_MASK == MAPPED_WORD {
+        FAMILY_V4
+    } else {
+        FAMILY_V6
+    }
+}
+
+/// [`words_family`] of an address.
+#[inline(always)]
+pub fn address_family(address: &[u8; 16]) -> u8 {
+    words_family(address_words(address))
+}
+
+/// The family of a prefix: IPv4 when it lies inside `::ffff:0:0/96`.
+#[inline(always)]
+pub fn prefix_family(address: &[u8; 16], length: u8) -> u8 {
+    if length >= 96 {
+        address_family(address)
+    } else {
+        FAMILY_V6
+    }
+}
+
+/// The length of a family's whole address space in the mapped 128-bit
+/// space: 96 for `0.0.0.0/0`, 0 for `::/0`.
+#[inline(always)]
+pub const fn family_any_length(family: u8) -> u8 {
+    if family == FAMILY_V4 {
+        96
+    } else {
+        0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +130,22 @@ mod tests {
         assert_eq!(mask(&address, 0), [0; 16]);
         assert!(prefix_contains(&mask(&address, 48), 48, &address));
         assert!(!prefix_contains(&mask(&[0xff; 16], 48), 48, &address));
+    }
+
+    #[test]
+    fn families() {
+        let v4 = crate::parse::ipv4_mapped([10, 1, 2, 3]);
+        assert_eq!(address_family(&v4), FAMILY_V4);
+        assert_eq!(address_family(&crate::parse::ipv4_mapped([0; 4])), FAMILY_V4);
+        let mut v6 = v4;
+        v6[0] = 0x20;
+        assert_eq!(address_family(&v6), FAMILY_V6);
+        assert_eq!(address_family(&[0; 16]), FAMILY_V6);
+        let mut almost = v4;
+        almost[10] = 0;
+        assert_eq!(address_family(&almost), FAMILY_V6);
+        assert_eq!(prefix_family(&mask(&v4, 96), 96), FAMILY_V4);
+        assert_eq!(prefix_family(&mask(&v4, 80), 80), FAMILY_V6, "::/80 is IPv6");
+        assert_eq!(prefix_family(&[0; 16], 0), FAMILY_V6);
     }
 }

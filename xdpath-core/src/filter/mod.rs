@@ -22,7 +22,10 @@ mod address;
 mod limits;
 mod types;
 
-pub use address::{address_words, mask, prefix_contains};
+pub use address::{
+    address_family, address_words, family_any_length, mask, prefix_contains, prefix_family,
+    words_family, FAMILY_V4, FAMILY_V6,
+};
 pub use limits::*;
 pub use types::*;
 

@@ -142,8 +142,20 @@ impl PrefixHashKey {
     }
 }
 
-/// The prefix lengths present in one direction, longest first, with their
-/// address masks as memory words.
+/// The `PREFIX_LENGTHS_*` slot of a direction and address family: rule
+/// prefixes are probed per family, so an IPv6 frame never pays for the
+/// lengths of IPv4 prefixes, nor the other way round.
+#[inline(always)]
+pub const fn lengths_slot(direction: u8, family: u8) -> u32 {
+    direction as u32 * 2 + family as u32
+}
+
+/// Slots of `PREFIX_LENGTHS_*`: two directions × two families.
+pub const LENGTHS_SLOTS: u32 = 4;
+
+/// The prefix lengths present in one direction and family, longest first,
+/// with their address masks as memory words. The family's whole space
+/// (`0.0.0.0/0`, `::/0`) is not probed: its chain is held here.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrefixLengths {
@@ -151,8 +163,10 @@ pub struct PrefixLengths {
     pub count: u32,
     /// Lengths in bits, descending.
     pub lengths: [u8; MAX_PREFIX_LENGTHS],
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// One more than the chain index of the family's whole address space,
+    /// 0 for none (so a zeroed slot matches nothing): rules with
+    /// `--src 0.0.0.0/0` (say) cost no probe.
+    pub any_chain_plus_one: u32,
     /// For each length, its mask as the two memory words of an address.
     pub masks: [[u64; 2]; MAX_PREFIX_LENGTHS],
 }
@@ -162,7 +176,7 @@ impl Default for PrefixLengths {
         Self {
             count: 0,
             lengths: [0; MAX_PREFIX_LENGTHS],
-            reserved: 0,
+            any_chain_plus_one: 0,
             masks: [[0; 2]; MAX_PREFIX_LENGTHS],
         }
     }
@@ -182,6 +196,12 @@ impl PrefixLengths {
             out.count += 1;
         }
         out
+    }
+
+    /// The chain of the whole address space, if any.
+    #[inline(always)]
+    pub const fn any_chain(&self) -> u32 {
+        self.any_chain_plus_one.wrapping_sub(1)
     }
 }
 

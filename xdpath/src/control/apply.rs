@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 
 use xdpath_core::filter::{
-    BlockEntry, FilterConfig, PrefixKey, RateLimit, FILTER_DESTINATION_RULES, FILTER_SOURCE_RULES,
+    prefix_family, BlockEntry, FilterConfig, PrefixKey, RateLimit, FILTER_DESTINATION_RULES,
+    FILTER_SOURCE_RULES,
 };
 use xdpath_core::native::RuleBuffer;
 use xdpath_core::NativeTables;
@@ -304,11 +305,16 @@ impl FilterTarget for NativeTables {
         };
         slot.rules = rules.rules.clone();
         slot.chains = rules.chains.clone();
-        for &(key, chain) in &rules.sources {
-            slot.source_prefixes.insert(key, chain);
-        }
-        for &(key, chain) in &rules.destinations {
-            slot.destination_prefixes.insert(key, chain);
+        for (maps, entries) in [
+            (&mut slot.source_prefixes, &rules.sources),
+            (&mut slot.destination_prefixes, &rules.destinations),
+        ] {
+            for &(key, chain) in entries {
+                let family = prefix_family(&key.address, key.prefix_len as u8);
+                if let Some(map) = maps.get_mut(usize::from(family)) {
+                    map.insert(key, chain);
+                }
+            }
         }
         Ok(())
     }

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use xdpath_core::filter::{
-    FilterConfig, PrefixKey, PrefixLengths, RateLimit, Rule, RuleChain, MAX_CHAIN, MAX_CHAINS,
+    family_any_length, prefix_family, FilterConfig, FAMILY_V4, FAMILY_V6, PrefixKey, PrefixLengths, RateLimit, Rule, RuleChain, MAX_CHAIN, MAX_CHAINS,
     MAX_PREFIXES, MAX_PREFIX_LENGTHS, MAX_RATE_LIMITS, MAX_RULES, NO_RULE, RULE_ALLOW, RULE_DENY,
     RULE_DESTINATION, RULE_MONITOR, RULE_PORTS, RULE_TCP_FLAGS,
 };
@@ -42,13 +42,15 @@ pub enum CompileError {
         /// The id.
         id: u32,
     },
-    /// More prefixes than a trie holds.
+    /// More prefix lengths than the data path probes.
     #[error(
-        "{trie} prefixes use {count} different prefix lengths; at most {MAX_PREFIX_LENGTHS} are supported (split the feed or aggregate prefixes)"
+        "{family} {trie} prefixes use {count} different prefix lengths; at most {MAX_PREFIX_LENGTHS} besides /0 are supported (aggregate prefixes)"
     )]
     TooManyPrefixLengths {
         /// "source" or "destination".
         trie: &'static str,
+        /// "IPv4" or "IPv6".
+        family: &'static str,
         /// Distinct lengths found.
         count: usize,
     },
@@ -125,22 +127,38 @@ pub struct CompiledRules {
     pub sources: Vec<(PrefixKey, u32)>,
     /// Destination prefix → chain index.
     pub destinations: Vec<(PrefixKey, u32)>,
-    /// The prefix lengths among `sources`, longest first.
-    pub source_lengths: PrefixLengths,
-    /// The prefix lengths among `destinations`, longest first.
-    pub destination_lengths: PrefixLengths,
+    /// The prefix lengths among `sources`, per family (`FAMILY_V4`,
+    /// `FAMILY_V6`).
+    pub source_lengths: [PrefixLengths; 2],
+    /// The prefix lengths among `destinations`, per family.
+    pub destination_lengths: [PrefixLengths; 2],
 }
 
-/// The distinct prefix lengths of `entries`, longest first, or `None` when
-/// there are more than the data path probes.
-pub fn prefix_lengths(entries: &[(PrefixKey, u32)]) -> Option<PrefixLengths> {
-    let distinct: std::collections::BTreeSet<u32> =
-        entries.iter().map(|(key, _)| key.prefix_len).collect();
+/// The probe list of one family of `entries`: the distinct prefix lengths,
+/// longest first, without the family's whole space (whose chain is held
+/// apart); `Err` with the count of lengths when there are more than the
+/// data path probes.
+pub fn prefix_lengths(entries: &[(PrefixKey, u32)], family: u8) -> Result<PrefixLengths, usize> {
+    let any_length = u32::from(family_any_length(family));
+    let mut distinct = std::collections::BTreeSet::new();
+    let mut any_chain = None;
+    for (key, chain) in entries {
+        if prefix_family(&key.address, key.prefix_len as u8) != family {
+            continue;
+        }
+        if key.prefix_len == any_length {
+            any_chain = Some(*chain);
+        } else {
+            distinct.insert(key.prefix_len);
+        }
+    }
     if distinct.len() > MAX_PREFIX_LENGTHS {
-        return None;
+        return Err(distinct.len());
     }
     let descending: Vec<u8> = distinct.iter().rev().map(|length| *length as u8).collect();
-    Some(PrefixLengths::from_descending(&descending))
+    let mut lengths = PrefixLengths::from_descending(&descending);
+    lengths.any_chain_plus_one = any_chain.map_or(0, |chain| chain + 1);
+    Ok(lengths)
 }
 
 /// A 65,536-bit port set, word `port / 64`, bit `port % 64`.
@@ -218,9 +236,9 @@ pub fn compile_rules(
         }
     }
     let mut chain_index: HashMap<RuleChain, u32> = HashMap::new();
-    compiled.sources = build_trie(source_entries, &mut compiled.chains, &mut chain_index)?;
+    compiled.sources = build_tries(source_entries, &mut compiled.chains, &mut chain_index)?;
     compiled.destinations =
-        build_trie(destination_entries, &mut compiled.chains, &mut chain_index)?;
+        build_tries(destination_entries, &mut compiled.chains, &mut chain_index)?;
     for (trie, entries) in [
         ("source", &compiled.sources),
         ("destination", &compiled.destinations),
@@ -240,14 +258,16 @@ pub fn compile_rules(
             &mut compiled.destination_lengths,
         ),
     ] {
-        *lengths = prefix_lengths(entries).ok_or_else(|| CompileError::TooManyPrefixLengths {
-            trie,
-            count: entries
-                .iter()
-                .map(|(key, _)| key.prefix_len)
-                .collect::<std::collections::BTreeSet<_>>()
-                .len(),
-        })?;
+        for family in [FAMILY_V4, FAMILY_V6] {
+            let slot = &mut lengths[usize::from(family)];
+            *slot = prefix_lengths(entries, family).map_err(|count| {
+                CompileError::TooManyPrefixLengths {
+                    trie,
+                    family: family_name(family),
+                    count,
+                }
+            })?;
+        }
     }
     Ok(compiled)
 }
@@ -321,6 +341,29 @@ impl Entry {
         self.length <= other.length
             && xdpath_core::filter::mask(&other.address, self.length) == self.address
     }
+}
+
+fn family_name(family: u8) -> &'static str {
+    if family == FAMILY_V4 {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
+/// [`build_trie`] per address family: an IPv4 prefix inherits only the
+/// rules of IPv4 prefixes around it (`::/0` does not cover IPv4).
+fn build_tries(
+    entries: Vec<Entry>,
+    chains: &mut Vec<RuleChain>,
+    chain_index: &mut HashMap<RuleChain, u32>,
+) -> Result<Vec<(PrefixKey, u32)>, CompileError> {
+    let (v4, v6): (Vec<Entry>, Vec<Entry>) = entries
+        .into_iter()
+        .partition(|entry| prefix_family(&entry.address, entry.length) == FAMILY_V4);
+    let mut out = build_trie(v4, chains, chain_index)?;
+    out.extend(build_trie(v6, chains, chain_index)?);
+    Ok(out)
 }
 
 /// Groups entries by prefix and gives each prefix its chain (deduplicated

@@ -142,3 +142,54 @@ fn a_million_prefixes_compile_to_one_chain() {
     assert_eq!(compiled.chains.len(), 1);
     assert!(compiled.sources.len() > 900_000);
 }
+
+#[test]
+fn families_are_apart_and_whole_spaces_are_held_outside_the_probe_list() {
+    let rules = vec![
+        rule(1, &["::/0"], RuleAction::Drop),
+        rule(2, &["0.0.0.0/0"], RuleAction::Pass),
+        rule(3, &["10.0.0.0/8", "10.1.2.0/24"], RuleAction::Drop),
+        rule(4, &["2001:db8::/32"], RuleAction::Pass),
+    ];
+    let compiled = compile_rules(&rules, &no_interfaces).expect("compiles");
+    // 10/8 inherits 0.0.0.0/0's rule, not ::/0's, though ::/0 covers the
+    // IPv4-mapped space in 128-bit terms.
+    assert_eq!(chain_of(&compiled, "10.0.0.0/8"), [3, 2]);
+    assert_eq!(chain_of(&compiled, "2001:db8::/32"), [4, 1]);
+    let [v4, v6] = compiled.source_lengths;
+    assert_eq!(&v4.lengths[..v4.count as usize], &[96 + 24, 96 + 8]);
+    assert_eq!(&v6.lengths[..v6.count as usize], &[32]);
+    let whole = |prefix: &str| {
+        let key = parse_cidr(prefix).expect("valid").key();
+        compiled
+            .sources
+            .iter()
+            .find(|(entry, _)| *entry == key)
+            .map(|(_, chain)| *chain)
+    };
+    assert_eq!(Some(v4.any_chain()), whole("0.0.0.0/0"));
+    assert_eq!(Some(v6.any_chain()), whole("::/0"));
+    let [destination_v4, destination_v6] = compiled.destination_lengths;
+    assert_eq!(destination_v4.count, 0);
+    assert_eq!(destination_v4.any_chain(), NO_RULE, "nothing held: zero");
+    assert_eq!(destination_v6.any_chain_plus_one, 0);
+}
+
+#[test]
+fn too_many_lengths_in_one_family() {
+    // /0 to /32 is 33 IPv4 lengths, but /0 is held apart: they fit.
+    // 33 IPv6 lengths without /0 do not.
+    let v4: Vec<String> = (0..=32).map(|length| format!("10.0.0.0/{length}")).collect();
+    let v4: Vec<&str> = v4.iter().map(String::as_str).collect();
+    assert!(compile_rules(&[rule(1, &v4, RuleAction::Drop)], &no_interfaces).is_ok());
+    let v6: Vec<String> = (1..=33).map(|length| format!("2001:db8::/{length}")).collect();
+    let v6: Vec<&str> = v6.iter().map(String::as_str).collect();
+    assert_eq!(
+        compile_rules(&[rule(1, &v6, RuleAction::Drop)], &no_interfaces).map(|_| ()),
+        Err(CompileError::TooManyPrefixLengths {
+            trie: "source",
+            family: "IPv6",
+            count: 33
+        })
+    );
+}

@@ -11,8 +11,8 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use xdpath_core::filter::{
-    BlockEntry, FilterConfig, PrefixHashKey, PrefixKey, PrefixLengths, RateLimit, Rule, RuleChain,
-    DIRECTION_DESTINATION, DIRECTION_SOURCE,
+    lengths_slot, BlockEntry, FilterConfig, PrefixHashKey, PrefixKey, PrefixLengths, RateLimit,
+    Rule, RuleChain, DIRECTION_DESTINATION, DIRECTION_SOURCE, FAMILY_V4, FAMILY_V6, LENGTHS_SLOTS,
 };
 use xdpath_core::InterfaceConfig;
 
@@ -283,7 +283,7 @@ fn lengths_bytes(lengths: &PrefixLengths) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(LENGTHS_SIZE);
     bytes.extend_from_slice(&lengths.count.to_ne_bytes());
     bytes.extend_from_slice(&lengths.lengths);
-    bytes.extend_from_slice(&lengths.reserved.to_ne_bytes());
+    bytes.extend_from_slice(&lengths.any_chain_plus_one.to_ne_bytes());
     for mask in &lengths.masks {
         bytes.extend_from_slice(&mask[0].to_ne_bytes());
         bytes.extend_from_slice(&mask[1].to_ne_bytes());
@@ -315,13 +315,9 @@ impl FilterTarget for KernelMaps {
     fn clear_buffer(&mut self, buffer: u32) -> Result<(), ApplyError> {
         let [rules, chains, prefixes, lengths] = buffer_maps(buffer);
         // Lengths first: the (inactive) buffer stops probing before its
-        // entries go.
-        for direction in [DIRECTION_SOURCE, DIRECTION_DESTINATION] {
-            self.update(
-                lengths,
-                &u32::from(direction).to_ne_bytes(),
-                &[0u8; LENGTHS_SIZE],
-            )?;
+        // entries go. A zeroed slot probes nothing and has no /0 chain.
+        for slot in 0..LENGTHS_SLOTS {
+            self.update(lengths, &slot.to_ne_bytes(), &[0u8; LENGTHS_SIZE])?;
         }
         self.clear_map(prefixes, std::mem::size_of::<PrefixHashKey>())?;
         self.clear_array_prefix(chains, std::mem::size_of::<RuleChain>())?;
@@ -351,11 +347,13 @@ impl FilterTarget for KernelMaps {
             for (key, chain) in entries {
                 self.update(prefixes, &hash_key(key, direction), &chain.to_ne_bytes())?;
             }
-            self.update(
-                lengths,
-                &u32::from(direction).to_ne_bytes(),
-                &lengths_bytes(present),
-            )?;
+            for family in [FAMILY_V4, FAMILY_V6] {
+                self.update(
+                    lengths,
+                    &lengths_slot(direction, family).to_ne_bytes(),
+                    &lengths_bytes(&present[usize::from(family)]),
+                )?;
+            }
         }
         Ok(())
     }
