@@ -33,8 +33,15 @@ pub struct InterfaceConfig {
     /// Non-zero: monitor mode. Every drop this interface would make is
     /// counted (as a pass with the drop's reason) and the frame passed.
     pub monitor: u8,
+    /// Non-zero: decapsulate IPIP and GUE addressed to this host (a
+    /// load balancer's backend).
+    pub decap: u8,
     /// Reserved, zero.
-    pub reserved: [u8; 6],
+    pub reserved: u8,
+    /// The GUE port to decapsulate, host order; 0: IPIP only.
+    pub decap_gue_port: u16,
+    /// Reserved, zero.
+    pub reserved_tail: [u8; 2],
 }
 
 impl InterfaceConfig {
@@ -43,13 +50,24 @@ impl InterfaceConfig {
         Self {
             malformed: malformed as u8,
             monitor: 0,
-            reserved: [0; 6],
+            decap: 0,
+            reserved: 0,
+            decap_gue_port: 0,
+            reserved_tail: [0; 2],
         }
     }
 
     /// The same config in monitor mode (or not).
     pub const fn with_monitor(mut self, monitor: bool) -> Self {
         self.monitor = monitor as u8;
+        self
+    }
+
+    /// The same config decapsulating (or not) IPIP, and GUE to `gue_port`
+    /// (0: none).
+    pub const fn with_decap(mut self, decap: bool, gue_port: u16) -> Self {
+        self.decap = decap as u8;
+        self.decap_gue_port = gue_port;
         self
     }
 

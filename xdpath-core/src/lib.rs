@@ -34,6 +34,7 @@ extern crate std;
 
 pub mod config;
 pub mod filter;
+pub mod lb;
 pub mod packet;
 pub mod parse;
 pub mod pipeline;
@@ -44,11 +45,15 @@ pub mod wire;
 pub mod build;
 #[cfg(any(feature = "std", test))]
 pub mod native;
+#[cfg(any(feature = "std", test))]
+pub mod native_lb;
 
 pub use config::{AttachMeta, InterfaceConfig, MalformedPolicy};
 #[cfg(any(feature = "std", test))]
 pub use native::NativeTables;
-pub use packet::{Packet, SlicePacket};
+#[cfg(any(feature = "std", test))]
+pub use packet::FrameBuffer;
+pub use packet::{Packet, PacketMut, SlicePacket};
 pub use parse::{parse, FlowKey, Fragment, Parsed};
 pub use pipeline::{Outcome, Tables};
 pub use stats::{Action, Counter, Reason, COUNTER_SLOTS, REASON_SLOTS};

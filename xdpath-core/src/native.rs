@@ -5,8 +5,8 @@ use std::vec::Vec;
 
 use crate::config::InterfaceConfig;
 use crate::filter::{
-    address_family, mask, BlockEntry, Bucket, BucketKey, BucketTable, FilterConfig, PrefixKey, RateLimit, Rule,
-    RuleChain, MAX_RATE_LIMITS,
+    address_family, mask, BlockEntry, Bucket, BucketKey, BucketTable, FilterConfig, PrefixKey,
+    RateLimit, Rule, RuleChain, MAX_RATE_LIMITS,
 };
 use crate::pipeline::Tables;
 use crate::stats::{counter_index, Action, Counter, Reason, COUNTER_SLOTS};
@@ -126,6 +126,8 @@ pub struct NativeTables {
     pub management_sources: PrefixMap<u8>,
     /// Management ports.
     pub management_ports: BTreeSet<u16>,
+    /// The load balancer's state.
+    pub lb: crate::native_lb::NativeLb,
     counters: Vec<Counter>,
 }
 
@@ -154,6 +156,7 @@ impl NativeTables {
             reflection_expected: PrefixMap::default(),
             management_sources: PrefixMap::default(),
             management_ports: BTreeSet::new(),
+            lb: crate::native_lb::NativeLb::default(),
             counters: std::vec![Counter::default(); COUNTER_SLOTS as usize],
         }
     }
@@ -226,7 +229,10 @@ impl Tables for NativeTables {
     fn destination_chain(&self, buffer: u32, address: &[u8; 16]) -> Option<&RuleChain> {
         let buffer = self.buffers.get(buffer as usize)?;
         let family = usize::from(address_family(address));
-        let chain = buffer.destination_prefixes.get(family)?.longest_match(address)?;
+        let chain = buffer
+            .destination_prefixes
+            .get(family)?
+            .longest_match(address)?;
         buffer.chains.get(chain as usize)
     }
 

@@ -76,3 +76,101 @@ impl Packet for SlicePacket<'_> {
         Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
     }
 }
+
+/// Write access and head adjustment, for the stages that rewrite frames
+/// (the load balancer's encapsulation, the backend's decapsulation).
+pub trait PacketMut: Packet {
+    /// Grows (`delta < 0`) or shrinks (`delta > 0`) the frame at its head,
+    /// as `bpf_xdp_adjust_head` does; false (and nothing changed) when the
+    /// headroom or the frame is too small.
+    fn adjust_head(&mut self, delta: i32) -> bool;
+
+    /// Writes a `T` (plain bytes) at `offset`; false when it does not fit
+    /// wholly inside the frame or `offset > MAX_HEADER_OFFSET`.
+    fn store<T: Copy>(&mut self, offset: usize, value: T) -> bool;
+}
+
+/// A frame in an owned buffer with headroom: the native build's
+/// [`PacketMut`].
+///
+/// # Examples
+///
+/// ```
+/// use xdpath_core::packet::{FrameBuffer, Packet, PacketMut};
+/// let mut frame = FrameBuffer::new(&[1, 2, 3]);
+/// assert!(frame.adjust_head(-2));
+/// assert!(frame.store(0, [9u8, 8]));
+/// assert_eq!(frame.bytes(), &[9, 8, 1, 2, 3]);
+/// assert!(!frame.adjust_head(-1000));
+/// ```
+#[cfg(any(feature = "std", test))]
+#[derive(Clone, Debug)]
+pub struct FrameBuffer {
+    buffer: std::vec::Vec<u8>,
+    start: usize,
+}
+
+/// Headroom of a [`FrameBuffer`]: what XDP gives a frame (`XDP_PACKET_HEADROOM`).
+#[cfg(any(feature = "std", test))]
+pub const FRAME_HEADROOM: usize = 256;
+
+#[cfg(any(feature = "std", test))]
+impl FrameBuffer {
+    /// Copies a frame in behind [`FRAME_HEADROOM`] bytes of headroom.
+    pub fn new(frame: &[u8]) -> Self {
+        let mut buffer = std::vec![0u8; FRAME_HEADROOM];
+        buffer.extend_from_slice(frame);
+        Self {
+            buffer,
+            start: FRAME_HEADROOM,
+        }
+    }
+
+    /// The frame as it is now.
+    pub fn bytes(&self) -> &[u8] {
+        self.buffer.get(self.start..).unwrap_or(&[])
+    }
+}
+
+#[cfg(any(feature = "std", test))]
+impl Packet for FrameBuffer {
+    fn len(&self) -> usize {
+        self.buffer.len() - self.start
+    }
+
+    fn load<T: Copy>(&self, offset: usize) -> Option<T> {
+        SlicePacket::new(self.bytes()).load(offset)
+    }
+}
+
+#[cfg(any(feature = "std", test))]
+impl PacketMut for FrameBuffer {
+    fn adjust_head(&mut self, delta: i32) -> bool {
+        let Some(start) = self.start.checked_add_signed(delta as isize) else {
+            return false;
+        };
+        // The kernel keeps at least an Ethernet header's worth of frame.
+        if start + 14 > self.buffer.len() {
+            return false;
+        }
+        self.start = start;
+        true
+    }
+
+    fn store<T: Copy>(&mut self, offset: usize, value: T) -> bool {
+        if offset > MAX_HEADER_OFFSET {
+            return false;
+        }
+        let size = core::mem::size_of::<T>();
+        let Some(at) = self.start.checked_add(offset) else {
+            return false;
+        };
+        let Some(bytes) = self.buffer.get_mut(at..at + size) else {
+            return false;
+        };
+        // SAFETY: `bytes` holds exactly size_of::<T>() bytes; T is plain
+        // bytes.
+        unsafe { core::ptr::write_unaligned(bytes.as_mut_ptr().cast::<T>(), value) };
+        true
+    }
+}

@@ -5,7 +5,8 @@ use crate::config::{InterfaceConfig, MalformedPolicy};
 use crate::filter::{
     filter, BlockEntry, BucketKey, BucketTable, FilterConfig, PrefixKey, RateLimit, Rule, RuleChain,
 };
-use crate::packet::Packet;
+use crate::lb::{decap_stage, lb_stage, LbTables, LbVerdict};
+use crate::packet::{Packet, PacketMut};
 use crate::parse::{parse_into, FlowKey};
 use crate::stats::{Action, Reason};
 
@@ -123,6 +124,65 @@ pub fn process<P: Packet, T: Tables>(packet: &P, tables: &mut T) -> Outcome {
     };
     tables.count(outcome.action, outcome.reason, frame_len);
     outcome
+}
+
+/// The whole pipeline on a frame it may rewrite (the native build's full
+/// path): parse → filter → decapsulation or balancing → one count. The
+/// eBPF build runs the balancing stage as its own tail-called program.
+///
+/// # Examples
+///
+/// ```
+/// use xdpath_core::{pipeline, Action, FrameBuffer, NativeTables, Reason};
+/// let mut tables = NativeTables::default();
+/// let verdict = pipeline::process_frame(&mut FrameBuffer::new(&[0; 20]), &mut tables);
+/// assert_eq!(verdict.outcome.reason, Reason::NonIp);
+/// ```
+pub fn process_frame<P: PacketMut, T: Tables + LbTables>(
+    packet: &mut P,
+    tables: &mut T,
+) -> LbVerdict {
+    let mut key = FlowKey::default();
+    let frame_len = packet.len() as u64;
+    let outcome = match parse_stage(packet, &mut key, tables) {
+        Step::Done(outcome) => outcome,
+        Step::Continue if filter_enabled(&tables.filter_config()) => {
+            filter_stage(&key, frame_len, tables)
+        }
+        Step::Continue => class_outcome(&key),
+    };
+    let plain = LbVerdict {
+        outcome,
+        redirect_ifindex: 0,
+    };
+    // Only a plain pass goes on: a drop (or a monitored one) is settled.
+    let verdict = if outcome.action == Action::Pass
+        && !outcome.reason.is_filter()
+        && !outcome.reason.is_malformed()
+    {
+        balance_stage(packet, &key, tables).unwrap_or(plain)
+    } else {
+        plain
+    };
+    tables.count(verdict.outcome.action, verdict.outcome.reason, frame_len);
+    verdict
+}
+
+/// Decapsulation (on a backend), else balancing (on a balancer); `None`
+/// when neither applies to the frame.
+#[inline(always)]
+pub fn balance_stage<P: PacketMut, T: LbTables>(
+    packet: &mut P,
+    key: &FlowKey,
+    tables: &mut T,
+) -> Option<LbVerdict> {
+    if let Some(outcome) = decap_stage(packet, key, tables) {
+        return Some(LbVerdict {
+            outcome,
+            redirect_ifindex: 0,
+        });
+    }
+    lb_stage(packet, key, tables)
 }
 
 /// Parses into `key`. A malformed frame is done (pass or drop by the

@@ -142,6 +142,20 @@ pub enum Reason {
     SynCookieSent = 51,
     /// An ACK whose cookie does not check, to a cookie-protected port.
     SynCookieInvalid = 52,
+    /// To a VIP: encapsulated to its backend and sent (TX or redirect).
+    LbForwarded = 53,
+    /// To a VIP whose table has no backend (none, or all drained).
+    LbNoBackend = 54,
+    /// A fragment to a VIP that balances on ports (see the fragment policy).
+    LbFragment = 55,
+    /// To a VIP, but the frame could not be grown for the outer headers.
+    LbEncapFailed = 56,
+    /// To a VIP, but no route or neighbour to its backend: left to the stack.
+    LbNoRoute = 57,
+    /// IPIP (4in4, 6in6, 4in6, 6in4) to this backend, decapsulated.
+    DecapIpip = 58,
+    /// GUE to this backend, decapsulated.
+    DecapGue = 59,
 }
 
 /// Counter slots per action; reason codes are below this.
@@ -152,7 +166,7 @@ pub const COUNTER_SLOTS: u32 = Action::ALL.len() as u32 * REASON_SLOTS;
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 42] = [
+    pub const ALL: [Reason; 49] = [
         Self::NonIp,
         Self::Ipv4Tcp,
         Self::Ipv4Udp,
@@ -195,6 +209,13 @@ impl Reason {
         Self::Amplification,
         Self::SynCookieSent,
         Self::SynCookieInvalid,
+        Self::LbForwarded,
+        Self::LbNoBackend,
+        Self::LbFragment,
+        Self::LbEncapFailed,
+        Self::LbNoRoute,
+        Self::DecapIpip,
+        Self::DecapGue,
     ];
 
     /// Decodes a reason code.
@@ -231,7 +252,14 @@ impl Reason {
     /// True for the reasons the filter stage gives.
     #[inline(always)]
     pub const fn is_filter(self) -> bool {
-        self as u8 >= Self::RuleDeny as u8
+        let code = self as u8;
+        code >= Self::RuleDeny as u8 && code <= Self::SynCookieInvalid as u8
+    }
+
+    /// True for the reasons the load balancer and the decapsulator give.
+    #[inline(always)]
+    pub const fn is_lb(self) -> bool {
+        self as u8 >= Self::LbForwarded as u8
     }
 
     /// Kebab-case name, as the CLI prints it.
@@ -279,6 +307,13 @@ impl Reason {
             Self::Amplification => "amplification",
             Self::SynCookieSent => "syn-cookie-sent",
             Self::SynCookieInvalid => "syn-cookie-invalid",
+            Self::LbForwarded => "lb-forwarded",
+            Self::LbNoBackend => "lb-no-backend",
+            Self::LbFragment => "lb-fragment",
+            Self::LbEncapFailed => "lb-encap-failed",
+            Self::LbNoRoute => "lb-no-route",
+            Self::DecapIpip => "decap-ipip",
+            Self::DecapGue => "decap-gue",
         }
     }
 }

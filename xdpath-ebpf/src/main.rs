@@ -13,7 +13,10 @@ mod syncookie;
 mod tables;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use xdpath_core::{packet::MAX_HEADER_OFFSET, pipeline, pipeline::Step, FlowKey, Packet, Tables};
+use xdpath_core::lb::{LbTables, LB_ENABLED};
+use xdpath_core::{
+    packet::MAX_HEADER_OFFSET, pipeline, pipeline::Step, FlowKey, Packet, PacketMut, Tables,
+};
 
 /// A frame seen through the XDP context: every read is checked against
 /// `data_end` after its offset is bounded by a constant, which is what the
@@ -52,6 +55,90 @@ impl Packet for XdpPacket {
     }
 }
 
+/// A frame the balancing stage may grow or shrink at its head: its bounds
+/// are read afresh from the context at every access (volatile, so LLVM
+/// cannot carry a bounds check across a head adjustment).
+struct XdpFrame {
+    ctx: *mut aya_ebpf::bindings::xdp_md,
+}
+
+impl XdpFrame {
+    #[inline(always)]
+    fn bounds(&self) -> (usize, usize) {
+        // SAFETY: ctx is the kernel's xdp_md for this run.
+        unsafe {
+            (
+                core::ptr::read_volatile(&(*self.ctx).data) as usize,
+                core::ptr::read_volatile(&(*self.ctx).data_end) as usize,
+            )
+        }
+    }
+}
+
+impl Packet for XdpFrame {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        let (start, end) = self.bounds();
+        end - start
+    }
+
+    #[inline(always)]
+    fn load<T: Copy>(&self, offset: usize) -> Option<T> {
+        if offset > MAX_HEADER_OFFSET {
+            return None;
+        }
+        let (start, end) = self.bounds();
+        let at = start + offset;
+        // Through black_box: LLVM would turn `at + 1 > end` into
+        // `at >= end`, from which the verifier grants no bytes.
+        if core::hint::black_box(at + core::mem::size_of::<T>()) > end {
+            return None;
+        }
+        // SAFETY: inside [data, data_end), checked just above.
+        Some(unsafe { core::ptr::read_unaligned(at as *const T) })
+    }
+}
+
+impl PacketMut for XdpFrame {
+    #[inline(always)]
+    fn adjust_head(&mut self, delta: i32) -> bool {
+        // SAFETY: the helper checks the headroom itself (kernel 4.10).
+        unsafe { aya_ebpf::helpers::bpf_xdp_adjust_head(self.ctx, delta) == 0 }
+    }
+
+    #[inline(always)]
+    fn store<T: Copy>(&mut self, offset: usize, value: T) -> bool {
+        if offset > MAX_HEADER_OFFSET {
+            return false;
+        }
+        let (start, end) = self.bounds();
+        let at = start + offset;
+        if core::hint::black_box(at + core::mem::size_of::<T>()) > end {
+            return false;
+        }
+        // SAFETY: inside [data, data_end), checked just above.
+        unsafe { core::ptr::write_unaligned(at as *mut T, value) };
+        true
+    }
+}
+
+/// Whether the balancing stage has anything to do on this interface.
+#[inline(always)]
+fn balance_enabled(tables: &tables::MapTables) -> bool {
+    tables.lb_config().flags & LB_ENABLED != 0 || tables.interface_config().decap != 0
+}
+
+/// Tail-calls the balancing stage when it has work; returns when it has
+/// none (or is missing).
+#[inline(always)]
+fn divert_to_balance(ctx: &XdpContext, tables: &tables::MapTables) {
+    if balance_enabled(tables) {
+        // SAFETY: a tail call with this program's own context; on success
+        // it does not return.
+        unsafe { maps::STAGES.tail_call(ctx, maps::STAGE_BALANCE) };
+    }
+}
+
 /// The entry point: parse, then the filter stage through a tail call when
 /// the filter has anything to do. Each program is verified on its own, so
 /// the verifier's work adds up across stages instead of multiplying.
@@ -86,7 +173,16 @@ pub fn xdpath(ctx: XdpContext) -> u32 {
     } else {
         match pipeline::parse_stage(&packet, &mut key, &tables) {
             Step::Done(outcome) => outcome,
-            Step::Continue => pipeline::class_outcome(&key),
+            Step::Continue => {
+                if balance_enabled(&tables) {
+                    if let Some(scratch) = maps::SCRATCH.get_ptr_mut(0) {
+                        // SAFETY: this CPU's slot; XDP runs do not nest.
+                        key.copy_to(unsafe { &mut *scratch });
+                        divert_to_balance(&ctx, &tables);
+                    }
+                }
+                pipeline::class_outcome(&key)
+            }
         }
     };
     tables.count(outcome.action, outcome.reason, packet.len() as u64);
@@ -110,9 +206,36 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
         // SYN-cookie mode: a SYN or ACK to a protected port goes on to the
         // cookie stage (which does not return here); anything else is done.
         syncookie::divert(&ctx, key);
+        divert_to_balance(&ctx, &tables);
     }
     tables.count(outcome.action, outcome.reason, frame_len);
     outcome.action as u32
+}
+
+/// The balancing stage: on a backend, decapsulation; on a balancer, a VIP's
+/// frames encapsulated to their backends. Reached by tail call with the
+/// flow key in this CPU's scratch slot.
+#[xdp]
+pub fn xdpath_balance(ctx: XdpContext) -> u32 {
+    let mut frame = XdpFrame { ctx: ctx.ctx };
+    let frame_len = frame.len() as u64;
+    let Some(key) = maps::SCRATCH.get_ptr(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: this CPU's slot, written by the parse stage of this same run.
+    let key = unsafe { &*key };
+    let mut tables = tables::MapTables { ctx: ctx.ctx };
+    let (outcome, redirect) = match pipeline::balance_stage(&mut frame, key, &mut tables) {
+        Some(verdict) => (verdict.outcome, verdict.redirect_ifindex),
+        None => (pipeline::class_outcome(key), 0),
+    };
+    let mut action = outcome.action as u32;
+    if outcome.action == xdpath_core::Action::Redirect {
+        // SAFETY: a helper taking an interface index (kernel 4.14).
+        action = unsafe { aya_ebpf::helpers::bpf_redirect(redirect, 0) } as u32;
+    }
+    tables.count(outcome.action, outcome.reason, frame_len);
+    action
 }
 
 #[cfg(not(test))]

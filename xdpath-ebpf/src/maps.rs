@@ -8,8 +8,12 @@ use aya_ebpf::{
 };
 use xdpath_core::filter::{
     BlockEntry, Bucket, BucketKey, FilterConfig, PrefixHashKey, PrefixLengths, RateLimit, Rule,
-    RuleChain, MAX_BLOCKLIST, MAX_CHAINS, MAX_MANAGEMENT_PREFIXES, MAX_PREFIXES, MAX_RATE_LIMITS,
-    MAX_RULES, LENGTHS_SLOTS,
+    RuleChain, LENGTHS_SLOTS, MAX_BLOCKLIST, MAX_CHAINS, MAX_MANAGEMENT_PREFIXES, MAX_PREFIXES,
+    MAX_RATE_LIMITS, MAX_RULES,
+};
+use xdpath_core::lb::{
+    Backend, Connection, ConnectionKey, LbConfig, LbCounter, Vip, VipKey, MAX_BACKENDS,
+    MAX_CONNECTIONS, MAX_RINGS, MAX_RING_SIZE, MAX_VIPS,
 };
 use xdpath_core::{AttachMeta, Counter, FlowKey, InterfaceConfig, COUNTER_SLOTS};
 
@@ -49,6 +53,8 @@ pub static STAGES: ProgramArray = ProgramArray::with_max_entries(4, 0);
 pub const STAGE_FILTER: u32 = 0;
 /// Slot of the SYN-cookie stage in `STAGES` (reached from the filter stage).
 pub const STAGE_SYNCOOKIE: u32 = 1;
+/// Slot of the balancing stage (decapsulation, then the load balancer).
+pub const STAGE_BALANCE: u32 = 2;
 
 // ---- filter maps, shared by every interface of a namespace
 
@@ -143,3 +149,45 @@ pub static MGMT_PORTS: Array<u64> = Array::with_max_entries(1024, 0);
 /// Destination ports that SYN-cookie mode protects (TCP): a 65,536-bit set.
 #[map(name = "SYNCOOKIE_PORTS")]
 pub static SYNCOOKIE_PORTS: Array<u64> = Array::with_max_entries(1024, 0);
+
+// ---- load-balancer maps, shared by every interface of a namespace
+
+/// The balancer's settings (one entry). All zero: no balancing.
+#[map(name = "LB_CONFIG")]
+pub static LB_CONFIG: Array<LbConfig> = Array::with_max_entries(1, 0);
+
+/// VIPs by (address, port, protocol); port 0 is an all-ports VIP.
+#[map(name = "VIPS")]
+pub static VIPS: HashMap<VipKey, Vip> = HashMap::with_max_entries(MAX_VIPS, 0);
+
+/// Maglev rings, `MAX_RING_SIZE` slots each, two per VIP: a new table is
+/// written to the idle ring and goes live with one write of the VIP.
+#[map(name = "MAGLEV_RINGS")]
+pub static MAGLEV_RINGS: Array<u32> = Array::with_max_entries(MAX_RINGS * MAX_RING_SIZE, 0);
+
+/// Backends by index; `generation` tells a slot's successive owners apart.
+#[map(name = "BACKENDS")]
+pub static BACKENDS: Array<Backend> = Array::with_max_entries(MAX_BACKENDS, 0);
+
+/// Flow → backend, so established flows keep their backend when the pool
+/// changes. One shared LRU rather than one per CPU: a flow whose packets
+/// arrive on several CPUs (no RSS on veth) keeps one backend.
+#[map(name = "CONNECTIONS")]
+pub static CONNECTIONS: LruHashMap<ConnectionKey, Connection> =
+    LruHashMap::with_max_entries(MAX_CONNECTIONS, 0);
+
+/// Per-VIP packets, bytes and new flows, per CPU.
+#[map(name = "VIP_STATS")]
+pub static VIP_STATS: PerCpuArray<LbCounter> = PerCpuArray::with_max_entries(MAX_VIPS, 0);
+
+/// Per-backend packets, bytes and new flows, per CPU.
+#[map(name = "BACKEND_STATS")]
+pub static BACKEND_STATS: PerCpuArray<LbCounter> = PerCpuArray::with_max_entries(MAX_BACKENDS, 0);
+
+/// Connection-table hits (slot 0) and misses (slot 1), per CPU.
+#[map(name = "CONN_STATS")]
+pub static CONN_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+
+/// This host's addresses: IPIP and GUE to them are decapsulated.
+#[map(name = "LOCAL_ADDRESSES")]
+pub static LOCAL_ADDRESSES: HashMap<[u8; 16], u8> = HashMap::with_max_entries(256, 0);

@@ -1,10 +1,18 @@
 //! [`Tables`] over the maps.
 
-use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, maps::lpm_trie::Key};
+use aya_ebpf::{
+    bindings::{bpf_fib_lookup, xdp_md},
+    helpers::{bpf_fib_lookup, bpf_ktime_get_coarse_ns},
+    maps::lpm_trie::Key,
+};
 use xdpath_core::filter::{
-    address_words, lengths_slot, words_family, BlockEntry, Bucket, BucketKey, BucketTable, FilterConfig, PrefixHashKey,
-    PrefixKey, RateLimit, Rule, RuleChain, DIRECTION_DESTINATION, DIRECTION_SOURCE,
-    MAX_PREFIX_LENGTHS, NO_RULE,
+    address_words, lengths_slot, words_family, BlockEntry, Bucket, BucketKey, BucketTable,
+    FilterConfig, PrefixHashKey, PrefixKey, RateLimit, Rule, RuleChain, DIRECTION_DESTINATION,
+    DIRECTION_SOURCE, MAX_PREFIX_LENGTHS, NO_RULE,
+};
+use xdpath_core::lb::{
+    Backend, Connection, ConnectionKey, DecapConfig, LbConfig, LbTables, NextHop, Vip, VipKey,
+    DECAP_ENABLED, MAX_RINGS, MAX_RING_SIZE, NO_BACKEND,
 };
 use xdpath_core::{stats::counter_index, Action, InterfaceConfig, Reason, Tables};
 
@@ -271,4 +279,175 @@ impl Tables for MapTables {
     fn is_management_port(&self, port: u16) -> bool {
         bit_set(&MGMT_PORTS, port)
     }
+}
+
+impl LbTables for MapTables {
+    #[inline(always)]
+    fn lb_config(&self) -> LbConfig {
+        match LB_CONFIG.get(0) {
+            Some(config) => *config,
+            None => LbConfig::default(),
+        }
+    }
+
+    #[inline(always)]
+    fn vip(&self, key: &VipKey) -> Option<Vip> {
+        // SAFETY: a lookup by a key on our stack; the value is plain data.
+        unsafe { VIPS.get(key) }.copied()
+    }
+
+    #[inline(always)]
+    fn ring_slot(&self, ring: u32, slot: u32) -> u32 {
+        if ring >= MAX_RINGS || slot >= MAX_RING_SIZE {
+            return NO_BACKEND;
+        }
+        match MAGLEV_RINGS.get(ring * MAX_RING_SIZE + slot) {
+            Some(backend) => *backend,
+            None => NO_BACKEND,
+        }
+    }
+
+    #[inline(always)]
+    fn backend(&self, index: u32) -> Option<Backend> {
+        BACKENDS.get(index).copied()
+    }
+
+    #[inline(always)]
+    fn connection(&mut self, key: &ConnectionKey) -> Option<Connection> {
+        // SAFETY: as for `vip`.
+        unsafe { CONNECTIONS.get(key) }.copied()
+    }
+
+    #[inline(always)]
+    fn insert_connection(&mut self, key: &ConnectionKey, connection: &Connection) {
+        let _ = CONNECTIONS.insert(key, connection, 0);
+    }
+
+    #[inline(always)]
+    fn count_lb(&mut self, vip: u32, backend: u32, bytes: u64, new_flow: bool) {
+        for counter in [
+            VIP_STATS.get_ptr_mut(vip),
+            BACKEND_STATS.get_ptr_mut(backend),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            // SAFETY: a per-CPU slot, touched only by this CPU.
+            unsafe {
+                (*counter).packets += 1;
+                (*counter).bytes += bytes;
+                (*counter).new_flows += u64::from(new_flow);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn count_connection(&mut self, slot: u32) {
+        if let Some(count) = CONN_STATS.get_ptr_mut(slot) {
+            // SAFETY: a per-CPU slot, touched only by this CPU.
+            unsafe { *count += 1 };
+        }
+    }
+
+    #[inline(always)]
+    fn next_hop(&mut self, address: &[u8; 16], ipv4: bool) -> NextHop {
+        fib_next_hop(self.ctx, address, ipv4)
+    }
+
+    #[inline(always)]
+    fn decap_config(&self) -> DecapConfig {
+        let config = self.interface_config();
+        DecapConfig {
+            flags: if config.decap != 0 { DECAP_ENABLED } else { 0 },
+            gue_port: config.decap_gue_port,
+            reserved: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn is_local_address(&self, address: &[u8; 16]) -> bool {
+        // SAFETY: as for `vip`.
+        unsafe { LOCAL_ADDRESSES.get(address) }.is_some()
+    }
+}
+
+/// `AF_INET`, `AF_INET6`.
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+
+/// The kernel's route and neighbour towards a backend
+/// (`bpf_fib_lookup`, kernel 4.18): out of the ingress interface with
+/// XDP_TX, or redirected to another. Not inlined: its 64-byte argument
+/// block is its own stack frame.
+#[inline(never)]
+fn fib_next_hop(ctx: *mut xdp_md, address: &[u8; 16], ipv4: bool) -> NextHop {
+    // SAFETY: all-zero is a valid bpf_fib_lookup.
+    let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
+    // SAFETY: ctx is the kernel's xdp_md for this run.
+    let ingress = unsafe { (*ctx).ingress_ifindex };
+    params.ifindex = ingress;
+    // Two aligned words (the address lives in an 8-aligned struct): byte
+    // picks let LLVM merge them into unaligned loads the verifier refuses.
+    let words = address.as_ptr().cast::<u64>();
+    // SAFETY: 16 readable bytes, 8-aligned (the address is the first field
+    // of an 8-aligned struct); volatile keeps LLVM from re-splitting them.
+    let (high, low) = unsafe {
+        (
+            core::ptr::read_volatile(words),
+            core::ptr::read_volatile(words.add(1)),
+        )
+    };
+    let [h0, h1, h2, h3, h4, h5, h6, h7] = high.to_ne_bytes();
+    let [l0, l1, l2, l3, l4, l5, l6, l7] = low.to_ne_bytes();
+    if ipv4 {
+        params.family = AF_INET;
+        params.__bindgen_anon_3.ipv4_src = 0;
+        params.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes([l4, l5, l6, l7]);
+    } else {
+        params.family = AF_INET6;
+        params.__bindgen_anon_4.ipv6_dst = [
+            u32::from_ne_bytes([h0, h1, h2, h3]),
+            u32::from_ne_bytes([h4, h5, h6, h7]),
+            u32::from_ne_bytes([l0, l1, l2, l3]),
+            u32::from_ne_bytes([l4, l5, l6, l7]),
+        ];
+    }
+    // SAFETY: params is a bpf_fib_lookup on our stack, its size passed.
+    let result = unsafe {
+        bpf_fib_lookup(
+            ctx.cast(),
+            &mut params,
+            core::mem::size_of::<bpf_fib_lookup>() as i32,
+            0,
+        )
+    };
+    if result != 0 {
+        return NextHop::Unreachable;
+    }
+    let destination = mac_of(&params.dmac);
+    let source = mac_of(&params.smac);
+    if params.ifindex == ingress {
+        NextHop::Tx {
+            destination,
+            source,
+        }
+    } else {
+        NextHop::Redirect {
+            ifindex: params.ifindex,
+            destination,
+            source,
+        }
+    }
+}
+
+/// A MAC from the FIB's answer, byte by byte: the array sits at an odd
+/// stack offset, where a wider load is refused.
+#[inline(always)]
+fn mac_of(bytes: &[u8; 6]) -> u64 {
+    let mut value = 0u64;
+    for byte in bytes {
+        // SAFETY: a read of our own stack; volatile keeps it one byte wide.
+        value = value << 8 | u64::from(unsafe { core::ptr::read_volatile(byte) });
+    }
+    value
 }

@@ -14,5 +14,7 @@ pub const FILTER_PROGRAM: &str = "xdpath_filter";
 /// Name of the SYN-cookie stage in [`XDPATH`] (reached by tail call from the
 /// filter stage).
 pub const SYNCOOKIE_PROGRAM: &str = "xdpath_syncookie";
+/// The balancing stage (decapsulation on a backend, the load balancer).
+pub const BALANCE_PROGRAM: &str = "xdpath_balance";
 /// Name of the entry point in [`EMPTY`].
 pub const EMPTY_PROGRAM: &str = "xdpath_empty";

@@ -136,7 +136,10 @@ mod tests {
     fn families() {
         let v4 = crate::parse::ipv4_mapped([10, 1, 2, 3]);
         assert_eq!(address_family(&v4), FAMILY_V4);
-        assert_eq!(address_family(&crate::parse::ipv4_mapped([0; 4])), FAMILY_V4);
+        assert_eq!(
+            address_family(&crate::parse::ipv4_mapped([0; 4])),
+            FAMILY_V4
+        );
         let mut v6 = v4;
         v6[0] = 0x20;
         assert_eq!(address_family(&v6), FAMILY_V6);
@@ -145,7 +148,11 @@ mod tests {
         almost[10] = 0;
         assert_eq!(address_family(&almost), FAMILY_V6);
         assert_eq!(prefix_family(&mask(&v4, 96), 96), FAMILY_V4);
-        assert_eq!(prefix_family(&mask(&v4, 80), 80), FAMILY_V6, "::/80 is IPv6");
+        assert_eq!(
+            prefix_family(&mask(&v4, 80), 80),
+            FAMILY_V6,
+            "::/80 is IPv6"
+        );
         assert_eq!(prefix_family(&[0; 16], 0), FAMILY_V6);
     }
 }

@@ -12,9 +12,10 @@
 use std::collections::HashMap;
 
 use xdpath_core::filter::{
-    family_any_length, prefix_family, FilterConfig, FAMILY_V4, FAMILY_V6, PrefixKey, PrefixLengths, RateLimit, Rule, RuleChain, MAX_CHAIN, MAX_CHAINS,
-    MAX_PREFIXES, MAX_PREFIX_LENGTHS, MAX_RATE_LIMITS, MAX_RULES, NO_RULE, RULE_ALLOW, RULE_DENY,
-    RULE_DESTINATION, RULE_MONITOR, RULE_PORTS, RULE_TCP_FLAGS,
+    family_any_length, prefix_family, FilterConfig, PrefixKey, PrefixLengths, RateLimit, Rule,
+    RuleChain, FAMILY_V4, FAMILY_V6, MAX_CHAIN, MAX_CHAINS, MAX_PREFIXES, MAX_PREFIX_LENGTHS,
+    MAX_RATE_LIMITS, MAX_RULES, NO_RULE, RULE_ALLOW, RULE_DENY, RULE_DESTINATION, RULE_MONITOR,
+    RULE_PORTS, RULE_TCP_FLAGS,
 };
 
 use super::parse::Cidr;

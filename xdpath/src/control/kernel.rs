@@ -142,7 +142,12 @@ impl KernelMaps {
             .map_or(u32::MAX, |fd| fd.as_raw_fd() as u32)
     }
 
-    fn update(&self, map: &'static str, key: &[u8], value: &[u8]) -> Result<(), ApplyError> {
+    pub(crate) fn update(
+        &self,
+        map: &'static str,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), ApplyError> {
         let attr = ElementAttr {
             map_fd: self.fd(map),
             pad: 0,

@@ -280,7 +280,7 @@ impl InterfacePins {
 }
 
 /// The maps every interface of a namespace shares (the filter's).
-pub const SHARED_MAPS: [&str; 20] = [
+pub const SHARED_MAPS: [&str; 29] = [
     "FILTER_CONFIG",
     "RULES_0",
     "RULES_1",
@@ -301,6 +301,15 @@ pub const SHARED_MAPS: [&str; 20] = [
     "MGMT_SOURCES",
     "MGMT_PORTS",
     "SYNCOOKIE_PORTS",
+    "LB_CONFIG",
+    "VIPS",
+    "MAGLEV_RINGS",
+    "BACKENDS",
+    "CONNECTIONS",
+    "VIP_STATS",
+    "BACKEND_STATS",
+    "CONN_STATS",
+    "LOCAL_ADDRESSES",
 ];
 
 /// Slot of the filter stage in the `STAGES` tail-call table.
@@ -308,6 +317,9 @@ pub const STAGE_FILTER: u32 = 0;
 /// Slot of the SYN-cookie stage (kernel only; reached from the filter
 /// stage) in the `STAGES` tail-call table.
 pub const STAGE_SYNCOOKIE: u32 = 1;
+/// Slot of the balancing stage (decapsulation or load balancing) in the
+/// `STAGES` tail-call table.
+pub const STAGE_BALANCE: u32 = 2;
 
 /// Where this namespace's shared maps are pinned: `<namespace dir>/:shared`.
 /// Interface pins live in dirs named after interfaces beside it; no

@@ -94,13 +94,14 @@ impl LoadedProgram {
     }
 
     /// Puts the later stages into the main program's tail-call table: the
-    /// filter stage, and the SYN-cookie stage (kernel only) when the object
-    /// has one.
+    /// filter stage, and the SYN-cookie (kernel only) and balancing stages
+    /// when the object has them.
     fn link_stages(&mut self) -> Result<(), DataplaneError> {
         let filter_fd = self
             .stage_fd(objects::FILTER_PROGRAM)?
             .ok_or_else(|| DataplaneError::Load("no filter stage in the object".into()))?;
         let syncookie_fd = self.stage_fd(objects::SYNCOOKIE_PROGRAM)?;
+        let balance_fd = self.stage_fd(objects::BALANCE_PROGRAM)?;
         let map = self.ebpf.map_mut("STAGES").ok_or(DataplaneError::Map {
             name: "STAGES",
             source: aya::maps::MapError::InvalidName {
@@ -119,6 +120,9 @@ impl LoadedProgram {
         stages.set(STAGE_FILTER, &filter_fd, 0).map_err(map_error)?;
         if let Some(fd) = syncookie_fd {
             stages.set(STAGE_SYNCOOKIE, &fd, 0).map_err(map_error)?;
+        }
+        if let Some(fd) = balance_fd {
+            stages.set(STAGE_BALANCE, &fd, 0).map_err(map_error)?;
         }
         Ok(())
     }

@@ -1,0 +1,327 @@
+//! The flow hash and the outer headers.
+
+/// A 32-bit mix (murmur3's block step and finaliser): the same in both
+/// builds and on every host, so several balancers place a flow alike.
+#[inline(always)]
+const fn mix(hash: u32, value: u32) -> u32 {
+    let value = value.wrapping_mul(0xcc9e_2d51).rotate_left(15);
+    let value = value.wrapping_mul(0x1b87_3593);
+    (hash ^ value)
+        .rotate_left(13)
+        .wrapping_mul(5)
+        .wrapping_add(0xe654_6b64)
+}
+
+#[inline(always)]
+const fn finish(mut hash: u32) -> u32 {
+    hash ^= hash >> 16;
+    hash = hash.wrapping_mul(0x85eb_ca6b);
+    hash ^= hash >> 13;
+    hash = hash.wrapping_mul(0xc2b2_ae35);
+    hash ^ (hash >> 16)
+}
+
+#[inline(always)]
+fn word(address: &[u8; 16], at: usize) -> u32 {
+    match address.get(at..at + 4) {
+        Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
+        _ => 0,
+    }
+}
+
+/// The flow hash: the client address, and unless `source_only`, the ports
+/// and protocol too. It picks the Maglev slot and the outer source.
+#[inline(always)]
+pub fn flow_hash(
+    source: &[u8; 16],
+    source_port: u16,
+    destination_port: u16,
+    protocol: u8,
+    source_only: bool,
+) -> u32 {
+    let mut hash = 0x9747_b28c;
+    hash = mix(hash, word(source, 0));
+    hash = mix(hash, word(source, 4));
+    hash = mix(hash, word(source, 8));
+    hash = mix(hash, word(source, 12));
+    if !source_only {
+        hash = mix(
+            hash,
+            u32::from(source_port) << 16 | u32::from(destination_port),
+        );
+        hash = mix(hash, u32::from(protocol));
+    }
+    finish(hash)
+}
+
+/// The outer source address: the configured prefix, its host bits from the
+/// flow hash. Whole 64-bit halves: byte loops spill the eBPF stack.
+#[inline(always)]
+pub fn outer_source(prefix: &[u8; 16], prefix_len: u8, hash: u32) -> [u8; 16] {
+    let [p0, p1, p2, p3, p4, p5, p6, p7, q0, q1, q2, q3, q4, q5, q6, q7] = *prefix;
+    let high = u64::from_be_bytes([p0, p1, p2, p3, p4, p5, p6, p7]);
+    let low = u64::from_be_bytes([q0, q1, q2, q3, q4, q5, q6, q7]);
+    let length = u32::from(if prefix_len > 128 { 128 } else { prefix_len });
+    let high_keep = if length >= 64 {
+        u64::MAX
+    } else {
+        !(u64::MAX.checked_shr(length).unwrap_or(0))
+    };
+    let low_keep = if length <= 64 {
+        0
+    } else {
+        !(u64::MAX.checked_shr(length - 64).unwrap_or(0))
+    };
+    let host = u64::from(hash) | u64::from(hash) << 32;
+    let high = (high & high_keep) | (host & !high_keep);
+    let low = (low & low_keep) | (host & !low_keep);
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = high.to_be_bytes();
+    let [b0, b1, b2, b3, b4, b5, b6, b7] = low.to_be_bytes();
+    [
+        a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7,
+    ]
+}
+
+/// The ones'-complement checksum of a 20-byte IPv4 header (with its own
+/// checksum field zero).
+#[inline(always)]
+pub fn internet_checksum_20(header: &[u8; 20]) -> u16 {
+    let mut sum = 0u32;
+    let mut index = 0;
+    while index < 20 {
+        if let (Some(high), Some(low)) = (header.get(index), header.get(index + 1)) {
+            sum += u32::from(*high) << 8 | u32::from(*low);
+        }
+        index += 2;
+    }
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    !(sum as u16)
+}
+
+/// What the outer headers say. Aligned, addresses first: the eBPF build
+/// keeps it on the stack, where the verifier refuses unaligned accesses.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug)]
+pub struct OuterSpec {
+    /// Outer source (IPv4-mapped for IPv4).
+    pub source: [u8; 16],
+    /// Outer destination, the backend.
+    pub destination: [u8; 16],
+    /// The flow hash (UDP source port, IPv6 flow label).
+    pub hash: u32,
+    /// The inner IP packet's length.
+    pub inner_length: u16,
+    /// GUE: a UDP header to this port follows (source port from `hash`,
+    /// checksum zero: RFC 6935 allows it for tunnels over IPv6, RFC 768
+    /// over IPv4). 0: plain IPIP.
+    pub gue_port: u16,
+    /// The outer family (the backend's).
+    pub outer_ipv4: bool,
+    /// The inner packet's family.
+    pub inner_ipv4: bool,
+    /// Traffic class to copy from the inner header.
+    pub tos: u8,
+}
+
+/// IPv4 protocol / IPv6 next-header numbers.
+const IPPROTO_IPIP: u8 = 4;
+const IPPROTO_IPV6: u8 = 41;
+const IPPROTO_UDP: u8 = 17;
+const OUTER_TTL: u8 = 64;
+
+impl OuterSpec {
+    /// Bytes of outer headers: 20 or 40, and 8 more for GUE.
+    #[inline(always)]
+    pub const fn length(&self) -> usize {
+        let ip = if self.outer_ipv4 { 20 } else { 40 };
+        if self.gue_port != 0 {
+            ip + 8
+        } else {
+            ip
+        }
+    }
+
+    /// The outer EtherType, host order.
+    #[inline(always)]
+    pub const fn ethertype(&self) -> u16 {
+        if self.outer_ipv4 {
+            0x0800
+        } else {
+            0x86dd
+        }
+    }
+
+    #[inline(always)]
+    const fn protocol(&self) -> u8 {
+        if self.gue_port != 0 {
+            IPPROTO_UDP
+        } else if self.inner_ipv4 {
+            IPPROTO_IPIP
+        } else {
+            IPPROTO_IPV6
+        }
+    }
+}
+
+/// Writes the outer headers at `at` field by field, in network byte order,
+/// straight into the frame: no header is assembled on the stack (whose
+/// unaligned byte arrays the eBPF verifier refuses). False when a write
+/// falls outside the frame.
+#[inline(always)]
+pub fn write_outer<P: crate::packet::PacketMut>(
+    packet: &mut P,
+    at: usize,
+    spec: &OuterSpec,
+) -> bool {
+    // Every write returns at once when it fails: accumulating a flag would
+    // give the eBPF verifier two states per write to walk.
+    let udp_length: u16 = if spec.gue_port != 0 { 8 } else { 0 };
+    let ip_length = if spec.outer_ipv4 {
+        let total = 20 + udp_length + spec.inner_length;
+        let source = word(&spec.source, 12);
+        let destination = word(&spec.destination, 12);
+        let first = 0x4500 | u16::from(spec.tos);
+        let ttl_protocol = u16::from(OUTER_TTL) << 8 | u16::from(spec.protocol());
+        let checksum = ipv4_checksum(&[
+            first,
+            total,
+            0,
+            0,
+            ttl_protocol,
+            (source >> 16) as u16,
+            source as u16,
+            (destination >> 16) as u16,
+            destination as u16,
+        ]);
+        if !store_be16(packet, at, first) {
+            return false;
+        }
+        if !store_be16(packet, at + 2, total) {
+            return false;
+        }
+        if !store_be32(packet, at + 4, 0) {
+            return false;
+        }
+        if !store_be16(packet, at + 8, ttl_protocol) {
+            return false;
+        }
+        if !store_be16(packet, at + 10, checksum) {
+            return false;
+        }
+        if !store_be32(packet, at + 12, source) {
+            return false;
+        }
+        if !store_be32(packet, at + 16, destination) {
+            return false;
+        }
+        20
+    } else {
+        let flow_label = spec.hash & 0x000f_ffff;
+        if !store_be32(packet, at, 6 << 28 | u32::from(spec.tos) << 20 | flow_label) {
+            return false;
+        }
+        if !store_be16(packet, at + 4, udp_length + spec.inner_length) {
+            return false;
+        }
+        if !store_be16(
+            packet,
+            at + 6,
+            u16::from(spec.protocol()) << 8 | u16::from(OUTER_TTL),
+        ) {
+            return false;
+        }
+        let mut offset = 0;
+        while offset < 16 {
+            if !store_be32(packet, at + 8 + offset, word(&spec.source, offset)) {
+                return false;
+            }
+            if !store_be32(packet, at + 24 + offset, word(&spec.destination, offset)) {
+                return false;
+            }
+            offset += 4;
+        }
+        40
+    };
+    if spec.gue_port != 0 {
+        let udp = at + ip_length;
+        // Source ports 32768-65535, spread by flow for the receiver's RSS.
+        if !store_be16(packet, udp, 0x8000 | (spec.hash as u16 & 0x7fff)) {
+            return false;
+        }
+        if !store_be16(packet, udp + 2, spec.gue_port) {
+            return false;
+        }
+        if !store_be16(packet, udp + 4, 8 + spec.inner_length) {
+            return false;
+        }
+        if !store_be16(packet, udp + 6, 0) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Stores a 16-bit value in network byte order.
+#[inline(always)]
+pub fn store_be16<P: crate::packet::PacketMut>(packet: &mut P, at: usize, value: u16) -> bool {
+    packet.store(at, value.to_be())
+}
+
+/// Stores a 32-bit value in network byte order.
+#[inline(always)]
+pub fn store_be32<P: crate::packet::PacketMut>(packet: &mut P, at: usize, value: u32) -> bool {
+    packet.store(at, value.to_be())
+}
+
+/// The IPv4 header checksum of the header's 16-bit words (checksum word
+/// left out).
+#[inline(always)]
+fn ipv4_checksum(words: &[u16; 9]) -> u16 {
+    let mut sum = 0u32;
+    for value in words {
+        sum += u32::from(*value);
+    }
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    !(sum as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_header_checksum_golden() {
+        // RFC 1071-style worked example: a 20-byte header whose checksum is
+        // 0xb861 (the classic Wikipedia example, with the field zeroed).
+        let header = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(internet_checksum_20(&header), 0xb861);
+    }
+
+    #[test]
+    fn outer_source_keeps_the_prefix() {
+        let prefix = crate::parse::ipv4_mapped([10, 255, 0, 0]);
+        let source = outer_source(&prefix, 96 + 16, 0xdead_beef);
+        assert_eq!(&source[..14], &prefix[..14]);
+        assert_ne!(&source[14..], &[0, 0]);
+        let other = outer_source(&prefix, 96 + 16, 0x1234_5678);
+        assert_ne!(source, other, "flows spread over the prefix");
+    }
+
+    #[test]
+    fn flow_hash_depends_on_ports_unless_source_only() {
+        let client = crate::parse::ipv4_mapped([192, 0, 2, 1]);
+        assert_ne!(
+            flow_hash(&client, 1000, 80, 6, false),
+            flow_hash(&client, 1001, 80, 6, false)
+        );
+        assert_eq!(
+            flow_hash(&client, 1000, 80, 6, true),
+            flow_hash(&client, 1001, 443, 17, true)
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! The native build's load-balancer tables.
+
+use std::collections::{HashMap, HashSet};
+use std::vec::Vec;
+
+use crate::lb::{
+    Backend, Connection, ConnectionKey, DecapConfig, LbConfig, LbCounter, LbTables, NextHop, Vip,
+    VipKey, CONN_HITS, DECAP_ENABLED, MAX_CONNECTIONS, MAX_RING_SIZE, NO_BACKEND,
+};
+use crate::native::NativeTables;
+
+/// The balancer's state in plain collections.
+#[derive(Clone, Debug, Default)]
+pub struct NativeLb {
+    /// Global settings.
+    pub config: LbConfig,
+    /// VIPs.
+    pub vips: HashMap<VipKey, Vip>,
+    /// Maglev rings by ring number (each `MAX_RING_SIZE` long or shorter).
+    pub rings: HashMap<u32, Vec<u32>>,
+    /// Backends by index.
+    pub backends: HashMap<u32, Backend>,
+    /// The connection table. Bounded like the kernel's; when full, an
+    /// arbitrary entry goes (the kernel's LRU evicts the least recent).
+    pub connections: HashMap<ConnectionKey, Connection>,
+    /// Statistics per VIP index.
+    pub vip_stats: HashMap<u32, LbCounter>,
+    /// Statistics per backend index.
+    pub backend_stats: HashMap<u32, LbCounter>,
+    /// Connection-table hits and misses.
+    pub connection_stats: [u64; 2],
+    /// Next hops by backend address (the native build has no FIB).
+    pub neighbours: HashMap<[u8; 16], NextHop>,
+    /// This host's addresses, for decapsulation.
+    pub local_addresses: HashSet<[u8; 16]>,
+}
+
+impl LbTables for NativeTables {
+    fn lb_config(&self) -> LbConfig {
+        self.lb.config
+    }
+
+    fn vip(&self, key: &VipKey) -> Option<Vip> {
+        self.lb.vips.get(key).copied()
+    }
+
+    fn ring_slot(&self, ring: u32, slot: u32) -> u32 {
+        if slot >= MAX_RING_SIZE {
+            return NO_BACKEND;
+        }
+        self.lb
+            .rings
+            .get(&ring)
+            .and_then(|ring| ring.get(slot as usize))
+            .copied()
+            .unwrap_or(NO_BACKEND)
+    }
+
+    fn backend(&self, index: u32) -> Option<Backend> {
+        Some(self.lb.backends.get(&index).copied().unwrap_or_default())
+    }
+
+    fn connection(&mut self, key: &ConnectionKey) -> Option<Connection> {
+        self.lb.connections.get(key).copied()
+    }
+
+    fn insert_connection(&mut self, key: &ConnectionKey, connection: &Connection) {
+        if self.lb.connections.len() >= MAX_CONNECTIONS as usize
+            && !self.lb.connections.contains_key(key)
+        {
+            if let Some(victim) = self.lb.connections.keys().next().copied() {
+                self.lb.connections.remove(&victim);
+            }
+        }
+        self.lb.connections.insert(*key, *connection);
+    }
+
+    fn count_lb(&mut self, vip: u32, backend: u32, bytes: u64, new_flow: bool) {
+        for counter in [
+            self.lb.vip_stats.entry(vip).or_default(),
+            self.lb.backend_stats.entry(backend).or_default(),
+        ] {
+            counter.packets += 1;
+            counter.bytes += bytes;
+            counter.new_flows += u64::from(new_flow);
+        }
+    }
+
+    fn count_connection(&mut self, slot: u32) {
+        let index = usize::from(slot != CONN_HITS);
+        if let Some(count) = self.lb.connection_stats.get_mut(index) {
+            *count += 1;
+        }
+    }
+
+    fn next_hop(&mut self, address: &[u8; 16], _ipv4: bool) -> NextHop {
+        self.lb
+            .neighbours
+            .get(address)
+            .copied()
+            .unwrap_or(NextHop::Unreachable)
+    }
+
+    fn decap_config(&self) -> DecapConfig {
+        DecapConfig {
+            flags: if self.config.decap != 0 {
+                DECAP_ENABLED
+            } else {
+                0
+            },
+            gue_port: self.config.decap_gue_port,
+            reserved: 0,
+        }
+    }
+
+    fn is_local_address(&self, address: &[u8; 16]) -> bool {
+        self.lb.local_addresses.contains(address)
+    }
+}

@@ -1,0 +1,63 @@
+//! Writing a balancer configuration into the kernel's maps and into the
+//! native tables, from one compiled form.
+
+use xdpath_core::lb::{Backend, LbConfig, Vip, VipKey, MAX_RING_SIZE};
+use xdpath_core::NativeTables;
+
+use crate::control::apply::ApplyError;
+use crate::control::kernel::KernelMaps;
+
+/// A balancer configuration in the data path's terms.
+#[derive(Clone, Debug, Default)]
+pub struct CompiledLb {
+    /// Global settings.
+    pub config: LbConfig,
+    /// VIPs.
+    pub vips: Vec<(VipKey, Vip)>,
+    /// Maglev rings by ring number: backend index per slot.
+    pub rings: Vec<(u32, Vec<u32>)>,
+    /// Backends by index.
+    pub backends: Vec<(u32, Backend)>,
+}
+
+/// The bytes of a `#[repr(C)]` map value without padding.
+fn bytes_of<T: Copy>(value: &T) -> &[u8] {
+    // SAFETY: the balancer's map types are repr(C) with no padding bytes
+    // (every one spells its reserved bytes out), so all bytes are
+    // initialised.
+    unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
+}
+
+impl CompiledLb {
+    /// Writes rings and backends first and the VIPs and config last, so
+    /// nothing points at a slot before it is filled.
+    pub fn install_kernel(&self, maps: &KernelMaps) -> Result<(), ApplyError> {
+        for (ring, slots) in &self.rings {
+            for (slot, backend) in slots.iter().enumerate().take(MAX_RING_SIZE as usize) {
+                let index = ring * MAX_RING_SIZE + slot as u32;
+                maps.update("MAGLEV_RINGS", &index.to_ne_bytes(), &backend.to_ne_bytes())?;
+            }
+        }
+        for (index, backend) in &self.backends {
+            maps.update("BACKENDS", &index.to_ne_bytes(), bytes_of(backend))?;
+        }
+        for (key, vip) in &self.vips {
+            maps.update("VIPS", bytes_of(key), bytes_of(vip))?;
+        }
+        maps.update("LB_CONFIG", &0u32.to_ne_bytes(), bytes_of(&self.config))
+    }
+
+    /// The same into the native tables.
+    pub fn install_native(&self, tables: &mut NativeTables) {
+        for (ring, slots) in &self.rings {
+            tables.lb.rings.insert(*ring, slots.clone());
+        }
+        for (index, backend) in &self.backends {
+            tables.lb.backends.insert(*index, *backend);
+        }
+        for (key, vip) in &self.vips {
+            tables.lb.vips.insert(*key, *vip);
+        }
+        tables.lb.config = self.config;
+    }
+}
