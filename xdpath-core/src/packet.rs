@@ -97,11 +97,13 @@ pub trait PacketMut: Packet {
 ///
 /// ```
 /// use xdpath_core::packet::{FrameBuffer, Packet, PacketMut};
-/// let mut frame = FrameBuffer::new(&[1, 2, 3]);
+/// let mut frame = FrameBuffer::new(&[1; 14]);
 /// assert!(frame.adjust_head(-2));
 /// assert!(frame.store(0, [9u8, 8]));
-/// assert_eq!(frame.bytes(), &[9, 8, 1, 2, 3]);
-/// assert!(!frame.adjust_head(-1000));
+/// assert_eq!(&frame.bytes()[..4], &[9, 8, 1, 1]);
+/// assert_eq!(frame.len(), 16);
+/// assert!(!frame.adjust_head(-1000), "beyond the headroom");
+/// assert!(!frame.adjust_head(10), "shorter than an Ethernet header");
 /// ```
 #[cfg(any(feature = "std", test))]
 #[derive(Clone, Debug)]
