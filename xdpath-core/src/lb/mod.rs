@@ -21,9 +21,7 @@
 mod encap;
 mod stage;
 
-pub use encap::{
-    flow_hash, internet_checksum_20, outer_source, store_be16, store_be32, write_outer, OuterSpec,
-};
+pub use encap::{flow_hash, outer_source, store_be16, store_be32, write_outer, OuterSpec};
 pub use stage::{decap_stage, lb_stage, LbVerdict};
 
 /// The most VIPs.
