@@ -214,13 +214,6 @@ pub const fn mac_value(mac: [u8; 6]) -> u64 {
     u64::from_be_bytes([0, 0, a, b, c, d, e, f])
 }
 
-/// The bytes of a [`mac_value`].
-#[inline(always)]
-pub const fn mac_bytes(value: u64) -> [u8; 6] {
-    let [_, _, a, b, c, d, e, f] = value.to_be_bytes();
-    [a, b, c, d, e, f]
-}
-
 /// The state the balancer and the decapsulator read and the counters they
 /// write.
 pub trait LbTables {

@@ -172,6 +172,7 @@ pub fn lb_stage<P: PacketMut, T: LbTables>(
     let frame_len = packet.len() as u64;
     let mut flow = Flow::of(key);
     if !quoted_flow(packet, key, &mut flow) {
+        // A quoted header read part way may have overwritten fields.
         flow = Flow::of(key);
     }
     let mut vip_key = VipKey {
