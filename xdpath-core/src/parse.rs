@@ -399,7 +399,10 @@ fn parse_l4<P: Packet>(
             }
             let udp: UdpHeader = packet.load(l4_offset).ok_or(Reason::TruncatedUdp)?;
             let length = udp.length();
-            if length < UdpHeader::LEN || l4_offset + length > ip_end {
+            // A first fragment's UDP length covers the whole datagram, of
+            // which the fragment holds only a part.
+            let first_fragment = key.fragment == Fragment::First as u8;
+            if length < UdpHeader::LEN || (l4_offset + length > ip_end && !first_fragment) {
                 return Err(Reason::BadUdpLength);
             }
             key.source_port = udp.source_port();

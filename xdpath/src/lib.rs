@@ -17,4 +17,5 @@ pub mod replay;
 pub mod servers;
 pub mod stats;
 pub mod testenv;
+pub mod testenv_lb;
 pub mod traffic;

@@ -107,6 +107,26 @@ enum Command {
         #[command(subcommand)]
         command: MgmtCommand,
     },
+    /// The layer-4 load balancer: VIPs, backends, settings, counters.
+    Lb {
+        #[command(subcommand)]
+        command: xdpath::lb::cli::LbCommand,
+    },
+    /// Attach the backend-side decapsulator: IPIP and GUE addressed to this
+    /// host are stripped and the inner packet passed to the stack.
+    Decap {
+        /// The interface.
+        interface: String,
+        /// XDP mode: auto tries native, then generic.
+        #[arg(long, value_enum, default_value = "auto")]
+        mode: ModeChoice,
+        /// Also decapsulate GUE to this UDP port.
+        #[arg(long, default_value_t = 0)]
+        gue_port: u16,
+        /// Only read this host's addresses again (after an address change).
+        #[arg(long)]
+        refresh: bool,
+    },
     /// Measure ns/packet in the kernel (BPF_PROG_TEST_RUN) beside an empty
     /// program and xdp-filter, and packets/s of the native build.
     Bench(bench::BenchOptions),
@@ -269,6 +289,33 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Ratelimit { command } => control::cli::ratelimit(command, cli.json)?,
         Command::Guard { command } => control::cli::guard(command, cli.json)?,
         Command::Mgmt { command } => control::cli::mgmt(command, cli.json)?,
+        Command::Lb { command } => xdpath::lb::cli::run(command, cli.json)?,
+        Command::Decap {
+            interface,
+            mode,
+            gue_port,
+            refresh,
+        } => {
+            let report = xdpath::lb::decap::decap(interface, *mode, *gue_port, *refresh)?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                let addresses: Vec<String> = report
+                    .local_addresses
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                println!(
+                    "decapsulating IPIP{} on {interface} ({} mode) for {}",
+                    match report.gue_port {
+                        Some(port) if port != 0 => format!(" and GUE to port {port}"),
+                        _ => String::new(),
+                    },
+                    report.mode.name(),
+                    addresses.join(", ")
+                );
+            }
+        }
         Command::Demo => demo::run(cli.json)?,
     }
     Ok(())

@@ -415,7 +415,7 @@ impl TestBed {
 
 /// Removes a namespace's xdpath pins, then the namespace (and with it its
 /// interfaces).
-fn remove_namespace(name: &str, path: &Path) -> Result<(), TestBedError> {
+pub(crate) fn remove_namespace(name: &str, path: &Path) -> Result<(), TestBedError> {
     // The inode must be read while the namespace exists: a later namespace
     // may get the same one.
     if let Ok(id) = netns::id_of(path) {
@@ -475,7 +475,7 @@ impl Drop for TestBed {
 }
 
 /// `nsenter --net=PATH PROGRAM`.
-fn nsenter(path: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
+pub(crate) fn nsenter(path: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut command = Command::new("nsenter");
     command
         .arg(format!("--net={}", path.display()))
@@ -501,7 +501,7 @@ fn run(command: &mut Command) -> Result<Output, TestBedError> {
         })
 }
 
-fn run_ok(command: &mut Command) -> Result<Output, TestBedError> {
+pub(crate) fn run_ok(command: &mut Command) -> Result<Output, TestBedError> {
     let output = run(command)?;
     if output.status.success() {
         return Ok(output);

@@ -8,10 +8,14 @@
 //! next hop's MAC from the kernel's FIB or from the configuration.
 //!
 //! Fragment policy: a fragment carries no ports past the first, so a VIP
-//! that hashes on ports cannot balance it; fragments to such a VIP are
-//! dropped (`lb-fragment`). A VIP that hashes on the source address only
-//! balances every fragment (they share the source) — but later fragments
-//! carry no port, so only an all-ports VIP sees them.
+//! that hashes on ports cannot balance it; first fragments to such a VIP
+//! are dropped (`lb-fragment`), and later ones, whose ports cannot be
+//! known, match no port VIP and pass to the local stack. A VIP that hashes
+//! on the source address only balances every fragment: they share the
+//! source, and its connection table holds one entry per client (ports
+//! zero), so all the fragments of a datagram follow one backend even after
+//! the pool changes — but later fragments carry no port, so only an
+//! all-ports VIP sees them.
 //!
 //! ICMP "fragmentation needed" (IPv4) and "packet too big" (IPv6) from a
 //! router about a VIP's reply are sent to the backend of the flow they quote

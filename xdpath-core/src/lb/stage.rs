@@ -256,11 +256,18 @@ fn pick_backend<T: LbTables>(
     tables: &mut T,
 ) -> Option<(u32, Backend, bool)> {
     let conntrack = vip.flags & VIP_NO_CONNTRACK == 0;
+    // A source-hashed VIP keeps a whole client on one backend: one entry
+    // per client, which its fragments (no ports past the first) share too.
+    let ports = if vip.flags & VIP_SOURCE_HASH != 0 {
+        (0, 0)
+    } else {
+        (flow.source_port, flow.destination_port)
+    };
     let connection_key = ConnectionKey {
         source: flow.source,
         destination: flow.destination,
-        source_port: flow.source_port,
-        destination_port: flow.destination_port,
+        source_port: ports.0,
+        destination_port: ports.1,
         protocol: flow.protocol,
         reserved: [0; 3],
     };

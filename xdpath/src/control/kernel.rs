@@ -158,7 +158,7 @@ impl KernelMaps {
         bpf(BPF_MAP_UPDATE_ELEM, &attr).map_err(|source| ApplyError::Map { map, source })
     }
 
-    fn delete(&self, map: &'static str, key: &[u8]) -> Result<(), ApplyError> {
+    pub(crate) fn delete(&self, map: &'static str, key: &[u8]) -> Result<(), ApplyError> {
         let attr = ElementAttr {
             map_fd: self.fd(map),
             pad: 0,
@@ -174,7 +174,12 @@ impl KernelMaps {
         }
     }
 
-    fn lookup(&self, map: &'static str, key: &[u8], value: &mut [u8]) -> Result<bool, ApplyError> {
+    pub(crate) fn lookup(
+        &self,
+        map: &'static str,
+        key: &[u8],
+        value: &mut [u8],
+    ) -> Result<bool, ApplyError> {
         let attr = ElementAttr {
             map_fd: self.fd(map),
             pad: 0,
@@ -217,7 +222,7 @@ impl KernelMaps {
     /// then deleted: restarting the walk from the first key after each
     /// delete would rescan a hash table's empty buckets every time (quadratic
     /// for a million prefixes).
-    fn clear_map(&self, map: &'static str, key_size: usize) -> Result<(), ApplyError> {
+    pub(crate) fn clear_map(&self, map: &'static str, key_size: usize) -> Result<(), ApplyError> {
         let mut keys = Vec::new();
         let mut previous: Option<Vec<u8>> = None;
         while let Some(key) = self.next_key(map, previous.as_deref(), key_size)? {
@@ -243,7 +248,7 @@ impl KernelMaps {
         Ok(())
     }
 
-    fn per_cpu_sum(&self, map: &'static str, index: u32) -> Result<u64, ApplyError> {
+    pub(crate) fn per_cpu_sum(&self, map: &'static str, index: u32) -> Result<u64, ApplyError> {
         let mut values = vec![0u8; 8 * self.cpus];
         if !self.lookup(map, &index.to_ne_bytes(), &mut values)? {
             return Ok(0);
@@ -259,7 +264,41 @@ impl KernelMaps {
     }
 
     fn per_cpu_zero(&self, map: &'static str, index: u32) -> Result<(), ApplyError> {
-        self.update(map, &index.to_ne_bytes(), &vec![0u8; 8 * self.cpus])
+        self.per_cpu_zero_words(map, index, 1)
+    }
+
+    /// Zeroes entry `index` of a per-CPU array whose values are `words`
+    /// 64-bit words.
+    pub(crate) fn per_cpu_zero_words(
+        &self,
+        map: &'static str,
+        index: u32,
+        words: usize,
+    ) -> Result<(), ApplyError> {
+        self.update(map, &index.to_ne_bytes(), &vec![0u8; 8 * words * self.cpus])
+    }
+
+    /// Entry `index` of a per-CPU array of `words` 64-bit words, each word
+    /// summed over the CPUs.
+    pub(crate) fn per_cpu_words(
+        &self,
+        map: &'static str,
+        index: u32,
+        words: usize,
+    ) -> Result<Vec<u64>, ApplyError> {
+        let mut values = vec![0u8; 8 * words * self.cpus];
+        let mut sums = vec![0u64; words];
+        if !self.lookup(map, &index.to_ne_bytes(), &mut values)? {
+            return Ok(sums);
+        }
+        for cpu in values.chunks_exact(8 * words) {
+            for (sum, chunk) in sums.iter_mut().zip(cpu.chunks_exact(8)) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                *sum = sum.wrapping_add(u64::from_ne_bytes(word));
+            }
+        }
+        Ok(sums)
     }
 }
 

@@ -29,25 +29,9 @@ impl Session {
     /// filter maps. Expired blocklist entries are swept from the state;
     /// the next commit removes them from the map.
     pub fn open() -> Result<Self, ControlError> {
-        let dir = state::state_dir()?;
-        fs::create_dir_all(&dir).map_err(|source| state::StateError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        let lock_path = dir.join("lock");
-        let lock = File::create(&lock_path).map_err(|source| ControlError::Lock {
-            path: lock_path.clone(),
-            source,
-        })?;
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(ControlError::Lock {
-                path: lock_path,
-                source: std::io::Error::last_os_error(),
-            });
-        }
+        let (dir, lock) = lock_state_dir()?;
         let path = dir.join(STATE_FILE);
-        let loaded = state::load(&path)?;
+        let loaded: FilterState = state::load(&path)?;
         let (maps, fresh) = KernelMaps::open_shared()?;
         let installed = if fresh {
             FilterState::default()
@@ -113,4 +97,28 @@ fn install_error(error: InstallError) -> ControlError {
         InstallError::Compile(error) => ControlError::Compile(error),
         InstallError::Apply(error) => ControlError::Apply(error),
     }
+}
+
+/// Creates and locks this namespace's state directory; every control call
+/// holds the lock until it has installed and saved its change. Returns the
+/// directory and the lock (released when dropped).
+pub fn lock_state_dir() -> Result<(PathBuf, File), ControlError> {
+    let dir = state::state_dir()?;
+    fs::create_dir_all(&dir).map_err(|source| state::StateError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let lock_path = dir.join("lock");
+    let lock = File::create(&lock_path).map_err(|source| ControlError::Lock {
+        path: lock_path.clone(),
+        source,
+    })?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(ControlError::Lock {
+            path: lock_path,
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok((dir, lock))
 }

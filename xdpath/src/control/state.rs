@@ -32,7 +32,7 @@ pub enum StateError {
         source: io::Error,
     },
     /// The file is not valid state JSON.
-    #[error("{}: not a valid filter state: {source}", path.display())]
+    #[error("{}: not a valid xdpath state file: {source}", path.display())]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -311,10 +311,10 @@ pub fn state_dir() -> Result<PathBuf, StateError> {
 }
 
 /// Reads the state at `path`; a missing file is the empty state.
-pub fn load(path: &Path) -> Result<FilterState, StateError> {
+pub fn load<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, StateError> {
     let file = match File::open(path) {
         Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(FilterState::default()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(T::default()),
         Err(source) => {
             return Err(StateError::Io {
                 path: path.into(),
@@ -330,7 +330,7 @@ pub fn load(path: &Path) -> Result<FilterState, StateError> {
 }
 
 /// Writes the state to `path` atomically (a temporary file, then rename).
-pub fn save(path: &Path, state: &FilterState) -> Result<(), StateError> {
+pub fn save<T: Serialize>(path: &Path, state: &T) -> Result<(), StateError> {
     let io_error = |path: &Path| {
         let path = path.to_path_buf();
         move |source| StateError::Io { path, source }

@@ -21,7 +21,7 @@ pub struct CompiledLb {
 }
 
 /// The bytes of a `#[repr(C)]` map value without padding.
-fn bytes_of<T: Copy>(value: &T) -> &[u8] {
+pub(crate) fn bytes_of<T: Copy>(value: &T) -> &[u8] {
     // SAFETY: the balancer's map types are repr(C) with no padding bytes
     // (every one spells its reserved bytes out), so all bytes are
     // initialised.

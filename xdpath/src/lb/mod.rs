@@ -1,5 +1,149 @@
-//! The layer-4 load balancer's control side: Maglev tables, the VIP and
-//! backend state, and its compilation into the data path's maps.
+//! The layer-4 load balancer's control side: the desired state of a
+//! namespace ([`state`]), changes to it checked one by one ([`edit`]), its
+//! compilation into the data path's maps with Maglev tables ([`compile`],
+//! [`maglev`], [`install`]), one locked control call ([`session`]), and the
+//! `lb` commands ([`cli`]). A refused command changes nothing: every check
+//! runs before the first map write.
 
+pub mod cli;
+pub mod compile;
+pub mod decap;
+pub mod edit;
 pub mod install;
 pub mod maglev;
+pub mod session;
+pub mod state;
+
+use state::VipId;
+
+/// Why a balancer command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LbError {
+    /// A VIP did not parse.
+    #[error(
+        "invalid VIP \"{text}\": {why} (expected ADDRESS:PORT/tcp|udp, e.g. 203.0.113.10:80/tcp, \
+         [2001:db8::10]:443/tcp, or * as the port for every port)"
+    )]
+    VipSyntax {
+        /// What was typed.
+        text: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// An address did not parse.
+    #[error("invalid IP address \"{text}\"")]
+    Address {
+        /// What was typed.
+        text: String,
+    },
+    /// A MAC address did not parse.
+    #[error("invalid MAC address \"{text}\" (expected six hex bytes, e.g. 02:00:00:00:00:01)")]
+    Mac {
+        /// What was typed.
+        text: String,
+    },
+    /// A prefix did not parse.
+    #[error(transparent)]
+    Prefix(#[from] crate::control::parse::ParseError),
+    /// The VIP is already configured.
+    #[error("VIP {vip} already exists")]
+    VipExists {
+        /// The VIP.
+        vip: VipId,
+    },
+    /// No such VIP.
+    #[error("no VIP {vip} (see `xdpath lb vip list`)")]
+    NoSuchVip {
+        /// The VIP asked for.
+        vip: VipId,
+    },
+    /// The backend is already in the VIP's pool.
+    #[error("backend {backend} is already in VIP {vip}")]
+    BackendExists {
+        /// The VIP.
+        vip: VipId,
+        /// The backend.
+        backend: std::net::IpAddr,
+    },
+    /// No such backend in the pool.
+    #[error("VIP {vip} has no backend {backend}")]
+    NoSuchBackend {
+        /// The VIP.
+        vip: VipId,
+        /// The backend asked for.
+        backend: std::net::IpAddr,
+    },
+    /// A weight outside `0..=MAX_WEIGHT`.
+    #[error(
+        "weight {weight} is out of range (0-{}; 0 drains the backend)",
+        maglev::MAX_WEIGHT
+    )]
+    Weight {
+        /// The weight asked for.
+        weight: u64,
+    },
+    /// The encapsulation needs an outer source of the backend's family.
+    #[error(
+        "backend {backend} is {family} but no {family} outer source prefix is configured, so \
+         {encap} cannot carry traffic to it; set one with `xdpath lb config --source-{flag} PREFIX`"
+    )]
+    NoOuterSource {
+        /// The backend.
+        backend: std::net::IpAddr,
+        /// `IPv4` or `IPv6`.
+        family: &'static str,
+        /// `v4` or `v6`.
+        flag: &'static str,
+        /// The VIP's encapsulation.
+        encap: &'static str,
+    },
+    /// An outer source prefix of the wrong family.
+    #[error("--source-{flag} needs an {family} prefix, not {prefix}")]
+    SourceFamily {
+        /// The prefix given.
+        prefix: crate::control::parse::Cidr,
+        /// `v4` or `v6`.
+        flag: &'static str,
+        /// `IPv4` or `IPv6`.
+        family: &'static str,
+    },
+    /// Too many VIPs.
+    #[error("at most {} VIPs", xdpath_core::lb::MAX_VIPS)]
+    TooManyVips,
+    /// Too many backends.
+    #[error("at most {} backends over all VIPs", xdpath_core::lb::MAX_BACKENDS)]
+    TooManyBackends,
+    /// The Maglev table cannot be built.
+    #[error("VIP {vip}: {source}")]
+    Table {
+        /// The VIP.
+        vip: VipId,
+        /// Why.
+        source: maglev::MaglevError,
+    },
+    /// GUE without a port, or a port without GUE.
+    #[error("{0}")]
+    Usage(String),
+    /// Locking, reading or saving state, or writing the maps failed.
+    /// (Boxed: it is large, and every balancer result carries it.)
+    #[error(transparent)]
+    Control(Box<crate::control::ControlError>),
+}
+
+impl From<crate::control::ControlError> for LbError {
+    fn from(error: crate::control::ControlError) -> Self {
+        Self::Control(Box::new(error))
+    }
+}
+
+impl From<crate::control::apply::ApplyError> for LbError {
+    fn from(error: crate::control::apply::ApplyError) -> Self {
+        Self::Control(Box::new(error.into()))
+    }
+}
+
+impl From<crate::control::state::StateError> for LbError {
+    fn from(error: crate::control::state::StateError) -> Self {
+        Self::Control(Box::new(error.into()))
+    }
+}

@@ -1,0 +1,190 @@
+//! The desired balancer state of a network namespace, in operator terms
+//! (addresses, ports, weights). It is kept as JSON at
+//! `/run/xdpath/<netns id>/lb.json` beside the filter's state, and compiled
+//! to the data path's maps by [`super::compile`].
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::control::parse::Cidr;
+
+/// The state file's name inside a namespace's directory.
+pub const LB_STATE_FILE: &str = "lb.json";
+
+/// The transport protocol of a VIP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum L4 {
+    /// TCP (IP protocol 6).
+    Tcp,
+    /// UDP (IP protocol 17).
+    Udp,
+}
+
+impl L4 {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Self::Tcp => 6,
+            Self::Udp => 17,
+        }
+    }
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        }
+    }
+}
+
+/// How frames reach a VIP's backends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encap {
+    /// IP in IP: protocol 4 (IPv4 inside) or 41 (IPv6 inside).
+    #[default]
+    Ipip,
+    /// Generic UDP Encapsulation, variant 1, to a UDP port.
+    Gue,
+}
+
+impl Encap {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ipip => "ipip",
+            Self::Gue => "gue",
+        }
+    }
+}
+
+/// What identifies a VIP: address, port (0: every port) and protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct VipId {
+    /// The address clients connect to.
+    pub address: IpAddr,
+    /// The destination port; 0 for every port.
+    pub port: u16,
+    /// TCP or UDP.
+    pub protocol: L4,
+}
+
+impl fmt::Display for VipId {
+    /// `203.0.113.10:80/tcp`, `[2001:db8::10]:443/tcp`, `203.0.113.10:*/udp`.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.address {
+            IpAddr::V4(address) => write!(formatter, "{address}")?,
+            IpAddr::V6(address) => write!(formatter, "[{address}]")?,
+        }
+        if self.port == 0 {
+            write!(formatter, ":*/{}", self.protocol.name())
+        } else {
+            write!(formatter, ":{}/{}", self.port, self.protocol.name())
+        }
+    }
+}
+
+/// One backend of a VIP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendSpec {
+    /// Where its traffic is encapsulated to.
+    pub address: IpAddr,
+    /// Relative weight, 0 to `MAX_WEIGHT`; 0 drains it (no new flows,
+    /// established ones stay).
+    pub weight: u32,
+    /// Its slot in the data path's backend array (and counters).
+    pub index: u32,
+    /// Tells the slot's successive owners apart in the connection table.
+    pub generation: u32,
+}
+
+/// One VIP with its pool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipSpec {
+    /// Address, port and protocol.
+    pub id: VipId,
+    /// IPIP or GUE.
+    pub encap: Encap,
+    /// The GUE destination port (with `Encap::Gue`).
+    #[serde(default)]
+    pub gue_port: u16,
+    /// Hash on the source address only, so all of a client's flows go to
+    /// one backend.
+    #[serde(default)]
+    pub source_hash: bool,
+    /// Do not use the connection table: pure Maglev, cheaper, but a pool
+    /// change moves some established flows.
+    #[serde(default)]
+    pub no_conntrack: bool,
+    /// The Maglev table's size, a prime.
+    pub ring_size: u32,
+    /// Its slot (statistics index; rings `2 * slot` and `2 * slot + 1`).
+    pub slot: u32,
+    /// Which of its two rings is live (0 or 1).
+    #[serde(default)]
+    pub live_ring: u32,
+    /// The backends, in the order they were added (the table does not
+    /// depend on it).
+    #[serde(default)]
+    pub backends: Vec<BackendSpec>,
+}
+
+impl VipSpec {
+    /// The backend at `address`.
+    pub fn backend(&self, address: IpAddr) -> Option<&BackendSpec> {
+        self.backends
+            .iter()
+            .find(|backend| backend.address == address)
+    }
+}
+
+/// Settings shared by every VIP.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LbSettings {
+    /// The outer IPv4 source prefix; the host bits come from the flow hash
+    /// so backends' receive-side scaling spreads flows. Needed for IPv4
+    /// backends.
+    #[serde(default)]
+    pub source_v4: Option<Cidr>,
+    /// The outer IPv6 source prefix; needed for IPv6 backends.
+    #[serde(default)]
+    pub source_v6: Option<Cidr>,
+    /// Send every encapsulated frame to this MAC (out of the receiving
+    /// interface) instead of asking the kernel's FIB.
+    #[serde(default)]
+    pub next_hop_mac: Option<String>,
+    /// Seed of the Maglev permutations: balancers behind one ECMP group must
+    /// share it.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// The desired balancer state of a namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LbState {
+    /// Shared settings.
+    #[serde(default)]
+    pub settings: LbSettings,
+    /// The VIPs.
+    #[serde(default)]
+    pub vips: Vec<VipSpec>,
+    /// The generation the next new backend gets.
+    #[serde(default)]
+    pub next_generation: u32,
+}
+
+impl LbState {
+    /// The VIP `id`.
+    pub fn vip(&self, id: &VipId) -> Option<&VipSpec> {
+        self.vips.iter().find(|vip| vip.id == *id)
+    }
+
+    /// The VIP `id`, to change.
+    pub fn vip_mut(&mut self, id: &VipId) -> Option<&mut VipSpec> {
+        self.vips.iter_mut().find(|vip| vip.id == *id)
+    }
+}

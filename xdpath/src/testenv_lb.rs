@@ -1,0 +1,501 @@
+//! A load-balancing test bed on one L2 segment: a client, two balancers
+//! (for ECMP tests) and three backends, each in its own namespace, joined
+//! by a bridge in a switch namespace. Addresses are static and so are the
+//! neighbours, in IPv4 and IPv6. Backends carry the VIPs on their loopback
+//! and answer clients directly (direct server return).
+//!
+//! Dropping the [`LbBed`] stops its servers and removes every namespace
+//! with its xdpath pins and state. Names follow [`crate::testenv`]'s
+//! `xdpt-<pid>-<n>-<role>`, so a crashed run is swept like the others.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::netns;
+use crate::testenv::{
+    nsenter, remove_namespace, run_ok, TestBedError, NAMESPACE_PREFIX, NETNS_DIR,
+};
+
+/// The IPv4 VIP every backend carries on its loopback.
+pub const VIP4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+/// The IPv6 VIP.
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
+/// The UDP port backends decapsulate GUE on.
+pub const GUE_PORT: u16 = 6080;
+/// The HTTP ports backends serve on every VIP.
+pub const HTTP_PORTS: [u16; 2] = [80, 8080];
+/// Size of `/big` on every backend.
+pub const BIG_FILE_BYTES: usize = 6 << 20;
+
+/// The roles of the bed's hosts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Where requests come from.
+    Client,
+    /// The first balancer.
+    Lb1,
+    /// The second balancer (same VIPs, for ECMP tests).
+    Lb2,
+    /// Backend 1.
+    B1,
+    /// Backend 2.
+    B2,
+    /// Backend 3.
+    B3,
+}
+
+impl Role {
+    /// Every host.
+    pub const ALL: [Role; 6] = [
+        Role::Client,
+        Role::Lb1,
+        Role::Lb2,
+        Role::B1,
+        Role::B2,
+        Role::B3,
+    ];
+    /// The backends.
+    pub const BACKENDS: [Role; 3] = [Role::B1, Role::B2, Role::B3];
+
+    /// Short name: `client`, `lb1`, `b2`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Client => "client",
+            Role::Lb1 => "lb1",
+            Role::Lb2 => "lb2",
+            Role::B1 => "b1",
+            Role::B2 => "b2",
+            Role::B3 => "b3",
+        }
+    }
+
+    fn host(self) -> u8 {
+        match self {
+            Role::Client => 1,
+            Role::Lb1 => 2,
+            Role::Lb2 => 3,
+            Role::B1 => 11,
+            Role::B2 => 12,
+            Role::B3 => 13,
+        }
+    }
+}
+
+/// One host of the bed.
+#[derive(Clone, Debug)]
+pub struct Host {
+    /// Its role.
+    pub role: Role,
+    /// Namespace name.
+    pub namespace: String,
+    /// `/run/netns/<namespace>`.
+    pub path: PathBuf,
+    /// The namespace's inode, for its pins.
+    pub netns_id: u64,
+    /// Its MAC.
+    pub mac: [u8; 6],
+    /// Its IPv4 address.
+    pub ipv4: Ipv4Addr,
+    /// Its IPv6 address.
+    pub ipv6: Ipv6Addr,
+}
+
+/// Beds made by this process so far.
+static NEXT_LB_BED: AtomicU32 = AtomicU32::new(0);
+
+/// The bed; see the module documentation.
+pub struct LbBed {
+    number: u32,
+    switch: String,
+    hosts: Vec<Host>,
+    created: Vec<String>,
+    servers: Vec<(Child, PathBuf)>,
+}
+
+/// The interface every host has towards the switch.
+pub const INTERFACE: &str = "eth0";
+
+impl LbBed {
+    /// Builds the bed; on failure whatever was made is removed.
+    pub fn new() -> Result<Self, TestBedError> {
+        let number = NEXT_LB_BED.fetch_add(1, Ordering::Relaxed) + 1;
+        let pid = std::process::id();
+        let subnet = (number % 250 + 1) as u8;
+        let name = |role: &str| format!("{NAMESPACE_PREFIX}{pid}-lb{number}-{role}");
+        let hosts = Role::ALL
+            .iter()
+            .map(|&role| Host {
+                role,
+                namespace: name(role.name()),
+                path: Path::new(NETNS_DIR).join(name(role.name())),
+                netns_id: 0,
+                mac: [0x02, 0xc8, subnet, 0, 0, role.host()],
+                ipv4: Ipv4Addr::new(10, 198, subnet, role.host()),
+                ipv6: Ipv6Addr::new(
+                    0xfd00,
+                    0x198,
+                    u16::from(subnet),
+                    0,
+                    0,
+                    0,
+                    0,
+                    u16::from(role.host()),
+                ),
+            })
+            .collect();
+        let mut bed = Self {
+            number,
+            switch: name("sw"),
+            hosts,
+            created: Vec::new(),
+            servers: Vec::new(),
+        };
+        bed.build()?;
+        Ok(bed)
+    }
+
+    /// The host of `role`.
+    pub fn host(&self, role: Role) -> &Host {
+        // Every role is built in `new`.
+        &self.hosts[Role::ALL
+            .iter()
+            .position(|known| *known == role)
+            .unwrap_or(0)]
+    }
+
+    /// A command run in `role`'s namespace.
+    pub fn command(&self, role: Role, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        nsenter(&self.host(role).path, program)
+    }
+
+    /// Runs a command in `role`'s namespace and returns its output,
+    /// whatever its status.
+    pub fn exec<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        role: Role,
+        program: impl AsRef<std::ffi::OsStr>,
+        args: impl IntoIterator<Item = S>,
+    ) -> Result<Output, TestBedError> {
+        let mut command = self.command(role, program);
+        command.args(args).stdin(Stdio::null());
+        command.output().map_err(|source| TestBedError::Io {
+            what: format!("running a command in {}", role.name()),
+            source,
+        })
+    }
+
+    /// Runs a command in `role`'s namespace; fails unless it succeeds.
+    pub fn exec_ok<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        role: Role,
+        program: impl AsRef<std::ffi::OsStr>,
+        args: impl IntoIterator<Item = S>,
+    ) -> Result<String, TestBedError> {
+        let mut command = self.command(role, program);
+        command.args(args);
+        run_ok(&mut command).map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Sends the client's VIP traffic through balancer `lb`.
+    pub fn route_via(&self, lb: Role) -> Result<(), TestBedError> {
+        let gateway = self.host(lb);
+        let (v4, v6) = (gateway.ipv4.to_string(), gateway.ipv6.to_string());
+        let vip4 = format!("{VIP4}/32");
+        let vip6 = format!("{VIP6}/128");
+        self.exec_ok(Role::Client, "ip", ["route", "replace", &vip4, "via", &v4])?;
+        self.exec_ok(
+            Role::Client,
+            "ip",
+            ["-6", "route", "replace", &vip6, "via", &v6],
+        )?;
+        Ok(())
+    }
+
+    fn build(&mut self) -> Result<(), TestBedError> {
+        self.add_namespace(&self.switch.clone())?;
+        let switch_path = Path::new(NETNS_DIR).join(&self.switch);
+        quiet_ipv6(&switch_path)?;
+        let sw = |args: &[&str]| {
+            let mut command = nsenter(&switch_path, "ip");
+            command.args(args);
+            run_ok(&mut command)
+        };
+        sw(&[
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "mcast_snooping",
+            "0",
+        ])?;
+        sw(&["link", "set", "br0", "up"])?;
+        for index in 0..self.hosts.len() {
+            let namespace = self.hosts[index].namespace.clone();
+            self.add_namespace(&namespace)?;
+            let host = &mut self.hosts[index];
+            host.netns_id = netns::id_of(&host.path).map_err(|source| TestBedError::Io {
+                what: format!("reading the inode of {}", host.path.display()),
+                source,
+            })?;
+            quiet_ipv6(&host.path)?;
+            let port = format!("p{}", host.role.name());
+            let mac = crate::testenv::format_mac(host.mac);
+            run_ok(Command::new("ip").args([
+                "link",
+                "add",
+                INTERFACE,
+                "address",
+                &mac,
+                "netns",
+                &host.namespace,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &port,
+                "netns",
+                &self.switch,
+            ]))?;
+            sw(&["link", "set", &port, "master", "br0", "up"])?;
+            if matches!(host.role, Role::Lb1 | Role::Lb2) {
+                // A frame a balancer sends with XDP_TX reaches its veth peer
+                // only if the peer runs an XDP program too (GRO, which
+                // should do, does not here): xdpath with no rules passes
+                // everything.
+                let port_name = port.clone();
+                netns::run_in(&switch_path, move || {
+                    crate::dataplane::attach(
+                        &port_name,
+                        crate::dataplane::ModeChoice::Native,
+                        xdpath_core::InterfaceConfig::default(),
+                    )
+                })
+                .map_err(|source| TestBedError::Io {
+                    what: format!("entering {}", self.switch),
+                    source,
+                })?
+                .map_err(|error| TestBedError::Io {
+                    what: format!("attaching xdpath to {port}"),
+                    source: std::io::Error::other(error.to_string()),
+                })?;
+            }
+        }
+        for host in &self.hosts {
+            self.configure_host(host)?;
+        }
+        self.route_via(Role::Lb1)
+    }
+
+    fn add_namespace(&mut self, name: &str) -> Result<(), TestBedError> {
+        run_ok(Command::new("ip").args(["netns", "add", name]))?;
+        self.created.push(name.to_string());
+        Ok(())
+    }
+
+    fn configure_host(&self, host: &Host) -> Result<(), TestBedError> {
+        let ip = |args: &[&str]| {
+            let mut command = nsenter(&host.path, "ip");
+            command.args(args);
+            run_ok(&mut command)
+        };
+        ip(&["link", "set", "lo", "up"])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", host.ipv4),
+            "dev",
+            INTERFACE,
+        ])?;
+        ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{}/64", host.ipv6),
+            "dev",
+            INTERFACE,
+            "nodad",
+        ])?;
+        ip(&["link", "set", INTERFACE, "up"])?;
+        // veth leaves TCP and UDP checksums to the receiver (checksum
+        // offload); a frame that goes through XDP_TX or decapsulation loses
+        // that note, so the sender must fill the checksum in, as a real NIC
+        // would.
+        let mut ethtool = nsenter(&host.path, "ethtool");
+        ethtool.args(["-K", INTERFACE, "tx", "off"]);
+        run_ok(&mut ethtool)?;
+        for peer in self.hosts.iter().filter(|peer| peer.role != host.role) {
+            let mac = crate::testenv::format_mac(peer.mac);
+            for address in [peer.ipv4.to_string(), peer.ipv6.to_string()] {
+                ip(&[
+                    "neigh",
+                    "replace",
+                    &address,
+                    "lladdr",
+                    &mac,
+                    "dev",
+                    INTERFACE,
+                    "nud",
+                    "permanent",
+                ])?;
+            }
+        }
+        let mut sysctl = nsenter(&host.path, "sysctl");
+        sysctl.args(["-q", "-w"]);
+        sysctl.args([
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.default.rp_filter=0",
+        ]);
+        match host.role {
+            // bpf_fib_lookup answers only where forwarding is on.
+            Role::Lb1 | Role::Lb2 => {
+                sysctl.args([
+                    "net.ipv4.conf.all.forwarding=1",
+                    "net.ipv6.conf.all.forwarding=1",
+                ]);
+            }
+            Role::B1 | Role::B2 | Role::B3 => {
+                // The VIP is on lo: never answer ARP for it on the wire.
+                sysctl.args([
+                    "net.ipv4.conf.all.arp_ignore=1",
+                    "net.ipv4.conf.all.arp_announce=2",
+                ]);
+                ip(&["addr", "add", &format!("{VIP4}/32"), "dev", "lo"])?;
+                ip(&[
+                    "-6",
+                    "addr",
+                    "add",
+                    &format!("{VIP6}/128"),
+                    "dev",
+                    "lo",
+                    "nodad",
+                ])?;
+            }
+            Role::Client => {}
+        }
+        run_ok(&mut sysctl)?;
+        Ok(())
+    }
+
+    /// Starts nginx on every backend: each VIP on [`HTTP_PORTS`]
+    /// answers `/` with the backend's name and serves `/big`
+    /// ([`BIG_FILE_BYTES`], different on each backend); every answer has
+    /// an `X-Backend` header. Waits until each answers on its own.
+    pub fn start_backends(&mut self) -> Result<(), TestBedError> {
+        for role in Role::BACKENDS {
+            let dir = std::env::temp_dir().join(format!(
+                "xdpath-lbbed-{}-{}-{}",
+                std::process::id(),
+                self.number,
+                role.name()
+            ));
+            let io = |what: &str| {
+                let what = format!("{what} for {}", role.name());
+                move |source| TestBedError::Io { what, source }
+            };
+            std::fs::create_dir_all(&dir).map_err(io("making the nginx directory"))?;
+            std::fs::write(dir.join("big"), big_file(role)).map_err(io("writing /big"))?;
+            let mut listen = String::new();
+            for port in HTTP_PORTS {
+                listen.push_str(&format!("listen {VIP4}:{port}; listen [{VIP6}]:{port}; "));
+            }
+            let name = role.name();
+            let config = format!(
+                "user root;\nworker_processes 1;\ndaemon off;\npid {dir}/nginx.pid;\nerror_log stderr crit;\n\
+                 events {{ worker_connections 1024; }}\n\
+                 http {{ access_log off; client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy;\n\
+                 fastcgi_temp_path {dir}/fastcgi; uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;\n\
+                 server {{ {listen}\n\
+                 location = /big {{ root {dir}; add_header X-Backend {name}; }}\n\
+                 location / {{ add_header X-Backend {name}; return 200 \"{name}\\n\"; }} }} }}\n",
+                dir = dir.display()
+            );
+            let config_path = dir.join("nginx.conf");
+            std::fs::write(&config_path, config).map_err(io("writing nginx.conf"))?;
+            let child = self
+                .command(role, "nginx")
+                .arg("-c")
+                .arg(&config_path)
+                .arg("-p")
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(io("starting nginx"))?;
+            self.servers.push((child, dir));
+        }
+        for role in Role::BACKENDS {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let url = format!("http://{VIP4}/");
+                let output = self.exec(role, "curl", ["-s", "--max-time", "1", &url])?;
+                if String::from_utf8_lossy(&output.stdout).trim() == role.name() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(TestBedError::Io {
+                        what: format!("nginx on {}", role.name()),
+                        source: std::io::Error::other("did not answer within 10 s"),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `/big` file of a backend: its name, then a pattern of its own.
+pub fn big_file(role: Role) -> Vec<u8> {
+    let seed = u32::from(role.host());
+    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    let mut bytes = Vec::with_capacity(BIG_FILE_BYTES);
+    bytes.extend_from_slice(role.name().as_bytes());
+    while bytes.len() < BIG_FILE_BYTES {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        bytes.extend_from_slice(&state.to_le_bytes());
+    }
+    bytes.truncate(BIG_FILE_BYTES);
+    bytes
+}
+
+/// IPv6 without autoconfiguration noise, inherited by interfaces made
+/// later.
+fn quiet_ipv6(path: &Path) -> Result<(), TestBedError> {
+    let mut sysctl = nsenter(path, "sysctl");
+    sysctl.args(["-q", "-w"]);
+    for scope in ["all", "default"] {
+        for (key, value) in [
+            ("accept_dad", "0"),
+            ("accept_ra", "0"),
+            ("router_solicitations", "0"),
+        ] {
+            sysctl.arg(format!("net.ipv6.conf.{scope}.{key}={value}"));
+        }
+    }
+    sysctl.arg("net.ipv6.conf.default.addr_gen_mode=1");
+    run_ok(&mut sysctl).map(drop)
+}
+
+impl Drop for LbBed {
+    fn drop(&mut self) {
+        for (child, dir) in &mut self.servers {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        for name in self.created.iter().rev() {
+            let path = Path::new(NETNS_DIR).join(name);
+            if let Err(error) = remove_namespace(name, &path) {
+                eprintln!("xdpath lb test bed: cleaning up {name}: {error}");
+            }
+        }
+    }
+}
