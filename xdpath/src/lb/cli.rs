@@ -183,11 +183,43 @@ pub fn run(command: &LbCommand, json: bool) -> Result<(), LbError> {
             confirmation = Some("removed every VIP".to_string());
         }
     }
+    let warnings = forwarding_warnings(&session.state);
     session.commit()?;
     if let Some(message) = confirmation {
         done(&message, json);
     }
+    for warning in warnings {
+        eprintln!("xdpath: warning: {warning}");
+    }
     Ok(())
+}
+
+/// The kernel's FIB lookup from XDP answers only where forwarding is on;
+/// without it every frame to a VIP would be dropped (`lb-no-route`).
+fn forwarding_warnings(state: &LbState) -> Vec<String> {
+    if state.settings.next_hop_mac.is_some() {
+        return Vec::new();
+    }
+    let backends = || state.vips.iter().flat_map(|vip| vip.backends.iter());
+    let mut warnings = Vec::new();
+    for (ipv4, key) in [
+        (true, "net/ipv4/conf/all/forwarding"),
+        (false, "net/ipv6/conf/all/forwarding"),
+    ] {
+        if !backends().any(|backend| backend.address.is_ipv4() == ipv4) {
+            continue;
+        }
+        let path = format!("/proc/sys/{key}");
+        if std::fs::read_to_string(&path).is_ok_and(|value| value.trim() == "0") {
+            warnings.push(format!(
+                "{} is 0: the FIB lookup for {} backends fails and their traffic is dropped \
+                 (lb-no-route); enable forwarding or set `xdpath lb config --next-hop MAC`",
+                key.replace('/', "."),
+                if ipv4 { "IPv4" } else { "IPv6" }
+            ));
+        }
+    }
+    warnings
 }
 
 /// Runs a `vip` command; a change returns its confirmation.
