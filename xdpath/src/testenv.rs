@@ -415,7 +415,7 @@ impl TestBed {
 
 /// Removes a namespace's xdpath pins, then the namespace (and with it its
 /// interfaces).
-pub(crate) fn remove_namespace(name: &str, path: &Path) -> Result<(), TestBedError> {
+pub fn remove_namespace(name: &str, path: &Path) -> Result<(), TestBedError> {
     // The inode must be read while the namespace exists: a later namespace
     // may get the same one.
     if let Ok(id) = netns::id_of(path) {

@@ -11,7 +11,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use xdpath::testenv_lb::{big_file, LbBed, Role, BIG_FILE_BYTES, GUE_PORT, INTERFACE, VIP4, VIP6};
+use xdpath::testenv_lb::{
+    big_file, LbBed, LineBed, Role, BIG_FILE_BYTES, GUE_PORT, INTERFACE, LINE_CLIENT_SIDE, VIP4,
+    VIP6,
+};
 
 const XDPATH: &str = env!("CARGO_BIN_EXE_xdpath");
 
@@ -555,4 +558,82 @@ fn refused_lb_commands_change_nothing() {
     // And the maps were not touched: the VIP still has its one backend.
     let rows = json(&bed, lb, &["lb", "backend", "list"]);
     assert_eq!(rows.as_array().map(Vec::len), Some(1));
+}
+
+/// The backend behind another interface of the balancer: the FIB names
+/// that interface and frames leave by redirect.
+#[test]
+fn redirects_when_the_backend_is_behind_another_interface() {
+    let mut bed = LineBed::new().expect("line bed");
+    let [client, lb, backend] = bed.paths.clone();
+    let run = |path: &std::path::Path, args: &[&str]| {
+        let output = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", path.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("nsenter");
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    run(&backend, &[XDPATH, "decap", INTERFACE]);
+    bed.start_backend().expect("nginx");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let url = format!("http://{VIP4}/");
+    loop {
+        let answer = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", backend.display()))
+            .args(["curl", "-s", "--max-time", "1", &url])
+            .output()
+            .expect("curl");
+        if String::from_utf8_lossy(&answer.stdout).trim() == "b1" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not start: {}",
+            bed.server_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let address = bed.backend_address().expect("address");
+    let vip = format!("{VIP4}:80/tcp");
+    run(&lb, &[XDPATH, "attach", LINE_CLIENT_SIDE]);
+    run(
+        &lb,
+        &[XDPATH, "lb", "config", "--source-v4", "172.16.0.0/16"],
+    );
+    run(&lb, &[XDPATH, "lb", "vip", "add", &vip]);
+    run(&lb, &[XDPATH, "lb", "backend", "add", &vip, &address]);
+
+    let mut args = vec![
+        "curl".to_string(),
+        "-s".into(),
+        "--max-time".into(),
+        "30".into(),
+    ];
+    args.extend((0..50).map(|request| format!("{url}?{request}")));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let answers = run(&client, &args);
+    assert_eq!(
+        answers.lines().filter(|line| *line == "b1").count(),
+        50,
+        "{answers}"
+    );
+
+    let stats: Value =
+        serde_json::from_str(&run(&lb, &[XDPATH, "--json", "stats", LINE_CLIENT_SIDE]))
+            .expect("JSON");
+    let redirected = stats[0]["counters"]
+        .as_array()
+        .expect("counters")
+        .iter()
+        .find(|row| row["action"] == "redirect" && row["reason"] == "lb-forwarded")
+        .and_then(|row| row["packets"].as_u64())
+        .unwrap_or(0);
+    assert!(redirected >= 50, "{stats}");
 }
