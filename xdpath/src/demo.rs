@@ -1,7 +1,8 @@
 //! `xdpath demo`: builds a two-namespace test bed, attaches xdpath in
 //! native mode on one end, sends a mixed traffic set and real pings from the
-//! other, prints the counters, checks them against what was sent, and
-//! removes everything again.
+//! other, prints the counters, checks them against what was sent, blocks
+//! and unblocks the sender, and removes everything again; then balances
+//! HTTP over three backends ([`crate::demo_lb`]).
 //!
 //! The demo is a self-check too: it fails when a counter differs from what
 //! the traffic should have produced. Whatever happens (an error, Ctrl-C),
@@ -254,6 +255,16 @@ fn run_steps(json: bool) -> Result<(), DemoError> {
         a.interface
     ));
     drop(bed);
+    check_interrupted()?;
+
+    let show = |table: &str| {
+        if json {
+            eprint!("{table}");
+        } else {
+            print!("{table}");
+        }
+    };
+    crate::demo_lb::lb_act(&say, &show)?;
     say("done".to_string());
     Ok(())
 }

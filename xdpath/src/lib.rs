@@ -9,6 +9,7 @@ pub mod bench_flood;
 pub mod control;
 pub mod dataplane;
 pub mod demo;
+pub mod demo_lb;
 pub mod lb;
 pub mod netns;
 pub mod objects;
