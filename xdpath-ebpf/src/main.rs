@@ -122,17 +122,21 @@ impl PacketMut for XdpFrame {
     }
 }
 
-/// Whether the balancing stage has anything to do on this interface.
+/// Whether the balancing stage may have anything to do with this frame:
+/// decapsulation is on, or its destination may be a VIP's (checked here so
+/// traffic to no VIP pays for no tail call and no VIP lookup).
 #[inline(always)]
-fn balance_enabled(tables: &tables::MapTables) -> bool {
-    tables.lb_config().flags & LB_ENABLED != 0 || tables.interface_config().decap != 0
+fn balance_enabled(tables: &tables::MapTables, key: &FlowKey) -> bool {
+    let config = tables.lb_config();
+    (config.flags & LB_ENABLED != 0 && config.may_be_vip(&key.destination))
+        || tables.interface_config().decap != 0
 }
 
 /// Tail-calls the balancing stage when it has work; returns when it has
 /// none (or is missing).
 #[inline(always)]
-fn divert_to_balance(ctx: &XdpContext, tables: &tables::MapTables) {
-    if balance_enabled(tables) {
+fn divert_to_balance(ctx: &XdpContext, tables: &tables::MapTables, key: &FlowKey) {
+    if balance_enabled(tables, key) {
         // SAFETY: a tail call with this program's own context; on success
         // it does not return.
         unsafe { maps::STAGES.tail_call(ctx, maps::STAGE_BALANCE) };
@@ -174,11 +178,13 @@ pub fn xdpath(ctx: XdpContext) -> u32 {
         match pipeline::parse_stage(&packet, &mut key, &tables) {
             Step::Done(outcome) => outcome,
             Step::Continue => {
-                if balance_enabled(&tables) {
+                if balance_enabled(&tables, &key) {
                     if let Some(scratch) = maps::SCRATCH.get_ptr_mut(0) {
                         // SAFETY: this CPU's slot; XDP runs do not nest.
                         key.copy_to(unsafe { &mut *scratch });
-                        divert_to_balance(&ctx, &tables);
+                        // SAFETY: a tail call with this program's own
+                        // context; on success it does not return.
+                        unsafe { maps::STAGES.tail_call(&ctx, maps::STAGE_BALANCE) };
                     }
                 }
                 pipeline::class_outcome(&key)
@@ -206,7 +212,7 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
         // SYN-cookie mode: a SYN or ACK to a protected port goes on to the
         // cookie stage (which does not return here); anything else is done.
         syncookie::divert(&ctx, key);
-        divert_to_balance(&ctx, &tables);
+        divert_to_balance(&ctx, &tables, key);
     }
     tables.count(outcome.action, outcome.reason, frame_len);
     outcome.action as u32

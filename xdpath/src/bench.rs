@@ -9,6 +9,9 @@
 //! tell programs of a few ns apart). The figure for a frame is the median of
 //! its trials; a program's figure is the mean over the mix. The native figure
 //! runs `xdpath_core::pipeline::process` over the mix on one thread.
+//!
+//! The load balancer has a section of its own ([`crate::bench_lb`]): its
+//! frames change under the program, so it is timed one run per frame.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -43,9 +46,20 @@ pub struct BenchOptions {
     #[arg(long, value_name = "SECONDS")]
     pub flood: Option<u32>,
     /// Measure this build of the xdpath object instead of the embedded one
-    /// in both xdpath rows (to compare two builds of the program).
+    /// in every xdpath row, the load balancer's included (to compare two
+    /// builds of the program).
     #[arg(long, value_name = "OBJECT")]
     pub object: Option<PathBuf>,
+    /// Load balancer: distinct flows per address family and round (each
+    /// sent once as a connection-table miss, then once as a hit).
+    #[arg(long, default_value_t = 20_000)]
+    pub lb_flows: u32,
+    /// Load balancer: rounds; the median is kept.
+    #[arg(long, default_value_t = 5)]
+    pub lb_rounds: usize,
+    /// Skip the load-balancer section.
+    #[arg(long)]
+    pub no_lb: bool,
 }
 
 impl Default for BenchOptions {
@@ -57,6 +71,9 @@ impl Default for BenchOptions {
             peer: XDP_FILTER_OBJECT.into(),
             object: None,
             flood: None,
+            lb_flows: 20_000,
+            lb_rounds: 5,
+            no_lb: false,
         }
     }
 }
@@ -78,6 +95,9 @@ pub enum BenchError {
     /// The flood benchmark failed.
     #[error("flood benchmark: {0}")]
     Flood(#[from] crate::bench_flood::FloodError),
+    /// The load-balancer benchmark failed.
+    #[error("load-balancer benchmark: {0}")]
+    Lb(#[from] crate::bench_lb::LbBenchError),
 }
 
 /// One program's figures.
@@ -130,6 +150,8 @@ pub struct BenchReport {
     pub machine: String,
     /// The veth flood benchmark, when asked for.
     pub flood: Option<Vec<crate::bench_flood::FloodResult>>,
+    /// The load-balancer section, unless skipped (`--no-lb`).
+    pub lb: Option<crate::bench_lb::LbReport>,
 }
 
 impl BenchReport {
@@ -177,6 +199,10 @@ impl BenchReport {
             "native pipeline (1 core): {:.2} ns/packet, {:.1} Mpps over {} packets",
             self.native.ns_per_packet, self.native.mpps, self.native.packets
         );
+        if let Some(lb) = &self.lb {
+            println!();
+            lb.print();
+        }
         if let Some(flood) = &self.flood {
             println!();
             println!(
@@ -390,6 +416,9 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
             "--repeat and --trials must be at least 1".into(),
         ));
     }
+    if !options.no_lb {
+        crate::bench_lb::check_options(options.lb_flows, options.lb_rounds)?;
+    }
     let mix = packet_mix();
     let wrap = |program: &str| {
         let program = program.to_string();
@@ -470,6 +499,19 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     }
 
     let native = native_rate(&mix, options.native_packets);
+    // Before the flood benchmark, which attaches programs to interfaces.
+    let lb = if options.no_lb {
+        None
+    } else {
+        Some(crate::bench_lb::run(&crate::bench_lb::LbBenchOptions {
+            flows: options.lb_flows,
+            rounds: options.lb_rounds,
+            repeat: options.repeat,
+            trials: options.trials,
+            object: options.object.clone(),
+            peer: options.peer.clone(),
+        })?)
+    };
     Ok(BenchReport {
         method: format!(
             "BPF_PROG_TEST_RUN, {} repeats per frame, median of {} interleaved trials, wall-clock / repeat; \
@@ -485,6 +527,7 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
             Some(seconds) => Some(crate::bench_flood::run(seconds)?),
             None => None,
         },
+        lb,
     })
 }
 

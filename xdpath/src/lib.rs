@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod bench_flood;
+pub mod bench_lb;
 pub mod control;
 pub mod dataplane;
 pub mod demo;

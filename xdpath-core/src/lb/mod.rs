@@ -155,6 +155,46 @@ pub struct LbConfig {
     pub source_v4: [u8; 16],
     /// Outer IPv6 source prefix.
     pub source_v6: [u8; 16],
+    /// A 256-bit filter of the VIP addresses (bit [`vip_address_bit`] of
+    /// each is set), so that traffic to no VIP skips the stage and its two
+    /// VIP-table lookups. Filled in by the installer from the VIP list.
+    pub vip_addresses: [u64; 4],
+}
+
+impl LbConfig {
+    /// False when `destination` is surely no VIP's address.
+    #[inline(always)]
+    pub fn may_be_vip(&self, destination: &[u8; 16]) -> bool {
+        let bit = vip_address_bit(destination);
+        let word = self
+            .vip_addresses
+            .get((bit >> 6) as usize & 3)
+            .copied()
+            .unwrap_or(0);
+        word >> (bit & 63) & 1 != 0
+    }
+
+    /// Sets the filter bit of every address.
+    pub fn set_vip_addresses<'a>(&mut self, addresses: impl IntoIterator<Item = &'a [u8; 16]>) {
+        self.vip_addresses = [0; 4];
+        for address in addresses {
+            let bit = vip_address_bit(address);
+            if let Some(word) = self.vip_addresses.get_mut((bit >> 6) as usize) {
+                *word |= 1 << (bit & 63);
+            }
+        }
+    }
+}
+
+/// An address's bit (0 to 255) in [`LbConfig::vip_addresses`]: the top
+/// byte of a multiplicative hash of its two halves (little-endian, so user
+/// space and the eBPF build agree).
+#[inline(always)]
+pub fn vip_address_bit(address: &[u8; 16]) -> u32 {
+    let [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p] = *address;
+    let low = u64::from_le_bytes([a, b, c, d, e, f, g, h]);
+    let high = u64::from_le_bytes([i, j, k, l, m, n, o, p]);
+    ((low ^ high.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u32
 }
 
 /// The backend side's settings (one entry).
@@ -243,4 +283,34 @@ pub trait LbTables {
     fn decap_config(&self) -> DecapConfig;
     /// Whether `address` is one of this host's (decapsulation targets).
     fn is_local_address(&self, address: &[u8; 16]) -> bool;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::ipv4_mapped;
+
+    #[test]
+    fn the_vip_filter_keeps_every_vip_and_few_others() {
+        let vips: [[u8; 16]; 3] = [
+            ipv4_mapped([203, 0, 113, 10]),
+            ipv4_mapped([203, 0, 113, 11]),
+            [
+                0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+            ],
+        ];
+        let mut config = LbConfig::default();
+        assert!(!config.may_be_vip(&vips[0]), "empty filter");
+        config.set_vip_addresses(vips.iter());
+        assert!(vips.iter().all(|vip| config.may_be_vip(vip)));
+        // Neighbouring addresses spread over the bits: with 3 of 256 bits
+        // set, very few of a /16 pass.
+        let passing = (0..=u16::MAX)
+            .filter(|host| {
+                let [c, d] = host.to_be_bytes();
+                config.may_be_vip(&ipv4_mapped([10, 0, c, d]))
+            })
+            .count();
+        assert!(passing < 65_536 * 3 / 256 * 2, "{passing} of 65536 pass");
+    }
 }

@@ -166,7 +166,8 @@ pub fn lb_stage<P: PacketMut, T: LbTables>(
     tables: &mut T,
 ) -> Option<LbVerdict> {
     let config = tables.lb_config();
-    if config.flags & LB_ENABLED == 0 || key.ip_version == 0 {
+    if config.flags & LB_ENABLED == 0 || key.ip_version == 0 || !config.may_be_vip(&key.destination)
+    {
         return None;
     }
     let frame_len = packet.len() as u64;

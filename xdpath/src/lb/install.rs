@@ -44,7 +44,18 @@ impl CompiledLb {
         for (key, vip) in &self.vips {
             maps.update("VIPS", bytes_of(key), bytes_of(vip))?;
         }
-        maps.update("LB_CONFIG", &0u32.to_ne_bytes(), bytes_of(&self.config))
+        maps.update(
+            "LB_CONFIG",
+            &0u32.to_ne_bytes(),
+            bytes_of(&self.live_config()),
+        )
+    }
+
+    /// The config with the filter of VIP addresses filled in.
+    pub fn live_config(&self) -> LbConfig {
+        let mut config = self.config;
+        config.set_vip_addresses(self.vips.iter().map(|(key, _)| &key.address));
+        config
     }
 
     /// The same into the native tables.
@@ -58,6 +69,6 @@ impl CompiledLb {
         for (key, vip) in &self.vips {
             tables.lb.vips.insert(*key, *vip);
         }
-        tables.lb.config = self.config;
+        tables.lb.config = self.live_config();
     }
 }
