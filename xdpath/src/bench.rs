@@ -391,7 +391,8 @@ fn time_program(
     Ok(per_frame)
 }
 
-fn median(values: &mut [f64]) -> f64 {
+/// The median (the mean of the middle two for an even count; 0 for none).
+pub(crate) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
     match values.len() {
@@ -401,7 +402,8 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-fn mean(values: &[f64]) -> f64 {
+/// The mean (0 for none).
+pub(crate) fn mean(values: &[f64]) -> f64 {
     if values.is_empty() {
         0.0
     } else {
