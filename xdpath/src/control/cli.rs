@@ -7,12 +7,10 @@ use super::cli_output as output;
 pub use super::commands::{
     BlockCommand, FilterCommand, GuardCommand, LimitArgs, MgmtCommand, RateLimitCommand,
 };
-use super::parse::{parse_cidr, parse_duration, parse_port, parse_port_list, parse_protocol};
+use super::parse::{parse_cidr, parse_port, parse_port_list, parse_protocol};
 use super::rulefile::{management_conflict, read_rule_file};
 use super::session::Session;
-use super::state::{
-    BlockSpec, FilterState, FragmentChoice, LimitKey, LimitSpec, RuleAction, RuleSpec,
-};
+use super::state::{FilterState, FragmentChoice, LimitKey, LimitSpec, RuleAction, RuleSpec};
 use super::{interface_index, wall_now, ControlError};
 use xdpath_core::filter::{MAX_RATE_LIMITS, MAX_RULES};
 
@@ -50,7 +48,7 @@ fn parse_number(name: &str, text: &str) -> Result<u64, ControlError> {
 }
 
 /// Hands out `count` unused ids from `next` on, wrapping below `limit`.
-fn allocate_ids(
+pub(crate) fn allocate_ids(
     next: &mut u32,
     used: &std::collections::HashSet<u32>,
     count: usize,
@@ -88,34 +86,24 @@ fn check_interface(rule: &RuleSpec) -> Result<(), ControlError> {
 
 /// Runs `xdpath filter ...`.
 pub fn filter(command: &FilterCommand, json: bool) -> Result<(), ControlError> {
-    let mut session = Session::open()?;
+    // Single changes go through the operations the daemon shares.
     match command {
         FilterCommand::Add(args) => {
-            let mut rule = args.to_spec()?;
-            check_interface(&rule)?;
-            if !args.override_management {
-                if let Some(what) = management_conflict(&rule, &session.state.management) {
-                    return Err(ControlError::ManagementOverlap { what });
-                }
-            }
-            let state = &mut session.state;
-            let used = state.rules.iter().map(|rule| rule.id).collect();
-            rule.id = allocate_ids(&mut state.next_rule_id, &used, 1, MAX_RULES, "rule")?[0];
-            let id = rule.id;
-            state.rules.push(rule);
-            session.commit()?;
+            let id = super::ops::add_rule(args)?;
             output::print_id(id, json);
+            return Ok(());
         }
         FilterCommand::Del { id } => {
             let id = parse_id(id)?;
-            let before = session.state.rules.len();
-            session.state.rules.retain(|rule| rule.id != id);
-            if session.state.rules.len() == before {
-                return Err(ControlError::NoSuchRule { id });
-            }
-            session.commit()?;
+            super::ops::del_rule(id)?;
             output::print_done(&format!("deleted rule {id}"), json);
+            return Ok(());
         }
+        _ => {}
+    }
+    let mut session = Session::open()?;
+    match command {
+        FilterCommand::Add(_) | FilterCommand::Del { .. } => {}
         FilterCommand::List => {
             let hits = session
                 .state
@@ -188,34 +176,18 @@ pub fn filter(command: &FilterCommand, json: bool) -> Result<(), ControlError> {
 
 /// Runs `xdpath block ...`.
 pub fn block(command: &BlockCommand, json: bool) -> Result<(), ControlError> {
-    let mut session = Session::open()?;
-    let now = wall_now();
     match command {
         BlockCommand::Add { cidr, ttl } => {
-            let prefix = parse_cidr(cidr)?;
-            let expires_at = ttl
-                .as_deref()
-                .map(parse_duration)
-                .transpose()?
-                .map(|seconds| now.saturating_add(seconds));
-            let list = &mut session.state.blocklist;
-            list.retain(|entry| entry.prefix != prefix);
-            list.push(BlockSpec { prefix, expires_at });
-            session.commit()?;
+            let prefix = super::ops::add_block(cidr, ttl.as_deref())?;
             output::print_done(&format!("blocked {prefix}"), json);
         }
         BlockCommand::Del { cidr } => {
-            let prefix = parse_cidr(cidr)?;
-            let list = &mut session.state.blocklist;
-            let before = list.len();
-            list.retain(|entry| entry.prefix != prefix);
-            if list.len() == before {
-                return Err(ControlError::NoSuchBlock { prefix });
-            }
-            session.commit()?;
+            let prefix = super::ops::del_block(cidr)?;
             output::print_done(&format!("unblocked {prefix}"), json);
         }
         BlockCommand::List => {
+            let session = Session::open()?;
+            let now = wall_now();
             let list = session.state.blocklist.clone();
             session.commit()?;
             output::print_blocklist(&list, now, json);

@@ -40,7 +40,8 @@ fn sources_text(rule: &RuleSpec) -> String {
     }
 }
 
-fn rule_json(rule: &RuleSpec, hits: u64) -> Value {
+/// A rule as `filter list --json` shows it.
+pub fn rule_json(rule: &RuleSpec, hits: u64) -> Value {
     json!({
         "id": rule.id,
         "sources": rule.sources,

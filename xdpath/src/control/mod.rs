@@ -11,10 +11,11 @@
 
 pub mod apply;
 pub mod cli;
-mod cli_output;
+pub mod cli_output;
 pub mod commands;
 pub mod compile;
 pub mod kernel;
+pub mod ops;
 pub mod parse;
 pub mod rulefile;
 pub mod session;

@@ -346,7 +346,8 @@ fn flags_text(vip: &VipSpec) -> String {
     }
 }
 
-fn vip_rows(session: &LbSession) -> Result<Vec<Value>, LbError> {
+/// The VIPs with their counters, as `lb vip list --json` shows them.
+pub fn vip_rows(session: &LbSession) -> Result<Vec<Value>, LbError> {
     let state: &LbState = &session.state;
     let mut rows = Vec::new();
     for vip in &state.vips {
@@ -364,7 +365,9 @@ fn vip_rows(session: &LbSession) -> Result<Vec<Value>, LbError> {
     Ok(rows)
 }
 
-fn backend_rows(
+/// The backends (of one VIP or all) with share and counters, as
+/// `lb backend list --json` shows them.
+pub fn backend_rows(
     session: &LbSession,
     only: Option<&super::state::VipId>,
 ) -> Result<Vec<Value>, LbError> {

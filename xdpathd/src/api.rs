@@ -1,0 +1,303 @@
+//! The REST API: routes, request types and handlers. Every handler runs
+//! its work on the blocking pool through the same library operations as
+//! the `xdpath` CLI (the namespace's locked state), so both give the same
+//! results and a refused request changes nothing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::extract::{Body, Query};
+use crate::ops;
+
+/// The largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What handlers share.
+#[derive(Default)]
+pub struct Shared {
+    /// Bumped by every change that went through the API.
+    pub generation: AtomicU64,
+    /// Requests refused for bad input or failed while applying.
+    pub apply_errors: AtomicU64,
+}
+
+/// The OpenAPI document (also in the repository: `xdpathd/openapi.json`).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// The router with every route; `/metrics` and `/openapi.json` included.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .route("/v1/interfaces", get(interfaces))
+        .route("/v1/rules", get(list_rules).post(add_rule))
+        .route("/v1/rules/{id}", axum::routing::delete(del_rule))
+        .route(
+            "/v1/blocklist",
+            get(list_blocks).post(add_block).delete(del_block),
+        )
+        .route("/v1/vips", get(list_vips).post(add_vip).delete(del_vip))
+        .route(
+            "/v1/backends",
+            get(list_backends)
+                .post(add_backend)
+                .put(set_weight)
+                .delete(del_backend),
+        )
+        .route("/v1/stats", get(stats))
+        .route("/v1/config", get(config))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(shared)
+}
+
+type State = axum::extract::State<Arc<Shared>>;
+type Reply = Result<Response, ApiError>;
+
+/// Runs blocking work (map syscalls, the state lock) off the async
+/// threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the operation failed: {error}"),
+        )
+    })?
+}
+
+/// A change: counts the generation, or the error, and logs one line.
+async fn change(
+    shared: &Shared,
+    what: String,
+    work: impl FnOnce() -> Result<Value, ApiError> + Send + 'static,
+) -> Reply {
+    match blocking(work).await {
+        Ok(value) => {
+            let generation = shared.generation.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::info!(generation, "applied: {what}");
+            Ok((StatusCode::OK, Json(value)).into_response())
+        }
+        Err(error) => {
+            shared.apply_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(code = error.code, "refused: {what}: {}", error.message);
+            Err(error)
+        }
+    }
+}
+
+fn ok(value: Value) -> Reply {
+    Ok(Json(value).into_response())
+}
+
+async fn openapi() -> Response {
+    ([("content-type", "application/json")], OPENAPI).into_response()
+}
+
+async fn metrics(axum::extract::State(shared): State) -> Reply {
+    let text = blocking(move || crate::metrics::render(&shared)).await?;
+    Ok(([("content-type", "text/plain; version=0.0.4")], text).into_response())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route (see /openapi.json)",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method (see /openapi.json)",
+    )
+}
+
+async fn interfaces() -> Reply {
+    ok(blocking(ops::interfaces).await?)
+}
+
+async fn stats() -> Reply {
+    ok(blocking(ops::stats).await?)
+}
+
+async fn config(axum::extract::State(shared): State) -> Reply {
+    ok(json!({
+        "generation": shared.generation.load(Ordering::Relaxed),
+        "apply_errors": shared.apply_errors.load(Ordering::Relaxed),
+    }))
+}
+
+async fn list_rules() -> Reply {
+    ok(blocking(ops::list_rules).await?)
+}
+
+/// A new rule: the fields of `xdpath filter add`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRule {
+    src: Option<String>,
+    dst: Option<String>,
+    proto: Option<String>,
+    dport: Option<String>,
+    tcp_flags: Option<String>,
+    action: String,
+    iface: Option<String>,
+    #[serde(default)]
+    monitor: bool,
+    #[serde(default, rename = "override")]
+    override_management: bool,
+}
+
+async fn add_rule(axum::extract::State(shared): State, Body(rule): Body<NewRule>) -> Reply {
+    let args = xdpath::control::rulefile::RuleArgs {
+        src: rule.src,
+        dst: rule.dst,
+        proto: rule.proto,
+        dport: rule.dport,
+        tcp_flags: rule.tcp_flags,
+        action: Some(rule.action),
+        iface: rule.iface,
+        monitor: rule.monitor,
+        override_management: rule.override_management,
+    };
+    let what = format!("add rule {args:?}");
+    let reply = change(&shared, what, move || {
+        let id = xdpath::control::ops::add_rule(&args)?;
+        Ok(json!({ "id": id }))
+    });
+    reply.await.map(created)
+}
+
+fn created(mut response: Response) -> Response {
+    *response.status_mut() = StatusCode::CREATED;
+    response
+}
+
+async fn del_rule(
+    axum::extract::State(shared): State,
+    path: Result<axum::extract::Path<u32>, axum::extract::rejection::PathRejection>,
+) -> Reply {
+    let axum::extract::Path(id) =
+        path.map_err(|error| ApiError::bad_request("invalid_id", error.body_text()))?;
+    change(&shared, format!("delete rule {id}"), move || {
+        xdpath::control::ops::del_rule(id)?;
+        Ok(json!({ "deleted": id }))
+    })
+    .await
+}
+
+async fn list_blocks() -> Reply {
+    ok(blocking(ops::list_blocks).await?)
+}
+
+/// A blocklist entry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewBlock {
+    prefix: String,
+    ttl: Option<String>,
+}
+
+async fn add_block(axum::extract::State(shared): State, Body(block): Body<NewBlock>) -> Reply {
+    let what = format!("block {}", block.prefix);
+    let reply = change(&shared, what, move || {
+        let prefix = xdpath::control::ops::add_block(&block.prefix, block.ttl.as_deref())?;
+        Ok(json!({ "blocked": prefix.to_string() }))
+    });
+    reply.await.map(created)
+}
+
+/// `?prefix=`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixQuery {
+    prefix: String,
+}
+
+async fn del_block(axum::extract::State(shared): State, Query(query): Query<PrefixQuery>) -> Reply {
+    change(&shared, format!("unblock {}", query.prefix), move || {
+        let prefix = xdpath::control::ops::del_block(&query.prefix)?;
+        Ok(json!({ "unblocked": prefix.to_string() }))
+    })
+    .await
+}
+
+async fn list_vips() -> Reply {
+    ok(blocking(ops::list_vips).await?)
+}
+
+async fn add_vip(axum::extract::State(shared): State, Body(vip): Body<ops::NewVip>) -> Reply {
+    let what = format!("add VIP {}", vip.vip);
+    change(&shared, what, move || ops::add_vip(&vip))
+        .await
+        .map(created)
+}
+
+/// `?vip=`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VipQuery {
+    vip: String,
+}
+
+async fn del_vip(axum::extract::State(shared): State, Query(query): Query<VipQuery>) -> Reply {
+    change(&shared, format!("delete VIP {}", query.vip), move || {
+        ops::del_vip(&query.vip)
+    })
+    .await
+}
+
+/// `?vip=` (optional).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendsQuery {
+    vip: Option<String>,
+}
+
+async fn list_backends(Query(query): Query<BackendsQuery>) -> Reply {
+    ok(blocking(move || ops::list_backends(query.vip.as_deref())).await?)
+}
+
+async fn add_backend(
+    axum::extract::State(shared): State,
+    Body(backend): Body<ops::BackendWeight>,
+) -> Reply {
+    let what = format!("add backend {} to {}", backend.address, backend.vip);
+    change(&shared, what, move || ops::add_backend(&backend))
+        .await
+        .map(created)
+}
+
+async fn set_weight(
+    axum::extract::State(shared): State,
+    Body(backend): Body<ops::BackendWeight>,
+) -> Reply {
+    let what = format!(
+        "weight {} for backend {} of {}",
+        backend.weight, backend.address, backend.vip
+    );
+    change(&shared, what, move || ops::set_weight(&backend)).await
+}
+
+async fn del_backend(
+    axum::extract::State(shared): State,
+    Query(query): Query<ops::BackendQuery>,
+) -> Reply {
+    let what = format!("remove backend {} from {}", query.address, query.vip);
+    change(&shared, what, move || ops::del_backend(&query)).await
+}

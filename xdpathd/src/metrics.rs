@@ -1,0 +1,231 @@
+//! `/metrics` in the Prometheus text format (0.0.4): counters per
+//! interface, verdict and reason; per rule and rate limit; per VIP and
+//! backend, with backends' weights; the connection table; the daemon's
+//! config generation and apply errors.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use serde_json::Value;
+use xdpath::control::session::Session;
+use xdpath::control::ControlError;
+use xdpath::lb::cli::{backend_rows, vip_rows};
+use xdpath::lb::session::LbSession;
+use xdpath::{dataplane, stats};
+
+use crate::api::Shared;
+use crate::error::ApiError;
+
+/// One metric family being written.
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl<'a> Family<'a> {
+    fn new(out: &'a mut String, name: &str, kind: &str, help: &str) -> Self {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        Self { out }
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (index, (key, text)) in labels.iter().enumerate() {
+                if index > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{key}=\"{}\"", escape(text));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+pub fn escape(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn number(value: &Value) -> u64 {
+    value.as_u64().unwrap_or(0)
+}
+
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or("")
+}
+
+/// The whole exposition.
+pub fn render(shared: &Shared) -> Result<String, ApiError> {
+    let mut out = String::new();
+    interface_metrics(&mut out)?;
+    filter_metrics(&mut out)?;
+    lb_metrics(&mut out)?;
+    let mut family = Family::new(
+        &mut out,
+        "xdpath_config_generation",
+        "gauge",
+        "Changes applied through this daemon since it started.",
+    );
+    family.sample(
+        "xdpath_config_generation",
+        &[],
+        shared.generation.load(Ordering::Relaxed),
+    );
+    let mut family = Family::new(
+        &mut out,
+        "xdpath_apply_errors_total",
+        "counter",
+        "Changes refused or failed since the daemon started.",
+    );
+    family.sample(
+        "xdpath_apply_errors_total",
+        &[],
+        shared.apply_errors.load(Ordering::Relaxed),
+    );
+    Ok(out)
+}
+
+fn interface_metrics(out: &mut String) -> Result<(), ApiError> {
+    let mut rows = Vec::new();
+    for name in dataplane::attached_interfaces().map_err(ControlError::from)? {
+        let counters = dataplane::interface_counters(&name).map_err(ControlError::from)?;
+        rows.push((name, stats::rows(&counters)));
+    }
+    for (metric, help, bytes) in [
+        (
+            "xdpath_packets_total",
+            "Frames seen at XDP, by interface, verdict and reason.",
+            false,
+        ),
+        (
+            "xdpath_bytes_total",
+            "Bytes of the frames seen at XDP, by interface, verdict and reason.",
+            true,
+        ),
+    ] {
+        let mut family = Family::new(out, metric, "counter", help);
+        for (interface, counters) in &rows {
+            for row in counters {
+                let value = if bytes { row.bytes } else { row.packets };
+                let labels = [
+                    ("interface", interface.as_str()),
+                    ("verdict", row.action),
+                    ("reason", row.reason),
+                ];
+                family.sample(metric, &labels, value);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn filter_metrics(out: &mut String) -> Result<(), ApiError> {
+    let session = Session::open()?;
+    let mut family = Family::new(
+        out,
+        "xdpath_rule_hits_total",
+        "counter",
+        "Frames matched by each filter rule.",
+    );
+    for rule in &session.state.rules {
+        let id = rule.id.to_string();
+        family.sample(
+            "xdpath_rule_hits_total",
+            &[("rule", &id)],
+            session.rule_hits(rule.id)?,
+        );
+    }
+    let mut family = Family::new(
+        out,
+        "xdpath_ratelimit_drops_total",
+        "counter",
+        "Frames dropped by each rate limit.",
+    );
+    for (index, limit) in session.state.rate_limits.iter().enumerate() {
+        let id = limit.id.to_string();
+        family.sample(
+            "xdpath_ratelimit_drops_total",
+            &[("limit", &id)],
+            session.limit_drops(index as u32)?,
+        );
+    }
+    Ok(())
+}
+
+fn lb_metrics(out: &mut String) -> Result<(), ApiError> {
+    let session = LbSession::open()?;
+    let (hits, misses) = session.connection_counters()?;
+    let mut family = Family::new(
+        out,
+        "xdpath_lb_connection_lookups_total",
+        "counter",
+        "Connection-table lookups of the load balancer, by result.",
+    );
+    family.sample(
+        "xdpath_lb_connection_lookups_total",
+        &[("result", "hit")],
+        hits,
+    );
+    family.sample(
+        "xdpath_lb_connection_lookups_total",
+        &[("result", "miss")],
+        misses,
+    );
+    let vips = vip_rows(&session)?;
+    let backends = backend_rows(&session, None)?;
+    for (suffix, key, help) in [
+        ("packets_total", "packets", "Frames sent on"),
+        (
+            "bytes_total",
+            "bytes",
+            "Bytes (before encapsulation) sent on",
+        ),
+        (
+            "new_flows_total",
+            "new_flows",
+            "Flows placed by the Maglev table for",
+        ),
+    ] {
+        let name = format!("xdpath_lb_vip_{suffix}");
+        let mut family = Family::new(out, &name, "counter", &format!("{help} each VIP."));
+        for vip in &vips {
+            family.sample(
+                &name,
+                &[("vip", text(&vip["vip"]))],
+                number(&vip["counters"][key]),
+            );
+        }
+        let name = format!("xdpath_lb_backend_{suffix}");
+        let mut family = Family::new(out, &name, "counter", &format!("{help} each backend."));
+        for backend in &backends {
+            let labels = [
+                ("vip", text(&backend["vip"])),
+                ("backend", text(&backend["backend"])),
+            ];
+            family.sample(&name, &labels, number(&backend["counters"][key]));
+        }
+    }
+    let mut family = Family::new(
+        out,
+        "xdpath_lb_backend_weight",
+        "gauge",
+        "Each backend's weight (0: drained).",
+    );
+    for backend in &backends {
+        let labels = [
+            ("vip", text(&backend["vip"])),
+            ("backend", text(&backend["backend"])),
+        ];
+        family.sample(
+            "xdpath_lb_backend_weight",
+            &labels,
+            number(&backend["weight"]),
+        );
+    }
+    Ok(())
+}

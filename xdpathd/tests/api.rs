@@ -1,0 +1,580 @@
+//! xdpathd's API end to end: the daemon runs in a test bed's namespace
+//! over the real data path, and curl talks to it over its Unix socket and
+//! over TCP on the namespace's loopback with a bearer token. Every route
+//! works; 36 bad requests each get the right 4xx with a machine-readable
+//! code and change nothing.
+//!
+//! Needs root and curl.
+
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use xdpath::testenv::{Side, TestBed};
+
+const XDPATHD: &str = env!("CARGO_BIN_EXE_xdpathd");
+/// The `xdpath` CLI, built beside the daemon in the same target directory.
+fn xdpath_cli() -> PathBuf {
+    PathBuf::from(XDPATHD).with_file_name("xdpath")
+}
+
+const TOKEN: &str = "0123456789abcdef-test-token";
+const PORT: u16 = 9180;
+
+struct Daemon {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    fn start(bed: &TestBed) -> Self {
+        let dir = std::env::temp_dir().join(format!("xdpathd-api-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("token"), format!("{TOKEN}\n")).expect("token");
+        let child = bed
+            .command(Side::A, XDPATHD)
+            .arg("--socket")
+            .arg(dir.join("api.sock"))
+            .args(["--listen", &format!("127.0.0.1:{PORT}"), "--token-file"])
+            .arg(dir.join("token"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("xdpathd");
+        let daemon = Self { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while call(bed, &daemon, "GET", "/v1/config", None).0 != 200 {
+            assert!(Instant::now() < deadline, "xdpathd did not answer");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        daemon
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// How a request reaches the daemon.
+enum Via<'a> {
+    Socket,
+    Tcp(Option<&'a str>),
+}
+
+fn request(
+    bed: &TestBed,
+    daemon: &Daemon,
+    via: Via,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    content_type: bool,
+) -> (u16, Value) {
+    let mut args: Vec<String> = vec!["-s".into(), "-X".into(), method.into()];
+    args.extend(["-w".into(), "\n%{http_code}".into()]);
+    let url = match via {
+        Via::Socket => {
+            args.push("--unix-socket".into());
+            args.push(daemon.dir.join("api.sock").display().to_string());
+            format!("http://localhost{path}")
+        }
+        Via::Tcp(token) => {
+            if let Some(token) = token {
+                args.extend(["-H".into(), format!("Authorization: Bearer {token}")]);
+            }
+            format!("http://127.0.0.1:{PORT}{path}")
+        }
+    };
+    if body.is_some() {
+        if content_type {
+            args.extend(["-H".into(), "Content-Type: application/json".into()]);
+        }
+        // From stdin: a body may be larger than an argument may.
+        args.extend(["--data-binary".into(), "@-".into()]);
+    }
+    args.push(url);
+    let mut child = bed
+        .command(Side::A, "curl")
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl");
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        let _ = stdin.write_all(body.unwrap_or("").as_bytes());
+    }
+    let output = child.wait_with_output().expect("curl");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    let value = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
+    (status.trim().parse().unwrap_or(0), value)
+}
+
+fn call(
+    bed: &TestBed,
+    daemon: &Daemon,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, Value) {
+    request(bed, daemon, Via::Socket, method, path, body, true)
+}
+
+fn ok(bed: &TestBed, daemon: &Daemon, method: &str, path: &str, body: Option<&str>) -> Value {
+    let (status, value) = call(bed, daemon, method, path, body);
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {value}"
+    );
+    value
+}
+
+/// Everything a refused request must leave as it was.
+fn snapshot(bed: &TestBed, daemon: &Daemon) -> Vec<Value> {
+    ["/v1/rules", "/v1/blocklist", "/v1/vips", "/v1/backends"]
+        .iter()
+        .map(|path| ok(bed, daemon, "GET", path, None))
+        .collect()
+}
+
+#[test]
+fn every_route_works_and_bad_requests_change_nothing() {
+    let bed = TestBed::new().expect("bed");
+    let daemon = Daemon::start(&bed);
+    routes_work(&bed, &daemon);
+    bad_requests_are_refused(&bed, &daemon);
+    metrics_are_exposed(&bed, &daemon);
+}
+
+fn routes_work(bed: &TestBed, daemon: &Daemon) {
+    let interface = bed.a().interface.clone();
+    let attach = bed
+        .command(Side::A, xdpath_cli())
+        .args(["attach", &interface])
+        .status();
+    assert!(
+        attach.map(|status| status.success()).unwrap_or(false),
+        "attach"
+    );
+    let interfaces = ok(bed, daemon, "GET", "/v1/interfaces", None);
+    assert_eq!(interfaces[0]["interface"], interface.as_str());
+    let openapi = ok(bed, daemon, "GET", "/openapi.json", None);
+    assert_eq!(openapi["openapi"], "3.0.3");
+
+    let (status, rule) = call(
+        bed,
+        daemon,
+        "POST",
+        "/v1/rules",
+        Some(r#"{"src":"198.51.100.0/24","proto":"tcp","dport":"22","action":"drop"}"#),
+    );
+    assert_eq!(status, 201, "{rule}");
+    let id = rule["id"].as_u64().expect("id");
+    let rules = ok(bed, daemon, "GET", "/v1/rules", None);
+    assert_eq!(rules[0]["id"].as_u64(), Some(id));
+    assert_eq!(rules[0]["dport"], "22");
+    ok(
+        bed,
+        daemon,
+        "POST",
+        "/v1/blocklist",
+        Some(r#"{"prefix":"192.0.2.66/32","ttl":"1h"}"#),
+    );
+    let blocks = ok(bed, daemon, "GET", "/v1/blocklist", None);
+    assert_eq!(blocks[0]["prefix"], "192.0.2.66/32");
+    ok(
+        bed,
+        daemon,
+        "DELETE",
+        "/v1/blocklist?prefix=192.0.2.66/32",
+        None,
+    );
+    assert_eq!(
+        ok(bed, daemon, "GET", "/v1/blocklist", None),
+        Value::Array(vec![])
+    );
+
+    // The CLI sees what the API did, and the other way round.
+    let cli = bed
+        .exec(
+            Side::A,
+            xdpath_cli(),
+            ["lb", "config", "--source-v4", "172.16.0.0/16"],
+        )
+        .expect("xdpath");
+    assert!(cli.status.success());
+    ok(
+        bed,
+        daemon,
+        "POST",
+        "/v1/vips",
+        Some(r#"{"vip":"203.0.113.10:80/tcp","flags":["no-conntrack"]}"#),
+    );
+    ok(
+        bed,
+        daemon,
+        "POST",
+        "/v1/backends",
+        Some(r#"{"vip":"203.0.113.10:80/tcp","address":"10.0.0.1","weight":3}"#),
+    );
+    ok(
+        bed,
+        daemon,
+        "POST",
+        "/v1/backends",
+        Some(r#"{"vip":"203.0.113.10:80/tcp","address":"10.0.0.2"}"#),
+    );
+    ok(
+        bed,
+        daemon,
+        "PUT",
+        "/v1/backends",
+        Some(r#"{"vip":"203.0.113.10:80/tcp","address":"10.0.0.2","weight":0}"#),
+    );
+    let backends = ok(
+        bed,
+        daemon,
+        "GET",
+        "/v1/backends?vip=203.0.113.10:80/tcp",
+        None,
+    );
+    assert_eq!(backends[1]["state"], "drained");
+    assert_eq!(backends[0]["weight"], 3);
+    let listed = bed
+        .exec(Side::A, xdpath_cli(), ["--json", "lb", "backend", "list"])
+        .expect("xdpath");
+    let listed: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    assert_eq!(listed, backends);
+    ok(
+        bed,
+        daemon,
+        "DELETE",
+        "/v1/backends?vip=203.0.113.10:80/tcp&address=10.0.0.1",
+        None,
+    );
+    let vips = ok(bed, daemon, "GET", "/v1/vips", None);
+    assert_eq!(vips[0]["backends"], 1);
+    let stats = ok(bed, daemon, "GET", "/v1/stats", None);
+    assert!(stats["connection_table"]["hits"].is_u64(), "{stats}");
+    let config = ok(bed, daemon, "GET", "/v1/config", None);
+    assert!(config["generation"].as_u64() >= Some(7), "{config}");
+    let (status, _) = call(bed, daemon, "DELETE", &format!("/v1/rules/{id}"), None);
+    assert_eq!(status, 200);
+    ok(
+        bed,
+        daemon,
+        "POST",
+        "/v1/rules",
+        Some(r#"{"src":"198.51.100.0/24","action":"drop"}"#),
+    );
+}
+
+fn bad_requests_are_refused(bed: &TestBed, daemon: &Daemon) {
+    let vip = r#""vip":"203.0.113.10:80/tcp""#;
+    let big = format!(
+        r#"{{"src":"10.0.0.0/8","action":"drop","iface":"{}"}}"#,
+        "x".repeat(70_000)
+    );
+    let cases: Vec<(&str, String, Option<String>, u16, &str)> = vec![
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some("{}".into()),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some(r#"{"action":"drop"}"#.into()),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some(r#"{"src":"10.0.0.0/33","action":"drop"}"#.into()),
+            400,
+            "invalid_value",
+        ),
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some(r#"{"src":"banana","action":"drop"}"#.into()),
+            400,
+            "invalid_value",
+        ),
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some(r#"{"src":"10.0.0.0/8","action":"explode"}"#.into()),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some(r#"{"src":"10.0.0.0/8","action":"drop","colour":"red"}"#.into()),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some(r#"{"src":10,"action":"drop"}"#.into()),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some("not json".into()),
+            400,
+            "invalid_json",
+        ),
+        ("POST", "/v1/rules".into(), Some(big), 413, "body_too_large"),
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some(r#"{"src":"10.0.0.0/8","action":"drop","dport":"70000"}"#.into()),
+            400,
+            "invalid_value",
+        ),
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some(r#"{"src":"10.0.0.0/8","action":"drop","proto":"tcpx"}"#.into()),
+            400,
+            "invalid_value",
+        ),
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some(r#"{"src":"10.0.0.0/8","action":"drop","iface":"nosuch0"}"#.into()),
+            400,
+            "unknown_interface",
+        ),
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some(r#"{"src":"10.0.0.0/8","action":"drop","monitor":"yes"}"#.into()),
+            400,
+            "invalid_body",
+        ),
+        ("DELETE", "/v1/rules/abc".into(), None, 400, "invalid_id"),
+        ("DELETE", "/v1/rules/999".into(), None, 404, "no_such_rule"),
+        (
+            "POST",
+            "/v1/blocklist".into(),
+            Some(r#"{"prefix":"10.0.0.0/40"}"#.into()),
+            400,
+            "invalid_value",
+        ),
+        (
+            "POST",
+            "/v1/blocklist".into(),
+            Some(r#"{"prefix":"10.0.0.0/8","ttl":"forever"}"#.into()),
+            400,
+            "invalid_value",
+        ),
+        (
+            "DELETE",
+            "/v1/blocklist?prefix=192.0.2.0/24".into(),
+            None,
+            404,
+            "no_such_block",
+        ),
+        ("DELETE", "/v1/blocklist".into(), None, 400, "invalid_query"),
+        (
+            "POST",
+            "/v1/vips".into(),
+            Some(r#"{"vip":"203.0.113.10/tcp"}"#.into()),
+            400,
+            "invalid_vip",
+        ),
+        (
+            "POST",
+            "/v1/vips".into(),
+            Some(format!("{{{vip}}}")),
+            409,
+            "vip_exists",
+        ),
+        (
+            "POST",
+            "/v1/vips".into(),
+            Some(r#"{"vip":"203.0.113.11:80/tcp","encap":"vxlan"}"#.into()),
+            400,
+            "invalid_encap",
+        ),
+        (
+            "POST",
+            "/v1/vips".into(),
+            Some(r#"{"vip":"203.0.113.11:80/tcp","ring_size":65536}"#.into()),
+            400,
+            "invalid_ring_size",
+        ),
+        (
+            "POST",
+            "/v1/vips".into(),
+            Some(r#"{"vip":"203.0.113.11:80/tcp","flags":["sticky"]}"#.into()),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/vips".into(),
+            Some(r#"{"vip":"203.0.113.11:80/tcp","encap":"gue"}"#.into()),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/backends".into(),
+            Some(r#"{"vip":"203.0.113.99:80/tcp","address":"10.0.0.5"}"#.into()),
+            404,
+            "no_such_vip",
+        ),
+        (
+            "POST",
+            "/v1/backends".into(),
+            Some(format!(r#"{{{vip},"address":"10.0.0.5","weight":5000}}"#)),
+            400,
+            "invalid_weight",
+        ),
+        (
+            "POST",
+            "/v1/backends".into(),
+            Some(format!(r#"{{{vip},"address":"10.0.0.5","weight":-1}}"#)),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/v1/backends".into(),
+            Some(format!(r#"{{{vip},"address":"2001:db8::5"}}"#)),
+            422,
+            "no_outer_source",
+        ),
+        (
+            "POST",
+            "/v1/backends".into(),
+            Some(format!(r#"{{{vip},"address":"10.0.0.300"}}"#)),
+            400,
+            "invalid_address",
+        ),
+        (
+            "PUT",
+            "/v1/backends".into(),
+            Some(format!(r#"{{{vip},"address":"10.0.0.9","weight":2}}"#)),
+            404,
+            "no_such_backend",
+        ),
+        (
+            "DELETE",
+            "/v1/backends?vip=203.0.113.10:80/tcp&address=10.0.0.2&extra=1".into(),
+            None,
+            400,
+            "invalid_query",
+        ),
+        (
+            "DELETE",
+            "/v1/vips?vip=203.0.113.99:80/tcp".into(),
+            None,
+            404,
+            "no_such_vip",
+        ),
+        ("GET", "/v1/nothing".into(), None, 404, "not_found"),
+        ("PATCH", "/v1/rules".into(), None, 405, "method_not_allowed"),
+    ];
+    let before = snapshot(bed, daemon);
+    for (method, path, body, status, code) in &cases {
+        let (got, value) = call(bed, daemon, method, path, body.as_deref());
+        assert_eq!(
+            (got, value["error"]["code"].as_str()),
+            (*status, Some(*code)),
+            "{method} {path} {body:?}: {value}"
+        );
+        assert!(value["error"]["message"]
+            .as_str()
+            .is_some_and(|message| !message.is_empty()));
+        assert_eq!(
+            snapshot(bed, daemon),
+            before,
+            "{method} {path} changed the state"
+        );
+    }
+    // No content type, and the TCP listener's token.
+    let (got, value) = request(
+        bed,
+        daemon,
+        Via::Socket,
+        "POST",
+        "/v1/rules",
+        Some(r#"{"src":"10.0.0.0/8","action":"drop"}"#),
+        false,
+    );
+    assert_eq!(
+        (got, value["error"]["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    let (got, value) = request(bed, daemon, Via::Tcp(None), "GET", "/v1/rules", None, true);
+    assert_eq!(
+        (got, value["error"]["code"].as_str()),
+        (401, Some("no_token"))
+    );
+    let (got, value) = request(
+        bed,
+        daemon,
+        Via::Tcp(Some("0123456789abcdef-wrong-token")),
+        "POST",
+        "/v1/rules",
+        Some(r#"{"src":"10.0.0.0/8","action":"drop"}"#),
+        true,
+    );
+    assert_eq!(
+        (got, value["error"]["code"].as_str()),
+        (401, Some("bad_token"))
+    );
+    let (got, value) = request(
+        bed,
+        daemon,
+        Via::Tcp(Some(TOKEN)),
+        "GET",
+        "/v1/rules",
+        None,
+        true,
+    );
+    assert_eq!(got, 200, "{value}");
+    assert_eq!(snapshot(bed, daemon), before);
+    assert!(cases.len() + 3 >= 30);
+}
+
+fn metrics_are_exposed(bed: &TestBed, daemon: &Daemon) {
+    // Without a token, on TCP too.
+    let (status, text) = request(bed, daemon, Via::Tcp(None), "GET", "/metrics", None, true);
+    assert_eq!(status, 200);
+    let text = text.as_str().expect("text").to_string();
+    for needle in [
+        "# TYPE xdpath_packets_total counter",
+        "xdpath_rule_hits_total{rule=",
+        "xdpath_lb_backend_weight{vip=\"203.0.113.10:80/tcp\",backend=\"10.0.0.2\"} 0",
+        "xdpath_lb_connection_lookups_total{result=\"hit\"}",
+        "xdpath_config_generation ",
+        "xdpath_apply_errors_total ",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    let errors = text
+        .lines()
+        .find_map(|line| line.strip_prefix("xdpath_apply_errors_total "))
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .expect("apply errors");
+    assert!(errors >= 20, "{errors}");
+}
