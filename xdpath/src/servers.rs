@@ -94,10 +94,29 @@ impl Nginx {
     }
 }
 
+/// Stops an nginx master and its workers: SIGTERM makes the master stop
+/// them (SIGKILL would leave the workers running, still serving); SIGKILL
+/// only if it has not gone within 5 s.
+pub fn stop_nginx(child: &mut Child) {
+    let Ok(pid) = i32::try_from(child.id()) else {
+        return;
+    };
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_nginx(&mut self.child);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

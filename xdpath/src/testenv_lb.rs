@@ -394,7 +394,7 @@ impl LbBed {
                 self.number,
                 role.name()
             ));
-            let child = start_nginx(&self.host(role).path, role, &dir)?;
+            let child = self.spawn_backend(role, &dir)?;
             self.servers.push((child, dir));
         }
         for role in Role::BACKENDS {
@@ -418,9 +418,47 @@ impl LbBed {
     }
 }
 
+impl LbBed {
+    fn spawn_backend(&self, role: Role, dir: &Path) -> Result<Child, TestBedError> {
+        let host = self.host(role);
+        let own = [host.ipv4.to_string(), format!("[{}]", host.ipv6)];
+        start_nginx(&host.path, role, dir, &own)
+    }
+
+    fn server_of(&mut self, role: Role) -> Option<&mut (Child, PathBuf)> {
+        let position = Role::BACKENDS.iter().position(|known| *known == role)?;
+        self.servers.get_mut(position)
+    }
+
+    /// Stops backend `role`'s nginx (after [`LbBed::start_backends`]).
+    pub fn stop_backend(&mut self, role: Role) {
+        if let Some((child, _)) = self.server_of(role) {
+            crate::servers::stop_nginx(child);
+        }
+    }
+
+    /// Starts backend `role`'s nginx again after [`LbBed::stop_backend`].
+    pub fn restart_backend(&mut self, role: Role) -> Result<(), TestBedError> {
+        let dir = match self.server_of(role) {
+            Some((_, dir)) => dir.clone(),
+            None => return Ok(()),
+        };
+        let child = self.spawn_backend(role, &dir)?;
+        if let Some(server) = self.server_of(role) {
+            server.0 = child;
+        }
+        Ok(())
+    }
+}
+
 /// Starts nginx in the namespace at `path` as backend `role`, with its
 /// files in `dir` (see [`LbBed::start_backends`]).
-pub fn start_nginx(path: &Path, role: Role, dir: &Path) -> Result<Child, TestBedError> {
+pub fn start_nginx(
+    path: &Path,
+    role: Role,
+    dir: &Path,
+    own: &[String],
+) -> Result<Child, TestBedError> {
     let io = |what: &str| {
         let what = format!("{what} for {}", role.name());
         move |source| TestBedError::Io { what, source }
@@ -430,6 +468,10 @@ pub fn start_nginx(path: &Path, role: Role, dir: &Path) -> Result<Child, TestBed
     let mut listen = String::new();
     for port in HTTP_PORTS {
         listen.push_str(&format!("listen {VIP4}:{port}; listen [{VIP6}]:{port}; "));
+    }
+    // The backend's own addresses, for health checks.
+    for address in own {
+        listen.push_str(&format!("listen {address}:80; "));
     }
     let name = role.name();
     let config = format!(
@@ -492,8 +534,7 @@ fn quiet_ipv6(path: &Path) -> Result<(), TestBedError> {
 impl Drop for LbBed {
     fn drop(&mut self) {
         for (child, dir) in &mut self.servers {
-            let _ = child.kill();
-            let _ = child.wait();
+            crate::servers::stop_nginx(child);
             let _ = std::fs::remove_dir_all(dir);
         }
         for name in self.created.iter().rev() {
@@ -671,7 +712,7 @@ impl LineBed {
     /// Starts nginx on the backend as `b1`.
     pub fn start_backend(&mut self) -> Result<(), TestBedError> {
         let dir = std::env::temp_dir().join(format!("xdpath-line-{}", self.names.join("-")));
-        let child = start_nginx(&self.paths[2], Role::B1, &dir)?;
+        let child = start_nginx(&self.paths[2], Role::B1, &dir, &[])?;
         self.server = Some((child, dir));
         Ok(())
     }
@@ -680,8 +721,7 @@ impl LineBed {
 impl Drop for LineBed {
     fn drop(&mut self) {
         if let Some((child, dir)) = &mut self.server {
-            let _ = child.kill();
-            let _ = child.wait();
+            crate::servers::stop_nginx(child);
             let _ = std::fs::remove_dir_all(dir);
         }
         for name in &self.names {

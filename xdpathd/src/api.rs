@@ -28,6 +28,8 @@ pub struct Shared {
     pub generation: AtomicU64,
     /// Requests refused for bad input or failed while applying.
     pub apply_errors: AtomicU64,
+    /// The health checker's view of every checked backend.
+    pub health: Arc<crate::health::Board>,
 }
 
 /// The OpenAPI document (also in the repository: `xdpathd/openapi.json`).
@@ -54,6 +56,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
                 .delete(del_backend),
         )
         .route("/v1/stats", get(stats))
+        .route("/v1/health", get(health))
         .route("/v1/config", get(config))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -140,6 +143,11 @@ async fn config(axum::extract::State(shared): State) -> Reply {
         "generation": shared.generation.load(Ordering::Relaxed),
         "apply_errors": shared.apply_errors.load(Ordering::Relaxed),
     }))
+}
+
+async fn health(axum::extract::State(shared): State) -> Reply {
+    let entries = crate::health::snapshot(&shared.health);
+    ok(serde_json::to_value(entries).unwrap_or(Value::Null))
 }
 
 async fn list_rules() -> Reply {

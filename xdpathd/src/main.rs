@@ -12,6 +12,7 @@
 mod api;
 mod error;
 mod extract;
+mod health;
 mod metrics;
 mod ops;
 
@@ -135,6 +136,7 @@ async fn serve(args: Args) -> Result<(), StartError> {
     tracing::info!(socket = %args.socket.display(), "serving the API");
     let local = api::router(shared.clone());
     let mut tasks = tokio::task::JoinSet::new();
+    tokio::spawn(health::run(shared.health.clone()));
     tasks.spawn(async move { axum::serve(unix, local).await });
     if let (Some(address), Some(token)) = (args.listen, token) {
         let tcp = tokio::net::TcpListener::bind(address)

@@ -65,6 +65,33 @@ pub fn render(shared: &Shared) -> Result<String, ApiError> {
     interface_metrics(&mut out)?;
     filter_metrics(&mut out)?;
     lb_metrics(&mut out)?;
+    let entries = crate::health::snapshot(&shared.health);
+    let mut family = Family::new(
+        &mut out,
+        "xdpath_lb_backend_healthy",
+        "gauge",
+        "1 while a health-checked backend is in its VIP's table, 0 while it is out.",
+    );
+    for entry in &entries {
+        let backend = entry.backend.to_string();
+        let labels = [("vip", entry.vip.as_str()), ("backend", backend.as_str())];
+        family.sample(
+            "xdpath_lb_backend_healthy",
+            &labels,
+            u64::from(entry.healthy),
+        );
+    }
+    let mut family = Family::new(
+        &mut out,
+        "xdpath_lb_health_checks_total",
+        "counter",
+        "Health probes of each backend since the daemon started.",
+    );
+    for entry in &entries {
+        let backend = entry.backend.to_string();
+        let labels = [("vip", entry.vip.as_str()), ("backend", backend.as_str())];
+        family.sample("xdpath_lb_health_checks_total", &labels, entry.checks);
+    }
     let mut family = Family::new(
         &mut out,
         "xdpath_config_generation",

@@ -6,59 +6,34 @@
 //!
 //! Needs root and curl.
 
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
 use serde_json::Value;
 use xdpath::testenv::{Side, TestBed};
 
-const XDPATHD: &str = env!("CARGO_BIN_EXE_xdpathd");
-/// The `xdpath` CLI, built beside the daemon in the same target directory.
-fn xdpath_cli() -> PathBuf {
-    PathBuf::from(XDPATHD).with_file_name("xdpath")
-}
+use common::{xdpath_cli, Daemon};
 
 const TOKEN: &str = "0123456789abcdef-test-token";
 const PORT: u16 = 9180;
 
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Daemon {
-    fn start(bed: &TestBed) -> Self {
-        let dir = std::env::temp_dir().join(format!("xdpathd-api-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        std::fs::write(dir.join("token"), format!("{TOKEN}\n")).expect("token");
-        let child = bed
-            .command(Side::A, XDPATHD)
-            .arg("--socket")
-            .arg(dir.join("api.sock"))
-            .args(["--listen", &format!("127.0.0.1:{PORT}"), "--token-file"])
-            .arg(dir.join("token"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("xdpathd");
-        let daemon = Self { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while call(bed, &daemon, "GET", "/v1/config", None).0 != 200 {
-            assert!(Instant::now() < deadline, "xdpathd did not answer");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        daemon
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+fn start(bed: &TestBed) -> Daemon {
+    let path = bed.a().path.clone();
+    let token = std::env::temp_dir().join(format!("xdpathd-api-token-{}", std::process::id()));
+    std::fs::write(&token, format!("{TOKEN}\n")).expect("token");
+    let enter = Box::new(move |program: &str| {
+        let mut command = std::process::Command::new("nsenter");
+        command
+            .arg(format!("--net={}", path.display()))
+            .arg(program);
+        command
+    });
+    let extra = [
+        "--listen".to_string(),
+        format!("127.0.0.1:{PORT}"),
+        "--token-file".into(),
+        token.display().to_string(),
+    ];
+    Daemon::start("api", enter, &extra)
 }
 
 /// How a request reaches the daemon.
@@ -68,7 +43,6 @@ enum Via<'a> {
 }
 
 fn request(
-    bed: &TestBed,
     daemon: &Daemon,
     via: Via,
     method: &str,
@@ -76,64 +50,42 @@ fn request(
     body: Option<&str>,
     content_type: bool,
 ) -> (u16, Value) {
-    let mut args: Vec<String> = vec!["-s".into(), "-X".into(), method.into()];
-    args.extend(["-w".into(), "\n%{http_code}".into()]);
-    let url = match via {
+    match via {
         Via::Socket => {
-            args.push("--unix-socket".into());
-            args.push(daemon.dir.join("api.sock").display().to_string());
-            format!("http://localhost{path}")
+            let socket = daemon.dir.join("api.sock").display().to_string();
+            let url = format!("http://localhost{path}");
+            daemon.curl(
+                &["--unix-socket", &socket],
+                method,
+                &url,
+                body,
+                content_type,
+            )
         }
         Via::Tcp(token) => {
-            if let Some(token) = token {
-                args.extend(["-H".into(), format!("Authorization: Bearer {token}")]);
-            }
-            format!("http://127.0.0.1:{PORT}{path}")
+            let header = token.map(|token| format!("Authorization: Bearer {token}"));
+            let extra: Vec<&str> = header
+                .iter()
+                .flat_map(|header| ["-H", header.as_str()])
+                .collect();
+            let url = format!("http://127.0.0.1:{PORT}{path}");
+            daemon.curl(&extra, method, &url, body, content_type)
         }
-    };
-    if body.is_some() {
-        if content_type {
-            args.extend(["-H".into(), "Content-Type: application/json".into()]);
-        }
-        // From stdin: a body may be larger than an argument may.
-        args.extend(["--data-binary".into(), "@-".into()]);
     }
-    args.push(url);
-    let mut child = bed
-        .command(Side::A, "curl")
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("curl");
-    if let Some(mut stdin) = child.stdin.take() {
-        use std::io::Write;
-        let _ = stdin.write_all(body.unwrap_or("").as_bytes());
-    }
-    let output = child.wait_with_output().expect("curl");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    let value = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
-    (status.trim().parse().unwrap_or(0), value)
 }
 
 fn call(
-    bed: &TestBed,
+    _bed: &TestBed,
     daemon: &Daemon,
     method: &str,
     path: &str,
     body: Option<&str>,
 ) -> (u16, Value) {
-    request(bed, daemon, Via::Socket, method, path, body, true)
+    daemon.call(method, path, body)
 }
 
-fn ok(bed: &TestBed, daemon: &Daemon, method: &str, path: &str, body: Option<&str>) -> Value {
-    let (status, value) = call(bed, daemon, method, path, body);
-    assert!(
-        (200..300).contains(&status),
-        "{method} {path}: {status} {value}"
-    );
-    value
+fn ok(_bed: &TestBed, daemon: &Daemon, method: &str, path: &str, body: Option<&str>) -> Value {
+    daemon.ok(method, path, body)
 }
 
 /// Everything a refused request must leave as it was.
@@ -147,10 +99,10 @@ fn snapshot(bed: &TestBed, daemon: &Daemon) -> Vec<Value> {
 #[test]
 fn every_route_works_and_bad_requests_change_nothing() {
     let bed = TestBed::new().expect("bed");
-    let daemon = Daemon::start(&bed);
+    let daemon = start(&bed);
     routes_work(&bed, &daemon);
     bad_requests_are_refused(&bed, &daemon);
-    metrics_are_exposed(&bed, &daemon);
+    metrics_are_exposed(&daemon);
 }
 
 fn routes_work(bed: &TestBed, daemon: &Daemon) {
@@ -512,7 +464,6 @@ fn bad_requests_are_refused(bed: &TestBed, daemon: &Daemon) {
     }
     // No content type, and the TCP listener's token.
     let (got, value) = request(
-        bed,
         daemon,
         Via::Socket,
         "POST",
@@ -524,13 +475,12 @@ fn bad_requests_are_refused(bed: &TestBed, daemon: &Daemon) {
         (got, value["error"]["code"].as_str()),
         (415, Some("unsupported_media_type"))
     );
-    let (got, value) = request(bed, daemon, Via::Tcp(None), "GET", "/v1/rules", None, true);
+    let (got, value) = request(daemon, Via::Tcp(None), "GET", "/v1/rules", None, true);
     assert_eq!(
         (got, value["error"]["code"].as_str()),
         (401, Some("no_token"))
     );
     let (got, value) = request(
-        bed,
         daemon,
         Via::Tcp(Some("0123456789abcdef-wrong-token")),
         "POST",
@@ -543,7 +493,6 @@ fn bad_requests_are_refused(bed: &TestBed, daemon: &Daemon) {
         (401, Some("bad_token"))
     );
     let (got, value) = request(
-        bed,
         daemon,
         Via::Tcp(Some(TOKEN)),
         "GET",
@@ -556,9 +505,9 @@ fn bad_requests_are_refused(bed: &TestBed, daemon: &Daemon) {
     assert!(cases.len() + 3 >= 30);
 }
 
-fn metrics_are_exposed(bed: &TestBed, daemon: &Daemon) {
+fn metrics_are_exposed(daemon: &Daemon) {
     // Without a token, on TCP too.
-    let (status, text) = request(bed, daemon, Via::Tcp(None), "GET", "/metrics", None, true);
+    let (status, text) = request(daemon, Via::Tcp(None), "GET", "/metrics", None, true);
     assert_eq!(status, 200);
     let text = text.as_str().expect("text").to_string();
     for needle in [

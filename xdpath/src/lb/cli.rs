@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::compile::vip_table;
 use super::edit::{self, ConfigChange, VipOptions};
 use super::session::LbSession;
-use super::state::{Encap, LbState, VipSpec};
+use super::state::{CheckKind, Encap, HealthCheck, LbState, VipSpec};
 use super::LbError;
 use xdpath_core::lb::LbCounter;
 
@@ -55,6 +55,36 @@ pub enum VipCommand {
         #[arg(long, default_value_t = super::maglev::DEFAULT_TABLE_SIZE)]
         ring_size: u32,
     },
+    /// Check the VIP's backends (run by xdpathd): a backend that fails
+    /// `--fall` checks in a row leaves the table (established flows stay)
+    /// until it passes `--rise` in a row. `off` stops checking.
+    Health {
+        /// The VIP.
+        vip: String,
+        /// tcp (a connection is accepted), http (GET answers --status), or off.
+        kind: HealthKindArg,
+        /// The port on the backend's own address; default: the VIP's port.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// The HTTP path.
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// The HTTP status that means healthy.
+        #[arg(long, default_value_t = 200)]
+        status: u16,
+        /// Time between checks of a backend (e.g. 500ms, 2s).
+        #[arg(long, default_value = "2s")]
+        interval: String,
+        /// How long a check may take.
+        #[arg(long, default_value = "1s")]
+        timeout: String,
+        /// Passes in a row that bring a backend back.
+        #[arg(long, default_value_t = 2)]
+        rise: u32,
+        /// Failures in a row that take a backend out.
+        #[arg(long, default_value_t = 3)]
+        fall: u32,
+    },
     /// Delete a VIP and its backends.
     Del {
         /// The VIP.
@@ -62,6 +92,17 @@ pub enum VipCommand {
     },
     /// List VIPs with their counters.
     List,
+}
+
+/// The kind of `lb vip health`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum HealthKindArg {
+    /// A TCP connection is accepted.
+    Tcp,
+    /// An HTTP GET answers with the expected status.
+    Http,
+    /// No checks; every backend counts as up.
+    Off,
 }
 
 /// `--encap`.
@@ -253,6 +294,49 @@ fn vip(
             edit::add_vip(&mut session.state, id, options)?;
             return Ok(Some(format!("added VIP {id}")));
         }
+        VipCommand::Health {
+            vip,
+            kind,
+            port,
+            path,
+            status,
+            interval,
+            timeout,
+            rise,
+            fall,
+        } => {
+            let id = edit::parse_vip(vip)?;
+            let kind = match kind {
+                HealthKindArg::Tcp => Some(CheckKind::Tcp),
+                HealthKindArg::Http => Some(CheckKind::Http),
+                HealthKindArg::Off => None,
+            };
+            let check = match kind {
+                Some(kind) => Some(HealthCheck {
+                    kind,
+                    port: *port,
+                    path: path.clone(),
+                    status: *status,
+                    interval_ms: edit::parse_millis(interval)?,
+                    timeout_ms: edit::parse_millis(timeout)?,
+                    rise: *rise,
+                    fall: *fall,
+                }),
+                None => None,
+            };
+            let message = match &check {
+                Some(check) => format!(
+                    "VIP {id}: {} checks every {} ms (rise {}, fall {}); xdpathd runs them",
+                    health_text(check),
+                    check.interval_ms,
+                    check.rise,
+                    check.fall
+                ),
+                None => format!("VIP {id}: no health checks"),
+            };
+            edit::set_health(&mut session.state, &id, check)?;
+            return Ok(Some(message));
+        }
         VipCommand::Del { vip } => {
             let id = edit::parse_vip(vip)?;
             edit::del_vip(&mut session.state, &id)?;
@@ -323,6 +407,19 @@ fn backend(
     Ok(None)
 }
 
+/// `http GET /health -> 200 on :80` or `tcp :80` (`:vip` for the VIP's port).
+fn health_text(check: &HealthCheck) -> String {
+    let port = if check.port == 0 {
+        "the VIP's port".to_string()
+    } else {
+        format!(":{}", check.port)
+    };
+    match check.kind {
+        CheckKind::Tcp => format!("tcp to {port}"),
+        CheckKind::Http => format!("http GET {} -> {} on {port}", check.path, check.status),
+    }
+}
+
 fn counter_json(counter: &LbCounter) -> Value {
     json!({
         "packets": counter.packets,
@@ -358,6 +455,7 @@ pub fn vip_rows(session: &LbSession) -> Result<Vec<Value>, LbError> {
             "gue_port": (vip.encap == Encap::Gue).then_some(vip.gue_port),
             "flags": flags_text(vip),
             "ring_size": vip.ring_size,
+            "health": vip.health.as_ref().map(health_text),
             "backends": vip.backends.len(),
             "counters": counter_json(&counter),
         }));
@@ -388,7 +486,14 @@ pub fn backend_rows(
                 "vip": vip.id.to_string(),
                 "backend": backend.address.to_string(),
                 "weight": backend.weight,
-                "state": if backend.weight == 0 { "drained" } else { "active" },
+                "state": if backend.down {
+                    "down"
+                } else if backend.weight == 0 {
+                    "drained"
+                } else {
+                    "active"
+                },
+                "healthy": vip.health.as_ref().map(|_| !backend.down),
                 "table_share": slots as f64 / f64::from(vip.ring_size.max(1)),
                 "counters": counter_json(&counter),
             }));

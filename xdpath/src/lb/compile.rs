@@ -79,7 +79,7 @@ pub fn vip_table(vip: &VipSpec, seed: u64) -> Result<Vec<u32>, LbError> {
         .iter()
         .map(|backend| MaglevBackend {
             address: address_bytes(backend.address),
-            weight: backend.weight,
+            weight: backend.effective_weight(),
         })
         .collect();
     let table = build_table(&pool, vip.ring_size, seed).map_err(|source| LbError::Table {
@@ -101,8 +101,8 @@ fn table_inputs(vip: &VipSpec, seed: u64) -> (u32, u64, Vec<(IpAddr, u32, u32)>)
     let mut pool: Vec<(IpAddr, u32, u32)> = vip
         .backends
         .iter()
-        .filter(|backend| backend.weight > 0)
-        .map(|backend| (backend.address, backend.index, backend.weight))
+        .filter(|backend| backend.effective_weight() > 0)
+        .map(|backend| (backend.address, backend.index, backend.effective_weight()))
         .collect();
     pool.sort_unstable();
     (vip.ring_size, seed, pool)

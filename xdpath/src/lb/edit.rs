@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use super::maglev::{DEFAULT_TABLE_SIZE, MAX_WEIGHT};
-use super::state::{BackendSpec, Encap, LbState, VipId, VipSpec, L4};
+use super::state::{BackendSpec, Encap, HealthCheck, LbState, VipId, VipSpec, L4};
 use super::LbError;
 use crate::control::parse::{parse_cidr, Cidr};
 use xdpath_core::lb::{MAX_BACKENDS, MAX_VIPS};
@@ -170,6 +170,7 @@ pub fn add_vip(state: &mut LbState, id: VipId, options: VipOptions) -> Result<()
         slot,
         live_ring: 0,
         backends: Vec::new(),
+        health: None,
     });
     Ok(())
 }
@@ -223,6 +224,7 @@ pub fn add_backend(
         weight,
         index,
         generation,
+        down: false,
     });
     Ok(())
 }
@@ -260,6 +262,102 @@ pub fn set_weight(
         })?;
     backend.weight = weight;
     Ok(())
+}
+
+/// Sets (or, with `None`, removes) a VIP's health check. Removing it
+/// brings every backend that was down back.
+pub fn set_health(
+    state: &mut LbState,
+    vip: &VipId,
+    health: Option<HealthCheck>,
+) -> Result<(), LbError> {
+    if let Some(check) = &health {
+        check_health(check)?;
+    }
+    let spec = state.vip_mut(vip).ok_or(LbError::NoSuchVip { vip: *vip })?;
+    if health.is_none() {
+        for backend in &mut spec.backends {
+            backend.down = false;
+        }
+    }
+    spec.health = health;
+    Ok(())
+}
+
+fn check_health(check: &HealthCheck) -> Result<(), LbError> {
+    let refuse = |message: String| Err(LbError::Usage(message));
+    if !(10..=3_600_000).contains(&check.interval_ms) {
+        return refuse(format!(
+            "health interval {} ms is out of range (10 ms to 1 h)",
+            check.interval_ms
+        ));
+    }
+    if check.timeout_ms == 0 || check.timeout_ms > check.interval_ms {
+        return refuse(format!(
+            "health timeout {} ms must be above 0 and at most the interval ({} ms)",
+            check.timeout_ms, check.interval_ms
+        ));
+    }
+    if !(1..=100).contains(&check.rise) || !(1..=100).contains(&check.fall) {
+        return refuse("rise and fall must be 1 to 100".into());
+    }
+    if !check.path.starts_with('/')
+        || check
+            .path
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return refuse(format!(
+            "health path \"{}\" must start with / and hold no spaces",
+            check.path
+        ));
+    }
+    if !(100..=599).contains(&check.status) {
+        return refuse(format!(
+            "health status {} is not an HTTP status",
+            check.status
+        ));
+    }
+    Ok(())
+}
+
+/// Marks a backend down or up (the health checker's verdict); returns
+/// whether that changed anything.
+pub fn set_down(
+    state: &mut LbState,
+    vip: &VipId,
+    address: IpAddr,
+    down: bool,
+) -> Result<bool, LbError> {
+    let spec = state.vip_mut(vip).ok_or(LbError::NoSuchVip { vip: *vip })?;
+    let backend = spec
+        .backends
+        .iter_mut()
+        .find(|backend| backend.address == address)
+        .ok_or(LbError::NoSuchBackend {
+            vip: *vip,
+            backend: address,
+        })?;
+    let changed = backend.down != down;
+    backend.down = down;
+    Ok(changed)
+}
+
+/// Parses `500ms`, `2s`, `1m` (a bare number is seconds) to milliseconds.
+pub fn parse_millis(text: &str) -> Result<u64, LbError> {
+    let error = || LbError::Usage(format!("invalid duration \"{text}\" (e.g. 500ms, 2s, 1m)"));
+    let text = text.trim();
+    let (digits, scale) = if let Some(digits) = text.strip_suffix("ms") {
+        (digits, 1)
+    } else if let Some(digits) = text.strip_suffix('s') {
+        (digits, 1000)
+    } else if let Some(digits) = text.strip_suffix('m') {
+        (digits, 60_000)
+    } else {
+        (text, 1000)
+    };
+    let value: u64 = digits.parse().map_err(|_| error())?;
+    value.checked_mul(scale).ok_or_else(error)
 }
 
 /// What `lb config` changes; `None` leaves a setting alone.

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod compile;
 pub mod decap;
 pub mod edit;
+pub mod health;
 pub mod install;
 pub mod maglev;
 pub mod session;

@@ -100,6 +100,65 @@ pub struct BackendSpec {
     pub index: u32,
     /// Tells the slot's successive owners apart in the connection table.
     pub generation: u32,
+    /// Failed its VIP's health check: out of the table like a drained
+    /// backend (established flows stay) until it passes again. Set by the
+    /// daemon's health checker.
+    #[serde(default)]
+    pub down: bool,
+}
+
+impl BackendSpec {
+    /// The weight the table is built with: 0 while down.
+    pub fn effective_weight(&self) -> u32 {
+        if self.down {
+            0
+        } else {
+            self.weight
+        }
+    }
+}
+
+/// How a VIP's backends are checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    /// A TCP connection is accepted.
+    Tcp,
+    /// An HTTP GET answers with the expected status.
+    Http,
+}
+
+/// A VIP's health check of its backends (run by `xdpathd`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// TCP connect or HTTP GET.
+    pub kind: CheckKind,
+    /// The port checked on the backend's own address; 0: the VIP's port.
+    #[serde(default)]
+    pub port: u16,
+    /// The HTTP path.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// The HTTP status that means healthy.
+    #[serde(default = "default_status")]
+    pub status: u16,
+    /// Time between checks of one backend, milliseconds.
+    pub interval_ms: u64,
+    /// How long a check may take, milliseconds.
+    pub timeout_ms: u64,
+    /// Passes in a row that bring a down backend back.
+    pub rise: u32,
+    /// Failures in a row that take a backend down.
+    pub fall: u32,
+}
+
+fn default_path() -> String {
+    "/".into()
+}
+
+fn default_status() -> u16 {
+    200
 }
 
 /// One VIP with its pool.
@@ -131,6 +190,9 @@ pub struct VipSpec {
     /// depend on it).
     #[serde(default)]
     pub backends: Vec<BackendSpec>,
+    /// How its backends are checked; none: not checked.
+    #[serde(default)]
+    pub health: Option<HealthCheck>,
 }
 
 impl VipSpec {

@@ -1,0 +1,136 @@
+//! What the daemon's tests share: starting xdpathd in a namespace on its
+//! own socket, and calling it with curl from that namespace.
+
+#![allow(dead_code, reason = "each test binary uses part of it")]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The daemon binary.
+pub const XDPATHD: &str = env!("CARGO_BIN_EXE_xdpathd");
+
+/// The `xdpath` CLI, built beside the daemon in the same target directory.
+pub fn xdpath_cli() -> PathBuf {
+    PathBuf::from(XDPATHD).with_file_name("xdpath")
+}
+
+/// A running xdpathd; stopped (SIGTERM) and its files removed on drop.
+pub struct Daemon {
+    child: Child,
+    /// Its directory: `api.sock`, `token`.
+    pub dir: PathBuf,
+    /// Makes a command in the daemon's namespace.
+    enter: Box<dyn Fn(&str) -> Command>,
+}
+
+impl Daemon {
+    /// Starts xdpathd through `enter` (which makes a command in the
+    /// namespace) with `extra` arguments; waits until it answers.
+    pub fn start(name: &str, enter: Box<dyn Fn(&str) -> Command>, extra: &[String]) -> Self {
+        let dir = std::env::temp_dir().join(format!("xdpathd-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let child = enter(XDPATHD)
+            .arg("--socket")
+            .arg(dir.join("api.sock"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("xdpathd");
+        let daemon = Self { child, dir, enter };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while daemon.call("GET", "/v1/config", None).0 != 200 {
+            assert!(Instant::now() < deadline, "xdpathd did not answer");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        daemon
+    }
+
+    /// A command in the daemon's namespace.
+    pub fn command(&self, program: &str) -> Command {
+        (self.enter)(program)
+    }
+
+    /// Calls the API over the Unix socket with curl; returns the status
+    /// and the body (JSON, or a string if it is not JSON).
+    pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let socket = self.dir.join("api.sock").display().to_string();
+        let url = format!("http://localhost{path}");
+        self.curl(&["--unix-socket", &socket], method, &url, body, true)
+    }
+
+    /// curl with `extra` options; the body from stdin (it may be larger
+    /// than an argument may).
+    pub fn curl(
+        &self,
+        extra: &[&str],
+        method: &str,
+        url: &str,
+        body: Option<&str>,
+        content_type: bool,
+    ) -> (u16, Value) {
+        let mut command = self.command("curl");
+        command
+            .args(["-s", "-X", method, "-w", "\n%{http_code}"])
+            .args(extra);
+        if body.is_some() {
+            if content_type {
+                command.args(["-H", "Content-Type: application/json"]);
+            }
+            command.args(["--data-binary", "@-"]);
+        }
+        let mut child = command
+            .arg(url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("curl");
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            let _ = stdin.write_all(body.unwrap_or("").as_bytes());
+        }
+        let output = child.wait_with_output().expect("curl");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        let value = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
+        (status.trim().parse().unwrap_or(0), value)
+    }
+
+    /// A call that must succeed; its body.
+    pub fn ok(&self, method: &str, path: &str, body: Option<&str>) -> Value {
+        let (status, value) = self.call(method, path, body);
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {value}"
+        );
+        value
+    }
+
+    /// Runs the xdpath CLI in the daemon's namespace; its stdout.
+    pub fn xdpath(&self, args: &[&str]) -> String {
+        let output = self
+            .command(&xdpath_cli().display().to_string())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("xdpath");
+        assert!(
+            output.status.success(),
+            "xdpath {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

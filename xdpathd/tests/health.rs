@@ -1,0 +1,167 @@
+//! Backend health checks end to end: xdpathd on a balancer of the
+//! load-balancing bed checks three nginx backends over HTTP; stopping one
+//! takes it out of the table within interval × fall, and clients stop
+//! reaching it; starting it again brings it back within interval × rise.
+//!
+//! Needs root, nginx and curl.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use xdpath::testenv_lb::{LbBed, Role, GUE_PORT, INTERFACE, VIP4};
+
+use common::Daemon;
+
+const INTERVAL_MS: u64 = 300;
+const RISE: u64 = 2;
+const FALL: u64 = 2;
+
+fn state_of(daemon: &Daemon, address: &str) -> String {
+    let rows: Value =
+        serde_json::from_str(&daemon.xdpath(&["--json", "lb", "backend", "list"])).expect("JSON");
+    rows.as_array()
+        .and_then(|rows| rows.iter().find(|row| row["backend"] == address))
+        .and_then(|row| row["state"].as_str())
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// Waits until `address` is in `state`; returns how long it took.
+fn wait_for(daemon: &Daemon, address: &str, state: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    while state_of(daemon, address) != state {
+        assert!(
+            start.elapsed() < limit,
+            "{address} not {state} after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+fn requests(bed: &LbBed, count: usize) -> BTreeMap<String, usize> {
+    let mut args: Vec<String> = ["-s", "--max-time", "30", "-H", "Connection: close"]
+        .map(String::from)
+        .to_vec();
+    args.extend((0..count).map(|request| format!("http://{VIP4}/?{request}")));
+    let output = bed.exec(Role::Client, "curl", &args).expect("curl");
+    let mut answers = BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        *answers.entry(line.to_string()).or_insert(0) += 1;
+    }
+    assert_eq!(answers.values().sum::<usize>(), count, "{answers:?}");
+    answers
+}
+
+#[test]
+fn a_failing_backend_leaves_the_table_and_comes_back() {
+    let mut bed = LbBed::new().expect("bed");
+    for role in Role::BACKENDS {
+        let output = bed
+            .exec(
+                role,
+                common::xdpath_cli(),
+                ["decap", INTERFACE, "--gue-port", &GUE_PORT.to_string()],
+            )
+            .expect("decap");
+        assert!(output.status.success());
+    }
+    bed.start_backends().expect("nginx");
+    let path = bed.host(Role::Lb1).path.clone();
+    let enter = Box::new(move |program: &str| {
+        let mut command = std::process::Command::new("nsenter");
+        command
+            .arg(format!("--net={}", path.display()))
+            .arg(program);
+        command
+    });
+    let daemon = Daemon::start("health", enter, &[]);
+    let vip = format!("{VIP4}:80/tcp");
+    daemon.xdpath(&["attach", INTERFACE]);
+    daemon.xdpath(&["lb", "config", "--source-v4", "172.16.0.0/16"]);
+    daemon.xdpath(&["lb", "vip", "add", &vip]);
+    for role in Role::BACKENDS {
+        daemon.xdpath(&[
+            "lb",
+            "backend",
+            "add",
+            &vip,
+            &bed.host(role).ipv4.to_string(),
+        ]);
+    }
+    let interval = format!("{INTERVAL_MS}ms");
+    daemon.xdpath(&[
+        "lb",
+        "vip",
+        "health",
+        &vip,
+        "http",
+        "--path",
+        "/",
+        "--interval",
+        &interval,
+        "--timeout",
+        "200ms",
+        "--rise",
+        &RISE.to_string(),
+        "--fall",
+        &FALL.to_string(),
+    ]);
+    // Every backend checked and healthy.
+    let start = Instant::now();
+    loop {
+        let board = daemon.ok("GET", "/v1/health", None);
+        let entries = board.as_array().cloned().unwrap_or_default();
+        if entries.len() == 3
+            && entries
+                .iter()
+                .all(|entry| entry["healthy"] == true && entry["checks"].as_u64() >= Some(1))
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{board}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(requests(&bed, 60).len(), 3);
+
+    let b2 = bed.host(Role::B2).ipv4.to_string();
+    bed.stop_backend(Role::B2);
+    // The last probe before the stop may have just passed: up to one more
+    // interval, then `fall` failures; plus the time to rebuild the table.
+    let bound = Duration::from_millis(INTERVAL_MS * (FALL + 1) + 700);
+    let took = wait_for(&daemon, &b2, "down", bound);
+    eprintln!("b2 out of the table {took:?} after its server stopped (bound {bound:?})");
+    let answers = requests(&bed, 100);
+    assert!(!answers.contains_key("b2"), "{answers:?}");
+    let metrics = daemon.ok("GET", "/metrics", None);
+    let text = metrics.as_str().unwrap_or_default();
+    assert!(
+        text.contains(&format!(
+            "xdpath_lb_backend_healthy{{vip=\"{vip}\",backend=\"{b2}\"}} 0"
+        )),
+        "{text}"
+    );
+    let board = daemon.ok("GET", "/v1/health", None);
+    let entry = board
+        .as_array()
+        .and_then(|entries| entries.iter().find(|entry| entry["backend"] == b2.as_str()))
+        .cloned()
+        .expect("b2 on the board");
+    assert_eq!(entry["healthy"], false);
+    assert!(
+        entry["last_error"]
+            .as_str()
+            .is_some_and(|why| !why.is_empty()),
+        "{entry}"
+    );
+
+    bed.restart_backend(Role::B2).expect("nginx again");
+    let bound = Duration::from_millis(INTERVAL_MS * (RISE + 1) + 1500);
+    let took = wait_for(&daemon, &b2, "active", bound);
+    eprintln!("b2 back in the table {took:?} after its server started (bound {bound:?})");
+    let answers = requests(&bed, 120);
+    assert!(answers.contains_key("b2"), "{answers:?}");
+}
