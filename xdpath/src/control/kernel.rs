@@ -134,7 +134,7 @@ impl KernelMaps {
         Ok(Self { fds, cpus })
     }
 
-    fn fd(&self, name: &'static str) -> u32 {
+    pub(crate) fn fd(&self, name: &'static str) -> u32 {
         SHARED_MAPS
             .iter()
             .position(|known| *known == name)
@@ -441,17 +441,16 @@ impl FilterTarget for KernelMaps {
             PortSet::Management => "MGMT_PORTS",
             PortSet::SynCookie => "SYNCOOKIE_PORTS",
         };
-        let mut current = [0u8; 8];
-        for index in 0..PORT_WORDS as u32 {
-            let word = bitmap.get(index as usize).copied().unwrap_or(0);
-            // Reads are cheaper than writes only in that they change
-            // nothing: skip the words already right.
-            if self.lookup(map, &index.to_ne_bytes(), &mut current)?
-                && u64::from_ne_bytes(current) == word
-            {
-                continue;
+        // One read of the whole bitmap, then only the words that differ:
+        // most changes touch no port set at all.
+        let current = self.read_array(map, PORT_WORDS as u32, 8)?;
+        for (index, word) in current.chunks_exact(8).enumerate() {
+            let wanted = bitmap.get(index).copied().unwrap_or(0);
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(word);
+            if u64::from_ne_bytes(bytes) != wanted {
+                self.update(map, &(index as u32).to_ne_bytes(), &wanted.to_ne_bytes())?;
             }
-            self.update(map, &index.to_ne_bytes(), word.bytes())?;
         }
         Ok(())
     }

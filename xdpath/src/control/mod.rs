@@ -15,6 +15,7 @@ pub mod cli_output;
 pub mod commands;
 pub mod compile;
 pub mod kernel;
+mod kernel_batch;
 pub mod ops;
 pub mod parse;
 pub mod rulefile;

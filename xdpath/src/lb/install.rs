@@ -33,10 +33,9 @@ impl CompiledLb {
     /// nothing points at a slot before it is filled.
     pub fn install_kernel(&self, maps: &KernelMaps) -> Result<(), ApplyError> {
         for (ring, slots) in &self.rings {
-            for (slot, backend) in slots.iter().enumerate().take(MAX_RING_SIZE as usize) {
-                let index = ring * MAX_RING_SIZE + slot as u32;
-                maps.update("MAGLEV_RINGS", &index.to_ne_bytes(), &backend.to_ne_bytes())?;
-            }
+            let slots = &slots[..slots.len().min(MAX_RING_SIZE as usize)];
+            let bytes: Vec<u8> = slots.iter().flat_map(|slot| slot.to_ne_bytes()).collect();
+            maps.write_array("MAGLEV_RINGS", ring * MAX_RING_SIZE, &bytes, 4)?;
         }
         for (index, backend) in &self.backends {
             maps.update("BACKENDS", &index.to_ne_bytes(), bytes_of(backend))?;

@@ -1,0 +1,112 @@
+//! Whole-array reads and writes in one `bpf` call each
+//! (`BPF_MAP_LOOKUP_BATCH` / `BPF_MAP_UPDATE_BATCH`, Linux 5.6+), for the
+//! port bitmaps (1,024 words) and the Maglev rings (65,537 slots), which
+//! element by element took thousands of system calls a change.
+
+use std::io;
+
+use super::apply::ApplyError;
+use super::kernel::KernelMaps;
+
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+
+/// The `bpf_attr` of the batch commands.
+#[repr(C)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+fn batch(command: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {
+    // SAFETY: `attr` is a valid bpf_attr for the batch commands; its
+    // pointers refer to live buffers of `count` keys and values.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            command,
+            attr as *mut BatchAttr,
+            size_of::<BatchAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl KernelMaps {
+    /// Reads entries `0..count` of an array map whose values are
+    /// `value_size` bytes (not per-CPU).
+    pub(crate) fn read_array(
+        &self,
+        map: &'static str,
+        count: u32,
+        value_size: usize,
+    ) -> Result<Vec<u8>, ApplyError> {
+        let mut keys = vec![0u32; count as usize];
+        let mut values = vec![0u8; count as usize * value_size];
+        let mut next = 0u32;
+        let mut attr = BatchAttr {
+            in_batch: 0,
+            out_batch: &mut next as *mut u32 as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count,
+            map_fd: self.fd(map),
+            elem_flags: 0,
+            flags: 0,
+        };
+        match batch(BPF_MAP_LOOKUP_BATCH, &mut attr) {
+            // ENOENT: the walk reached the end, with `count` entries read.
+            Err(error) if error.raw_os_error() != Some(libc::ENOENT) => {
+                return Err(ApplyError::Map { map, source: error })
+            }
+            _ => {}
+        }
+        if attr.count != count {
+            return Err(ApplyError::Map {
+                map,
+                source: io::Error::other(format!("read {} of {count} entries", attr.count)),
+            });
+        }
+        Ok(values)
+    }
+
+    /// Writes `values` (whole entries of `value_size` bytes) to an array
+    /// map from index `first` on.
+    pub(crate) fn write_array(
+        &self,
+        map: &'static str,
+        first: u32,
+        values: &[u8],
+        value_size: usize,
+    ) -> Result<(), ApplyError> {
+        let count = values.len() / value_size.max(1);
+        let keys: Vec<u32> = (first..).take(count).collect();
+        let mut attr = BatchAttr {
+            in_batch: 0,
+            out_batch: 0,
+            keys: keys.as_ptr() as u64,
+            values: values.as_ptr() as u64,
+            count: count as u32,
+            map_fd: self.fd(map),
+            elem_flags: 0,
+            flags: 0,
+        };
+        batch(BPF_MAP_UPDATE_BATCH, &mut attr).map_err(|source| ApplyError::Map { map, source })?;
+        if attr.count as usize != count {
+            return Err(ApplyError::Map {
+                map,
+                source: io::Error::other(format!("wrote {} of {count} entries", attr.count)),
+            });
+        }
+        Ok(())
+    }
+}
