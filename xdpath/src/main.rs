@@ -133,6 +133,13 @@ enum Command {
     /// Build a two-namespace test bed, attach, send mixed traffic, print the
     /// counters, and remove everything.
     Demo,
+    /// Show what `apply` would change to make this namespace match a config
+    /// file; changes nothing.
+    Plan(xdpath::config::cli::PlanArgs),
+    /// Make this namespace match a config file, changing only what differs.
+    Apply(xdpath::config::cli::ApplyArgs),
+    /// Keep what `apply --confirm` applied: cancel the pending rollback.
+    Confirm,
 }
 
 fn main() -> ExitCode {
@@ -317,6 +324,9 @@ fn run(cli: &Cli) -> Result<()> {
             }
         }
         Command::Demo => demo::run(cli.json)?,
+        Command::Plan(args) => xdpath::config::cli::plan_command(args, cli.json)?,
+        Command::Apply(args) => xdpath::config::cli::apply_command(args, cli.json)?,
+        Command::Confirm => xdpath::config::cli::confirm_command(cli.json)?,
     }
     Ok(())
 }

@@ -1,0 +1,230 @@
+//! Making this namespace match a config, changing only what differs:
+//! the filter through its [`Session`] (which writes only what changed),
+//! the balancer through the `lb` commands' edits on its [`LbSession`] (so
+//! backends that stay keep their slots and generations, and established
+//! flows their backend), interfaces by detaching and attaching.
+//!
+//! Sessions take the namespace's state lock one after the other (it is not
+//! reentrant); interfaces are changed under it too.
+
+use std::collections::BTreeSet;
+
+use xdpath_core::InterfaceConfig;
+
+use super::plan::{block_same, plan, Action, Plan};
+use super::{current, ConfigError, DesiredConfig, InterfaceSpec, Malformed, Mode};
+use crate::control::kernel::KernelMaps;
+use crate::control::session::{lock_state_dir, Session};
+use crate::control::state::{BlockSpec, FilterState};
+use crate::control::wall_now;
+use crate::dataplane::{self, ModeChoice};
+use crate::lb::decap::{local_addresses, sync_local_addresses};
+use crate::lb::edit::{self, ConfigChange, VipOptions};
+use crate::lb::session::LbSession;
+use crate::lb::state::{Encap, LbState, VipId};
+use crate::lb::LbError;
+
+/// Applies `desired` (checked by [`super::load`]) and returns what
+/// changed. If a step fails, the state from before is put back.
+pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
+    let before = current()?;
+    let changes = plan(&before, desired);
+    if changes.is_empty() {
+        return Ok(changes);
+    }
+    let Err(error) = apply_plan(desired, &changes) else {
+        return Ok(changes);
+    };
+    let error = Box::new(error);
+    let restore = current().and_then(|now| apply_plan(&before, &plan(&now, &before)));
+    Err(match restore {
+        Ok(()) => ConfigError::Restored { error },
+        Err(restore) => ConfigError::RestoreFailed {
+            error,
+            restore: Box::new(restore),
+        },
+    })
+}
+
+fn changed_interfaces<'a>(
+    plan: &'a Plan,
+    actions: &'a [Action],
+) -> impl Iterator<Item = &'a str> + 'a {
+    plan.interfaces
+        .iter()
+        .filter(move |change| actions.contains(&change.action))
+        .map(|change| change.key.as_str())
+}
+
+/// Makes the changes of `plan`, a plan towards `desired`.
+fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
+    {
+        let _lock = lock_state_dir()?;
+        for name in changed_interfaces(plan, &[Action::Remove, Action::Change]) {
+            dataplane::detach(name)?;
+        }
+    }
+    if !plan.filter.is_empty() {
+        let mut session = Session::open()?;
+        session.state = merge_filter(&session.state, &desired.filter, wall_now());
+        session.commit()?;
+    }
+    if !plan.lb.is_empty() {
+        let mut session = LbSession::open()?;
+        edit_lb(&mut session.state, &desired.lb)?;
+        session.commit()?;
+    }
+    let _lock = lock_state_dir()?;
+    let mut decap = false;
+    for name in changed_interfaces(plan, &[Action::Add, Action::Change]) {
+        let Some(spec) = desired.interfaces.iter().find(|spec| spec.name == name) else {
+            continue;
+        };
+        dataplane::attach(name, mode_choice(spec.mode), interface_config(spec))?;
+        decap |= spec.decap;
+    }
+    if decap {
+        // As `xdpath decap`: this host's addresses are what is decapsulated.
+        let addresses = local_addresses().map_err(|source| {
+            ConfigError::Usage(format!("cannot list this host's addresses: {source}"))
+        })?;
+        let (maps, _) = KernelMaps::open_shared().map_err(crate::control::ControlError::from)?;
+        sync_local_addresses(&maps, &addresses)?;
+    }
+    Ok(())
+}
+
+fn mode_choice(mode: Mode) -> ModeChoice {
+    match mode {
+        Mode::Auto => ModeChoice::Auto,
+        Mode::Native => ModeChoice::Native,
+        Mode::Generic => ModeChoice::Generic,
+        Mode::Offload => ModeChoice::Offload,
+    }
+}
+
+/// The program config of an interface, as `attach` and `decap` make it.
+pub fn interface_config(spec: &InterfaceSpec) -> InterfaceConfig {
+    let malformed = match spec.malformed {
+        Malformed::Pass => xdpath_core::MalformedPolicy::Pass,
+        Malformed::Drop => xdpath_core::MalformedPolicy::Drop,
+    };
+    InterfaceConfig::new(malformed)
+        .with_monitor(spec.monitor)
+        .with_decap(spec.decap, if spec.decap { spec.gue_port } else { 0 })
+}
+
+/// The filter state to install: `desired`, keeping from `current` the
+/// id counters, the expiry of blocklist entries that stay, and the order
+/// of management entries that stay; entries already expired are left out.
+pub fn merge_filter(current: &FilterState, desired: &FilterState, now: u64) -> FilterState {
+    let mut state = desired.clone();
+    state.next_rule_id = current.next_rule_id.max(1);
+    state.next_limit_id = current.next_limit_id.max(1);
+    state.blocklist = desired
+        .blocklist
+        .iter()
+        .map(|wanted| {
+            current
+                .blocklist
+                .iter()
+                .find(|have| have.prefix == wanted.prefix && block_same(have, wanted))
+                .copied()
+                .unwrap_or(*wanted)
+        })
+        .filter(|entry: &BlockSpec| entry.expires_at.is_none_or(|expiry| expiry > now))
+        .collect();
+    if set(&current.management.prefixes) == set(&desired.management.prefixes) {
+        state.management.prefixes = current.management.prefixes.clone();
+    }
+    if set(&current.management.ports) == set(&desired.management.ports) {
+        state.management.ports = current.management.ports.clone();
+    }
+    state
+}
+
+fn set<T: Ord + Copy>(list: &[T]) -> BTreeSet<T> {
+    list.iter().copied().collect()
+}
+
+/// Turns `state` into `desired` with the `lb` commands' edits: settings,
+/// VIPs removed, VIPs added or their options changed in place (their slot
+/// and backends stay), then per VIP backends removed, reweighted, added.
+pub fn edit_lb(state: &mut LbState, desired: &LbState) -> Result<(), LbError> {
+    let settings = &desired.settings;
+    let prefix = |prefix: Option<crate::control::parse::Cidr>| {
+        Some(prefix.map_or("none".into(), |prefix| prefix.to_string()))
+    };
+    edit::configure(
+        state,
+        &ConfigChange {
+            source_v4: prefix(settings.source_v4),
+            source_v6: prefix(settings.source_v6),
+            next_hop: Some(
+                settings
+                    .next_hop_mac
+                    .clone()
+                    .unwrap_or_else(|| "fib".into()),
+            ),
+            seed: Some(settings.seed),
+        },
+    )?;
+    let gone: Vec<VipId> = state
+        .vips
+        .iter()
+        .filter(|vip| desired.vip(&vip.id).is_none())
+        .map(|vip| vip.id)
+        .collect();
+    for id in &gone {
+        edit::del_vip(state, id)?;
+    }
+    for wanted in &desired.vips {
+        match state.vip_mut(&wanted.id) {
+            None => {
+                let options = VipOptions {
+                    encap: wanted.encap,
+                    gue_port: (wanted.encap == Encap::Gue).then_some(wanted.gue_port),
+                    source_hash: wanted.source_hash,
+                    no_conntrack: wanted.no_conntrack,
+                    ring_size: Some(wanted.ring_size),
+                };
+                edit::add_vip(state, wanted.id, options)?;
+            }
+            Some(have) => {
+                // No `lb` command changes a VIP's options; the compiler
+                // rebuilds its table and entry when they change.
+                have.encap = wanted.encap;
+                have.gue_port = wanted.gue_port;
+                have.source_hash = wanted.source_hash;
+                have.no_conntrack = wanted.no_conntrack;
+                have.ring_size = wanted.ring_size;
+            }
+        }
+        let have: Vec<(std::net::IpAddr, u32)> = state
+            .vip(&wanted.id)
+            .map(|vip| {
+                vip.backends
+                    .iter()
+                    .map(|backend| (backend.address, backend.weight))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (address, _) in &have {
+            if wanted.backend(*address).is_none() {
+                edit::del_backend(state, &wanted.id, *address)?;
+            }
+        }
+        for backend in &wanted.backends {
+            match have.iter().find(|(address, _)| *address == backend.address) {
+                Some((_, weight)) if *weight == backend.weight => {}
+                Some(_) => {
+                    edit::set_weight(state, &wanted.id, backend.address, backend.weight.into())?
+                }
+                None => {
+                    edit::add_backend(state, &wanted.id, backend.address, backend.weight.into())?
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,342 @@
+//! From the file's `[filter]` section to the filter's state, with the
+//! CLI's parsers and the filter's own compiler, reporting every mistake
+//! with its place.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::convert::{field, items, unique};
+use super::load::{Environment, Report};
+use super::schema::{FilterSection, GuardSection, Items, LimitEntry, MgmtSection, RuleEntry};
+use crate::control::compile::{compile_limit, compile_rules, compile_settings, CompileError};
+use crate::control::parse::{
+    parse_cidr, parse_duration, parse_port, parse_port_list, parse_port_range, parse_protocol,
+    parse_tcp_flags, PortRange,
+};
+use crate::control::rulefile::management_conflict;
+use crate::control::state::{BlockSpec, FilterState, Guards, LimitSpec, Management, RuleSpec};
+use crate::control::{interface_index, ControlError};
+use xdpath_core::filter::MAX_RULES;
+
+/// The filter state the section asks for (none: the empty state).
+pub(super) fn filter(
+    section: Option<&Spanned<FilterSection>>,
+    environment: &Environment,
+    report: &mut Report<'_>,
+) -> FilterState {
+    let Some(section) = section else {
+        return FilterState::default();
+    };
+    let item = section.get_ref();
+    let mut state = FilterState {
+        default_action: item.default.unwrap_or_default(),
+        default_monitor: item.default_monitor.unwrap_or(false),
+        management: management(item.mgmt.as_ref(), report),
+        guards: guards(item.guard.as_ref(), report),
+        ..FilterState::default()
+    };
+    state.rules = rules(&item.rule, &state.management, environment, report);
+    state.blocklist = blocklist(item, environment.now, report);
+    state.rate_limits = limits(&item.ratelimit, report);
+    state.next_rule_id = state
+        .rules
+        .iter()
+        .map(|rule| rule.id + 1)
+        .max()
+        .unwrap_or(1);
+    state.next_limit_id = state
+        .rate_limits
+        .iter()
+        .map(|limit| limit.id.saturating_add(1))
+        .max()
+        .unwrap_or(1);
+    if report.clean() {
+        // What no single entry shows: sizes, prefix lengths, chains.
+        let resolve = |name: &str| interface_index(name);
+        let compiled = compile_rules(&state.rules, &resolve)
+            .and_then(|rules| compile_settings(&state, &rules));
+        if let Err(error) = compiled {
+            report.error(Some(section.span()), "filter", error.to_string());
+        }
+    }
+    state
+}
+
+fn rules(
+    entries: &[Spanned<RuleEntry>],
+    management: &Management,
+    environment: &Environment,
+    report: &mut Report<'_>,
+) -> Vec<RuleSpec> {
+    let mut ids: HashMap<u32, usize> = HashMap::new();
+    let mut rules = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let (path, item, at) = (
+            format!("filter.rule[{index}]"),
+            entry.get_ref(),
+            entry.span(),
+        );
+        // A wrong or repeated id is reported; the rest is still checked.
+        let id = item.id.as_ref().map(|id| (*id.get_ref(), id.span()));
+        match &id {
+            None => report.missing(at.clone(), &path, "id", "a rule id, 1-65535"),
+            Some((id, span)) if *id == 0 || *id >= MAX_RULES => {
+                let error = CompileError::RuleIdOutOfRange { id: *id };
+                report.error(Some(span.clone()), format!("{path}.id"), error.to_string());
+            }
+            Some((id, span)) => {
+                if let Some(first) = ids.insert(*id, index) {
+                    report.error(
+                        Some(span.clone()),
+                        format!("{path}.id"),
+                        format!("rule id {id} is used twice (also filter.rule[{first}])"),
+                    );
+                }
+            }
+        }
+        let before = report.count();
+        let sources =
+            items(report, &item.src, &format!("{path}.src"), parse_cidr).unwrap_or_default();
+        if item
+            .src
+            .as_ref()
+            .is_some_and(|src| src.get_ref().0.is_empty())
+        {
+            report.error(
+                item.src.as_ref().map(Spanned::span),
+                format!("{path}.src"),
+                "an empty list",
+            );
+        }
+        let destination = field(report, &item.dst, format!("{path}.dst"), |text| {
+            parse_cidr(text)
+        });
+        let protocol = field(report, &item.proto, format!("{path}.proto"), |value| {
+            parse_protocol(&value.0)
+        });
+        let ports = field(report, &item.dport, format!("{path}.dport"), |value| {
+            parse_port_range(&value.0)
+        });
+        let tcp_flags = field(
+            report,
+            &item.tcp_flags,
+            format!("{path}.tcp_flags"),
+            |text| parse_tcp_flags(text),
+        );
+        if item.action.is_none() {
+            report.missing(at.clone(), &path, "action", "pass or drop");
+        }
+        if let Some(name) = &item.iface {
+            if !(environment.interface_exists)(name.get_ref()) {
+                let error = ControlError::UnknownInterface {
+                    name: name.get_ref().clone(),
+                };
+                report.error(
+                    Some(name.span()),
+                    format!("{path}.iface"),
+                    error.to_string(),
+                );
+            }
+        }
+        if item.src.is_none() && item.dst.is_none() {
+            report.error(Some(at.clone()), &path, "a rule needs src or dst");
+        }
+        let Some(action) = item.action else { continue };
+        if report.count() > before {
+            continue;
+        }
+        let id = id
+            .map(|(id, _)| id)
+            .filter(|id| (1..MAX_RULES).contains(id));
+        let spec = RuleSpec {
+            id: id.unwrap_or(1),
+            sources: sources.into_iter().map(|(source, _, _)| source).collect(),
+            destination,
+            protocol,
+            ports,
+            tcp_flags,
+            action,
+            interface: item.iface.as_ref().map(|name| name.get_ref().clone()),
+            monitor: item.monitor.unwrap_or(false),
+        };
+        // The checks of one rule: families, prefix counts, chains.
+        if let Err(error) = compile_rules(std::slice::from_ref(&spec), &|_: &str| None) {
+            report.error(Some(at), &path, error.to_string());
+            continue;
+        }
+        if !item.override_management.unwrap_or(false) {
+            if let Some(what) = management_conflict(&spec, management) {
+                let message = format!("the rule would drop management traffic ({what}); set override = true to install it anyway");
+                report.error(Some(at), &path, message);
+                continue;
+            }
+        }
+        if id.is_some() {
+            rules.push(spec);
+        }
+    }
+    rules.sort_by_key(|rule| rule.id);
+    rules
+}
+
+fn blocklist(section: &FilterSection, now: u64, report: &mut Report<'_>) -> Vec<BlockSpec> {
+    let mut seen = Vec::new();
+    let mut list = Vec::new();
+    for (index, entry) in section.block.iter().enumerate() {
+        let path = format!("filter.block[{index}]");
+        let item = entry.get_ref();
+        let Some(prefix_field) = &item.prefix else {
+            report.missing(entry.span(), &path, "prefix", "the blocked prefix");
+            continue;
+        };
+        let prefix = field(report, &item.prefix, format!("{path}.prefix"), |text| {
+            parse_cidr(text)
+        });
+        let ttl = field(report, &item.ttl, format!("{path}.ttl"), |text| {
+            parse_duration(text)
+        });
+        let Some(prefix) = prefix else { continue };
+        if item.ttl.is_some() && ttl.is_none() {
+            continue;
+        }
+        seen.push((prefix, prefix_field.span(), format!("{path}.prefix")));
+        list.push(BlockSpec {
+            prefix,
+            expires_at: ttl.map(|seconds| now.saturating_add(seconds)),
+        });
+    }
+    unique(report, &seen, "prefix");
+    list
+}
+
+fn limits(entries: &[Spanned<LimitEntry>], report: &mut Report<'_>) -> Vec<LimitSpec> {
+    let mut ids: Vec<(u32, Range<usize>, String)> = Vec::new();
+    let mut limits = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let (path, item, at) = (
+            format!("filter.ratelimit[{index}]"),
+            entry.get_ref(),
+            entry.span(),
+        );
+        let before = report.count();
+        let id = match &item.id {
+            None => {
+                report.missing(at.clone(), &path, "id", "a rate-limit id, from 1");
+                0
+            }
+            Some(id) if *id.get_ref() == 0 => {
+                report.error(
+                    Some(id.span()),
+                    format!("{path}.id"),
+                    "rate-limit ids start at 1",
+                );
+                0
+            }
+            Some(id) => {
+                ids.push((*id.get_ref(), id.span(), format!("{path}.id")));
+                *id.get_ref()
+            }
+        };
+        let scope = field(report, &item.scope, format!("{path}.scope"), |text| {
+            parse_cidr(text)
+        });
+        let protocol = field(report, &item.proto, format!("{path}.proto"), |value| {
+            parse_protocol(&value.0)
+        });
+        if item.pps.is_none() && item.bps.is_none() {
+            report.error(Some(at.clone()), &path, "give pps or bps (or both)");
+        }
+        if report.count() > before {
+            continue;
+        }
+        let spec = LimitSpec {
+            id,
+            packets_per_second: item.pps,
+            burst_packets: item.burst.or(item.pps).unwrap_or(0),
+            bytes_per_second: item.bps,
+            burst_bytes: item.burst_bytes.or(item.bps).unwrap_or(0),
+            per: item.per.unwrap_or_default(),
+            aggregate_v4: item.aggregate_v4.unwrap_or(32),
+            aggregate_v6: item.aggregate_v6.unwrap_or(128),
+            scope,
+            protocol,
+            syn_only: item.syn.unwrap_or(false),
+            monitor: item.monitor.unwrap_or(false),
+        };
+        match compile_limit(&spec) {
+            Ok(_) => limits.push(spec),
+            Err(error) => report.error(Some(at), &path, error.to_string()),
+        }
+    }
+    unique(report, &ids, "rate-limit id");
+    limits
+}
+
+/// Ports as `53`, `1900-1910` or `53,123` in a string.
+fn port_items(
+    report: &mut Report<'_>,
+    list: &Option<Spanned<Items>>,
+    path: &str,
+) -> Option<Vec<PortRange>> {
+    items(report, list, path, parse_port_list)
+        .map(|lists| lists.into_iter().flat_map(|(ports, _, _)| ports).collect())
+}
+
+fn guards(section: Option<&GuardSection>, report: &mut Report<'_>) -> Guards {
+    let mut guards = Guards::default();
+    let Some(section) = section else {
+        return guards;
+    };
+    guards.tcp_flags = section.tcp_flags.unwrap_or(false);
+    if let Some(amplification) = &section.amplification {
+        let guard = &mut guards.amplification;
+        guard.enabled = amplification.enabled.unwrap_or(true);
+        let path = "filter.guard.amplification";
+        if let Some(ports) = port_items(report, &amplification.ports, &format!("{path}.ports")) {
+            guard.ports = ports;
+        }
+        let expect = items(
+            report,
+            &amplification.expect,
+            &format!("{path}.expect"),
+            parse_cidr,
+        );
+        guard.expect = expect
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(cidr, _, _)| cidr)
+            .collect();
+    }
+    if let Some(fragments) = &section.fragments {
+        guards.fragments_v4 = fragments.v4.unwrap_or_default();
+        guards.fragments_v6 = fragments.v6.unwrap_or_default();
+    }
+    if let Some(cookies) = &section.syn_cookies {
+        guards.syn_cookies.enabled = cookies.enabled.unwrap_or(true);
+        let path = "filter.guard.syn_cookies.ports";
+        guards.syn_cookies.ports = port_items(report, &cookies.ports, path).unwrap_or_default();
+    }
+    guards
+}
+
+fn management(section: Option<&MgmtSection>, report: &mut Report<'_>) -> Management {
+    let Some(section) = section else {
+        return Management::default();
+    };
+    let prefixes = items(
+        report,
+        &section.prefixes,
+        "filter.mgmt.prefixes",
+        parse_cidr,
+    )
+    .unwrap_or_default();
+    unique(report, &prefixes, "prefix");
+    let ports = items(report, &section.ports, "filter.mgmt.ports", parse_port).unwrap_or_default();
+    unique(report, &ports, "port");
+    Management {
+        prefixes: prefixes.into_iter().map(|(prefix, _, _)| prefix).collect(),
+        ports: ports.into_iter().map(|(port, _, _)| port).collect(),
+    }
+}

@@ -1,0 +1,209 @@
+//! From the file's `[lb]` section to the balancer's state, built with the
+//! `lb` commands' own edits (`lb config`, `lb vip add`, `lb backend add`)
+//! on an empty state, so every check they make is made here, and every
+//! mistake is reported with its place.
+
+use std::collections::HashMap;
+
+use toml::Spanned;
+
+use super::convert::{field, items};
+use super::load::Report;
+use super::schema::{LbSection, VipEntry};
+use crate::control::parse::parse_port;
+use crate::lb::compile::{plan, validate, vip_table};
+use crate::lb::edit::{self, ConfigChange, VipOptions};
+use crate::lb::maglev::MaglevError;
+use crate::lb::state::{LbState, VipId, VipSpec};
+use crate::lb::LbError;
+
+/// The balancer state the section asks for.
+pub(super) fn lb(section: Option<&Spanned<LbSection>>, report: &mut Report<'_>) -> LbState {
+    let mut state = LbState::default();
+    let Some(section) = section else {
+        return state;
+    };
+    let item = section.get_ref();
+    let settings: [(&str, &Option<Spanned<String>>); 3] = [
+        ("source_v4", &item.source_v4),
+        ("source_v6", &item.source_v6),
+        ("next_hop", &item.next_hop),
+    ];
+    for (name, value) in settings {
+        let Some(value) = value else { continue };
+        let text = Some(value.get_ref().clone());
+        let change = match name {
+            "source_v4" => ConfigChange {
+                source_v4: text,
+                ..ConfigChange::default()
+            },
+            "source_v6" => ConfigChange {
+                source_v6: text,
+                ..ConfigChange::default()
+            },
+            _ => ConfigChange {
+                next_hop: text,
+                ..ConfigChange::default()
+            },
+        };
+        if let Err(error) = edit::configure(&mut state, &change) {
+            report.error(Some(value.span()), format!("lb.{name}"), error.to_string());
+        }
+    }
+    state.settings.seed = item.seed.unwrap_or(0);
+    // A source already reported as wrong would make every backend of its
+    // family look unreachable.
+    let sources_checked = !report.touched("lb.source_v4") && !report.touched("lb.source_v6");
+    let mut seen: HashMap<VipId, usize> = HashMap::new();
+    for (index, entry) in item.vip.iter().enumerate() {
+        vip(&mut state, entry, index, &mut seen, sources_checked, report);
+    }
+    if report.clean() {
+        // What no single VIP shows: totals over every VIP.
+        if let Err(error) = plan(&LbState::default(), &mut state.clone(), true) {
+            report.error(Some(section.span()), "lb", error.to_string());
+        }
+    }
+    state
+}
+
+/// Adds one `[[lb.vip]]` with its backends.
+fn vip(
+    state: &mut LbState,
+    entry: &Spanned<VipEntry>,
+    index: usize,
+    seen: &mut HashMap<VipId, usize>,
+    sources_checked: bool,
+    report: &mut Report<'_>,
+) {
+    let (path, item, at) = (format!("lb.vip[{index}]"), entry.get_ref(), entry.span());
+    let before = report.count();
+    if item.vip.is_none() {
+        report.missing(at.clone(), &path, "vip", "ADDRESS:PORT/tcp|udp");
+    }
+    let id = field(report, &item.vip, format!("{path}.vip"), |text| {
+        edit::parse_vip(text)
+    });
+    let mut options = VipOptions {
+        encap: item
+            .encap
+            .as_ref()
+            .map(|encap| *encap.get_ref())
+            .unwrap_or_default(),
+        gue_port: field(report, &item.gue_port, format!("{path}.gue_port"), |port| {
+            parse_port(&port.0)
+        }),
+        source_hash: false,
+        no_conntrack: false,
+        ring_size: item.ring_size.as_ref().map(|size| *size.get_ref()),
+    };
+    let flags = items(report, &item.flags, &format!("{path}.flags"), |flag| {
+        let mut parsed = options;
+        edit::parse_flags(flag, &mut parsed).map(|()| parsed)
+    });
+    for (parsed, _, _) in flags.unwrap_or_default() {
+        options.source_hash |= parsed.source_hash;
+        options.no_conntrack |= parsed.no_conntrack;
+    }
+    let Some(id) = id else { return };
+    if let Some(first) = seen.get(&id) {
+        let span = item.vip.as_ref().map(Spanned::span);
+        report.error(
+            span,
+            format!("{path}.vip"),
+            format!("VIP {id} is listed twice (also lb.vip[{first}])"),
+        );
+        return;
+    }
+    if report.count() > before {
+        return;
+    }
+    if let Err(error) = edit::add_vip(state, id, options) {
+        let (span, place) = match (&error, &item.gue_port, &item.encap) {
+            (LbError::Usage(_), Some(port), _) => (port.span(), format!("{path}.gue_port")),
+            (LbError::Usage(_), None, Some(encap)) => (encap.span(), format!("{path}.encap")),
+            _ => (at, path),
+        };
+        report.error(Some(span), place, error.to_string());
+        return;
+    }
+    seen.insert(id, index);
+    let seed = state.settings.seed;
+    // The table size first, with no backend to blame.
+    let ring_checked = match state.vip(&id).map(|spec| vip_table(spec, seed)) {
+        Some(Err(LbError::Table {
+            source: source @ (MaglevError::NotPrime { .. } | MaglevError::SizeOutOfRange { .. }),
+            ..
+        })) => {
+            let span = item.ring_size.as_ref().map_or(at.clone(), Spanned::span);
+            report.error(Some(span), format!("{path}.ring_size"), source.to_string());
+            false
+        }
+        _ => true,
+    };
+    for (number, backend) in item.backend.iter().enumerate() {
+        let path = format!("{path}.backend[{number}]");
+        let Some(address) = &backend.get_ref().address else {
+            report.missing(backend.span(), &path, "address", "the backend's IP address");
+            continue;
+        };
+        let Some(parsed) = field(
+            report,
+            &backend.get_ref().address,
+            format!("{path}.address"),
+            |text| edit::parse_address(text),
+        ) else {
+            continue;
+        };
+        let weight = backend.get_ref().weight.as_ref();
+        match edit::add_backend(
+            state,
+            &id,
+            parsed,
+            weight.map_or(1, |weight| *weight.get_ref()),
+        ) {
+            Err(error @ LbError::Weight { .. }) => {
+                let span = weight.map_or(backend.span(), Spanned::span);
+                report.error(Some(span), format!("{path}.weight"), error.to_string());
+            }
+            Err(error) => report.error(
+                Some(address.span()),
+                format!("{path}.address"),
+                error.to_string(),
+            ),
+            Ok(()) if sources_checked => {
+                if let Some(message) = outer_source_missing(state, &id, parsed) {
+                    report.error(Some(address.span()), format!("{path}.address"), message);
+                }
+            }
+            Ok(()) => {}
+        }
+    }
+    if ring_checked {
+        if let Some(Err(error)) = state.vip(&id).map(|spec| vip_table(spec, seed)) {
+            report.error(Some(at), path, error.to_string());
+        }
+    }
+}
+
+/// The balancer's own check that a backend's family has an outer source,
+/// run for this backend alone.
+fn outer_source_missing(state: &LbState, id: &VipId, address: std::net::IpAddr) -> Option<String> {
+    let spec = state.vip(id)?;
+    let backend = *spec.backend(address)?;
+    let alone = LbState {
+        settings: state.settings.clone(),
+        vips: vec![VipSpec {
+            backends: vec![backend],
+            ..spec.clone()
+        }],
+        ..LbState::default()
+    };
+    match validate(&alone) {
+        Err(LbError::NoOuterSource { backend, family, flag, encap }) => Some(format!(
+            "backend {backend} is {family} but lb.source_{flag} is not set, so {encap} cannot carry traffic to it"
+        )),
+        Err(error) => Some(error.to_string()),
+        Ok(()) => None,
+    }
+}

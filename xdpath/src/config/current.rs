@@ -1,0 +1,79 @@
+//! What this network namespace has now, in the form of a config: the
+//! interfaces xdpath is attached to (from their pins), and the filter's and
+//! balancer's state files. Reading changes nothing (no map is created).
+
+use aya::maps::{Array, Map, MapData};
+use xdpath_core::{InterfaceConfig, MalformedPolicy};
+
+use super::{ConfigError, DesiredConfig, InterfaceSpec, Malformed, Mode};
+use crate::control::session::lock_state_dir;
+use crate::control::state::{self, FilterState, STATE_FILE};
+use crate::control::wall_now;
+use crate::dataplane::{self, AttachedMode, InterfacePins};
+use crate::lb::state::{LbState, LB_STATE_FILE};
+
+/// This namespace's data path now. Expired blocklist entries are left out
+/// (the next control call sweeps them).
+pub fn current() -> Result<DesiredConfig, ConfigError> {
+    let (dir, _lock) = lock_state_dir()?;
+    let mut filter: FilterState = state::load(&dir.join(STATE_FILE))?;
+    filter.sweep_expired(wall_now());
+    let lb: LbState = state::load(&dir.join(LB_STATE_FILE))?;
+    Ok(DesiredConfig {
+        interfaces: interfaces()?,
+        filter,
+        lb,
+    })
+}
+
+/// The interfaces xdpath has pins for, as attached.
+pub fn interfaces() -> Result<Vec<InterfaceSpec>, ConfigError> {
+    let mut list = Vec::new();
+    for name in dataplane::attached_interfaces()? {
+        let status = dataplane::status(&name)?;
+        let config = interface_config(&name).unwrap_or_default();
+        let mode = match status.mode {
+            Some(AttachedMode::Native) => Mode::Native,
+            Some(AttachedMode::Generic) => Mode::Generic,
+            Some(AttachedMode::Offload) => Mode::Offload,
+            None => Mode::Auto,
+        };
+        list.push(InterfaceSpec {
+            name,
+            mode,
+            malformed: match config.malformed_policy() {
+                MalformedPolicy::Drop => Malformed::Drop,
+                MalformedPolicy::Pass => Malformed::Pass,
+            },
+            monitor: config.monitor != 0,
+            decap: config.decap != 0,
+            gue_port: if config.decap != 0 {
+                config.decap_gue_port
+            } else {
+                0
+            },
+            stale: !status.healthy || status.mode.is_none(),
+        });
+    }
+    Ok(list)
+}
+
+/// Bytes of an [`InterfaceConfig`].
+const CONFIG_BYTES: usize = size_of::<InterfaceConfig>();
+
+/// The config an interface's program runs with (its pinned `CONFIG` map).
+fn interface_config(name: &str) -> Option<InterfaceConfig> {
+    let path = InterfacePins::new(name).ok()?.dir().join("CONFIG");
+    let data = MapData::from_pin(path).ok()?;
+    let array = Array::<MapData, [u8; CONFIG_BYTES]>::try_from(Map::Array(data)).ok()?;
+    let bytes = array.get(&0, 0).ok()?;
+    let at = |offset: usize| bytes.get(offset).copied().unwrap_or(0);
+    let port = std::mem::offset_of!(InterfaceConfig, decap_gue_port);
+    Some(InterfaceConfig {
+        malformed: at(std::mem::offset_of!(InterfaceConfig, malformed)),
+        monitor: at(std::mem::offset_of!(InterfaceConfig, monitor)),
+        decap: at(std::mem::offset_of!(InterfaceConfig, decap)),
+        decap_gue_port: u16::from_ne_bytes([at(port), at(port + 1)]),
+        ..InterfaceConfig::default()
+    })
+}

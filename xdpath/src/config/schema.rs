@@ -1,0 +1,339 @@
+//! The TOML file as written. Every field is optional here, so that a
+//! missing one is reported together with every other mistake, and every
+//! value that is checked later carries its place in the file
+//! ([`Spanned`]). Unknown fields are refused everywhere.
+//!
+//! Values keep the CLI's vocabulary: `src`, `dst`, `proto`, `dport`,
+//! `tcp_flags`, `action`, `iface` and `override` as in `filter add`; `pps`,
+//! `burst`, `bps`, `burst_bytes`, `per`, `aggregate_v4`, `scope`, `syn` as
+//! in `ratelimit add`; `encap`, `gue_port`, `flags`, `ring_size` as in
+//! `lb vip add`; `source_v4`, `next_hop`, `seed` as in `lb config`.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Malformed, Mode};
+use crate::control::state::{FragmentChoice, LimitKey, RuleAction};
+use crate::lb::state::Encap;
+
+/// A string or an integer, as text: `dport = 22` or `dport = "1000-2000"`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl Visitor<'_> for ScalarVisitor {
+    type Value = Scalar;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a string or an integer")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Scalar, E> {
+        Ok(Scalar(text.to_string()))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Scalar, E> {
+        Ok(Scalar(value.to_string()))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Scalar, E> {
+        Ok(Scalar(value.to_string()))
+    }
+}
+
+/// One value of an [`Items`] list and where it is (none: the list was a
+/// single value, which is where the field is).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// Its place in the file.
+    pub span: Option<std::ops::Range<usize>>,
+    /// The value as text.
+    pub text: String,
+}
+
+/// One value or a list: `src = "10.0.0.0/8"` or `src = ["10.0.0.0/8",
+/// "192.0.2.0/24"]`; strings or integers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Items(pub Vec<Item>);
+
+impl<'de> Deserialize<'de> for Items {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ItemsVisitor)
+    }
+}
+
+struct ItemsVisitor;
+
+impl ItemsVisitor {
+    fn single(text: String) -> Items {
+        Items(vec![Item { span: None, text }])
+    }
+}
+
+impl<'de> Visitor<'de> for ItemsVisitor {
+    type Value = Items;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a string, an integer or an array of them")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Items, E> {
+        Ok(Self::single(text.to_string()))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Items, E> {
+        Ok(Self::single(value.to_string()))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Items, E> {
+        Ok(Self::single(value.to_string()))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items, A::Error> {
+        let mut items = Vec::new();
+        while let Some(value) = seq.next_element::<Spanned<Scalar>>()? {
+            items.push(Item {
+                span: Some(value.span()),
+                text: value.into_inner().0,
+            });
+        }
+        Ok(Items(items))
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[[interface]]`: the interfaces xdpath is attached to.
+    #[serde(default)]
+    pub interface: Vec<Spanned<InterfaceEntry>>,
+    /// `[filter]`.
+    #[serde(default)]
+    pub filter: Option<Spanned<FilterSection>>,
+    /// `[lb]`.
+    #[serde(default)]
+    pub lb: Option<Spanned<LbSection>>,
+}
+
+/// `[[interface]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceEntry {
+    /// The interface (required).
+    pub name: Option<Spanned<String>>,
+    /// auto (default), native, generic or offload.
+    pub mode: Option<Mode>,
+    /// pass (default) or drop.
+    pub malformed: Option<Malformed>,
+    /// Count drops without dropping.
+    pub monitor: Option<bool>,
+    /// Attach the backend-side decapsulator.
+    pub decap: Option<bool>,
+    /// With `decap`: also GUE to this port.
+    pub gue_port: Option<Spanned<Scalar>>,
+}
+
+/// `[filter]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSection {
+    /// What happens to traffic no rule matches: pass (default) or drop.
+    pub default: Option<RuleAction>,
+    /// Only count what the default drop would drop.
+    pub default_monitor: Option<bool>,
+    /// `[[filter.rule]]`.
+    #[serde(default)]
+    pub rule: Vec<Spanned<RuleEntry>>,
+    /// `[[filter.block]]`.
+    #[serde(default)]
+    pub block: Vec<Spanned<BlockEntry>>,
+    /// `[[filter.ratelimit]]`.
+    #[serde(default)]
+    pub ratelimit: Vec<Spanned<LimitEntry>>,
+    /// `[filter.guard]`.
+    pub guard: Option<GuardSection>,
+    /// `[filter.mgmt]`.
+    pub mgmt: Option<MgmtSection>,
+}
+
+/// `[[filter.rule]]`: the arguments of `filter add`, with an id.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleEntry {
+    /// The rule id, 1 to 65535 (required).
+    pub id: Option<Spanned<u32>>,
+    /// Source prefixes: one or a list.
+    pub src: Option<Spanned<Items>>,
+    /// Destination prefix.
+    pub dst: Option<Spanned<String>>,
+    /// tcp, udp, icmp, icmpv6 or a number.
+    pub proto: Option<Spanned<Scalar>>,
+    /// Destination port or range `N-M`.
+    pub dport: Option<Spanned<Scalar>>,
+    /// TCP flags, e.g. `syn,!ack`.
+    pub tcp_flags: Option<Spanned<String>>,
+    /// pass or drop (required).
+    pub action: Option<RuleAction>,
+    /// Only on this interface.
+    pub iface: Option<Spanned<String>>,
+    /// Count what it would drop without dropping.
+    pub monitor: Option<bool>,
+    /// Install a drop rule even if it covers management traffic.
+    #[serde(rename = "override")]
+    pub override_management: Option<bool>,
+}
+
+/// `[[filter.block]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockEntry {
+    /// The blocked source prefix (required).
+    pub prefix: Option<Spanned<String>>,
+    /// How long, e.g. `1h`; counted from the apply that adds the entry
+    /// (applying again does not extend it). None: no expiry.
+    pub ttl: Option<Spanned<String>>,
+}
+
+/// `[[filter.ratelimit]]`: the arguments of `ratelimit add`, with an id.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitEntry {
+    /// The limit id, from 1 (required).
+    pub id: Option<Spanned<u32>>,
+    /// Packets per second.
+    pub pps: Option<u64>,
+    /// Bucket size in packets (default: one second's worth).
+    pub burst: Option<u64>,
+    /// Bytes per second.
+    pub bps: Option<u64>,
+    /// Bucket size in bytes (default: one second's worth).
+    pub burst_bytes: Option<u64>,
+    /// src (default) or dst.
+    pub per: Option<LimitKey>,
+    /// IPv4 aggregation length (default 32).
+    pub aggregate_v4: Option<u8>,
+    /// IPv6 aggregation length (default 128).
+    pub aggregate_v6: Option<u8>,
+    /// Only addresses inside this prefix.
+    pub scope: Option<Spanned<String>>,
+    /// Only this protocol.
+    pub proto: Option<Spanned<Scalar>>,
+    /// Only TCP SYNs without ACK.
+    pub syn: Option<bool>,
+    /// Count without dropping.
+    pub monitor: Option<bool>,
+}
+
+/// `[filter.guard]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardSection {
+    /// The TCP flag-anomaly guard.
+    pub tcp_flags: Option<bool>,
+    /// `[filter.guard.amplification]`.
+    pub amplification: Option<AmplificationEntry>,
+    /// `[filter.guard.fragments]`.
+    pub fragments: Option<FragmentsEntry>,
+    /// `[filter.guard.syn_cookies]`.
+    pub syn_cookies: Option<SynCookiesEntry>,
+}
+
+/// `[filter.guard.amplification]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmplificationEntry {
+    /// On or off (default: on, as the table is there).
+    pub enabled: Option<bool>,
+    /// Reflection source ports (default: 19, 53, 123, 161, 389, 1900,
+    /// 11211): numbers, ranges `N-M` or a `53,123` list.
+    pub ports: Option<Spanned<Items>>,
+    /// Destinations that expect such traffic.
+    pub expect: Option<Spanned<Items>>,
+}
+
+/// `[filter.guard.fragments]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FragmentsEntry {
+    /// pass (default), drop-later or drop-all.
+    pub v4: Option<FragmentChoice>,
+    /// pass (default), drop-later or drop-all.
+    pub v6: Option<FragmentChoice>,
+}
+
+/// `[filter.guard.syn_cookies]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynCookiesEntry {
+    /// On or off (default: on, as the table is there).
+    pub enabled: Option<bool>,
+    /// Protected TCP ports.
+    pub ports: Option<Spanned<Items>>,
+}
+
+/// `[filter.mgmt]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MgmtSection {
+    /// Source prefixes never dropped.
+    pub prefixes: Option<Spanned<Items>>,
+    /// TCP and UDP destination ports never dropped.
+    pub ports: Option<Spanned<Items>>,
+}
+
+/// `[lb]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LbSection {
+    /// The outer IPv4 source prefix.
+    pub source_v4: Option<Spanned<String>>,
+    /// The outer IPv6 source prefix.
+    pub source_v6: Option<Spanned<String>>,
+    /// fib (default) or a MAC address.
+    pub next_hop: Option<Spanned<String>>,
+    /// The Maglev seed.
+    pub seed: Option<u64>,
+    /// `[[lb.vip]]`.
+    #[serde(default)]
+    pub vip: Vec<Spanned<VipEntry>>,
+}
+
+/// `[[lb.vip]]`: the arguments of `lb vip add` and its backends.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VipEntry {
+    /// `ADDRESS:PORT/tcp|udp` (required).
+    pub vip: Option<Spanned<String>>,
+    /// ipip (default) or gue.
+    pub encap: Option<Spanned<Encap>>,
+    /// The backends' GUE port (with gue).
+    pub gue_port: Option<Spanned<Scalar>>,
+    /// source-hash, no-conntrack.
+    pub flags: Option<Spanned<Items>>,
+    /// The Maglev table size, a prime from 7 to 65537 (the default).
+    pub ring_size: Option<Spanned<u32>>,
+    /// `[[lb.vip.backend]]`.
+    #[serde(default)]
+    pub backend: Vec<Spanned<BackendEntry>>,
+}
+
+/// `[[lb.vip.backend]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendEntry {
+    /// The backend's address (required).
+    pub address: Option<Spanned<String>>,
+    /// 0 to 1000 (default 1); 0 drains it.
+    pub weight: Option<Spanned<u64>>,
+}

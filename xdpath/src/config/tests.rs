@@ -1,0 +1,270 @@
+//! Parsing, checking, planning and the edits of apply, without a kernel.
+
+use super::apply::{edit_lb, merge_filter};
+use super::load::{load_str, Environment};
+use super::*;
+use crate::control::state::RuleAction;
+
+const EXAMPLE: &str = include_str!("../../../examples/xdpath.toml");
+const NOW: u64 = 1_000_000;
+
+fn environment() -> Environment {
+    Environment {
+        interface_exists: Box::new(|name| ["eth0", "eth1", "lo"].contains(&name)),
+        now: NOW,
+    }
+}
+
+fn parse(text: &str) -> Result<DesiredConfig, ConfigErrors> {
+    load_str(text, "test.toml", &environment())
+}
+
+fn errors(text: &str) -> Vec<String> {
+    parse(text).expect_err("refused").lines()
+}
+
+#[test]
+fn the_example_loads() {
+    let config = parse(EXAMPLE).expect("the example is valid");
+    assert_eq!(config.interfaces.len(), 1);
+    assert_eq!(config.interfaces[0].malformed, Malformed::Drop);
+    let filter = &config.filter;
+    assert_eq!(
+        filter.rules.iter().map(|rule| rule.id).collect::<Vec<_>>(),
+        [10, 20]
+    );
+    assert_eq!(filter.rules[0].sources.len(), 2);
+    assert_eq!(
+        filter.rules[1].ports.map(|ports| (ports.low, ports.high)),
+        Some((1000, 2000))
+    );
+    assert_eq!(filter.blocklist[0].expires_at, Some(NOW + 3600));
+    assert_eq!(filter.blocklist[1].expires_at, None);
+    assert_eq!(filter.rate_limits[0].burst_packets, 200);
+    assert_eq!(filter.rate_limits[0].aggregate_v6, 128);
+    assert_eq!(filter.guards.amplification.ports.len(), 4);
+    assert_eq!(filter.management.ports, [22]);
+    let lb = &config.lb;
+    assert_eq!(lb.vips.len(), 2);
+    assert!(lb.vips[0].source_hash);
+    let weights: Vec<u32> = lb.vips[0]
+        .backends
+        .iter()
+        .map(|backend| backend.weight)
+        .collect();
+    assert_eq!(weights, [2, 1]);
+    assert_eq!(lb.vips[1].gue_port, 6080);
+    // The same config is no change.
+    assert!(plan(&config, &config).is_empty());
+}
+
+#[test]
+fn every_mistake_is_listed_with_its_place() {
+    let text = "\
+[filter]
+[[filter.rule]]
+id = 1
+src = \"10.0.0.300/8\"
+action = \"pass\"
+colour = \"red\"
+
+[lb]
+source_v4 = \"172.16.0.0/16\"
+[[lb.vip]]
+vip = \"203.0.113.10:80/tcp\"
+[[lb.vip.backend]]
+address = \"10.0.0.1\"
+weight = 5000
+[[lb.vip]]
+vip = \"203.0.113.10:80/tcp\"
+";
+    let lines = errors(text);
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("test.toml:4:7: filter.rule[0].src: invalid CIDR"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[1].starts_with("test.toml:6:1: filter.rule[0].colour: unknown field `colour`"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[2].starts_with(
+            "test.toml:14:10: lb.vip[0].backend[0].weight: weight 5000 is out of range"
+        ),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[3]
+            .starts_with("test.toml:16:7: lb.vip[1].vip: VIP 203.0.113.10:80/tcp is listed twice"),
+        "{lines:#?}"
+    );
+    let shown = parse(text).expect_err("refused").to_string();
+    assert_eq!(shown.lines().count(), 4);
+    assert!(shown
+        .lines()
+        .skip(1)
+        .all(|line| line.starts_with(ERROR_PREFIX)));
+}
+
+#[test]
+fn every_syntax_error_is_listed() {
+    let lines = errors("[lb]\nseed = \n[filter\ndefault = \"drop\"\n");
+    assert!(lines.len() >= 2, "{lines:#?}");
+    assert!(lines[0].starts_with("test.toml:2:"), "{lines:#?}");
+    assert!(
+        lines.iter().any(|line| line.starts_with("test.toml:3:")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().all(|line| line.contains("syntax error")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn a_wrong_value_is_not_also_reported_missing() {
+    let lines = errors("[[filter.rule]]\nid = \"ten\"\nsrc = \"10.0.0.0/8\"\naction = \"deny\"\n");
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].contains("filter.rule[0].id: invalid type"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[1].contains("filter.rule[0].action: unknown variant `deny`"),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn semantic_checks_of_the_cli_apply() {
+    let cases: &[(&str, &str)] = &[
+        ("[[filter.rule]]\nid = 1\nsrc = \"10.0.0.0/8\"\naction = \"pass\"\n[[filter.rule]]\nid = 1\ndst = \"::/0\"\naction = \"drop\"\n", "rule id 1 is used twice"),
+        ("[[filter.rule]]\nid = 0\nsrc = \"10.0.0.0/8\"\naction = \"pass\"\n", "rule id 0 is out of range"),
+        ("[[filter.rule]]\nid = 2\naction = \"pass\"\n", "a rule needs src or dst"),
+        ("[[filter.rule]]\nid = 2\nsrc = \"10.0.0.0/8\"\ndst = \"2001:db8::/32\"\naction = \"drop\"\n", "different address families"),
+        ("[[filter.rule]]\nid = 2\nsrc = \"10.0.0.0/8\"\ndport = 70000\naction = \"drop\"\n", "port 70000 is out of range"),
+        ("[[filter.rule]]\nid = 2\nsrc = \"10.0.0.0/8\"\niface = \"nope0\"\naction = \"drop\"\n", "interface nope0 does not exist"),
+        ("[filter.mgmt]\nprefixes = [\"192.0.2.0/28\"]\n[[filter.rule]]\nid = 3\nsrc = \"0.0.0.0/0\"\naction = \"drop\"\n", "set override = true"),
+        ("[[filter.ratelimit]]\nid = 1\nproto = \"tcp\"\n", "give pps or bps"),
+        ("[[filter.ratelimit]]\nid = 1\npps = 0\n", "rate limit 1: --pps 0 is out of range"),
+        ("[[filter.block]]\nprefix = \"10.0.0.0/8\"\nttl = \"10y\"\n", "invalid duration"),
+        ("[[interface]]\nname = \"eth0\"\ngue_port = 6080\n", "gue_port applies with decap = true only"),
+        ("[[interface]]\nname = \"nope0\"\n", "interface nope0 does not exist"),
+        ("[lb]\nsource_v4 = \"fd00::/64\"\n", "needs an IPv4 prefix"),
+        ("[lb]\nnext_hop = \"01:00:5e:00:00:01\"\n", "invalid MAC address"),
+        ("[[lb.vip]]\nvip = \"203.0.113.10:80/tcp\"\nring_size = 1000\n", "ring_size: table size 1000 is not a prime"),
+        ("[[lb.vip]]\nvip = \"203.0.113.10:80/tcp\"\nencap = \"gue\"\n", "needs --gue-port"),
+        ("[[lb.vip]]\nvip = \"203.0.113.10/tcp\"\n", "invalid VIP"),
+        ("[[lb.vip]]\nvip = \"203.0.113.10:80/tcp\"\nflags = \"bogus\"\n", "unknown VIP flag"),
+        ("[[lb.vip]]\nvip = \"[2001:db8::10]:80/tcp\"\n[[lb.vip.backend]]\naddress = \"2001:db8::5\"\n", "lb.source_v6 is not set"),
+        ("[[lb.vip]]\nvip = \"203.0.113.10:80/tcp\"\n[[lb.vip.backend]]\naddress = \"10.0.0.1\"\n[[lb.vip.backend]]\naddress = \"10.0.0.1\"\n", "already in VIP"),
+    ];
+    for (text, needle) in cases {
+        let lines = errors(text);
+        assert!(
+            lines.iter().any(|line| line.contains(needle)),
+            "{text}\n{lines:#?} lacks {needle:?}"
+        );
+    }
+    let overridden = "[filter.mgmt]\nprefixes = [\"192.0.2.0/28\"]\n[[filter.rule]]\nid = 3\nsrc = \"0.0.0.0/0\"\naction = \"drop\"\noverride = true\n";
+    parse(overridden).expect("override");
+}
+
+#[test]
+fn plans_name_each_change() {
+    let base = parse(EXAMPLE).expect("valid");
+    let edited = EXAMPLE
+        .replace("weight = 2", "weight = 3")
+        .replace("dport = \"22\"", "dport = \"2222\"")
+        .replace("address = \"10.0.0.12\"", "address = \"10.0.0.13\"")
+        .replace("malformed = \"drop\"", "malformed = \"pass\"");
+    let changes = plan(&base, &parse(&edited).expect("valid"));
+    let keys: Vec<(Action, &str, &str)> = changes
+        .changes()
+        .map(|c| (c.action, c.what, c.key.as_str()))
+        .collect();
+    use super::plan::Action;
+    assert_eq!(
+        keys,
+        [
+            (Action::Change, "interface", "eth0"),
+            (Action::Change, "rule", "10"),
+            (Action::Change, "backend", "203.0.113.10:80/tcp 10.0.0.11"),
+            (Action::Remove, "backend", "203.0.113.10:80/tcp 10.0.0.12"),
+            (Action::Add, "backend", "203.0.113.10:80/tcp 10.0.0.13"),
+        ]
+    );
+    let text = changes.to_string();
+    assert!(
+        text.contains("~ backend 203.0.113.10:80/tcp 10.0.0.11: weight 2 -> weight 3"),
+        "{text}"
+    );
+    assert_eq!(
+        plan(&base, &base).to_string(),
+        "no changes: the data path matches the config\n"
+    );
+}
+
+#[test]
+fn attached_interfaces_satisfy_auto() {
+    let wanted = InterfaceSpec {
+        name: "eth0".into(),
+        ..InterfaceSpec::default()
+    };
+    let mut have = InterfaceSpec {
+        mode: Mode::Generic,
+        ..wanted.clone()
+    };
+    assert!(plan::interface_matches(&have, &wanted));
+    have.stale = true;
+    assert!(!plan::interface_matches(&have, &wanted));
+}
+
+#[test]
+fn applying_keeps_slots_generations_and_expiries() {
+    let desired = parse(EXAMPLE).expect("valid");
+    let mut state = crate::lb::state::LbState::default();
+    edit_lb(&mut state, &desired.lb).expect("from empty");
+    let before = state.clone();
+    let edited = EXAMPLE
+        .replace("address = \"10.0.0.12\"", "address = \"10.0.0.13\"")
+        .replace("weight = 2", "weight = 5");
+    edit_lb(&mut state, &parse(&edited).expect("valid").lb).expect("edit");
+    let vip = &state.vips[0];
+    let kept = vip
+        .backends
+        .iter()
+        .find(|b| b.address.to_string() == "10.0.0.11")
+        .expect("kept");
+    let old = before.vips[0]
+        .backends
+        .iter()
+        .find(|b| b.address.to_string() == "10.0.0.11")
+        .expect("old");
+    assert_eq!(
+        (kept.index, kept.generation, kept.weight),
+        (old.index, old.generation, 5)
+    );
+    let other = &state.vips[1].backends[0];
+    assert_eq!(*other, before.vips[1].backends[0]);
+
+    let mut current = desired.filter.clone();
+    current.blocklist[0].expires_at = Some(NOW + 10);
+    current.next_rule_id = 77;
+    current.rules[0].action = RuleAction::Drop;
+    let merged = merge_filter(&current, &desired.filter, NOW);
+    assert_eq!(
+        merged.blocklist[0].expires_at,
+        Some(NOW + 10),
+        "a running expiry is kept"
+    );
+    assert_eq!(merged.next_rule_id, 77);
+    assert_eq!(merged.rules, desired.filter.rules);
+    assert!(
+        merge_filter(&current, &desired.filter, NOW + 20)
+            .blocklist
+            .len()
+            == 1
+    );
+}
