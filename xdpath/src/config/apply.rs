@@ -200,6 +200,9 @@ pub fn edit_lb(state: &mut LbState, desired: &LbState) -> Result<(), LbError> {
                 have.ring_size = wanted.ring_size;
             }
         }
+        if state.vip(&wanted.id).map(|vip| &vip.health) != Some(&wanted.health) {
+            edit::set_health(state, &wanted.id, wanted.health.clone())?;
+        }
         let have: Vec<(std::net::IpAddr, u32)> = state
             .vip(&wanted.id)
             .map(|vip| {

@@ -128,6 +128,16 @@ fn vip(
         return;
     }
     seen.insert(id, index);
+    if let Some(health) = &item.health {
+        let check = health_check(health.get_ref());
+        if let Err(error) = check.and_then(|check| edit::set_health(state, &id, Some(check))) {
+            report.error(
+                Some(health.span()),
+                format!("{path}.health"),
+                error.to_string(),
+            );
+        }
+    }
     let seed = state.settings.seed;
     // The table size first, with no backend to blame.
     let ring_checked = match state.vip(&id).map(|spec| vip_table(spec, seed)) {
@@ -206,4 +216,36 @@ fn outer_source_missing(state: &LbState, id: &VipId, address: std::net::IpAddr) 
         Err(error) => Some(error.to_string()),
         Ok(()) => None,
     }
+}
+
+/// A `[lb.vip.health]` section as the balancer's check (defaults as in
+/// `lb vip health`); range checks are `edit::set_health`'s.
+fn health_check(
+    entry: &super::schema::HealthEntry,
+) -> Result<crate::lb::state::HealthCheck, LbError> {
+    use crate::lb::state::{CheckKind, HealthCheck};
+    let kind = match entry.kind.as_deref() {
+        Some("tcp") => CheckKind::Tcp,
+        Some("http") => CheckKind::Http,
+        Some(other) => {
+            return Err(LbError::Usage(format!(
+                "health kind \"{other}\" is not tcp or http"
+            )))
+        }
+        None => {
+            return Err(LbError::Usage(
+                "health needs kind = \"tcp\" or \"http\"".into(),
+            ))
+        }
+    };
+    Ok(HealthCheck {
+        kind,
+        port: entry.port.unwrap_or(0),
+        path: entry.path.clone().unwrap_or_else(|| "/".into()),
+        status: entry.status.unwrap_or(200),
+        interval_ms: edit::parse_millis(entry.interval.as_deref().unwrap_or("2s"))?,
+        timeout_ms: edit::parse_millis(entry.timeout.as_deref().unwrap_or("1s"))?,
+        rise: entry.rise.unwrap_or(2),
+        fall: entry.fall.unwrap_or(3),
+    })
 }

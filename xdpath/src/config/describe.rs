@@ -224,6 +224,23 @@ pub(super) fn vip(vip: &VipSpec) -> String {
     if !flags.is_empty() {
         text.push_str(&format!(" flags {}", flags.join(",")));
     }
+    if let Some(check) = &vip.health {
+        let port = if check.port == 0 {
+            String::new()
+        } else {
+            format!(" port {}", check.port)
+        };
+        let probe = match check.kind {
+            crate::lb::state::CheckKind::Tcp => "tcp".to_string(),
+            crate::lb::state::CheckKind::Http => {
+                format!("http GET {} -> {}", check.path, check.status)
+            }
+        };
+        text.push_str(&format!(
+            " health {probe}{port} every {} ms timeout {} ms rise {} fall {}",
+            check.interval_ms, check.timeout_ms, check.rise, check.fall
+        ));
+    }
     text
 }
 

@@ -323,6 +323,8 @@ pub struct VipEntry {
     pub flags: Option<Spanned<Items>>,
     /// The Maglev table size, a prime from 7 to 65537 (the default).
     pub ring_size: Option<Spanned<u32>>,
+    /// `[lb.vip.health]`: the options of `lb vip health`.
+    pub health: Option<Spanned<HealthEntry>>,
     /// `[[lb.vip.backend]]`.
     #[serde(default)]
     pub backend: Vec<Spanned<BackendEntry>>,
@@ -336,4 +338,26 @@ pub struct BackendEntry {
     pub address: Option<Spanned<String>>,
     /// 0 to 1000 (default 1); 0 drains it.
     pub weight: Option<Spanned<u64>>,
+}
+
+/// `[lb.vip.health]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthEntry {
+    /// `tcp` or `http` (required).
+    pub kind: Option<String>,
+    /// The port on the backend's own address; default: the VIP's.
+    pub port: Option<u16>,
+    /// The HTTP path (default `/`).
+    pub path: Option<String>,
+    /// The HTTP status that means healthy (default 200).
+    pub status: Option<u16>,
+    /// Between checks, e.g. `2s` (the default), `500ms`.
+    pub interval: Option<String>,
+    /// How long a check may take (default `1s`).
+    pub timeout: Option<String>,
+    /// Passes in a row to come back (default 2).
+    pub rise: Option<u32>,
+    /// Failures in a row to go out (default 3).
+    pub fall: Option<u32>,
 }
