@@ -57,7 +57,17 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/v1/stats", get(stats))
         .route("/v1/health", get(health))
-        .route("/v1/config", get(config))
+        .route(
+            "/v1/config",
+            get(config)
+                .post(crate::config_api::apply)
+                .layer(DefaultBodyLimit::max(crate::config_api::CONFIG_LIMIT)),
+        )
+        .route(
+            "/v1/config/plan",
+            axum::routing::post(crate::config_api::plan)
+                .layer(DefaultBodyLimit::max(crate::config_api::CONFIG_LIMIT)),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

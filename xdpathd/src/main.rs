@@ -10,6 +10,7 @@
 //! bearer token of `--token-file`.
 
 mod api;
+mod config_api;
 mod error;
 mod extract;
 mod health;
@@ -36,6 +37,11 @@ use error::ApiError;
     about = "The xdpath daemon: REST API and metrics"
 )]
 struct Args {
+    /// Apply this declarative config (TOML, as `xdpath apply -f`) at start
+    /// and on SIGHUP; one with any error is refused whole and the running
+    /// state stays.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// The Unix socket of the API.
     #[arg(long, default_value = "/run/xdpath/xdpathd.sock")]
     socket: PathBuf,
@@ -137,6 +143,9 @@ async fn serve(args: Args) -> Result<(), StartError> {
     let local = api::router(shared.clone());
     let mut tasks = tokio::task::JoinSet::new();
     tokio::spawn(health::run(shared.health.clone()));
+    if let Some(path) = args.config.clone() {
+        tokio::spawn(config_api::watch_file(shared.clone(), path));
+    }
     tasks.spawn(async move { axum::serve(unix, local).await });
     if let (Some(address), Some(token)) = (args.listen, token) {
         let tcp = tokio::net::TcpListener::bind(address)

@@ -89,10 +89,10 @@ fn ok(_bed: &TestBed, daemon: &Daemon, method: &str, path: &str, body: Option<&s
 }
 
 /// Everything a refused request must leave as it was.
-fn snapshot(bed: &TestBed, daemon: &Daemon) -> Vec<Value> {
+fn snapshot(daemon: &Daemon) -> Vec<Value> {
     ["/v1/rules", "/v1/blocklist", "/v1/vips", "/v1/backends"]
         .iter()
-        .map(|path| ok(bed, daemon, "GET", path, None))
+        .map(|path| daemon.ok("GET", path, None))
         .collect()
 }
 
@@ -103,6 +103,76 @@ fn every_route_works_and_bad_requests_change_nothing() {
     routes_work(&bed, &daemon);
     bad_requests_are_refused(&bed, &daemon);
     metrics_are_exposed(&daemon);
+    config_through_the_api(&bed, &daemon);
+}
+
+fn post_config(daemon: &Daemon, path: &str, text: &str, kind: &str) -> (u16, Value) {
+    let socket = daemon.dir.join("api.sock").display().to_string();
+    let header = format!("Content-Type: {kind}");
+    let url = format!("http://localhost{path}");
+    daemon.curl(
+        &["--unix-socket", &socket, "-H", &header],
+        "POST",
+        &url,
+        Some(text),
+        false,
+    )
+}
+
+/// A whole config through the API: planned, refused whole when broken
+/// (every error listed, nothing changed), applied, and then planned empty.
+fn config_through_the_api(bed: &TestBed, daemon: &Daemon) {
+    let interface = &bed.a().interface;
+    let config = format!(
+        "[[interface]]\nname = \"{interface}\"\n\n[[filter.rule]]\nid = 7\nsrc = [\"198.18.0.0/15\"]\naction = \"drop\"\n\n\
+         [lb]\nsource_v4 = \"172.16.0.0/16\"\n\n[[lb.vip]]\nvip = \"203.0.113.20:443/tcp\"\n\n[[lb.vip.backend]]\naddress = \"10.0.0.7\"\nweight = 4\n"
+    );
+    let (status, plan) = post_config(daemon, "/v1/config/plan", &config, "application/toml");
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["empty"], false);
+    let broken = config
+        .replace("198.18.0.0/15", "198.18.0.0/99")
+        .replace("weight = 4", "weight = 4000\ncolour = \"red\"");
+    let before = snapshot(daemon);
+    let (status, error) = post_config(daemon, "/v1/config", &broken, "application/toml");
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (400, Some("invalid_config")),
+        "{error}"
+    );
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.lines().count() >= 3,
+        "every error listed: {message}"
+    );
+    assert!(
+        message.contains("request:6:"),
+        "with line numbers: {message}"
+    );
+    assert_eq!(
+        snapshot(daemon),
+        before,
+        "a broken config changed the state"
+    );
+    let (status, _) = post_config(daemon, "/v1/config", &config, "application/json");
+    assert_eq!(status, 415);
+    let (status, applied) = post_config(daemon, "/v1/config", &config, "application/toml");
+    assert_eq!(status, 200, "{applied}");
+    let rules = daemon.ok("GET", "/v1/rules", None);
+    assert_eq!(
+        rules.as_array().map(Vec::len),
+        Some(1),
+        "the config's rules only: {rules}"
+    );
+    assert_eq!(rules[0]["id"], 7);
+    let backends = daemon.ok("GET", "/v1/backends", None);
+    assert_eq!(backends[0]["weight"], 4, "{backends}");
+    let (status, plan) = post_config(daemon, "/v1/config/plan", &config, "application/toml");
+    assert_eq!(
+        (status, plan["empty"].as_bool()),
+        (200, Some(true)),
+        "{plan}"
+    );
 }
 
 fn routes_work(bed: &TestBed, daemon: &Daemon) {
@@ -445,7 +515,7 @@ fn bad_requests_are_refused(bed: &TestBed, daemon: &Daemon) {
         ("GET", "/v1/nothing".into(), None, 404, "not_found"),
         ("PATCH", "/v1/rules".into(), None, 405, "method_not_allowed"),
     ];
-    let before = snapshot(bed, daemon);
+    let before = snapshot(daemon);
     for (method, path, body, status, code) in &cases {
         let (got, value) = call(bed, daemon, method, path, body.as_deref());
         assert_eq!(
@@ -457,7 +527,7 @@ fn bad_requests_are_refused(bed: &TestBed, daemon: &Daemon) {
             .as_str()
             .is_some_and(|message| !message.is_empty()));
         assert_eq!(
-            snapshot(bed, daemon),
+            snapshot(daemon),
             before,
             "{method} {path} changed the state"
         );
@@ -501,7 +571,7 @@ fn bad_requests_are_refused(bed: &TestBed, daemon: &Daemon) {
         true,
     );
     assert_eq!(got, 200, "{value}");
-    assert_eq!(snapshot(bed, daemon), before);
+    assert_eq!(snapshot(daemon), before);
     assert!(cases.len() + 3 >= 30);
 }
 
