@@ -60,6 +60,12 @@ enum Command {
         /// The interface.
         interface: String,
     },
+    /// Replace the program on an interface with this build's, keeping its
+    /// maps (config, counters, rules) and dropping no traffic (Linux 5.9+).
+    Reload {
+        /// The interface.
+        interface: String,
+    },
     /// Show the interfaces xdpath is attached to in this network namespace.
     Status,
     /// Show counters per verdict and reason.
@@ -185,6 +191,17 @@ fn run(cli: &Cli) -> Result<()> {
                 print_json(&serde_json::json!({ "interface": interface, "detached": true }))?;
             } else {
                 println!("detached from {interface}");
+            }
+        }
+        Command::Reload { interface } => {
+            let report = dataplane::reload(interface)?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "reloaded {interface}: program {} replaced by {}",
+                    report.old_program_id, report.new_program_id
+                );
             }
         }
         Command::Status => {

@@ -173,7 +173,7 @@ fn pin_all(
     Ok(())
 }
 
-fn read_meta(pins: &InterfacePins) -> Option<AttachMeta> {
+pub(super) fn read_meta(pins: &InterfacePins) -> Option<AttachMeta> {
     let data = MapData::from_pin(pins.path("META")).ok()?;
     let array = Array::<MapData, PodMeta>::try_from(Map::Array(data)).ok()?;
     array.get(&0, 0).ok().map(|meta| meta.0)
@@ -182,7 +182,7 @@ fn read_meta(pins: &InterfacePins) -> Option<AttachMeta> {
 /// True while the interface the program was attached to still exists. The
 /// kernel detaches an XDP link when its device goes away; a device made
 /// again under the same name gets a new index.
-fn link_alive(pins: &InterfacePins) -> bool {
+pub(super) fn link_alive(pins: &InterfacePins) -> bool {
     pins.attached()
         && read_meta(pins).is_some_and(|meta| if_index(&pins.interface) == Some(meta.ifindex))
 }
@@ -202,6 +202,8 @@ pub fn detach(interface: &str) -> Result<(), DataplaneError> {
             name: interface.into(),
         });
     }
+    // Waits for a reload of the interface to finish: it renames pins here.
+    let _lock = super::reload::lock_dir(&pins.dir)?;
     if let Ok(pinned) = PinnedLink::from_pin(pins.path("link")) {
         let link = pinned.unpin().map_err(io_error(&pins.path("link")))?;
         // Dropping the last reference to the link detaches the program.

@@ -10,9 +10,11 @@
 //! | `CONFIG`   | the interface config |
 //! | `COUNTERS` | the per-CPU counters |
 //! | `META`     | mode and time of the attach |
+//! | `STAGES`   | the tail-call table of the program's later stages |
 //!
 //! The pinned link keeps the program attached after the CLI exits; detach
-//! unpins everything.
+//! unpins everything. [`reload`] swaps in this build's program over the
+//! same maps (kernel ≥ 5.9), keeping config and counters.
 
 use std::ffi::CString;
 use std::io;
@@ -24,9 +26,11 @@ use xdpath_core::{AttachMeta, Counter, InterfaceConfig};
 
 mod attach;
 mod program;
+mod reload;
 
 pub use attach::{attach, attached_interfaces, detach, interface_counters, status};
 pub use program::LoadedProgram;
+pub use reload::{reload, ReloadReport};
 
 /// Where bpffs is mounted.
 pub const BPFFS: &str = "/sys/fs/bpf";
@@ -108,6 +112,55 @@ pub enum DataplaneError {
     /// A test run failed.
     #[error("BPF_PROG_TEST_RUN failed: {0}")]
     TestRun(#[source] aya::programs::ProgramError),
+    /// The pins are there but the interface they were made for is gone.
+    #[error("the interface xdpath was attached to as {name} is gone; run `xdpath detach {name}` to clean up")]
+    InterfaceGone {
+        /// The interface.
+        name: String,
+    },
+    /// Some of an interface's pins are missing (made by an older xdpath,
+    /// or removed by hand): there is nothing complete to reload.
+    #[error("the pins of {name} are incomplete (missing: {missing}); run `xdpath detach {name}` and attach again")]
+    IncompletePins {
+        /// The interface.
+        name: String,
+        /// The missing pins, comma-separated.
+        missing: String,
+    },
+    /// A pinned object could not be opened or is not what it should be.
+    #[error("{path}: {source}")]
+    PinnedObject {
+        /// The pin.
+        path: PathBuf,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The kernel refused to swap the program on the link.
+    #[error("replacing the program on {name} failed (BPF_LINK_UPDATE; needs Linux 5.9 or later): {source}{}", link_update_hint(source))]
+    LinkUpdate {
+        /// The interface.
+        name: String,
+        /// What the kernel said.
+        source: io::Error,
+    },
+    /// Locking an interface's pin directory failed.
+    #[error("locking {path}: {source}")]
+    Lock {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// EPERM from `BPF_LINK_UPDATE` with `BPF_F_REPLACE`: the link ran another
+/// program than the one read a moment before.
+fn link_update_hint(error: &io::Error) -> &'static str {
+    if error.raw_os_error() == Some(libc::EPERM) {
+        " (the program was replaced by someone else meanwhile; nothing was changed)"
+    } else {
+        " (nothing was changed; the old program keeps running)"
+    }
 }
 
 /// An error and its causes, `: `-separated. aya's own text can be as bare
@@ -278,6 +331,10 @@ impl InterfacePins {
         self.path("link").exists()
     }
 }
+
+/// The interface's own pinned maps that a reload hands to the new program:
+/// its config, its counters, and the mode and time of the attach.
+pub const INTERFACE_REUSED_MAPS: [&str; 3] = ["CONFIG", "COUNTERS", "META"];
 
 /// The maps every interface of a namespace shares (the filter's).
 pub const SHARED_MAPS: [&str; 29] = [

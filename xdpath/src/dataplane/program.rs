@@ -34,28 +34,24 @@ impl LoadedProgram {
         program: &str,
         config: InterfaceConfig,
     ) -> Result<Self, DataplaneError> {
-        Self::load_object_with(object, program, config, None)
+        Self::load_object_with(object, program, Some(config), &[])
     }
 
-    /// Loads the object; with `shared`, the filter maps are opened from (or
-    /// created and pinned at) `shared/<MAP>`, so every instance of a
-    /// namespace sees one rule set.
+    /// Loads the object. Each map named in `pins` is opened from (or
+    /// created and pinned at) its path, so that several instances share it:
+    /// the namespace's filter maps, so every instance of a namespace sees
+    /// one rule set; on a reload also the interface's own maps. With
+    /// `config`, the `CONFIG` map is written; without, it is left as it is
+    /// (a reload keeps the interface's pinned config).
     fn load_object_with(
         object: &[u8],
         program: &str,
-        config: InterfaceConfig,
-        shared: Option<&Path>,
+        config: Option<InterfaceConfig>,
+        pins: &[(&'static str, PathBuf)],
     ) -> Result<Self, DataplaneError> {
         raise_memlock_limit();
         let mut loader = EbpfLoader::new();
-        let paths: Vec<(&str, PathBuf)> = match shared {
-            Some(dir) => SHARED_MAPS
-                .iter()
-                .map(|name| (*name, dir.join(name)))
-                .collect(),
-            None => Vec::new(),
-        };
-        for (name, path) in &paths {
+        for (name, path) in pins {
             loader.map_pin_path(name, path.as_path());
         }
         let mut ebpf = loader
@@ -84,8 +80,10 @@ impl LoadedProgram {
             ebpf,
             main: program.to_string(),
         };
-        if loaded.ebpf.map("CONFIG").is_some() {
-            loaded.set_config(config)?;
+        if let Some(config) = config {
+            if loaded.ebpf.map("CONFIG").is_some() {
+                loaded.set_config(config)?;
+            }
         }
         if loaded.ebpf.map("STAGES").is_some() {
             loaded.link_stages()?;
@@ -153,7 +151,28 @@ impl LoadedProgram {
         ensure_bpffs()?;
         let dir = shared_dir()?;
         std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
-        Self::load_object_with(objects::XDPATH, objects::XDPATH_PROGRAM, config, Some(&dir))
+        Self::load_object_with(
+            objects::XDPATH,
+            objects::XDPATH_PROGRAM,
+            Some(config),
+            &shared_pins(&dir),
+        )
+    }
+
+    /// Loads this build's xdpath program for a reload of the interface
+    /// pinned at `interface_dir`: the namespace's shared maps and the
+    /// interface's own `CONFIG`, `COUNTERS` and `META` are the pinned ones
+    /// (so config, counters and attach time carry over, and nothing is
+    /// written to them); the tail-call table `STAGES` is a fresh one,
+    /// filled with this load's stages (see [`super::reload`] for why).
+    pub(super) fn load_reusing(interface_dir: &Path) -> Result<Self, DataplaneError> {
+        let mut pins = shared_pins(&shared_dir()?);
+        pins.extend(
+            INTERFACE_REUSED_MAPS
+                .iter()
+                .map(|name| (*name, interface_dir.join(name))),
+        );
+        Self::load_object_with(objects::XDPATH, objects::XDPATH_PROGRAM, None, &pins)
     }
 
     /// The loaded object, for typed access to its maps.
@@ -288,6 +307,14 @@ impl LoadedProgram {
             })?;
         sum_counters(&array)
     }
+}
+
+/// The pin paths of the namespace's shared maps in `dir`.
+fn shared_pins(dir: &Path) -> Vec<(&'static str, PathBuf)> {
+    SHARED_MAPS
+        .iter()
+        .map(|name| (*name, dir.join(name)))
+        .collect()
 }
 
 pub(super) fn sum_counters<T: std::borrow::Borrow<MapData>>(
