@@ -43,6 +43,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/interfaces", get(interfaces))
         .route("/v1/rules", get(list_rules).post(add_rule))
         .route("/v1/rules/{id}", axum::routing::delete(del_rule))
+        .route("/v1/ratelimits", get(list_limits).post(add_limit))
+        .route("/v1/ratelimits/{id}", axum::routing::delete(del_limit))
         .route(
             "/v1/blocklist",
             get(list_blocks).post(add_block).delete(del_block),
@@ -214,6 +216,64 @@ async fn del_rule(
         path.map_err(|error| ApiError::bad_request("invalid_id", error.body_text()))?;
     change(&shared, format!("delete rule {id}"), move || {
         xdpath::control::ops::del_rule(id)?;
+        Ok(json!({ "deleted": id }))
+    })
+    .await
+}
+
+async fn list_limits() -> Reply {
+    ok(blocking(ops::list_limits).await?)
+}
+
+/// A new rate limit: the options of `xdpath ratelimit add`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLimit {
+    pps: Option<String>,
+    burst: Option<String>,
+    bps: Option<String>,
+    burst_bytes: Option<String>,
+    per: Option<String>,
+    aggregate_v4: Option<String>,
+    aggregate_v6: Option<String>,
+    scope: Option<String>,
+    proto: Option<String>,
+    #[serde(default)]
+    syn: bool,
+    #[serde(default)]
+    monitor: bool,
+}
+
+async fn add_limit(axum::extract::State(shared): State, Body(limit): Body<NewLimit>) -> Reply {
+    let args = xdpath::control::commands::LimitArgs {
+        pps: limit.pps,
+        burst: limit.burst,
+        bps: limit.bps,
+        burst_bytes: limit.burst_bytes,
+        per: limit.per.unwrap_or_else(|| "src".into()),
+        aggregate_v4: limit.aggregate_v4,
+        aggregate_v6: limit.aggregate_v6,
+        scope: limit.scope,
+        proto: limit.proto,
+        syn: limit.syn,
+        monitor: limit.monitor,
+    };
+    let what = format!("add rate limit {args:?}");
+    let reply = change(&shared, what, move || {
+        let id = xdpath::control::ops::add_limit(&args)?;
+        Ok(json!({ "id": id }))
+    });
+    reply.await.map(created)
+}
+
+async fn del_limit(
+    axum::extract::State(shared): State,
+    path: Result<axum::extract::Path<u32>, axum::extract::rejection::PathRejection>,
+) -> Reply {
+    let axum::extract::Path(id) =
+        path.map_err(|error| ApiError::bad_request("invalid_id", error.body_text()))?;
+    change(&shared, format!("delete rate limit {id}"), move || {
+        xdpath::control::ops::del_limit(id)?;
         Ok(json!({ "deleted": id }))
     })
     .await

@@ -52,6 +52,17 @@ pub fn list_rules() -> Result<Value, ApiError> {
     Ok(Value::Array(rules))
 }
 
+/// The rate limits with their drops, as `xdpath --json ratelimit list`.
+pub fn list_limits() -> Result<Value, ApiError> {
+    let session = Session::open()?;
+    let mut limits = Vec::new();
+    for (index, limit) in session.state.rate_limits.iter().enumerate() {
+        let drops = session.limit_drops(index as u32)?;
+        limits.push(xdpath::control::cli_output::limit_json(limit, drops));
+    }
+    Ok(Value::Array(limits))
+}
+
 /// The blocklist with the time left.
 pub fn list_blocks() -> Result<Value, ApiError> {
     let session = Session::open()?;

@@ -90,10 +90,16 @@ fn ok(_bed: &TestBed, daemon: &Daemon, method: &str, path: &str, body: Option<&s
 
 /// Everything a refused request must leave as it was.
 fn snapshot(daemon: &Daemon) -> Vec<Value> {
-    ["/v1/rules", "/v1/blocklist", "/v1/vips", "/v1/backends"]
-        .iter()
-        .map(|path| daemon.ok("GET", path, None))
-        .collect()
+    [
+        "/v1/rules",
+        "/v1/ratelimits",
+        "/v1/blocklist",
+        "/v1/vips",
+        "/v1/backends",
+    ]
+    .iter()
+    .map(|path| daemon.ok("GET", path, None))
+    .collect()
 }
 
 #[test]
@@ -199,6 +205,23 @@ fn routes_work(bed: &TestBed, daemon: &Daemon) {
     );
     assert_eq!(status, 201, "{rule}");
     let id = rule["id"].as_u64().expect("id");
+    let (status, limit) = call(
+        bed,
+        daemon,
+        "POST",
+        "/v1/ratelimits",
+        Some(r#"{"pps":"1000","per":"src","aggregate_v4":"24","syn":true}"#),
+    );
+    assert_eq!(status, 201, "{limit}");
+    let limits = ok(bed, daemon, "GET", "/v1/ratelimits", None);
+    assert_eq!(limits[0]["id"], limit["id"], "{limits}");
+    assert!(limits[0]["drops"].is_u64(), "{limits}");
+    let limit_path = format!("/v1/ratelimits/{}", limit["id"]);
+    ok(bed, daemon, "DELETE", &limit_path, None);
+    assert_eq!(
+        ok(bed, daemon, "GET", "/v1/ratelimits", None),
+        Value::Array(vec![])
+    );
     let rules = ok(bed, daemon, "GET", "/v1/rules", None);
     assert_eq!(rules[0]["id"].as_u64(), Some(id));
     assert_eq!(rules[0]["dport"], "22");
@@ -511,6 +534,27 @@ fn bad_requests_are_refused(bed: &TestBed, daemon: &Daemon) {
             None,
             404,
             "no_such_vip",
+        ),
+        (
+            "POST",
+            "/v1/ratelimits".into(),
+            Some(r#"{"pps":"fast"}"#.into()),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/ratelimits".into(),
+            Some(r#"{"pps":"100","per":"everyone"}"#.into()),
+            400,
+            "invalid_request",
+        ),
+        (
+            "DELETE",
+            "/v1/ratelimits/42".into(),
+            None,
+            404,
+            "no_such_limit",
         ),
         ("GET", "/v1/nothing".into(), None, 404, "not_found"),
         ("PATCH", "/v1/rules".into(), None, 405, "method_not_allowed"),

@@ -12,7 +12,7 @@ use super::rulefile::{management_conflict, read_rule_file};
 use super::session::Session;
 use super::state::{FilterState, FragmentChoice, LimitKey, LimitSpec, RuleAction, RuleSpec};
 use super::{interface_index, wall_now, ControlError};
-use xdpath_core::filter::{MAX_RATE_LIMITS, MAX_RULES};
+use xdpath_core::filter::MAX_RULES;
 
 fn parse_id(text: &str) -> Result<u32, ControlError> {
     text.trim()
@@ -196,7 +196,7 @@ pub fn block(command: &BlockCommand, json: bool) -> Result<(), ControlError> {
     Ok(())
 }
 
-fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, ControlError> {
+pub(crate) fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, ControlError> {
     let number = |name: &str, text: &Option<String>| -> Result<Option<u64>, ControlError> {
         text.as_deref()
             .map(|text| parse_number(name, text))
@@ -246,35 +246,23 @@ fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, ControlError> {
 
 /// Runs `xdpath ratelimit ...`.
 pub fn ratelimit(command: &RateLimitCommand, json: bool) -> Result<(), ControlError> {
-    let mut session = Session::open()?;
     match command {
         RateLimitCommand::Add(args) => {
-            let state = &mut session.state;
-            let used = state.rate_limits.iter().map(|limit| limit.id).collect();
-            let id = allocate_ids(&mut state.next_limit_id, &used, 1, u32::MAX, "rate limit")?[0];
-            let spec = limit_spec(args, id)?;
-            super::compile::compile_limit(&spec)?;
-            if state.rate_limits.len() >= MAX_RATE_LIMITS as usize {
-                return Err(super::compile::CompileError::TooManyLimits {
-                    count: state.rate_limits.len() + 1,
-                }
-                .into());
-            }
-            state.rate_limits.push(spec);
-            session.commit()?;
+            let id = super::ops::add_limit(args)?;
             output::print_id(id, json);
+            return Ok(());
         }
         RateLimitCommand::Del { id } => {
             let id = parse_id(id)?;
-            let limits = &mut session.state.rate_limits;
-            let before = limits.len();
-            limits.retain(|limit| limit.id != id);
-            if limits.len() == before {
-                return Err(ControlError::NoSuchLimit { id });
-            }
-            session.commit()?;
+            super::ops::del_limit(id)?;
             output::print_done(&format!("deleted rate limit {id}"), json);
+            return Ok(());
         }
+        RateLimitCommand::List => {}
+    }
+    let session = Session::open()?;
+    match command {
+        RateLimitCommand::Add(_) | RateLimitCommand::Del { .. } => {}
         RateLimitCommand::List => {
             let drops = (0..session.state.rate_limits.len() as u32)
                 .map(|index| session.limit_drops(index))

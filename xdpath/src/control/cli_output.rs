@@ -146,7 +146,8 @@ pub fn print_blocklist(list: &[BlockSpec], now: u64, json: bool) {
     }
 }
 
-fn limit_json(limit: &LimitSpec, drops: u64) -> Value {
+/// A rate limit as `ratelimit list --json` shows it.
+pub fn limit_json(limit: &LimitSpec, drops: u64) -> Value {
     let mut value = serde_json::to_value(limit).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
         map.insert("drops".into(), json!(drops));

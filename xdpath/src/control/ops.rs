@@ -3,13 +3,14 @@
 //! the first map write), so a refused change changes nothing and both
 //! front ends give the same results.
 
-use super::cli::allocate_ids;
+use super::cli::{allocate_ids, limit_spec};
+use super::commands::LimitArgs;
 use super::parse::{parse_cidr, parse_duration, Cidr};
 use super::rulefile::{management_conflict, RuleArgs};
 use super::session::Session;
 use super::state::BlockSpec;
 use super::{interface_index, wall_now, ControlError};
-use xdpath_core::filter::MAX_RULES;
+use xdpath_core::filter::{MAX_RATE_LIMITS, MAX_RULES};
 
 /// Adds a rule; returns its id.
 pub fn add_rule(args: &RuleArgs) -> Result<u32, ControlError> {
@@ -72,4 +73,36 @@ pub fn del_block(cidr: &str) -> Result<Cidr, ControlError> {
     }
     session.commit()?;
     Ok(prefix)
+}
+
+/// Adds a token-bucket rate limit; returns its id.
+pub fn add_limit(args: &LimitArgs) -> Result<u32, ControlError> {
+    let mut session = Session::open()?;
+    let state = &mut session.state;
+    let used = state.rate_limits.iter().map(|limit| limit.id).collect();
+    let ids = allocate_ids(&mut state.next_limit_id, &used, 1, u32::MAX, "rate limit")?;
+    let id = ids.first().copied().unwrap_or(0);
+    let spec = limit_spec(args, id)?;
+    super::compile::compile_limit(&spec)?;
+    if state.rate_limits.len() >= MAX_RATE_LIMITS as usize {
+        return Err(super::compile::CompileError::TooManyLimits {
+            count: state.rate_limits.len() + 1,
+        }
+        .into());
+    }
+    state.rate_limits.push(spec);
+    session.commit()?;
+    Ok(id)
+}
+
+/// Deletes rate limit `id`.
+pub fn del_limit(id: u32) -> Result<(), ControlError> {
+    let mut session = Session::open()?;
+    let limits = &mut session.state.rate_limits;
+    let before = limits.len();
+    limits.retain(|limit| limit.id != id);
+    if limits.len() == before {
+        return Err(ControlError::NoSuchLimit { id });
+    }
+    session.commit()
 }
