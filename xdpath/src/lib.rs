@@ -9,6 +9,7 @@ pub mod bench_flood;
 pub mod bench_lb;
 pub mod config;
 pub mod control;
+pub mod daemon_client;
 pub mod dataplane;
 pub mod demo;
 pub mod demo_lb;

@@ -60,6 +60,7 @@ impl From<ControlError> for ApiError {
             ControlError::Line { .. } | ControlError::ReadRules { .. } => {
                 (StatusCode::BAD_REQUEST, "invalid_rules")
             }
+            ControlError::Daemon(_) => (StatusCode::BAD_GATEWAY, "daemon"),
             ControlError::Apply(_)
             | ControlError::Dataplane(_)
             | ControlError::State(_)

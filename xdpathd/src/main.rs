@@ -80,6 +80,9 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt().with_target(false).init();
+    // The daemon runs the operations itself, never through its own API.
+    // Set before any thread starts.
+    std::env::set_var("XDPATH_NO_DAEMON", "1");
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -139,6 +142,11 @@ async fn serve(args: Args) -> Result<(), StartError> {
     };
     let shared = Arc::new(api::Shared::default());
     let unix = bind_socket(&args.socket).await?;
+    // The CLI of this namespace sends its changes here from now on; the
+    // socket path alone would not say which namespace it serves.
+    if let Err(error) = xdpath::daemon_client::announce(Some(&args.socket)) {
+        tracing::warn!("the CLI will not find this daemon: {error}");
+    }
     tracing::info!(socket = %args.socket.display(), "serving the API");
     let local = api::router(shared.clone());
     let mut tasks = tokio::task::JoinSet::new();
@@ -169,6 +177,7 @@ async fn serve(args: Args) -> Result<(), StartError> {
             }
         }
     }
+    let _ = xdpath::daemon_client::announce(None);
     let _ = std::fs::remove_file(&args.socket);
     Ok(())
 }

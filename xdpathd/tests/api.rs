@@ -110,6 +110,69 @@ fn every_route_works_and_bad_requests_change_nothing() {
     bad_requests_are_refused(&bed, &daemon);
     metrics_are_exposed(&daemon);
     config_through_the_api(&bed, &daemon);
+    the_cli_goes_through_the_daemon(&daemon);
+}
+
+fn generation(daemon: &Daemon) -> (u64, u64) {
+    let config = daemon.ok("GET", "/v1/config", None);
+    (
+        config["generation"].as_u64().unwrap_or(0),
+        config["apply_errors"].as_u64().unwrap_or(0),
+    )
+}
+
+/// While the daemon runs, the CLI's changes go through it (its generation
+/// counts them, its refusals are the CLI's errors); with XDPATH_NO_DAEMON
+/// the CLI works on the state alone, with the same result.
+fn the_cli_goes_through_the_daemon(daemon: &Daemon) {
+    let (start, errors) = generation(daemon);
+    let id = daemon.xdpath(&[
+        "filter",
+        "add",
+        "--src",
+        "203.0.113.128/25",
+        "--action",
+        "drop",
+    ]);
+    let id = id.trim().to_string();
+    assert!(id.parse::<u32>().is_ok(), "{id}");
+    daemon.xdpath(&[
+        "lb",
+        "backend",
+        "add",
+        "203.0.113.20:443/tcp",
+        "10.0.0.8",
+        "--weight",
+        "2",
+    ]);
+    daemon.xdpath(&["block", "add", "192.0.2.99/32", "--ttl", "10m"]);
+    assert_eq!(generation(daemon), (start + 3, errors));
+    let refused = daemon
+        .command(&xdpath_cli().display().to_string())
+        .args(["block", "del", "192.0.2.98/32"])
+        .output()
+        .expect("xdpath");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("xdpath: error: 192.0.2.98/32 is not on the blocklist"),
+        "{stderr}"
+    );
+    assert_eq!(generation(daemon), (start + 3, errors + 1));
+    let alone = daemon
+        .command(&xdpath_cli().display().to_string())
+        .env("XDPATH_NO_DAEMON", "1")
+        .args(["filter", "del", &id])
+        .output()
+        .expect("xdpath");
+    assert!(alone.status.success());
+    assert_eq!(generation(daemon), (start + 3, errors + 1), "standalone");
+    let rules = daemon.ok("GET", "/v1/rules", None);
+    assert!(rules.as_array().is_some_and(|rules| rules
+        .iter()
+        .all(|rule| rule["id"].as_u64() != id.parse::<u64>().ok())));
+    let backends = daemon.ok("GET", "/v1/backends?vip=203.0.113.20:443/tcp", None);
+    assert!(backends.to_string().contains("10.0.0.8"), "{backends}");
 }
 
 fn post_config(daemon: &Daemon, path: &str, text: &str, kind: &str) -> (u16, Value) {

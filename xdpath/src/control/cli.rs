@@ -12,6 +12,7 @@ use super::rulefile::{management_conflict, read_rule_file};
 use super::session::Session;
 use super::state::{FilterState, FragmentChoice, LimitKey, LimitSpec, RuleAction, RuleSpec};
 use super::{interface_index, wall_now, ControlError};
+use crate::daemon_client;
 use xdpath_core::filter::MAX_RULES;
 
 fn parse_id(text: &str) -> Result<u32, ControlError> {
@@ -89,13 +90,32 @@ pub fn filter(command: &FilterCommand, json: bool) -> Result<(), ControlError> {
     // Single changes go through the operations the daemon shares.
     match command {
         FilterCommand::Add(args) => {
-            let id = super::ops::add_rule(args)?;
+            let id = match daemon_client::socket() {
+                Some(socket) => {
+                    // The same checks first, for the same errors.
+                    args.to_spec()?;
+                    let body = serde_json::json!({
+                        "src": args.src, "dst": args.dst, "proto": args.proto,
+                        "dport": args.dport, "tcp_flags": args.tcp_flags,
+                        "action": args.action, "iface": args.iface,
+                        "monitor": args.monitor, "override": args.override_management,
+                    });
+                    let answer = daemon_client::call(&socket, "POST", "/v1/rules", Some(&body))?;
+                    answer["id"].as_u64().unwrap_or(0) as u32
+                }
+                None => super::ops::add_rule(args)?,
+            };
             output::print_id(id, json);
             return Ok(());
         }
         FilterCommand::Del { id } => {
             let id = parse_id(id)?;
-            super::ops::del_rule(id)?;
+            match daemon_client::socket() {
+                Some(socket) => {
+                    daemon_client::call(&socket, "DELETE", &format!("/v1/rules/{id}"), None)?;
+                }
+                None => super::ops::del_rule(id)?,
+            }
             output::print_done(&format!("deleted rule {id}"), json);
             return Ok(());
         }
@@ -178,11 +198,27 @@ pub fn filter(command: &FilterCommand, json: bool) -> Result<(), ControlError> {
 pub fn block(command: &BlockCommand, json: bool) -> Result<(), ControlError> {
     match command {
         BlockCommand::Add { cidr, ttl } => {
-            let prefix = super::ops::add_block(cidr, ttl.as_deref())?;
+            let prefix = match daemon_client::socket() {
+                Some(socket) => {
+                    let prefix = parse_cidr(cidr)?;
+                    let body = serde_json::json!({ "prefix": cidr, "ttl": ttl });
+                    daemon_client::call(&socket, "POST", "/v1/blocklist", Some(&body))?;
+                    prefix
+                }
+                None => super::ops::add_block(cidr, ttl.as_deref())?,
+            };
             output::print_done(&format!("blocked {prefix}"), json);
         }
         BlockCommand::Del { cidr } => {
-            let prefix = super::ops::del_block(cidr)?;
+            let prefix = match daemon_client::socket() {
+                Some(socket) => {
+                    let prefix = parse_cidr(cidr)?;
+                    let path = format!("/v1/blocklist?prefix={}", daemon_client::query_value(cidr));
+                    daemon_client::call(&socket, "DELETE", &path, None)?;
+                    prefix
+                }
+                None => super::ops::del_block(cidr)?,
+            };
             output::print_done(&format!("unblocked {prefix}"), json);
         }
         BlockCommand::List => {
@@ -248,13 +284,34 @@ pub(crate) fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, Control
 pub fn ratelimit(command: &RateLimitCommand, json: bool) -> Result<(), ControlError> {
     match command {
         RateLimitCommand::Add(args) => {
-            let id = super::ops::add_limit(args)?;
+            let id = match daemon_client::socket() {
+                Some(socket) => {
+                    limit_spec(args, 1)?;
+                    let body = serde_json::json!({
+                        "pps": args.pps, "burst": args.burst, "bps": args.bps,
+                        "burst_bytes": args.burst_bytes, "per": args.per,
+                        "aggregate_v4": args.aggregate_v4, "aggregate_v6": args.aggregate_v6,
+                        "scope": args.scope, "proto": args.proto,
+                        "syn": args.syn, "monitor": args.monitor,
+                    });
+                    let answer =
+                        daemon_client::call(&socket, "POST", "/v1/ratelimits", Some(&body))?;
+                    answer["id"].as_u64().unwrap_or(0) as u32
+                }
+                None => super::ops::add_limit(args)?,
+            };
             output::print_id(id, json);
             return Ok(());
         }
         RateLimitCommand::Del { id } => {
             let id = parse_id(id)?;
-            super::ops::del_limit(id)?;
+            match daemon_client::socket() {
+                Some(socket) => {
+                    let path = format!("/v1/ratelimits/{id}");
+                    daemon_client::call(&socket, "DELETE", &path, None)?;
+                }
+                None => super::ops::del_limit(id)?,
+            }
             output::print_done(&format!("deleted rate limit {id}"), json);
             return Ok(());
         }

@@ -112,6 +112,9 @@ pub enum ControlError {
         /// Why.
         source: std::io::Error,
     },
+    /// The daemon refused the change or could not be understood.
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon_client::DaemonError),
     /// No more ids.
     #[error("no free {what} id left")]
     IdsExhausted {

@@ -171,6 +171,12 @@ pub struct ConfigArgs {
 
 /// Runs an `lb` command. A change is confirmed only once it is installed.
 pub fn run(command: &LbCommand, json: bool) -> Result<(), LbError> {
+    if let Some(socket) = crate::daemon_client::socket() {
+        if let Some(message) = via_daemon(&socket, command)? {
+            done(&message, json);
+            return Ok(());
+        }
+    }
     let mut session = LbSession::open()?;
     let mut confirmation = None;
     match command {
@@ -573,4 +579,94 @@ fn done(message: &str, json: bool) {
     } else {
         println!("{message}");
     }
+}
+
+/// The changes the daemon's API has, sent to it when it runs (checked here
+/// first, for the same errors); `None` for the rest, which run here.
+fn via_daemon(socket: &std::path::Path, command: &LbCommand) -> Result<Option<String>, LbError> {
+    use crate::daemon_client::{call, query_value};
+    let send = |method: &str, path: &str, body: Option<Value>| {
+        call(socket, method, path, body.as_ref())
+            .map(drop)
+            .map_err(|error| LbError::from(crate::control::ControlError::from(error)))
+    };
+    let message = match command {
+        LbCommand::Vip {
+            command:
+                VipCommand::Add {
+                    vip,
+                    encap,
+                    gue_port,
+                    flags,
+                    ring_size,
+                },
+        } => {
+            let id = edit::parse_vip(vip)?;
+            let flags: Vec<&str> = flags
+                .as_deref()
+                .map(|text| {
+                    text.split(',')
+                        .map(str::trim)
+                        .filter(|flag| !flag.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let encap = match encap {
+                EncapArg::Ipip => "ipip",
+                EncapArg::Gue => "gue",
+            };
+            let body = json!({
+                "vip": vip, "encap": encap, "gue_port": gue_port,
+                "flags": flags, "ring_size": ring_size,
+            });
+            send("POST", "/v1/vips", Some(body))?;
+            format!("added VIP {id}")
+        }
+        LbCommand::Vip {
+            command: VipCommand::Del { vip },
+        } => {
+            let id = edit::parse_vip(vip)?;
+            send(
+                "DELETE",
+                &format!("/v1/vips?vip={}", query_value(vip)),
+                None,
+            )?;
+            format!("deleted VIP {id}")
+        }
+        LbCommand::Backend { command } => match command {
+            BackendCommand::Add {
+                vip,
+                address,
+                weight,
+            } => {
+                let (id, address) = (edit::parse_vip(vip)?, edit::parse_address(address)?);
+                let body = json!({ "vip": vip, "address": address.to_string(), "weight": weight });
+                send("POST", "/v1/backends", Some(body))?;
+                format!("added backend {address} to {id}")
+            }
+            BackendCommand::Del { vip, address } => {
+                let (id, address) = (edit::parse_vip(vip)?, edit::parse_address(address)?);
+                let path = format!(
+                    "/v1/backends?vip={}&address={}",
+                    query_value(vip),
+                    query_value(&address.to_string())
+                );
+                send("DELETE", &path, None)?;
+                format!("removed backend {address} from {id}")
+            }
+            BackendCommand::SetWeight {
+                vip,
+                address,
+                weight,
+            } => {
+                let (id, address) = (edit::parse_vip(vip)?, edit::parse_address(address)?);
+                let body = json!({ "vip": vip, "address": address.to_string(), "weight": weight });
+                send("PUT", "/v1/backends", Some(body))?;
+                format!("backend {address} of {id} now has weight {weight}")
+            }
+            BackendCommand::List { .. } => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(message))
 }
