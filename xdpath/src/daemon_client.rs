@@ -4,7 +4,7 @@
 //! the pinned state itself. Both run the same operations on the same
 //! locked state, so the results are the same either way.
 //!
-//! The daemon announces its socket in `/run/xdpath/<netns id>/xdpathd`
+//! The daemon announces its socket in `/var/lib/xdpath/<netns id>/xdpathd`
 //! (a socket path is global, a namespace is not), and a stale note (the
 //! daemon was killed) is ignored because nothing answers on the socket.
 

@@ -426,7 +426,7 @@ pub fn remove_namespace(name: &str, path: &Path) -> Result<(), TestBedError> {
 }
 
 /// Removes a namespace's pins and its filter state
-/// (`/run/xdpath/<netns id>`, see [`crate::control::state`]).
+/// (`/var/lib/xdpath/<netns id>`, see [`crate::control::state`]).
 fn remove_pins(netns_id: u64) -> Result<(), TestBedError> {
     let dirs = [
         Path::new(PIN_ROOT).join(netns_id.to_string()),

@@ -1,6 +1,6 @@
 //! `kill -9` of xdpathd loses nothing (needs root, curl, python3, nginx):
 //! the daemon holds no data-path state, everything lives in pinned maps and
-//! `/run/xdpath/<netns>/*.json`. While a client in namespace B makes HTTP
+//! `/var/lib/xdpath/<netns>/*.json`. While a client in namespace B makes HTTP
 //! requests to nginx in namespace A and B pings A from a blocklisted
 //! address, the daemon is killed with SIGKILL. No request fails, the
 //! blocklist keeps dropping while the daemon is down, a new daemon on the

@@ -1,5 +1,5 @@
 //! `apply --confirm DURATION` and `confirm`: a snapshot of the state from
-//! before an apply is kept in `/run/xdpath/<netns id>/rollback/pending.json`
+//! before an apply is kept in `/var/lib/xdpath/<netns id>/rollback/pending.json`
 //! with a deadline, and a detached process of this same binary
 //! (`xdpath apply --rollback-at UNIX_TIME`, in its own session, in the same
 //! network namespace) waits for it without holding the state lock. At the

@@ -1,6 +1,6 @@
 //! The desired filter state of a network namespace: what the operator asked
 //! for, in operator terms (prefixes, ports, wall-clock expiry). It is kept
-//! as JSON at `/run/xdpath/<netns id>/filter.json` and compiled to the
+//! as JSON at `/var/lib/xdpath/<netns id>/filter.json` and compiled to the
 //! kernel's representation by [`super::compile`].
 
 use std::fs::{self, File};
@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::parse::{Cidr, PortRange, TcpFlagsSpec};
 
 /// Where the filter state of every namespace lives.
-pub const STATE_ROOT: &str = "/run/xdpath";
+/// On disk, not in `/run`: the desired state (rules, blocklist, VIPs, runtime
+/// changes) outlives a reboot, and the first command after one installs it
+/// into the new maps.
+pub const STATE_ROOT: &str = "/var/lib/xdpath";
 /// The state file's name inside a namespace's directory.
 pub const STATE_FILE: &str = "filter.json";
 

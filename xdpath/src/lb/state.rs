@@ -1,6 +1,6 @@
 //! The desired balancer state of a network namespace, in operator terms
 //! (addresses, ports, weights). It is kept as JSON at
-//! `/run/xdpath/<netns id>/lb.json` beside the filter's state, and compiled
+//! `/var/lib/xdpath/<netns id>/lb.json` beside the filter's state, and compiled
 //! to the data path's maps by [`super::compile`].
 
 use std::fmt;

@@ -1,0 +1,84 @@
+//! The desired state is on disk and outlives the data path: with the
+//! namespace's pins gone (as after a reboot, bpffs being in memory), a
+//! starting daemon installs the saved blocklist, rules and VIPs into new
+//! maps, and once the interface is attached again the blocked address is
+//! dropped at XDP once more.
+//!
+//! Needs root and ping.
+
+mod common;
+
+use serde_json::Value;
+use xdpath::dataplane::PIN_ROOT;
+use xdpath::testenv::{Side, TestBed};
+
+use common::Daemon;
+
+fn blocklisted(daemon: &Daemon) -> u64 {
+    let stats: Value =
+        serde_json::from_str(&daemon.xdpath(&["--json", "stats"])).expect("stats JSON");
+    xdpath::stats::packets_in_json(&stats, "drop", Some("blocklisted"))
+}
+
+fn ping_answered(bed: &TestBed) -> bool {
+    let target = bed.a().ipv4.to_string();
+    bed.exec(
+        Side::B,
+        "ping",
+        ["-c", "3", "-i", "0.2", "-W", "1", &target],
+    )
+    .map(|output| output.status.success())
+    .unwrap_or(false)
+}
+
+#[test]
+fn saved_state_is_installed_into_new_maps() {
+    let bed = TestBed::new().expect("bed");
+    let path = bed.a().path.clone();
+    let enter = move || {
+        let path = path.clone();
+        Box::new(move |program: &str| {
+            let mut command = std::process::Command::new("nsenter");
+            command
+                .arg(format!("--net={}", path.display()))
+                .arg(program);
+            command
+        }) as Box<dyn Fn(&str) -> std::process::Command>
+    };
+    let interface = bed.a().interface.clone();
+    let blocked = format!("{}/32", bed.b().ipv4);
+    {
+        let daemon = Daemon::start("reboot-1", enter(), &[]);
+        daemon.xdpath(&["attach", &interface]);
+        daemon.ok(
+            "POST",
+            "/v1/blocklist",
+            Some(&format!(r#"{{"prefix":"{blocked}"}}"#)),
+        );
+        daemon.ok(
+            "POST",
+            "/v1/rules",
+            Some(r#"{"src":"198.51.100.0/24","action":"drop"}"#),
+        );
+        daemon.xdpath(&["lb", "config", "--source-v4", "172.16.0.0/16"]);
+        daemon.ok("POST", "/v1/vips", Some(r#"{"vip":"203.0.113.10:80/tcp"}"#));
+        assert!(!ping_answered(&bed), "blocked before the reboot");
+        assert!(blocklisted(&daemon) > 0);
+    }
+    // "Reboot": the data path is gone (links, programs, maps), the saved
+    // state on disk is not.
+    let pins = std::path::Path::new(PIN_ROOT).join(bed.a().netns_id.to_string());
+    std::fs::remove_dir_all(&pins).expect("remove the pins");
+    assert!(ping_answered(&bed), "no data path, no drops");
+
+    let daemon = Daemon::start("reboot-2", enter(), &[]);
+    let blocks = daemon.ok("GET", "/v1/blocklist", None);
+    assert_eq!(blocks[0]["prefix"], blocked.as_str(), "{blocks}");
+    let rules = daemon.ok("GET", "/v1/rules", None);
+    assert_eq!(rules[0]["sources"][0], "198.51.100.0/24", "{rules}");
+    let vips = daemon.ok("GET", "/v1/vips", None);
+    assert_eq!(vips[0]["vip"], "203.0.113.10:80/tcp", "{vips}");
+    daemon.xdpath(&["attach", &interface]);
+    assert!(!ping_answered(&bed), "the saved blocklist drops again");
+    assert!(blocklisted(&daemon) > 0, "counted as blocklisted");
+}
