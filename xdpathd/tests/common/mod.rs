@@ -24,6 +24,8 @@ pub struct Daemon {
     pub dir: PathBuf,
     /// Makes a command in the daemon's namespace.
     enter: Box<dyn Fn(&str) -> Command>,
+    /// Killed with SIGKILL: already gone, and its files stay for the next.
+    killed: bool,
 }
 
 impl Daemon {
@@ -40,7 +42,12 @@ impl Daemon {
             .stderr(Stdio::null())
             .spawn()
             .expect("xdpathd");
-        let daemon = Self { child, dir, enter };
+        let daemon = Self {
+            child,
+            dir,
+            enter,
+            killed: false,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while daemon.call("GET", "/v1/config", None).0 != 200 {
             assert!(Instant::now() < deadline, "xdpathd did not answer");
@@ -126,8 +133,20 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// `kill -9`: no clean-up of its own (the socket file stays).
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.killed = true;
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if self.killed {
+            return;
+        }
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
