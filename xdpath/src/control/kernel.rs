@@ -13,6 +13,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use xdpath_core::filter::{
     lengths_slot, BlockEntry, FilterConfig, PrefixHashKey, PrefixKey, PrefixLengths, RateLimit,
     Rule, RuleChain, DIRECTION_DESTINATION, DIRECTION_SOURCE, FAMILY_V4, FAMILY_V6, LENGTHS_SLOTS,
+    MAX_CHAINS, MAX_RULES,
 };
 use xdpath_core::InterfaceConfig;
 
@@ -235,19 +236,6 @@ impl KernelMaps {
         Ok(())
     }
 
-    /// Zeroes array entries from index 0 up to the first all-zero one.
-    fn clear_array_prefix(&self, map: &'static str, value_size: usize) -> Result<(), ApplyError> {
-        let zero = vec![0u8; value_size];
-        let mut value = vec![0u8; value_size];
-        for index in 0u32.. {
-            if !self.lookup(map, &index.to_ne_bytes(), &mut value)? || value == zero {
-                break;
-            }
-            self.update(map, &index.to_ne_bytes(), &zero)?;
-        }
-        Ok(())
-    }
-
     pub(crate) fn per_cpu_sum(&self, map: &'static str, index: u32) -> Result<u64, ApplyError> {
         let mut values = vec![0u8; 8 * self.cpus];
         if !self.lookup(map, &index.to_ne_bytes(), &mut values)? {
@@ -363,18 +351,29 @@ impl FilterTarget for KernelMaps {
         for slot in 0..LENGTHS_SLOTS {
             self.update(lengths, &slot.to_ne_bytes(), &[0u8; LENGTHS_SIZE])?;
         }
-        self.clear_map(prefixes, std::mem::size_of::<PrefixHashKey>())?;
-        self.clear_array_prefix(chains, std::mem::size_of::<RuleChain>())?;
-        self.clear_array_prefix(rules, std::mem::size_of::<Rule>())
+        self.clear_hash(prefixes, std::mem::size_of::<PrefixHashKey>(), 4)?;
+        self.clear_array_head(chains, std::mem::size_of::<RuleChain>(), MAX_CHAINS)?;
+        self.clear_array_head(rules, std::mem::size_of::<Rule>(), MAX_RULES)
     }
 
     fn write_buffer(&mut self, buffer: u32, compiled: &CompiledRules) -> Result<(), ApplyError> {
         let [rules, chains, prefixes, lengths] = buffer_maps(buffer);
-        for (index, rule) in compiled.rules.iter().enumerate() {
-            self.update(rules, &(index as u32).to_ne_bytes(), rule.bytes())?;
+        // Whole tables in a few batch calls, not one call an entry.
+        if !compiled.rules.is_empty() {
+            let bytes: Vec<u8> = compiled
+                .rules
+                .iter()
+                .flat_map(|rule| rule.bytes().to_vec())
+                .collect();
+            self.write_array(rules, 0, &bytes, std::mem::size_of::<Rule>())?;
         }
-        for (index, chain) in compiled.chains.iter().enumerate() {
-            self.update(chains, &(index as u32).to_ne_bytes(), chain.bytes())?;
+        if !compiled.chains.is_empty() {
+            let bytes: Vec<u8> = compiled
+                .chains
+                .iter()
+                .flat_map(|chain| chain.bytes().to_vec())
+                .collect();
+            self.write_array(chains, 0, &bytes, std::mem::size_of::<RuleChain>())?;
         }
         for (direction, entries, present) in [
             (
@@ -388,9 +387,13 @@ impl FilterTarget for KernelMaps {
                 &compiled.destination_lengths,
             ),
         ] {
+            let mut keys = Vec::with_capacity(entries.len() * 24);
+            let mut values = Vec::with_capacity(entries.len() * 4);
             for (key, chain) in entries {
-                self.update(prefixes, &hash_key(key, direction), &chain.to_ne_bytes())?;
+                keys.extend_from_slice(&hash_key(key, direction));
+                values.extend_from_slice(&chain.to_ne_bytes());
             }
+            self.write_hash(prefixes, &keys, &values, entries.len())?;
             for family in [FAMILY_V4, FAMILY_V6] {
                 self.update(
                     lengths,

@@ -9,7 +9,12 @@ use super::apply::ApplyError;
 use super::kernel::KernelMaps;
 
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+const BPF_MAP_LOOKUP_AND_DELETE_BATCH: libc::c_long = 25;
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+
+/// Entries per batch call: large enough that a change costs a few calls,
+/// small enough that the buffers stay small.
+const CHUNK: usize = 8192;
 
 /// The `bpf_attr` of the batch commands.
 #[repr(C)]
@@ -50,11 +55,29 @@ impl KernelMaps {
         count: u32,
         value_size: usize,
     ) -> Result<Vec<u8>, ApplyError> {
+        self.read_array_from(map, 0, count, value_size)
+    }
+
+    /// Reads entries `first..first + count` of an array map.
+    pub(crate) fn read_array_from(
+        &self,
+        map: &'static str,
+        first: u32,
+        count: u32,
+        value_size: usize,
+    ) -> Result<Vec<u8>, ApplyError> {
         let mut keys = vec![0u32; count as usize];
         let mut values = vec![0u8; count as usize * value_size];
         let mut next = 0u32;
+        // The walk starts after the key in `in_batch`: the one before
+        // `first` (none for 0).
+        let before = first.wrapping_sub(1);
         let mut attr = BatchAttr {
-            in_batch: 0,
+            in_batch: if first == 0 {
+                0
+            } else {
+                &before as *const u32 as u64
+            },
             out_batch: &mut next as *mut u32 as u64,
             keys: keys.as_mut_ptr() as u64,
             values: values.as_mut_ptr() as u64,
@@ -106,6 +129,99 @@ impl KernelMaps {
                 map,
                 source: io::Error::other(format!("wrote {} of {count} entries", attr.count)),
             });
+        }
+        Ok(())
+    }
+
+    /// Writes `count` entries of a hash map (keys and values laid end to
+    /// end) in batches.
+    pub(crate) fn write_hash(
+        &self,
+        map: &'static str,
+        keys: &[u8],
+        values: &[u8],
+        count: usize,
+    ) -> Result<(), ApplyError> {
+        if count == 0 {
+            return Ok(());
+        }
+        let (key_size, value_size) = (keys.len() / count, values.len() / count);
+        for start in (0..count).step_by(CHUNK) {
+            let chunk = CHUNK.min(count - start);
+            let mut attr = BatchAttr {
+                in_batch: 0,
+                out_batch: 0,
+                keys: keys[start * key_size..].as_ptr() as u64,
+                values: values[start * value_size..].as_ptr() as u64,
+                count: chunk as u32,
+                map_fd: self.fd(map),
+                elem_flags: 0,
+                flags: 0,
+            };
+            batch(BPF_MAP_UPDATE_BATCH, &mut attr)
+                .map_err(|source| ApplyError::Map { map, source })?;
+        }
+        Ok(())
+    }
+
+    /// Empties a hash map: its entries are read and deleted in batches.
+    pub(crate) fn clear_hash(
+        &self,
+        map: &'static str,
+        key_size: usize,
+        value_size: usize,
+    ) -> Result<(), ApplyError> {
+        let mut keys = vec![0u8; CHUNK * key_size];
+        let mut values = vec![0u8; CHUNK * value_size];
+        loop {
+            // A position token; u64 holds the hash map's bucket number.
+            let mut position = 0u64;
+            let mut attr = BatchAttr {
+                in_batch: 0,
+                out_batch: &mut position as *mut u64 as u64,
+                keys: keys.as_mut_ptr() as u64,
+                values: values.as_mut_ptr() as u64,
+                count: CHUNK as u32,
+                map_fd: self.fd(map),
+                elem_flags: 0,
+                flags: 0,
+            };
+            // Each call starts from the first bucket again: the entries
+            // before it are gone.
+            match batch(BPF_MAP_LOOKUP_AND_DELETE_BATCH, &mut attr) {
+                Ok(()) => {}
+                Err(error) if error.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+                Err(source) => return Err(ApplyError::Map { map, source }),
+            }
+            if attr.count == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Zeroes an array's entries from index 0 up to the first all-zero
+    /// one (of at most `limit` entries): one read and one write per chunk.
+    pub(crate) fn clear_array_head(
+        &self,
+        map: &'static str,
+        value_size: usize,
+        limit: u32,
+    ) -> Result<(), ApplyError> {
+        let mut start = 0u32;
+        while start < limit {
+            let count = (CHUNK as u32).min(limit - start);
+            let values = self.read_array_from(map, start, count, value_size)?;
+            let used = values
+                .chunks_exact(value_size)
+                .take_while(|entry| entry.iter().any(|byte| *byte != 0))
+                .count();
+            if used > 0 {
+                self.write_array(map, start, &vec![0u8; used * value_size], value_size)?;
+            }
+            if used < count as usize {
+                return Ok(());
+            }
+            start += count;
         }
         Ok(())
     }
