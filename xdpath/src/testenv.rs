@@ -491,7 +491,7 @@ fn command_line(command: &Command) -> String {
         .join(" ")
 }
 
-fn run(command: &mut Command) -> Result<Output, TestBedError> {
+pub(crate) fn run(command: &mut Command) -> Result<Output, TestBedError> {
     command
         .stdin(std::process::Stdio::null())
         .output()

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::netns;
 use crate::testenv::{
-    nsenter, remove_namespace, run_ok, TestBedError, NAMESPACE_PREFIX, NETNS_DIR,
+    nsenter, remove_namespace, run, run_ok, TestBedError, NAMESPACE_PREFIX, NETNS_DIR,
 };
 
 /// The IPv4 VIP every backend carries on its loopback.
@@ -179,12 +179,7 @@ impl LbBed {
         program: impl AsRef<std::ffi::OsStr>,
         args: impl IntoIterator<Item = S>,
     ) -> Result<Output, TestBedError> {
-        let mut command = self.command(role, program);
-        command.args(args).stdin(Stdio::null());
-        command.output().map_err(|source| TestBedError::Io {
-            what: format!("running a command in {}", role.name()),
-            source,
-        })
+        run(self.command(role, program).args(args))
     }
 
     /// Runs a command in `role`'s namespace; fails unless it succeeds.
@@ -194,9 +189,8 @@ impl LbBed {
         program: impl AsRef<std::ffi::OsStr>,
         args: impl IntoIterator<Item = S>,
     ) -> Result<String, TestBedError> {
-        let mut command = self.command(role, program);
-        command.args(args);
-        run_ok(&mut command).map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        run_ok(self.command(role, program).args(args))
+            .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// Sends the client's VIP traffic through balancer `lb`.

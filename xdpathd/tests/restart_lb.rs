@@ -2,7 +2,7 @@
 //! from the client go through the balancer to three nginx backends, each
 //! on a new connection, while hping3 floods the balancer from a blocked
 //! prefix. The daemon is killed, stays down, and starts again on the same
-//! socket: no request fails, the flood is dropped at XDP all along (also
+//! socket (its stale file replaced): no request fails, the flood is dropped at XDP all along (also
 //! while no daemon runs), and the API shows the same state afterwards.
 //!
 //! Needs root, nginx, python3 and hping3.
@@ -143,6 +143,14 @@ fn kill_9_under_balanced_traffic_and_a_flood_loses_nothing() {
         .expect("hping3");
     std::thread::sleep(Duration::from_secs(2));
     daemon.kill_hard();
+    // Gone without cleaning up: the socket file stays, nothing answers.
+    let socket = daemon.dir.join("api.sock");
+    assert!(socket.exists(), "a killed daemon leaves its socket file");
+    assert_eq!(
+        daemon.call("GET", "/v1/config", None).0,
+        0,
+        "nothing answers"
+    );
     let at_kill = blocklisted(&daemon);
     std::thread::sleep(Duration::from_secs(2));
     let while_down = blocklisted(&daemon) - at_kill;
