@@ -48,8 +48,12 @@ pub fn socket() -> Option<PathBuf> {
     }
     let dir = crate::control::state::state_dir().ok()?;
     let socket = PathBuf::from(std::fs::read_to_string(dir.join(NOTE_FILE)).ok()?.trim());
-    UnixStream::connect(&socket).ok()?;
-    Some(socket)
+    // The note may be stale (a namespace that reused a deleted one's inode),
+    // and another namespace's daemon may listen on that path now: only a
+    // daemon of this namespace gets our changes.
+    let here = crate::netns::current_id().ok()?;
+    let config = call(&socket, "GET", "/v1/config", None).ok()?;
+    (config["netns"].as_u64() == Some(here)).then_some(socket)
 }
 
 /// Writes (or with `None` removes) this namespace's note of the daemon's

@@ -154,6 +154,9 @@ async fn config(axum::extract::State(shared): State) -> Reply {
     ok(json!({
         "generation": shared.generation.load(Ordering::Relaxed),
         "apply_errors": shared.apply_errors.load(Ordering::Relaxed),
+        // Which namespace this daemon serves: the CLI checks it before
+        // sending a change here.
+        "netns": xdpath::netns::current_id().ok(),
     }))
 }
 

@@ -111,6 +111,37 @@ fn every_route_works_and_bad_requests_change_nothing() {
     metrics_are_exposed(&daemon);
     config_through_the_api(&bed, &daemon);
     the_cli_goes_through_the_daemon(&daemon);
+    a_daemon_of_another_namespace_is_not_used(&bed, &daemon);
+}
+
+/// A note in namespace B naming A's daemon (as a stale note could, once a
+/// namespace reuses a deleted one's inode): B's CLI sees that the daemon
+/// serves another namespace and works on B's own state.
+fn a_daemon_of_another_namespace_is_not_used(bed: &TestBed, daemon: &Daemon) {
+    let config = daemon.ok("GET", "/v1/config", None);
+    assert_eq!(config["netns"].as_u64(), Some(bed.a().netns_id));
+    let dir = xdpath::control::state::state_dir_of(bed.b().netns_id);
+    std::fs::create_dir_all(&dir).expect("B's state dir");
+    let socket = daemon.dir.join("api.sock");
+    std::fs::write(dir.join("xdpathd"), socket.display().to_string()).expect("note");
+    let (generation_before, _) = generation(daemon);
+    let output = bed
+        .exec(Side::B, xdpath_cli(), ["block", "add", "192.0.2.77/32"])
+        .expect("xdpath in B");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        generation(daemon).0,
+        generation_before,
+        "A's daemon was not asked"
+    );
+    let saved = std::fs::read_to_string(dir.join("filter.json")).expect("B's own state");
+    assert!(saved.contains("192.0.2.77/32"), "{saved}");
+    let a_blocks = daemon.ok("GET", "/v1/blocklist", None);
+    assert!(!a_blocks.to_string().contains("192.0.2.77"), "{a_blocks}");
 }
 
 fn generation(daemon: &Daemon) -> (u64, u64) {
