@@ -9,26 +9,18 @@
 //! Needs root.
 
 use std::collections::BTreeMap;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use xdpath::testenv::{Side, TestBed};
+use xdpath::testenv::TestBed;
 
-const XDPATH: &str = env!("CARGO_BIN_EXE_xdpath");
+mod common;
+use common::{bed, xdpath};
+
 const VIP: &str = "203.0.113.10:80/tcp";
 
-fn bed() -> TestBed {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "these tests need root");
-    TestBed::new().expect("build the test bed")
-}
-
-fn xdpath(bed: &TestBed, args: &[&str]) -> Output {
-    bed.exec(Side::A, XDPATH, args)
-        .expect("run xdpath under nsenter")
-}
-
+/// Like `common::xdpath_ok`, but warnings on stderr are allowed (the
+/// balancer warns when forwarding is off).
 fn ok(bed: &TestBed, args: &[&str]) -> String {
     let output = xdpath(bed, args);
     assert!(

@@ -243,6 +243,22 @@ pub fn del_backend(state: &mut LbState, vip: &VipId, address: IpAddr) -> Result<
     Ok(())
 }
 
+/// A VIP's backend, to change.
+fn backend_mut<'a>(
+    state: &'a mut LbState,
+    vip: &VipId,
+    address: IpAddr,
+) -> Result<&'a mut BackendSpec, LbError> {
+    let spec = state.vip_mut(vip).ok_or(LbError::NoSuchVip { vip: *vip })?;
+    spec.backends
+        .iter_mut()
+        .find(|backend| backend.address == address)
+        .ok_or(LbError::NoSuchBackend {
+            vip: *vip,
+            backend: address,
+        })
+}
+
 /// Changes a backend's weight; 0 drains it.
 pub fn set_weight(
     state: &mut LbState,
@@ -251,15 +267,7 @@ pub fn set_weight(
     weight: u64,
 ) -> Result<(), LbError> {
     let weight = check_weight(weight)?;
-    let spec = state.vip_mut(vip).ok_or(LbError::NoSuchVip { vip: *vip })?;
-    let backend = spec
-        .backends
-        .iter_mut()
-        .find(|backend| backend.address == address)
-        .ok_or(LbError::NoSuchBackend {
-            vip: *vip,
-            backend: address,
-        })?;
+    let backend = backend_mut(state, vip, address)?;
     backend.weight = weight;
     Ok(())
 }
@@ -329,15 +337,7 @@ pub fn set_down(
     address: IpAddr,
     down: bool,
 ) -> Result<bool, LbError> {
-    let spec = state.vip_mut(vip).ok_or(LbError::NoSuchVip { vip: *vip })?;
-    let backend = spec
-        .backends
-        .iter_mut()
-        .find(|backend| backend.address == address)
-        .ok_or(LbError::NoSuchBackend {
-            vip: *vip,
-            backend: address,
-        })?;
+    let backend = backend_mut(state, vip, address)?;
     let changed = backend.down != down;
     backend.down = down;
     Ok(changed)
