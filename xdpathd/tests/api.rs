@@ -710,7 +710,6 @@ fn bad_requests_are_refused(bed: &TestBed, daemon: &Daemon) {
     );
     assert_eq!(got, 200, "{value}");
     assert_eq!(snapshot(daemon), before);
-    assert!(cases.len() + 3 >= 30);
 }
 
 fn metrics_are_exposed(daemon: &Daemon) {
