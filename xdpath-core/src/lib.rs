@@ -35,6 +35,7 @@ extern crate std;
 pub mod config;
 pub mod filter;
 pub mod lb;
+pub mod observe;
 pub mod packet;
 pub mod parse;
 pub mod pipeline;

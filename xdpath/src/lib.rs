@@ -16,6 +16,7 @@ pub mod demo_lb;
 pub mod lb;
 pub mod netns;
 pub mod objects;
+pub mod observe;
 pub mod pcap;
 pub mod replay;
 pub mod servers;
