@@ -3,6 +3,11 @@
 //! export, top talkers, auto-mitigation and pcapng capture.
 
 pub mod flow;
+pub mod flows;
+pub mod ipfix;
+pub mod mitigate;
+pub mod sflow;
+pub mod top;
 
 use std::net::IpAddr;
 

@@ -22,6 +22,7 @@
 use std::fmt;
 use std::io;
 
+pub mod pcapng;
 mod reader;
 mod writer;
 
