@@ -42,6 +42,10 @@ pub struct InterfaceConfig {
     pub decap_gue_port: u16,
     /// Reserved, zero.
     pub reserved_tail: [u8; 2],
+    /// Sample 1 in this many frames (0: no sampling).
+    pub sample_rate: u32,
+    /// Reserved, zero.
+    pub reserved_end: u32,
 }
 
 impl InterfaceConfig {
@@ -54,7 +58,15 @@ impl InterfaceConfig {
             reserved: 0,
             decap_gue_port: 0,
             reserved_tail: [0; 2],
+            sample_rate: 0,
+            reserved_end: 0,
         }
+    }
+
+    /// The same config sampling 1 in `rate` frames (0: none).
+    pub const fn with_sample_rate(mut self, rate: u32) -> Self {
+        self.sample_rate = rate;
+        self
     }
 
     /// The same config in monitor mode (or not).

@@ -48,6 +48,8 @@ pub mod build;
 pub mod native;
 #[cfg(any(feature = "std", test))]
 pub mod native_lb;
+#[cfg(any(feature = "std", test))]
+pub mod native_observe;
 
 pub use config::{AttachMeta, InterfaceConfig, MalformedPolicy};
 #[cfg(any(feature = "std", test))]

@@ -128,6 +128,10 @@ pub struct NativeTables {
     pub management_ports: BTreeSet<u16>,
     /// The load balancer's state.
     pub lb: crate::native_lb::NativeLb,
+    /// Sampling and capture.
+    pub observer: crate::native_observe::NativeObserver,
+    /// What matched the frame in flight (`crate::observe::MATCHED_*`).
+    pub matched: u32,
     counters: Vec<Counter>,
 }
 
@@ -157,6 +161,8 @@ impl NativeTables {
             management_sources: PrefixMap::default(),
             management_ports: BTreeSet::new(),
             lb: crate::native_lb::NativeLb::default(),
+            observer: crate::native_observe::NativeObserver::default(),
+            matched: 0,
             counters: std::vec![Counter::default(); COUNTER_SLOTS as usize],
         }
     }
@@ -205,6 +211,15 @@ impl Tables for NativeTables {
             counter.packets += 1;
             counter.bytes += bytes;
         }
+        let matched = core::mem::take(&mut self.matched);
+        self.observer.finish(action, reason, matched);
+    }
+
+    fn observe_arrival<P: crate::packet::Packet>(&mut self, packet: &P) {
+        self.matched = 0;
+        let rate = self.config.sample_rate;
+        self.observer
+            .arrive(packet, rate, self.ifindex, self.now_ns);
     }
 
     fn ifindex(&self) -> u32 {
@@ -241,6 +256,7 @@ impl Tables for NativeTables {
     }
 
     fn count_rule_hit(&mut self, id: u32) {
+        self.matched = crate::observe::MATCHED_RULE | (id & crate::observe::MATCHED_ID_MASK);
         *self.rule_hits.entry(id).or_default() += 1;
     }
 

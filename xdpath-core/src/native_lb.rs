@@ -76,6 +76,7 @@ impl LbTables for NativeTables {
     }
 
     fn count_lb(&mut self, vip: u32, backend: u32, bytes: u64, new_flow: bool) {
+        self.matched = crate::observe::MATCHED_VIP | (vip & crate::observe::MATCHED_ID_MASK);
         for counter in [
             self.lb.vip_stats.entry(vip).or_default(),
             self.lb.backend_stats.entry(backend).or_default(),

@@ -18,8 +18,17 @@ pub trait Tables {
     /// The configuration of the interface the frame arrived on.
     fn interface_config(&self) -> InterfaceConfig;
 
-    /// Adds one frame of `bytes` to the (action, reason) counter.
+    /// Adds one frame of `bytes` to the (action, reason) counter: the
+    /// single exit, where a frame chosen for sampling or capture is sent
+    /// with its verdict.
     fn count(&mut self, action: Action, reason: Reason, bytes: u64);
+
+    /// Called once per frame before any stage, to choose it for sampling
+    /// or capture while its bytes are those that arrived. The eBPF build
+    /// does this in its entry program instead; the default chooses nothing.
+    fn observe_arrival<P: Packet>(&mut self, packet: &P) {
+        let _ = packet;
+    }
 
     /// The index of the interface the frame arrived on (0 when unknown).
     fn ifindex(&self) -> u32;
@@ -113,6 +122,7 @@ pub enum Step {
 /// ```
 #[inline(always)]
 pub fn process<P: Packet, T: Tables>(packet: &P, tables: &mut T) -> Outcome {
+    tables.observe_arrival(packet);
     let mut key = FlowKey::default();
     let frame_len = packet.len() as u64;
     let outcome = match parse_stage(packet, &mut key, tables) {
@@ -142,6 +152,7 @@ pub fn process_frame<P: PacketMut, T: Tables + LbTables>(
     packet: &mut P,
     tables: &mut T,
 ) -> LbVerdict {
+    tables.observe_arrival(packet);
     let mut key = FlowKey::default();
     let frame_len = packet.len() as u64;
     let outcome = match parse_stage(packet, &mut key, tables) {

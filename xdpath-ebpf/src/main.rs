@@ -9,6 +9,7 @@
 #![no_main]
 
 mod maps;
+mod observe;
 mod syncookie;
 mod tables;
 
@@ -157,7 +158,8 @@ pub fn xdpath(ctx: XdpContext) -> u32 {
     // The key lives on the stack. Two calls of the parse stage: without a
     // filter, LLVM drops every key store but the class; with one, the key
     // is copied to this CPU's scratch slot for the tail-called stage.
-    let mut tables = tables::MapTables { ctx: ctx.ctx };
+    let mut tables = tables::MapTables::new(ctx.ctx);
+    observe::begin(&ctx, &tables.interface_config(), packet.length as u32);
     let mut key = FlowKey::default();
     let outcome = if pipeline::filter_enabled(&tables.filter_config()) {
         match pipeline::parse_stage(&packet, &mut key, &tables) {
@@ -206,7 +208,7 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
     };
     // SAFETY: this CPU's slot, written by the parse stage of this same run.
     let key = unsafe { &*key };
-    let mut tables = tables::MapTables { ctx: ctx.ctx };
+    let mut tables = tables::MapTables::new(ctx.ctx);
     let outcome = pipeline::filter_stage(key, frame_len, &mut tables);
     if outcome.action == xdpath_core::Action::Pass && !outcome.reason.is_filter() {
         // SYN-cookie mode: a SYN or ACK to a protected port goes on to the
@@ -230,7 +232,7 @@ pub fn xdpath_balance(ctx: XdpContext) -> u32 {
     };
     // SAFETY: this CPU's slot, written by the parse stage of this same run.
     let key = unsafe { &*key };
-    let mut tables = tables::MapTables { ctx: ctx.ctx };
+    let mut tables = tables::MapTables::new(ctx.ctx);
     let (outcome, redirect) = match pipeline::balance_stage(&mut frame, key, &mut tables) {
         Some(verdict) => (verdict.outcome, verdict.redirect_ifindex),
         None => (pipeline::class_outcome(key), 0),

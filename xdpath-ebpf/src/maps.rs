@@ -4,7 +4,9 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{lpm_trie::Key, Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
+    maps::{
+        lpm_trie::Key, Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf,
+    },
 };
 use xdpath_core::filter::{
     BlockEntry, Bucket, BucketKey, FilterConfig, PrefixHashKey, PrefixLengths, RateLimit, Rule,
@@ -14,6 +16,9 @@ use xdpath_core::filter::{
 use xdpath_core::lb::{
     Backend, Connection, ConnectionKey, LbConfig, LbCounter, Vip, VipKey, MAX_BACKENDS,
     MAX_CONNECTIONS, MAX_RINGS, MAX_RING_SIZE, MAX_VIPS,
+};
+use xdpath_core::observe::{
+    CaptureConfig, RecordMeta, CAPTURE_BYTES, CAPTURE_RING_BYTES, SAMPLE_RING_BYTES,
 };
 use xdpath_core::{AttachMeta, Counter, FlowKey, InterfaceConfig, COUNTER_SLOTS};
 
@@ -191,3 +196,35 @@ pub static CONN_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 /// This host's addresses: IPIP and GUE to them are decapsulated.
 #[map(name = "LOCAL_ADDRESSES")]
 pub static LOCAL_ADDRESSES: HashMap<[u8; 16], u8> = HashMap::with_max_entries(256, 0);
+
+// ---- sampling and capture, shared by every interface of a namespace
+
+/// A frame chosen for sampling or capture: its metadata, then its head.
+#[repr(C, align(8))]
+pub struct PacketRecord {
+    pub meta: RecordMeta,
+    pub data: [u8; CAPTURE_BYTES as usize],
+}
+
+/// This CPU's record of the frame in flight, filled at the entry and sent
+/// at the exit (too big for the stack).
+#[map(name = "RECORD")]
+pub static RECORD: PerCpuArray<PacketRecord> = PerCpuArray::with_max_entries(1, 0);
+
+/// Samples for the exporters, top talkers and auto-mitigation: fixed-size
+/// records of metadata and the frame's first `SAMPLE_BYTES`.
+#[map(name = "SAMPLES")]
+pub static SAMPLES: RingBuf = RingBuf::with_byte_size(SAMPLE_RING_BYTES, 0);
+
+/// Records for `xdpath capture`: metadata and up to `CAPTURE_BYTES`.
+#[map(name = "CAPTURE_RING")]
+pub static CAPTURE_RING: RingBuf = RingBuf::with_byte_size(CAPTURE_RING_BYTES, 0);
+
+/// What `xdpath capture` wants (one entry). All zero: no capture.
+#[map(name = "CAPTURE")]
+pub static CAPTURE: Array<CaptureConfig> = Array::with_max_entries(1, 0);
+
+/// Records lost to a full ring, per CPU: slot `LOSS_SAMPLES` and
+/// `LOSS_CAPTURE`.
+#[map(name = "OBSERVE_LOSS")]
+pub static OBSERVE_LOSS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);

@@ -133,7 +133,7 @@ pub fn divert(ctx: &XdpContext, key: &FlowKey) {
 #[xdp]
 pub fn xdpath_syncookie(ctx: XdpContext) -> u32 {
     let frame_len = (ctx.data_end() - ctx.data()) as u64;
-    let mut tables = MapTables { ctx: ctx.ctx };
+    let mut tables = MapTables::new(ctx.ctx);
     let Some(key) = SCRATCH.get_ptr(0) else {
         return xdp_action::XDP_PASS;
     };

@@ -22,6 +22,17 @@ pub struct MapTables {
     /// The run's context; the ingress interface is read from it only when a
     /// rule asks (it costs three dependent loads).
     pub ctx: *mut aya_ebpf::bindings::xdp_md,
+    /// What matched the frame, for its sample: a rule or VIP
+    /// (`xdpath_core::observe::MATCHED_*`).
+    pub matched: u32,
+}
+
+impl MapTables {
+    /// The tables of one run.
+    #[inline(always)]
+    pub fn new(ctx: *mut aya_ebpf::bindings::xdp_md) -> Self {
+        Self { ctx, matched: 0 }
+    }
 }
 
 #[inline(always)]
@@ -168,6 +179,9 @@ impl Tables for MapTables {
                 (*counter).bytes += bytes;
             }
         }
+        // The single exit of every program: the frame's record, if it was
+        // chosen, goes out with the verdict.
+        crate::observe::finish(action, reason, self.matched);
     }
 
     #[inline(always)]
@@ -214,6 +228,7 @@ impl Tables for MapTables {
 
     #[inline(always)]
     fn count_rule_hit(&mut self, id: u32) {
+        self.matched = xdpath_core::observe::MATCHED_RULE | (id & xdpath_core::observe::MATCHED_ID_MASK);
         if let Some(hits) = RULE_HITS.get_ptr_mut(id) {
             // SAFETY: a per-CPU slot, touched only by this CPU.
             unsafe { *hits += 1 };
@@ -325,6 +340,7 @@ impl LbTables for MapTables {
 
     #[inline(always)]
     fn count_lb(&mut self, vip: u32, backend: u32, bytes: u64, new_flow: bool) {
+        self.matched = xdpath_core::observe::MATCHED_VIP | (vip & xdpath_core::observe::MATCHED_ID_MASK);
         for counter in [
             VIP_STATS.get_ptr_mut(vip),
             BACKEND_STATS.get_ptr_mut(backend),

@@ -9,7 +9,6 @@
 //! the test bed is removed: dropping it unpins xdpath and deletes both
 //! namespaces.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use xdpath_core::{Counter, InterfaceConfig, MalformedPolicy};
@@ -68,53 +67,8 @@ pub enum DemoError {
     Json(#[from] serde_json::Error),
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-/// Catches SIGINT and SIGTERM while alive so the demo can stop between
-/// steps and clean up; restores the previous handlers on drop.
-struct SignalGuard {
-    previous: Vec<(libc::c_int, libc::sigaction)>,
-}
-
-impl SignalGuard {
-    fn install() -> Self {
-        INTERRUPTED.store(false, Ordering::SeqCst);
-        let mut previous = Vec::new();
-        for signal in [libc::SIGINT, libc::SIGTERM] {
-            // SAFETY: sigaction with zeroed (valid) structs; the handler only
-            // stores to an atomic, which is async-signal-safe.
-            unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-                action.sa_flags = libc::SA_RESTART;
-                libc::sigemptyset(&mut action.sa_mask);
-                let mut old: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(signal, &action, &mut old) == 0 {
-                    previous.push((signal, old));
-                }
-            }
-        }
-        Self { previous }
-    }
-}
-
-impl Drop for SignalGuard {
-    fn drop(&mut self) {
-        for (signal, old) in &self.previous {
-            // SAFETY: restores a sigaction the kernel gave us.
-            unsafe {
-                libc::sigaction(*signal, old, std::ptr::null_mut());
-            }
-        }
-    }
-}
-
 fn check_interrupted() -> Result<(), DemoError> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
+    if crate::signals::interrupted() {
         return Err(DemoError::Interrupted);
     }
     Ok(())
@@ -123,11 +77,11 @@ fn check_interrupted() -> Result<(), DemoError> {
 /// Runs the demo. With `json`, stdout gets one JSON report and the
 /// narrative goes to stderr.
 pub fn run(json: bool) -> Result<(), DemoError> {
-    let _signals = SignalGuard::install();
+    let _signals = crate::signals::SignalGuard::install();
     // Ctrl-C reaches the children too (`ip`, `ping`): their failure is the
     // interruption, not an error of its own.
     run_steps(json).map_err(|error| {
-        if INTERRUPTED.load(Ordering::SeqCst) {
+        if crate::signals::interrupted() {
             DemoError::Interrupted
         } else {
             error

@@ -20,6 +20,7 @@ pub mod observe;
 pub mod pcap;
 pub mod replay;
 pub mod servers;
+pub mod signals;
 pub mod stats;
 pub mod testenv;
 pub mod testenv_lb;

@@ -2,14 +2,13 @@
 //! interfaces xdpath is attached to (from their pins), and the filter's and
 //! balancer's state files. Reading changes nothing (no map is created).
 
-use aya::maps::{Array, Map, MapData};
 use xdpath_core::{InterfaceConfig, MalformedPolicy};
 
 use super::{ConfigError, DesiredConfig, InterfaceSpec, Malformed, Mode};
 use crate::control::session::lock_state_dir;
 use crate::control::state::{self, FilterState, STATE_FILE};
 use crate::control::wall_now;
-use crate::dataplane::{self, AttachedMode, InterfacePins};
+use crate::dataplane::{self, AttachedMode};
 use crate::lb::state::{LbState, LB_STATE_FILE};
 
 /// This namespace's data path now. Expired blocklist entries are left out
@@ -58,22 +57,7 @@ pub fn interfaces() -> Result<Vec<InterfaceSpec>, ConfigError> {
     Ok(list)
 }
 
-/// Bytes of an [`InterfaceConfig`].
-const CONFIG_BYTES: usize = size_of::<InterfaceConfig>();
-
 /// The config an interface's program runs with (its pinned `CONFIG` map).
 fn interface_config(name: &str) -> Option<InterfaceConfig> {
-    let path = InterfacePins::new(name).ok()?.dir().join("CONFIG");
-    let data = MapData::from_pin(path).ok()?;
-    let array = Array::<MapData, [u8; CONFIG_BYTES]>::try_from(Map::Array(data)).ok()?;
-    let bytes = array.get(&0, 0).ok()?;
-    let at = |offset: usize| bytes.get(offset).copied().unwrap_or(0);
-    let port = std::mem::offset_of!(InterfaceConfig, decap_gue_port);
-    Some(InterfaceConfig {
-        malformed: at(std::mem::offset_of!(InterfaceConfig, malformed)),
-        monitor: at(std::mem::offset_of!(InterfaceConfig, monitor)),
-        decap: at(std::mem::offset_of!(InterfaceConfig, decap)),
-        decap_gue_port: u16::from_ne_bytes([at(port), at(port + 1)]),
-        ..InterfaceConfig::default()
-    })
+    crate::dataplane::read_interface_config(name).ok()
 }

@@ -236,12 +236,7 @@ pub fn status(interface: &str) -> Result<InterfaceStatus, DataplaneError> {
         });
     }
     let meta = read_meta(&pins);
-    let config = MapData::from_pin(pins.path("CONFIG"))
-        .ok()
-        .and_then(|data| Array::<MapData, PodConfig>::try_from(Map::Array(data)).ok())
-        .and_then(|array| array.get(&0, 0).ok())
-        .map(|config| config.0)
-        .unwrap_or_default();
+    let config = read_interface_config(interface).unwrap_or_default();
     let info = ProgramInfo::from_pin(pins.path("program")).ok();
     Ok(InterfaceStatus {
         interface: interface.to_string(),
@@ -256,6 +251,59 @@ pub fn status(interface: &str) -> Result<InterfaceStatus, DataplaneError> {
         },
         monitor: config.monitor != 0,
         healthy: link_alive(&pins),
+    })
+}
+
+/// The config an attached interface's program runs with.
+pub fn read_interface_config(interface: &str) -> Result<InterfaceConfig, DataplaneError> {
+    let array = interface_config_map(interface)?;
+    array
+        .get(&0, 0)
+        .map(|config| config.0)
+        .map_err(|source| DataplaneError::Map {
+            name: "CONFIG",
+            source,
+        })
+}
+
+/// Changes an attached interface's config in place (one map write, seen
+/// by the next frame); returns the config written.
+pub fn update_interface_config(
+    interface: &str,
+    change: impl FnOnce(&mut InterfaceConfig),
+) -> Result<InterfaceConfig, DataplaneError> {
+    let mut array = interface_config_map(interface)?;
+    let mut config = array
+        .get(&0, 0)
+        .map(|config| config.0)
+        .map_err(|source| DataplaneError::Map {
+            name: "CONFIG",
+            source,
+        })?;
+    change(&mut config);
+    array
+        .set(0, PodConfig(config), 0)
+        .map_err(|source| DataplaneError::Map {
+            name: "CONFIG",
+            source,
+        })?;
+    Ok(config)
+}
+
+fn interface_config_map(interface: &str) -> Result<Array<MapData, PodConfig>, DataplaneError> {
+    let pins = InterfacePins::new(interface)?;
+    if !pins.dir.exists() {
+        return Err(DataplaneError::NotAttached {
+            name: interface.into(),
+        });
+    }
+    let data = MapData::from_pin(pins.path("CONFIG")).map_err(|source| DataplaneError::Map {
+        name: "CONFIG",
+        source,
+    })?;
+    Array::<MapData, PodConfig>::try_from(Map::Array(data)).map_err(|source| DataplaneError::Map {
+        name: "CONFIG",
+        source,
     })
 }
 

@@ -28,7 +28,10 @@ mod attach;
 mod program;
 mod reload;
 
-pub use attach::{attach, attached_interfaces, detach, interface_counters, status};
+pub use attach::{
+    attach, attached_interfaces, detach, interface_counters, read_interface_config, status,
+    update_interface_config,
+};
 pub use program::LoadedProgram;
 pub use reload::{reload, ReloadReport};
 
@@ -260,7 +263,8 @@ unsafe impl Pod for PodCounter {}
 #[repr(transparent)]
 #[derive(Clone, Copy)]
 struct PodConfig(InterfaceConfig);
-// SAFETY: InterfaceConfig is #[repr(C)], 8 bytes of u8 with no padding.
+// SAFETY: InterfaceConfig is #[repr(C)]: bytes, a u16 and two u32s laid
+// out with no padding (16 bytes).
 unsafe impl Pod for PodConfig {}
 
 #[repr(transparent)]
@@ -336,8 +340,9 @@ impl InterfacePins {
 /// its config, its counters, and the mode and time of the attach.
 pub const INTERFACE_REUSED_MAPS: [&str; 3] = ["CONFIG", "COUNTERS", "META"];
 
-/// The maps every interface of a namespace shares (the filter's).
-pub const SHARED_MAPS: [&str; 29] = [
+/// The maps every interface of a namespace shares (the filter's, the
+/// balancer's, and the sample and capture rings).
+pub const SHARED_MAPS: [&str; 33] = [
     "FILTER_CONFIG",
     "RULES_0",
     "RULES_1",
@@ -367,6 +372,10 @@ pub const SHARED_MAPS: [&str; 29] = [
     "BACKEND_STATS",
     "CONN_STATS",
     "LOCAL_ADDRESSES",
+    "SAMPLES",
+    "CAPTURE_RING",
+    "CAPTURE",
+    "OBSERVE_LOSS",
 ];
 
 /// Slot of the filter stage in the `STAGES` tail-call table.

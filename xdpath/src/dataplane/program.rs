@@ -292,6 +292,19 @@ impl LoadedProgram {
         Ok(result.duration)
     }
 
+    /// Takes a ring-buffer map (`SAMPLES` or `CAPTURE_RING`) out of the
+    /// program, to read what this instance writes to it.
+    pub fn take_ring(
+        &mut self,
+        name: &'static str,
+    ) -> Result<aya::maps::RingBuf<MapData>, DataplaneError> {
+        let map = self.ebpf.take_map(name).ok_or(DataplaneError::Map {
+            name,
+            source: aya::maps::MapError::InvalidName { name: name.into() },
+        })?;
+        aya::maps::RingBuf::try_from(map).map_err(|source| DataplaneError::Map { name, source })
+    }
+
     /// The counters, summed over CPUs, indexed by `counter_index`.
     pub fn counters(&self) -> Result<Vec<Counter>, DataplaneError> {
         let map = self.ebpf.map("COUNTERS").ok_or(DataplaneError::Map {

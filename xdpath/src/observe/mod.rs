@@ -6,6 +6,7 @@ pub mod flow;
 pub mod flows;
 pub mod ipfix;
 pub mod mitigate;
+pub mod ring;
 pub mod sflow;
 pub mod top;
 

@@ -1,0 +1,136 @@
+//! Sampling and capture in the kernel: a frame is chosen at the entry,
+//! while its bytes are still those that arrived, and its record is sent at
+//! the single exit, once the verdict is known (see `xdpath_core::observe`).
+
+use aya_ebpf::{
+    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_xdp_load_bytes},
+    programs::XdpContext,
+};
+use xdpath_core::observe::{
+    sample_hit, sample_len, CAPTURE_BYTES, LOSS_CAPTURE, LOSS_SAMPLES, RECORD_CAPTURED,
+    RECORD_SAMPLED, SAMPLE_BYTES,
+};
+use xdpath_core::{Action, InterfaceConfig, Reason};
+
+use crate::maps::{PacketRecord, CAPTURE, CAPTURE_RING, OBSERVE_LOSS, RECORD, SAMPLES};
+
+/// A sample as the sample ring stores it: the metadata and
+/// `SAMPLE_BYTES` of frame (fixed size, so the ring's reservation is a
+/// constant the verifier accepts).
+type SampleBytes = [u8; xdpath_core::observe::RECORD_META_LEN + SAMPLE_BYTES as usize];
+
+/// Chooses the frame for sampling (1 in the interface's rate) and for
+/// capture (the capture filter's interface), copying its head into this
+/// CPU's record. Costs two array lookups when neither is on.
+#[inline(always)]
+pub fn begin(ctx: &XdpContext, config: &InterfaceConfig, frame_len: u32) {
+    let rate = config.sample_rate;
+    let mut flags = 0u8;
+    let mut copy = 0u32;
+    // SAFETY: a helper with no arguments (kernel 4.1).
+    if rate != 0 && sample_hit(rate, unsafe { bpf_get_prandom_u32() }) {
+        flags = RECORD_SAMPLED;
+        copy = sample_len(frame_len);
+    }
+    if let Some(capture) = CAPTURE.get(0) {
+        // SAFETY: ctx is the kernel's xdp_md for this run.
+        let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+        if capture.wants_interface(ifindex) {
+            flags |= RECORD_CAPTURED;
+            let wanted = capture.copy_len(frame_len);
+            if wanted > copy {
+                copy = wanted;
+            }
+        }
+    }
+    if flags == 0 {
+        return;
+    }
+    let Some(record) = RECORD.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's slot; XDP runs do not nest on a CPU.
+    let record = unsafe { &mut *record };
+    // The bound the verifier needs for the helper's length: 1..=CAPTURE_BYTES.
+    let copy = core::hint::black_box(copy);
+    if copy == 0 || copy > CAPTURE_BYTES {
+        return;
+    }
+    // SAFETY: the destination holds CAPTURE_BYTES bytes and copy is at most
+    // that; the helper checks the frame's own bounds (kernel 5.18).
+    let loaded = unsafe {
+        bpf_xdp_load_bytes(
+            ctx.ctx,
+            0,
+            record.data.as_mut_ptr().cast(),
+            copy,
+        )
+    };
+    if loaded != 0 {
+        return;
+    }
+    record.meta.flags = flags;
+    record.meta.captured_len = copy as u16;
+    record.meta.frame_len = frame_len;
+    record.meta.sample_rate = if flags & RECORD_SAMPLED != 0 { rate } else { 0 };
+    record.meta.matched = 0;
+    // SAFETY: ctx is the kernel's xdp_md for this run.
+    record.meta.ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    // The precise clock, unlike the filter's coarse one: only chosen
+    // frames pay for it. SAFETY: a helper with no arguments.
+    record.meta.timestamp_ns = unsafe { bpf_ktime_get_ns() };
+}
+
+/// Completes and sends this CPU's record, if the frame was chosen: to the
+/// sample ring if sampled, to the capture ring if the capture filter wants
+/// its verdict. A full ring is counted in `OBSERVE_LOSS`.
+#[inline(always)]
+pub fn finish(action: Action, reason: Reason, matched: u32) {
+    let Some(record) = RECORD.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's slot, filled by `begin` in this same run.
+    let record = unsafe { &mut *record };
+    let flags = record.meta.flags;
+    if flags == 0 {
+        return;
+    }
+    record.meta.flags = 0;
+    record.meta.action = action as u8;
+    record.meta.reason = reason as u8;
+    record.meta.matched = matched;
+    if flags & RECORD_SAMPLED != 0 {
+        let captured = record.meta.captured_len;
+        if u32::from(captured) > SAMPLE_BYTES {
+            record.meta.captured_len = SAMPLE_BYTES as u16;
+        }
+        record.meta.flags = RECORD_SAMPLED;
+        // SAFETY: the record starts with its metadata followed by at least
+        // SAMPLE_BYTES of data, so it holds a SampleBytes prefix.
+        let bytes = unsafe { &*(record as *const PacketRecord).cast::<SampleBytes>() };
+        if SAMPLES.output::<SampleBytes>(bytes, 0).is_err() {
+            count_loss(LOSS_SAMPLES);
+        }
+        record.meta.captured_len = captured;
+        record.meta.flags = 0;
+    }
+    if flags & RECORD_CAPTURED != 0 {
+        if let Some(capture) = CAPTURE.get(0) {
+            if capture.enabled != 0 && capture.wants(action, reason) {
+                record.meta.flags = RECORD_CAPTURED;
+                if CAPTURE_RING.output::<PacketRecord>(&*record, 0).is_err() {
+                    count_loss(LOSS_CAPTURE);
+                }
+                record.meta.flags = 0;
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn count_loss(slot: u32) {
+    if let Some(lost) = OBSERVE_LOSS.get_ptr_mut(slot) {
+        // SAFETY: a per-CPU slot, touched only by this CPU.
+        unsafe { *lost += 1 };
+    }
+}
