@@ -133,6 +133,16 @@ enum Command {
         #[arg(long)]
         refresh: bool,
     },
+    /// Sample 1 in N frames of an attached interface (0 or `off`: stop).
+    Sample {
+        /// The interface.
+        interface: String,
+        /// N, or `off`.
+        rate: String,
+    },
+    /// Write frames as xdpath handled them (verdict and reason in each
+    /// packet's comment) to a pcapng file.
+    Capture(xdpath::observe::capture::CaptureArgs),
     /// Measure ns/packet in the kernel (BPF_PROG_TEST_RUN) beside an empty
     /// program and xdp-filter, and packets/s of the native build.
     Bench(bench::BenchOptions),
@@ -341,6 +351,42 @@ fn run(cli: &Cli) -> Result<()> {
             }
         }
         Command::Demo => demo::run(cli.json)?,
+        Command::Sample { interface, rate } => {
+            let rate = xdpath::observe::parse_rate(rate)?;
+            let config = dataplane::update_interface_config(interface, |config| {
+                config.sample_rate = rate;
+            })?;
+            if cli.json {
+                print_json(&serde_json::json!({
+                    "interface": interface,
+                    "sample_rate": config.sample_rate,
+                }))?;
+            } else if rate == 0 {
+                println!("sampling off on {interface}");
+            } else {
+                println!("sampling 1 in {rate} frames on {interface}");
+            }
+        }
+        Command::Capture(args) => {
+            let _signals = xdpath::signals::SignalGuard::install();
+            let report = xdpath::observe::capture::capture(args, || {
+                eprintln!("xdpath: capturing (Ctrl-C to stop)");
+            })?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "{} frames written to {}{}",
+                    report.packets,
+                    report.output.display(),
+                    if report.lost > 0 {
+                        format!(" ({} lost: the capture ring was full)", report.lost)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
         Command::Plan(args) => xdpath::config::cli::plan_command(args, cli.json)?,
         Command::Apply(args) => xdpath::config::cli::apply_command(args, cli.json)?,
         Command::Confirm => xdpath::config::cli::confirm_command(cli.json)?,

@@ -2,6 +2,7 @@
 //! (samples and captures), and what is built from them — sFlow and IPFIX
 //! export, top talkers, auto-mitigation and pcapng capture.
 
+pub mod capture;
 pub mod flow;
 pub mod flows;
 pub mod ipfix;
@@ -16,6 +17,34 @@ use xdpath_core::observe::{RecordMeta, MATCHED_ID_MASK, MATCHED_RULE, MATCHED_VI
 use xdpath_core::{Action, Reason};
 
 pub use flow::FlowFields;
+
+/// Largest sampling rate accepted (1 in 2^24 frames).
+pub const MAX_SAMPLE_RATE: u32 = 1 << 24;
+
+/// Parses a sampling rate: a number 0..=[`MAX_SAMPLE_RATE`] or `off` (0).
+///
+/// # Examples
+///
+/// ```
+/// use xdpath::observe::parse_rate;
+/// assert_eq!(parse_rate("100").unwrap(), 100);
+/// assert_eq!(parse_rate("off").unwrap(), 0);
+/// assert!(parse_rate("-1").is_err());
+/// ```
+pub fn parse_rate(text: &str) -> Result<u32, RateError> {
+    if text == "off" {
+        return Ok(0);
+    }
+    match text.parse::<u32>() {
+        Ok(rate) if rate <= MAX_SAMPLE_RATE => Ok(rate),
+        _ => Err(RateError(text.into())),
+    }
+}
+
+/// A sampling rate that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("sampling rate {0:?} is not a number from 0 to 16777216 or `off`")]
+pub struct RateError(String);
 
 /// One record from the data path: a sampled or captured frame.
 #[derive(Clone, Debug, PartialEq, Eq)]

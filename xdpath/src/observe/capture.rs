@@ -1,0 +1,269 @@
+//! `xdpath capture`: frames as xdpath handled them, to a pcapng file whose
+//! packet comments keep the verdict, the reason and the rule or VIP.
+//!
+//! The capture filter is a map the data path reads at its entry and exit;
+//! this command sets it, reads the capture ring until stopped (a count,
+//! a duration, Ctrl-C), turns the filter off, drains what was in flight
+//! and closes the file. One capture runs at a time per namespace.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use xdpath_core::observe::{CaptureConfig, CAPTURE_BYTES};
+use xdpath_core::{Action, Reason};
+
+use super::ring::{self, Ring, RingError, RingReader};
+use crate::pcap::pcapng::PcapngWriter;
+
+/// Errors of `xdpath capture`.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// A reason name that is not one.
+    #[error("unknown reason {name:?}; reasons are: {known}")]
+    UnknownReason {
+        /// The name given.
+        name: String,
+        /// Every reason's name.
+        known: String,
+    },
+    /// The interface has no xdpath program.
+    #[error("xdpath is not attached to {0}")]
+    NotAttached(String),
+    /// Nothing to capture from.
+    #[error("xdpath is attached to no interface in this namespace")]
+    NothingAttached,
+    /// A snap length out of range.
+    #[error("snap length {0} is out of range 1..={CAPTURE_BYTES}")]
+    SnapLength(u32),
+    /// The ring or the capture filter.
+    #[error(transparent)]
+    Ring(#[from] RingError),
+    /// The output file.
+    #[error("{path}: {source}")]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Which verdicts to capture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum VerdictFilter {
+    /// Frames xdpath dropped.
+    Drop,
+    /// Frames passed to the kernel stack.
+    Pass,
+    /// Frames sent back out (XDP_TX).
+    Tx,
+    /// Frames redirected.
+    Redirect,
+    /// Every frame.
+    All,
+}
+
+impl VerdictFilter {
+    fn action_mask(self) -> u8 {
+        let bit = |action: Action| 1u8 << action as u8;
+        match self {
+            Self::Drop => bit(Action::Drop),
+            Self::Pass => bit(Action::Pass),
+            Self::Tx => bit(Action::Tx),
+            Self::Redirect => bit(Action::Redirect),
+            Self::All => 0,
+        }
+    }
+}
+
+/// What to capture and where to.
+#[derive(Clone, Debug, clap::Args)]
+pub struct CaptureArgs {
+    /// Only frames arriving on this interface (default: every attached one).
+    #[arg(long = "iface", short = 'i')]
+    pub interface: Option<String>,
+    /// Only frames with this verdict.
+    #[arg(long, value_enum, default_value = "drop")]
+    pub verdict: VerdictFilter,
+    /// Only frames with this reason (as `xdpath stats` names it, e.g.
+    /// `rule-deny`, `blocklisted`, `ipv4-tcp`).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Stop after this many frames.
+    #[arg(short = 'c', long = "count")]
+    pub count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Bytes kept of each frame (at most 1536).
+    #[arg(long, default_value_t = CAPTURE_BYTES)]
+    pub snaplen: u32,
+    /// The pcapng file to write.
+    #[arg(short = 'w', long = "write")]
+    pub output: PathBuf,
+}
+
+/// What a capture wrote.
+#[derive(Debug, serde::Serialize)]
+pub struct CaptureReport {
+    /// The file.
+    pub output: PathBuf,
+    /// Frames written.
+    pub packets: u64,
+    /// Frames the data path could not hand over (the ring was full) while
+    /// this capture ran.
+    pub lost: u64,
+}
+
+/// Resolves a reason name.
+pub fn reason_by_name(name: &str) -> Result<Reason, CaptureError> {
+    Reason::ALL
+        .iter()
+        .copied()
+        .find(|reason| reason.name() == name)
+        .ok_or_else(|| CaptureError::UnknownReason {
+            name: name.into(),
+            known: Reason::ALL
+                .iter()
+                .map(|reason| reason.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// Turns the capture filter off when dropped, on every way out.
+struct FilterGuard;
+
+impl Drop for FilterGuard {
+    fn drop(&mut self) {
+        let _ = ring::set_capture(CaptureConfig::default());
+    }
+}
+
+/// Runs a capture; `on_ready` is called once the filter is live.
+pub fn capture(
+    args: &CaptureArgs,
+    on_ready: impl FnOnce(),
+) -> Result<CaptureReport, CaptureError> {
+    let reason = args.reason.as_deref().map(reason_by_name).transpose()?;
+    if args.snaplen == 0 || args.snaplen > CAPTURE_BYTES {
+        return Err(CaptureError::SnapLength(args.snaplen));
+    }
+    let ifindex = match &args.interface {
+        Some(name) => {
+            crate::dataplane::read_interface_config(name)
+                .map_err(|_| CaptureError::NotAttached(name.clone()))?;
+            interface_index(name).ok_or_else(|| CaptureError::NotAttached(name.clone()))?
+        }
+        None => {
+            let attached = crate::dataplane::attached_interfaces().unwrap_or_default();
+            if attached.is_empty() {
+                return Err(CaptureError::NothingAttached);
+            }
+            0
+        }
+    };
+    let mut reader = RingReader::open(Ring::Capture)?;
+    // Records of an earlier capture that was killed before it drained.
+    drop(reader.drain(usize::MAX));
+    let output_error = |source| CaptureError::Output {
+        path: args.output.clone(),
+        source,
+    };
+    let file = File::create(&args.output).map_err(output_error)?;
+    let mut writer = PcapngWriter::new(BufWriter::new(file)).map_err(output_error)?;
+    let lost_before = reader.lost();
+    let config = CaptureConfig {
+        enabled: 1,
+        reason_set: u8::from(reason.is_some()),
+        reason: reason.map_or(0, |reason| reason as u8),
+        actions: args.verdict.action_mask(),
+        ifindex,
+        snap_len: args.snaplen,
+        reserved: 0,
+    };
+    let guard = FilterGuard;
+    ring::set_capture(config)?;
+    on_ready();
+    let started = Instant::now();
+    let limit = args.count.unwrap_or(u64::MAX);
+    let deadline = args.duration.map(Duration::from_secs_f64);
+    let mut interfaces = HashMap::new();
+    let mut packets = 0u64;
+    let done = |packets: u64| {
+        packets >= limit
+            || crate::signals::interrupted()
+            || deadline.is_some_and(|deadline| started.elapsed() >= deadline)
+    };
+    while !done(packets) {
+        reader.wait(Duration::from_millis(100));
+        for sample in reader.drain(usize::MAX) {
+            if packets >= limit {
+                break;
+            }
+            let id = interface_id(&mut writer, &mut interfaces, sample.meta.ifindex, args.snaplen)
+                .map_err(output_error)?;
+            writer.write_sample(id, &sample).map_err(output_error)?;
+            packets += 1;
+        }
+    }
+    drop(guard);
+    // Frames chosen before the filter went off are still on their way.
+    std::thread::sleep(Duration::from_millis(20));
+    for sample in reader.drain(usize::MAX) {
+        if packets >= limit {
+            break;
+        }
+        let id = interface_id(&mut writer, &mut interfaces, sample.meta.ifindex, args.snaplen)
+            .map_err(output_error)?;
+        writer.write_sample(id, &sample).map_err(output_error)?;
+        packets += 1;
+    }
+    let mut output = writer.finish().map_err(output_error)?;
+    std::io::Write::flush(&mut output).map_err(output_error)?;
+    Ok(CaptureReport {
+        output: args.output.clone(),
+        packets,
+        lost: reader.lost().saturating_sub(lost_before),
+    })
+}
+
+/// The pcapng interface id of `ifindex`, described on first use.
+fn interface_id<W: std::io::Write>(
+    writer: &mut PcapngWriter<W>,
+    interfaces: &mut HashMap<u32, u32>,
+    ifindex: u32,
+    snap_len: u32,
+) -> std::io::Result<u32> {
+    if let Some(id) = interfaces.get(&ifindex) {
+        return Ok(*id);
+    }
+    let name = interface_name(ifindex).unwrap_or_else(|| format!("ifindex{ifindex}"));
+    let id = writer.add_interface(&name, snap_len)?;
+    interfaces.insert(ifindex, id);
+    Ok(id)
+}
+
+/// The index of a named interface.
+pub fn interface_index(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a valid C string.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+/// The name of an interface index.
+pub fn interface_name(ifindex: u32) -> Option<String> {
+    let mut buffer = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: the buffer holds IF_NAMESIZE bytes, as the call requires.
+    let name = unsafe { libc::if_indextoname(ifindex, buffer.as_mut_ptr()) };
+    if name.is_null() {
+        return None;
+    }
+    // SAFETY: if_indextoname wrote a NUL-terminated name into the buffer.
+    let name = unsafe { std::ffi::CStr::from_ptr(buffer.as_ptr()) };
+    Some(name.to_string_lossy().into_owned())
+}
