@@ -143,6 +143,12 @@ enum Command {
     /// Write frames as xdpath handled them (verdict and reason in each
     /// packet's comment) to a pcapng file.
     Capture(xdpath::observe::capture::CaptureArgs),
+    /// Export samples as sFlow v5 or IPFIX to collectors, in the
+    /// foreground (xdpathd does the same from its config).
+    Export(xdpath::observe::export::ExportArgs),
+    /// A live view of rates per interface, verdict and reason, and of the
+    /// top talkers.
+    Top(xdpath::observe::topview::TopArgs),
     /// Measure ns/packet in the kernel (BPF_PROG_TEST_RUN) beside an empty
     /// program and xdp-filter, and packets/s of the native build.
     Bench(bench::BenchOptions),
@@ -366,6 +372,33 @@ fn run(cli: &Cli) -> Result<()> {
             } else {
                 println!("sampling 1 in {rate} frames on {interface}");
             }
+        }
+        Command::Export(args) => {
+            let _signals = xdpath::signals::SignalGuard::install();
+            let stats = xdpath::observe::export::export(args, || {
+                eprintln!("xdpath: exporting (Ctrl-C to stop)");
+            })?;
+            if cli.json {
+                print_json(&stats)?;
+            } else {
+                println!("{} samples read, {} lost to a full ring", stats.samples, stats.ring_lost);
+                if let Some(sflow) = &stats.sflow {
+                    println!(
+                        "sflow: {} datagrams, {} samples, {} send errors",
+                        sflow.datagrams, sflow.samples, sflow.send_errors
+                    );
+                }
+                if let Some(ipfix) = &stats.ipfix {
+                    println!(
+                        "ipfix: {} messages, {} records, {} template sends, {} send errors",
+                        ipfix.messages, ipfix.records, ipfix.templates, ipfix.send_errors
+                    );
+                }
+            }
+        }
+        Command::Top(args) => {
+            let _signals = xdpath::signals::SignalGuard::install();
+            xdpath::observe::topview::run(args, cli.json)?;
         }
         Command::Capture(args) => {
             let _signals = xdpath::signals::SignalGuard::install();

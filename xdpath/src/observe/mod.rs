@@ -3,6 +3,8 @@
 //! export, top talkers, auto-mitigation and pcapng capture.
 
 pub mod capture;
+pub mod engine;
+pub mod export;
 pub mod flow;
 pub mod flows;
 pub mod ipfix;
@@ -10,6 +12,7 @@ pub mod mitigate;
 pub mod ring;
 pub mod sflow;
 pub mod top;
+pub mod topview;
 
 use std::net::IpAddr;
 

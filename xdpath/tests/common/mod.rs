@@ -5,6 +5,8 @@
     reason = "each test binary uses its own subset of these helpers"
 )]
 
+pub mod tshark;
+
 use std::process::{Child, Output};
 
 use serde_json::Value;

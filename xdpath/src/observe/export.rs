@@ -1,0 +1,191 @@
+//! `xdpath export sflow|ipfix`: a foreground exporter, without the daemon.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use super::engine::{Engine, EngineConfig, EngineError, EngineStats, IpfixSettings, SflowSettings};
+
+/// Errors of `xdpath export`.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportCommandError {
+    /// No collector given.
+    #[error("give at least one --collector ADDRESS:PORT")]
+    NoCollector,
+    /// No interface given.
+    #[error("name at least one interface to sample")]
+    NoInterface,
+    /// The interface has no xdpath program.
+    #[error("xdpath is not attached to {0}")]
+    NotAttached(String),
+    /// Sampling is off and no rate was given.
+    #[error("sampling is off on {0}: give --rate N, or run `xdpath sample {0} N` first")]
+    SamplingOff(String),
+    /// A bad value.
+    #[error(transparent)]
+    Rate(#[from] super::RateError),
+    /// A duration out of range.
+    #[error("{what} must be a positive number of seconds, not {value}")]
+    Duration {
+        /// The option.
+        what: &'static str,
+        /// Its value.
+        value: f64,
+    },
+    /// Starting the exporter.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Setting an interface's rate.
+    #[error(transparent)]
+    Dataplane(#[from] crate::dataplane::DataplaneError),
+}
+
+/// The protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// sFlow version 5 (UDP, default port 6343).
+    Sflow,
+    /// IPFIX, RFC 7011 (UDP, default port 4739).
+    Ipfix,
+}
+
+/// `xdpath export` arguments.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ExportArgs {
+    /// sFlow or IPFIX.
+    #[arg(value_enum)]
+    pub protocol: Protocol,
+    /// The interfaces to sample (xdpath must be attached to each).
+    pub interfaces: Vec<String>,
+    /// A collector, ADDRESS:PORT (repeat for several).
+    #[arg(long = "collector", required = true)]
+    pub collectors: Vec<SocketAddr>,
+    /// Sample 1 in N frames on the interfaces while exporting (restored
+    /// on exit); without it, each interface's own rate is used.
+    #[arg(long)]
+    pub rate: Option<String>,
+    /// sFlow: the agent address (default: the host's first address).
+    #[arg(long)]
+    pub agent: Option<IpAddr>,
+    /// sFlow: the sub-agent id.
+    #[arg(long, default_value_t = 0)]
+    pub sub_agent_id: u32,
+    /// sFlow: seconds between counter samples.
+    #[arg(long, default_value_t = 20.0)]
+    pub counter_interval: f64,
+    /// IPFIX: the observation domain id.
+    #[arg(long, default_value_t = 0)]
+    pub observation_domain: u32,
+    /// IPFIX: seconds after which an active flow is reported.
+    #[arg(long, default_value_t = 60.0)]
+    pub active_timeout: f64,
+    /// IPFIX: seconds without a sample after which a flow ends.
+    #[arg(long, default_value_t = 15.0)]
+    pub idle_timeout: f64,
+    /// IPFIX: seconds between template sends.
+    #[arg(long, default_value_t = 60.0)]
+    pub template_refresh: f64,
+    /// Stop after this many seconds (default: at Ctrl-C or SIGTERM).
+    #[arg(long)]
+    pub duration: Option<f64>,
+}
+
+fn seconds(what: &'static str, value: f64) -> Result<Duration, ExportCommandError> {
+    if value.is_finite() && value > 0.0 && value < 1e9 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(ExportCommandError::Duration { what, value })
+    }
+}
+
+/// Puts the interfaces' sampling rates back on every way out.
+struct RateGuard {
+    previous: Vec<(String, u32)>,
+}
+
+impl Drop for RateGuard {
+    fn drop(&mut self) {
+        for (interface, rate) in &self.previous {
+            let _ = crate::dataplane::update_interface_config(interface, |config| {
+                config.sample_rate = *rate;
+            });
+        }
+    }
+}
+
+/// The engine config `args` ask for.
+pub fn engine_config(args: &ExportArgs) -> Result<EngineConfig, ExportCommandError> {
+    let mut config = EngineConfig::default();
+    match args.protocol {
+        Protocol::Sflow => {
+            config.sflow = Some(SflowSettings {
+                collectors: args.collectors.clone(),
+                agent: args.agent,
+                sub_agent_id: args.sub_agent_id,
+                counter_interval: seconds("--counter-interval", args.counter_interval)?,
+            });
+        }
+        Protocol::Ipfix => {
+            config.ipfix = Some(IpfixSettings {
+                collectors: args.collectors.clone(),
+                observation_domain: args.observation_domain,
+                active_timeout: seconds("--active-timeout", args.active_timeout)?,
+                idle_timeout: seconds("--idle-timeout", args.idle_timeout)?,
+                template_refresh: seconds("--template-refresh", args.template_refresh)?,
+            });
+        }
+    }
+    Ok(config)
+}
+
+/// Runs the exporter until stopped; `on_ready` is called once it reads.
+pub fn export(
+    args: &ExportArgs,
+    on_ready: impl FnOnce(),
+) -> Result<EngineStats, ExportCommandError> {
+    if args.collectors.is_empty() {
+        return Err(ExportCommandError::NoCollector);
+    }
+    if args.interfaces.is_empty() {
+        return Err(ExportCommandError::NoInterface);
+    }
+    let rate = args.rate.as_deref().map(super::parse_rate).transpose()?;
+    let deadline = args
+        .duration
+        .map(|value| seconds("--duration", value))
+        .transpose()?;
+    let config = engine_config(args)?;
+    // Every check before the first change.
+    let mut current = Vec::new();
+    for interface in &args.interfaces {
+        let config = crate::dataplane::read_interface_config(interface)
+            .map_err(|_| ExportCommandError::NotAttached(interface.clone()))?;
+        if rate.unwrap_or(config.sample_rate) == 0 {
+            return Err(ExportCommandError::SamplingOff(interface.clone()));
+        }
+        current.push((interface.clone(), config.sample_rate));
+    }
+    let mut engine = Engine::open(&config)?;
+    let _guard = match rate {
+        Some(rate) => {
+            let guard = RateGuard { previous: current };
+            for (interface, _) in &guard.previous {
+                crate::dataplane::update_interface_config(interface, |config| {
+                    config.sample_rate = rate;
+                })?;
+            }
+            Some(guard)
+        }
+        None => None,
+    };
+    on_ready();
+    let started = Instant::now();
+    while !crate::signals::interrupted()
+        && deadline.is_none_or(|deadline| started.elapsed() < deadline)
+    {
+        engine.step(Duration::from_millis(200));
+    }
+    // The last samples, then whatever is held.
+    engine.step(Duration::ZERO);
+    engine.shutdown();
+    Ok(engine.stats())
+}
