@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use std::vec::Vec;
 
 use crate::observe::{
-    sample_hit, sample_len, CaptureConfig, RecordMeta, SampleRng, RECORD_CAPTURED,
-    RECORD_SAMPLED, SAMPLE_BYTES,
+    sample_hit, sample_len, CaptureConfig, RecordMeta, SampleRng, RECORD_CAPTURED, RECORD_SAMPLED,
+    SAMPLE_BYTES,
 };
 use crate::packet::Packet;
 use crate::stats::{Action, Reason};
@@ -106,7 +106,12 @@ impl NativeObserver {
                 ..meta
             };
             let record = record_bytes(&sample, data.get(..kept).unwrap_or(&[]));
-            push(&mut self.samples, record, self.queue_records, &mut self.lost[0]);
+            push(
+                &mut self.samples,
+                record,
+                self.queue_records,
+                &mut self.lost[0],
+            );
         }
         if flags & RECORD_CAPTURED != 0 && self.capture.wants(action, reason) {
             let capture = RecordMeta {
@@ -114,7 +119,12 @@ impl NativeObserver {
                 ..meta
             };
             let record = record_bytes(&capture, &data);
-            push(&mut self.captures, record, self.queue_records, &mut self.lost[1]);
+            push(
+                &mut self.captures,
+                record,
+                self.queue_records,
+                &mut self.lost[1],
+            );
         }
     }
 }
@@ -154,7 +164,10 @@ mod tests {
         assert_eq!(observer.captures.len(), 1);
         assert!(observer.samples.is_empty());
         let (meta, data) = RecordMeta::parse(&observer.captures[0]).unwrap();
-        assert_eq!((meta.ifindex, meta.frame_len, meta.timestamp_ns), (5, 200, 99));
+        assert_eq!(
+            (meta.ifindex, meta.frame_len, meta.timestamp_ns),
+            (5, 200, 99)
+        );
         assert_eq!(meta.reason(), Some(Reason::RuleDeny));
         assert_eq!(data, &frame[..]);
     }

@@ -58,14 +58,7 @@ pub fn begin(ctx: &XdpContext, config: &InterfaceConfig, frame_len: u32) {
     }
     // SAFETY: the destination holds CAPTURE_BYTES bytes and copy is at most
     // that; the helper checks the frame's own bounds (kernel 5.18).
-    let loaded = unsafe {
-        bpf_xdp_load_bytes(
-            ctx.ctx,
-            0,
-            record.data.as_mut_ptr().cast(),
-            copy,
-        )
-    };
+    let loaded = unsafe { bpf_xdp_load_bytes(ctx.ctx, 0, record.data.as_mut_ptr().cast(), copy) };
     if loaded != 0 {
         return;
     }

@@ -228,7 +228,8 @@ impl Tables for MapTables {
 
     #[inline(always)]
     fn count_rule_hit(&mut self, id: u32) {
-        self.matched = xdpath_core::observe::MATCHED_RULE | (id & xdpath_core::observe::MATCHED_ID_MASK);
+        self.matched =
+            xdpath_core::observe::MATCHED_RULE | (id & xdpath_core::observe::MATCHED_ID_MASK);
         if let Some(hits) = RULE_HITS.get_ptr_mut(id) {
             // SAFETY: a per-CPU slot, touched only by this CPU.
             unsafe { *hits += 1 };
@@ -340,7 +341,8 @@ impl LbTables for MapTables {
 
     #[inline(always)]
     fn count_lb(&mut self, vip: u32, backend: u32, bytes: u64, new_flow: bool) {
-        self.matched = xdpath_core::observe::MATCHED_VIP | (vip & xdpath_core::observe::MATCHED_ID_MASK);
+        self.matched =
+            xdpath_core::observe::MATCHED_VIP | (vip & xdpath_core::observe::MATCHED_ID_MASK);
         for counter in [
             VIP_STATS.get_ptr_mut(vip),
             BACKEND_STATS.get_ptr_mut(backend),

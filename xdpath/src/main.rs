@@ -381,7 +381,10 @@ fn run(cli: &Cli) -> Result<()> {
             if cli.json {
                 print_json(&stats)?;
             } else {
-                println!("{} samples read, {} lost to a full ring", stats.samples, stats.ring_lost);
+                println!(
+                    "{} samples read, {} lost to a full ring",
+                    stats.samples, stats.ring_lost
+                );
                 if let Some(sflow) = &stats.sflow {
                     println!(
                         "sflow: {} datagrams, {} samples, {} send errors",

@@ -34,7 +34,10 @@ fn distinct_frames() -> Vec<(Vec<u8>, xdpath_core::Reason)> {
     let mut frames = Vec::new();
     for frame in Mix::build(&peers()).frames {
         let head = frame.bytes[..frame.bytes.len().min(SAMPLE_BYTES as usize)].to_vec();
-        if seen.iter().any(|(len, seen_head)| *len == frame.bytes.len() && *seen_head == head) {
+        if seen
+            .iter()
+            .any(|(len, seen_head)| *len == frame.bytes.len() && *seen_head == head)
+        {
             continue;
         }
         seen.push((frame.bytes.len(), head));
@@ -50,7 +53,10 @@ fn assert_within(what: &str, estimate: u64, truth: u64, tolerance: f64) {
         "{what}: estimate {estimate} vs truth {truth} ({:.2}% off)",
         error * 100.0
     );
-    eprintln!("{what}: estimate {estimate} vs truth {truth} ({:.2}% off)", error * 100.0);
+    eprintln!(
+        "{what}: estimate {estimate} vs truth {truth} ({:.2}% off)",
+        error * 100.0
+    );
 }
 
 fn drain(ring: &mut RingBuf<MapData>, records: &mut Vec<Vec<u8>>) {
@@ -104,7 +110,11 @@ fn check_totals(
             .unwrap_or_else(|| panic!("{label}: a sample of no frame sent: {meta:?}"));
         assert!(sent.contains_key(&index));
         let (frame, reason) = &frames[index];
-        assert_eq!(data.len(), frame.len().min(SAMPLE_BYTES as usize), "{label}: sample length");
+        assert_eq!(
+            data.len(),
+            frame.len().min(SAMPLE_BYTES as usize),
+            "{label}: sample length"
+        );
         let reason = *reason;
         assert_eq!(meta.reason(), Some(reason), "{label}: the sample's reason");
         let action = if reason.is_malformed() && policy_drop {
@@ -184,5 +194,9 @@ fn sampling_off_sends_nothing() {
     }
     let mut records = Vec::new();
     drain(&mut ring, &mut records);
-    assert!(records.is_empty(), "{} samples with sampling off", records.len());
+    assert!(
+        records.is_empty(),
+        "{} samples with sampling off",
+        records.len()
+    );
 }

@@ -273,13 +273,14 @@ pub fn update_interface_config(
     change: impl FnOnce(&mut InterfaceConfig),
 ) -> Result<InterfaceConfig, DataplaneError> {
     let mut array = interface_config_map(interface)?;
-    let mut config = array
-        .get(&0, 0)
-        .map(|config| config.0)
-        .map_err(|source| DataplaneError::Map {
-            name: "CONFIG",
-            source,
-        })?;
+    let mut config =
+        array
+            .get(&0, 0)
+            .map(|config| config.0)
+            .map_err(|source| DataplaneError::Map {
+                name: "CONFIG",
+                source,
+            })?;
     change(&mut config);
     array
         .set(0, PodConfig(config), 0)

@@ -144,10 +144,7 @@ impl Drop for FilterGuard {
 }
 
 /// Runs a capture; `on_ready` is called once the filter is live.
-pub fn capture(
-    args: &CaptureArgs,
-    on_ready: impl FnOnce(),
-) -> Result<CaptureReport, CaptureError> {
+pub fn capture(args: &CaptureArgs, on_ready: impl FnOnce()) -> Result<CaptureReport, CaptureError> {
     let reason = args.reason.as_deref().map(reason_by_name).transpose()?;
     if args.snaplen == 0 || args.snaplen > CAPTURE_BYTES {
         return Err(CaptureError::SnapLength(args.snaplen));
@@ -204,8 +201,13 @@ pub fn capture(
             if packets >= limit {
                 break;
             }
-            let id = interface_id(&mut writer, &mut interfaces, sample.meta.ifindex, args.snaplen)
-                .map_err(output_error)?;
+            let id = interface_id(
+                &mut writer,
+                &mut interfaces,
+                sample.meta.ifindex,
+                args.snaplen,
+            )
+            .map_err(output_error)?;
             writer.write_sample(id, &sample).map_err(output_error)?;
             packets += 1;
         }
@@ -217,8 +219,13 @@ pub fn capture(
         if packets >= limit {
             break;
         }
-        let id = interface_id(&mut writer, &mut interfaces, sample.meta.ifindex, args.snaplen)
-            .map_err(output_error)?;
+        let id = interface_id(
+            &mut writer,
+            &mut interfaces,
+            sample.meta.ifindex,
+            args.snaplen,
+        )
+        .map_err(output_error)?;
         writer.write_sample(id, &sample).map_err(output_error)?;
         packets += 1;
     }

@@ -270,7 +270,9 @@ fn sample_pools(samples: &[Sample]) -> HashMap<u32, u64> {
         }
         let pool = interface_name(ifindex)
             .and_then(|name| crate::dataplane::interface_counters(&name).ok())
-            .map_or(0, |counters| counters.iter().map(|counter| counter.packets).sum());
+            .map_or(0, |counters| {
+                counters.iter().map(|counter| counter.packets).sum()
+            });
         pools.insert(ifindex, pool);
     }
     pools

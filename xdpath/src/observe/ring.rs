@@ -16,8 +16,8 @@ use aya::Pod;
 use xdpath_core::observe::{CaptureConfig, RecordMeta, LOSS_CAPTURE, LOSS_SAMPLES};
 
 use super::Sample;
-use crate::control::state;
 use crate::control::kernel::KernelMaps;
+use crate::control::state;
 
 /// Errors of the ring readers.
 #[derive(Debug, thiserror::Error)]

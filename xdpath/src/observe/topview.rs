@@ -142,7 +142,11 @@ impl TopView {
             engine,
             previous: HashMap::new(),
             limit: args.limit,
-            rank: if args.bytes { Rank::Bytes } else { Rank::Packets },
+            rank: if args.bytes {
+                Rank::Bytes
+            } else {
+                Rank::Packets
+            },
         })
     }
 
@@ -243,7 +247,11 @@ pub fn run(args: &TopArgs, json: bool) -> Result<(), TopError> {
         let frame = view.refresh(interval);
         done += 1;
         if json {
-            writeln!(stdout, "{}", serde_json::to_string(&frame).unwrap_or_default())?;
+            writeln!(
+                stdout,
+                "{}",
+                serde_json::to_string(&frame).unwrap_or_default()
+            )?;
         } else {
             draw(&mut stdout, &frame, terminal)?;
         }
@@ -259,7 +267,11 @@ fn draw(out: &mut impl Write, frame: &TopFrame, terminal: bool) -> std::io::Resu
     } else {
         writeln!(out, "----")?;
     }
-    writeln!(out, "{:<12} {:<9} {:<26} {:>12} {:>14}", "INTERFACE", "VERDICT", "REASON", "PPS", "BPS")?;
+    writeln!(
+        out,
+        "{:<12} {:<9} {:<26} {:>12} {:>14}",
+        "INTERFACE", "VERDICT", "REASON", "PPS", "BPS"
+    )?;
     for row in &frame.rates {
         writeln!(
             out,

@@ -113,4 +113,3 @@ pub fn assert_clean(packets: &[Value]) {
         }
     }
 }
-
