@@ -58,10 +58,31 @@ fn changed_interfaces<'a>(
 
 /// Makes the changes of `plan`, a plan towards `desired`.
 fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
+    // Interfaces that only change their sampling rate keep their program.
+    let attached = super::current::interfaces()?;
+    let in_place: BTreeSet<&str> = changed_interfaces(plan, &[Action::Change])
+        .filter(|name| {
+            let now = attached.iter().find(|spec| spec.name == *name);
+            let wanted = desired.interfaces.iter().find(|spec| spec.name == *name);
+            matches!((now, wanted), (Some(now), Some(wanted))
+                if !super::plan::needs_reattach(now, wanted))
+        })
+        .collect();
     {
-        let _lock = lock_state_dir()?;
+        let (dir, _lock) = lock_state_dir()?;
         for name in changed_interfaces(plan, &[Action::Remove, Action::Change]) {
+            if let Some(spec) = desired.interfaces.iter().find(|spec| spec.name == name) {
+                if in_place.contains(name) {
+                    dataplane::update_interface_config(name, |config| {
+                        config.sample_rate = spec.sample_rate;
+                    })?;
+                    continue;
+                }
+            }
             dataplane::detach(name)?;
+        }
+        if !plan.observe.is_empty() {
+            super::observe::save(&dir, &desired.observe).map_err(ConfigError::from)?;
         }
     }
     if !plan.filter.is_empty() {
@@ -77,6 +98,9 @@ fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
     let _lock = lock_state_dir()?;
     let mut decap = false;
     for name in changed_interfaces(plan, &[Action::Add, Action::Change]) {
+        if in_place.contains(name) {
+            continue;
+        }
         let Some(spec) = desired.interfaces.iter().find(|spec| spec.name == name) else {
             continue;
         };
@@ -112,6 +136,7 @@ pub fn interface_config(spec: &InterfaceSpec) -> InterfaceConfig {
     InterfaceConfig::new(malformed)
         .with_monitor(spec.monitor)
         .with_decap(spec.decap, if spec.decap { spec.gue_port } else { 0 })
+        .with_sample_rate(spec.sample_rate)
 }
 
 /// The filter state to install: `desired`, keeping from `current` the

@@ -26,6 +26,12 @@ pub(super) fn desired(
         interfaces: interfaces(&file.interface, environment, report),
         filter: super::convert_filter::filter(file.filter.as_ref(), environment, report),
         lb: super::convert_lb::lb(file.lb.as_ref(), report),
+        observe: super::observe::observe(
+            file.export.as_ref(),
+            file.analytics.as_ref(),
+            file.mitigation.as_ref(),
+            report,
+        ),
     }
 }
 
@@ -139,8 +145,25 @@ fn interfaces(
                 port
             }),
         };
+        let sample_rate = match &item.sample_rate {
+            Some(rate) if *rate.get_ref() > crate::observe::MAX_SAMPLE_RATE => {
+                report.error(
+                    Some(rate.span()),
+                    format!("{path}.sample_rate"),
+                    format!(
+                        "{} is above the largest rate, {}",
+                        rate.get_ref(),
+                        crate::observe::MAX_SAMPLE_RATE
+                    ),
+                );
+                0
+            }
+            Some(rate) => *rate.get_ref(),
+            None => 0,
+        };
         list.push(InterfaceSpec {
             name,
+            sample_rate,
             mode: item.mode.unwrap_or_default(),
             malformed: item.malformed.unwrap_or_default(),
             monitor: item.monitor.unwrap_or(false),

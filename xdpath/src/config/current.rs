@@ -18,10 +18,12 @@ pub fn current() -> Result<DesiredConfig, ConfigError> {
     let mut filter: FilterState = state::load(&dir.join(STATE_FILE))?;
     filter.sweep_expired(wall_now());
     let lb: LbState = state::load(&dir.join(LB_STATE_FILE))?;
+    let observe = super::observe::load_saved(&dir)?;
     Ok(DesiredConfig {
         interfaces: interfaces()?,
         filter,
         lb,
+        observe,
     })
 }
 
@@ -46,6 +48,7 @@ pub fn interfaces() -> Result<Vec<InterfaceSpec>, ConfigError> {
             },
             monitor: config.monitor != 0,
             decap: config.decap != 0,
+            sample_rate: config.sample_rate,
             gue_port: if config.decap != 0 {
                 config.decap_gue_port
             } else {

@@ -42,6 +42,9 @@ pub(super) fn interface(spec: &InterfaceSpec) -> String {
             text.push_str(&format!(" gue_port {}", spec.gue_port));
         }
     }
+    if spec.sample_rate != 0 {
+        text.push_str(&format!(", sample 1 in {}", spec.sample_rate));
+    }
     text
 }
 

@@ -24,6 +24,7 @@ mod convert_lb;
 pub mod current;
 mod describe;
 mod load;
+pub mod observe;
 pub mod plan;
 pub mod rollback;
 pub mod schema;
@@ -218,6 +219,10 @@ pub struct InterfaceSpec {
     pub decap: bool,
     /// With `decap`: also GUE to this port (0: IPIP only).
     pub gue_port: u16,
+    /// Sample 1 in this many frames (0: none); changed in place, without
+    /// attaching again.
+    #[serde(default)]
+    pub sample_rate: u32,
     /// Current state only: the pins are left but the interface is gone
     /// or was made again (`status` says "interface gone").
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -237,6 +242,9 @@ pub struct DesiredConfig {
     /// The balancer. A file's backends are numbered as if added to an
     /// empty state; [`apply()`] keeps the numbers existing backends have.
     pub lb: LbState,
+    /// Export, analytics and mitigation (run by xdpathd).
+    #[serde(default)]
+    pub observe: observe::ObserveSpec,
 }
 
 #[cfg(test)]

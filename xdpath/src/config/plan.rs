@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::observe::ObserveSpec;
 use super::{DesiredConfig, InterfaceSpec, Mode};
 use crate::control::state::{BlockSpec, FilterState};
 use crate::lb::state::LbState;
@@ -55,6 +56,8 @@ pub struct Plan {
     pub filter: Vec<Change>,
     /// Balancer changes.
     pub lb: Vec<Change>,
+    /// Export, analytics and mitigation changes.
+    pub observe: Vec<Change>,
 }
 
 impl Plan {
@@ -65,12 +68,16 @@ impl Plan {
 
     /// How many changes.
     pub fn len(&self) -> usize {
-        self.interfaces.len() + self.filter.len() + self.lb.len()
+        self.interfaces.len() + self.filter.len() + self.lb.len() + self.observe.len()
     }
 
     /// Every change, interfaces first.
     pub fn changes(&self) -> impl Iterator<Item = &Change> {
-        self.interfaces.iter().chain(&self.filter).chain(&self.lb)
+        self.interfaces
+            .iter()
+            .chain(&self.filter)
+            .chain(&self.lb)
+            .chain(&self.observe)
     }
 }
 
@@ -134,7 +141,34 @@ pub fn plan(current: &DesiredConfig, desired: &DesiredConfig) -> Plan {
         interfaces: interfaces(&current.interfaces, &desired.interfaces),
         filter: filter(&current.filter, &desired.filter),
         lb: lb(&current.lb, &desired.lb),
+        observe: observe(&current.observe, &desired.observe),
     }
+}
+
+fn observe(current: &ObserveSpec, desired: &ObserveSpec) -> Vec<Change> {
+    let keyed = |spec: &ObserveSpec| -> BTreeMap<&'static str, String> {
+        spec.describe().into_iter().collect()
+    };
+    let mut out = Vec::new();
+    diff_keyed(
+        &mut out,
+        "observe",
+        &keyed(current),
+        &keyed(desired),
+        |a, b| a == b,
+        Clone::clone,
+    );
+    // Settings a description leaves out (agent, template refresh,
+    // exempt prefixes) still count.
+    if out.is_empty() && current != desired {
+        out.push(changed(
+            "observe",
+            "settings",
+            "as now".into(),
+            "as the config says".into(),
+        ));
+    }
+    out
 }
 
 /// True when an interface attached as `current` is what `desired` asks
@@ -150,6 +184,18 @@ pub fn interface_matches(current: &InterfaceSpec, desired: &InterfaceSpec) -> bo
         && current.monitor == desired.monitor
         && current.decap == desired.decap
         && current.gue_port == desired.gue_port
+        && current.sample_rate == desired.sample_rate
+}
+
+/// True when an interface attached as `current` needs attaching again to
+/// become `desired`: it differs in more than its sampling rate (which is
+/// changed in place).
+pub fn needs_reattach(current: &InterfaceSpec, desired: &InterfaceSpec) -> bool {
+    let in_place = InterfaceSpec {
+        sample_rate: desired.sample_rate,
+        ..current.clone()
+    };
+    !interface_matches(&in_place, desired)
 }
 
 fn interfaces(current: &[InterfaceSpec], desired: &[InterfaceSpec]) -> Vec<Change> {

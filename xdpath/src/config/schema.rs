@@ -124,6 +124,15 @@ pub struct FileConfig {
     /// `[lb]`.
     #[serde(default)]
     pub lb: Option<Spanned<LbSection>>,
+    /// `[export]`: sFlow and IPFIX (run by xdpathd).
+    #[serde(default)]
+    pub export: Option<Spanned<super::observe::ExportSection>>,
+    /// `[analytics]`: top talkers (run by xdpathd).
+    #[serde(default)]
+    pub analytics: Option<Spanned<super::observe::AnalyticsSection>>,
+    /// `[mitigation]`: automatic blocking (run by xdpathd).
+    #[serde(default)]
+    pub mitigation: Option<Spanned<super::observe::MitigationSection>>,
 }
 
 /// `[[interface]]`.
@@ -142,6 +151,8 @@ pub struct InterfaceEntry {
     pub decap: Option<bool>,
     /// With `decap`: also GUE to this port.
     pub gue_port: Option<Spanned<Scalar>>,
+    /// Sample 1 in this many frames (0 or absent: no sampling).
+    pub sample_rate: Option<Spanned<u32>>,
 }
 
 /// `[filter]`.
