@@ -30,6 +30,8 @@ pub struct Shared {
     pub apply_errors: AtomicU64,
     /// The health checker's view of every checked backend.
     pub health: Arc<crate::health::Board>,
+    /// The sample consumer: export, top talkers, mitigation.
+    pub observer: Arc<crate::observe::Observer>,
 }
 
 /// The OpenAPI document (also in the repository: `xdpathd/openapi.json`).
@@ -59,6 +61,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/v1/stats", get(stats))
         .route("/v1/health", get(health))
+        .route("/v1/top", get(top))
+        .route("/v1/mitigation", get(mitigation))
+        .route("/v1/telemetry", get(telemetry))
         .route(
             "/v1/config",
             get(config)
@@ -163,6 +168,64 @@ async fn config(axum::extract::State(shared): State) -> Reply {
 async fn health(axum::extract::State(shared): State) -> Reply {
     let entries = crate::health::snapshot(&shared.health);
     ok(serde_json::to_value(entries).unwrap_or(Value::Null))
+}
+
+/// `GET /v1/top` query: which lists, ranked how, how long.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopQuery {
+    kind: Option<String>,
+    by: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn top(axum::extract::State(shared): State, Query(query): Query<TopQuery>) -> Reply {
+    use xdpath::observe::top::{Rank, TalkerKind};
+    let kinds = match query.kind.as_deref() {
+        None => vec![
+            TalkerKind::Sources,
+            TalkerKind::Destinations,
+            TalkerKind::Flows,
+        ],
+        Some("sources") => vec![TalkerKind::Sources],
+        Some("destinations") => vec![TalkerKind::Destinations],
+        Some("flows") => vec![TalkerKind::Flows],
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("kind {other:?}: sources, destinations or flows"),
+            ))
+        }
+    };
+    let by = match query.by.as_deref() {
+        None | Some("packets") => Rank::Packets,
+        Some("bytes") => Rank::Bytes,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("by {other:?}: packets or bytes"),
+            ))
+        }
+    };
+    let limit = query.limit.unwrap_or(10);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit {limit}: from 1 to 1000"),
+        ));
+    }
+    let observer = shared.observer.clone();
+    ok(blocking(move || Ok(crate::observe::top(&observer, &kinds, by, limit))).await?)
+}
+
+async fn mitigation(axum::extract::State(shared): State) -> Reply {
+    let observer = shared.observer.clone();
+    ok(blocking(move || Ok(crate::observe::mitigation(&observer))).await?)
+}
+
+async fn telemetry(axum::extract::State(shared): State) -> Reply {
+    let observer = shared.observer.clone();
+    ok(blocking(move || Ok(crate::observe::telemetry(&observer))).await?)
 }
 
 async fn list_rules() -> Reply {

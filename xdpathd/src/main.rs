@@ -15,6 +15,7 @@ mod error;
 mod extract;
 mod health;
 mod metrics;
+mod observe;
 mod ops;
 
 use std::net::SocketAddr;
@@ -152,6 +153,13 @@ async fn serve(args: Args) -> Result<(), StartError> {
     let local = api::router(shared.clone());
     let mut tasks = tokio::task::JoinSet::new();
     tokio::spawn(health::run(shared.health.clone()));
+    let observer = shared.observer.clone();
+    if let Err(error) = std::thread::Builder::new()
+        .name("observe".into())
+        .spawn(move || observe::run(observer))
+    {
+        tracing::error!("no sampling, export or mitigation: {error}");
+    }
     if let Some(path) = args.config.clone() {
         tokio::spawn(config_api::watch_file(shared.clone(), path));
     }

@@ -92,6 +92,7 @@ pub fn render(shared: &Shared) -> Result<String, ApiError> {
         let labels = [("vip", entry.vip.as_str()), ("backend", backend.as_str())];
         family.sample("xdpath_lb_health_checks_total", &labels, entry.checks);
     }
+    observe_metrics(&mut out, shared);
     let mut family = Family::new(
         &mut out,
         "xdpath_config_generation",
@@ -255,4 +256,70 @@ fn lb_metrics(out: &mut String) -> Result<(), ApiError> {
         );
     }
     Ok(())
+}
+
+fn observe_metrics(out: &mut String, shared: &Shared) {
+    let stats = crate::observe::stats(&shared.observer).unwrap_or_default();
+    let counters: [(&str, &str, u64); 3] = [
+        (
+            "xdpath_samples_total",
+            "Samples the daemon read from the data path.",
+            stats.samples,
+        ),
+        (
+            "xdpath_sample_ring_lost_total",
+            "Samples the data path could not hand over: the ring was full.",
+            stats.ring_lost,
+        ),
+        (
+            "xdpath_mitigation_blocks_total",
+            "Sources put on the blocklist by auto-mitigation.",
+            shared.observer.blocks.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, value) in counters {
+        Family::new(out, name, "counter", help).sample(name, &[], value);
+    }
+    let name = "xdpath_mitigation_reports_total";
+    Family::new(
+        out,
+        name,
+        "counter",
+        "Mitigation actions only reported (dry run).",
+    )
+    .sample(name, &[], shared.observer.reports.load(Ordering::Relaxed));
+    let name = "xdpath_export_datagrams_total";
+    let mut family = Family::new(
+        out,
+        name,
+        "counter",
+        "Datagrams sent to collectors, per exporter.",
+    );
+    if let Some(sflow) = &stats.sflow {
+        family.sample(name, &[("exporter", "sflow")], sflow.datagrams);
+    }
+    if let Some(ipfix) = &stats.ipfix {
+        family.sample(name, &[("exporter", "ipfix")], ipfix.messages);
+    }
+    let name = "xdpath_export_records_total";
+    let mut family = Family::new(
+        out,
+        name,
+        "counter",
+        "sFlow samples and IPFIX flow records sent, per exporter.",
+    );
+    if let Some(sflow) = &stats.sflow {
+        family.sample(name, &[("exporter", "sflow")], sflow.samples);
+    }
+    if let Some(ipfix) = &stats.ipfix {
+        family.sample(name, &[("exporter", "ipfix")], ipfix.records);
+    }
+    let name = "xdpath_export_send_errors_total";
+    let mut family = Family::new(out, name, "counter", "Sends to collectors that failed.");
+    if let Some(sflow) = &stats.sflow {
+        family.sample(name, &[("exporter", "sflow")], sflow.send_errors);
+    }
+    if let Some(ipfix) = &stats.ipfix {
+        family.sample(name, &[("exporter", "ipfix")], ipfix.send_errors);
+    }
 }

@@ -235,6 +235,11 @@ impl Engine {
         }
     }
 
+    /// The sample ring's descriptor: readable when samples wait.
+    pub fn ring_fd(&self) -> std::os::fd::RawFd {
+        self.reader.raw_fd()
+    }
+
     /// Sends everything still held (IPFIX flows end as forced).
     pub fn shutdown(&mut self) {
         if let Some((exporter, _, _)) = &mut self.sflow {

@@ -163,6 +163,11 @@ impl RingReader {
         poll_readable(self.ring.as_raw_fd(), timeout)
     }
 
+    /// The ring's descriptor, to wait on it without holding the reader.
+    pub fn raw_fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+
     /// Every waiting record, up to `limit`.
     pub fn drain(&mut self, limit: usize) -> Vec<Sample> {
         let mut records = Vec::new();
@@ -278,7 +283,8 @@ fn clock_offset_ns() -> i128 {
     read(libc::CLOCK_REALTIME) - read(libc::CLOCK_MONOTONIC)
 }
 
-fn poll_readable(fd: RawFd, timeout: Duration) -> bool {
+/// Waits up to `timeout` for `fd` to be readable; true if it is.
+pub fn poll_readable(fd: RawFd, timeout: Duration) -> bool {
     let mut poll = libc::pollfd {
         fd,
         events: libc::POLLIN,
