@@ -211,15 +211,17 @@ impl Tables for NativeTables {
             counter.packets += 1;
             counter.bytes += bytes;
         }
-        let matched = core::mem::take(&mut self.matched);
-        self.observer.finish(action, reason, matched);
+        if self.observer.is_pending() {
+            self.observer.finish(action, reason, self.matched);
+        }
+        // A rule or VIP noted for this frame is not the next one's.
+        self.matched = 0;
     }
 
+    #[inline(always)]
     fn observe_arrival<P: crate::packet::Packet>(&mut self, packet: &P) {
-        self.matched = 0;
-        let rate = self.config.sample_rate;
         self.observer
-            .arrive(packet, rate, self.ifindex, self.now_ns);
+            .arrive(packet, self.config.sample_rate, self.ifindex, self.now_ns);
     }
 
     fn ifindex(&self) -> u32 {

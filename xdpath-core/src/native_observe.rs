@@ -57,7 +57,17 @@ impl NativeObserver {
 
     /// Chooses a frame arriving on `ifindex` at `now_ns`, as the kernel's
     /// entry does.
+    #[inline]
     pub fn arrive<P: Packet>(&mut self, packet: &P, rate: u32, ifindex: u32, now_ns: u64) {
+        // The common case, kept to two loads: nothing to choose (and
+        // nothing pending, as every exit takes what was chosen).
+        if rate == 0 && self.capture.enabled == 0 && self.pending.is_none() {
+            return;
+        }
+        self.choose(packet, rate, ifindex, now_ns);
+    }
+
+    fn choose<P: Packet>(&mut self, packet: &P, rate: u32, ifindex: u32, now_ns: u64) {
         let frame_len = packet.len() as u32;
         let mut flags = 0;
         let mut copy = 0;
@@ -88,9 +98,22 @@ impl NativeObserver {
         self.pending = Some((meta, data));
     }
 
+    /// Whether a chosen frame waits for its verdict.
+    #[inline(always)]
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
     /// Sends the chosen frame's records with its verdict, as the kernel's
     /// exit does.
+    #[inline]
     pub fn finish(&mut self, action: Action, reason: Reason, matched: u32) {
+        if self.pending.is_some() {
+            self.send(action, reason, matched);
+        }
+    }
+
+    fn send(&mut self, action: Action, reason: Reason, matched: u32) {
         let Some((mut meta, data)) = self.pending.take() else {
             return;
         };

@@ -159,7 +159,7 @@ pub fn xdpath(ctx: XdpContext) -> u32 {
     // filter, LLVM drops every key store but the class; with one, the key
     // is copied to this CPU's scratch slot for the tail-called stage.
     let mut tables = tables::MapTables::new(ctx.ctx);
-    observe::begin(&ctx, &tables.interface_config(), packet.length as u32);
+    tables.maybe_chosen = observe::begin(&ctx, &tables.interface_config(), packet.length as u32);
     let mut key = FlowKey::default();
     let outcome = if pipeline::filter_enabled(&tables.filter_config()) {
         match pipeline::parse_stage(&packet, &mut key, &tables) {

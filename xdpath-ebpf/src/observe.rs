@@ -21,9 +21,10 @@ type SampleBytes = [u8; xdpath_core::observe::RECORD_META_LEN + SAMPLE_BYTES as 
 
 /// Chooses the frame for sampling (1 in the interface's rate) and for
 /// capture (the capture filter's interface), copying its head into this
-/// CPU's record. Costs two array lookups when neither is on.
+/// CPU's record; true if it was chosen. Costs two array lookups when
+/// neither is on.
 #[inline(always)]
-pub fn begin(ctx: &XdpContext, config: &InterfaceConfig, frame_len: u32) {
+pub fn begin(ctx: &XdpContext, config: &InterfaceConfig, frame_len: u32) -> bool {
     let rate = config.sample_rate;
     let mut flags = 0u8;
     let mut copy = 0u32;
@@ -33,9 +34,12 @@ pub fn begin(ctx: &XdpContext, config: &InterfaceConfig, frame_len: u32) {
         copy = sample_len(frame_len);
     }
     if let Some(capture) = CAPTURE.get(0) {
-        // SAFETY: ctx is the kernel's xdp_md for this run.
-        let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-        if capture.wants_interface(ifindex) {
+        // The interface index costs three dependent loads: only when
+        // capturing.
+        if capture.enabled != 0
+            // SAFETY: ctx is the kernel's xdp_md for this run.
+            && capture.wants_interface(unsafe { (*ctx.ctx).ingress_ifindex })
+        {
             flags |= RECORD_CAPTURED;
             let wanted = capture.copy_len(frame_len);
             if wanted > copy {
@@ -44,23 +48,23 @@ pub fn begin(ctx: &XdpContext, config: &InterfaceConfig, frame_len: u32) {
         }
     }
     if flags == 0 {
-        return;
+        return false;
     }
     let Some(record) = RECORD.get_ptr_mut(0) else {
-        return;
+        return false;
     };
     // SAFETY: this CPU's slot; XDP runs do not nest on a CPU.
     let record = unsafe { &mut *record };
     // The bound the verifier needs for the helper's length: 1..=CAPTURE_BYTES.
     let copy = core::hint::black_box(copy);
     if copy == 0 || copy > CAPTURE_BYTES {
-        return;
+        return false;
     }
     // SAFETY: the destination holds CAPTURE_BYTES bytes and copy is at most
     // that; the helper checks the frame's own bounds (kernel 5.18).
     let loaded = unsafe { bpf_xdp_load_bytes(ctx.ctx, 0, record.data.as_mut_ptr().cast(), copy) };
     if loaded != 0 {
-        return;
+        return false;
     }
     record.meta.flags = flags;
     record.meta.captured_len = copy as u16;
@@ -72,6 +76,7 @@ pub fn begin(ctx: &XdpContext, config: &InterfaceConfig, frame_len: u32) {
     // The precise clock, unlike the filter's coarse one: only chosen
     // frames pay for it. SAFETY: a helper with no arguments.
     record.meta.timestamp_ns = unsafe { bpf_ktime_get_ns() };
+    true
 }
 
 /// Completes and sends this CPU's record, if the frame was chosen: to the

@@ -25,13 +25,21 @@ pub struct MapTables {
     /// What matched the frame, for its sample: a rule or VIP
     /// (`xdpath_core::observe::MATCHED_*`).
     pub matched: u32,
+    /// False when this program knows the frame was not chosen for a
+    /// sample or capture (the entry program, which chose): its exit then
+    /// skips looking at the record. Tail-called stages do not know.
+    pub maybe_chosen: bool,
 }
 
 impl MapTables {
     /// The tables of one run.
     #[inline(always)]
     pub fn new(ctx: *mut aya_ebpf::bindings::xdp_md) -> Self {
-        Self { ctx, matched: 0 }
+        Self {
+            ctx,
+            matched: 0,
+            maybe_chosen: true,
+        }
     }
 }
 
@@ -181,7 +189,9 @@ impl Tables for MapTables {
         }
         // The single exit of every program: the frame's record, if it was
         // chosen, goes out with the verdict.
-        crate::observe::finish(action, reason, self.matched);
+        if self.maybe_chosen {
+            crate::observe::finish(action, reason, self.matched);
+        }
     }
 
     #[inline(always)]

@@ -60,6 +60,9 @@ pub struct BenchOptions {
     /// Skip the load-balancer section.
     #[arg(long)]
     pub no_lb: bool,
+    /// Skip the sampling section.
+    #[arg(long)]
+    pub no_observe: bool,
 }
 
 impl Default for BenchOptions {
@@ -74,6 +77,7 @@ impl Default for BenchOptions {
             lb_flows: 20_000,
             lb_rounds: 5,
             no_lb: false,
+            no_observe: false,
         }
     }
 }
@@ -152,6 +156,8 @@ pub struct BenchReport {
     pub flood: Option<Vec<crate::bench_flood::FloodResult>>,
     /// The load-balancer section, unless skipped (`--no-lb`).
     pub lb: Option<crate::bench_lb::LbReport>,
+    /// The sampling section, unless skipped (`--no-observe`).
+    pub observe: Option<crate::bench_observe::ObserveReport>,
 }
 
 impl BenchReport {
@@ -202,6 +208,9 @@ impl BenchReport {
         if let Some(lb) = &self.lb {
             println!();
             lb.print();
+        }
+        if let Some(observe) = &self.observe {
+            observe.print();
         }
         if let Some(flood) = &self.flood {
             println!();
@@ -374,7 +383,7 @@ fn load_filtered(object: Option<&std::path::Path>) -> Result<LoadedProgram, Benc
 
 /// One trial over the mix: per frame, (wall-clock ns per run, the kernel's
 /// own integer ns per run).
-fn time_program(
+pub(crate) fn time_program(
     program: &mut LoadedProgram,
     mix: &[(String, Vec<u8>)],
     repeat: u32,
@@ -514,7 +523,17 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
             peer: options.peer.clone(),
         })?)
     };
+    let observe = if options.no_observe {
+        None
+    } else {
+        Some(crate::bench_observe::run(
+            &mix,
+            options.trials,
+            &options.peer,
+        )?)
+    };
     Ok(BenchReport {
+        observe,
         method: format!(
             "BPF_PROG_TEST_RUN, {} repeats per frame, median of {} interleaved trials, wall-clock / repeat; \
              mean over the mix. Native: pipeline::process over the mix, one thread.",

@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod bench_flood;
 pub mod bench_lb;
+pub mod bench_observe;
 pub mod config;
 pub mod control;
 pub mod daemon_client;

@@ -193,7 +193,8 @@ impl LoadedProgram {
             | Map::LpmTrie(data)
             | Map::LruHashMap(data)
             | Map::HashMap(data)
-            | Map::ProgramArray(data) => data,
+            | Map::ProgramArray(data)
+            | Map::RingBuf(data) => data,
             _ => return Err(missing()),
         };
         std::os::fd::AsFd::as_fd(data.fd())
