@@ -163,6 +163,31 @@ pub struct CaptureConfig {
 }
 
 impl CaptureConfig {
+    /// The config as the kernel's map holds it.
+    pub fn to_bytes(&self) -> [u8; 16] {
+        let [i0, i1, i2, i3] = self.ifindex.to_ne_bytes();
+        let [s0, s1, s2, s3] = self.snap_len.to_ne_bytes();
+        let [r0, r1, r2, r3] = self.reserved.to_ne_bytes();
+        [
+            self.enabled,
+            self.reason_set,
+            self.reason,
+            self.actions,
+            i0,
+            i1,
+            i2,
+            i3,
+            s0,
+            s1,
+            s2,
+            s3,
+            r0,
+            r1,
+            r2,
+            r3,
+        ]
+    }
+
     /// Whether a frame arriving on `ifindex` may be captured (its verdict
     /// is checked at the exit by [`CaptureConfig::wants`]).
     #[inline(always)]
