@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::vec::Vec;
 
 use crate::observe::{
-    sample_hit, sample_len, CaptureConfig, RecordMeta, SampleRng, RECORD_CAPTURED, RECORD_SAMPLED,
+    sample_len, sample_step, CaptureConfig, RecordMeta, SampleRng, RECORD_CAPTURED, RECORD_SAMPLED,
     SAMPLE_BYTES,
 };
 use crate::packet::Packet;
@@ -32,6 +32,8 @@ pub struct NativeObserver {
     pub lost: [u64; 2],
     /// Most records a queue holds.
     pub queue_records: usize,
+    /// Frames left before the next sample.
+    skip: u32,
     pending: Option<(RecordMeta, Vec<u8>)>,
 }
 
@@ -51,6 +53,7 @@ impl NativeObserver {
             captures: VecDeque::new(),
             lost: [0; 2],
             queue_records: DEFAULT_QUEUE_RECORDS,
+            skip: 0,
             pending: None,
         }
     }
@@ -71,9 +74,13 @@ impl NativeObserver {
         let frame_len = packet.len() as u32;
         let mut flags = 0;
         let mut copy = 0;
-        if rate != 0 && sample_hit(rate, self.rng.next_u32()) {
-            flags = RECORD_SAMPLED;
-            copy = sample_len(frame_len);
+        if rate != 0 {
+            let (hit, next) = sample_step(rate, self.skip, self.rng.next_u32());
+            self.skip = next;
+            if hit {
+                flags = RECORD_SAMPLED;
+                copy = sample_len(frame_len);
+            }
         }
         if self.capture.wants_interface(ifindex) {
             flags |= RECORD_CAPTURED;

@@ -244,6 +244,32 @@ pub fn sample_hit(rate: u32, random: u32) -> bool {
     rate != 0 && random % rate == 0
 }
 
+/// Whether the next frame is sampled, given the frames `left` before the
+/// next sample (a countdown kept per CPU), and the countdown's new value.
+///
+/// Instead of a random draw per frame (a helper call on every frame in
+/// the kernel), the gap to the next sample is drawn once per sample,
+/// uniformly from 1 to 2·rate − 1 (mean: `rate`), as sFlow agents do. A
+/// countdown beyond that range (the rate was lowered) is drawn afresh.
+///
+/// # Examples
+///
+/// ```
+/// use xdpath_core::observe::sample_step;
+/// assert_eq!(sample_step(100, 0, 41), (true, 1 + 41 % 199));
+/// assert_eq!(sample_step(100, 5, 41), (false, 4));
+/// assert_eq!(sample_step(1, 1, 7), (true, 1));
+/// ```
+#[inline(always)]
+pub fn sample_step(rate: u32, left: u32, random: u32) -> (bool, u32) {
+    let span = rate.saturating_mul(2).saturating_sub(1).max(1);
+    if left <= 1 || left > span {
+        (true, 1 + random % span)
+    } else {
+        (false, left - 1)
+    }
+}
+
 /// Bytes of a frame of `frame_len` bytes that a sample carries.
 #[inline(always)]
 pub fn sample_len(frame_len: u32) -> u32 {
@@ -355,5 +381,22 @@ mod tests {
             .filter(|_| sample_hit(100, rng.next_u32()))
             .count();
         assert!((9_500..=10_500).contains(&hits), "{hits}");
+    }
+
+    #[test]
+    fn skip_counting_samples_one_in_rate_on_average() {
+        let mut rng = SampleRng::new(9);
+        let mut left = 0;
+        let mut hits = 0;
+        for _ in 0..1_000_000 {
+            let (hit, next) = sample_step(100, left, rng.next_u32());
+            left = next;
+            hits += usize::from(hit);
+        }
+        assert!((9_700..=10_300).contains(&hits), "{hits}");
+        // Lowering the rate does not wait out the old, longer gap.
+        assert!(sample_step(10, 1500, 3).0);
+        // Rate 1: every frame.
+        assert!((0..10).all(|left| sample_step(1, left, 12345) == (true, 1)));
     }
 }

@@ -39,6 +39,11 @@ pub static META: Array<AttachMeta> = Array::with_max_entries(1, 0);
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 
+/// Frames left before this interface's next sample, per CPU (see
+/// `xdpath_core::observe::sample_step`).
+#[map(name = "SAMPLE_SKIP")]
+pub static SAMPLE_SKIP: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
 /// Scratch space for the flow key, one slot per CPU: the key lives in map
 /// memory instead of the 512-byte stack (see `xdpath_core::parse::parse_into`).
 #[map(name = "SCRATCH")]

@@ -7,12 +7,14 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use xdpath_core::observe::{
-    sample_hit, sample_len, CAPTURE_BYTES, LOSS_CAPTURE, LOSS_SAMPLES, RECORD_CAPTURED,
+    sample_len, sample_step, CAPTURE_BYTES, LOSS_CAPTURE, LOSS_SAMPLES, RECORD_CAPTURED,
     RECORD_SAMPLED, SAMPLE_BYTES,
 };
 use xdpath_core::{Action, InterfaceConfig, Reason};
 
-use crate::maps::{PacketRecord, CAPTURE, CAPTURE_RING, OBSERVE_LOSS, RECORD, SAMPLES};
+use crate::maps::{
+    PacketRecord, CAPTURE, CAPTURE_RING, OBSERVE_LOSS, RECORD, SAMPLES, SAMPLE_SKIP,
+};
 
 /// A sample as the sample ring stores it: the metadata and
 /// `SAMPLE_BYTES` of frame (fixed size, so the ring's reservation is a
@@ -28,10 +30,23 @@ pub fn begin(ctx: &XdpContext, config: &InterfaceConfig, frame_len: u32) -> bool
     let rate = config.sample_rate;
     let mut flags = 0u8;
     let mut copy = 0u32;
-    // SAFETY: a helper with no arguments (kernel 4.1).
-    if rate != 0 && sample_hit(rate, unsafe { bpf_get_prandom_u32() }) {
-        flags = RECORD_SAMPLED;
-        copy = sample_len(frame_len);
+    if rate != 0 {
+        if let Some(left) = SAMPLE_SKIP.get_ptr_mut(0) {
+            // SAFETY: this CPU's slot; XDP runs do not nest on a CPU.
+            let left = unsafe { &mut *left };
+            // The random draw (a helper call) only when a sample is taken.
+            let (hit, next) = if *left > 1 && *left < rate.saturating_mul(2) {
+                (false, *left - 1)
+            } else {
+                // SAFETY: a helper with no arguments (kernel 4.1).
+                sample_step(rate, *left, unsafe { bpf_get_prandom_u32() })
+            };
+            *left = next;
+            if hit {
+                flags = RECORD_SAMPLED;
+                copy = sample_len(frame_len);
+            }
+        }
     }
     if let Some(capture) = CAPTURE.get(0) {
         // The interface index costs three dependent loads: only when
