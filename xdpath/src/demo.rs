@@ -233,6 +233,13 @@ fn filter_act(bed: &TestBed, say: &dyn Fn(String)) -> Result<(), DemoError> {
         a.namespace
     ));
     xdpath_in(bed, Side::A, &["block", "add", &blocked, "--ttl", "1m"])?;
+    let capture_file =
+        std::env::temp_dir().join(format!("xdpath-demo-{}.pcapng", std::process::id()));
+    say(format!(
+        "xdpath capture --verdict drop --reason blocklisted -c {PINGS} -w {}",
+        capture_file.display()
+    ));
+    let capture = start_capture(bed, &capture_file)?;
     say(format!(
         "ping -c {PINGS} {} from {}: no replies expected",
         a.ipv4, b.namespace
@@ -244,6 +251,7 @@ fn filter_act(bed: &TestBed, say: &dyn Fn(String)) -> Result<(), DemoError> {
         )]));
     }
     check_interrupted()?;
+    show_capture(capture, &capture_file, say)?;
     let stats: serde_json::Value =
         serde_json::from_str(&xdpath_in(bed, Side::A, &["--json", "stats"])?)?;
     let dropped = stats::packets_in_json(&stats, "drop", Some("blocklisted"));
@@ -260,6 +268,99 @@ fn filter_act(bed: &TestBed, say: &dyn Fn(String)) -> Result<(), DemoError> {
     ));
     ping(bed, false, &a.ipv4.to_string())?;
     say("answered again".to_string());
+    Ok(())
+}
+
+/// `xdpath capture` of the blocked pings, in the background; returns once
+/// it is capturing.
+fn start_capture(bed: &TestBed, file: &std::path::Path) -> Result<std::process::Child, DemoError> {
+    use std::io::BufRead;
+    let failed = |detail: String| {
+        DemoError::Command(crate::servers::ServerError::Command {
+            command: "xdpath capture".into(),
+            detail,
+        })
+    };
+    let exe = std::env::current_exe().map_err(|error| failed(error.to_string()))?;
+    let count = PINGS.to_string();
+    let mut child = bed
+        .command(Side::A, exe)
+        .args([
+            "capture",
+            "--verdict",
+            "drop",
+            "--reason",
+            "blocklisted",
+            "-c",
+            &count,
+        ])
+        .args(["--duration", "20", "-w"])
+        .arg(file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|error| failed(error.to_string()))?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| failed("no stderr".into()))?;
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    match lines.next() {
+        Some(Ok(line)) if line.contains("capturing") => Ok(child),
+        other => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(failed(format!("{other:?}")))
+        }
+    }
+}
+
+/// Waits for the capture and shows what it holds, as tshark reads it.
+fn show_capture(
+    mut capture: std::process::Child,
+    file: &std::path::Path,
+    say: &dyn Fn(String),
+) -> Result<(), DemoError> {
+    let status = capture.wait().map_err(|error| {
+        DemoError::Command(crate::servers::ServerError::Command {
+            command: "xdpath capture".into(),
+            detail: error.to_string(),
+        })
+    })?;
+    let output = std::process::Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(file)
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "ip.src",
+            "-e",
+            "ip.dst",
+            "-e",
+            "_ws.col.Info",
+        ])
+        .args(["-e", "frame.comment"])
+        .output();
+    let _ = std::fs::remove_file(file);
+    let text = match output {
+        Ok(output) if status.success() => String::from_utf8_lossy(&output.stdout).into_owned(),
+        _ => return Err(DemoError::Mismatch(vec!["the capture failed".into()])),
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() as u64 != PINGS {
+        return Err(DemoError::Mismatch(vec![format!(
+            "the capture holds {} frames, {PINGS} pings were dropped",
+            lines.len()
+        )]));
+    }
+    say(format!(
+        "the capture, read by tshark ({} frames):",
+        lines.len()
+    ));
+    for line in lines.iter().take(3) {
+        say(format!("  {}", line.replace('\t', "  ")));
+    }
     Ok(())
 }
 
