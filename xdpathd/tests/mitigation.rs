@@ -37,12 +37,18 @@ fn start(bed: &TestBed, name: &str) -> Daemon {
 }
 
 fn config(bed: &TestBed, dry_run: bool) -> String {
+    // The exporters send to B, where nothing listens: what is checked is
+    // that the daemon runs them from its config and counts what it sent
+    // (tshark's view of the datagrams is xdpath's observe_e2e test).
     format!(
         "[[interface]]\nname = \"{}\"\nsample_rate = 10\n\n\
+         [export.sflow]\ncollectors = [\"{b}:6343\"]\ncounter_interval = \"1s\"\n\n\
+         [export.ipfix]\ncollectors = [\"{b}:4739\"]\nidle_timeout = \"1s\"\n\n\
          [analytics]\ntop_window = \"2s\"\n\n\
          [mitigation]\nthreshold_pps = {THRESHOLD_PPS}\nwindow = \"{WINDOW_MS}ms\"\n\
          ttl = \"60s\"\ndry_run = {dry_run}\n",
-        bed.a().interface
+        bed.a().interface,
+        b = bed.b().ipv4,
     )
 }
 
