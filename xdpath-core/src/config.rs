@@ -36,8 +36,9 @@ pub struct InterfaceConfig {
     /// Non-zero: decapsulate IPIP and GUE addressed to this host (a
     /// load balancer's backend).
     pub decap: u8,
-    /// Reserved, zero.
-    pub reserved: u8,
+    /// Non-zero: forward frames not for this host (FIB lookup, MAC
+    /// rewrite, TTL, redirect).
+    pub forward: u8,
     /// The GUE port to decapsulate, host order; 0: IPIP only.
     pub decap_gue_port: u16,
     /// Reserved, zero.
@@ -55,7 +56,7 @@ impl InterfaceConfig {
             malformed: malformed as u8,
             monitor: 0,
             decap: 0,
-            reserved: 0,
+            forward: 0,
             decap_gue_port: 0,
             reserved_tail: [0; 2],
             sample_rate: 0,
@@ -80,6 +81,12 @@ impl InterfaceConfig {
     pub const fn with_decap(mut self, decap: bool, gue_port: u16) -> Self {
         self.decap = decap as u8;
         self.decap_gue_port = gue_port;
+        self
+    }
+
+    /// The same config forwarding (or not).
+    pub const fn with_forward(mut self, forward: bool) -> Self {
+        self.forward = forward as u8;
         self
     }
 

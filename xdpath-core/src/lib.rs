@@ -34,6 +34,7 @@ extern crate std;
 
 pub mod config;
 pub mod filter;
+pub mod forward;
 pub mod lb;
 pub mod observe;
 pub mod packet;

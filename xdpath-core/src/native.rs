@@ -130,6 +130,10 @@ pub struct NativeTables {
     pub lb: crate::native_lb::NativeLb,
     /// Sampling and capture.
     pub observer: crate::native_observe::NativeObserver,
+    /// The FIB the forwarding stage asks: destination prefix → route.
+    pub routes: PrefixMap<crate::forward::Route>,
+    /// Interfaces forwarding may send out of (the kernel's device map).
+    pub forward_ports: BTreeSet<u32>,
     /// What matched the frame in flight (`crate::observe::MATCHED_*`).
     pub matched: u32,
     counters: Vec<Counter>,
@@ -162,6 +166,8 @@ impl NativeTables {
             management_ports: BTreeSet::new(),
             lb: crate::native_lb::NativeLb::default(),
             observer: crate::native_observe::NativeObserver::default(),
+            routes: PrefixMap::default(),
+            forward_ports: BTreeSet::new(),
             matched: 0,
             counters: std::vec![Counter::default(); COUNTER_SLOTS as usize],
         }
@@ -354,5 +360,21 @@ mod tests {
         }));
         assert_eq!(map.longest_match(&address), Some(8));
         assert_eq!(map.len(), 1);
+    }
+}
+
+impl crate::forward::ForwardTables for NativeTables {
+    fn forwarding_enabled(&self) -> bool {
+        self.config.forward != 0
+    }
+
+    fn route(&mut self, key: &crate::parse::FlowKey, _frame_len: u32) -> crate::forward::Route {
+        self.routes
+            .longest_match(&key.destination)
+            .unwrap_or(crate::forward::Route::NotForwarded)
+    }
+
+    fn is_forward_port(&self, ifindex: u32) -> bool {
+        self.forward_ports.contains(&ifindex)
     }
 }

@@ -5,6 +5,7 @@ use crate::config::{InterfaceConfig, MalformedPolicy};
 use crate::filter::{
     filter, BlockEntry, BucketKey, BucketTable, FilterConfig, PrefixKey, RateLimit, Rule, RuleChain,
 };
+use crate::forward::{forward_stage, ForwardTables};
 use crate::lb::{decap_stage, lb_stage, LbTables, LbVerdict};
 use crate::packet::{Packet, PacketMut};
 use crate::parse::{parse_into, FlowKey};
@@ -137,8 +138,9 @@ pub fn process<P: Packet, T: Tables>(packet: &P, tables: &mut T) -> Outcome {
 }
 
 /// The whole pipeline on a frame it may rewrite (the native build's full
-/// path): parse → filter → decapsulation or balancing → one count. The
-/// eBPF build runs the balancing stage as its own tail-called program.
+/// path): parse → filter → decapsulation or balancing → forwarding → one
+/// count. The eBPF build runs balancing and forwarding as tail-called
+/// programs of their own.
 ///
 /// # Examples
 ///
@@ -148,7 +150,7 @@ pub fn process<P: Packet, T: Tables>(packet: &P, tables: &mut T) -> Outcome {
 /// let verdict = pipeline::process_frame(&mut FrameBuffer::new(&[0; 20]), &mut tables);
 /// assert_eq!(verdict.outcome.reason, Reason::NonIp);
 /// ```
-pub fn process_frame<P: PacketMut, T: Tables + LbTables>(
+pub fn process_frame<P: PacketMut, T: Tables + LbTables + ForwardTables>(
     packet: &mut P,
     tables: &mut T,
 ) -> LbVerdict {
@@ -171,7 +173,14 @@ pub fn process_frame<P: PacketMut, T: Tables + LbTables>(
         && !outcome.reason.is_filter()
         && !outcome.reason.is_malformed()
     {
-        balance_stage(packet, &key, tables).unwrap_or(plain)
+        balance_stage(packet, &key, tables)
+            .or_else(|| {
+                forward_stage(packet, &key, tables).map(|forwarded| LbVerdict {
+                    outcome: forwarded.outcome,
+                    redirect_ifindex: forwarded.ifindex,
+                })
+            })
+            .unwrap_or(plain)
     } else {
         plain
     };

@@ -156,6 +156,19 @@ pub enum Reason {
     DecapIpip = 58,
     /// GUE to this backend, decapsulated.
     DecapGue = 59,
+
+    /// Not for this host: routed by the kernel's FIB, MACs rewritten, TTL
+    /// or hop limit decremented, and redirected to the egress interface.
+    Forwarded = 60,
+    /// To be forwarded, but the next hop's MAC is not resolved yet: left
+    /// to the stack, which resolves it.
+    ForwardNoNeighbour = 61,
+    /// To be forwarded, but its TTL or hop limit runs out here: left to the
+    /// stack, which answers with ICMP time exceeded.
+    ForwardTtlExpired = 62,
+    /// Routed out of an interface where forwarding is not enabled: left to
+    /// the stack.
+    ForwardEgressOff = 63,
 }
 
 /// Counter slots per action; reason codes are below this.
@@ -166,7 +179,7 @@ pub const COUNTER_SLOTS: u32 = Action::ALL.len() as u32 * REASON_SLOTS;
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 49] = [
+    pub const ALL: [Reason; 53] = [
         Self::NonIp,
         Self::Ipv4Tcp,
         Self::Ipv4Udp,
@@ -216,6 +229,10 @@ impl Reason {
         Self::LbNoRoute,
         Self::DecapIpip,
         Self::DecapGue,
+        Self::Forwarded,
+        Self::ForwardNoNeighbour,
+        Self::ForwardTtlExpired,
+        Self::ForwardEgressOff,
     ];
 
     /// Decodes a reason code.
@@ -259,7 +276,14 @@ impl Reason {
     /// True for the reasons the load balancer and the decapsulator give.
     #[inline(always)]
     pub const fn is_lb(self) -> bool {
-        self as u8 >= Self::LbForwarded as u8
+        let code = self as u8;
+        code >= Self::LbForwarded as u8 && code <= Self::DecapGue as u8
+    }
+
+    /// True for the reasons the forwarding stage gives.
+    #[inline(always)]
+    pub const fn is_forward(self) -> bool {
+        self as u8 >= Self::Forwarded as u8
     }
 
     /// Kebab-case name, as the CLI prints it.
@@ -314,6 +338,10 @@ impl Reason {
             Self::LbNoRoute => "lb-no-route",
             Self::DecapIpip => "decap-ipip",
             Self::DecapGue => "decap-gue",
+            Self::Forwarded => "forwarded",
+            Self::ForwardNoNeighbour => "forward-no-neighbour",
+            Self::ForwardTtlExpired => "forward-ttl-expired",
+            Self::ForwardEgressOff => "forward-egress-off",
         }
     }
 }

@@ -16,7 +16,8 @@ mod tables;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use xdpath_core::lb::{LbTables, LB_ENABLED};
 use xdpath_core::{
-    packet::MAX_HEADER_OFFSET, pipeline, pipeline::Step, FlowKey, Packet, PacketMut, Tables,
+    forward, packet::MAX_HEADER_OFFSET, pipeline, pipeline::Step, FlowKey, Packet, PacketMut,
+    Tables,
 };
 
 /// A frame seen through the XDP context: every read is checked against
@@ -133,6 +134,18 @@ fn balance_enabled(tables: &tables::MapTables, key: &FlowKey) -> bool {
         || tables.interface_config().decap != 0
 }
 
+/// Tail-calls the forwarding stage when the interface forwards; returns
+/// when it does not (or the stage is missing). The flow key must be in
+/// this CPU's scratch slot.
+#[inline(always)]
+fn divert_to_forward(ctx: &XdpContext, config: &xdpath_core::InterfaceConfig) {
+    if config.forward != 0 {
+        // SAFETY: a tail call with this program's own context; on success
+        // it does not return.
+        unsafe { maps::STAGES.tail_call(ctx, maps::STAGE_FORWARD) };
+    }
+}
+
 /// Tail-calls the balancing stage when it has work; returns when it has
 /// none (or is missing).
 #[inline(always)]
@@ -159,7 +172,8 @@ pub fn xdpath(ctx: XdpContext) -> u32 {
     // filter, LLVM drops every key store but the class; with one, the key
     // is copied to this CPU's scratch slot for the tail-called stage.
     let mut tables = tables::MapTables::new(ctx.ctx);
-    tables.maybe_chosen = observe::begin(&ctx, &tables.interface_config(), packet.length as u32);
+    let config = tables.interface_config();
+    tables.maybe_chosen = observe::begin(&ctx, &config, packet.length as u32);
     let mut key = FlowKey::default();
     let outcome = if pipeline::filter_enabled(&tables.filter_config()) {
         match pipeline::parse_stage(&packet, &mut key, &tables) {
@@ -180,13 +194,17 @@ pub fn xdpath(ctx: XdpContext) -> u32 {
         match pipeline::parse_stage(&packet, &mut key, &tables) {
             Step::Done(outcome) => outcome,
             Step::Continue => {
-                if balance_enabled(&tables, &key) {
+                let balance = balance_enabled(&tables, &key);
+                if balance || config.forward != 0 {
                     if let Some(scratch) = maps::SCRATCH.get_ptr_mut(0) {
                         // SAFETY: this CPU's slot; XDP runs do not nest.
                         key.copy_to(unsafe { &mut *scratch });
-                        // SAFETY: a tail call with this program's own
-                        // context; on success it does not return.
-                        unsafe { maps::STAGES.tail_call(&ctx, maps::STAGE_BALANCE) };
+                        if balance {
+                            // SAFETY: a tail call with this program's own
+                            // context; on success it does not return.
+                            unsafe { maps::STAGES.tail_call(&ctx, maps::STAGE_BALANCE) };
+                        }
+                        divert_to_forward(&ctx, &config);
                     }
                 }
                 pipeline::class_outcome(&key)
@@ -215,6 +233,7 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
         // cookie stage (which does not return here); anything else is done.
         syncookie::divert(&ctx, key);
         divert_to_balance(&ctx, &tables, key);
+        divert_to_forward(&ctx, &tables.interface_config());
     }
     tables.count(outcome.action, outcome.reason, frame_len);
     outcome.action as u32
@@ -235,12 +254,45 @@ pub fn xdpath_balance(ctx: XdpContext) -> u32 {
     let mut tables = tables::MapTables::new(ctx.ctx);
     let (outcome, redirect) = match pipeline::balance_stage(&mut frame, key, &mut tables) {
         Some(verdict) => (verdict.outcome, verdict.redirect_ifindex),
-        None => (pipeline::class_outcome(key), 0),
+        None => {
+            // Not for the balancer: perhaps for forwarding.
+            divert_to_forward(&ctx, &tables.interface_config());
+            (pipeline::class_outcome(key), 0)
+        }
     };
     let mut action = outcome.action as u32;
     if outcome.action == xdpath_core::Action::Redirect {
         // SAFETY: a helper taking an interface index (kernel 4.14).
         action = unsafe { aya_ebpf::helpers::bpf_redirect(redirect, 0) } as u32;
+    }
+    tables.count(outcome.action, outcome.reason, frame_len);
+    action
+}
+
+/// The forwarding stage: a frame not for this host, routed by the FIB,
+/// rewritten and redirected through the `FORWARD_PORTS` device map.
+/// Reached by tail call with the flow key in this CPU's scratch slot.
+#[xdp]
+pub fn xdpath_forward(ctx: XdpContext) -> u32 {
+    let mut frame = XdpFrame { ctx: ctx.ctx };
+    let frame_len = frame.len() as u64;
+    let Some(key) = maps::SCRATCH.get_ptr(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: this CPU's slot, written by the parse stage of this same run.
+    let key = unsafe { &*key };
+    let mut tables = tables::MapTables::new(ctx.ctx);
+    let (outcome, egress) = match forward::forward_stage(&mut frame, key, &mut tables) {
+        Some(verdict) => (verdict.outcome, verdict.ifindex),
+        None => (pipeline::class_outcome(key), 0),
+    };
+    let mut action = outcome.action as u32;
+    if outcome.action == xdpath_core::Action::Redirect {
+        // The stage checked the port is in the map; were it removed since,
+        // the frame goes to the stack rather than nowhere.
+        action = match maps::FORWARD_PORTS.redirect(egress, u64::from(xdp_action::XDP_PASS)) {
+            Ok(action) | Err(action) => action,
+        };
     }
     tables.count(outcome.action, outcome.reason, frame_len);
     action

@@ -5,7 +5,8 @@ use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
     maps::{
-        lpm_trie::Key, Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf,
+        lpm_trie::Key, Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray,
+        RingBuf,
     },
 };
 use xdpath_core::filter::{
@@ -65,6 +66,8 @@ pub const STAGE_FILTER: u32 = 0;
 pub const STAGE_SYNCOOKIE: u32 = 1;
 /// Slot of the balancing stage (decapsulation, then the load balancer).
 pub const STAGE_BALANCE: u32 = 2;
+/// Slot of the forwarding stage (FIB lookup, rewrite, redirect).
+pub const STAGE_FORWARD: u32 = 3;
 
 // ---- filter maps, shared by every interface of a namespace
 
@@ -233,3 +236,11 @@ pub static CAPTURE: Array<CaptureConfig> = Array::with_max_entries(1, 0);
 /// `LOSS_CAPTURE`.
 #[map(name = "OBSERVE_LOSS")]
 pub static OBSERVE_LOSS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+
+// ---- forwarding, shared by every interface of a namespace
+
+/// Interfaces forwarding may send out of, by interface index (`xdpath
+/// forward enable`): the forwarding stage redirects through this map,
+/// which lets the kernel batch the transmits per device.
+#[map(name = "FORWARD_PORTS")]
+pub static FORWARD_PORTS: DevMapHash = DevMapHash::with_max_entries(256, 0);

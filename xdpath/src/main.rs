@@ -39,6 +39,14 @@ impl From<Malformed> for MalformedPolicy {
     }
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ForwardSwitch {
+    /// Forward frames routed elsewhere at XDP.
+    Enable,
+    /// Leave them to the stack again.
+    Disable,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Attach xdpath to an interface (state is pinned under /sys/fs/bpf/xdpath).
@@ -132,6 +140,15 @@ enum Command {
         /// Only read this host's addresses again (after an address change).
         #[arg(long)]
         refresh: bool,
+    },
+    /// L3 forwarding at XDP on an attached interface: frames not for this
+    /// host are routed by the kernel's FIB and redirected out.
+    Forward {
+        /// `enable` or `disable`.
+        #[arg(value_enum)]
+        switch: ForwardSwitch,
+        /// The interface.
+        interface: String,
     },
     /// Sample 1 in N frames of an attached interface (0 or `off`: stop).
     Sample {
@@ -357,6 +374,20 @@ fn run(cli: &Cli) -> Result<()> {
             }
         }
         Command::Demo => demo::run(cli.json)?,
+        Command::Forward { switch, interface } => {
+            let on = matches!(switch, ForwardSwitch::Enable);
+            let report = dataplane::forward::set_forwarding(interface, on)?;
+            for warning in &report.warnings {
+                eprintln!("xdpath: warning: {warning}");
+            }
+            if cli.json {
+                print_json(&report)?;
+            } else if on {
+                println!("forwarding on {interface}");
+            } else {
+                println!("not forwarding on {interface}");
+            }
+        }
         Command::Sample { interface, rate } => {
             let rate = xdpath::observe::parse_rate(rate)?;
             let config = dataplane::update_interface_config(interface, |config| {

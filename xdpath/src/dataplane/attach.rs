@@ -250,6 +250,8 @@ pub fn status(interface: &str) -> Result<InterfaceStatus, DataplaneError> {
             xdpath_core::MalformedPolicy::Pass => "pass".into(),
         },
         monitor: config.monitor != 0,
+        forward: config.forward != 0,
+        sample_rate: config.sample_rate,
         healthy: link_alive(&pins),
     })
 }

@@ -25,6 +25,7 @@ use aya::Pod;
 use xdpath_core::{AttachMeta, Counter, InterfaceConfig};
 
 mod attach;
+pub mod forward;
 mod program;
 mod reload;
 
@@ -44,6 +45,9 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// Errors of loading, attaching, detaching and reading pinned state.
 #[derive(Debug, thiserror::Error)]
 pub enum DataplaneError {
+    /// Forwarding cannot be turned on as asked.
+    #[error("{0}")]
+    Forward(String),
     /// No interface of that name in this network namespace.
     #[error("interface {name} does not exist in this network namespace")]
     UnknownInterface {
@@ -292,6 +296,10 @@ pub struct InterfaceStatus {
     pub malformed: String,
     /// Monitor mode: drops are counted as passes, nothing is dropped.
     pub monitor: bool,
+    /// L3 forwarding at XDP (`xdpath forward`).
+    pub forward: bool,
+    /// Sampling 1 in this many frames (0: off).
+    pub sample_rate: u32,
     /// False when the pins are left but the attachment is gone (the
     /// interface was deleted); `detach` cleans up.
     pub healthy: bool,
@@ -342,7 +350,7 @@ pub const INTERFACE_REUSED_MAPS: [&str; 3] = ["CONFIG", "COUNTERS", "META"];
 
 /// The maps every interface of a namespace shares (the filter's, the
 /// balancer's, and the sample and capture rings).
-pub const SHARED_MAPS: [&str; 33] = [
+pub const SHARED_MAPS: [&str; 34] = [
     "FILTER_CONFIG",
     "RULES_0",
     "RULES_1",
@@ -376,6 +384,7 @@ pub const SHARED_MAPS: [&str; 33] = [
     "CAPTURE_RING",
     "CAPTURE",
     "OBSERVE_LOSS",
+    "FORWARD_PORTS",
 ];
 
 /// Slot of the filter stage in the `STAGES` tail-call table.
@@ -386,6 +395,8 @@ pub const STAGE_SYNCOOKIE: u32 = 1;
 /// Slot of the balancing stage (decapsulation or load balancing) in the
 /// `STAGES` tail-call table.
 pub const STAGE_BALANCE: u32 = 2;
+/// Slot of the forwarding stage in the `STAGES` tail-call table.
+pub const STAGE_FORWARD: u32 = 3;
 
 /// Where this namespace's shared maps are pinned: `<namespace dir>/:shared`.
 /// Interface pins live in dirs named after interfaces beside it; no

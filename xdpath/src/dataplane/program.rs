@@ -100,6 +100,7 @@ impl LoadedProgram {
             .ok_or_else(|| DataplaneError::Load("no filter stage in the object".into()))?;
         let syncookie_fd = self.stage_fd(objects::SYNCOOKIE_PROGRAM)?;
         let balance_fd = self.stage_fd(objects::BALANCE_PROGRAM)?;
+        let forward_fd = self.stage_fd(objects::FORWARD_PROGRAM)?;
         let map = self.ebpf.map_mut("STAGES").ok_or(DataplaneError::Map {
             name: "STAGES",
             source: aya::maps::MapError::InvalidName {
@@ -121,6 +122,9 @@ impl LoadedProgram {
         }
         if let Some(fd) = balance_fd {
             stages.set(STAGE_BALANCE, &fd, 0).map_err(map_error)?;
+        }
+        if let Some(fd) = forward_fd {
+            stages.set(STAGE_FORWARD, &fd, 0).map_err(map_error)?;
         }
         Ok(())
     }

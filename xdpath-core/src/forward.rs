@@ -1,0 +1,318 @@
+//! L3 forwarding: a frame not for this host, routed by the kernel's FIB,
+//! leaves by another interface without going through the stack.
+//!
+//! The stage runs last, on frames every earlier stage passed. It asks the
+//! FIB (in the kernel `bpf_fib_lookup`, natively a route table) where the
+//! frame goes; on a route out of an interface where forwarding is on, it
+//! rewrites the MACs, decrements the TTL (IPv4, with an incremental header
+//! checksum update) or the hop limit (IPv6), and redirects the frame. What
+//! it cannot finish is left to the stack, which does it properly: an
+//! unresolved neighbour (the stack resolves it), a TTL that runs out here
+//! (the stack sends ICMP time exceeded), a frame too big for the egress MTU
+//! (ICMP too big), local delivery, and VLAN-tagged frames (see below).
+//!
+//! VLAN: tagged frames are left to the stack. Forwarding them at XDP
+//! would mean popping or pushing tags to match the egress device, which
+//! `bpf_fib_lookup` does not describe (it answers with the VLAN device,
+//! which XDP cannot redirect to).
+
+use crate::packet::PacketMut;
+use crate::parse::FlowKey;
+use crate::pipeline::Outcome;
+use crate::stats::{Action, Reason};
+
+/// Offset of the IPv4 TTL in an untagged frame (Ethernet 14 + 8).
+pub const IPV4_TTL_OFFSET: usize = 14 + 8;
+/// Offset of the IPv4 header checksum (network byte order) in an
+/// untagged frame (Ethernet 14 + 10).
+pub const IPV4_CHECKSUM_OFFSET: usize = 14 + 10;
+/// Offset of the IPv6 hop limit in an untagged frame (Ethernet 14 + 7).
+pub const IPV6_HOP_LIMIT_OFFSET: usize = 14 + 7;
+
+/// Where the FIB sends a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Out of `ifindex`, to `destination_mac`, from `source_mac` (both as
+    /// [`crate::lb::mac_value`]).
+    Forward {
+        /// The egress interface.
+        ifindex: u32,
+        /// The next hop's MAC.
+        destination_mac: u64,
+        /// The egress interface's MAC.
+        source_mac: u64,
+    },
+    /// Routed, but the next hop's MAC is not known yet.
+    NoNeighbour,
+    /// Anything else: for this host, no route, blackhole, too big,
+    /// forwarding off. The stack decides.
+    NotForwarded,
+}
+
+/// What the forwarding stage needs besides the frame.
+pub trait ForwardTables {
+    /// Whether forwarding is on for the interface the frame arrived on.
+    fn forwarding_enabled(&self) -> bool;
+    /// The FIB's answer for the flow (`frame_len`: for the MTU check).
+    fn route(&mut self, key: &FlowKey, frame_len: u32) -> Route;
+    /// Whether forwarding is on for egress interface `ifindex` (in the
+    /// kernel: it is in the redirect device map).
+    fn is_forward_port(&self, ifindex: u32) -> bool;
+}
+
+/// The stage's decision: the outcome, and the egress interface when it
+/// redirects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForwardVerdict {
+    /// Redirect (forwarded) or pass (left to the stack, with why).
+    pub outcome: Outcome,
+    /// The egress interface of a redirect; 0 otherwise.
+    pub ifindex: u32,
+}
+
+fn pass(reason: Reason) -> Option<ForwardVerdict> {
+    Some(ForwardVerdict {
+        outcome: Outcome {
+            action: Action::Pass,
+            reason,
+        },
+        ifindex: 0,
+    })
+}
+
+/// Forwards the frame if it can; `None` when forwarding does not apply
+/// (off, not IP, tagged, not routed elsewhere): the frame passes with its
+/// class.
+#[inline(always)]
+pub fn forward_stage<P: PacketMut, T: ForwardTables>(
+    packet: &mut P,
+    key: &FlowKey,
+    tables: &mut T,
+) -> Option<ForwardVerdict> {
+    if !tables.forwarding_enabled() || key.vlan_count != 0 {
+        return None;
+    }
+    let ipv4 = match key.ip_version {
+        4 => true,
+        6 => false,
+        _ => return None,
+    };
+    let ttl_offset = if ipv4 {
+        IPV4_TTL_OFFSET
+    } else {
+        IPV6_HOP_LIMIT_OFFSET
+    };
+    let ttl: u8 = packet.load(ttl_offset)?;
+    let frame_len = packet.len() as u32;
+    let (ifindex, destination_mac, source_mac) = match tables.route(key, frame_len) {
+        Route::Forward {
+            ifindex,
+            destination_mac,
+            source_mac,
+        } => (ifindex, destination_mac, source_mac),
+        Route::NoNeighbour => return pass(Reason::ForwardNoNeighbour),
+        Route::NotForwarded => return None,
+    };
+    if ttl <= 1 {
+        return pass(Reason::ForwardTtlExpired);
+    }
+    if !tables.is_forward_port(ifindex) {
+        return pass(Reason::ForwardEgressOff);
+    }
+    // Rewrite only when every store can succeed: the header checks in the
+    // parser guarantee the offsets, the checks here keep it so.
+    let rewritten = write_mac(packet, 0, destination_mac)
+        && write_mac(packet, 6, source_mac)
+        && if ipv4 {
+            decrement_ipv4_ttl(packet, ttl)
+        } else {
+            packet.store(IPV6_HOP_LIMIT_OFFSET, ttl - 1)
+        };
+    if !rewritten {
+        return None;
+    }
+    Some(ForwardVerdict {
+        outcome: Outcome {
+            action: Action::Redirect,
+            reason: Reason::Forwarded,
+        },
+        ifindex,
+    })
+}
+
+/// Writes a MAC (as [`crate::lb::mac_value`]) at `offset`, byte by byte.
+#[inline(always)]
+fn write_mac<P: PacketMut>(packet: &mut P, offset: usize, mac: u64) -> bool {
+    let [_, _, a, b, c, d, e, f] = mac.to_be_bytes();
+    packet.store(offset, a)
+        && packet.store(offset + 1, b)
+        && packet.store(offset + 2, c)
+        && packet.store(offset + 3, d)
+        && packet.store(offset + 4, e)
+        && packet.store(offset + 5, f)
+}
+
+/// Decrements the TTL and updates the header checksum incrementally
+/// (RFC 1624): the TTL is the high byte of its 16-bit word, so the word
+/// drops by 0x0100 and the one's-complement checksum rises by as much.
+#[inline(always)]
+fn decrement_ipv4_ttl<P: PacketMut>(packet: &mut P, ttl: u8) -> bool {
+    let Some(checksum) = packet.load::<[u8; 2]>(IPV4_CHECKSUM_OFFSET) else {
+        return false;
+    };
+    let updated = checksum_after_ttl_decrement(u16::from_be_bytes(checksum));
+    packet.store(IPV4_TTL_OFFSET, ttl - 1)
+        && packet.store(IPV4_CHECKSUM_OFFSET, updated.to_be_bytes())
+}
+
+/// The IPv4 header checksum after the TTL dropped by one.
+///
+/// # Examples
+///
+/// ```
+/// use xdpath_core::forward::checksum_after_ttl_decrement;
+/// // The TTL is the high byte of its word: the checksum rises by 0x0100.
+/// assert_eq!(checksum_after_ttl_decrement(0xb861), 0xb961);
+/// // End-around carry.
+/// assert_eq!(checksum_after_ttl_decrement(0xff40), 0x0041);
+/// ```
+#[inline(always)]
+pub fn checksum_after_ttl_decrement(checksum: u16) -> u16 {
+    let sum = u32::from(checksum) + 0x0100;
+    ((sum & 0xffff) + (sum >> 16)) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::FrameBuffer;
+    use crate::parse::parse_into;
+
+    struct Fib {
+        route: Route,
+        ports: [u32; 2],
+        enabled: bool,
+    }
+
+    impl ForwardTables for Fib {
+        fn forwarding_enabled(&self) -> bool {
+            self.enabled
+        }
+        fn route(&mut self, _key: &FlowKey, _frame_len: u32) -> Route {
+            self.route
+        }
+        fn is_forward_port(&self, ifindex: u32) -> bool {
+            self.ports.contains(&ifindex)
+        }
+    }
+
+    /// An IPv4 UDP frame, TTL 64, with a correct header checksum.
+    fn ipv4_udp(ttl: u8) -> std::vec::Vec<u8> {
+        let mut frame = std::vec![0u8; 14 + 20 + 8];
+        frame[12..14].copy_from_slice(&[0x08, 0x00]);
+        let ip = &mut frame[14..34];
+        ip.copy_from_slice(&[
+            0x45, 0, 0, 28, 0, 0, 0x40, 0, ttl, 17, 0, 0, 10, 0, 1, 2, 10, 0, 2, 2,
+        ]);
+        let checksum = header_checksum(ip);
+        ip[10..12].copy_from_slice(&checksum.to_be_bytes());
+        frame[34..42].copy_from_slice(&[0x30, 0x39, 0, 53, 0, 8, 0, 0]);
+        frame
+    }
+
+    fn header_checksum(header: &[u8]) -> u16 {
+        let mut sum = 0u32;
+        for pair in header.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    fn key_of(frame: &[u8]) -> FlowKey {
+        let mut key = FlowKey::default();
+        parse_into(&crate::packet::SlicePacket::new(frame), &mut key).unwrap();
+        key
+    }
+
+    const ROUTE: Route = Route::Forward {
+        ifindex: 7,
+        destination_mac: 0x0000_0202_0202_0202,
+        source_mac: 0x0000_0a0a_0a0a_0a0a,
+    };
+
+    #[test]
+    fn a_routed_frame_is_rewritten_and_redirected() {
+        let frame = ipv4_udp(64);
+        let key = key_of(&frame);
+        let mut buffer = FrameBuffer::new(&frame);
+        let mut fib = Fib {
+            route: ROUTE,
+            ports: [7, 0],
+            enabled: true,
+        };
+        let verdict = forward_stage(&mut buffer, &key, &mut fib).unwrap();
+        assert_eq!(verdict.outcome.action, Action::Redirect);
+        assert_eq!(
+            (verdict.outcome.reason, verdict.ifindex),
+            (Reason::Forwarded, 7)
+        );
+        let out = buffer.bytes();
+        assert_eq!(&out[0..6], &[2; 6]);
+        assert_eq!(&out[6..12], &[0x0a; 6]);
+        assert_eq!(out[IPV4_TTL_OFFSET], 63);
+        // The rewritten header's checksum is what a full recomputation gives.
+        let mut header = out[14..34].to_vec();
+        header[10..12].copy_from_slice(&[0, 0]);
+        assert_eq!(
+            u16::from_be_bytes([out[24], out[25]]),
+            header_checksum(&header)
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_finished_is_left_to_the_stack_unchanged() {
+        let cases = [
+            (
+                ipv4_udp(1),
+                ROUTE,
+                [7, 0],
+                true,
+                Some(Reason::ForwardTtlExpired),
+            ),
+            (
+                ipv4_udp(64),
+                Route::NoNeighbour,
+                [7, 0],
+                true,
+                Some(Reason::ForwardNoNeighbour),
+            ),
+            (
+                ipv4_udp(64),
+                ROUTE,
+                [8, 0],
+                true,
+                Some(Reason::ForwardEgressOff),
+            ),
+            (ipv4_udp(64), Route::NotForwarded, [7, 0], true, None),
+            (ipv4_udp(64), ROUTE, [7, 0], false, None),
+        ];
+        for (frame, route, ports, enabled, reason) in cases {
+            let key = key_of(&frame);
+            let mut buffer = FrameBuffer::new(&frame);
+            let mut fib = Fib {
+                route,
+                ports,
+                enabled,
+            };
+            let verdict = forward_stage(&mut buffer, &key, &mut fib);
+            assert_eq!(verdict.map(|v| v.outcome.reason), reason, "{route:?}");
+            if let Some(verdict) = verdict {
+                assert_eq!(verdict.outcome.action, Action::Pass);
+            }
+            assert_eq!(buffer.bytes(), &frame[..], "unchanged");
+        }
+    }
+}
