@@ -4,6 +4,7 @@
 //!
 //! The CLI (`xdpath`) is a thin layer over this library.
 
+pub mod afxdp;
 pub mod bench;
 pub mod bench_flood;
 pub mod bench_lb;
@@ -25,4 +26,5 @@ pub mod signals;
 pub mod stats;
 pub mod testenv;
 pub mod testenv_lb;
+pub mod testenv_router;
 pub mod traffic;

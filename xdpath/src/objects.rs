@@ -7,6 +7,11 @@ pub static XDPATH: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 pub static EMPTY: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpath-empty.bpf.o"));
 
+/// The AF_XDP redirect program (`xdpath-ebpf/src/xsk.rs`): every frame to
+/// the socket in `XSKS[rx_queue_index]`, `XDP_PASS` when that slot is empty.
+/// See [`crate::afxdp`].
+pub static XSK: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpath-xsk.bpf.o"));
+
 /// Name of the entry point in [`XDPATH`].
 pub const XDPATH_PROGRAM: &str = "xdpath";
 /// Name of the filter stage in [`XDPATH`] (reached by tail call).
@@ -16,5 +21,12 @@ pub const FILTER_PROGRAM: &str = "xdpath_filter";
 pub const SYNCOOKIE_PROGRAM: &str = "xdpath_syncookie";
 /// The balancing stage (decapsulation on a backend, the load balancer).
 pub const BALANCE_PROGRAM: &str = "xdpath_balance";
+/// The forwarding stage (FIB lookup, rewrite, redirect).
+pub const FORWARD_PROGRAM: &str = "xdpath_forward";
 /// Name of the entry point in [`EMPTY`].
 pub const EMPTY_PROGRAM: &str = "xdpath_empty";
+/// Name of the entry point in [`XSK`].
+pub const XSK_PROGRAM: &str = "xdpath_xsk";
+/// Name of the socket map in [`XSK`] (an `XSKMAP` of 64 entries, indexed by
+/// receive queue).
+pub const XSK_MAP: &str = "XSKS";
