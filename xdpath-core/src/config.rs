@@ -41,8 +41,11 @@ pub struct InterfaceConfig {
     pub forward: u8,
     /// The GUE port to decapsulate, host order; 0: IPIP only.
     pub decap_gue_port: u16,
+    /// Non-zero: frames passed to the stack are handed to a CPU of the
+    /// namespace's steering list, by flow hash (software RSS).
+    pub steer: u8,
     /// Reserved, zero.
-    pub reserved_tail: [u8; 2],
+    pub reserved_tail: u8,
     /// Sample 1 in this many frames (0: no sampling).
     pub sample_rate: u32,
     /// Reserved, zero.
@@ -58,7 +61,8 @@ impl InterfaceConfig {
             decap: 0,
             forward: 0,
             decap_gue_port: 0,
-            reserved_tail: [0; 2],
+            steer: 0,
+            reserved_tail: 0,
             sample_rate: 0,
             reserved_end: 0,
         }

@@ -134,12 +134,50 @@ fn balance_enabled(tables: &tables::MapTables, key: &FlowKey) -> bool {
         || tables.interface_config().decap != 0
 }
 
+/// A plain pass (a class, not a filter's monitored drop) handed to a CPU
+/// of the steering list by flow hash when the interface steers (software
+/// RSS); returns the action code to return and the action to count.
+/// Not inlined: its locals stay out of the large stages' frames.
+#[inline(never)]
+fn steer(key: &FlowKey, outcome: pipeline::Outcome) -> (u32, xdpath_core::Action) {
+    let plain = (outcome.action as u32, outcome.action);
+    if maps::CONFIG.get(0).is_none_or(|config| config.steer == 0)
+        || outcome.action != xdpath_core::Action::Pass
+        || outcome.reason as u8 > xdpath_core::Reason::Ipv6Other as u8
+    {
+        return plain;
+    }
+    let count = match maps::STEER_CPUS.get(0) {
+        Some(count) if *count != 0 && *count <= maps::MAX_STEER_CPUS => *count,
+        _ => return plain,
+    };
+    let Some(cpu) = maps::STEER_CPUS.get(1 + key.flow_hash() % count) else {
+        return plain;
+    };
+    let cpu = *cpu;
+    match maps::CPU_MAP.redirect(cpu, 0) {
+        Ok(action) => {
+            if let Some(steered) = maps::STEER_STATS.get_ptr_mut(cpu) {
+                // SAFETY: a per-CPU slot, touched only by this CPU.
+                unsafe { *steered += 1 };
+            }
+            (action, xdpath_core::Action::Redirect)
+        }
+        Err(_) => plain,
+    }
+}
+
 /// Tail-calls the forwarding stage when the interface forwards; returns
 /// when it does not (or the stage is missing). The flow key must be in
 /// this CPU's scratch slot.
 #[inline(always)]
-fn divert_to_forward(ctx: &XdpContext, config: &xdpath_core::InterfaceConfig) {
-    if config.forward != 0 {
+fn divert_to_forward(ctx: &XdpContext) {
+    // Read in place: a copy of the config would sit in the large stages'
+    // frames.
+    if maps::CONFIG
+        .get(0)
+        .is_some_and(|config| config.forward != 0)
+    {
         // SAFETY: a tail call with this program's own context; on success
         // it does not return.
         unsafe { maps::STAGES.tail_call(ctx, maps::STAGE_FORWARD) };
@@ -204,15 +242,16 @@ pub fn xdpath(ctx: XdpContext) -> u32 {
                             // context; on success it does not return.
                             unsafe { maps::STAGES.tail_call(&ctx, maps::STAGE_BALANCE) };
                         }
-                        divert_to_forward(&ctx, &config);
+                        divert_to_forward(&ctx);
                     }
                 }
                 pipeline::class_outcome(&key)
             }
         }
     };
-    tables.count(outcome.action, outcome.reason, packet.len() as u64);
-    outcome.action as u32
+    let (action, counted) = steer(&key, outcome);
+    tables.count(counted, outcome.reason, packet.len() as u64);
+    action
 }
 
 /// The filter stage, reached from [`xdpath`] by tail call with the flow key
@@ -233,10 +272,11 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
         // cookie stage (which does not return here); anything else is done.
         syncookie::divert(&ctx, key);
         divert_to_balance(&ctx, &tables, key);
-        divert_to_forward(&ctx, &tables.interface_config());
+        divert_to_forward(&ctx);
     }
-    tables.count(outcome.action, outcome.reason, frame_len);
-    outcome.action as u32
+    let (action, counted) = steer(key, outcome);
+    tables.count(counted, outcome.reason, frame_len);
+    action
 }
 
 /// The balancing stage: on a backend, decapsulation; on a balancer, a VIP's
@@ -256,10 +296,14 @@ pub fn xdpath_balance(ctx: XdpContext) -> u32 {
         Some(verdict) => (verdict.outcome, verdict.redirect_ifindex),
         None => {
             // Not for the balancer: perhaps for forwarding.
-            divert_to_forward(&ctx, &tables.interface_config());
+            divert_to_forward(&ctx);
             (pipeline::class_outcome(key), 0)
         }
     };
+    // No steering here: its call would push this stage's frame, with the
+    // FIB lookup's, past the 512-byte stack. A frame for no VIP that
+    // should be steered goes on to the forwarding stage when the interface
+    // forwards, else to the stack on this CPU.
     let mut action = outcome.action as u32;
     if outcome.action == xdpath_core::Action::Redirect {
         // SAFETY: a helper taking an interface index (kernel 4.14).
@@ -286,7 +330,7 @@ pub fn xdpath_forward(ctx: XdpContext) -> u32 {
         Some(verdict) => (verdict.outcome, verdict.ifindex),
         None => (pipeline::class_outcome(key), 0),
     };
-    let mut action = outcome.action as u32;
+    let (mut action, counted) = steer(key, outcome);
     if outcome.action == xdpath_core::Action::Redirect {
         // The stage checked the port is in the map; were it removed since,
         // the frame goes to the stack rather than nowhere.
@@ -294,7 +338,7 @@ pub fn xdpath_forward(ctx: XdpContext) -> u32 {
             Ok(action) | Err(action) => action,
         };
     }
-    tables.count(outcome.action, outcome.reason, frame_len);
+    tables.count(counted, outcome.reason, frame_len);
     action
 }
 

@@ -5,8 +5,8 @@ use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
     maps::{
-        lpm_trie::Key, Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray,
-        RingBuf,
+        lpm_trie::Key, Array, CpuMap, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray,
+        ProgramArray, RingBuf,
     },
 };
 use xdpath_core::filter::{
@@ -244,3 +244,22 @@ pub static OBSERVE_LOSS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 /// which lets the kernel batch the transmits per device.
 #[map(name = "FORWARD_PORTS")]
 pub static FORWARD_PORTS: DevMapHash = DevMapHash::with_max_entries(256, 0);
+
+// ---- steering to CPUs, shared by every interface of a namespace
+
+/// Most CPUs a namespace steers to.
+pub const MAX_STEER_CPUS: u32 = 64;
+
+/// The CPUs frames are steered to, by CPU number; each entry's queue size
+/// is set by `xdpath steer enable`.
+#[map(name = "CPU_MAP")]
+pub static CPU_MAP: CpuMap = CpuMap::with_max_entries(MAX_STEER_CPUS, 0);
+
+/// The steering list: slot 0 holds how many CPUs follow, slots 1..=n the
+/// CPU numbers (a flow goes to slot 1 + hash % n).
+#[map(name = "STEER_CPUS")]
+pub static STEER_CPUS: Array<u32> = Array::with_max_entries(MAX_STEER_CPUS + 1, 0);
+
+/// Frames steered to each CPU (by target CPU), per source CPU.
+#[map(name = "STEER_STATS")]
+pub static STEER_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_STEER_CPUS, 0);

@@ -150,6 +150,22 @@ enum Command {
         /// The interface.
         interface: String,
     },
+    /// Steer the frames an interface passes to the stack to CPUs by flow
+    /// hash (software receive-side scaling).
+    Steer {
+        /// `enable` or `disable`.
+        #[arg(value_enum)]
+        switch: ForwardSwitch,
+        /// The interface.
+        interface: String,
+        /// The CPUs: `all` (default), or numbers and ranges such as
+        /// `0,2-3`; the namespace's list for every steering interface.
+        #[arg(long)]
+        cpus: Option<String>,
+        /// Frames queued per CPU (8-16384, default 2048).
+        #[arg(long)]
+        queue_size: Option<u32>,
+    },
     /// Sample 1 in N frames of an attached interface (0 or `off`: stop).
     Sample {
         /// The interface.
@@ -386,6 +402,28 @@ fn run(cli: &Cli) -> Result<()> {
                 println!("forwarding on {interface}");
             } else {
                 println!("not forwarding on {interface}");
+            }
+        }
+        Command::Steer {
+            switch,
+            interface,
+            cpus,
+            queue_size,
+        } => {
+            let on = matches!(switch, ForwardSwitch::Enable);
+            let report =
+                dataplane::steer::set_steering(interface, on, cpus.as_deref(), *queue_size)?;
+            if cli.json {
+                print_json(&report)?;
+            } else if on {
+                let cpus: Vec<String> = report.cpus.iter().map(ToString::to_string).collect();
+                println!(
+                    "steering {interface} to CPUs {} (queue {} frames)",
+                    cpus.join(","),
+                    report.queue_size
+                );
+            } else {
+                println!("not steering {interface}");
             }
         }
         Command::Sample { interface, rate } => {

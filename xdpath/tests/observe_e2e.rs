@@ -135,6 +135,9 @@ fn tshark_capture(bed: &TestBed, filter: &str, path: &Path) -> Child {
     }
     // Keep draining its stderr so it never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
+    // "Capturing on" can come a moment before the capture filter is in
+    // place: an exporter's first datagram must not fall into that gap.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     child
 }
 

@@ -48,15 +48,15 @@ enum Memory {
     Mapped(#[allow(dead_code, reason = "owned only to be unmapped on drop")] Mapping),
     /// Plain memory standing in for the kernel in unit tests.
     #[cfg(test)]
-    Heap(Box<[u64]>),
+    Heap(Vec<u64>),
 }
 
 impl Memory {
-    fn base(&self) -> *mut u8 {
+    fn base(&mut self) -> *mut u8 {
         match self {
             Memory::Mapped(mapping) => mapping.as_ptr(),
             #[cfg(test)]
-            Memory::Heap(words) => words.as_ptr().cast_mut().cast(),
+            Memory::Heap(words) => words.as_mut_ptr().cast(),
         }
     }
 
@@ -94,7 +94,7 @@ struct Ring<T> {
 unsafe impl<T: Copy + Send> Send for Ring<T> {}
 
 impl<T: Copy> Ring<T> {
-    fn new(memory: Memory, offsets: RingOffsets, size: u32) -> Result<Self, BadLayout> {
+    fn new(mut memory: Memory, offsets: RingOffsets, size: u32) -> Result<Self, BadLayout> {
         if size == 0 || !size.is_power_of_two() {
             return Err(BadLayout);
         }
@@ -102,7 +102,7 @@ impl<T: Copy> Ring<T> {
         let index_at = |offset: u64| -> Result<usize, BadLayout> {
             let offset = usize::try_from(offset).map_err(|_| BadLayout)?;
             let end = offset.checked_add(size_of::<u32>()).ok_or(BadLayout)?;
-            if end > len || offset % align_of::<AtomicU32>() != 0 {
+            if end > len || !offset.is_multiple_of(align_of::<AtomicU32>()) {
                 return Err(BadLayout);
             }
             Ok(offset)
@@ -111,11 +111,11 @@ impl<T: Copy> Ring<T> {
         let consumer = index_at(offsets.consumer)?;
         let desc = usize::try_from(offsets.desc).map_err(|_| BadLayout)?;
         let end = offsets.map_len::<T>(size).ok_or(BadLayout)?;
-        if end > len || desc % align_of::<T>() != 0 {
+        if end > len || !desc.is_multiple_of(align_of::<T>()) {
             return Err(BadLayout);
         }
         let base = memory.base();
-        if base as usize % align_of::<u64>() != 0 {
+        if !(base as usize).is_multiple_of(align_of::<u64>()) {
             return Err(BadLayout);
         }
         // SAFETY: the three offsets were checked to lie inside the memory
@@ -286,7 +286,7 @@ mod tests {
 
     fn heap(size: u32) -> Memory {
         let words = OFFSETS.map_len::<u64>(size).unwrap() / 8;
-        Memory::Heap(vec![0u64; words].into_boxed_slice())
+        Memory::Heap(vec![0u64; words])
     }
 
     /// The kernel's side of a ring over heap memory: it reads and writes
@@ -320,6 +320,7 @@ mod tests {
         assert_eq!(fill.outstanding(), 4);
         // The kernel reads the entries in order, then releases two.
         let values: Vec<u64> = (0..4)
+            // SAFETY: the slots are inside the ring; the test is its only user.
             .map(|i| unsafe { fill.ring.slot(start.wrapping_add(i)).read() })
             .collect();
         assert_eq!(values, [100, 101, 102, 103]);

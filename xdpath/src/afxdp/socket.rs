@@ -85,7 +85,7 @@ fn page_size() -> u64 {
 }
 
 /// Counters of one socket: this library's own, then the kernel's
-/// (`XDP_STATISTICS`; the last four are 0 before Linux 5.9).
+/// (`XDP_STATISTICS`; the last three are 0 before Linux 5.9).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct XskStats {
     /// Frames taken from the RX ring and copied out.
@@ -99,8 +99,8 @@ pub struct XskStats {
     pub fill_refills: u64,
     /// Descriptors from the kernel that pointed outside the UMEM, skipped.
     pub invalid_descs: u64,
-    /// Kernel: frames dropped for lack of room (no fill entry, RX ring
-    /// full, too long for a frame).
+    /// Kernel: frames dropped on the way in (too long for a frame, no
+    /// buffer from the fill ring, ...).
     pub rx_dropped: u64,
     /// Kernel: invalid RX descriptors.
     pub rx_invalid_descs: u64,
@@ -143,8 +143,9 @@ struct Counters {
 /// # Minimum kernel
 ///
 /// AF_XDP sockets: Linux 4.18. The `XDP_COPY` bind flag came with the
-/// zero-copy support of 2018 (4.18/4.19; the ring `flags` offset, read but
-/// not needed here, in 5.4; the extended `XDP_STATISTICS` in 5.9). Needs
+/// zero-copy infrastructure of 2018 (4.18/4.19, not checked against those
+/// releases); older `XDP_MMAP_OFFSETS` (before the ring `flags` field of
+/// 5.4) are understood; the extended `XDP_STATISTICS` need 5.9. Needs
 /// `CONFIG_XDP_SOCKETS` and `CAP_NET_RAW`. Developed and tested on 6.18.
 ///
 /// # Examples
@@ -226,12 +227,16 @@ fn mmap_offsets(fd: BorrowedFd<'_>) -> Result<[RingOffsets; 4], XskError> {
             })
         }
     };
-    let ring = |index: usize| RingOffsets {
-        producer: words[index * per_ring],
-        consumer: words[index * per_ring + 1],
-        desc: words[index * per_ring + 2],
-    };
-    Ok([ring(0), ring(1), ring(2), ring(3)])
+    let mut rings = words.chunks_exact(per_ring).map(|ring| match ring {
+        [producer, consumer, desc, ..] => RingOffsets {
+            producer: *producer,
+            consumer: *consumer,
+            desc: *desc,
+        },
+        _ => RingOffsets::default(),
+    });
+    let mut next = || rings.next().unwrap_or_default();
+    Ok([next(), next(), next(), next()])
 }
 
 /// Maps one ring of `size` entries of `T` at page offset `pgoff`.
@@ -461,22 +466,22 @@ impl XskSocket {
             }
             ready = self.rx.available();
         }
-        let mut appended = 0;
+        let mut appended: usize = 0;
         for offset in 0..ready {
             let desc = self.rx.read(offset);
             match self.umem.copy_out(desc.addr, desc.len) {
                 Some(frame) => {
                     out.push(frame);
-                    appended += 1;
+                    appended = appended.saturating_add(1);
                 }
-                None => self.counters.invalid_descs += 1,
+                None => self.counters.invalid_descs = self.counters.invalid_descs.saturating_add(1),
             }
             if let Some(frame) = self.umem.frame_of(desc.addr) {
                 self.pending_fill.push(frame);
             }
         }
         self.rx.release(ready);
-        self.counters.received += appended as u64;
+        self.counters.received = self.counters.received.saturating_add(appended as u64);
         self.refill();
         Ok(appended)
     }
@@ -541,8 +546,8 @@ impl XskSocket {
             },
         );
         self.tx.submit(1);
-        self.tx_in_flight += 1;
-        self.counters.tx_queued += 1;
+        self.tx_in_flight = self.tx_in_flight.saturating_add(1);
+        self.counters.tx_queued = self.counters.tx_queued.saturating_add(1);
         self.kick()?;
         self.reap();
         Ok(())
@@ -587,7 +592,7 @@ impl XskSocket {
             received: counters.received,
             sent: counters.sent,
             tx_queued: counters.tx_queued,
-            fill_refills: counters.filled - counters.initial_fill,
+            fill_refills: counters.filled.saturating_sub(counters.initial_fill),
             invalid_descs: counters.invalid_descs,
             rx_dropped: kernel.rx_dropped,
             rx_invalid_descs: kernel.rx_invalid_descs,
@@ -612,7 +617,7 @@ impl XskSocket {
             self.fill.write(offset, address);
         }
         self.fill.submit(count);
-        self.counters.filled += u64::from(count);
+        self.counters.filled = self.counters.filled.saturating_add(u64::from(count));
     }
 
     /// Takes completed TX frames back.
@@ -622,12 +627,12 @@ impl XskSocket {
             let address = self.completion.read(offset);
             match self.umem.frame_of(address) {
                 Some(frame) => self.free_frames.push(frame),
-                None => self.counters.invalid_descs += 1,
+                None => self.counters.invalid_descs = self.counters.invalid_descs.saturating_add(1),
             }
         }
         self.completion.release(ready);
         self.tx_in_flight = self.tx_in_flight.saturating_sub(ready);
-        self.counters.sent += u64::from(ready);
+        self.counters.sent = self.counters.sent.saturating_add(u64::from(ready));
     }
 
     fn kick(&self) -> Result<(), XskError> {

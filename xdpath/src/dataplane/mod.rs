@@ -28,6 +28,7 @@ mod attach;
 pub mod forward;
 mod program;
 mod reload;
+pub mod steer;
 
 pub use attach::{
     attach, attached_interfaces, detach, interface_counters, read_interface_config, status,
@@ -350,7 +351,7 @@ pub const INTERFACE_REUSED_MAPS: [&str; 3] = ["CONFIG", "COUNTERS", "META"];
 
 /// The maps every interface of a namespace shares (the filter's, the
 /// balancer's, and the sample and capture rings).
-pub const SHARED_MAPS: [&str; 34] = [
+pub const SHARED_MAPS: [&str; 37] = [
     "FILTER_CONFIG",
     "RULES_0",
     "RULES_1",
@@ -385,6 +386,9 @@ pub const SHARED_MAPS: [&str; 34] = [
     "CAPTURE",
     "OBSERVE_LOSS",
     "FORWARD_PORTS",
+    "CPU_MAP",
+    "STEER_CPUS",
+    "STEER_STATS",
 ];
 
 /// Slot of the filter stage in the `STAGES` tail-call table.

@@ -198,7 +198,9 @@ impl LoadedProgram {
             | Map::LruHashMap(data)
             | Map::HashMap(data)
             | Map::ProgramArray(data)
-            | Map::RingBuf(data) => data,
+            | Map::RingBuf(data)
+            | Map::DevMapHash(data)
+            | Map::CpuMap(data) => data,
             _ => return Err(missing()),
         };
         std::os::fd::AsFd::as_fd(data.fd())
