@@ -139,12 +139,34 @@ fn balance_enabled(tables: &tables::MapTables, key: &FlowKey) -> bool {
 /// RSS); returns the action code to return and the action to count.
 /// Not inlined: its locals stay out of the large stages' frames.
 #[inline(never)]
-fn steer(key: &FlowKey, outcome: pipeline::Outcome) -> (u32, xdpath_core::Action) {
+fn steer(
+    ctx: *mut aya_ebpf::bindings::xdp_md,
+    key: &FlowKey,
+    outcome: pipeline::Outcome,
+) -> (u32, xdpath_core::Action) {
     let plain = (outcome.action as u32, outcome.action);
-    if maps::CONFIG.get(0).is_none_or(|config| config.steer == 0)
-        || outcome.action != xdpath_core::Action::Pass
+    if outcome.action != xdpath_core::Action::Pass
         || outcome.reason as u8 > xdpath_core::Reason::Ipv6Other as u8
     {
+        return plain;
+    }
+    // A flow an AF_XDP application asked for, to the socket of the queue
+    // it arrived on (bound to this interface).
+    let rule = u32::from(key.protocol) << 16 | u32::from(key.destination_port);
+    // SAFETY: a plain lookup in a hash map of u32.
+    if unsafe { maps::STEER_XSK.get(&rule) }.is_some() {
+        // SAFETY: ctx is the kernel's xdp_md for this run.
+        let (queue, ifindex) = unsafe { ((*ctx).rx_queue_index, (*ctx).ingress_ifindex) };
+        if maps::XSK_OWNERS
+            .get(queue)
+            .is_some_and(|owner| *owner == ifindex)
+        {
+            if let Ok(action) = maps::XSKS.redirect(queue, 0) {
+                return (action, xdpath_core::Action::Redirect);
+            }
+        }
+    }
+    if maps::CONFIG.get(0).is_none_or(|config| config.steer == 0) {
         return plain;
     }
     let count = match maps::STEER_CPUS.get(0) {
@@ -249,7 +271,7 @@ pub fn xdpath(ctx: XdpContext) -> u32 {
             }
         }
     };
-    let (action, counted) = steer(&key, outcome);
+    let (action, counted) = steer(ctx.ctx, &key, outcome);
     tables.count(counted, outcome.reason, packet.len() as u64);
     action
 }
@@ -274,7 +296,7 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
         divert_to_balance(&ctx, &tables, key);
         divert_to_forward(&ctx);
     }
-    let (action, counted) = steer(key, outcome);
+    let (action, counted) = steer(ctx.ctx, key, outcome);
     tables.count(counted, outcome.reason, frame_len);
     action
 }
@@ -330,7 +352,7 @@ pub fn xdpath_forward(ctx: XdpContext) -> u32 {
         Some(verdict) => (verdict.outcome, verdict.ifindex),
         None => (pipeline::class_outcome(key), 0),
     };
-    let (mut action, counted) = steer(key, outcome);
+    let (mut action, counted) = steer(ctx.ctx, key, outcome);
     if outcome.action == xdpath_core::Action::Redirect {
         // The stage checked the port is in the map; were it removed since,
         // the frame goes to the stack rather than nowhere.

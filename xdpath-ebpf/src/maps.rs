@@ -6,7 +6,7 @@ use aya_ebpf::{
     macros::map,
     maps::{
         lpm_trie::Key, Array, CpuMap, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray,
-        ProgramArray, RingBuf,
+        ProgramArray, RingBuf, XskMap,
     },
 };
 use xdpath_core::filter::{
@@ -263,3 +263,20 @@ pub static STEER_CPUS: Array<u32> = Array::with_max_entries(MAX_STEER_CPUS + 1, 
 /// Frames steered to each CPU (by target CPU), per source CPU.
 #[map(name = "STEER_STATS")]
 pub static STEER_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_STEER_CPUS, 0);
+
+// ---- steering to AF_XDP sockets, shared by every interface of a namespace
+
+/// AF_XDP sockets by receive queue (`xdpath::afxdp::SteeredReceiver`).
+#[map(name = "XSKS")]
+pub static XSKS: XskMap = XskMap::with_max_entries(64, 0);
+
+/// The interface each `XSKS` socket is bound to, by queue (0: none): a
+/// frame goes to a queue's socket only if it arrived on that interface
+/// (the kernel drops frames redirected to another device's socket).
+#[map(name = "XSK_OWNERS")]
+pub static XSK_OWNERS: Array<u32> = Array::with_max_entries(64, 0);
+
+/// Flows for AF_XDP: `protocol << 16 | destination port` → 1
+/// (`xdpath xsk add`).
+#[map(name = "STEER_XSK")]
+pub static STEER_XSK: HashMap<u32, u32> = HashMap::with_max_entries(1024, 0);

@@ -48,6 +48,30 @@ enum ForwardSwitch {
 }
 
 #[derive(Subcommand)]
+enum XskCommand {
+    /// Steer a flow to the AF_XDP socket of the queue it arrives on.
+    Add {
+        /// tcp or udp.
+        #[arg(long)]
+        proto: String,
+        /// The destination port.
+        #[arg(long)]
+        dport: String,
+    },
+    /// Stop steering a flow.
+    Del {
+        /// tcp or udp.
+        #[arg(long)]
+        proto: String,
+        /// The destination port.
+        #[arg(long)]
+        dport: String,
+    },
+    /// The steered flows.
+    List,
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Attach xdpath to an interface (state is pinned under /sys/fs/bpf/xdpath).
     Attach {
@@ -165,6 +189,12 @@ enum Command {
         /// Frames queued per CPU (8-16384, default 2048).
         #[arg(long)]
         queue_size: Option<u32>,
+    },
+    /// Flows steered to AF_XDP applications (`xdpath::afxdp::SteeredReceiver`),
+    /// by protocol and destination port.
+    Xsk {
+        #[command(subcommand)]
+        command: XskCommand,
     },
     /// Sample 1 in N frames of an attached interface (0 or `off`: stop).
     Sample {
@@ -424,6 +454,44 @@ fn run(cli: &Cli) -> Result<()> {
                 );
             } else {
                 println!("not steering {interface}");
+            }
+        }
+        Command::Xsk { command } => {
+            use xdpath::afxdp::steered;
+            let parse = |proto: &str, dport: &str| -> Result<(u8, u16)> {
+                Ok((
+                    xdpath::control::parse::parse_protocol(proto)?,
+                    xdpath::control::parse::parse_port(dport)?,
+                ))
+            };
+            match command {
+                XskCommand::Add { proto, dport } => {
+                    let (protocol, port) = parse(proto, dport)?;
+                    steered::add_rule(protocol, port)?;
+                    println!("steering {proto} port {port} to AF_XDP sockets");
+                }
+                XskCommand::Del { proto, dport } => {
+                    let (protocol, port) = parse(proto, dport)?;
+                    steered::del_rule(protocol, port)?;
+                    println!("no longer steering {proto} port {port}");
+                }
+                XskCommand::List => {
+                    let rules = steered::rules()?;
+                    if cli.json {
+                        let rows: Vec<serde_json::Value> = rules
+                            .iter()
+                            .map(|(protocol, port)| {
+                                serde_json::json!({ "protocol": protocol, "port": port })
+                            })
+                            .collect();
+                        print_json(&rows)?;
+                    } else {
+                        for (protocol, port) in rules {
+                            let name = if protocol == 6 { "tcp" } else { "udp" };
+                            println!("{name} {port}");
+                        }
+                    }
+                }
             }
         }
         Command::Sample { interface, rate } => {

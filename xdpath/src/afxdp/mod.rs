@@ -23,9 +23,11 @@ mod error;
 mod mmap;
 mod rings;
 mod socket;
+pub mod steered;
 mod sys;
 mod umem;
 
 pub use error::{XskError, XskStep};
 pub use socket::{XskOptions, XskSocket, XskStats, MIN_FRAME};
+pub use steered::SteeredReceiver;
 pub use umem::Umem;

@@ -351,7 +351,7 @@ pub const INTERFACE_REUSED_MAPS: [&str; 3] = ["CONFIG", "COUNTERS", "META"];
 
 /// The maps every interface of a namespace shares (the filter's, the
 /// balancer's, and the sample and capture rings).
-pub const SHARED_MAPS: [&str; 37] = [
+pub const SHARED_MAPS: [&str; 40] = [
     "FILTER_CONFIG",
     "RULES_0",
     "RULES_1",
@@ -389,6 +389,9 @@ pub const SHARED_MAPS: [&str; 37] = [
     "CPU_MAP",
     "STEER_CPUS",
     "STEER_STATS",
+    "XSKS",
+    "XSK_OWNERS",
+    "STEER_XSK",
 ];
 
 /// Slot of the filter stage in the `STAGES` tail-call table.

@@ -200,7 +200,8 @@ impl LoadedProgram {
             | Map::ProgramArray(data)
             | Map::RingBuf(data)
             | Map::DevMapHash(data)
-            | Map::CpuMap(data) => data,
+            | Map::CpuMap(data)
+            | Map::XskMap(data) => data,
             _ => return Err(missing()),
         };
         std::os::fd::AsFd::as_fd(data.fd())
