@@ -13,7 +13,7 @@ use std::process::Command;
 
 /// Debian's rustc, the one with a BPF `core` (package libstd-rust-web-dev-bpf).
 const BPF_RUSTC: &str = "/usr/bin/rustc";
-const PROGRAMS: [&str; 3] = ["xdpath", "xdpath-empty", "xdpath-xsk"];
+const PROGRAMS: [&str; 4] = ["xdpath", "xdpath-empty", "xdpath-xsk", "xdpath-redirect"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));

@@ -63,6 +63,10 @@ pub struct BenchOptions {
     /// Skip the sampling section.
     #[arg(long)]
     pub no_observe: bool,
+    /// Also measure forwarding over veth: this many live frames per trial
+    /// through xdpath's forwarding and through a minimal redirect program.
+    #[arg(long, value_name = "FRAMES")]
+    pub forward: Option<u32>,
 }
 
 impl Default for BenchOptions {
@@ -78,6 +82,7 @@ impl Default for BenchOptions {
             lb_rounds: 5,
             no_lb: false,
             no_observe: false,
+            forward: None,
         }
     }
 }
@@ -158,6 +163,8 @@ pub struct BenchReport {
     pub lb: Option<crate::bench_lb::LbReport>,
     /// The sampling section, unless skipped (`--no-observe`).
     pub observe: Option<crate::bench_observe::ObserveReport>,
+    /// The forwarding section, when asked for (`--forward`).
+    pub forward: Option<Vec<crate::bench_forward::ForwardResult>>,
 }
 
 impl BenchReport {
@@ -211,6 +218,23 @@ impl BenchReport {
         }
         if let Some(observe) = &self.observe {
             observe.print();
+        }
+        if let Some(forward) = &self.forward {
+            println!();
+            println!(
+                "FORWARDING over veth (live frames, h1 -> r -> h2) {:>10} {:>12} {:>12} {:>10}",
+                "ns/packet", "packets/s", "vs redirect", "arrived"
+            );
+            for row in forward {
+                println!(
+                    "{:<50} {:>10.1} {:>12.0} {:>11.2}x {:>9.0}%",
+                    row.program,
+                    row.ns_per_packet,
+                    row.packets_per_second,
+                    row.ratio_to_redirect,
+                    row.delivered_share * 100.0
+                );
+            }
         }
         if let Some(flood) = &self.flood {
             println!();
@@ -532,7 +556,12 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
             &options.peer,
         )?)
     };
+    let forward = match options.forward {
+        Some(frames) => Some(crate::bench_forward::run(frames, options.trials)?),
+        None => None,
+    };
     Ok(BenchReport {
+        forward,
         observe,
         method: format!(
             "BPF_PROG_TEST_RUN, {} repeats per frame, median of {} interleaved trials, wall-clock / repeat; \

@@ -7,6 +7,7 @@
 pub mod afxdp;
 pub mod bench;
 pub mod bench_flood;
+pub mod bench_forward;
 pub mod bench_lb;
 pub mod bench_observe;
 pub mod config;

@@ -30,3 +30,10 @@ pub const XSK_PROGRAM: &str = "xdpath_xsk";
 /// Name of the socket map in [`XSK`] (an `XSKMAP` of 64 entries, indexed by
 /// receive queue).
 pub const XSK_MAP: &str = "XSKS";
+
+/// The minimal redirect program (`xdpath-ebpf/src/redirect.rs`), the
+/// forwarding benchmark's peer.
+pub static REDIRECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpath-redirect.bpf.o"));
+/// Name of the entry point in [`REDIRECT`].
+pub const REDIRECT_PROGRAM: &str = "xdpath_redirect";

@@ -300,6 +300,61 @@ impl LoadedProgram {
         Ok(result.duration)
     }
 
+    /// Runs the program `repeat` times on `frame` as live frames
+    /// (`BPF_F_TEST_XDP_LIVE_FRAMES`, kernel 5.18): its redirects and TX
+    /// really send, in batches of 64. `ctx` is the `xdp_md` it sees (the
+    /// ingress interface). Returns the kernel's time per run and the wall
+    /// time of the whole call.
+    pub fn run_live(
+        &mut self,
+        frame: &[u8],
+        ctx: &[u8],
+        repeat: u32,
+    ) -> Result<(Duration, Duration), DataplaneError> {
+        let mut options = TestRunOptions::new();
+        options.data_in = Some(frame);
+        options.ctx_in = Some(ctx);
+        options.repeat = repeat;
+        options.attrs = aya::programs::TestRunAttrs::new().xdp_live_frames(64);
+        let started = std::time::Instant::now();
+        let result = self
+            .program()
+            .test_run(options)
+            .map_err(DataplaneError::TestRun)?;
+        Ok((result.duration, started.elapsed()))
+    }
+
+    /// Loads the minimal redirect program, sending every frame to
+    /// `ifindex` (the forwarding benchmark's peer).
+    pub fn load_redirect(ifindex: u32) -> Result<Self, DataplaneError> {
+        let mut loaded = Self::load_object(
+            objects::REDIRECT,
+            objects::REDIRECT_PROGRAM,
+            InterfaceConfig::default(),
+        )?;
+        let map = loaded
+            .ebpf
+            .map_mut("REDIRECT_TO")
+            .ok_or(DataplaneError::Map {
+                name: "REDIRECT_TO",
+                source: aya::maps::MapError::InvalidName {
+                    name: "REDIRECT_TO".into(),
+                },
+            })?;
+        let mut array: Array<&mut MapData, u32> =
+            Array::try_from(map).map_err(|source| DataplaneError::Map {
+                name: "REDIRECT_TO",
+                source,
+            })?;
+        array
+            .set(0, ifindex, 0)
+            .map_err(|source| DataplaneError::Map {
+                name: "REDIRECT_TO",
+                source,
+            })?;
+        Ok(loaded)
+    }
+
     /// Takes a ring-buffer map (`SAMPLES` or `CAPTURE_RING`) out of the
     /// program, to read what this instance writes to it.
     pub fn take_ring(
