@@ -324,6 +324,19 @@ impl LoadedProgram {
         Ok((result.duration, started.elapsed()))
     }
 
+    /// Runs the program once on `frame` with `ctx` as its `xdp_md` (not
+    /// live); returns its action code.
+    pub fn test_run_ctx(&mut self, frame: &[u8], ctx: &[u8]) -> Result<u32, DataplaneError> {
+        let mut options = TestRunOptions::new();
+        options.data_in = Some(frame);
+        options.ctx_in = Some(ctx);
+        let result = self
+            .program()
+            .test_run(options)
+            .map_err(DataplaneError::TestRun)?;
+        Ok(result.return_value)
+    }
+
     /// Loads the minimal redirect program, sending every frame to
     /// `ifindex` (the forwarding benchmark's peer).
     pub fn load_redirect(ifindex: u32) -> Result<Self, DataplaneError> {
