@@ -285,3 +285,63 @@ fn bad_forwarding_input_is_refused_clearly() {
     .into_owned();
     assert!(stderr.contains("nosuch0"), "{stderr}");
 }
+
+#[test]
+fn a_config_file_turns_forwarding_on_and_off_in_place() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "needs root (scripts/test.sh)"
+    );
+    let bed = RouterBed::new().expect("router bed");
+    for (node, port) in [(Node::H1, &bed.h1), (Node::H2, &bed.h2)] {
+        xdpath_ok(&bed, node, &["attach", &port.interface, "--mode", "native"]);
+    }
+    let file = std::env::temp_dir().join(format!("xdpath-forward-{}.toml", std::process::id()));
+    let write = |forward: bool| {
+        let text = format!(
+            "[[interface]]\nname = \"{}\"\nmode = \"native\"\nforward = {forward}\n\n\
+             [[interface]]\nname = \"{}\"\nmode = \"native\"\nforward = {forward}\n",
+            bed.r1.interface, bed.r2.interface
+        );
+        std::fs::write(&file, text).expect("write the config");
+    };
+    let path = file.display().to_string();
+    write(true);
+    xdpath_ok(&bed, Node::Router, &["apply", "-f", &path]);
+    let before = forwarded(&bed);
+    assert!(ping(&bed, &bed.h2.ipv4.to_string(), &[]).status.success());
+    let after = forwarded(&bed);
+    assert!(
+        after.0 - before.0 >= 5,
+        "forwarded at XDP after apply: {before:?} -> {after:?}"
+    );
+    // Off again, in place: the programs stay (same program ids).
+    let ids = |bed: &RouterBed| {
+        let status: Value =
+            serde_json::from_str(&xdpath_ok(bed, Node::Router, &["--json", "status"])).unwrap();
+        status
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|row| row["program_id"].clone())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let programs = ids(&bed);
+    write(false);
+    let plan = xdpath_ok(&bed, Node::Router, &["plan", "-f", &path]);
+    assert!(plan.contains("forward"), "{plan}");
+    xdpath_ok(&bed, Node::Router, &["apply", "-f", &path]);
+    assert_eq!(ids(&bed), programs, "interfaces attached again");
+    let before = forwarded(&bed);
+    assert!(ping(&bed, &bed.h2.ipv4.to_string(), &[]).status.success());
+    assert_eq!(
+        forwarded(&bed),
+        before,
+        "forwarded at XDP after forward = false"
+    );
+    let _ = std::fs::remove_file(&file);
+}

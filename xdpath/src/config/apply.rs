@@ -76,6 +76,10 @@ fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
                     dataplane::update_interface_config(name, |config| {
                         config.sample_rate = spec.sample_rate;
                     })?;
+                    let now = attached.iter().find(|now| now.name == name);
+                    if now.is_some_and(|now| now.forward != spec.forward) {
+                        dataplane::forward::set_forwarding(name, spec.forward)?;
+                    }
                     continue;
                 }
             }
@@ -105,6 +109,11 @@ fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
             continue;
         };
         dataplane::attach(name, mode_choice(spec.mode), interface_config(spec))?;
+        if spec.forward {
+            // The flag came with the config; the device map entry (and the
+            // checks) come from the same operation as `xdpath forward`.
+            dataplane::forward::set_forwarding(name, true)?;
+        }
         decap |= spec.decap;
     }
     if decap {
@@ -137,6 +146,7 @@ pub fn interface_config(spec: &InterfaceSpec) -> InterfaceConfig {
         .with_monitor(spec.monitor)
         .with_decap(spec.decap, if spec.decap { spec.gue_port } else { 0 })
         .with_sample_rate(spec.sample_rate)
+        .with_forward(spec.forward)
 }
 
 /// The filter state to install: `desired`, keeping from `current` the

@@ -164,6 +164,7 @@ fn interfaces(
         list.push(InterfaceSpec {
             name,
             sample_rate,
+            forward: item.forward.unwrap_or(false),
             mode: item.mode.unwrap_or_default(),
             malformed: item.malformed.unwrap_or_default(),
             monitor: item.monitor.unwrap_or(false),

@@ -49,6 +49,7 @@ pub fn interfaces() -> Result<Vec<InterfaceSpec>, ConfigError> {
             monitor: config.monitor != 0,
             decap: config.decap != 0,
             sample_rate: config.sample_rate,
+            forward: config.forward != 0,
             gue_port: if config.decap != 0 {
                 config.decap_gue_port
             } else {

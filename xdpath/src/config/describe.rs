@@ -45,6 +45,9 @@ pub(super) fn interface(spec: &InterfaceSpec) -> String {
     if spec.sample_rate != 0 {
         text.push_str(&format!(", sample 1 in {}", spec.sample_rate));
     }
+    if spec.forward {
+        text.push_str(", forward");
+    }
     text
 }
 

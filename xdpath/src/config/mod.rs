@@ -223,6 +223,9 @@ pub struct InterfaceSpec {
     /// attaching again.
     #[serde(default)]
     pub sample_rate: u32,
+    /// L3 forwarding at XDP (`xdpath forward`); changed in place.
+    #[serde(default)]
+    pub forward: bool,
     /// Current state only: the pins are left but the interface is gone
     /// or was made again (`status` says "interface gone").
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

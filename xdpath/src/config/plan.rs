@@ -185,14 +185,16 @@ pub fn interface_matches(current: &InterfaceSpec, desired: &InterfaceSpec) -> bo
         && current.decap == desired.decap
         && current.gue_port == desired.gue_port
         && current.sample_rate == desired.sample_rate
+        && current.forward == desired.forward
 }
 
 /// True when an interface attached as `current` needs attaching again to
-/// become `desired`: it differs in more than its sampling rate (which is
-/// changed in place).
+/// become `desired`: it differs in more than its sampling rate and
+/// forwarding (which are changed in place).
 pub fn needs_reattach(current: &InterfaceSpec, desired: &InterfaceSpec) -> bool {
     let in_place = InterfaceSpec {
         sample_rate: desired.sample_rate,
+        forward: desired.forward,
         ..current.clone()
     };
     !interface_matches(&in_place, desired)

@@ -153,6 +153,8 @@ pub struct InterfaceEntry {
     pub gue_port: Option<Spanned<Scalar>>,
     /// Sample 1 in this many frames (0 or absent: no sampling).
     pub sample_rate: Option<Spanned<u32>>,
+    /// Forward frames not for this host at XDP (`xdpath forward`).
+    pub forward: Option<bool>,
 }
 
 /// `[filter]`.
