@@ -76,6 +76,18 @@ fn ping(bed: &RouterBed, target: &str, extra: &[&str]) -> Output {
     bed.exec(Node::H1, "ping", &args).expect("ping")
 }
 
+/// An iperf3 server on h2 for one test, once it listens.
+fn iperf3_server(bed: &RouterBed, address: &str) -> std::process::Child {
+    let server = bed
+        .command(Node::H2, "iperf3")
+        .args(["-s", "-1", "-B", address])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("iperf3 server");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    server
+}
+
 #[test]
 fn ping_tcp_and_udp_are_forwarded_at_xdp_and_routes_are_followed() {
     let bed = forwarding_bed();
@@ -98,13 +110,7 @@ fn ping_tcp_and_udp_are_forwarded_at_xdp_and_routes_are_followed() {
     );
 
     // TCP and UDP with iperf3.
-    let mut server = bed
-        .command(Node::H2, "iperf3")
-        .args(["-s", "-1", "-B", &h2_v4])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("iperf3 server");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut server = iperf3_server(&bed, &h2_v4);
     let before = forwarded(&bed);
     let tcp = bed
         .exec(Node::H1, "iperf3", ["-c", &h2_v4, "-t", "2", "-J"])
@@ -126,13 +132,7 @@ fn ping_tcp_and_udp_are_forwarded_at_xdp_and_routes_are_followed() {
     );
     assert!(after.1 - before.1 > 0, "TCP ACKs forwarded at XDP");
 
-    let mut server = bed
-        .command(Node::H2, "iperf3")
-        .args(["-s", "-1", "-B", &h2_v4])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("iperf3 server");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut server = iperf3_server(&bed, &h2_v4);
     let before = forwarded(&bed);
     let udp = bed
         .exec(

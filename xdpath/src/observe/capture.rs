@@ -190,6 +190,21 @@ pub fn capture(args: &CaptureArgs, on_ready: impl FnOnce()) -> Result<CaptureRep
     let deadline = args.duration.map(Duration::from_secs_f64);
     let mut interfaces = HashMap::new();
     let mut packets = 0u64;
+    // Writes what the ring holds, up to the limit.
+    let mut write_waiting = |writer: &mut PcapngWriter<BufWriter<File>>,
+                             reader: &mut RingReader,
+                             packets: &mut u64|
+     -> std::io::Result<()> {
+        for sample in reader.drain(usize::MAX) {
+            if *packets >= limit {
+                break;
+            }
+            let id = interface_id(writer, &mut interfaces, sample.meta.ifindex, args.snaplen)?;
+            writer.write_sample(id, &sample)?;
+            *packets += 1;
+        }
+        Ok(())
+    };
     let done = |packets: u64| {
         packets >= limit
             || crate::signals::interrupted()
@@ -197,38 +212,12 @@ pub fn capture(args: &CaptureArgs, on_ready: impl FnOnce()) -> Result<CaptureRep
     };
     while !done(packets) {
         reader.wait(Duration::from_millis(100));
-        for sample in reader.drain(usize::MAX) {
-            if packets >= limit {
-                break;
-            }
-            let id = interface_id(
-                &mut writer,
-                &mut interfaces,
-                sample.meta.ifindex,
-                args.snaplen,
-            )
-            .map_err(output_error)?;
-            writer.write_sample(id, &sample).map_err(output_error)?;
-            packets += 1;
-        }
+        write_waiting(&mut writer, &mut reader, &mut packets).map_err(output_error)?;
     }
     drop(guard);
     // Frames chosen before the filter went off are still on their way.
     std::thread::sleep(Duration::from_millis(20));
-    for sample in reader.drain(usize::MAX) {
-        if packets >= limit {
-            break;
-        }
-        let id = interface_id(
-            &mut writer,
-            &mut interfaces,
-            sample.meta.ifindex,
-            args.snaplen,
-        )
-        .map_err(output_error)?;
-        writer.write_sample(id, &sample).map_err(output_error)?;
-        packets += 1;
-    }
+    write_waiting(&mut writer, &mut reader, &mut packets).map_err(output_error)?;
     let mut output = writer.finish().map_err(output_error)?;
     std::io::Write::flush(&mut output).map_err(output_error)?;
     Ok(CaptureReport {
