@@ -450,7 +450,6 @@ fn capture_holds_exactly_the_frames_dropped() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut capture = capture;
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(capture.id() as i32, libc::SIGINT) };
     let report = json(&finished(capture));
