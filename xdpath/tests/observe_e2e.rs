@@ -202,23 +202,56 @@ fn flow_samples_to<'a>(packets: &'a [Value], bed: &TestBed, port: u16) -> Vec<&'
         .collect()
 }
 
+/// Runs `xdpath export PROTOCOL` (1 in 1, plus `options`) on A towards a
+/// collector in B while the passed and denied flows are sent; returns the
+/// exporter's counts and what tshark decoded at the collector, checked to
+/// be clean and to hold every datagram the exporter counted.
+fn export_to_collector(bed: &TestBed, protocol: &str, options: &[&str]) -> (Value, Vec<Value>) {
+    let (port, decode_as, sent) = match protocol {
+        "sflow" => (6343, "udp.port==6343,sflow", "/sflow/datagrams"),
+        _ => (4739, "udp.port==4739,cflow", "/ipfix/messages"),
+    };
+    let pcap = scratch(&format!("{protocol}.pcap"));
+    let collector = collector(bed, port, &pcap);
+    let address = format!("{}:{port}", bed.b().ipv4);
+    let mut args = vec![
+        "--json",
+        "export",
+        protocol,
+        "--collector",
+        &address,
+        "--rate",
+        "1",
+    ];
+    args.extend_from_slice(options);
+    args.push(&bed.a().interface);
+    let exporter = background_xdpath(bed, &args, "exporting");
+    send_udp(bed, 5555, PASSED_PORT, PASSED_FRAMES);
+    send_udp(bed, 5556, DENIED_PORT, DENIED_FRAMES);
+    let stats = json(&finished(exporter));
+    collector.stop();
+    let packets = tshark(&pcap, decode_as);
+    assert!(
+        !packets.is_empty(),
+        "no {protocol} datagram reached the collector"
+    );
+    assert_clean(&packets);
+    assert_eq!(
+        Some(packets.len() as u64),
+        stats.pointer(sent).and_then(Value::as_u64),
+        "{stats}"
+    );
+    (stats, packets)
+}
+
 #[test]
 fn sflow_datagrams_decode_in_tshark_with_the_values_sent() {
     let (bed, _rule) = attached_bed();
-    let pcap = scratch("sflow.pcap");
-    let collector = collector(&bed, 6343, &pcap);
-    let collector_address = format!("{}:6343", bed.b().ipv4);
     let agent = bed.a().ipv4.to_string();
-    let exporter = background_xdpath(
+    let (stats, packets) = export_to_collector(
         &bed,
+        "sflow",
         &[
-            "--json",
-            "export",
-            "sflow",
-            "--collector",
-            &collector_address,
-            "--rate",
-            "1",
             "--agent",
             &agent,
             "--sub-agent-id",
@@ -227,26 +260,9 @@ fn sflow_datagrams_decode_in_tshark_with_the_values_sent() {
             "1",
             "--duration",
             "3",
-            &bed.a().interface,
         ],
-        "exporting",
     );
-    send_udp(&bed, 5555, PASSED_PORT, PASSED_FRAMES);
-    send_udp(&bed, 5556, DENIED_PORT, DENIED_FRAMES);
-    let stats = json(&finished(exporter));
-    collector.stop();
     assert_eq!(stats["ring_lost"], 0, "{stats}");
-
-    let packets = tshark(&pcap, "udp.port==6343,sflow");
-    assert!(
-        !packets.is_empty(),
-        "no sFlow datagram reached the collector"
-    );
-    assert_clean(&packets);
-    assert_eq!(
-        packets.len() as u64,
-        stats["sflow"]["datagrams"].as_u64().unwrap()
-    );
     for packet in &packets {
         assert_eq!(one(packet, "sflow_245.version"), "5");
         assert_eq!(one(packet, "sflow_245.agent"), agent);
@@ -298,19 +314,10 @@ fn sflow_datagrams_decode_in_tshark_with_the_values_sent() {
 #[test]
 fn ipfix_records_decode_in_tshark_with_the_flows_sent() {
     let (bed, _rule) = attached_bed();
-    let pcap = scratch("ipfix.pcap");
-    let collector = collector(&bed, 4739, &pcap);
-    let collector_address = format!("{}:4739", bed.b().ipv4);
-    let exporter = background_xdpath(
+    let (_stats, packets) = export_to_collector(
         &bed,
+        "ipfix",
         &[
-            "--json",
-            "export",
-            "ipfix",
-            "--collector",
-            &collector_address,
-            "--rate",
-            "1",
             "--idle-timeout",
             "1",
             "--active-timeout",
@@ -321,24 +328,7 @@ fn ipfix_records_decode_in_tshark_with_the_flows_sent() {
             "42",
             "--duration",
             "3.5",
-            &bed.a().interface,
         ],
-        "exporting",
-    );
-    send_udp(&bed, 5555, PASSED_PORT, PASSED_FRAMES);
-    send_udp(&bed, 5556, DENIED_PORT, DENIED_FRAMES);
-    let stats = json(&finished(exporter));
-    collector.stop();
-
-    let packets = tshark(&pcap, "udp.port==4739,cflow");
-    assert!(
-        !packets.is_empty(),
-        "no IPFIX message reached the collector"
-    );
-    assert_clean(&packets);
-    assert_eq!(
-        packets.len() as u64,
-        stats["ipfix"]["messages"].as_u64().unwrap()
     );
     for packet in &packets {
         assert_eq!(one(packet, "cflow.version"), "10");
