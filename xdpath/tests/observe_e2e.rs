@@ -562,4 +562,13 @@ fn bad_observe_input_is_refused_clearly_and_changes_nothing() {
     let top = xdpath_ok(&bed, &["--json", "top", "-n", "1", "--interval", "0.2"]);
     let frame = json(top.lines().next().expect("one frame"));
     assert_eq!(frame["not_sampling"], serde_json::json!([interface]));
+    // And the good input: a rate set in place, shown by status, then off.
+    let rate_of = |bed: &TestBed| {
+        let status = json(&xdpath_ok(bed, &["--json", "status"]));
+        status[0]["sample_rate"].clone()
+    };
+    xdpath_ok(&bed, &["sample", &interface, "10"]);
+    assert_eq!(rate_of(&bed), 10);
+    xdpath_ok(&bed, &["sample", &interface, "off"]);
+    assert_eq!(rate_of(&bed), 0);
 }
