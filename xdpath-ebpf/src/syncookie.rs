@@ -48,7 +48,7 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray},
     programs::XdpContext,
 };
-use xdpath_core::filter::FILTER_SYN_COOKIES;
+use xdpath_core::filter::{kernel_accepts_source, FILTER_SYN_COOKIES};
 use xdpath_core::wire::protocol;
 use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
 use xdpath_core::{Action, FlowKey, Reason, Tables};
@@ -234,10 +234,18 @@ fn syn(
 ) -> Verdict {
     let md = ctx.ctx;
     // Keep the kernel's listener in cookie mode: one SYN a second per port
-    // goes to it.
+    // goes to it. Only from a source the kernel takes: a spoofed martian
+    // (a flood's random sources include them) is dropped before TCP, and
+    // would spend the second's turn without renewing the listener's cookie
+    // window, so a real client's cookie ACK would then be refused.
     // SAFETY: a helper with no arguments.
     let now = unsafe { bpf_ktime_get_ns() };
-    if let Some(last) = SYNCOOKIE_PASSED.get_ptr_mut(u32::from(key.destination_port)) {
+    let to_kernel = if kernel_accepts_source(&key.source, key.ip_version) {
+        SYNCOOKIE_PASSED.get_ptr_mut(u32::from(key.destination_port))
+    } else {
+        None
+    };
+    if let Some(last) = to_kernel {
         // SAFETY: a live map value; racing CPUs can at worst both pass a SYN.
         unsafe {
             if *last == 0 || now.wrapping_sub(*last) >= KERNEL_SYN_INTERVAL_NS {

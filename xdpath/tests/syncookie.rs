@@ -384,6 +384,68 @@ fn other_ports_and_flags_are_untouched() {
     );
 }
 
+/// A SYN like `tcp_frame`'s (no tags, Linux's options) from `source`, its
+/// checksums made again.
+fn syn_from(net: Net, source: &[u8]) -> Vec<u8> {
+    let mut frame = tcp_frame(net, &[], SYN, CLIENT_SEQ, 0, &LINUX_SYN_OPTIONS, &[]);
+    let (ip_len, source_at, server): (usize, usize, &[u8]) = match net {
+        Net::V4 => (20, 14 + 12, &SERVER4),
+        Net::V6 => (40, 14 + 8, &SERVER6),
+    };
+    frame[source_at..source_at + source.len()].copy_from_slice(source);
+    if ip_len == 20 {
+        frame[14 + 10..14 + 12].fill(0);
+        let checksum = internet_checksum(&[&frame[14..34]]);
+        frame[14 + 10..14 + 12].copy_from_slice(&checksum.to_be_bytes());
+    }
+    let tcp_at = 14 + ip_len;
+    frame[tcp_at + 16..tcp_at + 18].fill(0);
+    let pseudo = pseudo_header(source, server, frame.len() - tcp_at);
+    let checksum = internet_checksum(&[&pseudo, &frame[tcp_at..]]);
+    frame[tcp_at + 16..tcp_at + 18].copy_from_slice(&checksum.to_be_bytes());
+    frame
+}
+
+#[test]
+fn martian_sources_do_not_spend_the_kernels_turn() {
+    // A flood's random sources include ones the kernel drops before TCP
+    // (loopback, multicast, 0/8, class E); had one of them taken the
+    // second's turn, the listener's cookie window would not be renewed and
+    // a real client's cookie ACK would be refused with a reset.
+    let mut multicast6 = [0u8; 16];
+    multicast6[..2].copy_from_slice(&[0xff, 0x02]);
+    multicast6[15] = 1;
+    let mut loopback6 = [0u8; 16];
+    loopback6[15] = 1;
+    let cases: [(Net, Vec<u8>); 7] = [
+        (Net::V4, vec![127, 0, 0, 1]),
+        (Net::V4, vec![0, 9, 9, 9]),
+        (Net::V4, vec![224, 0, 0, 5]),
+        (Net::V4, vec![250, 1, 2, 3]),
+        (Net::V4, vec![255, 255, 255, 255]),
+        (Net::V6, multicast6.to_vec()),
+        (Net::V6, loopback6.to_vec()),
+    ];
+    for (net, source) in cases {
+        let mut program = loaded_with_cookies();
+        let plain = match net {
+            Net::V4 => syn_from(Net::V4, &CLIENT4),
+            Net::V6 => syn_from(Net::V6, &CLIENT6),
+        };
+        let spoofed = syn_from(net, &source);
+        assert_eq!(
+            program.test_run(&spoofed).expect("test run"),
+            Action::Tx as u32,
+            "a SYN from {source:?} is answered at XDP, not given the turn"
+        );
+        assert_eq!(
+            program.test_run(&plain).expect("test run"),
+            Action::Pass as u32,
+            "the turn is still there for a SYN from a real source"
+        );
+    }
+}
+
 // ---- end to end
 
 /// A TCP server in a namespace: answers each connection's request line

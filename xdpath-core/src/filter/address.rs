@@ -112,6 +112,32 @@ pub const fn family_any_length(family: u8) -> u8 {
     }
 }
 
+/// Whether the kernel's input path would take a packet from `source` at all
+/// (`ip_route_input_slow` and `ip6_rcv_core` drop the rest as martians
+/// before TCP sees them). `ip_version` is the frame's (4 or 6): IPv4
+/// arrives IPv4-mapped.
+///
+/// Refused for IPv4: `0.0.0.0/8`, `127.0.0.0/8`, `224.0.0.0/4` (multicast)
+/// and `240.0.0.0/4` (reserved, with the limited broadcast). For IPv6:
+/// `::`, `::1`, `ff00::/8` (multicast) and `::ffff:0:0/96` (an IPv4-mapped
+/// source on the wire). The reserved IPv4 block is refused even though some
+/// kernels route it: a caller that skips an acceptable source loses
+/// nothing but a moment.
+#[inline(always)]
+pub fn kernel_accepts_source(source: &[u8; 16], ip_version: u8) -> bool {
+    let [_, _, _, _, _, _, _, _, _, _, _, _, first_v4, _, _, _] = *source;
+    let [first, ..] = *source;
+    let family = address_family(source);
+    if ip_version == 4 {
+        family == FAMILY_V4 && first_v4 != 0 && first_v4 != 127 && first_v4 < 224
+    } else {
+        let [high, low] = address_words(source);
+        let unspecified = high == 0 && low == 0;
+        let loopback = high == 0 && low == u64::from_ne_bytes([0, 0, 0, 0, 0, 0, 0, 1]);
+        family == FAMILY_V6 && !unspecified && !loopback && first != 0xff
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +180,50 @@ mod tests {
             "::/80 is IPv6"
         );
         assert_eq!(prefix_family(&[0; 16], 0), FAMILY_V6);
+    }
+
+    #[test]
+    fn sources_the_kernel_takes() {
+        let v4 = |octets| crate::parse::ipv4_mapped(octets);
+        for (octets, accepted) in [
+            ([192, 0, 2, 1], true),
+            ([1, 0, 0, 0], true),
+            ([223, 255, 255, 255], true),
+            ([0, 1, 2, 3], false),
+            ([127, 0, 0, 1], false),
+            ([224, 0, 0, 1], false),
+            ([239, 1, 1, 1], false),
+            ([240, 0, 0, 1], false),
+            ([255, 255, 255, 255], false),
+        ] {
+            assert_eq!(
+                kernel_accepts_source(&v4(octets), 4),
+                accepted,
+                "{octets:?}"
+            );
+        }
+        let mut documentation = [0u8; 16];
+        documentation[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        documentation[15] = 1;
+        let mut link_local = [0u8; 16];
+        link_local[..2].copy_from_slice(&[0xfe, 0x80]);
+        link_local[15] = 9;
+        let mut loopback = [0u8; 16];
+        loopback[15] = 1;
+        let mut multicast = [0u8; 16];
+        multicast[..2].copy_from_slice(&[0xff, 0x02]);
+        multicast[15] = 1;
+        for (address, accepted) in [
+            (documentation, true),
+            (link_local, true),
+            ([0; 16], false),
+            (loopback, false),
+            (multicast, false),
+            (v4([192, 0, 2, 1]), false),
+        ] {
+            assert_eq!(kernel_accepts_source(&address, 6), accepted, "{address:x?}");
+        }
+        // A version that disagrees with the address form is refused.
+        assert!(!kernel_accepts_source(&documentation, 4));
     }
 }

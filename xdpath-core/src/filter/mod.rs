@@ -23,8 +23,8 @@ mod limits;
 mod types;
 
 pub use address::{
-    address_family, address_words, family_any_length, mask, prefix_contains, prefix_family,
-    words_family, FAMILY_V4, FAMILY_V6,
+    address_family, address_words, family_any_length, kernel_accepts_source, mask, prefix_contains,
+    prefix_family, words_family, FAMILY_V4, FAMILY_V6,
 };
 pub use limits::*;
 pub use types::*;
