@@ -128,6 +128,15 @@ impl FrameBuffer {
         }
     }
 
+    /// Puts another frame in, reusing the allocation (a runtime's
+    /// per-frame buffer).
+    pub fn reload(&mut self, frame: &[u8]) {
+        self.buffer.truncate(FRAME_HEADROOM);
+        self.buffer.resize(FRAME_HEADROOM, 0);
+        self.buffer.extend_from_slice(frame);
+        self.start = FRAME_HEADROOM;
+    }
+
     /// The frame as it is now.
     pub fn bytes(&self) -> &[u8] {
         self.buffer.get(self.start..).unwrap_or(&[])

@@ -29,3 +29,4 @@ pub mod testenv;
 pub mod testenv_lb;
 pub mod testenv_router;
 pub mod traffic;
+pub mod userspace;

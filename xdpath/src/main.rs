@@ -120,6 +120,36 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         rules: Option<PathBuf>,
     },
+    /// Run the whole pipeline in user space on an interface's frames
+    /// (AF_XDP), with the namespace's state and the kernel's counters,
+    /// until SIGINT or SIGTERM.
+    Run {
+        /// The interface.
+        interface: String,
+        /// Run in user space (the kernel path is `xdpath attach`).
+        #[arg(long)]
+        userspace: bool,
+        /// Sockets on queues 0..N (default: every receive queue).
+        #[arg(long, value_name = "N")]
+        queues: Option<u32>,
+        /// What to do with malformed frames.
+        #[arg(long, value_enum, default_value = "pass")]
+        malformed: Malformed,
+        /// Monitor mode: count what would be dropped, drop nothing.
+        #[arg(long)]
+        monitor: bool,
+        /// Where passed frames go: the stack through a TAP device, or
+        /// nowhere.
+        #[arg(long, value_enum, default_value = "tap")]
+        exception: xdpath::userspace::Exception,
+        /// Let the kernel use zero-copy where the driver supports it
+        /// (default: copy mode, which every driver supports).
+        #[arg(long)]
+        zero_copy: bool,
+        /// Stop after this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        duration: Option<f64>,
+    },
     /// Filter rules: add, del, list, flush, default, load.
     Filter {
         #[command(subcommand)]
@@ -323,7 +353,14 @@ fn run(cli: &Cli) -> Result<()> {
             };
             let mut report = Vec::new();
             for name in names {
-                let counters = dataplane::interface_counters(&name)?;
+                // An interface the user-space runtime has: its snapshot.
+                let counters = match dataplane::interface_counters(&name) {
+                    Ok(counters) => counters,
+                    Err(error) => match xdpath::userspace::read_snapshot(&name) {
+                        Some(snapshot) => snapshot.counters(),
+                        None => return Err(error.into()),
+                    },
+                };
                 report.push((name, stats::rows(&counters)));
             }
             // Rules and limits are shared by the namespace's interfaces.
@@ -373,6 +410,53 @@ fn run(cli: &Cli) -> Result<()> {
                 InterfaceConfig::new((*malformed).into()),
                 filter.as_ref(),
             )?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                report.print();
+            }
+        }
+        Command::Run {
+            interface,
+            userspace,
+            queues,
+            malformed,
+            monitor,
+            exception,
+            zero_copy,
+            duration,
+        } => {
+            if !*userspace {
+                return Err(
+                    "xdpath run needs --userspace (the kernel path is `xdpath attach`)".into(),
+                );
+            }
+            let duration = match duration {
+                Some(seconds) if !seconds.is_finite() || *seconds <= 0.0 => {
+                    return Err(format!(
+                        "--duration {seconds}: must be a positive number of seconds"
+                    )
+                    .into());
+                }
+                Some(seconds) => Some(std::time::Duration::from_secs_f64(*seconds)),
+                None => None,
+            };
+            if *queues == Some(0) {
+                return Err("--queues 0: at least one queue".into());
+            }
+            let options = xdpath::userspace::RuntimeOptions {
+                interface: interface.clone(),
+                queues: *queues,
+                config: InterfaceConfig::new((*malformed).into()).with_monitor(*monitor),
+                exception: *exception,
+                xsk: xdpath::afxdp::XskOptions {
+                    copy_mode: !*zero_copy,
+                    ..Default::default()
+                },
+                duration,
+            };
+            let _signals = xdpath::signals::SignalGuard::install();
+            let report = xdpath::userspace::run(&options, &xdpath::signals::interrupted)?;
             if cli.json {
                 print_json(&report)?;
             } else {

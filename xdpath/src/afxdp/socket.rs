@@ -452,6 +452,22 @@ impl XskSocket {
     ///
     /// [`XskError::Syscall`] with [`XskStep::Poll`].
     pub fn recv(&mut self, timeout: Duration, out: &mut Vec<Vec<u8>>) -> Result<usize, XskError> {
+        self.recv_each(timeout, |frame| out.push(frame.to_vec()))
+    }
+
+    /// Receives like [`XskSocket::recv`], but hands each ready frame to
+    /// `each` where it lies in the UMEM, copying nothing: the bytes are
+    /// valid during the call only. Returns how many frames were handed
+    /// over (0 on timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`XskError::Syscall`] with [`XskStep::Poll`].
+    pub fn recv_each(
+        &mut self,
+        timeout: Duration,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<usize, XskError> {
         self.refill();
         let mut ready = self.rx.available();
         if ready == 0 {
@@ -466,13 +482,13 @@ impl XskSocket {
             }
             ready = self.rx.available();
         }
-        let mut appended: usize = 0;
+        let mut handed: usize = 0;
         for offset in 0..ready {
             let desc = self.rx.read(offset);
-            match self.umem.copy_out(desc.addr, desc.len) {
+            match self.umem.frame_bytes(desc.addr, desc.len) {
                 Some(frame) => {
-                    out.push(frame);
-                    appended = appended.saturating_add(1);
+                    each(frame);
+                    handed = handed.saturating_add(1);
                 }
                 None => self.counters.invalid_descs = self.counters.invalid_descs.saturating_add(1),
             }
@@ -481,9 +497,9 @@ impl XskSocket {
             }
         }
         self.rx.release(ready);
-        self.counters.received = self.counters.received.saturating_add(appended as u64);
+        self.counters.received = self.counters.received.saturating_add(handed as u64);
         self.refill();
-        Ok(appended)
+        Ok(handed)
     }
 
     /// Sends one frame: copies it into a free UMEM frame, puts a TX
@@ -500,6 +516,20 @@ impl XskSocket {
     /// [`XskError::TxBusy`] (no free frame or TX slot even after reaping:
     /// flush and retry), [`XskError::Syscall`] with [`XskStep::Kick`].
     pub fn send(&mut self, frame: &[u8]) -> Result<(), XskError> {
+        self.enqueue(frame)?;
+        self.kick()?;
+        self.reap();
+        Ok(())
+    }
+
+    /// Puts one frame on the TX ring without kicking the kernel: a batch
+    /// of them goes out on the next [`XskSocket::flush`] (or `send`). It
+    /// kicks only when no frame or TX slot is free, to get some back.
+    ///
+    /// # Errors
+    ///
+    /// As [`XskSocket::send`].
+    pub fn enqueue(&mut self, frame: &[u8]) -> Result<(), XskError> {
         if frame.len() < MIN_FRAME {
             return Err(XskError::FrameTooShort {
                 len: frame.len(),
@@ -548,8 +578,6 @@ impl XskSocket {
         self.tx.submit(1);
         self.tx_in_flight = self.tx_in_flight.saturating_add(1);
         self.counters.tx_queued = self.counters.tx_queued.saturating_add(1);
-        self.kick()?;
-        self.reap();
         Ok(())
     }
 

@@ -104,27 +104,18 @@ impl Umem {
         end <= frame + u64::from(self.frame_size)
     }
 
-    /// Copies `len` bytes at `address` out of a frame user space owns
-    /// (taken from the RX ring). `None` when they do not lie in one frame.
-    pub(crate) fn copy_out(&self, address: u64, len: u32) -> Option<Vec<u8>> {
+    /// The `len` bytes at `address` of a frame user space owns (taken from
+    /// the RX ring). `None` when they do not lie in one frame.
+    pub(crate) fn frame_bytes(&self, address: u64, len: u32) -> Option<&[u8]> {
         let len = len as usize;
         if !self.in_one_frame(address, len) {
             return None;
         }
-        let mut data = Vec::with_capacity(len);
         // SAFETY: `address..address + len` lies inside the mapping (checked
         // above); the kernel handed this frame over through the RX ring and
-        // writes to it no more until it is back in the fill ring; `data`
-        // has room for `len` bytes and does not overlap the mapping.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.area.as_ptr().add(address as usize),
-                data.as_mut_ptr(),
-                len,
-            );
-            data.set_len(len);
-        }
-        Some(data)
+        // writes to it no more until it is back in the fill ring, which
+        // needs `&mut self` (the borrow returned here prevents that).
+        Some(unsafe { std::slice::from_raw_parts(self.area.as_ptr().add(address as usize), len) })
     }
 
     /// Copies `data` into the frame starting at `address`, which user space
@@ -161,10 +152,10 @@ mod tests {
         assert!(umem.copy_in(2048, &[7; 2048]));
         assert!(!umem.copy_in(2048 + 1, &[7; 2048]), "crosses a frame");
         assert!(!umem.copy_in(8192, &[7]), "outside");
-        assert_eq!(umem.copy_out(2048 + 2000, 48), Some(vec![7; 48]));
-        assert_eq!(umem.copy_out(2048 + 2000, 49), None);
-        assert_eq!(umem.copy_out(u64::MAX, 1), None);
-        assert_eq!(umem.copy_out(u64::MAX - 10, u32::MAX), None);
-        assert_eq!(umem.copy_out(0, 0), Some(Vec::new()));
+        assert_eq!(umem.frame_bytes(2048 + 2000, 48), Some(&[7u8; 48][..]));
+        assert_eq!(umem.frame_bytes(2048 + 2000, 49), None);
+        assert_eq!(umem.frame_bytes(u64::MAX, 1), None);
+        assert_eq!(umem.frame_bytes(u64::MAX - 10, u32::MAX), None);
+        assert_eq!(umem.frame_bytes(0, 0), Some(&[][..]));
     }
 }

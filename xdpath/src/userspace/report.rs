@@ -1,0 +1,117 @@
+//! What the runtime did: the report printed at its end, and the snapshot
+//! of its counters it keeps in the state directory for `xdpath stats`.
+
+use std::path::{Path, PathBuf};
+
+use xdpath_core::Counter;
+
+use super::Exception;
+use crate::stats::CounterRow;
+
+/// The runtime's own tallies, beside the pipeline's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tallies {
+    /// Frames taken from the sockets.
+    pub received: u64,
+    /// Frames put on a TX ring (tx verdicts, redirects to this interface).
+    pub transmitted: u64,
+    /// Frames sent out of other interfaces (redirect verdicts).
+    pub redirected: u64,
+    /// Passed frames written to the TAP device.
+    pub to_stack: u64,
+    /// Frames the stack sent out of the TAP device, sent on.
+    pub from_stack: u64,
+    /// Frames that could not go where their verdict sent them (a full TX
+    /// ring, a failed send, or no exception path).
+    pub lost: u64,
+    /// State changes installed after the start.
+    pub reloads: u64,
+    /// State changes refused (the last good state stayed).
+    pub refused_reloads: u64,
+}
+
+/// The counters as they are now, kept on disk while the runtime runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    /// The interface.
+    pub interface: String,
+    /// The runtime's process.
+    pub pid: u32,
+    /// Whether it has ended.
+    pub finished: bool,
+    /// Every (verdict, reason) slot as `[packets, bytes]`, indexed like the
+    /// kernel's counter map.
+    pub counters: Vec<[u64; 2]>,
+    /// Hits per rule id.
+    pub rule_hits: Vec<(u32, u64)>,
+    /// The runtime's tallies.
+    pub tallies: Tallies,
+}
+
+impl Snapshot {
+    /// The counters in the kernel's form.
+    pub fn counters(&self) -> Vec<Counter> {
+        self.counters
+            .iter()
+            .map(|&[packets, bytes]| Counter { packets, bytes })
+            .collect()
+    }
+}
+
+/// Where the runtime on `interface` keeps its snapshot, in state
+/// directory `dir`.
+pub fn snapshot_path(dir: &Path, interface: &str) -> PathBuf {
+    dir.join(format!("userspace-{interface}.json"))
+}
+
+/// The snapshot of the runtime on `interface` in this namespace, if one
+/// ran here.
+pub fn read_snapshot(interface: &str) -> Option<Snapshot> {
+    let dir = crate::control::state::state_dir().ok()?;
+    let text = std::fs::read(snapshot_path(&dir, interface)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// What a run of the runtime did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RuntimeReport {
+    /// The interface.
+    pub interface: String,
+    /// The queues it had sockets on.
+    pub queues: u32,
+    /// How the redirect program was attached (`native` or `generic`).
+    pub xdp_mode: &'static str,
+    /// The exception path.
+    pub exception: Exception,
+    /// Its TAP device, if any.
+    pub tap: Option<String>,
+    /// How long it ran.
+    pub elapsed_seconds: f64,
+    /// The non-zero (verdict, reason) counters.
+    pub counters: Vec<CounterRow>,
+    /// The runtime's tallies.
+    pub tallies: Tallies,
+}
+
+impl RuntimeReport {
+    /// Prints the report for people.
+    pub fn print(&self) {
+        println!(
+            "user-space runtime on {} ({} queue(s), XDP {} mode, exception path {}) ran {:.1} s",
+            self.interface,
+            self.queues,
+            self.xdp_mode,
+            self.tap
+                .as_deref()
+                .unwrap_or("none (passed frames dropped)"),
+            self.elapsed_seconds
+        );
+        let t = &self.tallies;
+        println!(
+            "  received {}  tx {}  redirected {}  to stack {}  from stack {}  lost {}  reloads {} (refused {})",
+            t.received, t.transmitted, t.redirected, t.to_stack, t.from_stack, t.lost, t.reloads,
+            t.refused_reloads
+        );
+        crate::stats::print_table(&self.counters);
+    }
+}
