@@ -67,6 +67,10 @@ pub struct BenchOptions {
     /// through xdpath's forwarding and through a minimal redirect program.
     #[arg(long, value_name = "FRAMES")]
     pub forward: Option<u32>,
+    /// Also measure the user-space runtime (AF_XDP, copy mode) beside the
+    /// kernel path on live traffic over veth: this many frames per trial.
+    #[arg(long, value_name = "FRAMES")]
+    pub userspace: Option<u32>,
 }
 
 impl Default for BenchOptions {
@@ -83,6 +87,7 @@ impl Default for BenchOptions {
             no_lb: false,
             no_observe: false,
             forward: None,
+            userspace: None,
         }
     }
 }
@@ -163,6 +168,8 @@ pub struct BenchReport {
     pub lb: Option<crate::bench_lb::LbReport>,
     /// The sampling section, unless skipped (`--no-observe`).
     pub observe: Option<crate::bench_observe::ObserveReport>,
+    /// The user-space runtime section, when asked for (`--userspace`).
+    pub userspace: Option<Vec<crate::bench_userspace::UserspaceResult>>,
     /// The forwarding section, when asked for (`--forward`).
     pub forward: Option<Vec<crate::bench_forward::ForwardResult>>,
 }
@@ -233,6 +240,23 @@ impl BenchReport {
                     row.packets_per_second,
                     row.ratio_to_redirect,
                     row.delivered_share * 100.0
+                );
+            }
+        }
+        if let Some(userspace) = &self.userspace {
+            println!();
+            println!(
+                "USER SPACE vs KERNEL (veth, live frames B -> A, rule drop) {:>9} {:>10} {:>14} {:>8}",
+                "received", "ns/packet", "packets/s/core", "ratio"
+            );
+            for row in userspace {
+                println!(
+                    "{:<58} {:>8.1}% {:>10.1} {:>14.0} {:>7.2}x",
+                    row.path,
+                    row.received_share * 100.0,
+                    row.ns_per_packet,
+                    row.packets_per_second,
+                    row.ratio_to_kernel
                 );
             }
         }
@@ -560,7 +584,12 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         Some(frames) => Some(crate::bench_forward::run(frames, options.trials)?),
         None => None,
     };
+    let userspace = match options.userspace {
+        Some(frames) => Some(crate::bench_userspace::run(frames, options.trials)?),
+        None => None,
+    };
     Ok(BenchReport {
+        userspace,
         forward,
         observe,
         method: format!(

@@ -10,6 +10,7 @@ pub mod bench_flood;
 pub mod bench_forward;
 pub mod bench_lb;
 pub mod bench_observe;
+pub mod bench_userspace;
 pub mod config;
 pub mod control;
 pub mod daemon_client;

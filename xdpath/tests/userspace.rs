@@ -415,3 +415,155 @@ fn kernel_and_userspace_agree_on_live_traffic() {
     assert_eq!(kernel_tx.len(), 8, "every VIP SYN came back encapsulated");
     assert_eq!(kernel_tx, user_tx, "the same encapsulated frames");
 }
+
+/// `ping -c 1` from B to `address`; whether a reply came.
+fn ping(bed: &TestBed, address: &str) -> bool {
+    bed.exec(Side::B, "ping", ["-c", "1", "-W", "1", address])
+        .is_ok_and(|output| output.status.success())
+}
+
+/// Polls `check` for up to `limit`; whether it became true.
+fn within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An HTTP server (python3 -m http.server) in A, stopped on drop.
+struct HttpServer(Child);
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn ping_and_http_work_through_the_runtime_and_rules_follow_changes() {
+    require_root();
+    let bed = TestBed::new().expect("test bed");
+    let (a4, a6) = (bed.a().ipv4.to_string(), bed.a().ipv6.to_string());
+    let server = bed
+        .command(Side::A, "python3")
+        .args(["-m", "http.server", "8000", "--bind", "::"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(HttpServer)
+        .expect("start the HTTP server");
+    // veth hands TCP over with its checksum left to offload; the frames
+    // reach user space as they are, and the stack behind the TAP device
+    // would refuse them. B computes its checksums itself, as a NIC's
+    // frames arrive.
+    let b_interface = bed.b().interface.clone();
+    bed.exec_ok(Side::B, "ethtool", ["-K", &b_interface, "tx", "off"])
+        .expect("checksums in software in B");
+    let runtime = Runtime::start(&bed, &[]);
+
+    assert!(ping(&bed, &a4), "IPv4 ping through the runtime");
+    assert!(ping(&bed, &a6), "IPv6 ping through the runtime");
+    let url = format!("http://{a4}:8000/Cargo.toml");
+    let fetched = within(Duration::from_secs(5), || {
+        bed.exec(Side::B, "curl", ["-sf", "-m", "2", &url])
+            .is_ok_and(|output| output.status.success() && output.stdout.starts_with(b"[package]"))
+    });
+    assert!(fetched, "curl {url} through the runtime");
+
+    // A rule added while it runs is taken within a couple of seconds...
+    let id = xdpath(
+        &bed,
+        Side::A,
+        &[
+            "filter",
+            "add",
+            "--dst",
+            "0.0.0.0/0",
+            "--proto",
+            "icmp",
+            "--action",
+            "drop",
+        ],
+    );
+    let id = id.trim().to_string();
+    assert!(
+        within(Duration::from_secs(5), || !ping(&bed, &a4)),
+        "the ICMP rule takes effect"
+    );
+    assert!(ping(&bed, &a6), "IPv6 is not covered by the IPv4 rule");
+    // ... and goes away the same way.
+    xdpath(&bed, Side::A, &["filter", "del", &id]);
+    assert!(
+        within(Duration::from_secs(5), || ping(&bed, &a4)),
+        "pings come back once the rule is gone"
+    );
+
+    // `xdpath stats` shows the runtime's counters while it runs.
+    let interface = bed.a().interface.clone();
+    let live = counters(&bed);
+    let drops = live
+        .get(&("drop".to_string(), "rule-deny".to_string()))
+        .map_or(0, |counter| counter.0);
+    assert!(drops >= 1, "the rule's drops are counted: {live:?}");
+    let report = runtime.stop();
+    assert_eq!(report["interface"], interface.as_str());
+    assert!(report["tallies"]["reloads"].as_u64() >= Some(2), "{report}");
+    assert!(report["tallies"]["to_stack"].as_u64() > Some(5), "{report}");
+    assert!(
+        report["tallies"]["from_stack"].as_u64() >= Some(0),
+        "{report}"
+    );
+    drop(server);
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    require_root();
+    let bed = TestBed::new().expect("test bed");
+    let interface = bed.a().interface.clone();
+    let error = xdpath_fails(&bed, Side::A, &["run", &interface]);
+    assert!(error.contains("needs --userspace"), "{error}");
+    let error = xdpath_fails(&bed, Side::A, &["run", "--userspace", "nosuch0"]);
+    assert!(error.contains("no interface nosuch0"), "{error}");
+    let error = xdpath_fails(
+        &bed,
+        Side::A,
+        &["run", "--userspace", &interface, "--queues", "4"],
+    );
+    assert!(
+        error.contains("queue 1") || error.contains("queue"),
+        "{error}"
+    );
+    let error = xdpath_fails(
+        &bed,
+        Side::A,
+        &["run", "--userspace", &interface, "--duration", "0"],
+    );
+    assert!(error.contains("--duration"), "{error}");
+    // Nothing was left behind by the failed starts: no TAP device, and
+    // the stack still has the interface.
+    let links = bed
+        .exec_ok(Side::A, "ip", ["-o", "link", "show"])
+        .expect("ip link");
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains("xtap-"),
+        "no TAP device left"
+    );
+    assert!(ping(&bed, &bed.a().ipv4.to_string()), "A still answers");
+
+    xdpath(&bed, Side::A, &["attach", &interface]);
+    let error = xdpath_fails(
+        &bed,
+        Side::A,
+        &["run", "--userspace", &interface, "--duration", "1"],
+    );
+    assert!(error.contains("kernel program is attached"), "{error}");
+}

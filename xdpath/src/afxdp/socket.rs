@@ -12,6 +12,9 @@ use super::rings::{ConsumerRing, ProducerRing, RingOffsets};
 use super::sys;
 use super::umem::Umem;
 
+/// How long a bind that finds the queue busy is retried.
+const BIND_BUSY_RETRY: Duration = Duration::from_secs(3);
+
 /// Shortest frame [`XskSocket::send`] accepts: an Ethernet header.
 pub const MIN_FRAME: usize = 14;
 
@@ -382,7 +385,19 @@ impl XskSocket {
         } else {
             (0, "kernel's choice of mode")
         };
-        if let Err(source) = sys::bind(socket.fd.as_fd(), ifindex, queue, flags) {
+        // A socket closed a moment ago keeps its queue until the kernel's
+        // deferred release has run: EBUSY is retried for a while.
+        let deadline = Instant::now() + BIND_BUSY_RETRY;
+        let mut bound = sys::bind(socket.fd.as_fd(), ifindex, queue, flags);
+        while bound
+            .as_ref()
+            .is_err_and(|error| error.raw_os_error() == Some(libc::EBUSY))
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+            bound = sys::bind(socket.fd.as_fd(), ifindex, queue, flags);
+        }
+        if let Err(source) = bound {
             if source.raw_os_error() == Some(libc::EINVAL) {
                 if let Some(available) = sys::queue_count(interface).filter(|&n| queue >= n) {
                     return Err(XskError::QueueNotFound {
@@ -470,6 +485,10 @@ impl XskSocket {
     ) -> Result<usize, XskError> {
         self.refill();
         let mut ready = self.rx.available();
+        if ready == 0 && timeout.is_zero() {
+            // Nothing now, and no wait wanted: no system call either.
+            return Ok(0);
+        }
         if ready == 0 {
             let woke = sys::poll(self.fd.as_fd(), libc::POLLIN, timeout).map_err(|source| {
                 XskError::Syscall {

@@ -87,10 +87,32 @@ pub struct RuntimeReport {
     pub tap: Option<String>,
     /// How long it ran.
     pub elapsed_seconds: f64,
+    /// CPU time the process used (user and system), in seconds. The loop
+    /// spins while frames keep coming, so this is more than the work.
+    pub cpu_seconds: f64,
+    /// Time spent in passes that moved frames, in seconds: the runtime's
+    /// work without its waiting or spinning. With `tallies.received`, the
+    /// time per frame.
+    pub busy_seconds: f64,
+    /// Frames the kernel dropped before the sockets (no free buffer in the
+    /// fill ring, a full RX ring), summed over the sockets.
+    pub socket_drops: u64,
     /// The non-zero (verdict, reason) counters.
     pub counters: Vec<CounterRow>,
     /// The runtime's tallies.
     pub tallies: Tallies,
+}
+
+/// CPU time this process has used, user and system, in seconds.
+pub fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let seconds = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 impl RuntimeReport {
@@ -105,6 +127,10 @@ impl RuntimeReport {
                 .as_deref()
                 .unwrap_or("none (passed frames dropped)"),
             self.elapsed_seconds
+        );
+        println!(
+            "  cpu {:.2} s (busy {:.2} s), {} frames dropped by the kernel before the sockets",
+            self.cpu_seconds, self.busy_seconds, self.socket_drops
         );
         let t = &self.tallies;
         println!(
