@@ -323,6 +323,22 @@ impl Tables for NativeTables {
     }
 }
 
+impl crate::forward::ForwardTables for NativeTables {
+    fn forwarding_enabled(&self) -> bool {
+        self.config.forward != 0
+    }
+
+    fn route(&mut self, key: &crate::parse::FlowKey, _frame_len: u32) -> crate::forward::Route {
+        self.routes
+            .longest_match(&key.destination)
+            .unwrap_or(crate::forward::Route::NotForwarded)
+    }
+
+    fn is_forward_port(&self, ifindex: u32) -> bool {
+        self.forward_ports.contains(&ifindex)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,21 +376,5 @@ mod tests {
         }));
         assert_eq!(map.longest_match(&address), Some(8));
         assert_eq!(map.len(), 1);
-    }
-}
-
-impl crate::forward::ForwardTables for NativeTables {
-    fn forwarding_enabled(&self) -> bool {
-        self.config.forward != 0
-    }
-
-    fn route(&mut self, key: &crate::parse::FlowKey, _frame_len: u32) -> crate::forward::Route {
-        self.routes
-            .longest_match(&key.destination)
-            .unwrap_or(crate::forward::Route::NotForwarded)
-    }
-
-    fn is_forward_port(&self, ifindex: u32) -> bool {
-        self.forward_ports.contains(&ifindex)
     }
 }

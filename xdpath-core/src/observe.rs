@@ -241,7 +241,7 @@ impl CaptureConfig {
 /// ```
 #[inline(always)]
 pub fn sample_hit(rate: u32, random: u32) -> bool {
-    rate != 0 && random % rate == 0
+    rate != 0 && random.is_multiple_of(rate)
 }
 
 /// Whether the next frame is sampled, given the frames `left` before the

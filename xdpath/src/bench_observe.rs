@@ -4,7 +4,7 @@
 //! `xdpath top` refresh costs.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aya::maps::{MapData, RingBuf};
@@ -200,7 +200,7 @@ impl Subject {
 pub fn run(
     mix: &[(String, Vec<u8>)],
     trials: usize,
-    peer: &PathBuf,
+    peer: &Path,
 ) -> Result<ObserveReport, BenchError> {
     let load = |rate: u32, name: &str| {
         LoadedProgram::load(InterfaceConfig::default().with_sample_rate(rate))
@@ -339,8 +339,10 @@ fn consumers(samples: &[Sample], records: &[Vec<u8>]) -> Result<Vec<ConsumerRow>
         let parsed = records
             .iter()
             .filter_map(|record| RecordMeta::parse(record))
-            .map(|(meta, data)| std::hint::black_box((meta, data.to_vec())))
-            .count();
+            .fold(0usize, |parsed, (meta, data)| {
+                std::hint::black_box((meta, data.to_vec()));
+                parsed + 1
+            });
         rows.push(row("ring record -> sample", parsed, started.elapsed()));
     }
     // A collector on loopback that never reads: datagrams past its buffer

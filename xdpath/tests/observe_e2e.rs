@@ -160,12 +160,10 @@ fn background_xdpath(bed: &TestBed, args: &[&str], ready: &str) -> Child {
         .expect("start xdpath");
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains(ready) => break,
-            Some(Ok(line)) => panic!("xdpath {args:?}: {line}"),
-            _ => panic!("xdpath {args:?} ended before it was ready"),
-        }
+    match lines.next() {
+        Some(Ok(line)) if line.contains(ready) => {}
+        Some(Ok(line)) => panic!("xdpath {args:?}: {line}"),
+        _ => panic!("xdpath {args:?} ended before it was ready"),
     }
     child
 }

@@ -136,7 +136,7 @@ fn capture(
                     &mut from_len,
                 )
             };
-            if len > 0 && from.sll_pkttype != libc::PACKET_OUTGOING as u8 {
+            if len > 0 && from.sll_pkttype != libc::PACKET_OUTGOING {
                 frames.push(buffer[..len as usize].to_vec());
             }
         }

@@ -181,7 +181,11 @@ fn a_flood_source_is_blocked_in_time_and_dry_run_only_reports() {
     let answered = pings_answered(&bed, 20);
     let _ = child.wait();
     assert_eq!(answered, 20, "pings from {} lost", bed.b().ipv4);
-    assert_eq!(blocked(&daemon), [prefix.clone()], "only the flooder");
+    assert_eq!(
+        blocked(&daemon),
+        std::slice::from_ref(&prefix),
+        "only the flooder"
+    );
     let stats: Value = serde_json::from_str(&daemon.xdpath(&["--json", "stats"])).unwrap();
     assert!(xdpath::stats::packets_in_json(&stats, "drop", Some("blocklisted")) > 1000);
     let state = daemon.ok("GET", "/v1/mitigation", None);

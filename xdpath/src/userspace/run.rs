@@ -192,7 +192,7 @@ pub fn run(
             outputs.tallies.transmitted += send_all(socket, &transmit, &mut outputs.tallies);
         }
         // The stack's output: when poll said so, and now and then while busy.
-        let look_at_tap = tap_readable || (!idle && passes % 64 == 0);
+        let look_at_tap = tap_readable || (!idle && passes.is_multiple_of(64));
         tap_readable = false;
         if let (true, Some(tap), Some(first)) =
             (look_at_tap, outputs.tap.as_mut(), sockets.first_mut())

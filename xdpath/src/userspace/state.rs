@@ -25,14 +25,14 @@ use crate::lb::LbError;
 pub enum StateLoadError {
     /// A state file could not be read.
     #[error(transparent)]
-    Read(#[from] StateError),
+    Read(#[from] Box<StateError>),
     /// The filter state does not compile.
     #[error("the filter state in {}: {source}", path.display())]
     Filter {
         /// Its file.
         path: PathBuf,
         /// Why.
-        source: InstallError,
+        source: Box<InstallError>,
     },
     /// The balancer state does not compile.
     #[error("the balancer state in {}: {source}", path.display())]
@@ -40,7 +40,7 @@ pub enum StateLoadError {
         /// Its file.
         path: PathBuf,
         /// Why.
-        source: LbError,
+        source: Box<LbError>,
     },
 }
 
@@ -86,13 +86,13 @@ impl StateWatch {
             return Ok(false);
         }
         self.stamps = stamps;
-        let filter: FilterState = state::load(&self.filter_path)?;
-        let mut balancer: LbState = state::load(&self.lb_path)?;
+        let filter: FilterState = state::load(&self.filter_path).map_err(Box::new)?;
+        let mut balancer: LbState = state::load(&self.lb_path).map_err(Box::new)?;
         // Both compile before either is installed.
         let compiled_lb = plan(&LbState::default(), &mut balancer, true).map_err(|source| {
             StateLoadError::Balancer {
                 path: self.lb_path.clone(),
-                source,
+                source: Box::new(source),
             }
         })?;
         let mut scratch = tables.clone();
@@ -100,7 +100,7 @@ impl StateWatch {
         let resolve = |name: &str| interface_index(name);
         let filter_error = |source| StateLoadError::Filter {
             path: self.filter_path.clone(),
-            source,
+            source: Box::new(source),
         };
         match &self.installed {
             None => {
