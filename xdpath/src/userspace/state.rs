@@ -128,3 +128,66 @@ impl StateWatch {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use xdpath_core::build::{FrameSpec, Network, Transport};
+    use xdpath_core::{pipeline, Action, Reason, SlicePacket};
+
+    use super::*;
+    use crate::control::rulefile::filter_state_from_file;
+
+    fn verdict(tables: &mut NativeTables) -> (Action, Reason) {
+        let frame = FrameSpec::new(
+            Network::V4([10, 1, 2, 3], [192, 0, 2, 1]),
+            Transport::udp(40_000, 53),
+        )
+        .build();
+        let outcome = pipeline::process(&SlicePacket::new(&frame), tables);
+        (outcome.action, outcome.reason)
+    }
+
+    #[test]
+    fn a_bad_state_is_refused_and_the_last_good_one_stays() {
+        let dir = std::env::temp_dir().join(format!("xdpath-watch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        let filter = dir.join(STATE_FILE);
+        let rules = dir.join("rules.txt");
+        std::fs::write(&rules, "10.0.0.0/8\n").expect("rule file");
+        let state = filter_state_from_file(&rules).expect("rules");
+        state::save(&filter, &state).expect("save");
+
+        let mut tables = NativeTables::default();
+        let mut watch = StateWatch::new(&dir);
+        assert!(watch.refresh(&mut tables).expect("good state"));
+        assert_eq!(verdict(&mut tables), (Action::Drop, Reason::RuleDeny));
+        assert!(
+            !watch.refresh(&mut tables).expect("unchanged"),
+            "nothing new"
+        );
+
+        // A file that does not parse: refused, the rule stays, and the same
+        // file is not tried again.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&filter, "{ not json").expect("corrupt");
+        let error = watch.refresh(&mut tables).expect_err("refused");
+        assert!(error.to_string().contains("filter.json"), "{error}");
+        assert_eq!(verdict(&mut tables), (Action::Drop, Reason::RuleDeny));
+        assert!(!watch.refresh(&mut tables).expect("not retried"));
+
+        // A balancer file with a VIP that is no VIP is refused as well,
+        // the good filter file beside it included.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        state::save(&filter, &FilterState::default()).expect("save");
+        std::fs::write(dir.join(LB_STATE_FILE), r#"{"vips":[{"bogus":1}]}"#).expect("lb");
+        assert!(watch.refresh(&mut tables).is_err());
+        assert_eq!(verdict(&mut tables), (Action::Drop, Reason::RuleDeny));
+
+        // Good again: taken.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::remove_file(dir.join(LB_STATE_FILE)).expect("remove lb");
+        assert!(watch.refresh(&mut tables).expect("good again"));
+        assert_eq!(verdict(&mut tables), (Action::Pass, Reason::Ipv4Udp));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
