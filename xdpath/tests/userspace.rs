@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -64,16 +65,20 @@ fn xdpath_fails(bed: &TestBed, side: Side, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// `nsenter --net=PATH PROGRAM`: a command in a namespace of any bed.
+fn nsenter(path: &Path, program: &str) -> Command {
+    let mut command = Command::new("nsenter");
+    command
+        .arg(format!("--net={}", path.display()))
+        .arg(program);
+    command
+}
+
 /// Frames an interface receives (not those it sends) for `window`,
-/// captured by a packet socket in `side`'s namespace. The capture is
+/// captured by a packet socket in the namespace at `path`. The capture is
 /// listening when this returns.
-fn capture(
-    bed: &TestBed,
-    side: Side,
-    interface: &str,
-    window: Duration,
-) -> JoinHandle<Vec<Vec<u8>>> {
-    let path = bed.side(side).path.clone();
+fn capture(path: &Path, interface: &str, window: Duration) -> JoinHandle<Vec<Vec<u8>>> {
+    let path = path.to_path_buf();
     let interface = interface.to_string();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let handle = std::thread::spawn(move || {
@@ -283,34 +288,37 @@ struct Runtime {
 
 impl Runtime {
     fn start(bed: &TestBed, extra: &[&str]) -> Self {
-        let interface = bed.a().interface.clone();
-        let child = bed
-            .command(Side::A, XDPATH)
-            .args(["--json", "run", "--userspace", &interface])
+        Self::start_in(&bed.a().path, &bed.a().interface, extra)
+    }
+
+    /// On `interface` in the namespace at `path`.
+    fn start_in(path: &Path, interface: &str, extra: &[&str]) -> Self {
+        let child = nsenter(path, XDPATH)
+            .args(["--json", "run", "--userspace", interface])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start xdpath run");
         let runtime = Self { child };
-        // Up once its TAP device is.
-        let tap = tap_name(&interface);
+        // Up once its redirect program is attached (the last step).
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let up = bed
-                .exec(Side::A, "ip", ["link", "show", "dev", &tap, "up"])
-                .is_ok_and(|output| !output.stdout.is_empty());
-            if up {
+            let attached = nsenter(path, "ip")
+                .args(["-j", "link", "show", "dev", interface])
+                .output()
+                .ok()
+                .and_then(|output| serde_json::from_slice::<serde_json::Value>(&output.stdout).ok())
+                .is_some_and(|links| links[0].get("xdp").is_some());
+            if attached {
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "the runtime's TAP device never came up"
+                "the runtime never attached its program"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        // The redirect program is attached just after the TAP device.
-        std::thread::sleep(Duration::from_millis(300));
         runtime
     }
 
@@ -343,9 +351,9 @@ impl Drop for Runtime {
 /// and what came back to B.
 fn send_and_capture(bed: &TestBed, stack_interface: &str) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let window = Duration::from_millis(1500);
-    let at_stack = capture(bed, Side::A, stack_interface, window);
+    let at_stack = capture(&bed.a().path, stack_interface, window);
     let b_interface = bed.b().interface.clone();
-    let at_b = capture(bed, Side::B, &b_interface, window);
+    let at_b = capture(&bed.b().path, &b_interface, window);
     let frames = traffic(bed);
     bed.run_in_b(move || traffic::send(&b_interface, &frames))
         .expect("run in B")
@@ -566,4 +574,74 @@ fn bad_input_gets_clear_errors() {
         &["run", "--userspace", &interface, "--duration", "1"],
     );
     assert!(error.contains("kernel program is attached"), "{error}");
+}
+
+#[test]
+fn redirects_leave_by_the_egress_interface_as_in_the_kernel() {
+    use xdpath::testenv_router::{Node, RouterBed};
+    require_root();
+    let bed = RouterBed::new().expect("router bed");
+    let router = bed.path(Node::Router);
+    let h2 = bed.path(Node::H2);
+    let in_router = |args: &[&str]| {
+        let output = nsenter(&router, XDPATH)
+            .args(args)
+            .output()
+            .expect("xdpath");
+        assert!(
+            output.status.success(),
+            "xdpath {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    // A VIP on the router whose one backend, h2, lies behind its second
+    // port: the balancer's next hop is a redirect out of r2.
+    in_router(&[
+        "lb",
+        "config",
+        "--source-v4",
+        "172.16.0.0/16",
+        "--source-v6",
+        "fd00:172::/64",
+    ]);
+    let vip = format!("{}.{}.{}.{}:80/tcp", VIP[0], VIP[1], VIP[2], VIP[3]);
+    in_router(&["lb", "vip", "add", &vip]);
+    in_router(&["lb", "backend", "add", &vip, &bed.h2.ipv4.to_string()]);
+    // h2 needs an XDP program for the kernel's redirected frames to
+    // arrive (veth); it passes everything.
+    let output = nsenter(&h2, XDPATH)
+        .args(["attach", &bed.h2.interface, "--mode", "native"])
+        .output()
+        .expect("attach in h2");
+    assert!(output.status.success(), "{output:?}");
+    let syns: Vec<Vec<u8>> = (42_000..42_006)
+        .map(|port| {
+            FrameSpec::new(
+                Network::V4(bed.h1.ipv4.octets(), VIP),
+                Transport::tcp(port, 80, 0x02),
+            )
+            .with_macs(bed.h1.mac, bed.r1.mac)
+            .build()
+        })
+        .collect();
+    let send = |syns: Vec<Vec<u8>>| {
+        let at_h2 = capture(&h2, &bed.h2.interface, Duration::from_millis(1200));
+        let h1 = bed.h1.interface.clone();
+        xdpath::netns::run_in(&bed.path(Node::H1), move || traffic::send(&h1, &syns))
+            .expect("run in h1")
+            .expect("send from h1");
+        encapsulated(&at_h2.join().expect("capture at h2"))
+    };
+
+    in_router(&["attach", &bed.r1.interface, "--mode", "native"]);
+    let kernel = send(syns.clone());
+    in_router(&["detach", &bed.r1.interface]);
+
+    let runtime = Runtime::start_in(&router, &bed.r1.interface, &["--exception", "drop"]);
+    let user = send(syns);
+    let report = runtime.stop();
+
+    assert_eq!(kernel.len(), 6, "every SYN reached h2 encapsulated");
+    assert_eq!(kernel, user, "the same frames out of r2");
+    assert_eq!(report["tallies"]["redirected"], 6, "{report}");
 }
