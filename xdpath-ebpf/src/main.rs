@@ -134,6 +134,51 @@ fn balance_enabled(tables: &tables::MapTables, key: &FlowKey) -> bool {
         || tables.interface_config().decap != 0
 }
 
+/// Whether a frame may be steered: a plain pass (a class, not a filter's
+/// monitored drop), on an interface that steers to CPUs or on a queue an
+/// AF_XDP socket owns. Such frames go on to the steering stage; the entry
+/// and filter programs hold no redirect to a CPU or socket map of their
+/// own, because a program that does runs about 35 ns slower on every
+/// frame, redirect taken or not (measured on 6.18: 18 ns against 53 ns a
+/// frame with no state).
+#[inline(always)]
+fn steering(
+    ctx: *mut aya_ebpf::bindings::xdp_md,
+    config: &xdpath_core::InterfaceConfig,
+    outcome: pipeline::Outcome,
+) -> bool {
+    if outcome.action != xdpath_core::Action::Pass
+        || outcome.reason as u8 > xdpath_core::Reason::Ipv6Other as u8
+    {
+        return false;
+    }
+    // SAFETY: ctx is the kernel's xdp_md for this run.
+    let (queue, ifindex) = unsafe { ((*ctx).rx_queue_index, (*ctx).ingress_ifindex) };
+    config.steer != 0
+        || maps::XSK_OWNERS
+            .get(queue)
+            .is_some_and(|owner| *owner == ifindex)
+}
+
+/// The steering stage: a plain pass handed to a CPU or an AF_XDP socket
+/// ([`steer`]), reached by tail call from the entry or the filter stage
+/// with the flow key in this CPU's scratch slot.
+#[xdp]
+pub fn xdpath_steer(ctx: XdpContext) -> u32 {
+    let frame_len = (ctx.data_end() - ctx.data()) as u64;
+    let Some(key) = maps::SCRATCH.get_ptr(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: this CPU's slot, written by the stage that called this one.
+    let key = unsafe { &*key };
+    let mut tables = tables::MapTables::new(ctx.ctx);
+    // Only plain passes come here, so the outcome is the key's class.
+    let outcome = pipeline::class_outcome(key);
+    let (action, counted) = steer(ctx.ctx, key, outcome);
+    tables.count(counted, outcome.reason, frame_len);
+    action
+}
+
 /// A plain pass (a class, not a filter's monitored drop) handed to a CPU
 /// of the steering list by flow hash when the interface steers (software
 /// RSS); returns the action code to return and the action to count.
@@ -151,16 +196,17 @@ fn steer(
         return plain;
     }
     // A flow an AF_XDP application asked for, to the socket of the queue
-    // it arrived on (bound to this interface).
-    let rule = u32::from(key.protocol) << 16 | u32::from(key.destination_port);
-    // SAFETY: a plain lookup in a hash map of u32.
-    if unsafe { maps::STEER_XSK.get(&rule) }.is_some() {
-        // SAFETY: ctx is the kernel's xdp_md for this run.
-        let (queue, ifindex) = unsafe { ((*ctx).rx_queue_index, (*ctx).ingress_ifindex) };
-        if maps::XSK_OWNERS
-            .get(queue)
-            .is_some_and(|owner| *owner == ifindex)
-        {
+    // it arrived on (bound to this interface): the queue's owner first
+    // (an array read), then the rule (a hash lookup).
+    // SAFETY: ctx is the kernel's xdp_md for this run.
+    let (queue, ifindex) = unsafe { ((*ctx).rx_queue_index, (*ctx).ingress_ifindex) };
+    if maps::XSK_OWNERS
+        .get(queue)
+        .is_some_and(|owner| *owner == ifindex)
+    {
+        let rule = u32::from(key.protocol) << 16 | u32::from(key.destination_port);
+        // SAFETY: a plain lookup in a hash map of u32.
+        if unsafe { maps::STEER_XSK.get(&rule) }.is_some() {
             if let Ok(action) = maps::XSKS.redirect(queue, 0) {
                 return (action, xdpath_core::Action::Redirect);
             }
@@ -271,9 +317,17 @@ pub fn xdpath(ctx: XdpContext) -> u32 {
             }
         }
     };
-    let (action, counted) = steer(ctx.ctx, &key, outcome);
-    tables.count(counted, outcome.reason, packet.len() as u64);
-    action
+    if steering(ctx.ctx, &config, outcome) {
+        if let Some(scratch) = maps::SCRATCH.get_ptr_mut(0) {
+            // SAFETY: this CPU's slot; XDP runs do not nest.
+            key.copy_to(unsafe { &mut *scratch });
+            // SAFETY: a tail call with this program's own context; on
+            // success it does not return.
+            unsafe { maps::STAGES.tail_call(&ctx, maps::STAGE_STEER) };
+        }
+    }
+    tables.count(outcome.action, outcome.reason, packet.len() as u64);
+    outcome.action as u32
 }
 
 /// The filter stage, reached from [`xdpath`] by tail call with the flow key
@@ -296,9 +350,13 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
         divert_to_balance(&ctx, &tables, key);
         divert_to_forward(&ctx);
     }
-    let (action, counted) = steer(ctx.ctx, key, outcome);
-    tables.count(counted, outcome.reason, frame_len);
-    action
+    if steering(ctx.ctx, &tables.interface_config(), outcome) {
+        // SAFETY: a tail call with this program's own context, the key
+        // still in the scratch slot; on success it does not return.
+        unsafe { maps::STAGES.tail_call(&ctx, maps::STAGE_STEER) };
+    }
+    tables.count(outcome.action, outcome.reason, frame_len);
+    outcome.action as u32
 }
 
 /// The balancing stage: on a backend, decapsulation; on a balancer, a VIP's

@@ -59,7 +59,7 @@ pub static LPM_SCRATCH: PerCpuArray<Key<[u8; 16]>> = PerCpuArray::with_max_entri
 /// The later stages, reached by tail call: each is verified as its own
 /// program.
 #[map(name = "STAGES")]
-pub static STAGES: ProgramArray = ProgramArray::with_max_entries(4, 0);
+pub static STAGES: ProgramArray = ProgramArray::with_max_entries(5, 0);
 /// Slot of the filter stage in `STAGES`.
 pub const STAGE_FILTER: u32 = 0;
 /// Slot of the SYN-cookie stage in `STAGES` (reached from the filter stage).
@@ -68,6 +68,8 @@ pub const STAGE_SYNCOOKIE: u32 = 1;
 pub const STAGE_BALANCE: u32 = 2;
 /// Slot of the forwarding stage (FIB lookup, rewrite, redirect).
 pub const STAGE_FORWARD: u32 = 3;
+/// Slot of the steering stage (to a CPU or an AF_XDP socket).
+pub const STAGE_STEER: u32 = 4;
 
 // ---- filter maps, shared by every interface of a namespace
 

@@ -23,6 +23,8 @@ pub const SYNCOOKIE_PROGRAM: &str = "xdpath_syncookie";
 pub const BALANCE_PROGRAM: &str = "xdpath_balance";
 /// The forwarding stage (FIB lookup, rewrite, redirect).
 pub const FORWARD_PROGRAM: &str = "xdpath_forward";
+/// Name of the steering stage (to a CPU or an AF_XDP socket) in [`XDPATH`].
+pub const STEER_PROGRAM: &str = "xdpath_steer";
 /// Name of the entry point in [`EMPTY`].
 pub const EMPTY_PROGRAM: &str = "xdpath_empty";
 /// Name of the entry point in [`XSK`].

@@ -404,6 +404,8 @@ pub const STAGE_SYNCOOKIE: u32 = 1;
 pub const STAGE_BALANCE: u32 = 2;
 /// Slot of the forwarding stage in the `STAGES` tail-call table.
 pub const STAGE_FORWARD: u32 = 3;
+/// Slot of the steering stage in the `STAGES` tail-call table.
+pub const STAGE_STEER: u32 = 4;
 
 /// Where this namespace's shared maps are pinned: `<namespace dir>/:shared`.
 /// Interface pins live in dirs named after interfaces beside it; no

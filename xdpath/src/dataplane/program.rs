@@ -101,6 +101,7 @@ impl LoadedProgram {
         let syncookie_fd = self.stage_fd(objects::SYNCOOKIE_PROGRAM)?;
         let balance_fd = self.stage_fd(objects::BALANCE_PROGRAM)?;
         let forward_fd = self.stage_fd(objects::FORWARD_PROGRAM)?;
+        let steer_fd = self.stage_fd(objects::STEER_PROGRAM)?;
         let map = self.ebpf.map_mut("STAGES").ok_or(DataplaneError::Map {
             name: "STAGES",
             source: aya::maps::MapError::InvalidName {
@@ -125,6 +126,9 @@ impl LoadedProgram {
         }
         if let Some(fd) = forward_fd {
             stages.set(STAGE_FORWARD, &fd, 0).map_err(map_error)?;
+        }
+        if let Some(fd) = steer_fd {
+            stages.set(STAGE_STEER, &fd, 0).map_err(map_error)?;
         }
         Ok(())
     }
