@@ -32,6 +32,13 @@ pub const XSK_PROGRAM: &str = "xdpath_xsk";
 /// Name of the socket map in [`XSK`] (an `XSKMAP` of 64 entries, indexed by
 /// receive queue).
 pub const XSK_MAP: &str = "XSKS";
+/// Name of the flag map in [`XSK`] (one `u32`): bit
+/// [`XSK_NEIGHBOURS_TO_STACK`] sends ARP and IPv6 neighbour discovery to
+/// the stack instead of the socket.
+pub const XSK_FLAGS_MAP: &str = "XSK_FLAGS";
+/// The flag of [`XSK_FLAGS_MAP`] that keeps neighbour discovery in the
+/// kernel.
+pub const XSK_NEIGHBOURS_TO_STACK: u32 = 1;
 
 /// The minimal redirect program (`xdpath-ebpf/src/redirect.rs`), the
 /// forwarding benchmark's peer.

@@ -645,3 +645,59 @@ fn redirects_leave_by_the_egress_interface_as_in_the_kernel() {
     assert_eq!(kernel, user, "the same frames out of r2");
     assert_eq!(report["tallies"]["redirected"], 6, "{report}");
 }
+
+#[test]
+fn neighbours_resolve_on_the_interface_while_the_runtime_runs() {
+    require_root();
+    let bed = TestBed::new().expect("test bed");
+    let runtime = Runtime::start(&bed, &[]);
+    // Forget the bed's static neighbours on both sides: from here on ARP
+    // and neighbour discovery must work, both ways.
+    for side in [Side::A, Side::B] {
+        let interface = bed.side(side).interface.clone();
+        bed.exec_ok(
+            side,
+            "ip",
+            ["neigh", "flush", "dev", &interface, "nud", "all"],
+        )
+        .expect("flush neighbours");
+    }
+    let (a4, a6) = (bed.a().ipv4.to_string(), bed.a().ipv6.to_string());
+    let (b4, b6) = (bed.b().ipv4.to_string(), bed.b().ipv6.to_string());
+    assert!(
+        within(Duration::from_secs(5), || ping(&bed, &a4)),
+        "B resolves A over ARP and pings it"
+    );
+    assert!(
+        within(Duration::from_secs(5), || ping(&bed, &a6)),
+        "B resolves A over neighbour discovery and pings it"
+    );
+    // A's kernel resolves B on its own interface: the answers reach it
+    // there, not through the TAP device.
+    bed.exec_ok(
+        Side::A,
+        "ip",
+        ["neigh", "flush", "dev", &bed.a().interface, "nud", "all"],
+    )
+    .expect("flush A's neighbours");
+    for address in [&b4, &b6] {
+        let answered = within(Duration::from_secs(5), || {
+            bed.exec(Side::A, "ping", ["-c", "1", "-W", "1", address.as_str()])
+                .is_ok_and(|output| output.status.success())
+        });
+        assert!(answered, "A pings {address}");
+    }
+    let neighbours = bed
+        .exec_ok(Side::A, "ip", ["neigh", "show", "dev", &bed.a().interface])
+        .expect("A's neighbours");
+    let table = String::from_utf8_lossy(&neighbours.stdout).into_owned();
+    assert!(
+        table.contains(&b4) && table.contains(&b6) && table.contains("lladdr"),
+        "A learned B on its interface: {table}"
+    );
+    let report = runtime.stop();
+    assert!(
+        report["tallies"]["to_stack"].as_u64() >= Some(4),
+        "{report}"
+    );
+}

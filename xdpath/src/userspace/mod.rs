@@ -9,6 +9,12 @@
 //! - **State**: the namespace's filter and balancer state, the same files
 //!   the CLI, `xdpath apply` and xdpathd write, taken again within a
 //!   second of a change ([`state::StateWatch`]).
+//! - **Neighbours**: with the TAP exception path, ARP and IPv6 neighbour
+//!   discovery stay in the kernel on the interface itself (the redirect
+//!   program passes them): the stack resolves its neighbours on a device
+//!   only from answers that arrive there, and answers neighbour
+//!   solicitations only for the receiving device's addresses. The
+//!   pipeline does not see those frames, so they are not in the counters.
 //! - **Out**, by verdict: drop — nothing; tx — back out of the interface
 //!   through the socket's TX ring; redirect — out of the egress interface
 //!   through a packet socket ([`egress::Egress`]), or the TX ring when it is

@@ -139,7 +139,7 @@ pub fn run(
     })?;
     // Attached last, once every socket can take its frames: until the
     // program is there, the stack keeps the interface.
-    let (_program, xdp_mode) = attach(interface, &sockets)?;
+    let (_program, xdp_mode) = attach(interface, &sockets, tap.is_some())?;
 
     let mut outputs = Outputs {
         ifindex,
@@ -251,7 +251,11 @@ pub fn run(
 
 /// Loads the AF_XDP redirect program, puts each socket in its queue's
 /// slot and attaches it: native mode, else generic.
-fn attach(interface: &str, sockets: &[XskSocket]) -> Result<(Ebpf, &'static str), RuntimeError> {
+fn attach(
+    interface: &str,
+    sockets: &[XskSocket],
+    neighbours_to_stack: bool,
+) -> Result<(Ebpf, &'static str), RuntimeError> {
     let failed = |reason: String| RuntimeError::Attach {
         interface: interface.to_string(),
         reason,
@@ -265,6 +269,16 @@ fn attach(interface: &str, sockets: &[XskSocket]) -> Result<(Ebpf, &'static str)
         for socket in sockets {
             socket.register(&mut slots, socket.queue())?;
         }
+    }
+    if neighbours_to_stack {
+        let map = ebpf
+            .map_mut(objects::XSK_FLAGS_MAP)
+            .ok_or_else(|| failed("no XSK_FLAGS map in the program".into()))?;
+        let mut flags: aya::maps::Array<_, u32> =
+            aya::maps::Array::try_from(map).map_err(|error| failed(error.to_string()))?;
+        flags
+            .set(0, objects::XSK_NEIGHBOURS_TO_STACK, 0)
+            .map_err(|error| failed(error.to_string()))?;
     }
     let program: &mut Xdp = ebpf
         .program_mut(objects::XSK_PROGRAM)
