@@ -41,9 +41,9 @@ impl From<Malformed> for MalformedPolicy {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ForwardSwitch {
-    /// Forward frames routed elsewhere at XDP.
+    /// Turn it on.
     Enable,
-    /// Leave them to the stack again.
+    /// Turn it off.
     Disable,
 }
 

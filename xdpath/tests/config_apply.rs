@@ -347,3 +347,44 @@ fn confirm_keeps_and_silence_rolls_back() {
     assert_eq!(json(&bed, &["plan", "-f", &second])["empty"], true);
     assert_eq!(json(&bed, &["confirm"])["pending"], false);
 }
+
+#[test]
+fn steering_and_af_xdp_flows_follow_the_config_in_place() {
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    let with = write(
+        &bed,
+        "steer-on",
+        &format!(
+            "[[interface]]\nname = \"{interface}\"\nmode = \"generic\"\nsteer = true\n\n\
+             [steering]\ncpus = \"0\"\nqueue_size = 256\n\n\
+             [[steering.xsk]]\nproto = \"udp\"\ndport = 9000\n"
+        ),
+    );
+    json(&bed, &["apply", "-f", &with]);
+    assert_eq!(json(&bed, &["plan", "-f", &with])["empty"], true, "applied");
+    let program = status(&bed)["program_id"].clone();
+    assert!(program.is_u64(), "{program}");
+    assert_eq!(status(&bed)["steer"], true);
+    let flows = json(&bed, &["xsk", "list"]);
+    assert_eq!(flows.as_array().map(Vec::len), Some(1), "{flows}");
+    assert!(flows.to_string().contains("9000"), "{flows}");
+    let planned = json(&bed, &["plan", "-f", &with]);
+    assert_eq!(planned["empty"], true, "{planned}");
+
+    // Off again: the same interface, not attached again; the flow goes.
+    let without = write(
+        &bed,
+        "steer-off",
+        &format!("[[interface]]\nname = \"{interface}\"\nmode = \"generic\"\n"),
+    );
+    let applied = json(&bed, &["apply", "-f", &without]);
+    assert!(
+        applied["changes"].to_string().contains("xsk udp/9000"),
+        "{applied}"
+    );
+    assert_eq!(json(&bed, &["xsk", "list"]), serde_json::json!([]));
+    assert_eq!(status(&bed)["program_id"], program, "changed in place");
+    assert_eq!(status(&bed)["steer"], false);
+    assert_eq!(json(&bed, &["plan", "-f", &without])["empty"], true);
+}

@@ -29,8 +29,14 @@ fn shared<T>(
     wrap: impl FnOnce(MapData) -> Map,
     convert: impl FnOnce(Map) -> Result<T, aya::maps::MapError>,
 ) -> Result<T, DataplaneError> {
-    let data = MapData::from_pin(dataplane::shared_dir()?.join(name))
-        .map_err(|source| DataplaneError::Map { name, source })?;
+    let path = dataplane::shared_dir()?.join(name);
+    if !path.exists() {
+        // The namespace's shared maps come with its first attach.
+        return Err(DataplaneError::NotAttached {
+            name: "any interface of this network namespace".into(),
+        });
+    }
+    let data = MapData::from_pin(path).map_err(|source| DataplaneError::Map { name, source })?;
     convert(wrap(data)).map_err(|source| DataplaneError::Map { name, source })
 }
 
@@ -68,7 +74,13 @@ pub fn del_rule(protocol: u8, port: u16) -> Result<(), SteerError> {
 
 /// The steered flows: (protocol, port).
 pub fn rules() -> Result<Vec<(u8, u16)>, SteerError> {
-    let rules: HashMap<MapData, u32, u32> = shared("STEER_XSK", Map::HashMap, HashMap::try_from)?;
+    let rules: HashMap<MapData, u32, u32> =
+        match shared("STEER_XSK", Map::HashMap, HashMap::try_from) {
+            Ok(rules) => rules,
+            // Nothing attached: nothing steered.
+            Err(DataplaneError::NotAttached { .. }) => return Ok(Vec::new()),
+            Err(error) => return Err(error.into()),
+        };
     let mut list: Vec<(u8, u16)> = rules
         .keys()
         .filter_map(Result::ok)

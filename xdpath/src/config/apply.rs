@@ -60,6 +60,7 @@ fn changed_interfaces<'a>(
 fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
     // Interfaces that only change their sampling rate keep their program.
     let attached = super::current::interfaces()?;
+    let steering_before = super::steering::current();
     let in_place: BTreeSet<&str> = changed_interfaces(plan, &[Action::Change])
         .filter(|name| {
             let now = attached.iter().find(|spec| spec.name == *name);
@@ -79,6 +80,9 @@ fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
                     let now = attached.iter().find(|now| now.name == name);
                     if now.is_some_and(|now| now.forward != spec.forward) {
                         dataplane::forward::set_forwarding(name, spec.forward)?;
+                    }
+                    if now.is_some_and(|now| now.steer != spec.steer) {
+                        set_steering(name, spec.steer, &desired.steering)?;
                     }
                     continue;
                 }
@@ -114,7 +118,19 @@ fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
             // checks) come from the same operation as `xdpath forward`.
             dataplane::forward::set_forwarding(name, true)?;
         }
+        if spec.steer {
+            set_steering(name, true, &desired.steering)?;
+        }
         decap |= spec.decap;
+    }
+    if !plan.steering.is_empty() {
+        // A new CPU list or queue size reaches every steering interface
+        // through the same operation as `xdpath steer enable`.
+        for spec in desired.interfaces.iter().filter(|spec| spec.steer) {
+            set_steering(&spec.name, true, &desired.steering)?;
+        }
+        super::steering::apply_flows(&steering_before, &desired.steering)
+            .map_err(ConfigError::Usage)?;
     }
     if decap {
         // As `xdpath decap`: this host's addresses are what is decapsulated.
@@ -264,5 +280,17 @@ pub fn edit_lb(state: &mut LbState, desired: &LbState) -> Result<(), LbError> {
             }
         }
     }
+    Ok(())
+}
+
+/// Steering on or off for an attached interface, with the config's CPU
+/// list and queue size (as `xdpath steer enable|disable`).
+fn set_steering(
+    name: &str,
+    on: bool,
+    steering: &super::steering::SteeringSpec,
+) -> Result<(), ConfigError> {
+    let cpus: Vec<String> = steering.cpus.iter().map(u32::to_string).collect();
+    dataplane::steer::set_steering(name, on, Some(&cpus.join(",")), Some(steering.queue_size))?;
     Ok(())
 }

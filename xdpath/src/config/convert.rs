@@ -32,6 +32,7 @@ pub(super) fn desired(
             file.mitigation.as_ref(),
             report,
         ),
+        steering: super::steering::steering(file.steering.as_ref(), report),
     }
 }
 
@@ -165,6 +166,7 @@ fn interfaces(
             name,
             sample_rate,
             forward: item.forward.unwrap_or(false),
+            steer: item.steer.unwrap_or(false),
             mode: item.mode.unwrap_or_default(),
             malformed: item.malformed.unwrap_or_default(),
             monitor: item.monitor.unwrap_or(false),

@@ -24,6 +24,7 @@ pub fn current() -> Result<DesiredConfig, ConfigError> {
         filter,
         lb,
         observe,
+        steering: super::steering::current(),
     })
 }
 
@@ -50,6 +51,7 @@ pub fn interfaces() -> Result<Vec<InterfaceSpec>, ConfigError> {
             decap: config.decap != 0,
             sample_rate: config.sample_rate,
             forward: config.forward != 0,
+            steer: config.steer != 0,
             gue_port: if config.decap != 0 {
                 config.decap_gue_port
             } else {

@@ -48,6 +48,9 @@ pub(super) fn interface(spec: &InterfaceSpec) -> String {
     if spec.forward {
         text.push_str(", forward");
     }
+    if spec.steer {
+        text.push_str(", steer");
+    }
     text
 }
 

@@ -28,6 +28,7 @@ pub mod observe;
 pub mod plan;
 pub mod rollback;
 pub mod schema;
+pub mod steering;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -226,6 +227,9 @@ pub struct InterfaceSpec {
     /// L3 forwarding at XDP (`xdpath forward`); changed in place.
     #[serde(default)]
     pub forward: bool,
+    /// Steering to CPUs (`xdpath steer`); changed in place.
+    #[serde(default)]
+    pub steer: bool,
     /// Current state only: the pins are left but the interface is gone
     /// or was made again (`status` says "interface gone").
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -248,6 +252,9 @@ pub struct DesiredConfig {
     /// Export, analytics and mitigation (run by xdpathd).
     #[serde(default)]
     pub observe: observe::ObserveSpec,
+    /// The steering CPUs and the AF_XDP flows.
+    #[serde(default)]
+    pub steering: steering::SteeringSpec,
 }
 
 #[cfg(test)]

@@ -58,6 +58,8 @@ pub struct Plan {
     pub lb: Vec<Change>,
     /// Export, analytics and mitigation changes.
     pub observe: Vec<Change>,
+    /// Steering CPUs and AF_XDP flows.
+    pub steering: Vec<Change>,
 }
 
 impl Plan {
@@ -68,7 +70,11 @@ impl Plan {
 
     /// How many changes.
     pub fn len(&self) -> usize {
-        self.interfaces.len() + self.filter.len() + self.lb.len() + self.observe.len()
+        self.interfaces.len()
+            + self.filter.len()
+            + self.lb.len()
+            + self.observe.len()
+            + self.steering.len()
     }
 
     /// Every change, interfaces first.
@@ -78,6 +84,7 @@ impl Plan {
             .chain(&self.filter)
             .chain(&self.lb)
             .chain(&self.observe)
+            .chain(&self.steering)
     }
 }
 
@@ -142,7 +149,29 @@ pub fn plan(current: &DesiredConfig, desired: &DesiredConfig) -> Plan {
         filter: filter(&current.filter, &desired.filter),
         lb: lb(&current.lb, &desired.lb),
         observe: observe(&current.observe, &desired.observe),
+        steering: steering(current, desired),
     }
+}
+
+/// Steering changes. The CPU list counts only when an interface steers.
+fn steering(current: &DesiredConfig, desired: &DesiredConfig) -> Vec<Change> {
+    let keyed = |spec: &super::steering::SteeringSpec, steers: bool| -> BTreeMap<String, String> {
+        spec.describe()
+            .into_iter()
+            .filter(|(key, _)| steers || key != "cpus")
+            .collect()
+    };
+    let steers = desired.interfaces.iter().any(|spec| spec.steer);
+    let mut out = Vec::new();
+    diff_keyed(
+        &mut out,
+        "steering",
+        &keyed(&current.steering, steers),
+        &keyed(&desired.steering, steers),
+        |a, b| a == b,
+        Clone::clone,
+    );
+    out
 }
 
 fn observe(current: &ObserveSpec, desired: &ObserveSpec) -> Vec<Change> {
@@ -186,6 +215,7 @@ pub fn interface_matches(current: &InterfaceSpec, desired: &InterfaceSpec) -> bo
         && current.gue_port == desired.gue_port
         && current.sample_rate == desired.sample_rate
         && current.forward == desired.forward
+        && current.steer == desired.steer
 }
 
 /// True when an interface attached as `current` needs attaching again to
@@ -195,6 +225,7 @@ pub fn needs_reattach(current: &InterfaceSpec, desired: &InterfaceSpec) -> bool 
     let in_place = InterfaceSpec {
         sample_rate: desired.sample_rate,
         forward: desired.forward,
+        steer: desired.steer,
         ..current.clone()
     };
     !interface_matches(&in_place, desired)

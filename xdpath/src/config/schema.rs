@@ -133,6 +133,9 @@ pub struct FileConfig {
     /// `[mitigation]`: automatic blocking (run by xdpathd).
     #[serde(default)]
     pub mitigation: Option<Spanned<super::observe::MitigationSection>>,
+    /// `[steering]`: the CPU list and the AF_XDP flows.
+    #[serde(default)]
+    pub steering: Option<Spanned<super::steering::SteeringSection>>,
 }
 
 /// `[[interface]]`.
@@ -155,6 +158,9 @@ pub struct InterfaceEntry {
     pub sample_rate: Option<Spanned<u32>>,
     /// Forward frames not for this host at XDP (`xdpath forward`).
     pub forward: Option<bool>,
+    /// Spread frames passed to the stack over `[steering]`'s CPUs
+    /// (`xdpath steer`).
+    pub steer: Option<bool>,
 }
 
 /// `[filter]`.

@@ -360,3 +360,78 @@ prefix_v4 = 4
         );
     }
 }
+
+#[test]
+fn steering_loads_and_plans() {
+    let text = "\
+[[interface]]
+name = \"eth0\"
+steer = true
+
+[steering]
+cpus = \"0\"
+queue_size = 512
+
+[[steering.xsk]]
+proto = \"udp\"
+dport = 9000
+
+[[steering.xsk]]
+proto = \"tcp\"
+dport = \"8080\"
+";
+    let config = parse(text).expect("valid");
+    assert!(config.interfaces[0].steer);
+    assert_eq!(config.steering.cpus, [0]);
+    assert_eq!(config.steering.queue_size, 512);
+    assert_eq!(config.steering.xsk, [(6, 8080), (17, 9000)]);
+    let changes = plan(&DesiredConfig::default(), &config);
+    let keys: Vec<&str> = changes
+        .steering
+        .iter()
+        .map(|change| change.key.as_str())
+        .collect();
+    assert_eq!(keys, ["cpus", "xsk tcp/8080", "xsk udp/9000"]);
+    assert!(plan(&config, &config).is_empty());
+    // Steering is changed in place.
+    let mut off = config.interfaces[0].clone();
+    off.steer = false;
+    assert!(!plan::needs_reattach(&config.interfaces[0], &off));
+    // Without a steering interface the CPU list is no change.
+    let mut quiet = config.clone();
+    quiet.interfaces[0].steer = false;
+    let mut other_cpus = quiet.clone();
+    other_cpus.steering.queue_size = 64;
+    assert!(plan(&quiet, &other_cpus).steering.is_empty());
+}
+
+#[test]
+fn steering_mistakes_are_listed_with_their_place() {
+    let text = "\
+[steering]
+cpus = \"4096\"
+queue_size = 4
+
+[[steering.xsk]]
+proto = \"icmp\"
+dport = 0
+
+[[steering.xsk]]
+dport = 53
+";
+    let lines = errors(text);
+    let expected = [
+        "test.toml:2:8: steering.cpus: CPU 4096 does not exist",
+        "test.toml:3:14: steering.queue_size: 4 is out of range 8..=16384",
+        "test.toml:6:9: steering.xsk[0].proto: \"icmp\": only tcp and udp",
+        "test.toml:7:9: steering.xsk[0].dport: \"0\" is not a port",
+        "test.toml:9:1: steering.xsk[1]: missing field `proto`",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for (line, start) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(start),
+            "{line}\n  should start with\n{start}"
+        );
+    }
+}

@@ -251,6 +251,7 @@ pub fn status(interface: &str) -> Result<InterfaceStatus, DataplaneError> {
         },
         monitor: config.monitor != 0,
         forward: config.forward != 0,
+        steer: config.steer != 0,
         sample_rate: config.sample_rate,
         healthy: link_alive(&pins),
     })

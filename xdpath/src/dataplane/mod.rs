@@ -299,6 +299,8 @@ pub struct InterfaceStatus {
     pub monitor: bool,
     /// L3 forwarding at XDP (`xdpath forward`).
     pub forward: bool,
+    /// Steering to CPUs (`xdpath steer`).
+    pub steer: bool,
     /// Sampling 1 in this many frames (0: off).
     pub sample_rate: u32,
     /// False when the pins are left but the attachment is gone (the

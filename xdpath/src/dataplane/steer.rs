@@ -169,3 +169,15 @@ fn report(interface: &str, on: bool, queue_size: u32) -> Result<SteerReport, Dat
 pub fn steered() -> Result<Vec<(u32, u64)>, DataplaneError> {
     Ok(report("", true, 0)?.steered)
 }
+
+/// The queue size of the namespace's steering CPUs (that of the first in
+/// the list); `None` when nothing steers or xdpath is not attached.
+pub fn queue_size() -> Option<u32> {
+    let list: Array<MapData, u32> = open("STEER_CPUS", Map::Array, Array::try_from).ok()?;
+    if list.get(&0, 0).ok()? == 0 {
+        return None;
+    }
+    let first = list.get(&1, 0).ok()?;
+    let cpu_map: CpuMap<MapData> = open("CPU_MAP", Map::CpuMap, CpuMap::try_from).ok()?;
+    cpu_map.get(first, 0).ok().map(|value| value.queue_size)
+}
