@@ -4,10 +4,15 @@
 //! backends) and kept in the native tables.
 //!
 //! Asked through `ip -j route get` and `ip -j neigh show`: the same answer
-//! the FIB gives, at a cost that only the housekeeping tick pays.
+//! the FIB gives. On a thread of its own ([`spawn_watcher`]), so the frame
+//! loop never waits for it; the loop takes each new view between batches.
 
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::process::Command;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use xdpath_core::lb::{mac_value, NextHop};
 use xdpath_core::NativeTables;
@@ -99,29 +104,78 @@ pub fn next_hop(address: IpAddr, ingress: u32, ingress_name: &str) -> NextHop {
     }
 }
 
-/// Fills the tables' next hops for every backend, and the host's
-/// addresses for decapsulation, from the kernel as it is now.
-pub fn refresh(tables: &mut NativeTables, interface: &str) {
-    let backends: Vec<[u8; 16]> = tables
+/// What the kernel says now: the next hop of each backend, and the
+/// host's addresses (for decapsulation).
+#[derive(Clone, Debug, Default)]
+pub struct FibView {
+    /// Next hop by backend address.
+    pub neighbours: HashMap<[u8; 16], NextHop>,
+    /// This host's addresses; `None` when they could not be listed.
+    pub local_addresses: Option<HashSet<[u8; 16]>>,
+}
+
+/// The backends' addresses in the tables, sorted (so that two lists of
+/// the same backends compare equal).
+pub fn backends(tables: &NativeTables) -> Vec<[u8; 16]> {
+    let mut list: Vec<[u8; 16]> = tables
         .lb
         .backends
         .values()
         .filter(|backend| backend.family != 0)
         .map(|backend| backend.address)
         .collect();
-    let ingress = tables.ifindex;
-    tables.lb.neighbours.clear();
-    for address in backends {
-        let ip = std::net::Ipv6Addr::from(address);
-        let ip = ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4);
-        tables
-            .lb
-            .neighbours
-            .insert(address, next_hop(ip, ingress, interface));
+    list.sort_unstable();
+    list.dedup();
+    list
+}
+
+/// Asks the kernel about `backends` for frames arriving on `interface`.
+pub fn resolve(backends: &[[u8; 16]], ingress: u32, interface: &str) -> FibView {
+    let neighbours = backends
+        .iter()
+        .map(|address| {
+            let ip = std::net::Ipv6Addr::from(*address);
+            let ip = ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4);
+            (*address, next_hop(ip, ingress, interface))
+        })
+        .collect();
+    let local_addresses = crate::lb::decap::local_addresses()
+        .ok()
+        .map(|addresses| addresses.into_iter().map(address_bytes).collect());
+    FibView {
+        neighbours,
+        local_addresses,
     }
-    if let Ok(addresses) = crate::lb::decap::local_addresses() {
-        tables.lb.local_addresses = addresses.into_iter().map(address_bytes).collect();
+}
+
+/// Puts a view into the tables.
+pub fn install(tables: &mut NativeTables, view: FibView) {
+    tables.lb.neighbours = view.neighbours;
+    if let Some(addresses) = view.local_addresses {
+        tables.lb.local_addresses = addresses;
     }
+}
+
+/// Asks the kernel again every `period` on a thread of its own (the
+/// questions spawn `ip`, which the frame loop must not wait for), for the
+/// backends last published in `backends`, until the receiving end of
+/// `views` is gone. The thread is in the caller's network namespace.
+pub fn spawn_watcher(
+    backends: Arc<Mutex<Vec<[u8; 16]>>>,
+    ingress: u32,
+    interface: String,
+    period: Duration,
+    views: Sender<FibView>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("xdpath-fib".into())
+        .spawn(move || loop {
+            std::thread::sleep(period);
+            let list = backends.lock().map(|list| list.clone()).unwrap_or_default();
+            if views.send(resolve(&list, ingress, &interface)).is_err() {
+                return;
+            }
+        })
 }
 
 #[cfg(test)]

@@ -9,7 +9,10 @@ use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
 use xdpath_core::{pipeline, Action, FrameBuffer, NativeTables};
 
+use std::sync::{Arc, Mutex};
+
 use super::egress::Egress;
+use super::fib;
 use super::report::{snapshot_path, Snapshot, Tallies};
 use super::state::StateWatch;
 use super::tap::{mac_and_mtu, tap_name, Tap};
@@ -108,7 +111,9 @@ pub fn run(
     tables.ifindex = ifindex;
     let mut watch = StateWatch::new(&state_dir);
     watch.refresh(&mut tables)?;
-    super::fib::refresh(&mut tables, interface);
+    let backends = Arc::new(Mutex::new(fib::backends(&tables)));
+    let view = fib::resolve(&fib::backends(&tables), ifindex, interface);
+    fib::install(&mut tables, view);
 
     let queues = match options.queues {
         Some(queues) => queues,
@@ -140,6 +145,18 @@ pub fn run(
     // Attached last, once every socket can take its frames: until the
     // program is there, the stack keeps the interface.
     let (_program, xdp_mode) = attach(interface, &sockets, tap.is_some())?;
+    let (views_tx, views) = std::sync::mpsc::channel();
+    let _watcher = fib::spawn_watcher(
+        backends.clone(),
+        ifindex,
+        interface.to_string(),
+        HOUSEKEEPING,
+        views_tx,
+    )
+    .map_err(|source| RuntimeError::Io {
+        what: "start the FIB watcher",
+        source,
+    })?;
 
     let mut outputs = Outputs {
         ifindex,
@@ -214,8 +231,23 @@ pub fn run(
         }
         if Instant::now() >= next_housekeeping {
             next_housekeeping = Instant::now() + HOUSEKEEPING;
+            while let Ok(view) = views.try_recv() {
+                fib::install(&mut tables, view);
+            }
             match watch.refresh(&mut tables) {
-                Ok(true) => outputs.tallies.reloads += 1,
+                Ok(true) => {
+                    outputs.tallies.reloads += 1;
+                    // New backends get their next hops now, not a second
+                    // later (a state change is rare; the wait is short).
+                    let now = fib::backends(&tables);
+                    if let Ok(mut list) = backends.lock() {
+                        if *list != now {
+                            let view = fib::resolve(&now, ifindex, interface);
+                            fib::install(&mut tables, view);
+                            *list = now;
+                        }
+                    }
+                }
                 Ok(false) => {}
                 Err(error) => {
                     outputs.tallies.refused_reloads += 1;
@@ -224,7 +256,6 @@ pub fn run(
                     );
                 }
             }
-            super::fib::refresh(&mut tables, interface);
             write_snapshot(&snapshot_file, interface, &tables, outputs.tallies, false);
         }
     }
