@@ -20,9 +20,9 @@ use crate::testenv::{Side, TestBed, TestBedError};
 use crate::traffic::{Expected, Mix};
 
 /// Pings of each IP version the demo sends.
-const PINGS: u64 = 3;
+pub(crate) const PINGS: u64 = 3;
 /// Data bytes per ping.
-const PING_SIZE: u64 = 56;
+pub(crate) const PING_SIZE: u64 = 56;
 /// How long to wait for the frames to be counted.
 const COUNT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -65,9 +65,12 @@ pub enum DemoError {
     /// Writing the JSON report failed.
     #[error("writing JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The user-space runtime could not run.
+    #[error(transparent)]
+    Runtime(#[from] crate::userspace::RuntimeError),
 }
 
-fn check_interrupted() -> Result<(), DemoError> {
+pub(crate) fn check_interrupted() -> Result<(), DemoError> {
     if crate::signals::interrupted() {
         return Err(DemoError::Interrupted);
     }
@@ -204,10 +207,9 @@ fn run_steps(json: bool) -> Result<(), DemoError> {
             what: format!("entering {}", a.namespace),
             source,
         })??;
-    say(format!(
-        "detached from {}; removing the test bed",
-        a.interface
-    ));
+    say(format!("detached from {}", a.interface));
+    crate::demo_userspace::userspace_act(&bed, &say, json)?;
+    say("removing the test bed".to_string());
     drop(bed);
     check_interrupted()?;
 
@@ -364,7 +366,7 @@ fn show_capture(
     Ok(())
 }
 
-fn ping(bed: &TestBed, v6: bool, address: &str) -> Result<(), DemoError> {
+pub(crate) fn ping(bed: &TestBed, v6: bool, address: &str) -> Result<(), DemoError> {
     let count = PINGS.to_string();
     let size = PING_SIZE.to_string();
     let family = if v6 { "-6" } else { "-4" };

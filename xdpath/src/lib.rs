@@ -17,6 +17,7 @@ pub mod daemon_client;
 pub mod dataplane;
 pub mod demo;
 pub mod demo_lb;
+pub mod demo_userspace;
 pub mod lb;
 pub mod netns;
 pub mod objects;
