@@ -62,7 +62,9 @@ pub fn userspace_act(bed: &TestBed, say: &dyn Fn(String), json: bool) -> Result<
             stop.store(true, Ordering::Relaxed);
             return match runtime.join() {
                 Ok(Err(error)) => Err(error),
-                _ => Err(DemoError::Mismatch(vec!["the runtime did not start".into()])),
+                _ => Err(DemoError::Mismatch(
+                    vec!["the runtime did not start".into()],
+                )),
             };
         }
         std::thread::sleep(Duration::from_millis(50));
