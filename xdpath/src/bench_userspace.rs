@@ -224,7 +224,7 @@ fn userspace_trial(
         .map_err(|error| failed("start xdpath run", error))?;
     // Ready once the redirect program is attached.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !attached(bed, &interface) {
+    while !crate::testenv::has_xdp_program(&bed.a().path, &interface) {
         if Instant::now() > deadline {
             return Err(failed("xdpath run", "never attached"));
         }
@@ -249,12 +249,4 @@ fn userspace_trial(
     let busy = report["busy_seconds"].as_f64().unwrap_or(0.0);
     let drops = report["socket_drops"].as_u64().unwrap_or(0);
     Ok((received, busy * 1e9 / received.max(1) as f64, drops))
-}
-
-/// Whether an XDP program is attached to `interface` in A.
-fn attached(bed: &TestBed, interface: &str) -> bool {
-    bed.exec(Side::A, "ip", ["-j", "link", "show", "dev", interface])
-        .ok()
-        .and_then(|output| serde_json::from_slice::<serde_json::Value>(&output.stdout).ok())
-        .is_some_and(|links| links[0].get("xdp").is_some())
 }

@@ -13,7 +13,7 @@ use xdpath_core::{InterfaceConfig, MalformedPolicy};
 use crate::afxdp::XskOptions;
 use crate::demo::{check_interrupted, ping, DemoError, PINGS, PING_SIZE};
 use crate::stats;
-use crate::testenv::{Side, TestBed};
+use crate::testenv::TestBed;
 use crate::traffic::Mix;
 use crate::userspace::{self, Exception, RuntimeOptions};
 
@@ -25,14 +25,6 @@ fn io(what: &str) -> impl FnOnce(std::io::Error) -> DemoError + '_ {
         what: what.to_string(),
         source,
     }
-}
-
-/// Whether an XDP program is attached to `interface` in namespace A.
-fn attached(bed: &TestBed, interface: &str) -> bool {
-    bed.exec(Side::A, "ip", ["-j", "link", "show", "dev", interface])
-        .ok()
-        .and_then(|output| serde_json::from_slice::<serde_json::Value>(&output.stdout).ok())
-        .is_some_and(|links| links[0].get("xdp").is_some())
 }
 
 /// Runs the act on a bed whose side A has no xdpath attached.
@@ -57,7 +49,7 @@ pub fn userspace_act(bed: &TestBed, say: &dyn Fn(String), json: bool) -> Result<
         Ok::<_, DemoError>(userspace::run(&options, &|| flag.load(Ordering::Relaxed))?)
     });
     let started = Instant::now();
-    while !attached(bed, &a.interface) {
+    while !crate::testenv::has_xdp_program(&a.path, &a.interface) {
         if runtime.is_finished() || started.elapsed() > START_TIMEOUT {
             stop.store(true, Ordering::Relaxed);
             return match runtime.join() {

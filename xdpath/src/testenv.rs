@@ -474,13 +474,25 @@ impl Drop for TestBed {
     }
 }
 
-/// `nsenter --net=PATH PROGRAM`.
-pub(crate) fn nsenter(path: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
+/// `nsenter --net=PATH PROGRAM`: a command in the network namespace at
+/// `path` (of any bed).
+pub fn nsenter(path: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut command = Command::new("nsenter");
     command
         .arg(format!("--net={}", path.display()))
         .arg(program);
     command
+}
+
+/// Whether `interface`, in the network namespace at `path`, has an XDP
+/// program attached (any program: `ip -j link` shows an `xdp` object).
+pub fn has_xdp_program(path: &Path, interface: &str) -> bool {
+    nsenter(path, "ip")
+        .args(["-j", "link", "show", "dev", interface])
+        .output()
+        .ok()
+        .and_then(|output| serde_json::from_slice::<serde_json::Value>(&output.stdout).ok())
+        .is_some_and(|links| links[0].get("xdp").is_some())
 }
 
 fn command_line(command: &Command) -> String {

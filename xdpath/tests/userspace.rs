@@ -24,28 +24,21 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use xdpath::testenv::{Side, TestBed};
+use xdpath::testenv::{has_xdp_program, nsenter, Side, TestBed};
+
+mod common;
+use common::{bed, require_root, xdpath_in, XDPATH};
 use xdpath::traffic::{self, Mix};
 use xdpath::userspace::tap_name;
 use xdpath_core::build::{FrameSpec, Network, Transport};
 
-const XDPATH: &str = env!("CARGO_BIN_EXE_xdpath");
 const VIP: [u8; 4] = [203, 0, 113, 10];
 const BLOCKED: [u8; 4] = [192, 0, 2, 77];
-
-fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "these tests need root");
-}
 
 /// Runs xdpath in a side's namespace and returns its stdout; panics with
 /// its stderr on failure.
 fn xdpath(bed: &TestBed, side: Side, args: &[&str]) -> String {
-    let output = bed
-        .command(side, XDPATH)
-        .args(args)
-        .output()
-        .expect("run xdpath");
+    let output = xdpath_in(bed, side, args);
     assert!(
         output.status.success(),
         "xdpath {args:?}: {}",
@@ -56,22 +49,9 @@ fn xdpath(bed: &TestBed, side: Side, args: &[&str]) -> String {
 
 /// Runs xdpath expecting failure; its stderr.
 fn xdpath_fails(bed: &TestBed, side: Side, args: &[&str]) -> String {
-    let output = bed
-        .command(side, XDPATH)
-        .args(args)
-        .output()
-        .expect("run xdpath");
+    let output = xdpath_in(bed, side, args);
     assert!(!output.status.success(), "xdpath {args:?} should fail");
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// `nsenter --net=PATH PROGRAM`: a command in a namespace of any bed.
-fn nsenter(path: &Path, program: &str) -> Command {
-    let mut command = Command::new("nsenter");
-    command
-        .arg(format!("--net={}", path.display()))
-        .arg(program);
-    command
 }
 
 /// Frames an interface receives (not those it sends) for `window`,
@@ -303,16 +283,7 @@ impl Runtime {
         let runtime = Self { child };
         // Up once its redirect program is attached (the last step).
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let attached = nsenter(path, "ip")
-                .args(["-j", "link", "show", "dev", interface])
-                .output()
-                .ok()
-                .and_then(|output| serde_json::from_slice::<serde_json::Value>(&output.stdout).ok())
-                .is_some_and(|links| links[0].get("xdp").is_some());
-            if attached {
-                break;
-            }
+        while !has_xdp_program(path, interface) {
             assert!(
                 Instant::now() < deadline,
                 "the runtime never attached its program"
@@ -365,8 +336,7 @@ fn send_and_capture(bed: &TestBed, stack_interface: &str) -> (Vec<Vec<u8>>, Vec<
 
 #[test]
 fn kernel_and_userspace_agree_on_live_traffic() {
-    require_root();
-    let bed = TestBed::new().expect("test bed");
+    let bed = bed();
     let interface = bed.a().interface.clone();
     configure(&bed);
     // B needs an XDP program of its own for A's XDP_TX frames to reach it.
@@ -456,8 +426,7 @@ impl Drop for HttpServer {
 
 #[test]
 fn ping_and_http_work_through_the_runtime_and_rules_follow_changes() {
-    require_root();
-    let bed = TestBed::new().expect("test bed");
+    let bed = bed();
     let (a4, a6) = (bed.a().ipv4.to_string(), bed.a().ipv6.to_string());
     let server = bed
         .command(Side::A, "python3")
@@ -534,8 +503,7 @@ fn ping_and_http_work_through_the_runtime_and_rules_follow_changes() {
 
 #[test]
 fn bad_input_gets_clear_errors() {
-    require_root();
-    let bed = TestBed::new().expect("test bed");
+    let bed = bed();
     let interface = bed.a().interface.clone();
     let error = xdpath_fails(&bed, Side::A, &["run", &interface]);
     assert!(error.contains("needs --userspace"), "{error}");
@@ -648,8 +616,7 @@ fn redirects_leave_by_the_egress_interface_as_in_the_kernel() {
 
 #[test]
 fn neighbours_resolve_on_the_interface_while_the_runtime_runs() {
-    require_root();
-    let bed = TestBed::new().expect("test bed");
+    let bed = bed();
     let runtime = Runtime::start(&bed, &[]);
     // Forget the bed's static neighbours on both sides: from here on ARP
     // and neighbour discovery must work, both ways.

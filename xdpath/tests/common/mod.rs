@@ -17,14 +17,19 @@ use xdpath::testenv::{Side, TestBed};
 /// The CLI under test.
 pub const XDPATH: &str = env!("CARGO_BIN_EXE_xdpath");
 
-/// A fresh test bed; the tests need root.
-pub fn bed() -> TestBed {
+/// Fails the test unless it runs as root.
+pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
         unsafe { libc::geteuid() },
         0,
         "these tests need root (scripts/test.sh)"
     );
+}
+
+/// A fresh test bed; the tests need root.
+pub fn bed() -> TestBed {
+    require_root();
     TestBed::new().expect("build the test bed")
 }
 
