@@ -138,6 +138,10 @@ enum Command {
         /// Monitor mode: count what would be dropped, drop nothing.
         #[arg(long)]
         monitor: bool,
+        /// L3 forwarding of frames routed elsewhere, by the kernel's main
+        /// table and neighbours (taken each second).
+        #[arg(long)]
+        forward: bool,
         /// Where passed frames go: the stack through a TAP device, or
         /// nowhere.
         #[arg(long, value_enum, default_value = "tap")]
@@ -422,6 +426,7 @@ fn run(cli: &Cli) -> Result<()> {
             queues,
             malformed,
             monitor,
+            forward,
             exception,
             zero_copy,
             duration,
@@ -447,7 +452,9 @@ fn run(cli: &Cli) -> Result<()> {
             let options = xdpath::userspace::RuntimeOptions {
                 interface: interface.clone(),
                 queues: *queues,
-                config: InterfaceConfig::new((*malformed).into()).with_monitor(*monitor),
+                config: InterfaceConfig::new((*malformed).into())
+                    .with_monitor(*monitor)
+                    .with_forward(*forward),
                 exception: *exception,
                 xsk: xdpath::afxdp::XskOptions {
                     copy_mode: !*zero_copy,

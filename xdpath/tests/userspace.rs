@@ -668,3 +668,94 @@ fn neighbours_resolve_on_the_interface_while_the_runtime_runs() {
         "{report}"
     );
 }
+
+/// UDP frames to port 7000 among `frames`, IPv4 or IPv6, sorted.
+fn udp_7000(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut found: Vec<Vec<u8>> = frames
+        .iter()
+        .filter(|frame| match frame.get(12..14) {
+            Some([0x08, 0x00]) => {
+                frame.get(23) == Some(&17) && frame.get(36..38) == Some(&[0x1b, 0x58])
+            }
+            Some([0x86, 0xdd]) => {
+                frame.get(20) == Some(&17) && frame.get(56..58) == Some(&[0x1b, 0x58])
+            }
+            _ => false,
+        })
+        .cloned()
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn forwarding_matches_the_kernel() {
+    use xdpath::testenv_router::{Node, RouterBed};
+    require_root();
+    let bed = RouterBed::new().expect("router bed");
+    let (router, h2) = (bed.path(Node::Router), bed.path(Node::H2));
+    let run = |path: &std::path::Path, args: &[&str]| {
+        let output = nsenter(path, XDPATH).args(args).output().expect("xdpath");
+        assert!(
+            output.status.success(),
+            "xdpath {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    // The egress port forwards in the kernel (its device map entry is what
+    // the kernel program redirects through); h2 has a program so that
+    // redirected frames reach it over veth.
+    run(&router, &["attach", &bed.r2.interface, "--mode", "native"]);
+    run(&router, &["forward", "enable", &bed.r2.interface]);
+    run(&h2, &["attach", &bed.h2.interface, "--mode", "native"]);
+    let frames: Vec<Vec<u8>> = (0..4u16)
+        .flat_map(|port| {
+            [
+                Network::V4(bed.h1.ipv4.octets(), bed.h2.ipv4.octets()),
+                Network::V6(bed.h1.ipv6.octets(), bed.h2.ipv6.octets()),
+            ]
+            .map(|network| {
+                FrameSpec::new(network, Transport::udp(43_000 + port, 7000))
+                    .with_payload(b"forwarded")
+                    .with_macs(bed.h1.mac, bed.r1.mac)
+                    .build()
+            })
+        })
+        .collect();
+    let send = |frames: Vec<Vec<u8>>| {
+        let at_h2 = capture(&h2, &bed.h2.interface, Duration::from_millis(1200));
+        let h1 = bed.h1.interface.clone();
+        xdpath::netns::run_in(&bed.path(Node::H1), move || traffic::send(&h1, &frames))
+            .expect("run in h1")
+            .expect("send from h1");
+        udp_7000(&at_h2.join().expect("capture at h2"))
+    };
+
+    run(&router, &["attach", &bed.r1.interface, "--mode", "native"]);
+    run(&router, &["forward", "enable", &bed.r1.interface]);
+    let kernel = send(frames.clone());
+    run(&router, &["detach", &bed.r1.interface]);
+
+    let runtime = Runtime::start_in(
+        &router,
+        &bed.r1.interface,
+        &["--forward", "--exception", "drop"],
+    );
+    let user = send(frames);
+    let report = runtime.stop();
+
+    assert_eq!(kernel.len(), 8, "every frame reached h2");
+    let ipv4 = kernel
+        .iter()
+        .find(|frame| frame[12..14] == [0x08, 0x00])
+        .expect("IPv4");
+    assert_eq!(ipv4[22], 63, "TTL decremented");
+    assert_eq!(&ipv4[0..6], &bed.h2.mac, "to h2's MAC");
+    assert_eq!(kernel, user, "the same frames out of r2, byte for byte");
+    assert_eq!(report["tallies"]["redirected"], 8, "{report}");
+    let forwarded = report["counters"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|row| row["reason"] == "forwarded"))
+        .map(|row| row["packets"].clone());
+    assert_eq!(forwarded, Some(serde_json::json!(8)), "{report}");
+}

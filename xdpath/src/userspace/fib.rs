@@ -7,14 +7,16 @@
 //! the FIB gives. On a thread of its own ([`spawn_watcher`]), so the frame
 //! loop never waits for it; the loop takes each new view between batches.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::process::Command;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use xdpath_core::forward::Route;
 use xdpath_core::lb::{mac_value, NextHop};
+use xdpath_core::native::PrefixMap;
 use xdpath_core::NativeTables;
 
 use super::tap::mac_and_mtu;
@@ -22,7 +24,7 @@ use crate::control::interface_index;
 use crate::lb::compile::address_bytes;
 
 /// `ip -j ARGS` as JSON; `None` when it fails.
-fn ip_json(args: &[&str]) -> Option<serde_json::Value> {
+pub(super) fn ip_json(args: &[&str]) -> Option<serde_json::Value> {
     let output = Command::new("ip").arg("-j").args(args).output().ok()?;
     if !output.status.success() {
         return None;
@@ -30,7 +32,7 @@ fn ip_json(args: &[&str]) -> Option<serde_json::Value> {
     serde_json::from_slice(&output.stdout).ok()
 }
 
-fn parse_mac(text: &str) -> Option<[u8; 6]> {
+pub(super) fn parse_mac(text: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];
     let mut parts = text.split(':');
     for slot in &mut mac {
@@ -112,6 +114,9 @@ pub struct FibView {
     pub neighbours: HashMap<[u8; 16], NextHop>,
     /// This host's addresses; `None` when they could not be listed.
     pub local_addresses: Option<HashSet<[u8; 16]>>,
+    /// With forwarding on: the forwarding table and the interfaces the
+    /// runtime may send out of.
+    pub forwarding: Option<(PrefixMap<Route>, BTreeSet<u32>)>,
 }
 
 /// The backends' addresses in the tables, sorted (so that two lists of
@@ -129,8 +134,9 @@ pub fn backends(tables: &NativeTables) -> Vec<[u8; 16]> {
     list
 }
 
-/// Asks the kernel about `backends` for frames arriving on `interface`.
-pub fn resolve(backends: &[[u8; 16]], ingress: u32, interface: &str) -> FibView {
+/// Asks the kernel about `backends` for frames arriving on `interface`,
+/// and with `forward` for its whole forwarding table.
+pub fn resolve(backends: &[[u8; 16]], ingress: u32, interface: &str, forward: bool) -> FibView {
     let neighbours = backends
         .iter()
         .map(|address| {
@@ -145,6 +151,7 @@ pub fn resolve(backends: &[[u8; 16]], ingress: u32, interface: &str) -> FibView 
     FibView {
         neighbours,
         local_addresses,
+        forwarding: forward.then(super::routes::forwarding_table),
     }
 }
 
@@ -153,6 +160,10 @@ pub fn install(tables: &mut NativeTables, view: FibView) {
     tables.lb.neighbours = view.neighbours;
     if let Some(addresses) = view.local_addresses {
         tables.lb.local_addresses = addresses;
+    }
+    if let Some((routes, ports)) = view.forwarding {
+        tables.routes = routes;
+        tables.forward_ports = ports;
     }
 }
 
@@ -164,6 +175,7 @@ pub fn spawn_watcher(
     backends: Arc<Mutex<Vec<[u8; 16]>>>,
     ingress: u32,
     interface: String,
+    forward: bool,
     period: Duration,
     views: Sender<FibView>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -172,7 +184,10 @@ pub fn spawn_watcher(
         .spawn(move || loop {
             std::thread::sleep(period);
             let list = backends.lock().map(|list| list.clone()).unwrap_or_default();
-            if views.send(resolve(&list, ingress, &interface)).is_err() {
+            if views
+                .send(resolve(&list, ingress, &interface, forward))
+                .is_err()
+            {
                 return;
             }
         })

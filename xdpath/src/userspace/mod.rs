@@ -26,12 +26,13 @@
 //!   state directory, where `xdpath stats IF` reads them.
 //!
 //! - **Next hops**: the balancer's, towards each backend, asked of the
-//!   kernel's FIB and neighbour table each second ([`fib`]).
+//!   kernel's FIB and neighbour table each second ([`fib`]); with
+//!   `--forward`, the whole main table and the neighbours, for L3
+//!   forwarding out of any interface (not policy routing, not the MTU).
 //!
 //! Not here: SYN-cookie answers (the kernel's secret; the native build has
 //! no such mode), CPU and AF_XDP steering (the frames are already in user
-//! space), L3 forwarding (the runtime has no per-frame FIB: frames routed
-//! elsewhere pass to the stack, which forwards them), sampling.
+//! space), sampling.
 //!
 //! Minimum kernel: 5.4 (AF_XDP with the ring flags; see
 //! [`crate::afxdp::XskSocket`]). Needs `CAP_NET_ADMIN`, `CAP_NET_RAW` and
@@ -40,6 +41,7 @@
 pub mod egress;
 pub mod fib;
 mod report;
+mod routes;
 mod run;
 pub mod state;
 pub mod tap;

@@ -112,7 +112,8 @@ pub fn run(
     let mut watch = StateWatch::new(&state_dir);
     watch.refresh(&mut tables)?;
     let backends = Arc::new(Mutex::new(fib::backends(&tables)));
-    let view = fib::resolve(&fib::backends(&tables), ifindex, interface);
+    let forward = options.config.forward != 0;
+    let view = fib::resolve(&fib::backends(&tables), ifindex, interface, forward);
     fib::install(&mut tables, view);
 
     let queues = match options.queues {
@@ -150,6 +151,7 @@ pub fn run(
         backends.clone(),
         ifindex,
         interface.to_string(),
+        forward,
         HOUSEKEEPING,
         views_tx,
     )
@@ -242,7 +244,7 @@ pub fn run(
                     let now = fib::backends(&tables);
                     if let Ok(mut list) = backends.lock() {
                         if *list != now {
-                            let view = fib::resolve(&now, ifindex, interface);
+                            let view = fib::resolve(&now, ifindex, interface, forward);
                             fib::install(&mut tables, view);
                             *list = now;
                         }
