@@ -111,10 +111,11 @@ pub fn run(
     tables.ifindex = ifindex;
     let mut watch = StateWatch::new(&state_dir);
     watch.refresh(&mut tables)?;
-    let backends = Arc::new(Mutex::new(fib::backends(&tables)));
     let forward = options.config.forward != 0;
-    let view = fib::resolve(&fib::backends(&tables), ifindex, interface, forward);
+    let first_backends = fib::backends(&tables);
+    let view = fib::resolve(&first_backends, ifindex, interface, forward);
     fib::install(&mut tables, view);
+    let backends = Arc::new(Mutex::new(first_backends));
 
     let queues = match options.queues {
         Some(queues) => queues,
