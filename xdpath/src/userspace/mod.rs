@@ -20,7 +20,7 @@
 //!   through a packet socket ([`egress::Egress`]), or the TX ring when it is
 //!   this interface; pass — to the kernel stack through the exception path,
 //!   a TAP device with the interface's MAC ([`tap::Tap`]), whose own output
-//!   (ARP replies, say) leaves by the interface.
+//!   leaves by the interface.
 //! - **Counters**: the kernel program's (verdict, reason) slots, written
 //!   each second and at the end to `userspace-IF.json` in the namespace's
 //!   state directory, where `xdpath stats IF` reads them.

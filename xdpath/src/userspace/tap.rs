@@ -7,9 +7,10 @@
 //! and MTU (`xtap-<interface>`, cut to 15 bytes) and writes passed frames
 //! into it. The stack takes them as arriving on the TAP device: frames for
 //! the interface's addresses are delivered (Linux accepts a local address
-//! on any interface), and what it answers out of the TAP device the
-//! runtime sends out of the interface. (Neighbour discovery does not come
-//! this way: see the module above.) The TAP device
+//! on any interface). What the stack sends out of the TAP device (little:
+//! it has no addresses and no routes unless an operator adds some, and
+//! neighbour discovery does not come this way, see the module above) the
+//! runtime sends out of the interface. The TAP device
 //! gets no addresses of its own: IPv6 address generation and reverse-path
 //! filtering are turned off on it.
 
