@@ -134,6 +134,14 @@ fn balance_enabled(tables: &tables::MapTables, key: &FlowKey) -> bool {
         || tables.interface_config().decap != 0
 }
 
+/// The flow key in this CPU's scratch slot, as a later stage finds it.
+#[inline(always)]
+fn scratch_key() -> Option<&'static FlowKey> {
+    // SAFETY: this CPU's slot, written by the stage that tail-called this
+    // one in the same run; XDP runs do not nest on a CPU.
+    maps::SCRATCH.get_ptr(0).map(|key| unsafe { &*key })
+}
+
 /// Whether a frame may be steered: a plain pass (a class, not a filter's
 /// monitored drop), on an interface that steers to CPUs or on a queue an
 /// AF_XDP socket owns. Such frames go on to the steering stage; the entry
@@ -166,11 +174,9 @@ fn steering(
 #[xdp]
 pub fn xdpath_steer(ctx: XdpContext) -> u32 {
     let frame_len = (ctx.data_end() - ctx.data()) as u64;
-    let Some(key) = maps::SCRATCH.get_ptr(0) else {
+    let Some(key) = scratch_key() else {
         return xdp_action::XDP_PASS;
     };
-    // SAFETY: this CPU's slot, written by the stage that called this one.
-    let key = unsafe { &*key };
     let mut tables = tables::MapTables::new(ctx.ctx);
     // Only plain passes come here, so the outcome is the key's class.
     let outcome = pipeline::class_outcome(key);
@@ -336,11 +342,9 @@ pub fn xdpath(ctx: XdpContext) -> u32 {
 pub fn xdpath_filter(ctx: XdpContext) -> u32 {
     let (start, end) = (ctx.data(), ctx.data_end());
     let frame_len = (end - start) as u64;
-    let Some(key) = maps::SCRATCH.get_ptr(0) else {
+    let Some(key) = scratch_key() else {
         return xdp_action::XDP_PASS;
     };
-    // SAFETY: this CPU's slot, written by the parse stage of this same run.
-    let key = unsafe { &*key };
     let mut tables = tables::MapTables::new(ctx.ctx);
     let outcome = pipeline::filter_stage(key, frame_len, &mut tables);
     if outcome.action == xdpath_core::Action::Pass && !outcome.reason.is_filter() {
@@ -366,11 +370,9 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
 pub fn xdpath_balance(ctx: XdpContext) -> u32 {
     let mut frame = XdpFrame { ctx: ctx.ctx };
     let frame_len = frame.len() as u64;
-    let Some(key) = maps::SCRATCH.get_ptr(0) else {
+    let Some(key) = scratch_key() else {
         return xdp_action::XDP_PASS;
     };
-    // SAFETY: this CPU's slot, written by the parse stage of this same run.
-    let key = unsafe { &*key };
     let mut tables = tables::MapTables::new(ctx.ctx);
     let (outcome, redirect) = match pipeline::balance_stage(&mut frame, key, &mut tables) {
         Some(verdict) => (verdict.outcome, verdict.redirect_ifindex),
@@ -400,11 +402,9 @@ pub fn xdpath_balance(ctx: XdpContext) -> u32 {
 pub fn xdpath_forward(ctx: XdpContext) -> u32 {
     let mut frame = XdpFrame { ctx: ctx.ctx };
     let frame_len = frame.len() as u64;
-    let Some(key) = maps::SCRATCH.get_ptr(0) else {
+    let Some(key) = scratch_key() else {
         return xdp_action::XDP_PASS;
     };
-    // SAFETY: this CPU's slot, written by the parse stage of this same run.
-    let key = unsafe { &*key };
     let mut tables = tables::MapTables::new(ctx.ctx);
     let (outcome, egress) = match forward::forward_stage(&mut frame, key, &mut tables) {
         Some(verdict) => (verdict.outcome, verdict.ifindex),

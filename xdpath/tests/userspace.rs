@@ -25,6 +25,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use xdpath::testenv::{has_xdp_program, nsenter, Side, TestBed};
+use xdpath::testenv_router::{Node, RouterBed};
 
 mod common;
 use common::{bed, require_root, xdpath_in, XDPATH};
@@ -562,24 +563,41 @@ fn bad_input_gets_clear_errors() {
     assert!(error.contains("kernel program is attached"), "{error}");
 }
 
+/// Runs xdpath in the namespace at `path` (a router bed's); it must
+/// succeed.
+fn xdpath_at(path: &Path, args: &[&str]) {
+    let output = nsenter(path, XDPATH)
+        .args(args)
+        .output()
+        .expect("run xdpath");
+    assert!(
+        output.status.success(),
+        "xdpath {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Sends `frames` from h1 through the router; what h2 received meanwhile.
+fn through_router(bed: &RouterBed, frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let at_h2 = capture(
+        &bed.path(Node::H2),
+        &bed.h2.interface,
+        Duration::from_millis(1200),
+    );
+    let h1 = bed.h1.interface.clone();
+    xdpath::netns::run_in(&bed.path(Node::H1), move || traffic::send(&h1, &frames))
+        .expect("run in h1")
+        .expect("send from h1");
+    at_h2.join().expect("capture at h2")
+}
+
 #[test]
 fn redirects_leave_by_the_egress_interface_as_in_the_kernel() {
-    use xdpath::testenv_router::{Node, RouterBed};
     require_root();
     let bed = RouterBed::new().expect("router bed");
     let router = bed.path(Node::Router);
     let h2 = bed.path(Node::H2);
-    let in_router = |args: &[&str]| {
-        let output = nsenter(&router, XDPATH)
-            .args(args)
-            .output()
-            .expect("xdpath");
-        assert!(
-            output.status.success(),
-            "xdpath {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
+    let in_router = |args: &[&str]| xdpath_at(&router, args);
     // A VIP on the router whose one backend, h2, lies behind its second
     // port: the balancer's next hop is a redirect out of r2.
     in_router(&[
@@ -595,11 +613,7 @@ fn redirects_leave_by_the_egress_interface_as_in_the_kernel() {
     in_router(&["lb", "backend", "add", &vip, &bed.h2.ipv4.to_string()]);
     // h2 needs an XDP program for the kernel's redirected frames to
     // arrive (veth); it passes everything.
-    let output = nsenter(&h2, XDPATH)
-        .args(["attach", &bed.h2.interface, "--mode", "native"])
-        .output()
-        .expect("attach in h2");
-    assert!(output.status.success(), "{output:?}");
+    xdpath_at(&h2, &["attach", &bed.h2.interface, "--mode", "native"]);
     let syns: Vec<Vec<u8>> = (42_000..42_006)
         .map(|port| {
             FrameSpec::new(
@@ -610,14 +624,7 @@ fn redirects_leave_by_the_egress_interface_as_in_the_kernel() {
             .build()
         })
         .collect();
-    let send = |syns: Vec<Vec<u8>>| {
-        let at_h2 = capture(&h2, &bed.h2.interface, Duration::from_millis(1200));
-        let h1 = bed.h1.interface.clone();
-        xdpath::netns::run_in(&bed.path(Node::H1), move || traffic::send(&h1, &syns))
-            .expect("run in h1")
-            .expect("send from h1");
-        encapsulated(&at_h2.join().expect("capture at h2"))
-    };
+    let send = |syns: Vec<Vec<u8>>| encapsulated(&through_router(&bed, syns));
 
     in_router(&["attach", &bed.r1.interface, "--mode", "native"]);
     let kernel = send(syns.clone());
@@ -708,24 +715,15 @@ fn udp_7000(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
 
 #[test]
 fn forwarding_matches_the_kernel() {
-    use xdpath::testenv_router::{Node, RouterBed};
     require_root();
     let bed = RouterBed::new().expect("router bed");
     let (router, h2) = (bed.path(Node::Router), bed.path(Node::H2));
-    let run = |path: &std::path::Path, args: &[&str]| {
-        let output = nsenter(path, XDPATH).args(args).output().expect("xdpath");
-        assert!(
-            output.status.success(),
-            "xdpath {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
     // The egress port forwards in the kernel (its device map entry is what
     // the kernel program redirects through); h2 has a program so that
     // redirected frames reach it over veth.
-    run(&router, &["attach", &bed.r2.interface, "--mode", "native"]);
-    run(&router, &["forward", "enable", &bed.r2.interface]);
-    run(&h2, &["attach", &bed.h2.interface, "--mode", "native"]);
+    xdpath_at(&router, &["attach", &bed.r2.interface, "--mode", "native"]);
+    xdpath_at(&router, &["forward", "enable", &bed.r2.interface]);
+    xdpath_at(&h2, &["attach", &bed.h2.interface, "--mode", "native"]);
     let frames: Vec<Vec<u8>> = (0..4u16)
         .flat_map(|port| {
             [
@@ -740,19 +738,12 @@ fn forwarding_matches_the_kernel() {
             })
         })
         .collect();
-    let send = |frames: Vec<Vec<u8>>| {
-        let at_h2 = capture(&h2, &bed.h2.interface, Duration::from_millis(1200));
-        let h1 = bed.h1.interface.clone();
-        xdpath::netns::run_in(&bed.path(Node::H1), move || traffic::send(&h1, &frames))
-            .expect("run in h1")
-            .expect("send from h1");
-        udp_7000(&at_h2.join().expect("capture at h2"))
-    };
+    let send = |frames: Vec<Vec<u8>>| udp_7000(&through_router(&bed, frames));
 
-    run(&router, &["attach", &bed.r1.interface, "--mode", "native"]);
-    run(&router, &["forward", "enable", &bed.r1.interface]);
+    xdpath_at(&router, &["attach", &bed.r1.interface, "--mode", "native"]);
+    xdpath_at(&router, &["forward", "enable", &bed.r1.interface]);
     let kernel = send(frames.clone());
-    run(&router, &["detach", &bed.r1.interface]);
+    xdpath_at(&router, &["detach", &bed.r1.interface]);
 
     let runtime = Runtime::start_in(
         &router,
