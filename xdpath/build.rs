@@ -13,7 +13,13 @@ use std::process::Command;
 
 /// Debian's rustc, the one with a BPF `core` (package libstd-rust-web-dev-bpf).
 const BPF_RUSTC: &str = "/usr/bin/rustc";
-const PROGRAMS: [&str; 4] = ["xdpath", "xdpath-empty", "xdpath-xsk", "xdpath-redirect"];
+const PROGRAMS: [&str; 5] = [
+    "xdpath",
+    "xdpath-empty",
+    "xdpath-xsk",
+    "xdpath-redirect",
+    "xdpath-flood",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));

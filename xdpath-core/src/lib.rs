@@ -34,7 +34,9 @@ extern crate std;
 
 pub mod config;
 pub mod filter;
+pub mod flood;
 pub mod forward;
+pub mod hash;
 pub mod lb;
 pub mod observe;
 pub mod packet;

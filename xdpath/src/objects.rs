@@ -46,3 +46,10 @@ pub static REDIRECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpath-redirect.bpf.o"));
 /// Name of the entry point in [`REDIRECT`].
 pub const REDIRECT_PROGRAM: &str = "xdpath_redirect";
+
+/// The flood generator of the end-to-end tests (`xdpath-ebpf/src/flood.rs`),
+/// run with live frames by [`crate::flood`].
+pub static FLOOD: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpath-flood.bpf.o"));
+/// Name of the entry point in [`FLOOD`].
+pub const FLOOD_PROGRAM: &str = "xdpath_flood";

@@ -166,6 +166,16 @@ impl LbBed {
             .unwrap_or(0)]
     }
 
+    /// The switch's namespace (`/run/netns/<name>`).
+    pub fn switch_path(&self) -> PathBuf {
+        Path::new(NETNS_DIR).join(&self.switch)
+    }
+
+    /// The switch's port towards `role`'s host.
+    pub fn switch_port(role: Role) -> String {
+        format!("p{}", role.name())
+    }
+
     /// A command run in `role`'s namespace.
     pub fn command(&self, role: Role, program: impl AsRef<std::ffi::OsStr>) -> Command {
         nsenter(&self.host(role).path, program)
@@ -238,7 +248,7 @@ impl LbBed {
                 source,
             })?;
             quiet_ipv6(&host.path)?;
-            let port = format!("p{}", host.role.name());
+            let port = Self::switch_port(host.role);
             let mac = crate::testenv::format_mac(host.mac);
             run_ok(Command::new("ip").args([
                 "link",

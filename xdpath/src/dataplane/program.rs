@@ -372,6 +372,30 @@ impl LoadedProgram {
         Ok(loaded)
     }
 
+    /// Loads the flood generator of the end-to-end tests with its plan
+    /// (see [`crate::flood`]).
+    pub fn load_flood(plan: &xdpath_core::flood::FloodPlan) -> Result<Self, DataplaneError> {
+        let mut loaded = Self::load_object(
+            objects::FLOOD,
+            objects::FLOOD_PROGRAM,
+            InterfaceConfig::default(),
+        )?;
+        let map_error = |source| DataplaneError::Map {
+            name: "FLOOD_PLAN",
+            source,
+        };
+        let map = loaded.ebpf.map_mut("FLOOD_PLAN").ok_or(map_error(
+            aya::maps::MapError::InvalidName {
+                name: "FLOOD_PLAN".into(),
+            },
+        ))?;
+        let bytes = plan.to_bytes();
+        let mut array: Array<&mut MapData, [u8; size_of::<xdpath_core::flood::FloodPlan>()]> =
+            Array::try_from(map).map_err(map_error)?;
+        array.set(0, bytes, 0).map_err(map_error)?;
+        Ok(loaded)
+    }
+
     /// Takes a ring-buffer map (`SAMPLES` or `CAPTURE_RING`) out of the
     /// program, to read what this instance writes to it.
     pub fn take_ring(
