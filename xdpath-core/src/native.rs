@@ -5,8 +5,9 @@ use std::vec::Vec;
 
 use crate::config::InterfaceConfig;
 use crate::filter::{
-    address_family, mask, BlockEntry, Bucket, BucketKey, BucketTable, FilterConfig, PrefixKey,
-    RateLimit, Rule, RuleChain, MAX_RATE_LIMITS,
+    address_family, charge_bucket, mask, BlockEntry, BoundCells, Bucket, BucketBound, BucketKey,
+    BucketTable, Charge, FilterConfig, PrefixKey, RateLimit, Rule, RuleChain, BOUND_CELLS,
+    DESTINATION_BUCKETS, MAX_RATE_LIMITS, SOURCE_BUCKETS,
 };
 use crate::pipeline::Tables;
 use crate::stats::{counter_index, Action, Counter, Reason, COUNTER_SLOTS};
@@ -118,6 +119,7 @@ pub struct NativeTables {
     pub limit_drops: Vec<u64>,
     source_buckets: HashMap<BucketKey, Bucket>,
     destination_buckets: HashMap<BucketKey, Bucket>,
+    bucket_bounds: BucketBounds,
     /// Reflection source ports.
     pub reflection_ports: BTreeSet<u16>,
     /// Destinations that expect reflection-port traffic.
@@ -160,6 +162,7 @@ impl NativeTables {
             limit_drops: std::vec![0; MAX_RATE_LIMITS as usize],
             source_buckets: HashMap::new(),
             destination_buckets: HashMap::new(),
+            bucket_bounds: BucketBounds::default(),
             reflection_ports: BTreeSet::new(),
             reflection_expected: PrefixMap::default(),
             management_sources: PrefixMap::default(),
@@ -197,10 +200,22 @@ impl NativeTables {
         &mut self.buffers[index]
     }
 
-    /// Forgets every token bucket.
+    /// Forgets every token bucket, as a flood that churns the kernel's
+    /// bucket tables makes them forget (their bounds stay).
     pub fn clear_buckets(&mut self) {
         self.source_buckets.clear();
         self.destination_buckets.clear();
+    }
+}
+
+/// The cells of the bucket bounds (`filter::bounds`), those ever written:
+/// a missing cell is a zeroed one, as in the kernel's array.
+#[derive(Clone, Debug, Default)]
+struct BucketBounds(HashMap<u32, BucketBound>);
+
+impl BoundCells for BucketBounds {
+    fn cell(&mut self, index: u32) -> Option<&mut BucketBound> {
+        (index < BOUND_CELLS).then(|| self.0.entry(index).or_default())
     }
 }
 
@@ -280,22 +295,30 @@ impl Tables for NativeTables {
         self.rate_limits.get(index as usize)
     }
 
-    fn take_tokens(
-        &mut self,
-        table: BucketTable,
-        key: &BucketKey,
-        limit: &RateLimit,
-        bytes: u64,
-        now_ns: u64,
-    ) -> bool {
-        let buckets = match table {
-            BucketTable::Source => &mut self.source_buckets,
-            BucketTable::Destination => &mut self.destination_buckets,
+    fn take_tokens(&mut self, table: BucketTable, key: &BucketKey, charge: &Charge) -> bool {
+        let Some(limit) = self.rate_limits.get(charge.slot as usize).copied() else {
+            return true;
         };
-        buckets
-            .entry(*key)
-            .or_insert_with(|| Bucket::full(limit, now_ns))
-            .take(limit, bytes, now_ns)
+        let limit = &limit;
+        let (buckets, capacity) = match table {
+            BucketTable::Source => (&mut self.source_buckets, SOURCE_BUCKETS),
+            BucketTable::Destination => (&mut self.destination_buckets, DESTINATION_BUCKETS),
+        };
+        let mut started = Bucket::default();
+        let bounds = &mut self.bucket_bounds;
+        let charged = charge_bucket(bounds, buckets.get_mut(key), &mut started, limit, charge);
+        if charged.started {
+            // Bounded like the kernel's tables: when full, an arbitrary
+            // bucket goes (the kernel's LRU evicts the least recent); its
+            // bounds keep it to its limit.
+            if buckets.len() >= capacity as usize {
+                if let Some(victim) = buckets.keys().next().copied() {
+                    buckets.remove(&victim);
+                }
+            }
+            buckets.insert(*key, started);
+        }
+        charged.allowed
     }
 
     fn count_limit_drop(&mut self, index: u32) {

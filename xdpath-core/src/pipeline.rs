@@ -3,7 +3,8 @@
 
 use crate::config::{InterfaceConfig, MalformedPolicy};
 use crate::filter::{
-    filter, BlockEntry, BucketKey, BucketTable, FilterConfig, PrefixKey, RateLimit, Rule, RuleChain,
+    filter, BlockEntry, BucketKey, BucketTable, Charge, FilterConfig, PrefixKey, RateLimit, Rule,
+    RuleChain,
 };
 use crate::forward::{forward_stage, ForwardTables};
 use crate::lb::{decap_stage, lb_stage, LbTables, LbVerdict};
@@ -61,16 +62,12 @@ pub trait Tables {
     /// Rate limit `index`.
     fn rate_limit(&self, index: u32) -> Option<&RateLimit>;
 
-    /// Takes one frame of `bytes` from the bucket at `key` (creating a full
-    /// bucket if there is none); false when it is over the limit.
-    fn take_tokens(
-        &mut self,
-        table: BucketTable,
-        key: &BucketKey,
-        limit: &RateLimit,
-        bytes: u64,
-        now_ns: u64,
-    ) -> bool;
+    /// Charges one frame to the bucket at `key` in `table` under the limit
+    /// in slot `charge.slot`, through [`crate::filter::charge_bucket`]: the
+    /// table's bucket, or, when the table holds none (never had one, or
+    /// evicted it), one started from the bucket's bounds; false when it is
+    /// over the limit.
+    fn take_tokens(&mut self, table: BucketTable, key: &BucketKey, charge: &Charge) -> bool;
 
     /// Counts a drop by rate limit `index`.
     fn count_limit_drop(&mut self, index: u32);

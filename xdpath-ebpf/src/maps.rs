@@ -10,9 +10,9 @@ use aya_ebpf::{
     },
 };
 use xdpath_core::filter::{
-    BlockEntry, Bucket, BucketKey, FilterConfig, PrefixHashKey, PrefixLengths, RateLimit, Rule,
-    RuleChain, LENGTHS_SLOTS, MAX_BLOCKLIST, MAX_CHAINS, MAX_MANAGEMENT_PREFIXES, MAX_PREFIXES,
-    MAX_RATE_LIMITS, MAX_RULES,
+    BlockEntry, Bucket, BucketBound, BucketKey, FilterConfig, PrefixHashKey, PrefixLengths,
+    RateLimit, Rule, RuleChain, BOUND_CELLS, DESTINATION_BUCKETS, LENGTHS_SLOTS, MAX_BLOCKLIST,
+    MAX_CHAINS, MAX_MANAGEMENT_PREFIXES, MAX_PREFIXES, MAX_RATE_LIMITS, MAX_RULES, SOURCE_BUCKETS,
 };
 use xdpath_core::lb::{
     Backend, Connection, ConnectionKey, LbConfig, LbCounter, Vip, VipKey, MAX_BACKENDS,
@@ -49,6 +49,12 @@ pub static SAMPLE_SKIP: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 /// memory instead of the 512-byte stack (see `xdpath_core::parse::parse_into`).
 #[map(name = "SCRATCH")]
 pub static SCRATCH: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);
+
+/// Scratch space for a token bucket being started, one slot per CPU
+/// (`xdpath_core::filter::charge_bucket`: built on the stack, its branches
+/// made the verifier walk too many states).
+#[map(name = "BUCKET_SCRATCH")]
+pub static BUCKET_SCRATCH: PerCpuArray<Bucket> = PerCpuArray::with_max_entries(1, 0);
 
 /// Scratch space for trie lookup keys, one slot per CPU. `Key` is packed
 /// (its address starts at byte 4); built on the stack, LLVM would store it
@@ -128,14 +134,23 @@ pub static BLOCKLIST: LpmTrie<[u8; 16], BlockEntry> = LpmTrie::with_max_entries(
 pub static RATE_LIMITS: Array<RateLimit> = Array::with_max_entries(MAX_RATE_LIMITS, 0);
 
 /// Token buckets of per-source limits. LRU, so a flood of spoofed sources
-/// recycles its own entries instead of failing inserts.
+/// recycles its own entries instead of failing inserts; what an evicted
+/// bucket had spent is kept in `BUCKET_BOUNDS`.
 #[map(name = "SRC_BUCKETS")]
-pub static SRC_BUCKETS: LruHashMap<BucketKey, Bucket> = LruHashMap::with_max_entries(262_144, 0);
+pub static SRC_BUCKETS: LruHashMap<BucketKey, Bucket> =
+    LruHashMap::with_max_entries(SOURCE_BUCKETS, 0);
 
 /// Token buckets of per-destination limits, apart from the source buckets
 /// so a spoofed-source flood cannot evict them.
 #[map(name = "DST_BUCKETS")]
-pub static DST_BUCKETS: LruHashMap<BucketKey, Bucket> = LruHashMap::with_max_entries(16_384, 0);
+pub static DST_BUCKETS: LruHashMap<BucketKey, Bucket> =
+    LruHashMap::with_max_entries(DESTINATION_BUCKETS, 0);
+
+/// Bounds on the buckets that outlive them, one sketch per limit slot
+/// (`xdpath_core::filter::bounds`): an array, so no flood evicts them, and
+/// a bucket evicted from its table starts again no fuller than it was.
+#[map(name = "BUCKET_BOUNDS")]
+pub static BUCKET_BOUNDS: Array<BucketBound> = Array::with_max_entries(BOUND_CELLS, 0);
 
 /// Drops per rate limit, per CPU.
 #[map(name = "LIMIT_DROPS")]

@@ -6,9 +6,9 @@ use aya_ebpf::{
     maps::lpm_trie::Key,
 };
 use xdpath_core::filter::{
-    address_words, lengths_slot, words_family, BlockEntry, Bucket, BucketKey, BucketTable,
-    FilterConfig, PrefixHashKey, PrefixKey, RateLimit, Rule, RuleChain, DIRECTION_DESTINATION,
-    DIRECTION_SOURCE, MAX_PREFIX_LENGTHS, NO_RULE,
+    address_words, charge_bucket, lengths_slot, words_family, BlockEntry, BoundCells, BucketBound,
+    BucketKey, BucketTable, Charge, FilterConfig, PrefixHashKey, PrefixKey, RateLimit, Rule,
+    RuleChain, DIRECTION_DESTINATION, DIRECTION_SOURCE, MAX_PREFIX_LENGTHS, NO_RULE,
 };
 use xdpath_core::forward::Route;
 use xdpath_core::lb::{
@@ -144,29 +144,52 @@ fn rule_in<const BUFFER: u32>(index: u32) -> Option<&'static Rule> {
     rules.get(index)
 }
 
+/// The cells of `BUCKET_BOUNDS`.
+struct KernelBounds;
+
+impl BoundCells for KernelBounds {
+    #[inline(always)]
+    fn cell(&mut self, index: u32) -> Option<&mut BucketBound> {
+        // SAFETY: a live array slot. Concurrent CPUs may race on a cell;
+        // the bound is then approximate (bounds.rs), never unsafe.
+        BUCKET_BOUNDS
+            .get_ptr_mut(index)
+            .map(|cell| unsafe { &mut *cell })
+    }
+}
+
 /// Charges a frame to the bucket of `key` in one bucket table (a const
-/// parameter, for the reason above), creating the bucket full.
+/// parameter, for the reason above), starting it from its bounds when the
+/// table holds none.
 #[inline(never)]
-fn take_tokens_in<const DESTINATION: bool>(
-    key: &BucketKey,
-    limit: &RateLimit,
-    bytes: u64,
-    now_ns: u64,
-) -> bool {
+fn take_tokens_in<const DESTINATION: bool>(key: &BucketKey, charge: &Charge) -> bool {
+    // The limit where the map keeps it: see `filter::check_limit`.
+    let Some(limit) = RATE_LIMITS.get(charge.slot) else {
+        return true;
+    };
     let map = if DESTINATION {
         &DST_BUCKETS
     } else {
         &SRC_BUCKETS
     };
-    if let Some(bucket) = map.get_ptr_mut(key) {
-        // SAFETY: a live map value. Concurrent CPUs may race on one
-        // bucket; the limit is then approximate, never unsafe.
-        return unsafe { (*bucket).take(limit, bytes, now_ns) };
+    // Slot 0 of a per-CPU array always exists; the check is the verifier's.
+    let Some(scratch) = BUCKET_SCRATCH.get_ptr_mut(0) else {
+        return true;
+    };
+    // SAFETY: live map values: this CPU's scratch slot, and the table's
+    // bucket. Concurrent CPUs may race on one bucket; the limit is then
+    // approximate, never unsafe.
+    let (scratch, bucket) = unsafe {
+        (
+            &mut *scratch,
+            map.get_ptr_mut(key).map(|bucket| &mut *bucket),
+        )
+    };
+    let charged = charge_bucket(&mut KernelBounds, bucket, scratch, limit, charge);
+    if charged.started {
+        let _ = map.insert(key, scratch, 0);
     }
-    let mut fresh = Bucket::full(limit, now_ns);
-    let allowed = fresh.take(limit, bytes, now_ns);
-    let _ = map.insert(key, &fresh, 0);
-    allowed
+    charged.allowed
 }
 
 impl Tables for MapTables {
@@ -265,17 +288,10 @@ impl Tables for MapTables {
     }
 
     #[inline(always)]
-    fn take_tokens(
-        &mut self,
-        table: BucketTable,
-        key: &BucketKey,
-        limit: &RateLimit,
-        bytes: u64,
-        now_ns: u64,
-    ) -> bool {
+    fn take_tokens(&mut self, table: BucketTable, key: &BucketKey, charge: &Charge) -> bool {
         match table {
-            BucketTable::Source => take_tokens_in::<false>(key, limit, bytes, now_ns),
-            BucketTable::Destination => take_tokens_in::<true>(key, limit, bytes, now_ns),
+            BucketTable::Source => take_tokens_in::<false>(key, charge),
+            BucketTable::Destination => take_tokens_in::<true>(key, charge),
         }
     }
 

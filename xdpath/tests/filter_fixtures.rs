@@ -585,3 +585,92 @@ fn rule_hits_count_the_matching_rule() {
     assert_eq!(maps.rule_hits(2).expect("hits"), 3);
     assert_eq!(maps.rule_hits(1).expect("hits"), 1);
 }
+
+/// Empties the kernel program's per-source bucket table, as a flood of
+/// random sources makes its LRU do; returns how many buckets it held.
+fn evict_source_buckets(program: &mut LoadedProgram) -> usize {
+    let map = program
+        .ebpf_mut()
+        .map_mut("SRC_BUCKETS")
+        .expect("SRC_BUCKETS");
+    let mut table =
+        aya::maps::HashMap::<&mut aya::maps::MapData, [u8; 24], [u8; 24]>::try_from(map)
+            .expect("SRC_BUCKETS is a hash map");
+    let keys: Vec<[u8; 24]> = table.keys().map(|key| key.expect("key")).collect();
+    for key in &keys {
+        table.remove(key).expect("remove");
+    }
+    keys.len()
+}
+
+/// A source that spent its burst, whose bucket the table then loses (issue
+/// 14, item 13: a flood of random sources churns the kernel's LRU), starts
+/// again from its bounds, not from a full bucket: it stays limited, in
+/// both builds. A source that spent nothing starts full.
+#[test]
+fn a_drained_source_whose_bucket_is_evicted_stays_limited() {
+    let state = limit(Some(1), None, 3, LimitKey::Src, false);
+    let mut program = LoadedProgram::load(InterfaceConfig::default()).expect("load");
+    let mut maps = KernelMaps::of_program(&program).expect("maps");
+    install_fresh(&mut maps, &state, &no_interfaces_but_lo, wall_now()).expect("install");
+    let mut native = NativeTables::new(InterfaceConfig::default());
+    native.set_now_ns(monotonic_now_ns());
+    install_fresh(&mut native, &state, &no_interfaces_but_lo, wall_now()).expect("install");
+    let run = |program: &mut LoadedProgram,
+               native: &mut NativeTables,
+               frame: &[u8],
+               expected: Action,
+               what: &str| {
+        let code = program.test_run(frame).expect("test run");
+        let outcome = pipeline::process(&SlicePacket::new(frame), native);
+        assert_eq!(
+            (code, outcome.action),
+            (expected as u32, expected),
+            "{what}: kernel returned {code}, native {outcome:?}"
+        );
+    };
+    let source = tcp(80, ACK);
+    for _ in 0..3 {
+        run(
+            &mut program,
+            &mut native,
+            &source,
+            Action::Pass,
+            "the burst",
+        );
+    }
+    run(
+        &mut program,
+        &mut native,
+        &source,
+        Action::Drop,
+        "over the burst",
+    );
+    assert_eq!(
+        evict_source_buckets(&mut program),
+        1,
+        "the kernel held the bucket"
+    );
+    native.clear_buckets();
+    run(
+        &mut program,
+        &mut native,
+        &source,
+        Action::Drop,
+        "after the eviction",
+    );
+    let other = tcp_frame(OTHER4, B4, 80, ACK);
+    for _ in 0..3 {
+        run(
+            &mut program,
+            &mut native,
+            &other,
+            Action::Pass,
+            "another source's burst",
+        );
+    }
+    assert_eq!(
+        (maps.limit_drops(0).expect("drops"), native.limit_drops[0]),
+        (2, 2)
+    );
+}

@@ -19,12 +19,17 @@
 //! the verifier walk past its million-instruction limit.
 
 mod address;
+mod bounds;
 mod limits;
 mod types;
 
 pub use address::{
     address_family, address_words, family_any_length, kernel_accepts_source, mask, prefix_contains,
     prefix_family, words_family, FAMILY_V4, FAMILY_V6,
+};
+pub use bounds::{
+    charge_bucket, BoundCells, BucketBound, Charge, Charged, BOUND_CELLS, BOUND_ROWS, BOUND_SET,
+    BOUND_WIDTH,
 };
 pub use limits::*;
 pub use types::*;
@@ -284,26 +289,30 @@ fn check_limit<T: Tables>(
     now: u64,
     tables: &mut T,
 ) -> u32 {
-    let limit = match tables.rate_limit(index) {
-        Some(limit) if limit.applies(key) => *limit,
+    // Only what the verdict needs is copied out of the limit: the charge
+    // reads the limit where the tables keep it (in the eBPF build a map
+    // value; a copy on this stack, which the bucket arithmetic's branches
+    // narrow, made the verifier walk past its million instructions).
+    let (flags, bucket_key) = match tables.rate_limit(index) {
+        Some(limit) if limit.applies(key) => (limit.flags, limit.bucket_key(key)),
         Some(_) => return LIMIT_PASS,
         None => return LIMIT_END,
     };
-    let table = if limit.flags & LIMIT_DESTINATION != 0 {
+    let table = if flags & LIMIT_DESTINATION != 0 {
         BucketTable::Destination
     } else {
         BucketTable::Source
     };
-    let bucket_key = limit.bucket_key(key);
-    if tables.take_tokens(table, &bucket_key, &limit, frame_len, now) {
+    let charge = Charge::new(index, &bucket_key, frame_len, now);
+    if tables.take_tokens(table, &bucket_key, &charge) {
         return LIMIT_PASS;
     }
     tables.count_limit_drop(index);
     let mut verdict = LIMIT_VERDICT_DROP;
-    if limit.flags & LIMIT_SYN_ONLY != 0 {
+    if flags & LIMIT_SYN_ONLY != 0 {
         verdict |= LIMIT_VERDICT_SYN;
     }
-    if limit.flags & LIMIT_MONITOR != 0 {
+    if flags & LIMIT_MONITOR != 0 {
         verdict |= LIMIT_VERDICT_MONITOR;
     }
     verdict

@@ -353,7 +353,7 @@ pub const INTERFACE_REUSED_MAPS: [&str; 3] = ["CONFIG", "COUNTERS", "META"];
 
 /// The maps every interface of a namespace shares (the filter's, the
 /// balancer's, and the sample and capture rings).
-pub const SHARED_MAPS: [&str; 40] = [
+pub const SHARED_MAPS: [&str; 41] = [
     "FILTER_CONFIG",
     "RULES_0",
     "RULES_1",
@@ -368,6 +368,7 @@ pub const SHARED_MAPS: [&str; 40] = [
     "RATE_LIMITS",
     "SRC_BUCKETS",
     "DST_BUCKETS",
+    "BUCKET_BOUNDS",
     "LIMIT_DROPS",
     "REFLECTION_PORTS",
     "REFLECTION_OK",
