@@ -4,8 +4,9 @@ use std::collections::{HashMap, HashSet};
 use std::vec::Vec;
 
 use crate::lb::{
-    Backend, Connection, ConnectionKey, DecapConfig, LbConfig, LbCounter, LbTables, NextHop, Vip,
-    VipKey, CONN_HITS, DECAP_ENABLED, MAX_CONNECTIONS, MAX_RING_SIZE, NO_BACKEND,
+    Backend, Connection, ConnectionKey, ConnectionTable, DecapConfig, LbConfig, LbCounter,
+    LbTables, NextHop, Vip, VipKey, CONN_HITS, DECAP_ENABLED, MAX_CONNECTIONS, MAX_NEW_CONNECTIONS,
+    MAX_RING_SIZE, NO_BACKEND,
 };
 use crate::native::NativeTables;
 
@@ -20,9 +21,13 @@ pub struct NativeLb {
     pub rings: HashMap<u32, Vec<u32>>,
     /// Backends by index.
     pub backends: HashMap<u32, Backend>,
-    /// The connection table. Bounded like the kernel's; when full, an
-    /// arbitrary entry goes (the kernel's LRU evicts the least recent).
+    /// The established connection table. Bounded like the kernel's; when
+    /// full, an arbitrary entry goes (the kernel's LRU evicts the least
+    /// recent).
     pub connections: HashMap<ConnectionKey, Connection>,
+    /// The new-flow table (flows seen only as bare SYNs), bounded the same
+    /// way.
+    pub new_connections: HashMap<ConnectionKey, Connection>,
     /// Statistics per VIP index.
     pub vip_stats: HashMap<u32, LbCounter>,
     /// Statistics per backend index.
@@ -33,6 +38,16 @@ pub struct NativeLb {
     pub neighbours: HashMap<[u8; 16], NextHop>,
     /// This host's addresses, for decapsulation.
     pub local_addresses: HashSet<[u8; 16]>,
+}
+
+impl NativeLb {
+    /// One connection table and its capacity.
+    fn table(&mut self, table: ConnectionTable) -> (&mut HashMap<ConnectionKey, Connection>, u32) {
+        match table {
+            ConnectionTable::Established => (&mut self.connections, MAX_CONNECTIONS),
+            ConnectionTable::New => (&mut self.new_connections, MAX_NEW_CONNECTIONS),
+        }
+    }
 }
 
 impl LbTables for NativeTables {
@@ -60,19 +75,23 @@ impl LbTables for NativeTables {
         Some(self.lb.backends.get(&index).copied().unwrap_or_default())
     }
 
-    fn connection(&mut self, key: &ConnectionKey) -> Option<Connection> {
-        self.lb.connections.get(key).copied()
+    fn connection(&mut self, table: ConnectionTable, key: &ConnectionKey) -> Option<Connection> {
+        self.lb.table(table).0.get(key).copied()
     }
 
-    fn insert_connection(&mut self, key: &ConnectionKey, connection: &Connection) {
-        if self.lb.connections.len() >= MAX_CONNECTIONS as usize
-            && !self.lb.connections.contains_key(key)
-        {
-            if let Some(victim) = self.lb.connections.keys().next().copied() {
-                self.lb.connections.remove(&victim);
+    fn insert_connection(
+        &mut self,
+        table: ConnectionTable,
+        key: &ConnectionKey,
+        connection: &Connection,
+    ) {
+        let (connections, capacity) = self.lb.table(table);
+        if connections.len() >= capacity as usize && !connections.contains_key(key) {
+            if let Some(victim) = connections.keys().next().copied() {
+                connections.remove(&victim);
             }
         }
-        self.lb.connections.insert(*key, *connection);
+        connections.insert(*key, *connection);
     }
 
     fn count_lb(&mut self, vip: u32, backend: u32, bytes: u64, new_flow: bool) {

@@ -16,7 +16,7 @@ use xdpath_core::filter::{
 };
 use xdpath_core::lb::{
     Backend, Connection, ConnectionKey, LbConfig, LbCounter, Vip, VipKey, MAX_BACKENDS,
-    MAX_CONNECTIONS, MAX_RINGS, MAX_RING_SIZE, MAX_VIPS,
+    MAX_CONNECTIONS, MAX_NEW_CONNECTIONS, MAX_RINGS, MAX_RING_SIZE, MAX_VIPS,
 };
 use xdpath_core::observe::{
     CaptureConfig, RecordMeta, CAPTURE_BYTES, CAPTURE_RING_BYTES, SAMPLE_RING_BYTES,
@@ -201,10 +201,17 @@ pub static BACKENDS: Array<Backend> = Array::with_max_entries(MAX_BACKENDS, 0);
 
 /// Flow → backend, so established flows keep their backend when the pool
 /// changes. One shared LRU rather than one per CPU: a flow whose packets
-/// arrive on several CPUs (no RSS on veth) keeps one backend.
+/// arrive on several CPUs (no RSS on veth) keeps one backend. Bare SYNs
+/// never write it (`NEW_CONNECTIONS`), so a SYN flood cannot evict it.
 #[map(name = "CONNECTIONS")]
 pub static CONNECTIONS: LruHashMap<ConnectionKey, Connection> =
     LruHashMap::with_max_entries(MAX_CONNECTIONS, 0);
+
+/// Flow → backend of TCP flows seen only as bare SYNs so far: a flow's
+/// first packet past its SYN copies its entry into `CONNECTIONS`.
+#[map(name = "NEW_CONNECTIONS")]
+pub static NEW_CONNECTIONS: LruHashMap<ConnectionKey, Connection> =
+    LruHashMap::with_max_entries(MAX_NEW_CONNECTIONS, 0);
 
 /// Per-VIP packets, bytes and new flows, per CPU.
 #[map(name = "VIP_STATS")]

@@ -12,8 +12,8 @@ use xdpath_core::filter::{
 };
 use xdpath_core::forward::Route;
 use xdpath_core::lb::{
-    Backend, Connection, ConnectionKey, DecapConfig, LbConfig, LbTables, NextHop, Vip, VipKey,
-    DECAP_ENABLED, MAX_RINGS, MAX_RING_SIZE, NO_BACKEND,
+    Backend, Connection, ConnectionKey, ConnectionTable, DecapConfig, LbConfig, LbTables, NextHop,
+    Vip, VipKey, DECAP_ENABLED, MAX_RINGS, MAX_RING_SIZE, NO_BACKEND,
 };
 use xdpath_core::{stats::counter_index, Action, InterfaceConfig, Reason, Tables};
 
@@ -324,6 +324,15 @@ impl Tables for MapTables {
     }
 }
 
+/// Records a flow in one connection table, named by a const parameter
+/// and not inlined: the two tables' inserts, one chosen by the flow's
+/// flags, would otherwise merge into one call on a map chosen at run time.
+#[inline(never)]
+fn insert_connection_in<const NEW: bool>(key: &ConnectionKey, connection: &Connection) {
+    let map = if NEW { &NEW_CONNECTIONS } else { &CONNECTIONS };
+    let _ = map.insert(key, connection, 0);
+}
+
 impl LbTables for MapTables {
     #[inline(always)]
     fn lb_config(&self) -> LbConfig {
@@ -356,14 +365,26 @@ impl LbTables for MapTables {
     }
 
     #[inline(always)]
-    fn connection(&mut self, key: &ConnectionKey) -> Option<Connection> {
-        // SAFETY: as for `vip`.
-        unsafe { CONNECTIONS.get(key) }.copied()
+    fn connection(&mut self, table: ConnectionTable, key: &ConnectionKey) -> Option<Connection> {
+        // SAFETY: as for `vip`. Two call sites, each naming its map: the
+        // lookups stay inlined (see the note on maps picked at run time).
+        match table {
+            ConnectionTable::Established => unsafe { CONNECTIONS.get(key) }.copied(),
+            ConnectionTable::New => unsafe { NEW_CONNECTIONS.get(key) }.copied(),
+        }
     }
 
     #[inline(always)]
-    fn insert_connection(&mut self, key: &ConnectionKey, connection: &Connection) {
-        let _ = CONNECTIONS.insert(key, connection, 0);
+    fn insert_connection(
+        &mut self,
+        table: ConnectionTable,
+        key: &ConnectionKey,
+        connection: &Connection,
+    ) {
+        match table {
+            ConnectionTable::Established => insert_connection_in::<false>(key, connection),
+            ConnectionTable::New => insert_connection_in::<true>(key, connection),
+        }
     }
 
     #[inline(always)]

@@ -6,9 +6,12 @@
 //!
 //! - verdict, reason (the kernel's from its counters) and output bytes must
 //!   be equal in both builds;
-//! - after every row the balancer state of both builds (connection table,
-//!   connection-table hits and misses, per-VIP and per-backend counters)
-//!   must be equal, and must have changed exactly as the row says;
+//! - after every row the balancer state of both builds (the two connection
+//!   tables, connection-table hits and misses, per-VIP and per-backend
+//!   counters) must be equal, and must have changed exactly as the row
+//!   says: a bare SYN places its flow in the new-flow table, any other
+//!   packet in the established table, and a hit on the new-flow table by a
+//!   packet past the SYN copies the entry to the established table;
 //! - an encapsulated output is checked field by field (MACs, outer header,
 //!   lengths, checksum, TTL, outer source and flow label and GUE source
 //!   port from the flow hash, the backend the Maglev table picks, inner
@@ -28,9 +31,11 @@ use xdpath::dataplane::LoadedProgram;
 use xdpath::lb::install::CompiledLb;
 use xdpath::lb::maglev::{build_table, MaglevBackend};
 use xdpath_core::build::{doc_v6, internet_checksum, FrameSpec, Network, Transport};
+use xdpath_core::flood::FloodPlan;
 use xdpath_core::lb::{
-    flow_hash, mac_value, outer_source, Backend, LbConfig, Vip, VipKey, ENCAP_GUE, ENCAP_IPIP,
-    LB_ENABLED, LB_FIXED_NEXT_HOP, VIP_NO_CONNTRACK, VIP_SOURCE_HASH,
+    flow_hash, mac_value, outer_source, Backend, Connection, ConnectionKey, LbConfig, Vip, VipKey,
+    ENCAP_GUE, ENCAP_IPIP, LB_ENABLED, LB_FIXED_NEXT_HOP, MAX_CONNECTIONS, VIP_NO_CONNTRACK,
+    VIP_SOURCE_HASH,
 };
 use xdpath_core::parse::ipv4_mapped;
 use xdpath_core::stats::counter_index;
@@ -220,6 +225,16 @@ fn tcp4(source_port: u16, destination: [u8; 4]) -> Vec<u8> {
     .build()
 }
 
+/// A later segment (ACK) of the flow `tcp4(source_port, VIP4)` opens.
+fn ack4(source_port: u16) -> Vec<u8> {
+    FrameSpec::new(
+        Network::V4(CLIENT4, VIP4),
+        Transport::tcp(source_port, 80, FLAG_ACK),
+    )
+    .with_payload(b"GET / HTTP/1.1\r\n\r\n")
+    .build()
+}
+
 fn tcp6(source_port: u16) -> Vec<u8> {
     FrameSpec::new(
         Network::V6(client6(), vip6()),
@@ -365,12 +380,7 @@ impl Tuple {
 fn tuple_of(frame: &[u8]) -> Tuple {
     let parsed = parse(&SlicePacket::new(frame)).expect("a well-formed frame");
     let key = parsed.key;
-    let too_big = match (key.ip_version, key.protocol) {
-        (4, 1) => key.destination_port == 3 << 8 | 4,
-        (6, 58) => key.destination_port >> 8 == 2,
-        _ => false,
-    };
-    if !too_big {
+    if !is_too_big(frame) {
         return Tuple {
             source: key.source,
             destination: key.destination,
@@ -403,6 +413,28 @@ fn tuple_of(frame: &[u8]) -> Tuple {
         destination_port: be16(ports),
         protocol,
     }
+}
+
+/// Whether `frame` is an ICMP "fragmentation needed" or ICMPv6 "packet too
+/// big" (steered by the flow it quotes).
+fn is_too_big(frame: &[u8]) -> bool {
+    let key = parse(&SlicePacket::new(frame))
+        .expect("a well-formed frame")
+        .key;
+    match (key.ip_version, key.protocol) {
+        (4, 1) => key.destination_port == 3 << 8 | 4,
+        (6, 58) => key.destination_port >> 8 == 2,
+        _ => false,
+    }
+}
+
+/// Whether `frame` is a bare TCP SYN (SYN without ACK): it places its flow
+/// in the new-flow table, and does not copy it to the established one.
+fn is_bare_syn(frame: &[u8]) -> bool {
+    let key = parse(&SlicePacket::new(frame))
+        .expect("a well-formed frame")
+        .key;
+    key.protocol == 6 && key.tcp_flags & (FLAG_SYN | FLAG_ACK) == FLAG_SYN
 }
 
 /// The VIP of a flow: its port's, else its all-ports one.
@@ -585,14 +617,15 @@ struct Ran {
     output: Vec<u8>,
 }
 
-/// The balancer's state: connection table (key bytes, backend,
-/// generation), hits and misses, `[packets, bytes, new flows]` per VIP and
-/// per backend slot.
+/// The balancer's state: the established and the new-flow tables (key
+/// bytes, backend, generation), hits and misses, `[packets, bytes, new
+/// flows]` per VIP and per backend slot.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Snapshot {
     hits: u64,
     misses: u64,
     connections: BTreeSet<(Vec<u8>, u32, u32)>,
+    new_connections: BTreeSet<(Vec<u8>, u32, u32)>,
     vips: Vec<[u64; 3]>,
     backends: Vec<[u64; 3]>,
 }
@@ -621,20 +654,26 @@ fn per_cpu_counter(ebpf: &Ebpf, name: &str, slot: u32) -> [u64; 3] {
         })
 }
 
-fn kernel_snapshot(ebpf: &Ebpf) -> Snapshot {
+/// A connection table of the kernel's as (key bytes, backend, generation).
+fn kernel_table(ebpf: &Ebpf, name: &str) -> BTreeSet<(Vec<u8>, u32, u32)> {
     // ConnectionKey is 40 bytes, Connection two u32.
-    let table = BpfHashMap::<&MapData, [u8; 40], [u32; 2]>::try_from(bpf_map(ebpf, "CONNECTIONS"))
-        .expect("CONNECTIONS");
+    let table = BpfHashMap::<&MapData, [u8; 40], [u32; 2]>::try_from(bpf_map(ebpf, name))
+        .unwrap_or_else(|error| panic!("{name}: {error}"));
+    table
+        .iter()
+        .map(|entry| {
+            let (key, value) = entry.expect("connection");
+            (key.to_vec(), value[0], value[1])
+        })
+        .collect()
+}
+
+fn kernel_snapshot(ebpf: &Ebpf) -> Snapshot {
     Snapshot {
         hits: per_cpu_u64(ebpf, "CONN_STATS", 0),
         misses: per_cpu_u64(ebpf, "CONN_STATS", 1),
-        connections: table
-            .iter()
-            .map(|entry| {
-                let (key, value) = entry.expect("connection");
-                (key.to_vec(), value[0], value[1])
-            })
-            .collect(),
+        connections: kernel_table(ebpf, "CONNECTIONS"),
+        new_connections: kernel_table(ebpf, "NEW_CONNECTIONS"),
         vips: (0..VIP_SLOTS)
             .map(|slot| per_cpu_counter(ebpf, "VIP_STATS", slot))
             .collect(),
@@ -642,6 +681,26 @@ fn kernel_snapshot(ebpf: &Ebpf) -> Snapshot {
             .map(|slot| per_cpu_counter(ebpf, "BACKEND_STATS", slot))
             .collect(),
     }
+}
+
+/// A connection table of the native build's, as [`kernel_table`].
+fn native_table(
+    table: &std::collections::HashMap<ConnectionKey, Connection>,
+) -> BTreeSet<(Vec<u8>, u32, u32)> {
+    table
+        .iter()
+        .map(|(key, value)| {
+            let tuple = Tuple {
+                source: key.source,
+                destination: key.destination,
+                source_port: key.source_port,
+                destination_port: key.destination_port,
+                protocol: key.protocol,
+            };
+            assert_eq!(key.reserved, [0; 3], "reserved bytes of a connection key");
+            (tuple.key_bytes(), value.backend, value.generation)
+        })
+        .collect()
 }
 
 fn native_snapshot(tables: &NativeTables) -> Snapshot {
@@ -653,22 +712,8 @@ fn native_snapshot(tables: &NativeTables) -> Snapshot {
     Snapshot {
         hits: tables.lb.connection_stats[0],
         misses: tables.lb.connection_stats[1],
-        connections: tables
-            .lb
-            .connections
-            .iter()
-            .map(|(key, value)| {
-                let tuple = Tuple {
-                    source: key.source,
-                    destination: key.destination,
-                    source_port: key.source_port,
-                    destination_port: key.destination_port,
-                    protocol: key.protocol,
-                };
-                assert_eq!(key.reserved, [0; 3], "reserved bytes of a connection key");
-                (tuple.key_bytes(), value.backend, value.generation)
-            })
-            .collect(),
+        connections: native_table(&tables.lb.connections),
+        new_connections: native_table(&tables.lb.new_connections),
         vips: (0..VIP_SLOTS)
             .map(|slot| counter(&tables.lb.vip_stats, slot))
             .collect(),
@@ -995,6 +1040,25 @@ fn conntrack_rows(rows: &mut Rows) {
         Output::SameBackendAs(first),
         Table::Hit,
     ));
+    let first = rows.tcp4[4];
+    rows.add(forwarded(
+        "the ACK of an ipv4 flow seen only as its SYN: a hit, copied to the established table",
+        ack4(40004),
+        Output::SameBackendAs(first),
+        Table::Hit,
+    ));
+    rows.add(forwarded(
+        "that flow's SYN again: a hit in the established table",
+        tcp4(40004, VIP4),
+        Output::SameAs(first),
+        Table::Hit,
+    ));
+    rows.add(forwarded(
+        "an ACK of a flow the tables do not hold: placed in the established table",
+        ack4(40050),
+        Output::Encapsulated,
+        Table::NewFlow,
+    ));
     let first = rows.udp4[1];
     rows.add(forwarded(
         "the udp flow from 198.51.100.9 again: a hit",
@@ -1257,21 +1321,33 @@ fn expected_state(row: &Row, before: &Snapshot, backend: Option<[u8; 16]>) -> Sn
         }
         (tuple.key_bytes(), backend as u32, 1)
     };
+    let opening = is_bare_syn(&row.frame);
     match row.table {
         Table::Untouched => {}
         Table::NewFlow => {
             let connection = count(1);
             expected.misses += 1;
-            expected.connections.insert(connection);
+            if opening {
+                expected.new_connections.insert(connection);
+            } else {
+                expected.connections.insert(connection);
+            }
         }
         Table::Hit => {
             let connection = count(0);
             expected.hits += 1;
+            let established = before.connections.contains(&connection);
             assert!(
-                before.connections.contains(&connection),
+                established || before.new_connections.contains(&connection),
                 "{}: a hit on the flow's own connection and backend",
                 row.description
             );
+            // Past its SYN, a flow found only in the new-flow table is
+            // copied to the established one (an ICMP error is no packet of
+            // the flow).
+            if !established && !opening && !is_too_big(&row.frame) {
+                expected.connections.insert(connection);
+            }
         }
         Table::IcmpMiss => {
             count(0);
@@ -1544,6 +1620,64 @@ fn decapsulating_the_balancers_output_gives_back_the_client_packet() {
             &ran.output[12..],
             &row.frame[12..],
             "{description}: the client's tags, EtherType and IP packet"
+        );
+    }
+}
+
+/// The adaptive SYN flood of issue 14, item 14 (two bare SYNs per random
+/// flow), with twice as many flows as the established table holds, evicts
+/// no established flow in either build: after their backend is drained,
+/// the flows' next segments still go to it.
+#[test]
+fn a_syn_flood_does_not_evict_established_flows() {
+    let mut builds = Builds::balancer(maglev([1, 1, 1]));
+    let established: Vec<(u16, usize)> = (50_000..50_064u16)
+        .map(|port| {
+            builds.run("a flow's SYN", &tcp4(port, VIP4));
+            let ran = builds.run("its ACK", &ack4(port));
+            (port, backend_index(outer_destination(&ran.output)))
+        })
+        .collect();
+    let before = builds.snapshot("established flows");
+    assert_eq!(before.connections.len(), established.len());
+    let plan = FloodPlan {
+        seed: 14,
+        ..FloodPlan::default()
+    };
+    for flow in 0..2 * u64::from(MAX_CONNECTIONS) {
+        let source = plan.source(flow);
+        let syn = FrameSpec::new(
+            Network::V4(source.address, VIP4),
+            Transport::tcp(source.port, 80, FLAG_SYN),
+        )
+        .build();
+        for _ in 0..2 {
+            let code = builds.program.test_run(&syn).expect("test run");
+            let native = pipeline::process_frame(&mut FrameBuffer::new(&syn), &mut builds.native);
+            assert_eq!(
+                (code, native.outcome.action),
+                (Action::Tx as u32, Action::Tx),
+                "flood flow {flow}"
+            );
+        }
+    }
+    let kernel = kernel_table(builds.program.ebpf_mut(), "CONNECTIONS");
+    assert_eq!(kernel, before.connections, "the kernel's established table");
+    let native = native_table(&builds.native.lb.connections);
+    assert_eq!(native, before.connections, "the native established table");
+    let drained = established[0].1;
+    let mut weights = [1; 3];
+    weights[drained] = 0;
+    builds.install(&state(1, maglev(weights)));
+    for (port, backend) in &established {
+        let ran = builds.run(
+            "an established flow after the flood and the drain",
+            &ack4(*port),
+        );
+        assert_eq!(
+            backend_index(outer_destination(&ran.output)),
+            *backend,
+            "the flow from port {port}"
         );
     }
 }

@@ -17,6 +17,21 @@
 //! the pool changes — but later fragments carry no port, so only an
 //! all-ports VIP sees them.
 //!
+//! Two connection tables, so that a SYN flood cannot evict established
+//! flows (issue 14, item 14: two SYNs per random flow churned a single
+//! table and moved idle flows whose backend had since been drained). A
+//! TCP flow seen only as bare SYNs (SYN without ACK) so far is recorded in
+//! the new-flow table ([`ConnectionTable::New`]); its first packet past
+//! the SYN, the handshake's ACK, copies the entry, backend unchanged, into
+//! the established table ([`ConnectionTable::Established`]), which bare
+//! SYNs never write. A flow keeps the backend its first packet got: its
+//! later packets look in the established table first, then in the new-flow
+//! table. Every other flow (UDP, TCP first seen past its SYN) is recorded
+//! in the established table directly. With direct server return the
+//! balancer never sees the handshake complete, so a flood of SYNs each
+//! followed by an ACK from the same spoofed flow still reaches the
+//! established table; a flood of bare SYNs, however shaped, does not.
+//!
 //! ICMP "fragmentation needed" (IPv4) and "packet too big" (IPv6) from a
 //! router about a VIP's reply are sent to the backend of the flow they quote
 //! (the quoted header, turned round), so path-MTU discovery works through
@@ -41,6 +56,19 @@ pub const MAX_RINGS: u32 = MAX_VIPS * 2;
 pub const NO_BACKEND: u32 = u32::MAX;
 /// Connection-table entries (LRU, preallocated: about 100 bytes each).
 pub const MAX_CONNECTIONS: u32 = 1 << 17;
+/// Entries of the new-flow table (LRU, preallocated): flows seen only as
+/// bare SYNs. A flood churns it; a real flow needs its entry only for one
+/// round trip, until its ACK.
+pub const MAX_NEW_CONNECTIONS: u32 = 1 << 16;
+
+/// Which connection table (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionTable {
+    /// Flows past their opening SYN, and every flow that is not TCP.
+    Established,
+    /// TCP flows seen only as bare SYNs so far.
+    New,
+}
 
 /// `Vip::flags`: hash on the source address only (no ports).
 pub const VIP_SOURCE_HASH: u8 = 1 << 0;
@@ -269,10 +297,15 @@ pub trait LbTables {
     fn ring_slot(&self, ring: u32, slot: u32) -> u32;
     /// Backend `index`.
     fn backend(&self, index: u32) -> Option<Backend>;
-    /// The connection-table entry of a flow.
-    fn connection(&mut self, key: &ConnectionKey) -> Option<Connection>;
-    /// Records a flow's backend.
-    fn insert_connection(&mut self, key: &ConnectionKey, connection: &Connection);
+    /// A flow's entry in one connection table.
+    fn connection(&mut self, table: ConnectionTable, key: &ConnectionKey) -> Option<Connection>;
+    /// Records a flow's backend in one connection table.
+    fn insert_connection(
+        &mut self,
+        table: ConnectionTable,
+        key: &ConnectionKey,
+        connection: &Connection,
+    );
     /// Counts a frame sent for VIP `vip` to backend `backend`.
     fn count_lb(&mut self, vip: u32, backend: u32, bytes: u64, new_flow: bool);
     /// Counts a connection-table hit (`CONN_HITS`) or miss (`CONN_MISSES`).

@@ -6,6 +6,7 @@ use crate::parse::{FlowKey, Fragment};
 use crate::pipeline::Outcome;
 use crate::stats::{Action, Reason};
 use crate::wire::protocol;
+use crate::wire::tcp::{FLAG_ACK, FLAG_SYN};
 
 /// ICMP "destination unreachable / fragmentation needed", as
 /// `FlowKey::destination_port` holds it (`type << 8 | code`).
@@ -200,7 +201,8 @@ pub fn lb_stage<P: PacketMut, T: LbTables>(
         flow.protocol,
         source_only,
     );
-    let Some((index, backend, new_flow)) = pick_backend(&vip, &flow, hash, tables) else {
+    let Some((index, backend, new_flow)) = pick_backend(&vip, &flow, key.tcp_flags, hash, tables)
+    else {
         return verdict(Action::Drop, Reason::LbNoBackend);
     };
     let outer_ipv4 = backend.family == 4;
@@ -247,16 +249,27 @@ pub fn lb_stage<P: PacketMut, T: LbTables>(
     })
 }
 
-/// The flow's backend: from the connection table while its backend lives,
-/// else from the Maglev ring (and then recorded). `None`: no backend.
+/// The flow's backend: from the connection tables while its backend
+/// lives, else from the Maglev ring (and then recorded: a bare SYN in the
+/// new-flow table, anything else in the established one). `None`: no
+/// backend. `tcp_flags` are the frame's (an ICMP error has none).
+///
+/// Whether the frame is a bare SYN is worked out here, not kept in `Flow`:
+/// the balancing stage's stack is nearly full (the verifier allows 512
+/// bytes for the stage and this frame together, rounded to 16 each), and
+/// one more field there cost 16 bytes of it.
 #[inline(never)]
 fn pick_backend<T: LbTables>(
     vip: &Vip,
     flow: &Flow,
+    tcp_flags: u8,
     hash: u32,
     tables: &mut T,
 ) -> Option<(u32, Backend, bool)> {
     let conntrack = vip.flags & VIP_NO_CONNTRACK == 0;
+    let opening = flow.protocol == protocol::TCP
+        && tcp_flags & (FLAG_SYN | FLAG_ACK) == FLAG_SYN
+        && !flow.icmp_error;
     // A source-hashed VIP keeps a whole client on one backend: one entry
     // per client, which its fragments (no ports past the first) share too.
     let ports = if vip.flags & VIP_SOURCE_HASH != 0 {
@@ -272,36 +285,83 @@ fn pick_backend<T: LbTables>(
         protocol: flow.protocol,
         reserved: [0; 3],
     };
-    if conntrack {
-        if let Some(connection) = tables.connection(&connection_key) {
-            if let Some(backend) = tables.backend(connection.backend) {
-                if backend.family != 0 && backend.generation == connection.generation {
-                    tables.count_connection(CONN_HITS);
-                    return Some((connection.backend, backend, false));
-                }
-            }
+    // The entry found or placed, and the table to record it in: one insert
+    // at the end, so that the entry has one place on the stack.
+    let found = if conntrack {
+        known_connection(&connection_key, tables)
+    } else {
+        None
+    };
+    let (connection, backend, record) = match found {
+        Some((connection, in_new_table)) => {
+            tables.count_connection(CONN_HITS);
+            let backend = tables.backend(connection.backend)?;
+            // Past its SYN, a flow the new-flow table holds is established.
+            let established = in_new_table && !opening && !flow.icmp_error;
+            (
+                connection,
+                backend,
+                established.then_some(ConnectionTable::Established),
+            )
         }
-        tables.count_connection(CONN_MISSES);
-    }
-    if vip.ring_size == 0 {
-        return None;
-    }
-    let index = tables.ring_slot(vip.ring, hash % vip.ring_size);
-    let backend = tables.backend(index)?;
-    if backend.family == 0 {
-        return None;
-    }
-    // An ICMP error is not a new flow: it must not place one.
-    if conntrack && !flow.icmp_error {
-        tables.insert_connection(
-            &connection_key,
-            &Connection {
+        None => {
+            if conntrack {
+                tables.count_connection(CONN_MISSES);
+            }
+            if vip.ring_size == 0 {
+                return None;
+            }
+            let index = tables.ring_slot(vip.ring, hash % vip.ring_size);
+            let backend = tables.backend(index)?;
+            if backend.family == 0 {
+                return None;
+            }
+            let table = if opening {
+                ConnectionTable::New
+            } else {
+                ConnectionTable::Established
+            };
+            let connection = Connection {
                 backend: index,
                 generation: backend.generation,
-            },
-        );
+            };
+            // An ICMP error is not a new flow: it must not place one.
+            let place = conntrack && !flow.icmp_error;
+            (connection, backend, place.then_some(table))
+        }
+    };
+    let new_flow = found.is_none() && !flow.icmp_error;
+    if let Some(table) = record {
+        tables.insert_connection(table, &connection_key, &connection);
     }
-    Some((index, backend, !flow.icmp_error))
+    Some((connection.backend, backend, new_flow))
+}
+
+/// The flow's entry in the connection tables, if its backend still
+/// lives, and whether it came from the new-flow table: the established
+/// table is looked in first.
+#[inline(always)]
+fn known_connection<T: LbTables>(
+    key: &ConnectionKey,
+    tables: &mut T,
+) -> Option<(Connection, bool)> {
+    if let Some(connection) = live_connection(ConnectionTable::Established, key, tables) {
+        return Some((connection, false));
+    }
+    live_connection(ConnectionTable::New, key, tables).map(|connection| (connection, true))
+}
+
+/// A flow's entry in `table`, unless its backend is gone (the slot empty
+/// or given to another).
+#[inline(always)]
+fn live_connection<T: LbTables>(
+    table: ConnectionTable,
+    key: &ConnectionKey,
+    tables: &mut T,
+) -> Option<Connection> {
+    let connection = tables.connection(table, key)?;
+    let backend = tables.backend(connection.backend)?;
+    (backend.family != 0 && backend.generation == connection.generation).then_some(connection)
 }
 
 /// Where an encapsulated frame goes (a BPF function takes at most five

@@ -16,12 +16,15 @@
 //! and starts with colder caches than a tight loop; the empty program's row
 //! shows the fixed part, and `net` columns subtract it.
 //!
-//! A miss is a frame of a flow the table has never seen; a hit is the same
-//! frames sent again right after; a one-flow hit is the first flow's frame
-//! sent as many times (its table entry stays cached). The `CONN_STATS`
-//! counters must show exactly one miss per frame of the first pass and one
-//! hit per frame of the others, or the benchmark fails. The multi-CPU rows
-//! do the same from one thread per CPU at once, for the connection table's
+//! A miss is the SYN of a flow the tables have never seen (placed in the
+//! new-flow table); a first ACK is the same flow's next segment, found in
+//! the new-flow table and copied to the established one; a hit is that
+//! ACK sent again (found in the established table); a one-flow hit is the
+//! first flow's ACK sent as many times (its table entry stays cached). The
+//! `CONN_STATS` counters must show exactly one miss per frame of the first
+//! pass and one hit per frame of the others, or the benchmark fails. The
+//! multi-CPU rows send SYNs, then the same SYNs again (hits in the
+//! new-flow table), from one thread per CPU at once, for the tables'
 //! locks.
 //!
 //! The parts: `state` (the balancer state and the frames), `testrun`
@@ -64,9 +67,10 @@ pub const NEXT_HOP: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
 /// Builds per Maglev row; the median is kept.
 pub const MAGLEV_BUILDS: usize = 7;
 /// The most flows a round may use: a round's IPv4 and IPv6 flows must fit
-/// the connection table together (`MAX_CONNECTIONS` = 2¹⁷), and in the
+/// the established table together (`MAX_CONNECTIONS` = 2¹⁷), and in the
 /// variant with per-CPU LRU lists one CPU's share of it (half on two
-/// CPUs), so that no insert evicts.
+/// CPUs), and one family's the new-flow table (`MAX_NEW_CONNECTIONS` =
+/// 2¹⁶, emptied after each family), so that no insert evicts.
 pub const MAX_FLOWS: u32 = 32_768;
 /// The most rounds (the round number is part of the flows' source
 /// addresses).
@@ -191,19 +195,20 @@ pub fn run(options: &LbBenchOptions) -> Result<LbReport, LbBenchError> {
 fn method(options: &LbBenchOptions, cpus: usize) -> String {
     let flows = options.flows;
     format!(
-        "one BPF_PROG_TEST_RUN per frame (repeat = 1) over {flows} distinct TCP SYNs per \
+        "one BPF_PROG_TEST_RUN per frame (repeat = 1) over {flows} distinct TCP flows per \
          family and round, each to the VIP from its own source address and port; the \
          kernel-reported duration (whole ns) averaged over the frames, median of {} rounds. \
-         Per round and family: the balancer over the new flows (all misses), then over the \
-         same frames again (all hits), then as many runs of the first flow's frame (hits on \
-         one cached entry), then xdpath without LB state, the empty program and xdp-filter \
-         over the same frames, one run each; CONN_STATS checked after every pass; the \
-         table emptied between rounds. This thread pinned to one CPU. Multi-CPU rows: one \
-         thread pinned to each of {} CPUs, {flows} new IPv4 flows each, misses then hits, \
-         the threads starting each pass together. Repeated rows: {} repeats of one frame \
-         to no VIP, median of {} trials, kernel-reported (last column: wall-clock). net = \
-         ns minus the empty program's. Maglev: build_table at size {}, median of \
-         {MAGLEV_BUILDS} builds.",
+         Per round and family: the balancer over the flows' SYNs (all misses, placed in the \
+         new-flow table), then over their ACKs (hits there, each copied to the established \
+         table), then over the ACKs again (all hits in the established table), then as many \
+         runs of the first flow's ACK (hits on one cached entry), then xdpath without LB \
+         state, the empty program and xdp-filter over the SYNs, one run each; CONN_STATS \
+         checked after every pass; the tables emptied between rounds. This thread pinned to \
+         one CPU. Multi-CPU rows: one thread pinned to each of {} CPUs, {flows} new IPv4 \
+         flows each, their SYNs twice (misses, then hits in the new-flow table), the threads \
+         starting each pass together. Repeated rows: {} repeats of one frame to no VIP, \
+         median of {} trials, kernel-reported (last column: wall-clock). net = ns minus the \
+         empty program's. Maglev: build_table at size {}, median of {MAGLEV_BUILDS} builds.",
         options.rounds, cpus, options.repeat, options.trials, RING_SIZE
     )
 }

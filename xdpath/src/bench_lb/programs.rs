@@ -83,16 +83,28 @@ type ConnectionTable<'a> = aya::maps::HashMap<
     [u8; size_of::<Connection>()],
 >;
 
-/// Empties the connection table, so every round starts from an empty
-/// table (as many free entries for both LRU variants); returns how many
-/// entries it held.
-pub(super) fn clear_connections(program: &mut LoadedProgram) -> Result<usize, LbBenchError> {
-    let map_error =
-        |error: aya::maps::MapError| LbBenchError::Maps(format!("CONNECTIONS: {error}"));
+/// Empties the two connection tables (`CONNECTIONS`, `NEW_CONNECTIONS`),
+/// so every round starts from empty tables (as many free entries for both
+/// LRU variants); returns how many entries each held (established, new).
+pub(super) fn clear_connections(
+    program: &mut LoadedProgram,
+) -> Result<(usize, usize), LbBenchError> {
+    Ok((
+        clear_table(program, "CONNECTIONS")?,
+        clear_table(program, "NEW_CONNECTIONS")?,
+    ))
+}
+
+/// Empties one connection table; returns how many entries it held.
+pub(super) fn clear_table(
+    program: &mut LoadedProgram,
+    name: &'static str,
+) -> Result<usize, LbBenchError> {
+    let map_error = |error: aya::maps::MapError| LbBenchError::Maps(format!("{name}: {error}"));
     let map = program
         .ebpf_mut()
-        .map_mut("CONNECTIONS")
-        .ok_or_else(|| LbBenchError::Maps("no map CONNECTIONS in the object".into()))?;
+        .map_mut(name)
+        .ok_or_else(|| LbBenchError::Maps(format!("no map {name} in the object")))?;
     let mut table = ConnectionTable::try_from(map).map_err(map_error)?;
     // Listed first, then deleted: deleting while walking would restart the
     // walk.

@@ -1,31 +1,35 @@
 //! The single-run passes: the repeat check, then per round and family the
-//! misses, the hits and the baselines over the same frames, each pass
-//! checked against `CONN_STATS`; the multi-CPU passes after each round.
+//! misses (the flows' SYNs), the first ACKs (each copies its flow from the
+//! new-flow table to the established one), the hits (the ACKs again) and
+//! the baselines over the same frames, each pass checked against
+//! `CONN_STATS`; the multi-CPU passes after each round.
 
 use std::os::fd::AsFd;
 
 use xdpath_core::Action;
 
 use super::multi_cpu::concurrent_round;
-use super::programs::{clear_connections, connection_counts, Programs};
+use super::programs::{clear_connections, clear_table, connection_counts, Programs};
 use super::report::{LbRow, RepeatCheck, Samples};
 use super::state::{flow_frames, Family};
 use super::testrun::test_run;
 use super::LbBenchError;
+use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_SYN};
 
 /// Repeats of the repeat check (one VIP frame, one test run).
 const REPEAT_CHECK: u32 = 1_000;
 
 // A family's rows, in table order: the `row` of `SingleRuns::samples`.
 const MISS: usize = 0;
-const HIT: usize = 1;
-const HIT_ONE_FLOW: usize = 2;
-const PLAIN: usize = 3;
-const EMPTY: usize = 4;
-const PEER: usize = 5;
-const MISS_ALL_CPUS: usize = 6;
-const HIT_ALL_CPUS: usize = 7;
-const ROWS: usize = 8;
+const FIRST_ACK: usize = 1;
+const HIT: usize = 2;
+const HIT_ONE_FLOW: usize = 3;
+const PLAIN: usize = 4;
+const EMPTY: usize = 5;
+const PEER: usize = 6;
+const MISS_ALL_CPUS: usize = 7;
+const HIT_ALL_CPUS: usize = 8;
+const ROWS: usize = 9;
 
 /// Why the hit path cannot be timed with `repeat > 1`: a multi-repeat run
 /// of one VIP frame, on a fresh flow of its own, makes one lookup. Leaves
@@ -34,7 +38,7 @@ pub(super) fn repeat_check(programs: &mut Programs) -> Result<RepeatCheck, LbBen
     let balancer = &mut programs.balancer;
     clear_connections(&mut balancer.program)?;
     let before = connection_counts(&programs.maps)?;
-    let check_frame = flow_frames(Family::V4, 255, 1).concat();
+    let check_frame = flow_frames(Family::V4, 255, 1, FLAG_SYN).concat();
     let (last_action, _) =
         test_run(balancer.entry.as_fd(), &check_frame, REPEAT_CHECK).map_err(|source| {
             LbBenchError::TestRun {
@@ -79,11 +83,21 @@ pub(super) fn measure(
     for round in 0..rounds {
         for (slot, family) in Family::BOTH.into_iter().enumerate() {
             family_round(programs, &mut runs, slot, family, round, flows)?;
+            // Every flow is established now: the new-flow table (half the
+            // size) need not hold both families' at once.
+            let opened = clear_table(&mut programs.balancer.program, "NEW_CONNECTIONS")?;
+            if opened as u64 != total {
+                return Err(LbBenchError::Counters(format!(
+                    "round {round}, {}: the new-flow table held {opened} entries after \
+                     {flows} SYNs",
+                    family.name()
+                )));
+            }
         }
-        let held = clear_connections(&mut programs.balancer.program)?;
+        let (held, _) = clear_connections(&mut programs.balancer.program)?;
         if held as u64 != 2 * total {
             return Err(LbBenchError::Counters(format!(
-                "round {round}: the table held {held} entries after {} flows",
+                "round {round}: the established table held {held} entries after {} flows",
                 2 * total
             )));
         }
@@ -100,8 +114,9 @@ pub(super) fn measure(
     Ok(runs)
 }
 
-/// One round of one family: misses, hits, hits on one flow, each pass
-/// checked against the counters, then the baselines over the same frames.
+/// One round of one family: misses (SYNs), first ACKs, hits (the ACKs
+/// again), hits on one flow, each pass checked against the counters, then
+/// the baselines over the SYNs.
 fn family_round(
     programs: &Programs,
     runs: &mut SingleRuns,
@@ -113,39 +128,38 @@ fn family_round(
     let (tx, pass) = (Action::Tx as u32, Action::Pass as u32);
     let (balancer, maps) = (&programs.balancer, &programs.maps);
     let total = u64::from(flows);
-    let frames = flow_frames(family, round, flows);
-    let start = connection_counts(maps)?;
+    let frames = flow_frames(family, round, flows, FLAG_SYN);
+    let acks = flow_frames(family, round, flows, FLAG_ACK);
+    let mut counts = vec![connection_counts(maps)?];
     let misses = balancer.pass(&frames, Some(tx))?;
-    let middle = connection_counts(maps)?;
-    let hits = balancer.pass(&frames, Some(tx))?;
-    let end = connection_counts(maps)?;
+    counts.push(connection_counts(maps)?);
+    let first_acks = balancer.pass(&acks, Some(tx))?;
+    counts.push(connection_counts(maps)?);
+    let hits = balancer.pass(&acks, Some(tx))?;
+    counts.push(connection_counts(maps)?);
     // The same number of hits on one flow: its bucket and entry stay in the
     // cache, which tells the table's cache misses from the rest of the hit
     // path.
-    let one_flow = vec![frames.first().cloned().unwrap_or_default(); frames.len()];
+    let one_flow = vec![acks.first().cloned().unwrap_or_default(); acks.len()];
     let hot = balancer.pass(&one_flow, Some(tx))?;
-    let last = connection_counts(maps)?;
-    let miss_pass = (middle.0 - start.0, middle.1 - start.1);
-    let hit_pass = (end.0 - middle.0, end.1 - middle.1);
-    let hot_pass = (last.0 - end.0, last.1 - end.1);
-    if miss_pass != (0, total) || hit_pass != (total, 0) || hot_pass != (total, 0) {
+    counts.push(connection_counts(maps)?);
+    let passes: Vec<(u64, u64)> = counts
+        .windows(2)
+        .map(|pair| (pair[1].0 - pair[0].0, pair[1].1 - pair[0].1))
+        .collect();
+    let expected = [(0, total), (total, 0), (total, 0), (total, 0)];
+    if passes != expected {
         return Err(LbBenchError::Counters(format!(
-            "round {round}, {}: {flows} new flows counted {} hits and {} misses; \
-             sent again, {} hits and {} misses; one flow {flows} times, {} hits and \
-             {} misses",
+            "round {round}, {}: (hits, misses) of {flows} new flows' SYNs, first ACKs, ACKs \
+             again and one flow's ACK {flows} times: {passes:?}, expected {expected:?}",
             family.name(),
-            miss_pass.0,
-            miss_pass.1,
-            hit_pass.0,
-            hit_pass.1,
-            hot_pass.0,
-            hot_pass.1
         )));
     }
-    runs.counted_hits += hit_pass.0 + hot_pass.0;
-    runs.counted_misses += miss_pass.1;
+    runs.counted_hits += 3 * total;
+    runs.counted_misses += total;
     let samples = &mut runs.samples[slot];
     samples[MISS].push_pass(&misses);
+    samples[FIRST_ACK].push_pass(&first_acks);
     samples[HIT].push_pass(&hits);
     samples[HIT_ONE_FLOW].push_pass(&hot);
     samples[PLAIN].push_pass(&programs.plain.pass(&frames, Some(pass))?);
@@ -170,6 +184,7 @@ impl SingleRuns {
             let encap = family.encap();
             let names: [String; ROWS] = [
                 format!("xdpath LB {encap}: conn-table miss"),
+                format!("xdpath LB {encap}: first ACK (to established)"),
                 format!("xdpath LB {encap}: conn-table hit"),
                 format!("xdpath LB {encap}: hit, one flow"),
                 "xdpath, no LB state".to_string(),

@@ -133,10 +133,11 @@ impl Family {
     }
 }
 
-/// `flows` TCP SYNs to the family's VIP, each of its own flow: source
-/// address and port vary with the index, the source address also with the
-/// round, so no round meets a flow an earlier one placed.
-pub(super) fn flow_frames(family: Family, round: usize, flows: u32) -> Vec<Vec<u8>> {
+/// `flows` TCP segments with `flags` (a SYN opens a flow, an ACK follows
+/// it) to the family's VIP, each of its own flow: source address and port
+/// vary with the index, the source address also with the round, so no
+/// round meets a flow an earlier one placed.
+pub(super) fn flow_frames(family: Family, round: usize, flows: u32, flags: u8) -> Vec<Vec<u8>> {
     (0..flows)
         .map(|index| {
             let [_, _, high, low] = index.to_be_bytes();
@@ -160,7 +161,7 @@ pub(super) fn flow_frames(family: Family, round: usize, flows: u32) -> Vec<Vec<u
                 Transport::Tcp {
                     source_port,
                     destination_port,
-                    flags: FLAG_SYN,
+                    flags,
                 },
             )
             .build()
@@ -189,11 +190,11 @@ mod tests {
     #[test]
     fn flow_frames_are_distinct_flows() {
         for family in Family::BOTH {
-            let frames = flow_frames(family, 3, 20_000);
+            let frames = flow_frames(family, 3, 20_000, FLAG_SYN);
             let unique: std::collections::HashSet<&Vec<u8>> = frames.iter().collect();
             assert_eq!(unique.len(), frames.len());
             // Another round's flows are new too.
-            let other = flow_frames(family, 4, 20_000);
+            let other = flow_frames(family, 4, 20_000, FLAG_SYN);
             assert!(other.iter().all(|frame| !unique.contains(frame)));
         }
     }

@@ -353,7 +353,7 @@ pub const INTERFACE_REUSED_MAPS: [&str; 3] = ["CONFIG", "COUNTERS", "META"];
 
 /// The maps every interface of a namespace shares (the filter's, the
 /// balancer's, and the sample and capture rings).
-pub const SHARED_MAPS: [&str; 41] = [
+pub const SHARED_MAPS: [&str; 42] = [
     "FILTER_CONFIG",
     "RULES_0",
     "RULES_1",
@@ -380,6 +380,7 @@ pub const SHARED_MAPS: [&str; 41] = [
     "MAGLEV_RINGS",
     "BACKENDS",
     "CONNECTIONS",
+    "NEW_CONNECTIONS",
     "VIP_STATS",
     "BACKEND_STATS",
     "CONN_STATS",
