@@ -51,9 +51,9 @@ pub fn socket() -> Option<PathBuf> {
     // The note may be stale (a namespace that reused a deleted one's inode),
     // and another namespace's daemon may listen on that path now: only a
     // daemon of this namespace gets our changes.
-    let here = crate::netns::current_id().ok()?;
+    let here = crate::netns::current_key().ok()?;
     let config = call(&socket, "GET", "/v1/config", None).ok()?;
-    (config["netns"].as_u64() == Some(here)).then_some(socket)
+    (config["netns"].as_str() == Some(here.as_str())).then_some(socket)
 }
 
 /// Writes (or with `None` removes) this namespace's note of the daemon's

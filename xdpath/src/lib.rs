@@ -23,6 +23,7 @@ pub mod netns;
 pub mod objects;
 pub mod observe;
 pub mod pcap;
+pub mod reconcile;
 pub mod replay;
 pub mod servers;
 pub mod signals;

@@ -161,7 +161,7 @@ async fn config(axum::extract::State(shared): State) -> Reply {
         "apply_errors": shared.apply_errors.load(Ordering::Relaxed),
         // Which namespace this daemon serves: the CLI checks it before
         // sending a change here.
-        "netns": xdpath::netns::current_id().ok(),
+        "netns": xdpath::netns::current_key().ok().map(|key| key.to_string()),
     }))
 }
 

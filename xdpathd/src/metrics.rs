@@ -153,7 +153,7 @@ fn interface_metrics(out: &mut String) -> Result<(), ApiError> {
 }
 
 fn filter_metrics(out: &mut String) -> Result<(), ApiError> {
-    let session = Session::open()?;
+    let session = Session::read()?;
     let mut family = Family::new(
         out,
         "xdpath_rule_hits_total",
@@ -186,7 +186,7 @@ fn filter_metrics(out: &mut String) -> Result<(), ApiError> {
 }
 
 fn lb_metrics(out: &mut String) -> Result<(), ApiError> {
-    let session = LbSession::open()?;
+    let session = LbSession::read()?;
     let (hits, misses) = session.connection_counters()?;
     let mut family = Family::new(
         out,

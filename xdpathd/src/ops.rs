@@ -33,7 +33,7 @@ pub fn stats() -> Result<Value, ApiError> {
         let counters = dataplane::interface_counters(&name).map_err(ControlError::from)?;
         interfaces.push(json!({ "interface": name, "counters": stats::rows(&counters) }));
     }
-    let session = LbSession::open()?;
+    let session = LbSession::read()?;
     let (hits, misses) = session.connection_counters()?;
     Ok(json!({
         "interfaces": interfaces,
@@ -44,7 +44,7 @@ pub fn stats() -> Result<Value, ApiError> {
 
 /// The rules with their hits, as `xdpath --json filter list`.
 pub fn list_rules() -> Result<Value, ApiError> {
-    let session = Session::open()?;
+    let session = Session::read()?;
     let mut rules = Vec::new();
     for rule in &session.state.rules {
         rules.push(rule_json(rule, session.rule_hits(rule.id)?));
@@ -54,7 +54,7 @@ pub fn list_rules() -> Result<Value, ApiError> {
 
 /// The rate limits with their drops, as `xdpath --json ratelimit list`.
 pub fn list_limits() -> Result<Value, ApiError> {
-    let session = Session::open()?;
+    let session = Session::read()?;
     let mut limits = Vec::new();
     for (index, limit) in session.state.rate_limits.iter().enumerate() {
         let drops = session.limit_drops(index as u32)?;
@@ -65,7 +65,7 @@ pub fn list_limits() -> Result<Value, ApiError> {
 
 /// The blocklist with the time left.
 pub fn list_blocks() -> Result<Value, ApiError> {
-    let session = Session::open()?;
+    let session = Session::read()?;
     let now = wall_now();
     let entries = session
         .state
@@ -85,7 +85,7 @@ pub fn list_blocks() -> Result<Value, ApiError> {
 
 /// The VIPs with their counters.
 pub fn list_vips() -> Result<Value, ApiError> {
-    let session = LbSession::open()?;
+    let session = LbSession::read()?;
     Ok(Value::Array(vip_rows(&session)?))
 }
 
@@ -148,7 +148,7 @@ pub fn del_vip(vip: &str) -> Result<Value, ApiError> {
 /// The backends of one VIP or all.
 pub fn list_backends(vip: Option<&str>) -> Result<Value, ApiError> {
     let only = vip.map(edit::parse_vip).transpose()?;
-    let session = LbSession::open()?;
+    let session = LbSession::read()?;
     if let Some(id) = &only {
         if session.state.vip(id).is_none() {
             return Err(LbError::NoSuchVip { vip: *id }.into());

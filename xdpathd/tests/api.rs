@@ -119,8 +119,8 @@ fn every_route_works_and_bad_requests_change_nothing() {
 /// serves another namespace and works on B's own state.
 fn a_daemon_of_another_namespace_is_not_used(bed: &TestBed, daemon: &Daemon) {
     let config = daemon.ok("GET", "/v1/config", None);
-    assert_eq!(config["netns"].as_u64(), Some(bed.a().netns_id));
-    let dir = xdpath::control::state::state_dir_of(bed.b().netns_id);
+    assert_eq!(config["netns"].as_str(), Some(bed.a().key().as_str()));
+    let dir = bed.b().state_dir();
     std::fs::create_dir_all(&dir).expect("B's state dir");
     let socket = daemon.dir.join("api.sock");
     std::fs::write(dir.join("xdpathd"), socket.display().to_string()).expect("note");

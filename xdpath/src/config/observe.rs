@@ -184,6 +184,11 @@ pub struct ObserveSpec {
     pub mitigation: Option<MitigationSpec>,
 }
 
+impl crate::control::state::StateFile for ObserveSpec {
+    const KIND: &'static str = "observe";
+    const LEGACY_KEYS: &'static [&'static str] = &["top_window_ms"];
+}
+
 impl ObserveSpec {
     /// The consumer's config.
     pub fn engine_config(&self) -> EngineConfig {

@@ -121,10 +121,15 @@ pub fn filter(command: &FilterCommand, json: bool) -> Result<(), ControlError> {
         }
         _ => {}
     }
-    let mut session = Session::open()?;
+    let mut session = if matches!(command, FilterCommand::List) {
+        Session::read()?
+    } else {
+        Session::open()?
+    };
     match command {
         FilterCommand::Add(_) | FilterCommand::Del { .. } => {}
         FilterCommand::List => {
+            warn_if_not_enforced(&session)?;
             let hits = session
                 .state
                 .rules
@@ -222,7 +227,8 @@ pub fn block(command: &BlockCommand, json: bool) -> Result<(), ControlError> {
             output::print_done(&format!("unblocked {prefix}"), json);
         }
         BlockCommand::List => {
-            let session = Session::open()?;
+            let session = Session::read()?;
+            warn_if_not_enforced(&session)?;
             let now = wall_now();
             let list = session.state.blocklist.clone();
             session.commit()?;
@@ -317,7 +323,8 @@ pub fn ratelimit(command: &RateLimitCommand, json: bool) -> Result<(), ControlEr
         }
         RateLimitCommand::List => {}
     }
-    let session = Session::open()?;
+    let session = Session::read()?;
+    warn_if_not_enforced(&session)?;
     match command {
         RateLimitCommand::Add(_) | RateLimitCommand::Del { .. } => {}
         RateLimitCommand::List => {
@@ -334,7 +341,11 @@ pub fn ratelimit(command: &RateLimitCommand, json: bool) -> Result<(), ControlEr
 
 /// Runs `xdpath guard ...`.
 pub fn guard(command: &GuardCommand, json: bool) -> Result<(), ControlError> {
-    let mut session = Session::open()?;
+    let mut session = if matches!(command, GuardCommand::Show) {
+        Session::read()?
+    } else {
+        Session::open()?
+    };
     let guards = &mut session.state.guards;
     match command {
         GuardCommand::TcpFlags { state } => guards.tcp_flags = parse_on_off(state)?,
@@ -383,7 +394,11 @@ pub fn guard(command: &GuardCommand, json: bool) -> Result<(), ControlError> {
 
 /// Runs `xdpath mgmt ...`.
 pub fn mgmt(command: &MgmtCommand, json: bool) -> Result<(), ControlError> {
-    let mut session = Session::open()?;
+    let mut session = if matches!(command, MgmtCommand::List) {
+        Session::read()?
+    } else {
+        Session::open()?
+    };
     let management = &mut session.state.management;
     let target = |cidr: &Option<String>, port: &Option<String>| match (cidr, port) {
         (Some(cidr), None) => Ok((Some(parse_cidr(cidr)?), None)),
@@ -434,7 +449,7 @@ pub fn filter_counters() -> Result<Option<serde_json::Value>, ControlError> {
     if !dir.join("FILTER_CONFIG").exists() {
         return Ok(None);
     }
-    let session = Session::open()?;
+    let session = Session::read()?;
     let state: &FilterState = &session.state;
     let mut rules = Vec::new();
     for rule in &state.rules {
@@ -450,4 +465,22 @@ pub fn filter_counters() -> Result<Option<serde_json::Value>, ControlError> {
     Ok(Some(
         serde_json::json!({ "rules": rules, "rate_limits": limits }),
     ))
+}
+
+/// Says loudly, on stderr, when what a listing shows is not what the kernel
+/// enforces: the listing is the state file; the kernel's maps were read
+/// back and differ.
+fn warn_if_not_enforced(session: &Session) -> Result<(), ControlError> {
+    let differences = session.differences()?;
+    if let Some(first) = differences.first() {
+        eprintln!(
+            "xdpath: warning: the kernel does not enforce this state ({first}{}); `xdpath state check` lists every difference, and any change (or `xdpath state check --repair`, or a running xdpathd) installs the state",
+            if differences.len() > 1 {
+                format!("; and {} more", differences.len() - 1)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
 }

@@ -18,6 +18,7 @@ pub mod kernel;
 mod kernel_batch;
 pub mod ops;
 pub mod parse;
+pub mod readback;
 pub mod rulefile;
 pub mod session;
 pub mod settings;

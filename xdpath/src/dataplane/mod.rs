@@ -31,8 +31,8 @@ mod reload;
 pub mod steer;
 
 pub use attach::{
-    attach, attached_interfaces, detach, interface_counters, read_interface_config, status,
-    update_interface_config,
+    attach, attached_interfaces, check_attachable, detach, interface_counters,
+    read_interface_config, status, update_interface_config,
 };
 pub use program::LoadedProgram;
 pub use reload::{reload, ReloadReport};
@@ -53,6 +53,12 @@ pub enum DataplaneError {
     #[error("interface {name} does not exist in this network namespace")]
     UnknownInterface {
         /// The name asked for.
+        name: String,
+    },
+    /// A name no interface can have.
+    #[error("\"{name}\" is not a valid interface name (1-15 characters, not . or .., without /, :, spaces or NUL)")]
+    InvalidInterfaceName {
+        /// The name, escaped.
         name: String,
     },
     /// xdpath is attached there already.
@@ -306,6 +312,10 @@ pub struct InterfaceStatus {
     /// False when the pins are left but the attachment is gone (the
     /// interface was deleted); `detach` cleans up.
     pub healthy: bool,
+    /// Why the interface does not enforce its namespace's saved state
+    /// (the kernel's maps differ from it, or it cannot be read); none when
+    /// it does. Filled in by `status` from [`crate::reconcile::check`].
+    pub degraded: Option<String>,
 }
 
 /// The pins of one interface in the current network namespace.
@@ -317,14 +327,12 @@ pub struct InterfacePins {
 
 impl InterfacePins {
     /// The pin directory of `interface` in this thread's network namespace.
+    /// The name must be one the kernel could give an interface
+    /// ([`valid_interface_name`]): it becomes a path component.
     pub fn new(interface: &str) -> Result<Self, DataplaneError> {
-        if interface.is_empty()
-            || interface.contains('/')
-            || interface.len() > 15
-            || interface.contains('\0')
-        {
-            return Err(DataplaneError::UnknownInterface {
-                name: interface.to_string(),
+        if !valid_interface_name(interface) {
+            return Err(DataplaneError::InvalidInterfaceName {
+                name: interface.escape_debug().to_string(),
             });
         }
         Ok(Self {
@@ -345,6 +353,21 @@ impl InterfacePins {
     fn attached(&self) -> bool {
         self.path("link").exists()
     }
+}
+
+/// True for a name the kernel accepts for a network interface
+/// (`dev_valid_name`): 1 to 15 bytes, not `.` or `..`, no `/`, `:`, white
+/// space or NUL. Only such a name is ever joined into a pin path, so no
+/// name can reach the namespace's shared maps (`:shared`), the namespace
+/// directory (`.`) or the directory of every namespace (`..`).
+pub fn valid_interface_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace())
 }
 
 /// The interface's own pinned maps that a reload hands to the new program:
@@ -419,13 +442,19 @@ pub fn shared_dir() -> Result<PathBuf, DataplaneError> {
 /// The name of the shared-maps dir inside a namespace dir.
 pub const SHARED_DIR_NAME: &str = ":shared";
 
-/// This namespace's pin directory: `/sys/fs/bpf/xdpath/<netns id>`.
+/// This namespace's pin directory: `/sys/fs/bpf/xdpath/<namespace key>`
+/// (see [`crate::netns`] for the key).
 pub fn namespace_dir() -> Result<PathBuf, DataplaneError> {
-    let id = crate::netns::current_id().map_err(|source| DataplaneError::Io {
+    let key = crate::netns::current_key().map_err(|source| DataplaneError::Io {
         path: "/proc/thread-self/ns/net".into(),
         source,
     })?;
-    Ok(Path::new(PIN_ROOT).join(id.to_string()))
+    Ok(namespace_dir_of(&key))
+}
+
+/// The pin directory of the namespace with this key.
+pub fn namespace_dir_of(key: &crate::netns::NamespaceKey) -> PathBuf {
+    Path::new(PIN_ROOT).join(key.as_str())
 }
 
 /// Mounts bpffs at /sys/fs/bpf unless it is there already.

@@ -12,6 +12,7 @@ pub mod edit;
 pub mod health;
 pub mod install;
 pub mod maglev;
+pub mod readback;
 pub mod session;
 pub mod state;
 
