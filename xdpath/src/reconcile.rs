@@ -74,8 +74,13 @@ pub fn check() -> Result<Differences, ReconcileError> {
 
 /// Makes the kernel's maps hold exactly the saved state; returns what
 /// differed before.
+/// Creates nothing when nothing differs (a namespace with no state and no
+/// maps stays without maps).
 pub fn repair() -> Result<Differences, ReconcileError> {
     let (_dir, _lock) = lock_state_dir()?;
+    if check().is_ok_and(|differences| differences.is_empty()) {
+        return Ok(Differences::default());
+    }
     let session = Session::open()?;
     let filter = session.differences()?;
     session.commit()?;

@@ -11,6 +11,7 @@
 
 mod api;
 mod config_api;
+mod enforce;
 mod error;
 mod extract;
 mod health;
@@ -141,7 +142,15 @@ async fn serve(args: Args) -> Result<(), StartError> {
         (_, Some(path)) => Some(read_token(path)?),
         (None, None) => None,
     };
-    adopt().await;
+    // The saved state goes into the maps before anything is served, then
+    // the watch keeps it there.
+    if tokio::task::spawn_blocking(enforce::check_once)
+        .await
+        .is_err()
+    {
+        tracing::error!("the first check of the saved state failed");
+    }
+    tokio::spawn(enforce::run());
     let shared = Arc::new(api::Shared::default());
     let unix = bind_socket(&args.socket).await?;
     // The CLI of this namespace sends its changes here from now on; the
@@ -189,29 +198,6 @@ async fn serve(args: Args) -> Result<(), StartError> {
     let _ = xdpath::daemon_client::announce(None);
     let _ = std::fs::remove_file(&args.socket);
     Ok(())
-}
-
-/// Adopts the running data path: with its maps in place nothing changes;
-/// with them gone (a reboot) the saved state is installed into new ones.
-async fn adopt() {
-    let result = tokio::task::spawn_blocking(|| -> Result<(usize, usize), String> {
-        let filter =
-            xdpath::control::session::Session::open().map_err(|error| error.to_string())?;
-        let rules = filter.state.rules.len();
-        filter.commit().map_err(|error| error.to_string())?;
-        let lb = xdpath::lb::session::LbSession::open().map_err(|error| error.to_string())?;
-        let vips = lb.state.vips.len();
-        lb.commit().map_err(|error| error.to_string())?;
-        Ok((rules, vips))
-    })
-    .await;
-    match result {
-        Ok(Ok((rules, vips))) => {
-            tracing::info!(rules, vips, "adopted the data path's state")
-        }
-        Ok(Err(error)) => tracing::error!("adopting the saved state: {error}"),
-        Err(error) => tracing::error!("adopting the saved state: {error}"),
-    }
 }
 
 async fn shutdown() {

@@ -65,6 +65,7 @@ pub fn render(shared: &Shared) -> Result<String, ApiError> {
     interface_metrics(&mut out)?;
     filter_metrics(&mut out)?;
     lb_metrics(&mut out)?;
+    crate::enforce::metrics(&mut out);
     let entries = crate::health::snapshot(&shared.health);
     let mut family = Family::new(
         &mut out,
