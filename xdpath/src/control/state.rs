@@ -522,8 +522,9 @@ fn write_atomically(
 const TEMPORARY_SUFFIX: &str = ".tmp";
 
 /// Removes the temporary files that writers killed half-way left in a
-/// state directory. Called with the directory's lock held, so no writer
-/// is at work.
+/// state directory: `.NAME.PID.tmp` whose process is gone (a live one, such
+/// as the user-space runtime writing its counters without the lock, keeps
+/// its file).
 pub fn remove_stale_temporaries(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -531,7 +532,12 @@ pub fn remove_stale_temporaries(dir: &Path) {
     for entry in entries.filter_map(Result::ok) {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.ends_with(TEMPORARY_SUFFIX) && entry.file_type().is_ok_and(|kind| kind.is_file()) {
+        let Some(rest) = name.strip_suffix(TEMPORARY_SUFFIX) else {
+            continue;
+        };
+        let writer = rest.rsplit('.').next().and_then(|pid| pid.parse::<u32>().ok());
+        let alive = writer.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive && entry.file_type().is_ok_and(|kind| kind.is_file()) {
             let _ = fs::remove_file(entry.path());
         }
     }
