@@ -4,11 +4,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use xdpath::control::cli::{
     BlockCommand, FilterCommand, GuardCommand, MgmtCommand, RateLimitCommand,
 };
 use xdpath::dataplane::{self, ModeChoice};
+use xdpath::usage::{
+    clap_error_line, error_lines, is_answer, json_asked, report, without_help_on_missing,
+    USAGE_EXIT,
+};
 use xdpath::{bench, control, demo, replay, stats};
 use xdpath_core::{InterfaceConfig, MalformedPolicy};
 
@@ -295,14 +299,32 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A closed pipe ends the process quietly, as it does `cat`: Rust
+    // ignores SIGPIPE, and `println!` then panics on EPIPE
+    // (`xdpath filter list | head -1`).
+    // SAFETY: setting a signal's disposition to the default has no
+    // preconditions; no other thread exists yet.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let matches = without_help_on_missing(Cli::command())
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match matches {
+        Ok(cli) => cli,
+        Err(error) if is_answer(&error) => {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            report(&[clap_error_line(&error)], json_asked());
+            return ExitCode::from(USAGE_EXIT);
+        }
+    };
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            if cli.json {
-                println!("{}", serde_json::json!({ "error": error.to_string() }));
-            }
-            eprintln!("xdpath: error: {error}");
+            report(&error_lines(error.as_ref()), cli.json);
             ExitCode::FAILURE
         }
     }
@@ -382,7 +404,12 @@ fn run(cli: &Cli) -> Result<()> {
             }
         }
         Command::Status => {
-            let mut statuses = dataplane::attached_interfaces()?
+            let names = dataplane::attached_interfaces()?;
+            for name in &names {
+                // Else a user sees a healthy interface as gone.
+                dataplane::check_pin_access(name)?;
+            }
+            let mut statuses = names
                 .iter()
                 .map(|name| dataplane::status(name))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
@@ -519,13 +546,20 @@ fn run(cli: &Cli) -> Result<()> {
                 );
             }
             let duration = match duration {
-                Some(seconds) if !seconds.is_finite() || *seconds <= 0.0 => {
-                    return Err(format!(
-                        "--duration {seconds}: must be a positive number of seconds"
+                Some(seconds) => Some(
+                    control::parse::seconds_within(
+                        *seconds,
+                        0.001,
+                        control::parse::MAX_DURATION_SECONDS as f64,
                     )
-                    .into());
-                }
-                Some(seconds) => Some(std::time::Duration::from_secs_f64(*seconds)),
+                    .ok_or_else(|| {
+                        format!(
+                            "--duration {seconds}: must be a positive number of seconds, \
+                             at most {}",
+                            control::parse::MAX_DURATION_SECONDS
+                        )
+                    })?,
+                ),
                 None => None,
             };
             if *queues == Some(0) {
@@ -669,6 +703,12 @@ fn run(cli: &Cli) -> Result<()> {
         }
         Command::Sample { interface, rate } => {
             let rate = xdpath::observe::parse_rate(rate)?;
+            if !dataplane::status(interface)?.healthy {
+                return Err(dataplane::DataplaneError::InterfaceGone {
+                    name: interface.clone(),
+                }
+                .into());
+            }
             let config = dataplane::update_interface_config(interface, |config| {
                 config.sample_rate = rate;
             })?;

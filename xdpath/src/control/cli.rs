@@ -13,12 +13,13 @@ use super::session::Session;
 use super::state::{FilterState, FragmentChoice, LimitKey, LimitSpec, RuleAction, RuleSpec};
 use super::{interface_index, wall_now, ControlError};
 use crate::daemon_client;
+use crate::text::quote;
 use xdpath_core::filter::MAX_RULES;
 
 fn parse_id(text: &str) -> Result<u32, ControlError> {
     text.trim()
         .parse()
-        .map_err(|_| ControlError::Usage(format!("invalid id \"{text}\"")))
+        .map_err(|_| ControlError::Usage(format!("invalid id {}", quote(text))))
 }
 
 fn parse_on_off(text: &str) -> Result<bool, ControlError> {
@@ -26,7 +27,8 @@ fn parse_on_off(text: &str) -> Result<bool, ControlError> {
         "on" => Ok(true),
         "off" => Ok(false),
         other => Err(ControlError::Usage(format!(
-            "expected on or off, not \"{other}\""
+            "expected on or off, not {}",
+            quote(other)
         ))),
     }
 }
@@ -37,7 +39,8 @@ fn parse_fragments(text: &str) -> Result<FragmentChoice, ControlError> {
         "drop-later" => Ok(FragmentChoice::DropLater),
         "drop-all" => Ok(FragmentChoice::DropAll),
         other => Err(ControlError::Usage(format!(
-            "invalid fragment policy \"{other}\" (expected pass, drop-later or drop-all)"
+            "invalid fragment policy {} (expected pass, drop-later or drop-all)",
+            quote(other)
         ))),
     }
 }
@@ -45,7 +48,7 @@ fn parse_fragments(text: &str) -> Result<FragmentChoice, ControlError> {
 fn parse_number(name: &str, text: &str) -> Result<u64, ControlError> {
     text.trim()
         .parse()
-        .map_err(|_| ControlError::Usage(format!("{name} \"{text}\" is not a number")))
+        .map_err(|_| ControlError::Usage(format!("{name} {} is not a number", quote(text))))
 }
 
 /// Hands out `count` unused ids from `next` on, wrapping below `limit`.
@@ -151,7 +154,8 @@ pub fn filter(command: &FilterCommand, json: bool) -> Result<(), ControlError> {
                 "pass" => RuleAction::Pass,
                 other => {
                     return Err(ControlError::Usage(format!(
-                        "invalid action \"{other}\" (expected drop or pass)"
+                        "invalid action {} (expected drop or pass)",
+                        quote(other)
                     )))
                 }
             };
@@ -255,7 +259,8 @@ pub(crate) fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, Control
             Some(text) => match text.trim().parse::<u8>() {
                 Ok(length) if length <= default => Ok(length),
                 _ => Err(ControlError::Usage(format!(
-                    "{name} \"{text}\" is out of range (0-{default})"
+                    "{name} {} is out of range (0-{default})",
+                    quote(text)
                 ))),
             },
         }
@@ -273,7 +278,8 @@ pub(crate) fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, Control
             "dst" => LimitKey::Dst,
             other => {
                 return Err(ControlError::Usage(format!(
-                    "invalid --per \"{other}\" (expected src or dst)"
+                    "invalid --per {} (expected src or dst)",
+                    quote(other)
                 )))
             }
         },

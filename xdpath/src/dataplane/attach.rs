@@ -232,8 +232,14 @@ pub fn detach(interface: &str) -> Result<(), DataplaneError> {
 /// Every interface with xdpath pins in this network namespace.
 pub fn attached_interfaces() -> Result<Vec<String>, DataplaneError> {
     let dir = namespace_dir()?;
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(Vec::new());
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(DataplaneError::NeedsRoot {
+                what: format!("listing {}", dir.display()),
+            })
+        }
+        Err(_) => return Ok(Vec::new()),
     };
     let mut names: Vec<String> = entries
         .filter_map(Result::ok)

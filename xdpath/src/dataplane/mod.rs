@@ -50,7 +50,10 @@ pub enum DataplaneError {
     #[error("{0}")]
     Forward(String),
     /// No interface of that name in this network namespace.
-    #[error("interface {name} does not exist in this network namespace")]
+    #[error(
+        "interface {} does not exist in this network namespace",
+        crate::text::quote(name)
+    )]
     UnknownInterface {
         /// The name asked for.
         name: String,
@@ -68,10 +71,19 @@ pub enum DataplaneError {
         name: String,
     },
     /// Nothing of xdpath's is attached there.
-    #[error("xdpath is not attached to {name}")]
+    #[error("xdpath is not attached to {}", crate::text::quote(name))]
     NotAttached {
         /// The interface.
         name: String,
+    },
+    /// An object file could not be read.
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
+    /// The pins cannot be read without privileges.
+    #[error("needs root: {what} (permission denied)")]
+    NeedsRoot {
+        /// What could not be read.
+        what: String,
     },
     /// The interface has an XDP program that is not xdpath's.
     #[error("{name} already has an XDP program that xdpath did not attach; remove it first (e.g. `ip link set dev {name} xdp off`)")]
@@ -355,19 +367,49 @@ impl InterfacePins {
     }
 }
 
-/// True for a name the kernel accepts for a network interface
-/// (`dev_valid_name`): 1 to 15 bytes, not `.` or `..`, no `/`, `:`, white
-/// space or NUL. Only such a name is ever joined into a pin path, so no
-/// name can reach the namespace's shared maps (`:shared`), the namespace
-/// directory (`.`) or the directory of every namespace (`..`).
+/// Fails with [`DataplaneError::NeedsRoot`] when this process may not
+/// open `interface`'s pins (opening a pinned map needs the rights on the
+/// pin and, usually, CAP_BPF): without the check, `status` run by a user
+/// shows a healthy interface as gone.
+pub fn check_pin_access(interface: &str) -> Result<(), DataplaneError> {
+    let pins = InterfacePins::new(interface)?;
+    match aya::maps::MapData::from_pin(pins.path("META")) {
+        Err(aya::maps::MapError::SyscallError(error))
+            if error.io_error.kind() == io::ErrorKind::PermissionDenied =>
+        {
+            Err(DataplaneError::NeedsRoot {
+                what: format!("reading the pins of {interface} in {}", pins.dir.display()),
+            })
+        }
+        // Missing or stale pins are for `status` to report.
+        _ => Ok(()),
+    }
+}
+
+/// Whether `name` can be an interface's name, by the kernel's rules
+/// (`dev_valid_name`: 1-15 bytes, not `.` or `..`, no `/`, `:` or white
+/// space) and without control characters. Every name that becomes a pin
+/// path goes through it: `..` would be the pin root, `:shared` the
+/// namespace's shared maps.
+///
+/// # Examples
+///
+/// ```
+/// use xdpath::dataplane::valid_interface_name;
+/// assert!(valid_interface_name("eth0"));
+/// assert!(valid_interface_name("veth-a.10"));
+/// for bad in ["", ".", "..", ":shared", "a/b", "a b", "a\nb", "sixteen-chars-xx"] {
+///     assert!(!valid_interface_name(bad), "{bad:?}");
+/// }
+/// ```
 pub fn valid_interface_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 15
+        && name.len() < 16
         && name != "."
         && name != ".."
         && !name
             .chars()
-            .any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace())
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
 }
 
 /// The interface's own pinned maps that a reload hands to the new program:

@@ -227,10 +227,9 @@ impl LoadedProgram {
 
     /// Loads an XDP program from an object file (a peer's, for benchmarks).
     pub fn load_file(path: &Path, program: &str) -> Result<Self, DataplaneError> {
-        let bytes = std::fs::read(path).map_err(|source| DataplaneError::Io {
-            path: path.into(),
-            source,
-        })?;
+        // xdpath's own object is about 1 MiB with its debug information.
+        const MAX_OBJECT_BYTES: u64 = 64 << 20;
+        let bytes = crate::input::read_bytes(path, MAX_OBJECT_BYTES)?;
         Self::load_object(&bytes, program, InterfaceConfig::default())
     }
 
