@@ -23,6 +23,7 @@ pub mod netns;
 pub mod objects;
 pub mod observe;
 pub mod pcap;
+pub mod private_files;
 pub mod replay;
 pub mod servers;
 pub mod signals;

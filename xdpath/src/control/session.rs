@@ -2,7 +2,7 @@
 //! blocklist entries, let the command change it, then compile, install
 //! and save.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
@@ -104,14 +104,17 @@ fn install_error(error: InstallError) -> ControlError {
 /// directory and the lock (released when dropped).
 pub fn lock_state_dir() -> Result<(PathBuf, File), ControlError> {
     let dir = state::state_dir()?;
-    fs::create_dir_all(&dir).map_err(|source| state::StateError::Io {
+    crate::private_files::create_directory(&dir).map_err(|source| state::StateError::Io {
         path: dir.clone(),
         source,
     })?;
     let lock_path = dir.join("lock");
-    let lock = File::create(&lock_path).map_err(|source| ControlError::Lock {
-        path: lock_path.clone(),
-        source,
+    // Private: anyone who could open it could hold the lock.
+    let lock = crate::private_files::open_private(&lock_path, false).map_err(|source| {
+        ControlError::Lock {
+            path: lock_path.clone(),
+            source,
+        }
     })?;
     // SAFETY: flock on a descriptor we own.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {

@@ -325,6 +325,11 @@ pub fn load<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, 
             })
         }
     };
+    // Whoever could write it would choose the rules.
+    crate::private_files::check_file(&file, path).map_err(|source| StateError::Io {
+        path: path.into(),
+        source,
+    })?;
     let reader = BufReader::with_capacity(1 << 20, file);
     serde_json::from_reader(reader).map_err(|source| StateError::Corrupt {
         path: path.into(),
@@ -339,10 +344,11 @@ pub fn save<T: Serialize>(path: &Path, state: &T) -> Result<(), StateError> {
         move |source| StateError::Io { path, source }
     };
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        crate::private_files::create_directory(dir).map_err(io_error(dir))?;
     }
     let temporary = path.with_extension("json.tmp");
-    let file = File::create(&temporary).map_err(io_error(&temporary))?;
+    let file =
+        crate::private_files::open_private(&temporary, true).map_err(io_error(&temporary))?;
     let mut writer = BufWriter::with_capacity(1 << 20, file);
     serde_json::to_writer(&mut writer, state).map_err(|source| StateError::Corrupt {
         path: temporary.clone(),
