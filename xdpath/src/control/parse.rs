@@ -27,6 +27,12 @@ pub enum ParseError {
         /// The input.
         text: String,
     },
+    /// `N-M` where N or M is not a port (`-1`, `80-x`).
+    #[error("invalid port range \"{text}\" (expected N or N-M, ports 0-65535)")]
+    PortRange {
+        /// The input.
+        text: String,
+    },
     /// `N-M` with N > M.
     #[error("invalid port range \"{text}\": the first port is above the last")]
     PortRangeReversed {
@@ -282,8 +288,16 @@ pub fn parse_port(text: &str) -> Result<u16, ParseError> {
 
 /// Parses `N` or `N-M`.
 pub fn parse_port_range(text: &str) -> Result<PortRange, ParseError> {
+    // An error about one side would quote only that side ("-1" said
+    // `port "" is out of range`): quote the whole range.
+    let whole = || ParseError::PortRange {
+        text: text.to_string(),
+    };
     let (low, high) = match text.split_once('-') {
-        Some((low, high)) => (parse_port(low)?, parse_port(high)?),
+        Some((low, high)) => (
+            parse_port(low).map_err(|_| whole())?,
+            parse_port(high).map_err(|_| whole())?,
+        ),
         None => {
             let port = parse_port(text)?;
             (port, port)
@@ -461,6 +475,23 @@ mod tests {
             "port 70000 is out of range (0-65535)"
         );
         assert!(parse_port_range("90-80").is_err());
+        for (range, message) in [
+            (
+                "-1",
+                "invalid port range \"-1\" (expected N or N-M, ports 0-65535)",
+            ),
+            (
+                "80-x",
+                "invalid port range \"80-x\" (expected N or N-M, ports 0-65535)",
+            ),
+            (
+                "1-70000",
+                "invalid port range \"1-70000\" (expected N or N-M, ports 0-65535)",
+            ),
+        ] {
+            let error = parse_port_range(range).expect_err("a range that is not one");
+            assert_eq!(error.to_string(), message);
+        }
         assert_eq!(parse_protocol("TCP").expect("valid"), 6);
         assert_eq!(parse_protocol("47").expect("valid"), 47);
         assert_eq!(
