@@ -24,6 +24,7 @@ pub mod netns;
 pub mod objects;
 pub mod observe;
 pub mod pcap;
+pub mod private_files;
 pub mod reconcile;
 pub mod replay;
 pub mod servers;

@@ -35,12 +35,23 @@ fn text(output: &Output) -> String {
 fn refused(bed: &TestBed, args: &[&str], needle: &str) {
     let output = xdpath(bed, args);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "xdpath {args:?} succeeded: {}", text(&output));
-    assert_ne!(output.status.code(), Some(101), "xdpath {args:?} panicked: {stderr}");
+    assert!(
+        !output.status.success(),
+        "xdpath {args:?} succeeded: {}",
+        text(&output)
+    );
+    assert_ne!(
+        output.status.code(),
+        Some(101),
+        "xdpath {args:?} panicked: {stderr}"
+    );
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "xdpath {args:?}: one line: {stderr}");
     assert!(lines[0].starts_with("xdpath: error: "), "{stderr}");
-    assert!(lines[0].contains(needle), "xdpath {args:?}: {needle:?} in {stderr}");
+    assert!(
+        lines[0].contains(needle),
+        "xdpath {args:?}: {needle:?} in {stderr}"
+    );
 }
 
 fn attach(bed: &TestBed) -> String {
@@ -51,14 +62,43 @@ fn attach(bed: &TestBed) -> String {
 /// The state of every kind, as an operator makes it.
 fn make_state(bed: &TestBed) {
     let peer = format!("{}/32", bed.b().ipv4);
-    xdpath_ok(bed, &["filter", "add", "--src", &peer, "--proto", "icmp", "--action", "drop"]);
+    xdpath_ok(
+        bed,
+        &[
+            "filter", "add", "--src", &peer, "--proto", "icmp", "--action", "drop",
+        ],
+    );
     xdpath_ok(bed, &["block", "add", "192.0.2.0/24"]);
-    xdpath_ok(bed, &["ratelimit", "add", "--pps", "1000", "--burst", "2000"]);
+    xdpath_ok(
+        bed,
+        &["ratelimit", "add", "--pps", "1000", "--burst", "2000"],
+    );
     xdpath_ok(bed, &["guard", "tcp-flags", "on"]);
     xdpath_ok(bed, &["mgmt", "add", "198.51.100.0/24"]);
-    xdpath_ok(bed, &["lb", "config", "--source-v4", "172.16.0.0/16", "--next-hop", "02:00:00:00:00:99"]);
+    xdpath_ok(
+        bed,
+        &[
+            "lb",
+            "config",
+            "--source-v4",
+            "172.16.0.0/16",
+            "--next-hop",
+            "02:00:00:00:00:99",
+        ],
+    );
     xdpath_ok(bed, &["lb", "vip", "add", "203.0.113.10:80/tcp"]);
-    xdpath_ok(bed, &["lb", "backend", "add", "203.0.113.10:80/tcp", "10.0.0.1", "--weight", "3"]);
+    xdpath_ok(
+        bed,
+        &[
+            "lb",
+            "backend",
+            "add",
+            "203.0.113.10:80/tcp",
+            "10.0.0.1",
+            "--weight",
+            "3",
+        ],
+    );
 }
 
 #[test]
@@ -80,8 +120,14 @@ fn lost_pins_are_refilled_from_the_saved_state_by_attach() {
         text(&list)
     );
     let check = xdpath(&bed, &["state", "check"]);
-    assert!(!check.status.success(), "check fails while nothing is enforced");
-    assert!(!bed.a().pin_dir().join(":shared").exists(), "reads create no maps");
+    assert!(
+        !check.status.success(),
+        "check fails while nothing is enforced"
+    );
+    assert!(
+        !bed.a().pin_dir().join(":shared").exists(),
+        "reads create no maps"
+    );
 
     let attached = attach(&bed);
     assert!(attached.contains("installed the saved state"), "{attached}");
@@ -108,7 +154,10 @@ fn lost_pins_are_refilled_by_an_apply_that_sees_no_file_change() {
     assert!(!ping_answered(&bed));
     std::fs::remove_dir_all(bed.a().pin_dir()).expect("remove the pins");
     let plan = xdpath_ok(&bed, &["plan", "-f", &file]);
-    assert!(plan.contains("! kernel"), "plan shows what the kernel lacks: {plan}");
+    assert!(
+        plan.contains("! kernel"),
+        "plan shows what the kernel lacks: {plan}"
+    );
     xdpath_ok(&bed, &["apply", "-f", &file]);
     assert!(!ping_answered(&bed), "apply reinstalled the rule");
     let plan = xdpath_ok(&bed, &["plan", "-f", &file]);
@@ -163,14 +212,28 @@ fn damaged_state_files_are_refused_and_repaired_from_the_kernel() {
         ("[]", "not a JSON object"),
         ("{\"format\":9,\"kind\":\"filter\"}", "newer xdpath"),
         ("{\"format\":1,\"kind\":\"lb\"}", "\"lb\" file"),
-        ("{\"format\":1,\"kind\":\"filter\",\"rules\":5}", "not a valid xdpath state file"),
+        (
+            "{\"format\":1,\"kind\":\"filter\",\"rules\":5}",
+            "not a valid xdpath state file",
+        ),
         ("{\"format\":1,", "not a JSON object"),
     ] {
         std::fs::write(&filter, content).expect("damage");
-        refused(&bed, &["filter", "add", "--src", "192.0.2.9/32", "--action", "drop"], needle);
+        refused(
+            &bed,
+            &["filter", "add", "--src", "192.0.2.9/32", "--action", "drop"],
+            needle,
+        );
         refused(&bed, &["block", "list"], "filter.json");
-        assert_eq!(std::fs::read(&filter).expect("state"), content.as_bytes(), "nothing rewrote it");
-        assert!(!ping_answered(&bed), "what was enforced stays enforced ({content})");
+        assert_eq!(
+            std::fs::read(&filter).expect("state"),
+            content.as_bytes(),
+            "nothing rewrote it"
+        );
+        assert!(
+            !ping_answered(&bed),
+            "what was enforced stays enforced ({content})"
+        );
         let status = xdpath_ok(&bed, &["status"]);
         assert!(status.contains("degraded"), "{status}");
     }
@@ -197,7 +260,13 @@ fn a_new_namespace_never_inherits_a_deleted_ones_state() {
     common::require_root();
     let name = |index: usize| format!("xdpt-{}-reuse-{index}", std::process::id());
     let path = |index: usize| Path::new(xdpath::testenv::NETNS_DIR).join(name(index));
-    let ip = |args: &[&str]| Command::new("ip").args(args).status().expect("ip").success();
+    let ip = |args: &[&str]| {
+        Command::new("ip")
+            .args(args)
+            .status()
+            .expect("ip")
+            .success()
+    };
     let in_ns = |index: usize, args: &[&str]| {
         Command::new("nsenter")
             .arg(format!("--net={}", path(index).display()))
@@ -207,17 +276,25 @@ fn a_new_namespace_never_inherits_a_deleted_ones_state() {
             .expect("xdpath")
     };
     assert!(ip(&["netns", "add", &name(0)]));
-    let inode = std::fs::metadata(path(0)).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).expect("inode");
+    let inode = std::fs::metadata(path(0))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .expect("inode");
     let first_key = xdpath::netns::key_of(&path(0)).expect("key");
     assert!(in_ns(0, &["block", "add", "192.0.2.0/24"]).status.success());
-    assert!(in_ns(0, &["lb", "config", "--source-v4", "172.16.0.0/16"]).status.success());
-    assert!(in_ns(0, &["lb", "vip", "add", "203.0.113.99:80/tcp"]).status.success());
+    assert!(in_ns(0, &["lb", "config", "--source-v4", "172.16.0.0/16"])
+        .status
+        .success());
+    assert!(in_ns(0, &["lb", "vip", "add", "203.0.113.99:80/tcp"])
+        .status
+        .success());
     assert!(xdpath::control::state::state_dir_of(&first_key).exists());
     assert!(ip(&["netns", "del", &name(0)]));
     let mut reused = None;
     for index in 1..200 {
         assert!(ip(&["netns", "add", &name(index)]));
-        let again = std::fs::metadata(path(index)).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).expect("inode");
+        let again = std::fs::metadata(path(index))
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .expect("inode");
         if again == inode {
             reused = Some(index);
             break;
@@ -233,12 +310,32 @@ fn a_new_namespace_never_inherits_a_deleted_ones_state() {
     let key = xdpath::netns::key_of(&path(index)).expect("key");
     assert!(ip(&["netns", "del", &name(index)]));
     assert_ne!(key, first_key);
-    assert_eq!(String::from_utf8_lossy(&blocks.stdout).trim(), "[]", "{}", text(&blocks));
-    assert!(vips.status.success(), "the VIP of the deleted namespace is not this one's: {}", text(&vips));
-    let gc = Command::new(XDPATH).args(["state", "gc"]).output().expect("gc");
+    assert_eq!(
+        String::from_utf8_lossy(&blocks.stdout).trim(),
+        "[]",
+        "{}",
+        text(&blocks)
+    );
+    assert!(
+        vips.status.success(),
+        "the VIP of the deleted namespace is not this one's: {}",
+        text(&vips)
+    );
+    let gc = Command::new(XDPATH)
+        .args(["state", "gc"])
+        .output()
+        .expect("gc");
     assert!(gc.status.success(), "{}", text(&gc));
-    assert!(!xdpath::control::state::state_dir_of(&first_key).exists(), "{}", text(&gc));
-    assert!(!xdpath::control::state::state_dir_of(&key).exists(), "{}", text(&gc));
+    assert!(
+        !xdpath::control::state::state_dir_of(&first_key).exists(),
+        "{}",
+        text(&gc)
+    );
+    assert!(
+        !xdpath::control::state::state_dir_of(&key).exists(),
+        "{}",
+        text(&gc)
+    );
     assert!(!xdpath::dataplane::namespace_dir_of(&first_key).exists());
 }
 
@@ -255,16 +352,24 @@ fn a_failed_apply_leaves_the_kernel_as_it_was() {
     let config = format!(
         "[[interface]]\nname = \"{interface}\"\nmode = \"offload\"\n\n[[filter.rule]]\nid = 7\nsrc = \"192.0.2.77/32\"\naction = \"drop\"\n\n[[filter.block]]\nprefix = \"198.18.0.0/15\"\n"
     );
-    let path = std::env::temp_dir().join(format!("xdpath-failed-apply-{}.toml", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("xdpath-failed-apply-{}.toml", std::process::id()));
     std::fs::write(&path, config).expect("config");
     let output = xdpath(&bed, &["apply", "-f", &path.display().to_string()]);
     let _ = std::fs::remove_file(&path);
     assert!(!output.status.success(), "{}", text(&output));
-    assert!(text(&output).contains("the previous state was restored"), "{}", text(&output));
+    assert!(
+        text(&output).contains("the previous state was restored"),
+        "{}",
+        text(&output)
+    );
     xdpath_ok(&bed, &["state", "check"]);
     assert_eq!(xdpath_ok(&bed, &["--json", "filter", "list"]), before);
     let blocks = xdpath_ok(&bed, &["--json", "block", "list"]);
-    assert!(blocks.contains("192.0.2.0/24") && !blocks.contains("198.18.0.0"), "{blocks}");
+    assert!(
+        blocks.contains("192.0.2.0/24") && !blocks.contains("198.18.0.0"),
+        "{blocks}"
+    );
     assert!(!ping_answered(&bed), "the old rule is enforced");
 }
 
@@ -286,11 +391,30 @@ fn two_attaches_at_once_one_wins() {
                 .expect("attach")
         };
         let (first, second) = (spawn(), spawn());
-        let results = [first.wait_with_output().expect("wait"), second.wait_with_output().expect("wait")];
-        let won = results.iter().filter(|output| output.status.success()).count();
-        assert_eq!(won, 1, "trial {trial}: {} | {}", text(&results[0]), text(&results[1]));
-        let lost = results.iter().find(|output| !output.status.success()).expect("a loser");
-        assert!(text(lost).contains("already attached"), "trial {trial}: {}", text(lost));
+        let results = [
+            first.wait_with_output().expect("wait"),
+            second.wait_with_output().expect("wait"),
+        ];
+        let won = results
+            .iter()
+            .filter(|output| output.status.success())
+            .count();
+        assert_eq!(
+            won,
+            1,
+            "trial {trial}: {} | {}",
+            text(&results[0]),
+            text(&results[1])
+        );
+        let lost = results
+            .iter()
+            .find(|output| !output.status.success())
+            .expect("a loser");
+        assert!(
+            text(lost).contains("already attached"),
+            "trial {trial}: {}",
+            text(lost)
+        );
         xdpath_ok(&bed, &["detach", &interface]);
         let _ = std::fs::remove_dir_all(bed.a().pin_dir());
     }
@@ -343,7 +467,10 @@ fn a_killed_filter_load_leaves_old_or_new_and_the_next_load_works() {
             .filter_map(Result::ok)
             .filter(|entry| entry.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
-        assert!(leftovers.is_empty(), "trial {trial}: temporary files left: {leftovers:?}");
+        assert!(
+            leftovers.is_empty(),
+            "trial {trial}: temporary files left: {leftovers:?}"
+        );
     }
     xdpath_ok(&bed, &["filter", "flush"]);
     xdpath_ok(&bed, &["filter", "load", &file]);

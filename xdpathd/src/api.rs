@@ -4,7 +4,8 @@
 //! results and a refused request changes nothing.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -13,10 +14,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
 use crate::extract::{Body, Query};
 use crate::ops;
+use crate::text::{escape, quote};
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -38,7 +41,11 @@ pub struct Shared {
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// The router with every route; `/metrics` and `/openapi.json` included.
-pub fn router(shared: Arc<Shared>) -> Router {
+/// Bodies are read whole first, within `read_timeout` ([`crate::body`]).
+pub fn router(shared: Arc<Shared>, read_timeout: Duration) -> Router {
+    let bodies = axum::middleware::from_fn(move |request, next| {
+        crate::body::read_whole(read_timeout, request, next)
+    });
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
@@ -79,16 +86,39 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
+        .layer(bodies)
 }
 
 type State = axum::extract::State<Arc<Shared>>;
 type Reply = Result<Response, ApiError>;
 
+/// The most operations (map syscalls, the state lock) run at once. Each
+/// opens the pinned maps it reads: `/metrics` with one attached interface
+/// and one VIP held 41 descriptors at its peak (measured on /proc/PID/fd),
+/// so eight stay well inside the descriptors the daemon keeps for its own
+/// work beside its connections (`RESERVED_FILES`). They mostly wait for
+/// the state lock in turn anyway.
+const OPERATIONS: usize = 8;
+
+static RUNNING: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(OPERATIONS)));
+
 /// Runs blocking work (map syscalls, the state lock) off the async
-/// threads.
-async fn blocking<T: Send + 'static>(
+/// threads, at most [`OPERATIONS`] at once (a permit held until the work
+/// ends, even if its client has gone).
+pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
+    let permit = RUNNING.clone().acquire_owned().await.map_err(|error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the operation could not start: {error}"),
+        )
+    })?;
+    let work = move || {
+        let _permit = permit;
+        work()
+    };
     tokio::task::spawn_blocking(work).await.map_err(|error| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -98,7 +128,8 @@ async fn blocking<T: Send + 'static>(
     })?
 }
 
-/// A change: counts the generation, or the error, and logs one line.
+/// A change: counts the generation, or the error, and logs one line
+/// (escaped: `what` and the message hold the client's text).
 async fn change(
     shared: &Shared,
     what: String,
@@ -107,12 +138,17 @@ async fn change(
     match blocking(work).await {
         Ok(value) => {
             let generation = shared.generation.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::info!(generation, "applied: {what}");
+            tracing::info!(generation, "applied: {}", escape(&what));
             Ok((StatusCode::OK, Json(value)).into_response())
         }
         Err(error) => {
             shared.apply_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(code = error.code, "refused: {what}: {}", error.message);
+            tracing::warn!(
+                code = error.code,
+                "refused: {}: {}",
+                escape(&what),
+                escape(&error.message)
+            );
             Err(error)
         }
     }
@@ -358,7 +394,7 @@ pub struct NewBlock {
 }
 
 async fn add_block(axum::extract::State(shared): State, Body(block): Body<NewBlock>) -> Reply {
-    let what = format!("block {}", block.prefix);
+    let what = format!("block {}", quote(&block.prefix));
     let reply = change(&shared, what, move || {
         let prefix = xdpath::control::ops::add_block(&block.prefix, block.ttl.as_deref())?;
         Ok(json!({ "blocked": prefix.to_string() }))
@@ -374,10 +410,14 @@ pub struct PrefixQuery {
 }
 
 async fn del_block(axum::extract::State(shared): State, Query(query): Query<PrefixQuery>) -> Reply {
-    change(&shared, format!("unblock {}", query.prefix), move || {
-        let prefix = xdpath::control::ops::del_block(&query.prefix)?;
-        Ok(json!({ "unblocked": prefix.to_string() }))
-    })
+    change(
+        &shared,
+        format!("unblock {}", quote(&query.prefix)),
+        move || {
+            let prefix = xdpath::control::ops::del_block(&query.prefix)?;
+            Ok(json!({ "unblocked": prefix.to_string() }))
+        },
+    )
     .await
 }
 
@@ -386,7 +426,7 @@ async fn list_vips() -> Reply {
 }
 
 async fn add_vip(axum::extract::State(shared): State, Body(vip): Body<ops::NewVip>) -> Reply {
-    let what = format!("add VIP {}", vip.vip);
+    let what = format!("add VIP {}", quote(&vip.vip));
     change(&shared, what, move || ops::add_vip(&vip))
         .await
         .map(created)
@@ -400,9 +440,11 @@ pub struct VipQuery {
 }
 
 async fn del_vip(axum::extract::State(shared): State, Query(query): Query<VipQuery>) -> Reply {
-    change(&shared, format!("delete VIP {}", query.vip), move || {
-        ops::del_vip(&query.vip)
-    })
+    change(
+        &shared,
+        format!("delete VIP {}", quote(&query.vip)),
+        move || ops::del_vip(&query.vip),
+    )
     .await
 }
 
@@ -421,7 +463,11 @@ async fn add_backend(
     axum::extract::State(shared): State,
     Body(backend): Body<ops::BackendWeight>,
 ) -> Reply {
-    let what = format!("add backend {} to {}", backend.address, backend.vip);
+    let what = format!(
+        "add backend {} to {}",
+        quote(&backend.address),
+        quote(&backend.vip)
+    );
     change(&shared, what, move || ops::add_backend(&backend))
         .await
         .map(created)
@@ -433,7 +479,9 @@ async fn set_weight(
 ) -> Reply {
     let what = format!(
         "weight {} for backend {} of {}",
-        backend.weight, backend.address, backend.vip
+        backend.weight,
+        quote(&backend.address),
+        quote(&backend.vip)
     );
     change(&shared, what, move || ops::set_weight(&backend)).await
 }
@@ -442,6 +490,10 @@ async fn del_backend(
     axum::extract::State(shared): State,
     Query(query): Query<ops::BackendQuery>,
 ) -> Reply {
-    let what = format!("remove backend {} from {}", query.address, query.vip);
+    let what = format!(
+        "remove backend {} from {}",
+        quote(&query.address),
+        quote(&query.vip)
+    );
     change(&shared, what, move || ops::del_backend(&query)).await
 }

@@ -8,6 +8,8 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
+
 use serde_json::Value;
 use xdpath::testenv::{Side, TestBed};
 
@@ -20,6 +22,8 @@ fn start(bed: &TestBed) -> Daemon {
     let path = bed.a().path.clone();
     let token = std::env::temp_dir().join(format!("xdpathd-api-token-{}", std::process::id()));
     std::fs::write(&token, format!("{TOKEN}\n")).expect("token");
+    // Like an ssh key: a token others can read is refused.
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let enter = Box::new(move |program: &str| {
         let mut command = std::process::Command::new("nsenter");
         command

@@ -541,6 +541,13 @@ mod tests {
             "port \"70000\" is out of range (0-65535)"
         );
         assert!(parse_port_range("90-80").is_err());
+        for range in ["-1", "80-x", "1-70000"] {
+            let error = parse_port_range(range).expect_err("a range that is not one");
+            assert!(
+                error.to_string().contains(&format!("\"{range}\"")),
+                "{error}"
+            );
+        }
         assert_eq!(parse_protocol("TCP").expect("valid"), 6);
         assert_eq!(parse_protocol("47").expect("valid"), 47);
         assert_eq!(

@@ -8,7 +8,7 @@
 //! emptied by another tool, the next change installs everything the kernel
 //! lacks and removes everything it holds that the state does not.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -217,14 +217,17 @@ pub fn lock_state_dir() -> Result<(PathBuf, StateLock), ControlError> {
 }
 
 fn take_lock(dir: &std::path::Path) -> Result<File, ControlError> {
-    fs::create_dir_all(dir).map_err(|source| state::StateError::Io {
+    crate::private_files::create_directory(dir).map_err(|source| state::StateError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
     let lock_path = dir.join("lock");
-    let lock = File::create(&lock_path).map_err(|source| ControlError::Lock {
-        path: lock_path.clone(),
-        source,
+    // Private: anyone who could open it could hold the lock.
+    let lock = crate::private_files::open_private(&lock_path, false).map_err(|source| {
+        ControlError::Lock {
+            path: lock_path.clone(),
+            source,
+        }
     })?;
     // SAFETY: flock on a descriptor we own.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {

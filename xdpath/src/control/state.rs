@@ -410,6 +410,8 @@ const MAX_STATE_BYTES: u64 = 1 << 30;
 fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
     use std::io::Read;
     let file = File::open(path)?;
+    // Whoever could write it would choose the rules.
+    crate::private_files::check_file(&file, path)?;
     let metadata = file.metadata()?;
     if !metadata.is_file() {
         return Err(io::Error::new(
@@ -493,13 +495,14 @@ fn write_atomically(
         move |source| StateError::Io { path, source }
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io_error(dir))?;
+    crate::private_files::create_directory(dir).map_err(io_error(dir))?;
     let name = path
         .file_name()
         .and_then(|name| name.to_str())
         .unwrap_or("state");
     let temporary = dir.join(format!(".{name}.{}{TEMPORARY_SUFFIX}", std::process::id()));
-    let file = File::create(&temporary).map_err(io_error(&temporary))?;
+    let file =
+        crate::private_files::open_private(&temporary, true).map_err(io_error(&temporary))?;
     let mut writer = BufWriter::with_capacity(1 << 20, file);
     let written = write(&mut writer)
         .map_err(|source| StateError::Corrupt {
@@ -535,7 +538,10 @@ pub fn remove_stale_temporaries(dir: &Path) {
         let Some(rest) = name.strip_suffix(TEMPORARY_SUFFIX) else {
             continue;
         };
-        let writer = rest.rsplit('.').next().and_then(|pid| pid.parse::<u32>().ok());
+        let writer = rest
+            .rsplit('.')
+            .next()
+            .and_then(|pid| pid.parse::<u32>().ok());
         let alive = writer.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
         if !alive && entry.file_type().is_ok_and(|kind| kind.is_file()) {
             let _ = fs::remove_file(entry.path());

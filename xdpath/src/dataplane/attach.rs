@@ -127,7 +127,7 @@ fn pin_all(
     ifindex: u32,
     link_id: aya::programs::xdp::XdpLinkId,
 ) -> Result<(), DataplaneError> {
-    std::fs::create_dir_all(&pins.dir).map_err(io_error(&pins.dir))?;
+    crate::private_files::create_directory(&pins.dir).map_err(io_error(&pins.dir))?;
     let attached_at_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)

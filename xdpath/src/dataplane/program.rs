@@ -158,7 +158,7 @@ impl LoadedProgram {
     pub fn load_shared(config: InterfaceConfig) -> Result<Self, DataplaneError> {
         ensure_bpffs()?;
         let dir = shared_dir()?;
-        std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        crate::private_files::create_directory(&dir).map_err(io_error(&dir))?;
         Self::load_object_with(
             objects::XDPATH,
             objects::XDPATH_PROGRAM,
