@@ -21,11 +21,13 @@ pub const DIRECTORY_MODE: u32 = 0o700;
 /// The mode of the files xdpath creates.
 pub const FILE_MODE: u32 = 0o600;
 
-/// Why a path is not safe to use.
+/// Why a path is not safe to use. The messages leave the path out, as
+/// `io::Error`s do: whoever reports one puts it in front (`path: why`),
+/// and [`UnsafePath::path`] gives it.
 #[derive(Debug, thiserror::Error)]
 pub enum UnsafePath {
     /// Owned by someone other than root or this user.
-    #[error("{} is owned by uid {owner}, not by root: refusing to use it", path.display())]
+    #[error("owned by uid {owner}, not by root: refusing to use it")]
     Owner {
         /// The path.
         path: PathBuf,
@@ -33,10 +35,7 @@ pub enum UnsafePath {
         owner: u32,
     },
     /// Group or others may write it.
-    #[error(
-        "{} is writable by group or others (mode {mode:04o}): refusing to use it (chmod go-w)",
-        path.display()
-    )]
+    #[error("writable by group or others (mode {mode:04o}): refusing to use it (chmod go-w)")]
     Writable {
         /// The path.
         path: PathBuf,
@@ -45,8 +44,7 @@ pub enum UnsafePath {
     },
     /// Group or others may read or write it (a secret).
     #[error(
-        "{} is accessible to group or others (mode {mode:04o}): a secret must be private (chmod 600)",
-        path.display()
+        "accessible to group or others (mode {mode:04o}): a secret must be private (chmod 600)"
     )]
     Exposed {
         /// The path.
@@ -55,13 +53,37 @@ pub enum UnsafePath {
         mode: u32,
     },
     /// Not the kind of file expected there.
-    #[error("{} is not a {expected}", path.display())]
+    #[error("not a {expected}")]
     Kind {
         /// The path.
         path: PathBuf,
         /// What it should be.
         expected: &'static str,
     },
+    /// A directory above the path is not safe: others could rename or
+    /// replace what is below it.
+    #[error("{}, above it, is {why}", ancestor.display())]
+    Above {
+        /// The path.
+        path: PathBuf,
+        /// The directory above it.
+        ancestor: PathBuf,
+        /// What is wrong with that one.
+        why: Box<UnsafePath>,
+    },
+}
+
+impl UnsafePath {
+    /// The path refused.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Owner { path, .. }
+            | Self::Writable { path, .. }
+            | Self::Exposed { path, .. }
+            | Self::Kind { path, .. }
+            | Self::Above { path, .. } => path,
+        }
+    }
 }
 
 impl From<UnsafePath> for io::Error {
@@ -116,12 +138,18 @@ pub fn check_directory(path: &Path) -> io::Result<()> {
     check_metadata(path, &meta)?;
     for ancestor in real.ancestors().skip(1) {
         let meta = std::fs::metadata(ancestor)?;
-        check_owner(ancestor, &meta)?;
         let sticky = meta.mode() & libc::S_ISVTX != 0 && meta.uid() == 0;
-        if meta.mode() & 0o022 != 0 && !sticky {
-            return Err(UnsafePath::Writable {
+        let refused = check_owner(ancestor, &meta).err().or_else(|| {
+            (meta.mode() & 0o022 != 0 && !sticky).then(|| UnsafePath::Writable {
                 path: ancestor.to_path_buf(),
                 mode: permission_bits(&meta),
+            })
+        });
+        if let Some(why) = refused {
+            return Err(UnsafePath::Above {
+                path: path.to_path_buf(),
+                ancestor: ancestor.to_path_buf(),
+                why: Box::new(why),
             }
             .into());
         }
@@ -262,7 +290,8 @@ mod tests {
         std::fs::create_dir(&inner).expect("inner");
         std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o700)).expect("chmod");
         let refused = check_directory(&inner).expect_err("a writable parent accepted");
-        assert!(refused.to_string().starts_with(&dir.display().to_string()));
+        let above = format!("{}, above it, is writable", dir.display());
+        assert!(refused.to_string().starts_with(&above), "{refused}");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
         check_directory(&inner).expect("private");
 

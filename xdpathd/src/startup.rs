@@ -37,8 +37,12 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// A path that only root may change could be changed by others.
-    #[error(transparent)]
-    Unsafe(#[from] UnsafePath),
+    #[error("{}: {refusal}", refusal.path().display())]
+    Unsafe {
+        /// What is wrong with which path.
+        #[from]
+        refusal: UnsafePath,
+    },
     /// The token is too short.
     #[error("the token in {} is shorter than {TOKEN_MINIMUM} characters", path.display())]
     ShortToken {
@@ -88,7 +92,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
             .into_inner()
             .map(|inner| inner.downcast::<UnsafePath>())
         {
-            Some(Ok(refusal)) => StartError::Unsafe(*refusal),
+            Some(Ok(refusal)) => StartError::Unsafe { refusal: *refusal },
             Some(Err(inner)) => StartError::Io {
                 path: path.to_path_buf(),
                 source: std::io::Error::new(kind, inner),

@@ -37,7 +37,10 @@ fn start(bed: &TestBed) -> Daemon {
         "--token-file".into(),
         token.display().to_string(),
     ];
-    Daemon::start("api", enter, &extra)
+    let daemon = Daemon::start("api", enter, &extra);
+    // Read at start only; not left behind in /tmp.
+    let _ = std::fs::remove_file(token);
+    daemon
 }
 
 /// How a request reaches the daemon.
