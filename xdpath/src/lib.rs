@@ -18,6 +18,7 @@ pub mod dataplane;
 pub mod demo;
 pub mod demo_lb;
 pub mod demo_userspace;
+pub mod differential;
 pub mod input;
 pub mod lb;
 pub mod netns;

@@ -12,9 +12,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
+use xdpathd::requests::{
+    BackendQuery, BackendWeight, BackendsQuery, NewBlock, NewLimit, NewRule, NewVip, PrefixQuery,
+    TopQuery, VipQuery,
+};
 
 use crate::error::ApiError;
 use crate::extract::{Body, Query};
@@ -206,52 +209,20 @@ async fn health(axum::extract::State(shared): State) -> Reply {
     ok(serde_json::to_value(entries).unwrap_or(Value::Null))
 }
 
-/// `GET /v1/top` query: which lists, ranked how, how long.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TopQuery {
-    kind: Option<String>,
-    by: Option<String>,
-    limit: Option<usize>,
-}
-
 async fn top(axum::extract::State(shared): State, Query(query): Query<TopQuery>) -> Reply {
-    use xdpath::observe::top::{Rank, TalkerKind};
-    let kinds = match query.kind.as_deref() {
-        None => vec![
-            TalkerKind::Sources,
-            TalkerKind::Destinations,
-            TalkerKind::Flows,
-        ],
-        Some("sources") => vec![TalkerKind::Sources],
-        Some("destinations") => vec![TalkerKind::Destinations],
-        Some("flows") => vec![TalkerKind::Flows],
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                format!("kind {other:?}: sources, destinations or flows"),
-            ))
-        }
-    };
-    let by = match query.by.as_deref() {
-        None | Some("packets") => Rank::Packets,
-        Some("bytes") => Rank::Bytes,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                format!("by {other:?}: packets or bytes"),
-            ))
-        }
-    };
-    let limit = query.limit.unwrap_or(10);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("limit {limit}: from 1 to 1000"),
-        ));
-    }
+    let choice = query
+        .choice()
+        .map_err(|message| ApiError::bad_request("invalid_query", message))?;
     let observer = shared.observer.clone();
-    ok(blocking(move || Ok(crate::observe::top(&observer, &kinds, by, limit))).await?)
+    ok(blocking(move || {
+        Ok(crate::observe::top(
+            &observer,
+            &choice.kinds,
+            choice.by,
+            choice.limit,
+        ))
+    })
+    .await?)
 }
 
 async fn mitigation(axum::extract::State(shared): State) -> Reply {
@@ -268,35 +239,8 @@ async fn list_rules() -> Reply {
     ok(blocking(ops::list_rules).await?)
 }
 
-/// A new rule: the fields of `xdpath filter add`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewRule {
-    src: Option<String>,
-    dst: Option<String>,
-    proto: Option<String>,
-    dport: Option<String>,
-    tcp_flags: Option<String>,
-    action: String,
-    iface: Option<String>,
-    #[serde(default)]
-    monitor: bool,
-    #[serde(default, rename = "override")]
-    override_management: bool,
-}
-
 async fn add_rule(axum::extract::State(shared): State, Body(rule): Body<NewRule>) -> Reply {
-    let args = xdpath::control::rulefile::RuleArgs {
-        src: rule.src,
-        dst: rule.dst,
-        proto: rule.proto,
-        dport: rule.dport,
-        tcp_flags: rule.tcp_flags,
-        action: Some(rule.action),
-        iface: rule.iface,
-        monitor: rule.monitor,
-        override_management: rule.override_management,
-    };
+    let args = rule.rule_args();
     let what = format!("add rule {args:?}");
     let reply = change(&shared, what, move || {
         let id = xdpath::control::ops::add_rule(&args)?;
@@ -327,39 +271,8 @@ async fn list_limits() -> Reply {
     ok(blocking(ops::list_limits).await?)
 }
 
-/// A new rate limit: the options of `xdpath ratelimit add`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewLimit {
-    pps: Option<String>,
-    burst: Option<String>,
-    bps: Option<String>,
-    burst_bytes: Option<String>,
-    per: Option<String>,
-    aggregate_v4: Option<String>,
-    aggregate_v6: Option<String>,
-    scope: Option<String>,
-    proto: Option<String>,
-    #[serde(default)]
-    syn: bool,
-    #[serde(default)]
-    monitor: bool,
-}
-
 async fn add_limit(axum::extract::State(shared): State, Body(limit): Body<NewLimit>) -> Reply {
-    let args = xdpath::control::commands::LimitArgs {
-        pps: limit.pps,
-        burst: limit.burst,
-        bps: limit.bps,
-        burst_bytes: limit.burst_bytes,
-        per: limit.per.unwrap_or_else(|| "src".into()),
-        aggregate_v4: limit.aggregate_v4,
-        aggregate_v6: limit.aggregate_v6,
-        scope: limit.scope,
-        proto: limit.proto,
-        syn: limit.syn,
-        monitor: limit.monitor,
-    };
+    let args = limit.limit_args();
     let what = format!("add rate limit {args:?}");
     let reply = change(&shared, what, move || {
         let id = xdpath::control::ops::add_limit(&args)?;
@@ -385,14 +298,6 @@ async fn list_blocks() -> Reply {
     ok(blocking(ops::list_blocks).await?)
 }
 
-/// A blocklist entry.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewBlock {
-    prefix: String,
-    ttl: Option<String>,
-}
-
 async fn add_block(axum::extract::State(shared): State, Body(block): Body<NewBlock>) -> Reply {
     let what = format!("block {}", quote(&block.prefix));
     let reply = change(&shared, what, move || {
@@ -400,13 +305,6 @@ async fn add_block(axum::extract::State(shared): State, Body(block): Body<NewBlo
         Ok(json!({ "blocked": prefix.to_string() }))
     });
     reply.await.map(created)
-}
-
-/// `?prefix=`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrefixQuery {
-    prefix: String,
 }
 
 async fn del_block(axum::extract::State(shared): State, Query(query): Query<PrefixQuery>) -> Reply {
@@ -425,18 +323,11 @@ async fn list_vips() -> Reply {
     ok(blocking(ops::list_vips).await?)
 }
 
-async fn add_vip(axum::extract::State(shared): State, Body(vip): Body<ops::NewVip>) -> Reply {
+async fn add_vip(axum::extract::State(shared): State, Body(vip): Body<NewVip>) -> Reply {
     let what = format!("add VIP {}", quote(&vip.vip));
     change(&shared, what, move || ops::add_vip(&vip))
         .await
         .map(created)
-}
-
-/// `?vip=`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VipQuery {
-    vip: String,
 }
 
 async fn del_vip(axum::extract::State(shared): State, Query(query): Query<VipQuery>) -> Reply {
@@ -448,20 +339,13 @@ async fn del_vip(axum::extract::State(shared): State, Query(query): Query<VipQue
     .await
 }
 
-/// `?vip=` (optional).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackendsQuery {
-    vip: Option<String>,
-}
-
 async fn list_backends(Query(query): Query<BackendsQuery>) -> Reply {
     ok(blocking(move || ops::list_backends(query.vip.as_deref())).await?)
 }
 
 async fn add_backend(
     axum::extract::State(shared): State,
-    Body(backend): Body<ops::BackendWeight>,
+    Body(backend): Body<BackendWeight>,
 ) -> Reply {
     let what = format!(
         "add backend {} to {}",
@@ -475,7 +359,7 @@ async fn add_backend(
 
 async fn set_weight(
     axum::extract::State(shared): State,
-    Body(backend): Body<ops::BackendWeight>,
+    Body(backend): Body<BackendWeight>,
 ) -> Reply {
     let what = format!(
         "weight {} for backend {} of {}",
@@ -488,7 +372,7 @@ async fn set_weight(
 
 async fn del_backend(
     axum::extract::State(shared): State,
-    Query(query): Query<ops::BackendQuery>,
+    Query(query): Query<BackendQuery>,
 ) -> Reply {
     let what = format!(
         "remove backend {} from {}",

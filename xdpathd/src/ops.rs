@@ -1,7 +1,6 @@
 //! The daemon's reads and balancer changes, blocking, over the same
 //! library calls and JSON shapes as the `xdpath` CLI's `--json` output.
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 use xdpath::control::cli_output::rule_json;
 use xdpath::control::session::Session;
@@ -9,11 +8,11 @@ use xdpath::control::{wall_now, ControlError};
 use xdpath::lb::cli::{backend_rows, vip_rows};
 use xdpath::lb::edit::{self, VipOptions};
 use xdpath::lb::session::LbSession;
-use xdpath::lb::state::Encap;
 use xdpath::lb::LbError;
 use xdpath::{dataplane, stats};
 
 use crate::error::ApiError;
+use xdpathd::requests::{BackendQuery, BackendWeight, NewVip};
 
 /// The interfaces xdpath is attached to here, as `xdpath --json status`.
 pub fn interfaces() -> Result<Value, ApiError> {
@@ -89,39 +88,12 @@ pub fn list_vips() -> Result<Value, ApiError> {
     Ok(Value::Array(vip_rows(&session)?))
 }
 
-/// A new VIP: the options of `xdpath lb vip add`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewVip {
-    /// `ADDRESS:PORT/tcp|udp`.
-    pub vip: String,
-    /// `ipip` (default) or `gue`.
-    #[serde(default)]
-    pub encap: Option<String>,
-    /// With `gue`.
-    #[serde(default)]
-    pub gue_port: Option<u16>,
-    /// `source-hash`, `no-conntrack`.
-    #[serde(default)]
-    pub flags: Vec<String>,
-    /// A prime from 7 to 65537.
-    #[serde(default)]
-    pub ring_size: Option<u32>,
-}
-
 /// Adds a VIP.
 pub fn add_vip(request: &NewVip) -> Result<Value, ApiError> {
     let id = edit::parse_vip(&request.vip)?;
-    let encap = match request.encap.as_deref() {
-        None | Some("ipip") => Encap::Ipip,
-        Some("gue") => Encap::Gue,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_encap",
-                format!("encap \"{other}\" is not ipip or gue"),
-            ))
-        }
-    };
+    let encap = request
+        .encap()
+        .map_err(|message| ApiError::bad_request("invalid_encap", message))?;
     let mut options = VipOptions {
         encap,
         gue_port: request.gue_port,
@@ -155,33 +127,6 @@ pub fn list_backends(vip: Option<&str>) -> Result<Value, ApiError> {
         }
     }
     Ok(Value::Array(backend_rows(&session, only.as_ref())?))
-}
-
-/// A backend and its weight.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackendWeight {
-    /// The VIP.
-    pub vip: String,
-    /// The backend's address.
-    pub address: String,
-    /// 0 to 1000 (default 1).
-    #[serde(default = "one")]
-    pub weight: u64,
-}
-
-fn one() -> u64 {
-    1
-}
-
-/// `?vip=&address=`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackendQuery {
-    /// The VIP.
-    pub vip: String,
-    /// The backend's address.
-    pub address: String,
 }
 
 /// Adds a backend.

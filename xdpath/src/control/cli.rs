@@ -242,7 +242,8 @@ pub fn block(command: &BlockCommand, json: bool) -> Result<(), ControlError> {
     Ok(())
 }
 
-pub(crate) fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, ControlError> {
+/// The rate limit `ratelimit add` makes of its arguments, checked.
+pub fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, ControlError> {
     let number = |name: &str, text: &Option<String>| -> Result<Option<u64>, ControlError> {
         text.as_deref()
             .map(|text| parse_number(name, text))

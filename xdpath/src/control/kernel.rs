@@ -233,7 +233,7 @@ impl KernelMaps {
 
     /// The key after `previous` (the first key when `None`), read into a
     /// buffer of the map's key size.
-    fn next_key(
+    pub(crate) fn next_key(
         &self,
         map: &'static str,
         previous: Option<&[u8]>,
