@@ -90,9 +90,11 @@ impl NativeObserver {
         if flags == 0 {
             return;
         }
-        let data: Vec<u8> = (0..copy as usize)
-            .map_while(|at| packet.load::<u8>(at))
-            .collect();
+        // Like the kernel's bpf_xdp_load_bytes: the whole copy or nothing.
+        let mut data = std::vec![0u8; copy as usize];
+        if !packet.load_bytes(0, &mut data) {
+            return;
+        }
         let meta = RecordMeta {
             timestamp_ns: now_ns,
             ifindex,
@@ -199,6 +201,24 @@ mod tests {
             (5, 200, 99)
         );
         assert_eq!(meta.reason(), Some(Reason::RuleDeny));
+        assert_eq!(data, &frame[..]);
+    }
+
+    /// Found by the differential fuzz: the kernel copies a captured frame
+    /// with `bpf_xdp_load_bytes`, which is not bounded by the parser's
+    /// `MAX_HEADER_OFFSET`; the native copy stopped at byte 1025.
+    #[test]
+    fn a_capture_longer_than_the_header_bound_keeps_every_byte() {
+        let mut observer = NativeObserver::new(3);
+        observer.capture = CaptureConfig {
+            enabled: 1,
+            ..CaptureConfig::default()
+        };
+        let frame: Vec<u8> = (0..1400u32).map(|at| at as u8).collect();
+        observer.arrive(&SlicePacket::new(&frame), 0, 1, 0);
+        observer.finish(Action::Pass, Reason::NonIp, 0);
+        let (meta, data) = RecordMeta::parse(&observer.captures[0]).unwrap();
+        assert_eq!((meta.frame_len, meta.captured_len), (1400, 1400));
         assert_eq!(data, &frame[..]);
     }
 

@@ -29,6 +29,24 @@ pub trait Packet {
     /// `T` must be plain bytes (every bit pattern valid): the wire header
     /// types in [`crate::wire`] and byte arrays.
     fn load<T: Copy>(&self, offset: usize) -> Option<T>;
+
+    /// Fills `out` with the frame's bytes from `offset`, as
+    /// `bpf_xdp_load_bytes` does: anywhere in the frame, not bounded by
+    /// [`MAX_HEADER_OFFSET`] (sampling and capture copy whole frames);
+    /// false (and `out` unspecified) when they do not all lie in the frame.
+    ///
+    /// The default reads byte by byte through [`Packet::load`], so it stops
+    /// at the header bound; the native packets copy directly. The eBPF
+    /// build calls the helper itself.
+    fn load_bytes(&self, offset: usize, out: &mut [u8]) -> bool {
+        for (at, byte) in out.iter_mut().enumerate() {
+            match offset.checked_add(at).and_then(|at| self.load::<u8>(at)) {
+                Some(value) => *byte = value,
+                None => return false,
+            }
+        }
+        true
+    }
 }
 
 /// A frame held in a byte slice: the native build's [`Packet`].
@@ -74,6 +92,25 @@ impl Packet for SlicePacket<'_> {
         // SAFETY: `bytes` holds exactly size_of::<T>() bytes and callers only
         // load plain-bytes types, for which every bit pattern is valid.
         Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+    }
+
+    fn load_bytes(&self, offset: usize, out: &mut [u8]) -> bool {
+        copy_from(self.bytes, offset, out)
+    }
+}
+
+/// Copies `out.len()` bytes of `bytes` from `offset`; false when they are
+/// not all there.
+fn copy_from(bytes: &[u8], offset: usize, out: &mut [u8]) -> bool {
+    let Some(end) = offset.checked_add(out.len()) else {
+        return false;
+    };
+    match bytes.get(offset..end) {
+        Some(source) => {
+            out.copy_from_slice(source);
+            true
+        }
+        None => false,
     }
 }
 
@@ -151,6 +188,10 @@ impl Packet for FrameBuffer {
 
     fn load<T: Copy>(&self, offset: usize) -> Option<T> {
         SlicePacket::new(self.bytes()).load(offset)
+    }
+
+    fn load_bytes(&self, offset: usize, out: &mut [u8]) -> bool {
+        copy_from(self.bytes(), offset, out)
     }
 }
 

@@ -468,13 +468,40 @@ pub(crate) fn mean(values: &[f64]) -> f64 {
     }
 }
 
+/// Each counted option's range: a value past it is a typo that would
+/// run for days.
+fn check_counts(options: &BenchOptions) -> Result<(), BenchError> {
+    let counts: [(&str, u64, u64, Option<u64>); 6] = [
+        ("--repeat", 1, 100_000_000, Some(options.repeat.into())),
+        ("--trials", 1, 1_000, Some(options.trials as u64)),
+        (
+            "--native-packets",
+            1,
+            10_000_000_000,
+            Some(options.native_packets),
+        ),
+        ("--flood", 1, 3_600, options.flood.map(u64::from)),
+        ("--forward", 1, 100_000_000, options.forward.map(u64::from)),
+        (
+            "--userspace",
+            1,
+            100_000_000,
+            options.userspace.map(u64::from),
+        ),
+    ];
+    for (name, low, high, value) in counts {
+        if let Some(value) = value.filter(|value| !(low..=high).contains(value)) {
+            return Err(BenchError::Options(format!(
+                "{name} {value} is out of range ({low}-{high})"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Runs the benchmark.
 pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
-    if options.repeat == 0 || options.trials == 0 {
-        return Err(BenchError::Options(
-            "--repeat and --trials must be at least 1".into(),
-        ));
-    }
+    check_counts(options)?;
     if !options.no_lb {
         crate::bench_lb::check_options(options.lb_flows, options.lb_rounds)?;
     }

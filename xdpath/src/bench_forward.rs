@@ -113,13 +113,11 @@ pub fn run(frames: u32, trials: usize) -> Result<Vec<ForwardResult>, BenchError>
     .build();
     let (r1, r2) = (bed.r1.interface.clone(), bed.r2.interface.clone());
     let path = bed.path(Node::Router);
-    let h2_pins = std::path::Path::new(crate::dataplane::PIN_ROOT)
-        .join(
-            crate::netns::id_of(&bed.path(Node::H2))
-                .map_err(|error| failed("h2's namespace", error))?
-                .to_string(),
-        )
-        .join(&bed.h2.interface);
+    let h2_pins = crate::dataplane::namespace_dir_of(
+        &crate::netns::key_of(&bed.path(Node::H2))
+            .map_err(|error| failed("h2's namespace", error))?,
+    )
+    .join(&bed.h2.interface);
     let trials = trials.max(1);
     let samples = crate::netns::run_in(&path, move || -> Result<_, BenchError> {
         let index = |name: &str| crate::observe::capture::interface_index(name).unwrap_or(0);

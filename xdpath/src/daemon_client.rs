@@ -47,14 +47,28 @@ pub fn socket() -> Option<PathBuf> {
         return None;
     }
     let dir = crate::control::state::state_dir().ok()?;
-    let socket = PathBuf::from(std::fs::read_to_string(dir.join(NOTE_FILE)).ok()?.trim());
+    let socket = PathBuf::from(read_note(&dir.join(NOTE_FILE))?.trim());
     // The note may be stale (a namespace that reused a deleted one's inode),
     // and another namespace's daemon may listen on that path now: only a
     // daemon of this namespace gets our changes.
-    let here = crate::netns::current_id().ok()?;
+    let here = crate::netns::current_key().ok()?;
     let config = call(&socket, "GET", "/v1/config", None).ok()?;
-    (config["netns"].as_u64() == Some(here)).then_some(socket)
+    (config["netns"].as_str() == Some(here.as_str())).then_some(socket)
 }
+
+/// The note's text, if it is there and only root could have written it
+/// (whoever could write it would receive the CLI's changes).
+fn read_note(path: &Path) -> Option<String> {
+    let file = std::fs::File::open(path).ok()?;
+    crate::private_files::check_file(&file, path).ok()?;
+    let mut text = String::new();
+    // A socket path is short; a longer note is not one of ours.
+    file.take(NOTE_LIMIT).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// The longest note read.
+const NOTE_LIMIT: u64 = 4096;
 
 /// Writes (or with `None` removes) this namespace's note of the daemon's
 /// socket.
@@ -63,9 +77,10 @@ pub fn announce(socket: Option<&Path>) -> std::io::Result<()> {
     let note = dir.join(NOTE_FILE);
     match socket {
         Some(socket) => {
-            std::fs::create_dir_all(&dir)?;
+            crate::private_files::create_directory(&dir)?;
             let temporary = dir.join(format!("{NOTE_FILE}.tmp"));
-            std::fs::write(&temporary, socket.display().to_string())?;
+            let mut file = crate::private_files::open_private(&temporary, true)?;
+            file.write_all(socket.as_os_str().as_encoded_bytes())?;
             std::fs::rename(temporary, note)
         }
         None => match std::fs::remove_file(note) {

@@ -4,11 +4,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use xdpath::control::cli::{
     BlockCommand, FilterCommand, GuardCommand, MgmtCommand, RateLimitCommand,
 };
 use xdpath::dataplane::{self, ModeChoice};
+use xdpath::usage::{
+    clap_error_line, error_lines, is_answer, json_asked, report, without_help_on_missing,
+    USAGE_EXIT,
+};
 use xdpath::{bench, control, demo, replay, stats};
 use xdpath_core::{InterfaceConfig, MalformedPolicy};
 
@@ -72,6 +76,28 @@ enum XskCommand {
 }
 
 #[derive(Subcommand)]
+enum StateCommand {
+    /// List every difference between the saved state and the kernel's maps
+    /// (read back); exit 1 when there is any.
+    Check {
+        /// Install what differs (as attach, apply and xdpathd do).
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Rebuild a state file that cannot be read from the copy of the state
+    /// last installed, once the kernel's maps are read back and hold
+    /// exactly it.
+    Repair,
+    /// Remove the state and pins of network namespaces that are gone (of
+    /// an earlier boot, or no longer existing).
+    Gc {
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Attach xdpath to an interface (state is pinned under /sys/fs/bpf/xdpath).
     Attach {
@@ -86,6 +112,12 @@ enum Command {
         /// Monitor mode: count what would be dropped, drop nothing.
         #[arg(long)]
         monitor: bool,
+        /// Attach even when this namespace's saved state (rules, blocklist,
+        /// VIPs...) cannot be installed: the interface then runs without
+        /// it, and `status` says so. Without this flag such an attach is
+        /// refused and nothing changes.
+        #[arg(long)]
+        force_empty: bool,
     },
     /// Detach xdpath from an interface and remove its pins.
     Detach {
@@ -259,17 +291,40 @@ enum Command {
     Apply(xdpath::config::cli::ApplyArgs),
     /// Keep what `apply --confirm` applied: cancel the pending rollback.
     Confirm,
+    /// Compare this namespace's saved state with what the kernel's maps
+    /// hold, put it right, rebuild a damaged state file, or remove the
+    /// state of namespaces that are gone.
+    #[command(subcommand)]
+    State(StateCommand),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A closed pipe ends the process quietly, as it does `cat`: Rust
+    // ignores SIGPIPE, and `println!` then panics on EPIPE
+    // (`xdpath filter list | head -1`).
+    // SAFETY: setting a signal's disposition to the default has no
+    // preconditions; no other thread exists yet.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let matches = without_help_on_missing(Cli::command())
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match matches {
+        Ok(cli) => cli,
+        Err(error) if is_answer(&error) => {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            report(&[clap_error_line(&error)], json_asked());
+            return ExitCode::from(USAGE_EXIT);
+        }
+    };
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            if cli.json {
-                println!("{}", serde_json::json!({ "error": error.to_string() }));
-            }
-            eprintln!("xdpath: error: {error}");
+            report(&error_lines(error.as_ref()), cli.json);
             ExitCode::FAILURE
         }
     }
@@ -282,20 +337,51 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
+/// Finishes an apply that a crash interrupted before any command works on
+/// this namespace (cheap when there is none: one file looked up).
+fn finish_interrupted_apply() {
+    let Ok(dir) = control::state::state_dir() else {
+        return;
+    };
+    if !dir.join(xdpath::config::journal::JOURNAL_FILE).exists() {
+        return;
+    }
+    if let Ok((dir, _lock)) = control::session::lock_state_dir() {
+        xdpath::config::apply::recover_interrupted(&dir);
+    }
+}
+
 fn run(cli: &Cli) -> Result<()> {
+    finish_interrupted_apply();
     match &cli.command {
         Command::Attach {
             interface,
             mode,
             malformed,
             monitor,
+            force_empty,
         } => {
             let config = InterfaceConfig::new((*malformed).into()).with_monitor(*monitor);
-            let attached = dataplane::attach(interface, *mode, config)?;
+            let attached = xdpath::reconcile::attach(interface, *mode, config, *force_empty)?;
+            let installed = attached.installed.lines();
+            if let Some(why) = &attached.degraded {
+                eprintln!("xdpath: warning: {interface} runs WITHOUT this namespace's saved state (--force-empty): {why}");
+            }
             if cli.json {
-                print_json(&serde_json::json!({ "interface": interface, "mode": attached }))?;
+                print_json(&serde_json::json!({
+                    "interface": interface,
+                    "mode": attached.mode,
+                    "installed": installed,
+                    "degraded": attached.degraded,
+                }))?;
             } else {
-                println!("attached to {interface} in {} mode", attached.name());
+                println!("attached to {interface} in {} mode", attached.mode.name());
+                if !installed.is_empty() {
+                    println!("installed the saved state the kernel lacked:");
+                    for line in &installed {
+                        println!("  {line}");
+                    }
+                }
             }
         }
         Command::Detach { interface } => {
@@ -318,10 +404,33 @@ fn run(cli: &Cli) -> Result<()> {
             }
         }
         Command::Status => {
-            let statuses = dataplane::attached_interfaces()?
+            let names = dataplane::attached_interfaces()?;
+            for name in &names {
+                // Else a user sees a healthy interface as gone.
+                dataplane::check_pin_access(name)?;
+            }
+            let mut statuses = names
                 .iter()
                 .map(|name| dataplane::status(name))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
+            if !statuses.is_empty() {
+                // The saved state is the namespace's: every interface
+                // enforces it or none does.
+                let degraded = match xdpath::reconcile::check() {
+                    Ok(differences) => differences.lines().first().map(|first| {
+                        let more = differences.lines().len() - 1;
+                        if more > 0 {
+                            format!("{first} (and {more} more: `xdpath state check`)")
+                        } else {
+                            first.clone()
+                        }
+                    }),
+                    Err(error) => Some(error.to_string()),
+                };
+                for status in &mut statuses {
+                    status.degraded.clone_from(&degraded);
+                }
+            }
             if cli.json {
                 print_json(&statuses)?;
             } else if statuses.is_empty() {
@@ -341,10 +450,10 @@ fn run(cli: &Cli) -> Result<()> {
                         status.malformed,
                         if status.monitor { "on" } else { "off" },
                         status.attached_since.map_or("?".into(), format_time),
-                        if status.healthy {
-                            "attached"
-                        } else {
-                            "interface gone (run detach to clean up)"
+                        match (&status.degraded, status.healthy) {
+                            (_, false) => "interface gone (run detach to clean up)".to_string(),
+                            (Some(why), true) => format!("degraded: {why}"),
+                            (None, true) => "attached".to_string(),
                         },
                     );
                 }
@@ -437,13 +546,20 @@ fn run(cli: &Cli) -> Result<()> {
                 );
             }
             let duration = match duration {
-                Some(seconds) if !seconds.is_finite() || *seconds <= 0.0 => {
-                    return Err(format!(
-                        "--duration {seconds}: must be a positive number of seconds"
+                Some(seconds) => Some(
+                    control::parse::seconds_within(
+                        *seconds,
+                        0.001,
+                        control::parse::MAX_DURATION_SECONDS as f64,
                     )
-                    .into());
-                }
-                Some(seconds) => Some(std::time::Duration::from_secs_f64(*seconds)),
+                    .ok_or_else(|| {
+                        format!(
+                            "--duration {seconds}: must be a positive number of seconds, \
+                             at most {}",
+                            control::parse::MAX_DURATION_SECONDS
+                        )
+                    })?,
+                ),
                 None => None,
             };
             if *queues == Some(0) {
@@ -587,6 +703,12 @@ fn run(cli: &Cli) -> Result<()> {
         }
         Command::Sample { interface, rate } => {
             let rate = xdpath::observe::parse_rate(rate)?;
+            if !dataplane::status(interface)?.healthy {
+                return Err(dataplane::DataplaneError::InterfaceGone {
+                    name: interface.clone(),
+                }
+                .into());
+            }
             let config = dataplane::update_interface_config(interface, |config| {
                 config.sample_rate = rate;
             })?;
@@ -654,6 +776,80 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Plan(args) => xdpath::config::cli::plan_command(args, cli.json)?,
         Command::Apply(args) => xdpath::config::cli::apply_command(args, cli.json)?,
         Command::Confirm => xdpath::config::cli::confirm_command(cli.json)?,
+        Command::State(command) => state_command(command, cli.json)?,
+    }
+    Ok(())
+}
+
+/// `xdpath state ...`.
+fn state_command(command: &StateCommand, json: bool) -> Result<()> {
+    match command {
+        StateCommand::Check { repair } => {
+            let differences = if *repair {
+                xdpath::reconcile::repair()?
+            } else {
+                xdpath::reconcile::check()?
+            };
+            let lines = differences.lines();
+            if json {
+                print_json(&serde_json::json!({
+                    "differences": lines,
+                    "repaired": *repair && !lines.is_empty(),
+                }))?;
+            } else if lines.is_empty() {
+                println!("the kernel enforces the saved state exactly");
+            } else {
+                println!(
+                    "{} between the saved state and the kernel:",
+                    if *repair {
+                        "installed the differences"
+                    } else {
+                        "differences"
+                    }
+                );
+                for line in &lines {
+                    println!("  {line}");
+                }
+            }
+            if !*repair && !lines.is_empty() {
+                return Err(format!(
+                    "the kernel does not enforce the saved state ({} difference{}); `xdpath state check --repair` installs it",
+                    lines.len(),
+                    if lines.len() == 1 { "" } else { "s" }
+                )
+                .into());
+            }
+        }
+        StateCommand::Repair => {
+            let rebuilt = xdpath::reconcile::rebuild_files()?;
+            if json {
+                print_json(&rebuilt)?;
+            } else {
+                for file in &rebuilt {
+                    println!("{}: {}", file.file, file.outcome);
+                }
+            }
+            if let Some(failed) = rebuilt.iter().find(|file| !file.ok) {
+                return Err(format!("{}: {}", failed.file, failed.outcome).into());
+            }
+        }
+        StateCommand::Gc { dry_run } => {
+            let removed = xdpath::reconcile::collect_garbage(*dry_run)?;
+            if json {
+                print_json(&removed)?;
+            } else if removed.is_empty() {
+                println!("nothing to remove");
+            } else {
+                for entry in &removed {
+                    println!(
+                        "{} {} ({})",
+                        if *dry_run { "would remove" } else { "removed" },
+                        entry.path,
+                        entry.why
+                    );
+                }
+            }
+        }
     }
     Ok(())
 }

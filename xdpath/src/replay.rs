@@ -11,6 +11,7 @@
 //! behind (it is written under a temporary name in the same directory and
 //! renamed into place only once the input has been read to its end).
 
+use crate::text::quote_path;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -41,16 +42,11 @@ pub const PROGRESS_THRESHOLD: u64 = 8 << 20;
 /// ```
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    /// The capture could not be opened.
-    #[error("cannot open {}: {source}", path.display())]
-    Open {
-        /// The capture.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
+    /// The capture could not be opened, or is no regular file.
+    #[error(transparent)]
+    Open(#[from] crate::input::InputError),
     /// The capture is not one the reader takes, or is corrupt at a record.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", quote_path(path))]
     Capture {
         /// The capture.
         path: PathBuf,
@@ -64,7 +60,7 @@ pub enum ReplayError {
         source: InstallError,
     },
     /// The output could not be created or written.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {source}", quote_path(path))]
     Output {
         /// The output file.
         path: PathBuf,
@@ -203,11 +199,9 @@ pub fn run_filtered(
     filter: Option<&FilterState>,
 ) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
-    let file = File::open(path).map_err(|source| ReplayError::Open {
-        path: path.into(),
-        source,
-    })?;
-    let file_size = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+    // A FIFO or device is refused: opening one blocks, and a capture is
+    // read to its end.
+    let (file, file_size) = crate::input::open_regular(path)?;
     let capture_error = |source: PcapError| ReplayError::Capture {
         path: path.into(),
         source,

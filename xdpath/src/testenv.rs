@@ -86,8 +86,9 @@ pub struct Endpoint {
     pub namespace: String,
     /// `/run/netns/<namespace>`.
     pub path: PathBuf,
-    /// The namespace's inode: the directory name of its xdpath pins.
-    pub netns_id: u64,
+    /// The namespace's key: the directory name of its xdpath pins and state
+    /// (none until the namespace exists).
+    pub netns_key: Option<netns::NamespaceKey>,
     /// The veth end in this namespace (at most 15 characters).
     pub interface: String,
     /// Its MAC address.
@@ -104,9 +105,22 @@ impl Endpoint {
         format_mac(self.mac)
     }
 
-    /// This namespace's xdpath pin directory, `/sys/fs/bpf/xdpath/<netns id>`.
+    /// This namespace's xdpath pin directory, `/sys/fs/bpf/xdpath/<key>`.
     pub fn pin_dir(&self) -> PathBuf {
-        Path::new(PIN_ROOT).join(self.netns_id.to_string())
+        Path::new(PIN_ROOT).join(self.key().as_str())
+    }
+
+    /// This namespace's key (see [`crate::netns`]).
+    ///
+    /// # Panics
+    /// Before the bed has made the namespace (test code only).
+    pub fn key(&self) -> &netns::NamespaceKey {
+        self.netns_key.as_ref().expect("the bed made the namespace")
+    }
+
+    /// This namespace's state directory, `/var/lib/xdpath/<key>`.
+    pub fn state_dir(&self) -> PathBuf {
+        crate::control::state::state_dir_of(self.key())
     }
 
     /// The pin directory of this end's interface.
@@ -141,7 +155,7 @@ impl TestBed {
             Endpoint {
                 path: Path::new(NETNS_DIR).join(&namespace),
                 namespace,
-                netns_id: 0,
+                netns_key: None,
                 interface: format!("xdpt{}{}{suffix}", pid % 100_000, number % 100_000),
                 mac: [0x02, 0xc7, (number >> 8) as u8, number as u8, 0x00, host],
                 ipv4: Ipv4Addr::new(10, 199, subnet, host),
@@ -178,11 +192,13 @@ impl TestBed {
             }
             self.created[index] = true;
             let endpoint = if index == 0 { &mut self.a } else { &mut self.b };
-            endpoint.netns_id =
-                netns::id_of(&endpoint.path).map_err(|source| TestBedError::Io {
-                    what: format!("reading the inode of {}", endpoint.path.display()),
-                    source,
-                })?;
+            endpoint.netns_key =
+                Some(
+                    netns::key_of(&endpoint.path).map_err(|source| TestBedError::Io {
+                        what: format!("reading the key of {}", endpoint.path.display()),
+                        source,
+                    })?,
+                );
         }
         // Quiet IPv6 before any interface exists, so the veth ends inherit
         // it from `default`: no DAD, no router solicitations, no link-local
@@ -416,21 +432,19 @@ impl TestBed {
 /// Removes a namespace's xdpath pins, then the namespace (and with it its
 /// interfaces).
 pub fn remove_namespace(name: &str, path: &Path) -> Result<(), TestBedError> {
-    // The inode must be read while the namespace exists: a later namespace
-    // may get the same one.
-    if let Ok(id) = netns::id_of(path) {
-        remove_pins(id)?;
+    if let Ok(key) = netns::key_of(path) {
+        remove_pins(&key)?;
     }
     run_ok(Command::new("ip").args(["netns", "del", name]))?;
     Ok(())
 }
 
 /// Removes a namespace's pins and its filter state
-/// (`/var/lib/xdpath/<netns id>`, see [`crate::control::state`]).
-fn remove_pins(netns_id: u64) -> Result<(), TestBedError> {
+/// (`/var/lib/xdpath/<key>`, see [`crate::control::state`]).
+pub fn remove_pins(key: &netns::NamespaceKey) -> Result<(), TestBedError> {
     let dirs = [
-        Path::new(PIN_ROOT).join(netns_id.to_string()),
-        crate::control::state::state_dir_of(netns_id),
+        crate::dataplane::namespace_dir_of(key),
+        crate::control::state::state_dir_of(key),
     ];
     for dir in dirs {
         match std::fs::remove_dir_all(&dir) {
@@ -457,8 +471,8 @@ impl Drop for TestBed {
             }
             // Unpinning the link detaches the program; deleting the
             // namespace then removes the veth pair.
-            let result = if endpoint.netns_id != 0 {
-                remove_pins(endpoint.netns_id).and_then(|()| {
+            let result = if let Some(key) = &endpoint.netns_key {
+                remove_pins(key).and_then(|()| {
                     run_ok(Command::new("ip").args(["netns", "del", &endpoint.namespace])).map(drop)
                 })
             } else {

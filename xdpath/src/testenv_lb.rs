@@ -93,8 +93,8 @@ pub struct Host {
     pub namespace: String,
     /// `/run/netns/<namespace>`.
     pub path: PathBuf,
-    /// The namespace's inode, for its pins.
-    pub netns_id: u64,
+    /// The namespace's key, for its pins and state.
+    pub netns_key: Option<netns::NamespaceKey>,
     /// Its MAC.
     pub mac: [u8; 6],
     /// Its IPv4 address.
@@ -131,7 +131,7 @@ impl LbBed {
                 role,
                 namespace: name(role.name()),
                 path: Path::new(NETNS_DIR).join(name(role.name())),
-                netns_id: 0,
+                netns_key: None,
                 mac: [0x02, 0xc8, subnet, 0, 0, role.host()],
                 ipv4: Ipv4Addr::new(10, 198, subnet, role.host()),
                 ipv6: Ipv6Addr::new(
@@ -243,10 +243,13 @@ impl LbBed {
             let namespace = self.hosts[index].namespace.clone();
             self.add_namespace(&namespace)?;
             let host = &mut self.hosts[index];
-            host.netns_id = netns::id_of(&host.path).map_err(|source| TestBedError::Io {
-                what: format!("reading the inode of {}", host.path.display()),
-                source,
-            })?;
+            host.netns_key =
+                Some(
+                    netns::key_of(&host.path).map_err(|source| TestBedError::Io {
+                        what: format!("reading the key of {}", host.path.display()),
+                        source,
+                    })?,
+                );
             quiet_ipv6(&host.path)?;
             let port = Self::switch_port(host.role);
             let mac = crate::testenv::format_mac(host.mac);

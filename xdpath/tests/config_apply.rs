@@ -39,7 +39,7 @@ fn json(bed: &TestBed, args: &[&str]) -> Value {
 
 /// Writes a config file in namespace A's state dir, which the bed removes.
 fn write(bed: &TestBed, name: &str, text: &str) -> String {
-    let dir = xdpath::control::state::state_dir_of(bed.a().netns_id);
+    let dir = bed.a().state_dir();
     std::fs::create_dir_all(&dir).expect("state dir");
     let path = dir.join(format!("test-{name}.toml"));
     std::fs::write(&path, text).expect("write the config");
@@ -86,7 +86,7 @@ fn changes(plan: &Value) -> Vec<String> {
 
 /// Backend address → (slot, generation, weight), from lb.json.
 fn backends(bed: &TestBed) -> BTreeMap<String, (u64, u64, u64)> {
-    let path = xdpath::control::state::state_dir_of(bed.a().netns_id).join("lb.json");
+    let path = bed.a().state_dir().join("lb.json");
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("lb.json")).expect("JSON");
     state["vips"][0]["backends"]
@@ -332,7 +332,7 @@ fn confirm_keeps_and_silence_rolls_back() {
         true,
         "the first config is back"
     );
-    let state_dir = xdpath::control::state::state_dir_of(bed.a().netns_id);
+    let state_dir = bed.a().state_dir();
     let last = std::fs::read_to_string(state_dir.join("rollback/last.json")).expect("last.json");
     let last: Value = serde_json::from_str(&last).expect("JSON");
     assert_eq!(last["error"], Value::Null, "{last}");

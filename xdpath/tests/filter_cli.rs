@@ -242,7 +242,7 @@ fn bad_input_is_refused_and_changes_nothing() {
             "--action",
             "drop",
         ],
-        "port 70000 is out of range (0-65535)",
+        "port \"70000\" is out of range (0-65535)",
     );
     refused(
         &bed,
@@ -303,7 +303,7 @@ fn bad_input_is_refused_and_changes_nothing() {
             "--action",
             "drop",
         ],
-        "interface nonexistent0 does not exist",
+        "interface \"nonexistent0\" does not exist",
     );
     refused(&bed, &["filter", "del", "99"], "no rule with id 99");
     refused(&bed, &["ratelimit", "del", "7"], "no rate limit with id 7");

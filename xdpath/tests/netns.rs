@@ -321,10 +321,8 @@ fn sweep_stale_removes_the_namespaces_and_pins_of_dead_runs_only() {
         .status()
         .expect("ip netns add");
     assert!(status.success());
-    let id = xdpath::netns::id_of(&path).expect("inode");
-    let pins = Path::new(xdpath::dataplane::PIN_ROOT)
-        .join(id.to_string())
-        .join("xdpt0");
+    let key = xdpath::netns::key_of(&path).expect("key");
+    let pins = xdpath::dataplane::namespace_dir_of(&key).join("xdpt0");
     std::fs::create_dir_all(&pins).expect("a stale pin directory");
 
     let removed = TestBed::sweep_stale().expect("sweep");

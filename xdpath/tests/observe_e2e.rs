@@ -496,7 +496,7 @@ fn bad_observe_input_is_refused_clearly_and_changes_nothing() {
         ),
         (
             vec!["capture", "--iface", "lo", "-w", "/tmp/xdpath-never.pcapng"],
-            "xdpath is not attached to lo",
+            "xdpath is not attached to \"lo\"",
         ),
         (
             vec![
@@ -528,7 +528,7 @@ fn bad_observe_input_is_refused_clearly_and_changes_nothing() {
                 "1",
                 "lo",
             ],
-            "xdpath is not attached to lo",
+            "xdpath is not attached to \"lo\"",
         ),
         (
             vec![

@@ -347,7 +347,7 @@ fn reload_ten_times_under_traffic_loses_no_request_and_keeps_state() {
         .expect("run xdpath");
     assert!(!refused.status.success(), "reload of lo is refused");
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("not attached to lo"),
+        String::from_utf8_lossy(&refused.stderr).contains("not attached to \"lo\""),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );

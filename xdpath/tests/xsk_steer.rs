@@ -168,7 +168,7 @@ fn bad_steering_to_user_space_is_refused_clearly() {
     assert!(
         not_attached
             .as_deref()
-            .is_some_and(|text| text.contains("not attached to lo")),
+            .is_some_and(|text| text.contains("not attached to \"lo\"")),
         "{not_attached:?}"
     );
 }

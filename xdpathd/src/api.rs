@@ -4,19 +4,25 @@
 //! results and a refused request changes nothing.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use xdpathd::requests::{
+    BackendQuery, BackendWeight, BackendsQuery, NewBlock, NewLimit, NewRule, NewVip, PrefixQuery,
+    TopQuery, VipQuery,
+};
 
 use crate::error::ApiError;
 use crate::extract::{Body, Query};
 use crate::ops;
+use crate::text::{escape, quote};
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -38,7 +44,11 @@ pub struct Shared {
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// The router with every route; `/metrics` and `/openapi.json` included.
-pub fn router(shared: Arc<Shared>) -> Router {
+/// Bodies are read whole first, within `read_timeout` ([`crate::body`]).
+pub fn router(shared: Arc<Shared>, read_timeout: Duration) -> Router {
+    let bodies = axum::middleware::from_fn(move |request, next| {
+        crate::body::read_whole(read_timeout, request, next)
+    });
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
@@ -79,16 +89,39 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
+        .layer(bodies)
 }
 
 type State = axum::extract::State<Arc<Shared>>;
 type Reply = Result<Response, ApiError>;
 
+/// The most operations (map syscalls, the state lock) run at once. Each
+/// opens the pinned maps it reads: `/metrics` with one attached interface
+/// and one VIP held 41 descriptors at its peak (measured on /proc/PID/fd),
+/// so eight stay well inside the descriptors the daemon keeps for its own
+/// work beside its connections (`RESERVED_FILES`). They mostly wait for
+/// the state lock in turn anyway.
+const OPERATIONS: usize = 8;
+
+static RUNNING: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(OPERATIONS)));
+
 /// Runs blocking work (map syscalls, the state lock) off the async
-/// threads.
-async fn blocking<T: Send + 'static>(
+/// threads, at most [`OPERATIONS`] at once (a permit held until the work
+/// ends, even if its client has gone).
+pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
+    let permit = RUNNING.clone().acquire_owned().await.map_err(|error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the operation could not start: {error}"),
+        )
+    })?;
+    let work = move || {
+        let _permit = permit;
+        work()
+    };
     tokio::task::spawn_blocking(work).await.map_err(|error| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -98,7 +131,8 @@ async fn blocking<T: Send + 'static>(
     })?
 }
 
-/// A change: counts the generation, or the error, and logs one line.
+/// A change: counts the generation, or the error, and logs one line
+/// (escaped: `what` and the message hold the client's text).
 async fn change(
     shared: &Shared,
     what: String,
@@ -107,12 +141,17 @@ async fn change(
     match blocking(work).await {
         Ok(value) => {
             let generation = shared.generation.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::info!(generation, "applied: {what}");
+            tracing::info!(generation, "applied: {}", escape(&what));
             Ok((StatusCode::OK, Json(value)).into_response())
         }
         Err(error) => {
             shared.apply_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(code = error.code, "refused: {what}: {}", error.message);
+            tracing::warn!(
+                code = error.code,
+                "refused: {}: {}",
+                escape(&what),
+                escape(&error.message)
+            );
             Err(error)
         }
     }
@@ -161,7 +200,7 @@ async fn config(axum::extract::State(shared): State) -> Reply {
         "apply_errors": shared.apply_errors.load(Ordering::Relaxed),
         // Which namespace this daemon serves: the CLI checks it before
         // sending a change here.
-        "netns": xdpath::netns::current_id().ok(),
+        "netns": xdpath::netns::current_key().ok().map(|key| key.to_string()),
     }))
 }
 
@@ -170,52 +209,20 @@ async fn health(axum::extract::State(shared): State) -> Reply {
     ok(serde_json::to_value(entries).unwrap_or(Value::Null))
 }
 
-/// `GET /v1/top` query: which lists, ranked how, how long.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TopQuery {
-    kind: Option<String>,
-    by: Option<String>,
-    limit: Option<usize>,
-}
-
 async fn top(axum::extract::State(shared): State, Query(query): Query<TopQuery>) -> Reply {
-    use xdpath::observe::top::{Rank, TalkerKind};
-    let kinds = match query.kind.as_deref() {
-        None => vec![
-            TalkerKind::Sources,
-            TalkerKind::Destinations,
-            TalkerKind::Flows,
-        ],
-        Some("sources") => vec![TalkerKind::Sources],
-        Some("destinations") => vec![TalkerKind::Destinations],
-        Some("flows") => vec![TalkerKind::Flows],
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                format!("kind {other:?}: sources, destinations or flows"),
-            ))
-        }
-    };
-    let by = match query.by.as_deref() {
-        None | Some("packets") => Rank::Packets,
-        Some("bytes") => Rank::Bytes,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                format!("by {other:?}: packets or bytes"),
-            ))
-        }
-    };
-    let limit = query.limit.unwrap_or(10);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("limit {limit}: from 1 to 1000"),
-        ));
-    }
+    let choice = query
+        .choice()
+        .map_err(|message| ApiError::bad_request("invalid_query", message))?;
     let observer = shared.observer.clone();
-    ok(blocking(move || Ok(crate::observe::top(&observer, &kinds, by, limit))).await?)
+    ok(blocking(move || {
+        Ok(crate::observe::top(
+            &observer,
+            &choice.kinds,
+            choice.by,
+            choice.limit,
+        ))
+    })
+    .await?)
 }
 
 async fn mitigation(axum::extract::State(shared): State) -> Reply {
@@ -232,35 +239,8 @@ async fn list_rules() -> Reply {
     ok(blocking(ops::list_rules).await?)
 }
 
-/// A new rule: the fields of `xdpath filter add`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewRule {
-    src: Option<String>,
-    dst: Option<String>,
-    proto: Option<String>,
-    dport: Option<String>,
-    tcp_flags: Option<String>,
-    action: String,
-    iface: Option<String>,
-    #[serde(default)]
-    monitor: bool,
-    #[serde(default, rename = "override")]
-    override_management: bool,
-}
-
 async fn add_rule(axum::extract::State(shared): State, Body(rule): Body<NewRule>) -> Reply {
-    let args = xdpath::control::rulefile::RuleArgs {
-        src: rule.src,
-        dst: rule.dst,
-        proto: rule.proto,
-        dport: rule.dport,
-        tcp_flags: rule.tcp_flags,
-        action: Some(rule.action),
-        iface: rule.iface,
-        monitor: rule.monitor,
-        override_management: rule.override_management,
-    };
+    let args = rule.rule_args();
     let what = format!("add rule {args:?}");
     let reply = change(&shared, what, move || {
         let id = xdpath::control::ops::add_rule(&args)?;
@@ -291,39 +271,8 @@ async fn list_limits() -> Reply {
     ok(blocking(ops::list_limits).await?)
 }
 
-/// A new rate limit: the options of `xdpath ratelimit add`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewLimit {
-    pps: Option<String>,
-    burst: Option<String>,
-    bps: Option<String>,
-    burst_bytes: Option<String>,
-    per: Option<String>,
-    aggregate_v4: Option<String>,
-    aggregate_v6: Option<String>,
-    scope: Option<String>,
-    proto: Option<String>,
-    #[serde(default)]
-    syn: bool,
-    #[serde(default)]
-    monitor: bool,
-}
-
 async fn add_limit(axum::extract::State(shared): State, Body(limit): Body<NewLimit>) -> Reply {
-    let args = xdpath::control::commands::LimitArgs {
-        pps: limit.pps,
-        burst: limit.burst,
-        bps: limit.bps,
-        burst_bytes: limit.burst_bytes,
-        per: limit.per.unwrap_or_else(|| "src".into()),
-        aggregate_v4: limit.aggregate_v4,
-        aggregate_v6: limit.aggregate_v6,
-        scope: limit.scope,
-        proto: limit.proto,
-        syn: limit.syn,
-        monitor: limit.monitor,
-    };
+    let args = limit.limit_args();
     let what = format!("add rate limit {args:?}");
     let reply = change(&shared, what, move || {
         let id = xdpath::control::ops::add_limit(&args)?;
@@ -349,16 +298,8 @@ async fn list_blocks() -> Reply {
     ok(blocking(ops::list_blocks).await?)
 }
 
-/// A blocklist entry.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewBlock {
-    prefix: String,
-    ttl: Option<String>,
-}
-
 async fn add_block(axum::extract::State(shared): State, Body(block): Body<NewBlock>) -> Reply {
-    let what = format!("block {}", block.prefix);
+    let what = format!("block {}", quote(&block.prefix));
     let reply = change(&shared, what, move || {
         let prefix = xdpath::control::ops::add_block(&block.prefix, block.ttl.as_deref())?;
         Ok(json!({ "blocked": prefix.to_string() }))
@@ -366,18 +307,15 @@ async fn add_block(axum::extract::State(shared): State, Body(block): Body<NewBlo
     reply.await.map(created)
 }
 
-/// `?prefix=`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrefixQuery {
-    prefix: String,
-}
-
 async fn del_block(axum::extract::State(shared): State, Query(query): Query<PrefixQuery>) -> Reply {
-    change(&shared, format!("unblock {}", query.prefix), move || {
-        let prefix = xdpath::control::ops::del_block(&query.prefix)?;
-        Ok(json!({ "unblocked": prefix.to_string() }))
-    })
+    change(
+        &shared,
+        format!("unblock {}", quote(&query.prefix)),
+        move || {
+            let prefix = xdpath::control::ops::del_block(&query.prefix)?;
+            Ok(json!({ "unblocked": prefix.to_string() }))
+        },
+    )
     .await
 }
 
@@ -385,32 +323,20 @@ async fn list_vips() -> Reply {
     ok(blocking(ops::list_vips).await?)
 }
 
-async fn add_vip(axum::extract::State(shared): State, Body(vip): Body<ops::NewVip>) -> Reply {
-    let what = format!("add VIP {}", vip.vip);
+async fn add_vip(axum::extract::State(shared): State, Body(vip): Body<NewVip>) -> Reply {
+    let what = format!("add VIP {}", quote(&vip.vip));
     change(&shared, what, move || ops::add_vip(&vip))
         .await
         .map(created)
 }
 
-/// `?vip=`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VipQuery {
-    vip: String,
-}
-
 async fn del_vip(axum::extract::State(shared): State, Query(query): Query<VipQuery>) -> Reply {
-    change(&shared, format!("delete VIP {}", query.vip), move || {
-        ops::del_vip(&query.vip)
-    })
+    change(
+        &shared,
+        format!("delete VIP {}", quote(&query.vip)),
+        move || ops::del_vip(&query.vip),
+    )
     .await
-}
-
-/// `?vip=` (optional).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackendsQuery {
-    vip: Option<String>,
 }
 
 async fn list_backends(Query(query): Query<BackendsQuery>) -> Reply {
@@ -419,9 +345,13 @@ async fn list_backends(Query(query): Query<BackendsQuery>) -> Reply {
 
 async fn add_backend(
     axum::extract::State(shared): State,
-    Body(backend): Body<ops::BackendWeight>,
+    Body(backend): Body<BackendWeight>,
 ) -> Reply {
-    let what = format!("add backend {} to {}", backend.address, backend.vip);
+    let what = format!(
+        "add backend {} to {}",
+        quote(&backend.address),
+        quote(&backend.vip)
+    );
     change(&shared, what, move || ops::add_backend(&backend))
         .await
         .map(created)
@@ -429,19 +359,25 @@ async fn add_backend(
 
 async fn set_weight(
     axum::extract::State(shared): State,
-    Body(backend): Body<ops::BackendWeight>,
+    Body(backend): Body<BackendWeight>,
 ) -> Reply {
     let what = format!(
         "weight {} for backend {} of {}",
-        backend.weight, backend.address, backend.vip
+        backend.weight,
+        quote(&backend.address),
+        quote(&backend.vip)
     );
     change(&shared, what, move || ops::set_weight(&backend)).await
 }
 
 async fn del_backend(
     axum::extract::State(shared): State,
-    Query(query): Query<ops::BackendQuery>,
+    Query(query): Query<BackendQuery>,
 ) -> Reply {
-    let what = format!("remove backend {} from {}", query.address, query.vip);
+    let what = format!(
+        "remove backend {} from {}",
+        quote(&query.address),
+        quote(&query.vip)
+    );
     change(&shared, what, move || ops::del_backend(&query)).await
 }

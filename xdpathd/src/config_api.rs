@@ -16,6 +16,7 @@ use xdpath::config::{self, ConfigError, Environment};
 
 use crate::api::Shared;
 use crate::error::ApiError;
+use crate::text::{escape, quote_bytes};
 
 /// The largest config accepted over the API.
 pub const CONFIG_LIMIT: usize = 16 << 20;
@@ -51,13 +52,13 @@ fn apply_text(shared: &Shared, text: &str, source: &str) -> Result<config::plan:
         Ok(plan) => {
             let generation = shared.generation.fetch_add(1, Ordering::Relaxed) + 1;
             for line in plan.to_string().lines() {
-                tracing::info!(generation, "{source}: {line}");
+                tracing::info!(generation, "{}: {}", escape(source), escape(line));
             }
         }
         Err(error) => {
             shared.apply_errors.fetch_add(1, Ordering::Relaxed);
             for line in error.message.lines() {
-                tracing::warn!("{source}: refused: {line}");
+                tracing::warn!("{}: refused: {}", escape(source), escape(line));
             }
         }
     }
@@ -89,17 +90,63 @@ pub async fn watch_file(shared: Arc<Shared>, path: PathBuf) {
     }
 }
 
+/// The config file's text: a regular file only root can change (whoever
+/// could write it would choose the rules at the next SIGHUP), at most
+/// [`CONFIG_LIMIT`] bytes.
+fn read_config(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: a FIFO there must not hang the daemon.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    xdpath::private_files::check_file(&file, path)?;
+    let mut text = String::new();
+    file.take(CONFIG_LIMIT as u64 + 1)
+        .read_to_string(&mut text)?;
+    if text.len() > CONFIG_LIMIT {
+        return Err(std::io::Error::other(format!(
+            "larger than {CONFIG_LIMIT} bytes"
+        )));
+    }
+    Ok(text)
+}
+
 fn apply_file(shared: &Shared, path: &Path) {
     let source = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match read_config(path) {
         Ok(text) => {
             let _ = apply_text(shared, &text, &source);
         }
         Err(error) => {
             shared.apply_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!("{source}: cannot read: {error}; the running state stays");
+            tracing::error!(
+                "{}: cannot read: {error}; the running state stays",
+                escape(&source)
+            );
         }
     }
+}
+
+/// The body as text: a config is UTF-8 (the extractor's refusal of one
+/// that is not was plain text).
+fn utf8_body(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<String, ApiError> {
+    let bytes =
+        body.map_err(|rejection| ApiError::bad_request("invalid_body", rejection.body_text()))?;
+    String::from_utf8(bytes.to_vec()).map_err(|error| {
+        let at = error.utf8_error().valid_up_to();
+        let around = bytes.get(at.saturating_sub(8)..).unwrap_or_default();
+        ApiError::bad_request(
+            "invalid_utf8",
+            format!(
+                "the body is not UTF-8 at byte {at}: {}",
+                quote_bytes(around.get(..24).unwrap_or(around))
+            ),
+        )
+    })
 }
 
 fn toml_body(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
@@ -122,38 +169,28 @@ fn toml_body(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
 pub async fn apply(
     axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
     headers: axum::http::HeaderMap,
-    body: String,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     toml_body(&headers)?;
+    let body = utf8_body(body)?;
     let work = shared.clone();
-    let plan = tokio::task::spawn_blocking(move || apply_text(&work, &body, "api"))
-        .await
-        .map_err(|error| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                error.to_string(),
-            )
-        })??;
+    let plan = crate::api::blocking(move || apply_text(&work, &body, "api")).await?;
     let generation = shared.generation.load(Ordering::Relaxed);
     Ok(Json(json!({ "generation": generation, "applied": plan })).into_response())
 }
 
 /// `POST /v1/config/plan`.
-pub async fn plan(headers: axum::http::HeaderMap, body: String) -> Result<Response, ApiError> {
+pub async fn plan(
+    headers: axum::http::HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
     toml_body(&headers)?;
-    let plan = tokio::task::spawn_blocking(move || -> Result<config::plan::Plan, ApiError> {
+    let body = utf8_body(body)?;
+    let plan = crate::api::blocking(move || -> Result<config::plan::Plan, ApiError> {
         let desired = check(&body)?;
         let current = config::current().map_err(config_error)?;
         Ok(config::plan::plan(&current, &desired))
     })
-    .await
-    .map_err(|error| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            error.to_string(),
-        )
-    })??;
+    .await?;
     Ok(Json(json!({ "empty": plan.is_empty(), "changes": plan })).into_response())
 }

@@ -146,7 +146,7 @@ async fn check_one(board: Arc<Board>, id: VipId, port: u16, check: HealthCheck, 
         Ok(Ok(_)) => tracing::warn!(
             "backend {address} of {id} failed {} checks in a row ({}): out of the table",
             check.fall,
-            result.err().unwrap_or_default()
+            crate::text::escape(&result.err().unwrap_or_default())
         ),
         Ok(Err(error)) => tracing::error!("marking backend {address} of {id}: {error}"),
         Err(error) => tracing::error!("marking backend {address} of {id}: {error}"),

@@ -10,19 +10,26 @@
 //! bearer token of `--token-file`.
 
 mod api;
+mod body;
 mod config_api;
+mod enforce;
 mod error;
 mod extract;
+mod head;
 mod health;
 mod metrics;
 mod observe;
 mod ops;
+mod server;
+mod startup;
+mod text;
 
+use std::fs::File;
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{header, Request, StatusCode};
 use axum::middleware::{self, Next};
@@ -30,6 +37,21 @@ use axum::response::Response;
 use clap::Parser;
 
 use error::ApiError;
+use server::{Limits, WhenFull};
+use startup::StartError;
+
+/// The most connections the Unix socket serves at once (more wait their
+/// turn). Its own: TCP's never take its place.
+const UNIX_CONNECTIONS: usize = 64;
+/// The most connections the TCP listener serves at once (fewer if the
+/// open-file limit has no room for them).
+const TCP_CONNECTIONS: usize = 512;
+/// File descriptors kept for the daemon's own work besides its
+/// connections: 16 at rest (the sample ring, the locks, the runtime), and
+/// the pinned maps of at most eight operations at once (41 at most for
+/// one `/metrics` with one interface and one VIP; see `api::blocking`),
+/// health probes.
+const RESERVED_FILES: u64 = 384;
 
 #[derive(Parser)]
 #[command(
@@ -51,40 +73,41 @@ struct Args {
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<SocketAddr>,
     /// The file holding the bearer token for --listen (16 characters or
-    /// more).
+    /// more; readable by its owner only).
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// The time a client has to send a request's headers, again its body,
+    /// and again to take each part of the answer (1 to 300).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    read_timeout: u64,
 }
 
-/// Why the daemon could not start.
-#[derive(Debug, thiserror::Error)]
-enum StartError {
-    #[error("--listen needs --token-file: TCP calls must carry a bearer token")]
-    NoToken,
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("the token in {} is shorter than 16 characters", path.display())]
-    ShortToken { path: PathBuf },
-    #[error("another xdpathd answers on {}", path.display())]
-    Running { path: PathBuf },
-}
-
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
-    move |source| StartError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+/// What is checked and taken before the runtime starts its threads.
+struct Prepared {
+    token: Option<String>,
+    /// Held while the daemon runs: one daemon per namespace.
+    _namespace_lock: File,
+    unix: std::os::unix::net::UnixListener,
 }
 
 fn main() -> ExitCode {
+    // What the daemon creates is root's alone, whatever umask it was
+    // started with: the socket, the state, lock and note files.
+    // SAFETY: umask only changes the process's file-creation mask.
+    unsafe { libc::umask(0o077) };
     tracing_subscriber::fmt().with_target(false).init();
     // The daemon runs the operations itself, never through its own API.
     // Set before any thread starts.
     std::env::set_var("XDPATH_NO_DAEMON", "1");
     let args = Args::parse();
+    let prepared = match prepare(&args) {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            eprintln!("xdpathd: error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -93,10 +116,11 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("xdpathd: error: starting the runtime: {error}");
+            let _ = std::fs::remove_file(&args.socket);
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(args)) {
+    match runtime.block_on(serve(args, prepared)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("xdpathd: error: {error}");
@@ -105,52 +129,91 @@ fn main() -> ExitCode {
     }
 }
 
-fn read_token(path: &Path) -> Result<String, StartError> {
-    let token = std::fs::read_to_string(path).map_err(io_error(path))?;
-    let token = token.trim().to_string();
-    if token.len() < 16 {
-        return Err(StartError::ShortToken {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(token)
-}
-
-/// Binds the Unix socket, 0600, replacing a stale one (no one answering).
-async fn bind_socket(path: &Path) -> Result<tokio::net::UnixListener, StartError> {
-    if path.exists() {
-        if tokio::net::UnixStream::connect(path).await.is_ok() {
-            return Err(StartError::Running {
-                path: path.to_path_buf(),
-            });
-        }
-        std::fs::remove_file(path).map_err(io_error(path))?;
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
-    }
-    let listener = tokio::net::UnixListener::bind(path).map_err(io_error(path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(io_error(path))?;
-    Ok(listener)
-}
-
-async fn serve(args: Args) -> Result<(), StartError> {
+/// The checks, in order, and the Unix socket; on one thread, so that the
+/// umask narrowed around bind(2) affects nothing else.
+fn prepare(args: &Args) -> Result<Prepared, StartError> {
     let token = match (&args.listen, &args.token_file) {
         (Some(_), None) => return Err(StartError::NoToken),
-        (_, Some(path)) => Some(read_token(path)?),
+        (_, Some(path)) => Some(startup::read_token(path)?),
         (None, None) => None,
     };
-    adopt().await;
-    let shared = Arc::new(api::Shared::default());
-    let unix = bind_socket(&args.socket).await?;
+    startup::prepare_socket_path(&args.socket)?;
+    let namespace_lock = startup::lock_namespace(&args.socket)?;
+    let unix = startup::bind_socket(&args.socket)?;
+    Ok(Prepared {
+        token,
+        _namespace_lock: namespace_lock,
+        unix,
+    })
+}
+
+/// Each listener's limits; TCP's shrinks to what the open-file limit
+/// leaves after the Unix socket's connections and the daemon's own files.
+fn limits(read_timeout: Duration) -> (Limits, Limits) {
+    let files = startup::raise_file_limit();
+    let room = files.saturating_sub(RESERVED_FILES + UNIX_CONNECTIONS as u64);
+    let tcp = usize::try_from(room)
+        .unwrap_or(usize::MAX)
+        .min(TCP_CONNECTIONS);
+    if tcp < TCP_CONNECTIONS {
+        tracing::warn!(
+            files,
+            "the open-file limit leaves room for {tcp} TCP connections, not {TCP_CONNECTIONS} (LimitNOFILE=)"
+        );
+    }
+    let unix = Limits {
+        read_timeout,
+        connections: UNIX_CONNECTIONS,
+        when_full: WhenFull::Wait,
+    };
+    (
+        unix,
+        Limits {
+            read_timeout,
+            connections: tcp,
+            when_full: WhenFull::Refuse,
+        },
+    )
+}
+
+async fn serve(args: Args, prepared: Prepared) -> Result<(), StartError> {
+    let socket = args.socket.clone();
+    let result = serve_until_stopped(args, prepared).await;
+    let _ = xdpath::daemon_client::announce(None);
+    let _ = std::fs::remove_file(&socket);
+    result
+}
+
+async fn serve_until_stopped(args: Args, prepared: Prepared) -> Result<(), StartError> {
+    let io_error = |path: PathBuf| move |source| StartError::Io { path, source };
+    let unix =
+        tokio::net::UnixListener::from_std(prepared.unix).map_err(io_error(args.socket.clone()))?;
+    let tcp = match args.listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(io_error(PathBuf::from(address.to_string())))?,
+        ),
+        None => None,
+    };
+    // The saved state goes into the maps before anything is served, then
+    // the watch keeps it there.
+    if tokio::task::spawn_blocking(enforce::check_once)
+        .await
+        .is_err()
+    {
+        tracing::error!("the first check of the saved state failed");
+    }
+    tokio::spawn(enforce::run());
     // The CLI of this namespace sends its changes here from now on; the
     // socket path alone would not say which namespace it serves.
     if let Err(error) = xdpath::daemon_client::announce(Some(&args.socket)) {
         tracing::warn!("the CLI will not find this daemon: {error}");
     }
-    tracing::info!(socket = %args.socket.display(), "serving the API");
-    let local = api::router(shared.clone());
+    let read_timeout = Duration::from_secs(args.read_timeout);
+    let (unix_limits, tcp_limits) = limits(read_timeout);
+    let shared = Arc::new(api::Shared::default());
+    let local = api::router(shared.clone(), read_timeout);
     let mut tasks = tokio::task::JoinSet::new();
     tokio::spawn(health::run(shared.health.clone()));
     let observer = shared.observer.clone();
@@ -163,55 +226,34 @@ async fn serve(args: Args) -> Result<(), StartError> {
     if let Some(path) = args.config.clone() {
         tokio::spawn(config_api::watch_file(shared.clone(), path));
     }
-    tasks.spawn(async move { axum::serve(unix, local).await });
-    if let (Some(address), Some(token)) = (args.listen, token) {
-        let tcp = tokio::net::TcpListener::bind(address)
-            .await
-            .map_err(|source| StartError::Io {
-                path: PathBuf::from(address.to_string()),
-                source,
-            })?;
-        tracing::info!(%address, "serving the API on TCP, bearer token required");
+    tracing::info!(
+        socket = %text::escape(&args.socket.display().to_string()),
+        connections = unix_limits.connections,
+        "serving the API"
+    );
+    tasks.spawn(server::serve(unix, local, unix_limits, "unix"));
+    if let (Some(tcp), Some(token)) = (tcp, prepared.token) {
+        tracing::info!(
+            address = %args.listen.map(|address| address.to_string()).unwrap_or_default(),
+            connections = tcp_limits.connections,
+            "serving the API on TCP, bearer token required"
+        );
         let token = Arc::new(token);
-        let remote = api::router(shared).layer(middleware::from_fn(move |request, next| {
-            authorize(token.clone(), request, next)
-        }));
-        tasks.spawn(async move { axum::serve(tcp, remote).await });
+        let remote =
+            api::router(shared, read_timeout).layer(middleware::from_fn(move |request, next| {
+                authorize(token.clone(), request, next)
+            }));
+        tasks.spawn(server::serve(tcp, remote, tcp_limits, "tcp"));
     }
     tokio::select! {
         _ = shutdown() => tracing::info!("stopping; the data path keeps running"),
         Some(result) = tasks.join_next() => {
-            if let Ok(Err(error)) = result {
+            if let Err(error) = result {
                 tracing::error!("server stopped: {error}");
             }
         }
     }
-    let _ = xdpath::daemon_client::announce(None);
-    let _ = std::fs::remove_file(&args.socket);
     Ok(())
-}
-
-/// Adopts the running data path: with its maps in place nothing changes;
-/// with them gone (a reboot) the saved state is installed into new ones.
-async fn adopt() {
-    let result = tokio::task::spawn_blocking(|| -> Result<(usize, usize), String> {
-        let filter =
-            xdpath::control::session::Session::open().map_err(|error| error.to_string())?;
-        let rules = filter.state.rules.len();
-        filter.commit().map_err(|error| error.to_string())?;
-        let lb = xdpath::lb::session::LbSession::open().map_err(|error| error.to_string())?;
-        let vips = lb.state.vips.len();
-        lb.commit().map_err(|error| error.to_string())?;
-        Ok((rules, vips))
-    })
-    .await;
-    match result {
-        Ok(Ok((rules, vips))) => {
-            tracing::info!(rules, vips, "adopted the data path's state")
-        }
-        Ok(Err(error)) => tracing::error!("adopting the saved state: {error}"),
-        Err(error) => tracing::error!("adopting the saved state: {error}"),
-    }
 }
 
 async fn shutdown() {

@@ -65,6 +65,7 @@ pub fn render(shared: &Shared) -> Result<String, ApiError> {
     interface_metrics(&mut out)?;
     filter_metrics(&mut out)?;
     lb_metrics(&mut out)?;
+    crate::enforce::metrics(&mut out);
     let entries = crate::health::snapshot(&shared.health);
     let mut family = Family::new(
         &mut out,
@@ -153,7 +154,7 @@ fn interface_metrics(out: &mut String) -> Result<(), ApiError> {
 }
 
 fn filter_metrics(out: &mut String) -> Result<(), ApiError> {
-    let session = Session::open()?;
+    let session = Session::read()?;
     let mut family = Family::new(
         out,
         "xdpath_rule_hits_total",
@@ -186,7 +187,7 @@ fn filter_metrics(out: &mut String) -> Result<(), ApiError> {
 }
 
 fn lb_metrics(out: &mut String) -> Result<(), ApiError> {
-    let session = LbSession::open()?;
+    let session = LbSession::read()?;
     let (hits, misses) = session.connection_counters()?;
     let mut family = Family::new(
         out,

@@ -98,7 +98,7 @@ fn reload(observer: &Observer, retry_at: &mut Instant) {
     match Engine::open(&spec.engine_config()) {
         Ok(new) => {
             for (part, text) in spec.describe() {
-                tracing::info!("observe: {part} {text}");
+                tracing::info!("observe: {part} {}", crate::text::escape(&text));
             }
             *engine = Some(new);
             *lock(&observer.last_error) = None;

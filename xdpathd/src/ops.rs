@@ -1,7 +1,6 @@
 //! The daemon's reads and balancer changes, blocking, over the same
 //! library calls and JSON shapes as the `xdpath` CLI's `--json` output.
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 use xdpath::control::cli_output::rule_json;
 use xdpath::control::session::Session;
@@ -9,11 +8,11 @@ use xdpath::control::{wall_now, ControlError};
 use xdpath::lb::cli::{backend_rows, vip_rows};
 use xdpath::lb::edit::{self, VipOptions};
 use xdpath::lb::session::LbSession;
-use xdpath::lb::state::Encap;
 use xdpath::lb::LbError;
 use xdpath::{dataplane, stats};
 
 use crate::error::ApiError;
+use xdpathd::requests::{BackendQuery, BackendWeight, NewVip};
 
 /// The interfaces xdpath is attached to here, as `xdpath --json status`.
 pub fn interfaces() -> Result<Value, ApiError> {
@@ -33,7 +32,7 @@ pub fn stats() -> Result<Value, ApiError> {
         let counters = dataplane::interface_counters(&name).map_err(ControlError::from)?;
         interfaces.push(json!({ "interface": name, "counters": stats::rows(&counters) }));
     }
-    let session = LbSession::open()?;
+    let session = LbSession::read()?;
     let (hits, misses) = session.connection_counters()?;
     Ok(json!({
         "interfaces": interfaces,
@@ -44,7 +43,7 @@ pub fn stats() -> Result<Value, ApiError> {
 
 /// The rules with their hits, as `xdpath --json filter list`.
 pub fn list_rules() -> Result<Value, ApiError> {
-    let session = Session::open()?;
+    let session = Session::read()?;
     let mut rules = Vec::new();
     for rule in &session.state.rules {
         rules.push(rule_json(rule, session.rule_hits(rule.id)?));
@@ -54,7 +53,7 @@ pub fn list_rules() -> Result<Value, ApiError> {
 
 /// The rate limits with their drops, as `xdpath --json ratelimit list`.
 pub fn list_limits() -> Result<Value, ApiError> {
-    let session = Session::open()?;
+    let session = Session::read()?;
     let mut limits = Vec::new();
     for (index, limit) in session.state.rate_limits.iter().enumerate() {
         let drops = session.limit_drops(index as u32)?;
@@ -65,7 +64,7 @@ pub fn list_limits() -> Result<Value, ApiError> {
 
 /// The blocklist with the time left.
 pub fn list_blocks() -> Result<Value, ApiError> {
-    let session = Session::open()?;
+    let session = Session::read()?;
     let now = wall_now();
     let entries = session
         .state
@@ -85,43 +84,16 @@ pub fn list_blocks() -> Result<Value, ApiError> {
 
 /// The VIPs with their counters.
 pub fn list_vips() -> Result<Value, ApiError> {
-    let session = LbSession::open()?;
+    let session = LbSession::read()?;
     Ok(Value::Array(vip_rows(&session)?))
-}
-
-/// A new VIP: the options of `xdpath lb vip add`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewVip {
-    /// `ADDRESS:PORT/tcp|udp`.
-    pub vip: String,
-    /// `ipip` (default) or `gue`.
-    #[serde(default)]
-    pub encap: Option<String>,
-    /// With `gue`.
-    #[serde(default)]
-    pub gue_port: Option<u16>,
-    /// `source-hash`, `no-conntrack`.
-    #[serde(default)]
-    pub flags: Vec<String>,
-    /// A prime from 7 to 65537.
-    #[serde(default)]
-    pub ring_size: Option<u32>,
 }
 
 /// Adds a VIP.
 pub fn add_vip(request: &NewVip) -> Result<Value, ApiError> {
     let id = edit::parse_vip(&request.vip)?;
-    let encap = match request.encap.as_deref() {
-        None | Some("ipip") => Encap::Ipip,
-        Some("gue") => Encap::Gue,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_encap",
-                format!("encap \"{other}\" is not ipip or gue"),
-            ))
-        }
-    };
+    let encap = request
+        .encap()
+        .map_err(|message| ApiError::bad_request("invalid_encap", message))?;
     let mut options = VipOptions {
         encap,
         gue_port: request.gue_port,
@@ -148,40 +120,13 @@ pub fn del_vip(vip: &str) -> Result<Value, ApiError> {
 /// The backends of one VIP or all.
 pub fn list_backends(vip: Option<&str>) -> Result<Value, ApiError> {
     let only = vip.map(edit::parse_vip).transpose()?;
-    let session = LbSession::open()?;
+    let session = LbSession::read()?;
     if let Some(id) = &only {
         if session.state.vip(id).is_none() {
             return Err(LbError::NoSuchVip { vip: *id }.into());
         }
     }
     Ok(Value::Array(backend_rows(&session, only.as_ref())?))
-}
-
-/// A backend and its weight.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackendWeight {
-    /// The VIP.
-    pub vip: String,
-    /// The backend's address.
-    pub address: String,
-    /// 0 to 1000 (default 1).
-    #[serde(default = "one")]
-    pub weight: u64,
-}
-
-fn one() -> u64 {
-    1
-}
-
-/// `?vip=&address=`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackendQuery {
-    /// The VIP.
-    pub vip: String,
-    /// The backend's address.
-    pub address: String,
 }
 
 /// Adds a backend.

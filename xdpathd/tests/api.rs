@@ -8,6 +8,8 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
+
 use serde_json::Value;
 use xdpath::testenv::{Side, TestBed};
 
@@ -20,6 +22,8 @@ fn start(bed: &TestBed) -> Daemon {
     let path = bed.a().path.clone();
     let token = std::env::temp_dir().join(format!("xdpathd-api-token-{}", std::process::id()));
     std::fs::write(&token, format!("{TOKEN}\n")).expect("token");
+    // Like an ssh key: a token others can read is refused.
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let enter = Box::new(move |program: &str| {
         let mut command = std::process::Command::new("nsenter");
         command
@@ -33,7 +37,10 @@ fn start(bed: &TestBed) -> Daemon {
         "--token-file".into(),
         token.display().to_string(),
     ];
-    Daemon::start("api", enter, &extra)
+    let daemon = Daemon::start("api", enter, &extra);
+    // Read at start only; not left behind in /tmp.
+    let _ = std::fs::remove_file(token);
+    daemon
 }
 
 /// How a request reaches the daemon.
@@ -119,8 +126,8 @@ fn every_route_works_and_bad_requests_change_nothing() {
 /// serves another namespace and works on B's own state.
 fn a_daemon_of_another_namespace_is_not_used(bed: &TestBed, daemon: &Daemon) {
     let config = daemon.ok("GET", "/v1/config", None);
-    assert_eq!(config["netns"].as_u64(), Some(bed.a().netns_id));
-    let dir = xdpath::control::state::state_dir_of(bed.b().netns_id);
+    assert_eq!(config["netns"].as_str(), Some(bed.a().key().as_str()));
+    let dir = bed.b().state_dir();
     std::fs::create_dir_all(&dir).expect("B's state dir");
     let socket = daemon.dir.join("api.sock");
     std::fs::write(dir.join("xdpathd"), socket.display().to_string()).expect("note");

@@ -67,7 +67,7 @@ fn saved_state_is_installed_into_new_maps() {
     }
     // "Reboot": the data path is gone (links, programs, maps), the saved
     // state on disk is not.
-    let pins = std::path::Path::new(PIN_ROOT).join(bed.a().netns_id.to_string());
+    let pins = bed.a().pin_dir();
     std::fs::remove_dir_all(&pins).expect("remove the pins");
     assert!(ping_answered(&bed), "no data path, no drops");
 

@@ -67,7 +67,10 @@ impl fmt::Display for XskStep {
 #[non_exhaustive]
 pub enum XskError {
     /// No interface of that name in the calling thread's network namespace.
-    #[error("interface {interface:?} not found in this network namespace")]
+    #[error(
+        "interface {} not found in this network namespace",
+        crate::text::quote(interface)
+    )]
     InterfaceNotFound {
         /// The name asked for.
         interface: String,

@@ -26,17 +26,32 @@ use crate::lb::LbError;
 
 /// Applies `desired` (checked by [`super::load`]) and returns what
 /// changed. If a step fails, the state from before is put back.
+///
+/// The kernel's maps are read back, not trusted: what they lack of the
+/// saved state is part of the plan and installed too. The whole apply runs
+/// under the namespace's lock with a journal (the config before and the
+/// config asked for) written first: a crash half-way is finished by the
+/// next [`recover_interrupted`], so a config is in force whole or not at
+/// all. A failure puts the old state back and checks, by reading the maps
+/// back, that the kernel holds exactly it.
 pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
+    let (dir, _lock) = lock_state_dir()?;
+    recover_interrupted(&dir);
     let before = current()?;
-    let changes = plan(&before, desired);
+    let mut changes = plan(&before, desired);
+    changes.kernel = kernel_differences();
     if changes.is_empty() {
         return Ok(changes);
     }
-    let Err(error) = apply_plan(desired, &changes) else {
+    let journal = super::journal::Journal::write(&dir, &before, desired)?;
+    let result = apply_plan(desired, &changes).and_then(|()| repair());
+    let Err(error) = result else {
+        journal.finish();
         return Ok(changes);
     };
     let error = Box::new(error);
-    let restore = current().and_then(|now| apply_plan(&before, &plan(&now, &before)));
+    let restore = restore(&before);
+    journal.finish();
     Err(match restore {
         Ok(()) => ConfigError::Restored { error },
         Err(restore) => ConfigError::RestoreFailed {
@@ -44,6 +59,73 @@ pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
             restore: Box::new(restore),
         },
     })
+}
+
+/// Puts `before` back and checks by reading the maps back that the
+/// kernel holds exactly it.
+fn restore(before: &DesiredConfig) -> Result<(), ConfigError> {
+    let now = current()?;
+    apply_plan(before, &plan(&now, before))?;
+    repair()?;
+    let left = crate::reconcile::check().map_err(reconcile_error)?;
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::Usage(format!(
+            "the kernel still differs from the previous state: {}",
+            left.lines().join("; ")
+        )))
+    }
+}
+
+fn repair() -> Result<(), ConfigError> {
+    crate::reconcile::repair()
+        .map(drop)
+        .map_err(reconcile_error)
+}
+
+fn reconcile_error(error: crate::reconcile::ReconcileError) -> ConfigError {
+    use crate::reconcile::ReconcileError;
+    match error {
+        ReconcileError::Control(error) => error.into(),
+        ReconcileError::Lb(error) => error.into(),
+        ReconcileError::Dataplane(error) => error.into(),
+        other => ConfigError::Usage(other.to_string()),
+    }
+}
+
+/// Where the kernel's maps differ from the saved state, one line each; a
+/// state that cannot even be read is one line saying so.
+pub fn kernel_differences() -> Vec<String> {
+    match crate::reconcile::check() {
+        Ok(differences) => differences.lines(),
+        Err(error) => vec![format!("cannot be compared with the saved state: {error}")],
+    }
+}
+
+/// Finishes an apply a crash interrupted (its journal is still there):
+/// the config it was applying is applied, or, if that fails, the config
+/// from before. Either way the journal goes, so a failure is reported once
+/// (on stderr) and not retried forever.
+pub fn recover_interrupted(dir: &std::path::Path) {
+    let Some(journal) = super::journal::Journal::read(dir) else {
+        return;
+    };
+    let (before, target) = journal.configs();
+    let outcome = current().and_then(|now| {
+        let result = apply_plan(target, &plan(&now, target)).and_then(|()| repair());
+        match result {
+            Ok(()) => Ok("the config it was applying is now in force"),
+            Err(_) => restore(before).map(|()| "the config from before it is back in force"),
+        }
+    });
+    match outcome {
+        Ok(what) => eprintln!("xdpath: warning: an apply was interrupted (a crash or kill); {what}"),
+        Err(error) => eprintln!(
+            "xdpath: warning: an apply was interrupted and finishing it failed: {error}; `xdpath state check` shows what the kernel holds"
+        ),
+    }
+    journal.finish();
 }
 
 fn changed_interfaces<'a>(

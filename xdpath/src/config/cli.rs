@@ -51,7 +51,8 @@ fn plan_json(plan: &Plan) -> serde_json::Value {
 /// Runs `xdpath plan`: what `apply` would change; changes nothing.
 pub fn plan_command(args: &PlanArgs, json: bool) -> Result<(), ConfigError> {
     let desired = load(&args.file)?;
-    let changes = plan(&current()?, &desired);
+    let mut changes = plan(&current()?, &desired);
+    changes.kernel = super::apply::kernel_differences();
     if json {
         let mut value = plan_json(&changes);
         if let Some(object) = value.as_object_mut() {

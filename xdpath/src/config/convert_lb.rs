@@ -229,7 +229,8 @@ fn health_check(
         Some("http") => CheckKind::Http,
         Some(other) => {
             return Err(LbError::Usage(format!(
-                "health kind \"{other}\" is not tcp or http"
+                "health kind {} is not tcp or http",
+                crate::text::quote(other)
             )))
         }
         None => {

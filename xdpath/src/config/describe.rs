@@ -280,6 +280,9 @@ impl fmt::Display for Plan {
                 (None, None) => writeln!(formatter, "{head}")?,
             }
         }
+        for line in &self.kernel {
+            writeln!(formatter, "! kernel {line}")?;
+        }
         Ok(())
     }
 }

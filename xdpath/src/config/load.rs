@@ -18,9 +18,18 @@ use toml::Spanned;
 
 use super::schema::FileConfig;
 use super::{ConfigErrors, DesiredConfig, Diagnostic};
+use crate::input::{read_text, TextLimits};
 
 /// The most values removed for serde's sake before giving up on the rest.
 const MAX_ROUNDS: usize = 200;
+
+/// What a config file may be. The example config is 3 KiB; a blocklist
+/// of 100,000 entries, one a line, about 4 MiB. A line holds at most an
+/// inline array of a few tens of thousands of prefixes.
+pub const CONFIG_LIMITS: TextLimits = TextLimits {
+    max_bytes: 64 << 20,
+    max_line: 1 << 20,
+};
 
 /// What a config is checked against besides itself.
 pub struct Environment {
@@ -45,12 +54,12 @@ impl Environment {
 /// every mistake listed.
 pub fn load(path: &Path) -> Result<DesiredConfig, ConfigErrors> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|error| ConfigErrors {
+    let text = read_text(path, CONFIG_LIMITS).map_err(|error| ConfigErrors {
         file: file.clone(),
         errors: vec![Diagnostic {
             position: None,
             path: String::new(),
-            message: format!("cannot read: {error}"),
+            message: error.to_string(),
         }],
     })?;
     load_str(&text, &file, &Environment::host())

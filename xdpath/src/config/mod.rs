@@ -23,6 +23,7 @@ mod convert_filter;
 mod convert_lb;
 pub mod current;
 mod describe;
+pub mod journal;
 mod load;
 pub mod observe;
 pub mod plan;

@@ -30,6 +30,7 @@
 //! exempt = ["10.0.0.0/8"]
 //! ```
 
+use crate::control::parse::MAX_DURATION_SECONDS;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
@@ -184,6 +185,11 @@ pub struct ObserveSpec {
     pub mitigation: Option<MitigationSpec>,
 }
 
+impl crate::control::state::StateFile for ObserveSpec {
+    const KIND: &'static str = "observe";
+    const LEGACY_KEYS: &'static [&'static str] = &["top_window_ms"];
+}
+
 impl ObserveSpec {
     /// The consumer's config.
     pub fn engine_config(&self) -> EngineConfig {
@@ -296,6 +302,13 @@ fn duration_field(
             report.error(span, path, "must be longer than 0");
             default_ms
         }
+        // The same bound as every duration: a mitigation ttl past it
+        // could not go on the blocklist.
+        Some(ms) if ms > MAX_DURATION_SECONDS * 1000 => {
+            let span = value.as_ref().map(Spanned::span);
+            report.error(span, path, "must be at most 3650d");
+            default_ms
+        }
         Some(ms) => ms,
         None => default_ms,
     }
@@ -309,7 +322,7 @@ fn collectors(
 ) -> Vec<SocketAddr> {
     let parsed = items(report, list, &format!("{path}.collectors"), |text| {
         text.parse::<SocketAddr>()
-            .map_err(|_| format!("{text:?} is not ADDRESS:PORT"))
+            .map_err(|_| format!("{} is not ADDRESS:PORT", crate::text::quote(text)))
     });
     match parsed {
         None => {
@@ -350,7 +363,7 @@ pub(super) fn observe(
                 collectors: collectors(report, &sflow.collectors, path, entry.span()),
                 agent: field(report, &sflow.agent, format!("{path}.agent"), |text| {
                     text.parse::<IpAddr>()
-                        .map_err(|_| format!("{text:?} is not an IP address"))
+                        .map_err(|_| format!("{} is not an IP address", crate::text::quote(text)))
                 }),
                 sub_agent_id: sflow.sub_agent_id.unwrap_or(0),
                 counter_interval_ms: duration_field(

@@ -60,6 +60,11 @@ pub struct Plan {
     pub observe: Vec<Change>,
     /// Steering CPUs and AF_XDP flows.
     pub steering: Vec<Change>,
+    /// Where the kernel's maps, read back, differ from the saved state
+    /// (after a reboot, lost pins, a crash or another tool): `apply`
+    /// installs the state there too.
+    #[serde(default)]
+    pub kernel: Vec<String>,
 }
 
 impl Plan {
@@ -75,6 +80,7 @@ impl Plan {
             + self.lb.len()
             + self.observe.len()
             + self.steering.len()
+            + self.kernel.len()
     }
 
     /// Every change, interfaces first.
@@ -150,6 +156,7 @@ pub fn plan(current: &DesiredConfig, desired: &DesiredConfig) -> Plan {
         lb: lb(&current.lb, &desired.lb),
         observe: observe(&current.observe, &desired.observe),
         steering: steering(current, desired),
+        kernel: Vec::new(),
     }
 }
 

@@ -110,7 +110,7 @@ pub fn arm(seconds: u64) -> Result<Armed, ConfigError> {
         deadline,
         snapshot: earlier.map_or(snapshot, |earlier| earlier.snapshot),
     };
-    state::save(&path, &pending)?;
+    state::save_plain(&path, &pending)?;
     if let Err(error) = spawn_waiter(deadline) {
         let _ = std::fs::remove_file(&path);
         return Err(error);
@@ -201,6 +201,6 @@ pub fn wait_and_roll_back(deadline: u64) -> Result<Option<Outcome>, ConfigError>
         changes: result.as_ref().map_or(0, |plan| plan.len()),
         error: result.err().map(|error| error.to_string()),
     };
-    state::save(&rollback_dir()?.join(LAST_FILE), &outcome)?;
+    state::save_plain(&rollback_dir()?.join(LAST_FILE), &outcome)?;
     Ok(Some(outcome))
 }

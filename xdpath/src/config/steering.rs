@@ -136,7 +136,8 @@ pub(super) fn steering(
                 "tcp" => Ok(6u8),
                 "udp" => Ok(17u8),
                 other => Err(format!(
-                    "{other:?}: only tcp and udp flows are steered (by destination port)"
+                    "{}: only tcp and udp flows are steered (by destination port)",
+                    crate::text::quote(other)
                 )),
             },
         );
@@ -145,7 +146,10 @@ pub(super) fn steering(
             &item.dport,
             format!("{path}.dport"),
             |port| match port.0.parse::<u16>() {
-                Ok(0) | Err(_) => Err(format!("{:?} is not a port (1-65535)", port.0)),
+                Ok(0) | Err(_) => Err(format!(
+                    "{} is not a port (1-65535)",
+                    crate::text::quote(&port.0)
+                )),
                 Ok(port) => Ok(port),
             },
         );

@@ -181,17 +181,25 @@ pub fn apply(
         }
         config.active = new_buffer;
     }
-    // Additions before the flip, removals after.
+    // Blocklist entries do not depend on each other or on the config:
+    // the ones going away go first, so a set that replaces another fits
+    // the map even when the two together would not.
     let monotonic_now = target.monotonic_now_ns();
     let old_blocks: HashMap<PrefixKey, Option<u64>> = previous
         .blocklist
         .iter()
         .map(|entry| (entry.prefix.key(), entry.expires_at))
         .collect();
-    let mut new_keys = std::collections::HashSet::with_capacity(next.blocklist.len());
+    let new_keys: std::collections::HashSet<PrefixKey> = next
+        .blocklist
+        .iter()
+        .map(|entry| entry.prefix.key())
+        .collect();
+    for key in old_blocks.keys().filter(|key| !new_keys.contains(*key)) {
+        target.remove_block(*key)?;
+    }
     for entry in &next.blocklist {
         let key = entry.prefix.key();
-        new_keys.insert(key);
         if old_blocks.get(&key) != Some(&entry.expires_at) {
             let value = BlockEntry {
                 expires_at_ns: monotonic_expiry(entry.expires_at, wall_now, monotonic_now),
@@ -234,12 +242,6 @@ pub fn apply(
         }
     }
     target.write_config(config)?;
-    for (key, _) in old_blocks
-        .iter()
-        .filter(|(key, _)| !new_keys.contains(*key))
-    {
-        target.remove_block(*key)?;
-    }
     for (set, old, new) in prefix_sets {
         for key in old.iter().filter(|key| !new.contains(key)) {
             target.remove_prefix(set, *key)?;

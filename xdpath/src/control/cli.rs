@@ -13,12 +13,13 @@ use super::session::Session;
 use super::state::{FilterState, FragmentChoice, LimitKey, LimitSpec, RuleAction, RuleSpec};
 use super::{interface_index, wall_now, ControlError};
 use crate::daemon_client;
+use crate::text::quote;
 use xdpath_core::filter::MAX_RULES;
 
 fn parse_id(text: &str) -> Result<u32, ControlError> {
     text.trim()
         .parse()
-        .map_err(|_| ControlError::Usage(format!("invalid id \"{text}\"")))
+        .map_err(|_| ControlError::Usage(format!("invalid id {}", quote(text))))
 }
 
 fn parse_on_off(text: &str) -> Result<bool, ControlError> {
@@ -26,7 +27,8 @@ fn parse_on_off(text: &str) -> Result<bool, ControlError> {
         "on" => Ok(true),
         "off" => Ok(false),
         other => Err(ControlError::Usage(format!(
-            "expected on or off, not \"{other}\""
+            "expected on or off, not {}",
+            quote(other)
         ))),
     }
 }
@@ -37,7 +39,8 @@ fn parse_fragments(text: &str) -> Result<FragmentChoice, ControlError> {
         "drop-later" => Ok(FragmentChoice::DropLater),
         "drop-all" => Ok(FragmentChoice::DropAll),
         other => Err(ControlError::Usage(format!(
-            "invalid fragment policy \"{other}\" (expected pass, drop-later or drop-all)"
+            "invalid fragment policy {} (expected pass, drop-later or drop-all)",
+            quote(other)
         ))),
     }
 }
@@ -45,7 +48,7 @@ fn parse_fragments(text: &str) -> Result<FragmentChoice, ControlError> {
 fn parse_number(name: &str, text: &str) -> Result<u64, ControlError> {
     text.trim()
         .parse()
-        .map_err(|_| ControlError::Usage(format!("{name} \"{text}\" is not a number")))
+        .map_err(|_| ControlError::Usage(format!("{name} {} is not a number", quote(text))))
 }
 
 /// Hands out `count` unused ids from `next` on, wrapping below `limit`.
@@ -121,10 +124,15 @@ pub fn filter(command: &FilterCommand, json: bool) -> Result<(), ControlError> {
         }
         _ => {}
     }
-    let mut session = Session::open()?;
+    let mut session = if matches!(command, FilterCommand::List) {
+        Session::read()?
+    } else {
+        Session::open()?
+    };
     match command {
         FilterCommand::Add(_) | FilterCommand::Del { .. } => {}
         FilterCommand::List => {
+            warn_if_not_enforced(&session)?;
             let hits = session
                 .state
                 .rules
@@ -146,7 +154,8 @@ pub fn filter(command: &FilterCommand, json: bool) -> Result<(), ControlError> {
                 "pass" => RuleAction::Pass,
                 other => {
                     return Err(ControlError::Usage(format!(
-                        "invalid action \"{other}\" (expected drop or pass)"
+                        "invalid action {} (expected drop or pass)",
+                        quote(other)
                     )))
                 }
             };
@@ -222,7 +231,8 @@ pub fn block(command: &BlockCommand, json: bool) -> Result<(), ControlError> {
             output::print_done(&format!("unblocked {prefix}"), json);
         }
         BlockCommand::List => {
-            let session = Session::open()?;
+            let session = Session::read()?;
+            warn_if_not_enforced(&session)?;
             let now = wall_now();
             let list = session.state.blocklist.clone();
             session.commit()?;
@@ -232,7 +242,8 @@ pub fn block(command: &BlockCommand, json: bool) -> Result<(), ControlError> {
     Ok(())
 }
 
-pub(crate) fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, ControlError> {
+/// The rate limit `ratelimit add` makes of its arguments, checked.
+pub fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, ControlError> {
     let number = |name: &str, text: &Option<String>| -> Result<Option<u64>, ControlError> {
         text.as_deref()
             .map(|text| parse_number(name, text))
@@ -249,7 +260,8 @@ pub(crate) fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, Control
             Some(text) => match text.trim().parse::<u8>() {
                 Ok(length) if length <= default => Ok(length),
                 _ => Err(ControlError::Usage(format!(
-                    "{name} \"{text}\" is out of range (0-{default})"
+                    "{name} {} is out of range (0-{default})",
+                    quote(text)
                 ))),
             },
         }
@@ -267,7 +279,8 @@ pub(crate) fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, Control
             "dst" => LimitKey::Dst,
             other => {
                 return Err(ControlError::Usage(format!(
-                    "invalid --per \"{other}\" (expected src or dst)"
+                    "invalid --per {} (expected src or dst)",
+                    quote(other)
                 )))
             }
         },
@@ -317,7 +330,8 @@ pub fn ratelimit(command: &RateLimitCommand, json: bool) -> Result<(), ControlEr
         }
         RateLimitCommand::List => {}
     }
-    let session = Session::open()?;
+    let session = Session::read()?;
+    warn_if_not_enforced(&session)?;
     match command {
         RateLimitCommand::Add(_) | RateLimitCommand::Del { .. } => {}
         RateLimitCommand::List => {
@@ -334,7 +348,11 @@ pub fn ratelimit(command: &RateLimitCommand, json: bool) -> Result<(), ControlEr
 
 /// Runs `xdpath guard ...`.
 pub fn guard(command: &GuardCommand, json: bool) -> Result<(), ControlError> {
-    let mut session = Session::open()?;
+    let mut session = if matches!(command, GuardCommand::Show) {
+        Session::read()?
+    } else {
+        Session::open()?
+    };
     let guards = &mut session.state.guards;
     match command {
         GuardCommand::TcpFlags { state } => guards.tcp_flags = parse_on_off(state)?,
@@ -383,7 +401,11 @@ pub fn guard(command: &GuardCommand, json: bool) -> Result<(), ControlError> {
 
 /// Runs `xdpath mgmt ...`.
 pub fn mgmt(command: &MgmtCommand, json: bool) -> Result<(), ControlError> {
-    let mut session = Session::open()?;
+    let mut session = if matches!(command, MgmtCommand::List) {
+        Session::read()?
+    } else {
+        Session::open()?
+    };
     let management = &mut session.state.management;
     let target = |cidr: &Option<String>, port: &Option<String>| match (cidr, port) {
         (Some(cidr), None) => Ok((Some(parse_cidr(cidr)?), None)),
@@ -434,7 +456,7 @@ pub fn filter_counters() -> Result<Option<serde_json::Value>, ControlError> {
     if !dir.join("FILTER_CONFIG").exists() {
         return Ok(None);
     }
-    let session = Session::open()?;
+    let session = Session::read()?;
     let state: &FilterState = &session.state;
     let mut rules = Vec::new();
     for rule in &state.rules {
@@ -450,4 +472,22 @@ pub fn filter_counters() -> Result<Option<serde_json::Value>, ControlError> {
     Ok(Some(
         serde_json::json!({ "rules": rules, "rate_limits": limits }),
     ))
+}
+
+/// Says loudly, on stderr, when what a listing shows is not what the kernel
+/// enforces: the listing is the state file; the kernel's maps were read
+/// back and differ.
+fn warn_if_not_enforced(session: &Session) -> Result<(), ControlError> {
+    let differences = session.differences()?;
+    if let Some(first) = differences.first() {
+        eprintln!(
+            "xdpath: warning: the kernel does not enforce this state ({first}{}); `xdpath state check` lists every difference, and any change (or `xdpath state check --repair`, or a running xdpathd) installs the state",
+            if differences.len() > 1 {
+                format!("; and {} more", differences.len() - 1)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
 }

@@ -105,6 +105,13 @@ pub enum CompileError {
         /// Limits asked for.
         count: usize,
     },
+    /// A port guard turned on with an empty port list: it would show as
+    /// on and guard nothing.
+    #[error("the {guard} guard is on with no ports; give it ports or turn it off")]
+    GuardWithoutPorts {
+        /// `SYN-cookie` or `amplification`.
+        guard: &'static str,
+    },
     /// A prefix list over its map's size.
     #[error("too many {what}: {count} (at most {max})")]
     TooMany {

@@ -37,7 +37,7 @@ struct ElementAttr {
 }
 
 /// Bytes of a plain `#[repr(C)]` value without padding.
-trait PlainBytes: Copy {
+pub(crate) trait PlainBytes: Copy {
     fn bytes(&self) -> &[u8] {
         // SAFETY: implementors are #[repr(C)] structs of integers and byte
         // arrays with no padding (checked by their sizes below), so every
@@ -64,7 +64,7 @@ const _: () = assert!(std::mem::size_of::<BlockEntry>() == 16);
 const _: () = assert!(std::mem::size_of::<RateLimit>() == 64);
 
 /// The kernel's `bpf_lpm_trie_key` with a 16-byte address.
-fn trie_key(key: &PrefixKey) -> [u8; 20] {
+pub(crate) fn trie_key(key: &PrefixKey) -> [u8; 20] {
     let mut bytes = [0u8; 20];
     bytes[..4].copy_from_slice(&key.prefix_len.to_ne_bytes());
     bytes[4..].copy_from_slice(&key.address);
@@ -103,6 +103,20 @@ impl KernelMaps {
         if created {
             drop(LoadedProgram::load_shared(InterfaceConfig::default())?);
         }
+        Ok((Self::open_pinned(&dir)?, created))
+    }
+
+    /// Opens this namespace's pinned maps if they are there; creates
+    /// nothing (for commands that only read).
+    pub fn open_existing() -> Result<Option<Self>, ApplyError> {
+        let dir = dataplane::shared_dir()?;
+        if !SHARED_MAPS.iter().all(|name| dir.join(name).exists()) {
+            return Ok(None);
+        }
+        Self::open_pinned(&dir).map(Some)
+    }
+
+    fn open_pinned(dir: &std::path::Path) -> Result<Self, ApplyError> {
         let mut fds = Vec::with_capacity(SHARED_MAPS.len());
         for name in SHARED_MAPS {
             let data =
@@ -115,7 +129,7 @@ impl KernelMaps {
                 .map_err(|source| ApplyError::Map { map: name, source })?;
             fds.push(fd);
         }
-        Ok((Self::with_fds(fds)?, created))
+        Self::with_fds(fds)
     }
 
     /// The filter maps of a loaded program.
@@ -195,10 +209,31 @@ impl KernelMaps {
         }
     }
 
-    /// The first key of a trie, if any.
+    /// Every key of a hash map or trie with its value: one
+    /// `BPF_MAP_GET_NEXT_KEY` and one lookup an entry (tries have no batch
+    /// operations).
+    pub(crate) fn entries(
+        &self,
+        map: &'static str,
+        key_size: usize,
+        value_size: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ApplyError> {
+        let mut entries = Vec::new();
+        let mut previous: Option<Vec<u8>> = None;
+        while let Some(key) = self.next_key(map, previous.as_deref(), key_size)? {
+            let mut value = vec![0u8; value_size];
+            // A key deleted between the two calls is simply not listed.
+            if self.lookup(map, &key, &mut value)? {
+                entries.push((key.clone(), value));
+            }
+            previous = Some(key);
+        }
+        Ok(entries)
+    }
+
     /// The key after `previous` (the first key when `None`), read into a
     /// buffer of the map's key size.
-    fn next_key(
+    pub(crate) fn next_key(
         &self,
         map: &'static str,
         previous: Option<&[u8]>,
@@ -290,7 +325,7 @@ impl KernelMaps {
     }
 }
 
-fn buffer_maps(buffer: u32) -> [&'static str; 4] {
+pub(crate) fn buffer_maps(buffer: u32) -> [&'static str; 4] {
     if buffer == 0 {
         ["RULES_0", "CHAINS_0", "PREFIXES_0", "PREFIX_LENGTHS_0"]
     } else {
@@ -299,7 +334,7 @@ fn buffer_maps(buffer: u32) -> [&'static str; 4] {
 }
 
 /// The bytes of a rule-prefix hash key.
-fn hash_key(key: &PrefixKey, direction: u8) -> [u8; 24] {
+pub(crate) fn hash_key(key: &PrefixKey, direction: u8) -> [u8; 24] {
     let hashed = PrefixHashKey::new(&key.address, key.prefix_len as u8, direction);
     let mut bytes = [0u8; 24];
     bytes[..16].copy_from_slice(&hashed.address);
@@ -308,10 +343,10 @@ fn hash_key(key: &PrefixKey, direction: u8) -> [u8; 24] {
     bytes
 }
 
-const LENGTHS_SIZE: usize = std::mem::size_of::<PrefixLengths>();
+pub(crate) const LENGTHS_SIZE: usize = std::mem::size_of::<PrefixLengths>();
 const _: () = assert!(LENGTHS_SIZE == 4 + 32 + 4 + 32 * 16);
 
-fn lengths_bytes(lengths: &PrefixLengths) -> Vec<u8> {
+pub(crate) fn lengths_bytes(lengths: &PrefixLengths) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(LENGTHS_SIZE);
     bytes.extend_from_slice(&lengths.count.to_ne_bytes());
     bytes.extend_from_slice(&lengths.lengths);
@@ -471,7 +506,7 @@ impl FilterTarget for KernelMaps {
     }
 }
 
-fn prefix_map(set: PrefixSet) -> &'static str {
+pub(crate) fn prefix_map(set: PrefixSet) -> &'static str {
     match set {
         PrefixSet::ReflectionExpected => "REFLECTION_OK",
         PrefixSet::Management => "MGMT_SOURCES",

@@ -18,11 +18,13 @@ pub mod kernel;
 mod kernel_batch;
 pub mod ops;
 pub mod parse;
+pub mod readback;
 pub mod rulefile;
 pub mod session;
 pub mod settings;
 pub mod state;
 
+use crate::text::{quote, quote_path};
 use parse::Cidr;
 
 /// Why a control command failed.
@@ -44,7 +46,7 @@ pub enum ControlError {
     #[error(transparent)]
     State(#[from] state::StateError),
     /// A rule file line is wrong.
-    #[error("{}: line {line}: {message}", path.display())]
+    #[error("{}: line {line}: {message}", quote_path(path))]
     Line {
         /// The file.
         path: std::path::PathBuf,
@@ -53,14 +55,10 @@ pub enum ControlError {
         /// What is wrong.
         message: String,
     },
-    /// A rule file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
-    ReadRules {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// A rule file could not be read, or is not one within the limits
+    /// ([`rulefile::RULE_FILE_LIMITS`]).
+    #[error(transparent)]
+    ReadRules(#[from] crate::input::InputError),
     /// No rule with that id.
     #[error("no rule with id {id}")]
     NoSuchRule {
@@ -96,7 +94,7 @@ pub enum ControlError {
         what: String,
     },
     /// No interface of that name here.
-    #[error("interface {name} does not exist in this network namespace")]
+    #[error("interface {} does not exist in this network namespace", quote(name))]
     UnknownInterface {
         /// The name.
         name: String,

@@ -5,55 +5,90 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
+use std::time::Duration;
 
+use crate::text::quote;
 use xdpath_core::filter::{mask, PrefixKey};
 use xdpath_core::wire::protocol;
 use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_PSH, FLAG_RST, FLAG_SYN, FLAG_URG};
 
-/// Why a value did not parse.
+/// Why a value did not parse. Each quotes its input with
+/// [`crate::text::quote`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// Not `ADDRESS/LEN` or a bare address.
-    #[error("invalid CIDR \"{text}\": {why}")]
+    #[error("invalid CIDR {}: {why}", quote(text))]
     Cidr {
         /// The input.
         text: String,
         /// What is wrong.
         why: &'static str,
     },
-    /// A port above 65535 (or not a number).
-    #[error("port {text} is out of range (0-65535)")]
+    /// An address with bits set past the prefix length (`1.2.3.4/8`):
+    /// refused rather than silently masked, which would turn a typo into
+    /// a rule for a different network.
+    #[error("invalid CIDR {}: host bits are set past /{}; did you mean {network}?", quote(text), network.length)]
+    HostBits {
+        /// The input.
+        text: String,
+        /// The network the prefix length gives.
+        network: Cidr,
+    },
+    /// A port above 65535.
+    #[error("port {} is out of range (0-65535)", quote(text))]
     PortOutOfRange {
         /// The input.
         text: String,
     },
+    /// Not `N` or `N-M`.
+    #[error(
+        "invalid port {}: expected a number 0-65535 or a range N-M",
+        quote(text)
+    )]
+    PortSyntax {
+        /// The input.
+        text: String,
+    },
     /// `N-M` with N > M.
-    #[error("invalid port range \"{text}\": the first port is above the last")]
+    #[error("invalid port range {}: the first port is above the last", quote(text))]
     PortRangeReversed {
         /// The input.
         text: String,
     },
     /// Not a known protocol name or a number 0-255.
-    #[error("unknown protocol \"{text}\" (expected tcp, udp, icmp, icmpv6 or 0-255)")]
+    #[error(
+        "unknown protocol {} (expected tcp, udp, icmp, icmpv6 or 0-255)",
+        quote(text)
+    )]
     Protocol {
         /// The input.
         text: String,
     },
     /// A TCP-flag spec with an unknown flag or a flag given twice.
-    #[error("invalid TCP flags \"{text}\": {why} (expected e.g. syn,!ack; flags: fin syn rst psh ack urg)")]
+    #[error(
+        "invalid TCP flags {}: {why} (expected e.g. syn,!ack; flags: fin syn rst psh ack urg)",
+        quote(text)
+    )]
     TcpFlags {
         /// The input.
         text: String,
         /// What is wrong.
         why: String,
     },
-    /// Not `N[s|m|h|d]`.
-    #[error("invalid duration \"{text}\" (expected e.g. 30s, 10m, 1h, 2d)")]
+    /// Not `N[s|m|h|d]`, zero, or longer than [`MAX_DURATION_SECONDS`].
+    #[error(
+        "invalid duration {} (expected e.g. 30s, 10m, 1h, 2d; at most 3650d)",
+        quote(text)
+    )]
     Duration {
         /// The input.
         text: String,
     },
 }
+
+/// The longest duration [`parse_duration`] takes: ten years. Longer is a
+/// typo, or means "for good", which is no duration at all.
+pub const MAX_DURATION_SECONDS: u64 = 3650 * 86_400;
 
 /// An IPv4 or IPv6 prefix, masked. Shown and stored as `address/len`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -122,8 +157,9 @@ fn cidr_error(text: &str, why: &'static str) -> ParseError {
     }
 }
 
-/// Parses `ADDRESS[/LEN]`; host bits are cleared. A bare address is a
-/// host prefix (/32 or /128).
+/// Parses `ADDRESS[/LEN]`. A bare address is a host prefix (/32 or
+/// /128); an address with host bits set (`1.2.3.4/8`) is refused, naming
+/// the network it would have been.
 pub fn parse_cidr(text: &str) -> Result<Cidr, ParseError> {
     let (address_text, length_text) = match text.split_once('/') {
         Some((address, length)) => (address, Some(length)),
@@ -135,21 +171,13 @@ pub fn parse_cidr(text: &str) -> Result<Cidr, ParseError> {
         address[10] = 0xff;
         address[11] = 0xff;
         address[12..].copy_from_slice(&v4);
-        return Ok(Cidr {
-            address: mask(&address, 96 + length),
-            length,
-            ipv4: true,
-        });
+        return network(text, address, length, true);
     }
     if address_text.contains(':') {
         let v6 = Ipv6Addr::from_str(address_text)
             .map_err(|_| cidr_error(text, "not an IPv6 address"))?;
         let length = parse_length(text, length_text, 128)?;
-        return Ok(Cidr {
-            address: mask(&v6.octets(), length),
-            length,
-            ipv4: false,
-        });
+        return network(text, v6.octets(), length, false);
     }
     if address_text.is_empty() {
         return Err(cidr_error(text, "no address"));
@@ -163,11 +191,28 @@ pub fn parse_cidr(text: &str) -> Result<Cidr, ParseError> {
         {
             Err(cidr_error(
                 text,
-                "each IPv4 part must be a number 0-255, four parts",
+                "each IPv4 part must be a number 0-255 without leading zeros, four parts",
             ))
         }
         Err(_) => Err(cidr_error(text, "not an IPv4 or IPv6 address")),
     }
+}
+
+/// The prefix, or the host-bits error naming the network it would be.
+fn network(text: &str, address: [u8; 16], length: u8, ipv4: bool) -> Result<Cidr, ParseError> {
+    let mapped = if ipv4 { 96 + length } else { length };
+    let masked = Cidr {
+        address: mask(&address, mapped),
+        length,
+        ipv4,
+    };
+    if masked.address != address {
+        return Err(ParseError::HostBits {
+            text: text.to_string(),
+            network: masked,
+        });
+    }
+    Ok(masked)
 }
 
 /// Dotted-quad IPv4 without allocation (the fast path of `filter load`).
@@ -195,6 +240,10 @@ fn parse_length(text: &str, length: Option<&str>, max: u8) -> Result<u8, ParseEr
     };
     if length.is_empty() || length.len() > 3 || !length.bytes().all(|b| b.is_ascii_digit()) {
         return Err(cidr_error(text, "the prefix length is not a number"));
+    }
+    // `/08` is not `/8` everywhere (some tools read it as octal).
+    if length.len() > 1 && length.starts_with('0') {
+        return Err(cidr_error(text, "the prefix length has a leading zero"));
     }
     match length.parse::<u8>() {
         Ok(value) if value <= max => Ok(value),
@@ -269,8 +318,8 @@ impl fmt::Display for PortRange {
 pub fn parse_port(text: &str) -> Result<u16, ParseError> {
     let trimmed = text.trim();
     if trimmed.is_empty() || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ParseError::PortOutOfRange {
-            text: format!("\"{text}\""),
+        return Err(ParseError::PortSyntax {
+            text: text.to_string(),
         });
     }
     trimmed
@@ -282,11 +331,18 @@ pub fn parse_port(text: &str) -> Result<u16, ParseError> {
 
 /// Parses `N` or `N-M`.
 pub fn parse_port_range(text: &str) -> Result<PortRange, ParseError> {
+    let port = |part: &str| match parse_port(part) {
+        // The whole input, not the empty side of `-1` or `80-`.
+        Err(ParseError::PortSyntax { .. }) => Err(ParseError::PortSyntax {
+            text: text.to_string(),
+        }),
+        other => other,
+    };
     let (low, high) = match text.split_once('-') {
-        Some((low, high)) => (parse_port(low)?, parse_port(high)?),
+        Some((low, high)) => (port(low)?, port(high)?),
         None => {
-            let port = parse_port(text)?;
-            (port, port)
+            let single = port(text)?;
+            (single, single)
         }
     };
     if low > high {
@@ -297,7 +353,9 @@ pub fn parse_port_range(text: &str) -> Result<PortRange, ParseError> {
     Ok(PortRange { low, high })
 }
 
-/// Parses a comma-separated list of ports and ranges (`53,123,1900-1910`).
+/// Parses a comma-separated list of ports and ranges (`53,123,1900-1910`);
+/// empty items are skipped. An empty list is valid here: whether a guard
+/// may have no ports is the guard's question.
 pub fn parse_port_list(text: &str) -> Result<Vec<PortRange>, ParseError> {
     text.split(',')
         .filter(|part| !part.trim().is_empty())
@@ -363,10 +421,10 @@ pub fn parse_tcp_flags(text: &str) -> Result<TcpFlagsSpec, ParseError> {
             .iter()
             .find(|(flag, _)| flag.eq_ignore_ascii_case(name))
         else {
-            return Err(error(format!("unknown flag \"{part}\"")));
+            return Err(error(format!("unknown flag {}", quote(part))));
         };
         if spec.mask & bit != 0 {
-            return Err(error(format!("flag \"{name}\" given twice")));
+            return Err(error(format!("flag {} given twice", quote(name))));
         }
         spec.mask |= bit;
         if !clear {
@@ -393,7 +451,8 @@ impl fmt::Display for TcpFlagsSpec {
     }
 }
 
-/// Parses `30s`, `10m`, `1h`, `2d` (or bare seconds) to seconds.
+/// Parses `30s`, `10m`, `1h`, `2d` (or bare seconds) to seconds, from 1 s
+/// to [`MAX_DURATION_SECONDS`].
 pub fn parse_duration(text: &str) -> Result<u64, ParseError> {
     let error = || ParseError::Duration {
         text: text.to_string(),
@@ -412,9 +471,30 @@ pub fn parse_duration(text: &str) -> Result<u64, ParseError> {
         _ => return Err(error()),
     };
     match value.checked_mul(scale) {
-        Some(seconds) if seconds > 0 => Ok(seconds),
+        Some(seconds) if (1..=MAX_DURATION_SECONDS).contains(&seconds) => Ok(seconds),
         _ => Err(error()),
     }
+}
+
+/// A number of seconds given as a float option (`--interval 0.5`) as a
+/// duration, if it is finite and within `min..=max`: what every such
+/// option goes through, since `Duration::from_secs_f64` panics on
+/// negative, NaN and huge values.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use xdpath::control::parse::seconds_within;
+/// assert_eq!(seconds_within(0.5, 0.01, 3600.0), Some(Duration::from_millis(500)));
+/// assert_eq!(seconds_within(18446744073709551616.0, 0.01, 3600.0), None);
+/// assert_eq!(seconds_within(f64::NAN, 0.01, 3600.0), None);
+/// ```
+pub fn seconds_within(value: f64, min: f64, max: f64) -> Option<Duration> {
+    if !(value.is_finite() && min <= value && value <= max) {
+        return None;
+    }
+    Duration::try_from_secs_f64(value).ok()
 }
 
 #[cfg(test)]
@@ -423,17 +503,17 @@ mod tests {
 
     #[test]
     fn cidrs() {
-        let cidr = parse_cidr("10.1.2.3/8").expect("valid");
+        let cidr = parse_cidr("10.0.0.0/8").expect("valid");
         assert_eq!(cidr.to_string(), "10.0.0.0/8");
         assert_eq!(cidr.mapped_length(), 104);
         assert_eq!(
-            parse_cidr("2001:db8::1/32").expect("valid").to_string(),
+            parse_cidr("2001:db8::/32").expect("valid").to_string(),
             "2001:db8::/32"
         );
         assert_eq!(parse_cidr("192.0.2.1").expect("valid").length, 32);
         assert_eq!(
             parse_cidr("10.0.0.300/8").expect_err("bad").to_string(),
-            "invalid CIDR \"10.0.0.300/8\": each IPv4 part must be a number 0-255, four parts"
+            "invalid CIDR \"10.0.0.300/8\": each IPv4 part must be a number 0-255 without leading zeros, four parts"
         );
         assert!(parse_cidr("10.0.0.0/33").is_err());
         assert!(parse_cidr("::/129").is_err());
@@ -458,9 +538,16 @@ mod tests {
         assert_eq!(parse_port_range("1-1024").expect("valid").high, 1024);
         assert_eq!(
             parse_port_range("70000").expect_err("bad").to_string(),
-            "port 70000 is out of range (0-65535)"
+            "port \"70000\" is out of range (0-65535)"
         );
         assert!(parse_port_range("90-80").is_err());
+        for range in ["-1", "80-x", "1-70000"] {
+            let error = parse_port_range(range).expect_err("a range that is not one");
+            assert!(
+                error.to_string().contains(&format!("\"{range}\"")),
+                "{error}"
+            );
+        }
         assert_eq!(parse_protocol("TCP").expect("valid"), 6);
         assert_eq!(parse_protocol("47").expect("valid"), 47);
         assert_eq!(
@@ -476,5 +563,66 @@ mod tests {
         assert_eq!(parse_duration("2d").expect("valid"), 172_800);
         assert!(parse_duration("10y").is_err());
         assert!(parse_duration("0s").is_err());
+        assert_eq!(
+            parse_duration("3650d").expect("valid"),
+            MAX_DURATION_SECONDS
+        );
+        assert!(parse_duration("3651d").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn host_bits_and_leading_zeros_are_refused() {
+        for (text, network) in [
+            ("1.2.3.4/8", "1.0.0.0/8"),
+            ("10.1.2.3/8", "10.0.0.0/8"),
+            ("192.0.2.1/24", "192.0.2.0/24"),
+            ("0.0.0.1/0", "0.0.0.0/0"),
+            ("2001:db8::1/32", "2001:db8::/32"),
+            ("::1/0", "::/0"),
+        ] {
+            let error = parse_cidr(text).expect_err(text);
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "invalid CIDR \"{text}\": host bits are set past /{}; did you mean {network}?",
+                    network.split('/').nth(1).unwrap_or_default()
+                )
+            );
+            // What it suggests is itself accepted.
+            assert_eq!(parse_cidr(network).expect(network).to_string(), network);
+        }
+        for text in ["10.0.0.0/08", "10.0.0.0/008", "::/00", "010.0.0.0/8"] {
+            assert!(parse_cidr(text).is_err(), "{text} accepted");
+        }
+        assert_eq!(parse_cidr("0.0.0.0/0").expect("any").length, 0);
+        assert_eq!(parse_cidr("1.2.3.4/32").expect("host").length, 32);
+        assert_eq!(parse_cidr("1.2.3.4").expect("host").length, 32);
+    }
+
+    #[test]
+    fn port_errors_quote_the_whole_input() {
+        for (text, message) in [
+            (
+                "-1",
+                "invalid port \"-1\": expected a number 0-65535 or a range N-M",
+            ),
+            (
+                "80-",
+                "invalid port \"80-\": expected a number 0-65535 or a range N-M",
+            ),
+            (
+                "",
+                "invalid port \"\": expected a number 0-65535 or a range N-M",
+            ),
+            (
+                "http",
+                "invalid port \"http\": expected a number 0-65535 or a range N-M",
+            ),
+            ("80-70000", "port \"70000\" is out of range (0-65535)"),
+        ] {
+            assert_eq!(parse_port_range(text).expect_err(text).to_string(), message);
+        }
+        assert_eq!(parse_port_list(" , ").expect("empty list"), Vec::new());
     }
 }

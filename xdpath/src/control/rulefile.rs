@@ -18,6 +18,8 @@ use xdpath_core::filter::mask;
 use super::parse::{parse_cidr, parse_port_range, parse_protocol, parse_tcp_flags, Cidr};
 use super::state::{Management, RuleAction, RuleSpec};
 use super::ControlError;
+use crate::input::{read_text, TextLimits};
+use crate::text::quote;
 
 /// The arguments of one rule (`filter add` and rule-file lines). Values
 /// are parsed by [`RuleArgs::to_spec`], for one-line errors.
@@ -67,7 +69,8 @@ impl RuleArgs {
             Some("pass") | Some("allow") => RuleAction::Pass,
             Some(other) => {
                 return Err(ControlError::Usage(format!(
-                    "invalid action \"{other}\" (expected drop or pass)"
+                    "invalid action {} (expected drop or pass)",
+                    quote(other)
                 )))
             }
             None => return Err(ControlError::Usage("--action drop|pass is required".into())),
@@ -128,21 +131,23 @@ fn parse_line(line: &str) -> Result<Option<Line>, String> {
         let source = parse_cidr(line).map_err(|error| error.to_string())?;
         return Ok(Some(Line::Prefix(source)));
     }
-    let parsed = RuleLine::try_parse_from(line.split_whitespace()).map_err(|error| {
-        let text = error.to_string();
-        let first = text.lines().next().unwrap_or_default();
-        first.strip_prefix("error: ").unwrap_or(first).to_string()
-    })?;
+    let parsed = RuleLine::try_parse_from(line.split_whitespace())
+        .map_err(|error| crate::usage::clap_error_line(&error))?;
     let spec = parsed.args.to_spec().map_err(|error| error.to_string())?;
     Ok(Some(Line::Rule(spec)))
 }
 
+/// What a rule file may be: a million-prefix feed of IPv6 `filter add`
+/// lines is about 60 MiB; the longest useful line (every option, IPv6
+/// prefixes) under 300 bytes.
+pub const RULE_FILE_LIMITS: TextLimits = TextLimits {
+    max_bytes: 256 << 20,
+    max_line: 4096,
+};
+
 /// Reads a rule file into rules without ids (see the module docs).
 pub fn read_rule_file(path: &Path) -> Result<Vec<RuleSpec>, ControlError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ControlError::ReadRules {
-        path: path.into(),
-        source,
-    })?;
+    let text = read_text(path, RULE_FILE_LIMITS)?;
     parse_rules(&text).map_err(|(line, message)| ControlError::Line {
         path: path.into(),
         line,

@@ -1,13 +1,23 @@
-//! One control call: lock the namespace's state, read it, sweep expired
-//! blocklist entries, let the command change it, then compile, install
-//! and save.
+//! One control call: lock the namespace's state, read it, read back what
+//! the kernel's maps really hold, let the command change the state, then
+//! compile, install what differs and save.
+//!
+//! What is installed is found by reading the maps back
+//! ([`super::readback`]), never assumed from the state file: after a
+//! reboot, lost pins, a crash half-way through an earlier change or a map
+//! emptied by another tool, the next change installs everything the kernel
+//! lacks and removes everything it holds that the state does not.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::thread::ThreadId;
 
-use super::apply::{apply, prepare, FilterTarget, InstallError};
+use super::apply::{apply, prepare, InstallError};
+use super::compile::{compile_rules, compile_settings};
 use super::kernel::KernelMaps;
+use super::readback::{self, InstalledView};
 use super::state::{self, FilterState, STATE_FILE};
 use super::{interface_index, wall_now, ControlError};
 
@@ -15,81 +25,148 @@ use super::{interface_index, wall_now, ControlError};
 pub struct Session {
     /// The desired state; commands change it, [`Session::commit`] installs it.
     pub state: FilterState,
-    /// What the maps hold.
-    installed: FilterState,
-    /// The maps were just created: everything must be written.
-    fresh: bool,
-    maps: KernelMaps,
+    /// What the state file held when the session was opened.
+    loaded: FilterState,
+    /// What the maps hold (read back), and how it differs from `loaded`;
+    /// none for a read-only session.
+    installed: Option<InstalledView>,
+    maps: Option<KernelMaps>,
     path: PathBuf,
-    _lock: File,
+    _lock: StateLock,
 }
 
 impl Session {
-    /// Locks and reads this namespace's state and opens (or creates) its
-    /// filter maps. Expired blocklist entries are swept from the state;
-    /// the next commit removes them from the map.
+    /// Locks and reads this namespace's state, opens (or creates) its
+    /// filter maps and reads them back. Expired blocklist entries are swept
+    /// from the state; the next commit removes them from the map.
     pub fn open() -> Result<Self, ControlError> {
         let (dir, lock) = lock_state_dir()?;
         let path = dir.join(STATE_FILE);
         let loaded: FilterState = state::load(&path)?;
-        let (maps, fresh) = KernelMaps::open_shared()?;
-        let installed = if fresh {
-            FilterState::default()
-        } else {
-            loaded.clone()
-        };
-        let mut state = loaded;
+        let (maps, _created) = KernelMaps::open_shared()?;
+        let installed = read_back(&maps, &loaded)?;
+        let mut state = loaded.clone();
         state.sweep_expired(wall_now());
         Ok(Self {
             state,
-            installed,
-            fresh,
+            loaded,
+            installed: Some(installed),
+            maps: Some(maps),
+            path,
+            _lock: lock,
+        })
+    }
+
+    /// Locks and reads this namespace's state for a command that only
+    /// reads: the maps are opened if they exist (never created) and not
+    /// read back; [`Session::commit`] changes nothing.
+    pub fn read() -> Result<Self, ControlError> {
+        let (dir, lock) = lock_state_dir()?;
+        let path = dir.join(STATE_FILE);
+        let loaded: FilterState = state::load(&path)?;
+        let maps = KernelMaps::open_existing()?;
+        Ok(Self {
+            state: loaded.clone(),
+            loaded,
+            installed: None,
             maps,
             path,
             _lock: lock,
         })
     }
 
-    /// The maps, for reading counters.
-    pub fn maps(&self) -> &KernelMaps {
-        &self.maps
+    /// The maps, for reading counters; none when this namespace has none.
+    pub fn maps(&self) -> Option<&KernelMaps> {
+        self.maps.as_ref()
+    }
+
+    /// How the kernel's maps differ from the state file, one line each
+    /// (empty: the kernel enforces the state). A read-only session reads
+    /// the maps back now.
+    pub fn differences(&self) -> Result<Vec<String>, ControlError> {
+        if let Some(installed) = &self.installed {
+            return Ok(installed.differences.clone());
+        }
+        match &self.maps {
+            Some(maps) => Ok(read_back(maps, &self.loaded)?.differences),
+            None if self.loaded == FilterState::default() => Ok(Vec::new()),
+            None => Ok(vec![
+                "the kernel has no filter maps in this network namespace (nothing is attached since they were lost): nothing of this state is enforced".into(),
+            ]),
+        }
     }
 
     /// Compiles the state (refusing it before any write if it is invalid),
-    /// installs what changed and saves it.
+    /// installs what differs from what the maps hold and saves it. The
+    /// maps are written first and the file last: a crash between the two
+    /// leaves a state file the kernel does not match, which the next
+    /// session finds by reading back and puts right.
     pub fn commit(mut self) -> Result<(), ControlError> {
-        if !self.fresh && self.state == self.installed {
+        let (Some(installed), Some(maps)) = (self.installed.take(), self.maps.as_mut()) else {
+            return Ok(());
+        };
+        if installed.differences.is_empty() && self.state == self.loaded {
             return Ok(());
         }
         let resolve = |name: &str| interface_index(name);
         let prepared = prepare(
-            &self.maps,
-            &self.installed,
+            maps,
+            &installed.state,
             &self.state,
             &resolve,
-            self.fresh,
+            installed.rules_differ,
         )
         .map_err(install_error)?;
-        apply(
-            &mut self.maps,
-            &self.installed,
-            &self.state,
-            &prepared,
-            wall_now(),
-        )?;
-        state::save(&self.path, &self.state)?;
+        apply(maps, &installed.state, &self.state, &prepared, wall_now())?;
+        let changed = self.state != self.loaded;
+        if changed {
+            state::save(&self.path, &self.state)?;
+        }
+        state::save_installed_copy(&self.path, &self.state, changed)?;
         Ok(())
     }
 
-    /// Hits of a rule id.
-    pub fn rule_hits(&self, id: u32) -> Result<u64, ControlError> {
-        Ok(self.maps.rule_hits(id)?)
+    /// How the kernel's maps differ from `state` (for rebuilding a state
+    /// file from them); the maps must exist.
+    pub fn differences_from_kernel(state: &FilterState) -> Result<Vec<String>, ControlError> {
+        match KernelMaps::open_existing()? {
+            Some(maps) => Ok(read_back(&maps, state)?.differences),
+            None => Ok(vec![
+                "the kernel has no filter maps in this namespace".into()
+            ]),
+        }
     }
 
-    /// Drops of the rate limit at `index`.
-    pub fn limit_drops(&self, index: u32) -> Result<u64, ControlError> {
-        Ok(self.maps.limit_drops(index)?)
+    /// Hits of a rule id (0 when the namespace has no maps).
+    pub fn rule_hits(&self, id: u32) -> Result<u64, ControlError> {
+        match &self.maps {
+            Some(maps) => Ok(super::apply::FilterTarget::rule_hits(maps, id)?),
+            None => Ok(0),
+        }
     }
+
+    /// Drops of the rate limit at `index` (0 when the namespace has no
+    /// maps).
+    pub fn limit_drops(&self, index: u32) -> Result<u64, ControlError> {
+        match &self.maps {
+            Some(maps) => Ok(super::apply::FilterTarget::limit_drops(maps, index)?),
+            None => Ok(0),
+        }
+    }
+}
+
+/// Reads the maps back against `desired`.
+fn read_back(maps: &KernelMaps, desired: &FilterState) -> Result<InstalledView, ControlError> {
+    let resolve = |name: &str| interface_index(name);
+    let rules = compile_rules(&desired.rules, &resolve)?;
+    let settings = compile_settings(desired, &rules)?;
+    Ok(readback::compare(
+        maps,
+        desired,
+        &rules,
+        &settings,
+        wall_now(),
+    )?)
 }
 
 fn install_error(error: InstallError) -> ControlError {
@@ -99,19 +176,58 @@ fn install_error(error: InstallError) -> ControlError {
     }
 }
 
+/// The held lock of a namespace's state directory. Released when the
+/// last handle of it is dropped.
+#[derive(Clone)]
+pub struct StateLock {
+    _file: Arc<File>,
+}
+
+/// The state locks each thread holds, so that a thread that holds its
+/// namespace's lock (an attach installing the state before it attaches,
+/// an apply attaching under it) can open sessions without waiting for
+/// itself: `flock` would block on a second descriptor of the same file.
+static HELD: Mutex<Vec<(ThreadId, PathBuf, Weak<File>)>> = Mutex::new(Vec::new());
+
 /// Creates and locks this namespace's state directory; every control call
 /// holds the lock until it has installed and saved its change. Returns the
-/// directory and the lock (released when dropped).
-pub fn lock_state_dir() -> Result<(PathBuf, File), ControlError> {
+/// directory and the lock (released when dropped; taken again by the same
+/// thread, it is shared, not waited for). Temporary files a killed writer
+/// left are removed under the lock.
+pub fn lock_state_dir() -> Result<(PathBuf, StateLock), ControlError> {
     let dir = state::state_dir()?;
-    fs::create_dir_all(&dir).map_err(|source| state::StateError::Io {
-        path: dir.clone(),
+    let thread = std::thread::current().id();
+    let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+    held.retain(|(_, _, file)| file.strong_count() > 0);
+    let mine = held
+        .iter()
+        .find(|(owner, path, _)| *owner == thread && *path == dir)
+        .and_then(|(_, _, file)| file.upgrade());
+    if let Some(file) = mine {
+        return Ok((dir, StateLock { _file: file }));
+    }
+    drop(held);
+    let file = Arc::new(take_lock(&dir)?);
+    HELD.lock().unwrap_or_else(PoisonError::into_inner).push((
+        thread,
+        dir.clone(),
+        Arc::downgrade(&file),
+    ));
+    Ok((dir, StateLock { _file: file }))
+}
+
+fn take_lock(dir: &std::path::Path) -> Result<File, ControlError> {
+    crate::private_files::create_directory(dir).map_err(|source| state::StateError::Io {
+        path: dir.to_path_buf(),
         source,
     })?;
     let lock_path = dir.join("lock");
-    let lock = File::create(&lock_path).map_err(|source| ControlError::Lock {
-        path: lock_path.clone(),
-        source,
+    // Private: anyone who could open it could hold the lock.
+    let lock = crate::private_files::open_private(&lock_path, false).map_err(|source| {
+        ControlError::Lock {
+            path: lock_path.clone(),
+            source,
+        }
     })?;
     // SAFETY: flock on a descriptor we own.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
@@ -120,5 +236,6 @@ pub fn lock_state_dir() -> Result<(PathBuf, File), ControlError> {
             source: std::io::Error::last_os_error(),
         });
     }
-    Ok((dir, lock))
+    state::remove_stale_temporaries(dir);
+    Ok(lock)
 }

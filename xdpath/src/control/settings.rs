@@ -44,11 +44,21 @@ pub fn compile_settings(
         flags |= FILTER_BLOCKLIST;
     }
     let guards = &state.guards;
+    if guards.syn_cookies.enabled && guards.syn_cookies.ports.is_empty() {
+        return Err(CompileError::GuardWithoutPorts {
+            guard: "SYN-cookie",
+        });
+    }
+    if guards.amplification.enabled && guards.amplification.ports.is_empty() {
+        return Err(CompileError::GuardWithoutPorts {
+            guard: "amplification",
+        });
+    }
     if guards.tcp_flags {
         flags |= FILTER_TCP_FLAGS;
     }
     let amplification = &guards.amplification;
-    if amplification.enabled && !amplification.ports.is_empty() {
+    if amplification.enabled {
         flags |= FILTER_AMPLIFICATION;
     }
     if guards.syn_cookies.enabled {

@@ -10,6 +10,23 @@ use xdpath_core::{AttachMeta, Counter, InterfaceConfig};
 use super::program::sum_counters;
 use super::*;
 
+/// Checks, without changing anything, that `interface` is a valid name of
+/// an interface of this namespace that xdpath is not attached to.
+pub fn check_attachable(interface: &str) -> Result<(), DataplaneError> {
+    let pins = InterfacePins::new(interface)?;
+    if if_index(interface).is_none() {
+        return Err(DataplaneError::UnknownInterface {
+            name: interface.into(),
+        });
+    }
+    if pins.attached() && link_alive(&pins) {
+        return Err(DataplaneError::AlreadyAttached {
+            name: interface.into(),
+        });
+    }
+    Ok(())
+}
+
 /// Attaches a fresh xdpath instance to `interface` and pins it.
 ///
 /// On any error nothing is left behind: no attachment, no pins.
@@ -110,7 +127,7 @@ fn pin_all(
     ifindex: u32,
     link_id: aya::programs::xdp::XdpLinkId,
 ) -> Result<(), DataplaneError> {
-    std::fs::create_dir_all(&pins.dir).map_err(io_error(&pins.dir))?;
+    crate::private_files::create_directory(&pins.dir).map_err(io_error(&pins.dir))?;
     let attached_at_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -215,13 +232,20 @@ pub fn detach(interface: &str) -> Result<(), DataplaneError> {
 /// Every interface with xdpath pins in this network namespace.
 pub fn attached_interfaces() -> Result<Vec<String>, DataplaneError> {
     let dir = namespace_dir()?;
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(Vec::new());
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(DataplaneError::NeedsRoot {
+                what: format!("listing {}", dir.display()),
+            })
+        }
+        Err(_) => return Ok(Vec::new()),
     };
     let mut names: Vec<String> = entries
         .filter_map(Result::ok)
-        .filter(|entry| entry.path().is_dir() && entry.file_name() != SHARED_DIR_NAME)
+        .filter(|entry| entry.path().is_dir())
         .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| valid_interface_name(name))
         .collect();
     names.sort();
     Ok(names)
@@ -254,6 +278,7 @@ pub fn status(interface: &str) -> Result<InterfaceStatus, DataplaneError> {
         steer: config.steer != 0,
         sample_rate: config.sample_rate,
         healthy: link_alive(&pins),
+        degraded: None,
     })
 }
 

@@ -31,8 +31,8 @@ mod reload;
 pub mod steer;
 
 pub use attach::{
-    attach, attached_interfaces, detach, interface_counters, read_interface_config, status,
-    update_interface_config,
+    attach, attached_interfaces, check_attachable, detach, interface_counters,
+    read_interface_config, status, update_interface_config,
 };
 pub use program::LoadedProgram;
 pub use reload::{reload, ReloadReport};
@@ -50,9 +50,18 @@ pub enum DataplaneError {
     #[error("{0}")]
     Forward(String),
     /// No interface of that name in this network namespace.
-    #[error("interface {name} does not exist in this network namespace")]
+    #[error(
+        "interface {} does not exist in this network namespace",
+        crate::text::quote(name)
+    )]
     UnknownInterface {
         /// The name asked for.
+        name: String,
+    },
+    /// A name no interface can have.
+    #[error("\"{name}\" is not a valid interface name (1-15 characters, not . or .., without /, :, spaces or NUL)")]
+    InvalidInterfaceName {
+        /// The name, escaped.
         name: String,
     },
     /// xdpath is attached there already.
@@ -62,10 +71,19 @@ pub enum DataplaneError {
         name: String,
     },
     /// Nothing of xdpath's is attached there.
-    #[error("xdpath is not attached to {name}")]
+    #[error("xdpath is not attached to {}", crate::text::quote(name))]
     NotAttached {
         /// The interface.
         name: String,
+    },
+    /// An object file could not be read.
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
+    /// The pins cannot be read without privileges.
+    #[error("needs root: {what} (permission denied)")]
+    NeedsRoot {
+        /// What could not be read.
+        what: String,
     },
     /// The interface has an XDP program that is not xdpath's.
     #[error("{name} already has an XDP program that xdpath did not attach; remove it first (e.g. `ip link set dev {name} xdp off`)")]
@@ -306,6 +324,10 @@ pub struct InterfaceStatus {
     /// False when the pins are left but the attachment is gone (the
     /// interface was deleted); `detach` cleans up.
     pub healthy: bool,
+    /// Why the interface does not enforce its namespace's saved state
+    /// (the kernel's maps differ from it, or it cannot be read); none when
+    /// it does. Filled in by `status` from [`crate::reconcile::check`].
+    pub degraded: Option<String>,
 }
 
 /// The pins of one interface in the current network namespace.
@@ -317,14 +339,12 @@ pub struct InterfacePins {
 
 impl InterfacePins {
     /// The pin directory of `interface` in this thread's network namespace.
+    /// The name must be one the kernel could give an interface
+    /// ([`valid_interface_name`]): it becomes a path component.
     pub fn new(interface: &str) -> Result<Self, DataplaneError> {
-        if interface.is_empty()
-            || interface.contains('/')
-            || interface.len() > 15
-            || interface.contains('\0')
-        {
-            return Err(DataplaneError::UnknownInterface {
-                name: interface.to_string(),
+        if !valid_interface_name(interface) {
+            return Err(DataplaneError::InvalidInterfaceName {
+                name: interface.escape_debug().to_string(),
             });
         }
         Ok(Self {
@@ -345,6 +365,51 @@ impl InterfacePins {
     fn attached(&self) -> bool {
         self.path("link").exists()
     }
+}
+
+/// Fails with [`DataplaneError::NeedsRoot`] when this process may not
+/// open `interface`'s pins (opening a pinned map needs the rights on the
+/// pin and, usually, CAP_BPF): without the check, `status` run by a user
+/// shows a healthy interface as gone.
+pub fn check_pin_access(interface: &str) -> Result<(), DataplaneError> {
+    let pins = InterfacePins::new(interface)?;
+    match aya::maps::MapData::from_pin(pins.path("META")) {
+        Err(aya::maps::MapError::SyscallError(error))
+            if error.io_error.kind() == io::ErrorKind::PermissionDenied =>
+        {
+            Err(DataplaneError::NeedsRoot {
+                what: format!("reading the pins of {interface} in {}", pins.dir.display()),
+            })
+        }
+        // Missing or stale pins are for `status` to report.
+        _ => Ok(()),
+    }
+}
+
+/// Whether `name` can be an interface's name, by the kernel's rules
+/// (`dev_valid_name`: 1-15 bytes, not `.` or `..`, no `/`, `:` or white
+/// space) and without control characters. Every name that becomes a pin
+/// path goes through it: `..` would be the pin root, `:shared` the
+/// namespace's shared maps.
+///
+/// # Examples
+///
+/// ```
+/// use xdpath::dataplane::valid_interface_name;
+/// assert!(valid_interface_name("eth0"));
+/// assert!(valid_interface_name("veth-a.10"));
+/// for bad in ["", ".", "..", ":shared", "a/b", "a b", "a\nb", "sixteen-chars-xx"] {
+///     assert!(!valid_interface_name(bad), "{bad:?}");
+/// }
+/// ```
+pub fn valid_interface_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < 16
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
 }
 
 /// The interface's own pinned maps that a reload hands to the new program:
@@ -421,13 +486,19 @@ pub fn shared_dir() -> Result<PathBuf, DataplaneError> {
 /// The name of the shared-maps dir inside a namespace dir.
 pub const SHARED_DIR_NAME: &str = ":shared";
 
-/// This namespace's pin directory: `/sys/fs/bpf/xdpath/<netns id>`.
+/// This namespace's pin directory: `/sys/fs/bpf/xdpath/<namespace key>`
+/// (see [`crate::netns`] for the key).
 pub fn namespace_dir() -> Result<PathBuf, DataplaneError> {
-    let id = crate::netns::current_id().map_err(|source| DataplaneError::Io {
+    let key = crate::netns::current_key().map_err(|source| DataplaneError::Io {
         path: "/proc/thread-self/ns/net".into(),
         source,
     })?;
-    Ok(Path::new(PIN_ROOT).join(id.to_string()))
+    Ok(namespace_dir_of(&key))
+}
+
+/// The pin directory of the namespace with this key.
+pub fn namespace_dir_of(key: &crate::netns::NamespaceKey) -> PathBuf {
+    Path::new(PIN_ROOT).join(key.as_str())
 }
 
 /// Mounts bpffs at /sys/fs/bpf unless it is there already.

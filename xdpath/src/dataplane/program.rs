@@ -158,7 +158,7 @@ impl LoadedProgram {
     pub fn load_shared(config: InterfaceConfig) -> Result<Self, DataplaneError> {
         ensure_bpffs()?;
         let dir = shared_dir()?;
-        std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        crate::private_files::create_directory(&dir).map_err(io_error(&dir))?;
         Self::load_object_with(
             objects::XDPATH,
             objects::XDPATH_PROGRAM,
@@ -227,10 +227,9 @@ impl LoadedProgram {
 
     /// Loads an XDP program from an object file (a peer's, for benchmarks).
     pub fn load_file(path: &Path, program: &str) -> Result<Self, DataplaneError> {
-        let bytes = std::fs::read(path).map_err(|source| DataplaneError::Io {
-            path: path.into(),
-            source,
-        })?;
+        // xdpath's own object is about 1 MiB with its debug information.
+        const MAX_OBJECT_BYTES: u64 = 64 << 20;
+        let bytes = crate::input::read_bytes(path, MAX_OBJECT_BYTES)?;
         Self::load_object(&bytes, program, InterfaceConfig::default())
     }
 

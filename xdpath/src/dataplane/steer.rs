@@ -4,6 +4,7 @@
 //! traffic is processed by the stack on several CPUs. Every frame of a
 //! flow goes to the same CPU, so flows stay in order.
 
+use crate::text::quote;
 use aya::maps::xdp::CpuMap;
 use aya::maps::{Array, Map, MapData, PerCpuArray};
 
@@ -51,7 +52,9 @@ pub fn parse_cpus(text: &str, online: u32) -> Result<Vec<u32>, DataplaneError> {
     for part in text.split(',') {
         let bad = || {
             error(format!(
-                "CPU list {text:?}: {part:?} is not a CPU number or range"
+                "CPU list {}: {} is not a CPU number or range",
+                quote(text),
+                quote(part)
             ))
         };
         let (low, high) = match part.split_once('-') {
@@ -75,7 +78,7 @@ pub fn parse_cpus(text: &str, online: u32) -> Result<Vec<u32>, DataplaneError> {
         }
     }
     if cpus.is_empty() {
-        return Err(error(format!("CPU list {text:?} names no CPU")));
+        return Err(error(format!("CPU list {} names no CPU", quote(text))));
     }
     Ok(cpus)
 }

@@ -91,7 +91,12 @@ pub fn decap(
         dataplane::status(interface)
             .map_err(crate::control::ControlError::from)?
             .mode
-            .ok_or_else(|| LbError::Usage(format!("xdpath is not attached to {interface}")))?
+            .ok_or_else(|| {
+                LbError::Usage(format!(
+                    "xdpath is not attached to {}",
+                    crate::text::quote(interface)
+                ))
+            })?
     } else {
         let config = InterfaceConfig::default().with_decap(true, gue_port);
         dataplane::attach(interface, mode, config).map_err(crate::control::ControlError::from)?

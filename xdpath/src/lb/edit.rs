@@ -9,6 +9,7 @@ use super::maglev::{DEFAULT_TABLE_SIZE, MAX_WEIGHT};
 use super::state::{BackendSpec, Encap, HealthCheck, LbState, VipId, VipSpec, L4};
 use super::LbError;
 use crate::control::parse::{parse_cidr, Cidr};
+use crate::text::quote;
 use xdpath_core::lb::{MAX_BACKENDS, MAX_VIPS};
 
 /// Parses `ADDRESS:PORT/PROTOCOL`: `203.0.113.10:80/tcp`,
@@ -46,7 +47,7 @@ pub fn parse_vip(text: &str) -> Result<VipId, LbError> {
         None => address,
     };
     let address: IpAddr = address.parse().map_err(|_| error("not an IP address"))?;
-    if address.is_unspecified() || address.is_multicast() {
+    if !is_unicast(address) {
         return Err(error("a VIP must be a unicast address"));
     }
     let port = match port {
@@ -62,17 +63,41 @@ pub fn parse_vip(text: &str) -> Result<VipId, LbError> {
     })
 }
 
-/// Parses a backend address.
+/// Not unspecified, multicast or the IPv4 broadcast address (also as an
+/// IPv4-mapped IPv6 address).
+fn is_unicast(address: IpAddr) -> bool {
+    let address = address.to_canonical();
+    !(address.is_unspecified()
+        || address.is_multicast()
+        || address == IpAddr::V4(std::net::Ipv4Addr::BROADCAST))
+}
+
+/// Parses a backend address (to add, change or remove a backend).
 pub fn parse_address(text: &str) -> Result<IpAddr, LbError> {
-    let address: IpAddr = text.trim().parse().map_err(|_| LbError::Address {
+    let error = |why| LbError::Address {
         text: text.to_string(),
-    })?;
-    if address.is_unspecified() || address.is_multicast() {
-        return Err(LbError::Address {
-            text: text.to_string(),
-        });
+        why,
+    };
+    let address: IpAddr = text
+        .trim()
+        .parse()
+        .map_err(|_| error("not an IP address"))?;
+    if !is_unicast(address) {
+        return Err(error("not a unicast address"));
     }
     Ok(address)
+}
+
+/// Why `address` cannot be a new backend, if it cannot: traffic is
+/// encapsulated to it, so it must be another host's unicast address.
+fn backend_problem(address: IpAddr) -> Option<&'static str> {
+    if !is_unicast(address) {
+        Some("not a unicast address")
+    } else if address.to_canonical().is_loopback() {
+        Some("a loopback address is this host, not a backend")
+    } else {
+        None
+    }
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff` (or with `-`).
@@ -128,7 +153,8 @@ pub fn parse_flags(text: &str, options: &mut VipOptions) -> Result<(), LbError> 
             "no-conntrack" => options.no_conntrack = true,
             other => {
                 return Err(LbError::Usage(format!(
-                    "unknown VIP flag \"{other}\" (expected source-hash or no-conntrack)"
+                    "unknown VIP flag {} (expected source-hash or no-conntrack)",
+                    quote(other)
                 )))
             }
         }
@@ -201,6 +227,12 @@ pub fn add_backend(
     weight: u64,
 ) -> Result<(), LbError> {
     let weight = check_weight(weight)?;
+    if let Some(why) = backend_problem(address) {
+        return Err(LbError::Address {
+            text: address.to_string(),
+            why,
+        });
+    }
     let spec = state.vip(vip).ok_or(LbError::NoSuchVip { vip: *vip })?;
     if spec.backend(address).is_some() {
         return Err(LbError::BackendExists {
@@ -316,8 +348,8 @@ fn check_health(check: &HealthCheck) -> Result<(), LbError> {
             .any(|c| c.is_whitespace() || c.is_control())
     {
         return refuse(format!(
-            "health path \"{}\" must start with / and hold no spaces",
-            check.path
+            "health path {} must start with / and hold no spaces",
+            quote(&check.path)
         ));
     }
     if !(100..=599).contains(&check.status) {
@@ -345,7 +377,12 @@ pub fn set_down(
 
 /// Parses `500ms`, `2s`, `1m` (a bare number is seconds) to milliseconds.
 pub fn parse_millis(text: &str) -> Result<u64, LbError> {
-    let error = || LbError::Usage(format!("invalid duration \"{text}\" (e.g. 500ms, 2s, 1m)"));
+    let error = || {
+        LbError::Usage(format!(
+            "invalid duration {} (e.g. 500ms, 2s, 1m)",
+            quote(text)
+        ))
+    };
     let text = text.trim();
     let (digits, scale) = if let Some(digits) = text.strip_suffix("ms") {
         (digits, 1)
@@ -442,9 +479,49 @@ mod tests {
             "203.0.113.10:65536/tcp",
             "0.0.0.0:80/tcp",
             "224.0.0.1:80/udp",
+            "255.255.255.255:80/tcp",
+            "[::ffff:255.255.255.255]:80/tcp",
+            "[ff02::1]:80/udp",
+            "[::]:80/tcp",
             "example.com:80/tcp",
         ] {
             assert!(parse_vip(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn only_other_hosts_unicast_addresses_are_backends() {
+        let mut state = LbState::default();
+        let vip = parse_vip("203.0.113.10:80/tcp").expect("vip");
+        add_vip(&mut state, vip, options()).expect("add");
+        let before = state.clone();
+        for text in [
+            "127.0.0.1",
+            "127.255.0.9",
+            "::1",
+            "::ffff:127.0.0.1",
+            "255.255.255.255",
+            "::ffff:255.255.255.255",
+            "0.0.0.0",
+            "::",
+            "224.0.0.5",
+            "ff02::1",
+        ] {
+            let refused = parse_address(text)
+                .and_then(|address| add_backend(&mut state, &vip, address, 1))
+                .expect_err(text);
+            assert!(
+                matches!(refused, LbError::Address { .. }),
+                "{text}: {refused}"
+            );
+            assert!(refused
+                .to_string()
+                .starts_with("invalid backend address \""));
+        }
+        assert_eq!(state, before, "a refused backend changes nothing");
+        for text in ["10.0.0.1", "2001:db8::1", "192.0.2.255"] {
+            let address = parse_address(text).expect(text);
+            add_backend(&mut state, &vip, address, 1).expect(text);
         }
     }
 

@@ -78,8 +78,8 @@ pub fn probe(check: &HealthCheck, address: IpAddr, vip_port: u16) -> Result<(), 
         .and_then(|code| code.parse::<u16>().ok())
         .ok_or_else(|| {
             format!(
-                "not an HTTP answer: {:?}",
-                line.lines().next().unwrap_or("")
+                "not an HTTP answer: {}",
+                crate::text::quote(line.lines().next().unwrap_or(""))
             )
         })?;
     if status == check.status {

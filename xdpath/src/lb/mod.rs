@@ -12,9 +12,11 @@ pub mod edit;
 pub mod health;
 pub mod install;
 pub mod maglev;
+pub mod readback;
 pub mod session;
 pub mod state;
 
+use crate::text::quote;
 use state::VipId;
 
 /// Why a balancer command failed.
@@ -22,8 +24,9 @@ use state::VipId;
 pub enum LbError {
     /// A VIP did not parse.
     #[error(
-        "invalid VIP \"{text}\": {why} (expected ADDRESS:PORT/tcp|udp, e.g. 203.0.113.10:80/tcp, \
-         [2001:db8::10]:443/tcp, or * as the port for every port)"
+        "invalid VIP {}: {why} (expected ADDRESS:PORT/tcp|udp, e.g. 203.0.113.10:80/tcp, \
+         [2001:db8::10]:443/tcp, or * as the port for every port)",
+        quote(text)
     )]
     VipSyntax {
         /// What was typed.
@@ -31,14 +34,20 @@ pub enum LbError {
         /// What is wrong.
         why: &'static str,
     },
-    /// An address did not parse.
-    #[error("invalid IP address \"{text}\"")]
+    /// A backend address did not parse, or is no address to send a
+    /// VIP's traffic to.
+    #[error("invalid backend address {}: {why}", quote(text))]
     Address {
         /// What was typed.
         text: String,
+        /// What is wrong.
+        why: &'static str,
     },
     /// A MAC address did not parse.
-    #[error("invalid MAC address \"{text}\" (expected six hex bytes, e.g. 02:00:00:00:00:01)")]
+    #[error(
+        "invalid MAC address {} (expected six hex bytes, e.g. 02:00:00:00:00:01)",
+        quote(text)
+    )]
     Mac {
         /// What was typed.
         text: String,

@@ -2,7 +2,6 @@
 //! command change it, then plan, install and save. The lock is the
 //! filter's, so filter and balancer commands never interleave.
 
-use std::fs::File;
 use std::path::PathBuf;
 
 use super::compile::{plan, Plan};
@@ -10,67 +9,119 @@ use super::install::bytes_of;
 use super::state::{LbState, LB_STATE_FILE};
 use super::LbError;
 use crate::control::kernel::KernelMaps;
-use crate::control::session::lock_state_dir;
+use crate::control::session::{lock_state_dir, StateLock};
 use crate::control::state;
-use xdpath_core::lb::{Backend, LbConfig, LbCounter, VipKey, CONN_HITS, CONN_MISSES, LB_ENABLED};
+use xdpath_core::lb::{Backend, LbCounter, CONN_HITS, CONN_MISSES};
 
 /// The balancer state of this namespace, locked, with its maps.
 pub struct LbSession {
     /// The desired state; commands change it, [`LbSession::commit`]
     /// installs it.
     pub state: LbState,
-    /// What the maps hold.
-    installed: LbState,
-    /// The maps hold none of it: write everything.
-    fresh: bool,
-    maps: KernelMaps,
+    /// What the state file held when the session was opened.
+    loaded: LbState,
+    /// How the maps differ from `loaded` (read back); none for a
+    /// read-only session.
+    differences: Option<Vec<String>>,
+    maps: Option<KernelMaps>,
     path: PathBuf,
-    _lock: File,
+    _lock: StateLock,
 }
 
 /// Words of an [`LbCounter`].
 const COUNTER_WORDS: usize = size_of::<LbCounter>() / 8;
 
 impl LbSession {
-    /// Locks and reads this namespace's balancer state and opens (or
-    /// creates) the shared maps.
+    /// Locks and reads this namespace's balancer state, opens (or
+    /// creates) the shared maps and reads them back.
     pub fn open() -> Result<Self, LbError> {
         let (dir, lock) = lock_state_dir()?;
         let path = dir.join(LB_STATE_FILE);
         let loaded: LbState = state::load(&path)?;
-        let (maps, created) = KernelMaps::open_shared()?;
-        // The maps may have been made again by another command since the
-        // state was saved (after a reboot, or once every interface was
-        // detached): then they hold no VIP although the state has some.
-        let fresh = created || (!loaded.vips.is_empty() && !lb_enabled(&maps)?);
-        let installed = if fresh {
-            LbState::default()
-        } else {
-            loaded.clone()
-        };
+        let (maps, _created) = KernelMaps::open_shared()?;
+        let differences = super::readback::compare(&maps, &loaded)?;
         Ok(Self {
-            state: loaded,
-            installed,
-            fresh,
+            state: loaded.clone(),
+            loaded,
+            differences: Some(differences),
+            maps: Some(maps),
+            path,
+            _lock: lock,
+        })
+    }
+
+    /// Locks and reads the state for a command that only reads: the maps
+    /// are opened if they exist (never created) and not read back;
+    /// [`LbSession::commit`] changes nothing.
+    pub fn read() -> Result<Self, LbError> {
+        let (dir, lock) = lock_state_dir()?;
+        let path = dir.join(LB_STATE_FILE);
+        let loaded: LbState = state::load(&path)?;
+        let maps = KernelMaps::open_existing()?;
+        Ok(Self {
+            state: loaded.clone(),
+            loaded,
+            differences: None,
             maps,
             path,
             _lock: lock,
         })
     }
 
+    /// How the kernel's maps differ from the state file, one line each.
+    pub fn differences(&self) -> Result<Vec<String>, LbError> {
+        if let Some(differences) = &self.differences {
+            return Ok(differences.clone());
+        }
+        match &self.maps {
+            Some(maps) => super::readback::compare(maps, &self.loaded),
+            None if self.loaded.vips.is_empty() => Ok(Vec::new()),
+            None => Ok(vec![format!(
+                "the kernel has no balancer maps in this network namespace: none of the state's {} VIPs is balanced",
+                self.loaded.vips.len()
+            )]),
+        }
+    }
+
     /// Plans the change (refusing an invalid state before any write),
-    /// installs it and saves the state.
+    /// installs it and saves the state. When the maps differ from the state
+    /// file, everything is written again and what the maps hold beyond the
+    /// state is removed.
     pub fn commit(mut self) -> Result<(), LbError> {
-        if !self.fresh && self.state == self.installed {
+        let (Some(differences), Some(maps)) = (self.differences.take(), self.maps.as_ref()) else {
+            return Ok(());
+        };
+        if differences.is_empty() && self.state == self.loaded {
             return Ok(());
         }
-        let plan = plan(&self.installed, &mut self.state, self.fresh)?;
-        if self.fresh {
-            self.maps.clear_map("VIPS", size_of::<VipKey>())?;
+        let fresh = !differences.is_empty();
+        let installed = if fresh {
+            LbState::default()
+        } else {
+            self.loaded.clone()
+        };
+        let plan = plan(&installed, &mut self.state, fresh)?;
+        install(maps, &plan)?;
+        if fresh {
+            super::readback::remove_extra_vips(maps, &plan.compiled)?;
         }
-        install(&self.maps, &plan)?;
-        state::save(&self.path, &self.state)?;
+        let changed = self.state != self.loaded;
+        if changed {
+            state::save(&self.path, &self.state)?;
+        }
+        state::save_installed_copy(&self.path, &self.state, changed)?;
         Ok(())
+    }
+
+    /// How the kernel's maps differ from `state` (for rebuilding a state
+    /// file from them).
+    pub fn differences_from_kernel(state: &LbState) -> Result<Vec<String>, LbError> {
+        match KernelMaps::open_existing()? {
+            Some(maps) => super::readback::compare(&maps, state),
+            None => Ok(vec![
+                "the kernel has no balancer maps in this namespace".into()
+            ]),
+        }
     }
 
     /// A VIP's packets, bytes and new flows.
@@ -85,14 +136,20 @@ impl LbSession {
 
     /// Connection-table hits and misses.
     pub fn connection_counters(&self) -> Result<(u64, u64), LbError> {
+        let Some(maps) = &self.maps else {
+            return Ok((0, 0));
+        };
         Ok((
-            self.maps.per_cpu_sum("CONN_STATS", CONN_HITS)?,
-            self.maps.per_cpu_sum("CONN_STATS", CONN_MISSES)?,
+            maps.per_cpu_sum("CONN_STATS", CONN_HITS)?,
+            maps.per_cpu_sum("CONN_STATS", CONN_MISSES)?,
         ))
     }
 
     fn counter(&self, map: &'static str, index: u32) -> Result<LbCounter, LbError> {
-        let words = self.maps.per_cpu_words(map, index, COUNTER_WORDS)?;
+        let Some(maps) = &self.maps else {
+            return Ok(LbCounter::default());
+        };
+        let words = maps.per_cpu_words(map, index, COUNTER_WORDS)?;
         let word = |at: usize| words.get(at).copied().unwrap_or(0);
         Ok(LbCounter {
             packets: word(0),
@@ -100,13 +157,6 @@ impl LbSession {
             new_flows: word(2),
         })
     }
-}
-
-fn lb_enabled(maps: &KernelMaps) -> Result<bool, LbError> {
-    let mut config = [0u8; size_of::<LbConfig>()];
-    maps.lookup("LB_CONFIG", &0u32.to_ne_bytes(), &mut config)?;
-    let flags = u32::from_ne_bytes([config[0], config[1], config[2], config[3]]);
-    Ok(flags & LB_ENABLED != 0)
 }
 
 /// Writes a plan in the order that keeps every live pointer valid:

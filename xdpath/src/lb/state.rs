@@ -239,6 +239,11 @@ pub struct LbState {
     pub next_generation: u32,
 }
 
+impl crate::control::state::StateFile for LbState {
+    const KIND: &'static str = "lb";
+    const LEGACY_KEYS: &'static [&'static str] = &["settings", "vips", "next_generation"];
+}
+
 impl LbState {
     /// The VIP `id`.
     pub fn vip(&self, id: &VipId) -> Option<&VipSpec> {

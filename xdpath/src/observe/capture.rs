@@ -16,13 +16,15 @@ use xdpath_core::observe::{CaptureConfig, CAPTURE_BYTES};
 use xdpath_core::{Action, Reason};
 
 use super::ring::{self, Ring, RingError, RingReader};
+use crate::control::parse::{seconds_within, MAX_DURATION_SECONDS};
 use crate::pcap::pcapng::PcapngWriter;
+use crate::text::{quote, quote_path};
 
 /// Errors of `xdpath capture`.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     /// A reason name that is not one.
-    #[error("unknown reason {name:?}; reasons are: {known}")]
+    #[error("unknown reason {}; reasons are: {known}", quote(name))]
     UnknownReason {
         /// The name given.
         name: String,
@@ -30,11 +32,14 @@ pub enum CaptureError {
         known: String,
     },
     /// The interface has no xdpath program.
-    #[error("xdpath is not attached to {0}")]
+    #[error("xdpath is not attached to {}", quote(.0))]
     NotAttached(String),
     /// Nothing to capture from.
     #[error("xdpath is attached to no interface in this namespace")]
     NothingAttached,
+    /// A duration out of range.
+    #[error("--duration must be from 0.001 to {MAX_DURATION_SECONDS} seconds, not {0}")]
+    Duration(f64),
     /// A snap length out of range.
     #[error("snap length {0} is out of range 1..={CAPTURE_BYTES}")]
     SnapLength(u32),
@@ -42,7 +47,7 @@ pub enum CaptureError {
     #[error(transparent)]
     Ring(#[from] RingError),
     /// The output file.
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", quote_path(path))]
     Output {
         /// The file.
         path: PathBuf,
@@ -146,6 +151,13 @@ impl Drop for FilterGuard {
 /// Runs a capture; `on_ready` is called once the filter is live.
 pub fn capture(args: &CaptureArgs, on_ready: impl FnOnce()) -> Result<CaptureReport, CaptureError> {
     let reason = args.reason.as_deref().map(reason_by_name).transpose()?;
+    let deadline = args
+        .duration
+        .map(|seconds| {
+            seconds_within(seconds, 0.001, MAX_DURATION_SECONDS as f64)
+                .ok_or(CaptureError::Duration(seconds))
+        })
+        .transpose()?;
     if args.snaplen == 0 || args.snaplen > CAPTURE_BYTES {
         return Err(CaptureError::SnapLength(args.snaplen));
     }
@@ -187,7 +199,6 @@ pub fn capture(args: &CaptureArgs, on_ready: impl FnOnce()) -> Result<CaptureRep
     on_ready();
     let started = Instant::now();
     let limit = args.count.unwrap_or(u64::MAX);
-    let deadline = args.duration.map(Duration::from_secs_f64);
     let mut interfaces = HashMap::new();
     let mut packets = 0u64;
     // Writes what the ring holds, up to the limit.

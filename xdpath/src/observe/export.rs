@@ -1,5 +1,7 @@
 //! `xdpath export sflow|ipfix`: a foreground exporter, without the daemon.
 
+use crate::control::parse::{seconds_within, MAX_DURATION_SECONDS};
+use crate::text::quote;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,7 @@ pub enum ExportCommandError {
     #[error("name at least one interface to sample")]
     NoInterface,
     /// The interface has no xdpath program.
-    #[error("xdpath is not attached to {0}")]
+    #[error("xdpath is not attached to {}", quote(.0))]
     NotAttached(String),
     /// Sampling is off and no rate was given.
     #[error("sampling is off on {0}: give --rate N, or run `xdpath sample {0} N` first")]
@@ -24,7 +26,7 @@ pub enum ExportCommandError {
     #[error(transparent)]
     Rate(#[from] super::RateError),
     /// A duration out of range.
-    #[error("{what} must be a positive number of seconds, not {value}")]
+    #[error("{what} must be a positive number of seconds (0.001 to {MAX_DURATION_SECONDS}), not {value}")]
     Duration {
         /// The option.
         what: &'static str,
@@ -90,11 +92,8 @@ pub struct ExportArgs {
 }
 
 fn seconds(what: &'static str, value: f64) -> Result<Duration, ExportCommandError> {
-    if value.is_finite() && value > 0.0 && value < 1e9 {
-        Ok(Duration::from_secs_f64(value))
-    } else {
-        Err(ExportCommandError::Duration { what, value })
-    }
+    seconds_within(value, 0.001, MAX_DURATION_SECONDS as f64)
+        .ok_or(ExportCommandError::Duration { what, value })
 }
 
 /// Puts the interfaces' sampling rates back on every way out.

@@ -46,7 +46,7 @@ pub fn parse_rate(text: &str) -> Result<u32, RateError> {
 
 /// A sampling rate that is not one.
 #[derive(Debug, thiserror::Error)]
-#[error("sampling rate {0:?} is not a number from 0 to 16777216 or `off`")]
+#[error("sampling rate {} is not a number from 0 to 16777216 or `off`", crate::text::quote(.0))]
 pub struct RateError(String);
 
 /// One record from the data path: a sampled or captured frame.

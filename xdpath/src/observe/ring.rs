@@ -239,7 +239,7 @@ fn take_reader_lock(which: Ring) -> Result<File, RingError> {
         map: "state",
         detail: error.to_string(),
     })?;
-    std::fs::create_dir_all(&dir).map_err(|source| RingError::Io {
+    crate::private_files::create_directory(&dir).map_err(|source| RingError::Io {
         path: dir.clone(),
         source,
     })?;
@@ -248,13 +248,8 @@ fn take_reader_lock(which: Ring) -> Result<File, RingError> {
         path: path.clone(),
         source,
     };
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io)?;
+    // Private: anyone who could open it could hold the lock.
+    let mut file = crate::private_files::open_private(&path, false).map_err(io)?;
     // SAFETY: flock on a descriptor we own.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let mut holder = String::new();

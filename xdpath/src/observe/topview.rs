@@ -16,6 +16,7 @@ use xdpath_core::Counter;
 use super::engine::{now_unix_ms, Engine, EngineConfig};
 use super::ring::RingError;
 use super::top::{Rank, TalkerKind};
+use crate::control::parse::seconds_within;
 
 /// `xdpath top` arguments.
 #[derive(Clone, Debug, clap::Args)]
@@ -99,27 +100,37 @@ pub struct TopView {
     rank: Rank,
 }
 
+/// `--interval` and `--window` as durations, if they are in range
+/// (0.01-3600 s and 0.1-3600 s).
+fn periods(args: &TopArgs) -> Result<(Duration, Duration), TopError> {
+    let interval = seconds_within(args.interval, 0.01, 3600.0).ok_or_else(|| {
+        TopError::Usage(format!(
+            "--interval must be from 0.01 to 3600 seconds, not {}",
+            args.interval
+        ))
+    })?;
+    let window = seconds_within(args.window, 0.1, 3600.0).ok_or_else(|| {
+        TopError::Usage(format!(
+            "--window must be from 0.1 to 3600 seconds, not {}",
+            args.window
+        ))
+    })?;
+    Ok((interval, window))
+}
+
 impl TopView {
     /// Starts a view of `interfaces` (all attached when empty).
     pub fn open(args: &TopArgs) -> Result<Self, TopError> {
-        if !(args.interval.is_finite() && args.interval > 0.0) {
-            return Err(TopError::Usage(format!(
-                "--interval must be a positive number of seconds, not {}",
-                args.interval
-            )));
-        }
-        if !(args.window.is_finite() && args.window >= 0.1 && args.window <= 3600.0) {
-            return Err(TopError::Usage(format!(
-                "--window must be from 0.1 to 3600 seconds, not {}",
-                args.window
-            )));
-        }
+        let (_, window) = periods(args)?;
         let interfaces = if args.interfaces.is_empty() {
             crate::dataplane::attached_interfaces().unwrap_or_default()
         } else {
             for interface in &args.interfaces {
                 crate::dataplane::read_interface_config(interface).map_err(|_| {
-                    TopError::Usage(format!("xdpath is not attached to {interface}"))
+                    TopError::Usage(format!(
+                        "xdpath is not attached to {}",
+                        crate::text::quote(interface)
+                    ))
                 })?;
             }
             args.interfaces.clone()
@@ -128,7 +139,7 @@ impl TopView {
             return Err(TopError::NothingAttached);
         }
         let config = EngineConfig {
-            top_window: Some(Duration::from_secs_f64(args.window)),
+            top_window: Some(window),
             ..EngineConfig::default()
         };
         // A daemon (or another reader) holding the ring: ask it instead.
@@ -236,8 +247,8 @@ fn daemon_talkers(limit: usize, rank: Rank) -> Value {
 /// Runs the view until stopped, drawing each refresh (as one JSON line
 /// each with `json`).
 pub fn run(args: &TopArgs, json: bool) -> Result<(), TopError> {
+    let (interval, _) = periods(args)?;
     let mut view = TopView::open(args)?;
-    let interval = Duration::from_secs_f64(args.interval);
     let mut stdout = std::io::stdout().lock();
     let terminal = stdout.is_terminal() && !json;
     // The first refresh only takes the counters' starting point.

@@ -67,6 +67,9 @@ pub fn snapshot_path(dir: &Path, interface: &str) -> PathBuf {
 /// The snapshot of the runtime on `interface` in this namespace, if one
 /// ran here.
 pub fn read_snapshot(interface: &str) -> Option<Snapshot> {
+    if !crate::dataplane::valid_interface_name(interface) {
+        return None;
+    }
     let dir = crate::control::state::state_dir().ok()?;
     let text = std::fs::read(snapshot_path(&dir, interface)).ok()?;
     serde_json::from_slice(&text).ok()

@@ -401,7 +401,7 @@ fn write_snapshot(
         rule_hits,
         tallies,
     };
-    if let Err(error) = state_files::save(path, &snapshot) {
+    if let Err(error) = state_files::save_plain(path, &snapshot) {
         eprintln!("xdpath run: cannot write the counter snapshot: {error}");
     }
 }

@@ -5,6 +5,7 @@
     reason = "each test binary uses its own subset of these helpers"
 )]
 
+pub mod cli;
 pub mod tshark;
 
 use std::process::{Child, Output};

@@ -17,6 +17,9 @@ pub fn xdpath_cli() -> PathBuf {
     PathBuf::from(XDPATHD).with_file_name("xdpath")
 }
 
+/// The daemon's log (its stdout and stderr) in its directory.
+pub const LOG_FILE: &str = "xdpathd.log";
+
 /// A running xdpathd; stopped (SIGTERM) and its files removed on drop.
 pub struct Daemon {
     child: Child,
@@ -34,12 +37,15 @@ impl Daemon {
     pub fn start(name: &str, enter: Box<dyn Fn(&str) -> Command>, extra: &[String]) -> Self {
         let dir = std::env::temp_dir().join(format!("xdpathd-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
+        // The log goes to stdout, errors to stderr: both into one file.
+        let log = std::fs::File::create(dir.join(LOG_FILE)).expect("log file");
+        let errors = log.try_clone().expect("log file");
         let child = enter(XDPATHD)
             .arg("--socket")
             .arg(dir.join("api.sock"))
             .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log)
+            .stderr(errors)
             .spawn()
             .expect("xdpathd");
         let daemon = Self {
@@ -48,12 +54,29 @@ impl Daemon {
             enter,
             killed: false,
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Creating a new namespace's maps takes seconds of system time
+        // (6 s measured on a loaded 2-core machine, 15 s wall).
+        let deadline = Instant::now() + Duration::from_secs(60);
         while daemon.call("GET", "/v1/config", None).0 != 200 {
             assert!(Instant::now() < deadline, "xdpathd did not answer");
             std::thread::sleep(Duration::from_millis(100));
         }
         daemon
+    }
+
+    /// What the daemon has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(LOG_FILE)).unwrap_or_default()
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its API socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("api.sock")
     }
 
     /// A command in the daemon's namespace.
@@ -152,4 +175,74 @@ impl Drop for Daemon {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Runs an xdpathd that must refuse to start: its exit code and stderr.
+/// One that keeps running past 10 s is killed and reported as `None`.
+pub fn refused(mut command: Command) -> (Option<i32>, String) {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xdpathd");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("xdpathd");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Sends `request` as it is over the Unix socket at `socket` and reads the
+/// answer until the daemon closes: its status and JSON body (or the body
+/// as a string, or `Null` when there is none).
+pub fn raw(socket: &std::path::Path, request: &[u8]) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    // The daemon may answer (and close) before it has read everything.
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    parse_answer(&answer)
+}
+
+/// The status and body of an HTTP answer.
+pub fn parse_answer(answer: &[u8]) -> (u16, Value) {
+    let text = String::from_utf8_lossy(answer);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return (0, Value::String(text.into_owned()));
+    };
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string()))
+    };
+    (status, value)
+}
+
+/// A command that runs `program` in the network namespace at `path`.
+pub fn in_namespace(path: &std::path::Path, program: &str) -> Command {
+    let mut command = Command::new("nsenter");
+    command
+        .arg(format!("--net={}", path.display()))
+        .arg(program);
+    command
 }

@@ -1,0 +1,101 @@
+//! Reading the balancer's maps back and comparing them with a desired
+//! state: the config, every VIP entry (and no other), every backend slot
+//! the state uses, and each VIP's live Maglev ring.
+
+use std::collections::HashMap;
+
+use xdpath_core::lb::{LbConfig, Vip, VipKey, MAX_RING_SIZE};
+
+use super::compile::plan;
+use super::install::{bytes_of, CompiledLb};
+use super::state::LbState;
+use super::LbError;
+use crate::control::kernel::KernelMaps;
+
+/// Every difference between the maps and `desired`, one line each (empty:
+/// the kernel balances exactly as the state says).
+pub fn compare(maps: &KernelMaps, desired: &LbState) -> Result<Vec<String>, LbError> {
+    let mut wanted = desired.clone();
+    // The whole state as a fresh install would write it; the live rings
+    // stay the ones the state names.
+    let compiled = plan(&LbState::default(), &mut wanted, true)?.compiled;
+    let mut differences = Vec::new();
+    let mut config = [0u8; size_of::<LbConfig>()];
+    maps.lookup("LB_CONFIG", &0u32.to_ne_bytes(), &mut config)?;
+    if config[..] != *bytes_of(&compiled.live_config()) {
+        differences.push(if config.iter().all(|byte| *byte == 0) {
+            "balancer settings: the kernel has none (its maps are new or were emptied)".into()
+        } else {
+            "balancer settings differ".into()
+        });
+    }
+    let kernel: HashMap<Vec<u8>, Vec<u8>> = maps
+        .entries("VIPS", size_of::<VipKey>(), size_of::<Vip>())?
+        .into_iter()
+        .collect();
+    let (mut missing, mut different) = (0usize, 0usize);
+    for (key, vip) in &compiled.vips {
+        match kernel.get(bytes_of(key)) {
+            None => missing += 1,
+            Some(value) if value[..] != *bytes_of(vip) => different += 1,
+            Some(_) => {}
+        }
+    }
+    let extra = (kernel.len() + missing).saturating_sub(compiled.vips.len());
+    if missing + different + extra > 0 {
+        differences.push(format!(
+            "VIPs: {missing} of the state's {} missing from the kernel, {different} different, {extra} in the kernel that the state does not hold",
+            compiled.vips.len()
+        ));
+    }
+    let mut backends_off = 0usize;
+    for (index, backend) in &compiled.backends {
+        let mut value = vec![0u8; size_of_val(backend)];
+        let found = maps.lookup("BACKENDS", &index.to_ne_bytes(), &mut value)?;
+        if !found || value[..] != *bytes_of(backend) {
+            backends_off += 1;
+        }
+    }
+    if backends_off > 0 {
+        differences.push(format!(
+            "backends: {backends_off} of the state's {} differ in the kernel",
+            compiled.backends.len()
+        ));
+    }
+    let rings_off = rings_off(maps, &compiled)?;
+    if rings_off > 0 {
+        differences.push(format!(
+            "Maglev tables: {rings_off} of the state's {} differ in the kernel",
+            compiled.rings.len()
+        ));
+    }
+    Ok(differences)
+}
+
+/// How many of the compiled live rings the kernel holds otherwise.
+fn rings_off(maps: &KernelMaps, compiled: &CompiledLb) -> Result<usize, LbError> {
+    let mut off = 0;
+    for (ring, slots) in &compiled.rings {
+        let slots = &slots[..slots.len().min(MAX_RING_SIZE as usize)];
+        let read =
+            maps.read_array_from("MAGLEV_RINGS", ring * MAX_RING_SIZE, slots.len() as u32, 4)?;
+        let wanted: Vec<u8> = slots.iter().flat_map(|slot| slot.to_ne_bytes()).collect();
+        if read != wanted {
+            off += 1;
+        }
+    }
+    Ok(off)
+}
+
+/// Deletes the VIP entries the maps hold beyond `compiled`'s (after a
+/// reinstall over maps that held something else).
+pub fn remove_extra_vips(maps: &KernelMaps, compiled: &CompiledLb) -> Result<(), LbError> {
+    let wanted: std::collections::HashSet<&[u8]> =
+        compiled.vips.iter().map(|(key, _)| bytes_of(key)).collect();
+    for (key, _) in maps.entries("VIPS", size_of::<VipKey>(), size_of::<Vip>())? {
+        if !wanted.contains(&key[..]) {
+            maps.delete("VIPS", &key)?;
+        }
+    }
+    Ok(())
+}

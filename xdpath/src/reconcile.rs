@@ -1,0 +1,282 @@
+//! The one reconciliation path of a namespace: the desired state on disk
+//! (`filter.json`, `lb.json`) against what the kernel's maps hold, read
+//! back. `attach`, `apply`, `plan`, `xdpath state`, `status` and the
+//! daemon's start and periodic check all come through here.
+//!
+//! - [`check`] only reads (it creates no map) and says what differs.
+//! - [`repair`] installs what the kernel lacks and removes what it holds
+//!   beyond the state, through the same sessions every command uses.
+//! - [`attach`] installs the saved state *before* the program is attached,
+//!   so an interface never runs without the rules its namespace has, and
+//!   refuses to attach when the state cannot be installed (fail closed)
+//!   unless the operator accepts running without it.
+
+use crate::control::session::{lock_state_dir, Session};
+use crate::control::ControlError;
+use crate::dataplane::{self, AttachedMode, DataplaneError, ModeChoice};
+use crate::lb::session::LbSession;
+use crate::lb::LbError;
+use xdpath_core::InterfaceConfig;
+
+/// Why a reconciliation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The filter's state could not be read or installed.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// The balancer's state could not be read or installed.
+    #[error(transparent)]
+    Lb(#[from] LbError),
+    /// Attaching failed.
+    #[error(transparent)]
+    Dataplane(#[from] DataplaneError),
+    /// The saved state cannot be installed, so attaching would run the
+    /// interface without it.
+    #[error("not attaching {interface}: this namespace's saved state cannot be installed ({why}); nothing was attached. Fix the state (`xdpath state repair`) or attach with --force-empty to run {interface} without it")]
+    StateNotInstalled {
+        /// The interface.
+        interface: String,
+        /// Why.
+        why: String,
+    },
+}
+
+/// What differs between the saved state and the kernel, per part.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Differences {
+    /// The filter (rules, blocklist, limits, guards, management).
+    pub filter: Vec<String>,
+    /// The balancer (settings, VIPs, backends, tables).
+    pub balancer: Vec<String>,
+}
+
+impl Differences {
+    /// True when the kernel enforces the saved state exactly.
+    pub fn is_empty(&self) -> bool {
+        self.filter.is_empty() && self.balancer.is_empty()
+    }
+
+    /// Every difference, each line starting with its part.
+    pub fn lines(&self) -> Vec<String> {
+        let filter = self.filter.iter().map(|line| format!("filter: {line}"));
+        let balancer = self.balancer.iter().map(|line| format!("balancer: {line}"));
+        filter.chain(balancer).collect()
+    }
+}
+
+/// Reads the saved state and the kernel's maps and says what differs.
+/// Creates nothing and changes nothing.
+pub fn check() -> Result<Differences, ReconcileError> {
+    let filter = Session::read()?.differences()?;
+    let balancer = LbSession::read()?.differences()?;
+    Ok(Differences { filter, balancer })
+}
+
+/// Makes the kernel's maps hold exactly the saved state; returns what
+/// differed before.
+/// Creates nothing when nothing differs (a namespace with no state and no
+/// maps stays without maps).
+pub fn repair() -> Result<Differences, ReconcileError> {
+    let (_dir, _lock) = lock_state_dir()?;
+    if check().is_ok_and(|differences| differences.is_empty()) {
+        return Ok(Differences::default());
+    }
+    let session = Session::open()?;
+    let filter = session.differences()?;
+    session.commit()?;
+    let session = LbSession::open()?;
+    let balancer = session.differences()?;
+    session.commit()?;
+    Ok(Differences { filter, balancer })
+}
+
+/// What [`attach`] did.
+#[derive(Debug)]
+pub struct Attached {
+    /// The mode the program runs in.
+    pub mode: AttachedMode,
+    /// What the saved state needed installed first (empty when the maps
+    /// already held it).
+    pub installed: Differences,
+    /// With `force_empty`: why the saved state is not enforced.
+    pub degraded: Option<String>,
+}
+
+/// Attaches xdpath to `interface` with this namespace's saved state
+/// installed first. When the state cannot be installed, nothing is
+/// attached, unless `force_empty` says the operator accepts running the
+/// interface without it.
+pub fn attach(
+    interface: &str,
+    mode: ModeChoice,
+    config: InterfaceConfig,
+    force_empty: bool,
+) -> Result<Attached, ReconcileError> {
+    // One attach at a time in a namespace: the loser of a race finds the
+    // winner's pins and says "already attached".
+    let (_dir, _lock) = lock_state_dir()?;
+    dataplane::check_attachable(interface)?;
+    let shared_existed = dataplane::shared_dir()?.exists();
+    let (installed, degraded) = match repair() {
+        Ok(installed) => (installed, None),
+        Err(error) if force_empty => (Differences::default(), Some(error.to_string())),
+        Err(error) => {
+            remove_new_shared_maps(shared_existed);
+            return Err(ReconcileError::StateNotInstalled {
+                interface: interface.to_string(),
+                why: error.to_string(),
+            });
+        }
+    };
+    match dataplane::attach(interface, mode, config) {
+        Ok(mode) => Ok(Attached {
+            mode,
+            installed,
+            degraded,
+        }),
+        Err(error) => {
+            remove_new_shared_maps(shared_existed);
+            Err(error.into())
+        }
+    }
+}
+
+/// A failed attach changes nothing: the shared maps it made go again.
+fn remove_new_shared_maps(shared_existed: bool) {
+    if shared_existed || !dataplane::attached_interfaces().is_ok_and(|names| names.is_empty()) {
+        return;
+    }
+    if let Ok(dir) = dataplane::shared_dir() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// What [`rebuild_files`] found for one state file.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Rebuilt {
+    /// The file.
+    pub file: String,
+    /// What was done, or why nothing could be.
+    pub outcome: String,
+    /// True when the file is now readable and matches the kernel.
+    pub ok: bool,
+}
+
+/// Rebuilds the state files that cannot be read from the kernel's maps:
+/// from the copy of the state last installed (kept beside each file), used
+/// only when reading the maps back shows the kernel holds exactly it.
+pub fn rebuild_files() -> Result<Vec<Rebuilt>, ReconcileError> {
+    let (dir, _lock) = lock_state_dir()?;
+    Ok(vec![
+        rebuild_one::<crate::control::state::FilterState>(
+            &dir,
+            crate::control::state::STATE_FILE,
+            |state| Ok(Session::differences_from_kernel(state)?),
+        ),
+        rebuild_one::<crate::lb::state::LbState>(&dir, crate::lb::state::LB_STATE_FILE, |state| {
+            Ok(LbSession::differences_from_kernel(state)?)
+        }),
+    ])
+}
+
+fn rebuild_one<T: crate::control::state::StateFile>(
+    dir: &std::path::Path,
+    name: &str,
+    compare: impl Fn(&T) -> Result<Vec<String>, ReconcileError>,
+) -> Rebuilt {
+    use crate::control::state;
+    let path = dir.join(name);
+    let report = |outcome: String, ok: bool| Rebuilt {
+        file: path.display().to_string(),
+        outcome,
+        ok,
+    };
+    let Err(error) = state::load::<T>(&path) else {
+        return report("readable; nothing to rebuild".into(), true);
+    };
+    let copy_path = state::installed_copy_path(&path);
+    let copy = match state::load::<T>(&copy_path) {
+        Ok(copy) if copy_path.exists() => copy,
+        Ok(_) => {
+            return report(
+                format!("{error}; no copy of the installed state to rebuild it from"),
+                false,
+            )
+        }
+        Err(copy_error) => {
+            return report(
+                format!("{error}; the copy is unreadable too: {copy_error}"),
+                false,
+            )
+        }
+    };
+    match compare(&copy) {
+        Ok(differences) if differences.is_empty() => match state::save(&path, &copy) {
+            Ok(()) => report(
+                "rebuilt from the copy of the state last installed, which the kernel's maps hold exactly (read back)".into(),
+                true,
+            ),
+            Err(save_error) => report(format!("writing it failed: {save_error}"), false),
+        },
+        Ok(differences) => report(
+            format!(
+                "{error}; the kernel's maps do not hold the last installed copy either ({}), so it cannot be rebuilt from them: move the file away to start empty, or apply a config",
+                differences.join("; ")
+            ),
+            false,
+        ),
+        Err(compare_error) => report(format!("{error}; reading the kernel's maps back failed: {compare_error}"), false),
+    }
+}
+
+/// One directory [`collect_garbage`] removed or kept.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Collected {
+    /// The directory.
+    pub path: String,
+    /// Why it was removed (or, with `dry_run`, would be).
+    pub why: String,
+}
+
+/// Removes the state and pins of namespaces that no longer exist: those of
+/// an earlier boot (their keys carry its boot id), and those of this boot
+/// whose namespace no process is in and no `/run/netns` name holds. The
+/// host's state is never removed. A namespace kept alive only by an open
+/// descriptor (no process in it, no name) looks gone: run this when no
+/// such namespace matters, as xdpathd does at its start.
+pub fn collect_garbage(dry_run: bool) -> std::io::Result<Vec<Collected>> {
+    let boot = crate::netns::boot_id()?;
+    let live = crate::netns::live_cookies()?;
+    let mut removed = Vec::new();
+    for root in [
+        std::path::Path::new(crate::control::state::STATE_ROOT),
+        std::path::Path::new(dataplane::PIN_ROOT),
+    ] {
+        let Ok(entries) = std::fs::read_dir(root) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(key) = crate::netns::NamespaceKey::parse(&name) else {
+                continue;
+            };
+            let why = if key.is_host() {
+                continue;
+            } else if key.boot() != Some(boot.as_str()) {
+                "its namespace belonged to an earlier boot"
+            } else if key.cookie().is_some_and(|cookie| !live.contains(&cookie)) {
+                "its namespace no longer exists"
+            } else {
+                continue;
+            };
+            if !dry_run {
+                std::fs::remove_dir_all(entry.path())?;
+            }
+            removed.push(Collected {
+                path: entry.path().display().to_string(),
+                why: why.to_string(),
+            });
+        }
+    }
+    Ok(removed)
+}
