@@ -126,7 +126,8 @@ fn suggestion(error: &clap::Error) -> Option<String> {
 /// let error = Args::try_parse_from(["x", "--mode", "nat\nive"]).unwrap_err();
 /// assert_eq!(
 ///     xdpath::usage::clap_error_line(&error),
-///     "invalid value \"nat\\nive\" for --mode <MODE> (expected one of: auto, native)"
+///     "invalid value \"nat\\nive\" for --mode <MODE> (expected one of: auto, native); \
+///      did you mean native?"
 /// );
 /// ```
 pub fn clap_error_line(error: &clap::Error) -> String {

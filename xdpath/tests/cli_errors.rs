@@ -121,7 +121,11 @@ fn attach_to_a_missing_interface() {
         &[other, "does not exist"],
     );
     let long = "an-interface-name-too-long";
-    fails_without_change(&bed, &["attach", long], &[long, "does not exist"]);
+    fails_without_change(
+        &bed,
+        &["attach", long],
+        &[long, "not a valid interface name"],
+    );
     assert_eq!(state(&bed).status, serde_json::json!([]));
 }
 

@@ -189,11 +189,11 @@ fn input_is_quoted_short_and_escaped() {
         ),
         (
             vec!["attach", "eth0\nxdpath: error: forged"],
-            vec!["interface \"eth0\\nxdpath: error: forged\" does not exist"],
+            vec!["\"eth0\\nxdpath: error: forged\" is not a valid interface name"],
         ),
         (
             vec!["stats", "a\tb"],
-            vec!["interface \"a\\tb\" does not exist"],
+            vec!["\"a\\tb\" is not a valid interface name"],
         ),
         (
             vec!["lb", "vip", "add", "203.0.113.10:80/tcp\nx"],

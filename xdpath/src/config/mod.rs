@@ -41,7 +41,7 @@ use crate::lb::state::LbState;
 
 pub use apply::apply;
 pub use current::current;
-pub use load::{load, load_str, Environment};
+pub use load::{load, load_str, Environment, CONFIG_LIMITS};
 pub use plan::{plan, Plan};
 
 /// What every error line of the CLI starts with; the lines of a refused

@@ -49,6 +49,18 @@ pub enum ParseError {
         /// The input.
         text: String,
     },
+    /// `N-M` with a side above 65535.
+    #[error(
+        "invalid port range {}: port {} is out of range (0-65535)",
+        quote(text),
+        quote(port)
+    )]
+    PortRangeOutOfRange {
+        /// The input.
+        text: String,
+        /// The side that is out of range.
+        port: String,
+    },
     /// `N-M` with N > M.
     #[error("invalid port range {}: the first port is above the last", quote(text))]
     PortRangeReversed {
@@ -331,11 +343,17 @@ pub fn parse_port(text: &str) -> Result<u16, ParseError> {
 
 /// Parses `N` or `N-M`.
 pub fn parse_port_range(text: &str) -> Result<PortRange, ParseError> {
+    // The whole input, not the empty side of `-1` or `80-`.
     let port = |part: &str| match parse_port(part) {
-        // The whole input, not the empty side of `-1` or `80-`.
         Err(ParseError::PortSyntax { .. }) => Err(ParseError::PortSyntax {
             text: text.to_string(),
         }),
+        Err(ParseError::PortOutOfRange { text: port }) if part != text => {
+            Err(ParseError::PortRangeOutOfRange {
+                text: text.to_string(),
+                port,
+            })
+        }
         other => other,
     };
     let (low, high) = match text.split_once('-') {
@@ -619,7 +637,10 @@ mod tests {
                 "http",
                 "invalid port \"http\": expected a number 0-65535 or a range N-M",
             ),
-            ("80-70000", "port \"70000\" is out of range (0-65535)"),
+            (
+                "80-70000",
+                "invalid port range \"80-70000\": port \"70000\" is out of range (0-65535)",
+            ),
         ] {
             assert_eq!(parse_port_range(text).expect_err(text).to_string(), message);
         }

@@ -59,9 +59,9 @@ pub enum DataplaneError {
         name: String,
     },
     /// A name no interface can have.
-    #[error("\"{name}\" is not a valid interface name (1-15 characters, not . or .., without /, :, spaces or NUL)")]
+    #[error("{} is not a valid interface name (1-15 characters, not . or .., without /, :, spaces or control characters)", crate::text::quote(name))]
     InvalidInterfaceName {
-        /// The name, escaped.
+        /// The name as given (quoted, escaped and cut when shown).
         name: String,
     },
     /// xdpath is attached there already.
@@ -344,7 +344,7 @@ impl InterfacePins {
     pub fn new(interface: &str) -> Result<Self, DataplaneError> {
         if !valid_interface_name(interface) {
             return Err(DataplaneError::InvalidInterfaceName {
-                name: interface.escape_debug().to_string(),
+                name: interface.to_string(),
             });
         }
         Ok(Self {
@@ -489,9 +489,18 @@ pub const SHARED_DIR_NAME: &str = ":shared";
 /// This namespace's pin directory: `/sys/fs/bpf/xdpath/<namespace key>`
 /// (see [`crate::netns`] for the key).
 pub fn namespace_dir() -> Result<PathBuf, DataplaneError> {
-    let key = crate::netns::current_key().map_err(|source| DataplaneError::Io {
-        path: "/proc/thread-self/ns/net".into(),
-        source,
+    let key = crate::netns::current_key().map_err(|source| {
+        // A user may not read PID 1's namespace to tell the host's apart.
+        if source.kind() == io::ErrorKind::PermissionDenied {
+            DataplaneError::NeedsRoot {
+                what: "telling this network namespace from the host's (/proc/1/ns/net)".into(),
+            }
+        } else {
+            DataplaneError::Io {
+                path: "/proc/thread-self/ns/net".into(),
+                source,
+            }
+        }
     })?;
     Ok(namespace_dir_of(&key))
 }

@@ -171,7 +171,9 @@ impl Generator {
         // The bounds last and untouched: they keep long commands short.
         for &(name, kind) in spec.bound {
             args.push(name.to_string());
-            args.push(self.value(kind));
+            if !matches!(kind, Flag) {
+                args.push(self.value(kind));
+            }
         }
         if self.random.chance(10) {
             args.push("--json".into());
@@ -451,7 +453,7 @@ impl Generator {
             ],
             BadBenchCount => &["0", "1001", "-1", "x"],
             Word => &["tap", "drop", "/health", "/", "a b", "x"],
-            RulesIn | ConfigIn | CaptureIn | Out => &[],
+            RulesIn | ConfigIn | CaptureIn | Out | Flag => &[],
         };
         if matches!(kind, Interface) && self.random.chance(60) {
             return interface;

@@ -44,6 +44,8 @@ pub enum Kind {
     ExportProtocol,
     BadBenchCount,
     Word,
+    /// A bound that is a flag alone (no value).
+    Flag,
 }
 
 use Kind::*;
@@ -105,7 +107,8 @@ pub const SPECS: &[Spec] = &[
         &[
             ("--mode", Some(Mode)),
             ("--malformed", Some(Malformed)),
-            ("--monitor", None)
+            ("--monitor", None),
+            ("--force-empty", None)
         ]
     ),
     spec!(&["detach"], &[Interface], &[]),
@@ -305,6 +308,10 @@ pub const SPECS: &[Spec] = &[
         &[("-f", ConfigIn)]
     ),
     spec!(&["confirm"], &[], &[]),
+    spec!(&["state", "check"], &[], &[("--repair", None)]),
+    spec!(&["state", "repair"], &[], &[]),
+    // Plain `gc` removes other namespaces' leftovers: outside the bed.
+    spec!(&["state", "gc"], &[], &[], &[("--dry-run", Flag)]),
 ];
 
 /// How many subcommands there are (the fuzz must reach each).
