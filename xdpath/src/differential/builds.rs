@@ -132,27 +132,8 @@ impl Builds {
             lb.install_kernel(&maps)
                 .map_err(|error| failed("install the balancer", error.to_string()))?;
         }
-        {
-            let ebpf = program.ebpf_mut();
-            let map = ebpf
-                .map_mut("LOCAL_ADDRESSES")
-                .ok_or_else(|| failed("find LOCAL_ADDRESSES", String::new()))?;
-            let mut local = BpfHashMap::<&mut MapData, [u8; 16], u8>::try_from(map)
-                .map_err(|error| failed("open LOCAL_ADDRESSES", error.to_string()))?;
-            for address in &scenario.local_addresses {
-                local
-                    .insert(address, 1, 0)
-                    .map_err(|error| failed("write LOCAL_ADDRESSES", error.to_string()))?;
-            }
-            let map = ebpf
-                .map_mut("CAPTURE")
-                .ok_or_else(|| failed("find CAPTURE", String::new()))?;
-            let mut capture = Array::<&mut MapData, [u8; 16]>::try_from(map)
-                .map_err(|error| failed("open CAPTURE", error.to_string()))?;
-            capture
-                .set(0, CAPTURE_ALL.to_bytes(), 0)
-                .map_err(|error| failed("write CAPTURE", error.to_string()))?;
-        }
+        write_local_and_capture(&mut program, &scenario.local_addresses)
+            .map_err(|(step, detail)| failed(step, detail))?;
         native.observer.capture = CAPTURE_ALL;
         let ring = program
             .take_ring("CAPTURE_RING")
@@ -418,6 +399,33 @@ fn per_cpu_counter(
     Ok(values.iter().fold([0; 3], |sum, cpu| {
         [0, 1, 2].map(|at| sum[at].wrapping_add(cpu[at]))
     }))
+}
+
+/// Writes the decapsulator's local addresses and turns capture of every
+/// frame on; on failure, what was being done and why.
+fn write_local_and_capture(
+    program: &mut LoadedProgram,
+    local_addresses: &[[u8; 16]],
+) -> Result<(), (&'static str, String)> {
+    let ebpf = program.ebpf_mut();
+    let map = ebpf
+        .map_mut("LOCAL_ADDRESSES")
+        .ok_or(("find LOCAL_ADDRESSES", String::new()))?;
+    let mut local = BpfHashMap::<&mut MapData, [u8; 16], u8>::try_from(map)
+        .map_err(|error| ("open LOCAL_ADDRESSES", error.to_string()))?;
+    for address in local_addresses {
+        local
+            .insert(address, 1, 0)
+            .map_err(|error| ("write LOCAL_ADDRESSES", error.to_string()))?;
+    }
+    let map = ebpf
+        .map_mut("CAPTURE")
+        .ok_or(("find CAPTURE", String::new()))?;
+    let mut capture = Array::<&mut MapData, [u8; 16]>::try_from(map)
+        .map_err(|error| ("open CAPTURE", error.to_string()))?;
+    capture
+        .set(0, CAPTURE_ALL.to_bytes(), 0)
+        .map_err(|error| ("write CAPTURE", error.to_string()))
 }
 
 /// What differs between the two builds' view of one frame.

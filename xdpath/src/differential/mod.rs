@@ -14,8 +14,10 @@
 //! Needs root (it loads programs). `scripts/fuzz.sh diff FRAMES` runs it
 //! long; the test suite runs a short, bounded run.
 
+mod balancer;
 pub mod builds;
 pub mod frames;
+mod headers;
 pub mod restore;
 pub mod scenarios;
 
