@@ -33,6 +33,7 @@ pub mod servers;
 pub mod signals;
 pub mod stats;
 pub mod testenv;
+pub mod testenv_configs;
 pub mod testenv_lb;
 pub mod testenv_router;
 pub mod text;

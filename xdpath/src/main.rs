@@ -337,22 +337,10 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
-/// Finishes an apply that a crash interrupted before any command works on
-/// this namespace (cheap when there is none: one file looked up).
-fn finish_interrupted_apply() {
-    let Ok(dir) = control::state::state_dir() else {
-        return;
-    };
-    if !dir.join(xdpath::config::journal::JOURNAL_FILE).exists() {
-        return;
-    }
-    if let Ok((dir, _lock)) = control::session::lock_state_dir() {
-        xdpath::config::apply::recover_interrupted(&dir);
-    }
-}
-
 fn run(cli: &Cli) -> Result<()> {
-    finish_interrupted_apply();
+    // What a killed writer left is finished before any command works on
+    // this namespace (cheap when nothing was left: two files looked up).
+    xdpath::reconcile::finish_interrupted();
     match &cli.command {
         Command::Attach {
             interface,

@@ -768,3 +768,24 @@ fn forwarding_matches_the_kernel() {
         .map(|row| row["packets"].clone());
     assert_eq!(forwarded, Some(serde_json::json!(8)), "{report}");
 }
+
+/// `attach` on an interface the user-space runtime serves names the
+/// runtime (issue 13, item 7), and changes nothing: the runtime keeps it.
+#[test]
+fn attach_names_the_runtime_that_serves_the_interface() {
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    let runtime = Runtime::start(&bed, &["--exception", "drop"]);
+    let error = xdpath_fails(&bed, Side::A, &["attach", &interface, "--mode", "generic"]);
+    let pid = runtime.child.id();
+    assert!(
+        error.contains(&format!("served by `xdpath run --userspace` (pid {pid})")),
+        "{error}"
+    );
+    assert_eq!(error.lines().count(), 1, "{error}");
+    assert!(
+        has_xdp_program(&bed.a().path, &interface),
+        "the runtime lost its program"
+    );
+    drop(runtime);
+}

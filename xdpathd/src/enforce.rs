@@ -20,9 +20,7 @@ pub static ENFORCED: AtomicU64 = AtomicU64::new(0);
 
 /// One check: finishes an interrupted apply, then repairs what differs.
 pub fn check_once() {
-    if let Ok((dir, _lock)) = xdpath::control::session::lock_state_dir() {
-        xdpath::config::apply::recover_interrupted(&dir);
-    }
+    xdpath::reconcile::finish_interrupted();
     match xdpath::reconcile::repair() {
         Ok(differences) if differences.is_empty() => ENFORCED.store(1, Ordering::Relaxed),
         Ok(differences) => {

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use xdpath::control::state::state_dir_of;
 use xdpath::testenv::{Side, TestBed};
 
 use common::{in_namespace, xdpath_cli, Daemon};
@@ -179,7 +178,7 @@ fn under_umask_000_nothing_is_open_to_other_users() {
         );
     }
     for endpoint in [bed.a(), bed.b()] {
-        for root in [state_dir_of(endpoint.netns_id), endpoint.pin_dir()] {
+        for root in [endpoint.state_dir(), endpoint.pin_dir()] {
             assert!(root.exists(), "{} was not made", root.display());
             let open = open_to_others(&root);
             assert!(open.is_empty(), "open to other users: {open:?}");
@@ -194,7 +193,7 @@ fn the_cli_refuses_state_others_can_change() {
     let bed = TestBed::new().expect("bed");
     let output = cli(&bed, Side::A, &["block", "add", "192.0.2.20/32"]);
     assert!(output.status.success());
-    let dir = state_dir_of(bed.a().netns_id);
+    let dir = bed.a().state_dir();
     let saved = dir.join("filter.json");
     let before = std::fs::read(&saved).expect("state");
 

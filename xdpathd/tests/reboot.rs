@@ -9,7 +9,6 @@
 mod common;
 
 use serde_json::Value;
-use xdpath::dataplane::PIN_ROOT;
 use xdpath::testenv::{Side, TestBed};
 
 use common::Daemon;

@@ -12,7 +12,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use xdpath::control::state::state_dir_of;
 use xdpath::daemon_client::NOTE_FILE;
 use xdpath::testenv::TestBed;
 
@@ -125,7 +124,7 @@ fn a_second_daemon_in_the_namespace_refuses_and_names_the_first() {
         ),
     );
     assert!(!second_socket.exists(), "the second bound its socket");
-    let note = state_dir_of(bed.a().netns_id).join(NOTE_FILE);
+    let note = bed.a().state_dir().join(NOTE_FILE);
     assert_eq!(
         std::fs::read_to_string(note).ok().as_deref(),
         Some(first.socket().display().to_string().as_str()),

@@ -13,6 +13,7 @@ pub mod apply;
 pub mod cli;
 pub mod cli_output;
 pub mod commands;
+pub mod commit_marker;
 pub mod compile;
 pub mod kernel;
 mod kernel_batch;

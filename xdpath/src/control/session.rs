@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::ThreadId;
 
 use super::apply::{apply, prepare, InstallError};
+use super::commit_marker::CommitMarker;
 use super::compile::{compile_rules, compile_settings};
 use super::kernel::KernelMaps;
 use super::readback::{self, InstalledView};
@@ -117,12 +118,14 @@ impl Session {
             installed.rules_differ,
         )
         .map_err(install_error)?;
+        let marker = CommitMarker::begin(&self.path)?;
         apply(maps, &installed.state, &self.state, &prepared, wall_now())?;
         let changed = self.state != self.loaded;
         if changed {
             state::save(&self.path, &self.state)?;
         }
         state::save_installed_copy(&self.path, &self.state, changed)?;
+        marker.end();
         Ok(())
     }
 

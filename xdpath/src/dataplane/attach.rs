@@ -93,6 +93,12 @@ fn attach_loaded(
         None => {
             let (mode, source) = last_error.expect("at least one mode was tried");
             if is_busy(&source) {
+                if let Some(pid) = owner::userspace_owner(interface) {
+                    return Err(DataplaneError::UserspaceOwner {
+                        name: interface.into(),
+                        pid,
+                    });
+                }
                 return Err(DataplaneError::ForeignProgram {
                     name: interface.into(),
                 });

@@ -26,6 +26,7 @@ use xdpath_core::{AttachMeta, Counter, InterfaceConfig};
 
 mod attach;
 pub mod forward;
+pub mod owner;
 mod program;
 mod reload;
 pub mod steer;
@@ -84,6 +85,16 @@ pub enum DataplaneError {
     NeedsRoot {
         /// What could not be read.
         what: String,
+    },
+    /// `xdpath run --userspace` serves the interface.
+    #[error(
+        "{name} is served by `xdpath run --userspace` (pid {pid}); stop it first, then attach"
+    )]
+    UserspaceOwner {
+        /// The interface.
+        name: String,
+        /// The runtime's process.
+        pid: u32,
     },
     /// The interface has an XDP program that is not xdpath's.
     #[error("{name} already has an XDP program that xdpath did not attach; remove it first (e.g. `ip link set dev {name} xdp off`)")]

@@ -8,6 +8,7 @@ use super::compile::{plan, Plan};
 use super::install::bytes_of;
 use super::state::{LbState, LB_STATE_FILE};
 use super::LbError;
+use crate::control::commit_marker::CommitMarker;
 use crate::control::kernel::KernelMaps;
 use crate::control::session::{lock_state_dir, StateLock};
 use crate::control::state;
@@ -101,6 +102,7 @@ impl LbSession {
             self.loaded.clone()
         };
         let plan = plan(&installed, &mut self.state, fresh)?;
+        let marker = CommitMarker::begin(&self.path)?;
         install(maps, &plan)?;
         if fresh {
             super::readback::remove_extra_vips(maps, &plan.compiled)?;
@@ -110,6 +112,7 @@ impl LbSession {
             state::save(&self.path, &self.state)?;
         }
         state::save_installed_copy(&self.path, &self.state, changed)?;
+        marker.end();
         Ok(())
     }
 

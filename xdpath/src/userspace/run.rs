@@ -147,6 +147,13 @@ pub fn run(
     // Attached last, once every socket can take its frames: until the
     // program is there, the stack keeps the interface.
     let (_program, xdp_mode) = attach(interface, &sockets, tap.is_some())?;
+    // The note goes when this returns, with the program.
+    let _owner = crate::dataplane::owner::UserspaceOwner::claim(interface).map_err(|source| {
+        RuntimeError::Io {
+            what: "write the note that this process serves the interface",
+            source,
+        }
+    })?;
     let (views_tx, views) = std::sync::mpsc::channel();
     let _watcher = fib::spawn_watcher(
         backends.clone(),
