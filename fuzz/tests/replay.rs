@@ -32,13 +32,11 @@ fn every_kept_input_passes_its_check() {
     }
 }
 
-/// Inputs that found a bug whose fix is another branch's (issue 14, items
-/// 5, 7 and 10: input quoted unescaped in errors), kept under
-/// `fuzz/findings/TARGET/`: un-ignore once that fix is in, then move them
-/// to `fuzz/corpus/TARGET/`.
+/// Inputs that found a bug, kept under `fuzz/findings/TARGET/` as
+/// regression tests (the first: a CIDR error that quoted a newline raw,
+/// fixed by escaping every quoted input, issue 14 items 5, 7 and 10).
 #[test]
-#[ignore = "fails until errors quote their input escaped (issue 14 items 5, 7, 10)"]
-fn findings_fixed_elsewhere_pass_their_check() {
+fn findings_pass_their_check() {
     for (target, check) in xdpath_fuzz::TARGETS {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("findings")

@@ -322,7 +322,10 @@ fn main() -> ExitCode {
         }
     };
     match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            record_interfaces();
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             report(&error_lines(error.as_ref()), cli.json);
             ExitCode::FAILURE
@@ -335,6 +338,18 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// Records what the namespace's interfaces run after a command that may
+/// have changed it, so a lost program comes back as it was
+/// (`control::interfaces`). Nothing to do where xdpath is not attached.
+fn record_interfaces() {
+    if dataplane::attached_interfaces().is_ok_and(|names| names.is_empty()) {
+        return;
+    }
+    if let Err(error) = control::interfaces::sync() {
+        eprintln!("xdpath: warning: recording the interfaces' settings failed: {error}; after a reboot they may come back with defaults");
+    }
 }
 
 fn run(cli: &Cli) -> Result<()> {
@@ -373,7 +388,14 @@ fn run(cli: &Cli) -> Result<()> {
             }
         }
         Command::Detach { interface } => {
-            dataplane::detach(interface)?;
+            // An interface whose program was lost (a reboot) is only
+            // forgotten, so nothing attaches it again.
+            match dataplane::detach(interface) {
+                Err(dataplane::DataplaneError::NotAttached { .. })
+                    if control::interfaces::is_recorded(interface) => {}
+                result => result?,
+            }
+            control::interfaces::forget(interface)?;
             if cli.json {
                 print_json(&serde_json::json!({ "interface": interface, "detached": true }))?;
             } else {

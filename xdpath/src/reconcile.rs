@@ -12,6 +12,7 @@
 //!   unless the operator accepts running without it.
 
 use crate::control::commit_marker;
+use crate::control::interfaces;
 use crate::control::session::{lock_state_dir, Session};
 use crate::control::ControlError;
 use crate::dataplane::{self, AttachedMode, DataplaneError, ModeChoice};
@@ -49,19 +50,25 @@ pub struct Differences {
     pub filter: Vec<String>,
     /// The balancer (settings, VIPs, backends, tables).
     pub balancer: Vec<String>,
+    /// Interfaces recorded as attached that have no program.
+    pub interfaces: Vec<String>,
 }
 
 impl Differences {
     /// True when the kernel enforces the saved state exactly.
     pub fn is_empty(&self) -> bool {
-        self.filter.is_empty() && self.balancer.is_empty()
+        self.filter.is_empty() && self.balancer.is_empty() && self.interfaces.is_empty()
     }
 
     /// Every difference, each line starting with its part.
     pub fn lines(&self) -> Vec<String> {
         let filter = self.filter.iter().map(|line| format!("filter: {line}"));
         let balancer = self.balancer.iter().map(|line| format!("balancer: {line}"));
-        filter.chain(balancer).collect()
+        let interfaces = self
+            .interfaces
+            .iter()
+            .map(|line| format!("interface: {line}"));
+        filter.chain(balancer).chain(interfaces).collect()
     }
 }
 
@@ -70,7 +77,23 @@ impl Differences {
 pub fn check() -> Result<Differences, ReconcileError> {
     let filter = Session::read()?.differences()?;
     let balancer = LbSession::read()?.differences()?;
-    Ok(Differences { filter, balancer })
+    let interfaces = interfaces::lost()
+        .map_err(ControlError::from)?
+        .into_iter()
+        .map(|(name, record)| lost_line(&name, &record))
+        .collect();
+    Ok(Differences {
+        filter,
+        balancer,
+        interfaces,
+    })
+}
+
+fn lost_line(name: &str, record: &interfaces::InterfaceRecord) -> String {
+    format!(
+        "{name} was attached ({} mode) and has no xdpath program now",
+        record.mode
+    )
 }
 
 /// Makes the kernel's maps hold exactly the saved state; returns what
@@ -79,7 +102,26 @@ pub fn check() -> Result<Differences, ReconcileError> {
 /// maps stays without maps).
 pub fn repair() -> Result<Differences, ReconcileError> {
     let (_dir, _lock) = lock_state_dir()?;
-    if check().is_ok_and(|differences| differences.is_empty()) {
+    let mut differences = repair_maps()?;
+    let saved = interfaces::load().map_err(ControlError::from)?;
+    for (name, record) in interfaces::lost().map_err(ControlError::from)? {
+        differences.interfaces.push(lost_line(&name, &record));
+        interfaces::reattach(&name, &record, saved.steering.as_ref())?;
+    }
+    Ok(differences)
+}
+
+/// Makes the kernel's maps hold exactly the saved state (the interfaces
+/// aside); returns what differed before.
+fn repair_maps() -> Result<Differences, ReconcileError> {
+    let (_dir, _lock) = lock_state_dir()?;
+    let unchanged = Session::read()
+        .and_then(|session| session.differences())
+        .is_ok_and(|lines| lines.is_empty())
+        && LbSession::read()
+            .and_then(|session| session.differences())
+            .is_ok_and(|lines| lines.is_empty());
+    if unchanged {
         return Ok(Differences::default());
     }
     let session = Session::open()?;
@@ -88,7 +130,11 @@ pub fn repair() -> Result<Differences, ReconcileError> {
     let session = LbSession::open()?;
     let balancer = session.differences()?;
     session.commit()?;
-    Ok(Differences { filter, balancer })
+    Ok(Differences {
+        filter,
+        balancer,
+        interfaces: Vec::new(),
+    })
 }
 
 /// Finishes what a killed writer left: an interrupted `apply` (its
@@ -150,7 +196,17 @@ pub fn attach(
     let (_dir, _lock) = lock_state_dir()?;
     dataplane::check_attachable(interface)?;
     let shared_existed = dataplane::shared_dir()?.exists();
-    let (installed, degraded) = match repair() {
+    // An interface whose program was lost (a reboot) gets back the
+    // settings attach has no flag for: forwarding, steering, sampling,
+    // decapsulation.
+    let saved = interfaces::load().map_err(ControlError::from)?;
+    let mut config = config;
+    let record = saved.interfaces.get(interface);
+    if let Some(record) = record {
+        record.carry_into(&mut config);
+    }
+    let steer = std::mem::take(&mut config.steer) != 0;
+    let (installed, degraded) = match repair_maps() {
         Ok(installed) => (installed, None),
         Err(error) if force_empty => (Differences::default(), Some(error.to_string())),
         Err(error) => {
@@ -162,11 +218,16 @@ pub fn attach(
         }
     };
     match dataplane::attach(interface, mode, config) {
-        Ok(mode) => Ok(Attached {
-            mode,
-            installed,
-            degraded,
-        }),
+        Ok(mode) => {
+            if let (true, Some(steering)) = (steer, saved.steering.as_ref()) {
+                interfaces::restore_steering(interface, steering)?;
+            }
+            Ok(Attached {
+                mode,
+                installed,
+                degraded,
+            })
+        }
         Err(error) => {
             remove_new_shared_maps(shared_existed);
             Err(error.into())

@@ -36,6 +36,11 @@ pub fn check_once() {
             tracing::error!(error = %error.to_string().escape_debug(), "the saved state cannot be installed; the kernel may not enforce it");
         }
     }
+    // Changes made through the API (sampling, forwarding, steering) are
+    // recorded here, so a lost program comes back with them.
+    if let Err(error) = xdpath::control::interfaces::sync() {
+        tracing::warn!(error = %error.to_string().escape_debug(), "recording the interfaces' settings failed");
+    }
 }
 
 /// Checks now and then every [`CHECK_INTERVAL`], forever.

@@ -170,6 +170,7 @@ fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
                 }
             }
             dataplane::detach(name)?;
+            crate::control::interfaces::forget(name)?;
         }
         if !plan.observe.is_empty() {
             super::observe::save(&dir, &desired.observe).map_err(ConfigError::from)?;

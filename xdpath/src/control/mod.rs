@@ -15,6 +15,7 @@ pub mod cli_output;
 pub mod commands;
 pub mod commit_marker;
 pub mod compile;
+pub mod interfaces;
 pub mod kernel;
 mod kernel_batch;
 pub mod ops;
