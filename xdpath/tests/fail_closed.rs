@@ -639,3 +639,65 @@ fn xdpath_ok_quietly(bed: &TestBed, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// The settings of an interface (sampling, forwarding, steering) come back
+/// with it after its program is lost: through `attach`, and through
+/// `state check --repair` (what xdpathd runs every 2 s), which attaches a
+/// lost interface again by itself. `detach` forgets it.
+#[test]
+fn lost_interfaces_come_back_with_their_settings() {
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    bed.exec_ok(Side::A, "sysctl", ["-qw", "net.ipv4.conf.all.forwarding=1"])
+        .expect("forwarding in A");
+    attach(&bed);
+    for args in [
+        vec!["sample", interface.as_str(), "64"],
+        vec!["forward", "enable", interface.as_str()],
+        vec!["steer", "enable", interface.as_str(), "--cpus", "0"],
+    ] {
+        let output = xdpath(&bed, &args);
+        assert!(output.status.success(), "{args:?}: {}", text(&output));
+    }
+    let settings = |bed: &TestBed| {
+        let status: Value =
+            serde_json::from_str(&xdpath_ok_quietly(bed, &["--json", "status"])).expect("JSON");
+        let row = status
+            .as_array()
+            .and_then(|rows| {
+                rows.iter()
+                    .find(|row| row["interface"] == interface.as_str())
+            })
+            .cloned()
+            .unwrap_or(Value::Null);
+        (
+            row["sample_rate"].as_u64(),
+            row["forward"].as_bool(),
+            row["steer"].as_bool(),
+            row["healthy"].as_bool(),
+        )
+    };
+    let wanted = (Some(64), Some(true), Some(true), Some(true));
+    assert_eq!(settings(&bed), wanted);
+
+    std::fs::remove_dir_all(bed.a().pin_dir()).expect("remove the pins");
+    let check = xdpath(&bed, &["state", "check"]);
+    assert!(!check.status.success());
+    assert!(
+        text(&check).contains(&format!("interface: {interface} was attached")),
+        "{}",
+        text(&check)
+    );
+    attach(&bed);
+    assert_eq!(settings(&bed), wanted, "attach brought the settings back");
+
+    std::fs::remove_dir_all(bed.a().pin_dir()).expect("remove the pins");
+    xdpath_ok_quietly(&bed, &["state", "check", "--repair"]);
+    assert_eq!(settings(&bed), wanted, "repair attached it again as it was");
+    xdpath_ok(&bed, &["state", "check"]);
+
+    xdpath_ok(&bed, &["detach", &interface]);
+    xdpath_ok(&bed, &["state", "check"]);
+    let _ = std::fs::remove_dir_all(bed.a().pin_dir());
+    xdpath_ok(&bed, &["state", "check"]);
+}
