@@ -28,7 +28,7 @@ use xdpath_core::{
     REASON_SLOTS,
 };
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/tcpdump");
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/tcpdump");
 
 /// `ETH_HLEN`: the shortest frame `BPF_PROG_TEST_RUN` takes.
 const ETH_HLEN: usize = 14;

@@ -22,13 +22,11 @@ use xdpath::differential::{run, Options, Report};
 use xdpath_core::build::{FrameSpec, Network, Transport};
 use xdpath_core::{InterfaceConfig, MalformedPolicy};
 
-/// tcpdump's test captures, when the shared corpus is there.
+/// tcpdump's test captures (testdata/tcpdump, in the repository).
 fn corpus() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/corpus/tcpdump"
-    ));
-    dir.is_dir().then_some(dir)
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/tcpdump"));
+    assert!(dir.is_dir(), "the tcpdump corpus is missing: {}", dir.display());
+    Some(dir)
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
