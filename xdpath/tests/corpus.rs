@@ -246,6 +246,7 @@ fn pinpoint(
 
 #[test]
 fn corpus_kernel_and_native_agree() {
+    xdpath::needs_root!();
     let started = Instant::now();
     let files = corpus_files();
     assert!(

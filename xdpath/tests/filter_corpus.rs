@@ -110,6 +110,7 @@ fn no_interfaces(_: &str) -> Option<u32> {
 
 #[test]
 fn corpus_kernel_and_native_agree_under_a_rule_set() {
+    xdpath::needs_root!();
     let state = state();
     let config = InterfaceConfig::default();
     let mut program = LoadedProgram::load(config).expect("load the XDP program (needs root)");

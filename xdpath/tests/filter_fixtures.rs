@@ -519,6 +519,7 @@ fn the_table_covers_every_filter_reason() {
 
 #[test]
 fn kernel_and_native_match_the_filter_table() {
+    xdpath::needs_root!();
     let mut failures = Vec::new();
     for row in table() {
         let config = InterfaceConfig::default().with_monitor(row.monitor_interface);
@@ -574,6 +575,7 @@ fn kernel_and_native_match_the_filter_table() {
 
 #[test]
 fn rule_hits_count_the_matching_rule() {
+    xdpath::needs_root!();
     let state = rules("192.0.2.0/24\n--src 192.0.2.0/28 --proto tcp --dport 22 --action pass");
     let mut program = LoadedProgram::load(InterfaceConfig::default()).expect("load");
     let mut maps = KernelMaps::of_program(&program).expect("maps");
@@ -609,6 +611,7 @@ fn evict_source_buckets(program: &mut LoadedProgram) -> usize {
 /// both builds. A source that spent nothing starts full.
 #[test]
 fn a_drained_source_whose_bucket_is_evicted_stays_limited() {
+    xdpath::needs_root!();
     let state = limit(Some(1), None, 3, LimitKey::Src, false);
     let mut program = LoadedProgram::load(InterfaceConfig::default()).expect("load");
     let mut maps = KernelMaps::of_program(&program).expect("maps");
