@@ -344,7 +344,8 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 /// have changed it, so a lost program comes back as it was
 /// (`control::interfaces`). Nothing to do where xdpath is not attached.
 fn record_interfaces() {
-    if dataplane::attached_interfaces().is_ok_and(|names| names.is_empty()) {
+    // Not where nothing is attached, nor for a user who may not look.
+    if !dataplane::attached_interfaces().is_ok_and(|names| !names.is_empty()) {
         return;
     }
     if let Err(error) = control::interfaces::sync() {

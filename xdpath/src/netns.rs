@@ -87,6 +87,7 @@ impl fmt::Display for NamespaceKey {
 /// The key of this thread's network namespace.
 pub fn current_key() -> io::Result<NamespaceKey> {
     if is_host_namespace()? {
+        migrate_once();
         return Ok(NamespaceKey(HOST_KEY.to_string()));
     }
     Ok(NamespaceKey(format!(
@@ -96,9 +97,43 @@ pub fn current_key() -> io::Result<NamespaceKey> {
     )))
 }
 
+/// Moves the host's directory under `root` from the name xdpath gave it
+/// before namespace keys (the namespace's inode number) to `host`, once:
+/// an upgrade keeps the host's rules (state) and its live programs (pins)
+/// without a step of the operator's. Only the host's is moved: its inode
+/// is never reused while the host is up, while another namespace's inode
+/// dir may be a deleted namespace's (the bug keys fixed). Nothing is done
+/// when `host` exists or there is nothing to move.
+pub fn migrate_legacy_host_dir(root: &Path) {
+    let Ok(here) = std::fs::metadata("/proc/thread-self/ns/net") else {
+        return;
+    };
+    let legacy = root.join(std::os::unix::fs::MetadataExt::ino(&here).to_string());
+    let host = root.join(HOST_KEY);
+    if legacy.is_dir() && !host.exists() && std::fs::rename(&legacy, &host).is_ok() {
+        eprintln!(
+            "xdpath: note: moved {} to {} (namespace keys, issue 13)",
+            legacy.display(),
+            host.display()
+        );
+    }
+}
+
 /// The key of the namespace behind a file such as `/run/netns/NAME`.
 pub fn key_of(path: &Path) -> io::Result<NamespaceKey> {
     run_in(path, current_key)?
+}
+
+/// Roots whose host directory [`migrate_legacy_host_dir`] moves.
+const LEGACY_ROOTS: [&str; 2] = ["/var/lib/xdpath", "/sys/fs/bpf/xdpath"];
+
+fn migrate_once() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        for root in LEGACY_ROOTS {
+            migrate_legacy_host_dir(Path::new(root));
+        }
+    });
 }
 
 /// True when this thread is in the namespace PID 1 is in. Where PID 1's
@@ -239,6 +274,24 @@ pub fn run_in<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hosts_inode_named_dir_becomes_host_once() {
+        let root = std::env::temp_dir().join(format!("xdpath-migrate-{}", std::process::id()));
+        let inode = std::os::unix::fs::MetadataExt::ino(
+            &std::fs::metadata("/proc/thread-self/ns/net").expect("ns"),
+        );
+        std::fs::create_dir_all(root.join(inode.to_string())).expect("legacy dir");
+        std::fs::write(root.join(inode.to_string()).join("filter.json"), "{}").expect("file");
+        migrate_legacy_host_dir(&root);
+        assert!(root.join(HOST_KEY).join("filter.json").exists());
+        assert!(!root.join(inode.to_string()).exists());
+        // A second legacy dir is left alone once `host` exists.
+        std::fs::create_dir_all(root.join(inode.to_string())).expect("legacy dir");
+        migrate_legacy_host_dir(&root);
+        assert!(root.join(inode.to_string()).exists());
+        std::fs::remove_dir_all(&root).expect("clean up");
+    }
 
     #[test]
     fn keys_parse_back_and_nothing_else_does() {

@@ -18,13 +18,7 @@ use common::Daemon;
 
 fn enter(bed: &TestBed) -> Box<dyn Fn(&str) -> std::process::Command> {
     let path = bed.a().path.clone();
-    Box::new(move |program: &str| {
-        let mut command = std::process::Command::new("nsenter");
-        command
-            .arg(format!("--net={}", path.display()))
-            .arg(program);
-        command
-    })
+    Box::new(move |program: &str| common::in_namespace(&path, program))
 }
 
 /// Starts `POST /v1/config` of `body` with curl; the curl process.

@@ -145,7 +145,8 @@ pub fn sync() -> Result<(), super::ControlError> {
     if !cpus.is_empty() {
         after.steering = Some(SteeringRecord {
             cpus,
-            queue_size: dataplane::steer::queue_size().unwrap_or(dataplane::steer::DEFAULT_QUEUE_SIZE),
+            queue_size: dataplane::steer::queue_size()
+                .unwrap_or(dataplane::steer::DEFAULT_QUEUE_SIZE),
         });
     }
     if after != before {
@@ -176,14 +177,16 @@ pub fn lost() -> Result<Vec<(String, InterfaceRecord)>, StateError> {
         .interfaces
         .into_iter()
         .filter(|(name, _)| crate::control::interface_index(name).is_some())
-        .filter(|(name, _)| {
-            !dataplane::status(name).is_ok_and(|status| status.healthy)
-        })
+        .filter(|(name, _)| !dataplane::status(name).is_ok_and(|status| status.healthy))
         .collect())
 }
 
 /// Attaches `interface` again as recorded, with the namespace's steering.
-pub fn reattach(interface: &str, record: &InterfaceRecord, steering: Option<&SteeringRecord>) -> Result<(), dataplane::DataplaneError> {
+pub fn reattach(
+    interface: &str,
+    record: &InterfaceRecord,
+    steering: Option<&SteeringRecord>,
+) -> Result<(), dataplane::DataplaneError> {
     let mut config = record.config();
     let steer = config.steer != 0;
     // Steering is turned on once the CPU list is back.

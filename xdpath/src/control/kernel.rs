@@ -99,9 +99,22 @@ impl KernelMaps {
     /// they are not there. The flag says whether they were just created.
     pub fn open_shared() -> Result<(Self, bool), ApplyError> {
         let dir = dataplane::shared_dir()?;
-        let created = !SHARED_MAPS.iter().all(|name| dir.join(name).exists());
-        if created {
-            drop(LoadedProgram::load_shared(InterfaceConfig::default())?);
+        let all_there =
+            |dir: &std::path::Path| SHARED_MAPS.iter().all(|name| dir.join(name).exists());
+        let mut created = false;
+        if !all_there(&dir) {
+            // Made under the namespace's lock, looked for again once it is
+            // held: two makers at once (the daemon's sample reader and an
+            // attach) both found them missing and one failed to pin
+            // ("pinning failed", EEXIST).
+            let _lock = super::session::lock_state_dir().map_err(|error| ApplyError::Map {
+                map: "shared",
+                source: std::io::Error::other(error.to_string()),
+            })?;
+            if !all_there(&dir) {
+                drop(LoadedProgram::load_shared(InterfaceConfig::default())?);
+                created = true;
+            }
         }
         Ok((Self::open_pinned(&dir)?, created))
     }

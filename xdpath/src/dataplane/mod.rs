@@ -117,7 +117,7 @@ pub enum DataplaneError {
         source: aya::programs::ProgramError,
     },
     /// The kernel refused to load the program.
-    #[error("loading the XDP program failed: {0}")]
+    #[error("loading the XDP program failed: {}", with_causes(.0.as_ref()))]
     Load(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A map is missing from the object or has the wrong type.
     #[error("map {name}: {source}")]
@@ -237,6 +237,22 @@ pub enum ModeChoice {
     Generic,
     /// On the NIC.
     Offload,
+}
+
+/// An error and its causes on one line: aya's "pinning failed" says why
+/// only in its source.
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let more = next.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = next.source();
+    }
+    text
 }
 
 /// The mode a program ended up attached in.
