@@ -3,7 +3,7 @@
 //!
 //! There is no `rust-src` for the rustup toolchains here, so `-Z build-std`
 //! is out; Debian's rustc ships a prebuilt `core` for `bpfel-unknown-none`
-//! (see shared/TOOLCHAIN.md). `aya-build` runs the nested build through
+//! (see doc/TOOLCHAIN.md). `aya-build` runs the nested build through
 //! `rustup run` and drops `RUSTC`, so it cannot use that compiler: this
 //! script runs the nested cargo itself.
 

@@ -17,7 +17,7 @@
 //! the network namespace is entered, so the host's bpffs stays visible
 //! (`ip netns exec` would remount `/sys`).
 
-use std::io;
+use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -38,6 +38,61 @@ static NEXT_BED: AtomicU32 = AtomicU32::new(0);
 /// Serialises `ip netns add`: the first call mounts `/run/netns`, and two
 /// of them racing can stack that mount.
 static NETNS_ADD: Mutex<()> = Mutex::new(());
+
+/// Why a test that needs root is skipped without it.
+pub const NEEDS_ROOT: &str =
+    "needs root (BPF_PROG_TEST_RUN / network namespaces); CI runs it as root";
+
+/// Whether a test that needs root (it loads BPF programs, runs
+/// `BPF_PROG_TEST_RUN`, builds a [`TestBed`] or enters a namespace) may go
+/// on. As root: yes. Otherwise the test is skipped: this prints
+/// `skipped: TEST: needs root ...` on stderr and returns `false` — unless
+/// `CI` is set (CI runs as root, so a skip there would hide a failure) or
+/// `XDPATH_REQUIRE_ROOT=1` (scripts/test.sh), where it panics instead.
+///
+/// Tests call it through [`needs_root!`](crate::needs_root), which names
+/// the test and returns early.
+pub fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let ci = std::env::var_os("CI").is_some_and(|value| !value.is_empty());
+    let required = std::env::var_os("XDPATH_REQUIRE_ROOT").is_some_and(|value| value == "1");
+    assert!(
+        !ci && !required,
+        "{test} needs root (BPF_PROG_TEST_RUN / network namespaces) and is not \
+         skipped where {} is set: run it as root",
+        if ci { "CI" } else { "XDPATH_REQUIRE_ROOT=1" }
+    );
+    // Straight to stderr, not through `eprintln!`, which the test harness
+    // captures and shows only for a failed test.
+    let _ = writeln!(io::stderr().lock(), "skipped: {test}: {NEEDS_ROOT}");
+    false
+}
+
+/// The test's name, for [`needs_root!`](crate::needs_root): the path of the
+/// function the macro is expanded in (`type_name` of a nested item, minus
+/// that item and any closures, as in `async` tests).
+#[doc(hidden)]
+pub fn test_name(item: &'static str) -> String {
+    item.trim_end_matches("::__needs_root")
+        .replace("::{{closure}}", "")
+}
+
+/// First statement of a test that needs root: skips the test (returns from
+/// the function) when not root, or fails it when `CI` or
+/// `XDPATH_REQUIRE_ROOT=1` is set; see [`testenv::root_or_skip`](crate::testenv::root_or_skip).
+#[macro_export]
+macro_rules! needs_root {
+    () => {{
+        fn __needs_root() {}
+        let test = $crate::testenv::test_name(::std::any::type_name_of_val(&__needs_root));
+        if !$crate::testenv::root_or_skip(&test) {
+            return;
+        }
+    }};
+}
 
 /// Errors of building or using a test bed.
 #[derive(Debug, thiserror::Error)]

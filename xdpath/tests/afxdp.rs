@@ -198,6 +198,7 @@ fn xdp_mode(bed: &TestBed) -> Value {
 
 #[test]
 fn receives_and_sends_exact_frames() {
+    xdpath::needs_root!();
     let bed = common::bed();
     let (a, b) = (bed.a().clone(), bed.b().clone());
     let (ebpf, mut socket) = setup(&bed);
@@ -322,6 +323,7 @@ fn receives_and_sends_exact_frames() {
 
 #[test]
 fn bad_input_gives_clear_errors() {
+    xdpath::needs_root!();
     let bed = common::bed();
     let interface = bed.a().interface.clone();
     let outcome = bed
@@ -425,6 +427,7 @@ fn bad_input_gives_clear_errors() {
 /// and no frame is lost, duplicated or reordered.
 #[test]
 fn small_rings_wrap_without_loss() {
+    xdpath::needs_root!();
     const BATCHES: usize = 10;
     const BATCH: usize = 50;
     const TOTAL: usize = BATCHES * BATCH;

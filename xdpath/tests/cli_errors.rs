@@ -102,6 +102,7 @@ fn fails_without_change(bed: &TestBed, args: &[&str], needles: &[&str]) -> Strin
 
 #[test]
 fn attach_to_a_missing_interface() {
+    xdpath::needs_root!();
     let bed = bed();
     fails_without_change(
         &bed,
@@ -131,6 +132,7 @@ fn attach_to_a_missing_interface() {
 
 #[test]
 fn a_second_attach_to_the_same_interface() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.as_str();
     xdpath_ok(&bed, &["attach", interface, "--mode", "native"]);
@@ -167,6 +169,7 @@ fn a_second_attach_to_the_same_interface() {
 
 #[test]
 fn detach_where_nothing_is_attached() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.as_str();
     fails_without_change(&bed, &["detach", interface], &[interface, "not attached"]);
@@ -188,6 +191,7 @@ fn detach_where_nothing_is_attached() {
 
 #[test]
 fn offload_mode_on_a_veth() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.as_str();
     let before = state(&bed);
@@ -206,6 +210,7 @@ fn offload_mode_on_a_veth() {
 
 #[test]
 fn stats_for_an_interface_xdpath_is_not_attached_to() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.as_str();
     fails_without_change(&bed, &["stats", interface], &[interface, "not attached"]);
@@ -226,6 +231,7 @@ fn stats_for_an_interface_xdpath_is_not_attached_to() {
 
 #[test]
 fn attach_over_a_foreign_xdp_program() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.as_str();
     bed.exec_ok(

@@ -87,6 +87,7 @@ fn judge(command: &str, run: &Run) -> Option<String> {
 
 #[test]
 fn no_argument_vector_panics_hangs_or_breaks_the_error_format() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     xdpath_ok(&bed, &["attach", &interface]);

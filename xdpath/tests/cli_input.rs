@@ -64,6 +64,7 @@ fn rules(bed: &TestBed) -> Value {
 
 #[test]
 fn devices_and_fifos_are_refused_at_once() {
+    xdpath::needs_root!();
     let bed = bed();
     xdpath_ok(
         &bed,
@@ -111,6 +112,7 @@ fn devices_and_fifos_are_refused_at_once() {
 
 #[test]
 fn files_over_the_limits_are_refused_naming_the_limit() {
+    xdpath::needs_root!();
     let bed = bed();
     xdpath_ok(
         &bed,
@@ -158,6 +160,7 @@ fn files_over_the_limits_are_refused_naming_the_limit() {
 
 #[test]
 fn input_is_quoted_short_and_escaped() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     xdpath_ok(&bed, &["attach", &interface]);
@@ -218,6 +221,7 @@ fn input_is_quoted_short_and_escaped() {
 
 #[test]
 fn names_that_are_not_interfaces_never_reach_a_pin_path() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     xdpath_ok(&bed, &["attach", &interface]);

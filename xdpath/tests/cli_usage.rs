@@ -17,6 +17,7 @@ use xdpath::testenv::Side;
 
 #[test]
 fn every_usage_error_is_one_line_and_exit_status_2() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
@@ -116,6 +117,7 @@ fn every_usage_error_is_one_line_and_exit_status_2() {
 
 #[test]
 fn help_and_version_still_answer_on_stdout() {
+    xdpath::needs_root!();
     let bed = bed();
     for args in [
         &["--help"][..],
@@ -141,6 +143,7 @@ fn help_and_version_still_answer_on_stdout() {
 
 #[test]
 fn a_closed_stdout_ends_xdpath_quietly() {
+    xdpath::needs_root!();
     let bed = bed();
     let mut fds = [0; 2];
     // SAFETY: pipe writes two descriptors into the array.

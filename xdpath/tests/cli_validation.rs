@@ -52,6 +52,7 @@ fn refused(bed: &TestBed, cases: &[(Vec<&str>, Vec<&str>)]) {
 
 #[test]
 fn durations_and_counts_out_of_range_are_refused() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     xdpath_ok(&bed, &["attach", &interface]);
@@ -138,6 +139,7 @@ fn durations_and_counts_out_of_range_are_refused() {
 
 #[test]
 fn a_user_without_rights_is_told_status_needs_root() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     xdpath_ok(&bed, &["attach", &interface]);
@@ -162,6 +164,7 @@ fn a_user_without_rights_is_told_status_needs_root() {
 
 #[test]
 fn host_bits_and_leading_zeros_are_refused_with_the_network_meant() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     xdpath_ok(&bed, &["attach", &interface]);
@@ -242,6 +245,7 @@ fn host_bits_and_leading_zeros_are_refused_with_the_network_meant() {
 
 #[test]
 fn unusable_vips_and_backends_are_refused() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     xdpath_ok(&bed, &["attach", &interface]);
@@ -311,6 +315,7 @@ fn unusable_vips_and_backends_are_refused() {
 
 #[test]
 fn a_guard_with_no_ports_is_refused() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     xdpath_ok(&bed, &["attach", &interface]);
@@ -346,6 +351,7 @@ fn a_guard_with_no_ports_is_refused() {
 
 #[test]
 fn sample_on_a_deleted_interface_is_refused() {
+    xdpath::needs_root!();
     let bed = bed();
     // A second veth pair inside A, to delete under the attached program.
     let dummy = format!("xdptd{}", bed.number());

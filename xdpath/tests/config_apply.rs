@@ -129,6 +129,7 @@ fn status(bed: &TestBed) -> Value {
 
 #[test]
 fn applies_only_the_difference() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     let old_pool = [("10.0.0.11", 2), ("10.0.0.12", 1)];
@@ -220,6 +221,7 @@ fn applies_only_the_difference() {
 
 #[test]
 fn a_broken_config_lists_every_mistake_and_changes_nothing() {
+    xdpath::needs_root!();
     let bed = bed();
     let good = write(
         &bed,
@@ -295,6 +297,7 @@ fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn confirm_keeps_and_silence_rolls_back() {
+    xdpath::needs_root!();
     let bed = bed();
     let first = write(
         &bed,
@@ -350,6 +353,7 @@ fn confirm_keeps_and_silence_rolls_back() {
 
 #[test]
 fn steering_and_af_xdp_flows_follow_the_config_in_place() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     let with = write(

@@ -28,7 +28,7 @@ use xdpath_core::{
     REASON_SLOTS,
 };
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/tcpdump");
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/tcpdump");
 
 /// `ETH_HLEN`: the shortest frame `BPF_PROG_TEST_RUN` takes.
 const ETH_HLEN: usize = 14;
@@ -246,6 +246,7 @@ fn pinpoint(
 
 #[test]
 fn corpus_kernel_and_native_agree() {
+    xdpath::needs_root!();
     let started = Instant::now();
     let files = corpus_files();
     assert!(

@@ -70,6 +70,7 @@ fn fetch_under_flood(bed: &TestBed) -> (usize, usize) {
 
 #[test]
 fn flood_is_dropped_at_xdp_and_the_client_is_unharmed_then_hurts_without_xdpath() {
+    xdpath::needs_root!();
     let bed = bed();
     let _nginx = fragile_listener(&bed);
     let interface = bed.a().interface.clone();
@@ -114,6 +115,7 @@ fn flood_is_dropped_at_xdp_and_the_client_is_unharmed_then_hurts_without_xdpath(
 
 #[test]
 fn per_source_syn_limit_and_udp_limit_drop_floods_from_one_source() {
+    xdpath::needs_root!();
     let bed = bed();
     let _nginx = nginx(&bed, 511);
     let interface = bed.a().interface.clone();
@@ -200,6 +202,7 @@ fn per_source_syn_limit_and_udp_limit_drop_floods_from_one_source() {
 /// pings are answered.
 #[test]
 fn interface_monitor_mode_counts_without_dropping() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     let client = format!("{}/32", bed.b().ipv4);

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 #[test]
 fn demo_matches_its_traffic_and_cleans_up() {
+    xdpath::needs_root!();
     let child = Command::new(env!("CARGO_BIN_EXE_xdpath"))
         .args(["--json", "demo"])
         .stdout(Stdio::piped())

@@ -22,13 +22,15 @@ use xdpath::differential::{run, Options, Report};
 use xdpath_core::build::{FrameSpec, Network, Transport};
 use xdpath_core::{InterfaceConfig, MalformedPolicy};
 
-/// tcpdump's test captures, when the shared corpus is there.
+/// tcpdump's test captures (testdata/tcpdump, in the repository).
 fn corpus() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/corpus/tcpdump"
-    ));
-    dir.is_dir().then_some(dir)
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/tcpdump"));
+    assert!(
+        dir.is_dir(),
+        "the tcpdump corpus is missing: {}",
+        dir.display()
+    );
+    Some(dir)
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -53,6 +55,7 @@ fn assert_agreed(report: &Report) {
 
 #[test]
 fn kernel_and_native_agree_on_generated_and_mutated_frames() {
+    xdpath::needs_root!();
     let options = Options {
         frames: 21_000,
         round_frames: 3_000,
@@ -99,6 +102,7 @@ fn kernel_and_native_agree_on_generated_and_mutated_frames() {
 /// well-formed one is not.
 #[test]
 fn a_difference_between_the_builds_is_reported() {
+    xdpath::needs_root!();
     let scenario = scenarios()
         .expect("scenarios")
         .into_iter()
@@ -132,6 +136,7 @@ fn a_difference_between_the_builds_is_reported() {
 /// scenario's state.
 #[test]
 fn kernel_and_native_agree_on_every_finding() {
+    xdpath::needs_root!();
     let findings = include_str!("data/differential_findings.txt");
     let scenarios = scenarios().expect("scenarios");
     let mut checked = 0;
@@ -167,6 +172,7 @@ fn kernel_and_native_agree_on_every_finding() {
 #[test]
 #[ignore = "long: run by scripts/fuzz.sh diff"]
 fn long_differential_fuzz() {
+    xdpath::needs_root!();
     let options = Options {
         frames: env_number("XDPATH_FUZZ_FRAMES", 10_000_000),
         seed: env_number("XDPATH_FUZZ_SEED", 1),

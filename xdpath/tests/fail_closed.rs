@@ -104,6 +104,7 @@ fn make_state(bed: &TestBed) {
 
 #[test]
 fn lost_pins_are_refilled_from_the_saved_state_by_attach() {
+    xdpath::needs_root!();
     let bed = bed();
     attach(&bed);
     make_state(&bed);
@@ -142,6 +143,7 @@ fn lost_pins_are_refilled_from_the_saved_state_by_attach() {
 
 #[test]
 fn lost_pins_are_refilled_by_an_apply_that_sees_no_file_change() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     let peer = format!("{}/32", bed.b().ipv4);
@@ -171,6 +173,7 @@ fn lost_pins_are_refilled_by_an_apply_that_sees_no_file_change() {
 /// namespaces.
 #[test]
 fn hostile_interface_names_are_refused_before_any_path() {
+    xdpath::needs_root!();
     let bed = bed();
     let a = bed.a().path.display().to_string();
     let interface = bed.a().interface.clone();
@@ -203,6 +206,7 @@ x detach {interface} >/dev/null || exit 99
 
 #[test]
 fn damaged_state_files_are_refused_and_repaired_from_the_kernel() {
+    xdpath::needs_root!();
     let bed = bed();
     attach(&bed);
     make_state(&bed);
@@ -258,7 +262,7 @@ fn damaged_state_files_are_refused_and_repaired_from_the_kernel() {
 /// starts empty, and `state gc` removes the deleted one's state.
 #[test]
 fn a_new_namespace_never_inherits_a_deleted_ones_state() {
-    common::require_root();
+    xdpath::needs_root!();
     let name = |index: usize| format!("xdpt-{}-reuse-{index}", std::process::id());
     let path = |index: usize| Path::new(xdpath::testenv::NETNS_DIR).join(name(index));
     let ip = |args: &[&str]| {
@@ -345,6 +349,7 @@ fn a_new_namespace_never_inherits_a_deleted_ones_state() {
 /// the kernel holding exactly the state from before, read back.
 #[test]
 fn a_failed_apply_leaves_the_kernel_as_it_was() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     attach(&bed);
@@ -378,6 +383,7 @@ fn a_failed_apply_leaves_the_kernel_as_it_was() {
 /// other says "already attached"; ten times.
 #[test]
 fn two_attaches_at_once_one_wins() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     let a = bed.a().path.display().to_string();
@@ -426,6 +432,7 @@ fn two_attaches_at_once_one_wins() {
 /// state is put right by the next change, and the next load works.
 #[test]
 fn a_killed_filter_load_leaves_old_or_new_and_the_next_load_works() {
+    xdpath::needs_root!();
     let bed = bed();
     attach(&bed);
     let path = std::env::temp_dir().join(format!("xdpath-kill-load-{}.txt", std::process::id()));
@@ -525,6 +532,7 @@ fn kill_after(bed: &TestBed, program: &str, args: &[&str], delay: Duration) {
 /// kernel holds exactly the saved state, read back.
 #[test]
 fn a_killed_apply_leaves_the_old_or_the_new_config_whole() {
+    xdpath::needs_root!();
     use xdpath::testenv_configs::large_config;
     let bed = bed();
     let interface = bed.a().interface.clone();
@@ -571,6 +579,7 @@ fn a_killed_apply_leaves_the_old_or_the_new_config_whole() {
 /// state, read back.
 #[test]
 fn killed_lb_changes_lose_no_acknowledged_change() {
+    xdpath::needs_root!();
     let bed = bed();
     attach(&bed);
     const VIP: &str = "203.0.113.50:80/tcp";
@@ -646,6 +655,7 @@ fn xdpath_ok_quietly(bed: &TestBed, args: &[&str]) -> String {
 /// lost interface again by itself. `detach` forgets it.
 #[test]
 fn lost_interfaces_come_back_with_their_settings() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     bed.exec_ok(Side::A, "sysctl", ["-qw", "net.ipv4.conf.all.forwarding=1"])
@@ -707,6 +717,7 @@ fn lost_interfaces_come_back_with_their_settings() {
 /// holds exactly the saved state afterwards.
 #[test]
 fn concurrent_writers_lose_nothing() {
+    xdpath::needs_root!();
     let bed = bed();
     attach(&bed);
     const VIP: &str = "203.0.113.60:80/tcp";

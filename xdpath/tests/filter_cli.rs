@@ -75,6 +75,7 @@ fn write_file(bed: &TestBed, name: &str, text: &str) -> String {
 
 #[test]
 fn rules_round_trip() {
+    xdpath::needs_root!();
     let bed = bed();
     assert_eq!(
         ok(
@@ -213,6 +214,7 @@ fn rules_round_trip() {
 
 #[test]
 fn bad_input_is_refused_and_changes_nothing() {
+    xdpath::needs_root!();
     let bed = bed();
     ok(
         &bed,
@@ -389,6 +391,7 @@ fn bad_input_is_refused_and_changes_nothing() {
 
 #[test]
 fn more_prefixes_than_the_limit_are_refused() {
+    xdpath::needs_root!();
     let bed = bed();
     ok(
         &bed,

@@ -20,7 +20,7 @@ use xdpath::dataplane::LoadedProgram;
 use xdpath::pcap::PcapReader;
 use xdpath_core::{pipeline, Action, InterfaceConfig, NativeTables, SlicePacket};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/tcpdump");
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/tcpdump");
 const ETH_HLEN: usize = 14;
 /// Frames up to this length reach the program whole in a test run (one
 /// page of linear data minus headroom and tailroom is well above it).
@@ -110,6 +110,7 @@ fn no_interfaces(_: &str) -> Option<u32> {
 
 #[test]
 fn corpus_kernel_and_native_agree_under_a_rule_set() {
+    xdpath::needs_root!();
     let state = state();
     let config = InterfaceConfig::default();
     let mut program = LoadedProgram::load(config).expect("load the XDP program (needs root)");

@@ -519,6 +519,7 @@ fn the_table_covers_every_filter_reason() {
 
 #[test]
 fn kernel_and_native_match_the_filter_table() {
+    xdpath::needs_root!();
     // Each row loads its own program (fresh maps), and the kernel's
     // verifier takes seconds a load (about 4.5 s here): the rows are run
     // by one thread per core (172 s on one, 2 cores).
@@ -603,6 +604,7 @@ fn check_row(row: &Row) -> Vec<String> {
 
 #[test]
 fn rule_hits_count_the_matching_rule() {
+    xdpath::needs_root!();
     let state = rules("192.0.2.0/24\n--src 192.0.2.0/28 --proto tcp --dport 22 --action pass");
     let mut program = LoadedProgram::load(InterfaceConfig::default()).expect("load");
     let mut maps = KernelMaps::of_program(&program).expect("maps");
@@ -638,6 +640,7 @@ fn evict_source_buckets(program: &mut LoadedProgram) -> usize {
 /// both builds. A source that spent nothing starts full.
 #[test]
 fn a_drained_source_whose_bucket_is_evicted_stays_limited() {
+    xdpath::needs_root!();
     let state = limit(Some(1), None, 3, LimitKey::Src, false);
     let mut program = LoadedProgram::load(InterfaceConfig::default()).expect("load");
     let mut maps = KernelMaps::of_program(&program).expect("maps");

@@ -739,6 +739,7 @@ fn slot_name(index: usize) -> String {
 
 #[test]
 fn kernel_and_native_match_the_table() {
+    xdpath::needs_root!();
     let mut failures = Vec::new();
     let mut kernel_runs = 0;
     for policy in [MalformedPolicy::Pass, MalformedPolicy::Drop] {

@@ -82,6 +82,7 @@ const FLOOD_HOST: u8 = 99;
 
 #[test]
 fn a_per_source_limit_holds_while_random_sources_churn_the_bucket_table() {
+    xdpath::needs_root!();
     let _turn = one_flood_at_a_time();
     let bed = bed();
     let interface = bed.a().interface.clone();
@@ -354,6 +355,7 @@ fn start_holder(bed: &LbBed) -> Child {
 
 #[test]
 fn established_flows_keep_their_backend_through_an_adaptive_syn_flood() {
+    xdpath::needs_root!();
     let _turn = one_flood_at_a_time();
     let mut bed = LbBed::new().expect("bed");
     for role in Role::BACKENDS {

@@ -90,6 +90,7 @@ fn iperf3_server(bed: &RouterBed, address: &str) -> std::process::Child {
 
 #[test]
 fn ping_tcp_and_udp_are_forwarded_at_xdp_and_routes_are_followed() {
+    xdpath::needs_root!();
     let bed = forwarding_bed();
     let (h2_v4, h2_v6) = (bed.h2.ipv4.to_string(), bed.h2.ipv6.to_string());
 
@@ -197,6 +198,7 @@ fn ping_tcp_and_udp_are_forwarded_at_xdp_and_routes_are_followed() {
 
 #[test]
 fn forwarding_off_leaves_frames_to_the_stack() {
+    xdpath::needs_root!();
     let bed = forwarding_bed();
     for port in [&bed.r1, &bed.r2] {
         xdpath_ok(&bed, Node::Router, &["forward", "disable", &port.interface]);
@@ -223,6 +225,7 @@ fn forwarding_off_leaves_frames_to_the_stack() {
 
 #[test]
 fn bad_forwarding_input_is_refused_clearly() {
+    xdpath::needs_root!();
     let bed = RouterBed::new().expect("router bed");
     let r1 = bed.r1.interface.clone();
     // Not attached.
@@ -288,12 +291,7 @@ fn bad_forwarding_input_is_refused_clearly() {
 
 #[test]
 fn a_config_file_turns_forwarding_on_and_off_in_place() {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "needs root (scripts/test.sh)"
-    );
+    xdpath::needs_root!();
     let bed = RouterBed::new().expect("router bed");
     for (node, port) in [(Node::H1, &bed.h1), (Node::H2, &bed.h2)] {
         xdpath_ok(&bed, node, &["attach", &port.interface, "--mode", "native"]);

@@ -469,31 +469,37 @@ fn check_rows(rows: Vec<Row>) {
 
 #[test]
 fn tunnels_to_a_local_address_are_stripped() {
+    xdpath::needs_root!();
     check_rows(decapsulated_rows());
 }
 
 #[test]
 fn vlan_tags_are_kept() {
+    xdpath::needs_root!();
     check_rows(tagged_rows());
 }
 
 #[test]
 fn frames_not_for_this_backend_pass_unchanged() {
+    xdpath::needs_root!();
     check_rows(not_ours_rows());
 }
 
 #[test]
 fn tunnels_the_decapsulator_does_not_strip_pass_unchanged() {
+    xdpath::needs_root!();
     check_rows(not_stripped_rows());
 }
 
 #[test]
 fn truncated_outer_headers_pass_with_the_parsers_reason() {
+    xdpath::needs_root!();
     check_rows(truncated_rows());
 }
 
 #[test]
 fn without_decap_nothing_is_stripped() {
+    xdpath::needs_root!();
     let mut program = LoadedProgram::load(InterfaceConfig::default()).expect("load");
     let mut native = NativeTables::default();
     native.lb.local_addresses.insert(ipv4_mapped(LOCAL4));

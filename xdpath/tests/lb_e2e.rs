@@ -223,6 +223,7 @@ fn configure(bed: &LbBed, lb: Role, order: [Role; 3], decoy: bool) {
 
 #[test]
 fn balances_http_across_backends_in_namespaces() {
+    xdpath::needs_root!();
     let mut bed = LbBed::new().expect("bed");
     for role in Role::BACKENDS {
         let gue = GUE_PORT.to_string();
@@ -440,6 +441,7 @@ fn ipv6_vip_with_gue(bed: &LbBed) {
 /// Refused commands: a clear error, exit status 1, nothing changed.
 #[test]
 fn refused_lb_commands_change_nothing() {
+    xdpath::needs_root!();
     let bed = LbBed::new().expect("bed");
     let lb = Role::Lb1;
     xdpath(&bed, lb, &["lb", "config", "--source-v4", "172.16.0.0/16"]);
@@ -564,6 +566,7 @@ fn refused_lb_commands_change_nothing() {
 /// that interface and frames leave by redirect.
 #[test]
 fn redirects_when_the_backend_is_behind_another_interface() {
+    xdpath::needs_root!();
     let mut bed = LineBed::new().expect("line bed");
     let [client, lb, backend] = bed.paths.clone();
     let run = |path: &std::path::Path, args: &[&str]| {

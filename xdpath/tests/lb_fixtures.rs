@@ -1415,6 +1415,7 @@ fn check_rows(table: Vec<u32>, rows: &Rows) -> Vec<Vec<u8>> {
 
 #[test]
 fn kernel_and_native_balance_alike() {
+    xdpath::needs_root!();
     let rows = basic_rows();
     let outputs = check_rows(maglev([1, 1, 1]), &rows);
     // Every mix of outer family, inner family and encapsulation was seen.
@@ -1432,6 +1433,7 @@ fn kernel_and_native_balance_alike() {
 
 #[test]
 fn connection_table_hits_and_misses() {
+    xdpath::needs_root!();
     let mut rows = basic_rows();
     conntrack_rows(&mut rows);
     check_rows(maglev([1, 1, 1]), &rows);
@@ -1439,6 +1441,7 @@ fn connection_table_hits_and_misses() {
 
 #[test]
 fn icmp_too_big_goes_to_the_backend_of_the_flow_it_quotes() {
+    xdpath::needs_root!();
     let mut rows = basic_rows();
     icmp_rows(&mut rows);
     check_rows(maglev([1, 1, 1]), &rows);
@@ -1446,6 +1449,7 @@ fn icmp_too_big_goes_to_the_backend_of_the_flow_it_quotes() {
 
 #[test]
 fn fragments_follow_the_documented_policy() {
+    xdpath::needs_root!();
     let mut rows = basic_rows();
     fragment_rows(&mut rows);
     check_rows(maglev([1, 1, 1]), &rows);
@@ -1456,6 +1460,7 @@ fn fragments_follow_the_documented_policy() {
 /// every fragment (here with the source's flow to the same port: a hit).
 #[test]
 fn a_first_ipv4_udp_fragment_reaches_a_source_hashed_vip() {
+    xdpath::needs_root!();
     let mut rows = basic_rows();
     let mut first = udp4(UDP4_SOURCES[2], 9999);
     // UDP length 48; this fragment keeps the header and 32 bytes (a
@@ -1475,6 +1480,7 @@ fn a_first_ipv4_udp_fragment_reaches_a_source_hashed_vip() {
 /// The same over IPv6 (fragment header, M set, offset 0).
 #[test]
 fn a_first_ipv6_udp_fragment_reaches_a_source_hashed_vip() {
+    xdpath::needs_root!();
     let mut rows = basic_rows();
     let source = udp6_sources()[2];
     let full = udp6(source);
@@ -1494,6 +1500,7 @@ fn a_first_ipv6_udp_fragment_reaches_a_source_hashed_vip() {
 
 #[test]
 fn hits_misses_and_lb_counters_in_both_builds() {
+    xdpath::needs_root!();
     let mut builds = Builds::balancer(maglev([1, 1, 1]));
     for (frame, vip) in [(tcp4(42000, VIP4), 0), (tcp6(42000), 1)] {
         let bytes = frame.len() as u64;
@@ -1519,6 +1526,7 @@ fn hits_misses_and_lb_counters_in_both_builds() {
 
 #[test]
 fn connections_keep_their_backend_when_the_table_changes() {
+    xdpath::needs_root!();
     let mut builds = Builds::balancer(maglev([1, 1, 1]));
     let frame = tcp4(41000, VIP4);
     let before = builds.run("first", &frame).output;
@@ -1537,6 +1545,7 @@ fn connections_keep_their_backend_when_the_table_changes() {
 
 #[test]
 fn a_drained_backend_keeps_its_flows_and_gets_no_new_ones() {
+    xdpath::needs_root!();
     let full = maglev([1, 1, 1]);
     let mut builds = Builds::balancer(full.clone());
     let established: Vec<(Vec<u8>, Vec<u8>)> = (43000..43012)
@@ -1589,6 +1598,7 @@ fn a_drained_backend_keeps_its_flows_and_gets_no_new_ones() {
 
 #[test]
 fn decapsulating_the_balancers_output_gives_back_the_client_packet() {
+    xdpath::needs_root!();
     let mut rows = basic_rows();
     icmp_rows(&mut rows);
     fragment_rows(&mut rows);
@@ -1630,6 +1640,7 @@ fn decapsulating_the_balancers_output_gives_back_the_client_packet() {
 /// the flows' next segments still go to it.
 #[test]
 fn a_syn_flood_does_not_evict_established_flows() {
+    xdpath::needs_root!();
     let mut builds = Builds::balancer(maglev([1, 1, 1]));
     let established: Vec<(u16, usize)> = (50_000..50_064u16)
         .map(|port| {

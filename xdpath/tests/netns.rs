@@ -185,6 +185,7 @@ fn assert_program(bed: &TestBed, status: &Value, mode: &str, kernel_mode: u64) -
 
 #[test]
 fn native_attach_through_the_cli_counts_the_mix_and_pings_exactly_and_detach_cleans_up() {
+    xdpath::needs_root!();
     let bed = bed();
     let reply = attach(&bed, &["--mode", "native"]);
     assert_eq!(reply["mode"], "native");
@@ -216,6 +217,7 @@ fn native_attach_through_the_cli_counts_the_mix_and_pings_exactly_and_detach_cle
 
 #[test]
 fn malformed_drop_drops_the_malformed_frames_while_pings_still_succeed() {
+    xdpath::needs_root!();
     let bed = bed();
     attach(&bed, &["--mode", "native", "--malformed", "drop"]);
     let status = status(&bed);
@@ -236,6 +238,7 @@ fn malformed_drop_drops_the_malformed_frames_while_pings_still_succeed() {
 
 #[test]
 fn the_program_keeps_counting_after_the_cli_has_exited() {
+    xdpath::needs_root!();
     let bed = bed();
     // `xdpath attach` returns: from here on only the pins hold the program.
     attach(&bed, &["--mode", "native"]);
@@ -254,6 +257,7 @@ fn the_program_keeps_counting_after_the_cli_has_exited() {
 
 #[test]
 fn generic_mode_attach_counts_the_same_traffic() {
+    xdpath::needs_root!();
     let bed = bed();
     let reply = attach(&bed, &["--mode", "generic"]);
     assert_eq!(reply["mode"], "generic");
@@ -272,6 +276,7 @@ fn generic_mode_attach_counts_the_same_traffic() {
 
 #[test]
 fn dropping_the_test_bed_removes_namespaces_and_pins() {
+    xdpath::needs_root!();
     let bed = bed();
     attach(&bed, &["--mode", "native"]);
     let (a, b) = (bed.a().clone(), bed.b().clone());
@@ -304,6 +309,7 @@ fn if_index_in_a(bed: &TestBed) -> u32 {
 
 #[test]
 fn sweep_stale_removes_the_namespaces_and_pins_of_dead_runs_only() {
+    xdpath::needs_root!();
     let live = bed();
     let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
         .expect("pid_max")

@@ -244,6 +244,7 @@ fn export_to_collector(bed: &TestBed, protocol: &str, options: &[&str]) -> (Valu
 
 #[test]
 fn sflow_datagrams_decode_in_tshark_with_the_values_sent() {
+    xdpath::needs_root!();
     let (bed, _rule) = attached_bed();
     let agent = bed.a().ipv4.to_string();
     let (stats, packets) = export_to_collector(
@@ -311,6 +312,7 @@ fn sflow_datagrams_decode_in_tshark_with_the_values_sent() {
 
 #[test]
 fn ipfix_records_decode_in_tshark_with_the_flows_sent() {
+    xdpath::needs_root!();
     let (bed, _rule) = attached_bed();
     let (_stats, packets) = export_to_collector(
         &bed,
@@ -401,6 +403,7 @@ fn ipfix_records_decode_in_tshark_with_the_flows_sent() {
 
 #[test]
 fn capture_holds_exactly_the_frames_dropped() {
+    xdpath::needs_root!();
     let (bed, rule) = attached_bed();
     let file = scratch("drops.pcapng");
     let file_arg = file.display().to_string();
@@ -475,6 +478,7 @@ fn capture_holds_exactly_the_frames_dropped() {
 
 #[test]
 fn bad_observe_input_is_refused_clearly_and_changes_nothing() {
+    xdpath::needs_root!();
     let (bed, _) = attached_bed();
     let interface = bed.a().interface.clone();
     let cases: Vec<(Vec<&str>, &str)> = vec![

@@ -9,7 +9,7 @@ use xdpath::stats;
 use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
 use xdpath_core::{pipeline, Action, InterfaceConfig, MalformedPolicy, NativeTables, SlicePacket};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/tcpdump");
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/tcpdump");
 const XDPATH: &str = env!("CARGO_BIN_EXE_xdpath");
 
 /// A directory of its own under the system temp dir, removed on drop.

@@ -140,6 +140,7 @@ fn check_totals(
 
 #[test]
 fn kernel_sampling_at_1_in_100_is_within_5_percent() {
+    xdpath::needs_root!();
     let frames = distinct_frames();
     let config = InterfaceConfig::new(MalformedPolicy::Drop).with_sample_rate(RATE);
     let mut program = LoadedProgram::load(config).expect("load the xdpath program (root?)");
@@ -185,6 +186,7 @@ fn native_sampling_at_1_in_100_is_within_5_percent() {
 
 #[test]
 fn sampling_off_sends_nothing() {
+    xdpath::needs_root!();
     let frames = distinct_frames();
     let mut program =
         LoadedProgram::load(InterfaceConfig::new(MalformedPolicy::Drop)).expect("load (root?)");
@@ -206,6 +208,7 @@ fn sampling_off_sends_nothing() {
 /// but for the arrival time.
 #[test]
 fn kernel_and_native_capture_records_agree() {
+    xdpath::needs_root!();
     use xdpath_core::observe::CaptureConfig;
     let frames = distinct_frames();
     let capture = CaptureConfig {

@@ -16,6 +16,7 @@ fn steered(bed: &TestBed) -> Vec<(u32, u64)> {
 
 #[test]
 fn flows_are_spread_over_the_cpus_and_arrive_whole() {
+    xdpath::needs_root!();
     let cpus = std::thread::available_parallelism().map_or(1, |count| count.get());
     let bed = bed();
     let interface = bed.a().interface.clone();
@@ -94,6 +95,7 @@ fn flows_are_spread_over_the_cpus_and_arrive_whole() {
 
 #[test]
 fn bad_steering_input_is_refused_clearly() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     let output = xdpath(&bed, &["steer", "enable", &interface]);

@@ -335,22 +335,26 @@ fn round_trip(net: Net, vlans: &[u16], options: &[u8], payload: &[u8], expected_
 
 #[test]
 fn ipv4_syn_gets_a_cookie_syn_ack() {
+    xdpath::needs_root!();
     round_trip(Net::V4, &[], &LINUX_SYN_OPTIONS, &[], 1460);
 }
 
 #[test]
 fn ipv6_syn_gets_a_cookie_syn_ack() {
+    xdpath::needs_root!();
     round_trip(Net::V6, &[], &LINUX_SYN_OPTIONS, &[], 1440);
 }
 
 #[test]
 fn vlan_tagged_syn_keeps_its_tags() {
+    xdpath::needs_root!();
     round_trip(Net::V4, &[100], &LINUX_SYN_OPTIONS, &[], 1460);
     round_trip(Net::V6, &[100, 200], &LINUX_SYN_OPTIONS, &[], 1440);
 }
 
 #[test]
 fn syn_without_options_grows_and_with_payload_shrinks() {
+    xdpath::needs_root!();
     // No MSS option: the kernel's default (536), and the frame grows by 4.
     round_trip(Net::V4, &[], &[], &[], 536);
     // A SYN with data: the data is not echoed.
@@ -359,6 +363,7 @@ fn syn_without_options_grows_and_with_payload_shrinks() {
 
 #[test]
 fn other_ports_and_flags_are_untouched() {
+    xdpath::needs_root!();
     let mut program = loaded_with_cookies();
     // Warm the per-port throttle so a SYN would be answered.
     let syn = tcp_frame(Net::V4, &[], SYN, CLIENT_SEQ, 0, &LINUX_SYN_OPTIONS, &[]);
@@ -408,6 +413,7 @@ fn syn_from(net: Net, source: &[u8]) -> Vec<u8> {
 
 #[test]
 fn martian_sources_do_not_spend_the_kernels_turn() {
+    xdpath::needs_root!();
     // A flood's random sources include ones the kernel drops before TCP
     // (loopback, multicast, 0/8, class E); had one of them taken the
     // second's turn, the listener's cookie window would not be renewed and
@@ -575,6 +581,7 @@ fn interface_counter(bed: &TestBed, action: Action, reason: Reason) -> Counter {
 
 #[test]
 fn real_client_connects_through_cookies() {
+    xdpath::needs_root!();
     let port = 8081;
     let bed = cookie_bed(port);
     let _server = Server::start(&bed.a().path, port);
@@ -606,6 +613,7 @@ fn real_client_connects_through_cookies() {
 
 #[test]
 fn syn_flood_leaves_no_half_open_sockets() {
+    xdpath::needs_root!();
     let port = 8082;
     let bed = cookie_bed(port);
     let _server = Server::start(&bed.a().path, port);

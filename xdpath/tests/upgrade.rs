@@ -152,6 +152,7 @@ fn ping6_answered(bed: &TestBed) -> bool {
 
 #[test]
 fn reload_ten_times_under_traffic_loses_no_request_and_keeps_state() {
+    xdpath::needs_root!();
     let bed = bed();
     let _nginx = nginx(&bed, 128);
     let interface = bed.a().interface.clone();
@@ -409,6 +410,7 @@ fn assert_exact(bed: &TestBed, expected: &Expected, when: &str) {
 /// config (it drops the malformed frames). Concurrent reloads take turns.
 #[test]
 fn generic_mode_reload_keeps_config_and_counts_exactly() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     xdpath_ok(

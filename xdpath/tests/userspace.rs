@@ -28,7 +28,7 @@ use xdpath::testenv::{has_xdp_program, nsenter, Side, TestBed};
 use xdpath::testenv_router::{Node, RouterBed};
 
 mod common;
-use common::{bed, require_root, xdpath_in, XDPATH};
+use common::{bed, xdpath_in, XDPATH};
 use xdpath::traffic::{self, Mix};
 use xdpath::userspace::tap_name;
 use xdpath_core::build::{FrameSpec, Network, Transport};
@@ -337,6 +337,7 @@ fn send_and_capture(bed: &TestBed, stack_interface: &str) -> (Vec<Vec<u8>>, Vec<
 
 #[test]
 fn kernel_and_userspace_agree_on_live_traffic() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     configure(&bed);
@@ -427,6 +428,7 @@ impl Drop for HttpServer {
 
 #[test]
 fn ping_and_http_work_through_the_runtime_and_rules_follow_changes() {
+    xdpath::needs_root!();
     let bed = bed();
     let (a4, a6) = (bed.a().ipv4.to_string(), bed.a().ipv6.to_string());
     let server = bed
@@ -522,6 +524,7 @@ fn ping_and_http_work_through_the_runtime_and_rules_follow_changes() {
 
 #[test]
 fn bad_input_gets_clear_errors() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     let error = xdpath_fails(&bed, Side::A, &["run", &interface]);
@@ -593,7 +596,7 @@ fn through_router(bed: &RouterBed, frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
 
 #[test]
 fn redirects_leave_by_the_egress_interface_as_in_the_kernel() {
-    require_root();
+    xdpath::needs_root!();
     let bed = RouterBed::new().expect("router bed");
     let router = bed.path(Node::Router);
     let h2 = bed.path(Node::H2);
@@ -641,6 +644,7 @@ fn redirects_leave_by_the_egress_interface_as_in_the_kernel() {
 
 #[test]
 fn neighbours_resolve_on_the_interface_while_the_runtime_runs() {
+    xdpath::needs_root!();
     let bed = bed();
     let runtime = Runtime::start(&bed, &[]);
     // Forget the bed's static neighbours on both sides: from here on ARP
@@ -715,7 +719,7 @@ fn udp_7000(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
 
 #[test]
 fn forwarding_matches_the_kernel() {
-    require_root();
+    xdpath::needs_root!();
     let bed = RouterBed::new().expect("router bed");
     let (router, h2) = (bed.path(Node::Router), bed.path(Node::H2));
     // The egress port forwards in the kernel (its device map entry is what
@@ -773,6 +777,7 @@ fn forwarding_matches_the_kernel() {
 /// runtime (issue 13, item 7), and changes nothing: the runtime keeps it.
 #[test]
 fn attach_names_the_runtime_that_serves_the_interface() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     let runtime = Runtime::start(&bed, &["--exception", "drop"]);

@@ -45,6 +45,7 @@ fn udp_destination_port(frame: &[u8]) -> Option<u16> {
 
 #[test]
 fn the_application_gets_exactly_the_steered_flow() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     xdpath_ok(&bed, &["attach", &interface, "--mode", "native"]);
@@ -122,6 +123,7 @@ fn the_application_gets_exactly_the_steered_flow() {
 
 #[test]
 fn bad_steering_to_user_space_is_refused_clearly() {
+    xdpath::needs_root!();
     let bed = bed();
     let interface = bed.a().interface.clone();
     xdpath_ok(&bed, &["attach", &interface]);

@@ -111,6 +111,7 @@ fn snapshot(daemon: &Daemon) -> Vec<Value> {
 
 #[test]
 fn every_route_works_and_bad_requests_change_nothing() {
+    xdpath::needs_root!();
     let bed = TestBed::new().expect("bed");
     let daemon = start(&bed);
     routes_work(&bed, &daemon);

@@ -139,6 +139,7 @@ fn metric(text: &str, name: &str) -> u64 {
 
 #[test]
 fn a_flood_source_is_blocked_in_time_and_dry_run_only_reports() {
+    xdpath::needs_root!();
     let bed = TestBed::new().expect("bed");
     let daemon = start(&bed, "mitigation");
 

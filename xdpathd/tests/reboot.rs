@@ -32,6 +32,7 @@ fn ping_answered(bed: &TestBed) -> bool {
 
 #[test]
 fn saved_state_is_installed_into_new_maps() {
+    xdpath::needs_root!();
     let bed = TestBed::new().expect("bed");
     let path = bed.a().path.clone();
     let enter = move || {

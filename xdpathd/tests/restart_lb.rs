@@ -76,6 +76,7 @@ fn state(daemon: &Daemon) -> Vec<Value> {
 
 #[test]
 fn kill_9_under_balanced_traffic_and_a_flood_loses_nothing() {
+    xdpath::needs_root!();
     let mut bed = LbBed::new().expect("bed");
     for role in Role::BACKENDS {
         let gue = GUE_PORT.to_string();

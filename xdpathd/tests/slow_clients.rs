@@ -142,6 +142,7 @@ fn generation(daemon: &Daemon) -> u64 {
 
 #[test]
 fn slow_tcp_clients_leave_the_unix_socket_and_the_cli_answering() {
+    xdpath::needs_root!();
     raise_own_file_limit();
     let bed = TestBed::new().expect("bed");
     let token = token_file("slow");
@@ -287,6 +288,7 @@ fn trickle(socket: &Path, start: &[u8], trickle: Option<u8>) -> (u16, Value, Dur
 
 #[test]
 fn slow_bodies_and_silent_connections_time_out_and_nothing_idles() {
+    xdpath::needs_root!();
     let bed = TestBed::new().expect("bed");
     let path = bed.a().path.clone();
     let daemon = Daemon::start(

@@ -1,5 +1,7 @@
 //! Helpers shared by the end-to-end tests: the test bed, the CLI run inside
-//! a namespace, and real servers (nginx) started in one.
+//! a namespace, and real servers (nginx) started in one. A test that needs
+//! root starts with `xdpath::needs_root!()` (`xdpath::testenv`): skipped
+//! for another user, failed where `CI` or `XDPATH_REQUIRE_ROOT=1` is set.
 #![allow(
     dead_code,
     reason = "each test binary uses its own subset of these helpers"
@@ -18,17 +20,19 @@ use xdpath::testenv::{Side, TestBed};
 /// The CLI under test.
 pub const XDPATH: &str = env!("CARGO_BIN_EXE_xdpath");
 
-/// Fails the test unless it runs as root.
+/// Fails the test unless it runs as root: a backstop for helpers that need
+/// it. A test that needs root starts with `xdpath::needs_root!()`, which
+/// skips it (or fails it in CI) before it gets here.
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
         unsafe { libc::geteuid() },
         0,
-        "these tests need root (scripts/test.sh)"
+        "this test needs root: start it with xdpath::needs_root!()"
     );
 }
 
-/// A fresh test bed; the tests need root.
+/// A fresh test bed; the test needs root (`xdpath::needs_root!()`).
 pub fn bed() -> TestBed {
     require_root();
     TestBed::new().expect("build the test bed")
