@@ -160,7 +160,7 @@ fn template_flags(template: &[u8]) -> Result<u32, FloodError> {
         || !plain_header
         || length < ETH + 20 + l4_length
         || length > FLOOD_MAX_FRAME
-        || length % 2 != 0
+        || !length.is_multiple_of(2)
     {
         return Err(refused);
     }

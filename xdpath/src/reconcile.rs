@@ -25,7 +25,7 @@ use xdpath_core::InterfaceConfig;
 pub enum ReconcileError {
     /// The filter's state could not be read or installed.
     #[error(transparent)]
-    Control(#[from] ControlError),
+    Control(Box<ControlError>),
     /// The balancer's state could not be read or installed.
     #[error(transparent)]
     Lb(#[from] LbError),
@@ -41,6 +41,13 @@ pub enum ReconcileError {
         /// Why.
         why: String,
     },
+}
+
+impl From<ControlError> for ReconcileError {
+    fn from(error: ControlError) -> Self {
+        // Boxed: the filter's errors are large, and every call returns one.
+        Self::Control(Box::new(error))
+    }
 }
 
 /// What differs between the saved state and the kernel, per part.

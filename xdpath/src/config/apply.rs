@@ -87,7 +87,7 @@ fn repair() -> Result<(), ConfigError> {
 fn reconcile_error(error: crate::reconcile::ReconcileError) -> ConfigError {
     use crate::reconcile::ReconcileError;
     match error {
-        ReconcileError::Control(error) => error.into(),
+        ReconcileError::Control(error) => (*error).into(),
         ReconcileError::Lb(error) => error.into(),
         ReconcileError::Dataplane(error) => error.into(),
         other => ConfigError::Usage(other.to_string()),

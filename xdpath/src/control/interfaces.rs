@@ -57,9 +57,11 @@ impl InterfaceRecord {
 
     /// The program config recorded.
     pub fn config(&self) -> InterfaceConfig {
-        let mut config = InterfaceConfig::default();
-        config.malformed = self.malformed;
-        config.monitor = self.monitor;
+        let mut config = InterfaceConfig {
+            malformed: self.malformed,
+            monitor: self.monitor,
+            ..InterfaceConfig::default()
+        };
         self.carry_into(&mut config);
         config
     }

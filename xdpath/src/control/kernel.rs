@@ -94,6 +94,9 @@ pub struct KernelMaps {
     cpus: usize,
 }
 
+/// A map entry as bytes: its key and its value.
+pub(crate) type RawEntry = (Vec<u8>, Vec<u8>);
+
 impl KernelMaps {
     /// Opens this namespace's pinned filter maps, creating them first if
     /// they are not there. The flag says whether they were just created.
@@ -230,7 +233,7 @@ impl KernelMaps {
         map: &'static str,
         key_size: usize,
         value_size: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ApplyError> {
+    ) -> Result<Vec<RawEntry>, ApplyError> {
         let mut entries = Vec::new();
         let mut previous: Option<Vec<u8>> = None;
         while let Some(key) = self.next_key(map, previous.as_deref(), key_size)? {
