@@ -85,3 +85,73 @@ fn saved_state_is_installed_into_new_maps() {
     assert!(!ping_answered(&bed), "the saved blocklist drops again");
     assert!(blocklisted(&daemon) > 0, "counted as blocklisted");
 }
+
+/// The daemon's watch: a kernel that diverges from the saved state behind
+/// its back — every pin removed (maps and program gone), then the
+/// interface's link detached by another tool (`bpftool link detach`) — is
+/// put right within a few seconds, logged and counted in `/metrics`.
+#[test]
+fn a_kernel_that_diverges_is_repaired_within_seconds() {
+    xdpath::needs_root!();
+    let bed = TestBed::new().expect("bed");
+    let path = bed.a().path.clone();
+    let daemon = Daemon::start(
+        "diverge",
+        Box::new(move |program: &str| common::in_namespace(&path, program)),
+        &[],
+    );
+    let interface = bed.a().interface.clone();
+    daemon.xdpath(&["attach", &interface, "--mode", "generic"]);
+    let blocked = format!("{}/32", bed.b().ipv4);
+    daemon.ok(
+        "POST",
+        "/v1/blocklist",
+        Some(&format!(r#"{{"prefix":"{blocked}"}}"#)),
+    );
+    assert!(!ping_answered(&bed), "blocked");
+    let divergences = |daemon: &Daemon| -> u64 {
+        let (_, metrics) = daemon.call("GET", "/metrics", None);
+        metrics
+            .as_str()
+            .unwrap_or_default()
+            .lines()
+            .find_map(|line| line.strip_prefix("xdpath_state_divergences_total "))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let repaired_within = |what: &str, before: u64| {
+        let started = std::time::Instant::now();
+        while divergences(&daemon) <= before {
+            assert!(
+                // Making the maps and attaching load the program twice
+                // (about 4.5 s of verifier each here), after up to 2 s.
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "{what}: not repaired within 20 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        assert!(!ping_answered(&bed), "{what}: blocked again");
+        eprintln!("{what}: repaired after {:?}", started.elapsed());
+    };
+
+    let before = divergences(&daemon);
+    std::fs::remove_dir_all(bed.a().pin_dir()).expect("remove the pins");
+    repaired_within("pins removed", before);
+
+    let before = divergences(&daemon);
+    let link = bed.a().pin_dir().join(&interface).join("link");
+    let detached = std::process::Command::new("bpftool")
+        .args(["link", "detach", "pinned"])
+        .arg(&link)
+        .status()
+        .expect("bpftool");
+    assert!(detached.success(), "bpftool link detach");
+    repaired_within("link detached by another tool", before);
+    assert!(
+        daemon
+            .log()
+            .contains("the kernel diverged from the saved state"),
+        "{}",
+        daemon.log()
+    );
+}

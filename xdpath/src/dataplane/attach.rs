@@ -206,8 +206,15 @@ pub(super) fn read_meta(pins: &InterfacePins) -> Option<AttachMeta> {
 /// kernel detaches an XDP link when its device goes away; a device made
 /// again under the same name gets a new index.
 pub(super) fn link_alive(pins: &InterfacePins) -> bool {
+    let Some(ifindex) = if_index(&pins.interface) else {
+        return false;
+    };
+    // The pin, the interface it was made for, and the kernel's word that
+    // the link is still attached there (another tool may have detached it).
     pins.attached()
-        && read_meta(pins).is_some_and(|meta| if_index(&pins.interface) == Some(meta.ifindex))
+        && read_meta(pins).is_some_and(|meta| meta.ifindex == ifindex)
+        && super::link_info::xdp_link_ifindex(&pins.path("link"))
+            .is_none_or(|linked| linked == ifindex)
 }
 
 fn remove_pins(pins: &InterfacePins) -> Result<(), DataplaneError> {

@@ -26,6 +26,7 @@ use xdpath_core::{AttachMeta, Counter, InterfaceConfig};
 
 mod attach;
 pub mod forward;
+mod link_info;
 pub mod owner;
 mod program;
 mod reload;
