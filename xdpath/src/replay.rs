@@ -38,7 +38,7 @@ pub const PROGRESS_THRESHOLD: u64 = 8 << 20;
 /// use xdpath_core::InterfaceConfig;
 /// let error = replay::run(Path::new("/nonexistent.pcap"), None, InterfaceConfig::default()).unwrap_err();
 /// assert!(matches!(error, ReplayError::Open { .. }));
-/// assert!(error.to_string().starts_with("cannot read /nonexistent.pcap: "));
+/// assert!(error.to_string().starts_with("cannot read \"/nonexistent.pcap\": "));
 /// ```
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
