@@ -340,7 +340,7 @@ struct LinkUpdateAttr {
 }
 
 /// Opens a pinned object. aya's `PinnedLink` keeps its fd to itself.
-fn obj_get(path: &Path) -> io::Result<OwnedFd> {
+pub(super) fn obj_get(path: &Path) -> io::Result<OwnedFd> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let attr = ObjGetAttr {
