@@ -78,7 +78,11 @@ pub fn announce(socket: Option<&Path>) -> std::io::Result<()> {
     match socket {
         Some(socket) => {
             crate::private_files::create_directory(&dir)?;
-            let temporary = dir.join(format!("{NOTE_FILE}.tmp"));
+            // Named with this pid, as every temporary of the state dir is:
+            // one without a live writer's pid is removed as stale by
+            // whoever takes the namespace's lock (the daemon's own check
+            // did, between the write and the rename).
+            let temporary = dir.join(format!(".{NOTE_FILE}.{}.tmp", std::process::id()));
             let mut file = crate::private_files::open_private(&temporary, true)?;
             file.write_all(socket.as_os_str().as_encoded_bytes())?;
             std::fs::rename(temporary, note)
