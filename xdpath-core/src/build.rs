@@ -6,7 +6,7 @@
 use std::vec::Vec;
 
 use crate::wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN};
-use crate::wire::protocol;
+use crate::wire::{checksum, protocol};
 
 /// The transport part of a frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,7 +143,7 @@ impl FrameSpec {
                 header[9] = protocol_number;
                 header[12..16].copy_from_slice(&source);
                 header[16..20].copy_from_slice(&destination);
-                let checksum = internet_checksum(&[&header]);
+                let checksum = checksum::of_parts(&[&header]);
                 header[10..12].copy_from_slice(&checksum.to_be_bytes());
                 let pseudo = pseudo_header_v4(source, destination, protocol_number, l4.len());
                 fill_l4_checksum(&mut l4, protocol_number, &pseudo);
@@ -227,7 +227,7 @@ fn fill_l4_checksum(l4: &mut [u8], number: u8, pseudo: &[u8]) {
         protocol::ICMPV6 => 2,
         protocol::ICMP => {
             if l4.len() >= 4 {
-                let checksum = internet_checksum(&[l4]);
+                let checksum = checksum::of_parts(&[l4]);
                 l4[2..4].copy_from_slice(&checksum.to_be_bytes());
             }
             return;
@@ -237,32 +237,11 @@ fn fill_l4_checksum(l4: &mut [u8], number: u8, pseudo: &[u8]) {
     if l4.len() < position + 2 {
         return;
     }
-    let mut checksum = internet_checksum(&[pseudo, l4]);
+    let mut checksum = checksum::of_parts(&[pseudo, l4]);
     if number == protocol::UDP && checksum == 0 {
         checksum = 0xffff;
     }
     l4[position..position + 2].copy_from_slice(&checksum.to_be_bytes());
-}
-
-/// The RFC 1071 one's-complement checksum over the concatenated parts.
-pub fn internet_checksum(parts: &[&[u8]]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut odd: Option<u8> = None;
-    for part in parts {
-        for &byte in part.iter() {
-            match odd.take() {
-                Some(high) => sum += u32::from(u16::from_be_bytes([high, byte])),
-                None => odd = Some(byte),
-            }
-        }
-    }
-    if let Some(high) = odd {
-        sum += u32::from(u16::from_be_bytes([high, 0]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// `a.b.c.d` helper for IPv6 documentation addresses: `2001:db8::<last>`.

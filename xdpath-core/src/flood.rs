@@ -14,6 +14,7 @@
 
 use crate::hash::mix64;
 use crate::packet::{Packet, PacketMut, SlicePacket};
+use crate::wire::checksum;
 
 /// `FloodPlan::flags`: every flow gets a random source port too.
 pub const FLOOD_RANDOM_PORTS: u32 = 1 << 0;
@@ -119,25 +120,6 @@ impl FloodPlan {
     }
 }
 
-/// A checksum as the frame holds it, after 16-bit words it covers changed
-/// from `old` to `new` (each as the frame holds them: a one's-complement
-/// sum does not depend on byte order). RFC 1624, equation 3.
-#[inline(always)]
-pub fn checksum_update(checksum: u16, old: [u16; 3], new: [u16; 3]) -> u16 {
-    let [o0, o1, o2] = old;
-    let [n0, n1, n2] = new;
-    let mut sum = u32::from(!checksum)
-        + u32::from(!o0)
-        + u32::from(!o1)
-        + u32::from(!o2)
-        + u32::from(n0)
-        + u32::from(n1)
-        + u32::from(n2);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    !(sum as u16)
-}
-
 /// Writes frame `index` of a flood: the template, with its flow's source
 /// address (and port) and both checksums updated; false when the frame is
 /// shorter than the template or the template too short for its headers.
@@ -170,8 +152,8 @@ pub fn rewrite<P: PacketMut>(packet: &mut P, plan: &FloodPlan, index: u64) -> bo
     } else {
         port
     };
-    let ip = checksum_update(ip_checksum, [high, low, 0], [new_high, new_low, 0]);
-    let mut l4 = checksum_update(
+    let ip = checksum::update(ip_checksum, [high, low, 0], [new_high, new_low, 0]);
+    let mut l4 = checksum::update(
         l4_checksum,
         [high, low, port],
         [new_high, new_low, new_port],

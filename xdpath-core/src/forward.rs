@@ -20,6 +20,7 @@ use crate::packet::PacketMut;
 use crate::parse::FlowKey;
 use crate::pipeline::Outcome;
 use crate::stats::{Action, Reason};
+use crate::wire::checksum;
 
 /// Offset of the IPv4 TTL in an untagged frame (Ethernet 14 + 8).
 pub const IPV4_TTL_OFFSET: usize = 14 + 8;
@@ -160,26 +161,9 @@ fn decrement_ipv4_ttl<P: PacketMut>(packet: &mut P, ttl: u8) -> bool {
     let Some(checksum) = packet.load::<[u8; 2]>(IPV4_CHECKSUM_OFFSET) else {
         return false;
     };
-    let updated = checksum_after_ttl_decrement(u16::from_be_bytes(checksum));
+    let updated = checksum::after_ttl_decrement(u16::from_be_bytes(checksum));
     packet.store(IPV4_TTL_OFFSET, ttl - 1)
         && packet.store(IPV4_CHECKSUM_OFFSET, updated.to_be_bytes())
-}
-
-/// The IPv4 header checksum after the TTL dropped by one.
-///
-/// # Examples
-///
-/// ```
-/// use xdpath_core::forward::checksum_after_ttl_decrement;
-/// // The TTL is the high byte of its word: the checksum rises by 0x0100.
-/// assert_eq!(checksum_after_ttl_decrement(0xb861), 0xb961);
-/// // End-around carry.
-/// assert_eq!(checksum_after_ttl_decrement(0xff40), 0x0041);
-/// ```
-#[inline(always)]
-pub fn checksum_after_ttl_decrement(checksum: u16) -> u16 {
-    let sum = u32::from(checksum) + 0x0100;
-    ((sum & 0xffff) + (sum >> 16)) as u16
 }
 
 #[cfg(test)]
@@ -214,21 +198,10 @@ mod tests {
         ip.copy_from_slice(&[
             0x45, 0, 0, 28, 0, 0, 0x40, 0, ttl, 17, 0, 0, 10, 0, 1, 2, 10, 0, 2, 2,
         ]);
-        let checksum = header_checksum(ip);
+        let checksum = crate::wire::checksum::of(ip);
         ip[10..12].copy_from_slice(&checksum.to_be_bytes());
         frame[34..42].copy_from_slice(&[0x30, 0x39, 0, 53, 0, 8, 0, 0]);
         frame
-    }
-
-    fn header_checksum(header: &[u8]) -> u16 {
-        let mut sum = 0u32;
-        for pair in header.chunks(2) {
-            sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
-        }
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        !(sum as u16)
     }
 
     fn key_of(frame: &[u8]) -> FlowKey {
@@ -268,7 +241,7 @@ mod tests {
         header[10..12].copy_from_slice(&[0, 0]);
         assert_eq!(
             u16::from_be_bytes([out[24], out[25]]),
-            header_checksum(&header)
+            crate::wire::checksum::of(&header)
         );
     }
 

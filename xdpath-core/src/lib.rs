@@ -32,6 +32,7 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod abi;
 pub mod config;
 pub mod filter;
 pub mod flood;

@@ -14,16 +14,17 @@ use aya_ebpf::{
     maps::Array,
     programs::XdpContext,
 };
+use xdpath_core::abi;
 use xdpath_core::flood::{rewrite, FloodPlan};
 use xdpath_core::{Packet, PacketMut};
 
 /// What to send (one entry, written by user space before the runs).
-#[map(name = "FLOOD_PLAN")]
+#[map]
 static FLOOD_PLAN: Array<FloodPlan> = Array::with_max_entries(1, 0);
 
 /// Frames generated so far (one entry): the next frame's number. Test runs
 /// of one flood come from one thread, so one counter serves every CPU.
-#[map(name = "FLOOD_SENT")]
+#[map]
 static FLOOD_SENT: Array<u64> = Array::with_max_entries(1, 0);
 
 /// The frame of this run, bounds read from the context.

@@ -14,6 +14,7 @@ mod syncookie;
 mod tables;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use xdpath_core::abi;
 use xdpath_core::lb::{LbTables, LB_ENABLED};
 use xdpath_core::{
     forward, packet::MAX_HEADER_OFFSET, pipeline, pipeline::Step, FlowKey, Packet, PacketMut,
@@ -222,7 +223,7 @@ fn steer(
         return plain;
     }
     let count = match maps::STEER_CPUS.get(0) {
-        Some(count) if *count != 0 && *count <= maps::MAX_STEER_CPUS => *count,
+        Some(count) if *count != 0 && *count <= abi::MAX_STEER_CPUS => *count,
         _ => return plain,
     };
     let Some(cpu) = maps::STEER_CPUS.get(1 + key.flow_hash() % count) else {
@@ -254,7 +255,7 @@ fn divert_to_forward(ctx: &XdpContext) {
     {
         // SAFETY: a tail call with this program's own context; on success
         // it does not return.
-        unsafe { maps::STAGES.tail_call(ctx, maps::STAGE_FORWARD) };
+        unsafe { maps::STAGES.tail_call(ctx, abi::stage::FORWARD) };
     }
 }
 
@@ -265,7 +266,7 @@ fn divert_to_balance(ctx: &XdpContext, tables: &tables::MapTables, key: &FlowKey
     if balance_enabled(tables, key) {
         // SAFETY: a tail call with this program's own context; on success
         // it does not return.
-        unsafe { maps::STAGES.tail_call(ctx, maps::STAGE_BALANCE) };
+        unsafe { maps::STAGES.tail_call(ctx, abi::stage::BALANCE) };
     }
 }
 
@@ -296,7 +297,7 @@ pub fn xdpath(ctx: XdpContext) -> u32 {
                     key.copy_to(unsafe { &mut *scratch });
                     // SAFETY: a tail call with this program's own context.
                     // On success it does not return.
-                    unsafe { maps::STAGES.tail_call(&ctx, maps::STAGE_FILTER) };
+                    unsafe { maps::STAGES.tail_call(&ctx, abi::stage::FILTER) };
                 }
                 // The filter program is missing: pass, counted.
                 pipeline::class_outcome(&key)
@@ -314,7 +315,7 @@ pub fn xdpath(ctx: XdpContext) -> u32 {
                         if balance {
                             // SAFETY: a tail call with this program's own
                             // context; on success it does not return.
-                            unsafe { maps::STAGES.tail_call(&ctx, maps::STAGE_BALANCE) };
+                            unsafe { maps::STAGES.tail_call(&ctx, abi::stage::BALANCE) };
                         }
                         divert_to_forward(&ctx);
                     }
@@ -329,7 +330,7 @@ pub fn xdpath(ctx: XdpContext) -> u32 {
             key.copy_to(unsafe { &mut *scratch });
             // SAFETY: a tail call with this program's own context; on
             // success it does not return.
-            unsafe { maps::STAGES.tail_call(&ctx, maps::STAGE_STEER) };
+            unsafe { maps::STAGES.tail_call(&ctx, abi::stage::STEER) };
         }
     }
     tables.count(outcome.action, outcome.reason, packet.len() as u64);
@@ -357,7 +358,7 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
     if steering(ctx.ctx, &tables.interface_config(), outcome) {
         // SAFETY: a tail call with this program's own context, the key
         // still in the scratch slot; on success it does not return.
-        unsafe { maps::STAGES.tail_call(&ctx, maps::STAGE_STEER) };
+        unsafe { maps::STAGES.tail_call(&ctx, abi::stage::STEER) };
     }
     tables.count(outcome.action, outcome.reason, frame_len);
     outcome.action as u32

@@ -9,6 +9,7 @@ use aya_ebpf::{
         ProgramArray, RingBuf, XskMap,
     },
 };
+use xdpath_core::abi;
 use xdpath_core::filter::{
     BlockEntry, Bucket, BucketBound, BucketKey, FilterConfig, PrefixHashKey, PrefixLengths,
     RateLimit, Rule, RuleChain, BOUND_CELLS, DESTINATION_BUCKETS, LENGTHS_SLOTS, MAX_BLOCKLIST,
@@ -27,207 +28,198 @@ use xdpath_core::{AttachMeta, Counter, FlowKey, InterfaceConfig, COUNTER_SLOTS};
 
 /// This interface's configuration: one entry, written by user space at
 /// attach time and read only on the drop paths.
-#[map(name = "CONFIG")]
+#[map]
 pub static CONFIG: Array<InterfaceConfig> = Array::with_max_entries(1, 0);
 
 /// How and when user space attached this instance. The program never reads
 /// it: it lives here so that it is pinned, and removed, with the program.
-#[map(name = "META")]
+#[map]
 pub static META: Array<AttachMeta> = Array::with_max_entries(1, 0);
 
 /// Packets and bytes per (action, reason), per CPU so that the data path
 /// never contends on a cache line; user space sums the CPUs.
-#[map(name = "COUNTERS")]
+#[map]
 pub static COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 
 /// Frames left before this interface's next sample, per CPU (see
 /// `xdpath_core::observe::sample_step`).
-#[map(name = "SAMPLE_SKIP")]
+#[map]
 pub static SAMPLE_SKIP: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
 /// Scratch space for the flow key, one slot per CPU: the key lives in map
 /// memory instead of the 512-byte stack (see `xdpath_core::parse::parse_into`).
-#[map(name = "SCRATCH")]
+#[map]
 pub static SCRATCH: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);
 
 /// Scratch space for a token bucket being started, one slot per CPU
 /// (`xdpath_core::filter::charge_bucket`: built on the stack, its branches
 /// made the verifier walk too many states).
-#[map(name = "BUCKET_SCRATCH")]
+#[map]
 pub static BUCKET_SCRATCH: PerCpuArray<Bucket> = PerCpuArray::with_max_entries(1, 0);
 
 /// Scratch space for trie lookup keys, one slot per CPU. `Key` is packed
 /// (its address starts at byte 4); built on the stack, LLVM would store it
 /// with unaligned 64-bit writes the verifier refuses there.
-#[map(name = "LPM_SCRATCH")]
+#[map]
 pub static LPM_SCRATCH: PerCpuArray<Key<[u8; 16]>> = PerCpuArray::with_max_entries(1, 0);
 
 /// The later stages, reached by tail call: each is verified as its own
 /// program.
-#[map(name = "STAGES")]
-pub static STAGES: ProgramArray = ProgramArray::with_max_entries(5, 0);
-/// Slot of the filter stage in `STAGES`.
-pub const STAGE_FILTER: u32 = 0;
-/// Slot of the SYN-cookie stage in `STAGES` (reached from the filter stage).
-pub const STAGE_SYNCOOKIE: u32 = 1;
-/// Slot of the balancing stage (decapsulation, then the load balancer).
-pub const STAGE_BALANCE: u32 = 2;
-/// Slot of the forwarding stage (FIB lookup, rewrite, redirect).
-pub const STAGE_FORWARD: u32 = 3;
-/// Slot of the steering stage (to a CPU or an AF_XDP socket).
-pub const STAGE_STEER: u32 = 4;
+#[map]
+pub static STAGES: ProgramArray = ProgramArray::with_max_entries(abi::stage::COUNT, 0);
 
 // ---- filter maps, shared by every interface of a namespace
 
 /// The global filter configuration (one entry). All zero: no filtering.
-#[map(name = "FILTER_CONFIG")]
+#[map]
 pub static FILTER_CONFIG: Array<FilterConfig> = Array::with_max_entries(1, 0);
 
 /// Rule buffer 0: rules by index. The rule set is double-buffered so a whole
 /// new set is written aside and goes live with one write of
 /// `FilterConfig::active`.
-#[map(name = "RULES_0")]
+#[map]
 pub static RULES_0: Array<Rule> = Array::with_max_entries(MAX_RULES, 0);
 /// Rule buffer 1: rules by index.
-#[map(name = "RULES_1")]
+#[map]
 pub static RULES_1: Array<Rule> = Array::with_max_entries(MAX_RULES, 0);
 
 /// Buffer 0: chains (a prefix's rules, then those of covering prefixes).
-#[map(name = "CHAINS_0")]
+#[map]
 pub static CHAINS_0: Array<RuleChain> = Array::with_max_entries(MAX_CHAINS, 0);
 /// Buffer 1: chains.
-#[map(name = "CHAINS_1")]
+#[map]
 pub static CHAINS_1: Array<RuleChain> = Array::with_max_entries(MAX_CHAINS, 0);
 
 /// Buffer 0: (masked prefix, length, direction) → chain index. A hash
 /// table probed once per prefix length present (see `PREFIX_LENGTHS_0`):
 /// far cheaper than an LPM trie of the same prefixes. Entries are
 /// allocated on insert.
-#[map(name = "PREFIXES_0")]
+#[map]
 pub static PREFIXES_0: HashMap<PrefixHashKey, u32> =
     HashMap::with_max_entries(2 * MAX_PREFIXES, BPF_F_NO_PREALLOC);
 /// Buffer 1: prefix → chain index.
-#[map(name = "PREFIXES_1")]
+#[map]
 pub static PREFIXES_1: HashMap<PrefixHashKey, u32> =
     HashMap::with_max_entries(2 * MAX_PREFIXES, BPF_F_NO_PREALLOC);
 
 /// Buffer 0: the prefix lengths present, per direction and address family
 /// (slot `lengths_slot(direction, family)`), longest first.
-#[map(name = "PREFIX_LENGTHS_0")]
+#[map]
 pub static PREFIX_LENGTHS_0: Array<PrefixLengths> = Array::with_max_entries(LENGTHS_SLOTS, 0);
 /// Buffer 1: the prefix lengths present, per direction and family.
-#[map(name = "PREFIX_LENGTHS_1")]
+#[map]
 pub static PREFIX_LENGTHS_1: Array<PrefixLengths> = Array::with_max_entries(LENGTHS_SLOTS, 0);
 
 /// Hits per rule id, per CPU (512 KiB a CPU): the BPF target's `core` has
 /// no atomic read-modify-write, and per-CPU slots need none.
-#[map(name = "RULE_HITS")]
+#[map]
 pub static RULE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_RULES, 0);
 
 /// Blocked prefixes with their expiry; the data path deletes expired ones
 /// it meets.
-#[map(name = "BLOCKLIST")]
+#[map]
 pub static BLOCKLIST: LpmTrie<[u8; 16], BlockEntry> = LpmTrie::with_max_entries(MAX_BLOCKLIST, 0);
 
 /// The rate limits; `FilterConfig::rate_limits` of them are live.
-#[map(name = "RATE_LIMITS")]
+#[map]
 pub static RATE_LIMITS: Array<RateLimit> = Array::with_max_entries(MAX_RATE_LIMITS, 0);
 
 /// Token buckets of per-source limits. LRU, so a flood of spoofed sources
 /// recycles its own entries instead of failing inserts; what an evicted
 /// bucket had spent is kept in `BUCKET_BOUNDS`.
-#[map(name = "SRC_BUCKETS")]
+#[map]
 pub static SRC_BUCKETS: LruHashMap<BucketKey, Bucket> =
     LruHashMap::with_max_entries(SOURCE_BUCKETS, 0);
 
 /// Token buckets of per-destination limits, apart from the source buckets
 /// so a spoofed-source flood cannot evict them.
-#[map(name = "DST_BUCKETS")]
+#[map]
 pub static DST_BUCKETS: LruHashMap<BucketKey, Bucket> =
     LruHashMap::with_max_entries(DESTINATION_BUCKETS, 0);
 
 /// Bounds on the buckets that outlive them, one sketch per limit slot
 /// (`xdpath_core::filter::bounds`): an array, so no flood evicts them, and
 /// a bucket evicted from its table starts again no fuller than it was.
-#[map(name = "BUCKET_BOUNDS")]
+#[map]
 pub static BUCKET_BOUNDS: Array<BucketBound> = Array::with_max_entries(BOUND_CELLS, 0);
 
 /// Drops per rate limit, per CPU.
-#[map(name = "LIMIT_DROPS")]
+#[map]
 pub static LIMIT_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_RATE_LIMITS, 0);
 
 /// Reflection source ports: a 65,536-bit set, word `port / 64`.
-#[map(name = "REFLECTION_PORTS")]
-pub static REFLECTION_PORTS: Array<u64> = Array::with_max_entries(1024, 0);
+#[map]
+pub static REFLECTION_PORTS: Array<u64> = Array::with_max_entries(abi::PORT_SET_WORDS, 0);
 
 /// Destinations that expect traffic from reflection ports (resolvers, NTP
 /// clients): the amplification guard spares them.
-#[map(name = "REFLECTION_OK")]
+#[map]
 pub static REFLECTION_OK: LpmTrie<[u8; 16], u8> =
     LpmTrie::with_max_entries(MAX_MANAGEMENT_PREFIXES, 0);
 
 /// Management source prefixes: never dropped by the filter.
-#[map(name = "MGMT_SOURCES")]
+#[map]
 pub static MGMT_SOURCES: LpmTrie<[u8; 16], u8> =
     LpmTrie::with_max_entries(MAX_MANAGEMENT_PREFIXES, 0);
 
 /// Management destination ports (TCP and UDP): never dropped by the
 /// filter. A 65,536-bit set.
-#[map(name = "MGMT_PORTS")]
-pub static MGMT_PORTS: Array<u64> = Array::with_max_entries(1024, 0);
+#[map]
+pub static MGMT_PORTS: Array<u64> = Array::with_max_entries(abi::PORT_SET_WORDS, 0);
 
 /// Destination ports that SYN-cookie mode protects (TCP): a 65,536-bit set.
-#[map(name = "SYNCOOKIE_PORTS")]
-pub static SYNCOOKIE_PORTS: Array<u64> = Array::with_max_entries(1024, 0);
+#[map]
+pub static SYNCOOKIE_PORTS: Array<u64> = Array::with_max_entries(abi::PORT_SET_WORDS, 0);
 
 // ---- load-balancer maps, shared by every interface of a namespace
 
 /// The balancer's settings (one entry). All zero: no balancing.
-#[map(name = "LB_CONFIG")]
+#[map]
 pub static LB_CONFIG: Array<LbConfig> = Array::with_max_entries(1, 0);
 
 /// VIPs by (address, port, protocol); port 0 is an all-ports VIP.
-#[map(name = "VIPS")]
+#[map]
 pub static VIPS: HashMap<VipKey, Vip> = HashMap::with_max_entries(MAX_VIPS, 0);
 
 /// Maglev rings, `MAX_RING_SIZE` slots each, two per VIP: a new table is
 /// written to the idle ring and goes live with one write of the VIP.
-#[map(name = "MAGLEV_RINGS")]
+#[map]
 pub static MAGLEV_RINGS: Array<u32> = Array::with_max_entries(MAX_RINGS * MAX_RING_SIZE, 0);
 
 /// Backends by index; `generation` tells a slot's successive owners apart.
-#[map(name = "BACKENDS")]
+#[map]
 pub static BACKENDS: Array<Backend> = Array::with_max_entries(MAX_BACKENDS, 0);
 
 /// Flow → backend, so established flows keep their backend when the pool
 /// changes. One shared LRU rather than one per CPU: a flow whose packets
 /// arrive on several CPUs (no RSS on veth) keeps one backend. Bare SYNs
 /// never write it (`NEW_CONNECTIONS`), so a SYN flood cannot evict it.
-#[map(name = "CONNECTIONS")]
+#[map]
 pub static CONNECTIONS: LruHashMap<ConnectionKey, Connection> =
     LruHashMap::with_max_entries(MAX_CONNECTIONS, 0);
 
 /// Flow → backend of TCP flows seen only as bare SYNs so far: a flow's
 /// first packet past its SYN copies its entry into `CONNECTIONS`.
-#[map(name = "NEW_CONNECTIONS")]
+#[map]
 pub static NEW_CONNECTIONS: LruHashMap<ConnectionKey, Connection> =
     LruHashMap::with_max_entries(MAX_NEW_CONNECTIONS, 0);
 
 /// Per-VIP packets, bytes and new flows, per CPU.
-#[map(name = "VIP_STATS")]
+#[map]
 pub static VIP_STATS: PerCpuArray<LbCounter> = PerCpuArray::with_max_entries(MAX_VIPS, 0);
 
 /// Per-backend packets, bytes and new flows, per CPU.
-#[map(name = "BACKEND_STATS")]
+#[map]
 pub static BACKEND_STATS: PerCpuArray<LbCounter> = PerCpuArray::with_max_entries(MAX_BACKENDS, 0);
 
 /// Connection-table hits (slot 0) and misses (slot 1), per CPU.
-#[map(name = "CONN_STATS")]
+#[map]
 pub static CONN_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 
 /// This host's addresses: IPIP and GUE to them are decapsulated.
-#[map(name = "LOCAL_ADDRESSES")]
-pub static LOCAL_ADDRESSES: HashMap<[u8; 16], u8> = HashMap::with_max_entries(256, 0);
+#[map]
+pub static LOCAL_ADDRESSES: HashMap<[u8; 16], u8> =
+    HashMap::with_max_entries(abi::MAX_LOCAL_ADDRESSES, 0);
 
 // ---- sampling and capture, shared by every interface of a namespace
 
@@ -240,25 +232,25 @@ pub struct PacketRecord {
 
 /// This CPU's record of the frame in flight, filled at the entry and sent
 /// at the exit (too big for the stack).
-#[map(name = "RECORD")]
+#[map]
 pub static RECORD: PerCpuArray<PacketRecord> = PerCpuArray::with_max_entries(1, 0);
 
 /// Samples for the exporters, top talkers and auto-mitigation: fixed-size
 /// records of metadata and the frame's first `SAMPLE_BYTES`.
-#[map(name = "SAMPLES")]
+#[map]
 pub static SAMPLES: RingBuf = RingBuf::with_byte_size(SAMPLE_RING_BYTES, 0);
 
 /// Records for `xdpath capture`: metadata and up to `CAPTURE_BYTES`.
-#[map(name = "CAPTURE_RING")]
+#[map]
 pub static CAPTURE_RING: RingBuf = RingBuf::with_byte_size(CAPTURE_RING_BYTES, 0);
 
 /// What `xdpath capture` wants (one entry). All zero: no capture.
-#[map(name = "CAPTURE")]
+#[map]
 pub static CAPTURE: Array<CaptureConfig> = Array::with_max_entries(1, 0);
 
 /// Records lost to a full ring, per CPU: slot `LOSS_SAMPLES` and
 /// `LOSS_CAPTURE`.
-#[map(name = "OBSERVE_LOSS")]
+#[map]
 pub static OBSERVE_LOSS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 
 // ---- forwarding, shared by every interface of a namespace
@@ -266,41 +258,38 @@ pub static OBSERVE_LOSS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 /// Interfaces forwarding may send out of, by interface index (`xdpath
 /// forward enable`): the forwarding stage redirects through this map,
 /// which lets the kernel batch the transmits per device.
-#[map(name = "FORWARD_PORTS")]
-pub static FORWARD_PORTS: DevMapHash = DevMapHash::with_max_entries(256, 0);
+#[map]
+pub static FORWARD_PORTS: DevMapHash = DevMapHash::with_max_entries(abi::MAX_FORWARD_PORTS, 0);
 
 // ---- steering to CPUs, shared by every interface of a namespace
 
-/// Most CPUs a namespace steers to.
-pub const MAX_STEER_CPUS: u32 = 64;
-
 /// The CPUs frames are steered to, by CPU number; each entry's queue size
 /// is set by `xdpath steer enable`.
-#[map(name = "CPU_MAP")]
-pub static CPU_MAP: CpuMap = CpuMap::with_max_entries(MAX_STEER_CPUS, 0);
+#[map]
+pub static CPU_MAP: CpuMap = CpuMap::with_max_entries(abi::MAX_STEER_CPUS, 0);
 
 /// The steering list: slot 0 holds how many CPUs follow, slots 1..=n the
 /// CPU numbers (a flow goes to slot 1 + hash % n).
-#[map(name = "STEER_CPUS")]
-pub static STEER_CPUS: Array<u32> = Array::with_max_entries(MAX_STEER_CPUS + 1, 0);
+#[map]
+pub static STEER_CPUS: Array<u32> = Array::with_max_entries(abi::MAX_STEER_CPUS + 1, 0);
 
 /// Frames steered to each CPU (by target CPU), per source CPU.
-#[map(name = "STEER_STATS")]
-pub static STEER_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_STEER_CPUS, 0);
+#[map]
+pub static STEER_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(abi::MAX_STEER_CPUS, 0);
 
 // ---- steering to AF_XDP sockets, shared by every interface of a namespace
 
 /// AF_XDP sockets by receive queue (`xdpath::afxdp::SteeredReceiver`).
-#[map(name = "XSKS")]
-pub static XSKS: XskMap = XskMap::with_max_entries(64, 0);
+#[map]
+pub static XSKS: XskMap = XskMap::with_max_entries(abi::MAX_XSK_QUEUES, 0);
 
 /// The interface each `XSKS` socket is bound to, by queue (0: none): a
 /// frame goes to a queue's socket only if it arrived on that interface
 /// (the kernel drops frames redirected to another device's socket).
-#[map(name = "XSK_OWNERS")]
-pub static XSK_OWNERS: Array<u32> = Array::with_max_entries(64, 0);
+#[map]
+pub static XSK_OWNERS: Array<u32> = Array::with_max_entries(abi::MAX_XSK_QUEUES, 0);
 
 /// Flows for AF_XDP: `protocol << 16 | destination port` → 1
 /// (`xdpath xsk add`).
-#[map(name = "STEER_XSK")]
-pub static STEER_XSK: HashMap<u32, u32> = HashMap::with_max_entries(1024, 0);
+#[map]
+pub static STEER_XSK: HashMap<u32, u32> = HashMap::with_max_entries(abi::MAX_STEER_XSK_PORTS, 0);

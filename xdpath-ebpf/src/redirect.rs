@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 
 /// The interface index frames are redirected to.
-#[map(name = "REDIRECT_TO")]
+#[map]
 static REDIRECT_TO: Array<u32> = Array::with_max_entries(1, 0);
 
 #[xdp]

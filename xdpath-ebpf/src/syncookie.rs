@@ -1,5 +1,5 @@
 //! SYN-cookie mode: the third stage, `xdpath_syncookie`, reached by tail call
-//! from the filter stage (slot `STAGE_SYNCOOKIE` of `STAGES`).
+//! from the filter stage (slot `abi::stage::SYNCOOKIE` of `STAGES`).
 //!
 //! **Kernel only.** The cookie is the kernel's own (`__cookie_v4/v6_init_sequence`,
 //! through the helpers `bpf_tcp_raw_gen_syncookie_ipv4/ipv6` and
@@ -48,12 +48,13 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray},
     programs::XdpContext,
 };
+use xdpath_core::abi;
 use xdpath_core::filter::{kernel_accepts_source, FILTER_SYN_COOKIES};
-use xdpath_core::wire::protocol;
 use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
+use xdpath_core::wire::{checksum, protocol};
 use xdpath_core::{Action, FlowKey, Reason, Tables};
 
-use crate::maps::{FILTER_CONFIG, SCRATCH, STAGES, STAGE_SYNCOOKIE, SYNCOOKIE_PORTS};
+use crate::maps::{FILTER_CONFIG, SCRATCH, STAGES, SYNCOOKIE_PORTS};
 use crate::tables::MapTables;
 
 /// At most one SYN per port per this many ns goes on to the kernel.
@@ -83,13 +84,13 @@ pub struct CookieScratch {
 }
 
 /// Scratch space for this stage, one slot per CPU.
-#[map(name = "COOKIE_SCRATCH")]
+#[map]
 static COOKIE_SCRATCH: PerCpuArray<CookieScratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// When a SYN to each port last went on to the kernel (CLOCK_MONOTONIC ns).
 /// This interface's own map; not pinned.
-#[map(name = "SYNCOOKIE_PASSED")]
-static SYNCOOKIE_PASSED: Array<u64> = Array::with_max_entries(65_536, 0);
+#[map]
+static SYNCOOKIE_PASSED: Array<u64> = Array::with_max_entries(abi::SYNCOOKIE_PASSED_SLOTS, 0);
 
 /// Whether the flow goes to the SYN-cookie stage: cookie mode on, TCP with
 /// its header (not a later fragment), a SYN without ACK or an ACK without
@@ -125,7 +126,7 @@ pub fn divert(ctx: &XdpContext, key: &FlowKey) {
     if wants_cookie(key) {
         // SAFETY: a tail call with the filter's own context; on success it
         // does not return.
-        unsafe { STAGES.tail_call(ctx, STAGE_SYNCOOKIE) };
+        unsafe { STAGES.tail_call(ctx, abi::stage::SYNCOOKIE) };
     }
 }
 
@@ -303,7 +304,7 @@ fn syn(
             out[24 + index] = scratch.ip[8 + index];
             index += 1;
         }
-        sum += sum16(out, 8, 32);
+        sum += checksum::sum_bytes(out, 8, 32);
     } else {
         put(
             out,
@@ -317,9 +318,8 @@ fn syn(
             out[16 + index] = scratch.ip[12 + index];
             index += 1;
         }
-        let header = fold(sum16(out, 0, 20));
-        put16(out, 10, !header);
-        sum += sum16(out, 12, 8);
+        put16(out, 10, checksum::finish(checksum::sum_bytes(out, 0, 20)));
+        sum += checksum::sum_bytes(out, 12, 8);
     }
     sum += u32::from(protocol::TCP) + REPLY_TCP_LEN as u32;
     let t = ip_len;
@@ -345,8 +345,8 @@ fn syn(
     put16(out, t + 14, REPLY_WINDOW);
     put(out, t + 16, &[0, 0, 0, 0, 2, 4]);
     put16(out, t + 22, mss);
-    sum += sum16(out, t, REPLY_TCP_LEN);
-    put16(out, t + 16, !fold(sum));
+    sum += checksum::sum_bytes(out, t, REPLY_TCP_LEN);
+    put16(out, t + 16, checksum::finish(sum));
 
     // Resize the frame to Ethernet (and tags) + IP + TCP, then write.
     let new_len = l3 as usize + ip_len + REPLY_TCP_LEN;
@@ -462,26 +462,4 @@ fn put<const N: usize>(out: &mut [u8; 64], at: usize, bytes: &[u8; N]) {
 #[inline(always)]
 fn put16(out: &mut [u8; 64], at: usize, value: u16) {
     put(out, at, &value.to_be_bytes());
-}
-
-/// The sum of the big-endian 16-bit words of `out[at..at + len]`.
-#[inline(always)]
-fn sum16(out: &[u8; 64], at: usize, len: usize) -> u32 {
-    let mut sum = 0u32;
-    let mut index = 0;
-    while index + 1 < len {
-        let high = out.get(at + index).copied().unwrap_or(0);
-        let low = out.get(at + index + 1).copied().unwrap_or(0);
-        sum += u32::from(u16::from_be_bytes([high, low]));
-        index += 2;
-    }
-    sum
-}
-
-/// Folds a 32-bit one's-complement sum to 16 bits.
-#[inline(always)]
-fn fold(mut sum: u32) -> u16 {
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum as u16
 }

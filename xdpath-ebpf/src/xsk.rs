@@ -2,7 +2,7 @@
 //! the queue it arrived on (`XSKS[rx_queue_index]`); a queue without a
 //! socket passes its frames to the kernel stack.
 //!
-//! With [`NEIGHBOURS_TO_STACK`] set in `XSK_FLAGS` (the user-space runtime
+//! With [`abi::XSK_NEIGHBOURS_TO_STACK`] set in `XSK_FLAGS` (the user-space runtime
 //! sets it when it has an exception path), ARP and IPv6 neighbour
 //! discovery (ICMPv6 types 133 to 137, right after the IPv6 header; one
 //! VLAN tag at most) go to the stack instead: the kernel must see them on
@@ -21,17 +21,15 @@ use aya_ebpf::{
     maps::{Array, XskMap},
     programs::XdpContext,
 };
+use xdpath_core::abi;
 
 /// AF_XDP sockets by receive queue index.
-#[map(name = "XSKS")]
-static XSKS: XskMap = XskMap::with_max_entries(64, 0);
+#[map]
+static XSKS: XskMap = XskMap::with_max_entries(abi::MAX_XSK_QUEUES, 0);
 
-/// Behaviour flags (one entry): [`NEIGHBOURS_TO_STACK`].
-#[map(name = "XSK_FLAGS")]
+/// Behaviour flags (one entry): [`abi::XSK_NEIGHBOURS_TO_STACK`].
+#[map]
 static XSK_FLAGS: Array<u32> = Array::with_max_entries(1, 0);
-
-/// ARP and IPv6 neighbour discovery go to the stack, not the socket.
-const NEIGHBOURS_TO_STACK: u32 = 1;
 
 /// EtherTypes (network byte order on the wire).
 const ETHERTYPE_ARP: u16 = 0x0806;
@@ -91,7 +89,7 @@ fn neighbour_discovery(ctx: &XdpContext) -> bool {
 #[xdp]
 pub fn xdpath_xsk(ctx: XdpContext) -> u32 {
     let flags = XSK_FLAGS.get(0).copied().unwrap_or(0);
-    if flags & NEIGHBOURS_TO_STACK != 0 && neighbour_discovery(&ctx) {
+    if flags & abi::XSK_NEIGHBOURS_TO_STACK != 0 && neighbour_discovery(&ctx) {
         return xdp_action::XDP_PASS;
     }
     // The low bits of the flags are the action when the slot is empty.

@@ -16,6 +16,7 @@
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
+use xdpath_core::abi;
 
 use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
 use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_SYN};
@@ -414,7 +415,7 @@ pub fn bench_filter_state() -> Result<crate::control::state::FilterState, String
 /// [`bench_filter_state`] installed.
 fn load_filtered(object: Option<&std::path::Path>) -> Result<LoadedProgram, BenchError> {
     let program = match object {
-        Some(path) => LoadedProgram::load_file(path, crate::objects::XDPATH_PROGRAM),
+        Some(path) => LoadedProgram::load_file(path, abi::program::XDPATH),
         None => LoadedProgram::load(InterfaceConfig::default()),
     }
     .map_err(|source| BenchError::Program {
@@ -515,7 +516,7 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     };
 
     let mut xdpath = match &options.object {
-        Some(path) => LoadedProgram::load_file(path, crate::objects::XDPATH_PROGRAM),
+        Some(path) => LoadedProgram::load_file(path, abi::program::XDPATH),
         None => LoadedProgram::load(InterfaceConfig::default()),
     }
     .map_err(wrap("xdpath"))?;

@@ -13,6 +13,7 @@
 //! more than 32 times, and the kernel's own time is summed.
 
 use std::time::Duration;
+use xdpath_core::abi;
 
 use xdpath_core::InterfaceConfig;
 
@@ -50,7 +51,7 @@ pub struct ForwardResult {
 /// interface's pin directory, in any namespace: bpffs is global).
 fn counted_at(dir: &std::path::Path) -> u64 {
     use aya::maps::{Map, MapData, PerCpuArray};
-    let Ok(data) = MapData::from_pin(dir.join("COUNTERS")) else {
+    let Ok(data) = MapData::from_pin(dir.join(abi::map::COUNTERS)) else {
         return 0;
     };
     let Ok(array) = PerCpuArray::<MapData, [u64; 2]>::try_from(Map::PerCpuArray(data)) else {

@@ -6,6 +6,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use xdpath_core::abi;
 
 use aya::maps::{MapData, RingBuf};
 use xdpath_core::observe::{RecordMeta, RECORD_SAMPLED};
@@ -142,7 +143,11 @@ impl Subject {
     fn new(name: &str, program: LoadedProgram, sampling: bool) -> Result<Self, BenchError> {
         let mut program = program;
         let ring = if sampling {
-            Some(program.take_ring("SAMPLES").map_err(program_error(name))?)
+            Some(
+                program
+                    .take_ring(abi::map::SAMPLES)
+                    .map_err(program_error(name))?,
+            )
         } else {
             None
         };

@@ -338,7 +338,7 @@ fn short_icmp(peers: &Peers) -> Vec<u8> {
         .build();
     frame[ETH + 9] = 1;
     frame[ETH + 10..ETH + 12].fill(0);
-    let checksum = xdpath_core::build::internet_checksum(&[&frame[ETH..ETH + 20]]);
+    let checksum = xdpath_core::wire::checksum::of(&frame[ETH..ETH + 20]);
     frame[ETH + 10..ETH + 12].copy_from_slice(&checksum.to_be_bytes());
     frame
 }

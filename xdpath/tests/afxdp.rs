@@ -13,6 +13,8 @@ use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+use xdpath_core::abi;
+use xdpath_core::wire::checksum;
 
 mod common;
 
@@ -68,20 +70,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-fn checksum(words: impl IntoIterator<Item = u16>) -> u16 {
-    let mut sum: u32 = words.into_iter().map(u32::from).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-fn be_words(bytes: &[u8]) -> impl Iterator<Item = u16> + '_ {
-    bytes
-        .chunks(2)
-        .map(|pair| u16::from_be_bytes([pair[0], pair.get(1).copied().unwrap_or(0)]))
-}
-
 /// An Ethernet/IPv4/UDP frame from `from` to `to`, checksums filled in.
 fn udp_frame(from: &Endpoint, to: &Endpoint, source_port: u16, payload: &[u8]) -> Vec<u8> {
     let (source, destination): (Ipv4Addr, Ipv4Addr) = (from.ipv4, to.ipv4);
@@ -90,7 +78,7 @@ fn udp_frame(from: &Endpoint, to: &Endpoint, source_port: u16, payload: &[u8]) -
     ip[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
     ip.extend_from_slice(&source.octets());
     ip.extend_from_slice(&destination.octets());
-    let ip_sum = checksum(be_words(&ip));
+    let ip_sum = checksum::of(&ip);
     ip[10..12].copy_from_slice(&ip_sum.to_be_bytes());
 
     let mut udp = Vec::with_capacity(udp_len);
@@ -105,7 +93,7 @@ fn udp_frame(from: &Endpoint, to: &Endpoint, source_port: u16, payload: &[u8]) -
     pseudo.extend_from_slice(&[0, 17]);
     pseudo.extend_from_slice(&(udp_len as u16).to_be_bytes());
     pseudo.extend_from_slice(&udp);
-    let udp_sum = match checksum(be_words(&pseudo)) {
+    let udp_sum = match checksum::of(&pseudo) {
         0 => 0xffff,
         sum => sum,
     };
@@ -160,7 +148,7 @@ fn setup(bed: &TestBed) -> (Ebpf, XskSocket) {
     bed.run_in_a(move || -> Result<(Ebpf, XskSocket), String> {
         let mut ebpf = Ebpf::load(objects::XSK).map_err(|error| format!("load: {error}"))?;
         let program: &mut Xdp = ebpf
-            .program_mut(objects::XSK_PROGRAM)
+            .program_mut(abi::program::XSK)
             .ok_or("no xdpath_xsk program")?
             .try_into()
             .map_err(|error| format!("not XDP: {error}"))?;
@@ -172,7 +160,7 @@ fn setup(bed: &TestBed) -> (Ebpf, XskSocket) {
             .map_err(|error| format!("attach to {interface}: {error}"))?;
         let socket = XskSocket::open(&interface, 0, XskOptions::default())
             .map_err(|error| format!("open: {error}"))?;
-        let mut sockets = XskMap::try_from(ebpf.map_mut(objects::XSK_MAP).ok_or("no XSKS map")?)
+        let mut sockets = XskMap::try_from(ebpf.map_mut(abi::map::XSKS).ok_or("no XSKS map")?)
             .map_err(|error| format!("XSKS: {error}"))?;
         socket
             .register(&mut sockets, 0)
@@ -444,7 +432,7 @@ fn small_rings_wrap_without_loss() {
         .run_in_a(move || -> Result<(Ebpf, XskSocket), String> {
             let mut ebpf = Ebpf::load(objects::XSK).map_err(|error| error.to_string())?;
             let program: &mut Xdp = ebpf
-                .program_mut(objects::XSK_PROGRAM)
+                .program_mut(abi::program::XSK)
                 .ok_or("no program")?
                 .try_into()
                 .map_err(|error| format!("{error}"))?;
@@ -453,9 +441,8 @@ fn small_rings_wrap_without_loss() {
                 .attach(&interface, XdpMode::Driver)
                 .map_err(|error| error.to_string())?;
             let socket = XskSocket::open(&interface, 0, options).map_err(|e| e.to_string())?;
-            let mut sockets =
-                XskMap::try_from(ebpf.map_mut(objects::XSK_MAP).ok_or("no XSKS map")?)
-                    .map_err(|error| error.to_string())?;
+            let mut sockets = XskMap::try_from(ebpf.map_mut(abi::map::XSKS).ok_or("no XSKS map")?)
+                .map_err(|error| error.to_string())?;
             socket
                 .register(&mut sockets, 0)
                 .map_err(|error| error.to_string())?;

@@ -17,6 +17,7 @@ use xdpath::observe::sflow::{InterfaceCounters, SflowConfig, SflowEncoder, SFLOW
 use xdpath::observe::Sample;
 use xdpath::pcap::{PcapWriter, Precision, Timestamp};
 use xdpath_core::observe::RecordMeta;
+use xdpath_core::wire::checksum;
 use xdpath_core::{Action, Reason};
 
 /// 2023-11-14T22:13:20Z, in milliseconds.
@@ -32,17 +33,6 @@ fn ethernet(ethertype: u16, vlan: Option<u16>) -> Vec<u8> {
     frame
 }
 
-fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|pair| u32::from(pair[0]) << 8 | u32::from(*pair.get(1).unwrap_or(&0)))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 fn ipv4_header(
     source: Ipv4Addr,
     destination: Ipv4Addr,
@@ -53,7 +43,7 @@ fn ipv4_header(
     header[2..4].copy_from_slice(&((20 + payload_len) as u16).to_be_bytes());
     header.extend_from_slice(&source.octets());
     header.extend_from_slice(&destination.octets());
-    let sum = checksum(&header);
+    let sum = checksum::of(&header);
     header[10..12].copy_from_slice(&sum.to_be_bytes());
     header
 }

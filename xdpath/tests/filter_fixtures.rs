@@ -16,6 +16,7 @@ use xdpath::control::state::{
 };
 use xdpath::control::wall_now;
 use xdpath::dataplane::LoadedProgram;
+use xdpath_core::abi;
 use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
 use xdpath_core::stats::counter_index;
 use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_PSH, FLAG_RST, FLAG_SYN};
@@ -622,8 +623,8 @@ fn rule_hits_count_the_matching_rule() {
 fn evict_source_buckets(program: &mut LoadedProgram) -> usize {
     let map = program
         .ebpf_mut()
-        .map_mut("SRC_BUCKETS")
-        .expect("SRC_BUCKETS");
+        .map_mut(abi::map::SRC_BUCKETS)
+        .expect(abi::map::SRC_BUCKETS);
     let mut table =
         aya::maps::HashMap::<&mut aya::maps::MapData, [u8; 24], [u8; 24]>::try_from(map)
             .expect("SRC_BUCKETS is a hash map");

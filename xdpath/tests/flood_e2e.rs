@@ -20,6 +20,7 @@ use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use xdpath_core::abi;
 
 use common::{bed, json, xdpath_ok};
 use xdpath::flood::{Flood, FloodReport};
@@ -244,7 +245,8 @@ impl SourceBuckets {
             .run_in_a(xdpath::dataplane::shared_dir)
             .expect("enter A")
             .expect("the shared pin directory");
-        let data = aya::maps::MapData::from_pin(dir.join("SRC_BUCKETS")).expect("SRC_BUCKETS");
+        let data = aya::maps::MapData::from_pin(dir.join(abi::map::SRC_BUCKETS))
+            .expect(abi::map::SRC_BUCKETS);
         Self(
             aya::maps::HashMap::try_from(aya::maps::Map::LruHashMap(data))
                 .expect("SRC_BUCKETS is a hash map"),

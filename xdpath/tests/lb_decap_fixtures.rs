@@ -15,7 +15,9 @@
 
 use aya::maps::{HashMap as BpfHashMap, MapData};
 use xdpath::dataplane::LoadedProgram;
-use xdpath_core::build::{doc_v6, internet_checksum, FrameSpec, Network, Transport};
+use xdpath::differential::fix_ipv4_checksum;
+use xdpath_core::abi;
+use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
 use xdpath_core::parse::ipv4_mapped;
 use xdpath_core::stats::counter_index;
 use xdpath_core::wire::tcp::FLAG_SYN;
@@ -92,14 +94,6 @@ fn gue4(destination: [u8; 4], port: u16, inner: &[u8]) -> Vec<u8> {
 fn gue6(destination: [u8; 16], port: u16, inner: &[u8]) -> Vec<u8> {
     let transport = Transport::udp(0x8123, port);
     outer(Network::V6(balancer6(), destination), transport, inner).build()
-}
-
-/// The IPv4 header checksum of a frame without VLAN tags, redone.
-fn fix_ipv4_checksum(frame: &mut [u8]) {
-    let header = 4 * usize::from(frame[14] & 0x0f);
-    frame[24..26].fill(0);
-    let checksum = internet_checksum(&[&frame[14..14 + header]]);
-    frame[24..26].copy_from_slice(&checksum.to_be_bytes());
 }
 
 /// The outer IPv4 header given four bytes of options (NOPs): IHL 6.
@@ -422,10 +416,10 @@ impl Builds {
         let mut program = LoadedProgram::load(config).expect("load (needs root)");
         let map = program
             .ebpf_mut()
-            .map_mut("LOCAL_ADDRESSES")
-            .expect("LOCAL_ADDRESSES");
-        let mut local =
-            BpfHashMap::<&mut MapData, [u8; 16], u8>::try_from(map).expect("LOCAL_ADDRESSES");
+            .map_mut(abi::map::LOCAL_ADDRESSES)
+            .expect(abi::map::LOCAL_ADDRESSES);
+        let mut local = BpfHashMap::<&mut MapData, [u8; 16], u8>::try_from(map)
+            .expect(abi::map::LOCAL_ADDRESSES);
         let mut native = NativeTables::new(config);
         for address in [ipv4_mapped(LOCAL4), local6()] {
             local.insert(address, 1, 0).expect("insert");

@@ -23,6 +23,7 @@
 //! Needs root and a kernel with BPF.
 
 use std::collections::BTreeSet;
+use xdpath_core::abi;
 
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray};
 use aya::Ebpf;
@@ -30,7 +31,7 @@ use xdpath::control::kernel::KernelMaps;
 use xdpath::dataplane::LoadedProgram;
 use xdpath::lb::install::CompiledLb;
 use xdpath::lb::maglev::{build_table, MaglevBackend};
-use xdpath_core::build::{doc_v6, internet_checksum, FrameSpec, Network, Transport};
+use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
 use xdpath_core::flood::FloodPlan;
 use xdpath_core::lb::{
     flow_hash, mac_value, outer_source, Backend, Connection, ConnectionKey, LbConfig, Vip, VipKey,
@@ -39,6 +40,7 @@ use xdpath_core::lb::{
 };
 use xdpath_core::parse::ipv4_mapped;
 use xdpath_core::stats::counter_index;
+use xdpath_core::wire::checksum;
 use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use xdpath_core::{
     parse, pipeline, Action, FrameBuffer, InterfaceConfig, NativeTables, Reason, SlicePacket,
@@ -315,7 +317,7 @@ fn fragment4(mut frame: Vec<u8>, more: bool, offset: u16) -> Vec<u8> {
     let field = offset | if more { 0x2000 } else { 0 };
     frame[20..22].copy_from_slice(&field.to_be_bytes());
     frame[24..26].fill(0);
-    let checksum = internet_checksum(&[&frame[14..34]]);
+    let checksum = checksum::of_parts(&[&frame[14..34]]);
     frame[24..26].copy_from_slice(&checksum.to_be_bytes());
     frame
 }
@@ -551,7 +553,7 @@ fn check_outer_v4(description: &str, outer: &[u8], protocol: u8, tos: u8, hash: 
     assert_eq!(&header[4..8], &[0; 4], "{description}: id 0, no flags");
     assert_eq!(header[8], 64, "{description}: TTL");
     assert_eq!(header[9], protocol, "{description}: protocol");
-    assert_eq!(internet_checksum(&[header]), 0, "{description}: checksum");
+    assert_eq!(checksum::of(header), 0, "{description}: checksum");
     let config = lb_config();
     let source = outer_source(&config.source_v4, config.source_v4_len, hash);
     assert_eq!(&header[12..14], &[172, 16], "{description}: source prefix");
@@ -670,15 +672,15 @@ fn kernel_table(ebpf: &Ebpf, name: &str) -> BTreeSet<(Vec<u8>, u32, u32)> {
 
 fn kernel_snapshot(ebpf: &Ebpf) -> Snapshot {
     Snapshot {
-        hits: per_cpu_u64(ebpf, "CONN_STATS", 0),
-        misses: per_cpu_u64(ebpf, "CONN_STATS", 1),
-        connections: kernel_table(ebpf, "CONNECTIONS"),
-        new_connections: kernel_table(ebpf, "NEW_CONNECTIONS"),
+        hits: per_cpu_u64(ebpf, abi::map::CONN_STATS, 0),
+        misses: per_cpu_u64(ebpf, abi::map::CONN_STATS, 1),
+        connections: kernel_table(ebpf, abi::map::CONNECTIONS),
+        new_connections: kernel_table(ebpf, abi::map::NEW_CONNECTIONS),
         vips: (0..VIP_SLOTS)
-            .map(|slot| per_cpu_counter(ebpf, "VIP_STATS", slot))
+            .map(|slot| per_cpu_counter(ebpf, abi::map::VIP_STATS, slot))
             .collect(),
         backends: (0..BACKEND_SLOTS)
-            .map(|slot| per_cpu_counter(ebpf, "BACKEND_STATS", slot))
+            .map(|slot| per_cpu_counter(ebpf, abi::map::BACKEND_STATS, slot))
             .collect(),
     }
 }
@@ -748,10 +750,10 @@ impl Builds {
         let mut program = LoadedProgram::load(config).expect("load (needs root)");
         let map = program
             .ebpf_mut()
-            .map_mut("LOCAL_ADDRESSES")
-            .expect("LOCAL_ADDRESSES");
-        let mut addresses =
-            BpfHashMap::<&mut MapData, [u8; 16], u8>::try_from(map).expect("LOCAL_ADDRESSES");
+            .map_mut(abi::map::LOCAL_ADDRESSES)
+            .expect(abi::map::LOCAL_ADDRESSES);
+        let mut addresses = BpfHashMap::<&mut MapData, [u8; 16], u8>::try_from(map)
+            .expect(abi::map::LOCAL_ADDRESSES);
         let mut native = NativeTables::new(config);
         for address in local {
             addresses.insert(address, 1, 0).expect("insert");
@@ -1672,7 +1674,7 @@ fn a_syn_flood_does_not_evict_established_flows() {
             );
         }
     }
-    let kernel = kernel_table(builds.program.ebpf_mut(), "CONNECTIONS");
+    let kernel = kernel_table(builds.program.ebpf_mut(), abi::map::CONNECTIONS);
     assert_eq!(kernel, before.connections, "the kernel's established table");
     let native = native_table(&builds.native.lb.connections);
     assert_eq!(native, before.connections, "the native established table");

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use xdpath_core::abi;
 
 use aya::maps::{MapData, RingBuf};
 use xdpath::dataplane::LoadedProgram;
@@ -144,7 +145,9 @@ fn kernel_sampling_at_1_in_100_is_within_5_percent() {
     let frames = distinct_frames();
     let config = InterfaceConfig::new(MalformedPolicy::Drop).with_sample_rate(RATE);
     let mut program = LoadedProgram::load(config).expect("load the xdpath program (root?)");
-    let mut ring = program.take_ring("SAMPLES").expect("the sample ring");
+    let mut ring = program
+        .take_ring(abi::map::SAMPLES)
+        .expect("the sample ring");
     let mut records = Vec::new();
     let sent = spread(&frames, |frame, repeat| {
         program.time_run(frame, repeat).expect("test run");
@@ -159,7 +162,10 @@ fn kernel_sampling_at_1_in_100_is_within_5_percent() {
         .sum();
     assert_eq!(counted, TOTAL, "the sample pool: every frame counted");
     let lost: u64 = {
-        let map = program.ebpf_mut().map("OBSERVE_LOSS").expect("loss map");
+        let map = program
+            .ebpf_mut()
+            .map(abi::map::OBSERVE_LOSS)
+            .expect("loss map");
         let loss = aya::maps::PerCpuArray::<_, u64>::try_from(map).unwrap();
         loss.get(&0, 0).unwrap().iter().sum()
     };
@@ -190,7 +196,9 @@ fn sampling_off_sends_nothing() {
     let frames = distinct_frames();
     let mut program =
         LoadedProgram::load(InterfaceConfig::new(MalformedPolicy::Drop)).expect("load (root?)");
-    let mut ring = program.take_ring("SAMPLES").expect("the sample ring");
+    let mut ring = program
+        .take_ring(abi::map::SAMPLES)
+        .expect("the sample ring");
     for (frame, _) in &frames {
         program.time_run(frame, 1000).unwrap();
     }
@@ -221,12 +229,14 @@ fn kernel_and_native_capture_records_agree() {
     {
         let map = program
             .ebpf_mut()
-            .map_mut("CAPTURE")
+            .map_mut(abi::map::CAPTURE)
             .expect("the capture map");
         let mut array = aya::maps::Array::<_, [u8; 16]>::try_from(map).unwrap();
         array.set(0, capture.to_bytes(), 0).unwrap();
     }
-    let mut ring = program.take_ring("CAPTURE_RING").expect("the capture ring");
+    let mut ring = program
+        .take_ring(abi::map::CAPTURE_RING)
+        .expect("the capture ring");
     let mut tables = NativeTables::new(config);
     tables.observer.capture = capture;
     let mut kernel = Vec::new();

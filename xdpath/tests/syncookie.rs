@@ -18,14 +18,15 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use xdpath_core::abi;
 
 use aya::maps::{Array, Map, MapData};
 use aya::Pod;
 use xdpath::dataplane::{LoadedProgram, SHARED_DIR_NAME};
 use xdpath::testenv::{Side, TestBed};
-use xdpath_core::build::internet_checksum;
 use xdpath_core::filter::{FilterConfig, FILTER_SYN_COOKIES};
 use xdpath_core::stats::counter_index;
+use xdpath_core::wire::checksum;
 use xdpath_core::{Action, Counter, InterfaceConfig, Reason};
 
 const XDPATH: &str = env!("CARGO_BIN_EXE_xdpath");
@@ -88,9 +89,13 @@ fn loaded_with_cookies() -> LoadedProgram {
     require_root();
     let mut program = LoadedProgram::load(InterfaceConfig::default()).expect("load xdpath");
     let ebpf = program.ebpf_mut();
-    enable_cookie_flag(ebpf.map_mut("FILTER_CONFIG").expect("FILTER_CONFIG"));
+    enable_cookie_flag(
+        ebpf.map_mut(abi::map::FILTER_CONFIG)
+            .expect(abi::map::FILTER_CONFIG),
+    );
     protect_ports(
-        ebpf.map_mut("SYNCOOKIE_PORTS").expect("SYNCOOKIE_PORTS"),
+        ebpf.map_mut(abi::map::SYNCOOKIE_PORTS)
+            .expect(abi::map::SYNCOOKIE_PORTS),
         &[SERVER_PORT],
     );
     program
@@ -132,7 +137,7 @@ fn tcp_frame(
             ip.extend_from_slice(&[0, 1, 0x40, 0, 63, 6, 0, 0]);
             ip.extend_from_slice(&CLIENT4);
             ip.extend_from_slice(&SERVER4);
-            let checksum = internet_checksum(&[&ip]);
+            let checksum = checksum::of(&ip);
             ip[10..12].copy_from_slice(&checksum.to_be_bytes());
             (ip, pseudo_header(&CLIENT4, &SERVER4, tcp.len()))
         }
@@ -145,7 +150,7 @@ fn tcp_frame(
             (ip, pseudo_header(&CLIENT6, &SERVER6, tcp.len()))
         }
     };
-    let checksum = internet_checksum(&[&pseudo, &tcp]);
+    let checksum = checksum::of_parts(&[&pseudo, &tcp]);
     tcp[16..18].copy_from_slice(&checksum.to_be_bytes());
     let mut frame = Vec::new();
     frame.extend_from_slice(&SERVER_MAC);
@@ -228,7 +233,7 @@ fn check_syn_ack(net: Net, vlans: &[u16], reply: &[u8]) -> (u32, u16) {
             assert_eq!(ip[9], 6, "TCP");
             assert_eq!(&ip[12..16], &SERVER4, "source is the server");
             assert_eq!(&ip[16..20], &CLIENT4, "destination is the client");
-            assert_eq!(internet_checksum(&[ip]), 0, "IPv4 header checksum");
+            assert_eq!(checksum::of(ip), 0, "IPv4 header checksum");
             pseudo_header(&SERVER4, &CLIENT4, 24)
         }
         Net::V6 => {
@@ -256,7 +261,7 @@ fn check_syn_ack(net: Net, vlans: &[u16], reply: &[u8]) -> (u32, u16) {
     assert_eq!(&tcp[18..20], &[0, 0], "urgent pointer");
     assert_eq!(&tcp[20..22], &[2, 4], "MSS option");
     let mss = u16::from_be_bytes([tcp[22], tcp[23]]);
-    assert_eq!(internet_checksum(&[&pseudo, tcp]), 0, "TCP checksum");
+    assert_eq!(checksum::of_parts(&[&pseudo, tcp]), 0, "TCP checksum");
     (cookie, mss)
 }
 
@@ -400,13 +405,13 @@ fn syn_from(net: Net, source: &[u8]) -> Vec<u8> {
     frame[source_at..source_at + source.len()].copy_from_slice(source);
     if ip_len == 20 {
         frame[14 + 10..14 + 12].fill(0);
-        let checksum = internet_checksum(&[&frame[14..34]]);
+        let checksum = checksum::of_parts(&[&frame[14..34]]);
         frame[14 + 10..14 + 12].copy_from_slice(&checksum.to_be_bytes());
     }
     let tcp_at = 14 + ip_len;
     frame[tcp_at + 16..tcp_at + 18].fill(0);
     let pseudo = pseudo_header(source, server, frame.len() - tcp_at);
-    let checksum = internet_checksum(&[&pseudo, &frame[tcp_at..]]);
+    let checksum = checksum::of_parts(&[&pseudo, &frame[tcp_at..]]);
     frame[tcp_at + 16..tcp_at + 18].copy_from_slice(&checksum.to_be_bytes());
     frame
 }
@@ -567,8 +572,8 @@ fn cookie_bed(port: u16) -> TestBed {
         let data = MapData::from_pin(shared.join(name)).expect("open pinned map");
         Map::Array(data)
     };
-    protect_ports(&mut open("SYNCOOKIE_PORTS"), &[port]);
-    enable_cookie_flag(&mut open("FILTER_CONFIG"));
+    protect_ports(&mut open(abi::map::SYNCOOKIE_PORTS), &[port]);
+    enable_cookie_flag(&mut open(abi::map::FILTER_CONFIG));
     bed
 }
 

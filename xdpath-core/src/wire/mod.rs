@@ -5,6 +5,7 @@
 //!
 //! Each header has golden byte vectors in its tests.
 
+pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;

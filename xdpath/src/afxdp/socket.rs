@@ -161,19 +161,20 @@ struct Counters {
 /// use aya::Ebpf;
 /// use xdpath::afxdp::{XskOptions, XskSocket};
 /// use xdpath::objects;
+/// use xdpath_core::abi;
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// // Needs root. Redirect every frame of veth0 to the socket of its queue.
 /// let mut ebpf = Ebpf::load(objects::XSK)?;
 /// let program: &mut Xdp = ebpf
-///     .program_mut(objects::XSK_PROGRAM)
+///     .program_mut(abi::program::XSK)
 ///     .ok_or("no program")?
 ///     .try_into()?;
 /// program.load()?;
 /// program.attach("veth0", XdpMode::Driver)?;
 ///
 /// let mut socket = XskSocket::open("veth0", 0, XskOptions::default())?;
-/// let mut sockets = XskMap::try_from(ebpf.map_mut(objects::XSK_MAP).ok_or("no map")?)?;
+/// let mut sockets = XskMap::try_from(ebpf.map_mut(abi::map::XSKS).ok_or("no map")?)?;
 /// socket.register(&mut sockets, 0)?;
 ///
 /// let mut frames = Vec::new();

@@ -4,6 +4,7 @@
 //! kernel stack (after xdpath's filter, like any frame it passes).
 
 use std::time::Duration;
+use xdpath_core::abi;
 
 use aya::maps::{Array, HashMap, Map, MapData, XskMap};
 
@@ -50,11 +51,11 @@ pub fn rule_key(protocol: u8, port: u16) -> u32 {
 pub fn add_rule(protocol: u8, port: u16) -> Result<(), SteerError> {
     check_rule(protocol, port)?;
     let mut rules: HashMap<MapData, u32, u32> =
-        shared("STEER_XSK", Map::HashMap, HashMap::try_from)?;
+        shared(abi::map::STEER_XSK, Map::HashMap, HashMap::try_from)?;
     rules
         .insert(rule_key(protocol, port), 1, 0)
         .map_err(|source| DataplaneError::Map {
-            name: "STEER_XSK",
+            name: abi::map::STEER_XSK,
             source,
         })?;
     Ok(())
@@ -64,7 +65,7 @@ pub fn add_rule(protocol: u8, port: u16) -> Result<(), SteerError> {
 pub fn del_rule(protocol: u8, port: u16) -> Result<(), SteerError> {
     check_rule(protocol, port)?;
     let mut rules: HashMap<MapData, u32, u32> =
-        shared("STEER_XSK", Map::HashMap, HashMap::try_from)?;
+        shared(abi::map::STEER_XSK, Map::HashMap, HashMap::try_from)?;
     rules.remove(&rule_key(protocol, port)).map_err(|_| {
         SteerError::Rule(format!(
             "protocol {protocol} port {port} is not steered to AF_XDP"
@@ -75,7 +76,7 @@ pub fn del_rule(protocol: u8, port: u16) -> Result<(), SteerError> {
 /// The steered flows: (protocol, port).
 pub fn rules() -> Result<Vec<(u8, u16)>, SteerError> {
     let rules: HashMap<MapData, u32, u32> =
-        match shared("STEER_XSK", Map::HashMap, HashMap::try_from) {
+        match shared(abi::map::STEER_XSK, Map::HashMap, HashMap::try_from) {
             Ok(rules) => rules,
             // Nothing attached: nothing steered.
             Err(DataplaneError::NotAttached { .. }) => return Ok(Vec::new()),
@@ -126,13 +127,14 @@ impl SteeredReceiver {
     pub fn open(interface: &str, queue: u32, options: XskOptions) -> Result<Self, SteerError> {
         dataplane::read_interface_config(interface)?;
         let socket = XskSocket::open(interface, queue, options)?;
-        let mut sockets: XskMap<MapData> = shared("XSKS", Map::XskMap, XskMap::try_from)?;
+        let mut sockets: XskMap<MapData> = shared(abi::map::XSKS, Map::XskMap, XskMap::try_from)?;
         socket.register(&mut sockets, queue)?;
-        let mut owners: Array<MapData, u32> = shared("XSK_OWNERS", Map::Array, Array::try_from)?;
+        let mut owners: Array<MapData, u32> =
+            shared(abi::map::XSK_OWNERS, Map::Array, Array::try_from)?;
         owners
             .set(queue, socket.ifindex(), 0)
             .map_err(|source| DataplaneError::Map {
-                name: "XSK_OWNERS",
+                name: abi::map::XSK_OWNERS,
                 source,
             })?;
         Ok(Self { socket, queue })
@@ -159,7 +161,7 @@ impl Drop for SteeredReceiver {
         // The queue is nobody's again: its flows go back to the stack. (The
         // kernel takes the closing socket out of `XSKS` by itself.)
         if let Ok(mut owners) =
-            shared::<Array<MapData, u32>>("XSK_OWNERS", Map::Array, Array::try_from)
+            shared::<Array<MapData, u32>>(abi::map::XSK_OWNERS, Map::Array, Array::try_from)
         {
             let _ = owners.set(self.queue, 0, 0);
         }

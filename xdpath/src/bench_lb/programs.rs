@@ -2,6 +2,7 @@
 //! of them, and its connection table: counters, emptying, description.
 
 use aya::maps::{Map, MapData};
+use xdpath_core::abi;
 use xdpath_core::lb::{Connection, ConnectionKey, CONN_HITS, CONN_MISSES};
 
 use super::state::bench_state;
@@ -47,7 +48,7 @@ impl Programs {
             program: "empty".into(),
             source: Box::new(source),
         })?;
-        let empty = Subject::new("empty", empty, crate::objects::EMPTY_PROGRAM)?;
+        let empty = Subject::new("empty", empty, abi::program::EMPTY)?;
         let (peer, peer_skipped) = match LoadedProgram::load_file(&options.peer, PEER_PROGRAM) {
             Ok(program) => (
                 Some(Subject::new("xdp-filter", program, PEER_PROGRAM)?),
@@ -70,7 +71,7 @@ impl Programs {
 /// Kernel-counted connection-table (hits, misses), summed over CPUs.
 pub(super) fn connection_counts(maps: &KernelMaps) -> Result<(u64, u64), LbBenchError> {
     let read = |slot| {
-        maps.per_cpu_sum("CONN_STATS", slot)
+        maps.per_cpu_sum(abi::map::CONN_STATS, slot)
             .map_err(|error| LbBenchError::Maps(format!("read CONN_STATS: {error}")))
     };
     Ok((read(CONN_HITS)?, read(CONN_MISSES)?))
@@ -90,8 +91,8 @@ pub(super) fn clear_connections(
     program: &mut LoadedProgram,
 ) -> Result<(usize, usize), LbBenchError> {
     Ok((
-        clear_table(program, "CONNECTIONS")?,
-        clear_table(program, "NEW_CONNECTIONS")?,
+        clear_table(program, abi::map::CONNECTIONS)?,
+        clear_table(program, abi::map::NEW_CONNECTIONS)?,
     ))
 }
 
@@ -123,7 +124,7 @@ pub(super) fn clear_table(
 /// is, not by what it was meant to be).
 fn describe_connection_table(program: &mut LoadedProgram) -> String {
     const BPF_F_NO_COMMON_LRU: u32 = 2;
-    let (kind, data) = match program.ebpf_mut().map("CONNECTIONS") {
+    let (kind, data) = match program.ebpf_mut().map(abi::map::CONNECTIONS) {
         Some(Map::LruHashMap(data)) => ("LRU hash", data),
         Some(Map::PerCpuLruHashMap(data)) => ("per-CPU LRU hash (a value per CPU)", data),
         Some(Map::HashMap(data)) => ("hash", data),

@@ -5,6 +5,7 @@
 //! `CONN_STATS`; the multi-CPU passes after each round.
 
 use std::os::fd::AsFd;
+use xdpath_core::abi;
 
 use xdpath_core::Action;
 
@@ -85,7 +86,7 @@ pub(super) fn measure(
             family_round(programs, &mut runs, slot, family, round, flows)?;
             // Every flow is established now: the new-flow table (half the
             // size) need not hold both families' at once.
-            let opened = clear_table(&mut programs.balancer.program, "NEW_CONNECTIONS")?;
+            let opened = clear_table(&mut programs.balancer.program, abi::map::NEW_CONNECTIONS)?;
             if opened as u64 != total {
                 return Err(LbBenchError::Counters(format!(
                     "round {round}, {}: the new-flow table held {opened} entries after \

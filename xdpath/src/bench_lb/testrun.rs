@@ -4,6 +4,7 @@ use std::hint::black_box;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::time::Instant;
+use xdpath_core::abi;
 
 use aya::programs::Xdp;
 use xdpath_core::InterfaceConfig;
@@ -162,12 +163,12 @@ impl Subject {
 /// Loads the xdpath object measured (the embedded one, or `object`).
 pub(super) fn load_xdpath(object: Option<&Path>, label: &str) -> Result<Subject, LbBenchError> {
     let program = match object {
-        Some(path) => LoadedProgram::load_file(path, crate::objects::XDPATH_PROGRAM),
+        Some(path) => LoadedProgram::load_file(path, abi::program::XDPATH),
         None => LoadedProgram::load(InterfaceConfig::default()),
     }
     .map_err(|source| LbBenchError::Program {
         program: label.into(),
         source: Box::new(source),
     })?;
-    Subject::new(label, program, crate::objects::XDPATH_PROGRAM)
+    Subject::new(label, program, abi::program::XDPATH)
 }

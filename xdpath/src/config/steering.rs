@@ -15,6 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
+use xdpath_core::abi;
 
 use super::convert::field;
 use super::load::Report;
@@ -59,7 +60,7 @@ pub struct SteeringSpec {
 impl Default for SteeringSpec {
     fn default() -> Self {
         Self {
-            cpus: (0..online_cpus().min(crate::dataplane::steer::MAX_STEER_CPUS)).collect(),
+            cpus: (0..online_cpus().min(abi::MAX_STEER_CPUS)).collect(),
             queue_size: DEFAULT_QUEUE_SIZE,
             xsk: Vec::new(),
         }

@@ -14,6 +14,7 @@ use super::state::{FilterState, FragmentChoice, LimitKey, LimitSpec, RuleAction,
 use super::{interface_index, wall_now, ControlError};
 use crate::daemon_client;
 use crate::text::quote;
+use xdpath_core::abi;
 use xdpath_core::filter::MAX_RULES;
 
 fn parse_id(text: &str) -> Result<u32, ControlError> {
@@ -453,7 +454,7 @@ pub fn mgmt(command: &MgmtCommand, json: bool) -> Result<(), ControlError> {
 /// maps exist in this namespace.
 pub fn filter_counters() -> Result<Option<serde_json::Value>, ControlError> {
     let dir = crate::dataplane::shared_dir()?;
-    if !dir.join("FILTER_CONFIG").exists() {
+    if !dir.join(abi::map::FILTER_CONFIG).exists() {
         return Ok(None);
     }
     let session = Session::read()?;

@@ -9,17 +9,17 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use xdpath_core::abi;
 
 use xdpath_core::filter::{
     lengths_slot, BlockEntry, FilterConfig, PrefixHashKey, PrefixKey, PrefixLengths, RateLimit,
     Rule, RuleChain, DIRECTION_DESTINATION, DIRECTION_SOURCE, FAMILY_V4, FAMILY_V6, LENGTHS_SLOTS,
     MAX_CHAINS, MAX_RULES,
 };
-use xdpath_core::InterfaceConfig;
 
 use super::apply::{ApplyError, FilterTarget, PortSet, PrefixSet};
 use super::compile::{CompiledRules, PORT_WORDS};
-use crate::dataplane::{self, LoadedProgram, SHARED_MAPS};
+use crate::dataplane::{self, LoadedProgram};
 
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
@@ -103,7 +103,7 @@ impl KernelMaps {
     pub fn open_shared() -> Result<(Self, bool), ApplyError> {
         let dir = dataplane::shared_dir()?;
         let all_there =
-            |dir: &std::path::Path| SHARED_MAPS.iter().all(|name| dir.join(name).exists());
+            |dir: &std::path::Path| abi::SHARED_MAPS.iter().all(|name| dir.join(name).exists());
         let mut created = false;
         if !all_there(&dir) {
             // Made under the namespace's lock, looked for again once it is
@@ -115,7 +115,7 @@ impl KernelMaps {
                 source: std::io::Error::other(error.to_string()),
             })?;
             if !all_there(&dir) {
-                drop(LoadedProgram::load_shared(InterfaceConfig::default())?);
+                LoadedProgram::create_shared_maps()?;
                 created = true;
             }
         }
@@ -126,15 +126,15 @@ impl KernelMaps {
     /// nothing (for commands that only read).
     pub fn open_existing() -> Result<Option<Self>, ApplyError> {
         let dir = dataplane::shared_dir()?;
-        if !SHARED_MAPS.iter().all(|name| dir.join(name).exists()) {
+        if !abi::SHARED_MAPS.iter().all(|name| dir.join(name).exists()) {
             return Ok(None);
         }
         Self::open_pinned(&dir).map(Some)
     }
 
     fn open_pinned(dir: &std::path::Path) -> Result<Self, ApplyError> {
-        let mut fds = Vec::with_capacity(SHARED_MAPS.len());
-        for name in SHARED_MAPS {
+        let mut fds = Vec::with_capacity(abi::SHARED_MAPS.len());
+        for name in abi::SHARED_MAPS {
             let data =
                 aya::maps::MapData::from_pin(dir.join(name)).map_err(|error| ApplyError::Map {
                     map: name,
@@ -150,7 +150,7 @@ impl KernelMaps {
 
     /// The filter maps of a loaded program.
     pub fn of_program(program: &LoadedProgram) -> Result<Self, ApplyError> {
-        let fds = SHARED_MAPS
+        let fds = abi::SHARED_MAPS
             .iter()
             .map(|name| program.map_fd(name))
             .collect::<Result<Vec<_>, _>>()?;
@@ -159,14 +159,14 @@ impl KernelMaps {
 
     fn with_fds(fds: Vec<OwnedFd>) -> Result<Self, ApplyError> {
         let cpus = aya::util::nr_cpus().map_err(|(what, source)| ApplyError::Map {
-            map: "RULE_HITS",
+            map: abi::map::RULE_HITS,
             source: io::Error::new(source.kind(), format!("{what}: {source}")),
         })?;
         Ok(Self { fds, cpus })
     }
 
     pub(crate) fn fd(&self, name: &'static str) -> u32 {
-        SHARED_MAPS
+        abi::SHARED_MAPS
             .iter()
             .position(|known| *known == name)
             .and_then(|index| self.fds.get(index))
@@ -343,9 +343,19 @@ impl KernelMaps {
 
 pub(crate) fn buffer_maps(buffer: u32) -> [&'static str; 4] {
     if buffer == 0 {
-        ["RULES_0", "CHAINS_0", "PREFIXES_0", "PREFIX_LENGTHS_0"]
+        [
+            abi::map::RULES_0,
+            abi::map::CHAINS_0,
+            abi::map::PREFIXES_0,
+            abi::map::PREFIX_LENGTHS_0,
+        ]
     } else {
-        ["RULES_1", "CHAINS_1", "PREFIXES_1", "PREFIX_LENGTHS_1"]
+        [
+            abi::map::RULES_1,
+            abi::map::CHAINS_1,
+            abi::map::PREFIXES_1,
+            abi::map::PREFIX_LENGTHS_1,
+        ]
     }
 }
 
@@ -378,7 +388,7 @@ impl FilterTarget for KernelMaps {
     fn read_config(&self) -> Result<FilterConfig, ApplyError> {
         let mut config = FilterConfig::default();
         let mut bytes = [0u8; std::mem::size_of::<FilterConfig>()];
-        if self.lookup("FILTER_CONFIG", &0u32.to_ne_bytes(), &mut bytes)? {
+        if self.lookup(abi::map::FILTER_CONFIG, &0u32.to_ne_bytes(), &mut bytes)? {
             let word = |at: usize| {
                 u32::from_ne_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
             };
@@ -392,7 +402,7 @@ impl FilterTarget for KernelMaps {
     }
 
     fn write_config(&mut self, config: FilterConfig) -> Result<(), ApplyError> {
-        self.update("FILTER_CONFIG", &0u32.to_ne_bytes(), config.bytes())
+        self.update(abi::map::FILTER_CONFIG, &0u32.to_ne_bytes(), config.bytes())
     }
 
     fn clear_buffer(&mut self, buffer: u32) -> Result<(), ApplyError> {
@@ -457,43 +467,43 @@ impl FilterTarget for KernelMaps {
     }
 
     fn zero_rule_hits(&mut self, id: u32) -> Result<(), ApplyError> {
-        self.per_cpu_zero("RULE_HITS", id)
+        self.per_cpu_zero(abi::map::RULE_HITS, id)
     }
 
     fn rule_hits(&self, id: u32) -> Result<u64, ApplyError> {
-        self.per_cpu_sum("RULE_HITS", id)
+        self.per_cpu_sum(abi::map::RULE_HITS, id)
     }
 
     fn insert_block(&mut self, key: PrefixKey, entry: BlockEntry) -> Result<(), ApplyError> {
-        self.update("BLOCKLIST", &trie_key(&key), entry.bytes())
+        self.update(abi::map::BLOCKLIST, &trie_key(&key), entry.bytes())
     }
 
     fn remove_block(&mut self, key: PrefixKey) -> Result<(), ApplyError> {
-        self.delete("BLOCKLIST", &trie_key(&key))
+        self.delete(abi::map::BLOCKLIST, &trie_key(&key))
     }
 
     fn write_rate_limits(&mut self, limits: &[RateLimit]) -> Result<(), ApplyError> {
         let empty = RateLimit::default();
         for index in 0..xdpath_core::filter::MAX_RATE_LIMITS {
             let limit = limits.get(index as usize).unwrap_or(&empty);
-            self.update("RATE_LIMITS", &index.to_ne_bytes(), limit.bytes())?;
+            self.update(abi::map::RATE_LIMITS, &index.to_ne_bytes(), limit.bytes())?;
         }
         Ok(())
     }
 
     fn zero_limit_drops(&mut self, index: u32) -> Result<(), ApplyError> {
-        self.per_cpu_zero("LIMIT_DROPS", index)
+        self.per_cpu_zero(abi::map::LIMIT_DROPS, index)
     }
 
     fn limit_drops(&self, index: u32) -> Result<u64, ApplyError> {
-        self.per_cpu_sum("LIMIT_DROPS", index)
+        self.per_cpu_sum(abi::map::LIMIT_DROPS, index)
     }
 
     fn write_ports(&mut self, set: PortSet, bitmap: &[u64]) -> Result<(), ApplyError> {
         let map = match set {
-            PortSet::Reflection => "REFLECTION_PORTS",
-            PortSet::Management => "MGMT_PORTS",
-            PortSet::SynCookie => "SYNCOOKIE_PORTS",
+            PortSet::Reflection => abi::map::REFLECTION_PORTS,
+            PortSet::Management => abi::map::MGMT_PORTS,
+            PortSet::SynCookie => abi::map::SYNCOOKIE_PORTS,
         };
         // One read of the whole bitmap, then only the words that differ:
         // most changes touch no port set at all.
@@ -524,8 +534,8 @@ impl FilterTarget for KernelMaps {
 
 pub(crate) fn prefix_map(set: PrefixSet) -> &'static str {
     match set {
-        PrefixSet::ReflectionExpected => "REFLECTION_OK",
-        PrefixSet::Management => "MGMT_SOURCES",
+        PrefixSet::ReflectionExpected => abi::map::REFLECTION_OK,
+        PrefixSet::Management => abi::map::MGMT_SOURCES,
     }
 }
 

@@ -11,6 +11,7 @@
 //! ("the kernel has nothing"), and the daemon's periodic check.
 
 use std::collections::{HashMap, HashSet};
+use xdpath_core::abi;
 
 use xdpath_core::filter::{
     BlockEntry, PrefixKey, RateLimit, Rule, RuleChain, FILTER_DESTINATION_RULES,
@@ -76,7 +77,11 @@ pub fn compare(
         desired.rules.clone()
     };
     view.state.blocklist = compare_blocklist(maps, desired, wall_now, &mut view.differences)?;
-    let limits = maps.read_array("RATE_LIMITS", MAX_RATE_LIMITS, size_of::<RateLimit>())?;
+    let limits = maps.read_array(
+        abi::map::RATE_LIMITS,
+        MAX_RATE_LIMITS,
+        size_of::<RateLimit>(),
+    )?;
     let wanted_limits: Vec<u8> = (0..MAX_RATE_LIMITS as usize)
         .flat_map(|index| {
             settings
@@ -97,9 +102,9 @@ pub fn compare(
         ));
     }
     for (name, bitmap) in [
-        ("REFLECTION_PORTS", &settings.reflection_ports),
-        ("MGMT_PORTS", &settings.management_ports),
-        ("SYNCOOKIE_PORTS", &settings.syncookie_ports),
+        (abi::map::REFLECTION_PORTS, &settings.reflection_ports),
+        (abi::map::MGMT_PORTS, &settings.management_ports),
+        (abi::map::SYNCOOKIE_PORTS, &settings.syncookie_ports),
     ] {
         let words = maps.read_array(name, PORT_WORDS as u32, 8)?;
         let wanted: Vec<u8> = (0..PORT_WORDS)
@@ -138,8 +143,8 @@ fn rule_flags(rules: &CompiledRules) -> u32 {
 
 fn port_set_name(map: &str) -> &'static str {
     match map {
-        "REFLECTION_PORTS" => "amplification guard",
-        "MGMT_PORTS" => "management ports",
+        abi::map::REFLECTION_PORTS => "amplification guard",
+        abi::map::MGMT_PORTS => "management ports",
         _ => "SYN-cookie ports",
     }
 }
@@ -253,7 +258,7 @@ fn compare_blocklist(
     let (mut extra, mut different) = (0usize, 0usize);
     let mut seen = HashSet::with_capacity(wanted.len());
     let mut view = Vec::new();
-    for (key, value) in maps.entries("BLOCKLIST", 20, size_of::<BlockEntry>())? {
+    for (key, value) in maps.entries(abi::map::BLOCKLIST, 20, size_of::<BlockEntry>())? {
         let Some(prefix) = prefix_from_trie_key(&key) else {
             extra += 1;
             continue;

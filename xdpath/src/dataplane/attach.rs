@@ -1,6 +1,7 @@
 //! Attaching, detaching and reading the pinned state of an interface.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+use xdpath_core::abi;
 
 use aya::maps::{Array, Map, MapData, PerCpuArray};
 use aya::programs::links::{FdLink, PinnedLink};
@@ -139,15 +140,18 @@ fn pin_all(
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     {
-        let map = loaded.ebpf.map_mut("META").ok_or(DataplaneError::Map {
-            name: "META",
-            source: aya::maps::MapError::InvalidName {
-                name: "META".into(),
-            },
-        })?;
+        let map = loaded
+            .ebpf
+            .map_mut(abi::map::META)
+            .ok_or(DataplaneError::Map {
+                name: abi::map::META,
+                source: aya::maps::MapError::InvalidName {
+                    name: abi::map::META.into(),
+                },
+            })?;
         let mut meta: Array<&mut MapData, PodMeta> =
             Array::try_from(map).map_err(|source| DataplaneError::Map {
-                name: "META",
+                name: abi::map::META,
                 source,
             })?;
         meta.set(
@@ -160,11 +164,16 @@ fn pin_all(
             0,
         )
         .map_err(|source| DataplaneError::Map {
-            name: "META",
+            name: abi::map::META,
             source,
         })?;
     }
-    for name in ["CONFIG", "COUNTERS", "META", "STAGES"] {
+    for name in [
+        abi::map::CONFIG,
+        abi::map::COUNTERS,
+        abi::map::META,
+        abi::map::STAGES,
+    ] {
         let path = pins.path(name);
         let map = loaded.ebpf.map(name).ok_or(DataplaneError::Map {
             name: "pin",
@@ -197,7 +206,7 @@ fn pin_all(
 }
 
 pub(super) fn read_meta(pins: &InterfacePins) -> Option<AttachMeta> {
-    let data = MapData::from_pin(pins.path("META")).ok()?;
+    let data = MapData::from_pin(pins.path(abi::map::META)).ok()?;
     let array = Array::<MapData, PodMeta>::try_from(Map::Array(data)).ok()?;
     array.get(&0, 0).ok().map(|meta| meta.0)
 }
@@ -302,7 +311,7 @@ pub fn read_interface_config(interface: &str) -> Result<InterfaceConfig, Datapla
         .get(&0, 0)
         .map(|config| config.0)
         .map_err(|source| DataplaneError::Map {
-            name: "CONFIG",
+            name: abi::map::CONFIG,
             source,
         })
 }
@@ -319,14 +328,14 @@ pub fn update_interface_config(
             .get(&0, 0)
             .map(|config| config.0)
             .map_err(|source| DataplaneError::Map {
-                name: "CONFIG",
+                name: abi::map::CONFIG,
                 source,
             })?;
     change(&mut config);
     array
         .set(0, PodConfig(config), 0)
         .map_err(|source| DataplaneError::Map {
-            name: "CONFIG",
+            name: abi::map::CONFIG,
             source,
         })?;
     Ok(config)
@@ -339,12 +348,13 @@ fn interface_config_map(interface: &str) -> Result<Array<MapData, PodConfig>, Da
             name: interface.into(),
         });
     }
-    let data = MapData::from_pin(pins.path("CONFIG")).map_err(|source| DataplaneError::Map {
-        name: "CONFIG",
-        source,
-    })?;
+    let data =
+        MapData::from_pin(pins.path(abi::map::CONFIG)).map_err(|source| DataplaneError::Map {
+            name: abi::map::CONFIG,
+            source,
+        })?;
     Array::<MapData, PodConfig>::try_from(Map::Array(data)).map_err(|source| DataplaneError::Map {
-        name: "CONFIG",
+        name: abi::map::CONFIG,
         source,
     })
 }
@@ -357,15 +367,15 @@ pub fn interface_counters(interface: &str) -> Result<Vec<Counter>, DataplaneErro
             name: interface.into(),
         });
     }
-    let path = pins.path("COUNTERS");
+    let path = pins.path(abi::map::COUNTERS);
     let data = MapData::from_pin(&path).map_err(|source| DataplaneError::Map {
-        name: "COUNTERS",
+        name: abi::map::COUNTERS,
         source,
     })?;
     let array =
         PerCpuArray::<MapData, PodCounter>::try_from(Map::PerCpuArray(data)).map_err(|source| {
             DataplaneError::Map {
-                name: "COUNTERS",
+                name: abi::map::COUNTERS,
                 source,
             }
         })?;

@@ -5,6 +5,7 @@
 //! redirected there; disabling undoes both.
 
 use std::path::Path;
+use xdpath_core::abi;
 
 use aya::maps::xdp::DevMapHash;
 use aya::maps::{Map, MapData};
@@ -45,17 +46,17 @@ pub fn has_routes(interface: &str) -> bool {
 }
 
 fn ports() -> Result<DevMapHash<MapData>, DataplaneError> {
-    let path = super::shared_dir()?.join("FORWARD_PORTS");
+    let path = super::shared_dir()?.join(abi::map::FORWARD_PORTS);
     open_ports(&path)
 }
 
 fn open_ports(path: &Path) -> Result<DevMapHash<MapData>, DataplaneError> {
     let data = MapData::from_pin(path).map_err(|source| DataplaneError::Map {
-        name: "FORWARD_PORTS",
+        name: abi::map::FORWARD_PORTS,
         source,
     })?;
     DevMapHash::try_from(Map::DevMapHash(data)).map_err(|source| DataplaneError::Map {
-        name: "FORWARD_PORTS",
+        name: abi::map::FORWARD_PORTS,
         source,
     })
 }
@@ -116,7 +117,7 @@ pub fn set_forwarding(interface: &str, on: bool) -> Result<ForwardReport, Datapl
             Err(aya::maps::MapError::KeyNotFound) => {}
             Err(source) => {
                 return Err(DataplaneError::Map {
-                    name: "FORWARD_PORTS",
+                    name: abi::map::FORWARD_PORTS,
                     source,
                 })
             }

@@ -19,6 +19,7 @@
 use std::ffi::CString;
 use std::io;
 use std::path::{Path, PathBuf};
+use xdpath_core::abi;
 
 use aya::programs::XdpMode;
 use aya::Pod;
@@ -401,7 +402,7 @@ impl InterfacePins {
 /// shows a healthy interface as gone.
 pub fn check_pin_access(interface: &str) -> Result<(), DataplaneError> {
     let pins = InterfacePins::new(interface)?;
-    match aya::maps::MapData::from_pin(pins.path("META")) {
+    match aya::maps::MapData::from_pin(pins.path(abi::map::META)) {
         Err(aya::maps::MapError::SyscallError(error))
             if error.io_error.kind() == io::ErrorKind::PermissionDenied =>
         {
@@ -439,70 +440,6 @@ pub fn valid_interface_name(name: &str) -> bool {
             .chars()
             .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
 }
-
-/// The interface's own pinned maps that a reload hands to the new program:
-/// its config, its counters, and the mode and time of the attach.
-pub const INTERFACE_REUSED_MAPS: [&str; 3] = ["CONFIG", "COUNTERS", "META"];
-
-/// The maps every interface of a namespace shares (the filter's, the
-/// balancer's, and the sample and capture rings).
-pub const SHARED_MAPS: [&str; 42] = [
-    "FILTER_CONFIG",
-    "RULES_0",
-    "RULES_1",
-    "CHAINS_0",
-    "CHAINS_1",
-    "PREFIXES_0",
-    "PREFIXES_1",
-    "PREFIX_LENGTHS_0",
-    "PREFIX_LENGTHS_1",
-    "RULE_HITS",
-    "BLOCKLIST",
-    "RATE_LIMITS",
-    "SRC_BUCKETS",
-    "DST_BUCKETS",
-    "BUCKET_BOUNDS",
-    "LIMIT_DROPS",
-    "REFLECTION_PORTS",
-    "REFLECTION_OK",
-    "MGMT_SOURCES",
-    "MGMT_PORTS",
-    "SYNCOOKIE_PORTS",
-    "LB_CONFIG",
-    "VIPS",
-    "MAGLEV_RINGS",
-    "BACKENDS",
-    "CONNECTIONS",
-    "NEW_CONNECTIONS",
-    "VIP_STATS",
-    "BACKEND_STATS",
-    "CONN_STATS",
-    "LOCAL_ADDRESSES",
-    "SAMPLES",
-    "CAPTURE_RING",
-    "CAPTURE",
-    "OBSERVE_LOSS",
-    "FORWARD_PORTS",
-    "CPU_MAP",
-    "STEER_CPUS",
-    "STEER_STATS",
-    "XSKS",
-    "XSK_OWNERS",
-    "STEER_XSK",
-];
-
-/// Slot of the filter stage in the `STAGES` tail-call table.
-pub const STAGE_FILTER: u32 = 0;
-/// Slot of the SYN-cookie stage (kernel only; reached from the filter
-/// stage) in the `STAGES` tail-call table.
-pub const STAGE_SYNCOOKIE: u32 = 1;
-/// Slot of the balancing stage (decapsulation or load balancing) in the
-/// `STAGES` tail-call table.
-pub const STAGE_BALANCE: u32 = 2;
-/// Slot of the forwarding stage in the `STAGES` tail-call table.
-pub const STAGE_FORWARD: u32 = 3;
-/// Slot of the steering stage in the `STAGES` tail-call table.
-pub const STAGE_STEER: u32 = 4;
 
 /// Where this namespace's shared maps are pinned: `<namespace dir>/:shared`.
 /// Interface pins live in dirs named after interfaces beside it; no

@@ -30,6 +30,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use xdpath_core::abi;
 
 use aya::maps::MapData;
 use aya::programs::links::{FdLink, LinkType, PinnedLink};
@@ -94,9 +95,9 @@ pub fn reload(interface: &str) -> Result<ReloadReport, DataplaneError> {
             name: interface.into(),
         });
     }
-    let missing: Vec<&str> = INTERFACE_REUSED_MAPS
+    let missing: Vec<&str> = abi::INTERFACE_REUSED_MAPS
         .iter()
-        .chain(&["STAGES", "program", "link"])
+        .chain(&[abi::map::STAGES, "program", "link"])
         .copied()
         .filter(|name| !pins.path(name).exists())
         .collect();
@@ -132,9 +133,9 @@ pub fn reload(interface: &str) -> Result<ReloadReport, DataplaneError> {
     let link = obj_get(&link_path).map_err(io_error(&link_path))?;
     let old_program = program_fd(old_id)?;
     // Held until the old program can no longer run (see `retire`).
-    let stages_path = pins.path("STAGES");
+    let stages_path = pins.path(abi::map::STAGES);
     let old_stages = MapData::from_pin(&stages_path).map_err(|source| DataplaneError::Map {
-        name: "STAGES",
+        name: abi::map::STAGES,
         source,
     })?;
 
@@ -149,7 +150,7 @@ pub fn reload(interface: &str) -> Result<ReloadReport, DataplaneError> {
     // A new build may bring a shared map the namespace does not have yet;
     // the load creates and pins it. Remembered so a failure removes it.
     let shared = shared_dir()?;
-    let new_shared: Vec<PathBuf> = SHARED_MAPS
+    let new_shared: Vec<PathBuf> = abi::SHARED_MAPS
         .iter()
         .map(|name| shared.join(name))
         .filter(|path| !path.exists())
@@ -197,11 +198,11 @@ fn load_and_swap(
     let next_stages = pins.path(NEXT_STAGES);
     loaded
         .ebpf
-        .map("STAGES")
+        .map(abi::map::STAGES)
         .ok_or(DataplaneError::Map {
-            name: "STAGES",
+            name: abi::map::STAGES,
             source: aya::maps::MapError::InvalidName {
-                name: "STAGES".into(),
+                name: abi::map::STAGES.into(),
             },
         })?
         .pin(&next_stages)
@@ -231,7 +232,7 @@ fn load_and_swap(
         }
     })?;
 
-    let renamed = std::fs::rename(&next_stages, pins.path("STAGES"))
+    let renamed = std::fs::rename(&next_stages, pins.path(abi::map::STAGES))
         .map_err(io_error(&next_stages))
         .and_then(|()| {
             std::fs::rename(&next_program, pins.path("program")).map_err(io_error(&next_program))
@@ -244,7 +245,7 @@ fn load_and_swap(
         // The new table goes when `loaded` does; no frame may be left in
         // the new program then (see `retire`).
         wait_for_rcu_grace_period();
-        let stages_path = pins.path("STAGES");
+        let stages_path = pins.path(abi::map::STAGES);
         let _ = std::fs::remove_file(&stages_path);
         let _ = old_stages.pin(&stages_path);
         let program_path = pins.path("program");

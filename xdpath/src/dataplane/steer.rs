@@ -7,11 +7,10 @@
 use crate::text::quote;
 use aya::maps::xdp::CpuMap;
 use aya::maps::{Array, Map, MapData, PerCpuArray};
+use xdpath_core::abi;
 
 use super::{read_interface_config, shared_dir, update_interface_config, DataplaneError};
 
-/// Most CPUs a namespace steers to (the data path's `MAX_STEER_CPUS`).
-pub const MAX_STEER_CPUS: u32 = 64;
 /// Queue size of each CPU's entry when none is given.
 pub const DEFAULT_QUEUE_SIZE: u32 = 2048;
 
@@ -46,7 +45,7 @@ fn error(message: String) -> DataplaneError {
 /// ```
 pub fn parse_cpus(text: &str, online: u32) -> Result<Vec<u32>, DataplaneError> {
     if text == "all" {
-        return Ok((0..online.min(MAX_STEER_CPUS)).collect());
+        return Ok((0..online.min(abi::MAX_STEER_CPUS)).collect());
     }
     let mut cpus = Vec::new();
     for part in text.split(',') {
@@ -66,7 +65,7 @@ pub fn parse_cpus(text: &str, online: u32) -> Result<Vec<u32>, DataplaneError> {
             return Err(bad());
         }
         for cpu in low..=high {
-            if cpu >= online || cpu >= MAX_STEER_CPUS {
+            if cpu >= online || cpu >= abi::MAX_STEER_CPUS {
                 return Err(error(format!(
                     "CPU {cpu} does not exist: this host has CPUs 0-{}",
                     online.saturating_sub(1)
@@ -113,8 +112,8 @@ pub fn set_steering(
             "queue size {queue_size} is out of range 8..=16384"
         )));
     }
-    let mut list: Array<MapData, u32> = open("STEER_CPUS", Map::Array, Array::try_from)?;
-    let mut cpu_map: CpuMap<MapData> = open("CPU_MAP", Map::CpuMap, CpuMap::try_from)?;
+    let mut list: Array<MapData, u32> = open(abi::map::STEER_CPUS, Map::Array, Array::try_from)?;
+    let mut cpu_map: CpuMap<MapData> = open(abi::map::CPU_MAP, Map::CpuMap, CpuMap::try_from)?;
     if on {
         let cpus = parse_cpus(cpus.unwrap_or("all"), online)?;
         for cpu in &cpus {
@@ -127,13 +126,13 @@ pub fn set_steering(
         for (slot, cpu) in cpus.iter().enumerate() {
             list.set(1 + slot as u32, *cpu, 0)
                 .map_err(|source| DataplaneError::Map {
-                    name: "STEER_CPUS",
+                    name: abi::map::STEER_CPUS,
                     source,
                 })?;
         }
         list.set(0, cpus.len() as u32, 0)
             .map_err(|source| DataplaneError::Map {
-                name: "STEER_CPUS",
+                name: abi::map::STEER_CPUS,
                 source,
             })?;
     }
@@ -142,13 +141,16 @@ pub fn set_steering(
 }
 
 fn report(interface: &str, on: bool, queue_size: u32) -> Result<SteerReport, DataplaneError> {
-    let list: Array<MapData, u32> = open("STEER_CPUS", Map::Array, Array::try_from)?;
-    let count = list.get(&0, 0).unwrap_or(0).min(MAX_STEER_CPUS);
+    let list: Array<MapData, u32> = open(abi::map::STEER_CPUS, Map::Array, Array::try_from)?;
+    let count = list.get(&0, 0).unwrap_or(0).min(abi::MAX_STEER_CPUS);
     let cpus: Vec<u32> = (1..=count)
         .filter_map(|slot| list.get(&slot, 0).ok())
         .collect();
-    let stats: PerCpuArray<MapData, u64> =
-        open("STEER_STATS", Map::PerCpuArray, PerCpuArray::try_from)?;
+    let stats: PerCpuArray<MapData, u64> = open(
+        abi::map::STEER_STATS,
+        Map::PerCpuArray,
+        PerCpuArray::try_from,
+    )?;
     let steered = cpus
         .iter()
         .map(|cpu| {
@@ -176,11 +178,11 @@ pub fn steered() -> Result<Vec<(u32, u64)>, DataplaneError> {
 /// The queue size of the namespace's steering CPUs (that of the first in
 /// the list); `None` when nothing steers or xdpath is not attached.
 pub fn queue_size() -> Option<u32> {
-    let list: Array<MapData, u32> = open("STEER_CPUS", Map::Array, Array::try_from).ok()?;
+    let list: Array<MapData, u32> = open(abi::map::STEER_CPUS, Map::Array, Array::try_from).ok()?;
     if list.get(&0, 0).ok()? == 0 {
         return None;
     }
     let first = list.get(&1, 0).ok()?;
-    let cpu_map: CpuMap<MapData> = open("CPU_MAP", Map::CpuMap, CpuMap::try_from).ok()?;
+    let cpu_map: CpuMap<MapData> = open(abi::map::CPU_MAP, Map::CpuMap, CpuMap::try_from).ok()?;
     cpu_map.get(first, 0).ok().map(|value| value.queue_size)
 }

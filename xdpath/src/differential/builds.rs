@@ -4,6 +4,7 @@
 //! both installed by the control plane from one scenario.
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use xdpath_core::abi;
 use xdpath_core::lb::LbCounter;
 use xdpath_core::observe::{CaptureConfig, RecordMeta, CAPTURE_BYTES};
 use xdpath_core::{pipeline, Action, Counter, FrameBuffer, NativeTables, Reason};
@@ -136,7 +137,7 @@ impl Builds {
             .map_err(|(step, detail)| failed(step, detail))?;
         native.observer.capture = CAPTURE_ALL;
         let ring = program
-            .take_ring("CAPTURE_RING")
+            .take_ring(abi::map::CAPTURE_RING)
             .map_err(|error| failed("take the capture ring", error.to_string()))?;
         let tables = Snapshot::take(&mut program, &maps)
             .map_err(|error| failed("read its tables", error.to_string()))?;
@@ -186,7 +187,7 @@ impl Builds {
             .program
             .counters()
             .map_err(|error| DifferentialError::Read {
-                what: "COUNTERS".into(),
+                what: abi::map::COUNTERS.into(),
                 detail: error.to_string(),
             })?;
         let rule_hits = self
@@ -194,25 +195,25 @@ impl Builds {
             .iter()
             .map(|id| self.maps.rule_hits(*id))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| read_error("RULE_HITS", e.to_string()))?;
+            .map_err(|e| read_error(abi::map::RULE_HITS, e.to_string()))?;
         let limit_drops = (0..self.limits)
             .map(|index| self.maps.limit_drops(index))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| read_error("LIMIT_DROPS", e.to_string()))?;
+            .map_err(|e| read_error(abi::map::LIMIT_DROPS, e.to_string()))?;
         let ebpf = self.program.ebpf_mut();
         let vips = self
             .vip_slots
             .iter()
-            .map(|slot| per_cpu_counter(ebpf, "VIP_STATS", *slot))
+            .map(|slot| per_cpu_counter(ebpf, abi::map::VIP_STATS, *slot))
             .collect::<Result<Vec<_>, _>>()?;
         let backends = self
             .backend_slots
             .iter()
-            .map(|slot| per_cpu_counter(ebpf, "BACKEND_STATS", *slot))
+            .map(|slot| per_cpu_counter(ebpf, abi::map::BACKEND_STATS, *slot))
             .collect::<Result<Vec<_>, _>>()?;
         let connections = [
-            per_cpu_u64(ebpf, "CONN_STATS", 0)?,
-            per_cpu_u64(ebpf, "CONN_STATS", 1)?,
+            per_cpu_u64(ebpf, abi::map::CONN_STATS, 0)?,
+            per_cpu_u64(ebpf, abi::map::CONN_STATS, 1)?,
         ];
         Ok(Baseline {
             counters,
@@ -409,7 +410,7 @@ fn write_local_and_capture(
 ) -> Result<(), (&'static str, String)> {
     let ebpf = program.ebpf_mut();
     let map = ebpf
-        .map_mut("LOCAL_ADDRESSES")
+        .map_mut(abi::map::LOCAL_ADDRESSES)
         .ok_or(("find LOCAL_ADDRESSES", String::new()))?;
     let mut local = BpfHashMap::<&mut MapData, [u8; 16], u8>::try_from(map)
         .map_err(|error| ("open LOCAL_ADDRESSES", error.to_string()))?;
@@ -419,7 +420,7 @@ fn write_local_and_capture(
             .map_err(|error| ("write LOCAL_ADDRESSES", error.to_string()))?;
     }
     let map = ebpf
-        .map_mut("CAPTURE")
+        .map_mut(abi::map::CAPTURE)
         .ok_or(("find CAPTURE", String::new()))?;
     let mut capture = Array::<&mut MapData, [u8; 16]>::try_from(map)
         .map_err(|error| ("open CAPTURE", error.to_string()))?;

@@ -2,7 +2,7 @@
 //! extension headers, checksums. Lengths are kept consistent so that the
 //! frames stay well formed (mutation breaks them on purpose later).
 
-use xdpath_core::build::internet_checksum;
+use xdpath_core::wire::checksum;
 
 /// The 8-byte IPv6 fragment header (next header set on insertion).
 pub fn fragment_header(offset: u16, more: bool) -> Vec<u8> {
@@ -70,7 +70,7 @@ fn fix_ipv4_checksum_at(frame: &mut [u8], l3: usize) {
         return;
     }
     frame[l3 + 10..l3 + 12].fill(0);
-    let checksum = internet_checksum(&[&frame[l3..end]]);
+    let checksum = checksum::of(&frame[l3..end]);
     frame[l3 + 10..l3 + 12].copy_from_slice(&checksum.to_be_bytes());
 }
 
@@ -88,7 +88,7 @@ mod tests {
         .build();
         add_ipv4_options(&mut frame, 14, 3);
         assert_eq!(frame[14], 0x48);
-        assert_eq!(internet_checksum(&[&frame[14..46]]), 0);
+        assert_eq!(checksum::of(&frame[14..46]), 0);
         let parsed = xdpath_core::parse(&xdpath_core::SlicePacket::new(&frame)).expect("parses");
         assert_eq!(parsed.key.destination_port, 2);
     }

@@ -18,6 +18,7 @@ mod balancer;
 pub mod builds;
 pub mod frames;
 mod headers;
+pub use headers::fix_ipv4_checksum;
 pub mod restore;
 pub mod scenarios;
 

@@ -10,11 +10,12 @@
 //! statistics (arrays) are not reset but read before and after a round.
 
 use std::collections::BTreeMap;
+use xdpath_core::abi;
 
 use aya::maps::{Map, MapType};
 
 use crate::control::kernel::KernelMaps;
-use crate::dataplane::{LoadedProgram, SHARED_MAPS};
+use crate::dataplane::LoadedProgram;
 
 /// Why a snapshot or a restore failed.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +74,7 @@ impl Snapshot {
     /// Reads every hash-like shared map of `program`.
     pub fn take(program: &mut LoadedProgram, maps: &KernelMaps) -> Result<Self, RestoreError> {
         let mut tables = Vec::new();
-        for name in SHARED_MAPS {
+        for name in abi::SHARED_MAPS {
             let error = failed(name);
             let data = match program.ebpf_mut().map(name) {
                 Some(Map::HashMap(data) | Map::LruHashMap(data) | Map::LpmTrie(data)) => data,

@@ -4,6 +4,7 @@
 
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
+use xdpath_core::abi;
 
 use super::compile::vip_table;
 use super::edit::{self, ConfigChange, VipOptions};
@@ -515,7 +516,14 @@ fn print_vips(rows: &[Value]) {
     }
     println!(
         "{:<32} {:<10} {:<24} {:>6} {:>8} {:>12} {:>14} {:>10}",
-        "VIP", "ENCAP", "FLAGS", "RING", "BACKENDS", "PACKETS", "BYTES", "NEW_FLOWS"
+        "VIP",
+        "ENCAP",
+        "FLAGS",
+        "RING",
+        abi::map::BACKENDS,
+        "PACKETS",
+        "BYTES",
+        "NEW_FLOWS"
     );
     for row in rows {
         let encap = match row["gue_port"].as_u64() {

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use xdpath_core::abi;
 
 use super::compile::address_bytes;
 use super::LbError;
@@ -54,9 +55,9 @@ pub fn sync_local_addresses(
     maps: &KernelMaps,
     addresses: &BTreeSet<IpAddr>,
 ) -> Result<(), LbError> {
-    maps.clear_map("LOCAL_ADDRESSES", 16)?;
+    maps.clear_map(abi::map::LOCAL_ADDRESSES, 16)?;
     for address in addresses {
-        maps.update("LOCAL_ADDRESSES", &address_bytes(*address), &[1u8])?;
+        maps.update(abi::map::LOCAL_ADDRESSES, &address_bytes(*address), &[1u8])?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Writing a balancer configuration into the kernel's maps and into the
 //! native tables, from one compiled form.
 
+use xdpath_core::abi;
 use xdpath_core::lb::{Backend, LbConfig, Vip, VipKey, MAX_RING_SIZE};
 use xdpath_core::NativeTables;
 
@@ -35,16 +36,16 @@ impl CompiledLb {
         for (ring, slots) in &self.rings {
             let slots = &slots[..slots.len().min(MAX_RING_SIZE as usize)];
             let bytes: Vec<u8> = slots.iter().flat_map(|slot| slot.to_ne_bytes()).collect();
-            maps.write_array("MAGLEV_RINGS", ring * MAX_RING_SIZE, &bytes, 4)?;
+            maps.write_array(abi::map::MAGLEV_RINGS, ring * MAX_RING_SIZE, &bytes, 4)?;
         }
         for (index, backend) in &self.backends {
-            maps.update("BACKENDS", &index.to_ne_bytes(), bytes_of(backend))?;
+            maps.update(abi::map::BACKENDS, &index.to_ne_bytes(), bytes_of(backend))?;
         }
         for (key, vip) in &self.vips {
-            maps.update("VIPS", bytes_of(key), bytes_of(vip))?;
+            maps.update(abi::map::VIPS, bytes_of(key), bytes_of(vip))?;
         }
         maps.update(
-            "LB_CONFIG",
+            abi::map::LB_CONFIG,
             &0u32.to_ne_bytes(),
             bytes_of(&self.live_config()),
         )

@@ -3,6 +3,7 @@
 //! the state uses, and each VIP's live Maglev ring.
 
 use std::collections::HashMap;
+use xdpath_core::abi;
 
 use xdpath_core::lb::{LbConfig, Vip, VipKey, MAX_RING_SIZE};
 
@@ -21,7 +22,7 @@ pub fn compare(maps: &KernelMaps, desired: &LbState) -> Result<Vec<String>, LbEr
     let compiled = plan(&LbState::default(), &mut wanted, true)?.compiled;
     let mut differences = Vec::new();
     let mut config = [0u8; size_of::<LbConfig>()];
-    maps.lookup("LB_CONFIG", &0u32.to_ne_bytes(), &mut config)?;
+    maps.lookup(abi::map::LB_CONFIG, &0u32.to_ne_bytes(), &mut config)?;
     if config[..] != *bytes_of(&compiled.live_config()) {
         differences.push(if config.iter().all(|byte| *byte == 0) {
             "balancer settings: the kernel has none (its maps are new or were emptied)".into()
@@ -30,7 +31,7 @@ pub fn compare(maps: &KernelMaps, desired: &LbState) -> Result<Vec<String>, LbEr
         });
     }
     let kernel: HashMap<Vec<u8>, Vec<u8>> = maps
-        .entries("VIPS", size_of::<VipKey>(), size_of::<Vip>())?
+        .entries(abi::map::VIPS, size_of::<VipKey>(), size_of::<Vip>())?
         .into_iter()
         .collect();
     let (mut missing, mut different) = (0usize, 0usize);
@@ -51,7 +52,7 @@ pub fn compare(maps: &KernelMaps, desired: &LbState) -> Result<Vec<String>, LbEr
     let mut backends_off = 0usize;
     for (index, backend) in &compiled.backends {
         let mut value = vec![0u8; size_of_val(backend)];
-        let found = maps.lookup("BACKENDS", &index.to_ne_bytes(), &mut value)?;
+        let found = maps.lookup(abi::map::BACKENDS, &index.to_ne_bytes(), &mut value)?;
         if !found || value[..] != *bytes_of(backend) {
             backends_off += 1;
         }
@@ -77,8 +78,12 @@ fn rings_off(maps: &KernelMaps, compiled: &CompiledLb) -> Result<usize, LbError>
     let mut off = 0;
     for (ring, slots) in &compiled.rings {
         let slots = &slots[..slots.len().min(MAX_RING_SIZE as usize)];
-        let read =
-            maps.read_array_from("MAGLEV_RINGS", ring * MAX_RING_SIZE, slots.len() as u32, 4)?;
+        let read = maps.read_array_from(
+            abi::map::MAGLEV_RINGS,
+            ring * MAX_RING_SIZE,
+            slots.len() as u32,
+            4,
+        )?;
         let wanted: Vec<u8> = slots.iter().flat_map(|slot| slot.to_ne_bytes()).collect();
         if read != wanted {
             off += 1;
@@ -92,9 +97,9 @@ fn rings_off(maps: &KernelMaps, compiled: &CompiledLb) -> Result<usize, LbError>
 pub fn remove_extra_vips(maps: &KernelMaps, compiled: &CompiledLb) -> Result<(), LbError> {
     let wanted: std::collections::HashSet<&[u8]> =
         compiled.vips.iter().map(|(key, _)| bytes_of(key)).collect();
-    for (key, _) in maps.entries("VIPS", size_of::<VipKey>(), size_of::<Vip>())? {
+    for (key, _) in maps.entries(abi::map::VIPS, size_of::<VipKey>(), size_of::<Vip>())? {
         if !wanted.contains(&key[..]) {
-            maps.delete("VIPS", &key)?;
+            maps.delete(abi::map::VIPS, &key)?;
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! filter's, so filter and balancer commands never interleave.
 
 use std::path::PathBuf;
+use xdpath_core::abi;
 
 use super::compile::{plan, Plan};
 use super::install::bytes_of;
@@ -129,12 +130,12 @@ impl LbSession {
 
     /// A VIP's packets, bytes and new flows.
     pub fn vip_counter(&self, slot: u32) -> Result<LbCounter, LbError> {
-        self.counter("VIP_STATS", slot)
+        self.counter(abi::map::VIP_STATS, slot)
     }
 
     /// A backend's packets, bytes and new flows.
     pub fn backend_counter(&self, index: u32) -> Result<LbCounter, LbError> {
-        self.counter("BACKEND_STATS", index)
+        self.counter(abi::map::BACKEND_STATS, index)
     }
 
     /// Connection-table hits and misses.
@@ -143,8 +144,8 @@ impl LbSession {
             return Ok((0, 0));
         };
         Ok((
-            maps.per_cpu_sum("CONN_STATS", CONN_HITS)?,
-            maps.per_cpu_sum("CONN_STATS", CONN_MISSES)?,
+            maps.per_cpu_sum(abi::map::CONN_STATS, CONN_HITS)?,
+            maps.per_cpu_sum(abi::map::CONN_STATS, CONN_MISSES)?,
         ))
     }
 
@@ -167,18 +168,18 @@ impl LbSession {
 /// then retired VIPs deleted and retired backend slots cleared.
 fn install(maps: &KernelMaps, plan: &Plan) -> Result<(), LbError> {
     for slot in &plan.new_vip_slots {
-        maps.per_cpu_zero_words("VIP_STATS", *slot, COUNTER_WORDS)?;
+        maps.per_cpu_zero_words(abi::map::VIP_STATS, *slot, COUNTER_WORDS)?;
     }
     for index in &plan.new_backend_slots {
-        maps.per_cpu_zero_words("BACKEND_STATS", *index, COUNTER_WORDS)?;
+        maps.per_cpu_zero_words(abi::map::BACKEND_STATS, *index, COUNTER_WORDS)?;
     }
     plan.compiled.install_kernel(maps)?;
     for key in &plan.retired_vips {
-        maps.delete("VIPS", bytes_of(key))?;
+        maps.delete(abi::map::VIPS, bytes_of(key))?;
     }
     let empty = Backend::default();
     for index in &plan.retired_backends {
-        maps.update("BACKENDS", &index.to_ne_bytes(), bytes_of(&empty))?;
+        maps.update(abi::map::BACKENDS, &index.to_ne_bytes(), bytes_of(&empty))?;
     }
     Ok(())
 }

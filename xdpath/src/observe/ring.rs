@@ -10,6 +10,7 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::time::Duration;
+use xdpath_core::abi;
 
 use aya::maps::{Array, Map, MapData, PerCpuArray, RingBuf};
 use aya::Pod;
@@ -63,8 +64,8 @@ pub enum Ring {
 impl Ring {
     fn map_name(self) -> &'static str {
         match self {
-            Self::Samples => "SAMPLES",
-            Self::Capture => "CAPTURE_RING",
+            Self::Samples => abi::map::SAMPLES,
+            Self::Capture => abi::map::CAPTURE_RING,
         }
     }
 
@@ -125,13 +126,12 @@ impl RingReader {
                 detail: error.to_string(),
             }
         })?;
-        let loss =
-            PerCpuArray::try_from(Map::PerCpuArray(open("OBSERVE_LOSS")?)).map_err(|error| {
-                RingError::Map {
-                    map: "OBSERVE_LOSS",
-                    detail: error.to_string(),
-                }
-            })?;
+        let loss = PerCpuArray::try_from(Map::PerCpuArray(open(abi::map::OBSERVE_LOSS)?)).map_err(
+            |error| RingError::Map {
+                map: abi::map::OBSERVE_LOSS,
+                detail: error.to_string(),
+            },
+        )?;
         Ok(Self {
             ring,
             which,
@@ -199,12 +199,13 @@ pub fn lost_records(which: Ring) -> Result<u64, RingError> {
         map: "shared",
         detail: error.to_string(),
     })?;
-    let data = MapData::from_pin(dir.join("OBSERVE_LOSS")).map_err(|error| RingError::Map {
-        map: "OBSERVE_LOSS",
-        detail: error.to_string(),
-    })?;
+    let data =
+        MapData::from_pin(dir.join(abi::map::OBSERVE_LOSS)).map_err(|error| RingError::Map {
+            map: abi::map::OBSERVE_LOSS,
+            detail: error.to_string(),
+        })?;
     let loss = PerCpuArray::try_from(Map::PerCpuArray(data)).map_err(|error| RingError::Map {
-        map: "OBSERVE_LOSS",
+        map: abi::map::OBSERVE_LOSS,
         detail: error.to_string(),
     })?;
     Ok(lost(&loss, which.loss_slot()))
@@ -216,19 +217,19 @@ pub fn set_capture(config: CaptureConfig) -> Result<(), RingError> {
         map: "shared",
         detail: error.to_string(),
     })?;
-    let data = MapData::from_pin(dir.join("CAPTURE")).map_err(|error| RingError::Map {
-        map: "CAPTURE",
+    let data = MapData::from_pin(dir.join(abi::map::CAPTURE)).map_err(|error| RingError::Map {
+        map: abi::map::CAPTURE,
         detail: error.to_string(),
     })?;
     let mut array: Array<MapData, PodCapture> =
         Array::try_from(Map::Array(data)).map_err(|error| RingError::Map {
-            map: "CAPTURE",
+            map: abi::map::CAPTURE,
             detail: error.to_string(),
         })?;
     array
         .set(0, PodCapture(config), 0)
         .map_err(|error| RingError::Map {
-            map: "CAPTURE",
+            map: abi::map::CAPTURE,
             detail: error.to_string(),
         })
 }

@@ -3,6 +3,7 @@
 //! output; once a second, the state files and the counter snapshot.
 
 use std::time::{Duration, Instant};
+use xdpath_core::abi;
 
 use aya::maps::XskMap;
 use aya::programs::{Xdp, XdpMode};
@@ -304,7 +305,7 @@ fn attach(
     let mut ebpf = Ebpf::load(objects::XSK).map_err(|error| failed(error.to_string()))?;
     {
         let map = ebpf
-            .map_mut(objects::XSK_MAP)
+            .map_mut(abi::map::XSKS)
             .ok_or_else(|| failed("no XSKS map in the program".into()))?;
         let mut slots = XskMap::try_from(map).map_err(|error| failed(error.to_string()))?;
         for socket in sockets {
@@ -313,16 +314,16 @@ fn attach(
     }
     if neighbours_to_stack {
         let map = ebpf
-            .map_mut(objects::XSK_FLAGS_MAP)
+            .map_mut(abi::map::XSK_FLAGS)
             .ok_or_else(|| failed("no XSK_FLAGS map in the program".into()))?;
         let mut flags: aya::maps::Array<_, u32> =
             aya::maps::Array::try_from(map).map_err(|error| failed(error.to_string()))?;
         flags
-            .set(0, objects::XSK_NEIGHBOURS_TO_STACK, 0)
+            .set(0, abi::XSK_NEIGHBOURS_TO_STACK, 0)
             .map_err(|error| failed(error.to_string()))?;
     }
     let program: &mut Xdp = ebpf
-        .program_mut(objects::XSK_PROGRAM)
+        .program_mut(abi::program::XSK)
         .ok_or_else(|| failed("no xdpath_xsk program".into()))?
         .try_into()
         .map_err(|error: aya::programs::ProgramError| failed(error.to_string()))?;
