@@ -60,7 +60,7 @@ case "${1:-}" in
     ;;
   diff)
     XDPATH_FUZZ_FRAMES="${2:-10000000}" XDPATH_FUZZ_SEED="${3:-1}" \
-      cargo test --release -p xdpath --test differential long_differential_fuzz \
+      cargo test --release -p xdpath-cli --test differential long_differential_fuzz \
       -- --ignored --nocapture
     ;;
   *)

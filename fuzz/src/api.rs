@@ -14,7 +14,7 @@ use xdpath::lb::compile;
 use xdpath::lb::edit::{self, ConfigChange, VipOptions};
 use xdpath::lb::state::{Encap, LbState, VipId};
 use xdpathd::requests::{
-    BackendQuery, BackendWeight, BackendsQuery, NewBlock, NewLimit, NewRule, NewVip, PrefixQuery,
+    BackendQuery, BackendWeight, BackendsQuery, LimitArgs, NewBlock, NewVip, PrefixQuery, RuleArgs,
     TopQuery, VipQuery,
 };
 
@@ -104,8 +104,8 @@ fn checked_vip(text: &str) -> Option<VipId> {
     }
 }
 
-fn new_rule(rule: &NewRule) {
-    match rule.rule_args().to_spec() {
+fn new_rule(rule: &RuleArgs) {
+    match rule.to_spec() {
         Ok(mut spec) => {
             assert_rule_round_trips(&spec);
             let _ = management_conflict(&spec, &Management::default());
@@ -122,8 +122,8 @@ fn new_rule(rule: &NewRule) {
     }
 }
 
-fn new_limit(limit: &NewLimit) {
-    let spec = match limit_spec(&limit.limit_args(), 1) {
+fn new_limit(limit: &LimitArgs) {
+    let spec = match limit_spec(limit, 1) {
         Ok(spec) => spec,
         Err(error) => return assert_one_line(&error.to_string()),
     };

@@ -2,12 +2,12 @@
 
 use std::sync::OnceLock;
 
-use xdpath::differential::scenarios::{native_tables, scenarios};
 use xdpath_core::wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use xdpath_core::{
     pipeline, Action, FrameBuffer, InterfaceConfig, MalformedPolicy, NativeTables, Reason,
     SlicePacket,
 };
+use xdpath_testing::differential::scenarios::{native_tables, scenarios};
 
 /// `xdpath_core::parse` on any bytes: no panic; a parsed frame's offsets
 /// lie inside it in order and its class matches its EtherType; a refused

@@ -4,14 +4,14 @@
 //!
 //! The eBPF crate declares each map as a `static` whose identifier *is*
 //! the name here (aya-ebpf names a map after its static), and user space
-//! opens maps only through these constants. `xdpath/tests/abi.rs` checks
+//! opens maps only through these constants. `xdpath-cli/tests/abi.rs` checks
 //! both directions: every map in each built object is listed here, every
 //! name here is in its object, and no map name appears as a string literal
 //! anywhere else in the tree.
 //!
 //! The shared `#[repr(C)]` types live beside the logic that reads them
-//! (`filter::types`, `lb`, `observe`, `config`); with the `user` feature of
-//! the `xdpath` crate each has an `aya::Pod` view.
+//! (`filter::types`, `lb`, `observe`, `config`); user space views them as
+//! bytes through `aya::Pod` newtypes in the `xdpath` crate.
 
 /// Map names. Each is documented at its declaration in `xdpath-ebpf`.
 pub mod map {

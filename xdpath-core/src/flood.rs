@@ -1,5 +1,5 @@
 //! The flood generator's frames, shared by the `xdpath-flood` eBPF program
-//! (the end-to-end tests' flood, see `xdpath::flood`) and its native
+//! (the end-to-end tests' flood, see `xdpath_lab::flood`) and its native
 //! check: which source address and port flow `n` of a flood has, and the
 //! frame it sends.
 //!

@@ -1,4 +1,4 @@
-//! The flood generator of the end-to-end tests (`xdpath::flood`). User
+//! The flood generator of the end-to-end tests (`xdpath_lab::flood`). User
 //! space runs it with `BPF_PROG_TEST_RUN` in live-frames mode on a test
 //! bed's veth: each run gives the template frame the source of its flow
 //! (`xdpath_core::flood::rewrite`, frame number from `FLOOD_SENT`) and

@@ -4,7 +4,7 @@
 //! (`CONFIG`, `COUNTERS`, `META`) are that interface's; the filter maps
 //! are shared by every interface of a network namespace: user space loads
 //! each instance with the same pin paths for them
-//! (`/sys/fs/bpf/xdpath/<netns>/shared/<MAP>`), so one rule set serves all.
+//! (`/sys/fs/bpf/xdpath/<namespace key>/:shared/<MAP>`), so one rule set serves all.
 #![no_std]
 #![no_main]
 

@@ -19,6 +19,6 @@ pub static REDIRECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpath-redirect.bpf.o"));
 
 /// The flood generator of the end-to-end tests (`xdpath-ebpf/src/flood.rs`),
-/// run with live frames by [`crate::flood`].
+/// run with live frames by `xdpath_lab::flood`.
 pub static FLOOD: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpath-flood.bpf.o"));

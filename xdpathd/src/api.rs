@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use xdpathd::requests::{
-    BackendQuery, BackendWeight, BackendsQuery, NewBlock, NewLimit, NewRule, NewVip, PrefixQuery,
+    BackendQuery, BackendWeight, BackendsQuery, LimitArgs, NewBlock, NewVip, PrefixQuery, RuleArgs,
     TopQuery, VipQuery,
 };
 
@@ -239,8 +239,7 @@ async fn list_rules() -> Reply {
     ok(blocking(ops::list_rules).await?)
 }
 
-async fn add_rule(axum::extract::State(shared): State, Body(rule): Body<NewRule>) -> Reply {
-    let args = rule.rule_args();
+async fn add_rule(axum::extract::State(shared): State, Body(args): Body<RuleArgs>) -> Reply {
     let what = format!("add rule {args:?}");
     let reply = change(&shared, what, move || {
         let id = xdpath::control::ops::add_rule(&args)?;
@@ -271,8 +270,7 @@ async fn list_limits() -> Reply {
     ok(blocking(ops::list_limits).await?)
 }
 
-async fn add_limit(axum::extract::State(shared): State, Body(limit): Body<NewLimit>) -> Reply {
-    let args = limit.limit_args();
+async fn add_limit(axum::extract::State(shared): State, Body(args): Body<LimitArgs>) -> Reply {
     let what = format!("add rate limit {args:?}");
     let reply = change(&shared, what, move || {
         let id = xdpath::control::ops::add_limit(&args)?;

@@ -3,9 +3,11 @@
 //! state. A library of their own so the fuzz targets (`fuzz/`) take them
 //! apart exactly as the daemon does.
 
-use serde::Deserialize;
-use xdpath::control::commands::LimitArgs;
-use xdpath::control::rulefile::RuleArgs;
+use serde::{Deserialize, Serialize};
+/// The filter's requests are the CLI's own argument types, which
+/// deserialize from the API's JSON bodies: one type per operation.
+pub use xdpath::control::commands::LimitArgs;
+pub use xdpath::control::rulefile::RuleArgs;
 use xdpath::lb::state::Encap;
 use xdpath::observe::top::{Rank, TalkerKind};
 
@@ -56,100 +58,8 @@ impl TopQuery {
     }
 }
 
-/// A new rule: the fields of `xdpath filter add`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewRule {
-    /// Source prefix.
-    pub src: Option<String>,
-    /// Destination prefix.
-    pub dst: Option<String>,
-    /// Protocol.
-    pub proto: Option<String>,
-    /// Destination port or range.
-    pub dport: Option<String>,
-    /// TCP flags.
-    pub tcp_flags: Option<String>,
-    /// drop or pass.
-    pub action: String,
-    /// Only on this interface.
-    pub iface: Option<String>,
-    /// Count without dropping.
-    #[serde(default)]
-    pub monitor: bool,
-    /// Install even over management traffic.
-    #[serde(default, rename = "override")]
-    pub override_management: bool,
-}
-
-impl NewRule {
-    /// The arguments `filter add` would have.
-    pub fn rule_args(&self) -> RuleArgs {
-        RuleArgs {
-            src: self.src.clone(),
-            dst: self.dst.clone(),
-            proto: self.proto.clone(),
-            dport: self.dport.clone(),
-            tcp_flags: self.tcp_flags.clone(),
-            action: Some(self.action.clone()),
-            iface: self.iface.clone(),
-            monitor: self.monitor,
-            override_management: self.override_management,
-        }
-    }
-}
-
-/// A new rate limit: the options of `xdpath ratelimit add`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewLimit {
-    /// Packets per second.
-    pub pps: Option<String>,
-    /// Bucket size in packets.
-    pub burst: Option<String>,
-    /// Bytes per second.
-    pub bps: Option<String>,
-    /// Bucket size in bytes.
-    pub burst_bytes: Option<String>,
-    /// `src` (default) or `dst`.
-    pub per: Option<String>,
-    /// IPv4 aggregation length.
-    pub aggregate_v4: Option<String>,
-    /// IPv6 aggregation length.
-    pub aggregate_v6: Option<String>,
-    /// Only addresses inside this prefix.
-    pub scope: Option<String>,
-    /// Only this protocol.
-    pub proto: Option<String>,
-    /// Only TCP SYNs.
-    #[serde(default)]
-    pub syn: bool,
-    /// Count without dropping.
-    #[serde(default)]
-    pub monitor: bool,
-}
-
-impl NewLimit {
-    /// The arguments `ratelimit add` would have.
-    pub fn limit_args(&self) -> LimitArgs {
-        LimitArgs {
-            pps: self.pps.clone(),
-            burst: self.burst.clone(),
-            bps: self.bps.clone(),
-            burst_bytes: self.burst_bytes.clone(),
-            per: self.per.clone().unwrap_or_else(|| "src".into()),
-            aggregate_v4: self.aggregate_v4.clone(),
-            aggregate_v6: self.aggregate_v6.clone(),
-            scope: self.scope.clone(),
-            proto: self.proto.clone(),
-            syn: self.syn,
-            monitor: self.monitor,
-        }
-    }
-}
-
 /// A blocklist entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewBlock {
     /// The prefix.
@@ -167,7 +77,7 @@ pub struct PrefixQuery {
 }
 
 /// A new VIP: the options of `xdpath lb vip add`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewVip {
     /// `ADDRESS:PORT/tcp|udp`.
@@ -215,7 +125,7 @@ pub struct BackendsQuery {
 }
 
 /// A backend and its weight.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendWeight {
     /// The VIP.
@@ -262,13 +172,75 @@ mod tests {
     }
 
     #[test]
-    fn a_rule_body_becomes_filter_add_arguments() {
-        let rule: NewRule =
+    fn a_rule_body_is_filter_add_arguments() {
+        let args: RuleArgs =
             serde_json::from_str(r#"{"src":"192.0.2.0/24","action":"drop","override":true}"#)
                 .expect("valid");
-        let args = rule.rule_args();
         assert_eq!(args.action.as_deref(), Some("drop"));
         assert!(args.override_management);
-        assert!(serde_json::from_str::<NewRule>(r#"{"action":"drop","port":1}"#).is_err());
+        assert!(!args.monitor);
+        assert!(serde_json::from_str::<RuleArgs>(r#"{"action":"drop","port":1}"#).is_err());
+        let back = serde_json::to_value(&args).expect("serializes");
+        assert_eq!(back["override"], true, "the CLI sends what the API reads");
+    }
+
+    #[test]
+    fn a_limit_body_is_ratelimit_add_arguments() {
+        let args: LimitArgs = serde_json::from_str(r#"{"pps":"100","syn":true}"#).expect("valid");
+        assert_eq!(args.per, "src", "per source unless asked");
+        assert!(args.syn);
+        assert!(serde_json::from_str::<LimitArgs>(r#"{"pps":"1","rate":2}"#).is_err());
+    }
+
+    /// Every field of a request body type is in its OpenAPI schema and
+    /// the other way round, and both refuse unknown fields: the document
+    /// cannot drift from the types the daemon reads.
+    #[test]
+    fn openapi_request_schemas_match_the_request_types() {
+        let document: serde_json::Value =
+            serde_json::from_str(include_str!("../openapi.json")).expect("openapi.json parses");
+        let schemas = &document["components"]["schemas"];
+        let check = |schema: &str, fields: serde_json::Value| {
+            let properties: std::collections::BTreeSet<&String> = schemas[schema]["properties"]
+                .as_object()
+                .unwrap_or_else(|| panic!("no schema {schema}"))
+                .keys()
+                .collect();
+            let object = fields
+                .as_object()
+                .expect("a request serializes as an object");
+            let fields: std::collections::BTreeSet<&String> = object.keys().collect();
+            assert_eq!(properties, fields, "schema {schema} against its type");
+            assert_eq!(schemas[schema]["additionalProperties"], false, "{schema}");
+            for required in schemas[schema]["required"].as_array().into_iter().flatten() {
+                let required = required.as_str().expect("a field name");
+                assert!(
+                    object.contains_key(required),
+                    "{schema} requires {required}"
+                );
+            }
+        };
+        check(
+            "NewRule",
+            serde_json::to_value(RuleArgs::default()).expect("json"),
+        );
+        check(
+            "NewLimit",
+            serde_json::to_value(LimitArgs::default()).expect("json"),
+        );
+        check(
+            "NewBlock",
+            serde_json::to_value(NewBlock::default()).expect("json"),
+        );
+        check(
+            "NewVip",
+            serde_json::to_value(NewVip::default()).expect("json"),
+        );
+        check(
+            "BackendWeight",
+            serde_json::to_value(BackendWeight::default()).expect("json"),
+        );
+        assert!(serde_json::from_str::<RuleArgs>(r#"{"action":"drop","unknown":1}"#).is_err());
+        assert!(serde_json::from_str::<NewBlock>(r#"{"prefix":"192.0.2.0/24","x":1}"#).is_err());
     }
 }

@@ -11,7 +11,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 
 use serde_json::Value;
-use xdpath::testenv::{Side, TestBed};
+use xdpath_lab::testenv::{Side, TestBed};
 
 use common::{xdpath_cli, Daemon};
 
@@ -111,7 +111,7 @@ fn snapshot(daemon: &Daemon) -> Vec<Value> {
 
 #[test]
 fn every_route_works_and_bad_requests_change_nothing() {
-    xdpath::needs_root!();
+    xdpath_lab::needs_root!();
     let bed = TestBed::new().expect("bed");
     let daemon = start(&bed);
     routes_work(&bed, &daemon);

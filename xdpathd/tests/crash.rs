@@ -11,8 +11,8 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use xdpath::testenv::TestBed;
-use xdpath::testenv_configs::large_config;
+use xdpath_lab::testenv::configs::large_config;
+use xdpath_lab::testenv::TestBed;
 
 use common::Daemon;
 
@@ -58,7 +58,7 @@ fn in_force(daemon: &Daemon, configs: &[String]) -> Vec<usize> {
 
 #[test]
 fn a_daemon_killed_during_a_config_apply_leaves_old_or_new_whole() {
-    xdpath::needs_root!();
+    xdpath_lab::needs_root!();
     let bed = TestBed::new().expect("bed");
     let interface = bed.a().interface.clone();
     let bodies = [large_config(&interface, 0), large_config(&interface, 1)];

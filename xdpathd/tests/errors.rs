@@ -10,7 +10,7 @@
 mod common;
 
 use serde_json::Value;
-use xdpath::testenv::TestBed;
+use xdpath_lab::testenv::TestBed;
 
 use common::{in_namespace, raw, Daemon};
 
@@ -73,7 +73,7 @@ fn chunked(path: &str, kind: &str, size: usize, fill: u8) -> Vec<u8> {
 
 #[test]
 fn every_error_is_a_json_error_object_quoting_the_input() {
-    xdpath::needs_root!();
+    xdpath_lab::needs_root!();
     let bed = TestBed::new().expect("bed");
     let daemon = start(&bed, "errors");
     let socket = daemon.socket();
@@ -232,7 +232,7 @@ const FORGED: &str = "1999-12-31T23:59:59.999999Z  INFO applied: FORGED";
 
 #[test]
 fn user_text_cannot_forge_a_log_line() {
-    xdpath::needs_root!();
+    xdpath_lab::needs_root!();
     let bed = TestBed::new().expect("bed");
     let daemon = start(&bed, "log");
     let json = |field: &str, value: String, rest: &str| {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use xdpath::testenv_lb::{LbBed, Role, GUE_PORT, INTERFACE, VIP4};
+use xdpath_lab::testenv::lb::{LbBed, Role, GUE_PORT, INTERFACE, VIP4};
 
 use common::Daemon;
 
@@ -58,7 +58,7 @@ fn requests(bed: &LbBed, count: usize) -> BTreeMap<String, usize> {
 
 #[test]
 fn a_failing_backend_leaves_the_table_and_comes_back() {
-    xdpath::needs_root!();
+    xdpath_lab::needs_root!();
     let mut bed = LbBed::new().expect("bed");
     for role in Role::BACKENDS {
         let output = bed

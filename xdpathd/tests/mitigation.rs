@@ -13,7 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use xdpath::testenv::{Side, TestBed};
+use xdpath_lab::testenv::{Side, TestBed};
 
 use common::Daemon;
 
@@ -87,7 +87,7 @@ fn wait_running(daemon: &Daemon, dry_run: bool) {
 
 fn flood(bed: &TestBed, seconds: u32) -> std::process::Child {
     let target = bed.a().ipv4.to_string();
-    xdpath::servers::hping3(
+    xdpath_lab::servers::hping3(
         bed,
         seconds,
         &["--udp", "-a", FLOODER, "-p", "7777", "--flood", &target],
@@ -139,7 +139,7 @@ fn metric(text: &str, name: &str) -> u64 {
 
 #[test]
 fn a_flood_source_is_blocked_in_time_and_dry_run_only_reports() {
-    xdpath::needs_root!();
+    xdpath_lab::needs_root!();
     let bed = TestBed::new().expect("bed");
     let daemon = start(&bed, "mitigation");
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use xdpath::testenv::{Side, TestBed};
+use xdpath_lab::testenv::{Side, TestBed};
 
 use common::{in_namespace, xdpath_cli, Daemon};
 
@@ -136,7 +136,7 @@ fn cli(bed: &TestBed, side: Side, args: &[&str]) -> Output {
 
 #[test]
 fn under_umask_000_nothing_is_open_to_other_users() {
-    xdpath::needs_root!();
+    xdpath_lab::needs_root!();
     let bed = TestBed::new().expect("bed");
     let dir = std::env::temp_dir().join(format!("xdpathd-umask-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -191,7 +191,7 @@ fn under_umask_000_nothing_is_open_to_other_users() {
 
 #[test]
 fn the_cli_refuses_state_others_can_change() {
-    xdpath::needs_root!();
+    xdpath_lab::needs_root!();
     let bed = TestBed::new().expect("bed");
     let output = cli(&bed, Side::A, &["block", "add", "192.0.2.20/32"]);
     assert!(output.status.success());

@@ -9,7 +9,7 @@
 mod common;
 
 use serde_json::Value;
-use xdpath::testenv::{Side, TestBed};
+use xdpath_lab::testenv::{Side, TestBed};
 
 use common::Daemon;
 
@@ -32,7 +32,7 @@ fn ping_answered(bed: &TestBed) -> bool {
 
 #[test]
 fn saved_state_is_installed_into_new_maps() {
-    xdpath::needs_root!();
+    xdpath_lab::needs_root!();
     let bed = TestBed::new().expect("bed");
     let path = bed.a().path.clone();
     let enter = move || {
@@ -92,7 +92,7 @@ fn saved_state_is_installed_into_new_maps() {
 /// put right within a few seconds, logged and counted in `/metrics`.
 #[test]
 fn a_kernel_that_diverges_is_repaired_within_seconds() {
-    xdpath::needs_root!();
+    xdpath_lab::needs_root!();
     let bed = TestBed::new().expect("bed");
     let path = bed.a().path.clone();
     let daemon = Daemon::start(

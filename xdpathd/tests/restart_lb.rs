@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use serde_json::Value;
-use xdpath::testenv_lb::{LbBed, Role, GUE_PORT, INTERFACE, VIP4};
+use xdpath_lab::testenv::lb::{LbBed, Role, GUE_PORT, INTERFACE, VIP4};
 
 use common::Daemon;
 
@@ -76,7 +76,7 @@ fn state(daemon: &Daemon) -> Vec<Value> {
 
 #[test]
 fn kill_9_under_balanced_traffic_and_a_flood_loses_nothing() {
-    xdpath::needs_root!();
+    xdpath_lab::needs_root!();
     let mut bed = LbBed::new().expect("bed");
     for role in Role::BACKENDS {
         let gue = GUE_PORT.to_string();
@@ -157,7 +157,7 @@ fn kill_9_under_balanced_traffic_and_a_flood_loses_nothing() {
     let while_down = blocklisted(&daemon) - at_kill;
     let daemon = Daemon::start("restart-lb", enter(), &[]);
     let output = client.wait_with_output().expect("client");
-    xdpath::servers::stop_nginx(&mut flood);
+    xdpath_lab::servers::stop_nginx(&mut flood);
     let text = String::from_utf8_lossy(&output.stdout);
     let counts: Vec<u64> = text
         .split_whitespace()

@@ -22,7 +22,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use xdpath::testenv::TestBed;
+use xdpath_lab::testenv::TestBed;
 
 use common::{parse_answer, xdpath_cli, Daemon};
 
@@ -142,7 +142,7 @@ fn generation(daemon: &Daemon) -> u64 {
 
 #[test]
 fn slow_tcp_clients_leave_the_unix_socket_and_the_cli_answering() {
-    xdpath::needs_root!();
+    xdpath_lab::needs_root!();
     raise_own_file_limit();
     let bed = TestBed::new().expect("bed");
     let token = token_file("slow");
@@ -288,7 +288,7 @@ fn trickle(socket: &Path, start: &[u8], trickle: Option<u8>) -> (u16, Value, Dur
 
 #[test]
 fn slow_bodies_and_silent_connections_time_out_and_nothing_idles() {
-    xdpath::needs_root!();
+    xdpath_lab::needs_root!();
     let bed = TestBed::new().expect("bed");
     let path = bed.a().path.clone();
     let daemon = Daemon::start(

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use xdpath::daemon_client::NOTE_FILE;
-use xdpath::testenv::TestBed;
+use xdpath_lab::testenv::TestBed;
 
 use common::{in_namespace, refused, Daemon, XDPATHD};
 
@@ -48,7 +48,7 @@ fn enter(bed: &TestBed) -> Box<dyn Fn(&str) -> Command> {
 
 #[test]
 fn only_a_stale_socket_at_the_socket_path_is_replaced() {
-    xdpath::needs_root!();
+    xdpath_lab::needs_root!();
     let bed = TestBed::new().expect("bed");
     let dir = fresh_dir("socket-path");
     let file = dir.join("regular");
@@ -87,7 +87,7 @@ fn only_a_stale_socket_at_the_socket_path_is_replaced() {
 
 #[test]
 fn a_socket_directory_others_can_write_or_own_is_refused() {
-    xdpath::needs_root!();
+    xdpath_lab::needs_root!();
     let bed = TestBed::new().expect("bed");
     let dir = fresh_dir("open-dir");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
@@ -113,7 +113,7 @@ fn a_socket_directory_others_can_write_or_own_is_refused() {
 
 #[test]
 fn a_second_daemon_in_the_namespace_refuses_and_names_the_first() {
-    xdpath::needs_root!();
+    xdpath_lab::needs_root!();
     let bed = TestBed::new().expect("bed");
     let first = Daemon::start("first", enter(&bed), &[]);
     let dir = fresh_dir("second");
@@ -150,7 +150,7 @@ fn a_second_daemon_in_the_namespace_refuses_and_names_the_first() {
 
 #[test]
 fn a_token_file_others_can_read_is_refused() {
-    xdpath::needs_root!();
+    xdpath_lab::needs_root!();
     let bed = TestBed::new().expect("bed");
     let dir = fresh_dir("token");
     let token = dir.join("token");

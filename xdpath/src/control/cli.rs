@@ -98,12 +98,8 @@ pub fn filter(command: &FilterCommand, json: bool) -> Result<(), ControlError> {
                 Some(socket) => {
                     // The same checks first, for the same errors.
                     args.to_spec()?;
-                    let body = serde_json::json!({
-                        "src": args.src, "dst": args.dst, "proto": args.proto,
-                        "dport": args.dport, "tcp_flags": args.tcp_flags,
-                        "action": args.action, "iface": args.iface,
-                        "monitor": args.monitor, "override": args.override_management,
-                    });
+                    let body = serde_json::to_value(args)
+                        .map_err(|error| ControlError::Usage(error.to_string()))?;
                     let answer = daemon_client::call(&socket, "POST", "/v1/rules", Some(&body))?;
                     answer["id"].as_u64().unwrap_or(0) as u32
                 }
@@ -301,13 +297,8 @@ pub fn ratelimit(command: &RateLimitCommand, json: bool) -> Result<(), ControlEr
             let id = match daemon_client::socket() {
                 Some(socket) => {
                     limit_spec(args, 1)?;
-                    let body = serde_json::json!({
-                        "pps": args.pps, "burst": args.burst, "bps": args.bps,
-                        "burst_bytes": args.burst_bytes, "per": args.per,
-                        "aggregate_v4": args.aggregate_v4, "aggregate_v6": args.aggregate_v6,
-                        "scope": args.scope, "proto": args.proto,
-                        "syn": args.syn, "monitor": args.monitor,
-                    });
+                    let body = serde_json::to_value(args)
+                        .map_err(|error| ControlError::Usage(error.to_string()))?;
                     let answer =
                         daemon_client::call(&socket, "POST", "/v1/ratelimits", Some(&body))?;
                     answer["id"].as_u64().unwrap_or(0) as u32

@@ -59,8 +59,10 @@ pub enum BlockCommand {
     List,
 }
 
-/// The arguments of `ratelimit add`.
-#[derive(Clone, Debug, Default, clap::Args)]
+/// A new rate limit: the one request type of `xdpath ratelimit add` and
+/// the API's `POST /v1/ratelimits` body (JSON, the same field names).
+#[derive(Clone, Debug, Default, clap::Args, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LimitArgs {
     /// Packets per second.
     #[arg(long)]
@@ -76,6 +78,7 @@ pub struct LimitArgs {
     pub burst_bytes: Option<String>,
     /// src or dst: whose address a bucket belongs to.
     #[arg(long, default_value = "src")]
+    #[serde(default = "per_source")]
     pub per: String,
     /// Aggregate IPv4 addresses to this prefix length (default 32).
     #[arg(long)]
@@ -91,10 +94,17 @@ pub struct LimitArgs {
     pub proto: Option<String>,
     /// Only TCP SYNs (without ACK).
     #[arg(long)]
+    #[serde(default)]
     pub syn: bool,
     /// Count without dropping.
     #[arg(long)]
+    #[serde(default)]
     pub monitor: bool,
+}
+
+/// A limit's buckets are per source address unless the request says.
+fn per_source() -> String {
+    "src".into()
 }
 
 /// `xdpath ratelimit ...`

@@ -173,12 +173,8 @@ impl KernelMaps {
             .map_or(u32::MAX, |fd| fd.as_raw_fd() as u32)
     }
 
-    pub(crate) fn update(
-        &self,
-        map: &'static str,
-        key: &[u8],
-        value: &[u8],
-    ) -> Result<(), ApplyError> {
+    /// Writes `value` at `key` of `map` (raw bytes, the map's sizes).
+    pub fn update(&self, map: &'static str, key: &[u8], value: &[u8]) -> Result<(), ApplyError> {
         let attr = ElementAttr {
             map_fd: self.fd(map),
             pad: 0,
@@ -189,7 +185,8 @@ impl KernelMaps {
         bpf(BPF_MAP_UPDATE_ELEM, &attr).map_err(|source| ApplyError::Map { map, source })
     }
 
-    pub(crate) fn delete(&self, map: &'static str, key: &[u8]) -> Result<(), ApplyError> {
+    /// Deletes `key` from `map`; a missing key is not an error.
+    pub fn delete(&self, map: &'static str, key: &[u8]) -> Result<(), ApplyError> {
         let attr = ElementAttr {
             map_fd: self.fd(map),
             pad: 0,
@@ -205,7 +202,8 @@ impl KernelMaps {
         }
     }
 
-    pub(crate) fn lookup(
+    /// Reads `key` of `map` into `value`; false when the key is absent.
+    pub fn lookup(
         &self,
         map: &'static str,
         key: &[u8],
@@ -249,7 +247,7 @@ impl KernelMaps {
 
     /// The key after `previous` (the first key when `None`), read into a
     /// buffer of the map's key size.
-    pub(crate) fn next_key(
+    pub fn next_key(
         &self,
         map: &'static str,
         previous: Option<&[u8]>,
@@ -287,7 +285,8 @@ impl KernelMaps {
         Ok(())
     }
 
-    pub(crate) fn per_cpu_sum(&self, map: &'static str, index: u32) -> Result<u64, ApplyError> {
+    /// The sum over CPUs of slot `index` of a per-CPU array of `u64`.
+    pub fn per_cpu_sum(&self, map: &'static str, index: u32) -> Result<u64, ApplyError> {
         let mut values = vec![0u8; 8 * self.cpus];
         if !self.lookup(map, &index.to_ne_bytes(), &mut values)? {
             return Ok(0);

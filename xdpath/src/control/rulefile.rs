@@ -21,9 +21,12 @@ use super::ControlError;
 use crate::input::{read_text, TextLimits};
 use crate::text::quote;
 
-/// The arguments of one rule (`filter add` and rule-file lines). Values
-/// are parsed by [`RuleArgs::to_spec`], for one-line errors.
-#[derive(Clone, Debug, Default, clap::Args)]
+/// A new rule: the one request type of `xdpath filter add`, rule-file
+/// lines and the API's `POST /v1/rules` body (JSON, the same field names;
+/// `override` for `--override`). Values are parsed by
+/// [`RuleArgs::to_spec`], for one-line errors.
+#[derive(Clone, Debug, Default, clap::Args, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RuleArgs {
     /// Source prefix (IPv4 or IPv6 CIDR).
     #[arg(long, value_name = "CIDR")]
@@ -48,9 +51,11 @@ pub struct RuleArgs {
     pub iface: Option<String>,
     /// Count what the rule would drop without dropping.
     #[arg(long)]
+    #[serde(default)]
     pub monitor: bool,
     /// Install a deny rule even if it covers management traffic.
     #[arg(long = "override")]
+    #[serde(default, rename = "override")]
     pub override_management: bool,
 }
 

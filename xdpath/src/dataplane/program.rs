@@ -406,7 +406,7 @@ impl LoadedProgram {
     }
 
     /// Loads the flood generator of the end-to-end tests with its plan
-    /// (see [`crate::flood`]).
+    /// (see `xdpath_lab::flood`).
     pub fn load_flood(plan: &xdpath_core::flood::FloodPlan) -> Result<Self, DataplaneError> {
         let mut loaded = Self::load_object(
             objects::FLOOD,

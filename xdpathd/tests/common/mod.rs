@@ -1,6 +1,6 @@
 //! What the daemon's tests share: starting xdpathd in a namespace on its
 //! own socket, and calling it with curl from that namespace. Every test
-//! here needs root and starts with `xdpath::needs_root!()`: skipped for
+//! here needs root and starts with `xdpath_lab::needs_root!()`: skipped for
 //! another user, failed where `CI` or `XDPATH_REQUIRE_ROOT=1` is set.
 
 #![allow(dead_code, reason = "each test binary uses part of it")]

@@ -1,0 +1,554 @@
+//! AF_XDP end to end, in network namespaces (needs root).
+//!
+//! Namespace A: the `xdpath-xsk` program attached in driver mode to A's
+//! veth end redirects every frame to `XSKS[rx_queue]`, where an
+//! [`XskSocket`] on queue 0 sits. Side B sends known UDP frames from a raw
+//! packet socket (Python, `AF_PACKET`): the socket must receive exactly
+//! those bytes. Then the socket sends frames, and a raw packet socket in B
+//! must capture exactly those bytes. Bad input (a missing interface, a
+//! queue the veth does not have, a queue already taken, frames of the wrong
+//! size) must give the library's structured errors.
+
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+use xdpath_core::abi;
+use xdpath_core::wire::checksum;
+
+mod common;
+
+use aya::maps::XskMap;
+use aya::programs::{Xdp, XdpMode};
+use aya::Ebpf;
+use serde_json::Value;
+use xdpath::afxdp::{XskError, XskOptions, XskSocket, XskStep};
+use xdpath::objects;
+use xdpath_lab::testenv::{Endpoint, Side, TestBed};
+
+const PYTHON: &str = "/usr/bin/python3";
+const RX_FRAMES: usize = 5;
+const TX_FRAMES: usize = 3;
+const RX_MARKER: &[u8] = b"xdpath-afxdp-rx-";
+const TX_MARKER: &[u8] = b"xdpath-afxdp-tx-";
+
+/// Sends each hex argument as one frame on the interface `argv[1]`.
+const SEND_PY: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+for frame in sys.argv[2:]:
+    s.send(bytes.fromhex(frame))
+"#;
+
+/// Captures incoming frames on `argv[1]` holding the marker `argv[2]`
+/// (hex) and prints each as hex; after `argv[3]` of them keeps listening
+/// half a second for extras. Prints "ready" once bound.
+const RECEIVE_PY: &str = r#"
+import socket, sys, time
+iface, marker, want = sys.argv[1], bytes.fromhex(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+s.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE: keep every frame
+s.bind((iface, 0))
+s.settimeout(0.05)
+print("ready", flush=True)
+got, deadline, linger = 0, time.monotonic() + 10, None
+while time.monotonic() < deadline and (linger is None or time.monotonic() < linger):
+    try:
+        data, address = s.recvfrom(65535)
+    except socket.timeout:
+        continue
+    if address[2] == socket.PACKET_OUTGOING or marker not in data:
+        continue
+    print(data.hex(), flush=True)
+    got += 1
+    if got >= want and linger is None:
+        linger = time.monotonic() + 0.5
+"#;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// An Ethernet/IPv4/UDP frame from `from` to `to`, checksums filled in.
+fn udp_frame(from: &Endpoint, to: &Endpoint, source_port: u16, payload: &[u8]) -> Vec<u8> {
+    let (source, destination): (Ipv4Addr, Ipv4Addr) = (from.ipv4, to.ipv4);
+    let udp_len = 8 + payload.len();
+    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
+    ip[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+    ip.extend_from_slice(&source.octets());
+    ip.extend_from_slice(&destination.octets());
+    let ip_sum = checksum::of(&ip);
+    ip[10..12].copy_from_slice(&ip_sum.to_be_bytes());
+
+    let mut udp = Vec::with_capacity(udp_len);
+    udp.extend_from_slice(&source_port.to_be_bytes());
+    udp.extend_from_slice(&47_000u16.to_be_bytes());
+    udp.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(payload);
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&source.octets());
+    pseudo.extend_from_slice(&destination.octets());
+    pseudo.extend_from_slice(&[0, 17]);
+    pseudo.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    pseudo.extend_from_slice(&udp);
+    let udp_sum = match checksum::of(&pseudo) {
+        0 => 0xffff,
+        sum => sum,
+    };
+    udp[6..8].copy_from_slice(&udp_sum.to_be_bytes());
+
+    let mut frame = Vec::with_capacity(14 + ip.len() + udp.len());
+    frame.extend_from_slice(&to.mac);
+    frame.extend_from_slice(&from.mac);
+    frame.extend_from_slice(&0x0800u16.to_be_bytes());
+    frame.extend_from_slice(&ip);
+    frame.extend_from_slice(&udp);
+    frame
+}
+
+fn frames(from: &Endpoint, to: &Endpoint, marker: &[u8], count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|index| {
+            let mut payload = marker.to_vec();
+            payload.extend_from_slice(format!("{index:02}-").as_bytes());
+            // Different lengths, and one frame of a full MTU.
+            let len = if index == count - 1 {
+                1472
+            } else {
+                40 + index * 37
+            };
+            payload.resize(len, b'0' + index as u8);
+            udp_frame(from, to, 40_000 + index as u16, &payload)
+        })
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+/// Kills and reaps a child on drop, so a failing test leaves nothing behind.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// In namespace A: the redirect program attached to A's veth in driver
+/// mode, and a socket on queue 0 registered in `XSKS[0]`.
+fn setup(bed: &TestBed) -> (Ebpf, XskSocket) {
+    let interface = bed.a().interface.clone();
+    bed.run_in_a(move || -> Result<(Ebpf, XskSocket), String> {
+        let mut ebpf = Ebpf::load(objects::XSK).map_err(|error| format!("load: {error}"))?;
+        let program: &mut Xdp = ebpf
+            .program_mut(abi::program::XSK)
+            .ok_or("no xdpath_xsk program")?
+            .try_into()
+            .map_err(|error| format!("not XDP: {error}"))?;
+        program
+            .load()
+            .map_err(|error| format!("verifier: {error}"))?;
+        program
+            .attach(&interface, XdpMode::Driver)
+            .map_err(|error| format!("attach to {interface}: {error}"))?;
+        let socket = XskSocket::open(&interface, 0, XskOptions::default())
+            .map_err(|error| format!("open: {error}"))?;
+        let mut sockets = XskMap::try_from(ebpf.map_mut(abi::map::XSKS).ok_or("no XSKS map")?)
+            .map_err(|error| format!("XSKS: {error}"))?;
+        socket
+            .register(&mut sockets, 0)
+            .map_err(|error| format!("register: {error}"))?;
+        Ok((ebpf, socket))
+    })
+    .expect("thread in namespace A")
+    .unwrap_or_else(|error| panic!("setting up AF_XDP in namespace A: {error}"))
+}
+
+/// XDP mode of A's veth as `ip -j link` reports it (1: driver).
+fn xdp_mode(bed: &TestBed) -> Value {
+    let output = bed
+        .exec_ok(
+            Side::A,
+            "ip",
+            ["-j", "link", "show", "dev", &bed.a().interface],
+        )
+        .expect("ip link show");
+    let links: Value = serde_json::from_slice(&output.stdout).expect("ip -j output");
+    links[0]["xdp"]["mode"].clone()
+}
+
+#[test]
+fn receives_and_sends_exact_frames() {
+    xdpath_lab::needs_root!();
+    let bed = common::bed();
+    let (a, b) = (bed.a().clone(), bed.b().clone());
+    let (ebpf, mut socket) = setup(&bed);
+    assert_eq!(xdp_mode(&bed), 1, "xdpath_xsk attached in driver mode");
+    assert_eq!(socket.queue(), 0);
+    assert_eq!(socket.interface(), a.interface);
+
+    // Nothing has arrived yet: a zero timeout returns at once.
+    let mut received = Vec::new();
+    let start = Instant::now();
+    assert_eq!(socket.recv(Duration::ZERO, &mut received).unwrap(), 0);
+    assert!(start.elapsed() < Duration::from_millis(100));
+
+    // RX: B sends known frames; the socket must get exactly them.
+    let sent = frames(&b, &a, RX_MARKER, RX_FRAMES);
+    let mut args = vec!["-c".to_string(), SEND_PY.to_string(), b.interface.clone()];
+    args.extend(sent.iter().map(|frame| hex(frame)));
+    bed.exec_ok(Side::B, PYTHON, &args).expect("send from B");
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let ours = |frames: &[Vec<u8>]| {
+        frames
+            .iter()
+            .filter(|frame| contains(frame, RX_MARKER))
+            .count()
+    };
+    while ours(&received) < RX_FRAMES && Instant::now() < deadline {
+        socket
+            .recv(Duration::from_millis(200), &mut received)
+            .expect("recv");
+    }
+    // Anything extra (a duplicate) would show up now.
+    socket
+        .recv(Duration::from_millis(300), &mut received)
+        .expect("recv");
+    let matched: Vec<Vec<u8>> = received
+        .iter()
+        .filter(|frame| contains(frame, RX_MARKER))
+        .cloned()
+        .collect();
+    let noise = received.len() - matched.len();
+    assert_eq!(
+        matched.len(),
+        RX_FRAMES,
+        "frames with the marker received by the socket ({noise} other frames)"
+    );
+    assert_eq!(
+        matched, sent,
+        "the socket received exactly the bytes B sent"
+    );
+    eprintln!(
+        "RX: {} of {} frames byte-identical, {} unrelated frames",
+        matched.len(),
+        sent.len(),
+        noise
+    );
+
+    // TX: the socket sends known frames; a packet socket in B must see
+    // exactly them.
+    let mut receiver = ChildGuard(
+        bed.command(Side::B, PYTHON)
+            .args([
+                "-c",
+                RECEIVE_PY,
+                &b.interface,
+                &hex(TX_MARKER),
+                &TX_FRAMES.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the receiver in B"),
+    );
+    let mut lines = BufReader::new(receiver.0.stdout.take().expect("piped stdout")).lines();
+    match lines.next() {
+        Some(Ok(line)) if line == "ready" => {}
+        other => panic!("the receiver in B did not start: {other:?}"),
+    }
+    let outgoing = frames(&a, &b, TX_MARKER, TX_FRAMES);
+    for frame in &outgoing {
+        socket.send(frame).expect("send");
+    }
+    assert_eq!(
+        socket.flush(Duration::from_secs(2)).expect("flush"),
+        0,
+        "every frame completed"
+    );
+    let captured: Vec<String> = lines.map(|line| line.expect("receiver output")).collect();
+    let status = receiver.0.wait().expect("receiver exit");
+    assert!(status.success(), "receiver in B: {status}");
+    let expected: Vec<String> = outgoing.iter().map(|frame| hex(frame)).collect();
+    assert_eq!(
+        captured, expected,
+        "B captured exactly the frames the socket sent"
+    );
+    eprintln!(
+        "TX: {} of {} frames byte-identical at B",
+        captured.len(),
+        outgoing.len()
+    );
+
+    let stats = socket.stats().expect("stats");
+    eprintln!("{stats:?}");
+    assert_eq!(stats.received, received.len() as u64);
+    assert_eq!(stats.fill_refills, stats.received);
+    assert_eq!(stats.tx_queued, TX_FRAMES as u64);
+    assert_eq!(stats.sent, TX_FRAMES as u64);
+    assert_eq!(stats.rx_dropped, 0);
+    assert_eq!(stats.invalid_descs, 0);
+    assert_eq!(stats.rx_invalid_descs, 0);
+    assert_eq!(stats.tx_invalid_descs, 0);
+
+    drop(socket);
+    drop(ebpf);
+    assert_eq!(
+        xdp_mode(&bed),
+        Value::Null,
+        "detached when the program is dropped"
+    );
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    xdpath_lab::needs_root!();
+    let bed = common::bed();
+    let interface = bed.a().interface.clone();
+    let outcome = bed
+        .run_in_a(move || {
+            let missing = XskSocket::open("xdpt-nosuch0", 0, XskOptions::default());
+            let queue_7 = XskSocket::open(&interface, 7, XskOptions::default());
+            let first = XskSocket::open(&interface, 0, XskOptions::default());
+            let second = XskSocket::open(&interface, 0, XskOptions::default());
+            let bad_options = XskSocket::open(
+                &interface,
+                0,
+                XskOptions {
+                    frame_size: 3000,
+                    ..XskOptions::default()
+                },
+            );
+            (interface, missing, queue_7, first, second, bad_options)
+        })
+        .expect("thread in namespace A");
+    let (interface, missing, queue_7, first, second, bad_options) = outcome;
+
+    match missing {
+        Err(error @ XskError::InterfaceNotFound { .. }) => {
+            assert_eq!(
+                error.to_string(),
+                "interface \"xdpt-nosuch0\" not found in this network namespace"
+            );
+        }
+        other => panic!("missing interface: {other:?}"),
+    }
+    match queue_7 {
+        Err(
+            ref error @ XskError::QueueNotFound {
+                ref interface,
+                queue,
+                available,
+            },
+        ) => {
+            assert_eq!(
+                (interface.as_str(), queue, available),
+                (bed.a().interface.as_str(), 7, 1)
+            );
+            assert_eq!(
+                error.to_string(),
+                format!("queue 7 does not exist on {} (it has 1)", bed.a().interface)
+            );
+        }
+        other => panic!("queue 7: {other:?}"),
+    }
+    let mut first = first.expect("a socket on queue 0");
+    match second {
+        Err(XskError::Bind {
+            queue: 0, source, ..
+        }) => {
+            assert_eq!(source.raw_os_error(), Some(libc::EBUSY), "{source}");
+        }
+        other => panic!("second socket on queue 0: {other:?}"),
+    }
+    match bad_options {
+        Err(XskError::InvalidOptions {
+            option: "frame_size",
+            value: 3000,
+            ..
+        }) => {}
+        other => panic!("frame size 3000: {other:?}"),
+    }
+    assert_eq!(first.interface(), interface);
+
+    // Frames of the wrong size are refused before they reach the kernel.
+    match first.send(&[0; 13]) {
+        Err(XskError::FrameTooShort { len: 13, min: 14 }) => {}
+        other => panic!("13-byte frame: {other:?}"),
+    }
+    match first.send(&vec![0; 2049]) {
+        Err(XskError::FrameTooLarge {
+            len: 2049,
+            max: 2048,
+        }) => {}
+        other => panic!("2049-byte frame: {other:?}"),
+    }
+    // No program redirects to it: nothing arrives.
+    let mut frames = Vec::new();
+    assert_eq!(
+        first
+            .recv(Duration::from_millis(50), &mut frames)
+            .expect("recv"),
+        0
+    );
+    let stats = first.stats().expect("stats");
+    assert_eq!((stats.received, stats.sent, stats.tx_queued), (0, 0, 0));
+    // The steps have readable names.
+    assert_eq!(
+        XskStep::RegisterUmem.to_string(),
+        "setsockopt(XDP_UMEM_REG)"
+    );
+}
+
+/// Small rings (64 entries, 128 frames) wrapped several times both ways:
+/// every receive buffer is recycled through the fill ring about eight
+/// times and every transmit buffer through the completion ring as often,
+/// and no frame is lost, duplicated or reordered.
+#[test]
+fn small_rings_wrap_without_loss() {
+    xdpath_lab::needs_root!();
+    const BATCHES: usize = 10;
+    const BATCH: usize = 50;
+    const TOTAL: usize = BATCHES * BATCH;
+    let bed = common::bed();
+    let (a, b) = (bed.a().clone(), bed.b().clone());
+    let interface = a.interface.clone();
+    let options = XskOptions {
+        frames: 128,
+        frame_size: 2048,
+        ring_size: 64,
+        copy_mode: true,
+    };
+    let (ebpf, mut socket) = bed
+        .run_in_a(move || -> Result<(Ebpf, XskSocket), String> {
+            let mut ebpf = Ebpf::load(objects::XSK).map_err(|error| error.to_string())?;
+            let program: &mut Xdp = ebpf
+                .program_mut(abi::program::XSK)
+                .ok_or("no program")?
+                .try_into()
+                .map_err(|error| format!("{error}"))?;
+            program.load().map_err(|error| error.to_string())?;
+            program
+                .attach(&interface, XdpMode::Driver)
+                .map_err(|error| error.to_string())?;
+            let socket = XskSocket::open(&interface, 0, options).map_err(|e| e.to_string())?;
+            let mut sockets = XskMap::try_from(ebpf.map_mut(abi::map::XSKS).ok_or("no XSKS map")?)
+                .map_err(|error| error.to_string())?;
+            socket
+                .register(&mut sockets, 0)
+                .map_err(|error| error.to_string())?;
+            Ok((ebpf, socket))
+        })
+        .expect("thread in namespace A")
+        .unwrap_or_else(|error| panic!("setting up AF_XDP in namespace A: {error}"));
+
+    // RX: batches below the 64 fill entries, drained between batches.
+    let numbered = |from: &Endpoint, to: &Endpoint, marker: &[u8], index: usize| {
+        let mut payload = marker.to_vec();
+        payload.extend_from_slice(format!("{index:04}").as_bytes());
+        payload.resize(18 + index % 300, b'x');
+        udp_frame(from, to, 40_000 + (index % 1000) as u16, &payload)
+    };
+    let sent: Vec<Vec<u8>> = (0..TOTAL)
+        .map(|index| numbered(&b, &a, RX_MARKER, index))
+        .collect();
+    let mut received = Vec::new();
+    for batch in sent.chunks(BATCH) {
+        let mut args = vec!["-c".to_string(), SEND_PY.to_string(), b.interface.clone()];
+        args.extend(batch.iter().map(|frame| hex(frame)));
+        bed.exec_ok(Side::B, PYTHON, &args).expect("send from B");
+        let want = received.len() + batch.len();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while received.len() < want && Instant::now() < deadline {
+            socket
+                .recv(Duration::from_millis(200), &mut received)
+                .expect("recv");
+        }
+    }
+    socket
+        .recv(Duration::from_millis(200), &mut received)
+        .expect("recv");
+    received.retain(|frame| contains(frame, RX_MARKER));
+    assert_eq!(received.len(), TOTAL, "every frame received once");
+    assert!(received == sent, "received in order, byte-identical");
+
+    // TX: more frames than the 64 TX buffers, so buffers come back through
+    // the completion ring many times.
+    let mut receiver = ChildGuard(
+        bed.command(Side::B, PYTHON)
+            .args([
+                "-c",
+                RECEIVE_PY,
+                &b.interface,
+                &hex(TX_MARKER),
+                &TOTAL.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the receiver in B"),
+    );
+    let mut lines = BufReader::new(receiver.0.stdout.take().expect("piped stdout")).lines();
+    match lines.next() {
+        Some(Ok(line)) if line == "ready" => {}
+        other => panic!("the receiver in B did not start: {other:?}"),
+    }
+    let outgoing: Vec<Vec<u8>> = (0..TOTAL)
+        .map(|index| numbered(&a, &b, TX_MARKER, index))
+        .collect();
+    let mut busy = 0;
+    for frame in &outgoing {
+        loop {
+            match socket.send(frame) {
+                Ok(()) => break,
+                Err(XskError::TxBusy { .. }) => {
+                    busy += 1;
+                    assert!(busy < 10_000, "TX stays busy");
+                    socket.flush(Duration::from_millis(10)).expect("flush");
+                }
+                Err(error) => panic!("send: {error}"),
+            }
+        }
+    }
+    assert_eq!(socket.flush(Duration::from_secs(2)).expect("flush"), 0);
+    let captured: Vec<String> = lines.map(|line| line.expect("receiver output")).collect();
+    let status = receiver.0.wait().expect("receiver exit");
+    assert!(status.success(), "receiver in B: {status}");
+    let expected: Vec<String> = outgoing.iter().map(|frame| hex(frame)).collect();
+    if captured.len() != TOTAL {
+        let links = bed.exec(
+            Side::B,
+            "ip",
+            ["-s", "-s", "link", "show", "dev", &b.interface],
+        );
+        eprintln!(
+            "{:?}",
+            links.map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        );
+    }
+    assert_eq!(captured.len(), TOTAL, "B captured every frame once");
+    assert!(
+        captured == expected,
+        "B captured them in order, byte-identical"
+    );
+
+    let stats = socket.stats().expect("stats");
+    eprintln!("small rings: {stats:?}, TX busy {busy} times");
+    assert_eq!(stats.sent, TOTAL as u64);
+    assert_eq!(stats.tx_queued, TOTAL as u64);
+    assert!(stats.received >= TOTAL as u64);
+    assert_eq!(stats.fill_refills, stats.received);
+    assert_eq!(stats.rx_dropped, 0);
+    drop(socket);
+    drop(ebpf);
+}

@@ -1,0 +1,94 @@
+//! Helpers shared by the end-to-end tests: the test bed, the CLI run inside
+//! a namespace, and real servers (nginx) started in one. A test that needs
+//! root starts with `xdpath_lab::needs_root!()` (`xdpath_lab::testenv`): skipped
+//! for another user, failed where `CI` or `XDPATH_REQUIRE_ROOT=1` is set.
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own subset of these helpers"
+)]
+
+pub mod cli;
+pub mod tshark;
+
+use std::process::{Child, Output};
+
+use serde_json::Value;
+#[allow(unused_imports, reason = "not every test binary fetches")]
+pub use xdpath_lab::servers::{self, fetch, fetch_many, Nginx};
+use xdpath_lab::testenv::{Side, TestBed};
+
+/// The CLI under test.
+pub const XDPATH: &str = env!("CARGO_BIN_EXE_xdpath");
+
+/// Fails the test unless it runs as root: a backstop for helpers that need
+/// it. A test that needs root starts with `xdpath_lab::needs_root!()`, which
+/// skips it (or fails it in CI) before it gets here.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test needs root: start it with xdpath_lab::needs_root!()"
+    );
+}
+
+/// A fresh test bed; the test needs root (`xdpath_lab::needs_root!()`).
+pub fn bed() -> TestBed {
+    require_root();
+    TestBed::new().expect("build the test bed")
+}
+
+/// Runs `xdpath ARGS` inside a side's namespace.
+pub fn xdpath_in(bed: &TestBed, side: Side, args: &[&str]) -> Output {
+    bed.exec(side, XDPATH, args)
+        .expect("run xdpath under nsenter")
+}
+
+/// Runs `xdpath ARGS` inside namespace A.
+pub fn xdpath(bed: &TestBed, args: &[&str]) -> Output {
+    xdpath_in(bed, Side::A, args)
+}
+
+/// Runs `xdpath ARGS` inside namespace A; it must succeed and write nothing
+/// to stderr. Returns stdout.
+pub fn xdpath_ok(bed: &TestBed, args: &[&str]) -> String {
+    let output = xdpath(bed, args);
+    assert!(
+        output.status.success(),
+        "xdpath {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "xdpath {args:?} wrote to stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+/// Parses JSON or fails the test with the text.
+pub fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"))
+}
+
+/// Sets a sysctl inside a side's namespace.
+pub fn sysctl(bed: &TestBed, side: Side, setting: &str) {
+    bed.exec_ok(side, "sysctl", ["-q", "-w", setting])
+        .expect("sysctl");
+}
+
+/// nginx on side A (see `xdpath_lab::servers`); the test fails if it cannot start.
+pub fn nginx(bed: &TestBed, backlog: u32) -> Nginx {
+    Nginx::start(bed, backlog).expect("start nginx in namespace A")
+}
+
+/// hping3 in namespace B for `seconds`.
+pub fn hping3(bed: &TestBed, seconds: u32, args: &[&str]) -> Child {
+    servers::hping3(bed, seconds, args).expect("start hping3")
+}
+
+/// The `(verdict, reason)` packet count from `xdpath stats --json` in A.
+pub fn counted(stats: &Value, action: &str, reason: &str) -> u64 {
+    xdpath::stats::packets_in_json(stats, action, Some(reason))
+}

@@ -1,0 +1,796 @@
+//! The user-space runtime (`xdpath run --userspace`) on live traffic, in
+//! namespaces:
+//!
+//! 1. Parity: the same state (filter rules, a blocklisted source, a VIP
+//!    with IPIP to a backend) and the same frames (the traffic mix with its
+//!    malformed frames, rule hits, balanced SYNs), once through the kernel
+//!    program and once through the runtime. The counters must be equal, the
+//!    frames handed to the stack byte for byte the same (captured on the
+//!    interface, and on the TAP device), and the encapsulated frames sent
+//!    back out the same.
+//! 2. A user's view: ping (IPv4, IPv6) and HTTP (curl to a server in A)
+//!    work through the runtime's exception path; a rule added while it runs
+//!    takes effect within seconds and goes away again; `xdpath stats`
+//!    shows its counters.
+//! 3. Bad input: no `--userspace`, no such interface, a queue that does not
+//!    exist, the kernel program already attached: clear errors.
+//!
+//! Needs root.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use xdpath_lab::testenv::router::{Node, RouterBed};
+use xdpath_lab::testenv::{has_xdp_program, nsenter, Side, TestBed};
+
+mod common;
+use common::{bed, xdpath_in, XDPATH};
+use xdpath::userspace::tap_name;
+use xdpath_core::build::{FrameSpec, Network, Transport};
+use xdpath_lab::traffic::{self, Mix};
+
+const VIP: [u8; 4] = [203, 0, 113, 10];
+const BLOCKED: [u8; 4] = [192, 0, 2, 77];
+
+/// Runs xdpath in a side's namespace and returns its stdout; panics with
+/// its stderr on failure.
+fn xdpath(bed: &TestBed, side: Side, args: &[&str]) -> String {
+    let output = xdpath_in(bed, side, args);
+    assert!(
+        output.status.success(),
+        "xdpath {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs xdpath expecting failure; its stderr.
+fn xdpath_fails(bed: &TestBed, side: Side, args: &[&str]) -> String {
+    let output = xdpath_in(bed, side, args);
+    assert!(!output.status.success(), "xdpath {args:?} should fail");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Frames an interface receives (not those it sends) for `window`,
+/// captured by a packet socket in the namespace at `path`. The capture is
+/// listening when this returns.
+fn capture(path: &Path, interface: &str, window: Duration) -> JoinHandle<Vec<Vec<u8>>> {
+    let path = path.to_path_buf();
+    let interface = interface.to_string();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        xdpath::netns::enter(&path).expect("enter the namespace");
+        let ifindex = xdpath::control::interface_index(&interface).expect("the interface");
+        // SAFETY: plain socket(2); owned below.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                (libc::ETH_P_ALL as u16).to_be() as i32,
+            )
+        };
+        assert!(fd >= 0, "packet socket");
+        // SAFETY: a fresh descriptor.
+        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: zeroed sockaddr_ll is valid; bind to the interface.
+        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        address.sll_family = libc::AF_PACKET as u16;
+        address.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        address.sll_ifindex = ifindex as i32;
+        let bound = unsafe {
+            libc::bind(
+                socket.as_raw_fd(),
+                (&address as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert_eq!(bound, 0, "bind the packet socket");
+        let timeout = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 100_000,
+        };
+        // SAFETY: a valid timeval option.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                size_of::<libc::timeval>() as u32,
+            )
+        };
+        ready_tx.send(()).expect("ready");
+        let mut frames = Vec::new();
+        let end = Instant::now() + window;
+        let mut buffer = vec![0u8; 65_536];
+        while Instant::now() < end {
+            // SAFETY: zeroed sockaddr_ll to receive into.
+            let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            let mut from_len = size_of::<libc::sockaddr_ll>() as u32;
+            // SAFETY: buffer and address valid for their lengths.
+            let len = unsafe {
+                libc::recvfrom(
+                    socket.as_raw_fd(),
+                    buffer.as_mut_ptr().cast(),
+                    buffer.len(),
+                    0,
+                    (&mut from as *mut libc::sockaddr_ll).cast(),
+                    &mut from_len,
+                )
+            };
+            if len > 0 && from.sll_pkttype != libc::PACKET_OUTGOING {
+                frames.push(buffer[..len as usize].to_vec());
+            }
+        }
+        frames
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the capture is listening");
+    handle
+}
+
+/// The frames of one run: the mix, frames the state acts on, and SYNs to
+/// the VIP from several ports.
+fn traffic(bed: &TestBed) -> Vec<Vec<u8>> {
+    let (a, b) = (bed.a(), bed.b());
+    let spec = |network, transport| {
+        FrameSpec::new(network, transport)
+            .with_macs(b.mac, a.mac)
+            .build()
+    };
+    let v4 = Network::V4(b.ipv4.octets(), a.ipv4.octets());
+    let mut frames: Vec<Vec<u8>> = Mix::for_bed(bed)
+        .frames
+        .into_iter()
+        .map(|frame| frame.bytes)
+        .collect();
+    frames.push(spec(v4, Transport::udp(40_100, 9999)));
+    frames.push(spec(v4, Transport::udp(40_101, 7777)));
+    frames.push(spec(
+        Network::V4(BLOCKED, a.ipv4.octets()),
+        Transport::udp(40_102, 7777),
+    ));
+    for port in 41_000..41_008 {
+        frames.push(spec(
+            Network::V4(b.ipv4.octets(), VIP),
+            Transport::tcp(port, 80, 0x02),
+        ));
+    }
+    frames
+}
+
+/// IPIP frames (IPv4 protocol 4) among `frames`.
+fn encapsulated(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut found: Vec<Vec<u8>> = frames
+        .iter()
+        .filter(|frame| frame.len() > 34 && frame[12..14] == [0x08, 0x00] && frame[23] == 4)
+        .cloned()
+        .collect();
+    found.sort();
+    found
+}
+
+/// The same state in A for both runs: two deny rules, a blocklisted
+/// source, a VIP with B as its only backend (IPIP).
+fn configure(bed: &TestBed) {
+    let b = bed.b();
+    // The balancer's next hop comes from the FIB, which answers only
+    // where the kernel forwards.
+    bed.exec_ok(
+        Side::A,
+        "sysctl",
+        ["-q", "-w", "net.ipv4.conf.all.forwarding=1"],
+    )
+    .expect("forwarding in A");
+    xdpath(
+        bed,
+        Side::A,
+        &[
+            "filter",
+            "add",
+            "--dst",
+            "0.0.0.0/0",
+            "--proto",
+            "udp",
+            "--dport",
+            "9999",
+            "--action",
+            "drop",
+        ],
+    );
+    let source6 = format!("{}/128", b.ipv6);
+    xdpath(
+        bed,
+        Side::A,
+        &[
+            "filter", "add", "--src", &source6, "--proto", "tcp", "--action", "drop",
+        ],
+    );
+    let blocked = format!(
+        "{}.{}.{}.{}/32",
+        BLOCKED[0], BLOCKED[1], BLOCKED[2], BLOCKED[3]
+    );
+    xdpath(bed, Side::A, &["block", "add", &blocked]);
+    xdpath(
+        bed,
+        Side::A,
+        &[
+            "lb",
+            "config",
+            "--source-v4",
+            "172.16.0.0/16",
+            "--source-v6",
+            "fd00:172::/64",
+        ],
+    );
+    let vip = format!("{}.{}.{}.{}:80/tcp", VIP[0], VIP[1], VIP[2], VIP[3]);
+    xdpath(bed, Side::A, &["lb", "vip", "add", &vip]);
+    xdpath(
+        bed,
+        Side::A,
+        &["lb", "backend", "add", &vip, &b.ipv4.to_string()],
+    );
+}
+
+/// The (verdict, reason) → packets, bytes of `xdpath stats IF --json`.
+fn counters(bed: &TestBed) -> BTreeMap<(String, String), (u64, u64)> {
+    let interface = bed.a().interface.clone();
+    let text = xdpath(bed, Side::A, &["--json", "stats", &interface]);
+    let value: serde_json::Value = serde_json::from_str(&text).expect("stats JSON");
+    let rows = value[0]["counters"]
+        .as_array()
+        .expect("counter rows")
+        .clone();
+    rows.iter()
+        .map(|row| {
+            (
+                (
+                    row["action"].as_str().unwrap_or("").to_string(),
+                    row["reason"].as_str().unwrap_or("").to_string(),
+                ),
+                (
+                    row["packets"].as_u64().unwrap_or(0),
+                    row["bytes"].as_u64().unwrap_or(0),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The user-space runtime on A's interface, stopped (SIGTERM) on drop.
+struct Runtime {
+    child: Child,
+}
+
+impl Runtime {
+    fn start(bed: &TestBed, extra: &[&str]) -> Self {
+        Self::start_in(&bed.a().path, &bed.a().interface, extra)
+    }
+
+    /// On `interface` in the namespace at `path`.
+    fn start_in(path: &Path, interface: &str, extra: &[&str]) -> Self {
+        let child = nsenter(path, XDPATH)
+            .args(["--json", "run", "--userspace", interface])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start xdpath run");
+        let runtime = Self { child };
+        // Up once its redirect program is attached (the last step).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !has_xdp_program(path, interface) {
+            assert!(
+                Instant::now() < deadline,
+                "the runtime never attached its program"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        runtime
+    }
+
+    /// Stops it and returns its JSON report.
+    fn stop(mut self) -> serde_json::Value {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let output =
+            std::mem::replace(&mut self.child, Command::new("true").spawn().expect("true"))
+                .wait_with_output()
+                .expect("wait for xdpath run");
+        assert!(
+            output.status.success(),
+            "xdpath run: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("the runtime's JSON report")
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child (harmless if it has ended).
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// One pass of the traffic: what reached A's stack (on `stack_interface`)
+/// and what came back to B.
+fn send_and_capture(bed: &TestBed, stack_interface: &str) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let window = Duration::from_millis(1500);
+    let at_stack = capture(&bed.a().path, stack_interface, window);
+    let b_interface = bed.b().interface.clone();
+    let at_b = capture(&bed.b().path, &b_interface, window);
+    let frames = traffic(bed);
+    bed.run_in_b(move || traffic::send(&b_interface, &frames))
+        .expect("run in B")
+        .expect("send the traffic");
+    let mut stack = at_stack.join().expect("capture at A");
+    stack.sort();
+    (stack, at_b.join().expect("capture at B"))
+}
+
+#[test]
+fn kernel_and_userspace_agree_on_live_traffic() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    configure(&bed);
+    // B needs an XDP program of its own for A's XDP_TX frames to reach it.
+    let b_interface = bed.b().interface.clone();
+    xdpath(&bed, Side::B, &["attach", &b_interface, "--mode", "native"]);
+
+    xdpath(
+        &bed,
+        Side::A,
+        &[
+            "attach",
+            &interface,
+            "--mode",
+            "native",
+            "--malformed",
+            "drop",
+        ],
+    );
+    let (kernel_stack, kernel_b) = send_and_capture(&bed, &interface);
+    let kernel_counters = counters(&bed);
+    xdpath(&bed, Side::A, &["detach", &interface]);
+
+    let runtime = Runtime::start(&bed, &["--malformed", "drop"]);
+    let (user_stack, user_b) = send_and_capture(&bed, &tap_name(&interface));
+    let report = runtime.stop();
+    let user_counters = counters(&bed);
+
+    // The run did what the state says, so the comparison means something.
+    let get = |action: &str, reason: &str| {
+        kernel_counters
+            .get(&(action.to_string(), reason.to_string()))
+            .map_or(0, |counter| counter.0)
+    };
+    // UDP to 9999, and the mix's well-formed IPv6 TCP from B.
+    assert!(
+        get("drop", "rule-deny") >= 2,
+        "rule drops: {kernel_counters:?}"
+    );
+    assert_eq!(get("drop", "blocklisted"), 1, "{kernel_counters:?}");
+    assert_eq!(get("tx", "lb-forwarded"), 8, "{kernel_counters:?}");
+    assert!(!kernel_stack.is_empty(), "frames reached the stack");
+
+    assert_eq!(kernel_counters, user_counters, "the same counters");
+    assert_eq!(
+        report["tallies"]["to_stack"].as_u64(),
+        Some(user_stack.len() as u64),
+        "every passed frame went to the TAP device: {report}"
+    );
+    assert_eq!(
+        kernel_stack, user_stack,
+        "the same frames reached the stack"
+    );
+    let (kernel_tx, user_tx) = (encapsulated(&kernel_b), encapsulated(&user_b));
+    assert_eq!(kernel_tx.len(), 8, "every VIP SYN came back encapsulated");
+    assert_eq!(kernel_tx, user_tx, "the same encapsulated frames");
+}
+
+/// `ping -c 1` from B to `address`; whether a reply came.
+fn ping(bed: &TestBed, address: &str) -> bool {
+    bed.exec(Side::B, "ping", ["-c", "1", "-W", "1", address])
+        .is_ok_and(|output| output.status.success())
+}
+
+/// Polls `check` for up to `limit`; whether it became true.
+fn within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An HTTP server (python3 -m http.server) in A, stopped on drop.
+struct HttpServer(Child);
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn ping_and_http_work_through_the_runtime_and_rules_follow_changes() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    let (a4, a6) = (bed.a().ipv4.to_string(), bed.a().ipv6.to_string());
+    let server = bed
+        .command(Side::A, "python3")
+        .args(["-m", "http.server", "8000", "--bind", "::"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(HttpServer)
+        .expect("start the HTTP server");
+    // veth hands TCP over with its checksum left to offload; the frames
+    // reach user space as they are, and the stack behind the TAP device
+    // would refuse them. B computes its checksums itself, as a NIC's
+    // frames arrive.
+    let b_interface = bed.b().interface.clone();
+    bed.exec_ok(Side::B, "ethtool", ["-K", &b_interface, "tx", "off"])
+        .expect("checksums in software in B");
+    let runtime = Runtime::start(&bed, &[]);
+
+    assert!(ping(&bed, &a4), "IPv4 ping through the runtime");
+    assert!(ping(&bed, &a6), "IPv6 ping through the runtime");
+    let url = format!("http://{a4}:8000/Cargo.toml");
+    let fetched = within(Duration::from_secs(5), || {
+        bed.exec(Side::B, "curl", ["-sf", "-m", "2", &url])
+            .is_ok_and(|output| output.status.success() && output.stdout.starts_with(b"[package]"))
+    });
+    assert!(fetched, "curl {url} through the runtime");
+
+    // A rule added while it runs is taken within a couple of seconds...
+    let id = xdpath(
+        &bed,
+        Side::A,
+        &[
+            "filter",
+            "add",
+            "--dst",
+            "0.0.0.0/0",
+            "--proto",
+            "icmp",
+            "--action",
+            "drop",
+        ],
+    );
+    let id = id.trim().to_string();
+    assert!(
+        within(Duration::from_secs(5), || !ping(&bed, &a4)),
+        "the ICMP rule takes effect"
+    );
+    assert!(ping(&bed, &a6), "IPv6 is not covered by the IPv4 rule");
+    // ... and goes away the same way.
+    xdpath(&bed, Side::A, &["filter", "del", &id]);
+    assert!(
+        within(Duration::from_secs(5), || ping(&bed, &a4)),
+        "pings come back once the rule is gone"
+    );
+
+    // What the stack sends out of the TAP device leaves by the interface:
+    // a route through the TAP device makes A's kernel ask for a neighbour
+    // there, and B sees the ARP request on the wire.
+    let tap = tap_name(&bed.a().interface);
+    bed.exec_ok(
+        Side::A,
+        "ip",
+        ["route", "add", "198.51.100.0/24", "dev", &tap],
+    )
+    .expect("a route through the TAP device");
+    let b_interface = bed.b().interface.clone();
+    let at_b = capture(&bed.b().path, &b_interface, Duration::from_millis(1500));
+    let _ = bed.exec(Side::A, "ping", ["-c", "1", "-W", "1", "198.51.100.9"]);
+    let asked = at_b.join().expect("capture at B").iter().any(|frame| {
+        frame.get(12..14) == Some(&[0x08, 0x06]) && frame.get(38..42) == Some(&[198, 51, 100, 9])
+    });
+    assert!(asked, "A's ARP request through the TAP device reached B");
+
+    // `xdpath stats` shows the runtime's counters while it runs.
+    let interface = bed.a().interface.clone();
+    let live = counters(&bed);
+    let drops = live
+        .get(&("drop".to_string(), "rule-deny".to_string()))
+        .map_or(0, |counter| counter.0);
+    assert!(drops >= 1, "the rule's drops are counted: {live:?}");
+    let report = runtime.stop();
+    assert_eq!(report["interface"], interface.as_str());
+    assert!(report["tallies"]["reloads"].as_u64() >= Some(2), "{report}");
+    assert!(report["tallies"]["to_stack"].as_u64() > Some(5), "{report}");
+    assert!(
+        report["tallies"]["from_stack"].as_u64() >= Some(1),
+        "what the stack sent out of the TAP device was counted: {report}"
+    );
+    drop(server);
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    let error = xdpath_fails(&bed, Side::A, &["run", &interface]);
+    assert!(error.contains("needs --userspace"), "{error}");
+    let error = xdpath_fails(&bed, Side::A, &["run", "--userspace", "nosuch0"]);
+    assert!(error.contains("no interface nosuch0"), "{error}");
+    let error = xdpath_fails(
+        &bed,
+        Side::A,
+        &["run", "--userspace", &interface, "--queues", "4"],
+    );
+    assert!(
+        error.contains("queue 1") || error.contains("queue"),
+        "{error}"
+    );
+    let error = xdpath_fails(
+        &bed,
+        Side::A,
+        &["run", "--userspace", &interface, "--duration", "0"],
+    );
+    assert!(error.contains("--duration"), "{error}");
+    // Nothing was left behind by the failed starts: no TAP device, and
+    // the stack still has the interface.
+    let links = bed
+        .exec_ok(Side::A, "ip", ["-o", "link", "show"])
+        .expect("ip link");
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains("xtap-"),
+        "no TAP device left"
+    );
+    assert!(ping(&bed, &bed.a().ipv4.to_string()), "A still answers");
+
+    xdpath(&bed, Side::A, &["attach", &interface]);
+    let error = xdpath_fails(
+        &bed,
+        Side::A,
+        &["run", "--userspace", &interface, "--duration", "1"],
+    );
+    assert!(error.contains("kernel program is attached"), "{error}");
+}
+
+/// Runs xdpath in the namespace at `path` (a router bed's); it must
+/// succeed.
+fn xdpath_at(path: &Path, args: &[&str]) {
+    let output = nsenter(path, XDPATH)
+        .args(args)
+        .output()
+        .expect("run xdpath");
+    assert!(
+        output.status.success(),
+        "xdpath {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Sends `frames` from h1 through the router; what h2 received meanwhile.
+fn through_router(bed: &RouterBed, frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let at_h2 = capture(
+        &bed.path(Node::H2),
+        &bed.h2.interface,
+        Duration::from_millis(1200),
+    );
+    let h1 = bed.h1.interface.clone();
+    xdpath::netns::run_in(&bed.path(Node::H1), move || traffic::send(&h1, &frames))
+        .expect("run in h1")
+        .expect("send from h1");
+    at_h2.join().expect("capture at h2")
+}
+
+#[test]
+fn redirects_leave_by_the_egress_interface_as_in_the_kernel() {
+    xdpath_lab::needs_root!();
+    let bed = RouterBed::new().expect("router bed");
+    let router = bed.path(Node::Router);
+    let h2 = bed.path(Node::H2);
+    let in_router = |args: &[&str]| xdpath_at(&router, args);
+    // A VIP on the router whose one backend, h2, lies behind its second
+    // port: the balancer's next hop is a redirect out of r2.
+    in_router(&[
+        "lb",
+        "config",
+        "--source-v4",
+        "172.16.0.0/16",
+        "--source-v6",
+        "fd00:172::/64",
+    ]);
+    let vip = format!("{}.{}.{}.{}:80/tcp", VIP[0], VIP[1], VIP[2], VIP[3]);
+    in_router(&["lb", "vip", "add", &vip]);
+    in_router(&["lb", "backend", "add", &vip, &bed.h2.ipv4.to_string()]);
+    // h2 needs an XDP program for the kernel's redirected frames to
+    // arrive (veth); it passes everything.
+    xdpath_at(&h2, &["attach", &bed.h2.interface, "--mode", "native"]);
+    let syns: Vec<Vec<u8>> = (42_000..42_006)
+        .map(|port| {
+            FrameSpec::new(
+                Network::V4(bed.h1.ipv4.octets(), VIP),
+                Transport::tcp(port, 80, 0x02),
+            )
+            .with_macs(bed.h1.mac, bed.r1.mac)
+            .build()
+        })
+        .collect();
+    let send = |syns: Vec<Vec<u8>>| encapsulated(&through_router(&bed, syns));
+
+    in_router(&["attach", &bed.r1.interface, "--mode", "native"]);
+    let kernel = send(syns.clone());
+    in_router(&["detach", &bed.r1.interface]);
+
+    let runtime = Runtime::start_in(&router, &bed.r1.interface, &["--exception", "drop"]);
+    let user = send(syns);
+    let report = runtime.stop();
+
+    assert_eq!(kernel.len(), 6, "every SYN reached h2 encapsulated");
+    assert_eq!(kernel, user, "the same frames out of r2");
+    assert_eq!(report["tallies"]["redirected"], 6, "{report}");
+}
+
+#[test]
+fn neighbours_resolve_on_the_interface_while_the_runtime_runs() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    let runtime = Runtime::start(&bed, &[]);
+    // Forget the bed's static neighbours on both sides: from here on ARP
+    // and neighbour discovery must work, both ways.
+    for side in [Side::A, Side::B] {
+        let interface = bed.side(side).interface.clone();
+        bed.exec_ok(
+            side,
+            "ip",
+            ["neigh", "flush", "dev", &interface, "nud", "all"],
+        )
+        .expect("flush neighbours");
+    }
+    let (a4, a6) = (bed.a().ipv4.to_string(), bed.a().ipv6.to_string());
+    let (b4, b6) = (bed.b().ipv4.to_string(), bed.b().ipv6.to_string());
+    assert!(
+        within(Duration::from_secs(5), || ping(&bed, &a4)),
+        "B resolves A over ARP and pings it"
+    );
+    assert!(
+        within(Duration::from_secs(5), || ping(&bed, &a6)),
+        "B resolves A over neighbour discovery and pings it"
+    );
+    // A's kernel resolves B on its own interface: the answers reach it
+    // there, not through the TAP device.
+    bed.exec_ok(
+        Side::A,
+        "ip",
+        ["neigh", "flush", "dev", &bed.a().interface, "nud", "all"],
+    )
+    .expect("flush A's neighbours");
+    for address in [&b4, &b6] {
+        let answered = within(Duration::from_secs(5), || {
+            bed.exec(Side::A, "ping", ["-c", "1", "-W", "1", address.as_str()])
+                .is_ok_and(|output| output.status.success())
+        });
+        assert!(answered, "A pings {address}");
+    }
+    let neighbours = bed
+        .exec_ok(Side::A, "ip", ["neigh", "show", "dev", &bed.a().interface])
+        .expect("A's neighbours");
+    let table = String::from_utf8_lossy(&neighbours.stdout).into_owned();
+    assert!(
+        table.contains(&b4) && table.contains(&b6) && table.contains("lladdr"),
+        "A learned B on its interface: {table}"
+    );
+    let report = runtime.stop();
+    assert!(
+        report["tallies"]["to_stack"].as_u64() >= Some(4),
+        "{report}"
+    );
+}
+
+/// UDP frames to port 7000 among `frames`, IPv4 or IPv6, sorted.
+fn udp_7000(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut found: Vec<Vec<u8>> = frames
+        .iter()
+        .filter(|frame| match frame.get(12..14) {
+            Some([0x08, 0x00]) => {
+                frame.get(23) == Some(&17) && frame.get(36..38) == Some(&[0x1b, 0x58])
+            }
+            Some([0x86, 0xdd]) => {
+                frame.get(20) == Some(&17) && frame.get(56..58) == Some(&[0x1b, 0x58])
+            }
+            _ => false,
+        })
+        .cloned()
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn forwarding_matches_the_kernel() {
+    xdpath_lab::needs_root!();
+    let bed = RouterBed::new().expect("router bed");
+    let (router, h2) = (bed.path(Node::Router), bed.path(Node::H2));
+    // The egress port forwards in the kernel (its device map entry is what
+    // the kernel program redirects through); h2 has a program so that
+    // redirected frames reach it over veth.
+    xdpath_at(&router, &["attach", &bed.r2.interface, "--mode", "native"]);
+    xdpath_at(&router, &["forward", "enable", &bed.r2.interface]);
+    xdpath_at(&h2, &["attach", &bed.h2.interface, "--mode", "native"]);
+    let frames: Vec<Vec<u8>> = (0..4u16)
+        .flat_map(|port| {
+            [
+                Network::V4(bed.h1.ipv4.octets(), bed.h2.ipv4.octets()),
+                Network::V6(bed.h1.ipv6.octets(), bed.h2.ipv6.octets()),
+            ]
+            .map(|network| {
+                FrameSpec::new(network, Transport::udp(43_000 + port, 7000))
+                    .with_payload(b"forwarded")
+                    .with_macs(bed.h1.mac, bed.r1.mac)
+                    .build()
+            })
+        })
+        .collect();
+    let send = |frames: Vec<Vec<u8>>| udp_7000(&through_router(&bed, frames));
+
+    xdpath_at(&router, &["attach", &bed.r1.interface, "--mode", "native"]);
+    xdpath_at(&router, &["forward", "enable", &bed.r1.interface]);
+    let kernel = send(frames.clone());
+    xdpath_at(&router, &["detach", &bed.r1.interface]);
+
+    let runtime = Runtime::start_in(
+        &router,
+        &bed.r1.interface,
+        &["--forward", "--exception", "drop"],
+    );
+    let user = send(frames);
+    let report = runtime.stop();
+
+    assert_eq!(kernel.len(), 8, "every frame reached h2");
+    let ipv4 = kernel
+        .iter()
+        .find(|frame| frame[12..14] == [0x08, 0x00])
+        .expect("IPv4");
+    assert_eq!(ipv4[22], 63, "TTL decremented");
+    assert_eq!(&ipv4[0..6], &bed.h2.mac, "to h2's MAC");
+    assert_eq!(kernel, user, "the same frames out of r2, byte for byte");
+    assert_eq!(report["tallies"]["redirected"], 8, "{report}");
+    let forwarded = report["counters"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|row| row["reason"] == "forwarded"))
+        .map(|row| row["packets"].clone());
+    assert_eq!(forwarded, Some(serde_json::json!(8)), "{report}");
+}
+
+/// `attach` on an interface the user-space runtime serves names the
+/// runtime (issue 13, item 7), and changes nothing: the runtime keeps it.
+#[test]
+fn attach_names_the_runtime_that_serves_the_interface() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    let runtime = Runtime::start(&bed, &["--exception", "drop"]);
+    let error = xdpath_fails(&bed, Side::A, &["attach", &interface, "--mode", "generic"]);
+    let pid = runtime.child.id();
+    assert!(
+        error.contains(&format!("served by `xdpath run --userspace` (pid {pid})")),
+        "{error}"
+    );
+    assert_eq!(error.lines().count(), 1, "{error}");
+    assert!(
+        has_xdp_program(&bed.a().path, &interface),
+        "the runtime lost its program"
+    );
+    drop(runtime);
+}

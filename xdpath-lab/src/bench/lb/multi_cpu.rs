@@ -1,0 +1,173 @@
+//! CPU pinning, and the multi-CPU rows: one thread per CPU running the
+//! balancer at once, for the connection table's locks.
+
+use std::os::fd::AsFd;
+
+use xdpath_core::wire::tcp::FLAG_SYN;
+use xdpath_core::Action;
+
+use super::programs::connection_counts;
+use super::state::{flow_frames, Family};
+use super::testrun::{run_frames, Subject};
+use super::{LbBenchError, MAX_THREADS};
+use xdpath::control::kernel::KernelMaps;
+
+/// Keeps the calling thread on one CPU, and gives it back its CPU set
+/// when dropped. Every run then meets the same per-CPU state (the per-CPU
+/// LRU lists of the variant object among it), and a round's misses and
+/// hits the same caches.
+pub(super) struct PinnedThread {
+    previous: libc::cpu_set_t,
+}
+
+impl PinnedThread {
+    /// Pins to the CPU the thread runs on.
+    pub(super) fn to_current_cpu() -> Result<Self, std::io::Error> {
+        // SAFETY: no arguments; returns the CPU or -1.
+        let cpu = unsafe { libc::sched_getcpu() };
+        if cpu < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Self::to_cpu(cpu as usize)
+    }
+
+    /// Pins to `cpu`.
+    fn to_cpu(cpu: usize) -> Result<Self, std::io::Error> {
+        let previous = current_cpu_set()?;
+        // SAFETY: cpu_set_t is plain data; all zero is the empty set.
+        let mut only: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        // SAFETY: `cpu` is below CPU_SETSIZE (checked above).
+        unsafe { libc::CPU_SET(cpu, &mut only) };
+        // SAFETY: a pointer to a cpu_set_t of the size given.
+        if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &only) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Self { previous })
+    }
+}
+
+impl Drop for PinnedThread {
+    fn drop(&mut self) {
+        // SAFETY: a pointer to the cpu_set_t read at creation. A failure
+        // leaves the thread pinned, which only slows what follows.
+        let _ = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &self.previous) };
+    }
+}
+
+/// The calling thread's CPU set.
+fn current_cpu_set() -> Result<libc::cpu_set_t, std::io::Error> {
+    // SAFETY: cpu_set_t is plain data; all zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a pointer to a cpu_set_t of the size given.
+    if unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(set)
+}
+
+/// The CPUs this thread may run on, at most `limit` of them.
+pub(super) fn allowed_cpus(limit: usize) -> Result<Vec<usize>, std::io::Error> {
+    let set = current_cpu_set()?;
+    Ok((0..libc::CPU_SETSIZE as usize)
+        // SAFETY: every index is below CPU_SETSIZE.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .take(limit)
+        .collect())
+}
+
+/// The multi-CPU rows: misses, then hits, of `flows` new IPv4 flows per
+/// CPU, one thread pinned to each CPU, all at once (the threads start each
+/// pass together). Both passes send the flows' SYNs, so the hits are
+/// found in the new-flow table, after a miss in the established one.
+/// Returns every run's ns: (misses, hits).
+pub(super) fn concurrent_round(
+    balancer: &Subject,
+    maps: &KernelMaps,
+    cpus: &[usize],
+    round: usize,
+    flows: u32,
+) -> Result<(Vec<u64>, Vec<u64>), LbBenchError> {
+    let tx = Action::Tx as u32;
+    // Sources 10.<64 + ...>.x.y: apart from the single-CPU rounds' and from
+    // each other's.
+    let frames: Vec<Vec<Vec<u8>>> = (0..cpus.len())
+        .map(|thread| {
+            flow_frames(
+                Family::V4,
+                64 + round * MAX_THREADS + thread,
+                flows,
+                FLAG_SYN,
+            )
+        })
+        .collect();
+    let barrier = std::sync::Barrier::new(cpus.len() + 1);
+    let start = connection_counts(maps)?;
+    let program = balancer.entry.as_fd();
+    let label = balancer.label.as_str();
+    let (middle, results) = std::thread::scope(|scope| {
+        let handles: Vec<_> = cpus
+            .iter()
+            .zip(&frames)
+            .map(|(&cpu, frames)| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let pinned = PinnedThread::to_cpu(cpu);
+                    // Every thread passes every barrier, failed or not, so
+                    // none waits for ever.
+                    barrier.wait();
+                    let misses = match &pinned {
+                        Ok(_) => run_frames(program, label, frames, Some(tx)),
+                        Err(error) => Err(LbBenchError::Affinity(std::io::Error::new(
+                            error.kind(),
+                            format!("CPU {cpu}: {error}"),
+                        ))),
+                    };
+                    barrier.wait();
+                    barrier.wait();
+                    let hits = match &misses {
+                        Ok(_) => run_frames(program, label, frames, Some(tx)),
+                        Err(_) => Ok(Vec::new()),
+                    };
+                    drop(pinned);
+                    misses.and_then(|misses| hits.map(|hits| (misses, hits)))
+                })
+            })
+            .collect();
+        barrier.wait();
+        barrier.wait();
+        let middle = connection_counts(maps);
+        barrier.wait();
+        let results: Vec<_> = handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap_or(Err(LbBenchError::ThreadPanicked)))
+            .collect();
+        (middle, results)
+    });
+    let middle = middle?;
+    let end = connection_counts(maps)?;
+    let (mut misses, mut hits) = (Vec::new(), Vec::new());
+    for result in results {
+        let (thread_misses, thread_hits) = result?;
+        misses.extend(thread_misses);
+        hits.extend(thread_hits);
+    }
+    let total = cpus.len() as u64 * u64::from(flows);
+    let miss_pass = (middle.0 - start.0, middle.1 - start.1);
+    let hit_pass = (end.0 - middle.0, end.1 - middle.1);
+    if miss_pass != (0, total) || hit_pass != (total, 0) {
+        return Err(LbBenchError::Counters(format!(
+            "round {round}, {} CPUs at once: {total} new flows counted {} hits and {} misses; \
+             sent again, {} hits and {} misses (a table with per-CPU LRU lists holds only its \
+             size / CPUs entries per CPU: try a smaller --lb-flows)",
+            cpus.len(),
+            miss_pass.0,
+            miss_pass.1,
+            hit_pass.0,
+            hit_pass.1
+        )));
+    }
+    Ok((misses, hits))
+}

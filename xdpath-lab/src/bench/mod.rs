@@ -1,0 +1,688 @@
+//! `xdpath bench`: ns/packet of the XDP program under `BPF_PROG_TEST_RUN`,
+//! beside an empty program and xdp-tools' `xdpfilt_alw_all.o` in the same
+//! run, and packets/s of the native build, all over one fixed packet mix.
+//!
+//! Method: for each program and each frame of the mix, `trials` runs of
+//! `BPF_PROG_TEST_RUN` with `repeat` iterations each. The time per packet of
+//! a run is the wall-clock time of the syscall divided by `repeat` (the
+//! kernel's own `duration` field is an integer number of ns, too coarse to
+//! tell programs of a few ns apart). The figure for a frame is the median of
+//! its trials; a program's figure is the mean over the mix. The native figure
+//! runs `xdpath_core::pipeline::process` over the mix on one thread.
+//!
+//! The load balancer has a section of its own ([`crate::bench::lb`]): its
+//! frames change under the program, so it is timed one run per frame.
+
+pub mod flood;
+pub mod forward;
+pub mod lb;
+pub mod observe;
+pub mod userspace;
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Instant;
+use xdpath_core::abi;
+
+use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
+use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_SYN};
+use xdpath_core::{pipeline, InterfaceConfig, NativeTables, SlicePacket};
+
+use xdpath::dataplane::{DataplaneError, LoadedProgram};
+
+/// The default xdp-tools peer object (Debian package xdp-tools).
+pub const XDP_FILTER_OBJECT: &str = "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_alw_all.o";
+
+/// Benchmark options.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BenchOptions {
+    /// BPF_PROG_TEST_RUN iterations per frame and trial.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub repeat: u32,
+    /// Trials per frame; the median is kept.
+    #[arg(long, default_value_t = 5)]
+    pub trials: usize,
+    /// Native packets to process (over the mix, round robin).
+    #[arg(long, default_value_t = 50_000_000)]
+    pub native_packets: u64,
+    /// The xdp-filter object to run as the peer.
+    #[arg(long, default_value = XDP_FILTER_OBJECT)]
+    pub peer: PathBuf,
+    /// Also run the veth flood benchmark for this many seconds per defender
+    /// (xdpath, xdp-filter, none); see `bench_flood`.
+    #[arg(long, value_name = "SECONDS")]
+    pub flood: Option<u32>,
+    /// Measure this build of the xdpath object instead of the embedded one
+    /// in every xdpath row, the load balancer's included (to compare two
+    /// builds of the program).
+    #[arg(long, value_name = "OBJECT")]
+    pub object: Option<PathBuf>,
+    /// Load balancer: distinct flows per address family and round (each
+    /// sent once as a connection-table miss, then once as a hit).
+    #[arg(long, default_value_t = 20_000)]
+    pub lb_flows: u32,
+    /// Load balancer: rounds; the median is kept.
+    #[arg(long, default_value_t = 5)]
+    pub lb_rounds: usize,
+    /// Skip the load-balancer section.
+    #[arg(long)]
+    pub no_lb: bool,
+    /// Skip the sampling section.
+    #[arg(long)]
+    pub no_observe: bool,
+    /// Also measure forwarding over veth: this many live frames per trial
+    /// through xdpath's forwarding and through a minimal redirect program.
+    #[arg(long, value_name = "FRAMES")]
+    pub forward: Option<u32>,
+    /// Also measure the user-space runtime (AF_XDP, copy mode) beside the
+    /// kernel path on live traffic over veth: this many frames per trial.
+    #[arg(long, value_name = "FRAMES")]
+    pub userspace: Option<u32>,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            repeat: 1_000_000,
+            trials: 5,
+            native_packets: 50_000_000,
+            peer: XDP_FILTER_OBJECT.into(),
+            object: None,
+            flood: None,
+            lb_flows: 20_000,
+            lb_rounds: 5,
+            no_lb: false,
+            no_observe: false,
+            forward: None,
+            userspace: None,
+        }
+    }
+}
+
+/// Errors of a benchmark run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Loading or running a program failed.
+    #[error("{program}: {source}")]
+    Program {
+        /// Which program.
+        program: String,
+        /// Why.
+        source: Box<DataplaneError>,
+    },
+    /// Bad options.
+    #[error("{0}")]
+    Options(String),
+    /// The flood benchmark failed.
+    #[error("flood benchmark: {0}")]
+    Flood(#[from] crate::bench::flood::FloodError),
+    /// The load-balancer benchmark failed.
+    #[error("load-balancer benchmark: {0}")]
+    Lb(#[from] crate::bench::lb::LbBenchError),
+}
+
+/// One program's figures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProgramResult {
+    /// What ran.
+    pub program: String,
+    /// Mean over the mix of the per-frame medians, ns per packet.
+    pub ns_per_packet: f64,
+    /// Per frame, in mix order.
+    pub per_frame_ns: Vec<f64>,
+    /// `ns_per_packet` / the empty program's.
+    pub ratio_to_empty: f64,
+    /// `ns_per_packet` / xdp-filter's, when the peer ran.
+    pub ratio_to_xdp_filter: Option<f64>,
+    /// The kernel's own `duration` (whole ns, truncated; excludes the
+    /// syscall and part of the loop), mean over the mix of the medians.
+    pub kernel_reported_ns: f64,
+    /// `kernel_reported_ns` / the empty program's.
+    pub kernel_reported_ratio_to_empty: f64,
+    /// The kernel's figure per frame, in mix order.
+    pub per_frame_kernel_ns: Vec<f64>,
+}
+
+/// The native build's figures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NativeResult {
+    /// Packets processed.
+    pub packets: u64,
+    /// ns per packet.
+    pub ns_per_packet: f64,
+    /// Millions of packets per second on one core.
+    pub mpps: f64,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BenchReport {
+    /// The method, in words.
+    pub method: String,
+    /// Frame descriptions, in mix order.
+    pub mix: Vec<String>,
+    /// Kernel results: xdpath, empty, and the peer if it loaded.
+    pub kernel: Vec<ProgramResult>,
+    /// Why the peer did not run, if it did not.
+    pub peer_skipped: Option<String>,
+    /// Native results.
+    pub native: NativeResult,
+    /// `uname -r`, CPU model, cores.
+    pub machine: String,
+    /// The veth flood benchmark, when asked for.
+    pub flood: Option<Vec<crate::bench::flood::FloodResult>>,
+    /// The load-balancer section, unless skipped (`--no-lb`).
+    pub lb: Option<crate::bench::lb::LbReport>,
+    /// The sampling section, unless skipped (`--no-observe`).
+    pub observe: Option<crate::bench::observe::ObserveReport>,
+    /// The user-space runtime section, when asked for (`--userspace`).
+    pub userspace: Option<Vec<crate::bench::userspace::UserspaceResult>>,
+    /// The forwarding section, when asked for (`--forward`).
+    pub forward: Option<Vec<crate::bench::forward::ForwardResult>>,
+}
+
+impl BenchReport {
+    /// Prints the report as a table.
+    pub fn print(&self) {
+        println!("machine: {}", self.machine);
+        println!("method:  {}", self.method);
+        println!("mix:     {}", self.mix.join(", "));
+        println!();
+        println!(
+            "{:<28} {:>10} {:>9} {:>14} {:>16} {:>9}",
+            "KERNEL (BPF_PROG_TEST_RUN)",
+            "ns/packet",
+            "vs empty",
+            "vs xdp-filter",
+            "kernel-reported",
+            "vs empty"
+        );
+        for result in &self.kernel {
+            println!(
+                "{:<28} {:>10.2} {:>8.2}x {:>14} {:>16.2} {:>8.2}x",
+                result.program,
+                result.ns_per_packet,
+                result.ratio_to_empty,
+                result
+                    .ratio_to_xdp_filter
+                    .map_or("-".into(), |ratio| format!("{ratio:.2}x")),
+                result.kernel_reported_ns,
+                result.kernel_reported_ratio_to_empty,
+            );
+        }
+        println!(
+            "packets/s (wall-clock): {}",
+            self.kernel
+                .iter()
+                .map(|result| format!("{} {:.1} Mpps", result.program, 1e3 / result.ns_per_packet))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        if let Some(reason) = &self.peer_skipped {
+            println!("xdp-filter peer skipped: {reason}");
+        }
+        println!();
+        println!(
+            "native pipeline (1 core): {:.2} ns/packet, {:.1} Mpps over {} packets",
+            self.native.ns_per_packet, self.native.mpps, self.native.packets
+        );
+        if let Some(lb) = &self.lb {
+            println!();
+            lb.print();
+        }
+        if let Some(observe) = &self.observe {
+            observe.print();
+        }
+        if let Some(forward) = &self.forward {
+            println!();
+            println!(
+                "FORWARDING over veth (live frames, h1 -> r -> h2) {:>10} {:>12} {:>12} {:>10}",
+                "ns/packet", "packets/s", "vs redirect", "arrived"
+            );
+            for row in forward {
+                println!(
+                    "{:<50} {:>10.1} {:>12.0} {:>11.2}x {:>9.0}%",
+                    row.program,
+                    row.ns_per_packet,
+                    row.packets_per_second,
+                    row.ratio_to_redirect,
+                    row.delivered_share * 100.0
+                );
+            }
+        }
+        if let Some(userspace) = &self.userspace {
+            println!();
+            println!(
+                "USER SPACE vs KERNEL (veth, live frames B -> A, rule drop) {:>9} {:>10} {:>14} {:>8}",
+                "received", "ns/packet", "packets/s/core", "ratio"
+            );
+            for row in userspace {
+                println!(
+                    "{:<58} {:>8.1}% {:>10.1} {:>14.0} {:>7.2}x",
+                    row.path,
+                    row.received_share * 100.0,
+                    row.ns_per_packet,
+                    row.packets_per_second,
+                    row.ratio_to_kernel
+                );
+            }
+        }
+        if let Some(flood) = &self.flood {
+            println!();
+            println!(
+                "{:<12} {:>12} {:>12} {:>14} {:>10}",
+                "FLOOD (veth)", "sent", "dropped", "dropped/s", "client"
+            );
+            for result in flood {
+                println!(
+                    "{:<12} {:>12} {:>12} {:>14.0} {:>7}/{}",
+                    result.defender,
+                    result.sent,
+                    result.dropped,
+                    result.dropped_per_second,
+                    result.fetched,
+                    result.tried
+                );
+            }
+        }
+    }
+}
+
+/// The fixed packet mix: what a host sees most, plus tags and one malformed.
+pub fn packet_mix() -> Vec<(String, Vec<u8>)> {
+    let v4 = Network::V4([192, 0, 2, 1], [198, 51, 100, 2]);
+    let v6 = Network::V6(doc_v6(1), doc_v6(2));
+    let syn = Transport::Tcp {
+        source_port: 40000,
+        destination_port: 80,
+        flags: FLAG_SYN,
+    };
+    let ack = Transport::Tcp {
+        source_port: 40000,
+        destination_port: 443,
+        flags: FLAG_ACK,
+    };
+    let udp = Transport::Udp {
+        source_port: 5353,
+        destination_port: 53,
+    };
+    let mut truncated = FrameSpec::new(v4, udp.clone()).build();
+    truncated.truncate(14 + 12);
+    vec![
+        (
+            "ipv4-tcp-syn".into(),
+            FrameSpec::new(v4, syn.clone()).build(),
+        ),
+        (
+            "ipv4-tcp-ack-1400B".into(),
+            FrameSpec::new(v4, ack.clone())
+                .with_payload(&[0xab; 1400])
+                .build(),
+        ),
+        (
+            "ipv4-udp".into(),
+            FrameSpec::new(v4, udp.clone())
+                .with_payload(&[0; 64])
+                .build(),
+        ),
+        (
+            "ipv4-icmp-echo".into(),
+            FrameSpec::new(v4, Transport::EchoRequest).build(),
+        ),
+        (
+            "ipv6-tcp-syn".into(),
+            FrameSpec::new(v6, syn.clone()).build(),
+        ),
+        (
+            "ipv6-udp".into(),
+            FrameSpec::new(v6, udp).with_payload(&[0; 64]).build(),
+        ),
+        (
+            "vlan-ipv4-tcp".into(),
+            FrameSpec::new(v4, ack).with_vlans(&[100]).build(),
+        ),
+        (
+            "qinq-ipv6-tcp".into(),
+            FrameSpec::new(v6, syn.clone())
+                .with_vlans(&[10, 20])
+                .build(),
+        ),
+        ("truncated-ipv4".into(), truncated),
+        // Sources inside the benchmark rule set's 100,000 denied prefixes.
+        (
+            "ipv4-tcp-denied-source".into(),
+            FrameSpec::new(Network::V4([10, 1, 2, 3], [198, 51, 100, 2]), syn).build(),
+        ),
+        (
+            "ipv4-udp-denied-source".into(),
+            FrameSpec::new(
+                Network::V4([11, 7, 8, 9], [198, 51, 100, 2]),
+                Transport::Udp {
+                    source_port: 5353,
+                    destination_port: 53,
+                },
+            )
+            .build(),
+        ),
+    ]
+}
+
+/// Denied /24 prefixes in the filter benchmark's rule set.
+pub const BENCH_PREFIXES: u32 = 100_000;
+
+/// The filter benchmark's rule set: 100,000 denied source /24s (10.0.0.0
+/// onwards), port rules (an allowed SSH port, a denied UDP range, an
+/// allowed HTTPS destination) and a per-source packet limit high enough
+/// that it drops nothing but is looked up and charged for every frame.
+pub fn bench_filter_state() -> Result<xdpath::control::state::FilterState, String> {
+    use std::fmt::Write;
+    let mut text = String::from(
+        "--src 0.0.0.0/0 --proto tcp --dport 22 --action pass\n\
+         --src 0.0.0.0/0 --proto udp --dport 1000-2000 --action drop\n\
+         --dst 198.51.100.0/24 --proto tcp --dport 443 --action pass\n",
+    );
+    for index in 0..BENCH_PREFIXES {
+        let network = 10 * 65_536 + index;
+        let _ = writeln!(
+            text,
+            "{}.{}.{}.0/24",
+            network >> 16,
+            (network >> 8) & 0xff,
+            network & 0xff
+        );
+    }
+    let mut rules = xdpath::control::rulefile::parse_rules(&text)
+        .map_err(|(line, message)| format!("line {line}: {message}"))?;
+    for (index, rule) in rules.iter_mut().enumerate() {
+        rule.id = index as u32 + 1;
+    }
+    let limit = xdpath::control::state::LimitSpec {
+        id: 1,
+        packets_per_second: Some(1_000_000_000),
+        burst_packets: 1_000_000_000,
+        bytes_per_second: None,
+        burst_bytes: 0,
+        per: xdpath::control::state::LimitKey::Src,
+        aggregate_v4: 32,
+        aggregate_v6: 128,
+        scope: None,
+        protocol: None,
+        syn_only: false,
+        monitor: false,
+    };
+    Ok(xdpath::control::state::FilterState {
+        rules,
+        rate_limits: vec![limit],
+        ..Default::default()
+    })
+}
+
+/// Loads an xdpath instance (the embedded object, or `object`) with
+/// [`bench_filter_state`] installed.
+fn load_filtered(object: Option<&std::path::Path>) -> Result<LoadedProgram, BenchError> {
+    let program = match object {
+        Some(path) => LoadedProgram::load_file(path, abi::program::XDPATH),
+        None => LoadedProgram::load(InterfaceConfig::default()),
+    }
+    .map_err(|source| BenchError::Program {
+        program: "xdpath+filter".into(),
+        source: Box::new(source),
+    })?;
+    let state = bench_filter_state().map_err(BenchError::Options)?;
+    let mut maps = xdpath::control::kernel::KernelMaps::of_program(&program)
+        .map_err(|error| BenchError::Options(format!("filter maps: {error}")))?;
+    xdpath::control::apply::install_fresh(
+        &mut maps,
+        &state,
+        &|_| None,
+        xdpath::control::wall_now(),
+    )
+    .map_err(|error| BenchError::Options(format!("install the benchmark rules: {error}")))?;
+    Ok(program)
+}
+
+/// One trial over the mix: per frame, (wall-clock ns per run, the kernel's
+/// own integer ns per run).
+pub(crate) fn time_program(
+    program: &mut LoadedProgram,
+    mix: &[(String, Vec<u8>)],
+    repeat: u32,
+) -> Result<Vec<(f64, f64)>, DataplaneError> {
+    let mut per_frame = Vec::with_capacity(mix.len());
+    for (_, frame) in mix {
+        // A short warm-up so the trial does not pay for cold caches.
+        program.time_run(frame, repeat.min(10_000))?;
+        let started = Instant::now();
+        let kernel = program.time_run(frame, repeat)?;
+        let wall = started.elapsed().as_nanos() as f64 / f64::from(repeat);
+        per_frame.push((wall, kernel.as_nanos() as f64));
+    }
+    Ok(per_frame)
+}
+
+/// The median (the mean of the middle two for an even count; 0 for none).
+pub(crate) fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[middle],
+        _ => (values[middle - 1] + values[middle]) / 2.0,
+    }
+}
+
+/// The mean (0 for none).
+pub(crate) fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
+}
+
+/// Each counted option's range: a value past it is a typo that would
+/// run for days.
+fn check_counts(options: &BenchOptions) -> Result<(), BenchError> {
+    let counts: [(&str, u64, u64, Option<u64>); 6] = [
+        ("--repeat", 1, 100_000_000, Some(options.repeat.into())),
+        ("--trials", 1, 1_000, Some(options.trials as u64)),
+        (
+            "--native-packets",
+            1,
+            10_000_000_000,
+            Some(options.native_packets),
+        ),
+        ("--flood", 1, 3_600, options.flood.map(u64::from)),
+        ("--forward", 1, 100_000_000, options.forward.map(u64::from)),
+        (
+            "--userspace",
+            1,
+            100_000_000,
+            options.userspace.map(u64::from),
+        ),
+    ];
+    for (name, low, high, value) in counts {
+        if let Some(value) = value.filter(|value| !(low..=high).contains(value)) {
+            return Err(BenchError::Options(format!(
+                "{name} {value} is out of range ({low}-{high})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the benchmark.
+pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
+    check_counts(options)?;
+    if !options.no_lb {
+        crate::bench::lb::check_options(options.lb_flows, options.lb_rounds)?;
+    }
+    let mix = packet_mix();
+    let wrap = |program: &str| {
+        let program = program.to_string();
+        move |source| BenchError::Program {
+            program,
+            source: Box::new(source),
+        }
+    };
+
+    let mut xdpath = match &options.object {
+        Some(path) => LoadedProgram::load_file(path, abi::program::XDPATH),
+        None => LoadedProgram::load(InterfaceConfig::default()),
+    }
+    .map_err(wrap("xdpath"))?;
+    let mut filtered = load_filtered(options.object.as_deref())?;
+    let mut empty = LoadedProgram::load_empty().map_err(wrap("empty"))?;
+    let peer = LoadedProgram::load_file(&options.peer, "xdpfilt_alw_all");
+    let (mut peer, peer_skipped) = match peer {
+        Ok(peer) => (Some(peer), None),
+        Err(error) => (None, Some(format!("{}: {error}", options.peer.display()))),
+    };
+
+    // Interleave the programs trial by trial so drift (frequency, other load)
+    // hits all of them alike.
+    let mut samples: Vec<Vec<Vec<(f64, f64)>>> = vec![Vec::new(); 4];
+    for _ in 0..options.trials {
+        samples[0].push(time_program(&mut xdpath, &mix, options.repeat).map_err(wrap("xdpath"))?);
+        samples[3].push(
+            time_program(&mut filtered, &mix, options.repeat).map_err(wrap("xdpath+filter"))?,
+        );
+        samples[1].push(time_program(&mut empty, &mix, options.repeat).map_err(wrap("empty"))?);
+        if let Some(peer) = peer.as_mut() {
+            samples[2].push(time_program(peer, &mix, options.repeat).map_err(wrap("xdp-filter"))?);
+        }
+    }
+    // Per frame, the median over trials; `pick` chooses wall-clock or kernel.
+    let per_frame = |trials: &Vec<Vec<(f64, f64)>>, pick: fn(&(f64, f64)) -> f64| -> Vec<f64> {
+        (0..mix.len())
+            .map(|frame| {
+                let mut values: Vec<f64> = trials
+                    .iter()
+                    .filter_map(|trial| trial.get(frame))
+                    .map(pick)
+                    .collect();
+                median(&mut values)
+            })
+            .collect()
+    };
+    let wall = |sample: &(f64, f64)| sample.0;
+    let reported = |sample: &(f64, f64)| sample.1;
+    let empty_ns = mean(&per_frame(&samples[1], wall));
+    let empty_reported = mean(&per_frame(&samples[1], reported));
+    let peer_ran = peer.is_some();
+    let peer_ns = peer_ran.then(|| mean(&per_frame(&samples[2], wall)));
+    let result = |name: &str, trials: &Vec<Vec<(f64, f64)>>| {
+        let frames = per_frame(trials, wall);
+        let ns = mean(&frames);
+        let frames_reported = per_frame(trials, reported);
+        let kernel_reported = mean(&frames_reported);
+        ProgramResult {
+            program: name.into(),
+            ns_per_packet: ns,
+            per_frame_ns: frames,
+            ratio_to_empty: ns / empty_ns,
+            ratio_to_xdp_filter: peer_ns.map(|peer| ns / peer),
+            kernel_reported_ns: kernel_reported,
+            kernel_reported_ratio_to_empty: kernel_reported / empty_reported,
+            per_frame_kernel_ns: frames_reported,
+        }
+    };
+    let mut kernel = vec![
+        result("xdpath (parse+count)", &samples[0]),
+        result("xdpath + filter (100k pfx)", &samples[3]),
+        result("empty (XDP_PASS)", &samples[1]),
+    ];
+    if peer_ran {
+        kernel.push(result("xdp-filter xdpfilt_alw_all", &samples[2]));
+    }
+
+    let native = native_rate(&mix, options.native_packets);
+    // Before the flood benchmark, which attaches programs to interfaces.
+    let lb = if options.no_lb {
+        None
+    } else {
+        Some(crate::bench::lb::run(&crate::bench::lb::LbBenchOptions {
+            flows: options.lb_flows,
+            rounds: options.lb_rounds,
+            repeat: options.repeat,
+            trials: options.trials,
+            object: options.object.clone(),
+            peer: options.peer.clone(),
+        })?)
+    };
+    let observe = if options.no_observe {
+        None
+    } else {
+        Some(crate::bench::observe::run(
+            &mix,
+            options.trials,
+            &options.peer,
+        )?)
+    };
+    let forward = match options.forward {
+        Some(frames) => Some(crate::bench::forward::run(frames, options.trials)?),
+        None => None,
+    };
+    let userspace = match options.userspace {
+        Some(frames) => Some(crate::bench::userspace::run(frames, options.trials)?),
+        None => None,
+    };
+    Ok(BenchReport {
+        userspace,
+        forward,
+        observe,
+        method: format!(
+            "BPF_PROG_TEST_RUN, {} repeats per frame, median of {} interleaved trials, wall-clock / repeat; \
+             mean over the mix. Native: pipeline::process over the mix, one thread.",
+            options.repeat, options.trials
+        ),
+        mix: mix.iter().map(|(name, _)| name.clone()).collect(),
+        kernel,
+        peer_skipped,
+        native,
+        machine: machine_description(),
+        flood: match options.flood {
+            Some(seconds) => Some(crate::bench::flood::run(seconds)?),
+            None => None,
+        },
+        lb,
+    })
+}
+
+/// Packets/s of the native pipeline over the mix, in memory, one thread.
+pub fn native_rate(mix: &[(String, Vec<u8>)], packets: u64) -> NativeResult {
+    let mut tables = NativeTables::default();
+    let frames: Vec<&[u8]> = mix.iter().map(|(_, frame)| frame.as_slice()).collect();
+    let rounds = (packets / frames.len().max(1) as u64).max(1);
+    let started = Instant::now();
+    for _ in 0..rounds {
+        for frame in &frames {
+            let outcome = pipeline::process(&SlicePacket::new(black_box(frame)), &mut tables);
+            black_box(outcome);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let total = rounds * frames.len() as u64;
+    NativeResult {
+        packets: total,
+        ns_per_packet: elapsed * 1e9 / total as f64,
+        mpps: total as f64 / elapsed / 1e6,
+    }
+}
+
+fn machine_description() -> String {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|model| model.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    format!("Linux {}, {cpu}, {cores} cores", kernel.trim())
+}

@@ -1,0 +1,252 @@
+//! The user-space runtime beside the kernel path, on live traffic over
+//! veth (`xdpath bench --userspace FRAMES`).
+//!
+//! A test bed: B sends, A receives. The same flow (UDP from B to A's port
+//! 9) is dropped by the same filter rule on both paths, so no stack work
+//! follows either. B generates the frames with `BPF_PROG_RUN` live frames
+//! through the minimal redirect program (every frame out of B's veth), as
+//! fast as its CPU can, in calls of [`CALL_FRAMES`].
+//!
+//! Each trial runs both paths in turn on the same frames:
+//! - **kernel**: xdpath attached to A in native mode; the frames counted
+//!   by its counters;
+//! - **user space**: `xdpath run --userspace A --exception drop` (copy
+//!   mode); the frames its report counts, and its CPU time.
+//!
+//! Figures: frames received per second of generator time (both paths:
+//! what one sending core delivers through them; the machine has two
+//! cores, so the runtime's core competes with the sender's softirq), and
+//! for the runtime its CPU ns per frame (the packets/s one core of it can
+//! take). The kernel's per-frame cost is the program's `BPF_PROG_TEST_RUN`
+//! time on the same frame with the same rule, measured in the same run.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use xdpath_core::build::{FrameSpec, Network, Transport};
+use xdpath_core::InterfaceConfig;
+
+use crate::bench::{median, BenchError};
+use crate::testenv::{Side, TestBed};
+use xdpath::dataplane::LoadedProgram;
+
+/// Frames per live call: few calls, since each costs a fixed ~16 ms here.
+const CALL_FRAMES: u32 = 1 << 20;
+
+/// One path's figures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct UserspaceResult {
+    /// Which path.
+    pub path: String,
+    /// Frames sent per trial.
+    pub frames: u32,
+    /// Frames the path saw, median over the trials.
+    pub received: u64,
+    /// `received` / `frames`: what reached the path (copy mode drops
+    /// what the kernel cannot copy into the sockets in time).
+    pub received_share: f64,
+    /// ns per frame on the path's own core, median: the runtime's busy
+    /// time per frame (its passes that moved frames: receive, pipeline,
+    /// output, without waiting or spinning), or the kernel program's
+    /// `BPF_PROG_TEST_RUN` time.
+    pub ns_per_packet: f64,
+    /// 1e9 / `ns_per_packet`: frames per second one core takes.
+    pub packets_per_second: f64,
+    /// `packets_per_second` / the kernel path's.
+    pub ratio_to_kernel: f64,
+    /// Frames the kernel dropped before the sockets (user space only),
+    /// mean per trial.
+    pub socket_drops: u64,
+}
+
+fn failed(what: &str, detail: impl ToString) -> BenchError {
+    BenchError::Options(format!("user-space bench: {what}: {}", detail.to_string()))
+}
+
+fn xdpath(bed: &TestBed, args: &[&str]) -> Result<String, BenchError> {
+    let output = bed
+        .command(
+            Side::A,
+            std::env::current_exe().map_err(|error| failed("xdpath", error))?,
+        )
+        .args(args)
+        .output()
+        .map_err(|error| failed("run xdpath", error))?;
+    if !output.status.success() {
+        return Err(failed(
+            &format!("xdpath {}", args.join(" ")),
+            String::from_utf8_lossy(&output.stderr).trim(),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Frames xdpath's kernel program on A has dropped by rule.
+fn kernel_drops(bed: &TestBed) -> Result<u64, BenchError> {
+    let interface = bed.a().interface.clone();
+    let counters = bed
+        .run_in_a(move || xdpath::dataplane::interface_counters(&interface))
+        .map_err(|error| failed("namespace A", error))?
+        .map_err(|error| failed("counters", error))?;
+    Ok(xdpath::stats::total(&counters, xdpath_core::Action::Drop))
+}
+
+/// Sends `frames` copies of `frame` out of B's veth; the generator's time.
+fn generate(bed: &TestBed, frame: &[u8], frames: u32) -> Result<Duration, BenchError> {
+    let interface = bed.b().interface.clone();
+    let frame = frame.to_vec();
+    bed.run_in_b(move || -> Result<Duration, BenchError> {
+        let index = xdpath::control::interface_index(&interface).unwrap_or(0);
+        let mut ctx = [0u8; 24];
+        ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+        ctx[12..16].copy_from_slice(&index.to_ne_bytes());
+        let mut program =
+            LoadedProgram::load_redirect(index).map_err(|error| failed("load redirect", error))?;
+        let started = Instant::now();
+        let mut sent = 0;
+        while sent < frames {
+            let repeat = CALL_FRAMES.min(frames - sent);
+            program
+                .run_live(&frame, &ctx, repeat)
+                .map_err(|error| failed("live run", error))?;
+            sent += repeat;
+        }
+        Ok(started.elapsed())
+    })
+    .map_err(|error| failed("namespace B", error))?
+}
+
+/// Runs the comparison: `frames` per path per trial.
+pub fn run(frames: u32, trials: usize) -> Result<Vec<UserspaceResult>, BenchError> {
+    let bed = TestBed::new().map_err(|error| failed("test bed", error))?;
+    let (a, b) = (bed.a().clone(), bed.b().clone());
+    let source = format!("{}/32", b.ipv4);
+    xdpath(
+        &bed,
+        &[
+            "filter", "add", "--src", &source, "--proto", "udp", "--dport", "9", "--action", "drop",
+        ],
+    )?;
+    let frame = FrameSpec::new(
+        Network::V4(b.ipv4.octets(), a.ipv4.octets()),
+        Transport::udp(40_000, 9),
+    )
+    .with_macs(b.mac, a.mac)
+    .build();
+    let trials = trials.max(1);
+    let mut kernel_received = Vec::new();
+    let mut user_received = Vec::new();
+    let mut user_cost = Vec::new();
+    let mut drops = 0;
+    for _ in 0..trials {
+        xdpath(&bed, &["attach", &a.interface, "--mode", "native"])?;
+        let before = kernel_drops(&bed)?;
+        generate(&bed, &frame, frames)?;
+        std::thread::sleep(Duration::from_millis(200));
+        kernel_received.push(kernel_drops(&bed)?.saturating_sub(before) as f64);
+        xdpath(&bed, &["detach", &a.interface])?;
+
+        let (received, cost, socket_drops) = userspace_trial(&bed, &frame, frames)?;
+        user_received.push(received as f64);
+        user_cost.push(cost);
+        drops += socket_drops;
+    }
+    // The kernel program's own cost per frame, with the same rule.
+    let kernel_ns = bed
+        .run_in_a({
+            let frame = frame.clone();
+            move || -> Result<f64, BenchError> {
+                let mut program = LoadedProgram::load_shared(InterfaceConfig::default())
+                    .map_err(|error| failed("load xdpath", error))?;
+                let mut samples: Vec<f64> = (0..5)
+                    .map(|_| {
+                        program
+                            .time_run(&frame, 1_000_000)
+                            .map(|time| time.as_nanos() as f64)
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(|error| failed("test run", error))?;
+                Ok(median(&mut samples))
+            }
+        })
+        .map_err(|error| failed("namespace A", error))??;
+    let user_ns = median(&mut user_cost);
+    let row = |path: &str, received: &mut Vec<f64>, ns: f64, socket_drops: u64| {
+        let received = median(received) as u64;
+        UserspaceResult {
+            path: path.into(),
+            frames,
+            received,
+            received_share: received as f64 / f64::from(frames.max(1)),
+            ns_per_packet: ns,
+            packets_per_second: 1e9 / ns.max(1e-3),
+            ratio_to_kernel: kernel_ns / ns.max(1e-3),
+            socket_drops,
+        }
+    };
+    Ok(vec![
+        row(
+            "kernel: xdpath (native XDP)",
+            &mut kernel_received,
+            kernel_ns,
+            0,
+        ),
+        row(
+            "user space: xdpath run --userspace (AF_XDP copy mode)",
+            &mut user_received,
+            user_ns,
+            drops / trials as u64,
+        ),
+    ])
+}
+
+/// One user-space trial: (frames seen, busy ns per frame, socket drops).
+fn userspace_trial(
+    bed: &TestBed,
+    frame: &[u8],
+    frames: u32,
+) -> Result<(u64, f64, u64), BenchError> {
+    let interface = bed.a().interface.clone();
+    let exe = std::env::current_exe().map_err(|error| failed("xdpath", error))?;
+    let child = bed
+        .command(Side::A, exe)
+        .args([
+            "--json",
+            "run",
+            "--userspace",
+            &interface,
+            "--exception",
+            "drop",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| failed("start xdpath run", error))?;
+    // Ready once the redirect program is attached.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !crate::testenv::has_xdp_program(&bed.a().path, &interface) {
+        if Instant::now() > deadline {
+            return Err(failed("xdpath run", "never attached"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    generate(bed, frame, frames)?;
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = child
+        .wait_with_output()
+        .map_err(|error| failed("wait for xdpath run", error))?;
+    if !output.status.success() {
+        return Err(failed(
+            "xdpath run",
+            String::from_utf8_lossy(&output.stderr).trim(),
+        ));
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|error| failed("its report", error))?;
+    let received = report["tallies"]["received"].as_u64().unwrap_or(0);
+    let busy = report["busy_seconds"].as_f64().unwrap_or(0.0);
+    let drops = report["socket_drops"].as_u64().unwrap_or(0);
+    Ok((received, busy * 1e9 / received.max(1) as f64, drops))
+}

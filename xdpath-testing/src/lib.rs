@@ -1,0 +1,7 @@
+//! The harness that proves the two builds agree: frames generated,
+//! mutated or read from the corpora run through the kernel program
+//! (`BPF_PROG_TEST_RUN`) and the native pipeline with the same state, and
+//! every verdict, output frame and counter compared
+//! ([`differential`]). The fuzz crate and the differential tests use it.
+
+pub mod differential;
