@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-# A test that needs root fails rather than skips (xdpath::needs_root!).
+# A test that needs root fails rather than skips (xdpath_lab::needs_root!).
 export XDPATH_REQUIRE_ROOT=1
 cargo build --release --quiet
 cargo test --release --workspace --exclude xdpath-ebpf 2>&1

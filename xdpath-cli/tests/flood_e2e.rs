@@ -26,7 +26,7 @@ use common::{bed, json, xdpath_ok};
 use xdpath_core::build::{FrameSpec, Network, Transport};
 use xdpath_core::wire::tcp::FLAG_SYN;
 use xdpath_lab::flood::{Flood, FloodReport};
-use xdpath_lab::testenv::lb::{LbBed, Role, INTERFACE, VIP4};
+use xdpath_lab::testenv::lb::{LbBed, Role, INTERFACE, PY_ASK_BACKEND, VIP4};
 
 static ONE_FLOOD_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -138,70 +138,82 @@ fn a_per_source_limit_holds_while_random_sources_churn_the_bucket_table() {
         .run_in_b(move || UdpSocket::bind((b, 0)))
         .expect("enter B")
         .expect("bind in B");
-    let template = FrameSpec::new(
-        Network::V4(b.octets(), flood_target),
-        Transport::udp(40000, 9),
-    )
-    .with_macs(bed.b().mac, bed.a().mac)
-    .with_payload(&[0; 18])
-    .build();
-    let flood = Running::start(
-        bed.b().path.clone(),
-        Flood {
-            interface: bed.b().interface.clone(),
-            template,
-            frames_per_flow: 2,
-            random_ports: false,
-            max_frames: 60_000_000,
-            max_duration: Duration::from_secs(60),
-            seed: 13,
-        },
-    );
-    // Let the flood fill the table before the limited source starts.
-    std::thread::sleep(ROUND_GAP);
-    let lost_before = tx_dropped(&bed);
-    let target = SocketAddr::from((a, LIMITED_PORT));
-    let first = Instant::now();
-    let mut evicted = 0;
-    for round in 0..ROUNDS {
-        if round > 0 {
-            // A gap, then until the flood has evicted the bucket (a busy
-            // machine floods slower: 280 kframes/s left it in the table
-            // after 2 s under a parallel build), at most two gaps more.
-            std::thread::sleep(ROUND_GAP);
-            let deadline = Instant::now() + ROUND_GAP * 2;
-            while buckets.holds(b, limit_id) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
+    // The measurement needs every limited datagram to reach XDP. A flood
+    // that overruns B's veth queue voids a run (seen once, in a full suite
+    // run: 5,731 frames dropped and none of the 40 limited datagrams
+    // through); it is made again, at most twice more.
+    let mut attempt = 0;
+    let (evicted, lost, passed, sent, allowed, report) = loop {
+        attempt += 1;
+        let template = FrameSpec::new(
+            Network::V4(b.octets(), flood_target),
+            Transport::udp(40000, 9),
+        )
+        .with_macs(bed.b().mac, bed.a().mac)
+        .with_payload(&[0; 18])
+        .build();
+        let flood = Running::start(
+            bed.b().path.clone(),
+            Flood {
+                interface: bed.b().interface.clone(),
+                template,
+                frames_per_flow: 2,
+                random_ports: false,
+                max_frames: 60_000_000,
+                max_duration: Duration::from_secs(60),
+                seed: 13,
+            },
+        );
+        // Let the flood fill the table before the limited source starts.
+        std::thread::sleep(ROUND_GAP);
+        let lost_before = tx_dropped(&bed);
+        let target = SocketAddr::from((a, LIMITED_PORT));
+        let first = Instant::now();
+        let mut evicted = 0;
+        for round in 0..ROUNDS {
+            if round > 0 {
+                // A gap, then until the flood has evicted the bucket (a busy
+                // machine floods slower: 280 kframes/s left it in the table
+                // after 2 s under a parallel build), at most two gaps more.
+                std::thread::sleep(ROUND_GAP);
+                let deadline = Instant::now() + ROUND_GAP * 2;
+                while buckets.holds(b, limit_id) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                evicted += u32::from(!buckets.holds(b, limit_id));
             }
-            evicted += u32::from(!buckets.holds(b, limit_id));
+            for datagram in 0..PER_ROUND {
+                sender
+                    .send_to(&[round as u8, datagram as u8], target)
+                    .expect("send");
+            }
         }
-        for datagram in 0..PER_ROUND {
-            sender
-                .send_to(&[round as u8, datagram as u8], target)
-                .expect("send");
-        }
-    }
-    let span = first.elapsed();
-    std::thread::sleep(Duration::from_millis(300));
-    let report = flood.stop();
+        let span = first.elapsed();
+        std::thread::sleep(Duration::from_millis(300));
+        let report = flood.stop();
 
-    let passed = received_from(&receiver, b.into());
-    let lost = tx_dropped(&bed) - lost_before;
-    let sent = u64::from(ROUNDS * PER_ROUND);
-    // What the limit allows over the time the source sent: the burst, then
-    // the rate (a coarse-clock tick of slack).
-    let allowed = LIMIT_BURST + LIMIT_PPS * span.as_secs() + 1;
-    eprintln!(
-        "flood: {} frames, {} random sources in {:.1} s ({:.0} frames/s); the limited source's \
-         bucket was evicted before {evicted} of {} rounds; {passed} of {sent} passed over {:.1} s \
-         (the limit allows {allowed}); {lost} lost before XDP",
-        report.frames,
-        report.flows,
-        report.elapsed.as_secs_f64(),
-        report.frames_per_second(),
-        ROUNDS - 1,
-        span.as_secs_f64()
-    );
+        let passed = received_from(&receiver, b.into());
+        let lost = tx_dropped(&bed) - lost_before;
+        let sent = u64::from(ROUNDS * PER_ROUND);
+        // What the limit allows over the time the source sent: the burst, then
+        // the rate (a coarse-clock tick of slack).
+        let allowed = LIMIT_BURST + LIMIT_PPS * span.as_secs() + 1;
+        eprintln!(
+            "flood: {} frames, {} random sources in {:.1} s ({:.0} frames/s); the limited source's \
+             bucket was evicted before {evicted} of {} rounds; {passed} of {sent} passed over {:.1} s \
+             (the limit allows {allowed}); {lost} lost before XDP",
+            report.frames,
+            report.flows,
+            report.elapsed.as_secs_f64(),
+            report.frames_per_second(),
+            ROUNDS - 1,
+            span.as_secs_f64()
+        );
+        if lost == 0 || attempt == 3 {
+            break (evicted, lost, passed, sent, allowed, report);
+        }
+        eprintln!("attempt {attempt} void: B's veth dropped {lost}; measuring again");
+    };
     assert!(
         evicted * 2 >= ROUNDS - 1,
         "the flood must evict the limited source's bucket between its rounds: it did before \
@@ -291,23 +303,10 @@ const CONNECTIONS: u64 = 131_072;
 /// Opens `count` keep-alive connections to `vip:80`, asks each once and
 /// prints `port backend`, then `ready`; after a line on stdin asks each
 /// again on the same connection and prints `port backend` (or the error).
+/// Run after [`PY_ASK_BACKEND`].
 const HOLDER: &str = r#"
 import socket, sys
 vip, count = sys.argv[1], int(sys.argv[2])
-def ask(s):
-    s.sendall(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")
-    data = b""
-    while True:
-        head, sep, body = data.partition(b"\r\n\r\n")
-        if sep:
-            fields = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:])
-            fields = {k.strip().lower(): v.strip() for k, v in fields.items()}
-            if len(body) >= int(fields.get(b"content-length", b"0")):
-                return fields.get(b"x-backend", b"none").decode()
-        chunk = s.recv(4096)
-        if not chunk:
-            return "closed"
-        data += chunk
 held = []
 for _ in range(count):
     s = socket.create_connection((vip, 80), timeout=5)
@@ -347,7 +346,12 @@ fn held_backends(lines: &mut impl Iterator<Item = String>) -> Vec<(u16, String)>
 
 fn start_holder(bed: &LbBed) -> Child {
     bed.command(Role::Client, "/usr/bin/python3")
-        .args(["-c", HOLDER, &VIP4.to_string(), &IDLE_FLOWS.to_string()])
+        .args([
+            "-c",
+            &format!("{PY_ASK_BACKEND}{HOLDER}"),
+            &VIP4.to_string(),
+            &IDLE_FLOWS.to_string(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

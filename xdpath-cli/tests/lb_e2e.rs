@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use xdpath_lab::testenv::lb::{
-    big_file, LbBed, LineBed, Role, BIG_FILE_BYTES, GUE_PORT, INTERFACE, LINE_CLIENT_SIDE, VIP4,
-    VIP6,
+    big_file, LbBed, LineBed, Role, BIG_FILE_BYTES, GUE_PORT, INTERFACE, LINE_CLIENT_SIDE,
+    PY_ASK_BACKEND, VIP4, VIP6,
 };
 
 const XDPATH: &str = env!("CARGO_BIN_EXE_xdpath");
@@ -57,7 +57,7 @@ fn spread(bed: &LbBed, url: &str, count: usize) -> BTreeMap<String, usize> {
 /// One HTTP request per source port `first..first + count` to `vip:port`
 /// from the client (closed with a reset, so the ports can be used again at
 /// once; above the kernel's ephemeral range, so no other connection holds
-/// them); the backend of each.
+/// them); the backend of each. Run after [`PY_ASK_BACKEND`].
 const FLOWS: &str = r#"
 import socket, struct, sys
 vip, port, first, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -71,20 +71,7 @@ for source in range(first, first + count):
     try:
         s.bind(("", source))
         s.connect((vip, port))
-        s.sendall(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")
-        data = b""
-        while True:
-            head, sep, body = data.partition(b"\r\n\r\n")
-            if sep:
-                fields = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:])
-                fields = {k.strip().lower(): v.strip() for k, v in fields.items()}
-                if len(body) >= int(fields.get(b"content-length", b"0")):
-                    backend = fields.get(b"x-backend", b"none").decode()
-                    break
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        backend = ask(s)
     except OSError as error:
         backend = "error:" + type(error).__name__ + ":" + str(error.errno)
     finally:
@@ -98,7 +85,14 @@ fn flows(bed: &LbBed, vip: &str, port: u16, first: u16, count: u16) -> BTreeMap<
         .exec(
             Role::Client,
             "/usr/bin/python3",
-            ["-c", FLOWS, vip, &port, &first, &count],
+            [
+                "-c",
+                &format!("{PY_ASK_BACKEND}{FLOWS}"),
+                vip,
+                &port,
+                &first,
+                &count,
+            ],
         )
         .expect("python3");
     let map: BTreeMap<u16, String> = String::from_utf8_lossy(&output.stdout)

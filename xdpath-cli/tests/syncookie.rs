@@ -285,6 +285,11 @@ fn round_trip(net: Net, vlans: &[u16], options: &[u8], payload: &[u8], expected_
     assert_eq!(action, Action::Tx as u32, "the next is answered at XDP");
     let (cookie, mss) = check_syn_ack(net, vlans, &reply);
     assert_eq!(mss, expected_mss, "MSS");
+    // The kernel's reply is the core's, byte for byte, given the kernel's
+    // cookie and MSS: the SYN-ACK is built by one piece of code.
+    let native = xdpath_core::syncookie::reply_frame(&syn, 14 + 4 * vlans.len(), cookie, mss)
+        .expect("the core builds a reply");
+    assert_eq!(reply, native, "kernel and core SYN-ACKs differ");
     let sent = counter(&program, Action::Tx, Reason::SynCookieSent);
     assert_eq!(sent.packets, 1);
     assert_eq!(sent.bytes, reply.len() as u64);

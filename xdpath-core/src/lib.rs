@@ -44,6 +44,8 @@ pub mod packet;
 pub mod parse;
 pub mod pipeline;
 pub mod stats;
+pub mod steer;
+pub mod syncookie;
 pub mod wire;
 
 #[cfg(any(feature = "std", test))]

@@ -14,8 +14,8 @@ mod syncookie;
 mod tables;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use xdpath_core::abi;
 use xdpath_core::lb::{LbTables, LB_ENABLED};
+use xdpath_core::{abi, steer};
 use xdpath_core::{
     forward, packet::MAX_HEADER_OFFSET, pipeline, pipeline::Step, FlowKey, Packet, PacketMut,
     Tables,
@@ -156,9 +156,7 @@ fn steering(
     config: &xdpath_core::InterfaceConfig,
     outcome: pipeline::Outcome,
 ) -> bool {
-    if outcome.action != xdpath_core::Action::Pass
-        || outcome.reason as u8 > xdpath_core::Reason::Ipv6Other as u8
-    {
+    if !steer::steerable(&outcome) {
         return false;
     }
     // SAFETY: ctx is the kernel's xdp_md for this run.
@@ -197,9 +195,7 @@ fn steer(
     outcome: pipeline::Outcome,
 ) -> (u32, xdpath_core::Action) {
     let plain = (outcome.action as u32, outcome.action);
-    if outcome.action != xdpath_core::Action::Pass
-        || outcome.reason as u8 > xdpath_core::Reason::Ipv6Other as u8
-    {
+    if !steer::steerable(&outcome) {
         return plain;
     }
     // A flow an AF_XDP application asked for, to the socket of the queue
@@ -211,7 +207,7 @@ fn steer(
         .get(queue)
         .is_some_and(|owner| *owner == ifindex)
     {
-        let rule = u32::from(key.protocol) << 16 | u32::from(key.destination_port);
+        let rule = steer::xsk_rule(key);
         // SAFETY: a plain lookup in a hash map of u32.
         if unsafe { maps::STEER_XSK.get(&rule) }.is_some() {
             if let Ok(action) = maps::XSKS.redirect(queue, 0) {
@@ -222,11 +218,13 @@ fn steer(
     if maps::CONFIG.get(0).is_none_or(|config| config.steer == 0) {
         return plain;
     }
-    let count = match maps::STEER_CPUS.get(0) {
-        Some(count) if *count != 0 && *count <= abi::MAX_STEER_CPUS => *count,
-        _ => return plain,
+    let Some(slot) = maps::STEER_CPUS
+        .get(0)
+        .and_then(|count| steer::cpu_slot(key.flow_hash(), *count))
+    else {
+        return plain;
     };
-    let Some(cpu) = maps::STEER_CPUS.get(1 + key.flow_hash() % count) else {
+    let Some(cpu) = maps::STEER_CPUS.get(slot) else {
         return plain;
     };
     let cpu = *cpu;

@@ -12,10 +12,9 @@
 //! filter has passed the frame:
 //!
 //! - **SYN** (no ACK, RST or FIN): answered here. The frame is rewritten in
-//!   place into a SYN-ACK (MACs, addresses and ports swapped, VLAN tags
-//!   kept, IP options, IPv6 extension headers and payload dropped; seq = the
-//!   cookie, ack = the client's seq + 1, one MSS option, TTL/hop limit 64)
-//!   and sent back with `XDP_TX`, counted as (tx, syn-cookie-sent).
+//!   place into a SYN-ACK (MACs swapped and VLAN tags kept here; the IP and
+//!   TCP headers built by `xdpath_core::syncookie::build_reply`) and sent
+//!   back with `XDP_TX`, counted as (tx, syn-cookie-sent).
 //!   The host must run with `net.ipv4.tcp_syncookies=2`: the kernel only
 //!   accepts a cookie ACK within two minutes of its listener's last
 //!   "overflow", and with `tcp_syncookies=2` every SYN it sees counts as
@@ -50,8 +49,9 @@ use aya_ebpf::{
 };
 use xdpath_core::abi;
 use xdpath_core::filter::{kernel_accepts_source, FILTER_SYN_COOKIES};
+use xdpath_core::syncookie;
+use xdpath_core::wire::protocol;
 use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
-use xdpath_core::wire::{checksum, protocol};
 use xdpath_core::{Action, FlowKey, Reason, Tables};
 
 use crate::maps::{FILTER_CONFIG, SCRATCH, STAGES, SYNCOOKIE_PORTS};
@@ -61,12 +61,6 @@ use crate::tables::MapTables;
 const KERNEL_SYN_INTERVAL_NS: u64 = 1_000_000_000;
 /// `TCP_LISTEN` of the kernel's `enum tcp_state`.
 const TCP_LISTEN: u32 = 10;
-/// The reply's TTL / hop limit.
-const REPLY_TTL: u8 = 64;
-/// The reply's window (no window scaling: a cookie SYN-ACK carries none).
-const REPLY_WINDOW: u16 = 65_535;
-/// The reply's TCP header: 20 bytes and one MSS option.
-const REPLY_TCP_LEN: usize = 24;
 
 /// Per-CPU working space: the frame's headers as read, and the reply as
 /// built. In map memory, so no stack alignment rules apply.
@@ -75,12 +69,12 @@ pub struct CookieScratch {
     /// Destination and source MAC of the frame.
     eth: [u8; 16],
     /// The IP header (20 bytes IPv4, 40 bytes IPv6).
-    ip: [u8; 40],
+    ip: [u8; syncookie::IP_ROOM],
     /// The TCP header with its options (at most 60 bytes).
-    tcp: [u8; 64],
+    tcp: [u8; syncookie::TCP_ROOM],
     /// The reply: IP header, then TCP header (at most 64 bytes), or a
     /// `bpf_sock_tuple` (at most 36 bytes) on the ACK path.
-    out: [u8; 64],
+    out: [u8; syncookie::OUT_ROOM],
 }
 
 /// Scratch space for this stage, one slot per CPU.
@@ -289,67 +283,13 @@ fn syn(
         return Verdict::Pass;
     }
 
-    // The reply's headers, built in `out`.
-    let ip_len: usize = if v6 { 40 } else { 20 };
-    let out = &mut scratch.out;
-    let mut sum: u32 = 0;
-    if v6 {
-        put(out, 0, &[0x60, 0, 0, 0]);
-        put16(out, 4, REPLY_TCP_LEN as u16);
-        out[6] = protocol::TCP;
-        out[7] = REPLY_TTL;
-        let mut index = 0;
-        while index < 16 {
-            out[8 + index] = scratch.ip[24 + index];
-            out[24 + index] = scratch.ip[8 + index];
-            index += 1;
-        }
-        sum += checksum::sum_bytes(out, 8, 32);
-    } else {
-        put(
-            out,
-            0,
-            &[0x45, 0, 0, 0, 0, 0, 0x40, 0, REPLY_TTL, protocol::TCP, 0, 0],
-        );
-        put16(out, 2, (20 + REPLY_TCP_LEN) as u16);
-        let mut index = 0;
-        while index < 4 {
-            out[12 + index] = scratch.ip[16 + index];
-            out[16 + index] = scratch.ip[12 + index];
-            index += 1;
-        }
-        put16(out, 10, checksum::finish(checksum::sum_bytes(out, 0, 20)));
-        sum += checksum::sum_bytes(out, 12, 8);
-    }
-    sum += u32::from(protocol::TCP) + REPLY_TCP_LEN as u32;
-    let t = ip_len;
-    let client_seq = u32::from_be_bytes([
-        scratch.tcp[4],
-        scratch.tcp[5],
-        scratch.tcp[6],
-        scratch.tcp[7],
-    ]);
-    put(
-        out,
-        t,
-        &[
-            scratch.tcp[2],
-            scratch.tcp[3],
-            scratch.tcp[0],
-            scratch.tcp[1],
-        ],
-    );
-    put(out, t + 4, &cookie.to_be_bytes());
-    put(out, t + 8, &client_seq.wrapping_add(1).to_be_bytes());
-    put(out, t + 12, &[0x60, FLAG_SYN | FLAG_ACK]);
-    put16(out, t + 14, REPLY_WINDOW);
-    put(out, t + 16, &[0, 0, 0, 0, 2, 4]);
-    put16(out, t + 22, mss);
-    sum += checksum::sum_bytes(out, t, REPLY_TCP_LEN);
-    put16(out, t + 16, checksum::finish(sum));
+    // The reply's headers, built in `out` by the core (the same code the
+    // tests check the kernel's replies against).
+    let reply_len =
+        syncookie::build_reply(&scratch.ip, &scratch.tcp, v6, cookie, mss, &mut scratch.out);
 
     // Resize the frame to Ethernet (and tags) + IP + TCP, then write.
-    let new_len = l3 as usize + ip_len + REPLY_TCP_LEN;
+    let new_len = l3 as usize + reply_len;
     let old_len = ctx.data_end() - ctx.data();
     let delta = new_len as i32 - old_len as i32;
     // SAFETY: the kernel checks the new size against the buffer.
@@ -362,7 +302,7 @@ fn syn(
         eth.swap(index, index + 6);
         index += 1;
     }
-    let out_len = (ip_len + REPLY_TCP_LEN) as u32;
+    let out_len = reply_len as u32;
     // SAFETY: the sources lie in the scratch slot with room for the lengths.
     let stored = unsafe {
         bpf_xdp_store_bytes(md, 0, scratch.eth.as_mut_ptr().cast(), 12) == 0
@@ -444,22 +384,4 @@ fn ack(ctx: &XdpContext, scratch: &mut CookieScratch, v6: bool) -> Verdict {
     } else {
         Verdict::Invalid
     }
-}
-
-/// Writes `bytes` at `at`.
-#[inline(always)]
-fn put<const N: usize>(out: &mut [u8; 64], at: usize, bytes: &[u8; N]) {
-    let mut index = 0;
-    while index < N {
-        if let Some(slot) = out.get_mut(at + index) {
-            *slot = bytes[index];
-        }
-        index += 1;
-    }
-}
-
-/// Writes a big-endian u16 at `at`.
-#[inline(always)]
-fn put16(out: &mut [u8; 64], at: usize, value: u16) {
-    put(out, at, &value.to_be_bytes());
 }

@@ -180,6 +180,8 @@ mod tests {
         assert!(args.override_management);
         assert!(!args.monitor);
         assert!(serde_json::from_str::<RuleArgs>(r#"{"action":"drop","port":1}"#).is_err());
+        let missing = serde_json::from_str::<RuleArgs>(r#"{"src":"192.0.2.0/24"}"#);
+        assert!(missing.is_err_and(|error| error.to_string().contains("missing field `action`")));
         let back = serde_json::to_value(&args).expect("serializes");
         assert_eq!(back["override"], true, "the CLI sends what the API reads");
     }

@@ -739,3 +739,24 @@ impl Drop for LineBed {
         }
     }
 }
+
+/// Python for the LB beds' clients: `ask(s)` sends one `GET /` on the
+/// connected socket `s` and returns the answer's `X-Backend` header
+/// (`none` without one, `closed` when the connection closes first). The
+/// tests' scripts start with it.
+pub const PY_ASK_BACKEND: &str = r#"
+def ask(s):
+    s.sendall(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")
+    data = b""
+    while True:
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if sep:
+            fields = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:])
+            fields = {k.strip().lower(): v.strip() for k, v in fields.items()}
+            if len(body) >= int(fields.get(b"content-length", b"0")):
+                return fields.get(b"x-backend", b"none").decode()
+        chunk = s.recv(4096)
+        if not chunk:
+            return "closed"
+        data += chunk
+"#;

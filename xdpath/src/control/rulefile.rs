@@ -45,6 +45,7 @@ pub struct RuleArgs {
     pub tcp_flags: Option<String>,
     /// drop or pass.
     #[arg(long, value_name = "drop|pass")]
+    #[serde(deserialize_with = "required")]
     pub action: Option<String>,
     /// Only on this interface.
     #[arg(long, value_name = "IF")]
@@ -57,6 +58,12 @@ pub struct RuleArgs {
     #[arg(long = "override")]
     #[serde(default, rename = "override")]
     pub override_management: bool,
+}
+
+/// A field an API body must have, though the CLI's flag is optional (so
+/// that the CLI can say which flag is missing in its own words).
+fn required<'de, D: serde::Deserializer<'de>>(from: D) -> Result<Option<String>, D::Error> {
+    <String as serde::Deserialize>::deserialize(from).map(Some)
 }
 
 #[derive(Parser)]
