@@ -5,7 +5,7 @@
 //! its body or query string.
 
 use serde::de::DeserializeOwned;
-use xdpath::control::cli::limit_spec;
+use xdpath::control::ops::limit_spec;
 use xdpath::control::parse::{parse_cidr, parse_duration};
 use xdpath::control::rulefile::management_conflict;
 use xdpath::control::settings::compile_limit;

@@ -2,6 +2,7 @@
 //! any sequence of interfaces, packets and samples, its output walked
 //! block by block.
 
+use xdpath::observe::capture::write_sample;
 use xdpath::observe::Sample;
 use xdpath::pcap::pcapng::PcapngWriter;
 use xdpath::pcap::{PcapReader, PcapWriter, Record, MAX_RECORD_LEN};
@@ -117,7 +118,7 @@ pub fn pcapng_writer(data: &[u8]) {
                     unix_ns: input.u64(),
                     data: bytes,
                 };
-                let result = writer.write_sample(interface, &sample);
+                let result = write_sample(&mut writer, interface, &sample);
                 assert_eq!(
                     result.is_ok(),
                     interface < writer.interfaces(),

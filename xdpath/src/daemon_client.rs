@@ -46,7 +46,7 @@ pub fn socket() -> Option<PathBuf> {
     if std::env::var_os("XDPATH_NO_DAEMON").is_some() {
         return None;
     }
-    let dir = crate::control::state::state_dir().ok()?;
+    let dir = crate::netns::current_state_dir().ok()?;
     let socket = PathBuf::from(read_note(&dir.join(NOTE_FILE))?.trim());
     // The note may be stale (a namespace that reused a deleted one's inode),
     // and another namespace's daemon may listen on that path now: only a
@@ -73,7 +73,7 @@ const NOTE_LIMIT: u64 = 4096;
 /// Writes (or with `None` removes) this namespace's note of the daemon's
 /// socket.
 pub fn announce(socket: Option<&Path>) -> std::io::Result<()> {
-    let dir = crate::control::state::state_dir().map_err(std::io::Error::other)?;
+    let dir = crate::netns::current_state_dir()?;
     let note = dir.join(NOTE_FILE);
     match socket {
         Some(socket) => {

@@ -271,6 +271,22 @@ pub fn run_in<T: Send + 'static>(
     .map_err(|_| io::Error::other("the thread in the namespace panicked"))?
 }
 
+/// Where the filter state of every namespace lives.
+/// On disk, not in `/run`: the desired state (rules, blocklist, VIPs, runtime
+/// changes) outlives a reboot, and the first command after one installs it
+/// into the new maps.
+pub const STATE_ROOT: &str = "/var/lib/xdpath";
+
+/// The state directory of the namespace with this key.
+pub fn state_dir_of(key: &NamespaceKey) -> std::path::PathBuf {
+    std::path::Path::new(STATE_ROOT).join(key.as_str())
+}
+
+/// The state directory of this thread's namespace.
+pub fn current_state_dir() -> std::io::Result<std::path::PathBuf> {
+    current_key().map(|key| state_dir_of(&key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,8 +3,8 @@
 //! the `xdpath` CLI (the namespace's locked state), so both give the same
 //! results and a refused request changes nothing.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
 use xdpathd::requests::{
     BackendQuery, BackendWeight, BackendsQuery, LimitArgs, NewBlock, NewVip, PrefixQuery, RuleArgs,
     TopQuery, VipQuery,
@@ -22,23 +21,8 @@ use xdpathd::requests::{
 use crate::error::ApiError;
 use crate::extract::{Body, Query};
 use crate::ops;
+use crate::shared::{blocking, Shared, BODY_LIMIT};
 use crate::text::{escape, quote};
-
-/// The largest request body accepted.
-pub const BODY_LIMIT: usize = 64 * 1024;
-
-/// What handlers share.
-#[derive(Default)]
-pub struct Shared {
-    /// Bumped by every change that went through the API.
-    pub generation: AtomicU64,
-    /// Requests refused for bad input or failed while applying.
-    pub apply_errors: AtomicU64,
-    /// The health checker's view of every checked backend.
-    pub health: Arc<crate::health::Board>,
-    /// The sample consumer: export, top talkers, mitigation.
-    pub observer: Arc<crate::observe::Observer>,
-}
 
 /// The OpenAPI document (also in the repository: `xdpathd/openapi.json`).
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -94,42 +78,6 @@ pub fn router(shared: Arc<Shared>, read_timeout: Duration) -> Router {
 
 type State = axum::extract::State<Arc<Shared>>;
 type Reply = Result<Response, ApiError>;
-
-/// The most operations (map syscalls, the state lock) run at once. Each
-/// opens the pinned maps it reads: `/metrics` with one attached interface
-/// and one VIP held 41 descriptors at its peak (measured on /proc/PID/fd),
-/// so eight stay well inside the descriptors the daemon keeps for its own
-/// work beside its connections (`RESERVED_FILES`). They mostly wait for
-/// the state lock in turn anyway.
-const OPERATIONS: usize = 8;
-
-static RUNNING: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(OPERATIONS)));
-
-/// Runs blocking work (map syscalls, the state lock) off the async
-/// threads, at most [`OPERATIONS`] at once (a permit held until the work
-/// ends, even if its client has gone).
-pub async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let permit = RUNNING.clone().acquire_owned().await.map_err(|error| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("the operation could not start: {error}"),
-        )
-    })?;
-    let work = move || {
-        let _permit = permit;
-        work()
-    };
-    tokio::task::spawn_blocking(work).await.map_err(|error| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("the operation failed: {error}"),
-        )
-    })?
-}
 
 /// A change: counts the generation, or the error, and logs one line
 /// (escaped: `what` and the message hold the client's text).

@@ -21,7 +21,7 @@ use crate::text::quote;
 pub fn limit_of(path: &str) -> usize {
     match path {
         "/v1/config" | "/v1/config/plan" => crate::config_api::CONFIG_LIMIT,
-        _ => crate::api::BODY_LIMIT,
+        _ => crate::shared::BODY_LIMIT,
     }
 }
 

@@ -14,8 +14,8 @@ use axum::Json;
 use serde_json::json;
 use xdpath::config::{self, ConfigError, Environment};
 
-use crate::api::Shared;
 use crate::error::ApiError;
+use crate::shared::Shared;
 use crate::text::{escape, quote_bytes};
 
 /// The largest config accepted over the API.
@@ -174,7 +174,7 @@ pub async fn apply(
     toml_body(&headers)?;
     let body = utf8_body(body)?;
     let work = shared.clone();
-    let plan = crate::api::blocking(move || apply_text(&work, &body, "api")).await?;
+    let plan = crate::shared::blocking(move || apply_text(&work, &body, "api")).await?;
     let generation = shared.generation.load(Ordering::Relaxed);
     Ok(Json(json!({ "generation": generation, "applied": plan })).into_response())
 }
@@ -186,7 +186,7 @@ pub async fn plan(
 ) -> Result<Response, ApiError> {
     toml_body(&headers)?;
     let body = utf8_body(body)?;
-    let plan = crate::api::blocking(move || -> Result<config::plan::Plan, ApiError> {
+    let plan = crate::shared::blocking(move || -> Result<config::plan::Plan, ApiError> {
         let desired = check(&body)?;
         let current = config::current().map_err(config_error)?;
         Ok(config::plan::plan(&current, &desired))

@@ -37,7 +37,10 @@ fn json_error(rejection: JsonRejection) -> ApiError {
         JsonRejection::BytesRejection(_) if rejection_is_too_large(&message) => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!("the body is larger than {} bytes", crate::api::BODY_LIMIT),
+            format!(
+                "the body is larger than {} bytes",
+                crate::shared::BODY_LIMIT
+            ),
         ),
         _ => ApiError::bad_request("invalid_body", message),
     }

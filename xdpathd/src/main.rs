@@ -21,6 +21,7 @@ mod metrics;
 mod observe;
 mod ops;
 mod server;
+mod shared;
 mod startup;
 mod text;
 
@@ -49,7 +50,7 @@ const TCP_CONNECTIONS: usize = 512;
 /// File descriptors kept for the daemon's own work besides its
 /// connections: 16 at rest (the sample ring, the locks, the runtime), and
 /// the pinned maps of at most eight operations at once (41 at most for
-/// one `/metrics` with one interface and one VIP; see `api::blocking`),
+/// one `/metrics` with one interface and one VIP; see `shared::blocking`),
 /// health probes.
 const RESERVED_FILES: u64 = 384;
 
@@ -212,7 +213,7 @@ async fn serve_until_stopped(args: Args, prepared: Prepared) -> Result<(), Start
     }
     let read_timeout = Duration::from_secs(args.read_timeout);
     let (unix_limits, tcp_limits) = limits(read_timeout);
-    let shared = Arc::new(api::Shared::default());
+    let shared = Arc::new(shared::Shared::default());
     let local = api::router(shared.clone(), read_timeout);
     let mut tasks = tokio::task::JoinSet::new();
     tokio::spawn(health::run(shared.health.clone()));

@@ -13,8 +13,8 @@ use xdpath::lb::cli::{backend_rows, vip_rows};
 use xdpath::lb::session::LbSession;
 use xdpath::{dataplane, stats};
 
-use crate::api::Shared;
 use crate::error::ApiError;
+use crate::shared::Shared;
 
 /// One metric family being written.
 struct Family<'a> {

@@ -49,7 +49,7 @@ pub struct BenchOptions {
     #[arg(long, default_value = XDP_FILTER_OBJECT)]
     pub peer: PathBuf,
     /// Also run the veth flood benchmark for this many seconds per defender
-    /// (xdpath, xdp-filter, none); see `bench_flood`.
+    /// (xdpath, xdp-filter, none); see `bench::flood`.
     #[arg(long, value_name = "SECONDS")]
     pub flood: Option<u32>,
     /// Measure this build of the xdpath object instead of the embedded one

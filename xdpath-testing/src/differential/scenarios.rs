@@ -156,7 +156,7 @@ const RULES: &str = "\
 ";
 
 fn limit(args: LimitArgs, id: u32) -> Result<xdpath::control::state::LimitSpec, String> {
-    xdpath::control::cli::limit_spec(&args, id).map_err(|error| error.to_string())
+    xdpath::control::ops::limit_spec(&args, id).map_err(|error| error.to_string())
 }
 
 /// Rules and a default drop, or blocklist, limits, guards and management.

@@ -7,10 +7,11 @@ use super::cli_output as output;
 pub use super::commands::{
     BlockCommand, FilterCommand, GuardCommand, LimitArgs, MgmtCommand, RateLimitCommand,
 };
-use super::parse::{parse_cidr, parse_port, parse_port_list, parse_protocol};
+use super::ops::{allocate_ids, limit_spec};
+use super::parse::{parse_cidr, parse_port, parse_port_list};
 use super::rulefile::{management_conflict, read_rule_file};
 use super::session::Session;
-use super::state::{FilterState, FragmentChoice, LimitKey, LimitSpec, RuleAction, RuleSpec};
+use super::state::{FilterState, FragmentChoice, RuleAction, RuleSpec};
 use super::{interface_index, wall_now, ControlError};
 use crate::daemon_client;
 use crate::text::quote;
@@ -44,40 +45,6 @@ fn parse_fragments(text: &str) -> Result<FragmentChoice, ControlError> {
             quote(other)
         ))),
     }
-}
-
-fn parse_number(name: &str, text: &str) -> Result<u64, ControlError> {
-    text.trim()
-        .parse()
-        .map_err(|_| ControlError::Usage(format!("{name} {} is not a number", quote(text))))
-}
-
-/// Hands out `count` unused ids from `next` on, wrapping below `limit`.
-pub(crate) fn allocate_ids(
-    next: &mut u32,
-    used: &std::collections::HashSet<u32>,
-    count: usize,
-    limit: u32,
-    what: &'static str,
-) -> Result<Vec<u32>, ControlError> {
-    let mut ids = Vec::with_capacity(count);
-    let mut candidate = (*next).max(1);
-    let mut tried = 0u32;
-    while ids.len() < count {
-        if tried >= limit {
-            return Err(ControlError::IdsExhausted { what });
-        }
-        if candidate >= limit {
-            candidate = 1;
-        }
-        if !used.contains(&candidate) {
-            ids.push(candidate);
-        }
-        candidate += 1;
-        tried += 1;
-    }
-    *next = candidate;
-    Ok(ids)
 }
 
 fn check_interface(rule: &RuleSpec) -> Result<(), ControlError> {
@@ -237,57 +204,6 @@ pub fn block(command: &BlockCommand, json: bool) -> Result<(), ControlError> {
         }
     }
     Ok(())
-}
-
-/// The rate limit `ratelimit add` makes of its arguments, checked.
-pub fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, ControlError> {
-    let number = |name: &str, text: &Option<String>| -> Result<Option<u64>, ControlError> {
-        text.as_deref()
-            .map(|text| parse_number(name, text))
-            .transpose()
-    };
-    let pps = number("--pps", &args.pps)?;
-    let bps = number("--bps", &args.bps)?;
-    if pps.is_none() && bps.is_none() {
-        return Err(ControlError::Usage("give --pps or --bps (or both)".into()));
-    }
-    let aggregate = |name: &str, text: &Option<String>, default: u8| -> Result<u8, ControlError> {
-        match text {
-            None => Ok(default),
-            Some(text) => match text.trim().parse::<u8>() {
-                Ok(length) if length <= default => Ok(length),
-                _ => Err(ControlError::Usage(format!(
-                    "{name} {} is out of range (0-{default})",
-                    quote(text)
-                ))),
-            },
-        }
-    };
-    Ok(LimitSpec {
-        id,
-        packets_per_second: pps,
-        burst_packets: number("--burst", &args.burst)?.or(pps).unwrap_or(0),
-        bytes_per_second: bps,
-        burst_bytes: number("--burst-bytes", &args.burst_bytes)?
-            .or(bps)
-            .unwrap_or(0),
-        per: match args.per.as_str() {
-            "src" => LimitKey::Src,
-            "dst" => LimitKey::Dst,
-            other => {
-                return Err(ControlError::Usage(format!(
-                    "invalid --per {} (expected src or dst)",
-                    quote(other)
-                )))
-            }
-        },
-        aggregate_v4: aggregate("--aggregate-v4", &args.aggregate_v4, 32)?,
-        aggregate_v6: aggregate("--aggregate-v6", &args.aggregate_v6, 128)?,
-        scope: args.scope.as_deref().map(parse_cidr).transpose()?,
-        protocol: args.proto.as_deref().map(parse_protocol).transpose()?,
-        syn_only: args.syn,
-        monitor: args.monitor,
-    })
 }
 
 /// Runs `xdpath ratelimit ...`.

@@ -3,13 +3,14 @@
 //! the first map write), so a refused change changes nothing and both
 //! front ends give the same results.
 
-use super::cli::{allocate_ids, limit_spec};
 use super::commands::LimitArgs;
-use super::parse::{parse_cidr, parse_duration, Cidr};
+use super::parse::{parse_cidr, parse_duration, parse_protocol, Cidr};
 use super::rulefile::{management_conflict, RuleArgs};
 use super::session::Session;
 use super::state::BlockSpec;
+use super::state::{LimitKey, LimitSpec};
 use super::{interface_index, wall_now, ControlError};
+use crate::text::quote;
 use xdpath_core::filter::{MAX_RATE_LIMITS, MAX_RULES};
 
 /// Adds a rule; returns its id.
@@ -105,4 +106,89 @@ pub fn del_limit(id: u32) -> Result<(), ControlError> {
         return Err(ControlError::NoSuchLimit { id });
     }
     session.commit()
+}
+
+/// Hands out `count` unused ids from `next` on, wrapping below `limit`.
+pub fn allocate_ids(
+    next: &mut u32,
+    used: &std::collections::HashSet<u32>,
+    count: usize,
+    limit: u32,
+    what: &'static str,
+) -> Result<Vec<u32>, ControlError> {
+    let mut ids = Vec::with_capacity(count);
+    let mut candidate = (*next).max(1);
+    let mut tried = 0u32;
+    while ids.len() < count {
+        if tried >= limit {
+            return Err(ControlError::IdsExhausted { what });
+        }
+        if candidate >= limit {
+            candidate = 1;
+        }
+        if !used.contains(&candidate) {
+            ids.push(candidate);
+        }
+        candidate += 1;
+        tried += 1;
+    }
+    *next = candidate;
+    Ok(ids)
+}
+
+/// The rate limit `ratelimit add` makes of its arguments, checked.
+pub fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, ControlError> {
+    let number = |name: &str, text: &Option<String>| -> Result<Option<u64>, ControlError> {
+        text.as_deref()
+            .map(|text| parse_number(name, text))
+            .transpose()
+    };
+    let pps = number("--pps", &args.pps)?;
+    let bps = number("--bps", &args.bps)?;
+    if pps.is_none() && bps.is_none() {
+        return Err(ControlError::Usage("give --pps or --bps (or both)".into()));
+    }
+    let aggregate = |name: &str, text: &Option<String>, default: u8| -> Result<u8, ControlError> {
+        match text {
+            None => Ok(default),
+            Some(text) => match text.trim().parse::<u8>() {
+                Ok(length) if length <= default => Ok(length),
+                _ => Err(ControlError::Usage(format!(
+                    "{name} {} is out of range (0-{default})",
+                    quote(text)
+                ))),
+            },
+        }
+    };
+    Ok(LimitSpec {
+        id,
+        packets_per_second: pps,
+        burst_packets: number("--burst", &args.burst)?.or(pps).unwrap_or(0),
+        bytes_per_second: bps,
+        burst_bytes: number("--burst-bytes", &args.burst_bytes)?
+            .or(bps)
+            .unwrap_or(0),
+        per: match args.per.as_str() {
+            "src" => LimitKey::Src,
+            "dst" => LimitKey::Dst,
+            other => {
+                return Err(ControlError::Usage(format!(
+                    "invalid --per {} (expected src or dst)",
+                    quote(other)
+                )))
+            }
+        },
+        aggregate_v4: aggregate("--aggregate-v4", &args.aggregate_v4, 32)?,
+        aggregate_v6: aggregate("--aggregate-v6", &args.aggregate_v6, 128)?,
+        scope: args.scope.as_deref().map(parse_cidr).transpose()?,
+        protocol: args.proto.as_deref().map(parse_protocol).transpose()?,
+        syn_only: args.syn,
+        monitor: args.monitor,
+    })
+}
+
+fn parse_number(name: &str, text: &str) -> Result<u64, ControlError> {
+    text.trim()
+        .parse()
+        .map_err(|_| ControlError::Usage(format!("{name} {} is not a number", quote(text))))
 }

@@ -10,13 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::parse::{Cidr, PortRange, TcpFlagsSpec};
-use crate::netns::NamespaceKey;
 
-/// Where the filter state of every namespace lives.
-/// On disk, not in `/run`: the desired state (rules, blocklist, VIPs, runtime
-/// changes) outlives a reboot, and the first command after one installs it
-/// into the new maps.
-pub const STATE_ROOT: &str = "/var/lib/xdpath";
+pub use crate::netns::{state_dir_of, STATE_ROOT};
 /// The state file's name inside a namespace's directory.
 pub const STATE_FILE: &str = "filter.json";
 
@@ -318,11 +313,6 @@ impl FilterState {
     pub fn rule(&self, id: u32) -> Option<&RuleSpec> {
         self.rules.iter().find(|rule| rule.id == id)
     }
-}
-
-/// The state directory of the namespace with this key.
-pub fn state_dir_of(key: &NamespaceKey) -> PathBuf {
-    Path::new(STATE_ROOT).join(key.as_str())
 }
 
 /// The state directory of this thread's namespace.

@@ -226,6 +226,20 @@ pub(super) fn link_alive(pins: &InterfacePins) -> bool {
             .is_none_or(|linked| linked == ifindex)
 }
 
+/// Takes an exclusive `flock` on a directory; released when the file is
+/// dropped.
+pub(super) fn lock_dir(dir: &Path) -> Result<std::fs::File, DataplaneError> {
+    let file = std::fs::File::open(dir).map_err(io_error(dir))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } != 0 {
+        return Err(DataplaneError::Lock {
+            path: dir.to_path_buf(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(file)
+}
+
 fn remove_pins(pins: &InterfacePins) -> Result<(), DataplaneError> {
     if pins.dir.exists() {
         std::fs::remove_dir_all(&pins.dir).map_err(io_error(&pins.dir))?;
@@ -242,7 +256,7 @@ pub fn detach(interface: &str) -> Result<(), DataplaneError> {
         });
     }
     // Waits for a reload of the interface to finish: it renames pins here.
-    let _lock = super::reload::lock_dir(&pins.dir)?;
+    let _lock = lock_dir(&pins.dir)?;
     if let Ok(pinned) = PinnedLink::from_pin(pins.path("link")) {
         let link = pinned.unpin().map_err(io_error(&pins.path("link")))?;
         // Dropping the last reference to the link detaches the program.

@@ -24,7 +24,6 @@
 //! Linux 5.9: XDP bpf_links and `BPF_LINK_UPDATE` on them (with
 //! `BPF_F_REPLACE`, so a concurrent change is refused rather than undone).
 
-use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -84,7 +83,7 @@ pub fn reload(interface: &str) -> Result<ReloadReport, DataplaneError> {
     }
     // One reload (or detach) of an interface at a time: both rename and
     // remove pins in its directory.
-    let _lock = lock_dir(&pins.dir)?;
+    let _lock = super::attach::lock_dir(&pins.dir)?;
     if !pins.attached() {
         return Err(DataplaneError::NotAttached {
             name: interface.into(),
@@ -300,20 +299,6 @@ fn remove_if_present(path: &Path) -> Result<(), DataplaneError> {
         Err(error) if error.kind() != io::ErrorKind::NotFound => Err(io_error(path)(error)),
         _ => Ok(()),
     }
-}
-
-/// Takes an exclusive `flock` on a directory; released when the file is
-/// dropped.
-pub(super) fn lock_dir(dir: &Path) -> Result<File, DataplaneError> {
-    let file = File::open(dir).map_err(io_error(dir))?;
-    // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(DataplaneError::Lock {
-            path: dir.to_path_buf(),
-            source: io::Error::last_os_error(),
-        });
-    }
-    Ok(file)
 }
 
 // ---- the two bpf(2) commands aya 0.14 does not offer in the form needed

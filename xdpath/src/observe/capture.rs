@@ -16,6 +16,7 @@ use xdpath_core::observe::{CaptureConfig, CAPTURE_BYTES};
 use xdpath_core::{Action, Reason};
 
 use super::ring::{self, Ring, RingError, RingReader};
+use super::{Matched, Sample};
 use crate::control::parse::{seconds_within, MAX_DURATION_SECONDS};
 use crate::pcap::pcapng::PcapngWriter;
 use crate::text::{quote, quote_path};
@@ -211,7 +212,7 @@ pub fn capture(args: &CaptureArgs, on_ready: impl FnOnce()) -> Result<CaptureRep
                 break;
             }
             let id = interface_id(writer, &mut interfaces, sample.meta.ifindex, args.snaplen)?;
-            writer.write_sample(id, &sample)?;
+            write_sample(writer, id, &sample)?;
             *packets += 1;
         }
         Ok(())
@@ -273,4 +274,53 @@ pub fn interface_name(ifindex: u32) -> Option<String> {
     // SAFETY: if_indextoname wrote a NUL-terminated name into the buffer.
     let name = unsafe { std::ffi::CStr::from_ptr(buffer.as_ptr()) };
     Some(name.to_string_lossy().into_owned())
+}
+/// Writes a sample or captured frame with its arrival time, length and
+/// [`sample_comment`].
+pub fn write_sample<W: std::io::Write>(
+    writer: &mut PcapngWriter<W>,
+    interface_id: u32,
+    sample: &Sample,
+) -> std::io::Result<()> {
+    let comment = sample_comment(sample);
+    writer.write_packet(
+        interface_id,
+        sample.unix_ns,
+        sample.meta.frame_len,
+        &sample.data,
+        Some(&comment),
+    )
+}
+
+/// The comment a captured frame is written with: its verdict, reason and
+/// what matched it, e.g. `verdict=drop reason=rule-deny rule=7`.
+///
+/// # Examples
+///
+/// ```
+/// use xdpath::observe::capture::sample_comment;
+/// use xdpath::observe::Sample;
+/// use xdpath_core::observe::{RecordMeta, MATCHED_RULE};
+/// use xdpath_core::{Action, Reason};
+/// let meta = RecordMeta {
+///     action: Action::Drop as u8,
+///     reason: Reason::RuleDeny as u8,
+///     matched: MATCHED_RULE | 7,
+///     ..Default::default()
+/// };
+/// let sample = Sample { meta, unix_ns: 0, data: Vec::new() };
+/// assert_eq!(sample_comment(&sample), "verdict=drop reason=rule-deny rule=7");
+/// ```
+pub fn sample_comment(sample: &Sample) -> String {
+    let mut comment = format!(
+        "verdict={} reason={}",
+        sample.action().name(),
+        sample.reason().name()
+    );
+    match sample.matched() {
+        Matched::Rule(id) => comment.push_str(&format!(" rule={id}")),
+        Matched::Vip(index) => comment.push_str(&format!(" vip={index}")),
+        Matched::None => {}
+    }
+    comment
 }

@@ -5,13 +5,12 @@
 //! every block is `type, total length, body, total length`, with the body
 //! and each option value padded to 32 bits. Unlike classic pcap, pcapng
 //! lets each packet carry a comment, which is where a capture records the
-//! verdict the data path gave the frame ([`sample_comment`]); Wireshark
+//! verdict the data path gave the frame (`observe::capture::sample_comment`); Wireshark
 //! shows it as `frame.comment`.
 
 use std::io::{self, Write};
 
 use super::{LINKTYPE_ETHERNET, MAX_RECORD_LEN};
-use crate::observe::{Matched, Sample};
 
 /// Block type of a Section Header Block (a palindrome, so that a reader
 /// can find it whatever the byte order).
@@ -217,19 +216,6 @@ impl<W: Write> PcapngWriter<W> {
         Ok(())
     }
 
-    /// Writes a sample or captured frame with its arrival time, length and
-    /// [`sample_comment`].
-    pub fn write_sample(&mut self, interface_id: u32, sample: &Sample) -> io::Result<()> {
-        let comment = sample_comment(sample);
-        self.write_packet(
-            interface_id,
-            sample.unix_ns,
-            sample.meta.frame_len,
-            &sample.data,
-            Some(&comment),
-        )
-    }
-
     /// Interfaces added so far.
     pub fn interfaces(&self) -> u32 {
         self.snap_lens.len() as u32
@@ -245,39 +231,6 @@ impl<W: Write> PcapngWriter<W> {
         self.output.flush()?;
         Ok(self.output)
     }
-}
-
-/// The comment a captured frame is written with: its verdict, reason and
-/// what matched it, e.g. `verdict=drop reason=rule-deny rule=7`.
-///
-/// # Examples
-///
-/// ```
-/// use xdpath::observe::Sample;
-/// use xdpath::pcap::pcapng::sample_comment;
-/// use xdpath_core::observe::{RecordMeta, MATCHED_RULE};
-/// use xdpath_core::{Action, Reason};
-/// let meta = RecordMeta {
-///     action: Action::Drop as u8,
-///     reason: Reason::RuleDeny as u8,
-///     matched: MATCHED_RULE | 7,
-///     ..Default::default()
-/// };
-/// let sample = Sample { meta, unix_ns: 0, data: Vec::new() };
-/// assert_eq!(sample_comment(&sample), "verdict=drop reason=rule-deny rule=7");
-/// ```
-pub fn sample_comment(sample: &Sample) -> String {
-    let mut comment = format!(
-        "verdict={} reason={}",
-        sample.action().name(),
-        sample.reason().name()
-    );
-    match sample.matched() {
-        Matched::Rule(id) => comment.push_str(&format!(" rule={id}")),
-        Matched::Vip(index) => comment.push_str(&format!(" vip={index}")),
-        Matched::None => {}
-    }
-    comment
 }
 
 #[cfg(test)]
