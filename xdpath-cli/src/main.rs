@@ -7,8 +7,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 use xdpath::dataplane::{self, ModeChoice};
 use xdpath::usage::{
-    clap_error_line, error_lines, is_answer, json_asked, report, without_help_on_missing,
-    USAGE_EXIT,
+    clap_error_line, is_answer, json_asked, report, without_help_on_missing, USAGE_EXIT,
 };
 use xdpath::{control, replay, stats};
 use xdpath_core::InterfaceConfig;
@@ -57,6 +56,15 @@ fn main() -> ExitCode {
 }
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// An error as the lines to print: one, or one per mistake of a refused
+/// config file.
+fn error_lines(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    match error.downcast_ref::<xdpath::config::ConfigError>() {
+        Some(xdpath::config::ConfigError::Invalid(errors)) => errors.lines(),
+        _ => vec![error.to_string()],
+    }
+}
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);

@@ -20,15 +20,15 @@ use crate::packet::PacketMut;
 use crate::parse::FlowKey;
 use crate::pipeline::Outcome;
 use crate::stats::{Action, Reason};
-use crate::wire::checksum;
+use crate::wire::{checksum, EthernetHeader, Ipv4Header, Ipv6Header};
 
 /// Offset of the IPv4 TTL in an untagged frame (Ethernet 14 + 8).
-pub const IPV4_TTL_OFFSET: usize = 14 + 8;
+pub const IPV4_TTL_OFFSET: usize = EthernetHeader::LEN + Ipv4Header::TTL;
 /// Offset of the IPv4 header checksum (network byte order) in an
 /// untagged frame (Ethernet 14 + 10).
-pub const IPV4_CHECKSUM_OFFSET: usize = 14 + 10;
+pub const IPV4_CHECKSUM_OFFSET: usize = EthernetHeader::LEN + Ipv4Header::CHECKSUM;
 /// Offset of the IPv6 hop limit in an untagged frame (Ethernet 14 + 7).
-pub const IPV6_HOP_LIMIT_OFFSET: usize = 14 + 7;
+pub const IPV6_HOP_LIMIT_OFFSET: usize = EthernetHeader::LEN + Ipv6Header::HOP_LIMIT;
 
 /// Where the FIB sends a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

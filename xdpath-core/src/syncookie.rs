@@ -10,7 +10,7 @@
 //! carries no window scaling).
 
 use crate::wire::tcp::{FLAG_ACK, FLAG_SYN};
-use crate::wire::{checksum, protocol};
+use crate::wire::{checksum, protocol, Ipv4Header, Ipv6Header};
 
 /// The reply's TTL / hop limit.
 pub const REPLY_TTL: u8 = 64;
@@ -43,22 +43,23 @@ pub fn build_reply(
     let mut sum: u32 = 0;
     if v6 {
         put(out, 0, &[0x60, 0, 0, 0]);
-        put16(out, 4, REPLY_TCP_LEN as u16);
-        put(out, 6, &[protocol::TCP, REPLY_TTL]);
-        copy(out, 8, ip, 24, 16);
-        copy(out, 24, ip, 8, 16);
-        sum += checksum::sum_bytes(out, 8, 32);
+        put16(out, Ipv6Header::PAYLOAD_LENGTH, REPLY_TCP_LEN as u16);
+        put(out, Ipv6Header::NEXT_HEADER, &[protocol::TCP, REPLY_TTL]);
+        copy(out, Ipv6Header::SOURCE, ip, Ipv6Header::DESTINATION, 16);
+        copy(out, Ipv6Header::DESTINATION, ip, Ipv6Header::SOURCE, 16);
+        sum += checksum::sum_bytes(out, Ipv6Header::SOURCE, 32);
     } else {
         put(
             out,
             0,
             &[0x45, 0, 0, 0, 0, 0, 0x40, 0, REPLY_TTL, protocol::TCP, 0, 0],
         );
-        put16(out, 2, (20 + REPLY_TCP_LEN) as u16);
-        copy(out, 12, ip, 16, 4);
-        copy(out, 16, ip, 12, 4);
-        put16(out, 10, checksum::finish(checksum::sum_bytes(out, 0, 20)));
-        sum += checksum::sum_bytes(out, 12, 8);
+        put16(out, Ipv4Header::TOTAL_LENGTH, (20 + REPLY_TCP_LEN) as u16);
+        copy(out, Ipv4Header::SOURCE, ip, Ipv4Header::DESTINATION, 4);
+        copy(out, Ipv4Header::DESTINATION, ip, Ipv4Header::SOURCE, 4);
+        let header = checksum::finish(checksum::sum_bytes(out, 0, Ipv4Header::LEN));
+        put16(out, Ipv4Header::CHECKSUM, header);
+        sum += checksum::sum_bytes(out, Ipv4Header::SOURCE, 8);
     }
     sum += u32::from(protocol::TCP) + REPLY_TCP_LEN as u32;
     let t = ip_len;

@@ -164,15 +164,6 @@ pub fn json_asked() -> bool {
         .any(|arg| arg == "--json")
 }
 
-/// An error as the lines to print: one, or one per mistake of a refused
-/// config file.
-pub fn error_lines(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
-    match error.downcast_ref::<crate::config::ConfigError>() {
-        Some(crate::config::ConfigError::Invalid(errors)) => errors.lines(),
-        _ => vec![error.to_string()],
-    }
-}
-
 /// Prints an error: each line after `xdpath: error: ` on stderr, escaped
 /// by [`one_line`] so that it stays one line whatever it holds, and with
 /// `json` the message as `{"error": ...}` on stdout.

@@ -1,6 +1,6 @@
 //! The flow hash and the outer headers.
 
-use crate::wire::checksum;
+use crate::wire::{checksum, Ipv4Header, Ipv6Header};
 
 /// A 32-bit mix (murmur3's block step and finaliser): the same in both
 /// builds and on every host, so several balancers place a flow alike.
@@ -182,22 +182,22 @@ pub fn write_outer<P: crate::packet::PacketMut>(
         if !store_be16(packet, at, first) {
             return false;
         }
-        if !store_be16(packet, at + 2, total) {
+        if !store_be16(packet, at + Ipv4Header::TOTAL_LENGTH, total) {
             return false;
         }
-        if !store_be32(packet, at + 4, 0) {
+        if !store_be32(packet, at + Ipv4Header::IDENTIFICATION, 0) {
             return false;
         }
-        if !store_be16(packet, at + 8, ttl_protocol) {
+        if !store_be16(packet, at + Ipv4Header::TTL, ttl_protocol) {
             return false;
         }
-        if !store_be16(packet, at + 10, checksum) {
+        if !store_be16(packet, at + Ipv4Header::CHECKSUM, checksum) {
             return false;
         }
-        if !store_be32(packet, at + 12, source) {
+        if !store_be32(packet, at + Ipv4Header::SOURCE, source) {
             return false;
         }
-        if !store_be32(packet, at + 16, destination) {
+        if !store_be32(packet, at + Ipv4Header::DESTINATION, destination) {
             return false;
         }
         20
@@ -206,22 +206,34 @@ pub fn write_outer<P: crate::packet::PacketMut>(
         if !store_be32(packet, at, 6 << 28 | u32::from(spec.tos) << 20 | flow_label) {
             return false;
         }
-        if !store_be16(packet, at + 4, udp_length + spec.inner_length) {
+        if !store_be16(
+            packet,
+            at + Ipv6Header::PAYLOAD_LENGTH,
+            udp_length + spec.inner_length,
+        ) {
             return false;
         }
         if !store_be16(
             packet,
-            at + 6,
+            at + Ipv6Header::NEXT_HEADER,
             u16::from(spec.protocol()) << 8 | u16::from(OUTER_TTL),
         ) {
             return false;
         }
         let mut offset = 0;
         while offset < 16 {
-            if !store_be32(packet, at + 8 + offset, word(&spec.source, offset)) {
+            if !store_be32(
+                packet,
+                at + Ipv6Header::SOURCE + offset,
+                word(&spec.source, offset),
+            ) {
                 return false;
             }
-            if !store_be32(packet, at + 24 + offset, word(&spec.destination, offset)) {
+            if !store_be32(
+                packet,
+                at + Ipv6Header::DESTINATION + offset,
+                word(&spec.destination, offset),
+            ) {
                 return false;
             }
             offset += 4;

@@ -38,6 +38,20 @@ pub struct Ipv4Header {
 impl Ipv4Header {
     /// Length of the fixed header in bytes.
     pub const LEN: usize = 20;
+    /// Byte offset of the total length, from the `#[repr(C)]` layout.
+    pub const TOTAL_LENGTH: usize = core::mem::offset_of!(Ipv4Header, total_length);
+    /// Byte offset of the identification.
+    pub const IDENTIFICATION: usize = core::mem::offset_of!(Ipv4Header, identification);
+    /// Byte offset of the TTL.
+    pub const TTL: usize = core::mem::offset_of!(Ipv4Header, ttl);
+    /// Byte offset of the protocol.
+    pub const PROTOCOL: usize = core::mem::offset_of!(Ipv4Header, protocol);
+    /// Byte offset of the header checksum.
+    pub const CHECKSUM: usize = core::mem::offset_of!(Ipv4Header, checksum);
+    /// Byte offset of the source address.
+    pub const SOURCE: usize = core::mem::offset_of!(Ipv4Header, source);
+    /// Byte offset of the destination address.
+    pub const DESTINATION: usize = core::mem::offset_of!(Ipv4Header, destination);
 
     /// The version field.
     #[inline(always)]

@@ -23,6 +23,16 @@ pub struct Ipv6Header {
 impl Ipv6Header {
     /// Header length in bytes.
     pub const LEN: usize = 40;
+    /// Byte offset of the payload length, from the `#[repr(C)]` layout.
+    pub const PAYLOAD_LENGTH: usize = core::mem::offset_of!(Ipv6Header, payload_length);
+    /// Byte offset of the next header.
+    pub const NEXT_HEADER: usize = core::mem::offset_of!(Ipv6Header, next_header);
+    /// Byte offset of the hop limit.
+    pub const HOP_LIMIT: usize = core::mem::offset_of!(Ipv6Header, hop_limit);
+    /// Byte offset of the source address.
+    pub const SOURCE: usize = core::mem::offset_of!(Ipv6Header, source);
+    /// Byte offset of the destination address.
+    pub const DESTINATION: usize = core::mem::offset_of!(Ipv6Header, destination);
 
     /// The version field.
     #[inline(always)]

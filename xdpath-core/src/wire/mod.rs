@@ -57,3 +57,29 @@ pub mod protocol {
 pub(crate) const fn be16(bytes: [u8; 2]) -> u16 {
     u16::from_be_bytes(bytes)
 }
+
+#[cfg(test)]
+mod field_offsets {
+    use super::{Ipv4Header, Ipv6Header};
+
+    /// The offsets derived from the `#[repr(C)]` layouts are the RFCs'.
+    #[test]
+    fn offsets_are_the_rfcs() {
+        // RFC 791, section 3.1.
+        assert_eq!(Ipv4Header::TOTAL_LENGTH, 2);
+        assert_eq!(Ipv4Header::IDENTIFICATION, 4);
+        assert_eq!(Ipv4Header::TTL, 8);
+        assert_eq!(Ipv4Header::PROTOCOL, 9);
+        assert_eq!(Ipv4Header::CHECKSUM, 10);
+        assert_eq!(Ipv4Header::SOURCE, 12);
+        assert_eq!(Ipv4Header::DESTINATION, 16);
+        assert_eq!(core::mem::size_of::<Ipv4Header>(), Ipv4Header::LEN);
+        // RFC 8200, section 3.
+        assert_eq!(Ipv6Header::PAYLOAD_LENGTH, 4);
+        assert_eq!(Ipv6Header::NEXT_HEADER, 6);
+        assert_eq!(Ipv6Header::HOP_LIMIT, 7);
+        assert_eq!(Ipv6Header::SOURCE, 8);
+        assert_eq!(Ipv6Header::DESTINATION, 24);
+        assert_eq!(core::mem::size_of::<Ipv6Header>(), Ipv6Header::LEN);
+    }
+}
