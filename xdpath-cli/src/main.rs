@@ -87,7 +87,7 @@ fn record_interfaces() {
 fn run(cli: &Cli) -> Result<()> {
     // What a killed writer left is finished before any command works on
     // this namespace (cheap when nothing was left: two files looked up).
-    xdpath::reconcile::finish_interrupted();
+    xdpath::recovery::finish_interrupted();
     match &cli.command {
         Command::Attach {
             interface,

@@ -19,6 +19,7 @@ pub mod observe;
 pub mod pcap;
 pub mod private_files;
 pub mod reconcile;
+pub mod recovery;
 pub mod replay;
 pub mod signals;
 pub mod stats;

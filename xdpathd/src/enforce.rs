@@ -20,7 +20,7 @@ pub static ENFORCED: AtomicU64 = AtomicU64::new(0);
 
 /// One check: finishes an interrupted apply, then repairs what differs.
 pub fn check_once() {
-    xdpath::reconcile::finish_interrupted();
+    xdpath::recovery::finish_interrupted();
     match xdpath::reconcile::repair() {
         Ok(differences) if differences.is_empty() => ENFORCED.store(1, Ordering::Relaxed),
         Ok(differences) => {

@@ -1,0 +1,40 @@
+//! Recovery after a killed writer, run before every command and by the
+//! daemon at each check. It sits above both ways of changing the state
+//! (`config::apply` with its journal, `reconcile` with the commit mark), so
+//! neither of them imports the other's recovery.
+
+use crate::control::commit_marker;
+use crate::control::session::lock_state_dir;
+use crate::reconcile;
+
+/// Finishes what a killed writer left: an interrupted `apply` (its
+/// journal) and an interrupted commit (its marker: the kernel may hold the
+/// new state, or part of it, while the file says the old one). Afterwards
+/// the kernel holds the old or the new state whole. Run before every
+/// command and by the daemon at each check; cheap when nothing was left.
+pub fn finish_interrupted() {
+    let Ok(dir) = crate::control::state::state_dir() else {
+        return;
+    };
+    let journal = dir.join(crate::config::journal::JOURNAL_FILE).exists();
+    if !journal && !commit_marker::interrupted(&dir) {
+        return;
+    }
+    let Ok((dir, _lock)) = lock_state_dir() else {
+        return;
+    };
+    crate::config::apply::recover_interrupted(&dir);
+    // Holding the lock, a marker that is still there was left by a writer
+    // that died.
+    if commit_marker::interrupted(&dir) {
+        match reconcile::repair() {
+            Ok(_) => {
+                commit_marker::clear(&dir);
+                eprintln!("xdpath: warning: a change was interrupted (a crash or kill); the saved state is back in force");
+            }
+            Err(error) => eprintln!(
+                "xdpath: warning: a change was interrupted and installing the saved state again failed: {error}; `xdpath state check` shows what the kernel holds"
+            ),
+        }
+    }
+}
