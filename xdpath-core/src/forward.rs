@@ -18,8 +18,8 @@
 
 use crate::packet::PacketMut;
 use crate::parse::FlowKey;
-use crate::pipeline::Outcome;
 use crate::stats::{Action, Reason};
+use crate::verdict::Outcome;
 use crate::wire::{checksum, EthernetHeader, Ipv4Header, Ipv6Header};
 
 /// Offset of the IPv4 TTL in an untagged frame (Ethernet 14 + 8).

@@ -46,14 +46,13 @@ pub mod pipeline;
 pub mod stats;
 pub mod steer;
 pub mod syncookie;
+pub mod verdict;
 pub mod wire;
 
 #[cfg(any(feature = "std", test))]
 pub mod build;
 #[cfg(any(feature = "std", test))]
 pub mod native;
-#[cfg(any(feature = "std", test))]
-pub mod native_lb;
 #[cfg(any(feature = "std", test))]
 pub mod native_observe;
 

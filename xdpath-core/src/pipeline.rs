@@ -2,106 +2,15 @@
 //! the single exit.
 
 use crate::config::{InterfaceConfig, MalformedPolicy};
-use crate::filter::{
-    filter, BlockEntry, BucketKey, BucketTable, Charge, FilterConfig, PrefixKey, RateLimit, Rule,
-    RuleChain,
-};
+use crate::filter::filter;
+pub use crate::filter::filter_enabled;
+pub use crate::filter::tables::Tables;
 use crate::forward::{forward_stage, ForwardTables};
 use crate::lb::{decap_stage, lb_stage, LbTables, LbVerdict};
 use crate::packet::{Packet, PacketMut};
 use crate::parse::{parse_into, FlowKey};
 use crate::stats::{Action, Reason};
-
-/// The state the pipeline reads and the counters it writes.
-///
-/// The eBPF build implements it over maps; [`NativeTables`] over plain
-/// values.
-pub trait Tables {
-    /// The configuration of the interface the frame arrived on.
-    fn interface_config(&self) -> InterfaceConfig;
-
-    /// Adds one frame of `bytes` to the (action, reason) counter: the
-    /// single exit, where a frame chosen for sampling or capture is sent
-    /// with its verdict.
-    fn count(&mut self, action: Action, reason: Reason, bytes: u64);
-
-    /// Called once per frame before any stage, to choose it for sampling
-    /// or capture while its bytes are those that arrived. The eBPF build
-    /// does this in its entry program instead; the default chooses nothing.
-    fn observe_arrival<P: Packet>(&mut self, packet: &P) {
-        let _ = packet;
-    }
-
-    /// The index of the interface the frame arrived on (0 when unknown).
-    fn ifindex(&self) -> u32;
-
-    /// Now, CLOCK_MONOTONIC ns in the kernel; replay uses capture time.
-    fn now_ns(&self) -> u64;
-
-    /// The global filter configuration.
-    fn filter_config(&self) -> FilterConfig;
-
-    /// The chain of the longest source prefix in rule buffer `buffer`.
-    fn source_chain(&self, buffer: u32, address: &[u8; 16]) -> Option<&RuleChain>;
-
-    /// The chain of the longest destination prefix in rule buffer `buffer`.
-    fn destination_chain(&self, buffer: u32, address: &[u8; 16]) -> Option<&RuleChain>;
-
-    /// Rule `index` of buffer `buffer`.
-    fn rule(&self, buffer: u32, index: u32) -> Option<&Rule>;
-
-    /// Counts a hit of rule `id`.
-    fn count_rule_hit(&mut self, id: u32);
-
-    /// The blocklist entry of the longest prefix holding `address`.
-    fn blocklist_entry(&self, address: &[u8; 16]) -> Option<BlockEntry>;
-
-    /// Removes an expired blocklist entry.
-    fn remove_blocklist_entry(&mut self, key: PrefixKey);
-
-    /// Rate limit `index`.
-    fn rate_limit(&self, index: u32) -> Option<&RateLimit>;
-
-    /// Charges one frame to the bucket at `key` in `table` under the limit
-    /// in slot `charge.slot`, through [`crate::filter::charge_bucket`]: the
-    /// table's bucket, or, when the table holds none (never had one, or
-    /// evicted it), one started from the bucket's bounds; false when it is
-    /// over the limit.
-    fn take_tokens(&mut self, table: BucketTable, key: &BucketKey, charge: &Charge) -> bool;
-
-    /// Counts a drop by rate limit `index`.
-    fn count_limit_drop(&mut self, index: u32);
-
-    /// Whether `port` is a reflection (amplification) source port.
-    fn is_reflection_port(&self, port: u16) -> bool;
-
-    /// Whether `destination` expects traffic from reflection ports.
-    fn expects_reflection(&self, destination: &[u8; 16]) -> bool;
-
-    /// Whether `source` is in a management prefix.
-    fn is_management_source(&self, source: &[u8; 16]) -> bool;
-
-    /// Whether `port` is a management port.
-    fn is_management_port(&self, port: u16) -> bool;
-}
-
-/// A frame's final verdict and why.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Outcome {
-    /// The verdict.
-    pub action: Action,
-    /// The frame's class, or why it was malformed.
-    pub reason: Reason,
-}
-
-/// What a stage decided: a final outcome, or go on to the next stage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
-    /// The frame's fate is settled.
-    Done(Outcome),
-    /// On to the next stage.
-    Continue,
-}
+pub use crate::verdict::{Outcome, Step};
 
 /// Runs the whole pipeline on one frame and counts the outcome.
 ///
@@ -223,15 +132,6 @@ pub fn parse_stage<P: Packet, T: Tables>(packet: &P, key: &mut FlowKey, tables: 
             Step::Done(Outcome { action, reason })
         }
     }
-}
-
-/// Whether the filter stage has anything to do.
-#[inline(always)]
-pub fn filter_enabled(config: &FilterConfig) -> bool {
-    config.flags != 0
-        || config.rate_limits != 0
-        || config.fragments_v4 != 0
-        || config.fragments_v6 != 0
 }
 
 /// A pass with the class the parser left in `key`.

@@ -5,8 +5,8 @@
 
 use crate::abi;
 use crate::parse::FlowKey;
-use crate::pipeline::Outcome;
 use crate::stats::{Action, Reason};
+use crate::verdict::Outcome;
 
 /// Whether an outcome may be steered: a plain pass, counted as its class.
 /// A filter's monitored drop, a malformed frame passed by policy and every

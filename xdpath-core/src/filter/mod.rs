@@ -38,7 +38,9 @@ use crate::parse::FlowKey;
 use crate::stats::Reason;
 use crate::wire::protocol;
 use crate::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_PSH, FLAG_RST, FLAG_SYN, FLAG_URG};
-use crate::Tables;
+pub mod tables;
+
+pub use tables::Tables;
 
 /// A drop the filter decided: the reason, and whether it is only
 /// monitored (counted as a pass).
@@ -54,7 +56,7 @@ pub struct FilterDrop {
 #[inline(always)]
 pub fn filter<T: Tables>(key: &FlowKey, frame_len: u64, tables: &mut T) -> Option<FilterDrop> {
     let config = tables.filter_config();
-    if !crate::pipeline::filter_enabled(&config) {
+    if !filter_enabled(&config) {
         return None;
     }
     if config.flags & FILTER_MANAGEMENT_SOURCES != 0 && tables.is_management_source(&key.source) {
@@ -316,6 +318,15 @@ fn check_limit<T: Tables>(
         verdict |= LIMIT_VERDICT_MONITOR;
     }
     verdict
+}
+
+/// Whether the filter stage has anything to do.
+#[inline(always)]
+pub fn filter_enabled(config: &FilterConfig) -> bool {
+    config.flags != 0
+        || config.rate_limits != 0
+        || config.fragments_v4 != 0
+        || config.fragments_v6 != 0
 }
 
 #[cfg(test)]

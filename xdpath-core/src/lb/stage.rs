@@ -3,8 +3,8 @@
 use super::*;
 use crate::packet::{Packet, PacketMut};
 use crate::parse::{FlowKey, Fragment};
-use crate::pipeline::Outcome;
 use crate::stats::{Action, Reason};
+use crate::verdict::Outcome;
 use crate::wire::protocol;
 use crate::wire::tcp::{FLAG_ACK, FLAG_SYN};
 

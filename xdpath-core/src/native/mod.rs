@@ -1,15 +1,18 @@
 //! The native build's tables: plain Rust collections behind [`Tables`].
 
+/// The balancer's in-memory tables, a part of [`NativeTables`].
+pub mod lb;
+
 use std::collections::{BTreeSet, HashMap};
 use std::vec::Vec;
 
 use crate::config::InterfaceConfig;
+use crate::filter::Tables;
 use crate::filter::{
     address_family, charge_bucket, mask, BlockEntry, BoundCells, Bucket, BucketBound, BucketKey,
     BucketTable, Charge, FilterConfig, PrefixKey, RateLimit, Rule, RuleChain, BOUND_CELLS,
     DESTINATION_BUCKETS, MAX_RATE_LIMITS, SOURCE_BUCKETS,
 };
-use crate::pipeline::Tables;
 use crate::stats::{counter_index, Action, Counter, Reason, COUNTER_SLOTS};
 
 /// Longest-prefix match over 128-bit keys: one hash map per prefix length,
@@ -129,7 +132,7 @@ pub struct NativeTables {
     /// Management ports.
     pub management_ports: BTreeSet<u16>,
     /// The load balancer's state.
-    pub lb: crate::native_lb::NativeLb,
+    pub lb: lb::NativeLb,
     /// Sampling and capture.
     pub observer: crate::native_observe::NativeObserver,
     /// The FIB the forwarding stage asks: destination prefix → route.
@@ -167,7 +170,7 @@ impl NativeTables {
             reflection_expected: PrefixMap::default(),
             management_sources: PrefixMap::default(),
             management_ports: BTreeSet::new(),
-            lb: crate::native_lb::NativeLb::default(),
+            lb: lb::NativeLb::default(),
             observer: crate::native_observe::NativeObserver::default(),
             routes: PrefixMap::default(),
             forward_ports: BTreeSet::new(),
