@@ -4,7 +4,6 @@
 //! it with its maps; the tests here hold the arithmetic.
 
 use crate::abi;
-use crate::parse::FlowKey;
 use crate::stats::{Action, Reason};
 use crate::verdict::Outcome;
 
@@ -29,10 +28,11 @@ pub fn cpu_slot(flow_hash: u32, count: u32) -> Option<u32> {
 }
 
 /// The key of a flow in the AF_XDP steering rules (`STEER_XSK`): protocol
-/// and destination port.
+/// and destination port. The data path looks it up per frame; user space
+/// writes it (`xdpath xsk add`).
 #[inline(always)]
-pub fn xsk_rule(key: &FlowKey) -> u32 {
-    u32::from(key.protocol) << 16 | u32::from(key.destination_port)
+pub fn xsk_rule(protocol: u8, destination_port: u16) -> u32 {
+    u32::from(protocol) << 16 | u32::from(destination_port)
 }
 
 #[cfg(test)]
@@ -74,11 +74,6 @@ mod tests {
 
     #[test]
     fn xsk_rules_are_protocol_and_port() {
-        let key = FlowKey {
-            protocol: 17,
-            destination_port: 9000,
-            ..FlowKey::default()
-        };
-        assert_eq!(xsk_rule(&key), 17 << 16 | 9000);
+        assert_eq!(xsk_rule(17, 9000), 17 << 16 | 9000);
     }
 }

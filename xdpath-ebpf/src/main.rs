@@ -207,7 +207,7 @@ fn steer(
         .get(queue)
         .is_some_and(|owner| *owner == ifindex)
     {
-        let rule = steer::xsk_rule(key);
+        let rule = steer::xsk_rule(key.protocol, key.destination_port);
         // SAFETY: a plain lookup in a hash map of u32.
         if unsafe { maps::STEER_XSK.get(&rule) }.is_some() {
             if let Ok(action) = maps::XSKS.redirect(queue, 0) {

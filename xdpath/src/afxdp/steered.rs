@@ -41,10 +41,8 @@ fn shared<T>(
     convert(wrap(data)).map_err(|source| DataplaneError::Map { name, source })
 }
 
-/// The rule key of a flow: `protocol << 16 | destination port`.
-pub fn rule_key(protocol: u8, port: u16) -> u32 {
-    u32::from(protocol) << 16 | u32::from(port)
-}
+/// The rule key of a flow, as the data path looks it up.
+pub use xdpath_core::steer::xsk_rule as rule_key;
 
 /// Steers TCP or UDP to `port` (on every interface of the namespace) to
 /// the AF_XDP sockets of the queues its frames arrive on.
