@@ -5,10 +5,10 @@
 //! its body or query string.
 
 use serde::de::DeserializeOwned;
+use xdpath::control::compile::compile_limit;
 use xdpath::control::ops::limit_spec;
 use xdpath::control::parse::{parse_cidr, parse_duration};
 use xdpath::control::rulefile::management_conflict;
-use xdpath::control::settings::compile_limit;
 use xdpath::control::state::{BlockSpec, FilterState, Management};
 use xdpath::lb::compile;
 use xdpath::lb::edit::{self, ConfigChange, VipOptions};
@@ -193,23 +193,13 @@ fn assert_compiles(state: &LbState) {
 }
 
 fn new_vip(request: &NewVip) {
-    let Some(vip) = checked_vip(&request.vip) else {
+    if checked_vip(&request.vip).is_none() {
         return;
-    };
-    let encap = match request.encap() {
-        Ok(encap) => encap,
-        Err(message) => return assert_one_line(&message),
-    };
-    let mut options = VipOptions {
-        encap,
-        gue_port: request.gue_port,
-        source_hash: false,
-        no_conntrack: false,
-        ring_size: request.ring_size,
-    };
-    if let Err(error) = edit::parse_flags(&request.flags.join(","), &mut options) {
-        return assert_one_line(&error.to_string());
     }
+    let (vip, options) = match xdpath::lb::ops::parse_new_vip(request) {
+        Ok(parsed) => parsed,
+        Err(error) => return assert_one_line(&error.to_string()),
+    };
     let mut state = LbState::default();
     match edit::add_vip(&mut state, vip, options) {
         Ok(()) => match compile::plan(&LbState::default(), &mut state.clone(), true) {

@@ -4,10 +4,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use xdpath::control::cli::{
+use crate::filter::args::{
     BlockCommand, FilterCommand, GuardCommand, MgmtCommand, RateLimitCommand,
 };
+use clap::{Parser, Subcommand, ValueEnum};
 use xdpath::dataplane::ModeChoice;
 use xdpath_core::MalformedPolicy;
 use xdpath_lab::bench;
@@ -210,7 +210,7 @@ pub(crate) enum Command {
     /// The layer-4 load balancer: VIPs, backends, settings, counters.
     Lb {
         #[command(subcommand)]
-        command: xdpath::lb::cli::LbCommand,
+        command: crate::lb::args::LbCommand,
     },
     /// Attach the backend-side decapsulator: IPIP and GUE addressed to this
     /// host are stripped and the inner packet passed to the stack.
@@ -282,9 +282,9 @@ pub(crate) enum Command {
     Demo,
     /// Show what `apply` would change to make this namespace match a config
     /// file; changes nothing.
-    Plan(xdpath::config::cli::PlanArgs),
+    Plan(crate::config::PlanArgs),
     /// Make this namespace match a config file, changing only what differs.
-    Apply(xdpath::config::cli::ApplyArgs),
+    Apply(crate::config::ApplyArgs),
     /// Keep what `apply --confirm` applied: cancel the pending rollback.
     Confirm,
     /// Compare this namespace's saved state with what the kernel's maps

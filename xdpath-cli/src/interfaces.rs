@@ -144,7 +144,7 @@ pub(crate) fn stats(interface: &Option<String>, json: bool) -> Result<()> {
     let filter = if report.is_empty() {
         None
     } else {
-        control::cli::filter_counters()?
+        xdpath::control::views::filter_counters()?
     };
     if json {
         let value: Vec<_> = report
@@ -164,7 +164,7 @@ pub(crate) fn stats(interface: &Option<String>, json: bool) -> Result<()> {
     } else {
         for (name, rows) in &report {
             println!("{name}:");
-            stats::print_table(rows);
+            print!("{}", stats::CounterTable(rows));
         }
         if let Some(filter) = &filter {
             print_filter_counters(filter);

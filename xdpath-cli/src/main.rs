@@ -5,18 +5,21 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
+use usage::{clap_error_line, is_answer, json_asked, report, without_help_on_missing, USAGE_EXIT};
 use xdpath::dataplane::{self, ModeChoice};
-use xdpath::usage::{
-    clap_error_line, is_answer, json_asked, report, without_help_on_missing, USAGE_EXIT,
-};
 use xdpath::{control, replay, stats};
 use xdpath_core::InterfaceConfig;
 use xdpath_lab::{bench, demo};
 
 mod args;
+mod config;
+mod filter;
 mod interfaces;
+mod lb;
 mod observe;
 mod runtime;
+mod top;
+mod usage;
 
 use args::*;
 
@@ -29,6 +32,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    xdpath::report::install_stderr_logger();
     let matches = without_help_on_missing(Cli::command())
         .try_get_matches()
         .and_then(|matches| Cli::from_arg_matches(&matches));
@@ -121,12 +125,12 @@ fn run(cli: &Cli) -> Result<()> {
             duration, cli.json,
         )?,
         Command::Bench(options) => runtime::bench(options, cli.json)?,
-        Command::Filter { command } => control::cli::filter(command, cli.json)?,
-        Command::Block { command } => control::cli::block(command, cli.json)?,
-        Command::Ratelimit { command } => control::cli::ratelimit(command, cli.json)?,
-        Command::Guard { command } => control::cli::guard(command, cli.json)?,
-        Command::Mgmt { command } => control::cli::mgmt(command, cli.json)?,
-        Command::Lb { command } => xdpath::lb::cli::run(command, cli.json)?,
+        Command::Filter { command } => filter::filter(command, cli.json)?,
+        Command::Block { command } => filter::block(command, cli.json)?,
+        Command::Ratelimit { command } => filter::ratelimit(command, cli.json)?,
+        Command::Guard { command } => filter::guard(command, cli.json)?,
+        Command::Mgmt { command } => filter::mgmt(command, cli.json)?,
+        Command::Lb { command } => lb::run(command, cli.json)?,
         Command::Decap {
             interface,
             mode,
@@ -146,9 +150,9 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Export(args) => observe::export(args, cli.json)?,
         Command::Top(args) => observe::top(args, cli.json)?,
         Command::Capture(args) => observe::capture(args, cli.json)?,
-        Command::Plan(args) => xdpath::config::cli::plan_command(args, cli.json)?,
-        Command::Apply(args) => xdpath::config::cli::apply_command(args, cli.json)?,
-        Command::Confirm => xdpath::config::cli::confirm_command(cli.json)?,
+        Command::Plan(args) => config::plan_command(args, cli.json)?,
+        Command::Apply(args) => config::apply_command(args, cli.json)?,
+        Command::Confirm => config::confirm_command(cli.json)?,
         Command::State(command) => state_command(command, cli.json)?,
     }
     Ok(())

@@ -3,10 +3,14 @@
 use super::*;
 
 pub(crate) fn capture(args: &xdpath::observe::capture::CaptureArgs, json: bool) -> Result<()> {
-    let _signals = xdpath::signals::SignalGuard::install();
-    let report = xdpath::observe::capture::capture(args, || {
-        eprintln!("xdpath: capturing (Ctrl-C to stop)");
-    })?;
+    let _signals = xdpath_lab::signals::SignalGuard::install();
+    let report = xdpath::observe::capture::capture(
+        args,
+        || {
+            eprintln!("xdpath: capturing (Ctrl-C to stop)");
+        },
+        &xdpath_lab::signals::interrupted,
+    )?;
     if json {
         print_json(&report)?;
     } else {
@@ -25,10 +29,14 @@ pub(crate) fn capture(args: &xdpath::observe::capture::CaptureArgs, json: bool) 
 }
 
 pub(crate) fn export(args: &xdpath::observe::export::ExportArgs, json: bool) -> Result<()> {
-    let _signals = xdpath::signals::SignalGuard::install();
-    let stats = xdpath::observe::export::export(args, || {
-        eprintln!("xdpath: exporting (Ctrl-C to stop)");
-    })?;
+    let _signals = xdpath_lab::signals::SignalGuard::install();
+    let stats = xdpath::observe::export::export(
+        args,
+        || {
+            eprintln!("xdpath: exporting (Ctrl-C to stop)");
+        },
+        &xdpath_lab::signals::interrupted,
+    )?;
     if json {
         print_json(&stats)?;
     } else {
@@ -53,7 +61,7 @@ pub(crate) fn export(args: &xdpath::observe::export::ExportArgs, json: bool) -> 
 }
 
 pub(crate) fn top(args: &xdpath::observe::topview::TopArgs, json: bool) -> Result<()> {
-    let _signals = xdpath::signals::SignalGuard::install();
-    xdpath::observe::topview::run(args, json)?;
+    let _signals = xdpath_lab::signals::SignalGuard::install();
+    crate::top::run(args, json)?;
     Ok(())
 }

@@ -22,7 +22,7 @@ pub(crate) fn replay(
     if json {
         print_json(&report)?;
     } else {
-        report.print();
+        print!("{report}");
     }
     Ok(())
 }
@@ -79,12 +79,12 @@ pub(crate) fn run(
         },
         duration,
     };
-    let _signals = xdpath::signals::SignalGuard::install();
-    let report = xdpath::userspace::run(&options, &xdpath::signals::interrupted)?;
+    let _signals = xdpath_lab::signals::SignalGuard::install();
+    let report = xdpath::userspace::run(&options, &xdpath_lab::signals::interrupted)?;
     if json {
         print_json(&report)?;
     } else {
-        report.print();
+        print!("{report}");
     }
     Ok(())
 }

@@ -7,9 +7,9 @@
 //! are in `xdpath-lab`, the kernel ≡ native harness in `xdpath-testing`.
 
 pub mod afxdp;
+pub mod api;
 pub mod config;
 pub mod control;
-pub mod daemon_client;
 pub mod dataplane;
 pub mod input;
 pub mod lb;
@@ -21,8 +21,7 @@ pub mod private_files;
 pub mod reconcile;
 pub mod recovery;
 pub mod replay;
-pub mod signals;
+pub mod report;
 pub mod stats;
 pub mod text;
-pub mod usage;
 pub mod userspace;

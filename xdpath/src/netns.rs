@@ -111,8 +111,8 @@ pub fn migrate_legacy_host_dir(root: &Path) {
     let legacy = root.join(std::os::unix::fs::MetadataExt::ino(&here).to_string());
     let host = root.join(HOST_KEY);
     if legacy.is_dir() && !host.exists() && std::fs::rename(&legacy, &host).is_ok() {
-        eprintln!(
-            "xdpath: note: moved {} to {} (namespace keys, issue 13)",
+        log::info!(
+            "moved {} to {} (namespace keys, issue 13)",
             legacy.display(),
             host.display()
         );

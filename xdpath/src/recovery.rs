@@ -30,10 +30,9 @@ pub fn finish_interrupted() {
         match reconcile::repair() {
             Ok(_) => {
                 commit_marker::clear(&dir);
-                eprintln!("xdpath: warning: a change was interrupted (a crash or kill); the saved state is back in force");
+                log::warn!("a change was interrupted (a crash or kill); the saved state is back in force");
             }
-            Err(error) => eprintln!(
-                "xdpath: warning: a change was interrupted and installing the saved state again failed: {error}; `xdpath state check` shows what the kernel holds"
+            Err(error) => log::warn!("a change was interrupted and installing the saved state again failed: {error}; `xdpath state check` shows what the kernel holds"
             ),
         }
     }

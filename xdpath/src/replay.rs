@@ -135,17 +135,18 @@ pub struct RuleHits {
     pub hits: u64,
 }
 
-impl ReplayReport {
-    /// Prints the report for people.
-    pub fn print(&self) {
-        println!("replayed {}", self.file.display());
-        println!(
+/// The report for people.
+impl std::fmt::Display for ReplayReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "replayed {}", self.file.display())?;
+        writeln!(
+            f,
             "  {} packets, {} bytes ({} pcap, malformed frames: {})",
             self.packets,
             self.bytes,
             self.precision.name(),
             self.malformed
-        );
+        )?;
         if self.truncated_records > 0 {
             let clipped = if self.clipped_records > 0 {
                 format!(
@@ -155,27 +156,30 @@ impl ReplayReport {
             } else {
                 String::new()
             };
-            println!(
+            writeln!(
+                f,
                 "  {} records captured short of their length on the wire{clipped}",
                 self.truncated_records
-            );
+            )?;
         }
-        println!(
+        writeln!(
+            f,
             "  {:.3} s, {:.0} packets/s; passed {}, dropped {}",
             self.elapsed_seconds, self.packets_per_second, self.passed, self.dropped
-        );
+        )?;
         if let Some(written) = &self.written {
-            println!(
+            writeln!(
+                f,
                 "  wrote {} passed frames to {}",
                 written.packets,
                 written.path.display()
-            );
+            )?;
         }
         for rule in &self.rule_hits {
-            println!("  rule {}: {} hits", rule.id, rule.hits);
+            writeln!(f, "  rule {}: {} hits", rule.id, rule.hits)?;
         }
-        println!();
-        stats::print_table(&self.counters);
+        writeln!(f)?;
+        write!(f, "{}", stats::CounterTable(&self.counters))
     }
 }
 

@@ -49,21 +49,29 @@ pub fn total(counters: &[Counter], action: Action) -> u64 {
         .sum()
 }
 
-/// Prints rows as an aligned table.
-pub fn print_table(rows: &[CounterRow]) {
-    println!(
-        "{:<9} {:<26} {:>12} {:>14}",
-        "VERDICT", "REASON", "PACKETS", "BYTES"
-    );
-    for row in rows {
-        println!(
+/// Counter rows as an aligned table, with a total line.
+pub struct CounterTable<'a>(pub &'a [CounterRow]);
+
+impl std::fmt::Display for CounterTable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rows = self.0;
+        writeln!(
+            f,
             "{:<9} {:<26} {:>12} {:>14}",
-            row.action, row.reason, row.packets, row.bytes
-        );
+            "VERDICT", "REASON", "PACKETS", "BYTES"
+        )?;
+        for row in rows {
+            writeln!(
+                f,
+                "{:<9} {:<26} {:>12} {:>14}",
+                row.action, row.reason, row.packets, row.bytes
+            )?;
+        }
+        let packets: u64 = rows.iter().map(|row| row.packets).sum();
+        let bytes: u64 = rows.iter().map(|row| row.bytes).sum();
+        writeln!(f, "{:<9} {:<26} {:>12} {:>14}", "total", "", packets, bytes)?;
+        Ok(())
     }
-    let packets: u64 = rows.iter().map(|row| row.packets).sum();
-    let bytes: u64 = rows.iter().map(|row| row.bytes).sum();
-    println!("{:<9} {:<26} {:>12} {:>14}", "total", "", packets, bytes);
 }
 
 /// `after - before`, slot by slot (counters only grow).

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
+use xdpath::api::{ControlPlane, Local};
 use xdpathd::requests::{
     BackendQuery, BackendWeight, BackendsQuery, LimitArgs, NewBlock, NewVip, PrefixQuery, RuleArgs,
     TopQuery, VipQuery,
@@ -190,7 +191,7 @@ async fn list_rules() -> Reply {
 async fn add_rule(axum::extract::State(shared): State, Body(args): Body<RuleArgs>) -> Reply {
     let what = format!("add rule {args:?}");
     let reply = change(&shared, what, move || {
-        let id = xdpath::control::ops::add_rule(&args)?;
+        let id = Local.add_rule(&args)?;
         Ok(json!({ "id": id }))
     });
     reply.await.map(created)
@@ -208,7 +209,7 @@ async fn del_rule(
     let axum::extract::Path(id) =
         path.map_err(|error| ApiError::bad_request("invalid_id", error.body_text()))?;
     change(&shared, format!("delete rule {id}"), move || {
-        xdpath::control::ops::del_rule(id)?;
+        Local.del_rule(id)?;
         Ok(json!({ "deleted": id }))
     })
     .await
@@ -221,7 +222,7 @@ async fn list_limits() -> Reply {
 async fn add_limit(axum::extract::State(shared): State, Body(args): Body<LimitArgs>) -> Reply {
     let what = format!("add rate limit {args:?}");
     let reply = change(&shared, what, move || {
-        let id = xdpath::control::ops::add_limit(&args)?;
+        let id = Local.add_limit(&args)?;
         Ok(json!({ "id": id }))
     });
     reply.await.map(created)
@@ -234,7 +235,7 @@ async fn del_limit(
     let axum::extract::Path(id) =
         path.map_err(|error| ApiError::bad_request("invalid_id", error.body_text()))?;
     change(&shared, format!("delete rate limit {id}"), move || {
-        xdpath::control::ops::del_limit(id)?;
+        Local.del_limit(id)?;
         Ok(json!({ "deleted": id }))
     })
     .await
@@ -247,7 +248,7 @@ async fn list_blocks() -> Reply {
 async fn add_block(axum::extract::State(shared): State, Body(block): Body<NewBlock>) -> Reply {
     let what = format!("block {}", quote(&block.prefix));
     let reply = change(&shared, what, move || {
-        let prefix = xdpath::control::ops::add_block(&block.prefix, block.ttl.as_deref())?;
+        let prefix = Local.add_block(&block)?;
         Ok(json!({ "blocked": prefix.to_string() }))
     });
     reply.await.map(created)
@@ -258,7 +259,7 @@ async fn del_block(axum::extract::State(shared): State, Query(query): Query<Pref
         &shared,
         format!("unblock {}", quote(&query.prefix)),
         move || {
-            let prefix = xdpath::control::ops::del_block(&query.prefix)?;
+            let prefix = Local.del_block(&query)?;
             Ok(json!({ "unblocked": prefix.to_string() }))
         },
     )
@@ -280,7 +281,7 @@ async fn del_vip(axum::extract::State(shared): State, Query(query): Query<VipQue
     change(
         &shared,
         format!("delete VIP {}", quote(&query.vip)),
-        move || ops::del_vip(&query.vip),
+        move || ops::del_vip(&query),
     )
     .await
 }

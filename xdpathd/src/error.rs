@@ -109,6 +109,7 @@ impl From<LbError> for ApiError {
             LbError::TooManyVips | LbError::TooManyBackends => (StatusCode::CONFLICT, "table_full"),
             LbError::Table { .. } => (StatusCode::BAD_REQUEST, "invalid_ring_size"),
             LbError::Usage(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            LbError::Encap { .. } => (StatusCode::BAD_REQUEST, "invalid_encap"),
         };
         Self::new(status, code, message)
     }

@@ -92,12 +92,39 @@ struct Prepared {
     unix: std::os::unix::net::UnixListener,
 }
 
+/// The library's warnings and notes (the `log` facade) in the daemon's
+/// own log.
+struct LibraryLog;
+
+impl log::Log for LibraryLog {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        xdpath::report::is_ours(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        match record.level() {
+            log::Level::Error => tracing::error!("{}", record.args()),
+            log::Level::Warn => tracing::warn!("{}", record.args()),
+            log::Level::Info => tracing::info!("{}", record.args()),
+            _ => {}
+        }
+    }
+
+    fn flush(&self) {}
+}
+
 fn main() -> ExitCode {
     // What the daemon creates is root's alone, whatever umask it was
     // started with: the socket, the state, lock and note files.
     // SAFETY: umask only changes the process's file-creation mask.
     unsafe { libc::umask(0o077) };
     tracing_subscriber::fmt().with_target(false).init();
+    if log::set_logger(&LibraryLog).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
+    }
     // The daemon runs the operations itself, never through its own API.
     // Set before any thread starts.
     std::env::set_var("XDPATH_NO_DAEMON", "1");
@@ -180,7 +207,7 @@ fn limits(read_timeout: Duration) -> (Limits, Limits) {
 async fn serve(args: Args, prepared: Prepared) -> Result<(), StartError> {
     let socket = args.socket.clone();
     let result = serve_until_stopped(args, prepared).await;
-    let _ = xdpath::daemon_client::announce(None);
+    let _ = xdpath::api::daemon::announce(None);
     let _ = std::fs::remove_file(&socket);
     result
 }
@@ -208,7 +235,7 @@ async fn serve_until_stopped(args: Args, prepared: Prepared) -> Result<(), Start
     tokio::spawn(enforce::run());
     // The CLI of this namespace sends its changes here from now on; the
     // socket path alone would not say which namespace it serves.
-    if let Err(error) = xdpath::daemon_client::announce(Some(&args.socket)) {
+    if let Err(error) = xdpath::api::daemon::announce(Some(&args.socket)) {
         tracing::warn!("the CLI will not find this daemon: {error}");
     }
     let read_timeout = Duration::from_secs(args.read_timeout);

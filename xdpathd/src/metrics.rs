@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use serde_json::Value;
 use xdpath::control::session::Session;
 use xdpath::control::ControlError;
-use xdpath::lb::cli::{backend_rows, vip_rows};
 use xdpath::lb::session::LbSession;
+use xdpath::lb::views::{backend_rows, vip_rows};
 use xdpath::{dataplane, stats};
 
 use crate::error::ApiError;

@@ -125,7 +125,11 @@ fn apply(observer: &Observer, action: &MitigationAction) {
         return;
     }
     let ttl = format!("{}s", action.ttl.as_millis().div_ceil(1000).max(1));
-    match xdpath::control::ops::add_block(&prefix, Some(&ttl)) {
+    let request = xdpath::api::NewBlock {
+        prefix: prefix.to_string(),
+        ttl: Some(ttl.clone()),
+    };
+    match xdpath::api::ControlPlane::add_block(&xdpath::api::Local, &request) {
         Ok(_) => {
             observer.blocks.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(

@@ -2,17 +2,17 @@
 //! library calls and JSON shapes as the `xdpath` CLI's `--json` output.
 
 use serde_json::{json, Value};
-use xdpath::control::cli_output::rule_json;
+use xdpath::api::{BackendQuery, BackendWeight, ControlPlane, Local, NewVip, VipQuery};
 use xdpath::control::session::Session;
+use xdpath::control::views::{block_rows, limit_json, rule_json};
 use xdpath::control::{wall_now, ControlError};
-use xdpath::lb::cli::{backend_rows, vip_rows};
-use xdpath::lb::edit::{self, VipOptions};
+use xdpath::lb::edit;
 use xdpath::lb::session::LbSession;
+use xdpath::lb::views::{backend_rows, vip_rows};
 use xdpath::lb::LbError;
 use xdpath::{dataplane, stats};
 
 use crate::error::ApiError;
-use xdpathd::requests::{BackendQuery, BackendWeight, NewVip};
 
 /// The interfaces xdpath is attached to here, as `xdpath --json status`.
 pub fn interfaces() -> Result<Value, ApiError> {
@@ -57,7 +57,7 @@ pub fn list_limits() -> Result<Value, ApiError> {
     let mut limits = Vec::new();
     for (index, limit) in session.state.rate_limits.iter().enumerate() {
         let drops = session.limit_drops(index as u32)?;
-        limits.push(xdpath::control::cli_output::limit_json(limit, drops));
+        limits.push(limit_json(limit, drops));
     }
     Ok(Value::Array(limits))
 }
@@ -65,21 +65,10 @@ pub fn list_limits() -> Result<Value, ApiError> {
 /// The blocklist with the time left.
 pub fn list_blocks() -> Result<Value, ApiError> {
     let session = Session::read()?;
-    let now = wall_now();
-    let entries = session
-        .state
-        .blocklist
-        .iter()
-        .filter(|entry| entry.expires_at.is_none_or(|at| at > now))
-        .map(|entry| {
-            json!({
-                "prefix": entry.prefix,
-                "expires_at": entry.expires_at,
-                "remaining_seconds": entry.expires_at.map(|at| at.saturating_sub(now)),
-            })
-        })
-        .collect();
-    Ok(Value::Array(entries))
+    Ok(Value::Array(block_rows(
+        &session.state.blocklist,
+        wall_now(),
+    )))
 }
 
 /// The VIPs with their counters.
@@ -90,30 +79,13 @@ pub fn list_vips() -> Result<Value, ApiError> {
 
 /// Adds a VIP.
 pub fn add_vip(request: &NewVip) -> Result<Value, ApiError> {
-    let id = edit::parse_vip(&request.vip)?;
-    let encap = request
-        .encap()
-        .map_err(|message| ApiError::bad_request("invalid_encap", message))?;
-    let mut options = VipOptions {
-        encap,
-        gue_port: request.gue_port,
-        source_hash: false,
-        no_conntrack: false,
-        ring_size: request.ring_size,
-    };
-    edit::parse_flags(&request.flags.join(","), &mut options)?;
-    let mut session = LbSession::open()?;
-    edit::add_vip(&mut session.state, id, options)?;
-    session.commit()?;
+    let id = Local.add_vip(request)?;
     Ok(json!({ "vip": id.to_string() }))
 }
 
 /// Deletes a VIP.
-pub fn del_vip(vip: &str) -> Result<Value, ApiError> {
-    let id = edit::parse_vip(vip)?;
-    let mut session = LbSession::open()?;
-    edit::del_vip(&mut session.state, &id)?;
-    session.commit()?;
+pub fn del_vip(request: &VipQuery) -> Result<Value, ApiError> {
+    let id = Local.del_vip(request)?;
     Ok(json!({ "deleted": id.to_string() }))
 }
 
@@ -131,30 +103,18 @@ pub fn list_backends(vip: Option<&str>) -> Result<Value, ApiError> {
 
 /// Adds a backend.
 pub fn add_backend(request: &BackendWeight) -> Result<Value, ApiError> {
-    let id = edit::parse_vip(&request.vip)?;
-    let address = edit::parse_address(&request.address)?;
-    let mut session = LbSession::open()?;
-    edit::add_backend(&mut session.state, &id, address, request.weight)?;
-    session.commit()?;
+    let (id, address) = Local.add_backend(request)?;
     Ok(json!({ "vip": id.to_string(), "backend": address.to_string(), "weight": request.weight }))
 }
 
 /// Changes a backend's weight (0 drains it).
 pub fn set_weight(request: &BackendWeight) -> Result<Value, ApiError> {
-    let id = edit::parse_vip(&request.vip)?;
-    let address = edit::parse_address(&request.address)?;
-    let mut session = LbSession::open()?;
-    edit::set_weight(&mut session.state, &id, address, request.weight)?;
-    session.commit()?;
+    let (id, address) = Local.set_weight(request)?;
     Ok(json!({ "vip": id.to_string(), "backend": address.to_string(), "weight": request.weight }))
 }
 
 /// Removes a backend.
 pub fn del_backend(request: &BackendQuery) -> Result<Value, ApiError> {
-    let id = edit::parse_vip(&request.vip)?;
-    let address = edit::parse_address(&request.address)?;
-    let mut session = LbSession::open()?;
-    edit::del_backend(&mut session.state, &id, address)?;
-    session.commit()?;
+    let (id, address) = Local.del_backend(request)?;
     Ok(json!({ "vip": id.to_string(), "removed": address.to_string() }))
 }

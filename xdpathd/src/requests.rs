@@ -3,12 +3,12 @@
 //! state. A library of their own so the fuzz targets (`fuzz/`) take them
 //! apart exactly as the daemon does.
 
-use serde::{Deserialize, Serialize};
-/// The filter's requests are the CLI's own argument types, which
-/// deserialize from the API's JSON bodies: one type per operation.
-pub use xdpath::control::commands::LimitArgs;
-pub use xdpath::control::rulefile::RuleArgs;
-use xdpath::lb::state::Encap;
+use serde::Deserialize;
+/// The changes' requests are the library's, which the CLI parses into
+/// too: one type per operation.
+pub use xdpath::api::{
+    BackendQuery, BackendWeight, LimitArgs, NewBlock, NewVip, PrefixQuery, RuleArgs, VipQuery,
+};
 use xdpath::observe::top::{Rank, TalkerKind};
 
 /// `GET /v1/top` query: which lists, ranked how, how long.
@@ -58,97 +58,12 @@ impl TopQuery {
     }
 }
 
-/// A blocklist entry.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewBlock {
-    /// The prefix.
-    pub prefix: String,
-    /// How long, e.g. `10m`; none: until removed.
-    pub ttl: Option<String>,
-}
-
-/// `?prefix=`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrefixQuery {
-    /// The prefix.
-    pub prefix: String,
-}
-
-/// A new VIP: the options of `xdpath lb vip add`.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewVip {
-    /// `ADDRESS:PORT/tcp|udp`.
-    pub vip: String,
-    /// `ipip` (default) or `gue`.
-    #[serde(default)]
-    pub encap: Option<String>,
-    /// With `gue`.
-    #[serde(default)]
-    pub gue_port: Option<u16>,
-    /// `source-hash`, `no-conntrack`.
-    #[serde(default)]
-    pub flags: Vec<String>,
-    /// A prime from 7 to 65537.
-    #[serde(default)]
-    pub ring_size: Option<u32>,
-}
-
-impl NewVip {
-    /// The encapsulation asked for; the message of an `invalid_encap`
-    /// error otherwise.
-    pub fn encap(&self) -> Result<Encap, String> {
-        match self.encap.as_deref() {
-            None | Some("ipip") => Ok(Encap::Ipip),
-            Some("gue") => Ok(Encap::Gue),
-            Some(other) => Err(format!("encap \"{other}\" is not ipip or gue")),
-        }
-    }
-}
-
-/// `?vip=`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VipQuery {
-    /// The VIP.
-    pub vip: String,
-}
-
 /// `?vip=` (optional).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendsQuery {
     /// The VIP.
     pub vip: Option<String>,
-}
-
-/// A backend and its weight.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackendWeight {
-    /// The VIP.
-    pub vip: String,
-    /// The backend's address.
-    pub address: String,
-    /// 0 to 1000 (default 1).
-    #[serde(default = "one")]
-    pub weight: u64,
-}
-
-fn one() -> u64 {
-    1
-}
-
-/// `?vip=&address=`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackendQuery {
-    /// The VIP.
-    pub vip: String,
-    /// The backend's address.
-    pub address: String,
 }
 
 #[cfg(test)]

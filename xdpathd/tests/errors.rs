@@ -273,11 +273,11 @@ fn user_text_cannot_forge_a_log_line() {
             assert_eq!(status, 400, "{path} {body}: {answer}");
             refusals += 1;
         }
-        let encoded = xdpath::daemon_client::query_value(&format!("9.9.9.0/24{tail}"));
+        let encoded = xdpath::api::daemon::query_value(&format!("9.9.9.0/24{tail}"));
         let (status, answer) =
             daemon.call("DELETE", &format!("/v1/blocklist?prefix={encoded}"), None);
         assert_eq!(status, 400, "{answer}");
-        let encoded = xdpath::daemon_client::query_value(&format!("203.0.113.1:80/tcp{tail}"));
+        let encoded = xdpath::api::daemon::query_value(&format!("203.0.113.1:80/tcp{tail}"));
         let (status, answer) = daemon.call("DELETE", &format!("/v1/vips?vip={encoded}"), None);
         assert_eq!(status, 400, "{answer}");
         refusals += 2;

@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use xdpath::daemon_client::NOTE_FILE;
+use xdpath::api::daemon::NOTE_FILE;
 use xdpath_lab::testenv::TestBed;
 
 use common::{in_namespace, refused, Daemon, XDPATHD};

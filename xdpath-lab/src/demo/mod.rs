@@ -74,7 +74,7 @@ pub enum DemoError {
 }
 
 pub(crate) fn check_interrupted() -> Result<(), DemoError> {
-    if xdpath::signals::interrupted() {
+    if crate::signals::interrupted() {
         return Err(DemoError::Interrupted);
     }
     Ok(())
@@ -83,11 +83,11 @@ pub(crate) fn check_interrupted() -> Result<(), DemoError> {
 /// Runs the demo. With `json`, stdout gets one JSON report and the
 /// narrative goes to stderr.
 pub fn run(json: bool) -> Result<(), DemoError> {
-    let _signals = xdpath::signals::SignalGuard::install();
+    let _signals = crate::signals::SignalGuard::install();
     // Ctrl-C reaches the children too (`ip`, `ping`): their failure is the
     // interruption, not an error of its own.
     run_steps(json).map_err(|error| {
-        if xdpath::signals::interrupted() {
+        if crate::signals::interrupted() {
             DemoError::Interrupted
         } else {
             error
@@ -190,7 +190,7 @@ fn run_steps(json: bool) -> Result<(), DemoError> {
     } else {
         println!();
         println!("{} ({} mode):", a.interface, mode.name());
-        stats::print_table(&rows);
+        print!("{}", stats::CounterTable(&rows));
         println!();
     }
     if !differences.is_empty() {

@@ -77,7 +77,7 @@ pub fn userspace_act(bed: &TestBed, say: &dyn Fn(String), json: bool) -> Result<
     if !json {
         println!();
         println!("{} (user space, AF_XDP):", a.interface);
-        stats::print_table(&report.counters);
+        print!("{}", stats::CounterTable(&report.counters));
         println!();
     }
     if !differences.is_empty() {

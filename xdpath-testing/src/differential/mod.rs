@@ -14,7 +14,6 @@
 //! Needs root (it loads programs). `scripts/fuzz.sh diff FRAMES` runs it
 //! long; the test suite runs a short, bounded run.
 
-mod balancer;
 pub mod builds;
 pub mod frames;
 mod headers;

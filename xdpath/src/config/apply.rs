@@ -120,9 +120,8 @@ pub fn recover_interrupted(dir: &std::path::Path) {
         }
     });
     match outcome {
-        Ok(what) => eprintln!("xdpath: warning: an apply was interrupted (a crash or kill); {what}"),
-        Err(error) => eprintln!(
-            "xdpath: warning: an apply was interrupted and finishing it failed: {error}; `xdpath state check` shows what the kernel holds"
+        Ok(what) => log::warn!("an apply was interrupted (a crash or kill); {what}"),
+        Err(error) => log::warn!("an apply was interrupted and finishing it failed: {error}; `xdpath state check` shows what the kernel holds"
         ),
     }
     journal.finish();

@@ -4,14 +4,11 @@
 //! every mistake reported with its place.
 
 use std::collections::HashMap;
-use std::fmt::Display;
-use std::hash::Hash;
-use std::ops::Range;
 
 use toml::Spanned;
 
-use super::load::{Environment, Report};
-use super::schema::{FileConfig, InterfaceEntry, Item, Items};
+use super::report::{field, Environment, Report};
+use super::schema::{FileConfig, InterfaceEntry};
 use super::{DesiredConfig, InterfaceSpec};
 use crate::control::parse::parse_port;
 use crate::dataplane::{DataplaneError, InterfacePins};
@@ -33,60 +30,6 @@ pub(super) fn desired(
             report,
         ),
         steering: super::steering::steering(file.steering.as_ref(), report),
-    }
-}
-
-/// Parses an optional field; a mistake is reported at the field.
-pub(super) fn field<V, T, E: Display>(
-    report: &mut Report<'_>,
-    value: &Option<Spanned<V>>,
-    path: String,
-    parse: impl FnOnce(&V) -> Result<T, E>,
-) -> Option<T> {
-    let value = value.as_ref()?;
-    parse(value.get_ref())
-        .map_err(|error| report.error(Some(value.span()), path, error.to_string()))
-        .ok()
-}
-
-/// Parses every item of a list; each mistake is reported at its item.
-/// Returns the values with their places and paths.
-pub(super) fn items<T, E: Display>(
-    report: &mut Report<'_>,
-    list: &Option<Spanned<Items>>,
-    path: &str,
-    parse: impl Fn(&str) -> Result<T, E>,
-) -> Option<Vec<(T, Range<usize>, String)>> {
-    let list = list.as_ref()?;
-    let mut parsed = Vec::new();
-    for (index, Item { span, text }) in list.get_ref().0.iter().enumerate() {
-        let (span, path) = match span {
-            Some(span) => (span.clone(), format!("{path}[{index}]")),
-            None => (list.span(), path.to_string()),
-        };
-        match parse(text) {
-            Ok(value) => parsed.push((value, span, path)),
-            Err(error) => report.error(Some(span), path, error.to_string()),
-        }
-    }
-    Some(parsed)
-}
-
-/// Reports every value listed a second time.
-pub(super) fn unique<K: Eq + Hash + Display>(
-    report: &mut Report<'_>,
-    entries: &[(K, Range<usize>, String)],
-    what: &str,
-) {
-    let mut seen: HashMap<&K, &str> = HashMap::new();
-    for (key, span, path) in entries {
-        if let Some(first) = seen.insert(key, path) {
-            report.error(
-                Some(span.clone()),
-                path.clone(),
-                format!("{what} {key} is listed twice (also {first})"),
-            );
-        }
     }
 }
 

@@ -7,9 +7,10 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::convert::{field, items, unique};
-use super::load::{Environment, Report};
-use super::schema::{FilterSection, GuardSection, Items, LimitEntry, MgmtSection, RuleEntry};
+use super::report::{field, items, unique};
+use super::report::{Environment, Report};
+use super::schema::{FilterSection, GuardSection, LimitEntry, MgmtSection, RuleEntry};
+use super::values::Items;
 use crate::control::compile::{compile_limit, compile_rules, compile_settings, CompileError};
 use crate::control::parse::{
     parse_cidr, parse_duration, parse_port, parse_port_list, parse_port_range, parse_protocol,

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use toml::Spanned;
 
-use super::convert::{field, items};
-use super::load::Report;
+use super::report::Report;
+use super::report::{field, items};
 use super::schema::{LbSection, VipEntry};
 use crate::control::parse::parse_port;
 use crate::lb::compile::{plan, validate, vip_table};

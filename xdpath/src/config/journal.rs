@@ -57,7 +57,7 @@ impl Journal {
         match state::load::<Content>(&path) {
             Ok(content) => Some(Self { path, content }),
             Err(error) => {
-                eprintln!("xdpath: warning: an interrupted apply left a journal that cannot be read ({error}); it is set aside");
+                log::warn!("an interrupted apply left a journal that cannot be read ({error}); it is set aside");
                 let _ = std::fs::rename(&path, path.with_extension("unreadable"));
                 None
             }

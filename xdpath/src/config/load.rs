@@ -8,7 +8,6 @@
 //! parsed and checked by [`super::convert`], which reports every mistake of
 //! its own. Byte offsets become `line:column` at the end.
 
-use std::collections::HashSet;
 use std::ops::Range;
 use std::path::Path;
 
@@ -16,6 +15,7 @@ use serde::Deserialize;
 use toml::de::{DeArray, DeTable, DeValue};
 use toml::Spanned;
 
+use super::report::{Environment, Report};
 use super::schema::FileConfig;
 use super::{ConfigErrors, DesiredConfig, Diagnostic};
 use crate::input::{read_text, TextLimits};
@@ -30,24 +30,6 @@ pub const CONFIG_LIMITS: TextLimits = TextLimits {
     max_bytes: 64 << 20,
     max_line: 1 << 20,
 };
-
-/// What a config is checked against besides itself.
-pub struct Environment {
-    /// Whether an interface of this name exists.
-    pub interface_exists: Box<dyn Fn(&str) -> bool>,
-    /// Now, wall-clock seconds: a blocklist `ttl` counts from here.
-    pub now: u64,
-}
-
-impl Environment {
-    /// This thread's network namespace, now.
-    pub fn host() -> Self {
-        Self {
-            interface_exists: Box::new(|name| crate::control::interface_index(name).is_some()),
-            now: crate::control::wall_now(),
-        }
-    }
-}
 
 /// Reads and checks a config file (interfaces are looked up in this
 /// thread's network namespace). Any mistake refuses the whole file, with
@@ -87,110 +69,6 @@ pub fn load_str(
     let parsed = deserialize_collecting(root, &mut report);
     let config = super::convert::desired(&parsed, environment, &mut report);
     report.finish(file).map(|()| config)
-}
-
-/// The mistakes found so far and where they are.
-pub(super) struct Report<'a> {
-    text: &'a str,
-    line_starts: Vec<usize>,
-    errors: Vec<Diagnostic>,
-    /// Paths whose values were removed for serde (so they are not
-    /// reported again as missing).
-    pruned: HashSet<String>,
-}
-
-impl<'a> Report<'a> {
-    fn new(text: &'a str) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(at, _)| at + 1))
-            .collect();
-        Self {
-            text,
-            line_starts,
-            errors: Vec::new(),
-            pruned: HashSet::new(),
-        }
-    }
-
-    /// Records a mistake at `span` (none: no place in the file).
-    pub(super) fn error(
-        &mut self,
-        span: Option<Range<usize>>,
-        path: impl Into<String>,
-        message: impl Into<String>,
-    ) {
-        let position = span.map(|span| self.position(span.start));
-        self.errors.push(Diagnostic {
-            position,
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-
-    /// Records that a required field is missing, unless its value was
-    /// removed because it was already reported as wrong.
-    pub(super) fn missing(&mut self, span: Range<usize>, path: &str, field: &str, what: &str) {
-        let full = format!("{path}.{field}");
-        if !self.pruned.contains(&full) {
-            self.error(
-                Some(span),
-                path,
-                format!("missing field `{field}` ({what})"),
-            );
-        }
-    }
-
-    /// True when something at or under `path` was reported already.
-    pub(super) fn touched(&self, path: &str) -> bool {
-        self.errors.iter().any(|error| {
-            error.path == path
-                || error.path.starts_with(&format!("{path}."))
-                || error.path.starts_with(&format!("{path}["))
-        })
-    }
-
-    /// How many mistakes so far.
-    pub(super) fn count(&self) -> usize {
-        self.errors.len()
-    }
-
-    /// True while nothing is wrong.
-    pub(super) fn clean(&self) -> bool {
-        self.errors.is_empty()
-    }
-
-    /// 1-based line and column (in characters) of a byte offset.
-    fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let line = self
-            .line_starts
-            .partition_point(|start| *start <= offset)
-            .max(1);
-        let start = self.line_starts[line - 1];
-        let column = self
-            .text
-            .get(start..offset)
-            .map_or(offset - start, |text| text.chars().count());
-        (line, column + 1)
-    }
-
-    /// Every mistake in file order.
-    fn finish(self, file: &str) -> Result<(), ConfigErrors> {
-        if self.errors.is_empty() {
-            return Ok(());
-        }
-        let mut errors: Vec<Diagnostic> = Vec::new();
-        for error in self.errors {
-            if !errors.contains(&error) {
-                errors.push(error);
-            }
-        }
-        errors.sort_by_key(|error| error.position.unwrap_or((0, 0)));
-        Err(ConfigErrors {
-            file: file.to_string(),
-            errors,
-        })
-    }
 }
 
 /// One step of a path into the document.

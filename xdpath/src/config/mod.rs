@@ -17,19 +17,20 @@
 //! is checked by the same compilers the CLI commands use.
 
 pub mod apply;
-pub mod cli;
+
 mod convert;
 mod convert_filter;
 mod convert_lb;
 pub mod current;
-mod describe;
 pub mod journal;
 mod load;
 pub mod observe;
 pub mod plan;
+mod report;
 pub mod rollback;
 pub mod schema;
 pub mod steering;
+pub mod values;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -41,8 +42,9 @@ use crate::lb::state::LbState;
 
 pub use apply::apply;
 pub use current::current;
-pub use load::{load, load_str, Environment, CONFIG_LIMITS};
+pub use load::{load, load_str, CONFIG_LIMITS};
 pub use plan::{plan, Plan};
+pub use report::Environment;
 
 /// What every error line of the CLI starts with; the lines of a refused
 /// config after the first carry it themselves (main prints the first).

@@ -38,9 +38,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::convert::{field, items};
-use super::load::Report;
-use super::schema::Items;
+use super::report::Report;
+use super::report::{field, items};
+use super::values::Items;
 use crate::observe::engine::{EngineConfig, IpfixSettings, SflowSettings};
 use crate::observe::mitigate::MitigationConfig;
 

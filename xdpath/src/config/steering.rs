@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use xdpath_core::abi;
 
-use super::convert::field;
-use super::load::Report;
-use super::schema::Scalar;
+use super::report::field;
+use super::report::Report;
+use super::values::Scalar;
 use crate::dataplane::steer::{parse_cpus, DEFAULT_QUEUE_SIZE};
 
 /// `[steering]` as written.

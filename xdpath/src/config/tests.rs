@@ -1,7 +1,8 @@
 //! Parsing, checking, planning and the edits of apply, without a kernel.
 
 use super::apply::{edit_lb, merge_filter};
-use super::load::{load_str, Environment};
+use super::load::load_str;
+use super::report::Environment;
 use super::*;
 use crate::control::state::RuleAction;
 

@@ -2,17 +2,14 @@
 //! ([`state`]), parsing what operators type ([`parse`], [`rulefile`]),
 //! compiling it to the data path's representation ([`compile`]) and
 //! installing it in the kernel's maps or the native tables ([`apply`],
-//! [`kernel`]). [`session`] ties them together for one CLI call, and
-//! [`cli`] holds the `filter`, `block`, `ratelimit`, `guard` and `mgmt`
-//! commands.
+//! [`kernel`]). [`session`] ties them together for one change, [`ops`]
+//! holds the changes the front ends share (through [`crate::api`]) and
+//! [`views`] the JSON they show.
 //!
 //! Every command validates everything before the first map write: a
 //! refused command changes nothing.
 
 pub mod apply;
-pub mod cli;
-pub mod cli_output;
-pub mod commands;
 pub mod commit_marker;
 pub mod compile;
 pub mod interfaces;
@@ -23,8 +20,8 @@ pub mod parse;
 pub mod readback;
 pub mod rulefile;
 pub mod session;
-pub mod settings;
 pub mod state;
+pub mod views;
 
 use crate::text::{quote, quote_path};
 use parse::Cidr;
@@ -114,7 +111,7 @@ pub enum ControlError {
     },
     /// The daemon refused the change or could not be understood.
     #[error(transparent)]
-    Daemon(#[from] crate::daemon_client::DaemonError),
+    Daemon(#[from] crate::api::daemon::DaemonError),
     /// No more ids.
     #[error("no free {what} id left")]
     IdsExhausted {

@@ -3,13 +3,13 @@
 //! the first map write), so a refused change changes nothing and both
 //! front ends give the same results.
 
-use super::commands::LimitArgs;
 use super::parse::{parse_cidr, parse_duration, parse_protocol, Cidr};
-use super::rulefile::{management_conflict, RuleArgs};
+use super::rulefile::management_conflict;
 use super::session::Session;
 use super::state::BlockSpec;
 use super::state::{LimitKey, LimitSpec};
 use super::{interface_index, wall_now, ControlError};
+use crate::api::requests::{LimitArgs, NewBlock, PrefixQuery, RuleArgs};
 use crate::text::quote;
 use xdpath_core::filter::{MAX_RATE_LIMITS, MAX_RULES};
 
@@ -50,9 +50,9 @@ pub fn del_rule(id: u32) -> Result<(), ControlError> {
 
 /// Blocks a prefix, for `ttl` (e.g. `1h`) or for good; replaces an entry
 /// for the same prefix. Returns the prefix as parsed.
-pub fn add_block(cidr: &str, ttl: Option<&str>) -> Result<Cidr, ControlError> {
-    let prefix = parse_cidr(cidr)?;
-    let seconds = ttl.map(parse_duration).transpose()?;
+pub fn add_block(request: &NewBlock) -> Result<Cidr, ControlError> {
+    let prefix = parse_cidr(&request.prefix)?;
+    let seconds = request.ttl.as_deref().map(parse_duration).transpose()?;
     let mut session = Session::open()?;
     let expires_at = seconds.map(|seconds| wall_now().saturating_add(seconds));
     let list = &mut session.state.blocklist;
@@ -63,8 +63,8 @@ pub fn add_block(cidr: &str, ttl: Option<&str>) -> Result<Cidr, ControlError> {
 }
 
 /// Unblocks a prefix.
-pub fn del_block(cidr: &str) -> Result<Cidr, ControlError> {
-    let prefix = parse_cidr(cidr)?;
+pub fn del_block(request: &PrefixQuery) -> Result<Cidr, ControlError> {
+    let prefix = parse_cidr(&request.prefix)?;
     let mut session = Session::open()?;
     let list = &mut session.state.blocklist;
     let before = list.len();

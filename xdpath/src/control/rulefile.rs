@@ -12,66 +12,14 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use clap::Parser;
 use xdpath_core::filter::mask;
 
 use super::parse::{parse_cidr, parse_port_range, parse_protocol, parse_tcp_flags, Cidr};
 use super::state::{Management, RuleAction, RuleSpec};
 use super::ControlError;
+use crate::api::requests::RuleArgs;
 use crate::input::{read_text, TextLimits};
 use crate::text::quote;
-
-/// A new rule: the one request type of `xdpath filter add`, rule-file
-/// lines and the API's `POST /v1/rules` body (JSON, the same field names;
-/// `override` for `--override`). Values are parsed by
-/// [`RuleArgs::to_spec`], for one-line errors.
-#[derive(Clone, Debug, Default, clap::Args, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleArgs {
-    /// Source prefix (IPv4 or IPv6 CIDR).
-    #[arg(long, value_name = "CIDR")]
-    pub src: Option<String>,
-    /// Destination prefix.
-    #[arg(long, value_name = "CIDR")]
-    pub dst: Option<String>,
-    /// Protocol: tcp, udp, icmp, icmpv6 or a number.
-    #[arg(long, value_name = "PROTO")]
-    pub proto: Option<String>,
-    /// Destination port or range N-M (TCP and UDP).
-    #[arg(long, value_name = "N[-M]")]
-    pub dport: Option<String>,
-    /// TCP flags that must be set or clear, e.g. `syn,!ack`.
-    #[arg(long, value_name = "SPEC")]
-    pub tcp_flags: Option<String>,
-    /// drop or pass.
-    #[arg(long, value_name = "drop|pass")]
-    #[serde(deserialize_with = "required")]
-    pub action: Option<String>,
-    /// Only on this interface.
-    #[arg(long, value_name = "IF")]
-    pub iface: Option<String>,
-    /// Count what the rule would drop without dropping.
-    #[arg(long)]
-    #[serde(default)]
-    pub monitor: bool,
-    /// Install a deny rule even if it covers management traffic.
-    #[arg(long = "override")]
-    #[serde(default, rename = "override")]
-    pub override_management: bool,
-}
-
-/// A field an API body must have, though the CLI's flag is optional (so
-/// that the CLI can say which flag is missing in its own words).
-fn required<'de, D: serde::Deserializer<'de>>(from: D) -> Result<Option<String>, D::Error> {
-    <String as serde::Deserialize>::deserialize(from).map(Some)
-}
-
-#[derive(Parser)]
-#[command(no_binary_name = true, disable_help_flag = true)]
-struct RuleLine {
-    #[command(flatten)]
-    args: RuleArgs,
-}
 
 impl RuleArgs {
     /// The rule (id 0: not yet given one).
@@ -143,10 +91,68 @@ fn parse_line(line: &str) -> Result<Option<Line>, String> {
         let source = parse_cidr(line).map_err(|error| error.to_string())?;
         return Ok(Some(Line::Prefix(source)));
     }
-    let parsed = RuleLine::try_parse_from(line.split_whitespace())
-        .map_err(|error| crate::usage::clap_error_line(&error))?;
-    let spec = parsed.args.to_spec().map_err(|error| error.to_string())?;
+    let spec = rule_line_args(line)?
+        .to_spec()
+        .map_err(|error| error.to_string())?;
     Ok(Some(Line::Rule(spec)))
+}
+
+/// The options of `filter add` a rule line may carry, with whether each
+/// takes a value; the names are [`RuleArgs`]' fields with `-` for `_`.
+const LINE_OPTIONS: [(&str, bool); 9] = [
+    ("src", true),
+    ("dst", true),
+    ("proto", true),
+    ("dport", true),
+    ("tcp-flags", true),
+    ("action", true),
+    ("iface", true),
+    ("monitor", false),
+    ("override", false),
+];
+
+/// A rule line's `--option value` words (or `--option=value`) as the
+/// request they spell, through [`RuleArgs`]' own deserializer, so a line
+/// and an API body are read the same way.
+fn rule_line_args(line: &str) -> Result<RuleArgs, String> {
+    let mut fields = serde_json::Map::new();
+    let mut words = line.split_whitespace();
+    while let Some(word) = words.next() {
+        let Some(option) = word.strip_prefix("--") else {
+            return Err(format!("unexpected argument {}", quote(word)));
+        };
+        let (name, inline) = match option.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (option, None),
+        };
+        let Some((_, takes_value)) = LINE_OPTIONS.iter().find(|(known, _)| *known == name) else {
+            let known: Vec<String> = LINE_OPTIONS
+                .iter()
+                .map(|(name, _)| format!("--{name}"))
+                .collect();
+            return Err(format!(
+                "unknown option {} (expected one of {})",
+                quote(word),
+                known.join(", ")
+            ));
+        };
+        let value = match (takes_value, inline) {
+            (true, Some(value)) => serde_json::Value::from(value),
+            (true, None) => match words.next() {
+                Some(value) => serde_json::Value::from(value),
+                None => return Err(format!("--{name} needs a value")),
+            },
+            (false, None) => serde_json::Value::Bool(true),
+            (false, Some(_)) => return Err(format!("--{name} takes no value")),
+        };
+        if fields.insert(name.replace('-', "_"), value).is_some() {
+            return Err(format!("--{name} is given twice"));
+        }
+    }
+    if !fields.contains_key("action") {
+        return Err("--action drop|pass is required".into());
+    }
+    serde_json::from_value(serde_json::Value::Object(fields)).map_err(|error| error.to_string())
 }
 
 /// What a rule file may be: a million-prefix feed of IPv6 `filter add`
@@ -264,4 +270,45 @@ pub fn filter_state_from_file(path: &Path) -> Result<super::state::FilterState, 
         rules,
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_line_reads_as_the_api_body_would() {
+        let args = rule_line_args("--src 10.0.0.0/8 --tcp-flags=syn,!ack --action drop --monitor")
+            .expect("valid");
+        assert_eq!(args.src.as_deref(), Some("10.0.0.0/8"));
+        assert_eq!(args.tcp_flags.as_deref(), Some("syn,!ack"));
+        assert_eq!(args.action.as_deref(), Some("drop"));
+        assert!(args.monitor && !args.override_management);
+        let args = rule_line_args("--dst 192.0.2.1 --action pass --override").expect("valid");
+        assert!(args.override_management);
+    }
+
+    #[test]
+    fn a_wrong_rule_line_says_what_is_wrong() {
+        let error = |line| rule_line_args(line).expect_err(line);
+        assert!(error("--src 10.0.0.0/8 --bogus --action pass").contains("unknown option"));
+        assert!(error("--src 10.0.0.0/8 --action").contains("--action needs a value"));
+        assert!(error("--src 10.0.0.0/8").contains("--action drop|pass is required"));
+        assert!(error("--src a --src b --action drop").contains("--src is given twice"));
+        assert!(error("--monitor=yes --action drop").contains("--monitor takes no value"));
+        assert!(error("src 10.0.0.0/8 --action drop").contains("unexpected argument"));
+    }
+
+    #[test]
+    fn rule_files_merge_prefix_lines_and_number_their_errors() {
+        let rules =
+            parse_rules("# feed\n10.0.0.0/8\n10.1.0.0/16\n\n--dst 192.0.2.0/24 --action pass\n")
+                .expect("valid");
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].sources.len(), 2);
+        let (line, message) = parse_rules("10.0.0.0/8\n--src 10.0.0.300/8 --action drop\n")
+            .expect_err("a bad prefix");
+        assert_eq!(line, 2);
+        assert!(message.contains("invalid CIDR"), "{message}");
+    }
 }

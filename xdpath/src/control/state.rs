@@ -188,7 +188,8 @@ pub struct LimitSpec {
 }
 
 /// What to do with IP fragments, as the operator says it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum FragmentChoice {
     /// Pass every fragment.

@@ -229,7 +229,8 @@ fn mode_hint(mode: &str) -> &'static str {
 }
 
 /// How to attach.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ModeChoice {
     /// Native, falling back to generic.
     Auto,

@@ -1,20 +1,22 @@
 //! The layer-4 load balancer's control side: the desired state of a
 //! namespace ([`state`]), changes to it checked one by one ([`edit`]), its
 //! compilation into the data path's maps with Maglev tables ([`compile`],
-//! [`maglev`], [`install`]), one locked control call ([`session`]), and the
-//! `lb` commands ([`cli`]). A refused command changes nothing: every check
-//! runs before the first map write.
+//! [`maglev`], [`install`]), one locked control call ([`session`]), the
+//! changes the front ends share ([`ops`], through [`crate::api`]) and the
+//! JSON they show ([`views`]). A refused change changes nothing: every
+//! check runs before the first map write.
 
-pub mod cli;
 pub mod compile;
 pub mod decap;
 pub mod edit;
 pub mod health;
 pub mod install;
 pub mod maglev;
+pub mod ops;
 pub mod readback;
 pub mod session;
 pub mod state;
+pub mod views;
 
 use crate::text::quote;
 use state::VipId;
@@ -134,6 +136,12 @@ pub enum LbError {
     /// GUE without a port, or a port without GUE.
     #[error("{0}")]
     Usage(String),
+    /// An encapsulation that is neither IPIP nor GUE.
+    #[error("encap {} is not ipip or gue", quote(given))]
+    Encap {
+        /// What was asked for.
+        given: String,
+    },
     /// Locking, reading or saving state, or writing the maps failed.
     /// (Boxed: it is large, and every balancer result carries it.)
     #[error(transparent)]

@@ -58,7 +58,8 @@ pub enum CaptureError {
 }
 
 /// Which verdicts to capture.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum VerdictFilter {
     /// Frames xdpath dropped.
     Drop,
@@ -86,29 +87,30 @@ impl VerdictFilter {
 }
 
 /// What to capture and where to.
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct CaptureArgs {
     /// Only frames arriving on this interface (default: every attached one).
-    #[arg(long = "iface", short = 'i')]
+    #[cfg_attr(feature = "clap", arg(long = "iface", short = 'i'))]
     pub interface: Option<String>,
     /// Only frames with this verdict.
-    #[arg(long, value_enum, default_value = "drop")]
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "drop"))]
     pub verdict: VerdictFilter,
     /// Only frames with this reason (as `xdpath stats` names it, e.g.
     /// `rule-deny`, `blocklisted`, `ipv4-tcp`).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub reason: Option<String>,
     /// Stop after this many frames.
-    #[arg(short = 'c', long = "count")]
+    #[cfg_attr(feature = "clap", arg(short = 'c', long = "count"))]
     pub count: Option<u64>,
     /// Stop after this many seconds.
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub duration: Option<f64>,
     /// Bytes kept of each frame (at most 1536).
-    #[arg(long, default_value_t = CAPTURE_BYTES)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = CAPTURE_BYTES))]
     pub snaplen: u32,
     /// The pcapng file to write.
-    #[arg(short = 'w', long = "write")]
+    #[cfg_attr(feature = "clap", arg(short = 'w', long = "write"))]
     pub output: PathBuf,
 }
 
@@ -150,7 +152,11 @@ impl Drop for FilterGuard {
 }
 
 /// Runs a capture; `on_ready` is called once the filter is live.
-pub fn capture(args: &CaptureArgs, on_ready: impl FnOnce()) -> Result<CaptureReport, CaptureError> {
+pub fn capture(
+    args: &CaptureArgs,
+    on_ready: impl FnOnce(),
+    stop: &dyn Fn() -> bool,
+) -> Result<CaptureReport, CaptureError> {
     let reason = args.reason.as_deref().map(reason_by_name).transpose()?;
     let deadline = args
         .duration
@@ -218,9 +224,7 @@ pub fn capture(args: &CaptureArgs, on_ready: impl FnOnce()) -> Result<CaptureRep
         Ok(())
     };
     let done = |packets: u64| {
-        packets >= limit
-            || crate::signals::interrupted()
-            || deadline.is_some_and(|deadline| started.elapsed() >= deadline)
+        packets >= limit || stop() || deadline.is_some_and(|deadline| started.elapsed() >= deadline)
     };
     while !done(packets) {
         reader.wait(Duration::from_millis(100));

@@ -42,7 +42,8 @@ pub enum ExportCommandError {
 }
 
 /// The protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Protocol {
     /// sFlow version 5 (UDP, default port 6343).
     Sflow,
@@ -51,43 +52,44 @@ pub enum Protocol {
 }
 
 /// `xdpath export` arguments.
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct ExportArgs {
     /// sFlow or IPFIX.
-    #[arg(value_enum)]
+    #[cfg_attr(feature = "clap", arg(value_enum))]
     pub protocol: Protocol,
     /// The interfaces to sample (xdpath must be attached to each).
     pub interfaces: Vec<String>,
     /// A collector, ADDRESS:PORT (repeat for several).
-    #[arg(long = "collector", required = true)]
+    #[cfg_attr(feature = "clap", arg(long = "collector", required = true))]
     pub collectors: Vec<SocketAddr>,
     /// Sample 1 in N frames on the interfaces while exporting (restored
     /// on exit); without it, each interface's own rate is used.
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub rate: Option<String>,
     /// sFlow: the agent address (default: the host's first address).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub agent: Option<IpAddr>,
     /// sFlow: the sub-agent id.
-    #[arg(long, default_value_t = 0)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
     pub sub_agent_id: u32,
     /// sFlow: seconds between counter samples.
-    #[arg(long, default_value_t = 20.0)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 20.0))]
     pub counter_interval: f64,
     /// IPFIX: the observation domain id.
-    #[arg(long, default_value_t = 0)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
     pub observation_domain: u32,
     /// IPFIX: seconds after which an active flow is reported.
-    #[arg(long, default_value_t = 60.0)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 60.0))]
     pub active_timeout: f64,
     /// IPFIX: seconds without a sample after which a flow ends.
-    #[arg(long, default_value_t = 15.0)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 15.0))]
     pub idle_timeout: f64,
     /// IPFIX: seconds between template sends.
-    #[arg(long, default_value_t = 60.0)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 60.0))]
     pub template_refresh: f64,
     /// Stop after this many seconds (default: at Ctrl-C or SIGTERM).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub duration: Option<f64>,
 }
 
@@ -140,6 +142,7 @@ pub fn engine_config(args: &ExportArgs) -> Result<EngineConfig, ExportCommandErr
 pub fn export(
     args: &ExportArgs,
     on_ready: impl FnOnce(),
+    stop: &dyn Fn() -> bool,
 ) -> Result<EngineStats, ExportCommandError> {
     if args.collectors.is_empty() {
         return Err(ExportCommandError::NoCollector);
@@ -178,9 +181,7 @@ pub fn export(
     };
     on_ready();
     let started = Instant::now();
-    while !crate::signals::interrupted()
-        && deadline.is_none_or(|deadline| started.elapsed() < deadline)
-    {
+    while !stop() && deadline.is_none_or(|deadline| started.elapsed() < deadline) {
         engine.step(Duration::from_millis(200));
     }
     // The last samples, then whatever is held.

@@ -6,7 +6,6 @@
 //! itself; with a daemon holding it, it asks the daemon's `/v1/top`.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -19,25 +18,26 @@ use super::top::{Rank, TalkerKind};
 use crate::control::parse::seconds_within;
 
 /// `xdpath top` arguments.
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct TopArgs {
     /// Only these interfaces (default: every attached one).
-    #[arg(long = "iface", short = 'i')]
+    #[cfg_attr(feature = "clap", arg(long = "iface", short = 'i'))]
     pub interfaces: Vec<String>,
     /// Seconds between refreshes.
-    #[arg(long, default_value_t = 1.0)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1.0))]
     pub interval: f64,
     /// Seconds of samples the top talkers cover.
-    #[arg(long, default_value_t = 10.0)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 10.0))]
     pub window: f64,
     /// Talkers shown per list.
-    #[arg(long, default_value_t = 10)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 10))]
     pub limit: usize,
     /// Rank talkers by bytes instead of packets.
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub bytes: bool,
     /// Stop after this many refreshes (default: at Ctrl-C).
-    #[arg(long, short = 'n')]
+    #[cfg_attr(feature = "clap", arg(long, short = 'n'))]
     pub iterations: Option<u64>,
 }
 
@@ -102,7 +102,7 @@ pub struct TopView {
 
 /// `--interval` and `--window` as durations, if they are in range
 /// (0.01-3600 s and 0.1-3600 s).
-fn periods(args: &TopArgs) -> Result<(Duration, Duration), TopError> {
+pub fn periods(args: &TopArgs) -> Result<(Duration, Duration), TopError> {
     let interval = seconds_within(args.interval, 0.01, 3600.0).ok_or_else(|| {
         TopError::Usage(format!(
             "--interval must be from 0.01 to 3600 seconds, not {}",
@@ -231,9 +231,9 @@ fn daemon_talkers(limit: usize, rank: Rank) -> Value {
         Rank::Packets => "packets",
         Rank::Bytes => "bytes",
     };
-    crate::daemon_client::socket()
+    crate::api::daemon::socket()
         .and_then(|socket| {
-            crate::daemon_client::call(
+            crate::api::daemon::call(
                 &socket,
                 "GET",
                 &format!("/v1/top?limit={limit}&by={by}"),
@@ -242,90 +242,4 @@ fn daemon_talkers(limit: usize, rank: Rank) -> Value {
             .ok()
         })
         .unwrap_or(Value::Null)
-}
-
-/// Runs the view until stopped, drawing each refresh (as one JSON line
-/// each with `json`).
-pub fn run(args: &TopArgs, json: bool) -> Result<(), TopError> {
-    let (interval, _) = periods(args)?;
-    let mut view = TopView::open(args)?;
-    let mut stdout = std::io::stdout().lock();
-    let terminal = stdout.is_terminal() && !json;
-    // The first refresh only takes the counters' starting point.
-    view.refresh(Duration::ZERO);
-    let mut done = 0u64;
-    while !crate::signals::interrupted() && args.iterations.is_none_or(|limit| done < limit) {
-        let frame = view.refresh(interval);
-        done += 1;
-        if json {
-            writeln!(
-                stdout,
-                "{}",
-                serde_json::to_string(&frame).unwrap_or_default()
-            )?;
-        } else {
-            draw(&mut stdout, &frame, terminal)?;
-        }
-        stdout.flush()?;
-    }
-    Ok(())
-}
-
-fn draw(out: &mut impl Write, frame: &TopFrame, terminal: bool) -> std::io::Result<()> {
-    if terminal {
-        // Clear the screen and go home: one screenful per refresh.
-        write!(out, "\x1b[2J\x1b[H")?;
-    } else {
-        writeln!(out, "----")?;
-    }
-    writeln!(
-        out,
-        "{:<12} {:<9} {:<26} {:>12} {:>14}",
-        "INTERFACE", "VERDICT", "REASON", "PPS", "BPS"
-    )?;
-    for row in &frame.rates {
-        writeln!(
-            out,
-            "{:<12} {:<9} {:<26} {:>12.1} {:>14}",
-            row.interface,
-            row.verdict,
-            row.reason,
-            row.packets_per_second,
-            human_bits(row.bits_per_second)
-        )?;
-    }
-    for (title, key) in [
-        ("TOP SOURCES", "sources"),
-        ("TOP DESTINATIONS", "destinations"),
-        ("TOP FLOWS", "flows"),
-    ] {
-        writeln!(out, "\n{title} ({})", frame.talkers_from)?;
-        for talker in frame.talkers[key].as_array().into_iter().flatten() {
-            writeln!(
-                out,
-                "  {:<52} {:>12.1} pps {:>12}",
-                talker["key"].as_str().unwrap_or("?"),
-                talker["packets_per_second"].as_f64().unwrap_or(0.0),
-                human_bits(talker["bits_per_second"].as_f64().unwrap_or(0.0))
-            )?;
-        }
-    }
-    if !frame.not_sampling.is_empty() {
-        writeln!(
-            out,
-            "\nsampling is off on {}: `xdpath sample IFACE N` shows their talkers",
-            frame.not_sampling.join(", ")
-        )?;
-    }
-    Ok(())
-}
-
-fn human_bits(bits: f64) -> String {
-    let units = [("Gb/s", 1e9), ("Mb/s", 1e6), ("kb/s", 1e3)];
-    for (unit, scale) in units {
-        if bits >= scale {
-            return format!("{:.1} {unit}", bits / scale);
-        }
-    }
-    format!("{bits:.0} b/s")
 }

@@ -57,7 +57,8 @@ use xdpath_core::InterfaceConfig;
 use crate::afxdp::{XskError, XskOptions};
 
 /// What to do with the frames the pipeline passes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Exception {
     /// Hand them to the kernel stack through a TAP device.

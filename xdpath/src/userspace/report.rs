@@ -118,10 +118,11 @@ pub fn cpu_seconds() -> f64 {
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
-impl RuntimeReport {
-    /// Prints the report for people.
-    pub fn print(&self) {
-        println!(
+/// The report for people.
+impl std::fmt::Display for RuntimeReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
             "user-space runtime on {} ({} queue(s), XDP {} mode, exception path {}) ran {:.1} s",
             self.interface,
             self.queues,
@@ -130,17 +131,18 @@ impl RuntimeReport {
                 .as_deref()
                 .unwrap_or("none (passed frames dropped)"),
             self.elapsed_seconds
-        );
-        println!(
+        )?;
+        writeln!(
+            f,
             "  cpu {:.2} s (busy {:.2} s), {} frames dropped by the kernel before the sockets",
             self.cpu_seconds, self.busy_seconds, self.socket_drops
-        );
+        )?;
         let t = &self.tallies;
-        println!(
+        writeln!(
+            f,
             "  received {}  tx {}  redirected {}  to stack {}  from stack {}  lost {}  reloads {} (refused {})",
             t.received, t.transmitted, t.redirected, t.to_stack, t.from_stack, t.lost, t.reloads,
-            t.refused_reloads
-        );
-        crate::stats::print_table(&self.counters);
+            t.refused_reloads)?;
+        write!(f, "{}", crate::stats::CounterTable(&self.counters))
     }
 }

@@ -15,6 +15,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::process::Command;
 
 use serde_json::Value;
 use xdpath_core::filter::PrefixKey;
@@ -22,10 +23,27 @@ use xdpath_core::forward::Route;
 use xdpath_core::lb::mac_value;
 use xdpath_core::native::PrefixMap;
 
-use super::fib::{ip_json, parse_mac};
 use super::tap::mac_and_mtu;
 use crate::control::interface_index;
 use crate::lb::compile::address_bytes;
+
+/// `ip -j ARGS` as JSON; `None` when it fails.
+pub(super) fn ip_json(args: &[&str]) -> Option<serde_json::Value> {
+    let output = Command::new("ip").arg("-j").args(args).output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&output.stdout).ok()
+}
+
+pub(super) fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for slot in &mut mac {
+        *slot = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
 
 /// A resolved neighbour: its address, device and MAC.
 struct Neighbour {
@@ -201,5 +219,16 @@ mod tests {
         );
         assert!(prefix("10.0.0.0/33", true).is_none());
         assert!(prefix("nonsense", true).is_none());
+    }
+
+    #[test]
+    fn macs_parse() {
+        assert_eq!(
+            parse_mac("02:00:0a:ff:00:01"),
+            Some([2, 0, 0x0a, 0xff, 0, 1])
+        );
+        assert_eq!(parse_mac("02:00:0a:ff:00"), None);
+        assert_eq!(parse_mac("02:00:0a:ff:00:01:07"), None);
+        assert_eq!(parse_mac("zz:00:0a:ff:00:01"), None);
     }
 }

@@ -86,7 +86,7 @@ impl Outputs {
 ///     duration: Some(std::time::Duration::from_secs(10)),
 /// };
 /// let report = userspace::run(&options, &|| stop.load(Ordering::Relaxed))?;
-/// report.print();
+/// print!("{report}");
 /// # Ok::<(), userspace::RuntimeError>(())
 /// ```
 pub fn run(
@@ -262,8 +262,8 @@ pub fn run(
                 Ok(false) => {}
                 Err(error) => {
                     outputs.tallies.refused_reloads += 1;
-                    eprintln!(
-                        "xdpath run: state change refused, the last good state stays: {error}"
+                    log::warn!(
+                        "the user-space runtime refused a state change; the last good state stays: {error}"
                     );
                 }
             }
@@ -410,6 +410,6 @@ fn write_snapshot(
         tallies,
     };
     if let Err(error) = state_files::save_plain(path, &snapshot) {
-        eprintln!("xdpath run: cannot write the counter snapshot: {error}");
+        log::warn!("the user-space runtime cannot write its counter snapshot: {error}");
     }
 }

@@ -8,8 +8,8 @@ use crate::control::state::{BlockSpec, Guards, LimitSpec, RuleAction, RuleSpec};
 use crate::control::wall_now;
 use crate::lb::state::{Encap, LbSettings, VipSpec};
 
-use super::plan::{Action, Plan};
-use super::{InterfaceSpec, Malformed};
+use super::{Action, Plan};
+use crate::config::{InterfaceSpec, Malformed};
 
 /// Sources shown before the rest are counted.
 const SHOWN_SOURCES: usize = 4;

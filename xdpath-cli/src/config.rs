@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::plan::Plan;
-use super::rollback::{self, Armed};
-use super::{apply, current, load, plan, ConfigError};
-use crate::control::parse::parse_duration;
+use xdpath::config::plan::Plan;
+use xdpath::config::rollback::{self, Armed};
+use xdpath::config::{apply, current, load, plan, ConfigError};
+use xdpath::control::parse::parse_duration;
 
 /// `xdpath plan -f FILE`.
 #[derive(Clone, Debug, clap::Args)]
@@ -52,7 +52,7 @@ fn plan_json(plan: &Plan) -> serde_json::Value {
 pub fn plan_command(args: &PlanArgs, json: bool) -> Result<(), ConfigError> {
     let desired = load(&args.file)?;
     let mut changes = plan(&current()?, &desired);
-    changes.kernel = super::apply::kernel_differences();
+    changes.kernel = apply::kernel_differences();
     if json {
         let mut value = plan_json(&changes);
         if let Some(object) = value.as_object_mut() {
@@ -110,7 +110,7 @@ pub fn apply_command(args: &ApplyArgs, json: bool) -> Result<(), ConfigError> {
         );
     }
     if let Some(armed) = armed {
-        let left = armed.deadline.saturating_sub(crate::control::wall_now());
+        let left = armed.deadline.saturating_sub(xdpath::control::wall_now());
         println!(
             "the previous state comes back in {left}s (at {} UTC, Unix time {}) unless `xdpath confirm` is run",
             format_time(armed.deadline),

@@ -9,10 +9,9 @@ use xdpath_core::filter::{
     MAX_MANAGEMENT_PREFIXES, MAX_RATE_LIMITS,
 };
 
-use super::parse::{Cidr, PortRange};
-use super::state::{FilterState, FragmentChoice, LimitKey, LimitSpec, RuleAction};
-
-use super::compile::*;
+use super::*;
+use crate::control::parse::{Cidr, PortRange};
+use crate::control::state::{FilterState, FragmentChoice, LimitKey, LimitSpec, RuleAction};
 
 /// Compiles everything but the rules and the blocklist. `has_rules`
 /// says which tries the rules use: (source, destination).

@@ -8,12 +8,12 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::observe::ObserveSpec;
-use super::{DesiredConfig, InterfaceSpec, Mode};
+use crate::config::observe::ObserveSpec;
+use crate::config::{DesiredConfig, InterfaceSpec, Mode};
 use crate::control::state::{BlockSpec, FilterState};
 use crate::lb::state::LbState;
 
-use super::describe;
+mod describe;
 
 /// What happens to one thing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -162,12 +162,13 @@ pub fn plan(current: &DesiredConfig, desired: &DesiredConfig) -> Plan {
 
 /// Steering changes. The CPU list counts only when an interface steers.
 fn steering(current: &DesiredConfig, desired: &DesiredConfig) -> Vec<Change> {
-    let keyed = |spec: &super::steering::SteeringSpec, steers: bool| -> BTreeMap<String, String> {
-        spec.describe()
-            .into_iter()
-            .filter(|(key, _)| steers || key != "cpus")
-            .collect()
-    };
+    let keyed =
+        |spec: &crate::config::steering::SteeringSpec, steers: bool| -> BTreeMap<String, String> {
+            spec.describe()
+                .into_iter()
+                .filter(|(key, _)| steers || key != "cpus")
+                .collect()
+        };
     let steers = desired.interfaces.iter().any(|spec| spec.steer);
     let mut out = Vec::new();
     diff_keyed(

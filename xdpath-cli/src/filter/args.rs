@@ -1,11 +1,12 @@
 //! The clap definitions of the `filter`, `block`, `ratelimit`, `guard` and
-//! `mgmt` commands; [`super::cli`] runs them.
+//! `mgmt` commands; [`super`] runs them. A change's arguments are its
+//! request type ([`xdpath::api`]), the one the daemon's API reads.
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::rulefile::RuleArgs;
+use xdpath::api::{LimitArgs, NewBlock, PrefixQuery, RuleArgs};
 
 /// `xdpath filter ...`
 #[derive(Subcommand)]
@@ -43,68 +44,11 @@ pub enum FilterCommand {
 #[derive(Subcommand)]
 pub enum BlockCommand {
     /// Block a source prefix, for a while or for good.
-    Add {
-        /// The prefix.
-        cidr: String,
-        /// How long, e.g. 30s, 10m, 1h, 2d (default: no expiry).
-        #[arg(long)]
-        ttl: Option<String>,
-    },
+    Add(NewBlock),
     /// Unblock a prefix.
-    Del {
-        /// The prefix.
-        cidr: String,
-    },
+    Del(PrefixQuery),
     /// List blocked prefixes with the time left.
     List,
-}
-
-/// A new rate limit: the one request type of `xdpath ratelimit add` and
-/// the API's `POST /v1/ratelimits` body (JSON, the same field names).
-#[derive(Clone, Debug, Default, clap::Args, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitArgs {
-    /// Packets per second.
-    #[arg(long)]
-    pub pps: Option<String>,
-    /// Bucket size in packets (default: one second's worth).
-    #[arg(long)]
-    pub burst: Option<String>,
-    /// Bytes per second.
-    #[arg(long)]
-    pub bps: Option<String>,
-    /// Bucket size in bytes (default: one second's worth).
-    #[arg(long)]
-    pub burst_bytes: Option<String>,
-    /// src or dst: whose address a bucket belongs to.
-    #[arg(long, default_value = "src")]
-    #[serde(default = "per_source")]
-    pub per: String,
-    /// Aggregate IPv4 addresses to this prefix length (default 32).
-    #[arg(long)]
-    pub aggregate_v4: Option<String>,
-    /// Aggregate IPv6 addresses to this prefix length (default 128).
-    #[arg(long)]
-    pub aggregate_v6: Option<String>,
-    /// Only addresses inside this prefix.
-    #[arg(long)]
-    pub scope: Option<String>,
-    /// Only this protocol.
-    #[arg(long)]
-    pub proto: Option<String>,
-    /// Only TCP SYNs (without ACK).
-    #[arg(long)]
-    #[serde(default)]
-    pub syn: bool,
-    /// Count without dropping.
-    #[arg(long)]
-    #[serde(default)]
-    pub monitor: bool,
-}
-
-/// A limit's buckets are per source address unless the request says.
-fn per_source() -> String {
-    "src".into()
 }
 
 /// `xdpath ratelimit ...`

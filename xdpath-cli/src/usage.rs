@@ -3,11 +3,11 @@
 //! does not parse. clap's own errors are several lines (`error: …`, a tip,
 //! the usage, a pointer to `--help`) and quote the input raw;
 //! [`clap_error_line`] says the same in one line, input quoted by
-//! [`crate::text::quote`], with clap's "did you mean" suggestion kept.
+//! [`xdpath::text::quote`], with clap's "did you mean" suggestion kept.
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
-use crate::text::{one_line, quote};
+use xdpath::text::{one_line, quote};
 
 /// The exit status of a command line that does not parse (an unknown
 /// command or option, a missing or malformed argument). A command that
@@ -125,7 +125,7 @@ fn suggestion(error: &clap::Error) -> Option<String> {
 /// }
 /// let error = Args::try_parse_from(["x", "--mode", "nat\nive"]).unwrap_err();
 /// assert_eq!(
-///     xdpath::usage::clap_error_line(&error),
+///     usage::clap_error_line(&error),
 ///     "invalid value \"nat\\nive\" for --mode <MODE> (expected one of: auto, native); \
 ///      did you mean native?"
 /// );

@@ -4,8 +4,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::parse::protocol_name;
-use super::state::{BlockSpec, FilterState, Guards, LimitKey, LimitSpec, Management, RuleSpec};
+use xdpath::control::parse::{protocol_name, PortRange};
+use xdpath::control::state::{
+    BlockSpec, FilterState, Guards, LimitKey, LimitSpec, Management, RuleSpec,
+};
+use xdpath::control::views::{block_remaining, block_rows, limit_json, rule_json};
 
 /// Pretty JSON on stdout; a closed pipe (`| head`) is not an error.
 fn print_json(value: &Value) {
@@ -38,22 +41,6 @@ fn sources_text(rule: &RuleSpec) -> String {
         [one] => one.to_string(),
         [first, rest @ ..] => format!("{first} (+{} more)", rest.len()),
     }
-}
-
-/// A rule as `filter list --json` shows it.
-pub fn rule_json(rule: &RuleSpec, hits: u64) -> Value {
-    json!({
-        "id": rule.id,
-        "sources": rule.sources,
-        "destination": rule.destination,
-        "protocol": rule.protocol.map(protocol_name),
-        "dport": rule.ports.map(|ports| ports.to_string()),
-        "tcp_flags": rule.tcp_flags.map(|flags| flags.to_string()),
-        "action": rule.action.name(),
-        "interface": rule.interface,
-        "monitor": rule.monitor,
-        "hits": hits,
-    })
 }
 
 /// `filter list`.
@@ -124,35 +111,19 @@ pub fn print_loaded(rules: usize, prefixes: usize, elapsed: Duration, json: bool
 
 /// `block list`.
 pub fn print_blocklist(list: &[BlockSpec], now: u64, json: bool) {
-    let remaining = |entry: &BlockSpec| entry.expires_at.map(|at| at.saturating_sub(now));
     if json {
-        let entries: Vec<Value> = list
-            .iter()
-            .map(|entry| {
-                json!({
-                    "prefix": entry.prefix,
-                    "expires_at": entry.expires_at,
-                    "remaining_seconds": remaining(entry),
-                })
-            })
-            .collect();
-        print_json(&Value::Array(entries));
+        print_json(&Value::Array(block_rows(list, now)));
         return;
     }
     println!("{:<44} {:>12}", "PREFIX", "TTL");
-    for entry in list {
-        let ttl = remaining(entry).map_or("never".into(), |seconds| format!("{seconds}s"));
+    for entry in list
+        .iter()
+        .filter(|entry| entry.expires_at.is_none_or(|at| at > now))
+    {
+        let ttl =
+            block_remaining(entry, now).map_or("never".into(), |seconds| format!("{seconds}s"));
         println!("{:<44} {:>12}", entry.prefix.to_string(), ttl);
     }
-}
-
-/// A rate limit as `ratelimit list --json` shows it.
-pub fn limit_json(limit: &LimitSpec, drops: u64) -> Value {
-    let mut value = serde_json::to_value(limit).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut value {
-        map.insert("drops".into(), json!(drops));
-    }
-    value
 }
 
 /// `ratelimit list`.
@@ -214,7 +185,7 @@ pub fn print_guards(guards: &Guards, json: bool) {
         return;
     }
     let on = |enabled: bool| if enabled { "on" } else { "off" };
-    let ports = |ranges: &[super::parse::PortRange]| {
+    let ports = |ranges: &[PortRange]| {
         ranges
             .iter()
             .map(ToString::to_string)

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
 use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_SYN};
 
-use super::frames::Endpoint;
-use super::scenarios::{fixture_seeds, BACKEND4, CLIENT4, GUE_PORT, VIP4};
+use super::{fixture_seeds, BACKEND4, CLIENT4, GUE_PORT, VIP4};
+use crate::differential::frames::Endpoint;
 use xdpath::lb::compile::plan;
 use xdpath::lb::edit::{self, ConfigChange, VipOptions};
 use xdpath::lb::install::CompiledLb;

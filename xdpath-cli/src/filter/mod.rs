@@ -3,19 +3,24 @@
 //! (`xdpath: error: ...`) and exit status 1; nothing is written unless the
 //! whole new state compiles.
 
-use super::cli_output as output;
-pub use super::commands::{
-    BlockCommand, FilterCommand, GuardCommand, LimitArgs, MgmtCommand, RateLimitCommand,
-};
-use super::ops::{allocate_ids, limit_spec};
-use super::parse::{parse_cidr, parse_port, parse_port_list};
-use super::rulefile::{management_conflict, read_rule_file};
-use super::session::Session;
-use super::state::{FilterState, FragmentChoice, RuleAction, RuleSpec};
-use super::{interface_index, wall_now, ControlError};
-use crate::daemon_client;
-use crate::text::quote;
-use xdpath_core::abi;
+#![expect(
+    clippy::result_large_err,
+    reason = "ControlError is the library's error, returned once per command; the library's own functions return it unboxed too"
+)]
+
+pub mod args;
+mod render;
+
+use args::{BlockCommand, FilterCommand, GuardCommand, MgmtCommand, RateLimitCommand};
+use render as output;
+use xdpath::api::control_plane;
+use xdpath::control::ops::allocate_ids;
+use xdpath::control::parse::{parse_cidr, parse_port, parse_port_list};
+use xdpath::control::rulefile::{management_conflict, read_rule_file};
+use xdpath::control::session::Session;
+use xdpath::control::state::{FragmentChoice, RuleAction, RuleSpec};
+use xdpath::control::{interface_index, wall_now, ControlError};
+use xdpath::text::quote;
 use xdpath_core::filter::MAX_RULES;
 
 fn parse_id(text: &str) -> Result<u32, ControlError> {
@@ -60,29 +65,14 @@ fn check_interface(rule: &RuleSpec) -> Result<(), ControlError> {
 pub fn filter(command: &FilterCommand, json: bool) -> Result<(), ControlError> {
     // Single changes go through the operations the daemon shares.
     match command {
-        FilterCommand::Add(args) => {
-            let id = match daemon_client::socket() {
-                Some(socket) => {
-                    // The same checks first, for the same errors.
-                    args.to_spec()?;
-                    let body = serde_json::to_value(args)
-                        .map_err(|error| ControlError::Usage(error.to_string()))?;
-                    let answer = daemon_client::call(&socket, "POST", "/v1/rules", Some(&body))?;
-                    answer["id"].as_u64().unwrap_or(0) as u32
-                }
-                None => super::ops::add_rule(args)?,
-            };
+        FilterCommand::Add(request) => {
+            let id = control_plane().add_rule(request)?;
             output::print_id(id, json);
             return Ok(());
         }
         FilterCommand::Del { id } => {
             let id = parse_id(id)?;
-            match daemon_client::socket() {
-                Some(socket) => {
-                    daemon_client::call(&socket, "DELETE", &format!("/v1/rules/{id}"), None)?;
-                }
-                None => super::ops::del_rule(id)?,
-            }
+            control_plane().del_rule(id)?;
             output::print_done(&format!("deleted rule {id}"), json);
             return Ok(());
         }
@@ -134,9 +124,10 @@ pub fn filter(command: &FilterCommand, json: bool) -> Result<(), ControlError> {
             let started = std::time::Instant::now();
             let mut rules = read_rule_file(file)?;
             if rules.len() >= MAX_RULES as usize {
-                return Err(
-                    super::compile::CompileError::TooManyRules { count: rules.len() }.into(),
-                );
+                return Err(xdpath::control::compile::CompileError::TooManyRules {
+                    count: rules.len(),
+                }
+                .into());
             }
             for rule in &rules {
                 check_interface(rule)?;
@@ -170,28 +161,12 @@ pub fn filter(command: &FilterCommand, json: bool) -> Result<(), ControlError> {
 /// Runs `xdpath block ...`.
 pub fn block(command: &BlockCommand, json: bool) -> Result<(), ControlError> {
     match command {
-        BlockCommand::Add { cidr, ttl } => {
-            let prefix = match daemon_client::socket() {
-                Some(socket) => {
-                    let prefix = parse_cidr(cidr)?;
-                    let body = serde_json::json!({ "prefix": cidr, "ttl": ttl });
-                    daemon_client::call(&socket, "POST", "/v1/blocklist", Some(&body))?;
-                    prefix
-                }
-                None => super::ops::add_block(cidr, ttl.as_deref())?,
-            };
+        BlockCommand::Add(request) => {
+            let prefix = control_plane().add_block(request)?;
             output::print_done(&format!("blocked {prefix}"), json);
         }
-        BlockCommand::Del { cidr } => {
-            let prefix = match daemon_client::socket() {
-                Some(socket) => {
-                    let prefix = parse_cidr(cidr)?;
-                    let path = format!("/v1/blocklist?prefix={}", daemon_client::query_value(cidr));
-                    daemon_client::call(&socket, "DELETE", &path, None)?;
-                    prefix
-                }
-                None => super::ops::del_block(cidr)?,
-            };
+        BlockCommand::Del(request) => {
+            let prefix = control_plane().del_block(request)?;
             output::print_done(&format!("unblocked {prefix}"), json);
         }
         BlockCommand::List => {
@@ -209,30 +184,14 @@ pub fn block(command: &BlockCommand, json: bool) -> Result<(), ControlError> {
 /// Runs `xdpath ratelimit ...`.
 pub fn ratelimit(command: &RateLimitCommand, json: bool) -> Result<(), ControlError> {
     match command {
-        RateLimitCommand::Add(args) => {
-            let id = match daemon_client::socket() {
-                Some(socket) => {
-                    limit_spec(args, 1)?;
-                    let body = serde_json::to_value(args)
-                        .map_err(|error| ControlError::Usage(error.to_string()))?;
-                    let answer =
-                        daemon_client::call(&socket, "POST", "/v1/ratelimits", Some(&body))?;
-                    answer["id"].as_u64().unwrap_or(0) as u32
-                }
-                None => super::ops::add_limit(args)?,
-            };
+        RateLimitCommand::Add(request) => {
+            let id = control_plane().add_limit(request)?;
             output::print_id(id, json);
             return Ok(());
         }
         RateLimitCommand::Del { id } => {
             let id = parse_id(id)?;
-            match daemon_client::socket() {
-                Some(socket) => {
-                    let path = format!("/v1/ratelimits/{id}");
-                    daemon_client::call(&socket, "DELETE", &path, None)?;
-                }
-                None => super::ops::del_limit(id)?,
-            }
+            control_plane().del_limit(id)?;
             output::print_done(&format!("deleted rate limit {id}"), json);
             return Ok(());
         }
@@ -355,31 +314,6 @@ pub fn mgmt(command: &MgmtCommand, json: bool) -> Result<(), ControlError> {
     session.commit()?;
     output::print_management(&shown, json);
     Ok(())
-}
-
-/// Per-rule hits and per-limit drops for `xdpath stats`, when the filter
-/// maps exist in this namespace.
-pub fn filter_counters() -> Result<Option<serde_json::Value>, ControlError> {
-    let dir = crate::dataplane::shared_dir()?;
-    if !dir.join(abi::map::FILTER_CONFIG).exists() {
-        return Ok(None);
-    }
-    let session = Session::read()?;
-    let state: &FilterState = &session.state;
-    let mut rules = Vec::new();
-    for rule in &state.rules {
-        rules.push(serde_json::json!({ "id": rule.id, "hits": session.rule_hits(rule.id)? }));
-    }
-    let mut limits = Vec::new();
-    for (index, limit) in state.rate_limits.iter().enumerate() {
-        limits.push(
-            serde_json::json!({ "id": limit.id, "drops": session.limit_drops(index as u32)? }),
-        );
-    }
-    session.commit()?;
-    Ok(Some(
-        serde_json::json!({ "rules": rules, "rate_limits": limits }),
-    ))
 }
 
 /// Says loudly, on stderr, when what a listing shows is not what the kernel

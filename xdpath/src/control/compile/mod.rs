@@ -21,7 +21,8 @@ use xdpath_core::filter::{
 use super::parse::Cidr;
 use super::state::{RuleAction, RuleSpec};
 
-pub use super::settings::{compile_limit, compile_settings, port_bitmap};
+mod settings;
+pub use settings::{compile_limit, compile_settings, port_bitmap};
 
 /// The largest rate a limit takes, per second (the data path caps there).
 pub const MAX_RATE: u64 = 4_000_000_000;

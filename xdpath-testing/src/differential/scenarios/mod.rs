@@ -17,10 +17,11 @@ use xdpath_core::parse::ipv4_mapped;
 use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use xdpath_core::{InterfaceConfig, MalformedPolicy, NativeTables};
 
-use super::balancer::{balancer, balancer_seeds, decap_seeds, vip_endpoints};
+mod balancer;
 use super::frames::{Endpoint, Vocabulary};
+use balancer::{balancer, balancer_seeds, decap_seeds, vip_endpoints};
+use xdpath::api::LimitArgs;
 use xdpath::control::apply::install_fresh;
-use xdpath::control::commands::LimitArgs;
 use xdpath::control::kernel::monotonic_now_ns;
 use xdpath::control::parse::parse_cidr;
 use xdpath::control::rulefile::parse_rules;

@@ -1,0 +1,204 @@
+//! The `lb` commands: VIPs, backends, settings and counters. Every change
+//! goes to the namespace's control plane ([`xdpath::api::control_plane`]:
+//! its daemon, or this process) and is checked whole before the first map
+//! write; a refused one prints one line (`xdpath: error: ...`), exits 1
+//! and changes nothing.
+
+pub mod args;
+mod render;
+
+use args::{BackendCommand, HealthKindArg, LbCommand, VipCommand};
+use render::{done, print_backends, print_json, print_settings, print_vips};
+use serde_json::{json, Value};
+use xdpath::api::{control_plane, BackendWeight};
+use xdpath::lb::edit::{self, ConfigChange};
+use xdpath::lb::ops::forwarding_warnings;
+use xdpath::lb::session::LbSession;
+use xdpath::lb::state::{CheckKind, HealthCheck};
+use xdpath::lb::views::{backend_rows, health_text, settings_json, vip_rows};
+use xdpath::lb::LbError;
+
+/// Runs an `lb` command. A change is confirmed only once it is installed.
+pub fn run(command: &LbCommand, json: bool) -> Result<(), LbError> {
+    if let Some(message) = change(command)? {
+        done(&message, json);
+        if let Ok(session) = LbSession::read() {
+            warn(&forwarding_warnings(&session.state));
+        }
+        return Ok(());
+    }
+    let mut session = LbSession::open()?;
+    let confirmation = match command {
+        LbCommand::Vip { command } => vip(&mut session, command, json)?,
+        LbCommand::Backend { command } => {
+            backend_list(&session, command, json)?;
+            None
+        }
+        LbCommand::Config(args) => {
+            let change = ConfigChange {
+                source_v4: args.source_v4.clone(),
+                source_v6: args.source_v6.clone(),
+                next_hop: args.next_hop.clone(),
+                seed: args.seed,
+            };
+            edit::configure(&mut session.state, &change)?;
+            // Check before showing: a refused change must not look applied.
+            xdpath::lb::compile::validate(&session.state)?;
+            print_settings(&settings_json(&session.state), json);
+            None
+        }
+        LbCommand::Stats => {
+            let (hits, misses) = session.connection_counters()?;
+            let vips = vip_rows(&session)?;
+            if json {
+                print_json(&json!({
+                    "connection_table": { "hits": hits, "misses": misses },
+                    "vips": vips,
+                }));
+            } else {
+                println!("connection table: {hits} hits, {misses} misses");
+                print_vips(&vips);
+            }
+            None
+        }
+        LbCommand::Flush => {
+            session.state.vips.clear();
+            Some("removed every VIP".to_string())
+        }
+    };
+    let warnings = forwarding_warnings(&session.state);
+    session.commit()?;
+    if let Some(message) = confirmation {
+        done(&message, json);
+    }
+    warn(&warnings);
+    Ok(())
+}
+
+fn warn(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("xdpath: warning: {warning}");
+    }
+}
+
+/// The changes with a request type of their own, carried out by the
+/// namespace's control plane; `None` for the rest, which run here.
+fn change(command: &LbCommand) -> Result<Option<String>, LbError> {
+    let message = match command {
+        LbCommand::Vip {
+            command: VipCommand::Add(request),
+        } => format!("added VIP {}", control_plane().add_vip(request)?),
+        LbCommand::Vip {
+            command: VipCommand::Del(request),
+        } => format!("deleted VIP {}", control_plane().del_vip(request)?),
+        LbCommand::Backend { command } => match command {
+            BackendCommand::Add(request) => {
+                let (id, address) = control_plane().add_backend(request)?;
+                format!("added backend {address} to {id}")
+            }
+            BackendCommand::Del(request) => {
+                let (id, address) = control_plane().del_backend(request)?;
+                format!("removed backend {address} from {id}")
+            }
+            BackendCommand::SetWeight {
+                vip,
+                address,
+                weight,
+            } => {
+                let request = BackendWeight {
+                    vip: vip.clone(),
+                    address: address.clone(),
+                    weight: *weight,
+                };
+                let (id, address) = control_plane().set_weight(&request)?;
+                format!("backend {address} of {id} now has weight {weight}")
+            }
+            BackendCommand::List { .. } => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(message))
+}
+
+/// Runs `vip health` or `vip list`; a change returns its confirmation.
+fn vip(
+    session: &mut LbSession,
+    command: &VipCommand,
+    json: bool,
+) -> Result<Option<String>, LbError> {
+    match command {
+        VipCommand::Add(_) | VipCommand::Del(_) => Ok(None),
+        VipCommand::Health {
+            vip,
+            kind,
+            port,
+            path,
+            status,
+            interval,
+            timeout,
+            rise,
+            fall,
+        } => {
+            let id = edit::parse_vip(vip)?;
+            let kind = match kind {
+                HealthKindArg::Tcp => Some(CheckKind::Tcp),
+                HealthKindArg::Http => Some(CheckKind::Http),
+                HealthKindArg::Off => None,
+            };
+            let check = match kind {
+                Some(kind) => Some(HealthCheck {
+                    kind,
+                    port: *port,
+                    path: path.clone(),
+                    status: *status,
+                    interval_ms: edit::parse_millis(interval)?,
+                    timeout_ms: edit::parse_millis(timeout)?,
+                    rise: *rise,
+                    fall: *fall,
+                }),
+                None => None,
+            };
+            let message = match &check {
+                Some(check) => format!(
+                    "VIP {id}: {} checks every {} ms (rise {}, fall {}); xdpathd runs them",
+                    health_text(check),
+                    check.interval_ms,
+                    check.rise,
+                    check.fall
+                ),
+                None => format!("VIP {id}: no health checks"),
+            };
+            edit::set_health(&mut session.state, &id, check)?;
+            Ok(Some(message))
+        }
+        VipCommand::List => {
+            let rows = vip_rows(session)?;
+            if json {
+                print_json(&Value::Array(rows));
+            } else {
+                print_vips(&rows);
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Runs `backend list`.
+fn backend_list(session: &LbSession, command: &BackendCommand, json: bool) -> Result<(), LbError> {
+    let BackendCommand::List { vip } = command else {
+        return Ok(());
+    };
+    let only = vip.as_deref().map(edit::parse_vip).transpose()?;
+    if let Some(id) = &only {
+        if session.state.vip(id).is_none() {
+            return Err(LbError::NoSuchVip { vip: *id });
+        }
+    }
+    let rows = backend_rows(session, only.as_ref())?;
+    if json {
+        print_json(&Value::Array(rows));
+    } else {
+        print_backends(&rows);
+    }
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! The request types: one per operation, shared by the CLI (clap parses
+//! into them, with the `clap` feature), the daemon's API (its JSON bodies
+//! and query strings, unknown fields refused) and rule files. Values stay
+//! text here and are parsed by the operation, so every front end gives
+//! the same one-line error for the same mistake. `xdpathd/openapi.json`
+//! is checked against these types by a test (`xdpathd::requests`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::lb::state::Encap;
+use crate::lb::LbError;
+
+/// A new filter rule: `xdpath filter add`, a rule-file line and the
+/// API's `POST /v1/rules` body (JSON, the same field names; `override`
+/// for `--override`). Parsed by `RuleArgs::to_spec`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(deny_unknown_fields)]
+pub struct RuleArgs {
+    /// Source prefix (IPv4 or IPv6 CIDR).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "CIDR"))]
+    pub src: Option<String>,
+    /// Destination prefix.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "CIDR"))]
+    pub dst: Option<String>,
+    /// Protocol: tcp, udp, icmp, icmpv6 or a number.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "PROTO"))]
+    pub proto: Option<String>,
+    /// Destination port or range N-M (TCP and UDP).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N[-M]"))]
+    pub dport: Option<String>,
+    /// TCP flags that must be set or clear, e.g. `syn,!ack`.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "SPEC"))]
+    pub tcp_flags: Option<String>,
+    /// drop or pass.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "drop|pass"))]
+    #[serde(deserialize_with = "required")]
+    pub action: Option<String>,
+    /// Only on this interface.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "IF"))]
+    pub iface: Option<String>,
+    /// Count what the rule would drop without dropping.
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default)]
+    pub monitor: bool,
+    /// Install a deny rule even if it covers management traffic.
+    #[cfg_attr(feature = "clap", arg(long = "override"))]
+    #[serde(default, rename = "override")]
+    pub override_management: bool,
+}
+
+/// A field an API body must have, though the CLI's flag is optional (so
+/// that the CLI can say which flag is missing in its own words).
+fn required<'de, D: serde::Deserializer<'de>>(from: D) -> Result<Option<String>, D::Error> {
+    <String as Deserialize>::deserialize(from).map(Some)
+}
+
+/// A new rate limit: `xdpath ratelimit add` and the API's
+/// `POST /v1/ratelimits` body (JSON, the same field names).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(deny_unknown_fields)]
+pub struct LimitArgs {
+    /// Packets per second.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub pps: Option<String>,
+    /// Bucket size in packets (default: one second's worth).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub burst: Option<String>,
+    /// Bytes per second.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub bps: Option<String>,
+    /// Bucket size in bytes (default: one second's worth).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub burst_bytes: Option<String>,
+    /// src or dst: whose address a bucket belongs to.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "src"))]
+    #[serde(default = "per_source")]
+    pub per: String,
+    /// Aggregate IPv4 addresses to this prefix length (default 32).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub aggregate_v4: Option<String>,
+    /// Aggregate IPv6 addresses to this prefix length (default 128).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub aggregate_v6: Option<String>,
+    /// Only addresses inside this prefix.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub scope: Option<String>,
+    /// Only this protocol.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub proto: Option<String>,
+    /// Only TCP SYNs (without ACK).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default)]
+    pub syn: bool,
+    /// Count without dropping.
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default)]
+    pub monitor: bool,
+}
+
+/// A limit's buckets are per source address unless the request says.
+fn per_source() -> String {
+    "src".into()
+}
+
+/// A blocklist entry: `xdpath block add` and `POST /v1/blocklist`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(deny_unknown_fields)]
+pub struct NewBlock {
+    /// The prefix.
+    #[cfg_attr(feature = "clap", arg(value_name = "CIDR"))]
+    pub prefix: String,
+    /// How long, e.g. 30s, 10m, 1h, 2d (default: no expiry).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub ttl: Option<String>,
+}
+
+/// A blocked prefix: `xdpath block del` and `DELETE /v1/blocklist?prefix=`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(deny_unknown_fields)]
+pub struct PrefixQuery {
+    /// The prefix.
+    #[cfg_attr(feature = "clap", arg(value_name = "CIDR"))]
+    pub prefix: String,
+}
+
+/// A new VIP: `xdpath lb vip add` and `POST /v1/vips`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(deny_unknown_fields)]
+pub struct NewVip {
+    /// The VIP, ADDRESS:PORT/tcp|udp, e.g. 203.0.113.10:80/tcp or
+    /// [2001:db8::10]:443/tcp (* for every port).
+    pub vip: String,
+    /// How frames reach the backends: ipip (default) or gue.
+    #[cfg_attr(feature = "clap", arg(long, value_parser = ["ipip", "gue"]))]
+    #[serde(default)]
+    pub encap: Option<String>,
+    /// The backends' GUE port (with --encap gue).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default)]
+    pub gue_port: Option<u16>,
+    /// Comma-separated: source-hash (hash on the client address only),
+    /// no-conntrack (pure Maglev, no connection table).
+    #[cfg_attr(feature = "clap", arg(long, value_delimiter = ','))]
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// The Maglev table size: a prime from 7 to 65537 (default 65537).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default)]
+    pub ring_size: Option<u32>,
+}
+
+impl NewVip {
+    /// The encapsulation asked for.
+    pub fn encap(&self) -> Result<Encap, LbError> {
+        match self.encap.as_deref() {
+            None | Some("ipip") => Ok(Encap::Ipip),
+            Some("gue") => Ok(Encap::Gue),
+            Some(other) => Err(LbError::Encap {
+                given: other.to_string(),
+            }),
+        }
+    }
+}
+
+/// A VIP: `xdpath lb vip del` and `DELETE /v1/vips?vip=`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(deny_unknown_fields)]
+pub struct VipQuery {
+    /// The VIP.
+    pub vip: String,
+}
+
+/// A backend and its weight: `xdpath lb backend add`, `POST` and `PUT
+/// /v1/backends`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(deny_unknown_fields)]
+pub struct BackendWeight {
+    /// The VIP.
+    pub vip: String,
+    /// The backend's address (IPv4 or IPv6).
+    pub address: String,
+    /// Relative weight, 0 to 1000 (0: drained).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1))]
+    #[serde(default = "one")]
+    pub weight: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// A backend of a VIP: `xdpath lb backend del` and `DELETE
+/// /v1/backends?vip=&address=`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(deny_unknown_fields)]
+pub struct BackendQuery {
+    /// The VIP.
+    pub vip: String,
+    /// The backend.
+    pub address: String,
+}
