@@ -1,142 +1,18 @@
 //! The balancing and decapsulation stages.
 
+mod flow;
+mod rewrite;
+
 use super::*;
-use crate::packet::{Packet, PacketMut};
+use crate::packet::PacketMut;
 use crate::parse::{FlowKey, Fragment};
 use crate::stats::{Action, Reason};
 use crate::verdict::Outcome;
 use crate::wire::protocol;
 use crate::wire::tcp::{FLAG_ACK, FLAG_SYN};
 
-/// ICMP "destination unreachable / fragmentation needed", as
-/// `FlowKey::destination_port` holds it (`type << 8 | code`).
-const ICMP_FRAGMENTATION_NEEDED: u16 = 3 << 8 | 4;
-/// ICMPv6 "packet too big" (type 2).
-const ICMPV6_PACKET_TOO_BIG: u8 = 2;
-
-/// The flow a frame belongs to, client → VIP. Aligned, addresses first,
-/// for the eBPF stack.
-#[repr(C, align(8))]
-#[derive(Clone, Copy)]
-struct Flow {
-    source: [u8; 16],
-    destination: [u8; 16],
-    source_port: u16,
-    destination_port: u16,
-    protocol: u8,
-    /// An ICMP error quoting the flow, not one of its packets.
-    icmp_error: bool,
-}
-
-impl Flow {
-    #[inline(always)]
-    fn of(key: &FlowKey) -> Self {
-        Self {
-            source: key.source,
-            destination: key.destination,
-            source_port: key.source_port,
-            destination_port: key.destination_port,
-            protocol: key.protocol,
-            icmp_error: false,
-        }
-    }
-}
-
-#[inline(always)]
-fn l3_offset(key: &FlowKey) -> usize {
-    14 + 4 * usize::from(key.vlan_count)
-}
-
-/// For "fragmentation needed" / "packet too big": the flow of the quoted
-/// header (a VIP's packet to its client), turned round, written into
-/// `flow`; false when the frame is not such an error. Only for ICMPv6
-/// straight after the fixed header. Not inlined (a stack frame of its own),
-/// and writing words straight into the caller's `Flow`: byte arrays on the
-/// eBPF stack cost frames the verifier adds up.
-#[inline(never)]
-fn quoted_flow<P: Packet>(packet: &P, key: &FlowKey, flow: &mut Flow) -> bool {
-    quoted_flow_into(packet, key, flow).is_some()
-}
-
-#[inline(always)]
-fn quoted_flow_into<P: Packet>(packet: &P, key: &FlowKey, flow: &mut Flow) -> Option<()> {
-    let l3 = l3_offset(key);
-    let l4 = if key.ip_version == 4 {
-        if key.protocol != protocol::ICMP || key.destination_port != ICMP_FRAGMENTATION_NEEDED {
-            return None;
-        }
-        let version_ihl: u8 = packet.load(l3)?;
-        l3 + 4 * usize::from(version_ihl & 0x0f)
-    } else {
-        if key.protocol != protocol::ICMPV6
-            || (key.destination_port >> 8) as u8 != ICMPV6_PACKET_TOO_BIG
-        {
-            return None;
-        }
-        let next_header: u8 = packet.load(l3 + 6)?;
-        if next_header != protocol::ICMPV6 {
-            return None;
-        }
-        l3 + 40
-    };
-    let quoted = l4 + 8;
-    // The quoted packet went VIP → client: its destination is our source.
-    let ports_at = if key.ip_version == 4 {
-        let version_ihl: u8 = packet.load(quoted)?;
-        flow.protocol = packet.load(quoted + 9)?;
-        let vip: u32 = packet.load(quoted + 12)?;
-        let client: u32 = packet.load(quoted + 16)?;
-        set_ipv4_mapped(&mut flow.destination, vip);
-        set_ipv4_mapped(&mut flow.source, client);
-        quoted + 4 * usize::from(version_ihl & 0x0f)
-    } else {
-        flow.protocol = packet.load(quoted + 6)?;
-        set_words(
-            &mut flow.destination,
-            packet.load(quoted + 8)?,
-            packet.load(quoted + 16)?,
-        );
-        set_words(
-            &mut flow.source,
-            packet.load(quoted + 24)?,
-            packet.load(quoted + 32)?,
-        );
-        quoted + 40
-    };
-    let vip_port: u16 = packet.load(ports_at)?;
-    let client_port: u16 = packet.load(ports_at + 2)?;
-    flow.destination_port = u16::from_be(vip_port);
-    flow.source_port = u16::from_be(client_port);
-    flow.icmp_error = true;
-    Some(())
-}
-
-/// Sets an 8-aligned address from its two memory words.
-#[inline(always)]
-fn set_words(address: &mut [u8; 16], high: u64, low: u64) {
-    let words = address.as_mut_ptr().cast::<u64>();
-    // SAFETY: 16 writable bytes, 8-aligned (a first or third field of the
-    // 8-aligned `Flow`).
-    unsafe {
-        core::ptr::write(words, high);
-        core::ptr::write(words.add(1), low);
-    }
-}
-
-/// Sets an 8-aligned address to `::ffff:` and an IPv4 address (as its
-/// memory word).
-#[inline(always)]
-fn set_ipv4_mapped(address: &mut [u8; 16], ipv4: u32) {
-    let marker = u32::from_ne_bytes([0, 0, 0xff, 0xff]);
-    let words = address.as_mut_ptr().cast::<u32>();
-    // SAFETY: as for `set_words`.
-    unsafe {
-        core::ptr::write(words, 0);
-        core::ptr::write(words.add(1), 0);
-        core::ptr::write(words.add(2), marker);
-        core::ptr::write(words.add(3), ipv4);
-    }
-}
+use flow::{l3_offset, quoted_flow, Flow};
+use rewrite::{encapsulate, write_tags, Target};
 
 /// The outcome of the balancing stage: a verdict, and for a redirect the
 /// interface to send to.
@@ -160,6 +36,9 @@ fn verdict(action: Action, reason: Reason) -> Option<LbVerdict> {
 ///
 /// `frame_len` is the frame's length before encapsulation (for the
 /// statistics).
+// Long (about 90 lines) on purpose: its stack frame is nearly full under
+// the verifier's 512-byte limit (see `pick_backend`), and helpers would
+// move that frame's layout; this is one straight pass, lookup to verdict.
 #[inline(always)]
 pub fn lb_stage<P: PacketMut, T: LbTables>(
     packet: &mut P,
@@ -362,108 +241,6 @@ fn live_connection<T: LbTables>(
     let connection = tables.connection(table, key)?;
     let backend = tables.backend(connection.backend)?;
     (backend.family != 0 && backend.generation == connection.generation).then_some(connection)
-}
-
-/// Where an encapsulated frame goes (a BPF function takes at most five
-/// arguments, hence one struct; aligned for the eBPF stack).
-#[repr(C, align(8))]
-struct Target {
-    backend: Backend,
-    vip: Vip,
-    destination_mac: u64,
-    source_mac: u64,
-    hash: u32,
-}
-
-/// Puts the outer headers between the L2 header (kept, with its VLAN tags)
-/// and the inner IP packet. Not inlined, for its own stack frame.
-#[inline(never)]
-fn encapsulate<P: PacketMut>(
-    packet: &mut P,
-    key: &FlowKey,
-    config: &LbConfig,
-    target: &Target,
-) -> bool {
-    let (backend, vip, hash) = (&target.backend, &target.vip, target.hash);
-    let l3 = l3_offset(key);
-    let outer_source = if backend.family == 4 {
-        outer_source(&config.source_v4, config.source_v4_len, hash)
-    } else {
-        outer_source(&config.source_v6, config.source_v6_len, hash)
-    };
-    let inner_ipv4 = key.ip_version == 4;
-    let (inner_length, tos) = if inner_ipv4 {
-        let Some(tos) = packet.load::<u8>(l3 + 1) else {
-            return false;
-        };
-        let Some(length) = packet.load::<u16>(l3 + 2) else {
-            return false;
-        };
-        (u16::from_be(length), tos)
-    } else {
-        let Some(first) = packet.load::<u16>(l3) else {
-            return false;
-        };
-        let Some(payload) = packet.load::<u16>(l3 + 4) else {
-            return false;
-        };
-        (
-            u16::from_be(payload).saturating_add(40),
-            (u16::from_be(first) >> 4) as u8,
-        )
-    };
-    let tags: u64 = if key.vlan_count == 0 {
-        0
-    } else {
-        match packet.load::<u64>(12) {
-            Some(tags) => tags,
-            None => return false,
-        }
-    };
-    let spec = OuterSpec {
-        source: outer_source,
-        destination: backend.address,
-        hash,
-        inner_length,
-        gue_port: if vip.encap == ENCAP_GUE {
-            vip.gue_port
-        } else {
-            0
-        },
-        outer_ipv4: backend.family == 4,
-        inner_ipv4,
-        tos,
-    };
-    if !packet.adjust_head(-(spec.length() as i32)) {
-        return false;
-    }
-    // Short-circuit: a failed write ends it (one verifier state, not two).
-    write_ethernet(packet, target.destination_mac, target.source_mac)
-        && write_tags(packet, key.vlan_count, tags)
-        && store_be16(packet, l3 - 2, spec.ethertype())
-        && write_outer(packet, l3, &spec)
-}
-
-/// The two MACs of an Ethernet header, in three words.
-#[inline(always)]
-fn write_ethernet<P: PacketMut>(packet: &mut P, destination: u64, source: u64) -> bool {
-    store_be32(packet, 0, (destination >> 16) as u32)
-        && store_be16(packet, 4, destination as u16)
-        && store_be16(packet, 6, (source >> 32) as u16)
-        && store_be32(packet, 8, source as u32)
-}
-
-/// Puts back the VLAN tags read before a head adjustment (as raw bytes).
-#[inline(always)]
-fn write_tags<P: PacketMut>(packet: &mut P, vlan_count: u8, tags: u64) -> bool {
-    match vlan_count {
-        0 => true,
-        1 => {
-            let [t0, t1, t2, t3, _, _, _, _] = tags.to_ne_bytes();
-            packet.store(12, u32::from_ne_bytes([t0, t1, t2, t3]))
-        }
-        _ => packet.store(12, tags),
-    }
 }
 
 /// On a backend: strips IPIP or GUE addressed to this host, leaving the
