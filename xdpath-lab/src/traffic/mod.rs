@@ -11,18 +11,21 @@
 //! [`Mix::expected`] gives the exact (action, reason) counters the mix
 //! should leave, so tests and the demo can check them.
 
-use std::collections::BTreeMap;
-use std::ffi::CString;
+mod expected;
+mod socket;
+#[cfg(test)]
+mod tests;
+
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use xdpath_core::build::{FrameSpec, Network, Transport};
-use xdpath_core::stats::counter_index;
-use xdpath_core::{Action, Counter, MalformedPolicy, Reason, COUNTER_SLOTS};
+use xdpath_core::{Action, MalformedPolicy, Reason};
 
 use crate::testenv::{Endpoint, TestBed};
-use xdpath::stats::CounterRow;
+
+pub use expected::Expected;
+pub use socket::{ping_frame_len, send};
 
 /// TCP flag bits.
 const SYN: u8 = 0x02;
@@ -110,6 +113,7 @@ fn udp(source_port: u16, destination_port: u16) -> Transport {
 
 impl Mix {
     /// Builds the mix from `peers.source` to `peers.destination`.
+    // Long (about 160 lines): a table of the mix's frames, one `add` each.
     pub fn build(peers: &Peers) -> Self {
         let mut frames = Vec::new();
         let mut add = |name, bytes, reason| {
@@ -354,270 +358,4 @@ fn three_tags(peers: &Peers) -> Vec<u8> {
     frame.extend_from_slice(&[0x81, 0x00, 0x00, 30]);
     frame.extend_from_slice(&tail);
     frame
-}
-
-/// Expected counters: packets and bytes per (action, reason).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Expected {
-    counters: BTreeMap<(Action, Reason), Counter>,
-}
-
-impl Expected {
-    /// Adds `packets` frames of `bytes` bytes in all.
-    pub fn add(&mut self, action: Action, reason: Reason, packets: u64, bytes: u64) -> &mut Self {
-        let counter = self.counters.entry((action, reason)).or_default();
-        counter.packets += packets;
-        counter.bytes += bytes;
-        self
-    }
-
-    /// Adds `count` ping echo requests of `size` data bytes (`ping -s`),
-    /// IPv4 or IPv6, passed.
-    pub fn add_pings(&mut self, v6: bool, count: u64, size: u64) -> &mut Self {
-        let (reason, header) = if v6 {
-            (Reason::Ipv6Icmp, 40)
-        } else {
-            (Reason::Ipv4Icmp, 20)
-        };
-        self.add(
-            Action::Pass,
-            reason,
-            count,
-            count * ping_frame_len(header, size),
-        )
-    }
-
-    /// Adds everything in `other`, `times` times.
-    pub fn add_all(&mut self, other: &Expected, times: u64) -> &mut Self {
-        for (&(action, reason), counter) in &other.counters {
-            self.add(
-                action,
-                reason,
-                counter.packets * times,
-                counter.bytes * times,
-            );
-        }
-        self
-    }
-
-    /// One (action, reason) counter.
-    pub fn get(&self, action: Action, reason: Reason) -> Counter {
-        self.counters
-            .get(&(action, reason))
-            .copied()
-            .unwrap_or_default()
-    }
-
-    /// Total packets expected.
-    pub fn packets(&self) -> u64 {
-        self.counters.values().map(|counter| counter.packets).sum()
-    }
-
-    /// Total packets expected with `action`.
-    pub fn packets_with(&self, action: Action) -> u64 {
-        self.counters
-            .iter()
-            .filter(|((a, _), _)| *a == action)
-            .map(|(_, counter)| counter.packets)
-            .sum()
-    }
-
-    /// As a counter array, indexed like the kernel's.
-    pub fn to_counters(&self) -> Vec<Counter> {
-        let mut counters = vec![Counter::default(); COUNTER_SLOTS as usize];
-        for (&(action, reason), counter) in &self.counters {
-            if let Some(slot) = counters.get_mut(counter_index(action, reason) as usize) {
-                *slot = *counter;
-            }
-        }
-        counters
-    }
-
-    /// As the rows `xdpath stats` prints.
-    pub fn rows(&self) -> Vec<CounterRow> {
-        xdpath::stats::rows(&self.to_counters())
-    }
-
-    /// How `actual` differs from this, one line per differing counter;
-    /// empty when they agree exactly.
-    pub fn differences(&self, actual: &[Counter]) -> Vec<String> {
-        let wanted = self.to_counters();
-        let mut lines = Vec::new();
-        for action in Action::ALL {
-            for reason in Reason::ALL {
-                let index = counter_index(action, reason) as usize;
-                let want = wanted.get(index).copied().unwrap_or_default();
-                let got = actual.get(index).copied().unwrap_or_default();
-                if want != got {
-                    lines.push(format!(
-                        "{} {}: expected {} packets / {} bytes, counted {} / {}",
-                        action.name(),
-                        reason.name(),
-                        want.packets,
-                        want.bytes,
-                        got.packets,
-                        got.bytes
-                    ));
-                }
-            }
-        }
-        lines
-    }
-}
-
-/// Length of the Ethernet frame of a ping with `size` data bytes over an IP
-/// header of `ip_header` bytes.
-pub fn ping_frame_len(ip_header: u64, size: u64) -> u64 {
-    ETH as u64 + ip_header + 8 + size
-}
-
-/// Sends each frame, as is, out of `interface` over an `AF_PACKET` raw
-/// socket bound to it.
-///
-/// The interface is looked up in the calling thread's network namespace:
-/// call it inside [`xdpath::netns::run_in`] to send from a namespace.
-/// Frames shorter than an Ethernet header are refused by the kernel.
-pub fn send<F: AsRef<[u8]>>(interface: &str, frames: &[F]) -> io::Result<()> {
-    let name =
-        CString::new(interface).map_err(|_| io::Error::other("interface name contains NUL"))?;
-    // SAFETY: if_nametoindex reads a valid C string.
-    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if ifindex == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("interface {interface} does not exist in this network namespace"),
-        ));
-    }
-    // Protocol 0: this socket sends only, it receives nothing.
-    // SAFETY: plain socket(2) call.
-    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-    let socket = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: sockaddr_ll is plain old data; zero is a valid value.
-    let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    address.sll_family = libc::AF_PACKET as u16;
-    address.sll_ifindex = ifindex as i32;
-    // SAFETY: bind with a valid sockaddr_ll and its size.
-    let rc = unsafe {
-        libc::bind(
-            socket.as_raw_fd(),
-            std::ptr::addr_of!(address).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    for frame in frames {
-        let frame = frame.as_ref();
-        // SAFETY: send(2) reads `frame.len()` bytes from a valid slice.
-        let sent = unsafe { libc::send(socket.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if sent as usize != frame.len() {
-            return Err(io::Error::other(format!(
-                "sent {sent} of {} bytes",
-                frame.len()
-            )));
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use xdpath_core::{pipeline, InterfaceConfig, NativeTables, SlicePacket};
-
-    fn peers() -> Peers {
-        Peers {
-            source_mac: [2, 0, 0, 0, 0, 2],
-            destination_mac: [2, 0, 0, 0, 0, 1],
-            source_v4: Ipv4Addr::new(10, 199, 1, 2),
-            destination_v4: Ipv4Addr::new(10, 199, 1, 1),
-            source_v6: "fd00:199:1::2".parse().unwrap(),
-            destination_v6: "fd00:199:1::1".parse().unwrap(),
-        }
-    }
-
-    #[test]
-    fn the_pipeline_classifies_every_frame_as_labelled() {
-        for frame in Mix::build(&peers()).frames {
-            let mut tables = NativeTables::default();
-            let outcome = pipeline::process(&SlicePacket::new(&frame.bytes), &mut tables);
-            assert_eq!(outcome.reason, frame.reason, "{}", frame.name);
-            assert!(
-                frame.bytes.len() >= ETH,
-                "{} is shorter than an Ethernet header",
-                frame.name
-            );
-            assert_eq!(
-                &frame.bytes[..6],
-                &peers().destination_mac,
-                "{}",
-                frame.name
-            );
-        }
-    }
-
-    #[test]
-    fn expected_counters_match_the_native_pipeline_under_both_policies() {
-        let mix = Mix::build(&peers());
-        assert!(mix.malformed() >= 10);
-        assert!(mix.len() > mix.malformed() + 10);
-        for policy in [MalformedPolicy::Pass, MalformedPolicy::Drop] {
-            let mut tables = NativeTables::new(InterfaceConfig::new(policy));
-            for frame in &mix.frames {
-                pipeline::process(&SlicePacket::new(&frame.bytes), &mut tables);
-            }
-            let expected = mix.expected(policy);
-            assert_eq!(
-                expected.differences(tables.counters()),
-                Vec::<String>::new()
-            );
-            let dropped = if policy == MalformedPolicy::Drop {
-                mix.malformed() as u64
-            } else {
-                0
-            };
-            assert_eq!(expected.packets_with(Action::Drop), dropped);
-            assert_eq!(expected.packets(), mix.len() as u64);
-        }
-    }
-
-    #[test]
-    fn ping_frames_have_the_usual_sizes() {
-        let mut expected = Expected::default();
-        expected.add_pings(false, 3, 56).add_pings(true, 2, 56);
-        assert_eq!(
-            expected.get(Action::Pass, Reason::Ipv4Icmp),
-            Counter {
-                packets: 3,
-                bytes: 3 * 98
-            }
-        );
-        assert_eq!(
-            expected.get(Action::Pass, Reason::Ipv6Icmp),
-            Counter {
-                packets: 2,
-                bytes: 2 * 118
-            }
-        );
-    }
-
-    #[test]
-    fn differences_name_each_wrong_counter() {
-        let mut expected = Expected::default();
-        expected.add(Action::Pass, Reason::Ipv4Tcp, 1, 54);
-        let mut actual = expected.to_counters();
-        assert!(expected.differences(&actual).is_empty());
-        actual[counter_index(Action::Drop, Reason::TruncatedIpv4) as usize].packets = 1;
-        let lines = expected.differences(&actual);
-        assert_eq!(lines.len(), 1);
-        assert!(lines[0].starts_with("drop truncated-ipv4"), "{lines:?}");
-    }
 }
