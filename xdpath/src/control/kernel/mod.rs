@@ -1,4 +1,4 @@
-//! [`FilterTarget`] over the kernel's filter maps: the pinned maps of this
+//! [`FilterTarget`](super::apply::FilterTarget) over the kernel's filter maps: the pinned maps of this
 //! namespace (`/sys/fs/bpf/xdpath/<netns>/:shared/<MAP>`), or the maps of a
 //! [`LoadedProgram`] (tests).
 //!
