@@ -28,10 +28,18 @@ use xdpath_lab::testenv::router::{Node, RouterBed};
 use xdpath_lab::testenv::{has_xdp_program, nsenter, Side, TestBed};
 
 mod common;
+#[path = "userspace/probes.rs"]
+mod probes;
+#[path = "userspace/runtime.rs"]
+mod runtime;
+
 use common::{bed, xdpath_in, XDPATH};
 use xdpath::userspace::tap_name;
 use xdpath_core::build::{FrameSpec, Network, Transport};
 use xdpath_lab::traffic::{self, Mix};
+
+use probes::*;
+use runtime::*;
 
 const VIP: [u8; 4] = [203, 0, 113, 10];
 const BLOCKED: [u8; 4] = [192, 0, 2, 77];
@@ -53,286 +61,6 @@ fn xdpath_fails(bed: &TestBed, side: Side, args: &[&str]) -> String {
     let output = xdpath_in(bed, side, args);
     assert!(!output.status.success(), "xdpath {args:?} should fail");
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Frames an interface receives (not those it sends) for `window`,
-/// captured by a packet socket in the namespace at `path`. The capture is
-/// listening when this returns.
-fn capture(path: &Path, interface: &str, window: Duration) -> JoinHandle<Vec<Vec<u8>>> {
-    let path = path.to_path_buf();
-    let interface = interface.to_string();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        xdpath::netns::enter(&path).expect("enter the namespace");
-        let ifindex = xdpath::control::interface_index(&interface).expect("the interface");
-        // SAFETY: plain socket(2); owned below.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                (libc::ETH_P_ALL as u16).to_be() as i32,
-            )
-        };
-        assert!(fd >= 0, "packet socket");
-        // SAFETY: a fresh descriptor.
-        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: zeroed sockaddr_ll is valid; bind to the interface.
-        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        address.sll_family = libc::AF_PACKET as u16;
-        address.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-        address.sll_ifindex = ifindex as i32;
-        let bound = unsafe {
-            libc::bind(
-                socket.as_raw_fd(),
-                (&address as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert_eq!(bound, 0, "bind the packet socket");
-        let timeout = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 100_000,
-        };
-        // SAFETY: a valid timeval option.
-        unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&timeout as *const libc::timeval).cast(),
-                size_of::<libc::timeval>() as u32,
-            )
-        };
-        ready_tx.send(()).expect("ready");
-        let mut frames = Vec::new();
-        let end = Instant::now() + window;
-        let mut buffer = vec![0u8; 65_536];
-        while Instant::now() < end {
-            // SAFETY: zeroed sockaddr_ll to receive into.
-            let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            let mut from_len = size_of::<libc::sockaddr_ll>() as u32;
-            // SAFETY: buffer and address valid for their lengths.
-            let len = unsafe {
-                libc::recvfrom(
-                    socket.as_raw_fd(),
-                    buffer.as_mut_ptr().cast(),
-                    buffer.len(),
-                    0,
-                    (&mut from as *mut libc::sockaddr_ll).cast(),
-                    &mut from_len,
-                )
-            };
-            if len > 0 && from.sll_pkttype != libc::PACKET_OUTGOING {
-                frames.push(buffer[..len as usize].to_vec());
-            }
-        }
-        frames
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("the capture is listening");
-    handle
-}
-
-/// The frames of one run: the mix, frames the state acts on, and SYNs to
-/// the VIP from several ports.
-fn traffic(bed: &TestBed) -> Vec<Vec<u8>> {
-    let (a, b) = (bed.a(), bed.b());
-    let spec = |network, transport| {
-        FrameSpec::new(network, transport)
-            .with_macs(b.mac, a.mac)
-            .build()
-    };
-    let v4 = Network::V4(b.ipv4.octets(), a.ipv4.octets());
-    let mut frames: Vec<Vec<u8>> = Mix::for_bed(bed)
-        .frames
-        .into_iter()
-        .map(|frame| frame.bytes)
-        .collect();
-    frames.push(spec(v4, Transport::udp(40_100, 9999)));
-    frames.push(spec(v4, Transport::udp(40_101, 7777)));
-    frames.push(spec(
-        Network::V4(BLOCKED, a.ipv4.octets()),
-        Transport::udp(40_102, 7777),
-    ));
-    for port in 41_000..41_008 {
-        frames.push(spec(
-            Network::V4(b.ipv4.octets(), VIP),
-            Transport::tcp(port, 80, 0x02),
-        ));
-    }
-    frames
-}
-
-/// IPIP frames (IPv4 protocol 4) among `frames`.
-fn encapsulated(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let mut found: Vec<Vec<u8>> = frames
-        .iter()
-        .filter(|frame| frame.len() > 34 && frame[12..14] == [0x08, 0x00] && frame[23] == 4)
-        .cloned()
-        .collect();
-    found.sort();
-    found
-}
-
-/// The same state in A for both runs: two deny rules, a blocklisted
-/// source, a VIP with B as its only backend (IPIP).
-fn configure(bed: &TestBed) {
-    let b = bed.b();
-    // The balancer's next hop comes from the FIB, which answers only
-    // where the kernel forwards.
-    bed.exec_ok(
-        Side::A,
-        "sysctl",
-        ["-q", "-w", "net.ipv4.conf.all.forwarding=1"],
-    )
-    .expect("forwarding in A");
-    xdpath(
-        bed,
-        Side::A,
-        &[
-            "filter",
-            "add",
-            "--dst",
-            "0.0.0.0/0",
-            "--proto",
-            "udp",
-            "--dport",
-            "9999",
-            "--action",
-            "drop",
-        ],
-    );
-    let source6 = format!("{}/128", b.ipv6);
-    xdpath(
-        bed,
-        Side::A,
-        &[
-            "filter", "add", "--src", &source6, "--proto", "tcp", "--action", "drop",
-        ],
-    );
-    let blocked = format!(
-        "{}.{}.{}.{}/32",
-        BLOCKED[0], BLOCKED[1], BLOCKED[2], BLOCKED[3]
-    );
-    xdpath(bed, Side::A, &["block", "add", &blocked]);
-    xdpath(
-        bed,
-        Side::A,
-        &[
-            "lb",
-            "config",
-            "--source-v4",
-            "172.16.0.0/16",
-            "--source-v6",
-            "fd00:172::/64",
-        ],
-    );
-    let vip = format!("{}.{}.{}.{}:80/tcp", VIP[0], VIP[1], VIP[2], VIP[3]);
-    xdpath(bed, Side::A, &["lb", "vip", "add", &vip]);
-    xdpath(
-        bed,
-        Side::A,
-        &["lb", "backend", "add", &vip, &b.ipv4.to_string()],
-    );
-}
-
-/// The (verdict, reason) → packets, bytes of `xdpath stats IF --json`.
-fn counters(bed: &TestBed) -> BTreeMap<(String, String), (u64, u64)> {
-    let interface = bed.a().interface.clone();
-    let text = xdpath(bed, Side::A, &["--json", "stats", &interface]);
-    let value: serde_json::Value = serde_json::from_str(&text).expect("stats JSON");
-    let rows = value[0]["counters"]
-        .as_array()
-        .expect("counter rows")
-        .clone();
-    rows.iter()
-        .map(|row| {
-            (
-                (
-                    row["action"].as_str().unwrap_or("").to_string(),
-                    row["reason"].as_str().unwrap_or("").to_string(),
-                ),
-                (
-                    row["packets"].as_u64().unwrap_or(0),
-                    row["bytes"].as_u64().unwrap_or(0),
-                ),
-            )
-        })
-        .collect()
-}
-
-/// The user-space runtime on A's interface, stopped (SIGTERM) on drop.
-struct Runtime {
-    child: Child,
-}
-
-impl Runtime {
-    fn start(bed: &TestBed, extra: &[&str]) -> Self {
-        Self::start_in(&bed.a().path, &bed.a().interface, extra)
-    }
-
-    /// On `interface` in the namespace at `path`.
-    fn start_in(path: &Path, interface: &str, extra: &[&str]) -> Self {
-        let child = nsenter(path, XDPATH)
-            .args(["--json", "run", "--userspace", interface])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start xdpath run");
-        let runtime = Self { child };
-        // Up once its redirect program is attached (the last step).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !has_xdp_program(path, interface) {
-            assert!(
-                Instant::now() < deadline,
-                "the runtime never attached its program"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        runtime
-    }
-
-    /// Stops it and returns its JSON report.
-    fn stop(mut self) -> serde_json::Value {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let output =
-            std::mem::replace(&mut self.child, Command::new("true").spawn().expect("true"))
-                .wait_with_output()
-                .expect("wait for xdpath run");
-        assert!(
-            output.status.success(),
-            "xdpath run: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).expect("the runtime's JSON report")
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child (harmless if it has ended).
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
-/// One pass of the traffic: what reached A's stack (on `stack_interface`)
-/// and what came back to B.
-fn send_and_capture(bed: &TestBed, stack_interface: &str) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let window = Duration::from_millis(1500);
-    let at_stack = capture(&bed.a().path, stack_interface, window);
-    let b_interface = bed.b().interface.clone();
-    let at_b = capture(&bed.b().path, &b_interface, window);
-    let frames = traffic(bed);
-    bed.run_in_b(move || traffic::send(&b_interface, &frames))
-        .expect("run in B")
-        .expect("send the traffic");
-    let mut stack = at_stack.join().expect("capture at A");
-    stack.sort();
-    (stack, at_b.join().expect("capture at B"))
 }
 
 #[test]
@@ -396,36 +124,8 @@ fn kernel_and_userspace_agree_on_live_traffic() {
     assert_eq!(kernel_tx, user_tx, "the same encapsulated frames");
 }
 
-/// `ping -c 1` from B to `address`; whether a reply came.
-fn ping(bed: &TestBed, address: &str) -> bool {
-    bed.exec(Side::B, "ping", ["-c", "1", "-W", "1", address])
-        .is_ok_and(|output| output.status.success())
-}
-
-/// Polls `check` for up to `limit`; whether it became true.
-fn within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// An HTTP server (python3 -m http.server) in A, stopped on drop.
-struct HttpServer(Child);
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
+// Long: one runtime's life in order (ping and HTTP, a rule added and
+// removed, the TAP route, stats), each step on the state the last left.
 #[test]
 fn ping_and_http_work_through_the_runtime_and_rules_follow_changes() {
     xdpath_lab::needs_root!();
@@ -566,34 +266,6 @@ fn bad_input_gets_clear_errors() {
     assert!(error.contains("kernel program is attached"), "{error}");
 }
 
-/// Runs xdpath in the namespace at `path` (a router bed's); it must
-/// succeed.
-fn xdpath_at(path: &Path, args: &[&str]) {
-    let output = nsenter(path, XDPATH)
-        .args(args)
-        .output()
-        .expect("run xdpath");
-    assert!(
-        output.status.success(),
-        "xdpath {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Sends `frames` from h1 through the router; what h2 received meanwhile.
-fn through_router(bed: &RouterBed, frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-    let at_h2 = capture(
-        &bed.path(Node::H2),
-        &bed.h2.interface,
-        Duration::from_millis(1200),
-    );
-    let h1 = bed.h1.interface.clone();
-    xdpath::netns::run_in(&bed.path(Node::H1), move || traffic::send(&h1, &frames))
-        .expect("run in h1")
-        .expect("send from h1");
-    at_h2.join().expect("capture at h2")
-}
-
 #[test]
 fn redirects_leave_by_the_egress_interface_as_in_the_kernel() {
     xdpath_lab::needs_root!();
@@ -696,25 +368,6 @@ fn neighbours_resolve_on_the_interface_while_the_runtime_runs() {
         report["tallies"]["to_stack"].as_u64() >= Some(4),
         "{report}"
     );
-}
-
-/// UDP frames to port 7000 among `frames`, IPv4 or IPv6, sorted.
-fn udp_7000(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let mut found: Vec<Vec<u8>> = frames
-        .iter()
-        .filter(|frame| match frame.get(12..14) {
-            Some([0x08, 0x00]) => {
-                frame.get(23) == Some(&17) && frame.get(36..38) == Some(&[0x1b, 0x58])
-            }
-            Some([0x86, 0xdd]) => {
-                frame.get(20) == Some(&17) && frame.get(56..58) == Some(&[0x1b, 0x58])
-            }
-            _ => false,
-        })
-        .cloned()
-        .collect();
-    found.sort();
-    found
 }
 
 #[test]

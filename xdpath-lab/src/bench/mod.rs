@@ -15,20 +15,23 @@
 
 pub mod flood;
 pub mod forward;
+mod kernel;
 pub mod lb;
 pub mod observe;
+mod report;
 pub mod userspace;
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
-use xdpath_core::abi;
 
 use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
 use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_SYN};
-use xdpath_core::{pipeline, InterfaceConfig, NativeTables, SlicePacket};
+use xdpath_core::{pipeline, NativeTables, SlicePacket};
 
-use xdpath::dataplane::{DataplaneError, LoadedProgram};
+use xdpath::dataplane::DataplaneError;
+
+pub use report::{BenchReport, NativeResult, ProgramResult};
 
 /// The default xdp-tools peer object (Debian package xdp-tools).
 pub const XDP_FILTER_OBJECT: &str = "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_alw_all.o";
@@ -119,173 +122,6 @@ pub enum BenchError {
     /// The load-balancer benchmark failed.
     #[error("load-balancer benchmark: {0}")]
     Lb(#[from] crate::bench::lb::LbBenchError),
-}
-
-/// One program's figures.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct ProgramResult {
-    /// What ran.
-    pub program: String,
-    /// Mean over the mix of the per-frame medians, ns per packet.
-    pub ns_per_packet: f64,
-    /// Per frame, in mix order.
-    pub per_frame_ns: Vec<f64>,
-    /// `ns_per_packet` / the empty program's.
-    pub ratio_to_empty: f64,
-    /// `ns_per_packet` / xdp-filter's, when the peer ran.
-    pub ratio_to_xdp_filter: Option<f64>,
-    /// The kernel's own `duration` (whole ns, truncated; excludes the
-    /// syscall and part of the loop), mean over the mix of the medians.
-    pub kernel_reported_ns: f64,
-    /// `kernel_reported_ns` / the empty program's.
-    pub kernel_reported_ratio_to_empty: f64,
-    /// The kernel's figure per frame, in mix order.
-    pub per_frame_kernel_ns: Vec<f64>,
-}
-
-/// The native build's figures.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct NativeResult {
-    /// Packets processed.
-    pub packets: u64,
-    /// ns per packet.
-    pub ns_per_packet: f64,
-    /// Millions of packets per second on one core.
-    pub mpps: f64,
-}
-
-/// The whole report.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct BenchReport {
-    /// The method, in words.
-    pub method: String,
-    /// Frame descriptions, in mix order.
-    pub mix: Vec<String>,
-    /// Kernel results: xdpath, empty, and the peer if it loaded.
-    pub kernel: Vec<ProgramResult>,
-    /// Why the peer did not run, if it did not.
-    pub peer_skipped: Option<String>,
-    /// Native results.
-    pub native: NativeResult,
-    /// `uname -r`, CPU model, cores.
-    pub machine: String,
-    /// The veth flood benchmark, when asked for.
-    pub flood: Option<Vec<crate::bench::flood::FloodResult>>,
-    /// The load-balancer section, unless skipped (`--no-lb`).
-    pub lb: Option<crate::bench::lb::LbReport>,
-    /// The sampling section, unless skipped (`--no-observe`).
-    pub observe: Option<crate::bench::observe::ObserveReport>,
-    /// The user-space runtime section, when asked for (`--userspace`).
-    pub userspace: Option<Vec<crate::bench::userspace::UserspaceResult>>,
-    /// The forwarding section, when asked for (`--forward`).
-    pub forward: Option<Vec<crate::bench::forward::ForwardResult>>,
-}
-
-impl BenchReport {
-    /// Prints the report as a table.
-    pub fn print(&self) {
-        println!("machine: {}", self.machine);
-        println!("method:  {}", self.method);
-        println!("mix:     {}", self.mix.join(", "));
-        println!();
-        println!(
-            "{:<28} {:>10} {:>9} {:>14} {:>16} {:>9}",
-            "KERNEL (BPF_PROG_TEST_RUN)",
-            "ns/packet",
-            "vs empty",
-            "vs xdp-filter",
-            "kernel-reported",
-            "vs empty"
-        );
-        for result in &self.kernel {
-            println!(
-                "{:<28} {:>10.2} {:>8.2}x {:>14} {:>16.2} {:>8.2}x",
-                result.program,
-                result.ns_per_packet,
-                result.ratio_to_empty,
-                result
-                    .ratio_to_xdp_filter
-                    .map_or("-".into(), |ratio| format!("{ratio:.2}x")),
-                result.kernel_reported_ns,
-                result.kernel_reported_ratio_to_empty,
-            );
-        }
-        println!(
-            "packets/s (wall-clock): {}",
-            self.kernel
-                .iter()
-                .map(|result| format!("{} {:.1} Mpps", result.program, 1e3 / result.ns_per_packet))
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-        if let Some(reason) = &self.peer_skipped {
-            println!("xdp-filter peer skipped: {reason}");
-        }
-        println!();
-        println!(
-            "native pipeline (1 core): {:.2} ns/packet, {:.1} Mpps over {} packets",
-            self.native.ns_per_packet, self.native.mpps, self.native.packets
-        );
-        if let Some(lb) = &self.lb {
-            println!();
-            lb.print();
-        }
-        if let Some(observe) = &self.observe {
-            observe.print();
-        }
-        if let Some(forward) = &self.forward {
-            println!();
-            println!(
-                "FORWARDING over veth (live frames, h1 -> r -> h2) {:>10} {:>12} {:>12} {:>10}",
-                "ns/packet", "packets/s", "vs redirect", "arrived"
-            );
-            for row in forward {
-                println!(
-                    "{:<50} {:>10.1} {:>12.0} {:>11.2}x {:>9.0}%",
-                    row.program,
-                    row.ns_per_packet,
-                    row.packets_per_second,
-                    row.ratio_to_redirect,
-                    row.delivered_share * 100.0
-                );
-            }
-        }
-        if let Some(userspace) = &self.userspace {
-            println!();
-            println!(
-                "USER SPACE vs KERNEL (veth, live frames B -> A, rule drop) {:>9} {:>10} {:>14} {:>8}",
-                "received", "ns/packet", "packets/s/core", "ratio"
-            );
-            for row in userspace {
-                println!(
-                    "{:<58} {:>8.1}% {:>10.1} {:>14.0} {:>7.2}x",
-                    row.path,
-                    row.received_share * 100.0,
-                    row.ns_per_packet,
-                    row.packets_per_second,
-                    row.ratio_to_kernel
-                );
-            }
-        }
-        if let Some(flood) = &self.flood {
-            println!();
-            println!(
-                "{:<12} {:>12} {:>12} {:>14} {:>10}",
-                "FLOOD (veth)", "sent", "dropped", "dropped/s", "client"
-            );
-            for result in flood {
-                println!(
-                    "{:<12} {:>12} {:>12} {:>14.0} {:>7}/{}",
-                    result.defender,
-                    result.sent,
-                    result.dropped,
-                    result.dropped_per_second,
-                    result.fetched,
-                    result.tried
-                );
-            }
-        }
-    }
 }
 
 /// The fixed packet mix: what a host sees most, plus tags and one malformed.
@@ -417,49 +253,6 @@ pub fn bench_filter_state() -> Result<xdpath::control::state::FilterState, Strin
     })
 }
 
-/// Loads an xdpath instance (the embedded object, or `object`) with
-/// [`bench_filter_state`] installed.
-fn load_filtered(object: Option<&std::path::Path>) -> Result<LoadedProgram, BenchError> {
-    let program = match object {
-        Some(path) => LoadedProgram::load_file(path, abi::program::XDPATH),
-        None => LoadedProgram::load(InterfaceConfig::default()),
-    }
-    .map_err(|source| BenchError::Program {
-        program: "xdpath+filter".into(),
-        source: Box::new(source),
-    })?;
-    let state = bench_filter_state().map_err(BenchError::Options)?;
-    let mut maps = xdpath::control::kernel::KernelMaps::of_program(&program)
-        .map_err(|error| BenchError::Options(format!("filter maps: {error}")))?;
-    xdpath::control::apply::install_fresh(
-        &mut maps,
-        &state,
-        &|_| None,
-        xdpath::control::wall_now(),
-    )
-    .map_err(|error| BenchError::Options(format!("install the benchmark rules: {error}")))?;
-    Ok(program)
-}
-
-/// One trial over the mix: per frame, (wall-clock ns per run, the kernel's
-/// own integer ns per run).
-pub(crate) fn time_program(
-    program: &mut LoadedProgram,
-    mix: &[(String, Vec<u8>)],
-    repeat: u32,
-) -> Result<Vec<(f64, f64)>, DataplaneError> {
-    let mut per_frame = Vec::with_capacity(mix.len());
-    for (_, frame) in mix {
-        // A short warm-up so the trial does not pay for cold caches.
-        program.time_run(frame, repeat.min(10_000))?;
-        let started = Instant::now();
-        let kernel = program.time_run(frame, repeat)?;
-        let wall = started.elapsed().as_nanos() as f64 / f64::from(repeat);
-        per_frame.push((wall, kernel.as_nanos() as f64));
-    }
-    Ok(per_frame)
-}
-
 /// The median (the mean of the middle two for an even count; 0 for none).
 pub(crate) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -518,83 +311,9 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         crate::bench::lb::check_options(options.lb_flows, options.lb_rounds)?;
     }
     let mix = packet_mix();
-    let wrap = |program: &str| {
-        let program = program.to_string();
-        move |source| BenchError::Program {
-            program,
-            source: Box::new(source),
-        }
-    };
-
-    let mut xdpath = match &options.object {
-        Some(path) => LoadedProgram::load_file(path, abi::program::XDPATH),
-        None => LoadedProgram::load(InterfaceConfig::default()),
-    }
-    .map_err(wrap("xdpath"))?;
-    let mut filtered = load_filtered(options.object.as_deref())?;
-    let mut empty = LoadedProgram::load_empty().map_err(wrap("empty"))?;
-    let peer = LoadedProgram::load_file(&options.peer, "xdpfilt_alw_all");
-    let (mut peer, peer_skipped) = match peer {
-        Ok(peer) => (Some(peer), None),
-        Err(error) => (None, Some(format!("{}: {error}", options.peer.display()))),
-    };
-
-    // Interleave the programs trial by trial so drift (frequency, other load)
-    // hits all of them alike.
-    let mut samples: Vec<Vec<Vec<(f64, f64)>>> = vec![Vec::new(); 4];
-    for _ in 0..options.trials {
-        samples[0].push(time_program(&mut xdpath, &mix, options.repeat).map_err(wrap("xdpath"))?);
-        samples[3].push(
-            time_program(&mut filtered, &mix, options.repeat).map_err(wrap("xdpath+filter"))?,
-        );
-        samples[1].push(time_program(&mut empty, &mix, options.repeat).map_err(wrap("empty"))?);
-        if let Some(peer) = peer.as_mut() {
-            samples[2].push(time_program(peer, &mix, options.repeat).map_err(wrap("xdp-filter"))?);
-        }
-    }
-    // Per frame, the median over trials; `pick` chooses wall-clock or kernel.
-    let per_frame = |trials: &Vec<Vec<(f64, f64)>>, pick: fn(&(f64, f64)) -> f64| -> Vec<f64> {
-        (0..mix.len())
-            .map(|frame| {
-                let mut values: Vec<f64> = trials
-                    .iter()
-                    .filter_map(|trial| trial.get(frame))
-                    .map(pick)
-                    .collect();
-                median(&mut values)
-            })
-            .collect()
-    };
-    let wall = |sample: &(f64, f64)| sample.0;
-    let reported = |sample: &(f64, f64)| sample.1;
-    let empty_ns = mean(&per_frame(&samples[1], wall));
-    let empty_reported = mean(&per_frame(&samples[1], reported));
-    let peer_ran = peer.is_some();
-    let peer_ns = peer_ran.then(|| mean(&per_frame(&samples[2], wall)));
-    let result = |name: &str, trials: &Vec<Vec<(f64, f64)>>| {
-        let frames = per_frame(trials, wall);
-        let ns = mean(&frames);
-        let frames_reported = per_frame(trials, reported);
-        let kernel_reported = mean(&frames_reported);
-        ProgramResult {
-            program: name.into(),
-            ns_per_packet: ns,
-            per_frame_ns: frames,
-            ratio_to_empty: ns / empty_ns,
-            ratio_to_xdp_filter: peer_ns.map(|peer| ns / peer),
-            kernel_reported_ns: kernel_reported,
-            kernel_reported_ratio_to_empty: kernel_reported / empty_reported,
-            per_frame_kernel_ns: frames_reported,
-        }
-    };
-    let mut kernel = vec![
-        result("xdpath (parse+count)", &samples[0]),
-        result("xdpath + filter (100k pfx)", &samples[3]),
-        result("empty (XDP_PASS)", &samples[1]),
-    ];
-    if peer_ran {
-        kernel.push(result("xdp-filter xdpfilt_alw_all", &samples[2]));
-    }
+    let trials = kernel::kernel_trials(options, &mix)?;
+    let kernel = kernel::kernel_results(mix.len(), &trials);
+    let peer_skipped = trials.peer_skipped;
 
     let native = native_rate(&mix, options.native_packets);
     // Before the flood benchmark, which attaches programs to interfaces.

@@ -1,0 +1,76 @@
+//! The rows' frames: TCP and UDP over IPv4 and IPv6, and fragments.
+
+use super::*;
+
+pub(crate) const A4: [u8; 4] = [192, 0, 2, 1];
+pub(crate) const B4: [u8; 4] = [198, 51, 100, 2];
+pub(crate) const OTHER4: [u8; 4] = [203, 0, 113, 9];
+
+pub(crate) fn tcp_frame(source: [u8; 4], destination: [u8; 4], port: u16, flags: u8) -> Vec<u8> {
+    FrameSpec::new(
+        Network::V4(source, destination),
+        Transport::Tcp {
+            source_port: 40000,
+            destination_port: port,
+            flags,
+        },
+    )
+    .build()
+}
+
+pub(crate) fn tcp(port: u16, flags: u8) -> Vec<u8> {
+    tcp_frame(A4, B4, port, flags)
+}
+
+pub(crate) fn udp(source_port: u16, destination: [u8; 4]) -> Vec<u8> {
+    FrameSpec::new(
+        Network::V4(A4, destination),
+        Transport::Udp {
+            source_port,
+            destination_port: 33000,
+        },
+    )
+    .build()
+}
+
+pub(crate) fn tcp6(port: u16, flags: u8) -> Vec<u8> {
+    FrameSpec::new(
+        Network::V6(doc_v6(1), doc_v6(2)),
+        Transport::Tcp {
+            source_port: 40000,
+            destination_port: port,
+            flags,
+        },
+    )
+    .build()
+}
+
+/// An IPv4 UDP frame made a fragment: `offset` in 8-byte units.
+pub(crate) fn fragment_v4(offset: u16, more: bool) -> Vec<u8> {
+    let mut frame = udp(5000, B4);
+    let field = offset | if more { 0x2000 } else { 0 };
+    frame[20..22].copy_from_slice(&field.to_be_bytes());
+    frame
+}
+
+/// An IPv6 UDP frame with a fragment header after the fixed header.
+pub(crate) fn fragment_v6(offset: u16, more: bool) -> Vec<u8> {
+    let mut frame = FrameSpec::new(
+        Network::V6(doc_v6(1), doc_v6(2)),
+        Transport::Udp {
+            source_port: 5000,
+            destination_port: 33000,
+        },
+    )
+    .build();
+    let next = frame[20];
+    frame[20] = 44;
+    let payload = u16::from_be_bytes([frame[18], frame[19]]) + 8;
+    frame[18..20].copy_from_slice(&payload.to_be_bytes());
+    let field = (offset << 3) | u16::from(more);
+    let mut header = vec![next, 0];
+    header.extend_from_slice(&field.to_be_bytes());
+    header.extend_from_slice(&[0, 0, 0, 1]);
+    frame.splice(54..54, header);
+    frame
+}

@@ -1,0 +1,206 @@
+//! Running a frame through both builds and reading back their balancer
+//! state (connection tables, hits and misses, per-VIP and per-backend
+//! counters) as one [`Snapshot`] each.
+
+use super::*;
+
+/// One frame's result, the same in both builds.
+pub(crate) struct Ran {
+    pub(crate) action: Action,
+    pub(crate) reason: Reason,
+    pub(crate) output: Vec<u8>,
+}
+
+/// The balancer's state: the established and the new-flow tables (key
+/// bytes, backend, generation), hits and misses, `[packets, bytes, new
+/// flows]` per VIP and per backend slot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+    pub(crate) connections: BTreeSet<(Vec<u8>, u32, u32)>,
+    pub(crate) new_connections: BTreeSet<(Vec<u8>, u32, u32)>,
+    pub(crate) vips: Vec<[u64; 3]>,
+    pub(crate) backends: Vec<[u64; 3]>,
+}
+
+pub(crate) fn bpf_map<'a>(ebpf: &'a Ebpf, name: &str) -> &'a Map {
+    ebpf.map(name)
+        .unwrap_or_else(|| panic!("no map {name} in the object"))
+}
+
+/// A per-CPU u64 slot summed over CPUs.
+pub(crate) fn per_cpu_u64(ebpf: &Ebpf, name: &str, slot: u32) -> u64 {
+    let array = PerCpuArray::<&MapData, u64>::try_from(bpf_map(ebpf, name)).expect("per-CPU u64");
+    array.get(&slot, 0).expect("slot").iter().sum()
+}
+
+/// A per-CPU `LbCounter` (three u64: packets, bytes, new flows) summed.
+pub(crate) fn per_cpu_counter(ebpf: &Ebpf, name: &str, slot: u32) -> [u64; 3] {
+    let array =
+        PerCpuArray::<&MapData, [u64; 3]>::try_from(bpf_map(ebpf, name)).expect("LbCounter");
+    array
+        .get(&slot, 0)
+        .expect("slot")
+        .iter()
+        .fold([0; 3], |sum, cpu| {
+            [sum[0] + cpu[0], sum[1] + cpu[1], sum[2] + cpu[2]]
+        })
+}
+
+/// A connection table of the kernel's as (key bytes, backend, generation).
+pub(crate) fn kernel_table(ebpf: &Ebpf, name: &str) -> BTreeSet<(Vec<u8>, u32, u32)> {
+    // ConnectionKey is 40 bytes, Connection two u32.
+    let table = BpfHashMap::<&MapData, [u8; 40], [u32; 2]>::try_from(bpf_map(ebpf, name))
+        .unwrap_or_else(|error| panic!("{name}: {error}"));
+    table
+        .iter()
+        .map(|entry| {
+            let (key, value) = entry.expect("connection");
+            (key.to_vec(), value[0], value[1])
+        })
+        .collect()
+}
+
+pub(crate) fn kernel_snapshot(ebpf: &Ebpf) -> Snapshot {
+    Snapshot {
+        hits: per_cpu_u64(ebpf, abi::map::CONN_STATS, 0),
+        misses: per_cpu_u64(ebpf, abi::map::CONN_STATS, 1),
+        connections: kernel_table(ebpf, abi::map::CONNECTIONS),
+        new_connections: kernel_table(ebpf, abi::map::NEW_CONNECTIONS),
+        vips: (0..VIP_SLOTS)
+            .map(|slot| per_cpu_counter(ebpf, abi::map::VIP_STATS, slot))
+            .collect(),
+        backends: (0..BACKEND_SLOTS)
+            .map(|slot| per_cpu_counter(ebpf, abi::map::BACKEND_STATS, slot))
+            .collect(),
+    }
+}
+
+/// A connection table of the native build's, as [`kernel_table`].
+pub(crate) fn native_table(
+    table: &std::collections::HashMap<ConnectionKey, Connection>,
+) -> BTreeSet<(Vec<u8>, u32, u32)> {
+    table
+        .iter()
+        .map(|(key, value)| {
+            let tuple = Tuple {
+                source: key.source,
+                destination: key.destination,
+                source_port: key.source_port,
+                destination_port: key.destination_port,
+                protocol: key.protocol,
+            };
+            assert_eq!(key.reserved, [0; 3], "reserved bytes of a connection key");
+            (tuple.key_bytes(), value.backend, value.generation)
+        })
+        .collect()
+}
+
+pub(crate) fn native_snapshot(tables: &NativeTables) -> Snapshot {
+    let counter = |stats: &std::collections::HashMap<u32, xdpath_core::lb::LbCounter>, slot| {
+        stats
+            .get(&slot)
+            .map_or([0; 3], |c| [c.packets, c.bytes, c.new_flows])
+    };
+    Snapshot {
+        hits: tables.lb.connection_stats[0],
+        misses: tables.lb.connection_stats[1],
+        connections: native_table(&tables.lb.connections),
+        new_connections: native_table(&tables.lb.new_connections),
+        vips: (0..VIP_SLOTS)
+            .map(|slot| counter(&tables.lb.vip_stats, slot))
+            .collect(),
+        backends: (0..BACKEND_SLOTS)
+            .map(|slot| counter(&tables.lb.backend_stats, slot))
+            .collect(),
+    }
+}
+
+/// The kernel program and the native tables, fed the same frames.
+pub(crate) struct Builds {
+    pub(crate) program: LoadedProgram,
+    pub(crate) native: NativeTables,
+}
+
+impl Builds {
+    /// A balancer with `table` as its Maglev ring.
+    pub(crate) fn balancer(table: Vec<u32>) -> Self {
+        let program = LoadedProgram::load(InterfaceConfig::default()).expect("load (needs root)");
+        let mut builds = Self {
+            program,
+            native: NativeTables::default(),
+        };
+        builds.install(&state(0, table));
+        builds
+    }
+
+    /// A backend decapsulating IPIP and GUE (to `GUE_PORT`) addressed to
+    /// `local`.
+    pub(crate) fn decapsulator(local: &[[u8; 16]]) -> Self {
+        let config = InterfaceConfig::default().with_decap(true, GUE_PORT);
+        let mut program = LoadedProgram::load(config).expect("load (needs root)");
+        let map = program
+            .ebpf_mut()
+            .map_mut(abi::map::LOCAL_ADDRESSES)
+            .expect(abi::map::LOCAL_ADDRESSES);
+        let mut addresses = BpfHashMap::<&mut MapData, [u8; 16], u8>::try_from(map)
+            .expect(abi::map::LOCAL_ADDRESSES);
+        let mut native = NativeTables::new(config);
+        for address in local {
+            addresses.insert(address, 1, 0).expect("insert");
+            native.lb.local_addresses.insert(*address);
+        }
+        Self { program, native }
+    }
+
+    pub(crate) fn install(&mut self, state: &CompiledLb) {
+        let maps = KernelMaps::of_program(&self.program).expect("maps");
+        state.install_kernel(&maps).expect("install");
+        state.install_native(&mut self.native);
+    }
+
+    /// Runs `frame` through both builds: the action, the reason (the
+    /// kernel's from the one counter slot it bumped) and the output bytes
+    /// must agree.
+    pub(crate) fn run(&mut self, description: &str, frame: &[u8]) -> Ran {
+        let before = self.program.counters().expect("counters");
+        let (code, output) = self.program.test_run_output(frame).expect("test run");
+        let after = self.program.counters().expect("counters");
+        let mut buffer = FrameBuffer::new(frame);
+        let verdict = pipeline::process_frame(&mut buffer, &mut self.native);
+        let (action, reason) = (verdict.outcome.action, verdict.outcome.reason);
+        assert_eq!(
+            code, action as u32,
+            "{description}: kernel action (native: {action:?}, {reason:?})"
+        );
+        let bumped: Vec<usize> = (0..before.len())
+            .filter(|&slot| before[slot] != after[slot])
+            .collect();
+        assert_eq!(
+            bumped,
+            vec![counter_index(action, reason) as usize],
+            "{description}: kernel reason (native: {reason:?})"
+        );
+        assert_eq!(
+            output,
+            buffer.bytes(),
+            "{description}: kernel and native output"
+        );
+        Ran {
+            action,
+            reason,
+            output,
+        }
+    }
+
+    /// The balancer state, equal in both builds.
+    pub(crate) fn snapshot(&mut self, description: &str) -> Snapshot {
+        let kernel = kernel_snapshot(self.program.ebpf_mut());
+        let native = native_snapshot(&self.native);
+        assert_eq!(kernel, native, "{description}: kernel and native state");
+        native
+    }
+}
+
+// ---- fixture rows

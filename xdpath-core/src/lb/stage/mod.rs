@@ -1,0 +1,310 @@
+//! The balancing and decapsulation stages.
+
+mod flow;
+mod rewrite;
+
+use super::*;
+use crate::packet::PacketMut;
+use crate::parse::{FlowKey, Fragment};
+use crate::stats::{Action, Reason};
+use crate::verdict::Outcome;
+use crate::wire::protocol;
+use crate::wire::tcp::{FLAG_ACK, FLAG_SYN};
+
+use flow::{l3_offset, quoted_flow, Flow};
+use rewrite::{encapsulate, write_tags, Target};
+
+/// The outcome of the balancing stage: a verdict, and for a redirect the
+/// interface to send to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LbVerdict {
+    /// The verdict.
+    pub outcome: Outcome,
+    /// The egress interface of a redirect, else 0.
+    pub redirect_ifindex: u32,
+}
+
+#[inline(always)]
+fn verdict(action: Action, reason: Reason) -> Option<LbVerdict> {
+    Some(LbVerdict {
+        outcome: Outcome { action, reason },
+        redirect_ifindex: 0,
+    })
+}
+
+/// Balances a frame to a VIP: `None` when it is not for one (continue).
+///
+/// `frame_len` is the frame's length before encapsulation (for the
+/// statistics).
+// Long (about 90 lines) on purpose: its stack frame is nearly full under
+// the verifier's 512-byte limit (see `pick_backend`), and helpers would
+// move that frame's layout; this is one straight pass, lookup to verdict.
+#[inline(always)]
+pub fn lb_stage<P: PacketMut, T: LbTables>(
+    packet: &mut P,
+    key: &FlowKey,
+    tables: &mut T,
+) -> Option<LbVerdict> {
+    let config = tables.lb_config();
+    if config.flags & LB_ENABLED == 0 || key.ip_version == 0 || !config.may_be_vip(&key.destination)
+    {
+        return None;
+    }
+    let frame_len = packet.len() as u64;
+    let mut flow = Flow::of(key);
+    if !quoted_flow(packet, key, &mut flow) {
+        // A quoted header read part way may have overwritten fields.
+        flow = Flow::of(key);
+    }
+    let mut vip_key = VipKey {
+        address: flow.destination,
+        port: flow.destination_port,
+        protocol: flow.protocol,
+        reserved: [0; 5],
+    };
+    let vip = match tables.vip(&vip_key) {
+        Some(vip) => vip,
+        None => {
+            vip_key.port = 0;
+            tables.vip(&vip_key)?
+        }
+    };
+    let source_only = vip.flags & VIP_SOURCE_HASH != 0;
+    if key.fragment != Fragment::None as u8 && !source_only {
+        return verdict(Action::Drop, Reason::LbFragment);
+    }
+    let hash = flow_hash(
+        &flow.source,
+        flow.source_port,
+        flow.destination_port,
+        flow.protocol,
+        source_only,
+    );
+    let Some((index, backend, new_flow)) = pick_backend(&vip, &flow, key.tcp_flags, hash, tables)
+    else {
+        return verdict(Action::Drop, Reason::LbNoBackend);
+    };
+    let outer_ipv4 = backend.family == 4;
+    let next_hop = if config.flags & LB_FIXED_NEXT_HOP != 0 {
+        // The frame came to us: its destination MAC is ours.
+        let high: u32 = packet.load(0)?;
+        let low: u16 = packet.load(4)?;
+        NextHop::Tx {
+            destination: config.next_hop_mac,
+            source: u64::from(u32::from_be(high)) << 16 | u64::from(u16::from_be(low)),
+        }
+    } else {
+        tables.next_hop(&backend.address, outer_ipv4)
+    };
+    let (action, redirect_ifindex, destination_mac, source_mac) = match next_hop {
+        NextHop::Tx {
+            destination,
+            source,
+        } => (Action::Tx, 0, destination, source),
+        NextHop::Redirect {
+            ifindex,
+            destination,
+            source,
+        } => (Action::Redirect, ifindex, destination, source),
+        NextHop::Unreachable => return verdict(Action::Pass, Reason::LbNoRoute),
+    };
+    let target = Target {
+        backend,
+        vip,
+        destination_mac,
+        source_mac,
+        hash,
+    };
+    if !encapsulate(packet, key, &config, &target) {
+        return verdict(Action::Drop, Reason::LbEncapFailed);
+    }
+    tables.count_lb(vip.index, index, frame_len, new_flow);
+    Some(LbVerdict {
+        outcome: Outcome {
+            action,
+            reason: Reason::LbForwarded,
+        },
+        redirect_ifindex,
+    })
+}
+
+/// The flow's backend: from the connection tables while its backend
+/// lives, else from the Maglev ring (and then recorded: a bare SYN in the
+/// new-flow table, anything else in the established one). `None`: no
+/// backend. `tcp_flags` are the frame's (an ICMP error has none).
+///
+/// Whether the frame is a bare SYN is worked out here, not kept in `Flow`:
+/// the balancing stage's stack is nearly full (the verifier allows 512
+/// bytes for the stage and this frame together, rounded to 16 each), and
+/// one more field there cost 16 bytes of it.
+#[inline(never)]
+fn pick_backend<T: LbTables>(
+    vip: &Vip,
+    flow: &Flow,
+    tcp_flags: u8,
+    hash: u32,
+    tables: &mut T,
+) -> Option<(u32, Backend, bool)> {
+    let conntrack = vip.flags & VIP_NO_CONNTRACK == 0;
+    let opening = flow.protocol == protocol::TCP
+        && tcp_flags & (FLAG_SYN | FLAG_ACK) == FLAG_SYN
+        && !flow.icmp_error;
+    // A source-hashed VIP keeps a whole client on one backend: one entry
+    // per client, which its fragments (no ports past the first) share too.
+    let ports = if vip.flags & VIP_SOURCE_HASH != 0 {
+        (0, 0)
+    } else {
+        (flow.source_port, flow.destination_port)
+    };
+    let connection_key = ConnectionKey {
+        source: flow.source,
+        destination: flow.destination,
+        source_port: ports.0,
+        destination_port: ports.1,
+        protocol: flow.protocol,
+        reserved: [0; 3],
+    };
+    // The entry found or placed, and the table to record it in: one insert
+    // at the end, so that the entry has one place on the stack.
+    let found = if conntrack {
+        known_connection(&connection_key, tables)
+    } else {
+        None
+    };
+    let (connection, backend, record) = match found {
+        Some((connection, in_new_table)) => {
+            tables.count_connection(CONN_HITS);
+            let backend = tables.backend(connection.backend)?;
+            // Past its SYN, a flow the new-flow table holds is established.
+            let established = in_new_table && !opening && !flow.icmp_error;
+            (
+                connection,
+                backend,
+                established.then_some(ConnectionTable::Established),
+            )
+        }
+        None => {
+            if conntrack {
+                tables.count_connection(CONN_MISSES);
+            }
+            if vip.ring_size == 0 {
+                return None;
+            }
+            let index = tables.ring_slot(vip.ring, hash % vip.ring_size);
+            let backend = tables.backend(index)?;
+            if backend.family == 0 {
+                return None;
+            }
+            let table = if opening {
+                ConnectionTable::New
+            } else {
+                ConnectionTable::Established
+            };
+            let connection = Connection {
+                backend: index,
+                generation: backend.generation,
+            };
+            // An ICMP error is not a new flow: it must not place one.
+            let place = conntrack && !flow.icmp_error;
+            (connection, backend, place.then_some(table))
+        }
+    };
+    let new_flow = found.is_none() && !flow.icmp_error;
+    if let Some(table) = record {
+        tables.insert_connection(table, &connection_key, &connection);
+    }
+    Some((connection.backend, backend, new_flow))
+}
+
+/// The flow's entry in the connection tables, if its backend still
+/// lives, and whether it came from the new-flow table: the established
+/// table is looked in first.
+#[inline(always)]
+fn known_connection<T: LbTables>(
+    key: &ConnectionKey,
+    tables: &mut T,
+) -> Option<(Connection, bool)> {
+    if let Some(connection) = live_connection(ConnectionTable::Established, key, tables) {
+        return Some((connection, false));
+    }
+    live_connection(ConnectionTable::New, key, tables).map(|connection| (connection, true))
+}
+
+/// A flow's entry in `table`, unless its backend is gone (the slot empty
+/// or given to another).
+#[inline(always)]
+fn live_connection<T: LbTables>(
+    table: ConnectionTable,
+    key: &ConnectionKey,
+    tables: &mut T,
+) -> Option<Connection> {
+    let connection = tables.connection(table, key)?;
+    let backend = tables.backend(connection.backend)?;
+    (backend.family != 0 && backend.generation == connection.generation).then_some(connection)
+}
+
+/// On a backend: strips IPIP or GUE addressed to this host, leaving the
+/// inner packet for the stack. `None` when the frame is not one to strip.
+#[inline(always)]
+pub fn decap_stage<P: PacketMut, T: LbTables>(
+    packet: &mut P,
+    key: &FlowKey,
+    tables: &T,
+) -> Option<Outcome> {
+    let config = tables.decap_config();
+    if config.flags & DECAP_ENABLED == 0 || key.fragment != Fragment::None as u8 {
+        return None;
+    }
+    let l3 = l3_offset(key);
+    let header_length = if key.ip_version == 4 {
+        let version_ihl: u8 = packet.load(l3)?;
+        4 * usize::from(version_ihl & 0x0f)
+    } else if key.ip_version == 6 {
+        // No extension headers: the tunnel protocol right after the header.
+        let next_header: u8 = packet.load(l3 + 6)?;
+        if next_header != key.protocol {
+            return None;
+        }
+        40
+    } else {
+        return None;
+    };
+    let (strip, reason) = match key.protocol {
+        protocol::IPIP | protocol::IPV6 => (header_length, Reason::DecapIpip),
+        protocol::UDP if config.gue_port != 0 && key.destination_port == config.gue_port => {
+            (header_length + 8, Reason::DecapGue)
+        }
+        _ => return None,
+    };
+    if !tables.is_local_address(&key.destination) {
+        return None;
+    }
+    let version: u8 = packet.load(l3 + strip)?;
+    let ethertype: u16 = match version >> 4 {
+        4 => 0x0800,
+        6 => 0x86dd,
+        _ => return None,
+    };
+    let macs: u64 = packet.load(0)?;
+    let macs_tail: u32 = packet.load(8)?;
+    let tags: u64 = if key.vlan_count == 0 {
+        0
+    } else {
+        packet.load(12)?
+    };
+    if !packet.adjust_head(strip as i32) {
+        return None;
+    }
+    let written = packet.store(0, macs)
+        && packet.store(8, macs_tail)
+        && write_tags(packet, key.vlan_count, tags)
+        && store_be16(packet, l3 - 2, ethertype);
+    Some(Outcome {
+        action: if written { Action::Pass } else { Action::Drop },
+        reason: if written {
+            reason
+        } else {
+            Reason::LbEncapFailed
+        },
+    })
+}

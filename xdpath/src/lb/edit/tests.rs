@@ -1,0 +1,175 @@
+//! Unit tests of the balancer edits: VIP, address and MAC parsing, which
+//! addresses may be backends, refused changes, slots and generations.
+
+use super::*;
+
+fn options() -> VipOptions {
+    VipOptions {
+        encap: Encap::Ipip,
+        gue_port: None,
+        source_hash: false,
+        no_conntrack: false,
+        ring_size: None,
+    }
+}
+
+#[test]
+fn vips_parse_and_print_back() {
+    for text in [
+        "203.0.113.10:80/tcp",
+        "[2001:db8::10]:443/udp",
+        "203.0.113.10:*/udp",
+    ] {
+        let vip = parse_vip(text).expect(text);
+        assert_eq!(vip.to_string(), text);
+    }
+    assert_eq!(parse_vip("203.0.113.10:0/TCP").expect("0").port, 0);
+    for bad in [
+        "203.0.113.10:80",
+        "203.0.113.10/tcp",
+        "2001:db8::10:80/tcp",
+        "[2001:db8::10:80/tcp",
+        "203.0.113.10:80/icmp",
+        "203.0.113.10:65536/tcp",
+        "0.0.0.0:80/tcp",
+        "224.0.0.1:80/udp",
+        "255.255.255.255:80/tcp",
+        "[::ffff:255.255.255.255]:80/tcp",
+        "[ff02::1]:80/udp",
+        "[::]:80/tcp",
+        "example.com:80/tcp",
+    ] {
+        assert!(parse_vip(bad).is_err(), "{bad} accepted");
+    }
+}
+
+#[test]
+fn only_other_hosts_unicast_addresses_are_backends() {
+    let mut state = LbState::default();
+    let vip = parse_vip("203.0.113.10:80/tcp").expect("vip");
+    add_vip(&mut state, vip, options()).expect("add");
+    let before = state.clone();
+    for text in [
+        "127.0.0.1",
+        "127.255.0.9",
+        "::1",
+        "::ffff:127.0.0.1",
+        "255.255.255.255",
+        "::ffff:255.255.255.255",
+        "0.0.0.0",
+        "::",
+        "224.0.0.5",
+        "ff02::1",
+    ] {
+        let refused = parse_address(text)
+            .and_then(|address| add_backend(&mut state, &vip, address, 1))
+            .expect_err(text);
+        assert!(
+            matches!(refused, LbError::Address { .. }),
+            "{text}: {refused}"
+        );
+        assert!(refused
+            .to_string()
+            .starts_with("invalid backend address \""));
+    }
+    assert_eq!(state, before, "a refused backend changes nothing");
+    for text in ["10.0.0.1", "2001:db8::1", "192.0.2.255"] {
+        let address = parse_address(text).expect(text);
+        add_backend(&mut state, &vip, address, 1).expect(text);
+    }
+}
+
+#[test]
+fn macs_parse() {
+    assert_eq!(
+        parse_mac("02:00:5e:0A:0b:ff").expect("mac"),
+        [2, 0, 0x5e, 10, 11, 0xff]
+    );
+    assert_eq!(format_mac([2, 0, 0x5e, 10, 11, 0xff]), "02:00:5e:0a:0b:ff");
+    for bad in [
+        "02:00:00:00:00",
+        "02:00:00:00:00:01:02",
+        "01:00:5e:00:00:01",
+        "00:00:00:00:00:00",
+        "zz:00:00:00:00:01",
+        "002:00:00:00:00:01",
+    ] {
+        assert!(parse_mac(bad).is_err(), "{bad} accepted");
+    }
+}
+
+#[test]
+fn refused_changes_leave_the_state_alone() {
+    let mut state = LbState::default();
+    let vip = parse_vip("203.0.113.10:80/tcp").expect("vip");
+    add_vip(&mut state, vip, options()).expect("add");
+    let backend: IpAddr = "10.0.0.1".parse().expect("address");
+    add_backend(&mut state, &vip, backend, 5).expect("backend");
+    let before = state.clone();
+    let unknown = parse_vip("203.0.113.11:80/tcp").expect("vip");
+    assert!(matches!(
+        add_vip(&mut state, vip, options()),
+        Err(LbError::VipExists { .. })
+    ));
+    assert!(matches!(
+        add_backend(&mut state, &unknown, backend, 1),
+        Err(LbError::NoSuchVip { .. })
+    ));
+    assert!(matches!(
+        add_backend(&mut state, &vip, backend, 1),
+        Err(LbError::BackendExists { .. })
+    ));
+    let other: IpAddr = "10.0.0.2".parse().expect("address");
+    assert!(matches!(
+        add_backend(&mut state, &vip, other, 1001),
+        Err(LbError::Weight { weight: 1001 })
+    ));
+    assert!(matches!(
+        set_weight(&mut state, &vip, backend, u64::from(u32::MAX) + 1),
+        Err(LbError::Weight { .. })
+    ));
+    assert!(matches!(
+        del_backend(&mut state, &vip, other),
+        Err(LbError::NoSuchBackend { .. })
+    ));
+    let gue = VipOptions {
+        encap: Encap::Gue,
+        ..options()
+    };
+    assert!(add_vip(&mut state, unknown, gue).is_err());
+    let stray_port = VipOptions {
+        gue_port: Some(6080),
+        ..options()
+    };
+    assert!(add_vip(&mut state, unknown, stray_port).is_err());
+    let wrong_family = ConfigChange {
+        source_v4: Some("2001:db8::/64".into()),
+        ..ConfigChange::default()
+    };
+    assert!(configure(&mut state, &wrong_family).is_err());
+    let mut flags = options();
+    assert!(parse_flags("source-hash,bogus", &mut flags).is_err());
+    assert_eq!(state, before);
+}
+
+#[test]
+fn slots_and_generations_are_fresh() {
+    let mut state = LbState::default();
+    let first = parse_vip("203.0.113.10:80/tcp").expect("vip");
+    let second = parse_vip("203.0.113.10:443/tcp").expect("vip");
+    add_vip(&mut state, first, options()).expect("add");
+    add_vip(&mut state, second, options()).expect("add");
+    let a: IpAddr = "10.0.0.1".parse().expect("a");
+    let b: IpAddr = "10.0.0.2".parse().expect("b");
+    add_backend(&mut state, &first, a, 1).expect("a");
+    add_backend(&mut state, &second, a, 1).expect("a again");
+    del_backend(&mut state, &first, a).expect("del");
+    add_backend(&mut state, &first, b, 1).expect("b");
+    let reused = state.vip(&first).and_then(|vip| vip.backend(b)).expect("b");
+    // Slot 0 is reused, with a generation the old owner never had.
+    assert_eq!(reused.index, 0);
+    assert_eq!(reused.generation, 2);
+    del_vip(&mut state, &first).expect("del vip");
+    add_vip(&mut state, first, options()).expect("re-add");
+    assert_eq!(state.vip(&first).map(|vip| vip.slot), Some(0));
+}

@@ -1,0 +1,187 @@
+//! Unit tests of the flow cache: scaled counts, active timeouts, flow ends
+//! and eviction when full.
+
+use super::*;
+use xdpath_core::observe::RecordMeta;
+use xdpath_core::{Action, Reason};
+
+/// An Ethernet + IPv4 + TCP frame from 10.0.0.`host` port 1000 + `host`
+/// to 10.0.0.254 port 80.
+fn tcp_frame(host: u8, flags: u8) -> Vec<u8> {
+    let mut frame = vec![0u8; 12];
+    frame.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0]);
+    frame.extend_from_slice(&[10, 0, 0, host, 10, 0, 0, 254]);
+    let mut tcp = [0u8; 20];
+    tcp[0..2].copy_from_slice(&(1000 + u16::from(host)).to_be_bytes());
+    tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = flags;
+    frame.extend_from_slice(&tcp);
+    frame
+}
+
+fn sample(data: Vec<u8>, at_ms: u64, action: Action, reason: Reason) -> Sample {
+    Sample {
+        meta: RecordMeta {
+            ifindex: 4,
+            frame_len: 60,
+            sample_rate: 100,
+            action: action as u8,
+            reason: reason as u8,
+            ..Default::default()
+        },
+        unix_ns: at_ms * 1_000_000,
+        data,
+    }
+}
+
+fn cache() -> FlowCache {
+    FlowCache::new(Duration::from_secs(60), Duration::from_secs(10), 3)
+}
+
+#[test]
+fn samples_aggregate_with_scaled_counts() {
+    let mut cache = cache();
+    cache.add(&sample(
+        tcp_frame(1, 0x02),
+        1_000,
+        Action::Pass,
+        Reason::Ipv4Tcp,
+    ));
+    cache.add(&sample(
+        tcp_frame(1, 0x10),
+        3_000,
+        Action::Pass,
+        Reason::Ipv4Tcp,
+    ));
+    cache.add(&sample(vec![0; 20], 3_000, Action::Pass, Reason::NonIp));
+    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.stats().skipped, 1);
+    let records = cache.expire(13_000);
+    assert_eq!(records.len(), 1);
+    let record = records[0];
+    assert_eq!((record.packets, record.bytes), (200, 12_000));
+    assert_eq!((record.first_ms, record.last_ms), (1_000, 3_000));
+    assert_eq!(record.tcp_flags, 0x12);
+    assert_eq!(record.key.source_port, 1001);
+    assert_eq!(record.key.ingress_ifindex, 4);
+    assert_eq!(record.end_reason, FlowEndReason::IdleTimeout);
+    assert!(cache.is_empty());
+}
+
+#[test]
+fn active_timeout_exports_deltas_and_keeps_the_flow() {
+    let mut cache = cache();
+    cache.add(&sample(
+        tcp_frame(1, 0x10),
+        0,
+        Action::Pass,
+        Reason::Ipv4Tcp,
+    ));
+    cache.add(&sample(
+        tcp_frame(1, 0x10),
+        55_000,
+        Action::Pass,
+        Reason::Ipv4Tcp,
+    ));
+    let records = cache.expire(60_000);
+    assert_eq!(records[0].end_reason, FlowEndReason::ActiveTimeout);
+    assert_eq!(records[0].packets, 200);
+    assert_eq!(cache.len(), 1);
+    cache.add(&sample(
+        tcp_frame(1, 0x10),
+        61_000,
+        Action::Pass,
+        Reason::Ipv4Tcp,
+    ));
+    let records = cache.expire(80_000);
+    assert_eq!((records[0].packets, records[0].first_ms), (100, 61_000));
+    // A reset flow with no new packet goes quietly.
+    cache.add(&sample(
+        tcp_frame(2, 0x10),
+        0,
+        Action::Pass,
+        Reason::Ipv4Tcp,
+    ));
+    cache.add(&sample(
+        tcp_frame(2, 0x10),
+        59_000,
+        Action::Pass,
+        Reason::Ipv4Tcp,
+    ));
+    assert_eq!(cache.expire(60_000).len(), 1);
+    assert!(cache.expire(70_000).is_empty());
+    assert!(cache.is_empty());
+}
+
+#[test]
+fn fin_ends_a_flow_and_status_change_splits_records() {
+    let mut cache = cache();
+    cache.add(&sample(
+        tcp_frame(1, 0x10),
+        0,
+        Action::Pass,
+        Reason::Ipv4Tcp,
+    ));
+    cache.add(&sample(
+        tcp_frame(1, 0x10),
+        1,
+        Action::Drop,
+        Reason::RateLimited,
+    ));
+    cache.add(&sample(
+        tcp_frame(1, 0x11),
+        2,
+        Action::Drop,
+        Reason::RateLimited,
+    ));
+    let records = cache.expire(3);
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].end_reason, FlowEndReason::ForcedEnd);
+    assert_eq!(records[0].forwarding_status, 64);
+    assert_eq!(records[1].end_reason, FlowEndReason::EndOfFlow);
+    assert_eq!(
+        (records[1].packets, records[1].forwarding_status),
+        (200, 138)
+    );
+    assert_eq!(cache.stats().status_changes, 1);
+}
+
+#[test]
+fn a_full_cache_evicts_the_least_recently_updated() {
+    let mut cache = cache();
+    for host in 1..=3 {
+        cache.add(&sample(
+            tcp_frame(host, 0x10),
+            0,
+            Action::Pass,
+            Reason::Ipv4Tcp,
+        ));
+    }
+    cache.add(&sample(
+        tcp_frame(1, 0x10),
+        1,
+        Action::Pass,
+        Reason::Ipv4Tcp,
+    ));
+    cache.add(&sample(
+        tcp_frame(4, 0x10),
+        2,
+        Action::Pass,
+        Reason::Ipv4Tcp,
+    ));
+    assert_eq!(cache.len(), 3);
+    assert_eq!(cache.stats().evictions, 1);
+    let records = cache.expire(3);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].key.source_port, 1002);
+    assert_eq!(records[0].end_reason, FlowEndReason::LackOfResources);
+    let mut left: Vec<u16> = cache
+        .drain_all()
+        .iter()
+        .map(|r| r.key.source_port)
+        .collect();
+    left.sort();
+    assert_eq!(left, vec![1001, 1003, 1004]);
+    assert!(cache.is_empty() && cache.expire(100_000).is_empty());
+}

@@ -1,0 +1,141 @@
+//! Unit tests of the IPFIX encoder and exporter: templates, record bytes,
+//! message sizes, sequence numbers and the forwarding status codes.
+
+use super::encoder::encode_record;
+use super::*;
+use crate::observe::flows::FlowRecord;
+use crate::observe::flows::{FlowEndReason, FlowKey};
+
+fn record(source: &str, destination: &str) -> FlowRecord {
+    FlowRecord {
+        key: FlowKey {
+            source: source.parse().unwrap(),
+            destination: destination.parse().unwrap(),
+            source_port: 1234,
+            destination_port: 80,
+            protocol: 6,
+            vlan: Some(42),
+            ingress_ifindex: 3,
+        },
+        packets: 2,
+        bytes: 0x0102,
+        first_ms: 5,
+        last_ms: 6,
+        tcp_flags: 0x12,
+        forwarding_status: 129,
+        end_reason: FlowEndReason::IdleTimeout,
+    }
+}
+
+#[test]
+fn golden_header_and_template_set() {
+    let config = IpfixConfig {
+        observation_domain: 9,
+        ..IpfixConfig::new(vec![])
+    };
+    let mut encoder = IpfixEncoder::new(&config);
+    let message = &encoder.messages(0x6000_0000, &[])[0];
+    #[rustfmt::skip]
+    let expected: Vec<u8> = vec![
+        0, 10, 0, 140,          // version 10, length 16 + 124
+        0x60, 0, 0, 0,          // export time
+        0, 0, 0, 0,             // sequence: no record before
+        0, 0, 0, 9,             // observation domain
+        0, 2, 0, 124,           // template set, 4 + 2 * 60 bytes
+        1, 0, 0, 14,            // template 256, 14 fields
+        0, 1, 0, 8,  0, 2, 0, 8,  0, 152, 0, 8,  0, 153, 0, 8,
+        0, 8, 0, 4,  0, 12, 0, 4,
+        0, 7, 0, 2,  0, 11, 0, 2,  0, 4, 0, 1,  0, 6, 0, 2,
+        0, 10, 0, 4,  0, 58, 0, 2,  0, 89, 0, 1,  0, 136, 0, 1,
+        1, 1, 0, 14,            // template 257, 14 fields
+        0, 1, 0, 8,  0, 2, 0, 8,  0, 152, 0, 8,  0, 153, 0, 8,
+        0, 27, 0, 16,  0, 28, 0, 16,
+        0, 7, 0, 2,  0, 11, 0, 2,  0, 4, 0, 1,  0, 6, 0, 2,
+        0, 10, 0, 4,  0, 58, 0, 2,  0, 89, 0, 1,  0, 136, 0, 1,
+    ];
+    assert_eq!(message.bytes, expected);
+    // A data record follows in a padded set; the next message's
+    // sequence counts it.
+    let messages = encoder.messages(0x6000_0001, &[record("10.0.0.1", "10.0.0.2")]);
+    assert!(!messages[0].has_templates);
+    #[rustfmt::skip]
+    let data: Vec<u8> = vec![
+        0, 10, 0, 76, 0x60, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9,
+        1, 0, 0, 60,            // data set 256: 4 + 55 + 1 padding
+        0, 0, 0, 0, 0, 0, 1, 2,  0, 0, 0, 0, 0, 0, 0, 2,
+        0, 0, 0, 0, 0, 0, 0, 5,  0, 0, 0, 0, 0, 0, 0, 6,
+        10, 0, 0, 1,  10, 0, 0, 2,  0x04, 0xd2, 0, 80,  6,  0, 0x12,
+        0, 0, 0, 3,  0, 42,  129,  1,
+        0,
+    ];
+    assert_eq!(messages[0].bytes, data);
+    let next = encoder.messages(0x6000_0001, &[record("10.0.0.1", "10.0.0.2")]);
+    assert_eq!(next[0].bytes[8..12], [0, 0, 0, 1]);
+}
+
+#[test]
+fn record_lengths_match_the_templates() {
+    assert_eq!((RECORD_LEN_IPV4, RECORD_LEN_IPV6), (55, 79));
+    let (_, v4) = encode_record(&record("10.0.0.1", "10.0.0.2")).unwrap();
+    let (_, v6) = encode_record(&record("2001:db8::1", "2001:db8::2")).unwrap();
+    assert_eq!((v4.len(), v6.len()), (55, 79));
+    assert!(encode_record(&record("10.0.0.1", "2001:db8::2")).is_none());
+}
+
+#[test]
+fn messages_split_and_templates_refresh() {
+    let config = IpfixConfig {
+        max_message: 400,
+        template_every_messages: 3,
+        ..IpfixConfig::new(vec![])
+    };
+    let mut encoder = IpfixEncoder::new(&config);
+    let mut records = Vec::new();
+    for _ in 0..10 {
+        records.push(record("10.0.0.1", "10.0.0.2"));
+        records.push(record("2001:db8::1", "2001:db8::2"));
+    }
+    let messages = encoder.messages(100, &records);
+    assert!(messages.iter().all(|message| message.bytes.len() <= 400));
+    assert!(messages.iter().all(|message| message.bytes.len() % 4 == 0));
+    assert_eq!(messages.iter().map(|m| m.records).sum::<u32>(), 20);
+    let with_templates: Vec<bool> = messages.iter().map(|m| m.has_templates).collect();
+    assert_eq!(with_templates[..4], [true, false, false, true]);
+    let mut sequence = 0u32;
+    for message in &messages {
+        assert_eq!(message.bytes[8..12], sequence.to_be_bytes());
+        sequence += message.records;
+    }
+    assert_eq!(encoder.sequence(), 20);
+    // Refresh by time, and after the clock steps back.
+    let mut encoder = IpfixEncoder::new(&IpfixConfig::new(vec![]));
+    assert_eq!(encoder.messages(1000, &[]).len(), 1);
+    assert!(encoder.messages(1059, &[]).is_empty());
+    assert!(encoder.messages(1060, &[])[0].has_templates);
+    assert!(encoder.messages(10, &[])[0].has_templates);
+}
+
+#[test]
+fn forwarding_statuses() {
+    use Reason::*;
+    let drop = |reason| forwarding_status(Action::Drop, reason);
+    assert_eq!(drop(DefaultDeny), 129);
+    assert_eq!(
+        (drop(TcpNullFlags), drop(Amplification), drop(Fragment)),
+        (130, 130, 130)
+    );
+    assert_eq!(drop(SynRateLimited), 138);
+    assert_eq!(
+        (drop(Ipv4LengthBeyondFrame), drop(BadTcpDataOffset)),
+        (135, 136)
+    );
+    assert_eq!((drop(BadIpv6Version), drop(LbNoBackend)), (128, 131));
+    assert_eq!(forwarding_status(Action::Redirect, LbForwarded), 66);
+    assert_eq!(forwarding_status(Action::Tx, SynCookieSent), 195);
+    assert_eq!(forwarding_status(Action::Aborted, Ipv4Tcp), 128);
+    for reason in Reason::ALL {
+        for action in Action::ALL {
+            assert!(forwarding_status(action, reason) >= 64);
+        }
+    }
+}
