@@ -228,3 +228,35 @@ fn the_library_neither_prints_nor_parses_a_command_line() {
     );
     assert!(findings.is_empty(), "{}", findings.join("\n"));
 }
+
+/// Source files stay small enough to hold in one's head.
+const MAX_FILE_LINES: usize = 520;
+
+#[test]
+fn no_source_file_is_longer_than_a_reader_can_hold() {
+    let mut files = Vec::new();
+    for root in CRATES
+        .iter()
+        .chain(&["xdpath-cli/tests", "xdpathd/tests", "fuzz"])
+    {
+        rust_files(&repository().join(root), &mut files);
+    }
+    let long: Vec<String> = files
+        .iter()
+        .filter(|file| !file.components().any(|part| part.as_os_str() == "target"))
+        .filter_map(|file| {
+            let lines = std::fs::read_to_string(file).ok()?.lines().count();
+            (lines > MAX_FILE_LINES).then(|| format!("{}: {lines} lines", file.display()))
+        })
+        .collect();
+    assert!(
+        files.len() > 300,
+        "the walk found the tree ({})",
+        files.len()
+    );
+    assert!(
+        long.is_empty(),
+        "over {MAX_FILE_LINES} lines:\n{}",
+        long.join("\n")
+    );
+}

@@ -328,3 +328,55 @@ async fn del_backend(
     );
     change(&shared, what, move || ops::del_backend(&query)).await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The (method, path) pairs of [`super::router`], read from its source:
+    /// each `.route("PATH", …)` with the `get(`/`post(`/`put(`/`delete(`
+    /// handlers chained in it.
+    fn routed() -> BTreeSet<(String, String)> {
+        let source = include_str!("api.rs");
+        let body = source
+            .split("pub fn router(")
+            .nth(1)
+            .and_then(|rest| rest.split(".fallback(").next())
+            .expect("the router's body");
+        let mut pairs = BTreeSet::new();
+        for route in body.split(".route(").skip(1) {
+            let path = route.split('"').nth(1).expect("a quoted path");
+            for method in ["get", "post", "put", "delete"] {
+                let called = route.match_indices(&format!("{method}(")).any(|(at, _)| {
+                    let before = route[..at].chars().last();
+                    !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                });
+                if called {
+                    pairs.insert((method.to_string(), path.to_string()));
+                }
+            }
+        }
+        pairs
+    }
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes() {
+        let document: serde_json::Value =
+            serde_json::from_str(include_str!("../openapi.json")).expect("openapi.json parses");
+        let documented: BTreeSet<(String, String)> = document["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, operations)| {
+                operations
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|operations| operations.keys())
+                    .map(move |method| (method.clone(), path.clone()))
+            })
+            .collect();
+        let routed = routed();
+        assert!(routed.len() > 20, "the scan found the routes: {routed:?}");
+        assert_eq!(documented, routed);
+    }
+}

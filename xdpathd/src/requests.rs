@@ -3,7 +3,7 @@
 //! state. A library of their own so the fuzz targets (`fuzz/`) take them
 //! apart exactly as the daemon does.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 /// The changes' requests are the library's, which the CLI parses into
 /// too: one type per operation.
 pub use xdpath::api::{
@@ -12,7 +12,7 @@ pub use xdpath::api::{
 use xdpath::observe::top::{Rank, TalkerKind};
 
 /// `GET /v1/top` query: which lists, ranked how, how long.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopQuery {
     /// `sources`, `destinations` or `flows` (default: all three).
@@ -59,7 +59,7 @@ impl TopQuery {
 }
 
 /// `?vip=` (optional).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendsQuery {
     /// The VIP.
@@ -159,5 +159,78 @@ mod tests {
         );
         assert!(serde_json::from_str::<RuleArgs>(r#"{"action":"drop","unknown":1}"#).is_err());
         assert!(serde_json::from_str::<NewBlock>(r#"{"prefix":"192.0.2.0/24","x":1}"#).is_err());
+    }
+
+    /// Each operation's body names the schema of its type, and its query
+    /// parameters are exactly the fields of its query type: the document
+    /// cannot drift from the types the handlers extract.
+    #[test]
+    fn openapi_operations_name_the_request_types() {
+        let document: serde_json::Value =
+            serde_json::from_str(include_str!("../openapi.json")).expect("openapi.json parses");
+        let operation = |method: &str, path: &str| document["paths"][path][method].clone();
+        let bodies = [
+            ("post", "/v1/rules", "NewRule"),
+            ("post", "/v1/ratelimits", "NewLimit"),
+            ("post", "/v1/blocklist", "NewBlock"),
+            ("post", "/v1/vips", "NewVip"),
+            ("post", "/v1/backends", "BackendWeight"),
+            ("put", "/v1/backends", "BackendWeight"),
+        ];
+        for (method, path, schema) in bodies {
+            let named = &operation(method, path)["requestBody"]["content"]["application/json"]
+                ["schema"]["$ref"];
+            assert_eq!(
+                named.as_str(),
+                Some(format!("#/components/schemas/{schema}").as_str()),
+                "{method} {path}"
+            );
+        }
+        let fields = |value: serde_json::Value| -> std::collections::BTreeSet<String> {
+            value
+                .as_object()
+                .expect("a query serializes as an object")
+                .keys()
+                .cloned()
+                .collect()
+        };
+        let queries = [
+            (
+                "delete",
+                "/v1/blocklist",
+                fields(serde_json::json!(PrefixQuery::default())),
+            ),
+            (
+                "delete",
+                "/v1/vips",
+                fields(serde_json::json!(VipQuery::default())),
+            ),
+            (
+                "get",
+                "/v1/backends",
+                fields(serde_json::json!(BackendsQuery::default())),
+            ),
+            (
+                "delete",
+                "/v1/backends",
+                fields(serde_json::json!(BackendQuery::default())),
+            ),
+            (
+                "get",
+                "/v1/top",
+                fields(serde_json::json!(TopQuery::default())),
+            ),
+        ];
+        for (method, path, expected) in queries {
+            let parameters: std::collections::BTreeSet<String> = operation(method, path)
+                ["parameters"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{method} {path} has no parameters"))
+                .iter()
+                .filter(|parameter| parameter["in"] == "query")
+                .filter_map(|parameter| parameter["name"].as_str().map(str::to_string))
+                .collect();
+            assert_eq!(parameters, expected, "{method} {path}");
+        }
     }
 }

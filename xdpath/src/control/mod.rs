@@ -15,6 +15,7 @@ pub mod compile;
 pub mod interfaces;
 pub mod kernel;
 mod kernel_batch;
+pub mod lock;
 pub mod ops;
 pub mod parse;
 pub mod readback;

@@ -26,6 +26,7 @@ use aya::Pod;
 use xdpath_core::{AttachMeta, Counter, InterfaceConfig};
 
 mod attach;
+mod error;
 pub mod forward;
 mod link_info;
 pub mod owner;
@@ -37,6 +38,7 @@ pub use attach::{
     attach, attached_interfaces, check_attachable, detach, interface_counters,
     read_interface_config, status, update_interface_config,
 };
+pub use error::DataplaneError;
 pub use program::LoadedProgram;
 pub use reload::{reload, ReloadReport};
 
@@ -45,188 +47,6 @@ pub const BPFFS: &str = "/sys/fs/bpf";
 /// The root of xdpath's pins.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/xdpath";
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-
-/// Errors of loading, attaching, detaching and reading pinned state.
-#[derive(Debug, thiserror::Error)]
-pub enum DataplaneError {
-    /// Forwarding cannot be turned on as asked.
-    #[error("{0}")]
-    Forward(String),
-    /// No interface of that name in this network namespace.
-    #[error(
-        "interface {} does not exist in this network namespace",
-        crate::text::quote(name)
-    )]
-    UnknownInterface {
-        /// The name asked for.
-        name: String,
-    },
-    /// A name no interface can have.
-    #[error("{} is not a valid interface name (1-15 characters, not . or .., without /, :, spaces or control characters)", crate::text::quote(name))]
-    InvalidInterfaceName {
-        /// The name as given (quoted, escaped and cut when shown).
-        name: String,
-    },
-    /// xdpath is attached there already.
-    #[error("xdpath is already attached to {name}; run `xdpath detach {name}` first")]
-    AlreadyAttached {
-        /// The interface.
-        name: String,
-    },
-    /// Nothing of xdpath's is attached there.
-    #[error("xdpath is not attached to {}", crate::text::quote(name))]
-    NotAttached {
-        /// The interface.
-        name: String,
-    },
-    /// An object file could not be read.
-    #[error(transparent)]
-    Input(#[from] crate::input::InputError),
-    /// The pins cannot be read without privileges.
-    #[error("needs root: {what} (permission denied)")]
-    NeedsRoot {
-        /// What could not be read.
-        what: String,
-    },
-    /// `xdpath run --userspace` serves the interface.
-    #[error(
-        "{name} is served by `xdpath run --userspace` (pid {pid}); stop it first, then attach"
-    )]
-    UserspaceOwner {
-        /// The interface.
-        name: String,
-        /// The runtime's process.
-        pid: u32,
-    },
-    /// The interface has an XDP program that is not xdpath's.
-    #[error("{name} already has an XDP program that xdpath did not attach; remove it first (e.g. `ip link set dev {name} xdp off`)")]
-    ForeignProgram {
-        /// The interface.
-        name: String,
-    },
-    /// The requested mode is not available on the device.
-    #[error(
-        "{name} cannot run XDP in {mode} mode: {}{}",
-        error_chain(source),
-        mode_hint(mode)
-    )]
-    ModeUnsupported {
-        /// The interface.
-        name: String,
-        /// The mode asked for.
-        mode: &'static str,
-        /// What the kernel said.
-        source: aya::programs::ProgramError,
-    },
-    /// The kernel refused to load the program.
-    #[error("loading the XDP program failed: {}", with_causes(.0.as_ref()))]
-    Load(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// A map is missing from the object or has the wrong type.
-    #[error("map {name}: {source}")]
-    Map {
-        /// The map.
-        name: &'static str,
-        /// Why.
-        source: aya::maps::MapError,
-    },
-    /// bpffs could not be mounted.
-    #[error("mounting bpffs at {BPFFS} failed: {0} (xdpath needs root)")]
-    Mount(#[source] io::Error),
-    /// A pin or file operation failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// Pinning failed.
-    #[error("pinning {path}: {source}")]
-    Pin {
-        /// The pin path.
-        path: PathBuf,
-        /// Why.
-        source: aya::pin::PinError,
-    },
-    /// A test run failed.
-    #[error("BPF_PROG_TEST_RUN failed: {0}")]
-    TestRun(#[source] aya::programs::ProgramError),
-    /// The pins are there but the interface they were made for is gone.
-    #[error("the interface xdpath was attached to as {name} is gone; run `xdpath detach {name}` to clean up")]
-    InterfaceGone {
-        /// The interface.
-        name: String,
-    },
-    /// Some of an interface's pins are missing (made by an older xdpath,
-    /// or removed by hand): there is nothing complete to reload.
-    #[error("the pins of {name} are incomplete (missing: {missing}); run `xdpath detach {name}` and attach again")]
-    IncompletePins {
-        /// The interface.
-        name: String,
-        /// The missing pins, comma-separated.
-        missing: String,
-    },
-    /// A pinned object could not be opened or is not what it should be.
-    #[error("{path}: {source}")]
-    PinnedObject {
-        /// The pin.
-        path: PathBuf,
-        /// Why.
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// The kernel refused to swap the program on the link.
-    #[error("replacing the program on {name} failed (BPF_LINK_UPDATE; needs Linux 5.9 or later): {source}{}", link_update_hint(source))]
-    LinkUpdate {
-        /// The interface.
-        name: String,
-        /// What the kernel said.
-        source: io::Error,
-    },
-    /// Locking an interface's pin directory failed.
-    #[error("locking {path}: {source}")]
-    Lock {
-        /// The directory.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-}
-
-/// EPERM from `BPF_LINK_UPDATE` with `BPF_F_REPLACE`: the link ran another
-/// program than the one read a moment before.
-fn link_update_hint(error: &io::Error) -> &'static str {
-    if error.raw_os_error() == Some(libc::EPERM) {
-        " (the program was replaced by someone else meanwhile; nothing was changed)"
-    } else {
-        " (nothing was changed; the old program keeps running)"
-    }
-}
-
-/// An error and its causes, `: `-separated. aya's own text can be as bare
-/// as `netlink error: []`, with the kernel's answer only in the source.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current = Some(error);
-    while let Some(error) = current {
-        let text = error.to_string();
-        if !text.is_empty() && text != "netlink error: []" && !parts.contains(&text) {
-            parts.push(text);
-        }
-        current = error.source();
-    }
-    parts.join(": ")
-}
-
-/// What to try instead when a mode is refused.
-fn mode_hint(mode: &str) -> &'static str {
-    match mode {
-        "offload" => {
-            " (XDP offload needs a NIC whose driver supports it; use --mode native or generic)"
-        }
-        "native" => " (the driver may lack native XDP; --mode generic works on any device)",
-        _ => "",
-    }
-}
 
 /// How to attach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,22 +60,6 @@ pub enum ModeChoice {
     Generic,
     /// On the NIC.
     Offload,
-}
-
-/// An error and its causes on one line: aya's "pinning failed" says why
-/// only in its source.
-fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        let more = next.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = next.source();
-    }
-    text
 }
 
 /// The mode a program ended up attached in.

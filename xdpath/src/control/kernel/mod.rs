@@ -109,7 +109,7 @@ impl KernelMaps {
             // held: two makers at once (the daemon's sample reader and an
             // attach) both found them missing and one failed to pin
             // ("pinning failed", EEXIST).
-            let _lock = super::session::lock_state_dir().map_err(|error| ApplyError::Map {
+            let _lock = super::lock::lock_state_dir().map_err(|error| ApplyError::Map {
                 map: "shared",
                 source: std::io::Error::other(error.to_string()),
             })?;
