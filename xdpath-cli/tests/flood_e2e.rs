@@ -138,10 +138,10 @@ fn a_per_source_limit_holds_while_random_sources_churn_the_bucket_table() {
         .run_in_b(move || UdpSocket::bind((b, 0)))
         .expect("enter B")
         .expect("bind in B");
-    // The measurement needs every limited datagram to reach XDP. A flood
-    // that overruns B's veth queue voids a run (seen once, in a full suite
-    // run: 5,731 frames dropped and none of the 40 limited datagrams
-    // through); it is made again, at most twice more.
+    // A flood that overruns B's veth queue may drop limited datagrams
+    // before XDP; a run whose losses could hide an escape (seen in full
+    // suite runs: 5,731 and 17,652 frames dropped) is made again, at most
+    // twice more.
     let mut attempt = 0;
     let (evicted, lost, passed, sent, allowed, report) = loop {
         attempt += 1;
@@ -209,10 +209,17 @@ fn a_per_source_limit_holds_while_random_sources_churn_the_bucket_table() {
             ROUNDS - 1,
             span.as_secs_f64()
         );
-        if lost == 0 || attempt == 3 {
+        // A frame B's veth dropped before XDP may have been a limited
+        // datagram: counting each as one that would have passed keeps the
+        // check sound when a busy machine loses a few flood frames.
+        let worst = passed + lost.min(sent - passed);
+        if worst <= allowed || attempt == 3 {
             break (evicted, lost, passed, sent, allowed, report);
         }
-        eprintln!("attempt {attempt} void: B's veth dropped {lost}; measuring again");
+        eprintln!(
+            "attempt {attempt} void: B's veth dropped {lost}, too many to tell ({passed} passed, \
+             at most {allowed} allowed); measuring again"
+        );
     };
     assert!(
         evicted * 2 >= ROUNDS - 1,
@@ -221,13 +228,10 @@ fn a_per_source_limit_holds_while_random_sources_churn_the_bucket_table() {
         ROUNDS - 1,
         report.frames_per_second()
     );
-    assert_eq!(
-        lost, 0,
-        "the measurement needs every limited datagram to reach XDP (B's veth dropped {lost})"
-    );
     assert!(
-        passed <= allowed,
-        "the limited source escaped its limit: {passed} of {sent} passed, at most {allowed} allowed"
+        passed + lost.min(sent - passed) <= allowed,
+        "the limited source escaped its limit: {passed} of {sent} passed and {lost} frames were \
+         lost before XDP (each counted as passed), at most {allowed} allowed"
     );
 }
 

@@ -9,14 +9,15 @@ use crate::forward::{forward_stage, ForwardTables};
 use crate::lb::{decap_stage, lb_stage, LbTables, LbVerdict};
 use crate::packet::{Packet, PacketMut};
 use crate::parse::{parse_into, FlowKey};
+use crate::stages::{self, Stage};
 use crate::stats::{Action, Reason};
 pub use crate::verdict::{Outcome, Step};
 
 /// Runs the whole pipeline on one frame and counts the outcome.
 ///
-/// The eBPF build runs the same sequence split in two: [`parse_stage`] in
-/// one program and [`filter_stage`] in another, joined by a tail call, so
-/// the verifier checks each alone.
+/// The eBPF build runs the same sequence split in programs joined by tail
+/// calls, in the order of [`Stage::next`], so the verifier checks each
+/// alone.
 ///
 /// # Examples
 ///
@@ -44,9 +45,9 @@ pub fn process<P: Packet, T: Tables>(packet: &P, tables: &mut T) -> Outcome {
 }
 
 /// The whole pipeline on a frame it may rewrite (the native build's full
-/// path): parse → filter → decapsulation or balancing → forwarding → one
-/// count. The eBPF build runs balancing and forwarding as tail-called
-/// programs of their own.
+/// path): parse, then the later stages in the order of [`Stage::next`]
+/// (filter, decapsulation or balancing, forwarding), then one count. The
+/// eBPF build walks the same order with tail calls between programs.
 ///
 /// # Examples
 ///
@@ -63,35 +64,79 @@ pub fn process_frame<P: PacketMut, T: Tables + LbTables + ForwardTables>(
     tables.observe_arrival(packet);
     let mut key = FlowKey::default();
     let frame_len = packet.len() as u64;
-    let outcome = match parse_stage(packet, &mut key, tables) {
-        Step::Done(outcome) => outcome,
-        Step::Continue if filter_enabled(&tables.filter_config()) => {
-            filter_stage(&key, frame_len, tables)
-        }
-        Step::Continue => class_outcome(&key),
-    };
-    let plain = LbVerdict {
-        outcome,
-        redirect_ifindex: 0,
-    };
-    // Only a plain pass goes on: a drop (or a monitored one) is settled.
-    let verdict = if outcome.action == Action::Pass
-        && !outcome.reason.is_filter()
-        && !outcome.reason.is_malformed()
-    {
-        balance_stage(packet, &key, tables)
-            .or_else(|| {
-                forward_stage(packet, &key, tables).map(|forwarded| LbVerdict {
-                    outcome: forwarded.outcome,
-                    redirect_ifindex: forwarded.ifindex,
-                })
-            })
-            .unwrap_or(plain)
-    } else {
-        plain
+    let verdict = match parse_stage(packet, &mut key, tables) {
+        Step::Done(outcome) => settled(outcome),
+        Step::Continue => later_stages(packet, &key, frame_len, tables),
     };
     tables.count(verdict.outcome.action, verdict.outcome.reason, frame_len);
     verdict
+}
+
+/// A verdict with no redirect.
+#[inline(always)]
+fn settled(outcome: Outcome) -> LbVerdict {
+    LbVerdict {
+        outcome,
+        redirect_ifindex: 0,
+    }
+}
+
+/// Walks [`Stage::next`] from parsing: at each step the frame enters the
+/// first stage that takes it, and goes on from there only while it is a
+/// plain pass.
+#[inline(always)]
+fn later_stages<P: PacketMut, T: Tables + LbTables + ForwardTables>(
+    packet: &mut P,
+    key: &FlowKey,
+    frame_len: u64,
+    tables: &mut T,
+) -> LbVerdict {
+    let mut verdict = settled(class_outcome(key));
+    let mut at = Stage::Parse;
+    // Each step moves to a later stage (`Stage::next` only goes forward),
+    // so the walk ends within `Stage::ALL.len()` steps.
+    for _ in Stage::ALL {
+        let entered = at.next().iter().find_map(|next| {
+            enter(*next, packet, key, frame_len, tables).map(|found| (*next, found))
+        });
+        let Some((stage, (found, goes_on))) = entered else {
+            break;
+        };
+        verdict = found;
+        at = stage;
+        if !goes_on {
+            break;
+        }
+    }
+    verdict
+}
+
+/// Runs `stage` natively if it takes the frame: its verdict, and whether
+/// the frame goes on to a later stage. SYN cookies and steering are the
+/// kernel's alone.
+#[inline(always)]
+fn enter<P: PacketMut, T: Tables + LbTables + ForwardTables>(
+    stage: Stage,
+    packet: &mut P,
+    key: &FlowKey,
+    frame_len: u64,
+    tables: &mut T,
+) -> Option<(LbVerdict, bool)> {
+    match stage {
+        Stage::Filter if filter_enabled(&tables.filter_config()) => {
+            let outcome = filter_stage(key, frame_len, tables);
+            Some((settled(outcome), stages::plain_pass(&outcome)))
+        }
+        Stage::Balance => balance_stage(packet, key, tables).map(|verdict| (verdict, false)),
+        Stage::Forward => forward_stage(packet, key, tables).map(|forwarded| {
+            let verdict = LbVerdict {
+                outcome: forwarded.outcome,
+                redirect_ifindex: forwarded.ifindex,
+            };
+            (verdict, false)
+        }),
+        Stage::Parse | Stage::Filter | Stage::SynCookie | Stage::Steer => None,
+    }
 }
 
 /// Decapsulation (on a backend), else balancing (on a balancer); `None`

@@ -4,7 +4,6 @@
 //! it with its maps; the tests here hold the arithmetic.
 
 use crate::abi;
-use crate::stats::{Action, Reason};
 use crate::verdict::Outcome;
 
 /// Whether an outcome may be steered: a plain pass, counted as its class.
@@ -12,7 +11,7 @@ use crate::verdict::Outcome;
 /// other verdict stay where they are.
 #[inline(always)]
 pub fn steerable(outcome: &Outcome) -> bool {
-    outcome.action == Action::Pass && outcome.reason as u8 <= Reason::Ipv6Other as u8
+    crate::stages::plain_pass(outcome)
 }
 
 /// The slot of the steering list (`STEER_CPUS`) a flow goes to, given the
@@ -38,6 +37,7 @@ pub fn xsk_rule(protocol: u8, destination_port: u16) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::{Action, Reason};
 
     fn outcome(action: Action, reason: Reason) -> Outcome {
         Outcome { action, reason }

@@ -15,6 +15,7 @@ mod tables;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use xdpath_core::lb::{LbTables, LB_ENABLED};
+use xdpath_core::stages::{self, Stage};
 use xdpath_core::{abi, steer};
 use xdpath_core::{
     forward, packet::MAX_HEADER_OFFSET, pipeline, pipeline::Step, FlowKey, Packet, PacketMut,
@@ -151,17 +152,14 @@ fn scratch_key() -> Option<&'static FlowKey> {
 /// frame, redirect taken or not (measured on 6.18: 18 ns against 53 ns a
 /// frame with no state).
 #[inline(always)]
-fn steering(
-    ctx: *mut aya_ebpf::bindings::xdp_md,
-    config: &xdpath_core::InterfaceConfig,
-    outcome: pipeline::Outcome,
-) -> bool {
+fn steering(ctx: *mut aya_ebpf::bindings::xdp_md, outcome: pipeline::Outcome) -> bool {
     if !steer::steerable(&outcome) {
         return false;
     }
     // SAFETY: ctx is the kernel's xdp_md for this run.
     let (queue, ifindex) = unsafe { ((*ctx).rx_queue_index, (*ctx).ingress_ifindex) };
-    config.steer != 0
+    // Read in place: a copy of the config would sit in the stages' frames.
+    maps::CONFIG.get(0).is_some_and(|config| config.steer != 0)
         || maps::XSK_OWNERS
             .get(queue)
             .is_some_and(|owner| *owner == ifindex)
@@ -240,37 +238,81 @@ fn steer(
     }
 }
 
-/// Tail-calls the forwarding stage when the interface forwards; returns
-/// when it does not (or the stage is missing). The flow key must be in
-/// this CPU's scratch slot.
-#[inline(always)]
-fn divert_to_forward(ctx: &XdpContext) {
-    // Read in place: a copy of the config would sit in the large stages'
-    // frames.
-    if maps::CONFIG
-        .get(0)
-        .is_some_and(|config| config.forward != 0)
-    {
-        // SAFETY: a tail call with this program's own context; on success
-        // it does not return.
-        unsafe { maps::STAGES.tail_call(ctx, abi::stage::FORWARD) };
-    }
+/// Where the flow key is when a stage goes on: the entry program parsed
+/// it on its stack; a later stage found it in this CPU's scratch slot.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyAt {
+    Stack,
+    Scratch,
 }
 
-/// Tail-calls the balancing stage when it has work; returns when it has
-/// none (or is missing).
+/// Goes on from `after` in the order of [`Stage::next`] (the order the
+/// native pipeline walks too): tail-calls the first later stage that wants
+/// the frame, which does not return; returns when none does (or its
+/// program is missing). Unrolled by hand over [`Stage::next_at`] so that
+/// each step folds to one stage's test (see there why not a loop).
 #[inline(always)]
-fn divert_to_balance(ctx: &XdpContext, tables: &tables::MapTables, key: &FlowKey) {
-    if balance_enabled(tables, key) {
-        // SAFETY: a tail call with this program's own context; on success
-        // it does not return.
-        unsafe { maps::STAGES.tail_call(ctx, abi::stage::BALANCE) };
-    }
+fn go_on(
+    ctx: &XdpContext,
+    after: Stage,
+    key: &FlowKey,
+    at: KeyAt,
+    outcome: pipeline::Outcome,
+    tables: &tables::MapTables,
+) {
+    const _: () = assert!(Stage::MAX_NEXT == 4, "go_on tries four stages");
+    try_stage(ctx, after.next_at(0), key, at, outcome, tables);
+    try_stage(ctx, after.next_at(1), key, at, outcome, tables);
+    try_stage(ctx, after.next_at(2), key, at, outcome, tables);
+    try_stage(ctx, after.next_at(3), key, at, outcome, tables);
 }
 
-/// The entry point: parse, then the filter stage through a tail call when
-/// the filter has anything to do. Each program is verified on its own, so
-/// the verifier's work adds up across stages instead of multiplying.
+/// Tail-calls `stage` if there is one and it wants the frame. Each test
+/// reads its map in place, and the key is copied to the scratch slot only
+/// for a stage that will run.
+#[inline(always)]
+fn try_stage(
+    ctx: &XdpContext,
+    stage: Option<Stage>,
+    key: &FlowKey,
+    at: KeyAt,
+    outcome: pipeline::Outcome,
+    tables: &tables::MapTables,
+) {
+    let Some(stage) = stage else {
+        return;
+    };
+    let wanted = match stage {
+        Stage::Parse => false,
+        Stage::Filter => pipeline::filter_enabled(&tables.filter_config()),
+        Stage::SynCookie => syncookie::wants_cookie(key),
+        Stage::Balance => balance_enabled(tables, key),
+        Stage::Forward => maps::CONFIG
+            .get(0)
+            .is_some_and(|config| config.forward != 0),
+        Stage::Steer => steering(ctx.ctx, outcome),
+    };
+    let Some(slot) = stage.slot() else {
+        return;
+    };
+    if !wanted {
+        return;
+    }
+    if at == KeyAt::Stack {
+        let Some(scratch) = maps::SCRATCH.get_ptr_mut(0) else {
+            return;
+        };
+        // SAFETY: this CPU's slot; XDP runs do not nest on a CPU.
+        key.copy_to(unsafe { &mut *scratch });
+    }
+    // SAFETY: a tail call with this program's own context; on success it
+    // does not return.
+    unsafe { maps::STAGES.tail_call(ctx, slot) };
+}
+
+/// The entry point: parse, then on to the later stages ([`go_on`]). Each
+/// program is verified on its own, so the verifier's work adds up across
+/// stages instead of multiplying.
 #[xdp]
 pub fn xdpath(ctx: XdpContext) -> u32 {
     let (start, end) = (ctx.data(), ctx.data_end());
@@ -279,64 +321,24 @@ pub fn xdpath(ctx: XdpContext) -> u32 {
         end,
         length: end - start,
     };
-    // The key lives on the stack. Two calls of the parse stage: without a
-    // filter, LLVM drops every key store but the class; with one, the key
-    // is copied to this CPU's scratch slot for the tail-called stage.
     let mut tables = tables::MapTables::new(ctx.ctx);
     let config = tables.interface_config();
     tables.maybe_chosen = observe::begin(&ctx, &config, packet.length as u32);
     let mut key = FlowKey::default();
-    let outcome = if pipeline::filter_enabled(&tables.filter_config()) {
-        match pipeline::parse_stage(&packet, &mut key, &tables) {
-            Step::Done(outcome) => outcome,
-            Step::Continue => {
-                if let Some(scratch) = maps::SCRATCH.get_ptr_mut(0) {
-                    // SAFETY: this CPU's slot; XDP runs do not nest on a CPU.
-                    key.copy_to(unsafe { &mut *scratch });
-                    // SAFETY: a tail call with this program's own context.
-                    // On success it does not return.
-                    unsafe { maps::STAGES.tail_call(&ctx, abi::stage::FILTER) };
-                }
-                // The filter program is missing: pass, counted.
-                pipeline::class_outcome(&key)
-            }
-        }
-    } else {
-        match pipeline::parse_stage(&packet, &mut key, &tables) {
-            Step::Done(outcome) => outcome,
-            Step::Continue => {
-                let balance = balance_enabled(&tables, &key);
-                if balance || config.forward != 0 {
-                    if let Some(scratch) = maps::SCRATCH.get_ptr_mut(0) {
-                        // SAFETY: this CPU's slot; XDP runs do not nest.
-                        key.copy_to(unsafe { &mut *scratch });
-                        if balance {
-                            // SAFETY: a tail call with this program's own
-                            // context; on success it does not return.
-                            unsafe { maps::STAGES.tail_call(&ctx, abi::stage::BALANCE) };
-                        }
-                        divert_to_forward(&ctx);
-                    }
-                }
-                pipeline::class_outcome(&key)
-            }
+    let outcome = match pipeline::parse_stage(&packet, &mut key, &tables) {
+        Step::Done(outcome) => outcome,
+        Step::Continue => {
+            let outcome = pipeline::class_outcome(&key);
+            go_on(&ctx, Stage::Parse, &key, KeyAt::Stack, outcome, &tables);
+            outcome
         }
     };
-    if steering(ctx.ctx, &config, outcome) {
-        if let Some(scratch) = maps::SCRATCH.get_ptr_mut(0) {
-            // SAFETY: this CPU's slot; XDP runs do not nest.
-            key.copy_to(unsafe { &mut *scratch });
-            // SAFETY: a tail call with this program's own context; on
-            // success it does not return.
-            unsafe { maps::STAGES.tail_call(&ctx, abi::stage::STEER) };
-        }
-    }
     tables.count(outcome.action, outcome.reason, packet.len() as u64);
     outcome.action as u32
 }
 
-/// The filter stage, reached from [`xdpath`] by tail call with the flow key
-/// in this CPU's scratch slot.
+/// The filter stage, reached by tail call with the flow key in this CPU's
+/// scratch slot; a plain pass goes on ([`go_on`]).
 #[xdp]
 pub fn xdpath_filter(ctx: XdpContext) -> u32 {
     let (start, end) = (ctx.data(), ctx.data_end());
@@ -346,17 +348,8 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
     };
     let mut tables = tables::MapTables::new(ctx.ctx);
     let outcome = pipeline::filter_stage(key, frame_len, &mut tables);
-    if outcome.action == xdpath_core::Action::Pass && !outcome.reason.is_filter() {
-        // SYN-cookie mode: a SYN or ACK to a protected port goes on to the
-        // cookie stage (which does not return here); anything else is done.
-        syncookie::divert(&ctx, key);
-        divert_to_balance(&ctx, &tables, key);
-        divert_to_forward(&ctx);
-    }
-    if steering(ctx.ctx, &tables.interface_config(), outcome) {
-        // SAFETY: a tail call with this program's own context, the key
-        // still in the scratch slot; on success it does not return.
-        unsafe { maps::STAGES.tail_call(&ctx, abi::stage::STEER) };
+    if stages::plain_pass(&outcome) {
+        go_on(&ctx, Stage::Filter, key, KeyAt::Scratch, outcome, &tables);
     }
     tables.count(outcome.action, outcome.reason, frame_len);
     outcome.action as u32
@@ -364,7 +357,8 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
 
 /// The balancing stage: on a backend, decapsulation; on a balancer, a VIP's
 /// frames encapsulated to their backends. Reached by tail call with the
-/// flow key in this CPU's scratch slot.
+/// flow key in this CPU's scratch slot; a frame for neither goes on
+/// ([`go_on`]: forwarding, and no steering, see [`Stage::next`]).
 #[xdp]
 pub fn xdpath_balance(ctx: XdpContext) -> u32 {
     let mut frame = XdpFrame { ctx: ctx.ctx };
@@ -376,15 +370,11 @@ pub fn xdpath_balance(ctx: XdpContext) -> u32 {
     let (outcome, redirect) = match pipeline::balance_stage(&mut frame, key, &mut tables) {
         Some(verdict) => (verdict.outcome, verdict.redirect_ifindex),
         None => {
-            // Not for the balancer: perhaps for forwarding.
-            divert_to_forward(&ctx);
-            (pipeline::class_outcome(key), 0)
+            let outcome = pipeline::class_outcome(key);
+            go_on(&ctx, Stage::Balance, key, KeyAt::Scratch, outcome, &tables);
+            (outcome, 0)
         }
     };
-    // No steering here: its call would push this stage's frame, with the
-    // FIB lookup's, past the 512-byte stack. A frame for no VIP that
-    // should be steered goes on to the forwarding stage when the interface
-    // forwards, else to the stack on this CPU.
     let mut action = outcome.action as u32;
     if outcome.action == xdpath_core::Action::Redirect {
         // SAFETY: a helper taking an interface index (kernel 4.14).
@@ -396,7 +386,10 @@ pub fn xdpath_balance(ctx: XdpContext) -> u32 {
 
 /// The forwarding stage: a frame not for this host, routed by the FIB,
 /// rewritten and redirected through the `FORWARD_PORTS` device map.
-/// Reached by tail call with the flow key in this CPU's scratch slot.
+/// Reached by tail call with the flow key in this CPU's scratch slot. The
+/// stage after it in [`Stage::next`], steering, runs here as a call
+/// ([`steer`]) rather than a tail call: this program's frame has room for
+/// it, and a frame it does not forward is settled here either way.
 #[xdp]
 pub fn xdpath_forward(ctx: XdpContext) -> u32 {
     let mut frame = XdpFrame { ctx: ctx.ctx };

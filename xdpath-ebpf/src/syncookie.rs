@@ -54,7 +54,7 @@ use xdpath_core::wire::protocol;
 use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
 use xdpath_core::{Action, FlowKey, Reason, Tables};
 
-use crate::maps::{FILTER_CONFIG, SCRATCH, STAGES, SYNCOOKIE_PORTS};
+use crate::maps::{FILTER_CONFIG, SCRATCH, SYNCOOKIE_PORTS};
 use crate::tables::MapTables;
 
 /// At most one SYN per port per this many ns goes on to the kernel.
@@ -90,7 +90,7 @@ static SYNCOOKIE_PASSED: Array<u64> = Array::with_max_entries(abi::SYNCOOKIE_PAS
 /// its header (not a later fragment), a SYN without ACK or an ACK without
 /// SYN, to a protected port.
 #[inline(always)]
-fn wants_cookie(key: &FlowKey) -> bool {
+pub fn wants_cookie(key: &FlowKey) -> bool {
     if key.protocol != protocol::TCP || key.fragment == xdpath_core::Fragment::Later as u8 {
         return false;
     }
@@ -109,18 +109,6 @@ fn wants_cookie(key: &FlowKey) -> bool {
     match SYNCOOKIE_PORTS.get(u32::from(port >> 6)) {
         Some(word) => *word & (1u64 << (port & 63)) != 0,
         None => false,
-    }
-}
-
-/// Called by the filter stage on a frame it passes: tail-calls this stage
-/// when the frame is for it. Returns when it is not (or the stage is
-/// missing), and the filter then counts its own outcome.
-#[inline(always)]
-pub fn divert(ctx: &XdpContext, key: &FlowKey) {
-    if wants_cookie(key) {
-        // SAFETY: a tail call with the filter's own context; on success it
-        // does not return.
-        unsafe { STAGES.tail_call(ctx, abi::stage::SYNCOOKIE) };
     }
 }
 
