@@ -206,12 +206,8 @@ pub fn run_filtered(
     // A FIFO or device is refused: opening one blocks, and a capture is
     // read to its end.
     let (file, file_size) = crate::input::open_regular(path)?;
-    let capture_error = |source: PcapError| ReplayError::Capture {
-        path: path.into(),
-        source,
-    };
-    let mut reader =
-        PcapReader::new(io::BufReader::with_capacity(1 << 16, file)).map_err(capture_error)?;
+    let mut reader = PcapReader::new(io::BufReader::with_capacity(1 << 16, file))
+        .map_err(|source| capture_error(path, source))?;
     let precision = reader.header().precision;
 
     let mut output = match write_pass {
@@ -225,48 +221,23 @@ pub fn run_filtered(
         install_fresh(&mut tables, filter, &resolve, crate::control::wall_now())
             .map_err(|source| ReplayError::Rules { source })?;
     }
-    let (mut packets, mut bytes) = (0u64, 0u64);
-    let result = (|| {
-        while let Some(record) = reader.next() {
-            let record = record.map_err(capture_error)?;
-            tables.set_now_ns(timestamp_ns(&record.timestamp));
-            let outcome = pipeline::process(&SlicePacket::new(&record.data), &mut tables);
-            packets += 1;
-            bytes += record.data.len() as u64;
-            if outcome.action == Action::Pass {
-                if let Some(output) = output.as_mut() {
-                    output.write(&record)?;
-                }
-            }
-            if let Some(progress) = &progress {
-                if packets % 4096 == 0 {
-                    progress.set_position(reader.position());
-                }
-            }
-        }
-        Ok(())
-    })();
+    let result = replay_records(
+        path,
+        &mut reader,
+        &mut tables,
+        output.as_mut(),
+        progress.as_ref(),
+    );
     if let Some(progress) = &progress {
         progress.finish_and_clear();
     }
-    let written = match (result, output) {
-        (Ok(()), Some(output)) => Some(output.commit()?),
-        (Ok(()), None) => None,
-        (Err(error), Some(output)) => {
-            output.abandon();
-            return Err(error);
-        }
-        (Err(error), None) => return Err(error),
-    };
+    let ((packets, bytes), written) = finish_output(result, output)?;
 
     let elapsed = started.elapsed();
     let counters = tables.counters();
     Ok(ReplayReport {
         file: path.into(),
-        malformed: match config.malformed_policy() {
-            MalformedPolicy::Pass => "pass",
-            MalformedPolicy::Drop => "drop",
-        },
+        malformed: malformed_name(config.malformed_policy()),
         precision,
         packets,
         bytes,
@@ -278,16 +249,86 @@ pub fn run_filtered(
         passed: stats::total(counters, Action::Pass),
         dropped: stats::total(counters, Action::Drop),
         written,
-        rule_hits: filter.map_or_else(Vec::new, |filter| {
-            filter
-                .rules
-                .iter()
-                .map(|rule| RuleHits {
-                    id: rule.id,
-                    hits: tables.rule_hits.get(&rule.id).copied().unwrap_or(0),
-                })
-                .collect()
-        }),
+        rule_hits: rule_hits(filter, &tables),
+    })
+}
+
+/// The error for a capture the reader rejects, at its header or a record.
+fn capture_error(path: &Path, source: PcapError) -> ReplayError {
+    ReplayError::Capture {
+        path: path.into(),
+        source,
+    }
+}
+
+/// Runs every record of `reader` through the pipeline, writing the passed
+/// ones to `output`; returns the frames and bytes read.
+fn replay_records<R: io::Read>(
+    path: &Path,
+    reader: &mut PcapReader<R>,
+    tables: &mut NativeTables,
+    mut output: Option<&mut PendingOutput>,
+    progress: Option<&ProgressBar>,
+) -> Result<(u64, u64), ReplayError> {
+    let (mut packets, mut bytes) = (0u64, 0u64);
+    while let Some(record) = reader.next() {
+        let record = record.map_err(|source| capture_error(path, source))?;
+        tables.set_now_ns(timestamp_ns(&record.timestamp));
+        let outcome = pipeline::process(&SlicePacket::new(&record.data), tables);
+        packets += 1;
+        bytes += record.data.len() as u64;
+        if outcome.action == Action::Pass {
+            if let Some(output) = output.as_deref_mut() {
+                output.write(&record)?;
+            }
+        }
+        if let Some(progress) = progress {
+            if packets % 4096 == 0 {
+                // Not `reader.position()`: on a `&mut` reader that would be
+                // `Iterator::position`.
+                progress.set_position(PcapReader::position(reader));
+            }
+        }
+    }
+    Ok((packets, bytes))
+}
+
+/// Renames the `--write-pass` file into place after a whole replay, or
+/// removes it after a failed one (whose error is then returned).
+fn finish_output<T>(
+    result: Result<T, ReplayError>,
+    output: Option<PendingOutput>,
+) -> Result<(T, Option<Written>), ReplayError> {
+    match (result, output) {
+        (Ok(value), Some(output)) => Ok((value, Some(output.commit()?))),
+        (Ok(value), None) => Ok((value, None)),
+        (Err(error), Some(output)) => {
+            output.abandon();
+            Err(error)
+        }
+        (Err(error), None) => Err(error),
+    }
+}
+
+/// The report's name for a malformed-frame policy.
+fn malformed_name(policy: MalformedPolicy) -> &'static str {
+    match policy {
+        MalformedPolicy::Pass => "pass",
+        MalformedPolicy::Drop => "drop",
+    }
+}
+
+/// The hits of each of `filter`'s rules, in rule order (none without one).
+fn rule_hits(filter: Option<&FilterState>, tables: &NativeTables) -> Vec<RuleHits> {
+    filter.map_or_else(Vec::new, |filter| {
+        filter
+            .rules
+            .iter()
+            .map(|rule| RuleHits {
+                id: rule.id,
+                hits: tables.rule_hits.get(&rule.id).copied().unwrap_or(0),
+            })
+            .collect()
     })
 }
 

@@ -11,6 +11,8 @@
 pub mod args;
 mod render;
 
+use std::path::Path;
+
 use args::{BlockCommand, FilterCommand, GuardCommand, MgmtCommand, RateLimitCommand};
 use render as output;
 use xdpath::api::control_plane;
@@ -85,76 +87,100 @@ pub fn filter(command: &FilterCommand, json: bool) -> Result<(), ControlError> {
     };
     match command {
         FilterCommand::Add(_) | FilterCommand::Del { .. } => {}
-        FilterCommand::List => {
-            warn_if_not_enforced(&session)?;
-            let hits = session
-                .state
-                .rules
-                .iter()
-                .map(|rule| session.rule_hits(rule.id))
-                .collect::<Result<Vec<_>, _>>()?;
-            let state = session.state.clone();
-            session.commit()?;
-            output::print_rules(&state, &hits, json);
-        }
+        FilterCommand::List => list_rules(session, json)?,
         FilterCommand::Flush => {
             session.state.rules.clear();
             session.commit()?;
             output::print_done("deleted every rule", json);
         }
         FilterCommand::Default { action, monitor } => {
-            session.state.default_action = match action.as_str() {
-                "drop" => RuleAction::Drop,
-                "pass" => RuleAction::Pass,
-                other => {
-                    return Err(ControlError::Usage(format!(
-                        "invalid action {} (expected drop or pass)",
-                        quote(other)
-                    )))
-                }
-            };
-            session.state.default_monitor = *monitor;
-            session.commit()?;
-            output::print_done(&format!("default action {action}"), json);
+            set_default(session, action, *monitor, json)?;
         }
         FilterCommand::Load {
             file,
             override_management,
-        } => {
-            let started = std::time::Instant::now();
-            let mut rules = read_rule_file(file)?;
-            if rules.len() >= MAX_RULES as usize {
-                return Err(xdpath::control::compile::CompileError::TooManyRules {
-                    count: rules.len(),
-                }
-                .into());
+        } => load_rules(session, file, *override_management, json)?,
+    }
+    Ok(())
+}
+
+/// `xdpath filter list`: the rules with their hits.
+fn list_rules(session: Session, json: bool) -> Result<(), ControlError> {
+    warn_if_not_enforced(&session)?;
+    let hits = session
+        .state
+        .rules
+        .iter()
+        .map(|rule| session.rule_hits(rule.id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let state = session.state.clone();
+    session.commit()?;
+    output::print_rules(&state, &hits, json);
+    Ok(())
+}
+
+/// `xdpath filter default ACTION`.
+fn set_default(
+    mut session: Session,
+    action: &str,
+    monitor: bool,
+    json: bool,
+) -> Result<(), ControlError> {
+    session.state.default_action = match action {
+        "drop" => RuleAction::Drop,
+        "pass" => RuleAction::Pass,
+        other => {
+            return Err(ControlError::Usage(format!(
+                "invalid action {} (expected drop or pass)",
+                quote(other)
+            )))
+        }
+    };
+    session.state.default_monitor = monitor;
+    session.commit()?;
+    output::print_done(&format!("default action {action}"), json);
+    Ok(())
+}
+
+/// `xdpath filter load FILE`: the file's rules replace every rule, with
+/// new ids.
+fn load_rules(
+    mut session: Session,
+    file: &Path,
+    override_management: bool,
+    json: bool,
+) -> Result<(), ControlError> {
+    let started = std::time::Instant::now();
+    let mut rules = read_rule_file(file)?;
+    if rules.len() >= MAX_RULES as usize {
+        return Err(
+            xdpath::control::compile::CompileError::TooManyRules { count: rules.len() }.into(),
+        );
+    }
+    for rule in &rules {
+        check_interface(rule)?;
+        if !override_management {
+            if let Some(what) = management_conflict(rule, &session.state.management) {
+                return Err(ControlError::ManagementOverlap { what });
             }
-            for rule in &rules {
-                check_interface(rule)?;
-                if !override_management {
-                    if let Some(what) = management_conflict(rule, &session.state.management) {
-                        return Err(ControlError::ManagementOverlap { what });
-                    }
-                }
-            }
-            let state = &mut session.state;
-            let ids = allocate_ids(
-                &mut state.next_rule_id,
-                &Default::default(),
-                rules.len(),
-                MAX_RULES,
-                "rule",
-            )?;
-            for (rule, id) in rules.iter_mut().zip(ids) {
-                rule.id = id;
-            }
-            let prefixes: usize = rules.iter().map(|rule| rule.sources.len().max(1)).sum();
-            let count = rules.len();
-            state.rules = rules;
-            session.commit()?;
-            output::print_loaded(count, prefixes, started.elapsed(), json);
         }
     }
+    let state = &mut session.state;
+    let ids = allocate_ids(
+        &mut state.next_rule_id,
+        &Default::default(),
+        rules.len(),
+        MAX_RULES,
+        "rule",
+    )?;
+    for (rule, id) in rules.iter_mut().zip(ids) {
+        rule.id = id;
+    }
+    let prefixes: usize = rules.iter().map(|rule| rule.sources.len().max(1)).sum();
+    let count = rules.len();
+    state.rules = rules;
+    session.commit()?;
+    output::print_loaded(count, prefixes, started.elapsed(), json);
     Ok(())
 }
 

@@ -139,37 +139,14 @@ pub fn run(frames: u32, trials: usize) -> Result<Vec<UserspaceResult>, BenchErro
     let mut user_cost = Vec::new();
     let mut drops = 0;
     for _ in 0..trials {
-        xdpath(&bed, &["attach", &a.interface, "--mode", "native"])?;
-        let before = kernel_drops(&bed)?;
-        generate(&bed, &frame, frames)?;
-        std::thread::sleep(Duration::from_millis(200));
-        kernel_received.push(kernel_drops(&bed)?.saturating_sub(before) as f64);
-        xdpath(&bed, &["detach", &a.interface])?;
+        kernel_received.push(kernel_trial(&bed, &frame, frames)? as f64);
 
         let (received, cost, socket_drops) = userspace_trial(&bed, &frame, frames)?;
         user_received.push(received as f64);
         user_cost.push(cost);
         drops += socket_drops;
     }
-    // The kernel program's own cost per frame, with the same rule.
-    let kernel_ns = bed
-        .run_in_a({
-            let frame = frame.clone();
-            move || -> Result<f64, BenchError> {
-                let mut program = LoadedProgram::load_shared(InterfaceConfig::default())
-                    .map_err(|error| failed("load xdpath", error))?;
-                let mut samples: Vec<f64> = (0..5)
-                    .map(|_| {
-                        program
-                            .time_run(&frame, 1_000_000)
-                            .map(|time| time.as_nanos() as f64)
-                    })
-                    .collect::<Result<_, _>>()
-                    .map_err(|error| failed("test run", error))?;
-                Ok(median(&mut samples))
-            }
-        })
-        .map_err(|error| failed("namespace A", error))??;
+    let kernel_ns = kernel_cost(&bed, &frame)?;
     let user_ns = median(&mut user_cost);
     let row = |path: &str, received: &mut Vec<f64>, ns: f64, socket_drops: u64| {
         let received = median(received) as u64;
@@ -198,6 +175,39 @@ pub fn run(frames: u32, trials: usize) -> Result<Vec<UserspaceResult>, BenchErro
             drops / trials as u64,
         ),
     ])
+}
+
+/// One kernel trial: xdpath attached to A in native mode while B sends;
+/// the frames its rule dropped.
+fn kernel_trial(bed: &TestBed, frame: &[u8], frames: u32) -> Result<u64, BenchError> {
+    let interface = bed.a().interface.clone();
+    xdpath(bed, &["attach", &interface, "--mode", "native"])?;
+    let before = kernel_drops(bed)?;
+    generate(bed, frame, frames)?;
+    std::thread::sleep(Duration::from_millis(200));
+    let received = kernel_drops(bed)?.saturating_sub(before);
+    xdpath(bed, &["detach", &interface])?;
+    Ok(received)
+}
+
+/// The kernel program's own cost per frame, with the same rule: the median
+/// `BPF_PROG_TEST_RUN` ns of five runs.
+fn kernel_cost(bed: &TestBed, frame: &[u8]) -> Result<f64, BenchError> {
+    let frame = frame.to_vec();
+    bed.run_in_a(move || -> Result<f64, BenchError> {
+        let mut program = LoadedProgram::load_shared(InterfaceConfig::default())
+            .map_err(|error| failed("load xdpath", error))?;
+        let mut samples: Vec<f64> = (0..5)
+            .map(|_| {
+                program
+                    .time_run(&frame, 1_000_000)
+                    .map(|time| time.as_nanos() as f64)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|error| failed("test run", error))?;
+        Ok(median(&mut samples))
+    })
+    .map_err(|error| failed("namespace A", error))?
 }
 
 /// One user-space trial: (frames seen, busy ns per frame, socket drops).

@@ -19,7 +19,7 @@ use xdpath_core::{Counter, InterfaceConfig, MalformedPolicy};
 use crate::servers::xdpath_in;
 use crate::testenv::{Side, TestBed, TestBedError};
 use crate::traffic::{Expected, Mix};
-use xdpath::dataplane::{self, DataplaneError, ModeChoice};
+use xdpath::dataplane::{self, AttachedMode, DataplaneError, ModeChoice};
 use xdpath::stats;
 
 /// Pings of each IP version the demo sends.
@@ -120,88 +120,7 @@ fn run_steps(json: bool) -> Result<(), DemoError> {
     ));
     check_interrupted()?;
 
-    say(format!(
-        "attaching xdpath to {} in native mode, dropping malformed frames",
-        a.interface
-    ));
-    let interface = a.interface.clone();
-    let mode = bed
-        .run_in_a(move || {
-            dataplane::attach(
-                &interface,
-                ModeChoice::Native,
-                InterfaceConfig::new(MalformedPolicy::Drop),
-            )
-        })
-        .map_err(|source| DemoError::Io {
-            what: format!("entering {}", a.namespace),
-            source,
-        })??;
-    check_interrupted()?;
-
-    let mix = Mix::for_bed(&bed);
-    say(format!(
-        "sending {} frames from {} ({} malformed; IPv4/IPv6, TCP/UDP/ICMP, 802.1Q and QinQ)",
-        mix.len(),
-        b.interface,
-        mix.malformed()
-    ));
-    let sender = mix.clone();
-    let out = b.interface.clone();
-    bed.run_in_b(move || sender.send(&out))
-        .and_then(|result| result)
-        .map_err(|source| DemoError::Io {
-            what: format!("sending from {}", b.interface),
-            source,
-        })?;
-    check_interrupted()?;
-
-    let mut expected = mix.expected(MalformedPolicy::Drop);
-    for (v6, address) in [(false, a.ipv4.to_string()), (true, a.ipv6.to_string())] {
-        say(format!("ping -c {PINGS} {address} from {}", b.namespace));
-        ping(&bed, v6, &address)?;
-        expected.add_pings(v6, PINGS, PING_SIZE);
-        check_interrupted()?;
-    }
-
-    let counters = wait_for_counters(&bed, &expected)?;
-    let differences = expected.differences(&counters);
-    let rows = stats::rows(&counters);
-    if json {
-        if differences.is_empty() {
-            let report = serde_json::json!({
-                "testbed": {
-                    "a": { "namespace": a.namespace, "interface": a.interface, "ipv4": a.ipv4, "ipv6": a.ipv6, "mac": a.mac_string() },
-                    "b": { "namespace": b.namespace, "interface": b.interface, "ipv4": b.ipv4, "ipv6": b.ipv6, "mac": b.mac_string() },
-                },
-                "mode": mode,
-                "malformed": "drop",
-                "sent": {
-                    "frames": mix.len(),
-                    "malformed": mix.malformed(),
-                    "pings_ipv4": PINGS,
-                    "pings_ipv6": PINGS,
-                },
-                "counters": rows,
-                "match": true,
-            });
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        }
-    } else {
-        println!();
-        println!("{} ({} mode):", a.interface, mode.name());
-        print!("{}", stats::CounterTable(&rows));
-        println!();
-    }
-    if !differences.is_empty() {
-        return Err(DemoError::Mismatch(differences));
-    }
-    say(format!(
-        "counters match the traffic exactly: {} passed, {} dropped",
-        stats::total(&counters, xdpath_core::Action::Pass),
-        stats::total(&counters, xdpath_core::Action::Drop)
-    ));
-
+    counting_act(&bed, &say, json)?;
     filter_act(&bed, &say)?;
 
     let interface = a.interface.clone();
@@ -226,6 +145,118 @@ fn run_steps(json: bool) -> Result<(), DemoError> {
     crate::demo::lb::lb_act(&say, &show)?;
     say("done".to_string());
     Ok(())
+}
+
+/// The counters at work: attach xdpath to side A, send the traffic mix and
+/// pings from side B, show the counters and check them against the traffic.
+fn counting_act(bed: &TestBed, say: &dyn Fn(String), json: bool) -> Result<(), DemoError> {
+    let mode = attach_native(bed, say)?;
+    let (mix, expected) = send_traffic(bed, say)?;
+    let counters = wait_for_counters(bed, &expected)?;
+    let differences = expected.differences(&counters);
+    let rows = stats::rows(&counters);
+    if json {
+        if differences.is_empty() {
+            println!("{}", counting_report(bed, mode, &mix, &rows)?);
+        }
+    } else {
+        println!();
+        println!("{} ({} mode):", bed.a().interface, mode.name());
+        print!("{}", stats::CounterTable(&rows));
+        println!();
+    }
+    if !differences.is_empty() {
+        return Err(DemoError::Mismatch(differences));
+    }
+    say(format!(
+        "counters match the traffic exactly: {} passed, {} dropped",
+        stats::total(&counters, xdpath_core::Action::Pass),
+        stats::total(&counters, xdpath_core::Action::Drop)
+    ));
+    Ok(())
+}
+
+/// Attaches xdpath to side A in native mode, dropping malformed frames.
+fn attach_native(bed: &TestBed, say: &dyn Fn(String)) -> Result<AttachedMode, DemoError> {
+    let a = bed.a();
+    say(format!(
+        "attaching xdpath to {} in native mode, dropping malformed frames",
+        a.interface
+    ));
+    let interface = a.interface.clone();
+    let mode = bed
+        .run_in_a(move || {
+            dataplane::attach(
+                &interface,
+                ModeChoice::Native,
+                InterfaceConfig::new(MalformedPolicy::Drop),
+            )
+        })
+        .map_err(|source| DemoError::Io {
+            what: format!("entering {}", a.namespace),
+            source,
+        })??;
+    check_interrupted()?;
+    Ok(mode)
+}
+
+/// Sends the traffic mix from side B, then pings side A over IPv4 and
+/// IPv6; returns the mix and the counters it should produce.
+fn send_traffic(bed: &TestBed, say: &dyn Fn(String)) -> Result<(Mix, Expected), DemoError> {
+    let (a, b) = (bed.a(), bed.b());
+    let mix = Mix::for_bed(bed);
+    say(format!(
+        "sending {} frames from {} ({} malformed; IPv4/IPv6, TCP/UDP/ICMP, 802.1Q and QinQ)",
+        mix.len(),
+        b.interface,
+        mix.malformed()
+    ));
+    let sender = mix.clone();
+    let out = b.interface.clone();
+    bed.run_in_b(move || sender.send(&out))
+        .and_then(|result| result)
+        .map_err(|source| DemoError::Io {
+            what: format!("sending from {}", b.interface),
+            source,
+        })?;
+    check_interrupted()?;
+
+    let mut expected = mix.expected(MalformedPolicy::Drop);
+    for (v6, address) in [(false, a.ipv4.to_string()), (true, a.ipv6.to_string())] {
+        say(format!("ping -c {PINGS} {address} from {}", b.namespace));
+        ping(bed, v6, &address)?;
+        expected.add_pings(v6, PINGS, PING_SIZE);
+        check_interrupted()?;
+    }
+    Ok((mix, expected))
+}
+
+/// The JSON report of the counting act: the bed, what was sent, the
+/// counters (which matched).
+fn counting_report(
+    bed: &TestBed,
+    mode: AttachedMode,
+    mix: &Mix,
+    rows: &[stats::CounterRow],
+) -> Result<String, DemoError> {
+    let (a, b) = (bed.a(), bed.b());
+    let report = serde_json::json!({
+        "testbed": {
+            "a": { "namespace": a.namespace, "interface": a.interface, "ipv4": a.ipv4, "ipv6": a.ipv6, "mac": a.mac_string() },
+            "b": { "namespace": b.namespace, "interface": b.interface, "ipv4": b.ipv4, "ipv6": b.ipv6, "mac": b.mac_string() },
+        },
+        "mode": mode,
+        "malformed": "drop",
+        "sent": {
+            "frames": mix.len(),
+            "malformed": mix.malformed(),
+            "pings_ipv4": PINGS,
+            "pings_ipv6": PINGS,
+        },
+        "counters": rows,
+        "match": true,
+    });
+    Ok(serde_json::to_string_pretty(&report)?)
 }
 
 /// The filter at work: block side B's address, see its pings dropped at

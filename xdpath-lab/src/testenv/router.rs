@@ -121,27 +121,54 @@ impl RouterBed {
             run_ok(Command::new("ip").args(["netns", "add", &name]))?;
             self.created += 1;
         }
-        let [h1, r, h2] = self.names.clone();
         for node in [Node::H1, Node::Router, Node::H2] {
-            let mut sysctl = self.command(node, "sysctl");
-            sysctl.args(["-q", "-w"]);
-            for scope in ["all", "default"] {
-                for (key, value) in [
-                    ("accept_dad", "0"),
-                    ("accept_ra", "0"),
-                    ("router_solicitations", "0"),
-                ] {
-                    sysctl.arg(format!("net.ipv6.conf.{scope}.{key}={value}"));
-                }
-            }
-            if node == Node::Router {
-                sysctl.args([
-                    "net.ipv4.conf.all.forwarding=1",
-                    "net.ipv6.conf.all.forwarding=1",
-                ]);
-            }
-            run_ok(&mut sysctl)?;
+            self.set_sysctls(node)?;
         }
+        self.add_veth_pairs()?;
+        let links = [
+            (Node::H1, self.h1.clone(), self.r1.clone()),
+            (Node::Router, self.r1.clone(), self.h1.clone()),
+            (Node::Router, self.r2.clone(), self.h2.clone()),
+            (Node::H2, self.h2.clone(), self.r2.clone()),
+        ];
+        for (node, local, peer) in &links {
+            self.configure_port(*node, local, peer)?;
+        }
+        for (node, gateway) in [(Node::H1, &self.r1), (Node::H2, &self.r2)] {
+            let (v4, v6) = (gateway.ipv4.to_string(), gateway.ipv6.to_string());
+            self.exec_ok(node, "ip", ["route", "add", "default", "via", &v4])?;
+            self.exec_ok(node, "ip", ["-6", "route", "add", "default", "via", &v6])?;
+        }
+        Ok(())
+    }
+
+    /// No IPv6 address detection or router discovery in `node`; forwarding
+    /// on in the router.
+    fn set_sysctls(&self, node: Node) -> Result<(), TestBedError> {
+        let mut sysctl = self.command(node, "sysctl");
+        sysctl.args(["-q", "-w"]);
+        for scope in ["all", "default"] {
+            for (key, value) in [
+                ("accept_dad", "0"),
+                ("accept_ra", "0"),
+                ("router_solicitations", "0"),
+            ] {
+                sysctl.arg(format!("net.ipv6.conf.{scope}.{key}={value}"));
+            }
+        }
+        if node == Node::Router {
+            sysctl.args([
+                "net.ipv4.conf.all.forwarding=1",
+                "net.ipv6.conf.all.forwarding=1",
+            ]);
+        }
+        run_ok(&mut sysctl)?;
+        Ok(())
+    }
+
+    /// The veth pairs h1–r1 and r2–h2, each end in its namespace.
+    fn add_veth_pairs(&self) -> Result<(), TestBedError> {
+        let [h1, r, h2] = self.names.clone();
         for (left, left_ns, right, right_ns) in
             [(&self.h1, &h1, &self.r1, &r), (&self.r2, &r, &self.h2, &h2)]
         {
@@ -164,55 +191,48 @@ impl RouterBed {
                 right_ns,
             ]))?;
         }
-        let links = [
-            (Node::H1, self.h1.clone(), self.r1.clone()),
-            (Node::Router, self.r1.clone(), self.h1.clone()),
-            (Node::Router, self.r2.clone(), self.h2.clone()),
-            (Node::H2, self.h2.clone(), self.r2.clone()),
-        ];
-        for (node, local, peer) in &links {
-            let ip = |args: &[&str]| self.exec_ok(*node, "ip", args);
-            let interface = local.interface.as_str();
-            ip(&["link", "set", "dev", "lo", "up"])?;
+        Ok(())
+    }
+
+    /// Brings up loopback and `local` in `node` with its addresses, the
+    /// `peer`'s permanent neighbour entries, and checksums in software.
+    fn configure_port(&self, node: Node, local: &Port, peer: &Port) -> Result<(), TestBedError> {
+        let ip = |args: &[&str]| self.exec_ok(node, "ip", args);
+        let interface = local.interface.as_str();
+        ip(&["link", "set", "dev", "lo", "up"])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", local.ipv4),
+            "dev",
+            interface,
+        ])?;
+        ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{}/64", local.ipv6),
+            "dev",
+            interface,
+            "nodad",
+        ])?;
+        ip(&["link", "set", "dev", interface, "up"])?;
+        for address in [peer.ipv4.to_string(), peer.ipv6.to_string()] {
             ip(&[
-                "addr",
-                "add",
-                &format!("{}/24", local.ipv4),
+                "neigh",
+                "replace",
+                &address,
+                "lladdr",
+                &format_mac(peer.mac),
                 "dev",
                 interface,
+                "nud",
+                "permanent",
             ])?;
-            ip(&[
-                "-6",
-                "addr",
-                "add",
-                &format!("{}/64", local.ipv6),
-                "dev",
-                interface,
-                "nodad",
-            ])?;
-            ip(&["link", "set", "dev", interface, "up"])?;
-            for address in [peer.ipv4.to_string(), peer.ipv6.to_string()] {
-                ip(&[
-                    "neigh",
-                    "replace",
-                    &address,
-                    "lladdr",
-                    &format_mac(peer.mac),
-                    "dev",
-                    interface,
-                    "nud",
-                    "permanent",
-                ])?;
-            }
-            // Checksums computed in software: a frame redirected at XDP
-            // leaves its checksum-offload state behind.
-            self.exec_ok(*node, "ethtool", ["-K", interface, "tx", "off"])?;
         }
-        for (node, gateway) in [(Node::H1, &self.r1), (Node::H2, &self.r2)] {
-            let (v4, v6) = (gateway.ipv4.to_string(), gateway.ipv6.to_string());
-            self.exec_ok(node, "ip", ["route", "add", "default", "via", &v4])?;
-            self.exec_ok(node, "ip", ["-6", "route", "add", "default", "via", &v6])?;
-        }
+        // Checksums computed in software: a frame redirected at XDP
+        // leaves its checksum-offload state behind.
+        self.exec_ok(node, "ethtool", ["-K", interface, "tx", "off"])?;
         Ok(())
     }
 }

@@ -21,7 +21,7 @@ use crate::dataplane::{self, ModeChoice};
 use crate::lb::decap::{local_addresses, sync_local_addresses};
 use crate::lb::edit::{self, ConfigChange, VipOptions};
 use crate::lb::session::LbSession;
-use crate::lb::state::{Encap, LbState, VipId};
+use crate::lb::state::{Encap, LbSettings, LbState, VipId, VipSpec};
 use crate::lb::LbError;
 
 /// Applies `desired` (checked by [`super::load`]) and returns what
@@ -142,34 +142,11 @@ fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
     // Interfaces that only change their sampling rate keep their program.
     let attached = super::current::interfaces()?;
     let steering_before = super::steering::current();
-    let in_place: BTreeSet<&str> = changed_interfaces(plan, &[Action::Change])
-        .filter(|name| {
-            let now = attached.iter().find(|spec| spec.name == *name);
-            let wanted = desired.interfaces.iter().find(|spec| spec.name == *name);
-            matches!((now, wanted), (Some(now), Some(wanted))
-                if !super::plan::needs_reattach(now, wanted))
-        })
-        .collect();
+    let in_place = in_place_interfaces(desired, plan, &attached);
     {
         let (dir, _lock) = lock_state_dir()?;
         for name in changed_interfaces(plan, &[Action::Remove, Action::Change]) {
-            if let Some(spec) = desired.interfaces.iter().find(|spec| spec.name == name) {
-                if in_place.contains(name) {
-                    dataplane::update_interface_config(name, |config| {
-                        config.sample_rate = spec.sample_rate;
-                    })?;
-                    let now = attached.iter().find(|now| now.name == name);
-                    if now.is_some_and(|now| now.forward != spec.forward) {
-                        dataplane::forward::set_forwarding(name, spec.forward)?;
-                    }
-                    if now.is_some_and(|now| now.steer != spec.steer) {
-                        set_steering(name, spec.steer, &desired.steering)?;
-                    }
-                    continue;
-                }
-            }
-            dataplane::detach(name)?;
-            crate::control::interfaces::forget(name)?;
+            detach_or_update(name, desired, &attached, &in_place)?;
         }
         if !plan.observe.is_empty() {
             super::observe::save(&dir, &desired.observe).map_err(ConfigError::from)?;
@@ -186,6 +163,75 @@ fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
         session.commit()?;
     }
     let _lock = lock_state_dir()?;
+    let decap = attach_interfaces(desired, plan, &in_place)?;
+    if !plan.steering.is_empty() {
+        // A new CPU list or queue size reaches every steering interface
+        // through the same operation as `xdpath steer enable`.
+        for spec in desired.interfaces.iter().filter(|spec| spec.steer) {
+            set_steering(&spec.name, true, &desired.steering)?;
+        }
+        super::steering::apply_flows(&steering_before, &desired.steering)
+            .map_err(ConfigError::Usage)?;
+    }
+    if decap {
+        sync_decap_addresses()?;
+    }
+    Ok(())
+}
+
+/// The changed interfaces that keep their program (what changes needs no
+/// reattach): they are updated in place.
+fn in_place_interfaces<'a>(
+    desired: &DesiredConfig,
+    plan: &'a Plan,
+    attached: &[InterfaceSpec],
+) -> BTreeSet<&'a str> {
+    changed_interfaces(plan, &[Action::Change])
+        .filter(|name| {
+            let now = attached.iter().find(|spec| spec.name == *name);
+            let wanted = desired.interfaces.iter().find(|spec| spec.name == *name);
+            matches!((now, wanted), (Some(now), Some(wanted))
+                if !super::plan::needs_reattach(now, wanted))
+        })
+        .collect()
+}
+
+/// A removed or changed interface: updated in place (sample rate, then
+/// forwarding and steering where they differ) when it is in `in_place`,
+/// else detached and forgotten.
+fn detach_or_update(
+    name: &str,
+    desired: &DesiredConfig,
+    attached: &[InterfaceSpec],
+    in_place: &BTreeSet<&str>,
+) -> Result<(), ConfigError> {
+    if let Some(spec) = desired.interfaces.iter().find(|spec| spec.name == name) {
+        if in_place.contains(name) {
+            dataplane::update_interface_config(name, |config| {
+                config.sample_rate = spec.sample_rate;
+            })?;
+            let now = attached.iter().find(|now| now.name == name);
+            if now.is_some_and(|now| now.forward != spec.forward) {
+                dataplane::forward::set_forwarding(name, spec.forward)?;
+            }
+            if now.is_some_and(|now| now.steer != spec.steer) {
+                set_steering(name, spec.steer, &desired.steering)?;
+            }
+            return Ok(());
+        }
+    }
+    dataplane::detach(name)?;
+    crate::control::interfaces::forget(name)?;
+    Ok(())
+}
+
+/// Attaches the added interfaces and the changed ones not updated in place,
+/// with their forwarding and steering; true when one of them decapsulates.
+fn attach_interfaces(
+    desired: &DesiredConfig,
+    plan: &Plan,
+    in_place: &BTreeSet<&str>,
+) -> Result<bool, ConfigError> {
     let mut decap = false;
     for name in changed_interfaces(plan, &[Action::Add, Action::Change]) {
         if in_place.contains(name) {
@@ -205,23 +251,16 @@ fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
         }
         decap |= spec.decap;
     }
-    if !plan.steering.is_empty() {
-        // A new CPU list or queue size reaches every steering interface
-        // through the same operation as `xdpath steer enable`.
-        for spec in desired.interfaces.iter().filter(|spec| spec.steer) {
-            set_steering(&spec.name, true, &desired.steering)?;
-        }
-        super::steering::apply_flows(&steering_before, &desired.steering)
-            .map_err(ConfigError::Usage)?;
-    }
-    if decap {
-        // As `xdpath decap`: this host's addresses are what is decapsulated.
-        let addresses = local_addresses().map_err(|source| {
-            ConfigError::Usage(format!("cannot list this host's addresses: {source}"))
-        })?;
-        let (maps, _) = KernelMaps::open_shared().map_err(crate::control::ControlError::from)?;
-        sync_local_addresses(&maps, &addresses)?;
-    }
+    Ok(decap)
+}
+
+/// As `xdpath decap`: this host's addresses are what is decapsulated.
+fn sync_decap_addresses() -> Result<(), ConfigError> {
+    let addresses = local_addresses().map_err(|source| {
+        ConfigError::Usage(format!("cannot list this host's addresses: {source}"))
+    })?;
+    let (maps, _) = KernelMaps::open_shared().map_err(crate::control::ControlError::from)?;
+    sync_local_addresses(&maps, &addresses)?;
     Ok(())
 }
 
@@ -284,7 +323,28 @@ fn set<T: Ord + Copy>(list: &[T]) -> BTreeSet<T> {
 /// VIPs removed, VIPs added or their options changed in place (their slot
 /// and backends stay), then per VIP backends removed, reweighted, added.
 pub fn edit_lb(state: &mut LbState, desired: &LbState) -> Result<(), LbError> {
-    let settings = &desired.settings;
+    configure_lb(state, &desired.settings)?;
+    let gone: Vec<VipId> = state
+        .vips
+        .iter()
+        .filter(|vip| desired.vip(&vip.id).is_none())
+        .map(|vip| vip.id)
+        .collect();
+    for id in &gone {
+        edit::del_vip(state, id)?;
+    }
+    for wanted in &desired.vips {
+        add_or_update_vip(state, wanted)?;
+        if state.vip(&wanted.id).map(|vip| &vip.health) != Some(&wanted.health) {
+            edit::set_health(state, &wanted.id, wanted.health.clone())?;
+        }
+        edit_backends(state, wanted)?;
+    }
+    Ok(())
+}
+
+/// `lb config` with every setting of `settings`.
+fn configure_lb(state: &mut LbState, settings: &LbSettings) -> Result<(), LbError> {
     let prefix = |prefix: Option<crate::control::parse::Cidr>| {
         Some(prefix.map_or("none".into(), |prefix| prefix.to_string()))
     };
@@ -301,65 +361,58 @@ pub fn edit_lb(state: &mut LbState, desired: &LbState) -> Result<(), LbError> {
             ),
             seed: Some(settings.seed),
         },
-    )?;
-    let gone: Vec<VipId> = state
-        .vips
-        .iter()
-        .filter(|vip| desired.vip(&vip.id).is_none())
-        .map(|vip| vip.id)
-        .collect();
-    for id in &gone {
-        edit::del_vip(state, id)?;
+    )
+}
+
+/// Adds the VIP `wanted` (with `lb vip add`), or sets the options of the
+/// one already there.
+fn add_or_update_vip(state: &mut LbState, wanted: &VipSpec) -> Result<(), LbError> {
+    match state.vip_mut(&wanted.id) {
+        None => {
+            let options = VipOptions {
+                encap: wanted.encap,
+                gue_port: (wanted.encap == Encap::Gue).then_some(wanted.gue_port),
+                source_hash: wanted.source_hash,
+                no_conntrack: wanted.no_conntrack,
+                ring_size: Some(wanted.ring_size),
+            };
+            edit::add_vip(state, wanted.id, options)?;
+        }
+        Some(have) => {
+            // No `lb` command changes a VIP's options; the compiler
+            // rebuilds its table and entry when they change.
+            have.encap = wanted.encap;
+            have.gue_port = wanted.gue_port;
+            have.source_hash = wanted.source_hash;
+            have.no_conntrack = wanted.no_conntrack;
+            have.ring_size = wanted.ring_size;
+        }
     }
-    for wanted in &desired.vips {
-        match state.vip_mut(&wanted.id) {
-            None => {
-                let options = VipOptions {
-                    encap: wanted.encap,
-                    gue_port: (wanted.encap == Encap::Gue).then_some(wanted.gue_port),
-                    source_hash: wanted.source_hash,
-                    no_conntrack: wanted.no_conntrack,
-                    ring_size: Some(wanted.ring_size),
-                };
-                edit::add_vip(state, wanted.id, options)?;
-            }
-            Some(have) => {
-                // No `lb` command changes a VIP's options; the compiler
-                // rebuilds its table and entry when they change.
-                have.encap = wanted.encap;
-                have.gue_port = wanted.gue_port;
-                have.source_hash = wanted.source_hash;
-                have.no_conntrack = wanted.no_conntrack;
-                have.ring_size = wanted.ring_size;
-            }
+    Ok(())
+}
+
+/// Gives the VIP `wanted`'s backends: removes those it lacks, then
+/// reweights or adds the others.
+fn edit_backends(state: &mut LbState, wanted: &VipSpec) -> Result<(), LbError> {
+    let have: Vec<(std::net::IpAddr, u32)> = state
+        .vip(&wanted.id)
+        .map(|vip| {
+            vip.backends
+                .iter()
+                .map(|backend| (backend.address, backend.weight))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (address, _) in &have {
+        if wanted.backend(*address).is_none() {
+            edit::del_backend(state, &wanted.id, *address)?;
         }
-        if state.vip(&wanted.id).map(|vip| &vip.health) != Some(&wanted.health) {
-            edit::set_health(state, &wanted.id, wanted.health.clone())?;
-        }
-        let have: Vec<(std::net::IpAddr, u32)> = state
-            .vip(&wanted.id)
-            .map(|vip| {
-                vip.backends
-                    .iter()
-                    .map(|backend| (backend.address, backend.weight))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for (address, _) in &have {
-            if wanted.backend(*address).is_none() {
-                edit::del_backend(state, &wanted.id, *address)?;
-            }
-        }
-        for backend in &wanted.backends {
-            match have.iter().find(|(address, _)| *address == backend.address) {
-                Some((_, weight)) if *weight == backend.weight => {}
-                Some(_) => {
-                    edit::set_weight(state, &wanted.id, backend.address, backend.weight.into())?
-                }
-                None => {
-                    edit::add_backend(state, &wanted.id, backend.address, backend.weight.into())?
-                }
-            }
+    }
+    for backend in &wanted.backends {
+        match have.iter().find(|(address, _)| *address == backend.address) {
+            Some((_, weight)) if *weight == backend.weight => {}
+            Some(_) => edit::set_weight(state, &wanted.id, backend.address, backend.weight.into())?,
+            None => edit::add_backend(state, &wanted.id, backend.address, backend.weight.into())?,
         }
     }
     Ok(())

@@ -14,7 +14,7 @@ use super::values::Items;
 use crate::control::compile::{compile_limit, compile_rules, compile_settings, CompileError};
 use crate::control::parse::{
     parse_cidr, parse_duration, parse_port, parse_port_list, parse_port_range, parse_protocol,
-    parse_tcp_flags, PortRange,
+    parse_tcp_flags, Cidr, PortRange,
 };
 use crate::control::rulefile::management_conflict;
 use crate::control::state::{BlockSpec, FilterState, Guards, LimitSpec, Management, RuleSpec};
@@ -74,112 +74,168 @@ fn rules(
     let mut ids: HashMap<u32, usize> = HashMap::new();
     let mut rules = Vec::new();
     for (index, entry) in entries.iter().enumerate() {
-        let (path, item, at) = (
-            format!("filter.rule[{index}]"),
-            entry.get_ref(),
-            entry.span(),
-        );
-        // A wrong or repeated id is reported; the rest is still checked.
-        let id = item.id.as_ref().map(|id| (*id.get_ref(), id.span()));
-        match &id {
-            None => report.missing(at.clone(), &path, "id", "a rule id, 1-65535"),
-            Some((id, span)) if *id == 0 || *id >= MAX_RULES => {
-                let error = CompileError::RuleIdOutOfRange { id: *id };
-                report.error(Some(span.clone()), format!("{path}.id"), error.to_string());
-            }
-            Some((id, span)) => {
-                if let Some(first) = ids.insert(*id, index) {
-                    report.error(
-                        Some(span.clone()),
-                        format!("{path}.id"),
-                        format!("rule id {id} is used twice (also filter.rule[{first}])"),
-                    );
-                }
-            }
-        }
-        let before = report.count();
-        let sources =
-            items(report, &item.src, &format!("{path}.src"), parse_cidr).unwrap_or_default();
-        if item
-            .src
-            .as_ref()
-            .is_some_and(|src| src.get_ref().0.is_empty())
-        {
-            report.error(
-                item.src.as_ref().map(Spanned::span),
-                format!("{path}.src"),
-                "an empty list",
-            );
-        }
-        let destination = field(report, &item.dst, format!("{path}.dst"), |text| {
-            parse_cidr(text)
-        });
-        let protocol = field(report, &item.proto, format!("{path}.proto"), |value| {
-            parse_protocol(&value.0)
-        });
-        let ports = field(report, &item.dport, format!("{path}.dport"), |value| {
-            parse_port_range(&value.0)
-        });
-        let tcp_flags = field(
-            report,
-            &item.tcp_flags,
-            format!("{path}.tcp_flags"),
-            |text| parse_tcp_flags(text),
-        );
-        if item.action.is_none() {
-            report.missing(at.clone(), &path, "action", "pass or drop");
-        }
-        if let Some(name) = &item.iface {
-            if !(environment.interface_exists)(name.get_ref()) {
-                let error = ControlError::UnknownInterface {
-                    name: name.get_ref().clone(),
-                };
-                report.error(
-                    Some(name.span()),
-                    format!("{path}.iface"),
-                    error.to_string(),
-                );
-            }
-        }
-        if item.src.is_none() && item.dst.is_none() {
-            report.error(Some(at.clone()), &path, "a rule needs src or dst");
-        }
-        let Some(action) = item.action else { continue };
-        if report.count() > before {
-            continue;
-        }
-        let id = id
-            .map(|(id, _)| id)
-            .filter(|id| (1..MAX_RULES).contains(id));
-        let spec = RuleSpec {
-            id: id.unwrap_or(1),
-            sources: sources.into_iter().map(|(source, _, _)| source).collect(),
-            destination,
-            protocol,
-            ports,
-            tcp_flags,
-            action,
-            interface: item.iface.as_ref().map(|name| name.get_ref().clone()),
-            monitor: item.monitor.unwrap_or(false),
-        };
-        // The checks of one rule: families, prefix counts, chains.
-        if let Err(error) = compile_rules(std::slice::from_ref(&spec), &|_: &str| None) {
-            report.error(Some(at), &path, error.to_string());
-            continue;
-        }
-        if !item.override_management.unwrap_or(false) {
-            if let Some(what) = management_conflict(&spec, management) {
-                let message = format!("the rule would drop management traffic ({what}); set override = true to install it anyway");
-                report.error(Some(at), &path, message);
-                continue;
-            }
-        }
-        if id.is_some() {
+        if let Some(spec) = rule(entry, index, &mut ids, management, environment, report) {
             rules.push(spec);
         }
     }
     rules.sort_by_key(|rule| rule.id);
     rules
+}
+
+/// One `[[filter.rule]]` as a rule, with every mistake in it reported (none:
+/// it has one, or no usable id).
+fn rule(
+    entry: &Spanned<RuleEntry>,
+    index: usize,
+    ids: &mut HashMap<u32, usize>,
+    management: &Management,
+    environment: &Environment,
+    report: &mut Report<'_>,
+) -> Option<RuleSpec> {
+    let (path, item, at) = (
+        format!("filter.rule[{index}]"),
+        entry.get_ref(),
+        entry.span(),
+    );
+    // A wrong or repeated id is reported; the rest is still checked.
+    let id = item.id.as_ref().map(|id| (*id.get_ref(), id.span()));
+    check_rule_id(id.as_ref(), index, ids, &path, &at, report);
+    let before = report.count();
+    let sources = rule_sources(item, &path, report);
+    let destination = field(report, &item.dst, format!("{path}.dst"), |text| {
+        parse_cidr(text)
+    });
+    let protocol = field(report, &item.proto, format!("{path}.proto"), |value| {
+        parse_protocol(&value.0)
+    });
+    let ports = field(report, &item.dport, format!("{path}.dport"), |value| {
+        parse_port_range(&value.0)
+    });
+    let tcp_flags = field(
+        report,
+        &item.tcp_flags,
+        format!("{path}.tcp_flags"),
+        |text| parse_tcp_flags(text),
+    );
+    if item.action.is_none() {
+        report.missing(at.clone(), &path, "action", "pass or drop");
+    }
+    check_rule_interface(item, &path, environment, report);
+    if item.src.is_none() && item.dst.is_none() {
+        report.error(Some(at.clone()), &path, "a rule needs src or dst");
+    }
+    let action = item.action?;
+    if report.count() > before {
+        return None;
+    }
+    let id = id
+        .map(|(id, _)| id)
+        .filter(|id| (1..MAX_RULES).contains(id));
+    let spec = RuleSpec {
+        id: id.unwrap_or(1),
+        sources,
+        destination,
+        protocol,
+        ports,
+        tcp_flags,
+        action,
+        interface: item.iface.as_ref().map(|name| name.get_ref().clone()),
+        monitor: item.monitor.unwrap_or(false),
+    };
+    if !rule_installable(&spec, item, management, &path, at, report) {
+        return None;
+    }
+    id.map(|_| spec)
+}
+
+/// Reports a rule id that is missing, out of range or used by an earlier
+/// rule (recorded in `ids`).
+fn check_rule_id(
+    id: Option<&(u32, Range<usize>)>,
+    index: usize,
+    ids: &mut HashMap<u32, usize>,
+    path: &str,
+    at: &Range<usize>,
+    report: &mut Report<'_>,
+) {
+    match id {
+        None => report.missing(at.clone(), path, "id", "a rule id, 1-65535"),
+        Some((id, span)) if *id == 0 || *id >= MAX_RULES => {
+            let error = CompileError::RuleIdOutOfRange { id: *id };
+            report.error(Some(span.clone()), format!("{path}.id"), error.to_string());
+        }
+        Some((id, span)) => {
+            if let Some(first) = ids.insert(*id, index) {
+                report.error(
+                    Some(span.clone()),
+                    format!("{path}.id"),
+                    format!("rule id {id} is used twice (also filter.rule[{first}])"),
+                );
+            }
+        }
+    }
+}
+
+/// The rule's source prefixes; a wrong one, or an empty list, is reported.
+fn rule_sources(item: &RuleEntry, path: &str, report: &mut Report<'_>) -> Vec<Cidr> {
+    let sources = items(report, &item.src, &format!("{path}.src"), parse_cidr).unwrap_or_default();
+    if item
+        .src
+        .as_ref()
+        .is_some_and(|src| src.get_ref().0.is_empty())
+    {
+        report.error(
+            item.src.as_ref().map(Spanned::span),
+            format!("{path}.src"),
+            "an empty list",
+        );
+    }
+    sources.into_iter().map(|(source, _, _)| source).collect()
+}
+
+/// Reports a rule's `iface` that names no interface on this host.
+fn check_rule_interface(
+    item: &RuleEntry,
+    path: &str,
+    environment: &Environment,
+    report: &mut Report<'_>,
+) {
+    if let Some(name) = &item.iface {
+        if !(environment.interface_exists)(name.get_ref()) {
+            let error = ControlError::UnknownInterface {
+                name: name.get_ref().clone(),
+            };
+            report.error(
+                Some(name.span()),
+                format!("{path}.iface"),
+                error.to_string(),
+            );
+        }
+    }
+}
+
+/// The checks of one rule (families, prefix counts, chains) and, unless it
+/// overrides them, of management traffic; false after reporting a failure.
+fn rule_installable(
+    spec: &RuleSpec,
+    item: &RuleEntry,
+    management: &Management,
+    path: &str,
+    at: Range<usize>,
+    report: &mut Report<'_>,
+) -> bool {
+    if let Err(error) = compile_rules(std::slice::from_ref(spec), &|_: &str| None) {
+        report.error(Some(at), path, error.to_string());
+        return false;
+    }
+    if !item.override_management.unwrap_or(false) {
+        if let Some(what) = management_conflict(spec, management) {
+            let message = format!("the rule would drop management traffic ({what}); set override = true to install it anyway");
+            report.error(Some(at), path, message);
+            return false;
+        }
+    }
+    true
 }
 
 fn blocklist(section: &FilterSection, now: u64, report: &mut Report<'_>) -> Vec<BlockSpec> {

@@ -4,6 +4,7 @@
 //! mistake is reported with its place.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use toml::Spanned;
 
@@ -84,6 +85,44 @@ fn vip(
     let id = field(report, &item.vip, format!("{path}.vip"), |text| {
         edit::parse_vip(text)
     });
+    let options = vip_options(item, &path, report);
+    let Some(id) = id else { return };
+    if let Some(first) = seen.get(&id) {
+        let span = item.vip.as_ref().map(Spanned::span);
+        report.error(
+            span,
+            format!("{path}.vip"),
+            format!("VIP {id} is listed twice (also lb.vip[{first}])"),
+        );
+        return;
+    }
+    if report.count() > before {
+        return;
+    }
+    if !add_vip_entry(state, id, options, item, &path, &at, report) {
+        return;
+    }
+    seen.insert(id, index);
+    if let Some(health) = &item.health {
+        set_vip_health(state, &id, health, &path, report);
+    }
+    let seed = state.settings.seed;
+    // The table size first, with no backend to blame.
+    let ring_checked = ring_size_checked(state, &id, item, &path, &at, report);
+    for (number, backend) in item.backend.iter().enumerate() {
+        let path = format!("{path}.backend[{number}]");
+        add_backend_entry(state, &id, backend, &path, sources_checked, report);
+    }
+    if ring_checked {
+        if let Some(Err(error)) = state.vip(&id).map(|spec| vip_table(spec, seed)) {
+            report.error(Some(at), path, error.to_string());
+        }
+    }
+}
+
+/// The VIP's options (encapsulation, GUE port, flags, ring size); mistakes
+/// are reported at their fields.
+fn vip_options(item: &VipEntry, path: &str, report: &mut Report<'_>) -> VipOptions {
     let mut options = VipOptions {
         encap: item
             .encap
@@ -105,42 +144,65 @@ fn vip(
         options.source_hash |= parsed.source_hash;
         options.no_conntrack |= parsed.no_conntrack;
     }
-    let Some(id) = id else { return };
-    if let Some(first) = seen.get(&id) {
-        let span = item.vip.as_ref().map(Spanned::span);
+    options
+}
+
+/// `lb vip add`; a refusal is reported at the field it is about (the GUE
+/// port or encapsulation for a usage mistake, else the VIP). True when added.
+fn add_vip_entry(
+    state: &mut LbState,
+    id: VipId,
+    options: VipOptions,
+    item: &VipEntry,
+    path: &str,
+    at: &Range<usize>,
+    report: &mut Report<'_>,
+) -> bool {
+    let Err(error) = edit::add_vip(state, id, options) else {
+        return true;
+    };
+    let (span, place) = match (&error, &item.gue_port, &item.encap) {
+        (LbError::Usage(_), Some(port), _) => (port.span(), format!("{path}.gue_port")),
+        (LbError::Usage(_), None, Some(encap)) => (encap.span(), format!("{path}.encap")),
+        _ => (at.clone(), path.to_string()),
+    };
+    report.error(Some(span), place, error.to_string());
+    false
+}
+
+/// `lb vip health` with the VIP's `[lb.vip.health]`; a mistake is reported
+/// at the section.
+fn set_vip_health(
+    state: &mut LbState,
+    id: &VipId,
+    health: &Spanned<super::schema::HealthEntry>,
+    path: &str,
+    report: &mut Report<'_>,
+) {
+    let check = health_check(health.get_ref());
+    if let Err(error) = check.and_then(|check| edit::set_health(state, id, Some(check))) {
         report.error(
-            span,
-            format!("{path}.vip"),
-            format!("VIP {id} is listed twice (also lb.vip[{first}])"),
+            Some(health.span()),
+            format!("{path}.health"),
+            error.to_string(),
         );
-        return;
     }
-    if report.count() > before {
-        return;
-    }
-    if let Err(error) = edit::add_vip(state, id, options) {
-        let (span, place) = match (&error, &item.gue_port, &item.encap) {
-            (LbError::Usage(_), Some(port), _) => (port.span(), format!("{path}.gue_port")),
-            (LbError::Usage(_), None, Some(encap)) => (encap.span(), format!("{path}.encap")),
-            _ => (at, path),
-        };
-        report.error(Some(span), place, error.to_string());
-        return;
-    }
-    seen.insert(id, index);
-    if let Some(health) = &item.health {
-        let check = health_check(health.get_ref());
-        if let Err(error) = check.and_then(|check| edit::set_health(state, &id, Some(check))) {
-            report.error(
-                Some(health.span()),
-                format!("{path}.health"),
-                error.to_string(),
-            );
-        }
-    }
-    let seed = state.settings.seed;
-    // The table size first, with no backend to blame.
-    let ring_checked = match state.vip(&id).map(|spec| vip_table(spec, seed)) {
+}
+
+/// Checks the VIP's table size alone, reporting a bad one at `ring_size`;
+/// false when it was bad (the whole table is then not checked again).
+fn ring_size_checked(
+    state: &LbState,
+    id: &VipId,
+    item: &VipEntry,
+    path: &str,
+    at: &Range<usize>,
+    report: &mut Report<'_>,
+) -> bool {
+    match state
+        .vip(id)
+        .map(|spec| vip_table(spec, state.settings.seed))
+    {
         Some(Err(LbError::Table {
             source: source @ (MaglevError::NotPrime { .. } | MaglevError::SizeOutOfRange { .. }),
             ..
@@ -150,49 +212,54 @@ fn vip(
             false
         }
         _ => true,
-    };
-    for (number, backend) in item.backend.iter().enumerate() {
-        let path = format!("{path}.backend[{number}]");
-        let Some(address) = &backend.get_ref().address else {
-            report.missing(backend.span(), &path, "address", "the backend's IP address");
-            continue;
-        };
-        let Some(parsed) = field(
-            report,
-            &backend.get_ref().address,
-            format!("{path}.address"),
-            |text| edit::parse_address(text),
-        ) else {
-            continue;
-        };
-        let weight = backend.get_ref().weight.as_ref();
-        match edit::add_backend(
-            state,
-            &id,
-            parsed,
-            weight.map_or(1, |weight| *weight.get_ref()),
-        ) {
-            Err(error @ LbError::Weight { .. }) => {
-                let span = weight.map_or(backend.span(), Spanned::span);
-                report.error(Some(span), format!("{path}.weight"), error.to_string());
-            }
-            Err(error) => report.error(
-                Some(address.span()),
-                format!("{path}.address"),
-                error.to_string(),
-            ),
-            Ok(()) if sources_checked => {
-                if let Some(message) = outer_source_missing(state, &id, parsed) {
-                    report.error(Some(address.span()), format!("{path}.address"), message);
-                }
-            }
-            Ok(()) => {}
-        }
     }
-    if ring_checked {
-        if let Some(Err(error)) = state.vip(&id).map(|spec| vip_table(spec, seed)) {
-            report.error(Some(at), path, error.to_string());
+}
+
+/// `lb backend add` with one `[[lb.vip.backend]]`; mistakes are reported at
+/// the address or weight, and (with `sources_checked`) a family with no
+/// outer source at the address.
+fn add_backend_entry(
+    state: &mut LbState,
+    id: &VipId,
+    backend: &Spanned<super::schema::BackendEntry>,
+    path: &str,
+    sources_checked: bool,
+    report: &mut Report<'_>,
+) {
+    let Some(address) = &backend.get_ref().address else {
+        report.missing(backend.span(), path, "address", "the backend's IP address");
+        return;
+    };
+    let Some(parsed) = field(
+        report,
+        &backend.get_ref().address,
+        format!("{path}.address"),
+        |text| edit::parse_address(text),
+    ) else {
+        return;
+    };
+    let weight = backend.get_ref().weight.as_ref();
+    match edit::add_backend(
+        state,
+        id,
+        parsed,
+        weight.map_or(1, |weight| *weight.get_ref()),
+    ) {
+        Err(error @ LbError::Weight { .. }) => {
+            let span = weight.map_or(backend.span(), Spanned::span);
+            report.error(Some(span), format!("{path}.weight"), error.to_string());
         }
+        Err(error) => report.error(
+            Some(address.span()),
+            format!("{path}.address"),
+            error.to_string(),
+        ),
+        Ok(()) if sources_checked => {
+            if let Some(message) = outer_source_missing(state, id, parsed) {
+                report.error(Some(address.span()), format!("{path}.address"), message);
+            }
+        }
+        Ok(()) => {}
     }
 }
 

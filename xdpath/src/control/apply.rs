@@ -171,54 +171,12 @@ pub fn apply(
     let old_buffer = live.active & 1;
     if let Some(rules) = &prepared.rules {
         let new_buffer = old_buffer ^ 1;
-        // Normally empty already; a crash half-way may have left entries.
-        target.clear_buffer(new_buffer)?;
-        target.write_buffer(new_buffer, rules)?;
-        let old_ids: std::collections::HashSet<u32> =
-            previous.rules.iter().map(|rule| rule.id).collect();
-        for rule in next.rules.iter().filter(|rule| !old_ids.contains(&rule.id)) {
-            target.zero_rule_hits(rule.id)?;
-        }
+        write_inactive_rules(target, previous, next, rules, new_buffer)?;
         config.active = new_buffer;
     }
-    // Blocklist entries do not depend on each other or on the config:
-    // the ones going away go first, so a set that replaces another fits
-    // the map even when the two together would not.
-    let monotonic_now = target.monotonic_now_ns();
-    let old_blocks: HashMap<PrefixKey, Option<u64>> = previous
-        .blocklist
-        .iter()
-        .map(|entry| (entry.prefix.key(), entry.expires_at))
-        .collect();
-    let new_keys: std::collections::HashSet<PrefixKey> = next
-        .blocklist
-        .iter()
-        .map(|entry| entry.prefix.key())
-        .collect();
-    for key in old_blocks.keys().filter(|key| !new_keys.contains(*key)) {
-        target.remove_block(*key)?;
-    }
-    for entry in &next.blocklist {
-        let key = entry.prefix.key();
-        if old_blocks.get(&key) != Some(&entry.expires_at) {
-            let value = BlockEntry {
-                expires_at_ns: monotonic_expiry(entry.expires_at, wall_now, monotonic_now),
-                prefix_len: key.prefix_len,
-                reserved: 0,
-            };
-            target.insert_block(key, value)?;
-        }
-    }
+    apply_blocklist(target, previous, next, wall_now)?;
     let settings = &prepared.settings;
-    let old_limits: Vec<u32> = previous.rate_limits.iter().map(|limit| limit.id).collect();
-    if previous.rate_limits != next.rate_limits {
-        target.write_rate_limits(&settings.rate_limits)?;
-        for (index, limit) in next.rate_limits.iter().enumerate() {
-            if old_limits.get(index) != Some(&limit.id) {
-                target.zero_limit_drops(index as u32)?;
-            }
-        }
-    }
+    apply_rate_limits(target, previous, next, settings)?;
     target.write_ports(PortSet::Reflection, &settings.reflection_ports)?;
     target.write_ports(PortSet::Management, &settings.management_ports)?;
     target.write_ports(PortSet::SynCookie, &settings.syncookie_ports)?;
@@ -249,6 +207,85 @@ pub fn apply(
     }
     if prepared.rules.is_some() {
         target.clear_buffer(old_buffer)?;
+    }
+    Ok(())
+}
+
+/// Writes `rules` into the inactive buffer `new_buffer` (cleared first) and
+/// zeroes the hit counters of rule ids `previous` did not have.
+fn write_inactive_rules(
+    target: &mut dyn FilterTarget,
+    previous: &FilterState,
+    next: &FilterState,
+    rules: &CompiledRules,
+    new_buffer: u32,
+) -> Result<(), ApplyError> {
+    // Normally empty already; a crash half-way may have left entries.
+    target.clear_buffer(new_buffer)?;
+    target.write_buffer(new_buffer, rules)?;
+    let old_ids: std::collections::HashSet<u32> =
+        previous.rules.iter().map(|rule| rule.id).collect();
+    for rule in next.rules.iter().filter(|rule| !old_ids.contains(&rule.id)) {
+        target.zero_rule_hits(rule.id)?;
+    }
+    Ok(())
+}
+
+/// Removes the blocklist entries `next` lacks, then writes those that are
+/// new or whose expiry changed.
+fn apply_blocklist(
+    target: &mut dyn FilterTarget,
+    previous: &FilterState,
+    next: &FilterState,
+    wall_now: u64,
+) -> Result<(), ApplyError> {
+    // Blocklist entries do not depend on each other or on the config:
+    // the ones going away go first, so a set that replaces another fits
+    // the map even when the two together would not.
+    let monotonic_now = target.monotonic_now_ns();
+    let old_blocks: HashMap<PrefixKey, Option<u64>> = previous
+        .blocklist
+        .iter()
+        .map(|entry| (entry.prefix.key(), entry.expires_at))
+        .collect();
+    let new_keys: std::collections::HashSet<PrefixKey> = next
+        .blocklist
+        .iter()
+        .map(|entry| entry.prefix.key())
+        .collect();
+    for key in old_blocks.keys().filter(|key| !new_keys.contains(*key)) {
+        target.remove_block(*key)?;
+    }
+    for entry in &next.blocklist {
+        let key = entry.prefix.key();
+        if old_blocks.get(&key) != Some(&entry.expires_at) {
+            let value = BlockEntry {
+                expires_at_ns: monotonic_expiry(entry.expires_at, wall_now, monotonic_now),
+                prefix_len: key.prefix_len,
+                reserved: 0,
+            };
+            target.insert_block(key, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the rate limits when they changed, zeroing the drop counters of
+/// slots that now hold another limit.
+fn apply_rate_limits(
+    target: &mut dyn FilterTarget,
+    previous: &FilterState,
+    next: &FilterState,
+    settings: &CompiledSettings,
+) -> Result<(), ApplyError> {
+    let old_limits: Vec<u32> = previous.rate_limits.iter().map(|limit| limit.id).collect();
+    if previous.rate_limits != next.rate_limits {
+        target.write_rate_limits(&settings.rate_limits)?;
+        for (index, limit) in next.rate_limits.iter().enumerate() {
+            if old_limits.get(index) != Some(&limit.id) {
+                target.zero_limit_drops(index as u32)?;
+            }
+        }
     }
     Ok(())
 }

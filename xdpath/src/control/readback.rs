@@ -54,21 +54,8 @@ pub fn compare(
     wall_now: u64,
 ) -> Result<InstalledView, ApplyError> {
     let mut view = InstalledView::default();
-    let live = maps.read_config()?;
-    let mut wanted = settings.config;
-    wanted.flags |= rule_flags(rules);
-    let config_same = live.flags == wanted.flags
-        && live.rate_limits == wanted.rate_limits
-        && live.fragments_v4 == wanted.fragments_v4
-        && live.fragments_v6 == wanted.fragments_v6;
-    if !config_same {
-        view.differences.push(if live == Default::default() {
-            "filter settings: the kernel has none (its maps are new or were emptied)".into()
-        } else {
-            "filter settings (guards, fragment policy, default action) differ".into()
-        });
-    }
-    let rule_difference = compare_rules(maps, live.active & 1, rules)?;
+    let active = compare_config(maps, rules, settings, &mut view.differences)?;
+    let rule_difference = compare_rules(maps, active & 1, rules)?;
     view.rules_differ = rule_difference.is_some();
     view.differences.extend(rule_difference);
     view.state.rules = if view.rules_differ {
@@ -77,6 +64,59 @@ pub fn compare(
         desired.rules.clone()
     };
     view.state.blocklist = compare_blocklist(maps, desired, wall_now, &mut view.differences)?;
+    if compare_rate_limits(maps, settings)? {
+        view.state.rate_limits = desired.rate_limits.clone();
+    } else {
+        view.differences.push(format!(
+            "rate limits: the kernel's differ from the state's {}",
+            desired.rate_limits.len()
+        ));
+    }
+    compare_port_sets(maps, settings, &mut view.differences)?;
+    view.state.guards.amplification.expect = compare_prefix_set(
+        maps,
+        PrefixSet::ReflectionExpected,
+        &settings.reflection_expected,
+        &mut view.differences,
+    )?;
+    view.state.management.prefixes = compare_prefix_set(
+        maps,
+        PrefixSet::Management,
+        &settings.management_prefixes,
+        &mut view.differences,
+    )?;
+    Ok(view)
+}
+
+/// The filter config against the compiled settings and rule flags (a
+/// difference is pushed to `differences`); returns the kernel's active
+/// rule buffer word.
+fn compare_config(
+    maps: &KernelMaps,
+    rules: &CompiledRules,
+    settings: &CompiledSettings,
+    differences: &mut Vec<String>,
+) -> Result<u32, ApplyError> {
+    let live = maps.read_config()?;
+    let mut wanted = settings.config;
+    wanted.flags |= rule_flags(rules);
+    let config_same = live.flags == wanted.flags
+        && live.rate_limits == wanted.rate_limits
+        && live.fragments_v4 == wanted.fragments_v4
+        && live.fragments_v6 == wanted.fragments_v6;
+    if !config_same {
+        differences.push(if live == Default::default() {
+            "filter settings: the kernel has none (its maps are new or were emptied)".into()
+        } else {
+            "filter settings (guards, fragment policy, default action) differ".into()
+        });
+    }
+    Ok(live.active)
+}
+
+/// True when the rate limit array holds exactly the compiled limits (the
+/// slots past them empty).
+fn compare_rate_limits(maps: &KernelMaps, settings: &CompiledSettings) -> Result<bool, ApplyError> {
     let limits = maps.read_array(
         abi::map::RATE_LIMITS,
         MAX_RATE_LIMITS,
@@ -93,14 +133,16 @@ pub fn compare(
                 .to_vec()
         })
         .collect();
-    if limits == wanted_limits {
-        view.state.rate_limits = desired.rate_limits.clone();
-    } else {
-        view.differences.push(format!(
-            "rate limits: the kernel's differ from the state's {}",
-            desired.rate_limits.len()
-        ));
-    }
+    Ok(limits == wanted_limits)
+}
+
+/// The amplification guard's, management and SYN-cookie port bitmaps
+/// against the compiled ones; each that differs is pushed to `differences`.
+fn compare_port_sets(
+    maps: &KernelMaps,
+    settings: &CompiledSettings,
+    differences: &mut Vec<String>,
+) -> Result<(), ApplyError> {
     for (name, bitmap) in [
         (abi::map::REFLECTION_PORTS, &settings.reflection_ports),
         (abi::map::MGMT_PORTS, &settings.management_ports),
@@ -111,23 +153,10 @@ pub fn compare(
             .flat_map(|index| bitmap.get(index).copied().unwrap_or(0).to_ne_bytes())
             .collect();
         if words != wanted {
-            view.differences
-                .push(format!("{}: port set differs", port_set_name(name)));
+            differences.push(format!("{}: port set differs", port_set_name(name)));
         }
     }
-    view.state.guards.amplification.expect = compare_prefix_set(
-        maps,
-        PrefixSet::ReflectionExpected,
-        &settings.reflection_expected,
-        &mut view.differences,
-    )?;
-    view.state.management.prefixes = compare_prefix_set(
-        maps,
-        PrefixSet::Management,
-        &settings.management_prefixes,
-        &mut view.differences,
-    )?;
-    Ok(view)
+    Ok(())
 }
 
 fn rule_flags(rules: &CompiledRules) -> u32 {
@@ -171,23 +200,53 @@ fn compare_rules(
     let (keys, values) = maps.read_hash(prefixes_map, 24, 4)?;
     let in_kernel = keys.len() / 24;
     let wanted_prefixes = compiled.sources.len() + compiled.destinations.len();
-    let mut prefixes_same = in_kernel == wanted_prefixes;
-    if prefixes_same {
-        let kernel: HashMap<&[u8], &[u8]> =
-            keys.chunks_exact(24).zip(values.chunks_exact(4)).collect();
-        prefixes_same = [
-            (DIRECTION_SOURCE, &compiled.sources),
-            (DIRECTION_DESTINATION, &compiled.destinations),
-        ]
-        .into_iter()
-        .all(|(direction, entries)| {
-            entries.iter().all(|(key, chain)| {
-                kernel.get(&hash_key(key, direction)[..]) == Some(&&chain.to_ne_bytes()[..])
-            })
-        });
-    }
+    let prefixes_same =
+        in_kernel == wanted_prefixes && rule_prefixes_same(&keys, &values, compiled);
     let lengths = maps.read_array(lengths_map, LENGTHS_SLOTS, LENGTHS_SIZE)?;
-    let wanted_lengths: Vec<u8> = [DIRECTION_SOURCE, DIRECTION_DESTINATION]
+    let rules_same = same_head(
+        &rules,
+        compiled
+            .rules
+            .iter()
+            .flat_map(|rule| rule.bytes().to_vec())
+            .collect(),
+    );
+    let chains_same = same_head(
+        &chains,
+        compiled
+            .chains
+            .iter()
+            .flat_map(|chain| chain.bytes().to_vec())
+            .collect(),
+    );
+    if rules_same && chains_same && prefixes_same && lengths == wanted_lengths(compiled) {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "rules: the kernel's active rule set differs from the state's {} rules ({in_kernel} of {wanted_prefixes} rule prefixes in the kernel)",
+        compiled.rules.len()
+    )))
+}
+
+/// True when the rule prefix hash (`keys` and `values` laid end to end)
+/// maps every compiled source and destination prefix to its chain.
+fn rule_prefixes_same(keys: &[u8], values: &[u8], compiled: &CompiledRules) -> bool {
+    let kernel: HashMap<&[u8], &[u8]> = keys.chunks_exact(24).zip(values.chunks_exact(4)).collect();
+    [
+        (DIRECTION_SOURCE, &compiled.sources),
+        (DIRECTION_DESTINATION, &compiled.destinations),
+    ]
+    .into_iter()
+    .all(|(direction, entries)| {
+        entries.iter().all(|(key, chain)| {
+            kernel.get(&hash_key(key, direction)[..]) == Some(&&chain.to_ne_bytes()[..])
+        })
+    })
+}
+
+/// The prefix length array the compiled rules need, every slot laid out.
+fn wanted_lengths(compiled: &CompiledRules) -> Vec<u8> {
+    [DIRECTION_SOURCE, DIRECTION_DESTINATION]
         .into_iter()
         .flat_map(|direction| [FAMILY_V4, FAMILY_V6].map(|family| (direction, family)))
         .map(|(direction, family)| {
@@ -208,35 +267,14 @@ fn compare_rules(
                 }
                 all
             },
-        );
-    let same_head = |read: &[u8], wanted: Vec<u8>| {
-        read.len() >= wanted.len()
-            && read[..wanted.len()] == wanted[..]
-            && read[wanted.len()..].iter().all(|byte| *byte == 0)
-    };
-    let rules_same = same_head(
-        &rules,
-        compiled
-            .rules
-            .iter()
-            .flat_map(|rule| rule.bytes().to_vec())
-            .collect(),
-    );
-    let chains_same = same_head(
-        &chains,
-        compiled
-            .chains
-            .iter()
-            .flat_map(|chain| chain.bytes().to_vec())
-            .collect(),
-    );
-    if rules_same && chains_same && prefixes_same && lengths == wanted_lengths {
-        return Ok(None);
-    }
-    Ok(Some(format!(
-        "rules: the kernel's active rule set differs from the state's {} rules ({in_kernel} of {wanted_prefixes} rule prefixes in the kernel)",
-        compiled.rules.len()
-    )))
+        )
+}
+
+/// True when `read` starts with `wanted` and is zero after it.
+fn same_head(read: &[u8], wanted: Vec<u8>) -> bool {
+    read.len() >= wanted.len()
+        && read[..wanted.len()] == wanted[..]
+        && read[wanted.len()..].iter().all(|byte| *byte == 0)
 }
 
 /// The blocklist trie against the desired blocklist. Returns the kernel's

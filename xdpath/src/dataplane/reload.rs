@@ -84,51 +84,13 @@ pub fn reload(interface: &str) -> Result<ReloadReport, DataplaneError> {
     // One reload (or detach) of an interface at a time: both rename and
     // remove pins in its directory.
     let _lock = super::attach::lock_dir(&pins.dir)?;
-    if !pins.attached() {
-        return Err(DataplaneError::NotAttached {
-            name: interface.into(),
-        });
-    }
-    if !link_alive(&pins) {
-        return Err(DataplaneError::InterfaceGone {
-            name: interface.into(),
-        });
-    }
-    let missing: Vec<&str> = abi::INTERFACE_REUSED_MAPS
-        .iter()
-        .chain(&[abi::map::STAGES, "program", "link"])
-        .copied()
-        .filter(|name| !pins.path(name).exists())
-        .collect();
-    if !missing.is_empty() {
-        return Err(DataplaneError::IncompletePins {
-            name: interface.into(),
-            missing: missing.join(", "),
-        });
-    }
+    check_reloadable(interface, &pins)?;
 
     // The link and the program it runs now. The link's own record is the
     // truth: the `program` pin may lag if a reload was killed between the
     // swap and the renames.
     let link_path = pins.path("link");
-    let link_info = FdLink::from(PinnedLink::from_pin(&link_path).map_err(|error| {
-        DataplaneError::PinnedObject {
-            path: link_path.clone(),
-            source: Box::new(error),
-        }
-    })?)
-    .info()
-    .map_err(|error| DataplaneError::PinnedObject {
-        path: link_path.clone(),
-        source: Box::new(error),
-    })?;
-    if !matches!(link_info.link_type(), Ok(LinkType::Xdp)) {
-        return Err(DataplaneError::PinnedObject {
-            path: link_path,
-            source: "not an XDP link".into(),
-        });
-    }
-    let old_id = link_info.program_id();
+    let old_id = linked_program_id(&link_path)?;
     let link = obj_get(&link_path).map_err(io_error(&link_path))?;
     let old_program = program_fd(old_id)?;
     // Held until the old program can no longer run (see `retire`).
@@ -148,23 +110,13 @@ pub fn reload(interface: &str) -> Result<ReloadReport, DataplaneError> {
     }
     // A new build may bring a shared map the namespace does not have yet;
     // the load creates and pins it. Remembered so a failure removes it.
-    let shared = shared_dir()?;
-    let new_shared: Vec<PathBuf> = abi::SHARED_MAPS
-        .iter()
-        .map(|name| shared.join(name))
-        .filter(|path| !path.exists())
-        .collect();
+    let new_shared = missing_shared_maps()?;
 
     let result = load_and_swap(&pins, link.as_fd(), old_program.as_fd(), &old_stages);
     let new_id = match result {
         Ok(id) => id,
         Err(error) => {
-            for name in [NEXT_PROGRAM, NEXT_STAGES] {
-                let _ = std::fs::remove_file(pins.path(name));
-            }
-            for path in &new_shared {
-                let _ = std::fs::remove_file(path);
-            }
+            remove_new_pins(&pins, &new_shared);
             return Err(error);
         }
     };
@@ -175,6 +127,77 @@ pub fn reload(interface: &str) -> Result<ReloadReport, DataplaneError> {
         new_program_id: new_id,
         mode: read_meta(&pins).and_then(|meta| AttachedMode::from_code(meta.mode)),
     })
+}
+
+/// Refuses an interface xdpath is not attached to, whose device is gone,
+/// or whose directory lacks a pin the reload reuses.
+fn check_reloadable(interface: &str, pins: &InterfacePins) -> Result<(), DataplaneError> {
+    if !pins.attached() {
+        return Err(DataplaneError::NotAttached {
+            name: interface.into(),
+        });
+    }
+    if !link_alive(pins) {
+        return Err(DataplaneError::InterfaceGone {
+            name: interface.into(),
+        });
+    }
+    let missing: Vec<&str> = abi::INTERFACE_REUSED_MAPS
+        .iter()
+        .chain(&[abi::map::STAGES, "program", "link"])
+        .copied()
+        .filter(|name| !pins.path(name).exists())
+        .collect();
+    if !missing.is_empty() {
+        return Err(DataplaneError::IncompletePins {
+            name: interface.into(),
+            missing: missing.join(", "),
+        });
+    }
+    Ok(())
+}
+
+/// The id of the program the pinned XDP link at `link_path` runs.
+fn linked_program_id(link_path: &Path) -> Result<u32, DataplaneError> {
+    let link_info = FdLink::from(PinnedLink::from_pin(link_path).map_err(|error| {
+        DataplaneError::PinnedObject {
+            path: link_path.into(),
+            source: Box::new(error),
+        }
+    })?)
+    .info()
+    .map_err(|error| DataplaneError::PinnedObject {
+        path: link_path.into(),
+        source: Box::new(error),
+    })?;
+    if !matches!(link_info.link_type(), Ok(LinkType::Xdp)) {
+        return Err(DataplaneError::PinnedObject {
+            path: link_path.into(),
+            source: "not an XDP link".into(),
+        });
+    }
+    Ok(link_info.program_id())
+}
+
+/// The shared maps this build has that the namespace does not pin yet.
+fn missing_shared_maps() -> Result<Vec<PathBuf>, DataplaneError> {
+    let shared = shared_dir()?;
+    Ok(abi::SHARED_MAPS
+        .iter()
+        .map(|name| shared.join(name))
+        .filter(|path| !path.exists())
+        .collect())
+}
+
+/// After a failed load or swap: removes the new program's pins and the
+/// shared maps it created (`new_shared`).
+fn remove_new_pins(pins: &InterfacePins, new_shared: &[PathBuf]) {
+    for name in [NEXT_PROGRAM, NEXT_STAGES] {
+        let _ = std::fs::remove_file(pins.path(name));
+    }
+    for path in new_shared {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Loads the new instance, pins it beside the old one, swaps the link and

@@ -158,30 +158,11 @@ pub fn capture(
     stop: &dyn Fn() -> bool,
 ) -> Result<CaptureReport, CaptureError> {
     let reason = args.reason.as_deref().map(reason_by_name).transpose()?;
-    let deadline = args
-        .duration
-        .map(|seconds| {
-            seconds_within(seconds, 0.001, MAX_DURATION_SECONDS as f64)
-                .ok_or(CaptureError::Duration(seconds))
-        })
-        .transpose()?;
+    let deadline = capture_deadline(args.duration)?;
     if args.snaplen == 0 || args.snaplen > CAPTURE_BYTES {
         return Err(CaptureError::SnapLength(args.snaplen));
     }
-    let ifindex = match &args.interface {
-        Some(name) => {
-            crate::dataplane::read_interface_config(name)
-                .map_err(|_| CaptureError::NotAttached(name.clone()))?;
-            interface_index(name).ok_or_else(|| CaptureError::NotAttached(name.clone()))?
-        }
-        None => {
-            let attached = crate::dataplane::attached_interfaces().unwrap_or_default();
-            if attached.is_empty() {
-                return Err(CaptureError::NothingAttached);
-            }
-            0
-        }
-    };
+    let ifindex = capture_ifindex(args.interface.as_ref())?;
     let mut reader = RingReader::open(Ring::Capture)?;
     // Records of an earlier capture that was killed before it drained.
     drop(reader.drain(usize::MAX));
@@ -190,7 +171,14 @@ pub fn capture(
         source,
     };
     let file = File::create(&args.output).map_err(output_error)?;
-    let mut writer = PcapngWriter::new(BufWriter::new(file)).map_err(output_error)?;
+    let limit = args.count.unwrap_or(u64::MAX);
+    let mut output = CaptureFile {
+        writer: PcapngWriter::new(BufWriter::new(file)).map_err(output_error)?,
+        interfaces: HashMap::new(),
+        packets: 0,
+        limit,
+        snap_len: args.snaplen,
+    };
     let lost_before = reader.lost();
     let config = CaptureConfig {
         enabled: 1,
@@ -205,42 +193,86 @@ pub fn capture(
     ring::set_capture(config)?;
     on_ready();
     let started = Instant::now();
-    let limit = args.count.unwrap_or(u64::MAX);
-    let mut interfaces = HashMap::new();
-    let mut packets = 0u64;
-    // Writes what the ring holds, up to the limit.
-    let mut write_waiting = |writer: &mut PcapngWriter<BufWriter<File>>,
-                             reader: &mut RingReader,
-                             packets: &mut u64|
-     -> std::io::Result<()> {
-        for sample in reader.drain(usize::MAX) {
-            if *packets >= limit {
-                break;
-            }
-            let id = interface_id(writer, &mut interfaces, sample.meta.ifindex, args.snaplen)?;
-            write_sample(writer, id, &sample)?;
-            *packets += 1;
-        }
-        Ok(())
-    };
     let done = |packets: u64| {
         packets >= limit || stop() || deadline.is_some_and(|deadline| started.elapsed() >= deadline)
     };
-    while !done(packets) {
+    while !done(output.packets) {
         reader.wait(Duration::from_millis(100));
-        write_waiting(&mut writer, &mut reader, &mut packets).map_err(output_error)?;
+        output.write_waiting(&mut reader).map_err(output_error)?;
     }
     drop(guard);
     // Frames chosen before the filter went off are still on their way.
     std::thread::sleep(Duration::from_millis(20));
-    write_waiting(&mut writer, &mut reader, &mut packets).map_err(output_error)?;
-    let mut output = writer.finish().map_err(output_error)?;
-    std::io::Write::flush(&mut output).map_err(output_error)?;
+    output.write_waiting(&mut reader).map_err(output_error)?;
+    let packets = output.packets;
+    let mut file = output.writer.finish().map_err(output_error)?;
+    std::io::Write::flush(&mut file).map_err(output_error)?;
     Ok(CaptureReport {
         output: args.output.clone(),
         packets,
         lost: reader.lost().saturating_sub(lost_before),
     })
+}
+
+/// How long `--duration` lets the capture run, checked.
+fn capture_deadline(duration: Option<f64>) -> Result<Option<Duration>, CaptureError> {
+    duration
+        .map(|seconds| {
+            seconds_within(seconds, 0.001, MAX_DURATION_SECONDS as f64)
+                .ok_or(CaptureError::Duration(seconds))
+        })
+        .transpose()
+}
+
+/// The ifindex `--iface` names (it must have xdpath attached), or 0 for
+/// every attached interface (there must be one).
+fn capture_ifindex(interface: Option<&String>) -> Result<u32, CaptureError> {
+    match interface {
+        Some(name) => {
+            crate::dataplane::read_interface_config(name)
+                .map_err(|_| CaptureError::NotAttached(name.clone()))?;
+            interface_index(name).ok_or_else(|| CaptureError::NotAttached(name.clone()))
+        }
+        None => {
+            let attached = crate::dataplane::attached_interfaces().unwrap_or_default();
+            if attached.is_empty() {
+                return Err(CaptureError::NothingAttached);
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// The pcapng file being written, with what was written to it.
+struct CaptureFile {
+    writer: PcapngWriter<BufWriter<File>>,
+    /// The pcapng interface id of each ifindex described so far.
+    interfaces: HashMap<u32, u32>,
+    /// Frames written.
+    packets: u64,
+    /// Frames to write at most.
+    limit: u64,
+    snap_len: u32,
+}
+
+impl CaptureFile {
+    /// Writes what the ring holds, up to the limit.
+    fn write_waiting(&mut self, reader: &mut RingReader) -> std::io::Result<()> {
+        for sample in reader.drain(usize::MAX) {
+            if self.packets >= self.limit {
+                break;
+            }
+            let id = interface_id(
+                &mut self.writer,
+                &mut self.interfaces,
+                sample.meta.ifindex,
+                self.snap_len,
+            )?;
+            write_sample(&mut self.writer, id, &sample)?;
+            self.packets += 1;
+        }
+        Ok(())
+    }
 }
 
 /// The pcapng interface id of `ifindex`, described on first use.

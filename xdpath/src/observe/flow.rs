@@ -62,80 +62,24 @@ fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
 /// assert_eq!((fields.protocol, fields.source_port, fields.destination_port), (17, 12345, 53));
 /// ```
 pub fn parse(frame: &[u8]) -> Option<FlowFields> {
-    let mut ethertype = u16_at(frame, 12)?;
-    let mut offset = 14;
-    let mut vlan = None;
-    for _ in 0..2 {
-        if ethertype != ETHERTYPE_VLAN && ethertype != ETHERTYPE_QINQ {
-            break;
-        }
-        vlan = Some(u16_at(frame, offset)? & 0x0fff);
-        ethertype = u16_at(frame, offset + 2)?;
-        offset += 4;
-    }
-    let (source, destination, protocol, transport, first_fragment) = match ethertype {
-        ETHERTYPE_IPV4 => {
-            let header = frame.get(offset..offset + 20)?;
-            let header_len = usize::from(header[0] & 0x0f) * 4;
-            if header[0] >> 4 != 4 || header_len < 20 {
-                return None;
-            }
-            let fragment_offset = u16_at(header, 6)? & 0x1fff;
-            let source: [u8; 4] = header[12..16].try_into().ok()?;
-            let destination: [u8; 4] = header[16..20].try_into().ok()?;
-            (
-                IpAddr::V4(Ipv4Addr::from(source)),
-                IpAddr::V4(Ipv4Addr::from(destination)),
-                header[9],
-                offset + header_len,
-                fragment_offset == 0,
-            )
-        }
-        ETHERTYPE_IPV6 => {
-            let header = frame.get(offset..offset + 40)?;
-            if header[0] >> 4 != 6 {
-                return None;
-            }
-            let source: [u8; 16] = header[8..24].try_into().ok()?;
-            let destination: [u8; 16] = header[24..40].try_into().ok()?;
-            let mut next = header[6];
-            let mut at = offset + 40;
-            let mut first_fragment = true;
-            for _ in 0..4 {
-                match next {
-                    IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DESTINATION => {
-                        let extension = frame.get(at..at + 2)?;
-                        next = extension[0];
-                        at += (usize::from(extension[1]) + 1) * 8;
-                    }
-                    IPV6_FRAGMENT => {
-                        next = *frame.get(at)?;
-                        first_fragment = u16_at(frame, at + 2)? & 0xfff8 == 0;
-                        at += 8;
-                    }
-                    _ => break,
-                }
-            }
-            (
-                IpAddr::V6(Ipv6Addr::from(source)),
-                IpAddr::V6(Ipv6Addr::from(destination)),
-                next,
-                at,
-                first_fragment,
-            )
-        }
+    let (ethertype, offset, vlan) = skip_vlan_tags(frame)?;
+    let ip = match ethertype {
+        ETHERTYPE_IPV4 => ipv4_header(frame, offset)?,
+        ETHERTYPE_IPV6 => ipv6_header(frame, offset)?,
         _ => return None,
     };
+    let protocol = ip.protocol;
     let mut fields = FlowFields {
-        source,
-        destination,
+        source: ip.source,
+        destination: ip.destination,
         protocol,
         source_port: 0,
         destination_port: 0,
         vlan,
         tcp_flags: 0,
     };
-    if first_fragment && (protocol == PROTOCOL_TCP || protocol == PROTOCOL_UDP) {
+    if ip.first_fragment && (protocol == PROTOCOL_TCP || protocol == PROTOCOL_UDP) {
+        let transport = ip.transport;
         if let (Some(source_port), Some(destination_port)) =
             (u16_at(frame, transport), u16_at(frame, transport + 2))
         {
@@ -147,6 +91,90 @@ pub fn parse(frame: &[u8]) -> Option<FlowFields> {
         }
     }
     Some(fields)
+}
+
+/// The IP header's flow fields and where the transport header starts.
+struct IpHeader {
+    source: IpAddr,
+    destination: IpAddr,
+    /// The protocol after any IPv6 extension headers.
+    protocol: u8,
+    /// The transport header's offset in the frame.
+    transport: usize,
+    /// False for a fragment other than the first (it has no ports).
+    first_fragment: bool,
+}
+
+/// The EtherType after up to two VLAN tags, the offset of what follows it,
+/// and the inner VLAN id.
+fn skip_vlan_tags(frame: &[u8]) -> Option<(u16, usize, Option<u16>)> {
+    let mut ethertype = u16_at(frame, 12)?;
+    let mut offset = 14;
+    let mut vlan = None;
+    for _ in 0..2 {
+        if ethertype != ETHERTYPE_VLAN && ethertype != ETHERTYPE_QINQ {
+            break;
+        }
+        vlan = Some(u16_at(frame, offset)? & 0x0fff);
+        ethertype = u16_at(frame, offset + 2)?;
+        offset += 4;
+    }
+    Some((ethertype, offset, vlan))
+}
+
+/// The IPv4 header at `offset`; `None` when it is cut short or not IPv4.
+fn ipv4_header(frame: &[u8], offset: usize) -> Option<IpHeader> {
+    let header = frame.get(offset..offset + 20)?;
+    let header_len = usize::from(header[0] & 0x0f) * 4;
+    if header[0] >> 4 != 4 || header_len < 20 {
+        return None;
+    }
+    let fragment_offset = u16_at(header, 6)? & 0x1fff;
+    let source: [u8; 4] = header[12..16].try_into().ok()?;
+    let destination: [u8; 4] = header[16..20].try_into().ok()?;
+    Some(IpHeader {
+        source: IpAddr::V4(Ipv4Addr::from(source)),
+        destination: IpAddr::V4(Ipv4Addr::from(destination)),
+        protocol: header[9],
+        transport: offset + header_len,
+        first_fragment: fragment_offset == 0,
+    })
+}
+
+/// The IPv6 header at `offset`, past up to four extension headers; `None`
+/// when it (or an extension header walked over) is cut short or not IPv6.
+fn ipv6_header(frame: &[u8], offset: usize) -> Option<IpHeader> {
+    let header = frame.get(offset..offset + 40)?;
+    if header[0] >> 4 != 6 {
+        return None;
+    }
+    let source: [u8; 16] = header[8..24].try_into().ok()?;
+    let destination: [u8; 16] = header[24..40].try_into().ok()?;
+    let mut next = header[6];
+    let mut at = offset + 40;
+    let mut first_fragment = true;
+    for _ in 0..4 {
+        match next {
+            IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DESTINATION => {
+                let extension = frame.get(at..at + 2)?;
+                next = extension[0];
+                at += (usize::from(extension[1]) + 1) * 8;
+            }
+            IPV6_FRAGMENT => {
+                next = *frame.get(at)?;
+                first_fragment = u16_at(frame, at + 2)? & 0xfff8 == 0;
+                at += 8;
+            }
+            _ => break,
+        }
+    }
+    Some(IpHeader {
+        source: IpAddr::V6(Ipv6Addr::from(source)),
+        destination: IpAddr::V6(Ipv6Addr::from(destination)),
+        protocol: next,
+        transport: at,
+        first_fragment,
+    })
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ pub mod fib;
 mod report;
 mod routes;
 mod run;
+mod serve;
 pub mod state;
 pub mod tap;
 

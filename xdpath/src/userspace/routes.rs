@@ -116,15 +116,6 @@ fn contains(prefix: &PrefixKey, address: IpAddr) -> bool {
 pub fn forwarding_table() -> (PrefixMap<Route>, BTreeSet<u32>) {
     let mut table = PrefixMap::default();
     let known = neighbours();
-    let forward = |device: &str, mac: [u8; 6]| -> Option<Route> {
-        let ifindex = interface_index(device)?;
-        let (source, _) = mac_and_mtu(device).ok()?;
-        Some(Route::Forward {
-            ifindex,
-            destination_mac: mac_value(mac),
-            source_mac: mac_value(source),
-        })
-    };
     for ipv4 in [true, false] {
         let family = if ipv4 { "-4" } else { "-6" };
         let Some(Value::Array(routes)) = ip_json(&[family, "route", "show", "table", "main"])
@@ -132,47 +123,7 @@ pub fn forwarding_table() -> (PrefixMap<Route>, BTreeSet<u32>) {
             continue;
         };
         for entry in &routes {
-            let Some(key) = entry
-                .get("dst")
-                .and_then(Value::as_str)
-                .and_then(|dst| prefix(dst, ipv4))
-            else {
-                continue;
-            };
-            let kind = entry
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("unicast");
-            let device = entry.get("dev").and_then(Value::as_str);
-            let (Some(device), "unicast", None) = (device, kind, entry.get("nexthops")) else {
-                table.insert(key, Route::NotForwarded);
-                continue;
-            };
-            let gateway = entry
-                .get("gateway")
-                .and_then(Value::as_str)
-                .and_then(|gateway| gateway.parse::<IpAddr>().ok());
-            let resolved = |address: IpAddr| {
-                known
-                    .iter()
-                    .find(|neighbour| neighbour.address == address && neighbour.device == device)
-                    .and_then(|neighbour| forward(device, neighbour.mac))
-            };
-            match gateway {
-                Some(gateway) => {
-                    table.insert(key, resolved(gateway).unwrap_or(Route::NoNeighbour));
-                }
-                None => {
-                    table.insert(key, Route::NoNeighbour);
-                    for neighbour in known.iter().filter(|neighbour| {
-                        neighbour.device == device && contains(&key, neighbour.address)
-                    }) {
-                        if let Some(route) = forward(device, neighbour.mac) {
-                            table.insert(host(neighbour.address), route);
-                        }
-                    }
-                }
-            }
+            insert_route(&mut table, entry, ipv4, &known);
         }
     }
     // Link-local destinations and the host's own addresses stay here.
@@ -184,7 +135,72 @@ pub fn forwarding_table() -> (PrefixMap<Route>, BTreeSet<u32>) {
             table.insert(host(address), Route::NotForwarded);
         }
     }
-    let ports = match ip_json(&["link", "show"]) {
+    (table, sending_ports())
+}
+
+/// Forwarding out of `device` to `mac`, from the device's own MAC; `None`
+/// when the device is gone.
+fn forward_route(device: &str, mac: [u8; 6]) -> Option<Route> {
+    let ifindex = interface_index(device)?;
+    let (source, _) = mac_and_mtu(device).ok()?;
+    Some(Route::Forward {
+        ifindex,
+        destination_mac: mac_value(mac),
+        source_mac: mac_value(source),
+    })
+}
+
+/// Enters one route of `ip -j route show` (and, for a connected route, its
+/// resolved neighbours) into `table`; a route without a usable destination
+/// is skipped.
+fn insert_route(table: &mut PrefixMap<Route>, entry: &Value, ipv4: bool, known: &[Neighbour]) {
+    let Some(key) = entry
+        .get("dst")
+        .and_then(Value::as_str)
+        .and_then(|dst| prefix(dst, ipv4))
+    else {
+        return;
+    };
+    let kind = entry
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("unicast");
+    let device = entry.get("dev").and_then(Value::as_str);
+    let (Some(device), "unicast", None) = (device, kind, entry.get("nexthops")) else {
+        table.insert(key, Route::NotForwarded);
+        return;
+    };
+    let gateway = entry
+        .get("gateway")
+        .and_then(Value::as_str)
+        .and_then(|gateway| gateway.parse::<IpAddr>().ok());
+    let resolved = |address: IpAddr| {
+        known
+            .iter()
+            .find(|neighbour| neighbour.address == address && neighbour.device == device)
+            .and_then(|neighbour| forward_route(device, neighbour.mac))
+    };
+    match gateway {
+        Some(gateway) => {
+            table.insert(key, resolved(gateway).unwrap_or(Route::NoNeighbour));
+        }
+        None => {
+            table.insert(key, Route::NoNeighbour);
+            for neighbour in known
+                .iter()
+                .filter(|neighbour| neighbour.device == device && contains(&key, neighbour.address))
+            {
+                if let Some(route) = forward_route(device, neighbour.mac) {
+                    table.insert(host(neighbour.address), route);
+                }
+            }
+        }
+    }
+}
+
+/// The ifindex of every interface but loopback (none when `ip` fails).
+fn sending_ports() -> BTreeSet<u32> {
+    match ip_json(&["link", "show"]) {
         Some(Value::Array(links)) => links
             .iter()
             .filter(|link| link.get("link_type").and_then(Value::as_str) != Some("loopback"))
@@ -192,8 +208,7 @@ pub fn forwarding_table() -> (PrefixMap<Route>, BTreeSet<u32>) {
             .filter_map(|index| u32::try_from(index).ok())
             .collect(),
         _ => BTreeSet::new(),
-    };
-    (table, ports)
+    }
 }
 
 #[cfg(test)]

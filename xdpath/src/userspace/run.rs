@@ -1,63 +1,30 @@
-//! The runtime's loop: receive a batch from each socket, run the pipeline
-//! on every frame, send each where its verdict says, then the stack's
-//! output; once a second, the state files and the counter snapshot.
+//! Starting the user-space runtime: the state, the sockets, the TAP
+//! device and the AF_XDP program; then [`Serving::serve`] runs the loop,
+//! and the report is made of what it counted.
 
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
 use xdpath_core::abi;
 
 use aya::maps::XskMap;
 use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
-use xdpath_core::{pipeline, Action, FrameBuffer, NativeTables};
-
-use std::sync::{Arc, Mutex};
+use xdpath_core::NativeTables;
 
 use super::egress::Egress;
 use super::fib;
-use super::report::{snapshot_path, Snapshot, Tallies};
+use super::report::{snapshot_path, Tallies};
+use super::serve::{write_snapshot, Outputs, Serving, HOUSEKEEPING};
 use super::state::StateWatch;
 use super::tap::{mac_and_mtu, tap_name, Tap};
 use super::{Exception, RuntimeError, RuntimeOptions, RuntimeReport};
-use crate::afxdp::{XskError, XskSocket};
+use crate::afxdp::XskSocket;
 use crate::control::interface_index;
-use crate::control::kernel::monotonic_now_ns;
 use crate::control::state::{self as state_files};
 use crate::objects;
-
-/// How often the state files are looked at and the snapshot written.
-const HOUSEKEEPING: Duration = Duration::from_secs(1);
-/// The longest wait for a frame: how late a stop is noticed.
-const IDLE_WAIT_MS: i32 = 50;
-
-/// Everything a frame may be sent through.
-struct Outputs {
-    ifindex: u32,
-    tap: Option<Tap>,
-    egress: Egress,
-    /// Frames for this interface's TX ring, sent after the batch.
-    transmit: Vec<Vec<u8>>,
-    tallies: Tallies,
-}
-
-impl Outputs {
-    fn deliver(&mut self, action: Action, redirect_ifindex: u32, frame: &[u8]) {
-        match action {
-            Action::Tx => self.transmit.push(frame.to_vec()),
-            Action::Redirect if redirect_ifindex == self.ifindex || redirect_ifindex == 0 => {
-                self.transmit.push(frame.to_vec());
-            }
-            Action::Redirect => match self.egress.send(redirect_ifindex, frame) {
-                Ok(()) => self.tallies.redirected += 1,
-                Err(_) => self.tallies.lost += 1,
-            },
-            Action::Pass => match self.tap.as_mut().map(|tap| tap.write_frame(frame)) {
-                Some(Ok(())) => self.tallies.to_stack += 1,
-                Some(Err(_)) | None => self.tallies.lost += 1,
-            },
-            Action::Drop | Action::Aborted => {}
-        }
-    }
-}
 
 /// Runs the user-space runtime until `stop` says so (or the duration
 /// ends), then reports.
@@ -94,53 +61,19 @@ pub fn run(
     stop: &dyn Fn() -> bool,
 ) -> Result<RuntimeReport, RuntimeError> {
     let interface = options.interface.as_str();
-    let ifindex = interface_index(interface).ok_or_else(|| RuntimeError::NoInterface {
-        interface: interface.to_string(),
-    })?;
-    if crate::dataplane::read_interface_config(interface).is_ok() {
-        return Err(RuntimeError::KernelAttached {
-            interface: interface.to_string(),
-        });
-    }
+    let ifindex = free_interface(interface)?;
     let state_dir = state_files::state_dir().map_err(|error| RuntimeError::Io {
         what: "the namespace's state directory",
         source: std::io::Error::other(error.to_string()),
     })?;
     // The state first: a state that does not compile stops the start
     // before anything is attached.
-    let mut tables = NativeTables::new(options.config);
-    tables.ifindex = ifindex;
-    let mut watch = StateWatch::new(&state_dir);
-    watch.refresh(&mut tables)?;
+    let (mut tables, mut watch, first_backends) = start_tables(options, ifindex, &state_dir)?;
     let forward = options.config.forward != 0;
-    let first_backends = fib::backends(&tables);
-    let view = fib::resolve(&first_backends, ifindex, interface, forward);
-    fib::install(&mut tables, view);
     let backends = Arc::new(Mutex::new(first_backends));
 
-    let queues = match options.queues {
-        Some(queues) => queues,
-        None => crate::afxdp::queue_count(interface).unwrap_or(1),
-    }
-    .max(1);
-    let mut sockets = Vec::new();
-    for queue in 0..queues {
-        sockets.push(XskSocket::open(interface, queue, options.xsk)?);
-    }
-    let tap = match options.exception {
-        Exception::Tap => {
-            let name = tap_name(interface);
-            let (mac, mtu) = mac_and_mtu(interface).map_err(|source| RuntimeError::Io {
-                what: "read the interface's MAC and MTU",
-                source,
-            })?;
-            Some(
-                Tap::create(&name, mac, mtu)
-                    .map_err(|source| RuntimeError::Tap { name, source })?,
-            )
-        }
-        Exception::Drop => None,
-    };
+    let (queues, mut sockets) = open_sockets(options)?;
+    let tap = open_tap(options.exception, interface)?;
     let egress = Egress::open().map_err(|source| RuntimeError::Io {
         what: "open the packet socket for redirects",
         source,
@@ -155,19 +88,7 @@ pub fn run(
             source,
         }
     })?;
-    let (views_tx, views) = std::sync::mpsc::channel();
-    let _watcher = fib::spawn_watcher(
-        backends.clone(),
-        ifindex,
-        interface.to_string(),
-        forward,
-        HOUSEKEEPING,
-        views_tx,
-    )
-    .map_err(|source| RuntimeError::Io {
-        what: "start the FIB watcher",
-        source,
-    })?;
+    let (views, _watcher) = start_fib_watcher(&backends, ifindex, interface, forward)?;
 
     let mut outputs = Outputs {
         ifindex,
@@ -178,98 +99,19 @@ pub fn run(
     };
     let snapshot_file = snapshot_path(&state_dir, interface);
     let started = Instant::now();
-    let mut next_housekeeping = started + HOUSEKEEPING;
-    let mut frame = FrameBuffer::new(&[]);
-    let mut from_stack = vec![0u8; 65_536];
-    // Busy while frames keep coming (no system call per batch); a pass
-    // that finds nothing waits in poll.
-    let mut idle = true;
-    let mut tap_readable = false;
-    let mut passes: u32 = 0;
-    let mut busy_time = Duration::ZERO;
-    loop {
-        if stop()
-            || options
-                .duration
-                .is_some_and(|limit| started.elapsed() >= limit)
-        {
-            break;
-        }
-        if idle {
-            tap_readable = wait(&sockets, outputs.tap.as_ref());
-        }
-        passes = passes.wrapping_add(1);
-        let pass_started = Instant::now();
-        let mut busy = false;
-        tables.set_now_ns(monotonic_now_ns());
-        for socket in &mut sockets {
-            let received = socket
-                .recv_each(Duration::ZERO, |bytes| {
-                    frame.reload(bytes);
-                    let verdict = pipeline::process_frame(&mut frame, &mut tables);
-                    outputs.deliver(
-                        verdict.outcome.action,
-                        verdict.redirect_ifindex,
-                        frame.bytes(),
-                    );
-                })
-                .unwrap_or(0);
-            outputs.tallies.received += received as u64;
-            busy |= received > 0;
-            let transmit = std::mem::take(&mut outputs.transmit);
-            outputs.tallies.transmitted += send_all(socket, &transmit, &mut outputs.tallies);
-        }
-        // The stack's output: when poll said so, and now and then while busy.
-        let look_at_tap = tap_readable || (!idle && passes.is_multiple_of(64));
-        tap_readable = false;
-        if let (true, Some(tap), Some(first)) =
-            (look_at_tap, outputs.tap.as_mut(), sockets.first_mut())
-        {
-            let mut batch = Vec::new();
-            while let Ok(Some(bytes)) = tap.read_frame(&mut from_stack) {
-                batch.push(bytes.to_vec());
-                if batch.len() >= 64 {
-                    break;
-                }
-            }
-            busy |= !batch.is_empty();
-            let sent = send_all(first, &batch, &mut outputs.tallies);
-            outputs.tallies.from_stack += sent;
-        }
-        idle = !busy;
-        if busy {
-            busy_time += pass_started.elapsed();
-        }
-        if Instant::now() >= next_housekeeping {
-            next_housekeeping = Instant::now() + HOUSEKEEPING;
-            while let Ok(view) = views.try_recv() {
-                fib::install(&mut tables, view);
-            }
-            match watch.refresh(&mut tables) {
-                Ok(true) => {
-                    outputs.tallies.reloads += 1;
-                    // New backends get their next hops now, not a second
-                    // later (a state change is rare; the wait is short).
-                    let now = fib::backends(&tables);
-                    if let Ok(mut list) = backends.lock() {
-                        if *list != now {
-                            let view = fib::resolve(&now, ifindex, interface, forward);
-                            fib::install(&mut tables, view);
-                            *list = now;
-                        }
-                    }
-                }
-                Ok(false) => {}
-                Err(error) => {
-                    outputs.tallies.refused_reloads += 1;
-                    log::warn!(
-                        "the user-space runtime refused a state change; the last good state stays: {error}"
-                    );
-                }
-            }
-            write_snapshot(&snapshot_file, interface, &tables, outputs.tallies, false);
-        }
+    let busy_time = Serving {
+        interface,
+        ifindex,
+        forward,
+        tables: &mut tables,
+        watch: &mut watch,
+        backends: &backends,
+        views: &views,
+        sockets: &mut sockets,
+        outputs: &mut outputs,
+        snapshot_file: &snapshot_file,
     }
+    .serve(started, options.duration, stop);
     write_snapshot(&snapshot_file, interface, &tables, outputs.tallies, true);
     let socket_drops = sockets
         .iter()
@@ -289,6 +131,98 @@ pub fn run(
         counters: crate::stats::rows(tables.counters()),
         tallies: outputs.tallies,
     })
+}
+
+/// The ifindex of `interface`, which must exist and not run the kernel
+/// program.
+fn free_interface(interface: &str) -> Result<u32, RuntimeError> {
+    let ifindex = interface_index(interface).ok_or_else(|| RuntimeError::NoInterface {
+        interface: interface.to_string(),
+    })?;
+    if crate::dataplane::read_interface_config(interface).is_ok() {
+        return Err(RuntimeError::KernelAttached {
+            interface: interface.to_string(),
+        });
+    }
+    Ok(ifindex)
+}
+
+/// The native tables with the namespace's state and the backends' first
+/// next hops, the watch that keeps the state current, and those backends.
+fn start_tables(
+    options: &RuntimeOptions,
+    ifindex: u32,
+    state_dir: &Path,
+) -> Result<(NativeTables, StateWatch, Vec<[u8; 16]>), RuntimeError> {
+    let mut tables = NativeTables::new(options.config);
+    tables.ifindex = ifindex;
+    let mut watch = StateWatch::new(state_dir);
+    watch.refresh(&mut tables)?;
+    let forward = options.config.forward != 0;
+    let first_backends = fib::backends(&tables);
+    let view = fib::resolve(&first_backends, ifindex, &options.interface, forward);
+    fib::install(&mut tables, view);
+    Ok((tables, watch, first_backends))
+}
+
+/// One socket per queue (`--queues`, else every queue of the interface);
+/// returns their number too.
+fn open_sockets(options: &RuntimeOptions) -> Result<(u32, Vec<XskSocket>), RuntimeError> {
+    let interface = options.interface.as_str();
+    let queues = match options.queues {
+        Some(queues) => queues,
+        None => crate::afxdp::queue_count(interface).unwrap_or(1),
+    }
+    .max(1);
+    let mut sockets = Vec::new();
+    for queue in 0..queues {
+        sockets.push(XskSocket::open(interface, queue, options.xsk)?);
+    }
+    Ok((queues, sockets))
+}
+
+/// Starts the thread that resolves `backends`' next hops (and, with
+/// `forward`, the forwarding table) each second; its views come on the
+/// receiver.
+fn start_fib_watcher(
+    backends: &Arc<Mutex<Vec<[u8; 16]>>>,
+    ifindex: u32,
+    interface: &str,
+    forward: bool,
+) -> Result<(Receiver<fib::FibView>, JoinHandle<()>), RuntimeError> {
+    let (views_tx, views) = std::sync::mpsc::channel();
+    let watcher = fib::spawn_watcher(
+        backends.clone(),
+        ifindex,
+        interface.to_string(),
+        forward,
+        HOUSEKEEPING,
+        views_tx,
+    )
+    .map_err(|source| RuntimeError::Io {
+        what: "start the FIB watcher",
+        source,
+    })?;
+    Ok((views, watcher))
+}
+
+/// The TAP device frames for the stack go to, with the interface's MAC and
+/// MTU (none when exceptions are dropped).
+fn open_tap(exception: Exception, interface: &str) -> Result<Option<Tap>, RuntimeError> {
+    match exception {
+        Exception::Tap => {
+            let name = tap_name(interface);
+            let (mac, mtu) = mac_and_mtu(interface).map_err(|source| RuntimeError::Io {
+                what: "read the interface's MAC and MTU",
+                source,
+            })?;
+            Ok(Some(
+                Tap::create(&name, mac, mtu)
+                    .map_err(|source| RuntimeError::Tap { name, source })?,
+            ))
+        }
+        Exception::Drop => Ok(None),
+    }
 }
 
 /// Loads the AF_XDP redirect program, puts each socket in its queue's
@@ -338,78 +272,4 @@ fn attach(
         }
     };
     Ok((ebpf, mode))
-}
-
-/// Waits until a socket or the TAP device has something, or a while;
-/// whether the TAP device has.
-fn wait(sockets: &[XskSocket], tap: Option<&Tap>) -> bool {
-    let mut entries: Vec<libc::pollfd> = sockets
-        .iter()
-        .map(|socket| socket.fd())
-        .chain(tap.map(Tap::raw_fd))
-        .map(|fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    // SAFETY: live pollfd entries and their count. An error (EINTR) only
-    // ends the wait early.
-    unsafe {
-        libc::poll(
-            entries.as_mut_ptr(),
-            entries.len() as libc::nfds_t,
-            IDLE_WAIT_MS,
-        )
-    };
-    tap.is_some()
-        && entries
-            .last()
-            .is_some_and(|entry| entry.revents & libc::POLLIN != 0)
-}
-
-/// Puts frames on a socket's TX ring and kicks once; how many went on.
-fn send_all(socket: &mut XskSocket, frames: &[Vec<u8>], tallies: &mut Tallies) -> u64 {
-    let mut queued = 0;
-    for frame in frames {
-        let mut result = socket.enqueue(frame);
-        if matches!(result, Err(XskError::TxBusy { .. })) {
-            let _ = socket.flush(Duration::from_millis(1));
-            result = socket.enqueue(frame);
-        }
-        match result {
-            Ok(()) => queued += 1,
-            Err(_) => tallies.lost += 1,
-        }
-    }
-    if !frames.is_empty() {
-        let _ = socket.flush(Duration::ZERO);
-    }
-    queued
-}
-
-fn write_snapshot(
-    path: &std::path::Path,
-    interface: &str,
-    tables: &NativeTables,
-    tallies: Tallies,
-    finished: bool,
-) {
-    let mut rule_hits: Vec<(u32, u64)> = tables.rule_hits.iter().map(|(&id, &n)| (id, n)).collect();
-    rule_hits.sort_unstable();
-    let snapshot = Snapshot {
-        interface: interface.to_string(),
-        pid: std::process::id(),
-        finished,
-        counters: tables
-            .counters()
-            .iter()
-            .map(|counter| [counter.packets, counter.bytes])
-            .collect(),
-        rule_hits,
-        tallies,
-    };
-    if let Err(error) = state_files::save_plain(path, &snapshot) {
-        log::warn!("the user-space runtime cannot write its counter snapshot: {error}");
-    }
 }

@@ -1,7 +1,7 @@
 //! CPU pinning, and the multi-CPU rows: one thread per CPU running the
 //! balancer at once, for the connection table's locks.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use xdpath_core::wire::tcp::FLAG_SYN;
 use xdpath_core::Action;
@@ -90,7 +90,6 @@ pub(super) fn concurrent_round(
     round: usize,
     flows: u32,
 ) -> Result<(Vec<u64>, Vec<u64>), LbBenchError> {
-    let tx = Action::Tx as u32;
     // Sources 10.<64 + ...>.x.y: apart from the single-CPU rounds' and from
     // each other's.
     let frames: Vec<Vec<Vec<u8>>> = (0..cpus.len())
@@ -113,27 +112,7 @@ pub(super) fn concurrent_round(
             .zip(&frames)
             .map(|(&cpu, frames)| {
                 let barrier = &barrier;
-                scope.spawn(move || {
-                    let pinned = PinnedThread::to_cpu(cpu);
-                    // Every thread passes every barrier, failed or not, so
-                    // none waits for ever.
-                    barrier.wait();
-                    let misses = match &pinned {
-                        Ok(_) => run_frames(program, label, frames, Some(tx)),
-                        Err(error) => Err(LbBenchError::Affinity(std::io::Error::new(
-                            error.kind(),
-                            format!("CPU {cpu}: {error}"),
-                        ))),
-                    };
-                    barrier.wait();
-                    barrier.wait();
-                    let hits = match &misses {
-                        Ok(_) => run_frames(program, label, frames, Some(tx)),
-                        Err(_) => Ok(Vec::new()),
-                    };
-                    drop(pinned);
-                    misses.and_then(|misses| hits.map(|hits| (misses, hits)))
-                })
+                scope.spawn(move || pinned_passes(cpu, barrier, program, label, frames))
             })
             .collect();
         barrier.wait();
@@ -154,20 +133,63 @@ pub(super) fn concurrent_round(
         misses.extend(thread_misses);
         hits.extend(thread_hits);
     }
-    let total = cpus.len() as u64 * u64::from(flows);
+    check_passes(round, cpus.len(), flows, [start, middle, end])?;
+    Ok((misses, hits))
+}
+
+/// One thread of a concurrent round: pinned to `cpu`, runs its frames once
+/// for the misses and once more for the hits, in step with the others
+/// through `barrier`; returns both runs' ns.
+fn pinned_passes(
+    cpu: usize,
+    barrier: &std::sync::Barrier,
+    program: BorrowedFd<'_>,
+    label: &str,
+    frames: &[Vec<u8>],
+) -> Result<(Vec<u64>, Vec<u64>), LbBenchError> {
+    let tx = Action::Tx as u32;
+    let pinned = PinnedThread::to_cpu(cpu);
+    // Every thread passes every barrier, failed or not, so
+    // none waits for ever.
+    barrier.wait();
+    let misses = match &pinned {
+        Ok(_) => run_frames(program, label, frames, Some(tx)),
+        Err(error) => Err(LbBenchError::Affinity(std::io::Error::new(
+            error.kind(),
+            format!("CPU {cpu}: {error}"),
+        ))),
+    };
+    barrier.wait();
+    barrier.wait();
+    let hits = match &misses {
+        Ok(_) => run_frames(program, label, frames, Some(tx)),
+        Err(_) => Ok(Vec::new()),
+    };
+    drop(pinned);
+    misses.and_then(|misses| hits.map(|hits| (misses, hits)))
+}
+
+/// Checks the connection counters (hits, misses) read before, between and
+/// after a round's passes: `threads` × `flows` misses, then as many hits.
+fn check_passes(
+    round: usize,
+    threads: usize,
+    flows: u32,
+    [start, middle, end]: [(u64, u64); 3],
+) -> Result<(), LbBenchError> {
+    let total = threads as u64 * u64::from(flows);
     let miss_pass = (middle.0 - start.0, middle.1 - start.1);
     let hit_pass = (end.0 - middle.0, end.1 - middle.1);
     if miss_pass != (0, total) || hit_pass != (total, 0) {
         return Err(LbBenchError::Counters(format!(
-            "round {round}, {} CPUs at once: {total} new flows counted {} hits and {} misses; \
+            "round {round}, {threads} CPUs at once: {total} new flows counted {} hits and {} misses; \
              sent again, {} hits and {} misses (a table with per-CPU LRU lists holds only its \
              size / CPUs entries per CPU: try a smaller --lb-flows)",
-            cpus.len(),
             miss_pass.0,
             miss_pass.1,
             hit_pass.0,
             hit_pass.1
         )));
     }
-    Ok((misses, hits))
+    Ok(())
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::config::observe::ObserveSpec;
 use crate::config::{DesiredConfig, InterfaceSpec, Mode};
-use crate::control::state::{BlockSpec, FilterState};
+use crate::control::state::{BlockSpec, FilterState, Management};
 use crate::lb::state::LbState;
 
 mod describe;
@@ -268,26 +268,7 @@ pub fn block_same(current: &BlockSpec, desired: &BlockSpec) -> bool {
 
 fn filter(current: &FilterState, desired: &FilterState) -> Vec<Change> {
     let mut out = Vec::new();
-    let rules = |state: &FilterState| {
-        state
-            .rules
-            .iter()
-            .map(|rule| (rule.id, rule.clone()))
-            .collect()
-    };
-    diff_keyed(
-        &mut out,
-        "rule",
-        &rules(current),
-        &rules(desired),
-        |a, b| a == b,
-        describe::rule,
-    );
-    let default =
-        |state: &FilterState| describe::default(state.default_action, state.default_monitor);
-    if default(current) != default(desired) {
-        out.push(changed("default", "", default(current), default(desired)));
-    }
+    rule_changes(&mut out, current, desired);
     let blocks = |state: &FilterState| {
         state
             .blocklist
@@ -303,6 +284,42 @@ fn filter(current: &FilterState, desired: &FilterState) -> Vec<Change> {
         block_same,
         describe::block,
     );
+    limit_changes(&mut out, current, desired);
+    for (name, old, new) in describe::guards(&current.guards, &desired.guards) {
+        if old != new {
+            out.push(changed("guard", name, old, new));
+        }
+    }
+    management_changes(&mut out, &current.management, &desired.management);
+    out
+}
+
+/// The filter's rules that differ, then its default action.
+fn rule_changes(out: &mut Vec<Change>, current: &FilterState, desired: &FilterState) {
+    let rules = |state: &FilterState| {
+        state
+            .rules
+            .iter()
+            .map(|rule| (rule.id, rule.clone()))
+            .collect()
+    };
+    diff_keyed(
+        out,
+        "rule",
+        &rules(current),
+        &rules(desired),
+        |a, b| a == b,
+        describe::rule,
+    );
+    let default =
+        |state: &FilterState| describe::default(state.default_action, state.default_monitor);
+    if default(current) != default(desired) {
+        out.push(changed("default", "", default(current), default(desired)));
+    }
+}
+
+/// The rate limits that differ, then the order of those that stay.
+fn limit_changes(out: &mut Vec<Change>, current: &FilterState, desired: &FilterState) {
     let limits = |state: &FilterState| {
         state
             .rate_limits
@@ -311,7 +328,7 @@ fn filter(current: &FilterState, desired: &FilterState) -> Vec<Change> {
             .collect()
     };
     diff_keyed(
-        &mut out,
+        out,
         "ratelimit",
         &limits(current),
         &limits(desired),
@@ -336,14 +353,12 @@ fn filter(current: &FilterState, desired: &FilterState) -> Vec<Change> {
             describe::ids(&new_order),
         ));
     }
-    for (name, old, new) in describe::guards(&current.guards, &desired.guards) {
-        if old != new {
-            out.push(changed("guard", name, old, new));
-        }
-    }
-    let (old, new) = (&current.management, &desired.management);
+}
+
+/// The management prefixes, then ports, added or removed.
+fn management_changes(out: &mut Vec<Change>, old: &Management, new: &Management) {
     diff_keyed(
-        &mut out,
+        out,
         "mgmt-prefix",
         &set(&old.prefixes),
         &set(&new.prefixes),
@@ -351,14 +366,13 @@ fn filter(current: &FilterState, desired: &FilterState) -> Vec<Change> {
         |_| "never dropped".into(),
     );
     diff_keyed(
-        &mut out,
+        out,
         "mgmt-port",
         &set(&old.ports),
         &set(&new.ports),
         |_, _| true,
         |_| "never dropped".into(),
     );
-    out
 }
 
 fn set<T: Ord + Copy>(list: &[T]) -> BTreeMap<T, ()> {

@@ -19,77 +19,11 @@ pub fn compile_settings(
     state: &FilterState,
     rules: &CompiledRules,
 ) -> Result<CompiledSettings, CompileError> {
-    let mut flags = 0;
-    if !rules.sources.is_empty() {
-        flags |= FILTER_SOURCE_RULES;
-    }
-    if !rules.destinations.is_empty() {
-        flags |= FILTER_DESTINATION_RULES;
-    }
-    if state.default_action == RuleAction::Drop {
-        flags |= FILTER_DEFAULT_DROP;
-        if state.default_monitor {
-            flags |= FILTER_DEFAULT_MONITOR;
-        }
-    }
-    if state.blocklist.len() > MAX_BLOCKLIST as usize {
-        return Err(CompileError::TooMany {
-            what: "blocklist entries",
-            count: state.blocklist.len(),
-            max: MAX_BLOCKLIST,
-        });
-    }
-    if !state.blocklist.is_empty() {
-        flags |= FILTER_BLOCKLIST;
-    }
+    check_settings(state)?;
+    let flags = config_flags(state, rules);
     let guards = &state.guards;
-    if guards.syn_cookies.enabled && guards.syn_cookies.ports.is_empty() {
-        return Err(CompileError::GuardWithoutPorts {
-            guard: "SYN-cookie",
-        });
-    }
-    if guards.amplification.enabled && guards.amplification.ports.is_empty() {
-        return Err(CompileError::GuardWithoutPorts {
-            guard: "amplification",
-        });
-    }
-    if guards.tcp_flags {
-        flags |= FILTER_TCP_FLAGS;
-    }
     let amplification = &guards.amplification;
-    if amplification.enabled {
-        flags |= FILTER_AMPLIFICATION;
-    }
-    if guards.syn_cookies.enabled {
-        flags |= FILTER_SYN_COOKIES;
-    }
     let management = &state.management;
-    if !management.prefixes.is_empty() {
-        flags |= FILTER_MANAGEMENT_SOURCES;
-    }
-    if !management.ports.is_empty() {
-        flags |= FILTER_MANAGEMENT_PORTS;
-    }
-    for (what, count) in [
-        ("management prefixes", management.prefixes.len()),
-        (
-            "expected reflection destinations",
-            amplification.expect.len(),
-        ),
-    ] {
-        if count > MAX_MANAGEMENT_PREFIXES as usize {
-            return Err(CompileError::TooMany {
-                what,
-                count,
-                max: MAX_MANAGEMENT_PREFIXES,
-            });
-        }
-    }
-    if state.rate_limits.len() > MAX_RATE_LIMITS as usize {
-        return Err(CompileError::TooManyLimits {
-            count: state.rate_limits.len(),
-        });
-    }
     let rate_limits = state
         .rate_limits
         .iter()
@@ -124,6 +58,89 @@ pub fn compile_settings(
             &[]
         }),
     })
+}
+
+/// The checks of the settings' sizes and guards, in the order they are
+/// reported: blocklist size, guards without ports, prefix set sizes, the
+/// number of rate limits.
+fn check_settings(state: &FilterState) -> Result<(), CompileError> {
+    if state.blocklist.len() > MAX_BLOCKLIST as usize {
+        return Err(CompileError::TooMany {
+            what: "blocklist entries",
+            count: state.blocklist.len(),
+            max: MAX_BLOCKLIST,
+        });
+    }
+    let guards = &state.guards;
+    if guards.syn_cookies.enabled && guards.syn_cookies.ports.is_empty() {
+        return Err(CompileError::GuardWithoutPorts {
+            guard: "SYN-cookie",
+        });
+    }
+    if guards.amplification.enabled && guards.amplification.ports.is_empty() {
+        return Err(CompileError::GuardWithoutPorts {
+            guard: "amplification",
+        });
+    }
+    for (what, count) in [
+        ("management prefixes", state.management.prefixes.len()),
+        (
+            "expected reflection destinations",
+            guards.amplification.expect.len(),
+        ),
+    ] {
+        if count > MAX_MANAGEMENT_PREFIXES as usize {
+            return Err(CompileError::TooMany {
+                what,
+                count,
+                max: MAX_MANAGEMENT_PREFIXES,
+            });
+        }
+    }
+    if state.rate_limits.len() > MAX_RATE_LIMITS as usize {
+        return Err(CompileError::TooManyLimits {
+            count: state.rate_limits.len(),
+        });
+    }
+    Ok(())
+}
+
+/// The filter config's flags: which rule tries are in use, the default
+/// action, and which of blocklist, guards and management sets are on.
+fn config_flags(state: &FilterState, rules: &CompiledRules) -> u32 {
+    let mut flags = 0;
+    if !rules.sources.is_empty() {
+        flags |= FILTER_SOURCE_RULES;
+    }
+    if !rules.destinations.is_empty() {
+        flags |= FILTER_DESTINATION_RULES;
+    }
+    if state.default_action == RuleAction::Drop {
+        flags |= FILTER_DEFAULT_DROP;
+        if state.default_monitor {
+            flags |= FILTER_DEFAULT_MONITOR;
+        }
+    }
+    if !state.blocklist.is_empty() {
+        flags |= FILTER_BLOCKLIST;
+    }
+    let guards = &state.guards;
+    if guards.tcp_flags {
+        flags |= FILTER_TCP_FLAGS;
+    }
+    if guards.amplification.enabled {
+        flags |= FILTER_AMPLIFICATION;
+    }
+    if guards.syn_cookies.enabled {
+        flags |= FILTER_SYN_COOKIES;
+    }
+    if !state.management.prefixes.is_empty() {
+        flags |= FILTER_MANAGEMENT_SOURCES;
+    }
+    if !state.management.ports.is_empty() {
+        flags |= FILTER_MANAGEMENT_PORTS;
+    }
+    flags
 }
 
 fn fragment_policy(choice: FragmentChoice) -> FragmentPolicy {
