@@ -152,17 +152,35 @@ fn scratch_key() -> Option<&'static FlowKey> {
 /// frame, redirect taken or not (measured on 6.18: 18 ns against 53 ns a
 /// frame with no state).
 #[inline(always)]
-fn steering(ctx: *mut aya_ebpf::bindings::xdp_md, outcome: pipeline::Outcome) -> bool {
+fn steering(
+    ctx: *mut aya_ebpf::bindings::xdp_md,
+    outcome: pipeline::Outcome,
+    config: Option<&xdpath_core::InterfaceConfig>,
+) -> bool {
     if !steer::steerable(&outcome) {
         return false;
     }
     // SAFETY: ctx is the kernel's xdp_md for this run.
     let (queue, ifindex) = unsafe { ((*ctx).rx_queue_index, (*ctx).ingress_ifindex) };
-    // Read in place: a copy of the config would sit in the stages' frames.
-    maps::CONFIG.get(0).is_some_and(|config| config.steer != 0)
+    interface_config(config, |config| config.steer != 0)
         || maps::XSK_OWNERS
             .get(queue)
             .is_some_and(|owner| *owner == ifindex)
+}
+
+/// `test` of the interface config: the copy the entry program already
+/// holds, else read in place (a copy would sit in a later stage's frame).
+/// Reading it again in the entry cost about 1 ns a frame (kernel-reported,
+/// parse+count row of `xdpath bench`).
+#[inline(always)]
+fn interface_config(
+    copy: Option<&xdpath_core::InterfaceConfig>,
+    test: impl Fn(&xdpath_core::InterfaceConfig) -> bool,
+) -> bool {
+    match copy {
+        Some(config) => test(config),
+        None => maps::CONFIG.get(0).is_some_and(test),
+    }
 }
 
 /// The steering stage: a plain pass handed to a CPU or an AF_XDP socket
@@ -259,12 +277,13 @@ fn go_on(
     at: KeyAt,
     outcome: pipeline::Outcome,
     tables: &tables::MapTables,
+    config: Option<&xdpath_core::InterfaceConfig>,
 ) {
     const _: () = assert!(Stage::MAX_NEXT == 4, "go_on tries four stages");
-    try_stage(ctx, after.next_at(0), key, at, outcome, tables);
-    try_stage(ctx, after.next_at(1), key, at, outcome, tables);
-    try_stage(ctx, after.next_at(2), key, at, outcome, tables);
-    try_stage(ctx, after.next_at(3), key, at, outcome, tables);
+    try_stage(ctx, after.next_at(0), key, at, outcome, tables, config);
+    try_stage(ctx, after.next_at(1), key, at, outcome, tables, config);
+    try_stage(ctx, after.next_at(2), key, at, outcome, tables, config);
+    try_stage(ctx, after.next_at(3), key, at, outcome, tables, config);
 }
 
 /// Tail-calls `stage` if there is one and it wants the frame. Each test
@@ -278,6 +297,7 @@ fn try_stage(
     at: KeyAt,
     outcome: pipeline::Outcome,
     tables: &tables::MapTables,
+    config: Option<&xdpath_core::InterfaceConfig>,
 ) {
     let Some(stage) = stage else {
         return;
@@ -287,10 +307,8 @@ fn try_stage(
         Stage::Filter => pipeline::filter_enabled(&tables.filter_config()),
         Stage::SynCookie => syncookie::wants_cookie(key),
         Stage::Balance => balance_enabled(tables, key),
-        Stage::Forward => maps::CONFIG
-            .get(0)
-            .is_some_and(|config| config.forward != 0),
-        Stage::Steer => steering(ctx.ctx, outcome),
+        Stage::Forward => interface_config(config, |config| config.forward != 0),
+        Stage::Steer => steering(ctx.ctx, outcome, config),
     };
     let Some(slot) = stage.slot() else {
         return;
@@ -329,7 +347,15 @@ pub fn xdpath(ctx: XdpContext) -> u32 {
         Step::Done(outcome) => outcome,
         Step::Continue => {
             let outcome = pipeline::class_outcome(&key);
-            go_on(&ctx, Stage::Parse, &key, KeyAt::Stack, outcome, &tables);
+            go_on(
+                &ctx,
+                Stage::Parse,
+                &key,
+                KeyAt::Stack,
+                outcome,
+                &tables,
+                Some(&config),
+            );
             outcome
         }
     };
@@ -349,7 +375,15 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
     let mut tables = tables::MapTables::new(ctx.ctx);
     let outcome = pipeline::filter_stage(key, frame_len, &mut tables);
     if stages::plain_pass(&outcome) {
-        go_on(&ctx, Stage::Filter, key, KeyAt::Scratch, outcome, &tables);
+        go_on(
+            &ctx,
+            Stage::Filter,
+            key,
+            KeyAt::Scratch,
+            outcome,
+            &tables,
+            None,
+        );
     }
     tables.count(outcome.action, outcome.reason, frame_len);
     outcome.action as u32
@@ -371,7 +405,15 @@ pub fn xdpath_balance(ctx: XdpContext) -> u32 {
         Some(verdict) => (verdict.outcome, verdict.redirect_ifindex),
         None => {
             let outcome = pipeline::class_outcome(key);
-            go_on(&ctx, Stage::Balance, key, KeyAt::Scratch, outcome, &tables);
+            go_on(
+                &ctx,
+                Stage::Balance,
+                key,
+                KeyAt::Scratch,
+                outcome,
+                &tables,
+                None,
+            );
             (outcome, 0)
         }
     };

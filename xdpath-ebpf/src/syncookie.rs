@@ -50,8 +50,8 @@ use aya_ebpf::{
 use xdpath_core::abi;
 use xdpath_core::filter::{kernel_accepts_source, FILTER_SYN_COOKIES};
 use xdpath_core::syncookie;
-use xdpath_core::wire::protocol;
 use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
+use xdpath_core::wire::{protocol, Ipv4Header, Ipv6Header, TcpHeader};
 use xdpath_core::{Action, FlowKey, Reason, Tables};
 
 use crate::maps::{FILTER_CONFIG, SCRATCH, SYNCOOKIE_PORTS};
@@ -168,25 +168,25 @@ fn stage(ctx: &XdpContext, key: &FlowKey) -> Verdict {
     let md = ctx.ctx;
     // The IP header.
     let l4 = if v6 {
-        if load(md, l3, scratch.ip.as_mut_ptr(), 40).is_none() {
+        if load(md, l3, scratch.ip.as_mut_ptr(), Ipv6Header::LEN as u32).is_none() {
             return Verdict::Pass;
         }
         // Extension headers: left to the kernel.
-        if scratch.ip[6] != protocol::TCP {
+        if scratch.ip[Ipv6Header::NEXT_HEADER] != protocol::TCP {
             return Verdict::Pass;
         }
-        l3 + 40
+        l3 + Ipv6Header::LEN as u32
     } else {
-        if load(md, l3, scratch.ip.as_mut_ptr(), 20).is_none() {
+        if load(md, l3, scratch.ip.as_mut_ptr(), Ipv4Header::LEN as u32).is_none() {
             return Verdict::Pass;
         }
-        l3 + u32::from(scratch.ip[0] & 0x0f) * 4
+        l3 + u32::from(scratch.ip[Ipv4Header::VERSION_IHL] & 0x0f) * 4
     };
     // The fixed TCP header.
-    if load(md, l4, scratch.tcp.as_mut_ptr(), 20).is_none() {
+    if load(md, l4, scratch.tcp.as_mut_ptr(), TcpHeader::LEN as u32).is_none() {
         return Verdict::Pass;
     }
-    let flags = scratch.tcp[13];
+    let flags = scratch.tcp[TcpHeader::FLAGS];
     if flags & (FLAG_SYN | FLAG_ACK | FLAG_RST | FLAG_FIN) == FLAG_SYN {
         syn(ctx, key, scratch, v6, l3, l4)
     } else if flags & (FLAG_SYN | FLAG_ACK) == FLAG_ACK {
@@ -239,11 +239,13 @@ fn syn(
         }
     }
     // The TCP header with its options, for the MSS.
-    let tcp_len = u32::from(scratch.tcp[12] >> 4) * 4;
-    if !(20..=60).contains(&tcp_len) {
+    let tcp_len = u32::from(scratch.tcp[TcpHeader::DATA_OFFSET] >> 4) * 4;
+    // A data offset counts 32-bit words in 4 bits: 60 bytes at most.
+    if !(TcpHeader::LEN as u32..=60).contains(&tcp_len) {
         return Verdict::Pass;
     }
-    if tcp_len > 20 && load(md, l4, scratch.tcp.as_mut_ptr(), tcp_len).is_none() {
+    if tcp_len > TcpHeader::LEN as u32 && load(md, l4, scratch.tcp.as_mut_ptr(), tcp_len).is_none()
+    {
         return Verdict::Pass;
     }
     // SAFETY: the headers lie in the scratch slot: 20 or 40 bytes of IP
@@ -311,7 +313,11 @@ fn ack(ctx: &XdpContext, scratch: &mut CookieScratch, v6: bool) -> Verdict {
     // bpf_sock_tuple: source, destination, ports, all in network order.
     let tuple = &mut scratch.out;
     let address = if v6 { 16 } else { 4 };
-    let (source, destination) = if v6 { (8, 24) } else { (12, 16) };
+    let (source, destination) = if v6 {
+        (Ipv6Header::SOURCE, Ipv6Header::DESTINATION)
+    } else {
+        (Ipv4Header::SOURCE, Ipv4Header::DESTINATION)
+    };
     let mut index = 0;
     while index < address {
         tuple[index] = scratch.ip[source + index];
@@ -320,7 +326,7 @@ fn ack(ctx: &XdpContext, scratch: &mut CookieScratch, v6: bool) -> Verdict {
     }
     index = 0;
     while index < 4 {
-        tuple[2 * address + index] = scratch.tcp[index];
+        tuple[2 * address + index] = scratch.tcp[TcpHeader::SOURCE_PORT + index];
         index += 1;
     }
     // SAFETY: the tuple lies in the scratch slot; the size is constant on

@@ -39,6 +39,8 @@ impl Ipv4Header {
     /// Length of the fixed header in bytes.
     pub const LEN: usize = 20;
     /// Byte offset of the total length, from the `#[repr(C)]` layout.
+    pub const VERSION_IHL: usize = core::mem::offset_of!(Ipv4Header, version_ihl);
+    /// Offset of the total length, big-endian.
     pub const TOTAL_LENGTH: usize = core::mem::offset_of!(Ipv4Header, total_length);
     /// Byte offset of the identification.
     pub const IDENTIFICATION: usize = core::mem::offset_of!(Ipv4Header, identification);

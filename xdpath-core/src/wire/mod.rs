@@ -60,12 +60,13 @@ pub(crate) const fn be16(bytes: [u8; 2]) -> u16 {
 
 #[cfg(test)]
 mod field_offsets {
-    use super::{Ipv4Header, Ipv6Header};
+    use super::{Ipv4Header, Ipv6Header, TcpHeader};
 
     /// The offsets derived from the `#[repr(C)]` layouts are the RFCs'.
     #[test]
     fn offsets_are_the_rfcs() {
         // RFC 791, section 3.1.
+        assert_eq!(Ipv4Header::VERSION_IHL, 0);
         assert_eq!(Ipv4Header::TOTAL_LENGTH, 2);
         assert_eq!(Ipv4Header::IDENTIFICATION, 4);
         assert_eq!(Ipv4Header::TTL, 8);
@@ -81,5 +82,10 @@ mod field_offsets {
         assert_eq!(Ipv6Header::SOURCE, 8);
         assert_eq!(Ipv6Header::DESTINATION, 24);
         assert_eq!(core::mem::size_of::<Ipv6Header>(), Ipv6Header::LEN);
+        // RFC 9293, section 3.1.
+        assert_eq!(TcpHeader::SOURCE_PORT, 0);
+        assert_eq!(TcpHeader::DATA_OFFSET, 12);
+        assert_eq!(TcpHeader::FLAGS, 13);
+        assert_eq!(core::mem::size_of::<TcpHeader>(), TcpHeader::LEN);
     }
 }

@@ -42,6 +42,12 @@ pub struct TcpHeader {
 impl TcpHeader {
     /// Length of the fixed header in bytes.
     pub const LEN: usize = 20;
+    /// Offset of the source port (the destination port follows it).
+    pub const SOURCE_PORT: usize = core::mem::offset_of!(TcpHeader, source_port);
+    /// Offset of the data offset byte (header length in words, high nibble).
+    pub const DATA_OFFSET: usize = core::mem::offset_of!(TcpHeader, data_offset);
+    /// Offset of the flags byte.
+    pub const FLAGS: usize = core::mem::offset_of!(TcpHeader, flags);
 
     /// Source port in host order.
     #[inline(always)]
