@@ -14,6 +14,7 @@ use super::apply::{apply, prepare, InstallError};
 use super::commit_marker::CommitMarker;
 use super::compile::{compile_rules, compile_settings};
 use super::kernel::KernelMaps;
+use super::lock::{lock_and_load, LockedState};
 pub use super::lock::{lock_state_dir, StateLock};
 use super::readback::{self, InstalledView};
 use super::state::{self, FilterState, STATE_FILE};
@@ -38,9 +39,7 @@ impl Session {
     /// filter maps and reads them back. Expired blocklist entries are swept
     /// from the state; the next commit removes them from the map.
     pub fn open() -> Result<Self, ControlError> {
-        let (dir, lock) = lock_state_dir()?;
-        let path = dir.join(STATE_FILE);
-        let loaded: FilterState = state::load(&path)?;
+        let LockedState { loaded, path, lock } = lock_and_load::<FilterState>(STATE_FILE)?;
         let (maps, _created) = KernelMaps::open_shared()?;
         let installed = read_back(&maps, &loaded)?;
         let mut state = loaded.clone();
@@ -59,9 +58,7 @@ impl Session {
     /// reads: the maps are opened if they exist (never created) and not
     /// read back; [`Session::commit`] changes nothing.
     pub fn read() -> Result<Self, ControlError> {
-        let (dir, lock) = lock_state_dir()?;
-        let path = dir.join(STATE_FILE);
-        let loaded: FilterState = state::load(&path)?;
+        let LockedState { loaded, path, lock } = lock_and_load::<FilterState>(STATE_FILE)?;
         let maps = KernelMaps::open_existing()?;
         Ok(Self {
             state: loaded.clone(),

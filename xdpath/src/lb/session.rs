@@ -11,7 +11,7 @@ use super::state::{LbState, LB_STATE_FILE};
 use super::LbError;
 use crate::control::commit_marker::CommitMarker;
 use crate::control::kernel::KernelMaps;
-use crate::control::session::{lock_state_dir, StateLock};
+use crate::control::lock::{lock_and_load, LockedState, StateLock};
 use crate::control::state;
 use xdpath_core::lb::{Backend, LbCounter, CONN_HITS, CONN_MISSES};
 
@@ -37,9 +37,7 @@ impl LbSession {
     /// Locks and reads this namespace's balancer state, opens (or
     /// creates) the shared maps and reads them back.
     pub fn open() -> Result<Self, LbError> {
-        let (dir, lock) = lock_state_dir()?;
-        let path = dir.join(LB_STATE_FILE);
-        let loaded: LbState = state::load(&path)?;
+        let LockedState { loaded, path, lock } = lock_and_load::<LbState>(LB_STATE_FILE)?;
         let (maps, _created) = KernelMaps::open_shared()?;
         let differences = super::readback::compare(&maps, &loaded)?;
         Ok(Self {
@@ -56,9 +54,7 @@ impl LbSession {
     /// are opened if they exist (never created) and not read back;
     /// [`LbSession::commit`] changes nothing.
     pub fn read() -> Result<Self, LbError> {
-        let (dir, lock) = lock_state_dir()?;
-        let path = dir.join(LB_STATE_FILE);
-        let loaded: LbState = state::load(&path)?;
+        let LockedState { loaded, path, lock } = lock_and_load::<LbState>(LB_STATE_FILE)?;
         let maps = KernelMaps::open_existing()?;
         Ok(Self {
             state: loaded.clone(),
