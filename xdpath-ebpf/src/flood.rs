@@ -8,6 +8,8 @@
 #![no_std]
 #![no_main]
 
+mod object;
+
 use aya_ebpf::{
     bindings::xdp_action,
     macros::{map, xdp},
@@ -90,13 +92,3 @@ pub fn xdpath_flood(ctx: XdpContext) -> u32 {
         xdp_action::XDP_ABORTED
     }
 }
-
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    loop {}
-}
-
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

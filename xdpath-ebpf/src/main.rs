@@ -9,6 +9,7 @@
 #![no_main]
 
 mod maps;
+mod object;
 mod observe;
 mod syncookie;
 mod tables;
@@ -455,15 +456,3 @@ pub fn xdpath_forward(ctx: XdpContext) -> u32 {
     tables.count(counted, outcome.reason, frame_len);
     action
 }
-
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    // Unreachable: the core has no panicking path and the verifier would
-    // reject a program that could reach one.
-    loop {}
-}
-
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -4,6 +4,8 @@
 #![no_std]
 #![no_main]
 
+mod object;
+
 use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_redirect, macros::map, macros::xdp, maps::Array,
     programs::XdpContext,
@@ -21,13 +23,3 @@ pub fn xdpath_redirect(_ctx: XdpContext) -> u32 {
         None => xdp_action::XDP_PASS,
     }
 }
-
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    loop {}
-}
-
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -15,6 +15,8 @@
 #![no_std]
 #![no_main]
 
+mod object;
+
 use aya_ebpf::{
     bindings::xdp_action,
     macros::{map, xdp},
@@ -97,13 +99,3 @@ pub fn xdpath_xsk(ctx: XdpContext) -> u32 {
         Ok(action) | Err(action) => action,
     }
 }
-
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    loop {}
-}
-
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
