@@ -55,37 +55,30 @@ pub trait Listener: Send + Sync + 'static {
     fn try_read(io: &Self::Io, buffer: &mut [u8]) -> io::Result<usize>;
 }
 
-impl Listener for tokio::net::TcpListener {
-    type Io = tokio::net::TcpStream;
+/// A tokio listener and its stream as a [`Listener`]: TCP and Unix
+/// sockets differ only in their types.
+macro_rules! tokio_listener {
+    ($listener:ty, $stream:ty) => {
+        impl Listener for $listener {
+            type Io = $stream;
 
-    async fn next(&self) -> io::Result<Self::Io> {
-        self.accept().await.map(|(stream, _)| stream)
-    }
+            async fn next(&self) -> io::Result<Self::Io> {
+                self.accept().await.map(|(stream, _)| stream)
+            }
 
-    fn try_write(io: &Self::Io, bytes: &[u8]) -> io::Result<usize> {
-        io.try_write(bytes)
-    }
+            fn try_write(io: &Self::Io, bytes: &[u8]) -> io::Result<usize> {
+                io.try_write(bytes)
+            }
 
-    fn try_read(io: &Self::Io, buffer: &mut [u8]) -> io::Result<usize> {
-        io.try_read(buffer)
-    }
+            fn try_read(io: &Self::Io, buffer: &mut [u8]) -> io::Result<usize> {
+                io.try_read(buffer)
+            }
+        }
+    };
 }
 
-impl Listener for tokio::net::UnixListener {
-    type Io = tokio::net::UnixStream;
-
-    async fn next(&self) -> io::Result<Self::Io> {
-        self.accept().await.map(|(stream, _)| stream)
-    }
-
-    fn try_write(io: &Self::Io, bytes: &[u8]) -> io::Result<usize> {
-        io.try_write(bytes)
-    }
-
-    fn try_read(io: &Self::Io, buffer: &mut [u8]) -> io::Result<usize> {
-        io.try_read(buffer)
-    }
-}
+tokio_listener!(tokio::net::TcpListener, tokio::net::TcpStream);
+tokio_listener!(tokio::net::UnixListener, tokio::net::UnixStream);
 
 /// How a listener serves.
 #[derive(Clone, Copy, Debug)]

@@ -18,7 +18,7 @@ use xdpath_core::lb::{mac_value, NextHop};
 use xdpath_core::native::PrefixMap;
 use xdpath_core::NativeTables;
 
-use super::routes::{ip_json, parse_mac};
+use super::routes::{ip_json, usable_mac};
 use super::tap::mac_and_mtu;
 use crate::control::interface_index;
 use crate::lb::compile::address_bytes;
@@ -56,18 +56,9 @@ pub fn next_hop(address: IpAddr, ingress: u32, ingress_name: &str) -> NextHop {
     let Some(neighbours) = ip_json(&["neigh", "show", "to", via, "dev", device]) else {
         return NextHop::Unreachable;
     };
-    let usable = neighbours.as_array().and_then(|list| {
-        list.iter().find_map(|entry| {
-            let states = entry.get("state")?.as_array()?;
-            let bad = states
-                .iter()
-                .any(|state| matches!(state.as_str(), Some("FAILED" | "INCOMPLETE" | "NOARP")));
-            if bad {
-                return None;
-            }
-            parse_mac(entry.get("lladdr")?.as_str()?)
-        })
-    });
+    let usable = neighbours
+        .as_array()
+        .and_then(|list| list.iter().find_map(usable_mac));
     let (Some(destination), Some(ifindex), Ok((source, _))) =
         (usable, interface_index(device), mac_and_mtu(device))
     else {

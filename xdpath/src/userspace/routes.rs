@@ -45,6 +45,19 @@ pub(super) fn parse_mac(text: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(mac)
 }
 
+/// The MAC of an `ip -j neigh` entry that can be sent to: not a failed,
+/// incomplete or NOARP one.
+pub(super) fn usable_mac(entry: &Value) -> Option<[u8; 6]> {
+    let states = entry.get("state")?.as_array()?;
+    let bad = states
+        .iter()
+        .any(|state| matches!(state.as_str(), Some("FAILED" | "INCOMPLETE" | "NOARP")));
+    if bad {
+        return None;
+    }
+    parse_mac(entry.get("lladdr")?.as_str()?)
+}
+
 /// A resolved neighbour: its address, device and MAC.
 struct Neighbour {
     address: IpAddr,
@@ -59,17 +72,10 @@ fn neighbours() -> Vec<Neighbour> {
     entries
         .iter()
         .filter_map(|entry| {
-            let states = entry.get("state")?.as_array()?;
-            let bad = states
-                .iter()
-                .any(|state| matches!(state.as_str(), Some("FAILED" | "INCOMPLETE" | "NOARP")));
-            if bad {
-                return None;
-            }
             Some(Neighbour {
+                mac: usable_mac(entry)?,
                 address: entry.get("dst")?.as_str()?.parse().ok()?,
                 device: entry.get("dev")?.as_str()?.to_string(),
-                mac: parse_mac(entry.get("lladdr")?.as_str()?)?,
             })
         })
         .collect()
