@@ -131,8 +131,14 @@ pub mod map {
     pub const FLOOD_SENT: &str = "FLOOD_SENT";
 }
 
-/// Every map of the main object (`xdpath.bpf.o`).
-pub const MAIN_OBJECT_MAPS: [&str; 53] = [
+/// Every map of the main object (`xdpath.bpf.o`): the shared ones and the
+/// interface's own.
+pub const MAIN_OBJECT_MAPS: [&str; 53] = concat(SHARED_MAPS, INTERFACE_MAPS);
+
+/// The main object's maps each interface has for itself: its config,
+/// counters and attach record, its tail-call table, the per-CPU scratch
+/// slots, the sampling countdown and record.
+pub const INTERFACE_MAPS: [&str; 11] = [
     map::CONFIG,
     map::META,
     map::COUNTERS,
@@ -141,52 +147,30 @@ pub const MAIN_OBJECT_MAPS: [&str; 53] = [
     map::BUCKET_SCRATCH,
     map::LPM_SCRATCH,
     map::STAGES,
-    map::FILTER_CONFIG,
-    map::RULES_0,
-    map::RULES_1,
-    map::CHAINS_0,
-    map::CHAINS_1,
-    map::PREFIXES_0,
-    map::PREFIXES_1,
-    map::PREFIX_LENGTHS_0,
-    map::PREFIX_LENGTHS_1,
-    map::RULE_HITS,
-    map::BLOCKLIST,
-    map::RATE_LIMITS,
-    map::SRC_BUCKETS,
-    map::DST_BUCKETS,
-    map::BUCKET_BOUNDS,
-    map::LIMIT_DROPS,
-    map::REFLECTION_PORTS,
-    map::REFLECTION_OK,
-    map::MGMT_SOURCES,
-    map::MGMT_PORTS,
-    map::SYNCOOKIE_PORTS,
-    map::LB_CONFIG,
-    map::VIPS,
-    map::MAGLEV_RINGS,
-    map::BACKENDS,
-    map::CONNECTIONS,
-    map::NEW_CONNECTIONS,
-    map::VIP_STATS,
-    map::BACKEND_STATS,
-    map::CONN_STATS,
-    map::LOCAL_ADDRESSES,
     map::RECORD,
-    map::SAMPLES,
-    map::CAPTURE_RING,
-    map::CAPTURE,
-    map::OBSERVE_LOSS,
-    map::FORWARD_PORTS,
-    map::CPU_MAP,
-    map::STEER_CPUS,
-    map::STEER_STATS,
-    map::XSKS,
-    map::XSK_OWNERS,
-    map::STEER_XSK,
     map::COOKIE_SCRATCH,
     map::SYNCOOKIE_PASSED,
 ];
+
+/// `first` then `second`; `N` must be their lengths' sum (checked when
+/// the constant is evaluated).
+const fn concat<const A: usize, const B: usize, const N: usize>(
+    first: [&'static str; A],
+    second: [&'static str; B],
+) -> [&'static str; N] {
+    assert!(A + B == N, "the lengths do not add up");
+    let mut out = [""; N];
+    let mut index = 0;
+    while index < A {
+        out[index] = first[index];
+        index += 1;
+    }
+    while index < N {
+        out[index] = second[index - A];
+        index += 1;
+    }
+    out
+}
 
 /// The maps every interface of a namespace shares (the filter's, the
 /// balancer's, the sample and capture rings, forwarding and steering),
