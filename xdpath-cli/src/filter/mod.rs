@@ -3,11 +3,6 @@
 //! (`xdpath: error: ...`) and exit status 1; nothing is written unless the
 //! whole new state compiles.
 
-#![expect(
-    clippy::result_large_err,
-    reason = "ControlError is the library's error, returned once per command; the library's own functions return it unboxed too"
-)]
-
 pub mod args;
 mod render;
 

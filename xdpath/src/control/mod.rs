@@ -36,12 +36,13 @@ pub enum ControlError {
     /// The resulting state cannot be installed.
     #[error(transparent)]
     Compile(#[from] compile::CompileError),
-    /// Writing the maps failed.
+    /// Writing the maps failed. (Boxed, as is [`ControlError::Dataplane`]:
+    /// 120 bytes each, they made every control result 128 bytes.)
     #[error(transparent)]
-    Apply(#[from] apply::ApplyError),
+    Apply(Box<apply::ApplyError>),
     /// The namespace's pin directory could not be found.
     #[error(transparent)]
-    Dataplane(#[from] crate::dataplane::DataplaneError),
+    Dataplane(Box<crate::dataplane::DataplaneError>),
     /// The state file could not be read or written.
     #[error(transparent)]
     State(#[from] state::StateError),
@@ -119,6 +120,18 @@ pub enum ControlError {
         /// `rule` or `rate limit`.
         what: &'static str,
     },
+}
+
+impl From<apply::ApplyError> for ControlError {
+    fn from(error: apply::ApplyError) -> Self {
+        Self::Apply(Box::new(error))
+    }
+}
+
+impl From<crate::dataplane::DataplaneError> for ControlError {
+    fn from(error: crate::dataplane::DataplaneError) -> Self {
+        Self::Dataplane(Box::new(error))
+    }
 }
 
 /// The index of an interface in this namespace.

@@ -169,6 +169,6 @@ fn read_back(maps: &KernelMaps, desired: &FilterState) -> Result<InstalledView, 
 fn install_error(error: InstallError) -> ControlError {
     match error {
         InstallError::Compile(error) => ControlError::Compile(error),
-        InstallError::Apply(error) => ControlError::Apply(error),
+        InstallError::Apply(error) => ControlError::from(error),
     }
 }
