@@ -310,8 +310,8 @@ pub struct Collected {
 /// an earlier boot (their keys carry its boot id), and those of this boot
 /// whose namespace no process is in and no `/run/netns` name holds. The
 /// host's state is never removed. A namespace kept alive only by an open
-/// descriptor (no process in it, no name) looks gone: run this when no
-/// such namespace matters, as xdpathd does at its start.
+/// descriptor (no process in it, no name) looks gone: run this
+/// (`xdpath state gc`) when no such namespace matters.
 pub fn collect_garbage(dry_run: bool) -> std::io::Result<Vec<Collected>> {
     let boot = crate::netns::boot_id()?;
     let live = crate::netns::live_cookies()?;

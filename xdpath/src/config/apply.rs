@@ -4,8 +4,9 @@
 //! backends that stay keep their slots and generations, and established
 //! flows their backend), interfaces by detaching and attaching.
 //!
-//! Sessions take the namespace's state lock one after the other (it is not
-//! reentrant); interfaces are changed under it too.
+//! The sessions take the namespace's state lock one after the other
+//! (the lock is shared by re-entry from the same thread, see
+//! `control::lock`); interfaces are changed under it too.
 
 use std::collections::BTreeSet;
 

@@ -2,10 +2,12 @@
 //! namespace (`/sys/fs/bpf/xdpath/<netns>/:shared/<MAP>`), or the maps of a
 //! [`LoadedProgram`] (tests).
 //!
-//! Element operations are plain `bpf(2)` calls on the map descriptors: the
-//! rule tries take up to a million updates per `filter load`, and a bare
-//! syscall per prefix, with the key built on the stack, is the cheapest
-//! path the kernel offers for an LPM trie (it has no batch operations).
+//! Element operations are plain `bpf(2)` calls on the map descriptors. The
+//! rule prefixes (hash maps `PREFIXES_0/1`, one probe per listed length)
+//! take up to a million updates per `filter load` and go in batches
+//! (`kernel_batch`); the blocklist and the management and reflection
+//! prefixes are LPM tries, which have no batch operations, so each is one
+//! bare syscall with the key built on the stack.
 
 mod target;
 
