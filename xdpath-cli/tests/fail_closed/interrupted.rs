@@ -297,3 +297,36 @@ fn killed_lb_changes_lose_no_acknowledged_change() {
     }
     assert!(next > 1, "no change was ever acknowledged");
 }
+
+/// A commit mark left by a writer that died: the next command installs
+/// the saved state again, and the library's warning (through `log`, shown
+/// by the CLI's logger) says so in one `xdpath: warning:` line on stderr,
+/// not mixed with aya's own log records.
+#[test]
+fn an_interrupted_commit_is_put_right_and_said_so() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    attach(&bed);
+    make_state(&bed);
+    let marker = bed
+        .a()
+        .state_dir()
+        .join(xdpath::control::commit_marker::COMMIT_MARKER);
+    std::fs::write(&marker, "4194304\n").expect("leave a commit mark");
+    let output = xdpath(&bed, &["filter", "list"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let warnings: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        warnings,
+        vec![
+            "xdpath: warning: a change was interrupted (a crash or kill); the saved state is back in force"
+        ],
+        "stderr: {stderr}"
+    );
+    assert!(
+        !marker.exists(),
+        "the mark is cleared once the kernel is right"
+    );
+    xdpath_ok(&bed, &["state", "check"]);
+}
