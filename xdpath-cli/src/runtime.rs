@@ -13,18 +13,47 @@ pub(crate) fn replay(
         .as_deref()
         .map(control::rulefile::filter_state_from_file)
         .transpose()?;
+    // Drawn from the first report on, when the capture is big enough.
+    let bar = std::cell::OnceCell::new();
     let report = replay::run_filtered(
         file,
         write_pass.as_deref(),
         InterfaceConfig::new((*malformed).into()),
         filter.as_ref(),
-    )?;
+        &|read, total| {
+            if let Some(bar) = bar.get_or_init(|| progress_bar(total)) {
+                bar.set_position(read);
+            }
+        },
+    );
+    if let Some(Some(bar)) = bar.get() {
+        bar.finish_and_clear();
+    }
+    let report = report?;
     if json {
         print_json(&report)?;
     } else {
         print!("{report}");
     }
     Ok(())
+}
+
+/// A progress bar on stderr, for big captures when stderr is a terminal.
+fn progress_bar(size: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if size <= replay::PROGRESS_THRESHOLD || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(size),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "replay {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
 }
 
 #[expect(

@@ -13,11 +13,10 @@
 
 use crate::text::quote_path;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, IsTerminal};
+use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use xdpath_core::{pipeline, Action, InterfaceConfig, MalformedPolicy, NativeTables, SlicePacket};
 
 use crate::control::apply::{install_fresh, InstallError};
@@ -25,8 +24,13 @@ use crate::control::state::FilterState;
 use crate::pcap::{PcapError, PcapReader, PcapWriter, Precision};
 use crate::stats::{self, CounterRow};
 
-/// Captures larger than this get a progress bar (when stderr is a terminal).
+/// Captures larger than this are worth a progress display (the CLI draws
+/// one when stderr is a terminal).
 pub const PROGRESS_THRESHOLD: u64 = 8 << 20;
+
+/// Told how far a replay has read: `(bytes read, file size)`, every few
+/// thousand records. The library draws nothing itself.
+pub type Progress<'a> = &'a dyn Fn(u64, u64);
 
 /// Why a replay failed.
 ///
@@ -190,7 +194,7 @@ pub fn run(
     write_pass: Option<&Path>,
     config: InterfaceConfig,
 ) -> Result<ReplayReport, ReplayError> {
-    run_filtered(path, write_pass, config, None)
+    run_filtered(path, write_pass, config, None, &|_, _| {})
 }
 
 /// [`run`] with a filter state installed in the native tables ("what would
@@ -201,6 +205,7 @@ pub fn run_filtered(
     write_pass: Option<&Path>,
     config: InterfaceConfig,
     filter: Option<&FilterState>,
+    progress: Progress<'_>,
 ) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
     // A FIFO or device is refused: opening one blocks, and a capture is
@@ -214,23 +219,15 @@ pub fn run_filtered(
         Some(destination) => Some(PendingOutput::create(destination, precision)?),
         None => None,
     };
-    let progress = progress_bar(file_size);
     let mut tables = NativeTables::new(config);
     if let Some(filter) = filter {
         let resolve = |_: &str| None;
         install_fresh(&mut tables, filter, &resolve, crate::control::wall_now())
             .map_err(|source| ReplayError::Rules { source })?;
     }
-    let result = replay_records(
-        path,
-        &mut reader,
-        &mut tables,
-        output.as_mut(),
-        progress.as_ref(),
-    );
-    if let Some(progress) = &progress {
-        progress.finish_and_clear();
-    }
+    let result = replay_records(path, &mut reader, &mut tables, output.as_mut(), &|read| {
+        progress(read, file_size)
+    });
     let ((packets, bytes), written) = finish_output(result, output)?;
 
     let elapsed = started.elapsed();
@@ -268,7 +265,7 @@ fn replay_records<R: io::Read>(
     reader: &mut PcapReader<R>,
     tables: &mut NativeTables,
     mut output: Option<&mut PendingOutput>,
-    progress: Option<&ProgressBar>,
+    progress: &dyn Fn(u64),
 ) -> Result<(u64, u64), ReplayError> {
     let (mut packets, mut bytes) = (0u64, 0u64);
     while let Some(record) = reader.next() {
@@ -282,12 +279,10 @@ fn replay_records<R: io::Read>(
                 output.write(&record)?;
             }
         }
-        if let Some(progress) = progress {
-            if packets % 4096 == 0 {
-                // Not `reader.position()`: on a `&mut` reader that would be
-                // `Iterator::position`.
-                progress.set_position(PcapReader::position(reader));
-            }
+        if packets % 4096 == 0 {
+            // Not `reader.position()`: on a `&mut` reader that would be
+            // `Iterator::position`.
+            progress(PcapReader::position(reader));
         }
     }
     Ok((packets, bytes))
@@ -351,20 +346,6 @@ fn rate(packets: u64, elapsed: Duration) -> f64 {
     } else {
         0.0
     }
-}
-
-/// A progress bar on stderr, for big captures when stderr is a terminal.
-fn progress_bar(file_size: u64) -> Option<ProgressBar> {
-    if file_size <= PROGRESS_THRESHOLD || !io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = ProgressBar::with_draw_target(Some(file_size), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "replay {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-    ) {
-        bar.set_style(style);
-    }
-    Some(bar)
 }
 
 /// The `--write-pass` file while it is being written: a temporary file in
