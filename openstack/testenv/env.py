@@ -27,9 +27,13 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from testenv.mariadb import MariaDB
 from testenv.process import Service, check_output, tail
+
+if TYPE_CHECKING:
+    from openstack.connection import Connection
 
 # Octavia's noauth takes the project from the X-Project-Id header (oslo.context
 # reads the Keystone headers even without Keystone); any string works.
@@ -159,6 +163,13 @@ class OctaviaEnv:
         database_url = self._mariadb.create_database("octavia")
         self.port = _free_port()
         self._write_config(database_url)
+        # The services first: each takes seconds to import Octavia, and
+        # neither touches the database before its first request, so the
+        # migrations run meanwhile. The driver's DriverLibrary waits for the
+        # agent's sockets, so the order of the agent and the API does not
+        # matter either.
+        agent = self._service("octavia-driver-agent", self.agent_log)
+        api = self._service("octavia-api", self.api_log)
         check_output(
             [
                 str(_venv_bin() / "octavia-db-manage"),
@@ -169,11 +180,6 @@ class OctaviaEnv:
             ],
             what="octavia-db-manage upgrade head",
         )
-        # Both at once: each takes seconds to import Octavia. The driver's
-        # DriverLibrary waits for the agent's sockets, so the order of the two
-        # does not matter.
-        agent = self._service("octavia-driver-agent", self.agent_log)
-        api = self._service("octavia-api", self.api_log)
         sockets = (self.status_socket, self.stats_socket, self.get_socket)
         while not all(path.exists() for path in sockets):
             agent.check_running(self.agent_log)
@@ -213,7 +219,7 @@ class OctaviaEnv:
 
     # -- clients ----------------------------------------------------------
 
-    def connection(self, project_id: str | None = None):  # type: ignore[no-untyped-def]
+    def connection(self, project_id: str | None = None) -> Connection:
         """An openstacksdk Connection to this Octavia (only its load-balancer
         service works: there is no Keystone, Neutron or Nova). Requests carry
         ``X-Project-Id`` (``project_id``, by default the environment's), which
@@ -252,8 +258,13 @@ class OctaviaEnv:
     def logs(self, lines: int = 60) -> str:
         """The end of every log, for a failing test's report."""
         parts = []
-        for name in ("octavia-api.log", "octavia-api.out", "octavia-driver-agent.log",
-                     "octavia-driver-agent.out", "mariadb/mariadb.log"):
+        for name in (
+            "octavia-api.log",
+            "octavia-api.out",
+            "octavia-driver-agent.log",
+            "octavia-driver-agent.out",
+            "mariadb/mariadb.log",
+        ):
             parts.append(f"==> {name} <==\n{tail(self.base / name, lines)}")
         return "\n".join(parts)
 

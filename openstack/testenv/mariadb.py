@@ -76,7 +76,7 @@ class MariaDB:
         while True:
             self._service.check_running(self.log)
             probe = subprocess.run(
-                [*self._client(), "-e", "SELECT 1"], capture_output=True, text=True
+                [*self._client(), "-e", "SELECT 1"], capture_output=True, text=True, check=False
             )
             if probe.returncode == 0:
                 return

@@ -3,6 +3,7 @@ with the test process, stopped with SIGTERM and then SIGKILL."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -12,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
+# Looked up here, not in the child: between fork and exec only the call runs.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
 
 
 def _die_with_parent() -> None:
     # Runs in the child between fork and exec: if the test process dies
     # (even by SIGKILL), the kernel sends this service SIGTERM.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def check_output(argv: Sequence[str], what: str, env: Mapping[str, str] | None = None) -> str:
@@ -29,6 +31,7 @@ def check_output(argv: Sequence[str], what: str, env: Mapping[str, str] | None =
         capture_output=True,
         text=True,
         env=dict(env) if env is not None else None,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(
@@ -67,7 +70,9 @@ class Service:
                 stderr=subprocess.STDOUT,
                 env=dict(env) if env is not None else None,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                # Only prctl() runs between fork and exec: no lock of the
+                # parent's threads is taken.
+                preexec_fn=_die_with_parent,  # noqa: PLW1509
             )
         return cls(name, process, log)
 
@@ -81,20 +86,25 @@ class Service:
             raise RuntimeError(f"{self.name} exited with {code}:\n{logs}")
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM to the service's process group (the service and whatever it
-        forked), SIGKILL to the group if the service has not exited by
-        ``timeout``, and SIGKILL to what is left of the group after that."""
+        """SIGTERM to the service, SIGKILL to its process group (the service
+        and whatever it forked) if it has not exited by ``timeout``, and to
+        whatever of the group outlived it.
+
+        SIGTERM goes to the service alone, not to its group: the driver agent
+        stops its workers itself by setting a multiprocessing Event, and that
+        Event's set() waits for every process sleeping on it to wake up, so a
+        worker killed first would leave the agent hanging.
+        """
         pgid = self.process.pid  # start_new_session: the group is the service's own
         if self.process.poll() is None:
-            _signal_group(pgid, signal.SIGTERM)
+            self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 _signal_group(pgid, signal.SIGKILL)
                 self.process.wait()
-        # Children that outlived their parent (driver-agent workers). While
-        # the group has members its id cannot be reused, so this reaches no
-        # process but ours.
+        # While the group has members its id cannot be reused, so this
+        # reaches no process but ours.
         if _group_has_members(pgid):
             _signal_group(pgid, signal.SIGKILL)
 
@@ -112,7 +122,5 @@ def _group_has_members(pgid: int) -> bool:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass

@@ -43,7 +43,16 @@ def test_flavor_capabilities_come_from_the_driver(conn: Connection) -> None:
 
 def test_cli_lists_providers(octavia_env: OctaviaEnv) -> None:
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "openstack"), "loadbalancer", "provider", "list", "-f", "value", "-c", "name"],
+        [
+            str(Path(sys.executable).parent / "openstack"),
+            "loadbalancer",
+            "provider",
+            "list",
+            "-f",
+            "value",
+            "-c",
+            "name",
+        ],
         env=octavia_env.cli_env(),
         capture_output=True,
         text=True,
@@ -54,9 +63,7 @@ def test_cli_lists_providers(octavia_env: OctaviaEnv) -> None:
     assert "xdpath" in done.stdout.split()
 
 
-def test_load_balancer_goes_active_then_deleted(
-    conn: Connection, octavia_env: OctaviaEnv
-) -> None:
+def test_load_balancer_goes_active_then_deleted(conn: Connection, octavia_env: OctaviaEnv) -> None:
     lb = conn.load_balancer.create_load_balancer(
         name="envtest",
         vip_subnet_id=SUBNET_ID,
@@ -69,7 +76,7 @@ def test_load_balancer_goes_active_then_deleted(
     def status_is(wanted: str) -> Callable[[], bool]:
         def check() -> bool:
             current: LoadBalancer = conn.load_balancer.get_load_balancer(lb.id)
-            return current.provisioning_status == wanted
+            return bool(current.provisioning_status == wanted)
 
         return check
 
