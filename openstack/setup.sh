@@ -67,8 +67,12 @@ pkg_stamp="$venv/.xdpath-octavia-xdpath"
 if [ "$(cat "$pkg_stamp" 2>/dev/null || true)" != "$want_pkg" ] \
   || ! "$venv/bin/python" -c "import octavia_xdpath" 2>/dev/null; then
   echo "openstack/setup.sh: installing octavia-xdpath from $package (editable)" >&2
-  PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -q --no-deps --no-build-isolation \
-    -e "$package" >&2
+  # (Its output only on failure: setuptools warns about every editable install.)
+  if ! out=$(PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -q --no-deps \
+    --no-build-isolation -e "$package" 2>&1); then
+    echo "$out" >&2
+    exit 1
+  fi
   echo "$want_pkg" >"$pkg_stamp"
 fi
 

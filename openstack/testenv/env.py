@@ -59,11 +59,30 @@ def _free_port() -> int:
         return port
 
 
-def _temp_root() -> str | None:
+_PREFIX = "xdpath-octavia-"
+_OWNER = "owner.pid"
+
+
+def _temp_root() -> Path:
     # tmpfs if there is one: MariaDB's fsyncs cost nothing there, which makes
     # the database and the migrations several times faster.
     shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return shm
+    return Path(tempfile.gettempdir())
+
+
+def _remove_stale(root: Path) -> None:
+    """Remove what an earlier test process left behind when it was killed
+    (SIGKILL: its services got SIGTERM from the kernel, but nobody removed
+    the directory)."""
+    for base in root.glob(f"{_PREFIX}*"):
+        try:
+            owner = int((base / _OWNER).read_text())
+        except (OSError, ValueError):
+            continue
+        if not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(base, ignore_errors=True)
 
 
 class OctaviaEnv:
@@ -148,7 +167,10 @@ class OctaviaEnv:
         if self._started:
             raise RuntimeError("OctaviaEnv already started")
         self._started = True
-        self.base = Path(tempfile.mkdtemp(prefix="xdpath-octavia-", dir=_temp_root()))
+        root = _temp_root()
+        _remove_stale(root)
+        self.base = Path(tempfile.mkdtemp(prefix=_PREFIX, dir=root))
+        (self.base / _OWNER).write_text(str(os.getpid()))
         try:
             self._start(timeout)
         except BaseException:
