@@ -13,7 +13,6 @@ from openstack.connection import Connection
 
 from testenv import OctaviaEnv
 
-
 # The services' logs when a test failed, printed in pytest's summary (output of
 # the session fixture's teardown would be captured and dropped).
 _logs: list[str] = []
