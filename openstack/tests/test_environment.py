@@ -98,3 +98,36 @@ def test_load_balancer_goes_active_then_deleted(conn: Connection, octavia_env: O
 
     wait_for("DELETED", gone)
     assert lb.id not in {x.id for x in conn.load_balancer.load_balancers()}
+
+
+def test_driver_library_reaches_the_agent_from_outside_octavia(
+    conn: Connection, octavia_env: OctaviaEnv
+) -> None:
+    """What the provider agent (or any process) does: read Octavia's view of
+    a load balancer through the agent's get socket and change its status
+    through the status socket."""
+    from octavia_lib.api.drivers import driver_lib
+
+    lb = conn.load_balancer.create_load_balancer(
+        name="libtest", vip_subnet_id=SUBNET_ID, vip_address="203.0.113.11"
+    )
+    wait_for(
+        "ACTIVE",
+        lambda: conn.load_balancer.get_load_balancer(lb.id).provisioning_status == "ACTIVE",
+    )
+    library = driver_lib.DriverLibrary(
+        status_socket=str(octavia_env.status_socket),
+        stats_socket=str(octavia_env.stats_socket),
+        get_socket=str(octavia_env.get_socket),
+    )
+    seen = library.get_loadbalancer(lb.id)
+    assert seen.loadbalancer_id == lb.id
+    assert seen.vip_address == "203.0.113.11"
+
+    library.update_loadbalancer_status(
+        {"loadbalancers": [{"id": lb.id, "operating_status": "DEGRADED"}]}
+    )
+    assert conn.load_balancer.get_load_balancer(lb.id).operating_status == "DEGRADED"
+
+    conn.load_balancer.delete_load_balancer(lb.id)
+    wait_for("gone", lambda: lb.id not in {x.id for x in conn.load_balancer.load_balancers()})
