@@ -16,7 +16,8 @@ use std::net::IpAddr;
 
 pub use remote::Remote;
 pub use requests::{
-    BackendQuery, BackendWeight, LimitArgs, NewBlock, NewVip, PrefixQuery, RuleArgs, VipQuery,
+    BackendQuery, BackendWeight, LimitArgs, Naming, NewBlock, NewVip, PrefixQuery, RequestError,
+    RuleArgs, VipQuery,
 };
 
 use crate::control::parse::Cidr;

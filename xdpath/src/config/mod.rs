@@ -22,6 +22,7 @@ mod convert;
 mod convert_filter;
 mod convert_lb;
 pub mod current;
+pub mod entry;
 pub mod journal;
 mod load;
 pub mod observe;

@@ -125,14 +125,15 @@ fn every_syntax_error_is_listed() {
 
 #[test]
 fn a_wrong_value_is_not_also_reported_missing() {
-    let lines = errors("[[filter.rule]]\nid = \"ten\"\nsrc = \"10.0.0.0/8\"\naction = \"deny\"\n");
+    let lines =
+        errors("[[filter.rule]]\nid = \"ten\"\nsrc = \"10.0.0.0/8\"\naction = \"reject\"\n");
     assert_eq!(lines.len(), 2, "{lines:#?}");
     assert!(
         lines[0].contains("filter.rule[0].id: invalid type"),
         "{lines:#?}"
     );
     assert!(
-        lines[1].contains("filter.rule[0].action: unknown variant `deny`"),
+        lines[1].contains("filter.rule[0].action: invalid action \"reject\""),
         "{lines:#?}"
     );
 }
@@ -450,4 +451,61 @@ dport = 53
             "{line}\n  should start with\n{start}"
         );
     }
+}
+
+#[test]
+fn a_backend_entry_has_the_fields_of_the_api_backend_but_its_vip() {
+    use crate::config::entry::field_names;
+    let mut file: Vec<&str> = field_names::<super::schema::BackendEntry>().to_vec();
+    let mut api: Vec<&str> = field_names::<crate::api::BackendWeight>()
+        .iter()
+        .copied()
+        .filter(|name| *name != "vip")
+        .collect();
+    file.sort_unstable();
+    api.sort_unstable();
+    assert_eq!(file, api);
+    assert!(!file.is_empty());
+}
+
+#[test]
+fn file_entries_are_the_requests_of_the_cli_and_the_api() {
+    let text = "\
+[[filter.rule]]
+id = 7
+src = [\"10.0.0.0/8\", \"192.0.2.0/24\"]
+proto = 6
+dport = 22
+action = \"drop\"
+[[filter.ratelimit]]
+id = 1
+pps = 1000
+aggregate_v4 = 24
+[[lb.vip]]
+vip = \"203.0.113.10:80/tcp\"
+flags = \"source-hash\"
+";
+    let config = parse(text).expect("valid");
+    let rule = config.filter.rules.first().expect("one rule");
+    assert_eq!((rule.id, rule.sources.len()), (7, 2));
+    assert_eq!(rule.protocol, Some(6));
+    let limit = config.filter.rate_limits.first().expect("one limit");
+    assert_eq!(
+        (limit.packets_per_second, limit.aggregate_v4),
+        (Some(1000), 24)
+    );
+    let vip = config.lb.vips.first().expect("one VIP");
+    assert!(vip.source_hash, "{vip:?}");
+    // The same words as `filter add` and POST /v1/rules, read by the
+    // same request type, so its messages and limits are the same.
+    let lines = errors("[[filter.rule]]\nid = 1\nsrc = [\"10.0.0.0/8\", \"bad\"]\naction = \"drop\"\nmonitor = \"yes\"\n");
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("test.toml:3:22: filter.rule[0].src[1]: invalid CIDR"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[1].starts_with("test.toml:5:11: filter.rule[0].monitor: invalid type"),
+        "{lines:#?}"
+    );
 }

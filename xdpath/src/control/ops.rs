@@ -9,7 +9,7 @@ use super::session::Session;
 use super::state::BlockSpec;
 use super::state::{LimitKey, LimitSpec};
 use super::{interface_index, wall_now, ControlError};
-use crate::api::requests::{LimitArgs, NewBlock, PrefixQuery, RuleArgs};
+use crate::api::requests::{LimitArgs, Naming, NewBlock, PrefixQuery, RequestError, RuleArgs};
 use crate::text::quote;
 use xdpath_core::filter::{MAX_RATE_LIMITS, MAX_RULES};
 
@@ -138,57 +138,77 @@ pub fn allocate_ids(
 
 /// The rate limit `ratelimit add` makes of its arguments, checked.
 pub fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, ControlError> {
-    let number = |name: &str, text: &Option<String>| -> Result<Option<u64>, ControlError> {
-        text.as_deref()
-            .map(|text| parse_number(name, text))
-            .transpose()
+    Ok(check_limit(args, id, Naming::Flags)?)
+}
+
+/// The rate limit a request asks for, checked; a mistake names its field
+/// in the words of `naming` (the CLI's flags, or a config file's keys).
+pub fn check_limit(args: &LimitArgs, id: u32, naming: Naming) -> Result<LimitSpec, RequestError> {
+    let refuse = |field: &'static str, why: String| RequestError {
+        field: Some(field),
+        message: format!("{} {why}", naming.name(field)),
     };
-    let pps = number("--pps", &args.pps)?;
-    let bps = number("--bps", &args.bps)?;
+    let number = |field: &'static str, text: &Option<String>| match text.as_deref() {
+        None => Ok(None),
+        Some(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| refuse(field, format!("{} is not a number", quote(text)))),
+    };
+    let pps = number("pps", &args.pps)?;
+    let bps = number("bps", &args.bps)?;
     if pps.is_none() && bps.is_none() {
-        return Err(ControlError::Usage("give --pps or --bps (or both)".into()));
+        let (pps, bps) = (naming.name("pps"), naming.name("bps"));
+        return Err(RequestError {
+            field: None,
+            message: format!("give {pps} or {bps} (or both)"),
+        });
     }
-    let aggregate = |name: &str, text: &Option<String>, default: u8| -> Result<u8, ControlError> {
-        match text {
-            None => Ok(default),
-            Some(text) => match text.trim().parse::<u8>() {
-                Ok(length) if length <= default => Ok(length),
-                _ => Err(ControlError::Usage(format!(
-                    "{name} {} is out of range (0-{default})",
-                    quote(text)
-                ))),
-            },
+    let aggregate = |field: &'static str, text: &Option<String>, default: u8| match text {
+        None => Ok(default),
+        Some(text) => match text.trim().parse::<u8>() {
+            Ok(length) if length <= default => Ok(length),
+            _ => Err(refuse(
+                field,
+                format!("{} is out of range (0-{default})", quote(text)),
+            )),
+        },
+    };
+    let per = match args.per.as_str() {
+        "src" => LimitKey::Src,
+        "dst" => LimitKey::Dst,
+        other => {
+            let why = format!("{} is not src or dst", quote(other));
+            return Err(refuse("per", why));
         }
+    };
+    let parsed = |field: &'static str, error: super::parse::ParseError| RequestError {
+        field: Some(field),
+        message: error.to_string(),
     };
     Ok(LimitSpec {
         id,
         packets_per_second: pps,
-        burst_packets: number("--burst", &args.burst)?.or(pps).unwrap_or(0),
+        burst_packets: number("burst", &args.burst)?.or(pps).unwrap_or(0),
         bytes_per_second: bps,
-        burst_bytes: number("--burst-bytes", &args.burst_bytes)?
+        burst_bytes: number("burst_bytes", &args.burst_bytes)?
             .or(bps)
             .unwrap_or(0),
-        per: match args.per.as_str() {
-            "src" => LimitKey::Src,
-            "dst" => LimitKey::Dst,
-            other => {
-                return Err(ControlError::Usage(format!(
-                    "invalid --per {} (expected src or dst)",
-                    quote(other)
-                )))
-            }
-        },
-        aggregate_v4: aggregate("--aggregate-v4", &args.aggregate_v4, 32)?,
-        aggregate_v6: aggregate("--aggregate-v6", &args.aggregate_v6, 128)?,
-        scope: args.scope.as_deref().map(parse_cidr).transpose()?,
-        protocol: args.proto.as_deref().map(parse_protocol).transpose()?,
+        per,
+        aggregate_v4: aggregate("aggregate_v4", &args.aggregate_v4, 32)?,
+        aggregate_v6: aggregate("aggregate_v6", &args.aggregate_v6, 128)?,
+        scope: args
+            .scope
+            .as_deref()
+            .map(|text| parse_cidr(text).map_err(|error| parsed("scope", error)))
+            .transpose()?,
+        protocol: args
+            .proto
+            .as_deref()
+            .map(|text| parse_protocol(text).map_err(|error| parsed("proto", error)))
+            .transpose()?,
         syn_only: args.syn,
         monitor: args.monitor,
     })
-}
-
-fn parse_number(name: &str, text: &str) -> Result<u64, ControlError> {
-    text.trim()
-        .parse()
-        .map_err(|_| ControlError::Usage(format!("{name} {} is not a number", quote(text))))
 }

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::lb::state::Encap;
 use crate::lb::LbError;
 
+mod text;
+
 /// A new filter rule: `xdpath filter add`, a rule-file line and the
 /// API's `POST /v1/rules` body (JSON, the same field names; `override`
 /// for `--override`). Parsed by `RuleArgs::to_spec`.
@@ -17,17 +19,21 @@ use crate::lb::LbError;
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(deny_unknown_fields)]
 pub struct RuleArgs {
-    /// Source prefix (IPv4 or IPv6 CIDR).
-    #[cfg_attr(feature = "clap", arg(long, value_name = "CIDR"))]
+    /// Source prefix (IPv4 or IPv6 CIDR), or several separated by commas
+    /// (a list in JSON and in a config file).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "CIDR[,CIDR...]"))]
+    #[serde(default, deserialize_with = "text::list")]
     pub src: Option<String>,
     /// Destination prefix.
     #[cfg_attr(feature = "clap", arg(long, value_name = "CIDR"))]
     pub dst: Option<String>,
     /// Protocol: tcp, udp, icmp, icmpv6 or a number.
     #[cfg_attr(feature = "clap", arg(long, value_name = "PROTO"))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub proto: Option<String>,
     /// Destination port or range N-M (TCP and UDP).
     #[cfg_attr(feature = "clap", arg(long, value_name = "N[-M]"))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub dport: Option<String>,
     /// TCP flags that must be set or clear, e.g. `syn,!ack`.
     #[cfg_attr(feature = "clap", arg(long, value_name = "SPEC"))]
@@ -63,15 +69,19 @@ fn required<'de, D: serde::Deserializer<'de>>(from: D) -> Result<Option<String>,
 pub struct LimitArgs {
     /// Packets per second.
     #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub pps: Option<String>,
     /// Bucket size in packets (default: one second's worth).
     #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub burst: Option<String>,
     /// Bytes per second.
     #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub bps: Option<String>,
     /// Bucket size in bytes (default: one second's worth).
     #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub burst_bytes: Option<String>,
     /// src or dst: whose address a bucket belongs to.
     #[cfg_attr(feature = "clap", arg(long, default_value = "src"))]
@@ -79,15 +89,18 @@ pub struct LimitArgs {
     pub per: String,
     /// Aggregate IPv4 addresses to this prefix length (default 32).
     #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub aggregate_v4: Option<String>,
     /// Aggregate IPv6 addresses to this prefix length (default 128).
     #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub aggregate_v6: Option<String>,
     /// Only addresses inside this prefix.
     #[cfg_attr(feature = "clap", arg(long))]
     pub scope: Option<String>,
     /// Only this protocol.
     #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub proto: Option<String>,
     /// Only TCP SYNs (without ACK).
     #[cfg_attr(feature = "clap", arg(long))]
@@ -146,7 +159,7 @@ pub struct NewVip {
     /// Comma-separated: source-hash (hash on the client address only),
     /// no-conntrack (pure Maglev, no connection table).
     #[cfg_attr(feature = "clap", arg(long, value_delimiter = ','))]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text::many")]
     pub flags: Vec<String>,
     /// The Maglev table size: a prime from 7 to 65537 (default 65537).
     #[cfg_attr(feature = "clap", arg(long))]
@@ -206,4 +219,41 @@ pub struct BackendQuery {
     pub vip: String,
     /// The backend.
     pub address: String,
+}
+
+/// How a request's check names its fields in a message: as the CLI's
+/// flags (`--burst-bytes`, which the API's clients also get) or as a
+/// config file's keys (`burst_bytes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Naming {
+    /// `--burst-bytes`.
+    Flags,
+    /// `burst_bytes`.
+    Fields,
+}
+
+impl Naming {
+    /// A field's name in these words.
+    pub fn name(self, field: &str) -> String {
+        match self {
+            Naming::Flags => format!("--{}", field.replace('_', "-")),
+            Naming::Fields => field.to_string(),
+        }
+    }
+}
+
+/// A request refused by its check: the field it is about (none: the
+/// request as a whole) and why, in the words of a [`Naming`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestError {
+    /// The field, by its serde name.
+    pub field: Option<&'static str>,
+    /// Why.
+    pub message: String,
+}
+
+impl From<RequestError> for crate::control::ControlError {
+    fn from(error: RequestError) -> Self {
+        crate::control::ControlError::Usage(error.message)
+    }
 }
