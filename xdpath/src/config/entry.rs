@@ -122,7 +122,8 @@ impl<'de, R: DeserializeOwned, X: Extras> Visitor<'de> for EntryVisitor<R, X> {
             table.insert(key, value.value);
         }
         // Each field went through alone; what is left is a missing one.
-        let request = R::deserialize(toml::Value::Table(table)).map_err(de::Error::custom)?;
+        let request = R::deserialize(toml::Value::Table(table))
+            .map_err(|error| de::Error::custom(error.message()))?;
         Ok(Entry {
             request,
             extras,
@@ -185,9 +186,8 @@ impl<'de, R: DeserializeOwned> DeserializeSeed<'de> for Field<'_, R> {
         alone.insert(self.key.to_string(), value.clone());
         // A field that is fine alone fails only for the fields missing.
         if let Err(error) = R::deserialize(toml::Value::Table(alone)) {
-            let message = error.to_string();
-            if !message.starts_with("missing field") {
-                return Err(de::Error::custom(message));
+            if !error.message().starts_with("missing field") {
+                return Err(de::Error::custom(error.message()));
             }
         }
         Ok(Checked { value, place })

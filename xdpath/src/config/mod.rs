@@ -32,6 +32,7 @@ pub mod rollback;
 pub mod schema;
 pub mod steering;
 pub mod values;
+mod words;
 
 use std::fmt;
 use std::path::PathBuf;

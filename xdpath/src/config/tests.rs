@@ -129,7 +129,7 @@ fn a_wrong_value_is_not_also_reported_missing() {
         errors("[[filter.rule]]\nid = \"ten\"\nsrc = \"10.0.0.0/8\"\naction = \"reject\"\n");
     assert_eq!(lines.len(), 2, "{lines:#?}");
     assert!(
-        lines[0].contains("filter.rule[0].id: invalid type"),
+        lines[0].contains("filter.rule[0].id: expected a whole number"),
         "{lines:#?}"
     );
     assert!(
@@ -505,7 +505,24 @@ flags = \"source-hash\"
         "{lines:#?}"
     );
     assert!(
-        lines[1].starts_with("test.toml:5:11: filter.rule[0].monitor: invalid type"),
+        lines[1].starts_with("test.toml:5:11: filter.rule[0].monitor: expected true or false"),
         "{lines:#?}"
     );
+}
+
+#[test]
+fn messages_speak_the_configs_terms() {
+    let cases = [
+        ("[[filter.rule]]\nid = \"10\"\nsrc = \"10.0.0.0/8\"\naction = \"drop\"\n", "test.toml:2:6: filter.rule[0].id: expected a whole number from 0 to 4294967295, found the text \"10\" (write id = 10, without quotes)"),
+        ("[filter]\ndefault = \"drop\"\ndefault = \"pass\"\n", "test.toml:3:1: syntax error: duplicate key `default`"),
+        ("[[filter.rule]]\nid = 1\ndst = \"10.0.0.0/8\"\naction = \"drop\"\nmonitor = 1\n", "test.toml:5:11: filter.rule[0].monitor: expected true or false, found the number 1 (write monitor = true or monitor = false)"),
+        ("[[lb.vip]]\nvip = \"203.0.113.1:80/tcp\"\ngue_port = 70000\n", "test.toml:3:12: lb.vip[0].gue_port: the number 70000 is out of range: expected a whole number from 0 to 65535"),
+    ];
+    for (text, expected) in cases {
+        let lines = errors(text);
+        assert!(
+            lines.iter().any(|line| line.starts_with(expected)),
+            "{expected}\n{lines:#?}"
+        );
+    }
 }
