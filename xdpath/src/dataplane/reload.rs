@@ -96,10 +96,8 @@ pub fn reload(interface: &str) -> Result<ReloadReport, DataplaneError> {
     let old_program = program_fd(old_id)?;
     // Held until the old program can no longer run (see `retire`).
     let stages_path = pins.path(abi::map::STAGES);
-    let old_stages = MapData::from_pin(&stages_path).map_err(|source| DataplaneError::Map {
-        name: abi::map::STAGES,
-        source,
-    })?;
+    let old_stages =
+        MapData::from_pin(&stages_path).map_err(DataplaneError::of_map(abi::map::STAGES))?;
 
     // Leftovers of a reload that was killed: nobody else uses these names
     // while we hold the lock. If it was killed after its swap, the running
@@ -222,12 +220,7 @@ fn load_and_swap(
     loaded
         .ebpf
         .map(abi::map::STAGES)
-        .ok_or(DataplaneError::Map {
-            name: abi::map::STAGES,
-            source: aya::maps::MapError::InvalidName {
-                name: abi::map::STAGES.into(),
-            },
-        })?
+        .ok_or_else(|| DataplaneError::missing_map(abi::map::STAGES))?
         .pin(&next_stages)
         .map_err(|source| DataplaneError::Pin {
             path: next_stages.clone(),
