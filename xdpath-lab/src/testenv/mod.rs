@@ -232,6 +232,29 @@ pub fn nsenter(path: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
     command
 }
 
+/// The IPv6 settings that keep a bed's namespace quiet: no duplicate
+/// address detection, router advertisements or router solicitations.
+const QUIET_IPV6: [(&str, &str); 3] = [
+    ("accept_dad", "0"),
+    ("accept_ra", "0"),
+    ("router_solicitations", "0"),
+];
+
+/// `sysctl -q -w` in the network namespace at `path`, holding
+/// [`QUIET_IPV6`] and the IPv6 settings in `more`, each for every
+/// interface there (`all`) and every one made later (`default`); add
+/// settings and run it.
+pub(crate) fn quiet_ipv6_sysctl(path: &Path, more: &[(&str, &str)]) -> Command {
+    let mut sysctl = nsenter(path, "sysctl");
+    sysctl.args(["-q", "-w"]);
+    for scope in ["all", "default"] {
+        for (key, value) in QUIET_IPV6.iter().chain(more) {
+            sysctl.arg(format!("net.ipv6.conf.{scope}.{key}={value}"));
+        }
+    }
+    sysctl
+}
+
 /// Whether `interface`, in the network namespace at `path`, has an XDP
 /// program attached (any program: `ip -j link` shows an `xdp` object).
 pub fn has_xdp_program(path: &Path, interface: &str) -> bool {
