@@ -18,7 +18,7 @@ use common::{bed, json, xdpath_ok};
 use serde_json::Value;
 use xdpath_core::stats::counter_index;
 use xdpath_core::{Action, Counter, MalformedPolicy, Reason, COUNTER_SLOTS};
-use xdpath_lab::testenv::{Side, TestBed};
+use xdpath_lab::testenv::{self, Side, TestBed};
 use xdpath_lab::traffic::{Expected, Mix};
 
 const PINGS: u64 = 3;
@@ -45,15 +45,7 @@ fn status(bed: &TestBed) -> Value {
 
 /// `xdp` of `ip -j link show` for side A's veth, if any.
 fn link_xdp(bed: &TestBed) -> Option<Value> {
-    let output = bed
-        .exec_ok(
-            Side::A,
-            "ip",
-            ["-j", "link", "show", "dev", &bed.a().interface],
-        )
-        .expect("ip link show");
-    let links = json(&String::from_utf8_lossy(&output.stdout));
-    links[0].get("xdp").cloned()
+    testenv::link_xdp(&bed.a().path, &bed.a().interface).expect("ip link show")
 }
 
 /// The counters as `xdpath stats IFACE --json` reports them.

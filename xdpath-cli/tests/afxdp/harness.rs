@@ -156,13 +156,7 @@ pub(crate) fn setup(bed: &TestBed) -> (Ebpf, XskSocket) {
 
 /// XDP mode of A's veth as `ip -j link` reports it (1: driver).
 pub(crate) fn xdp_mode(bed: &TestBed) -> Value {
-    let output = bed
-        .exec_ok(
-            Side::A,
-            "ip",
-            ["-j", "link", "show", "dev", &bed.a().interface],
-        )
-        .expect("ip link show");
-    let links: Value = serde_json::from_slice(&output.stdout).expect("ip -j output");
-    links[0]["xdp"]["mode"].clone()
+    let xdp =
+        xdpath_lab::testenv::link_xdp(&bed.a().path, &bed.a().interface).expect("ip link show");
+    xdp.map_or(Value::Null, |xdp| xdp["mode"].clone())
 }

@@ -255,15 +255,23 @@ pub(crate) fn quiet_ipv6_sysctl(path: &Path, more: &[(&str, &str)]) -> Command {
     sysctl
 }
 
+/// The `xdp` object `ip -j link show` gives for `interface`, in the
+/// network namespace at `path`: which program runs there and in which
+/// mode; `None` when none does.
+pub fn link_xdp(path: &Path, interface: &str) -> Result<Option<serde_json::Value>, TestBedError> {
+    let output = run_ok(nsenter(path, "ip").args(["-j", "link", "show", "dev", interface]))?;
+    let links: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|error| TestBedError::Io {
+            what: format!("reading what `ip -j link show dev {interface}` printed"),
+            source: error.into(),
+        })?;
+    Ok(links[0].get("xdp").cloned())
+}
+
 /// Whether `interface`, in the network namespace at `path`, has an XDP
 /// program attached (any program: `ip -j link` shows an `xdp` object).
 pub fn has_xdp_program(path: &Path, interface: &str) -> bool {
-    nsenter(path, "ip")
-        .args(["-j", "link", "show", "dev", interface])
-        .output()
-        .ok()
-        .and_then(|output| serde_json::from_slice::<serde_json::Value>(&output.stdout).ok())
-        .is_some_and(|links| links[0].get("xdp").is_some())
+    link_xdp(path, interface).is_ok_and(|xdp| xdp.is_some())
 }
 
 fn command_line(command: &Command) -> String {
