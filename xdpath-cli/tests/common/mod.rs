@@ -11,11 +11,15 @@ pub mod cli;
 pub mod tshark;
 
 use std::process::{Child, Output};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use xdpath_core::stats::counter_index;
+use xdpath_core::{Action, Counter, Reason, COUNTER_SLOTS};
 #[allow(unused_imports, reason = "not every test binary fetches")]
 pub use xdpath_lab::servers::{self, fetch, fetch_many, Nginx};
 use xdpath_lab::testenv::{Side, TestBed};
+use xdpath_lab::traffic::Expected;
 
 /// The CLI under test.
 pub const XDPATH: &str = env!("CARGO_BIN_EXE_xdpath");
@@ -86,6 +90,55 @@ pub fn nginx(bed: &TestBed, backlog: u32) -> Nginx {
 /// hping3 in namespace B for `seconds`.
 pub fn hping3(bed: &TestBed, seconds: u32, args: &[&str]) -> Child {
     servers::hping3(bed, seconds, args).expect("start hping3")
+}
+
+/// The counters of one interface's `counters` rows in `xdpath stats
+/// --json`, by slot: each row names a known action and reason, once, and
+/// says whether the reason is a malformed one.
+pub fn counters_of(rows: &Value) -> Vec<Counter> {
+    let mut counters = vec![Counter::default(); COUNTER_SLOTS as usize];
+    for row in rows.as_array().expect("counters array") {
+        let action = Action::ALL
+            .into_iter()
+            .find(|action| row["action"] == action.name())
+            .expect("known action");
+        let reason = Reason::ALL
+            .into_iter()
+            .find(|reason| row["reason"] == reason.name())
+            .expect("known reason");
+        assert_eq!(row["malformed"], reason.is_malformed());
+        let slot = &mut counters[counter_index(action, reason) as usize];
+        assert_eq!(*slot, Counter::default(), "one row per counter");
+        *slot = Counter {
+            packets: row["packets"].as_u64().expect("packets"),
+            bytes: row["bytes"].as_u64().expect("bytes"),
+        };
+    }
+    counters
+}
+
+/// Waits until the counters `read` returns equal `expected` (frames are
+/// counted asynchronously), then checks they stay so: nothing else
+/// arrives. `when` says where in the test, for the failures.
+pub fn assert_counters_settle(expected: &Expected, read: impl Fn() -> Vec<Counter>, when: &str) {
+    let start = Instant::now();
+    let mut differences = expected.differences(&read());
+    while !differences.is_empty() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(25));
+        differences = expected.differences(&read());
+    }
+    assert!(
+        differences.is_empty(),
+        "{when}: counters differ from the traffic sent:\n{}",
+        differences.join("\n")
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let differences = expected.differences(&read());
+    assert!(
+        differences.is_empty(),
+        "{when}: more frames were counted than sent:\n{}",
+        differences.join("\n")
+    );
 }
 
 /// The `(verdict, reason)` packet count from `xdpath stats --json` in A.
