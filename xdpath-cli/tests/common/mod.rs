@@ -71,6 +71,19 @@ pub fn xdpath_ok(bed: &TestBed, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("UTF-8 output")
 }
 
+/// Runs `xdpath ARGS` inside namespace A; it must succeed, and may warn on
+/// stderr. Returns stdout.
+pub fn xdpath_ok_warned(bed: &TestBed, args: &[&str]) -> String {
+    let output = xdpath(bed, args);
+    assert!(
+        output.status.success(),
+        "xdpath {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
 /// Parses JSON or fails the test with the text.
 pub fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"))
