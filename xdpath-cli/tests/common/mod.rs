@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod tshark;
 
+use std::path::PathBuf;
 use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use xdpath_core::stats::counter_index;
 use xdpath_core::{Action, Counter, Reason, COUNTER_SLOTS};
 #[allow(unused_imports, reason = "not every test binary fetches")]
 pub use xdpath_lab::servers::{self, fetch, fetch_many, Nginx};
+use xdpath_lab::testenv::lb::{LbBed, Role};
 use xdpath_lab::testenv::{Side, TestBed};
 use xdpath_lab::traffic::Expected;
 
@@ -82,6 +84,33 @@ pub fn xdpath_ok_warned(bed: &TestBed, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+/// Runs `xdpath ARGS` in `role`'s namespace of a balancer bed; it must
+/// succeed. Returns stdout.
+pub fn xdpath_ok_in(bed: &LbBed, role: Role, args: &[&str]) -> String {
+    let output = bed.exec(role, XDPATH, args).expect("run xdpath");
+    assert!(
+        output.status.success(),
+        "xdpath {args:?} in {}: {}",
+        role.name(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The pcap files in `dir`, sorted.
+pub fn pcap_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|error| panic!("{dir}: {error}"))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "pcap")
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 /// Parses JSON or fails the test with the text.
