@@ -58,13 +58,7 @@ pub fn xdpath(bed: &TestBed, args: &[&str]) -> Output {
 /// Runs `xdpath ARGS` inside namespace A; it must succeed and write nothing
 /// to stderr. Returns stdout.
 pub fn xdpath_ok(bed: &TestBed, args: &[&str]) -> String {
-    let output = xdpath(bed, args);
-    assert!(
-        output.status.success(),
-        "xdpath {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = xdpath_succeeding(bed, args);
     assert!(
         output.stderr.is_empty(),
         "xdpath {args:?} wrote to stderr: {}",
@@ -76,6 +70,11 @@ pub fn xdpath_ok(bed: &TestBed, args: &[&str]) -> String {
 /// Runs `xdpath ARGS` inside namespace A; it must succeed, and may warn on
 /// stderr. Returns stdout.
 pub fn xdpath_ok_warned(bed: &TestBed, args: &[&str]) -> String {
+    String::from_utf8(xdpath_succeeding(bed, args).stdout).expect("UTF-8 output")
+}
+
+/// Runs `xdpath ARGS` inside namespace A; it must succeed.
+fn xdpath_succeeding(bed: &TestBed, args: &[&str]) -> Output {
     let output = xdpath(bed, args);
     assert!(
         output.status.success(),
@@ -83,7 +82,7 @@ pub fn xdpath_ok_warned(bed: &TestBed, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
+    output
 }
 
 /// Runs `xdpath ARGS` in `role`'s namespace of a balancer bed; it must
