@@ -224,7 +224,7 @@ const EXPECTED_IPV4_TEMPLATE: [(u16, u16); 14] = [
     (7, 2),
     (11, 2),
     (4, 1),
-    (6, 2),
+    (6, 1),
     (10, 4),
     (58, 2),
     (89, 1),
@@ -406,7 +406,7 @@ fn ipfix_decodes_cleanly_with_the_encoded_values() {
         );
         assert_eq!(
             one(flow, "cflow.tcpflags"),
-            format!("0x{:04x}", record.tcp_flags)
+            format!("0x{:02x}", record.tcp_flags)
         );
         assert_eq!(
             one(flow, "cflow.flow_end_reason"),

@@ -156,7 +156,7 @@ pub(super) fn encode_record(record: &FlowRecord) -> Option<(u16, Vec<u8>)> {
     put_u16(&mut bytes, key.source_port);
     put_u16(&mut bytes, key.destination_port);
     bytes.push(key.protocol);
-    put_u16(&mut bytes, u16::from(record.tcp_flags));
+    bytes.push(record.tcp_flags);
     bytes.extend_from_slice(&key.ingress_ifindex.to_be_bytes());
     put_u16(&mut bytes, key.vlan.unwrap_or(0));
     bytes.push(record.forwarding_status);

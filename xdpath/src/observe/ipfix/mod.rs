@@ -59,7 +59,8 @@ const FIELDS_IPV4: [(u16, u16); 14] = [
     (7, 2),   // sourceTransportPort
     (11, 2),  // destinationTransportPort
     (4, 1),   // protocolIdentifier
-    (6, 2),   // tcpControlBits
+    (6, 1),   // tcpControlBits, reduced size (RFC 7011 6.2): the low
+    // eight flags, which pmacct 1.7 reads only in one byte
     (10, 4),  // ingressInterface
     (58, 2),  // vlanId
     (89, 1),  // forwardingStatus (RFC 7270 unsigned8)

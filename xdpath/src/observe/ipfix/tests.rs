@@ -46,12 +46,12 @@ fn golden_header_and_template_set() {
         1, 0, 0, 14,            // template 256, 14 fields
         0, 1, 0, 8,  0, 2, 0, 8,  0, 152, 0, 8,  0, 153, 0, 8,
         0, 8, 0, 4,  0, 12, 0, 4,
-        0, 7, 0, 2,  0, 11, 0, 2,  0, 4, 0, 1,  0, 6, 0, 2,
+        0, 7, 0, 2,  0, 11, 0, 2,  0, 4, 0, 1,  0, 6, 0, 1,
         0, 10, 0, 4,  0, 58, 0, 2,  0, 89, 0, 1,  0, 136, 0, 1,
         1, 1, 0, 14,            // template 257, 14 fields
         0, 1, 0, 8,  0, 2, 0, 8,  0, 152, 0, 8,  0, 153, 0, 8,
         0, 27, 0, 16,  0, 28, 0, 16,
-        0, 7, 0, 2,  0, 11, 0, 2,  0, 4, 0, 1,  0, 6, 0, 2,
+        0, 7, 0, 2,  0, 11, 0, 2,  0, 4, 0, 1,  0, 6, 0, 1,
         0, 10, 0, 4,  0, 58, 0, 2,  0, 89, 0, 1,  0, 136, 0, 1,
     ];
     assert_eq!(message.bytes, expected);
@@ -62,12 +62,12 @@ fn golden_header_and_template_set() {
     #[rustfmt::skip]
     let data: Vec<u8> = vec![
         0, 10, 0, 76, 0x60, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9,
-        1, 0, 0, 60,            // data set 256: 4 + 55 + 1 padding
+        1, 0, 0, 60,            // data set 256: 4 + 54 + 2 padding
         0, 0, 0, 0, 0, 0, 1, 2,  0, 0, 0, 0, 0, 0, 0, 2,
         0, 0, 0, 0, 0, 0, 0, 5,  0, 0, 0, 0, 0, 0, 0, 6,
-        10, 0, 0, 1,  10, 0, 0, 2,  0x04, 0xd2, 0, 80,  6,  0, 0x12,
+        10, 0, 0, 1,  10, 0, 0, 2,  0x04, 0xd2, 0, 80,  6,  0x12,
         0, 0, 0, 3,  0, 42,  129,  1,
-        0,
+        0, 0,
     ];
     assert_eq!(messages[0].bytes, data);
     let next = encoder.messages(0x6000_0001, &[record("10.0.0.1", "10.0.0.2")]);
@@ -76,10 +76,10 @@ fn golden_header_and_template_set() {
 
 #[test]
 fn record_lengths_match_the_templates() {
-    assert_eq!((RECORD_LEN_IPV4, RECORD_LEN_IPV6), (55, 79));
+    assert_eq!((RECORD_LEN_IPV4, RECORD_LEN_IPV6), (54, 78));
     let (_, v4) = encode_record(&record("10.0.0.1", "10.0.0.2")).unwrap();
     let (_, v6) = encode_record(&record("2001:db8::1", "2001:db8::2")).unwrap();
-    assert_eq!((v4.len(), v6.len()), (55, 79));
+    assert_eq!((v4.len(), v6.len()), (54, 78));
     assert!(encode_record(&record("10.0.0.1", "2001:db8::2")).is_none());
 }
 
