@@ -395,3 +395,26 @@ def test_member_status_rules() -> None:
     assert agent.member_status({"weight": 1}, True, [{"healthy": False}]) == "ERROR"
     assert agent.pool_status({}, ["ONLINE", "OFFLINE"]) == "ONLINE"
     assert agent.pool_status({"admin_state_up": False}, ["ONLINE"]) == "OFFLINE"
+
+
+def test_one_source_limit_per_vip_address_and_protocol() -> None:
+    """xdpath's per-VIP limit covers the address and protocol on every port:
+    a second listener on the same address gets no second limit."""
+    lb = loadbalancer(flavor={"source_pps_limit": 50}, additional_vips=[])
+    second = copy.deepcopy(lb["listeners"][0])
+    second.update(listener_id="11111111-0000-4000-8000-000000000002", protocol_port=443)
+    second["default_pool_id"] = None
+    second["default_pool"] = None
+    udp = copy.deepcopy(second)
+    udp.update(listener_id="11111111-0000-4000-8000-000000000003", protocol="UDP")
+    lb["listeners"] += [second, udp]
+    doc = mapping.plan(lb).document
+    assert [v["vip"] for v in doc["vips"]] == [
+        "203.0.113.10:80/tcp",
+        "203.0.113.10:443/tcp",
+        "203.0.113.10:443/udp",
+    ]
+    assert [limit["vip"] for limit in doc["limits"]] == [
+        "203.0.113.10:80/tcp",
+        "203.0.113.10:443/udp",
+    ]

@@ -45,8 +45,9 @@ FLAVOR_METADATA: dict[str, str] = {
     "encapsulation": "How the balancers send packets to the members: ipip (default) or gue. "
     "Members must run `xdpath decap` (with --gue-port for gue).",
     "gue_port": "The members' GUE UDP port (1-65535); required with encapsulation gue.",
-    "source_pps_limit": "Packets per second each client address may send to each VIP of "
-    "the load balancer (a token bucket per source, dropped at XDP above it).",
+    "source_pps_limit": "Packets per second each client address may send to each VIP "
+    "address of the load balancer, per protocol (a token bucket per source over all the "
+    "listeners' ports of that address; dropped at XDP above it).",
     "ring_size": "The Maglev table size of every VIP: a prime from 7 to 65537 (default "
     "65537). The same on every balancer, so every balancer picks the same member.",
 }
@@ -508,10 +509,19 @@ def _plan_listener(
         )
         if monitor is not None:
             document["health"].append(health_request(vip, monitor))
-        if flavor.get("source_pps_limit") is not None:
+        # xdpath's VIP limit covers the VIP's address and protocol on every
+        # port: one for each (address, protocol), named by its first VIP.
+        limited = {_address_and_protocol(limit["vip"]) for limit in document["limits"]}
+        if flavor.get("source_pps_limit") is not None and _address_and_protocol(vip) not in limited:
             document["limits"].append(
                 {"vip": vip, "pps": str(int(flavor["source_pps_limit"])), "per": "src"}
             )
+
+
+def _address_and_protocol(vip: str) -> tuple[str, str]:
+    """``203.0.113.10:80/tcp`` -> (``203.0.113.10``, ``tcp``)."""
+    host_port, _, protocol = vip.rpartition("/")
+    return host_port.rpartition(":")[0], protocol
 
 
 def _address(text: str) -> str:
