@@ -96,8 +96,54 @@ def _run() -> None:
             process(change)
         except Exception:
             LOG.exception("xdpath: %s %s %s failed", change.action, change.kind, change.object_id)
+            try:
+                _fail(change)
+            except Exception:
+                LOG.exception("xdpath: could not report the failure of %s", change.object_id)
         finally:
             change.done.set()
+
+
+def _fail(change: Change) -> None:
+    """After an unexpected failure: nothing left PENDING. The object ERROR
+    (DELETED when it was being deleted), its load balancer ERROR, the
+    listeners and pools Octavia locked with it ACTIVE."""
+    loadbalancer_id = change.loadbalancer_id
+    if loadbalancer_id is None and change.pool_id:
+        pool = _safe(lambda: _get("pools", str(change.pool_id)))
+        loadbalancer_id = str(pool["loadbalancer_id"]) if pool else None
+    if loadbalancer_id is None:
+        return
+    gone = change.action == DELETE
+    status: dict[str, list[dict[str, Any]]] = {
+        "loadbalancers": [
+            {
+                "id": loadbalancer_id,
+                "provisioning_status": "DELETED"
+                if gone and change.kind == "loadbalancers"
+                else "ERROR",
+            }
+        ]
+    }
+    current = _safe(lambda: _get("loadbalancers", loadbalancer_id))
+    if current and not (gone and change.kind == "loadbalancers"):
+        ids = mapping.all_ids(current)
+        for kind in ("listeners", "pools"):
+            status[kind] = [{"id": i, "provisioning_status": "ACTIVE"} for i in ids[kind]]
+    if change.kind != "loadbalancers":
+        entry = {"id": change.object_id, "provisioning_status": "DELETED" if gone else "ERROR"}
+        status[change.kind] = [
+            e for e in status.get(change.kind, []) if e["id"] != change.object_id
+        ]
+        status[change.kind].append(entry)
+    push_status(status)
+
+
+def _safe(work: Callable[[], Any]) -> Any:
+    try:
+        return work()
+    except Exception:
+        return None
 
 
 def _retry(what: str, work: Callable[[], Any], seconds: float = 30.0) -> Any:
@@ -305,10 +351,8 @@ def _delete_loadbalancer(change: Change, loadbalancer_id: str, owner: str) -> No
 
 
 def _safe_get(loadbalancer_id: str) -> dict[str, Any] | None:
-    try:
-        return _get("loadbalancers", loadbalancer_id)
-    except Exception:
-        return None
+    found: dict[str, Any] | None = _safe(lambda: _get("loadbalancers", loadbalancer_id))
+    return found
 
 
 def _statuses(
