@@ -32,7 +32,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -426,7 +426,7 @@ http {{
         done = self.try_run(role, *argv, timeout=timeout * count + 30)
         return [line.strip() for line in done.stdout.splitlines()]
 
-    def flows(self, ports: Sequence[int], role: str = "client") -> dict[int, str]:
+    def flows(self, ports: Iterable[int], role: str = "client") -> dict[int, str]:
         """One request per client source port; the backend of each."""
         script = """
 import socket, struct, sys
