@@ -195,7 +195,9 @@ def test_a_load_balancer_goes_active_online_on_both_balancers(
     assert conn.load_balancer.get_pool(Lb.pool).operating_status == "ONLINE"
     for m in conn.load_balancer.members(Lb.pool):
         assert m.provisioning_status == "ACTIVE"
-    hm = next(iter(conn.load_balancer.health_monitors(pool_id=Lb.pool)))
+    hm = conn.load_balancer.get_health_monitor(
+        conn.load_balancer.get_pool(Lb.pool).health_monitor_id
+    )
     assert hm.provisioning_status == "ACTIVE"
 
     # Both balancers hold the same document, and the same Maglev table.
@@ -214,6 +216,68 @@ def test_a_load_balancer_goes_active_online_on_both_balancers(
     digests = [t["digest"] for v in seen.values() for t in v["tables"]]
     assert len(digests) == 4 and len(set(digests)) == 1, digests
     assert all(v["in_force"] for v in seen.values())
+
+
+def test_a_fully_populated_create_reports_every_object(
+    os_conn: Connection, bed: Bed, fleet: client.Fleet
+) -> None:
+    """One call with listener, pool, members and monitor: every object
+    ACTIVE, on both balancers; then a cascade delete takes it off both."""
+    conn = os_conn
+    vip = "203.0.113.51"
+    lb = conn.load_balancer.create_load_balancer(
+        name="populated",
+        vip_subnet_id=SUBNET_ID,
+        vip_address=vip,
+        listeners=[
+            {
+                "name": "udp",
+                "protocol": "UDP",
+                "protocol_port": 53,
+                "default_pool": {
+                    "name": "udp",
+                    "protocol": "UDP",
+                    "lb_algorithm": "SOURCE_IP",
+                    "members": [
+                        {"address": bed.address(b), "protocol_port": 53, "weight": WEIGHTS[b]}
+                        for b in BACKENDS
+                    ],
+                    "healthmonitor": {"type": "TCP", **MONITOR},
+                },
+            }
+        ],
+    )
+
+    def objects() -> list[str]:
+        current = conn.load_balancer.get_load_balancer(lb.id)
+        statuses = [current.provisioning_status]
+        for listener in current.listeners:
+            statuses.append(conn.load_balancer.get_listener(listener["id"]).provisioning_status)
+        for ref in current.pools:
+            pool = conn.load_balancer.get_pool(ref["id"])
+            statuses.append(pool.provisioning_status)
+            statuses += [m.provisioning_status for m in conn.load_balancer.members(pool.id)]
+            monitor = conn.load_balancer.get_health_monitor(pool.health_monitor_id)
+            statuses.append(monitor.provisioning_status)
+        return [str(s) for s in statuses]
+
+    wait_for("every object ACTIVE", lambda: set(objects()) == {"ACTIVE"}, 30)
+    assert len(objects()) == 7  # load balancer, listener, pool, 3 members, monitor
+    owner = mapping.owner_of(lb.id)
+    for endpoint, view in fleet.view(owner).items():
+        assert isinstance(view, dict), endpoint
+        document = mapping.canonical(view["document"])
+        udp = f"{vip}:53/udp"
+        assert list(document["vips"]) == [udp]
+        assert document["vips"][udp][2] == ("source-hash",)
+        assert [h[1] for h in document["health"]] == ["tcp"]
+        assert len(document["backends"]) == 3
+    conn.load_balancer.delete_load_balancer(lb.id, cascade=True)
+    wait_for(
+        "off both balancers",
+        lambda: all(b.get_owner(owner) is None for b in fleet.balancers),
+        30,
+    )
 
 
 def test_traffic_through_either_balancer_respects_weights(os_conn: Connection, bed: Bed) -> None:
