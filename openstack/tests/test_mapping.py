@@ -418,3 +418,41 @@ def test_one_source_limit_per_vip_address_and_protocol() -> None:
         "203.0.113.10:80/tcp",
         "203.0.113.10:443/udp",
     ]
+
+
+def test_statuses_cover_every_object_and_the_load_balancer() -> None:
+    from octavia_xdpath import worker
+
+    lb = loadbalancer()
+    plan = mapping.plan(lb)
+    m1 = member(1, "")["member_id"]
+    change = worker.Change(worker.UPDATE, "members", m1, loadbalancer_id=LB_ID)
+    ok = worker._statuses(change, lb, set(), failed=False, lb_failed=False, plan=plan)
+    flat = {(k, e["id"]): e["provisioning_status"] for k, es in ok.items() for e in es}
+    assert flat[("loadbalancers", LB_ID)] == "ACTIVE"
+    assert flat[("listeners", LISTENER_ID)] == "ACTIVE"
+    assert flat[("pools", POOL_ID)] == "ACTIVE"
+    assert flat[("healthmonitors", HM_ID)] == "ACTIVE"
+    assert len([k for k in flat if k[0] == "members"]) == 3
+    assert set(flat.values()) == {"ACTIVE"}
+
+    failed = worker._statuses(change, lb, set(), failed=True, lb_failed=True, plan=plan)
+    flat = {(k, e["id"]): e["provisioning_status"] for k, es in failed.items() for e in es}
+    assert flat[("loadbalancers", LB_ID)] == "ERROR"
+    assert flat[("members", m1)] == "ERROR"
+    assert flat[("pools", POOL_ID)] == "ACTIVE"  # locked by Octavia, not left PENDING
+
+    m2 = member(2, "")["member_id"]
+    removal = {("members", m2)}
+    delete = worker.Change(worker.DELETE, "members", m2, loadbalancer_id=LB_ID)
+    wanted = tree.without(lb, removal)
+    gone = worker._statuses(delete, wanted, removal, failed=True, lb_failed=True)
+    flat = {(k, e["id"]): e["provisioning_status"] for k, es in gone.items() for e in es}
+    assert flat[("members", m2)] == "DELETED"  # Octavia forgets it; the agent repairs
+    assert flat[("loadbalancers", LB_ID)] == "ERROR"
+
+    create = worker.Change(worker.CREATE, "loadbalancers", LB_ID, loadbalancer_id=LB_ID)
+    first = worker._statuses(create, lb, set(), failed=False, lb_failed=False, plan=plan)
+    operating = {e["id"]: e.get("operating_status") for es in first.values() for e in es}
+    assert operating[LB_ID] == "ONLINE" and operating[LISTENER_ID] == "ONLINE"
+    assert operating[m1] is None  # monitored: the agent says ONLINE or ERROR

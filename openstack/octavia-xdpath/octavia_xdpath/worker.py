@@ -302,7 +302,12 @@ def process(change: Change) -> None:
         )
         push_status(_statuses(change, wanted, removed, failed=True, lb_failed=False))
         return
-    errors = apply(owner, plan.document)
+    if change.kind == "loadbalancers" and change.action == CREATE and mapping.empty(plan.document):
+        # A new load balancer without listeners has nothing on any balancer
+        # (and no balancer can hold anything of it yet): nothing to send.
+        errors = []
+    else:
+        errors = apply(owner, plan.document)
     if errors:
         LOG.error(
             "xdpath: load balancer %s (%s %s %s): not in force on every balancer: %s",
