@@ -165,7 +165,16 @@ def _one_loadbalancer(
     )
     all_reachable = len(in_force) == len(views)
     if differing:
-        key = json.dumps([mapping.canonical(plan.document), differing], sort_keys=True, default=str)
+        # The same difference (what Octavia wants, what each differing
+        # balancer has) for reconcile_grace seconds before a repair.
+        key = json.dumps(
+            [
+                mapping.canonical(plan.document),
+                [(e, mapping.canonical(in_force[e])) for e in differing],
+            ],
+            sort_keys=True,
+            default=str,
+        )
         seen = state.diverged.get(loadbalancer_id)
         if seen is None or seen.key != key:
             state.diverged[loadbalancer_id] = Divergence(now, key)
