@@ -321,6 +321,9 @@ fn limits(entries: &[Spanned<LimitEntry>], report: &mut Report<'_>) -> Vec<Limit
             protocol,
             syn_only: item.syn.unwrap_or(false),
             monitor: item.monitor.unwrap_or(false),
+            vip: None,
+            to: None,
+            owner: None,
         };
         match compile_limit(&spec) {
             Ok(_) => limits.push(spec),

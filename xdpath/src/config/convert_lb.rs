@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::report::Report;
 use super::report::{field, items};
 use super::schema::{LbSection, VipEntry};
-use crate::control::parse::parse_port;
+use crate::control::parse::{parse_cidr, parse_port};
 use crate::lb::compile::{plan, validate, vip_table};
 use crate::lb::edit::{self, ConfigChange, VipOptions};
 use crate::lb::maglev::MaglevError;
@@ -103,6 +103,22 @@ fn vip(
         return;
     }
     seen.insert(id, index);
+    let allow = items(report, &item.allow, &format!("{path}.allow"), parse_cidr);
+    if let Some(allow) = allow {
+        let allow = allow
+            .into_iter()
+            .map(|(prefix, _, _)| prefix.to_string())
+            .collect::<Vec<_>>();
+        if let Err(error) =
+            edit::parse_allow(&allow).and_then(|list| edit::set_allow(state, &id, list))
+        {
+            report.error(
+                item.allow.as_ref().map(Spanned::span),
+                format!("{path}.allow"),
+                error.to_string(),
+            );
+        }
+    }
     if let Some(health) = &item.health {
         set_vip_health(state, &id, health, &path, report);
     }
@@ -311,6 +327,7 @@ fn health_check(
         port: entry.port.unwrap_or(0),
         path: entry.path.clone().unwrap_or_else(|| "/".into()),
         status: entry.status.unwrap_or(200),
+        codes: Vec::new(),
         interval_ms: edit::parse_millis(entry.interval.as_deref().unwrap_or("2s"))?,
         timeout_ms: edit::parse_millis(entry.timeout.as_deref().unwrap_or("1s"))?,
         rise: entry.rise.unwrap_or(2),

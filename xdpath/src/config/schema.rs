@@ -249,6 +249,9 @@ pub struct VipEntry {
     pub flags: Option<Spanned<Items>>,
     /// The Maglev table size, a prime from 7 to 65537 (the default).
     pub ring_size: Option<Spanned<u32>>,
+    /// The sources that may reach the VIP (IPv4 and IPv6 prefixes), as
+    /// `lb vip add --allow`; absent or empty: every source.
+    pub allow: Option<Spanned<Items>>,
     /// `[lb.vip.health]`: the options of `lb vip health`.
     pub health: Option<Spanned<HealthEntry>>,
     /// `[[lb.vip.backend]]`.

@@ -55,8 +55,22 @@ fn the_example_loads() {
         .collect();
     assert_eq!(weights, [2, 1]);
     assert_eq!(lb.vips[1].gue_port, 6080);
+    assert_eq!(lb.vips[1].allow.len(), 2);
     // The same config is no change.
     assert!(plan(&config, &config).is_empty());
+}
+
+#[test]
+fn a_bad_allowed_source_is_reported_at_its_item() {
+    let text = "[lb]\nsource_v4 = \"172.16.0.0/16\"\n[[lb.vip]]\nvip = \"203.0.113.10:80/tcp\"\n\
+                allow = [\"10.0.0.0/8\", \"10.0.0.1/8\"]\n";
+    let listed = errors(text);
+    assert!(
+        listed
+            .iter()
+            .any(|line| line.contains("lb.vip[0].allow[1]")),
+        "{listed:?}"
+    );
 }
 
 #[test]

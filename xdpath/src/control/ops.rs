@@ -160,6 +160,32 @@ pub fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, ControlError> 
             },
         }
     };
+    let usage = |error: crate::lb::LbError| ControlError::Usage(error.to_string());
+    if let Some(owner) = &args.owner {
+        crate::lb::edit::check_owner(owner).map_err(usage)?;
+    }
+    let vip = args
+        .vip
+        .as_deref()
+        .map(crate::lb::edit::parse_vip)
+        .transpose()
+        .map_err(usage)?;
+    let mut protocol = args.proto.as_deref().map(parse_protocol).transpose()?;
+    if let Some(vip) = &vip {
+        if args.scope.is_some() {
+            return Err(ControlError::Usage(
+                "--vip and --scope cannot be combined (a VIP's limit is scoped to its address)"
+                    .into(),
+            ));
+        }
+        let number = vip.protocol.number();
+        if protocol.is_some_and(|given| given != number) {
+            return Err(ControlError::Usage(format!(
+                "--proto differs from VIP {vip}'s protocol"
+            )));
+        }
+        protocol = Some(number);
+    }
     Ok(LimitSpec {
         id,
         packets_per_second: pps,
@@ -181,10 +207,29 @@ pub fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, ControlError> 
         aggregate_v4: aggregate("--aggregate-v4", &args.aggregate_v4, 32)?,
         aggregate_v6: aggregate("--aggregate-v6", &args.aggregate_v6, 128)?,
         scope: args.scope.as_deref().map(parse_cidr).transpose()?,
-        protocol: args.proto.as_deref().map(parse_protocol).transpose()?,
+        protocol,
         syn_only: args.syn,
         monitor: args.monitor,
+        vip: vip.map(|vip| vip.to_string()),
+        to: vip.map(|vip| host_prefix(vip.address)),
+        owner: args.owner.clone(),
     })
+}
+
+/// The host prefix of an address (/32 or /128).
+pub fn host_prefix(address: std::net::IpAddr) -> Cidr {
+    match address {
+        std::net::IpAddr::V4(v4) => Cidr {
+            address: v4.to_ipv6_mapped().octets(),
+            length: 32,
+            ipv4: true,
+        },
+        std::net::IpAddr::V6(v6) => Cidr {
+            address: v6.octets(),
+            length: 128,
+            ipv4: false,
+        },
+    }
 }
 
 fn parse_number(name: &str, text: &str) -> Result<u64, ControlError> {
