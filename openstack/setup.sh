@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Idempotent set-up of the OpenStack test environment (Octavia with the
+# xdpath provider driver), as root on Debian 12. Costs about a second when
+# everything is in place; see README.md for what a fresh machine costs.
+#
+# - MariaDB from Debian (the tests start their own server on a data directory
+#   of their own; the system's service is never started or used);
+# - a virtualenv with Octavia, octavia-lib, openstacksdk, the clients and the
+#   checkers, exactly as pinned in requirements.txt and constraints.txt;
+# - octavia-xdpath from this checkout, installed editable into that venv.
+#
+# The venv lives outside the checkout (XDPATH_OPENSTACK_VENV, by default
+# /var/lib/xdpath-openstack/venv) so that every checkout on the machine (the
+# work trees, CI's fresh clone) shares one install of ~500 MB that takes about
+# a minute to make, the way they share the Debian packages; it is remade only
+# when requirements.txt, constraints.txt or the Python interpreter change.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "openstack/setup.sh: run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+here="$(cd "$(dirname "$0")" && pwd)"
+start=$(date +%s%N)
+state_dir=/var/lib/xdpath-openstack
+venv="${XDPATH_OPENSTACK_VENV:-$state_dir/venv}"
+python=/usr/bin/python3
+
+packages=(mariadb-server mariadb-client python3 python3-venv)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "openstack/setup.sh: installing ${missing[*]}" >&2
+  apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+fi
+
+mkdir -p "$state_dir" "$(dirname "$venv")"
+# One set-up at a time on this machine: two checkouts share the venv.
+exec 9>"$state_dir/setup.lock"
+flock 9
+
+# The venv: remade from scratch when what it was made from has changed.
+stamp="$venv/.xdpath-stamp"
+want=$(cat "$here/requirements.txt" "$here/constraints.txt" <("$python" -VV) | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+  echo "openstack/setup.sh: making the venv $venv (about a minute)" >&2
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+  export PIP_DISABLE_PIP_VERSION_CHECK=1
+  "$venv/bin/pip" install -q "pip==$(sed -n 's/^pip==//p' "$here/constraints.txt")" >&2
+  "$venv/bin/pip" install -q -c "$here/constraints.txt" -r "$here/requirements.txt" >&2
+  "$venv/bin/pip" check >&2
+  echo "$want" >"$stamp"
+fi
+
+# octavia-xdpath, editable from this checkout: reinstalled (without
+# dependencies, which the venv has) when the venv's install points at another
+# checkout or the package's pyproject.toml (its entry points) has changed.
+package="$here/octavia-xdpath"
+want_pkg="$package $(sha256sum "$package/pyproject.toml" | cut -d' ' -f1)"
+pkg_stamp="$venv/.xdpath-octavia-xdpath"
+if [ "$(cat "$pkg_stamp" 2>/dev/null || true)" != "$want_pkg" ] \
+  || ! "$venv/bin/python" -c "import octavia_xdpath" 2>/dev/null; then
+  echo "openstack/setup.sh: installing octavia-xdpath from $package (editable)" >&2
+  # (Its output only on failure: setuptools warns about every editable install.)
+  if ! out=$(PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -q --no-deps \
+    --no-build-isolation -e "$package" 2>&1); then
+    echo "$out" >&2
+    exit 1
+  fi
+  echo "$want_pkg" >"$pkg_stamp"
+fi
+
+ms=$((($(date +%s%N) - start) / 1000000))
+printf 'openstack/setup.sh: ready in %d.%01d s (venv %s)\n' $((ms / 1000)) $((ms % 1000 / 100)) "$venv" >&2
