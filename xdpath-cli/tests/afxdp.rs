@@ -93,26 +93,7 @@ fn receives_and_sends_exact_frames() {
 
     // TX: the socket sends known frames; a packet socket in B must see
     // exactly them.
-    let mut receiver = ChildGuard(
-        bed.command(Side::B, PYTHON)
-            .args([
-                "-c",
-                RECEIVE_PY,
-                &b.interface,
-                &hex(TX_MARKER),
-                &TX_FRAMES.to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the receiver in B"),
-    );
-    let mut lines = BufReader::new(receiver.0.stdout.take().expect("piped stdout")).lines();
-    match lines.next() {
-        Some(Ok(line)) if line == "ready" => {}
-        other => panic!("the receiver in B did not start: {other:?}"),
-    }
+    let receiver = Receiver::start(&bed, TX_MARKER, TX_FRAMES);
     let outgoing = frames(&a, &b, TX_MARKER, TX_FRAMES);
     for frame in &outgoing {
         socket.send(frame).expect("send");
@@ -122,9 +103,7 @@ fn receives_and_sends_exact_frames() {
         0,
         "every frame completed"
     );
-    let captured: Vec<String> = lines.map(|line| line.expect("receiver output")).collect();
-    let status = receiver.0.wait().expect("receiver exit");
-    assert!(status.success(), "receiver in B: {status}");
+    let captured = receiver.captured();
     let expected: Vec<String> = outgoing.iter().map(|frame| hex(frame)).collect();
     assert_eq!(
         captured, expected,
@@ -332,26 +311,7 @@ fn small_rings_wrap_without_loss() {
 
     // TX: more frames than the 64 TX buffers, so buffers come back through
     // the completion ring many times.
-    let mut receiver = ChildGuard(
-        bed.command(Side::B, PYTHON)
-            .args([
-                "-c",
-                RECEIVE_PY,
-                &b.interface,
-                &hex(TX_MARKER),
-                &TOTAL.to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the receiver in B"),
-    );
-    let mut lines = BufReader::new(receiver.0.stdout.take().expect("piped stdout")).lines();
-    match lines.next() {
-        Some(Ok(line)) if line == "ready" => {}
-        other => panic!("the receiver in B did not start: {other:?}"),
-    }
+    let receiver = Receiver::start(&bed, TX_MARKER, TOTAL);
     let outgoing: Vec<Vec<u8>> = (0..TOTAL)
         .map(|index| numbered(&a, &b, TX_MARKER, index))
         .collect();
@@ -370,9 +330,7 @@ fn small_rings_wrap_without_loss() {
         }
     }
     assert_eq!(socket.flush(Duration::from_secs(2)).expect("flush"), 0);
-    let captured: Vec<String> = lines.map(|line| line.expect("receiver output")).collect();
-    let status = receiver.0.wait().expect("receiver exit");
-    assert!(status.success(), "receiver in B: {status}");
+    let captured = receiver.captured();
     let expected: Vec<String> = outgoing.iter().map(|frame| hex(frame)).collect();
     if captured.len() != TOTAL {
         let links = bed.exec(

@@ -10,7 +10,7 @@ mod common;
 
 use common::{bed, xdpath, xdpath_ok};
 use serde_json::Value;
-use xdpath_lab::testenv::{Side, TestBed};
+use xdpath_lab::testenv::{link_xdp, Side, TestBed};
 
 /// An XDP program of xdp-tools (package xdp-tools): a foreign program.
 const FOREIGN_OBJECT: &str = "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_alw_all.o";
@@ -25,21 +25,10 @@ struct State {
 
 fn state(bed: &TestBed) -> State {
     let status = serde_json::from_str(&xdpath_ok(bed, &["status", "--json"])).expect("status JSON");
-    let output = bed
-        .exec_ok(
-            Side::A,
-            "ip",
-            ["-j", "link", "show", "dev", &bed.a().interface],
-        )
-        .expect("ip link show");
-    let links: Value = serde_json::from_slice(&output.stdout).expect("ip JSON");
+    let xdp = link_xdp(&bed.a().path, &bed.a().interface).expect("ip link show");
     let mut pins: Vec<String> = walk(&bed.a().pin_dir());
     pins.sort();
-    State {
-        status,
-        xdp: links[0].get("xdp").cloned(),
-        pins,
-    }
+    State { status, xdp, pins }
 }
 
 fn walk(dir: &std::path::Path) -> Vec<String> {

@@ -58,6 +58,16 @@ fn fifo(bed: &TestBed) -> TempFile {
     file
 }
 
+/// Each case (arguments, what its error must say) fails with exit status
+/// 1 and one `xdpath: error:` line that says it, under 300 bytes.
+fn each_refused_in_one_short_line(bed: &TestBed, cases: &[(Vec<&str>, Vec<&str>)]) {
+    for (args, needles) in cases {
+        let run = run_in(bed, Side::A, args, QUICK);
+        let line = one_error(&run, 1, needles);
+        assert!(line.len() < 300, "{args:?}: {} bytes of error", line.len());
+    }
+}
+
 fn rules(bed: &TestBed) -> Value {
     serde_json::from_str(&xdpath_ok(bed, &["filter", "list", "--json"])).expect("JSON")
 }
@@ -150,11 +160,7 @@ fn files_over_the_limits_are_refused_naming_the_limit() {
             vec!["line 2 is longer than the limit of 4096 bytes"],
         ),
     ];
-    for (args, needles) in cases {
-        let run = run_in(&bed, Side::A, &args, QUICK);
-        let line = one_error(&run, 1, &needles);
-        assert!(line.len() < 300, "{args:?}: {} bytes of error", line.len());
-    }
+    each_refused_in_one_short_line(&bed, &cases);
     assert_eq!(rules(&bed), before, "the rules are untouched");
 }
 
@@ -211,11 +217,7 @@ fn input_is_quoted_short_and_escaped() {
             vec!["invalid id \"1111", "(4000 bytes)"],
         ),
     ];
-    for (args, needles) in cases {
-        let run = run_in(&bed, Side::A, &args, QUICK);
-        let line = one_error(&run, 1, &needles);
-        assert!(line.len() < 300, "{args:?}: {} bytes of error", line.len());
-    }
+    each_refused_in_one_short_line(&bed, &cases);
     assert_eq!(rules(&bed), before, "the rules are untouched");
 }
 

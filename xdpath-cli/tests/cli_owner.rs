@@ -252,3 +252,76 @@ fn owner_documents_through_the_cli() {
         let _ = std::fs::remove_file(file);
     }
 }
+
+/// Writes a config file for the bed; its path.
+fn config_file(bed: &TestBed, name: &str, text: &str) -> String {
+    let path = std::env::temp_dir().join(format!(
+        "xdpath-owner-config-{name}-{}-{}.toml",
+        std::process::id(),
+        bed.number()
+    ));
+    std::fs::write(&path, text).expect("config");
+    path.display().to_string()
+}
+
+/// A config file sets a VIP's allowed sources (`allow`, each mistake at
+/// its item), names no owner, and leaves owners' VIPs and limits alone:
+/// applying it keeps them, and one naming an owned VIP is refused.
+#[test]
+fn config_files_take_allow_lists_and_leave_owners_alone() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    let settings = format!("[lb]\nsource_v4 = \"172.16.0.0/16\"\nnext_hop = \"{NEXT_HOP}\"\n");
+    ok(
+        &bed,
+        Side::A,
+        &words(&format!(
+            "lb config --source-v4 172.16.0.0/16 --next-hop {NEXT_HOP}"
+        )),
+    );
+    let document = document_file(&bed, "config", false);
+    ok(&bed, Side::A, &["lb", "owner", "apply", "lb-1", &document]);
+    let owned = json(&ok(&bed, Side::A, &["lb", "owner", "show", "lb-1"]))["document"].clone();
+    let vip = "[[lb.vip]]\nvip = \"203.0.113.41:80/tcp\"\n";
+    let good = format!("{settings}{vip}allow = [\"2001:db8::/32\", \"198.51.100.0/24\"]\n");
+    let file = config_file(&bed, "good", &good);
+    ok(&bed, Side::A, &["apply", "-f", &file]);
+    let row = vip_row(&bed, Side::A, "203.0.113.41:80/tcp");
+    assert_eq!(
+        row["allow"],
+        serde_json::json!(["198.51.100.0/24", "2001:db8::/32"])
+    );
+    let shown = json(&ok(&bed, Side::A, &["lb", "owner", "show", "lb-1"]));
+    assert_eq!(
+        shown["document"], owned,
+        "the owner's VIPs and limits are as they were"
+    );
+    let planned = ok(&bed, Side::A, &["plan", "-f", &file]);
+    assert!(planned.contains("no changes"), "{planned}");
+    let cases = [
+        (
+            format!("{settings}{vip}allow = [\"10.0.0.0/8\", \"10.0.0.1/8\"]\n"),
+            "lb.vip[0].allow[1]",
+        ),
+        (
+            format!("{settings}{vip}owner = \"lb-1\"\n"),
+            "lb.vip[0].owner",
+        ),
+        (
+            format!("{settings}[[lb.vip]]\nvip = \"{VIP}\"\n"),
+            "owned by",
+        ),
+    ];
+    for (index, (text, needle)) in cases.iter().enumerate() {
+        let before = snapshot(&bed);
+        let file = config_file(&bed, &format!("bad{index}"), text);
+        let run = run_in(&bed, Side::A, &["apply", "-f", file.as_str()], QUICK);
+        assert_eq!(run.code(), Some(1), "{text}: {}", run.stderr);
+        assert!(run.stderr.contains(needle), "{text}: {}", run.stderr);
+        assert_eq!(snapshot(&bed), before, "{text} changed the state");
+        let _ = std::fs::remove_file(file);
+    }
+    for path in [file, document] {
+        let _ = std::fs::remove_file(path);
+    }
+}

@@ -15,26 +15,15 @@ use serde_json::Value;
 use xdpath_lab::testenv::TestBed;
 
 mod common;
-use common::{bed, xdpath};
+// Warnings allowed: the balancer warns when forwarding is off.
+use common::{bed, xdpath, xdpath_ok_warned};
 
 const VIP: &str = "203.0.113.10:80/tcp";
-
-/// Like `common::xdpath_ok`, but warnings on stderr are allowed (the
-/// balancer warns when forwarding is off).
-fn ok(bed: &TestBed, args: &[&str]) -> String {
-    let output = xdpath(bed, args);
-    assert!(
-        output.status.success(),
-        "xdpath {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8")
-}
 
 fn json(bed: &TestBed, args: &[&str]) -> Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
-    serde_json::from_str(&ok(bed, &all)).expect("JSON output")
+    serde_json::from_str(&xdpath_ok_warned(bed, &all)).expect("JSON output")
 }
 
 /// Writes a config file in namespace A's state dir, which the bed removes.
@@ -160,7 +149,7 @@ fn applies_only_the_difference() {
 
     // The same file again: nothing to do.
     assert_eq!(json(&bed, &["apply", "-f", &first])["applied"], 0);
-    assert!(ok(&bed, &["plan", "-f", &first]).contains("no changes"));
+    assert!(xdpath_ok_warned(&bed, &["plan", "-f", &first]).contains("no changes"));
 
     // A backend added, one reweighted, a rule changed: only that.
     let before = backends(&bed);
@@ -228,7 +217,7 @@ fn a_broken_config_lists_every_mistake_and_changes_nothing() {
         "good",
         &config(&bed, Some("drop"), "53", &[("10.0.0.11", 2)]),
     );
-    ok(&bed, &["apply", "-f", &good]);
+    xdpath_ok_warned(&bed, &["apply", "-f", &good]);
     let snapshot = |bed: &TestBed| {
         (
             json(bed, &["filter", "list"]),
@@ -314,7 +303,7 @@ fn confirm_keeps_and_silence_rolls_back() {
             &[("10.0.0.11", 2), ("10.0.0.13", 1)],
         ),
     );
-    ok(&bed, &["apply", "-f", &first]);
+    xdpath_ok_warned(&bed, &["apply", "-f", &first]);
     let has_new_backend = |bed: &TestBed| backends(bed).contains_key("10.0.0.13");
 
     // No confirm: back to the first config after two to three seconds (the
@@ -339,10 +328,10 @@ fn confirm_keeps_and_silence_rolls_back() {
     let last = std::fs::read_to_string(state_dir.join("rollback/last.json")).expect("last.json");
     let last: Value = serde_json::from_str(&last).expect("JSON");
     assert_eq!(last["error"], Value::Null, "{last}");
-    assert!(ok(&bed, &["confirm"]).contains("nothing to confirm"));
+    assert!(xdpath_ok_warned(&bed, &["confirm"]).contains("nothing to confirm"));
 
     // Confirmed: it stays.
-    ok(&bed, &["apply", "-f", &second, "--confirm", "2s"]);
+    xdpath_ok_warned(&bed, &["apply", "-f", &second, "--confirm", "2s"]);
     let confirmed = json(&bed, &["confirm"]);
     assert_eq!(confirmed["pending"], true);
     std::thread::sleep(Duration::from_millis(3500));

@@ -19,10 +19,13 @@
 //!   the same linear part; frames too large for a test run at all (`ENOMEM`)
 //!   run natively only.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use common::pcap_files;
 use xdpath::dataplane::LoadedProgram;
 use xdpath::pcap::{PcapError, PcapReader, Record};
 use xdpath_core::stats::counter_index;
@@ -38,19 +41,6 @@ const CORPORA: [&str; 2] = [
 
 /// `ETH_HLEN`: the shortest frame `BPF_PROG_TEST_RUN` takes.
 const ETH_HLEN: usize = 14;
-
-fn corpus_files(dir: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|error| panic!("{dir}: {error}"))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|extension| extension == "pcap")
-        })
-        .collect();
-    files.sort();
-    files
-}
 
 /// A capture as read: its records, and the error that stopped the reader,
 /// if any.
@@ -256,7 +246,7 @@ fn corpus_kernel_and_native_agree() {
     let started = Instant::now();
     let mut files = Vec::new();
     for (dir, at_least) in CORPORA.into_iter().zip([447, 678]) {
-        let found = corpus_files(dir);
+        let found = pcap_files(dir);
         assert!(
             found.len() >= at_least,
             "expected {at_least} captures at {dir}, found {}",

@@ -7,38 +7,17 @@
 //! Needs root.
 
 use std::io::Write;
-use std::process::Output;
 
 use serde_json::Value;
-use xdpath_lab::testenv::{Side, TestBed};
+use xdpath_lab::testenv::TestBed;
 
-const XDPATH: &str = env!("CARGO_BIN_EXE_xdpath");
-
-fn bed() -> TestBed {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "these tests need root");
-    TestBed::new().expect("build the test bed")
-}
-
-fn xdpath(bed: &TestBed, args: &[&str]) -> Output {
-    bed.exec(Side::A, XDPATH, args)
-        .expect("run xdpath under nsenter")
-}
-
-fn ok(bed: &TestBed, args: &[&str]) -> String {
-    let output = xdpath(bed, args);
-    assert!(
-        output.status.success(),
-        "xdpath {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8")
-}
+mod common;
+use common::{bed, xdpath, xdpath_ok_warned};
 
 fn json(bed: &TestBed, args: &[&str]) -> Value {
     let mut args = args.to_vec();
     args.push("--json");
-    serde_json::from_str(&ok(bed, &args)).expect("JSON output")
+    serde_json::from_str(&xdpath_ok_warned(bed, &args)).expect("JSON output")
 }
 
 /// What a refused command must leave alone.
@@ -78,7 +57,7 @@ fn rules_round_trip() {
     xdpath_lab::needs_root!();
     let bed = bed();
     assert_eq!(
-        ok(
+        xdpath_ok_warned(
             &bed,
             &["filter", "add", "--src", "10.0.0.0/8", "--action", "drop"]
         )
@@ -112,16 +91,16 @@ fn rules_round_trip() {
     assert_eq!(rules[1]["tcp_flags"], "syn,!ack");
     assert_eq!(rules[1]["monitor"], true);
     assert_eq!(rules[0]["hits"], 0);
-    ok(&bed, &["filter", "del", "1"]);
+    xdpath_ok_warned(&bed, &["filter", "del", "1"]);
     assert_eq!(
         json(&bed, &["filter", "list"])["rules"]
             .as_array()
             .map(Vec::len),
         Some(1)
     );
-    ok(&bed, &["filter", "default", "drop", "--monitor"]);
+    xdpath_ok_warned(&bed, &["filter", "default", "drop", "--monitor"]);
     assert_eq!(json(&bed, &["filter", "list"])["default"]["monitor"], true);
-    ok(&bed, &["filter", "flush"]);
+    xdpath_ok_warned(&bed, &["filter", "flush"]);
     assert_eq!(
         json(&bed, &["filter", "list"])["rules"]
             .as_array()
@@ -129,20 +108,20 @@ fn rules_round_trip() {
         Some(0)
     );
     let file = write_file(&bed, "good", "# feed\n192.0.2.0/24\n198.51.100.7\n\n--src 2001:db8::/32 --proto udp --dport 53 --action pass\n");
-    ok(&bed, &["filter", "load", &file]);
+    xdpath_ok_warned(&bed, &["filter", "load", &file]);
     let rules = json(&bed, &["filter", "list"])["rules"].clone();
     assert_eq!(rules.as_array().map(Vec::len), Some(2));
     assert_eq!(rules[0]["sources"].as_array().map(Vec::len), Some(2));
 
-    ok(&bed, &["block", "add", "203.0.113.0/24", "--ttl", "10m"]);
-    ok(&bed, &["block", "add", "2001:db8:bad::/48"]);
+    xdpath_ok_warned(&bed, &["block", "add", "203.0.113.0/24", "--ttl", "10m"]);
+    xdpath_ok_warned(&bed, &["block", "add", "2001:db8:bad::/48"]);
     let blocks = json(&bed, &["block", "list"]);
     assert_eq!(blocks[0]["prefix"], "203.0.113.0/24");
     assert!(blocks[0]["remaining_seconds"]
         .as_u64()
         .is_some_and(|left| left > 590 && left <= 600));
     assert_eq!(blocks[1]["remaining_seconds"], Value::Null);
-    ok(&bed, &["block", "del", "203.0.113.0/24"]);
+    xdpath_ok_warned(&bed, &["block", "del", "203.0.113.0/24"]);
     assert_eq!(
         json(&bed, &["block", "list"]).as_array().map(Vec::len),
         Some(1)
@@ -163,7 +142,7 @@ fn rules_round_trip() {
         ],
     );
     assert_eq!(id["id"], 1);
-    ok(
+    xdpath_ok_warned(
         &bed,
         &["ratelimit", "add", "--bps", "1000000", "--per", "dst"],
     );
@@ -171,7 +150,7 @@ fn rules_round_trip() {
     assert_eq!(limits[0]["burst_packets"], 50);
     assert_eq!(limits[0]["drops"], 0);
     assert_eq!(limits[1]["per"], "dst");
-    ok(&bed, &["ratelimit", "del", "1"]);
+    xdpath_ok_warned(&bed, &["ratelimit", "del", "1"]);
 
     let guards = json(
         &bed,
@@ -186,8 +165,8 @@ fn rules_round_trip() {
         ],
     );
     assert_eq!(guards["amplification"]["enabled"], true);
-    ok(&bed, &["guard", "tcp-flags", "on"]);
-    ok(
+    xdpath_ok_warned(&bed, &["guard", "tcp-flags", "on"]);
+    xdpath_ok_warned(
         &bed,
         &[
             "guard",
@@ -198,30 +177,30 @@ fn rules_round_trip() {
             "drop-all",
         ],
     );
-    ok(&bed, &["guard", "syn-cookies", "on", "--ports", "80,443"]);
+    xdpath_ok_warned(&bed, &["guard", "syn-cookies", "on", "--ports", "80,443"]);
     let guards = json(&bed, &["guard", "show"]);
     assert_eq!(guards["tcp_flags"], true);
     assert_eq!(guards["fragments_v6"], "drop-all");
     assert_eq!(guards["syn_cookies"]["enabled"], true);
 
-    ok(&bed, &["mgmt", "add", "192.0.2.0/28"]);
-    ok(&bed, &["mgmt", "add", "--port", "22"]);
+    xdpath_ok_warned(&bed, &["mgmt", "add", "192.0.2.0/28"]);
+    xdpath_ok_warned(&bed, &["mgmt", "add", "--port", "22"]);
     let management = json(&bed, &["mgmt", "list"]);
     assert_eq!(management["ports"][0], 22);
-    ok(&bed, &["mgmt", "del", "--port", "22"]);
-    assert!(ok(&bed, &["guard", "show"]).contains("tcp-flags:     on"));
+    xdpath_ok_warned(&bed, &["mgmt", "del", "--port", "22"]);
+    assert!(xdpath_ok_warned(&bed, &["guard", "show"]).contains("tcp-flags:     on"));
 }
 
 #[test]
 fn bad_input_is_refused_and_changes_nothing() {
     xdpath_lab::needs_root!();
     let bed = bed();
-    ok(
+    xdpath_ok_warned(
         &bed,
         &["filter", "add", "--src", "10.0.0.0/8", "--action", "drop"],
     );
-    ok(&bed, &["mgmt", "add", "192.0.2.0/24"]);
-    ok(&bed, &["mgmt", "add", "--port", "22"]);
+    xdpath_ok_warned(&bed, &["mgmt", "add", "192.0.2.0/24"]);
+    xdpath_ok_warned(&bed, &["mgmt", "add", "--port", "22"]);
     refused(
         &bed,
         &["filter", "add", "--src", "10.0.0.300/8", "--action", "drop"],
@@ -330,7 +309,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         "invalid fragment policy",
     );
     // The override installs what the guard refused.
-    ok(
+    xdpath_ok_warned(
         &bed,
         &[
             "filter",
@@ -372,7 +351,7 @@ fn bad_input_is_refused_and_changes_nothing() {
     );
 
     for n in 0..16 {
-        ok(
+        xdpath_ok_warned(
             &bed,
             &["ratelimit", "add", "--pps", &format!("{}", 100 + n)],
         );
@@ -393,7 +372,7 @@ fn bad_input_is_refused_and_changes_nothing() {
 fn more_prefixes_than_the_limit_are_refused() {
     xdpath_lab::needs_root!();
     let bed = bed();
-    ok(
+    xdpath_ok_warned(
         &bed,
         &["filter", "add", "--src", "10.0.0.0/8", "--action", "drop"],
     );

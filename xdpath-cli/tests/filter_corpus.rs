@@ -8,8 +8,9 @@
 //!
 //! Needs root and a kernel with BPF.
 
-use std::path::PathBuf;
+mod common;
 
+use common::pcap_files;
 use xdpath::control::apply::{install_fresh, FilterTarget};
 use xdpath::control::kernel::{monotonic_now_ns, KernelMaps};
 use xdpath::control::parse::parse_cidr;
@@ -93,20 +94,6 @@ fn state() -> FilterState {
     state
 }
 
-fn corpus_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(CORPUS)
-        .unwrap_or_else(|error| panic!("{CORPUS}: {error}"))
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|extension| extension == "pcap")
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 fn no_interfaces(_: &str) -> Option<u32> {
     None
 }
@@ -127,7 +114,7 @@ fn corpus_kernel_and_native_agree_under_a_rule_set() {
     let before = program.counters().expect("counters");
     let (mut runs, mut filtered) = (0u64, 0u64);
     let mut failures = Vec::new();
-    for path in corpus_files() {
+    for path in pcap_files(CORPUS) {
         let Ok(reader) = PcapReader::open(&path) else {
             continue;
         };

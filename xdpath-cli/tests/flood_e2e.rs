@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use xdpath_core::abi;
 
-use common::{bed, json, xdpath_ok};
+use common::{bed, json, xdpath_ok, xdpath_ok_in};
 use xdpath_core::build::{FrameSpec, Network, Transport};
 use xdpath_core::wire::tcp::FLAG_SYN;
 use xdpath_lab::flood::{Flood, FloodReport};
@@ -326,17 +326,6 @@ for s in held:
     print(s.getsockname()[1], backend, flush=True)
 "#;
 
-fn lb_xdpath(bed: &LbBed, role: Role, args: &[&str]) -> String {
-    let output = bed.exec(role, common::XDPATH, args).expect("run xdpath");
-    assert!(
-        output.status.success(),
-        "xdpath {args:?} in {}: {}",
-        role.name(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// `port backend` lines of the holder until `ready` (or its end).
 fn held_backends(lines: &mut impl Iterator<Item = String>) -> Vec<(u16, String)> {
     lines
@@ -369,7 +358,7 @@ fn established_flows_keep_their_backend_through_an_adaptive_syn_flood() {
     let _turn = one_flood_at_a_time();
     let mut bed = LbBed::new().expect("bed");
     for role in Role::BACKENDS {
-        lb_xdpath(&bed, role, &["decap", INTERFACE]);
+        xdpath_ok_in(&bed, role, &["decap", INTERFACE]);
         // The backends drop the spoofed SYNs at the reverse-path check
         // (they have no route back), so the machine's CPUs go to the
         // balancer, which still places every flood flow.
@@ -382,16 +371,16 @@ fn established_flows_keep_their_backend_through_an_adaptive_syn_flood() {
     }
     bed.start_backends().expect("nginx");
     let vip = format!("{VIP4}:80/tcp");
-    lb_xdpath(&bed, Role::Lb1, &["attach", INTERFACE]);
-    lb_xdpath(
+    xdpath_ok_in(&bed, Role::Lb1, &["attach", INTERFACE]);
+    xdpath_ok_in(
         &bed,
         Role::Lb1,
         &["lb", "config", "--source-v4", "172.16.0.0/16"],
     );
-    lb_xdpath(&bed, Role::Lb1, &["lb", "vip", "add", &vip]);
+    xdpath_ok_in(&bed, Role::Lb1, &["lb", "vip", "add", &vip]);
     for role in Role::BACKENDS {
         let address = bed.host(role).ipv4.to_string();
-        lb_xdpath(&bed, Role::Lb1, &["lb", "backend", "add", &vip, &address]);
+        xdpath_ok_in(&bed, Role::Lb1, &["lb", "backend", "add", &vip, &address]);
     }
 
     let mut holder = start_holder(&bed);
@@ -406,7 +395,7 @@ fn established_flows_keep_their_backend_through_an_adaptive_syn_flood() {
     );
     let drained = busiest(&before);
     let drained_address = bed.host(drained).ipv4.to_string();
-    lb_xdpath(
+    xdpath_ok_in(
         &bed,
         Role::Lb1,
         &["lb", "backend", "set-weight", &vip, &drained_address, "0"],
@@ -436,7 +425,7 @@ fn established_flows_keep_their_backend_through_an_adaptive_syn_flood() {
         },
     )
     .stop_when_done();
-    let stats = json(&lb_xdpath(&bed, Role::Lb1, &["--json", "lb", "stats"]));
+    let stats = json(&xdpath_ok_in(&bed, Role::Lb1, &["--json", "lb", "stats"]));
     let misses = stats["connection_table"]["misses"].as_u64().unwrap_or(0);
 
     holder

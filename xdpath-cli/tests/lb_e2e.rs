@@ -6,6 +6,7 @@
 //!
 //! Needs root, nginx, curl and python3.
 
+mod common;
 #[path = "lb_e2e/harness.rs"]
 mod harness;
 #[path = "lb_e2e/scenarios.rs"]
@@ -21,10 +22,9 @@ use xdpath_lab::testenv::lb::{
     PY_ASK_BACKEND, VIP4, VIP6,
 };
 
+use common::{xdpath_ok_in, XDPATH};
 use harness::*;
 use scenarios::*;
-
-const XDPATH: &str = env!("CARGO_BIN_EXE_xdpath");
 
 #[test]
 fn balances_http_across_backends_in_namespaces() {
@@ -32,7 +32,7 @@ fn balances_http_across_backends_in_namespaces() {
     let mut bed = LbBed::new().expect("bed");
     for role in Role::BACKENDS {
         let gue = GUE_PORT.to_string();
-        xdpath(&bed, role, &["decap", INTERFACE, "--gue-port", &gue]);
+        xdpath_ok_in(&bed, role, &["decap", INTERFACE, "--gue-port", &gue]);
     }
     bed.start_backends().expect("nginx");
     configure(&bed, Role::Lb1, [Role::B1, Role::B2, Role::B3], false);
@@ -52,9 +52,9 @@ fn refused_lb_commands_change_nothing() {
     xdpath_lab::needs_root!();
     let bed = LbBed::new().expect("bed");
     let lb = Role::Lb1;
-    xdpath(&bed, lb, &["lb", "config", "--source-v4", "172.16.0.0/16"]);
-    xdpath(&bed, lb, &["lb", "vip", "add", "203.0.113.10:80/tcp"]);
-    xdpath(
+    xdpath_ok_in(&bed, lb, &["lb", "config", "--source-v4", "172.16.0.0/16"]);
+    xdpath_ok_in(&bed, lb, &["lb", "vip", "add", "203.0.113.10:80/tcp"]);
+    xdpath_ok_in(
         &bed,
         lb,
         &["lb", "backend", "add", "203.0.113.10:80/tcp", "10.0.0.1"],

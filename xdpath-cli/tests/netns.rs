@@ -10,15 +10,13 @@
 //! they run in parallel.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{bed, json, xdpath_ok};
+use common::{assert_counters_settle, bed, counters_of, json, xdpath_ok};
 use serde_json::Value;
-use xdpath_core::stats::counter_index;
-use xdpath_core::{Action, Counter, MalformedPolicy, Reason, COUNTER_SLOTS};
-use xdpath_lab::testenv::{Side, TestBed};
+use xdpath_core::{Action, Counter, MalformedPolicy};
+use xdpath_lab::testenv::{self, Side, TestBed};
 use xdpath_lab::traffic::{Expected, Mix};
 
 const PINGS: u64 = 3;
@@ -45,15 +43,7 @@ fn status(bed: &TestBed) -> Value {
 
 /// `xdp` of `ip -j link show` for side A's veth, if any.
 fn link_xdp(bed: &TestBed) -> Option<Value> {
-    let output = bed
-        .exec_ok(
-            Side::A,
-            "ip",
-            ["-j", "link", "show", "dev", &bed.a().interface],
-        )
-        .expect("ip link show");
-    let links = json(&String::from_utf8_lossy(&output.stdout));
-    links[0].get("xdp").cloned()
+    testenv::link_xdp(&bed.a().path, &bed.a().interface).expect("ip link show")
 }
 
 /// The counters as `xdpath stats IFACE --json` reports them.
@@ -63,48 +53,12 @@ fn stats(bed: &TestBed) -> Vec<Counter> {
     let entries = report.as_array().expect("stats is an array");
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["interface"], interface);
-    let mut counters = vec![Counter::default(); COUNTER_SLOTS as usize];
-    for row in entries[0]["counters"].as_array().expect("counters array") {
-        let action = Action::ALL
-            .into_iter()
-            .find(|action| row["action"] == action.name())
-            .expect("known action");
-        let reason = Reason::ALL
-            .into_iter()
-            .find(|reason| row["reason"] == reason.name())
-            .expect("known reason");
-        assert_eq!(row["malformed"], reason.is_malformed());
-        let slot = &mut counters[counter_index(action, reason) as usize];
-        assert_eq!(*slot, Counter::default(), "one row per counter");
-        *slot = Counter {
-            packets: row["packets"].as_u64().expect("packets"),
-            bytes: row["bytes"].as_u64().expect("bytes"),
-        };
-    }
-    counters
+    counters_of(&entries[0]["counters"])
 }
 
-/// Waits until the counters equal `expected` (frames are counted
-/// asynchronously), then checks they stay so: nothing else arrives.
+/// Waits until the counters equal `expected`, then checks they stay so.
 fn assert_counters(bed: &TestBed, expected: &Expected) {
-    let start = Instant::now();
-    let mut differences = expected.differences(&stats(bed));
-    while !differences.is_empty() && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(25));
-        differences = expected.differences(&stats(bed));
-    }
-    assert!(
-        differences.is_empty(),
-        "counters differ from the traffic sent:\n{}",
-        differences.join("\n")
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let differences = expected.differences(&stats(bed));
-    assert!(
-        differences.is_empty(),
-        "more frames arrived than were sent:\n{}",
-        differences.join("\n")
-    );
+    assert_counters_settle(expected, || stats(bed), "stats");
 }
 
 fn send_mix(bed: &TestBed, mix: &Mix) {

@@ -15,10 +15,11 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bed, counted, fetch, json, nginx, xdpath_ok, XDPATH};
+use common::{
+    assert_counters_settle, bed, counted, counters_of, fetch, json, nginx, xdpath_ok, XDPATH,
+};
 use serde_json::Value;
-use xdpath_core::stats::counter_index;
-use xdpath_core::{Action, Counter, MalformedPolicy, Reason, COUNTER_SLOTS};
+use xdpath_core::{Action, Counter, MalformedPolicy};
 use xdpath_lab::testenv::{Side, TestBed};
 use xdpath_lab::traffic::{Expected, Mix};
 
@@ -362,45 +363,12 @@ fn reload_ten_times_under_traffic_loses_no_request_and_keeps_state() {
 fn exact_counters(bed: &TestBed) -> Vec<Counter> {
     let interface = bed.a().interface.as_str();
     let report = json(&xdpath_ok(bed, &["--json", "stats", interface]));
-    let mut counters = vec![Counter::default(); COUNTER_SLOTS as usize];
-    for row in report[0]["counters"].as_array().expect("counters array") {
-        let action = Action::ALL
-            .into_iter()
-            .find(|action| row["action"] == action.name())
-            .expect("known action");
-        let reason = Reason::ALL
-            .into_iter()
-            .find(|reason| row["reason"] == reason.name())
-            .expect("known reason");
-        counters[counter_index(action, reason) as usize] = Counter {
-            packets: row["packets"].as_u64().expect("packets"),
-            bytes: row["bytes"].as_u64().expect("bytes"),
-        };
-    }
-    counters
+    counters_of(&report[0]["counters"])
 }
 
-/// Waits until the counters equal `expected` (frames are counted
-/// asynchronously), then checks they stay so.
+/// Waits until the counters equal `expected`, then checks they stay so.
 fn assert_exact(bed: &TestBed, expected: &Expected, when: &str) {
-    let start = Instant::now();
-    let mut differences = expected.differences(&exact_counters(bed));
-    while !differences.is_empty() && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(25));
-        differences = expected.differences(&exact_counters(bed));
-    }
-    assert!(
-        differences.is_empty(),
-        "{when}: counters differ from the traffic sent:\n{}",
-        differences.join("\n")
-    );
-    std::thread::sleep(Duration::from_millis(200));
-    let differences = expected.differences(&exact_counters(bed));
-    assert!(
-        differences.is_empty(),
-        "{when}: more frames were counted than sent:\n{}",
-        differences.join("\n")
-    );
+    assert_counters_settle(expected, || exact_counters(bed), when);
 }
 
 /// In generic mode, with `--malformed drop`: the mixed traffic set (every

@@ -24,6 +24,8 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use xdpath_core::abi;
+use xdpath_core::wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV6, ETHERTYPE_VLAN};
+use xdpath_core::wire::{protocol, Ipv6Header};
 
 /// AF_XDP sockets by receive queue index.
 #[map]
@@ -33,12 +35,6 @@ static XSKS: XskMap = XskMap::with_max_entries(abi::MAX_XSK_QUEUES, 0);
 #[map]
 static XSK_FLAGS: Array<u32> = Array::with_max_entries(1, 0);
 
-/// EtherTypes (network byte order on the wire).
-const ETHERTYPE_ARP: u16 = 0x0806;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_VLAN: u16 = 0x8100;
-/// IPv6 next header of ICMPv6.
-const NEXT_HEADER_ICMPV6: u8 = 58;
 /// ICMPv6 types of neighbour discovery: router solicitation (133) to
 /// redirect (137).
 const ND_FIRST: u8 = 133;
@@ -81,8 +77,9 @@ fn neighbour_discovery(ctx: &XdpContext) -> bool {
     match ethertype {
         ETHERTYPE_ARP => true,
         ETHERTYPE_IPV6 => {
-            byte(ctx, l3 + 6) == Some(NEXT_HEADER_ICMPV6)
-                && byte(ctx, l3 + 40).is_some_and(|kind| (ND_FIRST..=ND_LAST).contains(&kind))
+            byte(ctx, l3 + Ipv6Header::NEXT_HEADER) == Some(protocol::ICMPV6)
+                && byte(ctx, l3 + Ipv6Header::LEN)
+                    .is_some_and(|kind| (ND_FIRST..=ND_LAST).contains(&kind))
         }
         _ => false,
     }

@@ -8,6 +8,7 @@
 
 pub mod afxdp;
 pub mod api;
+pub mod bpf_syscall;
 pub mod config;
 pub mod control;
 pub mod dataplane;

@@ -109,6 +109,21 @@ fn check_owner(path: &Path, meta: &Metadata) -> Result<(), UnsafePath> {
     })
 }
 
+/// What [`UnsafePath::Kind`] calls a file that must be a regular one.
+const REGULAR_FILE: &str = "regular file";
+
+/// Refuses `path` unless it is of the kind `expected` (`is_kind`: whether
+/// its metadata says so).
+fn require_kind(path: &Path, is_kind: bool, expected: &'static str) -> Result<(), UnsafePath> {
+    if is_kind {
+        return Ok(());
+    }
+    Err(UnsafePath::Kind {
+        path: path.to_path_buf(),
+        expected,
+    })
+}
+
 /// Owned by root or this user, and not writable by group or others.
 pub fn check_metadata(path: &Path, meta: &Metadata) -> Result<(), UnsafePath> {
     check_owner(path, meta)?;
@@ -128,13 +143,7 @@ pub fn check_metadata(path: &Path, meta: &Metadata) -> Result<(), UnsafePath> {
 pub fn check_directory(path: &Path) -> io::Result<()> {
     let real = std::fs::canonicalize(path)?;
     let meta = std::fs::metadata(&real)?;
-    if !meta.is_dir() {
-        return Err(UnsafePath::Kind {
-            path: path.to_path_buf(),
-            expected: "directory",
-        }
-        .into());
-    }
+    require_kind(path, meta.is_dir(), "directory")?;
     check_metadata(path, &meta)?;
     for ancestor in real.ancestors().skip(1) {
         let meta = std::fs::metadata(ancestor)?;
@@ -182,13 +191,7 @@ pub fn open_private(path: &Path, truncate: bool) -> io::Result<File> {
         .open(path)?;
     let meta = file.metadata()?;
     check_owner(path, &meta)?;
-    if !meta.is_file() {
-        return Err(UnsafePath::Kind {
-            path: path.to_path_buf(),
-            expected: "regular file",
-        }
-        .into());
-    }
+    require_kind(path, meta.is_file(), REGULAR_FILE)?;
     if meta.mode() & 0o077 != 0 {
         file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
     }
@@ -199,13 +202,7 @@ pub fn open_private(path: &Path, truncate: bool) -> io::Result<File> {
 /// user, not writable by group or others.
 pub fn check_file(file: &File, path: &Path) -> io::Result<()> {
     let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(UnsafePath::Kind {
-            path: path.to_path_buf(),
-            expected: "regular file",
-        }
-        .into());
-    }
+    require_kind(path, meta.is_file(), REGULAR_FILE)?;
     Ok(check_metadata(path, &meta)?)
 }
 
@@ -218,13 +215,7 @@ pub fn open_secret(path: &Path) -> io::Result<File> {
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)?;
     let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(UnsafePath::Kind {
-            path: path.to_path_buf(),
-            expected: "regular file",
-        }
-        .into());
-    }
+    require_kind(path, meta.is_file(), REGULAR_FILE)?;
     check_owner(path, &meta)?;
     if meta.mode() & 0o077 != 0 {
         return Err(UnsafePath::Exposed {

@@ -84,6 +84,37 @@ struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=300))]
     read_timeout: u64,
+    /// How log lines are written: text (coloured only on a terminal) or
+    /// json (one object a line, for log shippers).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// The daemon's log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines; ANSI colour only when stdout is a terminal
+    /// and `NO_COLOR` is not set.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Starts the log: to stdout, which journald or a file takes when the
+/// daemon runs as a service, so colour codes are written only to a
+/// terminal.
+fn start_log(format: LogFormat) {
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_target(false)
+        .with_writer(std::io::stdout);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => {
+            let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(colour).init();
+        }
+    }
 }
 
 /// What is checked and taken before the runtime starts its threads.
@@ -123,14 +154,14 @@ fn main() -> ExitCode {
     // started with: the socket, the state, lock and note files.
     // SAFETY: umask only changes the process's file-creation mask.
     unsafe { libc::umask(0o077) };
-    tracing_subscriber::fmt().with_target(false).init();
+    let args = Args::parse();
+    start_log(args.log_format);
     if log::set_logger(&LibraryLog).is_ok() {
         log::set_max_level(log::LevelFilter::Info);
     }
     // The daemon runs the operations itself, never through its own API.
     // Set before any thread starts.
     std::env::set_var("XDPATH_NO_DAEMON", "1");
-    let args = Args::parse();
     let prepared = match prepare(&args) {
         Ok(prepared) => prepared,
         Err(error) => {

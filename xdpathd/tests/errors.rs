@@ -301,3 +301,39 @@ fn user_text_cannot_forge_a_log_line() {
         .count();
     assert_eq!(escaped, refusals, "each refusal logged, escaped:\n{log}");
 }
+
+/// A log that goes to a file (journald, a service's log file) holds no
+/// colour codes; `--log-format json` writes one JSON object a line, with
+/// the library's warnings and the refusals in it too.
+#[test]
+fn the_log_is_plain_off_a_terminal_and_json_when_asked() {
+    xdpath_lab::needs_root!();
+    let bed = TestBed::new().expect("bed");
+    let daemon = start(&bed, "plainlog");
+    let (status, _) = daemon.call("POST", "/v1/blocklist", Some(r#"{"prefix":"bad"}"#));
+    assert_eq!(status, 400);
+    let log = daemon.log();
+    assert!(log.contains("refused"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a file: {log:?}");
+    drop(daemon);
+    let path = bed.a().path.clone();
+    let daemon = Daemon::start(
+        "jsonlog",
+        Box::new(move |program: &str| in_namespace(&path, program)),
+        &["--log-format".into(), "json".into()],
+    );
+    let (status, _) = daemon.call("POST", "/v1/blocklist", Some(r#"{"prefix":"bad"}"#));
+    assert_eq!(status, 400);
+    let log = daemon.log();
+    let lines: Vec<&str> = log.lines().filter(|line| !line.trim().is_empty()).collect();
+    assert!(lines.len() >= 2, "{log}");
+    for line in &lines {
+        let value: Value =
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("{line}: {error}"));
+        assert!(
+            value["level"].is_string() && value["fields"]["message"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(lines.iter().any(|line| line.contains("refused")), "{log}");
+}

@@ -2,6 +2,9 @@
 //! B, marked UDP frames, the program attached with a socket registered,
 //! and the interface's XDP mode.
 
+use std::io::Lines;
+use std::process::ChildStdout;
+
 use super::*;
 
 pub(crate) const PYTHON: &str = "/usr/bin/python3";
@@ -124,6 +127,50 @@ impl Drop for ChildGuard {
     }
 }
 
+/// A packet socket on B's veth ([`RECEIVE_PY`]) that prints, in hex,
+/// each of the `count` frames carrying `marker` it sees.
+pub(crate) struct Receiver {
+    child: ChildGuard,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Receiver {
+    /// Starts the receiver in B and waits until it is ready.
+    pub(crate) fn start(bed: &TestBed, marker: &[u8], count: usize) -> Self {
+        let mut child = ChildGuard(
+            bed.command(Side::B, PYTHON)
+                .args([
+                    "-c",
+                    RECEIVE_PY,
+                    &bed.b().interface,
+                    &hex(marker),
+                    &count.to_string(),
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start the receiver in B"),
+        );
+        let mut lines = BufReader::new(child.0.stdout.take().expect("piped stdout")).lines();
+        match lines.next() {
+            Some(Ok(line)) if line == "ready" => {}
+            other => panic!("the receiver in B did not start: {other:?}"),
+        }
+        Self { child, lines }
+    }
+
+    /// Waits for the receiver to end (successfully); the frames it saw.
+    pub(crate) fn captured(mut self) -> Vec<String> {
+        let captured: Vec<String> = (&mut self.lines)
+            .map(|line| line.expect("receiver output"))
+            .collect();
+        let status = self.child.0.wait().expect("receiver exit");
+        assert!(status.success(), "receiver in B: {status}");
+        captured
+    }
+}
+
 /// In namespace A: the redirect program attached to A's veth in driver
 /// mode, and a socket on queue 0 registered in `XSKS[0]`.
 pub(crate) fn setup(bed: &TestBed) -> (Ebpf, XskSocket) {
@@ -156,13 +203,7 @@ pub(crate) fn setup(bed: &TestBed) -> (Ebpf, XskSocket) {
 
 /// XDP mode of A's veth as `ip -j link` reports it (1: driver).
 pub(crate) fn xdp_mode(bed: &TestBed) -> Value {
-    let output = bed
-        .exec_ok(
-            Side::A,
-            "ip",
-            ["-j", "link", "show", "dev", &bed.a().interface],
-        )
-        .expect("ip link show");
-    let links: Value = serde_json::from_slice(&output.stdout).expect("ip -j output");
-    links[0]["xdp"]["mode"].clone()
+    let xdp =
+        xdpath_lab::testenv::link_xdp(&bed.a().path, &bed.a().interface).expect("ip link show");
+    xdp.map_or(Value::Null, |xdp| xdp["mode"].clone())
 }

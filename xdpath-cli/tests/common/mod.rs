@@ -10,12 +10,18 @@
 pub mod cli;
 pub mod tshark;
 
+use std::path::PathBuf;
 use std::process::{Child, Output};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use xdpath_core::stats::counter_index;
+use xdpath_core::{Action, Counter, Reason, COUNTER_SLOTS};
 #[allow(unused_imports, reason = "not every test binary fetches")]
 pub use xdpath_lab::servers::{self, fetch, fetch_many, Nginx};
+use xdpath_lab::testenv::lb::{LbBed, Role};
 use xdpath_lab::testenv::{Side, TestBed};
+use xdpath_lab::traffic::Expected;
 
 /// The CLI under test.
 pub const XDPATH: &str = env!("CARGO_BIN_EXE_xdpath");
@@ -52,6 +58,23 @@ pub fn xdpath(bed: &TestBed, args: &[&str]) -> Output {
 /// Runs `xdpath ARGS` inside namespace A; it must succeed and write nothing
 /// to stderr. Returns stdout.
 pub fn xdpath_ok(bed: &TestBed, args: &[&str]) -> String {
+    let output = xdpath_succeeding(bed, args);
+    assert!(
+        output.stderr.is_empty(),
+        "xdpath {args:?} wrote to stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+/// Runs `xdpath ARGS` inside namespace A; it must succeed, and may warn on
+/// stderr. Returns stdout.
+pub fn xdpath_ok_warned(bed: &TestBed, args: &[&str]) -> String {
+    String::from_utf8(xdpath_succeeding(bed, args).stdout).expect("UTF-8 output")
+}
+
+/// Runs `xdpath ARGS` inside namespace A; it must succeed.
+fn xdpath_succeeding(bed: &TestBed, args: &[&str]) -> Output {
     let output = xdpath(bed, args);
     assert!(
         output.status.success(),
@@ -59,12 +82,34 @@ pub fn xdpath_ok(bed: &TestBed, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    output
+}
+
+/// Runs `xdpath ARGS` in `role`'s namespace of a balancer bed; it must
+/// succeed. Returns stdout.
+pub fn xdpath_ok_in(bed: &LbBed, role: Role, args: &[&str]) -> String {
+    let output = bed.exec(role, XDPATH, args).expect("run xdpath");
     assert!(
-        output.stderr.is_empty(),
-        "xdpath {args:?} wrote to stderr: {}",
+        output.status.success(),
+        "xdpath {args:?} in {}: {}",
+        role.name(),
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The pcap files in `dir`, sorted.
+pub fn pcap_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|error| panic!("{dir}: {error}"))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "pcap")
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 /// Parses JSON or fails the test with the text.
@@ -86,6 +131,55 @@ pub fn nginx(bed: &TestBed, backlog: u32) -> Nginx {
 /// hping3 in namespace B for `seconds`.
 pub fn hping3(bed: &TestBed, seconds: u32, args: &[&str]) -> Child {
     servers::hping3(bed, seconds, args).expect("start hping3")
+}
+
+/// The counters of one interface's `counters` rows in `xdpath stats
+/// --json`, by slot: each row names a known action and reason, once, and
+/// says whether the reason is a malformed one.
+pub fn counters_of(rows: &Value) -> Vec<Counter> {
+    let mut counters = vec![Counter::default(); COUNTER_SLOTS as usize];
+    for row in rows.as_array().expect("counters array") {
+        let action = Action::ALL
+            .into_iter()
+            .find(|action| row["action"] == action.name())
+            .expect("known action");
+        let reason = Reason::ALL
+            .into_iter()
+            .find(|reason| row["reason"] == reason.name())
+            .expect("known reason");
+        assert_eq!(row["malformed"], reason.is_malformed());
+        let slot = &mut counters[counter_index(action, reason) as usize];
+        assert_eq!(*slot, Counter::default(), "one row per counter");
+        *slot = Counter {
+            packets: row["packets"].as_u64().expect("packets"),
+            bytes: row["bytes"].as_u64().expect("bytes"),
+        };
+    }
+    counters
+}
+
+/// Waits until the counters `read` returns equal `expected` (frames are
+/// counted asynchronously), then checks they stay so: nothing else
+/// arrives. `when` says where in the test, for the failures.
+pub fn assert_counters_settle(expected: &Expected, read: impl Fn() -> Vec<Counter>, when: &str) {
+    let start = Instant::now();
+    let mut differences = expected.differences(&read());
+    while !differences.is_empty() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(25));
+        differences = expected.differences(&read());
+    }
+    assert!(
+        differences.is_empty(),
+        "{when}: counters differ from the traffic sent:\n{}",
+        differences.join("\n")
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let differences = expected.differences(&read());
+    assert!(
+        differences.is_empty(),
+        "{when}: more frames were counted than sent:\n{}",
+        differences.join("\n")
+    );
 }
 
 /// The `(verdict, reason)` packet count from `xdpath stats --json` in A.

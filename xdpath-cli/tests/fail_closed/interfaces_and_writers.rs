@@ -25,7 +25,7 @@ fn lost_interfaces_come_back_with_their_settings() {
     }
     let settings = |bed: &TestBed| {
         let status: Value =
-            serde_json::from_str(&xdpath_ok_quietly(bed, &["--json", "status"])).expect("JSON");
+            serde_json::from_str(&xdpath_ok_warned(bed, &["--json", "status"])).expect("JSON");
         let row = status
             .as_array()
             .and_then(|rows| {
@@ -56,7 +56,7 @@ fn lost_interfaces_come_back_with_their_settings() {
     assert_eq!(settings(&bed), wanted, "attach brought the settings back");
 
     std::fs::remove_dir_all(bed.a().pin_dir()).expect("remove the pins");
-    xdpath_ok_quietly(&bed, &["state", "check", "--repair"]);
+    xdpath_ok_warned(&bed, &["state", "check", "--repair"]);
     assert_eq!(settings(&bed), wanted, "repair attached it again as it was");
     xdpath_ok(&bed, &["state", "check"]);
 

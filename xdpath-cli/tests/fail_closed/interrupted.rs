@@ -260,7 +260,7 @@ fn killed_lb_changes_lose_no_acknowledged_change() {
             Duration::from_secs(2),
         );
         kill_after(&bed, "bash", &["-c", &script], delay);
-        let listed: Value = serde_json::from_str(&xdpath_ok_quietly(
+        let listed: Value = serde_json::from_str(&xdpath_ok_warned(
             &bed,
             &["--json", "lb", "backend", "list"],
         ))

@@ -4,23 +4,10 @@
 
 use super::*;
 
-/// Runs xdpath in `role`'s namespace; panics with its error unless it
-/// succeeds.
-pub(crate) fn xdpath(bed: &LbBed, role: Role, args: &[&str]) -> String {
-    let output = bed.exec(role, XDPATH, args).expect("run xdpath");
-    assert!(
-        output.status.success(),
-        "xdpath {args:?} in {}: {}",
-        role.name(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 pub(crate) fn json(bed: &LbBed, role: Role, args: &[&str]) -> Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
-    serde_json::from_str(&xdpath(bed, role, &all)).expect("JSON")
+    serde_json::from_str(&xdpath_ok_in(bed, role, &all)).expect("JSON")
 }
 
 /// `count` HTTP requests to `url` from the client, each on a new
@@ -134,8 +121,8 @@ pub(crate) fn backend_of(bed: &LbBed, address: &str) -> String {
 /// backends are added in; `decoy` first adds and removes a VIP and a
 /// backend so that slots differ from the other balancer's.
 pub(crate) fn configure(bed: &LbBed, lb: Role, order: [Role; 3], decoy: bool) {
-    xdpath(bed, lb, &["attach", INTERFACE]);
-    xdpath(
+    xdpath_ok_in(bed, lb, &["attach", INTERFACE]);
+    xdpath_ok_in(
         bed,
         lb,
         &[
@@ -148,8 +135,8 @@ pub(crate) fn configure(bed: &LbBed, lb: Role, order: [Role; 3], decoy: bool) {
         ],
     );
     if decoy {
-        xdpath(bed, lb, &["lb", "vip", "add", "198.51.100.1:53/udp"]);
-        xdpath(
+        xdpath_ok_in(bed, lb, &["lb", "vip", "add", "198.51.100.1:53/udp"]);
+        xdpath_ok_in(
             bed,
             lb,
             &["lb", "backend", "add", "198.51.100.1:53/udp", "192.0.2.1"],
@@ -158,14 +145,14 @@ pub(crate) fn configure(bed: &LbBed, lb: Role, order: [Role; 3], decoy: bool) {
     let vip80 = format!("{VIP4}:80/tcp");
     let vip8080 = format!("{VIP4}:8080/tcp");
     let vip6 = format!("[{VIP6}]:80/tcp");
-    xdpath(bed, lb, &["lb", "vip", "add", &vip80]);
-    xdpath(
+    xdpath_ok_in(bed, lb, &["lb", "vip", "add", &vip80]);
+    xdpath_ok_in(
         bed,
         lb,
         &["lb", "vip", "add", &vip8080, "--flags", "no-conntrack"],
     );
     let gue = GUE_PORT.to_string();
-    xdpath(
+    xdpath_ok_in(
         bed,
         lb,
         &[
@@ -188,7 +175,7 @@ pub(crate) fn configure(bed: &LbBed, lb: Role, order: [Role; 3], decoy: bool) {
         };
         let v4 = host.ipv4.to_string();
         for vip in [&vip80, &vip8080] {
-            xdpath(
+            xdpath_ok_in(
                 bed,
                 lb,
                 &["lb", "backend", "add", vip, &v4, "--weight", weight],
@@ -200,9 +187,9 @@ pub(crate) fn configure(bed: &LbBed, lb: Role, order: [Role; 3], decoy: bool) {
         } else {
             host.ipv6.to_string()
         };
-        xdpath(bed, lb, &["lb", "backend", "add", &vip6, &inner]);
+        xdpath_ok_in(bed, lb, &["lb", "backend", "add", &vip6, &inner]);
     }
     if decoy {
-        xdpath(bed, lb, &["lb", "vip", "del", "198.51.100.1:53/udp"]);
+        xdpath_ok_in(bed, lb, &["lb", "vip", "del", "198.51.100.1:53/udp"]);
     }
 }

@@ -5,6 +5,26 @@
 //!
 //! Each header has golden byte vectors in its tests.
 
+/// The port accessors of a transport header that starts with its source
+/// and destination ports, two big-endian bytes each (TCP, RFC 9293; UDP,
+/// RFC 768): written once, expanded into each header's `impl` so that
+/// they stay inherent `const fn`s.
+macro_rules! port_accessors {
+    () => {
+        /// Source port in host order.
+        #[inline(always)]
+        pub const fn source_port(&self) -> u16 {
+            $crate::wire::be16(self.source_port)
+        }
+
+        /// Destination port in host order.
+        #[inline(always)]
+        pub const fn destination_port(&self) -> u16 {
+            $crate::wire::be16(self.destination_port)
+        }
+    };
+}
+
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;

@@ -1,7 +1,5 @@
 //! TCP (RFC 9293).
 
-use super::be16;
-
 /// FIN flag bit in [`TcpHeader::flags`].
 pub const FLAG_FIN: u8 = 0x01;
 /// SYN flag bit.
@@ -49,17 +47,7 @@ impl TcpHeader {
     /// Offset of the flags byte.
     pub const FLAGS: usize = core::mem::offset_of!(TcpHeader, flags);
 
-    /// Source port in host order.
-    #[inline(always)]
-    pub const fn source_port(&self) -> u16 {
-        be16(self.source_port)
-    }
-
-    /// Destination port in host order.
-    #[inline(always)]
-    pub const fn destination_port(&self) -> u16 {
-        be16(self.destination_port)
-    }
+    port_accessors!();
 
     /// Header length in bytes, options included.
     #[inline(always)]

@@ -20,17 +20,7 @@ impl UdpHeader {
     /// Header length in bytes.
     pub const LEN: usize = 8;
 
-    /// Source port in host order.
-    #[inline(always)]
-    pub const fn source_port(&self) -> u16 {
-        be16(self.source_port)
-    }
-
-    /// Destination port in host order.
-    #[inline(always)]
-    pub const fn destination_port(&self) -> u16 {
-        be16(self.destination_port)
-    }
+    port_accessors!();
 
     /// The length field in host order.
     #[inline(always)]

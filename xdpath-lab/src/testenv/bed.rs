@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{
-    nsenter, remove_namespace, remove_pins, run, run_ok, Endpoint, Side, TestBedError,
-    NAMESPACE_PREFIX, NETNS_ADD, NETNS_DIR, NEXT_BED,
+    nsenter, quiet_ipv6_sysctl, remove_namespace, remove_pins, run, run_ok, Endpoint, Side,
+    TestBedError, NAMESPACE_PREFIX, NETNS_ADD, NETNS_DIR, NEXT_BED,
 };
 use xdpath::netns;
 
@@ -233,9 +233,7 @@ impl TestBed {
         program: impl AsRef<std::ffi::OsStr>,
         args: impl IntoIterator<Item = S>,
     ) -> Result<Output, TestBedError> {
-        let mut command = self.command(side, program);
-        command.args(args);
-        run(&mut command)
+        run(self.command(side, program).args(args))
     }
 
     /// Like [`TestBed::exec`], but a non-zero exit status is an error.
@@ -245,9 +243,7 @@ impl TestBed {
         program: impl AsRef<std::ffi::OsStr>,
         args: impl IntoIterator<Item = S>,
     ) -> Result<Output, TestBedError> {
-        let mut command = self.command(side, program);
-        command.args(args);
-        run_ok(&mut command)
+        run_ok(self.command(side, program).args(args))
     }
 
     /// Removes the namespaces of crashed runs: `xdpt-<pid>-*` whose process
@@ -289,19 +285,13 @@ impl TestBed {
 /// IPv6 without autoconfiguration noise in `endpoint`'s namespace (see
 /// [`TestBed::build`]).
 fn quiet_ipv6(endpoint: &Endpoint) -> Result<(), TestBedError> {
-    let mut sysctl = nsenter(&endpoint.path, "sysctl");
-    sysctl.args(["-q", "-w"]);
-    for scope in ["all", "default"] {
-        for (key, value) in [
-            ("accept_dad", "0"),
-            ("accept_ra", "0"),
-            ("router_solicitations", "0"),
+    let mut sysctl = quiet_ipv6_sysctl(
+        &endpoint.path,
+        &[
             ("mldv1_unsolicited_report_interval", "1"),
             ("mldv2_unsolicited_report_interval", "1"),
-        ] {
-            sysctl.arg(format!("net.ipv6.conf.{scope}.{key}={value}"));
-        }
-    }
+        ],
+    );
     sysctl.arg("net.ipv6.conf.default.addr_gen_mode=1");
     run_ok(&mut sysctl).map(drop)
 }
@@ -309,11 +299,7 @@ fn quiet_ipv6(endpoint: &Endpoint) -> Result<(), TestBedError> {
 /// One end of the pair: `lo` and the veth end up, its addresses, permanent
 /// neighbour entries for the other end.
 fn configure_end(local: &Endpoint, peer: &Endpoint) -> Result<(), TestBedError> {
-    let ip = |args: &[&str]| {
-        let mut command = nsenter(&local.path, "ip");
-        command.args(args);
-        run_ok(&mut command)
-    };
+    let ip = |args: &[&str]| run_ok(nsenter(&local.path, "ip").args(args));
     let v4 = format!("{}/24", local.ipv4);
     let v6 = format!("{}/64", local.ipv6);
     let peer_mac = peer.mac_string();

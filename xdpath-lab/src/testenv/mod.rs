@@ -232,15 +232,46 @@ pub fn nsenter(path: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
     command
 }
 
+/// The IPv6 settings that keep a bed's namespace quiet: no duplicate
+/// address detection, router advertisements or router solicitations.
+const QUIET_IPV6: [(&str, &str); 3] = [
+    ("accept_dad", "0"),
+    ("accept_ra", "0"),
+    ("router_solicitations", "0"),
+];
+
+/// `sysctl -q -w` in the network namespace at `path`, holding
+/// [`QUIET_IPV6`] and the IPv6 settings in `more`, each for every
+/// interface there (`all`) and every one made later (`default`); add
+/// settings and run it.
+pub(crate) fn quiet_ipv6_sysctl(path: &Path, more: &[(&str, &str)]) -> Command {
+    let mut sysctl = nsenter(path, "sysctl");
+    sysctl.args(["-q", "-w"]);
+    for scope in ["all", "default"] {
+        for (key, value) in QUIET_IPV6.iter().chain(more) {
+            sysctl.arg(format!("net.ipv6.conf.{scope}.{key}={value}"));
+        }
+    }
+    sysctl
+}
+
+/// The `xdp` object `ip -j link show` gives for `interface`, in the
+/// network namespace at `path`: which program runs there and in which
+/// mode; `None` when none does.
+pub fn link_xdp(path: &Path, interface: &str) -> Result<Option<serde_json::Value>, TestBedError> {
+    let output = run_ok(nsenter(path, "ip").args(["-j", "link", "show", "dev", interface]))?;
+    let links: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|error| TestBedError::Io {
+            what: format!("reading what `ip -j link show dev {interface}` printed"),
+            source: error.into(),
+        })?;
+    Ok(links[0].get("xdp").cloned())
+}
+
 /// Whether `interface`, in the network namespace at `path`, has an XDP
 /// program attached (any program: `ip -j link` shows an `xdp` object).
 pub fn has_xdp_program(path: &Path, interface: &str) -> bool {
-    nsenter(path, "ip")
-        .args(["-j", "link", "show", "dev", interface])
-        .output()
-        .ok()
-        .and_then(|output| serde_json::from_slice::<serde_json::Value>(&output.stdout).ok())
-        .is_some_and(|links| links[0].get("xdp").is_some())
+    link_xdp(path, interface).is_ok_and(|xdp| xdp.is_some())
 }
 
 fn command_line(command: &Command) -> String {

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::testenv::{format_mac, nsenter, remove_namespace, run, run_ok, TestBedError};
+use crate::testenv::{
+    format_mac, nsenter, quiet_ipv6_sysctl, remove_namespace, run, run_ok, TestBedError,
+};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -99,9 +101,7 @@ impl RouterBed {
         program: &str,
         args: impl IntoIterator<Item = S>,
     ) -> Result<Output, TestBedError> {
-        let mut command = self.command(node, program);
-        command.args(args);
-        run(&mut command)
+        run(self.command(node, program).args(args))
     }
 
     /// Like [`RouterBed::exec`]; a non-zero exit is an error.
@@ -111,9 +111,7 @@ impl RouterBed {
         program: &str,
         args: impl IntoIterator<Item = S>,
     ) -> Result<Output, TestBedError> {
-        let mut command = self.command(node, program);
-        command.args(args);
-        run_ok(&mut command)
+        run_ok(self.command(node, program).args(args))
     }
 
     fn build(&mut self) -> Result<(), TestBedError> {
@@ -145,17 +143,7 @@ impl RouterBed {
     /// No IPv6 address detection or router discovery in `node`; forwarding
     /// on in the router.
     fn set_sysctls(&self, node: Node) -> Result<(), TestBedError> {
-        let mut sysctl = self.command(node, "sysctl");
-        sysctl.args(["-q", "-w"]);
-        for scope in ["all", "default"] {
-            for (key, value) in [
-                ("accept_dad", "0"),
-                ("accept_ra", "0"),
-                ("router_solicitations", "0"),
-            ] {
-                sysctl.arg(format!("net.ipv6.conf.{scope}.{key}={value}"));
-            }
-        }
+        let mut sysctl = quiet_ipv6_sysctl(&self.path(node), &[]);
         if node == Node::Router {
             sysctl.args([
                 "net.ipv4.conf.all.forwarding=1",

@@ -467,30 +467,35 @@ fn describe(kernel: &Seen, native: &Seen) -> Option<String> {
             native.verdict()
         ));
     }
-    if kernel.captured != native.captured {
-        what.push(format!(
-            "capture records differ (kernel {} bytes, native {}; first difference at byte {})",
-            kernel.captured.len(),
-            native.captured.len(),
-            first_difference(&kernel.captured, &native.captured)
-        ));
-    }
-    if kernel.output != native.output {
-        what.push(format!(
-            "output frames differ (kernel {} bytes, native {}; first difference at byte {})",
-            kernel.output.len(),
-            native.output.len(),
-            first_difference(&kernel.output, &native.output)
-        ));
-    }
+    what.extend(bytes_differ(
+        "capture records",
+        &kernel.captured,
+        &native.captured,
+    ));
+    what.extend(bytes_differ(
+        "output frames",
+        &kernel.output,
+        &native.output,
+    ));
     Some(what.join("; "))
 }
 
-fn first_difference(left: &[u8], right: &[u8]) -> usize {
-    left.iter()
-        .zip(right)
+/// How the kernel's and the native build's `what` (bytes) differ, if
+/// they do: both lengths and the first byte that differs.
+fn bytes_differ(what: &str, kernel: &[u8], native: &[u8]) -> Option<String> {
+    if kernel == native {
+        return None;
+    }
+    let first = kernel
+        .iter()
+        .zip(native)
         .position(|(a, b)| a != b)
-        .unwrap_or(left.len().min(right.len()))
+        .unwrap_or(kernel.len().min(native.len()));
+    Some(format!(
+        "{what} differ (kernel {} bytes, native {}; first difference at byte {first})",
+        kernel.len(),
+        native.len(),
+    ))
 }
 
 fn counter_differences(kernel: &[Counter], native: &[Counter]) -> String {

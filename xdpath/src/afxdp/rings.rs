@@ -75,7 +75,7 @@ pub(crate) struct BadLayout;
 
 /// The shared state of one ring.
 #[derive(Debug)]
-struct Ring<T> {
+pub(crate) struct Ring<T> {
     producer: NonNull<AtomicU32>,
     consumer: NonNull<AtomicU32>,
     entries: NonNull<T>,
@@ -162,22 +162,36 @@ impl<T: Copy> Ring<T> {
     }
 }
 
+/// A producer or a consumer ring: a [`Ring`] of its entries, made from the
+/// kernel's mapping of it.
+pub(crate) trait MappedRing: Sized {
+    /// What a slot holds: a frame address or a descriptor.
+    type Entry: Copy;
+
+    /// The ring kind around `ring`.
+    fn wrap(ring: Ring<Self::Entry>) -> Self;
+
+    /// The kernel's ring in `mapping`.
+    fn mapped(mapping: Mapping, offsets: RingOffsets, size: u32) -> Result<Self, BadLayout> {
+        Ring::new(Memory::Mapped(mapping), offsets, size).map(Self::wrap)
+    }
+}
+
 /// A ring user space fills and the kernel drains: the fill and TX rings.
 #[derive(Debug)]
 pub(crate) struct ProducerRing<T> {
     ring: Ring<T>,
 }
 
-impl<T: Copy> ProducerRing<T> {
-    /// The kernel's ring in `mapping`.
-    pub(crate) fn mapped(
-        mapping: Mapping,
-        offsets: RingOffsets,
-        size: u32,
-    ) -> Result<Self, BadLayout> {
-        Ring::new(Memory::Mapped(mapping), offsets, size).map(|ring| Self { ring })
-    }
+impl<T: Copy> MappedRing for ProducerRing<T> {
+    type Entry = T;
 
+    fn wrap(ring: Ring<T>) -> Self {
+        Self { ring }
+    }
+}
+
+impl<T: Copy> ProducerRing<T> {
     /// Entries.
     pub(crate) fn size(&self) -> u32 {
         self.ring.size
@@ -233,16 +247,15 @@ pub(crate) struct ConsumerRing<T> {
     ring: Ring<T>,
 }
 
-impl<T: Copy> ConsumerRing<T> {
-    /// The kernel's ring in `mapping`.
-    pub(crate) fn mapped(
-        mapping: Mapping,
-        offsets: RingOffsets,
-        size: u32,
-    ) -> Result<Self, BadLayout> {
-        Ring::new(Memory::Mapped(mapping), offsets, size).map(|ring| Self { ring })
-    }
+impl<T: Copy> MappedRing for ConsumerRing<T> {
+    type Entry = T;
 
+    fn wrap(ring: Ring<T>) -> Self {
+        Self { ring }
+    }
+}
+
+impl<T: Copy> ConsumerRing<T> {
     /// Entries ready to read, at most `size`.
     pub(crate) fn available(&mut self) -> u32 {
         let ring = &mut self.ring;

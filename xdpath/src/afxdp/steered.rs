@@ -37,8 +37,7 @@ fn shared<T>(
             name: "any interface of this network namespace".into(),
         });
     }
-    let data = MapData::from_pin(path).map_err(|source| DataplaneError::Map { name, source })?;
-    convert(wrap(data)).map_err(|source| DataplaneError::Map { name, source })
+    dataplane::open_pinned_map(name, &path, wrap, convert)
 }
 
 /// The rule key of a flow, as the data path looks it up.
@@ -52,10 +51,7 @@ pub fn add_rule(protocol: u8, port: u16) -> Result<(), SteerError> {
         shared(abi::map::STEER_XSK, Map::HashMap, HashMap::try_from)?;
     rules
         .insert(rule_key(protocol, port), 1, 0)
-        .map_err(|source| DataplaneError::Map {
-            name: abi::map::STEER_XSK,
-            source,
-        })?;
+        .map_err(DataplaneError::of_map(abi::map::STEER_XSK))?;
     Ok(())
 }
 
@@ -131,10 +127,7 @@ impl SteeredReceiver {
             shared(abi::map::XSK_OWNERS, Map::Array, Array::try_from)?;
         owners
             .set(queue, socket.ifindex(), 0)
-            .map_err(|source| DataplaneError::Map {
-                name: abi::map::XSK_OWNERS,
-                source,
-            })?;
+            .map_err(DataplaneError::of_map(abi::map::XSK_OWNERS))?;
         Ok(Self { socket, queue })
     }
 

@@ -16,8 +16,8 @@ use std::net::IpAddr;
 
 pub use remote::Remote;
 pub use requests::{
-    BackendQuery, BackendWeight, HealthArgs, LbConfigArgs, LimitArgs, NewBlock, NewVip, OwnerState,
-    PrefixQuery, RuleArgs, VipAllow, VipQuery,
+    BackendQuery, BackendWeight, HealthArgs, LbConfigArgs, LimitArgs, Naming, NewBlock, NewVip,
+    OwnerState, PrefixQuery, RequestError, RuleArgs, VipAllow, VipQuery,
 };
 
 use crate::control::parse::Cidr;

@@ -7,16 +7,19 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::report::{field, items, unique};
+use super::report::{entry_field, entry_items, entry_request, items, unique};
 use super::report::{Environment, Report};
 use super::schema::{FilterSection, GuardSection, LimitEntry, MgmtSection, RuleEntry};
 use super::values::Items;
+use crate::api::Naming;
+use crate::api::RuleArgs;
 use crate::control::compile::{compile_limit, compile_rules, compile_settings, CompileError};
+use crate::control::ops::check_limit;
 use crate::control::parse::{
     parse_cidr, parse_duration, parse_port, parse_port_list, parse_port_range, parse_protocol,
-    parse_tcp_flags, Cidr, PortRange,
+    parse_tcp_flags, PortRange,
 };
-use crate::control::rulefile::management_conflict;
+use crate::control::rulefile::{management_conflict, parse_action};
 use crate::control::state::{BlockSpec, FilterState, Guards, LimitSpec, Management, RuleSpec};
 use crate::control::{interface_index, ControlError};
 use xdpath_core::filter::MAX_RULES;
@@ -97,34 +100,43 @@ fn rule(
         entry.get_ref(),
         entry.span(),
     );
+    let args = &item.request;
     // A wrong or repeated id is reported; the rest is still checked.
-    let id = item.id.as_ref().map(|id| (*id.get_ref(), id.span()));
+    let id = item.extras.id.as_ref().map(|id| (*id.get_ref(), id.span()));
     check_rule_id(id.as_ref(), index, ids, &path, &at, report);
     let before = report.count();
-    let sources = rule_sources(item, &path, report);
-    let destination = field(report, &item.dst, format!("{path}.dst"), |text| {
-        parse_cidr(text)
-    });
-    let protocol = field(report, &item.proto, format!("{path}.proto"), |value| {
-        parse_protocol(&value.0)
-    });
-    let ports = field(report, &item.dport, format!("{path}.dport"), |value| {
-        parse_port_range(&value.0)
-    });
-    let tcp_flags = field(
+    let sources = entry_items(report, item, &path, "src", args.src.as_deref(), parse_cidr);
+    let destination = entry_field(report, item, &path, "dst", args.dst.as_deref(), parse_cidr);
+    let protocol = entry_field(
         report,
-        &item.tcp_flags,
-        format!("{path}.tcp_flags"),
-        |text| parse_tcp_flags(text),
+        item,
+        &path,
+        "proto",
+        args.proto.as_deref(),
+        parse_protocol,
     );
-    if item.action.is_none() {
-        report.missing(at.clone(), &path, "action", "pass or drop");
-    }
+    let ports = entry_field(
+        report,
+        item,
+        &path,
+        "dport",
+        args.dport.as_deref(),
+        parse_port_range,
+    );
+    let flags = args.tcp_flags.as_deref();
+    let tcp_flags = entry_field(report, item, &path, "tcp_flags", flags, parse_tcp_flags);
+    let action = entry_field(
+        report,
+        item,
+        &path,
+        "action",
+        args.action.as_deref(),
+        parse_action,
+    );
     check_rule_interface(item, &path, environment, report);
-    if item.src.is_none() && item.dst.is_none() {
+    if args.src.is_none() && args.dst.is_none() {
         report.error(Some(at.clone()), &path, "a rule needs src or dst");
     }
-    let action = item.action?;
     if report.count() > before {
         return None;
     }
@@ -133,16 +145,16 @@ fn rule(
         .filter(|id| (1..MAX_RULES).contains(id));
     let spec = RuleSpec {
         id: id.unwrap_or(1),
-        sources,
+        sources: sources.unwrap_or_default(),
         destination,
         protocol,
         ports,
         tcp_flags,
-        action,
-        interface: item.iface.as_ref().map(|name| name.get_ref().clone()),
-        monitor: item.monitor.unwrap_or(false),
+        action: action?,
+        interface: args.iface.clone(),
+        monitor: args.monitor,
     };
-    if !rule_installable(&spec, item, management, &path, at, report) {
+    if !rule_installable(&spec, args, management, &path, at, report) {
         return None;
     }
     id.map(|_| spec)
@@ -176,23 +188,6 @@ fn check_rule_id(
     }
 }
 
-/// The rule's source prefixes; a wrong one, or an empty list, is reported.
-fn rule_sources(item: &RuleEntry, path: &str, report: &mut Report<'_>) -> Vec<Cidr> {
-    let sources = items(report, &item.src, &format!("{path}.src"), parse_cidr).unwrap_or_default();
-    if item
-        .src
-        .as_ref()
-        .is_some_and(|src| src.get_ref().0.is_empty())
-    {
-        report.error(
-            item.src.as_ref().map(Spanned::span),
-            format!("{path}.src"),
-            "an empty list",
-        );
-    }
-    sources.into_iter().map(|(source, _, _)| source).collect()
-}
-
 /// Reports a rule's `iface` that names no interface on this host.
 fn check_rule_interface(
     item: &RuleEntry,
@@ -200,13 +195,11 @@ fn check_rule_interface(
     environment: &Environment,
     report: &mut Report<'_>,
 ) {
-    if let Some(name) = &item.iface {
-        if !(environment.interface_exists)(name.get_ref()) {
-            let error = ControlError::UnknownInterface {
-                name: name.get_ref().clone(),
-            };
+    if let Some(name) = &item.request.iface {
+        if !(environment.interface_exists)(name) {
+            let error = ControlError::UnknownInterface { name: name.clone() };
             report.error(
-                Some(name.span()),
+                item.span("iface"),
                 format!("{path}.iface"),
                 error.to_string(),
             );
@@ -218,7 +211,7 @@ fn check_rule_interface(
 /// overrides them, of management traffic; false after reporting a failure.
 fn rule_installable(
     spec: &RuleSpec,
-    item: &RuleEntry,
+    args: &RuleArgs,
     management: &Management,
     path: &str,
     at: Range<usize>,
@@ -228,7 +221,7 @@ fn rule_installable(
         report.error(Some(at), path, error.to_string());
         return false;
     }
-    if !item.override_management.unwrap_or(false) {
+    if !args.override_management {
         if let Some(what) = management_conflict(spec, management) {
             let message = format!("the rule would drop management traffic ({what}); set override = true to install it anyway");
             report.error(Some(at), path, message);
@@ -242,23 +235,30 @@ fn blocklist(section: &FilterSection, now: u64, report: &mut Report<'_>) -> Vec<
     let mut seen = Vec::new();
     let mut list = Vec::new();
     for (index, entry) in section.block.iter().enumerate() {
-        let path = format!("filter.block[{index}]");
-        let item = entry.get_ref();
-        let Some(prefix_field) = &item.prefix else {
-            report.missing(entry.span(), &path, "prefix", "the blocked prefix");
-            continue;
-        };
-        let prefix = field(report, &item.prefix, format!("{path}.prefix"), |text| {
-            parse_cidr(text)
-        });
-        let ttl = field(report, &item.ttl, format!("{path}.ttl"), |text| {
-            parse_duration(text)
-        });
+        let (path, item) = (format!("filter.block[{index}]"), entry.get_ref());
+        let request = &item.request;
+        let prefix = entry_field(
+            report,
+            item,
+            &path,
+            "prefix",
+            Some(&request.prefix),
+            parse_cidr,
+        );
+        let ttl = entry_field(
+            report,
+            item,
+            &path,
+            "ttl",
+            request.ttl.as_deref(),
+            parse_duration,
+        );
         let Some(prefix) = prefix else { continue };
-        if item.ttl.is_some() && ttl.is_none() {
+        if request.ttl.is_some() && ttl.is_none() {
             continue;
         }
-        seen.push((prefix, prefix_field.span(), format!("{path}.prefix")));
+        let span = item.span("prefix").unwrap_or(entry.span());
+        seen.push((prefix, span, format!("{path}.prefix")));
         list.push(BlockSpec {
             prefix,
             expires_at: ttl.map(|seconds| now.saturating_add(seconds)),
@@ -267,6 +267,11 @@ fn blocklist(section: &FilterSection, now: u64, report: &mut Report<'_>) -> Vec<
     unique(report, &seen, "prefix");
     list
 }
+
+/// Why a config file names no owner: an owner's VIPs and limits are its
+/// document's (`PUT /v1/owners/{owner}`), which a config leaves alone.
+pub(super) const OWNED_HERE: &str =
+    "an owner's VIPs and limits come from its document (PUT /v1/owners/OWNER), not from a config file";
 
 fn limits(entries: &[Spanned<LimitEntry>], report: &mut Report<'_>) -> Vec<LimitSpec> {
     let mut ids: Vec<(u32, Range<usize>, String)> = Vec::new();
@@ -278,7 +283,7 @@ fn limits(entries: &[Spanned<LimitEntry>], report: &mut Report<'_>) -> Vec<Limit
             entry.span(),
         );
         let before = report.count();
-        let id = match &item.id {
+        let id = match &item.extras.id {
             None => {
                 report.missing(at.clone(), &path, "id", "a rate-limit id, from 1");
                 0
@@ -296,35 +301,17 @@ fn limits(entries: &[Spanned<LimitEntry>], report: &mut Report<'_>) -> Vec<Limit
                 *id.get_ref()
             }
         };
-        let scope = field(report, &item.scope, format!("{path}.scope"), |text| {
-            parse_cidr(text)
+        let spec = entry_request(report, entry, &path, |args| {
+            check_limit(args, id, Naming::Fields)
         });
-        let protocol = field(report, &item.proto, format!("{path}.proto"), |value| {
-            parse_protocol(&value.0)
-        });
-        if item.pps.is_none() && item.bps.is_none() {
-            report.error(Some(at.clone()), &path, "give pps or bps (or both)");
-        }
         if report.count() > before {
             continue;
         }
-        let spec = LimitSpec {
-            id,
-            packets_per_second: item.pps,
-            burst_packets: item.burst.or(item.pps).unwrap_or(0),
-            bytes_per_second: item.bps,
-            burst_bytes: item.burst_bytes.or(item.bps).unwrap_or(0),
-            per: item.per.unwrap_or_default(),
-            aggregate_v4: item.aggregate_v4.unwrap_or(32),
-            aggregate_v6: item.aggregate_v6.unwrap_or(128),
-            scope,
-            protocol,
-            syn_only: item.syn.unwrap_or(false),
-            monitor: item.monitor.unwrap_or(false),
-            vip: None,
-            to: None,
-            owner: None,
-        };
+        let Some(spec) = spec else { continue };
+        if let Some(span) = item.span("owner") {
+            report.error(Some(span), format!("{path}.owner"), OWNED_HERE);
+            continue;
+        }
         match compile_limit(&spec) {
             Ok(_) => limits.push(spec),
             Err(error) => report.error(Some(at), &path, error.to_string()),

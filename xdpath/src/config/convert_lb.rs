@@ -9,9 +9,9 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::report::Report;
-use super::report::{field, items};
+use super::report::{entry_field, entry_items, field};
 use super::schema::{LbSection, VipEntry};
-use crate::control::parse::{parse_cidr, parse_port};
+use crate::control::parse::parse_cidr;
 use crate::lb::compile::{plan, validate, vip_table};
 use crate::lb::edit::{self, ConfigChange, VipOptions};
 use crate::lb::maglev::MaglevError;
@@ -79,16 +79,19 @@ fn vip(
 ) {
     let (path, item, at) = (format!("lb.vip[{index}]"), entry.get_ref(), entry.span());
     let before = report.count();
-    if item.vip.is_none() {
-        report.missing(at.clone(), &path, "vip", "ADDRESS:PORT/tcp|udp");
-    }
-    let id = field(report, &item.vip, format!("{path}.vip"), |text| {
-        edit::parse_vip(text)
-    });
+    let request = &item.request;
+    let id = entry_field(
+        report,
+        item,
+        &path,
+        "vip",
+        Some(&request.vip),
+        edit::parse_vip,
+    );
     let options = vip_options(item, &path, report);
     let Some(id) = id else { return };
     if let Some(first) = seen.get(&id) {
-        let span = item.vip.as_ref().map(Spanned::span);
+        let span = item.span("vip");
         report.error(
             span,
             format!("{path}.vip"),
@@ -103,29 +106,18 @@ fn vip(
         return;
     }
     seen.insert(id, index);
-    let allow = items(report, &item.allow, &format!("{path}.allow"), parse_cidr);
-    if let Some(allow) = allow {
-        let allow = allow
-            .into_iter()
-            .map(|(prefix, _, _)| prefix.to_string())
-            .collect::<Vec<_>>();
-        if let Err(error) =
-            edit::parse_allow(&allow).and_then(|list| edit::set_allow(state, &id, list))
-        {
-            report.error(
-                item.allow.as_ref().map(Spanned::span),
-                format!("{path}.allow"),
-                error.to_string(),
-            );
-        }
+    allow_entry(state, &id, item, &path, report);
+    if let Some(span) = item.span("owner") {
+        let why = super::convert_filter::OWNED_HERE;
+        report.error(Some(span), format!("{path}.owner"), why);
     }
-    if let Some(health) = &item.health {
+    if let Some(health) = &item.extras.health {
         set_vip_health(state, &id, health, &path, report);
     }
     let seed = state.settings.seed;
     // The table size first, with no backend to blame.
     let ring_checked = ring_size_checked(state, &id, item, &path, &at, report);
-    for (number, backend) in item.backend.iter().enumerate() {
+    for (number, backend) in item.extras.backend.iter().enumerate() {
         let path = format!("{path}.backend[{number}]");
         add_backend_entry(state, &id, backend, &path, sources_checked, report);
     }
@@ -136,27 +128,50 @@ fn vip(
     }
 }
 
+/// `lb vip allow` with the VIP's `allow` list; each prefix that does not
+/// parse is reported at its item.
+fn allow_entry(
+    state: &mut LbState,
+    id: &VipId,
+    item: &VipEntry,
+    path: &str,
+    report: &mut Report<'_>,
+) {
+    let allow = (!item.request.allow.is_empty()).then(|| item.request.allow.join(","));
+    let Some(prefixes) = entry_items(report, item, path, "allow", allow.as_deref(), parse_cidr)
+    else {
+        return;
+    };
+    let texts: Vec<String> = prefixes.iter().map(ToString::to_string).collect();
+    let set = edit::parse_allow(&texts).and_then(|list| edit::set_allow(state, id, list));
+    if let Err(error) = set {
+        report.error(
+            item.span("allow"),
+            format!("{path}.allow"),
+            error.to_string(),
+        );
+    }
+}
+
 /// The VIP's options (encapsulation, GUE port, flags, ring size); mistakes
 /// are reported at their fields.
 fn vip_options(item: &VipEntry, path: &str, report: &mut Report<'_>) -> VipOptions {
+    let request = &item.request;
+    let encap = request.encap.as_deref();
     let mut options = VipOptions {
-        encap: item
-            .encap
-            .as_ref()
-            .map(|encap| *encap.get_ref())
+        encap: entry_field(report, item, path, "encap", encap, |_| request.encap())
             .unwrap_or_default(),
-        gue_port: field(report, &item.gue_port, format!("{path}.gue_port"), |port| {
-            parse_port(&port.0)
-        }),
+        gue_port: request.gue_port,
         source_hash: false,
         no_conntrack: false,
-        ring_size: item.ring_size.as_ref().map(|size| *size.get_ref()),
+        ring_size: request.ring_size,
     };
-    let flags = items(report, &item.flags, &format!("{path}.flags"), |flag| {
+    let flags = (!request.flags.is_empty()).then(|| request.flags.join(","));
+    let flags = entry_items(report, item, path, "flags", flags.as_deref(), |flag| {
         let mut parsed = options;
         edit::parse_flags(flag, &mut parsed).map(|()| parsed)
     });
-    for (parsed, _, _) in flags.unwrap_or_default() {
+    for parsed in flags.unwrap_or_default() {
         options.source_hash |= parsed.source_hash;
         options.no_conntrack |= parsed.no_conntrack;
     }
@@ -177,9 +192,9 @@ fn add_vip_entry(
     let Err(error) = edit::add_vip(state, id, options) else {
         return true;
     };
-    let (span, place) = match (&error, &item.gue_port, &item.encap) {
-        (LbError::Usage(_), Some(port), _) => (port.span(), format!("{path}.gue_port")),
-        (LbError::Usage(_), None, Some(encap)) => (encap.span(), format!("{path}.encap")),
+    let (span, place) = match (&error, item.span("gue_port"), item.span("encap")) {
+        (LbError::Usage(_), Some(port), _) => (port, format!("{path}.gue_port")),
+        (LbError::Usage(_), None, Some(encap)) => (encap, format!("{path}.encap")),
         _ => (at.clone(), path.to_string()),
     };
     report.error(Some(span), place, error.to_string());
@@ -223,7 +238,7 @@ fn ring_size_checked(
             source: source @ (MaglevError::NotPrime { .. } | MaglevError::SizeOutOfRange { .. }),
             ..
         })) => {
-            let span = item.ring_size.as_ref().map_or(at.clone(), Spanned::span);
+            let span = item.span("ring_size").unwrap_or(at.clone());
             report.error(Some(span), format!("{path}.ring_size"), source.to_string());
             false
         }

@@ -56,11 +56,18 @@ pub fn load_str(
     let mut report = Report::new(text);
     let (root, syntax) = DeTable::parse_recoverable(text);
     for error in &syntax {
-        report.error(
-            error.span(),
-            "",
-            format!("syntax error: {}", error.message()),
-        );
+        let message = match (error.message(), error.span()) {
+            // Which key, in the file's own words.
+            ("duplicate key", Some(span)) => match text.get(span) {
+                Some(key) => format!(
+                    "duplicate key `{}`: each key may be given once in a table",
+                    key.trim()
+                ),
+                None => "duplicate key".to_string(),
+            },
+            (message, _) => message.to_string(),
+        };
+        report.error(error.span(), "", format!("syntax error: {message}"));
     }
     if !syntax.is_empty() {
         // What recovery made of the rest is not what was meant.
@@ -108,7 +115,12 @@ fn deserialize_collecting(mut root: Spanned<DeTable<'_>>, report: &mut Report<'_
             break;
         };
         let shown = display(&path);
-        report.error(span, shown.clone(), error.message().to_string());
+        let key = path.iter().rev().find_map(|step| match step {
+            Step::Key(key) => Some(key.as_str()),
+            Step::Index(_) => None,
+        });
+        let message = super::words::plain(error.message(), key.unwrap_or(""));
+        report.error(span, shown.clone(), message);
         report.pruned.insert(shown);
         if !remove_in_table(root.get_mut(), &path) {
             break;

@@ -22,6 +22,7 @@ mod convert;
 mod convert_filter;
 mod convert_lb;
 pub mod current;
+pub mod entry;
 pub mod journal;
 mod load;
 pub mod observe;
@@ -31,6 +32,7 @@ pub mod rollback;
 pub mod schema;
 pub mod steering;
 pub mod values;
+mod words;
 
 use std::fmt;
 use std::path::PathBuf;

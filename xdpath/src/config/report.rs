@@ -10,8 +10,10 @@ use std::ops::Range;
 
 use toml::Spanned;
 
+use super::entry::Entry;
 use super::values::{Item, Items};
 use super::{ConfigErrors, Diagnostic};
+use crate::api::RequestError;
 
 /// What a config is checked against besides itself.
 pub struct Environment {
@@ -187,4 +189,78 @@ pub(super) fn unique<K: Eq + Hash + Display>(
             );
         }
     }
+}
+
+/// Parses a request field of a file entry; a mistake is reported at the
+/// field's value.
+pub(super) fn entry_field<R, X, T, E: Display>(
+    report: &mut Report<'_>,
+    entry: &Entry<R, X>,
+    path: &str,
+    name: &str,
+    value: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Option<T> {
+    let value = value?;
+    parse(value)
+        .map_err(|error| {
+            report.error(
+                entry.span(name),
+                format!("{path}.{name}"),
+                error.to_string(),
+            )
+        })
+        .ok()
+}
+
+/// Parses each item of a comma-joined list field of a file entry (a TOML
+/// list or one value); each mistake is reported at its item. None when the
+/// field is absent or any item is wrong.
+pub(super) fn entry_items<R, X, T, E: Display>(
+    report: &mut Report<'_>,
+    entry: &Entry<R, X>,
+    path: &str,
+    name: &str,
+    value: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Option<Vec<T>> {
+    let texts: Vec<&str> = value?.split(',').map(str::trim).collect();
+    let items = entry.item_spans(name);
+    let before = report.count();
+    let mut parsed = Vec::new();
+    for (index, text) in texts.iter().enumerate() {
+        // A list's item names its place, unless an item held a comma.
+        let (span, place) = match items.get(index) {
+            Some(span) if items.len() == texts.len() => {
+                (Some(span.clone()), format!("{path}.{name}[{index}]"))
+            }
+            _ => (entry.span(name), format!("{path}.{name}")),
+        };
+        match parse(text) {
+            Ok(value) => parsed.push(value),
+            Err(error) => report.error(span, place, error.to_string()),
+        }
+    }
+    (report.count() == before).then_some(parsed)
+}
+
+/// Runs a request's own check on a file entry; a refusal is reported at
+/// the field it names (or the entry).
+pub(super) fn entry_request<R, X, T>(
+    report: &mut Report<'_>,
+    entry: &Spanned<Entry<R, X>>,
+    path: &str,
+    check: impl FnOnce(&R) -> Result<T, RequestError>,
+) -> Option<T> {
+    let item = entry.get_ref();
+    check(&item.request)
+        .map_err(|error| match error.field {
+            Some(field) => report.error(
+                item.span(field).or(Some(entry.span())),
+                format!("{path}.{field}"),
+                error.message,
+            ),
+            None => report.error(Some(entry.span()), path, error.message),
+        })
+        .ok()
 }

@@ -3,20 +3,24 @@
 //! value that is checked later carries its place in the file
 //! ([`Spanned`]). Unknown fields are refused everywhere.
 //!
-//! Values keep the CLI's vocabulary: `src`, `dst`, `proto`, `dport`,
-//! `tcp_flags`, `action`, `iface` and `override` as in `filter add`; `pps`,
-//! `burst`, `bps`, `burst_bytes`, `per`, `aggregate_v4`, `scope`, `syn` as
-//! in `ratelimit add`; `encap`, `gue_port`, `flags`, `ring_size` as in
-//! `lb vip add`; `source_v4`, `next_hop`, `seed` as in `lb config`.
+//! The filter's and the balancer's entries *are* the API's request types
+//! ([`Entry`]): `[[filter.rule]]` is a [`RuleArgs`], `[[filter.ratelimit]]`
+//! a [`LimitArgs`], `[[filter.block]]` a [`NewBlock`] and `[[lb.vip]]` a
+//! [`NewVip`], with the same field names as `filter add`, `ratelimit add`,
+//! `block add` and `lb vip add` (and their JSON bodies), plus what only a
+//! file has (ids, a VIP's health check and backends). `source_v4`,
+//! `next_hop` and `seed` are as in `lb config`.
 
+use serde::de::MapAccess;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use super::entry::{Entry, Extras, NoExtras};
 pub use super::values::{Item, Items, Scalar};
 
 use super::{Malformed, Mode};
-use crate::control::state::{FragmentChoice, LimitKey, RuleAction};
-use crate::lb::state::Encap;
+use crate::api::{LimitArgs, NewBlock, NewVip, RuleArgs};
+use crate::control::state::{FragmentChoice, RuleAction};
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -93,72 +97,34 @@ pub struct FilterSection {
     pub mgmt: Option<MgmtSection>,
 }
 
-/// `[[filter.rule]]`: the arguments of `filter add`, with an id.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleEntry {
-    /// The rule id, 1 to 65535 (required).
+/// `[[filter.rule]]`: the request of `filter add` and `POST /v1/rules`
+/// ([`RuleArgs`]: `src` may be a list), with an id.
+pub type RuleEntry = Entry<RuleArgs, WithId>;
+
+/// `[[filter.block]]`: the request of `block add` ([`NewBlock`]); the
+/// `ttl` counts from the apply that adds the entry (applying again does
+/// not extend it).
+pub type BlockEntry = Entry<NewBlock>;
+
+/// `[[filter.ratelimit]]`: the request of `ratelimit add` and `POST
+/// /v1/ratelimits` ([`LimitArgs`]), with an id.
+pub type LimitEntry = Entry<LimitArgs, WithId>;
+
+/// A rule's or a rate limit's id, which only a file gives (the CLI and
+/// the API are given theirs).
+#[derive(Debug, Default)]
+pub struct WithId {
+    /// The id (required).
     pub id: Option<Spanned<u32>>,
-    /// Source prefixes: one or a list.
-    pub src: Option<Spanned<Items>>,
-    /// Destination prefix.
-    pub dst: Option<Spanned<String>>,
-    /// tcp, udp, icmp, icmpv6 or a number.
-    pub proto: Option<Spanned<Scalar>>,
-    /// Destination port or range `N-M`.
-    pub dport: Option<Spanned<Scalar>>,
-    /// TCP flags, e.g. `syn,!ack`.
-    pub tcp_flags: Option<Spanned<String>>,
-    /// pass or drop (required).
-    pub action: Option<RuleAction>,
-    /// Only on this interface.
-    pub iface: Option<Spanned<String>>,
-    /// Count what it would drop without dropping.
-    pub monitor: Option<bool>,
-    /// Install a drop rule even if it covers management traffic.
-    #[serde(rename = "override")]
-    pub override_management: Option<bool>,
 }
 
-/// `[[filter.block]]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BlockEntry {
-    /// The blocked source prefix (required).
-    pub prefix: Option<Spanned<String>>,
-    /// How long, e.g. `1h`; counted from the apply that adds the entry
-    /// (applying again does not extend it). None: no expiry.
-    pub ttl: Option<Spanned<String>>,
-}
+impl Extras for WithId {
+    const KEYS: &'static [&'static str] = &["id"];
 
-/// `[[filter.ratelimit]]`: the arguments of `ratelimit add`, with an id.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitEntry {
-    /// The limit id, from 1 (required).
-    pub id: Option<Spanned<u32>>,
-    /// Packets per second.
-    pub pps: Option<u64>,
-    /// Bucket size in packets (default: one second's worth).
-    pub burst: Option<u64>,
-    /// Bytes per second.
-    pub bps: Option<u64>,
-    /// Bucket size in bytes (default: one second's worth).
-    pub burst_bytes: Option<u64>,
-    /// src (default) or dst.
-    pub per: Option<LimitKey>,
-    /// IPv4 aggregation length (default 32).
-    pub aggregate_v4: Option<u8>,
-    /// IPv6 aggregation length (default 128).
-    pub aggregate_v6: Option<u8>,
-    /// Only addresses inside this prefix.
-    pub scope: Option<Spanned<String>>,
-    /// Only this protocol.
-    pub proto: Option<Spanned<Scalar>>,
-    /// Only TCP SYNs without ACK.
-    pub syn: Option<bool>,
-    /// Count without dropping.
-    pub monitor: Option<bool>,
+    fn read<'de, A: MapAccess<'de>>(&mut self, _: &str, map: &mut A) -> Result<(), A::Error> {
+        self.id = Some(map.next_value()?);
+        Ok(())
+    }
 }
 
 /// `[filter.guard]`.
@@ -235,31 +201,34 @@ pub struct LbSection {
     pub vip: Vec<Spanned<VipEntry>>,
 }
 
-/// `[[lb.vip]]`: the arguments of `lb vip add` and its backends.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VipEntry {
-    /// `ADDRESS:PORT/tcp|udp` (required).
-    pub vip: Option<Spanned<String>>,
-    /// ipip (default) or gue.
-    pub encap: Option<Spanned<Encap>>,
-    /// The backends' GUE port (with gue).
-    pub gue_port: Option<Spanned<Scalar>>,
-    /// source-hash, no-conntrack.
-    pub flags: Option<Spanned<Items>>,
-    /// The Maglev table size, a prime from 7 to 65537 (the default).
-    pub ring_size: Option<Spanned<u32>>,
-    /// The sources that may reach the VIP (IPv4 and IPv6 prefixes), as
-    /// `lb vip add --allow`; absent or empty: every source.
-    pub allow: Option<Spanned<Items>>,
+/// `[[lb.vip]]`: the request of `lb vip add` and `POST /v1/vips`
+/// ([`NewVip`]), with its health check and backends.
+pub type VipEntry = Entry<NewVip, VipChildren>;
+
+/// What hangs off a VIP in a file.
+#[derive(Debug, Default)]
+pub struct VipChildren {
     /// `[lb.vip.health]`: the options of `lb vip health`.
     pub health: Option<Spanned<HealthEntry>>,
     /// `[[lb.vip.backend]]`.
-    #[serde(default)]
     pub backend: Vec<Spanned<BackendEntry>>,
 }
 
-/// `[[lb.vip.backend]]`.
+impl Extras for VipChildren {
+    const KEYS: &'static [&'static str] = &["health", "backend"];
+
+    fn read<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        if key == "health" {
+            self.health = Some(map.next_value()?);
+        } else {
+            self.backend = map.next_value()?;
+        }
+        Ok(())
+    }
+}
+
+/// `[[lb.vip.backend]]`: the fields of [`crate::api::BackendWeight`] but
+/// the VIP, which is the enclosing one (a test holds the two together).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendEntry {

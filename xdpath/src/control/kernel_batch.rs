@@ -7,10 +7,7 @@ use std::io;
 
 use super::apply::ApplyError;
 use super::kernel::KernelMaps;
-
-const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
-const BPF_MAP_LOOKUP_AND_DELETE_BATCH: libc::c_long = 25;
-const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+use crate::bpf_syscall::{bpf, command};
 
 /// Entries per batch call: large enough that a change costs a few calls,
 /// small enough that the buffers stay small.
@@ -29,21 +26,40 @@ struct BatchAttr {
     flags: u64,
 }
 
-fn batch(command: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {
-    // SAFETY: `attr` is a valid bpf_attr for the batch commands; its
-    // pointers refer to live buffers of `count` keys and values.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            command,
-            attr as *mut BatchAttr,
-            size_of::<BatchAttr>(),
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
+impl BatchAttr {
+    /// A batch over `count` entries of the map `map_fd`, from the start
+    /// of the map (no position token in, none out), its keys and values
+    /// at `keys` and `values`.
+    fn new(map_fd: u32, keys: *const u8, values: *const u8, count: usize) -> Self {
+        Self {
+            in_batch: 0,
+            out_batch: 0,
+            keys: keys as u64,
+            values: values as u64,
+            count: count as u32,
+            map_fd,
+            elem_flags: 0,
+            flags: 0,
+        }
     }
-    Ok(())
+}
+
+/// One batch call; `Ok(true)` when it reached the end of the map (ENOENT,
+/// which the lookups return with the entries read before the end).
+///
+/// # Safety
+///
+/// `attr`'s pointers refer to live buffers of `attr.count` keys and values
+/// of the map's sizes (writable for the lookups) and to position tokens
+/// of the map's kind.
+unsafe fn batch(command: libc::c_long, attr: &mut BatchAttr) -> io::Result<bool> {
+    // SAFETY: `attr` is the bpf_attr of the batch commands, valid as the
+    // caller promised.
+    match unsafe { bpf(command, attr) } {
+        Ok(_) => Ok(false),
+        Err(error) if error.raw_os_error() == Some(libc::ENOENT) => Ok(true),
+        Err(error) => Err(error),
+    }
 }
 
 impl KernelMaps {
@@ -79,20 +95,18 @@ impl KernelMaps {
                 &before as *const u32 as u64
             },
             out_batch: &mut next as *mut u32 as u64,
-            keys: keys.as_mut_ptr() as u64,
-            values: values.as_mut_ptr() as u64,
-            count,
-            map_fd: self.fd(map),
-            elem_flags: 0,
-            flags: 0,
+            ..BatchAttr::new(
+                self.fd(map),
+                keys.as_mut_ptr().cast::<u8>(),
+                values.as_mut_ptr(),
+                count as usize,
+            )
         };
-        match batch(BPF_MAP_LOOKUP_BATCH, &mut attr) {
-            // ENOENT: the walk reached the end, with `count` entries read.
-            Err(error) if error.raw_os_error() != Some(libc::ENOENT) => {
-                return Err(ApplyError::Map { map, source: error })
-            }
-            _ => {}
-        }
+        // SAFETY: `count` writable keys and values of the array's sizes;
+        // the tokens are array indices (u32). Reaching the end is fine:
+        // all that matters is that `count` entries were read.
+        unsafe { batch(command::MAP_LOOKUP_BATCH, &mut attr) }
+            .map_err(|source| ApplyError::Map { map, source })?;
         if attr.count != count {
             return Err(ApplyError::Map {
                 map,
@@ -113,17 +127,12 @@ impl KernelMaps {
     ) -> Result<(), ApplyError> {
         let count = values.len() / value_size.max(1);
         let keys: Vec<u32> = (first..).take(count).collect();
-        let mut attr = BatchAttr {
-            in_batch: 0,
-            out_batch: 0,
-            keys: keys.as_ptr() as u64,
-            values: values.as_ptr() as u64,
-            count: count as u32,
-            map_fd: self.fd(map),
-            elem_flags: 0,
-            flags: 0,
-        };
-        batch(BPF_MAP_UPDATE_BATCH, &mut attr).map_err(|source| ApplyError::Map { map, source })?;
+        let (keys_at, values_at) = (keys.as_ptr().cast::<u8>(), values.as_ptr());
+        let mut attr = BatchAttr::new(self.fd(map), keys_at, values_at, count);
+        // SAFETY: `count` keys and values of the array's sizes, which the
+        // update only reads.
+        unsafe { batch(command::MAP_UPDATE_BATCH, &mut attr) }
+            .map_err(|source| ApplyError::Map { map, source })?;
         if attr.count as usize != count {
             return Err(ApplyError::Map {
                 map,
@@ -148,17 +157,12 @@ impl KernelMaps {
         let (key_size, value_size) = (keys.len() / count, values.len() / count);
         for start in (0..count).step_by(CHUNK) {
             let chunk = CHUNK.min(count - start);
-            let mut attr = BatchAttr {
-                in_batch: 0,
-                out_batch: 0,
-                keys: keys[start * key_size..].as_ptr() as u64,
-                values: values[start * value_size..].as_ptr() as u64,
-                count: chunk as u32,
-                map_fd: self.fd(map),
-                elem_flags: 0,
-                flags: 0,
-            };
-            batch(BPF_MAP_UPDATE_BATCH, &mut attr)
+            let keys_at = keys[start * key_size..].as_ptr();
+            let values_at = values[start * value_size..].as_ptr();
+            let mut attr = BatchAttr::new(self.fd(map), keys_at, values_at, chunk);
+            // SAFETY: `chunk` keys and values of the map's sizes from
+            // `start` on, which the update only reads.
+            unsafe { batch(command::MAP_UPDATE_BATCH, &mut attr) }
                 .map_err(|source| ApplyError::Map { map, source })?;
         }
         Ok(())
@@ -186,18 +190,12 @@ impl KernelMaps {
                     &position as *const u64 as u64
                 },
                 out_batch: &mut next as *mut u64 as u64,
-                keys: keys.as_mut_ptr() as u64,
-                values: values.as_mut_ptr() as u64,
-                count: CHUNK as u32,
-                map_fd: self.fd(map),
-                elem_flags: 0,
-                flags: 0,
+                ..BatchAttr::new(self.fd(map), keys.as_mut_ptr(), values.as_mut_ptr(), CHUNK)
             };
-            let done = match batch(BPF_MAP_LOOKUP_BATCH, &mut attr) {
-                Ok(()) => false,
-                Err(error) if error.raw_os_error() == Some(libc::ENOENT) => true,
-                Err(source) => return Err(ApplyError::Map { map, source }),
-            };
+            // SAFETY: CHUNK writable keys and values of the map's sizes;
+            // the tokens are u64, which hold a hash map's bucket number.
+            let done = unsafe { batch(command::MAP_LOOKUP_BATCH, &mut attr) }
+                .map_err(|source| ApplyError::Map { map, source })?;
             let count = (attr.count as usize).min(CHUNK);
             all_keys.extend_from_slice(&keys[..count * key_size]);
             all_values.extend_from_slice(&values[..count * value_size]);
@@ -222,23 +220,16 @@ impl KernelMaps {
             // A position token; u64 holds the hash map's bucket number.
             let mut position = 0u64;
             let mut attr = BatchAttr {
-                in_batch: 0,
                 out_batch: &mut position as *mut u64 as u64,
-                keys: keys.as_mut_ptr() as u64,
-                values: values.as_mut_ptr() as u64,
-                count: CHUNK as u32,
-                map_fd: self.fd(map),
-                elem_flags: 0,
-                flags: 0,
+                ..BatchAttr::new(self.fd(map), keys.as_mut_ptr(), values.as_mut_ptr(), CHUNK)
             };
             // Each call starts from the first bucket again: the entries
             // before it are gone.
-            match batch(BPF_MAP_LOOKUP_AND_DELETE_BATCH, &mut attr) {
-                Ok(()) => {}
-                Err(error) if error.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
-                Err(source) => return Err(ApplyError::Map { map, source }),
-            }
-            if attr.count == 0 {
+            // SAFETY: CHUNK writable keys and values of the map's sizes;
+            // the token is a u64.
+            let done = unsafe { batch(command::MAP_LOOKUP_AND_DELETE_BATCH, &mut attr) }
+                .map_err(|source| ApplyError::Map { map, source })?;
+            if done || attr.count == 0 {
                 return Ok(());
             }
         }

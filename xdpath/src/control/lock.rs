@@ -8,27 +8,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::ThreadId;
 
-use super::state::{self, StateFile};
+use super::state;
 use super::ControlError;
-
-/// A namespace's state file, locked and read: where the filter's and the
-/// balancer's sessions both start.
-pub struct LockedState<T> {
-    /// What the file holds (the empty state when there is none).
-    pub loaded: T,
-    /// The file.
-    pub path: PathBuf,
-    /// The namespace's lock, held until the session ends.
-    pub lock: StateLock,
-}
-
-/// Locks this namespace's state directory and reads `file` in it.
-pub fn lock_and_load<T: StateFile>(file: &str) -> Result<LockedState<T>, ControlError> {
-    let (dir, lock) = lock_state_dir()?;
-    let path = dir.join(file);
-    let loaded = state::load(&path)?;
-    Ok(LockedState { loaded, path, lock })
-}
 
 /// The held lock of a namespace's state directory. Released when the
 /// last handle of it is dropped.

@@ -16,6 +16,7 @@ pub mod interfaces;
 pub mod kernel;
 mod kernel_batch;
 pub mod lock;
+pub mod locked_state;
 pub mod ops;
 pub mod parse;
 pub mod readback;

@@ -9,7 +9,7 @@ use super::session::Session;
 use super::state::BlockSpec;
 use super::state::{LimitKey, LimitSpec};
 use super::{interface_index, wall_now, ControlError};
-use crate::api::requests::{LimitArgs, NewBlock, PrefixQuery, RuleArgs};
+use crate::api::requests::{LimitArgs, Naming, NewBlock, PrefixQuery, RequestError, RuleArgs};
 use crate::text::quote;
 use xdpath_core::filter::{MAX_RATE_LIMITS, MAX_RULES};
 
@@ -138,75 +138,77 @@ pub fn allocate_ids(
 
 /// The rate limit `ratelimit add` makes of its arguments, checked.
 pub fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, ControlError> {
-    let number = |name: &str, text: &Option<String>| -> Result<Option<u64>, ControlError> {
-        text.as_deref()
-            .map(|text| parse_number(name, text))
-            .transpose()
+    Ok(check_limit(args, id, Naming::Flags)?)
+}
+
+/// The rate limit a request asks for, checked; a mistake names its field
+/// in the words of `naming` (the CLI's flags, or a config file's keys).
+pub fn check_limit(args: &LimitArgs, id: u32, naming: Naming) -> Result<LimitSpec, RequestError> {
+    let refuse = |field: &'static str, why: String| RequestError {
+        field: Some(field),
+        message: format!("{} {why}", naming.name(field)),
     };
-    let pps = number("--pps", &args.pps)?;
-    let bps = number("--bps", &args.bps)?;
+    let number = |field: &'static str, text: &Option<String>| match text.as_deref() {
+        None => Ok(None),
+        Some(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| refuse(field, format!("{} is not a number", quote(text)))),
+    };
+    let pps = number("pps", &args.pps)?;
+    let bps = number("bps", &args.bps)?;
     if pps.is_none() && bps.is_none() {
-        return Err(ControlError::Usage("give --pps or --bps (or both)".into()));
+        let (pps, bps) = (naming.name("pps"), naming.name("bps"));
+        return Err(RequestError {
+            field: None,
+            message: format!("give {pps} or {bps} (or both)"),
+        });
     }
-    let aggregate = |name: &str, text: &Option<String>, default: u8| -> Result<u8, ControlError> {
-        match text {
-            None => Ok(default),
-            Some(text) => match text.trim().parse::<u8>() {
-                Ok(length) if length <= default => Ok(length),
-                _ => Err(ControlError::Usage(format!(
-                    "{name} {} is out of range (0-{default})",
-                    quote(text)
-                ))),
-            },
+    let aggregate = |field: &'static str, text: &Option<String>, default: u8| match text {
+        None => Ok(default),
+        Some(text) => match text.trim().parse::<u8>() {
+            Ok(length) if length <= default => Ok(length),
+            _ => Err(refuse(
+                field,
+                format!("{} is out of range (0-{default})", quote(text)),
+            )),
+        },
+    };
+    let per = match args.per.as_str() {
+        "src" => LimitKey::Src,
+        "dst" => LimitKey::Dst,
+        other => {
+            let why = format!("{} is not src or dst", quote(other));
+            return Err(refuse("per", why));
         }
     };
-    let usage = |error: crate::lb::LbError| ControlError::Usage(error.to_string());
-    if let Some(owner) = &args.owner {
-        crate::lb::edit::check_owner(owner).map_err(usage)?;
-    }
-    let vip = args
-        .vip
+    let parsed = |field: &'static str, error: super::parse::ParseError| RequestError {
+        field: Some(field),
+        message: error.to_string(),
+    };
+    let protocol = args
+        .proto
         .as_deref()
-        .map(crate::lb::edit::parse_vip)
-        .transpose()
-        .map_err(usage)?;
-    let mut protocol = args.proto.as_deref().map(parse_protocol).transpose()?;
-    if let Some(vip) = &vip {
-        if args.scope.is_some() {
-            return Err(ControlError::Usage(
-                "--vip and --scope cannot be combined (a VIP's limit is scoped to its address)"
-                    .into(),
-            ));
-        }
-        let number = vip.protocol.number();
-        if protocol.is_some_and(|given| given != number) {
-            return Err(ControlError::Usage(format!(
-                "--proto differs from VIP {vip}'s protocol"
-            )));
-        }
-        protocol = Some(number);
-    }
+        .map(|text| parse_protocol(text).map_err(|error| parsed("proto", error)))
+        .transpose()?;
+    let (vip, protocol) = vip_scope(args, protocol, naming)?;
     Ok(LimitSpec {
         id,
         packets_per_second: pps,
-        burst_packets: number("--burst", &args.burst)?.or(pps).unwrap_or(0),
+        burst_packets: number("burst", &args.burst)?.or(pps).unwrap_or(0),
         bytes_per_second: bps,
-        burst_bytes: number("--burst-bytes", &args.burst_bytes)?
+        burst_bytes: number("burst_bytes", &args.burst_bytes)?
             .or(bps)
             .unwrap_or(0),
-        per: match args.per.as_str() {
-            "src" => LimitKey::Src,
-            "dst" => LimitKey::Dst,
-            other => {
-                return Err(ControlError::Usage(format!(
-                    "invalid --per {} (expected src or dst)",
-                    quote(other)
-                )))
-            }
-        },
-        aggregate_v4: aggregate("--aggregate-v4", &args.aggregate_v4, 32)?,
-        aggregate_v6: aggregate("--aggregate-v6", &args.aggregate_v6, 128)?,
-        scope: args.scope.as_deref().map(parse_cidr).transpose()?,
+        per,
+        aggregate_v4: aggregate("aggregate_v4", &args.aggregate_v4, 32)?,
+        aggregate_v6: aggregate("aggregate_v6", &args.aggregate_v6, 128)?,
+        scope: args
+            .scope
+            .as_deref()
+            .map(|text| parse_cidr(text).map_err(|error| parsed("scope", error)))
+            .transpose()?,
         protocol,
         syn_only: args.syn,
         monitor: args.monitor,
@@ -214,6 +216,46 @@ pub fn limit_spec(args: &LimitArgs, id: u32) -> Result<LimitSpec, ControlError> 
         to: vip.map(|vip| host_prefix(vip.address)),
         owner: args.owner.clone(),
     })
+}
+
+/// A limit's VIP (`vip`: only frames to its address and protocol) and the
+/// protocol it then has; the owner checked too.
+fn vip_scope(
+    args: &LimitArgs,
+    protocol: Option<u8>,
+    naming: Naming,
+) -> Result<(Option<crate::lb::state::VipId>, Option<u8>), RequestError> {
+    let lb_error = |field: &'static str| {
+        move |error: crate::lb::LbError| RequestError {
+            field: Some(field),
+            message: error.to_string(),
+        }
+    };
+    if let Some(owner) = &args.owner {
+        crate::lb::edit::check_owner(owner).map_err(lb_error("owner"))?;
+    }
+    let Some(text) = args.vip.as_deref() else {
+        return Ok((None, protocol));
+    };
+    let vip = crate::lb::edit::parse_vip(text).map_err(lb_error("vip"))?;
+    if args.scope.is_some() {
+        return Err(RequestError {
+            field: Some("scope"),
+            message: format!(
+                "{} and {} cannot be combined (a VIP's limit is scoped to its address)",
+                naming.name("vip"),
+                naming.name("scope")
+            ),
+        });
+    }
+    let number = vip.protocol.number();
+    if protocol.is_some_and(|given| given != number) {
+        return Err(RequestError {
+            field: Some("proto"),
+            message: format!("{} differs from VIP {vip}'s protocol", naming.name("proto")),
+        });
+    }
+    Ok((Some(vip), Some(number)))
 }
 
 /// The host prefix of an address (/32 or /128).
@@ -230,10 +272,4 @@ pub fn host_prefix(address: std::net::IpAddr) -> Cidr {
             ipv4: false,
         },
     }
-}
-
-fn parse_number(name: &str, text: &str) -> Result<u64, ControlError> {
-    text.trim()
-        .parse()
-        .map_err(|_| ControlError::Usage(format!("{name} {} is not a number", quote(text))))
 }

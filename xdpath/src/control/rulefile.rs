@@ -25,14 +25,7 @@ impl RuleArgs {
     /// The rule (id 0: not yet given one).
     pub fn to_spec(&self) -> Result<RuleSpec, ControlError> {
         let action = match self.action.as_deref() {
-            Some("drop") | Some("deny") => RuleAction::Drop,
-            Some("pass") | Some("allow") => RuleAction::Pass,
-            Some(other) => {
-                return Err(ControlError::Usage(format!(
-                    "invalid action {} (expected drop or pass)",
-                    quote(other)
-                )))
-            }
+            Some(text) => parse_action(text)?,
             None => return Err(ControlError::Usage("--action drop|pass is required".into())),
         };
         if self.src.is_none() && self.dst.is_none() {
@@ -43,10 +36,13 @@ impl RuleArgs {
             sources: self
                 .src
                 .as_deref()
-                .map(parse_cidr)
+                .map(|list| {
+                    list.split(',')
+                        .map(|one| parse_cidr(one.trim()))
+                        .collect::<Result<_, _>>()
+                })
                 .transpose()?
-                .into_iter()
-                .collect(),
+                .unwrap_or_default(),
             destination: self.dst.as_deref().map(parse_cidr).transpose()?,
             protocol: self.proto.as_deref().map(parse_protocol).transpose()?,
             ports: self.dport.as_deref().map(parse_port_range).transpose()?,
@@ -55,6 +51,18 @@ impl RuleArgs {
             interface: self.iface.clone(),
             monitor: self.monitor,
         })
+    }
+}
+
+/// Parses a rule's action: `drop` (or `deny`), `pass` (or `allow`).
+pub fn parse_action(text: &str) -> Result<RuleAction, ControlError> {
+    match text {
+        "drop" | "deny" => Ok(RuleAction::Drop),
+        "pass" | "allow" => Ok(RuleAction::Pass),
+        other => Err(ControlError::Usage(format!(
+            "invalid action {} (expected drop or pass)",
+            quote(other)
+        ))),
     }
 }
 

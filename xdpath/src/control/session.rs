@@ -8,30 +8,24 @@
 //! emptied by another tool, the next change installs everything the kernel
 //! lacks and removes everything it holds that the state does not.
 
-use std::path::PathBuf;
-
 use super::apply::{apply, prepare, InstallError};
-use super::commit_marker::CommitMarker;
 use super::compile::{compile_rules, compile_settings};
 use super::kernel::KernelMaps;
-use super::lock::{lock_and_load, LockedState};
 pub use super::lock::{lock_state_dir, StateLock};
+use super::locked_state::LockedState;
 use super::readback::{self, InstalledView};
-use super::state::{self, FilterState, STATE_FILE};
+use super::state::{FilterState, STATE_FILE};
 use super::{interface_index, wall_now, ControlError};
 
 /// The state of this namespace, locked, with its kernel maps.
 pub struct Session {
     /// The desired state; commands change it, [`Session::commit`] installs it.
     pub state: FilterState,
-    /// What the state file held when the session was opened.
-    loaded: FilterState,
-    /// What the maps hold (read back), and how it differs from `loaded`;
-    /// none for a read-only session.
+    /// What the maps hold (read back), and how it differs from what the
+    /// state file held; none for a read-only session.
     installed: Option<InstalledView>,
-    maps: Option<KernelMaps>,
-    path: PathBuf,
-    _lock: StateLock,
+    /// The state file as it was read, the maps and the lock.
+    locked: LockedState<FilterState>,
 }
 
 impl Session {
@@ -39,18 +33,13 @@ impl Session {
     /// filter maps and reads them back. Expired blocklist entries are swept
     /// from the state; the next commit removes them from the map.
     pub fn open() -> Result<Self, ControlError> {
-        let LockedState { loaded, path, lock } = lock_and_load::<FilterState>(STATE_FILE)?;
-        let (maps, _created) = KernelMaps::open_shared()?;
-        let installed = read_back(&maps, &loaded)?;
-        let mut state = loaded.clone();
+        let (locked, installed) = LockedState::for_change(STATE_FILE, read_back)?;
+        let mut state = locked.loaded.clone();
         state.sweep_expired(wall_now());
         Ok(Self {
             state,
-            loaded,
             installed: Some(installed),
-            maps: Some(maps),
-            path,
-            _lock: lock,
+            locked,
         })
     }
 
@@ -58,21 +47,17 @@ impl Session {
     /// reads: the maps are opened if they exist (never created) and not
     /// read back; [`Session::commit`] changes nothing.
     pub fn read() -> Result<Self, ControlError> {
-        let LockedState { loaded, path, lock } = lock_and_load::<FilterState>(STATE_FILE)?;
-        let maps = KernelMaps::open_existing()?;
+        let locked = LockedState::<FilterState>::for_reading(STATE_FILE)?;
         Ok(Self {
-            state: loaded.clone(),
-            loaded,
+            state: locked.loaded.clone(),
             installed: None,
-            maps,
-            path,
-            _lock: lock,
+            locked,
         })
     }
 
     /// The maps, for reading counters; none when this namespace has none.
     pub fn maps(&self) -> Option<&KernelMaps> {
-        self.maps.as_ref()
+        self.locked.maps.as_ref()
     }
 
     /// How the kernel's maps differ from the state file, one line each
@@ -82,9 +67,9 @@ impl Session {
         if let Some(installed) = &self.installed {
             return Ok(installed.differences.clone());
         }
-        match &self.maps {
-            Some(maps) => Ok(read_back(maps, &self.loaded)?.differences),
-            None if self.loaded == FilterState::default() => Ok(Vec::new()),
+        match &self.locked.maps {
+            Some(maps) => Ok(read_back(maps, &self.locked.loaded)?.differences),
+            None if self.locked.loaded == FilterState::default() => Ok(Vec::new()),
             None => Ok(vec![
                 "the kernel has no filter maps in this network namespace (nothing is attached since they were lost): nothing of this state is enforced".into(),
             ]),
@@ -103,7 +88,7 @@ impl Session {
 
     /// Whether [`Session::commit`] would write anything.
     pub fn pending(&self) -> bool {
-        self.state != self.loaded
+        self.state != self.locked.loaded
             || self
                 .installed
                 .as_ref()
@@ -112,7 +97,7 @@ impl Session {
 
     /// The state as the file held it when the session was opened.
     pub fn loaded(&self) -> &FilterState {
-        &self.loaded
+        &self.locked.loaded
     }
 
     /// Compiles the state (refusing it before any write if it is invalid),
@@ -121,30 +106,31 @@ impl Session {
     /// leaves a state file the kernel does not match, which the next
     /// session finds by reading back and puts right.
     pub fn commit(mut self) -> Result<(), ControlError> {
-        let (Some(installed), Some(maps)) = (self.installed.take(), self.maps.as_mut()) else {
+        let (Some(installed), Some(mut maps)) = (self.installed.take(), self.locked.maps.take())
+        else {
             return Ok(());
         };
-        if installed.differences.is_empty() && self.state == self.loaded {
+        if installed.differences.is_empty() && self.state == self.locked.loaded {
             return Ok(());
         }
         let resolve = |name: &str| interface_index(name);
         let prepared = prepare(
-            maps,
+            &maps,
             &installed.state,
             &self.state,
             &resolve,
             installed.rules_differ,
         )
         .map_err(install_error)?;
-        let marker = CommitMarker::begin(&self.path)?;
-        apply(maps, &installed.state, &self.state, &prepared, wall_now())?;
-        let changed = self.state != self.loaded;
-        if changed {
-            state::save(&self.path, &self.state)?;
-        }
-        state::save_installed_copy(&self.path, &self.state, changed)?;
-        marker.end();
-        Ok(())
+        let marker = self.locked.begin_commit()?;
+        apply(
+            &mut maps,
+            &installed.state,
+            &self.state,
+            &prepared,
+            wall_now(),
+        )?;
+        self.locked.finish_commit(&self.state, marker)
     }
 
     /// How the kernel's maps differ from `state` (for rebuilding a state
@@ -160,7 +146,7 @@ impl Session {
 
     /// Hits of a rule id (0 when the namespace has no maps).
     pub fn rule_hits(&self, id: u32) -> Result<u64, ControlError> {
-        match &self.maps {
+        match &self.locked.maps {
             Some(maps) => Ok(super::apply::FilterTarget::rule_hits(maps, id)?),
             None => Ok(0),
         }
@@ -169,7 +155,7 @@ impl Session {
     /// Drops of the rate limit at `index` (0 when the namespace has no
     /// maps).
     pub fn limit_drops(&self, index: u32) -> Result<u64, ControlError> {
-        match &self.maps {
+        match &self.locked.maps {
             Some(maps) => Ok(super::apply::FilterTarget::limit_drops(maps, index)?),
             None => Ok(0),
         }

@@ -139,35 +139,12 @@ fn pin_all(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    {
-        let map = loaded
-            .ebpf
-            .map_mut(abi::map::META)
-            .ok_or(DataplaneError::Map {
-                name: abi::map::META,
-                source: aya::maps::MapError::InvalidName {
-                    name: abi::map::META.into(),
-                },
-            })?;
-        let mut meta: Array<&mut MapData, PodMeta> =
-            Array::try_from(map).map_err(|source| DataplaneError::Map {
-                name: abi::map::META,
-                source,
-            })?;
-        meta.set(
-            0,
-            PodMeta(AttachMeta {
-                attached_at_ns,
-                ifindex,
-                mode: mode.code(),
-            }),
-            0,
-        )
-        .map_err(|source| DataplaneError::Map {
-            name: abi::map::META,
-            source,
-        })?;
-    }
+    let meta = AttachMeta {
+        attached_at_ns,
+        ifindex,
+        mode: mode.code(),
+    };
+    loaded.set_first_entry(abi::map::META, PodMeta(meta))?;
     for name in [
         abi::map::CONFIG,
         abi::map::COUNTERS,
@@ -320,14 +297,7 @@ pub fn status(interface: &str) -> Result<InterfaceStatus, DataplaneError> {
 
 /// The config an attached interface's program runs with.
 pub fn read_interface_config(interface: &str) -> Result<InterfaceConfig, DataplaneError> {
-    let array = interface_config_map(interface)?;
-    array
-        .get(&0, 0)
-        .map(|config| config.0)
-        .map_err(|source| DataplaneError::Map {
-            name: abi::map::CONFIG,
-            source,
-        })
+    config_in(&interface_config_map(interface)?)
 }
 
 /// Changes an attached interface's config in place (one map write, seen
@@ -337,22 +307,20 @@ pub fn update_interface_config(
     change: impl FnOnce(&mut InterfaceConfig),
 ) -> Result<InterfaceConfig, DataplaneError> {
     let mut array = interface_config_map(interface)?;
-    let mut config =
-        array
-            .get(&0, 0)
-            .map(|config| config.0)
-            .map_err(|source| DataplaneError::Map {
-                name: abi::map::CONFIG,
-                source,
-            })?;
+    let mut config = config_in(&array)?;
     change(&mut config);
     array
         .set(0, PodConfig(config), 0)
-        .map_err(|source| DataplaneError::Map {
-            name: abi::map::CONFIG,
-            source,
-        })?;
+        .map_err(DataplaneError::of_map(abi::map::CONFIG))?;
     Ok(config)
+}
+
+/// The config in an interface's `CONFIG` map.
+fn config_in(array: &Array<MapData, PodConfig>) -> Result<InterfaceConfig, DataplaneError> {
+    array
+        .get(&0, 0)
+        .map(|config| config.0)
+        .map_err(DataplaneError::of_map(abi::map::CONFIG))
 }
 
 fn interface_config_map(interface: &str) -> Result<Array<MapData, PodConfig>, DataplaneError> {
@@ -362,15 +330,8 @@ fn interface_config_map(interface: &str) -> Result<Array<MapData, PodConfig>, Da
             name: interface.into(),
         });
     }
-    let data =
-        MapData::from_pin(pins.path(abi::map::CONFIG)).map_err(|source| DataplaneError::Map {
-            name: abi::map::CONFIG,
-            source,
-        })?;
-    Array::<MapData, PodConfig>::try_from(Map::Array(data)).map_err(|source| DataplaneError::Map {
-        name: abi::map::CONFIG,
-        source,
-    })
+    let path = pins.path(abi::map::CONFIG);
+    open_pinned_map(abi::map::CONFIG, &path, Map::Array, Array::try_from)
 }
 
 /// The counters of an attached interface, summed over CPUs.
@@ -382,16 +343,11 @@ pub fn interface_counters(interface: &str) -> Result<Vec<Counter>, DataplaneErro
         });
     }
     let path = pins.path(abi::map::COUNTERS);
-    let data = MapData::from_pin(&path).map_err(|source| DataplaneError::Map {
-        name: abi::map::COUNTERS,
-        source,
-    })?;
-    let array =
-        PerCpuArray::<MapData, PodCounter>::try_from(Map::PerCpuArray(data)).map_err(|source| {
-            DataplaneError::Map {
-                name: abi::map::COUNTERS,
-                source,
-            }
-        })?;
+    let array: PerCpuArray<MapData, PodCounter> = open_pinned_map(
+        abi::map::COUNTERS,
+        &path,
+        Map::PerCpuArray,
+        PerCpuArray::try_from,
+    )?;
     sum_counters(&array)
 }

@@ -177,6 +177,21 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+impl DataplaneError {
+    /// The object has no map `name`.
+    pub(crate) fn missing_map(name: &'static str) -> Self {
+        Self::Map {
+            name,
+            source: aya::maps::MapError::InvalidName { name: name.into() },
+        }
+    }
+
+    /// What a failure on the map `name` becomes (for `map_err`).
+    pub(crate) fn of_map(name: &'static str) -> impl Fn(aya::maps::MapError) -> Self {
+        move |source| Self::Map { name, source }
+    }
+}
+
 /// What to try instead when a mode is refused.
 fn mode_hint(mode: &str) -> &'static str {
     match mode {

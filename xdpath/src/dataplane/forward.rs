@@ -51,14 +51,12 @@ fn ports() -> Result<DevMapHash<MapData>, DataplaneError> {
 }
 
 fn open_ports(path: &Path) -> Result<DevMapHash<MapData>, DataplaneError> {
-    let data = MapData::from_pin(path).map_err(|source| DataplaneError::Map {
-        name: abi::map::FORWARD_PORTS,
-        source,
-    })?;
-    DevMapHash::try_from(Map::DevMapHash(data)).map_err(|source| DataplaneError::Map {
-        name: abi::map::FORWARD_PORTS,
-        source,
-    })
+    super::open_pinned_map(
+        abi::map::FORWARD_PORTS,
+        path,
+        Map::DevMapHash,
+        DevMapHash::try_from,
+    )
 }
 
 /// Turns forwarding on or off for an attached interface.

@@ -6,7 +6,8 @@
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+use crate::bpf_syscall::{bpf, command};
+
 /// `bpf_link_info.xdp.ifindex`: after `type`, `id` and `prog_id` (three
 /// u32) the union starts 8-aligned, at byte 16.
 const XDP_IFINDEX_OFFSET: usize = 16;
@@ -29,18 +30,8 @@ pub(super) fn xdp_link_ifindex(path: &Path) -> Option<u32> {
         info: info.as_mut_ptr() as u64,
     };
     // SAFETY: `attr` is a valid bpf_attr for BPF_OBJ_GET_INFO_BY_FD; its
-    // pointer refers to `info`, alive for the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_GET_INFO_BY_FD,
-            &mut attr as *mut InfoAttr,
-            size_of::<InfoAttr>(),
-        )
-    };
-    if rc < 0 {
-        return None;
-    }
+    // pointer refers to `info`, alive for the call and `info_len` long.
+    unsafe { bpf(command::OBJ_GET_INFO_BY_FD, &mut attr) }.ok()?;
     let bytes = info.get(XDP_IFINDEX_OFFSET..XDP_IFINDEX_OFFSET + 4)?;
     Some(u32::from_ne_bytes(bytes.try_into().ok()?))
 }

@@ -313,6 +313,19 @@ fn if_index(name: &str) -> Option<u32> {
     (index != 0).then_some(index)
 }
 
+/// The map `name` pinned at `path`, typed: `wrap` names its kind
+/// (`Map::Array`, ...) and `convert` makes the typed map of it
+/// (`Array::try_from`, ...).
+pub(crate) fn open_pinned_map<T>(
+    name: &'static str,
+    path: &Path,
+    wrap: impl FnOnce(aya::maps::MapData) -> aya::maps::Map,
+    convert: impl FnOnce(aya::maps::Map) -> Result<T, aya::maps::MapError>,
+) -> Result<T, DataplaneError> {
+    let data = aya::maps::MapData::from_pin(path).map_err(DataplaneError::of_map(name))?;
+    convert(wrap(data)).map_err(DataplaneError::of_map(name))
+}
+
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> DataplaneError + '_ {
     move |source| DataplaneError::Io {
         path: path.to_path_buf(),

@@ -103,42 +103,42 @@ impl LoadedProgram {
         let balance_fd = self.stage_fd(abi::program::BALANCE)?;
         let forward_fd = self.stage_fd(abi::program::FORWARD)?;
         let steer_fd = self.stage_fd(abi::program::STEER)?;
-        let map = self
-            .ebpf
-            .map_mut(abi::map::STAGES)
-            .ok_or(DataplaneError::Map {
-                name: abi::map::STAGES,
-                source: aya::maps::MapError::InvalidName {
-                    name: abi::map::STAGES.into(),
-                },
-            })?;
+        let map_error = DataplaneError::of_map(abi::map::STAGES);
+        let map = self.object_map_mut(abi::map::STAGES)?;
         let mut stages: ProgramArray<&mut MapData> =
-            ProgramArray::try_from(map).map_err(|source| DataplaneError::Map {
-                name: abi::map::STAGES,
-                source,
-            })?;
-        let map_error = |source| DataplaneError::Map {
-            name: abi::map::STAGES,
-            source,
-        };
-        stages
-            .set(abi::stage::FILTER, &filter_fd, 0)
-            .map_err(map_error)?;
-        if let Some(fd) = syncookie_fd {
-            stages
-                .set(abi::stage::SYNCOOKIE, &fd, 0)
-                .map_err(map_error)?;
-        }
-        if let Some(fd) = balance_fd {
-            stages.set(abi::stage::BALANCE, &fd, 0).map_err(map_error)?;
-        }
-        if let Some(fd) = forward_fd {
-            stages.set(abi::stage::FORWARD, &fd, 0).map_err(map_error)?;
-        }
-        if let Some(fd) = steer_fd {
-            stages.set(abi::stage::STEER, &fd, 0).map_err(map_error)?;
+            ProgramArray::try_from(map).map_err(&map_error)?;
+        for (slot, fd) in [
+            (abi::stage::FILTER, Some(filter_fd)),
+            (abi::stage::SYNCOOKIE, syncookie_fd),
+            (abi::stage::BALANCE, balance_fd),
+            (abi::stage::FORWARD, forward_fd),
+            (abi::stage::STEER, steer_fd),
+        ] {
+            if let Some(fd) = fd {
+                stages.set(slot, &fd, 0).map_err(&map_error)?;
+            }
         }
         Ok(())
+    }
+
+    /// The map `name` of the object, to be typed.
+    fn object_map_mut(&mut self, name: &'static str) -> Result<&mut Map, DataplaneError> {
+        self.ebpf
+            .map_mut(name)
+            .ok_or_else(|| DataplaneError::missing_map(name))
+    }
+
+    /// Writes `value` into the first entry of the array map `name` (a
+    /// one-entry map: the config, the attach note, a plan).
+    pub(super) fn set_first_entry<V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+        value: V,
+    ) -> Result<(), DataplaneError> {
+        let map = self.object_map_mut(name)?;
+        let mut array: Array<&mut MapData, V> =
+            Array::try_from(map).map_err(DataplaneError::of_map(name))?;
+        array.set(0, value, 0).map_err(DataplaneError::of_map(name))
     }
 
     /// A loaded stage program's fd, or `None` when the object has no such
@@ -223,10 +223,7 @@ impl LoadedProgram {
     /// A new file descriptor of one of the program's maps (the filter's
     /// control plane writes the maps of a program loaded for tests).
     pub fn map_fd(&self, name: &'static str) -> Result<std::os::fd::OwnedFd, DataplaneError> {
-        let missing = || DataplaneError::Map {
-            name,
-            source: aya::maps::MapError::InvalidName { name: name.into() },
-        };
+        let missing = || DataplaneError::missing_map(name);
         let data = match self.ebpf.map(name).ok_or_else(missing)? {
             Map::Array(data)
             | Map::PerCpuArray(data)
@@ -274,26 +271,7 @@ impl LoadedProgram {
 
     /// Writes the interface config.
     pub fn set_config(&mut self, config: InterfaceConfig) -> Result<(), DataplaneError> {
-        let map = self
-            .ebpf
-            .map_mut(abi::map::CONFIG)
-            .ok_or(DataplaneError::Map {
-                name: abi::map::CONFIG,
-                source: aya::maps::MapError::InvalidName {
-                    name: abi::map::CONFIG.into(),
-                },
-            })?;
-        let mut array: Array<&mut MapData, PodConfig> =
-            Array::try_from(map).map_err(|source| DataplaneError::Map {
-                name: abi::map::CONFIG,
-                source,
-            })?;
-        array
-            .set(0, PodConfig(config), 0)
-            .map_err(|source| DataplaneError::Map {
-                name: abi::map::CONFIG,
-                source,
-            })
+        self.set_first_entry(abi::map::CONFIG, PodConfig(config))
     }
 
     /// Runs the program once on `frame` through `BPF_PROG_TEST_RUN`.
@@ -383,26 +361,7 @@ impl LoadedProgram {
             abi::program::REDIRECT,
             InterfaceConfig::default(),
         )?;
-        let map = loaded
-            .ebpf
-            .map_mut(abi::map::REDIRECT_TO)
-            .ok_or(DataplaneError::Map {
-                name: abi::map::REDIRECT_TO,
-                source: aya::maps::MapError::InvalidName {
-                    name: abi::map::REDIRECT_TO.into(),
-                },
-            })?;
-        let mut array: Array<&mut MapData, u32> =
-            Array::try_from(map).map_err(|source| DataplaneError::Map {
-                name: abi::map::REDIRECT_TO,
-                source,
-            })?;
-        array
-            .set(0, ifindex, 0)
-            .map_err(|source| DataplaneError::Map {
-                name: abi::map::REDIRECT_TO,
-                source,
-            })?;
+        loaded.set_first_entry(abi::map::REDIRECT_TO, ifindex)?;
         Ok(loaded)
     }
 
@@ -414,19 +373,7 @@ impl LoadedProgram {
             abi::program::FLOOD,
             InterfaceConfig::default(),
         )?;
-        let map_error = |source| DataplaneError::Map {
-            name: abi::map::FLOOD_PLAN,
-            source,
-        };
-        let map = loaded.ebpf.map_mut(abi::map::FLOOD_PLAN).ok_or(map_error(
-            aya::maps::MapError::InvalidName {
-                name: abi::map::FLOOD_PLAN.into(),
-            },
-        ))?;
-        let bytes = plan.to_bytes();
-        let mut array: Array<&mut MapData, [u8; size_of::<xdpath_core::flood::FloodPlan>()]> =
-            Array::try_from(map).map_err(map_error)?;
-        array.set(0, bytes, 0).map_err(map_error)?;
+        loaded.set_first_entry(abi::map::FLOOD_PLAN, plan.to_bytes())?;
         Ok(loaded)
     }
 
@@ -436,11 +383,11 @@ impl LoadedProgram {
         &mut self,
         name: &'static str,
     ) -> Result<aya::maps::RingBuf<MapData>, DataplaneError> {
-        let map = self.ebpf.take_map(name).ok_or(DataplaneError::Map {
-            name,
-            source: aya::maps::MapError::InvalidName { name: name.into() },
-        })?;
-        aya::maps::RingBuf::try_from(map).map_err(|source| DataplaneError::Map { name, source })
+        let map = self
+            .ebpf
+            .take_map(name)
+            .ok_or_else(|| DataplaneError::missing_map(name))?;
+        aya::maps::RingBuf::try_from(map).map_err(DataplaneError::of_map(name))
     }
 
     /// The counters, summed over CPUs, indexed by `counter_index`.
@@ -448,17 +395,9 @@ impl LoadedProgram {
         let map = self
             .ebpf
             .map(abi::map::COUNTERS)
-            .ok_or(DataplaneError::Map {
-                name: abi::map::COUNTERS,
-                source: aya::maps::MapError::InvalidName {
-                    name: abi::map::COUNTERS.into(),
-                },
-            })?;
+            .ok_or_else(|| DataplaneError::missing_map(abi::map::COUNTERS))?;
         let array: PerCpuArray<&MapData, PodCounter> =
-            PerCpuArray::try_from(map).map_err(|source| DataplaneError::Map {
-                name: abi::map::COUNTERS,
-                source,
-            })?;
+            PerCpuArray::try_from(map).map_err(DataplaneError::of_map(abi::map::COUNTERS))?;
         sum_counters(&array)
     }
 }
@@ -478,10 +417,7 @@ pub(super) fn sum_counters<T: std::borrow::Borrow<MapData>>(
     for (index, sum) in sums.iter_mut().enumerate() {
         let values = array
             .get(&(index as u32), 0)
-            .map_err(|source| DataplaneError::Map {
-                name: abi::map::COUNTERS,
-                source,
-            })?;
+            .map_err(DataplaneError::of_map(abi::map::COUNTERS))?;
         for value in values.iter() {
             sum.packets += value.0.packets;
             sum.bytes += value.0.bytes;

@@ -36,6 +36,7 @@ use aya::programs::links::{FdLink, LinkType, PinnedLink};
 
 use super::attach::{link_alive, read_meta};
 use super::*;
+use crate::bpf_syscall::{bpf, command};
 
 /// What [`reload`] did.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -95,10 +96,8 @@ pub fn reload(interface: &str) -> Result<ReloadReport, DataplaneError> {
     let old_program = program_fd(old_id)?;
     // Held until the old program can no longer run (see `retire`).
     let stages_path = pins.path(abi::map::STAGES);
-    let old_stages = MapData::from_pin(&stages_path).map_err(|source| DataplaneError::Map {
-        name: abi::map::STAGES,
-        source,
-    })?;
+    let old_stages =
+        MapData::from_pin(&stages_path).map_err(DataplaneError::of_map(abi::map::STAGES))?;
 
     // Leftovers of a reload that was killed: nobody else uses these names
     // while we hold the lock. If it was killed after its swap, the running
@@ -221,12 +220,7 @@ fn load_and_swap(
     loaded
         .ebpf
         .map(abi::map::STAGES)
-        .ok_or(DataplaneError::Map {
-            name: abi::map::STAGES,
-            source: aya::maps::MapError::InvalidName {
-                name: abi::map::STAGES.into(),
-            },
-        })?
+        .ok_or_else(|| DataplaneError::missing_map(abi::map::STAGES))?
         .pin(&next_stages)
         .map_err(|source| DataplaneError::Pin {
             path: next_stages.clone(),
@@ -326,8 +320,6 @@ fn remove_if_present(path: &Path) -> Result<(), DataplaneError> {
 
 // ---- the two bpf(2) commands aya 0.14 does not offer in the form needed
 
-const BPF_OBJ_GET: libc::c_long = 7;
-const BPF_LINK_UPDATE: libc::c_long = 29;
 const BPF_F_REPLACE: u32 = 1 << 2;
 
 /// `union bpf_attr` for `BPF_OBJ_GET`: its first fields; the kernel treats
@@ -352,24 +344,14 @@ struct LinkUpdateAttr {
 pub(super) fn obj_get(path: &Path) -> io::Result<OwnedFd> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let attr = ObjGetAttr {
+    let mut attr = ObjGetAttr {
         pathname: c_path.as_ptr() as u64,
         bpf_fd: 0,
         file_flags: 0,
     };
     // SAFETY: bpf(2) reads `attr` (and the path it points to, alive for
-    // the call) and returns a new fd or -1.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_GET,
-            &attr as *const ObjGetAttr,
-            std::mem::size_of::<ObjGetAttr>(),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // the call) and returns a new fd.
+    let fd = unsafe { bpf(command::OBJ_GET, &mut attr) }?;
     // SAFETY: the kernel just gave us this fd (O_CLOEXEC); we own it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
@@ -382,23 +364,13 @@ fn link_update(
     new_program: BorrowedFd<'_>,
     old_program: BorrowedFd<'_>,
 ) -> io::Result<()> {
-    let attr = LinkUpdateAttr {
+    let mut attr = LinkUpdateAttr {
         link_fd: link.as_raw_fd() as u32,
         new_prog_fd: new_program.as_raw_fd() as u32,
         flags: BPF_F_REPLACE,
         old_prog_fd: old_program.as_raw_fd() as u32,
     };
-    // SAFETY: bpf(2) reads `attr` and changes no memory of ours.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_LINK_UPDATE,
-            &attr as *const LinkUpdateAttr,
-            std::mem::size_of::<LinkUpdateAttr>(),
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    // SAFETY: bpf(2) reads `attr`, which holds no pointer, and changes no
+    // memory of ours.
+    unsafe { bpf(command::LINK_UPDATE, &mut attr) }.map(drop)
 }

@@ -9,7 +9,9 @@ use aya::maps::xdp::CpuMap;
 use aya::maps::{Array, Map, MapData, PerCpuArray};
 use xdpath_core::abi;
 
-use super::{read_interface_config, shared_dir, update_interface_config, DataplaneError};
+use super::{
+    open_pinned_map, read_interface_config, shared_dir, update_interface_config, DataplaneError,
+};
 
 /// Queue size of each CPU's entry when none is given.
 pub const DEFAULT_QUEUE_SIZE: u32 = 2048;
@@ -87,9 +89,7 @@ fn open<T>(
     wrap: impl FnOnce(MapData) -> Map,
     convert: impl FnOnce(Map) -> Result<T, aya::maps::MapError>,
 ) -> Result<T, DataplaneError> {
-    let data = MapData::from_pin(shared_dir()?.join(name))
-        .map_err(|source| DataplaneError::Map { name, source })?;
-    convert(wrap(data)).map_err(|source| DataplaneError::Map { name, source })
+    open_pinned_map(name, &shared_dir()?.join(name), wrap, convert)
 }
 
 /// Turns steering on (with `cpus` and `queue_size`, which become the
@@ -125,16 +125,10 @@ pub fn set_steering(
         // slot past the length.
         for (slot, cpu) in cpus.iter().enumerate() {
             list.set(1 + slot as u32, *cpu, 0)
-                .map_err(|source| DataplaneError::Map {
-                    name: abi::map::STEER_CPUS,
-                    source,
-                })?;
+                .map_err(DataplaneError::of_map(abi::map::STEER_CPUS))?;
         }
         list.set(0, cpus.len() as u32, 0)
-            .map_err(|source| DataplaneError::Map {
-                name: abi::map::STEER_CPUS,
-                source,
-            })?;
+            .map_err(DataplaneError::of_map(abi::map::STEER_CPUS))?;
     }
     update_interface_config(interface, |config| config.steer = u8::from(on))?;
     report(interface, on, queue_size)

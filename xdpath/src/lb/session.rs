@@ -2,17 +2,14 @@
 //! command change it, then plan, install and save. The lock is the
 //! filter's, so filter and balancer commands never interleave.
 
-use std::path::PathBuf;
 use xdpath_core::abi;
 
 use super::compile::{plan, Plan};
 use super::install::bytes_of;
 use super::state::{LbState, LB_STATE_FILE};
 use super::LbError;
-use crate::control::commit_marker::CommitMarker;
 use crate::control::kernel::KernelMaps;
-use crate::control::lock::{lock_and_load, LockedState, StateLock};
-use crate::control::state;
+use crate::control::locked_state::LockedState;
 use xdpath_core::lb::{Backend, LbCounter, CONN_HITS, CONN_MISSES};
 
 /// The balancer state of this namespace, locked, with its maps.
@@ -20,14 +17,11 @@ pub struct LbSession {
     /// The desired state; commands change it, [`LbSession::commit`]
     /// installs it.
     pub state: LbState,
-    /// What the state file held when the session was opened.
-    loaded: LbState,
-    /// How the maps differ from `loaded` (read back); none for a
-    /// read-only session.
+    /// How the maps differ from what the state file held (read back);
+    /// none for a read-only session.
     differences: Option<Vec<String>>,
-    maps: Option<KernelMaps>,
-    path: PathBuf,
-    _lock: StateLock,
+    /// The state file as it was read, the maps and the lock.
+    locked: LockedState<LbState>,
 }
 
 /// Words of an [`LbCounter`].
@@ -37,16 +31,12 @@ impl LbSession {
     /// Locks and reads this namespace's balancer state, opens (or
     /// creates) the shared maps and reads them back.
     pub fn open() -> Result<Self, LbError> {
-        let LockedState { loaded, path, lock } = lock_and_load::<LbState>(LB_STATE_FILE)?;
-        let (maps, _created) = KernelMaps::open_shared()?;
-        let differences = super::readback::compare(&maps, &loaded)?;
+        let (locked, differences) =
+            LockedState::for_change(LB_STATE_FILE, super::readback::compare)?;
         Ok(Self {
-            state: loaded.clone(),
-            loaded,
+            state: locked.loaded.clone(),
             differences: Some(differences),
-            maps: Some(maps),
-            path,
-            _lock: lock,
+            locked,
         })
     }
 
@@ -54,40 +44,36 @@ impl LbSession {
     /// are opened if they exist (never created) and not read back;
     /// [`LbSession::commit`] changes nothing.
     pub fn read() -> Result<Self, LbError> {
-        let LockedState { loaded, path, lock } = lock_and_load::<LbState>(LB_STATE_FILE)?;
-        let maps = KernelMaps::open_existing()?;
+        let locked = LockedState::<LbState>::for_reading(LB_STATE_FILE)?;
         Ok(Self {
-            state: loaded.clone(),
-            loaded,
+            state: locked.loaded.clone(),
             differences: None,
-            maps,
-            path,
-            _lock: lock,
+            locked,
         })
     }
 
     /// The namespace's maps, if there are any (a read-only session over a
     /// namespace that never had them has none).
     pub fn maps(&self) -> Option<&KernelMaps> {
-        self.maps.as_ref()
+        self.locked.maps.as_ref()
     }
 
     /// Checks the desired state as [`LbSession::commit`] would before its
     /// first write (outer sources, table sizes, allow lists), writing
     /// nothing: for a change that must be checked whole with another.
     pub fn check(&self) -> Result<(), LbError> {
-        plan(&self.loaded, &mut self.state.clone(), false).map(drop)
+        plan(&self.locked.loaded, &mut self.state.clone(), false).map(drop)
     }
 
     /// The state as the file held it when the session was opened.
     pub fn loaded(&self) -> &LbState {
-        &self.loaded
+        &self.locked.loaded
     }
 
     /// Whether the state differs from the saved file or the kernel from
     /// it: whether [`LbSession::commit`] would write anything.
     pub fn pending(&self) -> bool {
-        self.state != self.loaded
+        self.state != self.locked.loaded
             || self
                 .differences
                 .as_ref()
@@ -99,12 +85,13 @@ impl LbSession {
         if let Some(differences) = &self.differences {
             return Ok(differences.clone());
         }
-        match &self.maps {
-            Some(maps) => super::readback::compare(maps, &self.loaded),
-            None if self.loaded.vips.is_empty() => Ok(Vec::new()),
+        let loaded = &self.locked.loaded;
+        match &self.locked.maps {
+            Some(maps) => super::readback::compare(maps, loaded),
+            None if loaded.vips.is_empty() => Ok(Vec::new()),
             None => Ok(vec![format!(
                 "the kernel has no balancer maps in this network namespace: none of the state's {} VIPs is balanced",
-                self.loaded.vips.len()
+                loaded.vips.len()
             )]),
         }
     }
@@ -114,31 +101,26 @@ impl LbSession {
     /// file, everything is written again and what the maps hold beyond the
     /// state is removed.
     pub fn commit(mut self) -> Result<(), LbError> {
-        let (Some(differences), Some(maps)) = (self.differences.take(), self.maps.as_ref()) else {
+        let (Some(differences), Some(maps)) = (self.differences.take(), self.locked.maps.as_ref())
+        else {
             return Ok(());
         };
-        if differences.is_empty() && self.state == self.loaded {
+        if differences.is_empty() && self.state == self.locked.loaded {
             return Ok(());
         }
         let fresh = !differences.is_empty();
         let installed = if fresh {
             LbState::default()
         } else {
-            self.loaded.clone()
+            self.locked.loaded.clone()
         };
         let plan = plan(&installed, &mut self.state, fresh)?;
-        let marker = CommitMarker::begin(&self.path)?;
+        let marker = self.locked.begin_commit()?;
         install(maps, &plan)?;
         if fresh {
             super::readback::remove_extra_vips(maps, &plan.compiled)?;
         }
-        let changed = self.state != self.loaded;
-        if changed {
-            state::save(&self.path, &self.state)?;
-        }
-        state::save_installed_copy(&self.path, &self.state, changed)?;
-        marker.end();
-        Ok(())
+        Ok(self.locked.finish_commit(&self.state, marker)?)
     }
 
     /// How the kernel's maps differ from `state` (for rebuilding a state
@@ -164,7 +146,7 @@ impl LbSession {
 
     /// Connection-table hits and misses.
     pub fn connection_counters(&self) -> Result<(u64, u64), LbError> {
-        let Some(maps) = &self.maps else {
+        let Some(maps) = &self.locked.maps else {
             return Ok((0, 0));
         };
         Ok((
@@ -174,7 +156,7 @@ impl LbSession {
     }
 
     fn counter(&self, map: &'static str, index: u32) -> Result<LbCounter, LbError> {
-        let Some(maps) = &self.maps else {
+        let Some(maps) = &self.locked.maps else {
             return Ok(LbCounter::default());
         };
         let words = maps.per_cpu_words(map, index, COUNTER_WORDS)?;

@@ -11,6 +11,8 @@ pub mod ipfix;
 pub mod mitigate;
 pub mod ring;
 pub mod sflow;
+#[cfg(test)]
+mod test_samples;
 pub mod top;
 pub mod topview;
 

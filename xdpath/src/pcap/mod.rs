@@ -42,6 +42,21 @@ pub const FILE_HEADER_LEN: usize = 24;
 /// Length of a record header.
 pub const RECORD_HEADER_LEN: usize = 16;
 
+/// The captured length of a record of `data`, refused beyond
+/// [`MAX_RECORD_LEN`]: readers, this one too, take no longer record.
+/// `format` names the file format in the error.
+fn captured_len(data: &[u8], format: &str) -> io::Result<u32> {
+    u32::try_from(data.len())
+        .ok()
+        .filter(|length| *length <= MAX_RECORD_LEN)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("frame longer than the {format} record limit"),
+            )
+        })
+}
+
 const MAGIC_MICROSECOND: u32 = 0xa1b2_c3d4;
 const MAGIC_NANOSECOND: u32 = 0xa1b2_3c4d;
 

@@ -10,7 +10,7 @@
 
 use std::io::{self, Write};
 
-use super::{LINKTYPE_ETHERNET, MAX_RECORD_LEN};
+use super::LINKTYPE_ETHERNET;
 
 /// Block type of a Section Header Block (a palindrome, so that a reader
 /// can find it whatever the byte order).
@@ -169,7 +169,7 @@ impl<W: Write> PcapngWriter<W> {
     /// if longer; `original_len` is the frame's length on the wire, raised
     /// to the captured length if smaller (readers reject the reverse).
     /// Fails with `InvalidInput` for an interface never added or a frame
-    /// over [`MAX_RECORD_LEN`] bytes.
+    /// over [`MAX_RECORD_LEN`](super::MAX_RECORD_LEN) bytes.
     pub fn write_packet(
         &mut self,
         interface_id: u32,
@@ -191,15 +191,7 @@ impl<W: Write> PcapngWriter<W> {
             Ok(limit) if snap_len != 0 && data.len() > limit => &data[..limit],
             _ => data,
         };
-        let captured_len = u32::try_from(data.len())
-            .ok()
-            .filter(|length| *length <= MAX_RECORD_LEN)
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "frame longer than the pcapng record limit",
-                )
-            })?;
+        let captured_len = super::captured_len(data, "pcapng")?;
         let mut block = Block::new(BLOCK_ENHANCED_PACKET);
         block.u32(interface_id);
         block.u32((unix_ns >> 32) as u32);
@@ -236,6 +228,7 @@ impl<W: Write> PcapngWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pcap::MAX_RECORD_LEN;
     use std::process::Command;
 
     /// The Section Header Block, field by field from the specification.

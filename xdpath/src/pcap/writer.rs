@@ -62,15 +62,7 @@ impl<W: Write> PcapWriter<W> {
         original_len: u32,
         data: &[u8],
     ) -> io::Result<()> {
-        let caplen = u32::try_from(data.len())
-            .ok()
-            .filter(|length| *length <= MAX_RECORD_LEN)
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "frame longer than the pcap record limit",
-                )
-            })?;
+        let caplen = super::captured_len(data, "pcap")?;
         let timestamp = timestamp.in_precision(self.precision);
         let mut header = [0u8; RECORD_HEADER_LEN];
         header[0..4].copy_from_slice(&timestamp.seconds.to_le_bytes());

@@ -10,10 +10,8 @@ use aya::programs::Xdp;
 use xdpath_core::InterfaceConfig;
 
 use super::LbBenchError;
+use xdpath::bpf_syscall::{bpf, command};
 use xdpath::dataplane::{DataplaneError, LoadedProgram};
-
-/// `BPF_PROG_TEST_RUN` (also named `BPF_PROG_RUN`).
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
 
 /// The `bpf_attr` of `BPF_PROG_TEST_RUN`, up to `batch_size` (padded to
 /// 8). The benchmark calls the command itself: aya's `TestRun` needs the
@@ -59,17 +57,7 @@ pub(super) fn test_run(
     // unused fields zero; `data_in` points at `data_size_in` live bytes and
     // there is no output buffer. The kernel writes `retval` and `duration`
     // back into `attr`.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestRunAttr,
-            size_of::<TestRunAttr>(),
-        )
-    };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    unsafe { bpf(command::PROG_TEST_RUN, &mut attr) }?;
     Ok((attr.retval, attr.duration))
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use super::{Host, LbBed, Role, INTERFACE, VIP4, VIP6};
-use crate::testenv::{nsenter, run_ok, TestBedError, NETNS_DIR};
+use crate::testenv::{nsenter, quiet_ipv6_sysctl, run_ok, TestBedError, NETNS_DIR};
 use xdpath::netns;
 
 impl LbBed {
@@ -154,9 +154,7 @@ impl LbBed {
 
 /// Runs `ip args` in `host`'s namespace.
 fn ip_in(host: &Host, args: &[&str]) -> Result<Output, TestBedError> {
-    let mut command = nsenter(&host.path, "ip");
-    command.args(args);
-    run_ok(&mut command)
+    run_ok(nsenter(&host.path, "ip").args(args))
 }
 
 /// The sysctls of `host`'s role; on a backend also the VIPs on `lo`.
@@ -202,17 +200,7 @@ fn configure_role(host: &Host) -> Result<(), TestBedError> {
 /// IPv6 without autoconfiguration noise, inherited by interfaces made
 /// later.
 pub(super) fn quiet_ipv6(path: &Path) -> Result<(), TestBedError> {
-    let mut sysctl = nsenter(path, "sysctl");
-    sysctl.args(["-q", "-w"]);
-    for scope in ["all", "default"] {
-        for (key, value) in [
-            ("accept_dad", "0"),
-            ("accept_ra", "0"),
-            ("router_solicitations", "0"),
-        ] {
-            sysctl.arg(format!("net.ipv6.conf.{scope}.{key}={value}"));
-        }
-    }
+    let mut sysctl = quiet_ipv6_sysctl(path, &[]);
     sysctl.arg("net.ipv6.conf.default.addr_gen_mode=1");
     run_ok(&mut sysctl).map(drop)
 }

@@ -165,9 +165,7 @@ impl LineBed {
 
 /// Runs `program args` in the namespace at `path`.
 fn run_in(path: &Path, program: &str, args: &[&str]) -> Result<(), TestBedError> {
-    let mut command = nsenter(path, program);
-    command.args(args);
-    run_ok(&mut command).map(drop)
+    run_ok(nsenter(path, program).args(args)).map(drop)
 }
 
 /// One end of a link of the line: `lo` and `interface` up, its address,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::{Counters, XskOptions, XskSocket, BIND_BUSY_RETRY};
 use crate::afxdp::error::{XskError, XskStep};
 use crate::afxdp::mmap::Mapping;
-use crate::afxdp::rings::{ConsumerRing, ProducerRing, RingOffsets};
+use crate::afxdp::rings::{ConsumerRing, MappedRing, ProducerRing, RingOffsets};
 use crate::afxdp::sys;
 use crate::afxdp::umem::Umem;
 
@@ -47,19 +47,36 @@ fn mmap_offsets(fd: BorrowedFd<'_>) -> Result<[RingOffsets; 4], XskError> {
     Ok([next(), next(), next(), next()])
 }
 
-/// Maps one ring of `size` entries of `T` at page offset `pgoff`.
-fn map_ring<T>(
+/// Where each ring is mapped from (the page offset `mmap` takes), the step
+/// that maps it and its name, in the order of `XDP_MMAP_OFFSETS`: rx, tx,
+/// fill, completion.
+const RING_PLACES: [(libc::off_t, XskStep, &str); 4] = [
+    (libc::XDP_PGOFF_RX_RING, XskStep::MapRxRing, "rx"),
+    (libc::XDP_PGOFF_TX_RING, XskStep::MapTxRing, "tx"),
+    (FILL_RING_PGOFF, XskStep::MapFillRing, "fill"),
+    (
+        COMPLETION_RING_PGOFF,
+        XskStep::MapCompletionRing,
+        "completion",
+    ),
+];
+const FILL_RING_PGOFF: libc::off_t = libc::XDP_UMEM_PGOFF_FILL_RING as libc::off_t;
+const COMPLETION_RING_PGOFF: libc::off_t = libc::XDP_UMEM_PGOFF_COMPLETION_RING as libc::off_t;
+
+/// Maps one ring of `size` entries at the place given (see
+/// [`RING_PLACES`]).
+fn map_ring<R: MappedRing>(
     fd: BorrowedFd<'_>,
     offsets: RingOffsets,
     size: u32,
-    pgoff: libc::off_t,
-    step: XskStep,
-    ring: &'static str,
-) -> Result<Mapping, XskError> {
+    (pgoff, step, ring): (libc::off_t, XskStep, &'static str),
+) -> Result<R, XskError> {
     let len = offsets
-        .map_len::<T>(size)
+        .map_len::<R::Entry>(size)
         .ok_or(XskError::BadRingLayout { ring })?;
-    Mapping::shared(fd, len, pgoff).map_err(|source| XskError::Syscall { step, source })
+    let mapping =
+        Mapping::shared(fd, len, pgoff).map_err(|source| XskError::Syscall { step, source })?;
+    R::mapped(mapping, offsets, size).map_err(|_| XskError::BadRingLayout { ring })
 }
 
 fn set_ring_size(
@@ -95,51 +112,12 @@ fn set_ring_sizes(fd: BorrowedFd<'_>, size: u32) -> Result<(), XskError> {
 /// Maps the four rings (already sized to `size` entries).
 fn map_rings(fd: BorrowedFd<'_>, size: u32) -> Result<Rings, XskError> {
     let [rx_offsets, tx_offsets, fill_offsets, completion_offsets] = mmap_offsets(fd)?;
-    let rx = map_ring::<libc::xdp_desc>(
-        fd,
-        rx_offsets,
-        size,
-        libc::XDP_PGOFF_RX_RING,
-        XskStep::MapRxRing,
-        "rx",
-    )?;
-    let rx = ConsumerRing::mapped(rx, rx_offsets, size)
-        .map_err(|_| XskError::BadRingLayout { ring: "rx" })?;
-    let tx = map_ring::<libc::xdp_desc>(
-        fd,
-        tx_offsets,
-        size,
-        libc::XDP_PGOFF_TX_RING,
-        XskStep::MapTxRing,
-        "tx",
-    )?;
-    let tx = ProducerRing::mapped(tx, tx_offsets, size)
-        .map_err(|_| XskError::BadRingLayout { ring: "tx" })?;
-    let fill = map_ring::<u64>(
-        fd,
-        fill_offsets,
-        size,
-        libc::XDP_UMEM_PGOFF_FILL_RING as libc::off_t,
-        XskStep::MapFillRing,
-        "fill",
-    )?;
-    let fill = ProducerRing::mapped(fill, fill_offsets, size)
-        .map_err(|_| XskError::BadRingLayout { ring: "fill" })?;
-    let completion = map_ring::<u64>(
-        fd,
-        completion_offsets,
-        size,
-        libc::XDP_UMEM_PGOFF_COMPLETION_RING as libc::off_t,
-        XskStep::MapCompletionRing,
-        "completion",
-    )?;
-    let completion = ConsumerRing::mapped(completion, completion_offsets, size)
-        .map_err(|_| XskError::BadRingLayout { ring: "completion" })?;
+    let [rx, tx, fill, completion] = RING_PLACES;
     Ok(Rings {
-        rx,
-        tx,
-        fill,
-        completion,
+        rx: map_ring(fd, rx_offsets, size, rx)?,
+        tx: map_ring(fd, tx_offsets, size, tx)?,
+        fill: map_ring(fd, fill_offsets, size, fill)?,
+        completion: map_ring(fd, completion_offsets, size, completion)?,
     })
 }
 

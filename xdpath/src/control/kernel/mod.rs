@@ -20,12 +20,8 @@ use xdpath_core::filter::{
 };
 
 use super::apply::ApplyError;
+use crate::bpf_syscall::{bpf, command};
 use crate::dataplane::{self, LoadedProgram};
-
-const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
-const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 
 /// The `bpf_attr` of the element commands.
 #[repr(C)]
@@ -72,21 +68,14 @@ pub(crate) fn trie_key(key: &PrefixKey) -> [u8; 20] {
     bytes
 }
 
-fn bpf(command: libc::c_long, attr: &ElementAttr) -> io::Result<()> {
-    // SAFETY: `attr` is a valid bpf_attr prefix for the element commands
-    // and every pointer in it refers to a live buffer of the map's sizes.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            command,
-            attr as *const ElementAttr,
-            std::mem::size_of::<ElementAttr>(),
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
+/// Whether an element command found its key: ENOENT (no such key, or no
+/// key after the one given) is `false`, not an error.
+fn found(map: &'static str, result: io::Result<()>) -> Result<bool, ApplyError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(error) if error.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(source) => Err(ApplyError::Map { map, source }),
     }
-    Ok(())
 }
 
 /// The filter maps of one namespace or one loaded program.
@@ -174,33 +163,52 @@ impl KernelMaps {
             .map_or(u32::MAX, |fd| fd.as_raw_fd() as u32)
     }
 
-    /// Writes `value` at `key` of `map` (raw bytes, the map's sizes).
-    pub fn update(&self, map: &'static str, key: &[u8], value: &[u8]) -> Result<(), ApplyError> {
-        let attr = ElementAttr {
+    /// One element command on `map`.
+    ///
+    /// # Safety
+    ///
+    /// `key` and `value` point at buffers of the map's key and value sizes
+    /// (or are null where the command takes none), alive for the call;
+    /// `value` is writable where the command writes into it (a lookup's
+    /// value, the next key).
+    unsafe fn element(
+        &self,
+        command: libc::c_long,
+        map: &'static str,
+        key: *const u8,
+        value: *mut u8,
+    ) -> io::Result<()> {
+        let mut attr = ElementAttr {
             map_fd: self.fd(map),
             pad: 0,
-            key: key.as_ptr() as u64,
-            value: value.as_ptr() as u64,
+            key: key as u64,
+            value: value as u64,
             flags: 0,
         };
-        bpf(BPF_MAP_UPDATE_ELEM, &attr).map_err(|source| ApplyError::Map { map, source })
+        // SAFETY: `attr` is the bpf_attr of the element commands; its
+        // pointers are the caller's, valid as `element` requires.
+        unsafe { bpf(command, &mut attr) }.map(drop)
+    }
+
+    /// Writes `value` at `key` of `map` (raw bytes, the map's sizes).
+    pub fn update(&self, map: &'static str, key: &[u8], value: &[u8]) -> Result<(), ApplyError> {
+        // SAFETY: the caller's buffers, of the map's sizes; the update only
+        // reads the value.
+        let updated = unsafe {
+            let value = value.as_ptr().cast_mut();
+            self.element(command::MAP_UPDATE_ELEM, map, key.as_ptr(), value)
+        };
+        updated.map_err(|source| ApplyError::Map { map, source })
     }
 
     /// Deletes `key` from `map`; a missing key is not an error.
     pub fn delete(&self, map: &'static str, key: &[u8]) -> Result<(), ApplyError> {
-        let attr = ElementAttr {
-            map_fd: self.fd(map),
-            pad: 0,
-            key: key.as_ptr() as u64,
-            value: 0,
-            flags: 0,
+        // SAFETY: the caller's key, of the map's key size; no value.
+        let deleted = unsafe {
+            let no_value = std::ptr::null_mut();
+            self.element(command::MAP_DELETE_ELEM, map, key.as_ptr(), no_value)
         };
-        match bpf(BPF_MAP_DELETE_ELEM, &attr) {
-            Err(error) if error.raw_os_error() != Some(libc::ENOENT) => {
-                Err(ApplyError::Map { map, source: error })
-            }
-            _ => Ok(()),
-        }
+        found(map, deleted).map(drop)
     }
 
     /// Reads `key` of `map` into `value`; false when the key is absent.
@@ -210,18 +218,13 @@ impl KernelMaps {
         key: &[u8],
         value: &mut [u8],
     ) -> Result<bool, ApplyError> {
-        let attr = ElementAttr {
-            map_fd: self.fd(map),
-            pad: 0,
-            key: key.as_ptr() as u64,
-            value: value.as_mut_ptr() as u64,
-            flags: 0,
+        // SAFETY: the caller's buffers, of the map's sizes; the value is
+        // writable.
+        let looked_up = unsafe {
+            let value = value.as_mut_ptr();
+            self.element(command::MAP_LOOKUP_ELEM, map, key.as_ptr(), value)
         };
-        match bpf(BPF_MAP_LOOKUP_ELEM, &attr) {
-            Ok(()) => Ok(true),
-            Err(error) if error.raw_os_error() == Some(libc::ENOENT) => Ok(false),
-            Err(source) => Err(ApplyError::Map { map, source }),
-        }
+        found(map, looked_up)
     }
 
     /// Every key of a hash map or trie with its value: one
@@ -255,18 +258,15 @@ impl KernelMaps {
         key_size: usize,
     ) -> Result<Option<Vec<u8>>, ApplyError> {
         let mut next = vec![0u8; key_size];
-        let attr = ElementAttr {
-            map_fd: self.fd(map),
-            pad: 0,
-            key: previous.map_or(0, |key| key.as_ptr() as u64),
-            value: next.as_mut_ptr() as u64,
-            flags: 0,
+        // No key given: the first one.
+        let previous = previous.map_or(std::ptr::null(), <[u8]>::as_ptr);
+        // SAFETY: `previous` is the caller's key (or null) and `next` a
+        // writable buffer, both of the key size the caller gives.
+        let listed = unsafe {
+            let next = next.as_mut_ptr();
+            self.element(command::MAP_GET_NEXT_KEY, map, previous, next)
         };
-        match bpf(BPF_MAP_GET_NEXT_KEY, &attr) {
-            Ok(()) => Ok(Some(next)),
-            Err(error) if error.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-            Err(source) => Err(ApplyError::Map { map, source }),
-        }
+        Ok(found(map, listed)?.then_some(next))
     }
 
     /// Deletes every entry of a hash map or trie. The keys are listed first,

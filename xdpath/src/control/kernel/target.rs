@@ -16,6 +16,24 @@ use super::{
 use crate::control::apply::{ApplyError, FilterTarget, PortSet, PrefixSet};
 use crate::control::compile::{CompiledRules, PORT_WORDS};
 
+impl KernelMaps {
+    /// Writes `entries` to the array `map` from index 0, in batches.
+    fn write_table<T: PlainBytes>(
+        &self,
+        map: &'static str,
+        entries: &[T],
+    ) -> Result<(), ApplyError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let bytes: Vec<u8> = entries
+            .iter()
+            .flat_map(|entry| entry.bytes().to_vec())
+            .collect();
+        self.write_array(map, 0, &bytes, std::mem::size_of::<T>())
+    }
+}
+
 impl FilterTarget for KernelMaps {
     fn read_config(&self) -> Result<FilterConfig, ApplyError> {
         let mut config = FilterConfig::default();
@@ -52,22 +70,8 @@ impl FilterTarget for KernelMaps {
     fn write_buffer(&mut self, buffer: u32, compiled: &CompiledRules) -> Result<(), ApplyError> {
         let [rules, chains, prefixes, lengths] = buffer_maps(buffer);
         // Whole tables in a few batch calls, not one call an entry.
-        if !compiled.rules.is_empty() {
-            let bytes: Vec<u8> = compiled
-                .rules
-                .iter()
-                .flat_map(|rule| rule.bytes().to_vec())
-                .collect();
-            self.write_array(rules, 0, &bytes, std::mem::size_of::<Rule>())?;
-        }
-        if !compiled.chains.is_empty() {
-            let bytes: Vec<u8> = compiled
-                .chains
-                .iter()
-                .flat_map(|chain| chain.bytes().to_vec())
-                .collect();
-            self.write_array(chains, 0, &bytes, std::mem::size_of::<RuleChain>())?;
-        }
+        self.write_table(rules, &compiled.rules)?;
+        self.write_table(chains, &compiled.chains)?;
         for (direction, entries, present) in [
             (
                 DIRECTION_SOURCE,

@@ -2,15 +2,13 @@
 //! and eviction when full.
 
 use super::*;
-use xdpath_core::observe::RecordMeta;
+use crate::observe::test_samples::{ipv4_frame, sample_of, with_verdict};
 use xdpath_core::{Action, Reason};
 
 /// An Ethernet + IPv4 + TCP frame from 10.0.0.`host` port 1000 + `host`
 /// to 10.0.0.254 port 80.
 fn tcp_frame(host: u8, flags: u8) -> Vec<u8> {
-    let mut frame = vec![0u8; 12];
-    frame.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0]);
-    frame.extend_from_slice(&[10, 0, 0, host, 10, 0, 0, 254]);
+    let mut frame = ipv4_frame(6, 40, [10, 0, 0, host], [10, 0, 0, 254]);
     let mut tcp = [0u8; 20];
     tcp[0..2].copy_from_slice(&(1000 + u16::from(host)).to_be_bytes());
     tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
@@ -21,18 +19,18 @@ fn tcp_frame(host: u8, flags: u8) -> Vec<u8> {
 }
 
 fn sample(data: Vec<u8>, at_ms: u64, action: Action, reason: Reason) -> Sample {
-    Sample {
-        meta: RecordMeta {
-            ifindex: 4,
-            frame_len: 60,
-            sample_rate: 100,
-            action: action as u8,
-            reason: reason as u8,
-            ..Default::default()
-        },
-        unix_ns: at_ms * 1_000_000,
-        data,
-    }
+    with_verdict(
+        sample_of(data, 60, 100, at_ms * 1_000_000),
+        4,
+        action,
+        reason,
+    )
+}
+
+/// [`tcp_frame`] of `host` with `flags`, sampled at `at_ms` and passed as
+/// plain IPv4 TCP.
+fn passed_tcp(host: u8, flags: u8, at_ms: u64) -> Sample {
+    sample(tcp_frame(host, flags), at_ms, Action::Pass, Reason::Ipv4Tcp)
 }
 
 fn cache() -> FlowCache {
@@ -42,18 +40,8 @@ fn cache() -> FlowCache {
 #[test]
 fn samples_aggregate_with_scaled_counts() {
     let mut cache = cache();
-    cache.add(&sample(
-        tcp_frame(1, 0x02),
-        1_000,
-        Action::Pass,
-        Reason::Ipv4Tcp,
-    ));
-    cache.add(&sample(
-        tcp_frame(1, 0x10),
-        3_000,
-        Action::Pass,
-        Reason::Ipv4Tcp,
-    ));
+    cache.add(&passed_tcp(1, 0x02, 1_000));
+    cache.add(&passed_tcp(1, 0x10, 3_000));
     cache.add(&sample(vec![0; 20], 3_000, Action::Pass, Reason::NonIp));
     assert_eq!(cache.len(), 1);
     assert_eq!(cache.stats().skipped, 1);
@@ -72,43 +60,18 @@ fn samples_aggregate_with_scaled_counts() {
 #[test]
 fn active_timeout_exports_deltas_and_keeps_the_flow() {
     let mut cache = cache();
-    cache.add(&sample(
-        tcp_frame(1, 0x10),
-        0,
-        Action::Pass,
-        Reason::Ipv4Tcp,
-    ));
-    cache.add(&sample(
-        tcp_frame(1, 0x10),
-        55_000,
-        Action::Pass,
-        Reason::Ipv4Tcp,
-    ));
+    cache.add(&passed_tcp(1, 0x10, 0));
+    cache.add(&passed_tcp(1, 0x10, 55_000));
     let records = cache.expire(60_000);
     assert_eq!(records[0].end_reason, FlowEndReason::ActiveTimeout);
     assert_eq!(records[0].packets, 200);
     assert_eq!(cache.len(), 1);
-    cache.add(&sample(
-        tcp_frame(1, 0x10),
-        61_000,
-        Action::Pass,
-        Reason::Ipv4Tcp,
-    ));
+    cache.add(&passed_tcp(1, 0x10, 61_000));
     let records = cache.expire(80_000);
     assert_eq!((records[0].packets, records[0].first_ms), (100, 61_000));
     // A reset flow with no new packet goes quietly.
-    cache.add(&sample(
-        tcp_frame(2, 0x10),
-        0,
-        Action::Pass,
-        Reason::Ipv4Tcp,
-    ));
-    cache.add(&sample(
-        tcp_frame(2, 0x10),
-        59_000,
-        Action::Pass,
-        Reason::Ipv4Tcp,
-    ));
+    cache.add(&passed_tcp(2, 0x10, 0));
+    cache.add(&passed_tcp(2, 0x10, 59_000));
     assert_eq!(cache.expire(60_000).len(), 1);
     assert!(cache.expire(70_000).is_empty());
     assert!(cache.is_empty());
@@ -117,12 +80,7 @@ fn active_timeout_exports_deltas_and_keeps_the_flow() {
 #[test]
 fn fin_ends_a_flow_and_status_change_splits_records() {
     let mut cache = cache();
-    cache.add(&sample(
-        tcp_frame(1, 0x10),
-        0,
-        Action::Pass,
-        Reason::Ipv4Tcp,
-    ));
+    cache.add(&passed_tcp(1, 0x10, 0));
     cache.add(&sample(
         tcp_frame(1, 0x10),
         1,
@@ -151,25 +109,10 @@ fn fin_ends_a_flow_and_status_change_splits_records() {
 fn a_full_cache_evicts_the_least_recently_updated() {
     let mut cache = cache();
     for host in 1..=3 {
-        cache.add(&sample(
-            tcp_frame(host, 0x10),
-            0,
-            Action::Pass,
-            Reason::Ipv4Tcp,
-        ));
+        cache.add(&passed_tcp(host, 0x10, 0));
     }
-    cache.add(&sample(
-        tcp_frame(1, 0x10),
-        1,
-        Action::Pass,
-        Reason::Ipv4Tcp,
-    ));
-    cache.add(&sample(
-        tcp_frame(4, 0x10),
-        2,
-        Action::Pass,
-        Reason::Ipv4Tcp,
-    ));
+    cache.add(&passed_tcp(1, 0x10, 1));
+    cache.add(&passed_tcp(4, 0x10, 2));
     assert_eq!(cache.len(), 3);
     assert_eq!(cache.stats().evictions, 1);
     let records = cache.expire(3);

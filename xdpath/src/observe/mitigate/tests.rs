@@ -5,35 +5,23 @@ use std::net::Ipv6Addr;
 
 use super::prefix::{network, overlaps};
 use super::*;
+use crate::observe::test_samples::{ipv4_frame, sample_of};
 use crate::observe::Sample;
-use xdpath_core::observe::RecordMeta;
 
 const MS: u64 = 1_000_000;
 
 fn sample(source: IpAddr, rate: u32, unix_ns: u64) -> Sample {
-    let mut data = vec![0u8; 12];
-    match source {
-        IpAddr::V4(v4) => {
-            data.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0]);
-            data.extend_from_slice(&v4.octets());
-            data.extend_from_slice(&[192, 0, 2, 1]);
-        }
+    let data = match source {
+        IpAddr::V4(v4) => ipv4_frame(17, 28, v4.octets(), [192, 0, 2, 1]),
         IpAddr::V6(v6) => {
+            let mut data = vec![0u8; 12];
             data.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 8, 17, 64]);
             data.extend_from_slice(&v6.octets());
             data.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
+            data
         }
-    }
-    let meta = RecordMeta {
-        frame_len: 100,
-        sample_rate: rate,
-        ..Default::default()
     };
-    Sample {
-        meta,
-        unix_ns,
-        data,
-    }
+    sample_of(data, 100, rate, unix_ns)
 }
 
 fn address(text: &str) -> IpAddr {

@@ -4,23 +4,14 @@
 use std::net::UdpSocket;
 
 use super::*;
+use crate::observe::test_samples::{sample_of, with_verdict};
 use crate::observe::Sample;
-use xdpath_core::observe::RecordMeta;
 
 fn sample(action: Action, reason: Reason, data: Vec<u8>) -> Sample {
-    Sample {
-        meta: RecordMeta {
-            ifindex: 3,
-            frame_len: 1000,
-            sample_rate: 512,
-            action: action as u8,
-            reason: reason as u8,
-            captured_len: data.len() as u16,
-            ..Default::default()
-        },
-        unix_ns: 0,
-        data,
-    }
+    let captured_len = data.len() as u16;
+    let mut sample = with_verdict(sample_of(data, 1000, 512, 0), 3, action, reason);
+    sample.meta.captured_len = captured_len;
+    sample
 }
 
 #[test]

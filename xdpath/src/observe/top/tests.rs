@@ -2,25 +2,16 @@
 //! the bound on keys per bucket.
 
 use super::*;
-use xdpath_core::observe::RecordMeta;
+use crate::observe::test_samples::{ipv4_frame, sample_of};
 
 const SECOND_NS: u64 = 1_000_000_000;
 
 /// An IPv4 UDP sample from 10.0.0.`source` to 10.0.0.`destination`.
 fn sample(source: u8, destination: u8, frame_len: u32, rate: u32, unix_ns: u64) -> Sample {
-    let mut data = vec![0u8; 12];
-    data.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 40, 0, 0, 0, 0, 64, 17, 0, 0]);
-    data.extend_from_slice(&[10, 0, 0, source, 10, 0, 0, destination, 0x30, 0x39, 0, 53]);
-    let meta = RecordMeta {
-        frame_len,
-        sample_rate: rate,
-        ..Default::default()
-    };
-    Sample {
-        meta,
-        unix_ns,
-        data,
-    }
+    let mut data = ipv4_frame(17, 40, [10, 0, 0, source], [10, 0, 0, destination]);
+    // UDP ports 12345 → 53.
+    data.extend_from_slice(&[0x30, 0x39, 0, 53]);
+    sample_of(data, frame_len, rate, unix_ns)
 }
 
 fn tracker() -> TopTalkers {

@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::lb::state::Encap;
 use crate::lb::LbError;
 
+mod balancer;
+mod text;
+
+pub use balancer::{HealthArgs, LbConfigArgs, OwnerState, VipAllow};
+
 /// A new filter rule: `xdpath filter add`, a rule-file line and the
 /// API's `POST /v1/rules` body (JSON, the same field names; `override`
 /// for `--override`). Parsed by `RuleArgs::to_spec`.
@@ -17,17 +22,21 @@ use crate::lb::LbError;
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(deny_unknown_fields)]
 pub struct RuleArgs {
-    /// Source prefix (IPv4 or IPv6 CIDR).
-    #[cfg_attr(feature = "clap", arg(long, value_name = "CIDR"))]
+    /// Source prefix (IPv4 or IPv6 CIDR), or several separated by commas
+    /// (a list in JSON and in a config file).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "CIDR[,CIDR...]"))]
+    #[serde(default, deserialize_with = "text::list")]
     pub src: Option<String>,
     /// Destination prefix.
     #[cfg_attr(feature = "clap", arg(long, value_name = "CIDR"))]
     pub dst: Option<String>,
     /// Protocol: tcp, udp, icmp, icmpv6 or a number.
     #[cfg_attr(feature = "clap", arg(long, value_name = "PROTO"))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub proto: Option<String>,
     /// Destination port or range N-M (TCP and UDP).
     #[cfg_attr(feature = "clap", arg(long, value_name = "N[-M]"))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub dport: Option<String>,
     /// TCP flags that must be set or clear, e.g. `syn,!ack`.
     #[cfg_attr(feature = "clap", arg(long, value_name = "SPEC"))]
@@ -63,15 +72,19 @@ fn required<'de, D: serde::Deserializer<'de>>(from: D) -> Result<Option<String>,
 pub struct LimitArgs {
     /// Packets per second.
     #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub pps: Option<String>,
     /// Bucket size in packets (default: one second's worth).
     #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub burst: Option<String>,
     /// Bytes per second.
     #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub bps: Option<String>,
     /// Bucket size in bytes (default: one second's worth).
     #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub burst_bytes: Option<String>,
     /// src or dst: whose address a bucket belongs to.
     #[cfg_attr(feature = "clap", arg(long, default_value = "src"))]
@@ -79,15 +92,18 @@ pub struct LimitArgs {
     pub per: String,
     /// Aggregate IPv4 addresses to this prefix length (default 32).
     #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub aggregate_v4: Option<String>,
     /// Aggregate IPv6 addresses to this prefix length (default 128).
     #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub aggregate_v6: Option<String>,
     /// Only addresses inside this prefix.
     #[cfg_attr(feature = "clap", arg(long))]
     pub scope: Option<String>,
     /// Only this protocol.
     #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default, deserialize_with = "text::scalar")]
     pub proto: Option<String>,
     /// Only TCP SYNs (without ACK).
     #[cfg_attr(feature = "clap", arg(long))]
@@ -156,7 +172,7 @@ pub struct NewVip {
     /// Comma-separated: source-hash (hash on the client address only),
     /// no-conntrack (pure Maglev, no connection table).
     #[cfg_attr(feature = "clap", arg(long, value_delimiter = ','))]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text::many")]
     pub flags: Vec<String>,
     /// The Maglev table size: a prime from 7 to 65537 (default 65537).
     #[cfg_attr(feature = "clap", arg(long))]
@@ -166,7 +182,7 @@ pub struct NewVip {
     /// the VIP; the others are dropped. Default: every source.
     #[cfg_attr(feature = "clap", arg(long, value_name = "CIDR"))]
     #[cfg_attr(feature = "clap", arg(value_delimiter = ','))]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text::many")]
     pub allow: Vec<String>,
     /// Who made the VIP (letters, digits, `_.:-`, at most 64).
     #[cfg_attr(feature = "clap", arg(long))]
@@ -228,135 +244,39 @@ pub struct BackendQuery {
     pub address: String,
 }
 
-/// A VIP's allowed sources: `xdpath lb vip allow` and `PUT
-/// /v1/vips/allow`. The list replaces the VIP's; an empty one lets every
-/// source in.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[cfg_attr(feature = "clap", derive(clap::Args))]
-#[serde(deny_unknown_fields)]
-pub struct VipAllow {
-    /// The VIP.
-    pub vip: String,
-    /// Source prefixes (IPv4 or IPv6 CIDR) that may reach the VIP; none:
-    /// every source.
-    #[cfg_attr(feature = "clap", arg(value_name = "CIDR"))]
-    #[serde(default)]
-    pub allow: Vec<String>,
+/// How a request's check names its fields in a message: as the CLI's
+/// flags (`--burst-bytes`, which the API's clients also get) or as a
+/// config file's keys (`burst_bytes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Naming {
+    /// `--burst-bytes`.
+    Flags,
+    /// `burst_bytes`.
+    Fields,
 }
 
-/// A VIP's health check of its backends (run by xdpathd): `xdpath lb vip
-/// health` and `PUT /v1/vips/health`. Durations are text: 500ms, 2s, 1m.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[cfg_attr(feature = "clap", derive(clap::Args))]
-#[serde(deny_unknown_fields)]
-pub struct HealthArgs {
-    /// The VIP.
-    pub vip: String,
-    /// tcp (a connection is accepted), http (a GET answers with an
-    /// expected status), or off (no checks: every backend counts as up).
-    #[cfg_attr(feature = "clap", arg(value_parser = ["tcp", "http", "off"]))]
-    pub kind: String,
-    /// The port on the backend's own address; default (0): the VIP's port.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
-    #[serde(default)]
-    pub port: u16,
-    /// The HTTP path.
-    #[cfg_attr(feature = "clap", arg(long, default_value = "/"))]
-    #[serde(default = "root_path")]
-    pub path: String,
-    /// The HTTP statuses that mean healthy: a code, a list or ranges
-    /// (200; 200,202; 200-204).
-    #[cfg_attr(feature = "clap", arg(long, default_value = "200"))]
-    #[serde(default = "ok_status")]
-    pub status: String,
-    /// Time between checks of a backend (e.g. 500ms, 2s).
-    #[cfg_attr(feature = "clap", arg(long, default_value = "2s"))]
-    #[serde(default = "two_seconds")]
-    pub interval: String,
-    /// How long a check may take.
-    #[cfg_attr(feature = "clap", arg(long, default_value = "1s"))]
-    #[serde(default = "one_second")]
-    pub timeout: String,
-    /// Passes in a row that bring a backend back.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 2))]
-    #[serde(default = "two")]
-    pub rise: u32,
-    /// Failures in a row that take a backend out.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 3))]
-    #[serde(default = "three")]
-    pub fall: u32,
+impl Naming {
+    /// A field's name in these words.
+    pub fn name(self, field: &str) -> String {
+        match self {
+            Naming::Flags => format!("--{}", field.replace('_', "-")),
+            Naming::Fields => field.to_string(),
+        }
+    }
 }
 
-fn root_path() -> String {
-    "/".into()
+/// A request refused by its check: the field it is about (none: the
+/// request as a whole) and why, in the words of a [`Naming`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestError {
+    /// The field, by its serde name.
+    pub field: Option<&'static str>,
+    /// Why.
+    pub message: String,
 }
 
-fn ok_status() -> String {
-    "200".into()
-}
-
-fn two_seconds() -> String {
-    "2s".into()
-}
-
-fn one_second() -> String {
-    "1s".into()
-}
-
-fn two() -> u32 {
-    2
-}
-
-fn three() -> u32 {
-    3
-}
-
-/// The balancer's shared settings: `xdpath lb config` and `PUT
-/// /v1/lb/config`. A setting left out stays as it is.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[cfg_attr(feature = "clap", derive(clap::Args))]
-#[serde(deny_unknown_fields)]
-pub struct LbConfigArgs {
-    /// The outer IPv4 source prefix (host bits vary per flow), or none.
-    #[cfg_attr(feature = "clap", arg(long))]
-    #[serde(default)]
-    pub source_v4: Option<String>,
-    /// The outer IPv6 source prefix, or none.
-    #[cfg_attr(feature = "clap", arg(long))]
-    #[serde(default)]
-    pub source_v6: Option<String>,
-    /// fib (ask the kernel's FIB and neighbour table; the default) or the
-    /// next hop's MAC address.
-    #[cfg_attr(feature = "clap", arg(long))]
-    #[serde(default)]
-    pub next_hop: Option<String>,
-    /// The Maglev seed; balancers behind one ECMP group must share it.
-    #[cfg_attr(feature = "clap", arg(long))]
-    #[serde(default)]
-    pub seed: Option<u64>,
-}
-
-/// An owner's whole load-balancing state: `PUT /v1/owners/{owner}` and
-/// `xdpath owner apply OWNER FILE`. Each list holds the requests of the
-/// single changes; what the owner has and the document lacks is removed,
-/// and the same document again changes nothing.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct OwnerState {
-    /// Its VIPs with their options and allowed sources, as `POST
-    /// /v1/vips` takes them (`owner` left out, or the document's).
-    #[serde(default)]
-    pub vips: Vec<NewVip>,
-    /// Their backends, as `POST /v1/backends` takes them.
-    #[serde(default)]
-    pub backends: Vec<BackendWeight>,
-    /// Their health checks, as `PUT /v1/vips/health` takes them (at most
-    /// one a VIP; none: not checked).
-    #[serde(default)]
-    pub health: Vec<HealthArgs>,
-    /// Rate limits of the frames to its VIPs, as `POST /v1/ratelimits`
-    /// takes them, each naming one of the document's VIPs (`owner` left
-    /// out, or the document's).
-    #[serde(default)]
-    pub limits: Vec<LimitArgs>,
+impl From<RequestError> for crate::control::ControlError {
+    fn from(error: RequestError) -> Self {
+        crate::control::ControlError::Usage(error.message)
+    }
 }
