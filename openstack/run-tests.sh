@@ -10,6 +10,12 @@ span() { local ms=$((($2 - $1) / 1000000)); printf '%d.%01d s' $((ms / 1000)) $(
 start=$(now)
 
 ./setup.sh || exit 1
+# The end-to-end test runs the xdpath and xdpathd of this checkout
+# (XDPATH_BIN_DIR to use others): built here when missing.
+if [ -z "${XDPATH_BIN_DIR:-}" ] && { [ ! -x ../target/release/xdpath ] || [ ! -x ../target/release/xdpathd ]; }; then
+  echo "openstack/run-tests.sh: building xdpath and xdpathd (cargo build --release)" >&2
+  (cd .. && PATH="$HOME/.cargo/bin:$PATH" cargo build --release --quiet -p xdpath-cli -p xdpathd) || exit 1
+fi
 setup_done=$(now)
 venv="${XDPATH_OPENSTACK_VENV:-/var/lib/xdpath-openstack/venv}"
 

@@ -27,7 +27,9 @@ state_dir=/var/lib/xdpath-openstack
 venv="${XDPATH_OPENSTACK_VENV:-$state_dir/venv}"
 python=/usr/bin/python3
 
-packages=(mariadb-server mariadb-client python3 python3-venv)
+# MariaDB for Octavia; what the end-to-end test's namespaces run (nginx,
+# curl, ip, ethtool, nsenter).
+packages=(mariadb-server mariadb-client python3 python3-venv nginx curl iproute2 ethtool util-linux)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -6,7 +6,8 @@
 #   is no rust-src for the rustup toolchains, so -Z build-std is out), LLVM 22
 #   for bpf-linker, and the tools the tests and benchmarks drive;
 # - bpf-linker 0.13.0 built against LLVM 22;
-# - bpffs mounted at /sys/fs/bpf.
+# - bpffs mounted at /sys/fs/bpf;
+# - the OpenStack test environment (openstack/setup.sh).
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -40,3 +41,7 @@ fi
 if ! mountpoint -q /sys/fs/bpf; then
   mount -t bpf bpf /sys/fs/bpf
 fi
+
+# The OpenStack tests' environment: MariaDB and the Octavia venv, with the
+# octavia-xdpath provider driver installed from this checkout.
+"$(dirname "$0")/../openstack/setup.sh"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The tests: set up, then every test of the workspace (unit, property,
 # fixture tables through BPF_PROG_TEST_RUN, the tcpdump corpus through both
-# builds, end-to-end in network namespaces, CLI errors). Needs root.
+# builds, end-to-end in network namespaces, CLI errors), then the OpenStack
+# tests (a real Octavia with the xdpath provider driver, end to end through
+# two xdpath balancers: openstack/run-tests.sh). Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -10,3 +12,4 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export XDPATH_REQUIRE_ROOT=1
 cargo build --release --quiet
 cargo test --release --workspace --exclude xdpath-ebpf 2>&1
+openstack/run-tests.sh

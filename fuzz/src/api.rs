@@ -12,10 +12,11 @@ use xdpath::control::rulefile::management_conflict;
 use xdpath::control::state::{BlockSpec, FilterState, Management};
 use xdpath::lb::compile;
 use xdpath::lb::edit::{self, ConfigChange, VipOptions};
+use xdpath::lb::owner::apply;
 use xdpath::lb::state::{Encap, LbState, VipId};
 use xdpathd::requests::{
-    BackendQuery, BackendWeight, BackendsQuery, LimitArgs, NewBlock, NewVip, PrefixQuery, RuleArgs,
-    TopQuery, VipQuery,
+    BackendQuery, BackendWeight, BackendsQuery, HealthArgs, LimitArgs, NewBlock, NewVip,
+    OwnerState, PrefixQuery, RuleArgs, TopQuery, VipQuery,
 };
 
 use crate::assert_one_line;
@@ -35,6 +36,16 @@ pub fn api_request(data: &[u8]) {
     let Some((&kind, rest)) = data.split_first() else {
         return;
     };
+    // The two last kinds came later: the first eleven keep their corpus.
+    match kind {
+        0xfe => {
+            return body(rest)
+                .into_iter()
+                .for_each(|document| owner_document(&document))
+        }
+        0xff => return body(rest).into_iter().for_each(|check| health(&check)),
+        _ => {}
+    }
     match kind % 11 {
         0 => body(rest).into_iter().for_each(|rule| new_rule(&rule)),
         1 => body(rest).into_iter().for_each(|limit| new_limit(&limit)),
@@ -184,6 +195,49 @@ fn balancer_with(vip: VipId) -> LbState {
     state
 }
 
+/// An owner's document: refused in one line, or its edits applied to an
+/// empty namespace compile, and applying them again changes nothing.
+fn owner_document(document: &OwnerState) {
+    let desired = match xdpath::lb::owner::parse_document("fuzz", document) {
+        Ok(desired) => desired,
+        Err(error) => return assert_one_line(&error.to_string()),
+    };
+    let mut state = LbState::default();
+    state.settings.source_v4 = parse_cidr("172.16.0.0/16").ok();
+    state.settings.source_v6 = parse_cidr("fd00::/64").ok();
+    let mut filter = FilterState::default();
+    let edited = apply::edit_vips(&mut state, "fuzz", &desired.vips)
+        .and_then(|()| apply::edit_limits(&mut filter, "fuzz", &desired.limits));
+    if let Err(error) = edited {
+        return assert_one_line(&error.to_string());
+    }
+    let (once, filter_once) = (state.clone(), filter.clone());
+    let again = apply::edit_vips(&mut state, "fuzz", &desired.vips)
+        .and_then(|()| apply::edit_limits(&mut filter, "fuzz", &desired.limits));
+    assert!(again.is_ok(), "a document applied once is refused again");
+    assert_eq!(state, once, "the same document changed the balancer again");
+    assert_eq!(
+        filter, filter_once,
+        "the same document changed the limits again"
+    );
+    if let Err(error) = compile::plan(&LbState::default(), &mut state, true) {
+        assert_one_line(&error.to_string());
+    }
+}
+
+/// A health check request: refused in one line, or set on a VIP.
+fn health(request: &HealthArgs) {
+    let Some(vip) = checked_vip(&request.vip) else {
+        return;
+    };
+    let mut state = balancer_with(vip);
+    let result =
+        edit::health_check(request).and_then(|check| edit::set_health(&mut state, &vip, check));
+    if let Err(error) = result {
+        assert_one_line(&error.to_string());
+    }
+}
+
 /// Compiles a balancer: accepted edits must compile.
 fn assert_compiles(state: &LbState) {
     let mut state = state.clone();
@@ -196,12 +250,12 @@ fn new_vip(request: &NewVip) {
     if checked_vip(&request.vip).is_none() {
         return;
     }
-    let (vip, options) = match xdpath::lb::ops::parse_new_vip(request) {
+    let parsed = match xdpath::lb::ops::parse_new_vip(request) {
         Ok(parsed) => parsed,
         Err(error) => return assert_one_line(&error.to_string()),
     };
     let mut state = LbState::default();
-    match edit::add_vip(&mut state, vip, options) {
+    match xdpath::lb::ops::add_parsed(&mut state, &parsed) {
         Ok(()) => match compile::plan(&LbState::default(), &mut state.clone(), true) {
             Ok(_) => {}
             Err(error) => assert_one_line(&error.to_string()),

@@ -53,6 +53,9 @@ fn limit(id: u32, per: LimitKey, syn_only: bool) -> LimitSpec {
         protocol: None,
         syn_only,
         monitor: false,
+        vip: None,
+        to: None,
+        owner: None,
     }
 }
 

@@ -22,6 +22,8 @@
 //!
 //! Needs root and a kernel with BPF.
 
+#[path = "lb_fixtures/allow_rows.rs"]
+mod allow_rows;
 #[path = "lb_fixtures/builds.rs"]
 mod builds;
 #[path = "lb_fixtures/check.rs"]
@@ -49,8 +51,9 @@ use xdpath::lb::maglev::{build_table, MaglevBackend};
 use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
 use xdpath_core::flood::FloodPlan;
 use xdpath_core::lb::{
-    flow_hash, mac_value, outer_source, Backend, Connection, ConnectionKey, LbConfig, Vip, VipKey,
-    ENCAP_GUE, ENCAP_IPIP, LB_ENABLED, LB_FIXED_NEXT_HOP, MAX_CONNECTIONS, VIP_NO_CONNTRACK,
+    flow_hash, mac_value, outer_source, vip_drop_index, AllowKey, Backend, Connection,
+    ConnectionKey, LbConfig, Vip, VipKey, ENCAP_GUE, ENCAP_IPIP, LB_ENABLED, LB_FIXED_NEXT_HOP,
+    MAX_CONNECTIONS, VIP_ALLOW_LIST, VIP_DROP_REASONS, VIP_DROP_SLOTS, VIP_NO_CONNTRACK,
     VIP_SOURCE_HASH,
 };
 use xdpath_core::parse::ipv4_mapped;
@@ -61,6 +64,7 @@ use xdpath_core::{
     parse, pipeline, Action, FrameBuffer, InterfaceConfig, NativeTables, Reason, SlicePacket,
 };
 
+use allow_rows::*;
 use builds::*;
 use check::*;
 use frames::*;
@@ -100,6 +104,14 @@ fn icmp_too_big_goes_to_the_backend_of_the_flow_it_quotes() {
     xdpath_lab::needs_root!();
     let mut rows = basic_rows();
     icmp_rows(&mut rows);
+    check_rows(maglev([1, 1, 1]), &rows);
+}
+
+#[test]
+fn allow_lists_admit_their_sources_and_drop_the_others() {
+    xdpath_lab::needs_root!();
+    let mut rows = basic_rows();
+    allow_rows(&mut rows);
     check_rows(maglev([1, 1, 1]), &rows);
 }
 

@@ -116,6 +116,12 @@ pub enum Reason {
     /// Headers reach beyond the deepest offset the pipeline reads.
     HeadersTooLong = 35,
 
+    /// To a VIP with an allow list that does not hold the source (the
+    /// flow's client: for an ICMP error, the client of the flow it quotes).
+    /// A balancer reason, numbered below the filter's: the codes from 53 on
+    /// were taken.
+    LbNotAllowed = 39,
+
     /// A deny rule matched.
     RuleDeny = 40,
     /// No rule matched and the default action is drop.
@@ -179,7 +185,7 @@ pub const COUNTER_SLOTS: u32 = Action::ALL.len() as u32 * REASON_SLOTS;
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 53] = [
+    pub const ALL: [Reason; 54] = [
         Self::NonIp,
         Self::Ipv4Tcp,
         Self::Ipv4Udp,
@@ -209,6 +215,7 @@ impl Reason {
         Self::TruncatedIcmp,
         Self::TruncatedIcmpv6,
         Self::HeadersTooLong,
+        Self::LbNotAllowed,
         Self::RuleDeny,
         Self::DefaultDeny,
         Self::Blocklisted,
@@ -277,7 +284,8 @@ impl Reason {
     #[inline(always)]
     pub const fn is_lb(self) -> bool {
         let code = self as u8;
-        code >= Self::LbForwarded as u8 && code <= Self::DecapGue as u8
+        (code >= Self::LbForwarded as u8 && code <= Self::DecapGue as u8)
+            || code == Self::LbNotAllowed as u8
     }
 
     /// True for the reasons the forwarding stage gives.
@@ -318,6 +326,7 @@ impl Reason {
             Self::TruncatedIcmp => "truncated-icmp",
             Self::TruncatedIcmpv6 => "truncated-icmpv6",
             Self::HeadersTooLong => "headers-too-long",
+            Self::LbNotAllowed => "lb-not-allowed",
             Self::RuleDeny => "rule-deny",
             Self::DefaultDeny => "default-deny",
             Self::Blocklisted => "blocklisted",

@@ -16,8 +16,9 @@ use xdpath_core::filter::{
     MAX_CHAINS, MAX_MANAGEMENT_PREFIXES, MAX_PREFIXES, MAX_RATE_LIMITS, MAX_RULES, SOURCE_BUCKETS,
 };
 use xdpath_core::lb::{
-    Backend, Connection, ConnectionKey, LbConfig, LbCounter, Vip, VipKey, MAX_BACKENDS,
-    MAX_CONNECTIONS, MAX_NEW_CONNECTIONS, MAX_RINGS, MAX_RING_SIZE, MAX_VIPS,
+    Backend, Connection, ConnectionKey, LbConfig, LbCounter, Vip, VipKey, MAX_ALLOW_PREFIXES,
+    MAX_BACKENDS, MAX_CONNECTIONS, MAX_NEW_CONNECTIONS, MAX_RINGS, MAX_RING_SIZE, MAX_VIPS,
+    VIP_DROP_SLOTS,
 };
 use xdpath_core::observe::{
     CaptureConfig, RecordMeta, CAPTURE_BYTES, CAPTURE_RING_BYTES, SAMPLE_RING_BYTES,
@@ -211,6 +212,19 @@ pub static VIP_STATS: PerCpuArray<LbCounter> = PerCpuArray::with_max_entries(MAX
 /// Per-backend packets, bytes and new flows, per CPU.
 #[map]
 pub static BACKEND_STATS: PerCpuArray<LbCounter> = PerCpuArray::with_max_entries(MAX_BACKENDS, 0);
+
+/// Frames to each VIP that were not forwarded, by reason
+/// (`xdpath_core::lb::vip_drop_index`: `VIP_DROP_SLOTS` slots a VIP), per
+/// CPU.
+#[map]
+pub static VIP_DROPS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(MAX_VIPS * VIP_DROP_SLOTS, 0);
+
+/// The VIPs' allow lists: (VIP slot, family, source prefix) → 1, looked up
+/// for a VIP with `VIP_ALLOW_LIST` only (`xdpath_core::lb::AllowKey`: the
+/// 20 bytes after the bit count). Entries are allocated on insert.
+#[map]
+pub static VIP_ALLOW: LpmTrie<[u8; 20], u8> = LpmTrie::with_max_entries(MAX_ALLOW_PREFIXES, 0);
 
 /// Connection-table hits (slot 0) and misses (slot 1), per CPU.
 #[map]

@@ -1,7 +1,7 @@
 //! Recovery after a killed writer, run before every command and by the
-//! daemon at each check. It sits above both ways of changing the state
-//! (`config::apply` with its journal, `reconcile` with the commit mark), so
-//! neither of them imports the other's recovery.
+//! daemon at each check. It sits above the ways of changing the state
+//! (`config::apply` and an owner's call with their journals, `reconcile`
+//! with the commit mark), so none of them imports another's recovery.
 
 use crate::control::commit_marker;
 use crate::control::session::lock_state_dir;
@@ -17,7 +17,8 @@ pub fn finish_interrupted() {
         return;
     };
     let journal = dir.join(crate::config::journal::JOURNAL_FILE).exists();
-    if !journal && !commit_marker::interrupted(&dir) {
+    let owner_journal = crate::lb::owner::journal::Journal::exists(&dir);
+    if !journal && !owner_journal && !commit_marker::interrupted(&dir) {
         return;
     }
     let Ok((dir, _lock)) = lock_state_dir() else {
@@ -36,4 +37,5 @@ pub fn finish_interrupted() {
             ),
         }
     }
+    crate::lb::owner::apply::recover_interrupted(&dir);
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{get, put};
+use axum::Router;
 use serde_json::{json, Value};
 use xdpath::api::{ControlPlane, Local};
 use xdpathd::requests::{
@@ -21,9 +21,10 @@ use xdpathd::requests::{
 
 use crate::error::ApiError;
 use crate::extract::{Body, Query};
+use crate::lb_api;
 use crate::ops;
 use crate::shared::{blocking, Shared, BODY_LIMIT};
-use crate::text::{escape, quote};
+use crate::text::quote;
 
 /// The OpenAPI document (also in the repository: `xdpathd/openapi.json`).
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -46,7 +47,31 @@ pub fn router(shared: Arc<Shared>, read_timeout: Duration) -> Router {
             "/v1/blocklist",
             get(list_blocks).post(add_block).delete(del_block),
         )
-        .route("/v1/vips", get(list_vips).post(add_vip).delete(del_vip))
+        .route(
+            "/v1/vips",
+            get(list_vips)
+                .post(add_vip)
+                .put(lb_api::put_vip)
+                .delete(del_vip),
+        )
+        .route("/v1/vips/allow", put(lb_api::set_allow))
+        .route(
+            "/v1/vips/health",
+            put(lb_api::set_health).delete(lb_api::clear_health),
+        )
+        .route("/v1/vips/table", get(lb_api::vip_table))
+        .route(
+            "/v1/lb/config",
+            get(lb_api::lb_config).put(lb_api::set_lb_config),
+        )
+        .route("/v1/owners", get(lb_api::list_owners))
+        .route(
+            "/v1/owners/{owner}",
+            get(lb_api::show_owner)
+                .put(lb_api::put_owner)
+                .delete(lb_api::delete_owner)
+                .layer(DefaultBodyLimit::max(lb_api::DOCUMENT_LIMIT)),
+        )
         .route(
             "/v1/backends",
             get(list_backends)
@@ -77,38 +102,7 @@ pub fn router(shared: Arc<Shared>, read_timeout: Duration) -> Router {
         .layer(bodies)
 }
 
-type State = axum::extract::State<Arc<Shared>>;
-type Reply = Result<Response, ApiError>;
-
-/// A change: counts the generation, or the error, and logs one line
-/// (escaped: `what` and the message hold the client's text).
-async fn change(
-    shared: &Shared,
-    what: String,
-    work: impl FnOnce() -> Result<Value, ApiError> + Send + 'static,
-) -> Reply {
-    match blocking(work).await {
-        Ok(value) => {
-            let generation = shared.generation.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::info!(generation, "applied: {}", escape(&what));
-            Ok((StatusCode::OK, Json(value)).into_response())
-        }
-        Err(error) => {
-            shared.apply_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                code = error.code,
-                "refused: {}: {}",
-                escape(&what),
-                escape(&error.message)
-            );
-            Err(error)
-        }
-    }
-}
-
-fn ok(value: Value) -> Reply {
-    Ok(Json(value).into_response())
-}
+use crate::reply::{change, created, ok, Reply, State};
 
 async fn openapi() -> Response {
     ([("content-type", "application/json")], OPENAPI).into_response()
@@ -197,11 +191,6 @@ async fn add_rule(axum::extract::State(shared): State, Body(args): Body<RuleArgs
     reply.await.map(created)
 }
 
-fn created(mut response: Response) -> Response {
-    *response.status_mut() = StatusCode::CREATED;
-    response
-}
-
 async fn del_rule(
     axum::extract::State(shared): State,
     path: Result<axum::extract::Path<u32>, axum::extract::rejection::PathRejection>,
@@ -286,8 +275,13 @@ async fn del_vip(axum::extract::State(shared): State, Query(query): Query<VipQue
     .await
 }
 
-async fn list_backends(Query(query): Query<BackendsQuery>) -> Reply {
-    ok(blocking(move || ops::list_backends(query.vip.as_deref())).await?)
+async fn list_backends(
+    axum::extract::State(shared): State,
+    Query(query): Query<BackendsQuery>,
+) -> Reply {
+    let mut rows = blocking(move || ops::list_backends(query.vip.as_deref())).await?;
+    crate::health::annotate(&shared.health, &mut rows);
+    ok(rows)
 }
 
 async fn add_backend(

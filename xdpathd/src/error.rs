@@ -110,6 +110,10 @@ impl From<LbError> for ApiError {
             LbError::Table { .. } => (StatusCode::BAD_REQUEST, "invalid_ring_size"),
             LbError::Usage(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             LbError::Encap { .. } => (StatusCode::BAD_REQUEST, "invalid_encap"),
+            LbError::Owner { .. } => (StatusCode::BAD_REQUEST, "invalid_owner"),
+            LbError::OwnerConflict { .. } => (StatusCode::CONFLICT, "owner_conflict"),
+            LbError::NoSuchOwner { .. } => (StatusCode::NOT_FOUND, "no_such_owner"),
+            LbError::TooManyAllowPrefixes { .. } => (StatusCode::CONFLICT, "table_full"),
         };
         Self::new(status, code, message)
     }

@@ -162,3 +162,32 @@ pub fn snapshot(board: &Board) -> Vec<Entry> {
     entries.sort_by(|a, b| (&a.vip, a.backend).cmp(&(&b.vip, b.backend)));
     entries
 }
+
+/// Adds to each backend row (`vip`, `backend`) the checker's view of it as
+/// `health_state` (`healthy`, `checks`, `passes`, `failures`,
+/// `last_error`), or null for a backend not checked (its VIP has no check,
+/// or no probe has been started yet). Rows may sit in an array or under a
+/// `backends` key.
+pub fn annotate(board: &Board, value: &mut serde_json::Value) {
+    let entries = snapshot(board);
+    let rows = match value {
+        serde_json::Value::Array(rows) => rows,
+        serde_json::Value::Object(object) => match object.get_mut("backends") {
+            Some(serde_json::Value::Array(rows)) => rows,
+            _ => return,
+        },
+        _ => return,
+    };
+    for row in rows {
+        let found = entries.iter().find(|entry| {
+            row["vip"].as_str() == Some(entry.vip.as_str())
+                && row["backend"].as_str() == Some(entry.backend.to_string().as_str())
+        });
+        let state = found
+            .and_then(|entry| serde_json::to_value(entry).ok())
+            .unwrap_or(serde_json::Value::Null);
+        if let Some(row) = row.as_object_mut() {
+            row.insert("health_state".into(), state);
+        }
+    }
+}

@@ -239,6 +239,7 @@ fn lb_metrics(out: &mut String) -> Result<(), ApiError> {
             family.sample(&name, &labels, number(&backend["counters"][key]));
         }
     }
+    vip_drop_metrics(out, &vips);
     let mut family = Family::new(
         out,
         "xdpath_lb_backend_weight",
@@ -257,6 +258,38 @@ fn lb_metrics(out: &mut String) -> Result<(), ApiError> {
         );
     }
     Ok(())
+}
+
+/// Per VIP: frames not forwarded, by reason, and the connection-table
+/// entries of its flows (an estimate of its active connections).
+fn vip_drop_metrics(out: &mut String, vips: &[Value]) {
+    let name = "xdpath_lb_vip_drops_total";
+    let mut family = Family::new(
+        out,
+        name,
+        "counter",
+        "Frames to each VIP not forwarded, by reason (no_route: left to the stack).",
+    );
+    for vip in vips {
+        for (reason, count) in vip["drops"].as_object().into_iter().flatten() {
+            let labels = [("vip", text(&vip["vip"])), ("reason", reason.as_str())];
+            family.sample(name, &labels, number(count));
+        }
+    }
+    let name = "xdpath_lb_vip_active_connections";
+    let mut family = Family::new(
+        out,
+        name,
+        "gauge",
+        "Connection-table entries of each VIP's flows whose backend lives: an estimate (ended flows stay until evicted).",
+    );
+    for vip in vips {
+        family.sample(
+            name,
+            &[("vip", text(&vip["vip"]))],
+            number(&vip["active_connections"]),
+        );
+    }
 }
 
 fn observe_metrics(out: &mut String, shared: &Shared) {

@@ -2,13 +2,17 @@
 //! library calls and JSON shapes as the `xdpath` CLI's `--json` output.
 
 use serde_json::{json, Value};
-use xdpath::api::{BackendQuery, BackendWeight, ControlPlane, Local, NewVip, VipQuery};
+use xdpath::api::{
+    BackendQuery, BackendWeight, ControlPlane, LbConfigArgs, Local, NewVip, VipAllow, VipQuery,
+};
 use xdpath::control::session::Session;
 use xdpath::control::views::{block_rows, limit_json, rule_json};
 use xdpath::control::{wall_now, ControlError};
 use xdpath::lb::edit;
+use xdpath::lb::owner::apply::OwnerChange;
 use xdpath::lb::session::LbSession;
-use xdpath::lb::views::{backend_rows, vip_rows};
+use xdpath::lb::state::LbState;
+use xdpath::lb::views::{backend_rows, settings_json, vip_rows};
 use xdpath::lb::LbError;
 use xdpath::{dataplane, stats};
 
@@ -117,4 +121,64 @@ pub fn set_weight(request: &BackendWeight) -> Result<Value, ApiError> {
 pub fn del_backend(request: &BackendQuery) -> Result<Value, ApiError> {
     let (id, address) = Local.del_backend(request)?;
     Ok(json!({ "vip": id.to_string(), "removed": address.to_string() }))
+}
+
+/// Creates a VIP or gives it the request's options and allowed sources.
+pub fn put_vip(request: &NewVip) -> Result<Value, ApiError> {
+    let (id, created) = Local.put_vip(request)?;
+    Ok(json!({ "vip": id.to_string(), "created": created }))
+}
+
+/// Replaces a VIP's allowed sources; answers with the list as installed.
+pub fn set_allow(request: &VipAllow) -> Result<Value, ApiError> {
+    let id = Local.set_allow(request)?;
+    let allow = LbSession::read()?
+        .state
+        .vip(&id)
+        .map(|vip| vip.allow.clone())
+        .unwrap_or_default();
+    Ok(json!({ "vip": id.to_string(), "allow": allow }))
+}
+
+/// A VIP's live Maglev table, read from the kernel.
+pub fn vip_table(vip: &str, slots: bool) -> Result<Value, ApiError> {
+    let id = edit::parse_vip(vip)?;
+    let session = LbSession::read()?;
+    let spec = session
+        .state
+        .vip(&id)
+        .ok_or(LbError::NoSuchVip { vip: id })?;
+    let table = match session.maps() {
+        Some(maps) => xdpath::lb::stats::live_table(maps, spec)?,
+        None => None,
+    };
+    Ok(xdpath::lb::stats::table_json(
+        spec,
+        &table.unwrap_or_default(),
+        slots,
+    ))
+}
+
+/// The balancer's shared settings.
+pub fn lb_config() -> Result<Value, ApiError> {
+    Ok(settings_json(&LbSession::read()?.state))
+}
+
+/// Changes the balancer's shared settings; answers with them all.
+pub fn set_lb_config(request: &LbConfigArgs) -> Result<Value, ApiError> {
+    let settings = Local.configure_lb(request)?;
+    Ok(settings_json(&LbState {
+        settings,
+        ..LbState::default()
+    }))
+}
+
+/// An owner's call's answer.
+pub fn owner_change(change: &OwnerChange) -> Result<Value, ApiError> {
+    Ok(json!({
+        "owner": change.owner,
+        "changed": change.changed,
+        "vips": change.vips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "limits": change.limits,
+    }))
 }

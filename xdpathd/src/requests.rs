@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 /// The changes' requests are the library's, which the CLI parses into
 /// too: one type per operation.
 pub use xdpath::api::{
-    BackendQuery, BackendWeight, LimitArgs, NewBlock, NewVip, PrefixQuery, RuleArgs, VipQuery,
+    BackendQuery, BackendWeight, HealthArgs, LbConfigArgs, LimitArgs, NewBlock, NewVip, OwnerState,
+    PrefixQuery, RuleArgs, VipAllow, VipQuery,
 };
 use xdpath::observe::top::{Rank, TalkerKind};
 
@@ -58,6 +59,16 @@ impl TopQuery {
     }
 }
 
+/// `GET /v1/vips/table` query: the VIP, and whether to list every slot.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableQuery {
+    /// The VIP.
+    pub vip: String,
+    /// List each slot's backend too (default false).
+    pub slots: Option<bool>,
+}
+
 /// `?vip=` (optional).
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -99,6 +110,23 @@ mod tests {
         assert!(missing.is_err_and(|error| error.to_string().contains("missing field `action`")));
         let back = serde_json::to_value(&args).expect("serializes");
         assert_eq!(back["override"], true, "the CLI sends what the API reads");
+    }
+
+    #[test]
+    fn an_owner_document_reuses_the_single_requests() {
+        let document: OwnerState = serde_json::from_str(
+            r#"{"vips":[{"vip":"203.0.113.10:80/tcp","allow":["10.0.0.0/8"]}],
+                "backends":[{"vip":"203.0.113.10:80/tcp","address":"10.0.0.11","weight":2}],
+                "health":[{"vip":"203.0.113.10:80/tcp","kind":"http","status":"200-204"}],
+                "limits":[{"vip":"203.0.113.10:80/tcp","pps":"100"}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(document.backends[0].weight, 2);
+        assert_eq!(document.health[0].interval, "2s", "defaults as the CLI's");
+        assert_eq!(document.health[0].fall, 3);
+        assert!(serde_json::from_str::<OwnerState>(r#"{"vips":[],"owner":"x"}"#).is_err());
+        let empty: OwnerState = serde_json::from_str("{}").expect("everything optional");
+        assert!(empty.vips.is_empty() && empty.limits.is_empty());
     }
 
     #[test]
@@ -157,12 +185,27 @@ mod tests {
             "BackendWeight",
             serde_json::to_value(BackendWeight::default()).expect("json"),
         );
+        check(
+            "VipAllow",
+            serde_json::to_value(VipAllow::default()).expect("json"),
+        );
+        check(
+            "HealthArgs",
+            serde_json::to_value(HealthArgs::default()).expect("json"),
+        );
+        check(
+            "LbConfigArgs",
+            serde_json::to_value(LbConfigArgs::default()).expect("json"),
+        );
+        check(
+            "OwnerState",
+            serde_json::to_value(OwnerState::default()).expect("json"),
+        );
         assert!(serde_json::from_str::<RuleArgs>(r#"{"action":"drop","unknown":1}"#).is_err());
         assert!(serde_json::from_str::<NewBlock>(r#"{"prefix":"192.0.2.0/24","x":1}"#).is_err());
     }
 
-    /// Each operation's body names the schema of its type, and its query
-    /// parameters are exactly the fields of its query type: the document
+    /// Each operation's body names the schema of its type: the document
     /// cannot drift from the types the handlers extract.
     #[test]
     fn openapi_operations_name_the_request_types() {
@@ -176,6 +219,11 @@ mod tests {
             ("post", "/v1/vips", "NewVip"),
             ("post", "/v1/backends", "BackendWeight"),
             ("put", "/v1/backends", "BackendWeight"),
+            ("put", "/v1/vips", "NewVip"),
+            ("put", "/v1/vips/allow", "VipAllow"),
+            ("put", "/v1/vips/health", "HealthArgs"),
+            ("put", "/v1/lb/config", "LbConfigArgs"),
+            ("put", "/v1/owners/{owner}", "OwnerState"),
         ];
         for (method, path, schema) in bodies {
             let named = &operation(method, path)["requestBody"]["content"]["application/json"]
@@ -186,6 +234,15 @@ mod tests {
                 "{method} {path}"
             );
         }
+    }
+
+    /// Each query operation's parameters are exactly the fields of its
+    /// query type (the other half of the check above).
+    #[test]
+    fn openapi_query_parameters_are_the_query_types() {
+        let document: serde_json::Value =
+            serde_json::from_str(include_str!("../openapi.json")).expect("openapi.json parses");
+        let operation = |method: &str, path: &str| document["paths"][path][method].clone();
         let fields = |value: serde_json::Value| -> std::collections::BTreeSet<String> {
             value
                 .as_object()
@@ -219,6 +276,16 @@ mod tests {
                 "get",
                 "/v1/top",
                 fields(serde_json::json!(TopQuery::default())),
+            ),
+            (
+                "delete",
+                "/v1/vips/health",
+                fields(serde_json::json!(VipQuery::default())),
+            ),
+            (
+                "get",
+                "/v1/vips/table",
+                fields(serde_json::json!(TableQuery::default())),
             ),
         ];
         for (method, path, expected) in queries {

@@ -59,11 +59,18 @@ fn state(daemon: &Daemon) -> Vec<Value> {
     .iter()
     .map(|path| {
         let mut value = daemon.ok("GET", path, None);
-        // Counters and the time left move by themselves.
+        // Counters (a VIP's drops and connection-table entries too) and
+        // the time left move by themselves.
         if let Some(rows) = value.as_array_mut() {
             for row in rows {
                 if let Some(object) = row.as_object_mut() {
-                    for key in ["counters", "remaining_seconds", "hits"] {
+                    for key in [
+                        "counters",
+                        "remaining_seconds",
+                        "hits",
+                        "drops",
+                        "active_connections",
+                    ] {
                         object.remove(key);
                     }
                 }

@@ -55,7 +55,7 @@ pub enum BlockCommand {
 #[derive(Subcommand)]
 pub enum RateLimitCommand {
     /// Add a token-bucket limit; prints its id.
-    Add(LimitArgs),
+    Add(Box<LimitArgs>),
     /// Delete a limit by id.
     Del {
         /// The limit id.

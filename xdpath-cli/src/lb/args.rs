@@ -2,8 +2,10 @@
 //! change's arguments are its request type ([`xdpath::api`]), the one the
 //! daemon's API reads.
 
-use clap::{Args, Subcommand};
-use xdpath::api::{BackendQuery, BackendWeight, NewVip, VipQuery};
+use clap::Subcommand;
+use xdpath::api::{
+    BackendQuery, BackendWeight, HealthArgs, LbConfigArgs, NewVip, VipAllow, VipQuery,
+};
 
 /// `xdpath lb ...`
 #[derive(Subcommand)]
@@ -20,11 +22,16 @@ pub enum LbCommand {
     },
     /// Show or change the shared settings: outer source prefixes, next hop,
     /// Maglev seed.
-    Config(ConfigArgs),
+    Config(LbConfigArgs),
     /// Connection-table hits and misses, and per-VIP counters.
     Stats,
     /// Remove every VIP (the settings stay).
     Flush,
+    /// What external owners made: list, show, apply a document, delete.
+    Owner {
+        #[command(subcommand)]
+        command: super::owner::OwnerCommand,
+    },
 }
 
 /// `xdpath lb vip ...`
@@ -32,51 +39,31 @@ pub enum LbCommand {
 pub enum VipCommand {
     /// Add a VIP: ADDRESS:PORT/tcp|udp (IPv6 in brackets; * for every port).
     Add(NewVip),
+    /// Create a VIP, or give the one there these options and allowed
+    /// sources (its backends, health check and connections stay): running
+    /// it again changes nothing.
+    Set(NewVip),
+    /// Set the sources that may reach a VIP (replacing its list); with no
+    /// CIDR, every source may.
+    Allow(VipAllow),
     /// Check the VIP's backends (run by xdpathd): a backend that fails
     /// `--fall` checks in a row leaves the table (established flows stay)
     /// until it passes `--rise` in a row. `off` stops checking.
-    Health {
+    Health(HealthArgs),
+    /// Show a VIP's Maglev table as the kernel holds it: its size, a
+    /// digest (equal on every balancer given the same backends, weights
+    /// and seed) and each backend's slots.
+    Table {
         /// The VIP.
         vip: String,
-        /// tcp (a connection is accepted), http (GET answers --status), or off.
-        kind: HealthKindArg,
-        /// The port on the backend's own address; default: the VIP's port.
-        #[arg(long, default_value_t = 0)]
-        port: u16,
-        /// The HTTP path.
-        #[arg(long, default_value = "/")]
-        path: String,
-        /// The HTTP status that means healthy.
-        #[arg(long, default_value_t = 200)]
-        status: u16,
-        /// Time between checks of a backend (e.g. 500ms, 2s).
-        #[arg(long, default_value = "2s")]
-        interval: String,
-        /// How long a check may take.
-        #[arg(long, default_value = "1s")]
-        timeout: String,
-        /// Passes in a row that bring a backend back.
-        #[arg(long, default_value_t = 2)]
-        rise: u32,
-        /// Failures in a row that take a backend out.
-        #[arg(long, default_value_t = 3)]
-        fall: u32,
+        /// List every slot's backend too (with --json).
+        #[arg(long)]
+        slots: bool,
     },
     /// Delete a VIP and its backends.
     Del(VipQuery),
     /// List VIPs with their counters.
     List,
-}
-
-/// The kind of `lb vip health`.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum HealthKindArg {
-    /// A TCP connection is accepted.
-    Tcp,
-    /// An HTTP GET answers with the expected status.
-    Http,
-    /// No checks; every backend counts as up.
-    Off,
 }
 
 /// `xdpath lb backend ...`
@@ -101,22 +88,4 @@ pub enum BackendCommand {
         /// Only this VIP.
         vip: Option<String>,
     },
-}
-
-/// `xdpath lb config`: with no option, shows the settings.
-#[derive(Args)]
-pub struct ConfigArgs {
-    /// The outer IPv4 source prefix (host bits vary per flow), or none.
-    #[arg(long)]
-    pub source_v4: Option<String>,
-    /// The outer IPv6 source prefix, or none.
-    #[arg(long)]
-    pub source_v6: Option<String>,
-    /// fib (ask the kernel's FIB and neighbour table; the default) or the
-    /// next hop's MAC address.
-    #[arg(long)]
-    pub next_hop: Option<String>,
-    /// The Maglev seed; balancers behind one ECMP group must share it.
-    #[arg(long)]
-    pub seed: Option<u64>,
 }

@@ -5,21 +5,27 @@
 //! and changes nothing.
 
 pub mod args;
+pub mod owner;
 mod render;
 
-use args::{BackendCommand, HealthKindArg, LbCommand, VipCommand};
-use render::{done, print_backends, print_json, print_settings, print_vips};
+use args::{BackendCommand, LbCommand, VipCommand};
+use render::{done, print_backends, print_json, print_settings, print_table, print_vips};
 use serde_json::{json, Value};
 use xdpath::api::{control_plane, BackendWeight};
-use xdpath::lb::edit::{self, ConfigChange};
+use xdpath::lb::edit;
 use xdpath::lb::ops::forwarding_warnings;
 use xdpath::lb::session::LbSession;
-use xdpath::lb::state::{CheckKind, HealthCheck};
 use xdpath::lb::views::{backend_rows, health_text, settings_json, vip_rows};
 use xdpath::lb::LbError;
 
 /// Runs an `lb` command. A change is confirmed only once it is installed.
 pub fn run(command: &LbCommand, json: bool) -> Result<(), LbError> {
+    if let LbCommand::Config(request) = command {
+        return config(request, json);
+    }
+    if let LbCommand::Owner { command } = command {
+        return owner::run(command, json);
+    }
     if let Some(message) = change(command)? {
         done(&message, json);
         if let Ok(session) = LbSession::read() {
@@ -34,19 +40,7 @@ pub fn run(command: &LbCommand, json: bool) -> Result<(), LbError> {
             backend_list(&session, command, json)?;
             None
         }
-        LbCommand::Config(args) => {
-            let change = ConfigChange {
-                source_v4: args.source_v4.clone(),
-                source_v6: args.source_v6.clone(),
-                next_hop: args.next_hop.clone(),
-                seed: args.seed,
-            };
-            edit::configure(&mut session.state, &change)?;
-            // Check before showing: a refused change must not look applied.
-            xdpath::lb::compile::validate(&session.state)?;
-            print_settings(&settings_json(&session.state), json);
-            None
-        }
+        LbCommand::Config(_) | LbCommand::Owner { .. } => None,
         LbCommand::Stats => {
             let (hits, misses) = session.connection_counters()?;
             let vips = vip_rows(&session)?;
@@ -75,6 +69,24 @@ pub fn run(command: &LbCommand, json: bool) -> Result<(), LbError> {
     Ok(())
 }
 
+/// `lb config`: shows the settings, after changing those given (through
+/// the control plane).
+fn config(request: &xdpath::api::LbConfigArgs, json: bool) -> Result<(), LbError> {
+    let changes = request.source_v4.is_some()
+        || request.source_v6.is_some()
+        || request.next_hop.is_some()
+        || request.seed.is_some();
+    let mut state = LbSession::read()?.state;
+    if changes {
+        state.settings = control_plane().configure_lb(request)?;
+    }
+    print_settings(&settings_json(&state), json);
+    if changes {
+        warn(&forwarding_warnings(&state));
+    }
+    Ok(())
+}
+
 fn warn(warnings: &[String]) {
     for warning in warnings {
         eprintln!("xdpath: warning: {warning}");
@@ -91,6 +103,25 @@ fn change(command: &LbCommand) -> Result<Option<String>, LbError> {
         LbCommand::Vip {
             command: VipCommand::Del(request),
         } => format!("deleted VIP {}", control_plane().del_vip(request)?),
+        LbCommand::Vip {
+            command: VipCommand::Set(request),
+        } => match control_plane().put_vip(request)? {
+            (id, true) => format!("added VIP {id}"),
+            (id, false) => format!("VIP {id} is as asked"),
+        },
+        LbCommand::Vip {
+            command: VipCommand::Allow(request),
+        } => {
+            let id = control_plane().set_allow(request)?;
+            match request.allow.len() {
+                0 => format!("VIP {id}: every source may reach it"),
+                count => format!("VIP {id}: {count} allowed source prefixes; others are dropped"),
+            }
+        }
+        LbCommand::Vip {
+            command: VipCommand::Health(request),
+        } => health_message(request)?,
+
         LbCommand::Backend { command } => match command {
             BackendCommand::Add(request) => {
                 let (id, address) = control_plane().add_backend(request)?;
@@ -127,49 +158,24 @@ fn vip(
     json: bool,
 ) -> Result<Option<String>, LbError> {
     match command {
-        VipCommand::Add(_) | VipCommand::Del(_) => Ok(None),
-        VipCommand::Health {
-            vip,
-            kind,
-            port,
-            path,
-            status,
-            interval,
-            timeout,
-            rise,
-            fall,
-        } => {
+        VipCommand::Add(_)
+        | VipCommand::Del(_)
+        | VipCommand::Set(_)
+        | VipCommand::Allow(_)
+        | VipCommand::Health(_) => Ok(None),
+        VipCommand::Table { vip, slots } => {
             let id = edit::parse_vip(vip)?;
-            let kind = match kind {
-                HealthKindArg::Tcp => Some(CheckKind::Tcp),
-                HealthKindArg::Http => Some(CheckKind::Http),
-                HealthKindArg::Off => None,
-            };
-            let check = match kind {
-                Some(kind) => Some(HealthCheck {
-                    kind,
-                    port: *port,
-                    path: path.clone(),
-                    status: *status,
-                    interval_ms: edit::parse_millis(interval)?,
-                    timeout_ms: edit::parse_millis(timeout)?,
-                    rise: *rise,
-                    fall: *fall,
-                }),
+            let spec = session
+                .state
+                .vip(&id)
+                .ok_or(LbError::NoSuchVip { vip: id })?;
+            let table = match session.maps() {
+                Some(maps) => xdpath::lb::stats::live_table(maps, spec)?,
                 None => None,
             };
-            let message = match &check {
-                Some(check) => format!(
-                    "VIP {id}: {} checks every {} ms (rise {}, fall {}); xdpathd runs them",
-                    health_text(check),
-                    check.interval_ms,
-                    check.rise,
-                    check.fall
-                ),
-                None => format!("VIP {id}: no health checks"),
-            };
-            edit::set_health(&mut session.state, &id, check)?;
-            Ok(Some(message))
+            let table = table.unwrap_or_default();
+            print_table(&xdpath::lb::stats::table_json(spec, &table, *slots), json);
+            Ok(None)
         }
         VipCommand::List => {
             let rows = vip_rows(session)?;
@@ -181,6 +187,22 @@ fn vip(
             Ok(None)
         }
     }
+}
+
+/// Sets a health check through the control plane; the confirmation.
+fn health_message(request: &xdpath::api::HealthArgs) -> Result<String, LbError> {
+    let check = edit::health_check(request)?;
+    let (id, _) = control_plane().set_health(request)?;
+    Ok(match &check {
+        Some(check) => format!(
+            "VIP {id}: {} checks every {} ms (rise {}, fall {}); xdpathd runs them",
+            health_text(check),
+            check.interval_ms,
+            check.rise,
+            check.fall
+        ),
+        None => format!("VIP {id}: no health checks"),
+    })
 }
 
 /// Runs `backend list`.

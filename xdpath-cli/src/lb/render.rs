@@ -10,7 +10,7 @@ pub fn print_vips(rows: &[Value]) {
         return;
     }
     println!(
-        "{:<32} {:<10} {:<24} {:>6} {:>8} {:>12} {:>14} {:>10}",
+        "{:<32} {:<10} {:<24} {:>6} {:>8} {:>12} {:>14} {:>10} {:>10} {:>8}",
         "VIP",
         "ENCAP",
         "FLAGS",
@@ -18,15 +18,20 @@ pub fn print_vips(rows: &[Value]) {
         abi::map::BACKENDS,
         "PACKETS",
         "BYTES",
-        "NEW_FLOWS"
+        "NEW_FLOWS",
+        "ACTIVE",
+        "DROPS"
     );
     for row in rows {
         let encap = match row["gue_port"].as_u64() {
             Some(port) => format!("gue:{port}"),
             None => "ipip".into(),
         };
+        let drops: u64 = row["drops"]
+            .as_object()
+            .map_or(0, |drops| drops.values().filter_map(Value::as_u64).sum());
         println!(
-            "{:<32} {:<10} {:<24} {:>6} {:>8} {:>12} {:>14} {:>10}",
+            "{:<32} {:<10} {:<24} {:>6} {:>8} {:>12} {:>14} {:>10} {:>10} {:>8}",
             text(&row["vip"]),
             encap,
             text(&row["flags"]),
@@ -35,7 +40,13 @@ pub fn print_vips(rows: &[Value]) {
             text(&row["counters"]["packets"]),
             text(&row["counters"]["bytes"]),
             text(&row["counters"]["new_flows"]),
+            text(&row["active_connections"]),
+            drops,
         );
+        if let Some(allow) = row["allow"].as_array().filter(|allow| !allow.is_empty()) {
+            let prefixes: Vec<String> = allow.iter().map(text).collect();
+            println!("    allow {}", prefixes.join(" "));
+        }
     }
 }
 
@@ -98,5 +109,24 @@ pub fn print_settings(value: &Value, json: bool) {
             other => other.to_string(),
         };
         println!("{key:<10} {shown}");
+    }
+}
+
+/// `lb vip table`: size, digest and slots per backend.
+pub fn print_table(value: &Value, json: bool) {
+    if json {
+        print_json(value);
+        return;
+    }
+    println!(
+        "{}: {} slots, digest {}",
+        text(&value["vip"]),
+        text(&value["size"]),
+        text(&value["digest"])
+    );
+    if let Some(backends) = value["backends"].as_object() {
+        for (backend, slots) in backends {
+            println!("  {backend:<40} {:>6} slots", text(slots));
+        }
     }
 }

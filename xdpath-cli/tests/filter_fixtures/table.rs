@@ -92,6 +92,9 @@ pub(crate) fn limit(
             protocol: None,
             syn_only,
             monitor: false,
+            vip: None,
+            to: None,
+            owner: None,
         }],
         ..FilterState::default()
     }

@@ -13,7 +13,7 @@ pub(crate) struct Ran {
 
 /// The balancer's state: the established and the new-flow tables (key
 /// bytes, backend, generation), hits and misses, `[packets, bytes, new
-/// flows]` per VIP and per backend slot.
+/// flows]` per VIP and per backend slot, and each VIP's drops by reason.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Snapshot {
     pub(crate) hits: u64,
@@ -22,6 +22,8 @@ pub(crate) struct Snapshot {
     pub(crate) new_connections: BTreeSet<(Vec<u8>, u32, u32)>,
     pub(crate) vips: Vec<[u64; 3]>,
     pub(crate) backends: Vec<[u64; 3]>,
+    /// Frames to each VIP not forwarded, by `vip_drop_index` slot.
+    pub(crate) drops: Vec<u64>,
 }
 
 pub(crate) fn bpf_map<'a>(ebpf: &'a Ebpf, name: &str) -> &'a Map {
@@ -74,6 +76,9 @@ pub(crate) fn kernel_snapshot(ebpf: &Ebpf) -> Snapshot {
         backends: (0..BACKEND_SLOTS)
             .map(|slot| per_cpu_counter(ebpf, abi::map::BACKEND_STATS, slot))
             .collect(),
+        drops: (0..VIP_SLOTS * VIP_DROP_SLOTS)
+            .map(|slot| per_cpu_u64(ebpf, abi::map::VIP_DROPS, slot))
+            .collect(),
     }
 }
 
@@ -113,6 +118,9 @@ pub(crate) fn native_snapshot(tables: &NativeTables) -> Snapshot {
             .collect(),
         backends: (0..BACKEND_SLOTS)
             .map(|slot| counter(&tables.lb.backend_stats, slot))
+            .collect(),
+        drops: (0..VIP_SLOTS * VIP_DROP_SLOTS)
+            .map(|slot| tables.lb.vip_drops.get(&slot).copied().unwrap_or(0))
             .collect(),
     }
 }

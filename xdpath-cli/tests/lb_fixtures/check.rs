@@ -25,6 +25,13 @@ pub(crate) fn expected_state(row: &Row, before: &Snapshot, backend: Option<[u8; 
         }
         (tuple.key_bytes(), backend as u32, 1)
     };
+    // A frame to a VIP that was not forwarded counts once for the VIP, by
+    // reason.
+    if VIP_DROP_REASONS.contains(&row.reason) {
+        let vip = vip_of(&tuple_of(&row.frame)).index;
+        let index = vip_drop_index(vip, row.reason).expect("a VIP drop slot") as usize;
+        expected.drops[index] += 1;
+    }
     let opening = is_bare_syn(&row.frame);
     match row.table {
         Table::Untouched => {}

@@ -10,13 +10,16 @@ pub(crate) const NO_BACKEND_VIP4: [u8; 4] = [203, 0, 113, 11];
 pub(crate) const GUE_VIP4: [u8; 4] = [203, 0, 113, 12];
 /// IPv4 VIP without a connection table.
 pub(crate) const STATELESS_VIP4: [u8; 4] = [203, 0, 113, 13];
+/// IPv4 VIP with an allow list: 192.0.2.0/25, and `::/0` (which admits
+/// IPv6 sources only).
+pub(crate) const ALLOW_VIP4: [u8; 4] = [203, 0, 113, 14];
 pub(crate) const CLIENT4: [u8; 4] = [192, 0, 2, 1];
 pub(crate) const ROUTER4: [u8; 4] = [198, 51, 100, 254];
 pub(crate) const NEXT_HOP: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
 pub(crate) const RING: u32 = 65_537;
 pub(crate) const GUE_PORT: u16 = 6080;
 /// VIP slots and backend slots the snapshots read.
-pub(crate) const VIP_SLOTS: u32 = 8;
+pub(crate) const VIP_SLOTS: u32 = 10;
 pub(crate) const BACKEND_SLOTS: u32 = 3;
 
 pub(crate) fn vip6() -> [u8; 16] {
@@ -31,6 +34,12 @@ pub(crate) fn vip6_all() -> [u8; 16] {
 /// IPv6 VIP with IPIP (so that IPv6 goes into IPIP too).
 pub(crate) fn ipip_vip6() -> [u8; 16] {
     doc_v6(0x30)
+}
+
+/// IPv6 VIP with an allow list: 2001:db8::/124, and `0.0.0.0/0` (which
+/// admits IPv4 sources only).
+pub(crate) fn allow_vip6() -> [u8; 16] {
+    doc_v6(0x40)
 }
 
 pub(crate) fn client6() -> [u8; 16] {
@@ -76,7 +85,8 @@ pub(crate) fn vip(index: u32, ring: u32, flags: u8, encap: u8) -> Vip {
 /// VIP 3: 203.0.113.11:80/tcp with an empty ring. VIP 4: 2001:db8::20,
 /// all UDP ports, hashed on the source, GUE. VIP 5: 203.0.113.12:443/tcp,
 /// GUE. VIP 6: [2001:db8::30]:80/tcp, IPIP. VIP 7: 203.0.113.13:80/tcp,
-/// IPIP, no connection table.
+/// IPIP, no connection table. VIP 8: 203.0.113.14:80/tcp, IPIP, allow
+/// list. VIP 9: [2001:db8::40]:443/tcp, GUE, allow list (`allow_keys`).
 pub(crate) fn vips() -> Vec<(VipKey, Vip)> {
     vec![
         (vip_key(ipv4_mapped(VIP4), 80, 6), vip(0, 0, 0, ENCAP_IPIP)),
@@ -102,6 +112,26 @@ pub(crate) fn vips() -> Vec<(VipKey, Vip)> {
             vip_key(ipv4_mapped(STATELESS_VIP4), 80, 6),
             vip(7, 0, VIP_NO_CONNTRACK, ENCAP_IPIP),
         ),
+        (
+            vip_key(ipv4_mapped(ALLOW_VIP4), 80, 6),
+            vip(8, 0, VIP_ALLOW_LIST, ENCAP_IPIP),
+        ),
+        (
+            vip_key(allow_vip6(), 443, 6),
+            vip(9, 0, VIP_ALLOW_LIST, ENCAP_GUE),
+        ),
+    ]
+}
+
+/// The allow lists of VIPs 8 and 9, as the trie holds them: each VIP also
+/// lists the whole other family, which must not admit its own family's
+/// sources (an IPv4-mapped IPv6 source is IPv6).
+pub(crate) fn allow_keys() -> Vec<AllowKey> {
+    vec![
+        AllowKey::new(8, 4, &ipv4_mapped([192, 0, 2, 0]), 96 + 25),
+        AllowKey::new(8, 6, &[0; 16], 0),
+        AllowKey::new(9, 6, &doc_v6(0), 124),
+        AllowKey::new(9, 4, &ipv4_mapped([0; 4]), 96),
     ]
 }
 
@@ -167,6 +197,7 @@ pub(crate) fn state(ring: u32, table: Vec<u32>) -> CompiledLb {
         vips,
         rings: vec![(ring, table), (2, vec![u32::MAX; RING as usize])],
         backends: backend_entries(),
+        allow: allow_keys(),
     }
 }
 

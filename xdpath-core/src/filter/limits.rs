@@ -11,6 +11,9 @@ pub const LIMIT_DESTINATION: u8 = 1 << 0;
 pub const LIMIT_SYN_ONLY: u8 = 1 << 1;
 /// Only count what would be dropped.
 pub const LIMIT_MONITOR: u8 = 1 << 2;
+/// The scope is about the destination, whichever address keys the
+/// buckets: a per-source limit of the frames to one VIP.
+pub const LIMIT_SCOPE_DESTINATION: u8 = 1 << 3;
 
 /// A token-bucket limit (one entry of `RATE_LIMITS`).
 #[repr(C)]
@@ -181,7 +184,7 @@ impl RateLimit {
         {
             return false;
         }
-        let address = if self.flags & LIMIT_DESTINATION != 0 {
+        let address = if self.flags & (LIMIT_DESTINATION | LIMIT_SCOPE_DESTINATION) != 0 {
             &key.destination
         } else {
             &key.source

@@ -74,6 +74,86 @@ pub enum ConnectionTable {
 pub const VIP_SOURCE_HASH: u8 = 1 << 0;
 /// `Vip::flags`: do not use the connection table (pure Maglev).
 pub const VIP_NO_CONNTRACK: u8 = 1 << 1;
+/// `Vip::flags`: only sources in the VIP's allow list (the `VIP_ALLOW`
+/// trie, keys [`AllowKey`]) reach it; the others are dropped
+/// (`lb-not-allowed`). A VIP without the flag takes every source and costs
+/// no lookup.
+pub const VIP_ALLOW_LIST: u8 = 1 << 2;
+
+/// Prefixes in the allow lists of all VIPs together (`VIP_ALLOW`).
+pub const MAX_ALLOW_PREFIXES: u32 = 8192;
+
+/// Bits of an [`AllowKey`] before the address: the VIP's slot, the family
+/// and two reserved bytes, always matched whole.
+pub const ALLOW_KEY_HEAD_BITS: u32 = 32;
+
+/// The key of the allow lists' longest-prefix-match trie: the kernel's
+/// `bpf_lpm_trie_key` (a bit count, then the data), the data being the
+/// VIP's slot and address family (matched whole, so lists of different
+/// VIPs and families never mix: `::/0` is any IPv6 source, not IPv4-mapped
+/// ones too) and the source prefix. Aligned to 8 (24 bytes, no padding):
+/// the eBPF build keeps it on the stack.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AllowKey {
+    /// Bits matched: [`ALLOW_KEY_HEAD_BITS`] plus the prefix's length in
+    /// the 128-bit address (96 + n for an IPv4 /n).
+    pub prefix_len: u32,
+    /// The VIP's slot (`Vip::index`, below `MAX_VIPS`).
+    pub vip: u8,
+    /// 4 or 6.
+    pub family: u8,
+    /// Reserved, zero.
+    pub reserved: [u8; 2],
+    /// The prefix, masked (IPv4-mapped for IPv4).
+    pub address: [u8; 16],
+}
+
+impl AllowKey {
+    /// The key of `address/length` (`length` in the 128-bit form: 96 + n
+    /// for IPv4) in the list of VIP slot `vip`; a lookup key with 128.
+    #[inline(always)]
+    pub fn new(vip: u32, family: u8, address: &[u8; 16], length: u8) -> Self {
+        Self {
+            prefix_len: ALLOW_KEY_HEAD_BITS + u32::from(length),
+            vip: vip as u8,
+            family,
+            reserved: [0; 2],
+            address: *address,
+        }
+    }
+}
+
+/// Counter slots per VIP in `VIP_DROPS`: one for each of
+/// [`VIP_DROP_REASONS`], and room for more.
+pub const VIP_DROP_SLOTS: u32 = 8;
+
+/// The frames to a VIP that were not forwarded, counted per VIP by reason
+/// (`VIP_DROPS`, slot `vip * VIP_DROP_SLOTS + position here`). All are
+/// drops but `LbNoRoute`, which leaves the frame to the stack.
+pub const VIP_DROP_REASONS: [crate::stats::Reason; 5] = [
+    crate::stats::Reason::LbNotAllowed,
+    crate::stats::Reason::LbNoBackend,
+    crate::stats::Reason::LbFragment,
+    crate::stats::Reason::LbEncapFailed,
+    crate::stats::Reason::LbNoRoute,
+];
+
+/// The `VIP_DROPS` slot of a frame to VIP slot `vip` not forwarded for
+/// `reason`; `None` for a reason not counted there (or a slot out of range).
+#[inline(always)]
+pub fn vip_drop_index(vip: u32, reason: crate::stats::Reason) -> Option<u32> {
+    use crate::stats::Reason;
+    let position = match reason {
+        Reason::LbNotAllowed => 0,
+        Reason::LbNoBackend => 1,
+        Reason::LbFragment => 2,
+        Reason::LbEncapFailed => 3,
+        Reason::LbNoRoute => 4,
+        _ => return None,
+    };
+    (vip < MAX_VIPS).then_some(vip * VIP_DROP_SLOTS + position)
+}
 
 /// `Vip::encap`: IP in IP (protocol 4 or 41, after the inner family).
 pub const ENCAP_IPIP: u8 = 0;
@@ -306,8 +386,21 @@ pub trait LbTables {
         key: &ConnectionKey,
         connection: &Connection,
     );
-    /// Counts a frame sent for VIP `vip` to backend `backend`.
-    fn count_lb(&mut self, vip: u32, backend: u32, bytes: u64, new_flow: bool);
+    /// Whether `source` (of `family`, 4 or 6) is in the allow list of VIP
+    /// slot `vip` (asked only of a VIP with `VIP_ALLOW_LIST`).
+    fn source_allowed(&self, vip: u32, family: u8, source: &[u8; 16]) -> bool;
+    /// Counts a frame to VIP slot `vip`, once, as the stage leaves it:
+    /// forwarded (`reason` `LbForwarded`) to backend `backend`, with its
+    /// bytes and whether it placed a new flow; else not forwarded, counted
+    /// by `reason` ([`vip_drop_index`]).
+    fn count_vip(
+        &mut self,
+        vip: u32,
+        backend: u32,
+        reason: crate::stats::Reason,
+        bytes: u64,
+        new_flow: bool,
+    );
     /// Counts a connection-table hit (`CONN_HITS`) or miss (`CONN_MISSES`).
     fn count_connection(&mut self, slot: u32);
     /// The next hop towards `address` (IPv4-mapped for IPv4).
@@ -345,5 +438,27 @@ mod tests {
             })
             .count();
         assert!(passing < 65_536 * 3 / 256 * 2, "{passing} of 65536 pass");
+    }
+
+    #[test]
+    fn allow_keys_and_drop_slots_have_their_layout() {
+        assert_eq!(core::mem::size_of::<AllowKey>(), 24);
+        let key = AllowKey::new(3, 4, &ipv4_mapped([10, 0, 0, 0]), 96 + 8);
+        assert_eq!(key.prefix_len, 32 + 104);
+        let mut slots = [false; (MAX_VIPS * VIP_DROP_SLOTS) as usize];
+        for vip in 0..MAX_VIPS {
+            for reason in VIP_DROP_REASONS {
+                let index = vip_drop_index(vip, reason).expect("counted") as usize;
+                assert!(
+                    !core::mem::replace(&mut slots[index], true),
+                    "{index} twice"
+                );
+            }
+        }
+        assert_eq!(
+            vip_drop_index(MAX_VIPS, crate::stats::Reason::LbNoBackend),
+            None
+        );
+        assert_eq!(vip_drop_index(0, crate::stats::Reason::LbForwarded), None);
     }
 }

@@ -3,12 +3,18 @@
 use std::collections::{HashMap, HashSet};
 use std::vec::Vec;
 
+use crate::filter::prefix_contains;
 use crate::lb::{
-    Backend, Connection, ConnectionKey, ConnectionTable, DecapConfig, LbConfig, LbCounter,
-    LbTables, NextHop, Vip, VipKey, CONN_HITS, DECAP_ENABLED, MAX_CONNECTIONS, MAX_NEW_CONNECTIONS,
-    MAX_RING_SIZE, NO_BACKEND,
+    vip_drop_index, Backend, Connection, ConnectionKey, ConnectionTable, DecapConfig, LbConfig,
+    LbCounter, LbTables, NextHop, Vip, VipKey, ALLOW_KEY_HEAD_BITS, CONN_HITS, DECAP_ENABLED,
+    MAX_CONNECTIONS, MAX_NEW_CONNECTIONS, MAX_RING_SIZE, NO_BACKEND,
 };
 use crate::native::NativeTables;
+use crate::stats::Reason;
+
+/// The allow lists by (VIP slot, family): (masked prefix, length in the
+/// 128-bit form) each.
+pub type AllowLists = HashMap<(u8, u8), Vec<([u8; 16], u8)>>;
 
 /// The balancer's state in plain collections.
 #[derive(Clone, Debug, Default)]
@@ -32,6 +38,11 @@ pub struct NativeLb {
     pub vip_stats: HashMap<u32, LbCounter>,
     /// Statistics per backend index.
     pub backend_stats: HashMap<u32, LbCounter>,
+    /// Frames to a VIP not forwarded, by `vip_drop_index` slot.
+    pub vip_drops: HashMap<u32, u64>,
+    /// The allow lists: the kernel trie's keys (`AllowKey`), as (VIP slot,
+    /// family) → (masked prefix, length in the 128-bit form).
+    pub allow: AllowLists,
     /// Connection-table hits and misses.
     pub connection_stats: [u64; 2],
     /// Next hops by backend address (the native build has no FIB).
@@ -41,6 +52,15 @@ pub struct NativeLb {
 }
 
 impl NativeLb {
+    /// Adds an allow-list entry as the kernel's trie holds it.
+    pub fn allow(&mut self, key: &crate::lb::AllowKey) {
+        let length = key.prefix_len.saturating_sub(ALLOW_KEY_HEAD_BITS).min(128) as u8;
+        self.allow
+            .entry((key.vip, key.family))
+            .or_default()
+            .push((key.address, length));
+    }
+
     /// One connection table and its capacity.
     fn table(&mut self, table: ConnectionTable) -> (&mut HashMap<ConnectionKey, Connection>, u32) {
         match table {
@@ -94,8 +114,25 @@ impl LbTables for NativeTables {
         connections.insert(*key, *connection);
     }
 
-    fn count_lb(&mut self, vip: u32, backend: u32, bytes: u64, new_flow: bool) {
+    fn source_allowed(&self, vip: u32, family: u8, source: &[u8; 16]) -> bool {
+        let Ok(slot) = u8::try_from(vip) else {
+            return false;
+        };
+        self.lb.allow.get(&(slot, family)).is_some_and(|prefixes| {
+            prefixes
+                .iter()
+                .any(|(prefix, length)| prefix_contains(prefix, *length, source))
+        })
+    }
+
+    fn count_vip(&mut self, vip: u32, backend: u32, reason: Reason, bytes: u64, new_flow: bool) {
         self.matched = crate::observe::MATCHED_VIP | (vip & crate::observe::MATCHED_ID_MASK);
+        if reason != Reason::LbForwarded {
+            if let Some(index) = vip_drop_index(vip, reason) {
+                *self.lb.vip_drops.entry(index).or_default() += 1;
+            }
+            return;
+        }
         for counter in [
             self.lb.vip_stats.entry(vip).or_default(),
             self.lb.backend_stats.entry(backend).or_default(),

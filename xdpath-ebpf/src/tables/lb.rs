@@ -1,11 +1,13 @@
 //! [`LbTables`] over the maps: the balancer's configuration, VIPs,
 //! backends, Maglev rings, connection tables and counters.
 
+use aya_ebpf::maps::lpm_trie::Key;
 use xdpath_core::lb::{
-    Backend, Connection, ConnectionKey, ConnectionTable, DecapConfig, LbConfig, LbTables, NextHop,
-    Vip, VipKey, DECAP_ENABLED, MAX_RINGS, MAX_RING_SIZE, NO_BACKEND,
+    vip_drop_index, AllowKey, Backend, Connection, ConnectionKey, ConnectionTable, DecapConfig,
+    LbConfig, LbTables, NextHop, Vip, VipKey, DECAP_ENABLED, MAX_RINGS, MAX_RING_SIZE, MAX_VIPS,
+    NO_BACKEND,
 };
-use xdpath_core::Tables;
+use xdpath_core::{Reason, Tables};
 
 use super::fib::fib_next_hop;
 use super::MapTables;
@@ -18,6 +20,33 @@ use crate::maps::*;
 fn insert_connection_in<const NEW: bool>(key: &ConnectionKey, connection: &Connection) {
     let map = if NEW { &NEW_CONNECTIONS } else { &CONNECTIONS };
     let _ = map.insert(key, connection, 0);
+}
+
+/// Whether `source` is in VIP slot `vip`'s allow list: one trie lookup.
+/// Not inlined, so the key has a stack frame of its own rather than
+/// bytes of the balancing stage's, which is nearly full.
+#[inline(never)]
+fn allowed_in(vip: u32, family: u8, source: &[u8; 16]) -> bool {
+    if vip >= MAX_VIPS {
+        return false;
+    }
+    let key = AllowKey::new(vip, family, source, 128);
+    // SAFETY: `AllowKey` is `Key<[u8; 20]>`'s layout (a u32 bit count,
+    // then 20 bytes of data), aligned to 8 where `Key` needs 1.
+    let key = unsafe { &*(&key as *const AllowKey).cast::<Key<[u8; 20]>>() };
+    VIP_ALLOW.get(key).is_some()
+}
+
+/// Counts a frame to a VIP that was not forwarded.
+#[inline(always)]
+fn count_vip_drop(vip: u32, reason: Reason) {
+    let Some(index) = vip_drop_index(vip, reason) else {
+        return;
+    };
+    if let Some(count) = VIP_DROPS.get_ptr_mut(index) {
+        // SAFETY: a per-CPU slot, touched only by this CPU.
+        unsafe { *count += 1 };
+    }
 }
 
 impl LbTables for MapTables {
@@ -75,9 +104,18 @@ impl LbTables for MapTables {
     }
 
     #[inline(always)]
-    fn count_lb(&mut self, vip: u32, backend: u32, bytes: u64, new_flow: bool) {
+    fn source_allowed(&self, vip: u32, family: u8, source: &[u8; 16]) -> bool {
+        allowed_in(vip, family, source)
+    }
+
+    #[inline(always)]
+    fn count_vip(&mut self, vip: u32, backend: u32, reason: Reason, bytes: u64, new_flow: bool) {
         self.matched =
             xdpath_core::observe::MATCHED_VIP | (vip & xdpath_core::observe::MATCHED_ID_MASK);
+        if reason != Reason::LbForwarded {
+            count_vip_drop(vip, reason);
+            return;
+        }
         for counter in [
             VIP_STATS.get_ptr_mut(vip),
             BACKEND_STATS.get_ptr_mut(backend),

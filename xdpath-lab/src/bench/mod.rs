@@ -67,6 +67,11 @@ pub struct BenchOptions {
     /// Load balancer: rounds; the median is kept.
     #[arg(long, default_value_t = 5)]
     pub lb_rounds: usize,
+    /// Load balancer: give each VIP an allow list of this many prefixes
+    /// (its flows' sources in one of them), to time the allow-list lookup;
+    /// 0 (the default): no lists.
+    #[arg(long, default_value_t = 0)]
+    pub lb_allow: u32,
     /// Skip the load-balancer section.
     #[arg(long)]
     pub no_lb: bool,
@@ -94,6 +99,7 @@ impl Default for BenchOptions {
             flood: None,
             lb_flows: 20_000,
             lb_rounds: 5,
+            lb_allow: 0,
             no_lb: false,
             no_observe: false,
             forward: None,
@@ -245,6 +251,9 @@ pub fn bench_filter_state() -> Result<xdpath::control::state::FilterState, Strin
         protocol: None,
         syn_only: false,
         monitor: false,
+        vip: None,
+        to: None,
+        owner: None,
     };
     Ok(xdpath::control::state::FilterState {
         rules,
@@ -323,6 +332,7 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         Some(crate::bench::lb::run(&crate::bench::lb::LbBenchOptions {
             flows: options.lb_flows,
             rounds: options.lb_rounds,
+            allow: options.lb_allow,
             repeat: options.repeat,
             trials: options.trials,
             object: options.object.clone(),

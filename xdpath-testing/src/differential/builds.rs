@@ -5,7 +5,7 @@
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use xdpath_core::abi;
-use xdpath_core::lb::LbCounter;
+use xdpath_core::lb::{LbCounter, VIP_DROP_SLOTS};
 use xdpath_core::observe::{CaptureConfig, RecordMeta, CAPTURE_BYTES};
 use xdpath_core::{pipeline, Action, Counter, FrameBuffer, NativeTables, Reason};
 
@@ -90,6 +90,9 @@ struct Baseline {
     vips: Vec<[u64; 3]>,
     backends: Vec<[u64; 3]>,
     connections: [u64; 2],
+    /// `VIP_DROPS` (slot, count), `VIP_DROP_SLOTS` slots per VIP of
+    /// `vip_slots`.
+    vip_drops: Vec<(u32, u64)>,
 }
 
 /// The kernel program and the native tables of a scenario, reset to the
@@ -215,6 +218,9 @@ impl Builds {
             per_cpu_u64(ebpf, abi::map::CONN_STATS, 0)?,
             per_cpu_u64(ebpf, abi::map::CONN_STATS, 1)?,
         ];
+        let vip_drops = drop_slots(&self.vip_slots)
+            .map(|index| Ok((index, per_cpu_u64(ebpf, abi::map::VIP_DROPS, index)?)))
+            .collect::<Result<Vec<_>, DifferentialError>>()?;
         Ok(Baseline {
             counters,
             rule_hits,
@@ -222,6 +228,7 @@ impl Builds {
             vips,
             backends,
             connections,
+            vip_drops,
         })
     }
 
@@ -348,6 +355,15 @@ impl Builds {
                 differences.push(format!("backend {slot} [packets, bytes, new flows]: kernel {kernel:?}, native {native:?}"));
             }
         }
+        for ((index, grown), (_, was)) in after.vip_drops.iter().zip(&before.vip_drops) {
+            let kernel = grown.wrapping_sub(*was);
+            let native = self.native.lb.vip_drops.get(index).copied().unwrap_or(0);
+            if kernel != native {
+                differences.push(format!(
+                    "VIP drops slot {index}: kernel {kernel}, native {native}"
+                ));
+            }
+        }
         for (slot, name) in ["hits", "misses"].into_iter().enumerate() {
             let kernel = after.connections[slot].wrapping_sub(before.connections[slot]);
             let native = self.native.lb.connection_stats[slot];
@@ -369,6 +385,12 @@ fn read_error(what: &str, detail: String) -> DifferentialError {
 }
 
 /// A per-CPU `u64` slot, summed.
+/// The `VIP_DROPS` slots of these VIP slots.
+fn drop_slots(vips: &[u32]) -> impl Iterator<Item = u32> + '_ {
+    vips.iter()
+        .flat_map(|slot| (0..VIP_DROP_SLOTS).map(move |offset| slot * VIP_DROP_SLOTS + offset))
+}
+
 fn per_cpu_u64(ebpf: &mut aya::Ebpf, name: &str, slot: u32) -> Result<u64, DifferentialError> {
     let map = ebpf
         .map(name)

@@ -16,13 +16,14 @@ use std::net::IpAddr;
 
 pub use remote::Remote;
 pub use requests::{
-    BackendQuery, BackendWeight, LimitArgs, Naming, NewBlock, NewVip, PrefixQuery, RequestError,
-    RuleArgs, VipQuery,
+    BackendQuery, BackendWeight, HealthArgs, LbConfigArgs, LimitArgs, Naming, NewBlock, NewVip,
+    OwnerState, PrefixQuery, RequestError, RuleArgs, VipAllow, VipQuery,
 };
 
 use crate::control::parse::Cidr;
 use crate::control::{ops, ControlError};
-use crate::lb::state::VipId;
+use crate::lb::owner::apply::OwnerChange;
+use crate::lb::state::{LbSettings, VipId};
 use crate::lb::{self, LbError};
 
 /// The changes a front end can ask for, each with its one request type.
@@ -51,6 +52,21 @@ pub trait ControlPlane {
     fn set_weight(&self, request: &BackendWeight) -> Result<(VipId, IpAddr), LbError>;
     /// Removes a backend from a VIP.
     fn del_backend(&self, request: &BackendQuery) -> Result<(VipId, IpAddr), LbError>;
+    /// Creates a VIP or gives it these options and allowed sources; true
+    /// when created.
+    fn put_vip(&self, request: &NewVip) -> Result<(VipId, bool), LbError>;
+    /// Replaces a VIP's allowed sources.
+    fn set_allow(&self, request: &VipAllow) -> Result<VipId, LbError>;
+    /// Sets (kind `off`: removes) a VIP's health check; true when checked.
+    fn set_health(&self, request: &HealthArgs) -> Result<(VipId, bool), LbError>;
+    /// Removes a VIP's health check.
+    fn clear_health(&self, request: &VipQuery) -> Result<VipId, LbError>;
+    /// Changes the balancer's shared settings; returns them all.
+    fn configure_lb(&self, request: &LbConfigArgs) -> Result<LbSettings, LbError>;
+    /// Makes an owner's state exactly `document`.
+    fn put_owner(&self, owner: &str, document: &OwnerState) -> Result<OwnerChange, LbError>;
+    /// Removes everything an owner made.
+    fn delete_owner(&self, owner: &str) -> Result<OwnerChange, LbError>;
 }
 
 /// The control plane of this namespace: its daemon when one answers
@@ -110,5 +126,33 @@ impl ControlPlane for Local {
 
     fn del_backend(&self, request: &BackendQuery) -> Result<(VipId, IpAddr), LbError> {
         lb::ops::del_backend(request)
+    }
+
+    fn put_vip(&self, request: &NewVip) -> Result<(VipId, bool), LbError> {
+        lb::ops::put_vip(request)
+    }
+
+    fn set_allow(&self, request: &VipAllow) -> Result<VipId, LbError> {
+        lb::ops::set_allow(request)
+    }
+
+    fn set_health(&self, request: &HealthArgs) -> Result<(VipId, bool), LbError> {
+        lb::ops::set_health(request)
+    }
+
+    fn clear_health(&self, request: &VipQuery) -> Result<VipId, LbError> {
+        lb::ops::clear_health(request)
+    }
+
+    fn configure_lb(&self, request: &LbConfigArgs) -> Result<LbSettings, LbError> {
+        lb::ops::configure(request)
+    }
+
+    fn put_owner(&self, owner: &str, document: &OwnerState) -> Result<OwnerChange, LbError> {
+        lb::owner::apply::put_owner(owner, document)
+    }
+
+    fn delete_owner(&self, owner: &str) -> Result<OwnerChange, LbError> {
+        lb::owner::apply::delete_owner(owner)
     }
 }

@@ -11,12 +11,13 @@ use serde_json::Value;
 
 use super::daemon::{call, query_value};
 use super::{
-    BackendQuery, BackendWeight, ControlPlane, LimitArgs, NewBlock, NewVip, PrefixQuery, RuleArgs,
-    VipQuery,
+    BackendQuery, BackendWeight, ControlPlane, HealthArgs, LbConfigArgs, LimitArgs, NewBlock,
+    NewVip, OwnerState, PrefixQuery, RuleArgs, VipAllow, VipQuery,
 };
 use crate::control::parse::{parse_cidr, parse_duration, Cidr};
 use crate::control::{ops, ControlError};
-use crate::lb::state::VipId;
+use crate::lb::owner::apply::OwnerChange;
+use crate::lb::state::{LbSettings, VipId};
 use crate::lb::{self, LbError};
 
 /// The daemon listening on `socket`.
@@ -93,9 +94,9 @@ impl ControlPlane for Remote {
     }
 
     fn add_vip(&self, request: &NewVip) -> Result<VipId, LbError> {
-        let (id, _) = lb::ops::parse_new_vip(request)?;
+        let parsed = lb::ops::parse_new_vip(request)?;
         self.send("POST", "/v1/vips", Self::body(request)?)?;
-        Ok(id)
+        Ok(parsed.id)
     }
 
     fn del_vip(&self, request: &VipQuery) -> Result<VipId, LbError> {
@@ -126,5 +127,63 @@ impl ControlPlane for Remote {
         );
         self.send("DELETE", &path, None)?;
         Ok(parsed)
+    }
+
+    fn put_vip(&self, request: &NewVip) -> Result<(VipId, bool), LbError> {
+        let parsed = lb::ops::parse_new_vip(request)?;
+        let answer = self.send("PUT", "/v1/vips", Self::body(request)?)?;
+        Ok((parsed.id, answer["created"].as_bool().unwrap_or(false)))
+    }
+
+    fn set_allow(&self, request: &VipAllow) -> Result<VipId, LbError> {
+        let (id, _) = lb::ops::parse_allow_request(request)?;
+        self.send("PUT", "/v1/vips/allow", Self::body(request)?)?;
+        Ok(id)
+    }
+
+    fn set_health(&self, request: &HealthArgs) -> Result<(VipId, bool), LbError> {
+        let id = lb::edit::parse_vip(&request.vip)?;
+        let checked = lb::edit::health_check(request)?.is_some();
+        self.send("PUT", "/v1/vips/health", Self::body(request)?)?;
+        Ok((id, checked))
+    }
+
+    fn clear_health(&self, request: &VipQuery) -> Result<VipId, LbError> {
+        let id = lb::edit::parse_vip(&request.vip)?;
+        let path = format!("/v1/vips/health?vip={}", query_value(&request.vip));
+        self.send("DELETE", &path, None)?;
+        Ok(id)
+    }
+
+    fn configure_lb(&self, request: &LbConfigArgs) -> Result<LbSettings, LbError> {
+        let mut scratch = lb::state::LbState::default();
+        lb::edit::configure(&mut scratch, &lb::ops::config_change(request))?;
+        self.send("PUT", "/v1/lb/config", Self::body(request)?)?;
+        // Reads are the state's, whoever changed it.
+        Ok(lb::session::LbSession::read()?.state.settings)
+    }
+
+    fn put_owner(&self, owner: &str, document: &OwnerState) -> Result<OwnerChange, LbError> {
+        let desired = lb::owner::parse_document(owner, document)?;
+        let path = format!("/v1/owners/{}", query_value(owner));
+        let answer = self.send("PUT", &path, Self::body(document)?)?;
+        Ok(OwnerChange {
+            owner: owner.to_string(),
+            changed: answer["changed"].as_bool().unwrap_or(true),
+            vips: desired.vips.iter().map(|vip| vip.parsed.id).collect(),
+            limits: desired.limits.len(),
+        })
+    }
+
+    fn delete_owner(&self, owner: &str) -> Result<OwnerChange, LbError> {
+        lb::edit::check_owner(owner)?;
+        let path = format!("/v1/owners/{}", query_value(owner));
+        let answer = self.send("DELETE", &path, None)?;
+        Ok(OwnerChange {
+            owner: owner.to_string(),
+            changed: answer["changed"].as_bool().unwrap_or(true),
+            vips: Vec::new(),
+            limits: 0,
+        })
     }
 }

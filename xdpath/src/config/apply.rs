@@ -288,10 +288,19 @@ pub fn interface_config(spec: &InterfaceSpec) -> InterfaceConfig {
 }
 
 /// The filter state to install: `desired`, keeping from `current` the
-/// id counters, the expiry of blocklist entries that stay, and the order
-/// of management entries that stay; entries already expired are left out.
+/// id counters, the expiry of blocklist entries that stay, the order of
+/// management entries that stay and the rate limits owners made (a config
+/// leaves them alone); entries already expired are left out.
 pub fn merge_filter(current: &FilterState, desired: &FilterState, now: u64) -> FilterState {
     let mut state = desired.clone();
+    state.rate_limits.retain(|limit| limit.owner.is_none());
+    state.rate_limits.extend(
+        current
+            .rate_limits
+            .iter()
+            .filter(|limit| limit.owner.is_some())
+            .cloned(),
+    );
     state.next_rule_id = current.next_rule_id.max(1);
     state.next_limit_id = current.next_limit_id.max(1);
     state.blocklist = desired
@@ -323,12 +332,25 @@ fn set<T: Ord + Copy>(list: &[T]) -> BTreeSet<T> {
 /// Turns `state` into `desired` with the `lb` commands' edits: settings,
 /// VIPs removed, VIPs added or their options changed in place (their slot
 /// and backends stay), then per VIP backends removed, reweighted, added.
+/// The VIPs owners made (`lb::owner`) are left alone; a config VIP one of
+/// them holds is refused.
 pub fn edit_lb(state: &mut LbState, desired: &LbState) -> Result<(), LbError> {
+    if let Some(held) = desired.vips.iter().find_map(|wanted| {
+        state
+            .vip(&wanted.id)
+            .filter(|have| have.owner.is_some() && have.owner != wanted.owner)
+    }) {
+        return Err(LbError::OwnerConflict {
+            vip: held.id,
+            held: held.owner.clone(),
+            wanted: None,
+        });
+    }
     configure_lb(state, &desired.settings)?;
     let gone: Vec<VipId> = state
         .vips
         .iter()
-        .filter(|vip| desired.vip(&vip.id).is_none())
+        .filter(|vip| vip.owner.is_none() && desired.vip(&vip.id).is_none())
         .map(|vip| vip.id)
         .collect();
     for id in &gone {
@@ -378,6 +400,7 @@ fn add_or_update_vip(state: &mut LbState, wanted: &VipSpec) -> Result<(), LbErro
                 ring_size: Some(wanted.ring_size),
             };
             edit::add_vip(state, wanted.id, options)?;
+            edit::set_allow(state, &wanted.id, wanted.allow.clone())?;
         }
         Some(have) => {
             // No `lb` command changes a VIP's options; the compiler
@@ -387,6 +410,7 @@ fn add_or_update_vip(state: &mut LbState, wanted: &VipSpec) -> Result<(), LbErro
             have.source_hash = wanted.source_hash;
             have.no_conntrack = wanted.no_conntrack;
             have.ring_size = wanted.ring_size;
+            have.allow = wanted.allow.clone();
         }
     }
     Ok(())

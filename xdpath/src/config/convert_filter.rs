@@ -268,6 +268,11 @@ fn blocklist(section: &FilterSection, now: u64, report: &mut Report<'_>) -> Vec<
     list
 }
 
+/// Why a config file names no owner: an owner's VIPs and limits are its
+/// document's (`PUT /v1/owners/{owner}`), which a config leaves alone.
+pub(super) const OWNED_HERE: &str =
+    "an owner's VIPs and limits come from its document (PUT /v1/owners/OWNER), not from a config file";
+
 fn limits(entries: &[Spanned<LimitEntry>], report: &mut Report<'_>) -> Vec<LimitSpec> {
     let mut ids: Vec<(u32, Range<usize>, String)> = Vec::new();
     let mut limits = Vec::new();
@@ -303,6 +308,10 @@ fn limits(entries: &[Spanned<LimitEntry>], report: &mut Report<'_>) -> Vec<Limit
             continue;
         }
         let Some(spec) = spec else { continue };
+        if let Some(span) = item.span("owner") {
+            report.error(Some(span), format!("{path}.owner"), OWNED_HERE);
+            continue;
+        }
         match compile_limit(&spec) {
             Ok(_) => limits.push(spec),
             Err(error) => report.error(Some(at), &path, error.to_string()),

@@ -11,6 +11,7 @@ use toml::Spanned;
 use super::report::Report;
 use super::report::{entry_field, entry_items, field};
 use super::schema::{LbSection, VipEntry};
+use crate::control::parse::parse_cidr;
 use crate::lb::compile::{plan, validate, vip_table};
 use crate::lb::edit::{self, ConfigChange, VipOptions};
 use crate::lb::maglev::MaglevError;
@@ -105,6 +106,11 @@ fn vip(
         return;
     }
     seen.insert(id, index);
+    allow_entry(state, &id, item, &path, report);
+    if let Some(span) = item.span("owner") {
+        let why = super::convert_filter::OWNED_HERE;
+        report.error(Some(span), format!("{path}.owner"), why);
+    }
     if let Some(health) = &item.extras.health {
         set_vip_health(state, &id, health, &path, report);
     }
@@ -119,6 +125,31 @@ fn vip(
         if let Some(Err(error)) = state.vip(&id).map(|spec| vip_table(spec, seed)) {
             report.error(Some(at), path, error.to_string());
         }
+    }
+}
+
+/// `lb vip allow` with the VIP's `allow` list; each prefix that does not
+/// parse is reported at its item.
+fn allow_entry(
+    state: &mut LbState,
+    id: &VipId,
+    item: &VipEntry,
+    path: &str,
+    report: &mut Report<'_>,
+) {
+    let allow = (!item.request.allow.is_empty()).then(|| item.request.allow.join(","));
+    let Some(prefixes) = entry_items(report, item, path, "allow", allow.as_deref(), parse_cidr)
+    else {
+        return;
+    };
+    let texts: Vec<String> = prefixes.iter().map(ToString::to_string).collect();
+    let set = edit::parse_allow(&texts).and_then(|list| edit::set_allow(state, id, list));
+    if let Err(error) = set {
+        report.error(
+            item.span("allow"),
+            format!("{path}.allow"),
+            error.to_string(),
+        );
     }
 }
 
@@ -311,6 +342,7 @@ fn health_check(
         port: entry.port.unwrap_or(0),
         path: entry.path.clone().unwrap_or_else(|| "/".into()),
         status: entry.status.unwrap_or(200),
+        codes: Vec::new(),
         interval_ms: edit::parse_millis(entry.interval.as_deref().unwrap_or("2s"))?,
         timeout_ms: edit::parse_millis(entry.timeout.as_deref().unwrap_or("1s"))?,
         rise: entry.rise.unwrap_or(2),

@@ -11,13 +11,17 @@ use crate::control::wall_now;
 use crate::dataplane::{self, AttachedMode};
 use crate::lb::state::{LbState, LB_STATE_FILE};
 
-/// This namespace's data path now. Expired blocklist entries are left out
-/// (the next control call sweeps them).
+/// This namespace's data path now, as a config holds it. Expired
+/// blocklist entries are left out (the next control call sweeps them), and
+/// so are the VIPs and rate limits an owner made (`lb::owner`): a config
+/// neither shows nor changes them.
 pub fn current() -> Result<DesiredConfig, ConfigError> {
     let (dir, _lock) = lock_state_dir()?;
     let mut filter: FilterState = state::load(&dir.join(STATE_FILE))?;
     filter.sweep_expired(wall_now());
-    let lb: LbState = state::load(&dir.join(LB_STATE_FILE))?;
+    filter.rate_limits.retain(|limit| limit.owner.is_none());
+    let mut lb: LbState = state::load(&dir.join(LB_STATE_FILE))?;
+    lb.vips.retain(|vip| vip.owner.is_none());
     let observe = super::observe::load_saved(&dir)?;
     Ok(DesiredConfig {
         interfaces: interfaces()?,

@@ -187,6 +187,12 @@ pub fn check_limit(args: &LimitArgs, id: u32, naming: Naming) -> Result<LimitSpe
         field: Some(field),
         message: error.to_string(),
     };
+    let protocol = args
+        .proto
+        .as_deref()
+        .map(|text| parse_protocol(text).map_err(|error| parsed("proto", error)))
+        .transpose()?;
+    let (vip, protocol) = vip_scope(args, protocol, naming)?;
     Ok(LimitSpec {
         id,
         packets_per_second: pps,
@@ -203,12 +209,67 @@ pub fn check_limit(args: &LimitArgs, id: u32, naming: Naming) -> Result<LimitSpe
             .as_deref()
             .map(|text| parse_cidr(text).map_err(|error| parsed("scope", error)))
             .transpose()?,
-        protocol: args
-            .proto
-            .as_deref()
-            .map(|text| parse_protocol(text).map_err(|error| parsed("proto", error)))
-            .transpose()?,
+        protocol,
         syn_only: args.syn,
         monitor: args.monitor,
+        vip: vip.map(|vip| vip.to_string()),
+        to: vip.map(|vip| host_prefix(vip.address)),
+        owner: args.owner.clone(),
     })
+}
+
+/// A limit's VIP (`vip`: only frames to its address and protocol) and the
+/// protocol it then has; the owner checked too.
+fn vip_scope(
+    args: &LimitArgs,
+    protocol: Option<u8>,
+    naming: Naming,
+) -> Result<(Option<crate::lb::state::VipId>, Option<u8>), RequestError> {
+    let lb_error = |field: &'static str| {
+        move |error: crate::lb::LbError| RequestError {
+            field: Some(field),
+            message: error.to_string(),
+        }
+    };
+    if let Some(owner) = &args.owner {
+        crate::lb::edit::check_owner(owner).map_err(lb_error("owner"))?;
+    }
+    let Some(text) = args.vip.as_deref() else {
+        return Ok((None, protocol));
+    };
+    let vip = crate::lb::edit::parse_vip(text).map_err(lb_error("vip"))?;
+    if args.scope.is_some() {
+        return Err(RequestError {
+            field: Some("scope"),
+            message: format!(
+                "{} and {} cannot be combined (a VIP's limit is scoped to its address)",
+                naming.name("vip"),
+                naming.name("scope")
+            ),
+        });
+    }
+    let number = vip.protocol.number();
+    if protocol.is_some_and(|given| given != number) {
+        return Err(RequestError {
+            field: Some("proto"),
+            message: format!("{} differs from VIP {vip}'s protocol", naming.name("proto")),
+        });
+    }
+    Ok((Some(vip), Some(number)))
+}
+
+/// The host prefix of an address (/32 or /128).
+pub fn host_prefix(address: std::net::IpAddr) -> Cidr {
+    match address {
+        std::net::IpAddr::V4(v4) => Cidr {
+            address: v4.to_ipv6_mapped().octets(),
+            length: 32,
+            ipv4: true,
+        },
+        std::net::IpAddr::V6(v6) => Cidr {
+            address: v6.octets(),
+            length: 128,
+            ipv4: false,
+        },
+    }
 }

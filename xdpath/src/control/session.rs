@@ -76,6 +76,30 @@ impl Session {
         }
     }
 
+    /// Checks the desired state as [`Session::commit`] would before its
+    /// first write (rules and settings compiled), writing nothing: for a
+    /// change that must be checked whole with another.
+    pub fn check(&self) -> Result<(), ControlError> {
+        let resolve = |name: &str| interface_index(name);
+        let rules = compile_rules(&self.state.rules, &resolve)?;
+        compile_settings(&self.state, &rules)?;
+        Ok(())
+    }
+
+    /// Whether [`Session::commit`] would write anything.
+    pub fn pending(&self) -> bool {
+        self.state != self.locked.loaded
+            || self
+                .installed
+                .as_ref()
+                .is_some_and(|view| !view.differences.is_empty())
+    }
+
+    /// The state as the file held it when the session was opened.
+    pub fn loaded(&self) -> &FilterState {
+        &self.locked.loaded
+    }
+
     /// Compiles the state (refusing it before any write if it is invalid),
     /// installs what differs from what the maps hold and saves it. The
     /// maps are written first and the file last: a crash between the two

@@ -16,8 +16,9 @@ use super::maglev::{build_table, MaglevBackend, NO_BACKEND};
 use super::state::{BackendSpec, Encap, LbState, VipSpec};
 use super::LbError;
 use xdpath_core::lb::{
-    mac_value, Backend, LbConfig, Vip, VipKey, ENCAP_GUE, ENCAP_IPIP, LB_ENABLED,
-    LB_FIXED_NEXT_HOP, MAX_RING_SIZE, VIP_NO_CONNTRACK, VIP_SOURCE_HASH,
+    mac_value, AllowKey, Backend, LbConfig, Vip, VipKey, ENCAP_GUE, ENCAP_IPIP, LB_ENABLED,
+    LB_FIXED_NEXT_HOP, MAX_ALLOW_PREFIXES, MAX_RING_SIZE, VIP_ALLOW_LIST, VIP_NO_CONNTRACK,
+    VIP_SOURCE_HASH,
 };
 use xdpath_core::parse::ipv4_mapped;
 
@@ -48,9 +49,21 @@ fn backend_entry(backend: &BackendSpec) -> Backend {
     }
 }
 
+/// The allow-list trie's entries of a VIP (none: every source).
+pub fn allow_keys(vip: &VipSpec) -> impl Iterator<Item = AllowKey> + '_ {
+    vip.allow.iter().map(move |prefix| {
+        let family = if prefix.ipv4 { 4 } else { 6 };
+        AllowKey::new(vip.slot, family, &prefix.address, prefix.mapped_length())
+    })
+}
+
 /// Checks what single edits cannot: every backend's family has an outer
-/// source prefix.
+/// source prefix, and the allow lists fit their trie.
 pub fn validate(state: &LbState) -> Result<(), LbError> {
+    let allowed: usize = state.vips.iter().map(|vip| vip.allow.len()).sum();
+    if allowed > MAX_ALLOW_PREFIXES as usize {
+        return Err(LbError::TooManyAllowPrefixes { count: allowed });
+    }
     for vip in &state.vips {
         for backend in &vip.backends {
             let (present, family, flag) = if backend.address.is_ipv4() {
@@ -175,24 +188,8 @@ pub fn plan(installed: &LbState, desired: &mut LbState, fresh: bool) -> Result<P
                 plan.compiled.rings.push((ring_number(vip), table));
             }
         }
-        let mut value = Vip {
-            index: vip.slot,
-            ring: ring_number(vip),
-            ring_size: vip.ring_size.min(MAX_RING_SIZE),
-            gue_port: vip.gue_port,
-            flags: 0,
-            encap: match vip.encap {
-                Encap::Ipip => ENCAP_IPIP,
-                Encap::Gue => ENCAP_GUE,
-            },
-        };
-        if vip.source_hash {
-            value.flags |= VIP_SOURCE_HASH;
-        }
-        if vip.no_conntrack {
-            value.flags |= VIP_NO_CONNTRACK;
-        }
-        plan.compiled.vips.push((vip_key(vip), value));
+        plan.compiled.allow.extend(allow_keys(vip));
+        plan.compiled.vips.push((vip_key(vip), vip_entry(vip)));
         for backend in &vip.backends {
             let known = !fresh
                 && installed
@@ -226,6 +223,31 @@ pub fn plan(installed: &LbState, desired: &mut LbState, fresh: bool) -> Result<P
         }
     }
     Ok(plan)
+}
+
+/// A VIP's entry in the VIP table (its live ring as `live_ring` says).
+fn vip_entry(vip: &VipSpec) -> Vip {
+    let mut value = Vip {
+        index: vip.slot,
+        ring: ring_number(vip),
+        ring_size: vip.ring_size.min(MAX_RING_SIZE),
+        gue_port: vip.gue_port,
+        flags: 0,
+        encap: match vip.encap {
+            Encap::Ipip => ENCAP_IPIP,
+            Encap::Gue => ENCAP_GUE,
+        },
+    };
+    for (on, flag) in [
+        (vip.source_hash, VIP_SOURCE_HASH),
+        (vip.no_conntrack, VIP_NO_CONNTRACK),
+        (!vip.allow.is_empty(), VIP_ALLOW_LIST),
+    ] {
+        if on {
+            value.flags |= flag;
+        }
+    }
+    value
 }
 
 /// The ring a VIP's live table is in.

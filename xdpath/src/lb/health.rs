@@ -20,7 +20,7 @@ use super::state::{CheckKind, HealthCheck};
 /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
 /// let port = listener.local_addr()?.port();
 /// let check = HealthCheck {
-///     kind: CheckKind::Tcp, port, path: "/".into(), status: 200,
+///     kind: CheckKind::Tcp, port, path: "/".into(), status: 200, codes: Vec::new(),
 ///     interval_ms: 1000, timeout_ms: 500, rise: 2, fall: 2,
 /// };
 /// assert!(probe(&check, "127.0.0.1".parse()?, 80).is_ok());
@@ -82,10 +82,13 @@ pub fn probe(check: &HealthCheck, address: IpAddr, vip_port: u16) -> Result<(), 
                 crate::text::quote(line.lines().next().unwrap_or(""))
             )
         })?;
-    if status == check.status {
+    if check.expects(status) {
         Ok(())
     } else {
-        Err(format!("HTTP status {status}, expected {}", check.status))
+        Err(format!(
+            "HTTP status {status}, expected {}",
+            check.codes_text()
+        ))
     }
 }
 
@@ -157,6 +160,7 @@ mod tests {
         let server = std::thread::spawn(move || {
             for answer in [
                 "HTTP/1.1 200 OK\r\n\r\n",
+                "HTTP/1.1 204 No Content\r\n\r\n",
                 "HTTP/1.1 503 Busy\r\n\r\n",
                 "junk",
             ] {
@@ -171,6 +175,7 @@ mod tests {
             port,
             path: "/health".into(),
             status: 200,
+            codes: vec![(200, 204)],
             interval_ms: 1000,
             timeout_ms: 1000,
             rise: 1,
@@ -178,6 +183,7 @@ mod tests {
         };
         let localhost: IpAddr = "127.0.0.1".parse().expect("address");
         assert_eq!(probe(&check, localhost, 0), Ok(()));
+        assert_eq!(probe(&check, localhost, 0), Ok(()), "204 is in 200-204");
         assert!(probe(&check, localhost, 0).is_err_and(|why| why.contains("503")));
         assert!(probe(&check, localhost, 0).is_err_and(|why| why.contains("not an HTTP")));
         let _ = server.join();

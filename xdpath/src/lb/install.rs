@@ -1,8 +1,10 @@
 //! Writing a balancer configuration into the kernel's maps and into the
 //! native tables, from one compiled form.
 
+use std::collections::BTreeSet;
 use xdpath_core::abi;
-use xdpath_core::lb::{Backend, LbConfig, Vip, VipKey, MAX_RING_SIZE};
+
+use xdpath_core::lb::{AllowKey, Backend, LbConfig, Vip, VipKey, MAX_RING_SIZE};
 use xdpath_core::NativeTables;
 
 use crate::control::apply::ApplyError;
@@ -19,6 +21,8 @@ pub struct CompiledLb {
     pub rings: Vec<(u32, Vec<u32>)>,
     /// Backends by index.
     pub backends: Vec<(u32, Backend)>,
+    /// The allow lists' trie entries (of VIPs with `VIP_ALLOW_LIST`).
+    pub allow: Vec<AllowKey>,
 }
 
 /// The bytes of a `#[repr(C)]` map value without padding.
@@ -30,9 +34,10 @@ pub(crate) fn bytes_of<T: Copy>(value: &T) -> &[u8] {
 }
 
 impl CompiledLb {
-    /// Writes rings and backends first and the VIPs and config last, so
-    /// nothing points at a slot before it is filled.
+    /// Writes rings, backends and allow lists first and the VIPs and config
+    /// last, so nothing points at a slot before it is filled.
     pub fn install_kernel(&self, maps: &KernelMaps) -> Result<(), ApplyError> {
+        self.install_allow(maps)?;
         for (ring, slots) in &self.rings {
             let slots = &slots[..slots.len().min(MAX_RING_SIZE as usize)];
             let bytes: Vec<u8> = slots.iter().flat_map(|slot| slot.to_ne_bytes()).collect();
@@ -51,6 +56,29 @@ impl CompiledLb {
         )
     }
 
+    /// Makes the allow-list trie hold exactly [`CompiledLb::allow`]:
+    /// entries it should not hold are removed first, then the missing ones
+    /// added, so while a list changes from A to B the VIP takes no source
+    /// beyond A and B's common part, and a slot's new VIP never inherits
+    /// its old one's sources (fail closed; the VIPs are written after).
+    fn install_allow(&self, maps: &KernelMaps) -> Result<(), ApplyError> {
+        let wanted: BTreeSet<&[u8]> = self.allow.iter().map(bytes_of).collect();
+        let present = allow_entries(maps)?;
+        for key in present
+            .iter()
+            .filter(|key| !wanted.contains(key.as_slice()))
+        {
+            maps.delete(abi::map::VIP_ALLOW, key)?;
+        }
+        for key in wanted
+            .iter()
+            .filter(|key| !present.iter().any(|have| have.as_slice() == **key))
+        {
+            maps.update(abi::map::VIP_ALLOW, key, &[1u8])?;
+        }
+        Ok(())
+    }
+
     /// The config with the filter of VIP addresses filled in.
     pub fn live_config(&self) -> LbConfig {
         let mut config = self.config;
@@ -66,9 +94,22 @@ impl CompiledLb {
         for (index, backend) in &self.backends {
             tables.lb.backends.insert(*index, *backend);
         }
+        tables.lb.allow.clear();
+        for key in &self.allow {
+            tables.lb.allow(key);
+        }
         for (key, vip) in &self.vips {
             tables.lb.vips.insert(*key, *vip);
         }
         tables.lb.config = self.live_config();
     }
+}
+
+/// The keys the kernel's allow-list trie holds, as bytes.
+pub(crate) fn allow_entries(maps: &KernelMaps) -> Result<BTreeSet<Vec<u8>>, ApplyError> {
+    Ok(maps
+        .entries(abi::map::VIP_ALLOW, size_of::<AllowKey>(), 1)?
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect())
 }

@@ -13,9 +13,11 @@ pub mod health;
 pub mod install;
 pub mod maglev;
 pub mod ops;
+pub mod owner;
 pub mod readback;
 pub mod session;
 pub mod state;
+pub mod stats;
 pub mod views;
 
 use crate::text::quote;
@@ -142,10 +144,55 @@ pub enum LbError {
         /// What was asked for.
         given: String,
     },
+    /// An owner tag that is not one.
+    #[error(
+        "invalid owner {}: {why} (an owner is 1-64 letters, digits and _ . : -)",
+        quote(text)
+    )]
+    Owner {
+        /// What was given.
+        text: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// The VIP belongs to another owner (or to none, or the request names
+    /// none): it is left alone.
+    #[error("VIP {vip} is {}, not {}: it is left alone", owned_by(held.as_deref()), owned_by(wanted.as_deref()))]
+    OwnerConflict {
+        /// The VIP.
+        vip: VipId,
+        /// Its owner.
+        held: Option<String>,
+        /// The owner the request acts for.
+        wanted: Option<String>,
+    },
+    /// No VIP or rate limit has this owner.
+    #[error("no owner {} (see `xdpath owner list`)", quote(owner))]
+    NoSuchOwner {
+        /// The owner asked for.
+        owner: String,
+    },
+    /// Too many allowed-source prefixes over all VIPs.
+    #[error(
+        "{count} allowed-source prefixes over all VIPs: at most {}",
+        xdpath_core::lb::MAX_ALLOW_PREFIXES
+    )]
+    TooManyAllowPrefixes {
+        /// How many the change would make.
+        count: usize,
+    },
     /// Locking, reading or saving state, or writing the maps failed.
     /// (Boxed: it is large, and every balancer result carries it.)
     #[error(transparent)]
     Control(Box<crate::control::ControlError>),
+}
+
+/// `owned by "x"`, or `unowned`.
+fn owned_by(owner: Option<&str>) -> String {
+    match owner {
+        Some(owner) => format!("owned by {}", quote(owner)),
+        None => "unowned".into(),
+    }
 }
 
 impl From<crate::control::ControlError> for LbError {

@@ -6,19 +6,137 @@
 
 use std::net::IpAddr;
 
-use super::edit::{self, VipOptions};
+use super::edit::{self, ConfigChange, VipOptions};
 use super::session::LbSession;
-use super::state::{LbState, VipId};
+use super::state::{LbSettings, LbState, VipId};
 use super::LbError;
-use crate::api::requests::{BackendQuery, BackendWeight, NewVip, VipQuery};
+use crate::api::requests::{
+    BackendQuery, BackendWeight, HealthArgs, LbConfigArgs, NewVip, VipAllow, VipQuery,
+};
+use crate::control::parse::Cidr;
+
+/// A new VIP's request, parsed: what [`add_vip`] and [`put_vip`] check
+/// before they read any state, so a remote call can give the same errors
+/// as a local one.
+#[derive(Clone, Debug)]
+pub struct ParsedVip {
+    /// Address, port and protocol.
+    pub id: VipId,
+    /// Encapsulation, flags, table size.
+    pub options: VipOptions,
+    /// The allowed sources (empty: every source).
+    pub allow: Vec<Cidr>,
+    /// Its owner.
+    pub owner: Option<String>,
+}
 
 /// Adds a VIP.
 pub fn add_vip(request: &NewVip) -> Result<VipId, LbError> {
-    let (id, options) = parse_new_vip(request)?;
+    let parsed = parse_new_vip(request)?;
     let mut session = LbSession::open()?;
-    edit::add_vip(&mut session.state, id, options)?;
+    add_parsed(&mut session.state, &parsed)?;
+    session.commit()?;
+    Ok(parsed.id)
+}
+
+/// Adds a parsed VIP to `state`.
+pub fn add_parsed(state: &mut LbState, parsed: &ParsedVip) -> Result<(), LbError> {
+    edit::add_vip(state, parsed.id, parsed.options)?;
+    edit::set_allow(state, &parsed.id, parsed.allow.clone())?;
+    if let Some(spec) = state.vip_mut(&parsed.id) {
+        spec.owner = parsed.owner.clone();
+    }
+    Ok(())
+}
+
+/// Creates a VIP, or gives the one there these options and allow list
+/// (its pool, health check and connections stay): the same request again
+/// changes nothing. A VIP of another owner (or unowned, when the request
+/// names one; owned, when it names none) is refused. True when created.
+pub fn put_vip(request: &NewVip) -> Result<(VipId, bool), LbError> {
+    let parsed = parse_new_vip(request)?;
+    let mut session = LbSession::open()?;
+    let created = put_parsed(&mut session.state, &parsed)?;
+    session.commit()?;
+    Ok((parsed.id, created))
+}
+
+/// [`put_vip`] on `state`.
+pub fn put_parsed(state: &mut LbState, parsed: &ParsedVip) -> Result<bool, LbError> {
+    let Some(held) = state.vip(&parsed.id).map(|vip| vip.owner.clone()) else {
+        add_parsed(state, parsed)?;
+        return Ok(true);
+    };
+    if held != parsed.owner {
+        return Err(LbError::OwnerConflict {
+            vip: parsed.id,
+            held,
+            wanted: parsed.owner.clone(),
+        });
+    }
+    edit::set_options(state, &parsed.id, &parsed.options)?;
+    edit::set_allow(state, &parsed.id, parsed.allow.clone())?;
+    Ok(false)
+}
+
+/// Replaces a VIP's allowed sources.
+pub fn set_allow(request: &VipAllow) -> Result<VipId, LbError> {
+    let (id, allow) = parse_allow_request(request)?;
+    let mut session = LbSession::open()?;
+    edit::set_allow(&mut session.state, &id, allow)?;
     session.commit()?;
     Ok(id)
+}
+
+/// A [`VipAllow`], parsed.
+pub fn parse_allow_request(request: &VipAllow) -> Result<(VipId, Vec<Cidr>), LbError> {
+    Ok((
+        edit::parse_vip(&request.vip)?,
+        edit::parse_allow(&request.allow)?,
+    ))
+}
+
+/// Sets a VIP's health check (kind `off`: removes it, every backend back
+/// in the table). Returns the VIP and whether it is now checked.
+pub fn set_health(request: &HealthArgs) -> Result<(VipId, bool), LbError> {
+    let id = edit::parse_vip(&request.vip)?;
+    let check = edit::health_check(request)?;
+    let checked = check.is_some();
+    let mut session = LbSession::open()?;
+    edit::set_health(&mut session.state, &id, check)?;
+    session.commit()?;
+    Ok((id, checked))
+}
+
+/// Removes a VIP's health check.
+pub fn clear_health(request: &VipQuery) -> Result<VipId, LbError> {
+    let id = edit::parse_vip(&request.vip)?;
+    let mut session = LbSession::open()?;
+    edit::set_health(&mut session.state, &id, None)?;
+    session.commit()?;
+    Ok(id)
+}
+
+/// Changes the shared settings (those the request gives); returns them
+/// all. Checked whole before anything is written: a backend whose family
+/// would lose its outer source refuses the change.
+pub fn configure(request: &LbConfigArgs) -> Result<LbSettings, LbError> {
+    let change = config_change(request);
+    let mut session = LbSession::open()?;
+    edit::configure(&mut session.state, &change)?;
+    let settings = session.state.settings.clone();
+    session.commit()?;
+    Ok(settings)
+}
+
+/// The edit an [`LbConfigArgs`] asks for.
+pub fn config_change(request: &LbConfigArgs) -> ConfigChange {
+    ConfigChange {
+        source_v4: request.source_v4.clone(),
+        source_v6: request.source_v6.clone(),
+        next_hop: request.next_hop.clone(),
+        seed: request.seed,
+    }
 }
 
 /// Deletes a VIP and its backends.
@@ -62,10 +180,8 @@ pub fn parse_backend(vip: &str, address: &str) -> Result<(VipId, IpAddr), LbErro
     Ok((edit::parse_vip(vip)?, edit::parse_address(address)?))
 }
 
-/// A new VIP's address and options, parsed: what [`add_vip`] checks
-/// before it reads any state, so a remote call can give the same errors
-/// as a local one.
-pub fn parse_new_vip(request: &NewVip) -> Result<(VipId, VipOptions), LbError> {
+/// A new VIP's request, parsed and checked (but for what needs the state).
+pub fn parse_new_vip(request: &NewVip) -> Result<ParsedVip, LbError> {
     let id = edit::parse_vip(&request.vip)?;
     let mut options = VipOptions {
         encap: request.encap()?,
@@ -75,7 +191,29 @@ pub fn parse_new_vip(request: &NewVip) -> Result<(VipId, VipOptions), LbError> {
         ring_size: request.ring_size,
     };
     edit::parse_flags(&request.flags.join(","), &mut options)?;
-    Ok((id, options))
+    edit::gue_port_for(&options)?;
+    if let Some(size) = options.ring_size {
+        use super::maglev::{is_prime, MaglevError, MAX_TABLE_SIZE, MIN_TABLE_SIZE};
+        let problem = if !(MIN_TABLE_SIZE..=MAX_TABLE_SIZE).contains(&size) {
+            Some(MaglevError::SizeOutOfRange { size })
+        } else if !is_prime(size) {
+            Some(MaglevError::NotPrime { size })
+        } else {
+            None
+        };
+        if let Some(source) = problem {
+            return Err(LbError::Table { vip: id, source });
+        }
+    }
+    if let Some(owner) = &request.owner {
+        edit::check_owner(owner)?;
+    }
+    Ok(ParsedVip {
+        id,
+        options,
+        allow: edit::parse_allow(&request.allow)?,
+        owner: request.owner.clone(),
+    })
 }
 
 /// The kernel's FIB lookup from XDP answers only where forwarding is on;

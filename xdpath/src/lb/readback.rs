@@ -63,6 +63,20 @@ pub fn compare(maps: &KernelMaps, desired: &LbState) -> Result<Vec<String>, LbEr
             compiled.backends.len()
         ));
     }
+    let allowed = super::install::allow_entries(maps)?;
+    let wanted: std::collections::BTreeSet<Vec<u8>> = compiled
+        .allow
+        .iter()
+        .map(|key| bytes_of(key).to_vec())
+        .collect();
+    if allowed != wanted {
+        differences.push(format!(
+            "allow lists: {} of the state's {} prefixes missing from the kernel, {} in the kernel that the state does not hold",
+            wanted.difference(&allowed).count(),
+            wanted.len(),
+            allowed.difference(&wanted).count()
+        ));
+    }
     let rings_off = rings_off(maps, &compiled)?;
     if rings_off > 0 {
         differences.push(format!(

@@ -52,6 +52,34 @@ impl LbSession {
         })
     }
 
+    /// The namespace's maps, if there are any (a read-only session over a
+    /// namespace that never had them has none).
+    pub fn maps(&self) -> Option<&KernelMaps> {
+        self.locked.maps.as_ref()
+    }
+
+    /// Checks the desired state as [`LbSession::commit`] would before its
+    /// first write (outer sources, table sizes, allow lists), writing
+    /// nothing: for a change that must be checked whole with another.
+    pub fn check(&self) -> Result<(), LbError> {
+        plan(&self.locked.loaded, &mut self.state.clone(), false).map(drop)
+    }
+
+    /// The state as the file held it when the session was opened.
+    pub fn loaded(&self) -> &LbState {
+        &self.locked.loaded
+    }
+
+    /// Whether the state differs from the saved file or the kernel from
+    /// it: whether [`LbSession::commit`] would write anything.
+    pub fn pending(&self) -> bool {
+        self.state != self.locked.loaded
+            || self
+                .differences
+                .as_ref()
+                .is_some_and(|list| !list.is_empty())
+    }
+
     /// How the kernel's maps differ from the state file, one line each.
     pub fn differences(&self) -> Result<Vec<String>, LbError> {
         if let Some(differences) = &self.differences {

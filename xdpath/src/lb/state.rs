@@ -140,9 +140,14 @@ pub struct HealthCheck {
     /// The HTTP path.
     #[serde(default = "default_path")]
     pub path: String,
-    /// The HTTP status that means healthy.
+    /// The HTTP status that means healthy (the first of `codes`, when
+    /// those are given).
     #[serde(default = "default_status")]
     pub status: u16,
+    /// The HTTP statuses that mean healthy, as inclusive ranges (`200`,
+    /// `200,202`, `200-204`); empty: `status` alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<(u16, u16)>,
     /// Time between checks of one backend, milliseconds.
     pub interval_ms: u64,
     /// How long a check may take, milliseconds.
@@ -159,6 +164,37 @@ fn default_path() -> String {
 
 fn default_status() -> u16 {
     200
+}
+
+impl HealthCheck {
+    /// Whether an HTTP answer with `status` means healthy.
+    pub fn expects(&self, status: u16) -> bool {
+        if self.codes.is_empty() {
+            return status == self.status;
+        }
+        self.codes
+            .iter()
+            .any(|(low, high)| (*low..=*high).contains(&status))
+    }
+
+    /// The statuses that mean healthy: `200`, `200,202-204`.
+    pub fn codes_text(&self) -> String {
+        if self.codes.is_empty() {
+            return self.status.to_string();
+        }
+        let ranges: Vec<String> = self
+            .codes
+            .iter()
+            .map(|(low, high)| {
+                if low == high {
+                    low.to_string()
+                } else {
+                    format!("{low}-{high}")
+                }
+            })
+            .collect();
+        ranges.join(",")
+    }
 }
 
 /// One VIP with its pool.
@@ -193,6 +229,15 @@ pub struct VipSpec {
     /// How its backends are checked; none: not checked.
     #[serde(default)]
     pub health: Option<HealthCheck>,
+    /// The sources that may reach it (IPv4 and IPv6 prefixes); empty:
+    /// every source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<Cidr>,
+    /// Who made it (an opaque tag, checked by `lb::owner::check_owner`): an
+    /// owner's document (`PUT /v1/owners/{owner}`) changes only its own
+    /// VIPs, and a config file leaves them alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl VipSpec {

@@ -30,7 +30,11 @@ pub fn health_text(check: &HealthCheck) -> String {
     };
     match check.kind {
         CheckKind::Tcp => format!("tcp to {port}"),
-        CheckKind::Http => format!("http GET {} -> {} on {port}", check.path, check.status),
+        CheckKind::Http => format!(
+            "http GET {} -> {} on {port}",
+            check.path,
+            check.codes_text()
+        ),
     }
 }
 
@@ -57,9 +61,13 @@ fn flags_text(vip: &VipSpec) -> String {
     }
 }
 
-/// The VIPs with their counters, as `lb vip list --json` shows them.
+/// The VIPs with their counters, as `lb vip list --json` shows them:
+/// frames forwarded (`counters`), not forwarded by reason (`drops`), and
+/// `active_connections`, the connection-table entries of the VIP's flows
+/// (an estimate: see [`super::stats::active_connections`]).
 pub fn vip_rows(session: &LbSession) -> Result<Vec<Value>, LbError> {
     let state: &LbState = &session.state;
+    let active = super::stats::active_connections(session.maps(), state)?;
     let mut rows = Vec::new();
     for vip in &state.vips {
         let counter = session.vip_counter(vip.slot)?;
@@ -71,7 +79,11 @@ pub fn vip_rows(session: &LbSession) -> Result<Vec<Value>, LbError> {
             "ring_size": vip.ring_size,
             "health": vip.health.as_ref().map(health_text),
             "backends": vip.backends.len(),
+            "allow": vip.allow,
+            "owner": vip.owner,
             "counters": counter_json(&counter),
+            "drops": super::stats::vip_drops(session.maps(), vip.slot)?,
+            "active_connections": active.get(&vip.id).copied().unwrap_or(0),
         }));
     }
     Ok(rows)
@@ -105,6 +117,9 @@ pub fn backend_rows(session: &LbSession, only: Option<&VipId>) -> Result<Vec<Val
                     "active"
                 },
                 "healthy": vip.health.as_ref().map(|_| !backend.down),
+                // The health checker's view, which only xdpathd has: it
+                // fills this in (`health_state` in its API).
+                "health_state": null,
                 "table_share": slots as f64 / f64::from(vip.ring_size.max(1)),
                 "counters": counter_json(&counter),
             }));

@@ -25,20 +25,17 @@ pub struct LbVerdict {
 }
 
 #[inline(always)]
-fn verdict(action: Action, reason: Reason) -> Option<LbVerdict> {
-    Some(LbVerdict {
+fn verdict(action: Action, reason: Reason) -> LbVerdict {
+    LbVerdict {
         outcome: Outcome { action, reason },
         redirect_ifindex: 0,
-    })
+    }
 }
 
 /// Balances a frame to a VIP: `None` when it is not for one (continue).
 ///
-/// `frame_len` is the frame's length before encapsulation (for the
-/// statistics).
-// Long (about 90 lines) on purpose: its stack frame is nearly full under
-// the verifier's 512-byte limit (see `pick_backend`), and helpers would
-// move that frame's layout; this is one straight pass, lookup to verdict.
+/// A frame to a VIP is counted for it once, at the end, whatever became of
+/// it ([`LbTables::count_vip`]).
 #[inline(always)]
 pub fn lb_stage<P: PacketMut, T: LbTables>(
     packet: &mut P,
@@ -50,6 +47,7 @@ pub fn lb_stage<P: PacketMut, T: LbTables>(
     {
         return None;
     }
+    // The frame's length before encapsulation (for the statistics).
     let frame_len = packet.len() as u64;
     let mut flow = Flow::of(key);
     if !quoted_flow(packet, key, &mut flow) {
@@ -69,9 +67,41 @@ pub fn lb_stage<P: PacketMut, T: LbTables>(
             tables.vip(&vip_key)?
         }
     };
+    let (verdict, backend, new_flow) = to_vip(packet, key, &config, &vip, &flow, tables);
+    tables.count_vip(
+        vip.index,
+        backend,
+        verdict.outcome.reason,
+        frame_len,
+        new_flow,
+    );
+    Some(verdict)
+}
+
+/// A frame to `vip`: its verdict, the backend it went to (`NO_BACKEND`
+/// when none) and whether it placed a new flow.
+// Long (about 80 lines) on purpose: the balancing stage's stack frame is
+// nearly full under the verifier's 512-byte limit (see `pick_backend`),
+// and helpers would move that frame's layout; this is one straight pass,
+// allow list to verdict.
+#[inline(always)]
+fn to_vip<P: PacketMut, T: LbTables>(
+    packet: &mut P,
+    key: &FlowKey,
+    config: &LbConfig,
+    vip: &Vip,
+    flow: &Flow,
+    tables: &mut T,
+) -> (LbVerdict, u32, bool) {
+    let refused = |reason| (verdict(Action::Drop, reason), NO_BACKEND, false);
+    if vip.flags & VIP_ALLOW_LIST != 0
+        && !tables.source_allowed(vip.index, key.ip_version, &flow.source)
+    {
+        return refused(Reason::LbNotAllowed);
+    }
     let source_only = vip.flags & VIP_SOURCE_HASH != 0;
     if key.fragment != Fragment::None as u8 && !source_only {
-        return verdict(Action::Drop, Reason::LbFragment);
+        return refused(Reason::LbFragment);
     }
     let hash = flow_hash(
         &flow.source,
@@ -80,15 +110,17 @@ pub fn lb_stage<P: PacketMut, T: LbTables>(
         flow.protocol,
         source_only,
     );
-    let Some((index, backend, new_flow)) = pick_backend(&vip, &flow, key.tcp_flags, hash, tables)
+    let Some((index, backend, new_flow)) = pick_backend(vip, flow, key.tcp_flags, hash, tables)
     else {
-        return verdict(Action::Drop, Reason::LbNoBackend);
+        return refused(Reason::LbNoBackend);
     };
     let outer_ipv4 = backend.family == 4;
     let next_hop = if config.flags & LB_FIXED_NEXT_HOP != 0 {
-        // The frame came to us: its destination MAC is ours.
-        let high: u32 = packet.load(0)?;
-        let low: u16 = packet.load(4)?;
+        // The frame came to us: its destination MAC is ours. (A parsed
+        // frame holds an Ethernet header: the reads cannot fail.)
+        let (Some(high), Some(low)) = (packet.load::<u32>(0), packet.load::<u16>(4)) else {
+            return refused(Reason::LbEncapFailed);
+        };
         NextHop::Tx {
             destination: config.next_hop_mac,
             source: u64::from(u32::from_be(high)) << 16 | u64::from(u16::from_be(low)),
@@ -106,26 +138,28 @@ pub fn lb_stage<P: PacketMut, T: LbTables>(
             destination,
             source,
         } => (Action::Redirect, ifindex, destination, source),
-        NextHop::Unreachable => return verdict(Action::Pass, Reason::LbNoRoute),
+        NextHop::Unreachable => {
+            return (verdict(Action::Pass, Reason::LbNoRoute), NO_BACKEND, false)
+        }
     };
     let target = Target {
         backend,
-        vip,
+        vip: *vip,
         destination_mac,
         source_mac,
         hash,
     };
-    if !encapsulate(packet, key, &config, &target) {
-        return verdict(Action::Drop, Reason::LbEncapFailed);
+    if !encapsulate(packet, key, config, &target) {
+        return refused(Reason::LbEncapFailed);
     }
-    tables.count_lb(vip.index, index, frame_len, new_flow);
-    Some(LbVerdict {
+    let forwarded = LbVerdict {
         outcome: Outcome {
             action,
             reason: Reason::LbForwarded,
         },
         redirect_ifindex,
-    })
+    };
+    (forwarded, index, new_flow)
 }
 
 /// The flow's backend: from the connection tables while its backend

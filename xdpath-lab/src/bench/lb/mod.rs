@@ -85,6 +85,8 @@ pub struct LbBenchOptions {
     pub flows: u32,
     /// Rounds; the median of the per-round means is kept.
     pub rounds: usize,
+    /// Prefixes in each VIP's allow list (0: none).
+    pub allow: u32,
     /// Repeats of the repeated (non-VIP frame) rows.
     pub repeat: u32,
     /// Trials of the repeated rows; the median is kept.
@@ -166,6 +168,12 @@ pub fn run(options: &LbBenchOptions) -> Result<LbReport, LbBenchError> {
         return Err(LbBenchError::Options(
             "--repeat and --trials must be at least 1".into(),
         ));
+    }
+    if options.allow > state::MAX_BENCH_ALLOW {
+        return Err(LbBenchError::Options(format!(
+            "--lb-allow must be 0-{}",
+            state::MAX_BENCH_ALLOW
+        )));
     }
     let mut programs = Programs::load(options)?;
     // The multi-CPU rows' CPUs, read before this thread is pinned to one.

@@ -39,7 +39,7 @@ impl Programs {
         let mut balancer = load_xdpath(object, "xdpath + LB")?;
         let maps = KernelMaps::of_program(&balancer.program)
             .map_err(|error| LbBenchError::Maps(format!("open: {error}")))?;
-        bench_state()?
+        bench_state(options.allow)?
             .install_kernel(&maps)
             .map_err(|error| LbBenchError::Maps(format!("install the balancer state: {error}")))?;
         let connection_table = describe_connection_table(&mut balancer.program);

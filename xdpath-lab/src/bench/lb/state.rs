@@ -3,7 +3,8 @@
 
 use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
 use xdpath_core::lb::{
-    mac_value, Backend, LbConfig, Vip, VipKey, ENCAP_GUE, ENCAP_IPIP, LB_ENABLED, LB_FIXED_NEXT_HOP,
+    mac_value, AllowKey, Backend, LbConfig, Vip, VipKey, ENCAP_GUE, ENCAP_IPIP, LB_ENABLED,
+    LB_FIXED_NEXT_HOP, MAX_ALLOW_PREFIXES, VIP_ALLOW_LIST,
 };
 use xdpath_core::parse::ipv4_mapped;
 use xdpath_core::wire::tcp::FLAG_SYN;
@@ -22,10 +23,56 @@ fn vip6() -> [u8; 16] {
     doc_v6(VIP6_LAST)
 }
 
+/// The settings: fixed next hop, outer sources 172.16.0.0/16 and
+/// 2001:db8::ff00/64.
+fn bench_config() -> LbConfig {
+    let mut config = LbConfig {
+        flags: LB_ENABLED | LB_FIXED_NEXT_HOP,
+        source_v4_len: 96 + 16,
+        source_v6_len: 64,
+        next_hop_mac: mac_value(NEXT_HOP),
+        ..LbConfig::default()
+    };
+    config.source_v4 = ipv4_mapped([172, 16, 0, 0]);
+    config.source_v6 = doc_v6(0xff00);
+    config
+}
+
+/// The most prefixes `--lb-allow` gives each of the two VIPs.
+pub(super) const MAX_BENCH_ALLOW: u32 = MAX_ALLOW_PREFIXES / 2;
+
+/// `count` allow-list prefixes for each VIP: the one holding its flows'
+/// sources (10.0.0.0/8; 2001:db8:1::/48) last, after `count - 1` others
+/// (/24s of 100.64.0.0/10; /48s of 2001:db8:8000::/33) that hold none.
+fn allow_keys(count: u32) -> Vec<AllowKey> {
+    let mut keys = Vec::new();
+    for other in 0..count.saturating_sub(1) {
+        let [_, _, high, low] = (other + (64 << 16)).to_be_bytes();
+        keys.push(AllowKey::new(
+            0,
+            4,
+            &ipv4_mapped([100, high, low, 0]),
+            96 + 24,
+        ));
+        let mut v6 = doc_v6(0);
+        v6[4..6].copy_from_slice(&(0x8000 | other as u16).to_be_bytes());
+        keys.push(AllowKey::new(1, 6, &v6, 48));
+    }
+    if count > 0 {
+        keys.push(AllowKey::new(0, 4, &ipv4_mapped([10, 0, 0, 0]), 96 + 8));
+        let mut v6 = doc_v6(0);
+        v6[4..6].copy_from_slice(&[0, 1]);
+        keys.push(AllowKey::new(1, 6, &v6, 48));
+    }
+    keys
+}
+
 /// The benchmark's balancer state: the IPv4 VIP on ring 0 with three IPv4
 /// backends (10.0.0.1-3, outer IPv4), the IPv6 VIP on ring 1 with three
-/// IPv6 backends (2001:db8::31-33, GUE over IPv6), fixed next hop.
-pub fn bench_state() -> Result<CompiledLb, LbBenchError> {
+/// IPv6 backends (2001:db8::31-33, GUE over IPv6), fixed next hop; with
+/// `allow` > 0, an allow list of that many prefixes on each VIP.
+pub fn bench_state(allow: u32) -> Result<CompiledLb, LbBenchError> {
+    let flags = if allow > 0 { VIP_ALLOW_LIST } else { 0 };
     let v4: Vec<[u8; 16]> = (1..=3).map(|last| ipv4_mapped([10, 0, 0, last])).collect();
     let v6: Vec<[u8; 16]> = (0x31..=0x33).map(doc_v6).collect();
     let pool = |addresses: &[[u8; 16]]| -> Vec<MaglevBackend> {
@@ -49,15 +96,7 @@ pub fn bench_state() -> Result<CompiledLb, LbBenchError> {
         protocol: 6,
         reserved: [0; 5],
     };
-    let mut config = LbConfig {
-        flags: LB_ENABLED | LB_FIXED_NEXT_HOP,
-        source_v4_len: 96 + 16,
-        source_v6_len: 64,
-        next_hop_mac: mac_value(NEXT_HOP),
-        ..LbConfig::default()
-    };
-    config.source_v4 = ipv4_mapped([172, 16, 0, 0]);
-    config.source_v6 = doc_v6(0xff00);
+    let config = bench_config();
     let backends = v4
         .iter()
         .map(|address| (*address, 4))
@@ -85,7 +124,7 @@ pub fn bench_state() -> Result<CompiledLb, LbBenchError> {
                     ring: 0,
                     ring_size: RING_SIZE,
                     gue_port: 0,
-                    flags: 0,
+                    flags,
                     encap: ENCAP_IPIP,
                 },
             ),
@@ -96,13 +135,14 @@ pub fn bench_state() -> Result<CompiledLb, LbBenchError> {
                     ring: 1,
                     ring_size: RING_SIZE,
                     gue_port: GUE_PORT,
-                    flags: 0,
+                    flags,
                     encap: ENCAP_GUE,
                 },
             ),
         ],
         rings: vec![(0, ring4), (1, ring6)],
         backends,
+        allow: allow_keys(allow),
     })
 }
 
@@ -201,7 +241,7 @@ mod tests {
 
     #[test]
     fn bench_state_rings_point_at_their_family() {
-        let state = bench_state().expect("state");
+        let state = bench_state(0).expect("state");
         let family = |index: u32| {
             state
                 .backends
@@ -216,11 +256,21 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_flows_sources_are_in_the_last_allowed_prefix_only() {
+        let keys = allow_keys(100);
+        assert_eq!(keys.len(), 200);
+        let unique: std::collections::HashSet<&AllowKey> = keys.iter().collect();
+        assert_eq!(unique.len(), keys.len(), "no prefix twice");
+        assert_eq!(keys[198].address, ipv4_mapped([10, 0, 0, 0]));
+        assert!(allow_keys(0).is_empty());
+    }
+
     /// The repeated rows' "not a VIP" frame must be stopped by the VIP
     /// filter (before the tail call), or the row would time the stage.
     #[test]
     fn the_non_vip_frame_misses_the_vip_filter() {
-        let config = bench_state().expect("state").live_config();
+        let config = bench_state(0).expect("state").live_config();
         assert!(config.may_be_vip(&ipv4_mapped(VIP4)));
         assert!(config.may_be_vip(&vip6()));
         assert!(!config.may_be_vip(&ipv4_mapped(NON_VIP)));

@@ -79,7 +79,7 @@ pub fn vip_endpoints() -> Result<Vec<Endpoint>, String> {
 /// A balancer built through `lb` commands: IPIP and GUE VIPs of both
 /// families, a port VIP and all-ports source-hashed ones, one without a
 /// connection table, one without backends, a drained backend, small and
-/// full-size Maglev tables; a fixed next-hop MAC.
+/// full-size Maglev tables, two allow lists; a fixed next-hop MAC.
 pub fn balancer() -> Result<CompiledLb, String> {
     let error = |error: xdpath::lb::LbError| error.to_string();
     let mut state = LbState::default();
@@ -112,6 +112,17 @@ pub fn balancer() -> Result<CompiledLb, String> {
         for (address, weight) in backends.iter().zip(weights) {
             edit::add_backend(&mut state, &id, *address, *weight).map_err(error)?;
         }
+    }
+    // Two allow lists, each also naming the whole other family (which
+    // must not admit its own family's sources).
+    for (vip, allow) in [
+        ("203.0.113.12:443/tcp", ["192.0.2.0/25", "::/0"]),
+        ("[2001:db8::10]:443/tcp", ["2001:db8::/124", "0.0.0.0/0"]),
+    ] {
+        let id = edit::parse_vip(vip).map_err(error)?;
+        let allow: Vec<String> = allow.iter().map(|text| text.to_string()).collect();
+        let list = edit::parse_allow(&allow).map_err(error)?;
+        edit::set_allow(&mut state, &id, list).map_err(error)?;
     }
     let plan = plan(&LbState::default(), &mut state, true).map_err(error)?;
     Ok(plan.compiled)

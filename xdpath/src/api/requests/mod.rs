@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::lb::state::Encap;
 use crate::lb::LbError;
 
+mod balancer;
 mod text;
+
+pub use balancer::{HealthArgs, LbConfigArgs, OwnerState, VipAllow};
 
 /// A new filter rule: `xdpath filter add`, a rule-file line and the
 /// API's `POST /v1/rules` body (JSON, the same field names; `override`
@@ -110,6 +113,16 @@ pub struct LimitArgs {
     #[cfg_attr(feature = "clap", arg(long))]
     #[serde(default)]
     pub monitor: bool,
+    /// Only frames to this VIP's address and protocol (every port),
+    /// ADDRESS:PORT/tcp|udp: with --per src, each source its own bucket
+    /// for the VIP. Not with --scope.
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default)]
+    pub vip: Option<String>,
+    /// Who made the limit (letters, digits, `_.:-`, at most 64).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// A limit's buckets are per source address unless the request says.
@@ -165,6 +178,16 @@ pub struct NewVip {
     #[cfg_attr(feature = "clap", arg(long))]
     #[serde(default)]
     pub ring_size: Option<u32>,
+    /// Only these sources (IPv4 or IPv6 prefixes, comma-separated) reach
+    /// the VIP; the others are dropped. Default: every source.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "CIDR"))]
+    #[cfg_attr(feature = "clap", arg(value_delimiter = ','))]
+    #[serde(default, deserialize_with = "text::many")]
+    pub allow: Vec<String>,
+    /// Who made the VIP (letters, digits, `_.:-`, at most 64).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 impl NewVip {

@@ -242,13 +242,17 @@ pub(super) fn vip(vip: &VipSpec) -> String {
         let probe = match check.kind {
             crate::lb::state::CheckKind::Tcp => "tcp".to_string(),
             crate::lb::state::CheckKind::Http => {
-                format!("http GET {} -> {}", check.path, check.status)
+                format!("http GET {} -> {}", check.path, check.codes_text())
             }
         };
         text.push_str(&format!(
             " health {probe}{port} every {} ms timeout {} ms rise {} fall {}",
             check.interval_ms, check.timeout_ms, check.rise, check.fall
         ));
+    }
+    if !vip.allow.is_empty() {
+        let allow: Vec<String> = vip.allow.iter().map(ToString::to_string).collect();
+        text.push_str(&format!(" allow {}", allow.join(",")));
     }
     text
 }

@@ -5,8 +5,8 @@ use xdpath_core::filter::{
     FilterConfig, FragmentPolicy, RateLimit, FILTER_AMPLIFICATION, FILTER_BLOCKLIST,
     FILTER_DEFAULT_DROP, FILTER_DEFAULT_MONITOR, FILTER_DESTINATION_RULES, FILTER_MANAGEMENT_PORTS,
     FILTER_MANAGEMENT_SOURCES, FILTER_SOURCE_RULES, FILTER_SYN_COOKIES, FILTER_TCP_FLAGS,
-    LIMIT_DESTINATION, LIMIT_MONITOR, LIMIT_SYN_ONLY, MAX_BLOCKLIST, MAX_BURST,
-    MAX_MANAGEMENT_PREFIXES, MAX_RATE_LIMITS,
+    LIMIT_DESTINATION, LIMIT_MONITOR, LIMIT_SCOPE_DESTINATION, LIMIT_SYN_ONLY, MAX_BLOCKLIST,
+    MAX_BURST, MAX_MANAGEMENT_PREFIXES, MAX_RATE_LIMITS,
 };
 
 use super::*;
@@ -216,6 +216,14 @@ pub fn compile_limit(spec: &LimitSpec) -> Result<RateLimit, CompileError> {
     if spec.monitor {
         flags |= LIMIT_MONITOR;
     }
+    let scope = match (spec.scope, spec.to) {
+        (Some(_), Some(_)) => return Err(bad("--scope and --vip cannot be combined".into())),
+        (None, Some(to)) => {
+            flags |= LIMIT_SCOPE_DESTINATION;
+            Some(to)
+        }
+        (scope, None) => scope,
+    };
     Ok(RateLimit {
         packets_per_second: spec.packets_per_second.unwrap_or(0),
         burst_packets: if spec.packets_per_second.is_some() {
@@ -229,8 +237,8 @@ pub fn compile_limit(spec: &LimitSpec) -> Result<RateLimit, CompileError> {
         } else {
             0
         },
-        scope: spec.scope.map_or([0; 16], |scope| scope.address),
-        scope_len: spec.scope.map_or(0, |scope| scope.mapped_length()),
+        scope: scope.map_or([0; 16], |scope| scope.address),
+        scope_len: scope.map_or(0, |scope| scope.mapped_length()),
         aggregate_v4: spec.aggregate_v4,
         aggregate_v6: spec.aggregate_v6,
         protocol: spec.protocol.unwrap_or(0),

@@ -184,6 +184,17 @@ pub struct LimitSpec {
     /// Count without dropping.
     #[serde(default)]
     pub monitor: bool,
+    /// Only frames to this VIP (its address and protocol; every port), as
+    /// `ADDRESS:PORT/PROTOCOL`: `to` holds its address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vip: Option<String>,
+    /// Only frames to this prefix (the VIP's address), whichever address
+    /// keys the buckets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Cidr>,
+    /// Who made it (see `lb::edit::check_owner`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// What to do with IP fragments, as the operator says it.

@@ -162,27 +162,29 @@ pub fn parse_flags(text: &str, options: &mut VipOptions) -> Result<(), LbError> 
     Ok(())
 }
 
+/// The GUE port a VIP with `options` gets (0 for IPIP), or why the
+/// options do not go together.
+pub fn gue_port_for(options: &VipOptions) -> Result<u16, LbError> {
+    match (options.encap, options.gue_port) {
+        (Encap::Gue, Some(port)) if port != 0 => Ok(port),
+        (Encap::Gue, _) => Err(LbError::Usage(
+            "--encap gue needs --gue-port PORT (1-65535), the port the backends' \
+             decapsulator listens on"
+                .into(),
+        )),
+        (Encap::Ipip, Some(_)) => Err(LbError::Usage(
+            "--gue-port applies to --encap gue only".into(),
+        )),
+        (Encap::Ipip, None) => Ok(0),
+    }
+}
+
 /// Adds a VIP with an empty pool in the lowest free slot.
 pub fn add_vip(state: &mut LbState, id: VipId, options: VipOptions) -> Result<(), LbError> {
     if state.vip(&id).is_some() {
         return Err(LbError::VipExists { vip: id });
     }
-    let gue_port = match (options.encap, options.gue_port) {
-        (Encap::Gue, Some(port)) if port != 0 => port,
-        (Encap::Gue, _) => {
-            return Err(LbError::Usage(
-                "--encap gue needs --gue-port PORT (1-65535), the port the backends' \
-                 decapsulator listens on"
-                    .into(),
-            ))
-        }
-        (Encap::Ipip, Some(_)) => {
-            return Err(LbError::Usage(
-                "--gue-port applies to --encap gue only".into(),
-            ))
-        }
-        (Encap::Ipip, None) => 0,
-    };
+    let gue_port = gue_port_for(&options)?;
     let slot = (0..MAX_VIPS)
         .find(|slot| state.vips.iter().all(|vip| vip.slot != *slot))
         .ok_or(LbError::TooManyVips)?;
@@ -197,6 +199,8 @@ pub fn add_vip(state: &mut LbState, id: VipId, options: VipOptions) -> Result<()
         live_ring: 0,
         backends: Vec::new(),
         health: None,
+        allow: Vec::new(),
+        owner: None,
     });
     Ok(())
 }
@@ -444,6 +448,11 @@ pub fn configure(state: &mut LbState, change: &ConfigChange) -> Result<(), LbErr
     }
     Ok(())
 }
+
+mod vip;
+pub use vip::{
+    check_owner, health_check, parse_allow, parse_codes, set_allow, set_options, MAX_OWNER_LEN,
+};
 
 #[cfg(test)]
 mod tests;

@@ -140,6 +140,7 @@ pub fn forwarding_status(action: Action, reason: Reason) -> u8 {
             Reason::RuleDeny | Reason::DefaultDeny | Reason::Blocklisted => DROPPED_ACL_DENY,
             Reason::RateLimited | Reason::SynRateLimited => DROPPED_POLICER,
             Reason::LbFragment => DROPPED_ACL_DROP,
+            Reason::LbNotAllowed => DROPPED_ACL_DENY,
             Reason::LbNoBackend | Reason::LbNoRoute => DROPPED_UNROUTABLE,
             Reason::BadIpv4HeaderLength | Reason::BadTcpDataOffset => DROPPED_BAD_HEADER_LENGTH,
             Reason::TruncatedIpv4

@@ -122,7 +122,7 @@ pub fn discard_code(reason: Reason) -> u32 {
     match reason {
         Reason::RateLimited | Reason::SynRateLimited => DISCARD_RATE_LIMIT,
         Reason::LbNoBackend => DISCARD_HOST_UNREACHABLE,
-        Reason::LbFragment => DISCARD_ACL,
+        Reason::LbFragment | Reason::LbNotAllowed => DISCARD_ACL,
         Reason::LbEncapFailed => DISCARD_NO_BUFFER_SPACE,
         Reason::LbNoRoute => DISCARD_NET_UNREACHABLE,
         reason if reason.is_filter() => DISCARD_ACL,

@@ -1,0 +1,244 @@
+//! Edits of a VIP beyond its pool: its allowed sources, its options in
+//! place, its health check from a request, and the owner tag's check.
+
+use super::{gue_port_for, parse_millis, VipOptions};
+use crate::api::requests::HealthArgs;
+use crate::control::parse::{parse_cidr, Cidr};
+use crate::lb::state::{CheckKind, HealthCheck, LbState, VipId};
+use crate::lb::LbError;
+use crate::text::quote;
+
+/// The longest owner tag.
+pub const MAX_OWNER_LEN: usize = 64;
+
+/// Most prefixes in one VIP's allow list.
+const MAX_VIP_ALLOW: usize = 1024;
+
+/// Checks an owner tag: 1 to [`MAX_OWNER_LEN`] bytes of ASCII letters,
+/// digits and `_ . : -`, not `.` or `..` (a tag may name a file one day).
+///
+/// # Examples
+///
+/// ```
+/// use xdpath::lb::edit::check_owner;
+/// assert!(check_owner("octavia:5b3c9a3e-lb_1.v2").is_ok());
+/// assert!(check_owner("../etc").is_err());
+/// assert!(check_owner("").is_err());
+/// ```
+pub fn check_owner(text: &str) -> Result<(), LbError> {
+    let why = if text.is_empty() {
+        Some("it is empty")
+    } else if text.len() > MAX_OWNER_LEN {
+        Some("it is longer than 64 characters")
+    } else if text == "." || text == ".." {
+        Some("it is . or ..")
+    } else if !text
+        .bytes()
+        .all(|byte| byte.is_ascii_alphanumeric() || b"_.:-".contains(&byte))
+    {
+        Some("only letters, digits and _ . : - are allowed")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(LbError::Owner {
+            text: text.to_string(),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Parses an allow list: each an IPv4 or IPv6 prefix (a bare address is a
+/// host); sorted, without repeats. Empty: every source.
+pub fn parse_allow(texts: &[String]) -> Result<Vec<Cidr>, LbError> {
+    let mut prefixes = Vec::with_capacity(texts.len());
+    for text in texts {
+        prefixes.push(parse_cidr(text.trim())?);
+    }
+    prefixes.sort_unstable_by_key(|prefix| (!prefix.ipv4, prefix.address, prefix.length));
+    prefixes.dedup();
+    if prefixes.len() > MAX_VIP_ALLOW {
+        return Err(LbError::Usage(format!(
+            "{} prefixes in one allow list: at most {MAX_VIP_ALLOW}",
+            prefixes.len()
+        )));
+    }
+    Ok(prefixes)
+}
+
+/// Replaces a VIP's allow list (empty: every source).
+pub fn set_allow(state: &mut LbState, id: &VipId, allow: Vec<Cidr>) -> Result<(), LbError> {
+    let spec = state.vip_mut(id).ok_or(LbError::NoSuchVip { vip: *id })?;
+    spec.allow = allow;
+    Ok(())
+}
+
+/// Changes a VIP's options in place: its slot, pool and connections stay;
+/// the compiler rebuilds its table when the size changes.
+pub fn set_options(state: &mut LbState, id: &VipId, options: &VipOptions) -> Result<(), LbError> {
+    let gue_port = gue_port_for(options)?;
+    let spec = state.vip_mut(id).ok_or(LbError::NoSuchVip { vip: *id })?;
+    spec.encap = options.encap;
+    spec.gue_port = gue_port;
+    spec.source_hash = options.source_hash;
+    spec.no_conntrack = options.no_conntrack;
+    spec.ring_size = options
+        .ring_size
+        .unwrap_or(super::super::maglev::DEFAULT_TABLE_SIZE);
+    Ok(())
+}
+
+/// Parses the HTTP statuses that mean healthy: `200`, `200,202`,
+/// `200-204`, mixed; each from 100 to 599. Sorted inclusive ranges.
+///
+/// # Examples
+///
+/// ```
+/// use xdpath::lb::edit::parse_codes;
+/// assert_eq!(parse_codes("204, 200-202")?, vec![(200, 202), (204, 204)]);
+/// assert!(parse_codes("200-199").is_err());
+/// assert!(parse_codes("600").is_err());
+/// # Ok::<(), xdpath::lb::LbError>(())
+/// ```
+pub fn parse_codes(text: &str) -> Result<Vec<(u16, u16)>, LbError> {
+    let error = || {
+        LbError::Usage(format!(
+            "invalid HTTP status list {} (e.g. 200, 200,202 or 200-204; each 100-599)",
+            quote(text)
+        ))
+    };
+    let code = |part: &str| -> Result<u16, LbError> {
+        part.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|code| (100..=599).contains(code))
+            .ok_or_else(error)
+    };
+    let mut ranges = Vec::new();
+    for part in text.split(',') {
+        let range = match part.split_once('-') {
+            Some((low, high)) => (code(low)?, code(high)?),
+            None => {
+                let single = code(part)?;
+                (single, single)
+            }
+        };
+        if range.0 > range.1 || ranges.len() >= 32 {
+            return Err(error());
+        }
+        ranges.push(range);
+    }
+    ranges.sort_unstable();
+    ranges.dedup();
+    Ok(ranges)
+}
+
+/// The check a request asks for; `None` for kind `off`. Range checks are
+/// [`super::set_health`]'s.
+pub fn health_check(args: &HealthArgs) -> Result<Option<HealthCheck>, LbError> {
+    let kind = match args.kind.as_str() {
+        "tcp" => CheckKind::Tcp,
+        "http" => CheckKind::Http,
+        "off" => return Ok(None),
+        other => {
+            return Err(LbError::Usage(format!(
+                "health kind {} is not tcp, http or off",
+                quote(other)
+            )))
+        }
+    };
+    let ranges = parse_codes(&args.status)?;
+    let status = ranges.first().map_or(200, |range| range.0);
+    let single = matches!(ranges.as_slice(), [(low, high)] if low == high);
+    Ok(Some(HealthCheck {
+        kind,
+        port: args.port,
+        path: args.path.clone(),
+        status,
+        codes: if single { Vec::new() } else { ranges },
+        interval_ms: parse_millis(&args.interval)?,
+        timeout_ms: parse_millis(&args.timeout)?,
+        rise: args.rise,
+        fall: args.fall,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_tags_are_checked() {
+        for good in ["a", "lb-1", "octavia:5b3c_9.x", &"x".repeat(64)] {
+            check_owner(good).expect(good);
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a b",
+            "é",
+            &"x".repeat(65),
+            "a\n",
+            "%2e",
+        ] {
+            assert!(
+                matches!(check_owner(bad), Err(LbError::Owner { .. })),
+                "{bad:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn allow_lists_parse_sorted_and_unique() {
+        let texts: Vec<String> = ["2001:db8::/32", "10.0.0.0/8", "192.0.2.1", "10.0.0.0/8"]
+            .iter()
+            .map(|text| text.to_string())
+            .collect();
+        let parsed = parse_allow(&texts).expect("valid");
+        let shown: Vec<String> = parsed.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "192.0.2.1/32", "2001:db8::/32"]);
+        assert!(parse_allow(&["10.0.0.1/8".to_string()]).is_err());
+        assert!(parse_allow(&["nonsense".to_string()]).is_err());
+    }
+
+    #[test]
+    fn health_requests_become_checks() {
+        let args = HealthArgs {
+            vip: "203.0.113.10:80/tcp".into(),
+            kind: "http".into(),
+            port: 8080,
+            path: "/health".into(),
+            status: "200-204,301".into(),
+            interval: "5s".into(),
+            timeout: "500ms".into(),
+            rise: 2,
+            fall: 3,
+        };
+        let check = health_check(&args).expect("valid").expect("a check");
+        assert_eq!(check.codes, vec![(200, 204), (301, 301)]);
+        assert!(check.expects(202) && check.expects(301) && !check.expects(300));
+        assert_eq!(check.codes_text(), "200-204,301");
+        assert_eq!((check.interval_ms, check.timeout_ms), (5000, 500));
+        let single = HealthArgs {
+            status: "204".into(),
+            ..args.clone()
+        };
+        let check = health_check(&single).expect("valid").expect("a check");
+        assert!(check.codes.is_empty() && check.status == 204);
+        let off = HealthArgs {
+            kind: "off".into(),
+            ..args.clone()
+        };
+        assert!(health_check(&off).expect("valid").is_none());
+        for bad in ["", "20", "200-", "abc", "600", "204-200"] {
+            let request = HealthArgs {
+                status: bad.into(),
+                ..args.clone()
+            };
+            assert!(health_check(&request).is_err(), "{bad:?} accepted");
+        }
+    }
+}

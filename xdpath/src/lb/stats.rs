@@ -1,0 +1,212 @@
+//! What the kernel's balancer maps say beyond the per-VIP and per-backend
+//! counters: the frames to each VIP it did not forward (by reason), an
+//! estimate of each VIP's active connections from the connection tables,
+//! and a VIP's live Maglev table as the kernel holds it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv6Addr};
+
+use serde_json::{json, Value};
+use xdpath_core::abi;
+use xdpath_core::lb::{
+    vip_drop_index, Backend, Connection, ConnectionKey, Vip, MAX_RING_SIZE, VIP_DROP_REASONS,
+};
+
+use super::compile::vip_key;
+use super::install::bytes_of;
+use super::state::{LbState, VipId, VipSpec};
+use super::LbError;
+use crate::control::kernel::KernelMaps;
+
+/// The frames to VIP slot `slot` that were not forwarded, by reason
+/// (`lb-not-allowed`, `lb-no-backend`, …; `lb-no-route` frames went to the
+/// stack), as a JSON object.
+pub fn vip_drops(maps: Option<&KernelMaps>, slot: u32) -> Result<Value, LbError> {
+    let mut drops = serde_json::Map::new();
+    for reason in VIP_DROP_REASONS {
+        let count = match (maps, vip_drop_index(slot, reason)) {
+            (Some(maps), Some(index)) => maps.per_cpu_sum(abi::map::VIP_DROPS, index)?,
+            _ => 0,
+        };
+        let name = reason.name().trim_start_matches("lb-").replace('-', "_");
+        drops.insert(name, json!(count));
+    }
+    Ok(Value::Object(drops))
+}
+
+/// Reads one field of a plain map value.
+fn word<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Some(slice) = bytes.get(at..at + N) {
+        out.copy_from_slice(slice);
+    }
+    out
+}
+
+/// An address as the data path stores it, back to an `IpAddr`.
+fn address_of(bytes: [u8; 16]) -> IpAddr {
+    let v6 = Ipv6Addr::from(bytes);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
+/// Per VIP, the connection-table entries (both tables) whose flow is to it
+/// and whose backend still holds its slot: an estimate of its active
+/// connections. The tables are LRU with no timeouts, so a flow that ended
+/// stays counted until it is evicted, and a source-hashed VIP has one entry
+/// per client rather than per connection.
+pub fn active_connections(
+    maps: Option<&KernelMaps>,
+    state: &LbState,
+) -> Result<HashMap<VipId, u64>, LbError> {
+    let mut counts = HashMap::new();
+    let Some(maps) = maps else {
+        return Ok(counts);
+    };
+    let mut vips: HashMap<([u8; 16], u16, u8), &VipSpec> = HashMap::new();
+    for vip in &state.vips {
+        let key = vip_key(vip);
+        vips.insert((key.address, key.port, key.protocol), vip);
+    }
+    let (key_size, value_size) = (size_of::<ConnectionKey>(), size_of::<Connection>());
+    for table in [abi::map::CONNECTIONS, abi::map::NEW_CONNECTIONS] {
+        let (keys, values) = maps.read_hash(table, key_size, value_size)?;
+        for (key, value) in keys
+            .chunks_exact(key_size)
+            .zip(values.chunks_exact(value_size))
+        {
+            let destination: [u8; 16] = word(key, 16);
+            let port = u16::from_ne_bytes(word(key, 34));
+            let protocol = key.get(36).copied().unwrap_or(0);
+            let backend = u32::from_ne_bytes(word(value, 0));
+            let generation = u32::from_ne_bytes(word(value, 4));
+            let live = |vip: &VipSpec| {
+                vip.backends
+                    .iter()
+                    .any(|b| b.index == backend && b.generation == generation)
+            };
+            let found = vips
+                .get(&(destination, port, protocol))
+                .filter(|vip| live(vip))
+                .or_else(|| {
+                    vips.get(&(destination, 0, protocol))
+                        .filter(|vip| live(vip))
+                })
+                .copied()
+                .or_else(|| {
+                    // A source-hashed port VIP keys its entries without ports.
+                    (port == 0)
+                        .then(|| {
+                            state.vips.iter().find(|vip| {
+                                vip.source_hash
+                                    && vip_key(vip).address == destination
+                                    && vip_key(vip).protocol == protocol
+                                    && live(vip)
+                            })
+                        })
+                        .flatten()
+                });
+            if let Some(vip) = found {
+                *counts.entry(vip.id).or_insert(0) += 1;
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// A VIP's live Maglev table as the kernel holds it: its VIP entry's ring,
+/// each slot's backend address read from the backend array. `None` when
+/// the kernel has no entry for the VIP.
+pub fn live_table(
+    maps: &KernelMaps,
+    vip: &VipSpec,
+) -> Result<Option<Vec<Option<IpAddr>>>, LbError> {
+    let mut entry = [0u8; size_of::<Vip>()];
+    if !maps.lookup(abi::map::VIPS, bytes_of(&vip_key(vip)), &mut entry)? {
+        return Ok(None);
+    }
+    let ring = u32::from_ne_bytes(word(&entry, 4));
+    let size = u32::from_ne_bytes(word(&entry, 8)).min(MAX_RING_SIZE);
+    let slots = maps.read_array_from(
+        abi::map::MAGLEV_RINGS,
+        ring.saturating_mul(MAX_RING_SIZE),
+        size,
+        4,
+    )?;
+    let mut addresses: HashMap<u32, Option<IpAddr>> = HashMap::new();
+    let mut table = Vec::with_capacity(size as usize);
+    for slot in slots.chunks_exact(4) {
+        let index = u32::from_ne_bytes(word(slot, 0));
+        if let Some(address) = addresses.get(&index) {
+            table.push(*address);
+            continue;
+        }
+        let mut backend = [0u8; size_of::<Backend>()];
+        let found = maps.lookup(abi::map::BACKENDS, &index.to_ne_bytes(), &mut backend)?;
+        let family = backend.get(20).copied().unwrap_or(0);
+        let address = (found && family != 0).then(|| address_of(word(&backend, 0)));
+        addresses.insert(index, address);
+        table.push(address);
+    }
+    Ok(Some(table))
+}
+
+/// A table's digest: FNV-1a (64 bits) over each slot's backend address as
+/// 16 bytes (IPv4-mapped; zeros for an empty slot). Equal tables, as
+/// addresses, give equal digests on every host whatever the backends'
+/// slots there.
+pub fn table_digest(table: &[Option<IpAddr>]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for slot in table {
+        let bytes = match slot {
+            Some(IpAddr::V4(v4)) => v4.to_ipv6_mapped().octets(),
+            Some(IpAddr::V6(v6)) => v6.octets(),
+            None => [0; 16],
+        };
+        for byte in bytes {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// A live table as JSON: size, digest, slots per backend, and with
+/// `slots`, each slot's backend (null for none).
+pub fn table_json(vip: &VipSpec, table: &[Option<IpAddr>], slots: bool) -> Value {
+    let mut shares: BTreeMap<String, u64> = BTreeMap::new();
+    for address in table.iter().flatten() {
+        *shares.entry(address.to_string()).or_insert(0) += 1;
+    }
+    let mut value = json!({
+        "vip": vip.id.to_string(),
+        "size": table.len(),
+        "digest": table_digest(table),
+        "backends": shares,
+    });
+    if slots {
+        value["slots"] = json!(table
+            .iter()
+            .map(|slot| slot.map(|address| address.to_string()))
+            .collect::<Vec<_>>());
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn digests_depend_on_the_addresses_in_order() {
+        let a = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        let b = Some(IpAddr::V6("2001:db8::1".parse().expect("v6")));
+        assert_eq!(table_digest(&[a, b, None]), table_digest(&[a, b, None]));
+        assert_ne!(table_digest(&[a, b, None]), table_digest(&[b, a, None]));
+        assert_ne!(table_digest(&[a, None]), table_digest(&[a]));
+        let mapped = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1];
+        assert_eq!(Some(address_of(mapped)), a);
+    }
+}
