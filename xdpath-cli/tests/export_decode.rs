@@ -290,6 +290,13 @@ fn ipfix_decodes_cleanly_with_the_encoded_values() {
     }
     let records = cache.expire(EPOCH_MS + 16_000);
     assert_eq!(records.len(), 43);
+    // octetDeltaCount is IP octets (RFC 7012), as the IP header says: 40
+    // (IPv4 and TCP headers), not the frame's 60 bytes with padding.
+    let fin_record = records
+        .iter()
+        .find(|record| record.key.source_port == 51001)
+        .expect("the FIN's record");
+    assert_eq!((fin.len(), fin_record.bytes), (60, 40));
 
     let config = IpfixConfig {
         observation_domain: 77,
@@ -423,7 +430,7 @@ fn ipfix_decodes_cleanly_with_the_encoded_values() {
         .iter()
         .find(|record| record.key.source_port == 51000)
         .unwrap();
-    assert_eq!((denied.packets, denied.bytes), (3 * 256, 3 * 256 * 60));
+    assert_eq!((denied.packets, denied.bytes), (3 * 256, 3 * 256 * 40));
     assert_eq!(
         (denied.first_ms, denied.last_ms),
         (EPOCH_MS, EPOCH_MS + 900)
@@ -443,6 +450,7 @@ fn ipfix_decodes_cleanly_with_the_encoded_values() {
         .unwrap();
     assert_eq!(
         (passed.packets, passed.bytes, passed.forwarding_status),
-        (2, 2 * udp.len() as u64, 64)
+        // IP octets: the frame less its 14-byte Ethernet header.
+        (2, 2 * (udp.len() as u64 - 14), 64)
     );
 }

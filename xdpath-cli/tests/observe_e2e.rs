@@ -158,9 +158,11 @@ fn ipfix_records_decode_in_tshark_with_the_flows_sent() {
             .map(|flow| one(flow, "cflow.octets").parse::<u64>().unwrap())
             .sum();
         assert_eq!(packets, frames, "packets of the flow to {port}");
+        // octetDeltaCount counts IP octets (RFC 7012): the frame less its
+        // 14-byte Ethernet header.
         assert_eq!(
             octets,
-            frames * UDP_FRAME_LEN,
+            frames * (UDP_FRAME_LEN - 14),
             "octets of the flow to {port}"
         );
         for flow in records {

@@ -41,6 +41,14 @@ pub struct FlowFields {
     pub vlan: Option<u16>,
     /// TCP flags (the low 8 bits of the flags field); 0 otherwise.
     pub tcp_flags: u8,
+    /// The IP packet's length, header and payload, as its header says
+    /// (IPv4 total length; IPv6 40 + payload length): what IPFIX counts
+    /// as octets, without the Ethernet header, VLAN tags and padding.
+    /// None for an IPv6 jumbogram (payload length 0).
+    pub ip_length: Option<u32>,
+    /// Where the IP header starts in the frame (after Ethernet and VLAN
+    /// tags), for a length the header does not give.
+    pub ip_offset: usize,
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
@@ -77,6 +85,8 @@ pub fn parse(frame: &[u8]) -> Option<FlowFields> {
         destination_port: 0,
         vlan,
         tcp_flags: 0,
+        ip_length: ip.length,
+        ip_offset: offset,
     };
     if ip.first_fragment && (protocol == PROTOCOL_TCP || protocol == PROTOCOL_UDP) {
         let transport = ip.transport;
@@ -103,6 +113,8 @@ struct IpHeader {
     transport: usize,
     /// False for a fragment other than the first (it has no ports).
     first_fragment: bool,
+    /// The packet's length as the header gives it.
+    length: Option<u32>,
 }
 
 /// The EtherType after up to two VLAN tags, the offset of what follows it,
@@ -138,6 +150,7 @@ fn ipv4_header(frame: &[u8], offset: usize) -> Option<IpHeader> {
         protocol: header[9],
         transport: offset + header_len,
         first_fragment: fragment_offset == 0,
+        length: u16_at(header, 2).map(u32::from),
     })
 }
 
@@ -174,6 +187,9 @@ fn ipv6_header(frame: &[u8], offset: usize) -> Option<IpHeader> {
         protocol: next,
         transport: at,
         first_fragment,
+        length: u16_at(header, 4)
+            .filter(|payload| *payload != 0)
+            .map(|payload| 40 + u32::from(payload)),
     })
 }
 

@@ -22,9 +22,9 @@
 //! # Records
 //!
 //! A flow is keyed by addresses, ports, protocol, VLAN and ingress
-//! interface (one direction). Each exported [`FlowRecord`] has a single
-//! forwarding status: when a flow's status changes (say it starts being
-//! dropped), its record so far is flushed and a new one begins.
+//! interface (one direction) and forwarding status: a flow partly passed
+//! and partly dropped (by a rate limit, say) is two records, each with the
+//! usual timeouts, not a new record at every change of verdict.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -55,6 +55,10 @@ pub struct FlowKey {
     pub vlan: Option<u16>,
     /// The interface the frames arrived on.
     pub ingress_ifindex: u32,
+    /// The RFC 7270 forwarding status of its packets: a flow whose packets
+    /// are partly passed and partly dropped (a rate limit) is one record
+    /// for each, not a new record at every change.
+    pub forwarding_status: u8,
 }
 
 /// Why a record ended: the IPFIX `flowEndReason` codes (RFC 7012).
@@ -67,8 +71,7 @@ pub enum FlowEndReason {
     ActiveTimeout = 2,
     /// TCP FIN or RST seen.
     EndOfFlow = 3,
-    /// Ended by the metering process: shutdown, or the forwarding status
-    /// changed.
+    /// Ended by the metering process: shutdown.
     ForcedEnd = 4,
     /// Evicted because the cache was full.
     LackOfResources = 5,
@@ -82,7 +85,9 @@ pub struct FlowRecord {
     pub key: FlowKey,
     /// Packets (estimated: samples times their sampling rate).
     pub packets: u64,
-    /// Bytes (estimated likewise, from the frames' lengths).
+    /// IP octets, header and payload, as the IP headers give them, without
+    /// the Ethernet header, VLAN tags or padding (IPFIX's
+    /// `octetDeltaCount`); estimated likewise.
     pub bytes: u64,
     /// First sampled packet, milliseconds since the Unix epoch.
     pub first_ms: u64,
@@ -105,8 +110,6 @@ pub struct FlowCacheStats {
     pub skipped: u64,
     /// Flows evicted because the cache was full.
     pub evictions: u64,
-    /// Records flushed because a flow's forwarding status changed.
-    pub status_changes: u64,
     /// Records lost because too many waited for [`FlowCache::expire`].
     pub records_lost: u64,
 }
@@ -118,7 +121,6 @@ struct FlowState {
     first_ms: u64,
     last_ms: u64,
     tcp_flags: u8,
-    forwarding_status: u8,
     /// Position in the least-recently-updated order.
     touched: u64,
 }
@@ -132,7 +134,7 @@ impl FlowState {
             first_ms: self.first_ms,
             last_ms: self.last_ms,
             tcp_flags: self.tcp_flags,
-            forwarding_status: self.forwarding_status,
+            forwarding_status: key.forwarding_status,
             end_reason,
         }
     }
@@ -210,8 +212,7 @@ impl FlowCache {
         self.stats
     }
 
-    /// Counts `sample` in its flow. Records it ends (status change,
-    /// eviction) are returned by the next [`FlowCache::expire`].
+    /// Counts `sample` in its flow. Records it ends (eviction) are returned by the next [`FlowCache::expire`].
     pub fn add(&mut self, sample: &Sample) {
         let Some(fields) = sample.flow() else {
             self.stats.skipped += 1;
@@ -226,11 +227,15 @@ impl FlowCache {
             protocol: fields.protocol,
             vlan: fields.vlan,
             ingress_ifindex: sample.meta.ifindex,
+            forwarding_status: forwarding_status(sample.action(), sample.reason()),
         };
         let weight = sample.weight();
-        let bytes = weight.saturating_mul(u64::from(sample.meta.frame_len));
+        let ip_octets = fields.ip_length.map_or_else(
+            || u64::from(sample.meta.frame_len).saturating_sub(fields.ip_offset as u64),
+            u64::from,
+        );
+        let bytes = weight.saturating_mul(ip_octets);
         let time_ms = sample.unix_ns / NANOSECONDS_PER_MILLISECOND;
-        let status = forwarding_status(sample.action(), sample.reason());
         let touch = self.next_touch;
         self.next_touch += 1;
 
@@ -243,19 +248,13 @@ impl FlowCache {
             first_ms: time_ms,
             last_ms: time_ms,
             tcp_flags: 0,
-            forwarding_status: status,
             touched: touch,
         };
         let state = self.flows.entry(key).or_insert(fresh);
         self.order.remove(&state.touched);
         self.order.insert(touch, key);
         state.touched = touch;
-        let mut flushed = None;
-        if state.packets > 0 && state.forwarding_status != status {
-            self.stats.status_changes += 1;
-            flushed = Some(state.record(key, FlowEndReason::ForcedEnd));
-            *state = fresh;
-        } else if state.packets == 0 {
+        if state.packets == 0 {
             // A new flow, or one whose counts an active timeout reset.
             *state = FlowState {
                 last_ms: state.last_ms.max(time_ms),
@@ -267,9 +266,6 @@ impl FlowCache {
         state.first_ms = state.first_ms.min(time_ms);
         state.last_ms = state.last_ms.max(time_ms);
         state.tcp_flags |= fields.tcp_flags;
-        if let Some(record) = flushed {
-            self.push_pending(record);
-        }
     }
 
     fn evict_oldest(&mut self) {

@@ -16,6 +16,7 @@ fn record(source: &str, destination: &str) -> FlowRecord {
             protocol: 6,
             vlan: Some(42),
             ingress_ifindex: 3,
+            forwarding_status: 129,
         },
         packets: 2,
         bytes: 0x0102,
