@@ -100,6 +100,22 @@ pub(crate) fn limit(
     }
 }
 
+/// A per-source limit of 1 frame a second (a burst of `burst`) on the
+/// frames to `vip`'s address, as `ratelimit add --vip` makes it.
+pub(crate) fn vip_limit(vip: &str, burst: u64) -> FilterState {
+    let args = xdpath::api::LimitArgs {
+        pps: Some("1".into()),
+        burst: Some(burst.to_string()),
+        per: "src".into(),
+        vip: Some(vip.into()),
+        ..xdpath::api::LimitArgs::default()
+    };
+    FilterState {
+        rate_limits: vec![xdpath::control::ops::limit_spec(&args, 1).expect("a valid limit")],
+        ..FilterState::default()
+    }
+}
+
 pub(crate) fn guarded(configure: impl FnOnce(&mut FilterState)) -> FilterState {
     let mut state = FilterState::default();
     configure(&mut state);
@@ -318,6 +334,19 @@ pub(crate) fn policy_rows(now: u64) -> Vec<Row> {
             limit(Some(1), None, 1, LimitKey::Dst, false),
             vec![
                 pass(tcp(80, ACK), V4TCP),
+                drop(tcp_frame(OTHER4, B4, 80, ACK), Reason::RateLimited),
+            ],
+        ),
+        row(
+            "a VIP's per-source limit: only frames to its address, a bucket per source",
+            vip_limit("198.51.100.2:80/tcp", 2),
+            vec![
+                pass(tcp(80, ACK), V4TCP),
+                pass(tcp(80, ACK), V4TCP),
+                drop(tcp(80, ACK), Reason::RateLimited),
+                pass(tcp_frame(A4, OTHER4, 80, ACK), V4TCP),
+                pass(tcp_frame(OTHER4, B4, 80, ACK), V4TCP),
+                pass(tcp_frame(OTHER4, B4, 80, ACK), V4TCP),
                 drop(tcp_frame(OTHER4, B4, 80, ACK), Reason::RateLimited),
             ],
         ),

@@ -230,6 +230,14 @@ fn filter_state(rules: bool, guards: bool) -> Result<FilterState, String> {
             },
             4,
         )?,
+        // A VIP's per-source limit: the scope is the destination's.
+        limit(
+            LimitArgs {
+                vip: Some("203.0.113.10:80/tcp".into()),
+                ..args(Some("1"), None, "2")
+            },
+            5,
+        )?,
     ];
     state.guards.tcp_flags = true;
     state.guards.amplification.enabled = true;
