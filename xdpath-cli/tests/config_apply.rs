@@ -324,8 +324,14 @@ fn confirm_keeps_and_silence_rolls_back() {
         true,
         "the first config is back"
     );
-    let state_dir = bed.a().state_dir();
-    let last = std::fs::read_to_string(state_dir.join("rollback/last.json")).expect("last.json");
+    // The waiter records the outcome once the rollback's repair is done,
+    // some tens of milliseconds after the state file changed.
+    let last_path = bed.a().state_dir().join("rollback/last.json");
+    assert!(
+        wait_for(Duration::from_secs(5), || last_path.exists()),
+        "no outcome recorded"
+    );
+    let last = std::fs::read_to_string(&last_path).expect("last.json");
     let last: Value = serde_json::from_str(&last).expect("JSON");
     assert_eq!(last["error"], Value::Null, "{last}");
     assert!(xdpath_ok_warned(&bed, &["confirm"]).contains("nothing to confirm"));

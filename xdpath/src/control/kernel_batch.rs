@@ -44,19 +44,24 @@ impl BatchAttr {
     }
 }
 
-/// One batch call; `Ok(true)` when it reached the end of the map (ENOENT,
-/// which the lookups return with the entries read before the end).
+/// One batch call.
 ///
 /// # Safety
 ///
 /// `attr`'s pointers refer to live buffers of `attr.count` keys and values
 /// of the map's sizes (writable for the lookups) and to position tokens
 /// of the map's kind.
-unsafe fn batch(command: libc::c_long, attr: &mut BatchAttr) -> io::Result<bool> {
+unsafe fn batch(command: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {
     // SAFETY: `attr` is the bpf_attr of the batch commands, valid as the
     // caller promised.
-    match unsafe { bpf(command, attr) } {
-        Ok(_) => Ok(false),
+    unsafe { bpf(command, attr) }.map(drop)
+}
+
+/// Whether a batch lookup reached the end of the map: ENOENT, which the
+/// lookups return with the entries read before the end.
+fn reached_end(result: io::Result<()>) -> io::Result<bool> {
+    match result {
+        Ok(()) => Ok(false),
         Err(error) if error.raw_os_error() == Some(libc::ENOENT) => Ok(true),
         Err(error) => Err(error),
     }
@@ -105,7 +110,7 @@ impl KernelMaps {
         // SAFETY: `count` writable keys and values of the array's sizes;
         // the tokens are array indices (u32). Reaching the end is fine:
         // all that matters is that `count` entries were read.
-        unsafe { batch(command::MAP_LOOKUP_BATCH, &mut attr) }
+        reached_end(unsafe { batch(command::MAP_LOOKUP_BATCH, &mut attr) })
             .map_err(|source| ApplyError::Map { map, source })?;
         if attr.count != count {
             return Err(ApplyError::Map {
@@ -194,7 +199,7 @@ impl KernelMaps {
             };
             // SAFETY: CHUNK writable keys and values of the map's sizes;
             // the tokens are u64, which hold a hash map's bucket number.
-            let done = unsafe { batch(command::MAP_LOOKUP_BATCH, &mut attr) }
+            let done = reached_end(unsafe { batch(command::MAP_LOOKUP_BATCH, &mut attr) })
                 .map_err(|source| ApplyError::Map { map, source })?;
             let count = (attr.count as usize).min(CHUNK);
             all_keys.extend_from_slice(&keys[..count * key_size]);
@@ -227,8 +232,8 @@ impl KernelMaps {
             // before it are gone.
             // SAFETY: CHUNK writable keys and values of the map's sizes;
             // the token is a u64.
-            let done = unsafe { batch(command::MAP_LOOKUP_AND_DELETE_BATCH, &mut attr) }
-                .map_err(|source| ApplyError::Map { map, source })?;
+            let deleting = unsafe { batch(command::MAP_LOOKUP_AND_DELETE_BATCH, &mut attr) };
+            let done = reached_end(deleting).map_err(|source| ApplyError::Map { map, source })?;
             if done || attr.count == 0 {
                 return Ok(());
             }
