@@ -263,4 +263,6 @@ pub struct DesiredConfig {
 }
 
 #[cfg(test)]
+mod entry_tests;
+#[cfg(test)]
 mod tests;
