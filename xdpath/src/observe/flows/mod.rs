@@ -160,7 +160,8 @@ impl FlowState {
 /// cache.add(&sample);
 /// assert!(cache.expire(2_000).is_empty());
 /// let records = cache.expire(16_000);
-/// assert_eq!((records[0].packets, records[0].bytes), (10, 1000));
+/// // IP octets: ten times the IP header's total length of 40.
+/// assert_eq!((records[0].packets, records[0].bytes), (10, 400));
 /// assert_eq!(records[0].end_reason, FlowEndReason::IdleTimeout);
 /// ```
 #[derive(Clone, Debug)]
