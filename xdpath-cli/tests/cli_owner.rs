@@ -126,6 +126,7 @@ fn vip_settings_allow_lists_health_and_limits() {
     assert_eq!(limit["protocol"], 6, "{limit}");
     let table = json(&ok(&bed, a, &words(&format!("--json lb vip table {VIP}"))));
     assert_eq!(table["backends"]["10.0.0.5"], 65537, "{table}");
+    assert_eq!(table["in_kernel"], true, "{table}");
     assert!(table["slots"].is_null(), "slots only when asked");
     refusals(&bed);
 }

@@ -142,21 +142,13 @@ pub fn set_allow(request: &VipAllow) -> Result<Value, ApiError> {
 
 /// A VIP's live Maglev table, read from the kernel.
 pub fn vip_table(vip: &str, slots: bool) -> Result<Value, ApiError> {
-    let id = edit::parse_vip(vip)?;
     let session = LbSession::read()?;
-    let spec = session
-        .state
-        .vip(&id)
-        .ok_or(LbError::NoSuchVip { vip: id })?;
-    let table = match session.maps() {
-        Some(maps) => xdpath::lb::stats::live_table(maps, spec)?,
-        None => None,
-    };
-    Ok(xdpath::lb::stats::table_json(
-        spec,
-        &table.unwrap_or_default(),
+    Ok(xdpath::lb::stats::vip_table(
+        &session.state,
+        session.maps(),
+        vip,
         slots,
-    ))
+    )?)
 }
 
 /// The balancer's shared settings.

@@ -164,17 +164,8 @@ fn vip(
         | VipCommand::Allow(_)
         | VipCommand::Health(_) => Ok(None),
         VipCommand::Table { vip, slots } => {
-            let id = edit::parse_vip(vip)?;
-            let spec = session
-                .state
-                .vip(&id)
-                .ok_or(LbError::NoSuchVip { vip: id })?;
-            let table = match session.maps() {
-                Some(maps) => xdpath::lb::stats::live_table(maps, spec)?,
-                None => None,
-            };
-            let table = table.unwrap_or_default();
-            print_table(&xdpath::lb::stats::table_json(spec, &table, *slots), json);
+            let table = xdpath::lb::stats::vip_table(&session.state, session.maps(), vip, *slots)?;
+            print_table(&table, json);
             Ok(None)
         }
         VipCommand::List => {

@@ -118,6 +118,13 @@ pub fn print_table(value: &Value, json: bool) {
         print_json(value);
         return;
     }
+    if value["in_kernel"] == Value::Bool(false) {
+        println!(
+            "{}: not in the kernel's maps (the state has it; no table is live)",
+            text(&value["vip"])
+        );
+        return;
+    }
     println!(
         "{}: {} slots, digest {}",
         text(&value["vip"]),

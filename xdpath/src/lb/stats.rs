@@ -194,6 +194,32 @@ pub fn table_json(vip: &VipSpec, table: &[Option<IpAddr>], slots: bool) -> Value
     value
 }
 
+/// `lb vip table` and `GET /v1/vips/table`: a VIP's table as the kernel
+/// holds it. A VIP the state has but the kernel's maps do not (no maps
+/// in this namespace, or an install that did not happen) is reported as
+/// `"in_kernel": false` with no digest, never as an empty live table.
+pub fn vip_table(
+    state: &LbState,
+    maps: Option<&KernelMaps>,
+    vip: &str,
+    slots: bool,
+) -> Result<Value, LbError> {
+    let id = super::edit::parse_vip(vip)?;
+    let spec = state.vip(&id).ok_or(LbError::NoSuchVip { vip: id })?;
+    let live = match maps {
+        Some(maps) => live_table(maps, spec)?,
+        None => None,
+    };
+    Ok(match live {
+        Some(table) => {
+            let mut value = table_json(spec, &table, slots);
+            value["in_kernel"] = json!(true);
+            value
+        }
+        None => json!({ "vip": spec.id.to_string(), "in_kernel": false, "digest": null }),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
