@@ -30,16 +30,9 @@ python=/usr/bin/python3
 # MariaDB for Octavia; what the end-to-end test's namespaces run (nginx,
 # curl, ip, ethtool, nsenter).
 packages=(mariadb-server mariadb-client python3 python3-venv nginx curl iproute2 ethtool util-linux)
-missing=()
-for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
-    || missing+=("$package")
-done
-if ((${#missing[@]})); then
-  echo "openstack/setup.sh: installing ${missing[*]}" >&2
-  apt-get update -q >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
-fi
+# shellcheck source=../scripts/lib/debian.sh
+source "$here/../scripts/lib/debian.sh"
+ensure_debian_packages openstack/setup.sh "${packages[@]}"
 
 mkdir -p "$state_dir" "$(dirname "$venv")"
 # One set-up at a time on this machine: two checkouts share the venv.

@@ -20,16 +20,9 @@ packages=(
   xdp-tools bpftool iproute2 iputils-ping tcpdump tshark hping3 python3-scapy
   nginx curl iperf3 ethtool pmacct nfdump prometheus
 )
-missing=()
-for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
-    || missing+=("$package")
-done
-if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}" >&2
-  apt-get update -q >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
-fi
+# shellcheck source=lib/debian.sh
+source "$(dirname "$0")/lib/debian.sh"
+ensure_debian_packages setup "${packages[@]}"
 
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! bpf-linker --version 2>/dev/null | grep -q "0.13.0"; then

@@ -16,8 +16,8 @@ pub fn finish_interrupted() {
     let Ok(dir) = crate::control::state::state_dir() else {
         return;
     };
-    let journal = dir.join(crate::config::journal::JOURNAL_FILE).exists();
-    let owner_journal = crate::lb::owner::journal::Journal::exists(&dir);
+    let journal = crate::config::journal::ApplyJournalFile::exists(&dir);
+    let owner_journal = crate::lb::owner::journal::OwnerJournalFile::exists(&dir);
     if !journal && !owner_journal && !commit_marker::interrupted(&dir) {
         return;
     }

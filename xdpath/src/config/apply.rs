@@ -44,7 +44,13 @@ pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
     if changes.is_empty() {
         return Ok(changes);
     }
-    let journal = super::journal::Journal::write(&dir, &before, desired)?;
+    let journal = super::journal::ApplyJournalFile::write(
+        &dir,
+        super::journal::ApplyJournal {
+            before: before.clone(),
+            target: desired.clone(),
+        },
+    )?;
     let result = apply_plan(desired, &changes).and_then(|()| repair());
     let Err(error) = result else {
         journal.finish();
@@ -109,10 +115,10 @@ pub fn kernel_differences() -> Vec<String> {
 /// from before. Either way the journal goes, so a failure is reported once
 /// (on stderr) and not retried forever.
 pub fn recover_interrupted(dir: &std::path::Path) {
-    let Some(journal) = super::journal::Journal::read(dir) else {
+    let Some(journal) = super::journal::ApplyJournalFile::read(dir) else {
         return;
     };
-    let (before, target) = journal.configs();
+    let super::journal::ApplyJournal { before, target } = journal.content();
     let outcome = current().and_then(|now| {
         let result = apply_plan(target, &plan(&now, target)).and_then(|()| repair());
         match result {

@@ -331,3 +331,5 @@ pub use files::{
     installed_copy_path, load, remove_stale_temporaries, save, save_installed_copy, save_plain,
     state_dir, StateFile, STATE_FORMAT,
 };
+pub mod journal;
+pub use journal::{Journal, JournalContent};

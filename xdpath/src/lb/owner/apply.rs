@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use super::journal::Journal;
+use super::journal::{OwnerJournal, OwnerJournalFile};
 use super::{document_of, parse_document, Desired, DesiredVip};
 use crate::api::requests::OwnerState;
 use crate::control::ops::allocate_ids;
@@ -47,7 +47,14 @@ pub fn put_owner(owner: &str, document: &OwnerState) -> Result<OwnerChange, LbEr
         let filter = Session::read()?;
         document_of(&lb.state, &filter.state, owner)
     };
-    let journal = |dir: &std::path::Path| Journal::write(dir, owner, document, &before);
+    let journal = |dir: &std::path::Path| {
+        let content = OwnerJournal {
+            owner: owner.to_string(),
+            target: document.clone(),
+            before: before.clone(),
+        };
+        OwnerJournalFile::write(dir, content).map_err(LbError::from)
+    };
     let changed = install(owner, &desired, Some((&dir, &journal)))?;
     Ok(OwnerChange {
         owner: owner.to_string(),
@@ -65,7 +72,7 @@ pub fn delete_owner(owner: &str) -> Result<OwnerChange, LbError> {
 /// The journal to write before the first map write, if any.
 type JournalMaker<'a> = (
     &'a std::path::Path,
-    &'a dyn Fn(&std::path::Path) -> Result<Journal, LbError>,
+    &'a dyn Fn(&std::path::Path) -> Result<OwnerJournalFile, LbError>,
 );
 
 /// Edits, checks and commits both states; true when the owner's state
@@ -218,10 +225,14 @@ pub fn edit_limits(
 /// fails, the owner's state from before. Either way the journal goes. The
 /// caller holds the state lock.
 pub fn recover_interrupted(dir: &std::path::Path) {
-    let Some(journal) = Journal::read(dir) else {
+    let Some(journal) = OwnerJournalFile::read(dir) else {
         return;
     };
-    let (owner, target, before) = journal.documents();
+    let OwnerJournal {
+        owner,
+        target,
+        before,
+    } = journal.content();
     let attempt = |document: &OwnerState| {
         parse_document(owner, document).and_then(|desired| install(owner, &desired, None))
     };
