@@ -67,6 +67,36 @@ def _check_members(members: Iterable[dict[str, Any]], port: int | None) -> None:
     _refuse(check)
 
 
+# Each kind's id key, and the key of the parent by which the worker finds
+# the object's load balancer (a member's and a health monitor's is its pool).
+_KEYS: dict[str, tuple[str, str]] = {
+    "listeners": ("listener_id", "loadbalancer_id"),
+    "pools": ("pool_id", "loadbalancer_id"),
+    "members": ("member_id", "pool_id"),
+    "healthmonitors": ("healthmonitor_id", "pool_id"),
+}
+
+
+def _submit(
+    action: str,
+    kind: str,
+    obj: dict[str, Any],
+    fields: dict[str, Any] | None = None,
+    loadbalancer_id: str | None = None,
+) -> None:
+    """Queues ``action`` on ``obj`` (its ids and parent as Octavia holds
+    them); ``fields`` are the object's new fields, given the object's id."""
+    id_key, parent_key = _KEYS[kind]
+    if fields is not None:
+        fields[id_key] = obj[id_key]
+    parent = str(obj[parent_key])
+    if parent_key == "loadbalancer_id":
+        loadbalancer_id = parent
+    pool_id = parent if parent_key == "pool_id" else None
+    change = Change(action, kind, str(obj[id_key]), loadbalancer_id, pool_id, obj=fields)
+    worker.submit(change)
+
+
 class XdpathProviderDriver(provider_base.ProviderDriver):  # type: ignore[misc]
     """Octavia load balancers on a fleet of xdpath balancers (see the package
     README)."""
@@ -112,15 +142,7 @@ class XdpathProviderDriver(provider_base.ProviderDriver):  # type: ignore[misc]
         if pool:
             _refuse(lambda: mapping.check_pool(pool))
             _check_members(pool.get("members") or (), obj.get("protocol_port"))
-        worker.submit(
-            Change(
-                CREATE,
-                "listeners",
-                str(obj["listener_id"]),
-                loadbalancer_id=str(obj["loadbalancer_id"]),
-                obj=obj,
-            )
-        )
+        _submit(CREATE, "listeners", obj, fields=obj)
 
     def listener_update(self, old_listener: Any, new_listener: Any) -> None:
         old, new = tree.plain(old_listener), tree.plain(new_listener)
@@ -129,27 +151,10 @@ class XdpathProviderDriver(provider_base.ProviderDriver):  # type: ignore[misc]
             pool = _lookup("pools", new["default_pool_id"])
             if pool:
                 _check_members(pool.get("members") or (), old.get("protocol_port"))
-        new["listener_id"] = old["listener_id"]
-        worker.submit(
-            Change(
-                UPDATE,
-                "listeners",
-                str(old["listener_id"]),
-                loadbalancer_id=str(old["loadbalancer_id"]),
-                obj=new,
-            )
-        )
+        _submit(UPDATE, "listeners", old, fields=new)
 
     def listener_delete(self, listener: Any) -> None:
-        obj = tree.plain(listener)
-        worker.submit(
-            Change(
-                DELETE,
-                "listeners",
-                str(obj["listener_id"]),
-                loadbalancer_id=str(obj["loadbalancer_id"]),
-            )
-        )
+        _submit(DELETE, "listeners", tree.plain(listener))
 
     # Pools -----------------------------------------------------------------
 
@@ -160,37 +165,15 @@ class XdpathProviderDriver(provider_base.ProviderDriver):  # type: ignore[misc]
             listener = _lookup("listeners", obj["listener_id"])
             if listener:
                 _check_members(obj.get("members") or (), listener.get("protocol_port"))
-        worker.submit(
-            Change(
-                CREATE,
-                "pools",
-                str(obj["pool_id"]),
-                loadbalancer_id=str(obj["loadbalancer_id"]),
-                obj=obj,
-            )
-        )
+        _submit(CREATE, "pools", obj, fields=obj)
 
     def pool_update(self, old_pool: Any, new_pool: Any) -> None:
         old, new = tree.plain(old_pool), tree.plain(new_pool)
         _refuse(lambda: mapping.check_pool(new))
-        new["pool_id"] = old["pool_id"]
-        worker.submit(
-            Change(
-                UPDATE,
-                "pools",
-                str(old["pool_id"]),
-                loadbalancer_id=str(old["loadbalancer_id"]),
-                obj=new,
-            )
-        )
+        _submit(UPDATE, "pools", old, fields=new)
 
     def pool_delete(self, pool: Any) -> None:
-        obj = tree.plain(pool)
-        worker.submit(
-            Change(
-                DELETE, "pools", str(obj["pool_id"]), loadbalancer_id=str(obj["loadbalancer_id"])
-            )
-        )
+        _submit(DELETE, "pools", tree.plain(pool))
 
     # Members ---------------------------------------------------------------
 
@@ -198,28 +181,16 @@ class XdpathProviderDriver(provider_base.ProviderDriver):  # type: ignore[misc]
         obj = tree.plain(member)
         pool = _lookup("pools", obj.get("pool_id"))
         _refuse(lambda: mapping.check_member(obj, _listener_port_of_pool(pool)))
-        worker.submit(
-            Change(
-                CREATE,
-                "members",
-                str(obj["member_id"]),
-                loadbalancer_id=str(pool["loadbalancer_id"]) if pool else None,
-                pool_id=str(obj["pool_id"]),
-                obj=obj,
-            )
-        )
+        lb_id = str(pool["loadbalancer_id"]) if pool else None
+        _submit(CREATE, "members", obj, fields=obj, loadbalancer_id=lb_id)
 
     def member_update(self, old_member: Any, new_member: Any) -> None:
         old, new = tree.plain(old_member), tree.plain(new_member)
         _refuse(lambda: mapping.check_member(new))
-        new["member_id"] = old["member_id"]
-        worker.submit(
-            Change(UPDATE, "members", str(old["member_id"]), pool_id=str(old["pool_id"]), obj=new)
-        )
+        _submit(UPDATE, "members", old, fields=new)
 
     def member_delete(self, member: Any) -> None:
-        obj = tree.plain(member)
-        worker.submit(Change(DELETE, "members", str(obj["member_id"]), pool_id=str(obj["pool_id"])))
+        _submit(DELETE, "members", tree.plain(member))
 
     def member_batch_update(self, pool_id: str, members: list[Any]) -> None:
         objs = [tree.plain(member) for member in members]
@@ -241,38 +212,16 @@ class XdpathProviderDriver(provider_base.ProviderDriver):  # type: ignore[misc]
     def health_monitor_create(self, healthmonitor: Any) -> None:
         obj = tree.plain(healthmonitor)
         _refuse(lambda: mapping.check_healthmonitor(obj))
-        worker.submit(
-            Change(
-                CREATE,
-                "healthmonitors",
-                str(obj["healthmonitor_id"]),
-                pool_id=str(obj["pool_id"]),
-                obj=obj,
-            )
-        )
+        _submit(CREATE, "healthmonitors", obj, fields=obj)
 
     def health_monitor_update(self, old_healthmonitor: Any, new_healthmonitor: Any) -> None:
         old, new = tree.plain(old_healthmonitor), tree.plain(new_healthmonitor)
         merged = {**old, **new}
         _refuse(lambda: mapping.check_healthmonitor(merged))
-        new["healthmonitor_id"] = old["healthmonitor_id"]
-        worker.submit(
-            Change(
-                UPDATE,
-                "healthmonitors",
-                str(old["healthmonitor_id"]),
-                pool_id=str(old["pool_id"]),
-                obj=new,
-            )
-        )
+        _submit(UPDATE, "healthmonitors", old, fields=new)
 
     def health_monitor_delete(self, healthmonitor: Any) -> None:
-        obj = tree.plain(healthmonitor)
-        worker.submit(
-            Change(
-                DELETE, "healthmonitors", str(obj["healthmonitor_id"]), pool_id=str(obj["pool_id"])
-            )
-        )
+        _submit(DELETE, "healthmonitors", tree.plain(healthmonitor))
 
     # L7 --------------------------------------------------------------------
 
