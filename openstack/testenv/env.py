@@ -352,7 +352,10 @@ class OctaviaEnv:
                 "enabled_provider_agents": "xdpath",
                 "provider_agent_shutdown_timeout": "5",
             },
-            "xdpath": {"balancer_endpoints": ",".join(self.balancer_endpoints)},
+            "xdpath": {
+                "balancer_endpoints": ",".join(self.balancer_endpoints),
+                "pending_dir": str(self.base / "pending"),
+            },
         }
         for section, options in self.extra_config.items():
             sections.setdefault(section, {}).update(options)

@@ -242,7 +242,8 @@ def test_a_fully_populated_create_reports_every_object(
                         {"address": bed.address(b), "protocol_port": 53, "weight": WEIGHTS[b]}
                         for b in BACKENDS
                     ],
-                    "healthmonitor": {"type": "TCP", **MONITOR},
+                    # Octavia wants a UDP-CONNECT delay above 3 s.
+                    "healthmonitor": {"type": "UDP-CONNECT", **{**MONITOR, "delay": 4}},
                 },
             }
         ],
@@ -263,6 +264,14 @@ def test_a_fully_populated_create_reports_every_object(
 
     wait_for("every object ACTIVE", lambda: set(objects()) == {"ACTIVE"}, 30)
     assert len(objects()) == 7  # load balancer, listener, pool, 3 members, monitor
+    # No member serves UDP 53: their ICMP port unreachable fails the
+    # balancers' UDP-CONNECT probes.
+    pool_id = conn.load_balancer.get_load_balancer(lb.id).pools[0]["id"]
+    wait_for(
+        "every member ERROR by UDP-CONNECT",
+        lambda: {m.operating_status for m in conn.load_balancer.members(pool_id)} == {"ERROR"},
+        30,
+    )
     owner = mapping.owner_of(lb.id)
     for endpoint, view in fleet.view(owner).items():
         assert isinstance(view, dict), endpoint
@@ -270,7 +279,7 @@ def test_a_fully_populated_create_reports_every_object(
         udp = f"{vip}:53/udp"
         assert list(document["vips"]) == [udp]
         assert document["vips"][udp][2] == ("source-hash",)
-        assert [h[1] for h in document["health"]] == ["tcp"]
+        assert [h[1] for h in document["health"]] == ["udp"]
         assert len(document["backends"]) == 3
     conn.load_balancer.delete_load_balancer(lb.id, cascade=True)
     wait_for(
@@ -389,6 +398,65 @@ def test_a_balancer_down_is_error_and_reconciled_when_back(
     member = conn.load_balancer.get_member(Lb.members["b3"], Lb.pool)
     assert member.provisioning_status == "ACTIVE"
     wait_for("ONLINE", lambda: lb_status(conn) == ("ACTIVE", "ONLINE"), 15)
+
+
+def test_a_load_balancer_made_while_every_balancer_is_down_is_finished_when_they_are_back(
+    os_conn: Connection, bed: Bed, fleet: client.Fleet
+) -> None:
+    """No balancer holds anything of it, so only the driver's pending record
+    leads the agent to it. Its PING monitor finds the member ONLINE."""
+    conn = os_conn
+    vip = "203.0.113.52"
+    for role in BALANCERS:
+        bed.stop_xdpathd(role)
+    try:
+        lb = conn.load_balancer.create_load_balancer(
+            name="while-down",
+            vip_subnet_id=SUBNET_ID,
+            vip_address=vip,
+            listeners=[
+                {
+                    "name": "while-down",
+                    "protocol": "TCP",
+                    "protocol_port": 5999,
+                    "default_pool": {
+                        "name": "while-down",
+                        "protocol": "TCP",
+                        "lb_algorithm": "SOURCE_IP_PORT",
+                        "members": [{"address": bed.address("b1"), "protocol_port": 5999}],
+                        "healthmonitor": {"type": "PING", **MONITOR},
+                    },
+                }
+            ],
+        )
+
+        def status() -> str:
+            return str(conn.load_balancer.get_load_balancer(lb.id).provisioning_status)
+
+        wait_for("ERROR while every balancer is down", lambda: status() == "ERROR", 60)
+    finally:
+        for role in BALANCERS:
+            bed.start_xdpathd(role)
+    owner = mapping.owner_of(lb.id)
+    wait_for("ACTIVE once they are back", lambda: status() == "ACTIVE", 45)
+    for balancer in fleet.balancers:
+        view = balancer.get_owner(owner)
+        assert view is not None and list(mapping.canonical(view["document"])["vips"]) == [
+            f"{vip}:5999/tcp"
+        ]
+    pool_id = conn.load_balancer.get_load_balancer(lb.id).pools[0]["id"]
+    wait_for(
+        "the member ONLINE by PING",
+        lambda: [m.operating_status for m in conn.load_balancer.members(pool_id)] == ["ONLINE"],
+        30,
+    )
+    conn.load_balancer.delete_load_balancer(lb.id, cascade=True)
+    wait_for(
+        "off both balancers",
+        lambda: all(b.get_owner(owner) is None for b in fleet.balancers),
+        30,
+    )
+    assert lb_status(conn)[0] == "ACTIVE"  # the first load balancer is untouched
 
 
 @pytest.mark.parametrize(

@@ -209,6 +209,19 @@ def test_tcp_monitor_and_flavor() -> None:
     assert doc["limits"][0] == {"vip": "203.0.113.10:80/tcp", "pps": "500", "per": "src"}
 
 
+@pytest.mark.parametrize(("octavia_type", "kind"), [("PING", "ping"), ("UDP-CONNECT", "udp")])
+def test_ping_and_udp_connect_monitors(octavia_type: str, kind: str) -> None:
+    lb = loadbalancer()
+    for pool in tree.pools(lb):
+        pool["healthmonitor"].update(type=octavia_type)
+        for key in ("url_path", "expected_codes", "http_method"):
+            pool["healthmonitor"].pop(key, None)
+    mapping.check_loadbalancer(lb)
+    health = mapping.plan(lb).document["health"][0]
+    assert health["kind"] == kind
+    assert "path" not in health and "status" not in health
+
+
 def test_the_in_force_document_compares_equal() -> None:
     """GET /v1/owners/{owner} shows the document with the balancer's
     defaults filled in; it is the same document."""
@@ -263,12 +276,12 @@ def test_the_in_force_document_compares_equal() -> None:
         ),
         (lambda lb: [p["members"][0].update(backup=True) for p in tree.pools(lb)], "weight 0"),
         (
-            lambda lb: [p["healthmonitor"].update(type="PING") for p in tree.pools(lb)],
-            "Use a TCP or HTTP monitor",
+            lambda lb: [p["healthmonitor"].update(type="TLS-HELLO") for p in tree.pools(lb)],
+            "Use a TCP, HTTP, PING or UDP-CONNECT monitor",
         ),
         (
-            lambda lb: [p["healthmonitor"].update(type="UDP-CONNECT") for p in tree.pools(lb)],
-            "Use a TCP or HTTP monitor",
+            lambda lb: [p["healthmonitor"].update(type="SCTP") for p in tree.pools(lb)],
+            "Use a TCP, HTTP, PING or UDP-CONNECT monitor",
         ),
         (
             lambda lb: [p["healthmonitor"].update(http_method="HEAD") for p in tree.pools(lb)],

@@ -56,6 +56,24 @@ fn requests(bed: &LbBed, count: usize) -> BTreeMap<String, usize> {
     answers
 }
 
+/// One request from client port `port`: the backend's answer, or None
+/// when nothing answered.
+fn request_from(bed: &LbBed, port: u16) -> Option<String> {
+    let args = [
+        "-s".to_string(),
+        "--max-time".into(),
+        "3".into(),
+        "--local-port".into(),
+        port.to_string(),
+        "-H".into(),
+        "Connection: close".into(),
+        format!("http://{VIP4}/"),
+    ];
+    let output = bed.exec(Role::Client, "curl", &args).expect("curl");
+    let answer = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    (output.status.success() && !answer.is_empty()).then_some(answer)
+}
+
 #[test]
 fn a_failing_backend_leaves_the_table_and_comes_back() {
     xdpath_lab::needs_root!();
@@ -127,6 +145,11 @@ fn a_failing_backend_leaves_the_table_and_comes_back() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(requests(&bed, 60).len(), 3);
+    // A client port whose flow the balancer placed on b2: its connection-
+    // table entry outlives the connection.
+    let pinned = (41_000..41_100)
+        .find(|port| request_from(&bed, *port).as_deref() == Some("b2"))
+        .expect("a client port placed on b2");
 
     let b2 = bed.host(Role::B2).ipv4.to_string();
     bed.stop_backend(Role::B2);
@@ -137,6 +160,13 @@ fn a_failing_backend_leaves_the_table_and_comes_back() {
     eprintln!("b2 out of the table {took:?} after its server stopped (bound {bound:?})");
     let answers = requests(&bed, 100);
     assert!(!answers.contains_key("b2"), "{answers:?}");
+    // The same 5-tuple again: its entry named b2, which is down, so the flow
+    // is placed again on a healthy backend instead of reaching b2.
+    let again = request_from(&bed, pinned);
+    assert!(
+        again.as_deref().is_some_and(|answer| answer != "b2"),
+        "client port {pinned} after b2 failed: {again:?}"
+    );
     let metrics = daemon.ok("GET", "/metrics", None);
     let text = metrics.as_str().unwrap_or_default();
     assert!(

@@ -11,8 +11,10 @@ Every ``[xdpath] status_interval`` seconds, one round:
    cannot list them, so the agent takes the ids from the balancers
    themselves: every owner ``octavia-<id>`` on any balancer
    (``GET /v1/owners``), plus those it saw before, until Octavia no longer
-   has them. (A load balancer with no listener has nothing on the balancers
-   and needs nothing from the agent.)
+   has them, plus those the driver recorded as not in force everywhere
+   (`octavia_xdpath.pending`: one created while every balancer was down).
+   (A load balancer with no listener has nothing on the balancers and needs
+   nothing from the agent.)
 2. **Reconciliation.** For each, the document Octavia's state makes
    (``DriverLibrary.get_loadbalancer`` and `octavia_xdpath.mapping.plan`;
    nothing for a load balancer Octavia no longer has) is compared with what
@@ -51,7 +53,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from octavia_xdpath import client, config, mapping, tree, worker
+from octavia_xdpath import client, config, mapping, pending, tree, worker
 
 LOG = logging.getLogger(__name__)
 
@@ -107,7 +109,11 @@ def one_round(state: AgentState, now: float | None = None) -> None:
     listing = fleet.owners()
     reachable = {endpoint for endpoint, r in listing.items() if isinstance(r, list)}
     back = reachable - state.reachable if not state.first else reachable
-    ids = set(state.known)
+    # A recorded load balancer is checked like one on a balancer that came
+    # back: ACTIVE again once every balancer agrees with Octavia.
+    recorded = pending.listed()
+    state.verify |= recorded
+    ids = set(state.known) | recorded
     for endpoint, owners in listing.items():
         if isinstance(owners, list):
             found = {mapping.loadbalancer_of(owner) for owner in owners}
@@ -142,6 +148,7 @@ def _one_loadbalancer(
     found = worker.library().get_loadbalancer(loadbalancer_id)
     current = None if found is None else dict(tree.plain(found))
     if current is None:
+        pending.forget(loadbalancer_id)
         state.known.discard(loadbalancer_id)
         state.vip_rows.pop(owner, None)
         plan = mapping.Plan(owner=owner, document={})
@@ -158,12 +165,50 @@ def _one_loadbalancer(
         if isinstance(view, client.BalancerError):
             continue
         in_force[endpoint] = dict(view["document"]) if view else {}
+    all_reachable = len(in_force) == len(views)
+    _reconcile(
+        state=state,
+        fleet=fleet,
+        loadbalancer_id=loadbalancer_id,
+        plan=plan,
+        in_force=in_force,
+        all_reachable=all_reachable,
+        current=current,
+        now=now,
+    )
+    if current is None:
+        return []
+    good_views = {e: v for e, v in views.items() if isinstance(v, dict)}
+    rows = [
+        row
+        for view in good_views.values()
+        for row in view.get("backends") or ()
+        if isinstance(row, dict)
+    ]
+    _operating(state, operating_statuses(current, plan, rows, all_reachable), full)
+    return _statistics(state, plan, good_views)
+
+
+def _reconcile(
+    *,
+    state: AgentState,
+    fleet: client.Fleet,
+    loadbalancer_id: str,
+    plan: mapping.Plan,
+    in_force: dict[str, dict[str, Any]],
+    all_reachable: bool,
+    current: dict[str, Any] | None,
+    now: float,
+) -> None:
+    """Puts right a balancer that has differed from Octavia for
+    ``reconcile_grace`` seconds; ends the ERROR of a load balancer that every
+    balancer agrees on again."""
+    owner = plan.owner
     differing = sorted(
         endpoint
         for endpoint, document in in_force.items()
         if not mapping.same(plan.document, document)
     )
-    all_reachable = len(in_force) == len(views)
     if differing:
         # The same difference (what Octavia wants, what each differing
         # balancer has) for reconcile_grace seconds before a repair.
@@ -190,6 +235,8 @@ def _one_loadbalancer(
             )
     else:
         state.diverged.pop(loadbalancer_id, None)
+        if all_reachable:
+            pending.forget(loadbalancer_id)
         if loadbalancer_id in state.verify and all_reachable:
             state.verify.discard(loadbalancer_id)
             if current is not None:
@@ -198,17 +245,6 @@ def _one_loadbalancer(
                     loadbalancer_id,
                 )
                 worker.push_status(_all_active(current))
-    if current is None:
-        return []
-    good_views = {e: v for e, v in views.items() if isinstance(v, dict)}
-    rows = [
-        row
-        for view in good_views.values()
-        for row in view.get("backends") or ()
-        if isinstance(row, dict)
-    ]
-    _operating(state, operating_statuses(current, plan, rows, all_reachable), full)
-    return _statistics(state, plan, good_views)
 
 
 def _repair(

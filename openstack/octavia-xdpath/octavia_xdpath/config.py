@@ -76,6 +76,13 @@ def options() -> list[cfg.Opt]:
             help="Seconds between the provider agent's rounds: member health, "
             "operating statuses, listener statistics, reconciliation.",
         ),
+        cfg.StrOpt(
+            "pending_dir",
+            default="/var/lib/octavia/xdpath-pending",
+            help="A directory octavia-api and octavia-driver-agent both see, where the "
+            "driver records load balancers not in force on every balancer, so that the "
+            "agent finishes them even when no balancer holds anything of theirs yet.",
+        ),
         cfg.FloatOpt(
             "reconcile_grace",
             default=6.0,
@@ -127,6 +134,11 @@ def settings() -> client.Settings:
         ca_file=group.ca_file,
         insecure=bool(group.insecure),
     )
+
+
+def pending_dir() -> str:
+    """``[xdpath] pending_dir``."""
+    return str(_conf().xdpath.pending_dir)
 
 
 def value(name: str) -> float:

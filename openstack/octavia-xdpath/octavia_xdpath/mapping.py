@@ -38,7 +38,8 @@ L4_ONLY = (
 LISTENER_PROTOCOLS = ("TCP", "UDP")
 POOL_PROTOCOLS = ("TCP", "UDP")
 ALGORITHMS = ("SOURCE_IP_PORT", "SOURCE_IP")
-MONITOR_TYPES = ("TCP", "HTTP")
+# Octavia's monitor types and xdpathd's check kinds.
+MONITOR_TYPES: dict[str, str] = {"TCP": "tcp", "HTTP": "http", "PING": "ping", "UDP-CONNECT": "udp"}
 
 # Flavor metadata keys and what they mean (get_supported_flavor_metadata).
 FLAVOR_METADATA: dict[str, str] = {
@@ -229,7 +230,8 @@ def check_healthmonitor(monitor: Obj) -> None:
     if kind is not None and kind not in MONITOR_TYPES:
         raise Unsupported(
             f"health monitor type {kind}: xdpathd's health checker probes with a TCP "
-            "connection or an HTTP GET. Use a TCP or HTTP monitor."
+            "connection, an HTTP GET, an ICMP echo or a UDP datagram. Use a TCP, HTTP, "
+            "PING or UDP-CONNECT monitor."
         )
     method = _set(monitor, "http_method")
     if method is not None and method != "GET":
@@ -412,7 +414,7 @@ def health_request(vip: str, monitor: Obj) -> dict[str, Any]:
     kind = str(_set(monitor, "type"))
     request: dict[str, Any] = {
         "vip": vip,
-        "kind": kind.lower(),
+        "kind": MONITOR_TYPES.get(kind, kind.lower()),
         "interval": _millis(_set(monitor, "delay") or 5),
         "timeout": _millis(_set(monitor, "timeout") or 5),
         # Octavia: max_retries successes bring a member ONLINE,

@@ -37,7 +37,7 @@ from typing import Any
 
 from octavia_lib.api.drivers import driver_lib
 
-from octavia_xdpath import client, config, mapping, tree
+from octavia_xdpath import client, config, mapping, pending, tree
 
 LOG = logging.getLogger(__name__)
 
@@ -309,6 +309,7 @@ def process(change: Change) -> None:
     else:
         errors = apply(owner, plan.document)
     if errors:
+        pending.remember(loadbalancer_id)
         LOG.error(
             "xdpath: load balancer %s (%s %s %s): not in force on every balancer: %s",
             loadbalancer_id,
@@ -318,6 +319,7 @@ def process(change: Change) -> None:
             client.summary(errors),
         )
     else:
+        pending.forget(loadbalancer_id)
         LOG.info(
             "xdpath: load balancer %s: %s %s %s in force on every balancer",
             loadbalancer_id,

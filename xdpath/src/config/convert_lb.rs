@@ -211,7 +211,7 @@ fn set_vip_health(
     report: &mut Report<'_>,
 ) {
     let check = health_check(health.get_ref());
-    if let Err(error) = check.and_then(|check| edit::set_health(state, id, Some(check))) {
+    if let Err(error) = check.and_then(|check| edit::set_health(state, id, check)) {
         report.error(
             Some(health.span()),
             format!("{path}.health"),
@@ -316,36 +316,24 @@ fn outer_source_missing(state: &LbState, id: &VipId, address: std::net::IpAddr) 
     }
 }
 
-/// A `[lb.vip.health]` section as the balancer's check (defaults as in
-/// `lb vip health`); range checks are `edit::set_health`'s.
+/// A `[lb.vip.health]` section as the balancer's check: the request of
+/// `lb vip health`, read by the same function (`None` for kind `off`).
 fn health_check(
     entry: &super::schema::HealthEntry,
-) -> Result<crate::lb::state::HealthCheck, LbError> {
-    use crate::lb::state::{CheckKind, HealthCheck};
-    let kind = match entry.kind.as_deref() {
-        Some("tcp") => CheckKind::Tcp,
-        Some("http") => CheckKind::Http,
-        Some(other) => {
-            return Err(LbError::Usage(format!(
-                "health kind {} is not tcp or http",
-                crate::text::quote(other)
-            )))
-        }
-        None => {
-            return Err(LbError::Usage(
-                "health needs kind = \"tcp\" or \"http\"".into(),
-            ))
-        }
+) -> Result<Option<crate::lb::state::HealthCheck>, LbError> {
+    let Some(kind) = entry.kind.clone() else {
+        return Err(LbError::Usage(
+            "health needs kind = \"tcp\", \"http\", \"ping\", \"udp\" or \"off\"".into(),
+        ));
     };
-    Ok(HealthCheck {
-        kind,
-        port: entry.port.unwrap_or(0),
-        path: entry.path.clone().unwrap_or_else(|| "/".into()),
-        status: entry.status.unwrap_or(200),
-        codes: Vec::new(),
-        interval_ms: edit::parse_millis(entry.interval.as_deref().unwrap_or("2s"))?,
-        timeout_ms: edit::parse_millis(entry.timeout.as_deref().unwrap_or("1s"))?,
-        rise: entry.rise.unwrap_or(2),
-        fall: entry.fall.unwrap_or(3),
-    })
+    let mut args = crate::api::HealthArgs::new(String::new(), kind);
+    args.port = entry.port.unwrap_or(args.port);
+    let or = |field: &Option<String>, default: String| field.clone().unwrap_or(default);
+    args.path = or(&entry.path, args.path);
+    args.status = or(&entry.status, args.status);
+    args.interval = or(&entry.interval, args.interval);
+    args.timeout = or(&entry.timeout, args.timeout);
+    args.rise = entry.rise.unwrap_or(args.rise);
+    args.fall = entry.fall.unwrap_or(args.fall);
+    edit::health_check(&args)
 }

@@ -76,3 +76,18 @@ fn messages_speak_the_configs_terms() {
         );
     }
 }
+
+#[test]
+fn a_health_entry_has_the_fields_of_the_api_health_check_but_its_vip() {
+    use crate::config::entry::field_names;
+    let mut file: Vec<&str> = field_names::<super::schema::HealthEntry>().to_vec();
+    let mut api: Vec<&str> = field_names::<crate::api::HealthArgs>()
+        .iter()
+        .copied()
+        .filter(|name| *name != "vip")
+        .collect();
+    file.sort_unstable();
+    api.sort_unstable();
+    assert_eq!(file, api);
+    assert!(!file.is_empty());
+}

@@ -238,18 +238,23 @@ pub struct BackendEntry {
     pub weight: Option<Spanned<u64>>,
 }
 
-/// `[lb.vip.health]`.
+/// `[lb.vip.health]`: the fields of [`crate::api::requests::HealthArgs`]
+/// (`lb vip health`, `PUT /v1/vips/health`) but the VIP, which is the
+/// enclosing one (a test holds the two together); left out, a field takes
+/// the CLI's default.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthEntry {
-    /// `tcp` or `http` (required).
+    /// `tcp`, `http`, `ping`, `udp` or `off` (required).
     pub kind: Option<String>,
     /// The port on the backend's own address; default: the VIP's.
     pub port: Option<u16>,
     /// The HTTP path (default `/`).
     pub path: Option<String>,
-    /// The HTTP status that means healthy (default 200).
-    pub status: Option<u16>,
+    /// The HTTP statuses that mean healthy: `200` (the default), `"200,202"`
+    /// or `"200-204"`.
+    #[serde(default, deserialize_with = "crate::api::requests::text::scalar")]
+    pub status: Option<String>,
     /// Between checks, e.g. `2s` (the default), `500ms`.
     pub interval: Option<String>,
     /// How long a check may take (default `1s`).

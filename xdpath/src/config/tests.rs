@@ -55,6 +55,11 @@ fn the_example_loads() {
         .collect();
     assert_eq!(weights, [2, 1]);
     assert_eq!(lb.vips[1].gue_port, 6080);
+    let health = lb.vips[0].health.as_ref().expect("the first VIP's check");
+    assert_eq!(
+        (health.status, health.codes.as_slice()),
+        (200, &[(200, 204)][..])
+    );
     // The same config is no change.
     assert!(plan(&config, &config).is_empty());
 }

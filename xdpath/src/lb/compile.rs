@@ -196,7 +196,7 @@ pub fn plan(installed: &LbState, desired: &mut LbState, fresh: bool) -> Result<P
                     .vips
                     .iter()
                     .flat_map(|old| old.backends.iter())
-                    .any(|old| old.index == backend.index && old.generation == backend.generation);
+                    .any(|old| old.index == backend.index && old.address == backend.address);
             if !known {
                 plan.new_backend_slots.push(backend.index);
             }

@@ -1,8 +1,11 @@
-//! Health checks of load-balancer backends: one probe (a TCP connect, or
-//! an HTTP GET that must answer with the expected status) and the rise/fall
-//! bookkeeping that turns probe results into up and down. The daemon runs
-//! them; a backend that goes down is taken out of its VIP's Maglev table
-//! like a drained one (established flows stay) and put back once it is up.
+//! Health checks of load-balancer backends: one probe (a TCP connect, an
+//! HTTP GET that must answer with the expected status, an ICMP echo or a
+//! UDP datagram that must not be refused: [`super::echo`]) and the
+//! rise/fall bookkeeping that turns probe results into up and down. The
+//! daemon runs them; a backend that goes down is taken out of its VIP's
+//! Maglev table and given a new generation, so its established flows are
+//! placed again on the others rather than sent on to a failed server
+//! ([`super::edit::set_down`]); it is put back once it is up.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -29,6 +32,10 @@ use super::state::{CheckKind, HealthCheck};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn probe(check: &HealthCheck, address: IpAddr, vip_port: u16) -> Result<(), String> {
+    let timeout = Duration::from_millis(check.timeout_ms.max(1));
+    if check.kind == CheckKind::Ping {
+        return super::echo::ping(address, timeout);
+    }
     let port = if check.port == 0 {
         vip_port
     } else {
@@ -37,8 +44,10 @@ pub fn probe(check: &HealthCheck, address: IpAddr, vip_port: u16) -> Result<(), 
     if port == 0 {
         return Err("no port to check (an all-ports VIP needs a check port)".into());
     }
-    let timeout = Duration::from_millis(check.timeout_ms.max(1));
     let target = SocketAddr::new(address, port);
+    if check.kind == CheckKind::Udp {
+        return super::echo::udp_connect(target, timeout);
+    }
     let mut stream =
         TcpStream::connect_timeout(&target, timeout).map_err(|error| error.to_string())?;
     if check.kind == CheckKind::Tcp {

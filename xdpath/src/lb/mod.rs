@@ -8,6 +8,7 @@
 
 pub mod compile;
 pub mod decap;
+pub mod echo;
 pub mod edit;
 pub mod health;
 pub mod install;

@@ -126,6 +126,31 @@ pub enum CheckKind {
     Tcp,
     /// An HTTP GET answers with the expected status.
     Http,
+    /// An ICMP (ICMPv6) echo is answered.
+    Ping,
+    /// A UDP datagram to the port is not refused (no ICMP port
+    /// unreachable comes back).
+    Udp,
+}
+
+impl CheckKind {
+    /// Every kind, as requests name them.
+    pub const ALL: [Self; 4] = [Self::Tcp, Self::Http, Self::Ping, Self::Udp];
+
+    /// Its name in requests, files and output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Http => "http",
+            Self::Ping => "ping",
+            Self::Udp => "udp",
+        }
+    }
+
+    /// The kind named `text`.
+    pub fn from_name(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == text)
+    }
 }
 
 /// A VIP's health check of its backends (run by `xdpathd`).

@@ -30,6 +30,8 @@ pub fn health_text(check: &HealthCheck) -> String {
     };
     match check.kind {
         CheckKind::Tcp => format!("tcp to {port}"),
+        CheckKind::Udp => format!("udp to {port} (not refused)"),
+        CheckKind::Ping => "ping (ICMP echo)".to_string(),
         CheckKind::Http => format!(
             "http GET {} -> {} on {port}",
             check.path,

@@ -31,8 +31,10 @@ pub struct HealthArgs {
     /// The VIP.
     pub vip: String,
     /// tcp (a connection is accepted), http (a GET answers with an
-    /// expected status), or off (no checks: every backend counts as up).
-    #[cfg_attr(feature = "clap", arg(value_parser = ["tcp", "http", "off"]))]
+    /// expected status), ping (an ICMP echo is answered), udp (a datagram
+    /// to the port is not refused with ICMP port unreachable), or off (no
+    /// checks: every backend counts as up).
+    #[cfg_attr(feature = "clap", arg(value_parser = ["tcp", "http", "ping", "udp", "off"]))]
     pub kind: String,
     /// The port on the backend's own address; default (0): the VIP's port.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
@@ -63,6 +65,24 @@ pub struct HealthArgs {
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 3))]
     #[serde(default = "three")]
     pub fall: u32,
+}
+
+impl HealthArgs {
+    /// A check of `kind` on `vip` with every option at its default (the
+    /// same defaults the CLI and the API give).
+    pub fn new(vip: String, kind: String) -> Self {
+        Self {
+            vip,
+            kind,
+            port: 0,
+            path: root_path(),
+            status: ok_status(),
+            interval: two_seconds(),
+            timeout: one_second(),
+            rise: two(),
+            fall: three(),
+        }
+    }
 }
 
 fn root_path() -> String {

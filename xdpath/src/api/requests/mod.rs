@@ -11,7 +11,7 @@ use crate::lb::state::Encap;
 use crate::lb::LbError;
 
 mod balancer;
-mod text;
+pub(crate) mod text;
 
 pub use balancer::{HealthArgs, LbConfigArgs, OwnerState, VipAllow};
 

@@ -240,10 +240,10 @@ pub(super) fn vip(vip: &VipSpec) -> String {
             format!(" port {}", check.port)
         };
         let probe = match check.kind {
-            crate::lb::state::CheckKind::Tcp => "tcp".to_string(),
             crate::lb::state::CheckKind::Http => {
                 format!("http GET {} -> {}", check.path, check.codes_text())
             }
+            other => other.name().to_string(),
         };
         text.push_str(&format!(
             " health {probe}{port} every {} ms timeout {} ms rise {} fall {}",

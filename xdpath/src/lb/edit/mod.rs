@@ -373,9 +373,20 @@ pub fn set_down(
     address: IpAddr,
     down: bool,
 ) -> Result<bool, LbError> {
+    let fresh = state.next_generation;
     let backend = backend_mut(state, vip, address)?;
     let changed = backend.down != down;
     backend.down = down;
+    // A backend that goes down takes a new generation: every connection-
+    // table entry naming it becomes stale, so its established flows (and a
+    // new flow reusing one of their 5-tuples) are placed again on the ring
+    // without it instead of following it into a failed server. Flows do not
+    // move back when it comes up again.
+    let renew = changed && down;
+    if renew {
+        backend.generation = fresh;
+        state.next_generation = fresh.wrapping_add(1);
+    }
     Ok(changed)
 }
 

@@ -173,3 +173,29 @@ fn slots_and_generations_are_fresh() {
     add_vip(&mut state, first, options()).expect("re-add");
     assert_eq!(state.vip(&first).map(|vip| vip.slot), Some(0));
 }
+
+#[test]
+fn a_backend_going_down_takes_a_new_generation() {
+    let mut state = LbState::default();
+    let vip = parse_vip("203.0.113.10:80/tcp").expect("vip");
+    add_vip(&mut state, vip, options()).expect("add");
+    let a: IpAddr = "10.0.0.1".parse().expect("a");
+    add_backend(&mut state, &vip, a, 1).expect("a");
+    let generation = |state: &LbState| {
+        state
+            .vip(&vip)
+            .and_then(|spec| spec.backend(a))
+            .map(|backend| (backend.generation, backend.down))
+            .expect("backend")
+    };
+    assert_eq!(generation(&state), (0, false));
+    // Down: its connection-table entries go stale with the old generation.
+    assert!(set_down(&mut state, &vip, a, true).expect("down"));
+    assert_eq!(generation(&state), (1, true));
+    // Down again changes nothing; up keeps the generation (flows placed
+    // elsewhere meanwhile stay where they are).
+    assert!(!set_down(&mut state, &vip, a, true).expect("down again"));
+    assert!(set_down(&mut state, &vip, a, false).expect("up"));
+    assert_eq!(generation(&state), (1, false));
+    assert_eq!(state.next_generation, 2);
+}

@@ -137,16 +137,14 @@ pub fn parse_codes(text: &str) -> Result<Vec<(u16, u16)>, LbError> {
 /// The check a request asks for; `None` for kind `off`. Range checks are
 /// [`super::set_health`]'s.
 pub fn health_check(args: &HealthArgs) -> Result<Option<HealthCheck>, LbError> {
-    let kind = match args.kind.as_str() {
-        "tcp" => CheckKind::Tcp,
-        "http" => CheckKind::Http,
-        "off" => return Ok(None),
-        other => {
-            return Err(LbError::Usage(format!(
-                "health kind {} is not tcp, http or off",
-                quote(other)
-            )))
-        }
+    if args.kind == "off" {
+        return Ok(None);
+    }
+    let Some(kind) = CheckKind::from_name(&args.kind) else {
+        return Err(LbError::Usage(format!(
+            "health kind {} is not tcp, http, ping, udp or off",
+            quote(&args.kind)
+        )));
     };
     let ranges = parse_codes(&args.status)?;
     let status = ranges.first().map_or(200, |range| range.0);

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use super::edit;
 use super::ops::{parse_new_vip, ParsedVip};
 use super::session::LbSession;
-use super::state::{CheckKind, HealthCheck, LbState, VipId, VipSpec};
+use super::state::{HealthCheck, LbState, VipId, VipSpec};
 use super::LbError;
 use crate::api::requests::{BackendWeight, HealthArgs, LimitArgs, NewVip, OwnerState};
 use crate::control::ops::limit_spec;
@@ -165,11 +165,7 @@ fn vip_request(vip: &VipSpec) -> NewVip {
 fn health_request(id: &VipId, check: &HealthCheck) -> HealthArgs {
     HealthArgs {
         vip: id.to_string(),
-        kind: match check.kind {
-            CheckKind::Tcp => "tcp",
-            CheckKind::Http => "http",
-        }
-        .into(),
+        kind: check.kind.name().into(),
         port: check.port,
         path: check.path.clone(),
         status: check.codes_text(),
