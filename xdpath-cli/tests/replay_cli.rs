@@ -271,7 +271,7 @@ fn write_pass_writes_the_passed_frames() {
         assert_eq!(report["truncated_records"], frames.len() as u64);
 
         let reader = PcapReader::open(&output).expect("a valid pcap");
-        assert_eq!(reader.header().precision, Precision::Nanosecond);
+        assert_eq!(reader.precision(), Precision::Nanosecond);
         let written: Vec<Record> = reader.collect::<Result<_, _>>().expect("valid records");
         assert_eq!(written.len(), expected.len());
         for (written, original) in written.iter().zip(expected) {
