@@ -174,12 +174,17 @@ fn start(bed: &TestBed, side: Side, program: &str, args: &[&str], ready: &str) -
     child
 }
 
-/// SIGINT (a capture tool then writes out what it has), and its end.
-fn stop(mut child: Child) {
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().expect("wait");
-    assert!(status.success() || status.code().is_none(), "{status}");
+/// SIGINT to each (a capture tool then writes out what it has), then
+/// their ends.
+fn stop<const N: usize>(children: [Child; N]) {
+    for child in &children {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    }
+    for mut child in children {
+        let status = child.wait().expect("wait");
+        assert!(status.success() || status.code().is_none(), "{status}");
+    }
 }
 
 /// hping3 from B: `count` UDP frames to A's `port`, 2 ms apart.
@@ -224,7 +229,7 @@ fn capture_w_output_replays_with_new_rules() {
     while records_or_none(&file) < 10 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    stop(capture);
+    stop([capture]);
     assert_eq!(records(&file).len(), 10, "the 10 frames dropped, captured");
 
     // The same rule: every captured frame dropped again, by it.
@@ -282,7 +287,9 @@ fn cooked_and_dumpcap_captures_replay_like_ethernet() {
     let bed = bed();
     let dir = TempDir::new("cooked");
     let b = bed.b().interface.clone();
-    let filter = "udp or icmp or icmp6";
+    // Echo requests and replies of ICMPv6, not neighbour discovery, which
+    // comes when it likes (and could fall between two tools' ends).
+    let filter = "udp or icmp or (icmp6 and (ip6[40] == 128 or ip6[40] == 129))";
     let (ethernet, sll, sll2, ng) = (
         dir.path("veth.pcap"),
         dir.path("any.pcap"),
@@ -295,7 +302,8 @@ fn cooked_and_dumpcap_captures_replay_like_ethernet() {
     };
     let tools = [
         tcpdump(&b, &[], &ethernet),
-        tcpdump("any", &[], &sll),
+        // tcpdump 4.99 writes LINUX_SLL2 for "any" unless told otherwise.
+        tcpdump("any", &["-y", "LINUX_SLL"], &sll),
         tcpdump("any", &["-y", "LINUX_SLL2"], &sll2),
         start(&bed, Side::B, "dumpcap", &["-q", "-i", &b, "-i", "lo", "-f", filter, "-w", text(&ng)], "Capturing on"),
     ];
@@ -308,9 +316,7 @@ fn cooked_and_dumpcap_captures_replay_like_ethernet() {
             .expect("ping");
     }
     std::thread::sleep(Duration::from_millis(500));
-    for tool in tools {
-        stop(tool);
-    }
+    stop(tools);
 
     let rules = dir.rules(
         "rules.txt",
@@ -319,8 +325,9 @@ fn cooked_and_dumpcap_captures_replay_like_ethernet() {
     let reference_report = replay(&ethernet, &rules, Some(&dir.path("veth-passed.pcap")));
     let reference = contents(&records(&ethernet));
     let reference_passed = contents(&records(&dir.path("veth-passed.pcap")));
-    // 10 + 10 UDP, 10 port-unreachable answers, 3 + 3 pings each way.
-    assert!(reference_report["packets"].as_u64() >= Some(42), "{reference_report}");
+    // 10 + 10 UDP, 3 + 3 pings each way, and what port-unreachable
+    // answers A's rate limit lets out.
+    assert!(reference_report["packets"].as_u64() >= Some(32), "{reference_report}");
     assert!(reference_report["dropped"].as_u64() >= Some(10), "{reference_report}");
     for (file, link_type) in [(&sll, 113), (&sll2, 276)] {
         let reader = PcapReader::open(file).expect("opens");
