@@ -403,7 +403,11 @@ fn bad_inputs_fail_cleanly() {
     check_rejected(
         &dir,
         &cut_ng,
-        &["cut.pcapng", "pcapng enhanced packet block at byte offset", "cut off"],
+        &[
+            "cut.pcapng",
+            "pcapng enhanced packet block at byte offset",
+            "cut off",
+        ],
     );
 
     let mut huge = capture.clone();
@@ -424,7 +428,11 @@ fn bad_inputs_fail_cleanly() {
 fn pcapng_capture() -> Vec<u8> {
     let mut writer = PcapngWriter::new(Vec::new()).expect("a writer");
     let interface = writer.add_interface("eth0", 0).expect("an interface");
-    let frame = FrameSpec::new(Network::V4([10, 0, 0, 1], [10, 0, 0, 2]), Transport::EchoRequest).build();
+    let frame = FrameSpec::new(
+        Network::V4([10, 0, 0, 1], [10, 0, 0, 2]),
+        Transport::EchoRequest,
+    )
+    .build();
     writer
         .write_packet(interface, 1_000_000_000, frame.len() as u32, &frame, None)
         .expect("a packet");
@@ -443,7 +451,10 @@ fn frames_of_other_link_types_are_reported_not_replayed() {
     let output = xdpath(&["replay", text(&input)]);
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = format!("  {} frames skipped: link type 105 (IEEE 802.11)\n", frames.len());
+    let line = format!(
+        "  {} frames skipped: link type 105 (IEEE 802.11)\n",
+        frames.len()
+    );
     assert!(stdout.contains(&line), "{stdout}");
     let output = xdpath(&["--json", "replay", text(&input)]);
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");

@@ -125,7 +125,15 @@ fn corpus_captures_converted_to_pcapng_replay_like_the_originals() {
         );
         run(
             "tshark",
-            &["-n", "-r", text(&original), "-F", "pcapng", "-w", text(&by_tshark)],
+            &[
+                "-n",
+                "-r",
+                text(&original),
+                "-F",
+                "pcapng",
+                "-w",
+                text(&by_tshark),
+            ],
         );
         let expected = replay(&original, &rules, None);
         assert!(expected["packets"].as_u64() > Some(0), "{capture}");
@@ -211,7 +219,11 @@ fn capture_w_output_replays_with_new_rules() {
     let deny = "--src 0.0.0.0/0 --proto udp --dport 9998 --action drop";
     let added = json(&xdpath_ok(
         &bed,
-        &[&["--json", "filter", "add"][..], &deny.split(' ').collect::<Vec<_>>()].concat(),
+        &[
+            &["--json", "filter", "add"][..],
+            &deny.split(' ').collect::<Vec<_>>(),
+        ]
+        .concat(),
     ));
     assert!(added["id"].as_u64().is_some(), "{added}");
     let dir = TempDir::new("capture");
@@ -220,7 +232,16 @@ fn capture_w_output_replays_with_new_rules() {
         &bed,
         Side::A,
         XDPATH,
-        &["--json", "capture", "--iface", &a, "--verdict", "drop", "-w", text(&file)],
+        &[
+            "--json",
+            "capture",
+            "--iface",
+            &a,
+            "--verdict",
+            "drop",
+            "-w",
+            text(&file),
+        ],
         "capturing",
     );
     send_udp(&bed, 9998, 10);
@@ -235,8 +256,14 @@ fn capture_w_output_replays_with_new_rules() {
     // The same rule: every captured frame dropped again, by it.
     let same = replay(&file, &dir.rules("same.txt", &[deny]), None);
     assert_eq!(same["format"], "pcapng");
-    assert_eq!((&same["packets"], &same["dropped"]), (&10.into(), &10.into()));
-    assert_eq!(same["rule_hits"], serde_json::json!([{"id": 1, "hits": 10}]));
+    assert_eq!(
+        (&same["packets"], &same["dropped"]),
+        (&10.into(), &10.into())
+    );
+    assert_eq!(
+        same["rule_hits"],
+        serde_json::json!([{"id": 1, "hits": 10}])
+    );
     // New rules that spare that port: what would they have done?
     let new = dir.rules(
         "new.txt",
@@ -244,7 +271,10 @@ fn capture_w_output_replays_with_new_rules() {
     );
     let passed = dir.path("passed.pcap");
     let report = replay(&file, &new, Some(&passed));
-    assert_eq!((&report["passed"], &report["dropped"]), (&10.into(), &0.into()));
+    assert_eq!(
+        (&report["passed"], &report["dropped"]),
+        (&10.into(), &0.into())
+    );
     // Written as nanosecond pcap, frame for frame.
     assert_eq!(records(&passed), records(&file));
 }
@@ -297,7 +327,12 @@ fn cooked_and_dumpcap_captures_replay_like_ethernet() {
         dir.path("dumpcap.pcapng"),
     );
     let tcpdump = |interface: &str, extra: &[&str], file: &Path| {
-        let args = [&["-Z", "root", "-n", "-i", interface][..], extra, &["-w", text(file), filter]].concat();
+        let args = [
+            &["-Z", "root", "-n", "-i", interface][..],
+            extra,
+            &["-w", text(file), filter],
+        ]
+        .concat();
         start(&bed, Side::B, "tcpdump", &args, "listening on")
     };
     let tools = [
@@ -305,7 +340,13 @@ fn cooked_and_dumpcap_captures_replay_like_ethernet() {
         // tcpdump 4.99 writes LINUX_SLL2 for "any" unless told otherwise.
         tcpdump("any", &["-y", "LINUX_SLL"], &sll),
         tcpdump("any", &["-y", "LINUX_SLL2"], &sll2),
-        start(&bed, Side::B, "dumpcap", &["-q", "-i", &b, "-i", "lo", "-f", filter, "-w", text(&ng)], "Capturing on"),
+        start(
+            &bed,
+            Side::B,
+            "dumpcap",
+            &["-q", "-i", &b, "-i", "lo", "-f", filter, "-w", text(&ng)],
+            "Capturing on",
+        ),
     ];
     // "listening on" can come a moment before the filter is in place.
     std::thread::sleep(Duration::from_millis(500));
@@ -327,11 +368,20 @@ fn cooked_and_dumpcap_captures_replay_like_ethernet() {
     let reference_passed = contents(&records(&dir.path("veth-passed.pcap")));
     // 10 + 10 UDP, 3 + 3 pings each way, and what port-unreachable
     // answers A's rate limit lets out.
-    assert!(reference_report["packets"].as_u64() >= Some(32), "{reference_report}");
-    assert!(reference_report["dropped"].as_u64() >= Some(10), "{reference_report}");
+    assert!(
+        reference_report["packets"].as_u64() >= Some(32),
+        "{reference_report}"
+    );
+    assert!(
+        reference_report["dropped"].as_u64() >= Some(10),
+        "{reference_report}"
+    );
     for (file, link_type) in [(&sll, 113), (&sll2, 276)] {
         let reader = PcapReader::open(file).expect("opens");
-        assert_eq!(reader.header().map(|header| header.link_type), Some(link_type));
+        assert_eq!(
+            reader.header().map(|header| header.link_type),
+            Some(link_type)
+        );
     }
     for (file, format) in [(&sll, "pcap"), (&sll2, "pcap"), (&ng, "pcapng")] {
         let passed = dir.path("passed.pcap");
@@ -344,6 +394,10 @@ fn cooked_and_dumpcap_captures_replay_like_ethernet() {
             assert_eq!(report[field], reference_report[field], "{name}: {field}");
         }
         assert_eq!(contents(&records(file)), reference, "{name}: frames");
-        assert_eq!(contents(&records(&passed)), reference_passed, "{name}: passed frames");
+        assert_eq!(
+            contents(&records(&passed)),
+            reference_passed,
+            "{name}: passed frames"
+        );
     }
 }

@@ -171,7 +171,11 @@ pub struct SkippedFrames {
 impl std::fmt::Display for SkippedFrames {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let noun = if self.frames == 1 { "frame" } else { "frames" };
-        write!(formatter, "{} {noun} skipped: {}", self.frames, self.message)
+        write!(
+            formatter,
+            "{} {noun} skipped: {}",
+            self.frames, self.message
+        )
     }
 }
 

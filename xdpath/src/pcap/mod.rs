@@ -270,6 +270,6 @@ impl Record {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod pcapng_tests;
+#[cfg(test)]
+mod tests;

@@ -257,8 +257,13 @@ impl<R: Read> NgSource<R> {
                 _ => {}
             }
         }
-        idb.units_per_second = units_per_second(tsresol)
-            .ok_or_else(|| bad(block.offset, block.kind, BlockProblem::Resolution { tsresol }))?;
+        idb.units_per_second = units_per_second(tsresol).ok_or_else(|| {
+            bad(
+                block.offset,
+                block.kind,
+                BlockProblem::Resolution { tsresol },
+            )
+        })?;
         Ok(idb)
     }
 
@@ -441,7 +446,11 @@ fn check_length(offset: u64, kind: BlockKind, length: u32, minimum: u32) -> Resu
         });
     }
     if length < minimum {
-        return Err(bad(offset, kind, BlockProblem::TooShort { length, minimum }));
+        return Err(bad(
+            offset,
+            kind,
+            BlockProblem::TooShort { length, minimum },
+        ));
     }
     Ok(())
 }

@@ -182,9 +182,9 @@ fn timestamp_resolutions_and_offsets() {
     let offset = 100i64.to_le_bytes();
     let file = [
         LE.section(),
-        LE.interface(1, 0, &[(9, &[3])]),                 // milliseconds
+        LE.interface(1, 0, &[(9, &[3])]), // milliseconds
         LE.interface(1, 0, &[(9, &[0x8a]), (14, &offset)]), // 2^-10 s, +100 s
-        LE.interface(1, 0, &[(9, &[12])]),                // picoseconds
+        LE.interface(1, 0, &[(9, &[12])]), // picoseconds
         LE.packet(0, 1_500, 4, &[0; 4]),
         LE.packet(1, 3 * 1024 + 512, 4, &[0; 4]),
         LE.packet(2, 7_000_000_000_123, 4, &[0; 4]),
@@ -193,10 +193,7 @@ fn timestamp_resolutions_and_offsets() {
     let (records, error, _) = read(&file);
     assert!(error.is_none(), "{error:?}");
     let times: Vec<Timestamp> = records.iter().map(|record| record.timestamp).collect();
-    assert_eq!(
-        times,
-        [ns(1, 500_000_000), ns(103, 500_000_000), ns(7, 0)]
-    );
+    assert_eq!(times, [ns(1, 500_000_000), ns(103, 500_000_000), ns(7, 0)]);
 }
 
 #[test]
@@ -214,24 +211,30 @@ fn simple_obsolete_and_other_blocks() {
     .concat();
     let file = [
         LE.section(),
-        LE.block(4, &[0; 8]),          // name resolution
-        LE.interface(1, 6, &[]),       // snaplen 6
-        LE.block(3, &spb),             // simple packet: 6 of 10 bytes
-        LE.block(5, &[0; 12]),         // interface statistics
-        LE.block(10, &[0; 8]),         // decryption secrets
-        LE.block(0x0bad, &[0; 8]),     // custom
+        LE.block(4, &[0; 8]),           // name resolution
+        LE.interface(1, 6, &[]),        // snaplen 6
+        LE.block(3, &spb),              // simple packet: 6 of 10 bytes
+        LE.block(5, &[0; 12]),          // interface statistics
+        LE.block(10, &[0; 8]),          // decryption secrets
+        LE.block(0x0bad, &[0; 8]),      // custom
         LE.block(0x4000_0bad, &[0; 4]), // custom, not to copy
-        LE.block(0x1234_5678, &[]),    // unknown
-        LE.block(2, &obsolete_packet), // obsolete packet block
+        LE.block(0x1234_5678, &[]),     // unknown
+        LE.block(2, &obsolete_packet),  // obsolete packet block
     ]
     .concat();
     let (records, error, skipped) = read(&file);
     assert!(error.is_none(), "{error:?}");
     assert!(skipped.is_empty());
     assert_eq!(records.len(), 2);
-    assert_eq!((records[0].data.as_slice(), records[0].original_len), (&[7u8; 6][..], 10));
+    assert_eq!(
+        (records[0].data.as_slice(), records[0].original_len),
+        (&[7u8; 6][..], 10)
+    );
     assert_eq!(records[0].timestamp, ns(0, 0));
-    assert_eq!((records[1].number, records[1].data.as_slice()), (2, &[8u8; 3][..]));
+    assert_eq!(
+        (records[1].number, records[1].data.as_slice()),
+        (2, &[8u8; 3][..])
+    );
     assert_eq!(records[1].timestamp, ns(2, 0));
 }
 
@@ -246,7 +249,10 @@ fn enhanced_packets_beyond_the_snapshot_length_are_clipped() {
     let mut reader = PcapReader::new(&file[..]).expect("opens");
     let record = reader.next().expect("one").expect("valid");
     assert_eq!(record.data, [1, 2, 3, 4]);
-    assert_eq!((reader.clipped_records(), reader.truncated_records()), (1, 1));
+    assert_eq!(
+        (reader.clipped_records(), reader.truncated_records()),
+        (1, 1)
+    );
 }
 
 /// Each damage, the error it gives, where.
@@ -276,7 +282,10 @@ fn every_damage_is_an_error_with_its_offset() {
         format!("pcapng enhanced packet block at byte offset {at2} claims a length of 30 bytes, not a multiple of 4 from 12 to 16777216: the file is corrupt")
     );
     let error = damaged(&|block| *block.last_mut().expect("a byte") = 1);
-    assert!(matches!(error, PcapError::BlockTrailer { leading: 36, .. }), "{error:?}");
+    assert!(
+        matches!(error, PcapError::BlockTrailer { leading: 36, .. }),
+        "{error:?}"
+    );
     let error = damaged(&|block| block.truncate(30));
     assert!(
         matches!(error, PcapError::TruncatedBlock { offset, missing: 6, .. } if offset == at2),
@@ -284,21 +293,46 @@ fn every_damage_is_an_error_with_its_offset() {
     );
     let error = damaged(&|block| block[20] = 9);
     assert!(
-        matches!(error, PcapError::BadBlock { problem: BlockProblem::CapturedBeyondBlock { caplen: 9 }, .. }),
+        matches!(
+            error,
+            PcapError::BadBlock {
+                problem: BlockProblem::CapturedBeyondBlock { caplen: 9 },
+                ..
+            }
+        ),
         "{error:?}"
     );
     let error = damaged(&|block| block[22] = 0x40);
     assert!(
-        matches!(error, PcapError::RecordTooLarge { record: 2, caplen: 0x40_0004, .. }),
+        matches!(
+            error,
+            PcapError::RecordTooLarge {
+                record: 2,
+                caplen: 0x40_0004,
+                ..
+            }
+        ),
         "{error:?}"
     );
     let error = damaged(&|block| block[8] = 3);
     assert!(
-        matches!(error, PcapError::BadBlock { problem: BlockProblem::UnknownInterface { interface: 3, described: 1 }, .. }),
+        matches!(
+            error,
+            PcapError::BadBlock {
+                problem: BlockProblem::UnknownInterface {
+                    interface: 3,
+                    described: 1
+                },
+                ..
+            }
+        ),
         "{error:?}"
     );
     let error = damaged(&|block| block.truncate(2));
-    assert!(matches!(error, PcapError::TruncatedBlock { .. }), "{error:?}");
+    assert!(
+        matches!(error, PcapError::TruncatedBlock { .. }),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -314,7 +348,13 @@ fn bad_section_headers_are_named() {
     version[12] = 2;
     let error = PcapReader::new(&version[..]).expect_err("refused");
     assert!(
-        matches!(error, PcapError::BadBlock { problem: BlockProblem::Version { major: 2, minor: 0 }, .. }),
+        matches!(
+            error,
+            PcapError::BadBlock {
+                problem: BlockProblem::Version { major: 2, minor: 0 },
+                ..
+            }
+        ),
         "{error:?}"
     );
     let error = PcapReader::new(&GOLDEN_LE[..12]).expect_err("refused");
@@ -324,7 +364,17 @@ fn bad_section_headers_are_named() {
     let file = [LE.section(), option, LE.packet(0, 0, 1, &[0])].concat();
     let (_, error, _) = read(&file);
     assert!(
-        matches!(error, Some(PcapError::BadBlock { offset: 28, problem: BlockProblem::OptionBeyondBlock { code: 9, length: 200 }, .. })),
+        matches!(
+            error,
+            Some(PcapError::BadBlock {
+                offset: 28,
+                problem: BlockProblem::OptionBeyondBlock {
+                    code: 9,
+                    length: 200
+                },
+                ..
+            })
+        ),
         "{error:?}"
     );
 }
@@ -348,7 +398,10 @@ fn writer_output_reads_back() {
     assert_eq!(records.len(), 2);
     assert_eq!(records[0].data, frame);
     assert_eq!(records[0].timestamp, ns(1_700_000_000, 123_456_789));
-    assert_eq!((records[1].data.as_slice(), records[1].original_len), (&frame[..8], 64));
+    assert_eq!(
+        (records[1].data.as_slice(), records[1].original_len),
+        (&frame[..8], 64)
+    );
     assert_eq!(records[1].timestamp, ns(1_700_000_000, 123_456_790));
 }
 
@@ -393,7 +446,10 @@ mod link_types {
             }
         }
         for (link_type, data) in packets {
-            let interface = types.iter().position(|t| t == link_type).expect("described");
+            let interface = types
+                .iter()
+                .position(|t| t == link_type)
+                .expect("described");
             file.extend(LE.packet(interface as u32, 0, data.len() as u32 + 2, data));
         }
         let (records, error, skipped) = read(&file);
@@ -406,20 +462,71 @@ mod link_types {
         let broadcast = [0xff; 6];
         let local = link::COOKED_DESTINATION;
         let cases: Vec<(u16, Vec<u8>, Vec<u8>)> = vec![
-            (1, ethernet(MAC, MAC, 0x0800, &IP4), ethernet(MAC, MAC, 0x0800, &IP4)),
-            (113, sll(0, 6, 0x0800, &IP4), ethernet(local, MAC, 0x0800, &IP4)),
-            (113, sll(1, 6, 0x0806, &[1, 2]), ethernet(broadcast, MAC, 0x0806, &[1, 2])),
-            (113, sll(4, 0, 0x86dd, &IP6), ethernet(local, [0; 6], 0x86dd, &IP6)),
-            (113, sll(0, 6, 0x8100, &[0, 5, 8, 0]), ethernet(local, MAC, 0x8100, &[0, 5, 8, 0])),
-            (276, sll2(0, 6, 0x0800, &IP4), ethernet(local, MAC, 0x0800, &IP4)),
-            (276, sll2(1, 6, 0x86dd, &IP6), ethernet(broadcast, MAC, 0x86dd, &IP6)),
-            (276, sll2(4, 8, 0x0800, &IP4), ethernet(local, [0; 6], 0x0800, &IP4)),
-            (101, IP4.to_vec(), ethernet(local, link::RAW_IP_SOURCE, 0x0800, &IP4)),
-            (101, IP6.to_vec(), ethernet(local, link::RAW_IP_SOURCE, 0x86dd, &IP6)),
-            (228, IP4.to_vec(), ethernet(local, link::RAW_IP_SOURCE, 0x0800, &IP4)),
-            (229, IP6.to_vec(), ethernet(local, link::RAW_IP_SOURCE, 0x86dd, &IP6)),
+            (
+                1,
+                ethernet(MAC, MAC, 0x0800, &IP4),
+                ethernet(MAC, MAC, 0x0800, &IP4),
+            ),
+            (
+                113,
+                sll(0, 6, 0x0800, &IP4),
+                ethernet(local, MAC, 0x0800, &IP4),
+            ),
+            (
+                113,
+                sll(1, 6, 0x0806, &[1, 2]),
+                ethernet(broadcast, MAC, 0x0806, &[1, 2]),
+            ),
+            (
+                113,
+                sll(4, 0, 0x86dd, &IP6),
+                ethernet(local, [0; 6], 0x86dd, &IP6),
+            ),
+            (
+                113,
+                sll(0, 6, 0x8100, &[0, 5, 8, 0]),
+                ethernet(local, MAC, 0x8100, &[0, 5, 8, 0]),
+            ),
+            (
+                276,
+                sll2(0, 6, 0x0800, &IP4),
+                ethernet(local, MAC, 0x0800, &IP4),
+            ),
+            (
+                276,
+                sll2(1, 6, 0x86dd, &IP6),
+                ethernet(broadcast, MAC, 0x86dd, &IP6),
+            ),
+            (
+                276,
+                sll2(4, 8, 0x0800, &IP4),
+                ethernet(local, [0; 6], 0x0800, &IP4),
+            ),
+            (
+                101,
+                IP4.to_vec(),
+                ethernet(local, link::RAW_IP_SOURCE, 0x0800, &IP4),
+            ),
+            (
+                101,
+                IP6.to_vec(),
+                ethernet(local, link::RAW_IP_SOURCE, 0x86dd, &IP6),
+            ),
+            (
+                228,
+                IP4.to_vec(),
+                ethernet(local, link::RAW_IP_SOURCE, 0x0800, &IP4),
+            ),
+            (
+                229,
+                IP6.to_vec(),
+                ethernet(local, link::RAW_IP_SOURCE, 0x86dd, &IP6),
+            ),
         ];
-        let packets: Vec<(u16, Vec<u8>)> = cases.iter().map(|(t, data, _)| (*t, data.clone())).collect();
+        let packets: Vec<(u16, Vec<u8>)> = cases
+            .iter()
+            .map(|(t, data, _)| (*t, data.clone()))
+            .collect();
         let (records, skipped) = replay(&packets);
         assert!(skipped.is_empty(), "{skipped:?}");
         for ((link_type, input, expected), record) in cases.iter().zip(&records) {
@@ -439,10 +546,10 @@ mod link_types {
         let packets = vec![
             (113, sll(0, 6, 0x0004, &[0xaa; 3])), // 802.2 LLC
             (113, sll(0, 6, 0x0004, &[0xaa; 3])),
-            (113, vec![0; 10]),                   // cut inside the header
-            (276, sll2(0, 6, 0x000c, &[0; 8])),   // CAN
-            (101, vec![0x55, 0, 0, 0]),           // IP version 5
-            (105, vec![0; 24]),                   // 802.11
+            (113, vec![0; 10]),                 // cut inside the header
+            (276, sll2(0, 6, 0x000c, &[0; 8])), // CAN
+            (101, vec![0x55, 0, 0, 0]),         // IP version 5
+            (105, vec![0; 24]),                 // 802.11
             (1, ethernet(MAC, MAC, 0x0800, &IP4)),
         ];
         let (records, skipped) = replay(&packets);

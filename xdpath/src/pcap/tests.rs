@@ -343,7 +343,10 @@ fn reader_writer_reader_round_trip() {
             let written = writer.finish().expect("flush");
             let again = PcapReader::new(&written[..]).expect("header");
             assert_eq!(again.precision(), precision);
-            assert_eq!(again.header().expect("classic pcap").byte_order, ByteOrder::LittleEndian);
+            assert_eq!(
+                again.header().expect("classic pcap").byte_order,
+                ByteOrder::LittleEndian
+            );
             let reread: Vec<Record> = again.collect::<Result<_, _>>().expect("valid");
             assert_eq!(reread, records);
         }
