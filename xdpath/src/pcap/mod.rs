@@ -270,6 +270,8 @@ impl Record {
 }
 
 #[cfg(test)]
+mod link_tests;
+#[cfg(test)]
 mod pcapng_tests;
 #[cfg(test)]
 mod tests;

@@ -438,7 +438,7 @@ fn timestamp(units: u64, idb: Idb) -> Timestamp {
 /// Refuses a block length below `minimum`, not a multiple of 4, or past
 /// [`MAX_BLOCK_LEN`].
 fn check_length(offset: u64, kind: BlockKind, length: u32, minimum: u32) -> Result<(), PcapError> {
-    if length % 4 != 0 || length < 12 || length > MAX_BLOCK_LEN {
+    if !length.is_multiple_of(4) || !(12..=MAX_BLOCK_LEN).contains(&length) {
         return Err(PcapError::BlockLength {
             offset,
             kind,

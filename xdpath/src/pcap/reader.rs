@@ -161,7 +161,7 @@ impl<R: Read> PcapReader<R> {
                 message: reason.to_string(),
             })
             .collect();
-        skipped.sort_by(|a, b| b.frames.cmp(&a.frames));
+        skipped.sort_by_key(|skipped| std::cmp::Reverse(skipped.frames));
         skipped
     }
 
