@@ -2,7 +2,7 @@
 
 use std::io::{self, Read};
 
-use super::reader::{read_full, RawFrame};
+use super::source::{read_full, RawFrame};
 use super::*;
 
 /// The records of a classic pcap file, after its header.

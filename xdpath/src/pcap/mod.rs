@@ -42,6 +42,7 @@ pub mod link;
 pub mod pcapng;
 mod pcapng_reader;
 mod reader;
+mod source;
 mod writer;
 
 pub use error::{BlockKind, BlockProblem, PcapError};

@@ -13,7 +13,7 @@ use std::io::{self, Read};
 
 use super::classic::clip_len;
 use super::link::Interface;
-use super::reader::{read_full, RawFrame};
+use super::source::{read_full, RawFrame};
 use super::*;
 
 const BLOCK_PACKET: u32 = 2;

@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use super::classic::ClassicSource;
-use super::link::{to_ethernet, Interface};
+use super::link::to_ethernet;
 use super::pcapng_reader::NgSource;
+use super::source::read_full;
 use super::*;
 
 /// A capture file's format.
@@ -29,18 +30,6 @@ impl CaptureFormat {
             Self::Pcapng => "pcapng",
         }
     }
-}
-
-/// A frame as the file holds it, before it is made Ethernet.
-#[derive(Debug)]
-pub(super) struct RawFrame {
-    pub(super) link_type: u32,
-    pub(super) interface: Option<Interface>,
-    pub(super) timestamp: Timestamp,
-    pub(super) original_len: u32,
-    pub(super) data: Vec<u8>,
-    /// Cut to the snapshot length.
-    pub(super) clipped: bool,
 }
 
 #[derive(Debug)]
@@ -232,17 +221,3 @@ impl<R: Read> Iterator for PcapReader<R> {
 }
 
 impl<R: Read> std::iter::FusedIterator for PcapReader<R> {}
-
-/// Reads until `buffer` is full or the input ends; returns the bytes read.
-pub(super) fn read_full(input: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match input.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(filled)
-}
