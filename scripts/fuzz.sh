@@ -3,7 +3,8 @@
 #
 #   scripts/fuzz.sh targets [SECONDS]     every cargo-fuzz target for SECONDS (default 180)
 #   scripts/fuzz.sh run TARGET [SECONDS]  one target (packet, pipeline, rule_file, config,
-#                                         pcap_reader, pcapng_writer, api_request)
+#                                         pcap_reader, pcapng_reader, pcapng_writer,
+#                                         api_request)
 #   scripts/fuzz.sh cmin [TARGET]         minimise the kept corpus (all targets by default)
 #   scripts/fuzz.sh diff [FRAMES] [SEED]  the differential fuzz, kernel against native
 #                                         (root; default 10,000,000 frames, seed 1)
@@ -19,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-targets=(packet pipeline rule_file config pcap_reader pcapng_writer api_request)
+targets=(packet pipeline rule_file config pcap_reader pcapng_reader pcapng_writer api_request)
 
 need_cargo_fuzz() {
   if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -15,19 +15,20 @@ mod text;
 
 pub use api::api_request;
 pub use packet::{packet, pipeline};
-pub use pcap::{pcap_reader, pcapng_writer};
+pub use pcap::{pcap_reader, pcapng_reader, pcapng_writer};
 pub use text::{config, rule_file};
 
 /// One fuzz target's check.
 pub type Check = fn(&[u8]);
 
 /// Every target, by the name `cargo fuzz` knows it by.
-pub const TARGETS: [(&str, Check); 7] = [
+pub const TARGETS: [(&str, Check); 8] = [
     ("packet", packet),
     ("pipeline", pipeline),
     ("rule_file", rule_file),
     ("config", config),
     ("pcap_reader", pcap_reader),
+    ("pcapng_reader", pcapng_reader),
     ("pcapng_writer", pcapng_writer),
     ("api_request", api_request),
 ];

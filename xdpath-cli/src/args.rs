@@ -133,9 +133,10 @@ pub(crate) enum Command {
         /// Only this interface (default: every attached interface).
         interface: Option<String>,
     },
-    /// Run the pipeline natively over a pcap capture.
+    /// Run the pipeline natively over a pcap or pcapng capture.
     Replay {
-        /// The capture (pcap, either byte order, micro- or nanosecond).
+        /// The capture: pcap (either byte order, micro- or nanosecond) or
+        /// pcapng; Ethernet, Linux cooked (SLL, SLL2) or raw IP frames.
         file: PathBuf,
         /// Write the frames the pipeline passes to this pcap file.
         #[arg(long, value_name = "OUT.pcap")]

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use xdpath::pcap::pcapng::PcapngWriter;
 use xdpath::pcap::{PcapReader, Precision, Record, Timestamp};
 use xdpath::stats;
 use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
@@ -271,7 +272,7 @@ fn write_pass_writes_the_passed_frames() {
         assert_eq!(report["truncated_records"], frames.len() as u64);
 
         let reader = PcapReader::open(&output).expect("a valid pcap");
-        assert_eq!(reader.header().precision, Precision::Nanosecond);
+        assert_eq!(reader.precision(), Precision::Nanosecond);
         let written: Vec<Record> = reader.collect::<Result<_, _>>().expect("valid records");
         assert_eq!(written.len(), expected.len());
         for (written, original) in written.iter().zip(expected) {
@@ -343,7 +344,7 @@ fn bad_inputs_fail_cleanly() {
     check_rejected(
         &dir,
         &not_pcap,
-        &["notes.txt", "not a pcap file (magic 0x74686573)"],
+        &["notes.txt", "not a pcap or pcapng file (magic 0x74686573)"],
     );
 
     let pcapng = dir.path("capture.pcapng");
@@ -354,7 +355,14 @@ fn bad_inputs_fail_cleanly() {
         ],
     )
     .expect("write");
-    check_rejected(&dir, &pcapng, &["capture.pcapng", "pcapng"]);
+    check_rejected(
+        &dir,
+        &pcapng,
+        &[
+            "capture.pcapng",
+            "pcapng section header block at byte offset 0 is cut off",
+        ],
+    );
 
     let empty = dir.path("empty.pcap");
     std::fs::write(&empty, []).expect("write");
@@ -387,11 +395,20 @@ fn bad_inputs_fail_cleanly() {
     std::fs::write(&cut_header, &capture[..third + 3]).expect("write");
     check_rejected(&dir, &cut_header, &["record 3", "cut off"]);
 
-    let mut linux_cooked = capture.clone();
-    linux_cooked[20..24].copy_from_slice(&113u32.to_be_bytes());
-    let sll = dir.path("sll.pcap");
-    std::fs::write(&sll, &linux_cooked).expect("write");
-    check_rejected(&dir, &sll, &["sll.pcap", "link type 113", "Ethernet"]);
+    // Cut inside a pcapng block after a good section header.
+    let mut cut_block = pcapng_capture();
+    cut_block.truncate(cut_block.len() - 6);
+    let cut_ng = dir.path("cut.pcapng");
+    std::fs::write(&cut_ng, &cut_block).expect("write");
+    check_rejected(
+        &dir,
+        &cut_ng,
+        &[
+            "cut.pcapng",
+            "pcapng enhanced packet block at byte offset",
+            "cut off",
+        ],
+    );
 
     let mut huge = capture.clone();
     huge[24 + 8..24 + 12].copy_from_slice(&0x4000_0000u32.to_be_bytes());
@@ -405,6 +422,45 @@ fn bad_inputs_fail_cleanly() {
     let directory = dir.path("a-directory");
     std::fs::create_dir(&directory).expect("mkdir");
     check_rejected(&dir, &directory, &["a-directory"]);
+}
+
+/// A pcapng capture of one Ethernet frame, by xdpath's own writer.
+fn pcapng_capture() -> Vec<u8> {
+    let mut writer = PcapngWriter::new(Vec::new()).expect("a writer");
+    let interface = writer.add_interface("eth0", 0).expect("an interface");
+    let frame = FrameSpec::new(
+        Network::V4([10, 0, 0, 1], [10, 0, 0, 2]),
+        Transport::EchoRequest,
+    )
+    .build();
+    writer
+        .write_packet(interface, 1_000_000_000, frame.len() as u32, &frame, None)
+        .expect("a packet");
+    writer.finish().expect("finished")
+}
+
+/// A classic capture of a link type replay has no Ethernet form for is
+/// no error: its frames are counted as skipped, per reason.
+#[test]
+fn frames_of_other_link_types_are_reported_not_replayed() {
+    let dir = TempDir::new("other-link");
+    let (mut capture, frames) = crafted_capture();
+    capture[20..24].copy_from_slice(&105u32.to_be_bytes());
+    let input = dir.path("wifi.pcap");
+    std::fs::write(&input, &capture).expect("write");
+    let output = xdpath(&["replay", text(&input)]);
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = format!(
+        "  {} frames skipped: link type 105 (IEEE 802.11)\n",
+        frames.len()
+    );
+    assert!(stdout.contains(&line), "{stdout}");
+    let output = xdpath(&["--json", "replay", text(&input)]);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(report["packets"], 0);
+    assert_eq!(report["skipped"][0]["frames"], frames.len() as u64);
+    assert_eq!(report["skipped"][0]["reason"]["link_type"], 105);
 }
 
 #[test]

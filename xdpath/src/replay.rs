@@ -1,10 +1,15 @@
-//! `xdpath replay`: the native pipeline over every frame of a pcap capture.
+//! `xdpath replay`: the native pipeline over every frame of a pcap or
+//! pcapng capture.
 //!
-//! Each record's captured bytes are one frame for
+//! Each record's captured bytes (made Ethernet by the reader: see
+//! [`crate::pcap::link`]) are one frame for
 //! [`xdpath_core::pipeline::process`] with [`NativeTables`]; the report
 //! holds the counters the kernel would have. With `--write-pass`, the frames
 //! the pipeline passes are written to a new capture with their original
-//! timestamps, in the input's timestamp precision.
+//! timestamps, in the input's timestamp precision (nanoseconds for a
+//! pcapng input), as classic pcap. Frames the reader cannot make Ethernet
+//! (other link types, cooked frames of no EtherType) are counted per
+//! reason in the report and do not stop the replay.
 //!
 //! A capture the reader rejects, at its header or at any record, fails the
 //! whole replay: the error names the record, and no output file is left
@@ -21,7 +26,7 @@ use xdpath_core::{pipeline, Action, InterfaceConfig, MalformedPolicy, NativeTabl
 
 use crate::control::apply::{install_fresh, InstallError};
 use crate::control::state::FilterState;
-use crate::pcap::{PcapError, PcapReader, PcapWriter, Precision};
+use crate::pcap::{CaptureFormat, PcapError, PcapReader, PcapWriter, Precision, SkippedFrames};
 use crate::stats::{self, CounterRow};
 
 /// Captures larger than this are worth a progress display (the CLI draws
@@ -101,10 +106,14 @@ pub struct ReplayReport {
     pub file: PathBuf,
     /// `pass` or `drop`: what happened to malformed frames.
     pub malformed: &'static str,
-    /// The capture's timestamp precision.
+    /// The capture's format.
+    pub format: CaptureFormat,
+    /// The precision of the timestamps read (nanoseconds for pcapng).
     pub precision: Precision,
-    /// Frames processed (every record of the file).
+    /// Frames processed (every record of the file but the skipped ones).
     pub packets: u64,
+    /// Frames not replayed, per reason (none for an Ethernet capture).
+    pub skipped: Vec<SkippedFrames>,
     /// Their captured bytes: what the pipeline saw.
     pub bytes: u64,
     /// Records with fewer bytes captured than were on the wire (the
@@ -145,12 +154,16 @@ impl std::fmt::Display for ReplayReport {
         writeln!(f, "replayed {}", self.file.display())?;
         writeln!(
             f,
-            "  {} packets, {} bytes ({} pcap, malformed frames: {})",
+            "  {} packets, {} bytes ({}, {} timestamps, malformed frames: {})",
             self.packets,
             self.bytes,
+            self.format.name(),
             self.precision.name(),
             self.malformed
         )?;
+        for skipped in &self.skipped {
+            writeln!(f, "  {skipped}")?;
+        }
         if self.truncated_records > 0 {
             let clipped = if self.clipped_records > 0 {
                 format!(
@@ -213,7 +226,7 @@ pub fn run_filtered(
     let (file, file_size) = crate::input::open_regular(path)?;
     let mut reader = PcapReader::new(io::BufReader::with_capacity(1 << 16, file))
         .map_err(|source| capture_error(path, source))?;
-    let precision = reader.header().precision;
+    let precision = reader.precision();
 
     let mut output = match write_pass {
         Some(destination) => Some(PendingOutput::create(destination, precision)?),
@@ -235,8 +248,10 @@ pub fn run_filtered(
     Ok(ReplayReport {
         file: path.into(),
         malformed: malformed_name(config.malformed_policy()),
+        format: reader.format(),
         precision,
         packets,
+        skipped: reader.skipped(),
         bytes,
         truncated_records: reader.truncated_records(),
         clipped_records: reader.clipped_records(),

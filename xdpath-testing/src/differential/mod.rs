@@ -212,8 +212,9 @@ pub fn corpus_frames(dir: &Path) -> Result<Vec<Vec<u8>>, DifferentialError> {
     paths.sort();
     let mut frames = Vec::new();
     for path in paths {
-        // Files this reader refuses (other link types, damage) are skipped:
-        // the corpus is tcpdump's, made to break readers.
+        // Files this reader refuses (damage) are skipped: the corpus is
+        // tcpdump's, made to break readers. Frames it cannot make Ethernet
+        // it skips itself.
         let Ok(reader) = xdpath::pcap::PcapReader::open(&path) else {
             continue;
         };

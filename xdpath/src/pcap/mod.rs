@@ -1,36 +1,61 @@
-//! A small reader and writer for classic pcap capture files (not pcapng).
+//! A reader of pcap and pcapng capture files, and writers of both.
 //!
-//! The reader accepts both timestamp precisions (magic `a1b2c3d4`,
-//! microseconds, and `a1b23c4d`, nanoseconds) in either byte order, and only
-//! Ethernet captures (`LINKTYPE_ETHERNET` / `DLT_EN10MB`, 1). It is an
-//! iterator of `Result<Record, PcapError>`: when a file is cut off or
-//! corrupt, every record before the damage is still delivered, then one
-//! error says which record failed and at which byte offset, then nothing.
+//! [`PcapReader`] tells the format by the file's first four bytes:
 //!
-//! The writer writes little-endian files of either precision.
+//! * classic pcap, both timestamp precisions (magic `a1b2c3d4`,
+//!   microseconds, and `a1b23c4d`, nanoseconds) in either byte order;
+//! * pcapng (a section header block, `0a0d0d0a`), each section in its own
+//!   byte order, every interface of it, timestamps of any `if_tsresol`
+//!   delivered in nanoseconds (see `pcapng_reader.rs` for the blocks).
+//!
+//! It delivers Ethernet frames: frames of Linux cooked captures
+//! (`tcpdump -i any`: `LINUX_SLL`, `LINUX_SLL2`) and raw IP captures get an
+//! Ethernet header rebuilt (see [`link`] for how); frames of any other
+//! link type, or that cannot be rebuilt, are skipped and counted per
+//! reason ([`PcapReader::skipped`]), and never stop the read.
+//!
+//! It is an iterator of `Result<Record, PcapError>`: when a file is cut
+//! off or corrupt, every record before the damage is still delivered, then
+//! one error says which record or block failed and at which byte offset,
+//! then nothing.
+//!
+//! The writers: [`PcapWriter`], little-endian classic pcap of either
+//! precision; [`pcapng::PcapngWriter`], what `xdpath capture -w` writes.
 //!
 //! # Limits
 //!
 //! A record's captured length is trusted only up to [`MAX_RECORD_LEN`]
-//! (256 KiB): a corrupt length field must not make us allocate gigabytes.
-//! Like libpcap, a record that claims more bytes than the file's snapshot
-//! length (but no more than that limit) is delivered cut to the snapshot
-//! length, and the rest of its bytes are skipped; such records are counted
-//! ([`PcapReader::clipped_records`]). Some of tcpdump's own test captures
-//! rely on this.
+//! (256 KiB), a pcapng block's length up to [`MAX_BLOCK_LEN`] (16 MiB): a
+//! corrupt length field must not make us allocate gigabytes. Like libpcap,
+//! a record that claims more bytes than the snapshot length (of the file,
+//! or of the pcapng interface) but no more than that limit is delivered cut
+//! to the snapshot length, and the rest of its bytes are skipped; such
+//! records are counted ([`PcapReader::clipped_records`]). Some of tcpdump's
+//! own test captures rely on this.
 
 use std::fmt;
 use std::io;
 
+mod classic;
+mod error;
+pub mod link;
 pub mod pcapng;
+mod pcapng_reader;
 mod reader;
+mod source;
 mod writer;
 
-pub use reader::PcapReader;
+pub use error::{BlockKind, BlockProblem, PcapError};
+pub use link::{
+    Interface, SkipReason, SkippedFrames, LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW,
+};
+pub use reader::{CaptureFormat, PcapReader};
 pub use writer::PcapWriter;
 
-/// `LINKTYPE_ETHERNET` (`DLT_EN10MB`): the only link type the reader takes.
-pub const LINKTYPE_ETHERNET: u32 = 1;
+/// The largest total length a pcapng block may claim (16 MiB, libpcap's
+/// ceiling).
+pub const MAX_BLOCK_LEN: u32 = 16 * 1024 * 1024;
 
 /// The largest captured length a record may claim (256 KiB, libpcap's own
 /// ceiling for Ethernet).
@@ -65,136 +90,6 @@ const MAGIC_NANOSECOND: u32 = 0xa1b2_3c4d;
 /// [`FileHeader::fcs_len`]); libpcap masks them the same way.
 const LINKTYPE_MASK: u32 = 0x03ff_ffff;
 const FCS_PRESENT: u32 = 0x0400_0000;
-
-/// Why a capture could not be read.
-///
-/// Every message is one line a user can act on.
-///
-/// # Examples
-///
-/// ```
-/// use xdpath::pcap::{PcapError, PcapReader};
-/// let error = PcapReader::new(&b"\x0a\x0d\x0d\x0a not a pcap at all"[..]).unwrap_err();
-/// assert!(matches!(error, PcapError::NotPcap { magic: 0x0a0d0d0a }));
-/// assert_eq!(
-///     error.to_string(),
-///     "not a pcap file (magic 0x0a0d0d0a): pcapng and other formats are not supported",
-/// );
-/// ```
-#[derive(Debug, thiserror::Error)]
-pub enum PcapError {
-    /// The file does not start with a pcap magic number.
-    #[error("not a pcap file (magic 0x{magic:08x}): pcapng and other formats are not supported")]
-    NotPcap {
-        /// The first four bytes, read big-endian.
-        magic: u32,
-    },
-    /// The file ends inside its 24-byte header.
-    #[error("{}", truncated_header_message(*length))]
-    TruncatedHeader {
-        /// The bytes the file has.
-        length: usize,
-    },
-    /// A pcap version other than 2.x.
-    #[error("unsupported pcap version {major}.{minor}: only pcap version 2.x is supported")]
-    UnsupportedVersion {
-        /// Major version.
-        major: u16,
-        /// Minor version.
-        minor: u16,
-    },
-    /// Not an Ethernet capture.
-    #[error(
-        "unsupported link type {link_type} ({}): only Ethernet captures (DLT_EN10MB, 1) are supported",
-        link_type_name(*link_type)
-    )]
-    UnsupportedLinkType {
-        /// The link type (the header field without its FCS bits).
-        link_type: u32,
-    },
-    /// The file ends inside a record header or a record's data.
-    #[error("{}", truncated_record_message(*record, *offset, *missing))]
-    TruncatedRecord {
-        /// The record's number, counting from 1.
-        record: u64,
-        /// Byte offset of the record's header in the file.
-        offset: u64,
-        /// How many more bytes the record needs.
-        missing: u64,
-    },
-    /// A record claims more captured bytes than any Ethernet capture holds.
-    #[error(
-        "record {record} at byte offset {offset} claims {caplen} captured bytes, more than the limit of {limit}: the file is corrupt"
-    )]
-    RecordTooLarge {
-        /// The record's number, counting from 1.
-        record: u64,
-        /// Byte offset of the record's header in the file.
-        offset: u64,
-        /// The captured length the record header claims.
-        caplen: u32,
-        /// The limit, [`MAX_RECORD_LEN`].
-        limit: u32,
-    },
-    /// Reading or writing failed.
-    #[error("{source}")]
-    Io {
-        /// The I/O error.
-        #[from]
-        source: io::Error,
-    },
-}
-
-/// `1 byte`, `2 bytes`.
-fn count(number: u64, noun: &str) -> String {
-    if number == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{number} {noun}s")
-    }
-}
-
-fn truncated_record_message(record: u64, offset: u64, missing: u64) -> String {
-    let intact = match record {
-        0 | 1 => String::new(),
-        2 => "; record 1 before it is intact".to_string(),
-        _ => format!("; the {} records before it are intact", record - 1),
-    };
-    format!(
-        "record {record} at byte offset {offset} is cut off: the file ends {} early{intact}",
-        count(missing, "byte")
-    )
-}
-
-fn truncated_header_message(length: usize) -> String {
-    if length == 0 {
-        "empty file: not a pcap capture".to_string()
-    } else {
-        format!(
-            "not a pcap file: {length} bytes, shorter than the {FILE_HEADER_LEN}-byte pcap header"
-        )
-    }
-}
-
-fn link_type_name(link_type: u32) -> &'static str {
-    match link_type {
-        0 => "BSD loopback",
-        1 => "Ethernet",
-        6 => "Token Ring",
-        8 => "SLIP",
-        9 => "PPP",
-        101 => "raw IP",
-        104 => "Cisco HDLC",
-        105 => "IEEE 802.11",
-        108 => "OpenBSD loopback",
-        113 => "Linux cooked",
-        127 => "802.11 radiotap",
-        228 => "raw IPv4",
-        229 => "raw IPv6",
-        276 => "Linux cooked v2",
-        _ => "not Ethernet",
-    }
-}
 
 /// The unit of a file's sub-second timestamps.
 ///
@@ -265,7 +160,7 @@ impl ByteOrder {
     }
 }
 
-/// What a file's header says.
+/// What a classic pcap file's header says.
 ///
 /// # Examples
 ///
@@ -276,7 +171,7 @@ impl ByteOrder {
 /// file.extend_from_slice(&65535u32.to_le_bytes()); // snapshot length
 /// file.extend_from_slice(&1u32.to_le_bytes()); // Ethernet
 /// let reader = PcapReader::new(&file[..]).unwrap();
-/// let header = reader.header();
+/// let header = reader.header().unwrap(); // classic pcap: a header
 /// assert_eq!((header.byte_order, header.precision), (ByteOrder::LittleEndian, Precision::Microsecond));
 /// assert_eq!(header.snaplen, 65535);
 /// ```
@@ -292,8 +187,8 @@ pub struct FileHeader {
     pub version_minor: u16,
     /// The snapshot length: the most bytes captured per packet.
     pub snaplen: u32,
-    /// The link type without its FCS bits: always [`LINKTYPE_ETHERNET`] for
-    /// a file the reader accepted.
+    /// The link type without its FCS bits (frames of types other than
+    /// Ethernet are rebuilt or skipped: see [`link`]).
     pub link_type: u32,
     /// Bytes of frame check sequence at the end of each frame, when the
     /// header says so (the frames are delivered as captured, FCS included).
@@ -375,5 +270,9 @@ impl Record {
     }
 }
 
+#[cfg(test)]
+mod link_tests;
+#[cfg(test)]
+mod pcapng_tests;
 #[cfg(test)]
 mod tests;

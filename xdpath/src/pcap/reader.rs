@@ -1,12 +1,44 @@
-//! [`PcapReader`]: records out of a capture, one `Result` each.
+//! [`PcapReader`]: Ethernet records out of a pcap or pcapng capture, one
+//! `Result` each.
 
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
+use super::classic::ClassicSource;
+use super::link::to_ethernet;
+use super::pcapng_reader::NgSource;
+use super::source::read_full;
 use super::*;
 
-/// Reads a pcap capture record by record.
+/// A capture file's format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureFormat {
+    /// Classic pcap.
+    Pcap,
+    /// pcapng.
+    Pcapng,
+}
+
+impl CaptureFormat {
+    /// Lower-case name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Pcap => "pcap",
+            Self::Pcapng => "pcapng",
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Source<R> {
+    Classic(ClassicSource<R>),
+    Pcapng(NgSource<R>),
+}
+
+/// Reads a pcap or pcapng capture record by record, as Ethernet frames.
 ///
 /// # Examples
 ///
@@ -25,15 +57,11 @@ use super::*;
 /// ```
 #[derive(Debug)]
 pub struct PcapReader<R> {
-    input: R,
-    header: FileHeader,
-    /// The most bytes a record is delivered with (the snapshot length, or
-    /// [`MAX_RECORD_LEN`] when that is 0 or larger).
-    clip_len: u32,
-    offset: u64,
+    source: Source<R>,
     next_number: u64,
     truncated: u64,
     clipped: u64,
+    skipped: BTreeMap<SkipReason, u64>,
     done: bool,
 }
 
@@ -45,81 +73,58 @@ impl PcapReader<BufReader<File>> {
 }
 
 impl<R: Read> PcapReader<R> {
-    /// Reads the file header from `input` (wrap files in a `BufReader`).
+    /// Reads the file header (pcapng: the first section header) from
+    /// `input` (wrap files in a `BufReader`).
     pub fn new(mut input: R) -> Result<Self, PcapError> {
-        let mut bytes = [0u8; FILE_HEADER_LEN];
-        let length = read_full(&mut input, &mut bytes)?;
+        let mut magic = [0u8; 4];
+        let length = read_full(&mut input, &mut magic)?;
         if length < 4 {
             return Err(PcapError::TruncatedHeader { length });
         }
-        let magic_bytes = [bytes[0], bytes[1], bytes[2], bytes[3]];
-        let (byte_order, precision) = match u32::from_be_bytes(magic_bytes) {
-            MAGIC_MICROSECOND => (ByteOrder::BigEndian, Precision::Microsecond),
-            MAGIC_NANOSECOND => (ByteOrder::BigEndian, Precision::Nanosecond),
-            _ => match u32::from_le_bytes(magic_bytes) {
-                MAGIC_MICROSECOND => (ByteOrder::LittleEndian, Precision::Microsecond),
-                MAGIC_NANOSECOND => (ByteOrder::LittleEndian, Precision::Nanosecond),
-                _ => {
-                    return Err(PcapError::NotPcap {
-                        magic: u32::from_be_bytes(magic_bytes),
-                    })
-                }
-            },
-        };
-        if length < FILE_HEADER_LEN {
-            return Err(PcapError::TruncatedHeader { length });
-        }
-        let u16_at = |at: usize| byte_order.u16([bytes[at], bytes[at + 1]]);
-        let u32_at =
-            |at: usize| byte_order.u32([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-        let (version_major, version_minor) = (u16_at(4), u16_at(6));
-        if version_major != 2 {
-            return Err(PcapError::UnsupportedVersion {
-                major: version_major,
-                minor: version_minor,
-            });
-        }
-        let snaplen = u32_at(16);
-        let link_field = u32_at(20);
-        let link_type = link_field & LINKTYPE_MASK;
-        if link_type != LINKTYPE_ETHERNET {
-            return Err(PcapError::UnsupportedLinkType { link_type });
-        }
-        // Top four bits: FCS length in 16-bit words, valid when bit 26 is set.
-        let fcs_len = (link_field & FCS_PRESENT != 0).then_some(((link_field >> 28) * 2) as u8);
-        let clip_len = if snaplen == 0 || snaplen > MAX_RECORD_LEN {
-            MAX_RECORD_LEN
+        let source = if u32::from_be_bytes(magic) == pcapng::BLOCK_SECTION_HEADER {
+            Source::Pcapng(NgSource::new(input)?)
         } else {
-            snaplen
+            Source::Classic(ClassicSource::new(input, magic)?)
         };
         Ok(Self {
-            input,
-            header: FileHeader {
-                byte_order,
-                precision,
-                version_major,
-                version_minor,
-                snaplen,
-                link_type,
-                fcs_len,
-            },
-            clip_len,
-            offset: FILE_HEADER_LEN as u64,
+            source,
             next_number: 1,
             truncated: 0,
             clipped: 0,
+            skipped: BTreeMap::new(),
             done: false,
         })
     }
 
-    /// The file header.
-    pub fn header(&self) -> &FileHeader {
-        &self.header
+    /// The file's format.
+    pub fn format(&self) -> CaptureFormat {
+        match self.source {
+            Source::Classic(_) => CaptureFormat::Pcap,
+            Source::Pcapng(_) => CaptureFormat::Pcapng,
+        }
+    }
+
+    /// The file header of a classic pcap file (`None` for pcapng).
+    pub fn header(&self) -> Option<&FileHeader> {
+        match &self.source {
+            Source::Classic(classic) => Some(&classic.header),
+            Source::Pcapng(_) => None,
+        }
+    }
+
+    /// The precision of the records' timestamps: the file's for classic
+    /// pcap, nanoseconds for pcapng (whatever each interface's resolution).
+    pub fn precision(&self) -> Precision {
+        self.header()
+            .map_or(Precision::Nanosecond, |header| header.precision)
     }
 
     /// Bytes of the file consumed so far.
     pub fn position(&self) -> u64 {
-        self.offset
+        match &self.source {
+            Source::Classic(classic) => classic.offset,
+            Source::Pcapng(pcapng) => pcapng.offset,
+        }
     }
 
     /// Records so far whose captured length is below their length on the
@@ -134,66 +139,63 @@ impl<R: Read> PcapReader<R> {
         self.clipped
     }
 
+    /// Frames so far that were not delivered, per reason, most first.
+    pub fn skipped(&self) -> Vec<SkippedFrames> {
+        let mut skipped: Vec<SkippedFrames> = self
+            .skipped
+            .iter()
+            .map(|(reason, frames)| SkippedFrames {
+                reason: *reason,
+                frames: *frames,
+                message: reason.to_string(),
+            })
+            .collect();
+        skipped.sort_by_key(|skipped| std::cmp::Reverse(skipped.frames));
+        skipped
+    }
+
+    /// Frames so far that were not delivered, all reasons.
+    pub fn skipped_frames(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    /// The next Ethernet frame, skipping (and counting) the others.
     fn read_record(&mut self) -> Result<Option<Record>, PcapError> {
-        let number = self.next_number;
-        let offset = self.offset;
-        let mut header = [0u8; RECORD_HEADER_LEN];
-        let got = read_full(&mut self.input, &mut header)?;
-        if got == 0 {
-            return Ok(None);
-        }
-        let cut = |missing: u64| PcapError::TruncatedRecord {
-            record: number,
-            offset,
-            missing,
-        };
-        if got < RECORD_HEADER_LEN {
-            return Err(cut((RECORD_HEADER_LEN - got) as u64));
-        }
-        let order = self.header.byte_order;
-        let field =
-            |at: usize| order.u32([header[at], header[at + 1], header[at + 2], header[at + 3]]);
-        let timestamp = Timestamp {
-            seconds: field(0),
-            fraction: field(4),
-            precision: self.header.precision,
-        };
-        let caplen = field(8);
-        let original_len = field(12);
-        if caplen > MAX_RECORD_LEN {
-            return Err(PcapError::RecordTooLarge {
-                record: number,
-                offset,
-                caplen,
-                limit: MAX_RECORD_LEN,
-            });
-        }
-        let kept = caplen.min(self.clip_len) as usize;
-        let mut data = vec![0u8; kept];
-        let got = read_full(&mut self.input, &mut data)?;
-        if got < kept {
-            return Err(cut((caplen as usize - got) as u64));
-        }
-        let skipped = u64::from(caplen) - kept as u64;
-        if skipped > 0 {
-            let discarded = io::copy(&mut (&mut self.input).take(skipped), &mut io::sink())?;
-            if discarded < skipped {
-                return Err(cut(skipped - discarded));
+        loop {
+            let number = self.next_number;
+            let frame = match &mut self.source {
+                Source::Classic(classic) => classic.next_frame(number)?,
+                Source::Pcapng(pcapng) => pcapng.next_frame(number)?,
+            };
+            let Some(frame) = frame else {
+                return Ok(None);
+            };
+            self.next_number += 1;
+            let (mut data, delta) = match to_ethernet(frame.link_type, frame.data, frame.interface)
+            {
+                Ok(converted) => converted,
+                Err(reason) => {
+                    *self.skipped.entry(reason).or_default() += 1;
+                    continue;
+                }
+            };
+            // A rebuilt header may make a frame 14 bytes longer than the
+            // record limit the writers keep to: it is cut (and counts as
+            // truncated).
+            data.truncate(MAX_RECORD_LEN as usize);
+            let original_len = i64::from(frame.original_len).saturating_add(delta);
+            let record = Record {
+                number,
+                timestamp: frame.timestamp,
+                original_len: u32::try_from(original_len.max(0)).unwrap_or(u32::MAX),
+                data,
+            };
+            self.clipped += u64::from(frame.clipped);
+            if record.is_truncated() {
+                self.truncated += 1;
             }
-            self.clipped += 1;
+            return Ok(Some(record));
         }
-        self.offset += RECORD_HEADER_LEN as u64 + u64::from(caplen);
-        self.next_number += 1;
-        let record = Record {
-            number,
-            timestamp,
-            original_len,
-            data,
-        };
-        if record.is_truncated() {
-            self.truncated += 1;
-        }
-        Ok(Some(record))
     }
 }
 
@@ -219,17 +221,3 @@ impl<R: Read> Iterator for PcapReader<R> {
 }
 
 impl<R: Read> std::iter::FusedIterator for PcapReader<R> {}
-
-/// Reads until `buffer` is full or the input ends; returns the bytes read.
-fn read_full(input: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match input.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(filled)
-}

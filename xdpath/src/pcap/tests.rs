@@ -47,14 +47,14 @@ const TINY_BE: [u8; 24 + 16 + 3 + 16 + 4] = [
 
 fn read_all(bytes: &[u8]) -> (FileHeader, Vec<Result<Record, PcapError>>) {
     let reader = PcapReader::new(bytes).expect("header");
-    let header = *reader.header();
+    let header = *reader.header().expect("classic pcap");
     (header, reader.collect())
 }
 
 fn check_tiny(bytes: &[u8], byte_order: ByteOrder) {
     let mut reader = PcapReader::new(bytes).expect("header");
     assert_eq!(
-        *reader.header(),
+        *reader.header().expect("classic pcap"),
         FileHeader {
             byte_order,
             precision: Precision::Microsecond,
@@ -176,12 +176,13 @@ fn truncated_record_header_is_an_error() {
 #[test]
 fn bad_magic_is_not_pcap() {
     let mut bytes = TINY_LE;
-    bytes[0..4].copy_from_slice(&[0x0a, 0x0d, 0x0d, 0x0a]);
+    bytes[0..4].copy_from_slice(&[0x0b, 0x0d, 0x0d, 0x0a]);
     let error = PcapReader::new(&bytes[..]).expect_err("rejected");
-    assert!(matches!(error, PcapError::NotPcap { magic: 0x0a0d_0d0a }));
-    assert!(error
-        .to_string()
-        .starts_with("not a pcap file (magic 0x0a0d0d0a)"));
+    assert!(matches!(error, PcapError::NotPcap { magic: 0x0b0d_0d0a }));
+    assert_eq!(
+        error.to_string(),
+        "not a pcap or pcapng file (magic 0x0b0d0d0a)"
+    );
     let error = PcapReader::new(&b"hello, world\n"[..]).expect_err("rejected");
     assert!(matches!(error, PcapError::NotPcap { magic: 0x6865_6c6c }));
 }
@@ -204,18 +205,18 @@ fn header_only_file_has_no_records() {
 }
 
 #[test]
-fn wrong_link_type_is_named() {
+fn other_link_types_are_skipped_and_counted() {
     let mut bytes = TINY_LE;
-    bytes[20..24].copy_from_slice(&113u32.to_le_bytes());
-    let error = PcapReader::new(&bytes[..]).expect_err("rejected");
-    assert!(matches!(
-        error,
-        PcapError::UnsupportedLinkType { link_type: 113 }
-    ));
+    bytes[20..24].copy_from_slice(&105u32.to_le_bytes());
+    let mut reader = PcapReader::new(&bytes[..]).expect("opened");
+    assert!(reader.next().is_none());
+    let skipped = reader.skipped();
+    assert_eq!(skipped.len(), 1);
     assert_eq!(
-        error.to_string(),
-        "unsupported link type 113 (Linux cooked): only Ethernet captures (DLT_EN10MB, 1) are supported"
+        skipped[0].to_string(),
+        "2 frames skipped: link type 105 (IEEE 802.11)"
     );
+    assert_eq!(reader.skipped_frames(), 2);
 }
 
 #[test]
@@ -333,7 +334,7 @@ fn reader_writer_reader_round_trip() {
                 source[0..4].copy_from_slice(&reversed);
             }
             let reader = PcapReader::new(&source[..]).expect("header");
-            let precision = reader.header().precision;
+            let precision = reader.precision();
             let records: Vec<Record> = reader.collect::<Result<_, _>>().expect("valid");
             let mut writer = PcapWriter::new(Vec::new(), precision).expect("header");
             for record in &records {
@@ -341,8 +342,11 @@ fn reader_writer_reader_round_trip() {
             }
             let written = writer.finish().expect("flush");
             let again = PcapReader::new(&written[..]).expect("header");
-            assert_eq!(again.header().precision, precision);
-            assert_eq!(again.header().byte_order, ByteOrder::LittleEndian);
+            assert_eq!(again.precision(), precision);
+            assert_eq!(
+                again.header().expect("classic pcap").byte_order,
+                ByteOrder::LittleEndian
+            );
             let reread: Vec<Record> = again.collect::<Result<_, _>>().expect("valid");
             assert_eq!(reread, records);
         }
