@@ -43,8 +43,8 @@ fn sflow_decodes_cleanly_with_the_encoded_values() {
         in_packets: 1000,
         in_discards: 3,
         in_errors: 2,
-        out_octets: 55,
-        out_packets: 1,
+        out_octets: Some(55),
+        out_packets: Some(1),
         admin_up: true,
         oper_up: true,
     };
