@@ -35,7 +35,7 @@ pub struct IpfixStats {
 /// assert_eq!(exporter.stats().template_sends, 1);
 /// let mut buffer = [0u8; 1500];
 /// let (length, _) = collector.recv_from(&mut buffer).unwrap();
-/// assert_eq!(length, 16 + 124 + 24 + 16); // templates, sampling options
+/// assert_eq!(length, 16 + 124 + 80); // templates, sampling options
 /// ```
 #[derive(Debug)]
 pub struct IpfixExporter {

@@ -26,7 +26,7 @@ use xdpath_core::{Action, Reason};
 
 pub use encoder::{IpfixEncoder, IpfixMessage};
 pub use exporter::{IpfixExporter, IpfixStats};
-pub use sampling::{sampling_sets, unscale, SAMPLING_ALGORITHM_RANDOM};
+pub use sampling::{sampling_sets, unscale, SELECTOR_ALGORITHM_RANDOM};
 
 /// Message version (the first 2 bytes of every message).
 pub const IPFIX_VERSION: u16 = 10;
@@ -40,8 +40,11 @@ pub const TEMPLATE_IPV4: u16 = 256;
 pub const TEMPLATE_IPV6: u16 = 257;
 /// Set id of an options template set.
 pub const OPTIONS_TEMPLATE_SET_ID: u16 = 3;
-/// Template id of the sampling options record (data set id too).
+/// Template id of the `samplingInterval` options record (data set id
+/// too).
 pub const TEMPLATE_SAMPLING: u16 = 258;
+/// Template id of the RFC 5477 selector options record.
+pub const TEMPLATE_SELECTOR: u16 = 259;
 /// Default largest message, bytes (UDP payload): below a 1500-byte MTU.
 pub const DEFAULT_MAX_MESSAGE: usize = 1400;
 

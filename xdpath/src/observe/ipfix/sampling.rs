@@ -14,21 +14,22 @@
 //! exported as its estimate divided by `N`, rounded, which the collector
 //! scales back to that estimate within `N / 2`.
 //!
-//! The elements are the ones both nfdump 1.7 and pmacct 1.7 read:
-//! `samplingInterval` (34) and `samplingAlgorithm` (35), deprecated by
-//! RFC 7270 in favour of the PSAMP ones but the only pair nfdump 1.7 maps
-//! to a sampler of the whole observation domain (its `selectorId`
-//! samplers apply only to records that name them).
+//! Two options records say the same, for two generations of collectors:
+//! `samplingInterval` (34, RFC 7270's deprecated NetFlow v9 element),
+//! which nfdump 1.7.1 and pmacct 1.7 read, and RFC 5477's
+//! `selectorAlgorithm` (304, random n-out-of-N), `samplingPacketInterval`
+//! (305, 1) and `samplingPacketSpace` (306, N - 1), which pmacct and
+//! newer nfdump read. nfdump 1.7.1 ignores a record pairing
+//! `samplingInterval` with `samplingAlgorithm` (35), and reads one
+//! template per options template set, so each record has its own set.
 
-use super::{OPTIONS_TEMPLATE_SET_ID, SET_HEADER_LEN, TEMPLATE_SAMPLING};
+use super::{OPTIONS_TEMPLATE_SET_ID, TEMPLATE_SAMPLING, TEMPLATE_SELECTOR};
 
-/// The options template's scope field: observationDomainId (149).
-const SCOPE_FIELDS: [(u16, u16); 1] = [(149, 4)];
-/// Its other fields: samplingInterval (34), samplingAlgorithm (35).
-const OPTION_FIELDS: [(u16, u16); 2] = [(34, 4), (35, 1)];
-/// samplingAlgorithm 2: random 1-out-of-N (xdpath's sampler draws the
-/// gap to the next sample at random).
-pub const SAMPLING_ALGORITHM_RANDOM: u8 = 2;
+/// The options templates' scope field: observationDomainId (149).
+const SCOPE: (u16, u16) = (149, 4);
+/// selectorAlgorithm 3 (RFC 5475): random n-out-of-N; xdpath's sampler
+/// draws the gap to the next sample at random, 1 in N on average.
+pub const SELECTOR_ALGORITHM_RANDOM: u16 = 3;
 
 fn put_u16(bytes: &mut Vec<u8>, value: u16) {
     bytes.extend_from_slice(&value.to_be_bytes());
@@ -44,8 +45,44 @@ fn close_set(bytes: &mut Vec<u8>, start: usize) {
     }
 }
 
-/// The options template set and the options data set announcing
-/// `interval` (1 in N) for observation domain `domain`.
+/// Appends an options template set (template `id`, scoped to the
+/// observation domain, then `fields`) and its data set (`domain`, then
+/// `values`, each as long as its field says).
+fn options_record(
+    bytes: &mut Vec<u8>,
+    id: u16,
+    fields: &[(u16, u16)],
+    domain: u32,
+    values: &[u64],
+) {
+    let start = bytes.len();
+    put_u16(bytes, OPTIONS_TEMPLATE_SET_ID);
+    put_u16(bytes, 0);
+    put_u16(bytes, id);
+    put_u16(bytes, fields.len() as u16 + 1);
+    put_u16(bytes, 1);
+    for (element, length) in std::iter::once(&SCOPE).chain(fields) {
+        put_u16(bytes, *element);
+        put_u16(bytes, *length);
+    }
+    close_set(bytes, start);
+    let start = bytes.len();
+    put_u16(bytes, id);
+    put_u16(bytes, 0);
+    bytes.extend_from_slice(&domain.to_be_bytes());
+    for ((_, length), value) in fields.iter().zip(values) {
+        let value = value.to_be_bytes();
+        bytes.extend_from_slice(
+            value
+                .get(8 - usize::from(*length).min(8)..)
+                .unwrap_or(&value),
+        );
+    }
+    close_set(bytes, start);
+}
+
+/// The options sets announcing `interval` (1 in N) for observation
+/// domain `domain`: `samplingInterval`, then the RFC 5477 selector.
 ///
 /// # Examples
 ///
@@ -53,31 +90,25 @@ fn close_set(bytes: &mut Vec<u8>, start: usize) {
 /// use xdpath::observe::ipfix::sampling_sets;
 /// let bytes = sampling_sets(7, 10);
 /// assert_eq!(&bytes[..2], &3u16.to_be_bytes()); // options template set
-/// assert_eq!(bytes.len(), 24 + 16);
+/// assert_eq!(bytes.len(), 20 + 12 + 28 + 20);
 /// ```
 pub fn sampling_sets(domain: u32, interval: u32) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(40);
-    put_u16(&mut bytes, OPTIONS_TEMPLATE_SET_ID);
-    put_u16(&mut bytes, 0);
-    put_u16(&mut bytes, TEMPLATE_SAMPLING);
-    put_u16(
+    let interval = u64::from(interval.max(1));
+    let mut bytes = Vec::with_capacity(80);
+    options_record(
         &mut bytes,
-        (SCOPE_FIELDS.len() + OPTION_FIELDS.len()) as u16,
+        TEMPLATE_SAMPLING,
+        &[(34, 4)],
+        domain,
+        &[interval],
     );
-    put_u16(&mut bytes, SCOPE_FIELDS.len() as u16);
-    for (element, length) in SCOPE_FIELDS.iter().chain(&OPTION_FIELDS) {
-        put_u16(&mut bytes, *element);
-        put_u16(&mut bytes, *length);
-    }
-    close_set(&mut bytes, 0);
-    let start = bytes.len();
-    put_u16(&mut bytes, TEMPLATE_SAMPLING);
-    put_u16(&mut bytes, 0);
-    bytes.extend_from_slice(&domain.to_be_bytes());
-    bytes.extend_from_slice(&interval.max(1).to_be_bytes());
-    bytes.push(SAMPLING_ALGORITHM_RANDOM);
-    close_set(&mut bytes, start);
-    debug_assert!(bytes.len() >= 2 * SET_HEADER_LEN);
+    options_record(
+        &mut bytes,
+        TEMPLATE_SELECTOR,
+        &[(304, 2), (305, 4), (306, 4)],
+        domain,
+        &[u64::from(SELECTOR_ALGORITHM_RANDOM), 1, interval - 1],
+    );
     bytes
 }
 

@@ -38,7 +38,7 @@ fn golden_header_and_template_set() {
     let message = &encoder.messages(0x6000_0000, &[])[0];
     #[rustfmt::skip]
     let expected: Vec<u8> = vec![
-        0, 10, 0, 180,          // version 10, length 16 + 124 + 24 + 16
+        0, 10, 0, 220,          // version 10, length 16 + 124 + 80
         0x60, 0, 0, 0,          // export time
         0, 0, 0, 0,             // sequence: no record before
         0, 0, 0, 9,             // observation domain
@@ -53,13 +53,18 @@ fn golden_header_and_template_set() {
         0, 27, 0, 16,  0, 28, 0, 16,
         0, 7, 0, 2,  0, 11, 0, 2,  0, 4, 0, 1,  0, 6, 0, 1,
         0, 10, 0, 4,  0, 58, 0, 2,  0, 89, 0, 1,  0, 136, 0, 1,
-        0, 3, 0, 24,            // options template set, padded
-        1, 2, 0, 3, 0, 1,       // template 258, 3 fields, 1 of scope
-        0, 149, 0, 4,           // scope: observationDomainId
-        0, 34, 0, 4,  0, 35, 0, 1, // samplingInterval, samplingAlgorithm
-        0, 0,                   // padding
-        1, 2, 0, 16,            // options data set 258, padded
-        0, 0, 0, 9,  0, 0, 0, 1,  2,  0, 0, 0, // domain 9, 1 in 1, random
+        0, 3, 0, 20,            // options template set, padded
+        1, 2, 0, 2, 0, 1,       // template 258, 2 fields, 1 of scope
+        0, 149, 0, 4,  0, 34, 0, 4, // observationDomainId; samplingInterval
+        0, 0,
+        1, 2, 0, 12,            // its record: domain 9, 1 in 1
+        0, 0, 0, 9,  0, 0, 0, 1,
+        0, 3, 0, 28,            // options template set, padded
+        1, 3, 0, 4, 0, 1,       // template 259, 4 fields, 1 of scope
+        0, 149, 0, 4,  1, 48, 0, 2,  1, 49, 0, 4,  1, 50, 0, 4, // 304-306
+        0, 0,
+        1, 3, 0, 20,            // its record: random, 1 selected, 0 skipped
+        0, 0, 0, 9,  0, 3,  0, 0, 0, 1,  0, 0, 0, 0,  0, 0,
     ];
     assert_eq!(message.bytes, expected);
     // A data record follows in a padded set; the next message's
@@ -101,10 +106,18 @@ fn sampled_counts_are_unscaled_and_the_interval_announced() {
     (flow.packets, flow.bytes) = (30, 30 * 40);
     let message = &encoder.messages(102, &[flow])[0];
     assert!(message.has_templates);
-    let options = 16 + 124 + 24;
-    assert_eq!(message.bytes[options + 8..options + 13], [0, 0, 0, 10, 2]);
+    let options = 16 + 124;
+    assert_eq!(
+        message.bytes[options + 24..options + 32],
+        [0, 0, 0, 0, 0, 0, 0, 10]
+    );
+    let selector = options + 32 + 28 + 8;
+    assert_eq!(
+        message.bytes[selector..selector + 10],
+        [0, 3, 0, 0, 0, 1, 0, 0, 0, 9]
+    );
     // 3 selected packets of 40 octets; the collector scales them by 10.
-    let record = options + 16 + 4;
+    let record = options + 80 + 4;
     assert_eq!(message.bytes[record..record + 8], 120u64.to_be_bytes());
     assert_eq!(message.bytes[record + 8..record + 16], 3u64.to_be_bytes());
     assert_eq!((unscale(0, 10), unscale(1, 10), unscale(14, 10)), (0, 1, 1));
