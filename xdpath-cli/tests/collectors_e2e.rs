@@ -71,9 +71,13 @@ impl Flow {
     }
 }
 
-/// Sends `frames` of every flow at once, `gap_us` apart within a flow.
-fn send_flows(bed: &TestBed, frames: u64, gap_us: u64) {
+/// Sends `frames` of every flow at once, `gap_us` apart within a flow;
+/// returns how many hping3 says it sent of each.
+fn send_flows(bed: &TestBed, frames: u64, gap_us: u64) -> Vec<u64> {
     let target = bed.a().ipv4.to_string();
+    // Resolve A's address first: frames queued behind ARP may be lost,
+    // and every frame sent must be counted.
+    let _ = bed.exec(Side::B, "ping", ["-c", "1", "-W", "1", &target]);
     let senders: Vec<Child> = FLOWS
         .iter()
         .map(|flow| {
@@ -82,17 +86,33 @@ fn send_flows(bed: &TestBed, frames: u64, gap_us: u64) {
                 .args(["-q", "-c", &frames.to_string(), "-i", &format!("u{gap_us}")])
                 .args(["-s", &flow.source_port.to_string(), "-k"])
                 .args(["-p", &flow.destination_port.to_string(), &target])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
                 .spawn()
                 .expect("start hping3")
         })
         .collect();
-    // hping3 exits non-zero when nothing answers; xdpath's counts are
-    // checked instead.
-    for mut sender in senders {
-        let _ = sender.wait();
-    }
+    // hping3 exits non-zero when nothing answers: its own count of what
+    // it sent is what counts.
+    senders
+        .into_iter()
+        .map(|sender| {
+            let output = sender.wait_with_output().expect("wait for hping3");
+            let text = String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr);
+            transmitted(&text).unwrap_or_else(|| panic!("hping3 said: {text}"))
+        })
+        .collect()
+}
+
+/// The count in hping3's "N packets transmitted" summary.
+fn transmitted(text: &str) -> Option<u64> {
+    let at = text.find(" packets transmitted")?;
+    text[..at]
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// `xdpath export` in A, killed on drop; [`Exporter::stop`] ends it with
@@ -156,15 +176,15 @@ fn sampled_bound(frames: u64) -> f64 {
 }
 
 /// Checks `reported` (already scaled by the collector or by its shown
-/// rate) against what was sent of every flow.
+/// rate) against what was sent of every flow; each packet counts its IP
+/// length and `overhead` bytes.
 fn check_flows(
     collector: &str,
-    rate: u64,
-    frames: u64,
+    (rate, sent, overhead): (u64, &[u64], u64),
     reported: &BTreeMap<FlowKey, Reported>,
     scale: impl Fn(&Reported) -> (u64, u64),
 ) {
-    for flow in &FLOWS {
+    for (flow, &frames) in FLOWS.iter().zip(sent) {
         let Some(seen) = reported.get(&flow.key()) else {
             panic!(
                 "{collector} at 1 in {rate}: no flow {:?} in {reported:?}",
@@ -186,7 +206,7 @@ fn check_flows(
         // Every packet of a flow has the same length.
         assert_eq!(
             bytes,
-            packets * flow.ip_len,
+            packets * (flow.ip_len + overhead),
             "{collector}: bytes of {:?}",
             flow.key()
         );
@@ -216,7 +236,8 @@ fn ipfix_run(bed: &TestBed, rate: u64) {
     let nfcapd = collectors::nfcapd(bed, 4739, &nfcapd_dir.0);
     let nfacctd = collectors::pmacct(bed, "nfacctd", 4740, &pmacct_dir.0);
     let exporter = Exporter::start(bed, "ipfix", rate, &[4739, 4740], &["--idle-timeout", "1"]);
-    send_flows(bed, frames, gap);
+    let sent = send_flows(bed, frames, gap);
+    eprintln!("sent: {sent:?}");
     std::thread::sleep(Duration::from_millis(1500));
     let stats = exporter.stop();
     // pmacct's print plugin writes every second.
@@ -231,11 +252,11 @@ fn ipfix_run(bed: &TestBed, rate: u64) {
     let pmacct = collectors::pmacct_flows(&pmacct_dir.0);
     eprintln!("nfdump: {nfdump:?}\npmacct: {pmacct:?}");
     // nfdump scales by the announced interval itself.
-    check_flows("nfdump", rate, frames, &nfdump, |seen| {
+    check_flows("nfdump", (rate, &sent, 0), &nfdump, |seen| {
         (seen.packets, seen.bytes)
     });
     // pmacct shows the counts as exported and the rate to scale them by.
-    check_flows("pmacct", rate, frames, &pmacct, |seen| {
+    check_flows("pmacct", (rate, &sent, 0), &pmacct, |seen| {
         assert_eq!(seen.sampling_rate, rate, "pmacct's SAMPLING_RATE");
         (seen.packets * rate, seen.bytes * rate)
     });
@@ -279,7 +300,8 @@ fn sflow_run(bed: &TestBed, rate: u64) {
         &[6343],
         &["--agent", &agent, "--counter-interval", "1"],
     );
-    send_flows(bed, frames, gap);
+    let sent = send_flows(bed, frames, gap);
+    eprintln!("sent: {sent:?}");
     std::thread::sleep(Duration::from_millis(1500));
     let stats = exporter.stop();
     std::thread::sleep(Duration::from_millis(2500));
@@ -297,13 +319,38 @@ fn sflow_run(bed: &TestBed, rate: u64) {
     );
     let flows = collectors::pmacct_flows(&dir.0);
     eprintln!("sfacctd: {flows:?}");
-    check_flows("sfacctd", rate, frames, &flows, |seen| {
+    // pmacct counts sFlow's frame length: Ethernet header, IP packet and
+    // the 4 bytes of FCS the spec counts.
+    check_flows("sfacctd", (rate, &sent, 14 + 4), &flows, |seen| {
         assert_eq!(seen.sampling_rate, rate, "sfacctd's SAMPLING_RATE");
         (seen.packets * rate, seen.bytes * rate)
     });
     let counters = collectors::sflow_counters(&dir.0);
     eprintln!("counters: {counters:?}");
-    assert!(!counters.is_empty(), "no counter sample in sfacctd's log");
+    let Some(last) = counters
+        .iter()
+        .rev()
+        .find(|record| record["sf_cnt_type"] == "sflow_cnt_generic")
+    else {
+        panic!("no generic counter sample in sfacctd's log: {counters:?}");
+    };
+    // State and speed as A's namespace sees them (the exporter runs under
+    // `nsenter --net`, where /sys/class/net is the host's): admin and oper
+    // up, a veth's 10 Gb/s.
+    assert_eq!(last["ifStatus"], 3, "{last}");
+    assert_eq!(last["ifSpeed"], 10_000_000_000u64, "{last}");
+    // Output counters xdpath cannot see: the spec's "unknown", all ones
+    // (pmacct prints the 64-bit one signed).
+    assert!(
+        last["ifOutOctets"] == -1 || last["ifOutOctets"] == u64::MAX,
+        "{last}"
+    );
+    assert_eq!(last["ifOutUcastPkts"], u64::from(u32::MAX), "{last}");
+    let seen = last["ifInUcastPkts"].as_u64().unwrap_or(0);
+    assert!(
+        seen >= sent.iter().sum::<u64>() % (1 << 32),
+        "ifInUcastPkts {seen}"
+    );
 }
 
 #[test]
