@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use super::{sampling_sets, unscale, IpfixConfig};
+use super::{sampling_sets, unscale, IpfixConfig, SAMPLING_RECORDS};
 use super::{
     FIELDS_IPV4, FIELDS_IPV6, IPFIX_VERSION, MAX_MESSAGE, MESSAGE_HEADER_LEN, MIN_MESSAGE,
     RECORD_LEN_IPV4, RECORD_LEN_IPV6, SET_HEADER_LEN, TEMPLATE_IPV4, TEMPLATE_IPV6,
@@ -219,7 +219,7 @@ impl IpfixEncoder {
     }
 
     /// The sequence number the next message will carry: data records sent
-    /// so far, modulo 2^32.
+    /// so far (the sampling options records too), modulo 2^32.
     pub fn sequence(&self) -> u32 {
         self.sequence
     }
@@ -284,7 +284,14 @@ impl IpfixEncoder {
 
     fn finish(&mut self, message: MessageBuilder, export_time_s: u32) -> IpfixMessage {
         let message = message.finish(export_time_s, self.sequence, self.observation_domain);
-        self.sequence = self.sequence.wrapping_add(message.records);
+        // The sequence counts every data record, the options ones too
+        // (RFC 7011 §3.1).
+        let options = if message.has_templates {
+            SAMPLING_RECORDS
+        } else {
+            0
+        };
+        self.sequence = self.sequence.wrapping_add(message.records + options);
         message
     }
 }

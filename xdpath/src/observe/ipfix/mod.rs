@@ -45,6 +45,8 @@ pub const OPTIONS_TEMPLATE_SET_ID: u16 = 3;
 pub const TEMPLATE_SAMPLING: u16 = 258;
 /// Template id of the RFC 5477 selector options record.
 pub const TEMPLATE_SELECTOR: u16 = 259;
+/// Options data records sent with the templates.
+const SAMPLING_RECORDS: u32 = 2;
 /// Default largest message, bytes (UDP payload): below a 1500-byte MTU.
 pub const DEFAULT_MAX_MESSAGE: usize = 1400;
 

@@ -73,7 +73,7 @@ fn golden_header_and_template_set() {
     assert!(!messages[0].has_templates);
     #[rustfmt::skip]
     let data: Vec<u8> = vec![
-        0, 10, 0, 76, 0x60, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9,
+        0, 10, 0, 76, 0x60, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 9, // after 2 options
         1, 0, 0, 60,            // data set 256: 4 + 54 + 2 padding
         0, 0, 0, 0, 0, 0, 1, 2,  0, 0, 0, 0, 0, 0, 0, 2,
         0, 0, 0, 0, 0, 0, 0, 5,  0, 0, 0, 0, 0, 0, 0, 6,
@@ -83,7 +83,7 @@ fn golden_header_and_template_set() {
     ];
     assert_eq!(messages[0].bytes, data);
     let next = encoder.messages(0x6000_0001, &[record("10.0.0.1", "10.0.0.2")]);
-    assert_eq!(next[0].bytes[8..12], [0, 0, 0, 1]);
+    assert_eq!(next[0].bytes[8..12], [0, 0, 0, 3]);
 }
 
 #[test]
@@ -151,9 +151,9 @@ fn messages_split_and_templates_refresh() {
     let mut sequence = 0u32;
     for message in &messages {
         assert_eq!(message.bytes[8..12], sequence.to_be_bytes());
-        sequence += message.records;
+        sequence += message.records + 2 * u32::from(message.has_templates);
     }
-    assert_eq!(encoder.sequence(), 20);
+    assert_eq!(encoder.sequence(), sequence);
     // Refresh by time, and after the clock steps back.
     let mut encoder = IpfixEncoder::new(&IpfixConfig::new(vec![]));
     assert_eq!(encoder.messages(1000, &[]).len(), 1);
