@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::tshark::{assert_clean, objects_with, one, tshark};
+use common::tshark::{assert_clean, objects_with, one, strings, tshark};
 use serde_json::Value;
 use xdpath::observe::flows::FlowCache;
 use xdpath::observe::ipfix::{IpfixConfig, IpfixEncoder, IPFIX_PORT};
@@ -43,8 +43,8 @@ fn sflow_decodes_cleanly_with_the_encoded_values() {
         in_packets: 1000,
         in_discards: 3,
         in_errors: 2,
-        out_octets: 55,
-        out_packets: 1,
+        out_octets: Some(55),
+        out_packets: Some(1),
         admin_up: true,
         oper_up: true,
     };
@@ -317,20 +317,28 @@ fn ipfix_decodes_cleanly_with_the_encoded_values() {
     assert_eq!(packets.len(), messages.len());
     assert_clean(&packets);
 
-    // Message headers: sequence = records sent before the message.
+    // Message headers: sequence = data records sent before the message,
+    // the two sampling options records with the templates too.
     let mut sequence = 0;
     for (packet, message) in packets.iter().zip(&messages) {
         assert_eq!(one(packet, "cflow.version"), "10");
         assert_eq!(one(packet, "cflow.len"), message.bytes.len().to_string());
         assert_eq!(one(packet, "cflow.exporttime"), export_time.to_string());
-        assert_eq!(one(packet, "cflow.od_id"), "77");
+        // The header's domain, and the sampling options records' scope.
+        let domains = strings(packet, "cflow.od_id");
+        assert!(domains.iter().all(|id| id == "77"), "{domains:?}");
         assert_eq!(one(packet, "cflow.sequence"), sequence.to_string());
-        sequence += message.records;
+        sequence += message.records + 2 * u32::from(message.has_templates);
     }
 
     // Templates.
     let templates = objects_with(&packets[0], "cflow.template_id");
-    assert_eq!(templates.len(), 2);
+    let ids: Vec<String> = templates
+        .iter()
+        .map(|template| one(template, "cflow.template_id"))
+        .collect();
+    // The flow templates, then the sampling options templates.
+    assert_eq!(ids, ["256", "257", "258", "259"]);
     for (template, id) in templates.iter().zip(["256", "257"]) {
         assert_eq!(one(template, "cflow.template_id"), id);
         // serde_json sorts object keys ("Field (10/14)" before "Field

@@ -223,7 +223,7 @@ impl Engine {
                 }
                 *due = Instant::now() + *interval;
             }
-            exporter.flush();
+            exporter.flush_due(Instant::now());
         }
         if let Some(exporter) = &mut self.ipfix {
             exporter.export_expired(now_ms);
@@ -285,7 +285,7 @@ fn sample_pools(samples: &[Sample]) -> HashMap<u32, u64> {
 
 /// sFlow generic counters of every attached interface, from xdpath's own
 /// counters: in = every frame seen, discards = drops, errors = aborts, out
-/// = frames xdpath itself sent (TX and redirect).
+/// unknown; state and speed from the process's network namespace.
 pub fn interface_counters() -> Vec<InterfaceCounters> {
     let names = crate::dataplane::attached_interfaces().unwrap_or_default();
     names
@@ -313,24 +313,21 @@ fn generic_counters(ifindex: u32, name: &str, counters: &[Counter]) -> Interface
         total
     };
     let all = sum(&Action::ALL);
-    let out = sum(&[Action::Tx, Action::Redirect]);
-    let sys = |file: &str| std::fs::read_to_string(format!("/sys/class/net/{name}/{file}")).ok();
-    let speed_mbps = sys("speed")
-        .and_then(|text| text.trim().parse::<i64>().ok())
-        .filter(|speed| *speed > 0)
-        .unwrap_or(0);
-    let oper_up = sys("operstate").is_some_and(|state| state.trim() == "up");
+    // The state as this process's network namespace sees it.
+    let link = super::sflow::link_state(name).unwrap_or_default();
     InterfaceCounters {
         ifindex,
-        speed_bps: speed_mbps as u64 * 1_000_000,
+        speed_bps: link.speed_bps,
         in_octets: all.bytes,
         in_packets: all.packets,
         in_discards: sum(&[Action::Drop]).packets,
         in_errors: sum(&[Action::Aborted]).packets,
-        out_octets: out.bytes,
-        out_packets: out.packets,
-        admin_up: true,
-        oper_up,
+        // xdpath sees only the frames it sends itself (TX, redirect), not
+        // the kernel's: the interface's output is unknown to it.
+        out_octets: None,
+        out_packets: None,
+        admin_up: link.admin_up,
+        oper_up: link.oper_up,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use super::IpfixConfig;
+use super::{sampling_sets, unscale, IpfixConfig, SAMPLING_RECORDS};
 use super::{
     FIELDS_IPV4, FIELDS_IPV6, IPFIX_VERSION, MAX_MESSAGE, MESSAGE_HEADER_LEN, MIN_MESSAGE,
     RECORD_LEN_IPV4, RECORD_LEN_IPV6, SET_HEADER_LEN, TEMPLATE_IPV4, TEMPLATE_IPV6,
@@ -41,6 +41,7 @@ pub struct IpfixEncoder {
     max_message: usize,
     template_refresh_s: u64,
     template_every_messages: u32,
+    sampling_interval: u32,
     sequence: u32,
     last_template_s: Option<u32>,
     messages_since_template: u32,
@@ -71,10 +72,14 @@ fn patch_u16(bytes: &mut [u8], at: usize, value: usize) {
 }
 
 impl MessageBuilder {
-    fn new(with_templates: bool) -> Self {
+    /// A message; with the templates and the sampling options of
+    /// `sampling` (domain, interval) when given.
+    fn new(sampling: Option<(u32, u32)>) -> Self {
         let mut bytes = vec![0; MESSAGE_HEADER_LEN];
-        if with_templates {
+        let with_templates = sampling.is_some();
+        if let Some((domain, interval)) = sampling {
             bytes.extend_from_slice(&IpfixEncoder::template_set());
+            bytes.extend_from_slice(&sampling_sets(domain, interval));
         }
         Self {
             bytes,
@@ -134,17 +139,18 @@ impl MessageBuilder {
     }
 }
 
-/// A record's template and bytes; `None` when its addresses are of
+/// A record's template and bytes, its counts unscaled for a collector
+/// scaling by `interval` ([`unscale`]); `None` when its addresses are of
 /// different families (no template fits).
-pub(super) fn encode_record(record: &FlowRecord) -> Option<(u16, Vec<u8>)> {
+pub(super) fn encode_record(record: &FlowRecord, interval: u32) -> Option<(u16, Vec<u8>)> {
     let key = &record.key;
     let (template, mut bytes) = match (key.source, key.destination) {
         (IpAddr::V4(_), IpAddr::V4(_)) => (TEMPLATE_IPV4, Vec::with_capacity(RECORD_LEN_IPV4)),
         (IpAddr::V6(_), IpAddr::V6(_)) => (TEMPLATE_IPV6, Vec::with_capacity(RECORD_LEN_IPV6)),
         _ => return None,
     };
-    bytes.extend_from_slice(&record.bytes.to_be_bytes());
-    bytes.extend_from_slice(&record.packets.to_be_bytes());
+    bytes.extend_from_slice(&unscale(record.bytes, interval).to_be_bytes());
+    bytes.extend_from_slice(&unscale(record.packets, interval).to_be_bytes());
     bytes.extend_from_slice(&record.first_ms.to_be_bytes());
     bytes.extend_from_slice(&record.last_ms.to_be_bytes());
     for address in [key.source, key.destination] {
@@ -172,6 +178,7 @@ impl IpfixEncoder {
             max_message: config.max_message.clamp(MIN_MESSAGE, MAX_MESSAGE),
             template_refresh_s: config.template_refresh.as_secs(),
             template_every_messages: config.template_every_messages,
+            sampling_interval: config.sampling_interval.max(1),
             sequence: 0,
             last_template_s: None,
             messages_since_template: 0,
@@ -196,8 +203,23 @@ impl IpfixEncoder {
         bytes
     }
 
+    /// The sampling interval announced (1 in N).
+    pub fn sampling_interval(&self) -> u32 {
+        self.sampling_interval
+    }
+
+    /// Announces `interval` from the next message on (templates and
+    /// options are due again when it changes).
+    pub fn set_sampling_interval(&mut self, interval: u32) {
+        let interval = interval.max(1);
+        if interval != self.sampling_interval {
+            self.sampling_interval = interval;
+            self.last_template_s = None;
+        }
+    }
+
     /// The sequence number the next message will carry: data records sent
-    /// so far, modulo 2^32.
+    /// so far (the sampling options records too), modulo 2^32.
     pub fn sequence(&self) -> u32 {
         self.sequence
     }
@@ -221,7 +243,10 @@ impl IpfixEncoder {
     pub fn messages(&mut self, export_time_s: u32, records: &[FlowRecord]) -> Vec<IpfixMessage> {
         let mut messages = Vec::new();
         let mut current: Option<MessageBuilder> = None;
-        let mut encoded: Vec<(u16, Vec<u8>)> = records.iter().filter_map(encode_record).collect();
+        let mut encoded: Vec<(u16, Vec<u8>)> = records
+            .iter()
+            .filter_map(|record| encode_record(record, self.sampling_interval))
+            .collect();
         // One set per family per message, not one per change of family.
         encoded.sort_by_key(|(template, _)| *template);
         for (template, bytes) in encoded {
@@ -252,12 +277,21 @@ impl IpfixEncoder {
         } else {
             self.messages_since_template = self.messages_since_template.saturating_add(1);
         }
-        MessageBuilder::new(with_templates)
+        MessageBuilder::new(
+            with_templates.then_some((self.observation_domain, self.sampling_interval)),
+        )
     }
 
     fn finish(&mut self, message: MessageBuilder, export_time_s: u32) -> IpfixMessage {
         let message = message.finish(export_time_s, self.sequence, self.observation_domain);
-        self.sequence = self.sequence.wrapping_add(message.records);
+        // The sequence counts every data record, the options ones too
+        // (RFC 7011 §3.1).
+        let options = if message.has_templates {
+            SAMPLING_RECORDS
+        } else {
+            0
+        };
+        self.sequence = self.sequence.wrapping_add(message.records + options);
         message
     }
 }

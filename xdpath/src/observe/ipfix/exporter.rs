@@ -35,7 +35,7 @@ pub struct IpfixStats {
 /// assert_eq!(exporter.stats().template_sends, 1);
 /// let mut buffer = [0u8; 1500];
 /// let (length, _) = collector.recv_from(&mut buffer).unwrap();
-/// assert_eq!(length, 16 + 124);
+/// assert_eq!(length, 16 + 124 + 80); // templates, sampling options
 /// ```
 #[derive(Debug)]
 pub struct IpfixExporter {
@@ -57,8 +57,12 @@ impl IpfixExporter {
         })
     }
 
-    /// Counts a sample in its flow.
+    /// Counts a sample in its flow; a sampling rate other than the one
+    /// announced is announced from the next message on.
     pub fn add(&mut self, sample: &Sample) {
+        if sample.meta.sample_rate != 0 {
+            self.encoder.set_sampling_interval(sample.meta.sample_rate);
+        }
         self.cache.add(sample);
     }
 

@@ -10,9 +10,12 @@
 //!
 //! UDP gives templates no delivery guarantee, so they are sent at the
 //! start, again every `template_refresh`, and every
-//! `template_every_messages` messages (RFC 7011 §10.3.6).
+//! `template_every_messages` messages (RFC 7011 §10.3.6), each time with
+//! the sampling options ([`sampling_sets`]): records count the selected
+//! packets and collectors scale them by the announced interval.
 mod encoder;
 mod exporter;
+mod sampling;
 #[cfg(test)]
 mod tests;
 
@@ -23,6 +26,7 @@ use xdpath_core::{Action, Reason};
 
 pub use encoder::{IpfixEncoder, IpfixMessage};
 pub use exporter::{IpfixExporter, IpfixStats};
+pub use sampling::{sampling_sets, unscale, SELECTOR_ALGORITHM_RANDOM};
 
 /// Message version (the first 2 bytes of every message).
 pub const IPFIX_VERSION: u16 = 10;
@@ -34,6 +38,15 @@ pub const TEMPLATE_SET_ID: u16 = 2;
 pub const TEMPLATE_IPV4: u16 = 256;
 /// Template id of IPv6 flow records.
 pub const TEMPLATE_IPV6: u16 = 257;
+/// Set id of an options template set.
+pub const OPTIONS_TEMPLATE_SET_ID: u16 = 3;
+/// Template id of the `samplingInterval` options record (data set id
+/// too).
+pub const TEMPLATE_SAMPLING: u16 = 258;
+/// Template id of the RFC 5477 selector options record.
+pub const TEMPLATE_SELECTOR: u16 = 259;
+/// Options data records sent with the templates.
+const SAMPLING_RECORDS: u32 = 2;
 /// Default largest message, bytes (UDP payload): below a 1500-byte MTU.
 pub const DEFAULT_MAX_MESSAGE: usize = 1400;
 
@@ -41,9 +54,9 @@ pub const DEFAULT_MAX_MESSAGE: usize = 1400;
 const MESSAGE_HEADER_LEN: usize = 16;
 /// Set header: set id, length.
 const SET_HEADER_LEN: usize = 4;
-/// Smallest message size honoured: a header, both templates and one IPv6
-/// record must fit.
-const MIN_MESSAGE: usize = 256;
+/// Smallest message size honoured: a header, both templates, the sampling
+/// options and one IPv6 record must fit.
+const MIN_MESSAGE: usize = 320;
 /// The length field is 16 bits.
 const MAX_MESSAGE: usize = u16::MAX as usize;
 
@@ -176,15 +189,18 @@ pub struct IpfixConfig {
     /// ... and in every this many messages (1: every message; 0: no
     /// count limit).
     pub template_every_messages: u32,
-    /// Largest message, bytes (UDP payload; 256 to 65535).
+    /// Largest message, bytes (UDP payload; 320 to 65535).
     pub max_message: usize,
     /// Largest number of flows in the cache.
     pub max_flows: usize,
+    /// The sampling interval (1 in N) announced until samples tell
+    /// another one.
+    pub sampling_interval: u32,
 }
 
 impl IpfixConfig {
     /// Defaults: domain 0, active 60 s, idle 15 s, templates every 60 s or
-    /// 20 messages, [`DEFAULT_MAX_MESSAGE`], 65 536 flows.
+    /// 20 messages, [`DEFAULT_MAX_MESSAGE`], 65 536 flows, unsampled.
     pub fn new(collectors: Vec<SocketAddr>) -> Self {
         Self {
             collectors,
@@ -195,6 +211,7 @@ impl IpfixConfig {
             template_every_messages: 20,
             max_message: DEFAULT_MAX_MESSAGE,
             max_flows: 65_536,
+            sampling_interval: 1,
         }
     }
 }

@@ -38,7 +38,7 @@ fn golden_header_and_template_set() {
     let message = &encoder.messages(0x6000_0000, &[])[0];
     #[rustfmt::skip]
     let expected: Vec<u8> = vec![
-        0, 10, 0, 140,          // version 10, length 16 + 124
+        0, 10, 0, 220,          // version 10, length 16 + 124 + 80
         0x60, 0, 0, 0,          // export time
         0, 0, 0, 0,             // sequence: no record before
         0, 0, 0, 9,             // observation domain
@@ -53,6 +53,18 @@ fn golden_header_and_template_set() {
         0, 27, 0, 16,  0, 28, 0, 16,
         0, 7, 0, 2,  0, 11, 0, 2,  0, 4, 0, 1,  0, 6, 0, 1,
         0, 10, 0, 4,  0, 58, 0, 2,  0, 89, 0, 1,  0, 136, 0, 1,
+        0, 3, 0, 20,            // options template set, padded
+        1, 2, 0, 2, 0, 1,       // template 258, 2 fields, 1 of scope
+        0, 149, 0, 4,  0, 34, 0, 4, // observationDomainId; samplingInterval
+        0, 0,
+        1, 2, 0, 12,            // its record: domain 9, 1 in 1
+        0, 0, 0, 9,  0, 0, 0, 1,
+        0, 3, 0, 28,            // options template set, padded
+        1, 3, 0, 4, 0, 1,       // template 259, 4 fields, 1 of scope
+        0, 149, 0, 4,  1, 48, 0, 2,  1, 49, 0, 4,  1, 50, 0, 4, // 304-306
+        0, 0,
+        1, 3, 0, 20,            // its record: random, 1 selected, 0 skipped
+        0, 0, 0, 9,  0, 3,  0, 0, 0, 1,  0, 0, 0, 0,  0, 0,
     ];
     assert_eq!(message.bytes, expected);
     // A data record follows in a padded set; the next message's
@@ -61,7 +73,7 @@ fn golden_header_and_template_set() {
     assert!(!messages[0].has_templates);
     #[rustfmt::skip]
     let data: Vec<u8> = vec![
-        0, 10, 0, 76, 0x60, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9,
+        0, 10, 0, 76, 0x60, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 9, // after 2 options
         1, 0, 0, 60,            // data set 256: 4 + 54 + 2 padding
         0, 0, 0, 0, 0, 0, 1, 2,  0, 0, 0, 0, 0, 0, 0, 2,
         0, 0, 0, 0, 0, 0, 0, 5,  0, 0, 0, 0, 0, 0, 0, 6,
@@ -71,16 +83,50 @@ fn golden_header_and_template_set() {
     ];
     assert_eq!(messages[0].bytes, data);
     let next = encoder.messages(0x6000_0001, &[record("10.0.0.1", "10.0.0.2")]);
-    assert_eq!(next[0].bytes[8..12], [0, 0, 0, 1]);
+    assert_eq!(next[0].bytes[8..12], [0, 0, 0, 3]);
 }
 
 #[test]
 fn record_lengths_match_the_templates() {
     assert_eq!((RECORD_LEN_IPV4, RECORD_LEN_IPV6), (54, 78));
-    let (_, v4) = encode_record(&record("10.0.0.1", "10.0.0.2")).unwrap();
-    let (_, v6) = encode_record(&record("2001:db8::1", "2001:db8::2")).unwrap();
+    let (_, v4) = encode_record(&record("10.0.0.1", "10.0.0.2"), 1).unwrap();
+    let (_, v6) = encode_record(&record("2001:db8::1", "2001:db8::2"), 1).unwrap();
     assert_eq!((v4.len(), v6.len()), (54, 78));
-    assert!(encode_record(&record("10.0.0.1", "2001:db8::2")).is_none());
+    assert!(encode_record(&record("10.0.0.1", "2001:db8::2"), 1).is_none());
+}
+
+#[test]
+fn sampled_counts_are_unscaled_and_the_interval_announced() {
+    let mut encoder = IpfixEncoder::new(&IpfixConfig::new(vec![]));
+    assert_eq!(encoder.messages(100, &[]).len(), 1);
+    assert!(encoder.messages(101, &[]).is_empty());
+    // A new interval: templates and options again, with it.
+    encoder.set_sampling_interval(10);
+    let mut flow = record("10.0.0.1", "10.0.0.2");
+    (flow.packets, flow.bytes) = (30, 30 * 40);
+    let message = &encoder.messages(102, &[flow])[0];
+    assert!(message.has_templates);
+    let options = 16 + 124;
+    assert_eq!(
+        message.bytes[options + 24..options + 32],
+        [0, 0, 0, 0, 0, 0, 0, 10]
+    );
+    let selector = options + 32 + 28 + 8;
+    assert_eq!(
+        message.bytes[selector..selector + 10],
+        [0, 3, 0, 0, 0, 1, 0, 0, 0, 9]
+    );
+    // 3 selected packets of 40 octets; the collector scales them by 10.
+    let record = options + 80 + 4;
+    assert_eq!(message.bytes[record..record + 8], 120u64.to_be_bytes());
+    assert_eq!(message.bytes[record + 8..record + 16], 3u64.to_be_bytes());
+    assert_eq!((unscale(0, 10), unscale(1, 10), unscale(14, 10)), (0, 1, 1));
+    assert_eq!(
+        (unscale(15, 10), unscale(25, 0), unscale(u64::MAX, 1)),
+        (2, 25, u64::MAX)
+    );
+    encoder.set_sampling_interval(10);
+    assert!(encoder.messages(103, &[]).is_empty());
 }
 
 #[test]
@@ -105,9 +151,9 @@ fn messages_split_and_templates_refresh() {
     let mut sequence = 0u32;
     for message in &messages {
         assert_eq!(message.bytes[8..12], sequence.to_be_bytes());
-        sequence += message.records;
+        sequence += message.records + 2 * u32::from(message.has_templates);
     }
-    assert_eq!(encoder.sequence(), 20);
+    assert_eq!(encoder.sequence(), sequence);
     // Refresh by time, and after the clock steps back.
     let mut encoder = IpfixEncoder::new(&IpfixConfig::new(vec![]));
     assert_eq!(encoder.messages(1000, &[]).len(), 1);

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::{
     output_interface, InterfaceCounters, SflowConfig, ADDRESS_TYPE_IPV4, ADDRESS_TYPE_IPV6,
-    COUNTER_UNAVAILABLE, FCS_LEN, FORMAT_COUNTER_SAMPLE, FORMAT_FLOW_SAMPLE,
+    COUNTER64_UNAVAILABLE, COUNTER_UNAVAILABLE, FCS_LEN, FORMAT_COUNTER_SAMPLE, FORMAT_FLOW_SAMPLE,
     FORMAT_GENERIC_INTERFACE, FORMAT_SAMPLED_HEADER, GENERIC_INTERFACE_LEN,
     HEADER_PROTOCOL_ETHERNET, IF_TYPE_ETHERNET, MAX_COMPACT_IFINDEX, MAX_HEADER_BYTES,
     SFLOW_VERSION,
@@ -167,8 +167,8 @@ impl SflowEncoder {
         bytes.put_u32(wrap32(counters.in_discards));
         bytes.put_u32(wrap32(counters.in_errors));
         bytes.put_u32(COUNTER_UNAVAILABLE); // ifInUnknownProtos
-        bytes.put_u64(counters.out_octets);
-        bytes.put_u32(wrap32(counters.out_packets));
+        bytes.put_u64(counters.out_octets.unwrap_or(COUNTER64_UNAVAILABLE));
+        bytes.put_u32(counters.out_packets.map_or(COUNTER_UNAVAILABLE, wrap32));
         bytes.put_u32(COUNTER_UNAVAILABLE); // ifOutMulticastPkts
         bytes.put_u32(COUNTER_UNAVAILABLE); // ifOutBroadcastPkts
         bytes.put_u32(COUNTER_UNAVAILABLE); // ifOutDiscards

@@ -1,7 +1,7 @@
 //! [`SflowExporter`]: batching encoded samples into datagrams, sending
 //! them to the collectors and counting what happened ([`SflowStats`]).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::collector::CollectorSockets;
 use super::encoder::SflowEncoder;
@@ -22,7 +22,9 @@ pub struct SflowStats {
 }
 
 /// Sends sFlow to collectors: samples and counters are batched and sent
-/// when a datagram fills or on [`SflowExporter::flush`]. Send errors are
+/// when a datagram fills, when the oldest has waited
+/// [`SflowConfig::max_delay`] ([`SflowExporter::flush_due`]), or on
+/// [`SflowExporter::flush`]. Send errors are
 /// counted, never fatal.
 ///
 /// # Examples
@@ -47,6 +49,9 @@ pub struct SflowExporter {
     encoder: SflowEncoder,
     sockets: CollectorSockets,
     max_datagram: usize,
+    max_delay: Duration,
+    /// When the oldest queued sample was queued.
+    oldest: Option<Instant>,
     pending: Vec<Vec<u8>>,
     pending_len: usize,
     started: Instant,
@@ -61,6 +66,8 @@ impl SflowExporter {
             encoder: SflowEncoder::new(&config),
             sockets,
             max_datagram: config.max_datagram,
+            max_delay: config.max_delay,
+            oldest: None,
             pending: Vec::new(),
             pending_len: 0,
             started: Instant::now(),
@@ -90,6 +97,18 @@ impl SflowExporter {
         }
         self.pending_len += encoded.len();
         self.pending.push(encoded);
+        self.oldest.get_or_insert_with(Instant::now);
+    }
+
+    /// Sends the queued samples if the oldest has waited the configured
+    /// delay by `now`: several samples share a datagram, none waits much.
+    pub fn flush_due(&mut self, now: Instant) {
+        if self
+            .oldest
+            .is_some_and(|oldest| now.saturating_duration_since(oldest) >= self.max_delay)
+        {
+            self.flush();
+        }
     }
 
     /// Sends every queued sample to every collector.
@@ -103,6 +122,7 @@ impl SflowExporter {
         let uptime_ms = (self.started.elapsed().as_millis() & u128::from(u32::MAX)) as u32;
         let samples = std::mem::take(&mut self.pending);
         self.pending_len = 0;
+        self.oldest = None;
         for datagram in self.encoder.datagrams(uptime_ms, &samples) {
             let count = datagram_sample_count(&datagram, self.encoder.header_len());
             let (sent, failed) = self.sockets.send(&datagram);

@@ -12,6 +12,7 @@
 mod collector;
 mod encoder;
 mod exporter;
+mod link;
 #[cfg(test)]
 mod tests;
 
@@ -23,6 +24,7 @@ use xdpath_core::{Action, Reason};
 pub(crate) use collector::CollectorSockets;
 pub use encoder::SflowEncoder;
 pub use exporter::{SflowExporter, SflowStats};
+pub use link::{link_state, LinkState};
 
 /// Datagram version (the first XDR unsigned int of every datagram).
 pub const SFLOW_VERSION: u32 = 5;
@@ -66,8 +68,12 @@ const OUTPUT_INTERNAL: u32 = 0x3fff_ffff;
 const IF_TYPE_ETHERNET: u32 = 6;
 /// The spec's "counter not available" value: the maximum counter value.
 const COUNTER_UNAVAILABLE: u32 = u32::MAX;
+/// The same for the 64-bit counters.
+const COUNTER64_UNAVAILABLE: u64 = u64::MAX;
 /// Encoded size of a generic interface counters record's body, bytes.
 const GENERIC_INTERFACE_LEN: u32 = 88;
+/// How long a flow sample may wait for others to share its datagram.
+pub const DEFAULT_MAX_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
 /// Largest datagram header: version, address type, IPv6 address,
 /// sub-agent id, sequence number, uptime, sample count.
 const MAX_DATAGRAM_HEADER_LEN: usize = 4 + 4 + 16 + 4 * 4;
@@ -159,16 +165,21 @@ pub struct SflowConfig {
     pub collectors: Vec<SocketAddr>,
     /// Largest datagram, bytes (UDP payload).
     pub max_datagram: usize,
+    /// Samples are sent when a datagram fills or the oldest waiting one
+    /// has waited this long ([`SflowExporter::flush_due`]).
+    pub max_delay: std::time::Duration,
 }
 
 impl SflowConfig {
-    /// A configuration with sub-agent 0 and [`DEFAULT_MAX_DATAGRAM`].
+    /// A configuration with sub-agent 0, [`DEFAULT_MAX_DATAGRAM`] and
+    /// [`DEFAULT_MAX_DELAY`].
     pub fn new(agent: IpAddr, collectors: Vec<SocketAddr>) -> Self {
         Self {
             agent,
             sub_agent_id: 0,
             collectors,
             max_datagram: DEFAULT_MAX_DATAGRAM,
+            max_delay: DEFAULT_MAX_DELAY,
         }
     }
 }
@@ -190,10 +201,11 @@ pub struct InterfaceCounters {
     pub in_discards: u64,
     /// Frames dropped as malformed.
     pub in_errors: u64,
-    /// Bytes sent.
-    pub out_octets: u64,
-    /// Frames sent.
-    pub out_packets: u64,
+    /// Bytes sent; `None`, unknown (sent as the spec's "not available",
+    /// 2^64-1), when the caller sees only part of them.
+    pub out_octets: Option<u64>,
+    /// Frames sent; `None`, unknown (2^32-1), likewise.
+    pub out_packets: Option<u64>,
     /// Administratively up.
     pub admin_up: bool,
     /// Operationally up.

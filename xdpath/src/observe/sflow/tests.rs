@@ -21,6 +21,7 @@ fn golden_datagram_with_one_flow_sample() {
         sub_agent_id: 7,
         collectors: vec![],
         max_datagram: 1400,
+        max_delay: DEFAULT_MAX_DELAY,
     };
     let mut encoder = SflowEncoder::new(&config);
     let flow = encoder
@@ -75,8 +76,8 @@ fn golden_counter_sample() {
         in_packets: 0x1_0000_0005,
         in_discards: 6,
         in_errors: 7,
-        out_octets: 8,
-        out_packets: 9,
+        out_octets: Some(8),
+        out_packets: Some(9),
         admin_up: true,
         oper_up: true,
     };
@@ -99,6 +100,46 @@ fn golden_counter_sample() {
     assert_eq!(bytes[72..80], [0, 0, 0, 6, 0, 0, 0, 7]);
     assert_eq!(bytes[84..96], [0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 9]);
     assert_eq!(bytes[112..116], [0; 4]);
+    // Output counters the caller cannot see: the spec's "unknown".
+    let unknown = InterfaceCounters {
+        out_octets: None,
+        out_packets: None,
+        ..counters
+    };
+    let bytes = encoder.counter_sample(&unknown).unwrap();
+    assert_eq!(bytes[84..96], [0xff; 12]);
+}
+
+#[test]
+fn samples_share_datagrams_until_the_delay_passes() {
+    let collector = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let config = SflowConfig {
+        max_delay: std::time::Duration::from_millis(50),
+        ..SflowConfig::new(
+            "192.0.2.1".parse().unwrap(),
+            vec![collector.local_addr().unwrap()],
+        )
+    };
+    let mut exporter = SflowExporter::new(config).unwrap();
+    let start = std::time::Instant::now();
+    for _ in 0..5 {
+        exporter.push(&sample(Action::Pass, Reason::Ipv4Udp, vec![1; 60]), 10, 0);
+        exporter.flush_due(start);
+    }
+    assert_eq!(exporter.stats().datagrams_sent, 0);
+    exporter.flush_due(start + std::time::Duration::from_millis(100));
+    assert_eq!(exporter.stats().datagrams_sent, 1);
+    assert_eq!(exporter.stats().samples_sent, 5);
+    exporter.flush_due(start + std::time::Duration::from_secs(1));
+    assert_eq!(exporter.stats().datagrams_sent, 1);
+}
+
+#[test]
+fn link_state_of_loopback_is_read_in_this_namespace() {
+    let link = link_state("lo").unwrap();
+    assert!(link.admin_up && link.oper_up, "{link:?}");
+    assert_eq!(link.speed_bps, 0); // loopback reports no speed
+    assert!(link_state("no-such-if0").is_none());
 }
 
 #[test]
