@@ -195,7 +195,10 @@ fn id_of(
         .ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_id",
-                format!("invalid id {}: a whole number from 1 to {max}", quote(&text)),
+                format!(
+                    "invalid id {}: a whole number from 1 to {max}",
+                    quote(&text)
+                ),
             )
         })
 }

@@ -38,16 +38,25 @@ const SETTINGS: &str = concat!(
 /// stderr) when the venv lacks it and a missing tool may skip the test,
 /// which it may not where `CI` or `XDPATH_REQUIRE_ROOT=1` is set.
 fn tool(test: &str, name: &str) -> Option<PathBuf> {
-    let venv = std::env::var_os("XDPATH_TOOLS_VENV")
-        .map_or_else(|| PathBuf::from("/var/lib/xdpath-tools/venv"), PathBuf::from);
+    let venv = std::env::var_os("XDPATH_TOOLS_VENV").map_or_else(
+        || PathBuf::from("/var/lib/xdpath-tools/venv"),
+        PathBuf::from,
+    );
     let program = venv.join("bin").join(name);
     if program.exists() {
         return Some(program);
     }
     let required = std::env::var_os("CI").is_some_and(|value| !value.is_empty())
         || std::env::var_os("XDPATH_REQUIRE_ROOT").is_some_and(|value| value == "1");
-    assert!(!required, "{test}: {} is missing: run scripts/setup.sh", program.display());
-    eprintln!("skipped: {test}: {} is missing (scripts/setup.sh makes it)", program.display());
+    assert!(
+        !required,
+        "{test}: {} is missing: run scripts/setup.sh",
+        program.display()
+    );
+    eprintln!(
+        "skipped: {test}: {} is missing (scripts/setup.sh makes it)",
+        program.display()
+    );
     None
 }
 
@@ -97,7 +106,12 @@ fn seed(bed: &TestBed, daemon: &Daemon) {
     );
     let socket = daemon.socket().display().to_string();
     let (status, applied) = daemon.curl(
-        &["--unix-socket", &socket, "-H", "Content-Type: application/toml"],
+        &[
+            "--unix-socket",
+            &socket,
+            "-H",
+            "Content-Type: application/toml",
+        ],
         "POST",
         "http://localhost/v1/config",
         Some(&config),
@@ -105,11 +119,27 @@ fn seed(bed: &TestBed, daemon: &Daemon) {
     );
     assert_eq!(status, 200, "{applied}");
     for (method, path, body) in [
-        ("POST", "/v1/ratelimits", r#"{"pps":"1000","scope":"198.51.100.0/24"}"#),
-        ("POST", "/v1/blocklist", r#"{"prefix":"192.0.2.0/24","ttl":"1h"}"#),
+        (
+            "POST",
+            "/v1/ratelimits",
+            r#"{"pps":"1000","scope":"198.51.100.0/24"}"#,
+        ),
+        (
+            "POST",
+            "/v1/blocklist",
+            r#"{"prefix":"192.0.2.0/24","ttl":"1h"}"#,
+        ),
         ("POST", "/v1/vips", r#"{"vip":"203.0.113.10:80/tcp"}"#),
-        ("POST", "/v1/backends", r#"{"vip":"203.0.113.10:80/tcp","address":"10.0.0.2"}"#),
-        ("PUT", "/v1/vips/health", r#"{"vip":"203.0.113.10:80/tcp","kind":"tcp"}"#),
+        (
+            "POST",
+            "/v1/backends",
+            r#"{"vip":"203.0.113.10:80/tcp","address":"10.0.0.2"}"#,
+        ),
+        (
+            "PUT",
+            "/v1/vips/health",
+            r#"{"vip":"203.0.113.10:80/tcp","kind":"tcp"}"#,
+        ),
         (
             "PUT",
             "/v1/owners/tenant-a",
@@ -188,7 +218,11 @@ fn schemathesis_and_promtool_find_nothing() {
     let bed = TestBed::new().expect("bed");
     let daemon = start(&bed);
     seed(&bed, &daemon);
-    assert_eq!(promtool_findings(&daemon).trim(), "", "promtool check metrics");
+    assert_eq!(
+        promtool_findings(&daemon).trim(),
+        "",
+        "promtool check metrics"
+    );
     let started = Instant::now();
     let (passed, output) = schemathesis(&bed, &program);
     eprintln!("schemathesis took {:.0?}", started.elapsed());
@@ -211,7 +245,11 @@ fn schemathesis_and_promtool_find_nothing() {
     );
     // After the run too: whatever schemathesis made is still metrics
     // promtool takes.
-    assert_eq!(promtool_findings(&daemon).trim(), "", "promtool after the run");
+    assert_eq!(
+        promtool_findings(&daemon).trim(),
+        "",
+        "promtool after the run"
+    );
     let log = daemon.log();
     assert!(!log.contains("panicked"), "{log}");
 }

@@ -363,3 +363,20 @@ fn warn_if_not_enforced(session: &Session) -> Result<(), ControlError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rule ids are 1 to 65535, as in the API and the config.
+    #[test]
+    fn ids_are_checked() {
+        assert_eq!(parse_id(" 7 ", MAX_RULES - 1).ok(), Some(7));
+        assert_eq!(parse_id("65535", MAX_RULES - 1).ok(), Some(65535));
+        for bad in ["0", "65536", "-1", "x", "4294967296"] {
+            let error = parse_id(bad, MAX_RULES - 1).expect_err(bad).to_string();
+            assert!(error.contains("from 1 to 65535"), "{error}");
+        }
+        assert_eq!(parse_id("4294967295", u32::MAX).ok(), Some(u32::MAX));
+    }
+}

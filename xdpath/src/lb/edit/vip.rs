@@ -240,6 +240,12 @@ mod tests {
             ..args.clone()
         };
         assert!(health_check(&off).expect("valid").is_none());
+        // Off is checked like a check that runs: a bad field is refused.
+        let off_and_wrong = HealthArgs {
+            fall: 101,
+            ..off.clone()
+        };
+        assert!(health_check(&off_and_wrong).is_err());
         for bad in ["", "20", "200-", "abc", "600", "204-200"] {
             let request = HealthArgs {
                 status: bad.into(),
