@@ -94,15 +94,23 @@ fn start(bed: &TestBed) -> Daemon {
     daemon
 }
 
-/// A state with something in every list: xdpath on the bed's interface,
-/// a rule, a limit, a blocked prefix, two VIPs with backends (one with a
-/// health check) and an owner's VIP.
+/// A state with something in every list: xdpath on the bed's interface
+/// (every frame sampled, exported, ranked and watched for floods), a
+/// rule, a limit, a blocked prefix, VIPs with backends (one with a health
+/// check), an owner's VIP, and top talkers from pings.
 fn seed(bed: &TestBed, daemon: &Daemon) {
     let interface = &bed.a().interface;
+    // The exporters send to B, where nothing listens; mitigation only
+    // reports (dry run), so nothing schemathesis does is blocked.
     let config = format!(
-        "[[interface]]\nname = \"{interface}\"\n\n[[filter.rule]]\nid = 7\nsrc = [\"198.18.0.0/15\"]\naction = \"drop\"\n\n\
+        "[[interface]]\nname = \"{interface}\"\nsample_rate = 1\n\n\
+         [[filter.rule]]\nid = 7\nsrc = [\"198.18.0.0/15\"]\naction = \"drop\"\n\n\
+         [export.sflow]\ncollectors = [\"{b}:6343\"]\n\n[export.ipfix]\ncollectors = [\"{b}:4739\"]\n\n\
+         [analytics]\ntop_window = \"60s\"\n\n\
+         [mitigation]\nthreshold_pps = 1000000\ndry_run = true\nexempt = [\"10.0.0.0/8\"]\n\n\
          [lb]\nsource_v4 = \"172.16.0.0/16\"\n\n[[lb.vip]]\nvip = \"203.0.113.20:443/tcp\"\n\n\
-         [[lb.vip.backend]]\naddress = \"10.0.0.7\"\nweight = 4\n"
+         [[lb.vip.backend]]\naddress = \"10.0.0.7\"\nweight = 4\n",
+        b = bed.b().ipv4,
     );
     let socket = daemon.socket().display().to_string();
     let (status, applied) = daemon.curl(
@@ -148,6 +156,19 @@ fn seed(bed: &TestBed, daemon: &Daemon) {
         ),
     ] {
         daemon.ok(method, path, Some(body));
+    }
+    // Sampled traffic, so the top talkers and the exporters' counts are
+    // not empty.
+    let a = bed.a().ipv4.to_string();
+    bed.exec_ok(Side::B, "ping", ["-c", "20", "-i", "0.01", "-q", a.as_str()])
+        .expect("ping from B");
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while daemon.ok("GET", "/v1/top", None)["sources"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
+        assert!(Instant::now() < deadline, "no top talkers");
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 
