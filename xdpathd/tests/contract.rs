@@ -160,8 +160,12 @@ fn seed(bed: &TestBed, daemon: &Daemon) {
     // Sampled traffic, so the top talkers and the exporters' counts are
     // not empty.
     let a = bed.a().ipv4.to_string();
-    bed.exec_ok(Side::B, "ping", ["-c", "20", "-i", "0.01", "-q", a.as_str()])
-        .expect("ping from B");
+    bed.exec_ok(
+        Side::B,
+        "ping",
+        ["-c", "20", "-i", "0.01", "-q", a.as_str()],
+    )
+    .expect("ping from B");
     let deadline = Instant::now() + std::time::Duration::from_secs(10);
     while daemon.ok("GET", "/v1/top", None)["sources"]
         .as_array()
@@ -264,6 +268,7 @@ fn schemathesis_and_promtool_find_nothing() {
         counts.len() == 2 && counts[0] == counts[1] && counts[0] > 100,
         "schemathesis: {cases:?}, expected N generated, N passed:\n{output}"
     );
+    eprintln!("schemathesis: {cases}");
     // After the run too: whatever schemathesis made is still metrics
     // promtool takes.
     assert_eq!(
