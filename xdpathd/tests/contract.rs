@@ -176,10 +176,13 @@ fn seed(bed: &TestBed, daemon: &Daemon) {
     }
 }
 
-/// schemathesis, every check, from the daemon's namespace; its output.
-fn schemathesis(bed: &TestBed, program: &Path) -> (bool, String) {
+/// schemathesis, every check, from the daemon's namespace, in `dir` (it
+/// keeps a cache in its working directory: not in the source tree); its
+/// output.
+fn schemathesis(bed: &TestBed, program: &Path, dir: &Path) -> (bool, String) {
     let output = bed
         .command(Side::A, program)
+        .current_dir(dir)
         .args(["--config-file", SETTINGS, "run", DOCUMENT])
         .arg(format!("--url=http://127.0.0.1:{PORT}"))
         .arg(format!("--header=Authorization: Bearer {TOKEN}"))
@@ -249,7 +252,7 @@ fn schemathesis_and_promtool_find_nothing() {
         "promtool check metrics"
     );
     let started = Instant::now();
-    let (passed, output) = schemathesis(&bed, &program);
+    let (passed, output) = schemathesis(&bed, &program, &daemon.dir);
     eprintln!("schemathesis took {:.0?}", started.elapsed());
     assert!(passed, "schemathesis found problems:\n{output}");
     // "Test cases:" then "N generated, N passed": every case passed, and
