@@ -25,7 +25,6 @@ here="$(cd "$(dirname "$0")" && pwd)"
 start=$(date +%s%N)
 state_dir=/var/lib/xdpath-openstack
 venv="${XDPATH_OPENSTACK_VENV:-$state_dir/venv}"
-python=/usr/bin/python3
 
 # MariaDB for Octavia; what the end-to-end test's namespaces run (nginx,
 # curl, ip, ethtool, nsenter).
@@ -40,18 +39,9 @@ exec 9>"$state_dir/setup.lock"
 flock 9
 
 # The venv: remade from scratch when what it was made from has changed.
-stamp="$venv/.xdpath-stamp"
-want=$(cat "$here/requirements.txt" "$here/constraints.txt" <("$python" -VV) | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-  echo "openstack/setup.sh: making the venv $venv (about a minute)" >&2
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-  export PIP_DISABLE_PIP_VERSION_CHECK=1
-  "$venv/bin/pip" install -q "pip==$(sed -n 's/^pip==//p' "$here/constraints.txt")" >&2
-  "$venv/bin/pip" install -q -c "$here/constraints.txt" -r "$here/requirements.txt" >&2
-  "$venv/bin/pip" check >&2
-  echo "$want" >"$stamp"
-fi
+# shellcheck source=../scripts/lib/venv.sh
+. "$here/../scripts/lib/venv.sh"
+make_venv openstack/setup.sh "$venv" "$here/requirements.txt" "$here/constraints.txt"
 
 # octavia-xdpath, editable from this checkout: reinstalled (without
 # dependencies, which the venv has) when the venv's install points at another

@@ -38,3 +38,15 @@ fi
 # The OpenStack tests' environment: MariaDB and the Octavia venv, with the
 # octavia-xdpath provider driver installed from this checkout.
 "$(dirname "$0")/../openstack/setup.sh"
+
+# The API checkers (schemathesis, openapi-spec-validator) the daemon's
+# contract test runs, in a venv shared by every checkout like the
+# OpenStack one: XDPATH_TOOLS_VENV, by default /var/lib/xdpath-tools/venv.
+tools_venv="${XDPATH_TOOLS_VENV:-/var/lib/xdpath-tools/venv}"
+mkdir -p /var/lib/xdpath-tools
+(
+  flock 9
+  . "$(dirname "$0")/lib/venv.sh"
+  make_venv setup "$tools_venv" "$(dirname "$0")/tools/requirements.txt" \
+    "$(dirname "$0")/tools/constraints.txt"
+) 9>/var/lib/xdpath-tools/setup.lock

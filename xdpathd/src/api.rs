@@ -178,6 +178,31 @@ async fn telemetry(axum::extract::State(shared): State) -> Reply {
     ok(blocking(move || Ok(crate::observe::telemetry(&observer))).await?)
 }
 
+/// The largest rule id: ids are 1 to 65535 in the API, the CLI and the
+/// config alike (the kernel's rule table has 65536 entries, 0 unused).
+const MAX_RULE_ID: u32 = xdpath_core::filter::MAX_RULES - 1;
+
+/// The id in the path, 1 to `max`; else a 400 `invalid_id`.
+fn id_of(
+    path: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+    max: u32,
+) -> Result<u32, ApiError> {
+    let axum::extract::Path(text) =
+        path.map_err(|error| ApiError::bad_request("invalid_id", error.body_text()))?;
+    text.parse::<u32>()
+        .ok()
+        .filter(|id| (1..=max).contains(id))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_id",
+                format!(
+                    "invalid id {}: a whole number from 1 to {max}",
+                    quote(&text)
+                ),
+            )
+        })
+}
+
 async fn list_rules() -> Reply {
     ok(blocking(ops::list_rules).await?)
 }
@@ -193,10 +218,9 @@ async fn add_rule(axum::extract::State(shared): State, Body(args): Body<RuleArgs
 
 async fn del_rule(
     axum::extract::State(shared): State,
-    path: Result<axum::extract::Path<u32>, axum::extract::rejection::PathRejection>,
+    path: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Reply {
-    let axum::extract::Path(id) =
-        path.map_err(|error| ApiError::bad_request("invalid_id", error.body_text()))?;
+    let id = id_of(path, MAX_RULE_ID)?;
     change(&shared, format!("delete rule {id}"), move || {
         Local.del_rule(id)?;
         Ok(json!({ "deleted": id }))
@@ -219,10 +243,9 @@ async fn add_limit(axum::extract::State(shared): State, Body(args): Body<LimitAr
 
 async fn del_limit(
     axum::extract::State(shared): State,
-    path: Result<axum::extract::Path<u32>, axum::extract::rejection::PathRejection>,
+    path: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Reply {
-    let axum::extract::Path(id) =
-        path.map_err(|error| ApiError::bad_request("invalid_id", error.body_text()))?;
+    let id = id_of(path, u32::MAX)?;
     change(&shared, format!("delete rate limit {id}"), move || {
         Local.del_limit(id)?;
         Ok(json!({ "deleted": id }))

@@ -24,13 +24,15 @@ pub const CONFIG_LIMIT: usize = 16 << 20;
 fn config_error(error: ConfigError) -> ApiError {
     match error {
         ConfigError::Invalid(errors) => ApiError {
-            status: StatusCode::BAD_REQUEST,
+            status: crate::error::UNPROCESSABLE,
             code: "invalid_config",
             message: errors.lines().join("\n"),
         },
         ConfigError::Control(inner) => (*inner).into(),
         ConfigError::Lb(inner) => (*inner).into(),
-        ConfigError::Usage(message) => ApiError::bad_request("invalid_config", message),
+        ConfigError::Usage(message) => {
+            ApiError::new(crate::error::UNPROCESSABLE, "invalid_config", message)
+        }
         other => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "apply_failed",

@@ -7,6 +7,14 @@ use axum::Json;
 use xdpath::control::ControlError;
 use xdpath::lb::LbError;
 
+/// The status of a request the OpenAPI document allows (its JSON has the
+/// documented shape) but whose values are refused: a malformed value, a
+/// combination that does not make sense, or one that what is in force does
+/// not allow. 400 is for requests that do not have the documented shape
+/// (not JSON, wrong types, unknown or missing fields, a bad query or path),
+/// so a client validating against the document never gets a 400.
+pub const UNPROCESSABLE: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
+
 /// A failed API call.
 #[derive(Debug)]
 pub struct ApiError {
@@ -67,18 +75,18 @@ impl From<ControlError> for ApiError {
     fn from(error: ControlError) -> Self {
         let message = error.to_string();
         let (status, code) = match &error {
-            ControlError::Parse(_) => (StatusCode::BAD_REQUEST, "invalid_value"),
-            ControlError::Usage(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
-            ControlError::Compile(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not_installable"),
+            ControlError::Parse(_) => (UNPROCESSABLE, "invalid_value"),
+            ControlError::Usage(_) => (UNPROCESSABLE, "invalid_request"),
+            ControlError::Compile(_) => (UNPROCESSABLE, "not_installable"),
             ControlError::ManagementOverlap { .. } => (StatusCode::CONFLICT, "management_overlap"),
-            ControlError::UnknownInterface { .. } => (StatusCode::BAD_REQUEST, "unknown_interface"),
+            ControlError::UnknownInterface { .. } => (UNPROCESSABLE, "unknown_interface"),
             ControlError::NoSuchRule { .. } => (StatusCode::NOT_FOUND, "no_such_rule"),
             ControlError::NoSuchLimit { .. } => (StatusCode::NOT_FOUND, "no_such_limit"),
             ControlError::NoSuchBlock { .. } => (StatusCode::NOT_FOUND, "no_such_block"),
             ControlError::NoSuchManagement { .. } => (StatusCode::NOT_FOUND, "no_such_management"),
             ControlError::IdsExhausted { .. } => (StatusCode::CONFLICT, "ids_exhausted"),
             ControlError::Line { .. } | ControlError::ReadRules { .. } => {
-                (StatusCode::BAD_REQUEST, "invalid_rules")
+                (UNPROCESSABLE, "invalid_rules")
             }
             ControlError::Daemon(_) => (StatusCode::BAD_GATEWAY, "daemon"),
             ControlError::Apply(_)
@@ -95,22 +103,22 @@ impl From<LbError> for ApiError {
         let message = error.to_string();
         let (status, code) = match error {
             LbError::Control(inner) => return (*inner).into(),
-            LbError::VipSyntax { .. } => (StatusCode::BAD_REQUEST, "invalid_vip"),
-            LbError::Address { .. } => (StatusCode::BAD_REQUEST, "invalid_address"),
-            LbError::Mac { .. } => (StatusCode::BAD_REQUEST, "invalid_mac"),
-            LbError::Prefix(_) => (StatusCode::BAD_REQUEST, "invalid_cidr"),
+            LbError::VipSyntax { .. } => (UNPROCESSABLE, "invalid_vip"),
+            LbError::Address { .. } => (UNPROCESSABLE, "invalid_address"),
+            LbError::Mac { .. } => (UNPROCESSABLE, "invalid_mac"),
+            LbError::Prefix(_) => (UNPROCESSABLE, "invalid_cidr"),
             LbError::VipExists { .. } => (StatusCode::CONFLICT, "vip_exists"),
             LbError::NoSuchVip { .. } => (StatusCode::NOT_FOUND, "no_such_vip"),
             LbError::BackendExists { .. } => (StatusCode::CONFLICT, "backend_exists"),
             LbError::NoSuchBackend { .. } => (StatusCode::NOT_FOUND, "no_such_backend"),
-            LbError::Weight { .. } => (StatusCode::BAD_REQUEST, "invalid_weight"),
-            LbError::NoOuterSource { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "no_outer_source"),
-            LbError::SourceFamily { .. } => (StatusCode::BAD_REQUEST, "invalid_source"),
+            LbError::Weight { .. } => (UNPROCESSABLE, "invalid_weight"),
+            LbError::NoOuterSource { .. } => (UNPROCESSABLE, "no_outer_source"),
+            LbError::SourceFamily { .. } => (UNPROCESSABLE, "invalid_source"),
             LbError::TooManyVips | LbError::TooManyBackends => (StatusCode::CONFLICT, "table_full"),
-            LbError::Table { .. } => (StatusCode::BAD_REQUEST, "invalid_ring_size"),
-            LbError::Usage(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
-            LbError::Encap { .. } => (StatusCode::BAD_REQUEST, "invalid_encap"),
-            LbError::Owner { .. } => (StatusCode::BAD_REQUEST, "invalid_owner"),
+            LbError::Table { .. } => (UNPROCESSABLE, "invalid_ring_size"),
+            LbError::Usage(_) => (UNPROCESSABLE, "invalid_request"),
+            LbError::Encap { .. } => (UNPROCESSABLE, "invalid_encap"),
+            LbError::Owner { .. } => (UNPROCESSABLE, "invalid_owner"),
             LbError::OwnerConflict { .. } => (StatusCode::CONFLICT, "owner_conflict"),
             LbError::NoSuchOwner { .. } => (StatusCode::NOT_FOUND, "no_such_owner"),
             LbError::TooManyAllowPrefixes { .. } => (StatusCode::CONFLICT, "table_full"),

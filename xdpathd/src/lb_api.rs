@@ -95,7 +95,11 @@ pub async fn list_owners() -> Reply {
 fn owner_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(owner) =
         path.map_err(|error| ApiError::bad_request("invalid_owner", error.body_text()))?;
-    xdpath::lb::edit::check_owner(&owner)?;
+    // A name the path's pattern refuses: 400, as a path of the wrong shape.
+    xdpath::lb::edit::check_owner(&owner).map_err(|error| {
+        let error = ApiError::from(error);
+        ApiError::bad_request(error.code, error.message)
+    })?;
     Ok(owner)
 }
 

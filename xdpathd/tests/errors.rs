@@ -194,7 +194,7 @@ fn every_error_is_a_json_error_object_quoting_the_input() {
                 "application/json",
                 br#"{"src":"10.0.0.0/8","dport":"-1","action":"drop"}"#,
             ),
-            400,
+            422,
             "invalid_value",
             "\"-1\"",
         ),
@@ -205,7 +205,7 @@ fn every_error_is_a_json_error_object_quoting_the_input() {
                 "application/json",
                 br#"{"src":"10.0.0.0/8","dport":"80-x","action":"drop"}"#,
             ),
-            400,
+            422,
             "invalid_value",
             "\"80-x\"",
         ),
@@ -270,16 +270,16 @@ fn user_text_cannot_forge_a_log_line() {
         ];
         for (path, body) in bodies {
             let (status, answer) = daemon.call("POST", path, Some(&body));
-            assert_eq!(status, 400, "{path} {body}: {answer}");
+            assert_eq!(status, 422, "{path} {body}: {answer}");
             refusals += 1;
         }
         let encoded = xdpath::api::daemon::query_value(&format!("9.9.9.0/24{tail}"));
         let (status, answer) =
             daemon.call("DELETE", &format!("/v1/blocklist?prefix={encoded}"), None);
-        assert_eq!(status, 400, "{answer}");
+        assert_eq!(status, 422, "{answer}");
         let encoded = xdpath::api::daemon::query_value(&format!("203.0.113.1:80/tcp{tail}"));
         let (status, answer) = daemon.call("DELETE", &format!("/v1/vips?vip={encoded}"), None);
-        assert_eq!(status, 400, "{answer}");
+        assert_eq!(status, 422, "{answer}");
         refusals += 2;
     }
     let log = daemon.log();
@@ -311,7 +311,7 @@ fn the_log_is_plain_off_a_terminal_and_json_when_asked() {
     let bed = TestBed::new().expect("bed");
     let daemon = start(&bed, "plainlog");
     let (status, _) = daemon.call("POST", "/v1/blocklist", Some(r#"{"prefix":"bad"}"#));
-    assert_eq!(status, 400);
+    assert_eq!(status, 422);
     let log = daemon.log();
     assert!(log.contains("refused"), "{log}");
     assert!(!log.contains('\u{1b}'), "colour codes in a file: {log:?}");
@@ -323,7 +323,7 @@ fn the_log_is_plain_off_a_terminal_and_json_when_asked() {
         &["--log-format".into(), "json".into()],
     );
     let (status, _) = daemon.call("POST", "/v1/blocklist", Some(r#"{"prefix":"bad"}"#));
-    assert_eq!(status, 400);
+    assert_eq!(status, 422);
     let log = daemon.log();
     let lines: Vec<&str> = log.lines().filter(|line| !line.trim().is_empty()).collect();
     assert!(lines.len() >= 2, "{log}");

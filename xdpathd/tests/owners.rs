@@ -87,7 +87,7 @@ fn configure(daemon: &Daemon) {
     );
     assert_eq!(
         (status, error["error"]["code"].as_str()),
-        (400, Some("invalid_source"))
+        (422, Some("invalid_source"))
     );
     assert_eq!(driver_ok(daemon, "GET", "/v1/lb/config", None), read);
 }

@@ -20,10 +20,19 @@ use xdpath::control::{interface_index, wall_now, ControlError};
 use xdpath::text::quote;
 use xdpath_core::filter::MAX_RULES;
 
-fn parse_id(text: &str) -> Result<u32, ControlError> {
+/// An id from 1 to `max` (rules: 1 to 65535, as in the API and the config;
+/// rate limits: 1 to 4294967295).
+fn parse_id(text: &str, max: u32) -> Result<u32, ControlError> {
     text.trim()
-        .parse()
-        .map_err(|_| ControlError::Usage(format!("invalid id {}", quote(text))))
+        .parse::<u32>()
+        .ok()
+        .filter(|id| (1..=max).contains(id))
+        .ok_or_else(|| {
+            ControlError::Usage(format!(
+                "invalid id {}: a whole number from 1 to {max}",
+                quote(text)
+            ))
+        })
 }
 
 fn parse_on_off(text: &str) -> Result<bool, ControlError> {
@@ -68,7 +77,7 @@ pub fn filter(command: &FilterCommand, json: bool) -> Result<(), ControlError> {
             return Ok(());
         }
         FilterCommand::Del { id } => {
-            let id = parse_id(id)?;
+            let id = parse_id(id, MAX_RULES - 1)?;
             control_plane().del_rule(id)?;
             output::print_done(&format!("deleted rule {id}"), json);
             return Ok(());
@@ -211,7 +220,7 @@ pub fn ratelimit(command: &RateLimitCommand, json: bool) -> Result<(), ControlEr
             return Ok(());
         }
         RateLimitCommand::Del { id } => {
-            let id = parse_id(id)?;
+            let id = parse_id(id, u32::MAX)?;
             control_plane().del_limit(id)?;
             output::print_done(&format!("deleted rate limit {id}"), json);
             return Ok(());
@@ -353,4 +362,21 @@ fn warn_if_not_enforced(session: &Session) -> Result<(), ControlError> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rule ids are 1 to 65535, as in the API and the config.
+    #[test]
+    fn ids_are_checked() {
+        assert_eq!(parse_id(" 7 ", MAX_RULES - 1).ok(), Some(7));
+        assert_eq!(parse_id("65535", MAX_RULES - 1).ok(), Some(65535));
+        for bad in ["0", "65536", "-1", "x", "4294967296"] {
+            let error = parse_id(bad, MAX_RULES - 1).expect_err(bad).to_string();
+            assert!(error.contains("from 1 to 65535"), "{error}");
+        }
+        assert_eq!(parse_id("4294967295", u32::MAX).ok(), Some(u32::MAX));
+    }
 }

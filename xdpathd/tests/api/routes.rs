@@ -33,7 +33,7 @@ pub(crate) fn config_through_the_api(bed: &TestBed, daemon: &Daemon) {
     let (status, error) = post_config(daemon, "/v1/config", &broken, "application/toml");
     assert_eq!(
         (status, error["error"]["code"].as_str()),
-        (400, Some("invalid_config")),
+        (422, Some("invalid_config")),
         "{error}"
     );
     let message = error["error"]["message"].as_str().unwrap_or_default();

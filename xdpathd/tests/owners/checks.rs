@@ -62,37 +62,37 @@ pub(crate) fn refused_documents_change_nothing(daemon: &Daemon) {
     let cases: Vec<(Value, u16, &str)> = vec![
         (
             with(&|d| d["backends"][0]["weight"] = json!(5000)),
-            400,
+            422,
             "invalid_weight",
         ),
         (
             with(&|d| d["backends"][0]["vip"] = json!("203.0.113.99:80/tcp")),
-            400,
+            422,
             "invalid_request",
         ),
         (
             with(&|d| d["backends"][0]["address"] = json!("127.0.0.1")),
-            400,
+            422,
             "invalid_address",
         ),
         (
             with(&|d| d["vips"][1]["ring_size"] = json!(65536)),
-            400,
+            422,
             "invalid_ring_size",
         ),
         (
             with(&|d| d["vips"][0]["allow"] = json!(["10.0.0.1/8"])),
-            400,
+            422,
             "invalid_cidr",
         ),
         (
             with(&|d| d["vips"][0]["owner"] = json!("someone-else")),
-            400,
+            422,
             "invalid_request",
         ),
         (
             with(&|d| d["limits"][0]["vip"] = Value::Null),
-            400,
+            422,
             "invalid_request",
         ),
         (
@@ -223,7 +223,7 @@ pub(crate) fn single_object_routes(daemon: &Daemon) {
         "PUT",
         "/v1/vips/allow",
         Some(&bad),
-        400,
+        422,
         "invalid_cidr",
     );
     let missing = json!({ "vip": "203.0.113.62:80/tcp", "allow": [] });
@@ -383,7 +383,7 @@ pub(crate) fn health_through_the_api(bed: &TestBed, daemon: &Daemon) {
         "PUT",
         "/v1/vips/health",
         Some(&tcp),
-        400,
+        422,
         "invalid_request",
     );
     let (lb, _) = state_files(bed, Side::A);

@@ -137,19 +137,23 @@ pub fn parse_codes(text: &str) -> Result<Vec<(u16, u16)>, LbError> {
 /// The check a request asks for; `None` for kind `off`. Range checks are
 /// [`super::set_health`]'s.
 pub fn health_check(args: &HealthArgs) -> Result<Option<HealthCheck>, LbError> {
-    if args.kind == "off" {
-        return Ok(None);
-    }
-    let Some(kind) = CheckKind::from_name(&args.kind) else {
-        return Err(LbError::Usage(format!(
-            "health kind {} is not tcp, http, ping, udp or off",
-            quote(&args.kind)
-        )));
+    // `off` is checked as fully as a check that runs: a mistake in the
+    // other fields is refused either way, not ignored.
+    let off = args.kind == "off";
+    let kind = if off {
+        CheckKind::Tcp
+    } else {
+        CheckKind::from_name(&args.kind).ok_or_else(|| {
+            LbError::Usage(format!(
+                "health kind {} is not tcp, http, ping, udp or off",
+                quote(&args.kind)
+            ))
+        })?
     };
     let ranges = parse_codes(&args.status)?;
     let status = ranges.first().map_or(200, |range| range.0);
     let single = matches!(ranges.as_slice(), [(low, high)] if low == high);
-    Ok(Some(HealthCheck {
+    let check = HealthCheck {
         kind,
         port: args.port,
         path: args.path.clone(),
@@ -159,7 +163,12 @@ pub fn health_check(args: &HealthArgs) -> Result<Option<HealthCheck>, LbError> {
         timeout_ms: parse_millis(&args.timeout)?,
         rise: args.rise,
         fall: args.fall,
-    }))
+    };
+    if off {
+        super::check_health(&check)?;
+        return Ok(None);
+    }
+    Ok(Some(check))
 }
 
 #[cfg(test)]
@@ -231,6 +240,12 @@ mod tests {
             ..args.clone()
         };
         assert!(health_check(&off).expect("valid").is_none());
+        // Off is checked like a check that runs: a bad field is refused.
+        let off_and_wrong = HealthArgs {
+            fall: 101,
+            ..off.clone()
+        };
+        assert!(health_check(&off_and_wrong).is_err());
         for bad in ["", "20", "200-", "abc", "600", "204-200"] {
             let request = HealthArgs {
                 status: bad.into(),
