@@ -112,19 +112,7 @@ fn seed(bed: &TestBed, daemon: &Daemon) {
          [[lb.vip.backend]]\naddress = \"10.0.0.7\"\nweight = 4\n",
         b = bed.b().ipv4,
     );
-    let socket = daemon.socket().display().to_string();
-    let (status, applied) = daemon.curl(
-        &[
-            "--unix-socket",
-            &socket,
-            "-H",
-            "Content-Type: application/toml",
-        ],
-        "POST",
-        "http://localhost/v1/config",
-        Some(&config),
-        false,
-    );
+    let (status, applied) = daemon.post_config("/v1/config", &config, "application/toml");
     assert_eq!(status, 200, "{applied}");
     for (method, path, body) in [
         (

@@ -53,19 +53,7 @@ fn config(bed: &TestBed, dry_run: bool) -> String {
 }
 
 fn apply(daemon: &Daemon, text: &str) {
-    let socket = daemon.dir.join("api.sock").display().to_string();
-    let (status, body) = daemon.curl(
-        &[
-            "--unix-socket",
-            &socket,
-            "-H",
-            "Content-Type: application/toml",
-        ],
-        "POST",
-        "http://localhost/v1/config",
-        Some(text),
-        false,
-    );
+    let (status, body) = daemon.post_config("/v1/config", text, "application/toml");
     assert_eq!(status, 200, "{body}");
 }
 

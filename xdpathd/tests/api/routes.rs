@@ -2,19 +2,6 @@
 
 use super::*;
 
-pub(crate) fn post_config(daemon: &Daemon, path: &str, text: &str, kind: &str) -> (u16, Value) {
-    let socket = daemon.dir.join("api.sock").display().to_string();
-    let header = format!("Content-Type: {kind}");
-    let url = format!("http://localhost{path}");
-    daemon.curl(
-        &["--unix-socket", &socket, "-H", &header],
-        "POST",
-        &url,
-        Some(text),
-        false,
-    )
-}
-
 /// A whole config through the API: planned, refused whole when broken
 /// (every error listed, nothing changed), applied, and then planned empty.
 pub(crate) fn config_through_the_api(bed: &TestBed, daemon: &Daemon) {
@@ -23,14 +10,14 @@ pub(crate) fn config_through_the_api(bed: &TestBed, daemon: &Daemon) {
         "[[interface]]\nname = \"{interface}\"\n\n[[filter.rule]]\nid = 7\nsrc = [\"198.18.0.0/15\"]\naction = \"drop\"\n\n\
          [lb]\nsource_v4 = \"172.16.0.0/16\"\n\n[[lb.vip]]\nvip = \"203.0.113.20:443/tcp\"\n\n[[lb.vip.backend]]\naddress = \"10.0.0.7\"\nweight = 4\n"
     );
-    let (status, plan) = post_config(daemon, "/v1/config/plan", &config, "application/toml");
+    let (status, plan) = daemon.post_config("/v1/config/plan", &config, "application/toml");
     assert_eq!(status, 200, "{plan}");
     assert_eq!(plan["empty"], false);
     let broken = config
         .replace("198.18.0.0/15", "198.18.0.0/99")
         .replace("weight = 4", "weight = 4000\ncolour = \"red\"");
     let before = snapshot(daemon);
-    let (status, error) = post_config(daemon, "/v1/config", &broken, "application/toml");
+    let (status, error) = daemon.post_config("/v1/config", &broken, "application/toml");
     assert_eq!(
         (status, error["error"]["code"].as_str()),
         (422, Some("invalid_config")),
@@ -50,9 +37,9 @@ pub(crate) fn config_through_the_api(bed: &TestBed, daemon: &Daemon) {
         before,
         "a broken config changed the state"
     );
-    let (status, _) = post_config(daemon, "/v1/config", &config, "application/json");
+    let (status, _) = daemon.post_config("/v1/config", &config, "application/json");
     assert_eq!(status, 415);
-    let (status, applied) = post_config(daemon, "/v1/config", &config, "application/toml");
+    let (status, applied) = daemon.post_config("/v1/config", &config, "application/toml");
     assert_eq!(status, 200, "{applied}");
     let rules = daemon.ok("GET", "/v1/rules", None);
     assert_eq!(
@@ -63,7 +50,7 @@ pub(crate) fn config_through_the_api(bed: &TestBed, daemon: &Daemon) {
     assert_eq!(rules[0]["id"], 7);
     let backends = daemon.ok("GET", "/v1/backends", None);
     assert_eq!(backends[0]["weight"], 4, "{backends}");
-    let (status, plan) = post_config(daemon, "/v1/config/plan", &config, "application/toml");
+    let (status, plan) = daemon.post_config("/v1/config/plan", &config, "application/toml");
     assert_eq!(
         (status, plan["empty"].as_bool()),
         (200, Some(true)),

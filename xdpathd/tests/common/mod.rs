@@ -94,6 +94,21 @@ impl Daemon {
         self.curl(&["--unix-socket", &socket], method, &url, body, true)
     }
 
+    /// Posts a config (TOML, or `kind`) to `path` (`/v1/config` or
+    /// `/v1/config/plan`); the status and the body.
+    pub fn post_config(&self, path: &str, text: &str, kind: &str) -> (u16, Value) {
+        let socket = self.socket().display().to_string();
+        let header = format!("Content-Type: {kind}");
+        let url = format!("http://localhost{path}");
+        self.curl(
+            &["--unix-socket", &socket, "-H", &header],
+            "POST",
+            &url,
+            Some(text),
+            false,
+        )
+    }
+
     /// curl with `extra` options; the body from stdin (it may be larger
     /// than an argument may).
     pub fn curl(
