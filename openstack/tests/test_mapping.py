@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from octavia_lib.api.drivers import exceptions
 
-from octavia_xdpath import agent, mapping, tree
+from octavia_xdpath import agent, mapping, refusals, tree
 from octavia_xdpath.driver import XdpathProviderDriver
 
 LB_ID = "5f3a6f3e-0000-4000-8000-000000000001"
@@ -216,7 +216,7 @@ def test_ping_and_udp_connect_monitors(octavia_type: str, kind: str) -> None:
         pool["healthmonitor"].update(type=octavia_type)
         for key in ("url_path", "expected_codes", "http_method"):
             pool["healthmonitor"].pop(key, None)
-    mapping.check_loadbalancer(lb)
+    refusals.check_loadbalancer(lb)
     health = mapping.plan(lb).document["health"][0]
     assert health["kind"] == kind
     assert "path" not in health and "status" not in health
@@ -298,10 +298,10 @@ def test_the_in_force_document_compares_equal() -> None:
 def test_refusals_say_what_to_use_instead(change: Any, words: str) -> None:
     lb = loadbalancer()
     change(lb)
-    with pytest.raises(mapping.Unsupported, match=re.escape(words)):
-        mapping.check_loadbalancer(lb)
+    with pytest.raises(refusals.Unsupported, match=re.escape(words)):
+        refusals.check_loadbalancer(lb)
     # The worker's plan refuses the same, never serving it half.
-    with pytest.raises(mapping.Unsupported):
+    with pytest.raises(refusals.Unsupported):
         mapping.plan(lb)
 
 
@@ -331,7 +331,7 @@ def test_the_driver_raises_octavias_error_before_queueing() -> None:
 def test_tree_edits() -> None:
     lb = loadbalancer()
     gone = tree.without(lb, {("members", member(2, "")["member_id"])})
-    assert [m["address"] for m in mapping.pools_of(gone)[POOL_ID]["members"]] == [
+    assert [m["address"] for m in refusals.pools_of(gone)[POOL_ID]["members"]] == [
         "10.0.0.11",
         "10.0.0.13",
     ]

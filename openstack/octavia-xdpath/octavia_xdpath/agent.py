@@ -53,7 +53,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from octavia_xdpath import client, config, mapping, pending, tree, worker
+from octavia_xdpath import client, config, mapping, pending, refusals, tree, worker
 
 LOG = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def _one_loadbalancer(
         state.known.add(loadbalancer_id)
         try:
             plan = mapping.plan(current)
-        except (mapping.Unsupported, KeyError, ValueError, TypeError) as error:
+        except (refusals.Unsupported, KeyError, ValueError, TypeError) as error:
             LOG.error("xdpath agent: load balancer %s cannot be served: %s", loadbalancer_id, error)
             return []
     views = fleet.view(owner)
@@ -331,7 +331,7 @@ def operating_statuses(
         "members": [],
     }
     pool_statuses: dict[str, str] = {}
-    for pool_id, pool in mapping.pools_of(current).items():
+    for pool_id, pool in refusals.pools_of(current).items():
         vips = set(plan.vips_of_pool(pool_id))
         monitored = pool_id in plan.monitored_pools and bool(vips)
         member_statuses = []

@@ -19,7 +19,7 @@ from typing import Any
 
 from octavia_lib.api.drivers import exceptions, provider_base
 
-from octavia_xdpath import mapping, tree, worker
+from octavia_xdpath import refusals, tree, worker
 from octavia_xdpath.worker import BATCH, CREATE, DELETE, REFRESH, UPDATE, Change
 
 LOG = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def _refuse(check: Callable[[], None]) -> None:
     """Runs a ``mapping.check_*``; its refusal as Octavia's error."""
     try:
         check()
-    except mapping.Unsupported as error:
+    except refusals.Unsupported as error:
         message = f"xdpath: {error}"
         raise exceptions.UnsupportedOptionError(
             user_fault_string=message, operator_fault_string=message
@@ -62,7 +62,7 @@ def _listener_port_of_pool(pool: dict[str, Any] | None) -> int | None:
 def _check_members(members: Iterable[dict[str, Any]], port: int | None) -> None:
     def check() -> None:
         for member in members:
-            mapping.check_member(member, port)
+            refusals.check_member(member, port)
 
     _refuse(check)
 
@@ -108,7 +108,7 @@ class XdpathProviderDriver(provider_base.ProviderDriver):  # type: ignore[misc]
 
     def loadbalancer_create(self, loadbalancer: Any) -> None:
         obj = tree.plain(loadbalancer)
-        _refuse(lambda: mapping.check_loadbalancer(obj))
+        _refuse(lambda: refusals.check_loadbalancer(obj))
         lb_id = str(obj["loadbalancer_id"])
         LOG.info("xdpath: load balancer %s create queued", lb_id)
         worker.submit(Change(CREATE, "loadbalancers", lb_id, loadbalancer_id=lb_id, obj=obj))
@@ -137,16 +137,16 @@ class XdpathProviderDriver(provider_base.ProviderDriver):  # type: ignore[misc]
 
     def listener_create(self, listener: Any) -> None:
         obj = tree.plain(listener)
-        _refuse(lambda: mapping.check_listener(obj))
+        _refuse(lambda: refusals.check_listener(obj))
         pool = obj.get("default_pool") or _lookup("pools", obj.get("default_pool_id"))
         if pool:
-            _refuse(lambda: mapping.check_pool(pool))
+            _refuse(lambda: refusals.check_pool(pool))
             _check_members(pool.get("members") or (), obj.get("protocol_port"))
         _submit(CREATE, "listeners", obj, fields=obj)
 
     def listener_update(self, old_listener: Any, new_listener: Any) -> None:
         old, new = tree.plain(old_listener), tree.plain(new_listener)
-        _refuse(lambda: mapping.check_listener(new))
+        _refuse(lambda: refusals.check_listener(new))
         if new.get("default_pool_id"):
             pool = _lookup("pools", new["default_pool_id"])
             if pool:
@@ -160,7 +160,7 @@ class XdpathProviderDriver(provider_base.ProviderDriver):  # type: ignore[misc]
 
     def pool_create(self, pool: Any) -> None:
         obj = tree.plain(pool)
-        _refuse(lambda: mapping.check_pool(obj))
+        _refuse(lambda: refusals.check_pool(obj))
         if obj.get("listener_id"):
             listener = _lookup("listeners", obj["listener_id"])
             if listener:
@@ -169,7 +169,7 @@ class XdpathProviderDriver(provider_base.ProviderDriver):  # type: ignore[misc]
 
     def pool_update(self, old_pool: Any, new_pool: Any) -> None:
         old, new = tree.plain(old_pool), tree.plain(new_pool)
-        _refuse(lambda: mapping.check_pool(new))
+        _refuse(lambda: refusals.check_pool(new))
         _submit(UPDATE, "pools", old, fields=new)
 
     def pool_delete(self, pool: Any) -> None:
@@ -180,13 +180,13 @@ class XdpathProviderDriver(provider_base.ProviderDriver):  # type: ignore[misc]
     def member_create(self, member: Any) -> None:
         obj = tree.plain(member)
         pool = _lookup("pools", obj.get("pool_id"))
-        _refuse(lambda: mapping.check_member(obj, _listener_port_of_pool(pool)))
+        _refuse(lambda: refusals.check_member(obj, _listener_port_of_pool(pool)))
         lb_id = str(pool["loadbalancer_id"]) if pool else None
         _submit(CREATE, "members", obj, fields=obj, loadbalancer_id=lb_id)
 
     def member_update(self, old_member: Any, new_member: Any) -> None:
         old, new = tree.plain(old_member), tree.plain(new_member)
-        _refuse(lambda: mapping.check_member(new))
+        _refuse(lambda: refusals.check_member(new))
         _submit(UPDATE, "members", old, fields=new)
 
     def member_delete(self, member: Any) -> None:
@@ -211,13 +211,13 @@ class XdpathProviderDriver(provider_base.ProviderDriver):  # type: ignore[misc]
 
     def health_monitor_create(self, healthmonitor: Any) -> None:
         obj = tree.plain(healthmonitor)
-        _refuse(lambda: mapping.check_healthmonitor(obj))
+        _refuse(lambda: refusals.check_healthmonitor(obj))
         _submit(CREATE, "healthmonitors", obj, fields=obj)
 
     def health_monitor_update(self, old_healthmonitor: Any, new_healthmonitor: Any) -> None:
         old, new = tree.plain(old_healthmonitor), tree.plain(new_healthmonitor)
         merged = {**old, **new}
-        _refuse(lambda: mapping.check_healthmonitor(merged))
+        _refuse(lambda: refusals.check_healthmonitor(merged))
         _submit(UPDATE, "healthmonitors", old, fields=new)
 
     def health_monitor_delete(self, healthmonitor: Any) -> None:
@@ -226,7 +226,7 @@ class XdpathProviderDriver(provider_base.ProviderDriver):  # type: ignore[misc]
     # L7 --------------------------------------------------------------------
 
     def _no_l7(self) -> None:
-        _refuse(lambda: mapping.check_listener({"l7policies": [True]}))
+        _refuse(lambda: refusals.check_listener({"l7policies": [True]}))
 
     def l7policy_create(self, l7policy: Any) -> None:
         self._no_l7()
@@ -249,13 +249,13 @@ class XdpathProviderDriver(provider_base.ProviderDriver):  # type: ignore[misc]
     # Flavors and availability zones ----------------------------------------
 
     def get_supported_flavor_metadata(self) -> dict[str, str]:
-        return dict(mapping.FLAVOR_METADATA)
+        return dict(refusals.FLAVOR_METADATA)
 
     def validate_flavor(self, flavor_metadata: dict[str, Any]) -> None:
-        _refuse(lambda: mapping.check_flavor(flavor_metadata))
+        _refuse(lambda: refusals.check_flavor(flavor_metadata))
 
     def get_supported_availability_zone_metadata(self) -> dict[str, str]:
-        return dict(mapping.AZ_METADATA)
+        return dict(refusals.AZ_METADATA)
 
     def validate_availability_zone(self, availability_zone_metadata: dict[str, Any]) -> None:
-        _refuse(lambda: mapping.check_availability_zone(availability_zone_metadata))
+        _refuse(lambda: refusals.check_availability_zone(availability_zone_metadata))

@@ -37,7 +37,7 @@ from typing import Any
 
 from octavia_lib.api.drivers import driver_lib
 
-from octavia_xdpath import client, config, mapping, pending, tree
+from octavia_xdpath import client, config, mapping, pending, refusals, tree
 
 LOG = logging.getLogger(__name__)
 
@@ -291,7 +291,7 @@ def process(change: Change) -> None:
     wanted = tree.without(current, removed)
     try:
         plan = mapping.plan(wanted)
-    except (mapping.Unsupported, KeyError, ValueError, TypeError) as error:
+    except (refusals.Unsupported, KeyError, ValueError, TypeError) as error:
         LOG.error(
             "xdpath: %s %s %s of load balancer %s cannot be served: %s",
             change.action,
