@@ -287,7 +287,7 @@ def test_the_in_force_document_compares_equal() -> None:
             lambda lb: [p["healthmonitor"].update(http_method="HEAD") for p in tree.pools(lb)],
             "GET",
         ),
-        (lambda lb: lb.update(flavor={"syn_cookies": True}), "xdpath guard syn-cookies"),
+        (lambda lb: lb.update(flavor={"syn_cookies": True}), "use source_pps_limit"),
         (lambda lb: lb.update(flavor={"sampling_rate": 100}), "xdpath sample"),
         (lambda lb: lb.update(flavor={"encapsulation": "gre"}), "ipip or gue"),
         (lambda lb: lb.update(flavor={"encapsulation": "gue"}), "needs gue_port"),

@@ -99,6 +99,64 @@ fn other_ports_and_flags_are_untouched() {
 }
 
 #[test]
+fn a_syn_to_a_vip_is_the_balancers_not_a_cookie() {
+    xdpath_lab::needs_root!();
+    use xdpath::control::kernel::KernelMaps;
+    use xdpath::lb::install::CompiledLb;
+    use xdpath_core::lb::{LbConfig, Vip, VipKey, ENCAP_IPIP, LB_ENABLED};
+    use xdpath_core::parse::ipv4_mapped;
+    let mut program = loaded_with_cookies();
+    // The protected port is also a VIP's (one with no backend yet): its
+    // SYNs are the balancer's, never answered with a cookie.
+    let vip = VipKey {
+        address: ipv4_mapped(SERVER4),
+        port: SERVER_PORT,
+        protocol: 6,
+        reserved: [0; 5],
+    };
+    let mut config = LbConfig {
+        flags: LB_ENABLED,
+        ..LbConfig::default()
+    };
+    config.set_vip_addresses([&vip.address]);
+    let balancer = CompiledLb {
+        config,
+        vips: vec![(
+            vip,
+            Vip {
+                index: 0,
+                ring: 0,
+                ring_size: 7,
+                gue_port: 0,
+                flags: 0,
+                encap: ENCAP_IPIP,
+            },
+        )],
+        rings: vec![(0, vec![xdpath_core::lb::NO_BACKEND; 7])],
+        backends: Vec::new(),
+        allow: Vec::new(),
+    };
+    let maps = KernelMaps::of_program(&program).expect("maps");
+    balancer.install_kernel(&maps).expect("install the VIP");
+    let syn = syn_from(Net::V4, &CLIENT4);
+    for _ in 0..3 {
+        assert_eq!(
+            program.test_run(&syn).expect("run"),
+            Action::Drop as u32,
+            "the balancer's verdict (no backend), not a SYN-ACK"
+        );
+    }
+    assert_eq!(
+        counter(&program, Action::Tx, Reason::SynCookieSent).packets,
+        0
+    );
+    assert_eq!(
+        counter(&program, Action::Drop, Reason::LbNoBackend).packets,
+        3
+    );
+}
+
+#[test]
 fn martian_sources_do_not_spend_the_kernels_turn() {
     xdpath_lab::needs_root!();
     // A flood's random sources include ones the kernel drops before TCP

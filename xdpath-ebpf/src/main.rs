@@ -15,7 +15,7 @@ mod syncookie;
 mod tables;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use xdpath_core::lb::{LbTables, LB_ENABLED};
+use xdpath_core::lb::{LbTables, VipKey, LB_ENABLED};
 use xdpath_core::stages::{self, Stage};
 use xdpath_core::{abi, steer};
 use xdpath_core::{
@@ -135,6 +135,31 @@ fn balance_enabled(tables: &tables::MapTables, key: &FlowKey) -> bool {
     let config = tables.lb_config();
     (config.flags & LB_ENABLED != 0 && config.may_be_vip(&key.destination))
         || tables.interface_config().decap != 0
+}
+
+/// Whether the frame is for one of the balancer's VIPs (its port, or an
+/// all-ports VIP). SYN cookies are for this host's own services: a VIP's
+/// SYN must reach its backend, which answers it under direct server return,
+/// so the SYN-cookie stage never takes one (it would answer for a backend
+/// and pass the ACK to this host's stack). Only SYNs and ACKs to protected
+/// ports with cookies on pay for these lookups.
+#[inline(always)]
+fn for_a_vip(tables: &tables::MapTables, key: &FlowKey) -> bool {
+    let config = tables.lb_config();
+    if config.flags & LB_ENABLED == 0 || !config.may_be_vip(&key.destination) {
+        return false;
+    }
+    let mut vip = VipKey {
+        address: key.destination,
+        port: key.destination_port,
+        protocol: key.protocol,
+        reserved: [0; 5],
+    };
+    if tables.vip(&vip).is_some() {
+        return true;
+    }
+    vip.port = 0;
+    tables.vip(&vip).is_some()
 }
 
 /// The flow key in this CPU's scratch slot, as a later stage finds it.
@@ -306,7 +331,7 @@ fn try_stage(
     let wanted = match stage {
         Stage::Parse => false,
         Stage::Filter => pipeline::filter_enabled(&tables.filter_config()),
-        Stage::SynCookie => syncookie::wants_cookie(key),
+        Stage::SynCookie => syncookie::wants_cookie(key) && !for_a_vip(tables, key),
         Stage::Balance => balance_enabled(tables, key),
         Stage::Forward => interface_config(config, |config| config.forward != 0),
         Stage::Steer => steering(ctx.ctx, outcome, config),

@@ -45,10 +45,13 @@ FLAVOR_METADATA: dict[str, str] = {
 # Flavor keys the issue names that xdpathd's per-owner API cannot carry,
 # with what to do instead.
 FLAVOR_REFUSED: dict[str, str] = {
-    "syn_cookies": "SYN cookies are a setting of the balancer host, not of one load "
-    "balancer: xdpathd's owner API has no per-VIP SYN cookies. Enable them on the "
-    "balancer hosts (`xdpath guard syn-cookies`, or the balancers' xdpathd --config) "
-    "for the listener ports instead.",
+    "syn_cookies": "SYN cookies cannot protect a VIP under direct server return: the "
+    "member must see the client's SYN and answer it itself (the replies never cross a "
+    "balancer), so a connection a balancer had answered with a cookie could not be "
+    "handed to a member; xdpath's SYN cookies protect the balancer host's own services "
+    "and never take a VIP's SYNs. Against SYN floods to a VIP use source_pps_limit (a "
+    "per-source packet limit on the VIP, at XDP) and SYN cookies on the members "
+    "(net.ipv4.tcp_syncookies).",
     "sampling_rate": "Sampling is a setting of the balancer's interface, not of one load "
     "balancer: xdpathd's owner API has no per-VIP sampling. Set it on the balancer "
     "hosts (`xdpath sample IFACE N`, or the balancers' xdpathd --config) instead.",
