@@ -235,4 +235,30 @@ mod tests {
         let mapped = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1];
         assert_eq!(Some(address_of(mapped)), a);
     }
+
+    #[test]
+    fn a_vip_the_kernel_lacks_is_not_shown_as_an_empty_live_table() {
+        use crate::lb::edit::{add_vip, parse_vip, VipOptions};
+        use crate::lb::state::Encap;
+        let mut state = LbState::default();
+        let id = parse_vip("203.0.113.10:80/tcp").expect("vip");
+        let options = VipOptions {
+            encap: Encap::Ipip,
+            gue_port: None,
+            source_hash: false,
+            no_conntrack: false,
+            ring_size: None,
+        };
+        add_vip(&mut state, id, options).expect("add");
+        // No maps in this namespace: the state has the VIP, the kernel not.
+        let table = vip_table(&state, None, "203.0.113.10:80/tcp", true).expect("table");
+        assert_eq!(
+            table,
+            json!({"vip": "203.0.113.10:80/tcp", "in_kernel": false, "digest": null})
+        );
+        assert!(matches!(
+            vip_table(&state, None, "203.0.113.11:80/tcp", false),
+            Err(LbError::NoSuchVip { .. })
+        ));
+    }
 }
