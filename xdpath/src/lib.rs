@@ -14,6 +14,7 @@ pub mod control;
 pub mod dataplane;
 pub mod input;
 pub mod lb;
+pub(crate) mod netif;
 pub mod netns;
 pub mod objects;
 pub mod observe;

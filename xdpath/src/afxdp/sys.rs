@@ -193,34 +193,13 @@ const ETHTOOL_GCHANNELS: u32 = 0x3c;
 /// counts. Asked of the driver (`ETHTOOL_GCHANNELS`, in this thread's
 /// namespace); `None` when the driver does not say.
 pub(crate) fn queue_count(interface: &str) -> Option<u32> {
-    let name = CString::new(interface).ok()?;
-    let bytes = name.as_bytes_with_nul();
-    if bytes.len() > libc::IFNAMSIZ {
-        return None;
-    }
-    // SAFETY: plain socket(2); the result is checked.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: `fd` is a fresh descriptor nothing else owns.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let socket = crate::netif::control_socket().ok()?;
     let mut channels = EthtoolChannels {
         cmd: ETHTOOL_GCHANNELS,
         ..EthtoolChannels::default()
     };
-    // SAFETY: ifreq is plain data; all-zero is a valid value.
-    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (slot, byte) in request.ifr_name.iter_mut().zip(bytes) {
-        *slot = *byte as libc::c_char;
-    }
-    request.ifr_ifru.ifru_data = (&mut channels as *mut EthtoolChannels).cast();
-    // SAFETY: SIOCETHTOOL with a live ifreq whose data points at a live
-    // ethtool_channels, the structure ETHTOOL_GCHANNELS reads and writes.
-    let result = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCETHTOOL, &mut request) };
-    if result != 0 {
-        return None;
-    }
+    // SAFETY: ETHTOOL_GCHANNELS reads and writes an ethtool_channels.
+    unsafe { crate::netif::ethtool(&socket, interface, &mut channels) }.ok()?;
     let rx = channels.rx_count.saturating_add(channels.combined_count);
     let tx = channels.tx_count.saturating_add(channels.combined_count);
     Some(rx.max(tx)).filter(|&count| count > 0)

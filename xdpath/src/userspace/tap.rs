@@ -14,11 +14,12 @@
 //! gets no addresses of its own: IPv6 address generation and reverse-path
 //! filtering are turned off on it.
 
-use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
+
+use crate::netif::{control_socket, ioctl, request};
 
 /// Longest interface name, without the terminating NUL.
 const NAME_MAX: usize = libc::IFNAMSIZ - 1;
@@ -46,40 +47,6 @@ pub fn tap_name(interface: &str) -> String {
 pub struct Tap {
     file: File,
     name: String,
-}
-
-/// An `ifreq` for `name` with its union zeroed.
-fn request(name: &str) -> io::Result<libc::ifreq> {
-    let bytes = CString::new(name).map_err(|_| io::Error::other("NUL in interface name"))?;
-    let bytes = bytes.as_bytes_with_nul();
-    if bytes.len() > libc::IFNAMSIZ {
-        return Err(io::Error::other(format!("interface name {name} too long")));
-    }
-    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
-    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (slot, byte) in request.ifr_name.iter_mut().zip(bytes) {
-        *slot = *byte as libc::c_char;
-    }
-    Ok(request)
-}
-
-/// A datagram socket for interface ioctls.
-fn control_socket() -> io::Result<OwnedFd> {
-    // SAFETY: socket has no memory preconditions; the fd is owned below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nobody else owns.
-    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
-}
-
-fn ioctl(fd: &impl AsRawFd, operation: libc::c_ulong, request: &mut libc::ifreq) -> io::Result<()> {
-    // SAFETY: `request` is a valid ifreq for these interface ioctls.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), operation as _, request as *mut libc::ifreq) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// The MAC address and MTU of `interface`.

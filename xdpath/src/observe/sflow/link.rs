@@ -4,8 +4,9 @@
 //! shows the namespace sysfs was mounted in (the host's, after
 //! `nsenter --net`).
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
+
+use crate::netif;
 
 /// `ETHTOOL_GSET`: the legacy link settings, which every driver that
 /// reports a speed answers.
@@ -49,36 +50,12 @@ pub struct LinkState {
     pub speed_bps: u64,
 }
 
-fn control_socket() -> Option<OwnedFd> {
-    // SAFETY: plain socket(2); the result is checked.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    // SAFETY: a fresh descriptor nothing else owns.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn request(name: &str) -> Option<libc::ifreq> {
-    let name = CString::new(name).ok()?;
-    let bytes = name.as_bytes_with_nul();
-    if bytes.len() > libc::IFNAMSIZ {
-        return None;
-    }
-    // SAFETY: ifreq is plain data; all-zero is a valid value.
-    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (slot, byte) in request.ifr_name.iter_mut().zip(bytes) {
-        *slot = *byte as libc::c_char;
-    }
-    Some(request)
-}
-
 /// The state of `name` in this thread's network namespace; `None` when
 /// the namespace has no such interface.
 pub fn link_state(name: &str) -> Option<LinkState> {
-    let socket = control_socket()?;
-    let mut flags = request(name)?;
-    // SAFETY: SIOCGIFFLAGS with a live ifreq naming the interface.
-    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut flags) } != 0 {
-        return None;
-    }
+    let socket = netif::control_socket().ok()?;
+    let mut flags = netif::request(name).ok()?;
+    netif::ioctl(&socket, libc::SIOCGIFFLAGS as libc::c_ulong, &mut flags).ok()?;
     // SAFETY: SIOCGIFFLAGS filled the flags member.
     let bits = i32::from(unsafe { flags.ifr_ifru.ifru_flags });
     Some(LinkState {
@@ -93,13 +70,8 @@ fn speed_bps(socket: &OwnedFd, name: &str) -> Option<u64> {
         cmd: ETHTOOL_GSET,
         ..EthtoolCmd::default()
     };
-    let mut request = request(name)?;
-    request.ifr_ifru.ifru_data = (&mut settings as *mut EthtoolCmd).cast();
-    // SAFETY: SIOCETHTOOL with a live ifreq whose data points at a live
-    // ethtool_cmd, the structure ETHTOOL_GSET writes.
-    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCETHTOOL, &mut request) } != 0 {
-        return None;
-    }
+    // SAFETY: ETHTOOL_GSET writes an ethtool_cmd.
+    unsafe { netif::ethtool(socket, name, &mut settings) }.ok()?;
     let mbps = u32::from(settings.speed) | u32::from(settings.speed_hi) << 16;
     (mbps != 0 && mbps != SPEED_UNKNOWN && mbps != u32::from(u16::MAX))
         .then(|| u64::from(mbps) * 1_000_000)
