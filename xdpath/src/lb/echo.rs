@@ -8,9 +8,8 @@
 //! ICMP sockets need `net.ipv4.ping_group_range`, which is off by default.
 
 use std::io;
-use std::mem::size_of;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
@@ -31,7 +30,11 @@ static SEQUENCE: AtomicU16 = AtomicU16::new(0);
 /// Sends one echo request to `address` and waits up to `timeout` for its
 /// reply; `Err` says why it failed.
 pub fn ping(address: IpAddr, timeout: Duration) -> Result<(), String> {
-    let socket = raw_icmp_socket(address).map_err(|error| format!("an ICMP socket: {error}"))?;
+    // A raw socket is a datagram socket to std: its send_to, recv_from and
+    // timeouts serve as they are (the port in the addresses is 0).
+    let socket = UdpSocket::from(
+        raw_icmp_socket(address).map_err(|error| format!("an ICMP socket: {error}"))?,
+    );
     // Truncated to 16 bits on purpose: the id only has to differ from
     // other pingers' on this host, and the sequence number tells probes of
     // this process apart.
@@ -39,7 +42,9 @@ pub fn ping(address: IpAddr, timeout: Duration) -> Result<(), String> {
     let id = std::process::id() as u16;
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let request = echo_request(address.is_ipv4(), id, sequence);
-    send_to(&socket, &request, address).map_err(|error| format!("sending the echo: {error}"))?;
+    socket
+        .send_to(&request, SocketAddr::new(address, 0))
+        .map_err(|error| format!("sending the echo: {error}"))?;
     let deadline = Instant::now() + timeout;
     let mut buffer = [0u8; 1500];
     loop {
@@ -47,9 +52,11 @@ pub fn ping(address: IpAddr, timeout: Duration) -> Result<(), String> {
         if left.is_zero() {
             return Err(format!("no echo reply within {} ms", timeout.as_millis()));
         }
-        set_receive_timeout(&socket, left).map_err(|error| error.to_string())?;
-        match receive_from(&socket, &mut buffer) {
-            Ok((length, from)) if from == address => {
+        socket
+            .set_read_timeout(Some(left))
+            .map_err(|error| error.to_string())?;
+        match socket.recv_from(&mut buffer) {
+            Ok((length, from)) if from.ip() == address => {
                 let reply = buffer.get(..length).unwrap_or_default();
                 if is_reply(reply, address.is_ipv4(), id, sequence) {
                     return Ok(());
@@ -59,9 +66,10 @@ pub fn ping(address: IpAddr, timeout: Duration) -> Result<(), String> {
             Err(error)
                 if matches!(
                     error.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) => {}
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(format!("waiting for the echo reply: {error}")),
         }
     }
@@ -153,135 +161,6 @@ fn raw_icmp_socket(address: IpAddr) -> io::Result<OwnedFd> {
     }
     // SAFETY: `fd` was just returned by socket(2) and is owned here only.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn set_receive_timeout(socket: &OwnedFd, timeout: Duration) -> io::Result<()> {
-    let value = libc::timeval {
-        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_usec: libc::suseconds_t::from(timeout.subsec_micros().max(1)),
-    };
-    // SAFETY: the option value is a timeval of the size given.
-    let result = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            std::ptr::from_ref(&value).cast(),
-            socket_length::<libc::timeval>(),
-        )
-    };
-    if result < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn send_to(socket: &OwnedFd, bytes: &[u8], address: IpAddr) -> io::Result<()> {
-    let (storage, length) = socket_address(address);
-    // SAFETY: `bytes` and `storage` are valid for the lengths given.
-    let sent = unsafe {
-        libc::sendto(
-            socket.as_raw_fd(),
-            bytes.as_ptr().cast(),
-            bytes.len(),
-            0,
-            std::ptr::from_ref(&storage).cast(),
-            length,
-        )
-    };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn receive_from(socket: &OwnedFd, buffer: &mut [u8]) -> io::Result<(usize, IpAddr)> {
-    // SAFETY: all-zero bytes are a valid sockaddr_storage.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut length = socket_length::<libc::sockaddr_storage>();
-    // SAFETY: `buffer` and `storage` are valid for the lengths given, and
-    // `length` tells the kernel the room in `storage`.
-    let received = unsafe {
-        libc::recvfrom(
-            socket.as_raw_fd(),
-            buffer.as_mut_ptr().cast(),
-            buffer.len(),
-            0,
-            std::ptr::from_mut(&mut storage).cast(),
-            &mut length,
-        )
-    };
-    let received = usize::try_from(received).map_err(|_| io::Error::last_os_error())?;
-    let from = match i32::from(storage.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the kernel wrote a sockaddr_in (its family says so).
-            let address: libc::sockaddr_in = unsafe {
-                std::ptr::from_ref(&storage)
-                    .cast::<libc::sockaddr_in>()
-                    .read()
-            };
-            IpAddr::from(u32::from_be(address.sin_addr.s_addr).to_be_bytes())
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the kernel wrote a sockaddr_in6 (its family says so).
-            let address: libc::sockaddr_in6 = unsafe {
-                std::ptr::from_ref(&storage)
-                    .cast::<libc::sockaddr_in6>()
-                    .read()
-            };
-            IpAddr::from(address.sin6_addr.s6_addr)
-        }
-        _ => IpAddr::from([0u8; 4]),
-    };
-    Ok((received, from))
-}
-
-fn socket_address(address: IpAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: all-zero bytes are a valid sockaddr_storage.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let length = match address {
-        IpAddr::V4(v4) => {
-            let inet = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: 0,
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(v4.octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for
-            // every sockaddr.
-            unsafe {
-                std::ptr::from_mut(&mut storage)
-                    .cast::<libc::sockaddr_in>()
-                    .write(inet);
-            }
-            socket_length::<libc::sockaddr_in>()
-        }
-        IpAddr::V6(v6) => {
-            let inet6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: 0,
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: v6.octets(),
-                },
-                sin6_scope_id: 0,
-            };
-            // SAFETY: as above.
-            unsafe {
-                std::ptr::from_mut(&mut storage)
-                    .cast::<libc::sockaddr_in6>()
-                    .write(inet6);
-            }
-            socket_length::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, length)
-}
-
-fn socket_length<T>() -> libc::socklen_t {
-    libc::socklen_t::try_from(size_of::<T>()).unwrap_or(libc::socklen_t::MAX)
 }
 
 #[cfg(test)]
