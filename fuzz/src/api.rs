@@ -190,6 +190,7 @@ fn balancer_with(vip: VipId) -> LbState {
         source_hash: false,
         no_conntrack: false,
         ring_size: Some(7),
+        sample_rate: 0,
     };
     edit::add_vip(&mut state, vip, options).expect("a VIP in an empty balancer");
     state

@@ -36,6 +36,8 @@ mod icmp_rows;
 mod outputs;
 #[path = "lb_fixtures/rows.rs"]
 mod rows;
+#[path = "lb_fixtures/sample_rows.rs"]
+mod sample_rows;
 #[path = "lb_fixtures/state.rs"]
 mod state;
 
@@ -54,7 +56,7 @@ use xdpath_core::lb::{
     flow_hash, mac_value, outer_source, vip_drop_index, AllowKey, Backend, Connection,
     ConnectionKey, LbConfig, Vip, VipKey, ENCAP_GUE, ENCAP_IPIP, LB_ENABLED, LB_FIXED_NEXT_HOP,
     MAX_CONNECTIONS, VIP_ALLOW_LIST, VIP_DROP_REASONS, VIP_DROP_SLOTS, VIP_NO_CONNTRACK,
-    VIP_SOURCE_HASH,
+    VIP_SAMPLED, VIP_SOURCE_HASH,
 };
 use xdpath_core::parse::ipv4_mapped;
 use xdpath_core::stats::counter_index;

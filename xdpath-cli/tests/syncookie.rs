@@ -135,6 +135,7 @@ fn a_syn_to_a_vip_is_the_balancers_not_a_cookie() {
         rings: vec![(0, vec![xdpath_core::lb::NO_BACKEND; 7])],
         backends: Vec::new(),
         allow: Vec::new(),
+        sample_rates: Vec::new(),
     };
     let maps = KernelMaps::of_program(&program).expect("maps");
     balancer.install_kernel(&maps).expect("install the VIP");

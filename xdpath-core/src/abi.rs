@@ -93,6 +93,8 @@ pub mod map {
     pub const VIP_DROPS: &str = "VIP_DROPS";
     #[doc = "`VIP_ALLOW`"]
     pub const VIP_ALLOW: &str = "VIP_ALLOW";
+    #[doc = "`VIP_SAMPLE_RATES`"]
+    pub const VIP_SAMPLE_RATES: &str = "VIP_SAMPLE_RATES";
     #[doc = "`CONN_STATS`"]
     pub const CONN_STATS: &str = "CONN_STATS";
     #[doc = "`LOCAL_ADDRESSES`"]
@@ -137,7 +139,7 @@ pub mod map {
 
 /// Every map of the main object (`xdpath.bpf.o`): the shared ones and the
 /// interface's own.
-pub const MAIN_OBJECT_MAPS: [&str; 55] = concat(SHARED_MAPS, INTERFACE_MAPS);
+pub const MAIN_OBJECT_MAPS: [&str; 56] = concat(SHARED_MAPS, INTERFACE_MAPS);
 
 /// The main object's maps each interface has for itself: its config,
 /// counters and attach record, its tail-call table, the per-CPU scratch
@@ -179,7 +181,7 @@ const fn concat<const A: usize, const B: usize, const N: usize>(
 /// The maps every interface of a namespace shares (the filter's, the
 /// balancer's, the sample and capture rings, forwarding and steering),
 /// pinned once in the namespace's `:shared` directory.
-pub const SHARED_MAPS: [&str; 44] = [
+pub const SHARED_MAPS: [&str; 45] = [
     map::FILTER_CONFIG,
     map::RULES_0,
     map::RULES_1,
@@ -211,6 +213,7 @@ pub const SHARED_MAPS: [&str; 44] = [
     map::BACKEND_STATS,
     map::VIP_DROPS,
     map::VIP_ALLOW,
+    map::VIP_SAMPLE_RATES,
     map::CONN_STATS,
     map::LOCAL_ADDRESSES,
     map::SAMPLES,

@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use std::vec::Vec;
 
 use crate::observe::{
-    sample_len, sample_step, CaptureConfig, RecordMeta, SampleRng, RECORD_CAPTURED, RECORD_SAMPLED,
-    SAMPLE_BYTES,
+    sample_hit, sample_len, sample_step, CaptureConfig, RecordMeta, SampleRng, RECORD_CAPTURED,
+    RECORD_SAMPLED, SAMPLE_BYTES,
 };
 use crate::packet::Packet;
 use crate::stats::{Action, Reason};
@@ -86,6 +86,42 @@ impl NativeObserver {
             flags |= RECORD_CAPTURED;
             copy = copy.max(self.capture.copy_len(frame_len));
         }
+        self.take(packet, flags, copy, rate, ifindex, now_ns);
+    }
+
+    /// Samples the frame again at `rate` (a VIP's own, see
+    /// `LbTables::sample_vip`), as the kernel's balancing stage does: the
+    /// interface's choice to sample it is replaced, a capture stays.
+    pub fn sample_again<P: Packet>(&mut self, packet: &P, rate: u32, ifindex: u32, now_ns: u64) {
+        let frame_len = packet.len() as u32;
+        let captured = self
+            .pending
+            .as_ref()
+            .is_some_and(|(meta, _)| meta.flags & RECORD_CAPTURED != 0);
+        let (mut flags, mut copy) = (0, 0);
+        if sample_hit(rate, self.rng.next_u32()) {
+            flags = RECORD_SAMPLED;
+            copy = sample_len(frame_len);
+        }
+        if captured {
+            flags |= RECORD_CAPTURED;
+            copy = copy.max(self.capture.copy_len(frame_len));
+        }
+        self.take(packet, flags, copy, rate, ifindex, now_ns);
+    }
+
+    /// Holds the frame's first `copy` bytes for its records (`flags`), or
+    /// nothing when it was not chosen.
+    fn take<P: Packet>(
+        &mut self,
+        packet: &P,
+        flags: u8,
+        copy: u32,
+        rate: u32,
+        ifindex: u32,
+        now_ns: u64,
+    ) {
+        let frame_len = packet.len() as u32;
         self.pending = None;
         if flags == 0 {
             return;

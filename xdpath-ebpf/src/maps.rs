@@ -226,6 +226,11 @@ pub static VIP_DROPS: PerCpuArray<u64> =
 #[map]
 pub static VIP_ALLOW: LpmTrie<[u8; 20], u8> = LpmTrie::with_max_entries(MAX_ALLOW_PREFIXES, 0);
 
+/// The sample rate of each VIP slot with `VIP_SAMPLED` (1 in N of its
+/// frames; 0: none), looked up for such a VIP only.
+#[map]
+pub static VIP_SAMPLE_RATES: Array<u32> = Array::with_max_entries(MAX_VIPS, 0);
+
 /// Connection-table hits (slot 0) and misses (slot 1), per CPU.
 #[map]
 pub static CONN_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);

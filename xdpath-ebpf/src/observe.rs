@@ -3,17 +3,19 @@
 //! the single exit, once the verdict is known (see `xdpath_core::observe`).
 
 use aya_ebpf::{
+    bindings::xdp_md,
     helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_xdp_load_bytes},
     programs::XdpContext,
 };
 use xdpath_core::observe::{
-    sample_len, sample_step, CAPTURE_BYTES, LOSS_CAPTURE, LOSS_SAMPLES, RECORD_CAPTURED,
-    RECORD_SAMPLED, SAMPLE_BYTES,
+    sample_hit, sample_len, sample_step, CAPTURE_BYTES, LOSS_CAPTURE, LOSS_SAMPLES,
+    RECORD_CAPTURED, RECORD_SAMPLED, SAMPLE_BYTES,
 };
 use xdpath_core::{Action, InterfaceConfig, Reason};
 
 use crate::maps::{
     PacketRecord, CAPTURE, CAPTURE_RING, OBSERVE_LOSS, RECORD, SAMPLES, SAMPLE_SKIP,
+    VIP_SAMPLE_RATES,
 };
 
 /// A sample as the sample ring stores it: the metadata and
@@ -65,6 +67,14 @@ pub fn begin(ctx: &XdpContext, config: &InterfaceConfig, frame_len: u32) -> bool
     if flags == 0 {
         return false;
     }
+    // SAFETY: ctx is the kernel's xdp_md for this run.
+    fill(unsafe { &*ctx.ctx }, flags, copy, rate, frame_len)
+}
+
+/// Copies the frame's first `copy` bytes into this CPU's record and fills
+/// its metadata for `flags`; false when it could not.
+#[inline(always)]
+fn fill(ctx: &xdp_md, flags: u8, copy: u32, rate: u32, frame_len: u32) -> bool {
     let Some(record) = RECORD.get_ptr_mut(0) else {
         return false;
     };
@@ -75,9 +85,10 @@ pub fn begin(ctx: &XdpContext, config: &InterfaceConfig, frame_len: u32) -> bool
     if copy == 0 || copy > CAPTURE_BYTES {
         return false;
     }
+    let ctx_ptr = (ctx as *const xdp_md).cast_mut();
     // SAFETY: the destination holds CAPTURE_BYTES bytes and copy is at most
     // that; the helper checks the frame's own bounds (kernel 5.18).
-    let loaded = unsafe { bpf_xdp_load_bytes(ctx.ctx, 0, record.data.as_mut_ptr().cast(), copy) };
+    let loaded = unsafe { bpf_xdp_load_bytes(ctx_ptr, 0, record.data.as_mut_ptr().cast(), copy) };
     if loaded != 0 {
         return false;
     }
@@ -86,12 +97,50 @@ pub fn begin(ctx: &XdpContext, config: &InterfaceConfig, frame_len: u32) -> bool
     record.meta.frame_len = frame_len;
     record.meta.sample_rate = if flags & RECORD_SAMPLED != 0 { rate } else { 0 };
     record.meta.matched = 0;
-    // SAFETY: ctx is the kernel's xdp_md for this run.
-    record.meta.ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    record.meta.ifindex = ctx.ingress_ifindex;
     // The precise clock, unlike the filter's coarse one: only chosen
     // frames pay for it. SAFETY: a helper with no arguments.
     record.meta.timestamp_ns = unsafe { bpf_ktime_get_ns() };
     true
+}
+
+/// Samples a frame to VIP slot `vip` at the VIP's own rate
+/// (`VIP_SAMPLE_RATES`), replacing the entry's choice by the interface's
+/// rate; a capture stays. Called by the balancing stage before it changes
+/// the frame. Not inlined: the balancing stage's stack is nearly full, and
+/// this frame is smaller than `pick_backend`'s, which follows it.
+#[inline(never)]
+pub fn sample_for_vip(ctx: *mut xdp_md, vip: u32, frame_len: u32) {
+    let Some(rate) = VIP_SAMPLE_RATES.get(vip) else {
+        return;
+    };
+    let rate = *rate;
+    let Some(record) = RECORD.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's slot, filled (or not) by the entry in this run.
+    let record = unsafe { &mut *record };
+    let captured = record.meta.flags & RECORD_CAPTURED;
+    // SAFETY: a helper with no arguments (kernel 4.1).
+    if !sample_hit(rate, unsafe { bpf_get_prandom_u32() }) {
+        record.meta.flags = captured;
+        record.meta.sample_rate = 0;
+        return;
+    }
+    let mut copy = sample_len(frame_len);
+    if captured != 0 && u32::from(record.meta.captured_len) > copy {
+        copy = u32::from(record.meta.captured_len);
+    }
+    // SAFETY: ctx is the kernel's xdp_md for this run.
+    if !fill(
+        unsafe { &*ctx },
+        RECORD_SAMPLED | captured,
+        copy,
+        rate,
+        frame_len,
+    ) {
+        record.meta.flags = 0;
+    }
 }
 
 /// Completes and sends this CPU's record, if the frame was chosen: to the

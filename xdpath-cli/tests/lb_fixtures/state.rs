@@ -198,6 +198,7 @@ pub(crate) fn state(ring: u32, table: Vec<u32>) -> CompiledLb {
         rings: vec![(ring, table), (2, vec![u32::MAX; RING as usize])],
         backends: backend_entries(),
         allow: allow_keys(),
+        sample_rates: Vec::new(),
     }
 }
 

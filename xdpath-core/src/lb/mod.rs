@@ -79,6 +79,11 @@ pub const VIP_NO_CONNTRACK: u8 = 1 << 1;
 /// (`lb-not-allowed`). A VIP without the flag takes every source and costs
 /// no lookup.
 pub const VIP_ALLOW_LIST: u8 = 1 << 2;
+/// `Vip::flags`: the VIP's frames are sampled at its own rate (slot
+/// `Vip::index` of `VIP_SAMPLE_RATES`) instead of their interface's, so
+/// one load balancer can be watched closer than the rest of the host's
+/// traffic. A VIP without the flag costs no lookup.
+pub const VIP_SAMPLED: u8 = 1 << 3;
 
 /// Prefixes in the allow lists of all VIPs together (`VIP_ALLOW`).
 pub const MAX_ALLOW_PREFIXES: u32 = 8192;
@@ -389,6 +394,11 @@ pub trait LbTables {
     /// Whether `source` (of `family`, 4 or 6) is in the allow list of VIP
     /// slot `vip` (asked only of a VIP with `VIP_ALLOW_LIST`).
     fn source_allowed(&self, vip: u32, family: u8, source: &[u8; 16]) -> bool;
+    /// Samples a frame to VIP slot `vip` (asked only of a VIP with
+    /// `VIP_SAMPLED`) at the VIP's own rate, in place of its interface's
+    /// choice (a capture stays as it was): each frame is sampled at one
+    /// rate, which its record carries. Asked before the frame is changed.
+    fn sample_vip<P: crate::packet::Packet>(&mut self, packet: &P, vip: u32);
     /// Counts a frame to VIP slot `vip`, once, as the stage leaves it:
     /// forwarded (`reason` `LbForwarded`) to backend `backend`, with its
     /// bytes and whether it placed a new flow; else not forwarded, counted

@@ -49,6 +49,8 @@ pub struct NativeLb {
     pub neighbours: HashMap<[u8; 16], NextHop>,
     /// This host's addresses, for decapsulation.
     pub local_addresses: HashSet<[u8; 16]>,
+    /// The sample rates of VIPs with `VIP_SAMPLED`, by VIP slot.
+    pub sample_rates: HashMap<u32, u32>,
 }
 
 impl NativeLb {
@@ -123,6 +125,12 @@ impl LbTables for NativeTables {
                 .iter()
                 .any(|(prefix, length)| prefix_contains(prefix, *length, source))
         })
+    }
+
+    fn sample_vip<P: crate::packet::Packet>(&mut self, packet: &P, vip: u32) {
+        let rate = self.lb.sample_rates.get(&vip).copied().unwrap_or(0);
+        self.observer
+            .sample_again(packet, rate, self.ifindex, self.now_ns);
     }
 
     fn count_vip(&mut self, vip: u32, backend: u32, reason: Reason, bytes: u64, new_flow: bool) {

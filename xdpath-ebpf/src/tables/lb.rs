@@ -109,6 +109,11 @@ impl LbTables for MapTables {
     }
 
     #[inline(always)]
+    fn sample_vip<P: xdpath_core::packet::Packet>(&mut self, packet: &P, vip: u32) {
+        crate::observe::sample_for_vip(self.ctx, vip, packet.len() as u32);
+    }
+
+    #[inline(always)]
     fn count_vip(&mut self, vip: u32, backend: u32, reason: Reason, bytes: u64, new_flow: bool) {
         self.matched =
             xdpath_core::observe::MATCHED_VIP | (vip & xdpath_core::observe::MATCHED_ID_MASK);

@@ -404,6 +404,7 @@ fn add_or_update_vip(state: &mut LbState, wanted: &VipSpec) -> Result<(), LbErro
                 source_hash: wanted.source_hash,
                 no_conntrack: wanted.no_conntrack,
                 ring_size: Some(wanted.ring_size),
+                sample_rate: wanted.sample_rate,
             };
             edit::add_vip(state, wanted.id, options)?;
             edit::set_allow(state, &wanted.id, wanted.allow.clone())?;

@@ -165,7 +165,16 @@ fn vip_options(item: &VipEntry, path: &str, report: &mut Report<'_>) -> VipOptio
         source_hash: false,
         no_conntrack: false,
         ring_size: request.ring_size,
+        sample_rate: 0,
     };
+    match edit::check_sample_rate(request.sample_rate.unwrap_or(0)) {
+        Ok(rate) => options.sample_rate = rate,
+        Err(error) => report.error(
+            item.span("sample_rate"),
+            format!("{path}.sample_rate"),
+            error.to_string(),
+        ),
+    }
     let flags = (!request.flags.is_empty()).then(|| request.flags.join(","));
     let flags = entry_items(report, item, path, "flags", flags.as_deref(), |flag| {
         let mut parsed = options;

@@ -18,7 +18,7 @@ use super::LbError;
 use xdpath_core::lb::{
     mac_value, AllowKey, Backend, LbConfig, Vip, VipKey, ENCAP_GUE, ENCAP_IPIP, LB_ENABLED,
     LB_FIXED_NEXT_HOP, MAX_ALLOW_PREFIXES, MAX_RING_SIZE, VIP_ALLOW_LIST, VIP_NO_CONNTRACK,
-    VIP_SOURCE_HASH,
+    VIP_SAMPLED, VIP_SOURCE_HASH,
 };
 use xdpath_core::parse::ipv4_mapped;
 
@@ -189,6 +189,7 @@ pub fn plan(installed: &LbState, desired: &mut LbState, fresh: bool) -> Result<P
             }
         }
         plan.compiled.allow.extend(allow_keys(vip));
+        plan.compiled.sample_rates.push((vip.slot, vip.sample_rate));
         plan.compiled.vips.push((vip_key(vip), vip_entry(vip)));
         for backend in &vip.backends {
             let known = !fresh
@@ -242,6 +243,7 @@ fn vip_entry(vip: &VipSpec) -> Vip {
         (vip.source_hash, VIP_SOURCE_HASH),
         (vip.no_conntrack, VIP_NO_CONNTRACK),
         (!vip.allow.is_empty(), VIP_ALLOW_LIST),
+        (vip.sample_rate != 0, VIP_SAMPLED),
     ] {
         if on {
             value.flags |= flag;
@@ -268,6 +270,7 @@ mod tests {
             source_hash: false,
             no_conntrack: false,
             ring_size: Some(65_537),
+            sample_rate: 0,
         }
     }
 

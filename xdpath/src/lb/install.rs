@@ -23,6 +23,8 @@ pub struct CompiledLb {
     pub backends: Vec<(u32, Backend)>,
     /// The allow lists' trie entries (of VIPs with `VIP_ALLOW_LIST`).
     pub allow: Vec<AllowKey>,
+    /// Each VIP's sample rate by slot (0: its interface's).
+    pub sample_rates: Vec<(u32, u32)>,
 }
 
 /// The bytes of a `#[repr(C)]` map value without padding.
@@ -45,6 +47,13 @@ impl CompiledLb {
         }
         for (index, backend) in &self.backends {
             maps.update(abi::map::BACKENDS, &index.to_ne_bytes(), bytes_of(backend))?;
+        }
+        for (slot, rate) in &self.sample_rates {
+            maps.update(
+                abi::map::VIP_SAMPLE_RATES,
+                &slot.to_ne_bytes(),
+                &rate.to_ne_bytes(),
+            )?;
         }
         for (key, vip) in &self.vips {
             maps.update(abi::map::VIPS, bytes_of(key), bytes_of(vip))?;
@@ -98,6 +107,7 @@ impl CompiledLb {
         for key in &self.allow {
             tables.lb.allow(key);
         }
+        tables.lb.sample_rates = self.sample_rates.iter().copied().collect();
         for (key, vip) in &self.vips {
             tables.lb.vips.insert(*key, *vip);
         }

@@ -189,6 +189,7 @@ pub fn parse_new_vip(request: &NewVip) -> Result<ParsedVip, LbError> {
         source_hash: false,
         no_conntrack: false,
         ring_size: request.ring_size,
+        sample_rate: edit::check_sample_rate(request.sample_rate.unwrap_or(0))?,
     };
     edit::parse_flags(&request.flags.join(","), &mut options)?;
     edit::gue_port_for(&options)?;

@@ -77,6 +77,12 @@ pub fn compare(maps: &KernelMaps, desired: &LbState) -> Result<Vec<String>, LbEr
             allowed.difference(&wanted).count()
         ));
     }
+    let rates_off = rates_off(maps, &compiled)?;
+    if rates_off > 0 {
+        differences.push(format!(
+            "sample rates: {rates_off} of the state's sampled VIPs have another rate in the kernel"
+        ));
+    }
     let rings_off = rings_off(maps, &compiled)?;
     if rings_off > 0 {
         differences.push(format!(
@@ -85,6 +91,20 @@ pub fn compare(maps: &KernelMaps, desired: &LbState) -> Result<Vec<String>, LbEr
         ));
     }
     Ok(differences)
+}
+
+/// How many VIPs sampled at their own rate have another in the kernel
+/// (the rate of a VIP without `VIP_SAMPLED` is never read).
+fn rates_off(maps: &KernelMaps, compiled: &CompiledLb) -> Result<usize, LbError> {
+    let mut off = 0;
+    for (slot, rate) in compiled.sample_rates.iter().filter(|(_, rate)| *rate != 0) {
+        let mut value = [0u8; 4];
+        let found = maps.lookup(abi::map::VIP_SAMPLE_RATES, &slot.to_ne_bytes(), &mut value)?;
+        if !found || u32::from_ne_bytes(value) != *rate {
+            off += 1;
+        }
+    }
+    Ok(off)
 }
 
 /// How many of the compiled live rings the kernel holds otherwise.

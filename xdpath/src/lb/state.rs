@@ -242,6 +242,10 @@ pub struct VipSpec {
     pub no_conntrack: bool,
     /// The Maglev table's size, a prime.
     pub ring_size: u32,
+    /// Sample 1 in N of its frames in place of its interface's rate; 0:
+    /// the interface's rate.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sample_rate: u32,
     /// Its slot (statistics index; rings `2 * slot` and `2 * slot + 1`).
     pub slot: u32,
     /// Which of its two rings is live (0 or 1).
@@ -324,4 +328,9 @@ impl LbState {
     pub fn vip_mut(&mut self, id: &VipId) -> Option<&mut VipSpec> {
         self.vips.iter_mut().find(|vip| vip.id == *id)
     }
+}
+
+/// For `skip_serializing_if`: a zero left out of the state file.
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }

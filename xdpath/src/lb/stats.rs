@@ -248,6 +248,7 @@ mod tests {
             source_hash: false,
             no_conntrack: false,
             ring_size: None,
+            sample_rate: 0,
         };
         add_vip(&mut state, id, options).expect("add");
         // No maps in this namespace: the state has the VIP, the kernel not.

@@ -79,6 +79,7 @@ pub fn vip_rows(session: &LbSession) -> Result<Vec<Value>, LbError> {
             "gue_port": (vip.encap == Encap::Gue).then_some(vip.gue_port),
             "flags": flags_text(vip),
             "ring_size": vip.ring_size,
+            "sample_rate": (vip.sample_rate != 0).then_some(vip.sample_rate),
             "health": vip.health.as_ref().map(health_text),
             "backends": vip.backends.len(),
             "allow": vip.allow,

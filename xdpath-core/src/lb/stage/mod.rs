@@ -67,6 +67,9 @@ pub fn lb_stage<P: PacketMut, T: LbTables>(
             tables.vip(&vip_key)?
         }
     };
+    if vip.flags & VIP_SAMPLED != 0 {
+        tables.sample_vip(&*packet, vip.index);
+    }
     let (verdict, backend, new_flow) = to_vip(packet, key, &config, &vip, &flow, tables);
     tables.count_vip(
         vip.index,

@@ -143,6 +143,7 @@ pub fn bench_state(allow: u32) -> Result<CompiledLb, LbBenchError> {
         rings: vec![(0, ring4), (1, ring6)],
         backends,
         allow: allow_keys(allow),
+        sample_rates: Vec::new(),
     })
 }
 

@@ -106,6 +106,7 @@ pub fn balancer() -> Result<CompiledLb, String> {
             source_hash: false,
             no_conntrack: false,
             ring_size,
+            sample_rate: 0,
         };
         edit::parse_flags(flags, &mut options).map_err(error)?;
         edit::add_vip(&mut state, id, options).map_err(error)?;

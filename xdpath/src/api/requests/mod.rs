@@ -184,6 +184,11 @@ pub struct NewVip {
     #[cfg_attr(feature = "clap", arg(value_delimiter = ','))]
     #[serde(default, deserialize_with = "text::many")]
     pub allow: Vec<String>,
+    /// Sample 1 in N of the VIP's frames (sFlow, IPFIX, top talkers), in
+    /// place of its interface's rate; 0 or absent: the interface's rate.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N"))]
+    #[serde(default)]
+    pub sample_rate: Option<u32>,
     /// Who made the VIP (letters, digits, `_.:-`, at most 64).
     #[cfg_attr(feature = "clap", arg(long))]
     #[serde(default)]

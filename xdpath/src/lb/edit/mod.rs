@@ -139,6 +139,19 @@ pub struct VipOptions {
     pub no_conntrack: bool,
     /// The Maglev table size; default 65537.
     pub ring_size: Option<u32>,
+    /// Sample 1 in N of its frames; 0: at its interface's rate.
+    pub sample_rate: u32,
+}
+
+/// Checks a VIP's sample rate (0 to `observe::MAX_SAMPLE_RATE`).
+pub fn check_sample_rate(rate: u32) -> Result<u32, LbError> {
+    if rate > crate::observe::MAX_SAMPLE_RATE {
+        return Err(LbError::Usage(format!(
+            "sample rate {rate} is above the largest, {} (0: the interface's rate)",
+            crate::observe::MAX_SAMPLE_RATE
+        )));
+    }
+    Ok(rate)
 }
 
 /// Parses the `--flags` list: `source-hash`, `no-conntrack`.
@@ -185,6 +198,7 @@ pub fn add_vip(state: &mut LbState, id: VipId, options: VipOptions) -> Result<()
         return Err(LbError::VipExists { vip: id });
     }
     let gue_port = gue_port_for(&options)?;
+    let sample_rate = check_sample_rate(options.sample_rate)?;
     let slot = (0..MAX_VIPS)
         .find(|slot| state.vips.iter().all(|vip| vip.slot != *slot))
         .ok_or(LbError::TooManyVips)?;
@@ -195,6 +209,7 @@ pub fn add_vip(state: &mut LbState, id: VipId, options: VipOptions) -> Result<()
         source_hash: options.source_hash,
         no_conntrack: options.no_conntrack,
         ring_size: options.ring_size.unwrap_or(DEFAULT_TABLE_SIZE),
+        sample_rate,
         slot,
         live_ring: 0,
         backends: Vec::new(),

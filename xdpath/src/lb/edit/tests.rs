@@ -10,6 +10,7 @@ fn options() -> VipOptions {
         source_hash: false,
         no_conntrack: false,
         ring_size: None,
+        sample_rate: 0,
     }
 }
 

@@ -78,7 +78,9 @@ pub fn set_allow(state: &mut LbState, id: &VipId, allow: Vec<Cidr>) -> Result<()
 /// the compiler rebuilds its table when the size changes.
 pub fn set_options(state: &mut LbState, id: &VipId, options: &VipOptions) -> Result<(), LbError> {
     let gue_port = gue_port_for(options)?;
+    let sample_rate = super::check_sample_rate(options.sample_rate)?;
     let spec = state.vip_mut(id).ok_or(LbError::NoSuchVip { vip: *id })?;
+    spec.sample_rate = sample_rate;
     spec.encap = options.encap;
     spec.gue_port = gue_port;
     spec.source_hash = options.source_hash;

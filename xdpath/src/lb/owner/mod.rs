@@ -157,6 +157,7 @@ fn vip_request(vip: &VipSpec) -> NewVip {
         flags,
         ring_size: Some(vip.ring_size),
         allow: vip.allow.iter().map(ToString::to_string).collect(),
+        sample_rate: (vip.sample_rate != 0).then_some(vip.sample_rate),
         owner: vip.owner.clone(),
     }
 }
