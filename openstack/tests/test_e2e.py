@@ -34,6 +34,8 @@ WEIGHTS = {"b1": 1, "b2": 2, "b3": 3}
 # failures take it out.
 MONITOR = {"delay": 1, "timeout": 1, "max_retries": 1, "max_retries_down": 2}
 PPS_LIMIT = 100_000
+# The flavor's sampling_rate: every frame to the load balancer's VIPs.
+SAMPLE_EVERY = 1
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +141,7 @@ def test_a_load_balancer_goes_active_online_on_both_balancers(
     profile = conn.load_balancer.create_flavor_profile(
         name="xdpath-limited",
         provider_name="xdpath",
-        flavor_data=json.dumps({"source_pps_limit": PPS_LIMIT}),
+        flavor_data=json.dumps({"source_pps_limit": PPS_LIMIT, "sampling_rate": SAMPLE_EVERY}),
     )
     Lb.flavor = conn.load_balancer.create_flavor(
         name="xdpath-limited", flavor_profile_id=profile.id, enabled=True
@@ -206,6 +208,7 @@ def test_a_load_balancer_goes_active_online_on_both_balancers(
     assert documents[0] == documents[1]
     vips = [f"{bed.vip}:80/tcp", f"[{VIP6}]:80/tcp"]
     assert sorted(documents[0]["vips"]) == sorted(vips)
+    assert {vip[-1] for vip in documents[0]["vips"].values()} == {SAMPLE_EVERY}
     assert documents[0]["backends"] == sorted(
         (vip, bed.address(b), WEIGHTS[b]) for vip in vips for b in BACKENDS
     )
@@ -289,15 +292,37 @@ def test_a_fully_populated_create_reports_every_object(
     )
 
 
-def test_traffic_through_either_balancer_respects_weights(os_conn: Connection, bed: Bed) -> None:
+def sampled_packets_to(fleet: client.Fleet, balancer: int, address: str) -> int:
+    """The packets to ``address`` a balancer's top talkers estimate from its
+    samples (over their 10 s window)."""
+    answer = fleet.balancers[balancer]._call("GET", "/v1/top?kind=destinations&limit=100")  # noqa: SLF001
+    assert answer["running"], answer
+    return sum(
+        int(row["packets"])
+        for row in answer["destinations"]
+        if address in json.dumps(row["key"])
+    )
+
+
+def test_traffic_through_either_balancer_respects_weights(
+    os_conn: Connection, bed: Bed, fleet: client.Fleet
+) -> None:
     total = 0
     counts: collections.Counter[str] = collections.Counter()
-    for balancer in BALANCERS:
+    for index, balancer in enumerate(BALANCERS):
         bed.route_via(balancer)
         answers = bed.requests(300)
         assert len(answers) == 300 and set(answers) <= set(BACKENDS), answers[:10]
         counts.update(answers)
         total += len(answers)
+        # The flavor's sampling_rate 1: the balancer sampled every frame to
+        # the VIP (at least a SYN, an ACK and a request per answer), though
+        # its interface samples nothing.
+        wait_for(
+            f"{balancer}'s samples of the VIP's traffic",
+            lambda index=index: sampled_packets_to(fleet, index, bed.vip) >= 3 * 300,
+            5,
+        )
     bed.route_via("lb1")
     for backend, weight in WEIGHTS.items():
         share = counts[backend] / total

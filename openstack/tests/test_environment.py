@@ -38,7 +38,13 @@ def test_providers_list_xdpath(conn: Connection) -> None:
 
 def test_flavor_capabilities_come_from_the_driver(conn: Connection) -> None:
     capabilities = {c.name for c in conn.load_balancer.provider_flavor_capabilities("xdpath")}
-    assert capabilities == {"encapsulation", "gue_port", "source_pps_limit", "ring_size"}
+    assert capabilities == {
+        "encapsulation",
+        "gue_port",
+        "source_pps_limit",
+        "ring_size",
+        "sampling_rate",
+    }
 
 
 def test_cli_lists_providers(octavia_env: OctaviaEnv) -> None:

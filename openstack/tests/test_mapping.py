@@ -184,6 +184,7 @@ def test_tcp_monitor_and_flavor() -> None:
             "gue_port": "6080",
             "source_pps_limit": 500,
             "ring_size": 65521,
+            "sampling_rate": "100",
         }
     )
     for pool in tree.pools(lb):
@@ -198,6 +199,7 @@ def test_tcp_monitor_and_flavor() -> None:
     doc = mapping.plan(lb).document
     vip = doc["vips"][0]
     assert (vip["encap"], vip["gue_port"], vip["ring_size"]) == ("gue", 6080, 65521)
+    assert all(vip["sample_rate"] == 100 for vip in doc["vips"])
     assert doc["health"][0] == {
         "vip": "203.0.113.10:80/tcp",
         "kind": "tcp",
@@ -288,7 +290,8 @@ def test_the_in_force_document_compares_equal() -> None:
             "GET",
         ),
         (lambda lb: lb.update(flavor={"syn_cookies": True}), "use source_pps_limit"),
-        (lambda lb: lb.update(flavor={"sampling_rate": 100}), "xdpath sample"),
+        (lambda lb: lb.update(flavor={"sampling_rate": 0}), "N from 1 to 16777216"),
+        (lambda lb: lb.update(flavor={"sampling_rate": 1 << 25}), "N from 1 to 16777216"),
         (lambda lb: lb.update(flavor={"encapsulation": "gre"}), "ipip or gue"),
         (lambda lb: lb.update(flavor={"encapsulation": "gue"}), "needs gue_port"),
         (lambda lb: lb.update(flavor={"ring_size": 65536}), "a prime"),
@@ -324,6 +327,7 @@ def test_the_driver_raises_octavias_error_before_queueing() -> None:
         "gue_port",
         "source_pps_limit",
         "ring_size",
+        "sampling_rate",
     }
     driver.validate_flavor({"encapsulation": "gue", "gue_port": 6080, "source_pps_limit": 10})
 

@@ -165,6 +165,8 @@ def _vip_entry(vip: str, flags: list[str], allow: list[str], flavor: Obj) -> dic
         entry["gue_port"] = int(flavor["gue_port"])
     if flavor.get("ring_size") is not None:
         entry["ring_size"] = int(flavor["ring_size"])
+    if flavor.get("sampling_rate") is not None:
+        entry["sample_rate"] = int(flavor["sampling_rate"])
     return entry
 
 
@@ -268,6 +270,7 @@ def canonical(document: Obj) -> dict[str, Any]:
             tuple(sorted(vip.get("flags") or ())),
             tuple(sorted(canonical_cidr(cidr) for cidr in vip.get("allow") or ())),
             vip.get("ring_size") or MAX_PRIME_RING,
+            vip.get("sample_rate") or 0,
         )
     backends = sorted(
         (str(b["vip"]), ipaddress.ip_address(b["address"]).compressed, int(b.get("weight", 1)))

@@ -38,6 +38,9 @@ FLAVOR_METADATA: dict[str, str] = {
     "source_pps_limit": "Packets per second each client address may send to each VIP "
     "address of the load balancer, per protocol (a token bucket per source over all the "
     "listeners' ports of that address; dropped at XDP above it).",
+    "sampling_rate": "Sample 1 in N of the load balancer's frames (1 to 16777216) on the "
+    "balancers, for sFlow, IPFIX and top talkers, in place of their interfaces' rate (each "
+    "VIP's own sample rate). Where samples go is the balancers' setting (xdpathd --config).",
     "ring_size": "The Maglev table size of every VIP: a prime from 7 to 65537 (default "
     "65537). The same on every balancer, so every balancer picks the same member.",
 }
@@ -52,15 +55,14 @@ FLAVOR_REFUSED: dict[str, str] = {
     "and never take a VIP's SYNs. Against SYN floods to a VIP use source_pps_limit (a "
     "per-source packet limit on the VIP, at XDP) and SYN cookies on the members "
     "(net.ipv4.tcp_syncookies).",
-    "sampling_rate": "Sampling is a setting of the balancer's interface, not of one load "
-    "balancer: xdpathd's owner API has no per-VIP sampling. Set it on the balancer "
-    "hosts (`xdpath sample IFACE N`, or the balancers' xdpathd --config) instead.",
 }
 
 # Availability-zone metadata: none (see get_supported_availability_zone_metadata).
 AZ_METADATA: dict[str, str] = {}
 
 MAX_PRIME_RING = 65537
+# xdpathd's largest sample rate (2^24).
+MAX_SAMPLE_RATE = 1 << 24
 
 
 class Unsupported(ValueError):
@@ -272,6 +274,11 @@ def check_flavor(metadata: Obj) -> None:
     limit = metadata.get("source_pps_limit")
     if limit is not None and not _int_in(limit, 1, 1_000_000_000):
         raise Unsupported(f"flavor source_pps_limit {limit!r}: use packets per second, >= 1")
+    rate = metadata.get("sampling_rate")
+    if rate is not None and not _int_in(rate, 1, MAX_SAMPLE_RATE):
+        raise Unsupported(
+            f"flavor sampling_rate {rate!r}: use 1 in N frames, N from 1 to {MAX_SAMPLE_RATE}"
+        )
     ring = metadata.get("ring_size")
     if ring is not None and not (_int_in(ring, 7, MAX_PRIME_RING) and _prime(int(ring))):
         raise Unsupported(f"flavor ring_size {ring!r}: use a prime from 7 to {MAX_PRIME_RING}")

@@ -43,6 +43,9 @@ pub fn print_vips(rows: &[Value]) {
             text(&row["active_connections"]),
             drops,
         );
+        if let Some(rate) = row["sample_rate"].as_u64() {
+            println!("    sampled 1 in {rate} (its own rate)");
+        }
         if let Some(allow) = row["allow"].as_array().filter(|allow| !allow.is_empty()) {
             let prefixes: Vec<String> = allow.iter().map(text).collect();
             println!("    allow {}", prefixes.join(" "));

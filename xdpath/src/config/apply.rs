@@ -417,6 +417,7 @@ fn add_or_update_vip(state: &mut LbState, wanted: &VipSpec) -> Result<(), LbErro
             have.source_hash = wanted.source_hash;
             have.no_conntrack = wanted.no_conntrack;
             have.ring_size = wanted.ring_size;
+            have.sample_rate = wanted.sample_rate;
             have.allow = wanted.allow.clone();
         }
     }

@@ -162,6 +162,7 @@ fn semantic_checks_of_the_cli_apply() {
         ("[lb]\nnext_hop = \"01:00:5e:00:00:01\"\n", "invalid MAC address"),
         ("[[lb.vip]]\nvip = \"203.0.113.10:80/tcp\"\nring_size = 1000\n", "ring_size: table size 1000 is not a prime"),
         ("[[lb.vip]]\nvip = \"203.0.113.10:80/tcp\"\nencap = \"gue\"\n", "needs --gue-port"),
+        ("[[lb.vip]]\nvip = \"203.0.113.10:80/tcp\"\nsample_rate = 16777217\n", "sample_rate: sample rate 16777217 is above the largest, 16777216"),
         ("[[lb.vip]]\nvip = \"203.0.113.10/tcp\"\n", "invalid VIP"),
         // Issue 14, item 12: host bits, leading zeros, unusable addresses
         // and a guard with no ports are refused, not silently accepted.

@@ -16,7 +16,7 @@ pub(crate) fn document() -> Value {
     json!({
         "vips": [
             { "vip": VIP1, "allow": ["2001:db8::/32", "198.51.100.0/24"] },
-            { "vip": VIP2, "encap": "gue", "gue_port": 6080, "flags": ["source-hash"], "ring_size": 65537 },
+            { "vip": VIP2, "encap": "gue", "gue_port": 6080, "flags": ["source-hash"], "ring_size": 65537, "sample_rate": 50 },
         ],
         "backends": [
             { "vip": VIP1, "address": "10.0.0.1", "weight": 1 },
@@ -57,6 +57,15 @@ pub(crate) fn applied_again_changes_nothing(bed: &TestBed, daemon: &Daemon) {
         "sorted, as installed"
     );
     assert_eq!(held["vips"][1]["gue_port"], 6080);
+    assert_eq!(
+        held["vips"][1]["sample_rate"], 50,
+        "the VIP's own sample rate"
+    );
+    assert_eq!(
+        held["vips"][0]["sample_rate"],
+        Value::Null,
+        "the interface's rate"
+    );
     assert_eq!(held["vips"][0]["owner"], OWNER);
     assert_eq!(held["backends"].as_array().map(Vec::len), Some(5));
     assert_eq!(held["limits"][0]["pps"], "1000");

@@ -3,6 +3,36 @@
 
 use super::*;
 
+#[test]
+fn a_vip_sample_rate_above_the_largest_is_refused() {
+    let mut state = LbState::default();
+    let id = parse_vip("203.0.113.10:80/tcp").unwrap();
+    let too_high = VipOptions {
+        sample_rate: crate::observe::MAX_SAMPLE_RATE + 1,
+        ..options()
+    };
+    let error = add_vip(&mut state, id, too_high).unwrap_err();
+    assert!(error.to_string().contains("above the largest"), "{error}");
+    assert!(state.vips.is_empty(), "nothing added");
+    add_vip(
+        &mut state,
+        id,
+        VipOptions {
+            sample_rate: 100,
+            ..options()
+        },
+    )
+    .unwrap();
+    assert_eq!(state.vip(&id).map(|vip| vip.sample_rate), Some(100));
+    let error = set_options(&mut state, &id, &too_high).unwrap_err();
+    assert!(error.to_string().contains("above the largest"), "{error}");
+    assert_eq!(
+        state.vip(&id).map(|vip| vip.sample_rate),
+        Some(100),
+        "unchanged"
+    );
+}
+
 fn options() -> VipOptions {
     VipOptions {
         encap: Encap::Ipip,
