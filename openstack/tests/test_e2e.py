@@ -295,12 +295,10 @@ def test_a_fully_populated_create_reports_every_object(
 def sampled_packets_to(fleet: client.Fleet, balancer: int, address: str) -> int:
     """The packets to ``address`` a balancer's top talkers estimate from its
     samples (over their 10 s window)."""
-    answer = fleet.balancers[balancer]._call("GET", "/v1/top?kind=destinations&limit=100")  # noqa: SLF001
+    answer = fleet.balancers[balancer]._call("GET", "/v1/top?kind=destinations&limit=100")
     assert answer["running"], answer
     return sum(
-        int(row["packets"])
-        for row in answer["destinations"]
-        if address in json.dumps(row["key"])
+        int(row["packets"]) for row in answer["destinations"] if address in json.dumps(row["key"])
     )
 
 
@@ -315,14 +313,14 @@ def test_traffic_through_either_balancer_respects_weights(
         assert len(answers) == 300 and set(answers) <= set(BACKENDS), answers[:10]
         counts.update(answers)
         total += len(answers)
+
         # The flavor's sampling_rate 1: the balancer sampled every frame to
         # the VIP (at least a SYN, an ACK and a request per answer), though
         # its interface samples nothing.
-        wait_for(
-            f"{balancer}'s samples of the VIP's traffic",
-            lambda index=index: sampled_packets_to(fleet, index, bed.vip) >= 3 * 300,
-            5,
-        )
+        def sampled(index: int = index) -> bool:
+            return sampled_packets_to(fleet, index, bed.vip) >= 3 * 300
+
+        wait_for(f"{balancer}'s samples of the VIP's traffic", sampled, 5)
     bed.route_via("lb1")
     for backend, weight in WEIGHTS.items():
         share = counts[backend] / total
