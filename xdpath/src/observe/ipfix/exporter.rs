@@ -43,6 +43,9 @@ pub struct IpfixExporter {
     sockets: CollectorSockets,
     cache: FlowCache,
     stats: IpfixStats,
+    /// The greatest common divisor of every rate a sample has had
+    /// ([`IpfixExporter::add`]); none before the first sample.
+    rates_divisor: Option<u32>,
 }
 
 impl IpfixExporter {
@@ -54,16 +57,33 @@ impl IpfixExporter {
             sockets,
             cache: FlowCache::new(config.active_timeout, config.idle_timeout, config.max_flows),
             stats: IpfixStats::default(),
+            rates_divisor: None,
         })
     }
 
-    /// Counts a sample in its flow; a sampling rate other than the one
-    /// announced is announced from the next message on.
+    /// Counts a sample in its flow. The interval announced (from the next
+    /// message on) is the greatest common divisor of every rate samples
+    /// have had: an interface's rate, a VIP's own rate (`lb vip add
+    /// --sample-rate`), another interface's. The cache's estimates are
+    /// sums of multiples of those rates, so each divides exactly and the
+    /// collector's scaled counts equal them; announcing the last rate
+    /// instead would turn 37 packets of a VIP sampled 1 in 1 into 1000 at
+    /// an interface's 1 in 1000.
     pub fn add(&mut self, sample: &Sample) {
-        if sample.meta.sample_rate != 0 {
-            self.encoder.set_sampling_interval(sample.meta.sample_rate);
+        let rate = sample.meta.sample_rate;
+        if rate != 0 {
+            let divisor = self
+                .rates_divisor
+                .map_or(rate, |divisor| greatest_common_divisor(divisor, rate));
+            self.rates_divisor = Some(divisor);
+            self.encoder.set_sampling_interval(divisor);
         }
         self.cache.add(sample);
+    }
+
+    /// The sampling interval announced.
+    pub fn sampling_interval(&self) -> u32 {
+        self.encoder.sampling_interval()
     }
 
     /// Exports the flows due at `now_ms` (Unix milliseconds), and the
@@ -102,4 +122,12 @@ impl IpfixExporter {
     pub fn stats(&self) -> IpfixStats {
         self.stats
     }
+}
+
+/// Euclid's greatest common divisor (of two non-zero rates: non-zero).
+fn greatest_common_divisor(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }

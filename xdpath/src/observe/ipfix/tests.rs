@@ -186,3 +186,42 @@ fn forwarding_statuses() {
         }
     }
 }
+
+/// An interface sampling 1 in 1000 (then 600) and a VIP sampled 1 in 1 of
+/// its own: the interval announced is their greatest common divisor, so
+/// the collector's scaled counts equal the cache's estimates exactly.
+#[test]
+fn samples_at_several_rates_announce_their_greatest_common_divisor() {
+    use crate::observe::test_samples::{ipv4_frame, sample_of};
+    let collector = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let config = IpfixConfig::new(vec![collector.local_addr().unwrap()]);
+    let mut exporter = IpfixExporter::new(config).unwrap();
+    let udp = |destination: u8, rate: u32| {
+        let mut frame = ipv4_frame(17, 28, [10, 0, 0, 1], [10, 0, 0, destination]);
+        frame.extend_from_slice(&[0, 53, 0, 53, 0, 8, 0, 0]);
+        sample_of(frame, 60, rate, 1_000_000_000)
+    };
+    exporter.add(&udp(2, 1000));
+    assert_eq!(exporter.sampling_interval(), 1000);
+    exporter.add(&udp(2, 600));
+    assert_eq!(exporter.sampling_interval(), 200, "gcd(1000, 600)");
+    exporter.add(&udp(9, 1));
+    assert_eq!(
+        exporter.sampling_interval(),
+        1,
+        "a VIP's 1 in 1 beside them"
+    );
+    exporter.add(&udp(2, 1000));
+    assert_eq!(exporter.sampling_interval(), 1, "never coarser again");
+    exporter.export_all(2_000);
+    let mut buffer = [0u8; 1500];
+    let (length, _) = collector.recv_from(&mut buffer).unwrap();
+    let message = &buffer[..length];
+    // Header, templates, sampling options, data set header; each record
+    // is octets (8), packets (8), ... (54 bytes for IPv4).
+    let first = 16 + 124 + 80 + 4;
+    let packets = |at: usize| u64::from_be_bytes(message[at + 8..at + 16].try_into().unwrap());
+    let mut counts = [packets(first), packets(first + 54)];
+    counts.sort_unstable();
+    assert_eq!(counts, [1, 2600], "each flow's estimate, exactly");
+}
