@@ -20,7 +20,7 @@ class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """Neutron logs every request itself."""
 
 
@@ -29,7 +29,7 @@ def main() -> None:
         raise SystemExit("usage: python -m testenv.neutron_api --port PORT NEUTRON-ARGS...")
     port = int(sys.argv[2])
     sys.argv = ["neutron-api", *sys.argv[3:]]
-    from neutron.wsgi import api
+    from neutron.wsgi import api  # type: ignore[import-untyped]
 
     server = make_server(
         "127.0.0.1",

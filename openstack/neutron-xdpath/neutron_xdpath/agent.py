@@ -138,8 +138,9 @@ class Agent:
         attached = {row.get("interface") for row in rows if isinstance(row, dict)}
         for name in self.config.interfaces:
             if name not in attached:
-                LOG.warning("interface %s: xdpath is not attached to it (xdpath attach %s)",
-                            name, name)
+                LOG.warning(
+                    "interface %s: xdpath is not attached to it (xdpath attach %s)", name, name
+                )
 
     def run(self, stop: threading.Event) -> None:
         """Passes until ``stop`` is set."""

@@ -32,10 +32,9 @@ def egress_enabled() -> bool:
         help="Accept egress QoS rules: true only when the xdpath hosts "
         "receive the VMs' outgoing traffic (network nodes' tunnel interfaces).",
     )
-    try:
-        cfg.CONF.register_opt(option, group=GROUP)
-    except cfg.DuplicateOptError:  # pragma: no cover - registered differently elsewhere
-        pass
+    # Registering the same option again is a no-op; a different one of
+    # that name would raise, which is right.
+    cfg.CONF.register_opt(option, group=GROUP)
     return bool(cfg.CONF[GROUP].egress)
 
 

@@ -80,7 +80,9 @@ class XdpathQosDriver(base.DriverBase):  # type: ignore[misc]
     def _check(self, rule: Any) -> bool:
         direction = getattr(rule, "direction", constants.INGRESS_DIRECTION)
         if direction == constants.EGRESS_DIRECTION and not self.egress:
-            raise lib_exc.InvalidInput(error_message=EGRESS_REFUSED.format(rule_type=rule.rule_type))
+            raise lib_exc.InvalidInput(
+                error_message=EGRESS_REFUSED.format(rule_type=rule.rule_type)
+            )
         return True
 
     def validate_rule_for_port(self, context: Any, rule: Any, port: Any) -> bool:

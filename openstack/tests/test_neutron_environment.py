@@ -1,0 +1,70 @@
+"""The Neutron test environment, and what the xdpath mechanism and QoS
+drivers make Neutron accept or refuse (through Neutron's API only)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import openstack.exceptions
+import pytest
+from openstack.connection import Connection
+
+from testenv import NeutronEnv
+from testenv.env import _venv_bin
+
+
+@pytest.fixture(scope="module")
+def conn(neutron_env: NeutronEnv) -> Connection:
+    connection: Connection = neutron_env.connection()
+    return connection
+
+
+def test_the_xdpath_drivers_are_loaded(neutron_env: NeutronEnv, conn: Connection) -> None:
+    types = sorted(rule_type.type for rule_type in conn.network.qos_rule_types())
+    assert types == ["bandwidth_limit", "packet_rate_limit"]
+    log = neutron_env.api_log.read_text()
+    assert "Registered mechanism drivers: ['xdpath']" in log
+    assert neutron_env.migrations_took > 0
+
+
+def test_an_ingress_limit_is_accepted_and_an_egress_one_refused_with_xdpaths_reason(
+    neutron_env: NeutronEnv, conn: Connection
+) -> None:
+    project = neutron_env.project_id
+    net = conn.network.create_network(project_id=project, name="refusals")
+    conn.network.create_subnet(
+        project_id=project, network_id=net.id, cidr="10.9.0.0/24", ip_version=4
+    )
+    policy = conn.network.create_qos_policy(project_id=project, name="p")
+    port = conn.network.create_port(project_id=project, network_id=net.id, qos_policy_id=policy.id)
+    try:
+        conn.network.create_qos_packet_rate_limit_rule(policy, max_kpps=3, direction="ingress")
+        conn.network.create_qos_bandwidth_limit_rule(policy, max_kbps=1000, direction="ingress")
+        with pytest.raises(openstack.exceptions.BadRequestException) as refused:
+            conn.network.create_qos_packet_rate_limit_rule(policy, max_kpps=3, direction="egress")
+        assert "xdpath cannot enforce egress packet_rate_limit rules" in str(refused.value)
+        with pytest.raises(openstack.exceptions.HttpException):
+            conn.network.create_qos_dscp_marking_rule(policy, dscp_mark=8)
+    finally:
+        conn.network.delete_port(port)
+        conn.network.delete_qos_policy(policy)
+        conn.network.delete_network(net)
+
+
+def test_the_openstack_cli_reads_the_policy(neutron_env: NeutronEnv, conn: Connection) -> None:
+    policy = conn.network.create_qos_policy(project_id=neutron_env.project_id, name="cli")
+    try:
+        conn.network.create_qos_packet_rate_limit_rule(policy, max_kpps=4, direction="ingress")
+        done = subprocess.run(
+            [str(_venv_bin() / "openstack"), "network", "qos", "policy", "show", policy.id,
+             "-f", "json"],
+            env=neutron_env.cli_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert '"max_kpps": 4' in done.stdout, done.stdout
+    finally:
+        conn.network.delete_qos_policy(policy)
