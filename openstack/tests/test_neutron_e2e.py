@@ -163,6 +163,7 @@ def owner_limits(xdpathd: Xdpathd, owner: str) -> list[dict[str, Any]]:
 
 def measure(bed: QosBed, fip: str, legit: str) -> tuple[dict[str, float], dict[str, float]]:
     result = bed.traffic({fip: ATTACK_PPS, legit: LEGIT_PPS}, SECONDS)
+    print(f"to the FIP: {result[fip]}; to the other: {result[legit]}")
     return result[fip], result[legit]
 
 
