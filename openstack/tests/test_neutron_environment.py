@@ -4,11 +4,14 @@ drivers make Neutron accept or refuse (through Neutron's API only)."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import openstack.exceptions
 import pytest
 from openstack.connection import Connection
 
+from neutron_xdpath.agent import Agent
+from neutron_xdpath.config import load
 from testenv import NeutronEnv
 from testenv.env import _venv_bin
 
@@ -68,3 +71,49 @@ def test_the_openstack_cli_reads_the_policy(neutron_env: NeutronEnv, conn: Conne
         assert '"max_kpps": 4' in done.stdout, done.stdout
     finally:
         conn.network.delete_qos_policy(policy)
+
+
+def test_the_compute_role_reads_ports_with_their_own_or_their_networks_policy(
+    neutron_env: NeutronEnv, conn: Connection, tmp_path: Path
+) -> None:
+    project = neutron_env.project_id
+    network_policy = conn.network.create_qos_policy(project_id=project, name="net")
+    conn.network.create_qos_packet_rate_limit_rule(network_policy, max_kpps=2, direction="ingress")
+    port_policy = conn.network.create_qos_policy(project_id=project, name="port")
+    conn.network.create_qos_bandwidth_limit_rule(port_policy, max_kbps=800, direction="ingress")
+    net = conn.network.create_network(
+        project_id=project, name="compute", qos_policy_id=network_policy.id
+    )
+    conn.network.create_subnet(
+        project_id=project, network_id=net.id, cidr="10.8.0.0/24", ip_version=4
+    )
+    inherits = conn.network.create_port(project_id=project, network_id=net.id)
+    own = conn.network.create_port(
+        project_id=project, network_id=net.id, qos_policy_id=port_policy.id
+    )
+    router_port = conn.network.create_port(
+        project_id=project, network_id=net.id, device_owner="network:router_interface"
+    )
+    ini = tmp_path / "agent.ini"
+    ini.write_text(
+        f"[neutron]\nauth_type = none\nendpoint = {neutron_env.api_url}\n"
+        f"project_id = {project}\n[xdpathd]\nendpoint = unix:{tmp_path}/none.sock\n"
+        "[agent]\nrole = compute\n"
+    )
+    try:
+        plan = Agent(load(ini)).desired()
+        mine = {k: v for k, v in plan.documents.items() if k.startswith("neutron-port-")}
+        address = inherits.fixed_ips[0]["ip_address"]
+        assert mine[f"neutron-port-{inherits.id}"] == {
+            "limits": [{"per": "dst", "scope": f"{address}/32", "pps": "2000"}]
+        }
+        [limit] = mine[f"neutron-port-{own.id}"]["limits"]
+        assert limit["bps"] == "100000"
+        assert f"neutron-port-{router_port.id}" not in mine
+        assert plan.policies[f"neutron-port-{own.id}"] == port_policy.id
+    finally:
+        for port in (inherits, own, router_port):
+            conn.network.delete_port(port)
+        conn.network.delete_network(net)
+        conn.network.delete_qos_policy(network_policy)
+        conn.network.delete_qos_policy(port_policy)

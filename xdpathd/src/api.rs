@@ -15,8 +15,8 @@ use axum::Router;
 use serde_json::{json, Value};
 use xdpath::api::{ControlPlane, Local};
 use xdpathd::requests::{
-    BackendQuery, BackendWeight, BackendsQuery, LimitArgs, LimitsQuery, NewBlock, NewVip, PrefixQuery,
-    RuleArgs, TopQuery, VipQuery,
+    BackendQuery, BackendWeight, BackendsQuery, LimitArgs, LimitsQuery, NewBlock, NewVip,
+    PrefixQuery, RuleArgs, TopQuery, VipQuery,
 };
 
 use crate::error::ApiError;
