@@ -24,7 +24,7 @@ from testenv.qos_bed import EXTERNAL_CIDR, QosBed
 
 ATTACK_PPS = 10_000.0  # 10x the first limit
 LEGIT_PPS = 200.0
-SECONDS = 2.0
+SECONDS = 1.5
 # An operator's own limit (not the agent's): it must outlive every pass.
 OPERATOR_SCOPE = "192.0.2.0/24"
 
