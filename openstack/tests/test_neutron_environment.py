@@ -94,6 +94,10 @@ def test_the_compute_role_reads_ports_with_their_own_or_their_networks_policy(
     router_port = conn.network.create_port(
         project_id=project, network_id=net.id, device_owner="network:router_interface"
     )
+    stateless = conn.network.create_security_group(
+        project_id=project, name="stateless", stateful=False
+    )
+    conn.network.update_port(inherits, security_group_ids=[stateless.id])
     ini = tmp_path / "agent.ini"
     ini.write_text(
         f"[neutron]\nauth_type = none\nendpoint = {neutron_env.api_url}\n"
@@ -111,9 +115,16 @@ def test_the_compute_role_reads_ports_with_their_own_or_their_networks_policy(
         assert limit["bps"] == "100000"
         assert f"neutron-port-{router_port.id}" not in mine
         assert plan.policies[f"neutron-port-{own.id}"] == port_policy.id
+        [default] = set(own.security_group_ids)
+        notes = plan.not_enforced
+        assert f"security group {stateless.id} (stateless): not enforced by xdpath yet" in notes
+        assert any(
+            note.startswith(f"security group {default} (stateful): not handled") for note in notes
+        ), notes
     finally:
         for port in (inherits, own, router_port):
             conn.network.delete_port(port)
         conn.network.delete_network(net)
+        conn.network.delete_security_group(stateless)
         conn.network.delete_qos_policy(network_policy)
         conn.network.delete_qos_policy(port_policy)

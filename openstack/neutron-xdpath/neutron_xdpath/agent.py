@@ -77,9 +77,11 @@ class Agent:
 
     def desired(self) -> mapping.Plan:
         conn = self._neutron()
-        return mapping.plan(
+        plan = mapping.plan(
             neutron.subjects(conn, self.config), neutron.policies(conn), self.config.egress
         )
+        plan.not_enforced.extend(neutron.security_group_notes(conn, self.config))
+        return plan
 
     def sync_once(self) -> PassResult:
         """One pass; raises if Neutron or xdpathd cannot be read."""

@@ -73,6 +73,31 @@ def _ports(conn: Connection, host: str | None) -> Iterator[Subject]:
             yield Subject("port", str(port.id), addresses, str(policy))
 
 
+def security_group_notes(conn: Connection, config: AgentConfig) -> list[str]:
+    """Security groups of this agent's ports, each reported as not
+    enforced: stateful ones never will be (XDP has no connection tracking
+    for the VM's own connections, and half of a stateful group would be
+    worse than none), stateless ones are not yet."""
+    if config.role != "compute":
+        return []
+    used: set[str] = set()
+    for port in conn.network.ports():
+        if config.host is None or port.binding_host_id == config.host:
+            used.update(str(group) for group in port.security_group_ids or [])
+    notes = []
+    for group in conn.network.security_groups():
+        if str(group.id) not in used:
+            continue
+        if group.stateful is False:
+            notes.append(f"security group {group.id} (stateless): not enforced by xdpath yet")
+        else:
+            notes.append(
+                f"security group {group.id} (stateful): not handled by xdpath "
+                "(XDP has no connection tracking for the VMs' connections)"
+            )
+    return notes
+
+
 def subjects(conn: Connection, config: AgentConfig) -> list[Subject]:
     """The objects with a policy that this agent's role enforces."""
     if config.role == "network":
