@@ -134,3 +134,22 @@ def test_a_wrong_ini_is_one_clear_error(tmp_path: Path, text: str, message: str)
     ini.write_text(text)
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load(ini)
+
+
+def test_the_qos_driver_refuses_egress_unless_told_and_claims_every_vif_type() -> None:
+    from neutron_lib import exceptions as lib_exc
+
+    from neutron_xdpath.qos_driver import XdpathQosDriver
+
+    class Rule:
+        rule_type = "packet_rate_limit"
+        direction = "egress"
+
+    refusing, accepting = XdpathQosDriver(egress=False), XdpathQosDriver(egress=True)
+    with pytest.raises(lib_exc.InvalidInput, match="cannot enforce egress packet_rate_limit"):
+        refusing.validate_rule_for_port(None, Rule(), None)
+    assert accepting.validate_rule_for_network(None, Rule(), "net")
+    Rule.direction = "ingress"
+    assert refusing.validate_rule_for_port(None, Rule(), None)
+    assert refusing.is_vif_type_compatible("ovs") and refusing.is_vif_type_compatible("vhostuser")
+    assert set(refusing.supported_rules) == {"packet_rate_limit", "bandwidth_limit"}

@@ -198,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except XdpathdError as error:
             print(f"neutron-xdpath-agent: error: xdpathd: {error.message}", file=sys.stderr)
             return 1
+        except Exception as error:  # openstacksdk and keystoneauth raise many kinds
+            print(f"neutron-xdpath-agent: error: Neutron: {error}", file=sys.stderr)
+            return 1
         return 1 if result.failed else 0
     stop = threading.Event()
 
