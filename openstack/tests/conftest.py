@@ -6,7 +6,6 @@ when a test failed."""
 from __future__ import annotations
 
 import signal
-import threading
 from collections.abc import Iterator
 from types import FrameType
 
@@ -52,73 +51,18 @@ def conn(octavia_env: OctaviaEnv) -> Connection:
     return connection
 
 
-class _Early:
-    """Neutron started in a thread as soon as the tests are collected (if
-    any test wants it), so that its ~25 s start (mostly the migrations)
-    overlaps the Octavia tests that run first.
-
-    The thread lives until the services are stopped: they are started with
-    PR_SET_PDEATHSIG, which the kernel fires when the *thread* that forked
-    them ends, not the process."""
-
-    env: NeutronEnv | None = None
-    thread: threading.Thread | None = None
-    ready = threading.Event()
-    release = threading.Event()
-    error: BaseException | None = None
-
-    @classmethod
-    def start(cls) -> None:
-        env = cls.env = NeutronEnv()
-
-        def run() -> None:
-            try:
-                env.start()
-            except BaseException as error:
-                cls.error = error
-            finally:
-                cls.ready.set()
-            cls.release.wait()
-
-        cls.thread = threading.Thread(target=run, name="neutron-start", daemon=True)
-        cls.thread.start()
-
-    @classmethod
-    def stop(cls) -> None:
-        if cls.thread is None:
-            return
-        cls.ready.wait()
-        if cls.env is not None:
-            cls.env.stop()
-            cls.env = None
-        cls.release.set()
-        cls.thread.join()
-        cls.thread = None
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if any("neutron_env" in getattr(item, "fixturenames", ()) for item in items):
-        _Early.start()
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    # Also when no test got as far as asking for it (-x, ^C).
-    _Early.stop()
-
-
 @pytest.fixture(scope="session")
 def neutron_env(request: pytest.FixtureRequest) -> Iterator[NeutronEnv]:
+    # Started when first asked for, after the Octavia tests (started in a
+    # thread during them instead, it slowed them on 2 cores about as much
+    # as it saved, and a thread that forks the services must outlive them:
+    # PR_SET_PDEATHSIG fires when the forking thread ends).
     signal.signal(signal.SIGTERM, _interrupt)
-    if _Early.thread is None:
-        _Early.start()
-    _Early.ready.wait()
-    env = _Early.env
-    assert env is not None
-    if _Early.error is not None:
-        raise _Early.error
+    env = NeutronEnv()
+    env.start()
     try:
         yield env
     finally:
         if request.session.testsfailed:
             _logs.append(env.logs())
-        _Early.stop()
+        env.stop()
