@@ -211,6 +211,10 @@ def test_a_packet_rate_limit_on_a_floating_ip_is_enforced_changed_and_removed(
     assert limit["drops"] >= dropped * 0.95, (limit, attack)
     metrics = xdpathd.call("GET", "/metrics")
     assert f'owner="{owner}"' in metrics, "the drops counter names the floating IP"
+    listed = bed.xdpath("ratelimit", "list")
+    assert any(
+        line.split()[-1] == owner and f"{address}/32" in line for line in listed.splitlines()
+    ), listed
 
     conn.network.update_qos_packet_rate_limit_rule(rule, policy, max_kpps=5, max_burst_kpps=5)
     took = wait_for("the 5 kpps limit", lambda: pps_of(xdpathd, owner) == 5000)
