@@ -35,8 +35,9 @@ if ! mountpoint -q /sys/fs/bpf; then
   mount -t bpf bpf /sys/fs/bpf
 fi
 
-# The OpenStack tests' environment: MariaDB and the Octavia venv, with the
-# octavia-xdpath provider driver installed from this checkout.
+# The OpenStack tests' environment: MariaDB and the OpenStack venv (Octavia,
+# Neutron), with octavia-xdpath and neutron-xdpath installed from this
+# checkout.
 "$(dirname "$0")/../openstack/setup.sh"
 
 # The API checkers (schemathesis, openapi-spec-validator) the daemon's

@@ -3,7 +3,8 @@
 # fixture tables through BPF_PROG_TEST_RUN, the tcpdump corpus through both
 # builds, end-to-end in network namespaces, CLI errors), then the OpenStack
 # tests (a real Octavia with the xdpath provider driver, end to end through
-# two xdpath balancers: openstack/run-tests.sh). Needs root.
+# two xdpath balancers; a real Neutron with the xdpath drivers and agent, end
+# to end with a flood to a floating IP: openstack/run-tests.sh). Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

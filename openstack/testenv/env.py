@@ -72,11 +72,11 @@ def _temp_root() -> Path:
     return Path(tempfile.gettempdir())
 
 
-def _remove_stale(root: Path) -> None:
+def _remove_stale(root: Path, prefix: str = _PREFIX) -> None:
     """Remove what an earlier test process left behind when it was killed
     (SIGKILL: its services got SIGTERM from the kernel, but nobody removed
     the directory)."""
-    for base in root.glob(f"{_PREFIX}*"):
+    for base in root.glob(f"{prefix}*"):
         try:
             owner = int((base / _OWNER).read_text())
         except (OSError, ValueError):

@@ -1,4 +1,5 @@
-"""Fixtures: one Octavia for the whole session (it takes seconds to start),
+"""Fixtures: one Octavia and one Neutron for the whole session (each takes
+seconds to start, and only when a test asks for it),
 stopped and removed at the end however the tests went; its logs are printed
 when a test failed."""
 
@@ -11,7 +12,7 @@ from types import FrameType
 import pytest
 from openstack.connection import Connection
 
-from testenv import OctaviaEnv
+from testenv import NeutronEnv, OctaviaEnv
 
 # The services' logs when a test failed, printed in pytest's summary (output of
 # the session fixture's teardown would be captured and dropped).
@@ -48,3 +49,20 @@ def octavia_env(request: pytest.FixtureRequest) -> Iterator[OctaviaEnv]:
 def conn(octavia_env: OctaviaEnv) -> Connection:
     connection: Connection = octavia_env.connection()
     return connection
+
+
+@pytest.fixture(scope="session")
+def neutron_env(request: pytest.FixtureRequest) -> Iterator[NeutronEnv]:
+    # Started when first asked for, after the Octavia tests (started in a
+    # thread during them instead, it slowed them on 2 cores about as much
+    # as it saved, and a thread that forks the services must outlive them:
+    # PR_SET_PDEATHSIG fires when the forking thread ends).
+    signal.signal(signal.SIGTERM, _interrupt)
+    env = NeutronEnv()
+    env.start()
+    try:
+        yield env
+    finally:
+        if request.session.testsfailed:
+            _logs.append(env.logs())
+        env.stop()

@@ -15,8 +15,8 @@ use axum::Router;
 use serde_json::{json, Value};
 use xdpath::api::{ControlPlane, Local};
 use xdpathd::requests::{
-    BackendQuery, BackendWeight, BackendsQuery, LimitArgs, NewBlock, NewVip, PrefixQuery, RuleArgs,
-    TopQuery, VipQuery,
+    BackendQuery, BackendWeight, BackendsQuery, LimitArgs, LimitsQuery, NewBlock, NewVip,
+    PrefixQuery, RuleArgs, TopQuery, VipQuery,
 };
 
 use crate::error::ApiError;
@@ -228,8 +228,8 @@ async fn del_rule(
     .await
 }
 
-async fn list_limits() -> Reply {
-    ok(blocking(ops::list_limits).await?)
+async fn list_limits(Query(query): Query<LimitsQuery>) -> Reply {
+    ok(blocking(move || ops::list_limits(query.owner.as_deref())).await?)
 }
 
 async fn add_limit(axum::extract::State(shared): State, Body(args): Body<LimitArgs>) -> Reply {

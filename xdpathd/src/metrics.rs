@@ -177,9 +177,15 @@ fn filter_metrics(out: &mut String) -> Result<(), ApiError> {
     );
     for (index, limit) in session.state.rate_limits.iter().enumerate() {
         let id = limit.id.to_string();
+        // An owned limit names its owner (for the Neutron agent's, the
+        // port or floating IP it enforces).
+        let mut labels = vec![("limit", id.as_str())];
+        if let Some(owner) = &limit.owner {
+            labels.push(("owner", owner.as_str()));
+        }
         family.sample(
             "xdpath_ratelimit_drops_total",
-            &[("limit", &id)],
+            &labels,
             session.limit_drops(index as u32)?,
         );
     }

@@ -55,11 +55,15 @@ pub fn list_rules() -> Result<Value, ApiError> {
     Ok(Value::Array(rules))
 }
 
-/// The rate limits with their drops, as `xdpath --json ratelimit list`.
-pub fn list_limits() -> Result<Value, ApiError> {
+/// The rate limits with their drops, as `xdpath --json ratelimit list`;
+/// only `owner`'s, when given.
+pub fn list_limits(owner: Option<&str>) -> Result<Value, ApiError> {
     let session = Session::read()?;
     let mut limits = Vec::new();
     for (index, limit) in session.state.rate_limits.iter().enumerate() {
+        if owner.is_some_and(|owner| limit.owner.as_deref() != Some(owner)) {
+            continue;
+        }
         let drops = session.limit_drops(index as u32)?;
         limits.push(limit_json(limit, drops));
     }

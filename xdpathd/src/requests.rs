@@ -77,6 +77,14 @@ pub struct BackendsQuery {
     pub vip: Option<String>,
 }
 
+/// `GET /v1/ratelimits` query: only one owner's limits (optional).
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsQuery {
+    /// The owner (see `PUT /v1/owners/{owner}`).
+    pub owner: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +274,11 @@ mod tests {
                 "get",
                 "/v1/backends",
                 fields(serde_json::json!(BackendsQuery::default())),
+            ),
+            (
+                "get",
+                "/v1/ratelimits",
+                fields(serde_json::json!(LimitsQuery::default())),
             ),
             (
                 "delete",

@@ -6,7 +6,8 @@
 //! refused, and the same document gives byte-identical Maglev tables on
 //! both hosts, read back from their kernels. Health checks and the
 //! balancer's settings through the API; allowed sources and per-VIP
-//! statistics on real traffic (`owners/traffic.rs`).
+//! statistics on real traffic (`owners/traffic.rs`). Owners with limits
+//! of their own and no VIP, as the OpenStack Neutron agent makes them.
 //!
 //! Needs root and curl.
 
@@ -104,6 +105,7 @@ fn owner_documents_apply_whole_idempotently_and_alike_on_two_hosts() {
     documents::two_hosts_build_the_same_tables(&a, &b);
     checks::refused_documents_change_nothing(&a);
     checks::owner_names_and_conflicts(&a);
+    checks::limits_of_their_own(&a);
     checks::single_object_routes(&a);
     checks::health_through_the_api(&bed, &a);
     documents::an_interrupted_call_is_finished(&bed, &b);

@@ -138,7 +138,7 @@ pub fn print_limits(limits: &[LimitSpec], drops: &[u64], json: bool) {
         return;
     }
     println!(
-        "{:>4} {:<24} {:<28} {:<4} {:<9} {:<20} {:>12}",
+        "{:>4} {:<24} {:<28} {:<4} {:<9} {:<20} {:>12}  OWNER",
         "ID", "PACKETS/S (BURST)", "BYTES/S (BURST)", "PER", "AGG", "MATCH", "DROPS"
     );
     for (limit, drops) in limits.iter().zip(drops) {
@@ -159,7 +159,7 @@ pub fn print_limits(limits: &[LimitSpec], drops: &[u64], json: bool) {
             matching.push("monitor".into());
         }
         println!(
-            "{:>4} {:<24} {:<28} {:<4} {:<9} {:<20} {:>12}",
+            "{:>4} {:<24} {:<28} {:<4} {:<9} {:<20} {:>12}  {}",
             limit.id,
             rate(limit.packets_per_second, limit.burst_packets),
             rate(limit.bytes_per_second, limit.burst_bytes),
@@ -173,7 +173,10 @@ pub fn print_limits(limits: &[LimitSpec], drops: &[u64], json: bool) {
             } else {
                 matching.join(",")
             },
-            drops
+            drops,
+            // Who made it (an Octavia load balancer, a Neutron floating
+            // IP or port), or "-": the operator.
+            limit.owner.as_deref().unwrap_or("-")
         );
     }
 }

@@ -91,7 +91,12 @@ pub(crate) fn refused_documents_change_nothing(daemon: &Daemon) {
             "invalid_request",
         ),
         (
-            with(&|d| d["limits"][0]["vip"] = Value::Null),
+            with(&|d| d["limits"][0]["vip"] = json!("203.0.113.99:80/tcp")),
+            422,
+            "invalid_request",
+        ),
+        (
+            with(&|d| d["limits"][0]["owner"] = json!("someone-else")),
             422,
             "invalid_request",
         ),
@@ -394,5 +399,92 @@ pub(crate) fn health_through_the_api(bed: &TestBed, daemon: &Daemon) {
         "PUT",
         &format!("/v1/owners/{OWNER}"),
         Some(&document()),
+    );
+}
+
+/// An owner whose document holds only limits of its own (no VIP), as the
+/// OpenStack Neutron agent makes them: one per floating IP, the buckets of
+/// its address. Applied whole, the same again changes nothing, listed by
+/// `GET /v1/ratelimits?owner=`, named by the `owner` label of their
+/// drops' counter, removed by `DELETE`; an unowned limit stays throughout.
+pub(crate) fn limits_of_their_own(daemon: &Daemon) {
+    let owner = "neutron-fip-6a4c1c52-4f0e-4d7f-9d3e-0b8e1f2a3c4d";
+    let path = format!("/v1/owners/{owner}");
+    let operator = json!({ "per": "src", "scope": "192.0.2.0/24", "pps": "100" });
+    let made = driver_ok(daemon, "POST", "/v1/ratelimits", Some(&operator));
+    let document = json!({ "limits": [
+        { "per": "dst", "scope": "203.0.113.7/32", "pps": "1000", "burst": "2000" },
+        { "per": "src", "scope": "203.0.113.7/32", "bps": "125000" },
+    ] });
+    let answer = driver_ok(daemon, "PUT", &path, Some(&document));
+    assert_eq!(
+        (answer["changed"].as_bool(), answer["limits"].as_u64()),
+        (Some(true), Some(2)),
+        "{answer}"
+    );
+    let again = driver_ok(daemon, "PUT", &path, Some(&document));
+    assert_eq!(again["changed"].as_bool(), Some(false), "{again}");
+    let query = format!("/v1/ratelimits?owner={owner}");
+    let mine = driver_ok(daemon, "GET", &query, None);
+    let rows = mine.as_array().expect("a list");
+    assert_eq!(rows.len(), 2, "{mine}");
+    assert!(
+        rows.iter()
+            .all(|row| row["owner"] == owner && row["vip"].is_null()),
+        "{mine}"
+    );
+    assert_eq!(rows[0]["per"], "dst");
+    assert_eq!(rows[0]["packets_per_second"], 1000);
+    let owners = driver_ok(daemon, "GET", "/v1/owners", None);
+    assert!(
+        owners
+            .as_array()
+            .expect("a list")
+            .iter()
+            .any(|row| row["owner"] == owner && row["vips"] == 0 && row["limits"] == 2),
+        "{owners}"
+    );
+    let metrics = driver(daemon, "GET", "/metrics", None).1;
+    let text = metrics.as_str().unwrap_or_default();
+    let labelled = format!("owner=\"{owner}\"");
+    assert_eq!(
+        text.lines()
+            .filter(
+                |line| line.starts_with("xdpath_ratelimit_drops_total") && line.contains(&labelled)
+            )
+            .count(),
+        2,
+        "{text}"
+    );
+    // Changing one limit replaces it; the other keeps its id (and buckets).
+    let ids = |rows: &Value| -> Vec<u64> {
+        rows.as_array()
+            .map(|rows| rows.iter().filter_map(|row| row["id"].as_u64()).collect())
+            .unwrap_or_default()
+    };
+    let before = ids(&mine);
+    let mut changed = document.clone();
+    changed["limits"][0]["pps"] = json!("5000");
+    driver_ok(daemon, "PUT", &path, Some(&changed));
+    let after = ids(&driver_ok(daemon, "GET", &query, None));
+    assert!(
+        after.contains(&before[1]) && !after.contains(&before[0]),
+        "{before:?} -> {after:?}"
+    );
+    driver_ok(daemon, "DELETE", &path, None);
+    assert_eq!(driver_ok(daemon, "GET", &query, None), json!([]));
+    let all = driver_ok(daemon, "GET", "/v1/ratelimits", None);
+    assert!(
+        all.as_array()
+            .expect("a list")
+            .iter()
+            .any(|row| row["id"] == made["id"] && row["owner"].is_null()),
+        "the operator's limit stays: {all}"
+    );
+    driver_ok(
+        daemon,
+        "DELETE",
+        &format!("/v1/ratelimits/{}", made["id"]),
+        None,
     );
 }

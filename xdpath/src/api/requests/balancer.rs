@@ -152,9 +152,9 @@ pub struct OwnerState {
     /// one a VIP; none: not checked).
     #[serde(default)]
     pub health: Vec<HealthArgs>,
-    /// Rate limits of the frames to its VIPs, as `POST /v1/ratelimits`
-    /// takes them, each naming one of the document's VIPs (`owner` left
-    /// out, or the document's).
+    /// Rate limits, as `POST /v1/ratelimits` takes them: of the frames to
+    /// one of the document's VIPs (`vip`), or standing alone (`scope`,
+    /// `per`, ...); `owner` left out, or the document's.
     #[serde(default)]
     pub limits: Vec<LimitArgs>,
 }

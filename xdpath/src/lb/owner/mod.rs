@@ -2,7 +2,9 @@
 //! say, one owner a load balancer) made, kept apart from the rest. An
 //! owner's whole balancing state is one document ([`OwnerState`]): its
 //! VIPs with their options and allowed sources, their backends and weights,
-//! health checks and per-VIP rate limits. [`apply::put_owner`] makes the
+//! health checks, and rate limits (of its VIPs, or standing alone: an
+//! OpenStack Neutron agent's owner is a port or floating IP, with the
+//! limits of its address and no VIP). [`apply::put_owner`] makes the
 //! namespace hold exactly the document for that owner, all or nothing and
 //! the same document again changing nothing; [`apply::delete_owner`]
 //! removes everything the owner made; [`view`] shows what is in force.
@@ -56,8 +58,10 @@ fn refuse(message: String) -> LbError {
 }
 
 /// Parses `document` for `owner`: every VIP, backend, health check and
-/// limit as its single request would be, each naming one of the
-/// document's VIPs, none twice, and none for another owner.
+/// limit as its single request would be, each backend and health check
+/// naming one of the document's VIPs (a limit may name one, or none: then
+/// it stands alone, e.g. by its `scope`), none twice, and none for
+/// another owner.
 pub fn parse_document(owner: &str, document: &OwnerState) -> Result<Desired, LbError> {
     edit::check_owner(owner)?;
     let mut vips: Vec<DesiredVip> = Vec::new();
@@ -106,12 +110,17 @@ pub fn parse_document(owner: &str, document: &OwnerState) -> Result<Desired, LbE
     }
     let mut limits = Vec::new();
     for limit in &document.limits {
-        let Some(vip) = &limit.vip else {
-            return Err(refuse("each of a document's limits names its VIP".into()));
+        // A limit of the document's VIP, or one of its own (by --scope,
+        // say: the buckets of one address, as Neutron's QoS limits are).
+        let what = match &limit.vip {
+            Some(vip) => {
+                find_vip(&mut vips, vip, "a rate limit")?;
+                format!("a limit of VIP {vip}")
+            }
+            None => "a limit".to_string(),
         };
-        find_vip(&mut vips, vip, "a rate limit")?;
         if limit.owner.as_deref().is_some_and(|named| named != owner) {
-            return Err(refuse(format!("a limit of VIP {vip} names another owner")));
+            return Err(refuse(format!("{what} names another owner")));
         }
         let mut spec = limit_spec(limit, 0)?;
         spec.owner = Some(owner.to_string());

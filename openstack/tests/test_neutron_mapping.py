@@ -1,0 +1,155 @@
+"""Unit tests of neutron-xdpath's mapping and configuration (no services)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from neutron_xdpath import mapping
+from neutron_xdpath.config import ConfigError, load
+from neutron_xdpath.mapping import Subject
+
+
+def rule(kind: str, direction: str = "ingress", **values: int) -> dict[str, object]:
+    return {"type": kind, "direction": direction, **values}
+
+
+def test_packet_rate_limit_units_are_neutrons() -> None:
+    [limit] = mapping.limits_for(
+        "203.0.113.7/32", [rule("packet_rate_limit", max_kpps=1, max_burst_kpps=2)], ["ingress"]
+    )
+    assert limit == {"per": "dst", "scope": "203.0.113.7/32", "pps": "1000", "burst": "2000"}
+
+
+def test_bandwidth_is_kilobits_turned_into_bytes() -> None:
+    [limit] = mapping.limits_for(
+        "2001:db8::7/128",
+        [rule("bandwidth_limit", max_kbps=8000, max_burst_kbps=800)],
+        ["ingress"],
+    )
+    assert limit["bps"] == "1000000" and limit["burst_bytes"] == "100000"
+    assert limit["scope"] == "2001:db8::7/128"
+
+
+def test_a_zero_burst_is_left_to_xdpath_and_a_zero_rate_is_no_limit() -> None:
+    [limit] = mapping.limits_for(
+        "203.0.113.7/32", [rule("packet_rate_limit", max_kpps=3, max_burst_kpps=0)], ["ingress"]
+    )
+    assert "burst" not in limit
+    assert (
+        mapping.limits_for("203.0.113.7/32", [rule("bandwidth_limit", max_kbps=0)], ["ingress"])
+        == []
+    )
+
+
+def test_both_rule_types_make_one_limit_per_direction() -> None:
+    rules = [
+        rule("packet_rate_limit", max_kpps=5),
+        rule("bandwidth_limit", max_kbps=1000),
+        rule("packet_rate_limit", "egress", max_kpps=7),
+    ]
+    limits = mapping.limits_for("10.0.0.5/32", rules, ["ingress", "egress"])
+    assert limits == [
+        {"per": "dst", "scope": "10.0.0.5/32", "pps": "5000", "bps": "125000"},
+        {"per": "src", "scope": "10.0.0.5/32", "pps": "7000"},
+    ]
+
+
+def test_the_plan_names_each_object_and_reports_what_it_leaves_out() -> None:
+    fip = Subject("fip", "f1", ("203.0.113.7",), "p1")
+    port = Subject("port", "p-1", ("10.0.0.5", "2001:db8::5"), "p2")
+    lost = Subject("fip", "f2", ("203.0.113.8",), "gone")
+    policies = {
+        "p1": [rule("packet_rate_limit", max_kpps=1), rule("dscp_marking")],
+        "p2": [rule("bandwidth_limit", "egress", max_kbps=100)],
+    }
+    plan = mapping.plan([fip, port, lost], policies, egress=False)
+    assert list(plan.documents) == ["neutron-fip-f1"]
+    assert plan.policies == {"neutron-fip-f1": "p1"}
+    notes = " | ".join(plan.not_enforced)
+    assert "dscp_marking rules are not enforced" in notes
+    assert "port p-1: egress bandwidth_limit not enforced here" in notes
+    assert "QoS policy gone not found" in notes
+    with_egress = mapping.plan([port], policies, egress=True)
+    limits = with_egress.documents["neutron-port-p-1"]["limits"]
+    assert [limit["scope"] for limit in limits] == ["10.0.0.5/32", "2001:db8::5/128"]
+    assert all(limit["per"] == "src" for limit in limits)
+
+
+def test_owner_tags_fit_xdpath_and_only_the_agents_are_its() -> None:
+    owner = Subject("port", "6a4c1c52-4f0e-4d7f-9d3e-0b8e1f2a3c4d", (), "p").owner
+    assert len(owner) <= 64
+    assert mapping.ours(owner) and mapping.ours("neutron-fip-x")
+    assert not mapping.ours("octavia-6a4c") and not mapping.ours("neutron")
+
+
+def test_the_agents_ini(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("secret\n")
+    ini = tmp_path / "agent.ini"
+    ini.write_text(
+        f"""[neutron]
+auth_type = password
+auth_url = http://keystone:5000/v3
+username = neutron
+password = pw
+region_name = RegionOne
+[xdpathd]
+endpoint = http://10.0.0.1:9000
+token_file = {token}
+[agent]
+role = compute   # comment
+host = compute-1
+interfaces = eth1, vxlan0
+"""
+    )
+    config = load(ini)
+    assert config.neutron.auth == {
+        "auth_url": "http://keystone:5000/v3",
+        "username": "neutron",
+        "password": "pw",
+    }
+    assert config.neutron.region_name == "RegionOne"
+    assert config.token == "secret"
+    assert (config.role, config.host, config.interfaces) == (
+        "compute",
+        "compute-1",
+        ("eth1", "vxlan0"),
+    )
+    assert (config.egress, config.poll_interval) == (False, 2.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[agent]\nrole = router\n", "role: 'router' is not one of network, compute"),
+        ("[neutron]\nauth_type = none\n", "[neutron] endpoint: needed with auth_type = none"),
+        ("[agent]\npoll_interval = soon\n", "poll_interval: 'soon' is not a number"),
+        ("[xdpathd]\ntoken_file = /nonexistent/t\n", "token_file /nonexistent/t"),
+    ],
+)
+def test_a_wrong_ini_is_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    ini = tmp_path / "agent.ini"
+    ini.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load(ini)
+
+
+def test_the_qos_driver_refuses_egress_unless_told_and_claims_every_vif_type() -> None:
+    from neutron_lib import exceptions as lib_exc
+
+    from neutron_xdpath.qos_driver import XdpathQosDriver
+
+    class Rule:
+        rule_type = "packet_rate_limit"
+        direction = "egress"
+
+    refusing, accepting = XdpathQosDriver(egress=False), XdpathQosDriver(egress=True)
+    with pytest.raises(lib_exc.InvalidInput, match="cannot enforce egress packet_rate_limit"):
+        refusing.validate_rule_for_port(None, Rule(), None)
+    assert accepting.validate_rule_for_network(None, Rule(), "net")
+    Rule.direction = "ingress"
+    assert refusing.validate_rule_for_port(None, Rule(), None)
+    assert refusing.is_vif_type_compatible("ovs") and refusing.is_vif_type_compatible("vhostuser")
+    assert set(refusing.supported_rules) == {"packet_rate_limit", "bandwidth_limit"}
