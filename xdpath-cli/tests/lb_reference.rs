@@ -52,7 +52,11 @@ fn expected_backend(frame: &[u8], ring: &[u32]) -> [u8; 4] {
 fn check_ipip(input: &[u8], output: &[u8], backend: [u8; 4]) {
     assert_eq!(output.len(), input.len() + 20, "20 bytes of outer header");
     assert_eq!(output[0..6], NEXT_HOP, "to the fixed next hop");
-    assert_eq!(output[6..12], input[0..6], "from the frame's old destination");
+    assert_eq!(
+        output[6..12],
+        input[0..6],
+        "from the frame's old destination"
+    );
     assert_eq!(output[12..14], [0x08, 0x00], "IPv4");
     let outer = &output[14..34];
     assert_eq!(outer[0], 0x45, "version 4, no options");
@@ -67,7 +71,11 @@ fn check_ipip(input: &[u8], output: &[u8], backend: [u8; 4]) {
     assert_eq!(outer[8], 64, "TTL");
     assert_eq!(outer[9], 4, "protocol IPIP");
     assert_eq!(checksum::of(outer), 0, "header checksum: {outer:02x?}");
-    assert_eq!(outer[12..14], SOURCE_PREFIX[..2], "outer source in 172.16/16");
+    assert_eq!(
+        outer[12..14],
+        SOURCE_PREFIX[..2],
+        "outer source in 172.16/16"
+    );
     assert_eq!(outer[16..20], backend, "to the Maglev-chosen backend");
     assert_eq!(output[34..], input[14..], "the inner packet unchanged");
 }
@@ -86,7 +94,11 @@ fn the_reference_balancer_sends_ipip_to_the_maglev_backend_and_remembers_flows()
         check_ipip(&frame, &output, backend);
         *chosen.entry(backend).or_insert(0u32) += 1;
     }
-    assert_eq!(chosen.len(), BACKENDS.len(), "every backend gets flows: {chosen:?}");
+    assert_eq!(
+        chosen.len(),
+        BACKENDS.len(),
+        "every backend gets flows: {chosen:?}"
+    );
     let misses = reference::misses(&program).expect("stats");
     assert_eq!(misses, u64::from(FLOWS), "each new flow misses once");
 

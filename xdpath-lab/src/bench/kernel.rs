@@ -27,9 +27,7 @@ pub(super) fn load_plain(object: Option<&std::path::Path>) -> Result<LoadedProgr
 
 /// Loads an xdpath instance (the embedded object, or `object`) with
 /// [`bench_filter_state`] installed.
-pub(super) fn load_filtered(
-    object: Option<&std::path::Path>,
-) -> Result<LoadedProgram, BenchError> {
+pub(super) fn load_filtered(object: Option<&std::path::Path>) -> Result<LoadedProgram, BenchError> {
     let program = match object {
         Some(path) => LoadedProgram::load_file(path, abi::program::XDPATH),
         None => LoadedProgram::load(InterfaceConfig::default()),

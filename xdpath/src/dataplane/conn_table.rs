@@ -84,7 +84,8 @@ pub fn pinned_connection_table() -> Result<Option<ConnectionTable>, DataplaneErr
     if !path.exists() {
         return Ok(None);
     }
-    let map = aya::maps::MapData::from_pin(&path).map_err(DataplaneError::of_map(abi::map::CONNECTIONS))?;
+    let map = aya::maps::MapData::from_pin(&path)
+        .map_err(DataplaneError::of_map(abi::map::CONNECTIONS))?;
     let info = map
         .info()
         .map_err(DataplaneError::of_map(abi::map::CONNECTIONS))?;
@@ -194,9 +195,11 @@ mod tests {
     #[test]
     fn per_cpu_lists_patch_both_tables_and_nothing_else() {
         let shared = object_with_table(objects::XDPATH, ConnectionTable::Shared).expect("shared");
-        assert!(matches!(shared, Cow::Borrowed(_)), "the object is shared already");
-        let per_cpu =
-            object_with_table(objects::XDPATH, ConnectionTable::PerCpu).expect("per-cpu");
+        assert!(
+            matches!(shared, Cow::Borrowed(_)),
+            "the object is shared already"
+        );
+        let per_cpu = object_with_table(objects::XDPATH, ConnectionTable::PerCpu).expect("per-cpu");
         let changed: Vec<usize> = objects::XDPATH
             .iter()
             .zip(per_cpu.iter())

@@ -288,7 +288,10 @@ impl LoadedProgram {
 
     /// Loads an xdpath object from a file (another build of it, for
     /// benchmarks) with its connection tables of kind `table`.
-    pub fn load_file_with_table(path: &Path, table: ConnectionTable) -> Result<Self, DataplaneError> {
+    pub fn load_file_with_table(
+        path: &Path,
+        table: ConnectionTable,
+    ) -> Result<Self, DataplaneError> {
         const MAX_OBJECT_BYTES: u64 = 64 << 20;
         let bytes = crate::input::read_bytes(path, MAX_OBJECT_BYTES)?;
         let object = object_with_table(&bytes, table)?;

@@ -92,14 +92,7 @@ pub(super) fn concurrent_round(
     // Sources 10.<64 + thread>.x.y: apart from each other's (the tables
     // are emptied between rounds).
     let frames: Vec<Vec<Vec<u8>>> = (0..cpus.len())
-        .map(|thread| {
-            flow_frames(
-                Family::V4,
-                64 + thread,
-                flows,
-                FLAG_SYN,
-            )
-        })
+        .map(|thread| flow_frames(Family::V4, 64 + thread, flows, FLAG_SYN))
         .collect();
     let barrier = std::sync::Barrier::new(cpus.len() + 1);
     let start = counts()?;

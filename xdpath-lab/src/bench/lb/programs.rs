@@ -130,7 +130,11 @@ fn connection_table_size(program: &mut LoadedProgram) -> Result<u32, LbBenchErro
     let name = abi::map::CONNECTIONS;
     let data = match program.ebpf_mut().map(name) {
         Some(Map::LruHashMap(data) | Map::PerCpuLruHashMap(data) | Map::HashMap(data)) => data,
-        _ => return Err(LbBenchError::Maps(format!("no hash map {name} in the object"))),
+        _ => {
+            return Err(LbBenchError::Maps(format!(
+                "no hash map {name} in the object"
+            )))
+        }
     };
     data.info()
         .map(|info| info.max_entries())

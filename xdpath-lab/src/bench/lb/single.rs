@@ -13,10 +13,10 @@ use super::multi_cpu::concurrent_round;
 use super::programs::{clear_connections, clear_table, connection_counts, Programs};
 use super::reference;
 use super::report::{LbRow, MultiCpuRow, ReferenceRatio, RepeatCheck, Samples};
-use xdpath::dataplane::LoadedProgram;
 use super::state::{flow_frames, Family};
 use super::testrun::test_run;
 use super::LbBenchError;
+use xdpath::dataplane::LoadedProgram;
 use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_SYN};
 
 /// Repeats of the repeat check (one VIP frame, one test run).
@@ -361,7 +361,9 @@ impl SingleRuns {
         REFERENCE_PAIRS
             .iter()
             .zip(names)
-            .filter(|((ours, theirs), _)| !samples[*ours].is_empty() && !samples[*theirs].is_empty())
+            .filter(|((ours, theirs), _)| {
+                !samples[*ours].is_empty() && !samples[*theirs].is_empty()
+            })
             .map(|(&(ours, theirs), row)| {
                 let (xdpath_ns, reference_ns) = (samples[ours].figure(), samples[theirs].figure());
                 ReferenceRatio {
