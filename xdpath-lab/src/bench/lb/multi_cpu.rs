@@ -76,6 +76,9 @@ pub(crate) fn allowed_cpus(limit: usize) -> Result<Vec<usize>, std::io::Error> {
         .collect())
 }
 
+/// Each thread's runs' kernel-reported ns, in the order of its CPUs.
+pub(super) type PerThread = Vec<Vec<u64>>;
+
 /// The multi-CPU rows: misses, then hits, of `flows` new IPv4 flows per
 /// CPU, one thread pinned to each CPU, all at once (the threads start each
 /// pass together). Both passes send the flows' SYNs, so the hits are
@@ -88,7 +91,7 @@ pub(super) fn concurrent_round(
     cpus: &[usize],
     round: usize,
     flows: u32,
-) -> Result<(Vec<Vec<u64>>, Vec<Vec<u64>>), LbBenchError> {
+) -> Result<(PerThread, PerThread), LbBenchError> {
     // Sources 10.<64 + thread>.x.y: apart from each other's (the tables
     // are emptied between rounds).
     let frames: Vec<Vec<Vec<u8>>> = (0..cpus.len())

@@ -136,8 +136,8 @@ pub fn stat(program: &LoadedProgram, slot: u32) -> Result<Stat, LbBenchError> {
         .iter()
         .map(|bytes| Stat::from_bytes(*bytes))
         .fold(Stat::default(), |sum, stat| Stat {
-            packets: sum.packets + stat.packets,
-            bytes: sum.bytes + stat.bytes,
+            packets: sum.packets.saturating_add(stat.packets),
+            bytes: sum.bytes.saturating_add(stat.bytes),
         }))
 }
 

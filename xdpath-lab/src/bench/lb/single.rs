@@ -160,7 +160,7 @@ fn concurrent_rounds(
 fn reference_counts(program: &LoadedProgram) -> Result<(u64, u64), LbBenchError> {
     let packets = reference::stat(program, 0)?.packets;
     let misses = reference::misses(program)?;
-    Ok((packets - misses, misses))
+    Ok((packets.saturating_sub(misses), misses))
 }
 
 /// The reference over one round's IPv4 frames, right after xdpath's
