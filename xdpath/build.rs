@@ -13,12 +13,13 @@ use std::process::Command;
 
 /// Debian's rustc, the one with a BPF `core` (package libstd-rust-web-dev-bpf).
 const BPF_RUSTC: &str = "/usr/bin/rustc";
-const PROGRAMS: [&str; 5] = [
+const PROGRAMS: [&str; 6] = [
     "xdpath",
     "xdpath-empty",
     "xdpath-xsk",
     "xdpath-redirect",
     "xdpath-flood",
+    "xdpath-reflb",
 ];
 
 fn main() {

@@ -181,6 +181,7 @@ fn balancer_with(vip: VipId) -> LbState {
             source_v6: Some("2001:db8:ff00::/64".into()),
             next_hop: Some("02:00:00:00:00:99".into()),
             seed: None,
+            connection_table: None,
         },
     )
     .expect("a valid balancer config");

@@ -25,7 +25,7 @@ fn names(list: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn each_object_holds_exactly_the_maps_the_contract_names() {
-    let cases: [(&str, &[u8], &[&str]); 5] = [
+    let cases: [(&str, &[u8], &[&str]); 6] = [
         ("xdpath", objects::XDPATH, &abi::MAIN_OBJECT_MAPS),
         ("xdpath-xsk", objects::XSK, &abi::XSK_OBJECT_MAPS),
         (
@@ -35,6 +35,7 @@ fn each_object_holds_exactly_the_maps_the_contract_names() {
         ),
         ("xdpath-flood", objects::FLOOD, &abi::FLOOD_OBJECT_MAPS),
         ("xdpath-empty", objects::EMPTY, &[]),
+        ("xdpath-reflb", objects::REFLB, &abi::REFLB_OBJECT_MAPS),
     ];
     for (object, bytes, expected) in cases {
         assert_eq!(
@@ -91,6 +92,7 @@ fn each_object_holds_the_programs_the_contract_names() {
         (objects::XSK, abi::program::XSK),
         (objects::REDIRECT, abi::program::REDIRECT),
         (objects::FLOOD, abi::program::FLOOD),
+        (objects::REFLB, abi::program::REFLB),
     ] {
         assert_eq!(object_programs(bytes), names(&[program]));
     }
@@ -133,6 +135,7 @@ fn no_map_name_is_a_string_literal_outside_the_contract() {
         .chain(&abi::XSK_OBJECT_MAPS)
         .chain(&abi::REDIRECT_OBJECT_MAPS)
         .chain(&abi::FLOOD_OBJECT_MAPS)
+        .chain(&abi::REFLB_OBJECT_MAPS)
         .copied()
         .collect();
     let mut findings = Vec::new();

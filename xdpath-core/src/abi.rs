@@ -135,6 +135,18 @@ pub mod map {
     pub const FLOOD_PLAN: &str = "FLOOD_PLAN";
     #[doc = "`FLOOD_SENT`"]
     pub const FLOOD_SENT: &str = "FLOOD_SENT";
+    #[doc = "`REFLB_VIPS`"]
+    pub const REFLB_VIPS: &str = "REFLB_VIPS";
+    #[doc = "`REFLB_LRU`"]
+    pub const REFLB_LRU: &str = "REFLB_LRU";
+    #[doc = "`REFLB_RING`"]
+    pub const REFLB_RING: &str = "REFLB_RING";
+    #[doc = "`REFLB_REALS`"]
+    pub const REFLB_REALS: &str = "REFLB_REALS";
+    #[doc = "`REFLB_CTL`"]
+    pub const REFLB_CTL: &str = "REFLB_CTL";
+    #[doc = "`REFLB_STATS`"]
+    pub const REFLB_STATS: &str = "REFLB_STATS";
 }
 
 /// Every map of the main object (`xdpath.bpf.o`): the shared ones and the
@@ -239,6 +251,15 @@ pub const XSK_OBJECT_MAPS: [&str; 2] = [map::XSKS, map::XSK_FLAGS];
 pub const REDIRECT_OBJECT_MAPS: [&str; 1] = [map::REDIRECT_TO];
 /// Every map of the flood generator's object (`xdpath-flood.bpf.o`).
 pub const FLOOD_OBJECT_MAPS: [&str; 2] = [map::FLOOD_PLAN, map::FLOOD_SENT];
+/// Every map of the reference balancer's object (`xdpath-reflb.bpf.o`).
+pub const REFLB_OBJECT_MAPS: [&str; 6] = [
+    map::REFLB_VIPS,
+    map::REFLB_LRU,
+    map::REFLB_RING,
+    map::REFLB_REALS,
+    map::REFLB_CTL,
+    map::REFLB_STATS,
+];
 
 /// Slots of the `STAGES` tail-call table: each later stage is its own
 /// program, verified on its own (the whole pipeline as one program passes
@@ -280,6 +301,8 @@ pub mod program {
     pub const REDIRECT: &str = "xdpath_redirect";
     /// The flood generator of the end-to-end tests.
     pub const FLOOD: &str = "xdpath_flood";
+    /// The reference balancer (the balancer benchmark's peer).
+    pub const REFLB: &str = "xdpath_reflb";
 }
 
 /// Most CPUs a namespace steers to (`CPU_MAP`, `STEER_STATS`; `STEER_CPUS`

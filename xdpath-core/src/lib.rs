@@ -43,6 +43,7 @@ pub mod observe;
 pub mod packet;
 pub mod parse;
 pub mod pipeline;
+pub mod reflb;
 pub mod stages;
 pub mod stats;
 pub mod steer;

@@ -22,3 +22,8 @@ pub static REDIRECT: &[u8] =
 /// run with live frames by `xdpath_lab::flood`.
 pub static FLOOD: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpath-flood.bpf.o"));
+
+/// The reference balancer (`xdpath-ebpf/src/reflb.rs`), the balancer
+/// benchmark's peer: Katran's per-packet work, written for this project.
+pub static REFLB: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpath-reflb.bpf.o"));

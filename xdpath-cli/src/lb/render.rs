@@ -105,7 +105,13 @@ pub fn print_settings(value: &Value, json: bool) {
         print_json(value);
         return;
     }
-    for key in ["source_v4", "source_v6", "next_hop", "seed"] {
+    for key in [
+        "source_v4",
+        "source_v6",
+        "next_hop",
+        "seed",
+        "connection_table",
+    ] {
         let shown = match &value[key] {
             Value::String(text) => text.clone(),
             Value::Null => "none".into(),

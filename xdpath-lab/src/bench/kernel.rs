@@ -10,9 +10,24 @@ use xdpath_core::InterfaceConfig;
 
 use super::{bench_filter_state, mean, median, BenchError, BenchOptions, ProgramResult};
 
+/// xdp-filter's entry point in `xdpfilt_alw_all.o`.
+pub(super) const PEER_PROGRAM: &str = "xdpfilt_alw_all";
+
+/// Loads an xdpath instance (the embedded object, or `object`).
+pub(super) fn load_plain(object: Option<&std::path::Path>) -> Result<LoadedProgram, BenchError> {
+    match object {
+        Some(path) => LoadedProgram::load_file(path, abi::program::XDPATH),
+        None => LoadedProgram::load(InterfaceConfig::default()),
+    }
+    .map_err(|source| BenchError::Program {
+        program: "xdpath".into(),
+        source: Box::new(source),
+    })
+}
+
 /// Loads an xdpath instance (the embedded object, or `object`) with
 /// [`bench_filter_state`] installed.
-fn load_filtered(object: Option<&std::path::Path>) -> Result<LoadedProgram, BenchError> {
+pub(super) fn load_filtered(object: Option<&std::path::Path>) -> Result<LoadedProgram, BenchError> {
     let program = match object {
         Some(path) => LoadedProgram::load_file(path, abi::program::XDPATH),
         None => LoadedProgram::load(InterfaceConfig::default()),
@@ -77,14 +92,10 @@ pub(super) fn kernel_trials(
         }
     };
 
-    let mut xdpath = match &options.object {
-        Some(path) => LoadedProgram::load_file(path, abi::program::XDPATH),
-        None => LoadedProgram::load(InterfaceConfig::default()),
-    }
-    .map_err(wrap("xdpath"))?;
+    let mut xdpath = load_plain(options.object.as_deref())?;
     let mut filtered = load_filtered(options.object.as_deref())?;
     let mut empty = LoadedProgram::load_empty().map_err(wrap("empty"))?;
-    let peer = LoadedProgram::load_file(&options.peer, "xdpfilt_alw_all");
+    let peer = LoadedProgram::load_file(&options.peer, PEER_PROGRAM);
     let (mut peer, peer_skipped) = match peer {
         Ok(peer) => (Some(peer), None),
         Err(error) => (None, Some(format!("{}: {error}", options.peer.display()))),

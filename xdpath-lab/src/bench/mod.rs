@@ -17,6 +17,7 @@ pub mod flood;
 pub mod forward;
 mod kernel;
 pub mod lb;
+pub mod multicore;
 pub mod observe;
 mod report;
 pub mod userspace;
@@ -86,6 +87,15 @@ pub struct BenchOptions {
     /// kernel path on live traffic over veth: this many frames per trial.
     #[arg(long, value_name = "FRAMES")]
     pub userspace: Option<u32>,
+    /// Also run the mix, and the balancer's multi-CPU rows, on this many
+    /// CPUs at once (one pinned thread each): per-CPU ns and aggregate
+    /// packets/s. 1 gives the baseline of the same method.
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<usize>,
+    /// The kind of xdpath's connection tables in the balancer section:
+    /// one LRU shared by all CPUs, or one LRU list per CPU.
+    #[arg(long, value_enum, default_value_t)]
+    pub connection_table: xdpath::dataplane::ConnectionTable,
 }
 
 impl Default for BenchOptions {
@@ -104,6 +114,8 @@ impl Default for BenchOptions {
             no_observe: false,
             forward: None,
             userspace: None,
+            cpus: None,
+            connection_table: xdpath::dataplane::ConnectionTable::default(),
         }
     }
 }
@@ -285,7 +297,7 @@ pub(crate) fn mean(values: &[f64]) -> f64 {
 /// Each counted option's range: a value past it is a typo that would
 /// run for days.
 fn check_counts(options: &BenchOptions) -> Result<(), BenchError> {
-    let counts: [(&str, u64, u64, Option<u64>); 6] = [
+    let counts: [(&str, u64, u64, Option<u64>); 7] = [
         ("--repeat", 1, 100_000_000, Some(options.repeat.into())),
         ("--trials", 1, 1_000, Some(options.trials as u64)),
         (
@@ -301,6 +313,12 @@ fn check_counts(options: &BenchOptions) -> Result<(), BenchError> {
             1,
             100_000_000,
             options.userspace.map(u64::from),
+        ),
+        (
+            "--cpus",
+            1,
+            crate::bench::lb::MAX_THREADS as u64,
+            options.cpus.map(|cpus| cpus as u64),
         ),
     ];
     for (name, low, high, value) in counts {
@@ -325,6 +343,10 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     let peer_skipped = trials.peer_skipped;
 
     let native = native_rate(&mix, options.native_packets);
+    let multicore = match options.cpus {
+        Some(cpus) => Some(multicore::run(options, &mix, cpus)?),
+        None => None,
+    };
     // Before the flood benchmark, which attaches programs to interfaces.
     let lb = if options.no_lb {
         None
@@ -337,6 +359,8 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
             trials: options.trials,
             object: options.object.clone(),
             peer: options.peer.clone(),
+            cpus: options.cpus,
+            connection_table: options.connection_table,
         })?)
     };
     let observe = if options.no_observe {
@@ -369,6 +393,7 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         kernel,
         peer_skipped,
         native,
+        multicore,
         machine: machine_description(),
         flood: match options.flood {
             Some(seconds) => Some(crate::bench::flood::run(seconds)?),

@@ -46,6 +46,8 @@ pub struct BenchReport {
     pub peer_skipped: Option<String>,
     /// Native results.
     pub native: NativeResult,
+    /// The mix on N CPUs at once, when asked for (`--cpus`).
+    pub multicore: Option<Vec<crate::bench::multicore::MultiCoreRow>>,
     /// `uname -r`, CPU model, cores.
     pub machine: String,
     /// The veth flood benchmark, when asked for.
@@ -76,6 +78,10 @@ impl BenchReport {
             "native pipeline (1 core): {:.2} ns/packet, {:.1} Mpps over {} packets",
             self.native.ns_per_packet, self.native.mpps, self.native.packets
         );
+        if let Some(rows) = &self.multicore {
+            println!();
+            crate::bench::multicore::print(rows);
+        }
         if let Some(lb) = &self.lb {
             println!();
             lb.print();

@@ -167,7 +167,9 @@ fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
     if !plan.lb.is_empty() {
         let mut session = LbSession::open()?;
         edit_lb(&mut session.state, &desired.lb)?;
+        let table = session.state.settings.connection_table;
         session.commit()?;
+        crate::lb::ops::apply_connection_table(table)?;
     }
     let _lock = lock_state_dir()?;
     let decap = attach_interfaces(desired, plan, &in_place)?;
@@ -389,6 +391,7 @@ fn configure_lb(state: &mut LbState, settings: &LbSettings) -> Result<(), LbErro
                     .unwrap_or_else(|| "fib".into()),
             ),
             seed: Some(settings.seed),
+            connection_table: Some(settings.connection_table),
         },
     )
 }

@@ -196,6 +196,8 @@ pub struct LbSection {
     pub next_hop: Option<Spanned<String>>,
     /// The Maglev seed.
     pub seed: Option<u64>,
+    /// `shared` (default) or `per-cpu` connection tables.
+    pub connection_table: Option<crate::dataplane::ConnectionTable>,
     /// `[[lb.vip]]`.
     #[serde(default)]
     pub vip: Vec<Spanned<VipEntry>>,

@@ -26,6 +26,7 @@ use aya::Pod;
 use xdpath_core::{AttachMeta, Counter, InterfaceConfig};
 
 mod attach;
+mod conn_table;
 mod error;
 pub mod forward;
 mod link_info;
@@ -37,6 +38,9 @@ pub mod steer;
 pub use attach::{
     attach, attached_interfaces, check_attachable, detach, interface_counters,
     read_interface_config, status, update_interface_config,
+};
+pub use conn_table::{
+    pinned_connection_table, set_connection_table, ConnectionTable, BPF_F_NO_COMMON_LRU,
 };
 pub use error::DataplaneError;
 pub use program::LoadedProgram;

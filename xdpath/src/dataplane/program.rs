@@ -13,6 +13,7 @@ use xdpath_core::{Counter, InterfaceConfig, COUNTER_SLOTS};
 
 use crate::objects;
 
+use super::conn_table::object_with_table;
 use super::*;
 
 /// An instance of the xdpath program loaded into the kernel, with its maps.
@@ -30,12 +31,22 @@ impl LoadedProgram {
         Self::load_object(objects::XDPATH, abi::program::XDPATH, config)
     }
 
+    /// [`LoadedProgram::load`] with the connection tables of kind `table`
+    /// (see [`ConnectionTable`]).
+    pub fn load_with_table(
+        config: InterfaceConfig,
+        table: ConnectionTable,
+    ) -> Result<Self, DataplaneError> {
+        let object = object_with_table(objects::XDPATH, table)?;
+        Self::load_object(&object, abi::program::XDPATH, config)
+    }
+
     fn load_object(
         object: &[u8],
         program: &str,
         config: InterfaceConfig,
     ) -> Result<Self, DataplaneError> {
-        Self::load_object_with(object, program, Some(config), &[])
+        Self::load_object_with(object, program, Some(config), &[], &[])
     }
 
     /// Loads the object. Each map named in `pins` is opened from (or
@@ -49,11 +60,15 @@ impl LoadedProgram {
         program: &str,
         config: Option<InterfaceConfig>,
         pins: &[(&'static str, PathBuf)],
+        sizes: &[(&'static str, u32)],
     ) -> Result<Self, DataplaneError> {
         raise_memlock_limit();
         let mut loader = EbpfLoader::new();
         for (name, path) in pins {
             loader.map_pin_path(name, path.as_path());
+        }
+        for (name, size) in sizes {
+            loader.map_max_entries(name, *size);
         }
         let mut ebpf = loader
             .load(object)
@@ -177,9 +192,10 @@ impl LoadedProgram {
         for (name, path) in &pins {
             loader.map_pin_path(name, path.as_path());
         }
+        let object = object_with_table(objects::XDPATH, configured_table())?;
         drop(
             loader
-                .load(objects::XDPATH)
+                .load(&object)
                 .map_err(|error| DataplaneError::Load(Box::new(error)))?,
         );
         Ok(())
@@ -191,11 +207,13 @@ impl LoadedProgram {
         ensure_bpffs()?;
         let dir = shared_dir()?;
         crate::private_files::create_directory(&dir).map_err(io_error(&dir))?;
+        let object = object_with_table(objects::XDPATH, configured_table())?;
         Self::load_object_with(
-            objects::XDPATH,
+            &object,
             abi::program::XDPATH,
             Some(config),
             &shared_pins(&dir),
+            &[],
         )
     }
 
@@ -212,12 +230,18 @@ impl LoadedProgram {
                 .iter()
                 .map(|name| (*name, interface_dir.join(name))),
         );
-        Self::load_object_with(objects::XDPATH, abi::program::XDPATH, None, &pins)
+        let object = object_with_table(objects::XDPATH, configured_table())?;
+        Self::load_object_with(&object, abi::program::XDPATH, None, &pins, &[])
     }
 
     /// The loaded object, for typed access to its maps.
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
+    }
+
+    /// The loaded object, to read its maps.
+    pub fn ebpf(&self) -> &Ebpf {
+        &self.ebpf
     }
 
     /// A new file descriptor of one of the program's maps (the filter's
@@ -260,6 +284,18 @@ impl LoadedProgram {
         const MAX_OBJECT_BYTES: u64 = 64 << 20;
         let bytes = crate::input::read_bytes(path, MAX_OBJECT_BYTES)?;
         Self::load_object(&bytes, program, InterfaceConfig::default())
+    }
+
+    /// Loads an xdpath object from a file (another build of it, for
+    /// benchmarks) with its connection tables of kind `table`.
+    pub fn load_file_with_table(
+        path: &Path,
+        table: ConnectionTable,
+    ) -> Result<Self, DataplaneError> {
+        const MAX_OBJECT_BYTES: u64 = 64 << 20;
+        let bytes = crate::input::read_bytes(path, MAX_OBJECT_BYTES)?;
+        let object = object_with_table(&bytes, table)?;
+        Self::load_object(&object, abi::program::XDPATH, InterfaceConfig::default())
     }
 
     pub(super) fn program(&mut self) -> &mut Xdp {
@@ -365,6 +401,18 @@ impl LoadedProgram {
         Ok(loaded)
     }
 
+    /// Loads the reference balancer (the balancer benchmark's peer) with a
+    /// connection table of `lru_entries` entries, its other maps empty.
+    pub fn load_reflb(lru_entries: u32) -> Result<Self, DataplaneError> {
+        Self::load_object_with(
+            objects::REFLB,
+            abi::program::REFLB,
+            None,
+            &[],
+            &[(abi::map::REFLB_LRU, lru_entries)],
+        )
+    }
+
     /// Loads the flood generator of the end-to-end tests with its plan
     /// (see `xdpath_lab::flood`).
     pub fn load_flood(plan: &xdpath_core::flood::FloodPlan) -> Result<Self, DataplaneError> {
@@ -424,4 +472,12 @@ pub(super) fn sum_counters<T: std::borrow::Borrow<MapData>>(
         }
     }
     Ok(sums)
+}
+
+/// The connection-table kind this namespace's balancer settings ask for
+/// (`lb config --connection-table`), for maps about to be created; the
+/// default when there are no settings yet or they cannot be read (an
+/// unreadable state file fails the control call that reads it for real).
+fn configured_table() -> ConnectionTable {
+    crate::lb::state::saved_connection_table().unwrap_or_default()
 }

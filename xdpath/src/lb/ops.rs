@@ -126,7 +126,17 @@ pub fn configure(request: &LbConfigArgs) -> Result<LbSettings, LbError> {
     edit::configure(&mut session.state, &change)?;
     let settings = session.state.settings.clone();
     session.commit()?;
+    apply_connection_table(settings.connection_table)?;
     Ok(settings)
+}
+
+/// Makes the namespace's connection tables of the kind the saved
+/// settings ask for (see [`crate::dataplane::set_connection_table`]):
+/// after a commit that may have changed it.
+pub fn apply_connection_table(table: crate::dataplane::ConnectionTable) -> Result<(), LbError> {
+    crate::dataplane::set_connection_table(table)
+        .map(drop)
+        .map_err(|error| LbError::from(crate::control::ControlError::from(error)))
 }
 
 /// The edit an [`LbConfigArgs`] asks for.
@@ -136,6 +146,7 @@ pub fn config_change(request: &LbConfigArgs) -> ConfigChange {
         source_v6: request.source_v6.clone(),
         next_hop: request.next_hop.clone(),
         seed: request.seed,
+        connection_table: request.connection_table,
     }
 }
 

@@ -297,6 +297,11 @@ pub struct LbSettings {
     /// share it.
     #[serde(default)]
     pub seed: u64,
+    /// One LRU for all CPUs or one per CPU: fixed when the namespace's
+    /// connection tables are created (a change re-creates them, see
+    /// `lb::ops::configure`).
+    #[serde(default)]
+    pub connection_table: crate::dataplane::ConnectionTable,
 }
 
 /// The desired balancer state of a namespace.
@@ -316,6 +321,19 @@ pub struct LbState {
 impl crate::control::state::StateFile for LbState {
     const KIND: &'static str = "lb";
     const LEGACY_KEYS: &'static [&'static str] = &["settings", "vips", "next_generation"];
+}
+
+/// The connection-table kind of this namespace's saved balancer state
+/// (`None` without a state file or when it cannot be read).
+pub fn saved_connection_table() -> Option<crate::dataplane::ConnectionTable> {
+    let dir = crate::control::state::state_dir().ok()?;
+    let path = dir.join(LB_STATE_FILE);
+    if !path.exists() {
+        return None;
+    }
+    crate::control::state::load::<LbState>(&path)
+        .ok()
+        .map(|state| state.settings.connection_table)
 }
 
 impl LbState {

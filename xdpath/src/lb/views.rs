@@ -18,6 +18,7 @@ pub fn settings_json(state: &LbState) -> Value {
         "source_v6": settings.source_v6,
         "next_hop": settings.next_hop_mac.as_deref().unwrap_or("fib"),
         "seed": settings.seed,
+        "connection_table": settings.connection_table,
     })
 }
 

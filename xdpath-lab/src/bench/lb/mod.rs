@@ -37,19 +37,20 @@
 mod maglev;
 mod multi_cpu;
 mod programs;
+pub mod reference;
 mod repeated;
 mod report;
 mod single;
 mod state;
-mod testrun;
+pub(crate) mod testrun;
 
 use std::path::PathBuf;
 
 pub use maglev::maglev_rows;
-pub use report::{LbReport, LbRow, MaglevRow, RepeatCheck};
+pub use report::{LbReport, LbRow, MaglevRow, MultiCpuRow, ReferenceRatio, RepeatCheck};
 pub use state::bench_state;
 
-use multi_cpu::{allowed_cpus, PinnedThread};
+pub(crate) use multi_cpu::{allowed_cpus, PinnedThread};
 use programs::Programs;
 use xdpath::dataplane::DataplaneError;
 use xdpath::lb::maglev::MaglevError;
@@ -75,8 +76,12 @@ pub const MAX_FLOWS: u32 = 32_768;
 /// The most rounds (the round number is part of the flows' source
 /// addresses).
 pub const MAX_ROUNDS: usize = 32;
-/// The most CPUs the multi-CPU rows use at once.
-pub const MAX_THREADS: usize = 4;
+/// The most CPUs the multi-CPU rows use at once (`--cpus`; without it,
+/// every CPU allowed up to [`DEFAULT_THREADS`]).
+pub const MAX_THREADS: usize = 64;
+/// The multi-CPU rows' CPUs without `--cpus`: every CPU allowed, at most
+/// this many.
+pub const DEFAULT_THREADS: usize = 4;
 
 /// Options of the load-balancer section.
 #[derive(Clone, Debug)]
@@ -95,6 +100,13 @@ pub struct LbBenchOptions {
     pub object: Option<PathBuf>,
     /// The xdp-filter peer object.
     pub peer: PathBuf,
+    /// The multi-CPU rows on exactly this many CPUs (one too: the
+    /// scaling's baseline); `None`: every CPU allowed, at most
+    /// [`DEFAULT_THREADS`], and no such rows on one CPU.
+    pub cpus: Option<usize>,
+    /// The kind of xdpath's connection tables (the reference's are always
+    /// per CPU, as Katran's).
+    pub connection_table: xdpath::dataplane::ConnectionTable,
 }
 
 /// Errors of the load-balancer benchmark.
@@ -177,10 +189,23 @@ pub fn run(options: &LbBenchOptions) -> Result<LbReport, LbBenchError> {
     }
     let mut programs = Programs::load(options)?;
     // The multi-CPU rows' CPUs, read before this thread is pinned to one.
-    let cpus = allowed_cpus(MAX_THREADS).map_err(LbBenchError::Affinity)?;
+    let wanted = options.cpus.unwrap_or(DEFAULT_THREADS);
+    let cpus = allowed_cpus(wanted).map_err(LbBenchError::Affinity)?;
+    if options.cpus.is_some() && cpus.len() < wanted {
+        return Err(LbBenchError::Options(format!(
+            "--cpus {wanted}: this process may run on {} CPU(s) only",
+            cpus.len()
+        )));
+    }
     let pinned = PinnedThread::to_current_cpu().map_err(LbBenchError::Affinity)?;
     let repeat_check = single::repeat_check(&mut programs)?;
-    let single = single::measure(&mut programs, &cpus, options.flows, options.rounds)?;
+    let concurrent = cpus.len() > 1 || options.cpus.is_some();
+    let single = single::measure(
+        &mut programs,
+        concurrent.then_some(cpus.as_slice()),
+        options.flows,
+        options.rounds,
+    )?;
     let repeated = repeated::rows(&programs, options.repeat, options.trials)?;
     drop(pinned);
     let maglev = maglev_rows()?;
@@ -190,6 +215,8 @@ pub fn run(options: &LbBenchOptions) -> Result<LbReport, LbBenchError> {
         flows: options.flows,
         rounds: options.rounds,
         single_runs: single.rows(programs.peer.is_some(), cpus.len()),
+        reference: single.reference_ratios(cpus.len()),
+        multi_cpu: single.multi_cpu_rows(&cpus),
         repeated,
         repeat_check,
         counted_hits: single.counted_hits,

@@ -6,23 +6,21 @@ use std::os::fd::{AsFd, BorrowedFd};
 use xdpath_core::wire::tcp::FLAG_SYN;
 use xdpath_core::Action;
 
-use super::programs::connection_counts;
 use super::state::{flow_frames, Family};
 use super::testrun::{run_frames, Subject};
-use super::{LbBenchError, MAX_THREADS};
-use xdpath::control::kernel::KernelMaps;
+use super::LbBenchError;
 
 /// Keeps the calling thread on one CPU, and gives it back its CPU set
 /// when dropped. Every run then meets the same per-CPU state (the per-CPU
 /// LRU lists of the variant object among it), and a round's misses and
 /// hits the same caches.
-pub(super) struct PinnedThread {
+pub(crate) struct PinnedThread {
     previous: libc::cpu_set_t,
 }
 
 impl PinnedThread {
     /// Pins to the CPU the thread runs on.
-    pub(super) fn to_current_cpu() -> Result<Self, std::io::Error> {
+    pub(crate) fn to_current_cpu() -> Result<Self, std::io::Error> {
         // SAFETY: no arguments; returns the CPU or -1.
         let cpu = unsafe { libc::sched_getcpu() };
         if cpu < 0 {
@@ -32,7 +30,7 @@ impl PinnedThread {
     }
 
     /// Pins to `cpu`.
-    fn to_cpu(cpu: usize) -> Result<Self, std::io::Error> {
+    pub(crate) fn to_cpu(cpu: usize) -> Result<Self, std::io::Error> {
         let previous = current_cpu_set()?;
         // SAFETY: cpu_set_t is plain data; all zero is the empty set.
         let mut only: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -69,7 +67,7 @@ fn current_cpu_set() -> Result<libc::cpu_set_t, std::io::Error> {
 }
 
 /// The CPUs this thread may run on, at most `limit` of them.
-pub(super) fn allowed_cpus(limit: usize) -> Result<Vec<usize>, std::io::Error> {
+pub(crate) fn allowed_cpus(limit: usize) -> Result<Vec<usize>, std::io::Error> {
     let set = current_cpu_set()?;
     Ok((0..libc::CPU_SETSIZE as usize)
         // SAFETY: every index is below CPU_SETSIZE.
@@ -78,32 +76,29 @@ pub(super) fn allowed_cpus(limit: usize) -> Result<Vec<usize>, std::io::Error> {
         .collect())
 }
 
+/// Each thread's runs' kernel-reported ns, in the order of its CPUs.
+pub(super) type PerThread = Vec<Vec<u64>>;
+
 /// The multi-CPU rows: misses, then hits, of `flows` new IPv4 flows per
 /// CPU, one thread pinned to each CPU, all at once (the threads start each
 /// pass together). Both passes send the flows' SYNs, so the hits are
 /// found in the new-flow table, after a miss in the established one.
-/// Returns every run's ns: (misses, hits).
+/// `counts` reads the program's (hits, misses). Returns every run's ns,
+/// per thread (in `cpus` order): (misses, hits).
 pub(super) fn concurrent_round(
     balancer: &Subject,
-    maps: &KernelMaps,
+    counts: &dyn Fn() -> Result<(u64, u64), LbBenchError>,
     cpus: &[usize],
     round: usize,
     flows: u32,
-) -> Result<(Vec<u64>, Vec<u64>), LbBenchError> {
-    // Sources 10.<64 + ...>.x.y: apart from the single-CPU rounds' and from
-    // each other's.
+) -> Result<(PerThread, PerThread), LbBenchError> {
+    // Sources 10.<64 + thread>.x.y: apart from each other's (the tables
+    // are emptied between rounds).
     let frames: Vec<Vec<Vec<u8>>> = (0..cpus.len())
-        .map(|thread| {
-            flow_frames(
-                Family::V4,
-                64 + round * MAX_THREADS + thread,
-                flows,
-                FLAG_SYN,
-            )
-        })
+        .map(|thread| flow_frames(Family::V4, 64 + thread, flows, FLAG_SYN))
         .collect();
     let barrier = std::sync::Barrier::new(cpus.len() + 1);
-    let start = connection_counts(maps)?;
+    let start = counts()?;
     let program = balancer.entry.as_fd();
     let label = balancer.label.as_str();
     let (middle, results) = std::thread::scope(|scope| {
@@ -117,7 +112,7 @@ pub(super) fn concurrent_round(
             .collect();
         barrier.wait();
         barrier.wait();
-        let middle = connection_counts(maps);
+        let middle = counts();
         barrier.wait();
         let results: Vec<_> = handles
             .into_iter()
@@ -126,12 +121,12 @@ pub(super) fn concurrent_round(
         (middle, results)
     });
     let middle = middle?;
-    let end = connection_counts(maps)?;
+    let end = counts()?;
     let (mut misses, mut hits) = (Vec::new(), Vec::new());
     for result in results {
         let (thread_misses, thread_hits) = result?;
-        misses.extend(thread_misses);
-        hits.extend(thread_hits);
+        misses.push(thread_misses);
+        hits.push(thread_hits);
     }
     check_passes(round, cpus.len(), flows, [start, middle, end])?;
     Ok((misses, hits))

@@ -22,6 +22,9 @@ pub(super) struct Programs {
     pub(super) maps: KernelMaps,
     /// The measured connection table in words.
     pub(super) connection_table: String,
+    /// The reference balancer (Katran's per-packet work), its connection
+    /// table as large as xdpath's established one.
+    pub(super) reference: Subject,
     /// xdpath without LB state.
     pub(super) plain: Subject,
     /// The empty program.
@@ -36,14 +39,16 @@ impl Programs {
     /// Loads them all and installs the balancer state.
     pub(super) fn load(options: &LbBenchOptions) -> Result<Self, LbBenchError> {
         let object = options.object.as_deref();
-        let mut balancer = load_xdpath(object, "xdpath + LB")?;
+        let table = options.connection_table;
+        let mut balancer = load_xdpath(object, table, "xdpath + LB")?;
         let maps = KernelMaps::of_program(&balancer.program)
             .map_err(|error| LbBenchError::Maps(format!("open: {error}")))?;
         bench_state(options.allow)?
             .install_kernel(&maps)
             .map_err(|error| LbBenchError::Maps(format!("install the balancer state: {error}")))?;
         let connection_table = describe_connection_table(&mut balancer.program);
-        let plain = load_xdpath(object, "xdpath, no LB state")?;
+        let reference = super::reference::load(connection_table_size(&mut balancer.program)?)?;
+        let plain = load_xdpath(object, table, "xdpath, no LB state")?;
         let empty = LoadedProgram::load_empty().map_err(|source| LbBenchError::Program {
             program: "empty".into(),
             source: Box::new(source),
@@ -60,6 +65,7 @@ impl Programs {
             balancer,
             maps,
             connection_table,
+            reference,
             plain,
             empty,
             peer,
@@ -117,6 +123,22 @@ pub(super) fn clear_table(
         table.remove(key).map_err(map_error)?;
     }
     Ok(keys.len())
+}
+
+/// The entries of the measured object's established-connection table.
+fn connection_table_size(program: &mut LoadedProgram) -> Result<u32, LbBenchError> {
+    let name = abi::map::CONNECTIONS;
+    let data = match program.ebpf_mut().map(name) {
+        Some(Map::LruHashMap(data) | Map::PerCpuLruHashMap(data) | Map::HashMap(data)) => data,
+        _ => {
+            return Err(LbBenchError::Maps(format!(
+                "no hash map {name} in the object"
+            )))
+        }
+    };
+    data.info()
+        .map(|info| info.max_entries())
+        .map_err(|error| LbBenchError::Maps(format!("{name}: map info: {error}")))
 }
 
 /// The measured object's connection table in words (from the kernel's

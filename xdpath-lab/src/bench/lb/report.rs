@@ -33,6 +33,41 @@ pub struct LbRow {
     pub median_run_ns: f64,
 }
 
+/// xdpath's balancer beside the reference balancer (Katran's per-packet
+/// work) over the same IPv4 frames, in the same rounds.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReferenceRatio {
+    /// Which path.
+    pub row: String,
+    /// xdpath's kernel-reported ns per packet.
+    pub xdpath_ns: f64,
+    /// The reference's.
+    pub reference_ns: f64,
+    /// `xdpath_ns` / `reference_ns`.
+    pub ratio: f64,
+    /// The same with the empty program's ns taken off both.
+    pub net_ratio: f64,
+    /// xdpath's median single run (whole ns).
+    pub xdpath_median_run_ns: f64,
+    /// The reference's.
+    pub reference_median_run_ns: f64,
+}
+
+/// A multi-CPU row per CPU: every CPU's thread running its own flows at
+/// the same time.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MultiCpuRow {
+    /// What ran, and which path.
+    pub program: String,
+    /// The CPUs, one pinned thread each.
+    pub cpus: Vec<usize>,
+    /// Each CPU's kernel-reported ns per packet (median over rounds of the
+    /// round's mean).
+    pub per_cpu_ns: Vec<f64>,
+    /// Σ over the CPUs of 10⁹ / its ns.
+    pub aggregate_packets_per_second: f64,
+}
+
 /// What a multi-repeat test run of one VIP frame did to the connection
 /// table.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -77,6 +112,10 @@ pub struct LbReport {
     pub rounds: usize,
     /// Single runs over distinct frames: misses, hits, and the baselines.
     pub single_runs: Vec<LbRow>,
+    /// xdpath over the reference balancer, row by row (IPv4).
+    pub reference: Vec<ReferenceRatio>,
+    /// The multi-CPU rows per CPU, with the aggregate packets/s.
+    pub multi_cpu: Vec<MultiCpuRow>,
     /// `repeat` runs of one frame not addressed to a VIP (the balancer
     /// enabled but not used), beside the baselines.
     pub repeated: Vec<LbRow>,
@@ -112,6 +151,42 @@ impl LbReport {
         println!();
         print_rows("ONE RUN PER FRAME", &self.single_runs, "median run");
         println!();
+        println!(
+            "{:<40} {:>10} {:>10} {:>8} {:>8} {:>12}",
+            "XDPATH / REFERENCE (IPv4 IPIP)", "xdpath ns", "ref ns", "ratio", "net", "median runs"
+        );
+        for row in &self.reference {
+            println!(
+                "{:<40} {:>10.1} {:>10.1} {:>7.2}x {:>7.2}x {:>5.0} / {:<5.0}",
+                row.row,
+                row.xdpath_ns,
+                row.reference_ns,
+                row.ratio,
+                row.net_ratio,
+                row.xdpath_median_run_ns,
+                row.reference_median_run_ns
+            );
+        }
+        println!();
+        if let Some(first) = self.multi_cpu.first() {
+            println!(
+                "{:<40} {:>28} {:>12}",
+                format!("LB ON {} CPUs AT ONCE {:?}", first.cpus.len(), first.cpus),
+                "per CPU ns",
+                "total Mpps"
+            );
+            for row in &self.multi_cpu {
+                let per_cpu: Vec<String> =
+                    row.per_cpu_ns.iter().map(|ns| format!("{ns:.1}")).collect();
+                println!(
+                    "{:<40} {:>28} {:>12.2}",
+                    row.program,
+                    per_cpu.join(" / "),
+                    row.aggregate_packets_per_second / 1e6
+                );
+            }
+            println!();
+        }
         print_rows("REPEATED, frame not to a VIP", &self.repeated, "wall ns");
         if let Some(reason) = &self.peer_skipped {
             println!("xdp-filter peer skipped: {reason}");
@@ -191,7 +266,7 @@ impl Samples {
         median(&mut self.per_round())
     }
 
-    fn last_column(&self) -> f64 {
+    pub(super) fn last_column(&self) -> f64 {
         median(&mut self.0.iter().map(|sample| sample.1).collect::<Vec<_>>())
     }
 

@@ -11,7 +11,7 @@ use xdpath_core::InterfaceConfig;
 
 use super::LbBenchError;
 use xdpath::bpf_syscall::{bpf, command};
-use xdpath::dataplane::{DataplaneError, LoadedProgram};
+use xdpath::dataplane::{ConnectionTable, DataplaneError, LoadedProgram};
 
 /// The `bpf_attr` of `BPF_PROG_TEST_RUN`, up to `batch_size` (padded to
 /// 8). The benchmark calls the command itself: aya's `TestRun` needs the
@@ -41,7 +41,7 @@ struct TestRunAttr {
 /// Runs `frame` through the program `repeat` times (the frame not reset
 /// between repeats): (the last run's action, the kernel-reported ns per
 /// run, whole ns).
-pub(super) fn test_run(
+pub(crate) fn test_run(
     program: BorrowedFd<'_>,
     frame: &[u8],
     repeat: u32,
@@ -91,14 +91,14 @@ pub(super) fn run_frames(
 }
 
 /// A loaded program and a descriptor of its entry point.
-pub(super) struct Subject {
-    pub(super) label: String,
-    pub(super) program: LoadedProgram,
-    pub(super) entry: OwnedFd,
+pub(crate) struct Subject {
+    pub(crate) label: String,
+    pub(crate) program: LoadedProgram,
+    pub(crate) entry: OwnedFd,
 }
 
 impl Subject {
-    pub(super) fn new(
+    pub(crate) fn new(
         label: &str,
         mut program: LoadedProgram,
         entry: &str,
@@ -148,11 +148,16 @@ impl Subject {
     }
 }
 
-/// Loads the xdpath object measured (the embedded one, or `object`).
-pub(super) fn load_xdpath(object: Option<&Path>, label: &str) -> Result<Subject, LbBenchError> {
+/// Loads the xdpath object measured (the embedded one, or `object`), its
+/// connection tables of kind `table`.
+pub(super) fn load_xdpath(
+    object: Option<&Path>,
+    table: ConnectionTable,
+    label: &str,
+) -> Result<Subject, LbBenchError> {
     let program = match object {
-        Some(path) => LoadedProgram::load_file(path, abi::program::XDPATH),
-        None => LoadedProgram::load(InterfaceConfig::default()),
+        Some(path) => LoadedProgram::load_file_with_table(path, table),
+        None => LoadedProgram::load_with_table(InterfaceConfig::default(), table),
     }
     .map_err(|source| LbBenchError::Program {
         program: label.into(),

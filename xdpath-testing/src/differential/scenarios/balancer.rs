@@ -90,6 +90,7 @@ pub fn balancer() -> Result<CompiledLb, String> {
             source_v6: Some("2001:db8:ff00::/64".into()),
             next_hop: Some("02:00:00:00:00:99".into()),
             seed: Some(7),
+            connection_table: None,
         },
     )
     .map_err(error)?;

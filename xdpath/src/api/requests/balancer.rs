@@ -132,6 +132,13 @@ pub struct LbConfigArgs {
     #[cfg_attr(feature = "clap", arg(long))]
     #[serde(default)]
     pub seed: Option<u64>,
+    /// The connection tables: one LRU shared by all CPUs, or one LRU list
+    /// per CPU (no shared lock; a flow must stay on its CPU, RSS keeps it
+    /// there). A change re-creates the tables: established flows are
+    /// placed again by Maglev.
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
+    #[serde(default)]
+    pub connection_table: Option<crate::dataplane::ConnectionTable>,
 }
 
 /// An owner's whole load-balancing state: `PUT /v1/owners/{owner}` and

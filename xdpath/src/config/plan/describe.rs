@@ -211,6 +211,11 @@ pub(super) fn settings(old: &LbSettings, new: &LbSettings) -> Vec<(&'static str,
         ("source_v6", prefix(&old.source_v6), prefix(&new.source_v6)),
         ("next_hop", hop(old), hop(new)),
         ("seed", old.seed.to_string(), new.seed.to_string()),
+        (
+            "connection_table",
+            old.connection_table.to_string(),
+            new.connection_table.to_string(),
+        ),
     ]
 }
 

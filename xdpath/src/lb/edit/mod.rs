@@ -438,6 +438,8 @@ pub struct ConfigChange {
     pub next_hop: Option<String>,
     /// `--seed`.
     pub seed: Option<u64>,
+    /// `--connection-table`.
+    pub connection_table: Option<crate::dataplane::ConnectionTable>,
 }
 
 fn parse_source(text: &str, ipv4: bool) -> Result<Option<Cidr>, LbError> {
@@ -471,6 +473,9 @@ pub fn configure(state: &mut LbState, change: &ConfigChange) -> Result<(), LbErr
     }
     if let Some(seed) = change.seed {
         state.settings.seed = seed;
+    }
+    if let Some(table) = change.connection_table {
+        state.settings.connection_table = table;
     }
     Ok(())
 }
