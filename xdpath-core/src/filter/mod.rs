@@ -34,6 +34,7 @@ pub use bounds::{
 pub use limits::*;
 pub use types::*;
 
+use crate::packet::Packet;
 use crate::parse::FlowKey;
 use crate::stats::Reason;
 use crate::wire::protocol;
@@ -53,8 +54,23 @@ pub struct FilterDrop {
 }
 
 /// Runs the filter stage on a parsed flow. `None` means continue.
+///
+/// With `FILTER_TUNNELS` (a rule or limit names a VNI), a tunnelled
+/// frame is judged once per layer: its inner headers (parsed into the key
+/// `inner_slot` lends, with the VNI) by the rules and limits that name its
+/// VNI, its outer headers by everything else, exactly as a frame that is
+/// not tunnelled. It passes only if both layers pass; in each, an allow
+/// rule ends that layer's checks. The inner rules go first (a tenant's
+/// drop spends no outer tokens); the default action, the blocklist and
+/// the guards are the outer layer's alone.
 #[inline(always)]
-pub fn filter<T: Tables>(key: &FlowKey, frame_len: u64, tables: &mut T) -> Option<FilterDrop> {
+pub fn filter<'s, P: Packet, T: Tables>(
+    packet: &P,
+    key: &FlowKey,
+    frame_len: u64,
+    tables: &mut T,
+    inner_slot: impl FnOnce() -> Option<&'s mut FlowKey>,
+) -> Option<FilterDrop> {
     let config = tables.filter_config();
     if !filter_enabled(&config) {
         return None;
@@ -68,11 +84,50 @@ pub fn filter<T: Tables>(key: &FlowKey, frame_len: u64, tables: &mut T) -> Optio
     {
         return None;
     }
-    match rules(&config, key, tables) {
-        RulesVerdict::Allow => return None,
-        RulesVerdict::Deny(drop) => return Some(drop),
-        RulesVerdict::NoMatch => {}
+    let mut inner: Option<&FlowKey> = None;
+    if config.flags & FILTER_TUNNELS != 0 && crate::tunnel::may_be_tunnel(key) {
+        if let Some(slot) = inner_slot() {
+            if crate::tunnel::inner_key(packet, key, slot) {
+                inner = Some(slot);
+            }
+        }
     }
+    let mut inner_allowed = false;
+    if let Some(inner) = inner {
+        match rules(&config, inner, tables) {
+            RulesVerdict::Allow => inner_allowed = true,
+            RulesVerdict::Deny(drop) => return Some(drop),
+            RulesVerdict::NoMatch => {}
+        }
+    }
+    let outer_allowed = match rules(&config, key, tables) {
+        RulesVerdict::Allow => true,
+        RulesVerdict::Deny(drop) => return Some(drop),
+        RulesVerdict::NoMatch => false,
+    };
+    if !outer_allowed {
+        if let Some(drop) = outer_checks(&config, key, tables) {
+            return Some(drop);
+        }
+    }
+    if config.rate_limits == 0 {
+        return None;
+    }
+    if !outer_allowed {
+        if let Some(drop) = rate_limits(&config, key, frame_len, tables) {
+            return Some(drop);
+        }
+    }
+    match inner {
+        Some(inner) if !inner_allowed => rate_limits(&config, inner, frame_len, tables),
+        _ => None,
+    }
+}
+
+/// What only the outer layer has: the default action, the blocklist and
+/// the stateless guards.
+#[inline(always)]
+fn outer_checks<T: Tables>(config: &FilterConfig, key: &FlowKey, tables: &mut T) -> Option<FilterDrop> {
     if config.flags & FILTER_DEFAULT_DROP != 0 {
         return Some(FilterDrop {
             reason: Reason::DefaultDeny,
@@ -85,16 +140,10 @@ pub fn filter<T: Tables>(key: &FlowKey, frame_len: u64, tables: &mut T) -> Optio
             monitor: false,
         });
     }
-    if let Some(reason) = guards(&config, key, tables) {
-        return Some(FilterDrop {
-            reason,
-            monitor: false,
-        });
-    }
-    if config.rate_limits != 0 {
-        return rate_limits(&config, key, frame_len, tables);
-    }
-    None
+    guards(config, key, tables).map(|reason| FilterDrop {
+        reason,
+        monitor: false,
+    })
 }
 
 enum RulesVerdict {

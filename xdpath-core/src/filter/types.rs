@@ -44,6 +44,9 @@ pub const FILTER_AMPLIFICATION: u32 = 1 << 7;
 pub const FILTER_SYN_COOKIES: u32 = 1 << 8;
 /// The default action (drop) is only monitored.
 pub const FILTER_DEFAULT_MONITOR: u32 = 1 << 9;
+/// A rule or rate limit names a VNI: tunnelled frames are looked inside
+/// (`crate::tunnel`).
+pub const FILTER_TUNNELS: u32 = 1 << 10;
 
 /// The global filter configuration: one entry of the `FILTER_CONFIG` array.
 /// All zero means no filtering: the stage then costs one array read.
@@ -247,6 +250,10 @@ pub struct Rule {
     pub tcp_flags_value: u8,
     /// Reserved, zero.
     pub reserved: [u8; 2],
+    /// The layer the rule judges: 0, the outer headers of every frame;
+    /// VNI + 1, the inner headers of tunnelled frames with that VNI
+    /// (compared with [`FlowKey::tunnel`]).
+    pub tunnel: u32,
 }
 
 impl Rule {
@@ -254,6 +261,9 @@ impl Rule {
     #[inline(always)]
     pub fn matches(&self, key: &FlowKey, ifindex: u32) -> bool {
         if self.ifindex != 0 && self.ifindex != ifindex {
+            return false;
+        }
+        if self.tunnel != key.tunnel {
             return false;
         }
         if self.protocol != 0 && self.protocol != key.protocol {

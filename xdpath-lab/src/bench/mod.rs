@@ -19,6 +19,7 @@ mod kernel;
 pub mod lb;
 pub mod observe;
 mod report;
+pub mod tunnel;
 pub mod userspace;
 
 use std::hint::black_box;
@@ -86,6 +87,11 @@ pub struct BenchOptions {
     /// kernel path on live traffic over veth: this many frames per trial.
     #[arg(long, value_name = "FRAMES")]
     pub userspace: Option<u32>,
+    /// Also measure the cost of looking inside VXLAN and Geneve: the
+    /// filter with and without rules by VNI, over plain and tunnelled
+    /// frames.
+    #[arg(long)]
+    pub tunnels: bool,
 }
 
 impl Default for BenchOptions {
@@ -104,6 +110,7 @@ impl Default for BenchOptions {
             no_observe: false,
             forward: None,
             userspace: None,
+            tunnels: false,
         }
     }
 }
@@ -254,6 +261,7 @@ pub fn bench_filter_state() -> Result<xdpath::control::state::FilterState, Strin
         vip: None,
         to: None,
         owner: None,
+        vni: None,
     };
     Ok(xdpath::control::state::FilterState {
         rules,
@@ -352,11 +360,17 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         Some(frames) => Some(crate::bench::forward::run(frames, options.trials)?),
         None => None,
     };
+    let tunnels = if options.tunnels {
+        Some(crate::bench::tunnel::run(options)?)
+    } else {
+        None
+    };
     let userspace = match options.userspace {
         Some(frames) => Some(crate::bench::userspace::run(frames, options.trials)?),
         None => None,
     };
     Ok(BenchReport {
+        tunnels,
         userspace,
         forward,
         observe,

@@ -4,7 +4,7 @@
 use xdpath_core::filter::{
     FilterConfig, FragmentPolicy, RateLimit, FILTER_AMPLIFICATION, FILTER_BLOCKLIST,
     FILTER_DEFAULT_DROP, FILTER_DEFAULT_MONITOR, FILTER_DESTINATION_RULES, FILTER_MANAGEMENT_PORTS,
-    FILTER_MANAGEMENT_SOURCES, FILTER_SOURCE_RULES, FILTER_SYN_COOKIES, FILTER_TCP_FLAGS,
+    FILTER_MANAGEMENT_SOURCES, FILTER_SOURCE_RULES, FILTER_SYN_COOKIES, FILTER_TCP_FLAGS, FILTER_TUNNELS,
     LIMIT_DESTINATION, LIMIT_MONITOR, LIMIT_SCOPE_DESTINATION, LIMIT_SYN_ONLY, MAX_BLOCKLIST,
     MAX_BURST, MAX_MANAGEMENT_PREFIXES, MAX_RATE_LIMITS,
 };
@@ -140,6 +140,11 @@ fn config_flags(state: &FilterState, rules: &CompiledRules) -> u32 {
     if !state.management.ports.is_empty() {
         flags |= FILTER_MANAGEMENT_PORTS;
     }
+    if state.rules.iter().any(|rule| rule.vni.is_some())
+        || state.rate_limits.iter().any(|limit| limit.vni.is_some())
+    {
+        flags |= FILTER_TUNNELS;
+    }
     flags
 }
 
@@ -245,6 +250,6 @@ pub fn compile_limit(spec: &LimitSpec) -> Result<RateLimit, CompileError> {
         flags,
         reserved: [0; 3],
         id: spec.id,
-        reserved_tail: 0,
+        tunnel: spec.vni.map_or(0, |vni| vni + 1),
     })
 }
