@@ -16,6 +16,10 @@ use crate::wire::tunnel::{
     GeneveHeader, VxlanHeader, GENEVE_PORT, GENEVE_PROTOCOL_ETHERNET, VXLAN_PORT,
 };
 
+/// Covers every UDP payload offset the parser yields (at most
+/// `MAX_HEADER_OFFSET` + 8).
+const TUNNEL_OFFSET_MASK: usize = 0x7ff;
+
 /// Whether the outer key may be a tunnel's: an unfragmented UDP datagram
 /// to the VXLAN or the Geneve port.
 #[inline(always)]
@@ -30,7 +34,10 @@ pub fn may_be_tunnel(outer: &FlowKey) -> bool {
 /// payload is a VXLAN or Geneve header that carries one.
 #[inline(always)]
 pub fn tunnel_header<P: Packet>(packet: &P, outer: &FlowKey) -> Option<(usize, u32)> {
-    let at = usize::from(outer.udp_payload);
+    // The parser never leaves it past MAX_HEADER_OFFSET + 8; the mask (a
+    // no-op on every value it can hold) bounds the register itself, which
+    // the eBPF verifier needs: the load's own check was made on a copy.
+    let at = usize::from(outer.udp_payload) & TUNNEL_OFFSET_MASK;
     if outer.destination_port == VXLAN_PORT {
         let header: VxlanHeader = packet.load(at)?;
         if !header.has_vni() {

@@ -113,15 +113,19 @@ pub fn filter<'s, P: Packet, T: Tables>(
     if config.rate_limits == 0 {
         return None;
     }
-    if !outer_allowed {
-        if let Some(drop) = rate_limits(&config, key, frame_len, tables) {
-            return Some(drop);
-        }
-    }
-    match inner {
-        Some(inner) if !inner_allowed => rate_limits(&config, inner, frame_len, tables),
-        _ => None,
-    }
+    let layers = Layers {
+        outer: (!outer_allowed).then_some(key),
+        inner: inner.filter(|_| !inner_allowed),
+    };
+    rate_limits(&config, &layers, frame_len, tables)
+}
+
+/// The keys the rate limits see: the outer one unless an outer rule
+/// allowed the frame, the inner one of a tunnelled frame unless an inner
+/// rule allowed it.
+struct Layers<'k> {
+    outer: Option<&'k FlowKey>,
+    inner: Option<&'k FlowKey>,
 }
 
 /// What only the outer layer has: the default action, the blocklist and
@@ -290,10 +294,13 @@ pub const fn tcp_flag_anomaly(flags: u8) -> Option<Reason> {
     }
 }
 
+/// Each limit against its layer's key (`FilterConfig::tunnel_limits`);
+/// a limit whose layer has no key here is skipped. One loop for both
+/// layers: in the eBPF build a second one cost the verifier as much again.
 #[inline(never)]
 fn rate_limits<T: Tables>(
     config: &FilterConfig,
-    key: &FlowKey,
+    layers: &Layers<'_>,
     frame_len: u64,
     tables: &mut T,
 ) -> Option<FilterDrop> {
@@ -302,6 +309,14 @@ fn rate_limits<T: Tables>(
         if index >= config.rate_limits {
             break;
         }
+        let key = if u32::from(config.tunnel_limits) & (1 << index) != 0 {
+            layers.inner
+        } else {
+            layers.outer
+        };
+        let Some(key) = key else {
+            continue;
+        };
         let verdict = check_limit(index, key, frame_len, now, tables);
         if verdict == LIMIT_PASS {
             continue;

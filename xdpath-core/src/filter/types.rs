@@ -63,8 +63,10 @@ pub struct FilterConfig {
     pub fragments_v4: u8,
     /// A [`FragmentPolicy`] for IPv6.
     pub fragments_v6: u8,
-    /// Reserved, zero.
-    pub reserved: [u8; 2],
+    /// Bit `i` set: rate limit `i` names a VNI (it limits the inner
+    /// headers of tunnelled frames), so the limit loop picks each slot's
+    /// key without reading the limit.
+    pub tunnel_limits: u16,
 }
 
 /// What to do with IP fragments.

@@ -35,7 +35,7 @@ pub fn compile_settings(
         rate_limits: rate_limits.len() as u32,
         fragments_v4: fragment_policy(guards.fragments_v4) as u8,
         fragments_v6: fragment_policy(guards.fragments_v6) as u8,
-        reserved: [0; 2],
+        tunnel_limits: tunnel_limits(&state.rate_limits),
     };
     let mut management_ports = vec![0u64; PORT_WORDS];
     for &port in &management.ports {
@@ -146,6 +146,16 @@ fn config_flags(state: &FilterState, rules: &CompiledRules) -> u32 {
         flags |= FILTER_TUNNELS;
     }
     flags
+}
+
+/// `FilterConfig::tunnel_limits`: a bit for each limit that names a VNI.
+fn tunnel_limits(limits: &[LimitSpec]) -> u16 {
+    limits
+        .iter()
+        .take(MAX_RATE_LIMITS as usize)
+        .enumerate()
+        .filter(|(_, limit)| limit.vni.is_some())
+        .fold(0, |bits, (index, _)| bits | 1 << index)
 }
 
 fn fragment_policy(choice: FragmentChoice) -> FragmentPolicy {
