@@ -32,7 +32,11 @@ struct Tenant {
 
 impl Tenant {
     fn new(bed: &TestBed) -> Self {
-        let name = format!("{NAMESPACE_PREFIX}{}-{}-c", std::process::id(), bed.number());
+        let name = format!(
+            "{NAMESPACE_PREFIX}{}-{}-c",
+            std::process::id(),
+            bed.number()
+        );
         run(&["netns", "add", &name]);
         let tenant = Self { name };
         tenant.sysctl("net.ipv6.conf.default.disable_ipv6=1");
@@ -51,7 +55,9 @@ impl Tenant {
 
 impl Drop for Tenant {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -82,9 +88,23 @@ fn vxlan(bed: &TestBed, side: Side, name: &str, vni: u32, mac: &str) {
     ip_in(
         &local.namespace,
         &[
-            "link", "add", name, "address", mac, "type", "vxlan", "id", &vni.to_string(),
-            "local", &local.ipv4.to_string(), "remote", &remote.ipv4.to_string(),
-            "dstport", "4789", "dev", &local.interface,
+            "link",
+            "add",
+            name,
+            "address",
+            mac,
+            "type",
+            "vxlan",
+            "id",
+            &vni.to_string(),
+            "local",
+            &local.ipv4.to_string(),
+            "remote",
+            &remote.ipv4.to_string(),
+            "dstport",
+            "4789",
+            "dev",
+            &local.interface,
         ],
     );
 }
@@ -93,12 +113,25 @@ fn vxlan(bed: &TestBed, side: Side, name: &str, vni: u32, mac: &str) {
 /// neighbour for `peer` (no ARP in the overlay: every frame is counted).
 fn overlay(namespace: &str, device: &str, addresses: &[&str], peer: (&str, &str)) {
     for address in addresses {
-        ip_in(namespace, &["addr", "add", &format!("{address}/24"), "dev", device]);
+        ip_in(
+            namespace,
+            &["addr", "add", &format!("{address}/24"), "dev", device],
+        );
     }
     ip_in(namespace, &["link", "set", device, "up"]);
     ip_in(
         namespace,
-        &["neigh", "replace", peer.0, "lladdr", peer.1, "dev", device, "nud", "permanent"],
+        &[
+            "neigh",
+            "replace",
+            peer.0,
+            "lladdr",
+            peer.1,
+            "dev",
+            device,
+            "nud",
+            "permanent",
+        ],
     );
 }
 
@@ -137,7 +170,20 @@ fn a_vni_rule_drops_its_inner_source_in_its_vni_and_nothing_else() {
     let (a, b) = (bed.a().namespace.clone(), bed.b().namespace.clone());
     vxlan(&bed, Side::A, "vx1001", 1001, A_VXLAN_MAC);
     overlay(&a, "vx1001", &[A_OVERLAY], (X, B_VXLAN_MAC));
-    ip_in(&a, &["neigh", "replace", OTHER, "lladdr", B_VXLAN_MAC, "dev", "vx1001", "nud", "permanent"]);
+    ip_in(
+        &a,
+        &[
+            "neigh",
+            "replace",
+            OTHER,
+            "lladdr",
+            B_VXLAN_MAC,
+            "dev",
+            "vx1001",
+            "nud",
+            "permanent",
+        ],
+    );
     vxlan(&bed, Side::B, "vx1001", 1001, B_VXLAN_MAC);
     overlay(&b, "vx1001", &[X, OTHER], (A_OVERLAY, A_VXLAN_MAC));
     // VNI 1002: made in B (its underlay stays B's), moved to the tenant's
@@ -148,29 +194,58 @@ fn a_vni_rule_drops_its_inner_source_in_its_vni_and_nothing_else() {
 
     let interface = bed.a().interface.clone();
     xdpath_ok(&bed, &["attach", &interface, "--mode", "native"]);
-    assert_eq!(ping(&b, X), PINGS, "before the rule, X is answered over VNI 1001");
+    assert_eq!(
+        ping(&b, X),
+        PINGS,
+        "before the rule, X is answered over VNI 1001"
+    );
     let id = xdpath_ok(
         &bed,
-        &["filter", "add", "--vni", "1001", "--src", "192.168.1.2/32", "--action", "drop"],
+        &[
+            "filter",
+            "add",
+            "--vni",
+            "1001",
+            "--src",
+            "192.168.1.2/32",
+            "--action",
+            "drop",
+        ],
     );
     assert!(!id.trim().is_empty(), "filter add prints the id");
 
     let (hits, _) = observed(&bed);
     assert_eq!(ping(&b, X), 0, "X in VNI 1001 is dropped");
     let (after_x, passed) = observed(&bed);
-    assert_eq!(after_x - hits, u64::from(PINGS), "each of X's pings hit the rule");
+    assert_eq!(
+        after_x - hits,
+        u64::from(PINGS),
+        "each of X's pings hit the rule"
+    );
 
-    assert_eq!(ping(&b, OTHER), PINGS, "another inner source in VNI 1001 is answered");
+    assert_eq!(
+        ping(&b, OTHER),
+        PINGS,
+        "another inner source in VNI 1001 is answered"
+    );
     let (after_other, passed_other) = observed(&bed);
     assert_eq!(after_other, after_x, "no hit for another inner source");
-    assert_eq!(passed_other - passed, u64::from(PINGS), "its frames were passed");
+    assert_eq!(
+        passed_other - passed,
+        u64::from(PINGS),
+        "its frames were passed"
+    );
 
     // A has no VNI 1002 device, so no answers: xdpath's counters show the
     // frames passed the filter.
     assert_eq!(ping(&tenant.name, X), 0, "VNI 1002 has no peer in A");
     let (after_tenant, passed_tenant) = observed(&bed);
     assert_eq!(after_tenant, after_x, "no hit for X in VNI 1002");
-    assert_eq!(passed_tenant - passed_other, u64::from(PINGS), "X's frames in VNI 1002 passed");
+    assert_eq!(
+        passed_tenant - passed_other,
+        u64::from(PINGS),
+        "X's frames in VNI 1002 passed"
+    );
 
     xdpath_ok(&bed, &["filter", "del", id.trim()]);
     assert_eq!(ping(&b, X), PINGS, "without the rule X is answered again");

@@ -49,7 +49,10 @@ pub fn tunnel_header<P: Packet>(packet: &P, outer: &FlowKey) -> Option<(usize, u
     if header.version() != 0 || header.protocol_type() != GENEVE_PROTOCOL_ETHERNET {
         return None;
     }
-    Some((at + GeneveHeader::LEN + header.options_length(), header.vni()))
+    Some((
+        at + GeneveHeader::LEN + header.options_length(),
+        header.vni(),
+    ))
 }
 
 /// Parses the inner frame of a tunnelled frame into `inner` (with its
@@ -129,13 +132,22 @@ mod tests {
         // Geneve options longer than the frame.
         let mut header = geneve_header(7, 0);
         header[0] = 0x3f;
-        assert_eq!(inner_of(&tunnelled(UNDERLAY, GENEVE_PORT, &header, &payload)), None);
+        assert_eq!(
+            inner_of(&tunnelled(UNDERLAY, GENEVE_PORT, &header, &payload)),
+            None
+        );
         // VXLAN without the I flag; Geneve carrying IPv4 (0x0800), not Ethernet.
         let mut no_flag = vxlan_header(1);
         no_flag[0] = 0;
-        assert_eq!(inner_of(&tunnelled(UNDERLAY, VXLAN_PORT, &no_flag, &payload)), None);
+        assert_eq!(
+            inner_of(&tunnelled(UNDERLAY, VXLAN_PORT, &no_flag, &payload)),
+            None
+        );
         let mut not_ethernet = geneve_header(7, 0);
         not_ethernet[2..4].copy_from_slice(&[0x08, 0x00]);
-        assert_eq!(inner_of(&tunnelled(UNDERLAY, GENEVE_PORT, &not_ethernet, &payload)), None);
+        assert_eq!(
+            inner_of(&tunnelled(UNDERLAY, GENEVE_PORT, &not_ethernet, &payload)),
+            None
+        );
     }
 }

@@ -4,7 +4,9 @@
 //! others; malformed and truncated tunnels judged on the outer headers.
 
 use super::*;
-use xdpath_core::build::{geneve_frame, geneve_header, tunnelled, vxlan_frame, vxlan_header, UNDERLAY};
+use xdpath_core::build::{
+    geneve_frame, geneve_header, tunnelled, vxlan_frame, vxlan_header, UNDERLAY,
+};
 
 /// The tenant addresses: a VM and its peer in the overlay.
 const VM: [u8; 4] = [10, 0, 0, 5];
@@ -33,7 +35,12 @@ fn vxlan(vni: u32, inner: &[u8]) -> Vec<u8> {
 
 /// The same tunnel over an IPv6 underlay.
 fn vxlan_over_v6(vni: u32, inner: &[u8]) -> Vec<u8> {
-    tunnelled(Network::V6(doc_v6(1), doc_v6(2)), 4789, &vxlan_header(vni), inner)
+    tunnelled(
+        Network::V6(doc_v6(1), doc_v6(2)),
+        4789,
+        &vxlan_header(vni),
+        inner,
+    )
 }
 
 /// A state of rule-file text and one rate limit of its own words.

@@ -131,7 +131,11 @@ struct Layers<'k> {
 /// What only the outer layer has: the default action, the blocklist and
 /// the stateless guards.
 #[inline(always)]
-fn outer_checks<T: Tables>(config: &FilterConfig, key: &FlowKey, tables: &mut T) -> Option<FilterDrop> {
+fn outer_checks<T: Tables>(
+    config: &FilterConfig,
+    key: &FlowKey,
+    tables: &mut T,
+) -> Option<FilterDrop> {
     if config.flags & FILTER_DEFAULT_DROP != 0 {
         return Some(FilterDrop {
             reason: Reason::DefaultDeny,

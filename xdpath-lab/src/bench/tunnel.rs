@@ -69,16 +69,26 @@ pub fn tunnel_mix() -> Vec<(String, Vec<u8>)> {
     let v4 = Network::V4([192, 0, 2, 1], [198, 51, 100, 2]);
     let udp = Transport::udp(5353, 53);
     let syn = Transport::tcp(40000, 80, FLAG_SYN);
-    let plain_udp = FrameSpec::new(v4, udp.clone()).with_payload(&[0; 64]).build();
-    let inner_v4 = FrameSpec::new(Network::V4([192, 168, 0, 9], [192, 168, 0, 1]), syn.clone()).build();
+    let plain_udp = FrameSpec::new(v4, udp.clone())
+        .with_payload(&[0; 64])
+        .build();
+    let inner_v4 =
+        FrameSpec::new(Network::V4([192, 168, 0, 9], [192, 168, 0, 1]), syn.clone()).build();
     let inner_v6 = FrameSpec::new(Network::V6(doc_v6(5), doc_v6(9)), syn.clone()).build();
-    let denied = FrameSpec::new(Network::V4([172, 16, 5, 3], [192, 168, 0, 1]), syn.clone()).build();
+    let denied =
+        FrameSpec::new(Network::V4([172, 16, 5, 3], [192, 168, 0, 1]), syn.clone()).build();
     vec![
         ("plain ipv4-udp".into(), plain_udp),
         ("plain ipv4-tcp-syn".into(), FrameSpec::new(v4, syn).build()),
         ("vxlan 1001 ipv4-tcp".into(), vxlan_frame(1001, &inner_v4)),
-        ("vxlan 1001 ipv4-tcp (denied)".into(), vxlan_frame(1001, &denied)),
-        ("geneve 1001 +8B opts ipv6-tcp".into(), geneve_frame(1001, 8, &inner_v6)),
+        (
+            "vxlan 1001 ipv4-tcp (denied)".into(),
+            vxlan_frame(1001, &denied),
+        ),
+        (
+            "geneve 1001 +8B opts ipv6-tcp".into(),
+            geneve_frame(1001, 8, &inner_v6),
+        ),
         ("vxlan 2002 ipv4-tcp".into(), vxlan_frame(2002, &inner_v4)),
     ]
 }
@@ -91,7 +101,10 @@ pub fn bench_tunnel_state() -> Result<xdpath::control::state::FilterState, Strin
     let mut text = String::new();
     for index in 0..TUNNEL_PREFIXES {
         let (second, third) = (16 + (index >> 8), index & 0xff);
-        let _ = writeln!(text, "--vni 1001 --src 172.{second}.{third}.0/24 --action drop");
+        let _ = writeln!(
+            text,
+            "--vni 1001 --src 172.{second}.{third}.0/24 --action drop"
+        );
     }
     let first_id = state.rules.len() as u32 + 1;
     let mut rules = xdpath::control::rulefile::parse_rules(&text)
@@ -163,8 +176,10 @@ pub fn run(options: &BenchOptions) -> Result<TunnelReport, BenchError> {
             program: name.clone(),
             per_frame_kernel_ns: (0..mix.len())
                 .map(|frame| {
-                    let mut values: Vec<f64> =
-                        trials.iter().filter_map(|trial| trial.get(frame).copied()).collect();
+                    let mut values: Vec<f64> = trials
+                        .iter()
+                        .filter_map(|trial| trial.get(frame).copied())
+                        .collect();
                     median(&mut values)
                 })
                 .collect(),

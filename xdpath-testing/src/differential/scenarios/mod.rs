@@ -188,7 +188,8 @@ fn tunnel_seeds() -> Vec<Vec<u8>> {
 /// Tunnel rules and a per-source limit on one VNI's inner sources.
 fn tunnel_state() -> Result<FilterState, String> {
     let mut state = FilterState {
-        rules: parse_rules(TUNNEL_RULES).map_err(|(line, error)| format!("rule {line}: {error}"))?,
+        rules: parse_rules(TUNNEL_RULES)
+            .map_err(|(line, error)| format!("rule {line}: {error}"))?,
         ..FilterState::default()
     };
     for (index, rule) in state.rules.iter_mut().enumerate() {
