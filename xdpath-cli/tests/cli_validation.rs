@@ -380,3 +380,54 @@ fn sample_on_a_deleted_interface_is_refused() {
     );
     xdpath_ok(&bed, &["detach", &dummy]);
 }
+
+/// A VNI is 24 bits: one past the top, a fraction, a word, and
+/// `--vni` on a rate limit are refused with one line naming the range.
+#[test]
+fn a_vni_out_of_range_is_refused() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    xdpath_ok(&bed, &["attach", &interface]);
+    let range = || vec!["invalid VNI", "0-16777215"];
+    let rule = |vni: &'static str| {
+        vec![
+            "filter",
+            "add",
+            "--vni",
+            vni,
+            "--src",
+            "10.0.0.0/8",
+            "--action",
+            "drop",
+        ]
+    };
+    refused(
+        &bed,
+        &[
+            (rule("16777216"), range()),
+            (rule("1.5"), range()),
+            (rule("tenant"), range()),
+            (
+                vec!["ratelimit", "add", "--pps", "10", "--vni", "99999999"],
+                range(),
+            ),
+        ],
+    );
+    // The edges are taken.
+    for vni in ["0", "16777215"] {
+        xdpath_ok(&bed, &rule(vni));
+    }
+    xdpath_ok(
+        &bed,
+        &["ratelimit", "add", "--pps", "10", "--vni", "16777215"],
+    );
+    let listed = json(&bed, &["filter", "list"]);
+    let vnis: Vec<u64> = listed["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter_map(|rule| rule["vni"].as_u64())
+        .collect();
+    assert_eq!(vnis, [0, 16_777_215]);
+}

@@ -56,6 +56,7 @@ fn limit(id: u32, per: LimitKey, syn_only: bool) -> LimitSpec {
         vip: None,
         to: None,
         owner: None,
+        vni: None,
     }
 }
 

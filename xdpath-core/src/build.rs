@@ -251,3 +251,49 @@ pub fn doc_v6(last: u16) -> [u8; 16] {
     address[14..16].copy_from_slice(&last.to_be_bytes());
     address
 }
+
+/// The underlay addresses of the tunnel builders: 198.51.100.1 (the
+/// sending VTEP) → 198.51.100.2.
+pub const UNDERLAY: Network = Network::V4([198, 51, 100, 1], [198, 51, 100, 2]);
+
+/// `inner` (an Ethernet frame) after a tunnel `header`, in UDP from port
+/// 49152 to `port` over `outer`.
+pub fn tunnelled(outer: Network, port: u16, header: &[u8], inner: &[u8]) -> Vec<u8> {
+    let mut payload = header.to_vec();
+    payload.extend_from_slice(inner);
+    FrameSpec::new(outer, Transport::udp(49152, port))
+        .with_payload(&payload)
+        .build()
+}
+
+/// A VXLAN header (RFC 7348): the I flag and `vni`.
+pub fn vxlan_header(vni: u32) -> [u8; 8] {
+    let [_, a, b, c] = vni.to_be_bytes();
+    [0x08, 0, 0, 0, a, b, c, 0]
+}
+
+/// A Geneve header (RFC 8926): version 0, protocol type Ethernet, `vni`,
+/// and `options` bytes of options (a multiple of 4, at most 252; made of
+/// one option class 0x0102 type 0x80 carrying zeros).
+pub fn geneve_header(vni: u32, options: usize) -> Vec<u8> {
+    let words = (options / 4).min(63);
+    let [_, a, b, c] = vni.to_be_bytes();
+    let mut header = std::vec![words as u8, 0, 0x65, 0x58, a, b, c, 0];
+    if words > 0 {
+        // One option: class, type, length in words after its own 4 bytes.
+        header.extend_from_slice(&[0x01, 0x02, 0x80, (words - 1) as u8]);
+        header.resize(8 + words * 4, 0);
+    }
+    header
+}
+
+/// `inner` in VXLAN with `vni` to port 4789 over [`UNDERLAY`].
+pub fn vxlan_frame(vni: u32, inner: &[u8]) -> Vec<u8> {
+    tunnelled(UNDERLAY, 4789, &vxlan_header(vni), inner)
+}
+
+/// `inner` in Geneve with `vni` and `options` bytes of options to port
+/// 6081 over [`UNDERLAY`].
+pub fn geneve_frame(vni: u32, options: usize, inner: &[u8]) -> Vec<u8> {
+    tunnelled(UNDERLAY, 6081, &geneve_header(vni, options), inner)
+}

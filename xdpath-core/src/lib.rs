@@ -48,6 +48,7 @@ pub mod stages;
 pub mod stats;
 pub mod steer;
 pub mod syncookie;
+pub mod tunnel;
 pub mod verdict;
 pub mod wire;
 

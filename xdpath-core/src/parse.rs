@@ -35,7 +35,7 @@ pub enum Fragment {
 }
 
 /// The fields that identify a flow, plus what later stages need to know
-/// about its encapsulation. Shared with user space (`#[repr(C)]`, 48 bytes,
+/// about its encapsulation. Shared with user space (`#[repr(C)]`, 56 bytes,
 /// aligned to 8 so the eBPF build clears and copies it in 64-bit words).
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -68,6 +68,15 @@ pub struct FlowKey {
     /// The frame's class (a non-malformed [`Reason`] code), set by the
     /// pipeline after parsing.
     pub class: u8,
+    /// The key of a tunnelled frame's inner headers holds its VNI + 1
+    /// here (`crate::tunnel`); every other key 0. Rules and rate limits
+    /// carry the same value, so one comparison keeps each to its layer.
+    pub tunnel: u32,
+    /// Where the UDP payload starts (UDP only, else 0): where a tunnel
+    /// header would be, for the filter stage, which sees no parse layers.
+    pub udp_payload: u16,
+    /// Reserved, zero.
+    pub reserved: u16,
 }
 
 impl FlowKey {
@@ -103,7 +112,7 @@ impl FlowKey {
         hash ^ hash >> 16
     }
 
-    /// Zeroes every field with six 64-bit stores. The eBPF build parses
+    /// Zeroes every field with seven 64-bit stores. The eBPF build parses
     /// into a key on the stack, where LLVM drops the stores no one reads;
     /// into map memory they could become a `memset` call (a byte loop in
     /// BPF), which is why the tail-called stages get the key by
@@ -113,7 +122,7 @@ impl FlowKey {
         let words = (self as *mut Self).cast::<u64>();
         let mut index = 0;
         while index < core::mem::size_of::<Self>() / 8 {
-            // SAFETY: FlowKey is 48 bytes, aligned to 8: six aligned words.
+            // SAFETY: FlowKey is 56 bytes, aligned to 8: seven aligned words.
             unsafe { core::ptr::write(words.add(index), 0) };
             index += 1;
         }
@@ -127,7 +136,7 @@ impl FlowKey {
         let to = (target as *mut Self).cast::<u64>();
         let mut index = 0;
         while index < core::mem::size_of::<Self>() / 8 {
-            // SAFETY: both are 48-byte, 8-aligned FlowKeys: six aligned words.
+            // SAFETY: both are 56-byte, 8-aligned FlowKeys: seven aligned words.
             unsafe {
                 core::ptr::write_volatile(to.add(index), core::ptr::read_volatile(from.add(index)))
             };
@@ -228,9 +237,17 @@ pub fn parse<P: Packet>(packet: &P) -> Result<Parsed, Reason> {
 /// spares the program most of its register spills.
 #[inline(always)]
 pub fn parse_into<P: Packet>(packet: &P, key: &mut FlowKey) -> Result<Layers, Reason> {
+    parse_at(packet, 0, key)
+}
+
+/// Parses the Ethernet frame that starts at `start` (0 for the frame
+/// itself; a tunnel's inner frame further in), as [`parse_into`]. The
+/// offsets it returns are the frame's.
+#[inline(always)]
+pub fn parse_at<P: Packet>(packet: &P, start: usize, key: &mut FlowKey) -> Result<Layers, Reason> {
     key.clear();
-    let ethernet: EthernetHeader = packet.load(0).ok_or(Reason::TruncatedEthernet)?;
-    let mut offset = EthernetHeader::LEN;
+    let ethernet: EthernetHeader = packet.load(start).ok_or(Reason::TruncatedEthernet)?;
+    let mut offset = start + EthernetHeader::LEN;
     let mut ethertype = ethernet.ethertype();
     if is_vlan_ethertype(ethertype) {
         let tag: VlanTag = packet.load(offset).ok_or(Reason::TruncatedVlan)?;
@@ -439,6 +456,7 @@ fn parse_l4<P: Packet>(
             }
             key.source_port = udp.source_port();
             key.destination_port = udp.destination_port();
+            key.udp_payload = (l4_offset + UdpHeader::LEN) as u16;
             l4_offset + UdpHeader::LEN
         }
         (protocol::ICMP, false) | (protocol::ICMPV6, true) => {

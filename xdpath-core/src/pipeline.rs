@@ -36,7 +36,8 @@ pub fn process<P: Packet, T: Tables>(packet: &P, tables: &mut T) -> Outcome {
     let outcome = match parse_stage(packet, &mut key, tables) {
         Step::Done(outcome) => outcome,
         Step::Continue if filter_enabled(&tables.filter_config()) => {
-            filter_stage(&key, frame_len, tables)
+            let mut inner = None;
+            filter_stage(packet, &key, frame_len, tables, inner_slot(&mut inner))
         }
         Step::Continue => class_outcome(&key),
     };
@@ -124,7 +125,8 @@ fn enter<P: PacketMut, T: Tables + LbTables + ForwardTables>(
 ) -> Option<(LbVerdict, bool)> {
     match stage {
         Stage::Filter if filter_enabled(&tables.filter_config()) => {
-            let outcome = filter_stage(key, frame_len, tables);
+            let mut inner = None;
+            let outcome = filter_stage(&*packet, key, frame_len, tables, inner_slot(&mut inner));
             Some((settled(outcome), stages::plain_pass(&outcome)))
         }
         Stage::Balance => balance_stage(packet, key, tables).map(|verdict| (verdict, false)),
@@ -188,16 +190,25 @@ pub fn class_outcome(key: &FlowKey) -> Outcome {
     }
 }
 
-/// Runs the filter on a parsed flow: a pass with its class, or a drop
-/// (a pass when monitored) with the filter's reason.
+/// The native builds' inner key: on the stack, made only when asked for.
 #[inline(always)]
-pub fn filter_stage<T: Tables>(key: &FlowKey, frame_len: u64, tables: &mut T) -> Outcome {
-    decide_filtered(key, frame_len, tables)
+fn inner_slot<'s>(storage: &'s mut Option<FlowKey>) -> impl FnOnce() -> Option<&'s mut FlowKey> {
+    move || Some(storage.insert(FlowKey::default()))
 }
 
+/// Runs the filter on a parsed flow: a pass with its class, or a drop
+/// (a pass when monitored) with the filter's reason. `inner_slot` lends
+/// the key a tunnelled frame's inner headers are parsed into, asked for
+/// only when the frame is one and a rule or limit names a VNI.
 #[inline(always)]
-fn decide_filtered<T: Tables>(key: &FlowKey, frame_len: u64, tables: &mut T) -> Outcome {
-    match filter(key, frame_len, tables) {
+pub fn filter_stage<'s, P: Packet, T: Tables>(
+    packet: &P,
+    key: &FlowKey,
+    frame_len: u64,
+    tables: &mut T,
+    inner_slot: impl FnOnce() -> Option<&'s mut FlowKey>,
+) -> Outcome {
+    match filter(packet, key, frame_len, tables, inner_slot) {
         None => class_outcome(key),
         Some(drop) => {
             let monitor = drop.monitor || tables.interface_config().monitor != 0;

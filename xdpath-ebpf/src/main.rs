@@ -162,6 +162,10 @@ fn for_a_vip(tables: &tables::MapTables, key: &FlowKey) -> bool {
     tables.vip(&vip).is_some()
 }
 
+/// The `SCRATCH` slot of a tunnelled frame's inner key (slot 0 holds the
+/// frame's own).
+const SCRATCH_INNER: u32 = 1;
+
 /// The flow key in this CPU's scratch slot, as a later stage finds it.
 #[inline(always)]
 fn scratch_key() -> Option<&'static FlowKey> {
@@ -398,8 +402,21 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
     let Some(key) = scratch_key() else {
         return xdp_action::XDP_PASS;
     };
+    let packet = XdpPacket {
+        start,
+        end,
+        length: end - start,
+    };
     let mut tables = tables::MapTables::new(ctx.ctx);
-    let outcome = pipeline::filter_stage(key, frame_len, &mut tables);
+    // A tunnelled frame's inner key goes to this CPU's second scratch
+    // slot, looked up only when the filter asks for it.
+    let inner_slot = || {
+        // SAFETY: this CPU's slot; XDP runs do not nest on a CPU.
+        maps::SCRATCH
+            .get_ptr_mut(SCRATCH_INNER)
+            .map(|inner| unsafe { &mut *inner })
+    };
+    let outcome = pipeline::filter_stage(&packet, key, frame_len, &mut tables, inner_slot);
     if stages::plain_pass(&outcome) {
         go_on(
             &ctx,

@@ -47,10 +47,12 @@ pub static COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(COUNTE
 #[map]
 pub static SAMPLE_SKIP: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
-/// Scratch space for the flow key, one slot per CPU: the key lives in map
-/// memory instead of the 512-byte stack (see `xdpath_core::parse::parse_into`).
+/// Scratch space for the flow key, per CPU: the key lives in map memory
+/// instead of the 512-byte stack (see `xdpath_core::parse::parse_into`).
+/// Slot 0 is the frame's key; slot 1 a tunnelled frame's inner key
+/// (`xdpath_core::tunnel`), written by the filter stage.
 #[map]
-pub static SCRATCH: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);
+pub static SCRATCH: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(2, 0);
 
 /// Scratch space for a token bucket being started, one slot per CPU
 /// (`xdpath_core::filter::charge_bucket`: built on the stack, its branches

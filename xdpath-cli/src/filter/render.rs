@@ -67,14 +67,33 @@ pub fn print_rules(state: &FilterState, hits: &[u64], json: bool) {
             ""
         }
     );
+    // The VNI column only when a rule has one: the inner headers of
+    // tunnelled frames in that VNI (`-`: the outer headers).
+    let tunnels = state.rules.iter().any(|rule| rule.vni.is_some());
+    let vni_column = |text: String| {
+        if tunnels {
+            format!(" {text:<8}")
+        } else {
+            String::new()
+        }
+    };
     println!(
-        "{:>5} {:<6} {:<34} {:<20} {:<6} {:<11} {:<9} {:<8} {:>12}",
-        "ID", "ACTION", "SOURCE", "DESTINATION", "PROTO", "DPORT", "FLAGS", "IFACE", "HITS"
+        "{:>5} {:<6} {:<34} {:<20} {:<6} {:<11} {:<9} {:<8}{} {:>12}",
+        "ID",
+        "ACTION",
+        "SOURCE",
+        "DESTINATION",
+        "PROTO",
+        "DPORT",
+        "FLAGS",
+        "IFACE",
+        vni_column("VNI".into()),
+        "HITS"
     );
     for (rule, hits) in state.rules.iter().zip(hits) {
         let or_any = |text: Option<String>| text.unwrap_or_else(|| "any".into());
         println!(
-            "{:>5} {:<6} {:<34} {:<20} {:<6} {:<11} {:<9} {:<8} {:>12}",
+            "{:>5} {:<6} {:<34} {:<20} {:<6} {:<11} {:<9} {:<8}{} {:>12}",
             rule.id,
             format!(
                 "{}{}",
@@ -87,6 +106,7 @@ pub fn print_rules(state: &FilterState, hits: &[u64], json: bool) {
             or_any(rule.ports.map(|ports| ports.to_string())),
             rule.tcp_flags.map_or("-".into(), |flags| flags.to_string()),
             rule.interface.as_deref().unwrap_or("*"),
+            vni_column(rule.vni.map_or("-".into(), |vni| vni.to_string())),
             hits
         );
     }
@@ -154,6 +174,9 @@ pub fn print_limits(limits: &[LimitSpec], drops: &[u64], json: bool) {
         }
         if limit.syn_only {
             matching.push("syn".into());
+        }
+        if let Some(vni) = limit.vni {
+            matching.push(format!("vni {vni}"));
         }
         if limit.monitor {
             matching.push("monitor".into());

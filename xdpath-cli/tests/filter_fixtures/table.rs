@@ -95,6 +95,7 @@ pub(crate) fn limit(
             vip: None,
             to: None,
             owner: None,
+            vni: None,
         }],
         ..FilterState::default()
     }

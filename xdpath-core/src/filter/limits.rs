@@ -45,8 +45,10 @@ pub struct RateLimit {
     /// slot, so a limit that takes over a freed slot starts with fresh
     /// buckets.
     pub id: u32,
-    /// Reserved, zero.
-    pub reserved_tail: u32,
+    /// The layer the limit applies to: 0, the outer headers of every
+    /// frame; VNI + 1, the inner headers of tunnelled frames with that VNI
+    /// (compared with [`FlowKey::tunnel`]).
+    pub tunnel: u32,
 }
 
 /// The key of a token bucket: the aggregated address and which limit.
@@ -176,6 +178,9 @@ impl RateLimit {
     /// Whether the limit applies to the flow.
     #[inline(always)]
     pub fn applies(&self, key: &FlowKey) -> bool {
+        if self.tunnel != key.tunnel {
+            return false;
+        }
         if self.protocol != 0 && self.protocol != key.protocol {
             return false;
         }

@@ -34,6 +34,7 @@ pub use bounds::{
 pub use limits::*;
 pub use types::*;
 
+use crate::packet::Packet;
 use crate::parse::FlowKey;
 use crate::stats::Reason;
 use crate::wire::protocol;
@@ -53,8 +54,23 @@ pub struct FilterDrop {
 }
 
 /// Runs the filter stage on a parsed flow. `None` means continue.
+///
+/// With `FILTER_TUNNELS` (a rule or limit names a VNI), a tunnelled
+/// frame is judged once per layer: its inner headers (parsed into the key
+/// `inner_slot` lends, with the VNI) by the rules and limits that name its
+/// VNI, its outer headers by everything else, exactly as a frame that is
+/// not tunnelled. It passes only if both layers pass; in each, an allow
+/// rule ends that layer's checks. The inner rules go first (a tenant's
+/// drop spends no outer tokens); the default action, the blocklist and
+/// the guards are the outer layer's alone.
 #[inline(always)]
-pub fn filter<T: Tables>(key: &FlowKey, frame_len: u64, tables: &mut T) -> Option<FilterDrop> {
+pub fn filter<'s, P: Packet, T: Tables>(
+    packet: &P,
+    key: &FlowKey,
+    frame_len: u64,
+    tables: &mut T,
+    inner_slot: impl FnOnce() -> Option<&'s mut FlowKey>,
+) -> Option<FilterDrop> {
     let config = tables.filter_config();
     if !filter_enabled(&config) {
         return None;
@@ -68,11 +84,58 @@ pub fn filter<T: Tables>(key: &FlowKey, frame_len: u64, tables: &mut T) -> Optio
     {
         return None;
     }
-    match rules(&config, key, tables) {
-        RulesVerdict::Allow => return None,
-        RulesVerdict::Deny(drop) => return Some(drop),
-        RulesVerdict::NoMatch => {}
+    let mut inner: Option<&FlowKey> = None;
+    if config.flags & FILTER_TUNNELS != 0 && crate::tunnel::may_be_tunnel(key) {
+        if let Some(slot) = inner_slot() {
+            if crate::tunnel::inner_key(packet, key, slot) {
+                inner = Some(slot);
+            }
+        }
     }
+    let mut inner_allowed = false;
+    if let Some(inner) = inner {
+        match rules(&config, inner, tables) {
+            RulesVerdict::Allow => inner_allowed = true,
+            RulesVerdict::Deny(drop) => return Some(drop),
+            RulesVerdict::NoMatch => {}
+        }
+    }
+    let outer_allowed = match rules(&config, key, tables) {
+        RulesVerdict::Allow => true,
+        RulesVerdict::Deny(drop) => return Some(drop),
+        RulesVerdict::NoMatch => false,
+    };
+    if !outer_allowed {
+        if let Some(drop) = outer_checks(&config, key, tables) {
+            return Some(drop);
+        }
+    }
+    if config.rate_limits == 0 {
+        return None;
+    }
+    let layers = Layers {
+        outer: (!outer_allowed).then_some(key),
+        inner: inner.filter(|_| !inner_allowed),
+    };
+    rate_limits(&config, &layers, frame_len, tables)
+}
+
+/// The keys the rate limits see: the outer one unless an outer rule
+/// allowed the frame, the inner one of a tunnelled frame unless an inner
+/// rule allowed it.
+struct Layers<'k> {
+    outer: Option<&'k FlowKey>,
+    inner: Option<&'k FlowKey>,
+}
+
+/// What only the outer layer has: the default action, the blocklist and
+/// the stateless guards.
+#[inline(always)]
+fn outer_checks<T: Tables>(
+    config: &FilterConfig,
+    key: &FlowKey,
+    tables: &mut T,
+) -> Option<FilterDrop> {
     if config.flags & FILTER_DEFAULT_DROP != 0 {
         return Some(FilterDrop {
             reason: Reason::DefaultDeny,
@@ -85,16 +148,10 @@ pub fn filter<T: Tables>(key: &FlowKey, frame_len: u64, tables: &mut T) -> Optio
             monitor: false,
         });
     }
-    if let Some(reason) = guards(&config, key, tables) {
-        return Some(FilterDrop {
-            reason,
-            monitor: false,
-        });
-    }
-    if config.rate_limits != 0 {
-        return rate_limits(&config, key, frame_len, tables);
-    }
-    None
+    guards(config, key, tables).map(|reason| FilterDrop {
+        reason,
+        monitor: false,
+    })
 }
 
 enum RulesVerdict {
@@ -241,10 +298,13 @@ pub const fn tcp_flag_anomaly(flags: u8) -> Option<Reason> {
     }
 }
 
+/// Each limit against its layer's key (`FilterConfig::tunnel_limits`);
+/// a limit whose layer has no key here is skipped. One loop for both
+/// layers: in the eBPF build a second one cost the verifier as much again.
 #[inline(never)]
 fn rate_limits<T: Tables>(
     config: &FilterConfig,
-    key: &FlowKey,
+    layers: &Layers<'_>,
     frame_len: u64,
     tables: &mut T,
 ) -> Option<FilterDrop> {
@@ -253,6 +313,14 @@ fn rate_limits<T: Tables>(
         if index >= config.rate_limits {
             break;
         }
+        let key = if u32::from(config.tunnel_limits) & (1 << index) != 0 {
+            layers.inner
+        } else {
+            layers.outer
+        };
+        let Some(key) = key else {
+            continue;
+        };
         let verdict = check_limit(index, key, frame_len, now, tables);
         if verdict == LIMIT_PASS {
             continue;

@@ -44,6 +44,9 @@ pub const FILTER_AMPLIFICATION: u32 = 1 << 7;
 pub const FILTER_SYN_COOKIES: u32 = 1 << 8;
 /// The default action (drop) is only monitored.
 pub const FILTER_DEFAULT_MONITOR: u32 = 1 << 9;
+/// A rule or rate limit names a VNI: tunnelled frames are looked inside
+/// (`crate::tunnel`).
+pub const FILTER_TUNNELS: u32 = 1 << 10;
 
 /// The global filter configuration: one entry of the `FILTER_CONFIG` array.
 /// All zero means no filtering: the stage then costs one array read.
@@ -60,8 +63,10 @@ pub struct FilterConfig {
     pub fragments_v4: u8,
     /// A [`FragmentPolicy`] for IPv6.
     pub fragments_v6: u8,
-    /// Reserved, zero.
-    pub reserved: [u8; 2],
+    /// Bit `i` set: rate limit `i` names a VNI (it limits the inner
+    /// headers of tunnelled frames), so the limit loop picks each slot's
+    /// key without reading the limit.
+    pub tunnel_limits: u16,
 }
 
 /// What to do with IP fragments.
@@ -247,6 +252,10 @@ pub struct Rule {
     pub tcp_flags_value: u8,
     /// Reserved, zero.
     pub reserved: [u8; 2],
+    /// The layer the rule judges: 0, the outer headers of every frame;
+    /// VNI + 1, the inner headers of tunnelled frames with that VNI
+    /// (compared with [`FlowKey::tunnel`]).
+    pub tunnel: u32,
 }
 
 impl Rule {
@@ -254,6 +263,9 @@ impl Rule {
     #[inline(always)]
     pub fn matches(&self, key: &FlowKey, ifindex: u32) -> bool {
         if self.ifindex != 0 && self.ifindex != ifindex {
+            return false;
+        }
+        if self.tunnel != key.tunnel {
             return false;
         }
         if self.protocol != 0 && self.protocol != key.protocol {

@@ -31,6 +31,7 @@ pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;
+pub mod tunnel;
 pub mod udp;
 
 pub use ethernet::{EthernetHeader, VlanTag};
@@ -38,6 +39,7 @@ pub use icmp::IcmpHeader;
 pub use ipv4::Ipv4Header;
 pub use ipv6::{Ipv6ExtensionHeader, Ipv6FragmentHeader, Ipv6Header};
 pub use tcp::TcpHeader;
+pub use tunnel::{GeneveHeader, VxlanHeader};
 pub use udp::UdpHeader;
 
 /// IP protocol numbers (one byte, no byte order).

@@ -20,6 +20,7 @@ pub mod lb;
 pub mod multicore;
 pub mod observe;
 mod report;
+pub mod tunnel;
 pub mod userspace;
 
 use std::hint::black_box;
@@ -96,6 +97,11 @@ pub struct BenchOptions {
     /// one LRU shared by all CPUs, or one LRU list per CPU.
     #[arg(long, value_enum, default_value_t)]
     pub connection_table: xdpath::dataplane::ConnectionTable,
+    /// Also measure the cost of looking inside VXLAN and Geneve: the
+    /// filter with and without rules by VNI, over plain and tunnelled
+    /// frames.
+    #[arg(long)]
+    pub tunnels: bool,
 }
 
 impl Default for BenchOptions {
@@ -116,6 +122,7 @@ impl Default for BenchOptions {
             userspace: None,
             cpus: None,
             connection_table: xdpath::dataplane::ConnectionTable::default(),
+            tunnels: false,
         }
     }
 }
@@ -266,6 +273,7 @@ pub fn bench_filter_state() -> Result<xdpath::control::state::FilterState, Strin
         vip: None,
         to: None,
         owner: None,
+        vni: None,
     };
     Ok(xdpath::control::state::FilterState {
         rules,
@@ -376,11 +384,17 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         Some(frames) => Some(crate::bench::forward::run(frames, options.trials)?),
         None => None,
     };
+    let tunnels = if options.tunnels {
+        Some(crate::bench::tunnel::run(options)?)
+    } else {
+        None
+    };
     let userspace = match options.userspace {
         Some(frames) => Some(crate::bench::userspace::run(frames, options.trials)?),
         None => None,
     };
     Ok(BenchReport {
+        tunnels,
         userspace,
         forward,
         observe,

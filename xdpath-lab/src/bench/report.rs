@@ -60,6 +60,8 @@ pub struct BenchReport {
     pub userspace: Option<Vec<crate::bench::userspace::UserspaceResult>>,
     /// The forwarding section, when asked for (`--forward`).
     pub forward: Option<Vec<crate::bench::forward::ForwardResult>>,
+    /// The tunnel section, when asked for (`--tunnels`).
+    pub tunnels: Option<crate::bench::tunnel::TunnelReport>,
 }
 
 impl BenchReport {
@@ -88,6 +90,9 @@ impl BenchReport {
         }
         if let Some(observe) = &self.observe {
             observe.print();
+        }
+        if let Some(tunnels) = &self.tunnels {
+            tunnels.print();
         }
         self.print_forward();
         self.print_userspace();

@@ -17,7 +17,7 @@ use crate::control::compile::{compile_limit, compile_rules, compile_settings, Co
 use crate::control::ops::check_limit;
 use crate::control::parse::{
     parse_cidr, parse_duration, parse_port, parse_port_list, parse_port_range, parse_protocol,
-    parse_tcp_flags, PortRange,
+    parse_tcp_flags, parse_vni, PortRange,
 };
 use crate::control::rulefile::{management_conflict, parse_action};
 use crate::control::state::{BlockSpec, FilterState, Guards, LimitSpec, Management, RuleSpec};
@@ -133,6 +133,7 @@ fn rule(
         args.action.as_deref(),
         parse_action,
     );
+    let vni = entry_field(report, item, &path, "vni", args.vni.as_deref(), parse_vni);
     check_rule_interface(item, &path, environment, report);
     if args.src.is_none() && args.dst.is_none() {
         report.error(Some(at.clone()), &path, "a rule needs src or dst");
@@ -153,6 +154,7 @@ fn rule(
         action: action?,
         interface: args.iface.clone(),
         monitor: args.monitor,
+        vni,
     };
     if !rule_installable(&spec, args, management, &path, at, report) {
         return None;

@@ -151,6 +151,8 @@ fn semantic_checks_of_the_cli_apply() {
         ("[[filter.rule]]\nid = 2\naction = \"pass\"\n", "a rule needs src or dst"),
         ("[[filter.rule]]\nid = 2\nsrc = \"10.0.0.0/8\"\ndst = \"2001:db8::/32\"\naction = \"drop\"\n", "different address families"),
         ("[[filter.rule]]\nid = 2\nsrc = \"10.0.0.0/8\"\ndport = 70000\naction = \"drop\"\n", "port \"70000\" is out of range"),
+        ("[[filter.rule]]\nid = 2\nsrc = \"10.0.0.0/8\"\nvni = 16777216\naction = \"drop\"\n", "filter.rule[0].vni: invalid VNI \"16777216\": expected a number 0-16777215"),
+        ("[[filter.ratelimit]]\nid = 1\npps = 10\nvni = \"tenant\"\n", "vni: invalid VNI \"tenant\""),
         ("[[filter.rule]]\nid = 2\nsrc = \"10.0.0.0/8\"\niface = \"nope0\"\naction = \"drop\"\n", "interface \"nope0\" does not exist"),
         ("[filter.mgmt]\nprefixes = [\"192.0.2.0/28\"]\n[[filter.rule]]\nid = 3\nsrc = \"0.0.0.0/0\"\naction = \"drop\"\n", "set override = true"),
         ("[[filter.ratelimit]]\nid = 1\nproto = \"tcp\"\n", "give pps or bps"),
@@ -457,4 +459,28 @@ dport = 53
             "{line}\n  should start with\n{start}"
         );
     }
+}
+
+#[test]
+fn rules_and_limits_take_a_vni() {
+    let text = "\
+[[filter.rule]]
+id = 1
+vni = 1001
+src = \"192.168.1.0/24\"
+action = \"drop\"
+
+[[filter.ratelimit]]
+id = 1
+pps = 100
+vni = \"16777215\"
+";
+    let config = parse(text).expect("valid");
+    assert_eq!(config.filter.rules[0].vni, Some(1001));
+    assert_eq!(config.filter.rate_limits[0].vni, Some(16_777_215));
+    // The VNI is part of what a plan compares.
+    let mut other = config.clone();
+    other.filter.rules[0].vni = Some(1002);
+    assert!(!plan(&config, &other).is_empty());
+    assert!(plan(&config, &config).is_empty());
 }

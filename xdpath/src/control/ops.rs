@@ -3,7 +3,7 @@
 //! the first map write), so a refused change changes nothing and both
 //! front ends give the same results.
 
-use super::parse::{parse_cidr, parse_duration, parse_protocol, Cidr};
+use super::parse::{parse_cidr, parse_duration, parse_protocol, parse_vni, Cidr};
 use super::rulefile::management_conflict;
 use super::session::Session;
 use super::state::BlockSpec;
@@ -215,6 +215,11 @@ pub fn check_limit(args: &LimitArgs, id: u32, naming: Naming) -> Result<LimitSpe
         vip: vip.map(|vip| vip.to_string()),
         to: vip.map(|vip| host_prefix(vip.address)),
         owner: args.owner.clone(),
+        vni: args
+            .vni
+            .as_deref()
+            .map(|text| parse_vni(text).map_err(|error| parsed("vni", error)))
+            .transpose()?,
     })
 }
 

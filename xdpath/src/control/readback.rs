@@ -103,7 +103,8 @@ fn compare_config(
     let config_same = live.flags == wanted.flags
         && live.rate_limits == wanted.rate_limits
         && live.fragments_v4 == wanted.fragments_v4
-        && live.fragments_v6 == wanted.fragments_v6;
+        && live.fragments_v6 == wanted.fragments_v6
+        && live.tunnel_limits == wanted.tunnel_limits;
     if !config_same {
         differences.push(if live == Default::default() {
             "filter settings: the kernel has none (its maps are new or were emptied)".into()

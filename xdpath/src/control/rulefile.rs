@@ -14,7 +14,9 @@ use std::path::Path;
 
 use xdpath_core::filter::mask;
 
-use super::parse::{parse_cidr, parse_port_range, parse_protocol, parse_tcp_flags, Cidr};
+use super::parse::{
+    parse_cidr, parse_port_range, parse_protocol, parse_tcp_flags, parse_vni, Cidr,
+};
 use super::state::{Management, RuleAction, RuleSpec};
 use super::ControlError;
 use crate::api::requests::RuleArgs;
@@ -50,6 +52,7 @@ impl RuleArgs {
             action,
             interface: self.iface.clone(),
             monitor: self.monitor,
+            vni: self.vni.as_deref().map(parse_vni).transpose()?,
         })
     }
 }
@@ -86,6 +89,7 @@ fn bare_drop_rule(sources: Vec<Cidr>) -> RuleSpec {
         action: RuleAction::Drop,
         interface: None,
         monitor: false,
+        vni: None,
     }
 }
 
@@ -107,7 +111,7 @@ fn parse_line(line: &str) -> Result<Option<Line>, String> {
 
 /// The options of `filter add` a rule line may carry, with whether each
 /// takes a value; the names are [`RuleArgs`]' fields with `-` for `_`.
-const LINE_OPTIONS: [(&str, bool); 9] = [
+const LINE_OPTIONS: [(&str, bool); 10] = [
     ("src", true),
     ("dst", true),
     ("proto", true),
@@ -115,6 +119,7 @@ const LINE_OPTIONS: [(&str, bool); 9] = [
     ("tcp-flags", true),
     ("action", true),
     ("iface", true),
+    ("vni", true),
     ("monitor", false),
     ("override", false),
 ];

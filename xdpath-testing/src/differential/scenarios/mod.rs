@@ -156,6 +156,58 @@ const RULES: &str = "\
 --dst 0.0.0.0/0 --proto 47 --action drop
 ";
 
+/// Rules for tenant traffic in tunnels: inner headers by VNI, beside a
+/// rule on the outer headers.
+const TUNNEL_RULES: &str = "\
+--vni 1001 --src 192.0.2.0/25 --action drop
+--vni 1001 --src 2001:db8::/32 --proto tcp --dport 443 --action drop
+--vni 7 --dst 198.51.100.0/24 --proto udp --action pass
+--vni 7 --src 0.0.0.0/0 --proto tcp --tcp-flags syn,!ack --action drop
+--src 203.0.113.0/24 --action drop
+";
+
+/// VXLAN and Geneve (with and without options) around the fixture
+/// frames of both families, over IPv4 and IPv6 underlays.
+fn tunnel_seeds() -> Vec<Vec<u8>> {
+    use xdpath_core::build::{geneve_frame, geneve_header, tunnelled, vxlan_frame, vxlan_header};
+    let inner: Vec<Vec<u8>> = fixture_seeds().into_iter().take(6).collect();
+    let mut seeds = Vec::new();
+    for (index, frame) in inner.iter().enumerate() {
+        let vni = if index % 2 == 0 { 1001 } else { 7 };
+        seeds.push(vxlan_frame(vni, frame));
+        seeds.push(geneve_frame(vni, 4 * index, frame));
+    }
+    let underlay6 = Network::V6(doc_v6(1), doc_v6(2));
+    if let Some(frame) = inner.first() {
+        seeds.push(tunnelled(underlay6, 4789, &vxlan_header(1001), frame));
+        seeds.push(tunnelled(underlay6, 6081, &geneve_header(7, 252), frame));
+    }
+    seeds
+}
+
+/// Tunnel rules and a per-source limit on one VNI's inner sources.
+fn tunnel_state() -> Result<FilterState, String> {
+    let mut state = FilterState {
+        rules: parse_rules(TUNNEL_RULES)
+            .map_err(|(line, error)| format!("rule {line}: {error}"))?,
+        ..FilterState::default()
+    };
+    for (index, rule) in state.rules.iter_mut().enumerate() {
+        rule.id = index as u32 + 1;
+    }
+    state.rate_limits = vec![limit(
+        LimitArgs {
+            pps: Some("1".into()),
+            burst: Some("2".into()),
+            per: "src".into(),
+            vni: Some("7".into()),
+            ..LimitArgs::default()
+        },
+        1,
+    )?];
+    Ok(state)
+}
+
 fn limit(args: LimitArgs, id: u32) -> Result<xdpath::control::state::LimitSpec, String> {
     xdpath::control::ops::limit_spec(&args, id).map_err(|error| error.to_string())
 }
@@ -309,6 +361,8 @@ pub fn scenarios() -> Result<Vec<Scenario>, String> {
         }
     }
     decap.seeds = decap_seeds();
+    let mut tunnels = scenario("tunnels: rules and a limit by VNI", drop, tunnel_state()?);
+    tunnels.seeds = tunnel_seeds();
     Ok(vec![
         scenario(
             "no filter, malformed frames passed",
@@ -333,6 +387,7 @@ pub fn scenarios() -> Result<Vec<Scenario>, String> {
         ),
         balancer_scenario,
         decap,
+        tunnels,
     ])
 }
 
@@ -343,7 +398,7 @@ mod tests {
     #[test]
     fn every_scenario_builds() {
         let scenarios = scenarios().expect("scenarios");
-        assert_eq!(scenarios.len(), 7);
+        assert_eq!(scenarios.len(), 8);
         let balancer = scenarios
             .iter()
             .find_map(|scenario| scenario.lb.as_ref())

@@ -56,6 +56,11 @@ pub struct RuleArgs {
     #[cfg_attr(feature = "clap", arg(long = "override"))]
     #[serde(default, rename = "override")]
     pub override_management: bool,
+    /// Only VXLAN/Geneve frames with this VNI (0-16777215), matched on
+    /// their inner headers; without it a rule matches outer headers.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "VNI"))]
+    #[serde(default, deserialize_with = "text::scalar")]
+    pub vni: Option<String>,
 }
 
 /// A field an API body must have, though the CLI's flag is optional (so
@@ -123,6 +128,11 @@ pub struct LimitArgs {
     #[cfg_attr(feature = "clap", arg(long))]
     #[serde(default)]
     pub owner: Option<String>,
+    /// Only VXLAN/Geneve frames with this VNI (0-16777215), limited by
+    /// their inner headers; without it a limit sees outer headers.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "VNI"))]
+    #[serde(default, deserialize_with = "text::scalar")]
+    pub vni: Option<String>,
 }
 
 /// A limit's buckets are per source address unless the request says.

@@ -89,6 +89,9 @@ pub(super) fn rule(rule: &RuleSpec) -> String {
     if rule.monitor {
         parts.push("monitor".into());
     }
+    if let Some(vni) = rule.vni {
+        parts.push(format!("vni {vni}"));
+    }
     parts.join(" ")
 }
 
@@ -139,6 +142,9 @@ pub(super) fn limit(limit: &LimitSpec) -> String {
     }
     if limit.monitor {
         parts.push("monitor".into());
+    }
+    if let Some(vni) = limit.vni {
+        parts.push(format!("vni {vni}"));
     }
     parts.join(" ")
 }

@@ -307,6 +307,7 @@ fn kernel_rule(spec: &RuleSpec, resolve: InterfaceResolver<'_>) -> Rule {
             RuleAction::Pass => RULE_ALLOW,
             RuleAction::Drop => RULE_DENY,
         },
+        tunnel: spec.vni.map_or(0, |vni| vni + 1),
         ..Rule::default()
     };
     if let Some(name) = &spec.interface {

@@ -5,8 +5,8 @@ use xdpath_core::filter::{
     FilterConfig, FragmentPolicy, RateLimit, FILTER_AMPLIFICATION, FILTER_BLOCKLIST,
     FILTER_DEFAULT_DROP, FILTER_DEFAULT_MONITOR, FILTER_DESTINATION_RULES, FILTER_MANAGEMENT_PORTS,
     FILTER_MANAGEMENT_SOURCES, FILTER_SOURCE_RULES, FILTER_SYN_COOKIES, FILTER_TCP_FLAGS,
-    LIMIT_DESTINATION, LIMIT_MONITOR, LIMIT_SCOPE_DESTINATION, LIMIT_SYN_ONLY, MAX_BLOCKLIST,
-    MAX_BURST, MAX_MANAGEMENT_PREFIXES, MAX_RATE_LIMITS,
+    FILTER_TUNNELS, LIMIT_DESTINATION, LIMIT_MONITOR, LIMIT_SCOPE_DESTINATION, LIMIT_SYN_ONLY,
+    MAX_BLOCKLIST, MAX_BURST, MAX_MANAGEMENT_PREFIXES, MAX_RATE_LIMITS,
 };
 
 use super::*;
@@ -35,7 +35,7 @@ pub fn compile_settings(
         rate_limits: rate_limits.len() as u32,
         fragments_v4: fragment_policy(guards.fragments_v4) as u8,
         fragments_v6: fragment_policy(guards.fragments_v6) as u8,
-        reserved: [0; 2],
+        tunnel_limits: tunnel_limits(&state.rate_limits),
     };
     let mut management_ports = vec![0u64; PORT_WORDS];
     for &port in &management.ports {
@@ -140,7 +140,22 @@ fn config_flags(state: &FilterState, rules: &CompiledRules) -> u32 {
     if !state.management.ports.is_empty() {
         flags |= FILTER_MANAGEMENT_PORTS;
     }
+    if state.rules.iter().any(|rule| rule.vni.is_some())
+        || state.rate_limits.iter().any(|limit| limit.vni.is_some())
+    {
+        flags |= FILTER_TUNNELS;
+    }
     flags
+}
+
+/// `FilterConfig::tunnel_limits`: a bit for each limit that names a VNI.
+fn tunnel_limits(limits: &[LimitSpec]) -> u16 {
+    limits
+        .iter()
+        .take(MAX_RATE_LIMITS as usize)
+        .enumerate()
+        .filter(|(_, limit)| limit.vni.is_some())
+        .fold(0, |bits, (index, _)| bits | 1 << index)
 }
 
 fn fragment_policy(choice: FragmentChoice) -> FragmentPolicy {
@@ -245,6 +260,6 @@ pub fn compile_limit(spec: &LimitSpec) -> Result<RateLimit, CompileError> {
         flags,
         reserved: [0; 3],
         id: spec.id,
-        reserved_tail: 0,
+        tunnel: spec.vni.map_or(0, |vni| vni + 1),
     })
 }

@@ -54,7 +54,7 @@ impl PlainBytes for BlockEntry {}
 impl PlainBytes for RateLimit {}
 impl PlainBytes for u64 {}
 impl PlainBytes for u32 {}
-const _: () = assert!(std::mem::size_of::<Rule>() == 36);
+const _: () = assert!(std::mem::size_of::<Rule>() == 40);
 const _: () = assert!(std::mem::size_of::<RuleChain>() == 32);
 const _: () = assert!(std::mem::size_of::<FilterConfig>() == 16);
 const _: () = assert!(std::mem::size_of::<BlockEntry>() == 16);

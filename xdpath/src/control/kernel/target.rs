@@ -47,6 +47,7 @@ impl FilterTarget for KernelMaps {
             config.rate_limits = word(8);
             config.fragments_v4 = bytes[12];
             config.fragments_v6 = bytes[13];
+            config.tunnel_limits = u16::from_ne_bytes([bytes[14], bytes[15]]);
         }
         Ok(config)
     }

@@ -88,6 +88,16 @@ pub enum ParseError {
         /// What is wrong.
         why: String,
     },
+    /// Not a VXLAN/Geneve network identifier (24 bits).
+    #[error(
+        "invalid VNI {}: expected a number 0-{}",
+        quote(text),
+        xdpath_core::wire::tunnel::MAX_VNI
+    )]
+    Vni {
+        /// The input.
+        text: String,
+    },
     /// Not `N[s|m|h|d]`, zero, or longer than [`MAX_DURATION_SECONDS`].
     #[error(
         "invalid duration {} (expected e.g. 30s, 10m, 1h, 2d; at most 3650d)",
@@ -194,6 +204,16 @@ pub fn parse_protocol(text: &str) -> Result<u8, ParseError> {
         "icmp" => Ok(protocol::ICMP),
         "icmpv6" | "ipv6-icmp" => Ok(protocol::ICMPV6),
         other => other.parse::<u8>().map_err(|_| ParseError::Protocol {
+            text: text.to_string(),
+        }),
+    }
+}
+
+/// Parses a VXLAN or Geneve network identifier, 0 to 2^24 - 1.
+pub fn parse_vni(text: &str) -> Result<u32, ParseError> {
+    match text.trim().parse::<u32>() {
+        Ok(vni) if vni <= xdpath_core::wire::tunnel::MAX_VNI => Ok(vni),
+        _ => Err(ParseError::Vni {
             text: text.to_string(),
         }),
     }

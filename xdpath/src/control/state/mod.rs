@@ -111,6 +111,9 @@ pub struct RuleSpec {
     /// Count what it would drop without dropping.
     #[serde(default)]
     pub monitor: bool,
+    /// Only tunnelled frames with this VNI, judged on their inner headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vni: Option<u32>,
 }
 
 impl RuleSpec {
@@ -124,6 +127,7 @@ impl RuleSpec {
             && self.action == other.action
             && self.interface == other.interface
             && self.monitor == other.monitor
+            && self.vni == other.vni
     }
 }
 
@@ -195,6 +199,9 @@ pub struct LimitSpec {
     /// Who made it (see `lb::edit::check_owner`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Only tunnelled frames with this VNI, on their inner headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vni: Option<u32>,
 }
 
 /// What to do with IP fragments, as the operator says it.

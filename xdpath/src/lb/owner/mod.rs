@@ -211,6 +211,7 @@ fn limit_request(limit: &LimitSpec) -> LimitArgs {
         monitor: limit.monitor,
         vip: limit.vip.clone(),
         owner: limit.owner.clone(),
+        vni: limit.vni.map(|vni| vni.to_string()),
     }
 }
 

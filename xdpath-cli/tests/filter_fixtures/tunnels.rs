@@ -1,0 +1,167 @@
+//! Rows of tenant traffic in tunnels: VXLAN (UDP 4789) and Geneve (UDP
+//! 6081, options skipped) frames judged on their VNI and inner headers by
+//! the rules and limits that name a VNI, on their outer headers by the
+//! others; malformed and truncated tunnels judged on the outer headers.
+
+use super::*;
+use xdpath_core::build::{
+    geneve_frame, geneve_header, tunnelled, vxlan_frame, vxlan_header, UNDERLAY,
+};
+
+/// The tenant addresses: a VM and its peer in the overlay.
+const VM: [u8; 4] = [10, 0, 0, 5];
+const PEER: [u8; 4] = [10, 0, 0, 9];
+const OTHER_VM: [u8; 4] = [10, 0, 0, 6];
+/// The outer class of every tunnel frame here (UDP over IPv4).
+const OUTER: Reason = Reason::Ipv4Udp;
+
+/// An inner UDP frame from `source` to `PEER`, port 53.
+fn inner_udp(source: [u8; 4]) -> Vec<u8> {
+    FrameSpec::new(Network::V4(source, PEER), Transport::udp(1000, 53)).build()
+}
+
+/// An inner IPv6 TCP SYN from 2001:db8::5 to 2001:db8::9, port `port`.
+fn inner_tcp6(port: u16) -> Vec<u8> {
+    FrameSpec::new(
+        Network::V6(doc_v6(5), doc_v6(9)),
+        Transport::tcp(40000, port, SYN),
+    )
+    .build()
+}
+
+fn vxlan(vni: u32, inner: &[u8]) -> Vec<u8> {
+    vxlan_frame(vni, inner)
+}
+
+/// The same tunnel over an IPv6 underlay.
+fn vxlan_over_v6(vni: u32, inner: &[u8]) -> Vec<u8> {
+    tunnelled(
+        Network::V6(doc_v6(1), doc_v6(2)),
+        4789,
+        &vxlan_header(vni),
+        inner,
+    )
+}
+
+/// A state of rule-file text and one rate limit of its own words.
+fn with_limit(text: &str, limit: xdpath::api::LimitArgs) -> FilterState {
+    let mut state = rules(text);
+    state.rate_limits = vec![xdpath::control::ops::limit_spec(&limit, 1).expect("a valid limit")];
+    state
+}
+
+/// Every tunnel row.
+// Long: a table of fixture rows.
+pub(crate) fn tunnel_rows() -> Vec<Row> {
+    let vni_rule = "--vni 1001 --src 10.0.0.5/32 --action drop";
+    let mut no_flag = vxlan_header(1001);
+    no_flag[0] = 0;
+    let mut long_options = geneve_header(1001, 0);
+    long_options[0] = 0x3f;
+    let mut not_ethernet = geneve_header(1001, 0);
+    not_ethernet[2..4].copy_from_slice(&[0x08, 0x00]);
+    let inner = inner_udp(VM);
+    vec![
+        row(
+            "a --vni rule drops its VNI's frames from its inner source, and no others",
+            rules(vni_rule),
+            vec![
+                drop(vxlan(1001, &inner), Reason::RuleDeny),
+                pass(vxlan(1002, &inner), OUTER),
+                pass(vxlan(1001, &inner_udp(OTHER_VM)), OUTER),
+                pass(udp_from(VM), OUTER),
+                drop(geneve_frame(1001, 0, &inner), Reason::RuleDeny),
+                drop(geneve_frame(1001, 8, &inner), Reason::RuleDeny),
+                drop(geneve_frame(1001, 252, &inner), Reason::RuleDeny),
+                pass(geneve_frame(1002, 8, &inner), OUTER),
+                drop(vxlan_over_v6(1001, &inner), Reason::RuleDeny),
+                pass(tunnelled(UNDERLAY, 4790, &vxlan_header(1001), &inner), OUTER),
+            ],
+        ),
+        row(
+            "malformed and truncated tunnels are judged on their outer headers",
+            rules(vni_rule),
+            vec![
+                pass(tunnelled(UNDERLAY, 4789, &no_flag, &inner), OUTER),
+                pass(tunnelled(UNDERLAY, 4789, &vxlan_header(1001)[..4], &[]), OUTER),
+                pass(tunnelled(UNDERLAY, 6081, &geneve_header(1001, 0)[..7], &[]), OUTER),
+                pass(tunnelled(UNDERLAY, 4789, &vxlan_header(1001), &inner[..13]), OUTER),
+                pass(tunnelled(UNDERLAY, 4789, &vxlan_header(1001), &inner[..30]), OUTER),
+                pass(tunnelled(UNDERLAY, 4789, &vxlan_header(1001), &inner[..40]), OUTER),
+                pass(tunnelled(UNDERLAY, 6081, &long_options, &inner), OUTER),
+                pass(tunnelled(UNDERLAY, 6081, &not_ethernet, &inner), OUTER),
+            ],
+        ),
+        row(
+            "an inner IPv6 frame in Geneve with options, by VNI, source and port",
+            rules("--vni 7 --src 2001:db8::5/128 --proto tcp --dport 22 --action drop"),
+            vec![
+                drop(geneve_frame(7, 16, &inner_tcp6(22)), Reason::RuleDeny),
+                pass(geneve_frame(7, 16, &inner_tcp6(80)), OUTER),
+                pass(geneve_frame(8, 16, &inner_tcp6(22)), OUTER),
+                drop(vxlan(7, &inner_tcp6(22)), Reason::RuleDeny),
+                pass(tcp6(22, SYN), Reason::Ipv6Tcp),
+            ],
+        ),
+        row(
+            "rules without --vni match the outer headers of tunnelled frames",
+            rules(&format!("--src 10.0.0.5/32 --action drop\n{vni_rule}\n--src 198.51.100.1/32 --proto udp --dport 6081 --action drop")),
+            vec![
+                drop(vxlan(1001, &inner), Reason::RuleDeny),
+                pass(vxlan(1002, &inner), OUTER),
+                drop(udp_from(VM), Reason::RuleDeny),
+                drop(geneve_frame(5, 0, &inner_udp(OTHER_VM)), Reason::RuleDeny),
+            ],
+        ),
+        row(
+            "a tunnelled frame passes only if both layers pass",
+            default_drop(
+                rules("--vni 1001 --src 10.0.0.0/24 --action pass\n--src 198.51.100.1/32 --vni 1002 --action drop"),
+                false,
+            ),
+            vec![
+                drop(vxlan(1001, &inner), Reason::DefaultDeny),
+                drop(udp_from(VM), Reason::DefaultDeny),
+            ],
+        ),
+        row(
+            "an inner allow does not open the outer layer; an outer allow does not open the inner",
+            rules("--src 198.51.100.1/32 --action pass\n--vni 1001 --src 10.0.0.5/32 --action drop\n--vni 1001 --src 10.0.0.6/32 --action pass\n--src 198.51.100.9/32 --action drop"),
+            vec![
+                drop(vxlan(1001, &inner), Reason::RuleDeny),
+                pass(vxlan(1001, &inner_udp(OTHER_VM)), OUTER),
+                drop(
+                    tunnelled(Network::V4([198, 51, 100, 9], [198, 51, 100, 2]), 4789, &vxlan_header(1001), &inner_udp(OTHER_VM)),
+                    Reason::RuleDeny,
+                ),
+            ],
+        ),
+        row(
+            "a --vni rate limit counts its VNI's frames per inner source",
+            with_limit(
+                "",
+                xdpath::api::LimitArgs {
+                    pps: Some("1".into()),
+                    burst: Some("1".into()),
+                    per: "src".into(),
+                    vni: Some("1001".into()),
+                    ..xdpath::api::LimitArgs::default()
+                },
+            ),
+            vec![
+                pass(vxlan(1001, &inner), OUTER),
+                drop(vxlan(1001, &inner), Reason::RateLimited),
+                pass(vxlan(1001, &inner_udp(OTHER_VM)), OUTER),
+                pass(vxlan(1002, &inner), OUTER),
+                pass(vxlan(1002, &inner), OUTER),
+                pass(udp_from(VM), OUTER),
+                pass(udp_from(VM), OUTER),
+            ],
+        ),
+    ]
+}
+
+/// A plain UDP frame (no tunnel) from `source`.
+fn udp_from(source: [u8; 4]) -> Vec<u8> {
+    FrameSpec::new(Network::V4(source, PEER), Transport::udp(1000, 53)).build()
+}
