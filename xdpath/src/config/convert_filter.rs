@@ -153,6 +153,7 @@ fn rule(
         action: action?,
         interface: args.iface.clone(),
         monitor: args.monitor,
+        owner: None,
     };
     if !rule_installable(&spec, args, management, &path, at, report) {
         return None;

@@ -50,6 +50,7 @@ impl RuleArgs {
             action,
             interface: self.iface.clone(),
             monitor: self.monitor,
+            owner: None,
         })
     }
 }
@@ -86,6 +87,7 @@ fn bare_drop_rule(sources: Vec<Cidr>) -> RuleSpec {
         action: RuleAction::Drop,
         interface: None,
         monitor: false,
+        owner: None,
     }
 }
 

@@ -22,6 +22,7 @@ pub fn rule_json(rule: &RuleSpec, hits: u64) -> Value {
         "action": rule.action.name(),
         "interface": rule.interface,
         "monitor": rule.monitor,
+        "owner": rule.owner,
         "hits": hits,
     })
 }

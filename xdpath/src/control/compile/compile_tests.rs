@@ -21,6 +21,7 @@ fn rule(id: u32, sources: &[&str], action: RuleAction) -> RuleSpec {
         action,
         interface: None,
         monitor: false,
+        owner: None,
     }
 }
 

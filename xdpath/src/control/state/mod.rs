@@ -111,6 +111,10 @@ pub struct RuleSpec {
     /// Count what it would drop without dropping.
     #[serde(default)]
     pub monitor: bool,
+    /// Who made it (see `lb::edit::check_owner`): an owner's rules come
+    /// from its document (`lb::owner`); none: the operator's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl RuleSpec {
@@ -124,6 +128,7 @@ impl RuleSpec {
             && self.action == other.action
             && self.interface == other.interface
             && self.monitor == other.monitor
+            && self.owner == other.owner
     }
 }
 
