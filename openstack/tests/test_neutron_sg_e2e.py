@@ -101,6 +101,7 @@ def test_a_stateless_security_group_allows_only_what_it_says(
     )
     group = conn.network.create_security_group(project_id=project, name="ssh", stateful=False)
     ssh = conn.network.create_security_group_rule(
+        project_id=project,
         security_group_id=group.id,
         direction="ingress",
         ethertype="IPv4",
