@@ -109,7 +109,9 @@ def test_the_compute_role_reads_ports_with_their_own_or_their_networks_policy(
         mine = {k: v for k, v in plan.documents.items() if k.startswith("neutron-port-")}
         address = inherits.fixed_ips[0]["ip_address"]
         assert mine[f"neutron-port-{inherits.id}"] == {
-            "limits": [{"per": "dst", "scope": f"{address}/32", "pps": "2000"}]
+            "limits": [{"per": "dst", "scope": f"{address}/32", "pps": "2000"}],
+            # A new group allows no ingress: only the drop of the rest.
+            "rules": [{"dst": f"{address}/32", "action": "drop"}],
         }
         [limit] = mine[f"neutron-port-{own.id}"]["limits"]
         assert limit["bps"] == "100000"
@@ -117,9 +119,9 @@ def test_the_compute_role_reads_ports_with_their_own_or_their_networks_policy(
         assert plan.policies[f"neutron-port-{own.id}"] == port_policy.id
         [default] = set(own.security_group_ids)
         notes = plan.not_enforced
-        assert f"security group {stateless.id} (stateless): not enforced by xdpath yet" in notes
         assert any(
-            note.startswith(f"security group {default} (stateful): not handled") for note in notes
+            note.startswith(f"port {own.id}: security group(s) {default} stateful: not handled")
+            for note in notes
         ), notes
     finally:
         for port in (inherits, own, router_port):

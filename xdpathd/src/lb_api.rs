@@ -122,12 +122,13 @@ pub async fn put_owner(
 ) -> Reply {
     let owner = owner_of(path)?;
     let what = format!(
-        "owner {}: {} VIPs, {} backends, {} health checks, {} limits",
+        "owner {}: {} VIPs, {} backends, {} health checks, {} limits, {} rules",
         quote(&owner),
         document.vips.len(),
         document.backends.len(),
         document.health.len(),
-        document.limits.len()
+        document.limits.len(),
+        document.rules.len()
     );
     change(&shared, what, move || {
         ops::owner_change(&Local.put_owner(&owner, &document)?)

@@ -176,5 +176,6 @@ pub fn owner_change(change: &OwnerChange) -> Result<Value, ApiError> {
         "changed": change.changed,
         "vips": change.vips.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "limits": change.limits,
+        "rules": change.rules,
     }))
 }

@@ -7,7 +7,8 @@
 //! both hosts, read back from their kernels. Health checks and the
 //! balancer's settings through the API; allowed sources and per-VIP
 //! statistics on real traffic (`owners/traffic.rs`). Owners with limits
-//! of their own and no VIP, as the OpenStack Neutron agent makes them.
+//! of their own and no VIP, and filter rules, as the OpenStack Neutron
+//! agent makes them (`owners/rules.rs`).
 //!
 //! Needs root and curl.
 
@@ -16,6 +17,8 @@ mod checks;
 mod common;
 #[path = "owners/documents.rs"]
 mod documents;
+#[path = "owners/rules.rs"]
+mod rules;
 #[path = "owners/traffic.rs"]
 mod traffic;
 
@@ -111,6 +114,7 @@ fn owner_documents_apply_whole_idempotently_and_alike_on_two_hosts() {
     documents::an_interrupted_call_is_finished(&bed, &b);
     documents::the_cli_applies_documents_through_the_daemon(&bed, &a);
     documents::deleting_an_owner_removes_what_it_made(&a);
+    rules::rules_in_documents(&a);
 }
 
 #[test]

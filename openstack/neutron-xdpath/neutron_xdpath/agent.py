@@ -1,8 +1,9 @@
 """``neutron-xdpath-agent``: keeps one xdpathd in step with Neutron.
 
 Every ``poll_interval`` seconds: read the QoS policies and the floating IPs
-(role ``network``) or ports (role ``compute``) from Neutron, work out each
-object's owner document (`mapping.plan`), and then
+(role ``network``) or ports (role ``compute``, with their stateless security
+groups) from Neutron, work out each object's owner document (`mapping.plan`,
+`secgroups.port_rules`), and then
 
 - ``PUT`` each document that is new or changed since the last call, or whose
   owner xdpathd no longer has (xdpathd restarted on an empty state), and
@@ -31,7 +32,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from neutron_xdpath import mapping, neutron
+from neutron_xdpath import mapping, neutron, secgroups
 from neutron_xdpath.client import Xdpathd, XdpathdError
 from neutron_xdpath.config import AgentConfig, ConfigError, load
 
@@ -80,7 +81,8 @@ class Agent:
         plan = mapping.plan(
             neutron.subjects(conn, self.config), neutron.policies(conn), self.config.egress
         )
-        plan.not_enforced.extend(neutron.security_group_notes(conn, self.config))
+        ports, groups = neutron.security_groups(conn, self.config)
+        mapping.add_rules(plan, secgroups.port_rules(ports, groups))
         return plan
 
     def sync_once(self) -> PassResult:
@@ -117,14 +119,16 @@ class Agent:
 
     def _report(self, result: PassResult, plan: mapping.Plan) -> None:
         for owner in result.put:
+            document = plan.documents[owner]
             LOG.info(
-                "%s (QoS policy %s): %d limit(s) in force",
+                "%s (QoS policy %s): %d limit(s), %d filter rule(s) in force",
                 owner,
                 plan.policies.get(owner),
-                len(plan.documents[owner]["limits"]),
+                len(document.get("limits", [])),
+                len(document.get("rules", [])),
             )
         for owner in result.deleted:
-            LOG.info("%s: removed (no limit asked for any more)", owner)
+            LOG.info("%s: removed (no limit or security group rule asked for any more)", owner)
         for failure in result.failed:
             LOG.error("xdpathd refused %s", failure)
         notes = set(result.not_enforced)

@@ -1,9 +1,11 @@
 """What each Neutron object becomes in xdpath: pure functions, no I/O.
 
-One xdpath **owner** per Neutron object that has a limit in force:
+One xdpath **owner** per Neutron object that has a limit (or, for a port,
+a stateless security group: `secgroups`) in force:
 ``neutron-fip-<floating IP id>`` or ``neutron-port-<port id>`` (at most 50
 characters: xdpath takes 64). Its document (``PUT /v1/owners/{owner}``)
-holds the rate limits of that object's addresses, and nothing else, so the
+holds the rate limits of that object's addresses (and a port's filter
+rules), and nothing else, so the
 agent replaces an object's limits in one atomic call and removes them with
 one ``DELETE``; the owner is the ``owner`` label of the limits' counters.
 
@@ -29,6 +31,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from neutron_xdpath.secgroups import PortRules
 
 OWNER_PREFIX = "neutron-"
 INGRESS = "ingress"
@@ -141,6 +145,23 @@ def plan(
             result.documents[subject.owner] = {"limits": limits}
             result.policies[subject.owner] = subject.policy_id
     return result
+
+
+def add_rules(result: Plan, security: PortRules) -> None:
+    """Puts each port's security group rules into its owner's document
+    (beside its limits, if any), and the notes about the ports that are
+    not enforced. A port with both: the limits do not apply to what its
+    rules allow (an xdpath pass rule ends the filter stage), said too."""
+    result.not_enforced.extend(security.not_enforced)
+    for port, rules in security.rules.items():
+        owner = f"{OWNER_PREFIX}port-{port}"
+        document = result.documents.setdefault(owner, {})
+        if document.get("limits"):
+            result.not_enforced.append(
+                f"port {port}: its QoS limits do not apply to the traffic its stateless "
+                "security groups allow (an xdpath pass rule ends filtering)"
+            )
+        document["rules"] = rules
 
 
 def ours(owner: str) -> bool:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from neutron_xdpath.config import AgentConfig, NeutronSettings
 from neutron_xdpath.mapping import Subject
+from neutron_xdpath.secgroups import Groups, Port
 
 if TYPE_CHECKING:
     from openstack.connection import Connection
@@ -73,29 +74,41 @@ def _ports(conn: Connection, host: str | None) -> Iterator[Subject]:
             yield Subject("port", str(port.id), addresses, str(policy))
 
 
-def security_group_notes(conn: Connection, config: AgentConfig) -> list[str]:
-    """Security groups of this agent's ports, each reported as not
-    enforced: stateful ones never will be (XDP has no connection tracking
-    for the VM's own connections, and half of a stateful group would be
-    worse than none), stateless ones are not yet."""
+def security_groups(conn: Connection, config: AgentConfig) -> tuple[list[Port], Groups]:
+    """This agent's ports (role ``compute``; not Neutron's own
+    ``network:*`` ports) with their security groups, and what expanding
+    those groups needs: every group's statefulness and rules, every
+    group's member addresses (all ports, on any host), every address
+    group's prefixes."""
     if config.role != "compute":
-        return []
-    used: set[str] = set()
+        return [], Groups()
+    groups = Groups()
+    ports: list[Port] = []
     for port in conn.network.ports():
-        if config.host is None or port.binding_host_id == config.host:
-            used.update(str(group) for group in port.security_group_ids or [])
-    notes = []
-    for group in conn.network.security_groups():
-        if str(group.id) not in used:
+        addresses = tuple(str(ip["ip_address"]) for ip in port.fixed_ips or [] if ip)
+        ids = tuple(str(group) for group in port.security_group_ids or [])
+        for group_id in ids:
+            groups.members.setdefault(group_id, []).extend(addresses)
+        if config.host is not None and port.binding_host_id != config.host:
             continue
-        if group.stateful is False:
-            notes.append(f"security group {group.id} (stateless): not enforced by xdpath yet")
-        else:
-            notes.append(
-                f"security group {group.id} (stateful): not handled by xdpath "
-                "(XDP has no connection tracking for the VMs' connections)"
-            )
-    return notes
+        if str(port.device_owner or "").startswith("network:") or not addresses:
+            continue
+        ports.append(Port(str(port.id), addresses, ids))
+    used = {group for port in ports for group in port.groups}
+    for security_group in conn.network.security_groups():
+        if str(security_group.id) in used:
+            groups.stateful[str(security_group.id)] = security_group.stateful is not False
+            groups.rules[str(security_group.id)] = [
+                dict(rule) for rule in (security_group.security_group_rules or [])
+            ]
+    if any(
+        rule.get("remote_address_group_id") for rules in groups.rules.values() for rule in rules
+    ):
+        for address_group in conn.network.address_groups():
+            groups.address_groups[str(address_group.id)] = [
+                str(prefix) for prefix in address_group.addresses or []
+            ]
+    return ports, groups
 
 
 def subjects(conn: Connection, config: AgentConfig) -> list[Subject]:

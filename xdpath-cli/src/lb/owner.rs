@@ -20,7 +20,8 @@ const MAX_DOCUMENT: u64 = 16 << 20;
 /// `xdpath lb owner ...`
 #[derive(Subcommand)]
 pub enum OwnerCommand {
-    /// List the owners with how many VIPs and rate limits each has.
+    /// List the owners with how many VIPs, rate limits and filter rules
+    /// each has.
     List,
     /// Show what is in force for an owner: its document, its VIPs'
     /// counters, their Maglev tables' digests, and how the kernel differs
@@ -29,8 +30,8 @@ pub enum OwnerCommand {
         /// The owner.
         owner: String,
     },
-    /// Make an owner's VIPs, backends, health checks, allowed sources and
-    /// rate limits exactly a JSON document's (the body of `PUT
+    /// Make an owner's VIPs, backends, health checks, allowed sources,
+    /// rate limits and filter rules exactly a JSON document's (the body of `PUT
     /// /v1/owners/OWNER`): all or nothing, and the same document again
     /// changes nothing.
     Apply {
@@ -82,9 +83,10 @@ fn message(change: &OwnerChange, what: &str) -> String {
         (false, _) => format!("owner {owner:?} is as the document says: nothing changed"),
         (true, "deleted") => format!("owner {owner:?}: everything it made is removed"),
         (true, _) => format!(
-            "owner {owner:?}: {} VIPs and {} rate limits in force",
+            "owner {owner:?}: {} VIPs, {} rate limits and {} rules in force",
             change.vips.len(),
-            change.limits
+            change.limits,
+            change.rules
         ),
     }
 }
@@ -122,13 +124,17 @@ fn print_owners(rows: &Value) {
         println!("no owners");
         return;
     }
-    println!("{:<64} {:>5} {:>7}", "OWNER", "VIPs", "LIMITS");
+    println!(
+        "{:<64} {:>5} {:>7} {:>6}",
+        "OWNER", "VIPs", "LIMITS", "RULES"
+    );
     for row in rows {
         println!(
-            "{:<64} {:>5} {:>7}",
+            "{:<64} {:>5} {:>7} {:>6}",
             row["owner"].as_str().unwrap_or(""),
             row["vips"],
-            row["limits"]
+            row["limits"],
+            row["rules"]
         );
     }
 }

@@ -172,6 +172,7 @@ impl ControlPlane for Remote {
             changed: answer["changed"].as_bool().unwrap_or(true),
             vips: desired.vips.iter().map(|vip| vip.parsed.id).collect(),
             limits: desired.limits.len(),
+            rules: desired.rules.len(),
         })
     }
 
@@ -184,6 +185,7 @@ impl ControlPlane for Remote {
             changed: answer["changed"].as_bool().unwrap_or(true),
             vips: Vec::new(),
             limits: 0,
+            rules: 0,
         })
     }
 }

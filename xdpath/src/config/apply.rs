@@ -44,6 +44,9 @@ pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
     if changes.is_empty() {
         return Ok(changes);
     }
+    if !changes.filter.is_empty() {
+        owned_rule_clash(&Session::read()?.state, &desired.filter)?;
+    }
     let journal = super::journal::ApplyJournalFile::write(
         &dir,
         super::journal::ApplyJournal {
@@ -295,12 +298,40 @@ pub fn interface_config(spec: &InterfaceSpec) -> InterfaceConfig {
         .with_forward(spec.forward)
 }
 
+/// Refuses a config rule whose id an owner's rule has (owners' rules stay
+/// as they are, so the two would clash); nothing is changed then.
+fn owned_rule_clash(current: &FilterState, desired: &FilterState) -> Result<(), ConfigError> {
+    for rule in &desired.rules {
+        if let Some(owned) = current
+            .rules
+            .iter()
+            .find(|have| have.id == rule.id && have.owner.is_some())
+        {
+            return Err(ConfigError::Usage(format!(
+                "rule id {} is owner {}'s (from its document, PUT /v1/owners/OWNER); give the config's rule another id",
+                rule.id,
+                crate::text::quote(owned.owner.as_deref().unwrap_or_default())
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The filter state to install: `desired`, keeping from `current` the
 /// id counters, the expiry of blocklist entries that stay, the order of
-/// management entries that stay and the rate limits owners made (a config
-/// leaves them alone); entries already expired are left out.
+/// management entries that stay and the rate limits and filter rules
+/// owners made (a config leaves them alone, its own rules before the
+/// owners'); entries already expired are left out.
 pub fn merge_filter(current: &FilterState, desired: &FilterState, now: u64) -> FilterState {
     let mut state = desired.clone();
+    state.rules.retain(|rule| rule.owner.is_none());
+    state.rules.extend(
+        current
+            .rules
+            .iter()
+            .filter(|rule| rule.owner.is_some())
+            .cloned(),
+    );
     state.rate_limits.retain(|limit| limit.owner.is_none());
     state.rate_limits.extend(
         current

@@ -155,6 +155,7 @@ fn rule(
         interface: args.iface.clone(),
         monitor: args.monitor,
         vni,
+        owner: None,
     };
     if !rule_installable(&spec, args, management, &path, at, report) {
         return None;

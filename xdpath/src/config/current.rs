@@ -13,13 +13,14 @@ use crate::lb::state::{LbState, LB_STATE_FILE};
 
 /// This namespace's data path now, as a config holds it. Expired
 /// blocklist entries are left out (the next control call sweeps them), and
-/// so are the VIPs and rate limits an owner made (`lb::owner`): a config
+/// so are the VIPs, rate limits and filter rules an owner made (`lb::owner`): a config
 /// neither shows nor changes them.
 pub fn current() -> Result<DesiredConfig, ConfigError> {
     let (dir, _lock) = lock_state_dir()?;
     let mut filter: FilterState = state::load(&dir.join(STATE_FILE))?;
     filter.sweep_expired(wall_now());
     filter.rate_limits.retain(|limit| limit.owner.is_none());
+    filter.rules.retain(|rule| rule.owner.is_none());
     let mut lb: LbState = state::load(&dir.join(LB_STATE_FILE))?;
     lb.vips.retain(|vip| vip.owner.is_none());
     let observe = super::observe::load_saved(&dir)?;

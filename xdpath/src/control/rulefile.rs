@@ -53,6 +53,7 @@ impl RuleArgs {
             interface: self.iface.clone(),
             monitor: self.monitor,
             vni: self.vni.as_deref().map(parse_vni).transpose()?,
+            owner: None,
         })
     }
 }
@@ -90,6 +91,7 @@ fn bare_drop_rule(sources: Vec<Cidr>) -> RuleSpec {
         interface: None,
         monitor: false,
         vni: None,
+        owner: None,
     }
 }
 

@@ -23,6 +23,7 @@ pub fn rule_json(rule: &RuleSpec, hits: u64) -> Value {
         "interface": rule.interface,
         "monitor": rule.monitor,
         "vni": rule.vni,
+        "owner": rule.owner,
         "hits": hits,
     })
 }

@@ -90,7 +90,10 @@ pub(crate) fn applied_again_changes_nothing(bed: &TestBed, daemon: &Daemon) {
         view["tables"]
     );
     let owners = driver_ok(daemon, "GET", "/v1/owners", None);
-    assert_eq!(owners, json!([{ "owner": OWNER, "vips": 2, "limits": 1 }]));
+    assert_eq!(
+        owners,
+        json!([{ "owner": OWNER, "vips": 2, "limits": 1, "rules": 0 }])
+    );
 }
 
 /// Host B gets the same document with its members in another order, after

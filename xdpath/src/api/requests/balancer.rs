@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{BackendWeight, LimitArgs, NewVip};
+use super::{BackendWeight, LimitArgs, NewVip, RuleArgs};
 
 /// A VIP's allowed sources: `xdpath lb vip allow` and `PUT
 /// /v1/vips/allow`. The list replaces the VIP's; an empty one lets every
@@ -141,7 +141,7 @@ pub struct LbConfigArgs {
     pub connection_table: Option<crate::dataplane::ConnectionTable>,
 }
 
-/// An owner's whole load-balancing state: `PUT /v1/owners/{owner}` and
+/// An owner's whole state (VIPs, rate limits, filter rules): `PUT /v1/owners/{owner}` and
 /// `xdpath owner apply OWNER FILE`. Each list holds the requests of the
 /// single changes; what the owner has and the document lacks is removed,
 /// and the same document again changes nothing.
@@ -164,4 +164,11 @@ pub struct OwnerState {
     /// `per`, ...); `owner` left out, or the document's.
     #[serde(default)]
     pub limits: Vec<LimitArgs>,
+    /// Filter rules, as `POST /v1/rules` takes them, in order: xdpathd
+    /// gives them their ids (a rule the owner already has keeps its id,
+    /// and so its hit counter) and keeps them together in this order in
+    /// the rule list, so that where several match one frame's prefix the
+    /// first of them here decides.
+    #[serde(default)]
+    pub rules: Vec<RuleArgs>,
 }

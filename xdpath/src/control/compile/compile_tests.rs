@@ -22,6 +22,7 @@ fn rule(id: u32, sources: &[&str], action: RuleAction) -> RuleSpec {
         interface: None,
         monitor: false,
         vni: None,
+        owner: None,
     }
 }
 

@@ -114,6 +114,10 @@ pub struct RuleSpec {
     /// Only tunnelled frames with this VNI, judged on their inner headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vni: Option<u32>,
+    /// Who made it (see `lb::edit::check_owner`): an owner's rules come
+    /// from its document (`lb::owner`); none: the operator's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl RuleSpec {
@@ -128,6 +132,7 @@ impl RuleSpec {
             && self.interface == other.interface
             && self.monitor == other.monitor
             && self.vni == other.vni
+            && self.owner == other.owner
     }
 }
 

@@ -33,10 +33,12 @@ pub struct OwnerChange {
     pub vips: Vec<VipId>,
     /// How many rate limits the owner has now.
     pub limits: usize,
+    /// How many filter rules the owner has now.
+    pub rules: usize,
 }
 
 /// Makes `owner`'s VIPs (with their backends, health checks and allowed
-/// sources) and rate limits exactly those of `document`: all or nothing.
+/// sources), rate limits and filter rules exactly those of `document`: all or nothing.
 /// A VIP of the document that another owner has, or that is unowned, is a
 /// conflict; nothing changes on any error.
 pub fn put_owner(owner: &str, document: &OwnerState) -> Result<OwnerChange, LbError> {
@@ -61,6 +63,7 @@ pub fn put_owner(owner: &str, document: &OwnerState) -> Result<OwnerChange, LbEr
         changed,
         vips: desired.vips.iter().map(|vip| vip.parsed.id).collect(),
         limits: desired.limits.len(),
+        rules: desired.rules.len(),
     })
 }
 
@@ -86,6 +89,7 @@ pub(super) fn install(
     let mut filter = Session::open()?;
     edit_vips(&mut lb.state, owner, &desired.vips)?;
     edit_limits(&mut filter.state, owner, &desired.limits)?;
+    super::rules::edit_rules(&mut filter.state, owner, &desired.rules)?;
     lb.check()?;
     if filter.state != *filter.loaded() {
         filter.check()?;

@@ -16,6 +16,7 @@
 
 pub mod apply;
 pub mod journal;
+pub mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -27,10 +28,10 @@ use super::ops::{parse_new_vip, ParsedVip};
 use super::session::LbSession;
 use super::state::{HealthCheck, LbState, VipId, VipSpec};
 use super::LbError;
-use crate::api::requests::{BackendWeight, HealthArgs, LimitArgs, NewVip, OwnerState};
+use crate::api::requests::{BackendWeight, HealthArgs, LimitArgs, NewVip, OwnerState, RuleArgs};
 use crate::control::ops::limit_spec;
 use crate::control::session::Session;
-use crate::control::state::{FilterState, LimitKey, LimitSpec};
+use crate::control::state::{FilterState, LimitKey, LimitSpec, RuleSpec};
 
 /// One VIP of a document, parsed.
 #[derive(Clone, Debug)]
@@ -50,6 +51,9 @@ pub struct Desired {
     pub vips: Vec<DesiredVip>,
     /// The rate limits (ids not given yet).
     pub limits: Vec<LimitSpec>,
+    /// The filter rules in order (ids not given yet), each with whether
+    /// it may cover management traffic (`override`).
+    pub rules: Vec<(RuleSpec, bool)>,
 }
 
 /// A usage error about a document.
@@ -126,7 +130,19 @@ pub fn parse_document(owner: &str, document: &OwnerState) -> Result<Desired, LbE
         spec.owner = Some(owner.to_string());
         limits.push(spec);
     }
-    Ok(Desired { vips, limits })
+    let mut rules = Vec::new();
+    for (index, request) in document.rules.iter().enumerate() {
+        let mut spec = request
+            .to_spec()
+            .map_err(|error| refuse(format!("rule {} of the document: {error}", index + 1)))?;
+        spec.owner = Some(owner.to_string());
+        rules.push((spec, request.override_management));
+    }
+    Ok(Desired {
+        vips,
+        limits,
+        rules,
+    })
 }
 
 /// The document's VIP that `text` names.
@@ -215,6 +231,22 @@ fn limit_request(limit: &LimitSpec) -> LimitArgs {
     }
 }
 
+/// A filter rule as the request that makes it.
+fn rule_request(rule: &RuleSpec) -> RuleArgs {
+    let sources: Vec<String> = rule.sources.iter().map(ToString::to_string).collect();
+    RuleArgs {
+        src: (!sources.is_empty()).then(|| sources.join(",")),
+        dst: rule.destination.map(|prefix| prefix.to_string()),
+        proto: rule.protocol.map(crate::control::parse::protocol_name),
+        dport: rule.ports.map(|ports| ports.to_string()),
+        tcp_flags: rule.tcp_flags.map(|flags| flags.to_string()),
+        action: Some(rule.action.name().to_string()),
+        iface: rule.interface.clone(),
+        monitor: rule.monitor,
+        override_management: false,
+    }
+}
+
 /// What `owner` has in these states, as the document that makes it.
 pub fn document_of(lb: &LbState, filter: &FilterState, owner: &str) -> OwnerState {
     let mine = |held: &Option<String>| held.as_deref() == Some(owner);
@@ -245,21 +277,41 @@ pub fn document_of(lb: &LbState, filter: &FilterState, owner: &str) -> OwnerStat
             .filter(|limit| mine(&limit.owner))
             .map(limit_request)
             .collect(),
+        rules: filter
+            .rules
+            .iter()
+            .filter(|rule| mine(&rule.owner))
+            .map(rule_request)
+            .collect(),
     }
 }
 
-/// Every owner with how many VIPs and rate limits it has.
-pub fn owners(lb: &LbState, filter: &FilterState) -> BTreeMap<String, (usize, usize)> {
-    let mut owners: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+/// How many VIPs, rate limits and filter rules an owner has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OwnerCounts {
+    /// VIPs.
+    pub vips: usize,
+    /// Rate limits.
+    pub limits: usize,
+    /// Filter rules.
+    pub rules: usize,
+}
+
+/// Every owner with how many VIPs, rate limits and rules it has.
+pub fn owners(lb: &LbState, filter: &FilterState) -> BTreeMap<String, OwnerCounts> {
+    let mut owners: BTreeMap<String, OwnerCounts> = BTreeMap::new();
     for owner in lb.vips.iter().filter_map(|vip| vip.owner.as_ref()) {
-        owners.entry(owner.clone()).or_default().0 += 1;
+        owners.entry(owner.clone()).or_default().vips += 1;
     }
     for owner in filter
         .rate_limits
         .iter()
         .filter_map(|limit| limit.owner.as_ref())
     {
-        owners.entry(owner.clone()).or_default().1 += 1;
+        owners.entry(owner.clone()).or_default().limits += 1;
+    }
+    for owner in filter.rules.iter().filter_map(|rule| rule.owner.as_ref()) {
+        owners.entry(owner.clone()).or_default().rules += 1;
     }
     owners
 }
@@ -271,7 +323,14 @@ pub fn list() -> Result<Value, LbError> {
     let filter = Session::read()?;
     let rows: Vec<Value> = owners(&lb.state, &filter.state)
         .into_iter()
-        .map(|(owner, (vips, limits))| json!({ "owner": owner, "vips": vips, "limits": limits }))
+        .map(|(owner, counts)| {
+            json!({
+                "owner": owner,
+                "vips": counts.vips,
+                "limits": counts.limits,
+                "rules": counts.rules,
+            })
+        })
         .collect();
     Ok(Value::Array(rows))
 }

@@ -1,0 +1,223 @@
+"""Stateless security groups as xdpath filter rules: pure functions, no I/O.
+
+A port whose security groups are all stateless (``stateful = false``) gets,
+in its owner document (``neutron-port-<id>``, beside its QoS limits), for
+each of its fixed IPs:
+
+1. one ``pass`` rule per ingress rule of its groups of that address's
+   ethertype: ``dst`` the address (``/32``, ``/128``), ``proto``, ``dport``
+   the port range (TCP and UDP), ``src`` the rule's ``remote_ip_prefix``,
+   or the fixed IPs of the ``remote_group_id``'s member ports, or the
+   ``remote_address_group_id``'s addresses (none, or a ``/0``: no ``src``);
+2. then one ``drop`` rule: ``dst`` the address, nothing else.
+
+Why that is "allow these, deny the rest" in xdpath: a frame's rules are
+those of its longest matching *source* prefix (that prefix's rules in list
+order, then those of the prefixes around it), tried first, and then those
+of its longest matching *destination* prefix. A pass rule with a ``src``
+sits in the source chain and is tried before the drop; a pass rule
+without one sits with the drop in the address's destination chain, before
+it (the document's order is the list's). So a frame to the address that
+some rule allows meets its pass rule first; any other meets the drop.
+
+What cannot be expressed is refused for the whole port (reported, nothing
+half-enforced): ICMP type or code (xdpath rules match no ICMP fields),
+port ranges on protocols other than TCP and UDP, a stateful group next to
+stateless ones, and more than 7 source-less allows for one address (a
+prefix leads to at most 8 rules). Egress rules are not enforced (xdpath on
+a compute node sees the traffic that comes *to* the VMs): reported,
+unless they are Neutron's default "allow every egress".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# A prefix leads to at most 8 rules (xdpath's MAX_CHAIN): the drop is one.
+MAX_SOURCELESS = 7
+
+PROTOCOLS = {
+    "tcp": "tcp",
+    "udp": "udp",
+    "icmp": "icmp",
+    "ipv6-icmp": "icmpv6",
+    "icmpv6": "icmpv6",
+    "sctp": "132",
+    "gre": "47",
+    "esp": "50",
+    "ah": "51",
+}
+PORTED = ("tcp", "udp", "6", "17")
+
+
+class Unexpressible(Exception):
+    """A rule xdpath cannot express."""
+
+
+@dataclass(frozen=True)
+class Port:
+    """A port with its fixed IPs and security groups."""
+
+    id: str
+    addresses: tuple[str, ...]
+    groups: tuple[str, ...]
+
+
+@dataclass
+class Groups:
+    """What the expansion needs: each group's statefulness and rules, each
+    group's member addresses, each address group's prefixes."""
+
+    stateful: dict[str, bool] = field(default_factory=dict)
+    rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    members: dict[str, list[str]] = field(default_factory=dict)
+    address_groups: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _protocol(rule: Mapping[str, Any]) -> str | None:
+    protocol = rule.get("protocol")
+    if protocol in (None, "", "any", "0"):
+        return None
+    text = str(protocol).lower()
+    if text.isdigit():
+        return text
+    if text not in PROTOCOLS:
+        raise Unexpressible(f"protocol {protocol}")
+    return PROTOCOLS[text]
+
+
+def _ports(rule: Mapping[str, Any], protocol: str | None) -> str | None:
+    low, high = rule.get("port_range_min"), rule.get("port_range_max")
+    if low is None and high is None:
+        return None
+    if protocol in ("icmp", "icmpv6", "1", "58"):
+        raise Unexpressible("ICMP type or code (xdpath rules match no ICMP fields)")
+    if protocol not in PORTED:
+        raise Unexpressible(f"a port range on protocol {protocol or 'any'}")
+    low = int(low if low is not None else 1)
+    high = int(high if high is not None else 65535)
+    if (low, high) == (1, 65535):
+        return None
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def _same_family(prefix: str, version: int) -> bool:
+    return ipaddress.ip_network(prefix, strict=False).version == version
+
+
+def _sources(rule: Mapping[str, Any], groups: Groups, version: int) -> list[str] | None:
+    """The rule's source prefixes of the address's family; ``None``: any
+    source; an empty list: none (the rule allows nothing here)."""
+    if prefix := rule.get("remote_ip_prefix"):
+        network = ipaddress.ip_network(str(prefix), strict=False)
+        if network.version != version:
+            return []
+        return None if network.prefixlen == 0 else [str(network)]
+    if group := rule.get("remote_group_id"):
+        members = groups.members.get(str(group), [])
+        return sorted({host(a) for a in members if ipaddress.ip_address(a).version == version})
+    if address_group := rule.get("remote_address_group_id"):
+        prefixes = groups.address_groups.get(str(address_group), [])
+        found = [str(ipaddress.ip_network(p, strict=False)) for p in prefixes]
+        if any(ipaddress.ip_network(p).prefixlen == 0 for p in found if _same_family(p, version)):
+            return None
+        return sorted({p for p in found if _same_family(p, version)})
+    return None
+
+
+def host(address: str) -> str:
+    """``10.0.0.5`` -> ``10.0.0.5/32``, an IPv6 address -> ``/128``."""
+    parsed = ipaddress.ip_address(address)
+    return f"{parsed}/{parsed.max_prefixlen}"
+
+
+def rules_for(
+    address: str, rules: Iterable[Mapping[str, Any]], groups: Groups
+) -> list[dict[str, Any]]:
+    """The xdpath rules (``POST /v1/rules`` bodies) for one address: the
+    allows, then the drop. Raises `Unexpressible`."""
+    version = ipaddress.ip_address(address).version
+    destination = host(address)
+    ethertype = f"IPv{version}"
+    allows: list[dict[str, Any]] = []
+    for rule in rules:
+        if rule.get("direction") != "ingress" or rule.get("ethertype", "IPv4") != ethertype:
+            continue
+        protocol = _protocol(rule)
+        ports = _ports(rule, protocol)
+        sources = _sources(rule, groups, version)
+        if sources == []:
+            continue
+        allow: dict[str, Any] = {"dst": destination, "action": "pass"}
+        if sources is not None:
+            allow["src"] = sources
+        if protocol is not None:
+            allow["proto"] = protocol
+        if ports is not None:
+            allow["dport"] = ports
+        if allow not in allows:
+            allows.append(allow)
+    # Allows with a source first (they sit in source chains anyway).
+    allows.sort(key=lambda allow: "src" not in allow)
+    sourceless = sum(1 for allow in allows if "src" not in allow)
+    if sourceless > MAX_SOURCELESS:
+        raise Unexpressible(
+            f"{sourceless} rules allowing any source to {address} "
+            f"(xdpath holds at most {MAX_SOURCELESS} besides the drop)"
+        )
+    return [*allows, {"dst": destination, "action": "drop"}]
+
+
+def _restricts_egress(rule: Mapping[str, Any]) -> bool:
+    """An egress rule other than "allow everything" (Neutron's default)."""
+    if rule.get("direction") != "egress":
+        return False
+    keys = ("protocol", "port_range_min", "port_range_max", "remote_group_id",
+            "remote_address_group_id")  # fmt: skip
+    prefix = rule.get("remote_ip_prefix")
+    wide = prefix is None or ipaddress.ip_network(str(prefix), strict=False).prefixlen == 0
+    return not wide or any(rule.get(key) not in (None, "") for key in keys)
+
+
+@dataclass
+class PortRules:
+    """Each handled port's rules, and the notes about the others."""
+
+    rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    not_enforced: list[str] = field(default_factory=list)
+
+
+def port_rules(ports: Sequence[Port], groups: Groups) -> PortRules:
+    """The rules of every port whose groups are all stateless."""
+    result = PortRules()
+    for port in ports:
+        if not port.groups:
+            continue
+        stateful = [g for g in port.groups if groups.stateful.get(g, True)]
+        if stateful:
+            result.not_enforced.append(
+                f"port {port.id}: security group(s) {', '.join(sorted(stateful))} stateful: "
+                "not handled by xdpath (XDP has no connection tracking for the VMs' "
+                "connections); none of its groups is enforced"
+            )
+            continue
+        rules = [rule for group in port.groups for rule in groups.rules.get(group, [])]
+        if any(_restricts_egress(rule) for rule in rules):
+            result.not_enforced.append(
+                f"port {port.id}: egress security group rules are not enforced by xdpath "
+                "(it sees the traffic that comes to the port)"
+            )
+        try:
+            result.rules[port.id] = [
+                xdpath_rule
+                for address in port.addresses
+                for xdpath_rule in rules_for(address, rules, groups)
+            ]
+        except Unexpressible as why:
+            result.not_enforced.append(
+                f"port {port.id}: its stateless security groups are not enforced: {why}"
+            )
+    return result

@@ -1,0 +1,116 @@
+"""Unit tests of stateless security groups as xdpath rules (no services)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from neutron_xdpath import mapping
+from neutron_xdpath.secgroups import Groups, Port, Unexpressible, port_rules, rules_for
+
+
+def ingress(**values: Any) -> dict[str, Any]:
+    return {"direction": "ingress", "ethertype": "IPv4", **values}
+
+
+def test_allows_then_the_drop_in_the_address_family() -> None:
+    rules = [
+        ingress(protocol="tcp", port_range_min=22, port_range_max=22,
+                remote_ip_prefix="198.51.100.0/24"),
+        ingress(protocol="udp", port_range_min=1000, port_range_max=2000),
+        ingress(protocol="icmp", remote_ip_prefix="0.0.0.0/0"),
+        {"direction": "ingress", "ethertype": "IPv6", "protocol": "tcp"},
+        {"direction": "egress", "ethertype": "IPv4"},
+    ]  # fmt: skip
+    assert rules_for("10.0.0.5", rules, Groups()) == [
+        {"dst": "10.0.0.5/32", "action": "pass", "src": ["198.51.100.0/24"], "proto": "tcp",
+         "dport": "22"},
+        {"dst": "10.0.0.5/32", "action": "pass", "proto": "udp", "dport": "1000-2000"},
+        {"dst": "10.0.0.5/32", "action": "pass", "proto": "icmp"},
+        {"dst": "10.0.0.5/32", "action": "drop"},
+    ]  # fmt: skip
+    assert rules_for("2001:db8::5", rules, Groups()) == [
+        {"dst": "2001:db8::5/128", "action": "pass", "proto": "tcp"},
+        {"dst": "2001:db8::5/128", "action": "drop"},
+    ]
+
+
+def test_remote_groups_and_address_groups_expand_to_their_members() -> None:
+    groups = Groups(
+        members={"web": ["10.0.0.7", "10.0.0.8", "2001:db8::8"]},
+        address_groups={"office": ["192.0.2.0/25", "2001:db8:1::/48"]},
+    )
+    rules = [
+        ingress(protocol="tcp", port_range_min=80, port_range_max=80, remote_group_id="web"),
+        ingress(protocol="6", remote_address_group_id="office"),
+        ingress(remote_group_id="empty"),
+    ]
+    assert rules_for("10.0.0.5", rules, groups)[:2] == [
+        {"dst": "10.0.0.5/32", "action": "pass", "src": ["10.0.0.7/32", "10.0.0.8/32"],
+         "proto": "tcp", "dport": "80"},
+        {"dst": "10.0.0.5/32", "action": "pass", "src": ["192.0.2.0/25"], "proto": "6"},
+    ]  # fmt: skip
+    # A group with no member in the family allows nothing: left out.
+    assert len(rules_for("10.0.0.5", rules, groups)) == 3
+
+
+@pytest.mark.parametrize(
+    ("rule", "why"),
+    [
+        (ingress(protocol="icmp", port_range_min=8, port_range_max=0), "ICMP type"),
+        (ingress(protocol="sctp", port_range_min=5, port_range_max=5), "port range"),
+        (ingress(protocol="ospf"), "protocol ospf"),
+    ],
+)
+def test_what_xdpath_cannot_express_is_refused(rule: dict[str, Any], why: str) -> None:
+    with pytest.raises(Unexpressible, match=why):
+        rules_for("10.0.0.5", [rule], Groups())
+
+
+def test_too_many_sourceless_allows_for_one_chain_are_refused() -> None:
+    rules = [ingress(protocol="tcp", port_range_min=p, port_range_max=p) for p in range(1, 9)]
+    with pytest.raises(Unexpressible, match="at most 7"):
+        rules_for("10.0.0.5", rules, Groups())
+    assert len(rules_for("10.0.0.5", rules[:7], Groups())) == 8
+
+
+def test_ports_stateful_groups_and_egress_are_reported_not_half_enforced() -> None:
+    groups = Groups(
+        stateful={"sl": False, "sf": True, "out": False},
+        rules={
+            "sl": [ingress(protocol="tcp", port_range_min=22, port_range_max=22),
+                   {"direction": "egress", "ethertype": "IPv4"}],
+            "out": [{"direction": "egress", "ethertype": "IPv4", "protocol": "udp"}],
+        },
+    )  # fmt: skip
+    result = port_rules(
+        [
+            Port("a", ("10.0.0.5",), ("sl",)),
+            Port("b", ("10.0.0.6",), ("sl", "sf")),
+            Port("c", ("10.0.0.7",), ("out",)),
+            Port("d", ("10.0.0.8",), ()),
+        ],
+        groups,
+    )
+    assert set(result.rules) == {"a", "c"}
+    assert result.rules["c"] == [{"dst": "10.0.0.7/32", "action": "drop"}]
+    notes = " | ".join(result.not_enforced)
+    assert "port b: security group(s) sf stateful: not handled" in notes
+    assert "port c: egress security group rules are not enforced" in notes
+    assert "port a" not in notes, "Neutron's default allow-every-egress needs nothing"
+
+
+def test_rules_join_the_ports_limits_in_one_document() -> None:
+    plan = mapping.Plan(documents={"neutron-port-a": {"limits": [{"pps": "1"}]}})
+    result = port_rules(
+        [Port("a", ("10.0.0.5",), ("sl",)), Port("b", ("10.0.0.6",), ("sl",))],
+        Groups(stateful={"sl": False}, rules={"sl": []}),
+    )
+    mapping.add_rules(plan, result)
+    assert plan.documents["neutron-port-a"] == {
+        "limits": [{"pps": "1"}],
+        "rules": [{"dst": "10.0.0.5/32", "action": "drop"}],
+    }
+    assert plan.documents["neutron-port-b"] == {"rules": [{"dst": "10.0.0.6/32", "action": "drop"}]}
+    assert any("QoS limits do not apply" in note for note in plan.not_enforced)

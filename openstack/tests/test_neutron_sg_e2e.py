@@ -1,0 +1,162 @@
+"""End to end: a stateless security group through Neutron's API
+(openstacksdk), ``neutron-xdpath-agent`` as a process of its own (role
+``compute``), and a real xdpathd in a namespace that holds the port's fixed
+IP (`testenv.qos_bed`'s ``gw``, standing for the compute node), with TCP
+and UDP from the "external" namespace. The agent is never called: what
+xdpath does is read from xdpathd's API and seen on the wire."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openstack.connection import Connection
+
+from neutron_xdpath.client import Xdpathd
+from testenv import NeutronEnv
+from testenv.process import tail
+from testenv.qos_bed import QosBed
+from tests.test_neutron_e2e import Agent, wait_for
+
+ALLOWED_PREFIX = "203.0.113.0/28"  # holds ext's 203.0.113.1
+
+_LISTENER = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 22))
+s.listen(64)
+print("ready", flush=True)
+while True:
+    conn, _ = s.accept()
+    conn.close()
+"""
+
+_CONNECT = """
+import socket, sys
+socket.create_connection((sys.argv[1], 22), timeout=1).close()
+"""
+
+
+@pytest.fixture(scope="module")
+def bed() -> Iterator[QosBed]:
+    workdir = Path(tempfile.mkdtemp(prefix="xdpath-sgbed-", dir="/dev/shm"))
+    bed = QosBed(workdir).build()
+    try:
+        yield bed
+    finally:
+        bed.destroy()
+        for path in sorted(workdir.rglob("*"), reverse=True):
+            path.unlink() if not path.is_dir() or path.is_symlink() else path.rmdir()
+        workdir.rmdir()
+
+
+@pytest.fixture(scope="module")
+def compute_agent(
+    neutron_env: NeutronEnv, bed: QosBed, request: pytest.FixtureRequest
+) -> Iterator[Agent]:
+    agent = Agent(neutron_env, bed)
+    agent.config.write_text(agent.config.read_text().replace("role = network", "role = compute"))
+    agent.start()
+    try:
+        yield agent
+    finally:
+        agent.stop()
+        if request.session.testsfailed:
+            from tests.conftest import _logs
+
+            _logs.append(f"--- compute agent\n{tail(agent.log, 80)}\n{bed.logs()}")
+
+
+def reaches(bed: QosBed, address: str) -> bool:
+    """A TCP connection from ``ext`` to the address's port 22 opens."""
+    done = subprocess.run(
+        bed.argv("ext", "python3", "-c", _CONNECT, address), capture_output=True, check=False
+    )
+    return done.returncode == 0
+
+
+def owned_rules(xdpathd: Xdpathd, owner: str) -> list[dict[str, Any]]:
+    rows = xdpathd.call("GET", "/v1/rules") or []
+    return [row for row in rows if row.get("owner") == owner]
+
+
+def test_a_stateless_security_group_allows_only_what_it_says(
+    *,
+    neutron_env: NeutronEnv,
+    compute_agent: Agent,
+    bed: QosBed,
+) -> None:
+    conn: Connection = neutron_env.connection()
+    xdpathd = Xdpathd(bed.endpoint, bed.token, timeout=3)
+    project = neutron_env.project_id
+    net = conn.network.create_network(project_id=project, name="sg-tenant")
+    conn.network.create_subnet(
+        project_id=project, network_id=net.id, cidr="10.1.0.0/24", ip_version=4
+    )
+    group = conn.network.create_security_group(project_id=project, name="ssh", stateful=False)
+    ssh = conn.network.create_security_group_rule(
+        project_id=project,
+        security_group_id=group.id,
+        direction="ingress",
+        ethertype="IPv4",
+        protocol="tcp",
+        port_range_min=22,
+        port_range_max=22,
+        remote_ip_prefix=ALLOWED_PREFIX,
+    )
+    port = conn.network.create_port(
+        project_id=project, network_id=net.id, name="vm-sg", security_group_ids=[group.id]
+    )
+    address = port.fixed_ips[0]["ip_address"]
+    owner = f"neutron-port-{port.id}"
+    bed.add_floating_ip(address)  # the compute node's side of the VM's address
+    bed.run("ext", "ip", "route", "replace", f"{address}/32", "dev", "eth0")
+    listener = subprocess.Popen(
+        bed.argv("gw", "python3", "-c", _LISTENER, address),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+        took = wait_for("the port's rules", lambda: len(owned_rules(xdpathd, owner)) == 2)
+        print(f"the group's rules in force {took:.1f} s after the port was made")
+        allow, drop = owned_rules(xdpathd, owner)
+        assert (allow["action"], allow["sources"], allow["destination"], allow["dport"]) == (
+            "pass", [ALLOWED_PREFIX], f"{address}/32", "22"
+        ), allow  # fmt: skip
+        assert (drop["action"], drop["destination"], drop["sources"]) == (
+            "drop", f"{address}/32", []
+        ), drop  # fmt: skip
+
+        # Allowed: TCP 22 from the prefix opens, counted on the allow.
+        assert reaches(bed, address), "TCP 22 from the allowed prefix"
+        # Anything else to the address is dropped at xdpath, and counted.
+        flow = bed.traffic({address: 500.0}, 1.0)[address]
+        print(f"UDP to the port: {flow}")
+        assert flow["sent"] > 300 and flow["received"] == 0, flow
+        allow, drop = owned_rules(xdpathd, owner)
+        assert allow["hits"] >= 1, allow
+        assert drop["hits"] >= flow["sent"], (drop, flow)
+
+        # The rule removed: TCP 22 is dropped within seconds.
+        conn.network.delete_security_group_rule(ssh)
+        removed = time.monotonic()
+        wait_for("the allow's removal", lambda: len(owned_rules(xdpathd, owner)) == 1)
+        wait_for("TCP 22 dropped", lambda: not reaches(bed, address))
+        print(f"TCP 22 dropped {time.monotonic() - removed:.1f} s after the rule's removal")
+        [drop] = owned_rules(xdpathd, owner)
+        assert drop["action"] == "drop"
+    finally:
+        listener.kill()
+        listener.wait()
+        conn.network.delete_port(port)
+        wait_for("the owner's removal", lambda: owner not in xdpathd.owners())
+        conn.network.delete_security_group(group)
+        conn.network.delete_network(net)
