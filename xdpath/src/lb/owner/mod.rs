@@ -244,6 +244,7 @@ fn rule_request(rule: &RuleSpec) -> RuleArgs {
         iface: rule.interface.clone(),
         monitor: rule.monitor,
         override_management: false,
+        vni: rule.vni.map(|vni| vni.to_string()),
     }
 }
 
