@@ -208,7 +208,7 @@ fn owner_documents_through_the_cli() {
     let forward = document_file(&bed, "forward", false);
     let reversed = document_file(&bed, "reversed", true);
     let said = ok(&bed, Side::A, &["lb", "owner", "apply", "lb-1", &forward]);
-    assert!(said.contains("1 VIPs and 1 rate limits"), "{said}");
+    assert!(said.contains("1 VIPs, 1 rate limits and 0 rules"), "{said}");
     let lb_json = bed.a().state_dir().join("lb.json");
     let before = std::fs::read_to_string(&lb_json).expect("lb.json");
     let said = ok(&bed, Side::A, &["lb", "owner", "apply", "lb-1", &forward]);
