@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import collections
 import json
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import openstack.exceptions
@@ -23,6 +21,7 @@ from openstack.connection import Connection
 from octavia_xdpath import client, mapping
 from testenv import OctaviaEnv
 from testenv.bed import BACKENDS, BALANCERS, Bed
+from testenv.scratch import scratch_bed
 
 SUBNET_ID = str(uuid.UUID(int=0x5E))
 SUBNET6_ID = str(uuid.UUID(int=0x5F))
@@ -40,15 +39,8 @@ SAMPLE_EVERY = 1
 
 @pytest.fixture(scope="module")
 def bed() -> Iterator[Bed]:
-    workdir = Path(tempfile.mkdtemp(prefix="xdpath-bed-", dir="/dev/shm"))
-    bed = Bed(workdir).build()
-    try:
+    with scratch_bed("xdpath-bed-", lambda workdir: Bed(workdir).build()) as bed:
         yield bed
-    finally:
-        bed.destroy()
-        for path in sorted(workdir.rglob("*"), reverse=True):
-            path.unlink() if not path.is_dir() or path.is_symlink() else path.rmdir()
-        workdir.rmdir()
 
 
 @pytest.fixture(scope="module")

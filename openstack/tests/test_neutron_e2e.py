@@ -7,10 +7,8 @@ xdpath does is read from xdpathd's API and measured on the wire."""
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +19,7 @@ from testenv import NeutronEnv
 from testenv.env import _venv_bin
 from testenv.process import Service, tail
 from testenv.qos_bed import EXTERNAL_CIDR, QosBed
+from testenv.scratch import scratch_bed
 
 ATTACK_PPS = 10_000.0  # 10x the first limit
 LEGIT_PPS = 200.0
@@ -31,15 +30,8 @@ OPERATOR_SCOPE = "192.0.2.0/24"
 
 @pytest.fixture(scope="module")
 def bed() -> Iterator[QosBed]:
-    workdir = Path(tempfile.mkdtemp(prefix="xdpath-qbed-", dir="/dev/shm"))
-    bed = QosBed(workdir).build()
-    try:
+    with scratch_bed("xdpath-qbed-", lambda workdir: QosBed(workdir).build()) as bed:
         yield bed
-    finally:
-        bed.destroy()
-        for path in sorted(workdir.rglob("*"), reverse=True):
-            path.unlink() if not path.is_dir() or path.is_symlink() else path.rmdir()
-        workdir.rmdir()
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,8 @@ xdpath does is read from xdpathd's API and seen on the wire."""
 from __future__ import annotations
 
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +19,7 @@ from neutron_xdpath.client import Xdpathd
 from testenv import NeutronEnv
 from testenv.process import tail
 from testenv.qos_bed import QosBed
+from testenv.scratch import scratch_bed
 from tests.test_neutron_e2e import Agent, wait_for
 
 ALLOWED_PREFIX = "203.0.113.0/28"  # holds ext's 203.0.113.1
@@ -45,15 +44,8 @@ socket.create_connection((sys.argv[1], 22), timeout=1).close()
 
 @pytest.fixture(scope="module")
 def bed() -> Iterator[QosBed]:
-    workdir = Path(tempfile.mkdtemp(prefix="xdpath-sgbed-", dir="/dev/shm"))
-    bed = QosBed(workdir).build()
-    try:
+    with scratch_bed("xdpath-sgbed-", lambda workdir: QosBed(workdir).build()) as bed:
         yield bed
-    finally:
-        bed.destroy()
-        for path in sorted(workdir.rglob("*"), reverse=True):
-            path.unlink() if not path.is_dir() or path.is_symlink() else path.rmdir()
-        workdir.rmdir()
 
 
 @pytest.fixture(scope="module")

@@ -224,7 +224,7 @@ fn owner_documents_through_the_cli() {
     let owners = json(&ok(&bed, Side::A, &["--json", "lb", "owner", "list"]));
     assert_eq!(
         owners,
-        serde_json::json!([{ "owner": "lb-1", "vips": 1, "limits": 1 }])
+        serde_json::json!([{ "owner": "lb-1", "vips": 1, "limits": 1, "rules": 0 }])
     );
     refused(
         &bed,
