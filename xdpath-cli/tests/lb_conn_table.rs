@@ -226,6 +226,22 @@ fn lb_config_recreates_the_pinned_tables_of_the_kind_asked_for() {
         before, after,
         "the program was reloaded over the new tables"
     );
+    // A state asking for the other kind (a change whose reload failed part
+    // way) is reported as a difference from the kernel, never shown as done.
+    let complaint = in_namespace(&namespace, || {
+        let mut state = xdpath::lb::session::LbSession::read()
+            .expect("the state")
+            .state
+            .clone();
+        state.settings.connection_table = ConnectionTable::Shared;
+        xdpath::lb::session::LbSession::differences_from_kernel(&state).expect("compare")
+    });
+    assert!(
+        complaint
+            .iter()
+            .any(|line| line.contains("the kernel's are per-cpu, the state asks for shared")),
+        "{complaint:?}"
+    );
     // The same setting again changes nothing.
     common::xdpath_ok(&bed, &["lb", "config", "--connection-table", "per-cpu"]);
     assert_eq!(program_id(&bed), after);

@@ -77,6 +77,16 @@ pub fn compare(maps: &KernelMaps, desired: &LbState) -> Result<Vec<String>, LbEr
             allowed.difference(&wanted).count()
         ));
     }
+    // The kind is fixed when the tables are made: a change that could not
+    // reload every interface leaves the old kind in force.
+    if let Ok(Some(kind)) = crate::dataplane::pinned_connection_table() {
+        let asked = desired.settings.connection_table;
+        if kind != asked {
+            differences.push(format!(
+                "connection tables: the kernel's are {kind}, the state asks for {asked} (run `xdpath lb config --connection-table {asked}` again)"
+            ));
+        }
+    }
     let rates_off = rates_off(maps, &compiled)?;
     if rates_off > 0 {
         differences.push(format!(
