@@ -7,6 +7,7 @@ xdpath does is read from xdpathd's API and measured on the wire."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -44,7 +45,7 @@ class Agent:
     """neutron-xdpath-agent as the operator runs it: its INI file and its
     console script."""
 
-    def __init__(self, env: NeutronEnv, bed: QosBed) -> None:
+    def __init__(self, env: NeutronEnv, bed: QosBed, role: str = "network") -> None:
         self.config = bed.workdir / "xdpath_agent.ini"
         self.log = bed.workdir / "agent.log"
         self.config.write_text(
@@ -57,7 +58,7 @@ endpoint = {bed.endpoint}
 token_file = {bed.token_file}
 timeout = 2
 [agent]
-role = network
+role = {role}
 interfaces = eth0
 poll_interval = 0.5
 resync_interval = 30
@@ -81,10 +82,10 @@ resync_interval = 30
             self.service = None
 
 
-@pytest.fixture(scope="module")
-def agent(neutron_env: NeutronEnv, bed: QosBed, request: pytest.FixtureRequest) -> Iterator[Agent]:
-    bed.xdpath("ratelimit", "add", "--per", "src", "--scope", OPERATOR_SCOPE, "--pps", "100")
-    agent = Agent(neutron_env, bed)
+@contextlib.contextmanager
+def running(agent: Agent, bed: QosBed, request: pytest.FixtureRequest) -> Iterator[Agent]:
+    """The agent started, then stopped; its log (and the bed's) kept for
+    the report when a test failed."""
     agent.start()
     try:
         yield agent
@@ -94,6 +95,13 @@ def agent(neutron_env: NeutronEnv, bed: QosBed, request: pytest.FixtureRequest) 
             from tests.conftest import _logs
 
             _logs.append(f"--- agent\n{tail(agent.log, 80)}\n{bed.logs()}")
+
+
+@pytest.fixture(scope="module")
+def agent(neutron_env: NeutronEnv, bed: QosBed, request: pytest.FixtureRequest) -> Iterator[Agent]:
+    bed.xdpath("ratelimit", "add", "--per", "src", "--scope", OPERATOR_SCOPE, "--pps", "100")
+    with running(Agent(neutron_env, bed), bed, request) as agent:
+        yield agent
 
 
 @pytest.fixture(scope="module")

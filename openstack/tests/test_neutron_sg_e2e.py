@@ -17,10 +17,9 @@ from openstack.connection import Connection
 
 from neutron_xdpath.client import Xdpathd
 from testenv import NeutronEnv
-from testenv.process import tail
 from testenv.qos_bed import QosBed
 from testenv.scratch import scratch_bed
-from tests.test_neutron_e2e import Agent, wait_for
+from tests.test_neutron_e2e import Agent, running, wait_for
 
 ALLOWED_PREFIX = "203.0.113.0/28"  # holds ext's 203.0.113.1
 
@@ -52,17 +51,8 @@ def bed() -> Iterator[QosBed]:
 def compute_agent(
     neutron_env: NeutronEnv, bed: QosBed, request: pytest.FixtureRequest
 ) -> Iterator[Agent]:
-    agent = Agent(neutron_env, bed)
-    agent.config.write_text(agent.config.read_text().replace("role = network", "role = compute"))
-    agent.start()
-    try:
+    with running(Agent(neutron_env, bed, role="compute"), bed, request) as agent:
         yield agent
-    finally:
-        agent.stop()
-        if request.session.testsfailed:
-            from tests.conftest import _logs
-
-            _logs.append(f"--- compute agent\n{tail(agent.log, 80)}\n{bed.logs()}")
 
 
 def reaches(bed: QosBed, address: str) -> bool:
