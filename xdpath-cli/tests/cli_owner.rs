@@ -177,6 +177,7 @@ fn document_file(bed: &TestBed, name: &str, reverse: bool) -> String {
         "backends": backends,
         "health": [{ "vip": VIP, "kind": "tcp", "interval": "2s" }],
         "limits": [{ "vip": VIP, "pps": "500" }],
+        "rules": [{ "dst": "203.0.113.40/32", "proto": "udp", "action": "drop" }],
     });
     let path = std::env::temp_dir().join(format!(
         "xdpath-owner-{name}-{}-{}.json",
@@ -208,7 +209,7 @@ fn owner_documents_through_the_cli() {
     let forward = document_file(&bed, "forward", false);
     let reversed = document_file(&bed, "reversed", true);
     let said = ok(&bed, Side::A, &["lb", "owner", "apply", "lb-1", &forward]);
-    assert!(said.contains("1 VIPs, 1 rate limits and 0 rules"), "{said}");
+    assert!(said.contains("1 VIPs, 1 rate limits and 1 rules"), "{said}");
     let lb_json = bed.a().state_dir().join("lb.json");
     let before = std::fs::read_to_string(&lb_json).expect("lb.json");
     let said = ok(&bed, Side::A, &["lb", "owner", "apply", "lb-1", &forward]);
@@ -224,7 +225,7 @@ fn owner_documents_through_the_cli() {
     let owners = json(&ok(&bed, Side::A, &["--json", "lb", "owner", "list"]));
     assert_eq!(
         owners,
-        serde_json::json!([{ "owner": "lb-1", "vips": 1, "limits": 1, "rules": 0 }])
+        serde_json::json!([{ "owner": "lb-1", "vips": 1, "limits": 1, "rules": 1 }])
     );
     refused(
         &bed,
@@ -244,11 +245,54 @@ fn owner_documents_through_the_cli() {
         &["missing"],
     );
     refused(&bed, &["lb", "vip", "add", VIP], &["already exists"]);
+    // An owner's rule and limit are changed through its document only.
+    let first_id = |rows: &Value| rows[0]["id"].as_u64().expect("an id").to_string();
+    let rules = json(&ok(&bed, Side::A, &["--json", "filter", "list"]));
+    let limits = json(&ok(&bed, Side::A, &["--json", "ratelimit", "list"]));
+    let (rule, limit) = (first_id(&rules["rules"]), first_id(&limits));
+    refused(
+        &bed,
+        &["filter", "del", &rule],
+        &["rule", "owner", "lb-1", "document"],
+    );
+    refused(
+        &bed,
+        &["ratelimit", "del", &limit],
+        &["rate limit", "owner", "lb-1", "document"],
+    );
+    let still = json(&ok(&bed, Side::A, &["--json", "filter", "list"]));
+    assert_eq!(still, rules, "a refused del changed the rules");
+    // `filter flush` and `filter load` replace the operator's rules only.
+    ok(
+        &bed,
+        Side::A,
+        &["filter", "add", "--src", "10.9.0.0/16", "--action", "drop"],
+    );
+    let said = ok(&bed, Side::A, &["filter", "flush"]);
+    assert!(said.contains("but owners' (1"), "{said}");
+    let flushed = json(&ok(&bed, Side::A, &["--json", "filter", "list"]));
+    assert_eq!(flushed, rules, "flush took the owner's rule");
+    let rule_file = format!("{forward}.rules");
+    std::fs::write(&rule_file, "10.8.0.0/16\n").expect("rule file");
+    ok(&bed, Side::A, &["filter", "load", &rule_file]);
+    let loaded = json(&ok(&bed, Side::A, &["--json", "filter", "list"]));
+    let rows = loaded["rules"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 2, "{loaded}");
+    assert_eq!(rows.get(1), rules["rules"].get(0), "the owner's rule, last");
+    assert_ne!(
+        first_id(&loaded["rules"]),
+        rule,
+        "the file's rule took the owner's id"
+    );
+    let _ = std::fs::remove_file(rule_file);
+    ok(&bed, Side::A, &["filter", "flush"]);
     let said = ok(&bed, Side::A, &["lb", "owner", "delete", "lb-1"]);
     assert!(said.contains("removed"), "{said}");
     assert!(vip_row(&bed, Side::A, VIP).is_null());
     let limits = json(&ok(&bed, Side::A, &["--json", "ratelimit", "list"]));
     assert_eq!(limits, serde_json::json!([]));
+    let rules = json(&ok(&bed, Side::A, &["--json", "filter", "list"]));
+    assert_eq!(rules["rules"], serde_json::json!([]));
     for file in [forward, reversed] {
         let _ = std::fs::remove_file(file);
     }

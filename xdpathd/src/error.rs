@@ -82,6 +82,7 @@ impl From<ControlError> for ApiError {
             ControlError::UnknownInterface { .. } => (UNPROCESSABLE, "unknown_interface"),
             ControlError::NoSuchRule { .. } => (StatusCode::NOT_FOUND, "no_such_rule"),
             ControlError::NoSuchLimit { .. } => (StatusCode::NOT_FOUND, "no_such_limit"),
+            ControlError::Owned { .. } => (StatusCode::CONFLICT, "owned"),
             ControlError::NoSuchBlock { .. } => (StatusCode::NOT_FOUND, "no_such_block"),
             ControlError::NoSuchManagement { .. } => (StatusCode::NOT_FOUND, "no_such_management"),
             ControlError::IdsExhausted { .. } => (StatusCode::CONFLICT, "ids_exhausted"),

@@ -13,7 +13,7 @@ use xdpath::api::{LimitArgs, NewBlock, PrefixQuery, RuleArgs};
 pub enum FilterCommand {
     /// Add a rule; prints its id.
     Add(RuleArgs),
-    /// Delete a rule by id.
+    /// Delete a rule by id (not an owner's: those change with its document).
     Del {
         /// The rule id.
         id: String,
@@ -56,7 +56,7 @@ pub enum BlockCommand {
 pub enum RateLimitCommand {
     /// Add a token-bucket limit; prints its id.
     Add(Box<LimitArgs>),
-    /// Delete a limit by id.
+    /// Delete a limit by id (not an owner's: those change with its document).
     Del {
         /// The limit id.
         id: String,

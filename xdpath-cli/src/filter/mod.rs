@@ -93,9 +93,17 @@ pub fn filter(command: &FilterCommand, json: bool) -> Result<(), ControlError> {
         FilterCommand::Add(_) | FilterCommand::Del { .. } => {}
         FilterCommand::List => list_rules(session, json)?,
         FilterCommand::Flush => {
-            session.state.rules.clear();
+            // Owners' rules change only with their documents.
+            session.state.rules.retain(|rule| rule.owner.is_some());
+            let kept = session.state.rules.len();
             session.commit()?;
-            output::print_done("deleted every rule", json);
+            let said = match kept {
+                0 => "deleted every rule".to_string(),
+                kept => {
+                    format!("deleted every rule but owners' ({kept}: see `xdpath lb owner list`)")
+                }
+            };
+            output::print_done(&said, json);
         }
         FilterCommand::Default { action, monitor } => {
             set_default(session, action, *monitor, json)?;
@@ -170,9 +178,13 @@ fn load_rules(
         }
     }
     let state = &mut session.state;
+    // The file replaces the operator's rules; owners' rules (from their
+    // documents) stay, after the file's, with their ids.
+    state.rules.retain(|rule| rule.owner.is_some());
+    let owned: std::collections::HashSet<u32> = state.rules.iter().map(|rule| rule.id).collect();
     let ids = allocate_ids(
         &mut state.next_rule_id,
-        &Default::default(),
+        &owned,
         rules.len(),
         MAX_RULES,
         "rule",
@@ -182,6 +194,7 @@ fn load_rules(
     }
     let prefixes: usize = rules.iter().map(|rule| rule.sources.len().max(1)).sum();
     let count = rules.len();
+    rules.append(&mut state.rules);
     state.rules = rules;
     session.commit()?;
     output::print_loaded(count, prefixes, started.elapsed(), json);

@@ -73,6 +73,17 @@ pub enum ControlError {
         /// The id asked for.
         id: u32,
     },
+    /// The rule or rate limit is an owner's (from its document): it is
+    /// changed through that document, not one by one.
+    #[error("{what} {id} is owner {}'s: change it through the owner's document (PUT /v1/owners/OWNER, `xdpath lb owner apply|delete`)", crate::text::quote(owner))]
+    Owned {
+        /// `rule` or `rate limit`.
+        what: &'static str,
+        /// Its id.
+        id: u32,
+        /// Its owner.
+        owner: String,
+    },
     /// The prefix is not on the blocklist.
     #[error("{prefix} is not on the blocklist")]
     NoSuchBlock {

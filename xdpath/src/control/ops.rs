@@ -40,6 +40,19 @@ pub fn add_rule(args: &RuleArgs) -> Result<u32, ControlError> {
 /// Deletes rule `id`.
 pub fn del_rule(id: u32) -> Result<(), ControlError> {
     let mut session = Session::open()?;
+    if let Some(owner) = session
+        .state
+        .rules
+        .iter()
+        .find(|rule| rule.id == id)
+        .and_then(|rule| rule.owner.clone())
+    {
+        return Err(ControlError::Owned {
+            what: "rule",
+            id,
+            owner,
+        });
+    }
     let before = session.state.rules.len();
     session.state.rules.retain(|rule| rule.id != id);
     if session.state.rules.len() == before {
@@ -99,6 +112,19 @@ pub fn add_limit(args: &LimitArgs) -> Result<u32, ControlError> {
 /// Deletes rate limit `id`.
 pub fn del_limit(id: u32) -> Result<(), ControlError> {
     let mut session = Session::open()?;
+    if let Some(owner) = session
+        .state
+        .rate_limits
+        .iter()
+        .find(|limit| limit.id == id)
+        .and_then(|limit| limit.owner.clone())
+    {
+        return Err(ControlError::Owned {
+            what: "rate limit",
+            id,
+            owner,
+        });
+    }
     let limits = &mut session.state.rate_limits;
     let before = limits.len();
     limits.retain(|limit| limit.id != id);
