@@ -58,16 +58,17 @@ def _chains(rules: Sequence[Mapping[str, Any]], key: str) -> dict[str, list[int]
     """Each prefix's chain of rule indexes, as xdpath's compiler builds it."""
     own: dict[str, list[int]] = {}
     for index, each in enumerate(rules):
-        if key == "src":
-            prefixes = each.get("src", [])
-        else:
-            prefixes = [] if "src" in each else [each["dst"]]
-        for prefix in prefixes:
+        # A rule with a source sits in the source trie, one without in the
+        # destination trie.
+        in_trie = ("src" in each) == (key == "src")
+        for prefix in (each.get("src") or [each["dst"]]) if in_trie else []:
             own.setdefault(prefix, []).append(index)
     chains: dict[str, list[int]] = {}
     for prefix in sorted(own, key=lambda p: _net(p).prefixlen):
         covering = [
-            p for p in chains if _net(prefix).subnet_of(_net(p))  # type: ignore[arg-type]
+            p
+            for p in chains
+            if _net(prefix).subnet_of(_net(p))  # type: ignore[arg-type]
         ]
         parent = max(covering, key=lambda p: _net(p).prefixlen) if covering else None
         chain = list(own[prefix])
@@ -116,9 +117,7 @@ FRAMES = [
 ]
 
 
-def enforced(
-    policy: Sequence[Mapping[str, Any]], security: PortRules | None = None
-) -> PortRules:
+def enforced(policy: Sequence[Mapping[str, Any]], security: PortRules | None = None) -> PortRules:
     group = FirewallGroup("g1", (PORT.id,), tuple(policy))
     return port_rules([PORT], [group], security or PortRules())
 
@@ -194,8 +193,10 @@ def test_a_security_group_too_lets_in_only_what_both_allow() -> None:
         group = FirewallGroup("g1", (PORT.id,), tuple(policy))
         rules = port_rules([port], [group], security).rules[PORT.id]
         for frame in FRAMES:
-            both = fwaas_verdict(policy, frame) == "pass" == xdpath_verdict(
-                security.rules[PORT.id], frame
+            both = (
+                fwaas_verdict(policy, frame)
+                == "pass"
+                == xdpath_verdict(security.rules[PORT.id], frame)
             )
             assert xdpath_verdict(rules, frame) == ("pass" if both else "drop"), (name, frame)
 
