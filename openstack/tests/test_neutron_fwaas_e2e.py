@@ -21,7 +21,13 @@ from testenv.neutron import BOUND_HOST
 from testenv.qos_bed import EXT_ADDRESS, QosBed
 from testenv.scratch import scratch_bed
 from tests.test_neutron_e2e import Agent, running, wait_for
-from tests.test_neutron_sg_e2e import ALLOWED_PREFIX, listening, owned_rules, reaches
+from tests.test_neutron_sg_e2e import (
+    ALLOWED_PREFIX,
+    listening,
+    owned_rules,
+    reaches,
+    tenant_network,
+)
 
 OUTSIDE = "203.0.113.99"  # an address of ext's outside ALLOWED_PREFIX
 OPERATOR_SOURCE = "198.51.100.0/24"  # an operator's own rule: it must outlive every pass
@@ -91,10 +97,7 @@ def test_a_firewall_group_decides_as_fwaas_first_match_does(
     conn: Connection = neutron_env.connection()
     xdpathd = Xdpathd(bed.endpoint, bed.token, timeout=3)
     project = neutron_env.project_id
-    net = conn.network.create_network(project_id=project, name="fw-tenant")
-    conn.network.create_subnet(
-        project_id=project, network_id=net.id, cidr="10.2.0.0/24", ip_version=4
-    )
+    net = tenant_network(conn, project, "fw-tenant", "10.2.0.0/24")
     port = vm_port(conn, project, net)
     address = port.fixed_ips[0]["ip_address"]
     owner = f"neutron-port-{port.id}"

@@ -85,6 +85,13 @@ def listening(bed: QosBed, address: str) -> Iterator[None]:
         listener.wait()
 
 
+def tenant_network(conn: Connection, project: str, name: str, cidr: str) -> Any:
+    """A tenant network with one IPv4 subnet."""
+    net = conn.network.create_network(project_id=project, name=name)
+    conn.network.create_subnet(project_id=project, network_id=net.id, cidr=cidr, ip_version=4)
+    return net
+
+
 def owned_rules(xdpathd: Xdpathd, owner: str) -> list[dict[str, Any]]:
     rows = xdpathd.call("GET", "/v1/rules") or []
     return [row for row in rows if row.get("owner") == owner]
@@ -99,10 +106,7 @@ def test_a_stateless_security_group_allows_only_what_it_says(
     conn: Connection = neutron_env.connection()
     xdpathd = Xdpathd(bed.endpoint, bed.token, timeout=3)
     project = neutron_env.project_id
-    net = conn.network.create_network(project_id=project, name="sg-tenant")
-    conn.network.create_subnet(
-        project_id=project, network_id=net.id, cidr="10.1.0.0/24", ip_version=4
-    )
+    net = tenant_network(conn, project, "sg-tenant", "10.1.0.0/24")
     group = conn.network.create_security_group(project_id=project, name="ssh", stateful=False)
     ssh = conn.network.create_security_group_rule(
         project_id=project,
