@@ -108,6 +108,7 @@ def test_a_firewall_group_decides_as_fwaas_first_match_does(
     try:
         with listening(bed, address):
             check_enforced(xdpathd, bed, address=address, owner=owner)
+            rules.append(check_first_match(conn, xdpathd, bed, ingress, rules, owner=owner))
             check_switched_off(conn, xdpathd, bed, group=group, address=address, owner=owner)
     finally:
         conn.network.update_firewall_group(group, ports=[])
@@ -148,6 +149,42 @@ def check_enforced(xdpathd: Xdpathd, bed: QosBed, *, address: str, owner: str) -
     assert udp_deny["hits"] >= flow["sent"], (udp_deny, flow)
     assert allow["hits"] >= 1, allow
     assert drop["hits"] >= 1, drop  # the SYN from outside
+
+
+def udp_arrives(bed: QosBed, address: str) -> float:
+    """The share of 300 UDP packets from 203.0.113.1 that reach the port."""
+    flow = bed.traffic({address: 300.0}, 1.0)[address]
+    return flow["received"] / flow["sent"]
+
+
+def check_first_match(
+    conn: Connection, xdpathd: Xdpathd, bed: QosBed, ingress: Any, rules: list[Any], *, owner: str
+) -> Any:
+    """ "Allow UDP from ALLOWED_PREFIX" after the UDP deny changes nothing;
+    moved before it, UDP from the prefix arrives: the policy's order
+    decides, on the wire. Returns the rule made."""
+    address = rules[0].destination_ip_address
+    udp = conn.network.create_firewall_rule(
+        project_id=ingress.project_id,
+        protocol="udp",
+        action="allow",
+        source_ip_address=ALLOWED_PREFIX,
+    )
+    conn.network.insert_rule_into_policy(ingress, udp, insert_after=rules[1].id)
+    wait_for("the allow after the deny", lambda: len(owned_rules(xdpathd, owner)) == 5)
+    assert udp_arrives(bed, address) == 0.0
+    conn.network.remove_rule_from_policy(ingress, udp)
+    conn.network.insert_rule_into_policy(ingress, udp, insert_before=rules[0].id)
+    wait_for(
+        "the allow before the deny",
+        lambda: owned_rules(xdpathd, owner)[0]["action"] == "pass",
+    )
+    share = udp_arrives(bed, address)
+    print(f"UDP from the prefix with its allow first: {share:.0%} arrives")
+    assert share > 0.95, share
+    conn.network.remove_rule_from_policy(ingress, udp)
+    wait_for("the policy as it was", lambda: len(owned_rules(xdpathd, owner)) == 4)
+    return udp
 
 
 def check_switched_off(
