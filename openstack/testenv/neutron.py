@@ -1,6 +1,6 @@
 """A real Neutron for the tests: MariaDB and Neutron's API (ML2 with the
-``xdpath`` mechanism driver, the QoS and router service plug-ins), in one
-temporary directory.
+``xdpath`` mechanism driver, the QoS, router and FWaaS v2 service plug-ins,
+the latter with xdpath's FWaaS driver), in one temporary directory.
 
     with NeutronEnv() as env:
         conn = env.connection()
@@ -40,6 +40,10 @@ if TYPE_CHECKING:
     from openstack.connection import Connection
 
 _PREFIX = "xdpath-neutron-"
+# The xdpath FWaaS v2 service driver (neutron_xdpath.fwaas_driver).
+FWAAS_PROVIDER = "FIREWALL_V2:xdpath:neutron_xdpath.fwaas_driver.XdpathFirewallDriver:default"
+# A host that Neutron's test mechanism driver binds ports to.
+BOUND_HOST = "host-ovs-no_filter"
 _OWNER = "owner.pid"
 
 
@@ -235,7 +239,7 @@ class NeutronEnv:
             "DEFAULT": {
                 "debug": str(self.debug).lower(),
                 "core_plugin": "ml2",
-                "service_plugins": "router,qos",
+                "service_plugins": "router,qos,firewall_v2",
                 "auth_strategy": "noauth",
                 "transport_url": "fake:/",
                 "api_paste_config": str(paste),
@@ -247,12 +251,16 @@ class NeutronEnv:
             "ml2": {
                 "type_drivers": "flat,vxlan",
                 "tenant_network_types": "vxlan",
-                "mechanism_drivers": "xdpath",
+                # Neutron's own test driver binds ports to host
+                # "host-ovs-no_filter" (VIF type ovs): FWaaS takes VM ports
+                # that are bound only.
+                "mechanism_drivers": "xdpath,test",
                 "extension_drivers": "qos,port_security",
             },
             "ml2_type_vxlan": {"vni_ranges": "1000:1999"},
             "ml2_type_flat": {"flat_networks": "*"},
             "oslo_concurrency": {"lock_path": str(self.base / "lock")},
+            "service_providers": {"service_provider": FWAAS_PROVIDER},
         }
         for section, options in self.extra_config.items():
             sections.setdefault(section, {}).update(options)

@@ -7,6 +7,7 @@ xdpath does is read from xdpathd's API and seen on the wire."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from collections.abc import Iterator
@@ -37,7 +38,8 @@ while True:
 
 _CONNECT = """
 import socket, sys
-socket.create_connection((sys.argv[1], 22), timeout=1).close()
+source = (sys.argv[2], 0) if len(sys.argv) > 2 else None
+socket.create_connection((sys.argv[1], 22), timeout=1, source_address=source).close()
 """
 
 
@@ -55,12 +57,39 @@ def compute_agent(
         yield agent
 
 
-def reaches(bed: QosBed, address: str) -> bool:
-    """A TCP connection from ``ext`` to the address's port 22 opens."""
-    done = subprocess.run(
-        bed.argv("ext", "python3", "-c", _CONNECT, address), capture_output=True, check=False
-    )
+def reaches(bed: QosBed, address: str, source: str | None = None) -> bool:
+    """A TCP connection from ``ext`` (from ``source``, one of its
+    addresses) to the address's port 22 opens."""
+    argv = bed.argv("ext", "python3", "-c", _CONNECT, address, *([source] if source else []))
+    done = subprocess.run(argv, capture_output=True, check=False)
     return done.returncode == 0
+
+
+@contextlib.contextmanager
+def listening(bed: QosBed, address: str) -> Iterator[None]:
+    """A TCP listener on the address's port 22 in ``gw`` (the compute
+    node's side of the VM's address, which ``ext`` reaches)."""
+    bed.add_floating_ip(address)
+    bed.run("ext", "ip", "route", "replace", f"{address}/32", "dev", "eth0")
+    listener = subprocess.Popen(
+        bed.argv("gw", "python3", "-c", _LISTENER, address),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        listener.kill()
+        listener.wait()
+
+
+def tenant_network(conn: Connection, project: str, name: str, cidr: str) -> Any:
+    """A tenant network with one IPv4 subnet."""
+    net = conn.network.create_network(project_id=project, name=name)
+    conn.network.create_subnet(project_id=project, network_id=net.id, cidr=cidr, ip_version=4)
+    return net
 
 
 def owned_rules(xdpathd: Xdpathd, owner: str) -> list[dict[str, Any]]:
@@ -77,10 +106,7 @@ def test_a_stateless_security_group_allows_only_what_it_says(
     conn: Connection = neutron_env.connection()
     xdpathd = Xdpathd(bed.endpoint, bed.token, timeout=3)
     project = neutron_env.project_id
-    net = conn.network.create_network(project_id=project, name="sg-tenant")
-    conn.network.create_subnet(
-        project_id=project, network_id=net.id, cidr="10.1.0.0/24", ip_version=4
-    )
+    net = tenant_network(conn, project, "sg-tenant", "10.1.0.0/24")
     group = conn.network.create_security_group(project_id=project, name="ssh", stateful=False)
     ssh = conn.network.create_security_group_rule(
         project_id=project,
@@ -97,48 +123,46 @@ def test_a_stateless_security_group_allows_only_what_it_says(
     )
     address = port.fixed_ips[0]["ip_address"]
     owner = f"neutron-port-{port.id}"
-    bed.add_floating_ip(address)  # the compute node's side of the VM's address
-    bed.run("ext", "ip", "route", "replace", f"{address}/32", "dev", "eth0")
-    listener = subprocess.Popen(
-        bed.argv("gw", "python3", "-c", _LISTENER, address),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
     try:
-        assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
-        took = wait_for("the port's rules", lambda: len(owned_rules(xdpathd, owner)) == 2)
-        print(f"the group's rules in force {took:.1f} s after the port was made")
-        allow, drop = owned_rules(xdpathd, owner)
-        assert (allow["action"], allow["sources"], allow["destination"], allow["dport"]) == (
-            "pass", [ALLOWED_PREFIX], f"{address}/32", "22"
-        ), allow  # fmt: skip
-        assert (drop["action"], drop["destination"], drop["sources"]) == (
-            "drop", f"{address}/32", []
-        ), drop  # fmt: skip
-
-        # Allowed: TCP 22 from the prefix opens, counted on the allow.
-        assert reaches(bed, address), "TCP 22 from the allowed prefix"
-        # Anything else to the address is dropped at xdpath, and counted.
-        flow = bed.traffic({address: 500.0}, 1.0)[address]
-        print(f"UDP to the port: {flow}")
-        assert flow["sent"] > 300 and flow["received"] == 0, flow
-        allow, drop = owned_rules(xdpathd, owner)
-        assert allow["hits"] >= 1, allow
-        assert drop["hits"] >= flow["sent"], (drop, flow)
-
-        # The rule removed: TCP 22 is dropped within seconds.
-        conn.network.delete_security_group_rule(ssh)
-        removed = time.monotonic()
-        wait_for("the allow's removal", lambda: len(owned_rules(xdpathd, owner)) == 1)
-        wait_for("TCP 22 dropped", lambda: not reaches(bed, address))
-        print(f"TCP 22 dropped {time.monotonic() - removed:.1f} s after the rule's removal")
-        [drop] = owned_rules(xdpathd, owner)
-        assert drop["action"] == "drop"
+        with listening(bed, address):
+            _check_the_group(conn, xdpathd, bed, address=address, owner=owner, ssh=ssh)
     finally:
-        listener.kill()
-        listener.wait()
         conn.network.delete_port(port)
         wait_for("the owner's removal", lambda: owner not in xdpathd.owners())
         conn.network.delete_security_group(group)
         conn.network.delete_network(net)
+
+
+def _check_the_group(
+    conn: Connection, xdpathd: Xdpathd, bed: QosBed, *, address: str, owner: str, ssh: Any
+) -> None:
+    """The group's allow and drop in force, counted, and the allow gone
+    within seconds of its rule's removal."""
+    took = wait_for("the port's rules", lambda: len(owned_rules(xdpathd, owner)) == 2)
+    print(f"the group's rules in force {took:.1f} s after the port was made")
+    allow, drop = owned_rules(xdpathd, owner)
+    assert (allow["action"], allow["sources"], allow["destination"], allow["dport"]) == (
+        "pass", [ALLOWED_PREFIX], f"{address}/32", "22"
+    ), allow  # fmt: skip
+    assert (drop["action"], drop["destination"], drop["sources"]) == (
+        "drop", f"{address}/32", []
+    ), drop  # fmt: skip
+
+    # Allowed: TCP 22 from the prefix opens, counted on the allow.
+    assert reaches(bed, address), "TCP 22 from the allowed prefix"
+    # Anything else to the address is dropped at xdpath, and counted.
+    flow = bed.traffic({address: 500.0}, 1.0)[address]
+    print(f"UDP to the port: {flow}")
+    assert flow["sent"] > 300 and flow["received"] == 0, flow
+    allow, drop = owned_rules(xdpathd, owner)
+    assert allow["hits"] >= 1, allow
+    assert drop["hits"] >= flow["sent"], (drop, flow)
+
+    # The rule removed: TCP 22 is dropped within seconds.
+    conn.network.delete_security_group_rule(ssh)
+    removed = time.monotonic()
+    wait_for("the allow's removal", lambda: len(owned_rules(xdpathd, owner)) == 1)
+    wait_for("TCP 22 dropped", lambda: not reaches(bed, address))
+    print(f"TCP 22 dropped {time.monotonic() - removed:.1f} s after the rule's removal")
+    [drop] = owned_rules(xdpathd, owner)
+    assert drop["action"] == "drop"

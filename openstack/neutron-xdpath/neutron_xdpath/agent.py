@@ -2,8 +2,9 @@
 
 Every ``poll_interval`` seconds: read the QoS policies and the floating IPs
 (role ``network``) or ports (role ``compute``, with their stateless security
-groups) from Neutron, work out each object's owner document (`mapping.plan`,
-`secgroups.port_rules`), and then
+groups and firewall groups) from Neutron, work out each object's owner
+document (`mapping.plan`, `secgroups.port_rules`, `fwaas.port_rules`), and
+then
 
 - ``PUT`` each document that is new or changed since the last call, or whose
   owner xdpathd no longer has (xdpathd restarted on an empty state), and
@@ -32,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from neutron_xdpath import mapping, neutron, secgroups
+from neutron_xdpath import fwaas, mapping, neutron, secgroups
 from neutron_xdpath.client import Xdpathd, XdpathdError
 from neutron_xdpath.config import AgentConfig, ConfigError, load
 
@@ -82,7 +83,9 @@ class Agent:
             neutron.subjects(conn, self.config), neutron.policies(conn), self.config.egress
         )
         ports, groups = neutron.security_groups(conn, self.config)
-        mapping.add_rules(plan, secgroups.port_rules(ports, groups))
+        security = secgroups.port_rules(ports, groups)
+        firewalls = neutron.firewall_groups(conn, self.config)
+        mapping.add_rules(plan, fwaas.port_rules(ports, firewalls, security))
         return plan
 
     def sync_once(self) -> PassResult:

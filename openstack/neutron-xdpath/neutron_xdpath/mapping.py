@@ -159,7 +159,7 @@ def add_rules(result: Plan, security: PortRules) -> None:
         if document.get("limits"):
             result.not_enforced.append(
                 f"port {port}: its QoS limits do not apply to the traffic its stateless "
-                "security groups allow (an xdpath pass rule ends filtering)"
+                "security groups or firewall group allow (an xdpath pass rule ends filtering)"
             )
         document["rules"] = rules
 

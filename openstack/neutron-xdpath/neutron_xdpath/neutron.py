@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from neutron_xdpath.config import AgentConfig, NeutronSettings
+from neutron_xdpath.fwaas import FirewallGroup
 from neutron_xdpath.mapping import Subject
 from neutron_xdpath.secgroups import Groups, Port
 
@@ -109,6 +110,41 @@ def security_groups(conn: Connection, config: AgentConfig) -> tuple[list[Port], 
                 str(prefix) for prefix in address_group.addresses or []
             ]
     return ports, groups
+
+
+def firewall_groups(conn: Connection, config: AgentConfig) -> list[FirewallGroup]:
+    """Every firewall group (role ``compute``) with its ingress policy's
+    rules in the policy's order; none where Neutron has no FWaaS v2 (404).
+    Any other error is raised (the pass fails, the rules in force stay)."""
+    if config.role != "compute":
+        return []
+    from openstack import exceptions
+
+    try:
+        groups = list(conn.network.firewall_groups())
+    except exceptions.NotFoundException:
+        return []
+    policies = {str(p.id): list(p.firewall_rules or []) for p in conn.network.firewall_policies()}
+    rules = {str(rule.id): dict(rule) for rule in conn.network.firewall_rules()}
+    out = []
+    for group in groups:
+        ingress, problem = None, None
+        if policy := group.ingress_firewall_policy_id:
+            ids = [str(r) for r in policies.get(str(policy), [])]
+            ingress = tuple(rules[r] for r in ids if r in rules)
+            if str(policy) not in policies or len(ingress) != len(ids):
+                problem = f"its ingress policy {policy} or one of its rules cannot be read"
+        out.append(
+            FirewallGroup(
+                id=str(group.id),
+                ports=tuple(str(port) for port in group.ports or []),
+                ingress=ingress,
+                egress=bool(group.egress_firewall_policy_id),
+                admin_state_up=group.admin_state_up is not False,
+                problem=problem,
+            )
+        )
+    return out
 
 
 def subjects(conn: Connection, config: AgentConfig) -> list[Subject]:

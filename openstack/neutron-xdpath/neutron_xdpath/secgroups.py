@@ -77,7 +77,7 @@ class Groups:
     address_groups: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _protocol(rule: Mapping[str, Any]) -> str | None:
+def protocol_of(rule: Mapping[str, Any]) -> str | None:
     protocol = rule.get("protocol")
     if protocol in (None, "", "any", "0"):
         return None
@@ -146,7 +146,7 @@ def rules_for(
     for rule in rules:
         if rule.get("direction") != "ingress" or rule.get("ethertype", "IPv4") != ethertype:
             continue
-        protocol = _protocol(rule)
+        protocol = protocol_of(rule)
         ports = _ports(rule, protocol)
         sources = _sources(rule, groups, version)
         if sources == []:

@@ -1,0 +1,300 @@
+"""FWaaS v2 firewall groups as xdpath filter rules: pure functions, no I/O.
+
+A firewall group's **ingress** policy is an ordered list of rules, the
+first that matches a frame decides (``allow``, ``deny``, ``reject``), and
+what none matches is denied. For each fixed IP of each port of the group
+(role ``compute``), every enabled rule of the address's ``ip_version``
+whose ``destination_ip_address`` (if any) holds the address becomes a
+*clause*: its sources (``source_ip_address``, or any), protocol,
+destination ports and action (``allow`` -> ``pass``; ``deny``, ``reject``
+-> ``drop``). The clauses become xdpath rules, all with ``dst`` the
+address (``/32``, ``/128``), in this order (`expand`):
+
+- a clause with sources: one rule whose ``src`` is every source prefix
+  of the port's clauses (the *used* prefixes) that one of its sources
+  covers;
+- a clause for any source: one rule whose ``src`` is every used prefix
+  (if any), and one with no ``src``;
+- then the implicit deny: ``drop``, no ``src``.
+
+**Why that is FWaaS's first match.** xdpath tries the rules of the
+frame's longest matching *source* prefix in list order (each prefix's
+chain: its own rules, then those of the prefixes covering it), then those
+of its *destination*. For a frame to the address from ``s``, let ``Q`` be
+the longest used prefix holding ``s``. A clause matches ``s`` iff one of
+its sources holds ``s``; such a source is a used prefix holding ``s``, so
+it covers ``Q``, and the clause's rule has ``Q`` in its ``src``;
+conversely a rule with ``Q`` in its ``src`` comes from a clause whose
+source covers ``Q`` (or any source), which holds ``s``. So ``Q``'s chain
+holds exactly the clauses that match ``s`` by source, in the policy's
+order (the rules of covering prefixes are the same rules again; a longer
+prefix of someone else's in front of ``Q`` holds rules for other
+addresses, or an operator's, which decide first by design): the first of
+them that matches the frame is FWaaS's first match. If none matches, no
+clause with a source matches, and the destination chain holds the
+any-source clauses in order, then the deny. With no ``Q`` (``s`` in no
+used prefix) only any-source clauses can match: the destination chain.
+
+**Firewall group and stateless security groups on one port.** Neutron
+lets a frame in only if both allow it. Each ``allow`` clause is replaced
+by its intersections with the port's security group allows (source
+prefixes, protocol, port ranges intersected; empty ones left out), in
+place: the first clause that matches is the FWaaS rule that decides, and
+it lets the frame in only if a security group rule allows it too (if
+none does, no later allow can, and a deny or the final drop follows).
+
+Refused for the whole group on that port (reported; the security groups
+alone stay in force): source port ranges (xdpath rules match no source
+port), protocols xdpath cannot name, and more than 8 rules for one prefix
+(xdpath's chain limit). Egress policies are not enforced (xdpath on a
+compute node sees what comes *to* the VMs): reported.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from neutron_xdpath.secgroups import PORTED, Port, PortRules, Unexpressible, host, protocol_of
+
+# A prefix leads to at most 8 rules (xdpath's MAX_CHAIN).
+MAX_CHAIN = 8
+ACTIONS = {"allow": "pass", "deny": "drop", "reject": "drop"}
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class FirewallGroup:
+    """A firewall group with its ingress policy's rules in order (``None``:
+    no ingress policy, everything allowed)."""
+
+    id: str
+    ports: tuple[str, ...]
+    ingress: tuple[Mapping[str, Any], ...] | None
+    egress: bool = False
+    admin_state_up: bool = True
+    # Why its rules cannot be known (a policy or rule not readable).
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One rule as xdpath can match it, for one address."""
+
+    sources: tuple[str, ...] | None  # None: any source
+    protocol: str | None
+    ports: tuple[int, int] | None
+    action: str
+
+
+@dataclass
+class Clauses:
+    """An address's clauses, and whether a ``reject`` became a drop."""
+
+    clauses: list[Clause] = field(default_factory=list)
+    rejects: bool = False
+
+
+def _network(text: str) -> Network:
+    return ipaddress.ip_network(text, strict=False)
+
+
+def _range(text: Any, what: str) -> tuple[int, int] | None:
+    """``"22"`` or ``"1000:2000"`` -> (low, high); the full range: None."""
+    if text in (None, ""):
+        return None
+    low, _, high = str(text).partition(":")
+    bounds = (int(low), int(high or low))
+    if bounds[0] <= 1 and bounds[1] >= 65535:
+        return None
+    if not 0 <= bounds[0] <= bounds[1] <= 65535:
+        raise Unexpressible(f"{what} {text}")
+    return bounds
+
+
+def clause(address: str, rule: Mapping[str, Any]) -> Clause | None:
+    """The rule for frames to ``address``; None when it cannot match them.
+    Raises `Unexpressible`."""
+    parsed = ipaddress.ip_address(address)
+    if rule.get("enabled") is False or int(rule.get("ip_version") or 4) != parsed.version:
+        return None
+    if (destination := rule.get("destination_ip_address")) and parsed not in _network(
+        str(destination)
+    ):
+        return None
+    if _range(rule.get("source_port"), "source port") is not None:
+        raise Unexpressible(f"source port {rule['source_port']} (xdpath rules match none)")
+    sources: tuple[str, ...] | None = None
+    if source := rule.get("source_ip_address"):
+        network = _network(str(source))
+        if network.version != parsed.version:
+            return None
+        sources = None if network.prefixlen == 0 else (str(network),)
+    protocol = protocol_of(rule)
+    ports = _range(rule.get("destination_port"), "destination port")
+    if ports is not None and protocol not in PORTED:
+        raise Unexpressible(f"a destination port on protocol {protocol or 'any'}")
+    action = str(rule.get("action", "deny"))
+    return Clause(sources, protocol, ports, ACTIONS.get(action, "drop"))
+
+
+def clauses_for(address: str, rules: Iterable[Mapping[str, Any]]) -> Clauses:
+    """The policy's rules for ``address``, in order."""
+    out = Clauses()
+    for rule in rules:
+        if (found := clause(address, rule)) is not None:
+            out.clauses.append(found)
+            out.rejects |= rule.get("action") == "reject"
+    return out
+
+
+def _both(one: tuple[str, ...] | None, other: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    if one is None or other is None:
+        return other if one is None else one
+    found = set()
+    for a in map(_network, one):
+        for b in map(_network, other):
+            if a.version == b.version and (a.subnet_of(b) or b.subnet_of(a)):  # type: ignore[arg-type]
+                found.add(str(a if a.prefixlen >= b.prefixlen else b))
+    return tuple(sorted(found))
+
+
+def intersect(one: Clause, other: Clause) -> Clause | None:
+    """What both match (with ``one``'s action), or None."""
+    sources = _both(one.sources, other.sources)
+    if sources == ():
+        return None
+    if None not in (one.protocol, other.protocol) and one.protocol != other.protocol:
+        return None
+    ports = one.ports or other.ports
+    if one.ports and other.ports:
+        ports = (max(one.ports[0], other.ports[0]), min(one.ports[1], other.ports[1]))
+        if ports[0] > ports[1]:
+            return None
+    return replace(one, sources=sources, protocol=one.protocol or other.protocol, ports=ports)
+
+
+def within(clauses: Sequence[Clause], allows: Sequence[Clause]) -> list[Clause]:
+    """Each ``pass`` clause replaced by its intersections with ``allows``."""
+    out: list[Clause] = []
+    for each in clauses:
+        if each.action != "pass":
+            out.append(each)
+            continue
+        out.extend(found for allow in allows if (found := intersect(each, allow)) is not None)
+    return out
+
+
+def sg_allows(address: str, rules: Sequence[Mapping[str, Any]]) -> list[Clause]:
+    """The ``pass`` rules `secgroups.rules_for` made for ``address``."""
+    out = []
+    for rule in rules:
+        if rule.get("dst") != host(address) or rule.get("action") != "pass":
+            continue
+        low, _, high = str(rule.get("dport", "")).partition("-")
+        ports = (int(low), int(high or low)) if low else None
+        sources = tuple(rule["src"]) if rule.get("src") else None
+        out.append(Clause(sources, rule.get("proto"), ports, "pass"))
+    return out
+
+
+def _covered(prefix: str, sources: tuple[str, ...] | None) -> bool:
+    inner = _network(prefix)
+    return sources is None or any(
+        inner.subnet_of(outer)  # type: ignore[arg-type]
+        for outer in map(_network, sources)
+        if outer.version == inner.version
+    )
+
+
+def expand(address: str, clauses: Sequence[Clause]) -> list[dict[str, Any]]:
+    """The xdpath rules (``POST /v1/rules`` bodies) of the clauses, then
+    the drop of the rest (see the module's documentation)."""
+    destination = host(address)
+    used = sorted({prefix for each in clauses for prefix in each.sources or ()})
+    out: list[dict[str, Any]] = []
+    for each in clauses:
+        rule: dict[str, Any] = {"dst": destination, "action": each.action}
+        if each.protocol is not None:
+            rule["proto"] = each.protocol
+        if each.ports is not None:
+            low, high = each.ports
+            rule["dport"] = str(low) if low == high else f"{low}-{high}"
+        if under := [prefix for prefix in used if _covered(prefix, each.sources)]:
+            out.append({**rule, "src": under})
+        if each.sources is None:
+            out.append(rule)
+    out.append({"dst": destination, "action": "drop"})
+    return out
+
+
+def check_chains(rules: Sequence[Mapping[str, Any]]) -> None:
+    """Refuses rules that lead one prefix to more than `MAX_CHAIN` rules:
+    a source prefix's (the rules whose ``src`` covers it) or an address's
+    (those without ``src``)."""
+    prefixes = {prefix for rule in rules for prefix in rule.get("src", ())}
+    for prefix in sorted(prefixes):
+        count = sum(1 for rule in rules if "src" in rule and _covered(prefix, tuple(rule["src"])))
+        if count > MAX_CHAIN:
+            raise Unexpressible(f"{count} rules for sources in {prefix} (at most {MAX_CHAIN})")
+    for destination in sorted({str(rule["dst"]) for rule in rules if "src" not in rule}):
+        count = sum(1 for rule in rules if "src" not in rule and rule["dst"] == destination)
+        if count > MAX_CHAIN:
+            raise Unexpressible(
+                f"{count} rules for any source to {destination} (at most {MAX_CHAIN})"
+            )
+
+
+def _group_rules(
+    port: Port, ingress: Sequence[Mapping[str, Any]], security: list[dict[str, Any]] | None
+) -> tuple[list[dict[str, Any]], bool]:
+    """The port's rules, and whether a ``reject`` became a drop."""
+    rules: list[dict[str, Any]] = []
+    rejects = False
+    for address in port.addresses:
+        found = clauses_for(address, ingress)
+        rejects |= found.rejects
+        clauses = found.clauses
+        if security is not None:
+            clauses = within(clauses, sg_allows(address, security))
+        rules.extend(expand(address, clauses))
+    check_chains(rules)
+    return rules, rejects
+
+
+def port_rules(
+    ports: Sequence[Port], groups: Sequence[FirewallGroup], security: PortRules
+) -> PortRules:
+    """Every port's rules: its firewall group's ingress policy (within its
+    stateless security groups), or else its security groups' rules."""
+    result = PortRules(rules=dict(security.rules), not_enforced=list(security.not_enforced))
+    by_port = {port: group for group in groups if group.admin_state_up for port in group.ports}
+    for port in ports:
+        group = by_port.get(port.id)
+        if group is None:
+            continue
+        if group.egress:
+            result.not_enforced.append(
+                f"port {port.id}: the egress policy of firewall group {group.id} is not "
+                "enforced by xdpath (it sees the traffic that comes to the port)"
+            )
+        if group.ingress is None:
+            continue
+        try:
+            if group.problem is not None:
+                raise Unexpressible(group.problem)
+            rules, rejects = _group_rules(port, group.ingress, security.rules.get(port.id))
+        except (Unexpressible, ValueError) as why:
+            result.not_enforced.append(
+                f"port {port.id}: firewall group {group.id} is not enforced: {why}"
+            )
+            continue
+        result.rules[port.id] = rules
+        if rejects:
+            result.not_enforced.append(
+                f"port {port.id}: firewall group {group.id}: reject enforced as drop "
+                "(XDP sends no ICMP or TCP reset)"
+            )
+    return result

@@ -1,0 +1,273 @@
+"""Unit tests of FWaaS v2 firewall groups as xdpath rules (no services).
+
+`xdpath_verdict` evaluates rules the way xdpath's filter does (each
+source prefix's chain: its own rules in list order, then its covering
+prefix's chain, deduplicated; the longest matching source prefix's chain,
+then the longest matching destination prefix's); `fwaas_verdict` is
+FWaaS's first match with the implicit deny. The mapping is right when both
+agree on every frame of a grid."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from neutron_xdpath.fwaas import FirewallGroup, port_rules
+from neutron_xdpath.secgroups import Groups, Port, PortRules
+from neutron_xdpath.secgroups import port_rules as sg_port_rules
+
+ADDRESS = "10.0.0.5"
+PORT = Port("p1", (ADDRESS,), ())
+PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1}
+Frame = tuple[str, str, str, int]  # source, destination, protocol, destination port
+
+
+def rule(action: str, **values: Any) -> dict[str, Any]:
+    return {"action": action, "enabled": True, "ip_version": 4, **values}
+
+
+def _net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(text, strict=False)
+
+
+def _in(address: str, prefix: str) -> bool:
+    return ipaddress.ip_address(address) in _net(prefix)
+
+
+def _ports_match(spec: str | None, port: int) -> bool:
+    if not spec:
+        return True
+    low, _, high = spec.replace(":", "-").partition("-")
+    return int(low) <= port <= int(high or low)
+
+
+def _xdpath_matches(rule: Mapping[str, Any], frame: Frame) -> bool:
+    _, destination, protocol, port = frame
+    return (
+        _in(destination, rule["dst"])
+        and rule.get("proto") in (None, protocol)
+        and _ports_match(rule.get("dport"), port)
+    )
+
+
+def _chains(rules: Sequence[Mapping[str, Any]], key: str) -> dict[str, list[int]]:
+    """Each prefix's chain of rule indexes, as xdpath's compiler builds it."""
+    own: dict[str, list[int]] = {}
+    for index, each in enumerate(rules):
+        # A rule with a source sits in the source trie, one without in the
+        # destination trie.
+        in_trie = ("src" in each) == (key == "src")
+        for prefix in (each.get("src") or [each["dst"]]) if in_trie else []:
+            own.setdefault(prefix, []).append(index)
+    chains: dict[str, list[int]] = {}
+    for prefix in sorted(own, key=lambda p: _net(p).prefixlen):
+        covering = [
+            p
+            for p in chains
+            if _net(prefix).subnet_of(_net(p))  # type: ignore[arg-type]
+        ]
+        parent = max(covering, key=lambda p: _net(p).prefixlen) if covering else None
+        chain = list(own[prefix])
+        chain += [i for i in chains.get(parent, []) if i not in chain] if parent else []
+        assert len(chain) <= 8, f"{prefix} leads to {len(chain)} rules"
+        chains[prefix] = chain
+    return chains
+
+
+def xdpath_verdict(rules: Sequence[Mapping[str, Any]], frame: Frame) -> str | None:
+    for key, address in (("src", frame[0]), ("dst", frame[1])):
+        chains = _chains(rules, key)
+        matching = [p for p in chains if _in(address, p)]
+        if not matching:
+            continue
+        longest = max(matching, key=lambda p: _net(p).prefixlen)
+        for index in chains[longest]:
+            if _xdpath_matches(rules[index], frame):
+                return str(rules[index]["action"])
+    return None
+
+
+def fwaas_verdict(policy: Sequence[Mapping[str, Any]], frame: Frame) -> str:
+    source, destination, protocol, port = frame
+    for each in policy:
+        if not each["enabled"]:
+            continue
+        if each.get("source_ip_address") and not _in(source, each["source_ip_address"]):
+            continue
+        if each.get("destination_ip_address") and not _in(
+            destination, each["destination_ip_address"]
+        ):
+            continue
+        if each.get("protocol") not in (None, protocol):
+            continue
+        if not _ports_match(each.get("destination_port"), port):
+            continue
+        return "pass" if each["action"] == "allow" else "drop"
+    return "drop"
+
+
+SOURCES = ["10.1.2.3", "10.1.9.9", "10.200.0.1", "192.0.2.1", "203.0.113.1", "203.0.113.99"]
+FRAMES = [
+    (source, ADDRESS, protocol, port)
+    for source, protocol, port in itertools.product(SOURCES, PROTOCOLS, (22, 80, 1500))
+]
+
+
+def enforced(policy: Sequence[Mapping[str, Any]], security: PortRules | None = None) -> PortRules:
+    group = FirewallGroup("g1", (PORT.id,), tuple(policy))
+    return port_rules([PORT], [group], security or PortRules())
+
+
+POLICIES = {
+    "the issue's: deny UDP to the port, allow TCP 22 from a prefix": [
+        rule("deny", protocol="udp", destination_ip_address=ADDRESS),
+        rule("allow", protocol="tcp", destination_port="22",
+             source_ip_address="203.0.113.0/28"),
+    ],
+    "a broader allow before a narrower deny": [
+        rule("allow", protocol="tcp", source_ip_address="10.0.0.0/8"),
+        rule("deny", source_ip_address="10.1.0.0/16"),
+        rule("allow", protocol="udp"),
+    ],
+    "a narrower deny before a broader allow": [
+        rule("deny", protocol="tcp", source_ip_address="10.1.0.0/16", destination_port="22"),
+        rule("allow", source_ip_address="10.0.0.0/8"),
+    ],
+    "any source before a sourced rule, and after": [
+        rule("deny", protocol="tcp", destination_port="80"),
+        rule("allow", source_ip_address="10.1.2.0/24"),
+        rule("allow", protocol="udp", destination_port="1000:2000"),
+        rule("deny", source_ip_address="10.1.0.0/16"),
+        rule("allow", protocol="tcp"),
+    ],
+    "disabled, other destinations, other families, reject": [
+        rule("allow", enabled=False),
+        rule("allow", destination_ip_address="10.0.0.6"),
+        rule("allow", ip_version=6, source_ip_address="2001:db8::/32"),
+        rule("reject", protocol="udp", source_ip_address="192.0.2.0/24"),
+        rule("allow", destination_ip_address="10.0.0.0/24", source_ip_address="192.0.0.0/8"),
+        rule("allow", protocol="tcp", destination_port="0:65535", source_port="1:65535"),
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(POLICIES))
+def test_xdpath_decides_every_frame_as_fwaas_first_match_does(name: str) -> None:
+    policy = POLICIES[name]
+    rules = enforced(policy).rules[PORT.id]
+    for frame in FRAMES:
+        assert xdpath_verdict(rules, frame) == fwaas_verdict(policy, frame), (frame, rules)
+
+
+def test_the_issue_policy_as_rules() -> None:
+    result = enforced(POLICIES["the issue's: deny UDP to the port, allow TCP 22 from a prefix"])
+    destination = f"{ADDRESS}/32"
+    assert result.rules[PORT.id] == [
+        {"dst": destination, "action": "drop", "proto": "udp", "src": ["203.0.113.0/28"]},
+        {"dst": destination, "action": "drop", "proto": "udp"},
+        {"dst": destination, "action": "pass", "proto": "tcp", "dport": "22",
+         "src": ["203.0.113.0/28"]},
+        {"dst": destination, "action": "drop"},
+    ]  # fmt: skip
+    assert result.not_enforced == []
+
+
+def test_a_security_group_too_lets_in_only_what_both_allow() -> None:
+    groups = Groups(
+        stateful={"sg": False},
+        rules={
+            "sg": [
+                {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+                 "port_range_min": 20, "port_range_max": 80, "remote_ip_prefix": "10.1.0.0/16"},
+                {"direction": "ingress", "ethertype": "IPv4", "protocol": "udp"},
+            ]
+        },
+    )  # fmt: skip
+    port = Port(PORT.id, PORT.addresses, ("sg",))
+    security = sg_port_rules([port], groups)
+    for name, policy in POLICIES.items():
+        group = FirewallGroup("g1", (PORT.id,), tuple(policy))
+        rules = port_rules([port], [group], security).rules[PORT.id]
+        for frame in FRAMES:
+            both = (
+                fwaas_verdict(policy, frame)
+                == "pass"
+                == xdpath_verdict(security.rules[PORT.id], frame)
+            )
+            assert xdpath_verdict(rules, frame) == ("pass" if both else "drop"), (name, frame)
+
+
+def test_reject_is_enforced_as_drop_and_said() -> None:
+    result = enforced([rule("reject", protocol="udp")])
+    assert [r["action"] for r in result.rules[PORT.id]] == ["drop", "drop"]
+    assert result.not_enforced == [
+        "port p1: firewall group g1: reject enforced as drop (XDP sends no ICMP or TCP reset)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("policy", "why"),
+    [
+        ([rule("allow", source_port="1024:65535")], "source port 1024:65535"),
+        ([rule("deny", protocol="tcp", source_ip_address="10.0.0.0/8",
+               destination_port=str(p)) for p in range(1, 10)],
+         "9 rules for sources in 10.0.0.0/8 (at most 8)"),
+        ([rule("deny", protocol="tcp", destination_port=str(p)) for p in range(1, 9)],
+         f"9 rules for any source to {ADDRESS}/32 (at most 8)"),
+        ([rule("allow", protocol="gopher")], "protocol gopher"),
+    ],
+)  # fmt: skip
+def test_what_xdpath_cannot_express_is_refused_for_the_port(
+    policy: list[dict[str, Any]], why: str
+) -> None:
+    security = PortRules(rules={PORT.id: [{"dst": f"{ADDRESS}/32", "action": "drop"}]})
+    result = enforced(policy, security)
+    # The security group's rules stay; nothing of the firewall group is there.
+    assert result.rules == security.rules
+    [note] = result.not_enforced
+    assert note.startswith("port p1: firewall group g1 is not enforced: "), note
+    assert why in note, note
+
+
+def test_groups_that_ask_nothing_of_xdpath() -> None:
+    security = PortRules(rules={"p2": [{"dst": "10.0.0.9/32", "action": "drop"}]})
+    groups = [
+        FirewallGroup("down", (PORT.id,), (rule("deny"),), admin_state_up=False),
+        FirewallGroup("egress-only", ("p2",), None, egress=True),
+    ]
+    result = port_rules([PORT, Port("p2", ("10.0.0.9",), ())], groups, security)
+    # Disabled: no rules; no ingress policy: everything allowed (the
+    # security group's rules stay); the egress policy reported.
+    assert result.rules == security.rules
+    assert result.not_enforced == [
+        "port p2: the egress policy of firewall group egress-only is not enforced by xdpath "
+        "(it sees the traffic that comes to the port)"
+    ]
+
+
+def test_a_policy_not_readable_is_refused() -> None:
+    group = FirewallGroup("g1", (PORT.id,), (), problem="its ingress policy x cannot be read")
+    result = port_rules([PORT], [group], PortRules())
+    assert result.rules == {}
+    assert result.not_enforced == [
+        "port p1: firewall group g1 is not enforced: its ingress policy x cannot be read"
+    ]
+
+
+def test_ipv6_addresses_get_their_family_s_rules_only() -> None:
+    port = Port("p1", (ADDRESS, "2001:db8::5"), ())
+    group = FirewallGroup(
+        "g1",
+        ("p1",),
+        (rule("allow", ip_version=6, protocol="tcp", source_ip_address="2001:db8:1::/48"),),
+    )
+    rules = port_rules([port], [group], PortRules()).rules["p1"]
+    assert rules == [
+        {"dst": f"{ADDRESS}/32", "action": "drop"},
+        {"dst": "2001:db8::5/128", "action": "pass", "proto": "tcp", "src": ["2001:db8:1::/48"]},
+        {"dst": "2001:db8::5/128", "action": "drop"},
+    ]
