@@ -106,7 +106,7 @@ def fwaas_verdict(policy: Sequence[Mapping[str, Any]], frame: Frame) -> str:
             continue
         if not _ports_match(each.get("destination_port"), port):
             continue
-        return "pass" if each["action"] == "allow" else "drop"
+        return "admit" if each["action"] == "allow" else "drop"
     return "drop"
 
 
@@ -169,7 +169,7 @@ def test_the_issue_policy_as_rules() -> None:
     assert result.rules[PORT.id] == [
         {"dst": destination, "action": "drop", "proto": "udp", "src": ["203.0.113.0/28"]},
         {"dst": destination, "action": "drop", "proto": "udp"},
-        {"dst": destination, "action": "pass", "proto": "tcp", "dport": "22",
+        {"dst": destination, "action": "admit", "proto": "tcp", "dport": "22",
          "src": ["203.0.113.0/28"]},
         {"dst": destination, "action": "drop"},
     ]  # fmt: skip
@@ -195,10 +195,10 @@ def test_a_security_group_too_lets_in_only_what_both_allow() -> None:
         for frame in FRAMES:
             both = (
                 fwaas_verdict(policy, frame)
-                == "pass"
+                == "admit"
                 == xdpath_verdict(security.rules[PORT.id], frame)
             )
-            assert xdpath_verdict(rules, frame) == ("pass" if both else "drop"), (name, frame)
+            assert xdpath_verdict(rules, frame) == ("admit" if both else "drop"), (name, frame)
 
 
 def test_reject_is_enforced_as_drop_and_said() -> None:
@@ -268,6 +268,6 @@ def test_ipv6_addresses_get_their_family_s_rules_only() -> None:
     rules = port_rules([port], [group], PortRules()).rules["p1"]
     assert rules == [
         {"dst": f"{ADDRESS}/32", "action": "drop"},
-        {"dst": "2001:db8::5/128", "action": "pass", "proto": "tcp", "src": ["2001:db8:1::/48"]},
+        {"dst": "2001:db8::5/128", "action": "admit", "proto": "tcp", "src": ["2001:db8:1::/48"]},
         {"dst": "2001:db8::5/128", "action": "drop"},
     ]

@@ -133,7 +133,7 @@ def check_enforced(xdpathd: Xdpathd, bed: QosBed, *, address: str, owner: str) -
     ] == [
         ("drop", [ALLOWED_PREFIX], destination, "udp", None),
         ("drop", [], destination, "udp", None),
-        ("pass", [ALLOWED_PREFIX], destination, "tcp", "22"),
+        ("admit", [ALLOWED_PREFIX], destination, "tcp", "22"),
         ("drop", [], destination, None, None),
     ]
 
@@ -177,7 +177,7 @@ def check_first_match(
     conn.network.insert_rule_into_policy(ingress, udp, insert_before=rules[0].id)
     wait_for(
         "the allow before the deny",
-        lambda: owned_rules(xdpathd, owner)[0]["action"] == "pass",
+        lambda: owned_rules(xdpathd, owner)[0]["action"] == "admit",
     )
     share = udp_arrives(bed, address)
     print(f"UDP from the prefix with its allow first: {share:.0%} arrives")

@@ -142,7 +142,7 @@ def _check_the_group(
     print(f"the group's rules in force {took:.1f} s after the port was made")
     allow, drop = owned_rules(xdpathd, owner)
     assert (allow["action"], allow["sources"], allow["destination"], allow["dport"]) == (
-        "pass", [ALLOWED_PREFIX], f"{address}/32", "22"
+        "admit", [ALLOWED_PREFIX], f"{address}/32", "22"
     ), allow  # fmt: skip
     assert (drop["action"], drop["destination"], drop["sources"]) == (
         "drop", f"{address}/32", []

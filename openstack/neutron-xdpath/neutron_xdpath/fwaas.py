@@ -6,7 +6,7 @@ what none matches is denied. For each fixed IP of each port of the group
 (role ``compute``), every enabled rule of the address's ``ip_version``
 whose ``destination_ip_address`` (if any) holds the address becomes a
 *clause*: its sources (``source_ip_address``, or any), protocol,
-destination ports and action (``allow`` -> ``pass``; ``deny``, ``reject``
+destination ports and action (``allow`` -> ``admit``; ``deny``, ``reject``
 -> ``drop``). The clauses become xdpath rules, all with ``dst`` the
 address (``/32``, ``/128``), in this order (`expand`):
 
@@ -57,11 +57,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from neutron_xdpath.secgroups import PORTED, Port, PortRules, Unexpressible, host, protocol_of
+from neutron_xdpath.secgroups import ALLOW, PORTED, Port, PortRules, Unexpressible, host, protocol_of
 
 # A prefix leads to at most 8 rules (xdpath's MAX_CHAIN).
 MAX_CHAIN = 8
-ACTIONS = {"allow": "pass", "deny": "drop", "reject": "drop"}
+ACTIONS = {"allow": ALLOW, "deny": "drop", "reject": "drop"}
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -177,10 +177,10 @@ def intersect(one: Clause, other: Clause) -> Clause | None:
 
 
 def within(clauses: Sequence[Clause], allows: Sequence[Clause]) -> list[Clause]:
-    """Each ``pass`` clause replaced by its intersections with ``allows``."""
+    """Each ``admit`` clause replaced by its intersections with ``allows``."""
     out: list[Clause] = []
     for each in clauses:
-        if each.action != "pass":
+        if each.action != ALLOW:
             out.append(each)
             continue
         out.extend(found for allow in allows if (found := intersect(each, allow)) is not None)
@@ -188,15 +188,15 @@ def within(clauses: Sequence[Clause], allows: Sequence[Clause]) -> list[Clause]:
 
 
 def sg_allows(address: str, rules: Sequence[Mapping[str, Any]]) -> list[Clause]:
-    """The ``pass`` rules `secgroups.rules_for` made for ``address``."""
+    """The ``admit`` rules `secgroups.rules_for` made for ``address``."""
     out = []
     for rule in rules:
-        if rule.get("dst") != host(address) or rule.get("action") != "pass":
+        if rule.get("dst") != host(address) or rule.get("action") != ALLOW:
             continue
         low, _, high = str(rule.get("dport", "")).partition("-")
         ports = (int(low), int(high or low)) if low else None
         sources = tuple(rule["src"]) if rule.get("src") else None
-        out.append(Clause(sources, rule.get("proto"), ports, "pass"))
+        out.append(Clause(sources, rule.get("proto"), ports, ALLOW))
     return out
 
 

@@ -150,18 +150,13 @@ def plan(
 def add_rules(result: Plan, security: PortRules) -> None:
     """Puts each port's security group rules into its owner's document
     (beside its limits, if any), and the notes about the ports that are
-    not enforced. A port with both: the limits do not apply to what its
-    rules allow (an xdpath pass rule ends the filter stage), said too."""
+    not enforced. The rules' allows are xdpath ``admit`` rules, so the
+    port's limits (and the operator's blocklist and guards) still apply to
+    what they allow."""
     result.not_enforced.extend(security.not_enforced)
     for port, rules in security.rules.items():
         owner = f"{OWNER_PREFIX}port-{port}"
-        document = result.documents.setdefault(owner, {})
-        if document.get("limits"):
-            result.not_enforced.append(
-                f"port {port}: its QoS limits do not apply to the traffic its stateless "
-                "security groups or firewall group allow (an xdpath pass rule ends filtering)"
-            )
-        document["rules"] = rules
+        result.documents.setdefault(owner, {})["rules"] = rules
 
 
 def ours(owner: str) -> bool:

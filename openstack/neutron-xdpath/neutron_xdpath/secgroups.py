@@ -4,7 +4,7 @@ A port whose security groups are all stateless (``stateful = false``) gets,
 in its owner document (``neutron-port-<id>``, beside its QoS limits), for
 each of its fixed IPs:
 
-1. one ``pass`` rule per ingress rule of its groups of that address's
+1. one ``admit`` rule per ingress rule of its groups of that address's
    ethertype: ``dst`` the address (``/32``, ``/128``), ``proto``, ``dport``
    the port range (TCP and UDP), ``src`` the rule's ``remote_ip_prefix``,
    or the fixed IPs of the ``remote_group_id``'s member ports, or the
@@ -14,11 +14,11 @@ each of its fixed IPs:
 Why that is "allow these, deny the rest" in xdpath: a frame's rules are
 those of its longest matching *source* prefix (that prefix's rules in list
 order, then those of the prefixes around it), tried first, and then those
-of its longest matching *destination* prefix. A pass rule with a ``src``
-sits in the source chain and is tried before the drop; a pass rule
+of its longest matching *destination* prefix. An admit rule with a ``src``
+sits in the source chain and is tried before the drop; an admit rule
 without one sits with the drop in the address's destination chain, before
 it (the document's order is the list's). So a frame to the address that
-some rule allows meets its pass rule first; any other meets the drop.
+some rule allows meets its admit rule first; any other meets the drop.
 
 What cannot be expressed is refused for the whole port (reported, nothing
 half-enforced): ICMP type or code (xdpath rules match no ICMP fields),
@@ -38,6 +38,11 @@ from typing import Any
 
 # A prefix leads to at most 8 rules (xdpath's MAX_CHAIN): the drop is one.
 MAX_SOURCELESS = 7
+
+# An allow is an xdpath ``admit`` rule: it ends the rules (so the address's
+# final drop does not apply) but leaves the frame to the operator's blocklist
+# and guards and to the port's QoS limits, which a ``pass`` would bypass.
+ALLOW = "admit"
 
 PROTOCOLS = {
     "tcp": "tcp",
@@ -151,7 +156,7 @@ def rules_for(
         sources = _sources(rule, groups, version)
         if sources == []:
             continue
-        allow: dict[str, Any] = {"dst": destination, "action": "pass"}
+        allow: dict[str, Any] = {"dst": destination, "action": ALLOW}
         if sources is not None:
             allow["src"] = sources
         if protocol is not None:

@@ -3,7 +3,10 @@
 //! → blocklist → stateless guards (fragments, TCP flags, amplification) →
 //! rate limits. It returns a drop (with a reason, and whether it is only
 //! monitored) or "continue". An allow rule ends the stage: what an operator
-//! allows explicitly is not then blocklisted or limited.
+//! allows explicitly is not then blocklisted or limited. An admit rule ends
+//! only the rules (and so the default action): the blocklist, the guards and
+//! the rate limits still judge the frame, as a tenant's allow rule (an
+//! OpenStack security group's) must leave the operator's defences in force.
 //!
 //! The stateless guards run before the rate limits (DESIGN.md lists them
 //! after): a frame a guard drops anyway should not spend a legitimate
@@ -97,16 +100,19 @@ pub fn filter<'s, P: Packet, T: Tables>(
         match rules(&config, inner, tables) {
             RulesVerdict::Allow => inner_allowed = true,
             RulesVerdict::Deny(drop) => return Some(drop),
-            RulesVerdict::NoMatch => {}
+            // The inner layer has no default action: admitted is as
+            // unmatched, its limits still apply.
+            RulesVerdict::Admit | RulesVerdict::NoMatch => {}
         }
     }
-    let outer_allowed = match rules(&config, key, tables) {
-        RulesVerdict::Allow => true,
+    let (outer_allowed, outer_admitted) = match rules(&config, key, tables) {
+        RulesVerdict::Allow => (true, false),
+        RulesVerdict::Admit => (false, true),
         RulesVerdict::Deny(drop) => return Some(drop),
-        RulesVerdict::NoMatch => false,
+        RulesVerdict::NoMatch => (false, false),
     };
     if !outer_allowed {
-        if let Some(drop) = outer_checks(&config, key, tables) {
+        if let Some(drop) = outer_checks(&config, key, tables, outer_admitted) {
             return Some(drop);
         }
     }
@@ -128,15 +134,16 @@ struct Layers<'k> {
     inner: Option<&'k FlowKey>,
 }
 
-/// What only the outer layer has: the default action, the blocklist and
-/// the stateless guards.
+/// What only the outer layer has: the default action (not for a frame a
+/// rule admitted), the blocklist and the stateless guards.
 #[inline(always)]
 fn outer_checks<T: Tables>(
     config: &FilterConfig,
     key: &FlowKey,
     tables: &mut T,
+    admitted: bool,
 ) -> Option<FilterDrop> {
-    if config.flags & FILTER_DEFAULT_DROP != 0 {
+    if config.flags & FILTER_DEFAULT_DROP != 0 && !admitted {
         return Some(FilterDrop {
             reason: Reason::DefaultDeny,
             monitor: config.flags & FILTER_DEFAULT_MONITOR != 0,
@@ -156,6 +163,7 @@ fn outer_checks<T: Tables>(
 
 enum RulesVerdict {
     Allow,
+    Admit,
     Deny(FilterDrop),
     NoMatch,
 }
@@ -201,13 +209,13 @@ fn walk_chain<T: Tables>(
         }
         let (id, action, flags) = (code as u32, (code >> 32) as u8, (code >> 40) as u8);
         tables.count_rule_hit(id);
-        return Some(if action == RULE_DENY {
-            RulesVerdict::Deny(FilterDrop {
+        return Some(match action {
+            RULE_DENY => RulesVerdict::Deny(FilterDrop {
                 reason: Reason::RuleDeny,
                 monitor: flags & RULE_MONITOR != 0,
-            })
-        } else {
-            RulesVerdict::Allow
+            }),
+            RULE_ADMIT => RulesVerdict::Admit,
+            _ => RulesVerdict::Allow,
         });
     }
     None

@@ -214,6 +214,9 @@ impl PrefixLengths {
 pub const RULE_ALLOW: u8 = 0;
 /// A rule's action.
 pub const RULE_DENY: u8 = 1;
+/// A rule's action: the rules let the frame in (no later rule, no default
+/// drop), but the blocklist, the guards and the rate limits still judge it.
+pub const RULE_ADMIT: u8 = 2;
 
 /// `Rule::flags`: the rule only counts what it would drop.
 pub const RULE_MONITOR: u8 = 1 << 0;

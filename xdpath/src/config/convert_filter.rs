@@ -20,7 +20,9 @@ use crate::control::parse::{
     parse_tcp_flags, parse_vni, PortRange,
 };
 use crate::control::rulefile::{management_conflict, parse_action};
-use crate::control::state::{BlockSpec, FilterState, Guards, LimitSpec, Management, RuleSpec};
+use crate::control::state::{
+    BlockSpec, FilterState, Guards, LimitSpec, Management, RuleAction, RuleSpec,
+};
 use crate::control::{interface_index, ControlError};
 use xdpath_core::filter::MAX_RULES;
 
@@ -34,6 +36,13 @@ pub(super) fn filter(
         return FilterState::default();
     };
     let item = section.get_ref();
+    if item.default == Some(RuleAction::Admit) {
+        report.error(
+            Some(section.span()),
+            "filter.default",
+            "the default action is drop or pass (admit is a rule's)",
+        );
+    }
     let mut state = FilterState {
         default_action: item.default.unwrap_or_default(),
         default_monitor: item.default_monitor.unwrap_or(false),

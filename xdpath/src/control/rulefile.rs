@@ -58,13 +58,15 @@ impl RuleArgs {
     }
 }
 
-/// Parses a rule's action: `drop` (or `deny`), `pass` (or `allow`).
+/// Parses a rule's action: `drop` (or `deny`), `pass` (or `allow`),
+/// `admit`.
 pub fn parse_action(text: &str) -> Result<RuleAction, ControlError> {
     match text {
         "drop" | "deny" => Ok(RuleAction::Drop),
         "pass" | "allow" => Ok(RuleAction::Pass),
+        "admit" => Ok(RuleAction::Admit),
         other => Err(ControlError::Usage(format!(
-            "invalid action {} (expected drop or pass)",
+            "invalid action {} (expected drop, pass or admit)",
             quote(other)
         ))),
     }

@@ -149,6 +149,7 @@ const RULES: &str = "\
 --src 192.0.2.0/24 --dst 203.0.113.0/24 --action drop
 --dst 198.51.100.0/24 --proto udp --action drop
 --src 192.0.2.1 --proto tcp --dport 22 --action pass
+--src 192.0.2.1 --proto udp --action admit
 --src 203.0.113.0/24 --iface lo --proto icmp --action drop
 --src 198.51.100.0/24 --action drop --monitor
 --src 2001:db8::/32 --proto tcp --dport 443 --action drop
@@ -162,6 +163,7 @@ const TUNNEL_RULES: &str = "\
 --vni 1001 --src 192.0.2.0/25 --action drop
 --vni 1001 --src 2001:db8::/32 --proto tcp --dport 443 --action drop
 --vni 7 --dst 198.51.100.0/24 --proto udp --action pass
+--vni 1001 --src 192.0.2.1 --proto udp --action admit
 --vni 7 --src 0.0.0.0/0 --proto tcp --tcp-flags syn,!ack --action drop
 --src 203.0.113.0/24 --action drop
 ";

@@ -41,8 +41,9 @@ pub struct RuleArgs {
     /// TCP flags that must be set or clear, e.g. `syn,!ack`.
     #[cfg_attr(feature = "clap", arg(long, value_name = "SPEC"))]
     pub tcp_flags: Option<String>,
-    /// drop or pass.
-    #[cfg_attr(feature = "clap", arg(long, value_name = "drop|pass"))]
+    /// drop, pass (ends the filter) or admit (ends the rules; the
+    /// blocklist, guards and rate limits still apply).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "drop|pass|admit"))]
     #[serde(deserialize_with = "required")]
     pub action: Option<String>,
     /// Only on this interface.

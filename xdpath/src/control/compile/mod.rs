@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use xdpath_core::filter::{
     family_any_length, prefix_family, FilterConfig, PrefixKey, PrefixLengths, RateLimit, Rule,
     RuleChain, FAMILY_V4, FAMILY_V6, MAX_CHAIN, MAX_CHAINS, MAX_PREFIXES, MAX_PREFIX_LENGTHS,
-    MAX_RATE_LIMITS, MAX_RULES, NO_RULE, RULE_ALLOW, RULE_DENY, RULE_DESTINATION, RULE_MONITOR,
-    RULE_PORTS, RULE_TCP_FLAGS,
+    MAX_RATE_LIMITS, MAX_RULES, NO_RULE, RULE_ADMIT, RULE_ALLOW, RULE_DENY, RULE_DESTINATION,
+    RULE_MONITOR, RULE_PORTS, RULE_TCP_FLAGS,
 };
 
 use super::parse::Cidr;
@@ -306,6 +306,7 @@ fn kernel_rule(spec: &RuleSpec, resolve: InterfaceResolver<'_>) -> Rule {
         action: match spec.action {
             RuleAction::Pass => RULE_ALLOW,
             RuleAction::Drop => RULE_DENY,
+            RuleAction::Admit => RULE_ADMIT,
         },
         tunnel: spec.vni.map_or(0, |vni| vni + 1),
         ..Rule::default()

@@ -68,6 +68,11 @@ pub enum RuleAction {
     Pass,
     /// Drop it.
     Drop,
+    /// End the rules (no later rule, no default drop) but leave the frame
+    /// to the blocklist, the guards and the rate limits: an owner's allow
+    /// (an OpenStack security group's), which must not bypass the
+    /// operator's defences.
+    Admit,
 }
 
 impl RuleAction {
@@ -76,6 +81,7 @@ impl RuleAction {
         match self {
             Self::Pass => "pass",
             Self::Drop => "drop",
+            Self::Admit => "admit",
         }
     }
 }
