@@ -96,6 +96,7 @@ pub(crate) fn limit(
             to: None,
             owner: None,
             vni: None,
+            labels: Default::default(),
         }],
         ..FilterState::default()
     }
