@@ -77,7 +77,14 @@ def test_a_stateless_security_group_allows_only_what_it_says(
     conn: Connection = neutron_env.connection()
     xdpathd = Xdpathd(bed.endpoint, bed.token, timeout=3)
     project = neutron_env.project_id
-    net = conn.network.create_network(project_id=project, name="sg-tenant")
+    # A flat network: its rules match the frames' own headers (a vxlan
+    # network's match the inner headers of its VNI: test_neutron_vxlan_e2e).
+    net = conn.network.create_network(
+        project_id=project,
+        name="sg-tenant",
+        provider_network_type="flat",
+        provider_physical_network="sg-flat",
+    )
     conn.network.create_subnet(
         project_id=project, network_id=net.id, cidr="10.1.0.0/24", ip_version=4
     )
