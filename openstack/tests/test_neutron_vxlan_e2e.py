@@ -65,15 +65,21 @@ def hits(xdpathd: Xdpathd, owner: str) -> dict[str, int]:
     return {rule["action"]: int(rule["hits"]) for rule in owned_rules(xdpathd, owner)}
 
 
-def plumb(bed: QosBed, kind: str, vni: int, other_vni: int) -> None:
+def plumb(bed: QosBed, kind: str, vni: int, other_vni: int) -> bool:
     """The port's VNI between ``gw`` (the VM) and ``ext`` (the denied and
     the allowed source); the other VNI between namespaces of their own
     (``vm2``, ``t2``) holding the VM's and the denied source's addresses.
-    `unplumb` removes them."""
+    `unplumb` removes them. False: this kernel has no ``kind`` devices
+    (built without them, as Geneve is on some CI kernels)."""
+    try:
+        tunnel(bed, "gw", "vxa", vni, kind=kind)
+    except RuntimeError as error:
+        if "Unknown device type" in str(error):
+            return False
+        raise
     vm2, t2 = f"vm2{kind}", f"t2{kind}"
     bed.add_namespace(vm2)
     bed.add_namespace(t2)
-    tunnel(bed, "gw", "vxa", vni, kind=kind)
     overlay(bed, "gw", "vxa", [VM], peers=[DENIED, ALLOWED], mac=EXT_MAC)
     tunnel(bed, "ext", "vxa", vni, kind=kind)
     overlay(bed, "ext", "vxa", [DENIED, ALLOWED], peers=[VM], mac=GW_MAC)
@@ -81,6 +87,7 @@ def plumb(bed: QosBed, kind: str, vni: int, other_vni: int) -> None:
     overlay(bed, vm2, "vxb", [VM], peers=[DENIED], mac=EXT_MAC)
     tunnel(bed, "ext", "vxb", other_vni, kind=kind, into=t2)
     overlay(bed, t2, "vxb", [DENIED], peers=[VM], mac=GW_MAC)
+    return True
 
 
 @dataclass
@@ -92,6 +99,8 @@ class Tenant:
     other_vni: int
     port_id: str
     group_id: str
+    # Whether the kernel carries this kind of tunnel (the traffic half).
+    wire: bool = True
 
     @property
     def owner(self) -> str:
@@ -144,7 +153,7 @@ def tenant(
             str(group.id),
         )
         assert made.vni != made.other_vni
-        plumb(bed, kind, made.vni, made.other_vni)
+        made.wire = plumb(bed, kind, made.vni, made.other_vni)
         yield made
     finally:
         unplumb(bed, kind)
@@ -194,6 +203,11 @@ def test_a_ports_rules_match_inside_its_networks_vni(
     assert (drop["action"], drop["vni"], drop["destination"]) == ("drop", vni, f"{VM}/32"), drop
     assert allow["labels"] == {"port_id": tenant.port_id, "security_group_id": tenant.group_id}
     assert drop["labels"] == {"port_id": tenant.port_id}
+    if not tenant.wire:
+        pytest.skip(
+            f"this kernel has no {tenant.kind} devices (ip link add type {tenant.kind}: "
+            "Unknown device type): the rules were checked, the traffic is not sent"
+        )
 
     before = hits(xdpathd, owner)
     assert ping(bed, "ext", DENIED, VM) == 0, "the denied inner source, on the port's VNI"
