@@ -249,7 +249,7 @@ class NeutronEnv:
             },
             "database": {"connection": database_url},
             "ml2": {
-                "type_drivers": "flat,vxlan",
+                "type_drivers": "flat,vxlan,geneve",
                 "tenant_network_types": "vxlan",
                 # Neutron's own test driver binds ports to host
                 # "host-ovs-no_filter" (VIF type ovs): FWaaS takes VM ports
@@ -258,6 +258,8 @@ class NeutronEnv:
                 "extension_drivers": "qos,port_security",
             },
             "ml2_type_vxlan": {"vni_ranges": "1000:1999"},
+            # Geneve's type driver needs no OVN: admins make geneve networks.
+            "ml2_type_geneve": {"vni_ranges": "2000:2999", "max_header_size": "38"},
             "ml2_type_flat": {"flat_networks": "*"},
             "oslo_concurrency": {"lock_path": str(self.base / "lock")},
             "service_providers": {"service_provider": FWAAS_PROVIDER},

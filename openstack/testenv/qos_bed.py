@@ -144,6 +144,10 @@ class QosBed:
             raise
         return self
 
+    def add_namespace(self, role: str) -> None:
+        """Another namespace of the bed's, ``role`` (removed with it)."""
+        self._namespace(role)
+
     def _namespace(self, role: str) -> None:
         check_output(["ip", "netns", "add", self.ns(role)], "ip netns add")
         self.created.append(self.ns(role))

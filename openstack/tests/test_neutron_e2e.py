@@ -210,7 +210,13 @@ def test_a_packet_rate_limit_on_a_floating_ip_is_enforced_changed_and_removed(
     dropped = attack["sent"] - attack["received"]
     assert limit["drops"] >= dropped * 0.95, (limit, attack)
     metrics = xdpathd.call("GET", "/metrics")
-    assert f'owner="{owner}"' in metrics, "the drops counter names the floating IP"
+    # The drops counter names the floating IP and its QoS policy.
+    series = (
+        f'xdpath_ratelimit_drops_total{{limit="{limit["id"]}",owner="{owner}",'
+        f'floating_ip_id="{fip.id}",qos_policy_id="{policy.id}"}} '
+    )
+    [line] = [line for line in metrics.splitlines() if line.startswith(series)]
+    assert int(line.split()[-1]) >= limit["drops"], (line, limit)
     listed = bed.xdpath("ratelimit", "list")
     assert any(
         line.split()[-1] == owner and f"{address}/32" in line for line in listed.splitlines()

@@ -110,11 +110,20 @@ def test_the_compute_role_reads_ports_with_their_own_or_their_networks_policy(
         plan = Agent(load(ini)).desired()
         mine = {k: v for k, v in plan.documents.items() if k.startswith("neutron-port-")}
         address = inherits.fixed_ips[0]["ip_address"]
+        # A tenant network is vxlan (ML2's tenant_network_types): its
+        # ports' rules and limits match the inner headers of its VNI.
+        vni = conn.network.get_network(net.id).provider_segmentation_id
+        assert conn.network.get_network(net.id).provider_network_type == "vxlan"
+        assert 1000 <= vni <= 1999, vni
         assert mine[f"neutron-port-{inherits.id}"] == {
-            "limits": [{"per": "dst", "scope": f"{address}/32", "pps": "2000"}],
+            "limits": [
+                {"per": "dst", "scope": f"{address}/32", "pps": "2000", "vni": str(vni),
+                 "labels": {"port_id": inherits.id, "qos_policy_id": network_policy.id}}
+            ],
             # A new group allows no ingress: only the drop of the rest.
-            "rules": [{"dst": f"{address}/32", "action": "drop"}],
-        }
+            "rules": [{"dst": f"{address}/32", "action": "drop", "vni": str(vni),
+                       "labels": {"port_id": inherits.id}}],
+        }  # fmt: skip
         [limit] = mine[f"neutron-port-{own.id}"]["limits"]
         assert limit["bps"] == "100000"
         assert f"neutron-port-{router_port.id}" not in mine

@@ -19,6 +19,7 @@ import pytest
 from neutron_xdpath.fwaas import FirewallGroup, port_rules
 from neutron_xdpath.secgroups import Groups, Port, PortRules
 from neutron_xdpath.secgroups import port_rules as sg_port_rules
+from neutron_xdpath.segments import Segment
 
 ADDRESS = "10.0.0.5"
 PORT = Port("p1", (ADDRESS,), ())
@@ -163,10 +164,17 @@ def test_xdpath_decides_every_frame_as_fwaas_first_match_does(name: str) -> None
         assert xdpath_verdict(rules, frame) == fwaas_verdict(policy, frame), (frame, rules)
 
 
+def unlabelled(rules: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The rules without their Prometheus labels."""
+    return [{key: value for key, value in rule.items() if key != "labels"} for rule in rules]
+
+
 def test_the_issue_policy_as_rules() -> None:
     result = enforced(POLICIES["the issue's: deny UDP to the port, allow TCP 22 from a prefix"])
     destination = f"{ADDRESS}/32"
-    assert result.rules[PORT.id] == [
+    labels = {"port_id": PORT.id, "firewall_group_id": "g1"}
+    assert all(rule["labels"] == labels for rule in result.rules[PORT.id])
+    assert unlabelled(result.rules[PORT.id]) == [
         {"dst": destination, "action": "drop", "proto": "udp", "src": ["203.0.113.0/28"]},
         {"dst": destination, "action": "drop", "proto": "udp"},
         {"dst": destination, "action": "admit", "proto": "tcp", "dport": "22",
@@ -265,9 +273,20 @@ def test_ipv6_addresses_get_their_family_s_rules_only() -> None:
         ("p1",),
         (rule("allow", ip_version=6, protocol="tcp", source_ip_address="2001:db8:1::/48"),),
     )
-    rules = port_rules([port], [group], PortRules()).rules["p1"]
+    rules = unlabelled(port_rules([port], [group], PortRules()).rules["p1"])
     assert rules == [
         {"dst": f"{ADDRESS}/32", "action": "drop"},
         {"dst": "2001:db8::5/128", "action": "admit", "proto": "tcp", "src": ["2001:db8:1::/48"]},
         {"dst": "2001:db8::5/128", "action": "drop"},
     ]
+
+
+def test_a_tunnel_networks_port_gets_its_group_inside_its_vni() -> None:
+    policy = POLICIES["the issue's: deny UDP to the port, allow TCP 22 from a prefix"]
+    port = Port(PORT.id, PORT.addresses, (), Segment("vxlan", 1042))
+    vlan = Port("p2", ("10.0.0.6",), (), Segment("vlan", 100))
+    group = FirewallGroup("g1", (port.id, vlan.id), tuple(policy))
+    result = port_rules([port, vlan], [group], PortRules())
+    assert [rule.get("vni") for rule in result.rules[port.id]] == ["1042"] * 4
+    assert all("vni" not in rule for rule in result.rules[vlan.id])
+    assert any("port p2: vlan network" in note for note in result.not_enforced)

@@ -9,6 +9,7 @@ import pytest
 from neutron_xdpath import mapping
 from neutron_xdpath.config import ConfigError, load
 from neutron_xdpath.mapping import Subject
+from neutron_xdpath.segments import Segment
 
 
 def rule(kind: str, direction: str = "ingress", **values: int) -> dict[str, object]:
@@ -75,6 +76,25 @@ def test_the_plan_names_each_object_and_reports_what_it_leaves_out() -> None:
     limits = with_egress.documents["neutron-port-p-1"]["limits"]
     assert [limit["scope"] for limit in limits] == ["10.0.0.5/32", "2001:db8::5/128"]
     assert all(limit["per"] == "src" for limit in limits)
+    # Each limit names its object and policy for Prometheus.
+    assert all(limit["labels"] == {"port_id": "p-1", "qos_policy_id": "p2"} for limit in limits)
+    [fip_limit] = plan.documents["neutron-fip-f1"]["limits"]
+    assert fip_limit["labels"] == {"floating_ip_id": "f1", "qos_policy_id": "p1"}
+
+
+def test_a_tunnel_networks_port_limits_carry_its_vni() -> None:
+    policies = {"p": [rule("packet_rate_limit", max_kpps=1)]}
+    ports = [
+        Subject("port", "a", ("10.0.0.5",), "p", Segment("geneve", 4242)),
+        Subject("port", "b", ("10.0.0.6",), "p", Segment("flat")),
+        Subject("port", "c", ("10.0.0.7",), "p", Segment("vlan", 12)),
+    ]
+    plan = mapping.plan(ports, policies, egress=False)
+    [a] = plan.documents["neutron-port-a"]["limits"]
+    assert (a["scope"], a["vni"], a["pps"]) == ("10.0.0.5/32", "4242", "1000")
+    assert "vni" not in plan.documents["neutron-port-b"]["limits"][0]
+    assert "vni" not in plan.documents["neutron-port-c"]["limits"][0]
+    assert any(note.startswith("port c: vlan network") for note in plan.not_enforced)
 
 
 def test_owner_tags_fit_xdpath_and_only_the_agents_are_its() -> None:

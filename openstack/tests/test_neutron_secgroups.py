@@ -8,6 +8,7 @@ import pytest
 
 from neutron_xdpath import mapping
 from neutron_xdpath.secgroups import Groups, Port, Unexpressible, port_rules, rules_for
+from neutron_xdpath.segments import Segment, of_network
 
 
 def ingress(**values: Any) -> dict[str, Any]:
@@ -94,7 +95,9 @@ def test_ports_stateful_groups_and_egress_are_reported_not_half_enforced() -> No
         groups,
     )
     assert set(result.rules) == {"a", "c"}
-    assert result.rules["c"] == [{"dst": "10.0.0.7/32", "action": "drop"}]
+    assert result.rules["c"] == [
+        {"dst": "10.0.0.7/32", "action": "drop", "labels": {"port_id": "c"}}
+    ]
     notes = " | ".join(result.not_enforced)
     assert "port b: security group(s) sf stateful: not handled" in notes
     assert "port c: egress security group rules are not enforced" in notes
@@ -110,7 +113,57 @@ def test_rules_join_the_ports_limits_in_one_document() -> None:
     mapping.add_rules(plan, result)
     assert plan.documents["neutron-port-a"] == {
         "limits": [{"pps": "1"}],
-        "rules": [{"dst": "10.0.0.5/32", "action": "drop"}],
+        "rules": [{"dst": "10.0.0.5/32", "action": "drop", "labels": {"port_id": "a"}}],
     }
-    assert plan.documents["neutron-port-b"] == {"rules": [{"dst": "10.0.0.6/32", "action": "drop"}]}
+    assert plan.documents["neutron-port-b"] == {
+        "rules": [{"dst": "10.0.0.6/32", "action": "drop", "labels": {"port_id": "b"}}]
+    }
     assert not any("QoS limits" in note for note in plan.not_enforced), plan.not_enforced
+
+
+def test_a_tunnel_networks_rules_carry_its_vni_and_name_port_and_group() -> None:
+    groups = Groups(
+        stateful={"g1": False, "g2": False},
+        rules={
+            "g1": [ingress(protocol="icmp", remote_ip_prefix="192.168.1.3/32",
+                           security_group_id="g1")],
+            # The same allow from a second group: once, named by the first.
+            "g2": [ingress(protocol="icmp", remote_ip_prefix="192.168.1.3/32",
+                           security_group_id="g2")],
+        },
+    )  # fmt: skip
+    tunnelled = Port("p", ("10.1.0.5",), ("g1", "g2"), Segment("vxlan", 1042))
+    flat = Port("q", ("10.2.0.5",), ("g1",), Segment("flat"))
+    vlan = Port("v", ("10.3.0.5",), ("g1",), Segment("vlan", 100))
+    result = port_rules([tunnelled, flat, vlan], groups)
+    assert result.rules["p"] == [
+        {"dst": "10.1.0.5/32", "action": "admit", "src": ["192.168.1.3/32"], "proto": "icmp",
+         "vni": "1042", "labels": {"port_id": "p", "security_group_id": "g1"}},
+        {"dst": "10.1.0.5/32", "action": "drop", "vni": "1042", "labels": {"port_id": "p"}},
+    ]  # fmt: skip
+    assert all("vni" not in rule for rule in result.rules["q"] + result.rules["v"])
+    notes = " | ".join(result.not_enforced)
+    assert "port v: vlan network (segment 100)" in notes
+    assert "port p" not in notes and "port q" not in notes
+
+
+@pytest.mark.parametrize(
+    ("network", "vni", "noted"),
+    [
+        ({"provider_network_type": "vxlan", "provider_segmentation_id": 1001}, 1001, False),
+        ({"provider_network_type": "geneve", "provider_segmentation_id": "7"}, 7, False),
+        ({"provider_network_type": "vlan", "provider_segmentation_id": 100}, None, True),
+        ({"provider_network_type": "flat", "provider_segmentation_id": None}, None, False),
+        ({"segments": [{"provider:network_type": "vlan", "provider:segmentation_id": 5},
+                       {"provider:network_type": "geneve", "provider:segmentation_id": 9}]},
+         9, False),
+        ({"segments": [{"provider:network_type": "vxlan", "provider:segmentation_id": 5},
+                       {"provider:network_type": "vxlan", "provider:segmentation_id": 6}]},
+         None, True),
+        ({}, None, False),
+    ],
+)  # fmt: skip
+def test_a_networks_segment_gives_the_vni(network: dict[str, Any], vni: int, noted: bool) -> None:
+    segment = of_network(network)
+    assert segment.vni == vni
+    assert (segment.note("port x") is not None) == noted

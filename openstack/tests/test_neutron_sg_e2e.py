@@ -86,8 +86,15 @@ def listening(bed: QosBed, address: str) -> Iterator[None]:
 
 
 def tenant_network(conn: Connection, project: str, name: str, cidr: str) -> Any:
-    """A tenant network with one IPv4 subnet."""
-    net = conn.network.create_network(project_id=project, name=name)
+    """A flat tenant network with one IPv4 subnet: its rules match the
+    frames' own headers (a vxlan network's match the inner headers of its
+    VNI: test_neutron_vxlan_e2e)."""
+    net = conn.network.create_network(
+        project_id=project,
+        name=name,
+        provider_network_type="flat",
+        provider_physical_network=f"{name}-flat",
+    )
     conn.network.create_subnet(project_id=project, network_id=net.id, cidr=cidr, ip_version=4)
     return net
 

@@ -57,6 +57,7 @@ fn limit(id: u32, per: LimitKey, syn_only: bool) -> LimitSpec {
         to: None,
         owner: None,
         vni: None,
+        labels: Default::default(),
     }
 }
 

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use xdpath::api::{ControlPlane, Local};
 use xdpathd::requests::{
     BackendQuery, BackendWeight, BackendsQuery, LimitArgs, LimitsQuery, NewBlock, NewVip,
-    PrefixQuery, RuleArgs, TopQuery, VipQuery,
+    PrefixQuery, RuleArgs, RulesQuery, TopQuery, VipQuery,
 };
 
 use crate::error::ApiError;
@@ -203,8 +203,8 @@ fn id_of(
         })
 }
 
-async fn list_rules() -> Reply {
-    ok(blocking(ops::list_rules).await?)
+async fn list_rules(Query(query): Query<RulesQuery>) -> Reply {
+    ok(blocking(move || ops::list_rules(query.owner.as_deref())).await?)
 }
 
 async fn add_rule(axum::extract::State(shared): State, Body(args): Body<RuleArgs>) -> Reply {

@@ -7,6 +7,7 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 use serde_json::Value;
+use xdpath::control::parse::Labels;
 use xdpath::control::session::Session;
 use xdpath::control::ControlError;
 use xdpath::lb::session::LbSession;
@@ -44,7 +45,8 @@ impl<'a> Family<'a> {
     }
 }
 
-/// A label value with `\`, `"` and newlines escaped.
+/// A label value with `\`, `"` and newlines escaped (the text format's
+/// three escapes).
 pub fn escape(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -163,9 +165,10 @@ fn filter_metrics(out: &mut String) -> Result<(), ApiError> {
     );
     for rule in &session.state.rules {
         let id = rule.id.to_string();
+        let labels = owned_labels(("rule", &id), rule.owner.as_deref(), &rule.labels);
         family.sample(
             "xdpath_rule_hits_total",
-            &[("rule", &id)],
+            &labels,
             session.rule_hits(rule.id)?,
         );
     }
@@ -177,12 +180,7 @@ fn filter_metrics(out: &mut String) -> Result<(), ApiError> {
     );
     for (index, limit) in session.state.rate_limits.iter().enumerate() {
         let id = limit.id.to_string();
-        // An owned limit names its owner (for the Neutron agent's, the
-        // port or floating IP it enforces).
-        let mut labels = vec![("limit", id.as_str())];
-        if let Some(owner) = &limit.owner {
-            labels.push(("owner", owner.as_str()));
-        }
+        let labels = owned_labels(("limit", &id), limit.owner.as_deref(), &limit.labels);
         family.sample(
             "xdpath_ratelimit_drops_total",
             &labels,
@@ -190,6 +188,24 @@ fn filter_metrics(out: &mut String) -> Result<(), ApiError> {
         );
     }
     Ok(())
+}
+
+/// A rule's or limit's labels: its id, its owner if it has one (for the
+/// Neutron agent's, the port or floating IP it enforces), then its own
+/// labels (checked when it was made: never `rule`, `limit` or `owner`).
+fn owned_labels<'a>(
+    id: (&'a str, &'a str),
+    owner: Option<&'a str>,
+    labels: &'a Labels,
+) -> Vec<(&'a str, &'a str)> {
+    let mut out = vec![id];
+    out.extend(owner.map(|owner| ("owner", owner)));
+    out.extend(
+        labels
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str())),
+    );
+    out
 }
 
 fn lb_metrics(out: &mut String) -> Result<(), ApiError> {

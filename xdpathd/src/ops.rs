@@ -46,10 +46,13 @@ pub fn stats() -> Result<Value, ApiError> {
 }
 
 /// The rules with their hits, as `xdpath --json filter list`.
-pub fn list_rules() -> Result<Value, ApiError> {
+pub fn list_rules(owner: Option<&str>) -> Result<Value, ApiError> {
     let session = Session::read()?;
     let mut rules = Vec::new();
     for rule in &session.state.rules {
+        if owner.is_some_and(|owner| rule.owner.as_deref() != Some(owner)) {
+            continue;
+        }
         rules.push(rule_json(rule, session.rule_hits(rule.id)?));
     }
     Ok(Value::Array(rules))

@@ -77,6 +77,14 @@ pub struct BackendsQuery {
     pub vip: Option<String>,
 }
 
+/// `GET /v1/rules` query: only one owner's rules (optional).
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesQuery {
+    /// The owner (see `PUT /v1/owners/{owner}`).
+    pub owner: Option<String>,
+}
+
 /// `GET /v1/ratelimits` query: only one owner's limits (optional).
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -173,14 +181,18 @@ mod tests {
                 );
             }
         };
-        check(
-            "NewRule",
-            serde_json::to_value(RuleArgs::default()).expect("json"),
-        );
-        check(
-            "NewLimit",
-            serde_json::to_value(LimitArgs::default()).expect("json"),
-        );
+        // Labels are left out when there are none: given one here.
+        let labels = || std::collections::BTreeMap::from([("port_id".into(), "p".into())]);
+        let rule = RuleArgs {
+            labels: labels(),
+            ..RuleArgs::default()
+        };
+        check("NewRule", serde_json::to_value(rule).expect("json"));
+        let limit = LimitArgs {
+            labels: labels(),
+            ..LimitArgs::default()
+        };
+        check("NewLimit", serde_json::to_value(limit).expect("json"));
         check(
             "NewBlock",
             serde_json::to_value(NewBlock::default()).expect("json"),
@@ -279,6 +291,11 @@ mod tests {
                 "get",
                 "/v1/ratelimits",
                 fields(serde_json::json!(LimitsQuery::default())),
+            ),
+            (
+                "get",
+                "/v1/rules",
+                fields(serde_json::json!(RulesQuery::default())),
             ),
             (
                 "delete",

@@ -8,7 +8,8 @@
 //! balancer's settings through the API; allowed sources and per-VIP
 //! statistics on real traffic (`owners/traffic.rs`). Owners with limits
 //! of their own and no VIP, and filter rules, as the OpenStack Neutron
-//! agent makes them (`owners/rules.rs`).
+//! agent makes them (`owners/rules.rs`), with labels naming the Neutron
+//! objects on their counters (`owners/labels.rs`).
 //!
 //! Needs root and curl.
 
@@ -17,6 +18,8 @@ mod checks;
 mod common;
 #[path = "owners/documents.rs"]
 mod documents;
+#[path = "owners/labels.rs"]
+mod labels;
 #[path = "owners/rules.rs"]
 mod rules;
 #[path = "owners/traffic.rs"]
@@ -115,6 +118,7 @@ fn owner_documents_apply_whole_idempotently_and_alike_on_two_hosts() {
     documents::the_cli_applies_documents_through_the_daemon(&bed, &a);
     documents::deleting_an_owner_removes_what_it_made(&a);
     rules::rules_in_documents(&a);
+    labels::labels_in_documents(&a);
 }
 
 #[test]

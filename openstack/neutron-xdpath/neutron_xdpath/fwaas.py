@@ -57,7 +57,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from neutron_xdpath.secgroups import ALLOW, PORTED, Port, PortRules, Unexpressible, host, protocol_of
+from neutron_xdpath.secgroups import (
+    ALLOW,
+    PORTED,
+    Port,
+    PortRules,
+    Unexpressible,
+    host,
+    protocol_of,
+)
+from neutron_xdpath.segments import in_segment
 
 # A prefix leads to at most 8 rules (xdpath's MAX_CHAIN).
 MAX_CHAIN = 8
@@ -291,7 +300,15 @@ def port_rules(
                 f"port {port.id}: firewall group {group.id} is not enforced: {why}"
             )
             continue
-        result.rules[port.id] = rules
+        # Tenant networks in tunnels: matched inside the port's VNI, as its
+        # security groups are; each rule names the port and the group.
+        labels = {"port_id": port.id, "firewall_group_id": group.id}
+        result.rules[port.id] = [
+            {**rule, "labels": labels} for rule in in_segment(rules, port.segment)
+        ]
+        note = port.segment.note(f"port {port.id}") if port.segment is not None else None
+        if note is not None and note not in result.not_enforced:
+            result.not_enforced.append(note)
         if rejects:
             result.not_enforced.append(
                 f"port {port.id}: firewall group {group.id}: reject enforced as drop "

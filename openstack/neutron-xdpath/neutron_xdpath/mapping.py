@@ -7,7 +7,10 @@ characters: xdpath takes 64). Its document (``PUT /v1/owners/{owner}``)
 holds the rate limits of that object's addresses (and a port's filter
 rules), and nothing else, so the
 agent replaces an object's limits in one atomic call and removes them with
-one ``DELETE``; the owner is the ``owner`` label of the limits' counters.
+one ``DELETE``; the owner is the ``owner`` label of the limits' counters,
+and each limit's ``labels`` name the object (``floating_ip_id`` or
+``port_id``) and its ``qos_policy_id`` there too. A port on a ``vxlan`` or
+``geneve`` network gets its limits with ``vni`` (`segments`).
 
 A QoS policy's rules for an address, per direction:
 
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neutron_xdpath.secgroups import PortRules
+from neutron_xdpath.segments import Segment, in_segment
 
 OWNER_PREFIX = "neutron-"
 INGRESS = "ingress"
@@ -50,10 +54,18 @@ class Subject:
     id: str
     addresses: tuple[str, ...]
     policy_id: str
+    # A port's network segment (vxlan/geneve: its limits get the VNI).
+    segment: Segment | None = None
 
     @property
     def owner(self) -> str:
         return f"{OWNER_PREFIX}{self.kind}-{self.id}"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The Prometheus labels of its limits: the object and its policy."""
+        key = "floating_ip_id" if self.kind == "fip" else f"{self.kind}_id"
+        return {key: self.id, "qos_policy_id": self.policy_id}
 
 
 @dataclass
@@ -137,10 +149,13 @@ def plan(
                     "([agent] egress = false: this host does not receive its traffic)"
                 )
         limits = [
-            limit
+            {**limit, "labels": subject.labels}
             for address in subject.addresses
-            for limit in limits_for(host_prefix(address), rules, directions)
-        ]
+            for limit in in_segment(limits_for(host_prefix(address), rules, directions),
+                                    subject.segment)
+        ]  # fmt: skip
+        if subject.segment is not None and (note := subject.segment.note(f"port {subject.id}")):
+            result.not_enforced.append(note)
         if limits:
             result.documents[subject.owner] = {"limits": limits}
             result.policies[subject.owner] = subject.policy_id

@@ -2,6 +2,9 @@
 policies with their rules, and the floating IPs (role ``network``) or the
 ports (role ``compute``) that policies apply to.
 
+A port's rules and limits match the inner headers of its network's VNI
+when the network is ``vxlan`` or ``geneve`` (`segments`).
+
 A port's policy is its own, or else its network's (Neutron's rule: a
 network's policy applies to its ports that have none, except Neutron's own
 ``network:*`` ports). A floating IP's policy is its own only.
@@ -16,6 +19,7 @@ from neutron_xdpath.config import AgentConfig, NeutronSettings
 from neutron_xdpath.fwaas import FirewallGroup
 from neutron_xdpath.mapping import Subject
 from neutron_xdpath.secgroups import Groups, Port
+from neutron_xdpath.segments import Segment, of_network
 
 if TYPE_CHECKING:
     from openstack.connection import Connection
@@ -58,12 +62,19 @@ def _floating_ips(conn: Connection) -> Iterator[Subject]:
             yield Subject("fip", str(fip.id), (str(fip.floating_ip_address),), fip.qos_policy_id)
 
 
+def segments(conn: Connection) -> dict[str, Segment]:
+    """Each network's segment, by network id (``provider:*`` attributes,
+    which Neutron shows to admins: the agent's credentials need that)."""
+    return {str(network.id): of_network(network) for network in conn.network.networks()}
+
+
 def _ports(conn: Connection, host: str | None) -> Iterator[Subject]:
-    network_policies = {
-        str(network.id): network.qos_policy_id
-        for network in conn.network.networks()
-        if network.qos_policy_id
-    }
+    network_policies: dict[str, str] = {}
+    network_segments: dict[str, Segment] = {}
+    for network in conn.network.networks():
+        network_segments[str(network.id)] = of_network(network)
+        if network.qos_policy_id:
+            network_policies[str(network.id)] = network.qos_policy_id
     for port in conn.network.ports():
         if host is not None and port.binding_host_id != host:
             continue
@@ -72,7 +83,8 @@ def _ports(conn: Connection, host: str | None) -> Iterator[Subject]:
             policy = network_policies.get(str(port.network_id))
         addresses = tuple(str(ip["ip_address"]) for ip in port.fixed_ips or [] if ip)
         if policy and addresses:
-            yield Subject("port", str(port.id), addresses, str(policy))
+            segment = network_segments.get(str(port.network_id))
+            yield Subject("port", str(port.id), addresses, str(policy), segment)
 
 
 def security_groups(conn: Connection, config: AgentConfig) -> tuple[list[Port], Groups]:
@@ -85,6 +97,7 @@ def security_groups(conn: Connection, config: AgentConfig) -> tuple[list[Port], 
         return [], Groups()
     groups = Groups()
     ports: list[Port] = []
+    network_segments = segments(conn)
     for port in conn.network.ports():
         addresses = tuple(str(ip["ip_address"]) for ip in port.fixed_ips or [] if ip)
         ids = tuple(str(group) for group in port.security_group_ids or [])
@@ -94,7 +107,8 @@ def security_groups(conn: Connection, config: AgentConfig) -> tuple[list[Port], 
             continue
         if str(port.device_owner or "").startswith("network:") or not addresses:
             continue
-        ports.append(Port(str(port.id), addresses, ids))
+        segment = network_segments.get(str(port.network_id))
+        ports.append(Port(str(port.id), addresses, ids, segment))
     used = {group for port in ports for group in port.groups}
     for security_group in conn.network.security_groups():
         if str(security_group.id) in used:

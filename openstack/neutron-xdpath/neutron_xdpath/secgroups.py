@@ -11,6 +11,11 @@ each of its fixed IPs:
    ``remote_address_group_id``'s addresses (none, or a ``/0``: no ``src``);
 2. then one ``drop`` rule: ``dst`` the address, nothing else.
 
+Each rule's ``labels`` (Prometheus labels on its hit counter) name the
+``port_id`` and, for an allow, the ``security_group_id`` it comes from. On
+a ``vxlan`` or ``geneve`` network every rule has ``vni`` = the network's
+segmentation id (`segments`): it matches the inner headers of that VNI.
+
 Why that is "allow these, deny the rest" in xdpath: a frame's rules are
 those of its longest matching *source* prefix (that prefix's rules in list
 order, then those of the prefixes around it), tried first, and then those
@@ -35,6 +40,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from neutron_xdpath.segments import Segment, in_segment
 
 # A prefix leads to at most 8 rules (xdpath's MAX_CHAIN): the drop is one.
 MAX_SOURCELESS = 7
@@ -69,6 +76,8 @@ class Port:
     id: str
     addresses: tuple[str, ...]
     groups: tuple[str, ...]
+    # Its network's segment (vxlan/geneve: its rules get the VNI).
+    segment: Segment | None = None
 
 
 @dataclass
@@ -148,6 +157,7 @@ def rules_for(
     destination = host(address)
     ethertype = f"IPv{version}"
     allows: list[dict[str, Any]] = []
+    seen: list[dict[str, Any]] = []
     for rule in rules:
         if rule.get("direction") != "ingress" or rule.get("ethertype", "IPv4") != ethertype:
             continue
@@ -163,8 +173,12 @@ def rules_for(
             allow["proto"] = protocol
         if ports is not None:
             allow["dport"] = ports
-        if allow not in allows:
-            allows.append(allow)
+        if allow in seen:
+            continue  # the same allow from another group: the first names it
+        seen.append(dict(allow))
+        if group := rule.get("security_group_id"):
+            allow["labels"] = {"security_group_id": str(group)}
+        allows.append(allow)
     # Allows with a source first (they sit in source chains anyway).
     allows.sort(key=lambda allow: "src" not in allow)
     sourceless = sum(1 for allow in allows if "src" not in allow)
@@ -215,11 +229,13 @@ def port_rules(ports: Sequence[Port], groups: Groups) -> PortRules:
                 f"port {port.id}: egress security group rules are not enforced by xdpath "
                 "(it sees the traffic that comes to the port)"
             )
+        if port.segment is not None and (note := port.segment.note(f"port {port.id}")):
+            result.not_enforced.append(note)
         try:
             result.rules[port.id] = [
-                xdpath_rule
+                {**xdpath_rule, "labels": {"port_id": port.id, **xdpath_rule.get("labels", {})}}
                 for address in port.addresses
-                for xdpath_rule in rules_for(address, rules, groups)
+                for xdpath_rule in in_segment(rules_for(address, rules, groups), port.segment)
             ]
         except Unexpressible as why:
             result.not_enforced.append(

@@ -102,6 +102,7 @@ pub(crate) fn limit(
             to: None,
             owner: None,
             vni: None,
+            labels: Default::default(),
         }],
         ..FilterState::default()
     }

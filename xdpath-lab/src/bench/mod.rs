@@ -274,6 +274,7 @@ pub fn bench_filter_state() -> Result<xdpath::control::state::FilterState, Strin
         to: None,
         owner: None,
         vni: None,
+        labels: Default::default(),
     };
     Ok(xdpath::control::state::FilterState {
         rules,

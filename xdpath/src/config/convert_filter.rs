@@ -16,8 +16,8 @@ use crate::api::RuleArgs;
 use crate::control::compile::{compile_limit, compile_rules, compile_settings, CompileError};
 use crate::control::ops::check_limit;
 use crate::control::parse::{
-    parse_cidr, parse_duration, parse_port, parse_port_list, parse_port_range, parse_protocol,
-    parse_tcp_flags, parse_vni, PortRange,
+    check_labels, parse_cidr, parse_duration, parse_port, parse_port_list, parse_port_range,
+    parse_protocol, parse_tcp_flags, parse_vni, PortRange,
 };
 use crate::control::rulefile::{management_conflict, parse_action};
 use crate::control::state::{
@@ -143,6 +143,13 @@ fn rule(
         parse_action,
     );
     let vni = entry_field(report, item, &path, "vni", args.vni.as_deref(), parse_vni);
+    if let Err(error) = check_labels(&args.labels) {
+        report.error(
+            item.span("labels"),
+            format!("{path}.labels"),
+            error.to_string(),
+        );
+    }
     check_rule_interface(item, &path, environment, report);
     if args.src.is_none() && args.dst.is_none() {
         report.error(Some(at.clone()), &path, "a rule needs src or dst");
@@ -165,6 +172,7 @@ fn rule(
         monitor: args.monitor,
         vni,
         owner: None,
+        labels: args.labels.clone(),
     };
     if !rule_installable(&spec, args, management, &path, at, report) {
         return None;

@@ -170,6 +170,8 @@ fn semantic_checks_of_the_cli_apply() {
         ("[[filter.rule]]\nid = 2\nsrc = \"10.0.0.0/8\"\ndport = 70000\naction = \"drop\"\n", "port \"70000\" is out of range"),
         ("[[filter.rule]]\nid = 2\nsrc = \"10.0.0.0/8\"\nvni = 16777216\naction = \"drop\"\n", "filter.rule[0].vni: invalid VNI \"16777216\": expected a number 0-16777215"),
         ("[[filter.ratelimit]]\nid = 1\npps = 10\nvni = \"tenant\"\n", "vni: invalid VNI \"tenant\""),
+        ("[[filter.rule]]\nid = 2\nsrc = \"10.0.0.0/8\"\naction = \"drop\"\nlabels = { owner = \"x\" }\n", "filter.rule[0].labels: invalid label key \"owner\": xdpath's own label"),
+        ("[[filter.ratelimit]]\nid = 1\npps = 10\nlabels = { a = \"\" }\n", "invalid value of label \"a\": empty"),
         ("[[filter.rule]]\nid = 2\nsrc = \"10.0.0.0/8\"\niface = \"nope0\"\naction = \"drop\"\n", "interface \"nope0\" does not exist"),
         ("[filter.mgmt]\nprefixes = [\"192.0.2.0/28\"]\n[[filter.rule]]\nid = 3\nsrc = \"0.0.0.0/0\"\naction = \"drop\"\n", "set override = true"),
         ("[[filter.ratelimit]]\nid = 1\nproto = \"tcp\"\n", "give pps or bps"),
@@ -500,4 +502,29 @@ vni = \"16777215\"
     other.filter.rules[0].vni = Some(1002);
     assert!(!plan(&config, &other).is_empty());
     assert!(plan(&config, &config).is_empty());
+}
+
+#[test]
+fn rules_and_limits_take_labels() {
+    let text = "\
+[[filter.rule]]
+id = 1
+src = \"192.168.1.0/24\"
+action = \"drop\"
+labels = { port_id = \"p-1\", security_group_id = \"g-1\" }
+
+[[filter.ratelimit]]
+id = 1
+pps = 100
+labels = { qos_policy_id = \"q-1\" }
+";
+    let config = parse(text).expect("valid");
+    let rule = &config.filter.rules[0].labels;
+    assert_eq!(rule.get("port_id").map(String::as_str), Some("p-1"));
+    assert_eq!(rule.len(), 2);
+    let limit = &config.filter.rate_limits[0].labels;
+    assert_eq!(limit.get("qos_policy_id").map(String::as_str), Some("q-1"));
+    let mut other = config.clone();
+    other.filter.rules[0].labels.clear();
+    assert!(!plan(&config, &other).is_empty(), "labels are compared");
 }

@@ -3,7 +3,7 @@
 //! the first map write), so a refused change changes nothing and both
 //! front ends give the same results.
 
-use super::parse::{parse_cidr, parse_duration, parse_protocol, parse_vni, Cidr};
+use super::parse::{check_labels, parse_cidr, parse_duration, parse_protocol, parse_vni, Cidr};
 use super::rulefile::management_conflict;
 use super::session::Session;
 use super::state::BlockSpec;
@@ -246,6 +246,10 @@ pub fn check_limit(args: &LimitArgs, id: u32, naming: Naming) -> Result<LimitSpe
             .as_deref()
             .map(|text| parse_vni(text).map_err(|error| parsed("vni", error)))
             .transpose()?,
+        labels: {
+            check_labels(&args.labels).map_err(|error| parsed("labels", error))?;
+            args.labels.clone()
+        },
     })
 }
 

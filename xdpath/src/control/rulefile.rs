@@ -15,7 +15,7 @@ use std::path::Path;
 use xdpath_core::filter::mask;
 
 use super::parse::{
-    parse_cidr, parse_port_range, parse_protocol, parse_tcp_flags, parse_vni, Cidr,
+    check_labels, parse_cidr, parse_port_range, parse_protocol, parse_tcp_flags, parse_vni, Cidr,
 };
 use super::state::{Management, RuleAction, RuleSpec};
 use super::ControlError;
@@ -54,6 +54,10 @@ impl RuleArgs {
             monitor: self.monitor,
             vni: self.vni.as_deref().map(parse_vni).transpose()?,
             owner: None,
+            labels: {
+                check_labels(&self.labels)?;
+                self.labels.clone()
+            },
         })
     }
 }
@@ -94,6 +98,7 @@ fn bare_drop_rule(sources: Vec<Cidr>) -> RuleSpec {
         monitor: false,
         vni: None,
         owner: None,
+        labels: Default::default(),
     }
 }
 

@@ -24,6 +24,7 @@ pub fn rule_json(rule: &RuleSpec, hits: u64) -> Value {
         "monitor": rule.monitor,
         "vni": rule.vni,
         "owner": rule.owner,
+        "labels": rule.labels,
         "hits": hits,
     })
 }

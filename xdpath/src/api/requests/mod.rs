@@ -62,6 +62,13 @@ pub struct RuleArgs {
     #[cfg_attr(feature = "clap", arg(long, value_name = "VNI"))]
     #[serde(default, deserialize_with = "text::scalar")]
     pub vni: Option<String>,
+    /// Labels for whoever reads its counters (Prometheus, the JSON
+    /// rows): at most 4 `key: value` pairs, keys `[a-z_][a-z0-9_]{0,31}`
+    /// other than rule, limit and owner. Not a flag: set through the API,
+    /// owner documents and config files.
+    #[cfg_attr(feature = "clap", arg(skip))]
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// A field an API body must have, though the CLI's flag is optional (so
@@ -134,6 +141,13 @@ pub struct LimitArgs {
     #[cfg_attr(feature = "clap", arg(long, value_name = "VNI"))]
     #[serde(default, deserialize_with = "text::scalar")]
     pub vni: Option<String>,
+    /// Labels for whoever reads its counters (Prometheus, the JSON
+    /// rows): at most 4 `key: value` pairs, keys `[a-z_][a-z0-9_]{0,31}`
+    /// other than rule, limit and owner. Not a flag: set through the API,
+    /// owner documents and config files.
+    #[cfg_attr(feature = "clap", arg(skip))]
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// A limit's buckets are per source address unless the request says.

@@ -92,6 +92,9 @@ pub(super) fn rule(rule: &RuleSpec) -> String {
     if let Some(vni) = rule.vni {
         parts.push(format!("vni {vni}"));
     }
+    if !rule.labels.is_empty() {
+        parts.push(format!("labels {}", label_text(&rule.labels)));
+    }
     parts.join(" ")
 }
 
@@ -145,6 +148,9 @@ pub(super) fn limit(limit: &LimitSpec) -> String {
     }
     if let Some(vni) = limit.vni {
         parts.push(format!("vni {vni}"));
+    }
+    if !limit.labels.is_empty() {
+        parts.push(format!("labels {}", label_text(&limit.labels)));
     }
     parts.join(" ")
 }
@@ -300,4 +306,13 @@ impl fmt::Display for Plan {
         }
         Ok(())
     }
+}
+
+/// Labels as `key=value,key=value`.
+fn label_text(labels: &crate::control::parse::Labels) -> String {
+    labels
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -23,6 +23,7 @@ fn rule(id: u32, sources: &[&str], action: RuleAction) -> RuleSpec {
         monitor: false,
         vni: None,
         owner: None,
+        labels: Default::default(),
     }
 }
 

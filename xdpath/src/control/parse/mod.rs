@@ -3,6 +3,7 @@
 //! that quotes the input.
 
 mod cidr;
+mod labels;
 #[cfg(test)]
 mod tests;
 
@@ -98,6 +99,28 @@ pub enum ParseError {
         /// The input.
         text: String,
     },
+    /// More labels than a rule or limit may carry.
+    #[error("{count} labels: at most {} are allowed", labels::MAX_LABELS)]
+    LabelCount {
+        /// How many were given.
+        count: usize,
+    },
+    /// A label key that is not a valid, free Prometheus label name.
+    #[error("invalid label key {}: {why}", quote(key))]
+    LabelKey {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// A label value that is empty, too long or holds control characters.
+    #[error("invalid value of label {}: {why}", quote(key))]
+    LabelValue {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        why: &'static str,
+    },
     /// Not `N[s|m|h|d]`, zero, or longer than [`MAX_DURATION_SECONDS`].
     #[error(
         "invalid duration {} (expected e.g. 30s, 10m, 1h, 2d; at most 3650d)",
@@ -114,6 +137,7 @@ pub enum ParseError {
 pub const MAX_DURATION_SECONDS: u64 = 3650 * 86_400;
 
 pub use cidr::{parse_cidr, Cidr};
+pub use labels::{check_labels, Labels, MAX_LABELS};
 
 /// A destination port range, inclusive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

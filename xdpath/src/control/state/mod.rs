@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::parse::{Cidr, PortRange, TcpFlagsSpec};
+use super::parse::{Cidr, Labels, PortRange, TcpFlagsSpec};
 
 pub use crate::netns::{state_dir_of, STATE_ROOT};
 /// The state file's name inside a namespace's directory.
@@ -124,6 +124,9 @@ pub struct RuleSpec {
     /// from its document (`lb::owner`); none: the operator's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Labels on its counters (see `control::parse::check_labels`).
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
 }
 
 impl RuleSpec {
@@ -139,6 +142,7 @@ impl RuleSpec {
             && self.monitor == other.monitor
             && self.vni == other.vni
             && self.owner == other.owner
+            && self.labels == other.labels
     }
 }
 
@@ -213,6 +217,9 @@ pub struct LimitSpec {
     /// Only tunnelled frames with this VNI, on their inner headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vni: Option<u32>,
+    /// Labels on its counters (see `control::parse::check_labels`).
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
 }
 
 /// What to do with IP fragments, as the operator says it.

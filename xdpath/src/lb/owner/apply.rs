@@ -180,7 +180,8 @@ fn edit_backends(state: &mut LbState, id: &VipId, wanted: &[(IpAddr, u64)]) -> R
 }
 
 /// Gives `owner` exactly the rate limits `wanted`: a limit already there
-/// (equal but for its id) keeps its id, and so its buckets; the owner's
+/// (equal but for its id and labels) keeps its id, and so its buckets,
+/// and takes the document's labels; the owner's
 /// others go; new ones get fresh ids.
 pub fn edit_limits(
     state: &mut FilterState,
@@ -190,16 +191,21 @@ pub fn edit_limits(
     let mut kept: Vec<u32> = Vec::new();
     let mut new = Vec::new();
     for limit in wanted {
-        let same = state.rate_limits.iter().find(|have| {
+        let same = state.rate_limits.iter_mut().find(|have| {
             have.owner.as_deref() == Some(owner)
                 && !kept.contains(&have.id)
                 && LimitSpec {
                     id: have.id,
+                    labels: have.labels.clone(),
                     ..limit.clone()
                 } == **have
         });
         match same {
-            Some(have) => kept.push(have.id),
+            Some(have) => {
+                // New labels name the same buckets.
+                have.labels.clone_from(&limit.labels);
+                kept.push(have.id);
+            }
             None => new.push(limit.clone()),
         }
     }

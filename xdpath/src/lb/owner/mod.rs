@@ -228,6 +228,7 @@ fn limit_request(limit: &LimitSpec) -> LimitArgs {
         vip: limit.vip.clone(),
         owner: limit.owner.clone(),
         vni: limit.vni.map(|vni| vni.to_string()),
+        labels: limit.labels.clone(),
     }
 }
 
@@ -245,6 +246,7 @@ fn rule_request(rule: &RuleSpec) -> RuleArgs {
         monitor: rule.monitor,
         override_management: false,
         vni: rule.vni.map(|vni| vni.to_string()),
+        labels: rule.labels.clone(),
     }
 }
 

@@ -2,7 +2,8 @@
 //! document's order (rule order decides between the rules one prefix's
 //! chain holds, so an owner's "allow these, then drop the rest" keeps its
 //! meaning); a rule the owner already had, equal but for its id, keeps
-//! its id and with it its hit counter; new rules get fresh ids. Rules
+//! its id and with it its hit counter (so does one whose labels alone
+//! change); new rules get fresh ids. Rules
 //! already exactly as the document says are not touched, so the same
 //! document again writes nothing.
 
@@ -18,6 +19,17 @@ use xdpath_core::filter::MAX_RULES;
 fn same(have: &RuleSpec, wanted: &RuleSpec) -> bool {
     RuleSpec {
         id: have.id,
+        ..wanted.clone()
+    } == *have
+}
+
+/// Whether two rules match and act alike (they may differ in their ids
+/// and labels): the wanted rule takes the id, and so the hit counter, of
+/// the rule it has.
+fn alike(have: &RuleSpec, wanted: &RuleSpec) -> bool {
+    RuleSpec {
+        id: have.id,
+        labels: have.labels.clone(),
         ..wanted.clone()
     } == *have
 }
@@ -51,7 +63,7 @@ pub fn edit_rules(
     for (index, (want, override_management)) in wanted.iter().enumerate() {
         let kept = had
             .iter()
-            .find(|have| same(have, want) && !placed.iter().any(|rule| rule.id == have.id));
+            .find(|have| alike(have, want) && !placed.iter().any(|rule| rule.id == have.id));
         if kept.is_none() {
             check_new(state, want, *override_management)?;
             fresh.push(index);
