@@ -11,7 +11,7 @@ use crate::verdict::Outcome;
 use crate::wire::protocol;
 use crate::wire::tcp::{FLAG_ACK, FLAG_SYN};
 
-use flow::{l3_offset, quoted_flow, Flow};
+use flow::{l3_offset, may_quote, quoted_flow, Flow};
 use rewrite::{encapsulate, write_tags, Target};
 
 /// The outcome of the balancing stage: a verdict, and for a redirect the
@@ -50,7 +50,9 @@ pub fn lb_stage<P: PacketMut, T: LbTables>(
     // The frame's length before encapsulation (for the statistics).
     let frame_len = packet.len() as u64;
     let mut flow = Flow::of(key);
-    if !quoted_flow(packet, key, &mut flow) {
+    // Only ICMP can quote a flow: TCP and UDP skip the call (a function of
+    // its own, for its stack frame).
+    if may_quote(key) && !quoted_flow(packet, key, &mut flow) {
         // A quoted header read part way may have overwritten fields.
         flow = Flow::of(key);
     }
