@@ -187,6 +187,46 @@ pub struct VipKey {
     pub reserved: [u8; 5],
 }
 
+impl VipKey {
+    /// The key of `address`, `port` and `protocol`, its reserved bytes
+    /// zero. Its last word (port, protocol, reserved) is written whole:
+    /// from a struct literal the eBPF build zeroes the five reserved bytes
+    /// with a call to `memset` (a byte loop) on every frame to a VIP.
+    #[inline(always)]
+    pub fn new(address: &[u8; 16], port: u16, protocol: u8) -> Self {
+        let mut key = Self {
+            address: *address,
+            ..Self::default()
+        };
+        let [p0, p1] = port.to_ne_bytes();
+        set_word::<_, 2>(&mut key, [p0, p1, protocol, 0, 0, 0, 0, 0]);
+        key
+    }
+}
+
+/// Overwrites 64-bit word `index` of a key with `bytes` in one store
+/// (which also makes the field-by-field zeroing before it dead). The key
+/// stays the one object on the stack: the eBPF stages' frames are nearly
+/// full.
+#[inline(always)]
+fn set_word<K: Copy, const INDEX: usize>(key: &mut K, bytes: [u8; 8]) {
+    const {
+        assert!(
+            core::mem::align_of::<K>() >= 8 && (INDEX + 1) * 8 <= core::mem::size_of::<K>(),
+            "a word inside an 8-aligned key"
+        );
+    }
+    // SAFETY: the word lies inside `key` and is aligned (checked at compile
+    // time just above); the keys are `repr(C)` structs of plain integers,
+    // valid for any bytes.
+    unsafe {
+        core::ptr::write(
+            (key as *mut K).cast::<u64>().add(INDEX),
+            u64::from_ne_bytes(bytes),
+        );
+    }
+}
+
 /// A VIP (value of the VIP table).
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -237,6 +277,29 @@ pub struct ConnectionKey {
     pub protocol: u8,
     /// Reserved, zero.
     pub reserved: [u8; 3],
+}
+
+impl ConnectionKey {
+    /// The key of a flow, its reserved bytes zero; its last word written
+    /// whole, for the reason given at [`VipKey::new`].
+    #[inline(always)]
+    pub fn new(
+        source: &[u8; 16],
+        destination: &[u8; 16],
+        source_port: u16,
+        destination_port: u16,
+        protocol: u8,
+    ) -> Self {
+        let mut key = Self {
+            source: *source,
+            destination: *destination,
+            ..Self::default()
+        };
+        let [a, b] = source_port.to_ne_bytes();
+        let [c, d] = destination_port.to_ne_bytes();
+        set_word::<_, 4>(&mut key, [a, b, c, d, protocol, 0, 0, 0]);
+        key
+    }
 }
 
 /// A connection-table entry.
@@ -453,6 +516,28 @@ mod tests {
     #[test]
     fn allow_keys_and_drop_slots_have_their_layout() {
         assert_eq!(core::mem::size_of::<AllowKey>(), 24);
+        let address = ipv4_mapped([203, 0, 113, 10]);
+        let client = ipv4_mapped([192, 0, 2, 1]);
+        assert_eq!(
+            VipKey::new(&address, 80, 6),
+            VipKey {
+                address,
+                port: 80,
+                protocol: 6,
+                reserved: [0; 5],
+            }
+        );
+        assert_eq!(
+            ConnectionKey::new(&client, &address, 40000, 80, 6),
+            ConnectionKey {
+                source: client,
+                destination: address,
+                source_port: 40000,
+                destination_port: 80,
+                protocol: 6,
+                reserved: [0; 3],
+            }
+        );
         let key = AllowKey::new(3, 4, &ipv4_mapped([10, 0, 0, 0]), 96 + 8);
         assert_eq!(key.prefix_len, 32 + 104);
         let mut slots = [false; (MAX_VIPS * VIP_DROP_SLOTS) as usize];

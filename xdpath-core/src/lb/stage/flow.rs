@@ -45,6 +45,13 @@ pub(super) fn l3_offset(key: &FlowKey) -> usize {
     14 + 4 * usize::from(key.vlan_count)
 }
 
+/// Whether the frame may be an ICMP error quoting a flow (the cheap test
+/// before [`quoted_flow`], which tests the rest).
+#[inline(always)]
+pub(super) fn may_quote(key: &FlowKey) -> bool {
+    key.protocol == protocol::ICMP || key.protocol == protocol::ICMPV6
+}
+
 /// For "fragmentation needed" / "packet too big": the flow of the quoted
 /// header (a VIP's packet to its client), turned round, written into
 /// `flow`; false when the frame is not such an error. Only for ICMPv6

@@ -11,7 +11,7 @@ use crate::verdict::Outcome;
 use crate::wire::protocol;
 use crate::wire::tcp::{FLAG_ACK, FLAG_SYN};
 
-use flow::{l3_offset, quoted_flow, Flow};
+use flow::{l3_offset, may_quote, quoted_flow, Flow};
 use rewrite::{encapsulate, write_tags, Target};
 
 /// The outcome of the balancing stage: a verdict, and for a redirect the
@@ -50,16 +50,13 @@ pub fn lb_stage<P: PacketMut, T: LbTables>(
     // The frame's length before encapsulation (for the statistics).
     let frame_len = packet.len() as u64;
     let mut flow = Flow::of(key);
-    if !quoted_flow(packet, key, &mut flow) {
+    // Only ICMP can quote a flow: TCP and UDP skip the call (a function of
+    // its own, for its stack frame).
+    if may_quote(key) && !quoted_flow(packet, key, &mut flow) {
         // A quoted header read part way may have overwritten fields.
         flow = Flow::of(key);
     }
-    let mut vip_key = VipKey {
-        address: flow.destination,
-        port: flow.destination_port,
-        protocol: flow.protocol,
-        reserved: [0; 5],
-    };
+    let mut vip_key = VipKey::new(&flow.destination, flow.destination_port, flow.protocol);
     let vip = match tables.vip(&vip_key) {
         Some(vip) => vip,
         None => {
@@ -193,14 +190,13 @@ fn pick_backend<T: LbTables>(
     } else {
         (flow.source_port, flow.destination_port)
     };
-    let connection_key = ConnectionKey {
-        source: flow.source,
-        destination: flow.destination,
-        source_port: ports.0,
-        destination_port: ports.1,
-        protocol: flow.protocol,
-        reserved: [0; 3],
-    };
+    let connection_key = ConnectionKey::new(
+        &flow.source,
+        &flow.destination,
+        ports.0,
+        ports.1,
+        flow.protocol,
+    );
     // The entry found or placed, and the table to record it in: one insert
     // at the end, so that the entry has one place on the stack.
     let found = if conntrack {
@@ -209,9 +205,8 @@ fn pick_backend<T: LbTables>(
         None
     };
     let (connection, backend, record) = match found {
-        Some((connection, in_new_table)) => {
+        Some((connection, backend, in_new_table)) => {
             tables.count_connection(CONN_HITS);
-            let backend = tables.backend(connection.backend)?;
             // Past its SYN, a flow the new-flow table holds is established.
             let established = in_new_table && !opening && !flow.icmp_error;
             (
@@ -253,31 +248,35 @@ fn pick_backend<T: LbTables>(
     Some((connection.backend, backend, new_flow))
 }
 
-/// The flow's entry in the connection tables, if its backend still
-/// lives, and whether it came from the new-flow table: the established
-/// table is looked in first.
+/// The flow's entry in the connection tables and its backend, if that
+/// still lives, and whether it came from the new-flow table: the
+/// established table is looked in first.
 #[inline(always)]
 fn known_connection<T: LbTables>(
     key: &ConnectionKey,
     tables: &mut T,
-) -> Option<(Connection, bool)> {
-    if let Some(connection) = live_connection(ConnectionTable::Established, key, tables) {
-        return Some((connection, false));
+) -> Option<(Connection, Backend, bool)> {
+    if let Some((connection, backend)) = live_connection(ConnectionTable::Established, key, tables)
+    {
+        return Some((connection, backend, false));
     }
-    live_connection(ConnectionTable::New, key, tables).map(|connection| (connection, true))
+    live_connection(ConnectionTable::New, key, tables)
+        .map(|(connection, backend)| (connection, backend, true))
 }
 
-/// A flow's entry in `table`, unless its backend is gone (the slot empty
-/// or given to another).
+/// A flow's entry in `table` and its backend, unless the backend is gone
+/// (the slot empty or given to another). The backend read for that check
+/// is the one the frame goes to: a hit reads the backend array once.
 #[inline(always)]
 fn live_connection<T: LbTables>(
     table: ConnectionTable,
     key: &ConnectionKey,
     tables: &mut T,
-) -> Option<Connection> {
+) -> Option<(Connection, Backend)> {
     let connection = tables.connection(table, key)?;
     let backend = tables.backend(connection.backend)?;
-    (backend.family != 0 && backend.generation == connection.generation).then_some(connection)
+    (backend.family != 0 && backend.generation == connection.generation)
+        .then_some((connection, backend))
 }
 
 /// On a backend: strips IPIP or GUE addressed to this host, leaving the
