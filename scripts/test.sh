@@ -12,5 +12,6 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # A test that needs root fails rather than skips (xdpath_lab::needs_root!).
 export XDPATH_REQUIRE_ROOT=1
 cargo build --release --quiet
-cargo test --release --workspace --exclude xdpath-ebpf 2>&1
+# Every test binary of the workspace, two at a time, then the doc tests.
+scripts/rust-tests.sh
 openstack/run-tests.sh
