@@ -108,6 +108,7 @@ def test_a_firewall_group_decides_as_fwaas_first_match_does(
     try:
         with listening(bed, address):
             check_enforced(xdpathd, bed, address=address, owner=owner)
+            check_restarts_converge(compute_agent, xdpathd, bed, owner=owner)
             rules.append(check_first_match(conn, xdpathd, bed, ingress, rules, owner=owner))
             check_switched_off(conn, xdpathd, bed, group=group, address=address, owner=owner)
     finally:
@@ -149,6 +150,33 @@ def check_enforced(xdpathd: Xdpathd, bed: QosBed, *, address: str, owner: str) -
     assert udp_deny["hits"] >= flow["sent"], (udp_deny, flow)
     assert allow["hits"] >= 1, allow
     assert drop["hits"] >= 1, drop  # the SYN from outside
+
+
+def rule_rows(xdpathd: Xdpathd, owner: str) -> list[tuple[Any, ...]]:
+    """The owner's rules as (id, action, sources, destination, protocol,
+    ports): what a restart must neither lose nor duplicate nor renumber."""
+    return [
+        (row["id"], row["action"], row["sources"], row["destination"], row["protocol"],
+         row["dport"])
+        for row in owned_rules(xdpathd, owner)
+    ]  # fmt: skip
+
+
+def check_restarts_converge(agent: Agent, xdpathd: Xdpathd, bed: QosBed, *, owner: str) -> None:
+    """The agent restarted, then xdpathd restarted: the same rules, with
+    the same ids, after several of the agent's passes, and the operator's
+    rule beside them."""
+    before = rule_rows(xdpathd, owner)
+    agent.stop()
+    agent.start()
+    time.sleep(2.0)  # four passes of the agent (poll_interval 0.5 s)
+    assert rule_rows(xdpathd, owner) == before, "after the agent's restart"
+    bed.stop_xdpathd()
+    bed.start_xdpathd()
+    time.sleep(2.0)
+    assert rule_rows(xdpathd, owner) == before, "after xdpathd's restart"
+    operators = [row for row in xdpathd.call("GET", "/v1/rules") if not row.get("owner")]
+    assert [row["sources"] for row in operators] == [[OPERATOR_SOURCE]], operators
 
 
 def udp_arrives(bed: QosBed, address: str) -> float:
