@@ -60,7 +60,7 @@ run_one() {
   (cd "$dir" && "$exe") >"$work/$name.log" 2>&1 || status=$?
   local took=$(($(date +%s) - started))
   if ((status == 0)); then
-    printf 'ok      %-28s %4d s  %s\n' "$name" "$took" "$(grep -h '^test result' "$work/$name.log" | tail -1 | cut -d. -f2 | sed 's/^ //')"
+    printf 'ok      %-28s %4d s  %s\n' "$name" "$took" "$(grep -h '^test result' "$work/$name.log" | tail -1 | sed -E 's/^test result: ok\. ([0-9]+ passed); [0-9]+ failed; ([0-9]+ ignored).*/\1, \2/')"
   else
     printf 'FAILED  %-28s %4d s\n' "$name" "$took"
     echo "$name" >>"$work/failed"

@@ -2,6 +2,7 @@
 //! config's own terms.
 
 use super::tests::{errors, parse};
+use crate::control::state::RuleAction;
 
 /// A file entry has the fields of its API request but the VIP, which is
 /// the enclosing `[[lb.vip]]`.
@@ -90,4 +91,21 @@ fn messages_speak_the_configs_terms() {
             "{expected}\n{lines:#?}"
         );
     }
+}
+
+#[test]
+fn admit_is_a_rules_action_not_the_default() {
+    let lines = errors("[filter]\ndefault = \"admit\"\n");
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].contains("filter.default: the default action is drop or pass"),
+        "{lines:#?}"
+    );
+    let config = parse("[[filter.rule]]\nid = 1\nsrc = \"10.0.0.0/8\"\naction = \"admit\"\n")
+        .expect("admit is a rule's action");
+    let rules = &config.filter.rules;
+    assert_eq!(
+        rules.first().map(|rule| rule.action),
+        Some(RuleAction::Admit)
+    );
 }

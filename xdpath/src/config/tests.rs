@@ -144,23 +144,6 @@ fn a_wrong_value_is_not_also_reported_missing() {
 }
 
 #[test]
-fn admit_is_a_rules_action_not_the_default() {
-    let lines = errors("[filter]\ndefault = \"admit\"\n");
-    assert_eq!(lines.len(), 1, "{lines:#?}");
-    assert!(
-        lines[0].contains("filter.default: the default action is drop or pass"),
-        "{lines:#?}"
-    );
-    let config = parse("[[filter.rule]]\nid = 1\nsrc = \"10.0.0.0/8\"\naction = \"admit\"\n")
-        .expect("admit is a rule's action");
-    let rules = &config.filter.rules;
-    assert_eq!(
-        rules.first().map(|rule| rule.action),
-        Some(RuleAction::Admit)
-    );
-}
-
-#[test]
 fn semantic_checks_of_the_cli_apply() {
     let cases: &[(&str, &str)] = &[
         ("[[filter.rule]]\nid = 1\nsrc = \"10.0.0.0/8\"\naction = \"pass\"\n[[filter.rule]]\nid = 1\ndst = \"::/0\"\naction = \"drop\"\n", "rule id 1 is used twice"),
