@@ -59,7 +59,9 @@ def test_remote_groups_and_address_groups_expand_to_their_members() -> None:
 @pytest.mark.parametrize(
     ("rule", "why"),
     [
-        (ingress(protocol="icmp", port_range_min=8, port_range_max=0), "ICMP type"),
+        (ingress(protocol="icmp", port_range_max=0), "ICMP code 0 without a type"),
+        (ingress(protocol="icmp", port_range_min=256), "ICMP type 256"),
+        (ingress(protocol="icmp", port_range_min=3, port_range_max=300), "ICMP code 300"),
         (ingress(protocol="sctp", port_range_min=5, port_range_max=5), "port range"),
         (ingress(protocol="ospf"), "protocol ospf"),
     ],
@@ -67,6 +69,31 @@ def test_remote_groups_and_address_groups_expand_to_their_members() -> None:
 def test_what_xdpath_cannot_express_is_refused(rule: dict[str, Any], why: str) -> None:
     with pytest.raises(Unexpressible, match=why):
         rules_for("10.0.0.5", [rule], Groups())
+
+
+def test_icmp_type_and_code_become_the_rules_icmp_type() -> None:
+    rules = [
+        ingress(protocol="icmp", port_range_min=8, port_range_max=0),
+        ingress(protocol="icmp", port_range_min=3, remote_ip_prefix="192.0.2.0/24"),
+        ingress(protocol="1", port_range_min=0),
+        {"direction": "ingress", "ethertype": "IPv6", "protocol": "ipv6-icmp",
+         "port_range_min": 128},
+        # Neutron reads "icmp" on IPv6 as ICMPv6.
+        {"direction": "ingress", "ethertype": "IPv6", "protocol": "icmp",
+         "port_range_min": 1, "port_range_max": 4},
+    ]  # fmt: skip
+    assert rules_for("10.0.0.5", rules, Groups()) == [
+        {"dst": "10.0.0.5/32", "action": "admit", "src": ["192.0.2.0/24"], "proto": "icmp",
+         "icmp_type": "3"},
+        {"dst": "10.0.0.5/32", "action": "admit", "proto": "icmp", "icmp_type": "8/0"},
+        {"dst": "10.0.0.5/32", "action": "admit", "proto": "1", "icmp_type": "0"},
+        {"dst": "10.0.0.5/32", "action": "drop"},
+    ]  # fmt: skip
+    assert rules_for("2001:db8::5", rules, Groups()) == [
+        {"dst": "2001:db8::5/128", "action": "admit", "proto": "icmpv6", "icmp_type": "128"},
+        {"dst": "2001:db8::5/128", "action": "admit", "proto": "icmpv6", "icmp_type": "1/4"},
+        {"dst": "2001:db8::5/128", "action": "drop"},
+    ]  # fmt: skip
 
 
 def test_too_many_sourceless_allows_for_one_chain_are_refused() -> None:

@@ -431,3 +431,66 @@ fn a_vni_out_of_range_is_refused() {
         .collect();
     assert_eq!(vnis, [0, 16_777_215]);
 }
+
+#[test]
+fn icmp_types_out_of_range_or_off_icmp_are_refused() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    xdpath_ok(&bed, &["attach", &interface]);
+    let add = |rest: &[&'static str]| {
+        let mut args = vec!["filter", "add", "--src", "192.0.2.0/24"];
+        args.extend_from_slice(rest);
+        args.extend_from_slice(&["--action", "drop"]);
+        args
+    };
+    refused(
+        &bed,
+        &[
+            (
+                add(&["--proto", "icmp", "--icmp-type", "256"]),
+                vec!["invalid ICMP type \"256\"", "0-255"],
+            ),
+            (
+                add(&["--proto", "icmp", "--icmp-type", "3/"]),
+                vec!["invalid ICMP type \"3/\""],
+            ),
+            (
+                add(&["--proto", "icmp", "--icmp-type", "3/4/5"]),
+                vec!["invalid ICMP type \"3/4/5\""],
+            ),
+            (
+                add(&["--proto", "tcp", "--icmp-type", "8"]),
+                vec!["needs protocol icmp or icmpv6", "protocol \"tcp\""],
+            ),
+            (
+                add(&["--icmp-type", "8"]),
+                vec!["needs protocol icmp or icmpv6", "the rule has none"],
+            ),
+            (
+                add(&["--proto", "icmp", "--icmp-type", "8", "--dport", "80"]),
+                vec!["exclude each other"],
+            ),
+        ],
+    );
+    // In range, the rule is listed with its type and code.
+    xdpath_ok(
+        &bed,
+        &[
+            "filter",
+            "add",
+            "--src",
+            "2001:db8::/32",
+            "--proto",
+            "icmpv6",
+            "--icmp-type",
+            "1/4",
+            "--action",
+            "drop",
+        ],
+    );
+    let rules = json(&bed, &["filter", "list"]);
+    assert_eq!(rules["rules"][0]["icmp_type"], "1/4", "{rules}");
+    assert_eq!(rules["rules"][0]["protocol"], "icmpv6", "{rules}");
+    assert!(xdpath_ok(&bed, &["filter", "list"]).contains("type 1/4"));
+}

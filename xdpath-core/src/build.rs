@@ -29,6 +29,14 @@ pub enum Transport {
     },
     /// An ICMP echo request (ICMPv6 over IPv6).
     EchoRequest,
+    /// An ICMP message (ICMPv6 over IPv6) of this type and code, with a
+    /// zero rest-of-header.
+    Icmp {
+        /// Message type.
+        kind: u8,
+        /// Message code.
+        code: u8,
+    },
     /// A raw protocol number and no header of its own.
     Other(u8),
 }
@@ -196,6 +204,10 @@ impl FrameSpec {
                 let kind = if v6 { 128 } else { 8 };
                 let number = if v6 { protocol::ICMPV6 } else { protocol::ICMP };
                 (number, std::vec![kind, 0, 0, 0, 0, 1, 0, 1])
+            }
+            Transport::Icmp { kind, code } => {
+                let number = if v6 { protocol::ICMPV6 } else { protocol::ICMP };
+                (number, std::vec![kind, code, 0, 0, 0, 0, 0, 0])
             }
             Transport::Other(number) => (number, Vec::new()),
         }

@@ -29,6 +29,7 @@ fn transport() -> impl Strategy<Value = Transport> {
             destination_port: d
         }),
         Just(Transport::EchoRequest),
+        (any::<u8>(), any::<u8>()).prop_map(|(kind, code)| Transport::Icmp { kind, code }),
         // Protocols with no header of their own; never an extension header.
         prop_oneof![Just(47u8), Just(50u8), Just(89u8), Just(132u8)].prop_map(Transport::Other),
     ]
@@ -97,6 +98,10 @@ proptest! {
             }
             Transport::EchoRequest => {
                 prop_assert!(matches!(parsed.class, Reason::Ipv4Icmp | Reason::Ipv6Icmp));
+            }
+            Transport::Icmp { kind, code } => {
+                prop_assert!(matches!(parsed.class, Reason::Ipv4Icmp | Reason::Ipv6Icmp));
+                prop_assert_eq!(parsed.key.destination_port, u16::from(kind) << 8 | u16::from(code));
             }
             Transport::Other(number) => {
                 prop_assert_eq!(parsed.key.protocol, number);

@@ -6,7 +6,9 @@ each of its fixed IPs:
 
 1. one ``admit`` rule per ingress rule of its groups of that address's
    ethertype: ``dst`` the address (``/32``, ``/128``), ``proto``, ``dport``
-   the port range (TCP and UDP), ``src`` the rule's ``remote_ip_prefix``,
+   the port range (TCP and UDP) or ``icmp_type`` (ICMP and ICMPv6:
+   ``port_range_min`` is the type, ``port_range_max`` the code, ``"8"`` or
+   ``"3/4"``), ``src`` the rule's ``remote_ip_prefix``,
    or the fixed IPs of the ``remote_group_id``'s member ports, or the
    ``remote_address_group_id``'s addresses (none, or a ``/0``: no ``src``);
 2. then one ``drop`` rule: ``dst`` the address, nothing else.
@@ -26,8 +28,8 @@ it (the document's order is the list's). So a frame to the address that
 some rule allows meets its admit rule first; any other meets the drop.
 
 What cannot be expressed is refused for the whole port (reported, nothing
-half-enforced): ICMP type or code (xdpath rules match no ICMP fields),
-port ranges on protocols other than TCP and UDP, a stateful group next to
+half-enforced): an ICMP code without a type, port ranges on protocols
+other than TCP, UDP and ICMP, a stateful group next to
 stateless ones, and more than 7 source-less allows for one address (a
 prefix leads to at most 8 rules). Egress rules are not enforced (xdpath on
 a compute node sees the traffic that comes *to* the VMs): reported,
@@ -63,6 +65,7 @@ PROTOCOLS = {
     "ah": "51",
 }
 PORTED = ("tcp", "udp", "6", "17")
+ICMP = ("icmp", "icmpv6", "1", "58")
 
 
 class Unexpressible(Exception):
@@ -107,8 +110,6 @@ def _ports(rule: Mapping[str, Any], protocol: str | None) -> str | None:
     low, high = rule.get("port_range_min"), rule.get("port_range_max")
     if low is None and high is None:
         return None
-    if protocol in ("icmp", "icmpv6", "1", "58"):
-        raise Unexpressible("ICMP type or code (xdpath rules match no ICMP fields)")
     if protocol not in PORTED:
         raise Unexpressible(f"a port range on protocol {protocol or 'any'}")
     low = int(low if low is not None else 1)
@@ -116,6 +117,20 @@ def _ports(rule: Mapping[str, Any], protocol: str | None) -> str | None:
     if (low, high) == (1, 65535):
         return None
     return str(low) if low == high else f"{low}-{high}"
+
+
+def _icmp_type(rule: Mapping[str, Any]) -> str | None:
+    """An ICMP rule's type (``port_range_min``) and code
+    (``port_range_max``) as xdpath's ``icmp_type``: ``"8"``, ``"3/4"``."""
+    kind, code = rule.get("port_range_min"), rule.get("port_range_max")
+    if kind is None and code is None:
+        return None
+    if kind is None:
+        raise Unexpressible(f"ICMP code {code} without a type")
+    for what, value in (("type", kind), ("code", code)):
+        if value is not None and not 0 <= int(value) <= 255:
+            raise Unexpressible(f"ICMP {what} {value} (0-255)")
+    return str(int(kind)) if code is None else f"{int(kind)}/{int(code)}"
 
 
 def _same_family(prefix: str, version: int) -> bool:
@@ -162,7 +177,11 @@ def rules_for(
         if rule.get("direction") != "ingress" or rule.get("ethertype", "IPv4") != ethertype:
             continue
         protocol = protocol_of(rule)
-        ports = _ports(rule, protocol)
+        if version == 6 and protocol == "icmp":
+            protocol = "icmpv6"  # as Neutron reads "icmp" on IPv6
+        icmp = protocol in ICMP
+        ports = None if icmp else _ports(rule, protocol)
+        icmp_type = _icmp_type(rule) if icmp else None
         sources = _sources(rule, groups, version)
         if sources == []:
             continue
@@ -173,6 +192,8 @@ def rules_for(
             allow["proto"] = protocol
         if ports is not None:
             allow["dport"] = ports
+        if icmp_type is not None:
+            allow["icmp_type"] = icmp_type
         if allow in seen:
             continue  # the same allow from another group: the first names it
         seen.append(dict(allow))

@@ -12,7 +12,7 @@ use xdpath::api::{LimitArgs, NewBlock, PrefixQuery, RuleArgs};
 #[derive(Subcommand)]
 pub enum FilterCommand {
     /// Add a rule; prints its id.
-    Add(RuleArgs),
+    Add(Box<RuleArgs>),
     /// Delete a rule by id (not an owner's: those change with its document).
     Del {
         /// The rule id.

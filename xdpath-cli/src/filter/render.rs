@@ -103,7 +103,7 @@ pub fn print_rules(state: &FilterState, hits: &[u64], json: bool) {
             sources_text(rule),
             or_any(rule.destination.map(|cidr| cidr.to_string())),
             or_any(rule.protocol.map(protocol_name)),
-            or_any(rule.ports.map(|ports| ports.to_string())),
+            or_any(match_text(rule)),
             rule.tcp_flags.map_or("-".into(), |flags| flags.to_string()),
             rule.interface.as_deref().unwrap_or("*"),
             vni_column(rule.vni.map_or("-".into(), |vni| vni.to_string())),
@@ -113,6 +113,12 @@ pub fn print_rules(state: &FilterState, hits: &[u64], json: bool) {
     if state.rules.iter().any(|rule| rule.monitor) {
         println!("(* monitor: counted, not dropped)");
     }
+}
+
+/// The DPORT column: the port range, or `type T[/C]` for an ICMP rule.
+fn match_text(rule: &RuleSpec) -> Option<String> {
+    let icmp_type = rule.icmp_type.map(|icmp_type| format!("type {icmp_type}"));
+    rule.ports.map(|ports| ports.to_string()).or(icmp_type)
 }
 
 /// `filter load`.

@@ -74,3 +74,25 @@ pub(crate) fn fragment_v6(offset: u16, more: bool) -> Vec<u8> {
     frame.splice(54..54, header);
     frame
 }
+
+/// An IPv4 ICMP message of type `kind` and `code`, A4 to B4.
+pub(crate) fn icmp(kind: u8, code: u8) -> Vec<u8> {
+    FrameSpec::new(Network::V4(A4, B4), Transport::Icmp { kind, code }).build()
+}
+
+/// An ICMPv6 message of type `kind` and `code`.
+pub(crate) fn icmp6(kind: u8, code: u8) -> Vec<u8> {
+    FrameSpec::new(
+        Network::V6(doc_v6(1), doc_v6(2)),
+        Transport::Icmp { kind, code },
+    )
+    .build()
+}
+
+/// An IPv4 ICMP echo reply (type 0, code 0) made a later fragment: its
+/// flow key's type and code are zero though it carries no ICMP header.
+pub(crate) fn icmp_later_fragment() -> Vec<u8> {
+    let mut frame = icmp(0, 0);
+    frame[20..22].copy_from_slice(&185u16.to_be_bytes());
+    frame
+}

@@ -179,6 +179,57 @@ pub(crate) fn rule_rows() -> Vec<Row> {
             ],
         ),
         row(
+            "deny by icmp type",
+            rules("--src 192.0.2.0/24 --proto icmp --icmp-type 8 --action drop"),
+            vec![
+                drop(icmp(8, 0), Reason::RuleDeny),
+                drop(icmp(8, 1), Reason::RuleDeny),
+                pass(icmp(0, 0), Reason::Ipv4Icmp),
+                pass(icmp(9, 0), Reason::Ipv4Icmp),
+                pass(tcp(8 << 8, SYN), V4TCP),
+                pass(udp(5000, B4), Reason::Ipv4Udp),
+            ],
+        ),
+        row(
+            "deny by icmp type and code",
+            rules("--src 0.0.0.0/0 --proto icmp --icmp-type 3/4 --action drop"),
+            vec![
+                drop(icmp(3, 4), Reason::RuleDeny),
+                pass(icmp(3, 1), Reason::Ipv4Icmp),
+                pass(icmp(3, 5), Reason::Ipv4Icmp),
+                pass(icmp(4, 4), Reason::Ipv4Icmp),
+            ],
+        ),
+        row(
+            "icmp type rule: later fragments carry no type",
+            rules("--src 0.0.0.0/0 --proto icmp --icmp-type 0 --action drop"),
+            vec![
+                drop(icmp(0, 0), Reason::RuleDeny),
+                pass(icmp_later_fragment(), Reason::Ipv4Icmp),
+            ],
+        ),
+        row(
+            "icmp type rules under a default drop, both families",
+            default_drop(
+                rules(
+                    "--src 0.0.0.0/0 --proto icmp --icmp-type 0 --action pass\n\
+                     --src ::/0 --proto icmpv6 --icmp-type 128 --action pass\n\
+                     --src ::/0 --proto icmpv6 --icmp-type 1/4 --action pass",
+                ),
+                false,
+            ),
+            vec![
+                pass(icmp(0, 0), Reason::Ipv4Icmp),
+                drop(icmp(8, 0), Reason::DefaultDeny),
+                pass(icmp6(128, 0), Reason::Ipv6Icmp),
+                drop(icmp6(129, 0), Reason::DefaultDeny),
+                pass(icmp6(1, 4), Reason::Ipv6Icmp),
+                drop(icmp6(1, 3), Reason::DefaultDeny),
+                drop(tcp6(128 << 8, SYN), Reason::DefaultDeny),
+                drop(tcp(0, SYN), Reason::DefaultDeny),
+            ],
+        ),
+        row(
             "source rule narrowed by destination",
             rules("--src 192.0.2.0/24 --dst 203.0.113.0/24 --action drop"),
             vec![

@@ -3,7 +3,7 @@
 //! user space).
 
 use super::address::{address_words, mask, prefix_contains};
-use crate::parse::FlowKey;
+use crate::parse::{FlowKey, Fragment};
 use crate::wire::protocol;
 
 /// Rules per buffer (the rule set is double-buffered for atomic swaps).
@@ -226,6 +226,11 @@ pub const RULE_PORTS: u8 = 1 << 1;
 pub const RULE_TCP_FLAGS: u8 = 1 << 2;
 /// The rule narrows by a destination prefix (source rules only).
 pub const RULE_DESTINATION: u8 = 1 << 3;
+/// The rule narrows by ICMP or ICMPv6 type and code: `port_low` to
+/// `port_high` bound `type << 8 | code` (as [`FlowKey::destination_port`]
+/// holds it). Frames without an ICMP header (other protocols, later
+/// fragments) never match.
+pub const RULE_ICMP_TYPE: u8 = 1 << 4;
 
 /// One rule: what it matches beyond its prefix, and its action.
 #[repr(C)]
@@ -235,9 +240,10 @@ pub struct Rule {
     pub id: u32,
     /// Only on this interface index; 0: every interface.
     pub ifindex: u32,
-    /// Lowest destination port (with `RULE_PORTS`).
+    /// Lowest destination port (with `RULE_PORTS`), or lowest
+    /// `type << 8 | code` (with `RULE_ICMP_TYPE`).
     pub port_low: u16,
-    /// Highest destination port (with `RULE_PORTS`).
+    /// Highest destination port, or `type << 8 | code`.
     pub port_high: u16,
     /// Destination prefix (with `RULE_DESTINATION`), masked.
     pub destination: [u8; 16],
@@ -277,6 +283,17 @@ impl Rule {
         if self.flags & RULE_PORTS != 0 {
             let ported = key.protocol == protocol::TCP || key.protocol == protocol::UDP;
             if !ported
+                || key.destination_port < self.port_low
+                || key.destination_port > self.port_high
+            {
+                return false;
+            }
+        }
+        if self.flags & RULE_ICMP_TYPE != 0 {
+            let icmp = (key.protocol == protocol::ICMP && key.ip_version == 4)
+                || (key.protocol == protocol::ICMPV6 && key.ip_version == 6);
+            if !icmp
+                || key.fragment == Fragment::Later as u8
                 || key.destination_port < self.port_low
                 || key.destination_port > self.port_high
             {

@@ -16,8 +16,9 @@ use crate::api::RuleArgs;
 use crate::control::compile::{compile_limit, compile_rules, compile_settings, CompileError};
 use crate::control::ops::check_limit;
 use crate::control::parse::{
-    check_labels, parse_cidr, parse_duration, parse_port, parse_port_list, parse_port_range,
-    parse_protocol, parse_tcp_flags, parse_vni, PortRange,
+    check_icmp_type, check_labels, parse_cidr, parse_duration, parse_icmp_type, parse_port,
+    parse_port_list, parse_port_range, parse_protocol, parse_tcp_flags, parse_vni, IcmpTypeSpec,
+    PortRange,
 };
 use crate::control::rulefile::{management_conflict, parse_action};
 use crate::control::state::{
@@ -132,6 +133,7 @@ fn rule(
         args.dport.as_deref(),
         parse_port_range,
     );
+    let icmp_type = rule_icmp_type(item, &path, protocol, ports.is_some(), report);
     let flags = args.tcp_flags.as_deref();
     let tcp_flags = entry_field(report, item, &path, "tcp_flags", flags, parse_tcp_flags);
     let action = entry_field(
@@ -166,6 +168,7 @@ fn rule(
         destination,
         protocol,
         ports,
+        icmp_type,
         tcp_flags,
         action: action?,
         interface: args.iface.clone(),
@@ -206,6 +209,24 @@ fn check_rule_id(
             }
         }
     }
+}
+
+/// A rule's `icmp_type`, reported at that field when it does not parse or
+/// does not fit the rule's protocol and ports.
+fn rule_icmp_type(
+    item: &RuleEntry,
+    path: &str,
+    protocol: Option<u8>,
+    has_ports: bool,
+    report: &mut Report<'_>,
+) -> Option<IcmpTypeSpec> {
+    let text = item.request.icmp_type.as_deref();
+    let icmp_type = entry_field(report, item, path, "icmp_type", text, parse_icmp_type);
+    if let Err(error) = check_icmp_type(icmp_type, protocol, has_ports) {
+        let field = format!("{path}.icmp_type");
+        report.error(item.span("icmp_type"), field, error.to_string());
+    }
+    icmp_type
 }
 
 /// Reports a rule's `iface` that names no interface on this host.

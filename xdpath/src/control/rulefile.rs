@@ -15,7 +15,8 @@ use std::path::Path;
 use xdpath_core::filter::mask;
 
 use super::parse::{
-    check_labels, parse_cidr, parse_port_range, parse_protocol, parse_tcp_flags, parse_vni, Cidr,
+    check_icmp_type, check_labels, parse_cidr, parse_icmp_type, parse_port_range, parse_protocol,
+    parse_tcp_flags, parse_vni, Cidr,
 };
 use super::state::{Management, RuleAction, RuleSpec};
 use super::ControlError;
@@ -33,6 +34,9 @@ impl RuleArgs {
         if self.src.is_none() && self.dst.is_none() {
             return Err(ControlError::Usage("a rule needs --src or --dst".into()));
         }
+        let protocol = self.proto.as_deref().map(parse_protocol).transpose()?;
+        let icmp_type = self.icmp_type.as_deref().map(parse_icmp_type).transpose()?;
+        check_icmp_type(icmp_type, protocol, self.dport.is_some())?;
         Ok(RuleSpec {
             id: 0,
             sources: self
@@ -46,8 +50,9 @@ impl RuleArgs {
                 .transpose()?
                 .unwrap_or_default(),
             destination: self.dst.as_deref().map(parse_cidr).transpose()?,
-            protocol: self.proto.as_deref().map(parse_protocol).transpose()?,
+            protocol,
             ports: self.dport.as_deref().map(parse_port_range).transpose()?,
+            icmp_type,
             tcp_flags: self.tcp_flags.as_deref().map(parse_tcp_flags).transpose()?,
             action,
             interface: self.iface.clone(),
@@ -92,6 +97,7 @@ fn bare_drop_rule(sources: Vec<Cidr>) -> RuleSpec {
         destination: None,
         protocol: None,
         ports: None,
+        icmp_type: None,
         tcp_flags: None,
         action: RuleAction::Drop,
         interface: None,
@@ -120,11 +126,12 @@ fn parse_line(line: &str) -> Result<Option<Line>, String> {
 
 /// The options of `filter add` a rule line may carry, with whether each
 /// takes a value; the names are [`RuleArgs`]' fields with `-` for `_`.
-const LINE_OPTIONS: [(&str, bool); 10] = [
+const LINE_OPTIONS: [(&str, bool); 11] = [
     ("src", true),
     ("dst", true),
     ("proto", true),
     ("dport", true),
+    ("icmp-type", true),
     ("tcp-flags", true),
     ("action", true),
     ("iface", true),
@@ -319,6 +326,37 @@ mod tests {
         assert!(error("--src a --src b --action drop").contains("--src is given twice"));
         assert!(error("--monitor=yes --action drop").contains("--monitor takes no value"));
         assert!(error("src 10.0.0.0/8 --action drop").contains("unexpected argument"));
+    }
+
+    #[test]
+    fn an_icmp_type_needs_icmp_and_no_ports() {
+        let spec = |line: &str| rule_line_args(line).expect(line).to_spec();
+        let rule =
+            spec("--src 10.0.0.0/8 --proto icmp --icmp-type 3/4 --action drop").expect("valid");
+        assert_eq!(
+            rule.icmp_type.map(|t| t.to_string()).as_deref(),
+            Some("3/4")
+        );
+        let refused = |line: &str| spec(line).expect_err(line).to_string();
+        assert!(refused("--src 10.0.0.0/8 --icmp-type 8 --action drop")
+            .contains("needs protocol icmp or icmpv6"));
+        assert!(
+            refused("--src 10.0.0.0/8 --proto udp --icmp-type 8 --action drop")
+                .contains("protocol \"udp\"")
+        );
+        assert!(
+            refused("--src 10.0.0.0/8 --proto icmp --icmp-type 8 --dport 1 --action drop")
+                .contains("exclude each other")
+        );
+        assert!(
+            refused("--src 10.0.0.0/8 --proto icmp --icmp-type 256 --action drop")
+                .contains("invalid ICMP type \"256\"")
+        );
+        // A state file written before the field reads as no ICMP type.
+        let old: RuleSpec =
+            serde_json::from_str(r#"{"id": 1, "sources": [], "protocol": 1, "action": "drop"}"#)
+                .expect("an old rule");
+        assert_eq!(old.icmp_type, None);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub fn rule_json(rule: &RuleSpec, hits: u64) -> Value {
         "destination": rule.destination,
         "protocol": rule.protocol.map(protocol_name),
         "dport": rule.ports.map(|ports| ports.to_string()),
+        "icmp_type": rule.icmp_type.map(|icmp_type| icmp_type.to_string()),
         "tcp_flags": rule.tcp_flags.map(|flags| flags.to_string()),
         "action": rule.action.name(),
         "interface": rule.interface,

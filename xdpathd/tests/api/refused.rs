@@ -80,6 +80,20 @@ pub(crate) fn refused_requests() -> Vec<(&'static str, String, Option<String>, u
         (
             "POST",
             "/v1/rules".into(),
+            Some(r#"{"src":"10.0.0.0/8","action":"drop","proto":"icmp","icmp_type":"256"}"#.into()),
+            422,
+            "invalid_value",
+        ),
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some(r#"{"src":"10.0.0.0/8","action":"drop","proto":"tcp","icmp_type":8}"#.into()),
+            422,
+            "invalid_value",
+        ),
+        (
+            "POST",
+            "/v1/rules".into(),
             Some(r#"{"src":"10.0.0.0/8","action":"drop","proto":"tcpx"}"#.into()),
             422,
             "invalid_value",

@@ -120,6 +120,10 @@ const TCP_FLAGS: [u8; 10] = [
 /// numbers, ESP, SCTP, GRE.
 const OTHER_PROTOCOLS: [u8; 10] = [4, 41, 0, 43, 44, 50, 51, 60, 132, 47];
 
+/// ICMP and ICMPv6 types (echo reply and request, unreachable, time
+/// exceeded), for the rules that match them.
+const ICMP_TYPES: [u8; 7] = [0, 3, 8, 11, 1, 128, 129];
+
 /// Values that sit on parser boundaries, written over 16-bit fields.
 const EDGE_WORDS: [u16; 12] = [
     0, 1, 0x7fff, 0x8000, 0xffff, 0x0800, 0x86dd, 0x8100, 0x88a8, 0x0045, 0x4500, 0x6000,
@@ -217,7 +221,11 @@ impl Generator {
                 Transport::tcp(self.port(), self.port(), flags)
             }
             4..=6 => Transport::udp(self.port(), self.port()),
-            7 => Transport::EchoRequest,
+            7 if self.rng.chance(50) => Transport::EchoRequest,
+            7 => Transport::Icmp {
+                kind: self.rng.pick(&ICMP_TYPES),
+                code: self.rng.pick(&[0, 1, 3, 4]),
+            },
             8 => Transport::Other(self.rng.pick(&OTHER_PROTOCOLS)),
             _ => Transport::Other(self.rng.byte()),
         }

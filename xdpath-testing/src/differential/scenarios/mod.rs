@@ -128,6 +128,13 @@ pub(super) fn fixture_seeds() -> Vec<Vec<u8>> {
             .with_vlans(&[5, 6])
             .build(),
     );
+    // ICMP types and codes on both sides of the ICMP-type rules.
+    for (kind, code) in [(8, 0), (8, 3), (0, 0), (3, 4)] {
+        seeds.push(FrameSpec::new(v4(CLIENT4, SERVER4), Transport::Icmp { kind, code }).build());
+    }
+    for (kind, code) in [(128, 0), (128, 1), (129, 0)] {
+        seeds.push(FrameSpec::new(v6, Transport::Icmp { kind, code }).build());
+    }
     // An IPv4 first fragment and a later one.
     let mut first = FrameSpec::new(v4(CLIENT4, SERVER4), Transport::udp(5000, 33000))
         .with_payload(&[1; 48])
@@ -155,6 +162,8 @@ const RULES: &str = "\
 --src 2001:db8::/32 --proto tcp --dport 443 --action drop
 --src ::/0 --proto udp --dport 53 --action drop
 --dst 0.0.0.0/0 --proto 47 --action drop
+--src 0.0.0.0/0 --proto icmp --icmp-type 8 --action drop
+--src ::/0 --proto icmpv6 --icmp-type 128/0 --action drop
 ";
 
 /// Rules for tenant traffic in tunnels: inner headers by VNI, beside a

@@ -38,6 +38,11 @@ pub struct RuleArgs {
     #[cfg_attr(feature = "clap", arg(long, value_name = "N[-M]"))]
     #[serde(default, deserialize_with = "text::scalar")]
     pub dport: Option<String>,
+    /// ICMP or ICMPv6 type, or type/code (each 0-255), e.g. `8` or `3/4`;
+    /// needs --proto icmp or icmpv6, not with --dport.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "T[/C]"))]
+    #[serde(default, deserialize_with = "text::scalar")]
+    pub icmp_type: Option<String>,
     /// TCP flags that must be set or clear, e.g. `syn,!ack`.
     #[cfg_attr(feature = "clap", arg(long, value_name = "SPEC"))]
     pub tcp_flags: Option<String>,

@@ -79,6 +79,9 @@ pub(super) fn rule(rule: &RuleSpec) -> String {
     if let Some(ports) = rule.ports {
         parts.push(format!("dport {ports}"));
     }
+    if let Some(icmp_type) = rule.icmp_type {
+        parts.push(format!("icmp_type {icmp_type}"));
+    }
     if let Some(flags) = rule.tcp_flags {
         parts.push(format!("tcp_flags {flags}"));
     }

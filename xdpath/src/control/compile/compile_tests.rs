@@ -17,6 +17,7 @@ fn rule(id: u32, sources: &[&str], action: RuleAction) -> RuleSpec {
         destination: None,
         protocol: None,
         ports: None,
+        icmp_type: None,
         tcp_flags: None,
         action,
         interface: None,
@@ -195,4 +196,29 @@ fn too_many_lengths_in_one_family() {
             count: 33
         })
     );
+}
+
+#[test]
+fn an_icmp_type_compiles_to_its_flag_and_type_code_range() {
+    use crate::control::parse::parse_icmp_type;
+    use xdpath_core::wire::protocol;
+    let mut echo = rule(1, &["10.0.0.0/8"], RuleAction::Drop);
+    echo.protocol = Some(protocol::ICMP);
+    echo.icmp_type = Some(parse_icmp_type("8").expect("valid"));
+    let mut needed = rule(2, &["2001:db8::/32"], RuleAction::Pass);
+    needed.protocol = Some(protocol::ICMPV6);
+    needed.icmp_type = Some(parse_icmp_type("2/0").expect("valid"));
+    let compiled = compile_rules(&[echo, needed], &no_interfaces).expect("compiles");
+    let by_id = |id: u32| {
+        *compiled
+            .rules
+            .iter()
+            .find(|rule| rule.id == id)
+            .expect("rule")
+    };
+    let (echo, needed) = (by_id(1), by_id(2));
+    assert_eq!(echo.flags & (RULE_ICMP_TYPE | RULE_PORTS), RULE_ICMP_TYPE);
+    assert_eq!((echo.port_low, echo.port_high), (0x0800, 0x08ff));
+    assert_eq!(needed.flags & RULE_ICMP_TYPE, RULE_ICMP_TYPE);
+    assert_eq!((needed.port_low, needed.port_high), (0x0200, 0x0200));
 }

@@ -15,7 +15,7 @@ use xdpath_core::filter::{
     family_any_length, prefix_family, FilterConfig, PrefixKey, PrefixLengths, RateLimit, Rule,
     RuleChain, FAMILY_V4, FAMILY_V6, MAX_CHAIN, MAX_CHAINS, MAX_PREFIXES, MAX_PREFIX_LENGTHS,
     MAX_RATE_LIMITS, MAX_RULES, NO_RULE, RULE_ADMIT, RULE_ALLOW, RULE_DENY, RULE_DESTINATION,
-    RULE_MONITOR, RULE_PORTS, RULE_TCP_FLAGS,
+    RULE_ICMP_TYPE, RULE_MONITOR, RULE_PORTS, RULE_TCP_FLAGS,
 };
 
 use super::parse::Cidr;
@@ -321,6 +321,10 @@ fn kernel_rule(spec: &RuleSpec, resolve: InterfaceResolver<'_>) -> Rule {
         rule.flags |= RULE_PORTS;
         rule.port_low = ports.low;
         rule.port_high = ports.high;
+    }
+    if let Some(icmp_type) = spec.icmp_type {
+        rule.flags |= RULE_ICMP_TYPE;
+        (rule.port_low, rule.port_high) = icmp_type.range();
     }
     if let Some(flags) = spec.tcp_flags {
         rule.flags |= RULE_TCP_FLAGS;

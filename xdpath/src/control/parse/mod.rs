@@ -3,6 +3,7 @@
 //! that quotes the input.
 
 mod cidr;
+mod icmp;
 mod labels;
 #[cfg(test)]
 mod tests;
@@ -121,6 +122,36 @@ pub enum ParseError {
         /// What is wrong.
         why: &'static str,
     },
+    /// Not an ICMP type `T` or type and code `T/C`, each 0-255.
+    #[error(
+        "invalid ICMP type {}: expected a type 0-255 or type/code, e.g. 8 or 3/4",
+        quote(text)
+    )]
+    IcmpType {
+        /// The input.
+        text: String,
+    },
+    /// An ICMP type on a rule whose protocol is not ICMP or ICMPv6.
+    #[error(
+        "ICMP type {} needs protocol icmp or icmpv6 (--proto); the rule has {}",
+        quote(icmp_type),
+        icmp::protocol_text(protocol)
+    )]
+    IcmpTypeProtocol {
+        /// The ICMP type given.
+        icmp_type: String,
+        /// The rule's protocol, by name; none: any.
+        protocol: Option<String>,
+    },
+    /// An ICMP type together with destination ports.
+    #[error(
+        "ICMP type {} and destination ports (--dport) exclude each other: ICMP has no ports",
+        quote(icmp_type)
+    )]
+    IcmpTypeWithPorts {
+        /// The ICMP type given.
+        icmp_type: String,
+    },
     /// Not `N[s|m|h|d]`, zero, or longer than [`MAX_DURATION_SECONDS`].
     #[error(
         "invalid duration {} (expected e.g. 30s, 10m, 1h, 2d; at most 3650d)",
@@ -137,6 +168,7 @@ pub enum ParseError {
 pub const MAX_DURATION_SECONDS: u64 = 3650 * 86_400;
 
 pub use cidr::{parse_cidr, Cidr};
+pub use icmp::{check_icmp_type, parse_icmp_type, IcmpTypeSpec};
 pub use labels::{check_labels, Labels, MAX_LABELS};
 
 /// A destination port range, inclusive.

@@ -130,3 +130,67 @@ fn port_errors_quote_the_whole_input() {
     }
     assert_eq!(parse_port_list(" , ").expect("empty list"), Vec::new());
 }
+
+#[test]
+fn icmp_types() {
+    let both = parse_icmp_type("3/4").expect("valid");
+    assert_eq!((both.kind, both.code), (3, Some(4)));
+    assert_eq!(both.range(), (0x0304, 0x0304));
+    assert_eq!(both.to_string(), "3/4");
+    let kind = parse_icmp_type("8").expect("valid");
+    assert_eq!((kind.kind, kind.code), (8, None));
+    assert_eq!(kind.range(), (0x0800, 0x08ff));
+    assert_eq!(kind.to_string(), "8");
+    assert_eq!(
+        parse_icmp_type("255/255").expect("valid").range(),
+        (0xffff, 0xffff)
+    );
+    assert_eq!(parse_icmp_type("0").expect("valid").range(), (0, 0xff));
+    for bad in [
+        "256",
+        "3/256",
+        "",
+        "/4",
+        "3/",
+        "3/4/5",
+        "-1",
+        "+3",
+        "x",
+        "8 0",
+        " 8",
+        "08",
+        "3/04",
+        "99999999999",
+    ] {
+        let error = parse_icmp_type(bad).expect_err(bad);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "invalid ICMP type {}: expected a type 0-255 or type/code, e.g. 8 or 3/4",
+                quote(bad)
+            ),
+        );
+    }
+}
+
+#[test]
+fn icmp_types_need_icmp_and_no_ports() {
+    let echo = Some(parse_icmp_type("8").expect("valid"));
+    assert!(check_icmp_type(echo, Some(protocol::ICMP), false).is_ok());
+    assert!(check_icmp_type(echo, Some(protocol::ICMPV6), false).is_ok());
+    assert!(check_icmp_type(None, Some(protocol::TCP), true).is_ok());
+    assert_eq!(
+        check_icmp_type(echo, Some(protocol::TCP), false)
+            .expect_err("tcp")
+            .to_string(),
+        "ICMP type \"8\" needs protocol icmp or icmpv6 (--proto); the rule has protocol \"tcp\""
+    );
+    assert!(matches!(
+        check_icmp_type(echo, None, false),
+        Err(ParseError::IcmpTypeProtocol { protocol: None, .. })
+    ));
+    assert!(matches!(
+        check_icmp_type(echo, Some(protocol::ICMP), true),
+        Err(ParseError::IcmpTypeWithPorts { .. })
+    ));
+}

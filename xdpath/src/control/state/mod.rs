@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::parse::{Cidr, Labels, PortRange, TcpFlagsSpec};
+use super::parse::{Cidr, IcmpTypeSpec, Labels, PortRange, TcpFlagsSpec};
 
 pub use crate::netns::{state_dir_of, STATE_ROOT};
 /// The state file's name inside a namespace's directory.
@@ -106,6 +106,9 @@ pub struct RuleSpec {
     /// Destination ports (TCP and UDP only).
     #[serde(default)]
     pub ports: Option<PortRange>,
+    /// ICMP or ICMPv6 type and code (with protocol icmp or icmpv6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp_type: Option<IcmpTypeSpec>,
     /// TCP flags that must be set or clear.
     #[serde(default)]
     pub tcp_flags: Option<TcpFlagsSpec>,
@@ -136,6 +139,7 @@ impl RuleSpec {
         self.destination == other.destination
             && self.protocol == other.protocol
             && self.ports == other.ports
+            && self.icmp_type == other.icmp_type
             && self.tcp_flags == other.tcp_flags
             && self.action == other.action
             && self.interface == other.interface

@@ -240,6 +240,7 @@ fn rule_request(rule: &RuleSpec) -> RuleArgs {
         dst: rule.destination.map(|prefix| prefix.to_string()),
         proto: rule.protocol.map(crate::control::parse::protocol_name),
         dport: rule.ports.map(|ports| ports.to_string()),
+        icmp_type: rule.icmp_type.map(|icmp_type| icmp_type.to_string()),
         tcp_flags: rule.tcp_flags.map(|flags| flags.to_string()),
         action: Some(rule.action.name().to_string()),
         iface: rule.interface.clone(),

@@ -1,0 +1,100 @@
+//! ICMP and ICMPv6 type and code of a filter rule: `--icmp-type 8`
+//! (every code of type 8) or `--icmp-type 3/4` (type 3, code 4). The data
+//! path compares them as `type << 8 | code`, the value the parser puts in
+//! a flow key's destination port.
+
+use std::fmt;
+
+use super::ParseError;
+use crate::text::quote;
+use xdpath_core::wire::protocol;
+
+/// An ICMP or ICMPv6 type, and optionally one code of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct IcmpTypeSpec {
+    /// The message type, 0-255.
+    #[serde(rename = "type")]
+    pub kind: u8,
+    /// The code; none: every code of the type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u8>,
+}
+
+impl IcmpTypeSpec {
+    /// The inclusive range of `type << 8 | code` the rule matches.
+    pub fn range(&self) -> (u16, u16) {
+        let base = u16::from(self.kind) << 8;
+        match self.code {
+            Some(code) => (base | u16::from(code), base | u16::from(code)),
+            None => (base, base | 0xff),
+        }
+    }
+}
+
+impl fmt::Display for IcmpTypeSpec {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.code {
+            Some(code) => write!(formatter, "{}/{code}", self.kind),
+            None => write!(formatter, "{}", self.kind),
+        }
+    }
+}
+
+/// Parses `T` or `T/C`, each 0-255 without leading zeros.
+pub fn parse_icmp_type(text: &str) -> Result<IcmpTypeSpec, ParseError> {
+    // Digits only, no sign, space or leading zero: what the API's schema
+    // allows is exactly what parses.
+    let number = |part: &str| -> Result<u8, ParseError> {
+        let digits = !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        if !digits || (part.len() > 1 && part.starts_with('0')) {
+            return Err(ParseError::IcmpType {
+                text: text.to_string(),
+            });
+        }
+        part.parse::<u8>().map_err(|_| ParseError::IcmpType {
+            text: text.to_string(),
+        })
+    };
+    match text.split_once('/') {
+        Some((kind, code)) => Ok(IcmpTypeSpec {
+            kind: number(kind)?,
+            code: Some(number(code)?),
+        }),
+        None => Ok(IcmpTypeSpec {
+            kind: number(text)?,
+            code: None,
+        }),
+    }
+}
+
+/// Checks that a rule with an ICMP type names the protocol it belongs
+/// to (`icmp` or `icmpv6`) and no destination ports.
+pub fn check_icmp_type(
+    icmp_type: Option<IcmpTypeSpec>,
+    protocol: Option<u8>,
+    has_ports: bool,
+) -> Result<(), ParseError> {
+    let Some(icmp_type) = icmp_type else {
+        return Ok(());
+    };
+    if !matches!(protocol, Some(protocol::ICMP | protocol::ICMPV6)) {
+        return Err(ParseError::IcmpTypeProtocol {
+            icmp_type: icmp_type.to_string(),
+            protocol: protocol.map(super::protocol_name),
+        });
+    }
+    if has_ports {
+        return Err(ParseError::IcmpTypeWithPorts {
+            icmp_type: icmp_type.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// A rule's protocol in [`ParseError::IcmpTypeProtocol`]'s message.
+pub(super) fn protocol_text(protocol: &Option<String>) -> String {
+    match protocol {
+        Some(name) => format!("protocol {}", quote(name)),
+        None => "none".into(),
+    }
+}
