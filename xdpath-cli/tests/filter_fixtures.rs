@@ -7,6 +7,8 @@
 //!
 //! Needs root and a kernel with BPF.
 
+#[path = "filter_fixtures/admit.rs"]
+mod admit;
 #[path = "filter_fixtures/frames.rs"]
 mod frames;
 #[path = "filter_fixtures/table.rs"]

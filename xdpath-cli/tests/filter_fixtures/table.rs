@@ -138,6 +138,7 @@ pub(crate) const V4TCP: Reason = Reason::Ipv4Tcp;
 pub(crate) fn table() -> Vec<Row> {
     let mut rows = rule_rows();
     rows.extend(policy_rows(wall_now()));
+    rows.extend(super::admit::admit_rows());
     rows.push(Row {
         description: "interface in monitor mode",
         state: rules("192.0.2.0/24"),
@@ -330,13 +331,6 @@ pub(crate) fn rule_rows() -> Vec<Row> {
     ]
 }
 
-/// A per-source limit of burst 2 with the TCP flag guard on.
-fn guarded_limit() -> FilterState {
-    let mut state = limit(Some(1), None, 2, LimitKey::Src, false);
-    state.guards.tcp_flags = true;
-    state
-}
-
 /// Rows of the policies around the rules: default deny, monitoring, blocks
 /// (expiring relative to `now`), rate limits, fragment policies, guards and
 /// the management bypass.
@@ -370,39 +364,6 @@ pub(crate) fn policy_rows(now: u64) -> Vec<Row> {
             "blocklisted until far in the future",
             blocked("192.0.2.1/32", Some(now + 86_400)),
             vec![drop(tcp(80, SYN), Reason::Blocklisted)],
-        ),
-        row(
-            "admit ends the rules and the default drop",
-            default_drop(
-                rules("--src 192.0.2.1 --action admit\n--src 192.0.2.0/24 --action drop"),
-                false,
-            ),
-            vec![
-                pass(tcp(80, SYN), V4TCP),
-                drop(tcp_frame(OTHER4, B4, 80, SYN), Reason::DefaultDeny),
-            ],
-        ),
-        row(
-            "an admitted source is still blocklisted; an allowed one is not",
-            with_rules(
-                blocked("192.0.2.0/24", None),
-                "--src 192.0.2.1 --proto tcp --dport 80 --action admit\n\
-                 --src 192.0.2.1 --proto tcp --dport 22 --action pass",
-            ),
-            vec![
-                drop(tcp(80, SYN), Reason::Blocklisted),
-                pass(tcp(22, SYN), V4TCP),
-            ],
-        ),
-        row(
-            "an admitted source is still rate limited and guarded",
-            with_rules(guarded_limit(), "--src 192.0.2.1 --action admit"),
-            vec![
-                drop(tcp(80, SYN | FLAG_FIN), Reason::TcpSynFin),
-                pass(tcp(80, ACK), V4TCP),
-                pass(tcp(80, ACK), V4TCP),
-                drop(tcp(80, ACK), Reason::RateLimited),
-            ],
         ),
         row(
             "expired block entry",
