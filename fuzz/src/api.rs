@@ -162,6 +162,7 @@ fn new_block(block: &NewBlock) {
         blocklist: vec![BlockSpec {
             prefix,
             expires_at: seconds.map(|seconds| 1_750_000_000u64.saturating_add(seconds)),
+            vni: None,
         }],
         ..FilterState::default()
     };

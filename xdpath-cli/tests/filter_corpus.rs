@@ -79,14 +79,17 @@ fn state() -> FilterState {
         BlockSpec {
             prefix: parse_cidr("172.16.0.0/12").expect("valid"),
             expires_at: None,
+            vni: None,
         },
         BlockSpec {
             prefix: parse_cidr("8.8.8.0/24").expect("valid"),
             expires_at: Some(wall_now() + 86_400),
+            vni: None,
         },
         BlockSpec {
             prefix: parse_cidr("2001:4860::/32").expect("valid"),
             expires_at: None,
+            vni: None,
         },
     ];
     state.rate_limits = vec![

@@ -76,6 +76,14 @@ fn kernel_and_native_match_the_tunnel_table() {
     check_rows(&tunnels::tunnel_rows());
 }
 
+/// Blocklist entries with a VNI beside the plain blocklist, rules and
+/// expiry: the same verdicts in both builds, as the table says.
+#[test]
+fn kernel_and_native_match_the_tunnel_blocklist_table() {
+    xdpath_lab::needs_root!();
+    check_rows(&tunnels::tunnel_block_rows(wall_now()));
+}
+
 /// Runs `rows` through both builds; fails with every mismatch. Each row
 /// loads its own program (fresh maps), and the kernel's verifier takes
 /// seconds a load (about 4.5 s here): the rows are run by one thread per

@@ -6,7 +6,8 @@
 //! source (192.168.1.3) in the same VNI are answered; those from the same
 //! inner source in VNI 1002 (a `vxlan` device of B's moved to a third
 //! namespace, so the tenants' addresses overlap) pass XDP untouched. With
-//! the rule deleted, 192.168.1.2 is answered again.
+//! the rule deleted, 192.168.1.2 is answered again; then the same with a
+//! blocklist entry for VNI 1001 in place of the rule.
 
 mod common;
 
@@ -249,4 +250,38 @@ fn a_vni_rule_drops_its_inner_source_in_its_vni_and_nothing_else() {
 
     xdpath_ok(&bed, &["filter", "del", id.trim()]);
     assert_eq!(ping(&b, X), PINGS, "without the rule X is answered again");
+
+    block_by_vni(&bed, &b, &tenant);
+}
+
+/// The blocklist by VNI on the same traffic: X blocked in VNI 1001 is
+/// dropped (counted as blocklisted), OTHER and X in VNI 1002 are not; the
+/// entry is listed with its VNI and removed only by naming it.
+fn block_by_vni(bed: &TestBed, b: &str, tenant: &Tenant) {
+    let blocked = |bed: &TestBed| {
+        let stats = json(&xdpath_ok(bed, &["--json", "stats"]));
+        common::counted(&stats, "drop", "blocklisted")
+    };
+    xdpath_ok(bed, &["block", "add", "192.168.1.0/31", "--vni", "1001", "--ttl", "1h"]);
+    xdpath_ok(bed, &["block", "add", "10.255.0.0/16"]);
+    let list = json(&xdpath_ok(bed, &["--json", "block", "list"]));
+    assert_eq!(list[0]["prefix"], "192.168.1.0/31");
+    assert_eq!(list[0]["vni"], 1001);
+    assert_eq!(list[1]["vni"], serde_json::Value::Null);
+    let before = blocked(bed);
+    assert_eq!(ping(b, X), 0, "X is blocked in VNI 1001");
+    assert_eq!(blocked(bed) - before, u64::from(PINGS), "counted as blocklisted");
+    assert_eq!(ping(b, OTHER), PINGS, "OTHER is not in the blocked prefix");
+    assert_eq!(ping(&tenant.name, X), 0, "VNI 1002 has no peer in A");
+    assert_eq!(blocked(bed) - before, u64::from(PINGS), "X in VNI 1002 is not blocked");
+    let refused = common::xdpath(bed, &["block", "del", "192.168.1.0/31"]);
+    assert!(!refused.status.success(), "the plain entry does not exist");
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.starts_with("xdpath: error:") && message.contains("not on the blocklist"),
+        "{message}"
+    );
+    assert_eq!(ping(b, X), 0, "a refused del changes nothing");
+    xdpath_ok(bed, &["block", "del", "192.168.1.0/31", "--vni", "1001"]);
+    assert_eq!(ping(b, X), PINGS, "unblocked, X is answered again");
 }

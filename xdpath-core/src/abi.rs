@@ -53,6 +53,10 @@ pub mod map {
     pub const RULE_HITS: &str = "RULE_HITS";
     #[doc = "`BLOCKLIST`"]
     pub const BLOCKLIST: &str = "BLOCKLIST";
+    #[doc = "`TUNNEL_BLOCKLIST`"]
+    pub const TUNNEL_BLOCKLIST: &str = "TUNNEL_BLOCKLIST";
+    #[doc = "`TUNNEL_LPM_SCRATCH`"]
+    pub const TUNNEL_LPM_SCRATCH: &str = "TUNNEL_LPM_SCRATCH";
     #[doc = "`RATE_LIMITS`"]
     pub const RATE_LIMITS: &str = "RATE_LIMITS";
     #[doc = "`SRC_BUCKETS`"]
@@ -151,12 +155,12 @@ pub mod map {
 
 /// Every map of the main object (`xdpath.bpf.o`): the shared ones and the
 /// interface's own.
-pub const MAIN_OBJECT_MAPS: [&str; 56] = concat(SHARED_MAPS, INTERFACE_MAPS);
+pub const MAIN_OBJECT_MAPS: [&str; 58] = concat(SHARED_MAPS, INTERFACE_MAPS);
 
 /// The main object's maps each interface has for itself: its config,
 /// counters and attach record, its tail-call table, the per-CPU scratch
 /// slots, the sampling countdown and record.
-pub const INTERFACE_MAPS: [&str; 11] = [
+pub const INTERFACE_MAPS: [&str; 12] = [
     map::CONFIG,
     map::META,
     map::COUNTERS,
@@ -164,6 +168,7 @@ pub const INTERFACE_MAPS: [&str; 11] = [
     map::SCRATCH,
     map::BUCKET_SCRATCH,
     map::LPM_SCRATCH,
+    map::TUNNEL_LPM_SCRATCH,
     map::STAGES,
     map::RECORD,
     map::COOKIE_SCRATCH,
@@ -193,7 +198,7 @@ const fn concat<const A: usize, const B: usize, const N: usize>(
 /// The maps every interface of a namespace shares (the filter's, the
 /// balancer's, the sample and capture rings, forwarding and steering),
 /// pinned once in the namespace's `:shared` directory.
-pub const SHARED_MAPS: [&str; 45] = [
+pub const SHARED_MAPS: [&str; 46] = [
     map::FILTER_CONFIG,
     map::RULES_0,
     map::RULES_1,
@@ -205,6 +210,7 @@ pub const SHARED_MAPS: [&str; 45] = [
     map::PREFIX_LENGTHS_1,
     map::RULE_HITS,
     map::BLOCKLIST,
+    map::TUNNEL_BLOCKLIST,
     map::RATE_LIMITS,
     map::SRC_BUCKETS,
     map::DST_BUCKETS,

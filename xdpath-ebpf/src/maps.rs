@@ -13,7 +13,8 @@ use xdpath_core::abi;
 use xdpath_core::filter::{
     BlockEntry, Bucket, BucketBound, BucketKey, FilterConfig, PrefixHashKey, PrefixLengths,
     RateLimit, Rule, RuleChain, BOUND_CELLS, DESTINATION_BUCKETS, LENGTHS_SLOTS, MAX_BLOCKLIST,
-    MAX_CHAINS, MAX_MANAGEMENT_PREFIXES, MAX_PREFIXES, MAX_RATE_LIMITS, MAX_RULES, SOURCE_BUCKETS,
+    MAX_CHAINS, MAX_MANAGEMENT_PREFIXES, MAX_PREFIXES, MAX_RATE_LIMITS, MAX_RULES,
+    MAX_TUNNEL_BLOCKLIST, SOURCE_BUCKETS,
 };
 use xdpath_core::lb::{
     Backend, Connection, ConnectionKey, LbConfig, LbCounter, Vip, VipKey, MAX_ALLOW_PREFIXES,
@@ -65,6 +66,10 @@ pub static BUCKET_SCRATCH: PerCpuArray<Bucket> = PerCpuArray::with_max_entries(1
 /// with unaligned 64-bit writes the verifier refuses there.
 #[map]
 pub static LPM_SCRATCH: PerCpuArray<Key<[u8; 16]>> = PerCpuArray::with_max_entries(1, 0);
+
+/// The same for the tunnel blocklist's keys (a VNI then an address).
+#[map]
+pub static TUNNEL_LPM_SCRATCH: PerCpuArray<Key<[u8; 20]>> = PerCpuArray::with_max_entries(1, 0);
 
 /// The later stages, reached by tail call: each is verified as its own
 /// program.
@@ -122,6 +127,13 @@ pub static RULE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_RULES
 /// it meets.
 #[map]
 pub static BLOCKLIST: LpmTrie<[u8; 16], BlockEntry> = LpmTrie::with_max_entries(MAX_BLOCKLIST, 0);
+
+/// Blocked inner source prefixes of tunnelled traffic, per VNI
+/// (`xdpath_core::filter::TunnelPrefixKey`); expired ones deleted as in
+/// `BLOCKLIST`.
+#[map]
+pub static TUNNEL_BLOCKLIST: LpmTrie<[u8; 20], BlockEntry> =
+    LpmTrie::with_max_entries(MAX_TUNNEL_BLOCKLIST, 0);
 
 /// The rate limits; `FilterConfig::rate_limits` of them are live.
 #[map]

@@ -128,6 +128,7 @@ fn apply(observer: &Observer, action: &MitigationAction) {
     let request = xdpath::api::NewBlock {
         prefix: prefix.to_string(),
         ttl: Some(ttl.clone()),
+        vni: None,
     };
     match xdpath::api::ControlPlane::add_block(&xdpath::api::Local, &request) {
         Ok(_) => {

@@ -141,14 +141,15 @@ pub fn print_blocklist(list: &[BlockSpec], now: u64, json: bool) {
         print_json(&Value::Array(block_rows(list, now)));
         return;
     }
-    println!("{:<44} {:>12}", "PREFIX", "TTL");
+    println!("{:<44} {:>12} {:>9}", "PREFIX", "TTL", "VNI");
     for entry in list
         .iter()
         .filter(|entry| entry.expires_at.is_none_or(|at| at > now))
     {
         let ttl =
             block_remaining(entry, now).map_or("never".into(), |seconds| format!("{seconds}s"));
-        println!("{:<44} {:>12}", entry.prefix.to_string(), ttl);
+        let vni = entry.vni.map_or("-".into(), |vni| vni.to_string());
+        println!("{:<44} {:>12} {:>9}", entry.prefix.to_string(), ttl, vni);
     }
 }
 

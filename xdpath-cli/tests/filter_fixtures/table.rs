@@ -72,6 +72,7 @@ pub(crate) fn blocked(prefix: &str, expires_at: Option<u64>) -> FilterState {
         blocklist: vec![BlockSpec {
             prefix: parse_cidr(prefix).expect("valid"),
             expires_at,
+            vni: None,
         }],
         ..FilterState::default()
     }

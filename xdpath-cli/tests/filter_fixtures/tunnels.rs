@@ -161,6 +161,148 @@ pub(crate) fn tunnel_rows() -> Vec<Row> {
     ]
 }
 
+/// `state` with `prefix` blocked inside `vni`, expiring at `expires_at`.
+fn tunnel_blocked(
+    mut state: FilterState,
+    prefix: &str,
+    vni: u32,
+    expires_at: Option<u64>,
+) -> FilterState {
+    state.blocklist.push(BlockSpec {
+        prefix: parse_cidr(prefix).expect("valid"),
+        expires_at,
+        vni: Some(vni),
+    });
+    state
+}
+
+/// The rows of the blocklist by VNI: inner sources of one VNI, beside the
+/// plain blocklist of outer sources, rules first, expiry.
+// Long: a table of fixture rows.
+pub(crate) fn tunnel_block_rows(now: u64) -> Vec<Row> {
+    let inner = inner_udp(VM);
+    let other = inner_udp(OTHER_VM);
+    let inner_rules = "--vni 1001 --src 10.0.0.5/32 --action drop\n--vni 1001 --src 10.0.0.6/32 --action pass\n--vni 1002 --src 10.0.0.0/24 --action admit";
+    vec![
+        row(
+            "a blocklist entry with a VNI drops that VNI's frames from its inner prefix, and no others",
+            tunnel_blocked(
+                tunnel_blocked(FilterState::default(), "10.0.0.5/32", 1001, None),
+                "2001:db8::/64",
+                7,
+                None,
+            ),
+            vec![
+                drop(vxlan(1001, &inner), Reason::Blocklisted),
+                drop(geneve_frame(1001, 8, &inner), Reason::Blocklisted),
+                drop(vxlan_over_v6(1001, &inner), Reason::Blocklisted),
+                pass(vxlan(1001, &other), OUTER),
+                pass(vxlan(1002, &inner), OUTER),
+                pass(udp_from(VM), OUTER),
+                drop(geneve_frame(7, 16, &inner_tcp6(22)), Reason::Blocklisted),
+                pass(geneve_frame(8, 16, &inner_tcp6(22)), OUTER),
+                pass(vxlan(7, &inner), OUTER),
+            ],
+        ),
+        row(
+            "the plain blocklist judges outer sources only, tunnelled or not",
+            tunnel_blocked(blocked("10.0.0.5/32", None), "10.0.0.9/32", 1001, None),
+            vec![
+                pass(vxlan(1001, &inner), OUTER),
+                drop(udp_from(VM), Reason::Blocklisted),
+            ],
+        ),
+        row(
+            "an outer blocked source is dropped whatever it carries",
+            tunnel_blocked(blocked("198.51.100.1/32", None), "10.0.0.9/32", 1001, None),
+            vec![
+                drop(vxlan(1001, &inner), Reason::Blocklisted),
+                drop(vxlan(1002, &other), Reason::Blocklisted),
+            ],
+        ),
+        row(
+            "inner rules go first: a --vni deny is a rule drop, a --vni pass opens its VNI's blocklist",
+            tunnel_blocked(rules(inner_rules), "10.0.0.0/24", 1001, None),
+            vec![
+                drop(vxlan(1001, &inner), Reason::RuleDeny),
+                pass(vxlan(1001, &other), OUTER),
+                drop(vxlan(1001, &inner_udp([10, 0, 0, 7])), Reason::Blocklisted),
+                pass(vxlan(1002, &inner), OUTER),
+            ],
+        ),
+        row(
+            "an admit rule leaves the blocklist of its VNI in force",
+            tunnel_blocked(rules(inner_rules), "10.0.0.5/32", 1002, None),
+            vec![
+                drop(vxlan(1002, &inner), Reason::Blocklisted),
+                pass(vxlan(1002, &other), OUTER),
+            ],
+        ),
+        row(
+            "a blocklist entry with a VNI expires",
+            expiring(now),
+            vec![
+                pass(vxlan(1001, &inner), OUTER),
+                pass(vxlan(1001, &inner), OUTER),
+                drop(vxlan(1001, &other), Reason::Blocklisted),
+            ],
+        ),
+    ]
+}
+
+/// 10.0.0.5 blocked in VNI 1001 until 100 s ago, 10.0.0.6 for a day more.
+fn expiring(now: u64) -> FilterState {
+    tunnel_blocked(
+        tunnel_blocked(FilterState::default(), "10.0.0.5/32", 1001, Some(now - 100)),
+        "10.0.0.6/32",
+        1001,
+        Some(now + 86_400),
+    )
+}
+
+/// The entries of the kernel program's tunnel blocklist.
+fn kernel_tunnel_blocks(program: &mut LoadedProgram) -> usize {
+    let map = program
+        .ebpf_mut()
+        .map_mut(abi::map::TUNNEL_BLOCKLIST)
+        .expect(abi::map::TUNNEL_BLOCKLIST);
+    let trie = aya::maps::LpmTrie::<&mut aya::maps::MapData, [u8; 20], [u8; 16]>::try_from(map)
+        .expect("TUNNEL_BLOCKLIST is a trie");
+    trie.keys().count()
+}
+
+/// The data path deletes an expired blocklist entry with a VNI when a
+/// frame meets it, in both builds, and keeps the others.
+#[test]
+fn an_expired_tunnel_block_entry_is_deleted_when_met() {
+    xdpath_lab::needs_root!();
+    let now = wall_now();
+    let state = expiring(now);
+    let mut program = LoadedProgram::load(InterfaceConfig::default()).expect("load");
+    let mut maps = KernelMaps::of_program(&program).expect("maps");
+    install_fresh(&mut maps, &state, &no_interfaces_but_lo, now).expect("install");
+    let mut native = NativeTables::new(InterfaceConfig::default());
+    native.set_now_ns(monotonic_now_ns());
+    install_fresh(&mut native, &state, &no_interfaces_but_lo, now).expect("install");
+    let native_blocks = |native: &NativeTables| {
+        native
+            .tunnel_blocklist
+            .values()
+            .map(|prefixes| prefixes.len())
+            .sum::<usize>()
+    };
+    assert_eq!((kernel_tunnel_blocks(&mut program), native_blocks(&native)), (2, 2));
+    let frame = vxlan(1001, &inner_udp(VM));
+    assert_eq!(program.test_run(&frame).expect("run"), Action::Pass as u32);
+    let outcome = pipeline::process(&SlicePacket::new(&frame), &mut native);
+    assert_eq!(outcome.action, Action::Pass);
+    assert_eq!(
+        (kernel_tunnel_blocks(&mut program), native_blocks(&native)),
+        (1, 1),
+        "the expired entry is gone, the other stays"
+    );
+}
+
 /// A plain UDP frame (no tunnel) from `source`.
 fn udp_from(source: [u8; 4]) -> Vec<u8> {
     FrameSpec::new(Network::V4(source, PEER), Transport::udp(1000, 53)).build()

@@ -15,7 +15,7 @@
 //! Everything it reads comes through [`crate::Tables`]; the shared types
 //! (`types`, `limits`) are `#[repr(C)]` map keys and values.
 //!
-//! `rules`, `check_rule`, `blocked`, `rate_limits` and `check_limit` are
+//! `rules`, `check_rule`, `blocked`, `tunnel_blocked`, `rate_limits` and `check_limit` are
 //! `#[inline(never)]`: in the eBPF build each becomes a BPF subprogram
 //! whose scratch values die at its return, so the verifier can prune the
 //! states after it. Fully inlined, the loops over chains and limits made
@@ -58,14 +58,15 @@ pub struct FilterDrop {
 
 /// Runs the filter stage on a parsed flow. `None` means continue.
 ///
-/// With `FILTER_TUNNELS` (a rule or limit names a VNI), a tunnelled
-/// frame is judged once per layer: its inner headers (parsed into the key
-/// `inner_slot` lends, with the VNI) by the rules and limits that name its
-/// VNI, its outer headers by everything else, exactly as a frame that is
-/// not tunnelled. It passes only if both layers pass; in each, an allow
-/// rule ends that layer's checks. The inner rules go first (a tenant's
-/// drop spends no outer tokens); the default action, the blocklist and
-/// the guards are the outer layer's alone.
+/// With `FILTER_TUNNELS` (a rule, limit or tunnel blocklist entry names a
+/// VNI), a tunnelled frame is judged once per layer: its inner headers
+/// (parsed into the key `inner_slot` lends, with the VNI) by the rules,
+/// limits and tunnel blocklist entries that name its VNI, its outer
+/// headers by everything else, exactly as a frame that is not tunnelled.
+/// It passes only if both layers pass; in each, an allow rule ends that
+/// layer's checks. The inner rules and blocklist go first (a tenant's drop
+/// spends no outer tokens); the default action, the blocklist of plain
+/// prefixes and the guards are the outer layer's alone.
 #[inline(always)]
 pub fn filter<'s, P: Packet, T: Tables>(
     packet: &P,
@@ -97,11 +98,9 @@ pub fn filter<'s, P: Packet, T: Tables>(
     }
     let mut inner_allowed = false;
     if let Some(inner) = inner {
-        match rules(&config, inner, tables) {
+        match inner_rules(&config, inner, tables) {
             RulesVerdict::Allow => inner_allowed = true,
             RulesVerdict::Deny(drop) => return Some(drop),
-            // The inner layer has no default action: admitted is as
-            // unmatched, its limits still apply.
             RulesVerdict::Admit | RulesVerdict::NoMatch => {}
         }
     }
@@ -166,6 +165,27 @@ enum RulesVerdict {
     Admit,
     Deny(FilterDrop),
     NoMatch,
+}
+
+/// The inner layer's rules, then, unless one allowed the frame, the
+/// blocklist of its VNI. The inner layer has no default action: admitted
+/// is as unmatched, its blocklist and limits still apply. One subprogram,
+/// so the verifier meets one call with the rules' outcomes: with the
+/// blocklist check inline after the rules' call, the program went past
+/// the verifier's million instructions.
+#[inline(never)]
+fn inner_rules<T: Tables>(config: &FilterConfig, inner: &FlowKey, tables: &mut T) -> RulesVerdict {
+    match rules(config, inner, tables) {
+        RulesVerdict::Admit | RulesVerdict::NoMatch => {}
+        decided => return decided,
+    }
+    if config.flags & FILTER_TUNNEL_BLOCKLIST != 0 && tunnel_blocked(inner, tables) {
+        return RulesVerdict::Deny(FilterDrop {
+            reason: Reason::Blocklisted,
+            monitor: false,
+        });
+    }
+    RulesVerdict::NoMatch
 }
 
 #[inline(never)]
@@ -253,6 +273,30 @@ fn blocked<T: Tables>(key: &FlowKey, tables: &mut T) -> bool {
         prefix_len: entry.prefix_len,
         address: mask(&key.source, entry.prefix_len as u8),
     });
+    false
+}
+
+/// Whether the inner source of a tunnelled frame is on the tunnel
+/// blocklist for its VNI; an expired entry is deleted as in [`blocked`].
+#[inline(never)]
+fn tunnel_blocked<T: Tables>(inner: &FlowKey, tables: &mut T) -> bool {
+    // `tunnel` is the VNI plus one (zero: not tunnelled).
+    let Some(vni) = inner.tunnel.checked_sub(1) else {
+        return false;
+    };
+    let Some(entry) = tables.tunnel_blocklist_entry(vni, &inner.source) else {
+        return false;
+    };
+    if entry.expires_at_ns == 0 || tables.now_ns() < entry.expires_at_ns {
+        return true;
+    }
+    tables.remove_tunnel_blocklist_entry(TunnelPrefixKey::new(
+        vni,
+        PrefixKey {
+            prefix_len: entry.prefix_len,
+            address: mask(&inner.source, entry.prefix_len as u8),
+        },
+    ));
     false
 }
 

@@ -4,6 +4,7 @@
 
 use super::{
     BlockEntry, BucketKey, BucketTable, Charge, FilterConfig, PrefixKey, RateLimit, Rule, RuleChain,
+    TunnelPrefixKey,
 };
 use crate::config::InterfaceConfig;
 use crate::packet::Packet;
@@ -55,6 +56,13 @@ pub trait Tables {
 
     /// Removes an expired blocklist entry.
     fn remove_blocklist_entry(&mut self, key: PrefixKey);
+
+    /// The entry of the longest prefix holding the inner source `address`
+    /// of a frame tunnelled with `vni`, in the tunnel blocklist.
+    fn tunnel_blocklist_entry(&self, vni: u32, address: &[u8; 16]) -> Option<BlockEntry>;
+
+    /// Removes an expired tunnel blocklist entry.
+    fn remove_tunnel_blocklist_entry(&mut self, key: TunnelPrefixKey);
 
     /// Rate limit `index`.
     fn rate_limit(&self, index: u32) -> Option<&RateLimit>;

@@ -19,6 +19,8 @@ pub const MAX_CHAIN: usize = 8;
 pub const NO_RULE: u32 = u32::MAX;
 /// Blocklist entries.
 pub const MAX_BLOCKLIST: u32 = 1_048_576;
+/// Blocklist entries of tunnelled traffic (a VNI and an inner source prefix).
+pub const MAX_TUNNEL_BLOCKLIST: u32 = 262_144;
 /// Configured rate limits.
 pub const MAX_RATE_LIMITS: u32 = 16;
 /// Management prefixes.
@@ -47,6 +49,9 @@ pub const FILTER_DEFAULT_MONITOR: u32 = 1 << 9;
 /// A rule or rate limit names a VNI: tunnelled frames are looked inside
 /// (`crate::tunnel`).
 pub const FILTER_TUNNELS: u32 = 1 << 10;
+/// The blocklist of tunnelled traffic has entries (set with
+/// `FILTER_TUNNELS`, which makes the inner headers parsed).
+pub const FILTER_TUNNEL_BLOCKLIST: u32 = 1 << 11;
 
 /// The global filter configuration: one entry of the `FILTER_CONFIG` array.
 /// All zero means no filtering: the stage then costs one array read.
@@ -331,7 +336,47 @@ impl Default for RuleChain {
     }
 }
 
-/// A blocklist entry (value of the `BLOCKLIST` trie).
+/// The bits of a [`TunnelPrefixKey`] before its address: the VNI's.
+pub const VNI_KEY_BITS: u32 = 32;
+
+/// A key of the `TUNNEL_BLOCKLIST` trie: the layout of the kernel's
+/// `struct bpf_lpm_trie_key` with 20 bytes of data, the VNI (network
+/// order, 4 bytes) then the inner source address. Its prefix length
+/// counts the VNI's 32 bits first, so an entry holds one VNI exactly and a
+/// prefix of the addresses inside it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TunnelPrefixKey {
+    /// [`VNI_KEY_BITS`] plus the address's prefix length, 32 to 160.
+    pub prefix_len: u32,
+    /// The VNI, network byte order.
+    pub vni: [u8; 4],
+    /// The address, network byte order (IPv4 IPv4-mapped).
+    pub address: [u8; 16],
+}
+
+impl TunnelPrefixKey {
+    /// The key of `prefix` inside `vni`.
+    pub fn new(vni: u32, prefix: PrefixKey) -> Self {
+        Self {
+            prefix_len: VNI_KEY_BITS + prefix.prefix_len.min(128),
+            vni: vni.to_be_bytes(),
+            address: prefix.address,
+        }
+    }
+
+    /// The key's data as the trie sees it: the VNI then the address.
+    pub fn data(&self) -> [u8; 20] {
+        let mut data = [0; 20];
+        for (slot, byte) in data.iter_mut().zip(self.vni.iter().chain(&self.address)) {
+            *slot = *byte;
+        }
+        data
+    }
+}
+
+/// A blocklist entry (value of the `BLOCKLIST` and `TUNNEL_BLOCKLIST`
+/// tries; in the latter, `prefix_len` is the address's alone).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BlockEntry {

@@ -3,15 +3,15 @@
 /// The balancer's in-memory tables, a part of [`NativeTables`].
 pub mod lb;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::vec::Vec;
 
 use crate::config::InterfaceConfig;
 use crate::filter::Tables;
 use crate::filter::{
     address_family, charge_bucket, mask, BlockEntry, BoundCells, Bucket, BucketBound, BucketKey,
-    BucketTable, Charge, FilterConfig, PrefixKey, RateLimit, Rule, RuleChain, BOUND_CELLS,
-    DESTINATION_BUCKETS, MAX_RATE_LIMITS, SOURCE_BUCKETS,
+    BucketTable, Charge, FilterConfig, PrefixKey, RateLimit, Rule, RuleChain, TunnelPrefixKey,
+    BOUND_CELLS, DESTINATION_BUCKETS, MAX_RATE_LIMITS, SOURCE_BUCKETS, VNI_KEY_BITS,
 };
 use crate::stats::{counter_index, Action, Counter, Reason, COUNTER_SLOTS};
 
@@ -116,6 +116,8 @@ pub struct NativeTables {
     pub rule_hits: HashMap<u32, u64>,
     /// The blocklist.
     pub blocklist: PrefixMap<BlockEntry>,
+    /// The blocklist of tunnelled traffic: VNI → inner source prefixes.
+    pub tunnel_blocklist: BTreeMap<u32, PrefixMap<BlockEntry>>,
     /// Rate limits (`filter.rate_limits` of them are live).
     pub rate_limits: Vec<RateLimit>,
     /// Drops per rate limit.
@@ -161,6 +163,7 @@ impl NativeTables {
             buffers: [RuleBuffer::default(), RuleBuffer::default()],
             rule_hits: HashMap::new(),
             blocklist: PrefixMap::default(),
+            tunnel_blocklist: BTreeMap::new(),
             rate_limits: Vec::new(),
             limit_drops: std::vec![0; MAX_RATE_LIMITS as usize],
             source_buckets: HashMap::new(),
@@ -292,6 +295,24 @@ impl Tables for NativeTables {
 
     fn remove_blocklist_entry(&mut self, key: PrefixKey) {
         self.blocklist.remove(key);
+    }
+
+    fn tunnel_blocklist_entry(&self, vni: u32, address: &[u8; 16]) -> Option<BlockEntry> {
+        self.tunnel_blocklist.get(&vni)?.longest_match(address)
+    }
+
+    fn remove_tunnel_blocklist_entry(&mut self, key: TunnelPrefixKey) {
+        let vni = u32::from_be_bytes(key.vni);
+        let Some(prefixes) = self.tunnel_blocklist.get_mut(&vni) else {
+            return;
+        };
+        prefixes.remove(PrefixKey {
+            prefix_len: key.prefix_len.saturating_sub(VNI_KEY_BITS),
+            address: key.address,
+        });
+        if prefixes.is_empty() {
+            self.tunnel_blocklist.remove(&vni);
+        }
     }
 
     fn rate_limit(&self, index: u32) -> Option<&RateLimit> {

@@ -9,7 +9,8 @@ use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, maps::lpm_trie::Key};
 use xdpath_core::filter::{
     address_words, charge_bucket, lengths_slot, words_family, BlockEntry, BoundCells, BucketBound,
     BucketKey, BucketTable, Charge, FilterConfig, PrefixHashKey, PrefixKey, RateLimit, Rule,
-    RuleChain, DIRECTION_DESTINATION, DIRECTION_SOURCE, MAX_PREFIX_LENGTHS, NO_RULE,
+    RuleChain, TunnelPrefixKey, DIRECTION_DESTINATION, DIRECTION_SOURCE, MAX_PREFIX_LENGTHS,
+    NO_RULE, VNI_KEY_BITS,
 };
 use xdpath_core::{stats::counter_index, Action, InterfaceConfig, Reason, Tables};
 
@@ -64,6 +65,25 @@ fn trie_key(address: &[u8; 16], prefix_len: u32) -> Option<&'static Key<[u8; 16]
 #[inline(always)]
 fn full_key(address: &[u8; 16]) -> Option<&'static Key<[u8; 16]>> {
     trie_key(address, 128)
+}
+
+/// This CPU's tunnel trie key slot, set to `vni` then `address` with
+/// `prefix_len` bits (the VNI's 32 counted).
+#[inline(always)]
+fn tunnel_trie_key(vni: [u8; 4], address: &[u8; 16], prefix_len: u32) -> Option<&'static Key<[u8; 20]>> {
+    let slot = TUNNEL_LPM_SCRATCH.get_ptr_mut(0)?;
+    let data = TunnelPrefixKey {
+        prefix_len,
+        vni,
+        address: *address,
+    }
+    .data();
+    // SAFETY: as in `trie_key`.
+    unsafe {
+        (*slot).prefix_len = prefix_len;
+        (*slot).data = data;
+        Some(&*slot)
+    }
 }
 
 // Double-buffered maps are picked by a const parameter, never at run time:
@@ -275,6 +295,19 @@ impl Tables for MapTables {
     fn remove_blocklist_entry(&mut self, key: PrefixKey) {
         if let Some(key) = trie_key(&key.address, key.prefix_len) {
             let _ = BLOCKLIST.remove(key);
+        }
+    }
+
+    #[inline(always)]
+    fn tunnel_blocklist_entry(&self, vni: u32, address: &[u8; 16]) -> Option<BlockEntry> {
+        let key = tunnel_trie_key(vni.to_be_bytes(), address, VNI_KEY_BITS + 128)?;
+        TUNNEL_BLOCKLIST.get(key).copied()
+    }
+
+    #[inline(always)]
+    fn remove_tunnel_blocklist_entry(&mut self, key: TunnelPrefixKey) {
+        if let Some(key) = tunnel_trie_key(key.vni, &key.address, key.prefix_len) {
+            let _ = TUNNEL_BLOCKLIST.remove(key);
         }
     }
 

@@ -88,7 +88,10 @@ impl ControlPlane for Remote {
 
     fn del_block(&self, request: &PrefixQuery) -> Result<Cidr, ControlError> {
         let prefix = parse_cidr(&request.prefix)?;
-        let path = format!("/v1/blocklist?prefix={}", query_value(&request.prefix));
+        let mut path = format!("/v1/blocklist?prefix={}", query_value(&request.prefix));
+        if let Some(vni) = &request.vni {
+            path.push_str(&format!("&vni={}", query_value(vni)));
+        }
         self.send("DELETE", &path, None)?;
         Ok(prefix)
     }

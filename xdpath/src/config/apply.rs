@@ -349,7 +349,7 @@ pub fn merge_filter(current: &FilterState, desired: &FilterState, now: u64) -> F
             current
                 .blocklist
                 .iter()
-                .find(|have| have.prefix == wanted.prefix && block_same(have, wanted))
+                .find(|have| have.key() == wanted.key() && block_same(have, wanted))
                 .copied()
                 .unwrap_or(*wanted)
         })

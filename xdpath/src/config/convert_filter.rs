@@ -294,15 +294,28 @@ fn blocklist(section: &FilterSection, now: u64, report: &mut Report<'_>) -> Vec<
             request.ttl.as_deref(),
             parse_duration,
         );
+        let vni = entry_field(
+            report,
+            item,
+            &path,
+            "vni",
+            request.vni.as_deref(),
+            parse_vni,
+        );
         let Some(prefix) = prefix else { continue };
-        if request.ttl.is_some() && ttl.is_none() {
+        if (request.ttl.is_some() && ttl.is_none()) || (request.vni.is_some() && vni.is_none()) {
             continue;
         }
         let span = item.span("prefix").unwrap_or(entry.span());
-        seen.push((prefix, span, format!("{path}.prefix")));
+        let shown = match vni {
+            Some(vni) => format!("{prefix} (VNI {vni})"),
+            None => prefix.to_string(),
+        };
+        seen.push((shown, span, format!("{path}.prefix")));
         list.push(BlockSpec {
             prefix,
             expires_at: ttl.map(|seconds| now.saturating_add(seconds)),
+            vni,
         });
     }
     unique(report, &seen, "prefix");

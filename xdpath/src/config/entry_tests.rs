@@ -109,3 +109,33 @@ fn admit_is_a_rules_action_not_the_default() {
         Some(RuleAction::Admit)
     );
 }
+
+/// `[[filter.block]]` takes `vni` as `block add --vni` does: the same
+/// prefix may be blocked plain and in a VNI, but not twice in one VNI, and
+/// a VNI out of range is refused at its value.
+#[test]
+fn a_block_entry_may_name_a_vni() {
+    let text = "\
+[[filter.block]]
+prefix = \"10.0.0.0/24\"
+[[filter.block]]
+prefix = \"10.0.0.0/24\"
+vni = 1001
+ttl = \"1h\"
+";
+    let config = parse(text).expect("valid");
+    let vnis: Vec<Option<u32>> = config.filter.blocklist.iter().map(|entry| entry.vni).collect();
+    assert_eq!(vnis, [None, Some(1001)]);
+    let twice = errors(&format!("{text}[[filter.block]]\nprefix = \"10.0.0.0/24\"\nvni = \"1001\"\n"));
+    assert_eq!(twice.len(), 1, "{twice:#?}");
+    assert!(
+        twice[0].contains("prefix 10.0.0.0/24 (VNI 1001) is listed twice"),
+        "{twice:#?}"
+    );
+    let range = errors("[[filter.block]]\nprefix = \"10.0.0.0/24\"\nvni = 16777216\n");
+    assert_eq!(range.len(), 1, "{range:#?}");
+    assert!(
+        range[0].starts_with("test.toml:3:7: filter.block[0].vni:"),
+        "{range:#?}"
+    );
+}

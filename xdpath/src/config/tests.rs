@@ -41,6 +41,7 @@ fn the_example_loads() {
     );
     assert_eq!(filter.blocklist[0].expires_at, Some(NOW + 3600));
     assert_eq!(filter.blocklist[1].expires_at, None);
+    assert_eq!(filter.blocklist[2].vni, Some(1001));
     assert_eq!(filter.rate_limits[0].burst_packets, 200);
     assert_eq!(filter.rate_limits[0].aggregate_v6, 128);
     assert_eq!(filter.guards.amplification.ports.len(), 4);

@@ -12,9 +12,10 @@
 use std::collections::HashMap;
 
 use xdpath_core::filter::{
-    prefix_family, BlockEntry, FilterConfig, PrefixKey, RateLimit, FILTER_DESTINATION_RULES,
-    FILTER_SOURCE_RULES,
+    prefix_family, BlockEntry, FilterConfig, PrefixKey, RateLimit, TunnelPrefixKey,
+    FILTER_DESTINATION_RULES, FILTER_SOURCE_RULES,
 };
+use xdpath_core::Tables;
 use xdpath_core::native::RuleBuffer;
 use xdpath_core::NativeTables;
 
@@ -22,7 +23,7 @@ use super::compile::{
     compile_rules, compile_settings, CompileError, CompiledRules, CompiledSettings,
     InterfaceResolver,
 };
-use super::state::FilterState;
+use super::state::{BlockKey, BlockSpec, FilterState};
 
 /// Errors writing to a target.
 #[derive(Debug, thiserror::Error)]
@@ -74,10 +75,11 @@ pub trait FilterTarget {
     fn zero_rule_hits(&mut self, id: u32) -> Result<(), ApplyError>;
     /// The hits of a rule id (summed over CPUs).
     fn rule_hits(&self, id: u32) -> Result<u64, ApplyError>;
-    /// Inserts or replaces a blocklist entry.
-    fn insert_block(&mut self, key: PrefixKey, entry: BlockEntry) -> Result<(), ApplyError>;
+    /// Inserts or replaces a blocklist entry (of the tunnel blocklist when
+    /// the key has a VNI).
+    fn insert_block(&mut self, key: BlockKey, entry: BlockEntry) -> Result<(), ApplyError>;
     /// Removes a blocklist entry (absent is fine).
-    fn remove_block(&mut self, key: PrefixKey) -> Result<(), ApplyError>;
+    fn remove_block(&mut self, key: BlockKey) -> Result<(), ApplyError>;
     /// Writes the rate limits from index 0.
     fn write_rate_limits(&mut self, limits: &[RateLimit]) -> Result<(), ApplyError>;
     /// Zeroes the drop counter of limit `index`.
@@ -243,25 +245,22 @@ fn apply_blocklist(
     // the ones going away go first, so a set that replaces another fits
     // the map even when the two together would not.
     let monotonic_now = target.monotonic_now_ns();
-    let old_blocks: HashMap<PrefixKey, Option<u64>> = previous
+    let old_blocks: HashMap<BlockKey, Option<u64>> = previous
         .blocklist
         .iter()
-        .map(|entry| (entry.prefix.key(), entry.expires_at))
+        .map(|entry| (entry.key(), entry.expires_at))
         .collect();
-    let new_keys: std::collections::HashSet<PrefixKey> = next
-        .blocklist
-        .iter()
-        .map(|entry| entry.prefix.key())
-        .collect();
+    let new_keys: std::collections::HashSet<BlockKey> =
+        next.blocklist.iter().map(BlockSpec::key).collect();
     for key in old_blocks.keys().filter(|key| !new_keys.contains(*key)) {
         target.remove_block(*key)?;
     }
     for entry in &next.blocklist {
-        let key = entry.prefix.key();
+        let key = entry.key();
         if old_blocks.get(&key) != Some(&entry.expires_at) {
             let value = BlockEntry {
                 expires_at_ns: monotonic_expiry(entry.expires_at, wall_now, monotonic_now),
-                prefix_len: key.prefix_len,
+                prefix_len: key.prefix.prefix_len,
                 reserved: 0,
             };
             target.insert_block(key, value)?;
@@ -367,13 +366,25 @@ impl FilterTarget for NativeTables {
         Ok(self.rule_hits.get(&id).copied().unwrap_or(0))
     }
 
-    fn insert_block(&mut self, key: PrefixKey, entry: BlockEntry) -> Result<(), ApplyError> {
-        self.blocklist.insert(key, entry);
+    fn insert_block(&mut self, key: BlockKey, entry: BlockEntry) -> Result<(), ApplyError> {
+        match key.vni {
+            None => self.blocklist.insert(key.prefix, entry),
+            Some(vni) => self
+                .tunnel_blocklist
+                .entry(vni)
+                .or_default()
+                .insert(key.prefix, entry),
+        }
         Ok(())
     }
 
-    fn remove_block(&mut self, key: PrefixKey) -> Result<(), ApplyError> {
-        self.blocklist.remove(key);
+    fn remove_block(&mut self, key: BlockKey) -> Result<(), ApplyError> {
+        match key.vni {
+            None => {
+                self.blocklist.remove(key.prefix);
+            }
+            Some(vni) => self.remove_tunnel_blocklist_entry(TunnelPrefixKey::new(vni, key.prefix)),
+        }
         Ok(())
     }
 

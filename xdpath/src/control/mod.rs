@@ -85,10 +85,12 @@ pub enum ControlError {
         owner: String,
     },
     /// The prefix is not on the blocklist.
-    #[error("{prefix} is not on the blocklist")]
+    #[error("{prefix}{} is not on the blocklist", vni.map(|vni| format!(" (VNI {vni})")).unwrap_or_default())]
     NoSuchBlock {
         /// The prefix.
         prefix: Cidr,
+        /// The VNI asked for.
+        vni: Option<u32>,
     },
     /// Not a configured management prefix or port.
     #[error("{what} is not a management {kind}")]

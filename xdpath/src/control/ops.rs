@@ -66,27 +66,42 @@ pub fn del_rule(id: u32) -> Result<(), ControlError> {
 pub fn add_block(request: &NewBlock) -> Result<Cidr, ControlError> {
     let prefix = parse_cidr(&request.prefix)?;
     let seconds = request.ttl.as_deref().map(parse_duration).transpose()?;
+    let vni = block_vni(request.vni.as_deref())?;
     let mut session = Session::open()?;
     let expires_at = seconds.map(|seconds| wall_now().saturating_add(seconds));
     let list = &mut session.state.blocklist;
-    list.retain(|entry| entry.prefix != prefix);
-    list.push(BlockSpec { prefix, expires_at });
+    list.retain(|entry| (entry.prefix, entry.vni) != (prefix, vni));
+    list.push(BlockSpec {
+        prefix,
+        expires_at,
+        vni,
+    });
     session.commit()?;
     Ok(prefix)
 }
 
-/// Unblocks a prefix.
+/// Unblocks a prefix (of the VNI given, if any).
 pub fn del_block(request: &PrefixQuery) -> Result<Cidr, ControlError> {
     let prefix = parse_cidr(&request.prefix)?;
+    let vni = block_vni(request.vni.as_deref())?;
     let mut session = Session::open()?;
     let list = &mut session.state.blocklist;
     let before = list.len();
-    list.retain(|entry| entry.prefix != prefix);
+    list.retain(|entry| (entry.prefix, entry.vni) != (prefix, vni));
     if list.len() == before {
-        return Err(ControlError::NoSuchBlock { prefix });
+        return Err(ControlError::NoSuchBlock { prefix, vni });
     }
     session.commit()?;
     Ok(prefix)
+}
+
+/// A blocklist request's VNI, checked.
+fn block_vni(text: Option<&str>) -> Result<Option<u32>, ControlError> {
+    let parsed = |error: super::parse::ParseError| RequestError {
+        field: Some("vni"),
+        message: error.to_string(),
+    };
+    Ok(text.map(|text| parse_vni(text).map_err(parsed)).transpose()?)
 }
 
 /// Adds a token-bucket rate limit; returns its id.

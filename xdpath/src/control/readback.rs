@@ -14,19 +14,21 @@ use std::collections::{HashMap, HashSet};
 use xdpath_core::abi;
 
 use xdpath_core::filter::{
-    BlockEntry, PrefixKey, RateLimit, Rule, RuleChain, FILTER_DESTINATION_RULES,
+    BlockEntry, PrefixKey, RateLimit, Rule, RuleChain, TunnelPrefixKey, FILTER_DESTINATION_RULES,
     FILTER_SOURCE_RULES, LENGTHS_SLOTS, MAX_CHAINS, MAX_RATE_LIMITS, MAX_RULES,
 };
 
 use super::apply::{ApplyError, FilterTarget, PrefixSet};
 use super::compile::{CompiledRules, CompiledSettings, PORT_WORDS};
 use super::kernel::{
-    buffer_maps, hash_key, lengths_bytes, monotonic_now_ns, prefix_map, trie_key, KernelMaps,
-    PlainBytes, LENGTHS_SIZE,
+    buffer_maps, hash_key, lengths_bytes, monotonic_now_ns, prefix_map, trie_key, tunnel_trie_key,
+    KernelMaps, PlainBytes, LENGTHS_SIZE,
 };
 use super::parse::Cidr;
-use super::state::{BlockSpec, FilterState};
-use xdpath_core::filter::{DIRECTION_DESTINATION, DIRECTION_SOURCE, FAMILY_V4, FAMILY_V6};
+use super::state::{BlockKey, BlockSpec, FilterState};
+use xdpath_core::filter::{
+    DIRECTION_DESTINATION, DIRECTION_SOURCE, FAMILY_V4, FAMILY_V6, VNI_KEY_BITS,
+};
 
 /// How far a blocklist entry's expiry in the kernel may be from the one the
 /// state asks for (the wall clock is read again for each install).
@@ -278,10 +280,10 @@ fn same_head(read: &[u8], wanted: Vec<u8>) -> bool {
         && read[wanted.len()..].iter().all(|byte| *byte == 0)
 }
 
-/// The blocklist trie against the desired blocklist. Returns the kernel's
-/// entries as block specs: a desired entry where the kernel holds it as
-/// asked, otherwise one whose expiry can match nothing (so apply rewrites
-/// or removes it).
+/// The blocklist tries (plain and tunnel) against the desired blocklist.
+/// Returns the kernel's entries as block specs: a desired entry where the
+/// kernel holds it as asked, otherwise one whose expiry can match nothing
+/// (so apply rewrites or removes it).
 fn compare_blocklist(
     maps: &KernelMaps,
     desired: &FilterState,
@@ -289,41 +291,37 @@ fn compare_blocklist(
     differences: &mut Vec<String>,
 ) -> Result<Vec<BlockSpec>, ApplyError> {
     let monotonic_now = monotonic_now_ns();
-    let wanted: HashMap<PrefixKey, &BlockSpec> = desired
+    let wanted: HashMap<BlockKey, &BlockSpec> = desired
         .blocklist
         .iter()
-        .map(|entry| (entry.prefix.key(), entry))
+        .map(|entry| (entry.key(), entry))
         .collect();
     let (mut extra, mut different) = (0usize, 0usize);
     let mut seen = HashSet::with_capacity(wanted.len());
     let mut view = Vec::new();
-    for (key, value) in maps.entries(abi::map::BLOCKLIST, 20, size_of::<BlockEntry>())? {
-        let Some(prefix) = prefix_from_trie_key(&key) else {
+    for (entry, kernel_expiry) in kernel_blocklist(maps)? {
+        let Some(entry) = entry else {
             extra += 1;
             continue;
         };
-        let kernel_expiry = value
-            .get(..8)
-            .and_then(|bytes| bytes.try_into().ok())
-            .map_or(0, u64::from_ne_bytes);
-        let key = prefix.key();
+        let key = entry.key();
         seen.insert(key);
         match wanted.get(&key) {
-            Some(entry) => {
+            Some(wanted) => {
                 let expected =
-                    super::apply::monotonic_expiry(entry.expires_at, wall_now, monotonic_now);
+                    super::apply::monotonic_expiry(wanted.expires_at, wall_now, monotonic_now);
                 if (expected == 0) == (kernel_expiry == 0)
                     && expected.abs_diff(kernel_expiry) <= EXPIRY_TOLERANCE_NS
                 {
-                    view.push(**entry);
+                    view.push(**wanted);
                 } else {
                     different += 1;
-                    view.push(unmatchable(prefix));
+                    view.push(entry);
                 }
             }
             None => {
                 extra += 1;
-                view.push(unmatchable(prefix));
+                view.push(entry);
             }
         }
     }
@@ -337,13 +335,50 @@ fn compare_blocklist(
     Ok(view)
 }
 
-/// A block spec no desired entry equals: apply rewrites the entry if the
-/// state holds its prefix, and removes it otherwise.
-fn unmatchable(prefix: Cidr) -> BlockSpec {
-    BlockSpec {
+/// Both blocklist tries' entries with their expiry (monotonic ns), each as
+/// a block spec whose expiry can match nothing (so apply rewrites or
+/// removes it unless the state holds it as it is); `None` for a key
+/// xdpath did not write.
+fn kernel_blocklist(maps: &KernelMaps) -> Result<Vec<(Option<BlockSpec>, u64)>, ApplyError> {
+    let expiry = |value: &[u8]| {
+        value
+            .get(..8)
+            .and_then(|bytes| bytes.try_into().ok())
+            .map_or(0, u64::from_ne_bytes)
+    };
+    let unmatchable = |vni: Option<u32>, prefix: Cidr| BlockSpec {
         prefix,
         expires_at: Some(u64::MAX),
+        vni,
+    };
+    let mut entries = Vec::new();
+    for (key, value) in maps.entries(abi::map::BLOCKLIST, 20, size_of::<BlockEntry>())? {
+        let entry = prefix_from_trie_key(&key).map(|prefix| unmatchable(None, prefix));
+        entries.push((entry, expiry(&value)));
     }
+    for (key, value) in maps.entries(abi::map::TUNNEL_BLOCKLIST, 24, size_of::<BlockEntry>())? {
+        let entry = prefix_from_tunnel_trie_key(&key)
+            .map(|(vni, prefix)| unmatchable(Some(vni), prefix));
+        entries.push((entry, expiry(&value)));
+    }
+    Ok(entries)
+}
+
+/// The VNI and prefix of a `TUNNEL_BLOCKLIST` key.
+fn prefix_from_tunnel_trie_key(key: &[u8]) -> Option<(u32, Cidr)> {
+    let length = u32::from_ne_bytes(key.get(..4)?.try_into().ok()?);
+    let vni = u32::from_be_bytes(key.get(4..8)?.try_into().ok()?);
+    let mut plain = [0u8; 20];
+    for (slot, byte) in plain
+        .iter_mut()
+        .zip(length.checked_sub(VNI_KEY_BITS)?.to_ne_bytes().iter().chain(key.get(8..24)?))
+    {
+        *slot = *byte;
+    }
+    let prefix = prefix_from_trie_key(&plain)?;
+    // As there: the key must be the one xdpath would write.
+    let written = tunnel_trie_key(&TunnelPrefixKey::new(vni, prefix.key()));
+    (key.get(..24) == Some(&written[..])).then_some((vni, prefix))
 }
 
 /// A small prefix set (a trie of prefix → 1) against the wanted keys;
@@ -416,5 +451,19 @@ mod tests {
             assert_eq!(back, cidr, "{text}");
         }
         assert!(prefix_from_trie_key(&[0u8; 3]).is_none());
+    }
+
+    #[test]
+    fn tunnel_trie_keys_read_back_as_the_vni_and_prefix_written() {
+        for (vni, text) in [(1001, "10.0.0.0/8"), (0, "192.0.2.7/32"), (16_777_215, "2001:db8::/32")] {
+            let cidr: Cidr = text.parse().expect("prefix");
+            let key = tunnel_trie_key(&TunnelPrefixKey::new(vni, cidr.key()));
+            assert_eq!(prefix_from_tunnel_trie_key(&key), Some((vni, cidr)), "{text}");
+        }
+        // A length shorter than the VNI's bits is no key xdpath writes.
+        let mut short = tunnel_trie_key(&TunnelPrefixKey::new(7, "10.0.0.0/8".parse::<Cidr>().expect("prefix").key()));
+        short[..4].copy_from_slice(&16u32.to_ne_bytes());
+        assert!(prefix_from_tunnel_trie_key(&short).is_none());
+        assert!(prefix_from_tunnel_trie_key(&[0u8; 20]).is_none());
     }
 }

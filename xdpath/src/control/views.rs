@@ -55,6 +55,7 @@ pub fn block_rows(list: &[BlockSpec], now: u64) -> Vec<Value> {
                 "prefix": entry.prefix,
                 "expires_at": entry.expires_at,
                 "remaining_seconds": block_remaining(entry, now),
+                "vni": entry.vni,
             })
         })
         .collect()

@@ -243,14 +243,17 @@ fn filter_state(rules: bool, guards: bool) -> Result<FilterState, String> {
         BlockSpec {
             prefix: cidr("203.0.113.0/28")?,
             expires_at: None,
+            vni: None,
         },
         BlockSpec {
             prefix: cidr("2001:db8::fe/127")?,
             expires_at: Some(now + 86_400),
+            vni: None,
         },
         BlockSpec {
             prefix: cidr("192.0.2.200/32")?,
             expires_at: Some(now.saturating_sub(100)),
+            vni: None,
         },
     ];
     let args = |pps: Option<&str>, bps: Option<&str>, burst: &str| LimitArgs {

@@ -171,6 +171,11 @@ pub struct NewBlock {
     /// How long, e.g. 30s, 10m, 1h, 2d (default: no expiry).
     #[cfg_attr(feature = "clap", arg(long))]
     pub ttl: Option<String>,
+    /// Only VXLAN/Geneve frames with this VNI (0-16777215), blocked by
+    /// their inner source; without it the outer source is blocked.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "VNI"))]
+    #[serde(default, deserialize_with = "text::scalar")]
+    pub vni: Option<String>,
 }
 
 /// A blocked prefix: `xdpath block del` and `DELETE /v1/blocklist?prefix=`.
@@ -181,6 +186,10 @@ pub struct PrefixQuery {
     /// The prefix.
     #[cfg_attr(feature = "clap", arg(value_name = "CIDR"))]
     pub prefix: String,
+    /// The VNI the entry was added with, if any.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "VNI"))]
+    #[serde(default, deserialize_with = "text::scalar")]
+    pub vni: Option<String>,
 }
 
 /// A new VIP: `xdpath lb vip add` and `POST /v1/vips`.

@@ -260,6 +260,23 @@ fn interfaces(current: &[InterfaceSpec], desired: &[InterfaceSpec]) -> Vec<Chang
     out
 }
 
+/// What a blocklist entry is known by in a plan: its prefix, and its VNI
+/// if it has one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct BlockName {
+    prefix: crate::control::parse::Cidr,
+    vni: Option<u32>,
+}
+
+impl fmt::Display for BlockName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.vni {
+            Some(vni) => write!(f, "{} vni {vni}", self.prefix),
+            None => write!(f, "{}", self.prefix),
+        }
+    }
+}
+
 /// True when two blocklist entries need no change: the same kind of
 /// expiry (a running expiry is not extended by applying again).
 pub fn block_same(current: &BlockSpec, desired: &BlockSpec) -> bool {
@@ -273,7 +290,13 @@ fn filter(current: &FilterState, desired: &FilterState) -> Vec<Change> {
         state
             .blocklist
             .iter()
-            .map(|block| (block.prefix, *block))
+            .map(|block| {
+                let name = BlockName {
+                    prefix: block.prefix,
+                    vni: block.vni,
+                };
+                (name, *block)
+            })
             .collect()
     };
     diff_keyed(

@@ -5,8 +5,9 @@ use xdpath_core::filter::{
     FilterConfig, FragmentPolicy, RateLimit, FILTER_AMPLIFICATION, FILTER_BLOCKLIST,
     FILTER_DEFAULT_DROP, FILTER_DEFAULT_MONITOR, FILTER_DESTINATION_RULES, FILTER_MANAGEMENT_PORTS,
     FILTER_MANAGEMENT_SOURCES, FILTER_SOURCE_RULES, FILTER_SYN_COOKIES, FILTER_TCP_FLAGS,
-    FILTER_TUNNELS, LIMIT_DESTINATION, LIMIT_MONITOR, LIMIT_SCOPE_DESTINATION, LIMIT_SYN_ONLY,
-    MAX_BLOCKLIST, MAX_BURST, MAX_MANAGEMENT_PREFIXES, MAX_RATE_LIMITS,
+    FILTER_TUNNELS, FILTER_TUNNEL_BLOCKLIST, LIMIT_DESTINATION, LIMIT_MONITOR,
+    LIMIT_SCOPE_DESTINATION, LIMIT_SYN_ONLY, MAX_BLOCKLIST, MAX_BURST, MAX_MANAGEMENT_PREFIXES,
+    MAX_RATE_LIMITS, MAX_TUNNEL_BLOCKLIST,
 };
 
 use super::*;
@@ -64,11 +65,20 @@ pub fn compile_settings(
 /// reported: blocklist size, guards without ports, prefix set sizes, the
 /// number of rate limits.
 fn check_settings(state: &FilterState) -> Result<(), CompileError> {
-    if state.blocklist.len() > MAX_BLOCKLIST as usize {
+    let tunnel_blocks = state.blocklist.iter().filter(|entry| entry.vni.is_some()).count();
+    let plain_blocks = state.blocklist.len() - tunnel_blocks;
+    if plain_blocks > MAX_BLOCKLIST as usize {
         return Err(CompileError::TooMany {
             what: "blocklist entries",
-            count: state.blocklist.len(),
+            count: plain_blocks,
             max: MAX_BLOCKLIST,
+        });
+    }
+    if tunnel_blocks > MAX_TUNNEL_BLOCKLIST as usize {
+        return Err(CompileError::TooMany {
+            what: "blocklist entries with a VNI",
+            count: tunnel_blocks,
+            max: MAX_TUNNEL_BLOCKLIST,
         });
     }
     let guards = &state.guards;
@@ -121,8 +131,11 @@ fn config_flags(state: &FilterState, rules: &CompiledRules) -> u32 {
             flags |= FILTER_DEFAULT_MONITOR;
         }
     }
-    if !state.blocklist.is_empty() {
+    if state.blocklist.iter().any(|entry| entry.vni.is_none()) {
         flags |= FILTER_BLOCKLIST;
+    }
+    if state.blocklist.iter().any(|entry| entry.vni.is_some()) {
+        flags |= FILTER_TUNNELS | FILTER_TUNNEL_BLOCKLIST;
     }
     let guards = &state.guards;
     if guards.tcp_flags {

@@ -17,6 +17,7 @@ use xdpath_core::abi;
 
 use xdpath_core::filter::{
     BlockEntry, FilterConfig, PrefixHashKey, PrefixKey, PrefixLengths, RateLimit, Rule, RuleChain,
+    TunnelPrefixKey,
 };
 
 use super::apply::ApplyError;
@@ -65,6 +66,18 @@ pub(crate) fn trie_key(key: &PrefixKey) -> [u8; 20] {
     let mut bytes = [0u8; 20];
     bytes[..4].copy_from_slice(&key.prefix_len.to_ne_bytes());
     bytes[4..].copy_from_slice(&key.address);
+    bytes
+}
+
+/// The bytes of a `TUNNEL_BLOCKLIST` key: the prefix length, native order,
+/// then the VNI and the address.
+pub(crate) fn tunnel_trie_key(key: &TunnelPrefixKey) -> [u8; 24] {
+    let mut bytes = [0u8; 24];
+    let data = key.data();
+    let length = key.prefix_len.to_ne_bytes();
+    for (slot, byte) in bytes.iter_mut().zip(length.iter().chain(&data)) {
+        *slot = *byte;
+    }
     bytes
 }
 

@@ -5,16 +5,17 @@
 use xdpath_core::abi;
 use xdpath_core::filter::{
     lengths_slot, BlockEntry, FilterConfig, PrefixHashKey, PrefixKey, RateLimit, Rule, RuleChain,
-    DIRECTION_DESTINATION, DIRECTION_SOURCE, FAMILY_V4, FAMILY_V6, LENGTHS_SLOTS, MAX_CHAINS,
-    MAX_RULES,
+    TunnelPrefixKey, DIRECTION_DESTINATION, DIRECTION_SOURCE, FAMILY_V4, FAMILY_V6, LENGTHS_SLOTS,
+    MAX_CHAINS, MAX_RULES,
 };
 
 use super::{
-    buffer_maps, hash_key, lengths_bytes, monotonic_now_ns, trie_key, KernelMaps, PlainBytes,
-    LENGTHS_SIZE,
+    buffer_maps, hash_key, lengths_bytes, monotonic_now_ns, trie_key, tunnel_trie_key, KernelMaps,
+    PlainBytes, LENGTHS_SIZE,
 };
 use crate::control::apply::{ApplyError, FilterTarget, PortSet, PrefixSet};
 use crate::control::compile::{CompiledRules, PORT_WORDS};
+use crate::control::state::BlockKey;
 
 impl KernelMaps {
     /// Writes `entries` to the array `map` from index 0, in batches.
@@ -111,12 +112,25 @@ impl FilterTarget for KernelMaps {
         self.per_cpu_sum(abi::map::RULE_HITS, id)
     }
 
-    fn insert_block(&mut self, key: PrefixKey, entry: BlockEntry) -> Result<(), ApplyError> {
-        self.update(abi::map::BLOCKLIST, &trie_key(&key), entry.bytes())
+    fn insert_block(&mut self, key: BlockKey, entry: BlockEntry) -> Result<(), ApplyError> {
+        match key.vni {
+            None => self.update(abi::map::BLOCKLIST, &trie_key(&key.prefix), entry.bytes()),
+            Some(vni) => self.update(
+                abi::map::TUNNEL_BLOCKLIST,
+                &tunnel_trie_key(&TunnelPrefixKey::new(vni, key.prefix)),
+                entry.bytes(),
+            ),
+        }
     }
 
-    fn remove_block(&mut self, key: PrefixKey) -> Result<(), ApplyError> {
-        self.delete(abi::map::BLOCKLIST, &trie_key(&key))
+    fn remove_block(&mut self, key: BlockKey) -> Result<(), ApplyError> {
+        match key.vni {
+            None => self.delete(abi::map::BLOCKLIST, &trie_key(&key.prefix)),
+            Some(vni) => self.delete(
+                abi::map::TUNNEL_BLOCKLIST,
+                &tunnel_trie_key(&TunnelPrefixKey::new(vni, key.prefix)),
+            ),
+        }
     }
 
     fn write_rate_limits(&mut self, limits: &[RateLimit]) -> Result<(), ApplyError> {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::parse::{Cidr, IcmpTypeSpec, Labels, PortRange, TcpFlagsSpec};
+use xdpath_core::filter::PrefixKey;
 
 pub use crate::netns::{state_dir_of, STATE_ROOT};
 /// The state file's name inside a namespace's directory.
@@ -150,7 +151,8 @@ impl RuleSpec {
     }
 }
 
-/// A blocked prefix.
+/// A blocked prefix: of sources, or, with a VNI, of the inner sources of
+/// frames tunnelled with that VNI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockSpec {
     /// The prefix.
@@ -158,6 +160,29 @@ pub struct BlockSpec {
     /// When it stops matching, seconds since the Unix epoch; none: never.
     #[serde(default)]
     pub expires_at: Option<u64>,
+    /// Only tunnelled frames with this VNI, by their inner source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vni: Option<u32>,
+}
+
+impl BlockSpec {
+    /// What the entry is known by: its VNI and prefix (one entry each).
+    pub fn key(&self) -> BlockKey {
+        BlockKey {
+            vni: self.vni,
+            prefix: self.prefix.key(),
+        }
+    }
+}
+
+/// A blocklist entry's identity: the plain blocklist's prefix, or a tunnel
+/// blocklist entry's VNI and inner prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BlockKey {
+    /// The VNI of a tunnel blocklist entry.
+    pub vni: Option<u32>,
+    /// The prefix's trie key.
+    pub prefix: PrefixKey,
 }
 
 /// Which address a rate limit keys its buckets by.
