@@ -262,18 +262,43 @@ fn block_by_vni(bed: &TestBed, b: &str, tenant: &Tenant) {
         let stats = json(&xdpath_ok(bed, &["--json", "stats"]));
         common::counted(&stats, "drop", "blocklisted")
     };
-    xdpath_ok(bed, &["block", "add", "192.168.1.2/32", "--vni", "1001", "--ttl", "1h"]);
+    xdpath_ok(
+        bed,
+        &[
+            "block",
+            "add",
+            "192.168.1.2/32",
+            "--vni",
+            "1001",
+            "--ttl",
+            "1h",
+        ],
+    );
     xdpath_ok(bed, &["block", "add", "10.255.0.0/16"]);
     let list = json(&xdpath_ok(bed, &["--json", "block", "list"]));
     assert_eq!(list[0]["prefix"], "192.168.1.2/32");
     assert_eq!(list[0]["vni"], 1001);
     assert_eq!(list[1]["vni"], serde_json::Value::Null);
+    let check = json(&xdpath_ok(bed, &["--json", "state", "check"]));
+    assert_eq!(
+        check["differences"],
+        serde_json::json!([]),
+        "the kernel's tries read back as the state"
+    );
     let before = blocked(bed);
     assert_eq!(ping(b, X), 0, "X is blocked in VNI 1001");
-    assert_eq!(blocked(bed) - before, u64::from(PINGS), "counted as blocklisted");
+    assert_eq!(
+        blocked(bed) - before,
+        u64::from(PINGS),
+        "counted as blocklisted"
+    );
     assert_eq!(ping(b, OTHER), PINGS, "OTHER is not in the blocked prefix");
     assert_eq!(ping(&tenant.name, X), 0, "VNI 1002 has no peer in A");
-    assert_eq!(blocked(bed) - before, u64::from(PINGS), "X in VNI 1002 is not blocked");
+    assert_eq!(
+        blocked(bed) - before,
+        u64::from(PINGS),
+        "X in VNI 1002 is not blocked"
+    );
     let refused = common::xdpath(bed, &["block", "del", "192.168.1.2/32"]);
     assert!(!refused.status.success(), "the plain entry does not exist");
     let message = String::from_utf8_lossy(&refused.stderr);

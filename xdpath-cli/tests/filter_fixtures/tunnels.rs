@@ -291,7 +291,10 @@ fn an_expired_tunnel_block_entry_is_deleted_when_met() {
             .map(|prefixes| prefixes.len())
             .sum::<usize>()
     };
-    assert_eq!((kernel_tunnel_blocks(&mut program), native_blocks(&native)), (2, 2));
+    assert_eq!(
+        (kernel_tunnel_blocks(&mut program), native_blocks(&native)),
+        (2, 2)
+    );
     let frame = vxlan(1001, &inner_udp(VM));
     assert_eq!(program.test_run(&frame).expect("run"), Action::Pass as u32);
     let outcome = pipeline::process(&SlicePacket::new(&frame), &mut native);

@@ -3,8 +3,8 @@
 //! values by the native one.
 
 use super::{
-    BlockEntry, BucketKey, BucketTable, Charge, FilterConfig, PrefixKey, RateLimit, Rule, RuleChain,
-    TunnelPrefixKey,
+    BlockEntry, BucketKey, BucketTable, Charge, FilterConfig, PrefixKey, RateLimit, Rule,
+    RuleChain, TunnelPrefixKey,
 };
 use crate::config::InterfaceConfig;
 use crate::packet::Packet;

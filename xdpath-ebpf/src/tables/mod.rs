@@ -70,7 +70,11 @@ fn full_key(address: &[u8; 16]) -> Option<&'static Key<[u8; 16]>> {
 /// This CPU's tunnel trie key slot, set to `vni` then `address` with
 /// `prefix_len` bits (the VNI's 32 counted).
 #[inline(always)]
-fn tunnel_trie_key(vni: [u8; 4], address: &[u8; 16], prefix_len: u32) -> Option<&'static Key<[u8; 20]>> {
+fn tunnel_trie_key(
+    vni: [u8; 4],
+    address: &[u8; 16],
+    prefix_len: u32,
+) -> Option<&'static Key<[u8; 20]>> {
     let slot = TUNNEL_LPM_SCRATCH.get_ptr_mut(0)?;
     let data = TunnelPrefixKey {
         prefix_len,

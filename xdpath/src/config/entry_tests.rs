@@ -124,9 +124,16 @@ vni = 1001
 ttl = \"1h\"
 ";
     let config = parse(text).expect("valid");
-    let vnis: Vec<Option<u32>> = config.filter.blocklist.iter().map(|entry| entry.vni).collect();
+    let vnis: Vec<Option<u32>> = config
+        .filter
+        .blocklist
+        .iter()
+        .map(|entry| entry.vni)
+        .collect();
     assert_eq!(vnis, [None, Some(1001)]);
-    let twice = errors(&format!("{text}[[filter.block]]\nprefix = \"10.0.0.0/24\"\nvni = \"1001\"\n"));
+    let twice = errors(&format!(
+        "{text}[[filter.block]]\nprefix = \"10.0.0.0/24\"\nvni = \"1001\"\n"
+    ));
     assert_eq!(twice.len(), 1, "{twice:#?}");
     assert!(
         twice[0].contains("prefix 10.0.0.0/24 (VNI 1001) is listed twice"),

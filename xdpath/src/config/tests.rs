@@ -291,11 +291,12 @@ fn applying_keeps_slots_generations_and_expiries() {
     );
     assert_eq!(merged.next_rule_id, 77);
     assert_eq!(merged.rules, desired.filter.rules);
-    assert!(
+    assert_eq!(
         merge_filter(&current, &desired.filter, NOW + 20)
             .blocklist
-            .len()
-            == 1
+            .len(),
+        desired.filter.blocklist.len() - 1,
+        "the entry expired by then goes"
     );
 }
 

@@ -15,9 +15,9 @@ use xdpath_core::filter::{
     prefix_family, BlockEntry, FilterConfig, PrefixKey, RateLimit, TunnelPrefixKey,
     FILTER_DESTINATION_RULES, FILTER_SOURCE_RULES,
 };
-use xdpath_core::Tables;
 use xdpath_core::native::RuleBuffer;
 use xdpath_core::NativeTables;
+use xdpath_core::Tables;
 
 use super::compile::{
     compile_rules, compile_settings, CompileError, CompiledRules, CompiledSettings,

@@ -101,7 +101,9 @@ fn block_vni(text: Option<&str>) -> Result<Option<u32>, ControlError> {
         field: Some("vni"),
         message: error.to_string(),
     };
-    Ok(text.map(|text| parse_vni(text).map_err(parsed)).transpose()?)
+    Ok(text
+        .map(|text| parse_vni(text).map_err(parsed))
+        .transpose()?)
 }
 
 /// Adds a token-bucket rate limit; returns its id.

@@ -357,8 +357,8 @@ fn kernel_blocklist(maps: &KernelMaps) -> Result<Vec<(Option<BlockSpec>, u64)>, 
         entries.push((entry, expiry(&value)));
     }
     for (key, value) in maps.entries(abi::map::TUNNEL_BLOCKLIST, 24, size_of::<BlockEntry>())? {
-        let entry = prefix_from_tunnel_trie_key(&key)
-            .map(|(vni, prefix)| unmatchable(Some(vni), prefix));
+        let entry =
+            prefix_from_tunnel_trie_key(&key).map(|(vni, prefix)| unmatchable(Some(vni), prefix));
         entries.push((entry, expiry(&value)));
     }
     Ok(entries)
@@ -369,10 +369,13 @@ fn prefix_from_tunnel_trie_key(key: &[u8]) -> Option<(u32, Cidr)> {
     let length = u32::from_ne_bytes(key.get(..4)?.try_into().ok()?);
     let vni = u32::from_be_bytes(key.get(4..8)?.try_into().ok()?);
     let mut plain = [0u8; 20];
-    for (slot, byte) in plain
-        .iter_mut()
-        .zip(length.checked_sub(VNI_KEY_BITS)?.to_ne_bytes().iter().chain(key.get(8..24)?))
-    {
+    for (slot, byte) in plain.iter_mut().zip(
+        length
+            .checked_sub(VNI_KEY_BITS)?
+            .to_ne_bytes()
+            .iter()
+            .chain(key.get(8..24)?),
+    ) {
         *slot = *byte;
     }
     let prefix = prefix_from_trie_key(&plain)?;
@@ -455,13 +458,24 @@ mod tests {
 
     #[test]
     fn tunnel_trie_keys_read_back_as_the_vni_and_prefix_written() {
-        for (vni, text) in [(1001, "10.0.0.0/8"), (0, "192.0.2.7/32"), (16_777_215, "2001:db8::/32")] {
+        for (vni, text) in [
+            (1001, "10.0.0.0/8"),
+            (0, "192.0.2.7/32"),
+            (16_777_215, "2001:db8::/32"),
+        ] {
             let cidr: Cidr = text.parse().expect("prefix");
             let key = tunnel_trie_key(&TunnelPrefixKey::new(vni, cidr.key()));
-            assert_eq!(prefix_from_tunnel_trie_key(&key), Some((vni, cidr)), "{text}");
+            assert_eq!(
+                prefix_from_tunnel_trie_key(&key),
+                Some((vni, cidr)),
+                "{text}"
+            );
         }
         // A length shorter than the VNI's bits is no key xdpath writes.
-        let mut short = tunnel_trie_key(&TunnelPrefixKey::new(7, "10.0.0.0/8".parse::<Cidr>().expect("prefix").key()));
+        let mut short = tunnel_trie_key(&TunnelPrefixKey::new(
+            7,
+            "10.0.0.0/8".parse::<Cidr>().expect("prefix").key(),
+        ));
         short[..4].copy_from_slice(&16u32.to_ne_bytes());
         assert!(prefix_from_tunnel_trie_key(&short).is_none());
         assert!(prefix_from_tunnel_trie_key(&[0u8; 20]).is_none());

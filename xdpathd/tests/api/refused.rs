@@ -138,6 +138,27 @@ pub(crate) fn refused_requests() -> Vec<(&'static str, String, Option<String>, u
         ("DELETE", "/v1/blocklist".into(), None, 400, "invalid_query"),
         (
             "POST",
+            "/v1/blocklist".into(),
+            Some(r#"{"prefix":"10.0.0.0/8","vni":16777216}"#.into()),
+            422,
+            "invalid_request",
+        ),
+        (
+            "DELETE",
+            "/v1/blocklist?prefix=192.0.2.0/24&vni=7".into(),
+            None,
+            404,
+            "no_such_block",
+        ),
+        (
+            "DELETE",
+            "/v1/blocklist?prefix=192.0.2.0/24&vni=x".into(),
+            None,
+            422,
+            "invalid_request",
+        ),
+        (
+            "POST",
             "/v1/vips".into(),
             Some(r#"{"vip":"203.0.113.10/tcp"}"#.into()),
             422,

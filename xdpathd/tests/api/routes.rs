@@ -110,13 +110,35 @@ pub(crate) fn routes_work(bed: &TestBed, daemon: &Daemon) {
         "/v1/blocklist",
         Some(r#"{"prefix":"192.0.2.66/32","ttl":"1h"}"#),
     );
+    ok(
+        bed,
+        daemon,
+        "POST",
+        "/v1/blocklist",
+        Some(r#"{"prefix":"192.0.2.66/32","vni":1001}"#),
+    );
     let blocks = ok(bed, daemon, "GET", "/v1/blocklist", None);
     assert_eq!(blocks[0]["prefix"], "192.0.2.66/32");
+    assert_eq!(blocks[0]["vni"], Value::Null);
+    assert_eq!(blocks[1]["prefix"], "192.0.2.66/32");
+    assert_eq!(blocks[1]["vni"], 1001);
     ok(
         bed,
         daemon,
         "DELETE",
         "/v1/blocklist?prefix=192.0.2.66/32",
+        None,
+    );
+    let blocks = ok(bed, daemon, "GET", "/v1/blocklist", None);
+    assert_eq!(
+        blocks[0]["vni"], 1001,
+        "the plain entry went, the VNI's stayed"
+    );
+    ok(
+        bed,
+        daemon,
+        "DELETE",
+        "/v1/blocklist?prefix=192.0.2.66/32&vni=1001",
         None,
     );
     assert_eq!(

@@ -65,7 +65,11 @@ pub fn compile_settings(
 /// reported: blocklist size, guards without ports, prefix set sizes, the
 /// number of rate limits.
 fn check_settings(state: &FilterState) -> Result<(), CompileError> {
-    let tunnel_blocks = state.blocklist.iter().filter(|entry| entry.vni.is_some()).count();
+    let tunnel_blocks = state
+        .blocklist
+        .iter()
+        .filter(|entry| entry.vni.is_some())
+        .count();
     let plain_blocks = state.blocklist.len() - tunnel_blocks;
     if plain_blocks > MAX_BLOCKLIST as usize {
         return Err(CompileError::TooMany {
