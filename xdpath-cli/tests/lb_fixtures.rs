@@ -1,6 +1,7 @@
 //! The load balancer through both builds: each frame runs through the
-//! kernel (`BPF_PROG_TEST_RUN` on a fresh program whose maps hold the
-//! balancer state) and through the native pipeline with the same state.
+//! kernel (`BPF_PROG_TEST_RUN` on a program as freshly loaded, from the
+//! binary's pool with every map put back, see `xdpath_testing::reuse`,
+//! whose maps hold the balancer state) and through the native pipeline with the same state.
 //! Katran-style fixture rows `{description, input, expected verdict,
 //! expected output, expected connection-table effect}`:
 //!
@@ -47,7 +48,6 @@ use xdpath_core::abi;
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray};
 use aya::Ebpf;
 use xdpath::control::kernel::KernelMaps;
-use xdpath::dataplane::LoadedProgram;
 use xdpath::lb::install::CompiledLb;
 use xdpath::lb::maglev::{build_table, MaglevBackend};
 use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
@@ -58,6 +58,7 @@ use xdpath_core::lb::{
     MAX_CONNECTIONS, VIP_ALLOW_LIST, VIP_DROP_REASONS, VIP_DROP_SLOTS, VIP_NO_CONNTRACK,
     VIP_SAMPLED, VIP_SOURCE_HASH,
 };
+use xdpath_testing::reuse::Reused;
 use xdpath_core::parse::ipv4_mapped;
 use xdpath_core::stats::counter_index;
 use xdpath_core::wire::checksum;
