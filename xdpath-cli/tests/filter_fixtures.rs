@@ -139,8 +139,7 @@ fn check_row(row: &Row) -> (Vec<String>, KernelSaw, usize) {
     let mut native = NativeTables::new(config);
     native.ifindex = 1;
     native.set_now_ns(monotonic_now_ns());
-    install_fresh(&mut native, &row.state, &no_interfaces_but_lo, wall)
-        .expect("install natively");
+    install_fresh(&mut native, &row.state, &no_interfaces_but_lo, wall).expect("install natively");
     for (index, step) in row.steps.iter().enumerate() {
         let before = program.counters().expect("counters");
         let code = program.test_run(&step.frame).expect("test run");
@@ -207,8 +206,8 @@ fn a_row_sees_nothing_of_the_rows_before_it() {
             .collect()
     };
     let untouched = || {
-        let mut program = Reused::take_sparing(InterfaceConfig::default(), SPARED)
-            .expect("a fresh XDP program");
+        let mut program =
+            Reused::take_sparing(InterfaceConfig::default(), SPARED).expect("a fresh XDP program");
         let differences = program.differences().expect("read every map");
         assert!(differences.is_empty(), "left behind: {differences:?}");
     };

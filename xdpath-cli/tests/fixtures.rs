@@ -110,8 +110,7 @@ fn kernel_and_native_match_the_table() {
     for policy in [MalformedPolicy::Pass, MalformedPolicy::Drop] {
         let config = InterfaceConfig::new(policy);
         // The second policy's program is the first one, its maps put back.
-        let mut program =
-            Reused::take(config).expect("a fresh XDP program (needs root and BPF)");
+        let mut program = Reused::take(config).expect("a fresh XDP program (needs root and BPF)");
         for fixture in fixtures() {
             let expected_action = fixture.expected_action(policy);
             let native = pipeline::process(

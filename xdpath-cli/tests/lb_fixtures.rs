@@ -58,7 +58,6 @@ use xdpath_core::lb::{
     MAX_CONNECTIONS, VIP_ALLOW_LIST, VIP_DROP_REASONS, VIP_DROP_SLOTS, VIP_NO_CONNTRACK,
     VIP_SAMPLED, VIP_SOURCE_HASH,
 };
-use xdpath_testing::reuse::Reused;
 use xdpath_core::parse::ipv4_mapped;
 use xdpath_core::stats::counter_index;
 use xdpath_core::wire::checksum;
@@ -66,6 +65,7 @@ use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use xdpath_core::{
     parse, pipeline, Action, FrameBuffer, InterfaceConfig, NativeTables, Reason, SlicePacket,
 };
+use xdpath_testing::reuse::Reused;
 
 use allow_rows::*;
 use builds::*;

@@ -88,7 +88,11 @@ impl MapCopy {
     fn take(name: &str, map: &Map) -> Result<Option<Self>, ReuseError> {
         let unsupported = || ReuseError::Unsupported {
             map: name.to_string(),
-            kind: format!("{map:?}").split('(').next().unwrap_or("?").to_string(),
+            kind: format!("{map:?}")
+                .split('(')
+                .next()
+                .unwrap_or("?")
+                .to_string(),
         };
         let data = data_of(map).ok_or_else(unsupported)?;
         let info = data
@@ -224,9 +228,8 @@ impl MapCopy {
             }
             Contents::Keyed(entries) => {
                 let now = read_entries(name, &self.raw)?;
-                (now != *entries).then(|| {
-                    format!("{} entries, {} in the image", now.len(), entries.len())
-                })
+                (now != *entries)
+                    .then(|| format!("{} entries, {} in the image", now.len(), entries.len()))
             }
             Contents::Ring(ring) => ring
                 .next()
@@ -251,7 +254,10 @@ fn read_entries(name: &str, raw: &RawMap) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, 
 /// A consumer of the ring of its own (on a new descriptor), to read it
 /// empty between rows.
 fn own_ring(name: &str, raw: &RawMap) -> Result<RingBuf<MapData>, ReuseError> {
-    let fd = raw.fd().try_clone().map_err(failed(name, "clone its descriptor"))?;
+    let fd = raw
+        .fd()
+        .try_clone()
+        .map_err(failed(name, "clone its descriptor"))?;
     let data = MapData::from_fd(fd)
         .map_err(|error| failed(name, "open it")(std::io::Error::other(error)))?;
     RingBuf::try_from(Map::RingBuf(data))

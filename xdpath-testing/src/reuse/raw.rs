@@ -114,13 +114,8 @@ impl RawMap {
     pub(super) fn delete(&self, key: &[u8]) -> io::Result<()> {
         self.check_key(key)?;
         // SAFETY: a key of the key size; no value.
-        let result = unsafe {
-            self.element(
-                command::MAP_DELETE_ELEM,
-                key.as_ptr(),
-                std::ptr::null_mut(),
-            )
-        };
+        let result =
+            unsafe { self.element(command::MAP_DELETE_ELEM, key.as_ptr(), std::ptr::null_mut()) };
         found(result).map(drop)
     }
 
