@@ -17,6 +17,8 @@ use xdpath::control::kernel::{monotonic_now_ns, KernelMaps};
 use xdpath::control::wall_now;
 use xdpath::dataplane::LoadedProgram;
 
+use crate::reuse::Reused;
+
 /// `BPF_PROG_TEST_RUN` refuses frames shorter than an Ethernet header.
 pub const ETH_HLEN: usize = 14;
 
@@ -98,7 +100,7 @@ struct Baseline {
 /// The kernel program and the native tables of a scenario, reset to the
 /// scenario's state before each round.
 pub struct Builds {
-    program: LoadedProgram,
+    program: Reused,
     maps: KernelMaps,
     ring: RingBuf<MapData>,
     tables: Snapshot,
@@ -116,14 +118,15 @@ pub struct Builds {
 }
 
 impl Builds {
-    /// A fresh program and fresh tables with the scenario's state.
+    /// A program as freshly loaded (from the pool of [`crate::reuse`]) and
+    /// fresh tables with the scenario's state.
     pub fn new(scenario: &Scenario) -> Result<Self, DifferentialError> {
         let failed = |step: &str, detail: String| DifferentialError::Setup {
             scenario: scenario.name,
             step: step.to_string(),
             detail,
         };
-        let mut program = LoadedProgram::load(scenario.config)
+        let mut program = Reused::take(scenario.config)
             .map_err(|error| failed("load the program", error.to_string()))?;
         let mut maps = KernelMaps::of_program(&program)
             .map_err(|error| failed("open its maps", error.to_string()))?;
@@ -139,9 +142,8 @@ impl Builds {
         write_local_and_capture(&mut program, &scenario.local_addresses)
             .map_err(|(step, detail)| failed(step, detail))?;
         native.observer.capture = CAPTURE_ALL;
-        let ring = program
-            .take_ring(abi::map::CAPTURE_RING)
-            .map_err(|error| failed("take the capture ring", error.to_string()))?;
+        let ring = capture_ring(&program)
+            .map_err(|error| failed("open the capture ring", error.to_string()))?;
         let tables = Snapshot::take(&mut program, &maps)
             .map_err(|error| failed("read its tables", error.to_string()))?;
         let lb = scenario.lb.as_ref();
@@ -426,6 +428,16 @@ fn per_cpu_counter(
 
 /// Writes the decapsulator's local addresses and turns capture of every
 /// frame on; on failure, what was being done and why.
+/// A consumer of the program's capture ring, on a descriptor of its own:
+/// the ring stays in the program, which goes back to the pool whole.
+fn capture_ring(program: &LoadedProgram) -> Result<RingBuf<MapData>, String> {
+    let fd = program
+        .map_fd(abi::map::CAPTURE_RING)
+        .map_err(|error| error.to_string())?;
+    let data = MapData::from_fd(fd).map_err(|error| error.to_string())?;
+    RingBuf::try_from(aya::maps::Map::RingBuf(data)).map_err(|error| error.to_string())
+}
+
 fn write_local_and_capture(
     program: &mut LoadedProgram,
     local_addresses: &[[u8; 16]],
