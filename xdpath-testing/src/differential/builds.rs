@@ -118,8 +118,7 @@ pub struct Builds {
 }
 
 impl Builds {
-    /// A program as freshly loaded (from the pool of [`crate::reuse`]) and
-    /// fresh tables with the scenario's state.
+    /// A pooled program as freshly loaded and fresh tables, in the scenario's state.
     pub fn new(scenario: &Scenario) -> Result<Self, DifferentialError> {
         let failed = |step: &str, detail: String| DifferentialError::Setup {
             scenario: scenario.name,
@@ -142,7 +141,8 @@ impl Builds {
         write_local_and_capture(&mut program, &scenario.local_addresses)
             .map_err(|(step, detail)| failed(step, detail))?;
         native.observer.capture = CAPTURE_ALL;
-        let ring = capture_ring(&program)
+        let ring = program
+            .ring_consumer(abi::map::CAPTURE_RING)
             .map_err(|error| failed("open the capture ring", error.to_string()))?;
         let tables = Snapshot::take(&mut program, &maps)
             .map_err(|error| failed("read its tables", error.to_string()))?;
@@ -428,16 +428,6 @@ fn per_cpu_counter(
 
 /// Writes the decapsulator's local addresses and turns capture of every
 /// frame on; on failure, what was being done and why.
-/// A consumer of the program's capture ring, on a descriptor of its own:
-/// the ring stays in the program, which goes back to the pool whole.
-fn capture_ring(program: &LoadedProgram) -> Result<RingBuf<MapData>, String> {
-    let fd = program
-        .map_fd(abi::map::CAPTURE_RING)
-        .map_err(|error| error.to_string())?;
-    let data = MapData::from_fd(fd).map_err(|error| error.to_string())?;
-    RingBuf::try_from(aya::maps::Map::RingBuf(data)).map_err(|error| error.to_string())
-}
-
 fn write_local_and_capture(
     program: &mut LoadedProgram,
     local_addresses: &[[u8; 16]],

@@ -4,6 +4,7 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, PoisonError};
 
+use aya::maps::{Map, MapData, RingBuf};
 use xdpath::dataplane::LoadedProgram;
 use xdpath_core::InterfaceConfig;
 
@@ -68,6 +69,20 @@ impl Reused {
         Ok(Self {
             pooled: Some(pooled),
         })
+    }
+
+    /// A consumer of the ring map `name` on a descriptor of its own: the
+    /// ring stays in the program, which goes back to the pool whole
+    /// (`LoadedProgram::take_ring` would keep it out).
+    pub fn ring_consumer(&self, name: &'static str) -> Result<RingBuf<MapData>, ReuseError> {
+        let failed = |source| ReuseError::Map {
+            map: name.to_string(),
+            operation: "open it as a ring",
+            source,
+        };
+        let fd = self.map_fd(name)?;
+        let data = MapData::from_fd(fd).map_err(|error| failed(std::io::Error::other(error)))?;
+        RingBuf::try_from(Map::RingBuf(data)).map_err(|error| failed(std::io::Error::other(error)))
     }
 
     /// The maps that differ from the program's image as loaded (every map
