@@ -1,7 +1,8 @@
 //! The filter's fixture table: each row is a filter state and a sequence of
 //! frames with the verdict and reason each must get. Every row runs through
-//! the kernel (`BPF_PROG_TEST_RUN` on a fresh program whose maps hold the
-//! state, installed by the control plane) and through the native build
+//! the kernel (`BPF_PROG_TEST_RUN` on a program as freshly loaded: a
+//! pooled one with every map put back, see `xdpath_testing::reuse`; its
+//! maps then hold the state, installed by the control plane) and through the native build
 //! (`NativeTables` with the same state installed the same way); both must
 //! match the table, and each other's rule hit counts.
 //!
@@ -30,6 +31,7 @@ use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
 use xdpath_core::stats::counter_index;
 use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_PSH, FLAG_RST, FLAG_SYN};
 use xdpath_core::{pipeline, Action, Counter, InterfaceConfig, NativeTables, Reason, SlicePacket};
+use xdpath_testing::reuse::Reused;
 
 use frames::*;
 use table::*;
@@ -84,10 +86,10 @@ fn kernel_and_native_match_the_tunnel_blocklist_table() {
     check_rows(&tunnels::tunnel_block_rows(wall_now()));
 }
 
-/// Runs `rows` through both builds; fails with every mismatch. Each row
-/// loads its own program (fresh maps), and the kernel's verifier takes
-/// seconds a load (about 4.5 s here): the rows are run by one thread per
-/// core (172 s on one, 2 cores, for the filter table).
+/// Runs `rows` through both builds; fails with every mismatch. The
+/// kernel's verifier takes seconds a load (about 4.5 s here), a row a few
+/// milliseconds: each row runs on a pooled program whose maps are put
+/// back as they were after its load ([`Reused`]), by one thread per core.
 fn check_rows(rows: &[Row]) {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let failures: Vec<String> = std::thread::scope(|scope| {
@@ -97,7 +99,7 @@ fn check_rows(rows: &[Row]) {
                     rows.iter()
                         .skip(first)
                         .step_by(threads)
-                        .flat_map(check_row)
+                        .flat_map(|row| check_row(row).0)
                         .collect::<Vec<String>>()
                 })
             })
@@ -110,60 +112,126 @@ fn check_rows(rows: &[Row]) {
     assert!(failures.is_empty(), "mismatches:\n{}", failures.join("\n"));
 }
 
-/// Runs one row through a fresh kernel program and the native build;
-/// the mismatches.
-fn check_row(row: &Row) -> Vec<String> {
+/// The maps the rows do not write, nor the data path: the Maglev rings
+/// (16 MiB, a third of a second to read back), not put back between rows;
+/// `a_row_sees_nothing_of_the_rows_before_it` reads them to prove it.
+const SPARED: &[&str] = &[abi::map::MAGLEV_RINGS];
+
+/// What the kernel made of a row: each frame's action code and the
+/// counter slots it bumped, then each rule's hits and each limit's drops.
+#[derive(Debug, PartialEq)]
+struct KernelSaw {
+    frames: Vec<(u32, Vec<usize>)>,
+    rule_hits: Vec<u64>,
+    limit_drops: Vec<u64>,
+}
+
+/// Runs one row through a program as freshly loaded and the native build;
+/// the mismatches, what the kernel did, and how many map entries were put
+/// back before it.
+fn check_row(row: &Row) -> (Vec<String>, KernelSaw, usize) {
     let mut failures = Vec::new();
-    {
-        let config = InterfaceConfig::default().with_monitor(row.monitor_interface);
-        let mut program = LoadedProgram::load(config).expect("load the XDP program (needs root)");
-        let mut maps = KernelMaps::of_program(&program).expect("filter maps");
-        let wall = wall_now();
-        install_fresh(&mut maps, &row.state, &no_interfaces_but_lo, wall)
-            .expect("install in the kernel");
-        let mut native = NativeTables::new(config);
-        native.ifindex = 1;
-        native.set_now_ns(monotonic_now_ns());
-        install_fresh(&mut native, &row.state, &no_interfaces_but_lo, wall)
-            .expect("install natively");
-        for (index, step) in row.steps.iter().enumerate() {
-            let before = program.counters().expect("counters");
-            let code = program.test_run(&step.frame).expect("test run");
-            let after = program.counters().expect("counters");
-            let kernel_slots = changed(&before, &after);
-            let outcome = pipeline::process(&SlicePacket::new(&step.frame), &mut native);
-            let expected = counter_index(step.action, step.reason) as usize;
-            let native_slot = counter_index(outcome.action, outcome.reason) as usize;
-            if code != step.action as u32 || kernel_slots != [expected] || native_slot != expected {
-                failures.push(format!(
-                    "{} (frame {}): expected {}/{}, kernel returned {code} counting {kernel_slots:?}, native {}/{} (slot {expected})",
-                    row.description, index + 1, step.action.name(), step.reason.name(),
-                    outcome.action.name(), outcome.reason.name(),
-                ));
-            }
+    let mut saw = KernelSaw {
+        frames: Vec::new(),
+        rule_hits: Vec::new(),
+        limit_drops: Vec::new(),
+    };
+    let config = InterfaceConfig::default().with_monitor(row.monitor_interface);
+    let mut program =
+        Reused::take_sparing(config, SPARED).expect("a fresh XDP program (needs root)");
+    let restored = program.restored();
+    let mut maps = KernelMaps::of_program(&program).expect("filter maps");
+    let wall = wall_now();
+    install_fresh(&mut maps, &row.state, &no_interfaces_but_lo, wall)
+        .expect("install in the kernel");
+    let mut native = NativeTables::new(config);
+    native.ifindex = 1;
+    native.set_now_ns(monotonic_now_ns());
+    install_fresh(&mut native, &row.state, &no_interfaces_but_lo, wall).expect("install natively");
+    for (index, step) in row.steps.iter().enumerate() {
+        let before = program.counters().expect("counters");
+        let code = program.test_run(&step.frame).expect("test run");
+        let after = program.counters().expect("counters");
+        let kernel_slots = changed(&before, &after);
+        let outcome = pipeline::process(&SlicePacket::new(&step.frame), &mut native);
+        let expected = counter_index(step.action, step.reason) as usize;
+        let native_slot = counter_index(outcome.action, outcome.reason) as usize;
+        if code != step.action as u32 || kernel_slots != [expected] || native_slot != expected {
+            failures.push(format!(
+                "{} (frame {}): expected {}/{}, kernel returned {code} counting {kernel_slots:?}, native {}/{} (slot {expected})",
+                row.description, index + 1, step.action.name(), step.reason.name(),
+                outcome.action.name(), outcome.reason.name(),
+            ));
         }
-        for rule in &row.state.rules {
-            let kernel = maps.rule_hits(rule.id).expect("rule hits");
-            let native_hits = native.rule_hits.get(&rule.id).copied().unwrap_or(0);
-            if kernel != native_hits {
-                failures.push(format!(
-                    "{}: rule {} hits: kernel {kernel}, native {native_hits}",
-                    row.description, rule.id
-                ));
-            }
-        }
-        for index in 0..row.state.rate_limits.len() as u32 {
-            let kernel = maps.limit_drops(index).expect("limit drops");
-            let native_drops = native.limit_drops[index as usize];
-            if kernel != native_drops {
-                failures.push(format!(
-                    "{}: limit {index} drops: kernel {kernel}, native {native_drops}",
-                    row.description
-                ));
-            }
-        }
+        saw.frames.push((code, kernel_slots));
     }
-    failures
+    for rule in &row.state.rules {
+        let kernel = maps.rule_hits(rule.id).expect("rule hits");
+        let native_hits = native.rule_hits.get(&rule.id).copied().unwrap_or(0);
+        if kernel != native_hits {
+            failures.push(format!(
+                "{}: rule {} hits: kernel {kernel}, native {native_hits}",
+                row.description, rule.id
+            ));
+        }
+        saw.rule_hits.push(kernel);
+    }
+    for index in 0..row.state.rate_limits.len() as u32 {
+        let kernel = maps.limit_drops(index).expect("limit drops");
+        let native_drops = native.limit_drops[index as usize];
+        if kernel != native_drops {
+            failures.push(format!(
+                "{}: limit {index} drops: kernel {kernel}, native {native_drops}",
+                row.description
+            ));
+        }
+        saw.limit_drops.push(kernel);
+    }
+    (failures, saw, restored)
+}
+
+/// The rows share programs, so each must see nothing of the rows before
+/// it: run one after another on one thread (so on pooled programs that
+/// ran other rows), first in table order, then in reverse order, every
+/// row passes and the kernel does the same with each row both times. The
+/// puts-back between rows are real work: the rows leave rules, buckets
+/// and counters behind. After each pass, every map of a pooled program
+/// (the spared ones too) holds what the load left.
+#[test]
+fn a_row_sees_nothing_of_the_rows_before_it() {
+    xdpath_lab::needs_root!();
+    let rows = table();
+    let mut restored = 0;
+    let mut run = |order: Vec<&Row>| -> Vec<KernelSaw> {
+        order
+            .into_iter()
+            .map(|row| {
+                let (failures, saw, put_back) = check_row(row);
+                assert!(failures.is_empty(), "mismatches:\n{}", failures.join("\n"));
+                restored += put_back;
+                saw
+            })
+            .collect()
+    };
+    let untouched = || {
+        let mut program =
+            Reused::take_sparing(InterfaceConfig::default(), SPARED).expect("a fresh XDP program");
+        let differences = program.differences().expect("read every map");
+        assert!(differences.is_empty(), "left behind: {differences:?}");
+    };
+    let forward = run(rows.iter().collect());
+    untouched();
+    let mut backward = run(rows.iter().rev().collect());
+    untouched();
+    backward.reverse();
+    for ((row, forward), backward) in rows.iter().zip(&forward).zip(&backward) {
+        assert_eq!(
+            forward, backward,
+            "{}: the kernel did otherwise after other rows",
+            row.description
+        );
+    }
+    assert!(restored > 0, "no row left anything to put back");
 }
 
 #[test]

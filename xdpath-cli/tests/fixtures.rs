@@ -10,7 +10,6 @@ mod frames;
 #[path = "fixtures/table.rs"]
 mod table;
 
-use xdpath::dataplane::LoadedProgram;
 use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
 use xdpath_core::stats::counter_index;
 use xdpath_core::wire::protocol;
@@ -21,6 +20,7 @@ use xdpath_core::{
 
 use frames::*;
 use table::*;
+use xdpath_testing::reuse::Reused;
 
 // ------------------------------------------------------------------- tests
 
@@ -109,8 +109,8 @@ fn kernel_and_native_match_the_table() {
     let mut kernel_runs = 0;
     for policy in [MalformedPolicy::Pass, MalformedPolicy::Drop] {
         let config = InterfaceConfig::new(policy);
-        let mut program =
-            LoadedProgram::load(config).expect("load the XDP program (needs root and BPF)");
+        // The second policy's program is the first one, its maps put back.
+        let mut program = Reused::take(config).expect("a fresh XDP program (needs root and BPF)");
         for fixture in fixtures() {
             let expected_action = fixture.expected_action(policy);
             let native = pipeline::process(

@@ -11,13 +11,15 @@
 //! malformed outer header, the parser's reason under the default policy,
 //! pass).
 //!
+//! Each test takes a program as freshly loaded from the binary's pool
+//! (`xdpath_testing::reuse`): one load serves the tests that follow.
+//!
 //! Needs root and a kernel with BPF.
 
 #[path = "lb_decap_fixtures/frames.rs"]
 mod frames;
 
 use aya::maps::{HashMap as BpfHashMap, MapData};
-use xdpath::dataplane::LoadedProgram;
 use xdpath_core::abi;
 use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
 use xdpath_core::parse::ipv4_mapped;
@@ -25,6 +27,7 @@ use xdpath_core::stats::counter_index;
 use xdpath_core::wire::tcp::FLAG_SYN;
 use xdpath_core::{pipeline, Action, FrameBuffer, InterfaceConfig, NativeTables, Reason};
 use xdpath_testing::differential::fix_ipv4_checksum;
+use xdpath_testing::reuse::Reused;
 
 use frames::*;
 
@@ -289,16 +292,17 @@ fn truncated_rows() -> Vec<Row> {
 
 // ---- both builds
 
-/// The kernel program and the native tables of a backend.
+/// The kernel program (pooled, as freshly loaded) and the native tables
+/// of a backend.
 struct Builds {
-    program: LoadedProgram,
+    program: Reused,
     native: NativeTables,
 }
 
 impl Builds {
     fn new() -> Self {
         let config = InterfaceConfig::default().with_decap(true, GUE_PORT);
-        let mut program = LoadedProgram::load(config).expect("load (needs root)");
+        let mut program = Reused::take(config).expect("a fresh program (needs root)");
         let map = program
             .ebpf_mut()
             .map_mut(abi::map::LOCAL_ADDRESSES)
@@ -379,7 +383,7 @@ fn truncated_outer_headers_pass_with_the_parsers_reason() {
 #[test]
 fn without_decap_nothing_is_stripped() {
     xdpath_lab::needs_root!();
-    let mut program = LoadedProgram::load(InterfaceConfig::default()).expect("load");
+    let mut program = Reused::take(InterfaceConfig::default()).expect("a fresh program");
     let mut native = NativeTables::default();
     native.lb.local_addresses.insert(ipv4_mapped(LOCAL4));
     for frame in [ipip4(LOCAL4, &inner4()), gue4(LOCAL4, GUE_PORT, &inner6())] {

@@ -1,6 +1,7 @@
 //! The load balancer through both builds: each frame runs through the
-//! kernel (`BPF_PROG_TEST_RUN` on a fresh program whose maps hold the
-//! balancer state) and through the native pipeline with the same state.
+//! kernel (`BPF_PROG_TEST_RUN` on a program as freshly loaded, from the
+//! binary's pool with every map put back, see `xdpath_testing::reuse`,
+//! whose maps hold the balancer state) and through the native pipeline with the same state.
 //! Katran-style fixture rows `{description, input, expected verdict,
 //! expected output, expected connection-table effect}`:
 //!
@@ -47,7 +48,6 @@ use xdpath_core::abi;
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray};
 use aya::Ebpf;
 use xdpath::control::kernel::KernelMaps;
-use xdpath::dataplane::LoadedProgram;
 use xdpath::lb::install::CompiledLb;
 use xdpath::lb::maglev::{build_table, MaglevBackend};
 use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
@@ -65,6 +65,7 @@ use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use xdpath_core::{
     parse, pipeline, Action, FrameBuffer, InterfaceConfig, NativeTables, Reason, SlicePacket,
 };
+use xdpath_testing::reuse::Reused;
 
 use allow_rows::*;
 use builds::*;

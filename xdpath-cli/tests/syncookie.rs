@@ -35,6 +35,7 @@ use xdpath_core::stats::counter_index;
 use xdpath_core::wire::checksum;
 use xdpath_core::{Action, Counter, InterfaceConfig, Reason};
 use xdpath_lab::testenv::{Side, TestBed};
+use xdpath_testing::reuse::Reused;
 
 use frames::*;
 use live::*;

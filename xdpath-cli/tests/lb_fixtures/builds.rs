@@ -125,16 +125,18 @@ pub(crate) fn native_snapshot(tables: &NativeTables) -> Snapshot {
     }
 }
 
-/// The kernel program and the native tables, fed the same frames.
+/// The kernel program (pooled, as freshly loaded) and the native tables,
+/// fed the same frames.
 pub(crate) struct Builds {
-    pub(crate) program: LoadedProgram,
+    pub(crate) program: Reused,
     pub(crate) native: NativeTables,
 }
 
 impl Builds {
     /// A balancer with `table` as its Maglev ring.
     pub(crate) fn balancer(table: Vec<u32>) -> Self {
-        let program = LoadedProgram::load(InterfaceConfig::default()).expect("load (needs root)");
+        let program =
+            Reused::take(InterfaceConfig::default()).expect("a fresh program (needs root)");
         let mut builds = Self {
             program,
             native: NativeTables::default(),
@@ -147,7 +149,7 @@ impl Builds {
     /// `local`.
     pub(crate) fn decapsulator(local: &[[u8; 16]]) -> Self {
         let config = InterfaceConfig::default().with_decap(true, GUE_PORT);
-        let mut program = LoadedProgram::load(config).expect("load (needs root)");
+        let mut program = Reused::take(config).expect("a fresh program (needs root)");
         let map = program
             .ebpf_mut()
             .map_mut(abi::map::LOCAL_ADDRESSES)

@@ -21,7 +21,8 @@ fn sampled_builds(
     capture: bool,
 ) -> (Builds, RingBuf<MapData>, RingBuf<MapData>) {
     let config = InterfaceConfig::default().with_sample_rate(interface_rate);
-    let mut program = LoadedProgram::load(config).expect("load (needs root)");
+    // Taking its rings keeps it out of the pool afterwards.
+    let mut program = Reused::take(config).expect("a fresh program (needs root)");
     let mut native = NativeTables::new(config);
     if capture {
         let capture = CaptureConfig {

@@ -56,10 +56,11 @@ pub(crate) fn protect_ports(map: &mut Map, ports: &[u16]) {
     }
 }
 
-/// A fresh instance (not attached) with cookies on for `SERVER_PORT`.
-pub(crate) fn loaded_with_cookies() -> LoadedProgram {
+/// An instance as freshly loaded (not attached; from the binary's pool,
+/// every map put back) with cookies on for `SERVER_PORT`.
+pub(crate) fn loaded_with_cookies() -> Reused {
     require_root();
-    let mut program = LoadedProgram::load(InterfaceConfig::default()).expect("load xdpath");
+    let mut program = Reused::take(InterfaceConfig::default()).expect("a fresh xdpath program");
     let ebpf = program.ebpf_mut();
     enable_cookie_flag(
         ebpf.map_mut(abi::map::FILTER_CONFIG)

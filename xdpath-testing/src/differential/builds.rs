@@ -17,6 +17,8 @@ use xdpath::control::kernel::{monotonic_now_ns, KernelMaps};
 use xdpath::control::wall_now;
 use xdpath::dataplane::LoadedProgram;
 
+use crate::reuse::Reused;
+
 /// `BPF_PROG_TEST_RUN` refuses frames shorter than an Ethernet header.
 pub const ETH_HLEN: usize = 14;
 
@@ -98,7 +100,7 @@ struct Baseline {
 /// The kernel program and the native tables of a scenario, reset to the
 /// scenario's state before each round.
 pub struct Builds {
-    program: LoadedProgram,
+    program: Reused,
     maps: KernelMaps,
     ring: RingBuf<MapData>,
     tables: Snapshot,
@@ -116,14 +118,14 @@ pub struct Builds {
 }
 
 impl Builds {
-    /// A fresh program and fresh tables with the scenario's state.
+    /// A pooled program as freshly loaded and fresh tables, in the scenario's state.
     pub fn new(scenario: &Scenario) -> Result<Self, DifferentialError> {
         let failed = |step: &str, detail: String| DifferentialError::Setup {
             scenario: scenario.name,
             step: step.to_string(),
             detail,
         };
-        let mut program = LoadedProgram::load(scenario.config)
+        let mut program = Reused::take(scenario.config)
             .map_err(|error| failed("load the program", error.to_string()))?;
         let mut maps = KernelMaps::of_program(&program)
             .map_err(|error| failed("open its maps", error.to_string()))?;
@@ -140,8 +142,8 @@ impl Builds {
             .map_err(|(step, detail)| failed(step, detail))?;
         native.observer.capture = CAPTURE_ALL;
         let ring = program
-            .take_ring(abi::map::CAPTURE_RING)
-            .map_err(|error| failed("take the capture ring", error.to_string()))?;
+            .ring_consumer(abi::map::CAPTURE_RING)
+            .map_err(|error| failed("open the capture ring", error.to_string()))?;
         let tables = Snapshot::take(&mut program, &maps)
             .map_err(|error| failed("read its tables", error.to_string()))?;
         let lb = scenario.lb.as_ref();

@@ -5,8 +5,9 @@
 //! balancer statistic after each round.
 //!
 //! A run is rounds of [`Options::round_frames`] frames, cycling through the
-//! [`scenarios::Scenario`]s. Each scenario has one program, loaded on its
-//! first round; before every round its tables are put back as they were
+//! [`scenarios::Scenario`]s. Each scenario has one program, taken on its
+//! first round from the pool of [`crate::reuse`] (as freshly loaded) and
+//! given back after its last; before every round its tables are put back as they were
 //! after setup ([`restore`]) and the native tables copied afresh, which
 //! keeps every kernel table (connection table, token buckets) far below its
 //! LRU size, where the kernel evicts and the native build does not.
@@ -266,6 +267,7 @@ pub fn run(
         })
         .collect();
     let round_frames = options.round_frames.max(1) as u64;
+    let rounds = options.frames.div_ceil(round_frames);
     let mut builds: Vec<Option<Builds>> = scenarios.iter().map(|_| None).collect();
     while report.frames < options.frames {
         let index = (report.rounds % scenarios.len() as u64) as usize;
@@ -283,6 +285,11 @@ pub fn run(
             options,
             &mut report,
         )?;
+        if report.rounds + scenarios.len() as u64 > rounds {
+            // Its last round: the program goes back to the pool, for the
+            // next scenario (a load is seconds of verifier time).
+            builds[index] = None;
+        }
         report.seconds = started.elapsed().as_secs_f64();
         report.name_outcomes();
         progress(&report);

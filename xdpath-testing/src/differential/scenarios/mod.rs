@@ -255,6 +255,18 @@ fn filter_state(rules: bool, guards: bool) -> Result<FilterState, String> {
             expires_at: Some(now.saturating_sub(100)),
             vni: None,
         },
+        // Entries with a VNI make both builds look inside every VXLAN and
+        // Geneve frame of the corpora, and block some inner sources.
+        BlockSpec {
+            prefix: cidr("10.0.0.0/8")?,
+            expires_at: None,
+            vni: Some(0),
+        },
+        BlockSpec {
+            prefix: cidr("::/0")?,
+            expires_at: Some(now + 86_400),
+            vni: Some(1),
+        },
     ];
     let args = |pps: Option<&str>, bps: Option<&str>, burst: &str| LimitArgs {
         pps: pps.map(str::to_string),
