@@ -85,6 +85,14 @@ pub(crate) fn time_program(
     Ok(per_frame)
 }
 
+/// One program's samples: per trial, per frame of the mix, wall-clock
+/// and kernel-reported ns.
+type Samples = Vec<Vec<(f64, f64)>>;
+
+/// A `--beside` object's name, then its plain and filtered programs'
+/// samples.
+type BesideSamples = (String, [Samples; 2]);
+
 /// The samples of the kernel trials: per program (xdpath, empty, the
 /// peer, xdpath + filter), per trial, per frame of the mix, wall-clock and
 /// kernel-reported ns.
@@ -92,7 +100,7 @@ pub(super) struct KernelTrials {
     samples: Vec<Vec<Vec<(f64, f64)>>>,
     /// Per `--beside` object: its name, then its plain and filtered
     /// programs' samples as in `samples`.
-    beside: Vec<(String, [Vec<Vec<(f64, f64)>>; 2])>,
+    beside: Vec<BesideSamples>,
     /// Whether the xdp-filter peer loaded (and so has samples).
     peer_ran: bool,
     /// Why the peer did not run, if it did not.
@@ -122,7 +130,7 @@ pub(super) fn kernel_trials(
     };
 
     let mut beside = load_beside(&options.beside)?;
-    let mut beside_samples: Vec<(String, [Vec<Vec<(f64, f64)>>; 2])> = beside
+    let mut beside_samples: Vec<BesideSamples> = beside
         .iter()
         .map(|(name, _, _)| (name.clone(), [Vec::new(), Vec::new()]))
         .collect();
