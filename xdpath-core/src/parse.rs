@@ -112,18 +112,18 @@ impl FlowKey {
         hash ^ hash >> 16
     }
 
-    /// Zeroes every field with seven 64-bit stores. The eBPF build parses
-    /// into a key on the stack, where LLVM drops the stores no one reads;
-    /// into map memory they could become a `memset` call (a byte loop in
-    /// BPF), which is why the tail-called stages get the key by
-    /// [`FlowKey::copy_to`].
+    /// Zeroes every field with seven 64-bit stores, volatile: into map
+    /// memory (a tunnelled frame's inner key, parsed into its scratch
+    /// slot) plain stores became a `memset` call, a byte loop of 56 turns
+    /// in BPF, on every such frame. The entry program's key on the stack
+    /// costs the same seven stores either way (checked in the object).
     #[inline(always)]
     pub fn clear(&mut self) {
         let words = (self as *mut Self).cast::<u64>();
         let mut index = 0;
         while index < core::mem::size_of::<Self>() / 8 {
             // SAFETY: FlowKey is 56 bytes, aligned to 8: seven aligned words.
-            unsafe { core::ptr::write(words.add(index), 0) };
+            unsafe { core::ptr::write_volatile(words.add(index), 0) };
             index += 1;
         }
     }

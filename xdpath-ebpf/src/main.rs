@@ -154,17 +154,15 @@ fn for_a_vip(tables: &tables::MapTables, key: &FlowKey) -> bool {
     if config.flags & LB_ENABLED == 0 || !config.may_be_vip(&key.destination) {
         return false;
     }
-    let mut vip = VipKey {
-        address: key.destination,
-        port: key.destination_port,
-        protocol: key.protocol,
-        reserved: [0; 5],
-    };
+    // Built by `VipKey::new`: a struct literal zeroed its reserved bytes
+    // with a `memset` call (a byte loop) on each such frame.
+    let vip = VipKey::new(&key.destination, key.destination_port, key.protocol);
     if tables.vip(&vip).is_some() {
         return true;
     }
-    vip.port = 0;
-    tables.vip(&vip).is_some()
+    tables
+        .vip(&VipKey::new(&key.destination, 0, key.protocol))
+        .is_some()
 }
 
 /// The `SCRATCH` slot of a tunnelled frame's inner key (slot 0 holds the

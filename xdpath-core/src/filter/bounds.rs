@@ -161,11 +161,16 @@ fn start_bucket<C: BoundCells>(
     limit: &RateLimit,
     charge: &Charge,
 ) {
-    *start = Bucket {
-        packet_tokens: 0,
-        byte_tokens: 0,
-        last_ns: charge.now_ns,
-    };
+    // Field by field, volatile: a struct assignment (or plain stores)
+    // became a `memset` call for the two zero words in the eBPF build, a
+    // byte loop run for every new bucket (each frame of a flood of new
+    // sources).
+    // SAFETY: writes through a live exclusive reference.
+    unsafe {
+        core::ptr::write_volatile(&mut start.packet_tokens, 0);
+        core::ptr::write_volatile(&mut start.byte_tokens, 0);
+    }
+    start.last_ns = charge.now_ns;
     for index in charge.cells {
         match cells.cell(index) {
             Some(cell) => raise_to(start, cell, limit),

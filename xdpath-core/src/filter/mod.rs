@@ -215,12 +215,11 @@ fn walk_chain<T: Tables>(
     key: &FlowKey,
     tables: &mut T,
 ) -> Option<RulesVerdict> {
-    let ifindex = tables.ifindex();
     for index in chain.rules {
         if index == NO_RULE {
             break;
         }
-        let code = check_rule(buffer, index, key, ifindex, tables);
+        let code = check_rule(buffer, index, key, tables);
         if code == RULE_NO_MATCH {
             continue;
         }
@@ -241,6 +240,18 @@ fn walk_chain<T: Tables>(
     None
 }
 
+/// The ingress interface, read only for a rule bound to one (in the eBPF
+/// build three dependent loads through the context); any other rule
+/// ignores it.
+#[inline(always)]
+fn rule_ifindex<T: Tables>(rule: &Rule, tables: &T) -> u32 {
+    if rule.ifindex == 0 {
+        0
+    } else {
+        tables.ifindex()
+    }
+}
+
 const RULE_NO_MATCH: u64 = u64::MAX;
 const RULE_MISSING: u64 = u64::MAX - 1;
 
@@ -250,9 +261,9 @@ const RULE_MISSING: u64 = u64::MAX - 1;
 /// rule's narrowing branched, the chain walk goes on from one verifier
 /// state, so eight rules cost the verifier eight checks, not eight powers.
 #[inline(never)]
-fn check_rule<T: Tables>(buffer: u32, index: u32, key: &FlowKey, ifindex: u32, tables: &T) -> u64 {
+fn check_rule<T: Tables>(buffer: u32, index: u32, key: &FlowKey, tables: &T) -> u64 {
     match tables.rule(buffer, index) {
-        Some(rule) if rule.matches(key, ifindex) => {
+        Some(rule) if rule.matches(key, rule_ifindex(rule, tables)) => {
             u64::from(rule.id) | u64::from(rule.action) << 32 | u64::from(rule.flags) << 40
         }
         Some(_) => RULE_NO_MATCH,

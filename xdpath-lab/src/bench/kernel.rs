@@ -49,6 +49,23 @@ pub(super) fn load_filtered(object: Option<&std::path::Path>) -> Result<LoadedPr
     Ok(program)
 }
 
+/// The `--beside` objects, each loaded plain and with the benchmark's
+/// filter, named after their files.
+fn load_beside(
+    objects: &[std::path::PathBuf],
+) -> Result<Vec<(String, LoadedProgram, LoadedProgram)>, BenchError> {
+    objects
+        .iter()
+        .map(|path| {
+            let name = path.file_name().map_or_else(
+                || path.display().to_string(),
+                |name| name.to_string_lossy().into(),
+            );
+            Ok((name, load_plain(Some(path))?, load_filtered(Some(path))?))
+        })
+        .collect()
+}
+
 /// One trial over the mix: per frame, (wall-clock ns per run, the kernel's
 /// own integer ns per run).
 pub(crate) fn time_program(
@@ -68,11 +85,22 @@ pub(crate) fn time_program(
     Ok(per_frame)
 }
 
+/// One program's samples: per trial, per frame of the mix, wall-clock
+/// and kernel-reported ns.
+type Samples = Vec<Vec<(f64, f64)>>;
+
+/// A `--beside` object's name, then its plain and filtered programs'
+/// samples.
+type BesideSamples = (String, [Samples; 2]);
+
 /// The samples of the kernel trials: per program (xdpath, empty, the
 /// peer, xdpath + filter), per trial, per frame of the mix, wall-clock and
 /// kernel-reported ns.
 pub(super) struct KernelTrials {
     samples: Vec<Vec<Vec<(f64, f64)>>>,
+    /// Per `--beside` object: its name, then its plain and filtered
+    /// programs' samples as in `samples`.
+    beside: Vec<BesideSamples>,
     /// Whether the xdp-filter peer loaded (and so has samples).
     peer_ran: bool,
     /// Why the peer did not run, if it did not.
@@ -101,10 +129,20 @@ pub(super) fn kernel_trials(
         Err(error) => (None, Some(format!("{}: {error}", options.peer.display()))),
     };
 
+    let mut beside = load_beside(&options.beside)?;
+    let mut beside_samples: Vec<BesideSamples> = beside
+        .iter()
+        .map(|(name, _, _)| (name.clone(), [Vec::new(), Vec::new()]))
+        .collect();
+
     // Interleave the programs trial by trial so drift (frequency, other load)
     // hits all of them alike.
     let mut samples: Vec<Vec<Vec<(f64, f64)>>> = vec![Vec::new(); 4];
     for _ in 0..options.trials {
+        for ((name, plain, filtered), (_, into)) in beside.iter_mut().zip(&mut beside_samples) {
+            into[0].push(time_program(plain, mix, options.repeat).map_err(wrap(name))?);
+            into[1].push(time_program(filtered, mix, options.repeat).map_err(wrap(name))?);
+        }
         samples[0].push(time_program(&mut xdpath, mix, options.repeat).map_err(wrap("xdpath"))?);
         samples[3]
             .push(time_program(&mut filtered, mix, options.repeat).map_err(wrap("xdpath+filter"))?);
@@ -115,6 +153,7 @@ pub(super) fn kernel_trials(
     }
     Ok(KernelTrials {
         samples,
+        beside: beside_samples,
         peer_ran: peer.is_some(),
         peer_skipped,
     })
@@ -163,6 +202,13 @@ pub(super) fn kernel_results(mix_len: usize, trials: &KernelTrials) -> Vec<Progr
         result("xdpath + filter (100k pfx)", &trials.samples[3]),
         result("empty (XDP_PASS)", &trials.samples[1]),
     ];
+    for (name, [plain, filtered]) in &trials.beside {
+        kernel.push(result(&format!("xdpath (parse+count) [{name}]"), plain));
+        kernel.push(result(
+            &format!("xdpath + filter (100k pfx) [{name}]"),
+            filtered,
+        ));
+    }
     if peer_ran {
         kernel.push(result("xdp-filter xdpfilt_alw_all", &trials.samples[2]));
     }

@@ -62,6 +62,12 @@ pub struct BenchOptions {
     /// builds of the program).
     #[arg(long, value_name = "OBJECT")]
     pub object: Option<PathBuf>,
+    /// Also run this build of the xdpath object beside the measured one in
+    /// the kernel section (repeatable): its parse+count and filter rows,
+    /// named after the file, timed in the same trials, so a variant is
+    /// compared under the same load.
+    #[arg(long, value_name = "OBJECT")]
+    pub beside: Vec<PathBuf>,
     /// Load balancer: distinct flows per address family and round (each
     /// sent once as a connection-table miss, then once as a hit).
     #[arg(long, default_value_t = 20_000)]
@@ -112,6 +118,7 @@ impl Default for BenchOptions {
             native_packets: 50_000_000,
             peer: XDP_FILTER_OBJECT.into(),
             object: None,
+            beside: Vec::new(),
             flood: None,
             lb_flows: 20_000,
             lb_rounds: 5,
