@@ -34,6 +34,45 @@ pub mod command {
     pub const LINK_UPDATE: libc::c_long = 29;
 }
 
+/// The `bpf_attr` of the element commands (lookup, update, delete, next
+/// key): the map, pointers to a key and a value, the update flags.
+#[repr(C)]
+pub struct ElementAttr {
+    /// The map's descriptor.
+    pub map_fd: u32,
+    /// Padding, zero.
+    pub pad: u32,
+    /// Address of the key.
+    pub key: u64,
+    /// Address of the value (of the next key, for `MAP_GET_NEXT_KEY`).
+    pub value: u64,
+    /// `BPF_ANY`, `BPF_NOEXIST` or `BPF_EXIST` for updates.
+    pub flags: u64,
+}
+
+/// The `bpf_attr` of the batch commands: position tokens in and out, the
+/// key and value buffers, how many entries (the kernel writes back how
+/// many it did), the map.
+#[repr(C)]
+pub struct BatchAttr {
+    /// Address of the position token to go on from; 0: the start.
+    pub in_batch: u64,
+    /// Address where the kernel writes the next position token.
+    pub out_batch: u64,
+    /// Address of the keys.
+    pub keys: u64,
+    /// Address of the values.
+    pub values: u64,
+    /// Entries in the buffers; entries done, after the call.
+    pub count: u32,
+    /// The map's descriptor.
+    pub map_fd: u32,
+    /// Flags of each element.
+    pub elem_flags: u64,
+    /// Flags of the call, zero.
+    pub flags: u64,
+}
+
 /// Calls `bpf(command, attr, size_of::<A>())` and returns what the kernel
 /// returns: a new descriptor for the commands that make one, else 0. The
 /// kernel may write results back into `attr`.

@@ -5,33 +5,10 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use xdpath::bpf_syscall::{bpf, command};
+use xdpath::bpf_syscall::{bpf, command, BatchAttr, ElementAttr};
 
 /// Entries per batch lookup: a few calls for a Maglev ring table.
 const CHUNK: u32 = 8192;
-
-/// The `bpf_attr` of the element commands.
-#[repr(C)]
-struct ElementAttr {
-    map_fd: u32,
-    pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
-
-/// The `bpf_attr` of the batch commands.
-#[repr(C)]
-struct BatchAttr {
-    in_batch: u64,
-    out_batch: u64,
-    keys: u64,
-    values: u64,
-    count: u32,
-    map_fd: u32,
-    elem_flags: u64,
-    flags: u64,
-}
 
 /// `Ok(false)` for ENOENT (no such key, no key after, end of the map).
 fn found(result: io::Result<libc::c_long>) -> io::Result<bool> {

@@ -7,24 +7,11 @@ use std::io;
 
 use super::apply::ApplyError;
 use super::kernel::KernelMaps;
-use crate::bpf_syscall::{bpf, command};
+use crate::bpf_syscall::{bpf, command, BatchAttr};
 
 /// Entries per batch call: large enough that a change costs a few calls,
 /// small enough that the buffers stay small.
 const CHUNK: usize = 8192;
-
-/// The `bpf_attr` of the batch commands.
-#[repr(C)]
-struct BatchAttr {
-    in_batch: u64,
-    out_batch: u64,
-    keys: u64,
-    values: u64,
-    count: u32,
-    map_fd: u32,
-    elem_flags: u64,
-    flags: u64,
-}
 
 impl BatchAttr {
     /// A batch over `count` entries of the map `map_fd`, from the start

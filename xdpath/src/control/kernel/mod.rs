@@ -21,18 +21,8 @@ use xdpath_core::filter::{
 };
 
 use super::apply::ApplyError;
-use crate::bpf_syscall::{bpf, command};
+use crate::bpf_syscall::{bpf, command, ElementAttr};
 use crate::dataplane::{self, LoadedProgram};
-
-/// The `bpf_attr` of the element commands.
-#[repr(C)]
-struct ElementAttr {
-    map_fd: u32,
-    pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
 
 /// Bytes of a plain `#[repr(C)]` value without padding.
 pub(crate) trait PlainBytes: Copy {
