@@ -3,9 +3,11 @@
 //! the benchmark's filter ([`bench_filter_state`]: 100,000 prefixes, port
 //! rules, a limit) and with that filter plus rules and a limit by VNI
 //! (1,000 inner /24s of VNI 1001 denied, a per-inner-source limit), over
-//! plain frames and tunnelled ones. The plain frames' difference is what
-//! frames that are not tunnelled pay once VNI rules exist; the tunnelled
-//! frames' difference is the inner parse and the inner rules and limits.
+//! plain frames and tunnelled ones; then that filter plus 1,000 blocklist
+//! entries of VNI 1001. The plain frames' difference is what frames that
+//! are not tunnelled pay once VNI rules (or VNI blocklist entries) exist;
+//! the tunnelled frames' difference is the inner parse and the inner
+//! rules, blocklist and limits.
 
 use xdpath::dataplane::LoadedProgram;
 use xdpath_core::abi;
@@ -34,7 +36,7 @@ pub struct TunnelRow {
 pub struct TunnelReport {
     /// Frame descriptions, in mix order.
     pub mix: Vec<String>,
-    /// Without and with VNI rules.
+    /// Without and with VNI rules, then with the VNI blocklist too.
     pub rows: Vec<TunnelRow>,
     /// Why the VNI row did not run (an object that knows no VNI).
     pub skipped: Option<String>,
@@ -77,6 +79,7 @@ pub fn tunnel_mix() -> Vec<(String, Vec<u8>)> {
     let inner_v6 = FrameSpec::new(Network::V6(doc_v6(5), doc_v6(9)), syn.clone()).build();
     let denied =
         FrameSpec::new(Network::V4([172, 16, 5, 3], [192, 168, 0, 1]), syn.clone()).build();
+    let blocked = FrameSpec::new(Network::V4([10, 0, 3, 7], [192, 168, 0, 1]), syn.clone()).build();
     vec![
         ("plain ipv4-udp".into(), plain_udp),
         ("plain ipv4-tcp-syn".into(), FrameSpec::new(v4, syn).build()),
@@ -90,7 +93,31 @@ pub fn tunnel_mix() -> Vec<(String, Vec<u8>)> {
             geneve_frame(1001, 8, &inner_v6),
         ),
         ("vxlan 2002 ipv4-tcp".into(), vxlan_frame(2002, &inner_v4)),
+        (
+            "vxlan 1001 ipv4-tcp (blocklisted)".into(),
+            vxlan_frame(1001, &blocked),
+        ),
     ]
+}
+
+/// Inner /24s of VNI 1001 on the blocklist (10.0.0.0/24 onwards) in the
+/// third program.
+pub const TUNNEL_BLOCKS: u32 = 1_000;
+
+/// [`bench_tunnel_state`] plus [`TUNNEL_BLOCKS`] blocklist entries of
+/// VNI 1001.
+pub fn bench_tunnel_block_state() -> Result<xdpath::control::state::FilterState, String> {
+    let mut state = bench_tunnel_state()?;
+    for index in 0..TUNNEL_BLOCKS {
+        let prefix = format!("10.{}.{}.0/24", index >> 8, index & 0xff);
+        state.blocklist.push(xdpath::control::state::BlockSpec {
+            prefix: xdpath::control::parse::parse_cidr(&prefix)
+                .map_err(|error| error.to_string())?,
+            expires_at: None,
+            vni: Some(1001),
+        });
+    }
+    Ok(state)
 }
 
 /// [`bench_filter_state`] plus a VNI rule of [`TUNNEL_PREFIXES`] inner
@@ -150,10 +177,17 @@ pub fn run(options: &BenchOptions) -> Result<TunnelReport, BenchError> {
         load_with(options, &plain_state).map_err(BenchError::Options)?,
     )];
     let tunnel_state = bench_tunnel_state().map_err(BenchError::Options)?;
+    let block_state = bench_tunnel_block_state().map_err(BenchError::Options)?;
     let skipped = match load_with(options, &tunnel_state) {
         Ok(program) => {
             programs.push(("filter + VNI rules".to_string(), program));
-            None
+            match load_with(options, &block_state) {
+                Ok(program) => {
+                    programs.push(("+ VNI blocklist".to_string(), program));
+                    None
+                }
+                Err(error) => Some(format!("the VNI blocklist: {error}")),
+            }
         }
         Err(error) => Some(error),
     };
