@@ -2,9 +2,10 @@
 //! frames with the verdict and reason each must get. Every row runs through
 //! the kernel (`BPF_PROG_TEST_RUN` on a program as freshly loaded: a
 //! pooled one with every map put back, see `xdpath_testing::reuse`; its
-//! maps then hold the state, installed by the control plane) and through the native build
-//! (`NativeTables` with the same state installed the same way); both must
-//! match the table, and each other's rule hit counts.
+//! maps then hold the state, installed by the control plane) and through
+//! the native build (`NativeTables` with the same state installed the
+//! same way); both must match the table, and each other's rule hit
+//! counts.
 //!
 //! Needs root and a kernel with BPF.
 

@@ -278,7 +278,8 @@ fn an_expired_tunnel_block_entry_is_deleted_when_met() {
     xdpath_lab::needs_root!();
     let now = wall_now();
     let state = expiring(now);
-    let mut program = LoadedProgram::load(InterfaceConfig::default()).expect("load");
+    let mut program =
+        Reused::take_sparing(InterfaceConfig::default(), SPARED).expect("a fresh XDP program");
     let mut maps = KernelMaps::of_program(&program).expect("maps");
     install_fresh(&mut maps, &state, &no_interfaces_but_lo, now).expect("install");
     let mut native = NativeTables::new(InterfaceConfig::default());

@@ -15,10 +15,10 @@
 //! Everything it reads comes through [`crate::Tables`]; the shared types
 //! (`types`, `limits`) are `#[repr(C)]` map keys and values.
 //!
-//! `rules`, `check_rule`, `blocked`, `tunnel_blocked`, `rate_limits` and `check_limit` are
-//! `#[inline(never)]`: in the eBPF build each becomes a BPF subprogram
-//! whose scratch values die at its return, so the verifier can prune the
-//! states after it. Fully inlined, the loops over chains and limits made
+//! `rules`, `inner_rules`, `check_rule`, `blocked`, `tunnel_blocked`,
+//! `rate_limits` and `check_limit` are `#[inline(never)]`: in the eBPF
+//! build each becomes a BPF subprogram whose scratch values die at its
+//! return, so the verifier can prune the states after it. Fully inlined, the loops over chains and limits made
 //! the verifier walk past its million-instruction limit.
 
 mod address;

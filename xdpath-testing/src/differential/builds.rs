@@ -118,7 +118,7 @@ pub struct Builds {
 }
 
 impl Builds {
-    /// A pooled program as freshly loaded and fresh tables, in the scenario's state.
+    /// A program as freshly loaded (pooled) and tables in the scenario's state.
     pub fn new(scenario: &Scenario) -> Result<Self, DifferentialError> {
         let failed = |step: &str, detail: String| DifferentialError::Setup {
             scenario: scenario.name,

@@ -7,10 +7,11 @@
 //! A run is rounds of [`Options::round_frames`] frames, cycling through the
 //! [`scenarios::Scenario`]s. Each scenario has one program, taken on its
 //! first round from the pool of [`crate::reuse`] (as freshly loaded) and
-//! given back after its last; before every round its tables are put back as they were
-//! after setup ([`restore`]) and the native tables copied afresh, which
-//! keeps every kernel table (connection table, token buckets) far below its
-//! LRU size, where the kernel evicts and the native build does not.
+//! given back after its last; before every round its tables are put back
+//! as they were after setup ([`restore`]) and the native tables copied
+//! afresh, which keeps every kernel table (connection table, token
+//! buckets) far below its LRU size, where the kernel evicts and the native
+//! build does not.
 //!
 //! Needs root (it loads programs). `scripts/fuzz.sh diff FRAMES` runs it
 //! long; the test suite runs a short, bounded run.

@@ -145,19 +145,12 @@ impl MapCopy {
         };
         match &mut self.contents {
             Contents::Array { entries, values } => {
-                let now = self
-                    .raw
-                    .read_array(*entries)
-                    .map_err(failed(name, "read it"))?;
-                if now == *values {
-                    return Ok(0);
-                }
                 let size = self.raw.value_size;
                 let mut written = 0;
-                for (index, (was, is)) in values.chunks(size).zip(now.chunks(size)).enumerate() {
-                    if was == is {
+                for index in changed_indices(name, &self.raw, *entries, values)? {
+                    let Some(was) = values.get(index * size..(index + 1) * size) else {
                         continue;
-                    }
+                    };
                     let key = (index as u32).to_ne_bytes();
                     self.raw.update(&key, was).map_err(failed(name, "write"))?;
                     let back = self.raw.lookup(&key).map_err(failed(name, "read back"))?;
@@ -209,21 +202,7 @@ impl MapCopy {
         let name = self.name.as_str();
         let differs = match &mut self.contents {
             Contents::Array { entries, values } => {
-                let now = self
-                    .raw
-                    .read_array(*entries)
-                    .map_err(failed(name, "read it"))?;
-                if now == *values {
-                    return Ok(None);
-                }
-                let size = self.raw.value_size;
-                let indices: Vec<usize> = values
-                    .chunks(size)
-                    .zip(now.chunks(size))
-                    .enumerate()
-                    .filter(|(_, (was, is))| was != is)
-                    .map(|(index, _)| index)
-                    .collect();
+                let indices = changed_indices(name, &self.raw, *entries, values)?;
                 (!indices.is_empty()).then(|| format!("entries {indices:?} differ"))
             }
             Contents::Keyed(entries) => {
@@ -239,6 +218,28 @@ impl MapCopy {
         };
         Ok(differs.map(|detail| format!("{name}: {detail}")))
     }
+}
+
+/// The indices of an array's entries that differ from `values` (the
+/// image's, back to back).
+fn changed_indices(
+    name: &str,
+    raw: &RawMap,
+    entries: u32,
+    values: &[u8],
+) -> Result<Vec<usize>, ReuseError> {
+    let now = raw.read_array(entries).map_err(failed(name, "read it"))?;
+    if now == values {
+        return Ok(Vec::new());
+    }
+    let size = raw.value_size;
+    Ok(values
+        .chunks(size)
+        .zip(now.chunks(size))
+        .enumerate()
+        .filter(|(_, (was, is))| was != is)
+        .map(|(index, _)| index)
+        .collect())
 }
 
 fn read_entries(name: &str, raw: &RawMap) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, ReuseError> {
