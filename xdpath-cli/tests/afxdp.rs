@@ -19,6 +19,8 @@ use xdpath_core::wire::checksum;
 mod common;
 #[path = "afxdp/harness.rs"]
 mod harness;
+#[path = "afxdp/reply.rs"]
+mod reply;
 
 use aya::maps::XskMap;
 use aya::programs::{Xdp, XdpMode};
@@ -249,43 +251,8 @@ fn small_rings_wrap_without_loss() {
     const TOTAL: usize = BATCHES * BATCH;
     let bed = common::bed();
     let (a, b) = (bed.a().clone(), bed.b().clone());
-    let interface = a.interface.clone();
-    let options = XskOptions {
-        frames: 128,
-        frame_size: 2048,
-        ring_size: 64,
-        copy_mode: true,
-    };
-    let (ebpf, mut socket) = bed
-        .run_in_a(move || -> Result<(Ebpf, XskSocket), String> {
-            let mut ebpf = Ebpf::load(objects::XSK).map_err(|error| error.to_string())?;
-            let program: &mut Xdp = ebpf
-                .program_mut(abi::program::XSK)
-                .ok_or("no program")?
-                .try_into()
-                .map_err(|error| format!("{error}"))?;
-            program.load().map_err(|error| error.to_string())?;
-            program
-                .attach(&interface, XdpMode::Driver)
-                .map_err(|error| error.to_string())?;
-            let socket = XskSocket::open(&interface, 0, options).map_err(|e| e.to_string())?;
-            let mut sockets = XskMap::try_from(ebpf.map_mut(abi::map::XSKS).ok_or("no XSKS map")?)
-                .map_err(|error| error.to_string())?;
-            socket
-                .register(&mut sockets, 0)
-                .map_err(|error| error.to_string())?;
-            Ok((ebpf, socket))
-        })
-        .expect("thread in namespace A")
-        .unwrap_or_else(|error| panic!("setting up AF_XDP in namespace A: {error}"));
-
+    let (ebpf, mut socket) = setup_with(&bed, SMALL_RINGS);
     // RX: batches below the 64 fill entries, drained between batches.
-    let numbered = |from: &Endpoint, to: &Endpoint, marker: &[u8], index: usize| {
-        let mut payload = marker.to_vec();
-        payload.extend_from_slice(format!("{index:04}").as_bytes());
-        payload.resize(18 + index % 300, b'x');
-        udp_frame(from, to, 40_000 + (index % 1000) as u16, &payload)
-    };
     let sent: Vec<Vec<u8>> = (0..TOTAL)
         .map(|index| numbered(&b, &a, RX_MARKER, index))
         .collect();

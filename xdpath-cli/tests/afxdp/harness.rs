@@ -174,6 +174,11 @@ impl Receiver {
 /// In namespace A: the redirect program attached to A's veth in driver
 /// mode, and a socket on queue 0 registered in `XSKS[0]`.
 pub(crate) fn setup(bed: &TestBed) -> (Ebpf, XskSocket) {
+    setup_with(bed, XskOptions::default())
+}
+
+/// [`setup`] with a socket of these options.
+pub(crate) fn setup_with(bed: &TestBed, options: XskOptions) -> (Ebpf, XskSocket) {
     let interface = bed.a().interface.clone();
     bed.run_in_a(move || -> Result<(Ebpf, XskSocket), String> {
         let mut ebpf = Ebpf::load(objects::XSK).map_err(|error| format!("load: {error}"))?;
@@ -188,8 +193,8 @@ pub(crate) fn setup(bed: &TestBed) -> (Ebpf, XskSocket) {
         program
             .attach(&interface, XdpMode::Driver)
             .map_err(|error| format!("attach to {interface}: {error}"))?;
-        let socket = XskSocket::open(&interface, 0, XskOptions::default())
-            .map_err(|error| format!("open: {error}"))?;
+        let socket =
+            XskSocket::open(&interface, 0, options).map_err(|error| format!("open: {error}"))?;
         let mut sockets = XskMap::try_from(ebpf.map_mut(abi::map::XSKS).ok_or("no XSKS map")?)
             .map_err(|error| format!("XSKS: {error}"))?;
         socket
@@ -206,4 +211,22 @@ pub(crate) fn xdp_mode(bed: &TestBed) -> Value {
     let xdp =
         xdpath_lab::testenv::link_xdp(&bed.a().path, &bed.a().interface).expect("ip link show");
     xdp.map_or(Value::Null, |xdp| xdp["mode"].clone())
+}
+
+/// Rings of 64 and 128 frames (64 receive, 64 transmit): a few hundred
+/// frames recycle every buffer several times.
+pub(crate) const SMALL_RINGS: XskOptions = XskOptions {
+    frames: 128,
+    frame_size: 2048,
+    ring_size: 64,
+    copy_mode: true,
+};
+
+/// A UDP frame carrying `marker`, then `index` in four digits, padded to
+/// a length that varies with `index`.
+pub(crate) fn numbered(from: &Endpoint, to: &Endpoint, marker: &[u8], index: usize) -> Vec<u8> {
+    let mut payload = marker.to_vec();
+    payload.extend_from_slice(format!("{index:04}").as_bytes());
+    payload.resize(18 + index % 300, b'x');
+    udp_frame(from, to, 40_000 + (index % 1000) as u16, &payload)
 }

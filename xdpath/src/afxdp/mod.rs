@@ -28,7 +28,7 @@ mod sys;
 mod umem;
 
 pub use error::{XskError, XskStep};
-pub use socket::{XskOptions, XskSocket, XskStats, MIN_FRAME};
+pub use socket::{Received, XskOptions, XskSocket, XskStats, MIN_FRAME};
 pub use steered::SteeredReceiver;
 pub(crate) use sys::queue_count;
 pub use umem::Umem;

@@ -118,6 +118,23 @@ impl Umem {
         Some(unsafe { std::slice::from_raw_parts(self.area.as_ptr().add(address as usize), len) })
     }
 
+    /// The whole frame starting at `frame`, which user space owns (taken
+    /// from the RX ring, not yet back in the fill ring). `None` when
+    /// `frame` is not a frame's start inside the area.
+    pub(crate) fn frame_mut(&mut self, frame: u64) -> Option<&mut [u8]> {
+        if self.frame_of(frame) != Some(frame) {
+            return None;
+        }
+        let size = self.frame_size as usize;
+        // SAFETY: a whole frame inside the mapping (its start checked
+        // above, the area a multiple of the frame size); the kernel does
+        // not touch it until its address goes into the fill or TX ring,
+        // which needs `&mut self` (the borrow returned here prevents that).
+        Some(unsafe {
+            std::slice::from_raw_parts_mut(self.area.as_ptr().add(frame as usize), size)
+        })
+    }
+
     /// Copies `data` into the frame starting at `address`, which user space
     /// owns (free, not in the TX ring). `false` when it does not fit.
     pub(crate) fn copy_in(&mut self, address: u64, data: &[u8]) -> bool {

@@ -94,7 +94,6 @@ pub fn run(
         ifindex,
         tap,
         egress,
-        transmit: Vec::new(),
         tallies: Tallies::default(),
     };
     let snapshot_file = snapshot_path(&state_dir, interface);

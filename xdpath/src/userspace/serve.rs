@@ -29,17 +29,23 @@ pub(super) struct Outputs {
     pub(super) ifindex: u32,
     pub(super) tap: Option<Tap>,
     pub(super) egress: Egress,
-    /// Frames for this interface's TX ring, sent after the batch.
-    pub(super) transmit: Vec<Vec<u8>>,
     pub(super) tallies: Tallies,
 }
 
 impl Outputs {
-    fn deliver(&mut self, action: Action, redirect_ifindex: u32, frame: &[u8]) {
+    /// Sends `frame` where `action` says; `Err(frame)` hands back a frame
+    /// for this interface's own TX ring (`XDP_TX`, or a redirect to this
+    /// interface), which the caller answers in place.
+    fn deliver<'f>(
+        &mut self,
+        action: Action,
+        redirect_ifindex: u32,
+        frame: &'f [u8],
+    ) -> Result<(), &'f [u8]> {
         match action {
-            Action::Tx => self.transmit.push(frame.to_vec()),
+            Action::Tx => return Err(frame),
             Action::Redirect if redirect_ifindex == self.ifindex || redirect_ifindex == 0 => {
-                self.transmit.push(frame.to_vec());
+                return Err(frame)
             }
             Action::Redirect => match self.egress.send(redirect_ifindex, frame) {
                 Ok(()) => self.tallies.redirected += 1,
@@ -51,6 +57,7 @@ impl Outputs {
             },
             Action::Drop | Action::Aborted => {}
         }
+        Ok(())
     }
 }
 
@@ -117,28 +124,33 @@ impl Serving<'_> {
         busy_time
     }
 
-    /// Receives a batch from each socket, runs the pipeline on each frame,
-    /// delivers it, and sends the socket's own TX frames; whether any came.
+    /// Receives a batch from each socket, runs the pipeline on each frame
+    /// and delivers it; a frame for the socket's own TX ring is answered
+    /// from its own UMEM frame (no copy out, no allocation). Whether any
+    /// frame came.
     fn receive_all(&mut self, frame: &mut FrameBuffer) -> bool {
         let mut busy = false;
         self.tables.set_now_ns(monotonic_now_ns());
         for socket in self.sockets.iter_mut() {
-            let received = socket
-                .recv_each(Duration::ZERO, |bytes| {
-                    frame.reload(bytes);
+            let (received, replied) = socket
+                .recv_each_reply(Duration::ZERO, |received| {
+                    frame.reload(received.bytes());
                     let verdict = pipeline::process_frame(frame, self.tables);
-                    self.outputs.deliver(
+                    let delivered = self.outputs.deliver(
                         verdict.outcome.action,
                         verdict.redirect_ifindex,
                         frame.bytes(),
                     );
+                    if let Err(answer) = delivered {
+                        if received.reply(answer).is_err() {
+                            self.outputs.tallies.lost += 1;
+                        }
+                    }
                 })
-                .unwrap_or(0);
+                .unwrap_or((0, 0));
             self.outputs.tallies.received += received as u64;
+            self.outputs.tallies.transmitted += replied as u64;
             busy |= received > 0;
-            let transmit = std::mem::take(&mut self.outputs.transmit);
-            self.outputs.tallies.transmitted +=
-                send_all(socket, &transmit, &mut self.outputs.tallies);
         }
         busy
     }
@@ -149,16 +161,22 @@ impl Serving<'_> {
         let (Some(tap), Some(first)) = (self.outputs.tap.as_mut(), self.sockets.first_mut()) else {
             return false;
         };
-        let mut batch = Vec::new();
-        while let Ok(Some(bytes)) = tap.read_frame(from_stack) {
-            batch.push(bytes.to_vec());
-            if batch.len() >= 64 {
+        let mut read = 0;
+        while read < 64 {
+            let Ok(Some(bytes)) = tap.read_frame(from_stack) else {
                 break;
+            };
+            read += 1;
+            if enqueue(first, bytes) {
+                self.outputs.tallies.from_stack += 1;
+            } else {
+                self.outputs.tallies.lost += 1;
             }
         }
-        let sent = send_all(first, &batch, &mut self.outputs.tallies);
-        self.outputs.tallies.from_stack += sent;
-        !batch.is_empty()
+        if read > 0 {
+            let _ = first.flush(Duration::ZERO);
+        }
+        read > 0
     }
 
     /// Once a second: installs the FIB watcher's views, takes up a changed
@@ -227,24 +245,15 @@ fn wait(sockets: &[XskSocket], tap: Option<&Tap>) -> bool {
             .is_some_and(|entry| entry.revents & libc::POLLIN != 0)
 }
 
-/// Puts frames on a socket's TX ring and kicks once; how many went on.
-fn send_all(socket: &mut XskSocket, frames: &[Vec<u8>], tallies: &mut Tallies) -> u64 {
-    let mut queued = 0;
-    for frame in frames {
-        let mut result = socket.enqueue(frame);
-        if matches!(result, Err(XskError::TxBusy { .. })) {
-            let _ = socket.flush(Duration::from_millis(1));
-            result = socket.enqueue(frame);
-        }
-        match result {
-            Ok(()) => queued += 1,
-            Err(_) => tallies.lost += 1,
-        }
+/// Puts one frame on a socket's TX ring (flushing once if the ring is
+/// full); whether it went on.
+fn enqueue(socket: &mut XskSocket, frame: &[u8]) -> bool {
+    let mut result = socket.enqueue(frame);
+    if matches!(result, Err(XskError::TxBusy { .. })) {
+        let _ = socket.flush(Duration::from_millis(1));
+        result = socket.enqueue(frame);
     }
-    if !frames.is_empty() {
-        let _ = socket.flush(Duration::ZERO);
-    }
-    queued
+    result.is_ok()
 }
 
 /// Writes the counter snapshot `xdpath stats` reads for a user-space

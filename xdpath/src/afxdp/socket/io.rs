@@ -34,24 +34,9 @@ impl XskSocket {
         timeout: Duration,
         mut each: impl FnMut(&[u8]),
     ) -> Result<usize, XskError> {
-        self.refill();
-        let mut ready = self.rx.available();
-        if ready == 0 && timeout.is_zero() {
-            // Nothing now, and no wait wanted: no system call either.
+        let Some(ready) = self.wait_for_rx(timeout)? else {
             return Ok(0);
-        }
-        if ready == 0 {
-            let woke = sys::poll(self.fd.as_fd(), libc::POLLIN, timeout).map_err(|source| {
-                XskError::Syscall {
-                    step: XskStep::Poll,
-                    source,
-                }
-            })?;
-            if !woke {
-                return Ok(0);
-            }
-            ready = self.rx.available();
-        }
+        };
         let mut handed: usize = 0;
         for offset in 0..ready {
             let desc = self.rx.read(offset);
@@ -137,18 +122,46 @@ impl XskSocket {
                 max,
             });
         }
+        self.put_on_tx(address, frame.len() as u32);
+        Ok(())
+    }
+
+    /// Refills, then the number of frames ready on the RX ring, waiting up
+    /// to `timeout` for one; `None` when none came.
+    pub(super) fn wait_for_rx(&mut self, timeout: Duration) -> Result<Option<u32>, XskError> {
+        self.refill();
+        let ready = self.rx.available();
+        if ready > 0 {
+            return Ok(Some(ready));
+        }
+        if timeout.is_zero() {
+            // Nothing now, and no wait wanted: no system call either.
+            return Ok(None);
+        }
+        let woke = sys::poll(self.fd.as_fd(), libc::POLLIN, timeout).map_err(|source| {
+            XskError::Syscall {
+                step: XskStep::Poll,
+                source,
+            }
+        })?;
+        let ready = self.rx.available();
+        Ok((woke && ready > 0).then_some(ready))
+    }
+
+    /// Puts the frame at `address` (`len` bytes, written) on the TX ring,
+    /// which has a free slot.
+    pub(super) fn put_on_tx(&mut self, address: u64, len: u32) {
         self.tx.write(
             0,
             libc::xdp_desc {
                 addr: address,
-                len: frame.len() as u32,
+                len,
                 options: 0,
             },
         );
         self.tx.submit(1);
         self.tx_in_flight = self.tx_in_flight.saturating_add(1);
         self.counters.tx_queued = self.counters.tx_queued.saturating_add(1);
-        Ok(())
     }
 
     /// Kicks the kernel and reaps completions until every queued frame is
@@ -219,11 +232,17 @@ impl XskSocket {
     }
 
     /// Takes completed TX frames back.
-    fn reap(&mut self) {
+    pub(super) fn reap(&mut self) {
         let ready = self.completion.available();
         for offset in 0..ready {
             let address = self.completion.read(offset);
             match self.umem.frame_of(address) {
+                // A received frame sent back as an answer returns to the
+                // receiving side, which lent it; the TX side keeps its own.
+                Some(frame) if self.lent_to_tx > 0 => {
+                    self.lent_to_tx -= 1;
+                    self.pending_fill.push(frame);
+                }
                 Some(frame) => self.free_frames.push(frame),
                 None => self.counters.invalid_descs = self.counters.invalid_descs.saturating_add(1),
             }
@@ -233,7 +252,7 @@ impl XskSocket {
         self.counters.sent = self.counters.sent.saturating_add(u64::from(ready));
     }
 
-    fn kick(&self) -> Result<(), XskError> {
+    pub(super) fn kick(&self) -> Result<(), XskError> {
         sys::kick(self.fd.as_fd())
             .map(drop)
             .map_err(|source| XskError::Syscall {

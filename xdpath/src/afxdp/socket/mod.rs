@@ -2,6 +2,7 @@
 
 mod io;
 mod open;
+mod reply;
 #[cfg(test)]
 mod tests;
 
@@ -14,6 +15,7 @@ use aya::maps::{MapData, XskMap};
 use super::error::XskError;
 use super::rings::{ConsumerRing, ProducerRing};
 use super::umem::Umem;
+pub use reply::Received;
 
 /// How long a bind that finds the queue busy is retried.
 const BIND_BUSY_RETRY: Duration = Duration::from_secs(3);
@@ -205,6 +207,9 @@ pub struct XskSocket {
     pending_fill: Vec<u64>,
     /// TX frames handed to the kernel, not yet completed.
     tx_in_flight: u32,
+    /// Received frames sent back in place ([`Received::reply`]) and not
+    /// yet completed: the first completions go back to the fill ring.
+    lent_to_tx: u32,
     interface: String,
     ifindex: u32,
     queue: u32,
