@@ -200,9 +200,16 @@ fn send_live(
     let (mut kernel_ns, mut sent) = (0.0, 0u32);
     while sent < frames {
         let repeat = CALL_FRAMES.min(frames - sent);
-        let (kernel, _wall) = program
-            .run_live(frame, ctx, repeat)
-            .map_err(|error| failed("live run", error))?;
+        let (kernel, _wall) = program.run_live(frame, ctx, repeat).map_err(|error| {
+            if error.is_test_run_refused() {
+                BenchError::LiveFramesRefused {
+                    section: "forwarding bench",
+                    source: Box::new(error),
+                }
+            } else {
+                failed("live run", error)
+            }
+        })?;
         kernel_ns += kernel.as_nanos() as f64 * f64::from(repeat);
         sent += repeat;
     }

@@ -154,6 +154,15 @@ pub enum BenchError {
     /// The load-balancer benchmark failed.
     #[error("load-balancer benchmark: {0}")]
     Lb(#[from] crate::bench::lb::LbBenchError),
+    /// The kernel refused live frames (`BPF_F_TEST_XDP_LIVE_FRAMES`,
+    /// `EPERM`), which a section measures with and has no stand-in for.
+    #[error("{section}: the kernel refuses live frames (BPF_F_TEST_XDP_LIVE_FRAMES): {source}")]
+    LiveFramesRefused {
+        /// The section.
+        section: &'static str,
+        /// The refusal.
+        source: Box<DataplaneError>,
+    },
 }
 
 /// The fixed packet mix: what a host sees most, plus tags and one malformed.
@@ -388,9 +397,13 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
             &options.peer,
         )?)
     };
-    let forward = match options.forward {
-        Some(frames) => Some(crate::bench::forward::run(frames, options.trials)?),
-        None => None,
+    let mut skipped = Vec::new();
+    let forward = match options.forward.map(|frames| crate::bench::forward::run(frames, options.trials)) {
+        Some(Err(refused @ BenchError::LiveFramesRefused { .. })) => {
+            skipped.push(refused.to_string());
+            None
+        }
+        other => other.transpose()?,
     };
     let tunnels = if options.tunnels {
         Some(crate::bench::tunnel::run(options)?)
@@ -414,6 +427,7 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         mix: mix.iter().map(|(name, _)| name.clone()).collect(),
         kernel,
         peer_skipped,
+        skipped,
         native,
         multicore,
         machine: machine_description(),

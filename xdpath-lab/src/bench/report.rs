@@ -44,6 +44,8 @@ pub struct BenchReport {
     pub kernel: Vec<ProgramResult>,
     /// Why the peer did not run, if it did not.
     pub peer_skipped: Option<String>,
+    /// Sections asked for that could not run on this kernel, and why.
+    pub skipped: Vec<String>,
     /// Native results.
     pub native: NativeResult,
     /// The mix on N CPUs at once, when asked for (`--cpus`).
@@ -74,6 +76,9 @@ impl BenchReport {
         self.print_kernel();
         if let Some(reason) = &self.peer_skipped {
             println!("xdp-filter peer skipped: {reason}");
+        }
+        for reason in &self.skipped {
+            println!("section not run: {reason}");
         }
         println!();
         println!(

@@ -109,7 +109,7 @@ pub enum DataplaneError {
         source: aya::pin::PinError,
     },
     /// A test run failed.
-    #[error("BPF_PROG_TEST_RUN failed: {0}")]
+    #[error("BPF_PROG_TEST_RUN failed: {}", error_chain(.0))]
     TestRun(#[source] aya::programs::ProgramError),
     /// The pins are there but the interface they were made for is gone.
     #[error("the interface xdpath was attached to as {name} is gone; run `xdpath detach {name}` to clean up")]
@@ -178,6 +178,16 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 impl DataplaneError {
+    /// Whether this is a test run the kernel refused with `EPERM`: live
+    /// frames (`BPF_F_TEST_XDP_LIVE_FRAMES`) on a kernel or sandbox that
+    /// does not allow them, where ordinary test runs still work.
+    pub fn is_test_run_refused(&self) -> bool {
+        let Self::TestRun(aya::programs::ProgramError::SyscallError(error)) = self else {
+            return false;
+        };
+        error.io_error.raw_os_error() == Some(libc::EPERM)
+    }
+
     /// The object has no map `name`.
     pub(crate) fn missing_map(name: &'static str) -> Self {
         Self::Map {
