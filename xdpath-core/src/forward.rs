@@ -121,9 +121,13 @@ pub fn forward_stage<P: PacketMut, T: ForwardTables>(
         return pass(Reason::ForwardEgressOff);
     }
     // Rewrite only when every store can succeed: the header checks in the
-    // parser guarantee the offsets, the checks here keep it so.
-    let rewritten = write_mac(packet, 0, destination_mac)
-        && write_mac(packet, 6, source_mac)
+    // parser guarantee the offsets, the checks here keep it so. Both MACs
+    // go in one 12-byte store and the IPv4 TTL with its checksum in one
+    // 4-byte store: in the eBPF build each store re-reads the frame's
+    // bounds from the context and checks them (the frame may have been
+    // moved at its head), and the fourteen byte stores these replace were
+    // about 110 instructions a forwarded frame (`llvm-objdump -d`).
+    let rewritten = write_macs(packet, destination_mac, source_mac)
         && if ipv4 {
             decrement_ipv4_ttl(packet, ttl)
         } else {
@@ -141,29 +145,42 @@ pub fn forward_stage<P: PacketMut, T: ForwardTables>(
     })
 }
 
-/// Writes a MAC (as [`crate::lb::mac_value`]) at `offset`, byte by byte.
+/// The Ethernet header's first twelve bytes (destination then source MAC)
+/// as two words, so that the eBPF build writes them in two stores after
+/// one bounds check (a `[u8; 12]` was written byte by byte).
+#[repr(C, packed)]
+#[derive(Clone, Copy)]
+struct MacPair {
+    head: u64,
+    tail: u32,
+}
+
+/// Writes the destination and source MACs (as [`crate::lb::mac_value`])
+/// over the Ethernet header's first twelve bytes, in one store.
 #[inline(always)]
-fn write_mac<P: PacketMut>(packet: &mut P, offset: usize, mac: u64) -> bool {
-    let [_, _, a, b, c, d, e, f] = mac.to_be_bytes();
-    packet.store(offset, a)
-        && packet.store(offset + 1, b)
-        && packet.store(offset + 2, c)
-        && packet.store(offset + 3, d)
-        && packet.store(offset + 4, e)
-        && packet.store(offset + 5, f)
+fn write_macs<P: PacketMut>(packet: &mut P, destination: u64, source: u64) -> bool {
+    let [_, _, d0, d1, d2, d3, d4, d5] = destination.to_be_bytes();
+    let [_, _, s0, s1, s2, s3, s4, s5] = source.to_be_bytes();
+    let pair = MacPair {
+        head: u64::from_ne_bytes([d0, d1, d2, d3, d4, d5, s0, s1]),
+        tail: u32::from_ne_bytes([s2, s3, s4, s5]),
+    };
+    packet.store(0, pair)
 }
 
 /// Decrements the TTL and updates the header checksum incrementally
 /// (RFC 1624): the TTL is the high byte of its 16-bit word, so the word
 /// drops by 0x0100 and the one's-complement checksum rises by as much.
+/// The TTL, protocol and checksum are read and written as one 4-byte
+/// word (the protocol rewritten as it was read).
 #[inline(always)]
 fn decrement_ipv4_ttl<P: PacketMut>(packet: &mut P, ttl: u8) -> bool {
-    let Some(checksum) = packet.load::<[u8; 2]>(IPV4_CHECKSUM_OFFSET) else {
+    const _: () = assert!(IPV4_CHECKSUM_OFFSET == IPV4_TTL_OFFSET + 2);
+    let Some([_, protocol, high, low]) = packet.load::<[u8; 4]>(IPV4_TTL_OFFSET) else {
         return false;
     };
-    let updated = checksum::after_ttl_decrement(u16::from_be_bytes(checksum));
-    packet.store(IPV4_TTL_OFFSET, ttl - 1)
-        && packet.store(IPV4_CHECKSUM_OFFSET, updated.to_be_bytes())
+    let [high, low] = checksum::after_ttl_decrement(u16::from_be_bytes([high, low])).to_be_bytes();
+    packet.store(IPV4_TTL_OFFSET, [ttl - 1, protocol, high, low])
 }
 
 #[cfg(test)]
