@@ -91,6 +91,11 @@ pub(crate) fn status(json: bool) -> Result<()> {
         };
         for status in &mut statuses {
             status.degraded.clone_from(&degraded);
+            let known = dataplane::program_features(&status.interface)?;
+            let lacks = known.map_or(0, |known| xdpath_core::abi::feature::ALL & !known);
+            if lacks != 0 {
+                status.older_program = Some(xdpath::control::features::describe(lacks));
+            }
         }
     }
     if json {
@@ -115,7 +120,10 @@ pub(crate) fn status(json: bool) -> Result<()> {
                 match (&status.degraded, status.healthy) {
                     (_, false) => "interface gone (run detach to clean up)".to_string(),
                     (Some(why), true) => format!("degraded: {why}"),
-                    (None, true) => "attached".to_string(),
+                    (None, true) => match &status.older_program {
+                        Some(lacks) => format!("attached (older program, without {lacks})"),
+                        None => "attached".to_string(),
+                    },
                 },
             );
         }

@@ -11,7 +11,7 @@
 //!   refuses to attach when the state cannot be installed (fail closed)
 //!   unless the operator accepts running without it.
 
-use crate::control::interfaces;
+use crate::control::{features, interfaces};
 use crate::control::session::{lock_state_dir, Session};
 use crate::control::ControlError;
 use crate::dataplane::{self, AttachedMode, DataplaneError, ModeChoice};
@@ -58,11 +58,20 @@ pub struct Differences {
     pub balancer: Vec<String>,
     /// Interfaces recorded as attached that have no program.
     pub interfaces: Vec<String>,
+    /// Interfaces whose program (loaded by an older build) does not
+    /// enforce entries of the saved state (`control::features`).
+    pub programs: Vec<String>,
 }
 
 impl Differences {
     /// True when the kernel enforces the saved state exactly.
     pub fn is_empty(&self) -> bool {
+        self.maps_match() && self.programs.is_empty()
+    }
+
+    /// True when the maps hold the saved state and every recorded
+    /// interface has a program (whatever those programs enforce).
+    pub fn maps_match(&self) -> bool {
         self.filter.is_empty() && self.balancer.is_empty() && self.interfaces.is_empty()
     }
 
@@ -74,15 +83,27 @@ impl Differences {
             .interfaces
             .iter()
             .map(|line| format!("interface: {line}"));
-        filter.chain(balancer).chain(interfaces).collect()
+        let programs = self.programs.iter().map(|line| format!("program: {line}"));
+        filter
+            .chain(balancer)
+            .chain(interfaces)
+            .chain(programs)
+            .collect()
     }
 }
 
 /// Reads the saved state and the kernel's maps and says what differs.
 /// Creates nothing and changes nothing.
 pub fn check() -> Result<Differences, ReconcileError> {
-    let filter = Session::read()?.differences()?;
-    let balancer = LbSession::read()?.differences()?;
+    let (filter, filter_needs) = {
+        let session = Session::read()?;
+        (session.differences()?, features::filter_needs(session.loaded()))
+    };
+    let (balancer, lb_needs) = {
+        let session = LbSession::read()?;
+        (session.differences()?, features::lb_needs(session.loaded()))
+    };
+    let programs = features::gaps(filter_needs | lb_needs)?;
     let interfaces = interfaces::lost()
         .map_err(ControlError::from)?
         .into_iter()
@@ -92,6 +113,7 @@ pub fn check() -> Result<Differences, ReconcileError> {
         filter,
         balancer,
         interfaces,
+        programs,
     })
 }
 
@@ -139,7 +161,7 @@ fn repair_maps() -> Result<Differences, ReconcileError> {
     Ok(Differences {
         filter,
         balancer,
-        interfaces: Vec::new(),
+        ..Differences::default()
     })
 }
 

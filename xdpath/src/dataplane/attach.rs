@@ -145,10 +145,12 @@ fn pin_all(
         mode: mode.code(),
     };
     loaded.set_first_entry(abi::map::META, PodMeta(meta))?;
+    super::features::write_word(loaded)?;
     for name in [
         abi::map::CONFIG,
         abi::map::COUNTERS,
         abi::map::META,
+        abi::map::FEATURES,
         abi::map::STAGES,
     ] {
         let path = pins.path(name);
@@ -292,6 +294,7 @@ pub fn status(interface: &str) -> Result<InterfaceStatus, DataplaneError> {
         sample_rate: config.sample_rate,
         healthy: link_alive(&pins),
         degraded: None,
+        older_program: None,
     })
 }
 

@@ -10,6 +10,7 @@
 //! | `CONFIG`   | the interface config |
 //! | `COUNTERS` | the per-CPU counters |
 //! | `META`     | mode and time of the attach |
+//! | `FEATURES` | the features the program's object knows ([`features`]) |
 //! | `STAGES`   | the tail-call table of the program's later stages |
 //!
 //! The pinned link keeps the program attached after the CLI exits; detach
@@ -28,6 +29,7 @@ use xdpath_core::{AttachMeta, Counter, InterfaceConfig};
 mod attach;
 mod conn_table;
 mod error;
+pub mod features;
 pub mod forward;
 mod link_info;
 pub mod owner;
@@ -43,6 +45,7 @@ pub use conn_table::{
     pinned_connection_table, set_connection_table, ConnectionTable, BPF_F_NO_COMMON_LRU,
 };
 pub use error::DataplaneError;
+pub use features::program_features;
 pub use program::LoadedProgram;
 pub use reload::{reload, ReloadReport};
 
@@ -166,6 +169,11 @@ pub struct InterfaceStatus {
     /// (the kernel's maps differ from it, or it cannot be read); none when
     /// it does. Filled in by `status` from [`crate::reconcile::check`].
     pub degraded: Option<String>,
+    /// The data-path features of this build that the running program
+    /// does not know (it was loaded by an older build: `xdpath reload`
+    /// replaces it); none when it knows them all. Filled in by `status`
+    /// (`control::features::describe`).
+    pub older_program: Option<String>,
 }
 
 /// The pins of one interface in the current network namespace.
