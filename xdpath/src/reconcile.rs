@@ -11,9 +11,9 @@
 //!   refuses to attach when the state cannot be installed (fail closed)
 //!   unless the operator accepts running without it.
 
-use crate::control::{features, interfaces};
 use crate::control::session::{lock_state_dir, Session};
 use crate::control::ControlError;
+use crate::control::{features, interfaces};
 use crate::dataplane::{self, AttachedMode, DataplaneError, ModeChoice};
 use crate::lb::session::LbSession;
 use crate::lb::LbError;
@@ -97,7 +97,10 @@ impl Differences {
 pub fn check() -> Result<Differences, ReconcileError> {
     let (filter, filter_needs) = {
         let session = Session::read()?;
-        (session.differences()?, features::filter_needs(session.loaded()))
+        (
+            session.differences()?,
+            features::filter_needs(session.loaded()),
+        )
     };
     let (balancer, lb_needs) = {
         let session = LbSession::read()?;
@@ -115,6 +118,15 @@ pub fn check() -> Result<Differences, ReconcileError> {
         interfaces,
         programs,
     })
+}
+
+/// The interfaces whose program, loaded by an older build, does not
+/// enforce entries of the saved state (`control::features`), one line
+/// each; reads only.
+pub fn program_gaps() -> Result<Vec<String>, ReconcileError> {
+    let filter = features::filter_needs(Session::read()?.loaded());
+    let balancer = features::lb_needs(LbSession::read()?.loaded());
+    Ok(features::gaps(filter | balancer)?)
 }
 
 fn lost_line(name: &str, record: &interfaces::InterfaceRecord) -> String {

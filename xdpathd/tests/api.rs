@@ -137,7 +137,12 @@ fn every_route_works_and_bad_requests_change_nothing() {
 fn an_older_program_refuses_what_it_does_not_enforce(bed: &TestBed, daemon: &Daemon) {
     let interface = bed.a().interface.clone();
     let rule = Some(r#"{"src":"10.9.0.0/16","vni":1001,"action":"drop"}"#);
-    std::fs::remove_file(bed.a().interface_pin_dir().join("FEATURES")).expect("the FEATURES pin");
+    std::fs::remove_file(
+        bed.a()
+            .interface_pin_dir()
+            .join(xdpath_core::abi::map::FEATURES),
+    )
+    .expect("the FEATURES pin");
     let before = snapshot(daemon);
     let (status, value) = daemon.call("POST", "/v1/rules", rule);
     assert_eq!(
@@ -147,11 +152,16 @@ fn an_older_program_refuses_what_it_does_not_enforce(bed: &TestBed, daemon: &Dae
     );
     let message = value["error"]["message"].as_str().unwrap_or_default();
     assert!(
-        message.contains(&format!("{interface} runs a program loaded by an older xdpath"))
-            && message.contains(&format!("run `xdpath reload {interface}` first")),
+        message.contains(&format!(
+            "{interface} runs a program loaded by an older xdpath"
+        )) && message.contains(&format!("run `xdpath reload {interface}` first")),
         "{message}"
     );
-    assert_eq!(snapshot(daemon), before, "the refused rule changed the state");
+    assert_eq!(
+        snapshot(daemon),
+        before,
+        "the refused rule changed the state"
+    );
     daemon.xdpath(&["reload", &interface]);
     let (status, added) = daemon.call("POST", "/v1/rules", rule);
     assert_eq!(status, 201, "{added}");

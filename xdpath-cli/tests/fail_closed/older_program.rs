@@ -12,12 +12,13 @@
 use super::*;
 use crate::common::json;
 use aya::maps::{Array, Map, MapData};
+use xdpath_core::abi;
 
 const VIP: &str = "203.0.113.10:80/tcp";
 
 /// The interface's feature word pin.
 fn features_pin(bed: &TestBed) -> std::path::PathBuf {
-    bed.a().interface_pin_dir().join("FEATURES")
+    bed.a().interface_pin_dir().join(abi::map::FEATURES)
 }
 
 /// Writes the word `{features, program_id}` at the interface's pin.
@@ -56,8 +57,9 @@ fn gap_reported(bed: &TestBed, features: &[&str]) {
         .find(|line| line.contains("program: "))
         .unwrap_or_else(|| panic!("no program line in {stdout}"));
     assert!(
-        line.contains(&format!("{interface} runs a program loaded by an older xdpath"))
-            && line.contains(&format!("`xdpath reload {interface}` fixes it")),
+        line.contains(&format!(
+            "{interface} runs a program loaded by an older xdpath"
+        )) && line.contains(&format!("`xdpath reload {interface}` fixes it")),
         "{line}"
     );
     for feature in features {
@@ -85,7 +87,7 @@ fn needing_calls() -> Vec<(Vec<String>, &'static str)> {
             "blocklist entries by VNI",
         ),
         (
-            words("filter add --proto icmp --icmp-type 8 --action drop"),
+            words("filter add --src 10.4.0.0/16 --proto icmp --icmp-type 8 --action drop"),
             "rules by ICMP type",
         ),
         (
@@ -117,7 +119,14 @@ fn an_older_program_is_refused_what_it_would_not_enforce_until_reloaded() {
     xdpath_ok(
         &bed,
         &[
-            "filter", "add", "--src", "10.9.0.0/16", "--vni", "1001", "--action", "drop",
+            "filter",
+            "add",
+            "--src",
+            "10.9.0.0/16",
+            "--vni",
+            "1001",
+            "--action",
+            "drop",
         ],
     );
     xdpath_ok(
@@ -147,9 +156,16 @@ fn an_older_program_is_refused_what_it_would_not_enforce_until_reloaded() {
                 "{interface} runs a program loaded by an older xdpath, which does not enforce {feature}"
             ),
         );
-        refused(&bed, &args, &format!("run `xdpath reload {interface}` first"));
+        refused(
+            &bed,
+            &args,
+            &format!("run `xdpath reload {interface}` first"),
+        );
     }
-    assert!(state_files(&bed) == before, "a refusal changed a state file");
+    assert!(
+        state_files(&bed) == before,
+        "a refusal changed a state file"
+    );
     gap_reported(&bed, &["rules and rate limits by VNI"]);
     let status = json(&xdpath_ok(&bed, &["--json", "status"]));
     let older = status[0]["older_program"].as_str().unwrap_or_default();

@@ -21,12 +21,18 @@ use crate::lb::state::{LbState, VipSpec};
 /// Each feature with what an operator calls it.
 const NAMES: [(u64, &str); 7] = [
     (feature::TUNNELS, "rules and rate limits by VNI (--vni)"),
-    (feature::TUNNEL_BLOCKLIST, "blocklist entries by VNI (block add --vni)"),
+    (
+        feature::TUNNEL_BLOCKLIST,
+        "blocklist entries by VNI (block add --vni)",
+    ),
     (feature::ICMP_TYPE, "rules by ICMP type (--icmp-type)"),
     (feature::ADMIT, "the rule action admit"),
     (feature::LIMIT_TO, "rate limits of one VIP's frames (--vip)"),
     (feature::VIP_ALLOW, "per-VIP allow lists (lb vip allow)"),
-    (feature::VIP_SAMPLE_RATE, "per-VIP sampling rates (--sample-rate)"),
+    (
+        feature::VIP_SAMPLE_RATE,
+        "per-VIP sampling rates (--sample-rate)",
+    ),
 ];
 
 /// The names of the features in `bits`, joined.
@@ -92,12 +98,19 @@ pub fn filter_needs(state: &FilterState) -> u64 {
     let rules = state.rules.iter().map(rule_needs);
     let blocks = state.blocklist.iter().map(block_needs);
     let limits = state.rate_limits.iter().map(limit_needs);
-    rules.chain(blocks).chain(limits).fold(0, |all, bits| all | bits)
+    rules
+        .chain(blocks)
+        .chain(limits)
+        .fold(0, |all, bits| all | bits)
 }
 
 /// What the whole balancer state needs.
 pub fn lb_needs(state: &LbState) -> u64 {
-    state.vips.iter().map(vip_needs).fold(0, |all, bits| all | bits)
+    state
+        .vips
+        .iter()
+        .map(vip_needs)
+        .fold(0, |all, bits| all | bits)
 }
 
 /// What the entries of `after` that `before` does not hold as they are
@@ -187,4 +200,94 @@ pub fn gaps(needs: u64) -> Result<Vec<String>, ControlError> {
             )
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rule(id: u32, extra: serde_json::Value) -> RuleSpec {
+        let mut value = json!({"id": id, "sources": ["10.0.0.0/8"], "action": "drop"});
+        if let (Some(object), Some(more)) = (value.as_object_mut(), extra.as_object()) {
+            object.extend(more.clone());
+        }
+        serde_json::from_value(value).expect("a rule")
+    }
+
+    fn vip(allow: &[&str], sample_rate: u32) -> VipSpec {
+        serde_json::from_value(json!({
+            "id": {"address": "203.0.113.10", "port": 80, "protocol": "tcp"},
+            "encap": "ipip",
+            "ring_size": 7,
+            "slot": 0,
+            "allow": allow,
+            "sample_rate": sample_rate,
+        }))
+        .expect("a VIP")
+    }
+
+    #[test]
+    fn each_entry_needs_its_features() {
+        assert_eq!(rule_needs(&rule(1, json!({}))), 0);
+        assert_eq!(rule_needs(&rule(1, json!({"vni": 5}))), feature::TUNNELS);
+        assert_eq!(
+            rule_needs(&rule(
+                1,
+                json!({"protocol": 1, "icmp_type": {"type": 8}, "action": "admit"})
+            )),
+            feature::ICMP_TYPE | feature::ADMIT
+        );
+        assert_eq!(vip_needs(&vip(&[], 0)), 0);
+        assert_eq!(
+            vip_needs(&vip(&["198.51.100.0/24"], 10)),
+            feature::VIP_ALLOW | feature::VIP_SAMPLE_RATE
+        );
+        assert_eq!(
+            describe(feature::TUNNELS | feature::ADMIT),
+            "rules and rate limits by VNI (--vni), the rule action admit"
+        );
+        assert!(NAMES.iter().fold(0, |all, (bit, _)| all | bit) == feature::ALL);
+    }
+
+    #[test]
+    fn a_change_needs_only_what_it_brings() {
+        let before = FilterState {
+            rules: vec![rule(1, json!({"vni": 5}))],
+            ..FilterState::default()
+        };
+        let mut after = before.clone();
+        after.rules.push(rule(2, json!({})));
+        assert_eq!(filter_change_needs(&before, &after), 0, "a plain rule");
+        assert_eq!(filter_change_needs(&before, &FilterState::default()), 0);
+        after.rules.push(rule(3, json!({"vni": 6})));
+        assert_eq!(filter_change_needs(&before, &after), feature::TUNNELS);
+        assert_eq!(filter_needs(&before), feature::TUNNELS);
+
+        let with_allow = LbState {
+            vips: vec![vip(&["198.51.100.0/24"], 0)],
+            ..LbState::default()
+        };
+        let mut more = with_allow.clone();
+        if let Some(vip) = more.vips.first_mut() {
+            vip.ring_size = 13;
+        }
+        assert_eq!(
+            lb_change_needs(&with_allow, &more),
+            0,
+            "the same allow list"
+        );
+        assert_eq!(
+            lb_change_needs(&LbState::default(), &with_allow),
+            feature::VIP_ALLOW
+        );
+        let sampled = LbState {
+            vips: vec![vip(&["198.51.100.0/24"], 10)],
+            ..LbState::default()
+        };
+        assert_eq!(
+            lb_change_needs(&with_allow, &sampled),
+            feature::VIP_SAMPLE_RATE
+        );
+    }
 }

@@ -205,6 +205,17 @@ pub(super) fn link_alive(pins: &InterfacePins) -> bool {
             .is_none_or(|linked| linked == ifindex)
 }
 
+/// The data-path features ([`abi::feature`]) the program running on
+/// `interface` knows (see [`super::features`]); `None` when no xdpath
+/// program runs there (not attached, or the device is gone).
+pub fn program_features(interface: &str) -> Result<Option<u64>, DataplaneError> {
+    let pins = InterfacePins::new(interface)?;
+    if !link_alive(&pins) {
+        return Ok(None);
+    }
+    Ok(Some(super::features::running_features(&pins)))
+}
+
 /// Takes an exclusive `flock` on a directory; released when the file is
 /// dropped.
 pub(super) fn lock_dir(dir: &Path) -> Result<std::fs::File, DataplaneError> {

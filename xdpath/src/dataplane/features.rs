@@ -40,20 +40,15 @@ pub(super) fn write_word(loaded: &mut LoadedProgram) -> Result<u32, DataplaneErr
     Ok(program_id)
 }
 
-/// The features the program running on `interface` knows: its word's bits
-/// when the word names the program the link runs now, else none (a missing
-/// or unreadable pin is an older program, not an error). `None` when no
-/// xdpath program runs there (not attached, or the device is gone).
-pub fn program_features(interface: &str) -> Result<Option<u64>, DataplaneError> {
-    let pins = InterfacePins::new(interface)?;
-    if !super::attach::link_alive(&pins) {
-        return Ok(None);
-    }
+/// The features the program the interface's link runs knows: its word's
+/// bits when the word names that very program, else none (a missing or
+/// unreadable pin is an older program, not an error).
+pub(super) fn running_features(pins: &InterfacePins) -> u64 {
     let running = super::link_info::link_program_id(&pins.path("link")).unwrap_or(0);
-    Ok(Some(match read_word(&pins) {
+    match read_word(pins) {
         Some(word) if word.program_id == running && running != 0 => word.features,
         _ => 0,
-    }))
+    }
 }
 
 fn read_word(pins: &InterfacePins) -> Option<FeatureWord> {

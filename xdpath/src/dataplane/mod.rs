@@ -10,7 +10,7 @@
 //! | `CONFIG`   | the interface config |
 //! | `COUNTERS` | the per-CPU counters |
 //! | `META`     | mode and time of the attach |
-//! | `FEATURES` | the features the program's object knows ([`features`]) |
+//! | `FEATURES` | the features the program's object knows (`features.rs`) |
 //! | `STAGES`   | the tail-call table of the program's later stages |
 //!
 //! The pinned link keeps the program attached after the CLI exits; detach
@@ -29,7 +29,7 @@ use xdpath_core::{AttachMeta, Counter, InterfaceConfig};
 mod attach;
 mod conn_table;
 mod error;
-pub mod features;
+mod features;
 pub mod forward;
 mod link_info;
 pub mod owner;
@@ -38,14 +38,13 @@ mod reload;
 pub mod steer;
 
 pub use attach::{
-    attach, attached_interfaces, check_attachable, detach, interface_counters,
+    attach, attached_interfaces, check_attachable, detach, interface_counters, program_features,
     read_interface_config, status, update_interface_config,
 };
 pub use conn_table::{
     pinned_connection_table, set_connection_table, ConnectionTable, BPF_F_NO_COMMON_LRU,
 };
 pub use error::DataplaneError;
-pub use features::program_features;
 pub use program::LoadedProgram;
 pub use reload::{reload, ReloadReport};
 

@@ -5,7 +5,9 @@
 //! namespace's shared maps (rules, blocklist, limits, balancer) and the
 //! interface's `CONFIG`, `COUNTERS` and `META`. So the interface keeps its
 //! config (malformed policy, monitor, decapsulation), its counters go on
-//! from where they were and its attach time stays. The pinned XDP link is
+//! from where they were and its attach time stays. Its `FEATURES` word is
+//! the new instance's own (`features.rs`), renamed over the old one after
+//! the swap. The pinned XDP link is
 //! then pointed at the new program with one `BPF_LINK_UPDATE`: the kernel
 //! swaps the device's program pointer, so every frame runs either the old
 //! program or the new one, none runs neither.
