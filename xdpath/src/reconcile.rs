@@ -95,18 +95,9 @@ impl Differences {
 /// Reads the saved state and the kernel's maps and says what differs.
 /// Creates nothing and changes nothing.
 pub fn check() -> Result<Differences, ReconcileError> {
-    let (filter, filter_needs) = {
-        let session = Session::read()?;
-        (
-            session.differences()?,
-            features::filter_needs(session.loaded()),
-        )
-    };
-    let (balancer, lb_needs) = {
-        let session = LbSession::read()?;
-        (session.differences()?, features::lb_needs(session.loaded()))
-    };
-    let programs = features::gaps(filter_needs | lb_needs)?;
+    let filter = Session::read()?.differences()?;
+    let balancer = LbSession::read()?.differences()?;
+    let programs = program_gaps()?;
     let interfaces = interfaces::lost()
         .map_err(ControlError::from)?
         .into_iter()

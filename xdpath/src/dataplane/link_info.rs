@@ -1,7 +1,8 @@
 //! The interface a pinned XDP link is attached to and the program it runs,
 //! read from the kernel (`BPF_OBJ_GET`, then `BPF_OBJ_GET_INFO_BY_FD`).
-//! A link another tool detached (`bpftool link detach`, `BPF_LINK_DETACH`) stays pinned but
-//! reports interface 0: its pin alone does not say the program runs.
+//! A link another tool detached (`bpftool link detach`, `BPF_LINK_DETACH`)
+//! stays pinned but reports interface 0: its pin alone does not say the
+//! program runs.
 
 use std::os::fd::AsRawFd;
 use std::path::Path;

@@ -7,10 +7,10 @@
 //! config (malformed policy, monitor, decapsulation), its counters go on
 //! from where they were and its attach time stays. Its `FEATURES` word is
 //! the new instance's own (`features.rs`), renamed over the old one after
-//! the swap. The pinned XDP link is
-//! then pointed at the new program with one `BPF_LINK_UPDATE`: the kernel
-//! swaps the device's program pointer, so every frame runs either the old
-//! program or the new one, none runs neither.
+//! the swap. The pinned XDP link is then pointed at the new program with
+//! one `BPF_LINK_UPDATE`: the kernel swaps the device's program pointer, so
+//! every frame runs either the old program or the new one, none runs
+//! neither.
 //!
 //! The tail-call table `STAGES` is the one interface map that is *not*
 //! shared between the two instances: the new main program gets a fresh
