@@ -71,6 +71,17 @@ fn gap_reported(bed: &TestBed, features: &[&str]) {
         1,
         "{stdout}"
     );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("`xdpath reload IFACE` replaces the older program"),
+        "{stderr}"
+    );
+    // A repair cannot put it right, and says so.
+    refused(
+        bed,
+        &["state", "check", "--repair"],
+        "1 interface runs a program loaded by an older xdpath, which --repair cannot change",
+    );
 }
 
 /// The calls that need a feature an older program lacks, with the feature
