@@ -91,11 +91,7 @@ pub(crate) fn status(json: bool) -> Result<()> {
         };
         for status in &mut statuses {
             status.degraded.clone_from(&degraded);
-            let known = dataplane::program_features(&status.interface)?;
-            let lacks = known.map_or(0, |known| xdpath_core::abi::feature::ALL & !known);
-            if lacks != 0 {
-                status.older_program = Some(xdpath::control::features::describe(lacks));
-            }
+            status.older_program = xdpath::control::features::older_program(&status.interface)?;
         }
     }
     if json {

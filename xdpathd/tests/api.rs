@@ -133,7 +133,8 @@ fn every_route_works_and_bad_requests_change_nothing() {
 /// With a program of an older build attached (no feature word pinned, as
 /// such a build leaves it), a rule by VNI is refused with 409
 /// `older_program`, naming the interface and the reload, and changes
-/// nothing; after `xdpath reload` it is accepted.
+/// nothing, and `/v1/interfaces` names what the program lacks; after
+/// `xdpath reload` it is accepted.
 fn an_older_program_refuses_what_it_does_not_enforce(bed: &TestBed, daemon: &Daemon) {
     let interface = bed.a().interface.clone();
     let rule = Some(r#"{"src":"10.9.0.0/16","vni":1001,"action":"drop"}"#);
@@ -162,7 +163,15 @@ fn an_older_program_refuses_what_it_does_not_enforce(bed: &TestBed, daemon: &Dae
         before,
         "the refused rule changed the state"
     );
+    let interfaces = daemon.ok("GET", "/v1/interfaces", None);
+    let older = interfaces[0]["older_program"].as_str().unwrap_or_default();
+    assert!(
+        older.contains("rules and rate limits by VNI"),
+        "{interfaces}"
+    );
     daemon.xdpath(&["reload", &interface]);
+    let interfaces = daemon.ok("GET", "/v1/interfaces", None);
+    assert!(interfaces[0]["older_program"].is_null(), "{interfaces}");
     let (status, added) = daemon.call("POST", "/v1/rules", rule);
     assert_eq!(status, 201, "{added}");
     daemon.ok("DELETE", &format!("/v1/rules/{}", added["id"]), None);

@@ -167,6 +167,15 @@ pub fn lacking() -> Result<Vec<(String, u64)>, ControlError> {
     Ok(out)
 }
 
+/// What the program running on `interface` lacks of this build's
+/// features, named (`status`'s `older_program`); none when it knows them
+/// all or none runs there.
+pub fn older_program(interface: &str) -> Result<Option<String>, ControlError> {
+    let known = dataplane::program_features(interface).map_err(ControlError::from)?;
+    let lacks = known.map_or(0, |known| feature::ALL & !known);
+    Ok((lacks != 0).then(|| describe(lacks)))
+}
+
 /// Refuses a change needing `needs` while a program that lacks one of
 /// them is attached; the first such interface and feature are named.
 pub fn refuse_new(needs: u64) -> Result<(), ControlError> {

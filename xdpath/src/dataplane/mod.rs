@@ -171,7 +171,7 @@ pub struct InterfaceStatus {
     /// The data-path features of this build that the running program
     /// does not know (it was loaded by an older build: `xdpath reload`
     /// replaces it); none when it knows them all. Filled in by `status`
-    /// (`control::features::describe`).
+    /// and xdpathd's `/v1/interfaces` (`control::features::older_program`).
     pub older_program: Option<String>,
 }
 
