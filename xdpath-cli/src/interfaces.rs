@@ -91,6 +91,7 @@ pub(crate) fn status(json: bool) -> Result<()> {
         };
         for status in &mut statuses {
             status.degraded.clone_from(&degraded);
+            status.older_program = xdpath::control::features::older_program(&status.interface)?;
         }
     }
     if json {
@@ -115,7 +116,10 @@ pub(crate) fn status(json: bool) -> Result<()> {
                 match (&status.degraded, status.healthy) {
                     (_, false) => "interface gone (run detach to clean up)".to_string(),
                     (Some(why), true) => format!("degraded: {why}"),
-                    (None, true) => "attached".to_string(),
+                    (None, true) => match &status.older_program {
+                        Some(lacks) => format!("attached (older program, without {lacks})"),
+                        None => "attached".to_string(),
+                    },
                 },
             );
         }

@@ -168,29 +168,60 @@ fn state_command(command: &StateCommand, json: bool) -> Result<()> {
                 xdpath::reconcile::check()?
             };
             let lines = differences.lines();
+            // A reload, not a repair, makes an older program enforce what
+            // the state holds: after --repair, still a difference.
+            let programs = if *repair {
+                xdpath::reconcile::program_gaps()?
+            } else {
+                Vec::new()
+            };
             if json {
                 print_json(&serde_json::json!({
                     "differences": lines,
                     "repaired": *repair && !lines.is_empty(),
+                    "not_repaired": programs,
                 }))?;
-            } else if lines.is_empty() {
+            } else if lines.is_empty() && programs.is_empty() {
                 println!("the kernel enforces the saved state exactly");
             } else {
-                println!(
-                    "{} between the saved state and the kernel:",
-                    if *repair {
-                        "installed the differences"
-                    } else {
-                        "differences"
-                    }
-                );
+                if !lines.is_empty() {
+                    println!(
+                        "{} between the saved state and the kernel:",
+                        if *repair {
+                            "installed the differences"
+                        } else {
+                            "differences"
+                        }
+                    );
+                }
                 for line in &lines {
                     println!("  {line}");
                 }
+                if !programs.is_empty() {
+                    println!("not repaired (only `xdpath reload IFACE` can):");
+                }
+                for line in &programs {
+                    println!("  program: {line}");
+                }
+            }
+            if !programs.is_empty() {
+                return Err(format!(
+                    "{} interface{} a program loaded by an older xdpath, which --repair cannot change; `xdpath reload IFACE` replaces it",
+                    programs.len(),
+                    if programs.len() == 1 { " runs" } else { "s run" }
+                )
+                .into());
             }
             if !*repair && !lines.is_empty() {
+                let fix = if differences.programs.is_empty() {
+                    "`xdpath state check --repair` installs it"
+                } else if differences.maps_match() {
+                    "`xdpath reload IFACE` replaces the older program"
+                } else {
+                    "`xdpath state check --repair` installs the maps' part, `xdpath reload IFACE` replaces the older program"
+                };
                 return Err(format!(
-                    "the kernel does not enforce the saved state ({} difference{}); `xdpath state check --repair` installs it",
+                    "the kernel does not enforce the saved state ({} difference{}); {fix}",
                     lines.len(),
                     if lines.len() == 1 { "" } else { "s" }
                 )

@@ -1,15 +1,18 @@
 //! Fail closed (issue 13): what xdpath says it enforces is what the kernel
 //! enforces — after the pins are lost (what a reboot does), with hostile
 //! interface names, damaged state files, a reused namespace inode, a failed
-//! apply, two attaches at once and writers killed half-way. Every case runs
-//! in namespaces of its own test bed, with real traffic (ping) where it
-//! says what is enforced. Needs root.
+//! apply, two attaches at once, writers killed half-way and a program
+//! loaded by an older build. Every case runs in namespaces of its own test
+//! bed, with real traffic (ping) where it says what is enforced. Needs
+//! root.
 
 mod common;
 #[path = "fail_closed/interfaces_and_writers.rs"]
 mod interfaces_and_writers;
 #[path = "fail_closed/interrupted.rs"]
 mod interrupted;
+#[path = "fail_closed/older_program.rs"]
+mod older_program;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -19,6 +19,8 @@ pub mod map {
     pub const CONFIG: &str = "CONFIG";
     #[doc = "`META`"]
     pub const META: &str = "META";
+    #[doc = "`FEATURES`"]
+    pub const FEATURES: &str = "FEATURES";
     #[doc = "`COUNTERS`"]
     pub const COUNTERS: &str = "COUNTERS";
     #[doc = "`SAMPLE_SKIP`"]
@@ -155,14 +157,15 @@ pub mod map {
 
 /// Every map of the main object (`xdpath.bpf.o`): the shared ones and the
 /// interface's own.
-pub const MAIN_OBJECT_MAPS: [&str; 58] = concat(SHARED_MAPS, INTERFACE_MAPS);
+pub const MAIN_OBJECT_MAPS: [&str; 59] = concat(SHARED_MAPS, INTERFACE_MAPS);
 
 /// The main object's maps each interface has for itself: its config,
-/// counters and attach record, its tail-call table, the per-CPU scratch
-/// slots, the sampling countdown and record.
-pub const INTERFACE_MAPS: [&str; 12] = [
+/// counters, attach record and feature word, its tail-call table, the
+/// per-CPU scratch slots, the sampling countdown and record.
+pub const INTERFACE_MAPS: [&str; 13] = [
     map::CONFIG,
     map::META,
+    map::FEATURES,
     map::COUNTERS,
     map::SAMPLE_SKIP,
     map::SCRATCH,
@@ -250,6 +253,37 @@ pub const SHARED_MAPS: [&str; 46] = [
 /// The interface's own pinned maps that a reload hands to the new program:
 /// its config, its counters, and the mode and time of the attach.
 pub const INTERFACE_REUSED_MAPS: [&str; 3] = [map::CONFIG, map::COUNTERS, map::META];
+
+/// The data-path features a control-plane entry can need that a program
+/// loaded by an older build does not know, one bit each (see
+/// [`crate::FeatureWord`]). An older program reads the fields they use as
+/// zero or ignores them, so it would silently not enforce the entry: the
+/// control plane refuses such an entry while a program without the bit is
+/// attached, and `xdpath state check` reports the ones already there.
+///
+/// A bit is never reused or removed; a new feature of the same kind takes
+/// the next one, and [`feature::ALL`] grows with it.
+pub mod feature {
+    /// Rules and rate limits by VNI (`Rule::tunnel`, `RateLimit::tunnel`,
+    /// `FILTER_TUNNELS`, `FilterConfig::tunnel_limits`).
+    pub const TUNNELS: u64 = 1 << 0;
+    /// Blocklist entries by VNI (`TUNNEL_BLOCKLIST`,
+    /// `FILTER_TUNNEL_BLOCKLIST`).
+    pub const TUNNEL_BLOCKLIST: u64 = 1 << 1;
+    /// Rules by ICMP type and code (`RULE_ICMP_TYPE`).
+    pub const ICMP_TYPE: u64 = 1 << 2;
+    /// The rule action admit (`RULE_ADMIT`).
+    pub const ADMIT: u64 = 1 << 3;
+    /// Rate limits of the frames to one VIP (`LIMIT_SCOPE_DESTINATION`).
+    pub const LIMIT_TO: u64 = 1 << 4;
+    /// Per-VIP allow lists (`VIP_ALLOW`).
+    pub const VIP_ALLOW: u64 = 1 << 5;
+    /// Per-VIP sampling rates (`VIP_SAMPLE_RATES`).
+    pub const VIP_SAMPLE_RATE: u64 = 1 << 6;
+    /// Every feature this build's objects know.
+    pub const ALL: u64 =
+        TUNNELS | TUNNEL_BLOCKLIST | ICMP_TYPE | ADMIT | LIMIT_TO | VIP_ALLOW | VIP_SAMPLE_RATE;
+}
 
 /// Every map of the AF_XDP redirect object (`xdpath-xsk.bpf.o`).
 pub const XSK_OBJECT_MAPS: [&str; 2] = [map::XSKS, map::XSK_FLAGS];

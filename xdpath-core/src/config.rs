@@ -113,3 +113,21 @@ pub struct AttachMeta {
     /// The XDP mode: 1 native, 2 generic, 3 offload.
     pub mode: u32,
 }
+
+/// The data-path features the object an interface runs knows, kept beside
+/// it (one entry of the `FEATURES` map, written by the build that loaded
+/// the object, which carries that object). A program attached by a build
+/// older than this word has no `FEATURES` pin: it knows none of
+/// [`crate::abi::feature`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FeatureWord {
+    /// [`crate::abi::feature`] bits.
+    pub features: u64,
+    /// The kernel id of the program the word describes: a word whose id is
+    /// not the one the interface's link runs says nothing (an older build
+    /// reloaded the interface and left the pin as it was).
+    pub program_id: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}

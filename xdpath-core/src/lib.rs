@@ -59,7 +59,7 @@ pub mod native;
 #[cfg(any(feature = "std", test))]
 pub mod native_observe;
 
-pub use config::{AttachMeta, InterfaceConfig, MalformedPolicy};
+pub use config::{AttachMeta, FeatureWord, InterfaceConfig, MalformedPolicy};
 #[cfg(any(feature = "std", test))]
 pub use native::NativeTables;
 #[cfg(any(feature = "std", test))]

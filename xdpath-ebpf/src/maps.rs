@@ -24,7 +24,7 @@ use xdpath_core::lb::{
 use xdpath_core::observe::{
     CaptureConfig, RecordMeta, CAPTURE_BYTES, CAPTURE_RING_BYTES, SAMPLE_RING_BYTES,
 };
-use xdpath_core::{AttachMeta, Counter, FlowKey, InterfaceConfig, COUNTER_SLOTS};
+use xdpath_core::{AttachMeta, Counter, FeatureWord, FlowKey, InterfaceConfig, COUNTER_SLOTS};
 
 // ---- this interface's own maps
 
@@ -37,6 +37,14 @@ pub static CONFIG: Array<InterfaceConfig> = Array::with_max_entries(1, 0);
 /// it: it lives here so that it is pinned, and removed, with the program.
 #[map]
 pub static META: Array<AttachMeta> = Array::with_max_entries(1, 0);
+
+/// The features this instance's object knows and the id of the program
+/// they describe, written by user space at attach and reload. The program
+/// never reads it; a map of its own rather than a wider `META`, whose pin a
+/// reload reuses: an older build reloading over a newer pin, or this build
+/// over an older one, would meet a value size it does not expect.
+#[map]
+pub static FEATURES: Array<FeatureWord> = Array::with_max_entries(1, 0);
 
 /// Packets and bytes per (action, reason), per CPU so that the data path
 /// never contends on a cache line; user space sums the CPUs.

@@ -11,9 +11,9 @@
 //!   refuses to attach when the state cannot be installed (fail closed)
 //!   unless the operator accepts running without it.
 
-use crate::control::interfaces;
 use crate::control::session::{lock_state_dir, Session};
 use crate::control::ControlError;
+use crate::control::{features, interfaces};
 use crate::dataplane::{self, AttachedMode, DataplaneError, ModeChoice};
 use crate::lb::session::LbSession;
 use crate::lb::LbError;
@@ -58,11 +58,20 @@ pub struct Differences {
     pub balancer: Vec<String>,
     /// Interfaces recorded as attached that have no program.
     pub interfaces: Vec<String>,
+    /// Interfaces whose program (loaded by an older build) does not
+    /// enforce entries of the saved state (`control::features`).
+    pub programs: Vec<String>,
 }
 
 impl Differences {
     /// True when the kernel enforces the saved state exactly.
     pub fn is_empty(&self) -> bool {
+        self.maps_match() && self.programs.is_empty()
+    }
+
+    /// True when the maps hold the saved state and every recorded
+    /// interface has a program (whatever those programs enforce).
+    pub fn maps_match(&self) -> bool {
         self.filter.is_empty() && self.balancer.is_empty() && self.interfaces.is_empty()
     }
 
@@ -74,7 +83,12 @@ impl Differences {
             .interfaces
             .iter()
             .map(|line| format!("interface: {line}"));
-        filter.chain(balancer).chain(interfaces).collect()
+        let programs = self.programs.iter().map(|line| format!("program: {line}"));
+        filter
+            .chain(balancer)
+            .chain(interfaces)
+            .chain(programs)
+            .collect()
     }
 }
 
@@ -83,6 +97,7 @@ impl Differences {
 pub fn check() -> Result<Differences, ReconcileError> {
     let filter = Session::read()?.differences()?;
     let balancer = LbSession::read()?.differences()?;
+    let programs = program_gaps()?;
     let interfaces = interfaces::lost()
         .map_err(ControlError::from)?
         .into_iter()
@@ -92,7 +107,17 @@ pub fn check() -> Result<Differences, ReconcileError> {
         filter,
         balancer,
         interfaces,
+        programs,
     })
+}
+
+/// The interfaces whose program, loaded by an older build, does not
+/// enforce entries of the saved state (`control::features`), one line
+/// each; reads only.
+pub fn program_gaps() -> Result<Vec<String>, ReconcileError> {
+    let filter = features::filter_needs(Session::read()?.loaded());
+    let balancer = features::lb_needs(LbSession::read()?.loaded());
+    Ok(features::gaps(filter | balancer)?)
 }
 
 fn lost_line(name: &str, record: &interfaces::InterfaceRecord) -> String {
@@ -139,7 +164,7 @@ fn repair_maps() -> Result<Differences, ReconcileError> {
     Ok(Differences {
         filter,
         balancer,
-        interfaces: Vec::new(),
+        ..Differences::default()
     })
 }
 

@@ -2,9 +2,13 @@
 //! [`CHECK_INTERVAL`], the namespace's saved state is compared with the
 //! kernel's maps, read back, and whatever differs (pins removed, a map
 //! emptied by another tool, a change a crash left half-done) is installed
-//! again, logged and counted in `/metrics`.
+//! again, logged and counted in `/metrics`. An interface whose program was
+//! loaded by an older build and does not enforce entries of the state is
+//! logged when that starts or changes, and clears `xdpath_state_enforced`
+//! until `xdpath reload` replaces the program.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// Time between two checks: a divergence is repaired within it.
@@ -17,6 +21,9 @@ pub static DIVERGENCES: AtomicU64 = AtomicU64::new(0);
 pub static FAILURES: AtomicU64 = AtomicU64::new(0);
 /// Whether the last check left the kernel enforcing the saved state.
 pub static ENFORCED: AtomicU64 = AtomicU64::new(0);
+
+/// The older programs' gaps the last check found, so each is logged once.
+static GAPS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// One check: finishes an interrupted apply, then repairs what differs.
 pub fn check_once() {
@@ -34,6 +41,24 @@ pub fn check_once() {
             FAILURES.fetch_add(1, Ordering::Relaxed);
             ENFORCED.store(0, Ordering::Relaxed);
             tracing::error!(error = %error.to_string().escape_debug(), "the saved state cannot be installed; the kernel may not enforce it");
+        }
+    }
+    match xdpath::reconcile::program_gaps() {
+        Ok(gaps) => {
+            if !gaps.is_empty() {
+                ENFORCED.store(0, Ordering::Relaxed);
+            }
+            let mut last = GAPS.lock().unwrap_or_else(PoisonError::into_inner);
+            if *last != gaps {
+                for line in &gaps {
+                    tracing::warn!(difference = %line.escape_debug(), "a program loaded by an older xdpath does not enforce the saved state");
+                }
+                *last = gaps;
+            }
+        }
+        Err(error) => {
+            FAILURES.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %error.to_string().escape_debug(), "what the attached programs enforce cannot be read");
         }
     }
     // Changes made through the API (sampling, forwarding, steering) are

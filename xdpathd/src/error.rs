@@ -86,6 +86,7 @@ impl From<ControlError> for ApiError {
             ControlError::NoSuchBlock { .. } => (StatusCode::NOT_FOUND, "no_such_block"),
             ControlError::NoSuchManagement { .. } => (StatusCode::NOT_FOUND, "no_such_management"),
             ControlError::IdsExhausted { .. } => (StatusCode::CONFLICT, "ids_exhausted"),
+            ControlError::OlderProgram { .. } => (StatusCode::CONFLICT, "older_program"),
             ControlError::Line { .. } | ControlError::ReadRules { .. } => {
                 (UNPROCESSABLE, "invalid_rules")
             }

@@ -23,7 +23,8 @@ pub fn interfaces() -> Result<Value, ApiError> {
     let names = dataplane::attached_interfaces().map_err(ControlError::from)?;
     let mut statuses = Vec::new();
     for name in names {
-        let status = dataplane::status(&name).map_err(ControlError::from)?;
+        let mut status = dataplane::status(&name).map_err(ControlError::from)?;
+        status.older_program = xdpath::control::features::older_program(&name)?;
         statuses.push(serde_json::to_value(status).unwrap_or(Value::Null));
     }
     Ok(Value::Array(statuses))

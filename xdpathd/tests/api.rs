@@ -2,7 +2,8 @@
 //! over the real data path, and curl talks to it over its Unix socket and
 //! over TCP on the namespace's loopback with a bearer token. Every route
 //! works; 36 bad requests each get the right 4xx with a machine-readable
-//! code and change nothing.
+//! code and change nothing, as does a rule an older attached program would
+//! not enforce.
 //!
 //! Needs root and curl.
 
@@ -122,10 +123,58 @@ fn every_route_works_and_bad_requests_change_nothing() {
     let daemon = start(&bed);
     routes_work(&bed, &daemon);
     bad_requests_are_refused(&bed, &daemon);
+    an_older_program_refuses_what_it_does_not_enforce(&bed, &daemon);
     metrics_are_exposed(&daemon);
     config_through_the_api(&bed, &daemon);
     the_cli_goes_through_the_daemon(&daemon);
     a_daemon_of_another_namespace_is_not_used(&bed, &daemon);
+}
+
+/// With a program of an older build attached (no feature word pinned, as
+/// such a build leaves it), a rule by VNI is refused with 409
+/// `older_program`, naming the interface and the reload, and changes
+/// nothing, and `/v1/interfaces` names what the program lacks; after
+/// `xdpath reload` it is accepted.
+fn an_older_program_refuses_what_it_does_not_enforce(bed: &TestBed, daemon: &Daemon) {
+    let interface = bed.a().interface.clone();
+    let rule = Some(r#"{"src":"10.9.0.0/16","vni":1001,"action":"drop"}"#);
+    std::fs::remove_file(
+        bed.a()
+            .interface_pin_dir()
+            .join(xdpath_core::abi::map::FEATURES),
+    )
+    .expect("the FEATURES pin");
+    let before = snapshot(daemon);
+    let (status, value) = daemon.call("POST", "/v1/rules", rule);
+    assert_eq!(
+        (status, value["error"]["code"].as_str()),
+        (409, Some("older_program")),
+        "{value}"
+    );
+    let message = value["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "{interface} runs a program loaded by an older xdpath"
+        )) && message.contains(&format!("run `xdpath reload {interface}` first")),
+        "{message}"
+    );
+    assert_eq!(
+        snapshot(daemon),
+        before,
+        "the refused rule changed the state"
+    );
+    let interfaces = daemon.ok("GET", "/v1/interfaces", None);
+    let older = interfaces[0]["older_program"].as_str().unwrap_or_default();
+    assert!(
+        older.contains("rules and rate limits by VNI"),
+        "{interfaces}"
+    );
+    daemon.xdpath(&["reload", &interface]);
+    let interfaces = daemon.ok("GET", "/v1/interfaces", None);
+    assert!(interfaces[0]["older_program"].is_null(), "{interfaces}");
+    let (status, added) = daemon.call("POST", "/v1/rules", rule);
+    assert_eq!(status, 201, "{added}");
+    daemon.ok("DELETE", &format!("/v1/rules/{}", added["id"]), None);
 }
 
 /// A note in namespace B naming A's daemon (as a stale note could, once a

@@ -12,6 +12,7 @@
 pub mod apply;
 pub mod commit_marker;
 pub mod compile;
+pub mod features;
 pub mod interfaces;
 pub mod kernel;
 mod kernel_batch;
@@ -133,6 +134,16 @@ pub enum ControlError {
     IdsExhausted {
         /// `rule` or `rate limit`.
         what: &'static str,
+    },
+    /// The change needs a data-path feature the program attached to an
+    /// interface does not know (loaded by an older build): it would be
+    /// saved and shown but not enforced there.
+    #[error("{interface} runs a program loaded by an older xdpath, which does not enforce {feature}: run `xdpath reload {interface}` first; nothing was changed")]
+    OlderProgram {
+        /// The interface.
+        interface: String,
+        /// The feature, as an operator calls it.
+        feature: &'static str,
     },
 }
 

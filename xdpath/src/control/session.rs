@@ -10,6 +10,7 @@
 
 use super::apply::{apply, prepare, InstallError};
 use super::compile::{compile_rules, compile_settings};
+use super::features;
 use super::kernel::KernelMaps;
 pub use super::lock::{lock_state_dir, StateLock};
 use super::locked_state::LockedState;
@@ -83,7 +84,16 @@ impl Session {
         let resolve = |name: &str| interface_index(name);
         let rules = compile_rules(&self.state.rules, &resolve)?;
         compile_settings(&self.state, &rules)?;
-        Ok(())
+        self.refuse_unenforced()
+    }
+
+    /// Refuses entries the change brings that an attached program loaded
+    /// by an older build would not enforce (`control::features`).
+    fn refuse_unenforced(&self) -> Result<(), ControlError> {
+        features::refuse_new(features::filter_change_needs(
+            &self.locked.loaded,
+            &self.state,
+        ))
     }
 
     /// Whether [`Session::commit`] would write anything.
@@ -113,6 +123,7 @@ impl Session {
         if installed.differences.is_empty() && self.state == self.locked.loaded {
             return Ok(());
         }
+        self.refuse_unenforced()?;
         let resolve = |name: &str| interface_index(name);
         let prepared = prepare(
             &maps,

@@ -145,10 +145,12 @@ fn pin_all(
         mode: mode.code(),
     };
     loaded.set_first_entry(abi::map::META, PodMeta(meta))?;
+    super::features::write_word(loaded)?;
     for name in [
         abi::map::CONFIG,
         abi::map::COUNTERS,
         abi::map::META,
+        abi::map::FEATURES,
         abi::map::STAGES,
     ] {
         let path = pins.path(name);
@@ -201,6 +203,17 @@ pub(super) fn link_alive(pins: &InterfacePins) -> bool {
         && read_meta(pins).is_some_and(|meta| meta.ifindex == ifindex)
         && super::link_info::xdp_link_ifindex(&pins.path("link"))
             .is_none_or(|linked| linked == ifindex)
+}
+
+/// The data-path features ([`abi::feature`]) the program running on
+/// `interface` knows (see [`super::features`]); `None` when no xdpath
+/// program runs there (not attached, or the device is gone).
+pub fn program_features(interface: &str) -> Result<Option<u64>, DataplaneError> {
+    let pins = InterfacePins::new(interface)?;
+    if !link_alive(&pins) {
+        return Ok(None);
+    }
+    Ok(Some(super::features::running_features(&pins)))
 }
 
 /// Takes an exclusive `flock` on a directory; released when the file is
@@ -292,6 +305,7 @@ pub fn status(interface: &str) -> Result<InterfaceStatus, DataplaneError> {
         sample_rate: config.sample_rate,
         healthy: link_alive(&pins),
         degraded: None,
+        older_program: None,
     })
 }
 

@@ -1,7 +1,8 @@
-//! The interface a pinned XDP link is attached to, read from the kernel
-//! (`BPF_OBJ_GET`, then `BPF_OBJ_GET_INFO_BY_FD`). A link another tool
-//! detached (`bpftool link detach`, `BPF_LINK_DETACH`) stays pinned but
-//! reports interface 0: its pin alone does not say the program runs.
+//! The interface a pinned XDP link is attached to and the program it runs,
+//! read from the kernel (`BPF_OBJ_GET`, then `BPF_OBJ_GET_INFO_BY_FD`).
+//! A link another tool detached (`bpftool link detach`, `BPF_LINK_DETACH`)
+//! stays pinned but reports interface 0: its pin alone does not say the
+//! program runs.
 
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -19,9 +20,23 @@ struct InfoAttr {
     info: u64,
 }
 
+/// `bpf_link_info.prog_id`: after `type` and `id`.
+const PROGRAM_ID_OFFSET: usize = 8;
+
 /// The interface index the link pinned at `path` is attached to (0 when it
 /// was detached); `None` when it cannot be read.
 pub(super) fn xdp_link_ifindex(path: &Path) -> Option<u32> {
+    word_at(path, XDP_IFINDEX_OFFSET)
+}
+
+/// The id of the program the link pinned at `path` runs; `None` when it
+/// cannot be read.
+pub(super) fn link_program_id(path: &Path) -> Option<u32> {
+    word_at(path, PROGRAM_ID_OFFSET)
+}
+
+/// The `u32` at `offset` of the link's `bpf_link_info`.
+fn word_at(path: &Path, offset: usize) -> Option<u32> {
     let fd = super::reload::obj_get(path).ok()?;
     let mut info = [0u8; 64];
     let mut attr = InfoAttr {
@@ -32,6 +47,6 @@ pub(super) fn xdp_link_ifindex(path: &Path) -> Option<u32> {
     // SAFETY: `attr` is a valid bpf_attr for BPF_OBJ_GET_INFO_BY_FD; its
     // pointer refers to `info`, alive for the call and `info_len` long.
     unsafe { bpf(command::OBJ_GET_INFO_BY_FD, &mut attr) }.ok()?;
-    let bytes = info.get(XDP_IFINDEX_OFFSET..XDP_IFINDEX_OFFSET + 4)?;
+    let bytes = info.get(offset..offset + 4)?;
     Some(u32::from_ne_bytes(bytes.try_into().ok()?))
 }

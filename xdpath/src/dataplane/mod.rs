@@ -10,6 +10,7 @@
 //! | `CONFIG`   | the interface config |
 //! | `COUNTERS` | the per-CPU counters |
 //! | `META`     | mode and time of the attach |
+//! | `FEATURES` | the features the program's object knows (`features.rs`) |
 //! | `STAGES`   | the tail-call table of the program's later stages |
 //!
 //! The pinned link keeps the program attached after the CLI exits; detach
@@ -28,6 +29,7 @@ use xdpath_core::{AttachMeta, Counter, InterfaceConfig};
 mod attach;
 mod conn_table;
 mod error;
+mod features;
 pub mod forward;
 mod link_info;
 pub mod owner;
@@ -36,7 +38,7 @@ mod reload;
 pub mod steer;
 
 pub use attach::{
-    attach, attached_interfaces, check_attachable, detach, interface_counters,
+    attach, attached_interfaces, check_attachable, detach, interface_counters, program_features,
     read_interface_config, status, update_interface_config,
 };
 pub use conn_table::{
@@ -166,6 +168,11 @@ pub struct InterfaceStatus {
     /// (the kernel's maps differ from it, or it cannot be read); none when
     /// it does. Filled in by `status` from [`crate::reconcile::check`].
     pub degraded: Option<String>,
+    /// The data-path features of this build that the running program
+    /// does not know (it was loaded by an older build: `xdpath reload`
+    /// replaces it); none when it knows them all. Filled in by `status`
+    /// and xdpathd's `/v1/interfaces` (`control::features::older_program`).
+    pub older_program: Option<String>,
 }
 
 /// The pins of one interface in the current network namespace.

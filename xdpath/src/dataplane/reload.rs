@@ -5,10 +5,12 @@
 //! namespace's shared maps (rules, blocklist, limits, balancer) and the
 //! interface's `CONFIG`, `COUNTERS` and `META`. So the interface keeps its
 //! config (malformed policy, monitor, decapsulation), its counters go on
-//! from where they were and its attach time stays. The pinned XDP link is
-//! then pointed at the new program with one `BPF_LINK_UPDATE`: the kernel
-//! swaps the device's program pointer, so every frame runs either the old
-//! program or the new one, none runs neither.
+//! from where they were and its attach time stays. Its `FEATURES` word is
+//! the new instance's own (`features.rs`), renamed over the old one after
+//! the swap. The pinned XDP link is then pointed at the new program with
+//! one `BPF_LINK_UPDATE`: the kernel swaps the device's program pointer, so
+//! every frame runs either the old program or the new one, none runs
+//! neither.
 //!
 //! The tail-call table `STAGES` is the one interface map that is *not*
 //! shared between the two instances: the new main program gets a fresh
@@ -56,6 +58,8 @@ pub struct ReloadReport {
 /// bpffs refuses names with a `.`, hence the `:`.
 const NEXT_PROGRAM: &str = "program:next";
 const NEXT_STAGES: &str = "STAGES:next";
+/// The new program's feature word, renamed over `FEATURES` after the swap.
+const NEXT_FEATURES: &str = "FEATURES:next";
 
 /// Loads this build's xdpath program for `interface` (which xdpath must be
 /// attached to) over its pinned maps and swaps it in atomically.
@@ -104,7 +108,7 @@ pub fn reload(interface: &str) -> Result<ReloadReport, DataplaneError> {
     // program's table is the one at `STAGES:next`: held open like the old
     // table until the swap below, so it is not emptied under that program.
     let leftover_stages = MapData::from_pin(pins.path(NEXT_STAGES)).ok();
-    for name in [NEXT_PROGRAM, NEXT_STAGES] {
+    for name in [NEXT_PROGRAM, NEXT_STAGES, NEXT_FEATURES] {
         remove_if_present(&pins.path(name))?;
     }
     // A new build may bring a shared map the namespace does not have yet;
@@ -191,7 +195,7 @@ fn missing_shared_maps() -> Result<Vec<PathBuf>, DataplaneError> {
 /// After a failed load or swap: removes the new program's pins and the
 /// shared maps it created (`new_shared`).
 fn remove_new_pins(pins: &InterfacePins, new_shared: &[PathBuf]) {
-    for name in [NEXT_PROGRAM, NEXT_STAGES] {
+    for name in [NEXT_PROGRAM, NEXT_STAGES, NEXT_FEATURES] {
         let _ = std::fs::remove_file(pins.path(name));
     }
     for path in new_shared {
@@ -232,11 +236,21 @@ fn load_and_swap(
         .map_err(|error| DataplaneError::Load(Box::new(error)))?
         .try_clone()
         .map_err(io_error(&next_program))?;
-    let new_id = loaded
-        .program()
-        .info()
-        .map_err(|error| DataplaneError::Load(Box::new(error)))?
-        .id();
+    // The new program's feature word, pinned beside the old one's. Until
+    // the rename below the old word names the old program, so after the
+    // swap the interface reads as knowing none of the newer features (the
+    // careful side) rather than more than it runs.
+    let new_id = super::features::write_word(&mut loaded)?;
+    let next_features = pins.path(NEXT_FEATURES);
+    loaded
+        .ebpf
+        .map(abi::map::FEATURES)
+        .ok_or_else(|| DataplaneError::missing_map(abi::map::FEATURES))?
+        .pin(&next_features)
+        .map_err(|source| DataplaneError::Pin {
+            path: next_features.clone(),
+            source,
+        })?;
 
     // The commit point. Before it nothing the running program uses has
     // changed; `BPF_F_REPLACE` makes the kernel refuse if the link no
@@ -270,6 +284,9 @@ fn load_and_swap(
         }
         return Err(error);
     }
+    // The swap stands even if this fails: the interface then reads as
+    // knowing none of the newer features, and `state check` says so.
+    let _ = std::fs::rename(&next_features, pins.path(abi::map::FEATURES));
     Ok(new_id)
 }
 

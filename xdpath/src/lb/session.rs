@@ -8,6 +8,7 @@ use super::compile::{plan, Plan};
 use super::install::bytes_of;
 use super::state::{LbState, LB_STATE_FILE};
 use super::LbError;
+use crate::control::features;
 use crate::control::kernel::KernelMaps;
 use crate::control::locked_state::LockedState;
 use xdpath_core::lb::{Backend, LbCounter, CONN_HITS, CONN_MISSES};
@@ -62,7 +63,15 @@ impl LbSession {
     /// first write (outer sources, table sizes, allow lists), writing
     /// nothing: for a change that must be checked whole with another.
     pub fn check(&self) -> Result<(), LbError> {
-        plan(&self.locked.loaded, &mut self.state.clone(), false).map(drop)
+        plan(&self.locked.loaded, &mut self.state.clone(), false)?;
+        self.refuse_unenforced()
+    }
+
+    /// Refuses what the change brings that an attached program loaded by
+    /// an older build would not enforce (`control::features`).
+    fn refuse_unenforced(&self) -> Result<(), LbError> {
+        let needs = features::lb_change_needs(&self.locked.loaded, &self.state);
+        Ok(features::refuse_new(needs)?)
     }
 
     /// The state as the file held it when the session was opened.
@@ -108,6 +117,7 @@ impl LbSession {
         if differences.is_empty() && self.state == self.locked.loaded {
             return Ok(());
         }
+        self.refuse_unenforced()?;
         let fresh = !differences.is_empty();
         let installed = if fresh {
             LbState::default()
