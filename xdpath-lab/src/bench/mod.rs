@@ -398,7 +398,10 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         )?)
     };
     let mut skipped = Vec::new();
-    let forward = match options.forward.map(|frames| crate::bench::forward::run(frames, options.trials)) {
+    let forward = match options
+        .forward
+        .map(|frames| crate::bench::forward::run(frames, options.trials))
+    {
         Some(Err(refused @ BenchError::LiveFramesRefused { .. })) => {
             skipped.push(refused.to_string());
             None

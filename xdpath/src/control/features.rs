@@ -118,15 +118,19 @@ pub fn lb_needs(state: &LbState) -> u64 {
 /// or adding one that needs nothing, stays possible beside an entry an
 /// older program does not enforce.
 pub fn filter_change_needs(before: &FilterState, after: &FilterState) -> u64 {
+    // Only entries that need something are compared: a blocklist of a
+    // million plain entries costs one pass, not a million searches.
     fn new<'a, T: PartialEq>(
         before: &'a [T],
         after: &'a [T],
         needs: fn(&T) -> u64,
     ) -> impl Iterator<Item = u64> + 'a {
+        let needing: Vec<&T> = before.iter().filter(|entry| needs(entry) != 0).collect();
         after
             .iter()
-            .filter(move |entry| !before.contains(entry))
-            .map(needs)
+            .map(move |entry| (entry, needs(entry)))
+            .filter(move |(entry, bits)| *bits != 0 && !needing.contains(entry))
+            .map(|(_, bits)| bits)
     }
     new(&before.rules, &after.rules, rule_needs)
         .chain(new(&before.blocklist, &after.blocklist, block_needs))
@@ -176,13 +180,20 @@ pub fn older_program(interface: &str) -> Result<Option<String>, ControlError> {
     Ok((lacks != 0).then(|| describe(lacks)))
 }
 
-/// Refuses a change needing `needs` while a program that lacks one of
-/// them is attached; the first such interface and feature are named.
-pub fn refuse_new(needs: u64) -> Result<(), ControlError> {
+/// Refuses a change needing what `needs` says while a program that lacks
+/// one of those features is attached; the first such interface and
+/// feature are named. `needs` runs only when such a program is attached:
+/// with every program current, a commit pays no comparison of states.
+pub fn refuse_new(needs: impl FnOnce() -> u64) -> Result<(), ControlError> {
+    let lacking = lacking()?;
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    let needs = needs();
     if needs == 0 {
         return Ok(());
     }
-    for (interface, lacks) in lacking()? {
+    for (interface, lacks) in lacking {
         if let Some((_, name)) = NAMES.iter().find(|(bit, _)| needs & lacks & bit != 0) {
             return Err(ControlError::OlderProgram {
                 interface,

@@ -90,10 +90,7 @@ impl Session {
     /// Refuses entries the change brings that an attached program loaded
     /// by an older build would not enforce (`control::features`).
     fn refuse_unenforced(&self) -> Result<(), ControlError> {
-        features::refuse_new(features::filter_change_needs(
-            &self.locked.loaded,
-            &self.state,
-        ))
+        features::refuse_new(|| features::filter_change_needs(&self.locked.loaded, &self.state))
     }
 
     /// Whether [`Session::commit`] would write anything.

@@ -70,8 +70,9 @@ impl LbSession {
     /// Refuses what the change brings that an attached program loaded by
     /// an older build would not enforce (`control::features`).
     fn refuse_unenforced(&self) -> Result<(), LbError> {
-        let needs = features::lb_change_needs(&self.locked.loaded, &self.state);
-        Ok(features::refuse_new(needs)?)
+        Ok(features::refuse_new(|| {
+            features::lb_change_needs(&self.locked.loaded, &self.state)
+        })?)
     }
 
     /// The state as the file held it when the session was opened.

@@ -244,7 +244,8 @@ impl PassClock {
     }
 
     fn ns_at(&self, at: Instant) -> u64 {
-        self.base_ns.saturating_add(elapsed_ns(self.base_instant, at))
+        self.base_ns
+            .saturating_add(elapsed_ns(self.base_instant, at))
     }
 }
 
