@@ -173,6 +173,34 @@ fn an_older_program_is_refused_what_it_would_not_enforce_until_reloaded() {
             &format!("run `xdpath reload {interface}` first"),
         );
     }
+    // A config file is refused whole, before its interfaces change.
+    let config = bed.a().state_dir().join("test-older-program.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[interface]]\nname = \"{interface}\"\nmode = \"generic\"\n\n[filter]\n\
+             default = \"pass\"\n\n[[filter.rule]]\nid = 7\nsrc = \"10.7.0.0/16\"\n\
+             vni = 1001\naction = \"drop\"\n"
+        ),
+    )
+    .expect("write the config");
+    let status_before = xdpath_ok(&bed, &["--json", "status"]);
+    let apply = ["apply", "-f", &config.display().to_string()];
+    refused(
+        &bed,
+        &apply,
+        &format!("{interface} runs a program loaded by an older xdpath"),
+    );
+    let stderr = String::from_utf8_lossy(&xdpath(&bed, &apply).stderr).into_owned();
+    assert!(
+        !stderr.contains("restored"),
+        "refused before any change, not undone: {stderr}"
+    );
+    assert_eq!(
+        xdpath_ok(&bed, &["--json", "status"]),
+        status_before,
+        "the refused config changed the interface"
+    );
     assert!(
         state_files(&bed) == before,
         "a refusal changed a state file"

@@ -47,6 +47,7 @@ pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
     if !changes.filter.is_empty() {
         owned_rule_clash(&Session::read()?.state, &desired.filter)?;
     }
+    refuse_unenforced(desired, &changes)?;
     let journal = super::journal::ApplyJournalFile::write(
         &dir,
         super::journal::ApplyJournal {
@@ -69,6 +70,33 @@ pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
             restore: Box::new(restore),
         },
     })
+}
+
+/// Refuses, before anything is written, a config whose new entries a
+/// program loaded by an older build and attached in the namespace would
+/// not enforce (`control::features`). The sessions refuse them too, but
+/// only after the interfaces have changed: then the apply would be undone
+/// rather than refused.
+fn refuse_unenforced(desired: &DesiredConfig, changes: &Plan) -> Result<(), ConfigError> {
+    let filter = (!changes.filter.is_empty())
+        .then(Session::read)
+        .transpose()?;
+    let lb = (!changes.lb.is_empty()).then(LbSession::read).transpose()?;
+    crate::control::features::refuse_new(|| {
+        let filter_needs = filter.as_ref().map_or(0, |session| {
+            let after = merge_filter(&session.state, &desired.filter, wall_now());
+            crate::control::features::filter_change_needs(&session.state, &after)
+        });
+        let lb_needs = lb.as_ref().map_or(0, |session| {
+            let mut after = session.state.clone();
+            // An edit that fails is the apply's own error, reported there.
+            edit_lb(&mut after, &desired.lb).map_or(0, |()| {
+                crate::control::features::lb_change_needs(&session.state, &after)
+            })
+        });
+        filter_needs | lb_needs
+    })?;
+    Ok(())
 }
 
 /// Puts `before` back and checks by reading the maps back that the
