@@ -167,17 +167,18 @@ impl BenchReport {
         };
         println!();
         println!(
-            "USER SPACE vs KERNEL (veth, live frames B -> A, rule drop) {:>9} {:>10} {:>14} {:>8}",
-            "received", "ns/packet", "packets/s/core", "ratio"
+            "USER SPACE vs KERNEL (veth, frames B -> A, rule drop)      {:>9} {:>10} {:>14} {:>8} {:>8}",
+            "received", "ns/packet", "packets/s/core", "ratio", "vs live"
         );
         for row in userspace {
             println!(
-                "{:<58} {:>8.1}% {:>10.1} {:>14.0} {:>7.2}x",
+                "{:<58} {:>8.1}% {:>10.1} {:>14.0} {:>7.2}x {:>7.2}x",
                 row.path,
                 row.received_share * 100.0,
                 row.ns_per_packet,
                 row.packets_per_second,
-                row.ratio_to_kernel
+                row.ratio_to_kernel,
+                row.ratio_to_kernel_live
             );
         }
     }
