@@ -246,9 +246,8 @@ fn bad_input_gives_clear_errors() {
 #[test]
 fn small_rings_wrap_without_loss() {
     xdpath_lab::needs_root!();
-    const BATCHES: usize = 10;
-    const BATCH: usize = 50;
-    const TOTAL: usize = BATCHES * BATCH;
+    const BATCH: usize = WRAP_BATCH;
+    const TOTAL: usize = WRAP_TOTAL;
     let bed = common::bed();
     let (a, b) = (bed.a().clone(), bed.b().clone());
     let (ebpf, mut socket) = setup_with(&bed, SMALL_RINGS);

@@ -75,6 +75,22 @@ fn attach(bed: &TestBed) -> String {
     xdpath_ok(bed, &["attach", &interface, "--mode", "generic"])
 }
 
+/// The balancer's settings the tests use: a source range and a fixed
+/// next hop.
+fn balancer_config(bed: &TestBed) {
+    xdpath_ok(
+        bed,
+        &[
+            "lb",
+            "config",
+            "--source-v4",
+            "172.16.0.0/16",
+            "--next-hop",
+            "02:00:00:00:00:99",
+        ],
+    );
+}
+
 /// The state of every kind, as an operator makes it.
 fn make_state(bed: &TestBed) {
     let peer = format!("{}/32", bed.b().ipv4);
@@ -91,17 +107,7 @@ fn make_state(bed: &TestBed) {
     );
     xdpath_ok(bed, &["guard", "tcp-flags", "on"]);
     xdpath_ok(bed, &["mgmt", "add", "198.51.100.0/24"]);
-    xdpath_ok(
-        bed,
-        &[
-            "lb",
-            "config",
-            "--source-v4",
-            "172.16.0.0/16",
-            "--next-hop",
-            "02:00:00:00:00:99",
-        ],
-    );
+    balancer_config(bed);
     xdpath_ok(bed, &["lb", "vip", "add", "203.0.113.10:80/tcp"]);
     xdpath_ok(
         bed,

@@ -213,6 +213,10 @@ pub(crate) fn xdp_mode(bed: &TestBed) -> Value {
     xdp.map_or(Value::Null, |xdp| xdp["mode"].clone())
 }
 
+/// Frames a small-ring test moves, in batches below the 64 fill entries.
+pub(crate) const WRAP_BATCH: usize = 50;
+pub(crate) const WRAP_TOTAL: usize = 10 * WRAP_BATCH;
+
 /// Rings of 64 and 128 frames (64 receive, 64 transmit): a few hundred
 /// frames recycle every buffer several times.
 pub(crate) const SMALL_RINGS: XskOptions = XskOptions {

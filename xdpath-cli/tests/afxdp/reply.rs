@@ -11,9 +11,8 @@ use super::*;
 #[test]
 fn answers_in_place_recycle_their_buffers_without_loss() {
     xdpath_lab::needs_root!();
-    const BATCHES: usize = 10;
-    const BATCH: usize = 50;
-    const TOTAL: usize = BATCHES * BATCH;
+    const BATCH: usize = WRAP_BATCH;
+    const TOTAL: usize = WRAP_TOTAL;
     let bed = common::bed();
     let (a, b) = (bed.a().clone(), bed.b().clone());
     let (ebpf, mut socket) = setup_with(&bed, SMALL_RINGS);

@@ -75,17 +75,7 @@ fn concurrent_writers_lose_nothing() {
     let bed = bed();
     attach(&bed);
     const VIP: &str = "203.0.113.60:80/tcp";
-    xdpath_ok(
-        &bed,
-        &[
-            "lb",
-            "config",
-            "--source-v4",
-            "172.16.0.0/16",
-            "--next-hop",
-            "02:00:00:00:00:99",
-        ],
-    );
+    balancer_config(&bed);
     xdpath_ok(&bed, &["lb", "vip", "add", VIP]);
     const WRITERS: u32 = 4;
     const EACH: u32 = 20;

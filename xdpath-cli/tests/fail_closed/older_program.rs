@@ -140,17 +140,7 @@ fn an_older_program_is_refused_what_it_would_not_enforce_until_reloaded() {
             "drop",
         ],
     );
-    xdpath_ok(
-        &bed,
-        &[
-            "lb",
-            "config",
-            "--source-v4",
-            "172.16.0.0/16",
-            "--next-hop",
-            "02:00:00:00:00:99",
-        ],
-    );
+    balancer_config(&bed);
     xdpath_ok(&bed, &["lb", "vip", "add", VIP]);
     xdpath_ok(&bed, &["state", "check"]);
     let first_program = program_id(&bed);
