@@ -12,11 +12,12 @@ use std::collections::BTreeSet;
 
 use xdpath_core::InterfaceConfig;
 
-use super::plan::{block_same, plan, Action, Plan};
+use super::merge::merge_filter;
+use super::plan::{plan, Action, Plan};
 use super::{current, ConfigError, DesiredConfig, InterfaceSpec, Malformed, Mode};
 use crate::control::kernel::KernelMaps;
 use crate::control::session::{lock_state_dir, Session};
-use crate::control::state::{BlockSpec, FilterState};
+use crate::control::state::FilterState;
 use crate::control::wall_now;
 use crate::dataplane::{self, ModeChoice};
 use crate::lb::decap::{local_addresses, sync_local_addresses};
@@ -345,57 +346,6 @@ fn owned_rule_clash(current: &FilterState, desired: &FilterState) -> Result<(), 
         }
     }
     Ok(())
-}
-
-/// The filter state to install: `desired`, keeping from `current` the
-/// id counters, the expiry of blocklist entries that stay, the order of
-/// management entries that stay and the rate limits and filter rules
-/// owners made (a config leaves them alone, its own rules before the
-/// owners'); entries already expired are left out.
-pub fn merge_filter(current: &FilterState, desired: &FilterState, now: u64) -> FilterState {
-    let mut state = desired.clone();
-    state.rules.retain(|rule| rule.owner.is_none());
-    state.rules.extend(
-        current
-            .rules
-            .iter()
-            .filter(|rule| rule.owner.is_some())
-            .cloned(),
-    );
-    state.rate_limits.retain(|limit| limit.owner.is_none());
-    state.rate_limits.extend(
-        current
-            .rate_limits
-            .iter()
-            .filter(|limit| limit.owner.is_some())
-            .cloned(),
-    );
-    state.next_rule_id = current.next_rule_id.max(1);
-    state.next_limit_id = current.next_limit_id.max(1);
-    state.blocklist = desired
-        .blocklist
-        .iter()
-        .map(|wanted| {
-            current
-                .blocklist
-                .iter()
-                .find(|have| have.key() == wanted.key() && block_same(have, wanted))
-                .copied()
-                .unwrap_or(*wanted)
-        })
-        .filter(|entry: &BlockSpec| entry.expires_at.is_none_or(|expiry| expiry > now))
-        .collect();
-    if set(&current.management.prefixes) == set(&desired.management.prefixes) {
-        state.management.prefixes = current.management.prefixes.clone();
-    }
-    if set(&current.management.ports) == set(&desired.management.ports) {
-        state.management.ports = current.management.ports.clone();
-    }
-    state
-}
-
-fn set<T: Ord + Copy>(list: &[T]) -> BTreeSet<T> {
-    list.iter().copied().collect()
 }
 
 /// Turns `state` into `desired` with the `lb` commands' edits: settings,

@@ -25,6 +25,7 @@ pub mod current;
 pub mod entry;
 pub mod journal;
 mod load;
+pub mod merge;
 pub mod observe;
 pub mod plan;
 mod report;

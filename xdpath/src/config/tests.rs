@@ -1,6 +1,7 @@
 //! Parsing, checking, planning and the edits of apply, without a kernel.
 
-use super::apply::{edit_lb, merge_filter};
+use super::apply::edit_lb;
+use super::merge::merge_filter;
 use super::load::load_str;
 use super::report::Environment;
 use super::*;

@@ -1,0 +1,59 @@
+//! The filter state a config installs: the config's entries merged with
+//! what the namespace keeps of its own (id counters, expiries, owners'
+//! rules and limits).
+
+use std::collections::BTreeSet;
+
+use super::plan::block_same;
+use crate::control::state::{BlockSpec, FilterState};
+
+/// The filter state to install: `desired`, keeping from `current` the
+/// id counters, the expiry of blocklist entries that stay, the order of
+/// management entries that stay and the rate limits and filter rules
+/// owners made (a config leaves them alone, its own rules before the
+/// owners'); entries already expired are left out.
+pub fn merge_filter(current: &FilterState, desired: &FilterState, now: u64) -> FilterState {
+    let mut state = desired.clone();
+    state.rules.retain(|rule| rule.owner.is_none());
+    state.rules.extend(
+        current
+            .rules
+            .iter()
+            .filter(|rule| rule.owner.is_some())
+            .cloned(),
+    );
+    state.rate_limits.retain(|limit| limit.owner.is_none());
+    state.rate_limits.extend(
+        current
+            .rate_limits
+            .iter()
+            .filter(|limit| limit.owner.is_some())
+            .cloned(),
+    );
+    state.next_rule_id = current.next_rule_id.max(1);
+    state.next_limit_id = current.next_limit_id.max(1);
+    state.blocklist = desired
+        .blocklist
+        .iter()
+        .map(|wanted| {
+            current
+                .blocklist
+                .iter()
+                .find(|have| have.key() == wanted.key() && block_same(have, wanted))
+                .copied()
+                .unwrap_or(*wanted)
+        })
+        .filter(|entry: &BlockSpec| entry.expires_at.is_none_or(|expiry| expiry > now))
+        .collect();
+    if set(&current.management.prefixes) == set(&desired.management.prefixes) {
+        state.management.prefixes = current.management.prefixes.clone();
+    }
+    if set(&current.management.ports) == set(&desired.management.ports) {
+        state.management.ports = current.management.ports.clone();
+    }
+    state
+}
+
+fn set<T: Ord + Copy>(list: &[T]) -> BTreeSet<T> {
+    list.iter().copied().collect()
+}
