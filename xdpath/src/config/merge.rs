@@ -2,10 +2,10 @@
 //! what the namespace keeps of its own (id counters, expiries, owners'
 //! rules and limits).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::plan::block_same;
-use crate::control::state::{BlockSpec, FilterState};
+use crate::control::state::{BlockKey, BlockSpec, FilterState};
 
 /// The filter state to install: `desired`, keeping from `current` the
 /// id counters, the expiry of blocklist entries that stay, the order of
@@ -32,16 +32,19 @@ pub fn merge_filter(current: &FilterState, desired: &FilterState, now: u64) -> F
     );
     state.next_rule_id = current.next_rule_id.max(1);
     state.next_limit_id = current.next_limit_id.max(1);
+    // By key, not by a search per entry: a config of 100,000 entries was
+    // 10^10 comparisons.
+    let held: HashMap<BlockKey, &BlockSpec> = current
+        .blocklist
+        .iter()
+        .map(|have| (have.key(), have))
+        .collect();
     state.blocklist = desired
         .blocklist
         .iter()
-        .map(|wanted| {
-            current
-                .blocklist
-                .iter()
-                .find(|have| have.key() == wanted.key() && block_same(have, wanted))
-                .copied()
-                .unwrap_or(*wanted)
+        .map(|wanted| match held.get(&wanted.key()) {
+            Some(have) if block_same(have, wanted) => **have,
+            _ => *wanted,
         })
         .filter(|entry: &BlockSpec| entry.expires_at.is_none_or(|expiry| expiry > now))
         .collect();

@@ -1,8 +1,8 @@
 //! Parsing, checking, planning and the edits of apply, without a kernel.
 
 use super::apply::edit_lb;
-use super::merge::merge_filter;
 use super::load::load_str;
+use super::merge::merge_filter;
 use super::report::Environment;
 use super::*;
 use crate::control::state::RuleAction;
