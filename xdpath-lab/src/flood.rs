@@ -175,9 +175,12 @@ impl Flood {
 
     /// Whether to send more, with `sent` frames out since `started`.
     fn goes_on(&self, sent: u64, stop: &AtomicBool, started: Instant) -> bool {
-        sent < self.max_frames
-            && !stop.load(Ordering::Relaxed)
-            && started.elapsed() < self.max_duration
+        sent < self.max_frames && self.in_time(stop, started)
+    }
+
+    /// Whether neither `stop` nor `max_duration` since `started` has come.
+    fn in_time(&self, stop: &AtomicBool, started: Instant) -> bool {
+        !stop.load(Ordering::Relaxed) && started.elapsed() < self.max_duration
     }
 
     /// The same frames as the generator program's (the same rewrite of
@@ -195,7 +198,8 @@ impl Flood {
             rate: Some(SOCKET_RATE),
         };
         sender.send(
-            |sent| self.goes_on(sent, stop, started),
+            self.max_frames,
+            || self.in_time(stop, started),
             |index, frame| rewrite(frame, plan, index),
         )
     }
@@ -216,9 +220,10 @@ pub struct SocketSender<'a> {
 }
 
 impl SocketSender<'_> {
-    /// Sends while `goes_on(sent)`, each frame the template as `rewrite`
-    /// leaves it for its index (`false`: the frame cannot be made); how
-    /// many were sent.
+    /// Sends up to `count` frames while `goes_on()` (asked every
+    /// [`SOCKET_BATCH`] frames, not every frame: it may read the clock),
+    /// each frame the template as `rewrite` leaves it for its index
+    /// (`false`: the frame cannot be made); how many were sent.
     ///
     /// # Errors
     ///
@@ -226,16 +231,17 @@ impl SocketSender<'_> {
     /// [`FloodError::Template`] when `rewrite` refuses.
     pub fn send(
         &self,
-        goes_on: impl Fn(u64) -> bool,
+        count: u64,
+        goes_on: impl Fn() -> bool,
         mut rewrite: impl FnMut(u64, &mut FrameBuffer) -> bool,
     ) -> Result<u64, FloodError> {
         let mut socket = XskSocket::open(self.interface, 0, SOCKET_OPTIONS)?;
         let mut frame = FrameBuffer::new(self.template);
         let started = Instant::now();
         let mut sent: u64 = 0;
-        while goes_on(sent) {
-            let batch_end = sent + SOCKET_BATCH;
-            while sent < batch_end && goes_on(sent) {
+        while sent < count && goes_on() {
+            let batch_end = count.min(sent + SOCKET_BATCH);
+            while sent < batch_end {
                 frame.reload(self.template);
                 if !rewrite(sent, &mut frame) {
                     return Err(FloodError::Template {

@@ -123,7 +123,7 @@ fn generate(bed: &TestBed, frame: &[u8], frames: u32) -> Result<Duration, BenchE
                         rate: None,
                     };
                     sender
-                        .send(|sent| sent < u64::from(frames), |_, _| true)
+                        .send(u64::from(frames), || true, |_, _| true)
                         .map_err(|error| failed("AF_XDP sender", error))?;
                     break;
                 }

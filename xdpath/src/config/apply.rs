@@ -45,10 +45,17 @@ pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
     if changes.is_empty() {
         return Ok(changes);
     }
-    if !changes.filter.is_empty() {
-        owned_rule_clash(&Session::read()?.state, &desired.filter)?;
+    let filter_now = (!changes.filter.is_empty())
+        .then(Session::read)
+        .transpose()?;
+    if let Some(session) = &filter_now {
+        owned_rule_clash(&session.state, &desired.filter)?;
     }
-    refuse_unenforced(desired, &changes)?;
+    refuse_unenforced(
+        desired,
+        filter_now.as_ref().map(|session| &session.state),
+        &changes,
+    )?;
     let journal = super::journal::ApplyJournalFile::write(
         &dir,
         super::journal::ApplyJournal {
@@ -78,15 +85,16 @@ pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
 /// not enforce (`control::features`). The sessions refuse them too, but
 /// only after the interfaces have changed: then the apply would be undone
 /// rather than refused.
-fn refuse_unenforced(desired: &DesiredConfig, changes: &Plan) -> Result<(), ConfigError> {
-    let filter = (!changes.filter.is_empty())
-        .then(Session::read)
-        .transpose()?;
+fn refuse_unenforced(
+    desired: &DesiredConfig,
+    filter_now: Option<&FilterState>,
+    changes: &Plan,
+) -> Result<(), ConfigError> {
     let lb = (!changes.lb.is_empty()).then(LbSession::read).transpose()?;
     crate::control::features::refuse_new(|| {
-        let filter_needs = filter.as_ref().map_or(0, |session| {
-            let after = merge_filter(&session.state, &desired.filter, wall_now());
-            crate::control::features::filter_change_needs(&session.state, &after)
+        let filter_needs = filter_now.map_or(0, |now| {
+            let after = merge_filter(now, &desired.filter, wall_now());
+            crate::control::features::filter_change_needs(now, &after)
         });
         let lb_needs = lb.as_ref().map_or(0, |session| {
             let mut after = session.state.clone();

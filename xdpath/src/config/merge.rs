@@ -14,22 +14,12 @@ use crate::control::state::{BlockKey, BlockSpec, FilterState};
 /// owners'); entries already expired are left out.
 pub fn merge_filter(current: &FilterState, desired: &FilterState, now: u64) -> FilterState {
     let mut state = desired.clone();
-    state.rules.retain(|rule| rule.owner.is_none());
-    state.rules.extend(
-        current
-            .rules
-            .iter()
-            .filter(|rule| rule.owner.is_some())
-            .cloned(),
-    );
-    state.rate_limits.retain(|limit| limit.owner.is_none());
-    state.rate_limits.extend(
-        current
-            .rate_limits
-            .iter()
-            .filter(|limit| limit.owner.is_some())
-            .cloned(),
-    );
+    keep_owned(&mut state.rules, &current.rules, |rule| {
+        rule.owner.is_some()
+    });
+    keep_owned(&mut state.rate_limits, &current.rate_limits, |limit| {
+        limit.owner.is_some()
+    });
     state.next_rule_id = current.next_rule_id.max(1);
     state.next_limit_id = current.next_limit_id.max(1);
     // By key, not by a search per entry: a config of 100,000 entries was
@@ -55,6 +45,13 @@ pub fn merge_filter(current: &FilterState, desired: &FilterState, now: u64) -> F
         state.management.ports = current.management.ports.clone();
     }
     state
+}
+
+/// The config's own entries of `list` (none an owner's), then the owners'
+/// entries of `current` as they are.
+fn keep_owned<T: Clone>(list: &mut Vec<T>, current: &[T], owned: impl Fn(&T) -> bool) {
+    list.retain(|entry| !owned(entry));
+    list.extend(current.iter().filter(|entry| owned(entry)).cloned());
 }
 
 fn set<T: Ord + Copy>(list: &[T]) -> BTreeSet<T> {

@@ -20,6 +20,8 @@ pub struct Received<'a> {
     /// Whether the TX ring had a slot for an answer when the frame was
     /// handed over.
     can_reply: bool,
+    /// Frames on the TX ring then, for [`XskError::TxBusy`].
+    in_flight: u32,
     /// Set by [`Received::reply`]: the answer's length.
     reply_len: &'a mut Option<u32>,
 }
@@ -57,7 +59,9 @@ impl Received<'_> {
             });
         };
         if !self.can_reply {
-            return Err(XskError::TxBusy { in_flight: 0 });
+            return Err(XskError::TxBusy {
+                in_flight: self.in_flight,
+            });
         }
         target.copy_from_slice(answer);
         *self.reply_len = u32::try_from(answer.len()).ok();
@@ -91,7 +95,7 @@ impl XskSocket {
                 self.counters.invalid_descs = self.counters.invalid_descs.saturating_add(1);
                 continue;
             };
-            let can_reply = self.tx_slot_free()?;
+            let can_reply = self.tx_slot_free();
             let mut reply_len = None;
             let in_frame = self.umem.frame_bytes(desc.addr, desc.len).is_some();
             match self.umem.frame_mut(base) {
@@ -103,6 +107,7 @@ impl XskSocket {
                         start,
                         len: desc.len as usize,
                         can_reply,
+                        in_flight: self.tx_in_flight,
                         reply_len: &mut reply_len,
                     });
                     handed = handed.saturating_add(1);
@@ -147,13 +152,15 @@ impl XskSocket {
         Ok(())
     }
 
-    /// Whether the TX ring has a slot, reaping and kicking once if not.
-    fn tx_slot_free(&mut self) -> Result<bool, XskError> {
+    /// Whether the TX ring has a slot, reaping and kicking once if not. A
+    /// failed kick is no slot, not an error: it comes in the middle of a
+    /// batch, whose descriptors must still be released.
+    fn tx_slot_free(&mut self) -> bool {
         if self.tx.free(1) > 0 {
-            return Ok(true);
+            return true;
         }
-        self.kick()?;
+        let _ = self.kick();
         self.reap();
-        Ok(self.tx.free(1) > 0)
+        self.tx.free(1) > 0
     }
 }
