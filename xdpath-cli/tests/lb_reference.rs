@@ -8,7 +8,7 @@
 //! Needs root and a kernel with BPF.
 
 use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
-use xdpath_core::reflb::{flow_hash, ring_slot, FlowKey};
+use xdpath_core::reflb::{flow_hash, ring_slot, FlowKey, STAT_LRU_MISS};
 use xdpath_core::wire::checksum;
 use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use xdpath_lab::bench::lb::reference::{self, BACKENDS, SOURCE_PREFIX};
@@ -38,8 +38,8 @@ fn flow_frame(index: u16, flags: u8) -> Vec<u8> {
 fn expected_backend(frame: &[u8], ring: &[u32]) -> [u8; 4] {
     let word = |at: usize| u32::from_ne_bytes(frame[at..at + 4].try_into().expect("4 bytes"));
     let key = FlowKey {
-        source: word(26),
-        destination: word(30),
+        source: [word(26), 0, 0, 0],
+        destination: [word(30), 0, 0, 0],
         ports: word(34),
         protocol: frame[23],
         pad: [0; 3],
@@ -111,7 +111,24 @@ fn the_reference_balancer_sends_ipip_to_the_maglev_backend_and_remembers_flows()
     }
     assert_eq!(reference::misses(&program).expect("stats"), misses);
     let vip = reference::stat(&program, 0).expect("stats");
-    assert_eq!(vip.packets, 2 * u64::from(FLOWS));
+    assert_eq!(vip.v1, 2 * u64::from(FLOWS), "the VIP's packets");
+    let first = flow_frame(0, FLAG_ACK);
+    let ip_length = u64::from(u16::from_be_bytes([first[16], first[17]]));
+    assert_eq!(vip.v2, 2 * u64::from(FLOWS) * ip_length, "the VIP's bytes");
+
+    // As Katran, a SYN is never looked up: sent again, it is a miss again
+    // (a TCP SYN miss), routed by the ring to the same backend.
+    let frame = flow_frame(0, FLAG_SYN);
+    let (action, output) = program.test_run_output(&frame).expect("test run");
+    assert_eq!(action, XDP_TX);
+    check_ipip(&frame, &output, expected_backend(&frame, &ring));
+    assert_eq!(reference::misses(&program).expect("stats"), misses + 1);
+    let tcp_misses = reference::stat(&program, STAT_LRU_MISS).expect("stats");
+    assert_eq!(
+        (tcp_misses.v1, tcp_misses.v2),
+        (misses + 1, 0),
+        "SYN misses"
+    );
     assert_eq!(
         reference::clear(&mut program).expect("clear"),
         usize::from(FLOWS)

@@ -153,6 +153,8 @@ pub mod map {
     pub const REFLB_CTL: &str = "REFLB_CTL";
     #[doc = "`REFLB_STATS`"]
     pub const REFLB_STATS: &str = "REFLB_STATS";
+    #[doc = "`REFLB_REAL_STATS`"]
+    pub const REFLB_REAL_STATS: &str = "REFLB_REAL_STATS";
 }
 
 /// Every map of the main object (`xdpath.bpf.o`): the shared ones and the
@@ -292,13 +294,14 @@ pub const REDIRECT_OBJECT_MAPS: [&str; 1] = [map::REDIRECT_TO];
 /// Every map of the flood generator's object (`xdpath-flood.bpf.o`).
 pub const FLOOD_OBJECT_MAPS: [&str; 2] = [map::FLOOD_PLAN, map::FLOOD_SENT];
 /// Every map of the reference balancer's object (`xdpath-reflb.bpf.o`).
-pub const REFLB_OBJECT_MAPS: [&str; 6] = [
+pub const REFLB_OBJECT_MAPS: [&str; 7] = [
     map::REFLB_VIPS,
     map::REFLB_LRU,
     map::REFLB_RING,
     map::REFLB_REALS,
     map::REFLB_CTL,
     map::REFLB_STATS,
+    map::REFLB_REAL_STATS,
 ];
 
 /// Slots of the `STAGES` tail-call table: each later stage is its own

@@ -23,9 +23,13 @@
 //! first flow's ACK sent as many times (its table entry stays cached). The
 //! `CONN_STATS` counters must show exactly one miss per frame of the first
 //! pass and one hit per frame of the others, or the benchmark fails. The
-//! multi-CPU rows send SYNs, then the same SYNs again (hits in the
-//! new-flow table), from one thread per CPU at once, for the tables'
-//! locks.
+//! multi-CPU rows send ACKs of new flows (misses, placed in the
+//! established table), then the same ACKs again (hits there), from one
+//! thread per CPU at once, for the tables' locks.
+//!
+//! The reference balancer (`reference`), as Katran, never looks a SYN up:
+//! its miss row is the ring and the insert alone, xdpath's a lookup in
+//! each of its two tables before them.
 //!
 //! The parts: `state` (the balancer state and the frames), `testrun`
 //! (`BPF_PROG_TEST_RUN` and the programs it runs), `programs` (loading
@@ -240,7 +244,7 @@ fn method(options: &LbBenchOptions, cpus: usize) -> String {
          state, the empty program and xdp-filter over the SYNs, one run each; CONN_STATS \
          checked after every pass; the tables emptied between rounds. This thread pinned to \
          one CPU. Multi-CPU rows: one thread pinned to each of {} CPUs, {flows} new IPv4 \
-         flows each, their SYNs twice (misses, then hits in the new-flow table), the threads \
+         flows each, their ACKs twice (misses placed in the established table, then hits there), the threads \
          starting each pass together. Repeated rows: {} repeats of one frame to no VIP, \
          median of {} trials, kernel-reported (last column: wall-clock). net = ns minus the \
          empty program's. Maglev: build_table at size {}, median of {MAGLEV_BUILDS} builds.",

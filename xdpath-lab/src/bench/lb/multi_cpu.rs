@@ -3,7 +3,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd};
 
-use xdpath_core::wire::tcp::FLAG_SYN;
+use xdpath_core::wire::tcp::FLAG_ACK;
 use xdpath_core::Action;
 
 use super::state::{flow_frames, Family};
@@ -81,8 +81,10 @@ pub(super) type PerThread = Vec<Vec<u64>>;
 
 /// The multi-CPU rows: misses, then hits, of `flows` new IPv4 flows per
 /// CPU, one thread pinned to each CPU, all at once (the threads start each
-/// pass together). Both passes send the flows' SYNs, so the hits are
-/// found in the new-flow table, after a miss in the established one.
+/// pass together). Both passes send the flows' ACKs: the first finds no
+/// entry and places one (for xdpath in its established table), the second
+/// finds it there. (Not SYNs: the reference, as Katran, never looks a SYN
+/// up, so a second SYN would be a miss again.)
 /// `counts` reads the program's (hits, misses). Returns every run's ns,
 /// per thread (in `cpus` order): (misses, hits).
 pub(super) fn concurrent_round(
@@ -95,7 +97,7 @@ pub(super) fn concurrent_round(
     // Sources 10.<64 + thread>.x.y: apart from each other's (the tables
     // are emptied between rounds).
     let frames: Vec<Vec<Vec<u8>>> = (0..cpus.len())
-        .map(|thread| flow_frames(Family::V4, 64 + thread, flows, FLAG_SYN))
+        .map(|thread| flow_frames(Family::V4, 64 + thread, flows, FLAG_ACK))
         .collect();
     let barrier = std::sync::Barrier::new(cpus.len() + 1);
     let start = counts()?;

@@ -6,7 +6,7 @@
 
 use aya::maps::{Array, HashMap, MapData, PerCpuArray};
 use xdpath_core::abi;
-use xdpath_core::reflb::{Ctl, Real, Stat, VipKey, VipMeta, STAT_LRU_MISSES};
+use xdpath_core::reflb::{Ctl, Real, Stat, VipKey, VipMeta, STAT_LRU};
 
 use super::testrun::Subject;
 use super::{LbBenchError, NEXT_HOP, RING_SIZE, VIP4};
@@ -73,18 +73,13 @@ pub fn ring() -> Result<Vec<u32>, LbBenchError> {
 /// Writes the VIP, the ring, the backends and the next hop.
 fn configure(program: &mut LoadedProgram) -> Result<(), LbBenchError> {
     let ring = ring()?;
-    let key = VipKey {
-        address: u32::from_ne_bytes(VIP4),
-        port: 80u16.to_be(),
-        protocol: 6,
-        pad: 0,
-    };
+    let key = VipKey::ipv4(u32::from_ne_bytes(VIP4), 80u16.to_be(), 6);
     let meta = VipMeta {
         number: 0,
         flags: 0,
     };
     let name = abi::map::REFLB_VIPS;
-    let mut vips: HashMap<&mut MapData, [u8; 8], [u8; 8]> =
+    let mut vips: HashMap<&mut MapData, [u8; 20], [u8; 8]> =
         HashMap::try_from(map_of(program, name)?).map_err(map_error(name))?;
     vips.insert(key.to_bytes(), meta.to_bytes(), 0)
         .map_err(map_error(name))?;
@@ -95,13 +90,10 @@ fn configure(program: &mut LoadedProgram) -> Result<(), LbBenchError> {
         slots.set(slot, backend, 0).map_err(map_error(name))?;
     }
     let name = abi::map::REFLB_REALS;
-    let mut reals: Array<&mut MapData, [u8; 8]> =
+    let mut reals: Array<&mut MapData, [u8; 20]> =
         Array::try_from(map_of(program, name)?).map_err(map_error(name))?;
     for (index, address) in (0u32..).zip(BACKENDS) {
-        let real = Real {
-            address: u32::from_ne_bytes(address),
-            flags: 0,
-        };
+        let real = Real::ipv4(u32::from_ne_bytes(address));
         reals
             .set(index, real.to_bytes(), 0)
             .map_err(map_error(name))?;
@@ -117,9 +109,17 @@ fn configure(program: &mut LoadedProgram) -> Result<(), LbBenchError> {
     ctl.set(0, value.to_bytes(), 0).map_err(map_error(name))
 }
 
-/// The reference's connection-table misses, summed over CPUs.
+/// The reference's connection-table misses (the frames the Maglev ring
+/// routed), summed over CPUs.
 pub fn misses(program: &LoadedProgram) -> Result<u64, LbBenchError> {
-    stat(program, STAT_LRU_MISSES).map(|stat| stat.packets)
+    stat(program, STAT_LRU).map(|stat| stat.v2)
+}
+
+/// The reference's connection-table (hits, misses), summed over CPUs: the
+/// VIP frames less the misses, and the misses.
+pub fn hits_and_misses(program: &LoadedProgram) -> Result<(u64, u64), LbBenchError> {
+    let lru = stat(program, STAT_LRU)?;
+    Ok((lru.v1.saturating_sub(lru.v2), lru.v2))
 }
 
 /// One `REFLB_STATS` slot, summed over CPUs.
@@ -136,8 +136,8 @@ pub fn stat(program: &LoadedProgram, slot: u32) -> Result<Stat, LbBenchError> {
         .iter()
         .map(|bytes| Stat::from_bytes(*bytes))
         .fold(Stat::default(), |sum, stat| Stat {
-            packets: sum.packets.saturating_add(stat.packets),
-            bytes: sum.bytes.saturating_add(stat.bytes),
+            v1: sum.v1.saturating_add(stat.v1),
+            v2: sum.v2.saturating_add(stat.v2),
         }))
 }
 
@@ -145,7 +145,7 @@ pub fn stat(program: &LoadedProgram, slot: u32) -> Result<Stat, LbBenchError> {
 /// held.
 pub fn clear(program: &mut LoadedProgram) -> Result<usize, LbBenchError> {
     let name = abi::map::REFLB_LRU;
-    let mut table: HashMap<&mut MapData, [u8; 16], [u8; 8]> =
+    let mut table: HashMap<&mut MapData, [u8; 40], [u8; 16]> =
         HashMap::try_from(map_of(program, name)?).map_err(map_error(name))?;
     let keys = table
         .keys()

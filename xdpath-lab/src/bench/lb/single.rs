@@ -16,7 +16,6 @@ use super::report::{LbRow, MultiCpuRow, ReferenceRatio, RepeatCheck, Samples};
 use super::state::{flow_frames, Family};
 use super::testrun::test_run;
 use super::LbBenchError;
-use xdpath::dataplane::LoadedProgram;
 use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_SYN};
 
 /// Repeats of the repeat check (one VIP frame, one test run).
@@ -129,7 +128,7 @@ pub(super) fn measure(
 }
 
 /// One round of the multi-CPU rows, xdpath's then the reference's: each
-/// CPU's thread sends its flows' SYNs twice (misses, then hits), all at
+/// CPU's thread sends its flows' ACKs twice (misses, then hits), all at
 /// once.
 fn concurrent_rounds(
     programs: &mut Programs,
@@ -147,20 +146,12 @@ fn concurrent_rounds(
     runs.push_concurrent(HIT_ALL_CPUS, &hits);
     clear_connections(&mut programs.balancer.program)?;
     let program = &programs.reference.program;
-    let counts = || reference_counts(program);
+    let counts = || reference::hits_and_misses(program);
     let (misses, hits) = concurrent_round(&programs.reference, &counts, cpus, round, flows)?;
     runs.push_concurrent(REF_MISS_ALL_CPUS, &misses);
     runs.push_concurrent(REF_HIT_ALL_CPUS, &hits);
     reference::clear(&mut programs.reference.program)?;
     Ok(())
-}
-
-/// The reference's connection-table (hits, misses), summed over CPUs:
-/// the VIP's packets less the misses.
-fn reference_counts(program: &LoadedProgram) -> Result<(u64, u64), LbBenchError> {
-    let packets = reference::stat(program, 0)?.packets;
-    let misses = reference::misses(program)?;
-    Ok((packets.saturating_sub(misses), misses))
 }
 
 /// The reference over one round's IPv4 frames, right after xdpath's
@@ -177,14 +168,14 @@ fn reference_round(
     let tx = Action::Tx as u32;
     let reference = &programs.reference;
     let total = frames.len() as u64;
-    let mut counts = vec![reference_counts(&reference.program)?];
+    let mut counts = vec![reference::hits_and_misses(&reference.program)?];
     let misses = reference.pass(frames, Some(tx))?;
-    counts.push(reference_counts(&reference.program)?);
+    counts.push(reference::hits_and_misses(&reference.program)?);
     let hits = reference.pass(acks, Some(tx))?;
-    counts.push(reference_counts(&reference.program)?);
+    counts.push(reference::hits_and_misses(&reference.program)?);
     let one_flow = vec![acks.first().cloned().unwrap_or_default(); acks.len()];
     let hot = reference.pass(&one_flow, Some(tx))?;
-    counts.push(reference_counts(&reference.program)?);
+    counts.push(reference::hits_and_misses(&reference.program)?);
     let passes: Vec<(u64, u64)> = counts
         .windows(2)
         .map(|pair| (pair[1].0 - pair[0].0, pair[1].1 - pair[0].1))
