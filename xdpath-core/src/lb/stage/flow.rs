@@ -27,16 +27,39 @@ pub(super) struct Flow {
 }
 
 impl Flow {
+    /// The frame's own flow. The addresses are copied as two 64-bit words
+    /// each: copied as arrays, the eBPF build moved the destination byte by
+    /// byte (32 instructions a frame to a VIP: the compiler does not know
+    /// the key's fields are 8-aligned).
     #[inline(always)]
     pub(super) fn of(key: &FlowKey) -> Self {
-        Self {
-            source: key.source,
-            destination: key.destination,
+        let mut flow = Self {
+            source: [0; 16],
+            destination: [0; 16],
             source_port: key.source_port,
             destination_port: key.destination_port,
             protocol: key.protocol,
             icmp_error: false,
-        }
+        };
+        let (high, low) = words_of(&key.source);
+        set_words(&mut flow.source, high, low);
+        let (high, low) = words_of(&key.destination);
+        set_words(&mut flow.destination, high, low);
+        flow
+    }
+}
+
+/// An address's two memory words.
+#[inline(always)]
+fn words_of(address: &[u8; 16]) -> (u64, u64) {
+    let words = address.as_ptr().cast::<u64>();
+    // SAFETY: 16 readable bytes; unaligned reads (one 64-bit load each
+    // where the target allows it, as the eBPF build's does).
+    unsafe {
+        (
+            core::ptr::read_unaligned(words),
+            core::ptr::read_unaligned(words.add(1)),
+        )
     }
 }
 

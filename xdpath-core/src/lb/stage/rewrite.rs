@@ -86,13 +86,12 @@ pub(super) fn encapsulate<P: PacketMut>(
         && write_outer(packet, l3, &spec)
 }
 
-/// The two MACs of an Ethernet header, in three words.
+/// The two MACs of an Ethernet header (48-bit values), in two stores:
+/// the destination and the source's first two bytes, then the rest.
 #[inline(always)]
 fn write_ethernet<P: PacketMut>(packet: &mut P, destination: u64, source: u64) -> bool {
-    store_be32(packet, 0, (destination >> 16) as u32)
-        && store_be16(packet, 4, destination as u16)
-        && store_be16(packet, 6, (source >> 32) as u16)
-        && store_be32(packet, 8, source as u32)
+    let first = (destination << 16 | (source >> 32 & 0xffff)).to_be();
+    packet.store(0, first) && store_be32(packet, 8, source as u32)
 }
 
 /// Puts back the VLAN tags read before a head adjustment (as raw bytes).
