@@ -194,10 +194,8 @@ impl VipKey {
     /// with a call to `memset` (a byte loop) on every frame to a VIP.
     #[inline(always)]
     pub fn new(address: &[u8; 16], port: u16, protocol: u8) -> Self {
-        let mut key = Self {
-            address: *address,
-            ..Self::default()
-        };
+        let mut key = Self::default();
+        set_address::<_, 0, 1>(&mut key, address);
         let [p0, p1] = port.to_ne_bytes();
         set_word::<_, 2>(&mut key, [p0, p1, protocol, 0, 0, 0, 0, 0]);
         key
@@ -210,6 +208,12 @@ impl VipKey {
 /// full.
 #[inline(always)]
 fn set_word<K: Copy, const INDEX: usize>(key: &mut K, bytes: [u8; 8]) {
+    set_word_value::<K, INDEX>(key, u64::from_ne_bytes(bytes));
+}
+
+/// [`set_word`] with the word as a value.
+#[inline(always)]
+fn set_word_value<K: Copy, const INDEX: usize>(key: &mut K, value: u64) {
     const {
         assert!(
             core::mem::align_of::<K>() >= 8 && (INDEX + 1) * 8 <= core::mem::size_of::<K>(),
@@ -220,11 +224,26 @@ fn set_word<K: Copy, const INDEX: usize>(key: &mut K, bytes: [u8; 8]) {
     // time just above); the keys are `repr(C)` structs of plain integers,
     // valid for any bytes.
     unsafe {
-        core::ptr::write(
-            (key as *mut K).cast::<u64>().add(INDEX),
-            u64::from_ne_bytes(bytes),
-        );
+        core::ptr::write((key as *mut K).cast::<u64>().add(INDEX), value);
     }
+}
+
+/// Overwrites 64-bit words `HIGH` and `LOW` of a key with an address, read as two words. `address: *address` in a struct literal
+/// made the eBPF build copy the 16 bytes one by one (32 instructions an
+/// address: the compiler does not know where the source is aligned).
+#[inline(always)]
+fn set_address<K: Copy, const HIGH: usize, const LOW: usize>(key: &mut K, address: &[u8; 16]) {
+    let words = address.as_ptr().cast::<u64>();
+    // SAFETY: 16 readable bytes; unaligned reads (one 64-bit load each
+    // where the target allows it, as the eBPF build's does).
+    let (high, low) = unsafe {
+        (
+            core::ptr::read_unaligned(words),
+            core::ptr::read_unaligned(words.add(1)),
+        )
+    };
+    set_word_value::<K, HIGH>(key, high);
+    set_word_value::<K, LOW>(key, low);
 }
 
 /// A VIP (value of the VIP table).
@@ -290,11 +309,9 @@ impl ConnectionKey {
         destination_port: u16,
         protocol: u8,
     ) -> Self {
-        let mut key = Self {
-            source: *source,
-            destination: *destination,
-            ..Self::default()
-        };
+        let mut key = Self::default();
+        set_address::<_, 0, 1>(&mut key, source);
+        set_address::<_, 2, 3>(&mut key, destination);
         let [a, b] = source_port.to_ne_bytes();
         let [c, d] = destination_port.to_ne_bytes();
         set_word::<_, 4>(&mut key, [a, b, c, d, protocol, 0, 0, 0]);
