@@ -14,6 +14,8 @@
 //!    shows its counters.
 //! 3. Bad input: no `--userspace`, no such interface, a queue that does not
 //!    exist, the kernel program already attached: clear errors.
+//! 4. `--threads` on two queues ([`threads`]): both threads serve, the
+//!    counters add up, rules reach every thread, rate limits are shared.
 //!
 //! Needs root.
 
@@ -32,6 +34,8 @@ mod common;
 mod probes;
 #[path = "userspace/runtime.rs"]
 mod runtime;
+#[path = "userspace/threads.rs"]
+mod threads;
 
 use common::{bed, xdpath_in, XDPATH};
 use xdpath::userspace::tap_name;

@@ -14,8 +14,8 @@ use crate::filter::{
     address_family, mask, BlockEntry, BucketKey, BucketTable, Charge, FilterConfig, PrefixKey,
     RateLimit, Rule, RuleChain, TunnelPrefixKey, MAX_RATE_LIMITS, VNI_KEY_BITS,
 };
-use buckets::{BucketState, Buckets};
 use crate::stats::{counter_index, Action, Counter, Reason, COUNTER_SLOTS};
+use buckets::{BucketState, Buckets};
 
 /// Longest-prefix match over 128-bit keys: one hash map per prefix length,
 /// probed from the longest length present.

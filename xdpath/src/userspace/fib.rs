@@ -5,12 +5,12 @@
 //!
 //! Asked through `ip -j route get` and `ip -j neigh show`: the same answer
 //! the FIB gives. On a thread of its own ([`spawn_watcher`]), so the frame
-//! loop never waits for it; the loop takes each new view between batches.
+//! loop never waits for it; it publishes each view in a [`FibSlot`], from
+//! which every serving thread takes it between batches.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use xdpath_core::forward::Route;
@@ -129,39 +129,65 @@ pub fn resolve(backends: &[[u8; 16]], ingress: u32, interface: &str, forward: bo
 }
 
 /// Puts a view into the tables.
-pub fn install(tables: &mut NativeTables, view: FibView) {
-    tables.lb.neighbours = view.neighbours;
-    if let Some(addresses) = view.local_addresses {
-        tables.lb.local_addresses = addresses;
+pub fn install(tables: &mut NativeTables, view: &FibView) {
+    tables.lb.neighbours.clone_from(&view.neighbours);
+    if let Some(addresses) = &view.local_addresses {
+        tables.lb.local_addresses.clone_from(addresses);
     }
-    if let Some((routes, ports)) = view.forwarding {
-        tables.routes = routes;
-        tables.forward_ports = ports;
+    if let Some((routes, ports)) = &view.forwarding {
+        tables.routes.clone_from(routes);
+        tables.forward_ports.clone_from(ports);
+    }
+}
+
+/// The latest view, numbered: each serving thread installs a view whose
+/// generation it has not installed yet (every thread needs every view, so
+/// a channel with one receiver will not do).
+#[derive(Debug, Default)]
+pub struct FibSlot {
+    generation: u64,
+    view: Arc<FibView>,
+}
+
+impl FibSlot {
+    /// Makes `view` the latest.
+    pub fn publish(&mut self, view: FibView) {
+        self.generation = self.generation.wrapping_add(1);
+        self.view = Arc::new(view);
+    }
+
+    /// The latest view and its generation, if it is not `seen`.
+    pub fn newer_than(&self, seen: u64) -> Option<(u64, Arc<FibView>)> {
+        (self.generation != seen).then(|| (self.generation, self.view.clone()))
     }
 }
 
 /// Asks the kernel again every `period` on a thread of its own (the
 /// questions spawn `ip`, which the frame loop must not wait for), for the
-/// backends last published in `backends`, until the receiving end of
-/// `views` is gone. The thread is in the caller's network namespace.
+/// backends last published in `backends`, into `slot` until the slot is
+/// gone. The thread is in the caller's network namespace.
 pub fn spawn_watcher(
     backends: Arc<Mutex<Vec<[u8; 16]>>>,
     ingress: u32,
     interface: String,
     forward: bool,
     period: Duration,
-    views: Sender<FibView>,
+    slot: Weak<Mutex<FibSlot>>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("xdpath-fib".into())
         .spawn(move || loop {
             std::thread::sleep(period);
-            let list = backends.lock().map(|list| list.clone()).unwrap_or_default();
-            if views
-                .send(resolve(&list, ingress, &interface, forward))
-                .is_err()
-            {
+            if slot.strong_count() == 0 {
                 return;
             }
+            let list = backends.lock().map(|list| list.clone()).unwrap_or_default();
+            let view = resolve(&list, ingress, &interface, forward);
+            let Some(live) = slot.upgrade() else {
+                return;
+            };
+            if let Ok(mut latest) = live.lock() {
+                latest.publish(view);
+            };
         })
 }
