@@ -11,7 +11,7 @@
 use super::*;
 
 /// Two RX and TX queues on both ends of the bed's veth pair.
-fn two_queues(bed: &TestBed) {
+pub(crate) fn two_queues(bed: &TestBed) {
     for side in [Side::A, Side::B] {
         let interface = bed.side(side).interface.clone();
         bed.exec_ok(side, "ethtool", ["-L", &interface, "rx", "2", "tx", "2"])
@@ -67,7 +67,7 @@ fn packets(counters: &BTreeMap<(String, String), (u64, u64)>, action: &str, reas
 
 /// The report's threads: (queue, frames) each; asserts there are two and
 /// both served frames.
-fn both_threads_served(report: &serde_json::Value) -> Vec<(u64, u64)> {
+pub(crate) fn both_threads_served(report: &serde_json::Value) -> Vec<(u64, u64)> {
     let threads: Vec<(u64, u64)> = report["threads"]
         .as_array()
         .unwrap_or_else(|| panic!("no threads in the report: {report}"))
