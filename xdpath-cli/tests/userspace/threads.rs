@@ -1,7 +1,8 @@
 //! `xdpath run --userspace IF --threads` on a veth pair with two queues:
 //! both threads serve, their counters add up in `xdpath stats` and the
 //! report, a per-source rate limit is one table over both, a rule added
-//! while running reaches both.
+//! while running reaches both, a state that does not parse is refused
+//! (once in the report).
 //!
 //! veth hands a frame to the peer's RX queue of the sender's TX queue;
 //! B's packet socket picks the TX queue by the frame's flow hash, so
@@ -210,11 +211,22 @@ fn a_rule_added_while_running_reaches_every_thread() {
     xdpath(&bed, Side::A, &["filter", "del", id.trim()]);
     std::thread::sleep(Duration::from_millis(2500));
     send_from_b(&bed, udp_frames(&bed, bed.b().ipv4.octets(), 9999, 64));
+    let counted = within(Duration::from_secs(5), || {
+        packets(&counters_soon(&bed), "pass", "ipv4-udp") == 64
+    });
+    assert!(counted, "{:?}", counters_soon(&bed));
+    let after = counters(&bed);
+    // A state file that does not parse: every thread refuses it (and keeps
+    // the last good state), counted once. (`xdpath stats` refuses it too,
+    // so the counters were read first.)
+    let filter_file = bed.a().state_dir().join(xdpath::control::state::STATE_FILE);
+    std::fs::write(&filter_file, "{ not json").expect("corrupt the filter state");
+    std::thread::sleep(Duration::from_millis(2500));
     let report = runtime.stop();
+    assert_eq!(report["tallies"]["refused_reloads"], 1, "{report}");
     // Only this test's frames came, so both threads got some of the
     // rule's frames and some of the last ones.
     both_threads_served(&report);
-    let after = counters(&bed);
     assert_eq!(packets(&after, "drop", "rule-deny"), 64, "{after:?}");
     assert_eq!(packets(&after, "pass", "ipv4-udp"), 64, "{after:?}");
     assert_eq!(report["tallies"]["reloads"], 2, "counted once: {report}");
