@@ -90,7 +90,7 @@ pub fn run(
         }
     })?;
     let backends = Arc::new(backends);
-    let fib_slot = Arc::new(Mutex::new(FibSlot::default()));
+    let fib_slot = Arc::new(Mutex::new(FibSlot::new(workers.len())));
     let _watcher = start_fib_watcher(&backends, &fib_slot, ifindex, interface, forward)?;
 
     let counts = Mutex::new(vec![Counts::default(); workers.len()]);
@@ -239,6 +239,8 @@ fn workers(
     if !threads {
         return Ok(vec![worker(tables, watch, sockets)?]);
     }
+    // Shared before the clones, so every clone charges the one table (the
+    // handle itself is not needed: the tables hold it).
     let _buckets = tables.share_buckets();
     sockets
         .into_iter()
@@ -274,7 +276,7 @@ fn start_tables(
     let forward = options.config.forward != 0;
     let first_backends = fib::backends(&tables);
     let view = fib::resolve(&first_backends, ifindex, &options.interface, forward);
-    fib::install(&mut tables, &view);
+    fib::install(&mut tables, view);
     Ok((tables, watch, first_backends))
 }
 

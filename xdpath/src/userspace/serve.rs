@@ -273,9 +273,9 @@ impl Serving<'_> {
             .fib
             .lock()
             .ok()
-            .and_then(|slot| slot.newer_than(self.worker.fib_generation));
+            .and_then(|mut slot| slot.take_newer(self.worker.fib_generation));
         if let Some((generation, view)) = newer {
-            fib::install(&mut self.worker.tables, &view);
+            fib::install_shared(&mut self.worker.tables, view);
             self.worker.fib_generation = generation;
         }
     }
@@ -326,18 +326,15 @@ impl Serving<'_> {
         if *list != now {
             let shared = self.shared;
             let view = fib::resolve(&now, shared.ifindex, shared.interface, shared.forward);
-            fib::install(&mut self.worker.tables, &view);
             if let Ok(mut slot) = shared.fib.lock() {
                 slot.publish(view);
-                if let Some((generation, _)) = slot.newer_than(self.worker.fib_generation) {
-                    self.worker.fib_generation = generation;
-                }
             }
             *list = now;
-        } else {
-            drop(list);
-            self.take_fib_view();
         }
+        // This thread's view (or the one another thread published for the
+        // same backends) is in the slot.
+        drop(list);
+        self.take_fib_view();
     }
 
     /// Puts this thread's counts where the snapshot writer sums them.
