@@ -182,6 +182,11 @@ pub(crate) enum Command {
         /// Stop after this many seconds.
         #[arg(long, value_name = "SECONDS")]
         duration: Option<f64>,
+        /// One serving thread per queue, thread i pinned to CPU i (mod the
+        /// online CPUs; pair with IRQ affinity). Connection tables are per
+        /// thread (a flow stays on its queue), rate-limit buckets shared.
+        #[arg(long)]
+        threads: bool,
     },
     /// Filter rules: add, del, list, flush, default, load.
     Filter {

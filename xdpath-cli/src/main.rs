@@ -120,9 +120,10 @@ fn run(cli: &Cli) -> Result<()> {
             exception,
             zero_copy,
             duration,
+            threads,
         } => runtime::run(
             interface, userspace, queues, malformed, monitor, forward, exception, zero_copy,
-            duration, cli.json,
+            duration, *threads, cli.json,
         )?,
         Command::Bench(options) => runtime::bench(options, cli.json)?,
         Command::Filter { command } => filter::filter(command, cli.json)?,

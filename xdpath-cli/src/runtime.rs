@@ -70,6 +70,7 @@ pub(crate) fn run(
     exception: &xdpath::userspace::Exception,
     zero_copy: &bool,
     duration: &Option<f64>,
+    threads: bool,
     json: bool,
 ) -> Result<()> {
     if !*userspace {
@@ -107,6 +108,7 @@ pub(crate) fn run(
             ..Default::default()
         },
         duration,
+        threads,
     };
     let _signals = xdpath_lab::signals::SignalGuard::install();
     let report = xdpath::userspace::run(&options, &xdpath_lab::signals::interrupted)?;

@@ -14,6 +14,8 @@
 //!    shows its counters.
 //! 3. Bad input: no `--userspace`, no such interface, a queue that does not
 //!    exist, the kernel program already attached: clear errors.
+//! 4. `--threads` on two queues ([`threads`]): both threads serve, the
+//!    counters add up, rules reach every thread, rate limits are shared.
 //!
 //! Needs root.
 
@@ -32,6 +34,8 @@ mod common;
 mod probes;
 #[path = "userspace/runtime.rs"]
 mod runtime;
+#[path = "userspace/threads.rs"]
+mod threads;
 
 use common::{bed, xdpath_in, XDPATH};
 use xdpath::userspace::tap_name;
@@ -66,7 +70,22 @@ fn xdpath_fails(bed: &TestBed, side: Side, args: &[&str]) -> String {
 #[test]
 fn kernel_and_userspace_agree_on_live_traffic() {
     xdpath_lab::needs_root!();
+    agree_on_live_traffic(false);
+}
+
+/// The same with `--threads` on two queues: the balancer's answers
+/// (XDP_TX, encapsulated) from both threads.
+#[test]
+fn kernel_and_userspace_threads_agree_on_live_traffic() {
+    xdpath_lab::needs_root!();
+    agree_on_live_traffic(true);
+}
+
+fn agree_on_live_traffic(threads: bool) {
     let bed = bed();
+    if threads {
+        threads::two_queues(&bed);
+    }
     let interface = bed.a().interface.clone();
     configure(&bed);
     // B needs an XDP program of its own for A's XDP_TX frames to reach it.
@@ -89,10 +108,18 @@ fn kernel_and_userspace_agree_on_live_traffic() {
     let kernel_counters = counters(&bed);
     xdpath(&bed, Side::A, &["detach", &interface]);
 
-    let runtime = Runtime::start(&bed, &["--malformed", "drop"]);
+    let extra: &[&str] = if threads {
+        &["--malformed", "drop", "--threads"]
+    } else {
+        &["--malformed", "drop"]
+    };
+    let runtime = Runtime::start(&bed, extra);
     let (user_stack, user_b) = send_and_capture(&bed, &tap_name(&interface));
     let report = runtime.stop();
     let user_counters = counters(&bed);
+    if threads {
+        threads::both_threads_served(&report);
+    }
 
     // The run did what the state says, so the comparison means something.
     let get = |action: &str, reason: &str| {

@@ -194,6 +194,7 @@ impl Flood {
     ) -> Result<u64, FloodError> {
         let sender = SocketSender {
             interface: &self.interface,
+            queue: 0,
             template: &self.template,
             rate: Some(SOCKET_RATE),
         };
@@ -206,13 +207,16 @@ impl Flood {
 }
 
 /// Frames built in user space and sent from an AF_XDP socket in copy
-/// mode on queue 0 of an interface (in the calling thread's namespace):
+/// mode on one queue of an interface (in the calling thread's namespace):
 /// what replaces live frames (`BPF_F_TEST_XDP_LIVE_FRAMES`) on kernels
 /// that refuse them (`EPERM`). A veth peer sees the same frames, at the
 /// rate one core builds them and the kernel copies them.
 pub struct SocketSender<'a> {
     /// The interface to send from.
     pub interface: &'a str,
+    /// The queue to send on (veth hands the frames to the peer's RX queue
+    /// of the same number).
+    pub queue: u32,
     /// The frame each one starts from.
     pub template: &'a [u8],
     /// Frames per second at most; `None`: as fast as it goes.
@@ -235,7 +239,7 @@ impl SocketSender<'_> {
         goes_on: impl Fn() -> bool,
         mut rewrite: impl FnMut(u64, &mut FrameBuffer) -> bool,
     ) -> Result<u64, FloodError> {
-        let mut socket = XskSocket::open(self.interface, 0, SOCKET_OPTIONS)?;
+        let mut socket = XskSocket::open(self.interface, self.queue, SOCKET_OPTIONS)?;
         let mut frame = FrameBuffer::new(self.template);
         let started = Instant::now();
         let mut sent: u64 = 0;

@@ -1,5 +1,7 @@
 //! The native build's tables: plain Rust collections behind [`Tables`].
 
+/// The rate limits' token buckets, owned or shared between threads.
+pub mod buckets;
 /// The balancer's in-memory tables, a part of [`NativeTables`].
 pub mod lb;
 
@@ -9,11 +11,11 @@ use std::vec::Vec;
 use crate::config::InterfaceConfig;
 use crate::filter::Tables;
 use crate::filter::{
-    address_family, charge_bucket, mask, BlockEntry, BoundCells, Bucket, BucketBound, BucketKey,
-    BucketTable, Charge, FilterConfig, PrefixKey, RateLimit, Rule, RuleChain, TunnelPrefixKey,
-    BOUND_CELLS, DESTINATION_BUCKETS, MAX_RATE_LIMITS, SOURCE_BUCKETS, VNI_KEY_BITS,
+    address_family, mask, BlockEntry, BucketKey, BucketTable, Charge, FilterConfig, PrefixKey,
+    RateLimit, Rule, RuleChain, TunnelPrefixKey, MAX_RATE_LIMITS, VNI_KEY_BITS,
 };
 use crate::stats::{counter_index, Action, Counter, Reason, COUNTER_SLOTS};
+use buckets::{BucketState, Buckets};
 
 /// Longest-prefix match over 128-bit keys: one hash map per prefix length,
 /// probed from the longest length present.
@@ -122,9 +124,7 @@ pub struct NativeTables {
     pub rate_limits: Vec<RateLimit>,
     /// Drops per rate limit.
     pub limit_drops: Vec<u64>,
-    source_buckets: HashMap<BucketKey, Bucket>,
-    destination_buckets: HashMap<BucketKey, Bucket>,
-    bucket_bounds: BucketBounds,
+    buckets: Buckets,
     /// Reflection source ports.
     pub reflection_ports: BTreeSet<u16>,
     /// Destinations that expect reflection-port traffic.
@@ -166,9 +166,7 @@ impl NativeTables {
             tunnel_blocklist: BTreeMap::new(),
             rate_limits: Vec::new(),
             limit_drops: std::vec![0; MAX_RATE_LIMITS as usize],
-            source_buckets: HashMap::new(),
-            destination_buckets: HashMap::new(),
-            bucket_bounds: BucketBounds::default(),
+            buckets: Buckets::default(),
             reflection_ports: BTreeSet::new(),
             reflection_expected: PrefixMap::default(),
             management_sources: PrefixMap::default(),
@@ -209,19 +207,21 @@ impl NativeTables {
     /// Forgets every token bucket, as a flood that churns the kernel's
     /// bucket tables makes them forget (their bounds stay).
     pub fn clear_buckets(&mut self) {
-        self.source_buckets.clear();
-        self.destination_buckets.clear();
+        self.buckets.clear();
     }
-}
 
-/// The cells of the bucket bounds (`filter::bounds`), those ever written:
-/// a missing cell is a zeroed one, as in the kernel's array.
-#[derive(Clone, Debug, Default)]
-struct BucketBounds(HashMap<u32, BucketBound>);
+    /// Puts the rate limits' buckets behind a lock and returns the handle:
+    /// these tables and every clone made from now on charge one set of
+    /// buckets, as the kernel's CPUs share its bucket tables. The buckets
+    /// so far are kept. Made for the serving threads of the user-space
+    /// runtime; a single thread keeps them owned, without the lock.
+    pub fn share_buckets(&mut self) -> std::sync::Arc<std::sync::Mutex<BucketState>> {
+        self.buckets.share()
+    }
 
-impl BoundCells for BucketBounds {
-    fn cell(&mut self, index: u32) -> Option<&mut BucketBound> {
-        (index < BOUND_CELLS).then(|| self.0.entry(index).or_default())
+    /// Whether the buckets are shared ([`Self::share_buckets`]).
+    pub fn buckets_shared(&self) -> bool {
+        self.buckets.is_shared()
     }
 }
 
@@ -323,26 +323,7 @@ impl Tables for NativeTables {
         let Some(limit) = self.rate_limits.get(charge.slot as usize).copied() else {
             return true;
         };
-        let limit = &limit;
-        let (buckets, capacity) = match table {
-            BucketTable::Source => (&mut self.source_buckets, SOURCE_BUCKETS),
-            BucketTable::Destination => (&mut self.destination_buckets, DESTINATION_BUCKETS),
-        };
-        let mut started = Bucket::default();
-        let bounds = &mut self.bucket_bounds;
-        let charged = charge_bucket(bounds, buckets.get_mut(key), &mut started, limit, charge);
-        if charged.started {
-            // Bounded like the kernel's tables: when full, an arbitrary
-            // bucket goes (the kernel's LRU evicts the least recent); its
-            // bounds keep it to its limit.
-            if buckets.len() >= capacity as usize {
-                if let Some(victim) = buckets.keys().next().copied() {
-                    buckets.remove(&victim);
-                }
-            }
-            buckets.insert(*key, started);
-        }
-        charged.allowed
+        self.buckets.take(table, key, &limit, charge)
     }
 
     fn count_limit_drop(&mut self, index: u32) {

@@ -22,6 +22,7 @@ pub mod observe;
 mod report;
 pub mod tunnel;
 pub mod userspace;
+pub mod userspace_threads;
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -94,6 +95,10 @@ pub struct BenchOptions {
     /// kernel path on live traffic over veth: this many frames per trial.
     #[arg(long, value_name = "FRAMES")]
     pub userspace: Option<u32>,
+    /// With --userspace: also the runtime on a two-queue veth, one thread
+    /// against --threads, two AF_XDP senders in B.
+    #[arg(long, requires = "userspace")]
+    pub userspace_threads: bool,
     /// Also run the mix, and the balancer's multi-CPU rows, on this many
     /// CPUs at once (one pinned thread each): per-CPU ns and aggregate
     /// packets/s. 1 gives the baseline of the same method.
@@ -127,6 +132,7 @@ impl Default for BenchOptions {
             no_observe: false,
             forward: None,
             userspace: None,
+            userspace_threads: false,
             cpus: None,
             connection_table: xdpath::dataplane::ConnectionTable::default(),
             tunnels: false,
@@ -417,9 +423,17 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         Some(frames) => Some(crate::bench::userspace::run(frames, options.trials)?),
         None => None,
     };
+    let userspace_threads = match options.userspace {
+        Some(frames) if options.userspace_threads => Some(crate::bench::userspace_threads::run(
+            frames,
+            options.trials,
+        )?),
+        _ => None,
+    };
     Ok(BenchReport {
         tunnels,
         userspace,
+        userspace_threads,
         forward,
         observe,
         method: format!(

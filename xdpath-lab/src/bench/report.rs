@@ -60,6 +60,9 @@ pub struct BenchReport {
     pub observe: Option<crate::bench::observe::ObserveReport>,
     /// The user-space runtime section, when asked for (`--userspace`).
     pub userspace: Option<Vec<crate::bench::userspace::UserspaceResult>>,
+    /// The runtime on two queues, one thread and `--threads`, when asked
+    /// for (`--userspace-threads`).
+    pub userspace_threads: Option<Vec<crate::bench::userspace_threads::ThreadsResult>>,
     /// The forwarding section, when asked for (`--forward`).
     pub forward: Option<Vec<crate::bench::forward::ForwardResult>>,
     /// The tunnel section, when asked for (`--tunnels`).
@@ -101,6 +104,9 @@ impl BenchReport {
         }
         self.print_forward();
         self.print_userspace();
+        if let Some(rows) = &self.userspace_threads {
+            crate::bench::userspace_threads::print(rows);
+        }
         self.print_flood();
     }
 

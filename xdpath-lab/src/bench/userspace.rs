@@ -64,11 +64,11 @@ pub struct UserspaceResult {
     pub socket_drops: u64,
 }
 
-fn failed(what: &str, detail: impl ToString) -> BenchError {
+pub(super) fn failed(what: &str, detail: impl ToString) -> BenchError {
     BenchError::Options(format!("user-space bench: {what}: {}", detail.to_string()))
 }
 
-fn xdpath(bed: &TestBed, args: &[&str]) -> Result<String, BenchError> {
+pub(super) fn xdpath(bed: &TestBed, args: &[&str]) -> Result<String, BenchError> {
     let output = bed
         .command(
             Side::A,
@@ -119,6 +119,7 @@ fn generate(bed: &TestBed, frame: &[u8], frames: u32) -> Result<Duration, BenchE
                 Err(error) if error.is_test_run_refused() && sent == 0 => {
                     let sender = crate::flood::SocketSender {
                         interface: &interface,
+                        queue: 0,
                         template: &frame,
                         rate: None,
                     };

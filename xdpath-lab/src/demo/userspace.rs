@@ -42,6 +42,7 @@ pub fn userspace_act(bed: &TestBed, say: &dyn Fn(String), json: bool) -> Result<
         exception: Exception::Tap,
         xsk: XskOptions::default(),
         duration: None,
+        threads: false,
     };
     let (path, flag) = (a.path.clone(), stop.clone());
     let runtime = std::thread::spawn(move || {

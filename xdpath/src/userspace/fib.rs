@@ -5,12 +5,12 @@
 //!
 //! Asked through `ip -j route get` and `ip -j neigh show`: the same answer
 //! the FIB gives. On a thread of its own ([`spawn_watcher`]), so the frame
-//! loop never waits for it; the loop takes each new view between batches.
+//! loop never waits for it; it publishes each view in a [`FibSlot`], from
+//! which every serving thread takes it between batches.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use xdpath_core::forward::Route;
@@ -140,28 +140,123 @@ pub fn install(tables: &mut NativeTables, view: FibView) {
     }
 }
 
+/// Puts a view taken from a [`FibSlot`] into the tables: moved when this
+/// is its last holder, else copied (with `--forward` the view holds the
+/// whole main table, which one thread moves as before and only the other
+/// threads of `--threads` copy).
+pub fn install_shared(tables: &mut NativeTables, view: Arc<FibView>) {
+    match Arc::try_unwrap(view) {
+        Ok(owned) => install(tables, owned),
+        Err(shared) => install(tables, FibView::clone(&shared)),
+    }
+}
+
+/// The latest view, numbered: each serving thread installs every view
+/// once (every thread needs every view, so a channel with one receiver
+/// will not do). The last of the `readers` to take a view takes it out of
+/// the slot, so that it holds it alone.
+#[derive(Debug)]
+pub struct FibSlot {
+    generation: u64,
+    view: Arc<FibView>,
+    readers: usize,
+    taken: usize,
+}
+
+impl FibSlot {
+    /// An empty slot that `readers` threads take views from.
+    pub fn new(readers: usize) -> Self {
+        Self {
+            generation: 0,
+            view: Arc::default(),
+            readers,
+            taken: 0,
+        }
+    }
+
+    /// Makes `view` the latest.
+    pub fn publish(&mut self, view: FibView) {
+        self.generation = self.generation.wrapping_add(1);
+        self.view = Arc::new(view);
+        self.taken = 0;
+    }
+
+    /// The latest view and its generation, if `seen` (the generation the
+    /// caller installed last) is older; each reader takes each view once.
+    pub fn take_newer(&mut self, seen: u64) -> Option<(u64, Arc<FibView>)> {
+        if self.generation == seen {
+            return None;
+        }
+        self.taken += 1;
+        let view = if self.taken >= self.readers {
+            std::mem::take(&mut self.view)
+        } else {
+            self.view.clone()
+        };
+        Some((self.generation, view))
+    }
+}
+
 /// Asks the kernel again every `period` on a thread of its own (the
 /// questions spawn `ip`, which the frame loop must not wait for), for the
-/// backends last published in `backends`, until the receiving end of
-/// `views` is gone. The thread is in the caller's network namespace.
+/// backends last published in `backends`, into `slot` until the slot is
+/// gone. The thread is in the caller's network namespace.
 pub fn spawn_watcher(
     backends: Arc<Mutex<Vec<[u8; 16]>>>,
     ingress: u32,
     interface: String,
     forward: bool,
     period: Duration,
-    views: Sender<FibView>,
+    slot: Weak<Mutex<FibSlot>>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("xdpath-fib".into())
         .spawn(move || loop {
             std::thread::sleep(period);
-            let list = backends.lock().map(|list| list.clone()).unwrap_or_default();
-            if views
-                .send(resolve(&list, ingress, &interface, forward))
-                .is_err()
-            {
+            if slot.strong_count() == 0 {
                 return;
             }
+            let list = backends.lock().map(|list| list.clone()).unwrap_or_default();
+            let view = resolve(&list, ingress, &interface, forward);
+            let Some(live) = slot.upgrade() else {
+                return;
+            };
+            if let Ok(mut latest) = live.lock() {
+                latest.publish(view);
+            };
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(marker: u8) -> FibView {
+        let mut view = FibView::default();
+        view.neighbours.insert([marker; 16], NextHop::Unreachable);
+        view
+    }
+
+    #[test]
+    fn every_reader_takes_every_view_once_and_the_last_one_owns_it() {
+        let mut slot = FibSlot::new(2);
+        assert!(slot.take_newer(0).is_none(), "nothing published yet");
+        slot.publish(view(1));
+        let (generation, first) = slot.take_newer(0).expect("reader 0");
+        assert!(slot.take_newer(generation).is_none(), "taken once");
+        let (same, last) = slot.take_newer(0).expect("reader 1");
+        assert_eq!(same, generation);
+        assert!(last.neighbours.contains_key(&[1; 16]));
+        drop(first);
+        assert!(
+            Arc::try_unwrap(last).is_ok(),
+            "the last reader holds the view alone: moved, not copied"
+        );
+        // A reader that missed a view gets the newest.
+        slot.publish(view(2));
+        slot.publish(view(3));
+        let (newest, taken) = slot.take_newer(generation).expect("newer");
+        assert_eq!(newest, generation + 2);
+        assert!(taken.neighbours.contains_key(&[3; 16]));
+    }
 }

@@ -46,8 +46,9 @@ mod run;
 mod serve;
 pub mod state;
 pub mod tap;
+mod threads;
 
-pub use report::{read_snapshot, snapshot_path, RuntimeReport, Snapshot};
+pub use report::{read_snapshot, snapshot_path, RuntimeReport, Snapshot, Tallies, ThreadReport};
 pub use run::run;
 pub use tap::tap_name;
 
@@ -83,6 +84,9 @@ pub struct RuntimeOptions {
     pub xsk: XskOptions,
     /// Stop after this long; `None`: at SIGINT or SIGTERM.
     pub duration: Option<Duration>,
+    /// One serving thread per queue socket, pinned ([`threads`]); `false`:
+    /// one thread serves every socket.
+    pub threads: bool,
 }
 
 /// Why the runtime could not start or went wrong.
@@ -129,6 +133,24 @@ pub enum RuntimeError {
         what: &'static str,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// A queue's socket failed on every pass for a second: serving stopped.
+    #[error("queue {queue}'s socket keeps failing, serving stopped: {source}")]
+    Serving {
+        /// The queue.
+        queue: u32,
+        /// The socket's error.
+        source: XskError,
+    },
+    /// A serving thread ended in a panic; the others were stopped.
+    #[error("the serving thread {index} (queue {queue}) failed: {reason}")]
+    Thread {
+        /// The thread.
+        index: usize,
+        /// Its queue.
+        queue: u32,
+        /// The panic's message.
+        reason: String,
     },
     /// The namespace's state cannot be read or does not compile.
     #[error(transparent)]

@@ -1,9 +1,10 @@
 //! What the runtime did: the report printed at its end, and the snapshot
 //! of its counters it keeps in the state directory for `xdpath stats`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use xdpath_core::Counter;
+use xdpath_core::{Counter, NativeTables};
 
 use super::Exception;
 use crate::stats::CounterRow;
@@ -28,6 +29,87 @@ pub struct Tallies {
     pub reloads: u64,
     /// State changes refused (the last good state stayed).
     pub refused_reloads: u64,
+}
+
+impl Tallies {
+    /// Adds another serving thread's tallies.
+    pub fn add(&mut self, other: &Self) {
+        self.received += other.received;
+        self.transmitted += other.transmitted;
+        self.redirected += other.redirected;
+        self.to_stack += other.to_stack;
+        self.from_stack += other.from_stack;
+        self.lost += other.lost;
+        self.reloads += other.reloads;
+        self.refused_reloads += other.refused_reloads;
+    }
+}
+
+/// What one serving thread has counted (its own tables' counters and rule
+/// hits, its tallies), or the sum of every thread's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Counts {
+    /// Every (verdict, reason) slot as `[packets, bytes]`.
+    pub(super) counters: Vec<[u64; 2]>,
+    /// Hits per rule id.
+    pub(super) rule_hits: BTreeMap<u32, u64>,
+    /// The runtime's tallies.
+    pub(super) tallies: Tallies,
+}
+
+impl Counts {
+    /// The counts of one thread's tables and tallies.
+    pub(super) fn of(tables: &NativeTables, tallies: Tallies) -> Self {
+        Self {
+            counters: tables
+                .counters()
+                .iter()
+                .map(|counter| [counter.packets, counter.bytes])
+                .collect(),
+            rule_hits: tables.rule_hits.iter().map(|(&id, &n)| (id, n)).collect(),
+            tallies,
+        }
+    }
+
+    /// The sum of `all`.
+    pub(super) fn sum<'a>(all: impl IntoIterator<Item = &'a Self>) -> Self {
+        let mut total = Self::default();
+        for counts in all {
+            if total.counters.len() < counts.counters.len() {
+                total.counters.resize(counts.counters.len(), [0, 0]);
+            }
+            for (sum, slot) in total.counters.iter_mut().zip(&counts.counters) {
+                sum[0] += slot[0];
+                sum[1] += slot[1];
+            }
+            for (&id, &hits) in &counts.rule_hits {
+                *total.rule_hits.entry(id).or_default() += hits;
+            }
+            total.tallies.add(&counts.tallies);
+        }
+        total
+    }
+
+    /// The counters in the kernel's form.
+    pub(super) fn counters(&self) -> Vec<Counter> {
+        self.counters
+            .iter()
+            .map(|&[packets, bytes]| Counter { packets, bytes })
+            .collect()
+    }
+}
+
+/// One serving thread of `--threads`: its queue, and what it did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ThreadReport {
+    /// The queue its socket is on.
+    pub queue: u32,
+    /// The CPU it was pinned to, if the pinning took.
+    pub cpu: Option<usize>,
+    /// Frames it took from its socket.
+    pub frames: u64,
+    /// Time in passes that moved frames, in seconds.
+    pub busy_seconds: f64,
 }
 
 /// The counters as they are now, kept on disk while the runtime runs.
@@ -95,7 +177,7 @@ pub struct RuntimeReport {
     pub cpu_seconds: f64,
     /// Time spent in passes that moved frames, in seconds: the runtime's
     /// work without its waiting or spinning. With `tallies.received`, the
-    /// time per frame.
+    /// time per frame. With `--threads`, the sum over the threads.
     pub busy_seconds: f64,
     /// Frames the kernel dropped before the sockets (no free buffer in the
     /// fill ring, a full RX ring), summed over the sockets.
@@ -104,6 +186,10 @@ pub struct RuntimeReport {
     pub counters: Vec<CounterRow>,
     /// The runtime's tallies.
     pub tallies: Tallies,
+    /// With `--threads`, each serving thread (the counters and tallies
+    /// above are their sums); empty without.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub threads: Vec<ThreadReport>,
 }
 
 /// CPU time this process has used, user and system, in seconds.
@@ -143,6 +229,24 @@ impl std::fmt::Display for RuntimeReport {
             "  received {}  tx {}  redirected {}  to stack {}  from stack {}  lost {}  reloads {} (refused {})",
             t.received, t.transmitted, t.redirected, t.to_stack, t.from_stack, t.lost, t.reloads,
             t.refused_reloads)?;
+        for (index, thread) in self.threads.iter().enumerate() {
+            let per_frame = if thread.frames == 0 {
+                String::new()
+            } else {
+                format!(
+                    " ({:.0} ns/frame)",
+                    thread.busy_seconds * 1e9 / thread.frames as f64
+                )
+            };
+            let cpu = thread
+                .cpu
+                .map_or_else(|| "not pinned".to_string(), |cpu| format!("cpu {cpu}"));
+            writeln!(
+                f,
+                "  thread {index}: queue {} ({cpu}), {} frames, busy {:.2} s{per_frame}",
+                thread.queue, thread.frames, thread.busy_seconds
+            )?;
+        }
         write!(f, "{}", crate::stats::CounterTable(&self.counters))
     }
 }

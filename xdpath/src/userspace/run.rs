@@ -3,10 +3,9 @@
 //! and the report is made of what it counted.
 
 use std::path::Path;
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use xdpath_core::abi;
 
 use aya::maps::XskMap;
@@ -15,9 +14,9 @@ use aya::Ebpf;
 use xdpath_core::NativeTables;
 
 use super::egress::Egress;
-use super::fib;
-use super::report::{snapshot_path, Tallies};
-use super::serve::{write_snapshot, Outputs, Serving, HOUSEKEEPING};
+use super::fib::{self, FibSlot};
+use super::report::{snapshot_path, Counts, ThreadReport};
+use super::serve::{write_snapshot, Outputs, Serving, Shared, Worker, HOUSEKEEPING};
 use super::state::StateWatch;
 use super::tap::{mac_and_mtu, tap_name, Tap};
 use super::{Exception, RuntimeError, RuntimeOptions, RuntimeReport};
@@ -33,7 +32,10 @@ use crate::objects;
 ///
 /// Anything that keeps it from starting (no interface, the kernel program
 /// attached there, a queue that does not exist, no TAP device, a state
-/// that does not compile); once running, failures are counted, not fatal.
+/// that does not compile); once running, failures are counted, not fatal,
+/// except a socket that fails for a whole second or (with threads) a
+/// serving thread that panics: serving stops, and the counters so far are
+/// in the snapshot.
 ///
 /// # Examples
 ///
@@ -51,6 +53,7 @@ use crate::objects;
 ///     exception: Exception::Tap,
 ///     xsk: XskOptions::default(),
 ///     duration: Some(std::time::Duration::from_secs(10)),
+///     threads: false,
 /// };
 /// let report = userspace::run(&options, &|| stop.load(Ordering::Relaxed))?;
 /// print!("{report}");
@@ -68,19 +71,17 @@ pub fn run(
     })?;
     // The state first: a state that does not compile stops the start
     // before anything is attached.
-    let (mut tables, mut watch, first_backends) = start_tables(options, ifindex, &state_dir)?;
+    let (tables, watch, first_backends) = start_tables(options, ifindex, &state_dir)?;
     let forward = options.config.forward != 0;
-    let backends = Arc::new(Mutex::new(first_backends));
+    let backends = Mutex::new(first_backends);
 
-    let (queues, mut sockets) = open_sockets(options)?;
-    let tap = open_tap(options.exception, interface)?;
-    let egress = Egress::open().map_err(|source| RuntimeError::Io {
-        what: "open the packet socket for redirects",
-        source,
-    })?;
+    let (queues, sockets) = open_sockets(options)?;
+    let tap = open_tap(options.exception, interface)?.map(Arc::new);
+    let mut workers = workers(tables, watch, sockets, tap, ifindex, options.threads)?;
     // Attached last, once every socket can take its frames: until the
     // program is there, the stack keeps the interface.
-    let (_program, xdp_mode) = attach(interface, &sockets, tap.is_some())?;
+    let all_sockets = workers.iter().flat_map(|worker| worker.sockets.iter());
+    let (_program, xdp_mode) = attach(interface, all_sockets, options.exception == Exception::Tap)?;
     // The note goes when this returns, with the program.
     let _owner = crate::dataplane::owner::UserspaceOwner::claim(interface).map_err(|source| {
         RuntimeError::Io {
@@ -88,48 +89,163 @@ pub fn run(
             source,
         }
     })?;
-    let (views, _watcher) = start_fib_watcher(&backends, ifindex, interface, forward)?;
+    let backends = Arc::new(backends);
+    let fib_slot = Arc::new(Mutex::new(FibSlot::new(workers.len())));
+    let _watcher = start_fib_watcher(&backends, &fib_slot, ifindex, interface, forward)?;
 
-    let mut outputs = Outputs {
-        ifindex,
-        tap,
-        egress,
-        tallies: Tallies::default(),
-    };
+    let counts = Mutex::new(vec![Counts::default(); workers.len()]);
     let snapshot_file = snapshot_path(&state_dir, interface);
-    let started = Instant::now();
-    let busy_time = Serving {
+    let shared = Shared {
         interface,
         ifindex,
         forward,
-        tables: &mut tables,
-        watch: &mut watch,
         backends: &backends,
-        views: &views,
-        sockets: &mut sockets,
-        outputs: &mut outputs,
+        fib: &fib_slot,
+        counts: &counts,
         snapshot_file: &snapshot_file,
+    };
+    let started = Instant::now();
+    let (served, cpus) = serve(&shared, &mut workers, started, options, stop);
+    for (index, worker) in workers.iter_mut().enumerate() {
+        Serving {
+            shared: &shared,
+            index,
+            worker,
+        }
+        .publish();
     }
-    .serve(started, options.duration, stop);
-    write_snapshot(&snapshot_file, interface, &tables, outputs.tallies, true);
-    let socket_drops = sockets
-        .iter()
+    let total = shared.summed();
+    write_snapshot(&snapshot_file, interface, &total, true);
+    served?;
+    Ok(report(
+        options, queues, xdp_mode, started, &workers, total, &cpus,
+    ))
+}
+
+/// Serves on this thread (one worker), or on a thread per worker; the
+/// outcome, and the CPU each thread was pinned to.
+fn serve(
+    shared: &Shared<'_>,
+    workers: &mut [Worker],
+    started: Instant,
+    options: &RuntimeOptions,
+    stop: &dyn Fn() -> bool,
+) -> (Result<(), RuntimeError>, Vec<Option<usize>>) {
+    if options.threads {
+        match super::threads::serve(shared, workers, started, options.duration, stop) {
+            Ok(cpus) => (Ok(()), cpus),
+            Err(error) => (Err(error), Vec::new()),
+        }
+    } else {
+        let Some(worker) = workers.first_mut() else {
+            return (Ok(()), Vec::new());
+        };
+        let served = Serving {
+            shared,
+            index: 0,
+            worker,
+        }
+        .serve(started, options.duration, stop)
+        .map_err(|failed| RuntimeError::Serving {
+            queue: failed.queue,
+            source: failed.source,
+        });
+        (served, Vec::new())
+    }
+}
+
+/// What the run did, summed over the workers.
+fn report(
+    options: &RuntimeOptions,
+    queues: u32,
+    xdp_mode: &'static str,
+    started: Instant,
+    workers: &[Worker],
+    total: Counts,
+    cpus: &[Option<usize>],
+) -> RuntimeReport {
+    let sockets = || workers.iter().flat_map(|worker| worker.sockets.iter());
+    let socket_drops = sockets()
         .filter_map(|socket| socket.stats().ok())
         .map(|stats| stats.rx_dropped + stats.rx_ring_full)
         .sum();
-    Ok(RuntimeReport {
+    let busy: Duration = workers.iter().map(|worker| worker.busy).sum();
+    let threads = if options.threads {
+        workers
+            .iter()
+            .enumerate()
+            .map(|(index, worker)| ThreadReport {
+                queue: worker.sockets.first().map_or(0, XskSocket::queue),
+                cpu: cpus.get(index).copied().flatten(),
+                frames: worker.outputs.tallies.received,
+                busy_seconds: worker.busy.as_secs_f64(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    RuntimeReport {
         cpu_seconds: super::report::cpu_seconds(),
-        busy_seconds: busy_time.as_secs_f64(),
+        busy_seconds: busy.as_secs_f64(),
         socket_drops,
-        interface: interface.to_string(),
+        interface: options.interface.clone(),
         queues,
         xdp_mode,
         exception: options.exception,
-        tap: outputs.tap.as_ref().map(|tap| tap.name().to_string()),
+        tap: workers
+            .first()
+            .and_then(|worker| worker.outputs.tap.as_ref())
+            .map(|tap| tap.name().to_string()),
         elapsed_seconds: started.elapsed().as_secs_f64(),
-        counters: crate::stats::rows(tables.counters()),
-        tallies: outputs.tallies,
-    })
+        counters: crate::stats::rows(&total.counters()),
+        tallies: total.tallies,
+        threads,
+    }
+}
+
+/// The workers: one serving every socket, or (`threads`) one per socket,
+/// each with a copy of the tables made after the buckets were shared, its
+/// own watch (starting from what is installed) and packet socket.
+fn workers(
+    mut tables: NativeTables,
+    watch: StateWatch,
+    sockets: Vec<XskSocket>,
+    tap: Option<Arc<Tap>>,
+    ifindex: u32,
+    threads: bool,
+) -> Result<Vec<Worker>, RuntimeError> {
+    let outputs = || -> Result<Outputs, RuntimeError> {
+        let egress = Egress::open().map_err(|source| RuntimeError::Io {
+            what: "open the packet socket for redirects",
+            source,
+        })?;
+        Ok(Outputs {
+            ifindex,
+            tap: tap.clone(),
+            egress,
+            tallies: Default::default(),
+        })
+    };
+    let worker = |tables, watch, sockets| -> Result<Worker, RuntimeError> {
+        Ok(Worker {
+            tables,
+            watch,
+            sockets,
+            outputs: outputs()?,
+            fib_generation: 0,
+            busy: Duration::ZERO,
+        })
+    };
+    if !threads {
+        return Ok(vec![worker(tables, watch, sockets)?]);
+    }
+    // Shared before the clones, so every clone charges the one table (the
+    // handle itself is not needed: the tables hold it).
+    let _buckets = tables.share_buckets();
+    sockets
+        .into_iter()
+        .map(|socket| worker(tables.clone(), watch.clone(), vec![socket]))
+        .collect()
 }
 
 /// The ifindex of `interface`, which must exist and not run the kernel
@@ -181,28 +297,27 @@ fn open_sockets(options: &RuntimeOptions) -> Result<(u32, Vec<XskSocket>), Runti
 }
 
 /// Starts the thread that resolves `backends`' next hops (and, with
-/// `forward`, the forwarding table) each second; its views come on the
-/// receiver.
+/// `forward`, the forwarding table) each second; its views go into
+/// `slot`, until the slot is dropped.
 fn start_fib_watcher(
     backends: &Arc<Mutex<Vec<[u8; 16]>>>,
+    slot: &Arc<Mutex<FibSlot>>,
     ifindex: u32,
     interface: &str,
     forward: bool,
-) -> Result<(Receiver<fib::FibView>, JoinHandle<()>), RuntimeError> {
-    let (views_tx, views) = std::sync::mpsc::channel();
-    let watcher = fib::spawn_watcher(
+) -> Result<JoinHandle<()>, RuntimeError> {
+    fib::spawn_watcher(
         backends.clone(),
         ifindex,
         interface.to_string(),
         forward,
         HOUSEKEEPING,
-        views_tx,
+        Arc::downgrade(slot),
     )
     .map_err(|source| RuntimeError::Io {
         what: "start the FIB watcher",
         source,
-    })?;
-    Ok((views, watcher))
+    })
 }
 
 /// The TAP device frames for the stack go to, with the interface's MAC and
@@ -226,9 +341,9 @@ fn open_tap(exception: Exception, interface: &str) -> Result<Option<Tap>, Runtim
 
 /// Loads the AF_XDP redirect program, puts each socket in its queue's
 /// slot and attaches it: native mode, else generic.
-fn attach(
+fn attach<'s>(
     interface: &str,
-    sockets: &[XskSocket],
+    sockets: impl Iterator<Item = &'s XskSocket>,
     neighbours_to_stack: bool,
 ) -> Result<(Ebpf, &'static str), RuntimeError> {
     let failed = |reason: String| RuntimeError::Attach {

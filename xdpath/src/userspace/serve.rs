@@ -4,15 +4,14 @@
 //! snapshot. [`super::run`] sets up what it works on.
 
 use std::path::Path;
-use std::sync::mpsc::Receiver;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use xdpath_core::{pipeline, Action, FrameBuffer, NativeTables};
 
 use super::egress::Egress;
-use super::fib;
-use super::report::{Snapshot, Tallies};
+use super::fib::{self, FibSlot};
+use super::report::{Counts, Snapshot, Tallies};
 use super::state::StateWatch;
 use super::tap::Tap;
 use crate::afxdp::{XskError, XskSocket};
@@ -22,12 +21,13 @@ use crate::control::state::{self as state_files};
 /// How often the state files are looked at and the snapshot written.
 pub(super) const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// The longest wait for a frame: how late a stop is noticed.
-const IDLE_WAIT_MS: i32 = 50;
+pub(super) const IDLE_WAIT_MS: i32 = 50;
 
 /// Everything a frame may be sent through.
 pub(super) struct Outputs {
     pub(super) ifindex: u32,
-    pub(super) tap: Option<Tap>,
+    /// The exception path, one device for every serving thread.
+    pub(super) tap: Option<Arc<Tap>>,
     pub(super) egress: Egress,
     pub(super) tallies: Tallies,
 }
@@ -51,7 +51,7 @@ impl Outputs {
                 Ok(()) => self.tallies.redirected += 1,
                 Err(_) => self.tallies.lost += 1,
             },
-            Action::Pass => match self.tap.as_mut().map(|tap| tap.write_frame(frame)) {
+            Action::Pass => match self.tap.as_deref().map(|tap| tap.write_frame(frame)) {
                 Some(Ok(())) => self.tallies.to_stack += 1,
                 Some(Err(_)) | None => self.tallies.lost += 1,
             },
@@ -61,26 +61,64 @@ impl Outputs {
     }
 }
 
-/// What the loop works on, borrowed from [`super::run`], which owns it (and so
-/// drops it in its own order: the program goes before the sockets).
-pub(super) struct Serving<'a> {
+/// What every serving thread shares, borrowed from [`super::run`].
+pub(super) struct Shared<'a> {
     pub(super) interface: &'a str,
     pub(super) ifindex: u32,
     pub(super) forward: bool,
-    pub(super) tables: &'a mut NativeTables,
-    pub(super) watch: &'a mut StateWatch,
     /// The backends whose next hops the FIB watcher resolves.
     pub(super) backends: &'a Mutex<Vec<[u8; 16]>>,
-    /// The FIB watcher's views.
-    pub(super) views: &'a Receiver<fib::FibView>,
-    pub(super) sockets: &'a mut [XskSocket],
-    pub(super) outputs: &'a mut Outputs,
+    /// The FIB watcher's latest view.
+    pub(super) fib: &'a Mutex<FibSlot>,
+    /// Each thread's counts as it last published them, by thread.
+    pub(super) counts: &'a Mutex<Vec<Counts>>,
     pub(super) snapshot_file: &'a Path,
+}
+
+impl Shared<'_> {
+    /// The sum of the counts the threads last published.
+    pub(super) fn summed(&self) -> Counts {
+        self.counts
+            .lock()
+            .map(|all| Counts::sum(all.iter()))
+            .unwrap_or_default()
+    }
+}
+
+/// What one serving thread owns: its tables (its counters, connection
+/// tables; the rate limits' buckets are shared between threads), its
+/// view of the state files, its sockets and outputs.
+pub(super) struct Worker {
+    pub(super) tables: NativeTables,
+    pub(super) watch: StateWatch,
+    pub(super) sockets: Vec<XskSocket>,
+    pub(super) outputs: Outputs,
+    /// The generation of the FIB view last installed.
+    pub(super) fib_generation: u64,
+    /// Time spent in passes that found work.
+    pub(super) busy: Duration,
+}
+
+/// A socket that kept failing: the serving thread stopped.
+#[derive(Debug)]
+pub(super) struct Failed {
+    pub(super) queue: u32,
+    pub(super) source: XskError,
+}
+
+/// One serving thread at work: thread 0 also reads the stack's output,
+/// writes the snapshot and counts state changes (every thread takes them,
+/// but they are counted once).
+pub(super) struct Serving<'a> {
+    pub(super) shared: &'a Shared<'a>,
+    pub(super) index: usize,
+    pub(super) worker: &'a mut Worker,
 }
 
 impl Serving<'_> {
     /// Serves frames until `stop` says so or `duration` from `started` has
-    /// passed; returns the time spent in passes that found work.
+    /// passed; adds the time spent in passes that found work to the
+    /// worker's.
     ///
     /// One clock read a pass while frames keep coming: the end of a pass
     /// is the start of the next, and the tables' monotonic nanoseconds are
@@ -88,12 +126,17 @@ impl Serving<'_> {
     /// project's VM (`Instant::now`, TSC through the vDSO, measured
     /// 101 ns under load), and the loop read the clock five times a pass,
     /// which at a few frames a pass was as much as the pipeline's work.
+    ///
+    /// # Errors
+    ///
+    /// A socket whose receive failed on every pass for a whole housekeeping
+    /// period (its interface gone, say): serving stops.
     pub(super) fn serve(
         &mut self,
         started: Instant,
         duration: Option<Duration>,
         stop: &dyn Fn() -> bool,
-    ) -> Duration {
+    ) -> Result<(), Failed> {
         let clock = PassClock::new(started);
         let mut next_housekeeping = started + HOUSEKEEPING;
         let mut frame = FrameBuffer::new(&[]);
@@ -103,22 +146,29 @@ impl Serving<'_> {
         let mut idle = true;
         let mut tap_readable = false;
         let mut passes: u32 = 0;
-        let mut busy_time = Duration::ZERO;
+        let mut failing: Option<(Instant, Failed)> = None;
         let mut now = Instant::now();
+        let reads_tap = self.index == 0;
         loop {
             if stop() || duration.is_some_and(|limit| now.duration_since(started) >= limit) {
                 break;
             }
             if idle {
-                tap_readable = wait(self.sockets, self.outputs.tap.as_ref());
+                let tap = self.worker.outputs.tap.as_deref().filter(|_| reads_tap);
+                tap_readable = wait(&self.worker.sockets, tap);
                 now = Instant::now();
             }
             passes = passes.wrapping_add(1);
             let pass_started = now;
-            self.tables.set_now_ns(clock.ns_at(pass_started));
-            let mut busy = self.receive_all(&mut frame);
+            self.worker.tables.set_now_ns(clock.ns_at(pass_started));
+            let (mut busy, error) = self.receive_all(&mut frame);
+            match error {
+                None => failing = None,
+                Some(error) if failing.is_none() => failing = Some((pass_started, error)),
+                Some(_) => {}
+            }
             // The stack's output: when poll said so, and now and then while busy.
-            let look_at_tap = tap_readable || (!idle && passes.is_multiple_of(64));
+            let look_at_tap = reads_tap && (tap_readable || (!idle && passes.is_multiple_of(64)));
             tap_readable = false;
             if look_at_tap {
                 busy |= self.send_stack_output(&mut from_stack);
@@ -126,50 +176,76 @@ impl Serving<'_> {
             idle = !busy;
             now = Instant::now();
             if busy {
-                busy_time += now.duration_since(pass_started);
+                self.worker.busy += now.duration_since(pass_started);
             }
             if now >= next_housekeeping {
                 next_housekeeping = now + HOUSEKEEPING;
                 self.housekeeping();
+                let failed_long = failing
+                    .as_ref()
+                    .is_some_and(|(since, _)| now.duration_since(*since) >= HOUSEKEEPING);
+                if failed_long {
+                    if let Some((_, failed)) = failing.take() {
+                        return Err(failed);
+                    }
+                }
             }
         }
-        busy_time
+        Ok(())
     }
 
     /// Receives a batch from each socket, runs the pipeline on each frame
     /// and delivers it; a frame for the socket's own TX ring is answered
     /// from its own UMEM frame (no copy out, no allocation). Whether any
-    /// frame came.
-    fn receive_all(&mut self, frame: &mut FrameBuffer) -> bool {
+    /// frame came, and the error of a socket that failed (none if any
+    /// socket received).
+    fn receive_all(&mut self, frame: &mut FrameBuffer) -> (bool, Option<Failed>) {
         let mut busy = false;
-        for socket in self.sockets.iter_mut() {
-            let (received, replied) = socket
-                .recv_each_reply(Duration::ZERO, |received| {
-                    frame.reload(received.bytes());
-                    let verdict = pipeline::process_frame(frame, self.tables);
-                    let delivered = self.outputs.deliver(
-                        verdict.outcome.action,
-                        verdict.redirect_ifindex,
-                        frame.bytes(),
-                    );
-                    if let Err(answer) = delivered {
-                        if received.reply(answer).is_err() {
-                            self.outputs.tallies.lost += 1;
-                        }
+        let mut failed = None;
+        let Worker {
+            tables,
+            sockets,
+            outputs,
+            ..
+        } = &mut *self.worker;
+        for socket in sockets.iter_mut() {
+            let result = socket.recv_each_reply(Duration::ZERO, |received| {
+                frame.reload(received.bytes());
+                let verdict = pipeline::process_frame(frame, tables);
+                let delivered = outputs.deliver(
+                    verdict.outcome.action,
+                    verdict.redirect_ifindex,
+                    frame.bytes(),
+                );
+                if let Err(answer) = delivered {
+                    if received.reply(answer).is_err() {
+                        outputs.tallies.lost += 1;
                     }
-                })
-                .unwrap_or((0, 0));
-            self.outputs.tallies.received += received as u64;
-            self.outputs.tallies.transmitted += replied as u64;
+                }
+            });
+            let (received, replied) = match result {
+                Ok(counts) => counts,
+                Err(source) => {
+                    failed = Some(Failed {
+                        queue: socket.queue(),
+                        source,
+                    });
+                    (0, 0)
+                }
+            };
+            outputs.tallies.received += received as u64;
+            outputs.tallies.transmitted += replied as u64;
             busy |= received > 0;
         }
-        busy
+        (busy, failed.filter(|_| !busy))
     }
 
     /// Sends up to 64 frames the stack wrote to the TAP device out of the
     /// first socket; whether there were any.
     fn send_stack_output(&mut self, from_stack: &mut [u8]) -> bool {
-        let (Some(tap), Some(first)) = (self.outputs.tap.as_mut(), self.sockets.first_mut()) else {
+        let outputs = &mut self.worker.outputs;
+        let (Some(tap), Some(first)) = (outputs.tap.as_deref(), self.worker.sockets.first_mut())
+        else {
             return false;
         };
         let mut read = 0;
@@ -179,9 +255,9 @@ impl Serving<'_> {
             };
             read += 1;
             if enqueue(first, bytes) {
-                self.outputs.tallies.from_stack += 1;
+                outputs.tallies.from_stack += 1;
             } else {
-                self.outputs.tallies.lost += 1;
+                outputs.tallies.lost += 1;
             }
         }
         if read > 0 {
@@ -190,41 +266,85 @@ impl Serving<'_> {
         read > 0
     }
 
-    /// Once a second: installs the FIB watcher's views, takes up a changed
-    /// state (resolving new backends at once) and writes the snapshot.
-    fn housekeeping(&mut self) {
-        while let Ok(view) = self.views.try_recv() {
-            fib::install(self.tables, view);
+    /// Installs the FIB watcher's view if this thread has not yet.
+    fn take_fib_view(&mut self) {
+        let newer = self
+            .shared
+            .fib
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take_newer(self.worker.fib_generation));
+        if let Some((generation, view)) = newer {
+            fib::install_shared(&mut self.worker.tables, view);
+            self.worker.fib_generation = generation;
         }
-        match self.watch.refresh(self.tables) {
+    }
+
+    /// Once a second: installs the FIB watcher's view, takes up a changed
+    /// state (resolving new backends at once), publishes this thread's
+    /// counts and (thread 0) writes the snapshot.
+    fn housekeeping(&mut self) {
+        self.take_fib_view();
+        let first = self.index == 0;
+        match self.worker.watch.refresh(&mut self.worker.tables) {
             Ok(true) => {
-                self.outputs.tallies.reloads += 1;
-                // New backends get their next hops now, not a second
-                // later (a state change is rare; the wait is short).
-                let now = fib::backends(self.tables);
-                if let Ok(mut list) = self.backends.lock() {
-                    if *list != now {
-                        let view = fib::resolve(&now, self.ifindex, self.interface, self.forward);
-                        fib::install(self.tables, view);
-                        *list = now;
-                    }
+                if first {
+                    self.worker.outputs.tallies.reloads += 1;
                 }
+                self.resolve_new_backends();
             }
             Ok(false) => {}
-            Err(error) => {
-                self.outputs.tallies.refused_reloads += 1;
+            Err(error) if first => {
+                self.worker.outputs.tallies.refused_reloads += 1;
                 log::warn!(
                     "the user-space runtime refused a state change; the last good state stays: {error}"
                 );
             }
+            // Every thread refuses the same files; thread 0 says so.
+            Err(_) => {}
         }
-        write_snapshot(
-            self.snapshot_file,
-            self.interface,
-            self.tables,
-            self.outputs.tallies,
-            false,
-        );
+        self.publish();
+        if first {
+            write_snapshot(
+                self.shared.snapshot_file,
+                self.shared.interface,
+                &self.shared.summed(),
+                false,
+            );
+        }
+    }
+
+    /// New backends get their next hops now, not a second later (a state
+    /// change is rare; the wait is short): the first thread to take the
+    /// new state asks the kernel and publishes the view, under the
+    /// backends' lock; the others find it in the slot.
+    fn resolve_new_backends(&mut self) {
+        let now = fib::backends(&self.worker.tables);
+        let Ok(mut list) = self.shared.backends.lock() else {
+            return;
+        };
+        if *list != now {
+            let shared = self.shared;
+            let view = fib::resolve(&now, shared.ifindex, shared.interface, shared.forward);
+            if let Ok(mut slot) = shared.fib.lock() {
+                slot.publish(view);
+            }
+            *list = now;
+        }
+        // This thread's view (or the one another thread published for the
+        // same backends) is in the slot.
+        drop(list);
+        self.take_fib_view();
+    }
+
+    /// Puts this thread's counts where the snapshot writer sums them.
+    pub(super) fn publish(&self) {
+        let counts = Counts::of(&self.worker.tables, self.worker.outputs.tallies);
+        if let Ok(mut all) = self.shared.counts.lock() {
+            if let Some(slot) = all.get_mut(self.index) {
+                *slot = counts;
+            }
+        }
     }
 }
 
@@ -294,27 +414,16 @@ fn enqueue(socket: &mut XskSocket, frame: &[u8]) -> bool {
 }
 
 /// Writes the counter snapshot `xdpath stats` reads for a user-space
-/// interface (`finished` once the runtime has stopped).
-pub(super) fn write_snapshot(
-    path: &std::path::Path,
-    interface: &str,
-    tables: &NativeTables,
-    tallies: Tallies,
-    finished: bool,
-) {
-    let mut rule_hits: Vec<(u32, u64)> = tables.rule_hits.iter().map(|(&id, &n)| (id, n)).collect();
-    rule_hits.sort_unstable();
+/// interface (`finished` once the runtime has stopped): the sum over the
+/// serving threads.
+pub(super) fn write_snapshot(path: &Path, interface: &str, counts: &Counts, finished: bool) {
     let snapshot = Snapshot {
         interface: interface.to_string(),
         pid: std::process::id(),
         finished,
-        counters: tables
-            .counters()
-            .iter()
-            .map(|counter| [counter.packets, counter.bytes])
-            .collect(),
-        rule_hits,
-        tallies,
+        counters: counts.counters.clone(),
+        rule_hits: counts.rule_hits.iter().map(|(&id, &n)| (id, n)).collect(),
+        tallies: counts.tallies,
     };
     if let Err(error) = state_files::save_plain(path, &snapshot) {
         log::warn!("the user-space runtime cannot write its counter snapshot: {error}");

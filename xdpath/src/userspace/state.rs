@@ -45,7 +45,7 @@ pub enum StateLoadError {
 }
 
 /// The state files of a namespace and what was last installed from them.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct StateWatch {
     filter_path: PathBuf,
     lb_path: PathBuf,

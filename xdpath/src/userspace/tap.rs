@@ -126,15 +126,16 @@ impl Tap {
         &self.name
     }
 
-    /// Hands a frame to the stack.
-    pub fn write_frame(&mut self, frame: &[u8]) -> io::Result<()> {
-        self.file.write(frame).map(drop)
+    /// Hands a frame to the stack. One write is one whole frame, so the
+    /// serving threads write through one shared device.
+    pub fn write_frame(&self, frame: &[u8]) -> io::Result<()> {
+        (&self.file).write(frame).map(drop)
     }
 
     /// A frame the stack sent out of the device, into `buffer`; `None`
     /// when there is none now.
-    pub fn read_frame<'a>(&mut self, buffer: &'a mut [u8]) -> io::Result<Option<&'a [u8]>> {
-        match self.file.read(buffer) {
+    pub fn read_frame<'a>(&self, buffer: &'a mut [u8]) -> io::Result<Option<&'a [u8]>> {
+        match (&self.file).read(buffer) {
             Ok(len) => Ok(buffer.get(..len)),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(error) => Err(error),
