@@ -61,6 +61,26 @@ fn xdpath(bed: &TestBed, side: Side, args: &[&str]) -> String {
 }
 
 /// Runs xdpath expecting failure; its stderr.
+/// Adds a rule dropping UDP to port 9999 on `side`; returns its id.
+fn drop_udp_9999(bed: &TestBed, side: Side) -> String {
+    xdpath(
+        bed,
+        side,
+        &[
+            "filter",
+            "add",
+            "--dst",
+            "0.0.0.0/0",
+            "--proto",
+            "udp",
+            "--dport",
+            "9999",
+            "--action",
+            "drop",
+        ],
+    )
+}
+
 fn xdpath_fails(bed: &TestBed, side: Side, args: &[&str]) -> String {
     let output = xdpath_in(bed, side, args);
     assert!(!output.status.success(), "xdpath {args:?} should fail");

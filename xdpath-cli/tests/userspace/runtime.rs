@@ -136,22 +136,7 @@ pub(crate) fn configure(bed: &TestBed) {
         ["-q", "-w", "net.ipv4.conf.all.forwarding=1"],
     )
     .expect("forwarding in A");
-    xdpath(
-        bed,
-        Side::A,
-        &[
-            "filter",
-            "add",
-            "--dst",
-            "0.0.0.0/0",
-            "--proto",
-            "udp",
-            "--dport",
-            "9999",
-            "--action",
-            "drop",
-        ],
-    );
+    drop_udp_9999(bed, Side::A);
     let source6 = format!("{}/128", b.ipv6);
     xdpath(
         bed,

@@ -103,22 +103,7 @@ fn threads_serve_both_queues_and_their_counters_add_up() {
     xdpath_lab::needs_root!();
     let bed = bed();
     two_queues(&bed);
-    xdpath(
-        &bed,
-        Side::A,
-        &[
-            "filter",
-            "add",
-            "--dst",
-            "0.0.0.0/0",
-            "--proto",
-            "udp",
-            "--dport",
-            "9999",
-            "--action",
-            "drop",
-        ],
-    );
+    drop_udp_9999(&bed, Side::A);
     let blocked = format!(
         "{}.{}.{}.{}/32",
         BLOCKED[0], BLOCKED[1], BLOCKED[2], BLOCKED[3]
@@ -181,22 +166,7 @@ fn a_rule_added_while_running_reaches_every_thread() {
     let bed = bed();
     two_queues(&bed);
     let runtime = Runtime::start(&bed, &["--threads", "--exception", "drop"]);
-    let id = xdpath(
-        &bed,
-        Side::A,
-        &[
-            "filter",
-            "add",
-            "--dst",
-            "0.0.0.0/0",
-            "--proto",
-            "udp",
-            "--dport",
-            "9999",
-            "--action",
-            "drop",
-        ],
-    );
+    let id = drop_udp_9999(&bed, Side::A);
     // Each thread looks at the state files once a second.
     std::thread::sleep(Duration::from_millis(2500));
     send_from_b(&bed, udp_frames(&bed, bed.b().ipv4.octets(), 9999, 64));

@@ -136,23 +136,80 @@ fn generate(bed: &TestBed, frame: &[u8], frames: u32) -> Result<Duration, BenchE
     .map_err(|error| failed("namespace B", error))?
 }
 
-/// Runs the comparison: `frames` per path per trial.
-pub fn run(frames: u32, trials: usize) -> Result<Vec<UserspaceResult>, BenchError> {
-    let bed = TestBed::new().map_err(|error| failed("test bed", error))?;
-    let (a, b) = (bed.a().clone(), bed.b().clone());
+/// Runs `xdpath run --userspace` on A (with `extra` options, exceptions
+/// dropped) while `send` runs, once it is attached; stops it and returns
+/// what `send` returned and the runtime's JSON report.
+pub(super) fn runtime_while<T>(
+    bed: &TestBed,
+    extra: &[&str],
+    send: impl FnOnce() -> Result<T, BenchError>,
+) -> Result<(T, serde_json::Value), BenchError> {
+    let interface = bed.a().interface.clone();
+    let exe = std::env::current_exe().map_err(|error| failed("xdpath", error))?;
+    let child = bed
+        .command(Side::A, exe)
+        .args([
+            "--json",
+            "run",
+            "--userspace",
+            &interface,
+            "--exception",
+            "drop",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| failed("start xdpath run", error))?;
+    // Ready once the redirect program is attached.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !crate::testenv::has_xdp_program(&bed.a().path, &interface) {
+        if Instant::now() > deadline {
+            return Err(failed("xdpath run", "never attached"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = send()?;
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = child
+        .wait_with_output()
+        .map_err(|error| failed("wait for xdpath run", error))?;
+    if !output.status.success() {
+        return Err(failed(
+            "xdpath run",
+            String::from_utf8_lossy(&output.stderr).trim(),
+        ));
+    }
+    let report =
+        serde_json::from_slice(&output.stdout).map_err(|error| failed("its report", error))?;
+    Ok((sent, report))
+}
+
+/// Adds the rule both paths drop by (UDP from B to port 9) and returns the
+/// frame it drops, B → A.
+pub(super) fn dropped_frame(bed: &TestBed) -> Result<Vec<u8>, BenchError> {
+    let (a, b) = (bed.a(), bed.b());
     let source = format!("{}/32", b.ipv4);
     xdpath(
-        &bed,
+        bed,
         &[
             "filter", "add", "--src", &source, "--proto", "udp", "--dport", "9", "--action", "drop",
         ],
     )?;
-    let frame = FrameSpec::new(
+    Ok(FrameSpec::new(
         Network::V4(b.ipv4.octets(), a.ipv4.octets()),
         Transport::udp(40_000, 9),
     )
     .with_macs(b.mac, a.mac)
-    .build();
+    .build())
+}
+
+/// Runs the comparison: `frames` per path per trial.
+pub fn run(frames: u32, trials: usize) -> Result<Vec<UserspaceResult>, BenchError> {
+    let bed = TestBed::new().map_err(|error| failed("test bed", error))?;
+    let frame = dropped_frame(&bed)?;
     let trials = trials.max(1);
     let mut kernel_received = Vec::new();
     let mut user_received = Vec::new();
@@ -272,45 +329,7 @@ fn userspace_trial(
     frame: &[u8],
     frames: u32,
 ) -> Result<(u64, f64, u64), BenchError> {
-    let interface = bed.a().interface.clone();
-    let exe = std::env::current_exe().map_err(|error| failed("xdpath", error))?;
-    let child = bed
-        .command(Side::A, exe)
-        .args([
-            "--json",
-            "run",
-            "--userspace",
-            &interface,
-            "--exception",
-            "drop",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|error| failed("start xdpath run", error))?;
-    // Ready once the redirect program is attached.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !crate::testenv::has_xdp_program(&bed.a().path, &interface) {
-        if Instant::now() > deadline {
-            return Err(failed("xdpath run", "never attached"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    generate(bed, frame, frames)?;
-    std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let output = child
-        .wait_with_output()
-        .map_err(|error| failed("wait for xdpath run", error))?;
-    if !output.status.success() {
-        return Err(failed(
-            "xdpath run",
-            String::from_utf8_lossy(&output.stderr).trim(),
-        ));
-    }
-    let report: serde_json::Value =
-        serde_json::from_slice(&output.stdout).map_err(|error| failed("its report", error))?;
+    let (_, report) = runtime_while(bed, &[], || generate(bed, frame, frames))?;
     let received = report["tallies"]["received"].as_u64().unwrap_or(0);
     let busy = report["busy_seconds"].as_f64().unwrap_or(0.0);
     let drops = report["socket_drops"].as_u64().unwrap_or(0);

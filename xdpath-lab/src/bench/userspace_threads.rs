@@ -15,12 +15,9 @@
 //! senders take CPU from the runtime's threads, and the aggregate says
 //! more about the machine than about the runtime.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use xdpath_core::build::{FrameSpec, Network, Transport};
-
-use super::userspace::{failed, xdpath};
+use super::userspace::failed;
 use crate::bench::{median, BenchError};
 use crate::testenv::{Side, TestBed};
 
@@ -62,20 +59,7 @@ pub fn run(frames: u32, trials: usize) -> Result<Vec<ThreadsResult>, BenchError>
         bed.exec_ok(side, "ethtool", ["-L", &interface, "rx", "2", "tx", "2"])
             .map_err(|error| failed("two queues on the veth pair", error))?;
     }
-    let (a, b) = (bed.a().clone(), bed.b().clone());
-    let source = format!("{}/32", b.ipv4);
-    xdpath(
-        &bed,
-        &[
-            "filter", "add", "--src", &source, "--proto", "udp", "--dport", "9", "--action", "drop",
-        ],
-    )?;
-    let frame = FrameSpec::new(
-        Network::V4(b.ipv4.octets(), a.ipv4.octets()),
-        Transport::udp(40_000, 9),
-    )
-    .with_macs(b.mac, a.mac)
-    .build();
+    let frame = super::userspace::dropped_frame(&bed)?;
     [false, true]
         .into_iter()
         .map(|threads| {
@@ -178,48 +162,9 @@ fn send_on_both_queues(bed: &TestBed, frame: &[u8], frames: u32) -> Result<Durat
 
 /// One run of the runtime on A (with `--threads` or not) while B sends.
 fn trial(bed: &TestBed, frame: &[u8], frames: u32, threads: bool) -> Result<Trial, BenchError> {
-    let interface = bed.a().interface.clone();
-    let exe = std::env::current_exe().map_err(|error| failed("xdpath", error))?;
-    let mut args = vec![
-        "--json",
-        "run",
-        "--userspace",
-        interface.as_str(),
-        "--exception",
-        "drop",
-    ];
-    if threads {
-        args.push("--threads");
-    }
-    let child = bed
-        .command(Side::A, exe)
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|error| failed("start xdpath run", error))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !crate::testenv::has_xdp_program(&bed.a().path, &interface) {
-        if Instant::now() > deadline {
-            return Err(failed("xdpath run", "never attached"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let sent_in = send_on_both_queues(bed, frame, frames)?;
-    std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let output = child
-        .wait_with_output()
-        .map_err(|error| failed("wait for xdpath run", error))?;
-    if !output.status.success() {
-        return Err(failed(
-            "xdpath run",
-            String::from_utf8_lossy(&output.stderr).trim(),
-        ));
-    }
-    let report: serde_json::Value =
-        serde_json::from_slice(&output.stdout).map_err(|error| failed("its report", error))?;
+    let extra: &[&str] = if threads { &["--threads"] } else { &[] };
+    let (sent_in, report) =
+        super::userspace::runtime_while(bed, extra, || send_on_both_queues(bed, frame, frames))?;
     let threads = report["threads"]
         .as_array()
         .map(|rows| {
