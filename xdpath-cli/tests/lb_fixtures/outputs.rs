@@ -107,12 +107,23 @@ pub(crate) fn vip_of(tuple: &Tuple) -> Vip {
         .expect("a flow to a VIP")
 }
 
+/// The Maglev hash of a flow (the ring slot).
 pub(crate) fn hash_of(tuple: &Tuple, vip: &Vip) -> u32 {
     flow_hash(
         &tuple.source,
         tuple.source_port,
         tuple.destination_port,
         tuple.protocol,
+        vip.flags & VIP_SOURCE_HASH != 0,
+    )
+}
+
+/// The hash the outer headers draw on.
+pub(crate) fn encap_hash_of(tuple: &Tuple, vip: &Vip) -> u32 {
+    encap_hash(
+        &tuple.source,
+        tuple.source_port,
+        tuple.destination_port,
         vip.flags & VIP_SOURCE_HASH != 0,
     )
 }
@@ -142,7 +153,7 @@ pub(crate) fn backend_index(address: [u8; 16]) -> usize {
 
 /// Checks an encapsulated frame field by field and returns its backend.
 /// The outer source, IPv6 flow label and GUE source port must come from
-/// the flow's hash; the inner packet must be the input's IP packet, byte
+/// the flow's encapsulation hash; the inner packet must be the input's IP packet, byte
 /// for byte; the L2 header keeps the input's VLAN tags.
 pub(crate) fn check_output(description: &str, input: &[u8], output: &[u8]) -> [u8; 16] {
     let l3 = usize::from(
@@ -152,7 +163,7 @@ pub(crate) fn check_output(description: &str, input: &[u8], output: &[u8]) -> [u
     );
     let tuple = tuple_of(input);
     let vip = vip_of(&tuple);
-    let hash = hash_of(&tuple, &vip);
+    let hash = encap_hash_of(&tuple, &vip);
     let inner = &input[l3..];
     let inner_ipv4 = inner[0] >> 4 == 4;
     let tos = if inner_ipv4 {
@@ -217,7 +228,7 @@ pub(crate) fn check_outer_v4(
     assert_eq!(
         &header[12..16],
         &source[12..],
-        "{description}: source host bits from the flow hash"
+        "{description}: source host bits from the encapsulation hash"
     );
     mapped(&header[16..])
 }
@@ -237,7 +248,7 @@ pub(crate) fn check_outer_v6(
     assert_eq!(
         first & 0xf_ffff,
         hash & 0xf_ffff,
-        "{description}: flow label from the flow hash"
+        "{description}: flow label from the encapsulation hash"
     );
     assert_eq!(
         usize::from(be16(&header[4..])),
@@ -252,7 +263,7 @@ pub(crate) fn check_outer_v6(
     assert_eq!(
         &header[8..24],
         &source,
-        "{description}: source host bits from the flow hash"
+        "{description}: source host bits from the encapsulation hash"
     );
     header[24..40].try_into().expect("16 bytes")
 }
@@ -262,7 +273,7 @@ pub(crate) fn check_gue(description: &str, udp: &[u8], port: u16, hash: u32) {
     assert_eq!(
         be16(udp),
         0x8000 | (hash as u16 & 0x7fff),
-        "{description}: ephemeral source port from the flow hash"
+        "{description}: ephemeral source port from the encapsulation hash"
     );
     assert_eq!(be16(&udp[2..]), port, "{description}: GUE port");
     assert_eq!(

@@ -40,7 +40,9 @@
 mod encap;
 mod stage;
 
-pub use encap::{flow_hash, outer_source, store_be16, store_be32, write_outer, OuterSpec};
+pub use encap::{
+    encap_hash, flow_hash, outer_source, store_be16, store_be32, write_outer, OuterSpec,
+};
 pub use stage::{decap_stage, lb_stage, LbVerdict};
 
 /// The most VIPs.
