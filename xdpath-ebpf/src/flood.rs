@@ -16,7 +16,6 @@ use aya_ebpf::{
     maps::Array,
     programs::XdpContext,
 };
-use xdpath_core::abi;
 use xdpath_core::flood::{rewrite, FloodPlan};
 use xdpath_core::{Packet, PacketMut};
 

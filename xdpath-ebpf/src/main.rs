@@ -17,7 +17,7 @@ mod tables;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use xdpath_core::lb::{LbTables, VipKey, LB_ENABLED};
 use xdpath_core::stages::{self, Stage};
-use xdpath_core::{abi, steer};
+use xdpath_core::steer;
 use xdpath_core::{
     forward, packet::MAX_HEADER_OFFSET, pipeline, pipeline::Step, FlowKey, Packet, PacketMut,
     Tables,
