@@ -11,24 +11,26 @@ use super::*;
 #[test]
 fn answers_in_place_recycle_their_buffers_without_loss() {
     xdpath_lab::needs_root!();
-    const BATCH: usize = WRAP_BATCH;
-    const TOTAL: usize = WRAP_TOTAL;
     let bed = common::bed();
     let (a, b) = (bed.a().clone(), bed.b().clone());
     let (ebpf, mut socket) = setup_with(&bed, SMALL_RINGS);
     let answer_to = |index: usize| numbered(&a, &b, TX_MARKER, index);
     // Each frame B sends, by its bytes: what the socket receives is
     // looked up here (a short frame's digits are cut off by its padding).
-    let sent: std::collections::HashMap<Vec<u8>, usize> = (0..TOTAL)
+    let sent: std::collections::HashMap<Vec<u8>, usize> = (0..WRAP_TOTAL)
         .map(|index| (numbered(&b, &a, RX_MARKER, index), index))
         .collect();
-    let receiver = Receiver::start(&bed, TX_MARKER, TOTAL);
+    let receiver = Receiver::start(&bed, TX_MARKER, WRAP_TOTAL);
 
     let mut answered = 0;
     let mut refused = 0;
     let mut seen = Vec::new();
     let mut others = 0;
-    for (batch_index, batch) in (0..TOTAL).collect::<Vec<_>>().chunks(BATCH).enumerate() {
+    for (batch_index, batch) in (0..WRAP_TOTAL)
+        .collect::<Vec<_>>()
+        .chunks(WRAP_BATCH)
+        .enumerate()
+    {
         let mut args = vec!["-c".to_string(), SEND_PY.to_string(), b.interface.clone()];
         args.extend(
             batch
@@ -36,7 +38,7 @@ fn answers_in_place_recycle_their_buffers_without_loss() {
                 .map(|&index| hex(&numbered(&b, &a, RX_MARKER, index))),
         );
         bed.exec_ok(Side::B, PYTHON, &args).expect("send from B");
-        let want = (batch_index + 1) * BATCH;
+        let want = (batch_index + 1) * WRAP_BATCH;
         let deadline = Instant::now() + Duration::from_secs(5);
         while answered + refused < want && Instant::now() < deadline {
             let (_, replied) = socket
@@ -58,19 +60,23 @@ fn answers_in_place_recycle_their_buffers_without_loss() {
     }
     assert_eq!(socket.flush(Duration::from_secs(2)).expect("flush"), 0);
     let stats = socket.stats().expect("stats");
-    let missing: Vec<usize> = (0..TOTAL).filter(|index| !seen.contains(index)).collect();
+    let missing: Vec<usize> = (0..WRAP_TOTAL)
+        .filter(|index| !seen.contains(index))
+        .collect();
     assert_eq!(
         (answered, refused),
-        (TOTAL, 0),
+        (WRAP_TOTAL, 0),
         "every frame answered: {stats:?}, missing {missing:?}, {others} other frames"
     );
 
     let captured = receiver.captured();
-    let expected: Vec<String> = (0..TOTAL).map(|index| hex(&answer_to(index))).collect();
-    assert_eq!(captured.len(), TOTAL, "B captured every answer once");
+    let expected: Vec<String> = (0..WRAP_TOTAL)
+        .map(|index| hex(&answer_to(index)))
+        .collect();
+    assert_eq!(captured.len(), WRAP_TOTAL, "B captured every answer once");
     assert!(captured == expected, "in order, byte-identical");
     let stats = socket.stats().expect("stats");
-    assert_eq!(stats.sent, TOTAL as u64);
+    assert_eq!(stats.sent, WRAP_TOTAL as u64);
     assert_eq!(stats.rx_dropped, 0, "{stats:?}");
     assert_eq!(
         stats.rx_fill_ring_empty_descs, 0,
