@@ -16,7 +16,7 @@ use xdpath_core::NativeTables;
 use super::egress::Egress;
 use super::fib::{self, FibSlot};
 use super::report::{snapshot_path, Counts, ThreadReport};
-use super::serve::{write_snapshot, Outputs, Serving, Shared, Worker, HOUSEKEEPING};
+use super::serve::{write_snapshot, Outputs, Serving, Shared, StateSlot, Worker, HOUSEKEEPING};
 use super::state::StateWatch;
 use super::tap::{mac_and_mtu, tap_name, Tap};
 use super::{Exception, RuntimeError, RuntimeOptions, RuntimeReport};
@@ -94,6 +94,7 @@ pub fn run(
     let _watcher = start_fib_watcher(&backends, &fib_slot, ifindex, interface, forward)?;
 
     let counts = Mutex::new(vec![Counts::default(); workers.len()]);
+    let states = Mutex::new(StateSlot::default());
     let snapshot_file = snapshot_path(&state_dir, interface);
     let shared = Shared {
         interface,
@@ -102,6 +103,7 @@ pub fn run(
         backends: &backends,
         fib: &fib_slot,
         counts: &counts,
+        states: &states,
         snapshot_file: &snapshot_file,
     };
     let started = Instant::now();
@@ -233,6 +235,7 @@ fn workers(
             sockets,
             outputs: outputs()?,
             fib_generation: 0,
+            state_generation: 0,
             busy: Duration::ZERO,
         })
     };

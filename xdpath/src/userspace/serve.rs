@@ -12,7 +12,7 @@ use xdpath_core::{pipeline, Action, FrameBuffer, NativeTables};
 use super::egress::Egress;
 use super::fib::{self, FibSlot};
 use super::report::{Counts, Snapshot, Tallies};
-use super::state::StateWatch;
+use super::state::{StateWatch, States};
 use super::tap::Tap;
 use crate::afxdp::{XskError, XskSocket};
 use crate::control::kernel::monotonic_now_ns;
@@ -72,7 +72,19 @@ pub(super) struct Shared<'a> {
     pub(super) fib: &'a Mutex<FibSlot>,
     /// Each thread's counts as it last published them, by thread.
     pub(super) counts: &'a Mutex<Vec<Counts>>,
+    /// The last state thread 0 read and installed, for the others.
+    pub(super) states: &'a Mutex<StateSlot>,
     pub(super) snapshot_file: &'a Path,
+}
+
+/// The state files' contents thread 0 last installed, and how many times
+/// it has installed one. Thread 0 is the one reader of the files: were
+/// every thread to read them, two changes within a second followed by a
+/// refused one could leave threads enforcing different last-good states.
+#[derive(Debug, Default)]
+pub(super) struct StateSlot {
+    generation: u64,
+    states: Option<Arc<States>>,
 }
 
 impl Shared<'_> {
@@ -95,6 +107,8 @@ pub(super) struct Worker {
     pub(super) outputs: Outputs,
     /// The generation of the FIB view last installed.
     pub(super) fib_generation: u64,
+    /// The generation of the [`StateSlot`] last installed (threads but 0).
+    pub(super) state_generation: u64,
     /// Time spent in passes that found work.
     pub(super) busy: Duration,
 }
@@ -286,22 +300,10 @@ impl Serving<'_> {
     fn housekeeping(&mut self) {
         self.take_fib_view();
         let first = self.index == 0;
-        match self.worker.watch.refresh(&mut self.worker.tables) {
-            Ok(true) => {
-                if first {
-                    self.worker.outputs.tallies.reloads += 1;
-                }
-                self.resolve_new_backends();
-            }
-            Ok(false) => {}
-            Err(error) if first => {
-                self.worker.outputs.tallies.refused_reloads += 1;
-                log::warn!(
-                    "the user-space runtime refused a state change; the last good state stays: {error}"
-                );
-            }
-            // Every thread refuses the same files; thread 0 says so.
-            Err(_) => {}
+        if first {
+            self.read_state();
+        } else {
+            self.follow_state();
         }
         self.publish();
         if first {
@@ -311,6 +313,64 @@ impl Serving<'_> {
                 &self.shared.summed(),
                 false,
             );
+        }
+    }
+
+    /// Thread 0: takes up a changed state from the files and, once it is
+    /// installed here, hands it to the other threads.
+    fn read_state(&mut self) {
+        let worker = &mut *self.worker;
+        let installed = match worker.watch.read_changed() {
+            Ok(Some(states)) => worker
+                .watch
+                .install(&mut worker.tables, &states)
+                .map(|_| Some(states)),
+            Ok(None) => Ok(None),
+            Err(error) => Err(error),
+        };
+        match installed {
+            Ok(Some(states)) => {
+                worker.outputs.tallies.reloads += 1;
+                if let Ok(mut slot) = self.shared.states.lock() {
+                    slot.generation += 1;
+                    slot.states = Some(Arc::new(states));
+                }
+                self.resolve_new_backends();
+            }
+            Ok(None) => {}
+            Err(error) => {
+                worker.outputs.tallies.refused_reloads += 1;
+                log::warn!(
+                    "the user-space runtime refused a state change; the last good state stays: {error}"
+                );
+            }
+        }
+    }
+
+    /// Threads but 0: installs the state thread 0 installed last, if newer
+    /// than this thread's. It compiled there; should it not here, the
+    /// thread keeps its state and says so (counted as a refused change).
+    fn follow_state(&mut self) {
+        let newer = self.shared.states.lock().ok().and_then(|slot| {
+            (slot.generation > self.worker.state_generation)
+                .then(|| slot.states.clone().map(|states| (slot.generation, states)))
+                .flatten()
+        });
+        let Some((generation, states)) = newer else {
+            return;
+        };
+        self.worker.state_generation = generation;
+        let worker = &mut *self.worker;
+        match worker.watch.install(&mut worker.tables, &states) {
+            Ok(_) => self.resolve_new_backends(),
+            Err(error) => {
+                worker.outputs.tallies.refused_reloads += 1;
+                log::error!(
+                    "serving thread {} cannot install the state thread 0 installed; it keeps \
+                     its last one, which now differs: {error}",
+                    self.index
+                );
+            }
         }
     }
 

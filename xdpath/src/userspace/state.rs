@@ -44,6 +44,15 @@ pub enum StateLoadError {
     },
 }
 
+/// The two state files' contents, as read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct States {
+    /// The filter state.
+    pub filter: FilterState,
+    /// The balancer state.
+    pub balancer: LbState,
+}
+
 /// The state files of a namespace and what was last installed from them.
 #[derive(Clone, Debug)]
 pub struct StateWatch {
@@ -81,14 +90,43 @@ impl StateWatch {
     /// tables keep what they had, and the same files are tried again only
     /// once they change again.
     pub fn refresh(&mut self, tables: &mut NativeTables) -> Result<bool, StateLoadError> {
+        match self.read_changed()? {
+            Some(states) => self.install(tables, &states),
+            None => Ok(false),
+        }
+    }
+
+    /// The state files, if either changed since the last call (always on
+    /// the first); the change is then seen, whatever installing it gives.
+    ///
+    /// # Errors
+    ///
+    /// A file that cannot be read.
+    pub fn read_changed(&mut self) -> Result<Option<States>, StateLoadError> {
         let stamps = [modified(&self.filter_path), modified(&self.lb_path)];
         if self.installed.is_some() && stamps == self.stamps {
-            return Ok(false);
+            return Ok(None);
         }
         self.stamps = stamps;
-        let filter: FilterState = state::load(&self.filter_path).map_err(Box::new)?;
-        let mut balancer: LbState = state::load(&self.lb_path).map_err(Box::new)?;
-        // Both compile before either is installed.
+        Ok(Some(States {
+            filter: state::load(&self.filter_path).map_err(Box::new)?,
+            balancer: state::load(&self.lb_path).map_err(Box::new)?,
+        }))
+    }
+
+    /// Installs `states` into `tables`, both compiled before either is
+    /// installed; `Ok(true)`.
+    ///
+    /// # Errors
+    ///
+    /// A state that does not compile; the tables keep what they had.
+    pub fn install(
+        &mut self,
+        tables: &mut NativeTables,
+        states: &States,
+    ) -> Result<bool, StateLoadError> {
+        let filter = &states.filter;
+        let mut balancer = states.balancer.clone();
         let compiled_lb = plan(&LbState::default(), &mut balancer, true).map_err(|source| {
             StateLoadError::Balancer {
                 path: self.lb_path.clone(),
@@ -104,12 +142,12 @@ impl StateWatch {
         };
         match &self.installed {
             None => {
-                install_fresh(&mut scratch, &filter, &resolve, wall_now()).map_err(filter_error)?
+                install_fresh(&mut scratch, filter, &resolve, wall_now()).map_err(filter_error)?
             }
-            Some(previous) if previous != &filter => {
+            Some(previous) if previous != filter => {
                 let prepared =
-                    prepare(&scratch, previous, &filter, &resolve, false).map_err(filter_error)?;
-                apply(&mut scratch, previous, &filter, &prepared, wall_now())
+                    prepare(&scratch, previous, filter, &resolve, false).map_err(filter_error)?;
+                apply(&mut scratch, previous, filter, &prepared, wall_now())
                     .map_err(|error| filter_error(InstallError::Apply(error)))?;
             }
             Some(_) => {}
@@ -123,7 +161,7 @@ impl StateWatch {
             compiled_lb.compiled.install_native(&mut scratch);
         }
         *tables = scratch;
-        self.installed = Some(filter);
+        self.installed = Some(filter.clone());
         self.balancer = balancer;
         Ok(true)
     }

@@ -5,8 +5,9 @@
 //!
 //! Each thread has its own tables (counters, connection tables: a flow
 //! stays on its queue, as RSS keeps it, like the kernel's
-//! `--connection-table per-cpu`), its own state watch, packet socket and
-//! tallies; the rate limits' buckets are one table for all
+//! `--connection-table per-cpu`), its own installed state (thread 0
+//! reads the state files and hands what it installed to the others),
+//! packet socket and tallies; the rate limits' buckets are one table for all
 //! ([`xdpath_core::NativeTables::share_buckets`]). The thread that ends
 //! first, for whatever reason (the duration, a failed socket, a panic),
 //! stops the others.
