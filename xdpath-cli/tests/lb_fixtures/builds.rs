@@ -103,7 +103,8 @@ pub(crate) fn native_table(
 }
 
 pub(crate) fn native_snapshot(tables: &NativeTables) -> Snapshot {
-    let counter = |stats: &std::collections::HashMap<u32, xdpath_core::lb::LbCounter>, slot| {
+    let counter = |stats: &xdpath_core::native::OperatorMap<u32, xdpath_core::lb::LbCounter>,
+                   slot| {
         stats
             .get(&slot)
             .map_or([0; 3], |c| [c.packets, c.bytes, c.new_flows])

@@ -1,6 +1,6 @@
 //! The native build's load-balancer tables.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::vec::Vec;
 
 use crate::filter::prefix_contains;
@@ -9,12 +9,12 @@ use crate::lb::{
     LbCounter, LbTables, NextHop, Vip, VipKey, ALLOW_KEY_HEAD_BITS, CONN_HITS, DECAP_ENABLED,
     MAX_CONNECTIONS, MAX_NEW_CONNECTIONS, MAX_RING_SIZE, NO_BACKEND,
 };
-use crate::native::NativeTables;
+use crate::native::{NativeTables, OperatorMap, OperatorSet};
 use crate::stats::Reason;
 
 /// The allow lists by (VIP slot, family): (masked prefix, length in the
 /// 128-bit form) each.
-pub type AllowLists = HashMap<(u8, u8), Vec<([u8; 16], u8)>>;
+pub type AllowLists = OperatorMap<(u8, u8), Vec<([u8; 16], u8)>>;
 
 /// The balancer's state in plain collections.
 #[derive(Clone, Debug, Default)]
@@ -22,12 +22,13 @@ pub struct NativeLb {
     /// Global settings.
     pub config: LbConfig,
     /// VIPs.
-    pub vips: HashMap<VipKey, Vip>,
+    pub vips: OperatorMap<VipKey, Vip>,
     /// Maglev rings by ring number (each `MAX_RING_SIZE` long or shorter).
-    pub rings: HashMap<u32, Vec<u32>>,
+    pub rings: OperatorMap<u32, Vec<u32>>,
     /// Backends by index.
-    pub backends: HashMap<u32, Backend>,
-    /// The established connection table. Bounded like the kernel's; when
+    pub backends: OperatorMap<u32, Backend>,
+    /// The established connection table (std's SipHash: a sender chooses
+    /// its keys, see [`OperatorMap`]). Bounded like the kernel's; when
     /// full, an arbitrary entry goes (the kernel's LRU evicts the least
     /// recent).
     pub connections: HashMap<ConnectionKey, Connection>,
@@ -35,22 +36,22 @@ pub struct NativeLb {
     /// way.
     pub new_connections: HashMap<ConnectionKey, Connection>,
     /// Statistics per VIP index.
-    pub vip_stats: HashMap<u32, LbCounter>,
+    pub vip_stats: OperatorMap<u32, LbCounter>,
     /// Statistics per backend index.
-    pub backend_stats: HashMap<u32, LbCounter>,
+    pub backend_stats: OperatorMap<u32, LbCounter>,
     /// Frames to a VIP not forwarded, by `vip_drop_index` slot.
-    pub vip_drops: HashMap<u32, u64>,
+    pub vip_drops: OperatorMap<u32, u64>,
     /// The allow lists: the kernel trie's keys (`AllowKey`), as (VIP slot,
     /// family) → (masked prefix, length in the 128-bit form).
     pub allow: AllowLists,
     /// Connection-table hits and misses.
     pub connection_stats: [u64; 2],
     /// Next hops by backend address (the native build has no FIB).
-    pub neighbours: HashMap<[u8; 16], NextHop>,
+    pub neighbours: OperatorMap<[u8; 16], NextHop>,
     /// This host's addresses, for decapsulation.
-    pub local_addresses: HashSet<[u8; 16]>,
+    pub local_addresses: OperatorSet<[u8; 16]>,
     /// The sample rates of VIPs with `VIP_SAMPLED`, by VIP slot.
-    pub sample_rates: HashMap<u32, u32>,
+    pub sample_rates: OperatorMap<u32, u32>,
 }
 
 impl NativeLb {

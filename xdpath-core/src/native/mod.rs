@@ -17,19 +17,34 @@ use crate::filter::{
 use crate::stats::{counter_index, Action, Counter, Reason, COUNTER_SLOTS};
 use buckets::{BucketState, Buckets};
 
+/// A hash map for what only the operator writes (rules' prefixes, the
+/// blocklist, VIPs, backends, counters by slot): a frame can look up in it
+/// but not add to it, so its layout is not the sender's to choose, and a
+/// fast keyed hash (foldhash, seeded at random per map) serves. With std's
+/// SipHash, hashing was about a third of the user-space runtime's busy
+/// time (`perf record` of `xdpath bench --userspace`: `hash_one` and
+/// `DefaultHasher::write` under `longest_match` and `count_rule_hit`).
+/// Tables a sender fills (connection tables, rate-limit buckets) keep
+/// SipHash: their keys are the sender's, and an interactive attacker can
+/// learn foldhash's seed (its own documentation says so).
+pub type OperatorMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A set of what only the operator writes ([`OperatorMap`]).
+pub type OperatorSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 /// Longest-prefix match over 128-bit keys: one hash map per prefix length,
 /// probed from the longest length present.
 #[derive(Clone, Debug)]
 pub struct PrefixMap<V> {
-    by_length: HashMap<u32, HashMap<[u8; 16], V>>,
-    lengths: BTreeSet<u32>,
+    /// (length, its prefixes), longest first: a lookup walks the lengths
+    /// present in order, without hashing the length.
+    by_length: Vec<(u32, OperatorMap<[u8; 16], V>)>,
 }
 
 impl<V> Default for PrefixMap<V> {
     fn default() -> Self {
         Self {
-            by_length: HashMap::new(),
-            lengths: BTreeSet::new(),
+            by_length: Vec::new(),
         }
     }
 }
@@ -38,39 +53,53 @@ impl<V: Copy> PrefixMap<V> {
     /// Inserts or replaces `key`.
     pub fn insert(&mut self, key: PrefixKey, value: V) {
         let length = key.prefix_len.min(128);
-        self.lengths.insert(length);
-        self.by_length
-            .entry(length)
-            .or_default()
-            .insert(mask(&key.address, length as u8), value);
+        // Longest first: the position of `length` in a descending list.
+        let position = match self
+            .by_length
+            .binary_search_by(|(present, _)| length.cmp(present))
+        {
+            Ok(position) => position,
+            Err(position) => {
+                self.by_length
+                    .insert(position, (length, OperatorMap::default()));
+                position
+            }
+        };
+        if let Some((_, map)) = self.by_length.get_mut(position) {
+            map.insert(mask(&key.address, length as u8), value);
+        }
     }
 
     /// Removes `key`; true if it was there.
     pub fn remove(&mut self, key: PrefixKey) -> bool {
         let length = key.prefix_len.min(128);
-        let Some(map) = self.by_length.get_mut(&length) else {
+        let Some(position) = self
+            .by_length
+            .iter()
+            .position(|(present, _)| *present == length)
+        else {
+            return false;
+        };
+        let Some((_, map)) = self.by_length.get_mut(position) else {
             return false;
         };
         let removed = map.remove(&mask(&key.address, length as u8)).is_some();
         if map.is_empty() {
-            self.by_length.remove(&length);
-            self.lengths.remove(&length);
+            self.by_length.remove(position);
         }
         removed
     }
 
     /// The value of the longest prefix holding `address`.
     pub fn longest_match(&self, address: &[u8; 16]) -> Option<V> {
-        self.lengths.iter().rev().find_map(|length| {
-            self.by_length
-                .get(length)
-                .and_then(|map| map.get(&mask(address, *length as u8)).copied())
-        })
+        self.by_length
+            .iter()
+            .find_map(|(length, map)| map.get(&mask(address, *length as u8)).copied())
     }
 
     /// Entries.
     pub fn len(&self) -> usize {
-        self.by_length.values().map(HashMap::len).sum()
+        self.by_length.iter().map(|(_, map)| map.len()).sum()
     }
 
     /// True when empty.
@@ -81,7 +110,6 @@ impl<V: Copy> PrefixMap<V> {
     /// Removes everything.
     pub fn clear(&mut self) {
         self.by_length.clear();
-        self.lengths.clear();
     }
 }
 
@@ -115,7 +143,7 @@ pub struct NativeTables {
     /// The two rule buffers; `filter.active` picks one.
     pub buffers: [RuleBuffer; 2],
     /// Hits per rule id.
-    pub rule_hits: HashMap<u32, u64>,
+    pub rule_hits: OperatorMap<u32, u64>,
     /// The blocklist.
     pub blocklist: PrefixMap<BlockEntry>,
     /// The blocklist of tunnelled traffic: VNI → inner source prefixes.
@@ -161,7 +189,7 @@ impl NativeTables {
             now_ns: 0,
             filter: FilterConfig::default(),
             buffers: [RuleBuffer::default(), RuleBuffer::default()],
-            rule_hits: HashMap::new(),
+            rule_hits: OperatorMap::default(),
             blocklist: PrefixMap::default(),
             tunnel_blocklist: BTreeMap::new(),
             rate_limits: Vec::new(),
@@ -404,5 +432,34 @@ mod tests {
         }));
         assert_eq!(map.longest_match(&address), Some(8));
         assert_eq!(map.len(), 1);
+    }
+
+    #[test]
+    fn prefix_map_keeps_lengths_longest_first_whatever_the_insert_order() {
+        let mut map = PrefixMap::default();
+        let address = crate::parse::ipv4_mapped([10, 1, 2, 3]);
+        for bits in [16u32, 0, 32, 8, 24, 16] {
+            map.insert(
+                PrefixKey {
+                    prefix_len: 96 + bits,
+                    address,
+                },
+                bits,
+            );
+        }
+        assert_eq!(map.len(), 5, "the second /16 replaced the first");
+        for expected in [32u32, 24, 16, 8, 0] {
+            assert_eq!(map.longest_match(&address), Some(expected));
+            assert!(map.remove(PrefixKey {
+                prefix_len: 96 + expected,
+                address,
+            }));
+        }
+        assert!(map.is_empty());
+        assert_eq!(map.longest_match(&address), None);
+        assert!(!map.remove(PrefixKey {
+            prefix_len: 96,
+            address
+        }));
     }
 }

@@ -333,7 +333,8 @@ impl Builds {
                 ));
             }
         }
-        let native_counter = |stats: &std::collections::HashMap<u32, LbCounter>, slot: &u32| {
+        let native_counter = |stats: &xdpath_core::native::OperatorMap<u32, LbCounter>,
+                              slot: &u32| {
             stats
                 .get(slot)
                 .map_or([0; 3], |c| [c.packets, c.bytes, c.new_flows])

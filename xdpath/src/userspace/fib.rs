@@ -8,14 +8,14 @@
 //! loop never waits for it; it publishes each view in a [`FibSlot`], from
 //! which every serving thread takes it between batches.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use xdpath_core::forward::Route;
 use xdpath_core::lb::{mac_value, NextHop};
-use xdpath_core::native::PrefixMap;
+use xdpath_core::native::{OperatorMap, OperatorSet, PrefixMap};
 use xdpath_core::NativeTables;
 
 use super::routes::{ip_json, usable_mac};
@@ -84,9 +84,9 @@ pub fn next_hop(address: IpAddr, ingress: u32, ingress_name: &str) -> NextHop {
 #[derive(Clone, Debug, Default)]
 pub struct FibView {
     /// Next hop by backend address.
-    pub neighbours: HashMap<[u8; 16], NextHop>,
+    pub neighbours: OperatorMap<[u8; 16], NextHop>,
     /// This host's addresses; `None` when they could not be listed.
-    pub local_addresses: Option<HashSet<[u8; 16]>>,
+    pub local_addresses: Option<OperatorSet<[u8; 16]>>,
     /// With forwarding on: the forwarding table and the interfaces the
     /// runtime may send out of.
     pub forwarding: Option<(PrefixMap<Route>, BTreeSet<u32>)>,
