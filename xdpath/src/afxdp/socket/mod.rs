@@ -105,6 +105,9 @@ pub struct XskStats {
     /// Frames given back to the fill ring after reception (the initial
     /// fill is not counted).
     pub fill_refills: u64,
+    /// Received frames waiting to go back to the fill ring, which takes
+    /// them in batches (a sixteenth of the receive frames).
+    pub fill_pending: u64,
     /// Descriptors from the kernel that pointed outside the UMEM, skipped.
     pub invalid_descs: u64,
     /// Kernel: frames dropped on the way in (too long for a frame, no
@@ -205,6 +208,9 @@ pub struct XskSocket {
     free_frames: Vec<u64>,
     /// RX frames waiting for room in the fill ring.
     pending_fill: Vec<u64>,
+    /// How many wait before they go back ([`Self::refill`]): a sixteenth
+    /// of the receive frames, at least one.
+    fill_batch: u32,
     /// TX frames handed to the kernel, not yet completed.
     tx_in_flight: u32,
     /// Received frames sent back in place ([`Received::reply`]) and not

@@ -177,6 +177,7 @@ impl XskSocket {
             umem,
             free_frames,
             pending_fill,
+            fill_batch: (receive_frames / 16).max(1),
             lent_to_tx: 0,
             tx_in_flight: 0,
             interface: interface.to_string(),
