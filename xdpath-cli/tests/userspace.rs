@@ -492,5 +492,18 @@ fn attach_names_the_runtime_that_serves_the_interface() {
         has_xdp_program(&bed.a().path, &interface),
         "the runtime lost its program"
     );
+    let notes: Vec<std::path::PathBuf> = std::fs::read_dir("/run/xdpath")
+        .expect("the runtime's notes")
+        .flatten()
+        .map(|entry| entry.path().join(format!("userspace-{interface}")))
+        .filter(|note| note.exists())
+        .collect();
+    assert_eq!(notes.len(), 1, "one note names the runtime: {notes:?}");
     drop(runtime);
+    let directory = notes[0].parent().expect("the namespace's directory");
+    assert!(
+        !directory.exists(),
+        "{} is left behind once its last runtime has gone",
+        directory.display()
+    );
 }

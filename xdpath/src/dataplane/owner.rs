@@ -32,18 +32,33 @@ impl UserspaceOwner {
     pub fn claim(interface: &str) -> std::io::Result<Self> {
         let path = note_path(interface)
             .ok_or_else(|| std::io::Error::other("no note for this interface name"))?;
-        if let Some(dir) = path.parent() {
-            crate::private_files::create_directory(dir)?;
-        }
-        let mut file = crate::private_files::open_private(&path, true)?;
+        let mut attempt = 0;
+        let mut file = loop {
+            if let Some(dir) = path.parent() {
+                crate::private_files::create_directory(dir)?;
+            }
+            match crate::private_files::open_private(&path, true) {
+                // Another runtime of the namespace, leaving, removed the
+                // directory between the two steps: make it again.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound && attempt < 3 => {
+                    attempt += 1;
+                }
+                opened => break opened?,
+            }
+        };
         writeln!(file, "{}", std::process::id())?;
         Ok(Self { path })
     }
 }
 
 impl Drop for UserspaceOwner {
+    /// Removes the note, and the namespace's directory if no other note is
+    /// left in it (`remove_dir` refuses a directory that is not empty).
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 
