@@ -6,6 +6,7 @@
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use xdpath_core::abi;
 use xdpath_core::lb::{LbCounter, VIP_DROP_SLOTS};
+use xdpath_core::native::OperatorMap;
 use xdpath_core::observe::{CaptureConfig, RecordMeta, CAPTURE_BYTES};
 use xdpath_core::{pipeline, Action, Counter, FrameBuffer, NativeTables, Reason};
 
@@ -333,11 +334,9 @@ impl Builds {
                 ));
             }
         }
-        let native_counter = |stats: &xdpath_core::native::OperatorMap<u32, LbCounter>,
-                              slot: &u32| {
-            stats
-                .get(slot)
-                .map_or([0; 3], |c| [c.packets, c.bytes, c.new_flows])
+        let native_counter = |stats: &OperatorMap<u32, LbCounter>, slot: &u32| {
+            let counter = stats.get(slot).copied().unwrap_or_default();
+            [counter.packets, counter.bytes, counter.new_flows]
         };
         let grown = |after: &[u64; 3], before: &[u64; 3]| {
             [0, 1, 2].map(|at| after[at].wrapping_sub(before[at]))
