@@ -153,7 +153,7 @@ fn corpus_kernel_and_native_agree_under_a_rule_set() {
     }
     for rule in &state.rules {
         let kernel = maps.rule_hits(rule.id).expect("hits");
-        let native_hits = native.rule_hits.get(&rule.id).copied().unwrap_or(0);
+        let native_hits = native.rule_hits.get(rule.id);
         if kernel != native_hits {
             failures.push(format!(
                 "rule {}: kernel {kernel} hits, native {native_hits}",

@@ -168,7 +168,7 @@ fn check_row(row: &Row) -> (Vec<String>, KernelSaw, usize) {
     }
     for rule in &row.state.rules {
         let kernel = maps.rule_hits(rule.id).expect("rule hits");
-        let native_hits = native.rule_hits.get(&rule.id).copied().unwrap_or(0);
+        let native_hits = native.rule_hits.get(rule.id);
         if kernel != native_hits {
             failures.push(format!(
                 "{}: rule {} hits: kernel {kernel}, native {native_hits}",

@@ -336,7 +336,7 @@ fn rule_hits(filter: Option<&FilterState>, tables: &NativeTables) -> Vec<RuleHit
             .iter()
             .map(|rule| RuleHits {
                 id: rule.id,
-                hits: tables.rule_hits.get(&rule.id).copied().unwrap_or(0),
+                hits: tables.rule_hits.get(rule.id),
             })
             .collect()
     })

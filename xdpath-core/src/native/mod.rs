@@ -2,116 +2,24 @@
 
 /// The rate limits' token buckets, owned or shared between threads.
 pub mod buckets;
+/// The operator's hash maps, the longest-prefix map, rule hit counts.
+mod collections;
 /// The balancer's in-memory tables, a part of [`NativeTables`].
 pub mod lb;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+pub use collections::{OperatorMap, OperatorSet, PrefixMap, RuleHits};
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::vec::Vec;
 
 use crate::config::InterfaceConfig;
 use crate::filter::Tables;
 use crate::filter::{
-    address_family, mask, BlockEntry, BucketKey, BucketTable, Charge, FilterConfig, PrefixKey,
-    RateLimit, Rule, RuleChain, TunnelPrefixKey, MAX_RATE_LIMITS, VNI_KEY_BITS,
+    address_family, BlockEntry, BucketKey, BucketTable, Charge, FilterConfig, PrefixKey, RateLimit,
+    Rule, RuleChain, TunnelPrefixKey, MAX_RATE_LIMITS, VNI_KEY_BITS,
 };
 use crate::stats::{counter_index, Action, Counter, Reason, COUNTER_SLOTS};
 use buckets::{BucketState, Buckets};
-
-/// A hash map for what only the operator writes (rules' prefixes, the
-/// blocklist, VIPs, backends, counters by slot): a frame can look up in it
-/// but not add to it, so its layout is not the sender's to choose, and a
-/// fast keyed hash (foldhash, seeded at random per map) serves. With std's
-/// SipHash, hashing was about a third of the user-space runtime's busy
-/// time (`perf record` of `xdpath bench --userspace`: `hash_one` and
-/// `DefaultHasher::write` under `longest_match` and `count_rule_hit`).
-/// Tables a sender fills (connection tables, rate-limit buckets) keep
-/// SipHash: their keys are the sender's, and an interactive attacker can
-/// learn foldhash's seed (its own documentation says so).
-pub type OperatorMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
-/// A set of what only the operator writes ([`OperatorMap`]).
-pub type OperatorSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
-
-/// Longest-prefix match over 128-bit keys: one hash map per prefix length,
-/// probed from the longest length present.
-#[derive(Clone, Debug)]
-pub struct PrefixMap<V> {
-    /// (length, its prefixes), longest first: a lookup walks the lengths
-    /// present in order, without hashing the length.
-    by_length: Vec<(u32, OperatorMap<[u8; 16], V>)>,
-}
-
-impl<V> Default for PrefixMap<V> {
-    fn default() -> Self {
-        Self {
-            by_length: Vec::new(),
-        }
-    }
-}
-
-impl<V: Copy> PrefixMap<V> {
-    /// Inserts or replaces `key`.
-    pub fn insert(&mut self, key: PrefixKey, value: V) {
-        let length = key.prefix_len.min(128);
-        // Longest first: the position of `length` in a descending list.
-        let position = match self
-            .by_length
-            .binary_search_by(|(present, _)| length.cmp(present))
-        {
-            Ok(position) => position,
-            Err(position) => {
-                self.by_length
-                    .insert(position, (length, OperatorMap::default()));
-                position
-            }
-        };
-        if let Some((_, map)) = self.by_length.get_mut(position) {
-            map.insert(mask(&key.address, length as u8), value);
-        }
-    }
-
-    /// Removes `key`; true if it was there.
-    pub fn remove(&mut self, key: PrefixKey) -> bool {
-        let length = key.prefix_len.min(128);
-        let Some(position) = self
-            .by_length
-            .iter()
-            .position(|(present, _)| *present == length)
-        else {
-            return false;
-        };
-        let Some((_, map)) = self.by_length.get_mut(position) else {
-            return false;
-        };
-        let removed = map.remove(&mask(&key.address, length as u8)).is_some();
-        if map.is_empty() {
-            self.by_length.remove(position);
-        }
-        removed
-    }
-
-    /// The value of the longest prefix holding `address`.
-    pub fn longest_match(&self, address: &[u8; 16]) -> Option<V> {
-        self.by_length
-            .iter()
-            .find_map(|(length, map)| map.get(&mask(address, *length as u8)).copied())
-    }
-
-    /// Entries.
-    pub fn len(&self) -> usize {
-        self.by_length.iter().map(|(_, map)| map.len()).sum()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.by_length.is_empty()
-    }
-
-    /// Removes everything.
-    pub fn clear(&mut self) {
-        self.by_length.clear();
-    }
-}
 
 /// One rule buffer: rules, chains and the two prefix maps.
 #[derive(Clone, Debug, Default)]
@@ -143,7 +51,7 @@ pub struct NativeTables {
     /// The two rule buffers; `filter.active` picks one.
     pub buffers: [RuleBuffer; 2],
     /// Hits per rule id.
-    pub rule_hits: OperatorMap<u32, u64>,
+    pub rule_hits: RuleHits,
     /// The blocklist.
     pub blocklist: PrefixMap<BlockEntry>,
     /// The blocklist of tunnelled traffic: VNI → inner source prefixes.
@@ -189,7 +97,7 @@ impl NativeTables {
             now_ns: 0,
             filter: FilterConfig::default(),
             buffers: [RuleBuffer::default(), RuleBuffer::default()],
-            rule_hits: OperatorMap::default(),
+            rule_hits: RuleHits::default(),
             blocklist: PrefixMap::default(),
             tunnel_blocklist: BTreeMap::new(),
             rate_limits: Vec::new(),
@@ -314,7 +222,7 @@ impl Tables for NativeTables {
 
     fn count_rule_hit(&mut self, id: u32) {
         self.matched = crate::observe::MATCHED_RULE | (id & crate::observe::MATCHED_ID_MASK);
-        *self.rule_hits.entry(id).or_default() += 1;
+        self.rule_hits.add(id);
     }
 
     fn blocklist_entry(&self, address: &[u8; 16]) -> Option<BlockEntry> {
@@ -392,74 +300,5 @@ impl crate::forward::ForwardTables for NativeTables {
 
     fn is_forward_port(&self, ifindex: u32) -> bool {
         self.forward_ports.contains(&ifindex)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_map_longest_match() {
-        let mut map = PrefixMap::default();
-        let address = crate::parse::ipv4_mapped([10, 1, 2, 3]);
-        map.insert(
-            PrefixKey {
-                prefix_len: 96 + 8,
-                address,
-            },
-            8u32,
-        );
-        map.insert(
-            PrefixKey {
-                prefix_len: 96 + 24,
-                address,
-            },
-            24u32,
-        );
-        assert_eq!(map.longest_match(&address), Some(24));
-        assert_eq!(
-            map.longest_match(&crate::parse::ipv4_mapped([10, 9, 9, 9])),
-            Some(8)
-        );
-        assert_eq!(
-            map.longest_match(&crate::parse::ipv4_mapped([11, 0, 0, 0])),
-            None
-        );
-        assert!(map.remove(PrefixKey {
-            prefix_len: 120,
-            address
-        }));
-        assert_eq!(map.longest_match(&address), Some(8));
-        assert_eq!(map.len(), 1);
-    }
-
-    #[test]
-    fn prefix_map_keeps_lengths_longest_first_whatever_the_insert_order() {
-        let mut map = PrefixMap::default();
-        let address = crate::parse::ipv4_mapped([10, 1, 2, 3]);
-        for bits in [16u32, 0, 32, 8, 24, 16] {
-            map.insert(
-                PrefixKey {
-                    prefix_len: 96 + bits,
-                    address,
-                },
-                bits,
-            );
-        }
-        assert_eq!(map.len(), 5, "the second /16 replaced the first");
-        for expected in [32u32, 24, 16, 8, 0] {
-            assert_eq!(map.longest_match(&address), Some(expected));
-            assert!(map.remove(PrefixKey {
-                prefix_len: 96 + expected,
-                address,
-            }));
-        }
-        assert!(map.is_empty());
-        assert_eq!(map.longest_match(&address), None);
-        assert!(!map.remove(PrefixKey {
-            prefix_len: 96,
-            address
-        }));
     }
 }

@@ -315,7 +315,7 @@ impl Builds {
         }
         for (index, id) in self.rule_ids.iter().enumerate() {
             let kernel = after.rule_hits[index].wrapping_sub(before.rule_hits[index]);
-            let native = self.native.rule_hits.get(id).copied().unwrap_or(0);
+            let native = self.native.rule_hits.get(*id);
             if kernel != native {
                 differences.push(format!("rule {id} hits: kernel {kernel}, native {native}"));
             }

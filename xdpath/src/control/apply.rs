@@ -358,12 +358,12 @@ impl FilterTarget for NativeTables {
     }
 
     fn zero_rule_hits(&mut self, id: u32) -> Result<(), ApplyError> {
-        self.rule_hits.remove(&id);
+        self.rule_hits.remove(id);
         Ok(())
     }
 
     fn rule_hits(&self, id: u32) -> Result<u64, ApplyError> {
-        Ok(self.rule_hits.get(&id).copied().unwrap_or(0))
+        Ok(self.rule_hits.get(id))
     }
 
     fn insert_block(&mut self, key: BlockKey, entry: BlockEntry) -> Result<(), ApplyError> {

@@ -66,7 +66,7 @@ impl Counts {
                 .iter()
                 .map(|counter| [counter.packets, counter.bytes])
                 .collect(),
-            rule_hits: tables.rule_hits.iter().map(|(&id, &n)| (id, n)).collect(),
+            rule_hits: tables.rule_hits.iter().collect(),
             tallies,
         }
     }
