@@ -151,7 +151,8 @@ pub(crate) enum Command {
     },
     /// Run the whole pipeline in user space on an interface's frames
     /// (AF_XDP), with the namespace's state and the kernel's counters,
-    /// until SIGINT or SIGTERM.
+    /// until SIGINT or SIGTERM, or until the interface is deleted (an
+    /// error).
     Run {
         /// The interface.
         interface: String,

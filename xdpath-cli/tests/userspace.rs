@@ -30,6 +30,8 @@ use xdpath_lab::testenv::router::{Node, RouterBed};
 use xdpath_lab::testenv::{has_xdp_program, nsenter, Side, TestBed};
 
 mod common;
+#[path = "userspace/lifecycle.rs"]
+mod lifecycle;
 #[path = "userspace/probes.rs"]
 mod probes;
 #[path = "userspace/runtime.rs"]
@@ -471,39 +473,4 @@ fn forwarding_matches_the_kernel() {
         .and_then(|rows| rows.iter().find(|row| row["reason"] == "forwarded"))
         .map(|row| row["packets"].clone());
     assert_eq!(forwarded, Some(serde_json::json!(8)), "{report}");
-}
-
-/// `attach` on an interface the user-space runtime serves names the
-/// runtime (issue 13, item 7), and changes nothing: the runtime keeps it.
-#[test]
-fn attach_names_the_runtime_that_serves_the_interface() {
-    xdpath_lab::needs_root!();
-    let bed = bed();
-    let interface = bed.a().interface.clone();
-    let runtime = Runtime::start(&bed, &["--exception", "drop"]);
-    let error = xdpath_fails(&bed, Side::A, &["attach", &interface, "--mode", "generic"]);
-    let pid = runtime.child.id();
-    assert!(
-        error.contains(&format!("served by `xdpath run --userspace` (pid {pid})")),
-        "{error}"
-    );
-    assert_eq!(error.lines().count(), 1, "{error}");
-    assert!(
-        has_xdp_program(&bed.a().path, &interface),
-        "the runtime lost its program"
-    );
-    let notes: Vec<std::path::PathBuf> = std::fs::read_dir("/run/xdpath")
-        .expect("the runtime's notes")
-        .flatten()
-        .map(|entry| entry.path().join(format!("userspace-{interface}")))
-        .filter(|note| note.exists())
-        .collect();
-    assert_eq!(notes.len(), 1, "one note names the runtime: {notes:?}");
-    drop(runtime);
-    let directory = notes[0].parent().expect("the namespace's directory");
-    assert!(
-        !directory.exists(),
-        "{} is left behind once its last runtime has gone",
-        directory.display()
-    );
 }

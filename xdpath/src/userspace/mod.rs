@@ -142,6 +142,16 @@ pub enum RuntimeError {
         /// The socket's error.
         source: XskError,
     },
+    /// The interface was deleted while served (or its name now names
+    /// another interface): serving stopped.
+    #[error(
+        "interface {} is gone (deleted, or its name now names another): serving stopped",
+        crate::text::quote(interface)
+    )]
+    InterfaceGone {
+        /// The interface's name.
+        interface: String,
+    },
     /// A serving thread ended in a panic; the others were stopped.
     #[error("the serving thread {index} (queue {queue}) failed: {reason}")]
     Thread {

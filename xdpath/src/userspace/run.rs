@@ -148,10 +148,7 @@ fn serve(
             worker,
         }
         .serve(started, options.duration, stop)
-        .map_err(|failed| RuntimeError::Serving {
-            queue: failed.queue,
-            source: failed.source,
-        });
+        .map_err(|failed| failed.into_error(shared.interface));
         (served, Vec::new())
     }
 }

@@ -14,6 +14,7 @@ use super::fib::{self, FibSlot};
 use super::report::{Counts, Snapshot, Tallies};
 use super::state::{StateWatch, States};
 use super::tap::Tap;
+use super::RuntimeError;
 use crate::afxdp::{XskError, XskSocket};
 use crate::control::kernel::monotonic_now_ns;
 use crate::control::state::{self as state_files};
@@ -113,11 +114,26 @@ pub(super) struct Worker {
     pub(super) busy: Duration,
 }
 
-/// A socket that kept failing: the serving thread stopped.
+/// Why a serving thread stopped before it was asked to.
 #[derive(Debug)]
-pub(super) struct Failed {
-    pub(super) queue: u32,
-    pub(super) source: XskError,
+pub(super) enum Failed {
+    /// A socket kept failing for a housekeeping period.
+    Socket { queue: u32, source: XskError },
+    /// The interface was deleted (or its name now names another): its
+    /// sockets receive nothing more, and no error says so.
+    InterfaceGone,
+}
+
+impl Failed {
+    /// The runtime's error for this stop, on `interface`.
+    pub(super) fn into_error(self, interface: &str) -> RuntimeError {
+        match self {
+            Self::Socket { queue, source } => RuntimeError::Serving { queue, source },
+            Self::InterfaceGone => RuntimeError::InterfaceGone {
+                interface: interface.to_string(),
+            },
+        }
+    }
 }
 
 /// One serving thread at work: thread 0 also reads the stack's output,
@@ -194,6 +210,13 @@ impl Serving<'_> {
             }
             if now >= next_housekeeping {
                 next_housekeeping = now + HOUSEKEEPING;
+                // A deleted interface's sockets just go quiet: without this
+                // the runtime served nothing, silently, until stopped.
+                if crate::control::interface_index(self.shared.interface)
+                    != Some(self.shared.ifindex)
+                {
+                    return Err(Failed::InterfaceGone);
+                }
                 self.housekeeping();
                 let failed_long = failing
                     .as_ref()
@@ -240,7 +263,7 @@ impl Serving<'_> {
             let (received, replied) = match result {
                 Ok(counts) => counts,
                 Err(source) => {
-                    failed = Some(Failed {
+                    failed = Some(Failed::Socket {
                         queue: socket.queue(),
                         source,
                     });

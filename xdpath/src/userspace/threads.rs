@@ -15,7 +15,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::serve::{Failed, Serving, Shared, Worker, IDLE_WAIT_MS};
+use super::serve::{Serving, Shared, Worker, IDLE_WAIT_MS};
 use super::RuntimeError;
 
 /// Sets the flag when dropped: when its thread ends, returning or
@@ -95,9 +95,9 @@ pub(super) fn serve(
         for (index, queue, thread) in threads {
             match thread.join() {
                 Ok((cpu, Ok(()))) => cpus.push(cpu),
-                Ok((cpu, Err(Failed { queue, source }))) => {
+                Ok((cpu, Err(failed))) => {
                     cpus.push(cpu);
-                    failure.get_or_insert(RuntimeError::Serving { queue, source });
+                    failure.get_or_insert(failed.into_error(shared.interface));
                 }
                 Err(panic) => {
                     cpus.push(None);
