@@ -59,3 +59,31 @@ pub(crate) unsafe fn ethtool<T>(fd: &impl AsRawFd, name: &str, command: &mut T) 
     request.ifr_ifru.ifru_data = (command as *mut T).cast();
     ioctl(fd, libc::SIOCETHTOOL as libc::c_ulong, &mut request)
 }
+
+/// Whether the interface `name` with index `ifindex` is gone from this
+/// thread's namespace: no interface has the name (`ENODEV`), or another
+/// one has it now. Any other failure (no socket to ask through, say) is
+/// not taken for an answer: false.
+pub(crate) fn interface_gone(name: &str, ifindex: u32) -> bool {
+    let (Ok(fd), Ok(mut request)) = (control_socket(), self::request(name)) else {
+        return false;
+    };
+    match ioctl(&fd, libc::SIOCGIFINDEX as libc::c_ulong, &mut request) {
+        // SAFETY: SIOCGIFINDEX filled the union's index.
+        Ok(()) => u32::try_from(unsafe { request.ifr_ifru.ifru_ifindex }).ok() != Some(ifindex),
+        Err(error) => error.raw_os_error() == Some(libc::ENODEV),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interface_is_gone_when_its_name_is_free_or_names_another() {
+        let loopback = crate::control::interface_index("lo").expect("lo in every namespace");
+        assert!(!interface_gone("lo", loopback));
+        assert!(interface_gone("lo", loopback + 1));
+        assert!(interface_gone("xdpath-none0", loopback));
+    }
+}

@@ -212,9 +212,7 @@ impl Serving<'_> {
                 next_housekeeping = now + HOUSEKEEPING;
                 // A deleted interface's sockets just go quiet: without this
                 // the runtime served nothing, silently, until stopped.
-                if crate::control::interface_index(self.shared.interface)
-                    != Some(self.shared.ifindex)
-                {
+                if crate::netif::interface_gone(self.shared.interface, self.shared.ifindex) {
                     return Err(Failed::InterfaceGone);
                 }
                 self.housekeeping();
