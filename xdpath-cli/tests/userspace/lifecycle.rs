@@ -94,3 +94,36 @@ fn a_deleted_interface_stops_the_runtime_with_an_error() {
 fn a_deleted_interface_stops_every_thread_with_an_error() {
     deleted_interface_stops_the_runtime(true);
 }
+
+/// A renamed interface is the same interface (the sockets and the
+/// program are bound to its index): the runtime serves on, and stops
+/// cleanly when asked.
+#[test]
+fn a_renamed_interface_is_served_on() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    let runtime = Runtime::start(&bed, &["--exception", "drop"]);
+    let renamed = "xdpren0";
+    for args in [
+        vec!["link", "set", "dev", interface.as_str(), "down"],
+        vec!["link", "set", "dev", interface.as_str(), "name", renamed],
+        vec!["link", "set", "dev", renamed, "up"],
+    ] {
+        bed.exec_ok(Side::A, "ip", args)
+            .expect("rename A's interface");
+    }
+    // Past two housekeeping checks.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut runtime = runtime;
+    assert!(
+        runtime
+            .child
+            .try_wait()
+            .expect("poll the runtime")
+            .is_none(),
+        "the runtime stopped when its interface was renamed"
+    );
+    let report = runtime.stop();
+    assert!(report.is_object(), "{report}");
+}

@@ -34,12 +34,14 @@ impl UserspaceOwner {
             .ok_or_else(|| std::io::Error::other("no note for this interface name"))?;
         let mut attempt = 0;
         let mut file = loop {
-            if let Some(dir) = path.parent() {
-                crate::private_files::create_directory(dir)?;
+            let opened = match path.parent() {
+                Some(dir) => crate::private_files::create_directory(dir),
+                None => Ok(()),
             }
-            match crate::private_files::open_private(&path, true) {
+            .and_then(|()| crate::private_files::open_private(&path, true));
+            match opened {
                 // Another runtime of the namespace, leaving, removed the
-                // directory between the two steps: make it again.
+                // directory while this one made or opened it: again.
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound && attempt < 3 => {
                     attempt += 1;
                 }

@@ -142,10 +142,9 @@ pub enum RuntimeError {
         /// The socket's error.
         source: XskError,
     },
-    /// The interface was deleted while served (or its name now names
-    /// another interface): serving stopped.
+    /// The interface was deleted while served: serving stopped.
     #[error(
-        "interface {} is gone (deleted, or its name now names another): serving stopped",
+        "interface {} is gone (deleted while served): serving stopped",
         crate::text::quote(interface)
     )]
     InterfaceGone {

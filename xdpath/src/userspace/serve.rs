@@ -119,8 +119,8 @@ pub(super) struct Worker {
 pub(super) enum Failed {
     /// A socket kept failing for a housekeeping period.
     Socket { queue: u32, source: XskError },
-    /// The interface was deleted (or its name now names another): its
-    /// sockets receive nothing more, and no error says so.
+    /// The interface was deleted: its sockets receive nothing more, and
+    /// no error says so.
     InterfaceGone,
 }
 
@@ -212,7 +212,7 @@ impl Serving<'_> {
                 next_housekeeping = now + HOUSEKEEPING;
                 // A deleted interface's sockets just go quiet: without this
                 // the runtime served nothing, silently, until stopped.
-                if crate::netif::interface_gone(self.shared.interface, self.shared.ifindex) {
+                if crate::netif::interface_gone(self.shared.ifindex) {
                     return Err(Failed::InterfaceGone);
                 }
                 self.housekeeping();

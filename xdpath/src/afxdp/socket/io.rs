@@ -128,12 +128,23 @@ impl XskSocket {
 
     /// Refills, then the number of frames ready on the RX ring, waiting up
     /// to `timeout` for one; `None` when none came.
+    ///
+    /// With nothing to read, every frame user space can give back goes to
+    /// the fill ring first: the completed answers, and the frames held
+    /// back for a batch ([`Self::refill`]). Otherwise a quiet socket whose
+    /// buffers were mostly out as answers could keep the last few back,
+    /// the kernel would have none to receive into, and nothing would come
+    /// to end the wait.
     pub(super) fn wait_for_rx(&mut self, timeout: Duration) -> Result<Option<u32>, XskError> {
         self.refill();
         let ready = self.rx.available();
         if ready > 0 {
             return Ok(Some(ready));
         }
+        if self.lent_to_tx > 0 {
+            self.reap();
+        }
+        self.refill_at_least(1);
         if timeout.is_zero() {
             // Nothing now, and no wait wanted: no system call either.
             return Ok(None);
@@ -224,8 +235,14 @@ impl XskSocket {
     /// (`perf annotate`, `xdpath bench --userspace`). Holding back a
     /// sixteenth leaves the kernel the rest.
     pub(super) fn refill(&mut self) {
+        self.refill_at_least(self.fill_batch);
+    }
+
+    /// Moves the frames waiting for the fill ring into it, as many as
+    /// fit, if at least `batch` (and one) wait.
+    fn refill_at_least(&mut self, batch: u32) {
         let wanted = u32::try_from(self.pending_fill.len()).unwrap_or(u32::MAX);
-        if wanted == 0 || wanted < self.fill_batch {
+        if wanted == 0 || wanted < batch {
             return;
         }
         let count = self.fill.free(wanted).min(wanted);
