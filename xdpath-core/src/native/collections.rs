@@ -94,8 +94,16 @@ impl<V: Copy> PrefixMap<V> {
 
     /// The value of the longest prefix holding `address`.
     pub fn longest_match(&self, address: &[u8; 16]) -> Option<V> {
+        self.longest_match_within(address, 0)
+    }
+
+    /// The value of the longest prefix of at least `shortest` bits
+    /// holding `address`: with 96, only IPv4 prefixes (in their
+    /// IPv4-mapped form) match an IPv4 address in a map of both families.
+    pub fn longest_match_within(&self, address: &[u8; 16], shortest: u32) -> Option<V> {
         self.by_length
             .iter()
+            .take_while(|(length, _)| *length >= shortest)
             .find_map(|(length, map)| map.get(&masked_word(address, *length)).copied())
     }
 

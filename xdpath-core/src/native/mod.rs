@@ -292,13 +292,60 @@ impl crate::forward::ForwardTables for NativeTables {
         self.config.forward != 0
     }
 
+    /// The FIB has both families in one map (IPv4 routes in their
+    /// IPv4-mapped form, 96 bits and more): an IPv4 destination is matched
+    /// by IPv4 routes only, as the kernel's FIB of that family would, and
+    /// not by an IPv6 route as short as `::/0`.
     fn route(&mut self, key: &crate::parse::FlowKey, _frame_len: u32) -> crate::forward::Route {
+        let shortest = if address_family(&key.destination) == crate::filter::FAMILY_V4 {
+            96
+        } else {
+            0
+        };
         self.routes
-            .longest_match(&key.destination)
+            .longest_match_within(&key.destination, shortest)
             .unwrap_or(crate::forward::Route::NotForwarded)
     }
 
     fn is_forward_port(&self, ifindex: u32) -> bool {
         self.forward_ports.contains(&ifindex)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forward::{ForwardTables, Route};
+
+    #[test]
+    fn an_ipv4_destination_takes_ipv4_routes_only() {
+        let mut tables = NativeTables::default();
+        let out = |ifindex| Route::Forward {
+            ifindex,
+            destination_mac: 1,
+            source_mac: 2,
+        };
+        tables.routes.insert(
+            PrefixKey {
+                prefix_len: 0,
+                address: [0; 16],
+            },
+            out(6),
+        );
+        let mut v4 = crate::parse::FlowKey::default();
+        v4.set_destination_words(crate::parse::ipv4_mapped_words([198, 51, 100, 7]));
+        let mut v6 = crate::parse::FlowKey::default();
+        v6.destination = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        assert_eq!(tables.route(&v4, 64), Route::NotForwarded, "::/0 is IPv6's");
+        assert_eq!(tables.route(&v6, 64), out(6));
+        tables.routes.insert(
+            PrefixKey {
+                prefix_len: 96,
+                address: crate::parse::ipv4_mapped([0, 0, 0, 0]),
+            },
+            out(4),
+        );
+        assert_eq!(tables.route(&v4, 64), out(4), "0.0.0.0/0 is IPv4's");
+        assert_eq!(tables.route(&v6, 64), out(6));
     }
 }
