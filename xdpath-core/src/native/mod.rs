@@ -334,8 +334,10 @@ mod tests {
         );
         let mut v4 = crate::parse::FlowKey::default();
         v4.set_destination_words(crate::parse::ipv4_mapped_words([198, 51, 100, 7]));
-        let mut v6 = crate::parse::FlowKey::default();
-        v6.destination = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let v6 = crate::parse::FlowKey {
+            destination: [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            ..Default::default()
+        };
         assert_eq!(tables.route(&v4, 64), Route::NotForwarded, "::/0 is IPv6's");
         assert_eq!(tables.route(&v6, 64), out(6));
         tables.routes.insert(
