@@ -36,14 +36,7 @@ fn on_cpu<T: Send>(cpu: usize, work: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
-                // SAFETY: cpu_set_t is plain data; all zero is the empty set.
-                let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-                // SAFETY: `cpu` is below CPU_SETSIZE (the caller's CPUs are).
-                unsafe { libc::CPU_SET(cpu, &mut set) };
-                // SAFETY: a pointer to a cpu_set_t of the size given.
-                let pinned =
-                    unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
-                assert_eq!(pinned, 0, "pin to CPU {cpu}");
+                xdpath::userspace::pin_thread_to(cpu).expect("pin to the CPU");
                 // SAFETY: no arguments.
                 assert_eq!(unsafe { libc::sched_getcpu() }, cpu as i32);
                 work()

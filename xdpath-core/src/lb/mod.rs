@@ -230,9 +230,10 @@ fn set_word_value<K: Copy, const INDEX: usize>(key: &mut K, value: u64) {
     }
 }
 
-/// Overwrites 64-bit words `HIGH` and `LOW` of a key with an address, read as two words. `address: *address` in a struct literal
-/// made the eBPF build copy the 16 bytes one by one (32 instructions an
-/// address: the compiler does not know where the source is aligned).
+/// Overwrites 64-bit words `HIGH` and `LOW` of a key with an address,
+/// read as two words. `address: *address` in a struct literal made the
+/// eBPF build copy the 16 bytes one by one (32 instructions an address:
+/// the compiler does not know where the source is aligned).
 #[inline(always)]
 fn set_address<K: Copy, const HIGH: usize, const LOW: usize>(key: &mut K, address: &[u8; 16]) {
     let words = address.as_ptr().cast::<u64>();

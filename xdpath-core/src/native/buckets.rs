@@ -23,7 +23,7 @@ pub struct BucketState {
 impl BucketState {
     /// Charges `charge` to the bucket of `key` in `table` under `limit`;
     /// whether the frame is within it.
-    fn take(
+    pub(super) fn take(
         &mut self,
         table: BucketTable,
         key: &BucketKey,
@@ -57,7 +57,7 @@ impl BucketState {
     }
 
     /// Forgets every bucket (the bounds stay).
-    fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.source.clear();
         self.destination.clear();
     }
@@ -92,31 +92,15 @@ impl Default for Buckets {
 }
 
 impl Buckets {
-    pub(super) fn take(
-        &mut self,
-        table: BucketTable,
-        key: &BucketKey,
-        limit: &RateLimit,
-        charge: &Charge,
-    ) -> bool {
+    /// Runs `work` on the buckets, under the lock when they are shared. A
+    /// thread that panicked holding the lock left whole buckets (a bucket
+    /// is written after its charge is decided): go on.
+    pub(super) fn with<R>(&mut self, work: impl FnOnce(&mut BucketState) -> R) -> R {
         match self {
-            Self::Owned(state) => state.take(table, key, limit, charge),
-            // A thread that panicked holding the lock left whole buckets
-            // (a bucket is written after its charge is decided): go on.
-            Self::Shared(shared) => shared
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(table, key, limit, charge),
-        }
-    }
-
-    pub(super) fn clear(&mut self) {
-        match self {
-            Self::Owned(state) => state.clear(),
-            Self::Shared(shared) => shared
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clear(),
+            Self::Owned(state) => work(state),
+            Self::Shared(shared) => {
+                work(&mut shared.lock().unwrap_or_else(PoisonError::into_inner))
+            }
         }
     }
 

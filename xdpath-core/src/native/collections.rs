@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::vec::Vec;
 
-use crate::filter::PrefixKey;
+use crate::filter::{address_family, prefix_family, PrefixKey};
 
 /// A hash map for what only the operator writes (rules' prefixes, the
 /// blocklist, VIPs, backends, counters by slot): a frame can look up in it
@@ -94,16 +94,8 @@ impl<V: Copy> PrefixMap<V> {
 
     /// The value of the longest prefix holding `address`.
     pub fn longest_match(&self, address: &[u8; 16]) -> Option<V> {
-        self.longest_match_within(address, 0)
-    }
-
-    /// The value of the longest prefix of at least `shortest` bits
-    /// holding `address`: with 96, only IPv4 prefixes (in their
-    /// IPv4-mapped form) match an IPv4 address in a map of both families.
-    pub fn longest_match_within(&self, address: &[u8; 16], shortest: u32) -> Option<V> {
         self.by_length
             .iter()
-            .take_while(|(length, _)| *length >= shortest)
             .find_map(|(length, map)| map.get(&masked_word(address, *length)).copied())
     }
 
@@ -120,6 +112,35 @@ impl<V: Copy> PrefixMap<V> {
     /// Removes everything.
     pub fn clear(&mut self) {
         self.by_length.clear();
+    }
+}
+
+/// A [`PrefixMap`] per address family: a prefix matches only addresses
+/// of its own family, as in the kernel's per-family tables (`::/0` is
+/// "any IPv6 address", not "anything").
+#[derive(Clone, Debug)]
+pub struct FamilyPrefixMap<V>([PrefixMap<V>; 2]);
+
+impl<V> Default for FamilyPrefixMap<V> {
+    fn default() -> Self {
+        Self([PrefixMap::default(), PrefixMap::default()])
+    }
+}
+
+impl<V: Copy> FamilyPrefixMap<V> {
+    /// Inserts or replaces `key` in its family's map.
+    pub fn insert(&mut self, key: PrefixKey, value: V) {
+        let family = prefix_family(&key.address, key.prefix_len.min(128) as u8);
+        if let Some(map) = self.0.get_mut(usize::from(family)) {
+            map.insert(key, value);
+        }
+    }
+
+    /// The value of the longest prefix of `address`'s family holding it.
+    pub fn longest_match(&self, address: &[u8; 16]) -> Option<V> {
+        self.0
+            .get(usize::from(address_family(address)))?
+            .longest_match(address)
     }
 }
 

@@ -7,7 +7,7 @@ mod collections;
 /// The balancer's in-memory tables, a part of [`NativeTables`].
 pub mod lb;
 
-pub use collections::{OperatorMap, OperatorSet, PrefixMap, RuleHits};
+pub use collections::{FamilyPrefixMap, OperatorMap, OperatorSet, PrefixMap, RuleHits};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::vec::Vec;
@@ -73,8 +73,9 @@ pub struct NativeTables {
     pub lb: lb::NativeLb,
     /// Sampling and capture.
     pub observer: crate::native_observe::NativeObserver,
-    /// The FIB the forwarding stage asks: destination prefix → route.
-    pub routes: PrefixMap<crate::forward::Route>,
+    /// The FIB the forwarding stage asks: destination prefix → route,
+    /// per family as the kernel's.
+    pub routes: FamilyPrefixMap<crate::forward::Route>,
     /// Interfaces forwarding may send out of (the kernel's device map).
     pub forward_ports: BTreeSet<u32>,
     /// What matched the frame in flight (`crate::observe::MATCHED_*`).
@@ -109,7 +110,7 @@ impl NativeTables {
             management_ports: BTreeSet::new(),
             lb: lb::NativeLb::default(),
             observer: crate::native_observe::NativeObserver::default(),
-            routes: PrefixMap::default(),
+            routes: FamilyPrefixMap::default(),
             forward_ports: BTreeSet::new(),
             matched: 0,
             counters: std::vec![Counter::default(); COUNTER_SLOTS as usize],
@@ -143,7 +144,7 @@ impl NativeTables {
     /// Forgets every token bucket, as a flood that churns the kernel's
     /// bucket tables makes them forget (their bounds stay).
     pub fn clear_buckets(&mut self) {
-        self.buckets.clear();
+        self.buckets.with(BucketState::clear);
     }
 
     /// Puts the rate limits' buckets behind a lock and returns the handle:
@@ -259,7 +260,8 @@ impl Tables for NativeTables {
         let Some(limit) = self.rate_limits.get(charge.slot as usize).copied() else {
             return true;
         };
-        self.buckets.take(table, key, &limit, charge)
+        self.buckets
+            .with(|state| state.take(table, key, &limit, charge))
     }
 
     fn count_limit_drop(&mut self, index: u32) {
@@ -292,18 +294,9 @@ impl crate::forward::ForwardTables for NativeTables {
         self.config.forward != 0
     }
 
-    /// The FIB has both families in one map (IPv4 routes in their
-    /// IPv4-mapped form, 96 bits and more): an IPv4 destination is matched
-    /// by IPv4 routes only, as the kernel's FIB of that family would, and
-    /// not by an IPv6 route as short as `::/0`.
     fn route(&mut self, key: &crate::parse::FlowKey, _frame_len: u32) -> crate::forward::Route {
-        let shortest = if address_family(&key.destination) == crate::filter::FAMILY_V4 {
-            96
-        } else {
-            0
-        };
         self.routes
-            .longest_match_within(&key.destination, shortest)
+            .longest_match(&key.destination)
             .unwrap_or(crate::forward::Route::NotForwarded)
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use xdpath_core::forward::Route;
 use xdpath_core::lb::{mac_value, NextHop};
-use xdpath_core::native::{OperatorMap, OperatorSet, PrefixMap};
+use xdpath_core::native::{FamilyPrefixMap, OperatorMap, OperatorSet};
 use xdpath_core::NativeTables;
 
 use super::routes::{ip_json, usable_mac};
@@ -89,7 +89,7 @@ pub struct FibView {
     pub local_addresses: Option<OperatorSet<[u8; 16]>>,
     /// With forwarding on: the forwarding table and the interfaces the
     /// runtime may send out of.
-    pub forwarding: Option<(PrefixMap<Route>, BTreeSet<u32>)>,
+    pub forwarding: Option<(FamilyPrefixMap<Route>, BTreeSet<u32>)>,
 }
 
 /// The backends' addresses in the tables, sorted (so that two lists of
@@ -221,6 +221,8 @@ pub fn spawn_watcher(
             let Some(live) = slot.upgrade() else {
                 return;
             };
+            // A statement, not the loop body's tail: the lock's guard
+            // must go before `live` does.
             if let Ok(mut latest) = live.lock() {
                 latest.publish(view);
             };

@@ -51,6 +51,7 @@ mod threads;
 pub use report::{read_snapshot, snapshot_path, RuntimeReport, Snapshot, Tallies, ThreadReport};
 pub use run::run;
 pub use tap::tap_name;
+pub use threads::pin_thread_to;
 
 use std::time::Duration;
 

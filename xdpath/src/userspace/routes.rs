@@ -21,7 +21,7 @@ use serde_json::Value;
 use xdpath_core::filter::PrefixKey;
 use xdpath_core::forward::Route;
 use xdpath_core::lb::mac_value;
-use xdpath_core::native::PrefixMap;
+use xdpath_core::native::FamilyPrefixMap;
 
 use super::tap::mac_and_mtu;
 use crate::control::interface_index;
@@ -119,8 +119,8 @@ fn contains(prefix: &PrefixKey, address: IpAddr) -> bool {
 
 /// The kernel's main table and neighbours as a forwarding table, and the
 /// interfaces the runtime may send out of (every one but loopback).
-pub fn forwarding_table() -> (PrefixMap<Route>, BTreeSet<u32>) {
-    let mut table = PrefixMap::default();
+pub fn forwarding_table() -> (FamilyPrefixMap<Route>, BTreeSet<u32>) {
+    let mut table = FamilyPrefixMap::default();
     let known = neighbours();
     for ipv4 in [true, false] {
         let family = if ipv4 { "-4" } else { "-6" };
@@ -159,7 +159,12 @@ fn forward_route(device: &str, mac: [u8; 6]) -> Option<Route> {
 /// Enters one route of `ip -j route show` (and, for a connected route, its
 /// resolved neighbours) into `table`; a route without a usable destination
 /// is skipped.
-fn insert_route(table: &mut PrefixMap<Route>, entry: &Value, ipv4: bool, known: &[Neighbour]) {
+fn insert_route(
+    table: &mut FamilyPrefixMap<Route>,
+    entry: &Value,
+    ipv4: bool,
+    known: &[Neighbour],
+) {
     let Some(key) = entry
         .get("dst")
         .and_then(Value::as_str)

@@ -33,9 +33,9 @@ use crate::objects;
 /// Anything that keeps it from starting (no interface, the kernel program
 /// attached there, a queue that does not exist, no TAP device, a state
 /// that does not compile); once running, failures are counted, not fatal,
-/// except a socket that fails for a whole second or (with threads) a
-/// serving thread that panics: serving stops, and the counters so far are
-/// in the snapshot.
+/// except a socket that fails for a whole second, the interface deleted,
+/// or (with threads) a serving thread that panics: serving stops, and the
+/// counters so far are in the snapshot.
 ///
 /// # Examples
 ///

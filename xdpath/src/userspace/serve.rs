@@ -159,8 +159,9 @@ impl Serving<'_> {
     ///
     /// # Errors
     ///
-    /// A socket whose receive failed on every pass for a whole housekeeping
-    /// period (its interface gone, say): serving stops.
+    /// [`Failed::Socket`]: a socket whose receive failed on every pass for
+    /// a whole housekeeping period; [`Failed::InterfaceGone`]: the
+    /// interface was deleted. Serving stops.
     pub(super) fn serve(
         &mut self,
         started: Instant,

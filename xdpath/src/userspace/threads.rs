@@ -56,7 +56,7 @@ pub(super) fn serve(
                 .spawn_scoped(scope, move || {
                     let _halt = HaltOnExit(halt);
                     let cpu = index % online;
-                    let pinned = match pin_to(cpu) {
+                    let pinned = match pin_thread_to(cpu) {
                         Ok(()) => Some(cpu),
                         Err(error) => {
                             log::warn!(
@@ -128,8 +128,13 @@ fn online_cpus() -> usize {
     usize::try_from(online).unwrap_or(1).max(1)
 }
 
-/// Pins the calling thread to `cpu`.
-fn pin_to(cpu: usize) -> std::io::Result<()> {
+/// Pins the calling thread to `cpu` (`sched_setaffinity`); `EINVAL` for
+/// a CPU past `CPU_SETSIZE`. Also what the benchmarks pin with.
+///
+/// # Errors
+///
+/// The system call's.
+pub fn pin_thread_to(cpu: usize) -> std::io::Result<()> {
     if cpu >= libc::CPU_SETSIZE as usize {
         return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
     }

@@ -32,17 +32,7 @@ impl PinnedThread {
     /// Pins to `cpu`.
     pub(crate) fn to_cpu(cpu: usize) -> Result<Self, std::io::Error> {
         let previous = current_cpu_set()?;
-        // SAFETY: cpu_set_t is plain data; all zero is the empty set.
-        let mut only: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        if cpu >= libc::CPU_SETSIZE as usize {
-            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
-        }
-        // SAFETY: `cpu` is below CPU_SETSIZE (checked above).
-        unsafe { libc::CPU_SET(cpu, &mut only) };
-        // SAFETY: a pointer to a cpu_set_t of the size given.
-        if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &only) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        xdpath::userspace::pin_thread_to(cpu)?;
         Ok(Self { previous })
     }
 }
