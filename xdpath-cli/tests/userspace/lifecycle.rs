@@ -125,5 +125,5 @@ fn a_renamed_interface_is_served_on() {
         "the runtime stopped when its interface was renamed"
     );
     let report = runtime.stop();
-    assert!(report.is_object(), "{report}");
+    assert_eq!(report["interface"], interface.as_str(), "{report}");
 }
