@@ -100,10 +100,8 @@ fn both_table_kinds_keep_a_flow_on_its_backend_across_cpus() {
     for kind in [ConnectionTable::Shared, ConnectionTable::PerCpu] {
         let mut program =
             LoadedProgram::load_with_table(InterfaceConfig::default(), kind).expect("load");
-        for name in [abi::map::CONNECTIONS, abi::map::NEW_CONNECTIONS] {
-            let flags = table_flags(&program, name);
-            assert_eq!(ConnectionTable::of_flags(flags), kind, "{name}: {flags:#x}");
-        }
+        let flags = table_flags(&program, abi::map::CONNECTIONS);
+        assert_eq!(ConnectionTable::of_flags(flags), kind, "{flags:#x}");
         let maps = KernelMaps::of_program(&program).expect("maps");
         let mut state = bench_state(0).expect("state");
         state.install_kernel(&maps).expect("install");

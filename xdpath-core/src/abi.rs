@@ -89,8 +89,8 @@ pub mod map {
     pub const BACKENDS: &str = "BACKENDS";
     #[doc = "`CONNECTIONS`"]
     pub const CONNECTIONS: &str = "CONNECTIONS";
-    #[doc = "`NEW_CONNECTIONS`"]
-    pub const NEW_CONNECTIONS: &str = "NEW_CONNECTIONS";
+    #[doc = "`NEW_FLOW_TABLE`"]
+    pub const NEW_FLOW_TABLE: &str = "NEW_FLOW_TABLE";
     #[doc = "`VIP_STATS`"]
     pub const VIP_STATS: &str = "VIP_STATS";
     #[doc = "`BACKEND_STATS`"]
@@ -231,7 +231,7 @@ pub const SHARED_MAPS: [&str; 46] = [
     map::MAGLEV_RINGS,
     map::BACKENDS,
     map::CONNECTIONS,
-    map::NEW_CONNECTIONS,
+    map::NEW_FLOW_TABLE,
     map::VIP_STATS,
     map::BACKEND_STATS,
     map::VIP_DROPS,

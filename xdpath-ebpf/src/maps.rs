@@ -17,9 +17,9 @@ use xdpath_core::filter::{
     MAX_TUNNEL_BLOCKLIST, SOURCE_BUCKETS,
 };
 use xdpath_core::lb::{
-    Backend, Connection, ConnectionKey, LbConfig, LbCounter, Vip, VipKey, MAX_ALLOW_PREFIXES,
-    MAX_BACKENDS, MAX_CONNECTIONS, MAX_NEW_CONNECTIONS, MAX_RINGS, MAX_RING_SIZE, MAX_VIPS,
-    VIP_DROP_SLOTS,
+    Backend, Connection, ConnectionKey, LbConfig, LbCounter, NewFlowSlot, Vip, VipKey,
+    MAX_ALLOW_PREFIXES, MAX_BACKENDS, MAX_CONNECTIONS, MAX_RINGS, MAX_RING_SIZE, MAX_VIPS,
+    NEW_FLOW_SLOTS, VIP_DROP_SLOTS,
 };
 use xdpath_core::observe::{
     CaptureConfig, RecordMeta, CAPTURE_BYTES, CAPTURE_RING_BYTES, SAMPLE_RING_BYTES,
@@ -216,16 +216,16 @@ pub static BACKENDS: Array<Backend> = Array::with_max_entries(MAX_BACKENDS, 0);
 /// Flow → backend, so established flows keep their backend when the pool
 /// changes. One shared LRU rather than one per CPU: a flow whose packets
 /// arrive on several CPUs (no RSS on veth) keeps one backend. Bare SYNs
-/// never write it (`NEW_CONNECTIONS`), so a SYN flood cannot evict it.
+/// never write it (`NEW_FLOW_TABLE`), so a SYN flood cannot evict it.
 #[map]
 pub static CONNECTIONS: LruHashMap<ConnectionKey, Connection> =
     LruHashMap::with_max_entries(MAX_CONNECTIONS, 0);
 
-/// Flow → backend of TCP flows seen only as bare SYNs so far: a flow's
-/// first packet past its SYN copies its entry into `CONNECTIONS`.
+/// Flow → backend of TCP flows seen only as bare SYNs so far, one slot a
+/// flow by hash (`xdpath_core::lb::NewFlowSlot`): a flow's first packet
+/// past its SYN copies its entry into `CONNECTIONS`.
 #[map]
-pub static NEW_CONNECTIONS: LruHashMap<ConnectionKey, Connection> =
-    LruHashMap::with_max_entries(MAX_NEW_CONNECTIONS, 0);
+pub static NEW_FLOW_TABLE: Array<NewFlowSlot> = Array::with_max_entries(NEW_FLOW_SLOTS, 0);
 
 /// Per-VIP packets, bytes and new flows, per CPU.
 #[map]

@@ -64,12 +64,77 @@ pub(crate) fn kernel_table(ebpf: &Ebpf, name: &str) -> BTreeSet<(Vec<u8>, u32, u
         .collect()
 }
 
-pub(crate) fn kernel_snapshot(ebpf: &Ebpf) -> Snapshot {
+/// The new-flow table's written slots as (key bytes, backend,
+/// generation), each checked to sit where `NewFlowPlace` puts its flow and
+/// to carry its check word.
+pub(crate) fn new_flow_entries(
+    slots: impl Iterator<Item = (u32, NewFlowSlot)>,
+) -> BTreeSet<(Vec<u8>, u32, u32)> {
+    slots
+        .filter(|(_, slot)| slot.check != 0)
+        .map(|(index, slot)| {
+            let place = NewFlowPlace::of(&slot.key);
+            assert_eq!(index, place.slot, "a new flow in its own slot");
+            let connection = slot
+                .connection_for(&slot.key, &place)
+                .expect("a written slot's check word");
+            (
+                key_bytes(&slot.key),
+                connection.backend,
+                connection.generation,
+            )
+        })
+        .collect()
+}
+
+/// The key bytes of a connection key, as the kernel's tables hold them.
+fn key_bytes(key: &ConnectionKey) -> Vec<u8> {
+    assert_eq!(key.reserved, [0; 3], "reserved bytes of a connection key");
+    Tuple {
+        source: key.source,
+        destination: key.destination,
+        source_port: key.source_port,
+        destination_port: key.destination_port,
+        protocol: key.protocol,
+    }
+    .key_bytes()
+}
+
+/// The new-flow slot of a flow given by its key bytes.
+pub(crate) fn new_flow_slot_of(bytes: &[u8]) -> u32 {
+    let field = |at: usize, len: usize| bytes.get(at..at + len).expect("a 40-byte key");
+    let address = |at| <[u8; 16]>::try_from(field(at, 16)).expect("16 bytes");
+    let port = |at| u16::from_ne_bytes(field(at, 2).try_into().expect("2 bytes"));
+    let key = ConnectionKey::new(
+        &address(0),
+        &address(16),
+        port(32),
+        port(34),
+        field(36, 1)[0],
+    );
+    NewFlowPlace::of(&key).slot
+}
+
+/// The kernel's new-flow table (read in batches: it has 131,072 slots).
+pub(crate) fn kernel_new_flows(maps: &KernelMaps) -> BTreeSet<(Vec<u8>, u32, u32)> {
+    const SIZE: usize = size_of::<NewFlowSlot>();
+    let bytes = maps
+        .read_array(abi::map::NEW_FLOW_TABLE, NEW_FLOW_SLOTS, SIZE)
+        .expect("the new-flow table");
+    new_flow_entries(bytes.chunks_exact(SIZE).enumerate().map(|(index, raw)| {
+        // SAFETY: a `NewFlowSlot` is plain words (`#[repr(C)]`, no
+        // padding), and `raw` holds exactly one.
+        let slot = unsafe { core::ptr::read_unaligned(raw.as_ptr().cast::<NewFlowSlot>()) };
+        (index as u32, slot)
+    }))
+}
+
+pub(crate) fn kernel_snapshot(ebpf: &Ebpf, maps: &KernelMaps) -> Snapshot {
     Snapshot {
         hits: per_cpu_u64(ebpf, abi::map::CONN_STATS, 0),
         misses: per_cpu_u64(ebpf, abi::map::CONN_STATS, 1),
         connections: kernel_table(ebpf, abi::map::CONNECTIONS),
-        new_connections: kernel_table(ebpf, abi::map::NEW_CONNECTIONS),
+        new_connections: kernel_new_flows(maps),
         vips: (0..VIP_SLOTS)
             .map(|slot| per_cpu_counter(ebpf, abi::map::VIP_STATS, slot))
             .collect(),
@@ -88,17 +153,7 @@ pub(crate) fn native_table(
 ) -> BTreeSet<(Vec<u8>, u32, u32)> {
     table
         .iter()
-        .map(|(key, value)| {
-            let tuple = Tuple {
-                source: key.source,
-                destination: key.destination,
-                source_port: key.source_port,
-                destination_port: key.destination_port,
-                protocol: key.protocol,
-            };
-            assert_eq!(key.reserved, [0; 3], "reserved bytes of a connection key");
-            (tuple.key_bytes(), value.backend, value.generation)
-        })
+        .map(|(key, value)| (key_bytes(key), value.backend, value.generation))
         .collect()
 }
 
@@ -113,7 +168,13 @@ pub(crate) fn native_snapshot(tables: &NativeTables) -> Snapshot {
         hits: tables.lb.connection_stats[0],
         misses: tables.lb.connection_stats[1],
         connections: native_table(&tables.lb.connections),
-        new_connections: native_table(&tables.lb.new_connections),
+        new_connections: new_flow_entries(
+            tables
+                .lb
+                .new_flows
+                .iter()
+                .map(|(index, slot)| (*index, *slot)),
+        ),
         vips: (0..VIP_SLOTS)
             .map(|slot| counter(&tables.lb.vip_stats, slot))
             .collect(),
@@ -207,7 +268,8 @@ impl Builds {
 
     /// The balancer state, equal in both builds.
     pub(crate) fn snapshot(&mut self, description: &str) -> Snapshot {
-        let kernel = kernel_snapshot(self.program.ebpf_mut());
+        let maps = KernelMaps::of_program(&self.program).expect("maps");
+        let kernel = kernel_snapshot(self.program.ebpf_mut(), &maps);
         let native = native_snapshot(&self.native);
         assert_eq!(kernel, native, "{description}: kernel and native state");
         native

@@ -39,6 +39,11 @@ pub(crate) fn expected_state(row: &Row, before: &Snapshot, backend: Option<[u8; 
             let connection = count(1);
             expected.misses += 1;
             if opening {
+                // The flow takes its slot from whichever flow held it.
+                let slot = new_flow_slot_of(&connection.0);
+                expected
+                    .new_connections
+                    .retain(|held| new_flow_slot_of(&held.0) != slot);
                 expected.new_connections.insert(connection);
             } else {
                 expected.connections.insert(connection);

@@ -21,7 +21,8 @@
 //! flows (issue 14, item 14: two SYNs per random flow churned a single
 //! table and moved idle flows whose backend had since been drained). A
 //! TCP flow seen only as bare SYNs (SYN without ACK) so far is recorded in
-//! the new-flow table ([`ConnectionTable::New`]); its first packet past
+//! the new-flow table ([`ConnectionTable::New`], slots of an array: see
+//! [`NewFlowSlot`]); its first packet past
 //! the SYN, the handshake's ACK, copies the entry, backend unchanged, into
 //! the established table ([`ConnectionTable::Established`]), which bare
 //! SYNs never write. A flow keeps the backend its first packet got: its
@@ -38,11 +39,13 @@
 //! the balancer.
 
 mod encap;
+mod new_flows;
 mod stage;
 
 pub use encap::{
     encap_hash, flow_hash, outer_source, store_be16, store_be32, write_outer, OuterSpec,
 };
+pub use new_flows::{NewFlowPlace, NewFlowSlot, NEW_FLOW_SLOTS};
 pub use stage::{decap_stage, lb_stage, LbVerdict};
 
 /// The most VIPs.
@@ -58,10 +61,6 @@ pub const MAX_RINGS: u32 = MAX_VIPS * 2;
 pub const NO_BACKEND: u32 = u32::MAX;
 /// Connection-table entries (LRU, preallocated: about 100 bytes each).
 pub const MAX_CONNECTIONS: u32 = 1 << 17;
-/// Entries of the new-flow table (LRU, preallocated): flows seen only as
-/// bare SYNs. A flood churns it; a real flow needs its entry only for one
-/// round trip, until its ACK.
-pub const MAX_NEW_CONNECTIONS: u32 = 1 << 16;
 
 /// Which connection table (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use std::vec::Vec;
 use crate::filter::prefix_contains;
 use crate::lb::{
     vip_drop_index, Backend, Connection, ConnectionKey, ConnectionTable, DecapConfig, LbConfig,
-    LbCounter, LbTables, NextHop, Vip, VipKey, ALLOW_KEY_HEAD_BITS, CONN_HITS, DECAP_ENABLED,
-    MAX_CONNECTIONS, MAX_NEW_CONNECTIONS, MAX_RING_SIZE, NO_BACKEND,
+    LbCounter, LbTables, NewFlowPlace, NewFlowSlot, NextHop, Vip, VipKey, ALLOW_KEY_HEAD_BITS,
+    CONN_HITS, DECAP_ENABLED, MAX_CONNECTIONS, MAX_RING_SIZE, NO_BACKEND,
 };
 use crate::native::{NativeTables, OperatorMap, OperatorSet};
 use crate::stats::Reason;
@@ -32,9 +32,9 @@ pub struct NativeLb {
     /// full, an arbitrary entry goes (the kernel's LRU evicts the least
     /// recent).
     pub connections: HashMap<ConnectionKey, Connection>,
-    /// The new-flow table (flows seen only as bare SYNs), bounded the same
-    /// way.
-    pub new_connections: HashMap<ConnectionKey, Connection>,
+    /// The new-flow table (flows seen only as bare SYNs): the kernel's
+    /// array of slots, by slot index, holding the slots written so far.
+    pub new_flows: HashMap<u32, NewFlowSlot>,
     /// Statistics per VIP index.
     pub vip_stats: OperatorMap<u32, LbCounter>,
     /// Statistics per backend index.
@@ -62,14 +62,6 @@ impl NativeLb {
             .entry((key.vip, key.family))
             .or_default()
             .push((key.address, length));
-    }
-
-    /// One connection table and its capacity.
-    fn table(&mut self, table: ConnectionTable) -> (&mut HashMap<ConnectionKey, Connection>, u32) {
-        match table {
-            ConnectionTable::Established => (&mut self.connections, MAX_CONNECTIONS),
-            ConnectionTable::New => (&mut self.new_connections, MAX_NEW_CONNECTIONS),
-        }
     }
 }
 
@@ -99,7 +91,14 @@ impl LbTables for NativeTables {
     }
 
     fn connection(&mut self, table: ConnectionTable, key: &ConnectionKey) -> Option<Connection> {
-        self.lb.table(table).0.get(key).copied()
+        match table {
+            ConnectionTable::Established => self.lb.connections.get(key).copied(),
+            ConnectionTable::New => {
+                let place = NewFlowPlace::of(key);
+                let slot = self.lb.new_flows.get(&place.slot)?;
+                slot.connection_for(key, &place)
+            }
+        }
     }
 
     fn insert_connection(
@@ -108,8 +107,14 @@ impl LbTables for NativeTables {
         key: &ConnectionKey,
         connection: &Connection,
     ) {
-        let (connections, capacity) = self.lb.table(table);
-        if connections.len() >= capacity as usize && !connections.contains_key(key) {
+        if table == ConnectionTable::New {
+            let place = NewFlowPlace::of(key);
+            let slot = NewFlowSlot::new(key, &place, connection);
+            self.lb.new_flows.insert(place.slot, slot);
+            return;
+        }
+        let connections = &mut self.lb.connections;
+        if connections.len() >= MAX_CONNECTIONS as usize && !connections.contains_key(key) {
             if let Some(victim) = connections.keys().next().copied() {
                 connections.remove(&victim);
             }

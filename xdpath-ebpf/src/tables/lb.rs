@@ -4,8 +4,8 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use xdpath_core::lb::{
     vip_drop_index, AllowKey, Backend, Connection, ConnectionKey, ConnectionTable, DecapConfig,
-    LbConfig, LbTables, NextHop, Vip, VipKey, DECAP_ENABLED, MAX_RINGS, MAX_RING_SIZE, MAX_VIPS,
-    NO_BACKEND,
+    LbConfig, LbTables, NewFlowPlace, NewFlowSlot, NextHop, Vip, VipKey, DECAP_ENABLED, MAX_RINGS,
+    MAX_RING_SIZE, MAX_VIPS, NO_BACKEND,
 };
 use xdpath_core::{Reason, Tables};
 
@@ -13,14 +13,73 @@ use super::fib::fib_next_hop;
 use super::MapTables;
 use crate::maps::*;
 
-/// Records a flow in one connection table, named by a const parameter
-/// and not inlined: the two tables' inserts, one chosen by the flow's
-/// flags, would otherwise merge into one call on a map chosen at run time.
+/// Records a flow in the established table. Not inlined: its key and
+/// value sit in a stack frame of their own.
 #[inline(never)]
-fn insert_connection_in<const NEW: bool>(key: &ConnectionKey, connection: &Connection) {
-    let map = if NEW { &NEW_CONNECTIONS } else { &CONNECTIONS };
-    let _ = map.insert(key, connection, 0);
+fn insert_established(key: &ConnectionKey, connection: &Connection) {
+    let _ = CONNECTIONS.insert(key, connection, 0);
 }
+
+/// Records a flow in its slot of the new-flow table. The check word is
+/// cleared first and written last, each store volatile (in program order;
+/// x86 keeps stores in that order for other CPUs): a reader that meets
+/// the slot half written finds a check that does not match.
+#[inline(never)]
+fn insert_new_flow(key: &ConnectionKey, connection: &Connection) {
+    // The key is read again after the lookup (volatile loads), and the
+    // slot written in place word by word, not built on the stack first:
+    // words kept across the helper call sit in this frame, and the
+    // stage's combined frame (balancing stage, `pick_backend`, this) is
+    // at the verifier's 512 bytes (a slot on the stack: 56 bytes more;
+    // the key's words kept: 16).
+    let place = NewFlowPlace::of(key);
+    let check = place.check(connection);
+    let connection = u64::from(connection.backend) | u64::from(connection.generation) << 32;
+    let Some(slot) = NEW_FLOW_TABLE.get_ptr_mut(place.slot) else {
+        return;
+    };
+    let from = (key as *const ConnectionKey).cast::<u64>();
+    // SAFETY: `slot` is a live 56-byte, 8-aligned map value: the key's
+    // five words, then the connection's, then the check word (see
+    // `NewFlowSlot`); `from` the key's five aligned words.
+    unsafe {
+        let to = slot.cast::<u64>();
+        core::ptr::write_volatile(to.add(CHECK_WORD), 0);
+        let mut index = 0;
+        while index < KEY_WORDS {
+            core::ptr::write_volatile(to.add(index), core::ptr::read_volatile(from.add(index)));
+            index += 1;
+        }
+        core::ptr::write_volatile(to.add(KEY_WORDS), connection);
+        core::ptr::write_volatile(to.add(CHECK_WORD), check);
+    }
+}
+
+/// Words of a `NewFlowSlot`: the key's, then the connection's, then the
+/// check word.
+const KEY_WORDS: usize = core::mem::size_of::<ConnectionKey>() / 8;
+const CHECK_WORD: usize = KEY_WORDS + 1;
+const _: () = assert!(core::mem::size_of::<NewFlowSlot>() == (CHECK_WORD + 1) * 8);
+
+/// The connection the new-flow table holds for `key`, if its slot holds
+/// this flow. Not inlined, and the answer packed in one word (`NO_FLOW`:
+/// none), so the lookup's temporaries take no room in the balancing
+/// stage's nearly full stack.
+#[inline(never)]
+fn new_flow(key: &ConnectionKey) -> u64 {
+    let place = NewFlowPlace::of(key);
+    match NEW_FLOW_TABLE
+        .get(place.slot)
+        .and_then(|slot| slot.connection_for(key, &place))
+    {
+        Some(found) => u64::from(found.backend) | u64::from(found.generation) << 32,
+        None => NO_FLOW,
+    }
+}
+
+/// `new_flow`'s answer when the table holds no entry for the flow (no
+/// backend index is `u32::MAX`).
+const NO_FLOW: u64 = u64::MAX;
 
 /// Whether `source` is in VIP slot `vip`'s allow list: one trie lookup.
 /// Not inlined, so the key has a stack frame of its own rather than
@@ -86,7 +145,13 @@ impl LbTables for MapTables {
         // lookups stay inlined (see the note on maps picked at run time).
         match table {
             ConnectionTable::Established => unsafe { CONNECTIONS.get(key) }.copied(),
-            ConnectionTable::New => unsafe { NEW_CONNECTIONS.get(key) }.copied(),
+            ConnectionTable::New => match new_flow(key) {
+                NO_FLOW => None,
+                found => Some(Connection {
+                    backend: found as u32,
+                    generation: (found >> 32) as u32,
+                }),
+            },
         }
     }
 
@@ -98,8 +163,8 @@ impl LbTables for MapTables {
         connection: &Connection,
     ) {
         match table {
-            ConnectionTable::Established => insert_connection_in::<false>(key, connection),
-            ConnectionTable::New => insert_connection_in::<true>(key, connection),
+            ConnectionTable::Established => insert_established(key, connection),
+            ConnectionTable::New => insert_new_flow(key, connection),
         }
     }
 

@@ -56,8 +56,8 @@ fn reached_end(result: io::Result<()>) -> io::Result<bool> {
 
 impl KernelMaps {
     /// Reads entries `0..count` of an array map whose values are
-    /// `value_size` bytes (not per-CPU).
-    pub(crate) fn read_array(
+    /// `value_size` bytes (not per-CPU), in batches.
+    pub fn read_array(
         &self,
         map: &'static str,
         count: u32,

@@ -1,13 +1,13 @@
-//! The balancer's connection tables as one LRU shared by all CPUs or one
-//! LRU list per CPU (`BPF_F_NO_COMMON_LRU`), chosen when the maps are
-//! created.
+//! The balancer's established-connection table as one LRU shared by all
+//! CPUs or one LRU list per CPU (`BPF_F_NO_COMMON_LRU`), chosen when the
+//! map is created. (The new-flow table, `NEW_FLOW_TABLE`, is an array of slots
+//! with no LRU order: the choice does not apply to it.)
 //!
 //! aya's loader can size a map before the load but not change its flags,
-//! so for per-CPU lists the object's own definitions of `CONNECTIONS` and
-//! `NEW_CONNECTIONS` (aya-ebpf's legacy `maps` section: a `bpf_map_def`
-//! per map, its `map_flags` at byte 16) are patched in a copy of the
-//! object before it is loaded. A map opened from its pin keeps the flags
-//! it was created with.
+//! so for per-CPU lists the object's own definition of `CONNECTIONS`
+//! (aya-ebpf's legacy `maps` section: a `bpf_map_def` per map, its
+//! `map_flags` at byte 16) is patched in a copy of the object before it is
+//! loaded. A map opened from its pin keeps the flags it was created with.
 
 use std::borrow::Cow;
 
@@ -25,9 +25,9 @@ const MAP_FLAGS_OFFSET: u64 = 16;
 /// The section aya-ebpf puts its map definitions in.
 const MAPS_SECTION: &str = "maps";
 /// The maps the choice applies to.
-const TABLES: [&str; 2] = [abi::map::CONNECTIONS, abi::map::NEW_CONNECTIONS];
+const TABLES: [&str; 1] = [abi::map::CONNECTIONS];
 
-/// How the connection tables keep their least-recently-used order.
+/// How the established-connection table keeps its least-recently-used order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
@@ -77,7 +77,7 @@ impl std::fmt::Display for ConnectionTable {
     }
 }
 
-/// The kind of this namespace's pinned connection tables, `None` while
+/// The kind of this namespace's pinned established-connection table, `None` while
 /// there are none.
 pub fn pinned_connection_table() -> Result<Option<ConnectionTable>, DataplaneError> {
     let path = super::shared_dir()?.join(abi::map::CONNECTIONS);
@@ -92,15 +92,15 @@ pub fn pinned_connection_table() -> Result<Option<ConnectionTable>, DataplaneErr
     Ok(Some(ConnectionTable::of_flags(info.map_flags())))
 }
 
-/// Makes this namespace's connection tables of kind `wanted` (which the
+/// Makes this namespace's established-connection table of kind `wanted` (which the
 /// saved balancer settings must already ask for: maps are created as they
-/// say). Pinned tables of that kind, or none yet, change nothing; else
-/// both tables are unpinned and the program of every attached interface
-/// reloaded over new, empty ones (the first reload creates and pins
-/// them), or without an attached interface the shared maps created
+/// say). A pinned table of that kind, or none yet, changes nothing; else
+/// the table is unpinned and the program of every attached interface
+/// reloaded over a new, empty one (the first reload creates and pins
+/// it), or without an attached interface the shared maps created
 /// afresh. Returns the interfaces reloaded.
 ///
-/// The established flows' entries are dropped with the old tables: each
+/// The established flows' entries are dropped with the old table: each
 /// flow's next frame misses and is placed by Maglev again, on the same
 /// backend while its VIP's backends are unchanged.
 pub fn set_connection_table(wanted: ConnectionTable) -> Result<Vec<String>, DataplaneError> {
@@ -128,7 +128,7 @@ pub fn set_connection_table(wanted: ConnectionTable) -> Result<Vec<String>, Data
     Ok(interfaces)
 }
 
-/// `object` with its connection tables defined as `table` asks: borrowed
+/// `object` with its established-connection table defined as `table` asks: borrowed
 /// when the definitions say so already.
 pub(super) fn object_with_table(
     object: &[u8],
@@ -193,7 +193,7 @@ mod tests {
     use crate::objects;
 
     #[test]
-    fn per_cpu_lists_patch_both_tables_and_nothing_else() {
+    fn per_cpu_lists_patch_the_table_and_nothing_else() {
         let shared = object_with_table(objects::XDPATH, ConnectionTable::Shared).expect("shared");
         assert!(
             matches!(shared, Cow::Borrowed(_)),
@@ -207,7 +207,11 @@ mod tests {
             .filter(|(_, (a, b))| a != b)
             .map(|(at, _)| at)
             .collect();
-        assert_eq!(changed.len(), 2, "one byte of flags per table: {changed:?}");
+        assert_eq!(
+            changed.len(),
+            1,
+            "one byte of the table's flags: {changed:?}"
+        );
         for name in TABLES {
             let at = map_flags_offset(&per_cpu, name).expect("offset");
             assert_eq!(read_u32(&per_cpu, at), Some(BPF_F_NO_COMMON_LRU));

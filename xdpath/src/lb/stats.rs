@@ -9,7 +9,8 @@ use std::net::{IpAddr, Ipv6Addr};
 use serde_json::{json, Value};
 use xdpath_core::abi;
 use xdpath_core::lb::{
-    vip_drop_index, Backend, Connection, ConnectionKey, Vip, MAX_RING_SIZE, VIP_DROP_REASONS,
+    vip_drop_index, Backend, Connection, ConnectionKey, NewFlowPlace, NewFlowSlot, Vip,
+    MAX_RING_SIZE, NEW_FLOW_SLOTS, VIP_DROP_REASONS,
 };
 
 use super::compile::vip_key;
@@ -43,6 +44,33 @@ fn word<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
     out
 }
 
+/// The connection a slot of the new-flow table holds, as the established
+/// table's value bytes; `None` for a slot that holds none (never written,
+/// or mixed from two writes).
+fn new_flow_entry(slot: &[u8]) -> Option<[u8; 8]> {
+    let key = ConnectionKey::new(
+        &word(slot, 0),
+        &word(slot, 16),
+        u16::from_ne_bytes(word(slot, 32)),
+        u16::from_ne_bytes(word(slot, 34)),
+        slot.get(36).copied().unwrap_or(0),
+    );
+    let connection = Connection {
+        backend: u32::from_ne_bytes(word(slot, 40)),
+        generation: u32::from_ne_bytes(word(slot, 44)),
+    };
+    let parsed = NewFlowSlot {
+        key,
+        connection,
+        check: u64::from_ne_bytes(word(slot, 48)),
+    };
+    let found = parsed.connection_for(&key, &NewFlowPlace::of(&key))?;
+    let mut value = [0u8; 8];
+    value[..4].copy_from_slice(&found.backend.to_ne_bytes());
+    value[4..].copy_from_slice(&found.generation.to_ne_bytes());
+    Some(value)
+}
+
 /// An address as the data path stores it, back to an `IpAddr`.
 fn address_of(bytes: [u8; 16]) -> IpAddr {
     let v6 = Ipv6Addr::from(bytes);
@@ -54,9 +82,9 @@ fn address_of(bytes: [u8; 16]) -> IpAddr {
 
 /// Per VIP, the connection-table entries (both tables) whose flow is to it
 /// and whose backend still holds its slot: an estimate of its active
-/// connections. The tables are LRU with no timeouts, so a flow that ended
-/// stays counted until it is evicted, and a source-hashed VIP has one entry
-/// per client rather than per connection.
+/// connections. The tables have no timeouts, so a flow that ended stays
+/// counted until it is evicted (or its new-flow slot overwritten), and a
+/// source-hashed VIP has one entry per client rather than per connection.
 pub fn active_connections(
     maps: Option<&KernelMaps>,
     state: &LbState,
@@ -70,47 +98,55 @@ pub fn active_connections(
         let key = vip_key(vip);
         vips.insert((key.address, key.port, key.protocol), vip);
     }
-    let (key_size, value_size) = (size_of::<ConnectionKey>(), size_of::<Connection>());
-    for table in [abi::map::CONNECTIONS, abi::map::NEW_CONNECTIONS] {
-        let (keys, values) = maps.read_hash(table, key_size, value_size)?;
-        for (key, value) in keys
-            .chunks_exact(key_size)
-            .zip(values.chunks_exact(value_size))
-        {
-            let destination: [u8; 16] = word(key, 16);
-            let port = u16::from_ne_bytes(word(key, 34));
-            let protocol = key.get(36).copied().unwrap_or(0);
-            let backend = u32::from_ne_bytes(word(value, 0));
-            let generation = u32::from_ne_bytes(word(value, 4));
-            let live = |vip: &VipSpec| {
-                vip.backends
-                    .iter()
-                    .any(|b| b.index == backend && b.generation == generation)
-            };
-            let found = vips
-                .get(&(destination, port, protocol))
-                .filter(|vip| live(vip))
-                .or_else(|| {
-                    vips.get(&(destination, 0, protocol))
-                        .filter(|vip| live(vip))
-                })
-                .copied()
-                .or_else(|| {
-                    // A source-hashed port VIP keys its entries without ports.
-                    (port == 0)
-                        .then(|| {
-                            state.vips.iter().find(|vip| {
-                                vip.source_hash
-                                    && vip_key(vip).address == destination
-                                    && vip_key(vip).protocol == protocol
-                                    && live(vip)
-                            })
+    let mut count = |key: &[u8], value: &[u8]| {
+        let destination: [u8; 16] = word(key, 16);
+        let port = u16::from_ne_bytes(word(key, 34));
+        let protocol = key.get(36).copied().unwrap_or(0);
+        let backend = u32::from_ne_bytes(word(value, 0));
+        let generation = u32::from_ne_bytes(word(value, 4));
+        let live = |vip: &VipSpec| {
+            vip.backends
+                .iter()
+                .any(|b| b.index == backend && b.generation == generation)
+        };
+        let found = vips
+            .get(&(destination, port, protocol))
+            .filter(|vip| live(vip))
+            .or_else(|| {
+                vips.get(&(destination, 0, protocol))
+                    .filter(|vip| live(vip))
+            })
+            .copied()
+            .or_else(|| {
+                // A source-hashed port VIP keys its entries without ports.
+                (port == 0)
+                    .then(|| {
+                        state.vips.iter().find(|vip| {
+                            vip.source_hash
+                                && vip_key(vip).address == destination
+                                && vip_key(vip).protocol == protocol
+                                && live(vip)
                         })
-                        .flatten()
-                });
-            if let Some(vip) = found {
-                *counts.entry(vip.id).or_insert(0) += 1;
-            }
+                    })
+                    .flatten()
+            });
+        if let Some(vip) = found {
+            *counts.entry(vip.id).or_insert(0) += 1;
+        }
+    };
+    let (key_size, value_size) = (size_of::<ConnectionKey>(), size_of::<Connection>());
+    let (keys, values) = maps.read_hash(abi::map::CONNECTIONS, key_size, value_size)?;
+    for (key, value) in keys
+        .chunks_exact(key_size)
+        .zip(values.chunks_exact(value_size))
+    {
+        count(key, value);
+    }
+    let slot_size = size_of::<NewFlowSlot>();
+    let slots = maps.read_array(abi::map::NEW_FLOW_TABLE, NEW_FLOW_SLOTS, slot_size)?;
+    for slot in slots.chunks_exact(slot_size) {
+        if let (Some(key), Some(value)) = (slot.get(..key_size), new_flow_entry(slot)) {
+            count(key, &value);
         }
     }
     Ok(counts)

@@ -3,7 +3,7 @@
 
 use aya::maps::{Map, MapData};
 use xdpath_core::abi;
-use xdpath_core::lb::{Connection, ConnectionKey, CONN_HITS, CONN_MISSES};
+use xdpath_core::lb::{Connection, ConnectionKey, NewFlowSlot, CONN_HITS, CONN_MISSES};
 
 use super::state::bench_state;
 use super::testrun::{load_xdpath, Subject};
@@ -90,16 +90,40 @@ type ConnectionTable<'a> = aya::maps::HashMap<
     [u8; size_of::<Connection>()],
 >;
 
-/// Empties the two connection tables (`CONNECTIONS`, `NEW_CONNECTIONS`),
-/// so every round starts from empty tables (as many free entries for both
-/// LRU variants); returns how many entries each held (established, new).
-pub(super) fn clear_connections(
-    program: &mut LoadedProgram,
-) -> Result<(usize, usize), LbBenchError> {
-    Ok((
-        clear_table(program, abi::map::CONNECTIONS)?,
-        clear_table(program, abi::map::NEW_CONNECTIONS)?,
-    ))
+/// Empties the two connection tables (`CONNECTIONS`, the slots of
+/// `NEW_FLOW_TABLE`), so every round starts from empty tables (as many free
+/// entries for both LRU variants, and no flow of an earlier pass to be
+/// found); returns how many entries the established table held.
+pub(super) fn clear_connections(program: &mut LoadedProgram) -> Result<usize, LbBenchError> {
+    let held = clear_table(program, abi::map::CONNECTIONS)?;
+    clear_new_flows(program)?;
+    Ok(held)
+}
+
+/// Zeroes every written slot of the new-flow table.
+fn clear_new_flows(program: &mut LoadedProgram) -> Result<(), LbBenchError> {
+    const SLOT: usize = size_of::<NewFlowSlot>();
+    let name = abi::map::NEW_FLOW_TABLE;
+    let map_error = |error: aya::maps::MapError| LbBenchError::Maps(format!("{name}: {error}"));
+    let map = program
+        .ebpf_mut()
+        .map_mut(name)
+        .ok_or_else(|| LbBenchError::Maps(format!("no map {name} in the object")))?;
+    let mut slots = aya::maps::Array::<_, [u8; SLOT]>::try_from(map).map_err(map_error)?;
+    let written = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(index, slot)| match slot {
+            Ok(bytes) if bytes.iter().any(|byte| *byte != 0) => Some(Ok(index as u32)),
+            Ok(_) => None,
+            Err(error) => Some(Err(error)),
+        })
+        .collect::<Result<Vec<u32>, _>>()
+        .map_err(map_error)?;
+    for index in written {
+        slots.set(index, [0u8; SLOT], 0).map_err(map_error)?;
+    }
+    Ok(())
 }
 
 /// Empties one connection table; returns how many entries it held.

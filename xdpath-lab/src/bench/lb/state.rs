@@ -3,8 +3,8 @@
 
 use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
 use xdpath_core::lb::{
-    mac_value, AllowKey, Backend, LbConfig, Vip, VipKey, ENCAP_GUE, ENCAP_IPIP, LB_ENABLED,
-    LB_FIXED_NEXT_HOP, MAX_ALLOW_PREFIXES, VIP_ALLOW_LIST,
+    mac_value, AllowKey, Backend, ConnectionKey, LbConfig, NewFlowPlace, Vip, VipKey, ENCAP_GUE,
+    ENCAP_IPIP, LB_ENABLED, LB_FIXED_NEXT_HOP, MAX_ALLOW_PREFIXES, VIP_ALLOW_LIST,
 };
 use xdpath_core::parse::ipv4_mapped;
 use xdpath_core::wire::tcp::FLAG_SYN;
@@ -208,6 +208,28 @@ pub(super) fn flow_frames(family: Family, round: usize, flows: u32, flags: u8) -
             .build()
         })
         .collect()
+}
+
+/// How many of `frames`' flows (one pass, in order) lose their slot of
+/// the new-flow table to a later flow of the pass: slots are taken by a
+/// hash of the flow ([`NewFlowPlace`]), and a later SYN overwrites.
+pub(super) fn new_flow_collisions(frames: &[Vec<u8>]) -> u64 {
+    let slots: std::collections::HashSet<u32> = frames
+        .iter()
+        .filter_map(|frame| xdpath_core::parse(&xdpath_core::SlicePacket::new(frame)).ok())
+        .map(|parsed| {
+            let key = parsed.key;
+            let connection = ConnectionKey::new(
+                &key.source,
+                &key.destination,
+                key.source_port,
+                key.destination_port,
+                key.protocol,
+            );
+            NewFlowPlace::of(&connection).slot
+        })
+        .collect();
+    (frames.len() - slots.len()) as u64
 }
 
 /// A TCP SYN to an address that is no VIP: the balancer passes the frame
