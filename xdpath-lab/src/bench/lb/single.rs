@@ -312,7 +312,7 @@ impl SingleRuns {
     pub(super) fn multi_cpu_rows(&self, cpus: &[usize]) -> Vec<MultiCpuRow> {
         let rows = [
             (MISS_ALL_CPUS, "xdpath LB IPIP: miss"),
-            (HIT_ALL_CPUS, "xdpath LB IPIP: hit (new-flow table)"),
+            (HIT_ALL_CPUS, "xdpath LB IPIP: hit"),
             (REF_MISS_ALL_CPUS, "reference LB IPIP: miss"),
             (REF_HIT_ALL_CPUS, "reference LB IPIP: hit"),
         ];
