@@ -11,11 +11,12 @@
 //!
 //! Why an array: an LRU insert was the dearest part of a SYN. Its common
 //! free list is refilled under a lock, 128 entries at a time, so one SYN
-//! in 128 pays for 128 (the mean of a miss sat 1.25× its median); with one
+//! in 128 pays for 128 (the mean of a miss sat 1.3× its median); with one
 //! list per CPU each insert walks the lists instead. Writing one slot takes
 //! neither. Measured with `xdpath bench` (kernel-reported, the
-//! reference balancer in the same run): a SYN 603–625 → 421 ns, against
-//! the reference's 470 (BENCHMARKS.md, "The new-flow table as slots").
+//! reference balancer in the same run): a SYN 587–617 → 331–353 ns,
+//! against the reference's 445–526, 1.24–1.31 → 0.67–0.72 times it
+//! (BENCHMARKS.md, "The new-flow table as slots of an array").
 //!
 //! CPUs share the array, so a slot may be written by two at once; its
 //! `check` word (a hash of the key and the connection) tells a slot
