@@ -4,10 +4,13 @@
 //!
 //! What the data path writes lives in hash tables: the connection table,
 //! the token buckets (LRU hashes), the blocklist (expired entries go on
-//! first match). Every hash-like map of the namespace's shared set is
-//! snapshot after setup and restored before each round: entries added since
-//! are deleted, the setup's entries written back. The counters and
-//! statistics (arrays) are not reset but read before and after a round.
+//! first match); and in one array, the balancer's new-flow table
+//! (`NEW_FLOW_TABLE`, slots a bare SYN writes). Every hash-like map of the
+//! namespace's shared set is snapshot after setup and restored before each
+//! round: entries added since are deleted, the setup's entries written
+//! back; the new-flow slots written since are put back as they were. The
+//! counters and statistics (arrays) are not reset but read before and after
+//! a round.
 
 use std::collections::BTreeMap;
 use xdpath_core::abi;
@@ -34,9 +37,23 @@ struct Table {
     entries: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
-/// The hash tables of a program as they were.
+/// The hash tables of a program as they were, and its new-flow slots.
 pub struct Snapshot {
     tables: Vec<Table>,
+    new_flows: Vec<u8>,
+}
+
+/// Bytes of one new-flow slot.
+const NEW_FLOW_SLOT: usize = size_of::<xdpath_core::lb::NewFlowSlot>();
+
+/// Every slot of the new-flow table, back to back.
+fn new_flow_slots(maps: &KernelMaps) -> Result<Vec<u8>, RestoreError> {
+    maps.read_array(
+        abi::map::NEW_FLOW_TABLE,
+        xdpath_core::lb::NEW_FLOW_SLOTS,
+        NEW_FLOW_SLOT,
+    )
+    .map_err(|error| failed(abi::map::NEW_FLOW_TABLE)(error.to_string()))
 }
 
 fn failed(map: &'static str) -> impl Fn(String) -> RestoreError {
@@ -102,7 +119,8 @@ impl Snapshot {
                 entries,
             });
         }
-        Ok(Self { tables })
+        let new_flows = new_flow_slots(maps)?;
+        Ok(Self { tables, new_flows })
     }
 
     /// Puts every table back; returns how many entries were deleted.
@@ -126,6 +144,19 @@ impl Snapshot {
                     maps.update(table.name, key, value)
                         .map_err(|e| error(e.to_string()))?;
                 }
+            }
+        }
+        // The new-flow slots written in the round (a bare SYN writes one):
+        // a flow a later round's frames repeat must miss there, as it does
+        // in the native build's fresh tables.
+        let now = new_flow_slots(maps)?;
+        let slots = now
+            .chunks_exact(NEW_FLOW_SLOT)
+            .zip(self.new_flows.chunks_exact(NEW_FLOW_SLOT));
+        for (index, (current, was)) in slots.enumerate() {
+            if current != was {
+                maps.update(abi::map::NEW_FLOW_TABLE, &(index as u32).to_ne_bytes(), was)
+                    .map_err(|e| failed(abi::map::NEW_FLOW_TABLE)(e.to_string()))?;
             }
         }
         Ok(deleted)
