@@ -19,7 +19,7 @@ use xdpath_core::filter::{
 use xdpath_core::lb::{
     Backend, Connection, ConnectionKey, LbConfig, LbCounter, NewFlowSlot, Vip, VipKey,
     MAX_ALLOW_PREFIXES, MAX_BACKENDS, MAX_CONNECTIONS, MAX_RINGS, MAX_RING_SIZE, MAX_VIPS,
-    NEW_FLOW_SLOTS, VIP_DROP_SLOTS,
+    NEW_FLOW_ENTRIES, VIP_DROP_SLOTS,
 };
 use xdpath_core::observe::{
     CaptureConfig, RecordMeta, CAPTURE_BYTES, CAPTURE_RING_BYTES, SAMPLE_RING_BYTES,
@@ -225,7 +225,7 @@ pub static CONNECTIONS: LruHashMap<ConnectionKey, Connection> =
 /// flow by hash (`xdpath_core::lb::NewFlowSlot`): a flow's first packet
 /// past its SYN copies its entry into `CONNECTIONS`.
 #[map]
-pub static NEW_FLOW_TABLE: Array<NewFlowSlot> = Array::with_max_entries(NEW_FLOW_SLOTS, 0);
+pub static NEW_FLOW_TABLE: Array<NewFlowSlot> = Array::with_max_entries(NEW_FLOW_ENTRIES, 0);
 
 /// Per-VIP packets, bytes and new flows, per CPU.
 #[map]

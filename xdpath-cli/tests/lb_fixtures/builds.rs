@@ -19,7 +19,10 @@ pub(crate) struct Snapshot {
     pub(crate) hits: u64,
     pub(crate) misses: u64,
     pub(crate) connections: BTreeSet<(Vec<u8>, u32, u32)>,
-    pub(crate) new_connections: BTreeSet<(Vec<u8>, u32, u32)>,
+    /// The new-flow table's written slots: (slot, tag, backend, generation).
+    pub(crate) new_connections: BTreeSet<(u32, u64, u32, u32)>,
+    /// The new-flow table's seed.
+    pub(crate) seed: u64,
     pub(crate) vips: Vec<[u64; 3]>,
     pub(crate) backends: Vec<[u64; 3]>,
     /// Frames to each VIP not forwarded, by `vip_drop_index` slot.
@@ -64,27 +67,40 @@ pub(crate) fn kernel_table(ebpf: &Ebpf, name: &str) -> BTreeSet<(Vec<u8>, u32, u
         .collect()
 }
 
-/// The new-flow table's written slots as (key bytes, backend,
-/// generation), each checked to sit where `NewFlowPlace` puts its flow and
-/// to carry its check word.
+/// The new-flow table's written slots as (slot, tag, backend,
+/// generation).
 pub(crate) fn new_flow_entries(
     slots: impl Iterator<Item = (u32, NewFlowSlot)>,
-) -> BTreeSet<(Vec<u8>, u32, u32)> {
+) -> BTreeSet<(u32, u64, u32, u32)> {
     slots
-        .filter(|(_, slot)| slot.check != 0)
+        .filter(|(_, slot)| slot.tag != 0)
         .map(|(index, slot)| {
-            let place = NewFlowPlace::of(&slot.key);
-            assert_eq!(index, place.slot, "a new flow in its own slot");
-            let connection = slot
-                .connection_for(&slot.key, &place)
-                .expect("a written slot's check word");
-            (
-                key_bytes(&slot.key),
-                connection.backend,
-                connection.generation,
-            )
+            let connection = slot.connection;
+            (index, slot.tag, connection.backend, connection.generation)
         })
         .collect()
+}
+
+/// The slot a flow (key bytes, backend, generation) takes in the new-flow
+/// table, as [`new_flow_entries`] lists it.
+pub(crate) fn new_flow_entry(flow: &(Vec<u8>, u32, u32), seed: u64) -> (u32, u64, u32, u32) {
+    let (bytes, backend, generation) = flow;
+    let field = |at: usize, len: usize| bytes.get(at..at + len).expect("a 40-byte key");
+    let address = |at| <[u8; 16]>::try_from(field(at, 16)).expect("16 bytes");
+    let port = |at| u16::from_ne_bytes(field(at, 2).try_into().expect("2 bytes"));
+    let key = ConnectionKey::new(
+        &address(0),
+        &address(16),
+        port(32),
+        port(34),
+        field(36, 1)[0],
+    );
+    let place = NewFlowPlace::of(&key, seed);
+    let connection = Connection {
+        backend: *backend,
+        generation: *generation,
+    };
+    (place.slot, place.tag(&connection), *backend, *generation)
 }
 
 /// The key bytes of a connection key, as the kernel's tables hold them.
@@ -100,23 +116,8 @@ fn key_bytes(key: &ConnectionKey) -> Vec<u8> {
     .key_bytes()
 }
 
-/// The new-flow slot of a flow given by its key bytes.
-pub(crate) fn new_flow_slot_of(bytes: &[u8]) -> u32 {
-    let field = |at: usize, len: usize| bytes.get(at..at + len).expect("a 40-byte key");
-    let address = |at| <[u8; 16]>::try_from(field(at, 16)).expect("16 bytes");
-    let port = |at| u16::from_ne_bytes(field(at, 2).try_into().expect("2 bytes"));
-    let key = ConnectionKey::new(
-        &address(0),
-        &address(16),
-        port(32),
-        port(34),
-        field(36, 1)[0],
-    );
-    NewFlowPlace::of(&key).slot
-}
-
 /// The kernel's new-flow table (read in batches: it has 131,072 slots).
-pub(crate) fn kernel_new_flows(maps: &KernelMaps) -> BTreeSet<(Vec<u8>, u32, u32)> {
+pub(crate) fn kernel_new_flows(maps: &KernelMaps) -> BTreeSet<(u32, u64, u32, u32)> {
     const SIZE: usize = size_of::<NewFlowSlot>();
     let bytes = maps
         .read_array(abi::map::NEW_FLOW_TABLE, NEW_FLOW_SLOTS, SIZE)
@@ -129,12 +130,18 @@ pub(crate) fn kernel_new_flows(maps: &KernelMaps) -> BTreeSet<(Vec<u8>, u32, u32
     }))
 }
 
+/// The kernel's new-flow seed.
+pub(crate) fn kernel_seed(maps: &KernelMaps) -> u64 {
+    xdpath::lb::install::new_flow_seed(maps).expect("the new-flow seed")
+}
+
 pub(crate) fn kernel_snapshot(ebpf: &Ebpf, maps: &KernelMaps) -> Snapshot {
     Snapshot {
         hits: per_cpu_u64(ebpf, abi::map::CONN_STATS, 0),
         misses: per_cpu_u64(ebpf, abi::map::CONN_STATS, 1),
         connections: kernel_table(ebpf, abi::map::CONNECTIONS),
         new_connections: kernel_new_flows(maps),
+        seed: kernel_seed(maps),
         vips: (0..VIP_SLOTS)
             .map(|slot| per_cpu_counter(ebpf, abi::map::VIP_STATS, slot))
             .collect(),
@@ -168,6 +175,7 @@ pub(crate) fn native_snapshot(tables: &NativeTables) -> Snapshot {
         hits: tables.lb.connection_stats[0],
         misses: tables.lb.connection_stats[1],
         connections: native_table(&tables.lb.connections),
+        seed: tables.lb.new_flow_seed,
         new_connections: new_flow_entries(
             tables
                 .lb
@@ -230,6 +238,8 @@ impl Builds {
         let maps = KernelMaps::of_program(&self.program).expect("maps");
         state.install_kernel(&maps).expect("install");
         state.install_native(&mut self.native);
+        // The native table keyed as the kernel's, so both place flows alike.
+        self.native.lb.new_flow_seed = kernel_seed(&maps);
     }
 
     /// Runs `frame` through both builds: the action, the reason (the

@@ -40,11 +40,9 @@ pub(crate) fn expected_state(row: &Row, before: &Snapshot, backend: Option<[u8; 
             expected.misses += 1;
             if opening {
                 // The flow takes its slot from whichever flow held it.
-                let slot = new_flow_slot_of(&connection.0);
-                expected
-                    .new_connections
-                    .retain(|held| new_flow_slot_of(&held.0) != slot);
-                expected.new_connections.insert(connection);
+                let entry = new_flow_entry(&connection, before.seed);
+                expected.new_connections.retain(|held| held.0 != entry.0);
+                expected.new_connections.insert(entry);
             } else {
                 expected.connections.insert(connection);
             }
@@ -54,7 +52,10 @@ pub(crate) fn expected_state(row: &Row, before: &Snapshot, backend: Option<[u8; 
             expected.hits += 1;
             let established = before.connections.contains(&connection);
             assert!(
-                established || before.new_connections.contains(&connection),
+                established
+                    || before
+                        .new_connections
+                        .contains(&new_flow_entry(&connection, before.seed)),
                 "{}: a hit on the flow's own connection and backend",
                 row.description
             );

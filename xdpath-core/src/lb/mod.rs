@@ -45,7 +45,7 @@ mod stage;
 pub use encap::{
     encap_hash, flow_hash, outer_source, store_be16, store_be32, write_outer, OuterSpec,
 };
-pub use new_flows::{NewFlowPlace, NewFlowSlot, NEW_FLOW_SLOTS};
+pub use new_flows::{NewFlowPlace, NewFlowSlot, NEW_FLOW_ENTRIES, NEW_FLOW_SEED, NEW_FLOW_SLOTS};
 pub use stage::{decap_stage, lb_stage, LbVerdict};
 
 /// The most VIPs.

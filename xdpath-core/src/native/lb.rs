@@ -35,6 +35,9 @@ pub struct NativeLb {
     /// The new-flow table (flows seen only as bare SYNs): the kernel's
     /// array of slots, by slot index, holding the slots written so far.
     pub new_flows: HashMap<u32, NewFlowSlot>,
+    /// The new-flow table's seed (`lb::NEW_FLOW_SEED`); zero: the table is
+    /// not used, as in the kernel.
+    pub new_flow_seed: u64,
     /// Statistics per VIP index.
     pub vip_stats: OperatorMap<u32, LbCounter>,
     /// Statistics per backend index.
@@ -94,9 +97,12 @@ impl LbTables for NativeTables {
         match table {
             ConnectionTable::Established => self.lb.connections.get(key).copied(),
             ConnectionTable::New => {
-                let place = NewFlowPlace::of(key);
+                if self.lb.new_flow_seed == 0 {
+                    return None;
+                }
+                let place = NewFlowPlace::of(key, self.lb.new_flow_seed);
                 let slot = self.lb.new_flows.get(&place.slot)?;
-                slot.connection_for(key, &place)
+                slot.connection_for(&place)
             }
         }
     }
@@ -108,8 +114,11 @@ impl LbTables for NativeTables {
         connection: &Connection,
     ) {
         if table == ConnectionTable::New {
-            let place = NewFlowPlace::of(key);
-            let slot = NewFlowSlot::new(key, &place, connection);
+            if self.lb.new_flow_seed == 0 {
+                return;
+            }
+            let place = NewFlowPlace::of(key, self.lb.new_flow_seed);
+            let slot = NewFlowSlot::new(&place, connection);
             self.lb.new_flows.insert(place.slot, slot);
             return;
         }

@@ -5,7 +5,7 @@ use aya_ebpf::maps::lpm_trie::Key;
 use xdpath_core::lb::{
     vip_drop_index, AllowKey, Backend, Connection, ConnectionKey, ConnectionTable, DecapConfig,
     LbConfig, LbTables, NewFlowPlace, NewFlowSlot, NextHop, Vip, VipKey, DECAP_ENABLED, MAX_RINGS,
-    MAX_RING_SIZE, MAX_VIPS, NO_BACKEND,
+    MAX_RING_SIZE, MAX_VIPS, NEW_FLOW_SEED, NO_BACKEND,
 };
 use xdpath_core::{Reason, Tables};
 
@@ -20,46 +20,41 @@ fn insert_established(key: &ConnectionKey, connection: &Connection) {
     let _ = CONNECTIONS.insert(key, connection, 0);
 }
 
-/// Records a flow in its slot of the new-flow table. The check word is
-/// cleared first and written last, each store volatile (in program order;
-/// x86 keeps stores in that order for other CPUs): a reader that meets
-/// the slot half written finds a check that does not match.
+/// Records a flow in its slot of the new-flow table (none while the
+/// table has no seed). The slot is written by a function of its own:
+/// values kept across a helper call sit in this frame, and the stage's
+/// combined frame (balancing stage, `pick_backend`, this) is at the
+/// verifier's 512 bytes; with the two lookups in one function it was 528.
 #[inline(never)]
 fn insert_new_flow(key: &ConnectionKey, connection: &Connection) {
-    // The key is read again after the lookup (volatile loads), and the
-    // slot written in place word by word, not built on the stack first:
-    // words kept across the helper call sit in this frame, and the
-    // stage's combined frame (balancing stage, `pick_backend`, this) is
-    // at the verifier's 512 bytes (a slot on the stack: 56 bytes more;
-    // the key's words kept: 16).
-    let place = NewFlowPlace::of(key);
-    let check = place.check(connection);
-    let connection = u64::from(connection.backend) | u64::from(connection.generation) << 32;
-    let Some(slot) = NEW_FLOW_TABLE.get_ptr_mut(place.slot) else {
+    let seed = new_flow_seed();
+    if seed == 0 {
         return;
-    };
-    let from = (key as *const ConnectionKey).cast::<u64>();
-    // SAFETY: `slot` is a live 56-byte, 8-aligned map value: the key's
-    // five words, then the connection's, then the check word (see
-    // `NewFlowSlot`); `from` the key's five aligned words.
-    unsafe {
-        let to = slot.cast::<u64>();
-        core::ptr::write_volatile(to.add(CHECK_WORD), 0);
-        let mut index = 0;
-        while index < KEY_WORDS {
-            core::ptr::write_volatile(to.add(index), core::ptr::read_volatile(from.add(index)));
-            index += 1;
-        }
-        core::ptr::write_volatile(to.add(KEY_WORDS), connection);
-        core::ptr::write_volatile(to.add(CHECK_WORD), check);
     }
+    let place = NewFlowPlace::of(key, seed);
+    let tag = place.tag(connection);
+    let word = u64::from(connection.backend) | u64::from(connection.generation) << 32;
+    store_new_flow(place.slot, tag, word);
 }
 
-/// Words of a `NewFlowSlot`: the key's, then the connection's, then the
-/// check word.
-const KEY_WORDS: usize = core::mem::size_of::<ConnectionKey>() / 8;
-const CHECK_WORD: usize = KEY_WORDS + 1;
-const _: () = assert!(core::mem::size_of::<NewFlowSlot>() == (CHECK_WORD + 1) * 8);
+/// Writes slot `slot`. The tag is cleared first and written last, each
+/// store volatile (in program order; x86 keeps stores in that order for
+/// other CPUs): a reader that meets the slot half written finds a tag that
+/// does not match.
+#[inline(never)]
+fn store_new_flow(slot: u32, tag: u64, connection: u64) {
+    let Some(slot) = NEW_FLOW_TABLE.get_ptr_mut(slot) else {
+        return;
+    };
+    // SAFETY: a live 16-byte, 8-aligned map value: the tag's word, then
+    // the connection's (see `NewFlowSlot`).
+    unsafe {
+        let words = slot.cast::<u64>();
+        core::ptr::write_volatile(words, 0);
+        core::ptr::write_volatile(words.add(1), connection);
+        core::ptr::write_volatile(words, tag);
+    }
+}
 
 /// The connection the new-flow table holds for `key`, if its slot holds
 /// this flow. Not inlined, and the answer packed in one word (`NO_FLOW`:
@@ -67,14 +62,26 @@ const _: () = assert!(core::mem::size_of::<NewFlowSlot>() == (CHECK_WORD + 1) * 
 /// stage's nearly full stack.
 #[inline(never)]
 fn new_flow(key: &ConnectionKey) -> u64 {
-    let place = NewFlowPlace::of(key);
+    let seed = new_flow_seed();
+    if seed == 0 {
+        return NO_FLOW;
+    }
+    let place = NewFlowPlace::of(key, seed);
     match NEW_FLOW_TABLE
         .get(place.slot)
-        .and_then(|slot| slot.connection_for(key, &place))
+        .and_then(|slot| slot.connection_for(&place))
     {
         Some(found) => u64::from(found.backend) | u64::from(found.generation) << 32,
         None => NO_FLOW,
     }
+}
+
+/// The new-flow table's seed (zero: none yet, the table unused).
+#[inline(always)]
+fn new_flow_seed() -> u64 {
+    NEW_FLOW_TABLE
+        .get(NEW_FLOW_SEED)
+        .map_or(0, |entry| entry.tag)
 }
 
 /// `new_flow`'s answer when the table holds no entry for the flow (no

@@ -138,6 +138,9 @@ impl Builds {
         if let Some(lb) = &scenario.lb {
             lb.install_kernel(&maps)
                 .map_err(|error| failed("install the balancer", error.to_string()))?;
+            // The native new-flow table keyed as the kernel's.
+            native.lb.new_flow_seed = xdpath::lb::install::new_flow_seed(&maps)
+                .map_err(|error| failed("read the new-flow seed", error.to_string()))?;
         }
         write_local_and_capture(&mut program, &scenario.local_addresses)
             .map_err(|(step, detail)| failed(step, detail))?;

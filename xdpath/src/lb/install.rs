@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use xdpath_core::abi;
 
-use xdpath_core::lb::{AllowKey, Backend, LbConfig, Vip, VipKey, MAX_RING_SIZE};
+use xdpath_core::lb::{
+    AllowKey, Backend, LbConfig, NewFlowSlot, Vip, VipKey, MAX_RING_SIZE, NEW_FLOW_SEED,
+};
 use xdpath_core::NativeTables;
 
 use crate::control::apply::ApplyError;
@@ -58,6 +60,7 @@ impl CompiledLb {
         for (key, vip) in &self.vips {
             maps.update(abi::map::VIPS, bytes_of(key), bytes_of(vip))?;
         }
+        seed_new_flows(maps)?;
         maps.update(
             abi::map::LB_CONFIG,
             &0u32.to_ne_bytes(),
@@ -111,8 +114,53 @@ impl CompiledLb {
         for (key, vip) in &self.vips {
             tables.lb.vips.insert(*key, *vip);
         }
+        if tables.lb.new_flow_seed == 0 {
+            tables.lb.new_flow_seed = random_seed();
+        }
         tables.lb.config = self.live_config();
     }
+}
+
+/// Gives the new-flow table its seed if it has none yet (a table just
+/// created): a random word, kept while the table lives, so that a sender
+/// cannot choose flows that share a slot and a tag (`lb::NewFlowSlot`).
+/// Two installs at once may both write one; the later wins, and the few
+/// flows placed under the other meanwhile are placed again at their ACK.
+fn seed_new_flows(maps: &KernelMaps) -> Result<(), ApplyError> {
+    if new_flow_seed(maps)? != 0 {
+        return Ok(());
+    }
+    let seeded = NewFlowSlot {
+        tag: random_seed(),
+        ..NewFlowSlot::default()
+    };
+    maps.update(
+        abi::map::NEW_FLOW_TABLE,
+        &NEW_FLOW_SEED.to_ne_bytes(),
+        bytes_of(&seeded),
+    )
+}
+
+/// The kernel's new-flow seed (zero: none yet). A native build that must
+/// place flows as the kernel does takes this one (`NativeLb::new_flow_seed`).
+pub fn new_flow_seed(maps: &KernelMaps) -> Result<u64, ApplyError> {
+    let mut entry = [0u8; size_of::<NewFlowSlot>()];
+    maps.lookup(
+        abi::map::NEW_FLOW_TABLE,
+        &NEW_FLOW_SEED.to_ne_bytes(),
+        &mut entry,
+    )?;
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(entry.get(..8).unwrap_or(&[0; 8]));
+    Ok(u64::from_ne_bytes(tag))
+}
+
+/// A random nonzero word (std's per-process random hash keys).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(std::process::id().into());
+    hasher.finish() | 1
 }
 
 /// The keys the kernel's allow-list trie holds, as bytes.

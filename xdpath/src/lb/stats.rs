@@ -9,8 +9,8 @@ use std::net::{IpAddr, Ipv6Addr};
 use serde_json::{json, Value};
 use xdpath_core::abi;
 use xdpath_core::lb::{
-    vip_drop_index, Backend, Connection, ConnectionKey, NewFlowPlace, NewFlowSlot, Vip,
-    MAX_RING_SIZE, NEW_FLOW_SLOTS, VIP_DROP_REASONS,
+    vip_drop_index, Backend, Connection, ConnectionKey, NewFlowSlot, Vip, MAX_RING_SIZE,
+    NEW_FLOW_SLOTS, VIP_DROP_REASONS,
 };
 
 use super::compile::vip_key;
@@ -44,31 +44,17 @@ fn word<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
     out
 }
 
-/// The connection a slot of the new-flow table holds, as the established
-/// table's value bytes; `None` for a slot that holds none (never written,
-/// or mixed from two writes).
-fn new_flow_entry(slot: &[u8]) -> Option<[u8; 8]> {
-    let key = ConnectionKey::new(
-        &word(slot, 0),
-        &word(slot, 16),
-        u16::from_ne_bytes(word(slot, 32)),
-        u16::from_ne_bytes(word(slot, 34)),
-        slot.get(36).copied().unwrap_or(0),
-    );
-    let connection = Connection {
-        backend: u32::from_ne_bytes(word(slot, 40)),
-        generation: u32::from_ne_bytes(word(slot, 44)),
-    };
-    let parsed = NewFlowSlot {
-        key,
-        connection,
-        check: u64::from_ne_bytes(word(slot, 48)),
-    };
-    let found = parsed.connection_for(&key, &NewFlowPlace::of(&key))?;
-    let mut value = [0u8; 8];
-    value[..4].copy_from_slice(&found.backend.to_ne_bytes());
-    value[4..].copy_from_slice(&found.generation.to_ne_bytes());
-    Some(value)
+/// The connection a slot of the new-flow table holds (backend,
+/// generation); `None` for a slot never written. A slot holds a tag, not
+/// its flow's key: its VIP is the one whose pool holds its backend.
+fn new_flow_connection(slot: &[u8]) -> Option<(u32, u32)> {
+    let tag = u64::from_ne_bytes(word(slot, 0));
+    (tag != 0).then(|| {
+        (
+            u32::from_ne_bytes(word(slot, 8)),
+            u32::from_ne_bytes(word(slot, 12)),
+        )
+    })
 }
 
 /// An address as the data path stores it, back to an `IpAddr`.
@@ -144,9 +130,17 @@ pub fn active_connections(
     }
     let slot_size = size_of::<NewFlowSlot>();
     let slots = maps.read_array(abi::map::NEW_FLOW_TABLE, NEW_FLOW_SLOTS, slot_size)?;
-    for slot in slots.chunks_exact(slot_size) {
-        if let (Some(key), Some(value)) = (slot.get(..key_size), new_flow_entry(slot)) {
-            count(key, &value);
+    for (backend, generation) in slots
+        .chunks_exact(slot_size)
+        .filter_map(new_flow_connection)
+    {
+        let owner = state.vips.iter().find(|vip| {
+            vip.backends
+                .iter()
+                .any(|b| b.index == backend && b.generation == generation)
+        });
+        if let Some(vip) = owner {
+            *counts.entry(vip.id).or_insert(0) += 1;
         }
     }
     Ok(counts)

@@ -3,7 +3,9 @@
 
 use aya::maps::{Map, MapData};
 use xdpath_core::abi;
-use xdpath_core::lb::{Connection, ConnectionKey, NewFlowSlot, CONN_HITS, CONN_MISSES};
+use xdpath_core::lb::{
+    Connection, ConnectionKey, NewFlowSlot, CONN_HITS, CONN_MISSES, NEW_FLOW_SLOTS,
+};
 
 use super::state::bench_state;
 use super::testrun::{load_xdpath, Subject};
@@ -83,6 +85,12 @@ pub(super) fn connection_counts(maps: &KernelMaps) -> Result<(u64, u64), LbBench
     Ok((read(CONN_HITS)?, read(CONN_MISSES)?))
 }
 
+/// The new-flow table's seed, which the balancer's install wrote.
+pub(super) fn new_flow_seed(maps: &KernelMaps) -> Result<u64, LbBenchError> {
+    xdpath::lb::install::new_flow_seed(maps)
+        .map_err(|error| LbBenchError::Maps(format!("read the new-flow seed: {error}")))
+}
+
 /// The connection table's key and value as the map stores them.
 type ConnectionTable<'a> = aya::maps::HashMap<
     &'a mut MapData,
@@ -100,7 +108,7 @@ pub(super) fn clear_connections(program: &mut LoadedProgram) -> Result<usize, Lb
     Ok(held)
 }
 
-/// Zeroes every written slot of the new-flow table.
+/// Zeroes every written slot of the new-flow table (not its seed).
 fn clear_new_flows(program: &mut LoadedProgram) -> Result<(), LbBenchError> {
     const SLOT: usize = size_of::<NewFlowSlot>();
     let name = abi::map::NEW_FLOW_TABLE;
@@ -113,6 +121,7 @@ fn clear_new_flows(program: &mut LoadedProgram) -> Result<(), LbBenchError> {
     let written = slots
         .iter()
         .enumerate()
+        .take(NEW_FLOW_SLOTS as usize)
         .filter_map(|(index, slot)| match slot {
             Ok(bytes) if bytes.iter().any(|byte| *byte != 0) => Some(Ok(index as u32)),
             Ok(_) => None,

@@ -9,7 +9,7 @@ use std::os::fd::AsFd;
 use xdpath_core::Action;
 
 use super::multi_cpu::concurrent_round;
-use super::programs::{clear_connections, connection_counts, Programs};
+use super::programs::{clear_connections, connection_counts, new_flow_seed, Programs};
 use super::reference;
 use super::report::{LbRow, MultiCpuRow, ReferenceRatio, RepeatCheck, Samples};
 use super::state::{flow_frames, new_flow_collisions, Family};
@@ -223,7 +223,7 @@ fn family_round(
         .map(|pair| (pair[1].0 - pair[0].0, pair[1].1 - pair[0].1))
         .collect();
     // A first ACK whose SYN's slot a later SYN took is a miss.
-    let pushed_out = new_flow_collisions(&frames);
+    let pushed_out = new_flow_collisions(&frames, new_flow_seed(maps)?);
     let expected = [
         (0, total),
         (total - pushed_out, pushed_out),

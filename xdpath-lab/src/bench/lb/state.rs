@@ -213,7 +213,7 @@ pub(super) fn flow_frames(family: Family, round: usize, flows: u32, flags: u8) -
 /// How many of `frames`' flows (one pass, in order) lose their slot of
 /// the new-flow table to a later flow of the pass: slots are taken by a
 /// hash of the flow ([`NewFlowPlace`]), and a later SYN overwrites.
-pub(super) fn new_flow_collisions(frames: &[Vec<u8>]) -> u64 {
+pub(super) fn new_flow_collisions(frames: &[Vec<u8>], seed: u64) -> u64 {
     let slots: std::collections::HashSet<u32> = frames
         .iter()
         .filter_map(|frame| xdpath_core::parse(&xdpath_core::SlicePacket::new(frame)).ok())
@@ -226,7 +226,7 @@ pub(super) fn new_flow_collisions(frames: &[Vec<u8>]) -> u64 {
                 key.destination_port,
                 key.protocol,
             );
-            NewFlowPlace::of(&connection).slot
+            NewFlowPlace::of(&connection, seed).slot
         })
         .collect();
     (frames.len() - slots.len()) as u64
