@@ -284,6 +284,28 @@ pub(crate) fn conntrack_rows(rows: &mut Rows) {
         Output::SameAs(first),
         Table::Hit,
     ));
+    // Two flows of one new-flow slot: the second SYN takes the slot, so
+    // the first flow's ACK finds nothing there and is placed afresh (on
+    // the same backend: the Maglev table has not changed).
+    let (held, taker) = slot_sharing_ports();
+    let first = rows.add(forwarded(
+        format!("a SYN from port {held}, whose new-flow slot the next flow takes"),
+        tcp4(held, VIP4),
+        Output::Encapsulated,
+        Table::NewFlow,
+    ));
+    rows.add(forwarded(
+        format!("a SYN from port {taker}, of the same new-flow slot: it takes the slot"),
+        tcp4(taker, VIP4),
+        Output::Encapsulated,
+        Table::NewFlow,
+    ));
+    rows.add(forwarded(
+        "the first flow's ACK, its slot taken: a miss, placed in the established table",
+        ack4(held),
+        Output::SameBackendAs(first),
+        Table::NewFlow,
+    ));
     let first = rows.add(forwarded(
         "tcp to the VIP without a connection table",
         tcp4(40000, STATELESS_VIP4),
@@ -296,4 +318,20 @@ pub(crate) fn conntrack_rows(rows: &mut Rows) {
         Output::SameAs(first),
         Table::Stateless,
     ));
+}
+
+/// Two source ports of `CLIENT4` whose TCP flows to `VIP4` port 80 share
+/// a slot of the new-flow table.
+fn slot_sharing_ports() -> (u16, u16) {
+    let slot = |port: u16| {
+        let key = ConnectionKey::new(&ipv4_mapped(CLIENT4), &ipv4_mapped(VIP4), port, 80, 6);
+        NewFlowPlace::of(&key).slot
+    };
+    (40070..40200)
+        .find_map(|held| {
+            (47_000..=u16::MAX)
+                .find(|&taker| taker != held && slot(taker) == slot(held))
+                .map(|taker| (held, taker))
+        })
+        .expect("two ports of one new-flow slot")
 }
