@@ -130,6 +130,9 @@ pub(crate) fn kernel_new_flows(maps: &KernelMaps) -> BTreeSet<(u32, u64, u32, u3
     }))
 }
 
+/// The new-flow seed both builds use in these fixtures.
+pub(crate) const FIXTURE_SEED: u64 = 0x5eed_0123_4567_89ab;
+
 /// The kernel's new-flow seed.
 pub(crate) fn kernel_seed(maps: &KernelMaps) -> u64 {
     xdpath::lb::install::new_flow_seed(maps).expect("the new-flow seed")
@@ -238,8 +241,28 @@ impl Builds {
         let maps = KernelMaps::of_program(&self.program).expect("maps");
         state.install_kernel(&maps).expect("install");
         state.install_native(&mut self.native);
-        // The native table keyed as the kernel's, so both place flows alike.
+        // Both new-flow tables keyed alike, with a seed the rows know (the
+        // install wrote a random one), so that a row can pick two flows of
+        // one slot.
+        let seed = NewFlowSlot {
+            tag: FIXTURE_SEED,
+            ..NewFlowSlot::default()
+        };
+        // SAFETY: `NewFlowSlot` is plain words (`#[repr(C)]`, no padding).
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&seed as *const NewFlowSlot).cast::<u8>(),
+                size_of::<NewFlowSlot>(),
+            )
+        };
+        maps.update(
+            abi::map::NEW_FLOW_TABLE,
+            &NEW_FLOW_SEED.to_ne_bytes(),
+            bytes,
+        )
+        .expect("the fixtures' seed");
         self.native.lb.new_flow_seed = kernel_seed(&maps);
+        assert_eq!(self.native.lb.new_flow_seed, FIXTURE_SEED);
     }
 
     /// Runs `frame` through both builds: the action, the reason (the

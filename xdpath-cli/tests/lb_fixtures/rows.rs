@@ -325,7 +325,7 @@ pub(crate) fn conntrack_rows(rows: &mut Rows) {
 fn slot_sharing_ports() -> (u16, u16) {
     let slot = |port: u16| {
         let key = ConnectionKey::new(&ipv4_mapped(CLIENT4), &ipv4_mapped(VIP4), port, 80, 6);
-        NewFlowPlace::of(&key).slot
+        NewFlowPlace::of(&key, FIXTURE_SEED).slot
     };
     (40070..40200)
         .find_map(|held| {
