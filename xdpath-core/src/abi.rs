@@ -252,6 +252,13 @@ pub const SHARED_MAPS: [&str; 46] = [
     map::STEER_XSK,
 ];
 
+/// Shared maps earlier builds pinned that this one no longer uses: unpinned
+/// once this build has created its own shared maps (a program still
+/// running that uses one keeps it alive until it is reloaded).
+/// `NEW_CONNECTIONS`: the new-flow table as an LRU hash, now
+/// `NEW_FLOW_TABLE`.
+pub const RETIRED_SHARED_MAPS: [&str; 1] = ["NEW_CONNECTIONS"];
+
 /// The interface's own pinned maps that a reload hands to the new program:
 /// its config, its counters, and the mode and time of the attach.
 pub const INTERFACE_REUSED_MAPS: [&str; 3] = [map::CONFIG, map::COUNTERS, map::META];
