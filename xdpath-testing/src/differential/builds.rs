@@ -11,7 +11,7 @@ use xdpath_core::observe::{CaptureConfig, RecordMeta, CAPTURE_BYTES};
 use xdpath_core::{pipeline, Action, Counter, FrameBuffer, NativeTables, Reason};
 
 use super::restore::Snapshot;
-use super::scenarios::{native_tables, Scenario, LOOPBACK_IFINDEX};
+use super::scenarios::{install_balancer, native_tables, Scenario, LOOPBACK_IFINDEX};
 use super::DifferentialError;
 use xdpath::control::apply::{install_fresh, FilterTarget};
 use xdpath::control::kernel::{monotonic_now_ns, KernelMaps};
@@ -135,13 +135,8 @@ impl Builds {
         let lo = |name: &str| (name == "lo").then_some(LOOPBACK_IFINDEX);
         install_fresh(&mut maps, &scenario.filter, &lo, wall_now())
             .map_err(|error| failed("install the filter in the kernel", error.to_string()))?;
-        if let Some(lb) = &scenario.lb {
-            lb.install_kernel(&maps)
-                .map_err(|error| failed("install the balancer", error.to_string()))?;
-            // The native new-flow table keyed as the kernel's.
-            native.lb.new_flow_seed = xdpath::lb::install::new_flow_seed(&maps)
-                .map_err(|error| failed("read the new-flow seed", error.to_string()))?;
-        }
+        install_balancer(scenario, &maps, &mut native)
+            .map_err(|error| failed("install the balancer", error))?;
         write_local_and_capture(&mut program, &scenario.local_addresses)
             .map_err(|(step, detail)| failed(step, detail))?;
         native.observer.capture = CAPTURE_ALL;

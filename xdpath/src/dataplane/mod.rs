@@ -35,6 +35,7 @@ mod link_info;
 pub mod owner;
 mod program;
 mod reload;
+mod retired;
 pub mod steer;
 
 pub use attach::{

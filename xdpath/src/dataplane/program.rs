@@ -198,7 +198,7 @@ impl LoadedProgram {
                 .load(&object)
                 .map_err(|error| DataplaneError::Load(Box::new(error)))?,
         );
-        unpin_retired_maps(&dir);
+        super::retired::unpin_retired_maps(&dir);
         Ok(())
     }
 
@@ -216,7 +216,7 @@ impl LoadedProgram {
             &shared_pins(&dir),
             &[],
         )?;
-        unpin_retired_maps(&dir);
+        super::retired::unpin_retired_maps(&dir);
         Ok(loaded)
     }
 
@@ -483,40 +483,4 @@ pub(super) fn sum_counters<T: std::borrow::Borrow<MapData>>(
 /// unreadable state file fails the control call that reads it for real).
 fn configured_table() -> ConnectionTable {
     crate::lb::state::saved_connection_table().unwrap_or_default()
-}
-
-/// Unpins the shared maps earlier builds left that this one does not use
-/// (`abi::RETIRED_SHARED_MAPS`); one that is not there, or cannot be
-/// removed, is left as it is (it costs memory, not correctness).
-fn unpin_retired_maps(dir: &std::path::Path) {
-    for name in abi::RETIRED_SHARED_MAPS {
-        let _ = std::fs::remove_file(dir.join(name));
-    }
-}
-
-#[cfg(test)]
-mod retired_tests {
-    use super::*;
-
-    #[test]
-    fn retired_pins_are_removed_and_nothing_else() {
-        let dir = std::env::temp_dir().join(format!("xdpath-retired-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        for name in abi::RETIRED_SHARED_MAPS
-            .iter()
-            .chain([&abi::map::CONNECTIONS])
-        {
-            std::fs::write(dir.join(name), b"").expect("file");
-        }
-        unpin_retired_maps(&dir);
-        for name in abi::RETIRED_SHARED_MAPS {
-            assert!(!dir.join(name).exists(), "{name} still pinned");
-        }
-        assert!(
-            dir.join(abi::map::CONNECTIONS).exists(),
-            "a live map unpinned"
-        );
-        unpin_retired_maps(&dir);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
 }

@@ -433,3 +433,20 @@ mod tests {
         assert!(scenarios.iter().all(|scenario| !scenario.seeds.is_empty()));
     }
 }
+
+/// Installs the scenario's balancer (if any) in the kernel, and keys the
+/// native new-flow table with the kernel's seed so that both place flows
+/// alike (the native tables hold the rest already: [`native_tables`]).
+pub fn install_balancer(
+    scenario: &Scenario,
+    maps: &xdpath::control::kernel::KernelMaps,
+    native: &mut NativeTables,
+) -> Result<(), String> {
+    let Some(lb) = &scenario.lb else {
+        return Ok(());
+    };
+    lb.install_kernel(maps).map_err(|error| error.to_string())?;
+    native.lb.new_flow_seed =
+        xdpath::lb::install::new_flow_seed(maps).map_err(|error| error.to_string())?;
+    Ok(())
+}
