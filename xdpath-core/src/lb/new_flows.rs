@@ -19,16 +19,16 @@
 //! balancer: a sender who cannot learn the seed cannot choose a flow that
 //! shares another's slot and tag. Until a seed is written (zero) the table
 //! is not used: a SYN records nothing, and its ACK is placed by the Maglev
-//! ring. With the key in the slot
-//! (56 bytes) four times fewer slots shared a cache line: a SYN read 418–434
-//! ns against 339–346 with these (BENCHMARKS.md, "The new-flow table as
-//! slots of an array").
+//! ring.
 //!
 //! Why an array: an LRU insert was the dearest part of a SYN. Its common
 //! free list is refilled under a lock, 128 entries at a time, so one SYN
 //! in 128 pays for 128 (the mean of a miss sat 1.3× its median); with one
 //! list per CPU each insert walks the lists instead. Writing one slot takes
-//! neither.
+//! neither: a SYN 587–617 → 350–362 ns, 1.24–1.31 → 0.72–0.77 × the
+//! reference balancer in the same runs. Why 16 bytes: with the key in the
+//! slot (56 bytes, one slot to a cache line) a SYN read 418–434 ns
+//! (BENCHMARKS.md, "The new-flow table as slots of an array").
 //!
 //! CPUs share the array, so a slot may be written by two at once. The tag
 //! covers the backend too, is cleared first and written last: a slot mixed

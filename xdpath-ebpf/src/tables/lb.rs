@@ -37,10 +37,11 @@ fn insert_new_flow(key: &ConnectionKey, connection: &Connection) {
     store_new_flow(place.slot, tag, word);
 }
 
-/// Writes slot `slot`. The tag is cleared first and written last, each
-/// store volatile (in program order; x86 keeps stores in that order for
-/// other CPUs): a reader that meets the slot half written finds a tag that
-/// does not match.
+/// Writes slot `slot`: the tag cleared first and written last, each store
+/// volatile, so a reader on another CPU mostly finds the slot empty or
+/// whole. Correctness does not rest on that order (which arm64 does not
+/// keep for other CPUs): the tag covers the connection, so a slot mixed
+/// from two writes matches neither flow but once in 2⁶⁴.
 #[inline(never)]
 fn store_new_flow(slot: u32, tag: u64, connection: u64) {
     let Some(slot) = NEW_FLOW_TABLE.get_ptr_mut(slot) else {
