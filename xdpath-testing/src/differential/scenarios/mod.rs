@@ -417,23 +417,6 @@ pub fn scenarios() -> Result<Vec<Scenario>, String> {
     ])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_scenario_builds() {
-        let scenarios = scenarios().expect("scenarios");
-        assert_eq!(scenarios.len(), 8);
-        let balancer = scenarios
-            .iter()
-            .find_map(|scenario| scenario.lb.as_ref())
-            .expect("a balancer");
-        assert_eq!(balancer.vips.len(), 7);
-        assert!(scenarios.iter().all(|scenario| !scenario.seeds.is_empty()));
-    }
-}
-
 /// Installs the scenario's balancer (if any) in the kernel, and keys the
 /// native new-flow table with the kernel's seed so that both place flows
 /// alike (the native tables hold the rest already: [`native_tables`]).
@@ -449,4 +432,21 @@ pub fn install_balancer(
     native.lb.new_flow_seed =
         xdpath::lb::install::new_flow_seed(maps).map_err(|error| error.to_string())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_builds() {
+        let scenarios = scenarios().expect("scenarios");
+        assert_eq!(scenarios.len(), 8);
+        let balancer = scenarios
+            .iter()
+            .find_map(|scenario| scenario.lb.as_ref())
+            .expect("a balancer");
+        assert_eq!(balancer.vips.len(), 7);
+        assert!(scenarios.iter().all(|scenario| !scenario.seeds.is_empty()));
+    }
 }
