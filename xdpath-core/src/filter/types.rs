@@ -74,6 +74,23 @@ pub struct FilterConfig {
     pub tunnel_limits: u16,
 }
 
+const _: () = assert!(core::mem::size_of::<FilterConfig>() == 16);
+
+impl FilterConfig {
+    /// The config from its bytes as the `FILTER_CONFIG` map holds them.
+    pub fn from_ne_bytes(bytes: &[u8; 16]) -> Self {
+        let [f0, f1, f2, f3, a0, a1, a2, a3, r0, r1, r2, r3, v4, v6, t0, t1] = *bytes;
+        Self {
+            flags: u32::from_ne_bytes([f0, f1, f2, f3]),
+            active: u32::from_ne_bytes([a0, a1, a2, a3]),
+            rate_limits: u32::from_ne_bytes([r0, r1, r2, r3]),
+            fragments_v4: v4,
+            fragments_v6: v6,
+            tunnel_limits: u16::from_ne_bytes([t0, t1]),
+        }
+    }
+}
+
 /// What to do with IP fragments.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -387,4 +404,32 @@ pub struct BlockEntry {
     pub prefix_len: u32,
     /// Reserved, zero.
     pub reserved: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FilterConfig;
+
+    #[test]
+    fn filter_config_from_its_map_bytes() {
+        let mut bytes = [0u8; 16];
+        bytes[..4].copy_from_slice(&7u32.to_ne_bytes());
+        bytes[4..8].copy_from_slice(&1u32.to_ne_bytes());
+        bytes[8..12].copy_from_slice(&3u32.to_ne_bytes());
+        bytes[12] = 1;
+        bytes[13] = 2;
+        bytes[14..].copy_from_slice(&0x0105u16.to_ne_bytes());
+        let config = FilterConfig::from_ne_bytes(&bytes);
+        assert_eq!(
+            config,
+            FilterConfig {
+                flags: 7,
+                active: 1,
+                rate_limits: 3,
+                fragments_v4: 1,
+                fragments_v6: 2,
+                tunnel_limits: 0x0105,
+            }
+        );
+    }
 }

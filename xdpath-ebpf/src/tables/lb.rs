@@ -4,7 +4,7 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use xdpath_core::lb::{
     vip_drop_index, AllowKey, Backend, Connection, ConnectionKey, ConnectionTable, DecapConfig,
-    LbConfig, LbTables, NewFlowPlace, NewFlowSlot, NextHop, Vip, VipKey, DECAP_ENABLED, MAX_RINGS,
+    LbConfig, LbTables, NewFlowPlace, NextHop, Vip, VipKey, DECAP_ENABLED, MAX_RINGS,
     MAX_RING_SIZE, MAX_VIPS, NEW_FLOW_SEED, NO_BACKEND,
 };
 use xdpath_core::{Reason, Tables};

@@ -37,20 +37,11 @@ impl KernelMaps {
 
 impl FilterTarget for KernelMaps {
     fn read_config(&self) -> Result<FilterConfig, ApplyError> {
-        let mut config = FilterConfig::default();
         let mut bytes = [0u8; std::mem::size_of::<FilterConfig>()];
         if self.lookup(abi::map::FILTER_CONFIG, &0u32.to_ne_bytes(), &mut bytes)? {
-            let word = |at: usize| {
-                u32::from_ne_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-            };
-            config.flags = word(0);
-            config.active = word(4);
-            config.rate_limits = word(8);
-            config.fragments_v4 = bytes[12];
-            config.fragments_v6 = bytes[13];
-            config.tunnel_limits = u16::from_ne_bytes([bytes[14], bytes[15]]);
+            return Ok(FilterConfig::from_ne_bytes(&bytes));
         }
-        Ok(config)
+        Ok(FilterConfig::default())
     }
 
     fn write_config(&mut self, config: FilterConfig) -> Result<(), ApplyError> {
