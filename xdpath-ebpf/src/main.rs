@@ -164,7 +164,9 @@ fn balance_enabled(key: &FlowKey, config: Option<&xdpath_core::InterfaceConfig>)
 /// ports with cookies on pay for these lookups.
 #[inline(always)]
 fn for_a_vip(tables: &tables::MapTables, key: &FlowKey) -> bool {
-    let config = tables.lb_config();
+    let Some(config) = tables.lb_config() else {
+        return false;
+    };
     if config.flags & LB_ENABLED == 0 || !config.may_be_vip(&key.destination) {
         return false;
     }

@@ -456,8 +456,13 @@ pub const fn mac_value(mac: [u8; 6]) -> u64 {
 /// The state the balancer and the decapsulator read and the counters they
 /// write.
 pub trait LbTables {
-    /// The balancer's settings.
-    fn lb_config(&self) -> LbConfig;
+    /// How the tables hand out the balancer's settings: a reference into
+    /// the map value in the eBPF build, a copy in the native one. A copy
+    /// in the eBPF build cost twenty instructions and 80 bytes of the
+    /// balancing stage's nearly full stack on every frame to a VIP.
+    type Config: core::ops::Deref<Target = LbConfig>;
+    /// The balancer's settings (`None`: none written, no balancing).
+    fn lb_config(&self) -> Option<Self::Config>;
     /// The VIP of `key`.
     fn vip(&self, key: &VipKey) -> Option<Vip>;
     /// Slot `slot` of ring `ring`: a backend index or `NO_BACKEND`.

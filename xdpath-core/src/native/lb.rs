@@ -68,9 +68,23 @@ impl NativeLb {
     }
 }
 
+/// The native tables' balancer settings, handed out as a copy (the
+/// stage holds them across calls that borrow the tables mutably).
+pub struct CopiedConfig(LbConfig);
+
+impl core::ops::Deref for CopiedConfig {
+    type Target = LbConfig;
+
+    fn deref(&self) -> &LbConfig {
+        &self.0
+    }
+}
+
 impl LbTables for NativeTables {
-    fn lb_config(&self) -> LbConfig {
-        self.lb.config
+    type Config = CopiedConfig;
+
+    fn lb_config(&self) -> Option<CopiedConfig> {
+        Some(CopiedConfig(self.lb.config))
     }
 
     fn vip(&self, key: &VipKey) -> Option<Vip> {

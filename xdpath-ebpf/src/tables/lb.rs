@@ -117,12 +117,11 @@ fn count_vip_drop(vip: u32, reason: Reason) {
 }
 
 impl LbTables for MapTables {
+    type Config = &'static LbConfig;
+
     #[inline(always)]
-    fn lb_config(&self) -> LbConfig {
-        match LB_CONFIG.get(0) {
-            Some(config) => *config,
-            None => LbConfig::default(),
-        }
+    fn lb_config(&self) -> Option<&'static LbConfig> {
+        LB_CONFIG.get(0)
     }
 
     #[inline(always)]
