@@ -144,7 +144,7 @@ impl Default for BenchOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     /// Loading or running a program failed.
-    #[error("{program}: {source}")]
+    #[error("program {program}: {source}")]
     Program {
         /// Which program.
         program: String,

@@ -79,7 +79,7 @@ pub enum DataplaneError {
         source: aya::programs::ProgramError,
     },
     /// The kernel refused to load the program.
-    #[error("loading the XDP program failed: {}", with_causes(.0.as_ref()))]
+    #[error("loading the XDP program failed: {}", load_failure(.0.as_ref()))]
     Load(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A map is missing from the object or has the wrong type.
     #[error("map {name}: {source}")]
@@ -215,6 +215,37 @@ fn mode_hint(mode: &str) -> &'static str {
 
 /// An error and its causes on one line: aya's "pinning failed" says why
 /// only in its source.
+/// Where aya's load error starts the verifier's log.
+const VERIFIER_OUTPUT: &str = "Verifier output:";
+/// How many of the verifier log's last lines a load error keeps.
+const VERIFIER_LINES_KEPT: usize = 6;
+
+/// A load failure with the verifier's log cut to its last lines: the
+/// whole log (tens of KB for a refused stage) made the one-line error
+/// unreadable, and its end says why the program was refused (the access
+/// refused, or "BPF program is too large" with the instructions
+/// processed).
+fn load_failure(error: &(dyn std::error::Error + 'static)) -> String {
+    let text = with_causes(error);
+    let Some(at) = text.find(VERIFIER_OUTPUT) else {
+        return text;
+    };
+    let (head, log) = text.split_at(at + VERIFIER_OUTPUT.len());
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    let Some(left_out) = lines.len().checked_sub(VERIFIER_LINES_KEPT) else {
+        return text;
+    };
+    if left_out == 0 {
+        return text;
+    }
+    let kept = lines.get(left_out..).unwrap_or_default().join("\n");
+    format!("{head} ({left_out} earlier lines left out) … {kept}")
+}
+
 fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
@@ -227,4 +258,50 @@ fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
         cause = next.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Refused(String);
+
+    #[test]
+    fn a_long_verifier_log_is_cut_to_its_end() {
+        let log: Vec<String> = (0..500)
+            .map(|line| format!("{line}: (61) r2 = ..."))
+            .collect();
+        let refused = Refused(format!(
+            "the BPF_PROG_LOAD syscall returned Argument list too long (os error 7). \
+             Verifier output: {}\nBPF program is too large. Processed 1000001 insn\n\
+             processed 1000001 insns (limit 1000000)\n",
+            log.join("\n")
+        ));
+        let message = DataplaneError::Load(Box::new(refused)).to_string();
+        assert!(message.starts_with("loading the XDP program failed: the BPF_PROG_LOAD"));
+        assert!(
+            message.contains("(496 earlier lines left out)"),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("processed 1000001 insns (limit 1000000)"),
+            "{message}"
+        );
+        assert!(!message.contains("0: (61)"), "{message}");
+        assert!(message.len() < 400, "{message}");
+    }
+
+    #[test]
+    fn a_short_log_or_none_is_kept_whole() {
+        for text in [
+            "no such file".to_string(),
+            "returned EACCES. Verifier output: R1 invalid mem access 'scalar'\nprocessed 12 insns"
+                .to_string(),
+        ] {
+            let message = DataplaneError::Load(Box::new(Refused(text.clone()))).to_string();
+            assert_eq!(message, format!("loading the XDP program failed: {text}"));
+        }
+    }
 }

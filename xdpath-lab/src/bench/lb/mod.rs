@@ -119,7 +119,7 @@ pub struct LbBenchOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum LbBenchError {
     /// Loading a program failed.
-    #[error("{program}: {source}")]
+    #[error("program {program}: {source}")]
     Program {
         /// Which program.
         program: String,
