@@ -105,6 +105,20 @@ pub(crate) fn new_flows(bed: &LbBed, lb: Role, vip: &str) -> HashMap<String, u64
         .collect()
 }
 
+/// A VIP's `active_connections` on a balancer (`lb vip list`).
+pub(crate) fn active_connections(bed: &LbBed, lb: Role, vip: &str) -> u64 {
+    let rows = json(bed, lb, &["lb", "vip", "list"]);
+    let row = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|row| row["vip"] == vip)
+        .unwrap_or_else(|| panic!("no row for {vip} in {rows}"));
+    row["active_connections"]
+        .as_u64()
+        .expect("active_connections")
+}
+
 pub(crate) fn backend_of(bed: &LbBed, address: &str) -> String {
     Role::BACKENDS
         .iter()

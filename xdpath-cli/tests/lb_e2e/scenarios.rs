@@ -4,13 +4,23 @@
 
 use super::*;
 
-/// 1,000 requests: shares follow the weights 1:2:3, and the balancer's
-/// per-backend new-flow counters match what the client saw.
+/// 1,000 requests: shares follow the weights 1:2:3, the balancer's
+/// per-backend new-flow counters match what the client saw, and its
+/// estimate of active connections grew by one a connection (a flow in
+/// both connection tables, promoted by its first ACK with its SYN's slot
+/// not yet reused, is counted once).
 pub(crate) fn spread_by_weight(bed: &LbBed) {
     let vip = format!("{VIP4}:80/tcp");
     let before = new_flows(bed, Role::Lb1, &vip);
+    let active_before = active_connections(bed, Role::Lb1, &vip);
     let answers = spread(bed, &format!("http://{VIP4}/"), 1000);
     let after = new_flows(bed, Role::Lb1, &vip);
+    let active_after = active_connections(bed, Role::Lb1, &vip);
+    assert_eq!(
+        active_after - active_before,
+        1000,
+        "active connections {active_before} → {active_after} over 1,000 connections"
+    );
     eprintln!("1000 requests: {answers:?}");
     for (name, weight) in [("b1", 1.0_f64), ("b2", 2.0), ("b3", 3.0)] {
         let count = answers.get(name).copied().unwrap_or(0) as f64;

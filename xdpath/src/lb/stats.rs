@@ -9,12 +9,12 @@ use std::net::{IpAddr, Ipv6Addr};
 use serde_json::{json, Value};
 use xdpath_core::abi;
 use xdpath_core::lb::{
-    vip_drop_index, Backend, Connection, ConnectionKey, NewFlowSlot, Vip, MAX_RING_SIZE,
-    NEW_FLOW_SLOTS, VIP_DROP_REASONS,
+    vip_drop_index, Backend, Connection, ConnectionKey, NewFlowPlace, NewFlowSlot, Vip,
+    MAX_RING_SIZE, NEW_FLOW_SLOTS, VIP_DROP_REASONS,
 };
 
 use super::compile::vip_key;
-use super::install::bytes_of;
+use super::install::{bytes_of, new_flow_seed};
 use super::state::{LbState, VipId, VipSpec};
 use super::LbError;
 use crate::control::kernel::KernelMaps;
@@ -57,6 +57,31 @@ fn new_flow_connection(slot: &[u8]) -> Option<(u32, u32)> {
     })
 }
 
+/// The index of the new-flow slot that still holds the established flow
+/// `key` → `value` (its SYN's slot, not yet taken by another flow), if
+/// any. `seed` is the table's (zero: the table is unused).
+fn slot_still_held(key: &[u8], value: &[u8], slots: &[u8], seed: u64) -> Option<usize> {
+    if seed == 0 {
+        return None;
+    }
+    let key = ConnectionKey::new(
+        &word(key, 0),
+        &word(key, 16),
+        u16::from_ne_bytes(word(key, 32)),
+        u16::from_ne_bytes(word(key, 34)),
+        key.get(36).copied().unwrap_or(0),
+    );
+    let connection = Connection {
+        backend: u32::from_ne_bytes(word(value, 0)),
+        generation: u32::from_ne_bytes(word(value, 4)),
+    };
+    let place = NewFlowPlace::of(&key, seed);
+    let slot = place.slot as usize;
+    let at = slot * size_of::<NewFlowSlot>();
+    let tag = u64::from_ne_bytes(word(slots.get(at..)?, 0));
+    (tag == place.tag(&connection)).then_some(slot)
+}
+
 /// An address as the data path stores it, back to an `IpAddr`.
 fn address_of(bytes: [u8; 16]) -> IpAddr {
     let v6 = Ipv6Addr::from(bytes);
@@ -67,8 +92,9 @@ fn address_of(bytes: [u8; 16]) -> IpAddr {
 }
 
 /// Per VIP, the connection-table entries (both tables) whose flow is to it
-/// and whose backend still holds its slot: an estimate of its active
-/// connections. The tables have no timeouts, so a flow that ended stays
+/// and whose backend still holds its slot, a flow in both tables (promoted
+/// by its first ACK, its SYN's slot not yet reused) once: an estimate of
+/// its active connections. The tables have no timeouts, so a flow that ended stays
 /// counted until it is evicted (or its new-flow slot overwritten), and a
 /// source-hashed VIP has one entry per client rather than per connection.
 pub fn active_connections(
@@ -122,17 +148,28 @@ pub fn active_connections(
     };
     let (key_size, value_size) = (size_of::<ConnectionKey>(), size_of::<Connection>());
     let (keys, values) = maps.read_hash(abi::map::CONNECTIONS, key_size, value_size)?;
+    let slot_size = size_of::<NewFlowSlot>();
+    let slots = maps.read_array(abi::map::NEW_FLOW_TABLE, NEW_FLOW_SLOTS, slot_size)?;
+    let seed = new_flow_seed(maps)?;
+    // A flow promoted to the established table keeps its new-flow slot
+    // until another SYN takes it: counted once, by its established entry.
+    let mut promoted = vec![false; slots.len() / slot_size];
     for (key, value) in keys
         .chunks_exact(key_size)
         .zip(values.chunks_exact(value_size))
     {
         count(key, value);
+        if let Some(slot) = slot_still_held(key, value, &slots, seed) {
+            if let Some(flag) = promoted.get_mut(slot) {
+                *flag = true;
+            }
+        }
     }
-    let slot_size = size_of::<NewFlowSlot>();
-    let slots = maps.read_array(abi::map::NEW_FLOW_TABLE, NEW_FLOW_SLOTS, slot_size)?;
     for (backend, generation) in slots
         .chunks_exact(slot_size)
-        .filter_map(new_flow_connection)
+        .zip(promoted)
+        .filter(|(_, promoted)| !promoted)
+        .filter_map(|(slot, _)| new_flow_connection(slot))
     {
         let owner = state.vips.iter().find(|vip| {
             vip.backends
