@@ -213,8 +213,6 @@ fn mode_hint(mode: &str) -> &'static str {
     }
 }
 
-/// An error and its causes on one line: aya's "pinning failed" says why
-/// only in its source.
 /// Where aya's load error starts the verifier's log.
 const VERIFIER_OUTPUT: &str = "Verifier output:";
 /// How many of the verifier log's last lines a load error keeps.
@@ -246,6 +244,8 @@ fn load_failure(error: &(dyn std::error::Error + 'static)) -> String {
     format!("{head} ({left_out} earlier lines left out) … {kept}")
 }
 
+/// An error and its causes on one line: aya's "pinning failed" says why
+/// only in its source.
 fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();

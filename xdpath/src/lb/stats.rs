@@ -303,6 +303,52 @@ mod tests {
         assert_eq!(Some(address_of(mapped)), a);
     }
 
+    /// A table of `NEW_FLOW_SLOTS` slots with `slots` written.
+    fn table_with(slots: &[(u32, NewFlowSlot)]) -> Vec<u8> {
+        let size = size_of::<NewFlowSlot>();
+        let mut table = vec![0u8; NEW_FLOW_SLOTS as usize * size];
+        for (at, slot) in slots {
+            let at = *at as usize * size;
+            table[at..at + size].copy_from_slice(bytes_of(slot));
+        }
+        table
+    }
+
+    #[test]
+    fn an_established_flow_finds_the_slot_its_syn_still_holds() {
+        const SEED: u64 = 0x5eed_0123_4567_89ab;
+        let connection = Connection {
+            backend: 7,
+            generation: 3,
+        };
+        let other = Connection {
+            backend: 7,
+            generation: 4,
+        };
+        for key in [
+            ConnectionKey::new(&[1; 16], &[2; 16], 40000, 80, 6),
+            // A source-hashed VIP's key: no ports.
+            ConnectionKey::new(&[1; 16], &[2; 16], 0, 0, 6),
+        ] {
+            let place = NewFlowPlace::of(&key, SEED);
+            let held = table_with(&[(place.slot, NewFlowSlot::new(&place, &connection))]);
+            let (key, value) = (bytes_of(&key), bytes_of(&connection));
+            assert_eq!(
+                slot_still_held(key, value, &held, SEED),
+                Some(place.slot as usize)
+            );
+            // No seed: the table is unused.
+            assert_eq!(slot_still_held(key, value, &held, 0), None);
+            // Another seed, another connection, an empty or reused slot.
+            assert_eq!(slot_still_held(key, value, &held, SEED ^ 1), None);
+            assert_eq!(slot_still_held(key, bytes_of(&other), &held, SEED), None);
+            assert_eq!(slot_still_held(key, value, &table_with(&[]), SEED), None);
+            let taken = NewFlowPlace::of(&ConnectionKey::new(&[3; 16], &[2; 16], 1, 80, 6), SEED);
+            let reused = table_with(&[(place.slot, NewFlowSlot::new(&taken, &connection))]);
+            assert_eq!(slot_still_held(key, value, &reused, SEED), None);
+        }
+    }
+
     #[test]
     fn a_vip_the_kernel_lacks_is_not_shown_as_an_empty_live_table() {
         use crate::lb::edit::{add_vip, parse_vip, VipOptions};
