@@ -240,7 +240,9 @@ fn load_failure(error: &(dyn std::error::Error + 'static)) -> String {
     if left_out == 0 {
         return text;
     }
-    let kept = lines.get(left_out..).unwrap_or_default().join("\n");
+    // Joined on one line: the daemon prints errors as they are (the CLI
+    // would escape newlines).
+    let kept = lines.get(left_out..).unwrap_or_default().join(" | ");
     format!("{head} ({left_out} earlier lines left out) … {kept}")
 }
 
