@@ -67,7 +67,7 @@ pub fn lb_stage<P: PacketMut, T: LbTables>(
     if vip.flags & VIP_SAMPLED != 0 {
         tables.sample_vip(&*packet, vip.index);
     }
-    let (verdict, backend, new_flow) = to_vip(packet, key, &*config, &vip, &flow, tables);
+    let (verdict, backend, new_flow) = to_vip(packet, key, &config, &vip, &flow, tables);
     tables.count_vip(
         vip.index,
         backend,
