@@ -234,3 +234,47 @@ fn an_older_program_is_refused_what_it_would_not_enforce_until_reloaded() {
     xdpath_ok(&bed, &["reload", &interface]);
     xdpath_ok(&bed, &["state", "check"]);
 }
+
+/// The namespace's new-flow table, as its pin opens it.
+fn new_flow_table(bed: &TestBed) -> Array<MapData, [u8; 16]> {
+    let pin = bed
+        .a()
+        .pin_dir()
+        .join(":shared")
+        .join(abi::map::NEW_FLOW_TABLE);
+    let data = MapData::from_pin(pin).expect("the NEW_FLOW_TABLE pin");
+    Array::try_from(Map::Array(data)).expect("NEW_FLOW_TABLE is an array of 16-byte slots")
+}
+
+/// A balancer whose new-flow table has no seed — its map made after the
+/// balancer was installed, as an upgrade's reload over an older build's
+/// pins leaves it — records no SYN: `state check` names that, and the
+/// repair seeds the table.
+#[test]
+fn an_unseeded_new_flow_table_is_a_difference_and_repaired() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    attach(&bed);
+    balancer_config(&bed);
+    xdpath_ok(&bed, &["lb", "vip", "add", VIP]);
+    xdpath_ok(&bed, &["lb", "backend", "add", VIP, "10.0.0.1"]);
+    xdpath_ok(&bed, &["state", "check"]);
+    let seed_slot = xdpath_core::lb::NEW_FLOW_SEED;
+    let seed = |bed: &TestBed| new_flow_table(bed).get(&seed_slot, 0).expect("seed entry");
+    assert_ne!(seed(&bed), [0u8; 16], "the install seeded the table");
+
+    new_flow_table(&bed)
+        .set(seed_slot, [0u8; 16], 0)
+        .expect("clear the seed");
+    let check = xdpath(&bed, &["state", "check"]);
+    assert!(!check.status.success(), "{}", text(&check));
+    assert!(
+        text(&check).contains("new-flow table: no seed"),
+        "{}",
+        text(&check)
+    );
+    let repaired = xdpath_ok_warned(&bed, &["state", "check", "--repair"]);
+    assert!(repaired.contains("new-flow table: no seed"), "{repaired}");
+    assert_ne!(seed(&bed), [0u8; 16], "the repair seeded the table");
+    xdpath_ok(&bed, &["state", "check"]);
+}

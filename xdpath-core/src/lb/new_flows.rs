@@ -76,12 +76,6 @@ fn key_words(key: &ConnectionKey) -> [u64; 5] {
     }
 }
 
-/// The connection as one word.
-#[inline(always)]
-fn connection_word(connection: &Connection) -> u64 {
-    u64::from(connection.backend) | u64::from(connection.generation) << 32
-}
-
 /// A hash of the key's words keyed by `seed`, each word folded in by a
 /// multiply by `fold` (an odd constant), then mixed. (Folding them by XOR
 /// alone, rotated, let an address and a port that differ by the same bits
@@ -133,7 +127,7 @@ impl NewFlowPlace {
     /// The tag of this flow's slot holding `connection`: never zero.
     #[inline(always)]
     pub fn tag(&self, connection: &Connection) -> u64 {
-        (self.hash ^ mix64(connection_word(connection))) | 1
+        (self.hash ^ mix64(connection.to_word())) | 1
     }
 }
 

@@ -70,3 +70,13 @@ fn allow_keys_and_drop_slots_have_their_layout() {
     );
     assert_eq!(vip_drop_index(0, crate::stats::Reason::LbForwarded), None);
 }
+
+#[test]
+fn a_connection_as_one_word_and_back() {
+    let connection = Connection {
+        backend: 0x0102_0304,
+        generation: 0xa0b0_c0d0,
+    };
+    assert_eq!(connection.to_word(), 0xa0b0_c0d0_0102_0304);
+    assert_eq!(Connection::from_word(connection.to_word()), connection);
+}

@@ -21,10 +21,11 @@ fn insert_established(key: &ConnectionKey, connection: &Connection) {
 }
 
 /// Records a flow in its slot of the new-flow table (none while the
-/// table has no seed). The slot is written by a function of its own:
-/// values kept across a helper call sit in this frame, and the stage's
-/// combined frame (balancing stage, `pick_backend`, this) is at the
-/// verifier's 512 bytes; with the two lookups in one function it was 528.
+/// table has no seed). The slot is written by a function of its own, so
+/// that what it keeps across the map call sits in this frame rather than
+/// the balancing stage's. (It works the flow's place out again after the
+/// lookup did: handing the lookup's place over measured no faster,
+/// BENCHMARKS.md, ninth session.)
 #[inline(never)]
 fn insert_new_flow(key: &ConnectionKey, connection: &Connection) {
     let seed = new_flow_seed();
@@ -32,9 +33,7 @@ fn insert_new_flow(key: &ConnectionKey, connection: &Connection) {
         return;
     }
     let place = NewFlowPlace::of(key, seed);
-    let tag = place.tag(connection);
-    let word = u64::from(connection.backend) | u64::from(connection.generation) << 32;
-    store_new_flow(place.slot, tag, word);
+    store_new_flow(place.slot, place.tag(connection), connection.to_word());
 }
 
 /// Writes slot `slot`: the tag cleared first and written last, each store
@@ -58,9 +57,9 @@ fn store_new_flow(slot: u32, tag: u64, connection: u64) {
 }
 
 /// The connection the new-flow table holds for `key`, if its slot holds
-/// this flow. Not inlined, and the answer packed in one word (`NO_FLOW`:
-/// none), so the lookup's temporaries take no room in the balancing
-/// stage's nearly full stack.
+/// this flow. Not inlined, and the answer packed in one word
+/// ([`Connection::to_word`]; `NO_FLOW`: none), so the lookup's temporaries
+/// take no room in the balancing stage's stack.
 #[inline(never)]
 fn new_flow(key: &ConnectionKey) -> u64 {
     let seed = new_flow_seed();
@@ -72,7 +71,7 @@ fn new_flow(key: &ConnectionKey) -> u64 {
         .get(place.slot)
         .and_then(|slot| slot.connection_for(&place))
     {
-        Some(found) => u64::from(found.backend) | u64::from(found.generation) << 32,
+        Some(found) => found.to_word(),
         None => NO_FLOW,
     }
 }
@@ -154,10 +153,7 @@ impl LbTables for MapTables {
             ConnectionTable::Established => unsafe { CONNECTIONS.get(key) }.copied(),
             ConnectionTable::New => match new_flow(key) {
                 NO_FLOW => None,
-                found => Some(Connection {
-                    backend: found as u32,
-                    generation: (found >> 32) as u32,
-                }),
+                found => Some(Connection::from_word(found)),
             },
         }
     }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use xdpath_core::abi;
 
-use xdpath_core::lb::{LbConfig, Vip, VipKey, MAX_RING_SIZE};
+use xdpath_core::lb::{LbConfig, Vip, VipKey, LB_ENABLED, MAX_RING_SIZE};
 
 use super::compile::plan;
 use super::install::{bytes_of, CompiledLb};
@@ -29,6 +29,17 @@ pub fn compare(maps: &KernelMaps, desired: &LbState) -> Result<Vec<String>, LbEr
         } else {
             "balancer settings differ".into()
         });
+    }
+    // Every install seeds the new-flow table; a table made since (by an
+    // upgrade's reload, its map new) has none and records no SYN.
+    let balancing = compiled.live_config().flags & LB_ENABLED != 0;
+    if balancing && super::install::new_flow_seed(maps)? == 0 {
+        differences.push(
+            "new-flow table: no seed, so bare SYNs are not recorded and each flow's ACK \
+             is placed by the Maglev table afresh (its map was made after the balancer \
+             was installed)"
+                .into(),
+        );
     }
     let kernel: HashMap<Vec<u8>, Vec<u8>> = maps
         .entries(abi::map::VIPS, size_of::<VipKey>(), size_of::<Vip>())?

@@ -165,18 +165,23 @@ pub fn active_connections(
             }
         }
     }
-    for (backend, generation) in slots
+    // A slot's VIP is the one whose pool holds its backend: looked up in
+    // a map, as a flood can fill all 131,072 slots.
+    let mut owners: HashMap<(u32, u32), &VipSpec> = HashMap::new();
+    for vip in &state.vips {
+        for backend in &vip.backends {
+            owners
+                .entry((backend.index, backend.generation))
+                .or_insert(vip);
+        }
+    }
+    for connection in slots
         .chunks_exact(slot_size)
         .zip(promoted)
         .filter(|(_, promoted)| !promoted)
         .filter_map(|(slot, _)| new_flow_connection(slot))
     {
-        let owner = state.vips.iter().find(|vip| {
-            vip.backends
-                .iter()
-                .any(|b| b.index == backend && b.generation == generation)
-        });
-        if let Some(vip) = owner {
+        if let Some(vip) = owners.get(&connection) {
             *counts.entry(vip.id).or_insert(0) += 1;
         }
     }

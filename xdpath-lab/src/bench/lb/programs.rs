@@ -102,35 +102,29 @@ type ConnectionTable<'a> = aya::maps::HashMap<
 /// `NEW_FLOW_TABLE`), so every round starts from empty tables (as many free
 /// entries for both LRU variants, and no flow of an earlier pass to be
 /// found); returns how many entries the established table held.
-pub(super) fn clear_connections(program: &mut LoadedProgram) -> Result<usize, LbBenchError> {
+pub(super) fn clear_connections(
+    program: &mut LoadedProgram,
+    maps: &KernelMaps,
+) -> Result<usize, LbBenchError> {
     let held = clear_table(program, abi::map::CONNECTIONS)?;
-    clear_new_flows(program)?;
+    clear_new_flows(maps)?;
     Ok(held)
 }
 
 /// Zeroes every written slot of the new-flow table (not its seed).
-fn clear_new_flows(program: &mut LoadedProgram) -> Result<(), LbBenchError> {
+fn clear_new_flows(maps: &KernelMaps) -> Result<(), LbBenchError> {
     const SLOT: usize = size_of::<NewFlowSlot>();
     let name = abi::map::NEW_FLOW_TABLE;
-    let map_error = |error: aya::maps::MapError| LbBenchError::Maps(format!("{name}: {error}"));
-    let map = program
-        .ebpf_mut()
-        .map_mut(name)
-        .ok_or_else(|| LbBenchError::Maps(format!("no map {name} in the object")))?;
-    let mut slots = aya::maps::Array::<_, [u8; SLOT]>::try_from(map).map_err(map_error)?;
-    let written = slots
-        .iter()
-        .enumerate()
-        .take(NEW_FLOW_SLOTS as usize)
-        .filter_map(|(index, slot)| match slot {
-            Ok(bytes) if bytes.iter().any(|byte| *byte != 0) => Some(Ok(index as u32)),
-            Ok(_) => None,
-            Err(error) => Some(Err(error)),
-        })
-        .collect::<Result<Vec<u32>, _>>()
-        .map_err(map_error)?;
-    for index in written {
-        slots.set(index, [0u8; SLOT], 0).map_err(map_error)?;
+    let failed =
+        |error: xdpath::control::apply::ApplyError| LbBenchError::Maps(format!("{name}: {error}"));
+    let slots = maps
+        .read_array(name, NEW_FLOW_SLOTS, SLOT)
+        .map_err(failed)?;
+    for (index, slot) in slots.chunks_exact(SLOT).enumerate() {
+        if slot.iter().any(|byte| *byte != 0) {
+            maps.update(name, &(index as u32).to_ne_bytes(), &[0u8; SLOT])
+                .map_err(failed)?;
+        }
     }
     Ok(())
 }

@@ -51,7 +51,7 @@ const REFERENCE_PAIRS: [(usize, usize); 5] = [
 /// the connection table empty.
 pub(super) fn repeat_check(programs: &mut Programs) -> Result<RepeatCheck, LbBenchError> {
     let balancer = &mut programs.balancer;
-    clear_connections(&mut balancer.program)?;
+    clear_connections(&mut balancer.program, &programs.maps)?;
     let before = connection_counts(&programs.maps)?;
     let check_frame = flow_frames(Family::V4, 255, 1, FLAG_SYN).concat();
     let (last_action, _) =
@@ -62,7 +62,7 @@ pub(super) fn repeat_check(programs: &mut Programs) -> Result<RepeatCheck, LbBen
             }
         })?;
     let after = connection_counts(&programs.maps)?;
-    clear_connections(&mut balancer.program)?;
+    clear_connections(&mut balancer.program, &programs.maps)?;
     Ok(RepeatCheck {
         repeat: REPEAT_CHECK,
         lookups: (after.0 - before.0) + (after.1 - before.1),
@@ -102,7 +102,7 @@ pub(super) fn measure(
         for (slot, family) in Family::BOTH.into_iter().enumerate() {
             family_round(programs, &mut runs, slot, family, round, flows)?;
         }
-        let held = clear_connections(&mut programs.balancer.program)?;
+        let held = clear_connections(&mut programs.balancer.program, &programs.maps)?;
         if held as u64 != 2 * total {
             return Err(LbBenchError::Counters(format!(
                 "round {round}: the established table held {held} entries after {} flows",
@@ -133,7 +133,7 @@ fn concurrent_rounds(
     runs.counted_hits += hits.iter().map(|runs| runs.len() as u64).sum::<u64>();
     runs.push_concurrent(MISS_ALL_CPUS, &misses);
     runs.push_concurrent(HIT_ALL_CPUS, &hits);
-    clear_connections(&mut programs.balancer.program)?;
+    clear_connections(&mut programs.balancer.program, &programs.maps)?;
     let program = &programs.reference.program;
     let counts = || reference::hits_and_misses(program);
     let (misses, hits) = concurrent_round(&programs.reference, &counts, cpus, round, flows)?;
