@@ -331,25 +331,6 @@ pub struct Connection {
     pub generation: u32,
 }
 
-impl Connection {
-    /// The connection as one word, the backend in the low half: as a
-    /// new-flow slot's tag covers it, and as the eBPF lookup of that table
-    /// hands it back (one register, no room on the stage's stack).
-    #[inline(always)]
-    pub const fn to_word(&self) -> u64 {
-        self.backend as u64 | (self.generation as u64) << 32
-    }
-
-    /// The connection of [`Connection::to_word`]'s word.
-    #[inline(always)]
-    pub const fn from_word(word: u64) -> Self {
-        Self {
-            backend: word as u32,
-            generation: (word >> 32) as u32,
-        }
-    }
-}
-
 /// The balancer's global settings (one entry).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
