@@ -57,8 +57,12 @@ pub trait ForwardTables {
     /// The FIB's answer for the flow (`frame_len`: for the MTU check).
     fn route(&mut self, key: &FlowKey, frame_len: u32) -> Route;
     /// Whether forwarding is on for egress interface `ifindex` (in the
-    /// kernel: it is in the redirect device map).
-    fn is_forward_port(&self, ifindex: u32) -> bool;
+    /// kernel: it is in the redirect device map). The kernel build's yes
+    /// also hands the frame to that map (`bpf_redirect_map`), so the
+    /// program returns its answer with no second lookup; a frame then not
+    /// rewritten goes on as a pass, which a pending redirect does not
+    /// touch (the kernel acts on it only for `XDP_REDIRECT`).
+    fn claim_egress(&mut self, ifindex: u32) -> bool;
 }
 
 /// The stage's decision: the outcome, and the egress interface when it
@@ -117,7 +121,7 @@ pub fn forward_stage<P: PacketMut, T: ForwardTables>(
     if ttl <= 1 {
         return pass(Reason::ForwardTtlExpired);
     }
-    if !tables.is_forward_port(ifindex) {
+    if !tables.claim_egress(ifindex) {
         return pass(Reason::ForwardEgressOff);
     }
     // Rewrite only when every store can succeed: the header checks in the
@@ -202,7 +206,7 @@ mod tests {
         fn route(&mut self, _key: &FlowKey, _frame_len: u32) -> Route {
             self.route
         }
-        fn is_forward_port(&self, ifindex: u32) -> bool {
+        fn claim_egress(&mut self, ifindex: u32) -> bool {
             self.ports.contains(&ifindex)
         }
     }

@@ -502,18 +502,14 @@ pub fn xdpath_forward(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     };
     let mut tables = tables::MapTables::new(ctx.ctx);
-    let (outcome, egress) = match forward::forward_stage(&mut frame, key, &mut tables) {
-        Some(verdict) => (verdict.outcome, verdict.ifindex),
-        None => (pipeline::class_outcome(key), 0),
+    // A forwarded frame was handed to the `FORWARD_PORTS` device map when
+    // the stage claimed its egress port (`claim_egress`): its action is
+    // `XDP_REDIRECT`, which `steer` leaves as it is.
+    let outcome = match forward::forward_stage(&mut frame, key, &mut tables) {
+        Some(verdict) => verdict.outcome,
+        None => pipeline::class_outcome(key),
     };
-    let (mut action, counted) = steer(ctx.ctx, key, outcome);
-    if outcome.action == xdpath_core::Action::Redirect {
-        // The stage checked the port is in the map; were it removed since,
-        // the frame goes to the stack rather than nowhere.
-        action = match maps::FORWARD_PORTS.redirect(egress, u64::from(xdp_action::XDP_PASS)) {
-            Ok(action) | Err(action) => action,
-        };
-    }
+    let (action, counted) = steer(ctx.ctx, key, outcome);
     tables.count(counted, outcome.reason, frame_len);
     action
 }

@@ -300,7 +300,7 @@ impl crate::forward::ForwardTables for NativeTables {
             .unwrap_or(crate::forward::Route::NotForwarded)
     }
 
-    fn is_forward_port(&self, ifindex: u32) -> bool {
+    fn claim_egress(&mut self, ifindex: u32) -> bool {
         self.forward_ports.contains(&ifindex)
     }
 }

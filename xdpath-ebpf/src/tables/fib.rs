@@ -156,8 +156,10 @@ impl xdpath_core::forward::ForwardTables for MapTables {
     }
 
     #[inline(always)]
-    fn is_forward_port(&self, ifindex: u32) -> bool {
-        FORWARD_PORTS.get_ifindex(ifindex).is_some()
+    fn claim_egress(&mut self, ifindex: u32) -> bool {
+        // The redirect itself: a lookup to check the port and another to
+        // redirect were two hash lookups of the same key a forwarded frame.
+        FORWARD_PORTS.redirect(ifindex, 0).is_ok()
     }
 }
 
