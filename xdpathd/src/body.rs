@@ -17,12 +17,20 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use crate::error::ApiError;
 use crate::text::quote;
 
-/// The largest body `path` takes.
+/// The largest body `path` takes: the routes' own limits (a config, an
+/// owner's document), else [`crate::shared::BODY_LIMIT`].
 pub fn limit_of(path: &str) -> usize {
     match path {
         "/v1/config" | "/v1/config/plan" => crate::config_api::CONFIG_LIMIT,
+        _ if is_owner_path(path) => crate::lb_api::DOCUMENT_LIMIT,
         _ => crate::shared::BODY_LIMIT,
     }
+}
+
+/// `/v1/owners/{owner}`: one segment after `/v1/owners/`.
+fn is_owner_path(path: &str) -> bool {
+    path.strip_prefix("/v1/owners/")
+        .is_some_and(|owner| !owner.is_empty() && !owner.contains('/'))
 }
 
 fn too_large(message: String) -> ApiError {

@@ -21,27 +21,49 @@ pub type State = axum::extract::State<Arc<Shared>>;
 pub type Reply = Result<Response, ApiError>;
 
 /// A change: counts the generation, or the error, and logs one line
-/// (escaped: `what` and the message hold the client's text).
+/// (escaped: `what` and the message hold the client's text). Counted and
+/// logged on the blocking pool right after the work: a client that goes
+/// away while its change runs drops this future, not the work, and the
+/// change must not go unlogged.
 pub async fn change(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     what: String,
     work: impl FnOnce() -> Result<Value, ApiError> + Send + 'static,
 ) -> Reply {
-    match blocking(work).await {
-        Ok(value) => {
+    let recorder = Arc::clone(shared);
+    let logged = what.clone();
+    let done = blocking(move || {
+        let result = work();
+        record(&recorder, &logged, result.as_ref());
+        Ok(result)
+    })
+    .await;
+    match done {
+        Ok(Ok(value)) => Ok((StatusCode::OK, Json(value)).into_response()),
+        Ok(Err(error)) => Err(error),
+        // The work never ran, or it panicked: not recorded yet.
+        Err(error) => {
+            record(shared, &what, Err(&error));
+            Err(error)
+        }
+    }
+}
+
+/// Counts and logs a change's outcome.
+fn record(shared: &Shared, what: &str, result: Result<&Value, &ApiError>) {
+    match result {
+        Ok(_) => {
             let generation = shared.generation.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::info!(generation, "applied: {}", escape(&what));
-            Ok((StatusCode::OK, Json(value)).into_response())
+            tracing::info!(generation, "applied: {}", escape(what));
         }
         Err(error) => {
             shared.apply_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 code = error.code,
                 "refused: {}: {}",
-                escape(&what),
+                escape(what),
                 escape(&error.message)
             );
-            Err(error)
         }
     }
 }

@@ -193,8 +193,14 @@ async fn connection<Io>(
         return;
     }
     let io = Replayed::new(head.buffer, io, read_timeout);
+    // half_close: a client that shuts its side after the request (as
+    // `nc -N`, or a library's CloseWrite) still gets the answer; without
+    // it hyper took that end of file for the client leaving and dropped
+    // the handler, and the client got nothing, whether or not its change
+    // was made.
     let served = hyper::server::conn::http1::Builder::new()
         .keep_alive(false)
+        .half_close(true)
         .serve_connection(TokioIo::new(io), TowerToHyperService::new(router))
         .await;
     if let Err(error) = served {
