@@ -52,6 +52,7 @@ fn plan_json(plan: &Plan) -> serde_json::Value {
 pub fn plan_command(args: &PlanArgs, json: bool) -> Result<(), ConfigError> {
     let desired = load(&args.file)?;
     let mut changes = plan(&current()?, &desired);
+    apply::refusals(&desired, &changes)?;
     changes.kernel = apply::kernel_differences();
     if json {
         let mut value = plan_json(&changes);

@@ -191,7 +191,10 @@ pub async fn plan(
     let plan = crate::shared::blocking(move || -> Result<config::plan::Plan, ApiError> {
         let desired = check(&body)?;
         let current = config::current().map_err(config_error)?;
-        Ok(config::plan::plan(&current, &desired))
+        let changes = config::plan::plan(&current, &desired);
+        // What apply would refuse, plan refuses too.
+        config::apply::refusals(&desired, &changes).map_err(config_error)?;
+        Ok(changes)
     })
     .await?;
     Ok(Json(json!({ "empty": plan.is_empty(), "changes": plan })).into_response())

@@ -3,7 +3,11 @@
 //! end of file for the client leaving and dropped the handler), though a
 //! change it asked for was made, and neither logged nor counted; and an
 //! owner's document over 64 KiB was refused 413 though the route takes up
-//! to 16 MiB (the body reader knew only the config's larger limit).
+//! to 16 MiB (the body reader knew only the config's larger limit); a
+//! config naming an owner's VIP was found out only half-way through its
+//! apply, after its rules were in force, then undone (500 apply_failed),
+//! and `plan` showed it, and a config rule with an owner's rule's id, as
+//! changes apply would make.
 //!
 //! Needs root and curl.
 
@@ -125,4 +129,70 @@ fn an_owner_document_over_64_kib_is_taken() {
         (413, Some("body_too_large")),
         "{body}"
     );
+}
+
+#[test]
+fn a_config_an_owner_clashes_with_is_refused_before_anything_changes() {
+    xdpath_lab::needs_root!();
+    let bed = TestBed::new().expect("bed");
+    let daemon = start(&bed, "cfgclash");
+    let vip = "203.0.113.40:80/tcp";
+    let document = format!(
+        r#"{{"vips":[{{"vip":"{vip}"}}],"rules":[{{"src":"192.0.2.7/32","action":"drop"}}]}}"#
+    );
+    let (status, body) = raw(
+        &daemon.socket(),
+        &post_json("/v1/owners/octavia-lb-1", "PUT", &document),
+    );
+    assert_eq!(status, 200, "{body}");
+    let owned = daemon.ok("GET", "/v1/rules?owner=octavia-lb-1", None);
+    let owned_id = owned[0]["id"].as_u64().expect("the owner's rule");
+    let before = (
+        daemon.ok("GET", "/v1/rules", None),
+        daemon.ok("GET", "/v1/vips", None),
+    );
+    let rule = "[[filter.rule]]\nid = 7\nsrc = \"198.51.100.0/24\"\naction = \"drop\"\n";
+    let held_vip = format!("{rule}[[lb.vip]]\nvip = \"{vip}\"\n");
+    let held_id = format!(
+        "{rule}[[filter.rule]]\nid = {owned_id}\nsrc = \"198.51.100.0/25\"\naction = \"drop\"\n"
+    );
+    for (what, config, status, code) in [
+        ("an owner's VIP", &held_vip, 409, "owner_conflict"),
+        ("an owner's rule id", &held_id, 422, "invalid_config"),
+    ] {
+        for path in ["/v1/config/plan", "/v1/config"] {
+            let (got, body) = daemon.post_config(path, config, "application/toml");
+            assert_eq!(
+                (got, body["error"]["code"].as_str()),
+                (status, Some(code)),
+                "{path} with {what}: {body}"
+            );
+        }
+        let file = daemon.dir.join("clash.toml");
+        std::fs::write(&file, config).expect("config file");
+        let planned = daemon
+            .command(&common::xdpath_cli().display().to_string())
+            .env("XDPATH_NO_DAEMON", "1")
+            .args(["plan", "-f"])
+            .arg(&file)
+            .output()
+            .expect("xdpath plan");
+        assert!(
+            !planned.status.success(),
+            "xdpath plan of a config with {what}: {}",
+            String::from_utf8_lossy(&planned.stdout)
+        );
+    }
+    let after = (
+        daemon.ok("GET", "/v1/rules", None),
+        daemon.ok("GET", "/v1/vips", None),
+    );
+    assert_eq!(after, before, "the refusals changed nothing");
+    let log = daemon.log();
+    assert!(
+        !log.contains("restored"),
+        "refused before the apply began, not undone after:\n{log}"
+    );
+    let check = daemon.xdpath(&["state", "check"]);
+    assert!(check.contains("exactly"), "{check}");
 }

@@ -45,17 +45,7 @@ pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
     if changes.is_empty() {
         return Ok(changes);
     }
-    let filter_now = (!changes.filter.is_empty())
-        .then(Session::read)
-        .transpose()?;
-    if let Some(session) = &filter_now {
-        owned_rule_clash(&session.state, &desired.filter)?;
-    }
-    refuse_unenforced(
-        desired,
-        filter_now.as_ref().map(|session| &session.state),
-        &changes,
-    )?;
+    refusals(desired, &changes)?;
     let journal = super::journal::ApplyJournalFile::write(
         &dir,
         super::journal::ApplyJournal {
@@ -78,6 +68,28 @@ pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
             restore: Box::new(restore),
         },
     })
+}
+
+/// What [`apply`] refuses before it writes anything, `changes` being its
+/// plan: a config rule with an owner's rule's id, a config VIP an owner
+/// holds (found by editing a copy of the balancer's state: a failed edit
+/// was found only half-way through the apply, then undone), an entry an
+/// older program would not enforce. `xdpath plan` refuses the same.
+pub fn refusals(desired: &DesiredConfig, changes: &Plan) -> Result<(), ConfigError> {
+    let filter_now = (!changes.filter.is_empty())
+        .then(Session::read)
+        .transpose()?;
+    if let Some(session) = &filter_now {
+        owned_rule_clash(&session.state, &desired.filter)?;
+    }
+    if !changes.lb.is_empty() {
+        edit_lb(&mut LbSession::read()?.state, &desired.lb)?;
+    }
+    refuse_unenforced(
+        desired,
+        filter_now.as_ref().map(|session| &session.state),
+        changes,
+    )
 }
 
 /// Refuses, before anything is written, a config whose new entries a
