@@ -6,7 +6,8 @@
 //! to 16 MiB (the body reader knew only the config's larger limit); a
 //! config naming an owner's VIP was found out only half-way through its
 //! apply, after its rules were in force, then undone (500 apply_failed),
-//! and `plan` showed it, and a config rule with an owner's rule's id, as
+//! as was one leaving out the outer source an owner's backends need; and
+//! `plan` showed those, and a config rule with an owner's rule's id, as
 //! changes apply would make.
 //!
 //! Needs root and curl.
@@ -181,6 +182,37 @@ fn a_config_an_owner_clashes_with_is_refused_before_anything_changes() {
             !planned.status.success(),
             "xdpath plan of a config with {what}: {}",
             String::from_utf8_lossy(&planned.stdout)
+        );
+    }
+    let after = (
+        daemon.ok("GET", "/v1/rules", None),
+        daemon.ok("GET", "/v1/vips", None),
+    );
+    assert_eq!(after, before, "the refusals changed nothing");
+    // Settings without the outer source the owner's backend needs.
+    daemon.ok(
+        "PUT",
+        "/v1/lb/config",
+        Some(r#"{"source_v4":"198.51.100.1/32"}"#),
+    );
+    let with_backend = format!(
+        r#"{{"vips":[{{"vip":"{vip}"}}],"backends":[{{"vip":"{vip}","address":"10.0.0.11","weight":1}}],"rules":[{{"src":"192.0.2.7/32","action":"drop"}}]}}"#
+    );
+    let (status, body) = raw(
+        &daemon.socket(),
+        &post_json("/v1/owners/octavia-lb-1", "PUT", &with_backend),
+    );
+    assert_eq!(status, 200, "{body}");
+    let before = (
+        daemon.ok("GET", "/v1/rules", None),
+        daemon.ok("GET", "/v1/vips", None),
+    );
+    for path in ["/v1/config/plan", "/v1/config"] {
+        let (got, body) = daemon.post_config(path, rule, "application/toml");
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (422, Some("no_outer_source")),
+            "{path} without the owner's outer source: {body}"
         );
     }
     let after = (

@@ -71,10 +71,12 @@ pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
 }
 
 /// What [`apply`] refuses before it writes anything, `changes` being its
-/// plan: a config rule with an owner's rule's id, a config VIP an owner
-/// holds (found by editing a copy of the balancer's state: a failed edit
-/// was found only half-way through the apply, then undone), an entry an
-/// older program would not enforce. `xdpath plan` refuses the same.
+/// plan: a config rule with an owner's rule's id; a balancer the config
+/// would leave invalid, such as a config VIP an owner holds or settings
+/// without the outer source an owner's backends need (found by editing
+/// and checking a copy of the balancer's state: they were found only
+/// half-way through the apply, then undone); an entry an older program
+/// would not enforce. `xdpath plan` refuses the same.
 pub fn refusals(desired: &DesiredConfig, changes: &Plan) -> Result<(), ConfigError> {
     let filter_now = (!changes.filter.is_empty())
         .then(Session::read)
@@ -83,7 +85,9 @@ pub fn refusals(desired: &DesiredConfig, changes: &Plan) -> Result<(), ConfigErr
         owned_rule_clash(&session.state, &desired.filter)?;
     }
     if !changes.lb.is_empty() {
-        edit_lb(&mut LbSession::read()?.state, &desired.lb)?;
+        let mut session = LbSession::read()?;
+        edit_lb(&mut session.state, &desired.lb)?;
+        session.check()?;
     }
     refuse_unenforced(
         desired,
