@@ -1,5 +1,6 @@
 //! The mark of a commit in progress. A session writes it before its first
-//! map write and removes it after the state file is saved, so a writer
+//! map write and removes it after the state file is saved (or, when a
+//! write failed, once the saved state is back in the maps), so a writer
 //! killed in between (the kernel holding the new state, or part of a
 //! non-atomic change, while the file still says the old one) is noticed by
 //! the next command, which installs the file's state again before anything

@@ -131,14 +131,38 @@ impl Session {
         )
         .map_err(install_error)?;
         let marker = self.locked.begin_commit()?;
-        apply(
+        if let Err(error) = apply(
             &mut maps,
             &installed.state,
             &self.state,
             &prepared,
             wall_now(),
-        )?;
+        ) {
+            // The maps may hold part of the change (or all of it: the rules
+            // switch buffers before the old buffer is cleared). Put the saved
+            // state back now, so the failed command changes nothing; if that
+            // fails too, the mark stays and the next command does it.
+            if self.put_back(&mut maps) {
+                marker.end();
+            }
+            return Err(error.into());
+        }
         self.locked.finish_commit(&self.state, marker)
+    }
+
+    /// Installs the state the file holds into `maps`, from what they hold
+    /// (read back), after a write of a change failed part way; whether the
+    /// maps now hold exactly that state (read back again).
+    fn put_back(&self, maps: &mut KernelMaps) -> bool {
+        let saved = &self.locked.loaded;
+        let restored = read_back(maps, saved).and_then(|view| {
+            let resolve = |name: &str| interface_index(name);
+            let prepared = prepare(maps, &view.state, saved, &resolve, view.rules_differ)
+                .map_err(install_error)?;
+            apply(maps, &view.state, saved, &prepared, wall_now())?;
+            Ok(())
+        });
+        restored.is_ok() && read_back(maps, saved).is_ok_and(|view| view.differences.is_empty())
     }
 
     /// How the kernel's maps differ from `state` (for rebuilding a state

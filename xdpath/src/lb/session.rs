@@ -127,11 +127,37 @@ impl LbSession {
         };
         let plan = plan(&installed, &mut self.state, fresh)?;
         let marker = self.locked.begin_commit()?;
-        install(maps, &plan)?;
-        if fresh {
-            super::readback::remove_extra_vips(maps, &plan.compiled)?;
+        let written = install(maps, &plan).and_then(|()| {
+            if fresh {
+                super::readback::remove_extra_vips(maps, &plan.compiled)?;
+            }
+            Ok(())
+        });
+        if let Err(error) = written {
+            // The maps may hold part of the change (a VIP already on its
+            // new ring). Put the saved state back now, as the next command
+            // would, so the failed command changes nothing; if that fails
+            // too, the mark stays and the next command does it.
+            if self.put_back(maps) {
+                marker.end();
+            }
+            return Err(error);
         }
         Ok(self.locked.finish_commit(&self.state, marker)?)
+    }
+
+    /// Installs the state the file holds into `maps` whole, as a repair
+    /// does, after a write of a change failed part way; whether the maps
+    /// now hold exactly that state (read back).
+    fn put_back(&self, maps: &KernelMaps) -> bool {
+        let mut saved = self.locked.loaded.clone();
+        let Ok(plan) = plan(&LbState::default(), &mut saved, true) else {
+            return false;
+        };
+        install(maps, &plan).is_ok()
+            && super::readback::remove_extra_vips(maps, &plan.compiled).is_ok()
+            && saved == self.locked.loaded
+            && super::readback::compare(maps, &saved).is_ok_and(|lines| lines.is_empty())
     }
 
     /// How the kernel's maps differ from `state` (for rebuilding a state
