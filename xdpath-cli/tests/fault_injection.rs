@@ -249,3 +249,88 @@ fn lb_set_weight_with_each_bpf_call_failing_leaves_old_or_new() {
     let output = xdpath(&bed, &["state", "check"]);
     assert!(output.status.success(), "{}", text(&output));
 }
+
+/// The program id and attach time `status --json` shows for A's interface.
+fn program_of(bed: &TestBed) -> (Value, Value) {
+    let status = json(&xdpath_ok(bed, &["--json", "status"]));
+    let row = &status[0];
+    (row["program_id"].clone(), row["attached_since"].clone())
+}
+
+/// A second `attach` of an attached interface whose META pin cannot be
+/// read (the first read failing, and the one `attach` makes before it
+/// would remove stale pins): refused, and the running program, its pins
+/// and its rules stay — a pin that cannot be read is not a link that is
+/// gone. `status` with each of its calls failing in turn never says the
+/// interface is gone.
+#[test]
+fn unreadable_pins_are_not_taken_for_a_link_that_is_gone() {
+    xdpath_lab::needs_root!();
+    if !strace_or_skip("unreadable_pins_are_not_taken_for_a_link_that_is_gone") {
+        return;
+    }
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    let attach = ["attach", interface.as_str(), "--mode", "generic"];
+    xdpath_ok(&bed, &attach);
+    let peer = format!("{}/32", bed.b().ipv4);
+    xdpath_ok(
+        &bed,
+        &[
+            "filter", "add", "--src", &peer, "--proto", "icmp", "--action", "drop",
+        ],
+    );
+    let before = program_of(&bed);
+    let trace = std::env::temp_dir().join(format!(
+        "xdpath-fault-injection-{}-attach.trace",
+        std::process::id()
+    ));
+    // The first META read fails at its first, second or third call.
+    for first in 1..=3 {
+        let output = under_strace(&bed, &attach, Some(first), Some(&trace));
+        let calls = std::fs::read_to_string(&trace).expect("strace's trace");
+        let bpf: Vec<&str> = calls.lines().filter(|line| line.contains("bpf(")).collect();
+        assert_run(&bed, &attach, first, &output);
+        assert!(!output.status.success(), "{}", text(&output));
+        // The same call of the next META read fails too, when there is one.
+        let reads: Vec<usize> = bpf
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| line.contains("/META\""))
+            .map(|(index, _)| index + 1)
+            .collect();
+        if let Some(&second) = reads.get(1) {
+            let second = second + first - 1;
+            let both = format!(
+                "inject=bpf:error=ENOMEM:when={first}..{second}+{}",
+                second - first
+            );
+            let mut command = vec!["-f", "-o", "/dev/null", "-e", "trace=bpf", "-e", &both];
+            command.push(XDPATH);
+            command.extend_from_slice(&attach);
+            let output = bed.exec(Side::A, "strace", command).expect("run strace");
+            assert_run(&bed, &attach, second, &output);
+            assert!(
+                !output.status.success(),
+                "calls {first} and {second} failing: a second attach succeeded: {}",
+                text(&output)
+            );
+        }
+        assert!(!ping_answered(&bed), "call {first}: the rule is enforced");
+        assert_eq!(program_of(&bed), before, "call {first}: the same program");
+    }
+    let _ = std::fs::remove_file(&trace);
+    let (calls, _) = count_calls(&bed, &["--json", "status"]);
+    for call in 1..=calls {
+        let output = under_strace(&bed, &["--json", "status"], Some(call), None);
+        assert_run(&bed, &["status"], call, &output);
+        if output.status.success() {
+            let status = json(&String::from_utf8_lossy(&output.stdout));
+            assert_eq!(
+                status[0]["healthy"], true,
+                "call {call} failing: status says {interface} is gone: {status}"
+            );
+        }
+    }
+    xdpath_ok(&bed, &["state", "check"]);
+}

@@ -20,7 +20,7 @@ pub fn check_attachable(interface: &str) -> Result<(), DataplaneError> {
             name: interface.into(),
         });
     }
-    if pins.attached() && link_alive(&pins) {
+    if pins.attached() && !link_gone(&pins)? {
         return Err(DataplaneError::AlreadyAttached {
             name: interface.into(),
         });
@@ -42,7 +42,9 @@ pub fn attach(
     })?;
     ensure_bpffs()?;
     if pins.attached() {
-        if link_alive(&pins) {
+        // Only pins known to be stale are removed: a pin that cannot be
+        // read (a failed call) may be of a live link.
+        if !link_gone(&pins)? {
             return Err(DataplaneError::AlreadyAttached {
                 name: interface.into(),
             });
@@ -185,24 +187,71 @@ fn pin_all(
 }
 
 pub(super) fn read_meta(pins: &InterfacePins) -> Option<AttachMeta> {
-    let data = MapData::from_pin(pins.path(abi::map::META)).ok()?;
-    let array = Array::<MapData, PodMeta>::try_from(Map::Array(data)).ok()?;
-    array.get(&0, 0).ok().map(|meta| meta.0)
+    read_meta_or_why(pins).ok()
 }
 
-/// True while the interface the program was attached to still exists. The
-/// kernel detaches an XDP link when its device goes away; a device made
-/// again under the same name gets a new index.
-pub(super) fn link_alive(pins: &InterfacePins) -> bool {
+fn read_meta_or_why(pins: &InterfacePins) -> Result<AttachMeta, String> {
+    let data = MapData::from_pin(pins.path(abi::map::META)).map_err(|error| error.to_string())?;
+    let array =
+        Array::<MapData, PodMeta>::try_from(Map::Array(data)).map_err(|error| error.to_string())?;
+    array
+        .get(&0, 0)
+        .map(|meta| meta.0)
+        .map_err(|error| error.to_string())
+}
+
+/// What an interface's pins say of its link.
+pub(super) enum LinkState {
+    /// Attached to the interface it was made for.
+    Alive,
+    /// No link pin, the interface gone or made again (a new index), or
+    /// the link detached by another tool.
+    Gone,
+    /// The META pin is there but could not be read (why): a failure of this
+    /// call, not a fact about the link — nothing may be removed for it.
+    Unknown(String),
+}
+
+/// The kernel detaches an XDP link when its device goes away; a device
+/// made again under the same name gets a new index.
+pub(super) fn link_state(pins: &InterfacePins) -> LinkState {
     let Some(ifindex) = if_index(&pins.interface) else {
-        return false;
+        return LinkState::Gone;
     };
-    // The pin, the interface it was made for, and the kernel's word that
+    if !pins.attached() {
+        return LinkState::Gone;
+    }
+    // The interface the pins were made for, and the kernel's word that
     // the link is still attached there (another tool may have detached it).
-    pins.attached()
-        && read_meta(pins).is_some_and(|meta| meta.ifindex == ifindex)
-        && super::link_info::xdp_link_ifindex(&pins.path("link"))
-            .is_none_or(|linked| linked == ifindex)
+    let meta = match read_meta_or_why(pins) {
+        Ok(meta) => meta,
+        Err(_) if !pins.path(abi::map::META).exists() => return LinkState::Gone,
+        Err(why) => return LinkState::Unknown(why),
+    };
+    let linked = super::link_info::xdp_link_ifindex(&pins.path("link"));
+    if meta.ifindex == ifindex && linked.is_none_or(|linked| linked == ifindex) {
+        LinkState::Alive
+    } else {
+        LinkState::Gone
+    }
+}
+
+/// True unless the link is known to be gone ([`link_state`]).
+pub(super) fn link_alive(pins: &InterfacePins) -> bool {
+    !matches!(link_state(pins), LinkState::Gone)
+}
+
+/// Whether the pins are of a link known to be gone (stale, to be
+/// removed); an error when they cannot be read.
+pub(super) fn link_gone(pins: &InterfacePins) -> Result<bool, DataplaneError> {
+    match link_state(pins) {
+        LinkState::Alive => Ok(false),
+        LinkState::Gone => Ok(true),
+        LinkState::Unknown(why) => Err(DataplaneError::PinnedObject {
+            path: pins.path(abi::map::META),
+            source: format!("cannot tell whether the link is attached: {why}").into(),
+        }),
+    }
 }
 
 /// The data-path features ([`abi::feature`]) the program running on
@@ -286,6 +335,19 @@ pub fn status(interface: &str) -> Result<InterfaceStatus, DataplaneError> {
         });
     }
     let meta = read_meta(&pins);
+    // A link whose pins cannot be read is not reported gone (that would
+    // say to detach it) but degraded, saying why.
+    let (healthy, degraded) = match link_state(&pins) {
+        LinkState::Alive => (true, None),
+        LinkState::Gone => (false, None),
+        LinkState::Unknown(why) => (
+            true,
+            Some(format!(
+                "cannot tell whether the link is attached ({}: {why})",
+                pins.path(abi::map::META).display()
+            )),
+        ),
+    };
     let config = read_interface_config(interface).unwrap_or_default();
     let info = ProgramInfo::from_pin(pins.path("program")).ok();
     Ok(InterfaceStatus {
@@ -303,8 +365,8 @@ pub fn status(interface: &str) -> Result<InterfaceStatus, DataplaneError> {
         forward: config.forward != 0,
         steer: config.steer != 0,
         sample_rate: config.sample_rate,
-        healthy: link_alive(&pins),
-        degraded: None,
+        healthy,
+        degraded,
         older_program: None,
     })
 }

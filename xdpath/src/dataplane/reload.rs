@@ -36,7 +36,7 @@ use xdpath_core::abi;
 use aya::maps::MapData;
 use aya::programs::links::{FdLink, LinkType, PinnedLink};
 
-use super::attach::{link_alive, read_meta};
+use super::attach::{link_gone, read_meta};
 use super::*;
 use crate::bpf_syscall::{bpf, command};
 
@@ -140,7 +140,7 @@ fn check_reloadable(interface: &str, pins: &InterfacePins) -> Result<(), Datapla
             name: interface.into(),
         });
     }
-    if !link_alive(pins) {
+    if link_gone(pins)? {
         return Err(DataplaneError::InterfaceGone {
             name: interface.into(),
         });
