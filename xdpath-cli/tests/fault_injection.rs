@@ -334,3 +334,43 @@ fn unreadable_pins_are_not_taken_for_a_link_that_is_gone() {
     }
     xdpath_ok(&bed, &["state", "check"]);
 }
+
+/// `reload` whose first read of the list of loaded programs fails: refused
+/// in one line that does not say the running program is gone, and the
+/// same program keeps running.
+#[test]
+fn reload_with_the_program_list_unreadable_does_not_say_the_program_is_gone() {
+    xdpath_lab::needs_root!();
+    if !strace_or_skip("reload_with_the_program_list_unreadable_does_not_say_the_program_is_gone") {
+        return;
+    }
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    xdpath_ok(&bed, &["attach", &interface, "--mode", "generic"]);
+    let reload = ["reload", interface.as_str()];
+    let trace = std::env::temp_dir().join(format!(
+        "xdpath-fault-injection-{}-reload.trace",
+        std::process::id()
+    ));
+    let output = under_strace(&bed, &reload, None, Some(&trace));
+    assert!(output.status.success(), "{}", text(&output));
+    let calls = std::fs::read_to_string(&trace).expect("strace's trace");
+    let _ = std::fs::remove_file(&trace);
+    let first = calls
+        .lines()
+        .filter(|line| line.contains("bpf("))
+        .position(|line| line.contains("BPF_PROG_GET_NEXT_ID"))
+        .expect("reload lists the loaded programs")
+        + 1;
+    let before = program_of(&bed);
+    let output = under_strace(&bed, &reload, Some(first), None);
+    assert_run(&bed, &reload, first, &output);
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        !text(&output).contains("is gone"),
+        "a failed read is no word that the program is gone: {}",
+        text(&output)
+    );
+    assert_eq!(program_of(&bed), before, "the same program runs");
+    xdpath_ok(&bed, &["state", "check"]);
+}

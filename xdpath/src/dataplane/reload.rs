@@ -315,17 +315,29 @@ fn wait_for_rcu_grace_period() {
 
 /// A new fd of the loaded program with kernel id `id`.
 fn program_fd(id: u32) -> Result<aya::programs::ProgramFd, DataplaneError> {
+    // A program that goes away while the list is read is skipped; but a
+    // failed read of the list is no word that the program is gone.
+    let mut failure = None;
     for info in aya::programs::loaded_programs() {
-        let Ok(info) = info else { continue };
+        let info = match info {
+            Ok(info) => info,
+            Err(error) => {
+                failure = Some(error);
+                continue;
+            }
+        };
         if info.id() == id {
             return info
                 .fd()
                 .map_err(|error| DataplaneError::Load(Box::new(error)));
         }
     }
-    Err(DataplaneError::Load(
-        format!("program {id}, which the link runs, is gone").into(),
-    ))
+    Err(DataplaneError::Load(match failure {
+        Some(error) => {
+            format!("program {id}, which the link runs, could not be found: {error}").into()
+        }
+        None => format!("program {id}, which the link runs, is gone").into(),
+    }))
 }
 
 fn remove_if_present(path: &Path) -> Result<(), DataplaneError> {
