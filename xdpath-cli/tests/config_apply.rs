@@ -187,18 +187,56 @@ fn applies_only_the_difference() {
     let same_program = status(&bed)["program_id"] == attached["program_id"];
     assert!(same_program, "the interface was attached again");
 
-    // An interface setting changed: attached again; left out: detached.
-    let third = write(
-        &bed,
-        "3",
-        &config(&bed, Some("pass"), "1000-2000", &new_pool),
-    );
+    // An interface setting changed: in place, the same program running
+    // throughout (a reattach leaves the interface with none for the
+    // program's load).
+    let third_text = config(&bed, Some("pass"), "1000-2000", &new_pool);
+    let third = write(&bed, "3", &third_text);
     assert_eq!(
         plan_and_apply(&bed, &third),
         [format!("change interface {interface}")]
     );
+    let changed = status(&bed);
+    assert_eq!(changed["malformed"], "pass");
+    assert_eq!(changed["program_id"], attached["program_id"]);
+
+    // Offload, which no interface can run xdpath's programs in, is refused
+    // before anything is written: the rule change that came with it too.
+    let offload_text = config(&bed, Some("pass"), "53", &new_pool)
+        .replace("mode = \"generic\"", "mode = \"offload\"");
+    let offload = write(&bed, "offload", &offload_text);
+    for command in ["plan", "apply"] {
+        let refused = xdpath(&bed, &[command, "-f", &offload]);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success()
+                && stderr.starts_with("xdpath: error:")
+                && stderr.trim_end().lines().count() == 1
+                && stderr.contains("offload"),
+            "{command} of an offload interface: {stderr}"
+        );
+    }
+    assert_eq!(
+        json(&bed, &["filter", "list"])["rules"][1]["dport"],
+        "1000-2000"
+    );
+    assert_eq!(status(&bed)["program_id"], attached["program_id"]);
+
+    // Another mode: attached again; left out: detached.
+    let native = write(
+        &bed,
+        "native",
+        &third_text.replace("mode = \"generic\"", "mode = \"native\""),
+    );
+    assert_eq!(
+        plan_and_apply(&bed, &native),
+        [format!("change interface {interface}")]
+    );
     let reattached = status(&bed);
-    assert_eq!(reattached["malformed"], "pass");
+    assert_eq!(
+        (&reattached["mode"], &reattached["malformed"]),
+        (&"native".into(), &"pass".into())
+    );
     assert_ne!(reattached["program_id"], attached["program_id"]);
     let fourth = write(&bed, "4", &config(&bed, None, "1000-2000", &new_pool));
     assert_eq!(

@@ -89,6 +89,7 @@ pub fn refusals(desired: &DesiredConfig, changes: &Plan) -> Result<(), ConfigErr
         edit_lb(&mut session.state, &desired.lb)?;
         session.check()?;
     }
+    refuse_offload(desired, changes)?;
     refuse_unenforced(
         desired,
         filter_now.as_ref().map(|session| &session.state),
@@ -204,7 +205,8 @@ fn changed_interfaces<'a>(
 
 /// Makes the changes of `plan`, a plan towards `desired`.
 fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
-    // Interfaces that only change their sampling rate keep their program.
+    // Interfaces that keep their mode keep their program: their settings
+    // change in place.
     let attached = super::current::interfaces()?;
     let steering_before = super::steering::current();
     let in_place = in_place_interfaces(desired, plan, &attached);
@@ -230,7 +232,13 @@ fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
         crate::lb::ops::apply_connection_table(table)?;
     }
     let _lock = lock_state_dir()?;
-    let decap = attach_interfaces(desired, plan, &in_place)?;
+    let decap_in_place = in_place.iter().any(|name| {
+        desired
+            .interfaces
+            .iter()
+            .any(|spec| spec.name == *name && spec.decap)
+    });
+    let decap = attach_interfaces(desired, plan, &in_place)? || decap_in_place;
     if !plan.steering.is_empty() {
         // A new CPU list or queue size reaches every steering interface
         // through the same operation as `xdpath steer enable`.
@@ -274,8 +282,15 @@ fn detach_or_update(
 ) -> Result<(), ConfigError> {
     if let Some(spec) = desired.interfaces.iter().find(|spec| spec.name == name) {
         if in_place.contains(name) {
+            // What the program reads per frame, in one write; forwarding
+            // and steering have their own operations (below).
+            let wanted = interface_config(spec);
             dataplane::update_interface_config(name, |config| {
-                config.sample_rate = spec.sample_rate;
+                config.malformed = wanted.malformed;
+                config.monitor = wanted.monitor;
+                config.decap = wanted.decap;
+                config.decap_gue_port = wanted.decap_gue_port;
+                config.sample_rate = wanted.sample_rate;
             })?;
             let now = attached.iter().find(|now| now.name == name);
             if now.is_some_and(|now| now.forward != spec.forward) {
@@ -351,6 +366,27 @@ pub fn interface_config(spec: &InterfaceSpec) -> InterfaceConfig {
         .with_decap(spec.decap, if spec.decap { spec.gue_port } else { 0 })
         .with_sample_rate(spec.sample_rate)
         .with_forward(spec.forward)
+}
+
+/// Refuses an interface to attach in offload mode, which cannot succeed:
+/// a NIC runs only a program loaded for it, and xdpath's are loaded for
+/// none. Found at the attach, it came after the interface's old program
+/// was detached and the config's rules and balancer were written (undone
+/// then, the interface ran no program for the two loads, about 4 s).
+fn refuse_offload(desired: &DesiredConfig, changes: &Plan) -> Result<(), ConfigError> {
+    for name in changed_interfaces(changes, &[Action::Add, Action::Change]) {
+        if desired
+            .interfaces
+            .iter()
+            .any(|spec| spec.name == name && spec.mode == Mode::Offload)
+        {
+            return Err(ConfigError::Usage(format!(
+                "interface {}: mode offload cannot be attached (an offloading NIC runs only a program loaded for it, and xdpath's are not); use native, generic or auto",
+                crate::text::quote(name)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a config rule whose id an owner's rule has (owners' rules stay

@@ -227,13 +227,19 @@ pub fn interface_matches(current: &InterfaceSpec, desired: &InterfaceSpec) -> bo
 }
 
 /// True when an interface attached as `current` needs attaching again to
-/// become `desired`: it differs in more than its sampling rate and
-/// forwarding (which are changed in place).
+/// become `desired`: another mode, or a program that is not healthy.
+/// Everything else is in its program's `CONFIG` map and is changed in
+/// place: a reattach loads the program first (about 2 s of verifier time
+/// here), and the interface runs no program until it is attached again.
 pub fn needs_reattach(current: &InterfaceSpec, desired: &InterfaceSpec) -> bool {
     let in_place = InterfaceSpec {
         sample_rate: desired.sample_rate,
         forward: desired.forward,
         steer: desired.steer,
+        malformed: desired.malformed,
+        monitor: desired.monitor,
+        decap: desired.decap,
+        gue_port: desired.gue_port,
         ..current.clone()
     };
     !interface_matches(&in_place, desired)
