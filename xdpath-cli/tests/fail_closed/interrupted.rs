@@ -4,9 +4,10 @@
 
 use super::*;
 
-/// An apply that fails half-way (the interface cannot run in the mode
-/// asked for, found only when attaching, after the rules went in) leaves
-/// the kernel holding exactly the state from before, read back.
+/// An apply that fails half-way (an interface cannot run in the mode
+/// asked for: loopback has no native XDP, found only when attaching,
+/// after the rules went in) leaves the kernel holding exactly the state
+/// from before, read back.
 #[test]
 fn a_failed_apply_leaves_the_kernel_as_it_was() {
     xdpath_lab::needs_root!();
@@ -16,7 +17,7 @@ fn a_failed_apply_leaves_the_kernel_as_it_was() {
     make_state(&bed);
     let before = xdpath_ok(&bed, &["--json", "filter", "list"]);
     let config = format!(
-        "[[interface]]\nname = \"{interface}\"\nmode = \"offload\"\n\n[[filter.rule]]\nid = 7\nsrc = \"192.0.2.77/32\"\naction = \"drop\"\n\n[[filter.block]]\nprefix = \"198.18.0.0/15\"\n"
+        "[[interface]]\nname = \"{interface}\"\nmode = \"generic\"\n\n[[interface]]\nname = \"lo\"\nmode = \"native\"\n\n[[filter.rule]]\nid = 7\nsrc = \"192.0.2.77/32\"\naction = \"drop\"\n\n[[filter.block]]\nprefix = \"198.18.0.0/15\"\n"
     );
     let path =
         std::env::temp_dir().join(format!("xdpath-failed-apply-{}.toml", std::process::id()));
