@@ -6,7 +6,7 @@ use serde_json::json;
 
 use xdpath::config::plan::Plan;
 use xdpath::config::rollback::{self, Armed};
-use xdpath::config::{apply, current, load, plan, ConfigError};
+use xdpath::config::{apply, current, load, plan, refuse, ConfigError};
 use xdpath::control::parse::parse_duration;
 
 /// `xdpath plan -f FILE`.
@@ -52,7 +52,7 @@ fn plan_json(plan: &Plan) -> serde_json::Value {
 pub fn plan_command(args: &PlanArgs, json: bool) -> Result<(), ConfigError> {
     let desired = load(&args.file)?;
     let mut changes = plan(&current()?, &desired);
-    apply::refusals(&desired, &changes)?;
+    refuse::refusals(&desired, &changes)?;
     changes.kernel = apply::kernel_differences();
     if json {
         let mut value = plan_json(&changes);

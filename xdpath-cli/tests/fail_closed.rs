@@ -19,18 +19,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 // Warnings allowed where a command recovers what a crash left.
-use common::{bed, xdpath, xdpath_ok, xdpath_ok_warned, XDPATH};
+use common::{bed, ping_answered, xdpath, xdpath_ok, xdpath_ok_warned, XDPATH};
 use serde_json::Value;
 use xdpath_lab::testenv::{Side, TestBed};
-
-/// One ping from B to A: answered or not.
-fn ping_answered(bed: &TestBed) -> bool {
-    let address = bed.a().ipv4.to_string();
-    bed.exec(Side::B, "ping", ["-c", "1", "-W", "1", address.as_str()])
-        .expect("ping")
-        .status
-        .success()
-}
 
 /// Whether B's pings reach A within `seconds` tries (one a second): the
 /// kernel frees an unpinned link's program after the last reference goes,

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::Output;
 
-use common::{bed, json, xdpath, xdpath_ok, XDPATH};
+use common::{bed, json, ping_answered, xdpath, xdpath_ok, XDPATH};
 use serde_json::Value;
 use xdpath_lab::testenv::{Side, TestBed};
 
@@ -124,14 +124,6 @@ fn assert_run(bed: &TestBed, args: &[&str], call: usize, output: &Output) {
             "call {call} failing: xdpath {args:?}: one error line: {stderr}"
         );
     }
-}
-
-fn ping_answered(bed: &TestBed) -> bool {
-    let address = bed.a().ipv4.to_string();
-    bed.exec(Side::B, "ping", ["-c", "1", "-W", "1", address.as_str()])
-        .expect("ping")
-        .status
-        .success()
 }
 
 /// `filter add` of a rule dropping B's pings, with each of its bpf() calls

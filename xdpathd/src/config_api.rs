@@ -193,7 +193,7 @@ pub async fn plan(
         let current = config::current().map_err(config_error)?;
         let changes = config::plan::plan(&current, &desired);
         // What apply would refuse, plan refuses too.
-        config::apply::refusals(&desired, &changes).map_err(config_error)?;
+        config::refuse::refusals(&desired, &changes).map_err(config_error)?;
         Ok(changes)
     })
     .await?;

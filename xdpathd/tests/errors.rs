@@ -15,12 +15,7 @@ use xdpath_lab::testenv::TestBed;
 use common::{in_namespace, raw, Daemon};
 
 fn start(bed: &TestBed, name: &str) -> Daemon {
-    let path = bed.a().path.clone();
-    Daemon::start(
-        name,
-        Box::new(move |program: &str| in_namespace(&path, program)),
-        &[],
-    )
+    Daemon::in_bed(bed, name)
 }
 
 /// Everything a refused request must leave as it was.

@@ -20,15 +20,10 @@ use std::time::Duration;
 
 use xdpath_lab::testenv::TestBed;
 
-use common::{in_namespace, parse_answer, raw, Daemon};
+use common::{parse_answer, raw, Daemon};
 
 fn start(bed: &TestBed, name: &str) -> Daemon {
-    let path = bed.a().path.clone();
-    Daemon::start(
-        name,
-        Box::new(move |program: &str| in_namespace(&path, program)),
-        &[],
-    )
+    Daemon::in_bed(bed, name)
 }
 
 /// Sends `request`, shuts the writing side (as `nc -N` does) and reads the

@@ -25,15 +25,7 @@ const THRESHOLD_PPS: u64 = 2000;
 const WINDOW_MS: u64 = 1000;
 
 fn start(bed: &TestBed, name: &str) -> Daemon {
-    let path = bed.a().path.clone();
-    let enter = Box::new(move |program: &str| {
-        let mut command = std::process::Command::new("nsenter");
-        command
-            .arg(format!("--net={}", path.display()))
-            .arg(program);
-        command
-    });
-    Daemon::start(name, enter, &[])
+    Daemon::in_bed(bed, name)
 }
 
 fn config(bed: &TestBed, dry_run: bool) -> String {

@@ -186,3 +186,12 @@ pub fn assert_counters_settle(expected: &Expected, read: impl Fn() -> Vec<Counte
 pub fn counted(stats: &Value, action: &str, reason: &str) -> u64 {
     xdpath::stats::packets_in_json(stats, action, Some(reason))
 }
+
+/// One ping from B to A: answered or not.
+pub fn ping_answered(bed: &TestBed) -> bool {
+    let address = bed.a().ipv4.to_string();
+    bed.exec(Side::B, "ping", ["-c", "1", "-W", "1", address.as_str()])
+        .expect("ping")
+        .status
+        .success()
+}

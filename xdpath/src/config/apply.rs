@@ -12,19 +12,16 @@ use std::collections::BTreeSet;
 
 use xdpath_core::InterfaceConfig;
 
+use super::edit_lb::edit_lb;
 use super::merge::merge_filter;
 use super::plan::{plan, Action, Plan};
 use super::{current, ConfigError, DesiredConfig, InterfaceSpec, Malformed, Mode};
 use crate::control::kernel::KernelMaps;
 use crate::control::session::{lock_state_dir, Session};
-use crate::control::state::FilterState;
 use crate::control::wall_now;
 use crate::dataplane::{self, ModeChoice};
 use crate::lb::decap::{local_addresses, sync_local_addresses};
-use crate::lb::edit::{self, ConfigChange, VipOptions};
 use crate::lb::session::LbSession;
-use crate::lb::state::{Encap, LbSettings, LbState, VipId, VipSpec};
-use crate::lb::LbError;
 
 /// Applies `desired` (checked by [`super::load`]) and returns what
 /// changed. If a step fails, the state from before is put back.
@@ -45,7 +42,7 @@ pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
     if changes.is_empty() {
         return Ok(changes);
     }
-    refusals(desired, &changes)?;
+    super::refuse::refusals(desired, &changes)?;
     let journal = super::journal::ApplyJournalFile::write(
         &dir,
         super::journal::ApplyJournal {
@@ -68,61 +65,6 @@ pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
             restore: Box::new(restore),
         },
     })
-}
-
-/// What [`apply`] refuses before it writes anything, `changes` being its
-/// plan: a config rule with an owner's rule's id; a balancer the config
-/// would leave invalid, such as a config VIP an owner holds or settings
-/// without the outer source an owner's backends need (found by editing
-/// and checking a copy of the balancer's state: they were found only
-/// half-way through the apply, then undone); an entry an older program
-/// would not enforce. `xdpath plan` refuses the same.
-pub fn refusals(desired: &DesiredConfig, changes: &Plan) -> Result<(), ConfigError> {
-    let filter_now = (!changes.filter.is_empty())
-        .then(Session::read)
-        .transpose()?;
-    if let Some(session) = &filter_now {
-        owned_rule_clash(&session.state, &desired.filter)?;
-    }
-    if !changes.lb.is_empty() {
-        let mut session = LbSession::read()?;
-        edit_lb(&mut session.state, &desired.lb)?;
-        session.check()?;
-    }
-    refuse_offload(desired, changes)?;
-    refuse_unenforced(
-        desired,
-        filter_now.as_ref().map(|session| &session.state),
-        changes,
-    )
-}
-
-/// Refuses, before anything is written, a config whose new entries a
-/// program loaded by an older build and attached in the namespace would
-/// not enforce (`control::features`). The sessions refuse them too, but
-/// only after the interfaces have changed: then the apply would be undone
-/// rather than refused.
-fn refuse_unenforced(
-    desired: &DesiredConfig,
-    filter_now: Option<&FilterState>,
-    changes: &Plan,
-) -> Result<(), ConfigError> {
-    let lb = (!changes.lb.is_empty()).then(LbSession::read).transpose()?;
-    crate::control::features::refuse_new(|| {
-        let filter_needs = filter_now.map_or(0, |now| {
-            let after = merge_filter(now, &desired.filter, wall_now());
-            crate::control::features::filter_change_needs(now, &after)
-        });
-        let lb_needs = lb.as_ref().map_or(0, |session| {
-            let mut after = session.state.clone();
-            // An edit that fails is the apply's own error, reported there.
-            edit_lb(&mut after, &desired.lb).map_or(0, |()| {
-                crate::control::features::lb_change_needs(&session.state, &after)
-            })
-        });
-        filter_needs | lb_needs
-    })?;
-    Ok(())
 }
 
 /// Puts `before` back and checks by reading the maps back that the
@@ -193,16 +135,6 @@ pub fn recover_interrupted(dir: &std::path::Path) {
     journal.finish();
 }
 
-fn changed_interfaces<'a>(
-    plan: &'a Plan,
-    actions: &'a [Action],
-) -> impl Iterator<Item = &'a str> + 'a {
-    plan.interfaces
-        .iter()
-        .filter(move |change| actions.contains(&change.action))
-        .map(|change| change.key.as_str())
-}
-
 /// Makes the changes of `plan`, a plan towards `desired`.
 fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
     // Interfaces that keep their mode keep their program: their settings
@@ -212,7 +144,7 @@ fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
     let in_place = in_place_interfaces(desired, plan, &attached);
     {
         let (dir, _lock) = lock_state_dir()?;
-        for name in changed_interfaces(plan, &[Action::Remove, Action::Change]) {
+        for name in plan.interfaces_with(&[Action::Remove, Action::Change]) {
             detach_or_update(name, desired, &attached, &in_place)?;
         }
         if !plan.observe.is_empty() {
@@ -261,7 +193,7 @@ fn in_place_interfaces<'a>(
     plan: &'a Plan,
     attached: &[InterfaceSpec],
 ) -> BTreeSet<&'a str> {
-    changed_interfaces(plan, &[Action::Change])
+    plan.interfaces_with(&[Action::Change])
         .filter(|name| {
             let now = attached.iter().find(|spec| spec.name == *name);
             let wanted = desired.interfaces.iter().find(|spec| spec.name == *name);
@@ -315,7 +247,7 @@ fn attach_interfaces(
     in_place: &BTreeSet<&str>,
 ) -> Result<bool, ConfigError> {
     let mut decap = false;
-    for name in changed_interfaces(plan, &[Action::Add, Action::Change]) {
+    for name in plan.interfaces_with(&[Action::Add, Action::Change]) {
         if in_place.contains(name) {
             continue;
         }
@@ -366,163 +298,6 @@ pub fn interface_config(spec: &InterfaceSpec) -> InterfaceConfig {
         .with_decap(spec.decap, if spec.decap { spec.gue_port } else { 0 })
         .with_sample_rate(spec.sample_rate)
         .with_forward(spec.forward)
-}
-
-/// Refuses an interface to attach in offload mode, which cannot succeed:
-/// a NIC runs only a program loaded for it, and xdpath's are loaded for
-/// none. Found at the attach, it came after the interface's old program
-/// was detached and the config's rules and balancer were written (undone
-/// then, the interface ran no program for the two loads, about 4 s).
-fn refuse_offload(desired: &DesiredConfig, changes: &Plan) -> Result<(), ConfigError> {
-    for name in changed_interfaces(changes, &[Action::Add, Action::Change]) {
-        if desired
-            .interfaces
-            .iter()
-            .any(|spec| spec.name == name && spec.mode == Mode::Offload)
-        {
-            return Err(ConfigError::Usage(format!(
-                "interface {}: mode offload cannot be attached (an offloading NIC runs only a program loaded for it, and xdpath's are not); use native, generic or auto",
-                crate::text::quote(name)
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Refuses a config rule whose id an owner's rule has (owners' rules stay
-/// as they are, so the two would clash); nothing is changed then.
-fn owned_rule_clash(current: &FilterState, desired: &FilterState) -> Result<(), ConfigError> {
-    for rule in &desired.rules {
-        if let Some(owned) = current
-            .rules
-            .iter()
-            .find(|have| have.id == rule.id && have.owner.is_some())
-        {
-            return Err(ConfigError::Usage(format!(
-                "rule id {} is owner {}'s (from its document, PUT /v1/owners/OWNER); give the config's rule another id",
-                rule.id,
-                crate::text::quote(owned.owner.as_deref().unwrap_or_default())
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Turns `state` into `desired` with the `lb` commands' edits: settings,
-/// VIPs removed, VIPs added or their options changed in place (their slot
-/// and backends stay), then per VIP backends removed, reweighted, added.
-/// The VIPs owners made (`lb::owner`) are left alone; a config VIP one of
-/// them holds is refused.
-pub fn edit_lb(state: &mut LbState, desired: &LbState) -> Result<(), LbError> {
-    if let Some(held) = desired.vips.iter().find_map(|wanted| {
-        state
-            .vip(&wanted.id)
-            .filter(|have| have.owner.is_some() && have.owner != wanted.owner)
-    }) {
-        return Err(LbError::OwnerConflict {
-            vip: held.id,
-            held: held.owner.clone(),
-            wanted: None,
-        });
-    }
-    configure_lb(state, &desired.settings)?;
-    let gone: Vec<VipId> = state
-        .vips
-        .iter()
-        .filter(|vip| vip.owner.is_none() && desired.vip(&vip.id).is_none())
-        .map(|vip| vip.id)
-        .collect();
-    for id in &gone {
-        edit::del_vip(state, id)?;
-    }
-    for wanted in &desired.vips {
-        add_or_update_vip(state, wanted)?;
-        if state.vip(&wanted.id).map(|vip| &vip.health) != Some(&wanted.health) {
-            edit::set_health(state, &wanted.id, wanted.health.clone())?;
-        }
-        edit_backends(state, wanted)?;
-    }
-    Ok(())
-}
-
-/// `lb config` with every setting of `settings`.
-fn configure_lb(state: &mut LbState, settings: &LbSettings) -> Result<(), LbError> {
-    let prefix = |prefix: Option<crate::control::parse::Cidr>| {
-        Some(prefix.map_or("none".into(), |prefix| prefix.to_string()))
-    };
-    edit::configure(
-        state,
-        &ConfigChange {
-            source_v4: prefix(settings.source_v4),
-            source_v6: prefix(settings.source_v6),
-            next_hop: Some(
-                settings
-                    .next_hop_mac
-                    .clone()
-                    .unwrap_or_else(|| "fib".into()),
-            ),
-            seed: Some(settings.seed),
-            connection_table: Some(settings.connection_table),
-        },
-    )
-}
-
-/// Adds the VIP `wanted` (with `lb vip add`), or sets the options of the
-/// one already there.
-fn add_or_update_vip(state: &mut LbState, wanted: &VipSpec) -> Result<(), LbError> {
-    match state.vip_mut(&wanted.id) {
-        None => {
-            let options = VipOptions {
-                encap: wanted.encap,
-                gue_port: (wanted.encap == Encap::Gue).then_some(wanted.gue_port),
-                source_hash: wanted.source_hash,
-                no_conntrack: wanted.no_conntrack,
-                ring_size: Some(wanted.ring_size),
-                sample_rate: wanted.sample_rate,
-            };
-            edit::add_vip(state, wanted.id, options)?;
-            edit::set_allow(state, &wanted.id, wanted.allow.clone())?;
-        }
-        Some(have) => {
-            // No `lb` command changes a VIP's options; the compiler
-            // rebuilds its table and entry when they change.
-            have.encap = wanted.encap;
-            have.gue_port = wanted.gue_port;
-            have.source_hash = wanted.source_hash;
-            have.no_conntrack = wanted.no_conntrack;
-            have.ring_size = wanted.ring_size;
-            have.sample_rate = wanted.sample_rate;
-            have.allow = wanted.allow.clone();
-        }
-    }
-    Ok(())
-}
-
-/// Gives the VIP `wanted`'s backends: removes those it lacks, then
-/// reweights or adds the others.
-fn edit_backends(state: &mut LbState, wanted: &VipSpec) -> Result<(), LbError> {
-    let have: Vec<(std::net::IpAddr, u32)> = state
-        .vip(&wanted.id)
-        .map(|vip| {
-            vip.backends
-                .iter()
-                .map(|backend| (backend.address, backend.weight))
-                .collect()
-        })
-        .unwrap_or_default();
-    for (address, _) in &have {
-        if wanted.backend(*address).is_none() {
-            edit::del_backend(state, &wanted.id, *address)?;
-        }
-    }
-    for backend in &wanted.backends {
-        match have.iter().find(|(address, _)| *address == backend.address) {
-            Some((_, weight)) if *weight == backend.weight => {}
-            Some(_) => edit::set_weight(state, &wanted.id, backend.address, backend.weight.into())?,
-            None => edit::add_backend(state, &wanted.id, backend.address, backend.weight.into())?,
-        }
-    }
-    Ok(())
 }
 
 /// Steering on or off for an attached interface, with the config's CPU

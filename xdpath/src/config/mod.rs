@@ -17,6 +17,8 @@
 //! is checked by the same compilers the CLI commands use.
 
 pub mod apply;
+pub mod edit_lb;
+pub mod refuse;
 
 mod convert;
 mod convert_filter;
@@ -265,5 +267,7 @@ pub struct DesiredConfig {
 
 #[cfg(test)]
 mod entry_tests;
+#[cfg(test)]
+mod observe_tests;
 #[cfg(test)]
 mod tests;

@@ -34,6 +34,16 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Starts xdpathd in the bed's namespace A on its Unix socket alone.
+    pub fn in_bed(bed: &xdpath_lab::testenv::TestBed, name: &str) -> Self {
+        let path = bed.a().path.clone();
+        Self::start(
+            name,
+            Box::new(move |program: &str| in_namespace(&path, program)),
+            &[],
+        )
+    }
+
     /// Starts xdpathd through `enter` (which makes a command in the
     /// namespace) with `extra` arguments; waits until it answers.
     pub fn start(name: &str, enter: Box<dyn Fn(&str) -> Command>, extra: &[String]) -> Self {

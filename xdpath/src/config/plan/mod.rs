@@ -68,6 +68,17 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The names of the interfaces whose change is one of `actions`.
+    pub fn interfaces_with<'a>(
+        &'a self,
+        actions: &'a [Action],
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        self.interfaces
+            .iter()
+            .filter(move |change| actions.contains(&change.action))
+            .map(|change| change.key.as_str())
+    }
+
     /// True when the namespace matches the config.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -1,0 +1,108 @@
+//! The config's export sections (`[export.sflow]`, `[export.ipfix]`) and
+//! the analytics and mitigation settings: loaded, planned, mistakes placed.
+
+use super::tests::{errors, parse};
+use super::*;
+
+#[test]
+fn observe_sections_load_and_plan() {
+    let text = "\
+[[interface]]
+name = \"eth0\"
+sample_rate = 1000
+
+[export.sflow]
+collectors = [\"192.0.2.1:6343\", \"[2001:db8::1]:6343\"]
+agent = \"192.0.2.10\"
+counter_interval = \"5s\"
+
+[export.ipfix]
+collectors = \"192.0.2.1:4739\"
+idle_timeout = \"3s\"
+
+[analytics]
+top_window = \"30s\"
+
+[mitigation]
+threshold_pps = 5000
+prefix_v4 = 24
+ttl = \"10m\"
+dry_run = true
+exempt = [\"10.0.0.0/8\"]
+";
+    let config = parse(text).expect("valid");
+    assert_eq!(config.interfaces[0].sample_rate, 1000);
+    let sflow = config.observe.sflow.as_ref().unwrap();
+    assert_eq!(sflow.collectors.len(), 2);
+    assert_eq!(sflow.counter_interval_ms, 5000);
+    let ipfix = config.observe.ipfix.as_ref().unwrap();
+    assert_eq!(
+        (ipfix.idle_timeout_ms, ipfix.active_timeout_ms),
+        (3000, 60_000)
+    );
+    assert_eq!(config.observe.top_window_ms, 30_000);
+    let mitigation = config.observe.mitigation.as_ref().unwrap();
+    assert_eq!((mitigation.prefix_v4, mitigation.ttl_ms), (24, 600_000));
+    assert!(mitigation.dry_run);
+    assert_eq!(mitigation.exempt, [("10.0.0.0".parse().unwrap(), 8)]);
+    let changes = plan(&DesiredConfig::default(), &config);
+    let observe: Vec<&str> = changes
+        .observe
+        .iter()
+        .map(|change| change.key.as_str())
+        .collect();
+    assert_eq!(observe, ["analytics", "ipfix", "mitigation", "sflow"]);
+    // A rate-only change keeps the interface attached.
+    let mut faster = config.interfaces[0].clone();
+    faster.sample_rate = 10;
+    assert!(!plan::needs_reattach(&config.interfaces[0], &faster));
+    // So do the other settings in the program's CONFIG map; a new mode
+    // does not.
+    faster.monitor = true;
+    faster.malformed = Malformed::Drop;
+    faster.decap = true;
+    faster.gue_port = 6080;
+    assert!(!plan::needs_reattach(&config.interfaces[0], &faster));
+    faster.mode = if config.interfaces[0].mode == Mode::Generic {
+        Mode::Native
+    } else {
+        Mode::Generic
+    };
+    assert!(plan::needs_reattach(&config.interfaces[0], &faster));
+}
+
+#[test]
+fn observe_mistakes_are_listed_with_their_place() {
+    let text = "\
+[[interface]]
+name = \"eth0\"
+sample_rate = 99999999
+
+[export.sflow]
+agent = \"not-an-address\"
+
+[export.ipfix]
+collectors = [\"192.0.2.1\"]
+idle_timeout = \"0s\"
+
+[mitigation]
+threshold_pps = 100
+prefix_v4 = 4
+";
+    let lines = errors(text);
+    let expected = [
+        "test.toml:3:15: interface[0].sample_rate: 99999999 is above the largest rate",
+        "test.toml:5:1: export.sflow: missing field `collectors`",
+        "test.toml:6:9: export.sflow.agent: \"not-an-address\" is not an IP address",
+        "test.toml:9:15: export.ipfix.collectors[0]: \"192.0.2.1\" is not ADDRESS:PORT",
+        "test.toml:10:16: export.ipfix.idle_timeout: must be longer than 0",
+        "test.toml:14:13: mitigation.prefix_v4: mitigation prefix_v4 /4 is out of range",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for (line, start) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(start),
+            "{line}\n  should start with\n{start}"
+        );
+    }
+}
