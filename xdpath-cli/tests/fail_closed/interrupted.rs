@@ -40,6 +40,45 @@ fn a_failed_apply_leaves_the_kernel_as_it_was() {
     assert!(!ping_answered(&bed), "the old rule is enforced");
 }
 
+/// A mode change the device refuses (native XDP on loopback, which has
+/// none): the program loaded for it goes back in the mode the interface
+/// ran, and the apply puts the rest back; the veth's rule stays enforced.
+#[test]
+fn a_refused_mode_change_leaves_the_interface_running() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    attach(&bed);
+    make_state(&bed);
+    xdpath_ok(&bed, &["attach", "lo", "--mode", "generic"]);
+    let before = xdpath_ok(&bed, &["--json", "filter", "list"]);
+    let config = |lo_mode: &str| {
+        format!(
+            "[[interface]]\nname = \"{interface}\"\nmode = \"generic\"\n\n[[interface]]\nname = \"lo\"\nmode = \"{lo_mode}\"\n\n[[filter.rule]]\nid = 7\nsrc = \"192.0.2.77/32\"\naction = \"drop\"\n"
+        )
+    };
+    let path = std::env::temp_dir().join(format!("xdpath-mode-change-{}.toml", std::process::id()));
+    std::fs::write(&path, config("native")).expect("config");
+    let output = xdpath(&bed, &["apply", "-f", &path.display().to_string()]);
+    let _ = std::fs::remove_file(&path);
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("the previous state was restored"),
+        "{}",
+        text(&output)
+    );
+    xdpath_ok(&bed, &["state", "check"]);
+    assert_eq!(xdpath_ok(&bed, &["--json", "filter", "list"]), before);
+    let status: Value =
+        serde_json::from_str(&xdpath_ok(&bed, &["--json", "status"])).expect("JSON");
+    let lo = status
+        .as_array()
+        .and_then(|list| list.iter().find(|entry| entry["interface"] == "lo"))
+        .unwrap_or_else(|| panic!("lo still attached: {status}"));
+    assert_eq!(lo["mode"], "generic", "{status}");
+    assert!(!ping_answered(&bed), "the old rule is enforced");
+}
+
 /// Two attaches at once in a namespace with no pins yet: one wins, the
 /// other says "already attached"; ten times.
 #[test]

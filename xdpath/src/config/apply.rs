@@ -8,7 +8,7 @@
 //! (the lock is shared by re-entry from the same thread, see
 //! `control::lock`); interfaces are changed under it too.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use xdpath_core::InterfaceConfig;
 
@@ -19,7 +19,7 @@ use super::{current, ConfigError, DesiredConfig, InterfaceSpec, Malformed, Mode}
 use crate::control::kernel::KernelMaps;
 use crate::control::session::{lock_state_dir, Session};
 use crate::control::wall_now;
-use crate::dataplane::{self, ModeChoice};
+use crate::dataplane::{self, AttachedMode, ModeChoice};
 use crate::lb::decap::{local_addresses, sync_local_addresses};
 use crate::lb::session::LbSession;
 
@@ -142,10 +142,13 @@ fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
     let attached = super::current::interfaces()?;
     let steering_before = super::steering::current();
     let in_place = in_place_interfaces(desired, plan, &attached);
+    let swapped = swapped_interfaces(plan, &attached, &in_place);
     {
         let (dir, _lock) = lock_state_dir()?;
         for name in plan.interfaces_with(&[Action::Remove, Action::Change]) {
-            detach_or_update(name, desired, &attached, &in_place)?;
+            if !swapped.contains_key(name) {
+                detach_or_update(name, desired, &attached, &in_place)?;
+            }
         }
         if !plan.observe.is_empty() {
             super::observe::save(&dir, &desired.observe).map_err(ConfigError::from)?;
@@ -170,7 +173,7 @@ fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
             .iter()
             .any(|spec| spec.name == *name && spec.decap)
     });
-    let decap = attach_interfaces(desired, plan, &in_place)? || decap_in_place;
+    let decap = attach_interfaces(desired, plan, &in_place, &swapped)? || decap_in_place;
     if !plan.steering.is_empty() {
         // A new CPU list or queue size reaches every steering interface
         // through the same operation as `xdpath steer enable`.
@@ -239,12 +242,41 @@ fn detach_or_update(
     Ok(())
 }
 
-/// Attaches the added interfaces and the changed ones not updated in place,
-/// with their forwarding and steering; true when one of them decapsulates.
+/// The changed interfaces that need another mode and run a healthy
+/// program now, with its mode: attached again by
+/// [`dataplane::reattach`], which loads the new program before it detaches
+/// the old one. (One whose program is not healthy is detached first and
+/// attached afresh.)
+fn swapped_interfaces<'a>(
+    plan: &'a Plan,
+    attached: &[InterfaceSpec],
+    in_place: &BTreeSet<&str>,
+) -> BTreeMap<&'a str, AttachedMode> {
+    plan.interfaces_with(&[Action::Change])
+        .filter(|name| !in_place.contains(name))
+        .filter_map(|name| {
+            let now = attached
+                .iter()
+                .find(|spec| spec.name == name && !spec.stale)?;
+            let running = match now.mode {
+                Mode::Native => AttachedMode::Native,
+                Mode::Generic => AttachedMode::Generic,
+                Mode::Offload => AttachedMode::Offload,
+                Mode::Auto => return None,
+            };
+            Some((name, running))
+        })
+        .collect()
+}
+
+/// Attaches the added interfaces and the changed ones not updated in place
+/// (`swapped`: those attached again from a running mode), with their
+/// forwarding and steering; true when one of them decapsulates.
 fn attach_interfaces(
     desired: &DesiredConfig,
     plan: &Plan,
     in_place: &BTreeSet<&str>,
+    swapped: &BTreeMap<&str, AttachedMode>,
 ) -> Result<bool, ConfigError> {
     let mut decap = false;
     for name in plan.interfaces_with(&[Action::Add, Action::Change]) {
@@ -254,7 +286,11 @@ fn attach_interfaces(
         let Some(spec) = desired.interfaces.iter().find(|spec| spec.name == name) else {
             continue;
         };
-        dataplane::attach(name, mode_choice(spec.mode), interface_config(spec))?;
+        let (choice, config) = (mode_choice(spec.mode), interface_config(spec));
+        match swapped.get(name) {
+            Some(running) => dataplane::reattach(name, choice, config, *running)?,
+            None => dataplane::attach(name, choice, config)?,
+        };
         if spec.forward {
             // The flag came with the config; the device map entry (and the
             // checks) come from the same operation as `xdpath forward`.

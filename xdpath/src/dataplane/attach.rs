@@ -56,21 +56,50 @@ pub fn attach(
     // creates the namespace's shared maps, it removes them again.
     let shared = shared_dir()?;
     let shared_existed = shared.exists();
-    let result = attach_loaded(interface, ifindex, choice, config, &pins);
+    let result = LoadedProgram::load_shared(config)
+        .and_then(|mut loaded| attach_loaded(interface, ifindex, choice, &mut loaded, &pins));
     if result.is_err() && !shared_existed {
         let _ = std::fs::remove_dir_all(&shared);
     }
     result
 }
 
+/// Attaches `interface`, now running xdpath in mode `running`, again in
+/// the mode `choice` asks for. The new program is loaded (the verifier's
+/// seconds) while the old one still runs, so the interface runs none only
+/// between the detach and the attach; if the new mode is refused there,
+/// the same program goes back in `running`'s mode at once. Either way the
+/// interface is left running a program of this build.
+pub fn reattach(
+    interface: &str,
+    choice: ModeChoice,
+    config: InterfaceConfig,
+    running: AttachedMode,
+) -> Result<AttachedMode, DataplaneError> {
+    let pins = InterfacePins::new(interface)?;
+    let ifindex = if_index(interface).ok_or_else(|| DataplaneError::UnknownInterface {
+        name: interface.into(),
+    })?;
+    ensure_bpffs()?;
+    let mut loaded = LoadedProgram::load_shared(config)?;
+    detach(interface)?;
+    attach_loaded(interface, ifindex, choice, &mut loaded, &pins).inspect_err(|_| {
+        let back = match running {
+            AttachedMode::Native => ModeChoice::Native,
+            AttachedMode::Generic => ModeChoice::Generic,
+            AttachedMode::Offload => ModeChoice::Offload,
+        };
+        let _ = attach_loaded(interface, ifindex, back, &mut loaded, &pins);
+    })
+}
+
 fn attach_loaded(
     interface: &str,
     ifindex: u32,
     choice: ModeChoice,
-    config: InterfaceConfig,
+    loaded: &mut LoadedProgram,
     pins: &InterfacePins,
 ) -> Result<AttachedMode, DataplaneError> {
-    let mut loaded = LoadedProgram::load_shared(config)?;
     let candidates: &[AttachedMode] = match choice {
         ModeChoice::Auto => &[AttachedMode::Native, AttachedMode::Generic],
         ModeChoice::Native => &[AttachedMode::Native],
@@ -113,7 +142,7 @@ fn attach_loaded(
             });
         }
     };
-    let result = pin_all(&mut loaded, pins, mode, ifindex, link_id);
+    let result = pin_all(loaded, pins, mode, ifindex, link_id);
     if result.is_err() {
         let _ = remove_pins(pins);
     }

@@ -40,7 +40,7 @@ pub mod steer;
 
 pub use attach::{
     attach, attached_interfaces, check_attachable, detach, interface_counters, program_features,
-    read_interface_config, status, update_interface_config,
+    read_interface_config, reattach, status, update_interface_config,
 };
 pub use conn_table::{
     pinned_connection_table, set_connection_table, ConnectionTable, BPF_F_NO_COMMON_LRU,
