@@ -15,11 +15,11 @@ mod interrupted;
 mod older_program;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 // Warnings allowed where a command recovers what a crash left.
-use common::{bed, ping_answered, xdpath, xdpath_ok, xdpath_ok_warned, XDPATH};
+use common::{bed, ping_answered, text, xdpath, xdpath_ok, xdpath_ok_warned, XDPATH};
 use serde_json::Value;
 use xdpath_lab::testenv::{Side, TestBed};
 
@@ -28,14 +28,6 @@ use xdpath_lab::testenv::{Side, TestBed};
 /// which a loaded machine can delay.
 fn ping_answered_within(bed: &TestBed, seconds: u32) -> bool {
     (0..seconds).any(|_| ping_answered(bed))
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// A command that must fail with one `xdpath: error:` line holding `needle`.

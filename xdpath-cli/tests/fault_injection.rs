@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::Output;
 
-use common::{bed, json, ping_answered, xdpath, xdpath_ok, XDPATH};
+use common::{bed, json, ping_answered, text, xdpath, xdpath_ok, XDPATH};
 use serde_json::Value;
 use xdpath_lab::testenv::{Side, TestBed};
 
@@ -66,14 +66,6 @@ fn count_calls(bed: &TestBed, args: &[&str]) -> (usize, String) {
     (
         calls.lines().filter(|line| line.contains("bpf(")).count(),
         String::from_utf8_lossy(&output.stdout).trim().to_owned(),
-    )
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
     )
 }
 

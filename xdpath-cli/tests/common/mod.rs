@@ -195,3 +195,12 @@ pub fn ping_answered(bed: &TestBed) -> bool {
         .status
         .success()
 }
+
+/// A command's stdout then its stderr, for an assertion's message.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}

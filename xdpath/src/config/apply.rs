@@ -19,7 +19,7 @@ use super::{current, ConfigError, DesiredConfig, InterfaceSpec, Malformed, Mode}
 use crate::control::kernel::KernelMaps;
 use crate::control::session::{lock_state_dir, Session};
 use crate::control::wall_now;
-use crate::dataplane::{self, AttachedMode, ModeChoice};
+use crate::dataplane::{self, ModeChoice};
 use crate::lb::decap::{local_addresses, sync_local_addresses};
 use crate::lb::session::LbSession;
 
@@ -243,28 +243,20 @@ fn detach_or_update(
 }
 
 /// The changed interfaces that need another mode and run a healthy
-/// program now, with its mode: attached again by
+/// program now, with the mode it runs in: attached again by
 /// [`dataplane::reattach`], which loads the new program before it detaches
-/// the old one. (One whose program is not healthy is detached first and
-/// attached afresh.)
+/// the old one. (One whose program is not healthy, its mode unknown, is
+/// detached first and attached afresh.)
 fn swapped_interfaces<'a>(
     plan: &'a Plan,
     attached: &[InterfaceSpec],
     in_place: &BTreeSet<&str>,
-) -> BTreeMap<&'a str, AttachedMode> {
+) -> BTreeMap<&'a str, ModeChoice> {
     plan.interfaces_with(&[Action::Change])
         .filter(|name| !in_place.contains(name))
         .filter_map(|name| {
-            let now = attached
-                .iter()
-                .find(|spec| spec.name == name && !spec.stale)?;
-            let running = match now.mode {
-                Mode::Native => AttachedMode::Native,
-                Mode::Generic => AttachedMode::Generic,
-                Mode::Offload => AttachedMode::Offload,
-                Mode::Auto => return None,
-            };
-            Some((name, running))
+            let now = attached.iter().find(|spec| spec.name == name)?;
+            (!now.stale && now.mode != Mode::Auto).then(|| (name, mode_choice(now.mode)))
         })
         .collect()
 }
@@ -276,7 +268,7 @@ fn attach_interfaces(
     desired: &DesiredConfig,
     plan: &Plan,
     in_place: &BTreeSet<&str>,
-    swapped: &BTreeMap<&str, AttachedMode>,
+    swapped: &BTreeMap<&str, ModeChoice>,
 ) -> Result<bool, ConfigError> {
     let mut decap = false;
     for name in plan.interfaces_with(&[Action::Add, Action::Change]) {

@@ -52,23 +52,6 @@ exempt = [\"10.0.0.0/8\"]
         .map(|change| change.key.as_str())
         .collect();
     assert_eq!(observe, ["analytics", "ipfix", "mitigation", "sflow"]);
-    // A rate-only change keeps the interface attached.
-    let mut faster = config.interfaces[0].clone();
-    faster.sample_rate = 10;
-    assert!(!plan::needs_reattach(&config.interfaces[0], &faster));
-    // So do the other settings in the program's CONFIG map; a new mode
-    // does not.
-    faster.monitor = true;
-    faster.malformed = Malformed::Drop;
-    faster.decap = true;
-    faster.gue_port = 6080;
-    assert!(!plan::needs_reattach(&config.interfaces[0], &faster));
-    faster.mode = if config.interfaces[0].mode == Mode::Generic {
-        Mode::Native
-    } else {
-        Mode::Generic
-    };
-    assert!(plan::needs_reattach(&config.interfaces[0], &faster));
 }
 
 #[test]

@@ -424,3 +424,26 @@ labels = { qos_policy_id = \"q-1\" }
     other.filter.rules[0].labels.clear();
     assert!(!plan(&config, &other).is_empty(), "labels are compared");
 }
+
+#[test]
+fn only_a_new_mode_attaches_an_interface_again() {
+    let config = parse("[[interface]]\nname = \"eth0\"\nmode = \"generic\"\n").expect("valid");
+    let now = &config.interfaces[0];
+    // The settings in the program's CONFIG map change in place.
+    let mut changed = now.clone();
+    changed.sample_rate = 10;
+    changed.monitor = true;
+    changed.malformed = Malformed::Drop;
+    changed.decap = true;
+    changed.gue_port = 6080;
+    changed.forward = true;
+    changed.steer = true;
+    assert!(!plan::needs_reattach(now, &changed));
+    changed.mode = Mode::Native;
+    assert!(plan::needs_reattach(now, &changed));
+    let unhealthy = InterfaceSpec {
+        stale: true,
+        ..now.clone()
+    };
+    assert!(plan::needs_reattach(&unhealthy, now));
+}

@@ -36,11 +36,7 @@ pub fn attach(
     choice: ModeChoice,
     config: InterfaceConfig,
 ) -> Result<AttachedMode, DataplaneError> {
-    let pins = InterfacePins::new(interface)?;
-    let ifindex = if_index(interface).ok_or_else(|| DataplaneError::UnknownInterface {
-        name: interface.into(),
-    })?;
-    ensure_bpffs()?;
+    let (pins, ifindex) = target(interface)?;
     if pins.attached() {
         // Only pins known to be stale are removed: a pin that cannot be
         // read (a failed call) may be of a live link.
@@ -64,33 +60,34 @@ pub fn attach(
     result
 }
 
-/// Attaches `interface`, now running xdpath in mode `running`, again in
-/// the mode `choice` asks for. The new program is loaded (the verifier's
-/// seconds) while the old one still runs, so the interface runs none only
-/// between the detach and the attach; if the new mode is refused there,
-/// the same program goes back in `running`'s mode at once. Either way the
-/// interface is left running a program of this build.
+/// Attaches `interface`, now running xdpath in the mode `running`, again
+/// in the mode `choice` asks for. The new program is loaded (the
+/// verifier's seconds) while the old one still runs, so the interface runs
+/// none only between the detach and the attach; if the new mode is refused
+/// there, the same program goes back in `running` at once, and the error
+/// is returned.
 pub fn reattach(
     interface: &str,
     choice: ModeChoice,
     config: InterfaceConfig,
-    running: AttachedMode,
+    running: ModeChoice,
 ) -> Result<AttachedMode, DataplaneError> {
+    let (pins, ifindex) = target(interface)?;
+    let mut loaded = LoadedProgram::load_shared(config)?;
+    detach(interface)?;
+    attach_loaded(interface, ifindex, choice, &mut loaded, &pins).inspect_err(|_| {
+        let _ = attach_loaded(interface, ifindex, running, &mut loaded, &pins);
+    })
+}
+
+/// The pins and index of an interface to attach to, bpffs mounted.
+fn target(interface: &str) -> Result<(InterfacePins, u32), DataplaneError> {
     let pins = InterfacePins::new(interface)?;
     let ifindex = if_index(interface).ok_or_else(|| DataplaneError::UnknownInterface {
         name: interface.into(),
     })?;
     ensure_bpffs()?;
-    let mut loaded = LoadedProgram::load_shared(config)?;
-    detach(interface)?;
-    attach_loaded(interface, ifindex, choice, &mut loaded, &pins).inspect_err(|_| {
-        let back = match running {
-            AttachedMode::Native => ModeChoice::Native,
-            AttachedMode::Generic => ModeChoice::Generic,
-            AttachedMode::Offload => ModeChoice::Offload,
-        };
-        let _ = attach_loaded(interface, ifindex, back, &mut loaded, &pins);
-    })
+    Ok((pins, ifindex))
 }
 
 fn attach_loaded(
