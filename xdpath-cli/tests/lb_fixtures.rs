@@ -267,6 +267,68 @@ fn a_drained_backend_keeps_its_flows_and_gets_no_new_ones() {
     );
 }
 
+/// A client that opens a connection again from the same port (the server
+/// closed the last one, so the port is free at once) starts a new flow:
+/// once the old flow's backend is drained, the new SYN and its ACKs go to
+/// the ring's backend in both builds, not to the drained one the
+/// established table still named for that 5-tuple.
+#[test]
+fn a_connection_on_a_reused_port_is_placed_afresh() {
+    xdpath_lab::needs_root!();
+    let mut builds = Builds::balancer(maglev([1, 1, 1]));
+    let ports = 45_000..45_064u16;
+    let established: Vec<(u16, usize)> = ports
+        .map(|port| {
+            builds.run("a flow's SYN", &tcp4(port, VIP4));
+            let ran = builds.run("its ACK", &ack4(port));
+            (port, backend_index(outer_destination(&ran.output)))
+        })
+        .collect();
+    let drained = established[0].1;
+    let mut weights = [1; 3];
+    weights[drained] = 0;
+    let table = maglev(weights);
+    builds.install(&state(1, table.clone()));
+    let mut reused = 0;
+    for (port, _) in established
+        .iter()
+        .filter(|(_, backend)| *backend == drained)
+    {
+        let syn = tcp4(*port, VIP4);
+        let before = builds.snapshot("before the reused port's SYN");
+        let ran = builds.run("a new connection's SYN on a reused port", &syn);
+        let backend = check_output("the reused port's SYN", &syn, &ran.output);
+        assert_ne!(
+            backend_index(backend),
+            drained,
+            "port {port}: not the drained backend"
+        );
+        assert_eq!(
+            backend,
+            maglev_pick(&table, &syn),
+            "port {port}: the ring's pick"
+        );
+        let after = builds.snapshot("after the reused port's SYN");
+        assert_eq!(after.misses, before.misses + 1, "port {port}: a new flow");
+        for segment in ["its ACK", "a later segment"] {
+            let ran = builds.run(segment, &ack4(*port));
+            assert_eq!(
+                outer_destination(&ran.output),
+                backend,
+                "port {port}: {segment} follows its SYN"
+            );
+        }
+        reused += 1;
+    }
+    assert!(reused > 0, "flows on the drained backend");
+    let (port, backend) = established
+        .iter()
+        .find(|(_, backend)| *backend != drained)
+        .expect("a flow on a backend still in the ring");
+    let ran = builds.run("an established flow on a live backend", &ack4(*port));
+    assert_eq!(backend_index(outer_destination(&ran.output)), *backend);
+}
+
 #[test]
 fn decapsulating_the_balancers_output_gives_back_the_client_packet() {
     xdpath_lab::needs_root!();

@@ -252,10 +252,11 @@ pub(crate) fn conntrack_rows(rows: &mut Rows) {
         Table::Hit,
     ));
     rows.add(forwarded(
-        "that flow's SYN again: a hit in the established table",
+        "a SYN from that flow's port again (a new connection): a new flow placed by the ring, \
+         the established entry dropped",
         tcp4(40004, VIP4),
         Output::SameAs(first),
-        Table::Hit,
+        Table::NewFlow,
     ));
     rows.add(forwarded(
         "an ACK of a flow the tables do not hold: placed in the established table",

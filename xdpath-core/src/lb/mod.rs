@@ -27,7 +27,10 @@
 //! the established table ([`ConnectionTable::Established`]), which bare
 //! SYNs never write. A flow keeps the backend its first packet got: its
 //! later packets look in the established table first, then in the new-flow
-//! table. Every other flow (UDP, TCP first seen past its SYN) is recorded
+//! table. A bare SYN whose 5-tuple the established table holds opens a new
+//! connection from a port its client used before: the old entry is
+//! dropped and the SYN placed by the ring, so a drained backend gets no
+//! new connection that way. Every other flow (UDP, TCP first seen past its SYN) is recorded
 //! in the established table directly. With direct server return the
 //! balancer never sees the handshake complete, so a flood of SYNs each
 //! followed by an ACK from the same spoofed flow still reaches the
@@ -471,6 +474,9 @@ pub trait LbTables {
     fn backend(&self, index: u32) -> Option<Backend>;
     /// A flow's entry in one connection table.
     fn connection(&mut self, table: ConnectionTable, key: &ConnectionKey) -> Option<Connection>;
+    /// Forgets a flow's entry in the established table (a SYN reusing an
+    /// earlier connection's 5-tuple, `known_connection`).
+    fn remove_established(&mut self, key: &ConnectionKey);
     /// Records a flow's backend in one connection table.
     fn insert_connection(
         &mut self,

@@ -121,6 +121,10 @@ impl LbTables for NativeTables {
         }
     }
 
+    fn remove_established(&mut self, key: &ConnectionKey) {
+        self.lb.connections.remove(key);
+    }
+
     fn insert_connection(
         &mut self,
         table: ConnectionTable,

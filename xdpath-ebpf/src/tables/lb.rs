@@ -20,6 +20,13 @@ fn insert_established(key: &ConnectionKey, connection: &Connection) {
     let _ = CONNECTIONS.insert(key, connection, 0);
 }
 
+/// Forgets a flow in the established table. Not inlined, as
+/// [`insert_established`].
+#[inline(never)]
+fn remove_established(key: &ConnectionKey) {
+    let _ = CONNECTIONS.remove(key);
+}
+
 /// Records a flow in its slot of the new-flow table (none while the
 /// table has no seed). The slot is written by a function of its own, so
 /// that what it keeps across the map call sits in this frame rather than
@@ -156,6 +163,11 @@ impl LbTables for MapTables {
                 found => Some(Connection::from_word(found)),
             },
         }
+    }
+
+    #[inline(always)]
+    fn remove_established(&mut self, key: &ConnectionKey) {
+        remove_established(key);
     }
 
     #[inline(always)]

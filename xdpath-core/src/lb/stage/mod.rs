@@ -190,8 +190,11 @@ fn pick_backend<T: LbTables>(
     );
     // The entry found or placed, and the table to record it in: one insert
     // at the end, so that the entry has one place on the stack.
+    // A source-hashed VIP's entry is the client's, shared by all its
+    // connections: a SYN of another one keeps to it (that is the point).
+    let reopening = opening && vip.flags & VIP_SOURCE_HASH == 0;
     let found = if conntrack {
-        known_connection(&connection_key, tables)
+        known_connection(&connection_key, reopening, tables)
     } else {
         None
     };
@@ -271,14 +274,38 @@ fn maglev_hash(flow: &Flow, source_only: bool) -> u32 {
 /// The flow's entry in the connection tables and its backend, if that
 /// still lives, and whether it came from the new-flow table: the
 /// established table is looked in first.
+///
+/// `opening`: the frame is a bare SYN, a connection's first packet. Its
+/// 5-tuple in the established table is an earlier connection's, whose
+/// client used the same port again (ports are reused at once when the
+/// server closed first). That entry must decide neither this SYN's
+/// backend nor its ACK's: a drained backend would get the new connection
+/// (`lb_e2e` saw 8–35 of 300 new connections reach one under load). So it
+/// is removed, and the SYN is placed by
+/// the ring like any new flow; Katran places every SYN by its ring. A SYN
+/// sent again (its SYN-ACK lost) finds the first one's new-flow entry and
+/// keeps that backend, as before. The one cost is on the reuse itself; a
+/// SYN of a fresh flow makes the same lookups as before.
 #[inline(always)]
 fn known_connection<T: LbTables>(
     key: &ConnectionKey,
+    opening: bool,
     tables: &mut T,
 ) -> Option<(Connection, Backend, bool)> {
-    if let Some((connection, backend)) = live_connection(ConnectionTable::Established, key, tables)
+    if opening
+        && tables
+            .connection(ConnectionTable::Established, key)
+            .is_some()
     {
-        return Some((connection, backend, false));
+        tables.remove_established(key);
+        return None;
+    }
+    if !opening {
+        if let Some((connection, backend)) =
+            live_connection(ConnectionTable::Established, key, tables)
+        {
+            return Some((connection, backend, false));
+        }
     }
     live_connection(ConnectionTable::New, key, tables)
         .map(|(connection, backend)| (connection, backend, true))
