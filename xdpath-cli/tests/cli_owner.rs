@@ -262,6 +262,37 @@ fn owner_documents_through_the_cli() {
     );
     let still = json(&ok(&bed, Side::A, &["--json", "filter", "list"]));
     assert_eq!(still, rules, "a refused del changed the rules");
+    // So are its VIP, the VIP's backends, allowed sources and health check.
+    let document = json(&ok(&bed, Side::A, &["lb", "owner", "show", "lb-1"]))["document"].clone();
+    for line in [
+        format!("lb vip del {VIP}"),
+        format!("lb backend add {VIP} 10.0.0.3"),
+        format!("lb backend set-weight {VIP} 10.0.0.1 0"),
+        format!("lb backend del {VIP} 10.0.0.2"),
+        format!("lb vip allow {VIP} 10.0.0.0/8"),
+        format!("lb vip health {VIP} off"),
+        format!("lb vip health {VIP} tcp"),
+    ] {
+        refused(
+            &bed,
+            &words(&line),
+            &["VIP", VIP, "owner", "lb-1", "document"],
+        );
+    }
+    let shown = json(&ok(&bed, Side::A, &["lb", "owner", "show", "lb-1"]));
+    assert_eq!(
+        shown["document"], document,
+        "a refused change reached the document"
+    );
+    // `lb flush` removes the operator's VIPs only.
+    ok(&bed, Side::A, &["lb", "vip", "add", "192.0.2.10:80/tcp"]);
+    let said = ok(&bed, Side::A, &["lb", "flush"]);
+    assert!(said.contains("but owners' (1"), "{said}");
+    assert!(vip_row(&bed, Side::A, "192.0.2.10:80/tcp").is_null());
+    assert!(
+        !vip_row(&bed, Side::A, VIP).is_null(),
+        "flush took the owner's VIP"
+    );
     // `filter flush` and `filter load` replace the operator's rules only.
     ok(
         &bed,

@@ -122,6 +122,7 @@ impl From<LbError> for ApiError {
             LbError::Encap { .. } => (UNPROCESSABLE, "invalid_encap"),
             LbError::Owner { .. } => (UNPROCESSABLE, "invalid_owner"),
             LbError::OwnerConflict { .. } => (StatusCode::CONFLICT, "owner_conflict"),
+            LbError::OwnedVip { .. } => (StatusCode::CONFLICT, "owned"),
             LbError::NoSuchOwner { .. } => (StatusCode::NOT_FOUND, "no_such_owner"),
             LbError::TooManyAllowPrefixes { .. } => (StatusCode::CONFLICT, "table_full"),
         };

@@ -56,8 +56,14 @@ pub fn run(command: &LbCommand, json: bool) -> Result<(), LbError> {
             None
         }
         LbCommand::Flush => {
-            session.state.vips.clear();
-            Some("removed every VIP".to_string())
+            // Owners' VIPs change only with their documents.
+            session.state.vips.retain(|vip| vip.owner.is_some());
+            Some(match session.state.vips.len() {
+                0 => "removed every VIP".to_string(),
+                kept => {
+                    format!("removed every VIP but owners' ({kept}: see `xdpath lb owner list`)")
+                }
+            })
         }
     };
     let warnings = forwarding_warnings(&session.state);

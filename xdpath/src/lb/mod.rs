@@ -167,6 +167,16 @@ pub enum LbError {
         /// The owner the request acts for.
         wanted: Option<String>,
     },
+    /// The VIP is an owner's (from its document): it and its backends,
+    /// allowed sources and health check change through that document, not
+    /// one by one, as an owner's rules and limits.
+    #[error("VIP {vip} is owner {}'s: change it through the owner's document (PUT /v1/owners/OWNER, `xdpath lb owner apply|delete`)", quote(owner))]
+    OwnedVip {
+        /// The VIP.
+        vip: VipId,
+        /// Its owner.
+        owner: String,
+    },
     /// No VIP or rate limit has this owner.
     #[error("no owner {} (see `xdpath owner list`)", quote(owner))]
     NoSuchOwner {

@@ -83,6 +83,7 @@ pub fn put_parsed(state: &mut LbState, parsed: &ParsedVip) -> Result<bool, LbErr
 pub fn set_allow(request: &VipAllow) -> Result<VipId, LbError> {
     let (id, allow) = parse_allow_request(request)?;
     let mut session = LbSession::open()?;
+    unowned(&session.state, &id)?;
     edit::set_allow(&mut session.state, &id, allow)?;
     session.commit()?;
     Ok(id)
@@ -103,6 +104,7 @@ pub fn set_health(request: &HealthArgs) -> Result<(VipId, bool), LbError> {
     let check = edit::health_check(request)?;
     let checked = check.is_some();
     let mut session = LbSession::open()?;
+    unowned(&session.state, &id)?;
     edit::set_health(&mut session.state, &id, check)?;
     session.commit()?;
     Ok((id, checked))
@@ -112,6 +114,7 @@ pub fn set_health(request: &HealthArgs) -> Result<(VipId, bool), LbError> {
 pub fn clear_health(request: &VipQuery) -> Result<VipId, LbError> {
     let id = edit::parse_vip(&request.vip)?;
     let mut session = LbSession::open()?;
+    unowned(&session.state, &id)?;
     edit::set_health(&mut session.state, &id, None)?;
     session.commit()?;
     Ok(id)
@@ -154,6 +157,7 @@ pub fn config_change(request: &LbConfigArgs) -> ConfigChange {
 pub fn del_vip(request: &VipQuery) -> Result<VipId, LbError> {
     let id = edit::parse_vip(&request.vip)?;
     let mut session = LbSession::open()?;
+    unowned(&session.state, &id)?;
     edit::del_vip(&mut session.state, &id)?;
     session.commit()?;
     Ok(id)
@@ -163,6 +167,7 @@ pub fn del_vip(request: &VipQuery) -> Result<VipId, LbError> {
 pub fn add_backend(request: &BackendWeight) -> Result<(VipId, IpAddr), LbError> {
     let (id, address) = parse_backend(&request.vip, &request.address)?;
     let mut session = LbSession::open()?;
+    unowned(&session.state, &id)?;
     edit::add_backend(&mut session.state, &id, address, request.weight)?;
     session.commit()?;
     Ok((id, address))
@@ -172,6 +177,7 @@ pub fn add_backend(request: &BackendWeight) -> Result<(VipId, IpAddr), LbError> 
 pub fn set_weight(request: &BackendWeight) -> Result<(VipId, IpAddr), LbError> {
     let (id, address) = parse_backend(&request.vip, &request.address)?;
     let mut session = LbSession::open()?;
+    unowned(&session.state, &id)?;
     edit::set_weight(&mut session.state, &id, address, request.weight)?;
     session.commit()?;
     Ok((id, address))
@@ -181,9 +187,19 @@ pub fn set_weight(request: &BackendWeight) -> Result<(VipId, IpAddr), LbError> {
 pub fn del_backend(request: &BackendQuery) -> Result<(VipId, IpAddr), LbError> {
     let (id, address) = parse_backend(&request.vip, &request.address)?;
     let mut session = LbSession::open()?;
+    unowned(&session.state, &id)?;
     edit::del_backend(&mut session.state, &id, address)?;
     session.commit()?;
     Ok((id, address))
+}
+
+/// Refuses a one-by-one change to an owner's VIP ([`LbError::OwnedVip`]);
+/// a VIP not there is left for the edit to report.
+fn unowned(state: &LbState, id: &VipId) -> Result<(), LbError> {
+    match state.vip(id).and_then(|vip| vip.owner.clone()) {
+        Some(owner) => Err(LbError::OwnedVip { vip: *id, owner }),
+        None => Ok(()),
+    }
 }
 
 /// A VIP and a backend address, parsed.

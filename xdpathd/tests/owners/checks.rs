@@ -195,8 +195,9 @@ pub(crate) fn owner_names_and_conflicts(daemon: &Daemon) {
     );
 }
 
-/// `PUT /v1/vips` creates, then leaves alone; allowed sources replaced
-/// and cleared; the settings of a VIP read back.
+/// `PUT /v1/vips` creates, then leaves alone; an owned VIP refuses the
+/// one-by-one routes (it changes through its owner); allowed sources
+/// replaced and cleared; the settings of a VIP read back.
 pub(crate) fn single_object_routes(daemon: &Daemon) {
     let vip = "203.0.113.61:80/tcp";
     let request = json!({ "vip": vip, "allow": ["192.0.2.0/24"], "owner": "lb-3" });
@@ -215,14 +216,26 @@ pub(crate) fn single_object_routes(daemon: &Daemon) {
         409,
         "owner_conflict",
     );
-    let allow = json!({ "vip": vip, "allow": ["2001:db8::/48", "198.51.100.7"] });
+    owned_vip_refuses_single_changes(daemon, vip);
+    let vips = driver_ok(daemon, "GET", "/v1/vips", None);
+    let row = |vips: &Value, vip: &str| {
+        vips.as_array()
+            .and_then(|rows| rows.iter().find(|row| row["vip"] == vip))
+            .cloned()
+            .expect("the VIP")
+    };
+    assert_eq!(row(&vips, vip)["owner"], "lb-3");
+    assert_eq!(row(&vips, vip)["allow"], json!(["192.0.2.0/24"]));
+    let unowned = "203.0.113.63:80/tcp";
+    driver_ok(daemon, "PUT", "/v1/vips", Some(&json!({ "vip": unowned })));
+    let allow = json!({ "vip": unowned, "allow": ["2001:db8::/48", "198.51.100.7"] });
     let answer = driver_ok(daemon, "PUT", "/v1/vips/allow", Some(&allow));
     assert_eq!(
         answer["allow"],
         json!(["198.51.100.7/32", "2001:db8::/48"]),
         "{answer}"
     );
-    let bad = json!({ "vip": vip, "allow": ["198.51.100.0/33"] });
+    let bad = json!({ "vip": unowned, "allow": ["198.51.100.0/33"] });
     refused(
         daemon,
         "PUT",
@@ -241,21 +254,70 @@ pub(crate) fn single_object_routes(daemon: &Daemon) {
         "no_such_vip",
     );
     let vips = driver_ok(daemon, "GET", "/v1/vips", None);
-    let row = vips
-        .as_array()
-        .and_then(|rows| rows.iter().find(|row| row["vip"] == vip))
-        .cloned()
-        .expect("the VIP");
-    assert_eq!(row["allow"], answer["allow"]);
-    assert_eq!(row["owner"], "lb-3");
-    assert_eq!(row["drops"]["not_allowed"], 0, "{row}");
-    assert!(row["active_connections"].is_u64(), "{row}");
-    let clear = json!({ "vip": vip, "allow": [] });
+    let shown = row(&vips, unowned);
+    assert_eq!(shown["allow"], answer["allow"]);
+    assert_eq!(shown["owner"], Value::Null);
+    assert_eq!(shown["drops"]["not_allowed"], 0, "{shown}");
+    assert!(shown["active_connections"].is_u64(), "{shown}");
+    let clear = json!({ "vip": unowned, "allow": [] });
     assert_eq!(
         driver_ok(daemon, "PUT", "/v1/vips/allow", Some(&clear))["allow"],
         json!([])
     );
+    driver_ok(
+        daemon,
+        "DELETE",
+        &format!("/v1/vips?vip={}", urlencoded(unowned)),
+        None,
+    );
     driver_ok(daemon, "DELETE", "/v1/owners/lb-3", None);
+}
+
+/// Every one-by-one route that would change an owner's VIP, its backends,
+/// allowed sources or health check answers 409 `owned` and changes
+/// nothing (as an owner's rules and limits do).
+fn owned_vip_refuses_single_changes(daemon: &Daemon, vip: &str) {
+    let before = snapshot(daemon);
+    let query = urlencoded(vip);
+    let calls = [
+        (
+            "PUT",
+            "/v1/vips/allow".to_string(),
+            Some(json!({ "vip": vip, "allow": [] })),
+        ),
+        (
+            "PUT",
+            "/v1/vips/health".to_string(),
+            Some(json!({ "vip": vip, "kind": "tcp" })),
+        ),
+        ("DELETE", format!("/v1/vips/health?vip={query}"), None),
+        (
+            "POST",
+            "/v1/backends".to_string(),
+            Some(json!({ "vip": vip, "address": "10.0.0.9" })),
+        ),
+        (
+            "PUT",
+            "/v1/backends".to_string(),
+            Some(json!({ "vip": vip, "address": "10.0.0.9", "weight": 0 })),
+        ),
+        (
+            "DELETE",
+            format!("/v1/backends?vip={query}&address=10.0.0.9"),
+            None,
+        ),
+        ("DELETE", format!("/v1/vips?vip={query}"), None),
+    ];
+    for (method, path, body) in &calls {
+        refused(daemon, method, path, body.as_ref(), 409, "owned");
+    }
+    let (_, error) = driver(daemon, "DELETE", &format!("/v1/vips?vip={query}"), None);
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("lb-3") && message.contains("/v1/owners/"),
+        "{error}"
+    );
+    assert_eq!(snapshot(daemon), before, "a refused call changed the state");
 }
 
 /// A server on side A's address answering every request with 204.
@@ -295,16 +357,18 @@ fn settled_rows(daemon: &Daemon, rows_path: &str) -> Value {
     }
 }
 
-/// The check removed through its route: every backend back, no health
+/// The check removed by the owner's document: every backend back, no health
 /// state (the checker drops a VIP's entries at its next look, 50 ms).
-fn health_removed(daemon: &Daemon, vip: &str, rows_path: &str) {
+fn health_removed(daemon: &Daemon, checked: &Value, rows_path: &str) {
+    let mut unchecked = checked.clone();
+    unchecked["health"] = json!([]);
     let off = driver_ok(
         daemon,
-        "DELETE",
-        &format!("/v1/vips/health?vip={}", urlencoded(vip)),
-        None,
+        "PUT",
+        &format!("/v1/owners/{OWNER}"),
+        Some(&unchecked),
     );
-    assert_eq!(off["checked"], false);
+    assert_eq!(off["changed"], true, "{off}");
     // The checker drops a VIP's board entries at its next look (50 ms).
     let start = Instant::now();
     loop {
@@ -325,7 +389,7 @@ fn health_removed(daemon: &Daemon, vip: &str, rows_path: &str) {
 /// one answering 204 stays in, the one with nothing listening is taken
 /// out; each backend's health state reads back, through the backends list
 /// and the owner's view; the same document again changes nothing, and
-/// the check removed through its route brings the backend back.
+/// the check removed by the owner's document brings the backend back.
 pub(crate) fn health_through_the_api(bed: &TestBed, daemon: &Daemon) {
     let server = answer_204(bed, 8080);
     let (up, down) = (bed.a().ipv4.to_string(), bed.b().ipv4.to_string());
@@ -381,7 +445,7 @@ pub(crate) fn health_through_the_api(bed: &TestBed, daemon: &Daemon) {
         answer["changed"], false,
         "a backend's health is not the document's: {answer}"
     );
-    health_removed(daemon, vip, &rows_path);
+    health_removed(daemon, &checked, &rows_path);
     let tcp = json!({ "vip": vip, "kind": "tcp", "interval": "5ms" });
     refused(
         daemon,

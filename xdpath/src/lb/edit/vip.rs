@@ -166,11 +166,10 @@ pub fn health_check(args: &HealthArgs) -> Result<Option<HealthCheck>, LbError> {
         rise: args.rise,
         fall: args.fall,
     };
-    if off {
-        super::check_health(&check)?;
-        return Ok(None);
-    }
-    Ok(Some(check))
+    // Checked here, before the state is read: a malformed request is
+    // refused as such, whoever holds the VIP.
+    super::check_health(&check)?;
+    Ok((!off).then_some(check))
 }
 
 #[cfg(test)]
