@@ -29,7 +29,10 @@ const TABLES: [&str; 1] = [abi::map::CONNECTIONS];
 
 /// How the established-connection table keeps its least-recently-used order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+// Read from a string of its own (not serde's enum form): a value of
+// another type (`"connection_table": 0`) is then refused as that, not as
+// a JSON syntax error ("expected value at line 1 column 22").
+#[serde(rename_all = "kebab-case", try_from = "String")]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ConnectionTable {
     /// One LRU list for all CPUs: every CPU may use every entry, and an
@@ -68,6 +71,22 @@ impl ConnectionTable {
             ConnectionTable::Shared => "shared",
             ConnectionTable::PerCpu => "per-cpu",
         }
+    }
+}
+
+impl TryFrom<String> for ConnectionTable {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        [ConnectionTable::Shared, ConnectionTable::PerCpu]
+            .into_iter()
+            .find(|table| table.name() == text)
+            .ok_or_else(|| {
+                format!(
+                    "connection table {} is not shared or per-cpu",
+                    crate::text::quote(&text)
+                )
+            })
     }
 }
 
@@ -227,5 +246,26 @@ mod tests {
             let json = serde_json::to_string(&kind).expect("json");
             assert_eq!(json, format!("\"{}\"", kind.name()));
         }
+    }
+
+    #[test]
+    fn the_kind_reads_from_its_name_only() {
+        for table in [ConnectionTable::Shared, ConnectionTable::PerCpu] {
+            let text = serde_json::to_string(&table).expect("json");
+            assert_eq!(text, format!("\"{table}\""));
+            assert_eq!(
+                serde_json::from_str::<ConnectionTable>(&text).expect("back"),
+                table
+            );
+        }
+        let wrong_type = serde_json::from_str::<ConnectionTable>("0").expect_err("a number");
+        assert!(wrong_type.is_data(), "{wrong_type}");
+        let unknown = serde_json::from_str::<ConnectionTable>("\"lru\"").expect_err("unknown");
+        assert!(
+            unknown
+                .to_string()
+                .contains("\"lru\" is not shared or per-cpu"),
+            "{unknown}"
+        );
     }
 }

@@ -70,6 +70,21 @@ pub(crate) fn refused_requests() -> Vec<(&'static str, String, Option<String>, u
             "invalid_json",
         ),
         ("POST", "/v1/rules".into(), Some(big), 413, "body_too_large"),
+        // Valid JSON of the wrong type: a body error, not a syntax error.
+        (
+            "PUT",
+            "/v1/lb/config".into(),
+            Some(r#"{"connection_table":0}"#.into()),
+            400,
+            "invalid_body",
+        ),
+        (
+            "PUT",
+            "/v1/lb/config".into(),
+            Some(r#"{"connection_table":"lru"}"#.into()),
+            400,
+            "invalid_body",
+        ),
         (
             "POST",
             "/v1/rules".into(),
