@@ -100,6 +100,25 @@ fn durations_and_counts_out_of_range_are_refused() {
             vec!["--duration must be a positive number of seconds"],
         ));
     }
+    for (collector, why) in [
+        ("127.0.0.1:0", "port 0"),
+        ("0.0.0.0:6343", "unspecified address"),
+        ("[::]:6343", "unspecified address"),
+        ("255.255.255.255:6343", "broadcast address"),
+    ] {
+        cases.push((
+            vec![
+                "export",
+                "ipfix",
+                &interface,
+                "--collector",
+                collector,
+                "--rate",
+                "1",
+            ],
+            vec!["collector", why],
+        ));
+    }
     cases.extend([
         (
             vec![

@@ -321,8 +321,13 @@ fn collectors(
     whole: std::ops::Range<usize>,
 ) -> Vec<SocketAddr> {
     let parsed = items(report, list, &format!("{path}.collectors"), |text| {
-        text.parse::<SocketAddr>()
-            .map_err(|_| format!("{} is not ADDRESS:PORT", crate::text::quote(text)))
+        let address = text
+            .parse::<SocketAddr>()
+            .map_err(|_| format!("{} is not ADDRESS:PORT", crate::text::quote(text)))?;
+        match crate::observe::export::collector_problem(&address) {
+            Some(why) => Err(format!("{}: {why}", crate::text::quote(text))),
+            None => Ok(address),
+        }
     });
     match parsed {
         None => {

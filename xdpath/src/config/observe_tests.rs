@@ -65,7 +65,7 @@ sample_rate = 99999999
 agent = \"not-an-address\"
 
 [export.ipfix]
-collectors = [\"192.0.2.1\"]
+collectors = [\"192.0.2.1\", \"127.0.0.1:0\", \"0.0.0.0:4739\", \"255.255.255.255:4739\"]
 idle_timeout = \"0s\"
 
 [mitigation]
@@ -78,6 +78,9 @@ prefix_v4 = 4
         "test.toml:5:1: export.sflow: missing field `collectors`",
         "test.toml:6:9: export.sflow.agent: \"not-an-address\" is not an IP address",
         "test.toml:9:15: export.ipfix.collectors[0]: \"192.0.2.1\" is not ADDRESS:PORT",
+        "test.toml:9:28: export.ipfix.collectors[1]: \"127.0.0.1:0\": port 0 is no port",
+        "test.toml:9:43: export.ipfix.collectors[2]: \"0.0.0.0:4739\": the unspecified address",
+        "test.toml:9:59: export.ipfix.collectors[3]: \"255.255.255.255:4739\": the broadcast",
         "test.toml:10:16: export.ipfix.idle_timeout: must be longer than 0",
         "test.toml:14:13: mitigation.prefix_v4: mitigation prefix_v4 /4 is out of range",
     ];

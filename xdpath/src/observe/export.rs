@@ -25,6 +25,14 @@ pub enum ExportCommandError {
     /// A bad value.
     #[error(transparent)]
     Rate(#[from] super::RateError),
+    /// A collector no datagram can reach.
+    #[error("collector {address}: {why}")]
+    Collector {
+        /// The collector given.
+        address: SocketAddr,
+        /// Why it is refused.
+        why: &'static str,
+    },
     /// A duration out of range.
     #[error("{what} must be a positive number of seconds (0.001 to {MAX_DURATION_SECONDS}), not {value}")]
     Duration {
@@ -138,6 +146,23 @@ pub fn engine_config(args: &ExportArgs) -> Result<EngineConfig, ExportCommandErr
     Ok(config)
 }
 
+/// Why a collector address can receive no datagram (port 0, an
+/// unspecified or the broadcast address), or `None`: the same check for
+/// `xdpath export` and a config's collectors.
+pub fn collector_problem(address: &SocketAddr) -> Option<&'static str> {
+    if address.port() == 0 {
+        return Some("port 0 is no port to send to");
+    }
+    let ip = address.ip();
+    if ip.is_unspecified() {
+        return Some("the unspecified address is no collector");
+    }
+    if ip == std::net::IpAddr::V4(std::net::Ipv4Addr::BROADCAST) {
+        return Some("the broadcast address is no collector");
+    }
+    None
+}
+
 /// Runs the exporter until stopped; `on_ready` is called once it reads.
 pub fn export(
     args: &ExportArgs,
@@ -146,6 +171,13 @@ pub fn export(
 ) -> Result<EngineStats, ExportCommandError> {
     if args.collectors.is_empty() {
         return Err(ExportCommandError::NoCollector);
+    }
+    if let Some((address, why)) = args
+        .collectors
+        .iter()
+        .find_map(|address| collector_problem(address).map(|why| (*address, why)))
+    {
+        return Err(ExportCommandError::Collector { address, why });
     }
     if args.interfaces.is_empty() {
         return Err(ExportCommandError::NoInterface);
