@@ -327,6 +327,14 @@ fn unusable_vips_and_backends_are_refused() {
                 vec!["lb", "backend", "add", vip, "239.1.1.1"],
                 vec!["not a unicast address"],
             ),
+            (
+                vec!["lb", "backend", "add", vip, "203.0.113.10"],
+                vec!["invalid backend address", "the VIP's own address"],
+            ),
+            (
+                vec!["lb", "backend", "add", vip6, "2001:db8::10"],
+                vec!["the VIP's own address"],
+            ),
         ],
     );
     xdpath_ok(&bed, &["lb", "backend", "add", vip, "10.0.0.1"]);

@@ -252,6 +252,13 @@ pub fn add_backend(
             why,
         });
     }
+    if address == vip.address {
+        // Its traffic would be sent, encapsulated, to the VIP again.
+        return Err(LbError::Address {
+            text: address.to_string(),
+            why: "it is the VIP's own address",
+        });
+    }
     let spec = state.vip(vip).ok_or(LbError::NoSuchVip { vip: *vip })?;
     if spec.backend(address).is_some() {
         return Err(LbError::BackendExists {
