@@ -189,9 +189,12 @@ fn id_of(
 ) -> Result<u32, ApiError> {
     let axum::extract::Path(text) =
         path.map_err(|error| ApiError::bad_request("invalid_id", error.body_text()))?;
+    // As the lists write it: digits only, no sign or leading zero (u32's
+    // parser takes "+1" and "01" for 1).
+    let canonical = !text.starts_with('0') && text.bytes().all(|byte| byte.is_ascii_digit());
     text.parse::<u32>()
         .ok()
-        .filter(|id| (1..=max).contains(id))
+        .filter(|id| canonical && (1..=max).contains(id))
         .ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_id",
