@@ -131,7 +131,13 @@ pub(crate) fn refused_requests() -> Vec<(&'static str, String, Option<String>, u
         // An id is written as the lists show it: no sign, no leading zero.
         ("DELETE", "/v1/rules/+1".into(), None, 400, "invalid_id"),
         ("DELETE", "/v1/rules/01".into(), None, 400, "invalid_id"),
-        ("DELETE", "/v1/ratelimits/+1".into(), None, 400, "invalid_id"),
+        (
+            "DELETE",
+            "/v1/ratelimits/+1".into(),
+            None,
+            400,
+            "invalid_id",
+        ),
         ("DELETE", "/v1/rules/999".into(), None, 404, "no_such_rule"),
         (
             "POST",

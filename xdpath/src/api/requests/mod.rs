@@ -72,7 +72,11 @@ pub struct RuleArgs {
     /// other than rule, limit and owner. Not a flag: set through the API,
     /// owner documents and config files.
     #[cfg_attr(feature = "clap", arg(skip))]
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "text::labels",
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
@@ -151,7 +155,11 @@ pub struct LimitArgs {
     /// other than rule, limit and owner. Not a flag: set through the API,
     /// owner documents and config files.
     #[cfg_attr(feature = "clap", arg(skip))]
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "text::labels",
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
     pub labels: std::collections::BTreeMap<String, String>,
 }
 

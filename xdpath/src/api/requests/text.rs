@@ -5,7 +5,9 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use std::collections::BTreeMap;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// A string or an integer, as text.
 pub(crate) fn scalar<'de, D: Deserializer<'de>>(from: D) -> Result<Option<String>, D::Error> {
@@ -104,4 +106,59 @@ pub(super) fn many<'de, D: Deserializer<'de>>(from: D) -> Result<Vec<String>, D:
         }
     }
     from.deserialize_any(Many)
+}
+
+/// Labels, each name given once: a JSON object that names one twice is
+/// refused, not read as its last value (a TOML table cannot name one twice).
+pub(super) fn labels<'de, D: Deserializer<'de>>(
+    from: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Labels;
+    impl<'de> Visitor<'de> for Labels {
+        type Value = BTreeMap<String, String>;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+            formatter.write_str("a map of label names to text")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut labels = BTreeMap::new();
+            while let Some((name, value)) = map.next_entry::<String, String>()? {
+                if labels.contains_key(&name) {
+                    return Err(de::Error::custom(format!(
+                        "label {} is given twice",
+                        crate::text::quote(&name)
+                    )));
+                }
+                labels.insert(name, value);
+            }
+            Ok(labels)
+        }
+    }
+    from.deserialize_map(Labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::RuleArgs;
+
+    #[test]
+    fn a_label_named_twice_is_refused() {
+        let rule = |labels: &str| {
+            serde_json::from_str::<RuleArgs>(&format!(
+                r#"{{"src":"10.0.0.0/8","action":"drop","labels":{labels}}}"#
+            ))
+        };
+        let once = rule(r#"{"port_id":"p-1","zone":"a"}"#).expect("once each");
+        assert_eq!(once.labels.len(), 2);
+        let twice = rule(r#"{"port_id":"p-1","port_id":"p-2"}"#).expect_err("twice");
+        assert!(
+            twice
+                .to_string()
+                .contains("label \"port_id\" is given twice"),
+            "{twice}"
+        );
+        let error = rule(r#"["port_id"]"#).expect_err("not a map");
+        assert!(error.is_data(), "{error}");
+    }
 }
