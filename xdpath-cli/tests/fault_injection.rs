@@ -358,3 +358,82 @@ fn reload_with_the_program_list_unreadable_does_not_say_the_program_is_gone() {
     assert_eq!(program_of(&bed), before, "the same program runs");
     xdpath_ok(&bed, &["state", "check"]);
 }
+
+/// `apply` of a config that adds a rule, with each read of the attached
+/// interface's META and CONFIG pins failing in turn: refused in one line
+/// or done, and never by taking the running interface for a stale one —
+/// the same program keeps running, attached when it was, and the apply
+/// says it changed the rule only.
+#[test]
+fn apply_with_unreadable_pins_keeps_the_running_program() {
+    xdpath_lab::needs_root!();
+    if !strace_or_skip("apply_with_unreadable_pins_keeps_the_running_program") {
+        return;
+    }
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    let peer = bed.b().ipv4.to_string();
+    let file = |name: &str, rule: bool| {
+        let path = std::env::temp_dir().join(format!(
+            "xdpath-fault-injection-{}-{name}.toml",
+            std::process::id()
+        ));
+        let mut text = format!("[[interface]]\nname = \"{interface}\"\nmode = \"generic\"\n");
+        if rule {
+            text += &format!(
+                "[[filter.rule]]\nid = 7\nsrc = \"{peer}/32\"\nproto = \"icmp\"\naction = \"drop\"\n"
+            );
+        }
+        std::fs::write(&path, text).expect("config file");
+        path.display().to_string()
+    };
+    let (plain, with_rule) = (file("plain", false), file("rule", true));
+    xdpath_ok(&bed, &["apply", "-f", &plain]);
+    let before = program_of(&bed);
+    let apply = ["apply", "-f", with_rule.as_str()];
+    let trace = std::env::temp_dir().join(format!(
+        "xdpath-fault-injection-{}-apply.trace",
+        std::process::id()
+    ));
+    // Where the apply reads the pins: traced once without a failure, then
+    // the plain config put back.
+    let output = under_strace(&bed, &apply, None, Some(&trace));
+    assert!(output.status.success(), "{}", text(&output));
+    xdpath_ok(&bed, &["apply", "-f", &plain]);
+    let calls = std::fs::read_to_string(&trace).expect("strace's trace");
+    let _ = std::fs::remove_file(&trace);
+    let reads: Vec<usize> = calls
+        .lines()
+        .filter(|line| line.contains("bpf("))
+        .enumerate()
+        .filter(|(_, line)| line.contains("/META\"") || line.contains("/CONFIG\""))
+        .map(|(index, _)| index + 1)
+        .collect();
+    assert!(reads.len() >= 2, "the apply reads META and CONFIG: {calls}");
+    // The pin opens and the reads after each (an open is one call, its
+    // lookup the next).
+    for call in reads.iter().flat_map(|&open| [open, open + 1]) {
+        let output = under_strace(&bed, &apply, Some(call), None);
+        assert_run(&bed, &apply, call, &output);
+        assert_eq!(
+            program_of(&bed),
+            before,
+            "call {call} failing: the interface was attached again ({})",
+            text(&output)
+        );
+        // Done, it made the rule and nothing else (it had said the
+        // interface was gone and counted its reattach as a change).
+        if output.status.success() {
+            let said = text(&output);
+            assert!(
+                said.contains("applied 1 change") && !said.contains("interface"),
+                "call {call} failing: {said}"
+            );
+        }
+        xdpath_ok(&bed, &["state", "check"]);
+        xdpath_ok(&bed, &["apply", "-f", &plain]);
+    }
+    for path in [plain, with_rule] {
+        let _ = std::fs::remove_file(path);
+    }
+}

@@ -33,17 +33,19 @@ pub fn current() -> Result<DesiredConfig, ConfigError> {
     })
 }
 
-/// The interfaces xdpath has pins for, as attached.
+/// The interfaces xdpath has pins for, as attached: one whose link is
+/// gone is stale (attached afresh by an apply); one whose pins cannot be
+/// read fails the reading, so that an apply changes nothing rather than
+/// take a running interface for a stale one.
 pub fn interfaces() -> Result<Vec<InterfaceSpec>, ConfigError> {
     let mut list = Vec::new();
     for name in dataplane::attached_interfaces()? {
-        let status = dataplane::status(&name)?;
-        let config = interface_config(&name).unwrap_or_default();
-        let mode = match status.mode {
-            Some(AttachedMode::Native) => Mode::Native,
-            Some(AttachedMode::Generic) => Mode::Generic,
-            Some(AttachedMode::Offload) => Mode::Offload,
-            None => Mode::Auto,
+        let attached = dataplane::attached_state(&name)?;
+        let (mode, config) = match attached {
+            Some((AttachedMode::Native, config)) => (Mode::Native, config),
+            Some((AttachedMode::Generic, config)) => (Mode::Generic, config),
+            Some((AttachedMode::Offload, config)) => (Mode::Offload, config),
+            None => (Mode::Auto, InterfaceConfig::default()),
         };
         list.push(InterfaceSpec {
             name,
@@ -62,13 +64,8 @@ pub fn interfaces() -> Result<Vec<InterfaceSpec>, ConfigError> {
             } else {
                 0
             },
-            stale: !status.healthy || status.mode.is_none(),
+            stale: attached.is_none(),
         });
     }
     Ok(list)
-}
-
-/// The config an interface's program runs with (its pinned `CONFIG` map).
-fn interface_config(name: &str) -> Option<InterfaceConfig> {
-    crate::dataplane::read_interface_config(name).ok()
 }

@@ -280,6 +280,28 @@ pub(super) fn link_gone(pins: &InterfacePins) -> Result<bool, DataplaneError> {
     }
 }
 
+/// An attached interface's mode and config, as a config's plan reads
+/// them: `None` when its link is known to be gone (it is attached afresh);
+/// an error when its pins cannot be read, which must be taken for neither
+/// a gone link nor a healthy one (an apply would reattach a running
+/// interface, or plan against settings it does not run).
+pub fn attached_state(
+    interface: &str,
+) -> Result<Option<(AttachedMode, InterfaceConfig)>, DataplaneError> {
+    let pins = InterfacePins::new(interface)?;
+    if link_gone(&pins)? {
+        return Ok(None);
+    }
+    let unreadable = |why: String| DataplaneError::PinnedObject {
+        path: pins.path(abi::map::META),
+        source: format!("cannot read the attach mode: {why}").into(),
+    };
+    let meta = read_meta_or_why(&pins).map_err(unreadable)?;
+    let mode = AttachedMode::from_code(meta.mode)
+        .ok_or_else(|| unreadable(format!("unknown mode {}", meta.mode)))?;
+    Ok(Some((mode, read_interface_config(interface)?)))
+}
+
 /// The data-path features ([`abi::feature`]) the program running on
 /// `interface` knows (see [`super::features`]); `None` when no xdpath
 /// program runs there (not attached, or the device is gone).

@@ -39,8 +39,8 @@ mod retired;
 pub mod steer;
 
 pub use attach::{
-    attach, attached_interfaces, check_attachable, detach, interface_counters, program_features,
-    read_interface_config, reattach, status, update_interface_config,
+    attach, attached_interfaces, attached_state, check_attachable, detach, interface_counters,
+    program_features, read_interface_config, reattach, status, update_interface_config,
 };
 pub use conn_table::{
     pinned_connection_table, set_connection_table, ConnectionTable, BPF_F_NO_COMMON_LRU,
