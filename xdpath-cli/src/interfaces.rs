@@ -90,8 +90,17 @@ pub(crate) fn status(json: bool) -> Result<()> {
             Err(error) => Some(error.to_string()),
         };
         for status in &mut statuses {
-            status.degraded.clone_from(&degraded);
-            status.older_program = xdpath::control::features::older_program(&status.interface)?;
+            // The interface's own reason first (its pins unreadable).
+            if status.degraded.is_none() {
+                status.degraded.clone_from(&degraded);
+            }
+            match xdpath::control::features::older_program(&status.interface) {
+                Ok(lacks) => status.older_program = lacks,
+                Err(error) if status.degraded.is_none() => {
+                    status.degraded = Some(error.to_string())
+                }
+                Err(_) => {}
+            }
         }
     }
     if json {

@@ -246,7 +246,7 @@ fn program_of(bed: &TestBed) -> (Value, Value) {
 /// would remove stale pins): refused, and the running program, its pins
 /// and its rules stay — a pin that cannot be read is not a link that is
 /// gone. `status` with each of its calls failing in turn never says the
-/// interface is gone.
+/// interface is gone, nor that it runs an older program.
 #[test]
 fn unreadable_pins_are_not_taken_for_a_link_that_is_gone() {
     xdpath_lab::needs_root!();
@@ -313,6 +313,13 @@ fn unreadable_pins_are_not_taken_for_a_link_that_is_gone() {
             assert_eq!(
                 status[0]["healthy"], true,
                 "call {call} failing: status says {interface} is gone: {status}"
+            );
+            // This build's program knows every feature: a read that
+            // failed is said as such, not as an older program.
+            assert_eq!(
+                status[0]["older_program"],
+                Value::Null,
+                "call {call} failing: status says an older program runs: {status}"
             );
         }
     }

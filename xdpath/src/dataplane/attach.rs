@@ -310,7 +310,7 @@ pub fn program_features(interface: &str) -> Result<Option<u64>, DataplaneError> 
     if !link_alive(&pins) {
         return Ok(None);
     }
-    Ok(Some(super::features::running_features(&pins)))
+    super::features::running_features(&pins).map(Some)
 }
 
 /// Takes an exclusive `flock` on a directory; released when the file is

@@ -41,18 +41,37 @@ pub(super) fn write_word(loaded: &mut LoadedProgram) -> Result<u32, DataplaneErr
 }
 
 /// The features the program the interface's link runs knows: its word's
-/// bits when the word names that very program, else none (a missing or
-/// unreadable pin is an older program, not an error).
-pub(super) fn running_features(pins: &InterfacePins) -> u64 {
-    let running = super::link_info::link_program_id(&pins.path("link")).unwrap_or(0);
-    match read_word(pins) {
-        Some(word) if word.program_id == running && running != 0 => word.features,
-        _ => 0,
+/// bits when the word names that very program, else none. A missing pin
+/// is an older program (made before the word); one that is there but
+/// cannot be read is an error, not an older program (`status` said
+/// "older program" on one failed read).
+pub(super) fn running_features(pins: &InterfacePins) -> Result<u64, DataplaneError> {
+    let (features, link) = (pins.path(abi::map::FEATURES), pins.path("link"));
+    if !features.exists() || !link.exists() {
+        return Ok(0);
     }
+    let unreadable = |path: std::path::PathBuf| {
+        move |why: String| DataplaneError::PinnedObject {
+            path,
+            source: format!("cannot read the running program's features: {why}").into(),
+        }
+    };
+    let running = super::link_info::link_program_id(&link).map_err(unreadable(link))?;
+    let word = read_word(pins).map_err(unreadable(features))?;
+    Ok(if word.program_id == running && running != 0 {
+        word.features
+    } else {
+        0
+    })
 }
 
-fn read_word(pins: &InterfacePins) -> Option<FeatureWord> {
-    let data = MapData::from_pin(pins.path(abi::map::FEATURES)).ok()?;
-    let array = Array::<MapData, PodFeatures>::try_from(Map::Array(data)).ok()?;
-    array.get(&0, 0).ok().map(|word| word.0)
+fn read_word(pins: &InterfacePins) -> Result<FeatureWord, String> {
+    let data =
+        MapData::from_pin(pins.path(abi::map::FEATURES)).map_err(|error| error.to_string())?;
+    let array = Array::<MapData, PodFeatures>::try_from(Map::Array(data))
+        .map_err(|error| error.to_string())?;
+    array
+        .get(&0, 0)
+        .map(|word| word.0)
+        .map_err(|error| error.to_string())
 }
