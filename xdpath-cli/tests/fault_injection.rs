@@ -363,6 +363,7 @@ fn reload_with_the_program_list_unreadable_does_not_say_the_program_is_gone() {
         text(&output)
     );
     assert_eq!(program_of(&bed), before, "the same program runs");
+    assert_eq!(program_of(&bed), before, "the same program runs");
     xdpath_ok(&bed, &["state", "check"]);
 }
 
@@ -443,4 +444,63 @@ fn apply_with_unreadable_pins_keeps_the_running_program() {
     for path in [plain, with_rule] {
         let _ = std::fs::remove_file(path);
     }
+}
+
+/// `reload` whose first open of a shared map's pin fails (ENOMEM):
+/// refused in a line naming that pin and the cause, not the pin aya then
+/// failed to make ("BPF_OBJ_PIN failed: File exists"), and the same
+/// program runs. The call's number comes from a trace of a reload just
+/// before; the reload first lists every program loaded on the host, so
+/// a program loaded or freed between the two (another test's) moves it,
+/// and a try that missed is made again.
+#[test]
+fn reload_with_a_shared_pin_unreadable_names_the_pin() {
+    xdpath_lab::needs_root!();
+    if !strace_or_skip("reload_with_a_shared_pin_unreadable_names_the_pin") {
+        return;
+    }
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    xdpath_ok(&bed, &["attach", &interface, "--mode", "generic"]);
+    let reload = ["reload", interface.as_str()];
+    let trace = std::env::temp_dir().join(format!(
+        "xdpath-fault-injection-{}-reload-shared.trace",
+        std::process::id()
+    ));
+    let mut named = None;
+    for _ in 0..10 {
+        let output = under_strace(&bed, &reload, None, Some(&trace));
+        assert!(output.status.success(), "{}", text(&output));
+        let calls = std::fs::read_to_string(&trace).expect("strace's trace");
+        let shared = calls
+            .lines()
+            .filter(|line| line.contains("bpf("))
+            .position(|line| line.contains("BPF_OBJ_GET") && line.contains("/:shared/"))
+            .expect("reload opens the shared maps' pins")
+            + 1;
+        // The replaced program is freed a moment after the reload.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let before = program_of(&bed);
+        let output = under_strace(&bed, &reload, Some(shared), None);
+        assert_run(&bed, &reload, shared, &output);
+        let said = text(&output);
+        assert!(
+            !said.contains("File exists"),
+            "call {shared} failing: {said}"
+        );
+        if !output.status.success() {
+            assert_eq!(program_of(&bed), before, "the same program runs");
+        }
+        if said.contains("/:shared/") {
+            named = Some(said);
+            break;
+        }
+    }
+    let _ = std::fs::remove_file(&trace);
+    let said = named.expect("one of ten tries failed the shared pin's open");
+    assert!(
+        said.contains("cannot open the pinned map") && said.contains("Cannot allocate memory"),
+        "{said}"
+    );
+    xdpath_ok(&bed, &["state", "check"]);
 }

@@ -164,7 +164,7 @@ fn link_update_hint(error: &io::Error) -> &'static str {
 
 /// An error and its causes, `: `-separated. aya's own text can be as bare
 /// as `netlink error: []`, with the kernel's answer only in the source.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut current = Some(error);
     while let Some(error) = current {

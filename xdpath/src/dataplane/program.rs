@@ -63,6 +63,7 @@ impl LoadedProgram {
         sizes: &[(&'static str, u32)],
     ) -> Result<Self, DataplaneError> {
         raise_memlock_limit();
+        check_pins_open(pins)?;
         let mut loader = EbpfLoader::new();
         for (name, path) in pins {
             loader.map_pin_path(name, path.as_path());
@@ -451,6 +452,27 @@ impl LoadedProgram {
             PerCpuArray::try_from(map).map_err(DataplaneError::of_map(abi::map::COUNTERS))?;
         sum_counters(&array)
     }
+}
+
+/// Opens each pin that is there once before the load: aya takes a pin it
+/// cannot open (a failed `BPF_OBJ_GET`, ENOMEM say) for none, creates the
+/// map afresh and fails to pin it, so the error said `BPF_OBJ_PIN failed:
+/// File exists` and hid the cause. (The load opens them again; this only
+/// names the cause when the first open fails.)
+fn check_pins_open(pins: &[(&'static str, PathBuf)]) -> Result<(), DataplaneError> {
+    for (_, path) in pins {
+        if path.exists() {
+            MapData::from_pin(path).map_err(|error| DataplaneError::PinnedObject {
+                path: path.clone(),
+                source: format!(
+                    "cannot open the pinned map: {}",
+                    super::error::error_chain(&error)
+                )
+                .into(),
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// The pin paths of the namespace's shared maps in `dir`.
