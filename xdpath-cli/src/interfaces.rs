@@ -94,13 +94,7 @@ pub(crate) fn status(json: bool) -> Result<()> {
             if status.degraded.is_none() {
                 status.degraded.clone_from(&degraded);
             }
-            match xdpath::control::features::older_program(&status.interface) {
-                Ok(lacks) => status.older_program = lacks,
-                Err(error) if status.degraded.is_none() => {
-                    status.degraded = Some(error.to_string())
-                }
-                Err(_) => {}
-            }
+            xdpath::control::features::note_older_program(status);
         }
     }
     if json {

@@ -54,9 +54,10 @@ use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
 use xdpath_core::flood::FloodPlan;
 use xdpath_core::lb::{
     encap_hash, flow_hash, mac_value, outer_source, vip_drop_index, AllowKey, Backend, Connection,
-    ConnectionKey, LbConfig, NewFlowPlace, NewFlowSlot, Vip, VipKey, ENCAP_GUE, ENCAP_IPIP,
-    LB_ENABLED, LB_FIXED_NEXT_HOP, MAX_CONNECTIONS, NEW_FLOW_SEED, NEW_FLOW_SLOTS, VIP_ALLOW_LIST,
-    VIP_DROP_REASONS, VIP_DROP_SLOTS, VIP_NO_CONNTRACK, VIP_SAMPLED, VIP_SOURCE_HASH,
+    ConnectionKey, LbConfig, NewFlowPlace, NewFlowSlot, Vip, VipKey, BACKEND_OUT_OF_RING,
+    ENCAP_GUE, ENCAP_IPIP, LB_ENABLED, LB_FIXED_NEXT_HOP, MAX_CONNECTIONS, NEW_FLOW_SEED,
+    NEW_FLOW_SLOTS, VIP_ALLOW_LIST, VIP_DROP_REASONS, VIP_DROP_SLOTS, VIP_NO_CONNTRACK,
+    VIP_SAMPLED, VIP_SOURCE_HASH,
 };
 use xdpath_core::parse::ipv4_mapped;
 use xdpath_core::stats::counter_index;
@@ -219,11 +220,21 @@ fn a_drained_backend_keeps_its_flows_and_gets_no_new_ones() {
     xdpath_lab::needs_root!();
     let full = maglev([1, 1, 1]);
     let mut builds = Builds::balancer(full.clone());
+    // Each flow's SYN, then its ACK (the flow established); the ACK again
+    // after the drain.
+    let ack6 = |port| {
+        FrameSpec::new(
+            Network::V6(client6(), vip6()),
+            Transport::tcp(port, 443, FLAG_ACK),
+        )
+        .build()
+    };
     let established: Vec<(Vec<u8>, Vec<u8>)> = (43000..43012)
-        .flat_map(|port| [tcp4(port, VIP4), tcp6(port)])
-        .map(|frame| {
-            let output = builds.run("established", &frame).output;
-            (frame, output)
+        .flat_map(|port| [(tcp4(port, VIP4), ack4(port)), (tcp6(port), ack6(port))])
+        .map(|(syn, ack)| {
+            builds.run("a flow's SYN", &syn);
+            let output = builds.run("established", &ack).output;
+            (ack, output)
         })
         .collect();
     let drained = backend_index(outer_destination(&established[0].1));
@@ -271,11 +282,20 @@ fn a_drained_backend_keeps_its_flows_and_gets_no_new_ones() {
 /// closed the last one, so the port is free at once) starts a new flow:
 /// once the old flow's backend is drained, the new SYN and its ACKs go to
 /// the ring's backend in both builds, not to the drained one the
-/// established table still named for that 5-tuple.
+/// established table still named for that 5-tuple. A SYN on a flow whose
+/// backend is still in the ring keeps that backend.
 #[test]
 fn a_connection_on_a_reused_port_is_placed_afresh() {
     xdpath_lab::needs_root!();
     let mut builds = Builds::balancer(maglev([1, 1, 1]));
+    // Flows seen only as their SYN (held in the new-flow table), to be
+    // opened again after the drain.
+    let opening: Vec<(u16, usize)> = (46_000..46_064u16)
+        .map(|port| {
+            let ran = builds.run("a SYN not answered yet", &tcp4(port, VIP4));
+            (port, backend_index(outer_destination(&ran.output)))
+        })
+        .collect();
     let ports = 45_000..45_064u16;
     let established: Vec<(u16, usize)> = ports
         .map(|port| {
@@ -285,7 +305,10 @@ fn a_connection_on_a_reused_port_is_placed_afresh() {
         })
         .collect();
     let drained = established[0].1;
-    let mut weights = [1; 3];
+    // Drained, and the other two weighted 1 and 5: the ring moves flows
+    // between those two as well.
+    let mut weights = [5; 3];
+    weights[(drained + 1) % 3] = 1;
     weights[drained] = 0;
     let table = maglev(weights);
     builds.install(&state(1, table.clone()));
@@ -321,12 +344,45 @@ fn a_connection_on_a_reused_port_is_placed_afresh() {
         reused += 1;
     }
     assert!(reused > 0, "flows on the drained backend");
-    let (port, backend) = established
+    // A SYN whose new-flow slot names the drained backend (sent again, or
+    // a port reused after its flow's established entry was evicted) is
+    // placed by the ring too.
+    let mut resent = 0;
+    for (port, _) in opening.iter().filter(|(_, backend)| *backend == drained) {
+        let syn = tcp4(*port, VIP4);
+        let ran = builds.run("a SYN again, its slot's backend drained", &syn);
+        let backend = check_output("the SYN again", &syn, &ran.output);
+        assert_eq!(
+            backend,
+            maglev_pick(&table, &syn),
+            "port {port}: the ring's pick"
+        );
+        resent += 1;
+    }
+    assert!(resent > 0, "SYNs on the drained backend");
+    // A SYN on a flow whose backend is still in the ring keeps to it, so
+    // that a spoofed SYN cannot move an established flow (here some would
+    // move: the ring without the drained backend picks others for them).
+    let mut kept_off_the_ring = 0;
+    for (port, backend) in established
         .iter()
-        .find(|(_, backend)| *backend != drained)
-        .expect("a flow on a backend still in the ring");
-    let ran = builds.run("an established flow on a live backend", &ack4(*port));
-    assert_eq!(backend_index(outer_destination(&ran.output)), *backend);
+        .filter(|(_, backend)| *backend != drained)
+    {
+        let syn = tcp4(*port, VIP4);
+        let ran = builds.run("a SYN on a flow of a backend in the ring", &syn);
+        assert_eq!(
+            backend_index(outer_destination(&ran.output)),
+            *backend,
+            "port {port}: the flow's backend"
+        );
+        let ran = builds.run("its ACK", &ack4(*port));
+        assert_eq!(backend_index(outer_destination(&ran.output)), *backend);
+        kept_off_the_ring += usize::from(backend_index(maglev_pick(&table, &syn)) != *backend);
+    }
+    assert!(
+        kept_off_the_ring > 0,
+        "some flows the new ring would place elsewhere"
+    );
 }
 
 #[test]

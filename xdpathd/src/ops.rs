@@ -24,7 +24,7 @@ pub fn interfaces() -> Result<Value, ApiError> {
     let mut statuses = Vec::new();
     for name in names {
         let mut status = dataplane::status(&name).map_err(ControlError::from)?;
-        status.older_program = xdpath::control::features::older_program(&name)?;
+        xdpath::control::features::note_older_program(&mut status);
         statuses.push(serde_json::to_value(status).unwrap_or(Value::Null));
     }
     Ok(Value::Array(statuses))

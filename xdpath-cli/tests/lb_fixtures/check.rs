@@ -39,8 +39,8 @@ pub(crate) fn expected_state(row: &Row, before: &Snapshot, backend: Option<[u8; 
             let connection = count(1);
             expected.misses += 1;
             if opening {
-                // A new connection on an earlier one's 5-tuple drops the
-                // earlier one's entry.
+                // A new connection on an earlier one's 5-tuple, whose
+                // backend left the ring, drops the earlier one's entry.
                 expected.connections.retain(|held| held.0 != connection.0);
                 // The flow takes its slot from whichever flow held it.
                 let entry = new_flow_entry(&connection, before.seed);

@@ -252,11 +252,10 @@ pub(crate) fn conntrack_rows(rows: &mut Rows) {
         Table::Hit,
     ));
     rows.add(forwarded(
-        "a SYN from that flow's port again (a new connection): a new flow placed by the ring, \
-         the established entry dropped",
+        "a SYN from that flow's port again, its backend in the ring: a hit in the established table",
         tcp4(40004, VIP4),
         Output::SameAs(first),
-        Table::NewFlow,
+        Table::Hit,
     ));
     rows.add(forwarded(
         "an ACK of a flow the tables do not hold: placed in the established table",

@@ -176,7 +176,8 @@ pub(crate) fn backend_entries() -> Vec<(u32, Backend)> {
                     address,
                     generation: 1,
                     family,
-                    reserved: [0; 3],
+                    flags: 0,
+                    reserved: [0; 2],
                 },
             )
         })
@@ -184,7 +185,8 @@ pub(crate) fn backend_entries() -> Vec<(u32, Backend)> {
 }
 
 /// The balancer with `table` as ring `ring` (the VIPs of ring 0 moved to
-/// it), ring 2 empty.
+/// it), ring 2 empty; a backend in no slot of `table` marked out of the
+/// ring, as the control plane marks a drained one.
 pub(crate) fn state(ring: u32, table: Vec<u32>) -> CompiledLb {
     let mut vips = vips();
     for (_, vip) in &mut vips {
@@ -195,8 +197,16 @@ pub(crate) fn state(ring: u32, table: Vec<u32>) -> CompiledLb {
     CompiledLb {
         config: lb_config(),
         vips,
-        rings: vec![(ring, table), (2, vec![u32::MAX; RING as usize])],
-        backends: backend_entries(),
+        rings: vec![(ring, table.clone()), (2, vec![u32::MAX; RING as usize])],
+        backends: backend_entries()
+            .into_iter()
+            .map(|(index, mut backend)| {
+                if !table.contains(&index) {
+                    backend.flags = BACKEND_OUT_OF_RING;
+                }
+                (index, backend)
+            })
+            .collect(),
         allow: allow_keys(),
         sample_rates: Vec::new(),
     }

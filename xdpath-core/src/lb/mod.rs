@@ -28,9 +28,12 @@
 //! SYNs never write. A flow keeps the backend its first packet got: its
 //! later packets look in the established table first, then in the new-flow
 //! table. A bare SYN whose 5-tuple the established table holds opens a new
-//! connection from a port its client used before: the old entry is
-//! dropped and the SYN placed by the ring, so a drained backend gets no
-//! new connection that way. Every other flow (UDP, TCP first seen past its SYN) is recorded
+//! connection from a port its client used before: while the entry's
+//! backend is in the ring the SYN keeps to it; once it is out
+//! ([`BACKEND_OUT_OF_RING`]) the entry is dropped and the SYN placed by the
+//! ring, so a drained backend gets no new connection that way. (So a bare
+//! SYN can remove one established entry: that of a flow on a drained or
+//! down backend whose exact 5-tuple it carries.) Every other flow (UDP, TCP first seen past its SYN) is recorded
 //! in the established table directly. With direct server return the
 //! balancer never sees the handshake complete, so a flood of SYNs each
 //! followed by an ACK from the same spoofed flow still reaches the
@@ -281,9 +284,21 @@ pub struct Backend {
     pub generation: u32,
     /// 4 or 6; 0 for an empty slot.
     pub family: u8,
+    /// [`BACKEND_OUT_OF_RING`], or zero.
+    pub flags: u8,
     /// Reserved, zero.
-    pub reserved: [u8; 3],
+    pub reserved: [u8; 2],
 }
+
+/// [`Backend::flags`]: the backend is in no slot of its VIP's ring
+/// (drained to weight 0, or taken out by its health check). Its
+/// established flows stay; a bare SYN on one of their 5-tuples (the
+/// client reusing a port) is a new connection and is placed afresh. A
+/// SYN whose earlier flow's backend is still in the ring keeps to it, so
+/// a spoofed SYN cannot move an established flow off a backend that
+/// still takes new flows. (Written into the field an older program left
+/// reserved: it ignores it.)
+pub const BACKEND_OUT_OF_RING: u8 = 1;
 
 /// The key of the connection table: the flow's 5-tuple.
 #[repr(C, align(8))]

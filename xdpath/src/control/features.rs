@@ -180,12 +180,28 @@ pub fn older_program(interface: &str) -> Result<Option<String>, ControlError> {
     Ok((lacks != 0).then(|| describe(lacks)))
 }
 
+/// Fills in `status`'s `older_program`; a feature word that cannot be read
+/// makes the interface degraded, saying why (unless it already is), not
+/// an older program, and does not fail the whole listing.
+pub fn note_older_program(status: &mut dataplane::InterfaceStatus) {
+    match older_program(&status.interface) {
+        Ok(lacks) => status.older_program = lacks,
+        Err(error) if status.degraded.is_none() => status.degraded = Some(error.to_string()),
+        Err(_) => {}
+    }
+}
+
 /// Refuses a change needing what `needs` says while a program that lacks
 /// one of those features is attached; the first such interface and
 /// feature are named. `needs` runs only when such a program is attached:
 /// with every program current, a commit pays no comparison of states.
 pub fn refuse_new(needs: impl FnOnce() -> u64) -> Result<(), ControlError> {
-    let lacking = lacking()?;
+    // A feature word that cannot be read refuses only a change that needs
+    // a feature: a rule delete or a drain needs none.
+    let lacking = match lacking() {
+        Ok(lacking) => lacking,
+        Err(error) => return if needs() == 0 { Ok(()) } else { Err(error) },
+    };
     if lacking.is_empty() {
         return Ok(());
     }

@@ -56,8 +56,17 @@ pub(super) fn running_features(pins: &InterfacePins) -> Result<u64, DataplaneErr
             source: format!("cannot read the running program's features: {why}").into(),
         }
     };
-    let running = super::link_info::link_program_id(&link).map_err(unreadable(link))?;
-    let word = read_word(pins).map_err(unreadable(features))?;
+    // A pin gone since it was looked for (a detach at the same time) is
+    // no program, as a missing one.
+    let gone = |path: &std::path::Path| !path.exists();
+    let running = match super::link_info::link_program_id(&link) {
+        Err(_) if gone(&link) => return Ok(0),
+        read => read.map_err(unreadable(link))?,
+    };
+    let word = match read_word(pins) {
+        Err(_) if gone(&features) => return Ok(0),
+        read => read.map_err(unreadable(features))?,
+    };
     Ok(if word.program_id == running && running != 0 {
         word.features
     } else {

@@ -16,9 +16,9 @@ use super::maglev::{build_table, MaglevBackend, NO_BACKEND};
 use super::state::{BackendSpec, Encap, LbState, VipSpec};
 use super::LbError;
 use xdpath_core::lb::{
-    mac_value, AllowKey, Backend, LbConfig, Vip, VipKey, ENCAP_GUE, ENCAP_IPIP, LB_ENABLED,
-    LB_FIXED_NEXT_HOP, MAX_ALLOW_PREFIXES, MAX_RING_SIZE, VIP_ALLOW_LIST, VIP_NO_CONNTRACK,
-    VIP_SAMPLED, VIP_SOURCE_HASH,
+    mac_value, AllowKey, Backend, LbConfig, Vip, VipKey, BACKEND_OUT_OF_RING, ENCAP_GUE,
+    ENCAP_IPIP, LB_ENABLED, LB_FIXED_NEXT_HOP, MAX_ALLOW_PREFIXES, MAX_RING_SIZE, VIP_ALLOW_LIST,
+    VIP_NO_CONNTRACK, VIP_SAMPLED, VIP_SOURCE_HASH,
 };
 use xdpath_core::parse::ipv4_mapped;
 
@@ -45,7 +45,12 @@ fn backend_entry(backend: &BackendSpec) -> Backend {
         address: address_bytes(backend.address),
         generation: backend.generation,
         family: if backend.address.is_ipv4() { 4 } else { 6 },
-        reserved: [0; 3],
+        flags: if backend.effective_weight() == 0 {
+            BACKEND_OUT_OF_RING
+        } else {
+            0
+        },
+        reserved: [0; 2],
     }
 }
 

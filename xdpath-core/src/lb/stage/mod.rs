@@ -277,38 +277,42 @@ fn maglev_hash(flow: &Flow, source_only: bool) -> u32 {
 ///
 /// `opening`: the frame is a bare SYN, a connection's first packet. Its
 /// 5-tuple in the established table is an earlier connection's, whose
-/// client used the same port again (ports are reused at once when the
-/// server closed first). That entry must decide neither this SYN's
-/// backend nor its ACK's: a drained backend would get the new connection
-/// (`lb_e2e` saw 8–35 of 300 new connections reach one under load). So it
-/// is removed, and the SYN is placed by
-/// the ring like any new flow; Katran places every SYN by its ring. A SYN
-/// sent again (its SYN-ACK lost) finds the first one's new-flow entry and
-/// keeps that backend, as before. The one cost is on the reuse itself; a
-/// SYN of a fresh flow makes the same lookups as before.
+/// client used the same port again (ports are free at once when the
+/// server closed first). While that entry's backend is in the ring, the
+/// SYN keeps to it (a backend that takes new flows may take this one, and
+/// a spoofed SYN then moves no flow). Once the backend is out of the ring
+/// ([`BACKEND_OUT_OF_RING`]: drained, or down by its health check) the
+/// entry must decide neither this SYN's backend nor its ACK's — a drained
+/// backend would get a new connection (`lb_e2e` saw 8–35 of 300 new
+/// connections reach one under load) — so it is removed and the SYN is
+/// placed by the ring like any new flow; so is a SYN whose new-flow slot
+/// names such a backend. A SYN sent again (its SYN-ACK lost) finds the
+/// first one's new-flow entry and keeps that backend while it is in the
+/// ring. The cost: a spoofed SYN carrying the exact 5-tuple of a flow on
+/// a drained backend moves that flow (Katran places every SYN by its
+/// ring, which exposes every flow so).
 #[inline(always)]
 fn known_connection<T: LbTables>(
     key: &ConnectionKey,
     opening: bool,
     tables: &mut T,
 ) -> Option<(Connection, Backend, bool)> {
-    if opening
-        && tables
-            .connection(ConnectionTable::Established, key)
-            .is_some()
+    if let Some((connection, backend)) = live_connection(ConnectionTable::Established, key, tables)
     {
+        if !opening || backend.flags & BACKEND_OUT_OF_RING == 0 {
+            return Some((connection, backend, false));
+        }
         tables.remove_established(key);
         return None;
     }
-    if !opening {
-        if let Some((connection, backend)) =
-            live_connection(ConnectionTable::Established, key, tables)
-        {
-            return Some((connection, backend, false));
-        }
+    let (connection, backend) = live_connection(ConnectionTable::New, key, tables)?;
+    // The same for the new-flow slot an earlier connection left (slots are
+    // not cleared when their flow is established; its established entry
+    // may have been evicted since).
+    if opening && backend.flags & BACKEND_OUT_OF_RING != 0 {
+        return None;
     }
-    live_connection(ConnectionTable::New, key, tables)
-        .map(|(connection, backend)| (connection, backend, true))
+    Some((connection, backend, true))
 }
 
 /// A flow's entry in `table` and its backend, unless the backend is gone

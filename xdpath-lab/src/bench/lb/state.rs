@@ -109,7 +109,8 @@ pub fn bench_state(allow: u32) -> Result<CompiledLb, LbBenchError> {
                     address,
                     generation: 1,
                     family,
-                    reserved: [0; 3],
+                    flags: 0,
+                    reserved: [0; 2],
                 },
             )
         })
