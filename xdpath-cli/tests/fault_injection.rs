@@ -504,3 +504,73 @@ fn reload_with_a_shared_pin_unreadable_names_the_pin() {
     );
     xdpath_ok(&bed, &["state", "check"]);
 }
+
+/// `filter del` with the read of the running program's feature word
+/// failing: the delete needs no feature, so it is made (it was refused
+/// with the read's error).
+#[test]
+fn a_change_needing_no_feature_is_made_when_the_feature_word_cannot_be_read() {
+    xdpath_lab::needs_root!();
+    if !strace_or_skip("a_change_needing_no_feature_is_made_when_the_feature_word_cannot_be_read") {
+        return;
+    }
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    xdpath_ok(&bed, &["attach", &interface, "--mode", "generic"]);
+    let add = [
+        "filter",
+        "add",
+        "--src",
+        "198.51.100.0/24",
+        "--action",
+        "drop",
+    ];
+    let id = |bed: &TestBed| {
+        let rules = json(&xdpath_ok(bed, &["--json", "filter", "list"]));
+        rules["rules"][0]["id"]
+            .as_u64()
+            .expect("a rule")
+            .to_string()
+    };
+    xdpath_ok(&bed, &add);
+    let rule = id(&bed);
+    let del = ["filter", "del", rule.as_str()];
+    let trace = std::env::temp_dir().join(format!(
+        "xdpath-fault-injection-{}-del.trace",
+        std::process::id()
+    ));
+    let output = under_strace(&bed, &del, None, Some(&trace));
+    assert!(output.status.success(), "{}", text(&output));
+    let calls = std::fs::read_to_string(&trace).expect("strace's trace");
+    let _ = std::fs::remove_file(&trace);
+    let opens: Vec<usize> = calls
+        .lines()
+        .filter(|line| line.contains("bpf("))
+        .enumerate()
+        .filter(|(_, line)| line.contains("/FEATURES\""))
+        .map(|(index, _)| index + 1)
+        .collect();
+    assert!(
+        !opens.is_empty(),
+        "filter del reads the feature word: {calls}"
+    );
+    for call in opens.iter().flat_map(|&open| [open, open + 1]) {
+        xdpath_ok(&bed, &add);
+        let rule = id(&bed);
+        let del = ["filter", "del", rule.as_str()];
+        let output = under_strace(&bed, &del, Some(call), None);
+        assert_run(&bed, &del, call, &output);
+        assert!(
+            output.status.success(),
+            "call {call} failing: a delete refused: {}",
+            text(&output)
+        );
+        let rules = json(&xdpath_ok(&bed, &["--json", "filter", "list"]));
+        assert_eq!(
+            rules["rules"],
+            serde_json::json!([]),
+            "call {call}: {rules}"
+        );
+    }
+    xdpath_ok(&bed, &["state", "check"]);
+}

@@ -75,12 +75,12 @@ pub(super) fn running_features(pins: &InterfacePins) -> Result<u64, DataplaneErr
 }
 
 fn read_word(pins: &InterfacePins) -> Result<FeatureWord, String> {
-    let data =
-        MapData::from_pin(pins.path(abi::map::FEATURES)).map_err(|error| error.to_string())?;
-    let array = Array::<MapData, PodFeatures>::try_from(Map::Array(data))
-        .map_err(|error| error.to_string())?;
+    let why = |error: &(dyn std::error::Error + 'static)| super::error::error_chain(error);
+    let data = MapData::from_pin(pins.path(abi::map::FEATURES)).map_err(|error| why(&error))?;
+    let array =
+        Array::<MapData, PodFeatures>::try_from(Map::Array(data)).map_err(|error| why(&error))?;
     array
         .get(&0, 0)
         .map(|word| word.0)
-        .map_err(|error| error.to_string())
+        .map_err(|error| why(&error))
 }
