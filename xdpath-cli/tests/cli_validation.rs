@@ -103,7 +103,6 @@ fn durations_and_counts_out_of_range_are_refused() {
     for (collector, why) in [
         ("127.0.0.1:0", "port 0"),
         ("0.0.0.0:6343", "unspecified address"),
-        ("[::]:6343", "unspecified address"),
         ("255.255.255.255:6343", "broadcast address"),
     ] {
         cases.push((
@@ -330,10 +329,6 @@ fn unusable_vips_and_backends_are_refused() {
             (
                 vec!["lb", "backend", "add", vip, "203.0.113.10"],
                 vec!["invalid backend address", "the VIP's own address"],
-            ),
-            (
-                vec!["lb", "backend", "add", vip6, "2001:db8::10"],
-                vec!["the VIP's own address"],
             ),
         ],
     );

@@ -20,6 +20,8 @@ mod common;
 mod documents;
 #[path = "owners/labels.rs"]
 mod labels;
+#[path = "owners/owned.rs"]
+mod owned;
 #[path = "owners/rules.rs"]
 mod rules;
 #[path = "owners/traffic.rs"]

@@ -9,7 +9,7 @@ use super::documents::{document, state_files, urlencoded, VIP1};
 use super::*;
 
 /// What a refused request must leave as it was.
-fn snapshot(daemon: &Daemon) -> Vec<Value> {
+pub(crate) fn snapshot(daemon: &Daemon) -> Vec<Value> {
     ["/v1/vips", "/v1/backends", "/v1/ratelimits", "/v1/owners"]
         .iter()
         .map(|path| {
@@ -32,7 +32,7 @@ fn strip_counters(value: &mut Value) {
 }
 
 /// Expects `status` and `code`.
-fn refused(
+pub(crate) fn refused(
     daemon: &Daemon,
     method: &str,
     path: &str,
@@ -216,7 +216,7 @@ pub(crate) fn single_object_routes(daemon: &Daemon) {
         409,
         "owner_conflict",
     );
-    owned_vip_refuses_single_changes(daemon, vip);
+    super::owned::owned_vip_refuses_single_changes(daemon, vip);
     let vips = driver_ok(daemon, "GET", "/v1/vips", None);
     let row = |vips: &Value, vip: &str| {
         vips.as_array()
@@ -271,53 +271,6 @@ pub(crate) fn single_object_routes(daemon: &Daemon) {
         None,
     );
     driver_ok(daemon, "DELETE", "/v1/owners/lb-3", None);
-}
-
-/// Every one-by-one route that would change an owner's VIP, its backends,
-/// allowed sources or health check answers 409 `owned` and changes
-/// nothing (as an owner's rules and limits do).
-fn owned_vip_refuses_single_changes(daemon: &Daemon, vip: &str) {
-    let before = snapshot(daemon);
-    let query = urlencoded(vip);
-    let calls = [
-        (
-            "PUT",
-            "/v1/vips/allow".to_string(),
-            Some(json!({ "vip": vip, "allow": [] })),
-        ),
-        (
-            "PUT",
-            "/v1/vips/health".to_string(),
-            Some(json!({ "vip": vip, "kind": "tcp" })),
-        ),
-        ("DELETE", format!("/v1/vips/health?vip={query}"), None),
-        (
-            "POST",
-            "/v1/backends".to_string(),
-            Some(json!({ "vip": vip, "address": "10.0.0.9" })),
-        ),
-        (
-            "PUT",
-            "/v1/backends".to_string(),
-            Some(json!({ "vip": vip, "address": "10.0.0.9", "weight": 0 })),
-        ),
-        (
-            "DELETE",
-            format!("/v1/backends?vip={query}&address=10.0.0.9"),
-            None,
-        ),
-        ("DELETE", format!("/v1/vips?vip={query}"), None),
-    ];
-    for (method, path, body) in &calls {
-        refused(daemon, method, path, body.as_ref(), 409, "owned");
-    }
-    let (_, error) = driver(daemon, "DELETE", &format!("/v1/vips?vip={query}"), None);
-    let message = error["error"]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("lb-3") && message.contains("/v1/owners/"),
-        "{error}"
-    );
-    assert_eq!(snapshot(daemon), before, "a refused call changed the state");
 }
 
 /// A server on side A's address answering every request with 204.
