@@ -296,14 +296,7 @@ fn a_connection_on_a_reused_port_is_placed_afresh() {
             (port, backend_index(outer_destination(&ran.output)))
         })
         .collect();
-    let ports = 45_000..45_064u16;
-    let established: Vec<(u16, usize)> = ports
-        .map(|port| {
-            builds.run("a flow's SYN", &tcp4(port, VIP4));
-            let ran = builds.run("its ACK", &ack4(port));
-            (port, backend_index(outer_destination(&ran.output)))
-        })
-        .collect();
+    let established = establish(&mut builds, 45_000..45_064);
     let drained = established[0].1;
     // Drained, and the other two weighted 1 and 5: the ring moves flows
     // between those two as well.
@@ -431,13 +424,7 @@ fn decapsulating_the_balancers_output_gives_back_the_client_packet() {
 fn a_syn_flood_does_not_evict_established_flows() {
     xdpath_lab::needs_root!();
     let mut builds = Builds::balancer(maglev([1, 1, 1]));
-    let established: Vec<(u16, usize)> = (50_000..50_064u16)
-        .map(|port| {
-            builds.run("a flow's SYN", &tcp4(port, VIP4));
-            let ran = builds.run("its ACK", &ack4(port));
-            (port, backend_index(outer_destination(&ran.output)))
-        })
-        .collect();
+    let established = establish(&mut builds, 50_000..50_064);
     let before = builds.snapshot("established flows");
     assert_eq!(before.connections.len(), established.len());
     let plan = FloodPlan {

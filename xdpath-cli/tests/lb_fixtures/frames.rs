@@ -147,3 +147,15 @@ pub(crate) fn be16(bytes: &[u8]) -> u16 {
 pub(crate) fn mapped(bytes: &[u8]) -> [u8; 16] {
     ipv4_mapped(bytes[..4].try_into().expect("4 bytes"))
 }
+
+/// IPv4 flows from `ports` to `VIP4` opened and established (each SYN,
+/// then its ACK) on `builds`: each port with its backend's index.
+pub(crate) fn establish(builds: &mut Builds, ports: std::ops::Range<u16>) -> Vec<(u16, usize)> {
+    ports
+        .map(|port| {
+            builds.run("a flow's SYN", &tcp4(port, VIP4));
+            let ran = builds.run("its ACK", &ack4(port));
+            (port, backend_index(outer_destination(&ran.output)))
+        })
+        .collect()
+}

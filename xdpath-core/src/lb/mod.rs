@@ -33,8 +33,9 @@
 //! ([`BACKEND_OUT_OF_RING`]) the entry is dropped and the SYN placed by the
 //! ring, so a drained backend gets no new connection that way. (So a bare
 //! SYN can remove one established entry: that of a flow on a drained or
-//! down backend whose exact 5-tuple it carries.) Every other flow (UDP, TCP first seen past its SYN) is recorded
-//! in the established table directly. With direct server return the
+//! down backend whose exact 5-tuple it carries.) Every other flow (UDP,
+//! TCP first seen past its SYN) is recorded in the established table
+//! directly. With direct server return the
 //! balancer never sees the handshake complete, so a flood of SYNs each
 //! followed by an ACK from the same spoofed flow still reaches the
 //! established table; a flood of bare SYNs, however shaped, does not.

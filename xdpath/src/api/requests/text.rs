@@ -3,9 +3,8 @@
 //! arrays (`src = ["10.0.0.0/8", "192.0.2.0/24"]`): all become the text the
 //! CLI would have been given, so one parser reads every front end.
 
-use std::fmt;
-
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
