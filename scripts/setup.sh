@@ -18,7 +18,7 @@ fi
 packages=(
   rustc-web libstd-rust-web-dev-bpf llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev
   xdp-tools bpftool iproute2 iputils-ping tcpdump tshark hping3 python3-scapy
-  nginx curl iperf3 ethtool pmacct nfdump prometheus
+  nginx curl iperf3 ethtool pmacct nfdump prometheus strace
 )
 # shellcheck source=lib/debian.sh
 source "$(dirname "$0")/lib/debian.sh"
