@@ -53,14 +53,20 @@ pub(crate) fn detach(interface: &String, json: bool) -> Result<()> {
 }
 
 pub(crate) fn reload(interface: &String, json: bool) -> Result<()> {
-    let report = dataplane::reload(interface)?;
+    let reloaded = xdpath::reconcile::reload(interface)?;
     if json {
-        print_json(&report)?;
+        print_json(&reloaded)?;
     } else {
         println!(
             "reloaded {interface}: program {} replaced by {}",
-            report.old_program_id, report.new_program_id
+            reloaded.report.old_program_id, reloaded.report.new_program_id
         );
+        if !reloaded.installed.is_empty() {
+            println!("installed the differences between the saved state and the kernel:");
+        }
+        for line in &reloaded.installed {
+            println!("  {line}");
+        }
     }
     Ok(())
 }

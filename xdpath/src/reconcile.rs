@@ -40,6 +40,19 @@ pub enum ReconcileError {
         /// Why.
         why: String,
     },
+    /// The program was replaced but the saved state could not be
+    /// installed after it.
+    #[error("reloaded {interface} (program {old} replaced by {new}), but this namespace's saved state could not be installed after it ({why}); `xdpath state check` says what the kernel does not enforce")]
+    StateNotInstalledAfterReload {
+        /// The interface.
+        interface: String,
+        /// The program that ran before.
+        old: u32,
+        /// The program that runs now.
+        new: u32,
+        /// Why.
+        why: String,
+    },
 }
 
 impl From<ControlError> for ReconcileError {
@@ -231,6 +244,42 @@ pub fn attach(
             remove_new_shared_maps(shared_existed);
             Err(error.into())
         }
+    }
+}
+
+/// What [`reload`] did.
+#[derive(Debug, serde::Serialize)]
+pub struct Reloaded {
+    /// The program swap.
+    #[serde(flatten)]
+    pub report: dataplane::ReloadReport,
+    /// What the saved state needed installed after it (empty when the
+    /// maps already held it), one line each.
+    pub installed: Vec<String>,
+}
+
+/// Replaces the program on `interface` with this build's
+/// ([`dataplane::reload`]), then installs the saved state as this build
+/// writes it. A new build can store an entry differently from the build
+/// that installed it (a flag in a byte an older program leaves reserved,
+/// such as a backend's `BACKEND_OUT_OF_RING`): without this, the new
+/// program would run on entries it reads otherwise until the next change.
+///
+/// The swap is done first and stays done: when the state then cannot be
+/// installed, the error says the program was replaced.
+pub fn reload(interface: &str) -> Result<Reloaded, ReconcileError> {
+    let report = dataplane::reload(interface)?;
+    match repair_maps() {
+        Ok(differences) => Ok(Reloaded {
+            report,
+            installed: differences.lines(),
+        }),
+        Err(error) => Err(ReconcileError::StateNotInstalledAfterReload {
+            interface: interface.to_string(),
+            old: report.old_program_id,
+            new: report.new_program_id,
+            why: error.to_string(),
+        }),
     }
 }
 

@@ -278,3 +278,72 @@ fn an_unseeded_new_flow_table_is_a_difference_and_repaired() {
     assert_ne!(seed(&bed), [0u8; 16], "the repair seeded the table");
     xdpath_ok(&bed, &["state", "check"]);
 }
+
+/// The namespace's backend table, as its pin opens it (entries as bytes:
+/// `xdpath_core::lb::Backend`, its flags at byte 21).
+fn backend_table(bed: &TestBed) -> Array<MapData, [u8; 24]> {
+    let pin = bed.a().pin_dir().join(":shared").join(abi::map::BACKENDS);
+    let data = MapData::from_pin(pin).expect("the BACKENDS pin");
+    Array::try_from(Map::Array(data)).expect("BACKENDS is an array of 24-byte entries")
+}
+
+/// The slots of the backend table whose entry has `flag` set.
+fn backends_flagged(bed: &TestBed, flag: u8) -> Vec<u32> {
+    let table = backend_table(bed);
+    (0..xdpath_core::lb::MAX_BACKENDS)
+        .filter(|slot| table.get(slot, 0).is_ok_and(|entry| entry[21] & flag != 0))
+        .collect()
+}
+
+/// A drained backend's entry as an older build wrote it (no
+/// `BACKEND_OUT_OF_RING`, a byte it left reserved) is a difference, and
+/// the upgrade's `xdpath reload` rewrites it as this build does: the new
+/// program does not run on the older entries until the next change.
+#[test]
+fn a_reload_rewrites_the_entries_an_older_build_wrote() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    attach(&bed);
+    balancer_config(&bed);
+    xdpath_ok(&bed, &["lb", "vip", "add", VIP]);
+    xdpath_ok(&bed, &["lb", "backend", "add", VIP, "10.0.0.1"]);
+    xdpath_ok(&bed, &["lb", "backend", "add", VIP, "10.0.0.2"]);
+    xdpath_ok(&bed, &["lb", "backend", "set-weight", VIP, "10.0.0.2", "0"]);
+    let out_of_ring = xdpath_core::lb::BACKEND_OUT_OF_RING;
+    let drained = backends_flagged(&bed, out_of_ring);
+    assert_eq!(drained.len(), 1, "the drained backend is flagged");
+    xdpath_ok(&bed, &["state", "check"]);
+
+    let mut table = backend_table(&bed);
+    let slot = drained[0];
+    let mut entry = table.get(&slot, 0).expect("the drained backend's entry");
+    entry[21] &= !out_of_ring;
+    table.set(slot, entry, 0).expect("write the older entry");
+    let check = xdpath(&bed, &["state", "check"]);
+    assert!(!check.status.success(), "{}", text(&check));
+    let difference = "backends: 1 of the state's 2 differ in the kernel";
+    assert!(text(&check).contains(difference), "{}", text(&check));
+
+    let reloaded = json(&xdpath_ok(&bed, &["--json", "reload", &interface]));
+    let installed = reloaded["installed"].as_array().expect("installed lines");
+    assert!(
+        installed
+            .iter()
+            .any(|line| line.as_str().is_some_and(|line| line.contains(difference))),
+        "{reloaded}"
+    );
+    assert_eq!(
+        backends_flagged(&bed, out_of_ring),
+        drained,
+        "flag rewritten"
+    );
+    xdpath_ok(&bed, &["state", "check"]);
+    // Nothing left to install: a second reload installs nothing.
+    let again = xdpath_ok(&bed, &["reload", &interface]);
+    assert!(
+        again.starts_with(&format!("reloaded {interface}: program ")),
+        "{again}"
+    );
+    assert_eq!(again.lines().count(), 1, "{again}");
+}
