@@ -9,6 +9,8 @@
 mod common;
 #[path = "fault_injection/pins.rs"]
 mod pins;
+#[path = "fault_injection/saves.rs"]
+mod saves;
 
 use std::io::Write;
 use std::path::PathBuf;

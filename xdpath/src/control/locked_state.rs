@@ -1,7 +1,7 @@
 //! What the filter's and the balancer's sessions are both made of: a
 //! state file of the namespace, locked and read, with the namespace's
-//! maps, and the end of every commit (the file saved, the commit's mark
-//! removed).
+//! maps, and the end of every commit (the copy and the file saved, in
+//! that order, so a failed save leaves the file as it was).
 
 use std::path::PathBuf;
 
@@ -60,22 +60,36 @@ impl<T: StateFile + PartialEq> LockedState<T> {
     }
 
     /// Marks a commit as under way, before its first map write: a writer
-    /// killed before [`LockedState::finish_commit`] leaves the mark, and
-    /// the next command installs the saved file again.
+    /// killed before the caller ends it (after
+    /// [`LockedState::save_committed`]) leaves the mark, and the next
+    /// command installs the saved file again.
     pub fn begin_commit(&self) -> Result<CommitMarker, ControlError> {
         Ok(CommitMarker::begin(&self.path)?)
     }
 
-    /// Once the maps hold `desired`: saves it (when it differs from what
-    /// the file held) with the copy of the state last installed, then
-    /// removes the commit's mark.
-    pub fn finish_commit(&self, desired: &T, marker: CommitMarker) -> Result<(), ControlError> {
+    /// Once the maps hold `desired`: saves the copy of the state last
+    /// installed, then the file (when `desired` differs from what it held).
+    /// The file goes last, so on an error it still holds what it held
+    /// before and the caller puts the maps back to that: a command that
+    /// could not save its change (a full disk) changes nothing. The one
+    /// exception is a file renamed into place whose directory then failed
+    /// to sync: it holds `desired`, so the change stands.
+    pub fn save_committed(&self, desired: &T) -> Result<(), ControlError> {
         let changed = *desired != self.loaded;
-        if changed {
-            state::save(&self.path, desired)?;
-        }
         state::save_installed_copy(&self.path, desired, changed)?;
-        marker.end();
-        Ok(())
+        if !changed {
+            return Ok(());
+        }
+        let Err(error) = state::save(&self.path, desired) else {
+            return Ok(());
+        };
+        if state::load::<T>(&self.path).is_ok_and(|held| held == *desired) {
+            return Ok(());
+        }
+        // Best effort: a copy ahead of the file is never used (a rebuild
+        // takes it only when the kernel holds exactly it), but one that
+        // matches the file still can be.
+        let _ = state::save_installed_copy(&self.path, &self.loaded, true);
+        Err(error.into())
     }
 }

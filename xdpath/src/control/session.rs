@@ -131,23 +131,28 @@ impl Session {
         )
         .map_err(install_error)?;
         let marker = self.locked.begin_commit()?;
-        if let Err(error) = apply(
+        let written = apply(
             &mut maps,
             &installed.state,
             &self.state,
             &prepared,
             wall_now(),
-        ) {
+        )
+        .map_err(ControlError::from)
+        .and_then(|()| self.locked.save_committed(&self.state));
+        if let Err(error) = written {
             // The maps may hold part of the change (or all of it: the rules
-            // switch buffers before the old buffer is cleared). Put the saved
-            // state back now, so the failed command changes nothing; if that
-            // fails too, the mark stays and the next command does it.
+            // switch buffers before the old buffer is cleared, and a failed
+            // save comes after every write). Put the saved state back now,
+            // so the failed command changes nothing; if that fails too, the
+            // mark stays and the next command does it.
             if self.put_back(&mut maps) {
                 marker.end();
             }
-            return Err(error.into());
+            return Err(error);
         }
-        self.locked.finish_commit(&self.state, marker)
+        marker.end();
+        Ok(())
     }
 
     /// Installs the state the file holds into `maps`, from what they hold

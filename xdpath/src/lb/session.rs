@@ -131,19 +131,21 @@ impl LbSession {
             if fresh {
                 super::readback::remove_extra_vips(maps, &plan.compiled)?;
             }
-            Ok(())
+            Ok(self.locked.save_committed(&self.state)?)
         });
         if let Err(error) = written {
             // The maps may hold part of the change (a VIP already on its
-            // new ring). Put the saved state back now, as the next command
-            // would, so the failed command changes nothing; if that fails
-            // too, the mark stays and the next command does it.
+            // new ring), or all of it when the save failed. Put the saved
+            // state back now, as the next command would, so the failed
+            // command changes nothing; if that fails too, the mark stays
+            // and the next command does it.
             if self.put_back(maps) {
                 marker.end();
             }
             return Err(error);
         }
-        Ok(self.locked.finish_commit(&self.state, marker)?)
+        marker.end();
+        Ok(())
     }
 
     /// Installs the state the file holds into `maps` whole, as a repair
