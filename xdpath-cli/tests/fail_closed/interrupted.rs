@@ -363,3 +363,48 @@ fn an_interrupted_commit_is_put_right_and_said_so() {
     );
     xdpath_ok(&bed, &["state", "check"]);
 }
+
+/// A failed apply puts the state files back as they were, not as a
+/// config sees them: an owner's rule stays before the rules added after
+/// it (here its drop before a pass of the same source, which a re-planned
+/// restore put last, turning the drop into a pass), and the balancer's
+/// backends keep their generations and tables.
+#[test]
+fn a_failed_apply_keeps_an_owners_rules_where_they_stood() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    attach(&bed);
+    balancer_config(&bed);
+    let vip = "203.0.113.10:80/tcp";
+    xdpath_ok(&bed, &["lb", "vip", "add", vip]);
+    xdpath_ok(&bed, &["lb", "backend", "add", vip, "10.0.0.1"]);
+    let peer = format!("{}/32", bed.b().ipv4);
+    let document = format!(r#"{{"rules":[{{"src":"{peer}","action":"drop"}}]}}"#);
+    let path = write_config(&bed, "owner-document", &document);
+    xdpath_ok(&bed, &["lb", "owner", "apply", "tenant-1", &path]);
+    xdpath_ok(&bed, &["filter", "add", "--src", &peer, "--action", "pass"]);
+    assert!(!ping_answered(&bed), "the owner's drop comes first");
+    let dir = bed.a().state_dir();
+    let files =
+        || ["filter.json", "lb.json"].map(|name| std::fs::read(dir.join(name)).expect(name));
+    let before = files();
+
+    let config = write_config(
+        &bed,
+        "failing",
+        &format!(
+            "[[interface]]\nname = \"{}\"\nmode = \"generic\"\n\n[[interface]]\nname = \"lo\"\nmode = \"native\"\n",
+            bed.a().interface
+        ),
+    );
+    let output = xdpath(&bed, &["apply", "-f", &config]);
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("the previous state was restored"),
+        "{}",
+        text(&output)
+    );
+    assert!(files() == before, "the state files are as they were");
+    assert!(!ping_answered(&bed), "the owner's drop still comes first");
+    xdpath_ok(&bed, &["state", "check"]);
+}

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use xdpath_core::InterfaceConfig;
 
 use super::edit_lb::edit_lb;
+use super::journal::SavedStates;
 use super::merge::merge_filter;
 use super::plan::{plan, Action, Plan};
 use super::{current, ConfigError, DesiredConfig, InterfaceSpec, Malformed, Mode};
@@ -37,6 +38,7 @@ pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
     let (dir, _lock) = lock_state_dir()?;
     recover_interrupted(&dir);
     let before = current()?;
+    let saved = SavedStates::read(&dir)?;
     let mut changes = plan(&before, desired);
     changes.kernel = kernel_differences();
     if changes.is_empty() {
@@ -48,6 +50,7 @@ pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
         super::journal::ApplyJournal {
             before: before.clone(),
             target: desired.clone(),
+            saved: Some(saved.clone()),
         },
     )?;
     let result = apply_plan(desired, &changes).and_then(|()| repair());
@@ -56,7 +59,7 @@ pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
         return Ok(changes);
     };
     let error = Box::new(error);
-    let restore = restore(&before);
+    let restore = restore(&before, Some(&saved));
     journal.finish();
     Err(match restore {
         Ok(()) => ConfigError::Restored { error },
@@ -68,10 +71,17 @@ pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
 }
 
 /// Puts `before` back and checks by reading the maps back that the
-/// kernel holds exactly it.
-fn restore(before: &DesiredConfig) -> Result<(), ConfigError> {
+/// kernel holds exactly it. With `saved`, the filter's and the balancer's
+/// state files are then written back as they were and installed: putting
+/// back `before` alone re-plans them from a config's view, which puts an
+/// owner's rules after the others (a drop behind a pass is a pass),
+/// moves backends to new generations and spends ids.
+fn restore(before: &DesiredConfig, saved: Option<&SavedStates>) -> Result<(), ConfigError> {
     let now = current()?;
     apply_plan(before, &plan(&now, before))?;
+    if let Some(saved) = saved {
+        saved.write_back()?;
+    }
     repair()?;
     let left = crate::reconcile::check().map_err(reconcile_error)?;
     // What older programs enforce of it is no part of the apply: only the
@@ -119,12 +129,17 @@ pub fn recover_interrupted(dir: &std::path::Path) {
     let Some(journal) = super::journal::ApplyJournalFile::read(dir) else {
         return;
     };
-    let super::journal::ApplyJournal { before, target } = journal.content();
+    let super::journal::ApplyJournal {
+        before,
+        target,
+        saved,
+    } = journal.content();
     let outcome = current().and_then(|now| {
         let result = apply_plan(target, &plan(&now, target)).and_then(|()| repair());
         match result {
             Ok(()) => Ok("the config it was applying is now in force"),
-            Err(_) => restore(before).map(|()| "the config from before it is back in force"),
+            Err(_) => restore(before, saved.as_ref())
+                .map(|()| "the config from before it is back in force"),
         }
     });
     match outcome {
