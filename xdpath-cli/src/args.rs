@@ -24,7 +24,8 @@ pub(crate) struct Cli {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub(crate) enum Malformed {
-    /// Pass malformed frames to the kernel stack (default).
+    /// Pass malformed frames to the kernel stack while the filter holds
+    /// nothing; drop them once it holds anything (default).
     Pass,
     /// Drop malformed frames at XDP.
     Drop,

@@ -13,6 +13,8 @@
 mod admit;
 #[path = "filter_fixtures/frames.rs"]
 mod frames;
+#[path = "filter_fixtures/malformed.rs"]
+mod malformed;
 #[path = "filter_fixtures/table.rs"]
 mod table;
 #[path = "filter_fixtures/tunnels.rs"]
@@ -77,6 +79,14 @@ fn kernel_and_native_match_the_filter_table() {
 fn kernel_and_native_match_the_tunnel_table() {
     xdpath_lab::needs_root!();
     check_rows(&tunnels::tunnel_rows());
+}
+
+/// Frames the parser refuses, with the filter empty, holding something,
+/// and on a monitored interface: the same verdicts in both builds.
+#[test]
+fn kernel_and_native_match_the_malformed_table() {
+    xdpath_lab::needs_root!();
+    check_rows(&malformed::malformed_rows());
 }
 
 /// Blocklist entries with a VNI beside the plain blocklist, rules and

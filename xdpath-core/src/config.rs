@@ -4,7 +4,9 @@
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MalformedPolicy {
-    /// Hand it to the kernel stack, which makes its own checks (the default).
+    /// Hand it to the kernel stack, which makes its own checks (the
+    /// default), while the filter holds nothing; once it holds anything,
+    /// drop it (`pipeline::parse_stage`).
     #[default]
     Pass = 0,
     /// Drop it at XDP.

@@ -11,8 +11,8 @@ use crate::stats::Reason;
 use crate::wire::ethernet::{is_vlan_ethertype, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use crate::wire::icmp::{ICMPV6_MIN_LEN, ICMP_MIN_LEN};
 use crate::wire::{
-    protocol, EthernetHeader, IcmpHeader, Ipv4Header, Ipv6ExtensionHeader, Ipv6FragmentHeader,
-    Ipv6Header, TcpHeader, UdpHeader, VlanTag,
+    ipv6, protocol, EthernetHeader, IcmpHeader, Ipv4Header, Ipv6ExtensionHeader,
+    Ipv6FragmentHeader, Ipv6Header, TcpHeader, UdpHeader, VlanTag,
 };
 
 /// The most IPv6 extension headers the parser walks before it gives up with
@@ -328,6 +328,11 @@ fn parse_ipv6<P: Packet>(packet: &P, offset: usize, key: &mut FlowKey) -> Result
     // 16-byte arrays would be a `memmove` call in the eBPF build.
     let source: [u64; 2] = packet.load(offset + 8).ok_or(Reason::TruncatedIpv6)?;
     let destination: [u64; 2] = packet.load(offset + 24).ok_or(Reason::TruncatedIpv6)?;
+    // The key holds IPv4 IPv4-mapped: such an address in an IPv6 header
+    // would be judged as IPv4 (see `Reason::Ipv6MappedAddress`).
+    if ipv6::is_ipv4_mapped(source) || ipv6::is_ipv4_mapped(destination) {
+        return Err(Reason::Ipv6MappedAddress);
+    }
     key.set_source_words(source);
     key.set_destination_words(destination);
 

@@ -158,9 +158,10 @@ pub fn balance_stage<P: PacketMut, T: LbTables>(
     lb_stage(packet, key, tables)
 }
 
-/// Parses into `key`. A malformed frame is done (pass or drop by the
-/// interface's policy); a well-formed one continues, with its class in
-/// `key.class`.
+/// Parses into `key`. A malformed frame is done: dropped by the
+/// interface's policy `drop`, or while the filter holds anything (see
+/// [`malformed_action`]), else passed; a well-formed one continues, with
+/// its class in `key.class`.
 #[inline(always)]
 pub fn parse_stage<P: Packet, T: Tables>(packet: &P, key: &mut FlowKey, tables: &T) -> Step {
     match parse_into(packet, key) {
@@ -168,16 +169,33 @@ pub fn parse_stage<P: Packet, T: Tables>(packet: &P, key: &mut FlowKey, tables: 
             key.class = layers.class as u8;
             Step::Continue
         }
-        // The interface config is read only on the drop paths: well-formed
-        // traffic that no filter drops pays for no lookup.
-        Err(reason) => {
-            let config: InterfaceConfig = tables.interface_config();
-            let action = match config.malformed_policy() {
-                MalformedPolicy::Drop if config.monitor == 0 => Action::Drop,
-                _ => Action::Pass,
-            };
-            Step::Done(Outcome { action, reason })
-        }
+        Err(reason) => Step::Done(Outcome {
+            action: malformed_action(tables),
+            reason,
+        }),
+    }
+}
+
+/// What happens to a frame the parser refuses. The policy `pass` hands it
+/// to the stack, which makes its own checks; but the stack accepts some
+/// frames the parser refuses (more than eight IPv6 extension headers,
+/// headers beyond the deepest offset read, an IPv4 first fragment too
+/// short for its TCP header), so while the filter holds anything to
+/// enforce (`filter_enabled`) they are dropped: a frame the filter cannot
+/// judge does not get past it, else a blocklisted source or a denied port
+/// is reached by reshaping the frame. A monitored interface drops nothing.
+///
+/// The configs are read only here: well-formed traffic pays for neither.
+#[inline(always)]
+fn malformed_action<T: Tables>(tables: &T) -> Action {
+    let config: InterfaceConfig = tables.interface_config();
+    if config.monitor != 0 {
+        return Action::Pass;
+    }
+    match config.malformed_policy() {
+        MalformedPolicy::Drop => Action::Drop,
+        MalformedPolicy::Pass if filter_enabled(&tables.filter_config()) => Action::Drop,
+        MalformedPolicy::Pass => Action::Pass,
     }
 }
 

@@ -115,6 +115,12 @@ pub enum Reason {
     TruncatedIcmpv6 = 34,
     /// Headers reach beyond the deepest offset the pipeline reads.
     HeadersTooLong = 35,
+    /// An IPv6 packet from or to an IPv4-mapped address (`::ffff:0:0/96`),
+    /// never valid on the wire (RFC 4291 §2.5.5.2). Linux delivers one to
+    /// a dual-stack socket as from or to the IPv4 address, so it would be
+    /// judged as IPv4 (the key holds IPv4 IPv4-mapped) and slip past IPv6
+    /// rules, or reach an IPv4 VIP.
+    Ipv6MappedAddress = 36,
 
     /// To a VIP with an allow list that does not hold the source (the
     /// flow's client: for an ICMP error, the client of the flow it quotes).
@@ -185,7 +191,7 @@ pub const COUNTER_SLOTS: u32 = Action::ALL.len() as u32 * REASON_SLOTS;
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 54] = [
+    pub const ALL: [Reason; 55] = [
         Self::NonIp,
         Self::Ipv4Tcp,
         Self::Ipv4Udp,
@@ -215,6 +221,7 @@ impl Reason {
         Self::TruncatedIcmp,
         Self::TruncatedIcmpv6,
         Self::HeadersTooLong,
+        Self::Ipv6MappedAddress,
         Self::LbNotAllowed,
         Self::RuleDeny,
         Self::DefaultDeny,
@@ -270,7 +277,7 @@ impl Reason {
     #[inline(always)]
     pub const fn is_malformed(self) -> bool {
         let code = self as u8;
-        code >= Self::TruncatedEthernet as u8 && code <= Self::HeadersTooLong as u8
+        code >= Self::TruncatedEthernet as u8 && code <= Self::Ipv6MappedAddress as u8
     }
 
     /// True for the reasons the filter stage gives.
@@ -326,6 +333,7 @@ impl Reason {
             Self::TruncatedIcmp => "truncated-icmp",
             Self::TruncatedIcmpv6 => "truncated-icmpv6",
             Self::HeadersTooLong => "headers-too-long",
+            Self::Ipv6MappedAddress => "ipv6-mapped-address",
             Self::LbNotAllowed => "lb-not-allowed",
             Self::RuleDeny => "rule-deny",
             Self::DefaultDeny => "default-deny",

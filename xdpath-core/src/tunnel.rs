@@ -11,6 +11,7 @@
 
 use crate::packet::Packet;
 use crate::parse::{parse_at, FlowKey, Fragment};
+use crate::stats::Reason;
 use crate::wire::protocol;
 use crate::wire::tunnel::{
     GeneveHeader, VxlanHeader, GENEVE_PORT, GENEVE_PROTOCOL_ETHERNET, VXLAN_PORT,
@@ -55,25 +56,41 @@ pub fn tunnel_header<P: Packet>(packet: &P, outer: &FlowKey) -> Option<(usize, u
     ))
 }
 
+/// What [`inner_key`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InnerFrame {
+    /// No tunnel: the frame is none, or its tunnel header is malformed
+    /// (the kernel's VXLAN and Geneve devices drop such frames too). It is
+    /// judged as a plain frame.
+    NotTunnel,
+    /// The inner frame, parsed into the key.
+    Parsed,
+    /// A tunnel around an inner frame the parser refuses, and why. The
+    /// stack behind the tunnel device accepts some of these (more than
+    /// eight IPv6 extension headers, headers beyond the deepest offset
+    /// read, an IPv4 first fragment too short for its TCP header), so the
+    /// filter drops them rather than judge the frame by its outer headers
+    /// only: else a tenant's rule is bypassed by reshaping the frame.
+    Malformed(Reason),
+}
+
 /// Parses the inner frame of a tunnelled frame into `inner` (with its
-/// VNI + 1 in `inner.tunnel`); false when the frame is no tunnel, or its
-/// tunnel header or inner frame is malformed (`inner` then holds nothing
-/// of use). Call it only when [`may_be_tunnel`] holds.
+/// VNI + 1 in `inner.tunnel`). Call it only when [`may_be_tunnel`] holds.
 ///
 /// Not inlined: in the eBPF build the inner parse is one subprogram,
 /// verified once, whose branches end at its return.
 #[inline(never)]
-pub fn inner_key<P: Packet>(packet: &P, outer: &FlowKey, inner: &mut FlowKey) -> bool {
+pub fn inner_key<P: Packet>(packet: &P, outer: &FlowKey, inner: &mut FlowKey) -> InnerFrame {
     let Some((start, vni)) = tunnel_header(packet, outer) else {
-        return false;
+        return InnerFrame::NotTunnel;
     };
     match parse_at(packet, start, inner) {
         Ok(layers) => {
             inner.class = layers.class as u8;
             inner.tunnel = vni + 1;
-            true
+            InnerFrame::Parsed
         }
-        Err(_) => false,
+        Err(reason) => InnerFrame::Malformed(reason),
     }
 }
 
@@ -100,7 +117,7 @@ mod tests {
             return None;
         }
         let mut inner = FlowKey::default();
-        inner_key(&packet, &outer, &mut inner).then_some(inner)
+        (inner_key(&packet, &outer, &mut inner) == InnerFrame::Parsed).then_some(inner)
     }
 
     #[test]

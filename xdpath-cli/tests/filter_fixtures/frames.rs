@@ -96,3 +96,27 @@ pub(crate) fn icmp_later_fragment() -> Vec<u8> {
     frame[20..22].copy_from_slice(&185u16.to_be_bytes());
     frame
 }
+
+/// Bytes from hexadecimal text.
+pub(crate) fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// An IPv6 UDP frame (fd09::2 to fd09::1 port 9999) behind nine
+/// destination-options headers: Linux delivers it, the parser allows
+/// eight extension headers.
+pub(crate) fn nine_destination_options() -> Vec<u8> {
+    hex("02000000000102000000000286dd6000000000603c40fd090000000000000000000000000002fd090000000000000000000000000001\
+         3c000104000000003c000104000000003c000104000000003c000104000000003c000104000000003c000104000000003c00010400000000\
+         3c000104000000001100010400000000\
+         0457270f0018b601434841494e392d392d4453544f505453")
+}
+
+/// The first fragment of an IPv4 TCP SYN to port 2222 holding only 8
+/// bytes of its TCP header (no flags): Linux reassembles it with the next.
+pub(crate) fn tiny_first_fragment() -> Vec<u8> {
+    hex("02000000000102000000000208004500001c004d20004006467b0a0900020a090001c35308ae000003e8")
+}

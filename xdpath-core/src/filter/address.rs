@@ -66,19 +66,13 @@ pub const FAMILY_V4: u8 = 0;
 /// [`address_family`] of IPv6 addresses and prefixes.
 pub const FAMILY_V6: u8 = 1;
 
-/// The second memory word of an IPv4-mapped address (`::ffff:a.b.c.d`),
-/// masked by [`MAPPED_WORD_MASK`]: bytes 8..12 are `00 00 ff ff`.
-const MAPPED_WORD: u64 = u64::from_ne_bytes([0, 0, 0xff, 0xff, 0, 0, 0, 0]);
-/// The bytes of the second memory word that the mapping fixes.
-const MAPPED_WORD_MASK: u64 = u64::from_ne_bytes([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
-
 /// `FAMILY_V4` for an IPv4-mapped address (`::ffff:0:0/96`), else
 /// `FAMILY_V6`, from its memory words. Rule prefixes of one family never
 /// match addresses of the other: `::/0` is "any IPv6 source", not
 /// "anything".
 #[inline(always)]
 pub const fn words_family(words: [u64; 2]) -> u8 {
-    if words[0] == 0 && words[1] & MAPPED_WORD_MASK == MAPPED_WORD {
+    if crate::wire::ipv6::is_ipv4_mapped(words) {
         FAMILY_V4
     } else {
         FAMILY_V6
@@ -120,9 +114,10 @@ pub const fn family_any_length(family: u8) -> u8 {
 /// Refused for IPv4: `0.0.0.0/8`, `127.0.0.0/8`, `224.0.0.0/4` (multicast)
 /// and `240.0.0.0/4` (reserved, with the limited broadcast). For IPv6:
 /// `::`, `::1`, `ff00::/8` (multicast) and `::ffff:0:0/96` (an IPv4-mapped
-/// source on the wire). The reserved IPv4 block is refused even though some
-/// kernels route it: a caller that skips an acceptable source loses
-/// nothing but a moment.
+/// source on the wire: Linux 6.18 does deliver one, but the parser refuses
+/// such a frame first, `Reason::Ipv6MappedAddress`). The reserved IPv4
+/// block is refused even though some kernels route it: a caller that skips
+/// an acceptable source loses nothing but a moment.
 #[inline(always)]
 pub fn kernel_accepts_source(source: &[u8; 16], ip_version: u8) -> bool {
     let [_, _, _, _, _, _, _, _, _, _, _, _, first_v4, _, _, _] = *source;

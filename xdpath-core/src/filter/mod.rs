@@ -40,6 +40,7 @@ pub use types::*;
 use crate::packet::Packet;
 use crate::parse::FlowKey;
 use crate::stats::Reason;
+use crate::tunnel::InnerFrame;
 use crate::wire::protocol;
 use crate::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_PSH, FLAG_RST, FLAG_SYN, FLAG_URG};
 pub mod tables;
@@ -91,8 +92,15 @@ pub fn filter<'s, P: Packet, T: Tables>(
     let mut inner: Option<&FlowKey> = None;
     if config.flags & FILTER_TUNNELS != 0 && crate::tunnel::may_be_tunnel(key) {
         if let Some(slot) = inner_slot() {
-            if crate::tunnel::inner_key(packet, key, slot) {
-                inner = Some(slot);
+            match crate::tunnel::inner_key(packet, key, slot) {
+                InnerFrame::Parsed => inner = Some(slot),
+                InnerFrame::Malformed(reason) => {
+                    return Some(FilterDrop {
+                        reason,
+                        monitor: false,
+                    })
+                }
+                InnerFrame::NotTunnel => {}
             }
         }
     }

@@ -108,6 +108,19 @@ impl Ipv6FragmentHeader {
     }
 }
 
+/// The second memory word of an IPv4-mapped address (`::ffff:a.b.c.d`),
+/// masked by [`MAPPED_WORD_MASK`]: bytes 8..12 are `00 00 ff ff`.
+const MAPPED_WORD: u64 = u64::from_ne_bytes([0, 0, 0xff, 0xff, 0, 0, 0, 0]);
+/// The bytes of the second memory word that the mapping fixes.
+const MAPPED_WORD_MASK: u64 = u64::from_ne_bytes([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+
+/// Whether an address, as its two memory words (read from the packet or
+/// an array in place), is IPv4-mapped (`::ffff:0:0/96`).
+#[inline(always)]
+pub const fn is_ipv4_mapped(words: [u64; 2]) -> bool {
+    words[0] == 0 && words[1] & MAPPED_WORD_MASK == MAPPED_WORD
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
