@@ -186,7 +186,7 @@ pub struct BlockKey {
 }
 
 /// Which address a rate limit keys its buckets by.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LimitKey {
     /// Per source address (or source prefix, with aggregation).

@@ -10,11 +10,10 @@
 use std::net::IpAddr;
 
 use super::journal::{OwnerJournal, OwnerJournalFile};
+use super::limits::edit_limits;
 use super::{document_of, parse_document, Desired, DesiredVip};
 use crate::api::requests::OwnerState;
-use crate::control::ops::allocate_ids;
 use crate::control::session::{lock_state_dir, Session};
-use crate::control::state::{FilterState, LimitSpec};
 use crate::lb::edit;
 use crate::lb::ops::put_parsed;
 use crate::lb::session::LbSession;
@@ -175,57 +174,6 @@ fn edit_backends(state: &mut LbState, id: &VipId, wanted: &[(IpAddr, u64)]) -> R
             Some(_) => edit::set_weight(state, id, *address, *weight)?,
             None => edit::add_backend(state, id, *address, *weight)?,
         }
-    }
-    Ok(())
-}
-
-/// Gives `owner` exactly the rate limits `wanted`: a limit already there
-/// (equal but for its id and labels) keeps its id, and so its buckets,
-/// and takes the document's labels; the owner's
-/// others go; new ones get fresh ids.
-pub fn edit_limits(
-    state: &mut FilterState,
-    owner: &str,
-    wanted: &[LimitSpec],
-) -> Result<(), LbError> {
-    let mut kept: Vec<u32> = Vec::new();
-    let mut new = Vec::new();
-    for limit in wanted {
-        let same = state.rate_limits.iter_mut().find(|have| {
-            have.owner.as_deref() == Some(owner)
-                && !kept.contains(&have.id)
-                && LimitSpec {
-                    id: have.id,
-                    labels: have.labels.clone(),
-                    ..limit.clone()
-                } == **have
-        });
-        match same {
-            Some(have) => {
-                // New labels name the same buckets.
-                have.labels.clone_from(&limit.labels);
-                kept.push(have.id);
-            }
-            None => new.push(limit.clone()),
-        }
-    }
-    state
-        .rate_limits
-        .retain(|limit| limit.owner.as_deref() != Some(owner) || kept.contains(&limit.id));
-    if new.is_empty() {
-        return Ok(());
-    }
-    let used = state.rate_limits.iter().map(|limit| limit.id).collect();
-    let ids = allocate_ids(
-        &mut state.next_limit_id,
-        &used,
-        new.len(),
-        u32::MAX,
-        "rate limit",
-    )?;
-    for (mut limit, id) in new.into_iter().zip(ids) {
-        limit.id = id;
-        state.rate_limits.push(limit);
     }
     Ok(())
 }

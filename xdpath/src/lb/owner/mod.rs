@@ -16,7 +16,10 @@
 
 pub mod apply;
 pub mod journal;
+pub mod limits;
 pub mod rules;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
