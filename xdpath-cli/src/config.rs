@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use xdpath::config::plan::Plan;
-use xdpath::config::rollback::{self, Armed};
+use xdpath::config::rollback::{self, format_time, Armed, Confirmed};
 use xdpath::config::{apply, current, load, plan, refuse, ConfigError};
 use xdpath::control::parse::parse_duration;
 
@@ -121,27 +121,41 @@ pub fn apply_command(args: &ApplyArgs, json: bool) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Runs `xdpath confirm`: keeps what was applied.
+/// Runs `xdpath confirm`: keeps what was applied. With nothing pending,
+/// it says what the last rollback did, so a confirm that came too late
+/// is not taken for one that kept the state.
 pub fn confirm_command(json: bool) -> Result<(), ConfigError> {
-    let cancelled = rollback::confirm()?;
+    let (cancelled, last) = match rollback::confirm()? {
+        Confirmed::Cancelled(pending) => (Some(pending), None),
+        Confirmed::Nothing(last) => (None, last),
+    };
     if json {
         print_json(&json!({
             "pending": cancelled.is_some(),
             "deadline": cancelled.as_ref().map(|pending| pending.deadline),
+            "last_rollback": last,
         }));
     } else if let Some(pending) = cancelled {
         println!(
             "confirmed: the rollback due at {} UTC is cancelled",
             format_time(pending.deadline)
         );
+    } else if let Some(last) = last {
+        let how = match &last.error {
+            None => format!(
+                "the state from before was put back ({} change{})",
+                last.changes,
+                if last.changes == 1 { "" } else { "s" }
+            ),
+            Some(error) => format!("putting the state from before back failed: {error}"),
+        };
+        println!(
+            "nothing to confirm: no rollback is pending; the last one, due at {} UTC, was carried out at {} UTC: {how}",
+            format_time(last.deadline),
+            format_time(last.finished_at)
+        );
     } else {
         println!("nothing to confirm: no rollback is pending");
     }
     Ok(())
-}
-
-/// `HH:MM:SS` of a Unix time, UTC.
-fn format_time(seconds: u64) -> String {
-    let rest = seconds % 86_400;
-    format!("{:02}:{:02}:{:02}", rest / 3600, rest / 60 % 60, rest % 60)
 }

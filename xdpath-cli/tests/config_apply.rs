@@ -18,6 +18,10 @@ mod common;
 // Warnings allowed: the balancer warns when forwarding is off.
 use common::{bed, xdpath, xdpath_ok_warned};
 
+/// A rollback whose waiter was killed or is late.
+#[path = "config_apply/rollback.rs"]
+mod rollback;
+
 const VIP: &str = "203.0.113.10:80/tcp";
 
 fn json(bed: &TestBed, args: &[&str]) -> Value {

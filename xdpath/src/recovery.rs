@@ -1,5 +1,5 @@
-//! Recovery after a killed writer, run before every command and by the
-//! daemon at each check. It sits above the ways of changing the state
+//! Recovery after a killed writer (or a killed `apply --confirm` waiter),
+//! run before every command and by the daemon at each check. It sits above the ways of changing the state
 //! (`config::apply` and an owner's call with their journals, `reconcile`
 //! with the commit mark), so none of them imports another's recovery.
 
@@ -10,15 +10,18 @@ use crate::reconcile;
 /// Finishes what a killed writer left: an interrupted `apply` (its
 /// journal) and an interrupted commit (its marker: the kernel may hold the
 /// new state, or part of it, while the file says the old one). Afterwards
-/// the kernel holds the old or the new state whole. Run before every
-/// command and by the daemon at each check; cheap when nothing was left.
+/// the kernel holds the old or the new state whole. Then a rollback of
+/// `apply --confirm` past its deadline that its waiter did not carry out
+/// (see `config::rollback`). Run before every command and by the daemon
+/// at each check; cheap when nothing was left.
 pub fn finish_interrupted() {
     let Ok(dir) = crate::control::state::state_dir() else {
         return;
     };
     let journal = crate::config::journal::ApplyJournalFile::exists(&dir);
     let owner_journal = crate::lb::owner::journal::OwnerJournalFile::exists(&dir);
-    if !journal && !owner_journal && !commit_marker::interrupted(&dir) {
+    let overdue = crate::config::rollback::overdue(&dir);
+    if !journal && !owner_journal && !overdue && !commit_marker::interrupted(&dir) {
         return;
     }
     let Ok((dir, _lock)) = lock_state_dir() else {
@@ -38,4 +41,7 @@ pub fn finish_interrupted() {
         }
     }
     crate::lb::owner::apply::recover_interrupted(&dir);
+    // Last, on a whole state: a rollback past its deadline that its
+    // waiter (killed, or stuck) did not carry out.
+    crate::config::rollback::recover_overdue(&dir);
 }
