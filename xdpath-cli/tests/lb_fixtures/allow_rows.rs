@@ -105,11 +105,22 @@ fn allow_rows6(rows: &mut Rows) {
         Reason::LbNotAllowed,
         Table::Untouched,
     ));
-    rows.add(dropped(
-        "ipv6 tcp from ::ffff:192.0.2.1: an IPv6 source, which 0.0.0.0/0 does not admit",
+    rows.add(passed(
+        "ipv6 tcp from ::ffff:192.0.2.1: refused by the parser before the balancer \
+         (never valid on the wire), so no allow list can take it for IPv4; \
+         with no filter it goes to the stack, not to a backend",
         to_vip6(ipv4_mapped(CLIENT4), 41000),
-        Reason::LbNotAllowed,
-        Table::Untouched,
+        Reason::Ipv6MappedAddress,
+    ));
+    rows.add(passed(
+        "ipv6 tcp to ::ffff:203.0.113.10, an IPv4 VIP's address IPv4-mapped: \
+         refused by the parser, not balanced as the IPv4 VIP",
+        FrameSpec::new(
+            Network::V6(client6(), ipv4_mapped(VIP4)),
+            Transport::tcp(41000, 80, FLAG_SYN),
+        )
+        .build(),
+        Reason::Ipv6MappedAddress,
     ));
     rows.add(passed(
         "tcp to a port of the allow-listed address that is no VIP: not the balancer's",

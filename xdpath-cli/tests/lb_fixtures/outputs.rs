@@ -71,9 +71,10 @@ pub(crate) fn tuple_of(frame: &[u8]) -> Tuple {
 /// Whether `frame` is an ICMP "fragmentation needed" or ICMPv6 "packet too
 /// big" (steered by the flow it quotes).
 pub(crate) fn is_too_big(frame: &[u8]) -> bool {
-    let key = parse(&SlicePacket::new(frame))
-        .expect("a well-formed frame")
-        .key;
+    let Ok(parsed) = parse(&SlicePacket::new(frame)) else {
+        return false; // a row of a frame the parser refuses
+    };
+    let key = parsed.key;
     match (key.ip_version, key.protocol) {
         (4, 1) => key.destination_port == 3 << 8 | 4,
         (6, 58) => key.destination_port >> 8 == 2,
@@ -84,9 +85,10 @@ pub(crate) fn is_too_big(frame: &[u8]) -> bool {
 /// Whether `frame` is a bare TCP SYN (SYN without ACK): it places its flow
 /// in the new-flow table, and does not copy it to the established one.
 pub(crate) fn is_bare_syn(frame: &[u8]) -> bool {
-    let key = parse(&SlicePacket::new(frame))
-        .expect("a well-formed frame")
-        .key;
+    let Ok(parsed) = parse(&SlicePacket::new(frame)) else {
+        return false; // a row of a frame the parser refuses
+    };
+    let key = parsed.key;
     key.protocol == 6 && key.tcp_flags & (FLAG_SYN | FLAG_ACK) == FLAG_SYN
 }
 
