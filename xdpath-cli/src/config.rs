@@ -126,7 +126,7 @@ pub fn apply_command(args: &ApplyArgs, json: bool) -> Result<(), ConfigError> {
 /// is not taken for one that kept the state.
 pub fn confirm_command(json: bool) -> Result<(), ConfigError> {
     let (cancelled, last) = match rollback::confirm()? {
-        Confirmed::Cancelled(pending) => (Some(pending), None),
+        Confirmed::Cancelled(pending) => (Some(*pending), None),
         Confirmed::Nothing(last) => (None, last),
     };
     if json {

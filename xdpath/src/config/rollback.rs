@@ -96,7 +96,7 @@ pub struct Armed {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Confirmed {
     /// The pending rollback is cancelled.
-    Cancelled(Pending),
+    Cancelled(Box<Pending>),
     /// None was pending; the last rollback carried out, if any.
     Nothing(Option<Outcome>),
 }
@@ -194,7 +194,7 @@ pub fn confirm() -> Result<Confirmed, ConfigError> {
         ))),
         Some(pending) => {
             std::fs::remove_file(&path).map_err(io_error(&path))?;
-            Ok(Confirmed::Cancelled(pending))
+            Ok(Confirmed::Cancelled(Box::new(pending)))
         }
         None => Ok(Confirmed::Nothing(
             read_json(&rollback.join(LAST_FILE)).ok().flatten(),
