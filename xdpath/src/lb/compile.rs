@@ -152,7 +152,7 @@ fn lb_config(state: &LbState) -> Result<LbConfig, LbError> {
 pub struct Plan {
     /// Written first (rings, backends), then VIPs and the config.
     pub compiled: CompiledLb,
-    /// VIPs to delete after the new ones are live.
+    /// VIPs to delete (before anything is written: see `session::install`).
     pub retired_vips: Vec<VipKey>,
     /// Backend slots to clear after no VIP's live table points at them.
     pub retired_backends: Vec<u32>,

@@ -127,12 +127,8 @@ impl LbSession {
         };
         let plan = plan(&installed, &mut self.state, fresh)?;
         let marker = self.locked.begin_commit()?;
-        let written = install(maps, &plan).and_then(|()| {
-            if fresh {
-                super::readback::remove_extra_vips(maps, &plan.compiled)?;
-            }
-            Ok(self.locked.save_committed(&self.state)?)
-        });
+        let written = install(maps, &plan, fresh)
+            .and_then(|()| Ok(self.locked.save_committed(&self.state)?));
         if let Err(error) = written {
             // The maps may hold part of the change (a VIP already on its
             // new ring), or all of it when the save failed. Put the saved
@@ -156,8 +152,7 @@ impl LbSession {
         let Ok(plan) = plan(&LbState::default(), &mut saved, true) else {
             return false;
         };
-        install(maps, &plan).is_ok()
-            && super::readback::remove_extra_vips(maps, &plan.compiled).is_ok()
+        install(maps, &plan, true).is_ok()
             && saved == self.locked.loaded
             && super::readback::compare(maps, &saved).is_ok_and(|lines| lines.is_empty())
     }
@@ -208,10 +203,27 @@ impl LbSession {
     }
 }
 
-/// Writes a plan in the order that keeps every live pointer valid:
-/// counters of new slots zeroed, then tables, backends, VIPs and config,
-/// then retired VIPs deleted and retired backend slots cleared.
-fn install(maps: &KernelMaps, plan: &Plan) -> Result<(), LbError> {
+/// Writes a plan in the order that keeps every live pointer valid and
+/// never needs more than [`MAX_VIPS`](xdpath_core::lb::MAX_VIPS) entries
+/// in the VIP hash map: the VIPs leaving (retired ones, or with `fresh`
+/// every entry the state does not hold) deleted first, then counters of
+/// new slots zeroed, tables, backends, VIPs and config written, then
+/// retired backend slots cleared.
+///
+/// Deleting first is what lets a full map swap one VIP for another (the
+/// map refuses a 33rd key), and it also means a slot or backend index a
+/// new VIP reuses is no longer pointed at by its old VIP while its ring
+/// and counters are rewritten. Meanwhile a leaving VIP's frames are not
+/// balanced, as after the change. A writer killed in between leaves the
+/// commit mark, and the next command installs the saved state with
+/// `fresh`, which again deletes before it writes.
+fn install(maps: &KernelMaps, plan: &Plan, fresh: bool) -> Result<(), LbError> {
+    if fresh {
+        super::readback::remove_extra_vips(maps, &plan.compiled)?;
+    }
+    for key in &plan.retired_vips {
+        maps.delete(abi::map::VIPS, bytes_of(key))?;
+    }
     for slot in &plan.new_vip_slots {
         maps.per_cpu_zero_words(abi::map::VIP_STATS, *slot, COUNTER_WORDS)?;
     }
@@ -219,9 +231,6 @@ fn install(maps: &KernelMaps, plan: &Plan) -> Result<(), LbError> {
         maps.per_cpu_zero_words(abi::map::BACKEND_STATS, *index, COUNTER_WORDS)?;
     }
     plan.compiled.install_kernel(maps)?;
-    for key in &plan.retired_vips {
-        maps.delete(abi::map::VIPS, bytes_of(key))?;
-    }
     let empty = Backend::default();
     for index in &plan.retired_backends {
         maps.update(abi::map::BACKENDS, &index.to_ne_bytes(), bytes_of(&empty))?;
