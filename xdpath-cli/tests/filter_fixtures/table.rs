@@ -174,7 +174,7 @@ pub(crate) fn rule_rows() -> Vec<Row> {
         ),
         row(
             "deny by tcp flags",
-            rules("--src 0.0.0.0/0 --tcp-flags syn,!ack --action drop"),
+            rules("--src 0.0.0.0/0 --proto tcp --tcp-flags syn,!ack --action drop"),
             vec![
                 drop(tcp(80, SYN), Reason::RuleDeny),
                 pass(tcp(80, SYN | ACK), V4TCP),

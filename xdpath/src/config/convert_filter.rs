@@ -16,9 +16,9 @@ use crate::api::RuleArgs;
 use crate::control::compile::{compile_limit, compile_rules, compile_settings, CompileError};
 use crate::control::ops::check_limit;
 use crate::control::parse::{
-    check_icmp_type, check_labels, parse_cidr, parse_duration, parse_icmp_type, parse_port,
-    parse_port_list, parse_port_range, parse_protocol, parse_tcp_flags, parse_vni, IcmpTypeSpec,
-    PortRange,
+    check_icmp_type, check_labels, check_ports, check_tcp_flags, parse_cidr, parse_duration,
+    parse_icmp_type, parse_port, parse_port_list, parse_port_range, parse_protocol,
+    parse_tcp_flags, parse_vni, IcmpTypeSpec, PortRange, TcpFlagsSpec,
 };
 use crate::control::rulefile::{management_conflict, parse_action};
 use crate::control::state::{
@@ -136,6 +136,7 @@ fn rule(
     let icmp_type = rule_icmp_type(item, &path, protocol, ports.is_some(), report);
     let flags = args.tcp_flags.as_deref();
     let tcp_flags = entry_field(report, item, &path, "tcp_flags", flags, parse_tcp_flags);
+    check_rule_protocol(item, &path, protocol, ports, tcp_flags, report);
     let action = entry_field(
         report,
         item,
@@ -227,6 +228,35 @@ fn rule_icmp_type(
         report.error(item.span("icmp_type"), field, error.to_string());
     }
     icmp_type
+}
+
+/// Reports a rule's `dport` or `tcp_flags` that its protocol never has
+/// (at that field). Not when the protocol did not parse (that is reported
+/// already), nor ports beside an ICMP type (`rule_icmp_type` says it).
+fn check_rule_protocol(
+    item: &RuleEntry,
+    path: &str,
+    protocol: Option<u8>,
+    ports: Option<PortRange>,
+    tcp_flags: Option<TcpFlagsSpec>,
+    report: &mut Report<'_>,
+) {
+    if item.request.proto.is_some() && protocol.is_none() {
+        return;
+    }
+    if item.request.icmp_type.is_none() {
+        if let Err(error) = check_ports(ports, protocol) {
+            report.error(
+                item.span("dport"),
+                format!("{path}.dport"),
+                error.to_string(),
+            );
+        }
+    }
+    if let Err(error) = check_tcp_flags(tcp_flags, protocol) {
+        let field = format!("{path}.tcp_flags");
+        report.error(item.span("tcp_flags"), field, error.to_string());
+    }
 }
 
 /// Reports a rule's `iface` that names no interface on this host.

@@ -15,8 +15,8 @@ use std::path::Path;
 use xdpath_core::filter::mask;
 
 use super::parse::{
-    check_icmp_type, check_labels, parse_cidr, parse_icmp_type, parse_port_range, parse_protocol,
-    parse_tcp_flags, parse_vni, Cidr,
+    check_icmp_type, check_labels, check_ports, check_tcp_flags, parse_cidr, parse_icmp_type,
+    parse_port_range, parse_protocol, parse_tcp_flags, parse_vni, Cidr,
 };
 use super::state::{Management, RuleAction, RuleSpec};
 use super::ControlError;
@@ -37,6 +37,10 @@ impl RuleArgs {
         let protocol = self.proto.as_deref().map(parse_protocol).transpose()?;
         let icmp_type = self.icmp_type.as_deref().map(parse_icmp_type).transpose()?;
         check_icmp_type(icmp_type, protocol, self.dport.is_some())?;
+        let ports = self.dport.as_deref().map(parse_port_range).transpose()?;
+        check_ports(ports, protocol)?;
+        let tcp_flags = self.tcp_flags.as_deref().map(parse_tcp_flags).transpose()?;
+        check_tcp_flags(tcp_flags, protocol)?;
         Ok(RuleSpec {
             id: 0,
             sources: self
@@ -51,9 +55,9 @@ impl RuleArgs {
                 .unwrap_or_default(),
             destination: self.dst.as_deref().map(parse_cidr).transpose()?,
             protocol,
-            ports: self.dport.as_deref().map(parse_port_range).transpose()?,
+            ports,
             icmp_type,
-            tcp_flags: self.tcp_flags.as_deref().map(parse_tcp_flags).transpose()?,
+            tcp_flags,
             action,
             interface: self.iface.clone(),
             monitor: self.monitor,

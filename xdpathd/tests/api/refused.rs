@@ -113,6 +113,50 @@ pub(crate) fn refused_requests() -> Vec<(&'static str, String, Option<String>, u
             422,
             "invalid_value",
         ),
+        // Protocol 0 is the data path's "any": listed as 0, it would match
+        // every protocol. Ports or TCP flags a protocol has not never match.
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some(r#"{"src":"10.0.0.0/8","action":"drop","proto":0}"#.into()),
+            422,
+            "invalid_value",
+        ),
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some(r#"{"src":"10.0.0.0/8","action":"drop","proto":"0"}"#.into()),
+            422,
+            "invalid_value",
+        ),
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some(r#"{"src":"10.0.0.0/8","action":"drop","proto":"icmp","dport":80}"#.into()),
+            422,
+            "invalid_value",
+        ),
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some(r#"{"src":"10.0.0.0/8","action":"drop","proto":"udp","tcp_flags":"syn"}"#.into()),
+            422,
+            "invalid_value",
+        ),
+        (
+            "POST",
+            "/v1/rules".into(),
+            Some(r#"{"src":"10.0.0.0/8","action":"drop","tcp_flags":"syn"}"#.into()),
+            422,
+            "invalid_value",
+        ),
+        (
+            "POST",
+            "/v1/ratelimits".into(),
+            Some(r#"{"pps":"100","proto":0}"#.into()),
+            422,
+            "invalid_request",
+        ),
         (
             "POST",
             "/v1/rules".into(),

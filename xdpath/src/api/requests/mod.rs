@@ -30,11 +30,12 @@ pub struct RuleArgs {
     /// Destination prefix.
     #[cfg_attr(feature = "clap", arg(long, value_name = "CIDR"))]
     pub dst: Option<String>,
-    /// Protocol: tcp, udp, icmp, icmpv6 or a number.
+    /// Protocol: tcp, udp, icmp, icmpv6 or a number 1-255 (none: any).
     #[cfg_attr(feature = "clap", arg(long, value_name = "PROTO"))]
     #[serde(default, deserialize_with = "text::scalar")]
     pub proto: Option<String>,
-    /// Destination port or range N-M (TCP and UDP).
+    /// Destination port or range N-M; needs --proto tcp or udp, or none
+    /// (both).
     #[cfg_attr(feature = "clap", arg(long, value_name = "N[-M]"))]
     #[serde(default, deserialize_with = "text::scalar")]
     pub dport: Option<String>,
@@ -43,7 +44,8 @@ pub struct RuleArgs {
     #[cfg_attr(feature = "clap", arg(long, value_name = "T[/C]"))]
     #[serde(default, deserialize_with = "text::scalar")]
     pub icmp_type: Option<String>,
-    /// TCP flags that must be set or clear, e.g. `syn,!ack`.
+    /// TCP flags that must be set or clear, e.g. `syn,!ack`; needs
+    /// --proto tcp.
     #[cfg_attr(feature = "clap", arg(long, value_name = "SPEC"))]
     pub tcp_flags: Option<String>,
     /// drop, pass (ends the filter) or admit (ends the rules; the

@@ -1,11 +1,12 @@
 //! ICMP and ICMPv6 type and code of a filter rule: `--icmp-type 8`
 //! (every code of type 8) or `--icmp-type 3/4` (type 3, code 4). The data
 //! path compares them as `type << 8 | code`, the value the parser puts in
-//! a flow key's destination port.
+//! a flow key's destination port. Also the checks that a rule's protocol
+//! is one its ICMP type, TCP flags or ports can match in.
 
 use std::fmt;
 
-use super::ParseError;
+use super::{ParseError, PortRange, TcpFlagsSpec};
 use crate::text::quote;
 use xdpath_core::wire::protocol;
 
@@ -89,6 +90,38 @@ pub fn check_icmp_type(
         });
     }
     Ok(())
+}
+
+/// Checks that a rule with TCP flags is a TCP rule: the flags are only
+/// looked at in TCP frames, so on another protocol the rule never
+/// matches. Without a protocol it is refused too, as an ICMP type is: the
+/// rule would be listed as one of every protocol but match TCP only.
+pub fn check_tcp_flags(
+    tcp_flags: Option<TcpFlagsSpec>,
+    protocol: Option<u8>,
+) -> Result<(), ParseError> {
+    match tcp_flags {
+        Some(flags) if protocol != Some(protocol::TCP) => Err(ParseError::TcpFlagsProtocol {
+            tcp_flags: flags.to_string(),
+            protocol: protocol.map(super::protocol_name),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that a rule with destination ports is of a protocol whose
+/// ports the data path reads: TCP, UDP, or none (both). On any other
+/// (ICMP has types, see [`check_icmp_type`]) the rule never matches.
+pub fn check_ports(ports: Option<PortRange>, protocol: Option<u8>) -> Result<(), ParseError> {
+    match (ports, protocol) {
+        (Some(ports), Some(other)) if other != protocol::TCP && other != protocol::UDP => {
+            Err(ParseError::PortsProtocol {
+                ports: ports.to_string(),
+                protocol: super::protocol_name(other),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A rule's protocol in [`ParseError::IcmpTypeProtocol`]'s message.

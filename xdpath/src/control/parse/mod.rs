@@ -70,12 +70,23 @@ pub enum ParseError {
         /// The input.
         text: String,
     },
-    /// Not a known protocol name or a number 0-255.
+    /// Not a known protocol name or a number 1-255.
     #[error(
-        "unknown protocol {} (expected tcp, udp, icmp, icmpv6 or 0-255)",
+        "unknown protocol {} (expected tcp, udp, icmp, icmpv6 or 1-255)",
         quote(text)
     )]
     Protocol {
+        /// The input.
+        text: String,
+    },
+    /// Protocol number 0: the data path stores "any protocol" as 0, so a
+    /// rule or limit of protocol 0 would be listed as 0 but match every
+    /// protocol.
+    #[error(
+        "protocol {} is refused: 0 means any protocol to the data path; leave out the protocol (--proto) to match every protocol",
+        quote(text)
+    )]
+    ProtocolZero {
         /// The input.
         text: String,
     },
@@ -152,6 +163,32 @@ pub enum ParseError {
         /// The ICMP type given.
         icmp_type: String,
     },
+    /// TCP flags on a rule whose protocol is not TCP: such a rule could
+    /// never match (the flags are looked at in TCP frames only).
+    #[error(
+        "TCP flags {} need protocol tcp (--proto tcp); the rule has {}",
+        quote(tcp_flags),
+        icmp::protocol_text(protocol)
+    )]
+    TcpFlagsProtocol {
+        /// The flags given.
+        tcp_flags: String,
+        /// The rule's protocol, by name; none: any.
+        protocol: Option<String>,
+    },
+    /// Destination ports on a rule of a protocol without them: only TCP
+    /// and UDP frames have their ports looked at.
+    #[error(
+        "destination ports {} (--dport) need protocol tcp or udp, or none for both; the rule has {}",
+        quote(ports),
+        icmp::protocol_text(&Some(protocol.clone()))
+    )]
+    PortsProtocol {
+        /// The ports given.
+        ports: String,
+        /// The rule's protocol, by name.
+        protocol: String,
+    },
     /// Not `N[s|m|h|d]`, zero, or longer than [`MAX_DURATION_SECONDS`].
     #[error(
         "invalid duration {} (expected e.g. 30s, 10m, 1h, 2d; at most 3650d)",
@@ -168,7 +205,7 @@ pub enum ParseError {
 pub const MAX_DURATION_SECONDS: u64 = 3650 * 86_400;
 
 pub use cidr::{parse_cidr, Cidr};
-pub use icmp::{check_icmp_type, parse_icmp_type, IcmpTypeSpec};
+pub use icmp::{check_icmp_type, check_ports, check_tcp_flags, parse_icmp_type, IcmpTypeSpec};
 pub use labels::{check_labels, Labels, MAX_LABELS};
 
 /// A destination port range, inclusive.
@@ -252,17 +289,26 @@ pub fn parse_port_list(text: &str) -> Result<Vec<PortRange>, ParseError> {
         .collect()
 }
 
-/// Parses `tcp|udp|icmp|icmpv6|<0-255>` to an IP protocol number.
+/// Parses `tcp|udp|icmp|icmpv6|<1-255>` to an IP protocol number. 0 is
+/// refused: rules and limits compile "any protocol" to 0, so it could not
+/// mean protocol 0. What is already saved is read by serde, not here, so
+/// a state file holding one still loads.
 pub fn parse_protocol(text: &str) -> Result<u8, ParseError> {
-    match text.to_ascii_lowercase().as_str() {
-        "tcp" => Ok(protocol::TCP),
-        "udp" => Ok(protocol::UDP),
-        "icmp" => Ok(protocol::ICMP),
-        "icmpv6" | "ipv6-icmp" => Ok(protocol::ICMPV6),
+    let number = match text.to_ascii_lowercase().as_str() {
+        "tcp" => protocol::TCP,
+        "udp" => protocol::UDP,
+        "icmp" => protocol::ICMP,
+        "icmpv6" | "ipv6-icmp" => protocol::ICMPV6,
         other => other.parse::<u8>().map_err(|_| ParseError::Protocol {
             text: text.to_string(),
-        }),
+        })?,
+    };
+    if number == 0 {
+        return Err(ParseError::ProtocolZero {
+            text: text.to_string(),
+        });
     }
+    Ok(number)
 }
 
 /// Parses a VXLAN or Geneve network identifier, 0 to 2^24 - 1.

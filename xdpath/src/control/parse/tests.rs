@@ -54,7 +54,7 @@ fn ports_protocols_flags_durations() {
     assert_eq!(parse_protocol("47").expect("valid"), 47);
     assert_eq!(
         parse_protocol("xyz").expect_err("bad").to_string(),
-        "unknown protocol \"xyz\" (expected tcp, udp, icmp, icmpv6 or 0-255)"
+        "unknown protocol \"xyz\" (expected tcp, udp, icmp, icmpv6 or 1-255)"
     );
     let flags = parse_tcp_flags("syn,!ack").expect("valid");
     assert_eq!((flags.mask, flags.value), (FLAG_SYN | FLAG_ACK, FLAG_SYN));
@@ -193,4 +193,45 @@ fn icmp_types_need_icmp_and_no_ports() {
         check_icmp_type(echo, Some(protocol::ICMP), true),
         Err(ParseError::IcmpTypeWithPorts { .. })
     ));
+}
+
+#[test]
+fn protocol_zero_is_refused_as_it_means_any() {
+    for text in ["0", "00"] {
+        let error = parse_protocol(text).expect_err("0 is the wildcard");
+        assert!(
+            matches!(error, ParseError::ProtocolZero { .. }),
+            "{text}: {error}"
+        );
+        assert!(
+            error.to_string().contains("leave out the protocol"),
+            "{error}"
+        );
+    }
+    assert_eq!(parse_protocol("1").expect("icmp by number"), 1);
+    assert_eq!(parse_protocol("255").expect("valid"), 255);
+}
+
+#[test]
+fn flags_and_ports_need_a_protocol_that_has_them() {
+    let tcp = Some(protocol::TCP);
+    let flags = Some(parse_tcp_flags("syn").expect("valid"));
+    check_tcp_flags(flags, tcp).expect("a TCP rule");
+    check_tcp_flags(None, Some(protocol::UDP)).expect("no flags");
+    let udp = check_tcp_flags(flags, Some(protocol::UDP)).expect_err("never matches");
+    assert_eq!(
+        udp.to_string(),
+        "TCP flags \"syn\" need protocol tcp (--proto tcp); the rule has protocol \"udp\""
+    );
+    let none = check_tcp_flags(flags, None).expect_err("as an ICMP type");
+    assert!(none.to_string().ends_with("the rule has none"), "{none}");
+
+    let ports = Some(parse_port_range("80").expect("valid"));
+    for protocol in [None, tcp, Some(protocol::UDP)] {
+        check_ports(ports, protocol).expect("ports TCP and UDP have");
+    }
+    check_ports(None, Some(protocol::ICMP)).expect("no ports");
+    let icmp = check_ports(ports, Some(protocol::ICMP)).expect_err("ICMP has none");
+    assert!(icmp.to_string().contains("protocol \"icmp\""), "{icmp}");
+    assert!(check_ports(ports, Some(47)).is_err());
 }
