@@ -342,7 +342,7 @@ async fn authorize(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     match presented {
         Some(presented) if constant_time_eq(presented.as_bytes(), token.as_bytes()) => {
             Ok(next.run(request).await)
@@ -358,6 +358,17 @@ async fn authorize(
             "this call needs Authorization: Bearer <token>",
         )),
     }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` value. The scheme is
+/// matched case-insensitively and may be followed by several spaces (RFC
+/// 9110 section 11.1: `auth-scheme 1*SP token68`), so `bearer TOKEN`, as
+/// some clients send it, is not taken for a request without a token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_matches(' '))
 }
 
 /// Compares without stopping at the first difference, so timing does not

@@ -408,5 +408,20 @@ pub(crate) fn bad_requests_are_refused(bed: &TestBed, daemon: &Daemon) {
         true,
     );
     assert_eq!(got, 200, "{value}");
+    // The scheme is case-insensitive and may be followed by more than one
+    // space (RFC 9110 section 11.1); another scheme presents no token.
+    let url = format!("http://127.0.0.1:{PORT}/v1/rules");
+    for (scheme, wanted) in [
+        ("bearer ", (200, None)),
+        ("BEARER  ", (200, None)),
+        ("Basic ", (401, Some("no_token"))),
+    ] {
+        let header = format!("Authorization: {scheme}{TOKEN}");
+        let (got, value) = daemon.curl(&["-H", &header], "GET", &url, None, true);
+        let code = (got != 200)
+            .then(|| value["error"]["code"].as_str())
+            .flatten();
+        assert_eq!((got, code), wanted, "{header}: {value}");
+    }
     assert_eq!(snapshot(daemon), before);
 }
