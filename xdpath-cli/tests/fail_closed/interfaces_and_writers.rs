@@ -117,3 +117,74 @@ fn concurrent_writers_lose_nothing() {
     );
     xdpath_ok(&bed, &["state", "check"]);
 }
+
+/// Whether a program is attached at XDP to `device` in A.
+fn runs_xdp(bed: &TestBed, device: &str) -> bool {
+    let shown = bed
+        .exec_ok(Side::A, "ip", ["-d", "link", "show", device])
+        .expect("ip link show");
+    String::from_utf8_lossy(&shown.stdout).contains("prog/xdp")
+}
+
+/// An interface renamed under xdpath is not "gone": its program still
+/// runs on it. `status` says so (degraded, naming the new name), a repair
+/// leaves it there even when a new device takes the old name (it used to
+/// attach the new device and take the program off the renamed one),
+/// `attach` of the old name is refused, and `detach` removes it.
+#[test]
+fn a_renamed_interface_keeps_its_program_and_is_said_renamed() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    attach(&bed);
+    let renamed = "xdpr9";
+    for args in [
+        vec!["link", "set", interface.as_str(), "down"],
+        vec!["link", "set", interface.as_str(), "name", renamed],
+        vec!["link", "set", renamed, "up"],
+    ] {
+        bed.exec_ok(Side::A, "ip", args).expect("ip link");
+    }
+    let status = common::json(&xdpath_ok_warned(&bed, &["--json", "status"]));
+    let degraded = status[0]["degraded"].as_str().unwrap_or_default();
+    assert!(
+        degraded.contains(&format!("{interface} was renamed to {renamed}")),
+        "{status}"
+    );
+    assert!(runs_xdp(&bed, renamed));
+
+    bed.exec_ok(
+        Side::A,
+        "ip",
+        [
+            "link",
+            "add",
+            interface.as_str(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "xdpq9",
+        ],
+    )
+    .expect("a new device with the old name");
+    let _ = xdpath(&bed, &["state", "check", "--repair"]);
+    assert!(
+        runs_xdp(&bed, renamed),
+        "the repair kept the program on {renamed}"
+    );
+    assert!(
+        !runs_xdp(&bed, &interface),
+        "and attached nothing to the new {interface}"
+    );
+    let refused = xdpath(&bed, &["attach", &interface, "--mode", "generic"]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("was renamed to"),
+        "{}",
+        text(&refused)
+    );
+
+    xdpath_ok(&bed, &["detach", &interface]);
+    assert!(!runs_xdp(&bed, renamed), "detach removed it");
+}

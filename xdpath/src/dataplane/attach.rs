@@ -236,17 +236,21 @@ pub(super) enum LinkState {
     /// The META pin is there but could not be read (why): a failure of this
     /// call, not a fact about the link — nothing may be removed for it.
     Unknown(String),
+    /// The link runs on the device it was made for, which now has this
+    /// other name: not gone (attaching the old name afresh would take the
+    /// program off the renamed device), not healthy either.
+    Renamed(String),
 }
 
 /// The kernel detaches an XDP link when its device goes away; a device
 /// made again under the same name gets a new index.
 pub(super) fn link_state(pins: &InterfacePins) -> LinkState {
-    let Some(ifindex) = if_index(&pins.interface) else {
-        return LinkState::Gone;
-    };
     if !pins.attached() {
         return LinkState::Gone;
     }
+    let Some(ifindex) = if_index(&pins.interface) else {
+        return renamed_or_gone(pins);
+    };
     // The interface the pins were made for, and the kernel's word that
     // the link is still attached there (another tool may have detached it).
     let meta = match read_meta_or_why(pins) {
@@ -258,7 +262,24 @@ pub(super) fn link_state(pins: &InterfacePins) -> LinkState {
     if meta.ifindex == ifindex && linked.is_none_or(|linked| linked == ifindex) {
         LinkState::Alive
     } else {
-        LinkState::Gone
+        renamed_or_gone(pins)
+    }
+}
+
+/// For pins whose name no longer names their device: [`LinkState::Renamed`]
+/// when the pinned link is still attached to the device they were made
+/// for, under another name; else gone.
+fn renamed_or_gone(pins: &InterfacePins) -> LinkState {
+    let Ok(meta) = read_meta_or_why(pins) else {
+        return LinkState::Gone;
+    };
+    let linked = super::link_info::xdp_link_ifindex(&pins.path("link"));
+    if linked != Some(meta.ifindex) {
+        return LinkState::Gone;
+    }
+    match crate::observe::capture::interface_name(meta.ifindex) {
+        Some(now) if now != pins.interface => LinkState::Renamed(now),
+        _ => LinkState::Gone,
     }
 }
 
@@ -276,6 +297,10 @@ pub(super) fn link_gone(pins: &InterfacePins) -> Result<bool, DataplaneError> {
         LinkState::Unknown(why) => Err(DataplaneError::PinnedObject {
             path: pins.path(abi::map::META),
             source: format!("cannot tell whether the link is attached: {why}").into(),
+        }),
+        LinkState::Renamed(now) => Err(DataplaneError::Renamed {
+            name: pins.interface.clone(),
+            now,
         }),
     }
 }
@@ -394,6 +419,16 @@ pub fn status(interface: &str) -> Result<InterfaceStatus, DataplaneError> {
                 "cannot tell whether the link is attached ({}: {why})",
                 pins.path(abi::map::META).display()
             )),
+        ),
+        LinkState::Renamed(now) => (
+            true,
+            Some(
+                DataplaneError::Renamed {
+                    name: interface.to_string(),
+                    now,
+                }
+                .to_string(),
+            ),
         ),
     };
     let config = read_interface_config(interface).unwrap_or_default();

@@ -117,6 +117,15 @@ pub enum DataplaneError {
         /// The interface.
         name: String,
     },
+    /// The interface xdpath was attached to was renamed; its program
+    /// still runs there.
+    #[error("{name} was renamed to {now}, where xdpath still runs: rename it back (`ip link set {now} name {name}`), or run `xdpath detach {name}` to remove it from {now}")]
+    Renamed {
+        /// The name xdpath knows it by.
+        name: String,
+        /// Its name now.
+        now: String,
+    },
     /// Some of an interface's pins are missing (made by an older xdpath,
     /// or removed by hand): there is nothing complete to reload.
     #[error("the pins of {name} are incomplete (missing: {missing}); run `xdpath detach {name}` and attach again")]
