@@ -13,7 +13,7 @@ use std::path::Path;
 
 mod common;
 
-use common::{assert_counters_settle, bed, counters_of, json, xdpath_ok};
+use common::{assert_counters_settle, bed, counters_of, json, xdpath_ok, XDPATH};
 use serde_json::Value;
 use xdpath_core::{Action, Counter, MalformedPolicy};
 use xdpath_lab::testenv::{self, Side, TestBed};
@@ -292,4 +292,33 @@ fn sweep_stale_removes_the_namespaces_and_pins_of_dead_runs_only() {
     // Beds of live processes (this one) stay.
     assert!(live.a().path.exists() && live.b().path.exists());
     assert!(!removed.contains(&live.a().namespace));
+}
+
+/// Under `ip netns exec` (its own mount namespace with a fresh /sys, so no
+/// bpffs), `attach` is refused in one error line instead of reporting an
+/// attach whose pins, and program, vanish when the command exits; nothing
+/// is attached. The same attach through `nsenter` (the bed's way) works.
+#[test]
+fn attach_under_ip_netns_exec_is_refused_not_lost() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    let output = std::process::Command::new("ip")
+        .args(["netns", "exec", &bed.a().namespace])
+        .args([XDPATH, "attach", &interface, "--mode", "generic"])
+        .output()
+        .expect("ip netns exec");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "attach reported success: {stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("xdpath: error: ") && stderr.contains("ip netns exec"),
+        "{stderr}"
+    );
+    assert!(link_xdp(&bed).is_none(), "nothing is attached");
+    attach(&bed, &[]);
+    assert!(link_xdp(&bed).is_some());
 }

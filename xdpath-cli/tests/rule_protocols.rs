@@ -70,13 +70,6 @@ fn rules_that_match_otherwise_than_they_say_are_refused() {
                 &["TCP flags \"syn\" need protocol tcp", "protocol \"udp\""],
             ),
             (
-                add(&["--tcp-flags", "syn,!ack"]),
-                &[
-                    "TCP flags \"syn,!ack\" need protocol tcp",
-                    "the rule has none",
-                ],
-            ),
-            (
                 add(&["--proto", "icmp", "--dport", "80"]),
                 &["destination ports \"80\"", "protocol \"icmp\""],
             ),

@@ -289,9 +289,21 @@ pub mod feature {
     pub const VIP_ALLOW: u64 = 1 << 5;
     /// Per-VIP sampling rates (`VIP_SAMPLE_RATES`).
     pub const VIP_SAMPLE_RATE: u64 = 1 << 6;
+    /// Frames the filter cannot judge are dropped: a frame the parser
+    /// refuses while the filter holds anything, a tunnel around a refused
+    /// inner frame, and IPv6 frames from or to IPv4-mapped addresses are
+    /// refused by the parser (`Reason::Ipv6MappedAddress`). Needed by any
+    /// filter or balancer state: an older program passes such frames.
+    pub const UNJUDGED_DROPPED: u64 = 1 << 7;
     /// Every feature this build's objects know.
-    pub const ALL: u64 =
-        TUNNELS | TUNNEL_BLOCKLIST | ICMP_TYPE | ADMIT | LIMIT_TO | VIP_ALLOW | VIP_SAMPLE_RATE;
+    pub const ALL: u64 = TUNNELS
+        | TUNNEL_BLOCKLIST
+        | ICMP_TYPE
+        | ADMIT
+        | LIMIT_TO
+        | VIP_ALLOW
+        | VIP_SAMPLE_RATE
+        | UNJUDGED_DROPPED;
 }
 
 /// Every map of the AF_XDP redirect object (`xdpath-xsk.bpf.o`).

@@ -157,7 +157,7 @@ pub fn repair() -> Result<Differences, ReconcileError> {
 
 /// Makes the kernel's maps hold exactly the saved state (the interfaces
 /// aside); returns what differed before.
-fn repair_maps() -> Result<Differences, ReconcileError> {
+pub(crate) fn repair_maps() -> Result<Differences, ReconcileError> {
     let (_dir, _lock) = lock_state_dir()?;
     let unchanged = Session::read()
         .and_then(|session| session.differences())

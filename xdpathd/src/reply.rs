@@ -33,6 +33,11 @@ pub async fn change(
     let recorder = Arc::clone(shared);
     let logged = what.clone();
     let done = blocking(move || {
+        // What a killed writer left is finished first, as the CLI does
+        // before every command: else the 2 s check could finish an
+        // interrupted apply after this change and put the files from
+        // before that apply back over it.
+        xdpath::recovery::finish_interrupted();
         let result = work();
         record(&recorder, &logged, result.as_ref());
         Ok(result)

@@ -124,9 +124,16 @@ fn a_late_waiter_keeps_its_rollback_and_confirm_refuses_an_overdue_one() {
         !refused.status.success(),
         "confirm of an overdue rollback: {said}"
     );
-    assert_eq!(said.lines().count(), 1, "{said}");
+    // One error line; the warning that the waiter still runs may stand
+    // before it once the rollback is more than the grace overdue (a slow
+    // machine).
+    let errors: Vec<&str> = said
+        .lines()
+        .filter(|line| !line.starts_with("xdpath: warning:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{said}");
     assert!(
-        said.starts_with("xdpath: error:") && said.contains("overdue"),
+        errors[0].starts_with("xdpath: error:") && errors[0].contains("overdue"),
         "{said}"
     );
     // Woken, the waiter carries it out, once.

@@ -229,6 +229,7 @@ fn an_older_program_is_refused_what_it_would_not_enforce_until_reloaded() {
             "the rule action admit",
             "per-VIP allow lists",
             "per-VIP sampling rates",
+            "dropping the frames the filter cannot judge",
         ],
     );
     xdpath_ok(&bed, &["reload", &interface]);

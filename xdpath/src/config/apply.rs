@@ -77,11 +77,21 @@ pub fn apply(desired: &DesiredConfig) -> Result<Plan, ConfigError> {
 /// owner's rules after the others (a drop behind a pass is a pass),
 /// moves backends to new generations and spends ids.
 fn restore(before: &DesiredConfig, saved: Option<&SavedStates>) -> Result<(), ConfigError> {
+    // The files first, installed into the maps at once: then the plan
+    // below finds the filter and the balancer as `before` has them and
+    // changes only the rest, so the re-planned order is never enforced,
+    // not even for the time the restore takes. If they cannot be written,
+    // the plan still puts back what it can, and the error is reported.
+    let files = saved.map_or(Ok(()), |saved| {
+        saved.write_back().and_then(|()| {
+            crate::reconcile::repair_maps()
+                .map(drop)
+                .map_err(reconcile_error)
+        })
+    });
     let now = current()?;
     apply_plan(before, &plan(&now, before))?;
-    if let Some(saved) = saved {
-        saved.write_back()?;
-    }
+    files?;
     repair()?;
     let left = crate::reconcile::check().map_err(reconcile_error)?;
     // What older programs enforce of it is no part of the apply: only the

@@ -182,8 +182,9 @@ pub fn disarm(deadline: u64) -> Result<(), ConfigError> {
 /// is not cancelled: it is carried out now if its waiter is gone (as any
 /// command would), else refused, its waiter being about to act.
 pub fn confirm() -> Result<Confirmed, ConfigError> {
+    // An overdue rollback without a waiter was carried out before this
+    // command, by `recovery::finish_interrupted` (once: it warns).
     let (dir, _lock) = lock_state_dir()?;
-    recover_overdue(&dir);
     let rollback = dir.join(ROLLBACK_DIR);
     let path = rollback.join(PENDING_FILE);
     match read_pending(&path)? {

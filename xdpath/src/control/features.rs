@@ -19,7 +19,7 @@ use crate::dataplane;
 use crate::lb::state::{LbState, VipSpec};
 
 /// Each feature with what an operator calls it.
-const NAMES: [(u64, &str); 7] = [
+const NAMES: [(u64, &str); 8] = [
     (feature::TUNNELS, "rules and rate limits by VNI (--vni)"),
     (
         feature::TUNNEL_BLOCKLIST,
@@ -32,6 +32,10 @@ const NAMES: [(u64, &str); 7] = [
     (
         feature::VIP_SAMPLE_RATE,
         "per-VIP sampling rates (--sample-rate)",
+    ),
+    (
+        feature::UNJUDGED_DROPPED,
+        "dropping the frames the filter cannot judge (malformed ones while the filter holds anything, tunnels around malformed frames, IPv6 frames of IPv4-mapped addresses)",
     ),
 ];
 
@@ -98,19 +102,41 @@ pub fn filter_needs(state: &FilterState) -> u64 {
     let rules = state.rules.iter().map(rule_needs);
     let blocks = state.blocklist.iter().map(block_needs);
     let limits = state.rate_limits.iter().map(limit_needs);
-    rules
+    let entries = rules
         .chain(blocks)
         .chain(limits)
-        .fold(0, |all, bits| all | bits)
+        .fold(0, |all, bits| all | bits);
+    // A state level need, never a change's (`filter_change_needs` compares
+    // entries): an older program is reported, not refused.
+    let empty = FilterState::default();
+    let holds_anything = !state.rules.is_empty()
+        || !state.blocklist.is_empty()
+        || !state.rate_limits.is_empty()
+        || state.default_action != empty.default_action
+        || state.default_monitor
+        || state.guards != empty.guards
+        || state.management != empty.management;
+    entries
+        | if holds_anything {
+            feature::UNJUDGED_DROPPED
+        } else {
+            0
+        }
 }
 
 /// What the whole balancer state needs.
 pub fn lb_needs(state: &LbState) -> u64 {
-    state
+    let vips = state
         .vips
         .iter()
         .map(vip_needs)
-        .fold(0, |all, bits| all | bits)
+        .fold(0, |all, bits| all | bits);
+    // An older program balances IPv6 frames to `::ffff:<IPv4 VIP>`.
+    vips | if state.vips.is_empty() {
+        0
+    } else {
+        feature::UNJUDGED_DROPPED
+    }
 }
 
 /// What the entries of `after` that `before` does not hold as they are
@@ -298,7 +324,13 @@ mod tests {
         assert_eq!(filter_change_needs(&before, &FilterState::default()), 0);
         after.rules.push(rule(3, json!({"vni": 6})));
         assert_eq!(filter_change_needs(&before, &after), feature::TUNNELS);
-        assert_eq!(filter_needs(&before), feature::TUNNELS);
+        // The whole state needs, besides, what no entry brings.
+        assert_eq!(
+            filter_needs(&before),
+            feature::TUNNELS | feature::UNJUDGED_DROPPED
+        );
+        assert_eq!(filter_needs(&FilterState::default()), 0);
+        assert_eq!(lb_needs(&LbState::default()), 0);
 
         let with_allow = LbState {
             vips: vec![vip(&["198.51.100.0/24"], 0)],

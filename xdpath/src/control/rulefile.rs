@@ -16,7 +16,7 @@ use xdpath_core::filter::mask;
 
 use super::parse::{
     check_icmp_type, check_labels, check_ports, check_tcp_flags, parse_cidr, parse_icmp_type,
-    parse_port_range, parse_protocol, parse_tcp_flags, parse_vni, Cidr,
+    parse_port_range, parse_protocol, parse_tcp_flags, parse_vni, protocol_with_tcp_flags, Cidr,
 };
 use super::state::{Management, RuleAction, RuleSpec};
 use super::ControlError;
@@ -41,6 +41,7 @@ impl RuleArgs {
         check_ports(ports, protocol)?;
         let tcp_flags = self.tcp_flags.as_deref().map(parse_tcp_flags).transpose()?;
         check_tcp_flags(tcp_flags, protocol)?;
+        let protocol = protocol_with_tcp_flags(tcp_flags, protocol);
         Ok(RuleSpec {
             id: 0,
             sources: self

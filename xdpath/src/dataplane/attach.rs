@@ -314,7 +314,11 @@ pub fn attached_state(
     interface: &str,
 ) -> Result<Option<(AttachedMode, InterfaceConfig)>, DataplaneError> {
     let pins = InterfacePins::new(interface)?;
-    if link_gone(&pins)? {
+    // A renamed interface still runs its program: it is attached as
+    // recorded (a change to it is then refused by name, saying so), not
+    // an error that would stop every apply, plan and rollback of the
+    // namespace.
+    if !matches!(link_state(&pins), LinkState::Renamed(_)) && link_gone(&pins)? {
         return Ok(None);
     }
     let unreadable = |why: String| DataplaneError::PinnedObject {

@@ -92,6 +92,12 @@ pub enum DataplaneError {
     /// bpffs could not be mounted.
     #[error("mounting bpffs at {BPFFS} failed: {0} (xdpath needs root)")]
     Mount(#[source] io::Error),
+    /// bpffs is not mounted in the mount namespace made for this process
+    /// (as `ip netns exec` makes one): a mount there,
+    /// and every pin in it, would vanish when xdpath exits, and the
+    /// program with its link.
+    #[error("bpffs is not mounted at {BPFFS} in this mount namespace, made for this command (as by `ip netns exec`, which remounts /sys): pins made here would vanish when xdpath exits, and the program with them; run xdpath in the network namespace with `nsenter --net=/run/netns/NAME xdpath ...`")]
+    PrivateMountNamespace,
     /// A pin or file operation failed.
     #[error("{path}: {source}")]
     Io {

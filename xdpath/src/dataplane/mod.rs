@@ -292,7 +292,12 @@ pub fn namespace_dir_of(key: &crate::netns::NamespaceKey) -> PathBuf {
     Path::new(PIN_ROOT).join(key.as_str())
 }
 
-/// Mounts bpffs at /sys/fs/bpf unless it is there already.
+/// Mounts bpffs at /sys/fs/bpf unless it is there already. Refuses in a
+/// mount namespace made for this process ([`private_mount_namespace`])
+/// where it is not mounted: such a namespace is one command's own (`ip
+/// netns exec`), and a mount made in it goes with it — xdpath would
+/// report an attach whose program is gone the moment it exits. (In a
+/// container the parent shares the namespace, so it mounts as before.)
 pub fn ensure_bpffs() -> Result<(), DataplaneError> {
     let path = CString::new(BPFFS).expect("no NUL");
     // SAFETY: statfs writes into the zeroed struct we pass.
@@ -300,6 +305,9 @@ pub fn ensure_bpffs() -> Result<(), DataplaneError> {
     if unsafe { libc::statfs(path.as_ptr(), &mut stat) } == 0 && stat.f_type as i64 == BPF_FS_MAGIC
     {
         return Ok(());
+    }
+    if private_mount_namespace() {
+        return Err(DataplaneError::PrivateMountNamespace);
     }
     let source = CString::new("bpf").expect("no NUL");
     // SAFETY: plain mount(2) call with valid C strings.
@@ -323,6 +331,24 @@ fn if_index(name: &str) -> Option<u32> {
     // SAFETY: if_nametoindex reads a valid C string.
     let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
     (index != 0).then_some(index)
+}
+
+/// Whether this process runs in a mount namespace of its own, made for
+/// it: one other than its parent's (`ip netns exec` unshares one, then
+/// execs the command) or, when the parent's cannot be read, PID 1's.
+/// Unknown (neither readable, as for PID 1 in some VMs): no.
+fn private_mount_namespace() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let namespace = |pid: &str| {
+        std::fs::metadata(format!("/proc/{pid}/ns/mnt")).map(|meta| (meta.dev(), meta.ino()))
+    };
+    let Ok(own) = namespace("self") else {
+        return false;
+    };
+    let parent = std::os::unix::process::parent_id().to_string();
+    namespace(&parent)
+        .or_else(|_| namespace("1"))
+        .is_ok_and(|other| other != own)
 }
 
 /// The map `name` pinned at `path`, typed: `wrap` names its kind

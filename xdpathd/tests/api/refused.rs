@@ -145,13 +145,6 @@ pub(crate) fn refused_requests() -> Vec<(&'static str, String, Option<String>, u
         ),
         (
             "POST",
-            "/v1/rules".into(),
-            Some(r#"{"src":"10.0.0.0/8","action":"drop","tcp_flags":"syn"}"#.into()),
-            422,
-            "invalid_value",
-        ),
-        (
-            "POST",
             "/v1/ratelimits".into(),
             Some(r#"{"pps":"100","proto":0}"#.into()),
             422,

@@ -44,8 +44,8 @@ pub struct RuleArgs {
     #[cfg_attr(feature = "clap", arg(long, value_name = "T[/C]"))]
     #[serde(default, deserialize_with = "text::scalar")]
     pub icmp_type: Option<String>,
-    /// TCP flags that must be set or clear, e.g. `syn,!ack`; needs
-    /// --proto tcp.
+    /// TCP flags that must be set or clear, e.g. `syn,!ack`; a rule of
+    /// TCP (refused with another --proto).
     #[cfg_attr(feature = "clap", arg(long, value_name = "SPEC"))]
     pub tcp_flags: Option<String>,
     /// drop, pass (ends the filter) or admit (ends the rules; the

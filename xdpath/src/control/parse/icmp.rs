@@ -92,20 +92,33 @@ pub fn check_icmp_type(
     Ok(())
 }
 
-/// Checks that a rule with TCP flags is a TCP rule: the flags are only
+/// Checks that a rule with TCP flags is of protocol TCP: the flags are
 /// looked at in TCP frames, so on another protocol the rule never
-/// matches. Without a protocol it is refused too, as an ICMP type is: the
-/// rule would be listed as one of every protocol but match TCP only.
+/// matches. A rule with flags and no protocol is one of TCP (what it
+/// always matched): [`protocol_with_tcp_flags`] gives it that protocol, so
+/// it is listed as it is enforced, and a rule written so before stays
+/// valid (configs, owner documents read back and sent again).
 pub fn check_tcp_flags(
     tcp_flags: Option<TcpFlagsSpec>,
     protocol: Option<u8>,
 ) -> Result<(), ParseError> {
-    match tcp_flags {
-        Some(flags) if protocol != Some(protocol::TCP) => Err(ParseError::TcpFlagsProtocol {
+    match (tcp_flags, protocol) {
+        (Some(flags), Some(other)) if other != protocol::TCP => Err(ParseError::TcpFlagsProtocol {
             tcp_flags: flags.to_string(),
-            protocol: protocol.map(super::protocol_name),
+            protocol: Some(super::protocol_name(other)),
         }),
         _ => Ok(()),
+    }
+}
+
+/// The protocol of a rule with `tcp_flags`: TCP when it names none.
+pub fn protocol_with_tcp_flags(
+    tcp_flags: Option<TcpFlagsSpec>,
+    protocol: Option<u8>,
+) -> Option<u8> {
+    match (tcp_flags, protocol) {
+        (Some(_), None) => Some(protocol::TCP),
+        _ => protocol,
     }
 }
 

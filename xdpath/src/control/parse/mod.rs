@@ -205,7 +205,10 @@ pub enum ParseError {
 pub const MAX_DURATION_SECONDS: u64 = 3650 * 86_400;
 
 pub use cidr::{parse_cidr, Cidr};
-pub use icmp::{check_icmp_type, check_ports, check_tcp_flags, parse_icmp_type, IcmpTypeSpec};
+pub use icmp::{
+    check_icmp_type, check_ports, check_tcp_flags, parse_icmp_type, protocol_with_tcp_flags,
+    IcmpTypeSpec,
+};
 pub use labels::{check_labels, Labels, MAX_LABELS};
 
 /// A destination port range, inclusive.

@@ -223,8 +223,10 @@ fn flags_and_ports_need_a_protocol_that_has_them() {
         udp.to_string(),
         "TCP flags \"syn\" need protocol tcp (--proto tcp); the rule has protocol \"udp\""
     );
-    let none = check_tcp_flags(flags, None).expect_err("as an ICMP type");
-    assert!(none.to_string().ends_with("the rule has none"), "{none}");
+    // Flags without a protocol: a rule of TCP, as it was always enforced.
+    check_tcp_flags(flags, None).expect("flags alone");
+    assert_eq!(protocol_with_tcp_flags(flags, None), tcp);
+    assert_eq!(protocol_with_tcp_flags(None, None), None);
 
     let ports = Some(parse_port_range("80").expect("valid"));
     for protocol in [None, tcp, Some(protocol::UDP)] {
