@@ -54,7 +54,10 @@ fn armed(bed: &TestBed) -> (String, String, u64, i32) {
         ),
     );
     xdpath_ok_warned(bed, &["apply", "-f", &first]);
-    let armed = json(bed, &["apply", "-f", &second, "--confirm", "2s"]);
+    // Long enough that the waiter is found (and killed or stopped) well
+    // before its deadline on a loaded machine: with 2 s it had rolled
+    // back by itself once while the full suite ran beside it.
+    let armed = json(bed, &["apply", "-f", &second, "--confirm", "8s"]);
     let deadline = armed["rollback"]["deadline"].as_u64().expect("a deadline");
     let mut pid = None;
     assert!(
