@@ -35,18 +35,34 @@ fn strace_or_skip(test: &str) -> bool {
     found
 }
 
-/// `xdpath ARGS` in A under strace, with the `call`th bpf() call failing
-/// with ENOMEM (`None`: none fails), the calls traced into `trace` when
-/// given.
-fn under_strace(
+/// Which system calls a run traces and fails, and with what error.
+struct Fault {
+    /// strace's syscall list, e.g. `bpf` or `fsync,rename`.
+    calls: &'static str,
+    /// The errno name the `call`th of them fails with.
+    error: &'static str,
+}
+
+/// The bpf() calls, failing with ENOMEM.
+const BPF_ENOMEM: Fault = Fault {
+    calls: "bpf",
+    error: "ENOMEM",
+};
+
+/// `xdpath ARGS` in A under strace, with the `call`th of `fault`'s calls
+/// failing (`None`: none fails), the calls traced into `trace` when given.
+fn strace_run(
     bed: &TestBed,
     args: &[&str],
+    fault: &Fault,
     call: Option<usize>,
     trace: Option<&PathBuf>,
 ) -> Output {
     let trace = trace.map_or_else(|| "/dev/null".to_owned(), |path| path.display().to_string());
-    let mut command = vec!["-f", "-o", trace.as_str(), "-e", "trace=bpf"];
-    let inject = call.map(|call| format!("inject=bpf:error=ENOMEM:when={call}"));
+    let filter = format!("trace={}", fault.calls);
+    let mut command = vec!["-f", "-o", trace.as_str(), "-e", filter.as_str()];
+    let inject =
+        call.map(|call| format!("inject={}:error={}:when={call}", fault.calls, fault.error));
     if let Some(inject) = &inject {
         command.extend(["-e", inject.as_str()]);
     }
@@ -55,24 +71,50 @@ fn under_strace(
     bed.exec(Side::A, "strace", command).expect("run strace")
 }
 
-/// `xdpath ARGS` in A under strace (the `call`th bpf() call failing, if
-/// given): its output and its bpf() calls as traced, one line each.
-fn traced(bed: &TestBed, args: &[&str], call: Option<usize>) -> (Output, Vec<String>) {
+/// [`strace_run`] of the bpf() calls.
+fn under_strace(
+    bed: &TestBed,
+    args: &[&str],
+    call: Option<usize>,
+    trace: Option<&PathBuf>,
+) -> Output {
+    strace_run(bed, args, &BPF_ENOMEM, call, trace)
+}
+
+/// `xdpath ARGS` in A under strace (the `call`th of `fault`'s calls
+/// failing, if given): its output and those calls as traced, one line
+/// each.
+fn traced_calls(
+    bed: &TestBed,
+    args: &[&str],
+    fault: &Fault,
+    call: Option<usize>,
+) -> (Output, Vec<String>) {
     static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let trace = std::env::temp_dir().join(format!(
         "xdpath-fault-injection-{}-{run}.trace",
         std::process::id()
     ));
-    let output = under_strace(bed, args, call, Some(&trace));
-    let calls = std::fs::read_to_string(&trace).expect("strace's trace");
+    let output = strace_run(bed, args, fault, call, Some(&trace));
+    let text = std::fs::read_to_string(&trace).expect("strace's trace");
     let _ = std::fs::remove_file(&trace);
-    let bpf = calls
+    let names: Vec<String> = fault
+        .calls
+        .split(',')
+        .map(|name| format!("{name}("))
+        .collect();
+    let calls = text
         .lines()
-        .filter(|line| line.contains("bpf("))
+        .filter(|line| names.iter().any(|name| line.contains(name.as_str())))
         .map(str::to_owned)
         .collect();
-    (output, bpf)
+    (output, calls)
+}
+
+/// [`traced_calls`] of the bpf() calls.
+fn traced(bed: &TestBed, args: &[&str], call: Option<usize>) -> (Output, Vec<String>) {
+    traced_calls(bed, args, &BPF_ENOMEM, call)
 }
 
 /// The numbers (from 1) of the traced calls that `matches`.

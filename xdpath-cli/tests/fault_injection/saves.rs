@@ -6,41 +6,19 @@
 
 use super::*;
 
-/// The file calls a save makes: the temporary file's and the directory's
-/// syncs, and the rename into place.
-const FILE_CALLS: &str = "fsync,rename,renameat,renameat2";
+/// The file calls a save makes (the temporary file's and the directory's
+/// syncs, and the rename into place), failing with ENOSPC.
+const FULL_DISK: Fault = Fault {
+    calls: "fsync,rename,renameat,renameat2",
+    error: "ENOSPC",
+};
 
-/// `xdpath ARGS` in A under strace, the `call`th of its [`FILE_CALLS`]
-/// failing with ENOSPC (`None`: none fails); its output and how many such
-/// calls it made.
+/// `xdpath ARGS` in A under strace, the `call`th of its [`FULL_DISK`]
+/// calls failing (`None`: none fails); its output and how many such calls
+/// it made.
 fn with_full_disk(bed: &TestBed, args: &[&str], call: Option<usize>) -> (Output, usize) {
-    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let trace = std::env::temp_dir().join(format!(
-        "xdpath-fault-injection-saves-{}-{run}.trace",
-        std::process::id()
-    ));
-    let trace_text = trace.display().to_string();
-    let filter = format!("trace={FILE_CALLS}");
-    let inject = call.map(|call| format!("inject={FILE_CALLS}:error=ENOSPC:when={call}"));
-    let mut command = vec!["-f", "-o", trace_text.as_str(), "-e", filter.as_str()];
-    if let Some(inject) = &inject {
-        command.extend(["-e", inject.as_str()]);
-    }
-    command.push(XDPATH);
-    command.extend_from_slice(args);
-    let output = bed.exec(Side::A, "strace", command).expect("run strace");
-    let calls = std::fs::read_to_string(&trace)
-        .expect("strace's trace")
-        .lines()
-        .filter(|line| {
-            FILE_CALLS
-                .split(',')
-                .any(|name| line.contains(&format!("{name}(")))
-        })
-        .count();
-    let _ = std::fs::remove_file(&trace);
-    (output, calls)
+    let (output, calls) = traced_calls(bed, args, &FULL_DISK, call);
+    (output, calls.len())
 }
 
 /// Runs `change` with each of its file calls failing in turn. A failed
