@@ -221,7 +221,8 @@ pub(crate) enum Command {
         command: crate::lb::args::LbCommand,
     },
     /// Attach the backend-side decapsulator: IPIP and GUE addressed to this
-    /// host are stripped and the inner packet passed to the stack.
+    /// host are stripped and the inner packet, judged by the filter too,
+    /// passed to the stack.
     Decap {
         /// The interface.
         interface: String,

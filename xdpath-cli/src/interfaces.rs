@@ -36,6 +36,10 @@ pub(crate) fn attach(
 }
 
 pub(crate) fn detach(interface: &String, json: bool) -> Result<()> {
+    // The state lock from the program's removal to the record's: a repair
+    // in between (xdpathd's 2 s check) would find a recorded interface
+    // without its program and attach it again, undoing this detach.
+    let (_dir, _lock) = control::session::lock_state_dir()?;
     // An interface whose program was lost (a reboot) is only
     // forgotten, so nothing attaches it again.
     match dataplane::detach(interface) {

@@ -189,6 +189,22 @@ pub fn without_help_on_missing(command: clap::Command) -> clap::Command {
         .mut_subcommands(without_help_on_missing)
 }
 
+/// Says loudly, on stderr, when what a listing shows (the state file) is
+/// not what the kernel enforces: `differences` are the kernel's maps read
+/// back against it, one line each (none: nothing said).
+pub(crate) fn warn_not_enforced(differences: &[String]) {
+    if let Some(first) = differences.first() {
+        eprintln!(
+            "xdpath: warning: the kernel does not enforce this state ({first}{}); `xdpath state check` lists every difference, and any change (or `xdpath state check --repair`, or a running xdpathd) installs the state",
+            if differences.len() > 1 {
+                format!("; and {} more", differences.len() - 1)
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,7 @@ fn each_object_holds_the_programs_the_contract_names() {
         abi::program::BALANCE,
         abi::program::FORWARD,
         abi::program::STEER,
+        abi::program::DECAPSULATED,
     ] {
         assert!(
             main.contains(program),
@@ -84,7 +85,7 @@ fn each_object_holds_the_programs_the_contract_names() {
     }
     assert_eq!(
         main.len(),
-        abi::stage::COUNT as usize + 1,
+        abi::stage::SLOTS as usize + 1,
         "one entry point and one program per stage slot: {main:?}"
     );
     for (bytes, program) in [

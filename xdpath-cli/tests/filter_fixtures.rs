@@ -11,6 +11,8 @@
 
 #[path = "filter_fixtures/admit.rs"]
 mod admit;
+#[path = "filter_fixtures/decapsulated.rs"]
+mod decapsulated;
 #[path = "filter_fixtures/frames.rs"]
 mod frames;
 #[path = "filter_fixtures/malformed.rs"]
@@ -20,6 +22,7 @@ mod table;
 #[path = "filter_fixtures/tunnels.rs"]
 mod tunnels;
 
+use aya::maps::{HashMap as BpfHashMap, MapData};
 use xdpath::control::apply::{install_fresh, FilterTarget};
 use xdpath::control::kernel::{monotonic_now_ns, KernelMaps};
 use xdpath::control::parse::parse_cidr;
@@ -31,9 +34,12 @@ use xdpath::control::wall_now;
 use xdpath::dataplane::LoadedProgram;
 use xdpath_core::abi;
 use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
+use xdpath_core::parse::ipv4_mapped;
 use xdpath_core::stats::counter_index;
 use xdpath_core::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_PSH, FLAG_RST, FLAG_SYN};
-use xdpath_core::{pipeline, Action, Counter, InterfaceConfig, NativeTables, Reason, SlicePacket};
+use xdpath_core::{
+    pipeline, Action, Counter, FrameBuffer, InterfaceConfig, NativeTables, Reason, SlicePacket,
+};
 use xdpath_testing::reuse::Reused;
 
 use frames::*;
@@ -87,6 +93,14 @@ fn kernel_and_native_match_the_tunnel_table() {
 fn kernel_and_native_match_the_malformed_table() {
     xdpath_lab::needs_root!();
     check_rows(&malformed::malformed_rows());
+}
+
+/// IPIP and GUE a backend strips, against rules and the blocklist: the
+/// inner packet judged, the same verdicts in both builds.
+#[test]
+fn kernel_and_native_match_the_decapsulated_table() {
+    xdpath_lab::needs_root!();
+    check_rows(&decapsulated::decapsulated_rows());
 }
 
 /// Blocklist entries with a VNI beside the plain blocklist, rules and
@@ -147,7 +161,10 @@ fn check_row(row: &Row) -> (Vec<String>, KernelSaw, usize) {
         rule_hits: Vec::new(),
         limit_drops: Vec::new(),
     };
-    let config = InterfaceConfig::default().with_monitor(row.monitor_interface);
+    let mut config = InterfaceConfig::default().with_monitor(row.monitor_interface);
+    if row.decap {
+        config = config.with_decap(true, decapsulated::GUE_PORT);
+    }
     let mut program =
         Reused::take_sparing(config, SPARED).expect("a fresh XDP program (needs root)");
     let restored = program.restored();
@@ -156,6 +173,16 @@ fn check_row(row: &Row) -> (Vec<String>, KernelSaw, usize) {
     install_fresh(&mut maps, &row.state, &no_interfaces_but_lo, wall)
         .expect("install in the kernel");
     let mut native = NativeTables::new(config);
+    if row.decap {
+        let local = ipv4_mapped(decapsulated::LOCAL4);
+        let map = program.ebpf_mut().map_mut(abi::map::LOCAL_ADDRESSES);
+        let mut addresses = BpfHashMap::<&mut MapData, [u8; 16], u8>::try_from(
+            map.expect(abi::map::LOCAL_ADDRESSES),
+        )
+        .expect(abi::map::LOCAL_ADDRESSES);
+        addresses.insert(local, 1, 0).expect("a local address");
+        native.lb.local_addresses.insert(local);
+    }
     native.ifindex = 1;
     native.set_now_ns(monotonic_now_ns());
     install_fresh(&mut native, &row.state, &no_interfaces_but_lo, wall).expect("install natively");
@@ -164,7 +191,12 @@ fn check_row(row: &Row) -> (Vec<String>, KernelSaw, usize) {
         let code = program.test_run(&step.frame).expect("test run");
         let after = program.counters().expect("counters");
         let kernel_slots = changed(&before, &after);
-        let outcome = pipeline::process(&SlicePacket::new(&step.frame), &mut native);
+        let outcome = if row.decap {
+            let mut buffer = FrameBuffer::new(&step.frame);
+            pipeline::process_frame(&mut buffer, &mut native).outcome
+        } else {
+            pipeline::process(&SlicePacket::new(&step.frame), &mut native)
+        };
         let expected = counter_index(step.action, step.reason) as usize;
         let native_slot = counter_index(outcome.action, outcome.reason) as usize;
         if code != step.action as u32 || kernel_slots != [expected] || native_slot != expected {

@@ -10,9 +10,9 @@
 //! - after every row the balancer state of both builds (the two connection
 //!   tables, connection-table hits and misses, per-VIP and per-backend
 //!   counters) must be equal, and must have changed exactly as the row
-//!   says: a bare SYN places its flow in the new-flow table, any other
-//!   packet in the established table, and a hit on the new-flow table by a
-//!   packet past the SYN copies the entry to the established table;
+//!   says: a flow's first frame places it in the new-flow table, and a
+//!   hit on the new-flow table by a frame that is not a bare SYN copies
+//!   the entry to the established table;
 //! - an encapsulated output is checked field by field (MACs, outer header,
 //!   lengths, checksum, TTL, outer source and flow label and GUE source
 //!   port from the flow hash, the backend the Maglev table picks, inner
@@ -423,24 +423,59 @@ fn decapsulating_the_balancers_output_gives_back_the_client_packet() {
 #[test]
 fn a_syn_flood_does_not_evict_established_flows() {
     xdpath_lab::needs_root!();
+    flood_keeps_established_flows(14, 2, |_, source| {
+        FrameSpec::new(
+            Network::V4(source.address, VIP4),
+            Transport::tcp(source.port, 80, FLAG_SYN),
+        )
+        .build()
+    });
+}
+
+/// A flood of one frame per spoofed flow that is not a SYN — ACKs to the
+/// TCP VIP and datagrams to the UDP one, alternately — with twice as many
+/// flows as the established table holds, evicts no established flow in
+/// either build: a flow reaches that table only with its second frame.
+/// (The UDP VIP is hashed on the source, a flow per client: each datagram
+/// comes from an address of its own in 100.64.0.0/10, since two random
+/// ones that met would be one client's second frame.)
+#[test]
+fn a_flood_of_one_ack_or_datagram_per_flow_does_not_evict_established_flows() {
+    xdpath_lab::needs_root!();
+    flood_keeps_established_flows(15, 1, |flow, source| {
+        if flow % 2 == 0 {
+            let ack = Transport::tcp(source.port, 80, FLAG_ACK);
+            return FrameSpec::new(Network::V4(source.address, VIP4), ack).build();
+        }
+        let [_, _, _, _, _, high, middle, low] = (flow / 2).to_be_bytes();
+        let client = [100, 64 | (high & 0x3f), middle, low];
+        FrameSpec::new(Network::V4(client, VIP4), Transport::udp(source.port, 53)).build()
+    });
+}
+
+/// Establishes 64 flows, sends `frames_per_flow` frames of each of twice
+/// as many random flows as the established table holds (`frame` of the
+/// flow's number and source), checks that both builds' established tables
+/// are as before, then drains the first flow's backend and checks that
+/// every established flow still goes to its own.
+fn flood_keeps_established_flows(
+    seed: u64,
+    frames_per_flow: u32,
+    frame: impl Fn(u64, xdpath_core::flood::FlowSource) -> Vec<u8>,
+) {
     let mut builds = Builds::balancer(maglev([1, 1, 1]));
     let established = establish(&mut builds, 50_000..50_064);
     let before = builds.snapshot("established flows");
     assert_eq!(before.connections.len(), established.len());
     let plan = FloodPlan {
-        seed: 14,
+        seed,
         ..FloodPlan::default()
     };
     for flow in 0..2 * u64::from(MAX_CONNECTIONS) {
-        let source = plan.source(flow);
-        let syn = FrameSpec::new(
-            Network::V4(source.address, VIP4),
-            Transport::tcp(source.port, 80, FLAG_SYN),
-        )
-        .build();
-        for _ in 0..2 {
-            let code = builds.program.test_run(&syn).expect("test run");
-            let native = pipeline::process_frame(&mut FrameBuffer::new(&syn), &mut builds.native);
+        let flood = frame(flow, plan.source(flow));
+        for _ in 0..frames_per_flow {
+            let code = builds.program.test_run(&flood).expect("test run");
+            let native = pipeline::process_frame(&mut FrameBuffer::new(&flood), &mut builds.native);
             assert_eq!(
                 (code, native.outcome.action),
                 (Action::Tx as u32, Action::Tx),

@@ -295,6 +295,10 @@ pub mod feature {
     /// refused by the parser (`Reason::Ipv6MappedAddress`). Needed by any
     /// filter or balancer state: an older program passes such frames.
     pub const UNJUDGED_DROPPED: u64 = 1 << 7;
+    /// A frame `xdpath decap` strips is judged by the filter on its inner
+    /// headers too (`pipeline::judge_decapsulated`). Needed by any filter
+    /// state: an older program passes the inner packet unjudged.
+    pub const DECAPSULATED_JUDGED: u64 = 1 << 8;
     /// Every feature this build's objects know.
     pub const ALL: u64 = TUNNELS
         | TUNNEL_BLOCKLIST
@@ -303,7 +307,8 @@ pub mod feature {
         | LIMIT_TO
         | VIP_ALLOW
         | VIP_SAMPLE_RATE
-        | UNJUDGED_DROPPED;
+        | UNJUDGED_DROPPED
+        | DECAPSULATED_JUDGED;
 }
 
 /// Every map of the AF_XDP redirect object (`xdpath-xsk.bpf.o`).
@@ -337,8 +342,14 @@ pub mod stage {
     pub const FORWARD: u32 = 3;
     /// The steering stage (to a CPU or an AF_XDP socket).
     pub const STEER: u32 = 4;
-    /// Slots in the table.
+    /// Stages with a slot (of `xdpath_core::stages::Stage`).
     pub const COUNT: u32 = 5;
+    /// Not a stage of the walk: where the balancing stage hands a frame
+    /// it decapsulated to be judged on its inner headers (the filter's
+    /// work, which does not fit in the balancing program).
+    pub const DECAPSULATED: u32 = COUNT;
+    /// Slots in the table.
+    pub const SLOTS: u32 = COUNT + 1;
 }
 
 /// Names of the XDP entry points (the `#[xdp]` functions).
@@ -355,6 +366,9 @@ pub mod program {
     pub const FORWARD: &str = "xdpath_forward";
     /// The steering stage (tail call).
     pub const STEER: &str = "xdpath_steer";
+    /// The judging of a decapsulated frame's inner headers (tail call
+    /// from the balancing stage).
+    pub const DECAPSULATED: &str = "xdpath_decapsulated";
     /// The empty program, `return XDP_PASS` (benchmarks' floor).
     pub const EMPTY: &str = "xdpath_empty";
     /// The AF_XDP redirect program.

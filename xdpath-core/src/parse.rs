@@ -75,8 +75,10 @@ pub struct FlowKey {
     /// Where the UDP payload starts (UDP only, else 0): where a tunnel
     /// header would be, for the filter stage, which sees no parse layers.
     pub udp_payload: u16,
-    /// Reserved, zero.
-    pub reserved: u16,
+    /// Zero, but for the kernel's decapsulated frames on their way to the
+    /// filter program (`xdpath-ebpf/src/decapsulated.rs`): the mark of the
+    /// decapsulation and the length the frame arrived with.
+    pub decapsulated: u16,
 }
 
 impl FlowKey {

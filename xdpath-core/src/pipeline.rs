@@ -129,7 +129,22 @@ fn enter<P: PacketMut, T: Tables + LbTables + ForwardTables>(
             let outcome = filter_stage(&*packet, key, frame_len, tables, inner_slot(&mut inner));
             Some((settled(outcome), stages::plain_pass(&outcome)))
         }
-        Stage::Balance => balance_stage(packet, key, tables).map(|verdict| (verdict, false)),
+        Stage::Balance => balance_stage(packet, key, tables).map(|mut verdict| {
+            if needs_inner_judging(&verdict.outcome, tables) {
+                let mut inner = FlowKey::default();
+                let mut vni_inner = None;
+                let frame_len = packet.len() as u64;
+                verdict.outcome = judge_decapsulated(
+                    &*packet,
+                    verdict.outcome,
+                    &mut inner,
+                    frame_len,
+                    tables,
+                    inner_slot(&mut vni_inner),
+                );
+            }
+            (verdict, false)
+        }),
         Stage::Forward => forward_stage(packet, key, tables).map(|forwarded| {
             let verdict = LbVerdict {
                 outcome: forwarded.outcome,
@@ -156,6 +171,57 @@ pub fn balance_stage<P: PacketMut, T: LbTables>(
         });
     }
     lb_stage(packet, key, tables)
+}
+
+/// Whether `outcome` is a decapsulation's (the frame stripped of its IPIP
+/// or GUE, for the stack) while the filter holds anything: then the inner
+/// packet must be judged too ([`judge_decapsulated`]).
+#[inline(always)]
+pub fn needs_inner_judging<T: Tables>(outcome: &Outcome, tables: &T) -> bool {
+    outcome.action == Action::Pass
+        && matches!(outcome.reason, Reason::DecapIpip | Reason::DecapGue)
+        && filter_enabled(&tables.filter_config())
+}
+
+/// Judges a decapsulated frame (`packet`, already stripped) on its inner
+/// headers, as if it had arrived so: the stack behind the decapsulator
+/// sees only those, so a deny rule, a blocklist entry, a rate limit or a
+/// guard that the inner packet meets must drop it — else one layer of
+/// IPIP or GUE from any host gets past every rule (the filter judged only
+/// the outer headers, the balancer's). So a decapsulated frame passes only
+/// if both layers pass. An inner packet the parser refuses is dropped,
+/// as a frame the filter cannot judge ([`malformed_action`]). `decap` is
+/// the decapsulation's outcome, kept when the inner packet passes;
+/// `frame_len` the stripped frame's length (for byte rate limits).
+#[inline(always)]
+pub fn judge_decapsulated<'s, P: Packet, T: Tables>(
+    packet: &P,
+    decap: Outcome,
+    key: &mut FlowKey,
+    frame_len: u64,
+    tables: &mut T,
+    inner_slot: impl FnOnce() -> Option<&'s mut FlowKey>,
+) -> Outcome {
+    if let Err(reason) = parse_decapsulated(packet, key) {
+        return refused_decapsulated(reason, tables);
+    }
+    let judged = filter_stage(packet, key, frame_len, tables, inner_slot);
+    if stages::plain_pass(&judged) {
+        decap
+    } else {
+        judged
+    }
+}
+
+/// Parses a decapsulated frame into `key`, its class included. (The eBPF
+/// build parses in a program of its own and hands the key to the filter
+/// program: the parse and the filter in one program passed the verifier's
+/// million instructions, E2BIG, even with the parse a subprogram.)
+#[inline(always)]
+pub fn parse_decapsulated<P: Packet>(packet: &P, key: &mut FlowKey) -> Result<(), Reason> {
+    let layers = parse_into(packet, key)?;
+    key.class = layers.class as u8;
+    Ok(())
 }
 
 /// Parses into `key`. A malformed frame is done: dropped by the
@@ -196,6 +262,16 @@ fn malformed_action<T: Tables>(tables: &T) -> Action {
         MalformedPolicy::Drop => Action::Drop,
         MalformedPolicy::Pass if filter_enabled(&tables.filter_config()) => Action::Drop,
         MalformedPolicy::Pass => Action::Pass,
+    }
+}
+
+/// The outcome of a decapsulated frame whose inner packet the parser
+/// refuses: a frame the filter cannot judge ([`malformed_action`]).
+#[inline(always)]
+pub fn refused_decapsulated<T: Tables>(reason: Reason, tables: &T) -> Outcome {
+    Outcome {
+        action: malformed_action(tables),
+        reason,
     }
 }
 

@@ -8,6 +8,8 @@
 #![no_std]
 #![no_main]
 
+mod decapsulated;
+mod frame;
 mod maps;
 mod object;
 mod observe;
@@ -18,128 +20,9 @@ use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use xdpath_core::lb::{LbTables, VipKey, LB_ENABLED};
 use xdpath_core::stages::{self, Stage};
 use xdpath_core::steer;
-use xdpath_core::{
-    forward, packet::MAX_HEADER_OFFSET, pipeline, pipeline::Step, FlowKey, Packet, PacketMut,
-    Tables,
-};
+use xdpath_core::{forward, pipeline, pipeline::Step, FlowKey, Packet, PacketMut, Tables};
 
-/// A frame seen through the XDP context: every read is checked against
-/// `data_end` after its offset is bounded by a constant, which is what the
-/// verifier needs to accept variable offsets.
-///
-/// `length` is kept apart and read back with a volatile load: were it
-/// `end - start` in plain sight, LLVM would prove a `load` bounds check
-/// redundant after the parser's own length checks (`ip_end <= len`) and drop
-/// it, and the verifier, which tracks only the checks it sees against
-/// `data_end`, would then reject the access.
-struct XdpPacket {
-    start: usize,
-    end: usize,
-    length: usize,
-}
-
-impl Packet for XdpPacket {
-    #[inline(always)]
-    fn len(&self) -> usize {
-        // SAFETY: a read of our own initialised field.
-        unsafe { core::ptr::read_volatile(&self.length) }
-    }
-
-    #[inline(always)]
-    fn load<T: Copy>(&self, offset: usize) -> Option<T> {
-        if offset > MAX_HEADER_OFFSET {
-            return None;
-        }
-        let at = self.start + offset;
-        if at + core::mem::size_of::<T>() > self.end {
-            return None;
-        }
-        // SAFETY: [at, at + size_of::<T>()) lies inside [data, data_end), as
-        // checked just above; T is a plain-bytes wire type.
-        Some(unsafe { core::ptr::read_unaligned(at as *const T) })
-    }
-}
-
-/// A frame the balancing stage may grow or shrink at its head: its bounds
-/// are read afresh from the context at every access (volatile, so LLVM
-/// cannot carry a bounds check across a head adjustment).
-struct XdpFrame {
-    ctx: *mut aya_ebpf::bindings::xdp_md,
-}
-
-impl XdpFrame {
-    #[inline(always)]
-    fn bounds(&self) -> (usize, usize) {
-        // SAFETY: ctx is the kernel's xdp_md for this run.
-        unsafe {
-            (
-                core::ptr::read_volatile(&(*self.ctx).data) as usize,
-                core::ptr::read_volatile(&(*self.ctx).data_end) as usize,
-            )
-        }
-    }
-}
-
-impl Packet for XdpFrame {
-    #[inline(always)]
-    fn len(&self) -> usize {
-        let (start, end) = self.bounds();
-        end - start
-    }
-
-    #[inline(always)]
-    fn load<T: Copy>(&self, offset: usize) -> Option<T> {
-        if offset > MAX_HEADER_OFFSET {
-            return None;
-        }
-        let (start, end) = self.bounds();
-        let at = start + offset;
-        if past_end::<T>(at, end) {
-            return None;
-        }
-        // SAFETY: inside [data, data_end), checked just above.
-        Some(unsafe { core::ptr::read_unaligned(at as *const T) })
-    }
-}
-
-/// Whether a `T` at `at` would reach past `end`. A one-byte access's
-/// bound goes through `black_box`: LLVM would turn `at + 1 > end` into
-/// `at >= end`, from which the verifier grants no bytes. Wider accesses
-/// keep their form without it, and skip the stack round trip black_box
-/// costs (four instructions an access; the balancing stage's
-/// encapsulation makes about ten).
-#[inline(always)]
-fn past_end<T>(at: usize, end: usize) -> bool {
-    let reach = at + core::mem::size_of::<T>();
-    if core::mem::size_of::<T>() == 1 {
-        core::hint::black_box(reach) > end
-    } else {
-        reach > end
-    }
-}
-
-impl PacketMut for XdpFrame {
-    #[inline(always)]
-    fn adjust_head(&mut self, delta: i32) -> bool {
-        // SAFETY: the helper checks the headroom itself (kernel 4.10).
-        unsafe { aya_ebpf::helpers::bpf_xdp_adjust_head(self.ctx, delta) == 0 }
-    }
-
-    #[inline(always)]
-    fn store<T: Copy>(&mut self, offset: usize, value: T) -> bool {
-        if offset > MAX_HEADER_OFFSET {
-            return false;
-        }
-        let (start, end) = self.bounds();
-        let at = start + offset;
-        if past_end::<T>(at, end) {
-            return false;
-        }
-        // SAFETY: inside [data, data_end), checked just above.
-        unsafe { core::ptr::write_unaligned(at as *mut T, value) };
-        true
-    }
-}
+use frame::{XdpFrame, XdpPacket};
 
 /// Whether the balancing stage may have anything to do with this frame:
 /// decapsulation is on, or its destination may be a VIP's (checked here so
@@ -382,12 +265,7 @@ fn try_stage(
 /// stages instead of multiplying.
 #[xdp]
 pub fn xdpath(ctx: XdpContext) -> u32 {
-    let (start, end) = (ctx.data(), ctx.data_end());
-    let packet = XdpPacket {
-        start,
-        end,
-        length: end - start,
-    };
+    let packet = XdpPacket::of(ctx.data(), ctx.data_end());
     let mut tables = tables::MapTables::new(ctx.ctx);
     let config = tables.interface_config();
     tables.maybe_chosen = observe::begin(&ctx, &config, packet.length as u32);
@@ -421,11 +299,7 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
     let Some(key) = scratch_key() else {
         return xdp_action::XDP_PASS;
     };
-    let packet = XdpPacket {
-        start,
-        end,
-        length: end - start,
-    };
+    let packet = XdpPacket::of(start, end);
     let mut tables = tables::MapTables::new(ctx.ctx);
     // A tunnelled frame's inner key goes to this CPU's second scratch
     // slot, looked up only when the filter asks for it.
@@ -436,6 +310,10 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
             .map(|inner| unsafe { &mut *inner })
     };
     let outcome = pipeline::filter_stage(&packet, key, frame_len, &mut tables, inner_slot);
+    if let Some((settled, arrived_len)) = decapsulated::judged(key, outcome) {
+        tables.count(settled.action, settled.reason, arrived_len);
+        return settled.action as u32;
+    }
     if stages::plain_pass(&outcome) {
         go_on(
             &ctx,
@@ -463,7 +341,7 @@ pub fn xdpath_balance(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     };
     let mut tables = tables::MapTables::new(ctx.ctx);
-    let (outcome, redirect) = match pipeline::balance_stage(&mut frame, key, &mut tables) {
+    let (mut outcome, redirect) = match pipeline::balance_stage(&mut frame, key, &mut tables) {
         Some(verdict) => (verdict.outcome, verdict.redirect_ifindex),
         None => {
             let outcome = pipeline::class_outcome(key);
@@ -479,6 +357,9 @@ pub fn xdpath_balance(ctx: XdpContext) -> u32 {
             (outcome, 0)
         }
     };
+    if pipeline::needs_inner_judging(&outcome, &tables) {
+        outcome = decapsulated::hand_over(&ctx, outcome.reason, frame_len);
+    }
     let mut action = outcome.action as u32;
     if outcome.action == xdpath_core::Action::Redirect {
         // SAFETY: a helper taking an interface index (kernel 4.14).

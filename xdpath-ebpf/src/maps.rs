@@ -82,7 +82,7 @@ pub static TUNNEL_LPM_SCRATCH: PerCpuArray<Key<[u8; 20]>> = PerCpuArray::with_ma
 /// The later stages, reached by tail call: each is verified as its own
 /// program.
 #[map]
-pub static STAGES: ProgramArray = ProgramArray::with_max_entries(abi::stage::COUNT, 0);
+pub static STAGES: ProgramArray = ProgramArray::with_max_entries(abi::stage::SLOTS, 0);
 
 // ---- filter maps, shared by every interface of a namespace
 
@@ -221,9 +221,9 @@ pub static BACKENDS: Array<Backend> = Array::with_max_entries(MAX_BACKENDS, 0);
 pub static CONNECTIONS: LruHashMap<ConnectionKey, Connection> =
     LruHashMap::with_max_entries(MAX_CONNECTIONS, 0);
 
-/// Flow → backend of TCP flows seen only as bare SYNs so far, one slot a
-/// flow by hash (`xdpath_core::lb::NewFlowSlot`): a flow's first packet
-/// past its SYN copies its entry into `CONNECTIONS`.
+/// Flow → backend of flows seen in one frame or only as bare SYNs so far,
+/// one slot a flow by hash (`xdpath_core::lb::NewFlowSlot`): a flow's next
+/// frame that is not a bare SYN copies its entry into `CONNECTIONS`.
 #[map]
 pub static NEW_FLOW_TABLE: Array<NewFlowSlot> = Array::with_max_entries(NEW_FLOW_ENTRIES, 0);
 

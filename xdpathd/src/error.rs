@@ -105,8 +105,10 @@ impl From<LbError> for ApiError {
         let message = error.to_string();
         let (status, code) = match error {
             LbError::Control(inner) => return (*inner).into(),
-            LbError::VipSyntax { .. } => (UNPROCESSABLE, "invalid_vip"),
-            LbError::Address { .. } => (UNPROCESSABLE, "invalid_address"),
+            LbError::VipSyntax { .. } | LbError::LocalVip { .. } => (UNPROCESSABLE, "invalid_vip"),
+            LbError::Address { .. } | LbError::MappedAddress { .. } => {
+                (UNPROCESSABLE, "invalid_address")
+            }
             LbError::Mac { .. } => (UNPROCESSABLE, "invalid_mac"),
             LbError::Prefix(_) => (UNPROCESSABLE, "invalid_cidr"),
             LbError::VipExists { .. } => (StatusCode::CONFLICT, "vip_exists"),

@@ -363,17 +363,7 @@ pub fn mgmt(command: &MgmtCommand, json: bool) -> Result<(), ControlError> {
 /// enforces: the listing is the state file; the kernel's maps were read
 /// back and differ.
 fn warn_if_not_enforced(session: &Session) -> Result<(), ControlError> {
-    let differences = session.differences()?;
-    if let Some(first) = differences.first() {
-        eprintln!(
-            "xdpath: warning: the kernel does not enforce this state ({first}{}); `xdpath state check` lists every difference, and any change (or `xdpath state check --repair`, or a running xdpathd) installs the state",
-            if differences.len() > 1 {
-                format!("; and {} more", differences.len() - 1)
-            } else {
-                String::new()
-            }
-        );
-    }
+    crate::usage::warn_not_enforced(&session.differences()?);
     Ok(())
 }
 

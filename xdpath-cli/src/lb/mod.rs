@@ -33,14 +33,18 @@ pub fn run(command: &LbCommand, json: bool) -> Result<(), LbError> {
         }
         return Ok(());
     }
-    let mut session = LbSession::open()?;
-    let confirmation = match command {
-        LbCommand::Vip { command } => vip(&mut session, command, json)?,
-        LbCommand::Backend { command } => {
-            backend_list(&session, command, json)?;
-            None
-        }
-        LbCommand::Config(_) | LbCommand::Owner { .. } => None,
+    if let LbCommand::Flush = command {
+        return flush(json);
+    }
+    // The listings only read: a kernel that differs from the state is
+    // said so on stderr, never installed behind the operator's back (that
+    // would hide the divergence, and zero the reinstalled VIPs' counters).
+    let session = LbSession::read()?;
+    crate::usage::warn_not_enforced(&session.differences()?);
+    match command {
+        LbCommand::Vip { command } => vip(&session, command, json)?,
+        LbCommand::Backend { command } => backend_list(&session, command, json)?,
+        LbCommand::Config(_) | LbCommand::Owner { .. } | LbCommand::Flush => {}
         LbCommand::Stats => {
             let (hits, misses) = session.connection_counters()?;
             let vips = vip_rows(&session)?;
@@ -53,24 +57,24 @@ pub fn run(command: &LbCommand, json: bool) -> Result<(), LbError> {
                 println!("connection table: {hits} hits, {misses} misses");
                 print_vips(&vips);
             }
-            None
         }
-        LbCommand::Flush => {
-            // Owners' VIPs change only with their documents.
-            session.state.vips.retain(|vip| vip.owner.is_some());
-            Some(match session.state.vips.len() {
-                0 => "removed every VIP".to_string(),
-                kept => {
-                    format!("removed every VIP but owners' ({kept}: see `xdpath lb owner list`)")
-                }
-            })
-        }
+    }
+    warn(&forwarding_warnings(&session.state));
+    Ok(())
+}
+
+/// `lb flush`: removes every VIP but owners' (theirs change only with
+/// their documents).
+fn flush(json: bool) -> Result<(), LbError> {
+    let mut session = LbSession::open()?;
+    session.state.vips.retain(|vip| vip.owner.is_some());
+    let message = match session.state.vips.len() {
+        0 => "removed every VIP".to_string(),
+        kept => format!("removed every VIP but owners' ({kept}: see `xdpath lb owner list`)"),
     };
     let warnings = forwarding_warnings(&session.state);
     session.commit()?;
-    if let Some(message) = confirmation {
-        done(&message, json);
-    }
+    done(&message, json);
     warn(&warnings);
     Ok(())
 }
@@ -158,22 +162,18 @@ fn change(command: &LbCommand) -> Result<Option<String>, LbError> {
     Ok(Some(message))
 }
 
-/// Runs `vip health` or `vip list`; a change returns its confirmation.
-fn vip(
-    session: &mut LbSession,
-    command: &VipCommand,
-    json: bool,
-) -> Result<Option<String>, LbError> {
+/// Runs `vip list` or `vip table` (the changes ran through the control
+/// plane).
+fn vip(session: &LbSession, command: &VipCommand, json: bool) -> Result<(), LbError> {
     match command {
         VipCommand::Add(_)
         | VipCommand::Del(_)
         | VipCommand::Set(_)
         | VipCommand::Allow(_)
-        | VipCommand::Health(_) => Ok(None),
+        | VipCommand::Health(_) => {}
         VipCommand::Table { vip, slots } => {
             let table = xdpath::lb::stats::vip_table(&session.state, session.maps(), vip, *slots)?;
             print_table(&table, json);
-            Ok(None)
         }
         VipCommand::List => {
             let rows = vip_rows(session)?;
@@ -182,9 +182,9 @@ fn vip(
             } else {
                 print_vips(&rows);
             }
-            Ok(None)
         }
     }
+    Ok(())
 }
 
 /// Sets a health check through the control plane; the confirmation.

@@ -188,3 +188,46 @@ fn a_renamed_interface_keeps_its_program_and_is_said_renamed() {
     xdpath_ok(&bed, &["detach", &interface]);
     assert!(!runs_xdp(&bed, renamed), "detach removed it");
 }
+
+/// `detach` holds the state lock from the program's removal to the
+/// record's: a repair (what xdpathd runs every 2 s) while `detach` saves
+/// the record waits for it, and then has nothing to attach. It used to
+/// find the interface recorded and without its program, and attach it
+/// again: `detach` said "detached" and the interface stayed attached.
+#[test]
+fn a_repair_during_detach_does_not_undo_it() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    attach(&bed);
+    // The record's save (a rename) held back for 2 s, the program gone.
+    let delay = "inject=rename,renameat,renameat2:delay_enter=2000000:when=1";
+    let args = [
+        "-f",
+        "-o",
+        "/dev/null",
+        "-e",
+        delay,
+        XDPATH,
+        "detach",
+        &interface,
+    ];
+    let detaching = bed
+        .command(Side::A, "strace")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strace detach");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let repair = xdpath(&bed, &["state", "check", "--repair"]);
+    let detached = detaching.wait_with_output().expect("detach ends");
+    assert!(detached.status.success(), "{}", text(&detached));
+    assert!(repair.status.success(), "{}", text(&repair));
+    assert!(
+        !runs_xdp(&bed, &interface),
+        "the interface was attached again"
+    );
+    let status = xdpath_ok_warned(&bed, &["--json", "status"]);
+    assert!(!status.contains(&interface), "{status}");
+}

@@ -230,6 +230,7 @@ fn an_older_program_is_refused_what_it_would_not_enforce_until_reloaded() {
             "per-VIP allow lists",
             "per-VIP sampling rates",
             "dropping the frames the filter cannot judge",
+            "judging the packets xdpath decap strips on their inner headers",
         ],
     );
     xdpath_ok(&bed, &["reload", &interface]);

@@ -31,6 +31,8 @@ pub(crate) struct Row {
     pub(crate) description: &'static str,
     pub(crate) state: FilterState,
     pub(crate) monitor_interface: bool,
+    /// The interface decapsulates (`decapsulated.rs`).
+    pub(crate) decap: bool,
     pub(crate) steps: Vec<Step>,
 }
 
@@ -39,6 +41,7 @@ pub(crate) fn row(description: &'static str, state: FilterState, steps: Vec<Step
         description,
         state,
         monitor_interface: false,
+        decap: false,
         steps,
     }
 }
@@ -141,10 +144,12 @@ pub(crate) fn table() -> Vec<Row> {
     rows.extend(policy_rows(wall_now()));
     rows.extend(super::admit::admit_rows());
     rows.push(Row {
-        description: "interface in monitor mode",
-        state: rules("192.0.2.0/24"),
         monitor_interface: true,
-        steps: vec![pass(tcp(80, SYN), Reason::RuleDeny)],
+        ..row(
+            "interface in monitor mode",
+            rules("192.0.2.0/24"),
+            vec![pass(tcp(80, SYN), Reason::RuleDeny)],
+        )
     });
     rows
 }

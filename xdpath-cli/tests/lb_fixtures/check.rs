@@ -42,13 +42,13 @@ pub(crate) fn expected_state(row: &Row, before: &Snapshot, backend: Option<[u8; 
                 // A new connection on an earlier one's 5-tuple, whose
                 // backend left the ring, drops the earlier one's entry.
                 expected.connections.retain(|held| held.0 != connection.0);
-                // The flow takes its slot from whichever flow held it.
-                let entry = new_flow_entry(&connection, before.seed);
-                expected.new_connections.retain(|held| held.0 != entry.0);
-                expected.new_connections.insert(entry);
-            } else {
-                expected.connections.insert(connection);
             }
+            // Every flow's first frame takes its slot in the new-flow
+            // table from whichever flow held it; the established table
+            // waits for the flow's next frame.
+            let entry = new_flow_entry(&connection, before.seed);
+            expected.new_connections.retain(|held| held.0 != entry.0);
+            expected.new_connections.insert(entry);
         }
         Table::Hit => {
             let connection = count(0);
@@ -62,9 +62,9 @@ pub(crate) fn expected_state(row: &Row, before: &Snapshot, backend: Option<[u8; 
                 "{}: a hit on the flow's own connection and backend",
                 row.description
             );
-            // Past its SYN, a flow found only in the new-flow table is
-            // copied to the established one (an ICMP error is no packet of
-            // the flow).
+            // A flow found only in the new-flow table is copied to the
+            // established one by its next frame that is not a bare SYN (an
+            // ICMP error is no packet of the flow).
             if !established && !opening && !is_too_big(&row.frame) {
                 expected.connections.insert(connection);
             }

@@ -17,28 +17,29 @@
 //! the pool changes — but later fragments carry no port, so only an
 //! all-ports VIP sees them.
 //!
-//! Two connection tables, so that a SYN flood cannot evict established
-//! flows (issue 14, item 14: two SYNs per random flow churned a single
-//! table and moved idle flows whose backend had since been drained). A
-//! TCP flow seen only as bare SYNs (SYN without ACK) so far is recorded in
-//! the new-flow table ([`ConnectionTable::New`], slots of an array: see
-//! [`NewFlowSlot`]); its first packet past
-//! the SYN, the handshake's ACK, copies the entry, backend unchanged, into
-//! the established table ([`ConnectionTable::Established`]), which bare
-//! SYNs never write. A flow keeps the backend its first packet got: its
-//! later packets look in the established table first, then in the new-flow
-//! table. A bare SYN whose 5-tuple the established table holds opens a new
+//! Two connection tables, so that a flood cannot evict established flows
+//! (issue 14, item 14: two SYNs per random flow churned a single table and
+//! moved idle flows whose backend had since been drained). A flow's first
+//! frame, whatever it is, records its backend in the new-flow table
+//! ([`ConnectionTable::New`], slots of an array: see [`NewFlowSlot`]). Its
+//! next frame that is not a bare SYN (SYN without ACK) — for TCP the
+//! handshake's ACK, for UDP its second datagram — copies the entry,
+//! backend unchanged, into the established table
+//! ([`ConnectionTable::Established`]); bare SYNs never write it. A flow
+//! keeps the backend its first packet got: its later packets look in the
+//! established table first, then in the new-flow table. So a flood of one
+//! frame per spoofed flow (SYNs, ACKs, UDP) only overwrites new-flow
+//! slots. A bare SYN whose 5-tuple the established table holds opens a new
 //! connection from a port its client used before: while the entry's
 //! backend is in the ring the SYN keeps to it; once it is out
 //! ([`BACKEND_OUT_OF_RING`]) the entry is dropped and the SYN placed by the
 //! ring, so a drained backend gets no new connection that way. (So a bare
 //! SYN can remove one established entry: that of a flow on a drained or
-//! down backend whose exact 5-tuple it carries.) Every other flow (UDP,
-//! TCP first seen past its SYN) is recorded in the established table
-//! directly. With direct server return the
-//! balancer never sees the handshake complete, so a flood of SYNs each
-//! followed by an ACK from the same spoofed flow still reaches the
-//! established table; a flood of bare SYNs, however shaped, does not.
+//! down backend whose exact 5-tuple it carries.) With direct server return
+//! the balancer never sees the handshake complete, so a flood of two
+//! frames per spoofed flow (a SYN then an ACK, two ACKs, two datagrams)
+//! still reaches the established table; a flood of one frame per flow, or
+//! of bare SYNs however shaped, does not.
 //!
 //! ICMP "fragmentation needed" (IPv4) and "packet too big" (IPv6) from a
 //! router about a VIP's reply are sent to the backend of the flow they quote
@@ -74,9 +75,9 @@ pub const MAX_CONNECTIONS: u32 = 1 << 17;
 /// Which connection table (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnectionTable {
-    /// Flows past their opening SYN, and every flow that is not TCP.
+    /// Flows seen in a second frame (past a bare SYN).
     Established,
-    /// TCP flows seen only as bare SYNs so far.
+    /// Flows seen in one frame, or only as bare SYNs, so far.
     New,
 }
 

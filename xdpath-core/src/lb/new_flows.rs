@@ -1,13 +1,14 @@
-//! The new-flow table: where a bare SYN's backend waits for the flow's
-//! next packet, kept as the slots of an array rather than an LRU hash.
+//! The new-flow table: where a flow's backend waits for the flow's next
+//! packet (a bare SYN's for its ACK, a first datagram's for the second),
+//! kept as the slots of an array rather than an LRU hash.
 //!
 //! A slot is chosen by a hash of the connection key and holds one flow: a
-//! later SYN whose key hashes to the same slot overwrites it. So a placed
-//! flow can be forgotten before its ACK, and its ACK then finds no entry
+//! later flow whose key hashes to the same slot overwrites it. So a placed
+//! flow can be forgotten before its next packet, which then finds no entry
 //! and takes the Maglev ring's backend afresh: the same one unless the
-//! ring changed in that round trip. A flood of SYNs overwrites slots, as
-//! it churned the LRU table before, and still cannot reach the established
-//! table.
+//! ring changed in that round trip. A flood of one frame per flow
+//! overwrites slots, as it churned the LRU table before, and still cannot
+//! reach the established table.
 //!
 //! A slot is 16 bytes: the backend, and a tag in place of the 40-byte key
 //! (a 64-bit hash of the key, mixed with the backend). The slot's index

@@ -19,7 +19,7 @@ use crate::dataplane;
 use crate::lb::state::{LbState, VipSpec};
 
 /// Each feature with what an operator calls it.
-const NAMES: [(u64, &str); 8] = [
+const NAMES: [(u64, &str); 9] = [
     (feature::TUNNELS, "rules and rate limits by VNI (--vni)"),
     (
         feature::TUNNEL_BLOCKLIST,
@@ -36,6 +36,10 @@ const NAMES: [(u64, &str); 8] = [
     (
         feature::UNJUDGED_DROPPED,
         "dropping the frames the filter cannot judge (malformed ones while the filter holds anything, tunnels around malformed frames, IPv6 frames of IPv4-mapped addresses)",
+    ),
+    (
+        feature::DECAPSULATED_JUDGED,
+        "judging the packets xdpath decap strips on their inner headers",
     ),
 ];
 
@@ -118,7 +122,7 @@ pub fn filter_needs(state: &FilterState) -> u64 {
         || state.management != empty.management;
     entries
         | if holds_anything {
-            feature::UNJUDGED_DROPPED
+            feature::UNJUDGED_DROPPED | feature::DECAPSULATED_JUDGED
         } else {
             0
         }
@@ -327,7 +331,7 @@ mod tests {
         // The whole state needs, besides, what no entry brings.
         assert_eq!(
             filter_needs(&before),
-            feature::TUNNELS | feature::UNJUDGED_DROPPED
+            feature::TUNNELS | feature::UNJUDGED_DROPPED | feature::DECAPSULATED_JUDGED
         );
         assert_eq!(filter_needs(&FilterState::default()), 0);
         assert_eq!(lb_needs(&LbState::default()), 0);

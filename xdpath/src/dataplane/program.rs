@@ -119,6 +119,7 @@ impl LoadedProgram {
         let balance_fd = self.stage_fd(abi::program::BALANCE)?;
         let forward_fd = self.stage_fd(abi::program::FORWARD)?;
         let steer_fd = self.stage_fd(abi::program::STEER)?;
+        let decapsulated_fd = self.stage_fd(abi::program::DECAPSULATED)?;
         let map_error = DataplaneError::of_map(abi::map::STAGES);
         let map = self.object_map_mut(abi::map::STAGES)?;
         let mut stages: ProgramArray<&mut MapData> =
@@ -129,6 +130,7 @@ impl LoadedProgram {
             (abi::stage::BALANCE, balance_fd),
             (abi::stage::FORWARD, forward_fd),
             (abi::stage::STEER, steer_fd),
+            (abi::stage::DECAPSULATED, decapsulated_fd),
         ] {
             if let Some(fd) = fd {
                 stages.set(slot, &fd, 0).map_err(&map_error)?;

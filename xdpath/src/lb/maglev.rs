@@ -57,7 +57,10 @@ pub enum MaglevError {
         weight: u32,
     },
     /// Two backends share an address, so their slots could not be told apart.
-    #[error("backend address {address:?} appears more than once")]
+    #[error(
+        "backend address {} appears more than once",
+        std::net::Ipv6Addr::from(*address).to_canonical()
+    )]
     DuplicateBackend {
         /// The repeated address.
         address: [u8; 16],

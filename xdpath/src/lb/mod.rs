@@ -48,6 +48,30 @@ pub enum LbError {
         /// What is wrong.
         why: &'static str,
     },
+    /// A new VIP on this host's own (or a loopback) address.
+    #[error("VIP {vip} is refused: {why}")]
+    LocalVip {
+        /// The VIP.
+        vip: VipId,
+        /// Why.
+        why: &'static str,
+    },
+    /// A VIP or backend written as an IPv4-mapped IPv6 address: the data
+    /// path keeps IPv4 addresses in that form, so it would be the IPv4
+    /// VIP or backend of the same address (and an IPv6 frame to or from
+    /// one is malformed, never balanced).
+    #[error(
+        "{what} {address} is an IPv4-mapped IPv6 address: write it as {ipv4} (the data path \
+         keeps IPv4 addresses in that form, and drops IPv6 frames to or from one as malformed)"
+    )]
+    MappedAddress {
+        /// `VIP` or `backend`.
+        what: &'static str,
+        /// The address as written.
+        address: std::net::IpAddr,
+        /// Its IPv4 form.
+        ipv4: std::net::Ipv4Addr,
+    },
     /// A MAC address did not parse.
     #[error(
         "invalid MAC address {} (expected six hex bytes, e.g. 02:00:00:00:00:01)",

@@ -35,7 +35,7 @@ pub fn compare(maps: &KernelMaps, desired: &LbState) -> Result<Vec<String>, LbEr
     let balancing = compiled.live_config().flags & LB_ENABLED != 0;
     if balancing && super::install::new_flow_seed(maps)? == 0 {
         differences.push(
-            "new-flow table: no seed, so bare SYNs are not recorded and each flow's ACK \
+            "new-flow table: no seed, so no new flow is recorded and each frame of one \
              is placed by the Maglev table afresh (its map was made after the balancer \
              was installed)"
                 .into(),

@@ -68,8 +68,10 @@ impl LbSession {
     }
 
     /// Refuses what the change brings that an attached program loaded by
-    /// an older build would not enforce (`control::features`).
+    /// an older build would not enforce (`control::features`), and a new
+    /// VIP on this host's own address.
     fn refuse_unenforced(&self) -> Result<(), LbError> {
+        super::edit::refuse_local_vips(&self.locked.loaded, &self.state)?;
         Ok(features::refuse_new(|| {
             features::lb_change_needs(&self.locked.loaded, &self.state)
         })?)
@@ -226,6 +228,13 @@ fn install(maps: &KernelMaps, plan: &Plan, fresh: bool) -> Result<(), LbError> {
     }
     for slot in &plan.new_vip_slots {
         maps.per_cpu_zero_words(abi::map::VIP_STATS, *slot, COUNTER_WORDS)?;
+        // Its drops by reason too: else a new VIP reports the drops of
+        // every earlier VIP of its slot.
+        for reason in xdpath_core::lb::VIP_DROP_REASONS {
+            if let Some(index) = xdpath_core::lb::vip_drop_index(*slot, reason) {
+                maps.per_cpu_zero_words(abi::map::VIP_DROPS, index, 1)?;
+            }
+        }
     }
     for index in &plan.new_backend_slots {
         maps.per_cpu_zero_words(abi::map::BACKEND_STATS, *index, COUNTER_WORDS)?;

@@ -124,6 +124,7 @@ impl<R: Read> ClassicSource<R> {
             original_len,
             data,
             clipped: skipped > 0,
+            fcs_len: self.header.fcs_len.unwrap_or(0),
         }))
     }
 }

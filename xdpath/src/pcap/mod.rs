@@ -191,7 +191,8 @@ pub struct FileHeader {
     /// Ethernet are rebuilt or skipped: see [`link`]).
     pub link_type: u32,
     /// Bytes of frame check sequence at the end of each frame, when the
-    /// header says so (the frames are delivered as captured, FCS included).
+    /// header says so. The reader strips it from every record (a NIC strips
+    /// it before XDP sees the frame), lowering the original length too.
     pub fcs_len: Option<u8>,
 }
 

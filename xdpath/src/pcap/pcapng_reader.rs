@@ -21,6 +21,8 @@ const BLOCK_SIMPLE_PACKET: u32 = 3;
 const OPTION_END: u16 = 0;
 const OPTION_IF_TSRESOL: u16 = 9;
 const OPTION_IF_TSOFFSET: u16 = 14;
+/// `if_fcslen`: the frame check sequence each frame ends with, in bits.
+const OPTION_IF_FCSLEN: u16 = 13;
 /// `if_tsresol` when an interface has none: microseconds.
 const DEFAULT_TSRESOL: u8 = 6;
 
@@ -33,6 +35,8 @@ struct Idb {
     units_per_second: u64,
     /// Seconds added to every timestamp.
     offset_seconds: i64,
+    /// Bytes of frame check sequence each frame ends with.
+    fcs_len: u8,
 }
 
 /// A block read whole: where it starts, its type, its body (between the
@@ -226,6 +230,7 @@ impl<R: Read> NgSource<R> {
             snaplen: self.u32_at(body, 4),
             units_per_second: 1_000_000,
             offset_seconds: 0,
+            fcs_len: 0,
         };
         let mut tsresol = DEFAULT_TSRESOL;
         for option in Options::new(self.order, body.get(8..).unwrap_or_default()) {
@@ -245,6 +250,10 @@ impl<R: Read> NgSource<R> {
                 OPTION_IF_TSRESOL => {
                     expect(1)?;
                     tsresol = value.first().copied().unwrap_or(DEFAULT_TSRESOL);
+                }
+                OPTION_IF_FCSLEN => {
+                    expect(1)?;
+                    idb.fcs_len = value.first().copied().unwrap_or(0) / 8;
                 }
                 OPTION_IF_TSOFFSET => {
                     expect(8)?;
@@ -295,6 +304,7 @@ impl<R: Read> NgSource<R> {
             timestamp: timestamp(units, idb),
             original_len,
             clipped: data.len() < caplen as usize,
+            fcs_len: idb.fcs_len,
             data,
         })
     }
@@ -322,6 +332,7 @@ impl<R: Read> NgSource<R> {
             },
             original_len,
             clipped: false,
+            fcs_len: idb.fcs_len,
             data,
         })
     }

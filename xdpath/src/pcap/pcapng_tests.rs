@@ -409,3 +409,26 @@ fn writer_output_reads_back() {
     );
     assert_eq!(records[1].timestamp, ns(1_700_000_000, 123_456_790));
 }
+
+/// `if_fcslen` (in bits): each frame's last bytes are its frame check
+/// sequence, which a NIC strips before XDP sees the frame; the reader
+/// strips them too, from the data and the original length.
+#[test]
+fn an_interfaces_frame_check_sequence_is_stripped() {
+    let frame: Vec<u8> = (0..64).collect();
+    let file = |options: &[(u16, &[u8])]| {
+        [
+            LE.section(),
+            LE.interface(1, 0xffff, options),
+            LE.packet(0, 0, 64, &frame),
+        ]
+        .concat()
+    };
+    let (plain, error, _) = read(&file(&[]));
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!((plain[0].data.len(), plain[0].original_len), (64, 64));
+    let (stripped, error, _) = read(&file(&[(13, &[32])]));
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(stripped[0].data, frame[..60]);
+    assert_eq!(stripped[0].original_len, 60);
+}

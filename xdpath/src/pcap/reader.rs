@@ -9,7 +9,7 @@ use std::path::Path;
 use super::classic::ClassicSource;
 use super::link::to_ethernet;
 use super::pcapng_reader::NgSource;
-use super::source::read_full;
+use super::source::{read_full, RawFrame};
 use super::*;
 
 /// A capture file's format.
@@ -167,7 +167,7 @@ impl<R: Read> PcapReader<R> {
                 Source::Classic(classic) => classic.next_frame(number)?,
                 Source::Pcapng(pcapng) => pcapng.next_frame(number)?,
             };
-            let Some(frame) = frame else {
+            let Some(frame) = frame.map(RawFrame::without_fcs) else {
                 return Ok(None);
             };
             self.next_number += 1;

@@ -230,6 +230,28 @@ fn fcs_bits_of_the_link_type_are_not_the_link_type() {
     assert_eq!(records.len(), 2);
 }
 
+/// A header saying each frame ends with a 4-byte FCS: the reader strips
+/// it from each record (data and original length), as a NIC does before
+/// XDP; the same frames without the bits are read whole.
+#[test]
+fn a_frame_check_sequence_is_stripped_as_a_nic_strips_it() {
+    let (_, plain) = read_all(&TINY_LE);
+    let mut bytes = TINY_LE;
+    bytes[20..24].copy_from_slice(&(0x0400_0000u32 | 2 << 28 | 1).to_le_bytes());
+    let (header, stripped) = read_all(&bytes);
+    assert_eq!(header.fcs_len, Some(4));
+    assert_eq!(stripped.len(), plain.len());
+    for (plain, stripped) in plain.iter().zip(&stripped) {
+        let (plain, stripped) = (
+            plain.as_ref().expect("a record"),
+            stripped.as_ref().expect("a record"),
+        );
+        let kept = plain.original_len.saturating_sub(4) as usize;
+        assert_eq!(stripped.data, plain.data[..kept.min(plain.data.len())]);
+        assert_eq!(stripped.original_len, plain.original_len.saturating_sub(4));
+    }
+}
+
 #[test]
 fn unsupported_version_is_rejected() {
     let mut bytes = TINY_LE;

@@ -155,9 +155,9 @@ fn to_vip<P: PacketMut, T: LbTables>(
 }
 
 /// The flow's backend: from the connection tables while its backend
-/// lives, else from the Maglev ring (and then recorded: a bare SYN in the
-/// new-flow table, anything else in the established one). `None`: no
-/// backend. `tcp_flags` are the frame's (an ICMP error has none).
+/// lives, else from the Maglev ring (and then recorded in the new-flow
+/// table; the flow's next frame moves it to the established one). `None`:
+/// no backend. `tcp_flags` are the frame's (an ICMP error has none).
 ///
 /// Whether the frame is a bare SYN is worked out here, not kept in `Flow`:
 /// the balancing stage's stack is nearly full (the verifier allows 512
@@ -201,7 +201,8 @@ fn pick_backend<T: LbTables>(
     let (connection, backend, record) = match found {
         Some((connection, backend, in_new_table)) => {
             tables.count_connection(CONN_HITS);
-            // Past its SYN, a flow the new-flow table holds is established.
+            // A flow the new-flow table holds is established by its
+            // second frame (but a SYN sent again, or an ICMP error).
             let established = in_new_table && !opening && !flow.icmp_error;
             (
                 connection,
@@ -223,18 +224,20 @@ fn pick_backend<T: LbTables>(
             if backend.family == 0 {
                 return None;
             }
-            let table = if opening {
-                ConnectionTable::New
-            } else {
-                ConnectionTable::Established
-            };
+            // Every flow starts in the new-flow table, whatever its first
+            // frame: only a flow's second frame finds it there and moves
+            // it to the established table. So a flood of one frame per
+            // flow (spoofed SYNs, ACKs or UDP datagrams from random
+            // sources) overwrites slots and never evicts an established
+            // flow; a flow taken over mid-stream (from another balancer
+            // of the fleet) pays one more lookup, on its second frame.
             let connection = Connection {
                 backend: index,
                 generation: backend.generation,
             };
             // An ICMP error is not a new flow: it must not place one.
             let place = conntrack && !flow.icmp_error;
-            (connection, backend, place.then_some(table))
+            (connection, backend, place.then_some(ConnectionTable::New))
         }
     };
     let new_flow = found.is_none() && !flow.icmp_error;

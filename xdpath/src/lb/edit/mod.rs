@@ -91,10 +91,19 @@ pub fn parse_address(text: &str) -> Result<IpAddr, LbError> {
 /// Why `address` cannot be a new backend, if it cannot: traffic is
 /// encapsulated to it, so it must be another host's unicast address.
 fn backend_problem(address: IpAddr) -> Option<&'static str> {
+    let canonical = address.to_canonical();
+    let link_local = match canonical {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    };
     if !is_unicast(address) {
         Some("not a unicast address")
-    } else if address.to_canonical().is_loopback() {
+    } else if canonical.is_loopback() {
         Some("a loopback address is this host, not a backend")
+    } else if link_local {
+        Some("a link-local address: an encapsulated frame cannot be routed to it")
+    } else if matches!(canonical, IpAddr::V4(v4) if v4.octets()[0] >= 240) {
+        Some("a reserved address (240.0.0.0/4)")
     } else {
         None
     }
@@ -252,7 +261,7 @@ pub fn add_backend(
             why,
         });
     }
-    if address == vip.address {
+    if address.to_canonical() == vip.address.to_canonical() {
         // Its traffic would be sent, encapsulated, to the VIP again.
         return Err(LbError::Address {
             text: address.to_string(),
@@ -489,7 +498,8 @@ pub fn configure(state: &mut LbState, change: &ConfigChange) -> Result<(), LbErr
 
 mod vip;
 pub use vip::{
-    check_owner, health_check, parse_allow, parse_codes, set_allow, set_options, MAX_OWNER_LEN,
+    check_owner, health_check, parse_allow, parse_codes, refuse_local_vips, set_allow, set_options,
+    MAX_OWNER_LEN,
 };
 
 #[cfg(test)]

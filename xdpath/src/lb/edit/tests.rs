@@ -91,6 +91,11 @@ fn only_other_hosts_unicast_addresses_are_backends() {
         "::",
         "224.0.0.5",
         "ff02::1",
+        "169.254.1.1",
+        "fe80::1",
+        "240.0.0.1",
+        "255.255.255.254",
+        "::ffff:203.0.113.10",
     ] {
         let refused = parse_address(text)
             .and_then(|address| add_backend(&mut state, &vip, address, 1))
