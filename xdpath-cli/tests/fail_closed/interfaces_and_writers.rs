@@ -200,8 +200,10 @@ fn a_repair_during_detach_does_not_undo_it() {
     let bed = bed();
     let interface = bed.a().interface.clone();
     attach(&bed);
-    // The record's save (a rename) held back for 2 s, the program gone.
-    let delay = "inject=rename,renameat,renameat2:delay_enter=2000000:when=1";
+    // The second lock taken held back for 2 s: before the fix, the state
+    // lock `forget` takes once the program is gone; now the interface's
+    // pin lock, taken under the state lock.
+    let delay = "inject=flock:delay_enter=2000000:when=2";
     let args = [
         "-f",
         "-o",
