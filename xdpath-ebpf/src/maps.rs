@@ -221,7 +221,7 @@ pub static BACKENDS: Array<Backend> = Array::with_max_entries(MAX_BACKENDS, 0);
 pub static CONNECTIONS: LruHashMap<ConnectionKey, Connection> =
     LruHashMap::with_max_entries(MAX_CONNECTIONS, 0);
 
-/// Flow → backend of flows seen in one frame or only as bare SYNs so far,
+/// Flow → backend of flows seen only as bare SYNs or in one datagram so far,
 /// one slot a flow by hash (`xdpath_core::lb::NewFlowSlot`): a flow's next
 /// frame that is not a bare SYN copies its entry into `CONNECTIONS`.
 #[map]

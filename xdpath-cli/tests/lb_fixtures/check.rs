@@ -38,17 +38,20 @@ pub(crate) fn expected_state(row: &Row, before: &Snapshot, backend: Option<[u8; 
         Table::NewFlow => {
             let connection = count(1);
             expected.misses += 1;
-            if opening {
-                // A new connection on an earlier one's 5-tuple, whose
-                // backend left the ring, drops the earlier one's entry.
-                expected.connections.retain(|held| held.0 != connection.0);
+            if opening || !is_tcp(&row.frame) {
+                if opening {
+                    // A new connection on an earlier one's 5-tuple, whose
+                    // backend left the ring, drops the earlier one's entry.
+                    expected.connections.retain(|held| held.0 != connection.0);
+                }
+                // A bare SYN or a first datagram takes its slot in the
+                // new-flow table from whichever flow held it.
+                let entry = new_flow_entry(&connection, before.seed);
+                expected.new_connections.retain(|held| held.0 != entry.0);
+                expected.new_connections.insert(entry);
+            } else {
+                expected.connections.insert(connection);
             }
-            // Every flow's first frame takes its slot in the new-flow
-            // table from whichever flow held it; the established table
-            // waits for the flow's next frame.
-            let entry = new_flow_entry(&connection, before.seed);
-            expected.new_connections.retain(|held| held.0 != entry.0);
-            expected.new_connections.insert(entry);
         }
         Table::Hit => {
             let connection = count(0);

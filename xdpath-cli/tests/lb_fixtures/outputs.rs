@@ -92,6 +92,11 @@ pub(crate) fn is_bare_syn(frame: &[u8]) -> bool {
     key.protocol == 6 && key.tcp_flags & (FLAG_SYN | FLAG_ACK) == FLAG_SYN
 }
 
+/// Whether a frame is TCP.
+pub(crate) fn is_tcp(frame: &[u8]) -> bool {
+    parse(&SlicePacket::new(frame)).is_ok_and(|parsed| parsed.key.protocol == 6)
+}
+
 /// The VIP of a flow: its port's, else its all-ports one.
 pub(crate) fn vip_of(tuple: &Tuple) -> Vip {
     let vips = vips();

@@ -19,17 +19,20 @@
 //!
 //! Two connection tables, so that a flood cannot evict established flows
 //! (issue 14, item 14: two SYNs per random flow churned a single table and
-//! moved idle flows whose backend had since been drained). A flow's first
-//! frame, whatever it is, records its backend in the new-flow table
+//! moved idle flows whose backend had since been drained). A TCP flow's
+//! bare SYN (SYN without ACK), and the first datagram of a flow that is not
+//! TCP, record its backend in the new-flow table
 //! ([`ConnectionTable::New`], slots of an array: see [`NewFlowSlot`]). Its
-//! next frame that is not a bare SYN (SYN without ACK) — for TCP the
-//! handshake's ACK, for UDP its second datagram — copies the entry,
-//! backend unchanged, into the established table
-//! ([`ConnectionTable::Established`]); bare SYNs never write it. A flow
-//! keeps the backend its first packet got: its later packets look in the
-//! established table first, then in the new-flow table. So a flood of one
-//! frame per spoofed flow (SYNs, ACKs, UDP) only overwrites new-flow
-//! slots. A bare SYN whose 5-tuple the established table holds opens a new
+//! next frame that is not a bare SYN — for TCP the handshake's ACK, for UDP
+//! its second datagram — copies the entry, backend unchanged, into the
+//! established table ([`ConnectionTable::Established`]); bare SYNs never
+//! write it. A TCP segment past its SYN that finds no entry is recorded as
+//! established at once (see `pick_backend` why). A flow keeps the backend
+//! its first packet got: its later packets look in the established table
+//! first, then in the new-flow table. So a flood of one SYN or one
+//! datagram per spoofed flow only overwrites new-flow slots; a flood of
+//! ACKs of random flows still reaches the established table. A bare SYN
+//! whose 5-tuple the established table holds opens a new
 //! connection from a port its client used before: while the entry's
 //! backend is in the ring the SYN keeps to it; once it is out
 //! ([`BACKEND_OUT_OF_RING`]) the entry is dropped and the SYN placed by the
@@ -37,9 +40,9 @@
 //! SYN can remove one established entry: that of a flow on a drained or
 //! down backend whose exact 5-tuple it carries.) With direct server return
 //! the balancer never sees the handshake complete, so a flood of two
-//! frames per spoofed flow (a SYN then an ACK, two ACKs, two datagrams)
-//! still reaches the established table; a flood of one frame per flow, or
-//! of bare SYNs however shaped, does not.
+//! frames per spoofed flow (a SYN then an ACK, two datagrams) still reaches
+//! the established table; a flood of bare SYNs however shaped, or of one
+//! datagram per flow, does not.
 //!
 //! ICMP "fragmentation needed" (IPv4) and "packet too big" (IPv6) from a
 //! router about a VIP's reply are sent to the backend of the flow they quote
@@ -75,9 +78,10 @@ pub const MAX_CONNECTIONS: u32 = 1 << 17;
 /// Which connection table (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnectionTable {
-    /// Flows seen in a second frame (past a bare SYN).
+    /// Flows seen in a second frame, and TCP flows first seen past their
+    /// SYN.
     Established,
-    /// Flows seen in one frame, or only as bare SYNs, so far.
+    /// Flows seen only as bare SYNs, or in one datagram, so far.
     New,
 }
 

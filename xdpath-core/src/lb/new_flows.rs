@@ -6,9 +6,9 @@
 //! later flow whose key hashes to the same slot overwrites it. So a placed
 //! flow can be forgotten before its next packet, which then finds no entry
 //! and takes the Maglev ring's backend afresh: the same one unless the
-//! ring changed in that round trip. A flood of one frame per flow
-//! overwrites slots, as it churned the LRU table before, and still cannot
-//! reach the established table.
+//! ring changed in that round trip. A flood of SYNs, or of one datagram
+//! per flow, overwrites slots, as it churned the LRU table before, and
+//! still cannot reach the established table.
 //!
 //! A slot is 16 bytes: the backend, and a tag in place of the 40-byte key
 //! (a 64-bit hash of the key, mixed with the backend). The slot's index

@@ -32,7 +32,7 @@ pub struct NativeLb {
     /// full, an arbitrary entry goes (the kernel's LRU evicts the least
     /// recent).
     pub connections: HashMap<ConnectionKey, Connection>,
-    /// The new-flow table (flows seen in one frame or as bare SYNs): the kernel's
+    /// The new-flow table (flows seen as bare SYNs or in one datagram): the kernel's
     /// array of slots, by slot index, holding the slots written so far.
     pub new_flows: HashMap<u32, NewFlowSlot>,
     /// The new-flow table's seed (`lb::NEW_FLOW_SEED`); zero: the table is

@@ -155,9 +155,11 @@ fn to_vip<P: PacketMut, T: LbTables>(
 }
 
 /// The flow's backend: from the connection tables while its backend
-/// lives, else from the Maglev ring (and then recorded in the new-flow
-/// table; the flow's next frame moves it to the established one). `None`:
-/// no backend. `tcp_flags` are the frame's (an ICMP error has none).
+/// lives, else from the Maglev ring (and then recorded: a bare SYN or a
+/// first datagram in the new-flow table, whose next frame moves it to the
+/// established one; a TCP segment past its SYN in the established one).
+/// `None`: no backend. `tcp_flags` are the frame's (an ICMP error has
+/// none).
 ///
 /// Whether the frame is a bare SYN is worked out here, not kept in `Flow`:
 /// the balancing stage's stack is nearly full (the verifier allows 512
@@ -224,20 +226,30 @@ fn pick_backend<T: LbTables>(
             if backend.family == 0 {
                 return None;
             }
-            // Every flow starts in the new-flow table, whatever its first
-            // frame: only a flow's second frame finds it there and moves
-            // it to the established table. So a flood of one frame per
-            // flow (spoofed SYNs, ACKs or UDP datagrams from random
-            // sources) overwrites slots and never evicts an established
-            // flow; a flow taken over mid-stream (from another balancer
-            // of the fleet) pays one more lookup, on its second frame.
+            // A bare SYN, and the first frame of a flow that is not TCP,
+            // start in the new-flow table: only the flow's next frame
+            // finds it there and moves it to the established table. So a
+            // flood of one SYN or one datagram per spoofed flow overwrites
+            // slots and never evicts an established flow. A TCP segment
+            // past the SYN that finds no entry (its SYN's slot taken by a
+            // later flow, or a flow taken over mid-stream) is recorded as
+            // established at once: written to a slot, it would push out
+            // the slot's own flow, whose next segment would push it out in
+            // turn, and two such flows whose segments alternate would miss
+            // for ever (BENCHMARKS.md, session 23). So a flood of ACKs of
+            // random flows still churns the established table.
+            let table = if opening || flow.protocol != protocol::TCP {
+                ConnectionTable::New
+            } else {
+                ConnectionTable::Established
+            };
             let connection = Connection {
                 backend: index,
                 generation: backend.generation,
             };
             // An ICMP error is not a new flow: it must not place one.
             let place = conntrack && !flow.icmp_error;
-            (connection, backend, place.then_some(ConnectionTable::New))
+            (connection, backend, place.then_some(table))
         }
     };
     let new_flow = found.is_none() && !flow.icmp_error;
