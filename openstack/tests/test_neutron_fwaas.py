@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from neutron_xdpath.fwaas import FirewallGroup, port_rules
+from neutron_xdpath.fwaas import Clause, FirewallGroup, intersect, port_rules
 from neutron_xdpath.secgroups import Groups, Port, PortRules
 from neutron_xdpath.secgroups import port_rules as sg_port_rules
 from neutron_xdpath.segments import Segment
@@ -24,7 +24,8 @@ from neutron_xdpath.segments import Segment
 ADDRESS = "10.0.0.5"
 PORT = Port("p1", (ADDRESS,), ())
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1}
-Frame = tuple[str, str, str, int]  # source, destination, protocol, destination port
+# source, destination, protocol, destination port (an ICMP frame's: its type)
+Frame = tuple[str, str, str, int]
 
 
 def rule(action: str, **values: Any) -> dict[str, Any]:
@@ -48,10 +49,12 @@ def _ports_match(spec: str | None, port: int) -> bool:
 
 def _xdpath_matches(rule: Mapping[str, Any], frame: Frame) -> bool:
     _, destination, protocol, port = frame
+    icmp_type = rule.get("icmp_type")
     return (
         _in(destination, rule["dst"])
         and rule.get("proto") in (None, protocol)
         and _ports_match(rule.get("dport"), port)
+        and (icmp_type is None or (protocol == "icmp" and int(icmp_type) == port))
     )
 
 
@@ -114,7 +117,7 @@ def fwaas_verdict(policy: Sequence[Mapping[str, Any]], frame: Frame) -> str:
 SOURCES = ["10.1.2.3", "10.1.9.9", "10.200.0.1", "192.0.2.1", "203.0.113.1", "203.0.113.99"]
 FRAMES = [
     (source, ADDRESS, protocol, port)
-    for source, protocol, port in itertools.product(SOURCES, PROTOCOLS, (22, 80, 1500))
+    for source, protocol, port in itertools.product(SOURCES, PROTOCOLS, (8, 13, 22, 80, 1500))
 ]
 
 
@@ -192,6 +195,10 @@ def test_a_security_group_too_lets_in_only_what_both_allow() -> None:
                 {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
                  "port_range_min": 20, "port_range_max": 80, "remote_ip_prefix": "10.1.0.0/16"},
                 {"direction": "ingress", "ethertype": "IPv4", "protocol": "udp"},
+                # Echo requests only: a firewall allow must not widen it to
+                # every ICMP type.
+                {"direction": "ingress", "ethertype": "IPv4", "protocol": "icmp",
+                 "port_range_min": 8, "remote_ip_prefix": "10.0.0.0/8"},
             ]
         },
     )  # fmt: skip
@@ -207,6 +214,58 @@ def test_a_security_group_too_lets_in_only_what_both_allow() -> None:
                 == xdpath_verdict(security.rules[PORT.id], frame)
             )
             assert xdpath_verdict(rules, frame) == ("admit" if both else "drop"), (name, frame)
+
+
+def test_an_allow_all_firewall_keeps_the_security_groups_icmp_type() -> None:
+    # The hostile report's F1: an SG allowing echo requests only, and a
+    # firewall group allowing everything: only echo requests may enter.
+    groups = Groups(
+        stateful={"sg": False},
+        rules={"sg": [{"direction": "ingress", "ethertype": "IPv4", "protocol": "icmp",
+                       "port_range_min": 8, "port_range_max": None}]},
+    )  # fmt: skip
+    port = Port(PORT.id, PORT.addresses, ("sg",))
+    security = sg_port_rules([port], groups)
+    group = FirewallGroup("fw", (PORT.id,), (rule("allow"),))
+    rules = unlabelled(port_rules([port], [group], security).rules[PORT.id])
+    assert rules == [
+        {"dst": f"{ADDRESS}/32", "action": "admit", "proto": "icmp", "icmp_type": "8"},
+        {"dst": f"{ADDRESS}/32", "action": "drop"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("firewall", "security", "expected"),
+    [
+        # Type only against type/code: the code narrows it.
+        ({"protocol": "icmp"}, {"port_range_min": 3, "port_range_max": 4}, "3/4"),
+        # Protocols named and numbered are the same protocol.
+        ({"protocol": "1"}, {"port_range_min": 8}, "8"),
+        # An allow of any protocol takes the group's type.
+        ({}, {"port_range_min": 0}, "0"),
+    ],
+)
+def test_icmp_types_intersect(
+    firewall: dict[str, Any], security: dict[str, Any], expected: str
+) -> None:
+    sg = {"direction": "ingress", "ethertype": "IPv4", "protocol": "icmp", **security}
+    port = Port(PORT.id, PORT.addresses, ("sg",))
+    rules = sg_port_rules([port], Groups(stateful={"sg": False}, rules={"sg": [sg]}))
+    group = FirewallGroup("fw", (PORT.id,), (rule("allow", **firewall),))
+    [admit, _] = port_rules([port], [group], rules).rules[PORT.id]
+    assert admit["icmp_type"] == expected
+
+
+def test_different_icmp_types_do_not_intersect() -> None:
+    echo = Clause(None, "icmp", None, "admit", "8")
+    assert intersect(echo, Clause(None, "icmp", None, "admit", "13")) is None
+    assert intersect(Clause(None, "1", None, "admit", "3/4"), echo) is None
+    assert intersect(Clause(None, "1", None, "admit", "3/4"),
+                     Clause(None, "icmp", None, "admit", "3/1")) is None  # fmt: skip
+    assert intersect(echo, Clause(None, "icmp", None, "admit", "8/0")) == Clause(
+        None, "icmp", None, "admit", "8/0"
+    )
+    assert intersect(echo, Clause(None, "tcp", None, "admit")) is None
 
 
 def test_reject_is_enforced_as_drop_and_said() -> None:
@@ -290,3 +349,36 @@ def test_a_tunnel_networks_port_gets_its_group_inside_its_vni() -> None:
     assert [rule.get("vni") for rule in result.rules[port.id]] == ["1042"] * 4
     assert all("vni" not in rule for rule in result.rules[vlan.id])
     assert any("port p2: vlan network" in note for note in result.not_enforced)
+
+
+def test_icmp_on_an_ipv6_rule_is_icmpv6() -> None:
+    # The hostile report's F2: "deny icmp" on an IPv6 rule must deny ICMPv6
+    # (protocol 58), as both FWaaS drivers read it, not ICMPv4 (1), which no
+    # IPv6 frame carries.
+    port = Port("p6", ("2001:db8::5",), ())
+    group = FirewallGroup(
+        "fw6",
+        ("p6",),
+        (rule("deny", protocol="icmp", ip_version=6), rule("allow", ip_version=6)),
+    )
+    assert unlabelled(port_rules([port], [group], PortRules()).rules["p6"]) == [
+        {"dst": "2001:db8::5/128", "action": "drop", "proto": "icmpv6"},
+        {"dst": "2001:db8::5/128", "action": "admit"},
+        {"dst": "2001:db8::5/128", "action": "drop"},
+    ]
+
+
+def test_an_ipv6_icmp_allow_meets_the_security_groups_icmpv6_allow() -> None:
+    # FWaaS "allow icmp" (IPv6) and the group's "ipv6-icmp type 128" are the
+    # same protocol: their intersection is echo requests, not nothing.
+    port = Port("p6", ("2001:db8::5",), ("sg",))
+    groups = Groups(
+        stateful={"sg": False},
+        rules={"sg": [{"direction": "ingress", "ethertype": "IPv6", "protocol": "ipv6-icmp",
+                       "port_range_min": 128}]},
+    )  # fmt: skip
+    group = FirewallGroup("fw6", ("p6",), (rule("allow", protocol="icmp", ip_version=6),))
+    rules = unlabelled(port_rules([port], [group], sg_port_rules([port], groups)).rules["p6"])
+    assert rules[0] == {
+        "dst": "2001:db8::5/128", "action": "admit", "proto": "icmpv6", "icmp_type": "128"
+    }  # fmt: skip

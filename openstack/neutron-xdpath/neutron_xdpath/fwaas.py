@@ -5,7 +5,8 @@ first that matches a frame decides (``allow``, ``deny``, ``reject``), and
 what none matches is denied. For each fixed IP of each port of the group
 (role ``compute``), every enabled rule of the address's ``ip_version``
 whose ``destination_ip_address`` (if any) holds the address becomes a
-*clause*: its sources (``source_ip_address``, or any), protocol,
+*clause*: its sources (``source_ip_address``, or any), protocol
+(``icmp`` on an IPv6 rule is ICMPv6, as both FWaaS drivers read it),
 destination ports and action (``allow`` -> ``admit``; ``deny``, ``reject``
 -> ``drop``). The clauses become xdpath rules, all with ``dst`` the
 address (``/32``, ``/128``), in this order (`expand`):
@@ -38,8 +39,8 @@ used prefix) only any-source clauses can match: the destination chain.
 **Firewall group and stateless security groups on one port.** Neutron
 lets a frame in only if both allow it. Each ``allow`` clause is replaced
 by its intersections with the port's security group allows (source
-prefixes, protocol, port ranges intersected; empty ones left out), in
-place: the first clause that matches is the FWaaS rule that decides, and
+prefixes, protocol, port ranges and ICMP type intersected; empty ones
+left out), in place: the first clause that matches is the FWaaS rule that decides, and
 it lets the frame in only if a security group rule allows it too (if
 none does, no later allow can, and a deny or the final drop follows).
 
@@ -96,6 +97,10 @@ class Clause:
     protocol: str | None
     ports: tuple[int, int] | None
     action: str
+    # ICMP type or type/code (``"8"``, ``"3/4"``): FWaaS rules have none,
+    # a security group's ICMP allow may; an intersection must keep it, or
+    # an allow-all firewall would widen "echo only" to every ICMP type.
+    icmp_type: str | None = None
 
 
 @dataclass
@@ -142,6 +147,11 @@ def clause(address: str, rule: Mapping[str, Any]) -> Clause | None:
             return None
         sources = None if network.prefixlen == 0 else (str(network),)
     protocol = protocol_of(rule)
+    if parsed.version == 6 and protocol == "icmp":
+        # Both FWaaS drivers (iptables' _protocol_arg, the OVS firewall's
+        # _translate_protocol_to_number) read "icmp" on an IPv6 rule as
+        # ICMPv6; xdpath's icmp is protocol 1, which no IPv6 frame carries.
+        protocol = "icmpv6"
     ports = _range(rule.get("destination_port"), "destination port")
     if ports is not None and protocol not in PORTED:
         raise Unexpressible(f"a destination port on protocol {protocol or 'any'}")
@@ -170,19 +180,46 @@ def _both(one: tuple[str, ...] | None, other: tuple[str, ...] | None) -> tuple[s
     return tuple(sorted(found))
 
 
+# Protocols by number, so that "icmp" and "1" (or "tcp" and "6") intersect.
+_NUMBERS = {"tcp": "6", "udp": "17", "icmp": "1", "icmpv6": "58"}
+
+
+def _number(protocol: str | None) -> str | None:
+    return None if protocol is None else _NUMBERS.get(protocol, protocol)
+
+
+def _icmp_types(one: str | None, other: str | None) -> str | None:
+    """What both ICMP type specs match (``"8"`` and ``"8/0"``: ``"8/0"``);
+    raises `ValueError` when they match nothing in common."""
+    if one is None or other is None:
+        return other if one is None else one
+    kind, _, code = one.partition("/")
+    other_kind, _, other_code = other.partition("/")
+    if int(kind) != int(other_kind) or (code and other_code and int(code) != int(other_code)):
+        raise ValueError("no ICMP type in common")
+    return one if code else other
+
+
 def intersect(one: Clause, other: Clause) -> Clause | None:
     """What both match (with ``one``'s action), or None."""
     sources = _both(one.sources, other.sources)
     if sources == ():
         return None
-    if None not in (one.protocol, other.protocol) and one.protocol != other.protocol:
+    if None not in (one.protocol, other.protocol) and _number(one.protocol) != _number(
+        other.protocol
+    ):
+        return None
+    try:
+        icmp_type = _icmp_types(one.icmp_type, other.icmp_type)
+    except ValueError:
         return None
     ports = one.ports or other.ports
     if one.ports and other.ports:
         ports = (max(one.ports[0], other.ports[0]), min(one.ports[1], other.ports[1]))
         if ports[0] > ports[1]:
             return None
-    return replace(one, sources=sources, protocol=one.protocol or other.protocol, ports=ports)
+    protocol = one.protocol or other.protocol
+    return replace(one, sources=sources, protocol=protocol, ports=ports, icmp_type=icmp_type)
 
 
 def within(clauses: Sequence[Clause], allows: Sequence[Clause]) -> list[Clause]:
@@ -196,16 +233,26 @@ def within(clauses: Sequence[Clause], allows: Sequence[Clause]) -> list[Clause]:
     return out
 
 
+# What an allow of `secgroups.rules_for` may hold: `Clause` carries every
+# field that narrows a match; the rest only place or name the rule.
+_SG_FIELDS = {"dst", "action", "src", "proto", "dport", "icmp_type", "labels", "vni"}
+
+
 def sg_allows(address: str, rules: Sequence[Mapping[str, Any]]) -> list[Clause]:
-    """The ``admit`` rules `secgroups.rules_for` made for ``address``."""
+    """The ``admit`` rules `secgroups.rules_for` made for ``address``.
+    Raises `Unexpressible` for a field a clause cannot carry: dropping it
+    would widen the security group's allow."""
     out = []
     for rule in rules:
         if rule.get("dst") != host(address) or rule.get("action") != ALLOW:
             continue
+        if unknown := sorted(set(rule) - _SG_FIELDS):
+            raise Unexpressible(f"a security group rule with {', '.join(unknown)}")
         low, _, high = str(rule.get("dport", "")).partition("-")
         ports = (int(low), int(high or low)) if low else None
         sources = tuple(rule["src"]) if rule.get("src") else None
-        out.append(Clause(sources, rule.get("proto"), ports, ALLOW))
+        icmp_type = str(rule["icmp_type"]) if rule.get("icmp_type") is not None else None
+        out.append(Clause(sources, rule.get("proto"), ports, ALLOW, icmp_type))
     return out
 
 
@@ -231,6 +278,8 @@ def expand(address: str, clauses: Sequence[Clause]) -> list[dict[str, Any]]:
         if each.ports is not None:
             low, high = each.ports
             rule["dport"] = str(low) if low == high else f"{low}-{high}"
+        if each.icmp_type is not None:
+            rule["icmp_type"] = each.icmp_type
         if under := [prefix for prefix in used if _covered(prefix, each.sources)]:
             out.append({**rule, "src": under})
         if each.sources is None:
