@@ -473,3 +473,151 @@ def test_statuses_cover_every_object_and_the_load_balancer() -> None:
     operating = {e["id"]: e.get("operating_status") for es in first.values() for e in es}
     assert operating[LB_ID] == "ONLINE" and operating[LISTENER_ID] == "ONLINE"
     assert operating[m1] is None  # monitored: the agent says ONLINE or ERROR
+
+
+def test_a_member_at_an_address_the_pool_has_is_refused_at_the_api(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The hostile report's F3: Octavia compares addresses as strings and took
+    # 2001:db8:1:0::11 beside 2001:db8:1::11; the worker's plan refused the
+    # whole load balancer from then on.
+    from octavia_xdpath import driver as driver_module
+    from octavia_xdpath import worker
+
+    pool = loadbalancer()["pools"][0]
+    pool["members"].append(member(4, "2001:db8:1::11"))
+    found = {"pools": pool, "listeners": loadbalancer()["listeners"][0]}
+    monkeypatch.setattr(driver_module, "_lookup", lambda kind, _: found[kind])
+    queued: list[worker.Change] = []
+    monkeypatch.setattr(worker, "submit", queued.append)
+    driver = XdpathProviderDriver()
+    for address in ("2001:db8:1:0::11", "10.0.0.11"):
+        with pytest.raises(exceptions.UnsupportedOptionError, match="Keep one member per"):
+            driver.member_create(member(5, address))
+    with pytest.raises(exceptions.UnsupportedOptionError, match="2001:db8:1::11"):
+        driver.member_batch_update(
+            POOL_ID, [member(4, "2001:db8:1::11"), member(5, "2001:db8:1:0:0::11")]
+        )
+    duplicated = copy.deepcopy(pool)
+    duplicated["members"].append(member(5, "2001:db8:1:0::11", admin_state_up=False))
+    with pytest.raises(exceptions.UnsupportedOptionError, match="Keep one member per"):
+        driver.pool_create(duplicated)
+    with pytest.raises(exceptions.UnsupportedOptionError, match="Keep one member per"):
+        driver.loadbalancer_create(loadbalancer(pools=[duplicated]))
+    assert queued == []
+    # The same member again (Octavia's own row) and a new address pass.
+    driver.member_create(member(4, "2001:db8:1::11"))
+    driver.member_create(member(5, "2001:db8:1::12"))
+    assert [change.object_id for change in queued] == [
+        member(4, "")["member_id"],
+        member(5, "")["member_id"],
+    ]
+
+
+def _poisoned() -> dict[str, Any]:
+    """A load balancer Octavia holds with two members at one address (as
+    Octavia let in before the driver refused it): the plan refuses it."""
+    lb = loadbalancer()
+    for pool in tree.pools(lb):
+        pool["members"].append(member(4, "10.0.0.11"))  # member 1's
+    return lb
+
+
+def _run_refused(
+    monkeypatch: pytest.MonkeyPatch, change: Any, lb: dict[str, Any]
+) -> dict[tuple[str, str], str]:
+    from octavia_xdpath import worker
+
+    pushed: list[dict[str, list[dict[str, Any]]]] = []
+    monkeypatch.setattr(worker, "_read", lambda *_: copy.deepcopy(lb))
+    monkeypatch.setattr(worker, "push_status", pushed.append)
+
+    def no_apply(*_: Any) -> list[Any]:
+        raise AssertionError("nothing may be sent for a refused plan")
+
+    monkeypatch.setattr(worker, "apply", no_apply)
+    worker.process(change)
+    [status] = pushed
+    return {(k, e["id"]): e["provisioning_status"] for k, es in status.items() for e in es}
+
+
+def test_a_refused_plan_reports_nothing_deleted_or_active_it_did_not_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from octavia_xdpath import worker
+
+    lb = _poisoned()
+    with pytest.raises(refusals.Unsupported):
+        mapping.plan(lb)
+    m2, m4 = (member(n, "")["member_id"] for n in (2, 4))
+    # Deleting another member: it stays on the balancers, so it is ERROR,
+    # not DELETED; the refused member is not turned ACTIVE.
+    flat = _run_refused(
+        monkeypatch, worker.Change(worker.DELETE, "members", m2, loadbalancer_id=LB_ID), lb
+    )
+    assert flat[("members", m2)] == "ERROR"
+    assert ("members", m4) not in flat
+    # The load balancer and pool stay mutable: the user can delete the cause.
+    assert flat[("loadbalancers", LB_ID)] == "ACTIVE"
+    assert flat[("pools", POOL_ID)] == "ACTIVE"
+    assert flat[("listeners", LISTENER_ID)] == "ACTIVE"
+    assert set(flat.values()) == {"ACTIVE", "ERROR"}
+    # An update of a member: that one ERROR, the others untouched.
+    flat = _run_refused(
+        monkeypatch,
+        worker.Change(worker.UPDATE, "members", m4, loadbalancer_id=LB_ID,
+                      obj={"member_id": m4, "weight": 7}),
+        lb,
+    )  # fmt: skip
+    assert flat[("members", m4)] == "ERROR"
+    assert not any(kind == "members" and i != m4 for kind, i in flat)
+    # A batch: its members ERROR, the pool ACTIVE (a batch needs it ACTIVE).
+    batch = worker.Change(
+        worker.BATCH, "pools", POOL_ID, loadbalancer_id=LB_ID, pool_id=POOL_ID,
+        members=[member(1, "10.0.0.11"), member(2, "10.0.0.11")],
+    )  # fmt: skip
+    flat = _run_refused(monkeypatch, batch, loadbalancer())
+    assert flat[("pools", POOL_ID)] == "ACTIVE"
+    assert flat[("members", member(1, "")["member_id"])] == "ERROR"
+    assert flat[("members", m2)] == "ERROR"
+    assert flat[("members", member(3, "")["member_id"])] == "ERROR"  # removed, still there
+    # A load balancer created unservable: nothing of it is anywhere.
+    create = worker.Change(worker.CREATE, "loadbalancers", LB_ID, loadbalancer_id=LB_ID)
+    flat = _run_refused(monkeypatch, create, lb)
+    assert set(flat.values()) == {"ERROR"}
+    assert len(flat) == 1 + 1 + 1 + 4 + 1  # load balancer, listener, pool, members, monitor
+
+
+def test_the_agent_keeps_the_balancers_of_a_refused_load_balancer(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from octavia_xdpath import worker
+
+    lb = _poisoned()
+
+    class Library:
+        def get_loadbalancer(self, _: str) -> dict[str, Any]:
+            return copy.deepcopy(lb)
+
+    class Fleet:
+        def view(self, _: str) -> dict[str, Any]:
+            raise AssertionError("an unservable load balancer is left as it is")
+
+    monkeypatch.setattr(worker, "library", Library)
+    state = agent.AgentState()
+    for _ in range(3):
+        agent._one_loadbalancer(state, Fleet(), LB_ID, 0.0, False)  # type: ignore[arg-type]
+    said = [r for r in caplog.records if "cannot be served" in r.getMessage()]
+    assert len(said) == 1, "said once, not every round"
+    assert LB_ID not in state.verify
+    # Servable again: checked, and ACTIVE again once every balancer agrees.
+    lb = loadbalancer()
+    monkeypatch.setattr(agent, "_reconcile", lambda **_: None)
+    monkeypatch.setattr(agent, "_operating", lambda *_: None)
+
+    class Agreeing:
+        def view(self, _: str) -> dict[str, Any]:
+            return {}
+
+    agent._one_loadbalancer(state, Agreeing(), LB_ID, 0.0, False)  # type: ignore[arg-type]
+    assert LB_ID in state.verify and LB_ID not in state.refused

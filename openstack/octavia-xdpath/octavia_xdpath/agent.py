@@ -85,6 +85,8 @@ class AgentState:
     # load balancer -> (endpoint, vip) -> the VIP's row as that balancer last showed it.
     vip_rows: dict[str, dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
     first: bool = True
+    # load balancer -> why its plan is refused (logged when it changes).
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def run(exit_event: ExitEvent) -> None:
@@ -151,14 +153,32 @@ def _one_loadbalancer(
         pending.forget(loadbalancer_id)
         state.known.discard(loadbalancer_id)
         state.vip_rows.pop(owner, None)
+        state.refused.pop(loadbalancer_id, None)
         plan = mapping.Plan(owner=owner, document={})
     else:
         state.known.add(loadbalancer_id)
         try:
             plan = mapping.plan(current)
         except (refusals.Unsupported, KeyError, ValueError, TypeError) as error:
-            LOG.error("xdpath agent: load balancer %s cannot be served: %s", loadbalancer_id, error)
+            # No document to compare or repair with: the balancers keep what
+            # they have (a guessed document could take away what is in
+            # force), and the worker reported the change that made it so
+            # ERROR. Said once per reason, not every round.
+            if state.refused.get(loadbalancer_id) != str(error):
+                LOG.error(
+                    "xdpath agent: load balancer %s cannot be served: %s; the balancers keep "
+                    "what they have until it is changed so that it can",
+                    loadbalancer_id,
+                    error,
+                )
+            state.refused[loadbalancer_id] = str(error)
             return []
+        if state.refused.pop(loadbalancer_id, None) is not None:
+            # Servable again: once every balancer agrees with Octavia, the
+            # objects left ERROR meanwhile (a delete refused, then the cause
+            # removed) are in force and go back to ACTIVE.
+            LOG.info("xdpath agent: load balancer %s can be served again", loadbalancer_id)
+            state.verify.add(loadbalancer_id)
     views = fleet.view(owner)
     in_force: dict[str, dict[str, Any]] = {}
     for endpoint, view in views.items():

@@ -61,8 +61,10 @@ def _listener_port_of_pool(pool: dict[str, Any] | None) -> int | None:
 
 def _check_members(members: Iterable[dict[str, Any]], port: int | None) -> None:
     def check() -> None:
-        for member in members:
+        listed = list(members)
+        for member in listed:
             refusals.check_member(member, port)
+        refusals.check_members_unique(listed)
 
     _refuse(check)
 
@@ -161,6 +163,7 @@ class XdpathProviderDriver(provider_base.ProviderDriver):  # type: ignore[misc]
     def pool_create(self, pool: Any) -> None:
         obj = tree.plain(pool)
         _refuse(lambda: refusals.check_pool(obj))
+        _refuse(lambda: refusals.check_members_unique(obj.get("members") or ()))
         if obj.get("listener_id"):
             listener = _lookup("listeners", obj["listener_id"])
             if listener:
@@ -181,6 +184,14 @@ class XdpathProviderDriver(provider_base.ProviderDriver):  # type: ignore[misc]
         obj = tree.plain(member)
         pool = _lookup("pools", obj.get("pool_id"))
         _refuse(lambda: refusals.check_member(obj, _listener_port_of_pool(pool)))
+        # Here, not only in the worker's plan: a duplicate accepted by Octavia
+        # makes every later change of the load balancer unservable.
+        others = [
+            m
+            for m in (pool or {}).get("members") or ()
+            if m.get("member_id") != obj.get("member_id")
+        ]
+        _refuse(lambda: refusals.check_members_unique([*others, obj]))
         lb_id = str(pool["loadbalancer_id"]) if pool else None
         _submit(CREATE, "members", obj, fields=obj, loadbalancer_id=lb_id)
 

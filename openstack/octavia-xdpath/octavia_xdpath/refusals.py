@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 Obj = Mapping[str, Any]
@@ -206,6 +206,31 @@ def check_member(member: Obj, listener_port: int | None = None) -> None:
             raise Unsupported(f"member address {address!r} is not an IP address") from None
 
 
+def check_members_unique(members: Iterable[Obj]) -> None:
+    """Refuses two members of one pool at one address. Addresses are
+    compared as addresses (``2001:db8:1::11`` and ``2001:db8:1:0::11`` are
+    one), as the balancers key their backends; Octavia compares the strings
+    and would accept both, and the worker could then serve none of the load
+    balancer's later changes. Disabled members count too: enabling one
+    later must not make the load balancer unservable."""
+    seen: dict[str, Any] = {}
+    for member in members:
+        address = value_of(member, "address")
+        if address is None:
+            continue
+        try:
+            key = ipaddress.ip_address(str(address)).compressed
+        except ValueError:
+            continue  # check_member says what is wrong with it
+        identity = value_of(member, "member_id")
+        if key in seen and (identity is None or seen[key] != identity):
+            raise Unsupported(
+                f"two members of one pool have the address {key}: xdpath balances to "
+                "addresses (one port, the listener's). Keep one member per address."
+            )
+        seen[key] = identity
+
+
 def check_healthmonitor(monitor: Obj) -> None:
     """Refuses what xdpathd's health checker cannot do."""
     kind = value_of(monitor, "type")
@@ -317,6 +342,7 @@ def check_loadbalancer(loadbalancer: Obj) -> None:
     pools = pools_of(loadbalancer)
     for pool in pools.values():
         check_pool(pool)
+        check_members_unique(value_of(pool, "members") or ())
     for listener in value_of(loadbalancer, "listeners") or ():
         check_listener(listener)
         default = pools.get(str(value_of(listener, "default_pool_id")))

@@ -20,6 +20,9 @@ process) takes them in order and, for each:
    when a balancer was down or refused, the load balancer and the object the
    call was about ERROR (the reason in octavia-api's log); the provider
    agent brings the balancer back in line later (`octavia_xdpath.agent`).
+   When the plan itself is refused nothing is sent, and nothing is reported
+   DELETED or ACTIVE that the balancers do not hold: what the call made,
+   changed or removed is ERROR (`_refused_statuses`).
 
 Every load balancer's document is complete, so changes are idempotent and
 keyed by Octavia's ids: doing one twice, or after a lost one, is harmless.
@@ -300,7 +303,7 @@ def process(change: Change) -> None:
             loadbalancer_id,
             error,
         )
-        push_status(_statuses(change, wanted, removed, failed=True, lb_failed=False))
+        push_status(_refused_statuses(change, current, removed))
         return
     if change.kind == "loadbalancers" and change.action == CREATE and mapping.empty(plan.document):
         # A new load balancer without listeners has nothing on any balancer
@@ -400,6 +403,54 @@ def _statuses(
         status[kind] = entries
     for kind, object_id in removed:
         status.setdefault(kind, []).append({"id": object_id, "provisioning_status": "DELETED"})
+    return status
+
+
+def _refused_statuses(
+    change: Change, current: tree.Tree, removed: set[tuple[str, str]]
+) -> dict[str, list[dict[str, Any]]]:
+    """The status message after the plan refused the load balancer: nothing
+    was sent, every balancer keeps what it had, so nothing may be reported
+    DELETED or ACTIVE that the balancers do not hold. What the call made,
+    changed or removed is ERROR (a member being deleted stays in Octavia,
+    as it stays on the balancers: deleting it again works once the load
+    balancer can be served); the other members and health monitors keep the
+    status they had (one refused earlier stays ERROR). The listeners and
+    pools Octavia locked go back to ACTIVE, and so does the load balancer
+    (ERROR only when it was being created: nothing of it is anywhere), so
+    that the user can remove what makes it unservable: Octavia takes
+    changes only of an ACTIVE load balancer and pool."""
+    loadbalancer_id = str(current["loadbalancer_id"])
+    made = change.action == CREATE and change.kind == "loadbalancers"
+    lb_entry: dict[str, Any] = {
+        "id": loadbalancer_id,
+        "provisioning_status": "ERROR" if made else "ACTIVE",
+    }
+    if made:
+        lb_entry["operating_status"] = "ERROR"
+    failed: set[tuple[str, str]] = set(removed)
+    if made:
+        objects = mapping.all_ids(current)
+    elif change.action == CREATE and change.obj is not None:
+        # What the call made with the object (a pool's members and monitor).
+        objects = mapping.all_ids({change.kind: [change.obj]})
+    else:
+        objects = {}
+    failed |= {(kind, object_id) for kind, ids in objects.items() for object_id in ids}
+    if change.action == BATCH:
+        failed |= {("members", str(m["member_id"])) for m in change.members}
+    elif change.kind != "loadbalancers":
+        failed.add((change.kind, change.object_id))
+    status: dict[str, list[dict[str, Any]]] = {"loadbalancers": [lb_entry]}
+    ids = mapping.all_ids(current)
+    for kind in ("listeners", "pools"):
+        status[kind] = [
+            {"id": object_id, "provisioning_status": "ACTIVE"}
+            for object_id in ids[kind]
+            if (kind, object_id) not in failed
+        ]
+    for kind, object_id in sorted(failed):
+        status.setdefault(kind, []).append({"id": object_id, "provisioning_status": "ERROR"})
     return status
 
 
