@@ -22,6 +22,10 @@ from neutron_xdpath.secgroups import port_rules as sg_port_rules
 from neutron_xdpath.segments import Segment
 
 ADDRESS = "10.0.0.5"
+DHCP_NOTE = (
+    "port p1: the source port of DHCP replies (67, 547) is not checked: UDP to port 68 is "
+    "admitted from any source port (xdpath rules match no source port)"
+)
 PORT = Port("p1", (ADDRESS,), ())
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1}
 # source, destination, protocol, destination port (an ICMP frame's: its type)
@@ -97,6 +101,8 @@ def xdpath_verdict(rules: Sequence[Mapping[str, Any]], frame: Frame) -> str | No
 
 def fwaas_verdict(policy: Sequence[Mapping[str, Any]], frame: Frame) -> str:
     source, destination, protocol, port = frame
+    if protocol == "udp" and port == 68:
+        return "admit"  # the FWaaS driver's DHCP replies, before the policy
     for each in policy:
         if not each["enabled"]:
             continue
@@ -117,7 +123,7 @@ def fwaas_verdict(policy: Sequence[Mapping[str, Any]], frame: Frame) -> str:
 SOURCES = ["10.1.2.3", "10.1.9.9", "10.200.0.1", "192.0.2.1", "203.0.113.1", "203.0.113.99"]
 FRAMES = [
     (source, ADDRESS, protocol, port)
-    for source, protocol, port in itertools.product(SOURCES, PROTOCOLS, (8, 13, 22, 80, 1500))
+    for source, protocol, port in itertools.product(SOURCES, PROTOCOLS, (8, 13, 22, 68, 80, 1500))
 ]
 
 
@@ -178,13 +184,17 @@ def test_the_issue_policy_as_rules() -> None:
     labels = {"port_id": PORT.id, "firewall_group_id": "g1"}
     assert all(rule["labels"] == labels for rule in result.rules[PORT.id])
     assert unlabelled(result.rules[PORT.id]) == [
+        # DHCP replies first, as FWaaS lets them in.
+        {"dst": destination, "action": "admit", "proto": "udp", "dport": "68",
+         "src": ["203.0.113.0/28"]},
+        {"dst": destination, "action": "admit", "proto": "udp", "dport": "68"},
         {"dst": destination, "action": "drop", "proto": "udp", "src": ["203.0.113.0/28"]},
         {"dst": destination, "action": "drop", "proto": "udp"},
         {"dst": destination, "action": "admit", "proto": "tcp", "dport": "22",
          "src": ["203.0.113.0/28"]},
         {"dst": destination, "action": "drop"},
     ]  # fmt: skip
-    assert result.not_enforced == []
+    assert result.not_enforced == [DHCP_NOTE]
 
 
 def test_a_security_group_too_lets_in_only_what_both_allow() -> None:
@@ -229,6 +239,8 @@ def test_an_allow_all_firewall_keeps_the_security_groups_icmp_type() -> None:
     group = FirewallGroup("fw", (PORT.id,), (rule("allow"),))
     rules = unlabelled(port_rules([port], [group], security).rules[PORT.id])
     assert rules == [
+        # What both Neutron's and FWaaS's drivers let in (DHCP replies).
+        {"dst": f"{ADDRESS}/32", "action": "admit", "proto": "udp", "dport": "68"},
         {"dst": f"{ADDRESS}/32", "action": "admit", "proto": "icmp", "icmp_type": "8"},
         {"dst": f"{ADDRESS}/32", "action": "drop"},
     ]
@@ -252,7 +264,7 @@ def test_icmp_types_intersect(
     port = Port(PORT.id, PORT.addresses, ("sg",))
     rules = sg_port_rules([port], Groups(stateful={"sg": False}, rules={"sg": [sg]}))
     group = FirewallGroup("fw", (PORT.id,), (rule("allow", **firewall),))
-    [admit, _] = port_rules([port], [group], rules).rules[PORT.id]
+    [admit] = [r for r in port_rules([port], [group], rules).rules[PORT.id] if "icmp_type" in r]
     assert admit["icmp_type"] == expected
 
 
@@ -270,9 +282,10 @@ def test_different_icmp_types_do_not_intersect() -> None:
 
 def test_reject_is_enforced_as_drop_and_said() -> None:
     result = enforced([rule("reject", protocol="udp")])
-    assert [r["action"] for r in result.rules[PORT.id]] == ["drop", "drop"]
+    assert [r["action"] for r in result.rules[PORT.id]] == ["admit", "drop", "drop"]
     assert result.not_enforced == [
-        "port p1: firewall group g1: reject enforced as drop (XDP sends no ICMP or TCP reset)"
+        DHCP_NOTE,
+        "port p1: firewall group g1: reject enforced as drop (XDP sends no ICMP or TCP reset)",
     ]
 
 
@@ -333,10 +346,25 @@ def test_ipv6_addresses_get_their_family_s_rules_only() -> None:
         (rule("allow", ip_version=6, protocol="tcp", source_ip_address="2001:db8:1::/48"),),
     )
     rules = unlabelled(port_rules([port], [group], PortRules()).rules["p1"])
+    v6 = "2001:db8::5/128"
+    fixed = [
+        {"dst": v6, "action": "admit", "proto": "icmpv6", "icmp_type": "135"},
+        {"dst": v6, "action": "admit", "proto": "icmpv6", "icmp_type": "136"},
+        {"dst": v6, "action": "admit", "proto": "udp", "dport": "546"},
+    ]
     assert rules == [
+        {"dst": f"{ADDRESS}/32", "action": "admit", "proto": "udp", "dport": "68"},
         {"dst": f"{ADDRESS}/32", "action": "drop"},
-        {"dst": "2001:db8::5/128", "action": "admit", "proto": "tcp", "src": ["2001:db8:1::/48"]},
-        {"dst": "2001:db8::5/128", "action": "drop"},
+        # Neighbour discovery and DHCPv6 first, from any source: the
+        # policy's prefix too.
+        *({**rule, "src": ["2001:db8:1::/48"]} for rule in fixed[:1]),
+        fixed[0],
+        *({**rule, "src": ["2001:db8:1::/48"]} for rule in fixed[1:2]),
+        fixed[1],
+        *({**rule, "src": ["2001:db8:1::/48"]} for rule in fixed[2:]),
+        fixed[2],
+        {"dst": v6, "action": "admit", "proto": "tcp", "src": ["2001:db8:1::/48"]},
+        {"dst": v6, "action": "drop"},
     ]
 
 
@@ -346,7 +374,7 @@ def test_a_tunnel_networks_port_gets_its_group_inside_its_vni() -> None:
     vlan = Port("p2", ("10.0.0.6",), (), Segment("vlan", 100))
     group = FirewallGroup("g1", (port.id, vlan.id), tuple(policy))
     result = port_rules([port, vlan], [group], PortRules())
-    assert [rule.get("vni") for rule in result.rules[port.id]] == ["1042"] * 4
+    assert [rule.get("vni") for rule in result.rules[port.id]] == ["1042"] * 6
     assert all("vni" not in rule for rule in result.rules[vlan.id])
     assert any("port p2: vlan network" in note for note in result.not_enforced)
 
@@ -361,7 +389,7 @@ def test_icmp_on_an_ipv6_rule_is_icmpv6() -> None:
         ("p6",),
         (rule("deny", protocol="icmp", ip_version=6), rule("allow", ip_version=6)),
     )
-    assert unlabelled(port_rules([port], [group], PortRules()).rules["p6"]) == [
+    assert unlabelled(port_rules([port], [group], PortRules()).rules["p6"])[3:] == [
         {"dst": "2001:db8::5/128", "action": "drop", "proto": "icmpv6"},
         {"dst": "2001:db8::5/128", "action": "admit"},
         {"dst": "2001:db8::5/128", "action": "drop"},
@@ -379,6 +407,38 @@ def test_an_ipv6_icmp_allow_meets_the_security_groups_icmpv6_allow() -> None:
     )  # fmt: skip
     group = FirewallGroup("fw6", ("p6",), (rule("allow", protocol="icmp", ip_version=6),))
     rules = unlabelled(port_rules([port], [group], sg_port_rules([port], groups)).rules["p6"])
-    assert rules[0] == {
+    assert {
         "dst": "2001:db8::5/128", "action": "admit", "proto": "icmpv6", "icmp_type": "128"
-    }  # fmt: skip
+    } in rules  # fmt: skip
+
+
+def test_neighbour_discovery_and_dhcp_pass_a_deny_all_group_as_in_fwaas() -> None:
+    # As F4 for security groups: neutron-fwaas's driver lets neighbour
+    # solicitations and advertisements and DHCP replies in before the
+    # policy (the project's `default` group denies everything else), not
+    # router advertisements.
+    port = Port("p6", ("2001:db8::5",), ())
+    group = FirewallGroup("default", ("p6",), (rule("deny", ip_version=6),))
+    rules = unlabelled(port_rules([port], [group], PortRules()).rules["p6"])
+    v6 = "2001:db8::5/128"
+    assert rules == [
+        {"dst": v6, "action": "admit", "proto": "icmpv6", "icmp_type": "135"},
+        {"dst": v6, "action": "admit", "proto": "icmpv6", "icmp_type": "136"},
+        {"dst": v6, "action": "admit", "proto": "udp", "dport": "546"},
+        {"dst": v6, "action": "drop"},
+        {"dst": v6, "action": "drop"},
+    ]
+
+
+def test_fixed_admits_the_chains_cannot_hold_are_dropped_and_said() -> None:
+    # Six any-source rules and the deny: room for one of the three.
+    policy = [rule("deny", ip_version=6, protocol="tcp", destination_port=str(p))
+              for p in range(1, 7)]  # fmt: skip
+    port = Port("p6", ("2001:db8::5",), ())
+    result = port_rules([port], [FirewallGroup("g", ("p6",), tuple(policy))], PortRules())
+    assert [r.get("icmp_type") for r in result.rules["p6"]][:2] == ["135", None]
+    assert len(result.rules["p6"]) == 8
+    assert (
+        "port p6: firewall group g: neighbour advertisements, DHCP replies to 2001:db8::5 are "
+        "dropped, which FWaaS lets in: the policy fills the chains of 8 rules"
+    ) in result.not_enforced

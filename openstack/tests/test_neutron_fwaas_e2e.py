@@ -124,14 +124,22 @@ def test_a_firewall_group_decides_as_fwaas_first_match_does(
     assert operator["sources"] == [OPERATOR_SOURCE], operator
 
 
+# The group's rules: the two DHCP admits, the policy's three, the deny.
+RULES = 6
+
+
 def check_enforced(xdpathd: Xdpathd, bed: QosBed, *, address: str, owner: str) -> None:
-    took = wait_for("the group's rules", lambda: len(owned_rules(xdpathd, owner)) == 4)
+    took = wait_for("the group's rules", lambda: len(owned_rules(xdpathd, owner)) == RULES)
     print(f"the firewall group's rules in force {took:.1f} s after it was made")
     destination = f"{address}/32"
     assert [
         (row["action"], row["sources"], row["destination"], row["protocol"], row["dport"])
         for row in owned_rules(xdpathd, owner)
     ] == [
+        # DHCP replies first, as FWaaS lets them in (for any source: the
+        # policy's prefix too).
+        ("admit", [ALLOWED_PREFIX], destination, "udp", "68"),
+        ("admit", [], destination, "udp", "68"),
         ("drop", [ALLOWED_PREFIX], destination, "udp", None),
         ("drop", [], destination, "udp", None),
         ("admit", [ALLOWED_PREFIX], destination, "tcp", "22"),
@@ -146,7 +154,7 @@ def check_enforced(xdpathd: Xdpathd, bed: QosBed, *, address: str, owner: str) -
     flow = bed.traffic({address: 500.0}, 1.0)[address]
     print(f"UDP to the port: {flow}")
     assert flow["sent"] > 300 and flow["received"] == 0, flow
-    udp_deny, _, allow, drop = owned_rules(xdpathd, owner)
+    _, _, udp_deny, _, allow, drop = owned_rules(xdpathd, owner)
     assert udp_deny["hits"] >= flow["sent"], (udp_deny, flow)
     assert allow["hits"] >= 1, allow
     assert drop["hits"] >= 1, drop  # the SYN from outside
@@ -199,19 +207,19 @@ def check_first_match(
         source_ip_address=ALLOWED_PREFIX,
     )
     conn.network.insert_rule_into_policy(ingress, udp, insert_after=rules[1].id)
-    wait_for("the allow after the deny", lambda: len(owned_rules(xdpathd, owner)) == 5)
+    wait_for("the allow after the deny", lambda: len(owned_rules(xdpathd, owner)) == RULES + 1)
     assert udp_arrives(bed, address) == 0.0
     conn.network.remove_rule_from_policy(ingress, udp)
     conn.network.insert_rule_into_policy(ingress, udp, insert_before=rules[0].id)
     wait_for(
         "the allow before the deny",
-        lambda: owned_rules(xdpathd, owner)[0]["action"] == "admit",
+        lambda: owned_rules(xdpathd, owner)[2]["action"] == "admit",  # after the DHCP admits
     )
     share = udp_arrives(bed, address)
     print(f"UDP from the prefix with its allow first: {share:.0%} arrives")
     assert share > 0.95, share
     conn.network.remove_rule_from_policy(ingress, udp)
-    wait_for("the policy as it was", lambda: len(owned_rules(xdpathd, owner)) == 4)
+    wait_for("the policy as it was", lambda: len(owned_rules(xdpathd, owner)) == RULES)
     return udp
 
 
@@ -223,7 +231,7 @@ def check_switched_off(
     conn.network.update_firewall_group(group, admin_state_up=False)
     wait_for("the rules' removal (group disabled)", lambda: owner not in xdpathd.owners())
     conn.network.update_firewall_group(group, admin_state_up=True)
-    wait_for("the rules again", lambda: len(owned_rules(xdpathd, owner)) == 4)
+    wait_for("the rules again", lambda: len(owned_rules(xdpathd, owner)) == RULES)
     conn.network.update_firewall_group(group, ports=[])
     removed = time.monotonic()
     wait_for("the rules' removal (port left the group)", lambda: owner not in xdpathd.owners())

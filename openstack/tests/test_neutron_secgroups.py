@@ -10,9 +10,17 @@ from neutron_xdpath import mapping
 from neutron_xdpath.secgroups import Groups, Port, Unexpressible, port_rules, rules_for
 from neutron_xdpath.segments import Segment, of_network
 
+# What is said of every port with an IPv4 or IPv6 address (its DHCP admit).
+DHCP_NOTE = "the source port of DHCP replies (67, 547) is not checked"
+
 
 def ingress(**values: Any) -> dict[str, Any]:
     return {"direction": "ingress", "ethertype": "IPv4", **values}
+
+
+def dhcp(address: str, **extra: Any) -> dict[str, Any]:
+    """The DHCP-reply admit every stateless port's IPv4 address gets."""
+    return {"dst": f"{address}/32", "action": "admit", "proto": "udp", "dport": "68", **extra}
 
 
 def test_allows_then_the_drop_in_the_address_family() -> None:
@@ -123,9 +131,11 @@ def test_ports_stateful_groups_and_egress_are_reported_not_half_enforced() -> No
     )
     assert set(result.rules) == {"a", "c"}
     assert result.rules["c"] == [
-        {"dst": "10.0.0.7/32", "action": "drop", "labels": {"port_id": "c"}}
-    ]
-    notes = " | ".join(result.not_enforced)
+        {"dst": "10.0.0.7/32", "action": "admit", "proto": "udp", "dport": "68",
+         "labels": {"port_id": "c"}},
+        {"dst": "10.0.0.7/32", "action": "drop", "labels": {"port_id": "c"}},
+    ]  # fmt: skip
+    notes = " | ".join(note for note in result.not_enforced if DHCP_NOTE not in note)
     assert "port b: security group(s) sf stateful: not handled" in notes
     assert "port c: egress security group rules are not enforced" in notes
     assert "port a" not in notes, "Neutron's default allow-every-egress needs nothing"
@@ -140,10 +150,16 @@ def test_rules_join_the_ports_limits_in_one_document() -> None:
     mapping.add_rules(plan, result)
     assert plan.documents["neutron-port-a"] == {
         "limits": [{"pps": "1"}],
-        "rules": [{"dst": "10.0.0.5/32", "action": "drop", "labels": {"port_id": "a"}}],
+        "rules": [
+            dhcp("10.0.0.5", labels={"port_id": "a"}),
+            {"dst": "10.0.0.5/32", "action": "drop", "labels": {"port_id": "a"}},
+        ],
     }
     assert plan.documents["neutron-port-b"] == {
-        "rules": [{"dst": "10.0.0.6/32", "action": "drop", "labels": {"port_id": "b"}}]
+        "rules": [
+            dhcp("10.0.0.6", labels={"port_id": "b"}),
+            {"dst": "10.0.0.6/32", "action": "drop", "labels": {"port_id": "b"}},
+        ]
     }
     assert not any("QoS limits" in note for note in plan.not_enforced), plan.not_enforced
 
@@ -166,10 +182,11 @@ def test_a_tunnel_networks_rules_carry_its_vni_and_name_port_and_group() -> None
     assert result.rules["p"] == [
         {"dst": "10.1.0.5/32", "action": "admit", "src": ["192.168.1.3/32"], "proto": "icmp",
          "vni": "1042", "labels": {"port_id": "p", "security_group_id": "g1"}},
+        dhcp("10.1.0.5", vni="1042", labels={"port_id": "p"}),
         {"dst": "10.1.0.5/32", "action": "drop", "vni": "1042", "labels": {"port_id": "p"}},
     ]  # fmt: skip
     assert all("vni" not in rule for rule in result.rules["q"] + result.rules["v"])
-    notes = " | ".join(result.not_enforced)
+    notes = " | ".join(note for note in result.not_enforced if DHCP_NOTE not in note)
     assert "port v: vlan network (segment 100)" in notes
     assert "port p" not in notes and "port q" not in notes
 
@@ -194,3 +211,60 @@ def test_a_networks_segment_gives_the_vni(network: dict[str, Any], vni: int, not
     segment = of_network(network)
     assert segment.vni == vni
     assert (segment.note("port x") is not None) == noted
+
+
+def test_what_neutrons_firewall_always_lets_in_is_admitted() -> None:
+    # The hostile report's F4: a stateless group "allow TCP 22" dropped the
+    # unicast neighbour advertisements and DHCP replies Neutron's firewall
+    # drivers let in to every port (IPv6 neighbour discovery broke).
+    groups = Groups(
+        stateful={"ssh": False},
+        rules={"ssh": [
+            ingress(protocol="tcp", port_range_min=22, port_range_max=22),
+            {"direction": "ingress", "ethertype": "IPv6", "protocol": "tcp",
+             "port_range_min": 22, "port_range_max": 22},
+        ]},
+    )  # fmt: skip
+    result = port_rules([Port("p", ("10.7.0.5", "2001:db8:7::280"), ("ssh",))], groups)
+    v6 = "2001:db8:7::280/128"
+    assert [{k: v for k, v in r.items() if k != "labels"} for r in result.rules["p"]] == [
+        {"dst": "10.7.0.5/32", "action": "admit", "proto": "tcp", "dport": "22"},
+        dhcp("10.7.0.5"),
+        {"dst": "10.7.0.5/32", "action": "drop"},
+        {"dst": v6, "action": "admit", "proto": "tcp", "dport": "22"},
+        {"dst": v6, "action": "admit", "proto": "icmpv6", "icmp_type": "135"},
+        {"dst": v6, "action": "admit", "proto": "icmpv6", "icmp_type": "136"},
+        {"dst": v6, "action": "admit", "proto": "udp", "dport": "546"},
+        {"dst": v6, "action": "admit", "proto": "icmpv6", "icmp_type": "134"},
+        {"dst": v6, "action": "drop"},
+    ]
+    # Only the source port (67, 547) is not checked: said.
+    assert result.not_enforced == [
+        "port p: the source port of DHCP replies (67, 547) is not checked: UDP to port 68 "
+        "and 546 is admitted from any source port (xdpath rules match no source port)"
+    ]
+
+
+def test_fixed_admits_an_allow_covers_take_no_room_and_the_rest_are_dropped_and_said() -> None:
+    icmpv6 = {"direction": "ingress", "ethertype": "IPv6", "protocol": "ipv6-icmp"}
+    # Every ICMPv6 and UDP 500-600 allowed: nothing more is needed.
+    groups = Groups(
+        stateful={"g": False},
+        rules={"g": [icmpv6, {**icmpv6, "protocol": "udp", "port_range_min": 500,
+                              "port_range_max": 600}]},
+    )  # fmt: skip
+    result = port_rules([Port("p", ("2001:db8::5",), ("g",))], groups)
+    assert len(result.rules["p"]) == 3
+    assert not any(DHCP_NOTE in note for note in result.not_enforced)
+    # Five source-less allows: room for two of the four (the chain holds 8).
+    many = [{**icmpv6, "protocol": "tcp", "port_range_min": p, "port_range_max": p}
+            for p in range(1, 6)]  # fmt: skip
+    result = port_rules([Port("p", ("2001:db8::5",), ("g",))], Groups({"g": False}, {"g": many}))
+    types = [r.get("icmp_type") for r in result.rules["p"] if r.get("proto") == "icmpv6"]
+    assert types == ["135", "136"]
+    assert len(result.rules["p"]) == 8
+    assert (
+        "port p: DHCPv6 replies, router advertisements to 2001:db8::5 are dropped, which "
+        "Neutron's firewall lets in: the groups' allows fill the address's 7 rules for any "
+        "source"
+    ) in result.not_enforced

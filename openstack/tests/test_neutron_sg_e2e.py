@@ -43,6 +43,16 @@ socket.create_connection((sys.argv[1], 22), timeout=1, source_address=source).cl
 """
 
 
+DHCP_REPLIES = 3
+_DHCP_REPLIES = f"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("", 67))
+for _ in range({DHCP_REPLIES}):
+    s.sendto(b"dhcp", (sys.argv[1], 68))
+"""
+
+
 @pytest.fixture(scope="module")
 def bed() -> Iterator[QosBed]:
     with scratch_bed("xdpath-sgbed-", lambda workdir: QosBed(workdir).build()) as bed:
@@ -145,9 +155,14 @@ def _check_the_group(
 ) -> None:
     """The group's allow and drop in force, counted, and the allow gone
     within seconds of its rule's removal."""
-    took = wait_for("the port's rules", lambda: len(owned_rules(xdpathd, owner)) == 2)
+    took = wait_for("the port's rules", lambda: len(owned_rules(xdpathd, owner)) == 3)
     print(f"the group's rules in force {took:.1f} s after the port was made")
-    allow, drop = owned_rules(xdpathd, owner)
+    # The group's allow; DHCP replies, which Neutron's firewall lets in
+    # whatever the group says; the drop.
+    allow, dhcp, drop = owned_rules(xdpathd, owner)
+    assert (dhcp["action"], dhcp["sources"], dhcp["protocol"], dhcp["dport"]) == (
+        "admit", [], "udp", "68"
+    ), dhcp  # fmt: skip
     assert (allow["action"], allow["sources"], allow["destination"], allow["dport"]) == (
         "admit", [ALLOWED_PREFIX], f"{address}/32", "22"
     ), allow  # fmt: skip
@@ -161,15 +176,23 @@ def _check_the_group(
     flow = bed.traffic({address: 500.0}, 1.0)[address]
     print(f"UDP to the port: {flow}")
     assert flow["sent"] > 300 and flow["received"] == 0, flow
-    allow, drop = owned_rules(xdpathd, owner)
+    allow, dhcp, drop = owned_rules(xdpathd, owner)
     assert allow["hits"] >= 1, allow
     assert drop["hits"] >= flow["sent"], (drop, flow)
+
+    # A DHCP server's unicast replies (UDP 67 -> 68, as for every lease
+    # renewal) are let in, not dropped.
+    bed.run("ext", "python3", "-c", _DHCP_REPLIES, address)
+    before = drop["hits"]
+    _, dhcp, drop = owned_rules(xdpathd, owner)
+    assert dhcp["hits"] == DHCP_REPLIES, dhcp
+    assert drop["hits"] == before, drop
 
     # The rule removed: TCP 22 is dropped within seconds.
     conn.network.delete_security_group_rule(ssh)
     removed = time.monotonic()
-    wait_for("the allow's removal", lambda: len(owned_rules(xdpathd, owner)) == 1)
+    wait_for("the allow's removal", lambda: len(owned_rules(xdpathd, owner)) == 2)
     wait_for("TCP 22 dropped", lambda: not reaches(bed, address))
     print(f"TCP 22 dropped {time.monotonic() - removed:.1f} s after the rule's removal")
-    [drop] = owned_rules(xdpathd, owner)
-    assert drop["action"] == "drop"
+    dhcp, drop = owned_rules(xdpathd, owner)
+    assert (dhcp["action"], dhcp["dport"], drop["action"]) == ("admit", "68", "drop")

@@ -61,8 +61,13 @@ def metrics(bed: QosBed) -> str:
 
 
 def hits(xdpathd: Xdpathd, owner: str) -> dict[str, int]:
-    """The owner's rules' hits, by action."""
-    return {rule["action"]: int(rule["hits"]) for rule in owned_rules(xdpathd, owner)}
+    """The owner's rules' hits, by action (the group's admit: the one with
+    a source; the DHCP admit every port gets is left out)."""
+    return {
+        rule["action"]: int(rule["hits"])
+        for rule in owned_rules(xdpathd, owner)
+        if rule["action"] == "drop" or rule["sources"]
+    }
 
 
 def plumb(bed: QosBed, kind: str, vni: int, other_vni: int) -> bool:
@@ -194,9 +199,13 @@ def test_a_ports_rules_match_inside_its_networks_vni(
 ) -> None:
     xdpathd = Xdpathd(bed.endpoint, bed.token, timeout=3)
     owner, vni = tenant.owner, tenant.vni
-    took = wait_for("the port's rules", lambda: len(owned_rules(xdpathd, owner)) == 2)
+    took = wait_for("the port's rules", lambda: len(owned_rules(xdpathd, owner)) == 3)
     print(f"the port's rules (VNI {vni}) in force {took:.1f} s after the port was made")
-    allow, drop = owned_rules(xdpathd, owner)
+    # The group's allow, the DHCP replies Neutron's firewall lets in, the drop.
+    allow, dhcp, drop = owned_rules(xdpathd, owner)
+    assert (dhcp["action"], dhcp["vni"], dhcp["protocol"], dhcp["dport"]) == (
+        "admit", vni, "udp", "68"
+    ), dhcp  # fmt: skip
     assert (allow["action"], allow["vni"], allow["sources"], allow["destination"]) == (
         "admit", vni, [f"{ALLOWED}/32"], f"{VM}/32"
     ), allow  # fmt: skip

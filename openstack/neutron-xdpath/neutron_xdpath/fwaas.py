@@ -11,6 +11,9 @@ destination ports and action (``allow`` -> ``admit``; ``deny``, ``reject``
 -> ``drop``). The clauses become xdpath rules, all with ``dst`` the
 address (``/32``, ``/128``), in this order (`expand`):
 
+- first, what neutron-fwaas lets in before any policy (`FIXED_CLAUSES`:
+  ICMPv6 neighbour solicitations and advertisements, DHCP replies), as
+  any-source allows, as many as the chains hold (the rest reported);
 - a clause with sources: one rule whose ``src`` is every source prefix
   of the port's clauses (the *used* prefixes) that one of its sources
   covers;
@@ -65,6 +68,7 @@ from neutron_xdpath.secgroups import (
     PortRules,
     Unexpressible,
     host,
+    number_of,
     protocol_of,
 )
 from neutron_xdpath.segments import in_segment
@@ -180,14 +184,6 @@ def _both(one: tuple[str, ...] | None, other: tuple[str, ...] | None) -> tuple[s
     return tuple(sorted(found))
 
 
-# Protocols by number, so that "icmp" and "1" (or "tcp" and "6") intersect.
-_NUMBERS = {"tcp": "6", "udp": "17", "icmp": "1", "icmpv6": "58"}
-
-
-def _number(protocol: str | None) -> str | None:
-    return None if protocol is None else _NUMBERS.get(protocol, protocol)
-
-
 def _icmp_types(one: str | None, other: str | None) -> str | None:
     """What both ICMP type specs match (``"8"`` and ``"8/0"``: ``"8/0"``);
     raises `ValueError` when they match nothing in common."""
@@ -205,7 +201,7 @@ def intersect(one: Clause, other: Clause) -> Clause | None:
     sources = _both(one.sources, other.sources)
     if sources == ():
         return None
-    if None not in (one.protocol, other.protocol) and _number(one.protocol) != _number(
+    if None not in (one.protocol, other.protocol) and number_of(one.protocol) != number_of(
         other.protocol
     ):
         return None
@@ -305,21 +301,75 @@ def check_chains(rules: Sequence[Mapping[str, Any]]) -> None:
             )
 
 
+# What neutron-fwaas's firewall of VM ports (its OVS driver) lets in to
+# every port of a group, before the policy's rules: ICMPv6 neighbour
+# solicitations and advertisements (and MLD queries, which go to multicast
+# addresses, never to the port's own: no room taken) and DHCP replies (by
+# destination port alone: xdpath rules match no source port, reported).
+# Router advertisements only as the policy says. First, as in FWaaS.
+FIXED_CLAUSES: dict[int, tuple[Clause, ...]] = {
+    4: (Clause(None, "udp", (68, 68), ALLOW),),
+    6: (
+        Clause(None, "icmpv6", None, ALLOW, "135"),
+        Clause(None, "icmpv6", None, ALLOW, "136"),
+        Clause(None, "udp", (546, 546), ALLOW),
+    ),
+}
+_FIXED_NAMES = {"135": "neighbour solicitations", "136": "neighbour advertisements"}
+
+
+@dataclass
+class GroupRules:
+    """A port's rules for its firewall group, and what to say of them."""
+
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    rejects: bool = False  # a reject became a drop
+    dhcp_ports: list[str] = field(default_factory=list)  # admitted from any source port
+    left_out: dict[str, list[str]] = field(default_factory=dict)  # address -> no room for
+
+
+def _with_fixed(address: str, clauses: list[Clause]) -> tuple[list[dict[str, Any]], int]:
+    """The address's rules with as many of `FIXED_CLAUSES` first as its
+    chains hold (those left out are dropped: stricter, reported), and how
+    many. Raises `Unexpressible` when the policy alone does not fit."""
+    fixed = FIXED_CLAUSES[ipaddress.ip_address(address).version]
+    for count in range(len(fixed), -1, -1):
+        # An any-source allow the same as a fixed one decides nothing more.
+        rest = [each for each in clauses if each not in fixed[:count]]
+        rules = expand(address, [*fixed[:count], *rest])
+        try:
+            check_chains(rules)
+        except Unexpressible:
+            if count == 0:
+                raise
+            continue
+        return rules, count
+    raise AssertionError("unreachable")
+
+
 def _group_rules(
     port: Port, ingress: Sequence[Mapping[str, Any]], security: list[dict[str, Any]] | None
-) -> tuple[list[dict[str, Any]], bool]:
-    """The port's rules, and whether a ``reject`` became a drop."""
-    rules: list[dict[str, Any]] = []
-    rejects = False
+) -> GroupRules:
+    """The port's rules (see the module's documentation)."""
+    result = GroupRules()
     for address in port.addresses:
         found = clauses_for(address, ingress)
-        rejects |= found.rejects
+        result.rejects |= found.rejects
         clauses = found.clauses
         if security is not None:
             clauses = within(clauses, sg_allows(address, security))
-        rules.extend(expand(address, clauses))
-    check_chains(rules)
-    return rules, rejects
+        rules, count = _with_fixed(address, clauses)
+        result.rules.extend(rules)
+        fixed = FIXED_CLAUSES[ipaddress.ip_address(address).version]
+        for each in fixed[:count]:
+            if each.protocol == "udp" and each.ports is not None:
+                result.dhcp_ports.append(str(each.ports[0]))
+        if left := [
+            _FIXED_NAMES.get(each.icmp_type or "", "DHCP replies") for each in fixed[count:]
+        ]:
+            result.left_out[address] = left
+    check_chains(result.rules)
+    return result
 
 
 def port_rules(
@@ -343,7 +393,7 @@ def port_rules(
         try:
             if group.problem is not None:
                 raise Unexpressible(group.problem)
-            rules, rejects = _group_rules(port, group.ingress, security.rules.get(port.id))
+            found = _group_rules(port, group.ingress, security.rules.get(port.id))
         except (Unexpressible, ValueError) as why:
             result.not_enforced.append(
                 f"port {port.id}: firewall group {group.id} is not enforced: {why}"
@@ -353,12 +403,25 @@ def port_rules(
         # security groups are; each rule names the port and the group.
         labels = {"port_id": port.id, "firewall_group_id": group.id}
         result.rules[port.id] = [
-            {**rule, "labels": labels} for rule in in_segment(rules, port.segment)
+            {**rule, "labels": labels} for rule in in_segment(found.rules, port.segment)
         ]
         note = port.segment.note(f"port {port.id}") if port.segment is not None else None
         if note is not None and note not in result.not_enforced:
             result.not_enforced.append(note)
-        if rejects:
+        for address, left in found.left_out.items():
+            result.not_enforced.append(
+                f"port {port.id}: firewall group {group.id}: {', '.join(left)} to {address} "
+                "are dropped, which FWaaS lets in: the policy fills the chains of 8 rules"
+            )
+        if dhcp := sorted(set(found.dhcp_ports), key=int):
+            note = (
+                f"port {port.id}: the source port of DHCP replies (67, 547) is not checked: "
+                f"UDP to port {' and '.join(dhcp)} is admitted from any source port (xdpath "
+                "rules match no source port)"
+            )
+            if note not in result.not_enforced:
+                result.not_enforced.append(note)
+        if found.rejects:
             result.not_enforced.append(
                 f"port {port.id}: firewall group {group.id}: reject enforced as drop "
                 "(XDP sends no ICMP or TCP reset)"

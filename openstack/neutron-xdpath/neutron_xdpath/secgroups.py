@@ -11,7 +11,13 @@ each of its fixed IPs:
    ``"3/4"``), ``src`` the rule's ``remote_ip_prefix``,
    or the fixed IPs of the ``remote_group_id``'s member ports, or the
    ``remote_address_group_id``'s addresses (none, or a ``/0``: no ``src``);
-2. then one ``drop`` rule: ``dst`` the address, nothing else.
+2. what Neutron's firewall drivers let in whatever the groups say
+   (`FIXED_ADMITS`), unless an allow above already does: on IPv6 ICMPv6
+   neighbour solicitations and advertisements and router advertisements,
+   and DHCP replies (UDP to 68, 546: by destination port alone, reported,
+   as xdpath rules match no source port); those that do not fit in the
+   address's chain are left out (dropped) and reported;
+3. then one ``drop`` rule: ``dst`` the address, nothing else.
 
 Each rule's ``labels`` (Prometheus labels on its hit counter) name the
 ``port_id`` and, for an allow, the ``security_group_id`` it comes from. On
@@ -66,6 +72,31 @@ PROTOCOLS = {
 }
 PORTED = ("tcp", "udp", "6", "17")
 ICMP = ("icmp", "icmpv6", "1", "58")
+# Protocols by number, to compare "icmp" with "1" or "udp" with "17".
+NUMBERS = {"tcp": "6", "udp": "17", "icmp": "1", "icmpv6": "58"}
+
+# What Neutron's firewall drivers let in to every port with port security,
+# whatever its groups say: ICMPv6 neighbour solicitations and
+# advertisements and router advertisements (the OVS firewall's
+# _initialize_ingress_ipv6_icmp; the iptables firewall's
+# _accept_inbound_icmpv6 and the server's RA rule), and DHCP replies (the
+# OVS firewall's "DHCP offers" flows; the server's DHCP rules for
+# iptables). Only the port's own addresses are matched here, so only what
+# can be sent to them counts: NUD solicitations, solicited advertisements,
+# a router's unicast answer to a solicitation, a DHCP server's unicast
+# replies. MLD queries (130) go to multicast addresses only (RFC 3810
+# 5.1.15), which no rule of the port matches: left out, they take no room.
+# DHCP replies are matched by destination port only (xdpath rules match no
+# source port; Neutron also wants 67, 547): said per port.
+FIXED_ADMITS: dict[int, tuple[dict[str, str], ...]] = {
+    4: ({"proto": "udp", "dport": "68"},),
+    6: (
+        {"proto": "icmpv6", "icmp_type": "135"},
+        {"proto": "icmpv6", "icmp_type": "136"},
+        {"proto": "udp", "dport": "546"},
+        {"proto": "icmpv6", "icmp_type": "134"},
+    ),
+}
 
 
 class Unexpressible(Exception):
@@ -92,6 +123,11 @@ class Groups:
     rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     members: dict[str, list[str]] = field(default_factory=dict)
     address_groups: dict[str, list[str]] = field(default_factory=dict)
+
+
+def number_of(protocol: str | None) -> str | None:
+    """A protocol as its number (``"icmp"`` -> ``"1"``); None: any."""
+    return None if protocol is None else NUMBERS.get(protocol, protocol)
 
 
 def protocol_of(rule: Mapping[str, Any]) -> str | None:
@@ -211,6 +247,60 @@ def rules_for(
     return [*allows, {"dst": destination, "action": "drop"}]
 
 
+def _covers(allow: Mapping[str, Any], fixed: Mapping[str, str]) -> bool:
+    """Whether a source-less allow already admits all that ``fixed`` does."""
+    if "src" in allow or allow.get("action") != ALLOW:
+        return False
+    if allow.get("proto") is None:
+        return True
+    if number_of(str(allow["proto"])) != number_of(fixed["proto"]):
+        return False
+    if "icmp_type" in fixed:
+        return allow.get("icmp_type") in (None, fixed["icmp_type"])
+    low, _, high = str(allow.get("dport") or "1-65535").partition("-")
+    return int(low) <= int(fixed["dport"]) <= int(high or low)
+
+
+@dataclass
+class WithFixed:
+    """An address's rules with `FIXED_ADMITS`: the DHCP ports admitted by
+    destination port alone, and what had no room."""
+
+    rules: list[dict[str, Any]]
+    dhcp_ports: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
+
+
+def with_fixed_admits(address: str, rules: list[dict[str, Any]]) -> WithFixed:
+    """`rules_for`'s rules with `FIXED_ADMITS` before the drop, but for those
+    an allow already covers. Those the address's chain has no room for are
+    left out: dropped, stricter than Neutron, never looser, and reported."""
+    *allows, drop = rules
+    version = ipaddress.ip_address(address).version
+    room = MAX_SOURCELESS - sum(1 for allow in allows if "src" not in allow)
+    result = WithFixed(rules=list(allows))
+    for fixed in FIXED_ADMITS[version]:
+        if any(_covers(allow, fixed) for allow in allows):
+            continue
+        if len(result.rules) - len(allows) >= room:
+            result.left_out.append(_FIXED_NAMES[fixed.get("icmp_type") or fixed["dport"]])
+            continue
+        result.rules.append({"dst": drop["dst"], "action": ALLOW, **fixed})
+        if fixed["proto"] == "udp":
+            result.dhcp_ports.append(fixed["dport"])
+    result.rules.append(drop)
+    return result
+
+
+_FIXED_NAMES = {
+    "135": "neighbour solicitations",
+    "136": "neighbour advertisements",
+    "134": "router advertisements",
+    "68": "DHCP replies",
+    "546": "DHCPv6 replies",
+}
+
+
 def _restricts_egress(rule: Mapping[str, Any]) -> bool:
     """An egress rule other than "allow everything" (Neutron's default)."""
     if rule.get("direction") != "egress":
@@ -253,13 +343,28 @@ def port_rules(ports: Sequence[Port], groups: Groups) -> PortRules:
         if port.segment is not None and (note := port.segment.note(f"port {port.id}")):
             result.not_enforced.append(note)
         try:
-            result.rules[port.id] = [
-                {**xdpath_rule, "labels": {"port_id": port.id, **xdpath_rule.get("labels", {})}}
-                for address in port.addresses
-                for xdpath_rule in in_segment(rules_for(address, rules, groups), port.segment)
-            ]
+            fixed = {a: with_fixed_admits(a, rules_for(a, rules, groups)) for a in port.addresses}
         except Unexpressible as why:
             result.not_enforced.append(
                 f"port {port.id}: its stateless security groups are not enforced: {why}"
+            )
+            continue
+        result.rules[port.id] = [
+            {**xdpath_rule, "labels": {"port_id": port.id, **xdpath_rule.get("labels", {})}}
+            for each in fixed.values()
+            for xdpath_rule in in_segment(each.rules, port.segment)
+        ]
+        for address, each in fixed.items():
+            if each.left_out:
+                result.not_enforced.append(
+                    f"port {port.id}: {', '.join(each.left_out)} to {address} are dropped, "
+                    "which Neutron's firewall lets in: the groups' allows fill the "
+                    f"address's {MAX_SOURCELESS} rules for any source"
+                )
+        if dhcp := sorted({p for each in fixed.values() for p in each.dhcp_ports}, key=int):
+            result.not_enforced.append(
+                f"port {port.id}: the source port of DHCP replies (67, 547) is not checked: "
+                f"UDP to port {' and '.join(dhcp)} is admitted from any source port (xdpath "
+                "rules match no source port)"
             )
     return result
