@@ -442,3 +442,32 @@ def test_fixed_admits_the_chains_cannot_hold_are_dropped_and_said() -> None:
         "port p6: firewall group g: neighbour advertisements, DHCP replies to 2001:db8::5 are "
         "dropped, which FWaaS lets in: the policy fills the chains of 8 rules"
     ) in result.not_enforced
+
+
+@pytest.mark.parametrize(
+    ("sg", "fw", "version", "admit"),
+    [
+        ({"protocol": "6", "port_range_min": 22, "port_range_max": 22},
+         {"protocol": "tcp", "destination_port": "22"}, 4, {"proto": "tcp", "dport": "22"}),
+        ({"protocol": "17", "port_range_min": 53, "port_range_max": 53}, {"protocol": "udp"}, 4,
+         {"proto": "udp", "dport": "53"}),
+        ({"protocol": "1", "port_range_min": 8}, {"protocol": "icmp"}, 4,
+         {"proto": "icmp", "icmp_type": "8"}),
+        ({"protocol": "58", "port_range_min": 128}, {"protocol": "icmp"}, 6,
+         {"proto": "icmpv6", "icmp_type": "128"}),
+    ],
+)  # fmt: skip
+def test_a_protocol_number_meets_its_name(
+    sg: dict[str, Any], fw: dict[str, Any], version: int, admit: dict[str, str]
+) -> None:
+    # The hostile report's F7: Neutron keeps an SG rule's protocol number as
+    # given ("6"), FWaaS takes names ("tcp"): the same protocol, so both
+    # allow it and xdpath must too.
+    address = "10.2.0.5" if version == 4 else "2001:db8::5"
+    port = Port("p1", (address,), ("sg",))
+    rules = {"direction": "ingress", "ethertype": f"IPv{version}", **sg}
+    security = sg_port_rules([port], Groups(stateful={"sg": False}, rules={"sg": [rules]}))
+    group = FirewallGroup("fw", ("p1",), (rule("allow", ip_version=version, **fw),))
+    found = unlabelled(port_rules([port], [group], security).rules["p1"])
+    destination = f"{address}/32" if version == 4 else f"{address}/128"
+    assert {"dst": destination, "action": "admit", **admit} in found, found
