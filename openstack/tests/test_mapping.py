@@ -621,3 +621,23 @@ def test_the_agent_keeps_the_balancers_of_a_refused_load_balancer(
 
     agent._one_loadbalancer(state, Agreeing(), LB_ID, 0.0, False)  # type: ignore[arg-type]
     assert LB_ID in state.verify and LB_ID not in state.refused
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "86401", "0.1"])
+def test_durations_are_finite_seconds(text: str, tmp_path: Any) -> None:
+    # As F9 for neutron-xdpath-agent: oslo.config's bounds let nan through
+    # (the agent's round would spin) and inf made its wait overflow.
+    from oslo_config import cfg
+
+    from octavia_xdpath import config
+
+    def status_interval(value: str) -> float:
+        conf = cfg.ConfigOpts()
+        conf.register_opts(config.options(), group="xdpath")
+        (tmp_path / "octavia.conf").write_text(f"[xdpath]\nstatus_interval = {value}\n")
+        conf(["--config-file", str(tmp_path / "octavia.conf")])
+        return float(conf.xdpath.status_interval)
+
+    with pytest.raises(ValueError):
+        status_interval(text)
+    assert status_interval("2.5") == 2.5

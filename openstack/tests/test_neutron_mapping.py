@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,8 +101,62 @@ def test_a_tunnel_networks_port_limits_carry_its_vni() -> None:
 def test_owner_tags_fit_xdpath_and_only_the_agents_are_its() -> None:
     owner = Subject("port", "6a4c1c52-4f0e-4d7f-9d3e-0b8e1f2a3c4d", (), "p").owner
     assert len(owner) <= 64
-    assert mapping.ours(owner) and mapping.ours("neutron-fip-x")
-    assert not mapping.ours("octavia-6a4c") and not mapping.ours("neutron")
+    assert mapping.ours(owner, "compute") and mapping.ours("neutron-fip-x", "network")
+    for role in ("network", "compute"):
+        assert not mapping.ours("octavia-6a4c", role) and not mapping.ours("neutron", role)
+    # The hostile report's F5: one agent of each role beside one xdpathd
+    # (a network and compute node) must not remove each other's owners.
+    assert not mapping.ours(owner, "network")
+    assert not mapping.ours("neutron-fip-x", "compute")
+
+
+class SharedXdpathd:
+    """One host's xdpathd, as two agents see it: owners and documents."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, dict[str, Any]] = {"operator-x": {}}
+
+    def owners(self) -> list[str]:
+        return list(self.documents)
+
+    def put_owner(self, owner: str, document: dict[str, Any]) -> bool:
+        changed = self.documents.get(owner) != document
+        self.documents[owner] = document
+        return changed
+
+    def delete_owner(self, owner: str) -> None:
+        del self.documents[owner]
+
+
+def test_a_network_and_a_compute_agent_share_one_xdpathd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The hostile report's F5: on a host that is network and compute node
+    # each agent removed the other's owners every pass.
+    from neutron_xdpath.agent import Agent
+
+    xdpathd = SharedXdpathd()
+    agents = {}
+    for role, owner in (("network", "neutron-fip-f"), ("compute", "neutron-port-p")):
+        ini = tmp_path / f"{role}.ini"
+        ini.write_text(
+            f"[neutron]\nauth_type = none\nendpoint = http://n\n[agent]\nrole = {role}\n"
+        )
+        agent = Agent(load(ini), xdpathd=xdpathd)  # type: ignore[arg-type]
+        plan = mapping.Plan(documents={owner: {"rules": [{"action": "drop"}]}})
+        monkeypatch.setattr(agent, "desired", lambda plan=plan: plan)
+        agents[role] = agent
+    for agent in agents.values():
+        agent.sync_once()
+    for _ in range(3):
+        for agent in agents.values():
+            assert agent.sync_once().deleted == []
+            assert set(xdpathd.documents) == {"operator-x", "neutron-fip-f", "neutron-port-p"}
+    # Each removes its own when Neutron no longer asks for it.
+    monkeypatch.setattr(agents["compute"], "desired", mapping.Plan)
+    assert agents["compute"].sync_once().deleted == ["neutron-port-p"]
+    assert agents["network"].sync_once().deleted == []
+    assert set(xdpathd.documents) == {"operator-x", "neutron-fip-f"}
 
 
 def test_the_agents_ini(tmp_path: Path) -> None:
@@ -147,6 +202,12 @@ interfaces = eth1, vxlan0
         ("[neutron]\nauth_type = none\n", "[neutron] endpoint: needed with auth_type = none"),
         ("[agent]\npoll_interval = soon\n", "poll_interval: 'soon' is not a number"),
         ("[xdpathd]\ntoken_file = /nonexistent/t\n", "token_file /nonexistent/t"),
+        # The hostile report's F9: nan made the agent spin, inf crash it.
+        ("[agent]\npoll_interval = nan\n", "poll_interval: must be above 0 and at most 86400"),
+        ("[agent]\npoll_interval = inf\n", "poll_interval: must be above 0 and at most 86400"),
+        ("[agent]\nresync_interval = -inf\n", "resync_interval: must be above 0"),
+        ("[xdpathd]\ntimeout = NaN\n", "[xdpathd] timeout: must be above 0"),
+        ("[agent]\npoll_interval = 0\n", "poll_interval: must be above 0"),
     ],
 )
 def test_a_wrong_ini_is_one_clear_error(tmp_path: Path, text: str, message: str) -> None:

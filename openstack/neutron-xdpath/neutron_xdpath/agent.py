@@ -9,8 +9,9 @@ then
 - ``PUT`` each document that is new or changed since the last call, or whose
   owner xdpathd no longer has (xdpathd restarted on an empty state), and
   every document again each ``resync_interval``;
-- ``DELETE`` each owner of this agent's (`mapping.ours`) that Neutron no
-  longer asks for.
+- ``DELETE`` each owner of this agent's role (`mapping.ours`: ``network``
+  the ``neutron-fip-*``, ``compute`` the ``neutron-port-*``) that Neutron
+  no longer asks for.
 
 So a change in Neutron is in force within one poll, a restart of the agent
 converges on its first pass (it reads what xdpathd has), a restart of
@@ -91,7 +92,7 @@ class Agent:
     def sync_once(self) -> PassResult:
         """One pass; raises if Neutron or xdpathd cannot be read."""
         plan = self.desired()
-        have = {owner for owner in self.xdpathd.owners() if mapping.ours(owner)}
+        have = {owner for owner in self.xdpathd.owners() if mapping.ours(owner, self.config.role)}
         now = time.monotonic()
         resync = now - self._last_resync >= self.config.resync_interval
         if resync:

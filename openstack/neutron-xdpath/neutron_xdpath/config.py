@@ -67,6 +67,9 @@ class AgentConfig:
     resync_interval: float
 
 
+# The most seconds an interval or timeout may be: a day.
+MAX_SECONDS = 86400.0
+
 _NEUTRON_OWN = {"auth_type", "endpoint", "project_id", "region_name", "interface"}
 
 
@@ -76,8 +79,12 @@ def _float(section: configparser.SectionProxy, key: str, default: float) -> floa
         value = float(text)
     except ValueError as error:
         raise ConfigError(f"[{section.name}] {key}: {text!r} is not a number") from error
-    if value <= 0:
-        raise ConfigError(f"[{section.name}] {key}: must be above 0")
+    # "nan" and "inf" parse as floats: nan passes every "<= 0" test and makes
+    # the agent spin (its wait does not wait), inf overflows that wait.
+    if not 0 < value <= MAX_SECONDS:
+        raise ConfigError(
+            f"[{section.name}] {key}: must be above 0 and at most {MAX_SECONDS:g} (seconds)"
+        )
     return value
 
 

@@ -174,6 +174,13 @@ def add_rules(result: Plan, security: PortRules) -> None:
         result.documents.setdefault(owner, {})["rules"] = rules
 
 
-def ours(owner: str) -> bool:
-    """An owner this agent made (and may remove)."""
-    return owner.startswith(f"{OWNER_PREFIX}fip-") or owner.startswith(f"{OWNER_PREFIX}port-")
+# The owners each role makes: an agent removes only its own role's, so
+# that a host that is network and compute node (all-in-one, DVR) can run
+# one agent of each role beside one xdpathd without each deleting the
+# other's owners every pass.
+ROLE_KINDS = {"network": "fip", "compute": "port"}
+
+
+def ours(owner: str, role: str) -> bool:
+    """An owner an agent of ``role`` made (and may remove)."""
+    return owner.startswith(f"{OWNER_PREFIX}{ROLE_KINDS[role]}-")

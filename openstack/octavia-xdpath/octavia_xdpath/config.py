@@ -32,6 +32,30 @@ class AgentSockets:
     get: str
 
 
+# The most seconds any [xdpath] duration may be: a day. inf would make the
+# agent's wait raise OverflowError (a timestamp too large), and a day is far
+# beyond any sensible interval or timeout.
+MAX_SECONDS = 86400.0
+
+
+def _seconds(name: str, default: float, low: float, help: str) -> cfg.Opt:
+    """A duration option: a finite number of seconds from ``low`` to
+    `MAX_SECONDS`. oslo.config's own bounds let ``nan`` through (every
+    comparison with it is false), and a nan interval makes the agent spin."""
+    import math
+
+    from oslo_config import cfg, types
+
+    class Seconds(types.Float):
+        def __call__(self, value: object) -> float:
+            number = super().__call__(value)
+            if number is None or not math.isfinite(number):
+                raise ValueError(f"{value!r} is not a finite number of seconds")
+            return number
+
+    return cfg.Opt(name, type=Seconds(min=low, max=MAX_SECONDS), default=default, help=help)
+
+
 def options() -> list[cfg.Opt]:
     """The ``[xdpath]`` options (also for oslo-config-generator)."""
     from oslo_config import cfg
@@ -50,11 +74,11 @@ def options() -> list[cfg.Opt]:
         ),
         cfg.StrOpt("ca_file", help="CA bundle to check https endpoints with."),
         cfg.BoolOpt("insecure", default=False, help="Do not check https certificates."),
-        cfg.FloatOpt(
+        _seconds(
             "request_timeout",
-            default=5.0,
-            min=0.1,
-            help="Seconds to wait for one balancer call (connect and answer).",
+            5.0,
+            0.1,
+            "Seconds to wait for one balancer call (connect and answer).",
         ),
         cfg.IntOpt(
             "push_attempts",
@@ -62,18 +86,18 @@ def options() -> list[cfg.Opt]:
             min=1,
             help="Attempts at each balancer before a change is reported ERROR.",
         ),
-        cfg.FloatOpt(
+        _seconds(
             "object_wait",
-            default=15.0,
-            min=0.0,
-            help="Seconds the driver waits for Octavia to commit an object it was "
+            15.0,
+            0.0,
+            "Seconds the driver waits for Octavia to commit an object it was "
             "called about before it works from what the call gave it.",
         ),
-        cfg.FloatOpt(
+        _seconds(
             "status_interval",
-            default=3.0,
-            min=0.5,
-            help="Seconds between the provider agent's rounds: member health, "
+            3.0,
+            0.5,
+            "Seconds between the provider agent's rounds: member health, "
             "operating statuses, listener statistics, reconciliation.",
         ),
         cfg.StrOpt(
@@ -83,11 +107,11 @@ def options() -> list[cfg.Opt]:
             "driver records load balancers not in force on every balancer, so that the "
             "agent finishes them even when no balancer holds anything of theirs yet.",
         ),
-        cfg.FloatOpt(
+        _seconds(
             "reconcile_grace",
-            default=6.0,
-            min=0.0,
-            help="Seconds a balancer must differ from Octavia's state before the agent "
+            6.0,
+            0.0,
+            "Seconds a balancer must differ from Octavia's state before the agent "
             "puts it right (longer than a change takes, so that the agent never races "
             "the driver).",
         ),
