@@ -313,20 +313,37 @@ def test_what_xdpath_cannot_express_is_refused_for_the_port(
     assert why in note, note
 
 
-def test_groups_that_ask_nothing_of_xdpath() -> None:
+def test_disabled_groups_and_groups_without_ingress_policy_do_not_open_the_port() -> None:
+    # The hostile report's F8: neutron-fwaas's drivers never open a port for
+    # a disabled group (the VM ports' agent keeps its rules) nor for one
+    # without ingress policy (default deny); xdpath let everything in.
     security = PortRules(rules={"p2": [{"dst": "10.0.0.9/32", "action": "drop"}]})
     groups = [
-        FirewallGroup("down", (PORT.id,), (rule("deny"),), admin_state_up=False),
+        FirewallGroup("down", (PORT.id,), (rule("deny", protocol="udp"),), admin_state_up=False),
         FirewallGroup("egress-only", ("p2",), None, egress=True),
     ]
     result = port_rules([PORT, Port("p2", ("10.0.0.9",), ())], groups, security)
-    # Disabled: no rules; no ingress policy: everything allowed (the
-    # security group's rules stay); the egress policy reported.
-    assert result.rules == security.rules
-    assert result.not_enforced == [
+    dhcp = {"action": "admit", "proto": "udp", "dport": "68"}
+    # Disabled: its rules stay, said.
+    assert unlabelled(result.rules[PORT.id]) == [
+        {"dst": f"{ADDRESS}/32", **dhcp},
+        {"dst": f"{ADDRESS}/32", "action": "drop", "proto": "udp"},
+        {"dst": f"{ADDRESS}/32", "action": "drop"},
+    ]
+    # No ingress policy: everything denied but what FWaaS always lets in;
+    # the egress policy reported.
+    assert unlabelled(result.rules["p2"]) == [
+        {"dst": "10.0.0.9/32", **dhcp},
+        {"dst": "10.0.0.9/32", "action": "drop"},
+    ]
+    assert (
+        "port p1: firewall group down is disabled (admin_state_up false): its rules stay in "
+        "force, as neutron-fwaas's drivers keep them"
+    ) in result.not_enforced
+    assert (
         "port p2: the egress policy of firewall group egress-only is not enforced by xdpath "
         "(it sees the traffic that comes to the port)"
-    ]
+    ) in result.not_enforced
 
 
 def test_a_policy_not_readable_is_refused() -> None:

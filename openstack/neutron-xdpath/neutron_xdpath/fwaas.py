@@ -82,7 +82,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 @dataclass(frozen=True)
 class FirewallGroup:
     """A firewall group with its ingress policy's rules in order (``None``:
-    no ingress policy, everything allowed)."""
+    no ingress policy: everything denied, as FWaaS's drivers do)."""
 
     id: str
     ports: tuple[str, ...]
@@ -378,7 +378,7 @@ def port_rules(
     """Every port's rules: its firewall group's ingress policy (within its
     stateless security groups), or else its security groups' rules."""
     result = PortRules(rules=dict(security.rules), not_enforced=list(security.not_enforced))
-    by_port = {port: group for group in groups if group.admin_state_up for port in group.ports}
+    by_port = {port: group for group in groups for port in group.ports}
     for port in ports:
         group = by_port.get(port.id)
         if group is None:
@@ -388,12 +388,23 @@ def port_rules(
                 f"port {port.id}: the egress policy of firewall group {group.id} is not "
                 "enforced by xdpath (it sees the traffic that comes to the port)"
             )
-        if group.ingress is None:
-            continue
+        if not group.admin_state_up:
+            # neutron-fwaas's drivers never open a port for a disabled group:
+            # the VM ports' (L2) agent keeps applying its rules (it only
+            # reports DOWN), the router ports' driver drops everything. So its
+            # rules stay in force here too; said, as users may expect less.
+            result.not_enforced.append(
+                f"port {port.id}: firewall group {group.id} is disabled (admin_state_up "
+                "false): its rules stay in force, as neutron-fwaas's drivers keep them"
+            )
+        # No ingress policy: FWaaS's drivers deny every ingress frame (the
+        # OVS and OVN drivers' default deny, the router driver's DROP_ALL),
+        # so an empty policy: only its implicit deny.
+        ingress = () if group.ingress is None else group.ingress
         try:
             if group.problem is not None:
                 raise Unexpressible(group.problem)
-            found = _group_rules(port, group.ingress, security.rules.get(port.id))
+            found = _group_rules(port, ingress, security.rules.get(port.id))
         except (Unexpressible, ValueError) as why:
             result.not_enforced.append(
                 f"port {port.id}: firewall group {group.id} is not enforced: {why}"
