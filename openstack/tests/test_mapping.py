@@ -641,3 +641,94 @@ def test_durations_are_finite_seconds(text: str, tmp_path: Any) -> None:
     with pytest.raises(ValueError):
         status_interval(text)
     assert status_interval("2.5") == 2.5
+
+
+def test_a_change_is_recorded_until_its_statuses_reach_octavia(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # The hostile report's F6: octavia-api dying after the balancers took a
+    # change and before its statuses reached Octavia left the load balancer
+    # PENDING_UPDATE for ever; the record lets the agent end it.
+    from octavia_xdpath import config, pending, worker
+
+    monkeypatch.setattr(config, "pending_dir", lambda: str(tmp_path))
+    lb = loadbalancer()
+    monkeypatch.setattr(worker, "_read", lambda *_: copy.deepcopy(lb))
+    seen: list[set[str]] = []
+
+    def apply(*_: Any) -> list[Any]:
+        seen.append(pending.listed())
+        return []
+
+    monkeypatch.setattr(worker, "apply", apply)
+
+    def dies(_: Any) -> None:
+        raise SystemExit("octavia-api killed")
+
+    monkeypatch.setattr(worker, "push_status", dies)
+    m1 = member(1, "")["member_id"]
+    change = worker.Change(worker.UPDATE, "members", m1, loadbalancer_id=LB_ID,
+                           obj={"member_id": m1, "weight": 1})  # fmt: skip
+    with pytest.raises(SystemExit):
+        worker.process(change)
+    assert seen == [{LB_ID}]
+    assert pending.listed() == {LB_ID}, "outlives the worker"
+    # Reported: forgotten.
+    monkeypatch.setattr(worker, "push_status", lambda _: None)
+    worker.process(change)
+    assert pending.listed() == set()
+
+
+def test_the_agent_ends_the_pending_state_a_dead_worker_left(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import os
+
+    from octavia_xdpath import client, config, pending, worker
+
+    monkeypatch.setattr(config, "pending_dir", lambda: str(tmp_path))
+    values = {"reconcile_grace": 6.0, "status_interval": 3.0}
+    monkeypatch.setattr(config, "value", values.__getitem__)
+    lb = loadbalancer()
+    document = mapping.plan(lb).document
+
+    class Library:
+        def get_loadbalancer(self, _: str) -> dict[str, Any]:
+            return copy.deepcopy(lb)
+
+        def update_listener_statistics(self, _: Any) -> None:
+            pass
+
+        def update_loadbalancer_status(self, _: Any) -> None:
+            pass
+
+    class Fleet:
+        def __init__(self, _: Any) -> None:
+            self.balancers: list[Any] = []
+
+        def owners(self) -> dict[str, Any]:
+            return {"lb1": [mapping.owner_of(LB_ID)], "lb2": [mapping.owner_of(LB_ID)]}
+
+        def view(self, _: str) -> dict[str, Any]:
+            # Both balancers took the change: they agree with Octavia.
+            return {e: {"document": document, "backends": [], "vips": []} for e in ("lb1", "lb2")}
+
+    pushed: list[dict[str, Any]] = []
+    monkeypatch.setattr(worker, "library", Library)
+    monkeypatch.setattr(worker, "push_status", pushed.append)
+    monkeypatch.setattr(client, "Fleet", Fleet)
+    monkeypatch.setattr(config, "settings", lambda: None)
+    pending.remember(LB_ID)
+    state = agent.AgentState()
+    state.first = False  # not a start: no balancer "came back"
+    state.reachable = {"lb1", "lb2"}
+    agent.one_round(state)
+    assert pushed == [], "a young record belongs to a change in flight"
+    assert pending.listed() == {LB_ID}
+    old = os.stat(tmp_path / LB_ID).st_mtime - 7
+    os.utime(tmp_path / LB_ID, (old, old))
+    agent.one_round(state)
+    [status] = pushed
+    assert status["loadbalancers"] == [{"id": LB_ID, "provisioning_status": "ACTIVE"}]
+    assert {e["provisioning_status"] for e in status["members"]} == {"ACTIVE"}
+    assert pending.listed() == set()

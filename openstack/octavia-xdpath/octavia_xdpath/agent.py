@@ -114,7 +114,7 @@ def one_round(state: AgentState, now: float | None = None) -> None:
     # A recorded load balancer is checked like one on a balancer that came
     # back: ACTIVE again once every balancer agrees with Octavia.
     recorded = pending.listed()
-    state.verify |= recorded
+    state.verify |= pending.listed(older_than=config.value("reconcile_grace"))
     ids = set(state.known) | recorded
     for endpoint, owners in listing.items():
         if isinstance(owners, list):
@@ -255,9 +255,10 @@ def _reconcile(
             )
     else:
         state.diverged.pop(loadbalancer_id, None)
-        if all_reachable:
-            pending.forget(loadbalancer_id)
+        # Only a verified record is forgotten: a younger one belongs to a
+        # change in flight, and protects it should its worker die.
         if loadbalancer_id in state.verify and all_reachable:
+            pending.forget(loadbalancer_id)
             state.verify.discard(loadbalancer_id)
             if current is not None:
                 LOG.info(

@@ -10,12 +10,21 @@ Octavia about it. octavia-api and octavia-driver-agent must share the
 directory (they run on the same controller host as a rule); an id that never
 reaches the agent is put right by the next change of its load balancer, as
 before.
+
+The worker also records every load balancer while a change is sent, and
+forgets it once the change's statuses reached Octavia: if octavia-api dies
+in between (the balancers have the change, Octavia still shows it PENDING_*,
+which only the driver can end), the record outlives it and the agent, once
+every balancer agrees with Octavia, reports the load balancer ACTIVE. The
+agent leaves records younger than ``reconcile_grace`` alone: their worker
+is still at them.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from pathlib import Path
 
 from octavia_xdpath import config
@@ -56,13 +65,18 @@ def forget(loadbalancer_id: str) -> None:
         LOG.warning("xdpath: %s: %s", path, error)
 
 
-def listed() -> set[str]:
-    """The ids recorded."""
+def listed(older_than: float = 0.0) -> set[str]:
+    """The ids recorded at least ``older_than`` seconds ago (a younger one
+    may be a change still in flight, whose worker reports it itself)."""
+    now = time.time()
+    found = set()
     try:
-        names = [entry.name for entry in Path(config.pending_dir()).iterdir()]
+        for entry in Path(config.pending_dir()).iterdir():
+            if _ID.fullmatch(entry.name) and now - entry.stat().st_mtime >= older_than:
+                found.add(entry.name)
     except FileNotFoundError:
         return set()
     except OSError as error:
         LOG.warning("xdpath: reading %s: %s", config.pending_dir(), error)
         return set()
-    return {name for name in names if _ID.fullmatch(name)}
+    return found

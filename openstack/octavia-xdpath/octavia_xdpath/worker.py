@@ -310,9 +310,12 @@ def process(change: Change) -> None:
         # (and no balancer can hold anything of it yet): nothing to send.
         errors = []
     else:
+        # Recorded until the statuses reach Octavia: should this process die
+        # after the balancers took the change, the agent ends the PENDING_*
+        # state Octavia would otherwise keep for ever (`pending`).
+        pending.remember(loadbalancer_id)
         errors = apply(owner, plan.document)
     if errors:
-        pending.remember(loadbalancer_id)
         LOG.error(
             "xdpath: load balancer %s (%s %s %s): not in force on every balancer: %s",
             loadbalancer_id,
@@ -322,7 +325,6 @@ def process(change: Change) -> None:
             client.summary(errors),
         )
     else:
-        pending.forget(loadbalancer_id)
         LOG.info(
             "xdpath: load balancer %s: %s %s %s in force on every balancer",
             loadbalancer_id,
@@ -333,6 +335,8 @@ def process(change: Change) -> None:
     push_status(
         _statuses(change, wanted, removed, failed=bool(errors), lb_failed=bool(errors), plan=plan)
     )
+    if not errors:
+        pending.forget(loadbalancer_id)
 
 
 def _delete_loadbalancer(change: Change, loadbalancer_id: str, owner: str) -> None:
