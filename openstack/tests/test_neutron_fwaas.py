@@ -488,3 +488,29 @@ def test_a_protocol_number_meets_its_name(
     found = unlabelled(port_rules([port], [group], security).rules["p1"])
     destination = f"{address}/32" if version == 4 else f"{address}/128"
     assert {"dst": destination, "action": "admit", **admit} in found, found
+
+
+def test_an_allowed_address_pairs_prefix_gets_the_group_or_is_refused() -> None:
+    # F10 for firewall groups: a pair's prefix is a destination of its own;
+    # a rule whose destination covers part of it cannot be expressed.
+    port = Port("p1", (ADDRESS, "10.0.1.0/24"), ())
+    group = FirewallGroup("g1", ("p1",), (rule("deny", protocol="udp"),))
+    rules = unlabelled(port_rules([port], [group], PortRules()).rules["p1"])
+    assert {"dst": "10.0.1.0/24", "action": "drop", "proto": "udp"} in rules
+    assert rules[-1] == {"dst": "10.0.1.0/24", "action": "drop"}
+    # A destination the whole prefix is in, or none of it: exact.
+    policy = (
+        rule("deny", destination_ip_address="10.0.0.0/16"),
+        rule("allow", destination_ip_address="10.0.2.0/24"),
+    )
+    group = FirewallGroup("g1", ("p1",), policy)
+    rules = unlabelled(port_rules([port], [group], PortRules()).rules["p1"])
+    assert {"dst": "10.0.1.0/24", "action": "drop"} in rules
+    assert not any(r["action"] == "admit" and "dport" not in r for r in rules)
+    part = FirewallGroup("g1", ("p1",), (rule("allow", destination_ip_address="10.0.1.128/25"),))
+    result = port_rules([port], [part], PortRules())
+    assert result.rules == {}
+    assert result.not_enforced == [
+        "port p1: firewall group g1 is not enforced: destination 10.0.1.128/25 covers part of "
+        "10.0.1.0/24"
+    ]

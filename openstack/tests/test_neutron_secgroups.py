@@ -268,3 +268,37 @@ def test_fixed_admits_an_allow_covers_take_no_room_and_the_rest_are_dropped_and_
         "Neutron's firewall lets in: the groups' allows fill the address's 7 rules for any "
         "source"
     ) in result.not_enforced
+
+
+def test_allowed_address_pairs_get_the_ports_rules_and_count_in_remote_groups() -> None:
+    # The hostile report's F10: a port's allowed address pairs (a VRRP VIP)
+    # met no rule of the port, and a member's pair address was not in its
+    # remote group.
+    from types import SimpleNamespace
+
+    from neutron_xdpath.neutron import pair_addresses
+
+    port = SimpleNamespace(
+        allowed_address_pairs=[
+            {"ip_address": "10.9.0.100", "mac_address": "fa:16:3e:00:00:01"},
+            {"ip_address": "10.9.1.0/24"},
+            {"ip_address": "10.9.0.83/32"},  # its own fixed IP
+            {"ip_address": "2001:db8::7/128"},
+        ]
+    )
+    assert pair_addresses(port, ("10.9.0.83",)) == ("10.9.0.100", "10.9.1.0/24", "2001:db8::7")
+    groups = Groups(
+        stateful={"ssh": False},
+        rules={"ssh": [ingress(protocol="tcp", port_range_min=22, port_range_max=22,
+                               remote_group_id="web")]},
+        members={"web": ["10.9.0.5", "10.9.5.0/28"]},  # a member's pair prefix
+    )  # fmt: skip
+    result = port_rules([Port("p", ("10.9.0.83", "10.9.0.100", "10.9.1.0/24"), ("ssh",))], groups)
+    rules = [{k: v for k, v in r.items() if k != "labels"} for r in result.rules["p"]]
+    for destination in ("10.9.0.83/32", "10.9.0.100/32", "10.9.1.0/24"):
+        assert [r for r in rules if r["dst"] == destination] == [
+            {"dst": destination, "action": "admit", "src": ["10.9.0.5/32", "10.9.5.0/28"],
+             "proto": "tcp", "dport": "22"},
+            dhcp(destination.split("/")[0], dst=destination),
+            {"dst": destination, "action": "drop"},
+        ]  # fmt: skip

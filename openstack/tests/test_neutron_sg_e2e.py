@@ -23,6 +23,7 @@ from testenv.scratch import scratch_bed
 from tests.test_neutron_e2e import Agent, running, wait_for
 
 ALLOWED_PREFIX = "203.0.113.0/28"  # holds ext's 203.0.113.1
+PAIR = "10.1.0.200"  # the port's allowed address pair
 
 _LISTENER = """
 import socket, sys
@@ -109,9 +110,16 @@ def tenant_network(conn: Connection, project: str, name: str, cidr: str) -> Any:
     return net
 
 
-def owned_rules(xdpathd: Xdpathd, owner: str) -> list[dict[str, Any]]:
+def owned_rules(
+    xdpathd: Xdpathd, owner: str, destination: str | None = None
+) -> list[dict[str, Any]]:
+    """The owner's rules (those for ``destination`` alone, if given)."""
     rows = xdpathd.call("GET", "/v1/rules") or []
-    return [row for row in rows if row.get("owner") == owner]
+    return [
+        row
+        for row in rows
+        if row.get("owner") == owner and destination in (None, row.get("destination"))
+    ]
 
 
 def test_a_stateless_security_group_allows_only_what_it_says(
@@ -135,8 +143,14 @@ def test_a_stateless_security_group_allows_only_what_it_says(
         port_range_max=22,
         remote_ip_prefix=ALLOWED_PREFIX,
     )
+    # A VRRP-style VIP the port receives for: Neutron filters it like the
+    # fixed IP.
     port = conn.network.create_port(
-        project_id=project, network_id=net.id, name="vm-sg", security_group_ids=[group.id]
+        project_id=project,
+        network_id=net.id,
+        name="vm-sg",
+        security_group_ids=[group.id],
+        allowed_address_pairs=[{"ip_address": PAIR}],
     )
     address = port.fixed_ips[0]["ip_address"]
     owner = f"neutron-port-{port.id}"
@@ -155,11 +169,12 @@ def _check_the_group(
 ) -> None:
     """The group's allow and drop in force, counted, and the allow gone
     within seconds of its rule's removal."""
-    took = wait_for("the port's rules", lambda: len(owned_rules(xdpathd, owner)) == 3)
+    mine = f"{address}/32"
+    took = wait_for("the port's rules", lambda: len(owned_rules(xdpathd, owner)) == 6)
     print(f"the group's rules in force {took:.1f} s after the port was made")
     # The group's allow; DHCP replies, which Neutron's firewall lets in
     # whatever the group says; the drop.
-    allow, dhcp, drop = owned_rules(xdpathd, owner)
+    allow, dhcp, drop = owned_rules(xdpathd, owner, mine)
     assert (dhcp["action"], dhcp["sources"], dhcp["protocol"], dhcp["dport"]) == (
         "admit", [], "udp", "68"
     ), dhcp  # fmt: skip
@@ -176,7 +191,7 @@ def _check_the_group(
     flow = bed.traffic({address: 500.0}, 1.0)[address]
     print(f"UDP to the port: {flow}")
     assert flow["sent"] > 300 and flow["received"] == 0, flow
-    allow, dhcp, drop = owned_rules(xdpathd, owner)
+    allow, dhcp, drop = owned_rules(xdpathd, owner, mine)
     assert allow["hits"] >= 1, allow
     assert drop["hits"] >= flow["sent"], (drop, flow)
 
@@ -184,15 +199,28 @@ def _check_the_group(
     # renewal) are let in, not dropped.
     bed.run("ext", "python3", "-c", _DHCP_REPLIES, address)
     before = drop["hits"]
-    _, dhcp, drop = owned_rules(xdpathd, owner)
+    _, dhcp, drop = owned_rules(xdpathd, owner, mine)
     assert dhcp["hits"] == DHCP_REPLIES, dhcp
     assert drop["hits"] == before, drop
+
+    # The allowed address pair gets the same rules: UDP to it is dropped
+    # too, and counted on its own drop.
+    pair = owned_rules(xdpathd, owner, f"{PAIR}/32")
+    assert [(r["action"], r["sources"], r["dport"]) for r in pair] == [
+        ("admit", [ALLOWED_PREFIX], "22"), ("admit", [], "68"), ("drop", [], None)
+    ], pair  # fmt: skip
+    bed.add_floating_ip(PAIR)
+    bed.run("ext", "ip", "route", "replace", f"{PAIR}/32", "dev", "eth0")
+    flow = bed.traffic({PAIR: 500.0}, 1.0)[PAIR]
+    print(f"UDP to the port's allowed address pair: {flow}")
+    assert flow["sent"] > 300 and flow["received"] == 0, flow
+    assert owned_rules(xdpathd, owner, f"{PAIR}/32")[-1]["hits"] >= flow["sent"]
 
     # The rule removed: TCP 22 is dropped within seconds.
     conn.network.delete_security_group_rule(ssh)
     removed = time.monotonic()
-    wait_for("the allow's removal", lambda: len(owned_rules(xdpathd, owner)) == 2)
+    wait_for("the allow's removal", lambda: len(owned_rules(xdpathd, owner)) == 4)
     wait_for("TCP 22 dropped", lambda: not reaches(bed, address))
     print(f"TCP 22 dropped {time.monotonic() - removed:.1f} s after the rule's removal")
-    dhcp, drop = owned_rules(xdpathd, owner)
+    dhcp, drop = owned_rules(xdpathd, owner, mine)
     assert (dhcp["action"], dhcp["dport"], drop["action"]) == ("admit", "68", "drop")

@@ -70,6 +70,7 @@ from neutron_xdpath.secgroups import (
     host,
     number_of,
     protocol_of,
+    version_of,
 )
 from neutron_xdpath.segments import in_segment
 
@@ -135,13 +136,17 @@ def _range(text: Any, what: str) -> tuple[int, int] | None:
 def clause(address: str, rule: Mapping[str, Any]) -> Clause | None:
     """The rule for frames to ``address``; None when it cannot match them.
     Raises `Unexpressible`."""
-    parsed = ipaddress.ip_address(address)
+    parsed = _network(address)
     if rule.get("enabled") is False or int(rule.get("ip_version") or 4) != parsed.version:
         return None
-    if (destination := rule.get("destination_ip_address")) and parsed not in _network(
-        str(destination)
-    ):
-        return None
+    if destination := rule.get("destination_ip_address"):
+        network = _network(str(destination))
+        if network.version != parsed.version or not parsed.overlaps(network):
+            return None
+        if not parsed.subnet_of(network):  # type: ignore[arg-type]
+            # An allowed address pair's prefix the rule covers in part:
+            # xdpath's rule for the prefix would match all of it.
+            raise Unexpressible(f"destination {destination} covers part of {address}")
     if _range(rule.get("source_port"), "source port") is not None:
         raise Unexpressible(f"source port {rule['source_port']} (xdpath rules match none)")
     sources: tuple[str, ...] | None = None
@@ -332,7 +337,7 @@ def _with_fixed(address: str, clauses: list[Clause]) -> tuple[list[dict[str, Any
     """The address's rules with as many of `FIXED_CLAUSES` first as its
     chains hold (those left out are dropped: stricter, reported), and how
     many. Raises `Unexpressible` when the policy alone does not fit."""
-    fixed = FIXED_CLAUSES[ipaddress.ip_address(address).version]
+    fixed = FIXED_CLAUSES[version_of(address)]
     for count in range(len(fixed), -1, -1):
         # An any-source allow the same as a fixed one decides nothing more.
         rest = [each for each in clauses if each not in fixed[:count]]
@@ -360,7 +365,7 @@ def _group_rules(
             clauses = within(clauses, sg_allows(address, security))
         rules, count = _with_fixed(address, clauses)
         result.rules.extend(rules)
-        fixed = FIXED_CLAUSES[ipaddress.ip_address(address).version]
+        fixed = FIXED_CLAUSES[version_of(address)]
         for each in fixed[:count]:
             if each.protocol == "udp" and each.ports is not None:
                 result.dhcp_ports.append(str(each.ports[0]))

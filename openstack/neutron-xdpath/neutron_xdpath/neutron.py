@@ -12,7 +12,8 @@ network's policy applies to its ports that have none, except Neutron's own
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import ipaddress
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from neutron_xdpath.config import AgentConfig, NeutronSettings
@@ -87,6 +88,26 @@ def _ports(conn: Connection, host: str | None) -> Iterator[Subject]:
             yield Subject("port", str(port.id), addresses, str(policy), segment)
 
 
+def pair_addresses(port: Any, fixed: Sequence[str]) -> tuple[str, ...]:
+    """A port's allowed address pairs' addresses (``10.0.0.9``, or a prefix
+    ``10.0.0.0/24``; a host prefix as its address), those not among its
+    fixed IPs."""
+    out: list[str] = []
+    for pair in port.allowed_address_pairs or []:
+        text = pair.get("ip_address") if isinstance(pair, dict) else None
+        if not text:
+            continue
+        network = ipaddress.ip_network(str(text), strict=False)
+        address = (
+            str(network.network_address)
+            if network.prefixlen == network.max_prefixlen
+            else str(network)
+        )
+        if address not in fixed and address not in out:
+            out.append(address)
+    return tuple(out)
+
+
 def security_groups(conn: Connection, config: AgentConfig) -> tuple[list[Port], Groups]:
     """This agent's ports (role ``compute``; not Neutron's own
     ``network:*`` ports) with their security groups, and what expanding
@@ -100,6 +121,10 @@ def security_groups(conn: Connection, config: AgentConfig) -> tuple[list[Port], 
     network_segments = segments(conn)
     for port in conn.network.ports():
         addresses = tuple(str(ip["ip_address"]) for ip in port.fixed_ips or [] if ip)
+        # Neutron filters all the port receives, its allowed address pairs'
+        # addresses too, and counts them as the port's in remote groups
+        # (securitygroups_rpc_base._select_ips_for_remote_group).
+        addresses += pair_addresses(port, addresses)
         ids = tuple(str(group) for group in port.security_group_ids or [])
         for group_id in ids:
             groups.members.setdefault(group_id, []).extend(addresses)

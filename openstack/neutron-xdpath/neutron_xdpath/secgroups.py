@@ -108,6 +108,9 @@ class Port:
     """A port with its fixed IPs and security groups."""
 
     id: str
+    # Its fixed IPs, then its allowed address pairs' addresses (an address
+    # or a prefix): Neutron filters everything the port receives, and a
+    # pair is an address it receives for (a VRRP or Octavia VIP).
     addresses: tuple[str, ...]
     groups: tuple[str, ...]
     # Its network's segment (vxlan/geneve: its rules get the VNI).
@@ -183,7 +186,7 @@ def _sources(rule: Mapping[str, Any], groups: Groups, version: int) -> list[str]
         return None if network.prefixlen == 0 else [str(network)]
     if group := rule.get("remote_group_id"):
         members = groups.members.get(str(group), [])
-        return sorted({host(a) for a in members if ipaddress.ip_address(a).version == version})
+        return sorted({host(a) for a in members if version_of(a) == version})
     if address_group := rule.get("remote_address_group_id"):
         prefixes = groups.address_groups.get(str(address_group), [])
         found = [str(ipaddress.ip_network(p, strict=False)) for p in prefixes]
@@ -194,9 +197,15 @@ def _sources(rule: Mapping[str, Any], groups: Groups, version: int) -> list[str]
 
 
 def host(address: str) -> str:
-    """``10.0.0.5`` -> ``10.0.0.5/32``, an IPv6 address -> ``/128``."""
-    parsed = ipaddress.ip_address(address)
-    return f"{parsed}/{parsed.max_prefixlen}"
+    """``10.0.0.5`` -> ``10.0.0.5/32``, an IPv6 address -> ``/128``; a
+    prefix (an allowed address pair may be one) as itself."""
+    parsed = ipaddress.ip_network(address, strict=False)
+    return f"{parsed.network_address}/{parsed.prefixlen}"
+
+
+def version_of(address: str) -> int:
+    """An address's or prefix's IP version."""
+    return ipaddress.ip_network(address, strict=False).version
 
 
 def rules_for(
@@ -204,7 +213,7 @@ def rules_for(
 ) -> list[dict[str, Any]]:
     """The xdpath rules (``POST /v1/rules`` bodies) for one address: the
     allows, then the drop. Raises `Unexpressible`."""
-    version = ipaddress.ip_address(address).version
+    version = version_of(address)
     destination = host(address)
     ethertype = f"IPv{version}"
     allows: list[dict[str, Any]] = []
@@ -276,7 +285,7 @@ def with_fixed_admits(address: str, rules: list[dict[str, Any]]) -> WithFixed:
     an allow already covers. Those the address's chain has no room for are
     left out: dropped, stricter than Neutron, never looser, and reported."""
     *allows, drop = rules
-    version = ipaddress.ip_address(address).version
+    version = version_of(address)
     room = MAX_SOURCELESS - sum(1 for allow in allows if "src" not in allow)
     result = WithFixed(rules=list(allows))
     for fixed in FIXED_ADMITS[version]:
