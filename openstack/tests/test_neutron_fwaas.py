@@ -22,6 +22,10 @@ from neutron_xdpath.secgroups import port_rules as sg_port_rules
 from neutron_xdpath.segments import Segment
 
 ADDRESS = "10.0.0.5"
+DENY_ALL = [
+    {"dst": f"{ADDRESS}/32", "action": "admit", "proto": "udp", "dport": "68"},
+    {"dst": f"{ADDRESS}/32", "action": "drop"},
+]
 DHCP_NOTE = (
     "port p1: the source port of DHCP replies (67, 547) is not checked: UDP to port 68 is "
     "admitted from any source port (xdpath rules match no source port)"
@@ -304,13 +308,20 @@ def test_reject_is_enforced_as_drop_and_said() -> None:
 def test_what_xdpath_cannot_express_is_refused_for_the_port(
     policy: list[dict[str, Any]], why: str
 ) -> None:
-    security = PortRules(rules={PORT.id: [{"dst": f"{ADDRESS}/32", "action": "drop"}]})
+    security = PortRules(rules={PORT.id: [{"dst": f"{ADDRESS}/32", "action": "admit"}]})
     result = enforced(policy, security)
-    # The security group's rules stay; nothing of the firewall group is there.
-    assert result.rules == security.rules
-    [note] = result.not_enforced
+    # The hostile report's F12: not the security group's rules (which would
+    # let in what the group may deny) but everything denied, but what FWaaS
+    # always lets in: at least as strict as any policy.
+    assert unlabelled(result.rules[PORT.id]) == DENY_ALL
+    [note, dhcp] = result.not_enforced
     assert note.startswith("port p1: firewall group g1 is not enforced: "), note
     assert why in note, note
+    assert note.endswith(
+        "; everything to the port is dropped (but neighbour discovery and DHCP replies) "
+        "until it can be"
+    ), note
+    assert dhcp == DHCP_NOTE
 
 
 def test_disabled_groups_and_groups_without_ingress_policy_do_not_open_the_port() -> None:
@@ -349,10 +360,11 @@ def test_disabled_groups_and_groups_without_ingress_policy_do_not_open_the_port(
 def test_a_policy_not_readable_is_refused() -> None:
     group = FirewallGroup("g1", (PORT.id,), (), problem="its ingress policy x cannot be read")
     result = port_rules([PORT], [group], PortRules())
-    assert result.rules == {}
-    assert result.not_enforced == [
-        "port p1: firewall group g1 is not enforced: its ingress policy x cannot be read"
-    ]
+    assert unlabelled(result.rules[PORT.id]) == DENY_ALL
+    assert result.not_enforced[0].startswith(
+        "port p1: firewall group g1 is not enforced: its ingress policy x cannot be read; "
+        "everything to the port is dropped"
+    )
 
 
 def test_ipv6_addresses_get_their_family_s_rules_only() -> None:
@@ -509,8 +521,36 @@ def test_an_allowed_address_pairs_prefix_gets_the_group_or_is_refused() -> None:
     assert not any(r["action"] == "admit" and "dport" not in r for r in rules)
     part = FirewallGroup("g1", ("p1",), (rule("allow", destination_ip_address="10.0.1.128/25"),))
     result = port_rules([port], [part], PortRules())
-    assert result.rules == {}
-    assert result.not_enforced == [
+    assert unlabelled(result.rules["p1"])[-1] == {"dst": "10.0.1.0/24", "action": "drop"}
+    assert result.not_enforced[0].startswith(
         "port p1: firewall group g1 is not enforced: destination 10.0.1.128/25 covers part of "
-        "10.0.1.0/24"
-    ]
+        "10.0.1.0/24; everything to the port is dropped"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rule_", "why"),
+    [
+        ({"protocol": "tcp", "source_port": "1024:65000", "destination_port": "22"},
+         "source port 1024:65000"),
+        ({"protocol": "gopher"}, "protocol gopher"),
+        ({"protocol": "icmp", "destination_port": "8"}, "a destination port on protocol icmp"),
+    ],
+)  # fmt: skip
+def test_the_service_driver_refuses_rules_xdpath_cannot_enforce(
+    rule_: dict[str, Any], why: str
+) -> None:
+    # F12: such a rule used to be accepted and put its group out of force.
+    from neutron_lib import exceptions
+
+    from neutron_xdpath.fwaas_driver import XdpathFirewallDriver
+
+    driver = XdpathFirewallDriver.__new__(XdpathFirewallDriver)
+    with pytest.raises(exceptions.InvalidInput, match=why):
+        driver.create_firewall_rule_precommit(None, rule("allow", **rule_))
+    with pytest.raises(exceptions.InvalidInput, match="xdpath cannot enforce"):
+        driver.update_firewall_rule_precommit(None, rule("allow"), rule("allow", **rule_))
+    # What it can enforce passes (the full source range is no source port).
+    driver.create_firewall_rule_precommit(
+        None, rule("deny", protocol="udp", source_port="1:65535", destination_port="53")
+    )

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import openstack.exceptions
 import pytest
 from openstack.connection import Connection
 
@@ -101,6 +102,12 @@ def test_a_firewall_group_decides_as_fwaas_first_match_does(
     port = vm_port(conn, project, net)
     address = port.fixed_ips[0]["ip_address"]
     owner = f"neutron-port-{port.id}"
+    # A rule xdpath cannot enforce is refused by Neutron's API (xdpath's
+    # service driver), not accepted to put its group out of force.
+    with pytest.raises(openstack.exceptions.BadRequestException, match="xdpath cannot enforce"):
+        conn.network.create_firewall_rule(
+            project_id=project, protocol="tcp", source_port="1024:65000", action="allow"
+        )
     ingress, rules = policy(conn, project, address)
     group = conn.network.create_firewall_group(
         project_id=project, name="web", ingress_firewall_policy_id=ingress.id, ports=[port.id]

@@ -47,11 +47,13 @@ left out), in place: the first clause that matches is the FWaaS rule that decide
 it lets the frame in only if a security group rule allows it too (if
 none does, no later allow can, and a deny or the final drop follows).
 
-Refused for the whole group on that port (reported; the security groups
-alone stay in force): source port ranges (xdpath rules match no source
-port), protocols xdpath cannot name, and more than 8 rules for one prefix
-(xdpath's chain limit). Egress policies are not enforced (xdpath on a
-compute node sees what comes *to* the VMs): reported.
+Refused at the API (`check_rule`, by `fwaas_driver`): source port ranges
+(xdpath rules match no source port), protocols xdpath cannot name. What
+the agent still cannot express (more than 8 rules for one prefix,
+xdpath's chain limit; an unreadable policy) denies everything to the
+port but what FWaaS always lets in (fail closed; reported). Egress
+policies are not enforced (xdpath on a compute node sees what comes *to*
+the VMs): reported.
 """
 
 from __future__ import annotations
@@ -131,6 +133,20 @@ def _range(text: Any, what: str) -> tuple[int, int] | None:
     if not 0 <= bounds[0] <= bounds[1] <= 65535:
         raise Unexpressible(f"{what} {text}")
     return bounds
+
+
+def check_rule(rule: Mapping[str, Any]) -> None:
+    """Raises `Unexpressible` for a rule no address's rules can express
+    (a source port range, a protocol xdpath cannot name, a destination
+    port on a protocol without ports): the driver refuses it at the API
+    (`fwaas_driver`), so that a group can only hold what xdpath enforces."""
+    if _range(rule.get("source_port"), "source port") is not None:
+        raise Unexpressible(f"source port {rule['source_port']} (xdpath rules match none)")
+    protocol = protocol_of(rule)
+    if _range(rule.get("destination_port"), "destination port") is not None and (
+        protocol not in PORTED
+    ):
+        raise Unexpressible(f"a destination port on protocol {protocol or 'any'}")
 
 
 def clause(address: str, rule: Mapping[str, Any]) -> Clause | None:
@@ -411,10 +427,16 @@ def port_rules(
                 raise Unexpressible(group.problem)
             found = _group_rules(port, ingress, security.rules.get(port.id))
         except (Unexpressible, ValueError) as why:
+            # Fail closed: a group that cannot be enforced as it is denies
+            # everything to the port (but what FWaaS always lets in), which
+            # is at least as strict as any policy; the port's security
+            # groups alone would let in what the group may deny.
+            found = _group_rules(port, (), None)
             result.not_enforced.append(
-                f"port {port.id}: firewall group {group.id} is not enforced: {why}"
+                f"port {port.id}: firewall group {group.id} is not enforced: {why}; "
+                "everything to the port is dropped (but neighbour discovery and DHCP "
+                "replies) until it can be"
             )
-            continue
         # Tenant networks in tunnels: matched inside the port's VNI, as its
         # security groups are; each rule names the port and the group.
         labels = {"port_id": port.id, "firewall_group_id": group.id}

@@ -23,11 +23,28 @@ the one module of this package that imports more than neutron-lib.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from neutron_fwaas.services.firewall.service_drivers import (  # type: ignore[import-untyped]
     driver_api,
 )
+from neutron_lib import exceptions
+
+from neutron_xdpath import fwaas
+from neutron_xdpath.secgroups import Unexpressible
+
+
+def refuse_unexpressible(rule: Mapping[str, Any]) -> None:
+    """A rule xdpath cannot enforce (`fwaas.check_rule`) as Neutron's
+    InvalidInput (HTTP 400), inside the rule's transaction: nothing is
+    stored. Accepted, it would put every group that uses it out of force."""
+    try:
+        fwaas.check_rule(rule)
+    except Unexpressible as why:
+        raise exceptions.InvalidInput(
+            error_message=f"xdpath cannot enforce this firewall rule: {why}"
+        ) from None
 
 
 class XdpathFirewallDriver(driver_api.FirewallDriverDB):  # type: ignore[misc]
@@ -38,3 +55,11 @@ class XdpathFirewallDriver(driver_api.FirewallDriverDB):  # type: ignore[misc]
 
     def is_supported_l3_port(self, port: dict[str, Any]) -> bool:
         return False
+
+    def create_firewall_rule_precommit(self, context: Any, firewall_rule: dict[str, Any]) -> None:
+        refuse_unexpressible(firewall_rule)
+
+    def update_firewall_rule_precommit(
+        self, context: Any, old_firewall_rule: dict[str, Any], new_firewall_rule: dict[str, Any]
+    ) -> None:
+        refuse_unexpressible(new_firewall_rule)
