@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import re
+import time
 from typing import Any
 
 import pytest
@@ -732,3 +733,67 @@ def test_the_agent_ends_the_pending_state_a_dead_worker_left(
     assert status["loadbalancers"] == [{"id": LB_ID, "provisioning_status": "ACTIVE"}]
     assert {e["provisioning_status"] for e in status["members"]} == {"ACTIVE"}
     assert pending.listed() == set()
+
+
+def test_a_change_the_balancers_refuse_leaves_the_load_balancer_mutable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # The hostile report's F11: the 33rd VIP refused (409 table_full) put the
+    # load balancer in ERROR, where Octavia lets nothing but its delete
+    # through: the listener that did not fit could not be deleted.
+    from octavia_xdpath import client, config, worker
+
+    monkeypatch.setattr(config, "pending_dir", lambda: str(tmp_path))
+    lb = loadbalancer()
+    monkeypatch.setattr(worker, "_read", lambda *_: copy.deepcopy(lb))
+    pushed: list[dict[str, list[dict[str, Any]]]] = []
+    monkeypatch.setattr(worker, "push_status", pushed.append)
+    full = client.BalancerError("lb1", "409 table_full: at most 32 VIPs", 409, "table_full")
+    down = client.BalancerError("lb2", "connection refused")
+    change = worker.Change(worker.CREATE, "listeners", LISTENER_ID, loadbalancer_id=LB_ID,
+                           obj={"listener_id": LISTENER_ID, "protocol_port": 80})  # fmt: skip
+
+    def flat() -> dict[tuple[str, str], str]:
+        status = pushed.pop()
+        return {(k, e["id"]): e["provisioning_status"] for k, es in status.items() for e in es}
+
+    monkeypatch.setattr(worker, "apply", lambda *_: [full, full])
+    worker.process(change)
+    refused = flat()
+    assert refused[("listeners", LISTENER_ID)] == "ERROR"
+    assert refused[("loadbalancers", LB_ID)] == "ACTIVE"
+    # A balancer down is not a refusal: the load balancer ERROR until the
+    # agent puts it right, as before.
+    monkeypatch.setattr(worker, "apply", lambda *_: [full, down])
+    worker.process(change)
+    assert flat()[("loadbalancers", LB_ID)] == "ERROR"
+
+
+def test_a_refusal_is_not_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from octavia_xdpath import client, config, worker
+
+    calls: list[list[str]] = []
+
+    class Balancer:
+        def __init__(self, endpoint: str) -> None:
+            self.endpoint = endpoint
+
+    class Fleet:
+        def __init__(self, _: Any) -> None:
+            self.balancers = [Balancer("lb1"), Balancer("lb2")]
+
+        def apply(self, *_: Any) -> dict[str, Any]:
+            calls.append([b.endpoint for b in self.balancers])
+            answers = {
+                "lb1": client.BalancerError("lb1", "409 table_full", 409),
+                "lb2": client.BalancerError("lb2", "timed out"),
+            }
+            return {b.endpoint: answers[b.endpoint] for b in self.balancers}
+
+    monkeypatch.setattr(client, "Fleet", Fleet)
+    monkeypatch.setattr(config, "settings", lambda: None)
+    monkeypatch.setattr(config, "value", {"push_attempts": 3}.__getitem__)
+    monkeypatch.setattr(time, "sleep", lambda _: None)
+    errors = worker.apply("octavia-x", {})
+    assert calls == [["lb1", "lb2"], ["lb2"], ["lb2"]]
+    assert [(e.endpoint, e.refused) for e in errors] == [("lb1", True), ("lb2", False)]

@@ -87,6 +87,9 @@ class AgentState:
     first: bool = True
     # load balancer -> why its plan is refused (logged when it changes).
     refused: dict[str, str] = field(default_factory=dict)
+    # load balancer -> why its last repair failed (logged when it changes:
+    # a balancer that refuses a document refuses it every grace period).
+    repair_failed: dict[str, str] = field(default_factory=dict)
 
 
 def run(exit_event: ExitEvent) -> None:
@@ -284,12 +287,16 @@ def _repair(
     fleet.balancers = balancers
     errors = client.failures(results)
     if errors:
-        LOG.error(
-            "xdpath agent: load balancer %s: could not put balancers right: %s",
-            loadbalancer_id,
-            client.summary(errors),
-        )
+        why = client.summary(errors)
+        if state.repair_failed.get(loadbalancer_id) != why:
+            LOG.error(
+                "xdpath agent: load balancer %s: could not put balancers right: %s",
+                loadbalancer_id,
+                why,
+            )
+        state.repair_failed[loadbalancer_id] = why
         return
+    state.repair_failed.pop(loadbalancer_id, None)
     LOG.warning(
         "xdpath agent: load balancer %s: put %s back in line with Octavia",
         loadbalancer_id,

@@ -47,6 +47,13 @@ class BalancerError(Exception):
         """No answer at all (down, refused, timed out)."""
         return self.status is None
 
+    @property
+    def refused(self) -> bool:
+        """The balancer judged the document and refused it (400, 409: a VIP
+        another owner has, a table full; 422: not installable): it keeps
+        what it had, and the same document would be refused again."""
+        return self.status in (400, 409, 422)
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -251,22 +251,25 @@ def _with_batch(change: Change, current: tree.Tree) -> tree.Tree:
 
 
 def apply(owner: str, document: dict[str, Any]) -> list[client.BalancerError]:
-    """Puts the document on every balancer, again on failure; the failures left."""
+    """Puts the document on every balancer, again on failure (not where it
+    was refused: it would be again); the failures left."""
     fleet = client.Fleet(config.settings())
     attempts = int(config.value("push_attempts"))
     balancers = fleet.balancers
+    refused: list[client.BalancerError] = []
     errors: list[client.BalancerError] = []
     for attempt in range(attempts):
         fleet.balancers = balancers
         results = fleet.apply(owner, document)
-        errors = client.failures(results)
+        refused += [error for error in client.failures(results) if error.refused]
+        errors = [error for error in client.failures(results) if not error.refused]
         if not errors:
-            return []
+            break
         failed = {error.endpoint for error in errors}
         balancers = [b for b in balancers if b.endpoint in failed]
         if attempt + 1 < attempts:
             time.sleep(0.5)
-    return errors
+    return refused + errors
 
 
 def process(change: Change) -> None:
@@ -332,6 +335,14 @@ def process(change: Change) -> None:
             change.kind,
             change.object_id,
         )
+    if errors and all(error.refused for error in errors):
+        # Refused, not missed: those balancers judged the document and kept
+        # what they had, and will refuse it again (a table full, a VIP of
+        # another owner). As for a refused plan, what the call was about is
+        # ERROR and the load balancer stays ACTIVE, so that the user can
+        # remove it; an ERROR load balancer takes no change but its delete.
+        push_status(_refused_statuses(change, current, removed))
+        return
     push_status(
         _statuses(change, wanted, removed, failed=bool(errors), lb_failed=bool(errors), plan=plan)
     )
