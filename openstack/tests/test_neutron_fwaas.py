@@ -554,3 +554,22 @@ def test_the_service_driver_refuses_rules_xdpath_cannot_enforce(
     driver.create_firewall_rule_precommit(
         None, rule("deny", protocol="udp", source_port="1:65535", destination_port="53")
     )
+
+
+def test_fixed_admits_give_way_over_all_the_ports_addresses() -> None:
+    # A source prefix's chain holds the rules for every address of the
+    # port (a fixed IP and a pair): 2 x 4 sourced rules fit in 8 only
+    # without the DHCP admits, which are then left out, and said; the
+    # policy itself stays enforced.
+    policy = [rule("deny", protocol="tcp", destination_port=str(p),
+                   source_ip_address="192.0.2.0/24") for p in range(1, 5)]  # fmt: skip
+    port = Port("p1", (ADDRESS, "10.0.0.200"), ())
+    result = port_rules([port], [FirewallGroup("g", ("p1",), tuple(policy))], PortRules())
+    rules = unlabelled(result.rules["p1"])
+    assert not any(r.get("dport") == "68" for r in rules)
+    assert sum(1 for r in rules if "src" in r) == 8
+    assert not any("is not enforced" in note for note in result.not_enforced)
+    assert (
+        f"port p1: firewall group g: DHCP replies to {ADDRESS} are dropped, which FWaaS lets "
+        "in: the policy fills the chains of 8 rules"
+    ) in result.not_enforced

@@ -349,38 +349,45 @@ class GroupRules:
     left_out: dict[str, list[str]] = field(default_factory=dict)  # address -> no room for
 
 
-def _with_fixed(address: str, clauses: list[Clause]) -> tuple[list[dict[str, Any]], int]:
-    """The address's rules with as many of `FIXED_CLAUSES` first as its
-    chains hold (those left out are dropped: stricter, reported), and how
-    many. Raises `Unexpressible` when the policy alone does not fit."""
-    fixed = FIXED_CLAUSES[version_of(address)]
-    for count in range(len(fixed), -1, -1):
-        # An any-source allow the same as a fixed one decides nothing more.
-        rest = [each for each in clauses if each not in fixed[:count]]
-        rules = expand(address, [*fixed[:count], *rest])
-        try:
-            check_chains(rules)
-        except Unexpressible:
-            if count == 0:
-                raise
-            continue
-        return rules, count
-    raise AssertionError("unreachable")
+def _with_fixed(address: str, clauses: list[Clause], count: int) -> list[dict[str, Any]]:
+    """The address's rules with the first ``count`` of its `FIXED_CLAUSES`
+    first."""
+    fixed = FIXED_CLAUSES[version_of(address)][:count]
+    # An any-source allow the same as a fixed one decides nothing more.
+    return expand(address, [*fixed, *(each for each in clauses if each not in fixed)])
 
 
 def _group_rules(
     port: Port, ingress: Sequence[Mapping[str, Any]], security: list[dict[str, Any]] | None
 ) -> GroupRules:
-    """The port's rules (see the module's documentation)."""
+    """The port's rules (see the module's documentation): with as many of
+    `FIXED_CLAUSES` as the chains hold, over all the port's addresses (a
+    source prefix's chain holds the rules for every one of them); those
+    left out are dropped (stricter) and reported. Raises `Unexpressible`
+    when the policy alone does not fit."""
     result = GroupRules()
+    clauses: dict[str, list[Clause]] = {}
     for address in port.addresses:
         found = clauses_for(address, ingress)
         result.rejects |= found.rejects
-        clauses = found.clauses
+        clauses[address] = found.clauses
         if security is not None:
-            clauses = within(clauses, sg_allows(address, security))
-        rules, count = _with_fixed(address, clauses)
-        result.rules.extend(rules)
+            clauses[address] = within(found.clauses, sg_allows(address, security))
+    most = max(len(fixed) for fixed in FIXED_CLAUSES.values())
+    for count in range(most, -1, -1):
+        result.rules = [
+            rule
+            for address in port.addresses
+            for rule in _with_fixed(address, clauses[address], count)
+        ]
+        try:
+            check_chains(result.rules)
+        except Unexpressible:
+            if count == 0:
+                raise
+            continue
+        break
+    for address in port.addresses:
         fixed = FIXED_CLAUSES[version_of(address)]
         for each in fixed[:count]:
             if each.protocol == "udp" and each.ports is not None:
@@ -389,7 +396,6 @@ def _group_rules(
             _FIXED_NAMES.get(each.icmp_type or "", "DHCP replies") for each in fixed[count:]
         ]:
             result.left_out[address] = left
-    check_chains(result.rules)
     return result
 
 

@@ -2,7 +2,8 @@
 
 A port whose security groups are all stateless (``stateful = false``) gets,
 in its owner document (``neutron-port-<id>``, beside its QoS limits), for
-each of its fixed IPs:
+each of its fixed IPs and of its allowed address pairs' addresses (or
+prefixes: then ``dst`` is the prefix):
 
 1. one ``admit`` rule per ingress rule of its groups of that address's
    ethertype: ``dst`` the address (``/32``, ``/128``), ``proto``, ``dport``
