@@ -120,8 +120,11 @@ def test_the_compute_role_reads_ports_with_their_own_or_their_networks_policy(
                 {"per": "dst", "scope": f"{address}/32", "pps": "2000", "vni": str(vni),
                  "labels": {"port_id": inherits.id, "qos_policy_id": network_policy.id}}
             ],
-            # A new group allows no ingress: only the drop of the rest.
-            "rules": [{"dst": f"{address}/32", "action": "drop", "vni": str(vni),
+            # A new group allows no ingress: what Neutron's firewall lets in
+            # to every port (DHCP replies), then the drop of the rest.
+            "rules": [{"dst": f"{address}/32", "action": "admit", "proto": "udp", "dport": "68",
+                       "vni": str(vni), "labels": {"port_id": inherits.id}},
+                      {"dst": f"{address}/32", "action": "drop", "vni": str(vni),
                        "labels": {"port_id": inherits.id}}],
         }  # fmt: skip
         [limit] = mine[f"neutron-port-{own.id}"]["limits"]
