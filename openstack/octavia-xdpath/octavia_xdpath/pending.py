@@ -69,14 +69,24 @@ def listed(older_than: float = 0.0) -> set[str]:
     """The ids recorded at least ``older_than`` seconds ago (a younger one
     may be a change still in flight, whose worker reports it itself)."""
     now = time.time()
-    found = set()
     try:
-        for entry in Path(config.pending_dir()).iterdir():
-            if _ID.fullmatch(entry.name) and now - entry.stat().st_mtime >= older_than:
-                found.add(entry.name)
+        entries = [
+            entry for entry in Path(config.pending_dir()).iterdir() if _ID.fullmatch(entry.name)
+        ]
     except FileNotFoundError:
         return set()
     except OSError as error:
         LOG.warning("xdpath: reading %s: %s", config.pending_dir(), error)
         return set()
+    found = set()
+    for entry in entries:
+        try:
+            age = now - entry.stat().st_mtime
+        except FileNotFoundError:
+            continue  # forgotten meanwhile
+        except OSError as error:
+            LOG.warning("xdpath: %s: %s", entry, error)
+            continue
+        if age >= older_than:
+            found.add(entry.name)
     return found
