@@ -502,29 +502,19 @@ def test_a_protocol_number_meets_its_name(
     assert {"dst": destination, "action": "admit", **admit} in found, found
 
 
-def test_an_allowed_address_pairs_prefix_gets_the_group_or_is_refused() -> None:
-    # F10 for firewall groups: a pair's prefix is a destination of its own;
-    # a rule whose destination covers part of it cannot be expressed.
-    port = Port("p1", (ADDRESS, "10.0.1.0/24"), ())
+def test_an_allowed_address_pair_gets_the_group_and_a_prefix_pair_is_said() -> None:
+    # F10 for firewall groups: an address pair (a VIP) is an address of the
+    # port; a prefix pair is not filtered (other ports' frames are in it).
+    port = Port("p1", (ADDRESS, "10.0.0.200"), (), unfiltered=("10.0.1.0/24",))
     group = FirewallGroup("g1", ("p1",), (rule("deny", protocol="udp"),))
-    rules = unlabelled(port_rules([port], [group], PortRules()).rules["p1"])
-    assert {"dst": "10.0.1.0/24", "action": "drop", "proto": "udp"} in rules
-    assert rules[-1] == {"dst": "10.0.1.0/24", "action": "drop"}
-    # A destination the whole prefix is in, or none of it: exact.
-    policy = (
-        rule("deny", destination_ip_address="10.0.0.0/16"),
-        rule("allow", destination_ip_address="10.0.2.0/24"),
-    )
-    group = FirewallGroup("g1", ("p1",), policy)
-    rules = unlabelled(port_rules([port], [group], PortRules()).rules["p1"])
-    assert {"dst": "10.0.1.0/24", "action": "drop"} in rules
-    assert not any(r["action"] == "admit" and "dport" not in r for r in rules)
-    part = FirewallGroup("g1", ("p1",), (rule("allow", destination_ip_address="10.0.1.128/25"),))
-    result = port_rules([port], [part], PortRules())
-    assert unlabelled(result.rules["p1"])[-1] == {"dst": "10.0.1.0/24", "action": "drop"}
-    assert result.not_enforced[0].startswith(
-        "port p1: firewall group g1 is not enforced: destination 10.0.1.128/25 covers part of "
-        "10.0.1.0/24; everything to the port is dropped"
+    result = port_rules([port], [group], PortRules())
+    rules = unlabelled(result.rules["p1"])
+    assert {"dst": "10.0.0.200/32", "action": "drop", "proto": "udp"} in rules
+    assert rules[-1] == {"dst": "10.0.0.200/32", "action": "drop"}
+    assert not any(r["dst"] == "10.0.1.0/24" for r in rules)
+    assert any(
+        note.startswith("port p1: its allowed address pair(s) 10.0.1.0/24 are not filtered")
+        for note in result.not_enforced
     )
 
 

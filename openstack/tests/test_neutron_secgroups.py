@@ -276,29 +276,50 @@ def test_allowed_address_pairs_get_the_ports_rules_and_count_in_remote_groups() 
     # remote group.
     from types import SimpleNamespace
 
-    from neutron_xdpath.neutron import pair_addresses
+    from neutron_xdpath import neutron
+    from neutron_xdpath.config import AgentConfig, NeutronSettings
 
-    port = SimpleNamespace(
-        allowed_address_pairs=[
-            {"ip_address": "10.9.0.100", "mac_address": "fa:16:3e:00:00:01"},
-            {"ip_address": "10.9.1.0/24"},
-            {"ip_address": "10.9.0.83/32"},  # its own fixed IP
-            {"ip_address": "2001:db8::7/128"},
-        ]
+    def port(name: str, fixed: str, pairs: list[str]) -> SimpleNamespace:
+        return SimpleNamespace(
+            id=name, fixed_ips=[{"ip_address": fixed}], binding_host_id="h",
+            security_group_ids=[name], device_owner="compute:nova", network_id="n",
+            allowed_address_pairs=[{"ip_address": p, "mac_address": "fa:16:3e:00:00:01"}
+                                   for p in pairs],
+        )  # fmt: skip
+
+    ports = [
+        port("vm", "10.9.0.83", ["10.9.0.100", "10.9.1.0/24", "10.9.0.83/32", "2001:db8::7/128"]),
+        port("web", "10.9.0.5", ["10.9.5.0/28"]),
+    ]
+    ssh = [ingress(protocol="tcp", port_range_min=22, port_range_max=22, remote_group_id="web")]
+    network = SimpleNamespace(
+        ports=lambda: ports,
+        networks=lambda: [],
+        security_groups=lambda: [
+            SimpleNamespace(id="vm", stateful=False, security_group_rules=ssh),
+            SimpleNamespace(id="web", stateful=False, security_group_rules=[]),
+        ],
     )
-    assert pair_addresses(port, ("10.9.0.83",)) == ("10.9.0.100", "10.9.1.0/24", "2001:db8::7")
-    groups = Groups(
-        stateful={"ssh": False},
-        rules={"ssh": [ingress(protocol="tcp", port_range_min=22, port_range_max=22,
-                               remote_group_id="web")]},
-        members={"web": ["10.9.0.5", "10.9.5.0/28"]},  # a member's pair prefix
-    )  # fmt: skip
-    result = port_rules([Port("p", ("10.9.0.83", "10.9.0.100", "10.9.1.0/24"), ("ssh",))], groups)
-    rules = [{k: v for k, v in r.items() if k != "labels"} for r in result.rules["p"]]
-    for destination in ("10.9.0.83/32", "10.9.0.100/32", "10.9.1.0/24"):
-        assert [r for r in rules if r["dst"] == destination] == [
-            {"dst": destination, "action": "admit", "src": ["10.9.0.5/32", "10.9.5.0/28"],
+    config = AgentConfig(NeutronSettings("none", "http://n", None, {}, None, None), "unix:x",
+                         None, 5.0, "compute", (), "h", False, 2.0, 60.0)  # fmt: skip
+    found, groups = neutron.security_groups(SimpleNamespace(network=network), config)  # type: ignore[arg-type]
+    vm = found[0]
+    # Address pairs are the port's addresses; a prefix pair is reported.
+    assert vm.addresses == ("10.9.0.83", "10.9.0.100", "2001:db8::7")
+    assert vm.unfiltered == ("10.9.1.0/24",)
+    assert groups.members["web"] == ["10.9.0.5", "10.9.5.0/28"]
+    result = port_rules(found, groups)
+    rules = [{k: v for k, v in r.items() if k != "labels"} for r in result.rules["vm"]]
+    for address in ("10.9.0.83", "10.9.0.100"):
+        assert [r for r in rules if r["dst"] == f"{address}/32"] == [
+            {"dst": f"{address}/32", "action": "admit", "src": ["10.9.0.5/32", "10.9.5.0/28"],
              "proto": "tcp", "dport": "22"},
-            dhcp(destination.split("/")[0], dst=destination),
-            {"dst": destination, "action": "drop"},
+            dhcp(address),
+            {"dst": f"{address}/32", "action": "drop"},
         ]  # fmt: skip
+    assert not any(r["dst"] == "10.9.1.0/24" for r in rules)
+    assert (
+        "port vm: its allowed address pair(s) 10.9.1.0/24 are not filtered by xdpath (it "
+        "matches frames by destination address, and a prefix holds other ports' and hosts' "
+        "addresses)"
+    ) in result.not_enforced

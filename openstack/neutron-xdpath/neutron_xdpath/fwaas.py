@@ -72,6 +72,7 @@ from neutron_xdpath.secgroups import (
     host,
     number_of,
     protocol_of,
+    unfiltered_note,
     version_of,
 )
 from neutron_xdpath.segments import in_segment
@@ -465,6 +466,8 @@ def port_rules(
             )
             if note not in result.not_enforced:
                 result.not_enforced.append(note)
+        if port.unfiltered and (unfiltered := unfiltered_note(port)) not in result.not_enforced:
+            result.not_enforced.append(unfiltered)
         if found.rejects:
             result.not_enforced.append(
                 f"port {port.id}: firewall group {group.id}: reject enforced as drop "

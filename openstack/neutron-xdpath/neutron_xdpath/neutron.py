@@ -121,19 +121,25 @@ def security_groups(conn: Connection, config: AgentConfig) -> tuple[list[Port], 
     network_segments = segments(conn)
     for port in conn.network.ports():
         addresses = tuple(str(ip["ip_address"]) for ip in port.fixed_ips or [] if ip)
-        # Neutron filters all the port receives, its allowed address pairs'
-        # addresses too, and counts them as the port's in remote groups
-        # (securitygroups_rpc_base._select_ips_for_remote_group).
-        addresses += pair_addresses(port, addresses)
+        # Neutron counts a port's allowed address pairs as its addresses in
+        # remote groups (securitygroups_rpc_base._select_ips_for_remote_group),
+        # prefixes too (as sources they are exact), and filters all the port
+        # receives: an address pair (a VRRP or Octavia VIP) gets the port's
+        # rules. A prefix pair cannot: xdpath matches frames by destination
+        # address, and rules for the prefix would filter other ports' and
+        # hosts' frames in it by this port's groups. It is reported.
+        pairs = pair_addresses(port, addresses)
+        unfiltered = tuple(pair for pair in pairs if "/" in pair)
         ids = tuple(str(group) for group in port.security_group_ids or [])
         for group_id in ids:
-            groups.members.setdefault(group_id, []).extend(addresses)
+            groups.members.setdefault(group_id, []).extend(addresses + pairs)
+        addresses += tuple(pair for pair in pairs if "/" not in pair)
         if config.host is not None and port.binding_host_id != config.host:
             continue
         if str(port.device_owner or "").startswith("network:") or not addresses:
             continue
         segment = network_segments.get(str(port.network_id))
-        ports.append(Port(str(port.id), addresses, ids, segment))
+        ports.append(Port(str(port.id), addresses, ids, segment, unfiltered))
     used = {group for port in ports for group in port.groups}
     for security_group in conn.network.security_groups():
         if str(security_group.id) in used:

@@ -109,13 +109,16 @@ class Port:
     """A port with its fixed IPs and security groups."""
 
     id: str
-    # Its fixed IPs, then its allowed address pairs' addresses (an address
-    # or a prefix): Neutron filters everything the port receives, and a
-    # pair is an address it receives for (a VRRP or Octavia VIP).
+    # Its fixed IPs, then its allowed address pairs' addresses: Neutron
+    # filters everything the port receives, and a pair is an address it
+    # receives for (a VRRP or Octavia VIP).
     addresses: tuple[str, ...]
     groups: tuple[str, ...]
     # Its network's segment (vxlan/geneve: its rules get the VNI).
     segment: Segment | None = None
+    # Its allowed address pairs that are prefixes: not filtered (rules for
+    # a prefix would filter other ports' frames in it), reported.
+    unfiltered: tuple[str, ...] = ()
 
 
 @dataclass
@@ -311,6 +314,15 @@ _FIXED_NAMES = {
 }
 
 
+def unfiltered_note(port: Port) -> str:
+    """What is said of a port's allowed address pairs that are prefixes."""
+    return (
+        f"port {port.id}: its allowed address pair(s) {', '.join(port.unfiltered)} are not "
+        "filtered by xdpath (it matches frames by destination address, and a prefix holds "
+        "other ports' and hosts' addresses)"
+    )
+
+
 def _restricts_egress(rule: Mapping[str, Any]) -> bool:
     """An egress rule other than "allow everything" (Neutron's default)."""
     if rule.get("direction") != "egress":
@@ -371,6 +383,8 @@ def port_rules(ports: Sequence[Port], groups: Groups) -> PortRules:
                     "which Neutron's firewall lets in: the groups' allows fill the "
                     f"address's {MAX_SOURCELESS} rules for any source"
                 )
+        if port.unfiltered:
+            result.not_enforced.append(unfiltered_note(port))
         if dhcp := sorted({p for each in fixed.values() for p in each.dhcp_ports}, key=int):
             result.not_enforced.append(
                 f"port {port.id}: the source port of DHCP replies (67, 547) is not checked: "
