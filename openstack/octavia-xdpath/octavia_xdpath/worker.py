@@ -20,9 +20,11 @@ process) takes them in order and, for each:
    when a balancer was down or refused, the load balancer and the object the
    call was about ERROR (the reason in octavia-api's log); the provider
    agent brings the balancer back in line later (`octavia_xdpath.agent`).
-   When the plan itself is refused nothing is sent, and nothing is reported
-   DELETED or ACTIVE that the balancers do not hold: what the call made,
-   changed or removed is ERROR (`_refused_statuses`).
+   When the plan itself is refused nothing is sent, and when every balancer
+   that failed refused the document (409, 422) it keeps what it had: then
+   nothing is reported DELETED or ACTIVE that the balancers do not hold,
+   what the call made, changed or removed is ERROR, and the load balancer
+   stays ACTIVE so that the user can remove it (`_refused_statuses`).
 
 Every load balancer's document is complete, so changes are idempotent and
 keyed by Octavia's ids: doing one twice, or after a lost one, is harmless.
@@ -424,8 +426,9 @@ def _statuses(
 def _refused_statuses(
     change: Change, current: tree.Tree, removed: set[tuple[str, str]]
 ) -> dict[str, list[dict[str, Any]]]:
-    """The status message after the plan refused the load balancer: nothing
-    was sent, every balancer keeps what it had, so nothing may be reported
+    """The status message after the plan refused the load balancer (nothing
+    was sent) or the balancers refused its document: they keep what they
+    had, so nothing may be reported
     DELETED or ACTIVE that the balancers do not hold. What the call made,
     changed or removed is ERROR (a member being deleted stays in Octavia,
     as it stays on the balancers: deleting it again works once the load
