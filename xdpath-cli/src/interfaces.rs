@@ -307,9 +307,7 @@ pub(crate) fn sample(interface: &str, rate: &str, json: bool) -> Result<()> {
         }
         .into());
     }
-    let config = dataplane::update_interface_config(interface, |config| {
-        config.sample_rate = rate;
-    })?;
+    let config = xdpath::observe::rates::set_rate(interface, rate)?;
     if json {
         print_json(&serde_json::json!({
             "interface": interface,

@@ -12,7 +12,8 @@ use crate::reconcile;
 /// new state, or part of it, while the file says the old one). Afterwards
 /// the kernel holds the old or the new state whole. Then a rollback of
 /// `apply --confirm` past its deadline that its waiter did not carry out
-/// (see `config::rollback`). Run before every command and by the daemon
+/// (see `config::rollback`), then an export's sampling rate left in
+/// force by an export that was killed (`observe::rates`). Run before every command and by the daemon
 /// at each check; cheap when nothing was left.
 pub fn finish_interrupted() {
     let Ok(dir) = crate::control::state::state_dir() else {
@@ -21,7 +22,10 @@ pub fn finish_interrupted() {
     let journal = crate::config::journal::ApplyJournalFile::exists(&dir);
     let owner_journal = crate::lb::owner::journal::OwnerJournalFile::exists(&dir);
     let overdue = crate::config::rollback::overdue(&dir);
-    if !journal && !owner_journal && !overdue && !commit_marker::interrupted(&dir) {
+    // The mark of an observer that changes the data path while it runs
+    // (an export's rate): left by one that died?
+    let rates = crate::observe::rates::marked(&dir);
+    if !journal && !owner_journal && !overdue && !rates && !commit_marker::interrupted(&dir) {
         return;
     }
     let Ok((dir, _lock)) = lock_state_dir() else {
@@ -44,4 +48,8 @@ pub fn finish_interrupted() {
     // Last, on a whole state: a rollback past its deadline that its
     // waiter (killed, or stuck) did not carry out.
     crate::config::rollback::recover_overdue(&dir);
+    // The observer's leftover: nothing while the observer runs.
+    if rates {
+        crate::observe::rates::recover(&dir);
+    }
 }

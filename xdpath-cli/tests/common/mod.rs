@@ -7,6 +7,7 @@
     reason = "each test binary uses its own subset of these helpers"
 )]
 
+pub mod background;
 pub mod cli;
 pub mod tshark;
 

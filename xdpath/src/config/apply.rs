@@ -252,6 +252,13 @@ fn detach_or_update(
                 config.decap_gue_port = wanted.decap_gue_port;
                 config.sample_rate = wanted.sample_rate;
             })?;
+            // The config's rate stays when an export sampling at its own
+            // rate ends.
+            if let Ok(dir) = crate::control::state::state_dir() {
+                if let Err(error) = crate::observe::rates::operator_set(&dir, name) {
+                    log::warn!("{name}: a running export may put its older sampling rate back when it ends: {error}");
+                }
+            }
             let now = attached.iter().find(|now| now.name == name);
             if now.is_some_and(|now| now.forward != spec.forward) {
                 dataplane::forward::set_forwarding(name, spec.forward)?;

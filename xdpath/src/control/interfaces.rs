@@ -7,6 +7,8 @@
 //! reboot: `attach` takes the settings no flag of its own sets from it,
 //! and `state check --repair` (so xdpathd, every 2 s) attaches again every
 //! recorded interface that exists and has no program. `detach` forgets.
+//! A sampling rate an export set for its run is not recorded: the
+//! operator's is (`observe::rates`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -123,10 +125,13 @@ pub fn load() -> Result<SavedInterfaces, StateError> {
 /// program is lost keep their record). Writes only when something
 /// changed, under the state lock.
 pub fn sync() -> Result<(), super::ControlError> {
-    let (_dir, _lock) = super::session::lock_state_dir()?;
+    let (dir, _lock) = super::session::lock_state_dir()?;
     let path = path()?;
     let before: SavedInterfaces = state::load(&path)?;
     let mut after = before.clone();
+    // An export's rate is the run's, not the interface's: the operator's
+    // is recorded (`observe::rates`).
+    let operators = crate::observe::rates::saved_rates(&dir);
     for name in dataplane::attached_interfaces()? {
         let Ok(status) = dataplane::status(&name) else {
             continue;
@@ -134,9 +139,12 @@ pub fn sync() -> Result<(), super::ControlError> {
         let (Some(mode), true) = (status.mode, status.healthy) else {
             continue;
         };
-        let Ok(config) = dataplane::read_interface_config(&name) else {
+        let Ok(mut config) = dataplane::read_interface_config(&name) else {
             continue;
         };
+        if let Some(rate) = operators.get(&name) {
+            config.sample_rate = *rate;
+        }
         after
             .interfaces
             .insert(name, InterfaceRecord::of(mode, &config));

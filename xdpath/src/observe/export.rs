@@ -44,9 +44,9 @@ pub enum ExportCommandError {
     /// Starting the exporter.
     #[error(transparent)]
     Engine(#[from] EngineError),
-    /// Setting an interface's rate.
+    /// Setting the interfaces' rates for the run.
     #[error(transparent)]
-    Dataplane(#[from] crate::dataplane::DataplaneError),
+    Rates(#[from] super::rates::TemporaryRateError),
 }
 
 /// The protocol.
@@ -104,21 +104,6 @@ pub struct ExportArgs {
 fn seconds(what: &'static str, value: f64) -> Result<Duration, ExportCommandError> {
     seconds_within(value, 0.001, MAX_DURATION_SECONDS as f64)
         .ok_or(ExportCommandError::Duration { what, value })
-}
-
-/// Puts the interfaces' sampling rates back on every way out.
-struct RateGuard {
-    previous: Vec<(String, u32)>,
-}
-
-impl Drop for RateGuard {
-    fn drop(&mut self) {
-        for (interface, rate) in &self.previous {
-            let _ = crate::dataplane::update_interface_config(interface, |config| {
-                config.sample_rate = *rate;
-            });
-        }
-    }
 }
 
 /// The engine config `args` ask for.
@@ -199,18 +184,11 @@ pub fn export(
         current.push((interface.clone(), config.sample_rate));
     }
     let mut engine = Engine::open(&config)?;
-    let _guard = match rate {
-        Some(rate) => {
-            let guard = RateGuard { previous: current };
-            for (interface, _) in &guard.previous {
-                crate::dataplane::update_interface_config(interface, |config| {
-                    config.sample_rate = rate;
-                })?;
-            }
-            Some(guard)
-        }
-        None => None,
-    };
+    // The operator's rates come back on every way out, a kill included
+    // (see `rates`).
+    let _rates = rate
+        .map(|rate| super::rates::TemporaryRates::set(&current, rate))
+        .transpose()?;
     on_ready();
     let started = Instant::now();
     while !stop() && deadline.is_none_or(|deadline| started.elapsed() < deadline) {

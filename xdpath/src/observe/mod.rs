@@ -9,6 +9,7 @@ pub mod flow;
 pub mod flows;
 pub mod ipfix;
 pub mod mitigate;
+pub mod rates;
 pub mod ring;
 pub mod sflow;
 #[cfg(test)]
