@@ -74,6 +74,9 @@ pub struct Differences {
     /// Interfaces whose program (loaded by an older build) does not
     /// enforce entries of the saved state (`control::features`).
     pub programs: Vec<String>,
+    /// Observers' settings of the data path nobody uses: a capture filter
+    /// on while no capture runs (`observe::capture_left`).
+    pub observers: Vec<String>,
 }
 
 impl Differences {
@@ -85,7 +88,10 @@ impl Differences {
     /// True when the maps hold the saved state and every recorded
     /// interface has a program (whatever those programs enforce).
     pub fn maps_match(&self) -> bool {
-        self.filter.is_empty() && self.balancer.is_empty() && self.interfaces.is_empty()
+        self.filter.is_empty()
+            && self.balancer.is_empty()
+            && self.interfaces.is_empty()
+            && self.observers.is_empty()
     }
 
     /// Every difference, each line starting with its part.
@@ -97,10 +103,12 @@ impl Differences {
             .iter()
             .map(|line| format!("interface: {line}"));
         let programs = self.programs.iter().map(|line| format!("program: {line}"));
+        let observers = self.observers.iter().cloned();
         filter
             .chain(balancer)
             .chain(interfaces)
             .chain(programs)
+            .chain(observers)
             .collect()
     }
 }
@@ -121,6 +129,7 @@ pub fn check() -> Result<Differences, ReconcileError> {
         balancer,
         interfaces,
         programs,
+        observers: abandoned_capture(),
     })
 }
 
@@ -152,7 +161,24 @@ pub fn repair() -> Result<Differences, ReconcileError> {
         differences.interfaces.push(lost_line(&name, &record));
         interfaces::reattach(&name, &record, saved.steering.as_ref())?;
     }
+    match crate::observe::capture_left::repair() {
+        Ok(line) => differences.observers.extend(line),
+        Err(error) => differences.observers.push(format!(
+            "capture: whether a capture filter was left on cannot be told: {error}"
+        )),
+    }
     Ok(differences)
+}
+
+/// A capture filter on while no capture runs, as a difference; one that
+/// cannot be read is said so (where the maps are, the filter is readable).
+fn abandoned_capture() -> Vec<String> {
+    match crate::observe::capture_left::abandoned() {
+        Ok(line) => line.into_iter().collect(),
+        Err(error) => vec![format!(
+            "capture: whether a capture filter was left on cannot be told: {error}"
+        )],
+    }
 }
 
 /// Makes the kernel's maps hold exactly the saved state (the interfaces

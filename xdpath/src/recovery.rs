@@ -12,8 +12,9 @@ use crate::reconcile;
 /// new state, or part of it, while the file says the old one). Afterwards
 /// the kernel holds the old or the new state whole. Then a rollback of
 /// `apply --confirm` past its deadline that its waiter did not carry out
-/// (see `config::rollback`), then an export's sampling rate left in
-/// force by an export that was killed (`observe::rates`). Run before every command and by the daemon
+/// (see `config::rollback`), then a capture filter or an export's sampling
+/// rate left in force by a capture or an export that was killed
+/// (`observe::capture_left`, `observe::rates`). Run before every command and by the daemon
 /// at each check; cheap when nothing was left.
 pub fn finish_interrupted() {
     let Ok(dir) = crate::control::state::state_dir() else {
@@ -22,10 +23,17 @@ pub fn finish_interrupted() {
     let journal = crate::config::journal::ApplyJournalFile::exists(&dir);
     let owner_journal = crate::lb::owner::journal::OwnerJournalFile::exists(&dir);
     let overdue = crate::config::rollback::overdue(&dir);
-    // The mark of an observer that changes the data path while it runs
-    // (an export's rate): left by one that died?
+    // Marks of observers that change the data path while they run (a
+    // capture's filter, an export's rate): left by one that died?
+    let capture = crate::observe::capture_left::marked(&dir);
     let rates = crate::observe::rates::marked(&dir);
-    if !journal && !owner_journal && !overdue && !rates && !commit_marker::interrupted(&dir) {
+    if !journal
+        && !owner_journal
+        && !overdue
+        && !capture
+        && !rates
+        && !commit_marker::interrupted(&dir)
+    {
         return;
     }
     let Ok((dir, _lock)) = lock_state_dir() else {
@@ -48,7 +56,10 @@ pub fn finish_interrupted() {
     // Last, on a whole state: a rollback past its deadline that its
     // waiter (killed, or stuck) did not carry out.
     crate::config::rollback::recover_overdue(&dir);
-    // The observer's leftover: nothing while the observer runs.
+    // The observers' leftovers: nothing while the observer runs.
+    if capture {
+        crate::observe::capture_left::recover(&dir);
+    }
     if rates {
         crate::observe::rates::recover(&dir);
     }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use xdpath_core::observe::{CaptureConfig, CAPTURE_BYTES};
 use xdpath_core::{Action, Reason};
 
+use super::capture_left;
 use super::ring::{self, Ring, RingError, RingReader};
 use super::{Matched, Sample};
 use crate::control::parse::{seconds_within, MAX_DURATION_SECONDS};
@@ -142,12 +143,18 @@ pub fn reason_by_name(name: &str) -> Result<Reason, CaptureError> {
         })
 }
 
-/// Turns the capture filter off when dropped, on every way out.
-struct FilterGuard;
+/// Turns the capture filter off when dropped, on every way out this
+/// process controls, then removes the mark that lets the next command
+/// turn it off after a kill (`capture_left`).
+struct FilterGuard {
+    state_dir: PathBuf,
+}
 
 impl Drop for FilterGuard {
     fn drop(&mut self) {
-        let _ = ring::set_capture(CaptureConfig::default());
+        if ring::set_capture(CaptureConfig::default()).is_ok() {
+            capture_left::unmark(&self.state_dir);
+        }
     }
 }
 
@@ -189,7 +196,15 @@ pub fn capture(
         snap_len: args.snaplen,
         reserved: 0,
     };
-    let guard = FilterGuard;
+    // Before the filter goes on: what is captured can be read after a
+    // kill (up to the last flush), and the file is a pcapng file at once.
+    output.writer.flush().map_err(output_error)?;
+    let state_dir = crate::control::state::state_dir().map_err(|error| RingError::Map {
+        map: "state",
+        detail: error.to_string(),
+    })?;
+    capture_left::mark(&state_dir)?;
+    let guard = FilterGuard { state_dir };
     ring::set_capture(config)?;
     on_ready();
     let started = Instant::now();
@@ -198,7 +213,11 @@ pub fn capture(
     };
     while !done(output.packets) {
         reader.wait(Duration::from_millis(100));
-        output.write_waiting(&mut reader).map_err(output_error)?;
+        if output.write_waiting(&mut reader).map_err(output_error)? > 0 {
+            // Whole blocks on disk, so a kill loses at most what came
+            // since the last one.
+            output.writer.flush().map_err(output_error)?;
+        }
     }
     drop(guard);
     // Frames chosen before the filter went off are still on their way.
@@ -256,8 +275,9 @@ struct CaptureFile {
 }
 
 impl CaptureFile {
-    /// Writes what the ring holds, up to the limit.
-    fn write_waiting(&mut self, reader: &mut RingReader) -> std::io::Result<()> {
+    /// Writes what the ring holds, up to the limit; returns how many.
+    fn write_waiting(&mut self, reader: &mut RingReader) -> std::io::Result<u64> {
+        let before = self.packets;
         for sample in reader.drain(usize::MAX) {
             if self.packets >= self.limit {
                 break;
@@ -271,7 +291,7 @@ impl CaptureFile {
             write_sample(&mut self.writer, id, &sample)?;
             self.packets += 1;
         }
-        Ok(())
+        Ok(self.packets - before)
     }
 }
 

@@ -3,6 +3,7 @@
 //! export, top talkers, auto-mitigation and pcapng capture.
 
 pub mod capture;
+pub mod capture_left;
 pub mod engine;
 pub mod export;
 pub mod flow;

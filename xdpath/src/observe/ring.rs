@@ -234,8 +234,51 @@ pub fn set_capture(config: CaptureConfig) -> Result<(), RingError> {
         })
 }
 
-fn take_reader_lock(which: Ring) -> Result<File, RingError> {
-    use std::io::{Read, Seek, Write};
+/// Reads the capture filter; none when this namespace has no shared maps.
+pub fn capture_config() -> Result<Option<CaptureConfig>, RingError> {
+    let dir = crate::dataplane::shared_dir().map_err(|error| RingError::Map {
+        map: "shared",
+        detail: error.to_string(),
+    })?;
+    let path = dir.join(abi::map::CAPTURE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let map_error = |error: &dyn std::fmt::Display| RingError::Map {
+        map: abi::map::CAPTURE,
+        detail: error.to_string(),
+    };
+    let data = MapData::from_pin(path).map_err(|error| map_error(&error))?;
+    let array: Array<MapData, PodCapture> =
+        Array::try_from(Map::Array(data)).map_err(|error| map_error(&error))?;
+    array
+        .get(&0, 0)
+        .map(|config| Some(config.0))
+        .map_err(|error| map_error(&error))
+}
+
+/// The reader lock of `which` ring if no process holds it (so no reader
+/// runs), held until dropped; none while a reader runs. Unlike a reader's
+/// lock, it does not write its pid: whoever looks keeps seeing the last
+/// reader's.
+pub fn reader_lock_if_free(which: Ring) -> Result<Option<File>, RingError> {
+    let (file, path) = open_reader_lock(which)?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(Some(file));
+    }
+    let error = std::io::Error::last_os_error();
+    if error.kind() == std::io::ErrorKind::WouldBlock {
+        Ok(None)
+    } else {
+        Err(RingError::Io {
+            path,
+            source: error,
+        })
+    }
+}
+
+fn open_reader_lock(which: Ring) -> Result<(File, PathBuf), RingError> {
     let dir = state::state_dir().map_err(|error| RingError::Map {
         map: "state",
         detail: error.to_string(),
@@ -245,14 +288,34 @@ fn take_reader_lock(which: Ring) -> Result<File, RingError> {
         source,
     })?;
     let path = dir.join(which.lock_name());
+    // Private: anyone who could open it could hold the lock.
+    let file =
+        crate::private_files::open_private(&path, false).map_err(|source| RingError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    Ok((file, path))
+}
+
+/// How long a reader waits for its lock: a check that no reader runs
+/// (`reader_lock_if_free`, from another command or xdpathd) holds it for
+/// a map read and write, never for longer.
+const LOCK_PATIENCE: Duration = Duration::from_millis(500);
+
+fn take_reader_lock(which: Ring) -> Result<File, RingError> {
+    use std::io::{Read, Seek, Write};
+    let (mut file, path) = open_reader_lock(which)?;
     let io = |source| RingError::Io {
         path: path.clone(),
         source,
     };
-    // Private: anyone who could open it could hold the lock.
-    let mut file = crate::private_files::open_private(&path, false).map_err(io)?;
+    let started = std::time::Instant::now();
     // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if started.elapsed() < LOCK_PATIENCE {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
         let mut holder = String::new();
         let _ = file.read_to_string(&mut holder);
         return Err(RingError::Busy {

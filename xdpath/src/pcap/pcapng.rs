@@ -218,6 +218,11 @@ impl<W: Write> PcapngWriter<W> {
         self.packets
     }
 
+    /// Flushes what was written so far (whole blocks) to the output.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.output.flush()
+    }
+
     /// Flushes and returns the output.
     pub fn finish(mut self) -> io::Result<W> {
         self.output.flush()?;

@@ -1,0 +1,104 @@
+//! `capture` cut short or stuck: killed with SIGKILL it leaves the data
+//! path's capture filter on only until the next command (which turns it
+//! off and says so; `state check` reports it and `--repair` turns it off)
+//! and the frames it read are in its file. Needs root: real processes in
+//! a test bed's namespaces.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::background::{ended_within, signal, spawn_ready};
+use common::{bed, text, xdpath, xdpath_ok};
+use xdpath_core::abi;
+use xdpath_lab::testenv::{Side, TestBed};
+
+fn scratch(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "xdpath-capture-killed-{}-{name}",
+        std::process::id()
+    ))
+}
+
+/// Whether the data path's capture filter in A is on.
+fn capture_on(bed: &TestBed) -> bool {
+    let dir = bed
+        .run_in_a(xdpath::dataplane::shared_dir)
+        .expect("enter A")
+        .expect("the shared pin directory");
+    let data = aya::maps::MapData::from_pin(dir.join(abi::map::CAPTURE)).expect("CAPTURE");
+    let array = aya::maps::Array::<_, [u8; 16]>::try_from(aya::maps::Map::Array(data))
+        .expect("CAPTURE is an array");
+    array.get(&0, 0).expect("the capture filter")[0] != 0
+}
+
+/// Starts a capture of every verdict into `file`, sends pings from B
+/// while it runs, and kills it with SIGKILL once it wrote them out.
+fn capture_killed(bed: &TestBed, file: &str) {
+    let capture = spawn_ready(
+        bed,
+        &["capture", "--verdict", "all", "-w", file],
+        "capturing",
+    );
+    let target = bed.a().ipv4.to_string();
+    bed.exec(Side::B, "ping", ["-c", "5", "-i", "0.05", &target])
+        .expect("ping");
+    // The capture writes out and flushes what it read every 100 ms.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(capture_on(bed), "the capture filter is on while it runs");
+    signal(&capture, libc::SIGKILL);
+    ended_within(capture, Duration::from_secs(5), "the killed capture");
+    assert!(capture_on(bed), "a SIGKILL leaves the filter on");
+}
+
+#[test]
+fn a_capture_killed_leaves_no_filter_on_and_its_frames_readable() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    xdpath_ok(&bed, &["attach", &bed.a().interface]);
+    let file = scratch("killed.pcapng");
+    let file_arg = file.display().to_string();
+    capture_killed(&bed, &file_arg);
+    // What it captured before the kill is in the file, readable.
+    let output = std::process::Command::new("tshark")
+        .args(["-n", "-r", &file_arg, "-T", "fields", "-e", "frame.comment"])
+        .output()
+        .expect("tshark");
+    let _ = std::fs::remove_file(&file);
+    assert!(output.status.success(), "{output:?}");
+    let frames = String::from_utf8_lossy(&output.stdout).lines().count();
+    assert!(
+        frames >= 5,
+        "{frames} frames in the file of a killed capture"
+    );
+    // The next command turns the filter off, and says so.
+    let output = xdpath(&bed, &["status"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ended without turning its filter off"),
+        "{stderr}"
+    );
+    assert!(!capture_on(&bed));
+    xdpath_ok(&bed, &["state", "check"]);
+
+    // Without the capture's mark (a state directory wiped), `state check`
+    // still sees the filter on with no capture running, and --repair
+    // turns it off.
+    capture_killed(&bed, &file_arg);
+    let _ = std::fs::remove_file(&file);
+    std::fs::remove_file(bed.a().state_dir().join("capture-on")).expect("the capture's mark");
+    let output = xdpath(&bed, &["state", "check"]);
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("capture: the data path copies frames into the capture ring"),
+        "{}",
+        text(&output)
+    );
+    assert!(capture_on(&bed));
+    let output = xdpath(&bed, &["state", "check", "--repair"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(!capture_on(&bed));
+    xdpath_ok(&bed, &["state", "check"]);
+}
