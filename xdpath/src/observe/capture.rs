@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufWriter;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use xdpath_core::observe::{CaptureConfig, CAPTURE_BYTES};
@@ -48,6 +48,17 @@ pub enum CaptureError {
     /// The ring or the capture filter.
     #[error(transparent)]
     Ring(#[from] RingError),
+    /// A FIFO no process opened for reading before the capture had to stop.
+    #[error(
+        "{}: no process opened the FIFO for reading before {why}; nothing was captured",
+        quote_path(path)
+    )]
+    NoReader {
+        /// The FIFO.
+        path: PathBuf,
+        /// What stopped the wait.
+        why: &'static str,
+    },
     /// The output file.
     #[error("{}: {source}", quote_path(path))]
     Output {
@@ -177,7 +188,10 @@ pub fn capture(
         path: args.output.clone(),
         source,
     };
-    let file = File::create(&args.output).map_err(output_error)?;
+    let started = Instant::now();
+    let file = open_output(&args.output, stop, &|| {
+        deadline.is_some_and(|deadline| started.elapsed() >= deadline)
+    })?;
     let limit = args.count.unwrap_or(u64::MAX);
     let mut output = CaptureFile {
         writer: PcapngWriter::new(BufWriter::new(file)).map_err(output_error)?,
@@ -207,7 +221,6 @@ pub fn capture(
     let guard = FilterGuard { state_dir };
     ring::set_capture(config)?;
     on_ready();
-    let started = Instant::now();
     let done = |packets: u64| {
         packets >= limit || stop() || deadline.is_some_and(|deadline| started.elapsed() >= deadline)
     };
@@ -379,4 +392,70 @@ pub fn sample_comment(sample: &Sample) -> String {
         Matched::None => {}
     }
     comment
+}
+
+/// Opens (creates, truncates) the output. A FIFO's plain open waits in
+/// the kernel for a reader, where neither `--duration` nor SIGTERM reach
+/// it (the signal handler restarts it), holding the capture ring all the
+/// while; so it is opened non-blocking, which fails with ENXIO while no
+/// reader has the FIFO open, and tried again until a reader comes, the
+/// capture is stopped or `expired` says its time is up. The writes block
+/// again: the capture waits for its reader rather than losing frames.
+fn open_output(
+    path: &Path,
+    stop: &dyn Fn() -> bool,
+    expired: &dyn Fn() -> bool,
+) -> Result<File, CaptureError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let output_error = |source| CaptureError::Output {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut waiting = false;
+    let file = loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(file) => break file,
+            Err(error) if error.raw_os_error() == Some(libc::ENXIO) => {
+                let why = if stop() {
+                    Some("the capture was stopped")
+                } else if expired() {
+                    Some("--duration ran out")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    return Err(CaptureError::NoReader {
+                        path: path.to_path_buf(),
+                        why,
+                    });
+                }
+                if !waiting {
+                    log::info!(
+                        "{}: waiting for a process to open the FIFO for reading",
+                        quote_path(path)
+                    );
+                    waiting = true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(error) => return Err(output_error(error)),
+        }
+    };
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own, with flags it returned.
+    let cleared = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+    };
+    if !cleared {
+        return Err(output_error(std::io::Error::last_os_error()));
+    }
+    Ok(file)
 }
