@@ -172,6 +172,38 @@ pub fn health_check(args: &HealthArgs) -> Result<Option<HealthCheck>, LbError> {
     Ok((!off).then_some(check))
 }
 
+/// Refuses a VIP of `after` that `before` does not have whose address is
+/// this host's own (or a loopback address, which never arrives on the
+/// wire): the balancer runs after the filter and takes every frame to a
+/// VIP, so such a VIP would carry this host's own traffic away to the
+/// backends, its management (SSH, the API) included. VIPs already saved
+/// stay as they are.
+pub fn refuse_local_vips(before: &LbState, after: &LbState) -> Result<(), LbError> {
+    let new: Vec<&VipId> = after
+        .vips
+        .iter()
+        .map(|vip| &vip.id)
+        .filter(|id| before.vip(id).is_none())
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    let local = crate::lb::decap::local_addresses()
+        .map_err(|source| LbError::Usage(format!("cannot list this host's addresses: {source}")))?;
+    for id in new {
+        let address = id.address.to_canonical();
+        let why = if address.is_loopback() {
+            "a loopback address never arrives on the wire"
+        } else if local.iter().any(|own| own.to_canonical() == address) {
+            "it is one of this host's own addresses: the balancer would send this host's own traffic (its management included) to the backends"
+        } else {
+            continue;
+        };
+        return Err(LbError::LocalVip { vip: *id, why });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,36 +287,4 @@ mod tests {
             assert!(health_check(&request).is_err(), "{bad:?} accepted");
         }
     }
-}
-
-/// Refuses a VIP of `after` that `before` does not have whose address is
-/// this host's own (or a loopback address, which never arrives on the
-/// wire): the balancer runs after the filter and takes every frame to a
-/// VIP, so such a VIP would carry this host's own traffic away to the
-/// backends, its management (SSH, the API) included. VIPs already saved
-/// stay as they are.
-pub fn refuse_local_vips(before: &LbState, after: &LbState) -> Result<(), LbError> {
-    let new: Vec<&VipId> = after
-        .vips
-        .iter()
-        .map(|vip| &vip.id)
-        .filter(|id| before.vip(id).is_none())
-        .collect();
-    if new.is_empty() {
-        return Ok(());
-    }
-    let local = crate::lb::decap::local_addresses()
-        .map_err(|source| LbError::Usage(format!("cannot list this host's addresses: {source}")))?;
-    for id in new {
-        let address = id.address.to_canonical();
-        let why = if address.is_loopback() {
-            "a loopback address never arrives on the wire"
-        } else if local.iter().any(|own| own.to_canonical() == address) {
-            "it is one of this host's own addresses: the balancer would send this host's own traffic (its management included) to the backends"
-        } else {
-            continue;
-        };
-        return Err(LbError::LocalVip { vip: *id, why });
-    }
-    Ok(())
 }
