@@ -29,9 +29,9 @@ fn capture_on(bed: &TestBed) -> bool {
         .run_in_a(xdpath::dataplane::shared_dir)
         .expect("enter A")
         .expect("the shared pin directory");
-    let data = aya::maps::MapData::from_pin(dir.join(abi::map::CAPTURE)).expect("CAPTURE");
+    let data = aya::maps::MapData::from_pin(dir.join(abi::map::CAPTURE)).expect(abi::map::CAPTURE);
     let array = aya::maps::Array::<_, [u8; 16]>::try_from(aya::maps::Map::Array(data))
-        .expect("CAPTURE is an array");
+        .expect(abi::map::CAPTURE);
     array.get(&0, 0).expect("the capture filter")[0] != 0
 }
 

@@ -153,9 +153,9 @@ fn listings_say_the_kernel_differs_and_change_nothing() {
     let bed = bed();
     balancer(&bed);
     let pin = bed.a().pin_dir().join(":shared").join(abi::map::VIPS);
-    let data = MapData::from_pin(pin).expect("the VIPS pin");
+    let data = MapData::from_pin(pin).expect(abi::map::VIPS);
     let mut vips: BpfHashMap<MapData, [u8; 24], [u8; size_of::<Vip>()]> =
-        BpfHashMap::try_from(Map::HashMap(data)).expect("VIPS");
+        BpfHashMap::try_from(Map::HashMap(data)).expect(abi::map::VIPS);
     // `VipKey` of 203.0.113.10:80/tcp: the address IPv4-mapped, the port
     // in host order, the protocol, five reserved bytes.
     let mut key = [0u8; 24];
