@@ -749,7 +749,9 @@ def test_a_change_the_balancers_refuse_leaves_the_load_balancer_mutable(
     pushed: list[dict[str, list[dict[str, Any]]]] = []
     monkeypatch.setattr(worker, "push_status", pushed.append)
     full = client.BalancerError("lb1", "409 table_full: at most 32 VIPs", 409, "table_full")
+    full2 = client.BalancerError("lb2", "409 table_full: at most 32 VIPs", 409, "table_full")
     down = client.BalancerError("lb2", "connection refused")
+    monkeypatch.setattr(worker, "_refused_everywhere", lambda errors: len(errors) == 2)
     change = worker.Change(worker.CREATE, "listeners", LISTENER_ID, loadbalancer_id=LB_ID,
                            obj={"listener_id": LISTENER_ID, "protocol_port": 80})  # fmt: skip
 
@@ -757,16 +759,42 @@ def test_a_change_the_balancers_refuse_leaves_the_load_balancer_mutable(
         status = pushed.pop()
         return {(k, e["id"]): e["provisioning_status"] for k, es in status.items() for e in es}
 
-    monkeypatch.setattr(worker, "apply", lambda *_: [full, full])
+    monkeypatch.setattr(worker, "apply", lambda *_: [full, full2])
     worker.process(change)
     refused = flat()
     assert refused[("listeners", LISTENER_ID)] == "ERROR"
     assert refused[("loadbalancers", LB_ID)] == "ACTIVE"
+    # Refused by one balancer and taken by the other: the fleet differs, the
+    # load balancer is ERROR (the review's point: it was reported ACTIVE).
+    monkeypatch.setattr(worker, "apply", lambda *_: [full])
+    worker.process(change)
+    assert flat()[("loadbalancers", LB_ID)] == "ERROR"
     # A balancer down is not a refusal: the load balancer ERROR until the
     # agent puts it right, as before.
     monkeypatch.setattr(worker, "apply", lambda *_: [full, down])
     worker.process(change)
     assert flat()[("loadbalancers", LB_ID)] == "ERROR"
+
+
+def test_a_refusal_counts_as_the_fleets_only_from_every_balancer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from octavia_xdpath import client, config, worker
+
+    class Balancer:
+        def __init__(self, endpoint: str) -> None:
+            self.endpoint = endpoint
+
+    class Fleet:
+        def __init__(self, _: Any) -> None:
+            self.balancers = [Balancer("lb1"), Balancer("lb2")]
+
+    monkeypatch.setattr(client, "Fleet", Fleet)
+    monkeypatch.setattr(config, "settings", lambda: None)
+    first = client.BalancerError("lb1", "409 table_full", 409)
+    second = client.BalancerError("lb2", "409 table_full", 409)
+    assert worker._refused_everywhere([first, second])
+    assert not worker._refused_everywhere([first])
 
 
 def test_a_refusal_is_not_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:

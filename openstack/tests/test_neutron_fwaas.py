@@ -563,3 +563,16 @@ def test_fixed_admits_give_way_over_all_the_ports_addresses() -> None:
         f"port p1: firewall group g: DHCP replies to {ADDRESS} are dropped, which FWaaS lets "
         "in: the policy fills the chains of 8 rules"
     ) in result.not_enforced
+
+
+def test_a_rule_covering_part_of_a_prefix_is_unexpressible() -> None:
+    # Ports' addresses reach `clause` as hosts today (prefix pairs are
+    # reported unfiltered); should a prefix come, a rule for part of it
+    # cannot be written as a rule for all of it: refused, never widened.
+    from neutron_xdpath.fwaas import clause
+    from neutron_xdpath.secgroups import Unexpressible
+
+    rule = {"action": "deny", "ip_version": 4, "destination_ip_address": "10.9.1.0/25"}
+    with pytest.raises(Unexpressible, match="covers part of"):
+        clause("10.9.1.0/24", rule)
+    assert clause("10.9.1.5/32", rule) is not None

@@ -191,6 +191,7 @@ fn check_row(row: &Row) -> (Vec<String>, KernelSaw, usize) {
         let code = program.test_run(&step.frame).expect("test run");
         let after = program.counters().expect("counters");
         let kernel_slots = changed(&before, &after);
+        let native_before = native.counter(step.action, step.reason).bytes;
         let outcome = if row.decap {
             let mut buffer = FrameBuffer::new(&step.frame);
             pipeline::process_frame(&mut buffer, &mut native).outcome
@@ -198,6 +199,18 @@ fn check_row(row: &Row) -> (Vec<String>, KernelSaw, usize) {
             pipeline::process(&SlicePacket::new(&step.frame), &mut native)
         };
         let expected = counter_index(step.action, step.reason) as usize;
+        // Each frame is counted with the length it arrived with, in both
+        // builds (a decapsulated one too, stripped in between).
+        let kernel_bytes = after[expected].bytes - before[expected].bytes;
+        let native_bytes = native.counter(step.action, step.reason).bytes - native_before;
+        let length = step.frame.len() as u64;
+        if (kernel_bytes, native_bytes) != (length, length) {
+            failures.push(format!(
+                "{} (frame {}): counted {kernel_bytes} bytes in the kernel, {native_bytes} natively, of {length}",
+                row.description,
+                index + 1,
+            ));
+        }
         let native_slot = counter_index(outcome.action, outcome.reason) as usize;
         if code != step.action as u32 || kernel_slots != [expected] || native_slot != expected {
             failures.push(format!(

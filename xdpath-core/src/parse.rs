@@ -76,8 +76,8 @@ pub struct FlowKey {
     /// header would be, for the filter stage, which sees no parse layers.
     pub udp_payload: u16,
     /// Zero, but for the kernel's decapsulated frames on their way to the
-    /// filter program (`xdpath-ebpf/src/decapsulated.rs`): the mark of the
-    /// decapsulation and the length the frame arrived with.
+    /// filter program (`xdpath-ebpf/src/decapsulated.rs`): which
+    /// decapsulation (1 IPIP, 2 GUE).
     pub decapsulated: u16,
 }
 

@@ -132,15 +132,18 @@ fn enter<P: PacketMut, T: Tables + LbTables + ForwardTables>(
         Stage::Balance => balance_stage(packet, key, tables).map(|mut verdict| {
             if needs_inner_judging(&verdict.outcome, tables) {
                 let mut inner = FlowKey::default();
-                let mut vni_inner = None;
                 let frame_len = packet.len() as u64;
+                // No key for a tunnel inside: the kernel's is where the
+                // frame's arrival length waits (`xdpath-ebpf`'s
+                // `decapsulated`), so both judge such a tunnel on its
+                // headers.
                 verdict.outcome = judge_decapsulated(
                     &*packet,
                     verdict.outcome,
                     &mut inner,
                     frame_len,
                     tables,
-                    inner_slot(&mut vni_inner),
+                    || None,
                 );
             }
             (verdict, false)

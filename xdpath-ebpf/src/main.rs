@@ -302,15 +302,22 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
     let packet = XdpPacket::of(start, end);
     let mut tables = tables::MapTables::new(ctx.ctx);
     // A tunnelled frame's inner key goes to this CPU's second scratch
-    // slot, looked up only when the filter asks for it.
+    // slot, looked up only when the filter asks for it; not for a
+    // decapsulated frame, whose arrival length waits there (see
+    // `decapsulated`: its tunnels are judged on their headers, as
+    // natively).
     let inner_slot = || {
+        if key.decapsulated != 0 {
+            return None;
+        }
         // SAFETY: this CPU's slot; XDP runs do not nest on a CPU.
         maps::SCRATCH
             .get_ptr_mut(SCRATCH_INNER)
             .map(|inner| unsafe { &mut *inner })
     };
     let outcome = pipeline::filter_stage(&packet, key, frame_len, &mut tables, inner_slot);
-    if let Some((settled, arrived_len)) = decapsulated::judged(key, outcome) {
+    if let Some((decap, arrived_len)) = decapsulated::handed_over(key) {
+        let settled = decapsulated::settled(decap, outcome);
         tables.count(settled.action, settled.reason, arrived_len);
         return settled.action as u32;
     }

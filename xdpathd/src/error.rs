@@ -105,6 +105,7 @@ impl From<LbError> for ApiError {
         let message = error.to_string();
         let (status, code) = match error {
             LbError::Control(inner) => return (*inner).into(),
+            LbError::LocalAddresses { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             LbError::VipSyntax { .. } | LbError::LocalVip { .. } => (UNPROCESSABLE, "invalid_vip"),
             LbError::Address { .. } | LbError::MappedAddress { .. } => {
                 (UNPROCESSABLE, "invalid_address")

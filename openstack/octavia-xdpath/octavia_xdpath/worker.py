@@ -274,6 +274,12 @@ def apply(owner: str, document: dict[str, Any]) -> list[client.BalancerError]:
     return refused + errors
 
 
+def _refused_everywhere(errors: list[client.BalancerError]) -> bool:
+    """Whether every balancer of the fleet is among `errors`."""
+    fleet = client.Fleet(config.settings())
+    return {error.endpoint for error in errors} >= {b.endpoint for b in fleet.balancers}
+
+
 def process(change: Change) -> None:
     """Carries out one change (see the module's documentation)."""
     loadbalancer_id = _loadbalancer_id(change)
@@ -337,12 +343,14 @@ def process(change: Change) -> None:
             change.kind,
             change.object_id,
         )
-    if errors and all(error.refused for error in errors):
-        # Refused, not missed: those balancers judged the document and kept
-        # what they had, and will refuse it again (a table full, a VIP of
-        # another owner). As for a refused plan, what the call was about is
-        # ERROR and the load balancer stays ACTIVE, so that the user can
-        # remove it; an ERROR load balancer takes no change but its delete.
+    if errors and all(error.refused for error in errors) and _refused_everywhere(errors):
+        # Refused, not missed, by every balancer: they judged the document
+        # and kept what they had, and will refuse it again (a table full, a
+        # VIP of another owner). As for a refused plan, what the call was
+        # about is ERROR and the load balancer stays ACTIVE, so that the
+        # user can remove it; an ERROR load balancer takes no change but
+        # its delete. Where some balancers took it, the fleet differs: the
+        # load balancer is ERROR below, as for any failure.
         push_status(_refused_statuses(change, current, removed))
         return
     push_status(

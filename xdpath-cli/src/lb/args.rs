@@ -40,8 +40,9 @@ pub enum VipCommand {
     /// Add a VIP: ADDRESS:PORT/tcp|udp (IPv6 in brackets; * for every port).
     Add(NewVip),
     /// Create a VIP, or give the one there these options and allowed
-    /// sources (its backends, health check and connections stay): running
-    /// it again changes nothing.
+    /// sources (its backends, health check and connections stay, unless
+    /// --flags changes source-hash or no-conntrack): running it again
+    /// changes nothing.
     Set(NewVip),
     /// Set the sources that may reach a VIP (replacing its list); with no
     /// CIDR, every source may.

@@ -62,36 +62,15 @@ pub fn allow_keys(vip: &VipSpec) -> impl Iterator<Item = AllowKey> + '_ {
     })
 }
 
-/// Refuses an IPv4-mapped IPv6 address: the data path stores IPv4 in that
-/// form, so `[::ffff:a.b.c.d]:80/tcp` would be the VIP `a.b.c.d:80/tcp`
-/// (written over it), and such a backend the IPv4 one.
-fn not_mapped(what: &'static str, address: IpAddr) -> Result<(), LbError> {
-    match address {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(ipv4) => Err(LbError::MappedAddress {
-                what,
-                address,
-                ipv4,
-            }),
-            None => Ok(()),
-        },
-        IpAddr::V4(_) => Ok(()),
-    }
-}
-
-/// Checks what single edits cannot: no address in IPv4-mapped form, every
-/// backend's family has an outer source prefix, and the allow lists fit
-/// their trie. (Every path to the kernel compiles through here: the CLI,
-/// the API, owners' documents and configs.)
+/// Checks what single edits cannot: every backend's family has an outer
+/// source prefix, and the allow lists fit their trie.
 pub fn validate(state: &LbState) -> Result<(), LbError> {
     let allowed: usize = state.vips.iter().map(|vip| vip.allow.len()).sum();
     if allowed > MAX_ALLOW_PREFIXES as usize {
         return Err(LbError::TooManyAllowPrefixes { count: allowed });
     }
     for vip in &state.vips {
-        not_mapped("VIP", vip.id.address)?;
         for backend in &vip.backends {
-            not_mapped("backend", backend.address)?;
             let (present, family, flag) = if backend.address.is_ipv4() {
                 (state.settings.source_v4.is_some(), "IPv4", "v4")
             } else {
@@ -288,35 +267,6 @@ mod tests {
     use super::*;
     use crate::lb::edit::{add_backend, add_vip, configure, del_backend, parse_vip, set_weight};
     use crate::lb::edit::{ConfigChange, VipOptions};
-
-    /// `[::ffff:203.0.113.10]:80/tcp` is the key of `203.0.113.10:80/tcp`
-    /// in the data path: refused before anything is written, as a VIP and
-    /// as a backend, with the IPv4 form named.
-    #[test]
-    fn ipv4_mapped_vips_and_backends_are_refused() {
-        let mut state = LbState::default();
-        let plain = parse_vip("203.0.113.10:80/tcp").expect("vip");
-        add_vip(&mut state, plain, options()).expect("vip");
-        validate(&state).expect("an IPv4 VIP");
-        let mut mapped_vip = state.clone();
-        let mapped = parse_vip("[::ffff:203.0.113.10]:80/tcp").expect("it parses");
-        add_vip(&mut mapped_vip, mapped, options()).expect("a distinct id");
-        let error = validate(&mapped_vip).expect_err("the same key twice");
-        assert!(
-            error.to_string().starts_with(
-                "VIP ::ffff:203.0.113.10 is an IPv4-mapped IPv6 address: write it as 203.0.113.10"
-            ),
-            "{error}"
-        );
-        let mut mapped_backend = state.clone();
-        let backend = "::ffff:10.0.0.1".parse().expect("address");
-        add_backend(&mut mapped_backend, &plain, backend, 1).expect("edit");
-        let error = validate(&mapped_backend).expect_err("a mapped backend");
-        assert!(
-            error.to_string().contains("write it as 10.0.0.1"),
-            "{error}"
-        );
-    }
 
     fn options() -> VipOptions {
         VipOptions {

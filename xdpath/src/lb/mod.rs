@@ -48,6 +48,12 @@ pub enum LbError {
         /// What is wrong.
         why: &'static str,
     },
+    /// This host's addresses could not be listed (to refuse a VIP on one).
+    #[error("cannot list this host's addresses: {source}")]
+    LocalAddresses {
+        /// Why.
+        source: std::io::Error,
+    },
     /// A new VIP on this host's own (or a loopback) address.
     #[error("VIP {vip} is refused: {why}")]
     LocalVip {

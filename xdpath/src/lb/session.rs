@@ -68,10 +68,10 @@ impl LbSession {
     }
 
     /// Refuses what the change brings that an attached program loaded by
-    /// an older build would not enforce (`control::features`), and a new
-    /// VIP on this host's own address.
+    /// an older build would not enforce (`control::features`), and the
+    /// addresses no change may bring (`edit::refuse_new_addresses`).
     fn refuse_unenforced(&self) -> Result<(), LbError> {
-        super::edit::refuse_local_vips(&self.locked.loaded, &self.state)?;
+        super::edit::refuse_new_addresses(&self.locked.loaded, &self.state)?;
         Ok(features::refuse_new(|| {
             features::lb_change_needs(&self.locked.loaded, &self.state)
         })?)

@@ -119,10 +119,21 @@ impl TemporaryRates {
                 read_mark(&dir).map_or(0, |mark| mark.pid),
             ));
         };
+        // The operator's rates as they are now, under the state lock: a
+        // `sample` between the caller's read and this lock would else be
+        // undone when the export ends.
+        let saved = interfaces
+            .iter()
+            .map(|(interface, read)| {
+                let now = dataplane::read_interface_config(interface)
+                    .map_or(*read, |config| config.sample_rate);
+                (interface.clone(), now)
+            })
+            .collect();
         let mark = RatesMark {
             pid: std::process::id(),
             rate,
-            saved: interfaces.iter().cloned().collect(),
+            saved,
         };
         state::save_plain(&dir.join(RATES_MARK), &mark)?;
         // From here a failure drops `rates`: what was set is put back.

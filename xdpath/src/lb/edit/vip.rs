@@ -7,6 +7,7 @@ use crate::control::parse::{parse_cidr, Cidr};
 use crate::lb::state::{CheckKind, HealthCheck, LbState, VipId};
 use crate::lb::LbError;
 use crate::text::quote;
+use std::net::IpAddr;
 
 /// The longest owner tag.
 pub const MAX_OWNER_LEN: usize = 64;
@@ -74,8 +75,11 @@ pub fn set_allow(state: &mut LbState, id: &VipId, allow: Vec<Cidr>) -> Result<()
     Ok(())
 }
 
-/// Changes a VIP's options in place: its slot, pool and connections stay;
-/// the compiler rebuilds its table when the size changes.
+/// Changes a VIP's options in place: its slot, pool and connections stay
+/// (but a change of `source_hash` or `no_conntrack` keys the connection
+/// table otherwise or stops reading it: established flows are placed
+/// again by the ring); the compiler rebuilds its table when the size
+/// changes.
 pub fn set_options(state: &mut LbState, id: &VipId, options: &VipOptions) -> Result<(), LbError> {
     let gue_port = gue_port_for(options)?;
     let sample_rate = super::check_sample_rate(options.sample_rate)?;
@@ -172,25 +176,37 @@ pub fn health_check(args: &HealthArgs) -> Result<Option<HealthCheck>, LbError> {
     Ok((!off).then_some(check))
 }
 
-/// Refuses a VIP of `after` that `before` does not have whose address is
-/// this host's own (or a loopback address, which never arrives on the
-/// wire): the balancer runs after the filter and takes every frame to a
-/// VIP, so such a VIP would carry this host's own traffic away to the
-/// backends, its management (SSH, the API) included. VIPs already saved
-/// stay as they are.
-pub fn refuse_local_vips(before: &LbState, after: &LbState) -> Result<(), LbError> {
-    let new: Vec<&VipId> = after
-        .vips
-        .iter()
-        .map(|vip| &vip.id)
-        .filter(|id| before.vip(id).is_none())
-        .collect();
-    if new.is_empty() {
+/// Refuses what `after` brings that `before` does not have and no path
+/// may bring (the CLI, the API, configs, owners' documents); a state
+/// already saved stays loadable, so its entries can still be listed and
+/// deleted:
+/// - a VIP or backend written IPv4-mapped: the data path keeps IPv4
+///   addresses in that form, so `[::ffff:a.b.c.d]:80/tcp` is the key of
+///   `a.b.c.d:80/tcp` and was written over that live VIP;
+/// - a VIP on this host's own address, or a loopback one (which never
+///   arrives on the wire): the balancer runs after the filter and takes
+///   every frame to a VIP, so such a VIP would carry this host's own
+///   traffic away to the backends, its management (SSH, the API) included.
+pub fn refuse_new_addresses(before: &LbState, after: &LbState) -> Result<(), LbError> {
+    let mut new_vips = Vec::new();
+    for vip in &after.vips {
+        let known = before.vip(&vip.id);
+        if known.is_none() {
+            not_mapped("VIP", vip.id.address)?;
+            new_vips.push(&vip.id);
+        }
+        for backend in &vip.backends {
+            if known.is_none_or(|known| known.backend(backend.address).is_none()) {
+                not_mapped("backend", backend.address)?;
+            }
+        }
+    }
+    if new_vips.is_empty() {
         return Ok(());
     }
-    let local = crate::lb::decap::local_addresses()
-        .map_err(|source| LbError::Usage(format!("cannot list this host's addresses: {source}")))?;
-    for id in new {
+    let local =
+        crate::lb::decap::local_addresses().map_err(|source| LbError::LocalAddresses { source })?;
+    for id in new_vips {
         let address = id.address.to_canonical();
         let why = if address.is_loopback() {
             "a loopback address never arrives on the wire"
@@ -204,9 +220,64 @@ pub fn refuse_local_vips(before: &LbState, after: &LbState) -> Result<(), LbErro
     Ok(())
 }
 
+/// Refuses an address in IPv4-mapped form, naming its IPv4 form.
+fn not_mapped(what: &'static str, address: IpAddr) -> Result<(), LbError> {
+    match address {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(ipv4) => Err(LbError::MappedAddress {
+                what,
+                address,
+                ipv4,
+            }),
+            None => Ok(()),
+        },
+        IpAddr::V4(_) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `[::ffff:203.0.113.10]:80/tcp` is the key of `203.0.113.10:80/tcp`
+    /// in the data path: refused when new, as a VIP and as a backend, with
+    /// the IPv4 form named; a state that already holds one stays loadable.
+    #[test]
+    fn new_ipv4_mapped_vips_and_backends_are_refused() {
+        use crate::lb::edit::{add_backend, add_vip, parse_vip, VipOptions};
+        let options = VipOptions {
+            encap: crate::lb::state::Encap::Ipip,
+            gue_port: None,
+            source_hash: false,
+            no_conntrack: false,
+            ring_size: Some(251),
+            sample_rate: 0,
+        };
+        let mut before = LbState::default();
+        let plain = parse_vip("203.0.113.10:80/tcp").expect("vip");
+        add_vip(&mut before, plain, options).expect("vip");
+        let mut mapped_vip = before.clone();
+        let mapped = parse_vip("[::ffff:203.0.113.10]:80/tcp").expect("it parses");
+        add_vip(&mut mapped_vip, mapped, options).expect("a distinct id");
+        let error = refuse_new_addresses(&before, &mapped_vip).expect_err("the same key twice");
+        assert!(
+            error.to_string().starts_with(
+                "VIP ::ffff:203.0.113.10 is an IPv4-mapped IPv6 address: write it as 203.0.113.10"
+            ),
+            "{error}"
+        );
+        // Already saved: not refused again (so it can be deleted).
+        refuse_new_addresses(&mapped_vip, &mapped_vip).expect("saved before");
+        let mut mapped_backend = before.clone();
+        let backend = "::ffff:10.0.0.1".parse().expect("address");
+        add_backend(&mut mapped_backend, &plain, backend, 1).expect("edit");
+        let error = refuse_new_addresses(&before, &mapped_backend).expect_err("a mapped backend");
+        assert!(
+            error.to_string().contains("write it as 10.0.0.1"),
+            "{error}"
+        );
+        refuse_new_addresses(&mapped_backend, &mapped_backend).expect("saved before");
+    }
 
     #[test]
     fn owner_tags_are_checked() {
