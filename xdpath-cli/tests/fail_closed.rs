@@ -258,11 +258,44 @@ fn damaged_state_files_are_refused_and_repaired_from_the_kernel() {
     );
     xdpath_ok(&bed, &["state", "check"]);
     let lb = bed.a().state_dir().join("lb.json");
+    let good_lb = std::fs::read_to_string(&lb).expect("lb.json");
+    // Files that parse but cannot be installed (hostile lb F11: they
+    // failed part way on the kernel's E2BIG): refused whole, before any
+    // write, as damaged.
+    for (field, value, needle) in [
+        ("slot", 99, "slot 99 is past the last (31)"),
+        ("index", 5000, "index 5000 is past the last (4095)"),
+    ] {
+        let mut damaged = common::json(&good_lb);
+        let vip = &mut damaged["vips"][0];
+        match field {
+            "slot" => vip["slot"] = value.into(),
+            _ => vip["backends"][0]["index"] = value.into(),
+        }
+        std::fs::write(&lb, damaged.to_string()).expect("damage");
+        for args in [
+            &["lb", "vip", "list"][..],
+            &["state", "check"],
+            &["lb", "vip", "add", "203.0.113.12:80/tcp"],
+        ] {
+            refused(&bed, args, "not a valid xdpath state file");
+            refused(&bed, args, needle);
+        }
+        assert_eq!(
+            std::fs::read_to_string(&lb).expect("lb.json"),
+            damaged.to_string(),
+            "nothing rewrote it"
+        );
+    }
     std::fs::write(&lb, "{}").expect("damage");
     refused(&bed, &["lb", "vip", "list"], "lb.json");
     xdpath_ok(&bed, &["state", "repair"]);
     let vips = xdpath_ok(&bed, &["lb", "vip", "list"]);
     assert!(vips.contains("203.0.113.10"), "{vips}");
+    assert_eq!(
+        common::json(&std::fs::read_to_string(&lb).expect("lb.json"))["vips"],
+        common::json(&good_lb)["vips"]
+    );
 }
 
 /// Namespaces made and deleted until an inode comes back: the new one

@@ -119,11 +119,16 @@ pub fn check() -> Result<Differences, ReconcileError> {
     let filter = Session::read()?.differences()?;
     let balancer = LbSession::read()?.differences()?;
     let programs = program_gaps()?;
-    let interfaces = interfaces::lost()
+    let mut interfaces: Vec<String> = interfaces::lost()
         .map_err(ControlError::from)?
         .into_iter()
         .map(|(name, record)| lost_line(&name, &record))
         .collect();
+    interfaces.extend(
+        dataplane::stale_interfaces()?
+            .into_iter()
+            .map(|(_, line)| line),
+    );
     Ok(Differences {
         filter,
         balancer,
@@ -161,6 +166,11 @@ pub fn repair() -> Result<Differences, ReconcileError> {
         differences.interfaces.push(lost_line(&name, &record));
         interfaces::reattach(&name, &record, saved.steering.as_ref())?;
     }
+    differences.balancer.extend(repair_connection_table()?);
+    for (name, line) in dataplane::stale_interfaces()? {
+        differences.interfaces.push(line);
+        dataplane::reload(&name)?;
+    }
     match crate::observe::capture_left::repair() {
         Ok(line) => differences.observers.extend(line),
         Err(error) => differences.observers.push(format!(
@@ -168,6 +178,21 @@ pub fn repair() -> Result<Differences, ReconcileError> {
         )),
     }
     Ok(differences)
+}
+
+/// Makes the connection tables of the kind the saved settings ask for:
+/// a `lb config --connection-table` killed after its save left the old
+/// kind (every interface is then reloaded over a new table). The
+/// difference itself was read back and reported by [`repair_maps`].
+fn repair_connection_table() -> Result<Option<String>, ReconcileError> {
+    let asked = LbSession::read()?.loaded().settings.connection_table;
+    let reloaded = dataplane::set_connection_table(asked)?;
+    Ok((!reloaded.is_empty()).then(|| {
+        format!(
+            "connection tables made {asked} again; reloaded {}",
+            reloaded.join(", ")
+        )
+    }))
 }
 
 /// A capture filter on while no capture runs, as a difference; one that

@@ -185,6 +185,8 @@ fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
         session.commit()?;
     }
     if !plan.lb.is_empty() {
+        // Held across the table swap (see `lb::ops::configure`).
+        let _lock = lock_state_dir()?;
         let mut session = LbSession::open()?;
         edit_lb(&mut session.state, &desired.lb)?;
         let table = session.state.settings.connection_table;

@@ -31,6 +31,7 @@ mod conn_table;
 mod error;
 mod features;
 pub mod forward;
+mod held_maps;
 mod link_info;
 pub mod owner;
 mod program;
@@ -46,6 +47,7 @@ pub use conn_table::{
     pinned_connection_table, set_connection_table, ConnectionTable, BPF_F_NO_COMMON_LRU,
 };
 pub use error::DataplaneError;
+pub use held_maps::{stale_interfaces, stale_shared_maps};
 pub use program::LoadedProgram;
 pub use reload::{reload, ReloadReport};
 

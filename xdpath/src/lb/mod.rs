@@ -18,6 +18,7 @@ pub mod owner;
 pub mod readback;
 pub mod session;
 pub mod state;
+mod state_check;
 pub mod stats;
 pub mod views;
 

@@ -125,6 +125,9 @@ pub fn clear_health(request: &VipQuery) -> Result<VipId, LbError> {
 /// would lose its outer source refuses the change.
 pub fn configure(request: &LbConfigArgs) -> Result<LbSettings, LbError> {
     let change = config_change(request);
+    // Held across the table swap too: xdpathd's check must not read the
+    // namespace between the save and the swap (it would see the old kind).
+    let (_dir, _lock) = crate::control::session::lock_state_dir().map_err(LbError::from)?;
     let mut session = LbSession::open()?;
     edit::configure(&mut session.state, &change)?;
     let settings = session.state.settings.clone();

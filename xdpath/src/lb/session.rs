@@ -101,10 +101,7 @@ impl LbSession {
         match &self.locked.maps {
             Some(maps) => super::readback::compare(maps, loaded),
             None if loaded.vips.is_empty() => Ok(Vec::new()),
-            None => Ok(vec![format!(
-                "the kernel has no balancer maps in this network namespace: none of the state's {} VIPs is balanced",
-                loaded.vips.len()
-            )]),
+            None => Ok(vec![no_maps_line(loaded.vips.len())]),
         }
     }
 
@@ -203,6 +200,29 @@ impl LbSession {
             new_flows: word(2),
         })
     }
+}
+
+/// Why the maps could not be read back: none pinned, or some missing (a
+/// change that replaces one, killed between unpinning the old and
+/// pinning the new: the programs may still run on the old one).
+fn no_maps_line(vips: usize) -> String {
+    let missing: Vec<&str> = crate::dataplane::shared_dir()
+        .map(|dir| {
+            abi::SHARED_MAPS
+                .into_iter()
+                .filter(|name| !dir.join(name).exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    if missing.is_empty() || missing.len() == abi::SHARED_MAPS.len() {
+        return format!(
+            "the kernel has no balancer maps in this network namespace: none of the state's {vips} VIPs is balanced"
+        );
+    }
+    format!(
+        "this namespace's maps are not all pinned (missing: {}), so what the kernel enforces cannot be read back; `xdpath state check --repair` makes them and reloads the interfaces",
+        missing.join(", ")
+    )
 }
 
 /// Writes a plan in the order that keeps every live pointer valid and

@@ -321,6 +321,10 @@ pub struct LbState {
 impl crate::control::state::StateFile for LbState {
     const KIND: &'static str = "lb";
     const LEGACY_KEYS: &'static [&'static str] = &["settings", "vips", "next_generation"];
+
+    fn check(&self) -> Result<(), String> {
+        super::state_check::check(self)
+    }
 }
 
 /// The connection-table kind of this namespace's saved balancer state

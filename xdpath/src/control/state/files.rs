@@ -32,6 +32,13 @@ pub trait StateFile: Serialize + serde::de::DeserializeOwned + Default {
     /// Keys that every file written before format versions existed holds:
     /// such a file (no `"format"`) is read as format 1.
     const LEGACY_KEYS: &'static [&'static str];
+
+    /// What a file that parses may still get wrong (two entries in one
+    /// kernel slot, a slot past a map's end): said before anything is
+    /// installed from it, as a damaged file.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 impl StateFile for FilterState {
@@ -83,10 +90,12 @@ pub fn load<T: StateFile>(path: &Path) -> Result<T, StateError> {
     } else if header.format.is_some() {
         return Err(corrupt("no \"kind\"".into()));
     }
-    serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
+    let state: T = serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
         path: path.into(),
         source,
-    })
+    })?;
+    state.check().map_err(corrupt)?;
+    Ok(state)
 }
 
 /// The largest state file read: 1 GiB (a million prefixes take ~40 MB).
