@@ -113,11 +113,16 @@ fn held_map_ids(entry: u32) -> std::io::Result<Vec<(u32, String)>> {
             }
         }
     }
+    // The stage programs share most of their maps: each is named once
+    // (xdpathd reads this every check).
+    let mut ids = Vec::new();
     for program in programs.iter().skip(1) {
-        maps.extend(named_maps(&map_ids_of(*program)?));
+        ids.extend(map_ids_of(*program)?);
     }
-    maps.sort_unstable();
-    maps.dedup();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.retain(|id| !maps.iter().any(|(known, _)| known == id));
+    maps.extend(named_maps(&ids));
     Ok(maps)
 }
 
