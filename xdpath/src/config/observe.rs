@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::report::Report;
-use super::report::{field, items};
+use super::report::{field, items, unique};
 use super::values::Items;
 use crate::observe::engine::{EngineConfig, IpfixSettings, SflowSettings};
 use crate::observe::mitigate::MitigationConfig;
@@ -348,7 +348,18 @@ fn collectors(
             );
             Vec::new()
         }
-        Some(parsed) => parsed.into_iter().map(|(address, _, _)| address).collect(),
+        Some(parsed) => {
+            // One collector twice would get every datagram twice.
+            let identities: Vec<_> = parsed
+                .iter()
+                .map(|(address, span, path)| {
+                    let identity = crate::observe::export::collector_identity(address);
+                    (identity, span.clone(), path.clone())
+                })
+                .collect();
+            unique(report, &identities, "collector");
+            parsed.into_iter().map(|(address, _, _)| address).collect()
+        }
     }
 }
 

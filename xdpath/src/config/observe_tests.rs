@@ -92,3 +92,31 @@ prefix_v4 = 4
         );
     }
 }
+
+#[test]
+fn a_collector_named_twice_or_a_group_is_refused() {
+    let text = "\
+[export.sflow]
+collectors = [\"192.0.2.1:6343\", \"192.0.2.1:6343\", \"[::ffff:192.0.2.1]:6343\"]
+
+[export.ipfix]
+collectors = [\"224.0.0.1:4739\", \"[ff02::1]:4739\", \"[::ffff:239.1.1.1]:4739\"]
+";
+    let lines = errors(text);
+    let expected = [
+        "test.toml:2:33: export.sflow.collectors[1]: collector 192.0.2.1:6343 is listed twice \
+         (also export.sflow.collectors[0])",
+        "test.toml:2:51: export.sflow.collectors[2]: collector 192.0.2.1:6343 is listed twice \
+         (also export.sflow.collectors[1])",
+        "test.toml:5:15: export.ipfix.collectors[0]: \"224.0.0.1:4739\": a multicast address",
+        "test.toml:5:33: export.ipfix.collectors[1]: \"[ff02::1]:4739\": a multicast address",
+        "test.toml:5:51: export.ipfix.collectors[2]: \"[::ffff:239.1.1.1]:4739\": a multicast",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for (line, start) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(start),
+            "{line}\n  should start with\n{start}"
+        );
+    }
+}

@@ -2,7 +2,8 @@
 
 use crate::control::parse::{seconds_within, MAX_DURATION_SECONDS};
 use crate::text::quote;
-use std::net::{IpAddr, SocketAddr};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::{Duration, Instant};
 
 use super::engine::{Engine, EngineConfig, EngineError, EngineStats, IpfixSettings, SflowSettings};
@@ -33,6 +34,15 @@ pub enum ExportCommandError {
         /// Why it is refused.
         why: &'static str,
     },
+    /// One collector named twice: it would get every datagram twice and
+    /// count every flow and counter twice.
+    #[error("collector {again} is named twice{}: it would get every datagram twice", also_as(.first, .again))]
+    RepeatedCollector {
+        /// Its first naming.
+        first: SocketAddr,
+        /// The second.
+        again: SocketAddr,
+    },
     /// A duration out of range.
     #[error("{what} must be a positive number of seconds (0.001 to {MAX_DURATION_SECONDS}), not {value}")]
     Duration {
@@ -47,6 +57,15 @@ pub enum ExportCommandError {
     /// Setting the interfaces' rates for the run.
     #[error(transparent)]
     Rates(#[from] super::rates::TemporaryRateError),
+}
+
+/// How the first naming of a repeated collector was spelled, when it was
+/// spelled otherwise (`[::ffff:192.0.2.1]:6343` is `192.0.2.1:6343`).
+fn also_as(first: &SocketAddr, again: &SocketAddr) -> String {
+    match first == again {
+        true => String::new(),
+        false => format!(" (as {first} before)"),
+    }
 }
 
 /// The protocol.
@@ -68,7 +87,8 @@ pub struct ExportArgs {
     pub protocol: Protocol,
     /// The interfaces to sample (xdpath must be attached to each).
     pub interfaces: Vec<String>,
-    /// A collector, ADDRESS:PORT (repeat for several).
+    /// A collector, ADDRESS:PORT (repeat for several, each once; not a
+    /// broadcast or multicast address).
     #[cfg_attr(feature = "clap", arg(long = "collector", required = true))]
     pub collectors: Vec<SocketAddr>,
     /// Sample 1 in N frames on the interfaces while exporting (restored
@@ -132,20 +152,71 @@ pub fn engine_config(args: &ExportArgs) -> Result<EngineConfig, ExportCommandErr
 }
 
 /// Why a collector address can receive no datagram (port 0, an
-/// unspecified or the broadcast address), or `None`: the same check for
-/// `xdpath export` and a config's collectors.
+/// unspecified, the broadcast or a multicast address), or `None`: the same
+/// check for `xdpath export` and a config's collectors. A subnet's
+/// broadcast address cannot be told from a host's here, so it passes.
 pub fn collector_problem(address: &SocketAddr) -> Option<&'static str> {
     if address.port() == 0 {
         return Some("port 0 is no port to send to");
     }
-    let ip = address.ip();
+    // `::ffff:0.0.0.0` is as unspecified as `0.0.0.0`.
+    let ip = collector_identity(address).ip();
     if ip.is_unspecified() {
         return Some("the unspecified address is no collector");
     }
-    if ip == std::net::IpAddr::V4(std::net::Ipv4Addr::BROADCAST) {
+    if ip == IpAddr::V4(std::net::Ipv4Addr::BROADCAST) {
         return Some("the broadcast address is no collector");
     }
+    // A group has no one collector to answer for it; without a multicast
+    // route every send fails, and only the final tally would say so.
+    if ip.is_multicast() {
+        return Some("a multicast address is no collector");
+    }
     None
+}
+
+/// The address datagrams to `address` go to, to tell collectors apart: an
+/// IPv4-mapped IPv6 address is the IPv4 address it maps (the kernel sends
+/// there), so `[::ffff:192.0.2.1]:6343` and `192.0.2.1:6343` are one
+/// collector. The flow label, which a datagram's route ignores, is left
+/// out.
+pub fn collector_identity(address: &SocketAddr) -> SocketAddr {
+    match address {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(ipv4) => SocketAddr::new(IpAddr::V4(ipv4), v6.port()),
+            None => SocketAddr::V6(SocketAddrV6::new(*v6.ip(), v6.port(), 0, v6.scope_id())),
+        },
+        SocketAddr::V4(_) => *address,
+    }
+}
+
+/// The first collector of `collectors` named a second time, as (first
+/// naming, second naming), or `None`. A config reports every repeat, by
+/// the same [`collector_identity`].
+pub fn repeated_collector(collectors: &[SocketAddr]) -> Option<(SocketAddr, SocketAddr)> {
+    let mut seen = HashMap::new();
+    collectors.iter().find_map(|address| {
+        seen.insert(collector_identity(address), *address)
+            .map(|first| (first, *address))
+    })
+}
+
+/// Refuses a collector list no export should send to: empty, an address
+/// that can receive nothing, or one collector twice.
+fn check_collectors(collectors: &[SocketAddr]) -> Result<(), ExportCommandError> {
+    if collectors.is_empty() {
+        return Err(ExportCommandError::NoCollector);
+    }
+    if let Some((address, why)) = collectors
+        .iter()
+        .find_map(|address| collector_problem(address).map(|why| (*address, why)))
+    {
+        return Err(ExportCommandError::Collector { address, why });
+    }
+    match repeated_collector(collectors) {
+        Some((first, again)) => Err(ExportCommandError::RepeatedCollector { first, again }),
+        None => Ok(()),
+    }
 }
 
 /// Runs the exporter until stopped; `on_ready` is called once it reads.
@@ -154,16 +225,7 @@ pub fn export(
     on_ready: impl FnOnce(),
     stop: &dyn Fn() -> bool,
 ) -> Result<EngineStats, ExportCommandError> {
-    if args.collectors.is_empty() {
-        return Err(ExportCommandError::NoCollector);
-    }
-    if let Some((address, why)) = args
-        .collectors
-        .iter()
-        .find_map(|address| collector_problem(address).map(|why| (*address, why)))
-    {
-        return Err(ExportCommandError::Collector { address, why });
-    }
+    check_collectors(&args.collectors)?;
     if args.interfaces.is_empty() {
         return Err(ExportCommandError::NoInterface);
     }
