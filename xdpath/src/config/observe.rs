@@ -220,6 +220,8 @@ impl ObserveSpec {
                 exempt: spec.exempt.clone(),
                 ..MitigationConfig::default()
             }),
+            // The daemon exports every attached interface.
+            exported_interfaces: None,
         }
     }
 

@@ -3,7 +3,7 @@
 //! export` and `xdpath top` run one in the foreground; `xdpathd` runs one
 //! in a thread with what its config asks for.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -70,6 +70,9 @@ pub struct EngineConfig {
     pub top_window: Option<Duration>,
     /// Auto-mitigation, if any.
     pub mitigation: Option<MitigationConfig>,
+    /// The interfaces (indexes) whose flow samples and counters sFlow and
+    /// IPFIX send; `None`: every attached interface's (the daemon's).
+    pub exported_interfaces: Option<HashSet<u32>>,
 }
 
 /// Counts of the consumer, for `/metrics` and `--json`.
@@ -136,6 +139,7 @@ pub struct Engine {
     reader: RingReader,
     sflow: Option<(SflowExporter, Duration, Instant)>,
     ipfix: Option<IpfixExporter>,
+    exported_interfaces: Option<HashSet<u32>>,
     /// Top talkers over the window.
     pub top: TopTalkers,
     /// Auto-mitigation, if on.
@@ -183,6 +187,7 @@ impl Engine {
             reader: RingReader::open(Ring::Samples)?,
             sflow,
             ipfix,
+            exported_interfaces: config.exported_interfaces.clone(),
             top: TopTalkers::new(window, bucket),
             mitigator,
             samples: 0,
@@ -196,20 +201,8 @@ impl Engine {
         self.reader.wait(wait);
         let samples = self.reader.drain(65_536);
         self.samples += samples.len() as u64;
-        let pools = if self.sflow.is_some() {
-            sample_pools(&samples)
-        } else {
-            HashMap::new()
-        };
-        let lost = self.reader.lost().min(u64::from(u32::MAX)) as u32;
+        self.export(&samples);
         for sample in &samples {
-            if let Some((exporter, _, _)) = &mut self.sflow {
-                let pool = pools.get(&sample.meta.ifindex).copied().unwrap_or(0);
-                exporter.push(sample, pool.min(u64::from(u32::MAX)) as u32, lost);
-            }
-            if let Some(exporter) = &mut self.ipfix {
-                exporter.add(sample);
-            }
             self.top.add(sample);
             if let Some(mitigator) = &mut self.mitigator {
                 mitigator.observe(sample);
@@ -218,8 +211,11 @@ impl Engine {
         let now_ms = now_unix_ms();
         if let Some((exporter, interval, due)) = &mut self.sflow {
             if Instant::now() >= *due {
+                let exported = &self.exported_interfaces;
                 for counters in interface_counters() {
-                    exporter.push_counters(&counters);
+                    if is_exported(exported, counters.ifindex) {
+                        exporter.push_counters(&counters);
+                    }
                 }
                 *due = Instant::now() + *interval;
             }
@@ -232,6 +228,27 @@ impl Engine {
         match &mut self.mitigator {
             Some(mitigator) => mitigator.decide(now_ms),
             None => Vec::new(),
+        }
+    }
+
+    /// Feeds the exported interfaces' samples to sFlow and IPFIX.
+    fn export(&mut self, samples: &[Sample]) {
+        let exported: Vec<&Sample> = samples
+            .iter()
+            .filter(|sample| is_exported(&self.exported_interfaces, sample.meta.ifindex))
+            .collect();
+        if let Some((exporter, _, _)) = &mut self.sflow {
+            let pools = sample_pools(&exported);
+            let lost = self.reader.lost().min(u64::from(u32::MAX)) as u32;
+            for sample in &exported {
+                let pool = pools.get(&sample.meta.ifindex).copied().unwrap_or(0);
+                exporter.push(sample, pool.min(u64::from(u32::MAX)) as u32, lost);
+            }
+        }
+        if let Some(exporter) = &mut self.ipfix {
+            for sample in &exported {
+                exporter.add(sample);
+            }
         }
     }
 
@@ -266,7 +283,7 @@ impl Engine {
 
 /// The sFlow sample pool of each interface in `samples`: every frame its
 /// program has seen (the sum of its counters).
-fn sample_pools(samples: &[Sample]) -> HashMap<u32, u64> {
+fn sample_pools(samples: &[&Sample]) -> HashMap<u32, u64> {
     let mut pools = HashMap::new();
     for sample in samples {
         let ifindex = sample.meta.ifindex;
@@ -281,6 +298,13 @@ fn sample_pools(samples: &[Sample]) -> HashMap<u32, u64> {
         pools.insert(ifindex, pool);
     }
     pools
+}
+
+/// Whether `ifindex`'s samples and counters are exported.
+fn is_exported(exported: &Option<HashSet<u32>>, ifindex: u32) -> bool {
+    exported
+        .as_ref()
+        .is_none_or(|ifindexes| ifindexes.contains(&ifindex))
 }
 
 /// sFlow generic counters of every attached interface, from xdpath's own

@@ -2,7 +2,7 @@
 
 use crate::control::parse::{seconds_within, MAX_DURATION_SECONDS};
 use crate::text::quote;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::{Duration, Instant};
 
@@ -85,7 +85,8 @@ pub struct ExportArgs {
     /// sFlow or IPFIX.
     #[cfg_attr(feature = "clap", arg(value_enum))]
     pub protocol: Protocol,
-    /// The interfaces to sample (xdpath must be attached to each).
+    /// The interfaces to sample and export (at least one; xdpath must be
+    /// attached to each): only their flow samples and counters are sent.
     pub interfaces: Vec<String>,
     /// A collector, ADDRESS:PORT (repeat for several, each once; not a
     /// broadcast or multicast address).
@@ -219,6 +220,35 @@ fn check_collectors(collectors: &[SocketAddr]) -> Result<(), ExportCommandError>
     }
 }
 
+/// The interfaces an export names.
+struct NamedInterfaces {
+    /// Each with its sampling rate now, to put back after `--rate`.
+    rates: Vec<(String, u32)>,
+    /// Their indexes: whose samples and counters are exported.
+    ifindexes: HashSet<u32>,
+}
+
+/// The interfaces named; refused when one has no xdpath program or would
+/// sample nothing.
+fn named_interfaces(
+    interfaces: &[String],
+    rate: Option<u32>,
+) -> Result<NamedInterfaces, ExportCommandError> {
+    let mut rates = Vec::new();
+    let mut ifindexes = HashSet::new();
+    for interface in interfaces {
+        let not_attached = || ExportCommandError::NotAttached(interface.clone());
+        let config =
+            crate::dataplane::read_interface_config(interface).map_err(|_| not_attached())?;
+        if rate.unwrap_or(config.sample_rate) == 0 {
+            return Err(ExportCommandError::SamplingOff(interface.clone()));
+        }
+        ifindexes.insert(super::capture::interface_index(interface).ok_or_else(not_attached)?);
+        rates.push((interface.clone(), config.sample_rate));
+    }
+    Ok(NamedInterfaces { rates, ifindexes })
+}
+
 /// Runs the exporter until stopped; `on_ready` is called once it reads.
 pub fn export(
     args: &ExportArgs,
@@ -234,22 +264,17 @@ pub fn export(
         .duration
         .map(|value| seconds("--duration", value))
         .transpose()?;
-    let config = engine_config(args)?;
+    let mut config = engine_config(args)?;
     // Every check before the first change.
-    let mut current = Vec::new();
-    for interface in &args.interfaces {
-        let config = crate::dataplane::read_interface_config(interface)
-            .map_err(|_| ExportCommandError::NotAttached(interface.clone()))?;
-        if rate.unwrap_or(config.sample_rate) == 0 {
-            return Err(ExportCommandError::SamplingOff(interface.clone()));
-        }
-        current.push((interface.clone(), config.sample_rate));
-    }
+    let named = named_interfaces(&args.interfaces, rate)?;
+    // The sample ring and the counters are the namespace's: the other
+    // attached interfaces' are left out.
+    config.exported_interfaces = Some(named.ifindexes);
     let mut engine = Engine::open(&config)?;
     // The operator's rates come back on every way out, a kill included
     // (see `rates`).
     let _rates = rate
-        .map(|rate| super::rates::TemporaryRates::set(&current, rate))
+        .map(|rate| super::rates::TemporaryRates::set(&named.rates, rate))
         .transpose()?;
     on_ready();
     let started = Instant::now();
