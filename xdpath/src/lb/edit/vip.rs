@@ -189,6 +189,7 @@ pub fn health_check(args: &HealthArgs) -> Result<Option<HealthCheck>, LbError> {
 ///   traffic away to the backends, its management (SSH, the API) included.
 pub fn refuse_new_addresses(before: &LbState, after: &LbState) -> Result<(), LbError> {
     let mut new_vips = Vec::new();
+    let mut new_backends = Vec::new();
     for vip in &after.vips {
         let known = before.vip(&vip.id);
         if known.is_none() {
@@ -198,26 +199,49 @@ pub fn refuse_new_addresses(before: &LbState, after: &LbState) -> Result<(), LbE
         for backend in &vip.backends {
             if known.is_none_or(|known| known.backend(backend.address).is_none()) {
                 not_mapped("backend", backend.address)?;
+                new_backends.push(backend.address);
             }
         }
     }
-    if new_vips.is_empty() {
+    if new_vips.is_empty() && new_backends.is_empty() {
         return Ok(());
     }
     let local =
         crate::lb::decap::local_addresses().map_err(|source| LbError::LocalAddresses { source })?;
     for id in new_vips {
-        let address = id.address.to_canonical();
-        let why = if address.is_loopback() {
-            "a loopback address never arrives on the wire"
-        } else if local.iter().any(|own| own.to_canonical() == address) {
-            "it is one of this host's own addresses: the balancer would send this host's own traffic (its management included) to the backends"
-        } else {
-            continue;
+        let why = match local_address(id.address, &local) {
+            Some(Local::Loopback) => "a loopback address never arrives on the wire",
+            Some(Local::Own) => "it is one of this host's own addresses: the balancer would send this host's own traffic (its management included) to the backends",
+            None => continue,
         };
         return Err(LbError::LocalVip { vip: *id, why });
     }
+    for backend in new_backends {
+        let why = match local_address(backend, &local) {
+            Some(Local::Loopback) => "a loopback address is no host the encapsulated frames can reach",
+            Some(Local::Own) => "it is one of this host's own addresses: the balancer sends its frames out of the interface, never to itself, so they would be lost",
+            None => continue,
+        };
+        return Err(LbError::LocalBackend { backend, why });
+    }
     Ok(())
+}
+
+/// How an address is this host's.
+enum Local {
+    Loopback,
+    Own,
+}
+
+fn local_address(address: IpAddr, local: &std::collections::BTreeSet<IpAddr>) -> Option<Local> {
+    let address = address.to_canonical();
+    if address.is_loopback() {
+        Some(Local::Loopback)
+    } else if local.iter().any(|own| own.to_canonical() == address) {
+        Some(Local::Own)
+    } else {
+        None
+    }
 }
 
 /// Refuses an address in IPv4-mapped form, naming its IPv4 form.
