@@ -109,9 +109,7 @@ impl From<LbError> for ApiError {
             LbError::VipSyntax { .. } | LbError::LocalVip { .. } => (UNPROCESSABLE, "invalid_vip"),
             LbError::Address { .. }
             | LbError::MappedAddress { .. }
-            | LbError::LocalBackend { .. } => {
-                (UNPROCESSABLE, "invalid_address")
-            }
+            | LbError::LocalBackend { .. } => (UNPROCESSABLE, "invalid_address"),
             LbError::Mac { .. } => (UNPROCESSABLE, "invalid_mac"),
             LbError::Prefix(_) => (UNPROCESSABLE, "invalid_cidr"),
             LbError::VipExists { .. } => (StatusCode::CONFLICT, "vip_exists"),

@@ -16,8 +16,8 @@ use crate::api::RuleArgs;
 use crate::control::compile::{compile_limit, compile_rules, compile_settings, CompileError};
 use crate::control::ops::check_limit;
 use crate::control::parse::{
-    check_icmp_type, check_labels, check_ports, check_tcp_flags, parse_cidr, parse_duration,
-    parse_icmp_type, parse_port, parse_port_list, parse_port_range, parse_protocol,
+    check_icmp_family, check_icmp_type, check_labels, check_ports, check_tcp_flags, parse_cidr,
+    parse_duration, parse_icmp_type, parse_port, parse_port_list, parse_port_range, parse_protocol,
     parse_tcp_flags, parse_vni, IcmpTypeSpec, PortRange, TcpFlagsSpec,
 };
 use crate::control::rulefile::{management_conflict, parse_action};
@@ -137,6 +137,19 @@ fn rule(
     let flags = args.tcp_flags.as_deref();
     let tcp_flags = entry_field(report, item, &path, "tcp_flags", flags, parse_tcp_flags);
     check_rule_protocol(item, &path, protocol, ports, tcp_flags, report);
+    let prefixes: Vec<_> = sources
+        .iter()
+        .flatten()
+        .copied()
+        .chain(destination)
+        .collect();
+    if let Err(error) = check_icmp_family(protocol, &prefixes) {
+        report.error(
+            item.span("proto"),
+            format!("{path}.proto"),
+            error.to_string(),
+        );
+    }
     let action = entry_field(
         report,
         item,

@@ -155,6 +155,7 @@ fn semantic_checks_of_the_cli_apply() {
         ("[[filter.rule]]\nid = 2\nsrc = \"10.0.0.0/8\"\ndport = 70000\naction = \"drop\"\n", "port \"70000\" is out of range"),
         ("[[filter.rule]]\nid = 2\nsrc = \"10.0.0.0/8\"\nproto = \"icmp\"\nicmp_type = \"3/256\"\naction = \"drop\"\n", "test.toml:5:13: filter.rule[0].icmp_type: invalid ICMP type \"3/256\""),
         ("[[filter.rule]]\nid = 2\nsrc = \"10.0.0.0/8\"\nproto = \"udp\"\nicmp_type = 8\naction = \"drop\"\n", "filter.rule[0].icmp_type: ICMP type \"8\" needs protocol icmp or icmpv6"),
+        ("[[filter.rule]]\nid = 2\nsrc = \"2001:db8::/32\"\nproto = \"icmp\"\naction = \"drop\"\n", "test.toml:4:9: filter.rule[0].proto: protocol icmp is never carried by IPv6"),
         ("[[filter.rule]]\nid = 2\nsrc = \"10.0.0.0/8\"\nvni = 16777216\naction = \"drop\"\n", "filter.rule[0].vni: invalid VNI \"16777216\": expected a number 0-16777215"),
         ("[[filter.ratelimit]]\nid = 1\npps = 10\nvni = \"tenant\"\n", "vni: invalid VNI \"tenant\""),
         ("[[filter.rule]]\nid = 2\nsrc = \"10.0.0.0/8\"\naction = \"drop\"\nlabels = { owner = \"x\" }\n", "filter.rule[0].labels: invalid label key \"owner\": xdpath's own label"),

@@ -15,8 +15,9 @@ use std::path::Path;
 use xdpath_core::filter::mask;
 
 use super::parse::{
-    check_icmp_type, check_labels, check_ports, check_tcp_flags, parse_cidr, parse_icmp_type,
-    parse_port_range, parse_protocol, parse_tcp_flags, parse_vni, protocol_with_tcp_flags, Cidr,
+    check_icmp_family, check_icmp_type, check_labels, check_ports, check_tcp_flags, parse_cidr,
+    parse_icmp_type, parse_port_range, parse_protocol, parse_tcp_flags, parse_vni,
+    protocol_with_tcp_flags, Cidr,
 };
 use super::state::{Management, RuleAction, RuleSpec};
 use super::ControlError;
@@ -42,19 +43,23 @@ impl RuleArgs {
         let tcp_flags = self.tcp_flags.as_deref().map(parse_tcp_flags).transpose()?;
         check_tcp_flags(tcp_flags, protocol)?;
         let protocol = protocol_with_tcp_flags(tcp_flags, protocol);
+        let sources: Vec<_> = self
+            .src
+            .as_deref()
+            .map(|list| {
+                list.split(',')
+                    .map(|one| parse_cidr(one.trim()))
+                    .collect::<Result<_, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let destination = self.dst.as_deref().map(parse_cidr).transpose()?;
+        let prefixes: Vec<_> = sources.iter().copied().chain(destination).collect();
+        check_icmp_family(protocol, &prefixes)?;
         Ok(RuleSpec {
             id: 0,
-            sources: self
-                .src
-                .as_deref()
-                .map(|list| {
-                    list.split(',')
-                        .map(|one| parse_cidr(one.trim()))
-                        .collect::<Result<_, _>>()
-                })
-                .transpose()?
-                .unwrap_or_default(),
-            destination: self.dst.as_deref().map(parse_cidr).transpose()?,
+            sources,
+            destination,
             protocol,
             ports,
             icmp_type,

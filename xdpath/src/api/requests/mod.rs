@@ -30,7 +30,8 @@ pub struct RuleArgs {
     /// Destination prefix.
     #[cfg_attr(feature = "clap", arg(long, value_name = "CIDR"))]
     pub dst: Option<String>,
-    /// Protocol: tcp, udp, icmp, icmpv6 or a number 1-255 (none: any).
+    /// Protocol: tcp, udp, icmp (with IPv4 prefixes), icmpv6 (with IPv6
+    /// prefixes) or a number 1-255 (none: any).
     #[cfg_attr(feature = "clap", arg(long, value_name = "PROTO"))]
     #[serde(default, deserialize_with = "text::scalar")]
     pub proto: Option<String>,

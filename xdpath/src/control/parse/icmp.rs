@@ -137,6 +137,25 @@ pub fn check_ports(ports: Option<PortRange>, protocol: Option<u8>) -> Result<(),
     }
 }
 
+/// Checks that an ICMP rule's prefixes are of its protocol's family
+/// (`icmp` IPv4, `icmpv6` IPv6): the other never matches.
+pub fn check_icmp_family(protocol: Option<u8>, prefixes: &[super::Cidr]) -> Result<(), ParseError> {
+    let (family_is_v4, name, instead) = match protocol {
+        Some(protocol::ICMP) => (true, "icmp", "icmpv6"),
+        Some(protocol::ICMPV6) => (false, "icmpv6", "icmp"),
+        _ => return Ok(()),
+    };
+    match prefixes.iter().find(|prefix| prefix.ipv4 != family_is_v4) {
+        Some(prefix) => Err(ParseError::IcmpFamily {
+            protocol: name,
+            family: if prefix.ipv4 { "IPv4" } else { "IPv6" },
+            prefix: prefix.to_string(),
+            instead,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// A rule's protocol in [`ParseError::IcmpTypeProtocol`]'s message.
 pub(super) fn protocol_text(protocol: &Option<String>) -> String {
     match protocol {

@@ -189,6 +189,22 @@ pub enum ParseError {
         /// The rule's protocol, by name.
         protocol: String,
     },
+    /// ICMP with an IPv6 prefix, or ICMPv6 with an IPv4 one: the data path
+    /// reads ICMP in IPv4 frames and ICMPv6 in IPv6 frames only, so such a
+    /// rule never matches.
+    #[error(
+        "protocol {protocol} is never carried by {family}, and the rule's prefix {prefix} is {family}: use {instead} (or no --proto)"
+    )]
+    IcmpFamily {
+        /// The rule's protocol.
+        protocol: &'static str,
+        /// The prefix's family.
+        family: &'static str,
+        /// The prefix.
+        prefix: String,
+        /// The protocol of that family.
+        instead: &'static str,
+    },
     /// Not `N[s|m|h|d]`, zero, or longer than [`MAX_DURATION_SECONDS`].
     #[error(
         "invalid duration {} (expected e.g. 30s, 10m, 1h, 2d; at most 3650d)",
@@ -206,8 +222,8 @@ pub const MAX_DURATION_SECONDS: u64 = 3650 * 86_400;
 
 pub use cidr::{parse_cidr, Cidr};
 pub use icmp::{
-    check_icmp_type, check_ports, check_tcp_flags, parse_icmp_type, protocol_with_tcp_flags,
-    IcmpTypeSpec,
+    check_icmp_family, check_icmp_type, check_ports, check_tcp_flags, parse_icmp_type,
+    protocol_with_tcp_flags, IcmpTypeSpec,
 };
 pub use labels::{check_labels, Labels, MAX_LABELS};
 

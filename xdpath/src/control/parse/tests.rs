@@ -237,3 +237,19 @@ fn flags_and_ports_need_a_protocol_that_has_them() {
     assert!(icmp.to_string().contains("protocol \"icmp\""), "{icmp}");
     assert!(check_ports(ports, Some(47)).is_err());
 }
+
+#[test]
+fn icmp_rules_must_be_of_their_prefixes_family() {
+    let v4 = parse_cidr("192.0.2.0/24").expect("v4");
+    let v6 = parse_cidr("2001:db8::/32").expect("v6");
+    assert!(check_icmp_family(Some(protocol::ICMP), &[v4]).is_ok());
+    assert!(check_icmp_family(Some(protocol::ICMPV6), &[v6]).is_ok());
+    assert!(check_icmp_family(Some(protocol::TCP), &[v4, v6]).is_ok());
+    assert!(check_icmp_family(None, &[v6]).is_ok());
+    let error = check_icmp_family(Some(protocol::ICMP), &[v4, v6]).expect_err("icmp in IPv6");
+    assert_eq!(
+        error.to_string(),
+        "protocol icmp is never carried by IPv6, and the rule's prefix 2001:db8::/32 is IPv6: use icmpv6 (or no --proto)"
+    );
+    assert!(check_icmp_family(Some(protocol::ICMPV6), &[v4]).is_err());
+}
