@@ -228,6 +228,23 @@ fn ping_and_http_work_through_the_runtime_and_rules_follow_changes() {
         "the ICMP rule takes effect"
     );
     assert!(ping(&bed, &a6), "IPv6 is not covered by the IPv4 rule");
+    // Its hits are the runtime's, and the listing shows them (hostile obs
+    // F4: they were reported nowhere). The snapshot is written every
+    // housekeeping pass.
+    let rule_hits = || -> u64 {
+        let listed: serde_json::Value =
+            serde_json::from_str(&xdpath(&bed, Side::A, &["--json", "filter", "list"]))
+                .expect("filter list's JSON");
+        listed["rules"]
+            .as_array()
+            .and_then(|rules| rules.iter().find(|rule| rule["id"].to_string() == id))
+            .and_then(|rule| rule["hits"].as_u64())
+            .unwrap_or(0)
+    };
+    assert!(
+        within(Duration::from_secs(5), || rule_hits() >= 1),
+        "the runtime's drops by rule {id} are listed as its hits"
+    );
     // ... and goes away the same way.
     xdpath(&bed, Side::A, &["filter", "del", &id]);
     assert!(

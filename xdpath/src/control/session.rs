@@ -27,6 +27,8 @@ pub struct Session {
     installed: Option<InstalledView>,
     /// The state file as it was read, the maps and the lock.
     locked: LockedState<FilterState>,
+    /// What the running user-space runtimes counted, read once.
+    userspace: std::cell::OnceCell<crate::userspace::RunningCounts>,
 }
 
 impl Session {
@@ -41,6 +43,7 @@ impl Session {
             state,
             installed: Some(installed),
             locked,
+            userspace: std::cell::OnceCell::new(),
         })
     }
 
@@ -53,6 +56,7 @@ impl Session {
             state: locked.loaded.clone(),
             installed: None,
             locked,
+            userspace: std::cell::OnceCell::new(),
         })
     }
 
@@ -181,21 +185,36 @@ impl Session {
         }
     }
 
-    /// Hits of a rule id (0 when the namespace has no maps).
+    /// Hits of a rule id: the kernel maps' (none without maps) and the
+    /// running user-space runtimes'.
     pub fn rule_hits(&self, id: u32) -> Result<u64, ControlError> {
-        match &self.locked.maps {
-            Some(maps) => Ok(super::apply::FilterTarget::rule_hits(maps, id)?),
-            None => Ok(0),
-        }
+        let kernel = match &self.locked.maps {
+            Some(maps) => super::apply::FilterTarget::rule_hits(maps, id)?,
+            None => 0,
+        };
+        let userspace = self.userspace().rule_hits.get(&id).copied().unwrap_or(0);
+        Ok(kernel.saturating_add(userspace))
     }
 
-    /// Drops of the rate limit at `index` (0 when the namespace has no
-    /// maps).
+    /// Drops of the rate limit at `index`: the kernel maps' (none without
+    /// maps) and the running user-space runtimes'.
     pub fn limit_drops(&self, index: u32) -> Result<u64, ControlError> {
-        match &self.locked.maps {
-            Some(maps) => Ok(super::apply::FilterTarget::limit_drops(maps, index)?),
-            None => Ok(0),
-        }
+        let kernel = match &self.locked.maps {
+            Some(maps) => super::apply::FilterTarget::limit_drops(maps, index)?,
+            None => 0,
+        };
+        let userspace = self
+            .userspace()
+            .limit_drops
+            .get(&index)
+            .copied()
+            .unwrap_or(0);
+        Ok(kernel.saturating_add(userspace))
+    }
+
+    fn userspace(&self) -> &crate::userspace::RunningCounts {
+        self.userspace
+            .get_or_init(crate::userspace::running_filter_counts)
     }
 }
 

@@ -48,7 +48,10 @@ pub mod state;
 pub mod tap;
 mod threads;
 
-pub use report::{read_snapshot, snapshot_path, RuntimeReport, Snapshot, Tallies, ThreadReport};
+pub use report::{
+    read_snapshot, running_filter_counts, snapshot_path, RunningCounts, RuntimeReport, Snapshot,
+    Tallies, ThreadReport,
+};
 pub use run::run;
 pub use tap::tap_name;
 pub use threads::pin_thread_to;

@@ -53,6 +53,8 @@ pub(super) struct Counts {
     pub(super) counters: Vec<[u64; 2]>,
     /// Hits per rule id.
     pub(super) rule_hits: BTreeMap<u32, u64>,
+    /// Drops per rate-limit index (those with any).
+    pub(super) limit_drops: BTreeMap<u32, u64>,
     /// The runtime's tallies.
     pub(super) tallies: Tallies,
 }
@@ -67,6 +69,10 @@ impl Counts {
                 .map(|counter| [counter.packets, counter.bytes])
                 .collect(),
             rule_hits: tables.rule_hits.iter().collect(),
+            limit_drops: (0u32..)
+                .zip(tables.limit_drops.iter().copied())
+                .filter(|(_, drops)| *drops != 0)
+                .collect(),
             tallies,
         }
     }
@@ -84,6 +90,9 @@ impl Counts {
             }
             for (&id, &hits) in &counts.rule_hits {
                 *total.rule_hits.entry(id).or_default() += hits;
+            }
+            for (&index, &drops) in &counts.limit_drops {
+                *total.limit_drops.entry(index).or_default() += drops;
             }
             total.tallies.add(&counts.tallies);
         }
@@ -126,6 +135,10 @@ pub struct Snapshot {
     pub counters: Vec<[u64; 2]>,
     /// Hits per rule id.
     pub rule_hits: Vec<(u32, u64)>,
+    /// Drops per rate-limit index (those with any); none in a snapshot
+    /// of an older build.
+    #[serde(default)]
+    pub limit_drops: Vec<(u32, u64)>,
     /// The runtime's tallies.
     pub tallies: Tallies,
 }
@@ -155,6 +168,61 @@ pub fn read_snapshot(interface: &str) -> Option<Snapshot> {
     let dir = crate::control::state::state_dir().ok()?;
     let text = std::fs::read(snapshot_path(&dir, interface)).ok()?;
     serde_json::from_slice(&text).ok()
+}
+
+/// What the user-space runtimes running in this namespace have counted
+/// for the namespace's filter: hits per rule id and drops per rate-limit
+/// index, summed over their snapshots. The listings and metrics add these
+/// to the kernel maps' (hostile obs F4: under `run --userspace` a rule's
+/// hits were reported nowhere). A finished runtime's counts go with it,
+/// as a program's would with its detach when its rules are replaced.
+pub fn running_filter_counts() -> RunningCounts {
+    let mut counts = RunningCounts::default();
+    let Ok(dir) = crate::control::state::state_dir() else {
+        return counts;
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return counts;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with("userspace-") && name.ends_with(".json")) {
+            continue;
+        }
+        let Some(snapshot) = std::fs::read(entry.path())
+            .ok()
+            .and_then(|text| serde_json::from_slice::<Snapshot>(&text).ok())
+        else {
+            continue;
+        };
+        if snapshot.finished || !runtime_alive(snapshot.pid) {
+            continue;
+        }
+        for (id, hits) in snapshot.rule_hits {
+            *counts.rule_hits.entry(id).or_default() += hits;
+        }
+        for (index, drops) in snapshot.limit_drops {
+            *counts.limit_drops.entry(index).or_default() += drops;
+        }
+    }
+    counts
+}
+
+/// Rule hits and limit drops of the running user-space runtimes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunningCounts {
+    /// Hits per rule id.
+    pub rule_hits: BTreeMap<u32, u64>,
+    /// Drops per rate-limit index.
+    pub limit_drops: BTreeMap<u32, u64>,
+}
+
+/// Whether `pid` is an xdpath process still running (a runtime killed
+/// without writing `finished` leaves its snapshot; its pid may be reused).
+fn runtime_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|comm| comm.trim_end().starts_with("xdpath"))
 }
 
 /// What a run of the runtime did.
