@@ -59,6 +59,7 @@ fn refused_lb_commands_change_nothing() {
         lb,
         &["lb", "backend", "add", "203.0.113.10:80/tcp", "10.0.0.1"],
     );
+    xdpath_ok_in(&bed, lb, &["lb", "vip", "add", "203.0.113.10:*/tcp"]);
     let snapshot = |bed: &LbBed| {
         (
             json(bed, lb, &["lb", "vip", "list"]),
@@ -137,6 +138,11 @@ fn refused_lb_commands_change_nothing() {
                 "sticky",
             ],
             "unknown VIP flag",
+        ),
+        (
+            // The prober could never check it (hostile lb F8).
+            vec!["lb", "vip", "health", "203.0.113.10:*/tcp", "http"],
+            "no port to check (an all-ports VIP needs a check port)",
         ),
         (
             vec!["lb", "config", "--source-v4", "none"],

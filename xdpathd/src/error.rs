@@ -121,7 +121,7 @@ impl From<LbError> for ApiError {
             LbError::SourceFamily { .. } => (UNPROCESSABLE, "invalid_source"),
             LbError::TooManyVips | LbError::TooManyBackends => (StatusCode::CONFLICT, "table_full"),
             LbError::Table { .. } => (UNPROCESSABLE, "invalid_ring_size"),
-            LbError::Usage(_) => (UNPROCESSABLE, "invalid_request"),
+            LbError::Usage(_) | LbError::PortlessCheck { .. } => (UNPROCESSABLE, "invalid_request"),
             LbError::Encap { .. } => (UNPROCESSABLE, "invalid_encap"),
             LbError::Owner { .. } => (UNPROCESSABLE, "invalid_owner"),
             LbError::OwnerConflict { .. } => (StatusCode::CONFLICT, "owner_conflict"),

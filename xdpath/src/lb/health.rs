@@ -7,13 +7,14 @@
 //! placed again on the others rather than sent on to a failed server
 //! ([`super::edit::set_down`]); it is put back once it is up.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::state::{CheckKind, HealthCheck};
 
-/// Probes `address` once; `Err` says why it failed.
+/// Probes `address` once, within the check's timeout for all of it
+/// (connect, request and answer); `Err` says why it failed.
 ///
 /// # Examples
 ///
@@ -32,9 +33,12 @@ use super::state::{CheckKind, HealthCheck};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn probe(check: &HealthCheck, address: IpAddr, vip_port: u16) -> Result<(), String> {
-    let timeout = Duration::from_millis(check.timeout_ms.max(1));
+    // One deadline for the whole check: `--timeout` is how long a check
+    // may take, so a backend that trickles its answer (or connects slowly
+    // and then answers slowly) fails instead of passing late.
+    let deadline = Deadline::after(Duration::from_millis(check.timeout_ms.max(1)));
     if check.kind == CheckKind::Ping {
-        return super::echo::ping(address, timeout);
+        return super::echo::ping(address, deadline.left()?);
     }
     let port = if check.port == 0 {
         vip_port
@@ -42,21 +46,17 @@ pub fn probe(check: &HealthCheck, address: IpAddr, vip_port: u16) -> Result<(), 
         check.port
     };
     if port == 0 {
-        return Err("no port to check (an all-ports VIP needs a check port)".into());
+        return Err(NO_CHECK_PORT.into());
     }
     let target = SocketAddr::new(address, port);
     if check.kind == CheckKind::Udp {
-        return super::echo::udp_connect(target, timeout);
+        return super::echo::udp_connect(target, deadline.left()?);
     }
-    let mut stream =
-        TcpStream::connect_timeout(&target, timeout).map_err(|error| error.to_string())?;
+    let mut stream = TcpStream::connect_timeout(&target, deadline.left()?)
+        .map_err(|error| deadline.explain("connecting", &error))?;
     if check.kind == CheckKind::Tcp {
         return Ok(());
     }
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|error| error.to_string())?;
     let host = match address {
         IpAddr::V4(address) => address.to_string(),
         IpAddr::V6(address) => format!("[{address}]"),
@@ -65,22 +65,9 @@ pub fn probe(check: &HealthCheck, address: IpAddr, vip_port: u16) -> Result<(), 
         "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: xdpathd-health\r\nConnection: close\r\n\r\n",
         check.path
     );
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|error| error.to_string())?;
-    // The status line is all that matters; 64 bytes hold it.
-    let mut head = [0u8; 64];
-    let mut filled = 0;
-    while filled < head.len() && !head[..filled].contains(&b'\n') {
-        let read = stream
-            .read(&mut head[filled..])
-            .map_err(|error| error.to_string())?;
-        if read == 0 {
-            break;
-        }
-        filled += read;
-    }
-    let line = String::from_utf8_lossy(&head[..filled]);
+    write_by(&mut stream, request.as_bytes(), &deadline)?;
+    let head = read_status_line(&mut stream, &deadline)?;
+    let line = String::from_utf8_lossy(&head);
     let status = line
         .split_whitespace()
         .nth(1)
@@ -99,6 +86,88 @@ pub fn probe(check: &HealthCheck, address: IpAddr, vip_port: u16) -> Result<(), 
             check.codes_text()
         ))
     }
+}
+
+/// Why a check of an all-ports VIP without a check port cannot be made
+/// (also the refusal of such a check: [`super::edit::set_health`]).
+pub const NO_CHECK_PORT: &str = "no port to check (an all-ports VIP needs a check port)";
+
+/// The end of one check, which every step of it shares.
+struct Deadline {
+    end: Instant,
+    timeout: Duration,
+}
+
+impl Deadline {
+    fn after(timeout: Duration) -> Self {
+        Self {
+            end: Instant::now() + timeout,
+            timeout,
+        }
+    }
+
+    /// The time left, or the check's failure once there is none (a zero
+    /// socket timeout would mean "wait for ever").
+    fn left(&self) -> Result<Duration, String> {
+        let left = self.end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(self.expired())
+        } else {
+            Ok(left)
+        }
+    }
+
+    fn expired(&self) -> String {
+        format!(
+            "no complete answer within the check's timeout ({} ms)",
+            self.timeout.as_millis()
+        )
+    }
+
+    /// A socket error while `doing`: a timeout is the check's.
+    fn explain(&self, doing: &str, error: &std::io::Error) -> String {
+        if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
+            self.expired()
+        } else {
+            format!("{doing}: {error}")
+        }
+    }
+}
+
+/// Writes all of `bytes` before the deadline.
+fn write_by(stream: &mut TcpStream, mut bytes: &[u8], deadline: &Deadline) -> Result<(), String> {
+    while !bytes.is_empty() {
+        stream
+            .set_write_timeout(Some(deadline.left()?))
+            .map_err(|error| error.to_string())?;
+        match stream.write(bytes) {
+            Ok(0) => return Err("sending the request: the connection was closed".into()),
+            Ok(written) => bytes = bytes.get(written..).unwrap_or_default(),
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            Err(error) => return Err(deadline.explain("sending the request", &error)),
+        }
+    }
+    Ok(())
+}
+
+/// Reads up to the end of the status line (64 bytes hold it; more is not
+/// needed) before the deadline, or what came before the server closed.
+fn read_status_line(stream: &mut TcpStream, deadline: &Deadline) -> Result<Vec<u8>, String> {
+    let mut head = Vec::with_capacity(64);
+    let mut chunk = [0u8; 64];
+    while head.len() < chunk.len() && !head.contains(&b'\n') {
+        stream
+            .set_read_timeout(Some(deadline.left()?))
+            .map_err(|error| error.to_string())?;
+        let wanted = chunk.len() - head.len();
+        match stream.read(chunk.get_mut(..wanted).unwrap_or_default()) {
+            Ok(0) => break,
+            Ok(read) => head.extend_from_slice(chunk.get(..read).unwrap_or_default()),
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            Err(error) => return Err(deadline.explain("reading the answer", &error)),
+        }
+    }
+    Ok(head)
 }
 
 /// One backend's run of results.
@@ -195,6 +264,49 @@ mod tests {
         assert_eq!(probe(&check, localhost, 0), Ok(()), "204 is in 200-204");
         assert!(probe(&check, localhost, 0).is_err_and(|why| why.contains("503")));
         assert!(probe(&check, localhost, 0).is_err_and(|why| why.contains("not an HTTP")));
+        let _ = server.join();
+    }
+
+    /// `--timeout` bounds the whole check: a server that sends a valid
+    /// status line one byte at a time, each byte well within the timeout,
+    /// fails once the timeout is spent (it passed after ~17 reads when the
+    /// timeout was per read).
+    #[test]
+    fn a_trickling_answer_fails_within_the_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut request = [0u8; 256];
+            let _ = stream.read(&mut request);
+            for byte in b"HTTP/1.1 200 OK\r\n\r\n" {
+                std::thread::sleep(Duration::from_millis(60));
+                if stream.write_all(&[*byte]).is_err() {
+                    return;
+                }
+            }
+        });
+        let check = HealthCheck {
+            kind: CheckKind::Http,
+            port,
+            path: "/".into(),
+            status: 200,
+            codes: Vec::new(),
+            interval_ms: 1000,
+            timeout_ms: 300,
+            rise: 1,
+            fall: 1,
+        };
+        let start = Instant::now();
+        let result = probe(&check, "127.0.0.1".parse().expect("address"), 0);
+        let took = start.elapsed();
+        assert!(
+            result
+                .as_ref()
+                .is_err_and(|why| why.contains("within the check's timeout (300 ms)")),
+            "{result:?} after {took:?}"
+        );
+        assert!(took < Duration::from_millis(600), "took {took:?}");
         let _ = server.join();
     }
 }

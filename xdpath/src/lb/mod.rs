@@ -175,6 +175,18 @@ pub enum LbError {
         /// Why.
         source: maglev::MaglevError,
     },
+    /// A health check that needs a port (tcp, http, udp) without one on
+    /// an all-ports VIP.
+    #[error(
+        "VIP {vip}: a {kind} health check has {} (give one with --port)",
+        health::NO_CHECK_PORT
+    )]
+    PortlessCheck {
+        /// The VIP.
+        vip: VipId,
+        /// The check's kind.
+        kind: &'static str,
+    },
     /// GUE without a port, or a port without GUE.
     #[error("{0}")]
     Usage(String),

@@ -36,7 +36,8 @@ pub struct HealthArgs {
     /// checks: every backend counts as up).
     #[cfg_attr(feature = "clap", arg(value_parser = ["tcp", "http", "ping", "udp", "off"]))]
     pub kind: String,
-    /// The port on the backend's own address; default (0): the VIP's port.
+    /// The port on the backend's own address; default (0): the VIP's port
+    /// (an all-ports VIP needs one, but for ping).
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
     #[serde(default)]
     pub port: u16,
@@ -53,7 +54,8 @@ pub struct HealthArgs {
     #[cfg_attr(feature = "clap", arg(long, default_value = "2s"))]
     #[serde(default = "two_seconds")]
     pub interval: String,
-    /// How long a check may take.
+    /// How long a check may take, all of it (connect, request and
+    /// answer): a slower answer fails it.
     #[cfg_attr(feature = "clap", arg(long, default_value = "1s"))]
     #[serde(default = "one_second")]
     pub timeout: String,

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use super::maglev::{DEFAULT_TABLE_SIZE, MAX_WEIGHT};
-use super::state::{BackendSpec, Encap, HealthCheck, LbState, VipId, VipSpec, L4};
+use super::state::{BackendSpec, CheckKind, Encap, HealthCheck, LbState, VipId, VipSpec, L4};
 use super::LbError;
 use crate::control::parse::{parse_cidr, Cidr};
 use crate::text::quote;
@@ -348,6 +348,7 @@ pub fn set_health(
 ) -> Result<(), LbError> {
     if let Some(check) = &health {
         check_health(check)?;
+        refuse_portless_check(vip, check)?;
     }
     let spec = state.vip_mut(vip).ok_or(LbError::NoSuchVip { vip: *vip })?;
     if health.is_none() {
@@ -356,6 +357,19 @@ pub fn set_health(
         }
     }
     spec.health = health;
+    Ok(())
+}
+
+/// Refuses a check that needs a port (all but ping) without one on an
+/// all-ports VIP: the prober could never make it, and would take every
+/// backend out as failing.
+fn refuse_portless_check(vip: &VipId, check: &HealthCheck) -> Result<(), LbError> {
+    if vip.port == 0 && check.port == 0 && check.kind != CheckKind::Ping {
+        return Err(LbError::PortlessCheck {
+            vip: *vip,
+            kind: check.kind.name(),
+        });
+    }
     Ok(())
 }
 

@@ -235,3 +235,42 @@ fn a_backend_going_down_takes_a_new_generation() {
     assert_eq!(generation(&state), (1, false));
     assert_eq!(state.next_generation, 2);
 }
+
+/// A check that needs a port (tcp, http, udp) on an all-ports VIP must
+/// name one: refused at set time with the prober's reason, nothing
+/// changed (it used to be accepted, then failed every backend). Ping needs
+/// none, and a port given makes the others fine.
+#[test]
+fn a_portless_check_of_an_all_ports_vip_is_refused() {
+    use crate::api::requests::HealthArgs;
+    let mut state = LbState::default();
+    let id = parse_vip("203.0.113.10:*/tcp").unwrap();
+    add_vip(&mut state, id, options()).unwrap();
+    for kind in ["tcp", "http", "udp"] {
+        let request = HealthArgs::new(id.to_string(), kind.into());
+        let check = health_check(&request).unwrap();
+        let error = set_health(&mut state, &id, check).unwrap_err();
+        assert!(
+            matches!(error, LbError::PortlessCheck { vip, .. } if vip == id),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains(
+                "no port to check (an all-ports VIP needs a check port) (give one with --port)"
+            ),
+            "{error}"
+        );
+        assert_eq!(state.vip(&id).map(|vip| vip.health.is_some()), Some(false));
+    }
+    let ping = health_check(&HealthArgs::new(id.to_string(), "ping".into())).unwrap();
+    set_health(&mut state, &id, ping).unwrap();
+    let with_port = HealthArgs {
+        port: 8080,
+        ..HealthArgs::new(id.to_string(), "http".into())
+    };
+    set_health(&mut state, &id, health_check(&with_port).unwrap()).unwrap();
+    let port_vip = parse_vip("203.0.113.10:80/tcp").unwrap();
+    add_vip(&mut state, port_vip, options()).unwrap();
+    let tcp = health_check(&HealthArgs::new(port_vip.to_string(), "tcp".into())).unwrap();
+    set_health(&mut state, &port_vip, tcp).unwrap();
+}
