@@ -120,7 +120,9 @@ impl From<LbError> for ApiError {
             LbError::NoOuterSource { .. } => (UNPROCESSABLE, "no_outer_source"),
             LbError::SourceFamily { .. } => (UNPROCESSABLE, "invalid_source"),
             LbError::TooManyVips | LbError::TooManyBackends => (StatusCode::CONFLICT, "table_full"),
-            LbError::Table { .. } => (UNPROCESSABLE, "invalid_ring_size"),
+            LbError::Table { .. } | LbError::Overfull { .. } => {
+                (UNPROCESSABLE, "invalid_ring_size")
+            }
             LbError::Usage(_) | LbError::PortlessCheck { .. } => (UNPROCESSABLE, "invalid_request"),
             LbError::Encap { .. } => (UNPROCESSABLE, "invalid_encap"),
             LbError::Owner { .. } => (UNPROCESSABLE, "invalid_owner"),

@@ -213,3 +213,79 @@ fn a_failing_backend_leaves_the_table_and_comes_back() {
     let answers = requests(&bed, 120);
     assert!(answers.contains_key("b2"), "{answers:?}");
 }
+
+/// A table of size 7 holds 3 weighted backends. With the 3 down (nothing
+/// listens on their check port), a 4th was accepted, as the table's check
+/// counted only the backends in it; none of the 3 could then come back
+/// (hostile lb F10). It is refused, counting the backends that are down,
+/// and nothing changes.
+#[test]
+fn a_backend_that_would_keep_others_out_is_refused() {
+    xdpath_lab::needs_root!();
+    let bed = LbBed::new().expect("bed");
+    let path = bed.host(Role::Lb1).path.clone();
+    let enter = Box::new(move |program: &str| common::in_namespace(&path, program));
+    let daemon = Daemon::start("overfull", enter, &[]);
+    let vip = format!("{VIP4}:8090/tcp");
+    daemon.xdpath(&["attach", INTERFACE]);
+    daemon.xdpath(&["lb", "config", "--source-v4", "172.16.0.0/16"]);
+    daemon.xdpath(&["lb", "vip", "add", &vip, "--ring-size", "7"]);
+    let backends: Vec<String> = Role::BACKENDS
+        .iter()
+        .map(|role| bed.host(*role).ipv4.to_string())
+        .collect();
+    for backend in &backends {
+        daemon.xdpath(&["lb", "backend", "add", &vip, backend]);
+    }
+    // Nothing listens on 8090 on the backends: every check is refused.
+    daemon.xdpath(&[
+        "lb",
+        "vip",
+        "health",
+        &vip,
+        "tcp",
+        "--interval",
+        "100ms",
+        "--timeout",
+        "100ms",
+        "--fall",
+        "1",
+    ]);
+    for backend in &backends {
+        wait_for(&daemon, backend, "down", Duration::from_secs(10));
+    }
+    let before = daemon.xdpath(&["--json", "lb", "backend", "list"]);
+    let fourth = bed.host(Role::Lb2).ipv4.to_string();
+    let output = daemon
+        .command(&common::xdpath_cli().display().to_string())
+        .args(["lb", "backend", "add", &vip, &fourth])
+        .output()
+        .expect("xdpath");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("xdpath: error: ")
+            && stderr.trim_end().lines().count() == 1
+            && stderr.contains("4 weighted backends for table size 7")
+            && stderr.contains("health check count"),
+        "{stderr}"
+    );
+    let after = daemon.xdpath(&["--json", "lb", "backend", "list"]);
+    let rows = |text: &str| -> Vec<Value> {
+        serde_json::from_str::<Value>(text)
+            .expect("JSON")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|row| row["vip"] == vip.as_str())
+            .map(|row| row["backend"].clone())
+            .collect()
+    };
+    assert_eq!(
+        rows(&after),
+        rows(&before),
+        "the refused add changed the pool"
+    );
+    assert_eq!(rows(&after).len(), 3);
+}

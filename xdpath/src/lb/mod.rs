@@ -175,6 +175,21 @@ pub enum LbError {
         /// Why.
         source: maglev::MaglevError,
     },
+    /// More weighted backends than the VIP's table holds once the ones
+    /// down for failing their checks come back.
+    #[error(
+        "VIP {vip}: {backends} weighted backends for table size {size}: at most size / 2 are \
+         allowed (backends down for failing their health check count: each comes back when \
+         healthy)"
+    )]
+    Overfull {
+        /// The VIP.
+        vip: VipId,
+        /// Its weighted backends, up or down.
+        backends: usize,
+        /// Its table size.
+        size: u32,
+    },
     /// A health check that needs a port (tcp, http, udp) without one on
     /// an all-ports VIP.
     #[error(

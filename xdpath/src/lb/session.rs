@@ -69,9 +69,12 @@ impl LbSession {
 
     /// Refuses what the change brings that an attached program loaded by
     /// an older build would not enforce (`control::features`), and the
-    /// addresses no change may bring (`edit::refuse_new_addresses`).
+    /// addresses no change may bring (`edit::refuse_new_addresses`), and
+    /// a pool its table could not hold with every backend up
+    /// (`edit::refuse_overfull_tables`).
     fn refuse_unenforced(&self) -> Result<(), LbError> {
         super::edit::refuse_new_addresses(&self.locked.loaded, &self.state)?;
+        super::edit::refuse_overfull_tables(&self.locked.loaded, &self.state)?;
         Ok(features::refuse_new(|| {
             features::lb_change_needs(&self.locked.loaded, &self.state)
         })?)

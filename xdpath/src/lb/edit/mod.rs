@@ -512,8 +512,8 @@ pub fn configure(state: &mut LbState, change: &ConfigChange) -> Result<(), LbErr
 
 mod vip;
 pub use vip::{
-    check_owner, health_check, parse_allow, parse_codes, refuse_new_addresses, set_allow,
-    set_options, MAX_OWNER_LEN,
+    check_owner, health_check, parse_allow, parse_codes, refuse_new_addresses,
+    refuse_overfull_tables, set_allow, set_options, MAX_OWNER_LEN,
 };
 
 #[cfg(test)]

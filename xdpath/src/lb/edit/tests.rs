@@ -274,3 +274,56 @@ fn a_portless_check_of_an_all_ports_vip_is_refused() {
     let tcp = health_check(&HealthArgs::new(port_vip.to_string(), "tcp".into())).unwrap();
     set_health(&mut state, &port_vip, tcp).unwrap();
 }
+
+/// A table of size 7 holds 3 weighted backends. With one of 3 down for
+/// failing its check, a 4th was accepted (the table's check counts the
+/// backends in it), and the one down could then never come back (hostile
+/// lb F10): the 4th is refused. The health checker's own flips of a state
+/// saved with too many stay possible; raising the excess is not.
+#[test]
+fn a_pool_too_big_once_every_backend_is_up_is_refused() {
+    let mut before = LbState::default();
+    let id = parse_vip("203.0.113.10:8090/tcp").unwrap();
+    let ring = VipOptions {
+        ring_size: Some(7),
+        ..options()
+    };
+    add_vip(&mut before, id, ring).unwrap();
+    for host in ["10.0.0.11", "10.0.0.12", "10.0.0.13"] {
+        add_backend(&mut before, &id, host.parse().unwrap(), 1).unwrap();
+    }
+    set_down(&mut before, &id, "10.0.0.12".parse().unwrap(), true).unwrap();
+    refuse_overfull_tables(&before, &before).unwrap();
+    let mut after = before.clone();
+    add_backend(&mut after, &id, "10.0.0.3".parse().unwrap(), 1).unwrap();
+    let error = refuse_overfull_tables(&before, &after).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            LbError::Overfull {
+                backends: 4,
+                size: 7,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("4 weighted backends for table size 7"),
+        "{error}"
+    );
+    // Drained (weight 0), the 4th takes no slot: fine.
+    let mut drained = before.clone();
+    add_backend(&mut drained, &id, "10.0.0.3".parse().unwrap(), 0).unwrap();
+    refuse_overfull_tables(&before, &drained).unwrap();
+    // A state saved with 4: the checker may still bring one back or take
+    // one out; a 5th is refused.
+    let mut flipped = after.clone();
+    set_down(&mut flipped, &id, "10.0.0.12".parse().unwrap(), false).unwrap();
+    refuse_overfull_tables(&after, &flipped).unwrap();
+    let mut fifth = after.clone();
+    add_backend(&mut fifth, &id, "10.0.0.4".parse().unwrap(), 1).unwrap();
+    refuse_overfull_tables(&after, &fifth).unwrap_err();
+}

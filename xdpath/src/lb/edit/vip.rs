@@ -4,7 +4,7 @@
 use super::{gue_port_for, parse_millis, VipOptions};
 use crate::api::requests::HealthArgs;
 use crate::control::parse::{parse_cidr, Cidr};
-use crate::lb::state::{CheckKind, HealthCheck, LbState, VipId};
+use crate::lb::state::{CheckKind, HealthCheck, LbState, VipId, VipSpec};
 use crate::lb::LbError;
 use crate::text::quote;
 use std::net::IpAddr;
@@ -242,6 +242,41 @@ fn local_address(address: IpAddr, local: &std::collections::BTreeSet<IpAddr>) ->
     } else {
         None
     }
+}
+
+/// Refuses a change that leaves a VIP with more weighted backends than
+/// its table holds (half its size) once every backend is up again, where
+/// it had fewer (or was not there): the table's own check counts only the
+/// backends in it, so a backend added while another is down for failing
+/// its checks was accepted, and the other could then never come back.
+/// A state saved before with such a VIP stays usable (the health checker
+/// may still take its backends out and in) as long as no change adds to
+/// the excess.
+pub fn refuse_overfull_tables(before: &LbState, after: &LbState) -> Result<(), LbError> {
+    // Weighted backends (down ones included) beyond the table's half.
+    let excess = |vip: &VipSpec| {
+        let weighted = vip
+            .backends
+            .iter()
+            .filter(|backend| backend.weight > 0)
+            .count();
+        (
+            weighted,
+            weighted.saturating_sub((vip.ring_size / 2) as usize),
+        )
+    };
+    for vip in &after.vips {
+        let (backends, over) = excess(vip);
+        let had = before.vip(&vip.id).map_or(0, |known| excess(known).1);
+        if over > had {
+            return Err(LbError::Overfull {
+                vip: vip.id,
+                backends,
+                size: vip.ring_size,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Refuses an address in IPv4-mapped form, naming its IPv4 form.
