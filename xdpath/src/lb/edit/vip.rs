@@ -268,7 +268,10 @@ pub fn refuse_overfull_tables(before: &LbState, after: &LbState) -> Result<(), L
     for vip in &after.vips {
         let (backends, over) = excess(vip);
         let had = before.vip(&vip.id).map_or(0, |known| excess(known).1);
-        if over > had {
+        // With every backend up the table's own check refuses it, in
+        // its own words.
+        let some_down = vip.backends.iter().any(|backend| backend.down);
+        if over > had && some_down {
             return Err(LbError::Overfull {
                 vip: vip.id,
                 backends,
