@@ -289,3 +289,123 @@ fn a_backend_that_would_keep_others_out_is_refused() {
     );
     assert_eq!(rows(&after).len(), 3);
 }
+
+/// The state directory made immutable (`chattr +i`: no file can be made
+/// in it, so every change fails at its start and writes nothing) until
+/// dropped, a panic included.
+struct Unsavable(std::path::PathBuf);
+
+impl Unsavable {
+    fn new(dir: std::path::PathBuf) -> Self {
+        let status = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(&dir)
+            .status()
+            .expect("chattr");
+        assert!(status.success(), "chattr +i {}", dir.display());
+        Self(dir)
+    }
+}
+
+impl Drop for Unsavable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The checker's board entry of `address`.
+fn board_entry(daemon: &Daemon, address: &str) -> Value {
+    let board = daemon.ok("GET", "/v1/health", None);
+    board
+        .as_array()
+        .and_then(|entries| entries.iter().find(|entry| entry["backend"] == address))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// A verdict whose change fails is not lost (hostile lb F10): b2 fails
+/// its checks while no change can be saved; it stays in the table, the
+/// checker shows the change pending, and once changes can be saved again
+/// it leaves the table. (The checker used to try once, on the flip, and
+/// never again: b2 stayed in the table for good, the checker saying down.)
+#[test]
+fn a_verdict_whose_change_failed_lands_later() {
+    xdpath_lab::needs_root!();
+    let mut bed = LbBed::new().expect("bed");
+    bed.start_backends().expect("nginx");
+    let path = bed.host(Role::Lb1).path.clone();
+    let enter = Box::new(move |program: &str| common::in_namespace(&path, program));
+    let daemon = Daemon::start("pending", enter, &[]);
+    let vip = format!("{VIP4}:80/tcp");
+    daemon.xdpath(&["attach", INTERFACE]);
+    daemon.xdpath(&["lb", "config", "--source-v4", "172.16.0.0/16"]);
+    daemon.xdpath(&["lb", "vip", "add", &vip]);
+    for role in Role::BACKENDS {
+        daemon.xdpath(&[
+            "lb",
+            "backend",
+            "add",
+            &vip,
+            &bed.host(role).ipv4.to_string(),
+        ]);
+    }
+    daemon.xdpath(&[
+        "lb",
+        "vip",
+        "health",
+        &vip,
+        "tcp",
+        "--interval",
+        "100ms",
+        "--timeout",
+        "100ms",
+        "--fall",
+        "2",
+        "--rise",
+        "2",
+    ]);
+    let b2 = bed.host(Role::B2).ipv4.to_string();
+    let start = Instant::now();
+    while board_entry(&daemon, &b2)["checks"].as_u64() < Some(2) {
+        assert!(start.elapsed() < Duration::from_secs(10), "b2 not checked");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let key = bed
+        .host(Role::Lb1)
+        .netns_key
+        .as_ref()
+        .expect("namespace key");
+    let unsavable = Unsavable::new(xdpath::control::state::state_dir_of(key));
+    bed.stop_backend(Role::B2);
+    let start = Instant::now();
+    let pending = loop {
+        let entry = board_entry(&daemon, &b2);
+        if entry["healthy"] == false {
+            // Past the flip and its failed change: a second look.
+            std::thread::sleep(Duration::from_millis(300));
+            break board_entry(&daemon, &b2);
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{entry}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(state_of(&daemon, &b2), "active", "no change could be saved");
+    drop(unsavable);
+    let took = wait_for(&daemon, &b2, "down", Duration::from_secs(10));
+    eprintln!("b2 out of the table {took:?} after changes could be saved again");
+    assert!(
+        pending["table_pending"]
+            .as_str()
+            .is_some_and(|why| !why.is_empty()),
+        "the failed change was not shown: {pending}"
+    );
+    let settled = board_entry(&daemon, &b2);
+    assert_eq!(settled["table_pending"], Value::Null, "{settled}");
+    assert!(
+        daemon.log().contains("the table at last"),
+        "{}",
+        daemon.log()
+    );
+}
