@@ -214,13 +214,15 @@ fn a_failing_backend_leaves_the_table_and_comes_back() {
     assert!(answers.contains_key("b2"), "{answers:?}");
 }
 
-/// A table of size 7 holds 3 weighted backends. With the 3 down (nothing
-/// listens on their check port), a 4th was accepted, as the table's check
-/// counted only the backends in it; none of the 3 could then come back
-/// (hostile lb F10). It is refused, counting the backends that are down,
-/// and nothing changes.
+/// Health states that could never be, refused with nothing changed:
+/// - a table of size 7 holds 3 weighted backends. With the 3 down (nothing
+///   listens on their check port), a 4th was accepted, as the table's
+///   check counted only the backends in it; none of the 3 could then come
+///   back (hostile lb F10). It is refused, counting the backends down;
+/// - a TCP/HTTP/UDP check without a port on an all-ports VIP was accepted
+///   through the API, then failed every backend (hostile lb F8).
 #[test]
-fn a_backend_that_would_keep_others_out_is_refused() {
+fn health_states_that_could_never_be_are_refused() {
     xdpath_lab::needs_root!();
     let bed = LbBed::new().expect("bed");
     let path = bed.host(Role::Lb1).path.clone();
@@ -288,6 +290,30 @@ fn a_backend_that_would_keep_others_out_is_refused() {
         "the refused add changed the pool"
     );
     assert_eq!(rows(&after).len(), 3);
+
+    let every_port = format!("{VIP4}:*/tcp");
+    daemon.xdpath(&["lb", "vip", "add", &every_port]);
+    let body = format!(r#"{{"vip":"{every_port}","kind":"http"}}"#);
+    let (status, answer) = daemon.call("PUT", "/v1/vips/health", Some(&body));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("invalid_request")),
+        "{answer}"
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|why| why.contains("no port to check")),
+        "{answer}"
+    );
+    let vips: Value =
+        serde_json::from_str(&daemon.xdpath(&["--json", "lb", "vip", "list"])).expect("JSON");
+    let unchecked = vips.as_array().and_then(|vips| {
+        vips.iter()
+            .find(|row| row["vip"] == every_port.as_str())
+            .map(|row| row["health"].is_null())
+    });
+    assert_eq!(unchecked, Some(true), "{vips}");
 }
 
 /// The state directory made immutable (`chattr +i`: no file can be made
