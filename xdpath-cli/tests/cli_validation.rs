@@ -493,28 +493,6 @@ fn icmp_types_out_of_range_or_off_icmp_are_refused() {
                 add(&["--proto", "icmp", "--icmp-type", "8", "--dport", "80"]),
                 vec!["exclude each other"],
             ),
-            // A rule that could never match: ICMPv6 is never in IPv4.
-            (
-                add(&["--proto", "icmpv6"]),
-                vec![
-                    "protocol icmpv6 is never carried by IPv4",
-                    "192.0.2.0/24",
-                    "use icmp",
-                ],
-            ),
-            (
-                vec![
-                    "filter",
-                    "add",
-                    "--dst",
-                    "2001:db8::/32",
-                    "--proto",
-                    "icmp",
-                    "--action",
-                    "drop",
-                ],
-                vec!["protocol icmp is never carried by IPv6", "use icmpv6"],
-            ),
         ],
     );
     // In range, the rule is listed with its type and code.

@@ -11,6 +11,7 @@
 
 use super::*;
 use common::xdpath_ok_warned;
+use xdpath_core::abi;
 
 const VIP: &str = "203.0.113.10:80/tcp";
 
@@ -55,7 +56,7 @@ fn held_tables(bed: &TestBed) -> Vec<(u64, u64)> {
     };
     let map = |id: u64| bpftool(bed, &["map", "show", "id", &id.to_string()]);
     for id in map_ids(entry) {
-        if map(id)["name"] == "STAGES" {
+        if map(id)["name"] == abi::map::STAGES {
             let slots = bpftool(bed, &["map", "dump", "id", &id.to_string()]);
             programs.extend(
                 slots
@@ -70,7 +71,7 @@ fn held_tables(bed: &TestBed) -> Vec<(u64, u64)> {
         .iter()
         .flat_map(|program| map_ids(*program))
         .map(map)
-        .filter(|info| info["name"] == "CONNECTIONS")
+        .filter(|info| info["name"] == abi::map::CONNECTIONS)
         .map(|info| {
             (
                 info["id"].as_u64().expect("id"),
@@ -96,7 +97,11 @@ fn saved_flags(bed: &TestBed) -> u64 {
 /// Whether the running programs hold exactly the pinned table, of the
 /// saved kind.
 fn holds_the_pinned_table(bed: &TestBed) -> Result<(), String> {
-    let pin = bed.a().pin_dir().join(":shared").join("CONNECTIONS");
+    let pin = bed
+        .a()
+        .pin_dir()
+        .join(":shared")
+        .join(abi::map::CONNECTIONS);
     let pinned = bpftool(bed, &["map", "show", "pinned", &pin.display().to_string()]);
     let pinned = (
         pinned["id"].as_u64().expect("id"),

@@ -381,4 +381,38 @@ mod tests {
         assert_eq!(line, 2);
         assert!(message.contains("invalid CIDR"), "{message}");
     }
+
+    /// The request every path shares (CLI, API, rule files) refuses ICMP
+    /// with an IPv6 prefix and ICMPv6 with an IPv4 one: never a match.
+    #[test]
+    fn icmp_of_the_other_family_is_refused() {
+        let rule = |src: &str, proto: &str| RuleArgs {
+            src: Some(src.into()),
+            proto: Some(proto.into()),
+            action: Some("drop".into()),
+            ..RuleArgs::default()
+        };
+        assert!(rule("192.0.2.0/24", "icmp").to_spec().is_ok());
+        assert!(rule("2001:db8::/32", "icmpv6").to_spec().is_ok());
+        for (src, proto, says) in [
+            (
+                "192.0.2.0/24",
+                "icmpv6",
+                "protocol icmpv6 is never carried by IPv4",
+            ),
+            (
+                "2001:db8::/32",
+                "icmp",
+                "protocol icmp is never carried by IPv6",
+            ),
+            (
+                "192.0.2.0/24,2001:db8::/32",
+                "icmp",
+                "2001:db8::/32 is IPv6",
+            ),
+        ] {
+            let error = rule(src, proto).to_spec().expect_err(src).to_string();
+            assert!(error.contains(says), "{src} {proto}: {error}");
+        }
+    }
 }

@@ -318,14 +318,8 @@ pub struct LbState {
     pub next_generation: u32,
 }
 
-impl crate::control::state::StateFile for LbState {
-    const KIND: &'static str = "lb";
-    const LEGACY_KEYS: &'static [&'static str] = &["settings", "vips", "next_generation"];
-
-    fn check(&self) -> Result<(), String> {
-        super::state_check::check(self)
-    }
-}
+// Its `StateFile` impl (kind, legacy keys, the check of what a file that
+// parses may still get wrong) is in `state_check`.
 
 /// The connection-table kind of this namespace's saved balancer state
 /// (`None` without a state file or when it cannot be read).

@@ -13,6 +13,15 @@ use xdpath_core::lb::{MAX_BACKENDS, MAX_RING_SIZE, MAX_VIPS};
 
 use super::state::LbState;
 
+impl crate::control::state::StateFile for LbState {
+    const KIND: &'static str = "lb";
+    const LEGACY_KEYS: &'static [&'static str] = &["settings", "vips", "next_generation"];
+
+    fn check(&self) -> Result<(), String> {
+        check(self)
+    }
+}
+
 /// Whether `state` can be installed as it stands; why not.
 pub(super) fn check(state: &LbState) -> Result<(), String> {
     if state.vips.len() > MAX_VIPS as usize {
