@@ -237,7 +237,11 @@ fn ping_and_http_work_through_the_runtime_and_rules_follow_changes() {
                 .expect("filter list's JSON");
         listed["rules"]
             .as_array()
-            .and_then(|rules| rules.iter().find(|rule| rule["id"].to_string() == id))
+            .and_then(|rules| {
+                rules
+                    .iter()
+                    .find(|rule| rule["id"].as_u64().is_some_and(|n| n.to_string() == id))
+            })
             .and_then(|rule| rule["hits"].as_u64())
             .unwrap_or(0)
     };
