@@ -127,6 +127,14 @@ fn interface_metrics(out: &mut String) -> Result<(), ApiError> {
         let counters = dataplane::interface_counters(&name).map_err(ControlError::from)?;
         rows.push((name, stats::rows(&counters)));
     }
+    // And those a user-space runtime serves (hostile obs F4: an interface
+    // dropping traffic there was absent from the metrics).
+    for snapshot in xdpath::userspace::running_snapshots() {
+        rows.push((
+            snapshot.interface.clone(),
+            stats::rows(&snapshot.counters()),
+        ));
+    }
     for (metric, help, bytes) in [
         (
             "xdpath_packets_total",

@@ -37,6 +37,13 @@ pub fn stats() -> Result<Value, ApiError> {
         let counters = dataplane::interface_counters(&name).map_err(ControlError::from)?;
         interfaces.push(json!({ "interface": name, "counters": stats::rows(&counters) }));
     }
+    // The user-space runtimes' interfaces are no less the data path's.
+    for snapshot in xdpath::userspace::running_snapshots() {
+        let counters = stats::rows(&snapshot.counters());
+        interfaces.push(
+            json!({ "interface": snapshot.interface, "counters": counters, "userspace": true }),
+        );
+    }
     let session = LbSession::read()?;
     let (hits, misses) = session.connection_counters()?;
     Ok(json!({

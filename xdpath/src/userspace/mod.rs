@@ -49,8 +49,8 @@ pub mod tap;
 mod threads;
 
 pub use report::{
-    read_snapshot, running_filter_counts, snapshot_path, RunningCounts, RuntimeReport, Snapshot,
-    Tallies, ThreadReport,
+    read_snapshot, running_filter_counts, running_snapshots, snapshot_path, RunningCounts,
+    RuntimeReport, Snapshot, Tallies, ThreadReport,
 };
 pub use run::run;
 pub use tap::tap_name;

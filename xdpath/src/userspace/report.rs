@@ -178,27 +178,7 @@ pub fn read_snapshot(interface: &str) -> Option<Snapshot> {
 /// as a program's would with its detach when its rules are replaced.
 pub fn running_filter_counts() -> RunningCounts {
     let mut counts = RunningCounts::default();
-    let Ok(dir) = crate::control::state::state_dir() else {
-        return counts;
-    };
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return counts;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if !(name.starts_with("userspace-") && name.ends_with(".json")) {
-            continue;
-        }
-        let Some(snapshot) = std::fs::read(entry.path())
-            .ok()
-            .and_then(|text| serde_json::from_slice::<Snapshot>(&text).ok())
-        else {
-            continue;
-        };
-        if snapshot.finished || !runtime_alive(snapshot.pid) {
-            continue;
-        }
+    for snapshot in running_snapshots() {
         for (id, hits) in snapshot.rule_hits {
             *counts.rule_hits.entry(id).or_default() += hits;
         }
@@ -207,6 +187,31 @@ pub fn running_filter_counts() -> RunningCounts {
         }
     }
     counts
+}
+
+/// The snapshots of the user-space runtimes running in this namespace
+/// (by interface name): what they count, for the views that list the
+/// kernel-attached interfaces beside them.
+pub fn running_snapshots() -> Vec<Snapshot> {
+    let Ok(dir) = crate::control::state::state_dir() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut snapshots: Vec<Snapshot> = entries
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("userspace-") && name.ends_with(".json")
+        })
+        .filter_map(|entry| std::fs::read(entry.path()).ok())
+        .filter_map(|text| serde_json::from_slice::<Snapshot>(&text).ok())
+        .filter(|snapshot| !snapshot.finished && runtime_alive(snapshot.pid))
+        .collect();
+    snapshots.sort_by(|a, b| a.interface.cmp(&b.interface));
+    snapshots
 }
 
 /// Rule hits and limit drops of the running user-space runtimes.
