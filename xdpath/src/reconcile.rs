@@ -127,7 +127,7 @@ pub fn check() -> Result<Differences, ReconcileError> {
     interfaces.extend(
         dataplane::stale_interfaces()?
             .into_iter()
-            .map(|(_, line)| line),
+            .map(|stale| stale.line),
     );
     Ok(Differences {
         filter,
@@ -167,9 +167,16 @@ pub fn repair() -> Result<Differences, ReconcileError> {
         interfaces::reattach(&name, &record, saved.steering.as_ref())?;
     }
     differences.balancer.extend(repair_connection_table()?);
-    for (name, line) in dataplane::stale_interfaces()? {
-        differences.interfaces.push(line);
-        dataplane::reload(&name)?;
+    // Each interface on its own: one that fails does not keep the others
+    // on the old maps; the first failure is the repair's.
+    let mut failed = None;
+    for stale in dataplane::stale_interfaces()? {
+        differences.interfaces.push(stale.line);
+        if stale.reload {
+            if let Err(error) = dataplane::reload(&stale.interface) {
+                failed.get_or_insert(error);
+            }
+        }
     }
     match crate::observe::capture_left::repair() {
         Ok(line) => differences.observers.extend(line),
@@ -177,7 +184,10 @@ pub fn repair() -> Result<Differences, ReconcileError> {
             "capture: whether a capture filter was left on cannot be told: {error}"
         )),
     }
-    Ok(differences)
+    match failed {
+        Some(error) => Err(error.into()),
+        None => Ok(differences),
+    }
 }
 
 /// Makes the connection tables of the kind the saved settings ask for:

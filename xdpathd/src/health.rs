@@ -59,6 +59,11 @@ pub struct Entry {
     tracker: Tracker,
     #[serde(skip)]
     retry_at: Option<Instant>,
+    /// Failed attempts in a row to apply the verdict: the gap before the
+    /// next doubles with each (a refusal that lasts is not retried every
+    /// second for ever; each try plans every VIP's table).
+    #[serde(skip)]
+    retries: u32,
     #[serde(skip)]
     logged_at: Option<Instant>,
     #[serde(skip)]
@@ -116,6 +121,7 @@ fn due_probes(board: &Board, lb: &LbState) -> Vec<(VipId, u16, HealthCheck, IpAd
                     table_pending: None,
                     tracker: Tracker::new(!backend.down),
                     retry_at: None,
+                    retries: 0,
                     logged_at: None,
                     next_due: None,
                     in_flight: false,
@@ -230,6 +236,7 @@ fn settle(
                 tracing::info!("backend {address} of {id}: {verdict} the table");
             }
             entry.retry_at = None;
+            entry.retries = 0;
             entry.logged_at = None;
         }
         Err(why) => {
@@ -244,9 +251,16 @@ fn settle(
                 entry.logged_at = Some(now);
             }
             entry.table_pending = Some(why);
-            entry.retry_at = Some(now + RETRY_GAP);
+            entry.retry_at = Some(now + retry_gap(entry.retries));
+            entry.retries = entry.retries.saturating_add(1);
         }
     }
+}
+
+/// The wait before attempt `retries + 1` to apply a verdict: RETRY_GAP,
+/// doubled with each failed attempt, at most 64 times it.
+fn retry_gap(retries: u32) -> Duration {
+    RETRY_GAP.saturating_mul(1 << retries.min(6))
 }
 
 /// The board as a list, for the API and metrics.
@@ -306,6 +320,7 @@ mod tests {
             next_due: None,
             in_flight: true,
             retry_at: None,
+            retries: 0,
             logged_at: None,
         };
         Mutex::new(HashMap::from([(key, entry)]))
@@ -317,8 +332,8 @@ mod tests {
 
     /// A flip whose change fails (an unsavable state, a table too small
     /// for the backend coming back) stays pending, visible on the board,
-    /// and is tried again after the next checks (at most every
-    /// RETRY_GAP) until it lands; it was lost before, the tracker having
+    /// and is tried again after the next checks (after RETRY_GAP, doubled
+    /// with each failure in a row) until it lands; it was lost before, the tracker having
     /// flipped already, so the table and the checker disagreed for good.
     #[test]
     fn a_flip_whose_change_failed_is_retried_until_it_lands() {
@@ -350,7 +365,9 @@ mod tests {
         let later = start + RETRY_GAP;
         assert_eq!(record(&board, key, &check, &failed, later), Some(false));
         settle(&board, key, false, Err("state refused".into()), later);
-        let retry = later + RETRY_GAP;
+        // A second failure in a row: the gap doubles.
+        assert_eq!(record(&board, key, &check, &failed, later + RETRY_GAP), None);
+        let retry = later + RETRY_GAP * 2;
         assert_eq!(record(&board, key, &check, &failed, retry), Some(false));
         settle(&board, key, false, Ok(()), retry);
         assert_eq!(entry(&board, key).table_pending, None);

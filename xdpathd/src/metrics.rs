@@ -129,11 +129,14 @@ fn interface_metrics(out: &mut String) -> Result<(), ApiError> {
     }
     // And those a user-space runtime serves (hostile obs F4: an interface
     // dropping traffic there was absent from the metrics).
+    // (Not one the kernel program serves too: one series per interface.)
     for snapshot in xdpath::userspace::running_snapshots() {
-        rows.push((
-            snapshot.interface.clone(),
-            stats::rows(&snapshot.counters()),
-        ));
+        if rows.iter().all(|(name, _)| *name != snapshot.interface) {
+            rows.push((
+                snapshot.interface.clone(),
+                stats::rows(&snapshot.counters()),
+            ));
+        }
     }
     for (metric, help, bytes) in [
         (

@@ -75,9 +75,9 @@ impl Session {
         match &self.locked.maps {
             Some(maps) => Ok(read_back(maps, &self.locked.loaded)?.differences),
             None if self.locked.loaded == FilterState::default() => Ok(Vec::new()),
-            None => Ok(vec![
-                "the kernel has no filter maps in this network namespace (nothing is attached since they were lost): nothing of this state is enforced".into(),
-            ]),
+            None => Ok(vec![super::kernel::partly_pinned_line().unwrap_or_else(|| {
+                "the kernel has no filter maps in this network namespace (nothing is attached since they were lost): nothing of this state is enforced".into()
+            })]),
         }
     }
 

@@ -137,14 +137,27 @@ pub fn set_connection_table(wanted: ConnectionTable) -> Result<Vec<String>, Data
             }
         }
     }
-    let interfaces = super::attached_interfaces()?;
+    // Those running the recorded link on their device: a gone, renamed or
+    // detached one is lost, and reattached over the new table.
+    let interfaces: Vec<String> = super::attached_interfaces()?
+        .into_iter()
+        .filter(|name| super::status(name).is_ok_and(|status| status.healthy))
+        .collect();
+    // Each on its own: one that fails does not keep the others on the
+    // old table (the read-back reports it; a repair reloads it).
+    let mut failed = None;
     for interface in &interfaces {
-        super::reload(interface)?;
+        if let Err(error) = super::reload(interface) {
+            failed.get_or_insert(error);
+        }
     }
     if interfaces.is_empty() {
         super::LoadedProgram::create_shared_maps()?;
     }
-    Ok(interfaces)
+    match failed {
+        Some(error) => Err(error),
+        None => Ok(interfaces),
+    }
 }
 
 /// `object` with its established-connection table defined as `table` asks: borrowed

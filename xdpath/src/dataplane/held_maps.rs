@@ -26,10 +26,32 @@ const MAP_IDS_OFFSET: usize = 56;
 /// The kernel keeps a map's name to `BPF_OBJ_NAME_LEN - 1` bytes.
 const KERNEL_NAME_LEN: usize = 15;
 
+/// The namespace's shared maps as pinned: kernel name and id (none: no
+/// pin). Names the kernel cuts alike (`PREFIX_LENGTHS_0` and `_1`) are
+/// told apart by the ids pinned under either.
+type Pinned = Vec<(&'static str, Option<u32>)>;
+
+fn pinned_ids() -> Result<Pinned, DataplaneError> {
+    let shared = super::shared_dir()?;
+    Ok(abi::SHARED_MAPS
+        .iter()
+        .map(|name| {
+            let id = MapInfo::from_pin(shared.join(name))
+                .ok()
+                .map(|info| info.id());
+            (kernel_name(name), id)
+        })
+        .collect())
+}
+
 /// The shared maps the programs `interface` runs hold that are not this
 /// namespace's pinned ones (or have no pin at all), by name; empty when
 /// the interface runs no program (a lost interface is reported apart).
 pub fn stale_shared_maps(interface: &str) -> Result<Vec<&'static str>, DataplaneError> {
+    stale_against(interface, &pinned_ids()?)
+}
+
+fn stale_against(interface: &str, pinned: &Pinned) -> Result<Vec<&'static str>, DataplaneError> {
     let pins = InterfacePins::new(interface)?;
     let link = pins.path("link");
     if !link.exists() {
@@ -41,18 +63,6 @@ pub fn stale_shared_maps(interface: &str) -> Result<Vec<&'static str>, Dataplane
     };
     let entry = super::link_info::link_program_id(&link).map_err(unreadable)?;
     let held = held_map_ids(entry).map_err(|error| unreadable(error.to_string()))?;
-    let shared = super::shared_dir()?;
-    // Names the kernel cut alike (`PREFIX_LENGTHS_0` and `_1`) are told
-    // apart by the ids pinned under any of them.
-    let pinned: Vec<(&str, Option<u32>)> = abi::SHARED_MAPS
-        .iter()
-        .map(|name| {
-            let id = MapInfo::from_pin(shared.join(name))
-                .ok()
-                .map(|info| info.id());
-            (kernel_name(name), id)
-        })
-        .collect();
     let mut stale = Vec::new();
     for name in abi::SHARED_MAPS {
         let cut = kernel_name(name);
@@ -71,30 +81,67 @@ pub fn stale_shared_maps(interface: &str) -> Result<Vec<&'static str>, Dataplane
     Ok(stale)
 }
 
-/// One line per attached interface whose programs hold shared maps that
-/// are not the pinned ones (see [`stale_shared_maps`]); reads only.
-pub fn stale_interfaces() -> Result<Vec<(String, String)>, DataplaneError> {
-    let mut lines = Vec::new();
-    for interface in super::attached_interfaces()? {
-        let stale = stale_shared_maps(&interface)?;
-        if let Some(line) = stale_line(&interface, &stale) {
-            lines.push((interface, line));
-        }
-    }
-    Ok(lines)
+/// An attached interface whose programs do not hold the pinned shared
+/// maps, or whose maps could not be told.
+pub struct StaleInterface {
+    /// The interface.
+    pub interface: String,
+    /// What to report.
+    pub line: String,
+    /// Whether a reload puts it right (false: it could not be read).
+    pub reload: bool,
 }
 
-fn stale_line(interface: &str, stale: &[&str]) -> Option<String> {
-    let verb = match stale.len() {
-        0 => return None,
-        1 => "is",
-        _ => "are",
-    };
-    Some(format!(
-        "{} runs on {} that {verb} no longer this namespace's (a change that replaced it was interrupted): its program does not see the saved state; `xdpath state check --repair` reloads it",
+/// How often the programs of an interface are read before it is taken
+/// as unreadable: a reload or detach at the same time frees the programs
+/// and maps being read (ENOENT by id), which says nothing about them.
+const READS: usize = 3;
+
+/// The attached interfaces whose programs hold shared maps that are not
+/// the pinned ones (see [`stale_shared_maps`]); reads only. Only those
+/// whose device is there and runs the recorded link: a gone, renamed or
+/// detached interface is reported (and reattached) as lost.
+pub fn stale_interfaces() -> Result<Vec<StaleInterface>, DataplaneError> {
+    let pinned = pinned_ids()?;
+    let mut found = Vec::new();
+    for interface in super::attached_interfaces()? {
+        if !super::status(&interface).is_ok_and(|status| status.healthy) {
+            continue;
+        }
+        let mut read = stale_against(&interface, &pinned);
+        for _ in 1..READS {
+            if read.is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            read = stale_against(&interface, &pinned);
+        }
+        let (line, reload) = match read {
+            Ok(stale) if stale.is_empty() => continue,
+            Ok(stale) => (stale_line(&interface, &stale), true),
+            Err(error) => (
+                format!(
+                    "{}: whether its programs use this namespace's maps cannot be told: {error}",
+                    crate::text::quote(&interface)
+                ),
+                false,
+            ),
+        };
+        found.push(StaleInterface {
+            interface,
+            line,
+            reload,
+        });
+    }
+    Ok(found)
+}
+
+fn stale_line(interface: &str, stale: &[&str]) -> String {
+    format!(
+        "{} runs on shared maps that are not this namespace's pinned ones ({}): its program does not see the saved state (a change that replaces them did not finish, or a pin was removed); `xdpath state check --repair` reloads it",
         crate::text::quote(interface),
         stale.join(", ")
-    ))
+    )
 }
 
 /// Every map the program `entry` and the stage programs of its tail-call

@@ -75,6 +75,7 @@ impl LbSession {
     fn refuse_unenforced(&self) -> Result<(), LbError> {
         super::edit::refuse_new_addresses(&self.locked.loaded, &self.state)?;
         super::edit::refuse_overfull_tables(&self.locked.loaded, &self.state)?;
+        super::edit::refuse_new_portless_checks(&self.locked.loaded, &self.state)?;
         Ok(features::refuse_new(|| {
             features::lb_change_needs(&self.locked.loaded, &self.state)
         })?)
@@ -205,27 +206,13 @@ impl LbSession {
     }
 }
 
-/// Why the maps could not be read back: none pinned, or some missing (a
-/// change that replaces one, killed between unpinning the old and
-/// pinning the new: the programs may still run on the old one).
+/// Why the maps could not be read back: none pinned, or some missing.
 fn no_maps_line(vips: usize) -> String {
-    let missing: Vec<&str> = crate::dataplane::shared_dir()
-        .map(|dir| {
-            abi::SHARED_MAPS
-                .into_iter()
-                .filter(|name| !dir.join(name).exists())
-                .collect()
-        })
-        .unwrap_or_default();
-    if missing.is_empty() || missing.len() == abi::SHARED_MAPS.len() {
-        return format!(
+    crate::control::kernel::partly_pinned_line().unwrap_or_else(|| {
+        format!(
             "the kernel has no balancer maps in this network namespace: none of the state's {vips} VIPs is balanced"
-        );
-    }
-    format!(
-        "this namespace's maps are not all pinned (missing: {}), so what the kernel enforces cannot be read back; `xdpath state check --repair` makes them and reloads the interfaces",
-        missing.join(", ")
-    )
+        )
+    })
 }
 
 /// Writes a plan in the order that keeps every live pointer valid and

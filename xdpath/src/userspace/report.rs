@@ -223,11 +223,18 @@ pub struct RunningCounts {
     pub limit_drops: BTreeMap<u32, u64>,
 }
 
-/// Whether `pid` is an xdpath process still running (a runtime killed
-/// without writing `finished` leaves its snapshot; its pid may be reused).
+/// Whether `pid` is a user-space runtime still running: an xdpath
+/// process run with `--userspace` (a runtime killed without writing
+/// `finished` leaves its snapshot, and its pid may be reused; by the
+/// daemon or another xdpath command too).
 fn runtime_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .is_ok_and(|comm| comm.trim_end().starts_with("xdpath"))
+    let Ok(command_line) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let mut words = command_line.split(|byte| *byte == 0);
+    let program = words.next().unwrap_or_default();
+    let is_xdpath = program.rsplit(|byte| *byte == b'/').next() == Some(b"xdpath".as_slice());
+    is_xdpath && words.any(|word| word == b"--userspace")
 }
 
 /// What a run of the runtime did.

@@ -398,3 +398,23 @@ pub fn monotonic_now_ns() -> u64 {
         .saturating_mul(1_000_000_000)
         .saturating_add(now.tv_nsec as u64)
 }
+
+/// When some of this namespace's shared maps are pinned and others are
+/// not (a change that replaces one killed between unpinning the old and
+/// pinning the new, or a pin removed by hand; the programs may still run
+/// on the old maps): a line saying which, for the read-backs, which then
+/// cannot read the kernel at all. `None` when all or none are pinned.
+pub fn partly_pinned_line() -> Option<String> {
+    let dir = dataplane::shared_dir().ok()?;
+    let missing: Vec<&str> = abi::SHARED_MAPS
+        .into_iter()
+        .filter(|name| !dir.join(name).exists())
+        .collect();
+    if missing.is_empty() || missing.len() == abi::SHARED_MAPS.len() {
+        return None;
+    }
+    Some(format!(
+        "this namespace's maps are not all pinned (missing: {}), so what the kernel enforces cannot be read back; `xdpath state check --repair` pins them (an interface whose programs hold others is reloaded)",
+        missing.join(", ")
+    ))
+}

@@ -137,15 +137,20 @@ pub fn check_ports(ports: Option<PortRange>, protocol: Option<u8>) -> Result<(),
     }
 }
 
-/// Checks that an ICMP rule's prefixes are of its protocol's family
-/// (`icmp` IPv4, `icmpv6` IPv6): the other never matches.
+/// Checks that an ICMP rule has a prefix of its protocol's family
+/// (`icmp` IPv4, `icmpv6` IPv6): with only the other family's it never
+/// matches. (A source list of both families matches by the prefixes of
+/// the protocol's family: those are indexed per family.)
 pub fn check_icmp_family(protocol: Option<u8>, prefixes: &[super::Cidr]) -> Result<(), ParseError> {
     let (family_is_v4, name, instead) = match protocol {
         Some(protocol::ICMP) => (true, "icmp", "icmpv6"),
         Some(protocol::ICMPV6) => (false, "icmpv6", "icmp"),
         _ => return Ok(()),
     };
-    match prefixes.iter().find(|prefix| prefix.ipv4 != family_is_v4) {
+    if prefixes.iter().any(|prefix| prefix.ipv4 == family_is_v4) {
+        return Ok(());
+    }
+    match prefixes.first() {
         Some(prefix) => Err(ParseError::IcmpFamily {
             protocol: name,
             family: if prefix.ipv4 { "IPv4" } else { "IPv6" },

@@ -348,7 +348,6 @@ pub fn set_health(
 ) -> Result<(), LbError> {
     if let Some(check) = &health {
         check_health(check)?;
-        refuse_portless_check(vip, check)?;
     }
     let spec = state.vip_mut(vip).ok_or(LbError::NoSuchVip { vip: *vip })?;
     if health.is_none() {
@@ -361,14 +360,24 @@ pub fn set_health(
 }
 
 /// Refuses a check that needs a port (all but ping) without one on an
-/// all-ports VIP: the prober could never make it, and would take every
-/// backend out as failing.
-fn refuse_portless_check(vip: &VipId, check: &HealthCheck) -> Result<(), LbError> {
-    if vip.port == 0 && check.port == 0 && check.kind != CheckKind::Ping {
-        return Err(LbError::PortlessCheck {
-            vip: *vip,
-            kind: check.kind.name(),
-        });
+/// all-ports VIP, new or changed by this change (`before` → `after`): the
+/// prober could never make it, and would take every backend out as
+/// failing. One saved before stays (a config or owner document sent
+/// again unchanged is not refused for it).
+pub fn refuse_new_portless_checks(before: &LbState, after: &LbState) -> Result<(), LbError> {
+    for vip in &after.vips {
+        let Some(check) = &vip.health else {
+            continue;
+        };
+        let unchanged = before
+            .vip(&vip.id)
+            .is_some_and(|known| known.health.as_ref() == Some(check));
+        if !unchanged && vip.id.port == 0 && check.port == 0 && check.kind != CheckKind::Ping {
+            return Err(LbError::PortlessCheck {
+                vip: vip.id,
+                kind: check.kind.name(),
+            });
+        }
     }
     Ok(())
 }

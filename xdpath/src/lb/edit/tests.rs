@@ -243,13 +243,14 @@ fn a_backend_going_down_takes_a_new_generation() {
 #[test]
 fn a_portless_check_of_an_all_ports_vip_is_refused() {
     use crate::api::requests::HealthArgs;
-    let mut state = LbState::default();
+    let mut before = LbState::default();
     let id = parse_vip("203.0.113.10:*/tcp").unwrap();
-    add_vip(&mut state, id, options()).unwrap();
+    add_vip(&mut before, id, options()).unwrap();
     for kind in ["tcp", "http", "udp"] {
         let request = HealthArgs::new(id.to_string(), kind.into());
-        let check = health_check(&request).unwrap();
-        let error = set_health(&mut state, &id, check).unwrap_err();
+        let mut after = before.clone();
+        set_health(&mut after, &id, health_check(&request).unwrap()).unwrap();
+        let error = refuse_new_portless_checks(&before, &after).unwrap_err();
         assert!(
             matches!(error, LbError::PortlessCheck { vip, .. } if vip == id),
             "{error:?}"
@@ -260,19 +261,23 @@ fn a_portless_check_of_an_all_ports_vip_is_refused() {
             ),
             "{error}"
         );
-        assert_eq!(state.vip(&id).map(|vip| vip.health.is_some()), Some(false));
+        // One saved before is not refused again (a config sent unchanged).
+        assert!(refuse_new_portless_checks(&after, &after).is_ok());
     }
+    let mut after = before.clone();
     let ping = health_check(&HealthArgs::new(id.to_string(), "ping".into())).unwrap();
-    set_health(&mut state, &id, ping).unwrap();
+    set_health(&mut after, &id, ping).unwrap();
+    assert!(refuse_new_portless_checks(&before, &after).is_ok());
     let with_port = HealthArgs {
         port: 8080,
         ..HealthArgs::new(id.to_string(), "http".into())
     };
-    set_health(&mut state, &id, health_check(&with_port).unwrap()).unwrap();
+    set_health(&mut after, &id, health_check(&with_port).unwrap()).unwrap();
     let port_vip = parse_vip("203.0.113.10:80/tcp").unwrap();
-    add_vip(&mut state, port_vip, options()).unwrap();
+    add_vip(&mut after, port_vip, options()).unwrap();
     let tcp = health_check(&HealthArgs::new(port_vip.to_string(), "tcp".into())).unwrap();
-    set_health(&mut state, &port_vip, tcp).unwrap();
+    set_health(&mut after, &port_vip, tcp).unwrap();
+    assert!(refuse_new_portless_checks(&before, &after).is_ok());
 }
 
 /// A table of size 7 holds 3 weighted backends. With one of 3 down for
