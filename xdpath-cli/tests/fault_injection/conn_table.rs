@@ -218,3 +218,37 @@ fn a_connection_table_change_killed_anywhere_is_reported_and_repaired() {
             .unwrap_or_else(|why| panic!("killed at bpf call {kill}, then repaired: {why}"));
     }
 }
+
+/// An interface whose device went (its pins stay until the next attach
+/// or `state gc`) neither stops a connection-table change nor the repair:
+/// both used to reload every pinned interface in turn and stop at the
+/// gone one's error, after the old table was unpinned, leaving the
+/// interfaces after it on the old table for good (the review of the F6
+/// fix).
+#[test]
+fn a_gone_interface_neither_stops_the_change_nor_the_repair() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    let gone = format!("xg{}", bed.number());
+    bed.exec_ok(
+        Side::A,
+        "ip",
+        ["link", "add", &gone, "type", "veth", "peer", "name", &format!("{gone}p")],
+    )
+    .expect("a second veth in A");
+    bed.exec_ok(Side::A, "ip", ["link", "set", &gone, "up"])
+        .expect("up");
+    xdpath_ok(&bed, &["attach", &gone, "--mode", "generic"]);
+    xdpath_ok(&bed, &["attach", &interface, "--mode", "generic"]);
+    xdpath_ok_warned(&bed, &["lb", "config", "--source-v4", "172.16.0.0/16"]);
+    xdpath_ok_warned(&bed, &["lb", "vip", "add", VIP]);
+    xdpath_ok_warned(&bed, &["lb", "backend", "add", VIP, "10.0.0.1"]);
+    bed.exec_ok(Side::A, "ip", ["link", "del", &gone])
+        .expect("the device goes");
+    xdpath_ok_warned(&bed, &["lb", "config", "--connection-table", "per-cpu"]);
+    holds_the_pinned_table(&bed).expect("the bed's interface on the new table");
+    let repair = xdpath(&bed, &["state", "check", "--repair"]);
+    assert!(repair.status.success(), "{}", text(&repair));
+    assert!(state_check_says_exact(&bed), "{}", text(&xdpath(&bed, &["state", "check"])));
+}
