@@ -164,6 +164,17 @@ fn record(
     let mut entries = board.lock().ok()?;
     let entry = entries.get_mut(&key)?;
     entry.checks += 1;
+    // A check that cannot be made (a portless one of an all-ports VIP,
+    // saved before such checks were refused) says nothing about the
+    // backend: it stays as it is, the reason shown, rather than every
+    // backend of the VIP taken out as failing.
+    if let Err(why) = result {
+        if why == xdpath::lb::health::NO_CHECK_PORT {
+            entry.last_error = Some(why.clone());
+            entry.in_flight = false;
+            return None;
+        }
+    }
     let flip = entry
         .tracker
         .observe(result.is_ok(), check.rise, check.fall);
@@ -386,5 +397,32 @@ mod tests {
         assert_eq!(record(&board, key, &check, &passed, again), Some(true));
         settle(&board, key, true, Ok(()), again);
         assert_eq!(entry(&board, key).table_pending, None);
+    }
+
+    /// A check that cannot be made (no port for an all-ports VIP) leaves
+    /// the backend as it is: it used to count as a failure, and took every
+    /// backend of the VIP out.
+    #[test]
+    fn a_check_that_cannot_be_made_takes_no_backend_out() {
+        let key: (VipId, IpAddr) = (
+            xdpath::lb::edit::parse_vip("203.0.113.10:*/tcp").expect("VIP"),
+            "10.0.0.2".parse().expect("address"),
+        );
+        let check = xdpath::lb::edit::health_check(&xdpath::api::requests::HealthArgs {
+            fall: 1,
+            ..xdpath::api::requests::HealthArgs::new(key.0.to_string(), "tcp".into())
+        })
+        .expect("valid")
+        .expect("a check");
+        let board = board_with(key);
+        let cannot: Result<(), String> = Err(xdpath::lb::health::NO_CHECK_PORT.into());
+        for _ in 0..3 {
+            assert_eq!(record(&board, key, &check, &cannot, Instant::now()), None);
+        }
+        let shown = entry(&board, key);
+        assert!(shown.healthy && !shown.in_flight, "{shown:?}");
+        assert_eq!(shown.last_error.as_deref(), Some(xdpath::lb::health::NO_CHECK_PORT));
+        let failed: Result<(), String> = Err("connection refused".into());
+        assert_eq!(record(&board, key, &check, &failed, Instant::now()), Some(false));
     }
 }
