@@ -107,9 +107,9 @@ impl From<LbError> for ApiError {
             LbError::Control(inner) => return (*inner).into(),
             LbError::LocalAddresses { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             LbError::VipSyntax { .. } | LbError::LocalVip { .. } => (UNPROCESSABLE, "invalid_vip"),
-            LbError::Address { .. }
-            | LbError::MappedAddress { .. }
-            | LbError::LocalBackend { .. } => (UNPROCESSABLE, "invalid_address"),
+            LbError::Address { .. } | LbError::MappedAddress { .. } => {
+                (UNPROCESSABLE, "invalid_address")
+            }
             LbError::Mac { .. } => (UNPROCESSABLE, "invalid_mac"),
             LbError::Prefix(_) => (UNPROCESSABLE, "invalid_cidr"),
             LbError::VipExists { .. } => (StatusCode::CONFLICT, "vip_exists"),

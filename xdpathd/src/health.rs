@@ -377,7 +377,10 @@ mod tests {
         assert_eq!(record(&board, key, &check, &failed, later), Some(false));
         settle(&board, key, false, Err("state refused".into()), later);
         // A second failure in a row: the gap doubles.
-        assert_eq!(record(&board, key, &check, &failed, later + RETRY_GAP), None);
+        assert_eq!(
+            record(&board, key, &check, &failed, later + RETRY_GAP),
+            None
+        );
         let retry = later + RETRY_GAP * 2;
         assert_eq!(record(&board, key, &check, &failed, retry), Some(false));
         settle(&board, key, false, Ok(()), retry);
@@ -421,8 +424,14 @@ mod tests {
         }
         let shown = entry(&board, key);
         assert!(shown.healthy && !shown.in_flight, "{shown:?}");
-        assert_eq!(shown.last_error.as_deref(), Some(xdpath::lb::health::NO_CHECK_PORT));
+        assert_eq!(
+            shown.last_error.as_deref(),
+            Some(xdpath::lb::health::NO_CHECK_PORT)
+        );
         let failed: Result<(), String> = Err("connection refused".into());
-        assert_eq!(record(&board, key, &check, &failed, Instant::now()), Some(false));
+        assert_eq!(
+            record(&board, key, &check, &failed, Instant::now()),
+            Some(false)
+        );
     }
 }

@@ -189,10 +189,17 @@ fn a_connection_table_change_killed_anywhere_is_reported_and_repaired() {
         ];
         command.extend_from_slice(&to_shared);
         let killed = bed.exec(Side::A, "strace", command).expect("run strace");
-        assert!(
-            !killed.status.success(),
-            "kill at bpf call {kill}: the change finished"
-        );
+        // The count of a run's calls moves a little with the machine's
+        // load (a wait that polls): a kill past this run's last call lets
+        // it finish, and then all must be as after any change.
+        if killed.status.success() {
+            assert!(
+                state_check_says_exact(&bed),
+                "kill {kill} came too late; yet not exact"
+            );
+            holds_the_pinned_table(&bed).unwrap_or_else(|why| panic!("finished: {why}"));
+            continue;
+        }
         let check = xdpath(&bed, &["state", "check"]);
         if check.status.success() {
             holds_the_pinned_table(&bed).unwrap_or_else(|why| {
@@ -202,9 +209,13 @@ fn a_connection_table_change_killed_anywhere_is_reported_and_repaired() {
             // Said as what it is, not as an error of the check itself.
             let said = text(&check);
             assert!(
-                ["connection tables:", "not this namespace's pinned ones", "not all pinned"]
-                    .iter()
-                    .any(|line| said.contains(line)),
+                [
+                    "connection tables:",
+                    "not this namespace's pinned ones",
+                    "not all pinned"
+                ]
+                .iter()
+                .any(|line| said.contains(line)),
                 "killed at bpf call {kill}: {said}"
             );
         }
@@ -234,7 +245,16 @@ fn a_gone_interface_neither_stops_the_change_nor_the_repair() {
     bed.exec_ok(
         Side::A,
         "ip",
-        ["link", "add", &gone, "type", "veth", "peer", "name", &format!("{gone}p")],
+        [
+            "link",
+            "add",
+            &gone,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{gone}p"),
+        ],
     )
     .expect("a second veth in A");
     bed.exec_ok(Side::A, "ip", ["link", "set", &gone, "up"])
@@ -250,5 +270,9 @@ fn a_gone_interface_neither_stops_the_change_nor_the_repair() {
     holds_the_pinned_table(&bed).expect("the bed's interface on the new table");
     let repair = xdpath(&bed, &["state", "check", "--repair"]);
     assert!(repair.status.success(), "{}", text(&repair));
-    assert!(state_check_says_exact(&bed), "{}", text(&xdpath(&bed, &["state", "check"])));
+    assert!(
+        state_check_says_exact(&bed),
+        "{}",
+        text(&xdpath(&bed, &["state", "check"]))
+    );
 }

@@ -63,14 +63,6 @@ pub enum LbError {
         /// Why.
         why: &'static str,
     },
-    /// A new backend on this host's own (or a loopback) address.
-    #[error("backend {backend} is refused: {why}")]
-    LocalBackend {
-        /// The backend.
-        backend: std::net::IpAddr,
-        /// Why.
-        why: &'static str,
-    },
     /// A VIP or backend written as an IPv4-mapped IPv6 address: the data
     /// path keeps IPv4 addresses in that form, so it would be the IPv4
     /// VIP or backend of the same address (and an IPv6 frame to or from

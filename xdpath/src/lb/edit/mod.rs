@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use super::maglev::{DEFAULT_TABLE_SIZE, MAX_WEIGHT};
-use super::state::{BackendSpec, CheckKind, Encap, HealthCheck, LbState, VipId, VipSpec, L4};
+use super::state::{BackendSpec, Encap, HealthCheck, LbState, VipId, VipSpec, L4};
 use super::LbError;
 use crate::control::parse::{parse_cidr, Cidr};
 use crate::text::quote;
@@ -359,29 +359,6 @@ pub fn set_health(
     Ok(())
 }
 
-/// Refuses a check that needs a port (all but ping) without one on an
-/// all-ports VIP, new or changed by this change (`before` → `after`): the
-/// prober could never make it, and would take every backend out as
-/// failing. One saved before stays (a config or owner document sent
-/// again unchanged is not refused for it).
-pub fn refuse_new_portless_checks(before: &LbState, after: &LbState) -> Result<(), LbError> {
-    for vip in &after.vips {
-        let Some(check) = &vip.health else {
-            continue;
-        };
-        let unchanged = before
-            .vip(&vip.id)
-            .is_some_and(|known| known.health.as_ref() == Some(check));
-        if !unchanged && vip.id.port == 0 && check.port == 0 && check.kind != CheckKind::Ping {
-            return Err(LbError::PortlessCheck {
-                vip: vip.id,
-                kind: check.kind.name(),
-            });
-        }
-    }
-    Ok(())
-}
-
 fn check_health(check: &HealthCheck) -> Result<(), LbError> {
     let refuse = |message: String| Err(LbError::Usage(message));
     if !(10..=3_600_000).contains(&check.interval_ms) {
@@ -522,7 +499,7 @@ pub fn configure(state: &mut LbState, change: &ConfigChange) -> Result<(), LbErr
 mod vip;
 pub use vip::{
     check_owner, health_check, parse_allow, parse_codes, refuse_new_addresses,
-    refuse_overfull_tables, set_allow, set_options, MAX_OWNER_LEN,
+    refuse_new_portless_checks, refuse_overfull_tables, set_allow, set_options, MAX_OWNER_LEN,
 };
 
 #[cfg(test)]

@@ -189,7 +189,6 @@ pub fn health_check(args: &HealthArgs) -> Result<Option<HealthCheck>, LbError> {
 ///   traffic away to the backends, its management (SSH, the API) included.
 pub fn refuse_new_addresses(before: &LbState, after: &LbState) -> Result<(), LbError> {
     let mut new_vips = Vec::new();
-    let mut new_backends = Vec::new();
     for vip in &after.vips {
         let known = before.vip(&vip.id);
         if known.is_none() {
@@ -199,11 +198,10 @@ pub fn refuse_new_addresses(before: &LbState, after: &LbState) -> Result<(), LbE
         for backend in &vip.backends {
             if known.is_none_or(|known| known.backend(backend.address).is_none()) {
                 not_mapped("backend", backend.address)?;
-                new_backends.push(backend.address);
             }
         }
     }
-    if new_vips.is_empty() && new_backends.is_empty() {
+    if new_vips.is_empty() {
         return Ok(());
     }
     let local =
@@ -215,14 +213,6 @@ pub fn refuse_new_addresses(before: &LbState, after: &LbState) -> Result<(), LbE
             None => continue,
         };
         return Err(LbError::LocalVip { vip: *id, why });
-    }
-    for backend in new_backends {
-        let why = match local_address(backend, &local) {
-            Some(Local::Loopback) => "a loopback address is no host the encapsulated frames can reach",
-            Some(Local::Own) => "it is one of this host's own addresses: the balancer sends its frames out of the interface, never to itself, so they would be lost",
-            None => continue,
-        };
-        return Err(LbError::LocalBackend { backend, why });
     }
     Ok(())
 }
@@ -276,6 +266,29 @@ pub fn refuse_overfull_tables(before: &LbState, after: &LbState) -> Result<(), L
                 vip: vip.id,
                 backends,
                 size: vip.ring_size,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a check that needs a port (all but ping) without one on an
+/// all-ports VIP, new or changed by this change (`before` → `after`): the
+/// prober could never make it, and would take every backend out as
+/// failing. One saved before stays (a config or owner document sent
+/// again unchanged is not refused for it).
+pub fn refuse_new_portless_checks(before: &LbState, after: &LbState) -> Result<(), LbError> {
+    for vip in &after.vips {
+        let Some(check) = &vip.health else {
+            continue;
+        };
+        let unchanged = before
+            .vip(&vip.id)
+            .is_some_and(|known| known.health.as_ref() == Some(check));
+        if !unchanged && vip.id.port == 0 && check.port == 0 && check.kind != CheckKind::Ping {
+            return Err(LbError::PortlessCheck {
+                vip: vip.id,
+                kind: check.kind.name(),
             });
         }
     }
