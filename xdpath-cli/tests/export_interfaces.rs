@@ -95,30 +95,9 @@ impl Collector {
     }
 }
 
-/// tshark capturing `filter` on the router's loopback into `path`, once
-/// its capture filter is in place.
+/// tshark capturing `filter` on the router's loopback into `path`.
 fn tshark_capture(bed: &RouterBed, filter: &str, path: &Path) -> Child {
-    let mut child = bed
-        .command(Node::Router, "tshark")
-        .args(["-i", "lo", "-f", filter, "-w"])
-        .arg(path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tshark");
-    let stderr = child.stderr.take().expect("tshark stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains("Capturing on") => break,
-            Some(Ok(_)) => continue,
-            _ => panic!("tshark did not start capturing"),
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    // "Capturing on" can come a moment before the filter is in place.
-    std::thread::sleep(Duration::from_millis(300));
-    child
+    common::tshark::live_capture(bed.command(Node::Router, "tshark"), "lo", filter, path)
 }
 
 /// `xdpath export PROTOCOL` naming r1 only, to `collector`, while each

@@ -82,6 +82,24 @@ fn request_from(bed: &LbBed, port: u16) -> Result<String, String> {
     }
 }
 
+/// xdpathd on the balancer host, its interface attached and `vip` (added
+/// with `options`) balancing over every backend host.
+fn balancing_daemon(bed: &LbBed, name: &str, vip: &str, options: &[&str]) -> Daemon {
+    let path = bed.host(Role::Lb1).path.clone();
+    let enter = Box::new(move |program: &str| common::in_namespace(&path, program));
+    let daemon = Daemon::start(name, enter, &[]);
+    daemon.xdpath(&["attach", INTERFACE]);
+    daemon.xdpath(&["lb", "config", "--source-v4", "172.16.0.0/16"]);
+    let mut add = vec!["lb", "vip", "add", vip];
+    add.extend_from_slice(options);
+    daemon.xdpath(&add);
+    for role in Role::BACKENDS {
+        let backend = bed.host(role).ipv4.to_string();
+        daemon.xdpath(&["lb", "backend", "add", vip, &backend]);
+    }
+    daemon
+}
+
 #[test]
 fn a_failing_backend_leaves_the_table_and_comes_back() {
     xdpath_lab::needs_root!();
@@ -97,28 +115,8 @@ fn a_failing_backend_leaves_the_table_and_comes_back() {
         assert!(output.status.success());
     }
     bed.start_backends().expect("nginx");
-    let path = bed.host(Role::Lb1).path.clone();
-    let enter = Box::new(move |program: &str| {
-        let mut command = std::process::Command::new("nsenter");
-        command
-            .arg(format!("--net={}", path.display()))
-            .arg(program);
-        command
-    });
-    let daemon = Daemon::start("health", enter, &[]);
     let vip = format!("{VIP4}:80/tcp");
-    daemon.xdpath(&["attach", INTERFACE]);
-    daemon.xdpath(&["lb", "config", "--source-v4", "172.16.0.0/16"]);
-    daemon.xdpath(&["lb", "vip", "add", &vip]);
-    for role in Role::BACKENDS {
-        daemon.xdpath(&[
-            "lb",
-            "backend",
-            "add",
-            &vip,
-            &bed.host(role).ipv4.to_string(),
-        ]);
-    }
+    let daemon = balancing_daemon(&bed, "health", &vip, &[]);
     let interval = format!("{INTERVAL_MS}ms");
     daemon.xdpath(&[
         "lb",
@@ -225,20 +223,12 @@ fn a_failing_backend_leaves_the_table_and_comes_back() {
 fn health_states_that_could_never_be_are_refused() {
     xdpath_lab::needs_root!();
     let bed = LbBed::new().expect("bed");
-    let path = bed.host(Role::Lb1).path.clone();
-    let enter = Box::new(move |program: &str| common::in_namespace(&path, program));
-    let daemon = Daemon::start("overfull", enter, &[]);
     let vip = format!("{VIP4}:8090/tcp");
-    daemon.xdpath(&["attach", INTERFACE]);
-    daemon.xdpath(&["lb", "config", "--source-v4", "172.16.0.0/16"]);
-    daemon.xdpath(&["lb", "vip", "add", &vip, "--ring-size", "7"]);
+    let daemon = balancing_daemon(&bed, "overfull", &vip, &["--ring-size", "7"]);
     let backends: Vec<String> = Role::BACKENDS
         .iter()
         .map(|role| bed.host(*role).ipv4.to_string())
         .collect();
-    for backend in &backends {
-        daemon.xdpath(&["lb", "backend", "add", &vip, backend]);
-    }
     // Nothing listens on 8090 on the backends: every check is refused.
     daemon.xdpath(&[
         "lb",
@@ -362,22 +352,8 @@ fn a_verdict_whose_change_failed_lands_later() {
     xdpath_lab::needs_root!();
     let mut bed = LbBed::new().expect("bed");
     bed.start_backends().expect("nginx");
-    let path = bed.host(Role::Lb1).path.clone();
-    let enter = Box::new(move |program: &str| common::in_namespace(&path, program));
-    let daemon = Daemon::start("pending", enter, &[]);
     let vip = format!("{VIP4}:80/tcp");
-    daemon.xdpath(&["attach", INTERFACE]);
-    daemon.xdpath(&["lb", "config", "--source-v4", "172.16.0.0/16"]);
-    daemon.xdpath(&["lb", "vip", "add", &vip]);
-    for role in Role::BACKENDS {
-        daemon.xdpath(&[
-            "lb",
-            "backend",
-            "add",
-            &vip,
-            &bed.host(role).ipv4.to_string(),
-        ]);
-    }
+    let daemon = balancing_daemon(&bed, "pending", &vip, &[]);
     daemon.xdpath(&[
         "lb",
         "vip",

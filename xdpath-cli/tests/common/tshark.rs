@@ -2,10 +2,39 @@
 //! finding fields in the decode, and checking it for malformed-packet and
 //! expert warnings.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
+
+/// tshark (`command`: the program in a namespace) capturing `filter` on
+/// `interface` into `path`, returned once it says it is capturing and its
+/// capture filter is in place.
+pub fn live_capture(mut command: Command, interface: &str, filter: &str, path: &Path) -> Child {
+    let mut child = command
+        .args(["-i", interface, "-f", filter, "-w"])
+        .arg(path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tshark");
+    let stderr = child.stderr.take().expect("tshark stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("Capturing on") => break,
+            Some(Ok(_)) => continue,
+            _ => panic!("tshark did not start capturing"),
+        }
+    }
+    // Keep draining its stderr so it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    // "Capturing on" can come a moment before the capture filter is in
+    // place: an exporter's first datagram must not fall into that gap.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child
+}
 
 /// The packets tshark decodes from `path`, as JSON.
 pub fn tshark(path: &Path, decode_as: &str) -> Vec<Value> {

@@ -102,32 +102,10 @@ pub(crate) fn collector(bed: &TestBed, port: u16, path: &Path) -> Collector {
     Collector { sink, tshark }
 }
 
-/// tshark capturing `filter` on B's interface into `path`, once it says
-/// it is capturing.
+/// tshark capturing `filter` on B's interface into `path`.
 pub(crate) fn tshark_capture(bed: &TestBed, filter: &str, path: &Path) -> Child {
-    let mut child = bed
-        .command(Side::B, "tshark")
-        .args(["-i", &bed.b().interface, "-f", filter, "-w"])
-        .arg(path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tshark");
-    let stderr = child.stderr.take().expect("tshark stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains("Capturing on") => break,
-            Some(Ok(_)) => continue,
-            _ => panic!("tshark did not start capturing"),
-        }
-    }
-    // Keep draining its stderr so it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    // "Capturing on" can come a moment before the capture filter is in
-    // place: an exporter's first datagram must not fall into that gap.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    child
+    let command = bed.command(Side::B, "tshark");
+    common::tshark::live_capture(command, &bed.b().interface, filter, path)
 }
 
 pub(crate) fn interrupt(child: &mut Child) {

@@ -45,12 +45,9 @@ fn pinned_ids() -> Result<Pinned, DataplaneError> {
 }
 
 /// The shared maps the programs `interface` runs hold that are not this
-/// namespace's pinned ones (or have no pin at all), by name; empty when
-/// the interface runs no program (a lost interface is reported apart).
-pub fn stale_shared_maps(interface: &str) -> Result<Vec<&'static str>, DataplaneError> {
-    stale_against(interface, &pinned_ids()?)
-}
-
+/// namespace's pinned ones (`pinned`; or have no pin at all), by name;
+/// empty when the interface runs no program (a lost interface is
+/// reported apart).
 fn stale_against(interface: &str, pinned: &Pinned) -> Result<Vec<&'static str>, DataplaneError> {
     let pins = InterfacePins::new(interface)?;
     let link = pins.path("link");
@@ -98,7 +95,7 @@ pub struct StaleInterface {
 const READS: usize = 3;
 
 /// The attached interfaces whose programs hold shared maps that are not
-/// the pinned ones (see [`stale_shared_maps`]); reads only. Only those
+/// the pinned ones (see `stale_against`); reads only. Only those
 /// whose device is there and runs the recorded link: a gone, renamed or
 /// detached interface is reported (and reattached) as lost.
 pub fn stale_interfaces() -> Result<Vec<StaleInterface>, DataplaneError> {

@@ -47,7 +47,7 @@ pub use conn_table::{
     pinned_connection_table, set_connection_table, ConnectionTable, BPF_F_NO_COMMON_LRU,
 };
 pub use error::DataplaneError;
-pub use held_maps::{stale_interfaces, stale_shared_maps, StaleInterface};
+pub use held_maps::{stale_interfaces, StaleInterface};
 pub use program::LoadedProgram;
 pub use reload::{reload, ReloadReport};
 
