@@ -183,6 +183,7 @@ fn balancer_with(vip: VipId) -> LbState {
             next_hop: Some("02:00:00:00:00:99".into()),
             seed: None,
             connection_table: None,
+            mtu: None,
         },
     )
     .expect("a valid balancer config");

@@ -42,6 +42,8 @@ mod rows;
 mod sample_rows;
 #[path = "lb_fixtures/state.rs"]
 mod state;
+#[path = "lb_fixtures/too_big_rows.rs"]
+mod too_big_rows;
 
 use std::collections::BTreeSet;
 use xdpath_core::abi;

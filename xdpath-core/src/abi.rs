@@ -131,6 +131,8 @@ pub mod map {
     pub const STEER_XSK: &str = "STEER_XSK";
     #[doc = "`COOKIE_SCRATCH`"]
     pub const COOKIE_SCRATCH: &str = "COOKIE_SCRATCH";
+    #[doc = "`QUOTE_SCRATCH`"]
+    pub const QUOTE_SCRATCH: &str = "QUOTE_SCRATCH";
     #[doc = "`SYNCOOKIE_PASSED`"]
     pub const SYNCOOKIE_PASSED: &str = "SYNCOOKIE_PASSED";
     #[doc = "`XSK_FLAGS`"]
@@ -159,12 +161,12 @@ pub mod map {
 
 /// Every map of the main object (`xdpath.bpf.o`): the shared ones and the
 /// interface's own.
-pub const MAIN_OBJECT_MAPS: [&str; 59] = concat(SHARED_MAPS, INTERFACE_MAPS);
+pub const MAIN_OBJECT_MAPS: [&str; 60] = concat(SHARED_MAPS, INTERFACE_MAPS);
 
 /// The main object's maps each interface has for itself: its config,
 /// counters, attach record and feature word, its tail-call table, the
 /// per-CPU scratch slots, the sampling countdown and record.
-pub const INTERFACE_MAPS: [&str; 13] = [
+pub const INTERFACE_MAPS: [&str; 14] = [
     map::CONFIG,
     map::META,
     map::FEATURES,
@@ -177,6 +179,7 @@ pub const INTERFACE_MAPS: [&str; 13] = [
     map::STAGES,
     map::RECORD,
     map::COOKIE_SCRATCH,
+    map::QUOTE_SCRATCH,
     map::SYNCOOKIE_PASSED,
 ];
 
@@ -299,6 +302,11 @@ pub mod feature {
     /// headers too (`pipeline::judge_decapsulated`). Needed by any filter
     /// state: an older program passes the inner packet unjudged.
     pub const DECAPSULATED_JUDGED: u64 = 1 << 8;
+    /// A frame to a VIP too big for the path once encapsulated is answered
+    /// with ICMP too-big (`Reason::LbTooBig`, `LbConfig::mtu`). Needed by
+    /// any balancer state: an older program sends it on, and the device
+    /// drops it (a path-MTU black hole).
+    pub const TOO_BIG_ANSWERED: u64 = 1 << 9;
     /// Every feature this build's objects know.
     pub const ALL: u64 = TUNNELS
         | TUNNEL_BLOCKLIST
@@ -308,7 +316,8 @@ pub mod feature {
         | VIP_ALLOW
         | VIP_SAMPLE_RATE
         | UNJUDGED_DROPPED
-        | DECAPSULATED_JUDGED;
+        | DECAPSULATED_JUDGED
+        | TOO_BIG_ANSWERED;
 }
 
 /// Every map of the AF_XDP redirect object (`xdpath-xsk.bpf.o`).
@@ -348,8 +357,12 @@ pub mod stage {
     /// it decapsulated to be judged on its inner headers (the filter's
     /// work, which does not fit in the balancing program).
     pub const DECAPSULATED: u32 = COUNT;
+    /// Not a stage of the walk either: where the balancing stage hands a
+    /// frame too big for the path to its backend, to be answered with
+    /// ICMP (the rewrite, kept out of the balancing program).
+    pub const TOO_BIG: u32 = COUNT + 1;
     /// Slots in the table.
-    pub const SLOTS: u32 = COUNT + 1;
+    pub const SLOTS: u32 = COUNT + 2;
 }
 
 /// Names of the XDP entry points (the `#[xdp]` functions).
@@ -369,6 +382,9 @@ pub mod program {
     /// The judging of a decapsulated frame's inner headers (tail call
     /// from the balancing stage).
     pub const DECAPSULATED: &str = "xdpath_decapsulated";
+    /// The ICMP answer to a frame too big for the balancer's path (tail
+    /// call from the balancing stage).
+    pub const TOO_BIG: &str = "xdpath_too_big";
     /// The empty program, `return XDP_PASS` (benchmarks' floor).
     pub const EMPTY: &str = "xdpath_empty";
     /// The AF_XDP redirect program.

@@ -122,6 +122,12 @@ pub trait PacketMut: Packet {
     /// headroom or the frame is too small.
     fn adjust_head(&mut self, delta: i32) -> bool;
 
+    /// Grows (`delta > 0`, the new bytes zero) or shrinks (`delta < 0`)
+    /// the frame at its tail, as `bpf_xdp_adjust_tail` does; false (and
+    /// nothing changed) when the frame would be shorter than an Ethernet
+    /// header or longer than its buffer.
+    fn adjust_tail(&mut self, delta: i32) -> bool;
+
     /// Writes a `T` (plain bytes) at `offset`; false when it does not fit
     /// wholly inside the frame or `offset > MAX_HEADER_OFFSET`.
     fn store<T: Copy>(&mut self, offset: usize, value: T) -> bool;
@@ -148,6 +154,12 @@ pub struct FrameBuffer {
     buffer: std::vec::Vec<u8>,
     start: usize,
 }
+
+/// The longest frame a [`FrameBuffer`] grows to at its tail: what a page
+/// holds after XDP's headroom and the kernel's `skb_shared_info` (4096 −
+/// 256 − 320).
+#[cfg(any(feature = "std", test))]
+pub const MAX_FRAME_LEN: usize = 3520;
 
 /// Headroom of a [`FrameBuffer`]: what XDP gives a frame (`XDP_PACKET_HEADROOM`).
 #[cfg(any(feature = "std", test))]
@@ -206,6 +218,17 @@ impl PacketMut for FrameBuffer {
             return false;
         }
         self.start = start;
+        true
+    }
+
+    fn adjust_tail(&mut self, delta: i32) -> bool {
+        let Some(end) = self.buffer.len().checked_add_signed(delta as isize) else {
+            return false;
+        };
+        if end < self.start + 14 || end > FRAME_HEADROOM + MAX_FRAME_LEN {
+            return false;
+        }
+        self.buffer.resize(end, 0);
         true
     }
 

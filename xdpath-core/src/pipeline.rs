@@ -79,7 +79,16 @@ fn settled(outcome: Outcome) -> LbVerdict {
     LbVerdict {
         outcome,
         redirect_ifindex: 0,
+        announced_mtu: 0,
     }
+}
+
+/// Whether the balancing stage answers the frame with an ICMP "too big"
+/// ([`crate::lb::answer_too_big`]; in the kernel build the program
+/// `xdpath_too_big` writes it).
+#[inline(always)]
+pub fn is_answered_too_big(verdict: &LbVerdict) -> bool {
+    verdict.outcome.action == Action::Tx && verdict.outcome.reason == Reason::LbTooBig
 }
 
 /// Walks [`Stage::next`] from parsing: at each step the frame enters the
@@ -146,12 +155,19 @@ fn enter<P: PacketMut, T: Tables + LbTables + ForwardTables>(
                     || None,
                 );
             }
+            let mut quote = [0; crate::lb::QUOTE_MAX];
+            if is_answered_too_big(&verdict)
+                && !crate::lb::answer_too_big(packet, key, verdict.announced_mtu, &mut quote)
+            {
+                verdict.outcome.action = Action::Drop;
+            }
             (verdict, false)
         }),
         Stage::Forward => forward_stage(packet, key, tables).map(|forwarded| {
             let verdict = LbVerdict {
                 outcome: forwarded.outcome,
                 redirect_ifindex: forwarded.ifindex,
+                announced_mtu: 0,
             };
             (verdict, false)
         }),
@@ -171,6 +187,7 @@ pub fn balance_stage<P: PacketMut, T: LbTables>(
         return Some(LbVerdict {
             outcome,
             redirect_ifindex: 0,
+            announced_mtu: 0,
         });
     }
     lb_stage(packet, key, tables)

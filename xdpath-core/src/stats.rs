@@ -122,6 +122,14 @@ pub enum Reason {
     /// rules, or reach an IPv4 VIP.
     Ipv6MappedAddress = 36,
 
+    /// To a VIP, but too big for the path to its backend once
+    /// encapsulated (over the egress device's MTU or `lb config --mtu`):
+    /// answered with ICMP "fragmentation needed" or ICMPv6 "packet too
+    /// big" (action tx), or dropped when no answer may be sent (an IPv4
+    /// packet that may be fragmented, an ICMP error, a fragment).
+    /// Numbered below the filter's, like the next.
+    LbTooBig = 38,
+
     /// To a VIP with an allow list that does not hold the source (the
     /// flow's client: for an ICMP error, the client of the flow it quotes).
     /// A balancer reason, numbered below the filter's: the codes from 53 on
@@ -191,7 +199,7 @@ pub const COUNTER_SLOTS: u32 = Action::ALL.len() as u32 * REASON_SLOTS;
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 55] = [
+    pub const ALL: [Reason; 56] = [
         Self::NonIp,
         Self::Ipv4Tcp,
         Self::Ipv4Udp,
@@ -222,6 +230,7 @@ impl Reason {
         Self::TruncatedIcmpv6,
         Self::HeadersTooLong,
         Self::Ipv6MappedAddress,
+        Self::LbTooBig,
         Self::LbNotAllowed,
         Self::RuleDeny,
         Self::DefaultDeny,
@@ -293,6 +302,7 @@ impl Reason {
         let code = self as u8;
         (code >= Self::LbForwarded as u8 && code <= Self::DecapGue as u8)
             || code == Self::LbNotAllowed as u8
+            || code == Self::LbTooBig as u8
     }
 
     /// True for the reasons the forwarding stage gives.
@@ -334,6 +344,7 @@ impl Reason {
             Self::TruncatedIcmpv6 => "truncated-icmpv6",
             Self::HeadersTooLong => "headers-too-long",
             Self::Ipv6MappedAddress => "ipv6-mapped-address",
+            Self::LbTooBig => "lb-too-big",
             Self::LbNotAllowed => "lb-not-allowed",
             Self::RuleDeny => "rule-deny",
             Self::DefaultDeny => "default-deny",

@@ -59,6 +59,11 @@ impl PacketMut for Frame {
     }
 
     #[inline(always)]
+    fn adjust_tail(&mut self, _delta: i32) -> bool {
+        false
+    }
+
+    #[inline(always)]
     fn store<T: Copy>(&mut self, offset: usize, value: T) -> bool {
         let at = self.start + offset;
         if core::hint::black_box(at + core::mem::size_of::<T>()) > self.end {

@@ -88,6 +88,26 @@ impl Packet for XdpFrame {
         // SAFETY: inside [data, data_end), checked just above.
         Some(unsafe { core::ptr::read_unaligned(at as *const T) })
     }
+
+    /// Through `bpf_xdp_load_bytes` (kernel 5.18): one helper call, not a
+    /// checked load per byte.
+    #[inline(always)]
+    fn load_bytes(&self, offset: usize, out: &mut [u8]) -> bool {
+        let len = out.len();
+        if len == 0 {
+            return true;
+        }
+        // SAFETY: `out` holds `len` writable bytes; the helper checks the
+        // frame's bounds itself.
+        unsafe {
+            aya_ebpf::helpers::generated::bpf_xdp_load_bytes(
+                self.ctx,
+                offset as u32,
+                out.as_mut_ptr().cast(),
+                len as u32,
+            ) == 0
+        }
+    }
 }
 
 /// Whether a `T` at `at` would reach past `end`. A one-byte access's
@@ -111,6 +131,12 @@ impl PacketMut for XdpFrame {
     fn adjust_head(&mut self, delta: i32) -> bool {
         // SAFETY: the helper checks the headroom itself (kernel 4.10).
         unsafe { aya_ebpf::helpers::bpf_xdp_adjust_head(self.ctx, delta) == 0 }
+    }
+
+    #[inline(always)]
+    fn adjust_tail(&mut self, delta: i32) -> bool {
+        // SAFETY: the helper checks the frame's room itself (kernel 4.18).
+        unsafe { aya_ebpf::helpers::bpf_xdp_adjust_tail(self.ctx, delta) == 0 }
     }
 
     #[inline(always)]

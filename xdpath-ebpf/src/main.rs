@@ -15,6 +15,7 @@ mod object;
 mod observe;
 mod syncookie;
 mod tables;
+mod too_big;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use xdpath_core::lb::{LbTables, VipKey, LB_ENABLED};
@@ -349,6 +350,10 @@ pub fn xdpath_balance(ctx: XdpContext) -> u32 {
     };
     let mut tables = tables::MapTables::new(ctx.ctx);
     let (mut outcome, redirect) = match pipeline::balance_stage(&mut frame, key, &mut tables) {
+        Some(verdict) if pipeline::is_answered_too_big(&verdict) => (
+            too_big::hand_over(&ctx, verdict.announced_mtu, frame_len, tables.matched),
+            0,
+        ),
         Some(verdict) => (verdict.outcome, verdict.redirect_ifindex),
         None => {
             let outcome = pipeline::class_outcome(key);

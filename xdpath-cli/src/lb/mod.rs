@@ -86,7 +86,8 @@ fn config(request: &xdpath::api::LbConfigArgs, json: bool) -> Result<(), LbError
         || request.source_v6.is_some()
         || request.next_hop.is_some()
         || request.seed.is_some()
-        || request.connection_table.is_some();
+        || request.connection_table.is_some()
+        || request.mtu.is_some();
     let mut state = LbSession::read()?.state;
     if changes {
         state.settings = control_plane().configure_lb(request)?;

@@ -111,8 +111,10 @@ pub fn print_settings(value: &Value, json: bool) {
         "next_hop",
         "seed",
         "connection_table",
+        "mtu",
     ] {
         let shown = match &value[key] {
+            Value::Number(mtu) if key == "mtu" && mtu.as_u64() == Some(0) => "device".into(),
             Value::String(text) => text.clone(),
             Value::Null => "none".into(),
             other => other.to_string(),

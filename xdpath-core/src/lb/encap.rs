@@ -147,8 +147,15 @@ impl OuterSpec {
     /// Bytes of outer headers: 20 or 40, and 8 more for GUE.
     #[inline(always)]
     pub const fn length(&self) -> usize {
-        let ip = if self.outer_ipv4 { 20 } else { 40 };
-        if self.gue_port != 0 {
+        Self::overhead(self.outer_ipv4, self.gue_port != 0) as usize
+    }
+
+    /// The bytes outer headers add: an IPv4 or IPv6 header, and a UDP
+    /// header for GUE.
+    #[inline(always)]
+    pub const fn overhead(outer_ipv4: bool, gue: bool) -> u32 {
+        let ip = if outer_ipv4 { 20 } else { 40 };
+        if gue {
             ip + 8
         } else {
             ip

@@ -58,7 +58,7 @@ pub use encap::{
     encap_hash, flow_hash, outer_source, store_be16, store_be32, write_outer, OuterSpec,
 };
 pub use new_flows::{NewFlowPlace, NewFlowSlot, NEW_FLOW_ENTRIES, NEW_FLOW_SEED, NEW_FLOW_SLOTS};
-pub use stage::{decap_stage, lb_stage, LbVerdict};
+pub use stage::{answer_too_big, decap_stage, lb_stage, LbVerdict, MIN_DEVICE_MTU, QUOTE_MAX};
 pub use tables::LbTables;
 
 /// The most VIPs.
@@ -150,13 +150,15 @@ pub const VIP_DROP_SLOTS: u32 = 8;
 
 /// The frames to a VIP that were not forwarded, counted per VIP by reason
 /// (`VIP_DROPS`, slot `vip * VIP_DROP_SLOTS + position here`). All are
-/// drops but `LbNoRoute`, which leaves the frame to the stack.
-pub const VIP_DROP_REASONS: [crate::stats::Reason; 5] = [
+/// drops but `LbNoRoute`, which leaves the frame to the stack, and
+/// `LbTooBig` when it is answered (ICMP, action tx).
+pub const VIP_DROP_REASONS: [crate::stats::Reason; 6] = [
     crate::stats::Reason::LbNotAllowed,
     crate::stats::Reason::LbNoBackend,
     crate::stats::Reason::LbFragment,
     crate::stats::Reason::LbEncapFailed,
     crate::stats::Reason::LbNoRoute,
+    crate::stats::Reason::LbTooBig,
 ];
 
 /// The `VIP_DROPS` slot of a frame to VIP slot `vip` not forwarded for
@@ -170,6 +172,7 @@ pub fn vip_drop_index(vip: u32, reason: crate::stats::Reason) -> Option<u32> {
         Reason::LbFragment => 2,
         Reason::LbEncapFailed => 3,
         Reason::LbNoRoute => 4,
+        Reason::LbTooBig => 5,
         _ => return None,
     };
     (vip < MAX_VIPS).then_some(vip * VIP_DROP_SLOTS + position)
@@ -368,8 +371,11 @@ pub struct LbConfig {
     pub source_v4_len: u8,
     /// Prefix length of `source_v6`.
     pub source_v6_len: u8,
-    /// Reserved, zero.
-    pub reserved: u16,
+    /// The largest outer IP packet the path to the backends carries
+    /// (`lb config --mtu`); 0: no bound but the egress device's MTU,
+    /// which always bounds. (Written into the field an older program left
+    /// reserved: it ignores it.)
+    pub mtu: u16,
     /// The next hop's MAC (with `LB_FIXED_NEXT_HOP`), as [`mac_value`].
     pub next_hop_mac: u64,
     /// Outer IPv4 source prefix (IPv4-mapped).

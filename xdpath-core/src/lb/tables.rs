@@ -56,6 +56,9 @@ pub trait LbTables {
     fn count_connection(&mut self, slot: u32);
     /// The next hop towards `address` (IPv4-mapped for IPv4).
     fn next_hop(&mut self, address: &[u8; 16], ipv4: bool) -> NextHop;
+    /// The MTU of interface `ifindex` (0: the one the frame came in on),
+    /// the largest IP packet it sends; `u32::MAX` when unknown.
+    fn egress_mtu(&self, ifindex: u32) -> u32;
     /// The decapsulator's settings.
     fn decap_config(&self) -> DecapConfig;
     /// Whether `address` is one of this host's (decapsulation targets).

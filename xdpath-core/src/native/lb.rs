@@ -55,6 +55,9 @@ pub struct NativeLb {
     pub local_addresses: OperatorSet<[u8; 16]>,
     /// The sample rates of VIPs with `VIP_SAMPLED`, by VIP slot.
     pub sample_rates: OperatorMap<u32, u32>,
+    /// Interfaces' MTUs by index (0: the one frames come in on); one not
+    /// here takes any length (a capture replayed has no devices).
+    pub egress_mtus: OperatorMap<u32, u32>,
 }
 
 impl NativeLb {
@@ -197,6 +200,14 @@ impl LbTables for NativeTables {
             .get(address)
             .copied()
             .unwrap_or(NextHop::Unreachable)
+    }
+
+    fn egress_mtu(&self, ifindex: u32) -> u32 {
+        self.lb
+            .egress_mtus
+            .get(&ifindex)
+            .copied()
+            .unwrap_or(u32::MAX)
     }
 
     fn decap_config(&self) -> DecapConfig {

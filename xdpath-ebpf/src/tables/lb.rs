@@ -231,6 +231,21 @@ impl LbTables for MapTables {
     }
 
     #[inline(always)]
+    fn egress_mtu(&self, ifindex: u32) -> u32 {
+        let mut mtu = 0u32;
+        // SAFETY: a helper writing one u32 (kernel 5.12). With a length of
+        // 0 it reports the device's MTU whatever the frame's length.
+        let found = unsafe {
+            aya_ebpf::helpers::generated::bpf_check_mtu(self.ctx.cast(), ifindex, &mut mtu, 0, 0)
+        };
+        if found < 0 || mtu == 0 {
+            u32::MAX
+        } else {
+            mtu
+        }
+    }
+
+    #[inline(always)]
     fn decap_config(&self) -> DecapConfig {
         let config = self.interface_config();
         DecapConfig {

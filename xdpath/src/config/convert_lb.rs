@@ -53,6 +53,15 @@ pub(super) fn lb(section: Option<&Spanned<LbSection>>, report: &mut Report<'_>) 
     }
     state.settings.seed = item.seed.unwrap_or(0);
     state.settings.connection_table = item.connection_table.unwrap_or_default();
+    if let Some(mtu) = &item.mtu {
+        let change = ConfigChange {
+            mtu: Some(*mtu.get_ref()),
+            ..ConfigChange::default()
+        };
+        if let Err(error) = edit::configure(&mut state, &change) {
+            report.error(Some(mtu.span()), "lb.mtu", error.to_string());
+        }
+    }
     // A source already reported as wrong would make every backend of its
     // family look unreachable.
     let sources_checked = !report.touched("lb.source_v4") && !report.touched("lb.source_v6");

@@ -61,6 +61,7 @@ fn configure_lb(state: &mut LbState, settings: &LbSettings) -> Result<(), LbErro
             ),
             seed: Some(settings.seed),
             connection_table: Some(settings.connection_table),
+            mtu: Some(u32::from(settings.mtu)),
         },
     )
 }

@@ -198,6 +198,9 @@ pub struct LbSection {
     pub seed: Option<u64>,
     /// `shared` (default) or `per-cpu` connection tables.
     pub connection_table: Option<crate::dataplane::ConnectionTable>,
+    /// The path MTU to the backends (`lb config --mtu`); 0 or absent:
+    /// the egress device's alone.
+    pub mtu: Option<Spanned<u32>>,
     /// `[[lb.vip]]`.
     #[serde(default)]
     pub vip: Vec<Spanned<VipEntry>>,

@@ -448,3 +448,15 @@ fn only_a_new_mode_attaches_an_interface_again() {
     };
     assert!(plan::needs_reattach(&unhealthy, now));
 }
+
+#[test]
+fn the_balancers_path_mtu_is_checked_like_the_clis() {
+    let config = parse("[lb]\nmtu = 1400\n").expect("an MTU in range");
+    assert_eq!(config.lb.settings.mtu, 1400);
+    let lines = errors("[lb]\nmtu = 100\n");
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].contains("lb.mtu: --mtu 100 is out of range"),
+        "{lines:#?}"
+    );
+}

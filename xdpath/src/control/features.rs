@@ -19,7 +19,7 @@ use crate::dataplane;
 use crate::lb::state::{LbState, VipSpec};
 
 /// Each feature with what an operator calls it.
-const NAMES: [(u64, &str); 9] = [
+const NAMES: [(u64, &str); 10] = [
     (feature::TUNNELS, "rules and rate limits by VNI (--vni)"),
     (
         feature::TUNNEL_BLOCKLIST,
@@ -40,6 +40,10 @@ const NAMES: [(u64, &str); 9] = [
     (
         feature::DECAPSULATED_JUDGED,
         "judging the packets xdpath decap strips on their inner headers",
+    ),
+    (
+        feature::TOO_BIG_ANSWERED,
+        "answering frames too big for the balancer's path with ICMP (lb config --mtu)",
     ),
 ];
 
@@ -135,11 +139,12 @@ pub fn lb_needs(state: &LbState) -> u64 {
         .iter()
         .map(vip_needs)
         .fold(0, |all, bits| all | bits);
-    // An older program balances IPv6 frames to `::ffff:<IPv4 VIP>`.
+    // An older program balances IPv6 frames to `::ffff:<IPv4 VIP>`, and
+    // sends frames too big for the path on to be dropped.
     vips | if state.vips.is_empty() {
         0
     } else {
-        feature::UNJUDGED_DROPPED
+        feature::UNJUDGED_DROPPED | feature::TOO_BIG_ANSWERED
     }
 }
 

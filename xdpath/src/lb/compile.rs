@@ -132,6 +132,7 @@ fn lb_config(state: &LbState) -> Result<LbConfig, LbError> {
         return Ok(config);
     }
     config.flags = LB_ENABLED;
+    config.mtu = state.settings.mtu;
     if let Some(mac) = &state.settings.next_hop_mac {
         config.flags |= LB_FIXED_NEXT_HOP;
         config.next_hop_mac = mac_value(parse_mac(mac)?);

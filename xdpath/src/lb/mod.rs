@@ -25,6 +25,10 @@ pub mod views;
 use crate::text::quote;
 use state::VipId;
 
+/// The smallest path MTU `lb config --mtu` takes: the datagram every IPv4
+/// host must accept (RFC 791).
+pub const MIN_PATH_MTU: u32 = 576;
+
 /// Why a balancer command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LbError {
@@ -152,6 +156,14 @@ pub enum LbError {
         flag: &'static str,
         /// `IPv4` or `IPv6`.
         family: &'static str,
+    },
+    /// A path MTU out of range.
+    #[error(
+        "--mtu {mtu} is out of range: 0 (only the egress device's MTU) or {MIN_PATH_MTU} to 65535"
+    )]
+    Mtu {
+        /// The MTU given.
+        mtu: u32,
     },
     /// Too many VIPs.
     #[error("at most {} VIPs", xdpath_core::lb::MAX_VIPS)]

@@ -153,6 +153,7 @@ pub fn config_change(request: &LbConfigArgs) -> ConfigChange {
         next_hop: request.next_hop.clone(),
         seed: request.seed,
         connection_table: request.connection_table,
+        mtu: request.mtu,
     }
 }
 

@@ -302,6 +302,10 @@ pub struct LbSettings {
     /// `lb::ops::configure`).
     #[serde(default)]
     pub connection_table: crate::dataplane::ConnectionTable,
+    /// The largest outer IP packet the path to the backends carries; 0:
+    /// only the egress device's MTU bounds (`lb config --mtu`).
+    #[serde(default)]
+    pub mtu: u16,
 }
 
 /// The desired balancer state of a namespace.

@@ -19,6 +19,7 @@ pub fn settings_json(state: &LbState) -> Value {
         "next_hop": settings.next_hop_mac.as_deref().unwrap_or("fib"),
         "seed": settings.seed,
         "connection_table": settings.connection_table,
+        "mtu": settings.mtu,
     })
 }
 

@@ -90,6 +90,11 @@ pub struct FibView {
     /// With forwarding on: the forwarding table and the interfaces the
     /// runtime may send out of.
     pub forwarding: Option<(FamilyPrefixMap<Route>, BTreeSet<u32>)>,
+    /// The MTUs of the interfaces balanced frames leave by: the receiving
+    /// one (index 0, as the kernel's `bpf_check_mtu` names it) and each
+    /// redirect's, so that the runtime answers the frames too big for
+    /// them as the kernel program does.
+    pub mtus: OperatorMap<u32, u32>,
 }
 
 /// The backends' addresses in the tables, sorted (so that two lists of
@@ -110,13 +115,21 @@ pub fn backends(tables: &NativeTables) -> Vec<[u8; 16]> {
 /// Asks the kernel about `backends` for frames arriving on `interface`,
 /// and with `forward` for its whole forwarding table.
 pub fn resolve(backends: &[[u8; 16]], ingress: u32, interface: &str, forward: bool) -> FibView {
-    let neighbours = backends
+    let neighbours: OperatorMap<[u8; 16], NextHop> = backends
         .iter()
         .map(|address| {
             let ip = std::net::Ipv6Addr::from(*address);
             let ip = ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4);
             (*address, next_hop(ip, ingress, interface))
         })
+        .collect();
+    let redirects = neighbours.values().filter_map(|hop| match hop {
+        NextHop::Redirect { ifindex, .. } => Some((*ifindex, *ifindex)),
+        _ => None,
+    });
+    let mtus = std::iter::once((0, ingress))
+        .chain(redirects)
+        .filter_map(|(key, ifindex)| Some((key, crate::netif::mtu_of_index(ifindex)?)))
         .collect();
     let local_addresses = crate::lb::decap::local_addresses()
         .ok()
@@ -125,12 +138,14 @@ pub fn resolve(backends: &[[u8; 16]], ingress: u32, interface: &str, forward: bo
         neighbours,
         local_addresses,
         forwarding: forward.then(super::routes::forwarding_table),
+        mtus,
     }
 }
 
 /// Puts a view into the tables.
 pub fn install(tables: &mut NativeTables, view: FibView) {
     tables.lb.neighbours = view.neighbours;
+    tables.lb.egress_mtus = view.mtus;
     if let Some(addresses) = view.local_addresses {
         tables.lb.local_addresses = addresses;
     }

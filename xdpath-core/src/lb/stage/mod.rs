@@ -2,6 +2,9 @@
 
 mod flow;
 mod rewrite;
+mod too_big;
+
+pub use too_big::{answer as answer_too_big, MIN_DEVICE_MTU, QUOTE_MAX};
 
 use super::*;
 use crate::packet::PacketMut;
@@ -22,6 +25,10 @@ pub struct LbVerdict {
     pub outcome: Outcome,
     /// The egress interface of a redirect, else 0.
     pub redirect_ifindex: u32,
+    /// A frame too big for the path to its backend, answered
+    /// (`LbTooBig`, tx): the MTU the answer announces
+    /// ([`answer_too_big`] writes it); else 0.
+    pub announced_mtu: u32,
 }
 
 #[inline(always)]
@@ -29,6 +36,7 @@ fn verdict(action: Action, reason: Reason) -> LbVerdict {
     LbVerdict {
         outcome: Outcome { action, reason },
         redirect_ifindex: 0,
+        announced_mtu: 0,
     }
 }
 
@@ -134,6 +142,15 @@ fn to_vip<P: PacketMut, T: LbTables>(
             return (verdict(Action::Pass, Reason::LbNoRoute), NO_BACKEND, false)
         }
     };
+    let overhead = OuterSpec::overhead(outer_ipv4, vip.encap == ENCAP_GUE);
+    if let Some(mtu) = too_big::exceeded(&*packet, key, overhead, config, redirect_ifindex, tables)
+    {
+        return (
+            too_big::verdict(&*packet, key, flow, mtu),
+            NO_BACKEND,
+            false,
+        );
+    }
     let target = Target {
         backend,
         vip: *vip,
@@ -150,6 +167,7 @@ fn to_vip<P: PacketMut, T: LbTables>(
             reason: Reason::LbForwarded,
         },
         redirect_ifindex,
+        announced_mtu: 0,
     };
     (forwarded, index, new_flow)
 }

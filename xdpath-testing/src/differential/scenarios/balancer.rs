@@ -79,7 +79,8 @@ pub fn vip_endpoints() -> Result<Vec<Endpoint>, String> {
 /// A balancer built through `lb` commands: IPIP and GUE VIPs of both
 /// families, a port VIP and all-ports source-hashed ones, one without a
 /// connection table, one without backends, a drained backend, small and
-/// full-size Maglev tables, two allow lists; a fixed next-hop MAC.
+/// full-size Maglev tables, two allow lists; a fixed next-hop MAC and a
+/// path MTU of 1500 (a full-size frame to a VIP is answered too big).
 pub fn balancer() -> Result<CompiledLb, String> {
     let error = |error: xdpath::lb::LbError| error.to_string();
     let mut state = LbState::default();
@@ -91,6 +92,7 @@ pub fn balancer() -> Result<CompiledLb, String> {
             next_hop: Some("02:00:00:00:00:99".into()),
             seed: Some(7),
             connection_table: None,
+            mtu: Some(1500),
         },
     )
     .map_err(error)?;

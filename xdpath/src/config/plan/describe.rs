@@ -231,6 +231,7 @@ pub(super) fn settings(old: &LbSettings, new: &LbSettings) -> Vec<(&'static str,
             old.connection_table.to_string(),
             new.connection_table.to_string(),
         ),
+        ("mtu", old.mtu.to_string(), new.mtu.to_string()),
     ]
 }
 

@@ -456,6 +456,8 @@ pub struct ConfigChange {
     pub seed: Option<u64>,
     /// `--connection-table`.
     pub connection_table: Option<crate::dataplane::ConnectionTable>,
+    /// `--mtu`: 0 for the device's alone.
+    pub mtu: Option<u32>,
 }
 
 fn parse_source(text: &str, ipv4: bool) -> Result<Option<Cidr>, LbError> {
@@ -492,6 +494,13 @@ pub fn configure(state: &mut LbState, change: &ConfigChange) -> Result<(), LbErr
     }
     if let Some(table) = change.connection_table {
         state.settings.connection_table = table;
+    }
+    if let Some(mtu) = change.mtu {
+        let in_range = mtu == 0 || (super::MIN_PATH_MTU..=65535).contains(&mtu);
+        state.settings.mtu = u16::try_from(mtu)
+            .ok()
+            .filter(|_| in_range)
+            .ok_or(LbError::Mtu { mtu })?;
     }
     Ok(())
 }

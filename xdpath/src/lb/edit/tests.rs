@@ -332,3 +332,26 @@ fn a_pool_too_big_once_every_backend_is_up_is_refused() {
     add_backend(&mut fifth, &id, "10.0.0.4".parse().unwrap(), 1).unwrap();
     refuse_overfull_tables(&after, &fifth).unwrap_err();
 }
+
+#[test]
+fn the_path_mtu_takes_zero_or_576_to_65535_and_nothing_else() {
+    let mut state = LbState::default();
+    let mtu = |mtu| ConfigChange {
+        mtu: Some(mtu),
+        ..ConfigChange::default()
+    };
+    for refused in [1, 575, 65_536, u32::MAX] {
+        let error = configure(&mut state, &mtu(refused)).expect_err("out of range");
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("--mtu {refused} is out of range")),
+            "{error}"
+        );
+        assert_eq!(state, LbState::default(), "a refused MTU changes nothing");
+    }
+    for (taken, kept) in [(576, 576), (1500, 1500), (65_535, 65_535), (0, 0)] {
+        configure(&mut state, &mtu(taken)).expect("in range");
+        assert_eq!(state.settings.mtu, kept);
+    }
+}

@@ -111,6 +111,8 @@ pub const DROPPED_ACL_DENY: u8 = 129;
 pub const DROPPED_ACL_DROP: u8 = 130;
 /// Dropped: unroutable.
 pub const DROPPED_UNROUTABLE: u8 = 131;
+/// Dropped: fragmentation needed and DF set (too big for the path).
+pub const DROPPED_FRAGMENTATION_DF: u8 = 133;
 /// Dropped: bad total length.
 pub const DROPPED_BAD_TOTAL_LENGTH: u8 = 135;
 /// Dropped: bad header length.
@@ -147,6 +149,7 @@ pub fn forwarding_status(action: Action, reason: Reason) -> u8 {
     match action {
         Action::Pass => FORWARDED_UNKNOWN,
         Action::Tx if reason == Reason::SynCookieSent => CONSUMED_FOR_US,
+        Action::Tx if reason == Reason::LbTooBig => DROPPED_FRAGMENTATION_DF,
         Action::Tx | Action::Redirect => FORWARDED_NOT_FRAGMENTED,
         Action::Aborted => DROPPED_UNKNOWN,
         Action::Drop => match reason {
@@ -155,6 +158,7 @@ pub fn forwarding_status(action: Action, reason: Reason) -> u8 {
             Reason::LbFragment => DROPPED_ACL_DROP,
             Reason::LbNotAllowed => DROPPED_ACL_DENY,
             Reason::LbNoBackend | Reason::LbNoRoute => DROPPED_UNROUTABLE,
+            Reason::LbTooBig => DROPPED_FRAGMENTATION_DF,
             Reason::BadIpv4HeaderLength | Reason::BadTcpDataOffset => DROPPED_BAD_HEADER_LENGTH,
             Reason::TruncatedIpv4
             | Reason::Ipv4LengthBeyondFrame

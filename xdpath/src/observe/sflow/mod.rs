@@ -82,6 +82,8 @@ const MAX_DATAGRAM_HEADER_LEN: usize = 4 + 4 + 16 + 4 * 4;
 pub const DISCARD_NET_UNREACHABLE: u32 = 0;
 /// Discard code: ICMP "host unreachable".
 pub const DISCARD_HOST_UNREACHABLE: u32 = 1;
+/// Discard code: ICMP "fragmentation needed" (too big for the path).
+pub const DISCARD_FRAGMENTATION_NEEDED: u32 = 4;
 /// Discard code: unknown.
 pub const DISCARD_UNKNOWN: u32 = 256;
 /// Discard code: ACL.
@@ -131,6 +133,7 @@ pub fn discard_code(reason: Reason) -> u32 {
         Reason::LbFragment | Reason::LbNotAllowed => DISCARD_ACL,
         Reason::LbEncapFailed => DISCARD_NO_BUFFER_SPACE,
         Reason::LbNoRoute => DISCARD_NET_UNREACHABLE,
+        Reason::LbTooBig => DISCARD_FRAGMENTATION_NEEDED,
         reason if reason.is_filter() => DISCARD_ACL,
         _ => DISCARD_UNKNOWN,
     }
@@ -140,7 +143,9 @@ pub fn discard_code(reason: Reason) -> u32 {
 ///
 /// Dropped (or aborted) frames: format 1 with [`discard_code`]. `Tx` goes
 /// back out of the receiving interface, except a SYN answered with a
-/// cookie, which ended in the device itself (`0x3fffffff`). `Pass` hands
+/// cookie, which ended in the device itself (`0x3fffffff`), and a frame
+/// too big for the balancer's path, discarded (the ICMP answer is what
+/// went out). `Pass` hands
 /// the frame to the kernel, which may deliver or route it, and `Redirect`
 /// targets an interface the record does not name: both report 0, unknown.
 pub fn output_interface(action: Action, reason: Reason, ifindex: u32) -> u32 {
@@ -148,6 +153,7 @@ pub fn output_interface(action: Action, reason: Reason, ifindex: u32) -> u32 {
         Action::Drop => OUTPUT_DISCARDED | discard_code(reason),
         Action::Aborted => OUTPUT_DISCARDED | DISCARD_UNKNOWN,
         Action::Tx if reason == Reason::SynCookieSent => OUTPUT_INTERNAL,
+        Action::Tx if reason == Reason::LbTooBig => OUTPUT_DISCARDED | discard_code(reason),
         Action::Tx => ifindex,
         Action::Pass | Action::Redirect => 0,
     }
