@@ -156,6 +156,10 @@ fn refused_lb_commands_change_nothing() {
             vec!["lb", "config", "--next-hop", "01:00:5e:00:00:01"],
             "invalid MAC",
         ),
+        (
+            vec!["lb", "config", "--mtu", "575"],
+            "xdpath: error: --mtu 575 is out of range: 0 (only the egress device's MTU) or 576 to 65535",
+        ),
     ] {
         let output = bed.exec(lb, XDPATH, &args).expect("run");
         let stderr = String::from_utf8_lossy(&output.stderr);

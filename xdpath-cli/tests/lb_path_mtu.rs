@@ -190,18 +190,35 @@ fn uploads_larger_than_the_path_mtu_arrive_whole() {
     xdpath_ok_in(&bed, Role::Lb1, &["lb", "backend", "add", &vip6, &v6]);
     bed.route_via(Role::Lb1).expect("route via lb1");
 
-    for vip in [VIP4.to_string(), VIP6.to_string()] {
-        wait_for_server(&bed, &vip);
-        let answered = counted(&bed, "tx", "lb-too-big");
-        assert_eq!(
-            upload(&bed, &vip),
-            UPLOAD_BYTES.to_string(),
-            "the upload to {vip} arrives whole"
-        );
+    // First the device's MTU bounds (1500), then a lower `--mtu`: each
+    // time the client's segments are answered until they fit.
+    for mtu in ["0", "1400"] {
+        xdpath_ok_in(&bed, Role::Lb1, &["lb", "config", "--mtu", mtu]);
+        let settings: Value =
+            serde_json::from_str(&xdpath_ok_in(&bed, Role::Lb1, &["--json", "lb", "config"]))
+                .expect("lb config JSON");
+        assert_eq!(settings["mtu"].to_string(), mtu, "{settings}");
+        let shown = xdpath_ok_in(&bed, Role::Lb1, &["lb", "config"]);
+        let expected = if mtu == "0" { "device" } else { mtu };
         assert!(
-            counted(&bed, "tx", "lb-too-big") > answered,
-            "the upload to {vip} was answered with ICMP too-big at least once"
+            shown
+                .lines()
+                .any(|line| line.split_whitespace().eq(["mtu", expected])),
+            "{shown}"
         );
+        for vip in [VIP4.to_string(), VIP6.to_string()] {
+            wait_for_server(&bed, &vip);
+            let answered = counted(&bed, "tx", "lb-too-big");
+            assert_eq!(
+                upload(&bed, &vip),
+                UPLOAD_BYTES.to_string(),
+                "the upload to {vip} arrives whole (--mtu {mtu})"
+            );
+            assert!(
+                counted(&bed, "tx", "lb-too-big") > answered,
+                "the upload to {vip} was answered with ICMP too-big at least once (--mtu {mtu})"
+            );
+        }
     }
     assert_eq!(
         counted(&bed, "drop", "lb-too-big"),

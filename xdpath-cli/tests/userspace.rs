@@ -156,6 +156,7 @@ fn agree_on_live_traffic(threads: bool) {
     );
     assert_eq!(get("drop", "blocklisted"), 1, "{kernel_counters:?}");
     assert_eq!(get("tx", "lb-forwarded"), 8, "{kernel_counters:?}");
+    assert_eq!(get("tx", "lb-too-big"), 1, "{kernel_counters:?}");
     assert!(!kernel_stack.is_empty(), "frames reached the stack");
 
     assert_eq!(kernel_counters, user_counters, "the same counters");
@@ -171,6 +172,9 @@ fn agree_on_live_traffic(threads: bool) {
     let (kernel_tx, user_tx) = (encapsulated(&kernel_b), encapsulated(&user_b));
     assert_eq!(kernel_tx.len(), 8, "every VIP SYN came back encapsulated");
     assert_eq!(kernel_tx, user_tx, "the same encapsulated frames");
+    let (kernel_icmp, user_icmp) = (too_big_answers(&kernel_b), too_big_answers(&user_b));
+    assert_eq!(kernel_icmp.len(), 1, "the full-size segment was answered");
+    assert_eq!(kernel_icmp, user_icmp, "the same ICMP answers");
 }
 
 // Long: one runtime's life in order (ping and HTTP, a rule added and

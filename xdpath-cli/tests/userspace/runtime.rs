@@ -110,7 +110,34 @@ pub(crate) fn traffic(bed: &TestBed) -> Vec<Vec<u8>> {
             Transport::tcp(port, 80, 0x02),
         ));
     }
+    // A full-size segment (IP 1500 bytes, DF): too big for A's 1500-byte
+    // device once encapsulated, answered with ICMP by both builds.
+    frames.push(
+        FrameSpec::new(
+            Network::V4(b.ipv4.octets(), VIP),
+            Transport::tcp(41_010, 80, 0x10),
+        )
+        .with_macs(b.mac, a.mac)
+        .with_payload(&[0x5a; 1460])
+        .build(),
+    );
     frames
+}
+
+/// ICMP "fragmentation needed" frames among `frames`, sorted.
+pub(crate) fn too_big_answers(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut found: Vec<Vec<u8>> = frames
+        .iter()
+        .filter(|frame| {
+            frame.len() > 36
+                && frame[12..14] == [0x08, 0x00]
+                && frame[23] == 1
+                && frame[34..36] == [3, 4]
+        })
+        .cloned()
+        .collect();
+    found.sort();
+    found
 }
 
 /// IPIP frames (IPv4 protocol 4) among `frames`.
