@@ -157,8 +157,8 @@ fn refused_lb_commands_change_nothing() {
             "invalid MAC",
         ),
         (
-            vec!["lb", "config", "--mtu", "575"],
-            "xdpath: error: --mtu 575 is out of range: 0 (only the egress device's MTU) or 576 to 65535",
+            vec!["lb", "config", "--mtu", "599"],
+            "xdpath: error: --mtu 599 is out of range: 0 (only the egress device's MTU) or 600 to 65535",
         ),
     ] {
         let output = bed.exec(lb, XDPATH, &args).expect("run");

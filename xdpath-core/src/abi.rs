@@ -131,8 +131,8 @@ pub mod map {
     pub const STEER_XSK: &str = "STEER_XSK";
     #[doc = "`COOKIE_SCRATCH`"]
     pub const COOKIE_SCRATCH: &str = "COOKIE_SCRATCH";
-    #[doc = "`QUOTE_SCRATCH`"]
-    pub const QUOTE_SCRATCH: &str = "QUOTE_SCRATCH";
+    #[doc = "`TOO_BIG_SCRATCH`"]
+    pub const TOO_BIG_SCRATCH: &str = "TOO_BIG_SCRATCH";
     #[doc = "`SYNCOOKIE_PASSED`"]
     pub const SYNCOOKIE_PASSED: &str = "SYNCOOKIE_PASSED";
     #[doc = "`XSK_FLAGS`"]
@@ -179,7 +179,7 @@ pub const INTERFACE_MAPS: [&str; 14] = [
     map::STAGES,
     map::RECORD,
     map::COOKIE_SCRATCH,
-    map::QUOTE_SCRATCH,
+    map::TOO_BIG_SCRATCH,
     map::SYNCOOKIE_PASSED,
 ];
 

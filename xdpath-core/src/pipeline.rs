@@ -155,11 +155,14 @@ fn enter<P: PacketMut, T: Tables + LbTables + ForwardTables>(
                     || None,
                 );
             }
-            let mut quote = [0; crate::lb::QUOTE_MAX];
-            if is_answered_too_big(&verdict)
-                && !crate::lb::answer_too_big(packet, key, verdict.announced_mtu, &mut quote)
-            {
-                verdict.outcome.action = Action::Drop;
+            if is_answered_too_big(&verdict) {
+                let mut quote = [0; crate::lb::QUOTE_MAX];
+                let now = tables.now_ns();
+                let sent = tables.take_answer(now)
+                    && crate::lb::answer_too_big(packet, key, verdict.announced_mtu, &mut quote);
+                if !sent {
+                    verdict.outcome.action = Action::Drop;
+                }
             }
             (verdict, false)
         }),

@@ -16,16 +16,24 @@ use aya_ebpf::{
     maps::PerCpuArray,
     programs::XdpContext,
 };
-use xdpath_core::lb::QUOTE_MAX;
+use xdpath_core::lb::LbTables;
+use xdpath_core::lb::{AnswerBudget, QUOTE_MAX};
 use xdpath_core::{abi, Action, Reason, Tables};
 
 use crate::frame::XdpFrame;
 use crate::{maps, tables, SCRATCH_INNER};
 
-/// Where the quoted bytes are copied for the answer's checksum, one slot
-/// per CPU (more than the program's stack holds).
+/// This CPU's answers this second, and where the quoted bytes are copied
+/// for the answer's checksum (more than the program's stack holds).
+#[repr(C)]
+pub(crate) struct TooBigScratch {
+    pub(crate) budget: AnswerBudget,
+    quote: [u8; QUOTE_MAX],
+}
+
+/// [`TooBigScratch`], one slot per CPU.
 #[map]
-static QUOTE_SCRATCH: PerCpuArray<[u8; QUOTE_MAX]> = PerCpuArray::with_max_entries(1, 0);
+pub(crate) static TOO_BIG_SCRATCH: PerCpuArray<TooBigScratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// The outcome of a frame the answer could not be written for (or whose
 /// program is missing: never, the loader links every stage of the
@@ -107,12 +115,14 @@ pub fn xdpath_too_big(ctx: XdpContext) -> u32 {
         matched,
     } = Held::take(slot);
     tables.matched = matched;
-    let sent = match (maps::SCRATCH.get(0), QUOTE_SCRATCH.get_ptr_mut(0)) {
-        (Some(key), Some(quote)) => {
+    let now = tables.now_ns();
+    let sent = match (maps::SCRATCH.get(0), TOO_BIG_SCRATCH.get_ptr_mut(0)) {
+        (Some(key), Some(scratch)) => {
             let key = *key;
             // SAFETY: this CPU's slot; XDP runs do not nest on a CPU.
-            let quote = unsafe { &mut *quote };
-            xdpath_core::lb::answer_too_big(&mut frame, &key, mtu, quote)
+            let scratch = unsafe { &mut *scratch };
+            tables.take_answer(now)
+                && xdpath_core::lb::answer_too_big(&mut frame, &key, mtu, &mut scratch.quote)
         }
         _ => false,
     };

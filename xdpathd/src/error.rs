@@ -119,7 +119,7 @@ impl From<LbError> for ApiError {
             LbError::Weight { .. } => (UNPROCESSABLE, "invalid_weight"),
             LbError::NoOuterSource { .. } => (UNPROCESSABLE, "no_outer_source"),
             LbError::SourceFamily { .. } => (UNPROCESSABLE, "invalid_source"),
-            LbError::Mtu { .. } => (UNPROCESSABLE, "invalid_mtu"),
+            LbError::Mtu { .. } | LbError::MtuForIpv6 { .. } => (UNPROCESSABLE, "invalid_mtu"),
             LbError::TooManyVips | LbError::TooManyBackends => (StatusCode::CONFLICT, "table_full"),
             LbError::Table { .. } | LbError::Overfull { .. } => {
                 (UNPROCESSABLE, "invalid_ring_size")

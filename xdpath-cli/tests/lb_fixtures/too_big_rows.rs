@@ -55,14 +55,27 @@ fn overhead(builds: &mut Builds, short: &[u8]) -> usize {
 
 /// Checks an answer to `input` field by field.
 fn check_answer(description: &str, input: &[u8], output: &[u8], mtu: u32) {
-    let quote_len = (input.len() - 14).min(512);
+    // One 802.1Q tag or none: the L2 header is kept as it was.
+    let l3 = if input[12..14] == [0x81, 0x00] {
+        18
+    } else {
+        14
+    };
+    let (l2, output_l2) = (&input[..l3], &output[..l3]);
     assert_eq!(
-        &output[..6],
-        &input[6..12],
+        &output_l2[..6],
+        &l2[6..12],
         "{description}: to the sender's MAC"
     );
-    assert_eq!(&output[6..12], &input[..6], "{description}: from ours");
-    assert_eq!(&output[12..14], &input[12..14], "{description}: ethertype");
+    assert_eq!(&output_l2[6..12], &l2[..6], "{description}: from ours");
+    assert_eq!(
+        &output_l2[12..],
+        &l2[12..],
+        "{description}: tags, ethertype"
+    );
+    // From here on as if untagged.
+    let (input, output) = (&input[l3 - 14..], &output[l3 - 14..]);
+    let quote_len = (input.len() - 14).min(512);
     let ip = &output[14..];
     if input[12..14] == [0x08, 0x00] {
         assert_eq!(output.len(), 14 + 28 + quote_len, "{description}: length");
@@ -192,14 +205,49 @@ fn frames_too_big_for_the_path_are_answered_or_dropped() {
     assert_eq!((ran.action, ran.reason), (Action::Tx, Reason::LbTooBig));
     check_answer("IPv6", &frame, &ran.output, fits6 as u32);
 
-    // A short answer: the quote is the whole packet when under 512 bytes.
+    // A path of 700 bytes: IPv4 answered down to 552 announced.
     let mut compiled = state(0, maglev([1, 1, 1]));
-    compiled.config.mtu = 300;
+    compiled.config.mtu = 700;
     builds.install(&compiled);
-    let frame = big4(301);
-    let ran = builds.run("a 301-byte packet over a 300-byte path", &frame);
+    let frame = big4(701);
+    let ran = builds.run("a 701-byte packet over a 700-byte path", &frame);
     assert_eq!((ran.action, ran.reason), (Action::Tx, Reason::LbTooBig));
-    check_answer("a short quote", &frame, &ran.output, 300 - overhead4 as u32);
+    check_answer(
+        "a 700-byte path",
+        &frame,
+        &ran.output,
+        700 - overhead4 as u32,
+    );
+
+    // With a VLAN tag: kept, the answer behind it.
+    let tagged = FrameSpec::new(
+        Network::V4(CLIENT4, VIP4),
+        Transport::tcp(41000, 80, FLAG_ACK),
+    )
+    .with_vlans(&[7])
+    .with_payload(&[0x5a; 800])
+    .build();
+    let ran = builds.run("a tagged packet over a 700-byte path", &tagged);
+    assert_eq!((ran.action, ran.reason), (Action::Tx, Reason::LbTooBig));
+    check_answer("tagged", &tagged, &ran.output, 700 - overhead4 as u32);
+
+    // Sent to a link-layer broadcast: no answer (RFC 1122 §3.2.2).
+    let mut broadcast = big4(800);
+    broadcast[..6].fill(0xff);
+    let ran = builds.run("a too-big packet sent to ff:ff:ff:ff:ff:ff", &broadcast);
+    assert_eq!((ran.action, ran.reason), (Action::Drop, Reason::LbTooBig));
+
+    // An MTU an IPv6 sender would not take (below 1280): dropped, not
+    // answered (the control plane refuses such an --mtu with IPv6 VIPs).
+    compiled.config.mtu = 1300;
+    builds.install(&compiled);
+    let ran = builds.run("IPv6 over a 1300-byte path", &big6(1400));
+    assert_eq!((ran.action, ran.reason), (Action::Drop, Reason::LbTooBig));
+    // And IPv4 announced below 552 (a 560-byte path, IPIP: 540).
+    compiled.config.mtu = 560;
+    builds.install(&compiled);
+    let ran = builds.run("IPv4 over a 560-byte path", &big4(600));
+    assert_eq!((ran.action, ran.reason), (Action::Drop, Reason::LbTooBig));
 
     // An ICMP error never gets one (RFC 1122): a frag-needed quoting the
     // flow, padded past the path's MTU.
@@ -207,7 +255,7 @@ fn frames_too_big_for_the_path_are_answered_or_dropped() {
         Network::V4(VIP4, CLIENT4),
         Transport::tcp(80, 41000, FLAG_ACK),
     );
-    quoted.resize(400, 0);
+    quoted.resize(700, 0);
     let ran = builds.run("a too-big ICMP error", &icmp4(VIP4, 3, 4, &quoted));
     assert_eq!((ran.action, ran.reason), (Action::Drop, Reason::LbTooBig));
 }

@@ -58,7 +58,10 @@ pub use encap::{
     encap_hash, flow_hash, outer_source, store_be16, store_be32, write_outer, OuterSpec,
 };
 pub use new_flows::{NewFlowPlace, NewFlowSlot, NEW_FLOW_ENTRIES, NEW_FLOW_SEED, NEW_FLOW_SLOTS};
-pub use stage::{answer_too_big, decap_stage, lb_stage, LbVerdict, MIN_DEVICE_MTU, QUOTE_MAX};
+pub use stage::{
+    answer_too_big, decap_stage, lb_stage, AnswerBudget, LbVerdict, ANSWERS_PER_SECOND,
+    MIN_DEVICE_MTU, QUOTE_MAX,
+};
 pub use tables::LbTables;
 
 /// The most VIPs.

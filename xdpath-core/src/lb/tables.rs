@@ -59,6 +59,9 @@ pub trait LbTables {
     /// The MTU of interface `ifindex` (0: the one the frame came in on),
     /// the largest IP packet it sends; `u32::MAX` when unknown.
     fn egress_mtu(&self, ifindex: u32) -> u32;
+    /// Whether one more ICMP too-big answer may go at `now_ns` (this CPU's
+    /// [`super::AnswerBudget`]); counts it if so.
+    fn take_answer(&mut self, now_ns: u64) -> bool;
     /// The decapsulator's settings.
     fn decap_config(&self) -> DecapConfig;
     /// Whether `address` is one of this host's (decapsulation targets).

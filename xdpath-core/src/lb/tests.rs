@@ -80,3 +80,17 @@ fn a_connection_as_one_word_and_back() {
     assert_eq!(connection.to_word(), 0xa0b0_c0d0_0102_0304);
     assert_eq!(Connection::from_word(connection.to_word()), connection);
 }
+
+#[test]
+fn too_big_answers_are_limited_per_second() {
+    let mut budget = AnswerBudget::default();
+    let second = 1_000_000_000;
+    for _ in 0..ANSWERS_PER_SECOND {
+        assert!(budget.take(5 * second + 1));
+    }
+    assert!(
+        !budget.take(5 * second + 999_999_999),
+        "over the second's budget"
+    );
+    assert!(budget.take(6 * second), "a new second, a new budget");
+}

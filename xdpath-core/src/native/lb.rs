@@ -58,6 +58,8 @@ pub struct NativeLb {
     /// Interfaces' MTUs by index (0: the one frames come in on); one not
     /// here takes any length (a capture replayed has no devices).
     pub egress_mtus: OperatorMap<u32, u32>,
+    /// The ICMP too-big answers sent this second.
+    pub answer_budget: crate::lb::AnswerBudget,
 }
 
 impl NativeLb {
@@ -208,6 +210,10 @@ impl LbTables for NativeTables {
             .get(&ifindex)
             .copied()
             .unwrap_or(u32::MAX)
+    }
+
+    fn take_answer(&mut self, now_ns: u64) -> bool {
+        self.lb.answer_budget.take(now_ns)
     }
 
     fn decap_config(&self) -> DecapConfig {

@@ -246,6 +246,15 @@ impl LbTables for MapTables {
     }
 
     #[inline(always)]
+    fn take_answer(&mut self, now_ns: u64) -> bool {
+        match crate::too_big::TOO_BIG_SCRATCH.get_ptr_mut(0) {
+            // SAFETY: this CPU's slot; XDP runs do not nest on a CPU.
+            Some(scratch) => unsafe { (*scratch).budget.take(now_ns) },
+            None => false,
+        }
+    }
+
+    #[inline(always)]
     fn decap_config(&self) -> DecapConfig {
         let config = self.interface_config();
         DecapConfig {

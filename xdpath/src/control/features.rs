@@ -175,9 +175,13 @@ pub fn filter_change_needs(before: &FilterState, after: &FilterState) -> u64 {
 
 /// What the VIPs of `after` need that they did not as `before` held them:
 /// a new allow list or sampling rate (a backend added to a VIP with an
-/// allow list brings no new need).
+/// allow list brings no new need), and a new path MTU (`lb config --mtu`,
+/// which an older program ignores).
 pub fn lb_change_needs(before: &LbState, after: &LbState) -> u64 {
     let mut needs = 0;
+    if after.settings.mtu != 0 && after.settings.mtu != before.settings.mtu {
+        needs |= feature::TOO_BIG_ANSWERED;
+    }
     for vip in &after.vips {
         let old = before.vips.iter().find(|old| old.id == vip.id);
         if !vip.allow.is_empty() && old.is_none_or(|old| old.allow != vip.allow) {
@@ -365,6 +369,21 @@ mod tests {
         assert_eq!(
             lb_change_needs(&with_allow, &sampled),
             feature::VIP_SAMPLE_RATE
+        );
+        // A path MTU set or changed needs the answers; the same one again,
+        // or the device's alone, does not.
+        let mut bounded = sampled.clone();
+        bounded.settings.mtu = 1400;
+        assert_eq!(
+            lb_change_needs(&sampled, &bounded),
+            feature::TOO_BIG_ANSWERED
+        );
+        assert_eq!(lb_change_needs(&bounded, &bounded), 0);
+        assert_eq!(lb_change_needs(&bounded, &sampled), 0);
+        assert_eq!(
+            lb_needs(&sampled) & feature::TOO_BIG_ANSWERED,
+            feature::TOO_BIG_ANSWERED,
+            "any VIP needs the answers of a program"
         );
     }
 }

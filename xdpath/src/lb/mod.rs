@@ -25,9 +25,13 @@ pub mod views;
 use crate::text::quote;
 use state::VipId;
 
-/// The smallest path MTU `lb config --mtu` takes: the datagram every IPv4
-/// host must accept (RFC 791).
-pub const MIN_PATH_MTU: u32 = 576;
+/// The smallest path MTU `lb config --mtu` takes: Linux's smallest path
+/// MTU for IPv4 (552, `ip_rt_min_pmtu`; a sender told less stops setting
+/// DF) and the largest encapsulation (48 bytes, GUE over IPv6).
+pub const MIN_PATH_MTU: u32 = 600;
+/// The smallest path MTU with an IPv6 VIP: IPv6's minimum MTU (1280, RFC
+/// 8200, which no sender goes below) and the largest encapsulation.
+pub const MIN_PATH_MTU_V6: u32 = 1328;
 
 /// Why a balancer command failed.
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +167,15 @@ pub enum LbError {
     )]
     Mtu {
         /// The MTU given.
+        mtu: u32,
+    },
+    /// A path MTU too small for an IPv6 VIP.
+    #[error(
+        "--mtu {mtu} is below {MIN_PATH_MTU_V6}, the least an IPv6 VIP needs (its clients' \
+         1280-byte packets, encapsulated)"
+    )]
+    MtuForIpv6 {
+        /// The MTU set or asked for.
         mtu: u32,
     },
     /// Too many VIPs.

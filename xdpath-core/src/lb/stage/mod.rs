@@ -4,7 +4,9 @@ mod flow;
 mod rewrite;
 mod too_big;
 
-pub use too_big::{answer as answer_too_big, MIN_DEVICE_MTU, QUOTE_MAX};
+pub use too_big::{
+    answer as answer_too_big, AnswerBudget, ANSWERS_PER_SECOND, MIN_DEVICE_MTU, QUOTE_MAX,
+};
 
 use super::*;
 use crate::packet::PacketMut;

@@ -35,6 +35,50 @@ pub const MIN_DEVICE_MTU: u32 = 68;
 /// headers and the transport header the sender finds its socket by.
 pub const QUOTE_MAX: usize = 512;
 
+/// Answers a CPU sends a second at most, per interface: ICMPv6 errors
+/// must be rate-limited (RFC 4443 §2.4 f), and a flood of big frames with
+/// forged sources would otherwise aim the VIP at whoever they name (each
+/// answer is at most 580 bytes for a frame of at least 1,450: no
+/// amplification, but no bound in packets either). Linux's own limit,
+/// `icmp_msgs_per_sec`, is the same figure.
+pub const ANSWERS_PER_SECOND: u64 = 1000;
+
+/// The smallest MTU worth announcing: IPv6's minimum (RFC 8200), and for
+/// IPv4 Linux's smallest path MTU (`ip_rt_min_pmtu`; a sender told less
+/// sends 552-byte packets without DF, which would not fit either). Below
+/// it the frame is dropped, not answered.
+const MIN_ANNOUNCED_V6: u32 = 1280;
+/// See [`MIN_ANNOUNCED_V6`].
+const MIN_ANNOUNCED_V4: u32 = 552;
+
+/// The answers sent in the current second (one per CPU in the kernel,
+/// one per runtime natively). Plain words, for map memory.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AnswerBudget {
+    /// The second (of the monotonic clock) the count is for.
+    pub second: u64,
+    /// Answers sent in it.
+    pub answers: u64,
+}
+
+impl AnswerBudget {
+    /// Whether one more answer may go at `now_ns`; counts it if so.
+    #[inline(always)]
+    pub fn take(&mut self, now_ns: u64) -> bool {
+        let second = now_ns / 1_000_000_000;
+        if second != self.second {
+            self.second = second;
+            self.answers = 0;
+        }
+        if self.answers >= ANSWERS_PER_SECOND {
+            return false;
+        }
+        self.answers += 1;
+        true
+    }
+}
+
 /// An answer's IPv4 and ICMP headers.
 const ICMP_HEADERS: usize = 20 + 8;
 /// An answer's IPv6 and ICMPv6 headers.
@@ -72,14 +116,24 @@ pub(super) fn exceeded<P: Packet, T: LbTables>(
 /// MTU to announce) when an answer may be sent, else dropped. No answer
 /// to an IPv4 packet that may be fragmented (the sender does no path-MTU
 /// discovery on it; XDP cannot fragment), to an ICMP error (RFC 1122
-/// §3.2.2, RFC 4443 §2.4), to a fragment, or to a source that is no one
-/// host's.
+/// §3.2.2, RFC 4443 §2.4), to an IPv4 fragment or a later IPv6 one (a
+/// first IPv6 fragment is answered: its sender fragments smaller), to a
+/// frame sent to a link-layer group address or from a source that is no
+/// one host's, or with an MTU below what the sender would take
+/// ([`MIN_ANNOUNCED_V6`]).
 #[inline(always)]
 pub(super) fn verdict<P: Packet>(packet: &P, key: &FlowKey, flow: &Flow, mtu: u32) -> LbVerdict {
+    let (fragment_answered, smallest) = if key.ip_version == 4 {
+        (key.fragment == Fragment::None as u8, MIN_ANNOUNCED_V4)
+    } else {
+        (key.fragment != Fragment::Later as u8, MIN_ANNOUNCED_V6)
+    };
     let answered = !flow.icmp_error
         && !icmp_error(key)
-        && key.fragment == Fragment::None as u8
+        && fragment_answered
+        && mtu >= smallest
         && one_host(key)
+        && to_one_station(packet)
         && (key.ip_version == 6 || dont_fragment(packet, key));
     LbVerdict {
         outcome: Outcome {
@@ -112,6 +166,14 @@ fn one_host(key: &FlowKey) -> bool {
     } else {
         a != 0xff && key.source != [0; 16]
     }
+}
+
+/// Whether the frame was sent to one station: its destination MAC's
+/// group bit is clear (RFC 1122 §3.2.2: no error for a link-layer
+/// broadcast or multicast; the answer's source MAC would be the group).
+#[inline(always)]
+fn to_one_station<P: Packet>(packet: &P) -> bool {
+    packet.load::<u8>(0).is_some_and(|first| first & 1 == 0)
 }
 
 /// Whether an IPv4 packet has DF set.

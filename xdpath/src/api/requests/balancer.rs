@@ -141,8 +141,9 @@ pub struct LbConfigArgs {
     #[cfg_attr(feature = "clap", arg(long, value_enum))]
     #[serde(default)]
     pub connection_table: Option<crate::dataplane::ConnectionTable>,
-    /// The largest outer IP packet the path to the backends carries, 576
-    /// to 65535; 0 (the default): only the egress device's MTU bounds. A
+    /// The largest outer IP packet the path to the backends carries, 600
+    /// to 65535 (1328 or more while an IPv6 VIP exists); 0 (the default):
+    /// only the egress device's MTU bounds. A
     /// frame longer once encapsulated is answered with ICMP
     /// "fragmentation needed" or ICMPv6 "packet too big".
     #[cfg_attr(feature = "clap", arg(long, value_name = "BYTES"))]

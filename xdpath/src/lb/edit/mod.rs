@@ -8,7 +8,6 @@ use std::net::IpAddr;
 use super::maglev::{DEFAULT_TABLE_SIZE, MAX_WEIGHT};
 use super::state::{BackendSpec, Encap, HealthCheck, LbState, VipId, VipSpec, L4};
 use super::LbError;
-use crate::control::parse::{parse_cidr, Cidr};
 use crate::text::quote;
 use xdpath_core::lb::{MAX_BACKENDS, MAX_VIPS};
 
@@ -208,6 +207,7 @@ pub fn add_vip(state: &mut LbState, id: VipId, options: VipOptions) -> Result<()
     }
     let gue_port = gue_port_for(&options)?;
     let sample_rate = check_sample_rate(options.sample_rate)?;
+    path_mtu_fits(state.settings.mtu, id.address.is_ipv6())?;
     let slot = (0..MAX_VIPS)
         .find(|slot| state.vips.iter().all(|vip| vip.slot != *slot))
         .ok_or(LbError::TooManyVips)?;
@@ -443,67 +443,9 @@ pub fn parse_millis(text: &str) -> Result<u64, LbError> {
     value.checked_mul(scale).ok_or_else(error)
 }
 
-/// What `lb config` changes; `None` leaves a setting alone.
-#[derive(Clone, Debug, Default)]
-pub struct ConfigChange {
-    /// `--source-v4`: a prefix, or `none` to remove it.
-    pub source_v4: Option<String>,
-    /// `--source-v6`.
-    pub source_v6: Option<String>,
-    /// `--next-hop`: `fib` or a MAC.
-    pub next_hop: Option<String>,
-    /// `--seed`.
-    pub seed: Option<u64>,
-    /// `--connection-table`.
-    pub connection_table: Option<crate::dataplane::ConnectionTable>,
-    /// `--mtu`: 0 for the device's alone.
-    pub mtu: Option<u32>,
-}
-
-fn parse_source(text: &str, ipv4: bool) -> Result<Option<Cidr>, LbError> {
-    if text == "none" {
-        return Ok(None);
-    }
-    let prefix = parse_cidr(text)?;
-    if prefix.ipv4 != ipv4 {
-        return Err(LbError::SourceFamily {
-            prefix,
-            flag: if ipv4 { "v4" } else { "v6" },
-            family: if ipv4 { "IPv4" } else { "IPv6" },
-        });
-    }
-    Ok(Some(prefix))
-}
-
-/// Applies an `lb config` change.
-pub fn configure(state: &mut LbState, change: &ConfigChange) -> Result<(), LbError> {
-    if let Some(text) = &change.source_v4 {
-        state.settings.source_v4 = parse_source(text, true)?;
-    }
-    if let Some(text) = &change.source_v6 {
-        state.settings.source_v6 = parse_source(text, false)?;
-    }
-    if let Some(text) = &change.next_hop {
-        state.settings.next_hop_mac = match text.as_str() {
-            "fib" => None,
-            mac => Some(format_mac(parse_mac(mac)?)),
-        };
-    }
-    if let Some(seed) = change.seed {
-        state.settings.seed = seed;
-    }
-    if let Some(table) = change.connection_table {
-        state.settings.connection_table = table;
-    }
-    if let Some(mtu) = change.mtu {
-        let in_range = mtu == 0 || (super::MIN_PATH_MTU..=65535).contains(&mtu);
-        state.settings.mtu = u16::try_from(mtu)
-            .ok()
-            .filter(|_| in_range)
-            .ok_or(LbError::Mtu { mtu })?;
-    }
-    Ok(())
-}
+mod settings;
+use settings::path_mtu_fits;
+pub use settings::{configure, ConfigChange};
 
 mod vip;
 pub use vip::{

@@ -340,7 +340,7 @@ fn the_path_mtu_takes_zero_or_576_to_65535_and_nothing_else() {
         mtu: Some(mtu),
         ..ConfigChange::default()
     };
-    for refused in [1, 575, 65_536, u32::MAX] {
+    for refused in [1, 575, 599, 65_536, u32::MAX] {
         let error = configure(&mut state, &mtu(refused)).expect_err("out of range");
         assert!(
             error
@@ -350,8 +350,24 @@ fn the_path_mtu_takes_zero_or_576_to_65535_and_nothing_else() {
         );
         assert_eq!(state, LbState::default(), "a refused MTU changes nothing");
     }
-    for (taken, kept) in [(576, 576), (1500, 1500), (65_535, 65_535), (0, 0)] {
+    for (taken, kept) in [(600, 600), (1500, 1500), (65_535, 65_535), (0, 0)] {
         configure(&mut state, &mtu(taken)).expect("in range");
         assert_eq!(state.settings.mtu, kept);
     }
+    // An IPv6 VIP needs room for its clients' 1280-byte packets: neither
+    // order gets it below that.
+    configure(&mut state, &mtu(1000)).expect("no IPv6 VIP yet");
+    let v6 = parse_vip("[2001:db8::10]:443/tcp").expect("vip");
+    let error = add_vip(&mut state, v6, options()).expect_err("1000 is too small");
+    assert!(error.to_string().contains("below 1328"), "{error}");
+    configure(&mut state, &mtu(1328)).expect("enough");
+    add_vip(&mut state, v6, options()).expect("1328 is enough");
+    let before = state.clone();
+    let error = configure(&mut state, &mtu(1327)).expect_err("an IPv6 VIP");
+    assert!(
+        error.to_string().contains("--mtu 1327 is below 1328"),
+        "{error}"
+    );
+    assert_eq!(state, before, "a refused MTU changes nothing");
+    configure(&mut state, &mtu(0)).expect("the device's alone");
 }

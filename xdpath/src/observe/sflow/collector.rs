@@ -40,8 +40,14 @@ impl CollectorSockets {
         Ok(Self {
             ipv4,
             ipv6,
-            collectors: collectors.to_vec(),
+            collectors: distinct(collectors),
         })
+    }
+
+    /// The collectors datagrams go to.
+    #[cfg(test)]
+    pub(crate) fn collectors(&self) -> &[SocketAddr] {
+        &self.collectors
     }
 
     /// Sends `datagram` to every collector: (sent, failed).
@@ -58,5 +64,36 @@ impl CollectorSockets {
             }
         }
         (sent, failed)
+    }
+}
+
+/// `collectors` with each collector once, in order: every path that sets
+/// collectors refuses a repeat, but a list saved by an older build (before
+/// they were refused) is still loaded, and would get every datagram twice.
+fn distinct(collectors: &[SocketAddr]) -> Vec<SocketAddr> {
+    let mut seen = std::collections::HashSet::new();
+    collectors
+        .iter()
+        .filter(|address| seen.insert(crate::observe::export::collector_identity(address)))
+        .copied()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_collector_named_twice_gets_each_datagram_once() {
+        let named: Vec<SocketAddr> = [
+            "127.0.0.1:6343",
+            "[::ffff:127.0.0.1]:6343",
+            "127.0.0.1:6344",
+        ]
+        .iter()
+        .map(|text| text.parse().expect("an address"))
+        .collect();
+        let sockets = CollectorSockets::open(&named).expect("sockets");
+        assert_eq!(sockets.collectors(), [named[0], named[2]]);
     }
 }
