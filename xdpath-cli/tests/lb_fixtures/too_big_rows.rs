@@ -258,4 +258,25 @@ fn frames_too_big_for_the_path_are_answered_or_dropped() {
     quoted.resize(700, 0);
     let ran = builds.run("a too-big ICMP error", &icmp4(VIP4, 3, 4, &quoted));
     assert_eq!((ran.action, ran.reason), (Action::Drop, Reason::LbTooBig));
+
+    // IPv6 fragments to the source-hashed all-ports VIP: the first is
+    // answered (its sender fragments smaller), a later one dropped.
+    compiled.config.mtu = 1400;
+    builds.install(&compiled);
+    let mut udp = Vec::new();
+    udp.extend_from_slice(&5000u16.to_be_bytes());
+    udp.extend_from_slice(&5353u16.to_be_bytes());
+    udp.extend_from_slice(&(8u16 + 1400).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(&[0x77; 1400]);
+    let network = Network::V6(client6(), vip6_all());
+    let first = fragment6(network, 17, 0, true, &udp);
+    let ran = builds.run("a big first IPv6 fragment", &first);
+    assert_eq!((ran.action, ran.reason), (Action::Tx, Reason::LbTooBig));
+    let announced = u32::from_be_bytes(ran.output[14 + 44..14 + 48].try_into().expect("4 bytes"));
+    check_answer("a first IPv6 fragment", &first, &ran.output, announced);
+    assert!((1280..1400).contains(&announced), "{announced}");
+    let later = fragment6(network, 17, 200, false, &[0x77; 1400]);
+    let ran = builds.run("a big later IPv6 fragment", &later);
+    assert_eq!((ran.action, ran.reason), (Action::Drop, Reason::LbTooBig));
 }
