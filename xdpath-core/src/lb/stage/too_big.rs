@@ -291,61 +291,21 @@ fn icmp_headers(
     let [m0, m1] = mtu.to_be_bytes();
     let [v0, v1, v2, v3, ..] = *vip;
     let [k0, k1, k2, k3, ..] = *client;
+    #[rustfmt::skip]
     let ip = [
-        0x45,
-        0,
-        t0,
-        t1,
-        0,
-        0,
-        0,
-        0,
-        HOP_LIMIT,
-        protocol::ICMP,
-        0,
-        0,
-        v0,
-        v1,
-        v2,
-        v3,
-        k0,
-        k1,
-        k2,
-        k3,
+        0x45, 0, t0, t1, 0, 0, 0, 0, HOP_LIMIT, protocol::ICMP, 0, 0,
+        v0, v1, v2, v3, k0, k1, k2, k3,
     ];
     let [c0, c1] = checksum::finish(checksum::sum_bytes(&ip, 0, ip.len())).to_be_bytes();
     let icmp_sum = checksum::sum_words(&[0x0304, u16::from_be_bytes([m0, m1])]) + quote_sum;
     let [i0, i1] = checksum::finish(icmp_sum).to_be_bytes();
-    [
-        0x45,
-        0,
-        t0,
-        t1,
-        0,
-        0,
-        0,
-        0,
-        HOP_LIMIT,
-        protocol::ICMP,
-        c0,
-        c1,
-        v0,
-        v1,
-        v2,
-        v3,
-        k0,
-        k1,
-        k2,
-        k3,
-        3,
-        4,
-        i0,
-        i1,
-        0,
-        0,
-        m0,
-        m1,
-    ]
+    #[rustfmt::skip]
+    let headers = [
+        0x45, 0, t0, t1, 0, 0, 0, 0, HOP_LIMIT, protocol::ICMP, c0, c1,
+        v0, v1, v2, v3, k0, k1, k2, k3,
+        3, 4, i0, i1, 0, 0, m0, m1,
+    ];
+    headers
 }
 
 /// An IPv6 header from the VIP to the client and an ICMPv6 "packet too
@@ -373,54 +333,12 @@ fn icmpv6_headers(
     let [c0, c1] = checksum::finish(pseudo + icmp_sum + quote_sum).to_be_bytes();
     let [v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15] = *vip;
     let [k0, k1, k2, k3, k4, k5, k6, k7, k8, k9, k10, k11, k12, k13, k14, k15] = *client;
-    [
-        0x60,
-        0,
-        0,
-        0,
-        p0,
-        p1,
-        protocol::ICMPV6,
-        HOP_LIMIT,
-        v0,
-        v1,
-        v2,
-        v3,
-        v4,
-        v5,
-        v6,
-        v7,
-        v8,
-        v9,
-        v10,
-        v11,
-        v12,
-        v13,
-        v14,
-        v15,
-        k0,
-        k1,
-        k2,
-        k3,
-        k4,
-        k5,
-        k6,
-        k7,
-        k8,
-        k9,
-        k10,
-        k11,
-        k12,
-        k13,
-        k14,
-        k15,
-        2,
-        0,
-        c0,
-        c1,
-        m0,
-        m1,
-        m2,
-        m3,
-    ]
+    #[rustfmt::skip]
+    let headers = [
+        0x60, 0, 0, 0, p0, p1, protocol::ICMPV6, HOP_LIMIT,
+        v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15,
+        k0, k1, k2, k3, k4, k5, k6, k7, k8, k9, k10, k11, k12, k13, k14, k15,
+        2, 0, c0, c1, m0, m1, m2, m3,
+    ];
+    headers
 }
