@@ -115,17 +115,19 @@ pub fn xdpath_too_big(ctx: XdpContext) -> u32 {
         matched,
     } = Held::take(slot);
     tables.matched = matched;
+    // The budget first (it takes its own reference to this CPU's slot),
+    // then the quote buffer of the same slot.
     let now = tables.now_ns();
-    let sent = match (maps::SCRATCH.get(0), TOO_BIG_SCRATCH.get_ptr_mut(0)) {
-        (Some(key), Some(scratch)) => {
-            let key = *key;
-            // SAFETY: this CPU's slot; XDP runs do not nest on a CPU.
-            let scratch = unsafe { &mut *scratch };
-            tables.take_answer(now)
-                && xdpath_core::lb::answer_too_big(&mut frame, &key, mtu, &mut scratch.quote)
-        }
-        _ => false,
-    };
+    let sent = tables.take_answer(now)
+        && match (maps::SCRATCH.get(0), TOO_BIG_SCRATCH.get_ptr_mut(0)) {
+            (Some(key), Some(scratch)) => {
+                let key = *key;
+                // SAFETY: this CPU's slot; XDP runs do not nest on a CPU.
+                let quote = unsafe { &mut (*scratch).quote };
+                xdpath_core::lb::answer_too_big(&mut frame, &key, mtu, quote)
+            }
+            _ => false,
+        };
     let outcome = if sent {
         xdpath_core::pipeline::Outcome {
             action: Action::Tx,

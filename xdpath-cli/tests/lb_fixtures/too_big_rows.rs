@@ -205,7 +205,37 @@ fn frames_too_big_for_the_path_are_answered_or_dropped() {
     assert_eq!((ran.action, ran.reason), (Action::Tx, Reason::LbTooBig));
     check_answer("IPv6", &frame, &ran.output, fits6 as u32);
 
-    // A path of 700 bytes: IPv4 answered down to 552 announced.
+    // Announced 552, the least IPv4 answer, and 551: dropped.
+    for (announced, answered) in [(552, true), (551, false)] {
+        let mut compiled = state(0, maglev([1, 1, 1]));
+        compiled.config.mtu = (announced + overhead4) as u16;
+        builds.install(&compiled);
+        let frame = big4(announced + 1);
+        let ran = builds.run("an IPv4 packet one byte over, at the floor", &frame);
+        if answered {
+            assert_eq!((ran.action, ran.reason), (Action::Tx, Reason::LbTooBig));
+            check_answer("at the floor", &frame, &ran.output, announced as u32);
+        } else {
+            assert_eq!((ran.action, ran.reason), (Action::Drop, Reason::LbTooBig));
+        }
+    }
+
+    // And IPv6: 1280 announced answered, 1279 dropped.
+    for (announced, answered) in [(1280, true), (1279, false)] {
+        let mut compiled = state(0, maglev([1, 1, 1]));
+        compiled.config.mtu = (announced + overhead6) as u16;
+        builds.install(&compiled);
+        let frame = big6(announced + 1);
+        let ran = builds.run("an IPv6 packet one byte over, at the floor", &frame);
+        if answered {
+            assert_eq!((ran.action, ran.reason), (Action::Tx, Reason::LbTooBig));
+            check_answer("IPv6 at the floor", &frame, &ran.output, announced as u32);
+        } else {
+            assert_eq!((ran.action, ran.reason), (Action::Drop, Reason::LbTooBig));
+        }
+    }
+
+    // A path of 700 bytes.
     let mut compiled = state(0, maglev([1, 1, 1]));
     compiled.config.mtu = 700;
     builds.install(&compiled);

@@ -6,8 +6,8 @@ use crate::lb::edit::{self, ConfigChange, VipOptions};
 use crate::lb::state::{Encap, LbSettings, LbState, VipId, VipSpec};
 use crate::lb::LbError;
 
-/// Turns `state` into `desired` with the `lb` commands' edits: settings,
-/// VIPs removed, VIPs added or their options changed in place (their slot
+/// Turns `state` into `desired` with the `lb` commands' edits: VIPs
+/// removed, settings, VIPs added or their options changed in place (their slot
 /// and backends stay), then per VIP backends removed, reweighted, added.
 /// The VIPs owners made (`lb::owner`) are left alone; a config VIP one of
 /// them holds is refused.
@@ -23,7 +23,6 @@ pub fn edit_lb(state: &mut LbState, desired: &LbState) -> Result<(), LbError> {
             wanted: None,
         });
     }
-    configure_lb(state, &desired.settings)?;
     let gone: Vec<VipId> = state
         .vips
         .iter()
@@ -33,6 +32,10 @@ pub fn edit_lb(state: &mut LbState, desired: &LbState) -> Result<(), LbError> {
     for id in &gone {
         edit::del_vip(state, id)?;
     }
+    // After the VIPs it drops are gone (an IPv6 one no longer holds the
+    // path MTU up), before the ones it adds (their backends need the
+    // outer sources).
+    configure_lb(state, &desired.settings)?;
     for wanted in &desired.vips {
         add_or_update_vip(state, wanted)?;
         if state.vip(&wanted.id).map(|vip| &vip.health) != Some(&wanted.health) {

@@ -460,3 +460,22 @@ fn the_balancers_path_mtu_is_checked_like_the_clis() {
         "{lines:#?}"
     );
 }
+
+#[test]
+fn a_config_dropping_its_ipv6_vip_may_lower_the_path_mtu_in_one_apply() {
+    let with_v6 = "[[lb.vip]]\nvip = \"[2001:db8::10]:443/tcp\"\n";
+    let mut state = crate::lb::state::LbState::default();
+    edit_lb(&mut state, &parse(with_v6).expect("valid").lb).expect("the IPv6 VIP");
+    // The VIP goes and the MTU drops below what it needed, together.
+    let lowered = parse("[lb]\nmtu = 1000\n").expect("valid");
+    edit_lb(&mut state, &lowered.lb).expect("one apply");
+    assert_eq!(state.settings.mtu, 1000);
+    assert!(state.vips.is_empty());
+    // The other way round is refused: the VIP comes under a low MTU.
+    let both = parse(&format!("[lb]\nmtu = 1000\n{with_v6}")).expect_err("refused at parse");
+    assert!(
+        both.to_string()
+            .contains("the least IPv6 VIP [2001:db8::10]:443/tcp needs"),
+        "{both}"
+    );
+}

@@ -171,12 +171,14 @@ pub enum LbError {
     },
     /// A path MTU too small for an IPv6 VIP.
     #[error(
-        "--mtu {mtu} is below {MIN_PATH_MTU_V6}, the least an IPv6 VIP needs (its clients' \
-         1280-byte packets, encapsulated)"
+        "the path MTU {mtu} (lb config --mtu) is below {MIN_PATH_MTU_V6}, the least IPv6 VIP {vip} \
+         needs (its clients' 1280-byte packets, encapsulated)"
     )]
     MtuForIpv6 {
         /// The MTU set or asked for.
         mtu: u32,
+        /// The IPv6 VIP (the first, or the one being added).
+        vip: VipId,
     },
     /// Too many VIPs.
     #[error("at most {} VIPs", xdpath_core::lb::MAX_VIPS)]

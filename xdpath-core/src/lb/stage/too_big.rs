@@ -35,12 +35,13 @@ pub const MIN_DEVICE_MTU: u32 = 68;
 /// headers and the transport header the sender finds its socket by.
 pub const QUOTE_MAX: usize = 512;
 
-/// Answers a CPU sends a second at most, per interface: ICMPv6 errors
-/// must be rate-limited (RFC 4443 §2.4 f), and a flood of big frames with
-/// forged sources would otherwise aim the VIP at whoever they name (each
-/// answer is at most 580 bytes for a frame of at least 1,450: no
-/// amplification, but no bound in packets either). Linux's own limit,
-/// `icmp_msgs_per_sec`, is the same figure.
+/// Answers a CPU sends a second at most, per interface (natively, per
+/// worker thread): ICMPv6 errors must be rate-limited (RFC 4443 §2.4 f),
+/// and a flood of big frames with forged sources would otherwise aim the
+/// VIP at whoever they name (an answer's IP packet, at most 540 bytes over
+/// IPv4 and 560 over IPv6, is shorter than any packet answered under the
+/// smallest MTUs announced: no amplification, but no bound in packets
+/// either). Linux's own limit, `icmp_msgs_per_sec`, is the same figure.
 pub const ANSWERS_PER_SECOND: u64 = 1000;
 
 /// The smallest MTU worth announcing: IPv6's minimum (RFC 8200), and for
@@ -51,8 +52,9 @@ const MIN_ANNOUNCED_V6: u32 = 1280;
 /// See [`MIN_ANNOUNCED_V6`].
 const MIN_ANNOUNCED_V4: u32 = 552;
 
-/// The answers sent in the current second (one per CPU in the kernel,
-/// one per runtime natively). Plain words, for map memory.
+/// The answers sent in the current second (one per CPU and interface in
+/// the kernel, one per worker thread natively). Plain words, for map
+/// memory.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AnswerBudget {

@@ -207,7 +207,7 @@ pub fn add_vip(state: &mut LbState, id: VipId, options: VipOptions) -> Result<()
     }
     let gue_port = gue_port_for(&options)?;
     let sample_rate = check_sample_rate(options.sample_rate)?;
-    path_mtu_fits(state.settings.mtu, id.address.is_ipv6())?;
+    path_mtu_fits(state.settings.mtu, id.address.is_ipv6().then_some(id))?;
     let slot = (0..MAX_VIPS)
         .find(|slot| state.vips.iter().all(|vip| vip.slot != *slot))
         .ok_or(LbError::TooManyVips)?;

@@ -1,6 +1,6 @@
 //! `lb config`: the settings every VIP shares.
 
-use super::super::state::LbState;
+use super::super::state::{LbState, VipId};
 use super::super::LbError;
 use super::{format_mac, parse_mac};
 use crate::control::parse::{parse_cidr, Cidr};
@@ -57,23 +57,32 @@ pub fn configure(state: &mut LbState, change: &ConfigChange) -> Result<(), LbErr
     if let Some(table) = change.connection_table {
         state.settings.connection_table = table;
     }
-    if let Some(mtu) = change.mtu {
+    // Only a new MTU is checked: one already saved (a config sent again)
+    // stays as it is.
+    if let Some(mtu) = change
+        .mtu
+        .filter(|mtu| *mtu != u32::from(state.settings.mtu))
+    {
         let in_range = mtu == 0 || (crate::lb::MIN_PATH_MTU..=65535).contains(&mtu);
         let mtu = u16::try_from(mtu)
             .ok()
             .filter(|_| in_range)
             .ok_or(LbError::Mtu { mtu })?;
-        path_mtu_fits(mtu, state.vips.iter().any(|vip| vip.id.address.is_ipv6()))?;
+        let ipv6_vip = state.vips.iter().find(|vip| vip.id.address.is_ipv6());
+        path_mtu_fits(mtu, ipv6_vip.map(|vip| vip.id))?;
         state.settings.mtu = mtu;
     }
     Ok(())
 }
 
-/// Refuses a path MTU (0: the device's) an IPv6 VIP cannot work under.
-pub(super) fn path_mtu_fits(mtu: u16, ipv6_vip: bool) -> Result<(), LbError> {
+/// Refuses a path MTU (0: the device's) the IPv6 VIP `vip` cannot work
+/// under.
+pub(super) fn path_mtu_fits(mtu: u16, vip: Option<VipId>) -> Result<(), LbError> {
     let mtu = u32::from(mtu);
-    match ipv6_vip && mtu != 0 && mtu < crate::lb::MIN_PATH_MTU_V6 {
-        true => Err(LbError::MtuForIpv6 { mtu }),
-        false => Ok(()),
+    match vip {
+        Some(vip) if mtu != 0 && mtu < crate::lb::MIN_PATH_MTU_V6 => {
+            Err(LbError::MtuForIpv6 { mtu, vip })
+        }
+        _ => Ok(()),
     }
 }

@@ -334,7 +334,7 @@ fn a_pool_too_big_once_every_backend_is_up_is_refused() {
 }
 
 #[test]
-fn the_path_mtu_takes_zero_or_576_to_65535_and_nothing_else() {
+fn the_path_mtu_takes_zero_or_600_to_65535_and_nothing_else() {
     let mut state = LbState::default();
     let mtu = |mtu| ConfigChange {
         mtu: Some(mtu),
@@ -359,15 +359,26 @@ fn the_path_mtu_takes_zero_or_576_to_65535_and_nothing_else() {
     configure(&mut state, &mtu(1000)).expect("no IPv6 VIP yet");
     let v6 = parse_vip("[2001:db8::10]:443/tcp").expect("vip");
     let error = add_vip(&mut state, v6, options()).expect_err("1000 is too small");
-    assert!(error.to_string().contains("below 1328"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("below 1328, the least IPv6 VIP [2001:db8::10]:443/tcp needs"),
+        "{error}"
+    );
     configure(&mut state, &mtu(1328)).expect("enough");
     add_vip(&mut state, v6, options()).expect("1328 is enough");
     let before = state.clone();
     let error = configure(&mut state, &mtu(1327)).expect_err("an IPv6 VIP");
     assert!(
-        error.to_string().contains("--mtu 1327 is below 1328"),
+        error
+            .to_string()
+            .contains("path MTU 1327 (lb config --mtu) is below 1328"),
         "{error}"
     );
     assert_eq!(state, before, "a refused MTU changes nothing");
+    // One saved before the bounds (or sent again unchanged) is not checked
+    // again.
+    state.settings.mtu = 1000;
+    configure(&mut state, &mtu(1000)).expect("unchanged");
     configure(&mut state, &mtu(0)).expect("the device's alone");
 }
