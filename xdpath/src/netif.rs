@@ -81,30 +81,9 @@ pub(crate) fn interface_gone(ifindex: u32) -> bool {
     }
 }
 
-/// The MTU of the interface with index `ifindex` (`SIOCGIFNAME`, then
-/// `SIOCGIFMTU`); `None` when it cannot be asked.
-pub(crate) fn mtu_of_index(ifindex: u32) -> Option<u32> {
-    let fd = control_socket().ok()?;
-    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
-    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
-    request.ifr_ifru.ifru_ifindex = i32::try_from(ifindex).ok()?;
-    ioctl(&fd, libc::SIOCGIFNAME as libc::c_ulong, &mut request).ok()?;
-    ioctl(&fd, libc::SIOCGIFMTU as libc::c_ulong, &mut request).ok()?;
-    // SAFETY: SIOCGIFMTU wrote the union's `ifru_mtu`.
-    u32::try_from(unsafe { request.ifr_ifru.ifru_mtu }).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_loopbacks_mtu_is_read_by_its_index() {
-        let loopback = crate::control::interface_index("lo").expect("lo in every namespace");
-        let text = std::fs::read_to_string("/sys/class/net/lo/mtu").expect("lo's MTU");
-        assert_eq!(mtu_of_index(loopback), text.trim().parse().ok());
-        assert_eq!(mtu_of_index(u32::MAX), None);
-    }
 
     #[test]
     fn an_interface_is_gone_when_no_interface_has_its_index() {

@@ -34,38 +34,28 @@ fn forwarding(interface: &str, ipv4: bool) -> bool {
 }
 
 /// The kernel's next hop towards `address` for a frame that came in on
-/// `ingress` (named `ingress_name`).
-pub fn next_hop(address: IpAddr, ingress: u32, ingress_name: &str) -> NextHop {
+/// `ingress` (named `ingress_name`), and the MTU of the device it leaves
+/// by; `None`: unreachable.
+pub fn next_hop(address: IpAddr, ingress: u32, ingress_name: &str) -> Option<(NextHop, u32)> {
     if !forwarding(ingress_name, address.is_ipv4()) {
-        return NextHop::Unreachable;
+        return None;
     }
     let text = address.to_string();
-    let Some(route) = ip_json(&["route", "get", &text]) else {
-        return NextHop::Unreachable;
-    };
-    let Some(route) = route.get(0) else {
-        return NextHop::Unreachable;
-    };
-    let Some(device) = route.get("dev").and_then(|dev| dev.as_str()) else {
-        return NextHop::Unreachable;
-    };
+    let route = ip_json(&["route", "get", &text])?;
+    let route = route.get(0)?;
+    let device = route.get("dev").and_then(|dev| dev.as_str())?;
     let via = route
         .get("gateway")
         .and_then(|gateway| gateway.as_str())
         .unwrap_or(&text);
-    let Some(neighbours) = ip_json(&["neigh", "show", "to", via, "dev", device]) else {
-        return NextHop::Unreachable;
-    };
-    let usable = neighbours
+    let neighbours = ip_json(&["neigh", "show", "to", via, "dev", device])?;
+    let destination = neighbours
         .as_array()
-        .and_then(|list| list.iter().find_map(usable_mac));
-    let (Some(destination), Some(ifindex), Ok((source, _))) =
-        (usable, interface_index(device), mac_and_mtu(device))
-    else {
-        return NextHop::Unreachable;
-    };
+        .and_then(|list| list.iter().find_map(usable_mac))?;
+    let ifindex = interface_index(device)?;
+    let (source, mtu) = mac_and_mtu(device).ok()?;
     let (destination, source) = (mac_value(destination), mac_value(source));
-    if ifindex == ingress {
+    let hop = if ifindex == ingress {
         NextHop::Tx {
             destination,
             source,
@@ -76,7 +66,8 @@ pub fn next_hop(address: IpAddr, ingress: u32, ingress_name: &str) -> NextHop {
             destination,
             source,
         }
-    }
+    };
+    Some((hop, mtu))
 }
 
 /// What the kernel says now: the next hop of each backend, and the
@@ -115,22 +106,27 @@ pub fn backends(tables: &NativeTables) -> Vec<[u8; 16]> {
 /// Asks the kernel about `backends` for frames arriving on `interface`,
 /// and with `forward` for its whole forwarding table.
 pub fn resolve(backends: &[[u8; 16]], ingress: u32, interface: &str, forward: bool) -> FibView {
-    let neighbours: OperatorMap<[u8; 16], NextHop> = backends
-        .iter()
-        .map(|address| {
-            let ip = std::net::Ipv6Addr::from(*address);
-            let ip = ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4);
-            (*address, next_hop(ip, ingress, interface))
-        })
-        .collect();
-    let redirects = neighbours.values().filter_map(|hop| match hop {
-        NextHop::Redirect { ifindex, .. } => Some((*ifindex, *ifindex)),
-        _ => None,
-    });
-    let mtus = std::iter::once((0, ingress))
-        .chain(redirects)
-        .filter_map(|(key, ifindex)| Some((key, crate::netif::mtu_of_index(ifindex)?)))
-        .collect();
+    // The egress devices' MTUs: the receiving one's under index 0 (as
+    // the kernel's bpf_check_mtu names it), each redirect's under its own.
+    let mut mtus = OperatorMap::default();
+    if let Ok((_, mtu)) = mac_and_mtu(interface) {
+        mtus.insert(0, mtu);
+    }
+    let mut neighbours = OperatorMap::default();
+    for address in backends {
+        let ip = std::net::Ipv6Addr::from(*address);
+        let ip = ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4);
+        let hop = match next_hop(ip, ingress, interface) {
+            Some((hop, mtu)) => {
+                if let NextHop::Redirect { ifindex, .. } = hop {
+                    mtus.insert(ifindex, mtu);
+                }
+                hop
+            }
+            None => NextHop::Unreachable,
+        };
+        neighbours.insert(*address, hop);
+    }
     let local_addresses = crate::lb::decap::local_addresses()
         .ok()
         .map(|addresses| addresses.into_iter().map(address_bytes).collect());

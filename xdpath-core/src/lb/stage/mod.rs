@@ -147,11 +147,7 @@ fn to_vip<P: PacketMut, T: LbTables>(
     let overhead = OuterSpec::overhead(outer_ipv4, vip.encap == ENCAP_GUE);
     if let Some(mtu) = too_big::exceeded(&*packet, key, overhead, config, redirect_ifindex, tables)
     {
-        return (
-            too_big::verdict(&*packet, key, flow, mtu),
-            NO_BACKEND,
-            false,
-        );
+        return (too_big::verdict(&*packet, key, mtu), NO_BACKEND, false);
     }
     let target = Target {
         backend,

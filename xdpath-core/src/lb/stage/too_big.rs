@@ -12,7 +12,7 @@
 //! by tail call), so that the balancing program's verifier work and stack
 //! do not grow.
 
-use super::flow::{l3_offset, Flow};
+use super::flow::l3_offset;
 use super::rewrite::write_tags;
 use super::LbVerdict;
 use crate::lb::{store_be16, LbConfig, LbTables};
@@ -124,14 +124,15 @@ pub(super) fn exceeded<P: Packet, T: LbTables>(
 /// one host's, or with an MTU below what the sender would take
 /// ([`MIN_ANNOUNCED_V6`]).
 #[inline(always)]
-pub(super) fn verdict<P: Packet>(packet: &P, key: &FlowKey, flow: &Flow, mtu: u32) -> LbVerdict {
+pub(super) fn verdict<P: Packet>(packet: &P, key: &FlowKey, mtu: u32) -> LbVerdict {
     let (fragment_answered, smallest) = if key.ip_version == 4 {
         (key.fragment == Fragment::None as u8, MIN_ANNOUNCED_V4)
     } else {
         (key.fragment != Fragment::Later as u8, MIN_ANNOUNCED_V6)
     };
-    let answered = !flow.icmp_error
-        && !icmp_error(key)
+    // An error quoting a VIP's flow (the stage's `Flow::icmp_error`) is
+    // one of these.
+    let answered = !icmp_error(key)
         && fragment_answered
         && mtu >= smallest
         && one_host(key)

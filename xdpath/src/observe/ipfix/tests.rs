@@ -179,6 +179,9 @@ fn forwarding_statuses() {
     assert_eq!((drop(BadIpv6Version), drop(LbNoBackend)), (128, 131));
     assert_eq!(forwarding_status(Action::Redirect, LbForwarded), 66);
     assert_eq!(forwarding_status(Action::Tx, SynCookieSent), 195);
+    // Too big for the balancer's path, answered or not: not forwarded.
+    assert_eq!(forwarding_status(Action::Tx, LbTooBig), 133);
+    assert_eq!(drop(LbTooBig), 133);
     assert_eq!(forwarding_status(Action::Aborted, Ipv4Tcp), 128);
     for reason in Reason::ALL {
         for action in Action::ALL {

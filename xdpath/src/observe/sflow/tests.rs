@@ -166,6 +166,10 @@ fn discard_codes_and_outputs() {
         0x3fff_ffff
     );
     assert_eq!(output_interface(Action::Pass, Reason::Ipv4Tcp, 3), 0);
+    // Too big for the balancer's path: discarded, answered or not.
+    for action in [Action::Tx, Action::Drop] {
+        assert_eq!(output_interface(action, Reason::LbTooBig, 3), 0x4000_0004);
+    }
     for reason in Reason::ALL {
         assert!(discard_code(reason) <= 262);
     }
