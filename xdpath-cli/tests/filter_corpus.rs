@@ -58,6 +58,7 @@ fn limit(id: u32, per: LimitKey, syn_only: bool) -> LimitSpec {
         owner: None,
         vni: None,
         labels: Default::default(),
+        table: Default::default(),
     }
 }
 

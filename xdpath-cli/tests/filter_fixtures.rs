@@ -9,6 +9,8 @@
 //!
 //! Needs root and a kernel with BPF.
 
+#[path = "filter_fixtures/address_limits.rs"]
+mod address_limits;
 #[path = "filter_fixtures/admit.rs"]
 mod admit;
 #[path = "filter_fixtures/decapsulated.rs"]
@@ -24,6 +26,7 @@ mod tunnels;
 
 use aya::maps::{HashMap as BpfHashMap, MapData};
 use xdpath::control::apply::{install_fresh, FilterTarget};
+use xdpath::control::compile::{limit_places, LimitPlace};
 use xdpath::control::kernel::{monotonic_now_ns, KernelMaps};
 use xdpath::control::parse::parse_cidr;
 use xdpath::control::rulefile::parse_rules;
@@ -85,6 +88,38 @@ fn kernel_and_native_match_the_filter_table() {
 fn kernel_and_native_match_the_tunnel_table() {
     xdpath_lab::needs_root!();
     check_rows(&tunnels::tunnel_rows());
+}
+
+/// Limits of one address each, in the address table, alone, by the
+/// dozen beside a general limit, twice for one address, and under admit
+/// and allow rules: the same verdicts and drops in both builds.
+#[test]
+fn kernel_and_native_match_the_address_limit_table() {
+    xdpath_lab::needs_root!();
+    check_rows(&address_limits::address_rows());
+}
+
+/// The address rows test the address table: their limits of one address
+/// are placed there (but the second of one address), the others not.
+#[test]
+fn the_address_rows_use_the_address_table() {
+    let rows = address_limits::address_rows();
+    let placed = |row: &Row| -> Vec<bool> {
+        limit_places(&row.state.rate_limits)
+            .iter()
+            .map(|place| matches!(place, LimitPlace::Address(_)))
+            .collect()
+    };
+    for row in &rows {
+        let places = placed(row);
+        let general = places.iter().filter(|address| !**address).count();
+        let expected = match row.description {
+            "forty limits of one address each beside a general limit: a bucket each"
+            | "two limits of one address: the second among the general ones" => 1,
+            _ => 0,
+        };
+        assert_eq!(general, expected, "{}: {places:?}", row.description);
+    }
 }
 
 /// Frames the parser refuses, with the filter empty, holding something,
@@ -232,13 +267,26 @@ fn check_row(row: &Row) -> (Vec<String>, KernelSaw, usize) {
         }
         saw.rule_hits.push(kernel);
     }
-    for index in 0..row.state.rate_limits.len() as u32 {
-        let kernel = maps.limit_drops(index).expect("limit drops");
-        let native_drops = native.limit_drops[index as usize];
+    let places = limit_places(&row.state.rate_limits);
+    for (limit, place) in row.state.rate_limits.iter().zip(places) {
+        let (kernel, native_drops) = match place {
+            LimitPlace::Slot(slot) => (
+                maps.limit_drops(slot).expect("limit drops"),
+                native.limit_drops[slot as usize],
+            ),
+            LimitPlace::Address(key) => (
+                maps.address_limit(&key)
+                    .expect("an address limit")
+                    .map_or(u64::MAX, |entry| entry.drops),
+                native
+                    .address_limit(&key)
+                    .map_or(u64::MAX, |entry| entry.drops),
+            ),
+        };
         if kernel != native_drops {
             failures.push(format!(
-                "{}: limit {index} drops: kernel {kernel}, native {native_drops}",
-                row.description
+                "{}: limit {} drops: kernel {kernel}, native {native_drops}",
+                row.description, limit.id
             ));
         }
         saw.limit_drops.push(kernel);

@@ -69,6 +69,8 @@ pub mod map {
     pub const BUCKET_BOUNDS: &str = "BUCKET_BOUNDS";
     #[doc = "`LIMIT_DROPS`"]
     pub const LIMIT_DROPS: &str = "LIMIT_DROPS";
+    #[doc = "`ADDRESS_LIMITS`"]
+    pub const ADDRESS_LIMITS: &str = "ADDRESS_LIMITS";
     #[doc = "`REFLECTION_PORTS`"]
     pub const REFLECTION_PORTS: &str = "REFLECTION_PORTS";
     #[doc = "`REFLECTION_OK`"]
@@ -161,7 +163,7 @@ pub mod map {
 
 /// Every map of the main object (`xdpath.bpf.o`): the shared ones and the
 /// interface's own.
-pub const MAIN_OBJECT_MAPS: [&str; 60] = concat(SHARED_MAPS, INTERFACE_MAPS);
+pub const MAIN_OBJECT_MAPS: [&str; 61] = concat(SHARED_MAPS, INTERFACE_MAPS);
 
 /// The main object's maps each interface has for itself: its config,
 /// counters, attach record and feature word, its tail-call table, the
@@ -206,7 +208,7 @@ const fn concat<const A: usize, const B: usize, const N: usize>(
 /// The maps every interface of a namespace shares (the filter's, the
 /// balancer's, the sample and capture rings, forwarding and steering),
 /// pinned once in the namespace's `:shared` directory.
-pub const SHARED_MAPS: [&str; 46] = [
+pub const SHARED_MAPS: [&str; 47] = [
     map::FILTER_CONFIG,
     map::RULES_0,
     map::RULES_1,
@@ -224,6 +226,7 @@ pub const SHARED_MAPS: [&str; 46] = [
     map::DST_BUCKETS,
     map::BUCKET_BOUNDS,
     map::LIMIT_DROPS,
+    map::ADDRESS_LIMITS,
     map::REFLECTION_PORTS,
     map::REFLECTION_OK,
     map::MGMT_SOURCES,
@@ -307,6 +310,10 @@ pub mod feature {
     /// any balancer state: an older program sends it on, and the device
     /// drops it (a path-MTU black hole).
     pub const TOO_BIG_ANSWERED: u64 = 1 << 9;
+    /// Rate limits of one address each in a table of their own
+    /// (`ADDRESS_LIMITS`, `FILTER_ADDRESS_LIMITS_*`): an older program
+    /// does not look there, and the address goes unlimited.
+    pub const ADDRESS_LIMITS: u64 = 1 << 10;
     /// Every feature this build's objects know.
     pub const ALL: u64 = TUNNELS
         | TUNNEL_BLOCKLIST
@@ -317,7 +324,8 @@ pub mod feature {
         | VIP_SAMPLE_RATE
         | UNJUDGED_DROPPED
         | DECAPSULATED_JUDGED
-        | TOO_BIG_ANSWERED;
+        | TOO_BIG_ANSWERED
+        | ADDRESS_LIMITS;
 }
 
 /// Every map of the AF_XDP redirect object (`xdpath-xsk.bpf.o`).

@@ -7,6 +7,7 @@
 //! (`/sys/fs/bpf/xdpath/<namespace key>/:shared/<MAP>`), so one rule set serves all.
 #![no_std]
 #![no_main]
+#![feature(asm_experimental_arch)]
 
 mod decapsulated;
 mod frame;

@@ -11,10 +11,10 @@ use aya_ebpf::{
 };
 use xdpath_core::abi;
 use xdpath_core::filter::{
-    BlockEntry, Bucket, BucketBound, BucketKey, FilterConfig, PrefixHashKey, PrefixLengths,
-    RateLimit, Rule, RuleChain, BOUND_CELLS, DESTINATION_BUCKETS, LENGTHS_SLOTS, MAX_BLOCKLIST,
-    MAX_CHAINS, MAX_MANAGEMENT_PREFIXES, MAX_PREFIXES, MAX_RATE_LIMITS, MAX_RULES,
-    MAX_TUNNEL_BLOCKLIST, SOURCE_BUCKETS,
+    AddressLimit, AddressLimitKey, BlockEntry, Bucket, BucketBound, BucketKey, FilterConfig,
+    PrefixHashKey, PrefixLengths, RateLimit, Rule, RuleChain, BOUND_CELLS, DESTINATION_BUCKETS,
+    LENGTHS_SLOTS, MAX_ADDRESS_LIMITS, MAX_BLOCKLIST, MAX_CHAINS, MAX_MANAGEMENT_PREFIXES,
+    MAX_PREFIXES, MAX_RATE_LIMITS, MAX_RULES, MAX_TUNNEL_BLOCKLIST, SOURCE_BUCKETS,
 };
 use xdpath_core::lb::{
     Backend, Connection, ConnectionKey, LbConfig, LbCounter, NewFlowSlot, Vip, VipKey,
@@ -169,6 +169,13 @@ pub static BUCKET_BOUNDS: Array<BucketBound> = Array::with_max_entries(BOUND_CEL
 /// Drops per rate limit, per CPU.
 #[map]
 pub static LIMIT_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_RATE_LIMITS, 0);
+
+/// The limits of one address each (`xdpath_core::filter::AddressLimit`:
+/// rates, bucket and drops in the entry). Written only by user space, so
+/// not preallocated: an empty table costs no memory.
+#[map]
+pub static ADDRESS_LIMITS: HashMap<AddressLimitKey, AddressLimit> =
+    HashMap::with_max_entries(MAX_ADDRESS_LIMITS, BPF_F_NO_PREALLOC);
 
 /// Reflection source ports: a 65,536-bit set, word `port / 64`.
 #[map]

@@ -189,14 +189,11 @@ fn filter_metrics(out: &mut String) -> Result<(), ApiError> {
         "counter",
         "Frames dropped by each rate limit.",
     );
-    for (index, limit) in session.state.rate_limits.iter().enumerate() {
+    let drops = session.limit_drops()?;
+    for (limit, drops) in session.state.rate_limits.iter().zip(drops) {
         let id = limit.id.to_string();
         let labels = owned_labels(("limit", &id), limit.owner.as_deref(), &limit.labels);
-        family.sample(
-            "xdpath_ratelimit_drops_total",
-            &labels,
-            session.limit_drops(index as u32)?,
-        );
+        family.sample("xdpath_ratelimit_drops_total", &labels, drops);
     }
     Ok(())
 }

@@ -71,11 +71,11 @@ pub fn list_rules(owner: Option<&str>) -> Result<Value, ApiError> {
 pub fn list_limits(owner: Option<&str>) -> Result<Value, ApiError> {
     let session = Session::read()?;
     let mut limits = Vec::new();
-    for (index, limit) in session.state.rate_limits.iter().enumerate() {
+    let drops = session.limit_drops()?;
+    for (limit, drops) in session.state.rate_limits.iter().zip(drops) {
         if owner.is_some_and(|owner| limit.owner.as_deref() != Some(owner)) {
             continue;
         }
-        let drops = session.limit_drops(index as u32)?;
         limits.push(limit_json(limit, drops));
     }
     Ok(Value::Array(limits))

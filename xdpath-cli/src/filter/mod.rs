@@ -245,9 +245,7 @@ pub fn ratelimit(command: &RateLimitCommand, json: bool) -> Result<(), ControlEr
     match command {
         RateLimitCommand::Add(_) | RateLimitCommand::Del { .. } => {}
         RateLimitCommand::List => {
-            let drops = (0..session.state.rate_limits.len() as u32)
-                .map(|index| session.limit_drops(index))
-                .collect::<Result<Vec<_>, _>>()?;
+            let drops = session.limit_drops()?;
             let limits = session.state.rate_limits.clone();
             session.commit()?;
             output::print_limits(&limits, &drops, json);

@@ -107,6 +107,7 @@ pub(crate) fn limit(
             owner: None,
             vni: None,
             labels: Default::default(),
+            table: Default::default(),
         }],
         ..FilterState::default()
     }

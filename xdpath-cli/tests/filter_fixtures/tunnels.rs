@@ -172,6 +172,27 @@ pub(crate) fn tunnel_rows() -> Vec<Row> {
                 pass(udp_from(VM), OUTER),
             ],
         ),
+        row(
+            "a --vni limit of one inner destination (the address table) counts only its VNI's frames to it",
+            with_limit(
+                "",
+                xdpath::api::LimitArgs {
+                    pps: Some("1".into()),
+                    burst: Some("1".into()),
+                    per: "dst".into(),
+                    scope: Some("10.0.0.9/32".into()),
+                    vni: Some("1001".into()),
+                    ..xdpath::api::LimitArgs::default()
+                },
+            ),
+            vec![
+                pass(vxlan(1001, &inner), OUTER),
+                drop(vxlan(1001, &inner_udp(OTHER_VM)), Reason::RateLimited),
+                pass(vxlan(1002, &inner), OUTER),
+                pass(udp_from(VM), OUTER),
+                pass(udp_from(VM), OUTER),
+            ],
+        ),
     ]
 }
 

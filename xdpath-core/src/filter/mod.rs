@@ -22,6 +22,7 @@
 //! the verifier walk past its million-instruction limit.
 
 mod address;
+mod address_limits;
 mod bounds;
 mod limits;
 mod types;
@@ -30,6 +31,7 @@ pub use address::{
     address_family, address_words, family_any_length, kernel_accepts_source, mask, prefix_contains,
     prefix_family, words_family, FAMILY_V4, FAMILY_V6,
 };
+pub use address_limits::{AddressCharge, AddressLimit, AddressLimitKey, MAX_ADDRESS_LIMITS};
 pub use bounds::{
     charge_bucket, BoundCells, BucketBound, Charge, Charged, BOUND_CELLS, BOUND_ROWS, BOUND_SET,
     BOUND_WIDTH,
@@ -123,22 +125,32 @@ pub fn filter<'s, P: Packet, T: Tables>(
             return Some(drop);
         }
     }
-    if config.rate_limits == 0 {
+    let address_limited =
+        config.flags & (FILTER_ADDRESS_LIMITS_DESTINATION | FILTER_ADDRESS_LIMITS_SOURCE) != 0;
+    if config.rate_limits == 0 && !address_limited {
         return None;
     }
     let layers = Layers {
         outer: (!outer_allowed).then_some(key),
         inner: inner.filter(|_| !inner_allowed),
     };
-    rate_limits(&config, &layers, frame_len, tables)
+    if config.rate_limits != 0 {
+        if let Some(drop) = rate_limits(&config, &layers, frame_len, tables) {
+            return Some(drop);
+        }
+    }
+    if !address_limited {
+        return None;
+    }
+    address_limits::address_limits(&config, &layers, frame_len, tables)
 }
 
 /// The keys the rate limits see: the outer one unless an outer rule
 /// allowed the frame, the inner one of a tunnelled frame unless an inner
 /// rule allowed it.
 struct Layers<'k> {
-    outer: Option<&'k FlowKey>,
-    inner: Option<&'k FlowKey>,
+    pub(crate) outer: Option<&'k FlowKey>,
+    pub(crate) inner: Option<&'k FlowKey>,
 }
 
 /// What only the outer layer has: the default action (not for a frame a

@@ -3,8 +3,8 @@
 //! values by the native one.
 
 use super::{
-    BlockEntry, BucketKey, BucketTable, Charge, FilterConfig, PrefixKey, RateLimit, Rule,
-    RuleChain, TunnelPrefixKey,
+    AddressCharge, AddressLimitKey, BlockEntry, BucketKey, BucketTable, Charge, FilterConfig,
+    PrefixKey, RateLimit, Rule, RuleChain, TunnelPrefixKey,
 };
 use crate::config::InterfaceConfig;
 use crate::packet::Packet;
@@ -76,6 +76,16 @@ pub trait Tables {
 
     /// Counts a drop by rate limit `index`.
     fn count_limit_drop(&mut self, index: u32);
+
+    /// Charges one frame of `bytes` to the address limit at `key`
+    /// ([`crate::filter::AddressLimit::charge`]), counting a drop in the
+    /// entry when it is over.
+    fn charge_address_limit(
+        &mut self,
+        key: &AddressLimitKey,
+        bytes: u64,
+        now_ns: u64,
+    ) -> AddressCharge;
 
     /// Whether `port` is a reflection (amplification) source port.
     fn is_reflection_port(&self, port: u16) -> bool;

@@ -52,6 +52,10 @@ pub const FILTER_TUNNELS: u32 = 1 << 10;
 /// The blocklist of tunnelled traffic has entries (set with
 /// `FILTER_TUNNELS`, which makes the inner headers parsed).
 pub const FILTER_TUNNEL_BLOCKLIST: u32 = 1 << 11;
+/// `ADDRESS_LIMITS` holds limits of destination addresses.
+pub const FILTER_ADDRESS_LIMITS_DESTINATION: u32 = 1 << 12;
+/// `ADDRESS_LIMITS` holds limits of source addresses.
+pub const FILTER_ADDRESS_LIMITS_SOURCE: u32 = 1 << 13;
 
 /// The global filter configuration: one entry of the `FILTER_CONFIG` array.
 /// All zero means no filtering: the stage then costs one array read.

@@ -8,16 +8,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::filter::{
-    charge_bucket, BoundCells, Bucket, BucketBound, BucketKey, BucketTable, Charge, RateLimit,
-    BOUND_CELLS, DESTINATION_BUCKETS, SOURCE_BUCKETS,
+    charge_bucket, AddressCharge, AddressLimit, AddressLimitKey, BoundCells, Bucket, BucketBound,
+    BucketKey, BucketTable, Charge, RateLimit, BOUND_CELLS, DESTINATION_BUCKETS, SOURCE_BUCKETS,
 };
 
-/// The buckets of both tables and their bounds.
+/// The buckets of both tables and their bounds, and the address limits
+/// (each its own bucket: kept here so that the serving threads share them
+/// as the CPUs share the kernel's `ADDRESS_LIMITS`).
 #[derive(Clone, Debug, Default)]
 pub struct BucketState {
     source: HashMap<BucketKey, Bucket>,
     destination: HashMap<BucketKey, Bucket>,
     bounds: BucketBounds,
+    pub(super) address_limits: HashMap<AddressLimitKey, AddressLimit>,
 }
 
 impl BucketState {
@@ -56,7 +59,26 @@ impl BucketState {
         charged.allowed
     }
 
-    /// Forgets every bucket (the bounds stay).
+    /// Charges a frame to the address limit at `key`, as the kernel does.
+    pub(super) fn charge_address(
+        &mut self,
+        key: &AddressLimitKey,
+        bytes: u64,
+        now_ns: u64,
+    ) -> AddressCharge {
+        let Some(entry) = self.address_limits.get_mut(key) else {
+            return AddressCharge::Unlimited;
+        };
+        if entry.charge(bytes, now_ns) {
+            return AddressCharge::Fits;
+        }
+        entry.drops += 1;
+        AddressCharge::Over {
+            monitor: entry.monitored(),
+        }
+    }
+
+    /// Forgets every bucket (the bounds and the address limits stay).
     pub(super) fn clear(&mut self) {
         self.source.clear();
         self.destination.clear();
@@ -101,6 +123,14 @@ impl Buckets {
             Self::Shared(shared) => {
                 work(&mut shared.lock().unwrap_or_else(PoisonError::into_inner))
             }
+        }
+    }
+
+    /// Runs `work` on the buckets to read them.
+    pub(super) fn read<R>(&self, work: impl FnOnce(&BucketState) -> R) -> R {
+        match self {
+            Self::Owned(state) => work(state),
+            Self::Shared(shared) => work(&shared.lock().unwrap_or_else(PoisonError::into_inner)),
         }
     }
 

@@ -15,8 +15,9 @@ use std::vec::Vec;
 use crate::config::InterfaceConfig;
 use crate::filter::Tables;
 use crate::filter::{
-    address_family, BlockEntry, BucketKey, BucketTable, Charge, FilterConfig, PrefixKey, RateLimit,
-    Rule, RuleChain, TunnelPrefixKey, MAX_RATE_LIMITS, VNI_KEY_BITS,
+    address_family, AddressCharge, AddressLimit, AddressLimitKey, BlockEntry, BucketKey,
+    BucketTable, Charge, FilterConfig, PrefixKey, RateLimit, Rule, RuleChain, TunnelPrefixKey,
+    MAX_RATE_LIMITS, VNI_KEY_BITS,
 };
 use crate::stats::{counter_index, Action, Counter, Reason, COUNTER_SLOTS};
 use buckets::{BucketState, Buckets};
@@ -160,6 +161,44 @@ impl NativeTables {
     pub fn buckets_shared(&self) -> bool {
         self.buckets.is_shared()
     }
+
+    /// The address limit at `key` (a copy), as `ADDRESS_LIMITS` holds it.
+    pub fn address_limit(&self, key: &AddressLimitKey) -> Option<AddressLimit> {
+        self.buckets
+            .read(|state| state.address_limits.get(key).copied())
+    }
+
+    /// Inserts or replaces the address limit at `key`.
+    pub fn set_address_limit(&mut self, key: AddressLimitKey, value: AddressLimit) {
+        self.buckets.with(|state| {
+            state.address_limits.insert(key, value);
+        });
+    }
+
+    /// Removes the address limit at `key` (absent is fine).
+    pub fn remove_address_limit(&mut self, key: &AddressLimitKey) {
+        self.buckets.with(|state| {
+            state.address_limits.remove(key);
+        });
+    }
+
+    /// The drops of each address limit that has any, by limit id.
+    pub fn address_limit_drops(&self) -> Vec<(u32, u64)> {
+        self.buckets.read(|state| {
+            state
+                .address_limits
+                .values()
+                .filter(|entry| entry.drops != 0)
+                .map(|entry| (entry.limit.id, entry.drops))
+                .collect()
+        })
+    }
+
+    /// The keys of every address limit.
+    pub fn address_limit_keys(&self) -> Vec<AddressLimitKey> {
+        self.buckets
+            .read(|state| state.address_limits.keys().copied().collect())
+    }
 }
 
 impl Tables for NativeTables {
@@ -268,6 +307,16 @@ impl Tables for NativeTables {
         if let Some(drops) = self.limit_drops.get_mut(index as usize) {
             *drops += 1;
         }
+    }
+
+    fn charge_address_limit(
+        &mut self,
+        key: &AddressLimitKey,
+        bytes: u64,
+        now_ns: u64,
+    ) -> AddressCharge {
+        self.buckets
+            .with(|state| state.charge_address(key, bytes, now_ns))
     }
 
     fn is_reflection_port(&self, port: u16) -> bool {

@@ -7,14 +7,31 @@ mod lb;
 
 use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, maps::lpm_trie::Key};
 use xdpath_core::filter::{
-    address_words, charge_bucket, lengths_slot, words_family, BlockEntry, BoundCells, BucketBound,
-    BucketKey, BucketTable, Charge, FilterConfig, PrefixHashKey, PrefixKey, RateLimit, Rule,
-    RuleChain, TunnelPrefixKey, DIRECTION_DESTINATION, DIRECTION_SOURCE, MAX_PREFIX_LENGTHS,
-    NO_RULE, VNI_KEY_BITS,
+    address_words, charge_bucket, lengths_slot, words_family, AddressCharge, AddressLimitKey,
+    BlockEntry, BoundCells, BucketBound, BucketKey, BucketTable, Charge, FilterConfig,
+    PrefixHashKey, PrefixKey, RateLimit, Rule, RuleChain, TunnelPrefixKey, DIRECTION_DESTINATION,
+    DIRECTION_SOURCE, MAX_PREFIX_LENGTHS, NO_RULE, VNI_KEY_BITS,
 };
 use xdpath_core::{stats::counter_index, Action, InterfaceConfig, Reason, Tables};
 
 use crate::maps::*;
+
+/// Adds one to a counter every CPU shares, with the BPF atomic add (a
+/// plain increment would lose concurrent drops). Rust's atomics are not
+/// offered on the BPF target, so the instruction is written out.
+#[inline(always)]
+fn atomic_increment(counter: &mut u64) {
+    let one: u64 = 1;
+    // SAFETY: `counter` is an aligned u64 of a live map value; the
+    // instruction writes only it.
+    unsafe {
+        core::arch::asm!(
+            "lock *(u64 *)({0} + 0) += {1}",
+            in(reg) counter as *mut u64,
+            in(reg) one,
+        );
+    }
+}
 
 pub struct MapTables {
     /// The run's context; the ingress interface is read from it only when a
@@ -350,6 +367,28 @@ impl Tables for MapTables {
         if let Some(drops) = LIMIT_DROPS.get_ptr_mut(index) {
             // SAFETY: a per-CPU slot, touched only by this CPU.
             unsafe { *drops += 1 };
+        }
+    }
+
+    #[inline(always)]
+    fn charge_address_limit(
+        &mut self,
+        key: &AddressLimitKey,
+        bytes: u64,
+        now_ns: u64,
+    ) -> AddressCharge {
+        let Some(entry) = ADDRESS_LIMITS.get_ptr_mut(key) else {
+            return AddressCharge::Unlimited;
+        };
+        // SAFETY: a live map value; CPUs race on the bucket as they do on
+        // the bucket tables' (a frame or two more may pass at once).
+        let entry = unsafe { &mut *entry };
+        if entry.charge(bytes, now_ns) {
+            return AddressCharge::Fits;
+        }
+        atomic_increment(&mut entry.drops);
+        AddressCharge::Over {
+            monitor: entry.monitored(),
         }
     }
 

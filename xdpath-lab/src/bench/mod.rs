@@ -297,6 +297,7 @@ pub fn bench_filter_state() -> Result<xdpath::control::state::FilterState, Strin
         owner: None,
         vni: None,
         labels: Default::default(),
+        table: Default::default(),
     };
     Ok(xdpath::control::state::FilterState {
         rules,

@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 
 use xdpath_core::filter::{
-    prefix_family, BlockEntry, FilterConfig, PrefixKey, RateLimit, TunnelPrefixKey,
-    FILTER_DESTINATION_RULES, FILTER_SOURCE_RULES,
+    prefix_family, AddressLimit, AddressLimitKey, BlockEntry, FilterConfig, PrefixKey, RateLimit,
+    TunnelPrefixKey, FILTER_DESTINATION_RULES, FILTER_SOURCE_RULES,
 };
 use xdpath_core::native::RuleBuffer;
 use xdpath_core::NativeTables;
@@ -86,6 +86,18 @@ pub trait FilterTarget {
     fn zero_limit_drops(&mut self, index: u32) -> Result<(), ApplyError>;
     /// The drops of limit `index` (summed over CPUs).
     fn limit_drops(&self, index: u32) -> Result<u64, ApplyError>;
+    /// The address limit at `key`, if there is one.
+    fn address_limit(&self, key: &AddressLimitKey) -> Result<Option<AddressLimit>, ApplyError>;
+    /// Inserts or replaces the address limit at `key`.
+    fn write_address_limit(
+        &mut self,
+        key: &AddressLimitKey,
+        entry: AddressLimit,
+    ) -> Result<(), ApplyError>;
+    /// Removes the address limit at `key` (absent is fine).
+    fn remove_address_limit(&mut self, key: &AddressLimitKey) -> Result<(), ApplyError>;
+    /// The keys of every address limit.
+    fn address_limit_keys(&self) -> Result<Vec<AddressLimitKey>, ApplyError>;
     /// Replaces a port bitmap (1024 words).
     fn write_ports(&mut self, set: PortSet, bitmap: &[u64]) -> Result<(), ApplyError>;
     /// Adds a prefix to a set.
@@ -270,23 +282,35 @@ fn apply_blocklist(
 }
 
 /// Writes the rate limits when they changed, zeroing the drop counters of
-/// slots that now hold another limit.
+/// general slots that now hold another limit, and makes the address table
+/// hold the limits of one address.
 fn apply_rate_limits(
     target: &mut dyn FilterTarget,
     previous: &FilterState,
     next: &FilterState,
     settings: &CompiledSettings,
 ) -> Result<(), ApplyError> {
-    let old_limits: Vec<u32> = previous.rate_limits.iter().map(|limit| limit.id).collect();
-    if previous.rate_limits != next.rate_limits {
-        target.write_rate_limits(&settings.rate_limits)?;
-        for (index, limit) in next.rate_limits.iter().enumerate() {
-            if old_limits.get(index) != Some(&limit.id) {
-                target.zero_limit_drops(index as u32)?;
-            }
+    if previous.rate_limits == next.rate_limits {
+        return Ok(());
+    }
+    let old_slots = slot_ids(&previous.rate_limits);
+    target.write_rate_limits(&settings.rate_limits)?;
+    for (slot, id) in slot_ids(&next.rate_limits).into_iter().enumerate() {
+        if old_slots.get(slot) != Some(&id) {
+            target.zero_limit_drops(slot as u32)?;
         }
     }
-    Ok(())
+    super::address_limits::sync_address_limits(target, &settings.address_limits)
+}
+
+/// The ids of the general limits, in slot order.
+fn slot_ids(limits: &[super::state::LimitSpec]) -> Vec<u32> {
+    limits
+        .iter()
+        .zip(super::compile::limit_places(limits))
+        .filter(|(_, place)| matches!(place, super::compile::LimitPlace::Slot(_)))
+        .map(|(limit, _)| limit.id)
+        .collect()
 }
 
 fn previous_prefix_sets(previous: &FilterState) -> (Vec<PrefixKey>, Vec<PrefixKey>) {
@@ -402,6 +426,28 @@ impl FilterTarget for NativeTables {
 
     fn limit_drops(&self, index: u32) -> Result<u64, ApplyError> {
         Ok(self.limit_drops.get(index as usize).copied().unwrap_or(0))
+    }
+
+    fn address_limit(&self, key: &AddressLimitKey) -> Result<Option<AddressLimit>, ApplyError> {
+        Ok(NativeTables::address_limit(self, key))
+    }
+
+    fn write_address_limit(
+        &mut self,
+        key: &AddressLimitKey,
+        entry: AddressLimit,
+    ) -> Result<(), ApplyError> {
+        self.set_address_limit(*key, entry);
+        Ok(())
+    }
+
+    fn remove_address_limit(&mut self, key: &AddressLimitKey) -> Result<(), ApplyError> {
+        NativeTables::remove_address_limit(self, key);
+        Ok(())
+    }
+
+    fn address_limit_keys(&self) -> Result<Vec<AddressLimitKey>, ApplyError> {
+        Ok(NativeTables::address_limit_keys(self))
     }
 
     fn write_ports(&mut self, set: PortSet, bitmap: &[u64]) -> Result<(), ApplyError> {

@@ -13,13 +13,13 @@
 
 use xdpath_core::abi::feature;
 
-use super::state::{BlockSpec, FilterState, LimitSpec, RuleAction, RuleSpec};
+use super::state::{BlockSpec, FilterState, LimitSpec, LimitTable, RuleAction, RuleSpec};
 use super::ControlError;
 use crate::dataplane;
 use crate::lb::state::{LbState, VipSpec};
 
 /// Each feature with what an operator calls it.
-const NAMES: [(u64, &str); 10] = [
+const NAMES: [(u64, &str); 11] = [
     (feature::TUNNELS, "rules and rate limits by VNI (--vni)"),
     (
         feature::TUNNEL_BLOCKLIST,
@@ -44,6 +44,10 @@ const NAMES: [(u64, &str); 10] = [
     (
         feature::TOO_BIG_ANSWERED,
         "answering frames too big for the balancer's path with ICMP (lb config --mtu)",
+    ),
+    (
+        feature::ADDRESS_LIMITS,
+        "rate limits of one address each, in the address table (ratelimit add --scope ADDRESS/32)",
     ),
 ];
 
@@ -89,6 +93,9 @@ pub fn limit_needs(limit: &LimitSpec) -> u64 {
     }
     if limit.to.is_some() {
         needs |= feature::LIMIT_TO;
+    }
+    if limit.table == LimitTable::Address {
+        needs |= feature::ADDRESS_LIMITS;
     }
     needs
 }

@@ -7,7 +7,7 @@ use super::parse::{check_labels, parse_cidr, parse_duration, parse_protocol, par
 use super::rulefile::management_conflict;
 use super::session::Session;
 use super::state::BlockSpec;
-use super::state::{LimitKey, LimitSpec};
+use super::state::{LimitKey, LimitSpec, LimitTable};
 use super::{interface_index, wall_now, ControlError};
 use crate::api::requests::{LimitArgs, Naming, NewBlock, PrefixQuery, RequestError, RuleArgs};
 use crate::text::quote;
@@ -115,13 +115,14 @@ pub fn add_limit(args: &LimitArgs) -> Result<u32, ControlError> {
     let id = ids.first().copied().unwrap_or(0);
     let spec = limit_spec(args, id)?;
     super::compile::compile_limit(&spec)?;
-    if state.rate_limits.len() >= MAX_RATE_LIMITS as usize {
-        return Err(super::compile::CompileError::TooManyLimits {
-            count: state.rate_limits.len() + 1,
-        }
-        .into());
-    }
     state.rate_limits.push(spec);
+    let general = super::compile::limit_places(&state.rate_limits)
+        .iter()
+        .filter(|place| matches!(place, super::compile::LimitPlace::Slot(_)))
+        .count();
+    if general > MAX_RATE_LIMITS as usize {
+        return Err(super::compile::CompileError::TooManyLimits { count: general }.into());
+    }
     session.commit()?;
     Ok(id)
 }
@@ -236,7 +237,7 @@ pub fn check_limit(args: &LimitArgs, id: u32, naming: Naming) -> Result<LimitSpe
         .map(|text| parse_protocol(text).map_err(|error| parsed("proto", error)))
         .transpose()?;
     let (vip, protocol) = vip_scope(args, protocol, naming)?;
-    Ok(LimitSpec {
+    let mut spec = LimitSpec {
         id,
         packets_per_second: pps,
         burst_packets: number("burst", &args.burst)?.or(pps).unwrap_or(0),
@@ -267,7 +268,13 @@ pub fn check_limit(args: &LimitArgs, id: u32, naming: Naming) -> Result<LimitSpe
             check_labels(&args.labels).map_err(|error| parsed("labels", error))?;
             args.labels.clone()
         },
-    })
+        table: LimitTable::General,
+    };
+    // A new limit of one address is made for the address table.
+    if super::compile::of_one_address(&spec) {
+        spec.table = LimitTable::Address;
+    }
+    Ok(spec)
 }
 
 /// A limit's VIP (`vip`: only frames to its address and protocol) and the

@@ -117,8 +117,9 @@ fn compare_config(
     Ok(live.active)
 }
 
-/// True when the rate limit array holds exactly the compiled limits (the
-/// slots past them empty).
+/// True when the rate limit array holds exactly the compiled general
+/// limits (the slots past them empty) and the address table exactly the
+/// limits of one address.
 fn compare_rate_limits(maps: &KernelMaps, settings: &CompiledSettings) -> Result<bool, ApplyError> {
     let limits = maps.read_array(
         abi::map::RATE_LIMITS,
@@ -136,7 +137,8 @@ fn compare_rate_limits(maps: &KernelMaps, settings: &CompiledSettings) -> Result
                 .to_vec()
         })
         .collect();
-    Ok(limits == wanted_limits)
+    Ok(limits == wanted_limits
+        && super::address_limits::address_limits_match(maps, &settings.address_limits)?)
 }
 
 /// The amplification guard's, management and SYN-cookie port bitmaps

@@ -196,20 +196,35 @@ impl Session {
         Ok(kernel.saturating_add(userspace))
     }
 
-    /// Drops of the rate limit at `index`: the kernel maps' (none without
-    /// maps) and the running user-space runtimes'.
-    pub fn limit_drops(&self, index: u32) -> Result<u64, ControlError> {
-        let kernel = match &self.locked.maps {
-            Some(maps) => super::apply::FilterTarget::limit_drops(maps, index)?,
-            None => 0,
-        };
-        let userspace = self
-            .userspace()
-            .limit_drops
-            .get(&index)
-            .copied()
-            .unwrap_or(0);
-        Ok(kernel.saturating_add(userspace))
+    /// Drops of each rate limit of the state, in its order: the kernel
+    /// maps' (none without maps) and the running user-space runtimes'.
+    pub fn limit_drops(&self) -> Result<Vec<u64>, ControlError> {
+        let limits = &self.state.rate_limits;
+        let places = super::compile::limit_places(limits);
+        let running = self.userspace();
+        let mut out = Vec::with_capacity(limits.len());
+        for (limit, place) in limits.iter().zip(places) {
+            let (kernel, userspace) = match place {
+                LimitPlace::Slot(slot) => (
+                    match &self.locked.maps {
+                        Some(maps) => FilterTarget::limit_drops(maps, slot)?,
+                        None => 0,
+                    },
+                    running.limit_drops.get(&slot),
+                ),
+                LimitPlace::Address(key) => (
+                    match &self.locked.maps {
+                        Some(maps) => FilterTarget::address_limit(maps, &key)?
+                            .filter(|entry| entry.limit.id == limit.id)
+                            .map_or(0, |entry| entry.drops),
+                        None => 0,
+                    },
+                    running.address_drops.get(&limit.id),
+                ),
+            };
+            out.push(kernel.saturating_add(userspace.copied().unwrap_or(0)));
+        }
+        Ok(out)
     }
 
     fn userspace(&self) -> &crate::userspace::RunningCounts {
@@ -219,6 +234,9 @@ impl Session {
 }
 
 /// Reads the maps back against `desired`.
+use super::apply::FilterTarget;
+use super::compile::LimitPlace;
+
 fn read_back(maps: &KernelMaps, desired: &FilterState) -> Result<InstalledView, ControlError> {
     let resolve = |name: &str| interface_index(name);
     let rules = compile_rules(&desired.rules, &resolve)?;

@@ -74,8 +74,9 @@ pub fn filter_counters() -> Result<Option<Value>, ControlError> {
         rules.push(json!({ "id": rule.id, "hits": session.rule_hits(rule.id)? }));
     }
     let mut limits = Vec::new();
-    for (index, limit) in session.state.rate_limits.iter().enumerate() {
-        limits.push(json!({ "id": limit.id, "drops": session.limit_drops(index as u32)? }));
+    let drops = session.limit_drops()?;
+    for (limit, drops) in session.state.rate_limits.iter().zip(drops) {
+        limits.push(json!({ "id": limit.id, "drops": drops }));
     }
     session.commit()?;
     Ok(Some(json!({ "rules": rules, "rate_limits": limits })))

@@ -55,6 +55,9 @@ pub(super) struct Counts {
     pub(super) rule_hits: BTreeMap<u32, u64>,
     /// Drops per rate-limit index (those with any).
     pub(super) limit_drops: BTreeMap<u32, u64>,
+    /// Drops per address limit, by limit id (those with any). The address
+    /// table is one for every serving thread: each reports the same.
+    pub(super) address_drops: BTreeMap<u32, u64>,
     /// The runtime's tallies.
     pub(super) tallies: Tallies,
 }
@@ -73,6 +76,7 @@ impl Counts {
                 .zip(tables.limit_drops.iter().copied())
                 .filter(|(_, drops)| *drops != 0)
                 .collect(),
+            address_drops: tables.address_limit_drops().into_iter().collect(),
             tallies,
         }
     }
@@ -93,6 +97,11 @@ impl Counts {
             }
             for (&index, &drops) in &counts.limit_drops {
                 *total.limit_drops.entry(index).or_default() += drops;
+            }
+            // Shared by the threads: the same count from each, not a sum.
+            for (&id, &drops) in &counts.address_drops {
+                let total = total.address_drops.entry(id).or_default();
+                *total = (*total).max(drops);
             }
             total.tallies.add(&counts.tallies);
         }
@@ -139,6 +148,10 @@ pub struct Snapshot {
     /// of an older build.
     #[serde(default)]
     pub limit_drops: Vec<(u32, u64)>,
+    /// Drops per address limit, by limit id (those with any); none in a
+    /// snapshot of an older build.
+    #[serde(default)]
+    pub address_drops: Vec<(u32, u64)>,
     /// The runtime's tallies.
     pub tallies: Tallies,
 }
@@ -185,6 +198,9 @@ pub fn running_filter_counts() -> RunningCounts {
         for (index, drops) in snapshot.limit_drops {
             *counts.limit_drops.entry(index).or_default() += drops;
         }
+        for (id, drops) in snapshot.address_drops {
+            *counts.address_drops.entry(id).or_default() += drops;
+        }
     }
     counts
 }
@@ -221,6 +237,8 @@ pub struct RunningCounts {
     pub rule_hits: BTreeMap<u32, u64>,
     /// Drops per rate-limit index.
     pub limit_drops: BTreeMap<u32, u64>,
+    /// Drops per address limit, by limit id.
+    pub address_drops: BTreeMap<u32, u64>,
 }
 
 /// Whether `pid` is a user-space runtime still running: an xdpath

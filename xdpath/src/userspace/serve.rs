@@ -506,6 +506,11 @@ pub(super) fn write_snapshot(path: &Path, interface: &str, counts: &Counts, fini
         counters: counts.counters.clone(),
         rule_hits: counts.rule_hits.iter().map(|(&id, &n)| (id, n)).collect(),
         limit_drops: counts.limit_drops.iter().map(|(&at, &n)| (at, n)).collect(),
+        address_drops: counts
+            .address_drops
+            .iter()
+            .map(|(&id, &n)| (id, n))
+            .collect(),
         tallies: counts.tallies,
     };
     if let Err(error) = state_files::save_plain(path, &snapshot) {

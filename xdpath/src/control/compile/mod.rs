@@ -12,16 +12,18 @@
 use std::collections::HashMap;
 
 use xdpath_core::filter::{
-    family_any_length, prefix_family, FilterConfig, PrefixKey, PrefixLengths, RateLimit, Rule,
-    RuleChain, FAMILY_V4, FAMILY_V6, MAX_CHAIN, MAX_CHAINS, MAX_PREFIXES, MAX_PREFIX_LENGTHS,
-    MAX_RATE_LIMITS, MAX_RULES, NO_RULE, RULE_ADMIT, RULE_ALLOW, RULE_DENY, RULE_DESTINATION,
-    RULE_ICMP_TYPE, RULE_MONITOR, RULE_PORTS, RULE_TCP_FLAGS,
+    family_any_length, prefix_family, AddressLimitKey, FilterConfig, PrefixKey, PrefixLengths,
+    RateLimit, Rule, RuleChain, FAMILY_V4, FAMILY_V6, MAX_ADDRESS_LIMITS, MAX_CHAIN, MAX_CHAINS,
+    MAX_PREFIXES, MAX_PREFIX_LENGTHS, MAX_RATE_LIMITS, MAX_RULES, NO_RULE, RULE_ADMIT, RULE_ALLOW,
+    RULE_DENY, RULE_DESTINATION, RULE_ICMP_TYPE, RULE_MONITOR, RULE_PORTS, RULE_TCP_FLAGS,
 };
 
 use super::parse::Cidr;
 use super::state::{RuleAction, RuleSpec};
 
+mod places;
 mod settings;
+pub use places::{address_key, limit_places, of_one_address, LimitPlace};
 pub use settings::{compile_limit, compile_settings, port_bitmap};
 
 /// The largest rate a limit takes, per second (the data path caps there).
@@ -100,8 +102,10 @@ pub enum CompileError {
         /// What is wrong.
         why: String,
     },
-    /// More rate limits than the data path holds.
-    #[error("too many rate limits: {count} (at most {MAX_RATE_LIMITS})")]
+    /// More general rate limits than the data path holds.
+    #[error(
+        "too many rate limits: {count} (at most {MAX_RATE_LIMITS} beside those of one address each, which a table of {MAX_ADDRESS_LIMITS} holds: --scope ADDRESS/32 or /128 without --proto, --syn or --vip)"
+    )]
     TooManyLimits {
         /// Limits asked for.
         count: usize,
@@ -178,8 +182,10 @@ pub type PortBitmap = Vec<u64>;
 pub struct CompiledSettings {
     /// The global config; `active` is left 0 (apply sets it).
     pub config: FilterConfig,
-    /// The rate limits.
+    /// The general rate limits, in slot order.
     pub rate_limits: Vec<RateLimit>,
+    /// The limits of the address table, by key.
+    pub address_limits: Vec<(AddressLimitKey, RateLimit)>,
     /// Reflection source ports.
     pub reflection_ports: PortBitmap,
     /// Destinations that expect reflection traffic.

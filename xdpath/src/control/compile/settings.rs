@@ -2,12 +2,13 @@
 //! limits, guards and port bitmaps.
 
 use xdpath_core::filter::{
-    FilterConfig, FragmentPolicy, RateLimit, FILTER_AMPLIFICATION, FILTER_BLOCKLIST,
-    FILTER_DEFAULT_DROP, FILTER_DEFAULT_MONITOR, FILTER_DESTINATION_RULES, FILTER_MANAGEMENT_PORTS,
-    FILTER_MANAGEMENT_SOURCES, FILTER_SOURCE_RULES, FILTER_SYN_COOKIES, FILTER_TCP_FLAGS,
-    FILTER_TUNNELS, FILTER_TUNNEL_BLOCKLIST, LIMIT_DESTINATION, LIMIT_MONITOR,
-    LIMIT_SCOPE_DESTINATION, LIMIT_SYN_ONLY, MAX_BLOCKLIST, MAX_BURST, MAX_MANAGEMENT_PREFIXES,
-    MAX_RATE_LIMITS, MAX_TUNNEL_BLOCKLIST,
+    FilterConfig, FragmentPolicy, RateLimit, DIRECTION_DESTINATION,
+    FILTER_ADDRESS_LIMITS_DESTINATION, FILTER_ADDRESS_LIMITS_SOURCE, FILTER_AMPLIFICATION,
+    FILTER_BLOCKLIST, FILTER_DEFAULT_DROP, FILTER_DEFAULT_MONITOR, FILTER_DESTINATION_RULES,
+    FILTER_MANAGEMENT_PORTS, FILTER_MANAGEMENT_SOURCES, FILTER_SOURCE_RULES, FILTER_SYN_COOKIES,
+    FILTER_TCP_FLAGS, FILTER_TUNNELS, FILTER_TUNNEL_BLOCKLIST, LIMIT_DESTINATION, LIMIT_MONITOR,
+    LIMIT_SCOPE_DESTINATION, LIMIT_SYN_ONLY, MAX_ADDRESS_LIMITS, MAX_BLOCKLIST, MAX_BURST,
+    MAX_MANAGEMENT_PREFIXES, MAX_RATE_LIMITS, MAX_TUNNEL_BLOCKLIST,
 };
 
 use super::*;
@@ -25,18 +26,40 @@ pub fn compile_settings(
     let guards = &state.guards;
     let amplification = &guards.amplification;
     let management = &state.management;
-    let rate_limits = state
+    let mut rate_limits = Vec::new();
+    let mut address_limits = Vec::new();
+    let mut tunnel_limits = 0u16;
+    let mut flags = flags;
+    for (limit, place) in state
         .rate_limits
         .iter()
-        .map(compile_limit)
-        .collect::<Result<Vec<_>, _>>()?;
+        .zip(limit_places(&state.rate_limits))
+    {
+        let compiled = compile_limit(limit)?;
+        match place {
+            LimitPlace::Slot(slot) => {
+                if limit.vni.is_some() && slot < MAX_RATE_LIMITS {
+                    tunnel_limits |= 1 << slot;
+                }
+                rate_limits.push(compiled);
+            }
+            LimitPlace::Address(key) => {
+                flags |= if key.side == DIRECTION_DESTINATION {
+                    FILTER_ADDRESS_LIMITS_DESTINATION
+                } else {
+                    FILTER_ADDRESS_LIMITS_SOURCE
+                };
+                address_limits.push((key, compiled));
+            }
+        }
+    }
     let config = FilterConfig {
         flags,
         active: 0,
         rate_limits: rate_limits.len() as u32,
         fragments_v4: fragment_policy(guards.fragments_v4) as u8,
         fragments_v6: fragment_policy(guards.fragments_v6) as u8,
-        tunnel_limits: tunnel_limits(&state.rate_limits),
+        tunnel_limits,
     };
     let mut management_ports = vec![0u64; PORT_WORDS];
     for &port in &management.ports {
@@ -45,6 +68,7 @@ pub fn compile_settings(
     Ok(CompiledSettings {
         config,
         rate_limits,
+        address_limits,
         reflection_ports: port_bitmap(if amplification.enabled {
             &amplification.ports
         } else {
@@ -111,9 +135,20 @@ fn check_settings(state: &FilterState) -> Result<(), CompileError> {
             });
         }
     }
-    if state.rate_limits.len() > MAX_RATE_LIMITS as usize {
-        return Err(CompileError::TooManyLimits {
-            count: state.rate_limits.len(),
+    let places = limit_places(&state.rate_limits);
+    let general = places
+        .iter()
+        .filter(|place| matches!(place, LimitPlace::Slot(_)))
+        .count();
+    if general > MAX_RATE_LIMITS as usize {
+        return Err(CompileError::TooManyLimits { count: general });
+    }
+    let addresses = places.len() - general;
+    if addresses > MAX_ADDRESS_LIMITS as usize {
+        return Err(CompileError::TooMany {
+            what: "rate limits of one address",
+            count: addresses,
+            max: MAX_ADDRESS_LIMITS,
         });
     }
     Ok(())
@@ -163,16 +198,6 @@ fn config_flags(state: &FilterState, rules: &CompiledRules) -> u32 {
         flags |= FILTER_TUNNELS;
     }
     flags
-}
-
-/// `FilterConfig::tunnel_limits`: a bit for each limit that names a VNI.
-fn tunnel_limits(limits: &[LimitSpec]) -> u16 {
-    limits
-        .iter()
-        .take(MAX_RATE_LIMITS as usize)
-        .enumerate()
-        .filter(|(_, limit)| limit.vni.is_some())
-        .fold(0, |bits, (index, _)| bits | 1 << index)
 }
 
 fn fragment_policy(choice: FragmentChoice) -> FragmentPolicy {

@@ -16,8 +16,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use xdpath_core::abi;
 
 use xdpath_core::filter::{
-    BlockEntry, FilterConfig, PrefixHashKey, PrefixKey, PrefixLengths, RateLimit, Rule, RuleChain,
-    TunnelPrefixKey,
+    AddressLimit, AddressLimitKey, BlockEntry, FilterConfig, PrefixHashKey, PrefixKey,
+    PrefixLengths, RateLimit, Rule, RuleChain, TunnelPrefixKey,
 };
 
 use super::apply::ApplyError;
@@ -38,6 +38,32 @@ pub(crate) trait PlainBytes: Copy {
         }
     }
 }
+/// Values read back as bytes from a map.
+pub(crate) trait FromPlainBytes: PlainBytes + Default {
+    /// The value of exactly `size_of::<Self>()` bytes; `None` for another
+    /// length.
+    fn from_plain_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != std::mem::size_of::<Self>() {
+            return None;
+        }
+        let mut value = Self::default();
+        // SAFETY: implementors are plain structs of integers and byte
+        // arrays (every bit pattern is a value), and `bytes` is exactly
+        // their size.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (&mut value as *mut Self).cast::<u8>(),
+                bytes.len(),
+            );
+        }
+        Some(value)
+    }
+}
+impl PlainBytes for AddressLimit {}
+impl PlainBytes for AddressLimitKey {}
+impl FromPlainBytes for AddressLimit {}
+impl FromPlainBytes for AddressLimitKey {}
 impl PlainBytes for Rule {}
 impl PlainBytes for RuleChain {}
 impl PlainBytes for FilterConfig {}

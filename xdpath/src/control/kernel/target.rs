@@ -4,14 +4,14 @@
 
 use xdpath_core::abi;
 use xdpath_core::filter::{
-    lengths_slot, BlockEntry, FilterConfig, PrefixHashKey, PrefixKey, RateLimit, Rule, RuleChain,
-    TunnelPrefixKey, DIRECTION_DESTINATION, DIRECTION_SOURCE, FAMILY_V4, FAMILY_V6, LENGTHS_SLOTS,
-    MAX_CHAINS, MAX_RULES,
+    lengths_slot, AddressLimit, AddressLimitKey, BlockEntry, FilterConfig, PrefixHashKey,
+    PrefixKey, RateLimit, Rule, RuleChain, TunnelPrefixKey, DIRECTION_DESTINATION,
+    DIRECTION_SOURCE, FAMILY_V4, FAMILY_V6, LENGTHS_SLOTS, MAX_CHAINS, MAX_RULES,
 };
 
 use super::{
-    buffer_maps, hash_key, lengths_bytes, monotonic_now_ns, trie_key, tunnel_trie_key, KernelMaps,
-    PlainBytes, LENGTHS_SIZE,
+    buffer_maps, hash_key, lengths_bytes, monotonic_now_ns, trie_key, tunnel_trie_key,
+    FromPlainBytes, KernelMaps, PlainBytes, LENGTHS_SIZE,
 };
 use crate::control::apply::{ApplyError, FilterTarget, PortSet, PrefixSet};
 use crate::control::compile::{CompiledRules, PORT_WORDS};
@@ -139,6 +139,38 @@ impl FilterTarget for KernelMaps {
 
     fn limit_drops(&self, index: u32) -> Result<u64, ApplyError> {
         self.per_cpu_sum(abi::map::LIMIT_DROPS, index)
+    }
+
+    fn address_limit(&self, key: &AddressLimitKey) -> Result<Option<AddressLimit>, ApplyError> {
+        let mut value = [0u8; size_of::<AddressLimit>()];
+        if !self.lookup(abi::map::ADDRESS_LIMITS, key.bytes(), &mut value)? {
+            return Ok(None);
+        }
+        Ok(AddressLimit::from_plain_bytes(&value))
+    }
+
+    fn write_address_limit(
+        &mut self,
+        key: &AddressLimitKey,
+        entry: AddressLimit,
+    ) -> Result<(), ApplyError> {
+        self.update(abi::map::ADDRESS_LIMITS, key.bytes(), entry.bytes())
+    }
+
+    fn remove_address_limit(&mut self, key: &AddressLimitKey) -> Result<(), ApplyError> {
+        self.delete(abi::map::ADDRESS_LIMITS, key.bytes())
+    }
+
+    fn address_limit_keys(&self) -> Result<Vec<AddressLimitKey>, ApplyError> {
+        let map = abi::map::ADDRESS_LIMITS;
+        let size = size_of::<AddressLimitKey>();
+        let mut keys = Vec::new();
+        let mut previous: Option<Vec<u8>> = None;
+        while let Some(key) = self.next_key(map, previous.as_deref(), size)? {
+            keys.extend(AddressLimitKey::from_plain_bytes(&key));
+            previous = Some(key);
+        }
+        Ok(keys)
     }
 
     fn write_ports(&mut self, set: PortSet, bitmap: &[u64]) -> Result<(), ApplyError> {

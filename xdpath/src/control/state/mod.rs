@@ -196,6 +196,29 @@ pub enum LimitKey {
     Dst,
 }
 
+/// Where a rate limit is kept: among the general limits, tried one by one
+/// (at most `MAX_RATE_LIMITS`), or in the table of limits of one address
+/// each (`ADDRESS_LIMITS`). Chosen when the limit is made (a limit of one
+/// address goes to the table) and saved with it, so that an upgrade does
+/// not move the limits an older program running meanwhile enforces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitTable {
+    /// Among the general limits (and every limit an older build saved).
+    #[default]
+    General,
+    /// In the address table (unless an earlier limit there has its key:
+    /// then among the general ones, see `compile::limit_places`).
+    Address,
+}
+
+impl LimitTable {
+    /// For serde: the default is not written.
+    pub fn is_general(&self) -> bool {
+        *self == Self::General
+    }
+}
+
 /// One token-bucket rate limit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LimitSpec {
@@ -249,6 +272,9 @@ pub struct LimitSpec {
     /// Labels on its counters (see `control::parse::check_labels`).
     #[serde(default, skip_serializing_if = "Labels::is_empty")]
     pub labels: Labels,
+    /// Where it is kept.
+    #[serde(default, skip_serializing_if = "LimitTable::is_general")]
+    pub table: LimitTable,
 }
 
 /// What to do with IP fragments, as the operator says it.

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::control::ops::allocate_ids;
 use crate::control::parse::Cidr;
-use crate::control::state::{FilterState, LimitKey, LimitSpec};
+use crate::control::state::{FilterState, LimitKey, LimitSpec, LimitTable};
 use crate::lb::LbError;
 
 /// A limit but for its id and labels, borrowed: limits with equal keys
@@ -30,6 +30,7 @@ struct AlikeKey<'a> {
     to: Option<Cidr>,
     owner: Option<&'a str>,
     vni: Option<u32>,
+    table: LimitTable,
 }
 
 fn alike_key(limit: &LimitSpec) -> AlikeKey<'_> {
@@ -53,6 +54,7 @@ fn alike_key(limit: &LimitSpec) -> AlikeKey<'_> {
         to,
         owner,
         vni,
+        table,
     } = limit;
     AlikeKey {
         packets_per_second: *packets_per_second,
@@ -70,6 +72,7 @@ fn alike_key(limit: &LimitSpec) -> AlikeKey<'_> {
         to: *to,
         owner: owner.as_deref(),
         vni: *vni,
+        table: *table,
     }
 }
 

@@ -80,6 +80,7 @@ fn limit(draw: &mut Draw, owner: Option<&str>) -> LimitSpec {
         owner: owner.map(str::to_string),
         vni: None,
         labels: labels(draw),
+        table: Default::default(),
     }
 }
 
