@@ -7,6 +7,8 @@
 //! why, without them).
 
 mod common;
+#[path = "fault_injection/address_limits.rs"]
+mod address_limits;
 #[path = "fault_injection/conn_table.rs"]
 mod conn_table;
 #[path = "fault_injection/pins.rs"]

@@ -1,0 +1,48 @@
+//! `ratelimit add` of a limit of one address (kept in the address table,
+//! written entry by entry) with each of its bpf() calls failing in turn:
+//! the old limits or the new ones, read back with no difference.
+
+use super::*;
+
+#[test]
+fn address_limit_add_with_each_bpf_call_failing_leaves_old_or_new() {
+    xdpath_lab::needs_root!();
+    if !strace_or_skip("address_limit_add_with_each_bpf_call_failing_leaves_old_or_new") {
+        return;
+    }
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    xdpath_ok(&bed, &["attach", &interface, "--mode", "generic"]);
+    let existing = ["ratelimit", "add", "--pps", "1000", "--per", "dst", "--scope", "10.77.0.1/32"];
+    xdpath_ok(&bed, &existing);
+    let old = listing(&bed, &["--json", "ratelimit", "list"]);
+    let add = ["ratelimit", "add", "--pps", "100", "--per", "dst", "--scope", "10.77.0.2/32"];
+    let (calls, id) = count_calls(&bed, &add);
+    let listed = listing(&bed, &["--json", "ratelimit", "list"]);
+    assert!(
+        listed.as_array().is_some_and(|limits| limits
+            .iter()
+            .all(|limit| limit["table"] == "address")),
+        "both limits in the address table: {listed}"
+    );
+    xdpath_ok(&bed, &["ratelimit", "del", &id]);
+    let mut failed = 0;
+    for call in 1..=calls {
+        let output = under_strace(&bed, &add, Some(call), None);
+        assert_run(&bed, &add, call, &output);
+        if output.status.success() {
+            let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            xdpath_ok(&bed, &["state", "check"]);
+            xdpath_ok(&bed, &["ratelimit", "del", &id]);
+        } else {
+            failed += 1;
+            assert_eq!(
+                listing(&bed, &["--json", "ratelimit", "list"]),
+                old,
+                "call {call}"
+            );
+            xdpath_ok(&bed, &["state", "check"]);
+        }
+    }
+    assert!(failed > 0, "no injected failure made the add fail");
+}
