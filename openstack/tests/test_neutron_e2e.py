@@ -282,6 +282,58 @@ def test_restarts_converge_and_keep_the_operators_limit(
     conn.network.delete_qos_policy(policy)
 
 
+MANY_FIPS = 24
+
+
+def test_more_floating_ips_with_a_limit_than_xdpaths_general_limits(
+    *,
+    conn: Connection,
+    neutron_env: NeutronEnv,
+    topology: dict[str, Any],
+    agent: Agent,
+    xdpathd: Xdpathd,
+    bed: QosBed,
+) -> None:
+    """A network node's floating IPs by the dozen, each with a QoS policy:
+    every one gets its limit, in xdpath's table of limits of one address
+    each. (xdpath held 16 limits in all before it: the 17th document was
+    refused, 422, and its floating IP went unlimited.)"""
+    policy = conn.network.create_qos_policy(project_id=neutron_env.project_id, name="many")
+    conn.network.create_qos_packet_rate_limit_rule(
+        policy, max_kpps=2, max_burst_kpps=2, direction="ingress"
+    )
+    network = topology["fip"].floating_network_id
+    fips = [
+        conn.network.create_ip(project_id=neutron_env.project_id, floating_network_id=network)
+        for _ in range(MANY_FIPS)
+    ]
+    owners = {f"neutron-fip-{fip.id}" for fip in fips}
+    try:
+        for fip in fips:
+            conn.network.update_ip(fip, qos_policy_id=policy.id)
+        took = wait_for(
+            f"{MANY_FIPS} floating IPs' limits",
+            lambda: owners <= set(xdpathd.owners()),
+            timeout=60,
+        )
+        print(f"{MANY_FIPS} limits in force {took:.1f} s after the updates")
+        for fip in fips:
+            [limit] = owner_limits(xdpathd, f"neutron-fip-{fip.id}")
+            assert limit["table"] == "address", limit
+            assert limit["scope"] == f"{fip.floating_ip_address}/32", limit
+        assert operator_limit_kept(xdpathd)
+        last = fips[-1].floating_ip_address
+        bed.add_floating_ip(last)
+        attack, other = measure(bed, last, topology["legit"].floating_ip_address)
+        assert_limited(attack, 2000, 2000)
+        assert other["received"] >= other["sent"] * 0.95, f"the other FIP is not limited: {other}"
+    finally:
+        for fip in fips:
+            conn.network.delete_ip(fip)
+        wait_for("the limits' removal", lambda: not owners & set(xdpathd.owners()), timeout=60)
+        conn.network.delete_qos_policy(policy)
+
+
 def _limit_value(xdpathd: Xdpathd, owner: str, key: str) -> int | None:
     try:
         rows = xdpathd.limits(owner)

@@ -98,6 +98,34 @@ def test_a_tunnel_networks_port_limits_carry_its_vni() -> None:
     assert any(note.startswith("port c: vlan network") for note in plan.not_enforced)
 
 
+def test_a_ports_limits_cover_its_address_pairs_and_say_what_they_cannot() -> None:
+    # The hostile report's OpenStack note: QoS limits did not cover a
+    # port's allowed address pairs, so traffic to its VRRP VIP went
+    # unlimited. A pair of one address gets a limit like a fixed IP; a
+    # prefix pair cannot, and is said.
+    from types import SimpleNamespace
+
+    from neutron_xdpath import neutron
+
+    port = SimpleNamespace(
+        id="p1", fixed_ips=[{"ip_address": "10.9.0.83"}], binding_host_id="h",
+        qos_policy_id="pol", device_owner="compute:nova", network_id="n",
+        allowed_address_pairs=[{"ip_address": "10.9.0.100"}, {"ip_address": "10.9.1.0/24"},
+                               {"ip_address": "10.9.0.83/32"}],
+    )  # fmt: skip
+    network = SimpleNamespace(networks=lambda: [], ports=lambda: [port])
+    [subject] = neutron._ports(SimpleNamespace(network=network), "h")  # type: ignore[arg-type]
+    assert subject.addresses == ("10.9.0.83", "10.9.0.100")
+    rules = {"pol": [{"type": "packet_rate_limit", "max_kpps": 2, "direction": "ingress"}]}
+    result = mapping.plan([subject], rules, egress=False)
+    scopes = [limit["scope"] for limit in result.documents["neutron-port-p1"]["limits"]]
+    assert scopes == ["10.9.0.83/32", "10.9.0.100/32"]
+    assert result.not_enforced == [
+        "port p1: its allowed address pair(s) 10.9.1.0/24 are not limited by xdpath (a limit "
+        "of a prefix would hold other ports' and hosts' addresses in it to this port's rate)"
+    ]
+
+
 def test_owner_tags_fit_xdpath_and_only_the_agents_are_its() -> None:
     owner = Subject("port", "6a4c1c52-4f0e-4d7f-9d3e-0b8e1f2a3c4d", (), "p").owner
     assert len(owner) <= 64

@@ -38,7 +38,16 @@ fn forty_address_limits_beside_sixteen_general_ones_hold_a_flood_to_one_address(
         let scope = format!("100.64.{n}.0/24");
         xdpath_ok(
             &bed,
-            &["ratelimit", "add", "--pps", "1000", "--per", "src", "--scope", &scope],
+            &[
+                "ratelimit",
+                "add",
+                "--pps",
+                "1000",
+                "--per",
+                "src",
+                "--scope",
+                &scope,
+            ],
         );
     }
     let refused = xdpath(&bed, &["ratelimit", "add", "--pps", "5"]);
@@ -53,7 +62,16 @@ fn forty_address_limits_beside_sixteen_general_ones_hold_a_flood_to_one_address(
         let scope = format!("10.77.0.{n}/32");
         xdpath_ok(
             &bed,
-            &["ratelimit", "add", "--pps", "1000", "--per", "dst", "--scope", &scope],
+            &[
+                "ratelimit",
+                "add",
+                "--pps",
+                "1000",
+                "--per",
+                "dst",
+                "--scope",
+                &scope,
+            ],
         );
     }
     let scope = format!("{target}/32");
@@ -61,7 +79,15 @@ fn forty_address_limits_beside_sixteen_general_ones_hold_a_flood_to_one_address(
     let id = xdpath_ok(
         &bed,
         &[
-            "ratelimit", "add", "--pps", &rate, "--burst", &rate, "--per", "dst", "--scope",
+            "ratelimit",
+            "add",
+            "--pps",
+            &rate,
+            "--burst",
+            &rate,
+            "--per",
+            "dst",
+            "--scope",
             &scope,
         ],
     );

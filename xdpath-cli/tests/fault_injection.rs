@@ -6,9 +6,9 @@
 //! read back with no difference. Needs root and strace (skipped, saying
 //! why, without them).
 
-mod common;
 #[path = "fault_injection/address_limits.rs"]
 mod address_limits;
+mod common;
 #[path = "fault_injection/conn_table.rs"]
 mod conn_table;
 #[path = "fault_injection/pins.rs"]

@@ -359,7 +359,7 @@ fn bad_input_is_refused_and_changes_nothing() {
     refused(
         &bed,
         &["ratelimit", "add", "--pps", "5"],
-        "too many rate limits: 17 (at most 16)",
+        "too many rate limits: 17 (at most 16 beside those of one address each",
     );
     refused(
         &bed,

@@ -56,6 +56,8 @@ class Subject:
     policy_id: str
     # A port's network segment (vxlan/geneve: its limits get the VNI).
     segment: Segment | None = None
+    # A port's allowed address pairs that are prefixes: not limited.
+    unlimited: tuple[str, ...] = ()
 
     @property
     def owner(self) -> str:
@@ -156,6 +158,12 @@ def plan(
         ]  # fmt: skip
         if subject.segment is not None and (note := subject.segment.note(f"port {subject.id}")):
             result.not_enforced.append(note)
+        if subject.unlimited:
+            result.not_enforced.append(
+                f"{subject.kind} {subject.id}: its allowed address pair(s) "
+                f"{', '.join(subject.unlimited)} are not limited by xdpath (a limit of a prefix "
+                "would hold other ports' and hosts' addresses in it to this port's rate)"
+            )
         if limits:
             result.documents[subject.owner] = {"limits": limits}
             result.policies[subject.owner] = subject.policy_id

@@ -83,9 +83,16 @@ def _ports(conn: Connection, host: str | None) -> Iterator[Subject]:
         if not policy and not str(port.device_owner or "").startswith("network:"):
             policy = network_policies.get(str(port.network_id))
         addresses = tuple(str(ip["ip_address"]) for ip in port.fixed_ips or [] if ip)
+        # A port's policy limits all it receives: its allowed address pairs'
+        # addresses too (a VRRP or Octavia VIP), each with a bucket as its
+        # fixed IPs. A prefix pair cannot be: a limit of the prefix would
+        # hold other ports and hosts in it to this port's rate. It is said.
+        pairs = pair_addresses(port, addresses)
+        unlimited = tuple(pair for pair in pairs if "/" in pair)
+        addresses += tuple(pair for pair in pairs if "/" not in pair)
         if policy and addresses:
             segment = network_segments.get(str(port.network_id))
-            yield Subject("port", str(port.id), addresses, str(policy), segment)
+            yield Subject("port", str(port.id), addresses, str(policy), segment, unlimited)
 
 
 def pair_addresses(port: Any, fixed: Sequence[str]) -> tuple[str, ...]:

@@ -13,16 +13,34 @@ fn address_limit_add_with_each_bpf_call_failing_leaves_old_or_new() {
     let bed = bed();
     let interface = bed.a().interface.clone();
     xdpath_ok(&bed, &["attach", &interface, "--mode", "generic"]);
-    let existing = ["ratelimit", "add", "--pps", "1000", "--per", "dst", "--scope", "10.77.0.1/32"];
+    let existing = [
+        "ratelimit",
+        "add",
+        "--pps",
+        "1000",
+        "--per",
+        "dst",
+        "--scope",
+        "10.77.0.1/32",
+    ];
     xdpath_ok(&bed, &existing);
     let old = listing(&bed, &["--json", "ratelimit", "list"]);
-    let add = ["ratelimit", "add", "--pps", "100", "--per", "dst", "--scope", "10.77.0.2/32"];
+    let add = [
+        "ratelimit",
+        "add",
+        "--pps",
+        "100",
+        "--per",
+        "dst",
+        "--scope",
+        "10.77.0.2/32",
+    ];
     let (calls, id) = count_calls(&bed, &add);
     let listed = listing(&bed, &["--json", "ratelimit", "list"]);
     assert!(
-        listed.as_array().is_some_and(|limits| limits
-            .iter()
-            .all(|limit| limit["table"] == "address")),
+        listed
+            .as_array()
+            .is_some_and(|limits| limits.iter().all(|limit| limit["table"] == "address")),
         "both limits in the address table: {listed}"
     );
     xdpath_ok(&bed, &["ratelimit", "del", &id]);

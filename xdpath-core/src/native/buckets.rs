@@ -188,6 +188,62 @@ mod tests {
         tables
     }
 
+    /// Frames to one address charged alternately to two table sets under
+    /// an address limit of burst 5; how many fit.
+    fn address_fits_over_two(first: &mut NativeTables, second: &mut NativeTables) -> usize {
+        use crate::filter::{AddressCharge, AddressLimitKey};
+        let key = AddressLimitKey {
+            address: crate::parse::ipv4_mapped([10, 0, 0, 1]),
+            ..AddressLimitKey::default()
+        };
+        (0..40)
+            .filter(|&frame| {
+                let tables = if frame % 2 == 0 {
+                    &mut *first
+                } else {
+                    &mut *second
+                };
+                tables.charge_address_limit(&key, 100, 1_000_000_000) == AddressCharge::Fits
+            })
+            .count()
+    }
+
+    #[test]
+    fn address_limits_are_shared_like_the_buckets() {
+        use crate::filter::{AddressLimit, AddressLimitKey};
+        let address_limited = || {
+            let mut tables = NativeTables::default();
+            let key = AddressLimitKey {
+                address: crate::parse::ipv4_mapped([10, 0, 0, 1]),
+                ..AddressLimitKey::default()
+            };
+            let limit = RateLimit {
+                packets_per_second: 5,
+                burst_packets: 5,
+                id: 3,
+                ..RateLimit::default()
+            };
+            tables.set_address_limit(key, AddressLimit::fresh(limit));
+            (tables, key)
+        };
+        let (mut first, _) = address_limited();
+        let mut second = first.clone();
+        assert_eq!(address_fits_over_two(&mut first, &mut second), 10);
+        let (mut first, key) = address_limited();
+        let _handle = first.share_buckets();
+        let mut second = first.clone();
+        assert_eq!(address_fits_over_two(&mut first, &mut second), 5);
+        // One entry, its drops counted once for both.
+        assert_eq!(
+            second.address_limit(&key).map(|entry| entry.drops),
+            Some(35)
+        );
+        assert_eq!(first.address_limit_drops(), [(3, 35)]);
+        // Forgetting the buckets keeps the limits (they are configuration).
+        first.clear_buckets();
+        assert!(second.address_limit(&key).is_some());
+    }
+
     #[test]
     fn shared_buckets_charge_one_table_and_owned_ones_their_own() {
         // Owned: each clone has its own buckets, so the source gets its

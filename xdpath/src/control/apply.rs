@@ -11,6 +11,8 @@
 
 use std::collections::HashMap;
 
+pub(crate) mod address_limits;
+
 use xdpath_core::filter::{
     prefix_family, AddressLimit, AddressLimitKey, BlockEntry, FilterConfig, PrefixKey, RateLimit,
     TunnelPrefixKey, FILTER_DESTINATION_RULES, FILTER_SOURCE_RULES,
@@ -300,7 +302,7 @@ fn apply_rate_limits(
             target.zero_limit_drops(slot as u32)?;
         }
     }
-    super::address_limits::sync_address_limits(target, &settings.address_limits)
+    address_limits::sync_address_limits(target, &settings.address_limits)
 }
 
 /// The ids of the general limits, in slot order.

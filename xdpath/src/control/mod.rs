@@ -9,7 +9,6 @@
 //! Every command validates everything before the first map write: a
 //! refused command changes nothing.
 
-mod address_limits;
 pub mod apply;
 pub mod commit_marker;
 pub mod compile;

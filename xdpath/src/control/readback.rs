@@ -138,7 +138,7 @@ fn compare_rate_limits(maps: &KernelMaps, settings: &CompiledSettings) -> Result
         })
         .collect();
     Ok(limits == wanted_limits
-        && super::address_limits::address_limits_match(maps, &settings.address_limits)?)
+        && super::apply::address_limits::address_limits_match(maps, &settings.address_limits)?)
 }
 
 /// The amplification guard's, management and SYN-cookie port bitmaps

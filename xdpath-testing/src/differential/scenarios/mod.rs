@@ -317,6 +317,25 @@ fn filter_state(rules: bool, guards: bool) -> Result<FilterState, String> {
             5,
         )?,
     ];
+    // Limits of one address each (the address table), on addresses the
+    // corpora's captures use often, both sides and families.
+    for (id, (per, scope)) in (6..).zip([
+        ("dst", "192.168.1.1/32"),
+        ("src", "192.168.1.1/32"),
+        ("dst", "10.0.0.1/32"),
+        ("src", "10.0.0.2/32"),
+        ("dst", "192.168.0.1/32"),
+        ("dst", "fe80::1/128"),
+    ]) {
+        state.rate_limits.push(limit(
+            LimitArgs {
+                per: per.into(),
+                scope: Some(scope.into()),
+                ..args(Some("1"), None, "5")
+            },
+            id,
+        )?);
+    }
     state.guards.tcp_flags = true;
     state.guards.amplification.enabled = true;
     state.guards.amplification.expect = vec![cidr("198.51.100.0/25")?];

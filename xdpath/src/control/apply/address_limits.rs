@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use xdpath_core::filter::{AddressLimit, AddressLimitKey, RateLimit};
 
-use super::apply::{ApplyError, FilterTarget};
+use super::{ApplyError, FilterTarget};
 
 /// Makes the target's address table hold exactly `wanted`.
 pub fn sync_address_limits(
