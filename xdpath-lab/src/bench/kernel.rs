@@ -8,7 +8,7 @@ use xdpath::dataplane::{DataplaneError, LoadedProgram};
 use xdpath_core::abi;
 use xdpath_core::InterfaceConfig;
 
-use super::{bench_filter_state, mean, median, BenchError, BenchOptions, ProgramResult};
+use super::{mean, median, BenchError, BenchOptions, ProgramResult};
 
 /// xdp-filter's entry point in `xdpfilt_alw_all.o`.
 pub(super) const PEER_PROGRAM: &str = "xdpfilt_alw_all";
@@ -26,8 +26,11 @@ pub(super) fn load_plain(object: Option<&std::path::Path>) -> Result<LoadedProgr
 }
 
 /// Loads an xdpath instance (the embedded object, or `object`) with
-/// [`bench_filter_state`] installed.
-pub(super) fn load_filtered(object: Option<&std::path::Path>) -> Result<LoadedProgram, BenchError> {
+/// [`super::bench_filter_state`] installed.
+pub(super) fn load_filtered(
+    object: Option<&std::path::Path>,
+    extra: super::AddressLimitsOption,
+) -> Result<LoadedProgram, BenchError> {
     let program = match object {
         Some(path) => LoadedProgram::load_file(path, abi::program::XDPATH),
         None => LoadedProgram::load(InterfaceConfig::default()),
@@ -36,7 +39,7 @@ pub(super) fn load_filtered(object: Option<&std::path::Path>) -> Result<LoadedPr
         program: "xdpath+filter".into(),
         source: Box::new(source),
     })?;
-    let state = bench_filter_state().map_err(BenchError::Options)?;
+    let state = super::bench_filter_state_with(extra).map_err(BenchError::Options)?;
     let mut maps = xdpath::control::kernel::KernelMaps::of_program(&program)
         .map_err(|error| BenchError::Options(format!("filter maps: {error}")))?;
     xdpath::control::apply::install_fresh(
@@ -53,6 +56,7 @@ pub(super) fn load_filtered(object: Option<&std::path::Path>) -> Result<LoadedPr
 /// filter, named after their files.
 fn load_beside(
     objects: &[std::path::PathBuf],
+    extra: super::AddressLimitsOption,
 ) -> Result<Vec<(String, LoadedProgram, LoadedProgram)>, BenchError> {
     objects
         .iter()
@@ -61,7 +65,7 @@ fn load_beside(
                 || path.display().to_string(),
                 |name| name.to_string_lossy().into(),
             );
-            Ok((name, load_plain(Some(path))?, load_filtered(Some(path))?))
+            Ok((name, load_plain(Some(path))?, load_filtered(Some(path), extra)?))
         })
         .collect()
 }
@@ -121,7 +125,7 @@ pub(super) fn kernel_trials(
     };
 
     let mut xdpath = load_plain(options.object.as_deref())?;
-    let mut filtered = load_filtered(options.object.as_deref())?;
+    let mut filtered = load_filtered(options.object.as_deref(), options.address_limits())?;
     let mut empty = LoadedProgram::load_empty().map_err(wrap("empty"))?;
     let peer = LoadedProgram::load_file(&options.peer, PEER_PROGRAM);
     let (mut peer, peer_skipped) = match peer {
@@ -129,7 +133,7 @@ pub(super) fn kernel_trials(
         Err(error) => (None, Some(format!("{}: {error}", options.peer.display()))),
     };
 
-    let mut beside = load_beside(&options.beside)?;
+    let mut beside = load_beside(&options.beside, options.address_limits())?;
     let mut beside_samples: Vec<BesideSamples> = beside
         .iter()
         .map(|(name, _, _)| (name.clone(), [Vec::new(), Vec::new()]))

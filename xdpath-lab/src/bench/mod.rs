@@ -113,6 +113,36 @@ pub struct BenchOptions {
     /// frames.
     #[arg(long)]
     pub tunnels: bool,
+    /// Give the filter rows this many limits of one address each (per
+    /// destination, the mix's two destinations first, then others), high
+    /// enough to drop nothing: every frame to them is looked up and
+    /// charged.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub address_limits: u32,
+    /// With --address-limits: keep them among the general limits (tried
+    /// one by one, at most 15 beside the filter's own) instead of the
+    /// address table, to compare the two.
+    #[arg(long, requires = "address_limits")]
+    pub address_limits_general: bool,
+}
+
+/// The extra limits of one address the filter rows hold (`--address-limits`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AddressLimitsOption {
+    /// How many.
+    pub count: u32,
+    /// Among the general limits, not in the address table.
+    pub general: bool,
+}
+
+impl BenchOptions {
+    /// The `--address-limits` options.
+    pub fn address_limits(&self) -> AddressLimitsOption {
+        AddressLimitsOption {
+            count: self.address_limits,
+            general: self.address_limits_general,
+        }
+    }
 }
 
 impl Default for BenchOptions {
@@ -136,6 +166,8 @@ impl Default for BenchOptions {
             cpus: None,
             connection_table: xdpath::dataplane::ConnectionTable::default(),
             tunnels: false,
+            address_limits: 0,
+            address_limits_general: false,
         }
     }
 }
@@ -258,6 +290,41 @@ pub const BENCH_PREFIXES: u32 = 100_000;
 /// allowed HTTPS destination) and a per-source packet limit high enough
 /// that it drops nothing but is looked up and charged for every frame.
 pub fn bench_filter_state() -> Result<xdpath::control::state::FilterState, String> {
+    bench_filter_state_with(AddressLimitsOption::default())
+}
+
+/// [`bench_filter_state`] with `extra` limits of one address each: per
+/// destination, 198.51.100.2 and 2001:db8::2 (the mix's destinations)
+/// first, then 100.64.0.0/10's addresses; 10⁹ frames a second, so they
+/// drop nothing.
+pub fn bench_filter_state_with(
+    extra: AddressLimitsOption,
+) -> Result<xdpath::control::state::FilterState, String> {
+    let mut state = bench_filter_base()?;
+    let scopes = ["198.51.100.2/32".to_string(), "2001:db8::2/128".to_string()]
+        .into_iter()
+        .chain((0u32..).map(|n| {
+            let host = (100 << 24 | 64 << 16) + n;
+            format!("{}/32", std::net::Ipv4Addr::from(host))
+        }));
+    for (scope, id) in scopes.take(extra.count as usize).zip(2u32..) {
+        let args = xdpath::api::LimitArgs {
+            pps: Some("1000000000".into()),
+            per: "dst".into(),
+            scope: Some(scope),
+            ..xdpath::api::LimitArgs::default()
+        };
+        let mut limit = xdpath::control::ops::limit_spec(&args, id).map_err(|e| e.to_string())?;
+        if extra.general {
+            limit.table = xdpath::control::state::LimitTable::General;
+        }
+        state.rate_limits.push(limit);
+    }
+    state.next_limit_id = extra.count + 2;
+    Ok(state)
+}
+
+fn bench_filter_base() -> Result<xdpath::control::state::FilterState, String> {
     use std::fmt::Write;
     let mut text = String::from(
         "--src 0.0.0.0/0 --proto tcp --dport 22 --action pass\n\

@@ -87,7 +87,7 @@ fn load_subjects(options: &BenchOptions) -> Result<Vec<Subject>, BenchError> {
         .map_err(lb_error)?,
         Subject::new(
             "xdpath + filter (100k pfx)",
-            super::kernel::load_filtered(object)?,
+            super::kernel::load_filtered(object, options.address_limits())?,
             abi::program::XDPATH,
         )
         .map_err(lb_error)?,
