@@ -211,13 +211,13 @@ fn owner_document(document: &OwnerState) {
     state.settings.source_v6 = parse_cidr("fd00::/64").ok();
     let mut filter = FilterState::default();
     let edited = apply::edit_vips(&mut state, "fuzz", &desired.vips)
-        .and_then(|()| limits::edit_limits(&mut filter, "fuzz", &desired.limits));
+        .and_then(|()| limits::edit_limits(&mut filter, "fuzz", &desired.limits, true));
     if let Err(error) = edited {
         return assert_one_line(&error.to_string());
     }
     let (once, filter_once) = (state.clone(), filter.clone());
     let again = apply::edit_vips(&mut state, "fuzz", &desired.vips)
-        .and_then(|()| limits::edit_limits(&mut filter, "fuzz", &desired.limits));
+        .and_then(|()| limits::edit_limits(&mut filter, "fuzz", &desired.limits, true));
     assert!(again.is_ok(), "a document applied once is refused again");
     assert_eq!(state, once, "the same document changed the balancer again");
     assert_eq!(

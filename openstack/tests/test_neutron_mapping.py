@@ -126,6 +126,27 @@ def test_a_ports_limits_cover_its_address_pairs_and_say_what_they_cannot() -> No
     ]
 
 
+def test_an_address_two_ports_share_gets_one_limit() -> None:
+    # A VRRP VIP as an allowed address pair of two ports on one host: one
+    # limit (the first port's), said for the second, not one per port.
+    first = Subject("port", "p1", ("10.9.0.83", "10.9.0.100"), "pol")
+    second = Subject("port", "p2", ("10.9.0.84", "10.9.0.100"), "pol")
+    rules = {"pol": [{"type": "packet_rate_limit", "max_kpps": 2, "direction": "ingress"}]}
+    result = mapping.plan([first, second], rules, egress=False)
+    scopes = {
+        owner: [limit["scope"] for limit in document["limits"]]
+        for owner, document in result.documents.items()
+    }
+    assert scopes == {
+        "neutron-port-p1": ["10.9.0.83/32", "10.9.0.100/32"],
+        "neutron-port-p2": ["10.9.0.84/32"],
+    }
+    assert result.not_enforced == [
+        "port p2: 10.9.0.100 is limited by port p1's limit (an address both have): "
+        "one bucket serves both"
+    ]
+
+
 def test_owner_tags_fit_xdpath_and_only_the_agents_are_its() -> None:
     owner = Subject("port", "6a4c1c52-4f0e-4d7f-9d3e-0b8e1f2a3c4d", (), "p").owner
     assert len(owner) <= 64

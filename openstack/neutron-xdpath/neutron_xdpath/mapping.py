@@ -132,6 +132,11 @@ def plan(
     (``policies``: policy id -> rules as Neutron lists them)."""
     result = Plan()
     directions = (INGRESS, EGRESS) if egress else (INGRESS,)
+    # Who limits each (per, scope, vni) already: an address two ports share
+    # (an allowed address pair, a VRRP VIP) gets one limit, the first
+    # port's, not one per port (two would charge each frame twice and
+    # take xdpath's general limits, one per extra port).
+    limited_by: dict[tuple[str, str, str], str] = {}
     for subject in subjects:
         rules = policies.get(subject.policy_id)
         if rules is None:
@@ -150,12 +155,20 @@ def plan(
                     f"{subject.kind} {subject.id}: egress {kind} not enforced here "
                     "([agent] egress = false: this host does not receive its traffic)"
                 )
-        limits = [
-            {**limit, "labels": subject.labels}
-            for address in subject.addresses
-            for limit in in_segment(limits_for(host_prefix(address), rules, directions),
-                                    subject.segment)
-        ]  # fmt: skip
+        limits = []
+        for address in subject.addresses:
+            for limit in in_segment(
+                limits_for(host_prefix(address), rules, directions), subject.segment
+            ):
+                key = (limit["per"], limit["scope"], str(limit.get("vni", "")))
+                first = limited_by.setdefault(key, f"{subject.kind} {subject.id}")
+                if first != f"{subject.kind} {subject.id}":
+                    result.not_enforced.append(
+                        f"{subject.kind} {subject.id}: {address} is limited by {first}'s "
+                        "limit (an address both have): one bucket serves both"
+                    )
+                    continue
+                limits.append({**limit, "labels": subject.labels})
         if subject.segment is not None and (note := subject.segment.note(f"port {subject.id}")):
             result.not_enforced.append(note)
         if subject.unlimited:

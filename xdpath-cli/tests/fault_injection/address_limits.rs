@@ -64,3 +64,51 @@ fn address_limit_add_with_each_bpf_call_failing_leaves_old_or_new() {
     }
     assert!(failed > 0, "no injected failure made the add fail");
 }
+
+/// The first limit of all, of one address, with each bpf() call failing
+/// in turn: a failure leaves no limit (the address table's entry written
+/// before the failure is taken out again, though the state holds no
+/// limit to compare it with), and the next command finds nothing to put
+/// right.
+#[test]
+fn the_first_address_limit_with_each_bpf_call_failing_leaves_none_or_it() {
+    xdpath_lab::needs_root!();
+    if !strace_or_skip("the_first_address_limit_with_each_bpf_call_failing_leaves_none_or_it") {
+        return;
+    }
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    xdpath_ok(&bed, &["attach", &interface, "--mode", "generic"]);
+    let add = [
+        "ratelimit",
+        "add",
+        "--pps",
+        "100",
+        "--per",
+        "dst",
+        "--scope",
+        "10.77.0.2/32",
+    ];
+    let (calls, id) = count_calls(&bed, &add);
+    xdpath_ok(&bed, &["ratelimit", "del", &id]);
+    xdpath_ok(&bed, &["state", "check"]);
+    let mut failed = 0;
+    for call in 1..=calls {
+        let output = under_strace(&bed, &add, Some(call), None);
+        assert_run(&bed, &add, call, &output);
+        if output.status.success() {
+            let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            xdpath_ok(&bed, &["state", "check"]);
+            xdpath_ok(&bed, &["ratelimit", "del", &id]);
+        } else {
+            failed += 1;
+            assert_eq!(
+                listing(&bed, &["--json", "ratelimit", "list"]),
+                serde_json::json!([]),
+                "call {call}"
+            );
+        }
+        xdpath_ok(&bed, &["state", "check"]);
+    }
+    assert!(failed > 0, "no injected failure made the add fail");
+}

@@ -122,6 +122,24 @@ pub(crate) fn address_rows() -> Vec<Row> {
             ],
         ),
         row(
+            "a monitored general limit over its rate does not switch the address limits off",
+            limits(vec![
+                {
+                    let mut trial =
+                        limit(Some(1), None, 1, LimitKey::Src, false).rate_limits[0].clone();
+                    trial.id = 2;
+                    trial.monitor = true;
+                    trial
+                },
+                address_limit(1, "dst", "198.51.100.2/32", 2),
+            ]),
+            vec![
+                pass(tcp(80, ACK), V4TCP),
+                pass(tcp(80, ACK), Reason::RateLimited),
+                drop(tcp(80, ACK), Reason::RateLimited),
+            ],
+        ),
+        row(
             "an allowed frame is not limited",
             with_rules(
                 limits(vec![address_limit(1, "dst", "198.51.100.2/32", 1)]),

@@ -205,6 +205,22 @@ fn a_rule_added_while_running_reaches_every_thread() {
 #[test]
 fn a_rate_limit_is_one_table_over_the_threads() {
     xdpath_lab::needs_root!();
+    one_limit_over_the_threads(&["--per", "src"]);
+}
+
+/// The same with a limit of one address (the address table): one entry
+/// for both threads, its drops listed on the limit while the runtime
+/// runs.
+#[test]
+fn an_address_limit_is_one_entry_over_the_threads() {
+    xdpath_lab::needs_root!();
+    one_limit_over_the_threads(&["--per", "dst", "--scope", "ADDRESS_OF_A"]);
+}
+
+/// 400 frames of one source to A over both queues of a runtime with
+/// `--threads`, under a limit of `kind` (`ADDRESS_OF_A` stands for A's
+/// address as a /32): the limit holds them once, not once per thread.
+fn one_limit_over_the_threads(kind: &[&str]) {
     let bed = bed();
     two_queues(&bed);
     // A slow rate beside the burst: the frames take milliseconds, so the
@@ -213,20 +229,17 @@ fn a_rate_limit_is_one_table_over_the_threads() {
     // BURST / RATE = 4 s for one table to pass as many.
     const RATE: u64 = 5;
     const BURST: u64 = 20;
-    xdpath(
-        &bed,
-        Side::A,
-        &[
-            "ratelimit",
-            "add",
-            "--pps",
-            &RATE.to_string(),
-            "--burst",
-            &BURST.to_string(),
-            "--per",
-            "src",
-        ],
-    );
+    let scope = format!("{}/32", bed.a().ipv4);
+    let (rate, burst) = (RATE.to_string(), BURST.to_string());
+    let mut args = vec!["ratelimit", "add", "--pps", &rate, "--burst", &burst];
+    args.extend(kind.iter().map(|word| {
+        if *word == "ADDRESS_OF_A" {
+            scope.as_str()
+        } else {
+            word
+        }
+    }));
+    let id = xdpath(&bed, Side::A, &args).trim().to_string();
     let runtime = Runtime::start(&bed, &["--threads", "--exception", "drop"]);
     let frames = udp_frames(&bed, bed.b().ipv4.octets(), 7777, 400);
     let started = Instant::now();
@@ -240,6 +253,14 @@ fn a_rate_limit_is_one_table_over_the_threads() {
     });
     let elapsed = started.elapsed().as_secs_f64();
     assert!(settled, "every frame counted: {:?}", counters_soon(&bed));
+    // The limit's drops as listed while the runtime runs (its snapshot).
+    let listed_drops = within(Duration::from_secs(3), || {
+        let limits: serde_json::Value =
+            serde_json::from_str(&xdpath(&bed, Side::A, &["--json", "ratelimit", "list"]))
+                .expect("JSON");
+        let drops = limits[0]["drops"].as_u64().unwrap_or(0);
+        drops == packets(&counters_soon(&bed), "drop", "rate-limited")
+    });
     let report = runtime.stop();
     both_threads_served(&report);
     let after = counters(&bed);
@@ -254,4 +275,8 @@ fn a_rate_limit_is_one_table_over_the_threads() {
     );
     assert!(passed < 2 * BURST, "{passed}: the burst was given twice");
     assert_eq!(packets(&after, "drop", "rate-limited"), 400 - passed);
+    assert!(
+        listed_drops,
+        "limit {id}: its listed drops are the runtime's rate-limited frames"
+    );
 }

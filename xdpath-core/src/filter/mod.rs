@@ -134,15 +134,21 @@ pub fn filter<'s, P: Packet, T: Tables>(
         outer: (!outer_allowed).then_some(key),
         inner: inner.filter(|_| !inner_allowed),
     };
-    if config.rate_limits != 0 {
-        if let Some(drop) = rate_limits(&config, &layers, frame_len, tables) {
-            return Some(drop);
-        }
+    let general = if config.rate_limits != 0 {
+        rate_limits(&config, &layers, frame_len, tables)
+    } else {
+        None
+    };
+    // A general limit's monitored verdict does not end the checks: a
+    // limit of one address still drops (a monitored `/0` limit, the usual
+    // trial of a new limit, must not switch the floating IPs' off).
+    if !address_limited || general.is_some_and(|drop| !drop.monitor) {
+        return general;
     }
-    if !address_limited {
-        return None;
+    match address_limits::address_limits(&config, &layers, frame_len, tables) {
+        Some(drop) if !drop.monitor => Some(drop),
+        address => general.or(address),
     }
-    address_limits::address_limits(&config, &layers, frame_len, tables)
 }
 
 /// The keys the rate limits see: the outer one unless an outer rule

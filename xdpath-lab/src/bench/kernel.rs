@@ -65,7 +65,11 @@ fn load_beside(
                 || path.display().to_string(),
                 |name| name.to_string_lossy().into(),
             );
-            Ok((name, load_plain(Some(path))?, load_filtered(Some(path), extra)?))
+            Ok((
+                name,
+                load_plain(Some(path))?,
+                load_filtered(Some(path), extra)?,
+            ))
         })
         .collect()
 }

@@ -181,7 +181,12 @@ fn apply_plan(desired: &DesiredConfig, plan: &Plan) -> Result<(), ConfigError> {
     }
     if !plan.filter.is_empty() {
         let mut session = Session::open()?;
-        session.state = merge_filter(&session.state, &desired.filter, wall_now());
+        session.state = merge_filter(
+            &session.state,
+            &desired.filter,
+            wall_now(),
+            crate::control::features::address_table_usable(),
+        );
         session.commit()?;
     }
     if !plan.lb.is_empty() {

@@ -5,15 +5,44 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::plan::block_same;
-use crate::control::state::{BlockKey, BlockSpec, FilterState};
+use crate::control::state::{BlockKey, BlockSpec, FilterState, LimitSpec, LimitTable};
 
 /// The filter state to install: `desired`, keeping from `current` the
 /// id counters, the expiry of blocklist entries that stay, the order of
 /// management entries that stay and the rate limits and filter rules
 /// owners made (a config leaves them alone, its own rules before the
 /// owners'); entries already expired are left out.
-pub fn merge_filter(current: &FilterState, desired: &FilterState, now: u64) -> FilterState {
+///
+/// Without `table_usable` (a program attached that does not read the
+/// address table, `features::address_table_usable`), the config's limits
+/// of one address go among the general limits, but for those saved in the
+/// table already: an upgrade moves nothing an older program enforces.
+pub fn merge_filter(
+    current: &FilterState,
+    desired: &FilterState,
+    now: u64,
+    table_usable: bool,
+) -> FilterState {
     let mut state = desired.clone();
+    if !table_usable {
+        let in_table: HashMap<u32, &LimitSpec> = current
+            .rate_limits
+            .iter()
+            .filter(|limit| limit.table == LimitTable::Address)
+            .map(|limit| (limit.id, limit))
+            .collect();
+        for limit in &mut state.rate_limits {
+            let saved_there = in_table.get(&limit.id).is_some_and(|have| {
+                LimitSpec {
+                    labels: have.labels.clone(),
+                    ..limit.clone()
+                } == **have
+            });
+            if !saved_there {
+                limit.table = LimitTable::General;
+            }
+        }
+    }
     keep_owned(&mut state.rules, &current.rules, |rule| {
         rule.owner.is_some()
     });

@@ -51,7 +51,12 @@ fn refuse_unenforced(
     let lb = (!changes.lb.is_empty()).then(LbSession::read).transpose()?;
     crate::control::features::refuse_new(|| {
         let filter_needs = filter_now.map_or(0, |now| {
-            let after = merge_filter(now, &desired.filter, wall_now());
+            let after = merge_filter(
+                now,
+                &desired.filter,
+                wall_now(),
+                crate::control::features::address_table_usable(),
+            );
             crate::control::features::filter_change_needs(now, &after)
         });
         let lb_needs = lb.as_ref().map_or(0, |session| {

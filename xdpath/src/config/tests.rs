@@ -285,7 +285,7 @@ fn applying_keeps_slots_generations_and_expiries() {
     current.blocklist[0].expires_at = Some(NOW + 10);
     current.next_rule_id = 77;
     current.rules[0].action = RuleAction::Drop;
-    let merged = merge_filter(&current, &desired.filter, NOW);
+    let merged = merge_filter(&current, &desired.filter, NOW, true);
     assert_eq!(
         merged.blocklist[0].expires_at,
         Some(NOW + 10),
@@ -294,7 +294,7 @@ fn applying_keeps_slots_generations_and_expiries() {
     assert_eq!(merged.next_rule_id, 77);
     assert_eq!(merged.rules, desired.filter.rules);
     assert_eq!(
-        merge_filter(&current, &desired.filter, NOW + 20)
+        merge_filter(&current, &desired.filter, NOW + 20, true)
             .blocklist
             .len(),
         desired.filter.blocklist.len() - 1,
@@ -477,5 +477,58 @@ fn a_config_dropping_its_ipv6_vip_may_lower_the_path_mtu_in_one_apply() {
         both.to_string()
             .contains("the least IPv6 VIP [2001:db8::10]:443/tcp needs"),
         "{both}"
+    );
+}
+
+/// A config's limits of one address go to the address table; while a
+/// program that does not read it is attached, among the general limits,
+/// but for one the table holds already (an upgrade moves nothing an older
+/// program enforces, nor back).
+#[test]
+fn a_configs_limits_of_one_address_go_where_every_program_reads_them() {
+    use crate::control::state::LimitTable;
+    let text = "\
+[[filter.ratelimit]]
+id = 1
+pps = 100
+per = \"dst\"
+scope = \"203.0.113.7/32\"
+
+[[filter.ratelimit]]
+id = 2
+pps = 100
+per = \"dst\"
+scope = \"203.0.113.8/32\"
+
+[[filter.ratelimit]]
+id = 3
+pps = 100
+";
+    let config = parse(text).expect("valid");
+    let tables = |state: &crate::control::state::FilterState| -> Vec<LimitTable> {
+        state.rate_limits.iter().map(|limit| limit.table).collect()
+    };
+    let wanted = &config.filter;
+    assert_eq!(
+        tables(wanted),
+        [
+            LimitTable::Address,
+            LimitTable::Address,
+            LimitTable::General
+        ]
+    );
+    let mut current = wanted.clone();
+    current.rate_limits[1].table = LimitTable::General;
+    assert_eq!(
+        tables(&merge_filter(&current, wanted, NOW, true)),
+        tables(wanted)
+    );
+    assert_eq!(
+        tables(&merge_filter(&current, wanted, NOW, false)),
+        [
+            LimitTable::Address,
+            LimitTable::General,
+            LimitTable::General
+        ]
     );
 }

@@ -117,6 +117,10 @@ pub struct Prepared {
     pub rules: Option<CompiledRules>,
     /// Everything else.
     pub settings: CompiledSettings,
+    /// Write the rate limits even if `previous` has the same: the kernel's
+    /// were read back different (`readback::InstalledView::limits_differ`;
+    /// with no limits in the state, the view cannot say so otherwise).
+    pub force_limits: bool,
 }
 
 /// Why a state could not be installed: it does not compile, or a write
@@ -154,7 +158,11 @@ pub fn prepare(
             settings
         }
     };
-    Ok(Prepared { rules, settings })
+    Ok(Prepared {
+        rules,
+        settings,
+        force_limits: false,
+    })
 }
 
 /// Wall-clock Unix seconds → the data path's monotonic ns. An expiry in
@@ -192,7 +200,7 @@ pub fn apply(
     }
     apply_blocklist(target, previous, next, wall_now)?;
     let settings = &prepared.settings;
-    apply_rate_limits(target, previous, next, settings)?;
+    apply_rate_limits(target, previous, next, prepared)?;
     target.write_ports(PortSet::Reflection, &settings.reflection_ports)?;
     target.write_ports(PortSet::Management, &settings.management_ports)?;
     target.write_ports(PortSet::SynCookie, &settings.syncookie_ports)?;
@@ -290,19 +298,21 @@ fn apply_rate_limits(
     target: &mut dyn FilterTarget,
     previous: &FilterState,
     next: &FilterState,
-    settings: &CompiledSettings,
+    prepared: &Prepared,
 ) -> Result<(), ApplyError> {
-    if previous.rate_limits == next.rate_limits {
+    if previous.rate_limits == next.rate_limits && !prepared.force_limits {
         return Ok(());
     }
+    let settings = &prepared.settings;
     let old_slots = slot_ids(&previous.rate_limits);
+    address_limits::write_address_limits(target, &settings.address_limits)?;
     target.write_rate_limits(&settings.rate_limits)?;
     for (slot, id) in slot_ids(&next.rate_limits).into_iter().enumerate() {
         if old_slots.get(slot) != Some(&id) {
             target.zero_limit_drops(slot as u32)?;
         }
     }
-    address_limits::sync_address_limits(target, &settings.address_limits)
+    address_limits::remove_stale_address_limits(target, &settings.address_limits)
 }
 
 /// The ids of the general limits, in slot order.

@@ -201,6 +201,18 @@ pub fn lb_change_needs(before: &LbState, after: &LbState) -> u64 {
     needs
 }
 
+/// Whether a new limit of one address may go to the address table: every
+/// program attached in the namespace reads it (none, natively). Otherwise
+/// it goes among the general limits, which an older program enforces
+/// (`LimitSpec::table`); a feature word that cannot be read says no.
+pub fn address_table_usable() -> bool {
+    lacking().is_ok_and(|lacking| {
+        lacking
+            .iter()
+            .all(|(_, lacks)| lacks & feature::ADDRESS_LIMITS == 0)
+    })
+}
+
 /// Each interface of the namespace whose running program lacks some of
 /// this build's features, with the features it lacks.
 pub fn lacking() -> Result<Vec<(String, u64)>, ControlError> {

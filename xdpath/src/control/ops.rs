@@ -113,7 +113,10 @@ pub fn add_limit(args: &LimitArgs) -> Result<u32, ControlError> {
     let used = state.rate_limits.iter().map(|limit| limit.id).collect();
     let ids = allocate_ids(&mut state.next_limit_id, &used, 1, u32::MAX, "rate limit")?;
     let id = ids.first().copied().unwrap_or(0);
-    let spec = limit_spec(args, id)?;
+    let mut spec = limit_spec(args, id)?;
+    if !super::features::address_table_usable() {
+        spec.table = LimitTable::General;
+    }
     super::compile::compile_limit(&spec)?;
     state.rate_limits.push(spec);
     let general = super::compile::limit_places(&state.rate_limits)

@@ -42,6 +42,9 @@ pub struct InstalledView {
     pub state: FilterState,
     /// The active rule set is not the desired one: rewrite it.
     pub rules_differ: bool,
+    /// The rate limits (general slots or address table) are not the
+    /// desired ones: rewrite them (`apply::Prepared::force_limits`).
+    pub limits_differ: bool,
     /// Every difference, one line each, in operator terms.
     pub differences: Vec<String>,
 }
@@ -69,6 +72,7 @@ pub fn compare(
     if compare_rate_limits(maps, settings)? {
         view.state.rate_limits = desired.rate_limits.clone();
     } else {
+        view.limits_differ = true;
         view.differences.push(format!(
             "rate limits: the kernel's differ from the state's {}",
             desired.rate_limits.len()

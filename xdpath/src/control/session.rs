@@ -126,7 +126,7 @@ impl Session {
         }
         self.refuse_unenforced()?;
         let resolve = |name: &str| interface_index(name);
-        let prepared = prepare(
+        let mut prepared = prepare(
             &maps,
             &installed.state,
             &self.state,
@@ -134,6 +134,7 @@ impl Session {
             installed.rules_differ,
         )
         .map_err(install_error)?;
+        prepared.force_limits = installed.limits_differ;
         let marker = self.locked.begin_commit()?;
         let written = apply(
             &mut maps,
@@ -166,8 +167,9 @@ impl Session {
         let saved = &self.locked.loaded;
         let restored = read_back(maps, saved).and_then(|view| {
             let resolve = |name: &str| interface_index(name);
-            let prepared = prepare(maps, &view.state, saved, &resolve, view.rules_differ)
+            let mut prepared = prepare(maps, &view.state, saved, &resolve, view.rules_differ)
                 .map_err(install_error)?;
+            prepared.force_limits = view.limits_differ;
             apply(maps, &view.state, saved, &prepared, wall_now())?;
             Ok(())
         });

@@ -6,24 +6,20 @@
 //! drops; a limit changed in place (same id) keeps them too (the next
 //! refill caps the bucket at the new burst); a new limit starts full.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use xdpath_core::filter::{AddressLimit, AddressLimitKey, RateLimit};
 
 use super::{ApplyError, FilterTarget};
 
-/// Makes the target's address table hold exactly `wanted`.
-pub fn sync_address_limits(
+/// Writes the entries of `wanted` the target lacks or holds otherwise
+/// (the first half of a sync: before the general limits are rewritten, so
+/// a limit moving from them to the table is never in neither).
+pub fn write_address_limits(
     target: &mut dyn FilterTarget,
     wanted: &[(AddressLimitKey, RateLimit)],
 ) -> Result<(), ApplyError> {
-    let wanted: HashMap<AddressLimitKey, RateLimit> = wanted.iter().copied().collect();
-    for key in target.address_limit_keys()? {
-        if !wanted.contains_key(&key) {
-            target.remove_address_limit(&key)?;
-        }
-    }
-    for (key, limit) in &wanted {
+    for (key, limit) in wanted {
         let entry = match target.address_limit(key)? {
             Some(have) if have.limit == *limit => continue,
             Some(have) if have.limit.id == limit.id => AddressLimit {
@@ -32,9 +28,36 @@ pub fn sync_address_limits(
             },
             _ => AddressLimit::fresh(*limit),
         };
+        // A limit changed in place keeps the bucket and drops read just
+        // now: what the data path adds to them between the read and the
+        // write is lost (a few frames' tokens and drops, once a change).
         target.write_address_limit(key, entry)?;
     }
     Ok(())
+}
+
+/// Removes the target's entries `wanted` does not hold (the second half).
+pub fn remove_stale_address_limits(
+    target: &mut dyn FilterTarget,
+    wanted: &[(AddressLimitKey, RateLimit)],
+) -> Result<(), ApplyError> {
+    let wanted: HashSet<AddressLimitKey> = wanted.iter().map(|(key, _)| *key).collect();
+    for key in target.address_limit_keys()? {
+        if !wanted.contains(&key) {
+            target.remove_address_limit(&key)?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes the target's address table hold exactly `wanted`.
+#[cfg(test)]
+pub fn sync_address_limits(
+    target: &mut dyn FilterTarget,
+    wanted: &[(AddressLimitKey, RateLimit)],
+) -> Result<(), ApplyError> {
+    write_address_limits(target, wanted)?;
+    remove_stale_address_limits(target, wanted)
 }
 
 /// Whether the target's address table holds exactly `wanted` (the limits;

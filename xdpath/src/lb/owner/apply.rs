@@ -87,7 +87,8 @@ pub(super) fn install(
     let mut lb = LbSession::open()?;
     let mut filter = Session::open()?;
     edit_vips(&mut lb.state, owner, &desired.vips)?;
-    edit_limits(&mut filter.state, owner, &desired.limits)?;
+    let table_usable = crate::control::features::address_table_usable();
+    edit_limits(&mut filter.state, owner, &desired.limits, table_usable)?;
     super::rules::edit_rules(&mut filter.state, owner, &desired.rules)?;
     lb.check()?;
     if filter.state != *filter.loaded() {

@@ -30,15 +30,18 @@ struct AlikeKey<'a> {
     to: Option<Cidr>,
     owner: Option<&'a str>,
     vni: Option<u32>,
-    table: LimitTable,
 }
 
 fn alike_key(limit: &LimitSpec) -> AlikeKey<'_> {
     // Every field named: a field added to `LimitSpec` must be placed here
     // (compared) or next to `id` and `labels` (ignored).
+    // `table` is where the limit is kept, not what it limits: an owner's
+    // limit saved among the general limits by an older build is the same
+    // limit (`edit_limits` moves it).
     let LimitSpec {
         id: _,
         labels: _,
+        table: _,
         packets_per_second,
         burst_packets,
         bytes_per_second,
@@ -54,7 +57,6 @@ fn alike_key(limit: &LimitSpec) -> AlikeKey<'_> {
         to,
         owner,
         vni,
-        table,
     } = limit;
     AlikeKey {
         packets_per_second: *packets_per_second,
@@ -72,17 +74,22 @@ fn alike_key(limit: &LimitSpec) -> AlikeKey<'_> {
         to: *to,
         owner: owner.as_deref(),
         vni: *vni,
-        table: *table,
     }
 }
 
 /// Gives `owner` exactly the rate limits `wanted`, as the module says: a
 /// wanted limit takes the first limit of the owner (in the state's order)
-/// equal to it but for id and labels that no earlier wanted limit took.
+/// equal to it but for id, labels and table that no earlier wanted limit
+/// took. With `table_usable` (every attached program reads the address
+/// table, `features::address_table_usable`) each limit goes where
+/// `wanted` says, a kept one moved there; without, new ones go among the
+/// general limits and kept ones stay where they are, so that a document
+/// sent during an upgrade is not refused for the move.
 pub fn edit_limits(
     state: &mut FilterState,
     owner: &str,
     wanted: &[LimitSpec],
+    table_usable: bool,
 ) -> Result<(), LbError> {
     // Positions in `state.rate_limits` of the owner's limits, by key, in
     // their order.
@@ -108,6 +115,9 @@ pub fn edit_limits(
         if let Some(have) = state.rate_limits.get_mut(index) {
             // New labels name the same buckets.
             have.labels.clone_from(&limit.labels);
+            if table_usable {
+                have.table = limit.table;
+            }
             kept_ids.insert(have.id);
         }
     }
@@ -127,6 +137,9 @@ pub fn edit_limits(
     )?;
     for (mut limit, id) in new.into_iter().zip(ids) {
         limit.id = id;
+        if !table_usable {
+            limit.table = LimitTable::General;
+        }
         state.rate_limits.push(limit);
     }
     Ok(())

@@ -208,9 +208,66 @@ fn keyed_matching_keeps_exactly_the_ids_order_and_entries_of_the_plain_compariso
                 rules.iter().map(|rule| (rule.clone(), false)).collect();
             edit_rules(&mut keyed, owner, &with_override).expect("rules");
             reference_rules(&mut plain, owner, &rules);
-            edit_limits(&mut keyed, owner, &limits).expect("limits");
+            edit_limits(&mut keyed, owner, &limits, true).expect("limits");
             reference_limits(&mut plain, owner, &limits);
             assert_eq!(keyed, plain, "case {case}, round {round}");
         }
     }
+}
+
+/// An owner's limit of one address saved among the general limits by an
+/// older build: the same document again keeps it (its id, so its
+/// buckets), moved to the address table only when every program reads
+/// it; a new one goes among the general limits until then.
+#[test]
+fn an_owners_limit_moves_to_the_address_table_only_when_usable() {
+    use crate::control::state::LimitTable;
+    let args = crate::api::LimitArgs {
+        pps: Some("2000".into()),
+        per: "dst".into(),
+        scope: Some("203.0.113.7/32".into()),
+        ..crate::api::LimitArgs::default()
+    };
+    let wanted = crate::control::ops::limit_spec(&args, 0).expect("a limit");
+    assert_eq!(wanted.table, LimitTable::Address);
+    let mut saved = wanted.clone();
+    saved.id = 9;
+    saved.owner = Some("fip".into());
+    saved.table = LimitTable::General;
+    let mut wanted = wanted;
+    wanted.owner = Some("fip".into());
+    let mut state = FilterState {
+        rate_limits: vec![saved],
+        next_limit_id: 10,
+        ..FilterState::default()
+    };
+    edit_limits(&mut state, "fip", std::slice::from_ref(&wanted), false).expect("kept");
+    assert_eq!(
+        state
+            .rate_limits
+            .iter()
+            .map(|limit| (limit.id, limit.table))
+            .collect::<Vec<_>>(),
+        [(9, LimitTable::General)]
+    );
+    let mut other = wanted.clone();
+    other.scope = Some(crate::control::parse::parse_cidr("203.0.113.8/32").expect("a prefix"));
+    edit_limits(&mut state, "fip", &[wanted.clone(), other.clone()], false).expect("added");
+    assert_eq!(
+        state
+            .rate_limits
+            .iter()
+            .map(|limit| (limit.id, limit.table))
+            .collect::<Vec<_>>(),
+        [(9, LimitTable::General), (10, LimitTable::General)]
+    );
+    edit_limits(&mut state, "fip", &[wanted, other], true).expect("moved");
+    assert_eq!(
+        state
+            .rate_limits
+            .iter()
+            .map(|limit| (limit.id, limit.table))
+            .collect::<Vec<_>>(),
+        [(9, LimitTable::Address), (10, LimitTable::Address)]
+    );
 }
