@@ -323,3 +323,51 @@ def test_allowed_address_pairs_get_the_ports_rules_and_count_in_remote_groups() 
         "matches frames by destination address, and a prefix holds other ports' and hosts' "
         "addresses)"
     ) in result.not_enforced
+
+
+def test_an_address_two_ports_share_is_filtered_by_one_ports_rules() -> None:
+    # A VRRP VIP as an allowed address pair of two ports on one host, with
+    # different groups: both ports' rules for it made one chain, where the
+    # first port's final drop ended the walk before the second's allows
+    # (and two ports' rules overflowed the chain's 8 and got a document
+    # refused). Now the first port (by id) filters it, the other says so.
+    from types import SimpleNamespace
+
+    from neutron_xdpath import neutron
+    from neutron_xdpath.config import AgentConfig, NeutronSettings
+
+    def port(name: str, fixed: str) -> SimpleNamespace:
+        return SimpleNamespace(
+            id=name, fixed_ips=[{"ip_address": fixed}], binding_host_id="h",
+            security_group_ids=[name], device_owner="compute:nova", network_id="n",
+            allowed_address_pairs=[{"ip_address": "10.9.0.100"}],
+        )  # fmt: skip
+
+    ports = [port("b", "10.9.0.6"), port("a", "10.9.0.5")]
+    web = [ingress(protocol="tcp", port_range_min=80, port_range_max=80)]
+    ssh = [ingress(protocol="tcp", port_range_min=22, port_range_max=22)]
+    network = SimpleNamespace(
+        ports=lambda: ports,
+        networks=lambda: [],
+        security_groups=lambda: [
+            SimpleNamespace(id="a", stateful=False, security_group_rules=web),
+            SimpleNamespace(id="b", stateful=False, security_group_rules=ssh),
+        ],
+    )
+    config = AgentConfig(NeutronSettings("none", "http://n", None, {}, None, None), "unix:x",
+                         None, 5.0, "compute", (), "h", False, 2.0, 60.0)  # fmt: skip
+    found, groups = neutron.security_groups(SimpleNamespace(network=network), config)  # type: ignore[arg-type]
+    assert [(p.id, p.addresses, p.shared) for p in found] == [
+        ("a", ("10.9.0.5", "10.9.0.100"), ()),
+        ("b", ("10.9.0.6",), (("10.9.0.100", "a"),)),
+    ]
+    result = port_rules(found, groups)
+    to_vip = [r for r in result.rules["b"] if r["dst"] == "10.9.0.100/32"]
+    assert to_vip == []
+    assert [r.get("dport") for r in result.rules["a"] if r["dst"] == "10.9.0.100/32"] == [
+        "80", "68", None,
+    ]  # fmt: skip
+    assert (
+        "port b: 10.9.0.100 is filtered by port a's rules (an address both have: xdpath "
+        "matches by destination, one port's rules for it)"
+    ) in result.not_enforced

@@ -119,6 +119,9 @@ class Port:
     # Its allowed address pairs that are prefixes: not filtered (rules for
     # a prefix would filter other ports' frames in it), reported.
     unfiltered: tuple[str, ...] = ()
+    # Its addresses another port of the host has too (a shared pair), with
+    # that port's id: filtered by that port's rules, reported.
+    shared: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -346,6 +349,11 @@ def port_rules(ports: Sequence[Port], groups: Groups) -> PortRules:
     """The rules of every port whose groups are all stateless."""
     result = PortRules()
     for port in ports:
+        for address, first in port.shared:
+            result.not_enforced.append(
+                f"port {port.id}: {address} is filtered by port {first}'s rules (an address "
+                "both have: xdpath matches by destination, one port's rules for it)"
+            )
         if not port.groups:
             continue
         stateful = [g for g in port.groups if groups.stateful.get(g, True)]
