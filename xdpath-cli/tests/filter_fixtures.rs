@@ -19,6 +19,8 @@ mod decapsulated;
 mod frames;
 #[path = "filter_fixtures/malformed.rs"]
 mod malformed;
+#[path = "filter_fixtures/non_ip.rs"]
+mod non_ip;
 #[path = "filter_fixtures/table.rs"]
 mod table;
 #[path = "filter_fixtures/tunnels.rs"]
@@ -97,6 +99,14 @@ fn kernel_and_native_match_the_tunnel_table() {
 fn kernel_and_native_match_the_address_limit_table() {
     xdpath_lab::needs_root!();
     check_rows(&address_limits::address_rows());
+}
+
+/// Frames that are not IP under rules, blocks and limits of `::`
+/// prefixes: untouched in both builds.
+#[test]
+fn kernel_and_native_leave_frames_that_are_not_ip_alone() {
+    xdpath_lab::needs_root!();
+    check_rows(&non_ip::non_ip_rows());
 }
 
 /// The address rows test the address table: their limits of one address

@@ -78,6 +78,14 @@ pub fn filter<'s, P: Packet, T: Tables>(
     tables: &mut T,
     inner_slot: impl FnOnce() -> Option<&'s mut FlowKey>,
 ) -> Option<FilterDrop> {
+    // The filter judges IP frames. A frame that is not IP (ARP, LLDP)
+    // has no addresses (the parser leaves them zero: `::`), so rules,
+    // blocks and limits of `::/0` or `::/128` matched it, and a default
+    // drop took ARP with it: an operator's "drop all IPv6" or default
+    // drop cut the host's IPv4 neighbour resolution.
+    if key.ip_version == 0 {
+        return None;
+    }
     let config = tables.filter_config();
     if !filter_enabled(&config) {
         return None;
