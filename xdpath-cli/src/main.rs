@@ -271,7 +271,12 @@ fn print_filter_counters(filter: &serde_json::Value) {
         println!("rules:");
         println!("{:>6} {:>14}", "ID", "HITS");
         for rule in &rules {
-            println!("{:>6} {:>14}", rule["id"], rule["hits"]);
+            // Values, not `Value`s: `Value`'s Display ignores widths.
+            println!(
+                "{:>6} {:>14}",
+                rule["id"].to_string(),
+                rule["hits"].to_string()
+            );
         }
     }
     let limits = rows("rate_limits");
@@ -279,7 +284,11 @@ fn print_filter_counters(filter: &serde_json::Value) {
         println!("rate limits:");
         println!("{:>6} {:>14}", "ID", "DROPS");
         for limit in &limits {
-            println!("{:>6} {:>14}", limit["id"], limit["drops"]);
+            println!(
+                "{:>6} {:>14}",
+                limit["id"].to_string(),
+                limit["drops"].to_string()
+            );
         }
     }
 }

@@ -132,3 +132,67 @@ fn forty_address_limits_beside_sixteen_general_ones_hold_a_flood_to_one_address(
         "the limit removed, nothing more is limited"
     );
 }
+
+/// Where each limit is enforced is what the listing says: a second limit
+/// of one address (its key taken) is one of the general limits, and takes
+/// the table when the first goes. A refused add names no id it did not
+/// make.
+#[test]
+fn the_listing_says_where_each_limit_is_enforced() {
+    xdpath_lab::needs_root!();
+    let bed = bed();
+    let interface = bed.a().interface.clone();
+    xdpath_ok(&bed, &["attach", &interface, "--mode", "generic"]);
+    let add = [
+        "ratelimit",
+        "add",
+        "--pps",
+        "100",
+        "--per",
+        "dst",
+        "--scope",
+        "10.77.0.1/32",
+    ];
+    let first = xdpath_ok(&bed, &add).trim().to_string();
+    let second = xdpath_ok(&bed, &add).trim().to_string();
+    let tables = |bed: &TestBed| -> Vec<(String, String)> {
+        limits(bed)
+            .iter()
+            .map(|limit| {
+                (
+                    limit["id"].to_string(),
+                    limit["table"].as_str().unwrap_or("").into(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        tables(&bed),
+        [
+            (first.clone(), "address".into()),
+            (second.clone(), "general".into())
+        ]
+    );
+    xdpath_ok(&bed, &["ratelimit", "del", &first]);
+    assert_eq!(tables(&bed), [(second, "address".into())]);
+    xdpath_ok(&bed, &["state", "check"]);
+    let refused = xdpath(
+        &bed,
+        &[
+            "ratelimit",
+            "add",
+            "--pps",
+            "0",
+            "--per",
+            "dst",
+            "--scope",
+            "10.77.0.9/32",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("xdpath: error: --pps 0 is out of range") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}

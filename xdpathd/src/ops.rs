@@ -72,11 +72,13 @@ pub fn list_limits(owner: Option<&str>) -> Result<Value, ApiError> {
     let session = Session::read()?;
     let mut limits = Vec::new();
     let drops = session.limit_drops()?;
-    for (limit, drops) in session.state.rate_limits.iter().zip(drops) {
+    let places = xdpath::control::compile::limit_places(&session.state.rate_limits);
+    for ((limit, drops), place) in session.state.rate_limits.iter().zip(drops).zip(places) {
         if owner.is_some_and(|owner| limit.owner.as_deref() != Some(owner)) {
             continue;
         }
-        limits.push(limit_json(limit, drops));
+        let in_table = matches!(place, xdpath::control::compile::LimitPlace::Address(_));
+        limits.push(limit_json(limit, drops, in_table));
     }
     Ok(Value::Array(limits))
 }

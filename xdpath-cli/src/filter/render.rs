@@ -155,11 +155,16 @@ pub fn print_blocklist(list: &[BlockSpec], now: u64, json: bool) {
 
 /// `ratelimit list`.
 pub fn print_limits(limits: &[LimitSpec], drops: &[u64], json: bool) {
+    let in_table: Vec<bool> = xdpath::control::compile::limit_places(limits)
+        .iter()
+        .map(|place| matches!(place, xdpath::control::compile::LimitPlace::Address(_)))
+        .collect();
     if json {
         let values: Vec<Value> = limits
             .iter()
             .zip(drops)
-            .map(|(limit, drops)| limit_json(limit, *drops))
+            .zip(&in_table)
+            .map(|((limit, drops), in_table)| limit_json(limit, *drops, *in_table))
             .collect();
         print_json(&Value::Array(values));
         return;
@@ -168,7 +173,7 @@ pub fn print_limits(limits: &[LimitSpec], drops: &[u64], json: bool) {
         "{:>4} {:<24} {:<28} {:<4} {:<9} {:<20} {:>12}  OWNER",
         "ID", "PACKETS/S (BURST)", "BYTES/S (BURST)", "PER", "AGG", "MATCH", "DROPS"
     );
-    for (limit, drops) in limits.iter().zip(drops) {
+    for ((limit, drops), in_table) in limits.iter().zip(drops).zip(&in_table) {
         let rate = |rate: Option<u64>, burst: u64| {
             rate.map_or("-".into(), |rate| format!("{rate} ({burst})"))
         };
@@ -187,6 +192,9 @@ pub fn print_limits(limits: &[LimitSpec], drops: &[u64], json: bool) {
         }
         if limit.monitor {
             matching.push("monitor".into());
+        }
+        if *in_table {
+            matching.push("table".into());
         }
         println!(
             "{:>4} {:<24} {:<28} {:<4} {:<9} {:<20} {:>12}  {}",

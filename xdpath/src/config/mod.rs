@@ -268,6 +268,8 @@ pub struct DesiredConfig {
 #[cfg(test)]
 mod entry_tests;
 #[cfg(test)]
+mod limit_tests;
+#[cfg(test)]
 mod observe_tests;
 #[cfg(test)]
 mod tests;

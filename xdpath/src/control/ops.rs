@@ -117,7 +117,14 @@ pub fn add_limit(args: &LimitArgs) -> Result<u32, ControlError> {
     if !super::features::address_table_usable() {
         spec.table = LimitTable::General;
     }
-    super::compile::compile_limit(&spec)?;
+    // A refusal names no id: the limit was not made.
+    super::compile::compile_limit(&spec).map_err(|error| match error {
+        super::compile::CompileError::BadLimit { why, .. } => ControlError::from(RequestError {
+            field: None,
+            message: why,
+        }),
+        other => other.into(),
+    })?;
     state.rate_limits.push(spec);
     let general = super::compile::limit_places(&state.rate_limits)
         .iter()

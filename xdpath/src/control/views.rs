@@ -32,10 +32,16 @@ pub fn rule_json(rule: &RuleSpec, hits: u64) -> Value {
 
 /// A rate limit as `ratelimit list --json` and `GET /v1/ratelimits`
 /// show it.
-pub fn limit_json(limit: &LimitSpec, drops: u64) -> Value {
+///
+/// `table` says where the limit is enforced (`compile::limit_places`):
+/// `address` in the address table, `general` among the 16 (where a limit
+/// made for the table goes when an earlier one has its address).
+pub fn limit_json(limit: &LimitSpec, drops: u64, in_table: bool) -> Value {
     let mut value = serde_json::to_value(limit).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
         map.insert("drops".into(), json!(drops));
+        let table = if in_table { "address" } else { "general" };
+        map.insert("table".into(), json!(table));
     }
     value
 }
