@@ -137,7 +137,8 @@ def plan(
     # port's, not one per port (two would charge each frame twice and
     # take xdpath's general limits, one per extra port).
     limited_by: dict[tuple[str, str, str], str] = {}
-    for subject in subjects:
+    # By id, as the security groups' rules: one port's limit and rules.
+    for subject in sorted(subjects, key=lambda subject: (subject.kind, subject.id)):
         rules = policies.get(subject.policy_id)
         if rules is None:
             result.not_enforced.append(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from neutron_xdpath.config import AgentConfig, NeutronSettings
@@ -148,7 +147,6 @@ def security_groups(conn: Connection, config: AgentConfig) -> tuple[list[Port], 
             continue
         segment = network_segments.get(str(port.network_id))
         ports.append(Port(str(port.id), addresses, ids, segment, unfiltered))
-    ports = _one_port_per_address(ports)
     used = {group for port in ports for group in port.groups}
     for security_group in conn.network.security_groups():
         if str(security_group.id) in used:
@@ -164,29 +162,6 @@ def security_groups(conn: Connection, config: AgentConfig) -> tuple[list[Port], 
                 str(prefix) for prefix in address_group.addresses or []
             ]
     return ports, groups
-
-
-def _one_port_per_address(ports: list[Port]) -> list[Port]:
-    """This host's ports, each address filtered by one of them: an address
-    two ports have (an allowed address pair on both, a VRRP or Octavia
-    VIP) keeps the rules of the first (by port id) and leaves the others'
-    (noted in ``Port.shared``). With both ports' rules for it, xdpath would
-    walk them as one chain: the first port's final drop would end it
-    before the second's allows, and two ports' rules would overflow the
-    chain (8 rules) and get a whole document refused."""
-    first: dict[tuple[str, str], str] = {}
-    out = []
-    for port in sorted(ports, key=lambda port: port.id):
-        vni = str(port.segment.vni if port.segment is not None else None)
-        kept, shared = [], []
-        for address in port.addresses:
-            owner = first.setdefault((address, vni), port.id)
-            if owner == port.id:
-                kept.append(address)
-            else:
-                shared.append((address, owner))
-        out.append(replace(port, addresses=tuple(kept), shared=tuple(shared)))
-    return out
 
 
 def firewall_groups(conn: Connection, config: AgentConfig) -> list[FirewallGroup]:

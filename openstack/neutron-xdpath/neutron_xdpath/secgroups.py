@@ -119,9 +119,6 @@ class Port:
     # Its allowed address pairs that are prefixes: not filtered (rules for
     # a prefix would filter other ports' frames in it), reported.
     unfiltered: tuple[str, ...] = ()
-    # Its addresses another port of the host has too (a shared pair), with
-    # that port's id: filtered by that port's rules, reported.
-    shared: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -348,12 +345,15 @@ class PortRules:
 def port_rules(ports: Sequence[Port], groups: Groups) -> PortRules:
     """The rules of every port whose groups are all stateless."""
     result = PortRules()
-    for port in ports:
-        for address, first in port.shared:
-            result.not_enforced.append(
-                f"port {port.id}: {address} is filtered by port {first}'s rules (an address "
-                "both have: xdpath matches by destination, one port's rules for it)"
-            )
+    # Who filters each (address, VNI): an address two ports of the host
+    # have (an allowed address pair on both, a VRRP or Octavia VIP) gets
+    # the rules of the first port by id whose groups are enforced; the
+    # others are said. Both ports' rules for it would be one chain to
+    # xdpath, which matches by destination: the first port's final drop
+    # would end it before the second's allows, and two ports' rules could
+    # overflow the chain (8) and get a whole document refused.
+    claimed: dict[tuple[str, str], str] = {}
+    for port in sorted(ports, key=lambda port: port.id):
         if not port.groups:
             continue
         stateful = [g for g in port.groups if groups.stateful.get(g, True)]
@@ -372,13 +372,22 @@ def port_rules(ports: Sequence[Port], groups: Groups) -> PortRules:
             )
         if port.segment is not None and (note := port.segment.note(f"port {port.id}")):
             result.not_enforced.append(note)
+        vni = str(port.segment.vni if port.segment is not None else None)
+        mine = [a for a in port.addresses if claimed.get((a, vni), port.id) == port.id]
         try:
-            fixed = {a: with_fixed_admits(a, rules_for(a, rules, groups)) for a in port.addresses}
+            fixed = {a: with_fixed_admits(a, rules_for(a, rules, groups)) for a in mine}
         except Unexpressible as why:
             result.not_enforced.append(
                 f"port {port.id}: its stateless security groups are not enforced: {why}"
             )
             continue
+        for address in port.addresses:
+            first = claimed.setdefault((address, vni), port.id)
+            if first != port.id:
+                result.not_enforced.append(
+                    f"port {port.id}: {address} is filtered by port {first}'s rules (an "
+                    "address both have: xdpath matches by destination, one port's rules for it)"
+                )
         result.rules[port.id] = [
             {**xdpath_rule, "labels": {"port_id": port.id, **xdpath_rule.get("labels", {})}}
             for each in fixed.values()
