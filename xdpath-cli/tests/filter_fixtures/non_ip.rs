@@ -6,7 +6,7 @@
 use super::*;
 
 /// An ARP request (28 bytes) padded to the 60-byte minimum.
-fn arp() -> Vec<u8> {
+pub(crate) fn arp() -> Vec<u8> {
     let mut frame = vec![0xff; 6];
     frame.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06]);
     frame.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1]);

@@ -173,6 +173,14 @@ pub(crate) fn tunnel_rows() -> Vec<Row> {
             ],
         ),
         row(
+            "ARP across the overlay: no inner rule of ::/0 judges it",
+            rules("--vni 1001 --src ::/0 --action drop"),
+            vec![
+                pass(vxlan(1001, &super::non_ip::arp()), OUTER),
+                pass(vxlan(1001, &super::non_ip::arp()), OUTER),
+            ],
+        ),
+        row(
             "a --vni limit of one inner destination (the address table) counts only its VNI's frames to it",
             with_limit(
                 "",

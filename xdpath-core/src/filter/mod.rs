@@ -24,6 +24,7 @@
 mod address;
 mod address_limits;
 mod bounds;
+mod general_limits;
 mod limits;
 mod types;
 
@@ -103,14 +104,17 @@ pub fn filter<'s, P: Packet, T: Tables>(
     if config.flags & FILTER_TUNNELS != 0 && crate::tunnel::may_be_tunnel(key) {
         if let Some(slot) = inner_slot() {
             match crate::tunnel::inner_key(packet, key, slot) {
-                InnerFrame::Parsed => inner = Some(slot),
+                // A tunnelled frame that is not IP (ARP across the
+                // overlay) has no inner addresses: no inner rule, block or
+                // limit judges it, as none judges an outer one.
+                InnerFrame::Parsed if slot.ip_version != 0 => inner = Some(slot),
                 InnerFrame::Malformed(reason) => {
                     return Some(FilterDrop {
                         reason,
                         monitor: false,
                     })
                 }
-                InnerFrame::NotTunnel => {}
+                InnerFrame::Parsed | InnerFrame::NotTunnel => {}
             }
         }
     }
@@ -143,7 +147,7 @@ pub fn filter<'s, P: Packet, T: Tables>(
         inner: inner.filter(|_| !inner_allowed),
     };
     let general = if config.rate_limits != 0 {
-        rate_limits(&config, &layers, frame_len, tables)
+        general_limits::rate_limits(&config, &layers, frame_len, tables)
     } else {
         None
     };
@@ -393,96 +397,6 @@ pub const fn tcp_flag_anomaly(flags: u8) -> Option<Reason> {
     } else {
         None
     }
-}
-
-/// Each limit against its layer's key (`FilterConfig::tunnel_limits`);
-/// a limit whose layer has no key here is skipped. One loop for both
-/// layers: in the eBPF build a second one cost the verifier as much again.
-#[inline(never)]
-fn rate_limits<T: Tables>(
-    config: &FilterConfig,
-    layers: &Layers<'_>,
-    frame_len: u64,
-    tables: &mut T,
-) -> Option<FilterDrop> {
-    let now = tables.now_ns();
-    for index in 0..MAX_RATE_LIMITS {
-        if index >= config.rate_limits {
-            break;
-        }
-        let key = if u32::from(config.tunnel_limits) & (1 << index) != 0 {
-            layers.inner
-        } else {
-            layers.outer
-        };
-        let Some(key) = key else {
-            continue;
-        };
-        let verdict = check_limit(index, key, frame_len, now, tables);
-        if verdict == LIMIT_PASS {
-            continue;
-        }
-        if verdict == LIMIT_END {
-            break;
-        }
-        let reason = if verdict & LIMIT_VERDICT_SYN != 0 {
-            Reason::SynRateLimited
-        } else {
-            Reason::RateLimited
-        };
-        return Some(FilterDrop {
-            reason,
-            monitor: verdict & LIMIT_VERDICT_MONITOR != 0,
-        });
-    }
-    None
-}
-
-const LIMIT_PASS: u32 = 0;
-const LIMIT_END: u32 = 1;
-const LIMIT_VERDICT_DROP: u32 = 2;
-const LIMIT_VERDICT_SYN: u32 = 4;
-const LIMIT_VERDICT_MONITOR: u32 = 8;
-
-/// One limit against one frame, as a code: pass, end of the limits, or a
-/// drop with its flags. Not inlined: in the eBPF build the verifier then
-/// sees a few return values per limit instead of every path through the
-/// bucket arithmetic.
-#[inline(never)]
-fn check_limit<T: Tables>(
-    index: u32,
-    key: &FlowKey,
-    frame_len: u64,
-    now: u64,
-    tables: &mut T,
-) -> u32 {
-    // Only what the verdict needs is copied out of the limit: the charge
-    // reads the limit where the tables keep it (in the eBPF build a map
-    // value; a copy on this stack, which the bucket arithmetic's branches
-    // narrow, made the verifier walk past its million instructions).
-    let (flags, bucket_key) = match tables.rate_limit(index) {
-        Some(limit) if limit.applies(key) => (limit.flags, limit.bucket_key(key)),
-        Some(_) => return LIMIT_PASS,
-        None => return LIMIT_END,
-    };
-    let table = if flags & LIMIT_DESTINATION != 0 {
-        BucketTable::Destination
-    } else {
-        BucketTable::Source
-    };
-    let charge = Charge::new(index, &bucket_key, frame_len, now);
-    if tables.take_tokens(table, &bucket_key, &charge) {
-        return LIMIT_PASS;
-    }
-    tables.count_limit_drop(index);
-    let mut verdict = LIMIT_VERDICT_DROP;
-    if flags & LIMIT_SYN_ONLY != 0 {
-        verdict |= LIMIT_VERDICT_SYN;
-    }
-    if flags & LIMIT_MONITOR != 0 {
-        verdict |= LIMIT_VERDICT_MONITOR;
-    }
-    verdict
 }
 
 /// Whether the filter stage has anything to do.

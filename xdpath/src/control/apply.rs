@@ -15,7 +15,8 @@ pub(crate) mod address_limits;
 
 use xdpath_core::filter::{
     prefix_family, AddressLimit, AddressLimitKey, BlockEntry, FilterConfig, PrefixKey, RateLimit,
-    TunnelPrefixKey, FILTER_DESTINATION_RULES, FILTER_SOURCE_RULES,
+    TunnelPrefixKey, FILTER_ADDRESS_LIMITS_DESTINATION, FILTER_ADDRESS_LIMITS_SOURCE,
+    FILTER_DESTINATION_RULES, FILTER_SOURCE_RULES,
 };
 use xdpath_core::native::RuleBuffer;
 use xdpath_core::NativeTables;
@@ -200,7 +201,7 @@ pub fn apply(
     }
     apply_blocklist(target, previous, next, wall_now)?;
     let settings = &prepared.settings;
-    apply_rate_limits(target, previous, next, prepared)?;
+    let limits_changed = apply_rate_limits(target, previous, next, prepared, &live)?;
     target.write_ports(PortSet::Reflection, &settings.reflection_ports)?;
     target.write_ports(PortSet::Management, &settings.management_ports)?;
     target.write_ports(PortSet::SynCookie, &settings.syncookie_ports)?;
@@ -228,6 +229,11 @@ pub fn apply(
         for key in old.iter().filter(|key| !new.contains(key)) {
             target.remove_prefix(set, *key)?;
         }
+    }
+    if limits_changed {
+        // After the config: a limit leaving the table for a general slot
+        // is enforced there only once the config counts that slot.
+        address_limits::remove_stale_address_limits(target, &settings.address_limits)?;
     }
     if prepared.rules.is_some() {
         target.clear_buffer(old_buffer)?;
@@ -294,35 +300,43 @@ fn apply_blocklist(
 /// Writes the rate limits when they changed, zeroing the drop counters of
 /// general slots that now hold another limit, and makes the address table
 /// hold the limits of one address.
+///
+/// The table's new entries go in first, and the lookups of a side the
+/// table did not hold are switched on (`live`'s config with their flags)
+/// before the general slots are rewritten: a limit moving from those to
+/// the table is never enforced nowhere. Its stale entries go after the
+/// config (`apply`). Whether the limits changed.
 fn apply_rate_limits(
     target: &mut dyn FilterTarget,
     previous: &FilterState,
     next: &FilterState,
     prepared: &Prepared,
-) -> Result<(), ApplyError> {
+    live: &FilterConfig,
+) -> Result<bool, ApplyError> {
     if previous.rate_limits == next.rate_limits && !prepared.force_limits {
-        return Ok(());
+        return Ok(false);
     }
     let settings = &prepared.settings;
-    let old_slots = slot_ids(&previous.rate_limits);
+    let old_slots = super::compile::slot_ids(&previous.rate_limits);
     address_limits::write_address_limits(target, &settings.address_limits)?;
+    let sides = FILTER_ADDRESS_LIMITS_DESTINATION | FILTER_ADDRESS_LIMITS_SOURCE;
+    let new_sides = settings.config.flags & sides & !live.flags;
+    if new_sides != 0 {
+        target.write_config(FilterConfig {
+            flags: live.flags | new_sides,
+            ..*live
+        })?;
+    }
     target.write_rate_limits(&settings.rate_limits)?;
-    for (slot, id) in slot_ids(&next.rate_limits).into_iter().enumerate() {
+    for (slot, id) in super::compile::slot_ids(&next.rate_limits)
+        .into_iter()
+        .enumerate()
+    {
         if old_slots.get(slot) != Some(&id) {
             target.zero_limit_drops(slot as u32)?;
         }
     }
-    address_limits::remove_stale_address_limits(target, &settings.address_limits)
-}
-
-/// The ids of the general limits, in slot order.
-fn slot_ids(limits: &[super::state::LimitSpec]) -> Vec<u32> {
-    limits
-        .iter()
-        .zip(super::compile::limit_places(limits))
-        .filter(|(_, place)| matches!(place, super::compile::LimitPlace::Slot(_)))
-        .map(|(limit, _)| limit.id)
-        .collect()
+    Ok(true)
 }
 
 fn previous_prefix_sets(previous: &FilterState) -> (Vec<PrefixKey>, Vec<PrefixKey>) {

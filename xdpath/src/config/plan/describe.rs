@@ -155,10 +155,6 @@ pub(super) fn limit(limit: &LimitSpec) -> String {
     if !limit.labels.is_empty() {
         parts.push(format!("labels {}", label_text(&limit.labels)));
     }
-    if limit.table == crate::control::state::LimitTable::Address {
-        // Not a config key: where it is kept (a move shows as a change).
-        parts.push("(address table)".into());
-    }
     parts.join(" ")
 }
 

@@ -372,7 +372,15 @@ fn limit_changes(out: &mut Vec<Change>, current: &FilterState, desired: &FilterS
         "ratelimit",
         &limits(current),
         &limits(desired),
-        |a, b| a == b,
+        // Where a limit is kept is not what it limits: apply moves it
+        // to the address table only when every program reads the table
+        // (`merge_filter`), so a plan cannot promise the move.
+        |a, b| {
+            crate::control::state::LimitSpec {
+                table: b.table,
+                ..a.clone()
+            } == *b
+        },
         describe::limit,
     );
     let order = |state: &FilterState, other: &FilterState| -> Vec<u32> {

@@ -8,17 +8,26 @@
 
 use std::collections::HashSet;
 
-use xdpath_core::filter::{AddressLimit, AddressLimitKey, RateLimit};
+use xdpath_core::filter::{AddressLimit, AddressLimitKey, RateLimit, MAX_ADDRESS_LIMITS};
 
 use super::{ApplyError, FilterTarget};
 
 /// Writes the entries of `wanted` the target lacks or holds otherwise
 /// (the first half of a sync: before the general limits are rewritten, so
-/// a limit moving from them to the table is never in neither).
+/// a limit moving from them to the table is never in neither). When the
+/// table cannot hold the new entries beside the stale ones (the kernel's
+/// map refuses an entry past `MAX_ADDRESS_LIMITS`), the stale ones go
+/// first: a limit leaving the table is then briefly enforced nowhere,
+/// rather than the whole change failing.
 pub fn write_address_limits(
     target: &mut dyn FilterTarget,
     wanted: &[(AddressLimitKey, RateLimit)],
 ) -> Result<(), ApplyError> {
+    let have: HashSet<AddressLimitKey> = target.address_limit_keys()?.into_iter().collect();
+    let adding = wanted.iter().filter(|(key, _)| !have.contains(key)).count();
+    if have.len() + adding > MAX_ADDRESS_LIMITS as usize {
+        remove_stale_address_limits(target, wanted)?;
+    }
     for (key, limit) in wanted {
         let entry = match target.address_limit(key)? {
             Some(have) if have.limit == *limit => continue,

@@ -23,7 +23,7 @@ use super::state::{RuleAction, RuleSpec};
 
 mod places;
 mod settings;
-pub use places::{address_key, limit_places, of_one_address, LimitPlace};
+pub use places::{address_key, limit_places, of_one_address, slot_ids, LimitPlace};
 pub use settings::{compile_limit, compile_settings, port_bitmap};
 
 /// The largest rate a limit takes, per second (the data path caps there).

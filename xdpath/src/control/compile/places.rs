@@ -71,6 +71,16 @@ pub fn limit_places(limits: &[LimitSpec]) -> Vec<LimitPlace> {
         .collect()
 }
 
+/// The ids of the general limits, in slot order.
+pub fn slot_ids(limits: &[LimitSpec]) -> Vec<u32> {
+    limits
+        .iter()
+        .zip(limit_places(limits))
+        .filter(|(_, place)| matches!(place, LimitPlace::Slot(_)))
+        .map(|(limit, _)| limit.id)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
