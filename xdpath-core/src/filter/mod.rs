@@ -167,8 +167,8 @@ pub fn filter<'s, P: Packet, T: Tables>(
 /// allowed the frame, the inner one of a tunnelled frame unless an inner
 /// rule allowed it.
 struct Layers<'k> {
-    pub(crate) outer: Option<&'k FlowKey>,
-    pub(crate) inner: Option<&'k FlowKey>,
+    outer: Option<&'k FlowKey>,
+    inner: Option<&'k FlowKey>,
 }
 
 /// What only the outer layer has: the default action (not for a frame a

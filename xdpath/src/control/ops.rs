@@ -11,7 +11,7 @@ use super::state::{LimitKey, LimitSpec, LimitTable};
 use super::{interface_index, wall_now, ControlError};
 use crate::api::requests::{LimitArgs, Naming, NewBlock, PrefixQuery, RequestError, RuleArgs};
 use crate::text::quote;
-use xdpath_core::filter::{MAX_RATE_LIMITS, MAX_RULES};
+use xdpath_core::filter::MAX_RULES;
 
 /// Adds a rule; returns its id.
 pub fn add_rule(args: &RuleArgs) -> Result<u32, ControlError> {
@@ -126,13 +126,8 @@ pub fn add_limit(args: &LimitArgs) -> Result<u32, ControlError> {
         other => other.into(),
     })?;
     state.rate_limits.push(spec);
-    let general = super::compile::limit_places(&state.rate_limits)
-        .iter()
-        .filter(|place| matches!(place, super::compile::LimitPlace::Slot(_)))
-        .count();
-    if general > MAX_RATE_LIMITS as usize {
-        return Err(super::compile::CompileError::TooManyLimits { count: general }.into());
-    }
+    // The commit compiles the whole state first: a 17th general limit is
+    // refused there (`TooManyLimits`), before any write.
     session.commit()?;
     Ok(id)
 }

@@ -8,8 +8,8 @@
 //! emptied by another tool, the next change installs everything the kernel
 //! lacks and removes everything it holds that the state does not.
 
-use super::apply::{apply, prepare, InstallError};
-use super::compile::{compile_rules, compile_settings};
+use super::apply::{apply, prepare, FilterTarget, InstallError};
+use super::compile::{compile_rules, compile_settings, LimitPlace};
 use super::features;
 use super::kernel::KernelMaps;
 pub use super::lock::{lock_state_dir, StateLock};
@@ -236,9 +236,6 @@ impl Session {
 }
 
 /// Reads the maps back against `desired`.
-use super::apply::FilterTarget;
-use super::compile::LimitPlace;
-
 fn read_back(maps: &KernelMaps, desired: &FilterState) -> Result<InstalledView, ControlError> {
     let resolve = |name: &str| interface_index(name);
     let rules = compile_rules(&desired.rules, &resolve)?;

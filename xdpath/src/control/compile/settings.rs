@@ -21,7 +21,8 @@ pub fn compile_settings(
     state: &FilterState,
     rules: &CompiledRules,
 ) -> Result<CompiledSettings, CompileError> {
-    check_settings(state)?;
+    let places = limit_places(&state.rate_limits);
+    check_settings(state, &places)?;
     let flags = config_flags(state, rules);
     let guards = &state.guards;
     let amplification = &guards.amplification;
@@ -30,11 +31,7 @@ pub fn compile_settings(
     let mut address_limits = Vec::new();
     let mut tunnel_limits = 0u16;
     let mut flags = flags;
-    for (limit, place) in state
-        .rate_limits
-        .iter()
-        .zip(limit_places(&state.rate_limits))
-    {
+    for (limit, place) in state.rate_limits.iter().zip(places) {
         let compiled = compile_limit(limit)?;
         match place {
             LimitPlace::Slot(slot) => {
@@ -88,7 +85,7 @@ pub fn compile_settings(
 /// The checks of the settings' sizes and guards, in the order they are
 /// reported: blocklist size, guards without ports, prefix set sizes, the
 /// number of rate limits.
-fn check_settings(state: &FilterState) -> Result<(), CompileError> {
+fn check_settings(state: &FilterState, places: &[LimitPlace]) -> Result<(), CompileError> {
     let tunnel_blocks = state
         .blocklist
         .iter()
@@ -135,7 +132,6 @@ fn check_settings(state: &FilterState) -> Result<(), CompileError> {
             });
         }
     }
-    let places = limit_places(&state.rate_limits);
     let general = places
         .iter()
         .filter(|place| matches!(place, LimitPlace::Slot(_)))
