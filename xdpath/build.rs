@@ -7,6 +7,9 @@
 //! `rustup run` and drops `RUSTC`, so it cannot use that compiler: this
 //! script runs the nested cargo itself.
 
+#[path = "build/btf.rs"]
+mod btf;
+
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -109,8 +112,11 @@ fn main() {
     for program in PROGRAMS {
         let built = target_dir.join("bpfel-unknown-none/release").join(program);
         let copy = out_dir.join(format!("{program}.bpf.o"));
-        std::fs::copy(&built, &copy).unwrap_or_else(|error| {
-            panic!("copy {} → {}: {error}", built.display(), copy.display())
-        });
+        let mut object = std::fs::read(&built)
+            .unwrap_or_else(|error| panic!("read {}: {error}", built.display()));
+        btf::sanitize_object(&mut object)
+            .unwrap_or_else(|error| panic!("the BTF of {}: {error}", built.display()));
+        std::fs::write(&copy, &object)
+            .unwrap_or_else(|error| panic!("write {}: {error}", copy.display()));
     }
 }
