@@ -204,6 +204,13 @@ impl Session {
         let limits = &self.state.rate_limits;
         let places = super::compile::limit_places(limits);
         let running = self.userspace();
+        // The address table in one batch read rather than a lookup a limit.
+        let table: std::collections::HashMap<_, _> = match &self.locked.maps {
+            Some(maps) if places.iter().any(|place| matches!(place, LimitPlace::Address(_))) => {
+                FilterTarget::address_limit_entries(maps)?.into_iter().collect()
+            }
+            _ => std::collections::HashMap::new(),
+        };
         let mut out = Vec::with_capacity(limits.len());
         for (limit, place) in limits.iter().zip(places) {
             let (kernel, userspace) = match place {
@@ -215,12 +222,10 @@ impl Session {
                     running.limit_drops.get(&slot),
                 ),
                 LimitPlace::Address(key) => (
-                    match &self.locked.maps {
-                        Some(maps) => FilterTarget::address_limit(maps, &key)?
-                            .filter(|entry| entry.limit.id == limit.id)
-                            .map_or(0, |entry| entry.drops),
-                        None => 0,
-                    },
+                    table
+                        .get(&key)
+                        .filter(|entry| entry.limit.id == limit.id)
+                        .map_or(0, |entry| entry.drops),
                     running.address_drops.get(&limit.id),
                 ),
             };

@@ -6,7 +6,7 @@
 //! drops; a limit changed in place (same id) keeps them too (the next
 //! refill caps the bucket at the new burst); a new limit starts full.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use xdpath_core::filter::{AddressLimit, AddressLimitKey, RateLimit, MAX_ADDRESS_LIMITS};
 
@@ -23,22 +23,24 @@ pub fn write_address_limits(
     target: &mut dyn FilterTarget,
     wanted: &[(AddressLimitKey, RateLimit)],
 ) -> Result<(), ApplyError> {
-    let have: HashSet<AddressLimitKey> = target.address_limit_keys()?.into_iter().collect();
-    let adding = wanted.iter().filter(|(key, _)| !have.contains(key)).count();
+    let mut have: HashMap<AddressLimitKey, AddressLimit> =
+        target.address_limit_entries()?.into_iter().collect();
+    let adding = wanted.iter().filter(|(key, _)| !have.contains_key(key)).count();
     if have.len() + adding > MAX_ADDRESS_LIMITS as usize {
         remove_stale_address_limits(target, wanted)?;
+        have = target.address_limit_entries()?.into_iter().collect();
     }
     for (key, limit) in wanted {
-        let entry = match target.address_limit(key)? {
+        let entry = match have.get(key) {
             Some(have) if have.limit == *limit => continue,
             Some(have) if have.limit.id == limit.id => AddressLimit {
                 limit: *limit,
-                ..have
+                ..*have
             },
             _ => AddressLimit::fresh(*limit),
         };
-        // A limit changed in place keeps the bucket and drops read just
-        // now: what the data path adds to them between the read and the
+        // A limit changed in place keeps the bucket and drops read at the
+        // start of this pass: what the data path adds to them before the
         // write is lost (a few frames' tokens and drops, once a change).
         target.write_address_limit(key, entry)?;
     }
@@ -51,7 +53,7 @@ pub fn remove_stale_address_limits(
     wanted: &[(AddressLimitKey, RateLimit)],
 ) -> Result<(), ApplyError> {
     let wanted: HashSet<AddressLimitKey> = wanted.iter().map(|(key, _)| *key).collect();
-    for key in target.address_limit_keys()? {
+    for (key, _) in target.address_limit_entries()? {
         if !wanted.contains(&key) {
             target.remove_address_limit(&key)?;
         }
@@ -75,17 +77,12 @@ pub fn address_limits_match(
     target: &dyn FilterTarget,
     wanted: &[(AddressLimitKey, RateLimit)],
 ) -> Result<bool, ApplyError> {
-    let keys = target.address_limit_keys()?;
-    if keys.len() != wanted.len() {
-        return Ok(false);
-    }
-    for (key, limit) in wanted {
-        match target.address_limit(key)? {
-            Some(have) if have.limit == *limit => {}
-            _ => return Ok(false),
-        }
-    }
-    Ok(true)
+    let have: HashMap<AddressLimitKey, AddressLimit> =
+        target.address_limit_entries()?.into_iter().collect();
+    Ok(have.len() == wanted.len()
+        && wanted
+            .iter()
+            .all(|(key, limit)| have.get(key).is_some_and(|have| have.limit == *limit)))
 }
 
 #[cfg(test)]

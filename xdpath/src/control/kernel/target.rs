@@ -161,16 +161,19 @@ impl FilterTarget for KernelMaps {
         self.delete(abi::map::ADDRESS_LIMITS, key.bytes())
     }
 
-    fn address_limit_keys(&self) -> Result<Vec<AddressLimitKey>, ApplyError> {
-        let map = abi::map::ADDRESS_LIMITS;
-        let size = size_of::<AddressLimitKey>();
-        let mut keys = Vec::new();
-        let mut previous: Option<Vec<u8>> = None;
-        while let Some(key) = self.next_key(map, previous.as_deref(), size)? {
-            keys.extend(AddressLimitKey::from_plain_bytes(&key));
-            previous = Some(key);
-        }
-        Ok(keys)
+    fn address_limit_entries(&self) -> Result<Vec<(AddressLimitKey, AddressLimit)>, ApplyError> {
+        let (key_size, value_size) = (size_of::<AddressLimitKey>(), size_of::<AddressLimit>());
+        let (keys, values) = self.read_hash(abi::map::ADDRESS_LIMITS, key_size, value_size)?;
+        Ok(keys
+            .chunks_exact(key_size)
+            .zip(values.chunks_exact(value_size))
+            .filter_map(|(key, value)| {
+                Some((
+                    AddressLimitKey::from_plain_bytes(key)?,
+                    AddressLimit::from_plain_bytes(value)?,
+                ))
+            })
+            .collect())
     }
 
     fn write_ports(&mut self, set: PortSet, bitmap: &[u64]) -> Result<(), ApplyError> {
