@@ -77,6 +77,8 @@ fn each_object_holds_the_programs_the_contract_names() {
         abi::program::FORWARD,
         abi::program::STEER,
         abi::program::DECAPSULATED,
+        abi::program::TOO_BIG,
+        abi::program::LIMITS,
     ] {
         assert!(
             main.contains(program),

@@ -19,6 +19,8 @@ mod decapsulated;
 mod frames;
 #[path = "filter_fixtures/malformed.rs"]
 mod malformed;
+#[path = "filter_fixtures/monitored_limits.rs"]
+mod monitored_limits;
 #[path = "filter_fixtures/non_ip.rs"]
 mod non_ip;
 #[path = "filter_fixtures/table.rs"]
@@ -99,6 +101,14 @@ fn kernel_and_native_match_the_tunnel_table() {
 fn kernel_and_native_match_the_address_limit_table() {
     xdpath_lab::needs_root!();
     check_rows(&address_limits::address_rows());
+}
+
+/// Monitored general limits over their rates beside enforcing ones: the
+/// enforcing ones still drop, the same in both builds.
+#[test]
+fn kernel_and_native_match_the_monitored_limit_table() {
+    xdpath_lab::needs_root!();
+    check_rows(&monitored_limits::monitored_rows());
 }
 
 /// Frames that are not IP under rules, blocks and limits of `::`

@@ -135,6 +135,8 @@ pub mod map {
     pub const COOKIE_SCRATCH: &str = "COOKIE_SCRATCH";
     #[doc = "`TOO_BIG_SCRATCH`"]
     pub const TOO_BIG_SCRATCH: &str = "TOO_BIG_SCRATCH";
+    #[doc = "`LIMITS_HANDOVER`"]
+    pub const LIMITS_HANDOVER: &str = "LIMITS_HANDOVER";
     #[doc = "`SYNCOOKIE_PASSED`"]
     pub const SYNCOOKIE_PASSED: &str = "SYNCOOKIE_PASSED";
     #[doc = "`XSK_FLAGS`"]
@@ -163,12 +165,12 @@ pub mod map {
 
 /// Every map of the main object (`xdpath.bpf.o`): the shared ones and the
 /// interface's own.
-pub const MAIN_OBJECT_MAPS: [&str; 61] = concat(SHARED_MAPS, INTERFACE_MAPS);
+pub const MAIN_OBJECT_MAPS: [&str; 62] = concat(SHARED_MAPS, INTERFACE_MAPS);
 
 /// The main object's maps each interface has for itself: its config,
 /// counters, attach record and feature word, its tail-call table, the
 /// per-CPU scratch slots, the sampling countdown and record.
-pub const INTERFACE_MAPS: [&str; 14] = [
+pub const INTERFACE_MAPS: [&str; 15] = [
     map::CONFIG,
     map::META,
     map::FEATURES,
@@ -183,6 +185,7 @@ pub const INTERFACE_MAPS: [&str; 14] = [
     map::COOKIE_SCRATCH,
     map::TOO_BIG_SCRATCH,
     map::SYNCOOKIE_PASSED,
+    map::LIMITS_HANDOVER,
 ];
 
 /// `first` then `second`; `N` must be their lengths' sum (checked when
@@ -369,8 +372,12 @@ pub mod stage {
     /// frame too big for the path to its backend, to be answered with
     /// ICMP (the rewrite, kept out of the balancing program).
     pub const TOO_BIG: u32 = COUNT + 1;
+    /// Not a stage of the walk either: where the filter stage hands a
+    /// frame to its rate limits (a program of their own, so the filter
+    /// program stays within the verifier's budget).
+    pub const LIMITS: u32 = COUNT + 2;
     /// Slots in the table.
-    pub const SLOTS: u32 = COUNT + 2;
+    pub const SLOTS: u32 = COUNT + 3;
 }
 
 /// Names of the XDP entry points (the `#[xdp]` functions).
@@ -393,6 +400,8 @@ pub mod program {
     /// The ICMP answer to a frame too big for the balancer's path (tail
     /// call from the balancing stage).
     pub const TOO_BIG: &str = "xdpath_too_big";
+    /// The filter's rate limits (tail call from the filter stage).
+    pub const LIMITS: &str = "xdpath_limits";
     /// The empty program, `return XDP_PASS` (benchmarks' floor).
     pub const EMPTY: &str = "xdpath_empty";
     /// The AF_XDP redirect program.

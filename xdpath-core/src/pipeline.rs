@@ -2,9 +2,9 @@
 //! the single exit.
 
 use crate::config::{InterfaceConfig, MalformedPolicy};
-use crate::filter::filter;
 pub use crate::filter::filter_enabled;
 pub use crate::filter::tables::Tables;
+use crate::filter::{filter, FilterDrop};
 use crate::forward::{forward_stage, ForwardTables};
 use crate::lb::{decap_stage, lb_stage, LbTables, LbVerdict};
 use crate::packet::{Packet, PacketMut};
@@ -325,7 +325,16 @@ pub fn filter_stage<'s, P: Packet, T: Tables>(
     tables: &mut T,
     inner_slot: impl FnOnce() -> Option<&'s mut FlowKey>,
 ) -> Outcome {
-    match filter(packet, key, frame_len, tables, inner_slot) {
+    let drop = filter(packet, key, frame_len, tables, inner_slot);
+    filtered_outcome(key, drop, tables)
+}
+
+/// The filter's verdict as the frame's outcome: a pass with its class, or
+/// the drop (a pass when monitored, by the drop's limit or rule or by the
+/// interface) with the filter's reason.
+#[inline(always)]
+pub fn filtered_outcome<T: Tables>(key: &FlowKey, drop: Option<FilterDrop>, tables: &T) -> Outcome {
+    match drop {
         None => class_outcome(key),
         Some(drop) => {
             let monitor = drop.monitor || tables.interface_config().monitor != 0;

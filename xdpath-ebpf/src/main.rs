@@ -11,6 +11,7 @@
 
 mod decapsulated;
 mod frame;
+mod limits;
 mod maps;
 mod object;
 mod observe;
@@ -19,6 +20,7 @@ mod tables;
 mod too_big;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use xdpath_core::filter::{self, Judged};
 use xdpath_core::lb::{LbTables, VipKey, LB_ENABLED};
 use xdpath_core::stages::{self, Stage};
 use xdpath_core::steer;
@@ -68,11 +70,11 @@ fn for_a_vip(tables: &tables::MapTables, key: &FlowKey) -> bool {
 
 /// The `SCRATCH` slot of a tunnelled frame's inner key (slot 0 holds the
 /// frame's own).
-const SCRATCH_INNER: u32 = 1;
+pub(crate) const SCRATCH_INNER: u32 = 1;
 
 /// The flow key in this CPU's scratch slot, as a later stage finds it.
 #[inline(always)]
-fn scratch_key() -> Option<&'static FlowKey> {
+pub(crate) fn scratch_key() -> Option<&'static FlowKey> {
     // SAFETY: this CPU's slot, written by the stage that tail-called this
     // one in the same run; XDP runs do not nest on a CPU.
     maps::SCRATCH.get_ptr(0).map(|key| unsafe { &*key })
@@ -317,7 +319,24 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
             .get_ptr_mut(SCRATCH_INNER)
             .map(|inner| unsafe { &mut *inner })
     };
-    let outcome = pipeline::filter_stage(&packet, key, frame_len, &mut tables, inner_slot);
+    let outcome = match filter::judge(&packet, key, &mut tables, inner_slot) {
+        Judged::Decided(drop) => pipeline::filtered_outcome(key, drop, &tables),
+        Judged::Limits(layers) => limits::hand_over(&ctx, &layers, tables.matched),
+    };
+    filter_exit(&ctx, key, outcome, &mut tables, frame_len)
+}
+
+/// The filter stage's exit, in the filter program or in its limits'
+/// ([`limits`]): a decapsulated frame settles; a plain pass goes on
+/// ([`go_on`]); the frame is counted.
+#[inline(always)]
+pub(crate) fn filter_exit(
+    ctx: &XdpContext,
+    key: &FlowKey,
+    outcome: pipeline::Outcome,
+    tables: &mut tables::MapTables,
+    frame_len: u64,
+) -> u32 {
     if let Some((decap, arrived_len)) = decapsulated::handed_over(key) {
         let settled = decapsulated::settled(decap, outcome);
         tables.count(settled.action, settled.reason, arrived_len);
@@ -325,12 +344,12 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
     }
     if stages::plain_pass(&outcome) {
         go_on(
-            &ctx,
+            ctx,
             Stage::Filter,
             key,
             KeyAt::Scratch,
             outcome,
-            &tables,
+            tables,
             None,
         );
     }

@@ -11,12 +11,11 @@ use crate::stats::Reason;
 /// Each limit against its layer's key (`FilterConfig::tunnel_limits`);
 /// a limit whose layer has no key here is skipped. One loop for both
 /// layers: in the eBPF build a second one cost the verifier as much again.
-/// The first limit over its rate decides, a monitored one too: the
-/// general limits after it are not tried. (Going on past a monitored
-/// verdict, to let a later limit drop, took the filter program past the
-/// verifier's million instructions: a second verdict carried through the
-/// unrolled loop. The address limits, checked after, still drop: see
-/// `filter`.)
+/// The first limit over its rate that drops decides. A monitored one over
+/// its rate does not end the loop: the first such verdict is held
+/// ([`Tables::hold_limit_verdict`]) and is the frame's only when no later
+/// limit drops it (a monitored `/0` trial limit ahead of the enforcing
+/// ones must not switch them off while it is over).
 #[inline(never)]
 pub(super) fn rate_limits<T: Tables>(
     config: &FilterConfig,
@@ -44,9 +43,15 @@ pub(super) fn rate_limits<T: Tables>(
         if verdict == LIMIT_END {
             break;
         }
+        // Cleared for the next frame: a monitored verdict held before
+        // this drop is not this frame's outcome.
+        let _ = tables.take_limit_verdict();
         return Some(limit_drop(verdict));
     }
-    None
+    match tables.take_limit_verdict() {
+        LIMIT_PASS => None,
+        held => Some(limit_drop(held)),
+    }
 }
 
 /// The drop of a limit's verdict code (see [`check_limit`]).
@@ -104,7 +109,12 @@ fn check_limit<T: Tables>(
         verdict |= LIMIT_VERDICT_SYN;
     }
     if flags & LIMIT_MONITOR != 0 {
-        verdict |= LIMIT_VERDICT_MONITOR;
+        // Held, and a pass to the loop: the limits after it still decide.
+        // Not returned: a verdict carried through the unrolled loop (in a
+        // register or on the stack, which the verifier follows) more than
+        // doubled the limits program's verification, past the million.
+        tables.hold_limit_verdict(verdict | LIMIT_VERDICT_MONITOR);
+        return LIMIT_PASS;
     }
     verdict
 }

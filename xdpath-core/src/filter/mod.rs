@@ -71,6 +71,8 @@ pub struct FilterDrop {
 /// layer's checks. The inner rules and blocklist go first (a tenant's drop
 /// spends no outer tokens); the default action, the blocklist of plain
 /// prefixes and the guards are the outer layer's alone.
+///
+/// [`judge`] then [`limits`]: the eBPF build runs them in two programs.
 #[inline(always)]
 pub fn filter<'s, P: Packet, T: Tables>(
     packet: &P,
@@ -79,28 +81,51 @@ pub fn filter<'s, P: Packet, T: Tables>(
     tables: &mut T,
     inner_slot: impl FnOnce() -> Option<&'s mut FlowKey>,
 ) -> Option<FilterDrop> {
+    let slot = move || inner_slot().map(|slot| &mut *slot);
+    match judge(packet, key, tables, slot) {
+        Judged::Decided(drop) => drop,
+        Judged::Limits(layers) => limits(&tables.filter_config(), &layers, frame_len, tables),
+    }
+}
+
+/// What the filter decided before its rate limits.
+pub enum Judged<'k> {
+    /// The frame's verdict: no rate limit is to see it.
+    Decided(Option<FilterDrop>),
+    /// The rate limits decide, on these keys.
+    Limits(Layers<'k>),
+}
+
+/// The filter up to its rate limits ([`filter`]).
+#[inline(always)]
+pub fn judge<'k, P: Packet, T: Tables>(
+    packet: &P,
+    key: &'k FlowKey,
+    tables: &mut T,
+    inner_slot: impl FnOnce() -> Option<&'k mut FlowKey>,
+) -> Judged<'k> {
     // The filter judges IP frames. A frame that is not IP (ARP, LLDP)
     // has no addresses (the parser leaves them zero: `::`), so rules,
     // blocks and limits of `::/0` or `::/128` matched it, and a default
     // drop took ARP with it: an operator's "drop all IPv6" or default
     // drop cut the host's IPv4 neighbour resolution.
     if key.ip_version == 0 {
-        return None;
+        return Judged::Decided(None);
     }
     let config = tables.filter_config();
     if !filter_enabled(&config) {
-        return None;
+        return Judged::Decided(None);
     }
     if config.flags & FILTER_MANAGEMENT_SOURCES != 0 && tables.is_management_source(&key.source) {
-        return None;
+        return Judged::Decided(None);
     }
     if config.flags & FILTER_MANAGEMENT_PORTS != 0
         && (key.protocol == protocol::TCP || key.protocol == protocol::UDP)
         && tables.is_management_port(key.destination_port)
     {
-        return None;
+        return Judged::Decided(None);
     }
-    let mut inner: Option<&FlowKey> = None;
+    let mut inner: Option<&'k FlowKey> = None;
     if config.flags & FILTER_TUNNELS != 0 && crate::tunnel::may_be_tunnel(key) {
         if let Some(slot) = inner_slot() {
             match crate::tunnel::inner_key(packet, key, slot) {
@@ -109,10 +134,10 @@ pub fn filter<'s, P: Packet, T: Tables>(
                 // limit judges it, as none judges an outer one.
                 InnerFrame::Parsed if slot.ip_version != 0 => inner = Some(slot),
                 InnerFrame::Malformed(reason) => {
-                    return Some(FilterDrop {
+                    return Judged::Decided(Some(FilterDrop {
                         reason,
                         monitor: false,
-                    })
+                    }))
                 }
                 InnerFrame::Parsed | InnerFrame::NotTunnel => {}
             }
@@ -122,42 +147,57 @@ pub fn filter<'s, P: Packet, T: Tables>(
     if let Some(inner) = inner {
         match inner_rules(&config, inner, tables) {
             RulesVerdict::Allow => inner_allowed = true,
-            RulesVerdict::Deny(drop) => return Some(drop),
+            RulesVerdict::Deny(drop) => return Judged::Decided(Some(drop)),
             RulesVerdict::Admit | RulesVerdict::NoMatch => {}
         }
     }
     let (outer_allowed, outer_admitted) = match rules(&config, key, tables) {
         RulesVerdict::Allow => (true, false),
         RulesVerdict::Admit => (false, true),
-        RulesVerdict::Deny(drop) => return Some(drop),
+        RulesVerdict::Deny(drop) => return Judged::Decided(Some(drop)),
         RulesVerdict::NoMatch => (false, false),
     };
     if !outer_allowed {
         if let Some(drop) = outer_checks(&config, key, tables, outer_admitted) {
-            return Some(drop);
+            return Judged::Decided(Some(drop));
         }
     }
-    let address_limited =
-        config.flags & (FILTER_ADDRESS_LIMITS_DESTINATION | FILTER_ADDRESS_LIMITS_SOURCE) != 0;
-    if config.rate_limits == 0 && !address_limited {
-        return None;
+    if config.rate_limits == 0 && !address_limited(&config) {
+        return Judged::Decided(None);
     }
-    let layers = Layers {
+    Judged::Limits(Layers {
         outer: (!outer_allowed).then_some(key),
         inner: inner.filter(|_| !inner_allowed),
-    };
+    })
+}
+
+/// Whether the address table holds limits of either side.
+#[inline(always)]
+fn address_limited(config: &FilterConfig) -> bool {
+    config.flags & (FILTER_ADDRESS_LIMITS_DESTINATION | FILTER_ADDRESS_LIMITS_SOURCE) != 0
+}
+
+/// The rate limits ([`filter`]): the general ones, then the address
+/// table's.
+#[inline(always)]
+pub fn limits<T: Tables>(
+    config: &FilterConfig,
+    layers: &Layers<'_>,
+    frame_len: u64,
+    tables: &mut T,
+) -> Option<FilterDrop> {
     let general = if config.rate_limits != 0 {
-        general_limits::rate_limits(&config, &layers, frame_len, tables)
+        general_limits::rate_limits(config, layers, frame_len, tables)
     } else {
         None
     };
     // A general limit's monitored verdict does not end the checks: a
     // limit of one address still drops (a monitored `/0` limit, the usual
     // trial of a new limit, must not switch the floating IPs' off).
-    if !address_limited || general.is_some_and(|drop| !drop.monitor) {
+    if !address_limited(config) || general.is_some_and(|drop| !drop.monitor) {
         return general;
     }
-    match address_limits::address_limits(&config, &layers, frame_len, tables) {
+    match address_limits::address_limits(config, layers, frame_len, tables) {
         Some(drop) if !drop.monitor => Some(drop),
         address => general.or(address),
     }
@@ -166,9 +206,11 @@ pub fn filter<'s, P: Packet, T: Tables>(
 /// The keys the rate limits see: the outer one unless an outer rule
 /// allowed the frame, the inner one of a tunnelled frame unless an inner
 /// rule allowed it.
-struct Layers<'k> {
-    outer: Option<&'k FlowKey>,
-    inner: Option<&'k FlowKey>,
+pub struct Layers<'k> {
+    /// The frame's key, unless an outer rule allowed it.
+    pub outer: Option<&'k FlowKey>,
+    /// A tunnelled frame's inner key, unless an inner rule allowed it.
+    pub inner: Option<&'k FlowKey>,
 }
 
 /// What only the outer layer has: the default action (not for a frame a

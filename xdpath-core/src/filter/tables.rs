@@ -77,6 +77,14 @@ pub trait Tables {
     /// Counts a drop by rate limit `index`.
     fn count_limit_drop(&mut self, index: u32);
 
+    /// Holds a monitored general limit's verdict (non-zero) for the frame
+    /// in flight, unless one is held already (the first decides), while
+    /// the general limits after it are tried.
+    fn hold_limit_verdict(&mut self, verdict: u32);
+
+    /// The verdict held for the frame in flight (0: none), cleared.
+    fn take_limit_verdict(&mut self) -> u32;
+
     /// Charges one frame of `bytes` to the address limit at `key`
     /// ([`crate::filter::AddressLimit::charge`]), counting a drop in the
     /// entry when it is over.

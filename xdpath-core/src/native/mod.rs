@@ -81,6 +81,9 @@ pub struct NativeTables {
     pub forward_ports: BTreeSet<u32>,
     /// What matched the frame in flight (`crate::observe::MATCHED_*`).
     pub matched: u32,
+    /// A monitored general limit's verdict held for the frame in flight
+    /// ([`Tables::hold_limit_verdict`]).
+    held_limit_verdict: u32,
     counters: Vec<Counter>,
 }
 
@@ -114,6 +117,7 @@ impl NativeTables {
             routes: FamilyPrefixMap::default(),
             forward_ports: BTreeSet::new(),
             matched: 0,
+            held_limit_verdict: 0,
             counters: std::vec![Counter::default(); COUNTER_SLOTS as usize],
         }
     }
@@ -307,6 +311,16 @@ impl Tables for NativeTables {
         if let Some(drops) = self.limit_drops.get_mut(index as usize) {
             *drops += 1;
         }
+    }
+
+    fn hold_limit_verdict(&mut self, verdict: u32) {
+        if self.held_limit_verdict == 0 {
+            self.held_limit_verdict = verdict;
+        }
+    }
+
+    fn take_limit_verdict(&mut self) -> u32 {
+        core::mem::take(&mut self.held_limit_verdict)
     }
 
     fn charge_address_limit(

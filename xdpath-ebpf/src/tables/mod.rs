@@ -371,6 +371,16 @@ impl Tables for MapTables {
     }
 
     #[inline(always)]
+    fn hold_limit_verdict(&mut self, verdict: u32) {
+        crate::limits::hold_verdict(verdict);
+    }
+
+    #[inline(always)]
+    fn take_limit_verdict(&mut self) -> u32 {
+        crate::limits::take_verdict()
+    }
+
+    #[inline(always)]
     fn charge_address_limit(
         &mut self,
         key: &AddressLimitKey,

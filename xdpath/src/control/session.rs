@@ -206,8 +206,14 @@ impl Session {
         let running = self.userspace();
         // The address table in one batch read rather than a lookup a limit.
         let table: std::collections::HashMap<_, _> = match &self.locked.maps {
-            Some(maps) if places.iter().any(|place| matches!(place, LimitPlace::Address(_))) => {
-                FilterTarget::address_limit_entries(maps)?.into_iter().collect()
+            Some(maps)
+                if places
+                    .iter()
+                    .any(|place| matches!(place, LimitPlace::Address(_))) =>
+            {
+                FilterTarget::address_limit_entries(maps)?
+                    .into_iter()
+                    .collect()
             }
             _ => std::collections::HashMap::new(),
         };

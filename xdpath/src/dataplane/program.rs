@@ -121,6 +121,7 @@ impl LoadedProgram {
         let steer_fd = self.stage_fd(abi::program::STEER)?;
         let decapsulated_fd = self.stage_fd(abi::program::DECAPSULATED)?;
         let too_big_fd = self.stage_fd(abi::program::TOO_BIG)?;
+        let limits_fd = self.stage_fd(abi::program::LIMITS)?;
         let map_error = DataplaneError::of_map(abi::map::STAGES);
         let map = self.object_map_mut(abi::map::STAGES)?;
         let mut stages: ProgramArray<&mut MapData> =
@@ -133,6 +134,7 @@ impl LoadedProgram {
             (abi::stage::STEER, steer_fd),
             (abi::stage::DECAPSULATED, decapsulated_fd),
             (abi::stage::TOO_BIG, too_big_fd),
+            (abi::stage::LIMITS, limits_fd),
         ] {
             if let Some(fd) = fd {
                 stages.set(slot, &fd, 0).map_err(&map_error)?;

@@ -25,7 +25,10 @@ pub fn write_address_limits(
 ) -> Result<(), ApplyError> {
     let mut have: HashMap<AddressLimitKey, AddressLimit> =
         target.address_limit_entries()?.into_iter().collect();
-    let adding = wanted.iter().filter(|(key, _)| !have.contains_key(key)).count();
+    let adding = wanted
+        .iter()
+        .filter(|(key, _)| !have.contains_key(key))
+        .count();
     if have.len() + adding > MAX_ADDRESS_LIMITS as usize {
         remove_stale_address_limits(target, wanted)?;
         have = target.address_limit_entries()?.into_iter().collect();
