@@ -20,9 +20,9 @@ use aya_ebpf::{
     maps::PerCpuArray,
     programs::XdpContext,
 };
-use xdpath_core::filter::{self, Layers};
-use xdpath_core::pipeline::{self, Outcome};
-use xdpath_core::{abi, Action, Reason, Tables};
+use xdpath_core::filter::{self, FilterDrop, Layers};
+use xdpath_core::pipeline;
+use xdpath_core::{abi, Reason, Tables};
 
 use crate::{maps, tables, SCRATCH_INNER};
 
@@ -48,19 +48,20 @@ const INNER: u32 = 2;
 #[map]
 pub(crate) static LIMITS_HANDOVER: PerCpuArray<Handover> = PerCpuArray::with_max_entries(1, 0);
 
-/// The outcome of a frame whose limits could not be tried (their program
-/// missing: never, the loader links every stage of the object): dropped
-/// as over its limit rather than passed unlimited.
-const UNLIMITED: Outcome = Outcome {
-    action: Action::Drop,
+/// The verdict of a frame whose limits could not be tried (their program
+/// missing: never, the loader links every stage of the object): a drop
+/// as over its limit rather than a pass unlimited (a pass on a monitored
+/// interface, as every drop).
+const UNLIMITED: Option<FilterDrop> = Some(FilterDrop {
     reason: Reason::RateLimited,
-};
+    monitor: false,
+});
 
 /// Hands a frame to [`xdpath_limits`] with the keys in `layers` (slot 0's
 /// and slot 1's, as the filter program lent them), which does not return;
 /// returns [`UNLIMITED`] only if that program is missing.
 #[inline(always)]
-pub(crate) fn hand_over(ctx: &XdpContext, layers: &Layers<'_>, matched: u32) -> Outcome {
+pub(crate) fn hand_over(ctx: &XdpContext, layers: &Layers<'_>, matched: u32) -> Option<FilterDrop> {
     let Some(handover) = LIMITS_HANDOVER.get_ptr_mut(0) else {
         return UNLIMITED;
     };
@@ -72,9 +73,12 @@ pub(crate) fn hand_over(ctx: &XdpContext, layers: &Layers<'_>, matched: u32) -> 
         keys |= INNER;
     }
     // SAFETY: this CPU's slot; XDP runs do not nest on a CPU.
+    // No verdict held yet: `rate_limits` takes what it holds before it
+    // returns, and this clears what anything else might have left.
     unsafe {
         (*handover).layers = keys;
         (*handover).matched = matched;
+        (*handover).held_verdict = 0;
     }
     // SAFETY: a tail call with this program's own context; on success it
     // does not return.

@@ -321,7 +321,10 @@ pub fn xdpath_filter(ctx: XdpContext) -> u32 {
     };
     let outcome = match filter::judge(&packet, key, &mut tables, inner_slot) {
         Judged::Decided(drop) => pipeline::filtered_outcome(key, drop, &tables),
-        Judged::Limits(layers) => limits::hand_over(&ctx, &layers, tables.matched),
+        Judged::Limits(layers) => {
+            let unlimited = limits::hand_over(&ctx, &layers, tables.matched);
+            pipeline::filtered_outcome(key, unlimited, &tables)
+        }
     };
     filter_exit(&ctx, key, outcome, &mut tables, frame_len)
 }

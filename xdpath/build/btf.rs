@@ -101,7 +101,10 @@ fn sanitize_btf(btf: &mut [u8]) -> Result<usize, String> {
             KIND_ARRAY => 12,
             KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * members,
             KIND_ENUM | KIND_FUNC_PROTO => 8 * members,
-            _ => 0,
+            // PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FLOAT,
+            // TYPE_TAG: nothing after the common part.
+            2 | 7..=12 | 16 | 18 => 0,
+            unknown => return Err(format!("BTF kind {unknown} is not known to this build")),
         };
         if kind == KIND_UNION {
             for member in 0..members {

@@ -165,10 +165,16 @@ pub fn judge<'k, P: Packet, T: Tables>(
     if config.rate_limits == 0 && !address_limited(&config) {
         return Judged::Decided(None);
     }
-    Judged::Limits(Layers {
+    let layers = Layers {
         outer: (!outer_allowed).then_some(key),
         inner: inner.filter(|_| !inner_allowed),
-    })
+    };
+    // Allowed in every layer: no limit sees the frame (and the eBPF build
+    // makes no tail call for it).
+    if layers.outer.is_none() && layers.inner.is_none() {
+        return Judged::Decided(None);
+    }
+    Judged::Limits(layers)
 }
 
 /// Whether the address table holds limits of either side.

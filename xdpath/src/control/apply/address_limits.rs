@@ -44,7 +44,8 @@ pub fn write_address_limits(
         };
         // A limit changed in place keeps the bucket and drops read at the
         // start of this pass: what the data path adds to them before the
-        // write is lost (a few frames' tokens and drops, once a change).
+        // write is lost (the frames of the pass's duration, up to about
+        // 0.3 s when 60,000 entries change at once).
         target.write_address_limit(key, entry)?;
     }
     Ok(())
