@@ -576,3 +576,40 @@ def test_a_rule_covering_part_of_a_prefix_is_unexpressible() -> None:
     with pytest.raises(Unexpressible, match="covers part of"):
         clause("10.9.1.0/24", rule)
     assert clause("10.9.1.5/32", rule) is not None
+
+
+def test_an_address_two_ports_share_is_filtered_by_one_ports_firewall_rules() -> None:
+    # A VRRP VIP as an allowed address pair of two ports, each with its own
+    # firewall group: both ports' rules for it were one chain, where the
+    # first port's final drop ended the walk before the second's allows
+    # (and two policies could overflow the chain's 8 and get the document
+    # refused). Now the first port (by id) filters it, the other says so.
+    vip = "10.0.0.100"
+    first = Port("a", ("10.0.0.5", vip), ())
+    second = Port("b", ("10.0.0.6", vip), ())
+    groups = [
+        FirewallGroup("web", ("a",), (rule("allow", protocol="tcp", destination_port="80"),)),
+        FirewallGroup("ssh", ("b",), (rule("allow", protocol="tcp", destination_port="22"),)),
+    ]
+    result = port_rules([second, first], groups, PortRules())
+    to_vip = {port: [r for r in unlabelled(rules) if r["dst"] == f"{vip}/32"]
+              for port, rules in result.rules.items()}  # fmt: skip
+    assert to_vip["b"] == []
+    assert [r.get("dport") for r in to_vip["a"] if r["action"] == "admit"] == ["68", "80"]
+    assert to_vip["a"][-1] == {"dst": f"{vip}/32", "action": "drop"}
+    assert (
+        f"port b: {vip} is filtered by port a's rules (an address both have: xdpath "
+        "matches by destination, one port's rules for it)"
+    ) in result.not_enforced
+    # Each port keeps its own address's rules.
+    assert any(r["dst"] == "10.0.0.6/32" and r.get("dport") == "22"
+               for r in unlabelled(result.rules["b"]))  # fmt: skip
+    # A port with security groups only and one with a firewall group: the
+    # first by id still decides, whichever kind filters it.
+    security = sg_port_rules(
+        [Port("a", ("10.0.0.5", vip), ("sg",))],
+        Groups(stateful={"sg": False}, rules={"sg": []}),
+    )
+    result = port_rules([first, second], groups[1:], security)
+    assert [r for r in unlabelled(result.rules["b"]) if r["dst"] == f"{vip}/32"] == []
+    assert [r for r in unlabelled(result.rules["a"]) if r["dst"] == f"{vip}/32"] != []

@@ -193,11 +193,13 @@ fn reload_ten_times_under_traffic_loses_no_request_and_keeps_state() {
     // Traffic: pings from the blocked address, asked for every millisecond
     // (unanswered, ping sends about 100 a second here). Not one may be
     // answered: any moment without the filter would let some through.
-    // And the HTTP client.
+    // And the HTTP client. Ping's deadline is far past the test's run
+    // (`stop_ping` ends it): ten reloads took 148 s on a loaded VM, past a
+    // 120 s deadline, and the last round then saw no blocked pings.
     let target_v6 = bed.a().ipv6.to_string();
     let pings = Running(
         bed.command(Side::B, "ping")
-            .args(["-6", "-q", "-i", "0.001", "-w", "120", &target_v6])
+            .args(["-6", "-q", "-i", "0.001", "-w", "900", &target_v6])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -473,4 +473,35 @@ def port_rules(
                 f"port {port.id}: firewall group {group.id}: reject enforced as drop "
                 "(XDP sends no ICMP or TCP reset)"
             )
+    _one_port_per_address(result)
     return result
+
+
+def _one_port_per_address(result: PortRules) -> None:
+    """Leaves an address two ports of the host share (an allowed address
+    pair on both: a VRRP or Octavia VIP) to the first port's rules (by id):
+    the rules of both for it would be one chain to xdpath, which matches by
+    destination, where the first port's final drop ends the walk before the
+    second's allows, and two ports' rules can overflow the chain (8) and get
+    the whole document refused. `secgroups.port_rules` did this for
+    security groups; a firewall group's rules replace a port's, so it is
+    done again over them all."""
+    claimed: dict[tuple[str, str | None], str] = {}
+    for port_id in sorted(result.rules):
+        kept: list[dict[str, Any]] = []
+        given: dict[str, str] = {}
+        for rule in result.rules[port_id]:
+            first = claimed.setdefault((rule["dst"], rule.get("vni")), port_id)
+            if first == port_id:
+                kept.append(rule)
+            else:
+                given.setdefault(rule["dst"], first)
+        result.rules[port_id] = kept
+        for destination, first in given.items():
+            note = (
+                f"port {port_id}: {destination.split('/')[0]} is filtered by port {first}'s "
+                "rules (an address both have: xdpath matches by destination, one port's "
+                "rules for it)"
+            )
+            if note not in result.not_enforced:
+                result.not_enforced.append(note)
