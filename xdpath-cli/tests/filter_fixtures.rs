@@ -103,8 +103,8 @@ fn kernel_and_native_match_the_address_limit_table() {
     check_rows(&address_limits::address_rows());
 }
 
-/// Monitored general limits over their rates beside enforcing ones: the
-/// enforcing ones still drop, the same in both builds.
+/// Monitored limits (general, and of one address) over their rates beside
+/// enforcing ones: the enforcing ones still drop, the same in both builds.
 #[test]
 fn kernel_and_native_match_the_monitored_limit_table() {
     xdpath_lab::needs_root!();
@@ -140,6 +140,17 @@ fn the_address_rows_use_the_address_table() {
             _ => 0,
         };
         assert_eq!(general, expected, "{}: {places:?}", row.description);
+    }
+    // The monitored rows: the address row's limits in the table, the
+    // others' among the general ones.
+    for row in &monitored_limits::monitored_rows() {
+        let places = placed(row);
+        let in_table = row.description.contains("of one address");
+        assert!(
+            places.iter().all(|address| *address == in_table),
+            "{}: {places:?}",
+            row.description
+        );
     }
 }
 
@@ -289,6 +300,11 @@ fn check_row(row: &Row) -> (Vec<String>, KernelSaw, usize) {
         saw.rule_hits.push(kernel);
     }
     let places = limit_places(&row.state.rate_limits);
+    let table: std::collections::HashMap<_, _> = maps
+        .address_limit_entries()
+        .expect("the address table")
+        .into_iter()
+        .collect();
     for (limit, place) in row.state.rate_limits.iter().zip(places) {
         let (kernel, native_drops) = match place {
             LimitPlace::Slot(slot) => (
@@ -296,9 +312,7 @@ fn check_row(row: &Row) -> (Vec<String>, KernelSaw, usize) {
                 native.limit_drops[slot as usize],
             ),
             LimitPlace::Address(key) => (
-                maps.address_limit(&key)
-                    .expect("an address limit")
-                    .map_or(u64::MAX, |entry| entry.drops),
+                table.get(&key).map_or(u64::MAX, |entry| entry.drops),
                 native
                     .address_limit(&key)
                     .map_or(u64::MAX, |entry| entry.drops),

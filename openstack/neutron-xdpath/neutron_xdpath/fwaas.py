@@ -72,6 +72,7 @@ from neutron_xdpath.secgroups import (
     host,
     number_of,
     protocol_of,
+    shared_address_note,
     unfiltered_note,
     version_of,
 )
@@ -498,10 +499,6 @@ def _one_port_per_address(result: PortRules) -> None:
                 given.setdefault(rule["dst"], first)
         result.rules[port_id] = kept
         for destination, first in given.items():
-            note = (
-                f"port {port_id}: {destination.split('/')[0]} is filtered by port {first}'s "
-                "rules (an address both have: xdpath matches by destination, one port's "
-                "rules for it)"
-            )
+            note = shared_address_note(port_id, destination.split("/")[0], first)
             if note not in result.not_enforced:
                 result.not_enforced.append(note)

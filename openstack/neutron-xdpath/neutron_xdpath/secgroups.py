@@ -314,6 +314,14 @@ _FIXED_NAMES = {
 }
 
 
+def shared_address_note(port_id: str, address: str, first: str) -> str:
+    """What is said of a port whose address another port's rules filter."""
+    return (
+        f"port {port_id}: {address} is filtered by port {first}'s rules (an address both "
+        "have: xdpath matches by destination, one port's rules for it)"
+    )
+
+
 def unfiltered_note(port: Port) -> str:
     """What is said of a port's allowed address pairs that are prefixes."""
     return (
@@ -384,10 +392,7 @@ def port_rules(ports: Sequence[Port], groups: Groups) -> PortRules:
         for address in port.addresses:
             first = claimed.setdefault((address, vni), port.id)
             if first != port.id:
-                result.not_enforced.append(
-                    f"port {port.id}: {address} is filtered by port {first}'s rules (an "
-                    "address both have: xdpath matches by destination, one port's rules for it)"
-                )
+                result.not_enforced.append(shared_address_note(port.id, address, first))
         result.rules[port.id] = [
             {**xdpath_rule, "labels": {"port_id": port.id, **xdpath_rule.get("labels", {})}}
             for each in fixed.values()

@@ -2,6 +2,7 @@
 //! limit over its rate counts the frame and lets the limits after it
 //! decide (a trial `/0` limit must not switch the others off).
 
+use super::address_limits::address_limit;
 use super::*;
 
 /// The single limit of `state`, renumbered `id`, monitored or not.
@@ -49,6 +50,24 @@ pub(crate) fn monitored_rows() -> Vec<Row> {
                 drop(tcp(80, SYN), Reason::RateLimited),
                 // Under every limit: a plain pass, no verdict left over.
                 pass(tcp_frame(OTHER4, B4, 80, ACK), V4TCP),
+            ],
+        ),
+        row(
+            "a monitored limit of one address over its rate leaves the address limits after it enforcing",
+            limits(vec![
+                {
+                    let mut trial = address_limit(1, "dst", "198.51.100.2/32", 1);
+                    trial.monitor = true;
+                    trial
+                },
+                address_limit(2, "src", "192.0.2.1/32", 2),
+            ]),
+            vec![
+                pass(tcp(80, ACK), V4TCP),
+                // Over the monitored destination's limit, within the source's.
+                pass(tcp(80, ACK), Reason::RateLimited),
+                // Over both: the source's limit drops it.
+                drop(tcp(80, ACK), Reason::RateLimited),
             ],
         ),
         row(

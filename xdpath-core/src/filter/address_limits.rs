@@ -118,8 +118,11 @@ pub enum AddressCharge {
 
 /// The address limits of each layer's key: its destination's, then its
 /// source's (the sides the table holds, `FilterConfig::flags`), the outer
-/// layer first. The first that is over decides. Not inlined: one
-/// subprogram the verifier walks once (see the module of `filter`).
+/// layer first. The first that is over and drops decides; a monitored one
+/// over its rate is the frame's verdict only when none after it drops (as
+/// among the general limits: a trial limit turns no other off). Not
+/// inlined: one subprogram the verifier walks once (see the module of
+/// `filter`).
 #[inline(never)]
 pub(super) fn address_limits<T: Tables>(
     config: &FilterConfig,
@@ -128,6 +131,7 @@ pub(super) fn address_limits<T: Tables>(
     tables: &mut T,
 ) -> Option<FilterDrop> {
     let now = tables.now_ns();
+    let mut monitored = None;
     for layer in [layers.outer, layers.inner] {
         let Some(key) = layer else {
             continue;
@@ -141,15 +145,24 @@ pub(super) fn address_limits<T: Tables>(
             }
             let charge =
                 tables.charge_address_limit(&AddressLimitKey::of(key, side), frame_len, now);
-            if let AddressCharge::Over { monitor } = charge {
-                return Some(FilterDrop {
-                    reason: Reason::RateLimited,
-                    monitor,
-                });
+            match charge {
+                AddressCharge::Unlimited | AddressCharge::Fits => {}
+                AddressCharge::Over { monitor: false } => {
+                    return Some(FilterDrop {
+                        reason: Reason::RateLimited,
+                        monitor: false,
+                    })
+                }
+                AddressCharge::Over { monitor: true } => {
+                    monitored = monitored.or(Some(FilterDrop {
+                        reason: Reason::RateLimited,
+                        monitor: true,
+                    }));
+                }
             }
         }
     }
-    None
+    monitored
 }
 
 #[cfg(test)]

@@ -89,8 +89,6 @@ pub trait FilterTarget {
     fn zero_limit_drops(&mut self, index: u32) -> Result<(), ApplyError>;
     /// The drops of limit `index` (summed over CPUs).
     fn limit_drops(&self, index: u32) -> Result<u64, ApplyError>;
-    /// The address limit at `key`, if there is one.
-    fn address_limit(&self, key: &AddressLimitKey) -> Result<Option<AddressLimit>, ApplyError>;
     /// Inserts or replaces the address limit at `key`.
     fn write_address_limit(
         &mut self,
@@ -454,10 +452,6 @@ impl FilterTarget for NativeTables {
 
     fn limit_drops(&self, index: u32) -> Result<u64, ApplyError> {
         Ok(self.limit_drops.get(index as usize).copied().unwrap_or(0))
-    }
-
-    fn address_limit(&self, key: &AddressLimitKey) -> Result<Option<AddressLimit>, ApplyError> {
-        Ok(NativeTables::address_limit(self, key))
     }
 
     fn write_address_limit(

@@ -141,14 +141,6 @@ impl FilterTarget for KernelMaps {
         self.per_cpu_sum(abi::map::LIMIT_DROPS, index)
     }
 
-    fn address_limit(&self, key: &AddressLimitKey) -> Result<Option<AddressLimit>, ApplyError> {
-        let mut value = [0u8; size_of::<AddressLimit>()];
-        if !self.lookup(abi::map::ADDRESS_LIMITS, key.bytes(), &mut value)? {
-            return Ok(None);
-        }
-        Ok(AddressLimit::from_plain_bytes(&value))
-    }
-
     fn write_address_limit(
         &mut self,
         key: &AddressLimitKey,
