@@ -28,7 +28,12 @@ import sys
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _NR_BPF = 321  # x86_64
-_PROG_TEST_RUN, _PROG_GET_FD_BY_ID, _OBJ_GET_INFO_BY_FD, _BTF_GET_FD_BY_ID = 10, 13, 15, 19
+_PROG_TEST_RUN, _PROG_GET_FD_BY_ID, _OBJ_GET_INFO_BY_FD, _BTF_GET_FD_BY_ID = (
+    10,
+    13,
+    15,
+    19,
+)
 # struct bpf_prog_info offsets (include/uapi/linux/bpf.h).
 _NAME, _BTF_ID = 64, 128
 _NR_LINE_INFO, _LINE_INFO, _JITED_LINE_INFO, _NR_JITED_LINE_INFO = 148, 152, 160, 168
@@ -53,7 +58,9 @@ def _fd_of(cmd: int, object_id: int) -> int:
 
 def _info(fd: int, request: bytes, size: int) -> bytes:
     buffer = ctypes.create_string_buffer(request.ljust(size, b"\0"), size)
-    attr = ctypes.create_string_buffer(struct.pack("IIQ", fd, size, ctypes.addressof(buffer)), 16)
+    attr = ctypes.create_string_buffer(
+        struct.pack("IIQ", fd, size, ctypes.addressof(buffer)), 16
+    )
     _bpf(_OBJ_GET_INFO_BY_FD, attr)
     return buffer.raw
 
@@ -67,10 +74,26 @@ def run(prog_id: int, frame: bytes, calls: int, flows: int) -> None:
     for call in range(calls):
         if flows > 1:
             struct.pack_into("!H", data, 34, 1024 + call % flows)
-        struct.pack_into("IIIIQQIIII", attr, 0, fd, 0, len(frame), len(out),
-                         ctypes.addressof(data), ctypes.addressof(out), 1, 0, 0, 0)
+        struct.pack_into(
+            "IIIIQQIIII",
+            attr,
+            0,
+            fd,
+            0,
+            len(frame),
+            len(out),
+            ctypes.addressof(data),
+            ctypes.addressof(out),
+            1,
+            0,
+            0,
+            0,
+        )
         _bpf(_PROG_TEST_RUN, attr)
-        verdict, duration = struct.unpack_from("I", attr, 4)[0], struct.unpack_from("I", attr, 36)[0]
+        verdict, duration = (
+            struct.unpack_from("I", attr, 4)[0],
+            struct.unpack_from("I", attr, 36)[0],
+        )
         total += duration
     print(f"verdict {verdict}, mean {total / calls:.1f} ns over {calls} runs")
 
@@ -81,7 +104,7 @@ def _btf_strings(btf_id: int) -> bytes:
     raw = ctypes.create_string_buffer(size)
     _info(fd, struct.pack("QI", ctypes.addressof(raw), size), 32)
     header_len, _, _, str_off, str_len = struct.unpack_from("IIIII", raw.raw, 4)
-    return raw.raw[header_len + str_off:header_len + str_off + str_len]
+    return raw.raw[header_len + str_off : header_len + str_off + str_len]
 
 
 def _program_lines(prog_id: int) -> list[tuple[int, str, str, str]]:
@@ -91,7 +114,7 @@ def _program_lines(prog_id: int) -> list[tuple[int, str, str, str]]:
     count = struct.unpack_from("I", first, _NR_LINE_INFO)[0]
     jited = struct.unpack_from("I", first, _NR_JITED_LINE_INFO)[0]
     btf_id = struct.unpack_from("I", first, _BTF_ID)[0]
-    name = first[_NAME:_NAME + 16].split(b"\0")[0].decode()
+    name = first[_NAME : _NAME + 16].split(b"\0")[0].decode()
     if not count or not jited or not btf_id:
         sys.exit(f"program {prog_id} has no line information (loaded without BTF?)")
     records = ctypes.create_string_buffer(count * 16)
@@ -107,11 +130,13 @@ def _program_lines(prog_id: int) -> list[tuple[int, str, str, str]]:
     strings = _btf_strings(btf_id)
 
     def text(offset: int) -> str:
-        return strings[offset:strings.index(b"\0", offset)].decode(errors="replace")
+        return strings[offset : strings.index(b"\0", offset)].decode(errors="replace")
 
     lines = []
     for index in range(min(count, jited)):
-        insn, file_off, line_off, line_col = struct.unpack_from("IIII", records.raw, index * 16)
+        insn, file_off, line_off, line_col = struct.unpack_from(
+            "IIII", records.raw, index * 16
+        )
         address = struct.unpack_from("Q", addresses.raw, index * 8)[0]
         where = f"{os.path.basename(text(file_off))}:{line_col >> 10} (insn {insn})"
         lines.append((address, name, where, text(line_off).strip()))
@@ -137,9 +162,13 @@ def lines(prog_ids: list[int], top: int = 40) -> None:
         _, name, where, source = table[at]
         counts[(name, where, source[:80])] += 1
     total = sum(counts.values())
-    print(f"{total} samples in the programs asked for ({outside} in other BPF programs)")
+    print(
+        f"{total} samples in the programs asked for ({outside} in other BPF programs)"
+    )
     for (name, where, source), samples in counts.most_common(top):
-        print(f"{samples:7d} {100 * samples / max(total, 1):5.1f}%  {name:16s} {where:34s} {source}")
+        print(
+            f"{samples:7d} {100 * samples / max(total, 1):5.1f}%  {name:16s} {where:34s} {source}"
+        )
 
 
 def main() -> None:
