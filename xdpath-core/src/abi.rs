@@ -85,6 +85,8 @@ pub mod map {
     pub const LB_CONFIG: &str = "LB_CONFIG";
     #[doc = "`VIPS`"]
     pub const VIPS: &str = "VIPS";
+    #[doc = "`VIPS_BY_SLOT`"]
+    pub const VIPS_BY_SLOT: &str = "VIPS_BY_SLOT";
     #[doc = "`MAGLEV_RINGS`"]
     pub const MAGLEV_RINGS: &str = "MAGLEV_RINGS";
     #[doc = "`BACKENDS`"]
@@ -165,7 +167,7 @@ pub mod map {
 
 /// Every map of the main object (`xdpath.bpf.o`): the shared ones and the
 /// interface's own.
-pub const MAIN_OBJECT_MAPS: [&str; 62] = concat(SHARED_MAPS, INTERFACE_MAPS);
+pub const MAIN_OBJECT_MAPS: [&str; 63] = concat(SHARED_MAPS, INTERFACE_MAPS);
 
 /// The main object's maps each interface has for itself: its config,
 /// counters, attach record and feature word, its tail-call table, the
@@ -211,7 +213,7 @@ const fn concat<const A: usize, const B: usize, const N: usize>(
 /// The maps every interface of a namespace shares (the filter's, the
 /// balancer's, the sample and capture rings, forwarding and steering),
 /// pinned once in the namespace's `:shared` directory.
-pub const SHARED_MAPS: [&str; 47] = [
+pub const SHARED_MAPS: [&str; 48] = [
     map::FILTER_CONFIG,
     map::RULES_0,
     map::RULES_1,
@@ -237,6 +239,7 @@ pub const SHARED_MAPS: [&str; 47] = [
     map::SYNCOOKIE_PORTS,
     map::LB_CONFIG,
     map::VIPS,
+    map::VIPS_BY_SLOT,
     map::MAGLEV_RINGS,
     map::BACKENDS,
     map::CONNECTIONS,

@@ -17,7 +17,7 @@ use xdpath_core::filter::{
     MAX_PREFIXES, MAX_RATE_LIMITS, MAX_RULES, MAX_TUNNEL_BLOCKLIST, SOURCE_BUCKETS,
 };
 use xdpath_core::lb::{
-    Backend, Connection, ConnectionKey, LbConfig, LbCounter, NewFlowSlot, Vip, VipKey,
+    Backend, Connection, ConnectionKey, LbConfig, LbCounter, NewFlowSlot, Vip, VipKey, VipSlot,
     MAX_ALLOW_PREFIXES, MAX_BACKENDS, MAX_CONNECTIONS, MAX_RINGS, MAX_RING_SIZE, MAX_VIPS,
     NEW_FLOW_ENTRIES, VIP_DROP_SLOTS,
 };
@@ -210,6 +210,11 @@ pub static LB_CONFIG: Array<LbConfig> = Array::with_max_entries(1, 0);
 /// VIPs by (address, port, protocol); port 0 is an all-ports VIP.
 #[map]
 pub static VIPS: HashMap<VipKey, Vip> = HashMap::with_max_entries(MAX_VIPS, 0);
+
+/// VIPs by slot, for a connection-table hit to find its VIP from its
+/// backend's `vip` without a hash lookup (`VipSlot`).
+#[map]
+pub static VIPS_BY_SLOT: Array<VipSlot> = Array::with_max_entries(MAX_VIPS, 0);
 
 /// Maglev rings, `MAX_RING_SIZE` slots each, two per VIP: a new table is
 /// written to the idle ring and goes live with one write of the VIP.

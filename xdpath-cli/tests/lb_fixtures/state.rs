@@ -177,7 +177,12 @@ pub(crate) fn backend_entries() -> Vec<(u32, Backend)> {
                     generation: 1,
                     family,
                     flags: 0,
-                    reserved: [0; 2],
+                    // Every VIP shares these backends; they name VIP 0's
+                    // slot, so that VIP's established flows take the
+                    // kernel's fast path (`VIPS_BY_SLOT`) and the others'
+                    // find another VIP there and take the usual lookups,
+                    // the native build's way for all.
+                    vip: 1,
                 },
             )
         })

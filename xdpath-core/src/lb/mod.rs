@@ -53,6 +53,7 @@ mod encap;
 mod new_flows;
 mod stage;
 mod tables;
+mod vip_slot;
 
 pub use encap::{
     encap_hash, flow_hash, outer_source, store_be16, store_be32, write_outer, OuterSpec,
@@ -63,6 +64,7 @@ pub use stage::{
     MIN_DEVICE_MTU, QUOTE_MAX,
 };
 pub use tables::LbTables;
+pub use vip_slot::VipSlot;
 
 /// The most VIPs.
 pub const MAX_VIPS: u32 = 32;
@@ -300,8 +302,12 @@ pub struct Backend {
     pub family: u8,
     /// [`BACKEND_OUT_OF_RING`], or zero.
     pub flags: u8,
-    /// Reserved, zero.
-    pub reserved: [u8; 2],
+    /// The slot of the VIP the backend is one of, plus one, so that a
+    /// connection-table hit finds its VIP in `VIPS_BY_SLOT` without the VIP
+    /// table's hash lookup ([`VipSlot`]); 0: not known (written by an older
+    /// build, which left the field reserved), and a hit looks the VIP up by
+    /// its address.
+    pub vip: u16,
 }
 
 /// [`Backend::flags`]: the backend is in no slot of its VIP's ring

@@ -16,6 +16,16 @@ pub trait LbTables {
     fn lb_config(&self) -> Option<Self::Config>;
     /// The VIP of `key`.
     fn vip(&self, key: &VipKey) -> Option<Vip>;
+    /// Whether the tables keep VIPs by slot ([`vip_in_slot`]), so that the
+    /// balancing stage looks an established flow up before its VIP.
+    /// Without them that first lookup would be one more for every frame.
+    ///
+    /// [`vip_in_slot`]: LbTables::vip_in_slot
+    const VIPS_BY_SLOT: bool;
+    /// The VIP in slot `slot` (`VIPS_BY_SLOT`, [`VipSlot`]) if the slot
+    /// holds the VIP of exactly (`address`, `port`, `protocol`); `None`
+    /// also for a slot being changed.
+    fn vip_in_slot(&self, slot: u32, address: &[u8; 16], port: u16, protocol: u8) -> Option<Vip>;
     /// Slot `slot` of ring `ring`: a backend index or `NO_BACKEND`.
     fn ring_slot(&self, ring: u32, slot: u32) -> u32;
     /// Backend `index`.

@@ -96,6 +96,21 @@ impl LbTables for NativeTables {
         self.lb.vips.get(key).copied()
     }
 
+    /// The native build looks every VIP up by its key: its VIP lookup is
+    /// one probe of a hash map in process memory, and the kernel ≡ native
+    /// tests then hold the kernel's fast path to the usual order.
+    const VIPS_BY_SLOT: bool = false;
+
+    fn vip_in_slot(
+        &self,
+        _slot: u32,
+        _address: &[u8; 16],
+        _port: u16,
+        _protocol: u8,
+    ) -> Option<Vip> {
+        None
+    }
+
     fn ring_slot(&self, ring: u32, slot: u32) -> u32 {
         if slot >= MAX_RING_SIZE {
             return NO_BACKEND;

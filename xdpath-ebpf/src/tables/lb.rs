@@ -136,6 +136,19 @@ impl LbTables for MapTables {
         unsafe { VIPS.get(key) }.copied()
     }
 
+    const VIPS_BY_SLOT: bool = true;
+
+    #[inline(always)]
+    fn vip_in_slot(&self, slot: u32, address: &[u8; 16], port: u16, protocol: u8) -> Option<Vip> {
+        // Compared in place: a copy of the 40-byte entry would sit in the
+        // caller's frame.
+        let entry = VIPS_BY_SLOT.get(slot)?;
+        entry
+            .key
+            .names(address, port, protocol)
+            .then_some(entry.vip)
+    }
+
     #[inline(always)]
     fn ring_slot(&self, ring: u32, slot: u32) -> u32 {
         if ring >= MAX_RINGS || slot >= MAX_RING_SIZE {

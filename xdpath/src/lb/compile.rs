@@ -40,7 +40,8 @@ pub fn vip_key(vip: &VipSpec) -> VipKey {
     }
 }
 
-fn backend_entry(backend: &BackendSpec) -> Backend {
+/// A backend's entry, as one of the VIP in `vip_slot`.
+fn backend_entry(backend: &BackendSpec, vip_slot: u32) -> Backend {
     Backend {
         address: address_bytes(backend.address),
         generation: backend.generation,
@@ -50,7 +51,8 @@ fn backend_entry(backend: &BackendSpec) -> Backend {
         } else {
             0
         },
-        reserved: [0; 2],
+        // Slots are below `MAX_VIPS` (32): the sum fits.
+        vip: u16::try_from(vip_slot + 1).unwrap_or(0),
     }
 }
 
@@ -209,7 +211,7 @@ pub fn plan(installed: &LbState, desired: &mut LbState, fresh: bool) -> Result<P
             }
             plan.compiled
                 .backends
-                .push((backend.index, backend_entry(backend)));
+                .push((backend.index, backend_entry(backend, vip.slot)));
         }
     }
     if !fresh {

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use xdpath_core::abi;
 
 use xdpath_core::lb::{
-    AllowKey, Backend, LbConfig, NewFlowSlot, Vip, VipKey, MAX_RING_SIZE, NEW_FLOW_SEED,
+    AllowKey, Backend, LbConfig, NewFlowSlot, Vip, VipKey, VipSlot, MAX_RING_SIZE, MAX_VIPS,
+    NEW_FLOW_SEED,
 };
 use xdpath_core::NativeTables;
 
@@ -39,8 +40,11 @@ pub(crate) fn bytes_of<T: Copy>(value: &T) -> &[u8] {
 
 impl CompiledLb {
     /// Writes rings, backends and allow lists first and the VIPs and config
-    /// last, so nothing points at a slot before it is filled.
+    /// last, so nothing points at a slot before it is filled; the VIPs by
+    /// slot are cleared where they change before anything is written and
+    /// written after the VIP table ([`CompiledLb::clear_changed_vip_slots`]).
     pub fn install_kernel(&self, maps: &KernelMaps) -> Result<(), ApplyError> {
+        self.clear_changed_vip_slots(maps)?;
         self.install_allow(maps)?;
         for (ring, slots) in &self.rings {
             let slots = &slots[..slots.len().min(MAX_RING_SIZE as usize)];
@@ -60,12 +64,57 @@ impl CompiledLb {
         for (key, vip) in &self.vips {
             maps.update(abi::map::VIPS, bytes_of(key), bytes_of(vip))?;
         }
+        for (slot, entry) in self.vip_slots() {
+            maps.update(
+                abi::map::VIPS_BY_SLOT,
+                &slot.to_ne_bytes(),
+                bytes_of(&entry),
+            )?;
+        }
         seed_new_flows(maps)?;
         maps.update(
             abi::map::LB_CONFIG,
             &0u32.to_ne_bytes(),
             bytes_of(&self.live_config()),
         )
+    }
+
+    /// What `VIPS_BY_SLOT` holds once this configuration is installed:
+    /// each VIP's key and entry in its slot (the others zero).
+    pub fn vip_slots(&self) -> impl Iterator<Item = (u32, VipSlot)> + '_ {
+        self.vips.iter().map(|(key, vip)| {
+            (
+                vip.index,
+                VipSlot {
+                    key: *key,
+                    vip: *vip,
+                },
+            )
+        })
+    }
+
+    /// Zeroes each `VIPS_BY_SLOT` entry that this configuration changes
+    /// (a VIP's settings, a VIP moved or gone). Done before any other
+    /// write, and before a leaving VIP is deleted (`session::install`): a
+    /// zero slot sends an established flow's frames through the VIP
+    /// table's lookup, so whatever point a writer stops at, the fast path
+    /// balances by no settings the VIP table does not hold (`VipSlot`).
+    /// An unchanged entry is left as it is.
+    pub fn clear_changed_vip_slots(&self, maps: &KernelMaps) -> Result<(), ApplyError> {
+        let wanted: Vec<(u32, VipSlot)> = self.vip_slots().collect();
+        let zero = VipSlot::default();
+        for slot in 0..MAX_VIPS {
+            let mut held = vec![0u8; size_of::<VipSlot>()];
+            maps.lookup(abi::map::VIPS_BY_SLOT, &slot.to_ne_bytes(), &mut held)?;
+            let wants = wanted
+                .iter()
+                .find(|(at, _)| *at == slot)
+                .map_or(zero, |(_, entry)| *entry);
+            if held != bytes_of(&zero) && held != bytes_of(&wants) {
+                maps.update(abi::map::VIPS_BY_SLOT, &slot.to_ne_bytes(), bytes_of(&zero))?;
+            }
+        }
+        Ok(())
     }
 
     /// Makes the allow-list trie hold exactly [`CompiledLb::allow`]:

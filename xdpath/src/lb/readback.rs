@@ -1,11 +1,12 @@
 //! Reading the balancer's maps back and comparing them with a desired
-//! state: the config, every VIP entry (and no other), every backend slot
-//! the state uses, and each VIP's live Maglev ring.
+//! state: the config, every VIP entry (and no other) and the VIPs by
+//! slot, every backend slot the state uses, and each VIP's live Maglev
+//! ring.
 
 use std::collections::HashMap;
 use xdpath_core::abi;
 
-use xdpath_core::lb::{LbConfig, Vip, VipKey, LB_ENABLED, MAX_RING_SIZE};
+use xdpath_core::lb::{LbConfig, Vip, VipKey, VipSlot, LB_ENABLED, MAX_RING_SIZE, MAX_VIPS};
 
 use super::compile::plan;
 use super::install::{bytes_of, CompiledLb};
@@ -104,6 +105,13 @@ pub fn compare(maps: &KernelMaps, desired: &LbState) -> Result<Vec<String>, LbEr
             "sample rates: {rates_off} of the state's sampled VIPs have another rate in the kernel"
         ));
     }
+    let (slots_missing, slots_stale) = vip_slots_off(maps, &compiled)?;
+    if slots_missing + slots_stale > 0 {
+        differences.push(format!(
+            "VIPs by slot: {slots_missing} of the state's {} VIPs missing (their established flows take the VIP table's lookup, slower but right), {slots_stale} slots holding what the state does not (an established flow of such a VIP may be balanced by settings the VIP table no longer holds)",
+            compiled.vips.len()
+        ));
+    }
     let rings_off = rings_off(maps, &compiled)?;
     if rings_off > 0 {
         differences.push(format!(
@@ -126,6 +134,29 @@ fn rates_off(maps: &KernelMaps, compiled: &CompiledLb) -> Result<usize, LbError>
         }
     }
     Ok(off)
+}
+
+/// `VIPS_BY_SLOT` against the compiled VIPs: how many VIPs' entries are
+/// zero (a writer stopped between clearing and writing them), and how
+/// many slots hold anything else but zero or what the state holds.
+fn vip_slots_off(maps: &KernelMaps, compiled: &CompiledLb) -> Result<(usize, usize), LbError> {
+    let wanted: HashMap<u32, VipSlot> = compiled.vip_slots().collect();
+    let zero = VipSlot::default();
+    let (mut missing, mut stale) = (0, 0);
+    for slot in 0..MAX_VIPS {
+        let mut held = vec![0u8; size_of::<VipSlot>()];
+        maps.lookup(abi::map::VIPS_BY_SLOT, &slot.to_ne_bytes(), &mut held)?;
+        let wants = wanted.get(&slot).copied().unwrap_or(zero);
+        if held[..] == *bytes_of(&wants) {
+            continue;
+        }
+        if held[..] == *bytes_of(&zero) {
+            missing += 1;
+        } else {
+            stale += 1;
+        }
+    }
+    Ok((missing, stale))
 }
 
 /// How many of the compiled live rings the kernel holds otherwise.

@@ -217,8 +217,9 @@ fn no_maps_line(vips: usize) -> String {
 
 /// Writes a plan in the order that keeps every live pointer valid and
 /// never needs more than [`MAX_VIPS`](xdpath_core::lb::MAX_VIPS) entries
-/// in the VIP hash map: the VIPs leaving (retired ones, or with `fresh`
-/// every entry the state does not hold) deleted first, then counters of
+/// in the VIP hash map: the VIPs by slot that change cleared first, the
+/// VIPs leaving (retired ones, or with `fresh`
+/// every entry the state does not hold) deleted next, then counters of
 /// new slots zeroed, tables, backends, VIPs and config written, then
 /// retired backend slots cleared.
 ///
@@ -230,6 +231,7 @@ fn no_maps_line(vips: usize) -> String {
 /// commit mark, and the next command installs the saved state with
 /// `fresh`, which again deletes before it writes.
 fn install(maps: &KernelMaps, plan: &Plan, fresh: bool) -> Result<(), LbError> {
+    plan.compiled.clear_changed_vip_slots(maps)?;
     if fresh {
         super::readback::remove_extra_vips(maps, &plan.compiled)?;
     }

@@ -1,5 +1,6 @@
 //! The balancing and decapsulation stages.
 
+mod established;
 mod flow;
 mod rewrite;
 mod too_big;
@@ -16,6 +17,7 @@ use crate::verdict::Outcome;
 use crate::wire::protocol;
 use crate::wire::tcp::{FLAG_ACK, FLAG_SYN};
 
+use established::{established_to_port_vip, hit_backend, may_be_established, Established};
 use flow::{l3_offset, may_quote, quoted_flow, Flow};
 use rewrite::{encapsulate, write_tags, Target};
 
@@ -66,18 +68,20 @@ pub fn lb_stage<P: PacketMut, T: LbTables>(
         // A quoted header read part way may have overwritten fields.
         flow = Flow::of(key);
     }
-    let mut vip_key = VipKey::new(&flow.destination, flow.destination_port, flow.protocol);
-    let vip = match tables.vip(&vip_key) {
-        Some(vip) => vip,
-        None => {
-            vip_key.port = 0;
-            tables.vip(&vip_key)?
-        }
+    let established = if T::VIPS_BY_SLOT && may_be_established(key) {
+        established_to_port_vip(&flow, tables)
+    } else {
+        Established::NotLooked
+    };
+    let vip = match established {
+        Established::Hit(vip, _) => vip,
+        _ => vip_of(&flow, tables)?,
     };
     if vip.flags & VIP_SAMPLED != 0 {
         tables.sample_vip(&*packet, vip.index);
     }
-    let (verdict, backend, new_flow) = to_vip(packet, key, &config, &vip, &flow, tables);
+    let (verdict, backend, new_flow) =
+        to_vip(packet, key, &config, &vip, &flow, established, tables);
     tables.count_vip(
         vip.index,
         backend,
@@ -86,6 +90,19 @@ pub fn lb_stage<P: PacketMut, T: LbTables>(
         new_flow,
     );
     Some(verdict)
+}
+
+/// The VIP of the flow's destination: its port's, else an all-ports one.
+#[inline(always)]
+fn vip_of<T: LbTables>(flow: &Flow, tables: &T) -> Option<Vip> {
+    let mut vip_key = VipKey::new(&flow.destination, flow.destination_port, flow.protocol);
+    match tables.vip(&vip_key) {
+        Some(vip) => Some(vip),
+        None => {
+            vip_key.port = 0;
+            tables.vip(&vip_key)
+        }
+    }
 }
 
 /// A frame to `vip`: its verdict, the backend it went to (`NO_BACKEND`
@@ -101,6 +118,7 @@ fn to_vip<P: PacketMut, T: LbTables>(
     config: &LbConfig,
     vip: &Vip,
     flow: &Flow,
+    established: Established,
     tables: &mut T,
 ) -> (LbVerdict, u32, bool) {
     let refused = |reason| (verdict(Action::Drop, reason), NO_BACKEND, false);
@@ -113,7 +131,15 @@ fn to_vip<P: PacketMut, T: LbTables>(
     if key.fragment != Fragment::None as u8 && !source_only {
         return refused(Reason::LbFragment);
     }
-    let Some((index, backend, new_flow)) = pick_backend(vip, flow, key.tcp_flags, tables) else {
+    let picked = match established {
+        Established::Hit(_, connection) => hit_backend(&connection, tables),
+        _ => None,
+    };
+    let picked = match picked {
+        Some(hit) => Some(hit),
+        None => pick_backend(vip, flow, key.tcp_flags, established, tables),
+    };
+    let Some((index, backend, new_flow)) = picked else {
         return refused(Reason::LbNoBackend);
     };
     let outer_ipv4 = backend.family == 4;
@@ -186,6 +212,7 @@ fn pick_backend<T: LbTables>(
     vip: &Vip,
     flow: &Flow,
     tcp_flags: u8,
+    established: Established,
     tables: &mut T,
 ) -> Option<(u32, Backend, bool)> {
     let conntrack = vip.flags & VIP_NO_CONNTRACK == 0;
@@ -211,8 +238,12 @@ fn pick_backend<T: LbTables>(
     // A source-hashed VIP's entry is the client's, shared by all its
     // connections: a SYN of another one keeps to it (that is the point).
     let reopening = opening && vip.flags & VIP_SOURCE_HASH == 0;
+    // The fast path looked the same key up in the established table (a
+    // VIP that is not source-hashed keys its flows by their ports).
+    let established_missed =
+        matches!(established, Established::Missed) && vip.flags & VIP_SOURCE_HASH == 0;
     let found = if conntrack {
-        known_connection(&connection_key, reopening, tables)
+        known_connection(&connection_key, reopening, established_missed, tables)
     } else {
         None
     };
@@ -322,14 +353,22 @@ fn maglev_hash(flow: &Flow, source_only: bool) -> u32 {
 /// ring. The cost: a spoofed SYN carrying the exact 5-tuple of a flow on
 /// a drained backend moves that flow (Katran places every SYN by its
 /// ring, which exposes every flow so).
+///
+/// `established_missed`: the fast path has just looked `key` up in the
+/// established table and not found it, so it is not looked up again.
 #[inline(always)]
 fn known_connection<T: LbTables>(
     key: &ConnectionKey,
     opening: bool,
+    established_missed: bool,
     tables: &mut T,
 ) -> Option<(Connection, Backend, bool)> {
-    if let Some((connection, backend)) = live_connection(ConnectionTable::Established, key, tables)
-    {
+    let established = if established_missed {
+        None
+    } else {
+        live_connection(ConnectionTable::Established, key, tables)
+    };
+    if let Some((connection, backend)) = established {
         if !opening || backend.flags & BACKEND_OUT_OF_RING == 0 {
             return Some((connection, backend, false));
         }

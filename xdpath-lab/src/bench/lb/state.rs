@@ -110,7 +110,8 @@ pub fn bench_state(allow: u32) -> Result<CompiledLb, LbBenchError> {
                     generation: 1,
                     family,
                     flags: 0,
-                    reserved: [0; 2],
+                    // The IPv4 VIP is in slot 0, the IPv6 one in slot 1.
+                    vip: if family == 4 { 1 } else { 2 },
                 },
             )
         })
