@@ -42,6 +42,9 @@ pub(super) fn may_be_established(key: &FlowKey) -> bool {
 /// first; the VIP is neither source-hashed (its entries are keyed without
 /// ports) nor untracked (it keeps no entries); and a hit of a frame that
 /// is not a bare SYN keeps its backend whatever its flags.
+// Inlined: as a function of its own, its call, and its answer returned
+// through memory, took about half of what skipping the VIP lookup saved
+// (hot flow 1.46 → 1.33–1.45 × the reference called, 1.24–1.27 inlined).
 #[inline(always)]
 pub(super) fn established_to_port_vip<T: LbTables>(flow: &Flow, tables: &mut T) -> Established {
     let key = ConnectionKey::new(

@@ -306,10 +306,13 @@ fn pick_backend<T: LbTables>(
     Some((connection.backend, backend, new_flow))
 }
 
-/// The hash the flow's outer headers draw on ([`encap_hash`]). A
-/// function of its own for the same reason as [`maglev_hash`]: inlined,
-/// it grew the balancing program's own frame.
-#[inline(never)]
+/// The hash the flow's outer headers draw on ([`encap_hash`]). Inlined:
+/// as a function of its own (kept so once for the balancing program's
+/// frame, which has room for it now) its call and return cost a hit about
+/// 20 ns on the project's VM, whose kernel sends every return through the
+/// SRSO "safe RET" thunk (`scripts/lb-hot-flow-profile.sh`, BENCHMARKS.md,
+/// session 28).
+#[inline(always)]
 fn outer_hash(flow: &Flow, source_only: bool) -> u32 {
     encap_hash(
         &flow.source,
