@@ -58,9 +58,9 @@ use xdpath_core::flood::FloodPlan;
 use xdpath_core::lb::{
     encap_hash, flow_hash, mac_value, outer_source, vip_drop_index, AllowKey, Backend, Connection,
     ConnectionKey, LbConfig, NewFlowPlace, NewFlowSlot, Vip, VipKey, BACKEND_OUT_OF_RING,
-    ENCAP_GUE, ENCAP_IPIP, LB_ENABLED, LB_FIXED_NEXT_HOP, MAX_CONNECTIONS, NEW_FLOW_SEED,
-    NEW_FLOW_SLOTS, VIP_ALLOW_LIST, VIP_DROP_REASONS, VIP_DROP_SLOTS, VIP_NO_CONNTRACK,
-    VIP_SAMPLED, VIP_SOURCE_HASH,
+    ENCAP_GUE, ENCAP_IPIP, LB_ENABLED, LB_ESTABLISHED_BY_SLOT, LB_FIXED_NEXT_HOP, MAX_CONNECTIONS,
+    NEW_FLOW_SEED, NEW_FLOW_SLOTS, VIP_ALLOW_LIST, VIP_DROP_REASONS, VIP_DROP_SLOTS,
+    VIP_NO_CONNTRACK, VIP_SAMPLED, VIP_SOURCE_HASH,
 };
 use xdpath_core::parse::ipv4_mapped;
 use xdpath_core::stats::counter_index;

@@ -6,6 +6,8 @@
 //!   as the VIP table holds them, the other slots zero, and each backend
 //!   naming its VIP's slot (plus one);
 //! - a VIP deleted leaves its slot zero;
+//! - the settings allow the fast path (`LB_ESTABLISHED_BY_SLOT`) only
+//!   while every VIP is a port VIP that keeps its flows by their ports;
 //! - a slot holding what the VIP table does not (settings a writer stopped
 //!   part way left), or zero where a VIP is (a writer stopped between
 //!   clearing and writing it), is a difference `state check` reports, and
@@ -17,7 +19,9 @@
 
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData};
 use xdpath_core::abi;
-use xdpath_core::lb::{Vip, VipSlot, MAX_BACKENDS, MAX_VIPS, VIP_SAMPLED};
+use xdpath_core::lb::{
+    LbConfig, Vip, VipSlot, LB_ESTABLISHED_BY_SLOT, MAX_BACKENDS, MAX_VIPS, VIP_SAMPLED,
+};
 use xdpath_core::parse::ipv4_mapped;
 use xdpath_lab::testenv::TestBed;
 
@@ -74,11 +78,20 @@ fn slots_hold_the_vip_table(bed: &TestBed) {
         let held = table.get(&at, 0).expect("a slot");
         if at == slot {
             assert_eq!(held[..24], vip_key(), "slot {at}: the VIP's key");
-            assert_eq!(held[24..], entry, "slot {at}: the VIP table's entry");
+            assert_eq!(held[24..40], entry, "slot {at}: the VIP table's entry");
+            assert_ne!(held[40..], [0; 8], "slot {at}: sealed");
         } else {
             assert_eq!(held, [0; SLOT_SIZE], "slot {at}: no VIP");
         }
     }
+}
+
+/// The balancer's settings' flags (`LbConfig::flags`, its first word).
+fn lb_flags(bed: &TestBed) -> u32 {
+    let config: Array<MapData, [u8; size_of::<LbConfig>()]> =
+        Array::try_from(Map::Array(shared(bed, abi::map::LB_CONFIG))).expect(abi::map::LB_CONFIG);
+    let value = config.get(&0, 0).expect("the settings");
+    u32::from_ne_bytes(value[..4].try_into().expect("four bytes"))
 }
 
 /// The `vip` field (VIP slot + 1) of every backend in use (family set).
@@ -111,14 +124,12 @@ fn vips_by_slot_follow_the_vip_table_and_a_stale_slot_is_a_difference() {
     let bed = bed();
     balancer(&bed);
     slots_hold_the_vip_table(&bed);
-    let (entry, slot) = vip_entry(&bed);
+    let (_, slot) = vip_entry(&bed);
     let own = u16::try_from(slot + 1).expect("a slot below 32");
     assert_eq!(backends_vip_fields(&bed), [own, own], "backends name it");
 
     // Settings the VIP table no longer holds (sampled, say).
-    let mut stale = [0u8; SLOT_SIZE];
-    stale[..24].copy_from_slice(&vip_key());
-    stale[24..].copy_from_slice(&entry);
+    let mut stale = slots(&bed).get(&slot, 0).expect("the slot");
     stale[24 + 14] |= VIP_SAMPLED;
     slots(&bed).set(slot, stale, 0).expect("write a stale slot");
     reported_and_repaired(&bed, "VIPs by slot: 0 of the state's 1 VIPs missing");
@@ -135,6 +146,25 @@ fn vips_by_slot_follow_the_vip_table_and_a_stale_slot_is_a_difference() {
     let free = (slot + 1) % MAX_VIPS;
     slots(&bed).set(free, stale, 0).expect("fill a free slot");
     reported_and_repaired(&bed, "1 slots holding what the state does not");
+
+    // The fast path is on only while every VIP allows it.
+    assert_ne!(lb_flags(&bed) & LB_ESTABLISHED_BY_SLOT, 0, "a port VIP");
+    let untracked = "203.0.113.11:80/tcp";
+    xdpath_ok_warned(
+        &bed,
+        &["lb", "vip", "add", untracked, "--flags", "no-conntrack"],
+    );
+    assert_eq!(
+        lb_flags(&bed) & LB_ESTABLISHED_BY_SLOT,
+        0,
+        "an untracked VIP"
+    );
+    xdpath_ok_warned(&bed, &["lb", "vip", "del", untracked]);
+    assert_ne!(
+        lb_flags(&bed) & LB_ESTABLISHED_BY_SLOT,
+        0,
+        "port VIPs again"
+    );
 
     xdpath_ok_warned(&bed, &["lb", "vip", "del", VIP]);
     let table = slots(&bed);

@@ -150,7 +150,7 @@ pub(crate) fn maglev(weights: [u32; 3]) -> Vec<u32> {
 
 pub(crate) fn lb_config() -> LbConfig {
     let mut config = LbConfig {
-        flags: LB_ENABLED | LB_FIXED_NEXT_HOP,
+        flags: LB_ENABLED | LB_FIXED_NEXT_HOP | LB_ESTABLISHED_BY_SLOT,
         source_v4_len: 96 + 16,
         source_v6_len: 64,
         next_hop_mac: mac_value(NEXT_HOP),

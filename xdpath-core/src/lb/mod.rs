@@ -193,6 +193,14 @@ pub const ENCAP_GUE: u8 = 1;
 pub const LB_ENABLED: u32 = 1 << 0;
 /// `LbConfig::flags`: send to `next_hop_mac` instead of asking the FIB.
 pub const LB_FIXED_NEXT_HOP: u32 = 1 << 1;
+/// `LbConfig::flags`: every VIP is one of a port that keeps its flows by
+/// their ports (not an all-ports, source-hashed or untracked VIP), so the
+/// balancing stage may look a frame's flow up before its VIP and find the
+/// VIP from the flow's backend ([`VipSlot`]). Off, a frame of such a VIP
+/// would pay that look for nothing; and an older build's install, which
+/// does not know `VIPS_BY_SLOT`, leaves it off (it writes the settings
+/// whole), so the slots it does not keep are not read.
+pub const LB_ESTABLISHED_BY_SLOT: u32 = 1 << 2;
 /// `DecapConfig::flags`: decapsulate on this interface.
 pub const DECAP_ENABLED: u32 = 1 << 0;
 

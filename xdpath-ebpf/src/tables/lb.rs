@@ -140,13 +140,11 @@ impl LbTables for MapTables {
 
     #[inline(always)]
     fn vip_in_slot(&self, slot: u32, address: &[u8; 16], port: u16, protocol: u8) -> Option<Vip> {
-        // Compared in place: a copy of the 40-byte entry would sit in the
-        // caller's frame.
+        // Compared in place: a copy of the 48-byte entry would sit in the
+        // caller's frame. An array's value is written in place: a slot read
+        // while it is cleared or written is not whole (`VipSlot::seal`).
         let entry = VIPS_BY_SLOT.get(slot)?;
-        entry
-            .key
-            .names(address, port, protocol)
-            .then_some(entry.vip)
+        (entry.key.names(address, port, protocol) && entry.whole()).then_some(entry.vip)
     }
 
     #[inline(always)]

@@ -17,8 +17,8 @@ use super::state::{BackendSpec, Encap, LbState, VipSpec};
 use super::LbError;
 use xdpath_core::lb::{
     mac_value, AllowKey, Backend, LbConfig, Vip, VipKey, BACKEND_OUT_OF_RING, ENCAP_GUE,
-    ENCAP_IPIP, LB_ENABLED, LB_FIXED_NEXT_HOP, MAX_ALLOW_PREFIXES, MAX_RING_SIZE, VIP_ALLOW_LIST,
-    VIP_NO_CONNTRACK, VIP_SAMPLED, VIP_SOURCE_HASH,
+    ENCAP_IPIP, LB_ENABLED, LB_ESTABLISHED_BY_SLOT, LB_FIXED_NEXT_HOP, MAX_ALLOW_PREFIXES,
+    MAX_RING_SIZE, VIP_ALLOW_LIST, VIP_NO_CONNTRACK, VIP_SAMPLED, VIP_SOURCE_HASH,
 };
 use xdpath_core::parse::ipv4_mapped;
 
@@ -134,6 +134,13 @@ fn lb_config(state: &LbState) -> Result<LbConfig, LbError> {
         return Ok(config);
     }
     config.flags = LB_ENABLED;
+    if state
+        .vips
+        .iter()
+        .all(|vip| vip.id.port != 0 && !vip.source_hash && !vip.no_conntrack)
+    {
+        config.flags |= LB_ESTABLISHED_BY_SLOT;
+    }
     config.mtu = state.settings.mtu;
     if let Some(mac) = &state.settings.next_hop_mac {
         config.flags |= LB_FIXED_NEXT_HOP;

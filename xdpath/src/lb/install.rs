@@ -82,15 +82,9 @@ impl CompiledLb {
     /// What `VIPS_BY_SLOT` holds once this configuration is installed:
     /// each VIP's key and entry in its slot (the others zero).
     pub fn vip_slots(&self) -> impl Iterator<Item = (u32, VipSlot)> + '_ {
-        self.vips.iter().map(|(key, vip)| {
-            (
-                vip.index,
-                VipSlot {
-                    key: *key,
-                    vip: *vip,
-                },
-            )
-        })
+        self.vips
+            .iter()
+            .map(|(key, vip)| (vip.index, VipSlot::new(*key, *vip)))
     }
 
     /// Zeroes each `VIPS_BY_SLOT` entry that this configuration changes

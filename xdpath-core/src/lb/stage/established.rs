@@ -15,8 +15,9 @@ pub(super) enum Established {
     /// The flow's 5-tuple is not in the established table.
     Missed,
     /// It is, but the fast path cannot settle the frame (its backend gone
-    /// or of unknown VIP, an all-ports, source-hashed or untracked VIP, or
-    /// a slot being changed): the lookups as usual.
+    /// or of unknown VIP; a VIP of another key in the slot — an all-ports
+    /// VIP for a frame to a port —, source-hashed or untracked; or a slot
+    /// being changed): the lookups as usual.
     NotSettled,
     /// An established flow of this port VIP, on this connection.
     Hit(Vip, Connection),

@@ -68,11 +68,13 @@ pub fn lb_stage<P: PacketMut, T: LbTables>(
         // A quoted header read part way may have overwritten fields.
         flow = Flow::of(key);
     }
-    let established = if T::VIPS_BY_SLOT && may_be_established(key) {
-        established_to_port_vip(&flow, tables)
-    } else {
-        Established::NotLooked
-    };
+    let established =
+        if T::VIPS_BY_SLOT && config.flags & LB_ESTABLISHED_BY_SLOT != 0 && may_be_established(key)
+        {
+            established_to_port_vip(&flow, tables)
+        } else {
+            Established::NotLooked
+        };
     let vip = match established {
         Established::Hit(vip, _) => vip,
         _ => vip_of(&flow, tables)?,
@@ -137,7 +139,14 @@ fn to_vip<P: PacketMut, T: LbTables>(
     };
     let picked = match picked {
         Some(hit) => Some(hit),
-        None => pick_backend(vip, flow, key.tcp_flags, established, tables),
+        None => {
+            // The fast path looked the same key up in the established
+            // table (a VIP that is not source-hashed keys its flows by
+            // their ports).
+            let established_missed =
+                matches!(established, Established::Missed) && vip.flags & VIP_SOURCE_HASH == 0;
+            pick_backend(vip, flow, key.tcp_flags, established_missed, tables)
+        }
     };
     let Some((index, backend, new_flow)) = picked else {
         return refused(Reason::LbNoBackend);
@@ -212,7 +221,7 @@ fn pick_backend<T: LbTables>(
     vip: &Vip,
     flow: &Flow,
     tcp_flags: u8,
-    established: Established,
+    established_missed: bool,
     tables: &mut T,
 ) -> Option<(u32, Backend, bool)> {
     let conntrack = vip.flags & VIP_NO_CONNTRACK == 0;
@@ -238,10 +247,6 @@ fn pick_backend<T: LbTables>(
     // A source-hashed VIP's entry is the client's, shared by all its
     // connections: a SYN of another one keeps to it (that is the point).
     let reopening = opening && vip.flags & VIP_SOURCE_HASH == 0;
-    // The fast path looked the same key up in the established table (a
-    // VIP that is not source-hashed keys its flows by their ports).
-    let established_missed =
-        matches!(established, Established::Missed) && vip.flags & VIP_SOURCE_HASH == 0;
     let found = if conntrack {
         known_connection(&connection_key, reopening, established_missed, tables)
     } else {

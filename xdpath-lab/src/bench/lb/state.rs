@@ -4,7 +4,8 @@
 use xdpath_core::build::{doc_v6, FrameSpec, Network, Transport};
 use xdpath_core::lb::{
     mac_value, AllowKey, Backend, ConnectionKey, LbConfig, NewFlowPlace, Vip, VipKey, ENCAP_GUE,
-    ENCAP_IPIP, LB_ENABLED, LB_FIXED_NEXT_HOP, MAX_ALLOW_PREFIXES, VIP_ALLOW_LIST,
+    ENCAP_IPIP, LB_ENABLED, LB_ESTABLISHED_BY_SLOT, LB_FIXED_NEXT_HOP, MAX_ALLOW_PREFIXES,
+    VIP_ALLOW_LIST,
 };
 use xdpath_core::parse::ipv4_mapped;
 use xdpath_core::wire::tcp::FLAG_SYN;
@@ -27,7 +28,7 @@ fn vip6() -> [u8; 16] {
 /// 2001:db8::ff00/64.
 fn bench_config() -> LbConfig {
     let mut config = LbConfig {
-        flags: LB_ENABLED | LB_FIXED_NEXT_HOP,
+        flags: LB_ENABLED | LB_FIXED_NEXT_HOP | LB_ESTABLISHED_BY_SLOT,
         source_v4_len: 96 + 16,
         source_v6_len: 64,
         next_hop_mac: mac_value(NEXT_HOP),
