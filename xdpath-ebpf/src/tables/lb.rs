@@ -4,7 +4,7 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use xdpath_core::lb::{
     vip_drop_index, AllowKey, Backend, Connection, ConnectionKey, ConnectionTable, DecapConfig,
-    LbConfig, LbTables, NewFlowPlace, NextHop, Vip, VipKey, DECAP_ENABLED, MAX_RINGS,
+    LbConfig, LbTables, NewFlowPlace, NextHop, Vip, VipKey, VipSlot, DECAP_ENABLED, MAX_RINGS,
     MAX_RING_SIZE, MAX_VIPS, NEW_FLOW_SEED, NO_BACKEND,
 };
 use xdpath_core::{Reason, Tables};
@@ -140,11 +140,12 @@ impl LbTables for MapTables {
 
     #[inline(always)]
     fn vip_in_slot(&self, slot: u32, address: &[u8; 16], port: u16, protocol: u8) -> Option<Vip> {
-        // Compared in place: a copy of the 48-byte entry would sit in the
-        // caller's frame. An array's value is written in place: a slot read
-        // while it is cleared or written is not whole (`VipSlot::seal`).
-        let entry = VIPS_BY_SLOT.get(slot)?;
-        (entry.key.names(address, port, protocol) && entry.whole()).then_some(entry.vip)
+        // An array's value is written in place, so the slot is read once
+        // and a slot read while it is cleared or written is not whole
+        // (`VipSlot::read`).
+        let entry = VIPS_BY_SLOT.get_ptr(slot)?;
+        // SAFETY: a map value of this array: 48 readable bytes, aligned.
+        unsafe { VipSlot::read(entry, address, port, protocol) }
     }
 
     #[inline(always)]
