@@ -26,8 +26,8 @@ pub struct VipSlot {
     pub key: VipKey,
     /// Its entry there.
     pub vip: Vip,
-    /// [`VipSlot::seal_of`] the five words before it; never 0, so a
-    /// cleared slot (all zero) is never whole.
+    /// [`seal_of`] the five words before it; never 0, so a cleared slot
+    /// (all zero) is never read whole.
     pub seal: u64,
 }
 
@@ -85,20 +85,8 @@ impl VipSlot {
     /// The slot of `key`'s VIP `vip`, sealed.
     pub fn new(key: VipKey, vip: Vip) -> Self {
         let mut slot = Self { key, vip, seal: 0 };
-        slot.seal = slot.seal_of();
+        slot.seal = seal_of(slot.words());
         slot
-    }
-
-    /// [`seal_of`] the key's and the entry's five words.
-    #[inline(always)]
-    pub fn seal_of(&self) -> u64 {
-        seal_of(self.words())
-    }
-
-    /// Whether the entry was read whole: its seal is its words'.
-    #[inline(always)]
-    pub fn whole(&self) -> bool {
-        self.seal == self.seal_of()
     }
 
     /// The key's three words and the entry's two.
@@ -183,14 +171,12 @@ mod tests {
     fn a_whole_slot_gives_its_vip_for_its_key_only() {
         assert_eq!(ADDRESS, ipv4_mapped([203, 0, 113, 10]));
         let slot = VipSlot::new(VipKey::new(&ADDRESS, 443, 6), vip());
-        assert!(slot.whole());
         assert_eq!(read(&slot, 443, 6), Some(vip()));
         assert_eq!(read(&slot, 444, 6), None, "another port");
         assert_eq!(read(&slot, 443, 17), None, "another protocol");
         // SAFETY: as in `read`.
         let other = unsafe { VipSlot::read(&slot, &ipv4_mapped([203, 0, 113, 11]), 443, 6) };
         assert_eq!(other, None, "another address");
-        assert!(!VipSlot::default().whole(), "a cleared slot");
         assert_eq!(read(&VipSlot::default(), 0, 0), None, "a cleared slot");
     }
 

@@ -19,8 +19,9 @@ pub(super) enum Established {
     /// VIP for a frame to a port —, source-hashed or untracked; or a slot
     /// being changed): the lookups as usual.
     NotSettled,
-    /// An established flow of this port VIP, on this connection.
-    Hit(Vip, Connection),
+    /// An established flow of this port VIP, on backend `index` (read
+    /// live by the fast path: not read again).
+    Hit(Vip, u32, Backend),
 }
 
 /// Whether a frame may be settled by [`established_to_port_vip`]: TCP (but
@@ -67,24 +68,8 @@ pub(super) fn established_to_port_vip<T: LbTables>(flow: &Flow, tables: &mut T) 
     };
     match tables.vip_in_slot(slot, &key.destination, key.destination_port, key.protocol) {
         Some(vip) if vip.index == slot && vip.flags & (VIP_SOURCE_HASH | VIP_NO_CONNTRACK) == 0 => {
-            Established::Hit(vip, connection)
+            Established::Hit(vip, connection.backend, backend)
         }
         _ => Established::NotSettled,
     }
-}
-
-/// The backend of a connection the fast path found, read again (it may
-/// have gone since) and counted as a hit, as `pick_backend` returns it;
-/// `None`: gone, and `pick_backend` decides as for any frame.
-#[inline(always)]
-pub(super) fn hit_backend<T: LbTables>(
-    connection: &Connection,
-    tables: &mut T,
-) -> Option<(u32, Backend, bool)> {
-    let backend = tables.backend(connection.backend)?;
-    if backend.family == 0 || backend.generation != connection.generation {
-        return None;
-    }
-    tables.count_connection(CONN_HITS);
-    Some((connection.backend, backend, false))
 }

@@ -17,7 +17,7 @@ use crate::verdict::Outcome;
 use crate::wire::protocol;
 use crate::wire::tcp::{FLAG_ACK, FLAG_SYN};
 
-use established::{established_to_port_vip, hit_backend, may_be_established, Established};
+use established::{established_to_port_vip, may_be_established, Established};
 use flow::{l3_offset, may_quote, quoted_flow, Flow};
 use rewrite::{encapsulate, write_tags, Target};
 
@@ -76,7 +76,7 @@ pub fn lb_stage<P: PacketMut, T: LbTables>(
             Established::NotLooked
         };
     let vip = match established {
-        Established::Hit(vip, _) => vip,
+        Established::Hit(vip, ..) => vip,
         _ => vip_of(&flow, tables)?,
     };
     if vip.flags & VIP_SAMPLED != 0 {
@@ -134,12 +134,11 @@ fn to_vip<P: PacketMut, T: LbTables>(
         return refused(Reason::LbFragment);
     }
     let picked = match established {
-        Established::Hit(_, connection) => hit_backend(&connection, tables),
-        _ => None,
-    };
-    let picked = match picked {
-        Some(hit) => Some(hit),
-        None => {
+        Established::Hit(_, index, backend) => {
+            tables.count_connection(CONN_HITS);
+            Some((index, backend, false))
+        }
+        _ => {
             // The fast path looked the same key up in the established
             // table (a VIP that is not source-hashed keys its flows by
             // their ports).
